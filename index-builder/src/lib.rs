@@ -1,0 +1,5 @@
+//! Registry tools of the Trellis plugin store.
+//!
+//! For plugin developers: `pack`, `sign`, `lint`, `keygen`. For registry operators:
+//! building, verifying and serving the signed static registry. The `trellis-index`
+//! binary is a thin layer over this library.

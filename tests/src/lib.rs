@@ -1,0 +1,1 @@
+//! Shared fixtures for Trellis's end-to-end tests.
