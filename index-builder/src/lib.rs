@@ -3,3 +3,5 @@
 //! For plugin developers: `pack`, `sign`, `lint`, `keygen`. For registry operators:
 //! building, verifying and serving the signed static registry. The `trellis-index`
 //! binary is a thin layer over this library.
+
+pub mod keyfile;

@@ -1,0 +1,163 @@
+//! File-system primitives every writer in Trellis goes through.
+//!
+//! - [`write_atomic`]: a temp file in the destination's directory, fsync, rename, fsync
+//!   of the directory. Readers see the old bytes or the new bytes, never a mix, and a
+//!   crash leaves at worst a stray temp file.
+//! - [`LockedFile`]: an exclusive advisory lock on a lock file, released on drop; the
+//!   one way to take the data-dir lock.
+//!
+//! Nothing here knows about plugins or registries.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// An I/O failure, with the path it happened on.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {}: {source}", path.display())]
+pub struct FsError {
+    /// What was being done ("writing", "locking", ...).
+    pub action: &'static str,
+    /// Where.
+    pub path: PathBuf,
+    /// The underlying error.
+    #[source]
+    pub source: io::Error,
+}
+
+impl FsError {
+    /// Wraps `source` with the action and path.
+    pub fn new(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Self { action, path: path.into(), source }
+    }
+}
+
+/// Writes `bytes` to `path` atomically: readers see either the old or the new content.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
+    write_atomic_with(path, |file| file.write_all(bytes))
+}
+
+/// Like [`write_atomic`], with the content produced by `write` into the temp file.
+pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut File) -> io::Result<()>) -> Result<(), FsError> {
+    let dir = parent_dir(path);
+    let mut temp = tempfile::Builder::new()
+        .prefix(".trellis-tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| FsError::new("creating a temp file in", dir, e))?;
+    write(temp.as_file_mut()).map_err(|e| FsError::new("writing", temp.path(), e))?;
+    temp.as_file().sync_all().map_err(|e| FsError::new("syncing", temp.path(), e))?;
+    temp.persist(path).map_err(|e| FsError::new("renaming into place", path, e.error))?;
+    sync_dir(dir)
+}
+
+/// Flushes a directory's entries (a rename inside it) to disk. A no-op where the
+/// platform cannot open directories (Windows).
+pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
+    #[cfg(unix)]
+    {
+        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| FsError::new("syncing directory", dir, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+/// Creates `dir` and its parents.
+pub fn create_dir_all(dir: &Path) -> Result<(), FsError> {
+    fs::create_dir_all(dir).map_err(|e| FsError::new("creating directory", dir, e))
+}
+
+/// An exclusively locked file; the lock is released when this is dropped.
+#[derive(Debug)]
+pub struct LockedFile {
+    file: File,
+    path: PathBuf,
+}
+
+impl LockedFile {
+    /// Takes the lock on `path` (creating the file), waiting for other holders.
+    pub fn acquire(path: &Path) -> Result<Self, FsError> {
+        let file = Self::open(path)?;
+        file.lock().map_err(|e| FsError::new("locking", path, e))?;
+        Ok(Self { file, path: path.to_owned() })
+    }
+
+    /// Takes the lock on `path` if nobody holds it; `Ok(None)` when somebody does.
+    pub fn try_acquire(path: &Path) -> Result<Option<Self>, FsError> {
+        let file = Self::open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Self { file, path: path.to_owned() })),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(FsError::new("locking", path, e)),
+        }
+    }
+
+    fn open(path: &Path) -> Result<File, FsError> {
+        create_dir_all(parent_dir(path))?;
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| FsError::new("opening lock file", path, e))
+    }
+
+    /// The lock file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for LockedFile {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_replaces_content_and_leaves_no_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn failed_write_keeps_the_old_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        write_atomic(&path, b"old").unwrap();
+        let err = write_atomic_with(&path, |f| {
+            f.write_all(b"half")?;
+            Err(io::Error::other("disk full"))
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("disk full"), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn lock_is_exclusive_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let held = LockedFile::acquire(&path).unwrap();
+        assert!(LockedFile::try_acquire(&path).unwrap().is_none());
+        drop(held);
+        assert!(LockedFile::try_acquire(&path).unwrap().is_some());
+    }
+}

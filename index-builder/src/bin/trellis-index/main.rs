@@ -1,0 +1,40 @@
+//! `trellis-index`: pack, sign and lint plugins; build, verify and serve registries.
+//!
+//! A thin layer over the `trellis_index` library: it parses arguments, sets up output
+//! and calls one library function per subcommand. Developer commands live in
+//! `developer.rs`; registry operator commands go in `operator.rs`.
+
+mod developer;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Trellis registry tools: for plugin developers (keygen, pack, sign, lint) and for
+/// registry operators (init, build, verify, serve, timestamp, yank, block, rotate).
+#[derive(Parser)]
+#[command(version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Developer(developer::Command),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Developer(command) => developer::run(command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
