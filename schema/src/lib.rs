@@ -15,6 +15,7 @@ pub mod id;
 pub mod index;
 pub mod key;
 pub mod manifest;
+pub mod path;
 pub mod permission;
 pub mod plugin;
 pub mod publisher;
