@@ -16,6 +16,7 @@ pub mod index;
 pub mod json_schema;
 pub mod key;
 pub mod manifest;
+pub mod path;
 pub mod permission;
 pub mod plugin;
 pub mod publisher;
