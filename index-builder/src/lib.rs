@@ -5,3 +5,5 @@
 //! binary is a thin layer over this library.
 
 pub mod keyfile;
+pub mod pack;
+pub mod source_tree;
