@@ -1,1 +1,3 @@
 //! Shared fixtures for Trellis's end-to-end tests.
+
+pub mod hostile;
