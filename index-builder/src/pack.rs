@@ -105,13 +105,8 @@ pub fn read_metadata(root: &Path) -> Result<PluginMetadata, PackError> {
     let bytes = std::fs::read(&path).map_err(|source| PackError::Metadata { path: path.clone(), source })?;
     validate::plugin_metadata_bytes(&bytes).map_err(|problems| PackError::Problems {
         root: root.to_owned(),
-        problems: Problems(problems.0.into_iter().map(|p| prefixed(METADATA_PATH, p)).collect()),
+        problems: Problems(problems.0.into_iter().map(|p| p.in_file(METADATA_PATH)).collect()),
     })
-}
-
-fn prefixed(file: &str, mut problem: Problem) -> Problem {
-    problem.path = format!("{file}: {}", problem.path);
-    problem
 }
 
 /// Packs the tree at `root` into `out` (replaced atomically; nothing is written on error).

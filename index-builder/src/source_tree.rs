@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use trellis_schema::manifest::CONTENT_MANIFEST_PATH;
 use trellis_schema::path::{NameSet, PackagePath};
-use trellis_schema::validate::{Problem, Severity};
+use trellis_schema::validate::Problem;
 
 /// A regular file of the tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,9 +45,7 @@ pub struct ScanError {
 /// Scans the tree rooted at `root`.
 pub fn scan(root: &Path) -> Result<Scan, ScanError> {
     let mut scan = Scan::default();
-    let mut problem = |path: String, message: String| {
-        scan.problems.push(Problem { path, message, severity: Severity::Error });
-    };
+    let mut problem = |path: String, message: String| scan.problems.push(Problem::error(path, message));
     let mut files = Vec::new();
     let mut names = NameSet::new();
     let walker = walkdir::WalkDir::new(root).follow_links(false).sort_by_file_name().min_depth(1);

@@ -77,6 +77,20 @@ pub struct Problem {
     pub severity: Severity,
 }
 
+impl Problem {
+    /// An error about `path`.
+    pub fn error(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { path: path.into(), message: message.into(), severity: Severity::Error }
+    }
+
+    /// The same problem, located inside `file` (`plugin.json: permissions[0].scope`).
+    #[must_use]
+    pub fn in_file(mut self, file: &str) -> Self {
+        self.path = format!("{file}: {}", self.path);
+        self
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.path, self.message)
@@ -497,17 +511,21 @@ pub struct PackageFile {
     pub head: Vec<u8>,
 }
 
-/// Checks a package's files against its metadata: license, layout, icons with their
-/// declared pixel sizes, screenshots, platform directories and entry points.
-pub fn package_contents(meta: &PluginMetadata, files: &BTreeMap<String, PackageFile>) -> Vec<Problem> {
+/// Checks what a package must hold whatever its metadata says: a license file and only
+/// the allowed top-level entries.
+pub fn package_layout(files: &BTreeMap<String, PackageFile>) -> Vec<Problem> {
     let mut c = Checker::default();
+    layout(&mut c, files);
+    c.problems
+}
+
+fn layout(c: &mut Checker, files: &BTreeMap<String, PackageFile>) {
     if !LICENSE_FILES.iter().any(|name| files.contains_key(*name)) {
         c.error("LICENSE", format!("the package has no license file; add one of {}", one_of(&LICENSE_FILES)));
     }
     for path in files.keys() {
         let top = path.split('/').next().unwrap_or_default();
-        let is_dir = path.contains('/');
-        let allowed = if is_dir {
+        let allowed = if path.contains('/') {
             matches!(top, "bin" | "resources" | "docs")
         } else {
             TOP_LEVEL.contains(&top) || LICENSE_FILES.contains(&top)
@@ -515,6 +533,16 @@ pub fn package_contents(meta: &PluginMetadata, files: &BTreeMap<String, PackageF
         if !allowed {
             c.error(path, "unexpected top-level entry; packages hold plugin.json, LICENSE, bin/, resources/ and docs/");
         }
+    }
+}
+
+/// Checks a package's files against its metadata: everything [`package_layout`] checks,
+/// plus icons with their declared pixel sizes, screenshots, platform directories and
+/// entry points.
+pub fn package_contents(meta: &PluginMetadata, files: &BTreeMap<String, PackageFile>) -> Vec<Problem> {
+    let mut c = Checker::default();
+    layout(&mut c, files);
+    for path in files.keys() {
         if let Some(platform) = path.strip_prefix("bin/").and_then(|rest| rest.split('/').next()) {
             match platform.parse::<Platform>() {
                 Ok(p) if !meta.platforms.contains(&p) => {
