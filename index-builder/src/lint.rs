@@ -114,9 +114,8 @@ fn lint_directory(root: &Path) -> Result<LintReport, LintError> {
         }
     };
     let scan = source_tree::scan(root).map_err(|e| LintError { path: e.path, source: e.source })?;
+    problems.extend(scan.limit_problems(&Limits::default()));
     problems.extend(scan.problems);
-    let limits = Limits::default();
-    check_sizes(scan.files.iter().map(|f| (f.package_path.as_str(), f.size)), &limits, &mut problems);
     let mut files = BTreeMap::new();
     for file in &scan.files {
         let mut head = Vec::with_capacity(HEAD_LEN);
@@ -192,27 +191,6 @@ fn metadata_problems(bytes: &[u8], problems: &mut Vec<Problem>) -> Option<Plugin
 fn release_label(bytes: &[u8]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
     Some(format!("{} {}", value.get("id")?.as_str()?, value.get("version")?.as_str()?))
-}
-
-fn check_sizes<'a>(files: impl Iterator<Item = (&'a str, u64)>, limits: &Limits, problems: &mut Vec<Problem>) {
-    let (mut count, mut total) = (0usize, 0u64);
-    for (path, size) in files {
-        count += 1;
-        total = total.saturating_add(size);
-        if size > limits.max_file_size {
-            problems.push(Problem::error(
-                path,
-                format!("{size} bytes; files may be at most {} bytes", limits.max_file_size),
-            ));
-        }
-    }
-    if count + 1 > limits.max_entries {
-        problems
-            .push(Problem::error(".", format!("{count} files; a package may hold at most {}", limits.max_entries - 1)));
-    }
-    if total > limits.max_total_size {
-        problems.push(Problem::error(".", format!("{total} bytes in all; at most {} allowed", limits.max_total_size)));
-    }
 }
 
 /// Sizes from the content manifest; heads of the files format checks look at.

@@ -15,6 +15,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
+use trellis_client::package::Limits;
 use trellis_schema::digest::{Hasher, Sha256};
 use trellis_schema::manifest::{CONTENT_MANIFEST_PATH, ContentManifest, FileEntry, PackageDigest};
 use trellis_schema::plugin::{METADATA_PATH, PluginMetadata};
@@ -111,11 +112,18 @@ pub fn read_metadata(root: &Path) -> Result<PluginMetadata, PackError> {
 
 /// Packs the tree at `root` into `out` (replaced atomically; nothing is written on error).
 pub fn pack_dir(root: &Path, out: &Path) -> Result<Packed, PackError> {
+    pack_dir_with_limits(root, out, &Limits::default())
+}
+
+/// Like [`pack_dir`], refusing trees over `limits` (those the client would refuse).
+pub fn pack_dir_with_limits(root: &Path, out: &Path, limits: &Limits) -> Result<Packed, PackError> {
     if !root.is_dir() {
         return Err(PackError::NotADirectory(root.to_owned()));
     }
     let metadata = read_metadata(root)?;
-    let scan = source_tree::scan(root)?;
+    let mut scan = source_tree::scan(root)?;
+    let over_limits = scan.limit_problems(limits);
+    scan.problems.extend(over_limits);
     if !scan.problems.is_empty() {
         return Err(PackError::Problems { root: root.to_owned(), problems: Problems(scan.problems) });
     }
@@ -129,8 +137,7 @@ pub fn pack_dir(root: &Path, out: &Path) -> Result<Packed, PackError> {
         path: out_dir.to_owned(),
         source,
     })?;
-    let temp = tempfile::Builder::new()
-        .prefix(".trellis-pack-")
+    let temp = trellis_client::fs::temp_builder(".trellis-pack-")
         .tempfile_in(out_dir)
         .map_err(|source| PackError::Io { action: "creating a temp file in", path: out_dir.to_owned(), source })?;
     let zip_err = |source| PackError::Zip { path: out.to_owned(), source };

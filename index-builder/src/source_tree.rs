@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use trellis_client::package::Limits;
 use trellis_schema::manifest::CONTENT_MANIFEST_PATH;
 use trellis_schema::path::{NameSet, PackagePath};
 use trellis_schema::validate::Problem;
@@ -29,6 +30,35 @@ pub struct Scan {
     pub files: Vec<TreeFile>,
     /// Problems found; packing refuses a tree with any.
     pub problems: Vec<Problem>,
+}
+
+impl Scan {
+    /// Problems with the sizes extraction enforces: per file, total, and entry count
+    /// (the content manifest takes one entry).
+    pub fn limit_problems(&self, limits: &Limits) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut total = 0u64;
+        for file in &self.files {
+            total = total.saturating_add(file.size);
+            if file.size > limits.max_file_size {
+                problems.push(Problem::error(
+                    &file.package_path,
+                    format!("{} bytes; a file may have at most {} bytes", file.size, limits.max_file_size),
+                ));
+            }
+        }
+        if self.files.len() + 1 > limits.max_entries {
+            problems.push(Problem::error(
+                ".",
+                format!("{} files; a package may hold at most {}", self.files.len(), limits.max_entries - 1),
+            ));
+        }
+        if total > limits.max_total_size {
+            problems
+                .push(Problem::error(".", format!("{total} bytes in all; at most {} allowed", limits.max_total_size)));
+        }
+        problems
+    }
 }
 
 /// A tree that cannot be read at all.

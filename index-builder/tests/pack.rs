@@ -142,3 +142,16 @@ fn refuses_a_missing_source_directory() {
     let err = pack_dir(&dir.path().join("nope"), &dir.path().join("x.zip")).unwrap_err();
     assert!(matches!(err, PackError::NotADirectory(_)), "{err}");
 }
+
+#[test]
+fn refuses_trees_over_the_limits_the_client_enforces() {
+    let (dir, tree) = clock_tree();
+    let mut limits = trellis_client::package::Limits::default();
+    limits.max_entries = 4;
+    limits.max_file_size = 600;
+    let out = dir.path().join("clock.zip");
+    let err = trellis_index::pack::pack_dir_with_limits(&tree, &out, &limits).unwrap_err().to_string();
+    assert!(err.contains("8 files; a package may hold at most 3"), "{err}");
+    assert!(err.contains("LICENSE: 670 bytes") && err.contains("a file may have at most 600 bytes"), "{err}");
+    assert!(!out.exists());
+}
