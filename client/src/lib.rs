@@ -5,3 +5,4 @@
 //! and a small dependency tree, because every host app pays for it.
 
 pub mod fs;
+pub mod resolve;
