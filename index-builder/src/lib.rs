@@ -14,5 +14,7 @@ pub mod keyfile;
 pub mod operator;
 pub mod registry;
 pub mod release;
+pub mod serve;
 pub mod site;
 pub mod tuf;
+pub mod verify;
