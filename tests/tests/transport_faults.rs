@@ -2,6 +2,8 @@
 //! mirror (a clear error, trusted state unchanged, nothing refused is stored) and with
 //! two mirrors (the good one wins and the result is correct).
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns panic on setup failure by design
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
