@@ -161,6 +161,11 @@ impl TrustedSet {
         Ok(TimestampUpdate::Updated)
     }
 
+    /// §5.4.4 for the timestamp we keep: the final timestamp must not be expired.
+    pub fn check_timestamp_fresh(&self) -> Result<(), TrustError> {
+        self.final_timestamp().map(|_| ())
+    }
+
     fn final_timestamp(&self) -> Result<&Verified<Timestamp>, TrustError> {
         let timestamp = self.timestamp.as_ref().ok_or(TrustError::NotLoaded("timestamp"))?;
         fresh("timestamp", timestamp, self.now)?;

@@ -226,7 +226,7 @@ impl Updater {
             self.store.store("timestamp", &bytes)?;
         }
         self.store.store_validators(Some(&validators))?;
-        Ok(())
+        self.trusted.check_timestamp_fresh()
     }
 
     fn update_snapshot(&mut self) -> Result<(), TrustError> {
@@ -470,6 +470,30 @@ impl Updater {
                 Ok(UpdateCheck::Refreshed)
             }
         }
+    }
+
+    /// "Is anything new for what I have?": `known` lists target paths (e.g. the index
+    /// docs of installed plugins) with the SHA-256 of the bytes the caller has. Runs
+    /// [`Updater::check_for_updates`]; when nothing is new that is the only request,
+    /// whatever the length of `known`. Otherwise returns the targets whose signed
+    /// SHA-256 differs, loading only the delegated roles (bins) on their paths; bins
+    /// whose version did not move are read back from the trusted store.
+    pub fn changed_targets(
+        &mut self,
+        known: &[(String, trellis_schema::Sha256)],
+    ) -> Result<Vec<TargetInfo>, TrustError> {
+        if self.check_for_updates()? == UpdateCheck::NothingNew {
+            return Ok(Vec::new());
+        }
+        let mut changed = Vec::new();
+        for (path, have) in known {
+            if let Some(info) = self.target_info(path)?
+                && info.sha256().as_ref() != Some(have)
+            {
+                changed.push(info);
+            }
+        }
+        Ok(changed)
     }
 
     /// Loads the trusted snapshot and top-level targets from disk (no network),
