@@ -7,3 +7,5 @@
 pub mod fs;
 pub mod package;
 pub mod resolve;
+pub mod transport;
+pub mod trust;

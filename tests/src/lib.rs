@@ -2,3 +2,5 @@
 
 pub mod hostile;
 pub mod trees;
+pub mod fault_server;
+pub mod registry;
