@@ -38,7 +38,7 @@ use semver::Version;
 use trellis_schema::id::{PluginId, VendorId};
 use trellis_schema::index::IndexRelease;
 
-pub use provider::{Exclusion, Notice};
+pub use provider::{Exclusion, Notice, exclusion};
 pub use request::{HostApp, Registries, RegistryName, Request, Requirement, Upgrade};
 pub use source::{DocRequest, IndexSource, MemorySource, SourceError, SourceLog};
 

@@ -144,6 +144,42 @@ impl PluginEntry {
     }
 }
 
+/// Why `request` would not install `release` of `id`, or `None` when it is eligible.
+///
+/// The same rule the resolver applies, for callers that list releases (`info ID`).
+/// Checked in this order: blocklist, pin, yanked (unless installed), host app, platform,
+/// channel, client version; the first reason found is returned.
+pub fn exclusion(request: &Request, id: &PluginId, release: &IndexRelease) -> Option<Exclusion> {
+    let version = &release.version;
+    if let Some(entry) = request.blocklist.find(id, version, Some(&release.package.sha256)) {
+        return Some(Exclusion::Blocked { severity: entry.severity, reason: entry.reason.clone() });
+    }
+    if let Some(pinned) = request.pins.get(id)
+        && pinned != version
+    {
+        return Some(Exclusion::NotPinned { pinned: pinned.clone() });
+    }
+    if release.yanked && request.installed.get(id) != Some(version) {
+        return Some(Exclusion::Yanked);
+    }
+    if release.host.id != request.host.id {
+        return Some(Exclusion::OtherHost { host: release.host.id.clone() });
+    }
+    if !release.platforms.iter().any(|p| p.runs_on(request.platform)) {
+        return Some(Exclusion::Platform { supported: release.platforms.clone() });
+    }
+    let follows = request.channel_of(id);
+    if !follows.accepts(release.channel) {
+        return Some(Exclusion::Channel { release: release.channel, follows });
+    }
+    if let Some(needs) = &release.min_client_version
+        && *needs > request.client_version
+    {
+        return Some(Exclusion::ClientTooOld { needs: needs.clone() });
+    }
+    None
+}
+
 /// A notable fact found while resolving that is not an error.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Notice {
@@ -168,7 +204,7 @@ impl fmt::Display for Notice {
                     f,
                     "{id} is offered by registry `{bound}` and also by {}; namespace `{}` is now bound to `{bound}` and \
                      the other copies are ignored",
-                    ignored.join(", "),
+                    super::report::list(&ignored),
                     id.vendor()
                 )
             }
@@ -329,7 +365,7 @@ impl<'a, S: IndexSource> Provider<'a, S> {
         let mut candidates = Vec::new();
         let mut excluded = Vec::new();
         for release in &doc.releases {
-            match self.exclusion(id, release) {
+            match exclusion(self.request, id, release) {
                 Some(why) => excluded.push((release.version.clone(), why)),
                 None => candidates.push(release.version.clone()),
             }
@@ -345,38 +381,6 @@ impl<'a, S: IndexSource> Provider<'a, S> {
         }
         excluded.sort_by(|a, b| b.0.cmp(&a.0));
         PluginEntry { registry, doc, candidates, excluded }
-    }
-
-    fn exclusion(&self, id: &PluginId, release: &IndexRelease) -> Option<Exclusion> {
-        let request = self.request;
-        let version = &release.version;
-        if let Some(entry) = request.blocklist.find(id, version, Some(&release.package.sha256)) {
-            return Some(Exclusion::Blocked { severity: entry.severity, reason: entry.reason.clone() });
-        }
-        if let Some(pinned) = request.pins.get(id)
-            && pinned != version
-        {
-            return Some(Exclusion::NotPinned { pinned: pinned.clone() });
-        }
-        if release.yanked && request.installed.get(id) != Some(version) {
-            return Some(Exclusion::Yanked);
-        }
-        if release.host.id != request.host.id {
-            return Some(Exclusion::OtherHost { host: release.host.id.clone() });
-        }
-        if !release.platforms.iter().any(|p| p.runs_on(request.platform)) {
-            return Some(Exclusion::Platform { supported: release.platforms.clone() });
-        }
-        let follows = request.channel_of(id);
-        if !follows.accepts(release.channel) {
-            return Some(Exclusion::Channel { release: release.channel, follows });
-        }
-        if let Some(needs) = &release.min_client_version
-            && *needs > request.client_version
-        {
-            return Some(Exclusion::ClientTooOld { needs: needs.clone() });
-        }
-        None
     }
 
     fn dependencies_of_root(&self) -> DependencyConstraints<Package, Ranges<Version>> {

@@ -12,7 +12,6 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::ops::Bound;
 use std::sync::Arc;
 
 use pubgrub::{DefaultStringReporter, DerivationTree, Derived, External, Map, Ranges, ReportFormatter, Reporter, Term};
@@ -35,8 +34,8 @@ const LISTED_RELEASES: usize = 5;
 /// Explains why `tree` has no solution.
 pub(crate) fn explain<S: IndexSource>(provider: &Provider<'_, S>, tree: &Tree) -> Conflict {
     let mut tree = tree.clone();
-    simplify(provider, &mut tree);
     let formatter = Words { provider, mentioned: RefCell::default() };
+    simplify(&formatter, &mut tree);
     let explanation = DefaultStringReporter::report_with_formatter(&tree, &formatter);
     let hints = hints(provider, &tree, &formatter.mentioned.borrow());
     Conflict { explanation, hints }
@@ -47,10 +46,10 @@ pub(crate) fn explain<S: IndexSource>(provider: &Provider<'_, S>, tree: &Tree) -
 /// "X has no release in <the gaps between its releases>" is dropped, or folded into the
 /// neighbouring "X depends on Y". A missing or unusable *dependency* is kept, because
 /// that is the reason for the conflict.
-fn simplify<S: IndexSource>(provider: &Provider<'_, S>, tree: &mut Tree) {
+fn simplify<S: IndexSource>(words: &Words<'_, '_, S>, tree: &mut Tree) {
     let DerivationTree::Derived(derived) = tree else { return };
-    simplify(provider, Arc::make_mut(&mut derived.cause1));
-    simplify(provider, Arc::make_mut(&mut derived.cause2));
+    simplify(words, Arc::make_mut(&mut derived.cause1));
+    simplify(words, Arc::make_mut(&mut derived.cause2));
     let replacement = match (&*derived.cause1, &*derived.cause2) {
         (DerivationTree::External(External::NoVersions(gap, gaps)), other)
         | (other, DerivationTree::External(External::NoVersions(gap, gaps))) => match other {
@@ -62,7 +61,7 @@ fn simplify<S: IndexSource>(provider: &Provider<'_, S>, tree: &mut Tree) {
                     set_dep.clone(),
                 ))
             }
-            _ if is_gaps(provider, gap, gaps) => other.clone(),
+            _ if is_gaps(words, gap, gaps) => other.clone(),
             _ => return,
         },
         _ => return,
@@ -70,20 +69,14 @@ fn simplify<S: IndexSource>(provider: &Provider<'_, S>, tree: &mut Tree) {
     *tree = replacement;
 }
 
-/// Whether `set` only covers versions between published releases of `package`: every
-/// bound is open or excludes a published release, and no release is inside.
-fn is_gaps<S: IndexSource>(provider: &Provider<'_, S>, package: &Package, set: &Ranges<Version>) -> bool {
+/// Whether `set` only covers versions between published releases of `package`: no
+/// release is inside, and it is not a requirement someone wrote (those are worth saying:
+/// "acme.a has no release matching >=2").
+fn is_gaps<S: IndexSource>(words: &Words<'_, '_, S>, package: &Package, set: &Ranges<Version>) -> bool {
     let Package::Plugin(id) = package else { return false };
-    let Some(lookup) = provider.known(id) else { return false };
+    let Some(lookup) = words.provider.known(id) else { return false };
     let Lookup::Found(entry) = &*lookup else { return false };
-    let published = |v: &Version| entry.doc.release(v).is_some();
-    let open_or_published = |bound: &Bound<Version>| match bound {
-        Bound::Unbounded => true,
-        Bound::Excluded(v) => published(v),
-        Bound::Included(_) => false,
-    };
-    !entry.doc.releases.iter().any(|r| set.contains(&r.version))
-        && set.iter().all(|(low, high)| open_or_published(low) && open_or_published(high))
+    !entry.doc.releases.iter().any(|r| set.contains(&r.version)) && words.written(package, set).is_none()
 }
 
 struct Words<'p, 'a, S: IndexSource> {
@@ -104,7 +97,7 @@ fn named(package: &Package, set: &Ranges<Version>) -> String {
 /// Most versions listed one by one when naming the releases a statement is about.
 const LISTED_VERSIONS: usize = 3;
 
-fn list(items: &[String]) -> String {
+pub(crate) fn list(items: &[String]) -> String {
     match items {
         [] => String::new(),
         [one] => one.clone(),
@@ -284,11 +277,8 @@ impl<S: IndexSource> Words<'_, '_, S> {
                 format!("{vs} {is} {article}{release} release{plural}")
             }
             Exclusion::ClientTooOld { needs } => {
-                format!(
-                    "{vs} need{} Trellis {needs} or newer (this is {})",
-                    if one { "s" } else { "" },
-                    request.client_version
-                )
+                let s = if one { "s" } else { "" };
+                format!("{vs} need{s} Trellis {needs} or newer, this is {}", request.client_version)
             }
         }
     }

@@ -327,6 +327,34 @@ fn refuses_bindings_to_unconfigured_registries_and_empty_registry_lists() {
     assert!(matches!(resolve(&request, &MemorySource::new()), Err(ResolveError::NoRegistry)));
 }
 
+#[test]
+fn exclusion_reports_the_first_rule_a_release_breaks() {
+    let blocklist = Blocklist { entries: vec![block("acme.a", "=1.0.0", "malware", Severity::Critical)] };
+    let request = request().with_blocklist(Arc::new(blocklist)).with_installed(id("acme.a"), ver("1.2.0"));
+    let a = id("acme.a");
+    assert!(matches!(exclusion(&request, &a, &rel("1.0.0").yanked().0), Some(Exclusion::Blocked { .. })));
+    assert_eq!(exclusion(&request, &a, &rel("1.1.0").yanked().0), Some(Exclusion::Yanked));
+    assert_eq!(exclusion(&request, &a, &rel("1.2.0").yanked().0), None);
+    assert_eq!(
+        exclusion(&request, &a, &rel("1.3.0").channel(Channel::Beta).0),
+        Some(Exclusion::Channel { release: Channel::Beta, follows: Channel::Stable })
+    );
+    assert_eq!(
+        exclusion(&request, &a, &rel("1.4.0").min_client("9.0.0").0),
+        Some(Exclusion::ClientTooOld { needs: ver("9.0.0") })
+    );
+}
+
+#[test]
+fn describes_a_plugin_offered_by_several_registries() {
+    let notice = Notice::AlsoOfferedBy {
+        id: id("acme.a"),
+        bound: RegistryName::new("corp"),
+        ignored: vec![public(), RegistryName::new("mirror")],
+    };
+    insta::assert_snapshot!(notice.to_string());
+}
+
 // ---- conflict explanations ----
 
 #[test]
@@ -429,6 +457,29 @@ fn explains_a_conflict_through_two_dependency_paths() {
         doc("acme.base", vec![rel("1.0.0"), rel("2.0.0")]),
     ]);
     insta::assert_snapshot!(conflict(resolve(&want(request(), "acme.app", "*"), &source)));
+}
+
+#[test]
+fn explains_releases_for_another_app_or_a_newer_client() {
+    let source = source(vec![
+        doc("acme.editor", vec![rel("1.0.0").dep("acme.git", ">=2")]),
+        doc("acme.git", vec![rel("1.0.0"), rel("2.0.0").host_app("other-app"), rel("2.1.0").min_client("9.0.0")]),
+    ]);
+    let request = want(request(), "acme.editor", "*").with_client_version(ver("0.1.0"));
+    insta::assert_snapshot!(conflict(resolve(&request, &source)));
+}
+
+#[test]
+fn explains_a_conflict_between_transitive_dependencies() {
+    let source = source(vec![
+        doc("acme.a", vec![rel("1.0.0").dep("acme.x", "^1").dep("acme.y", "^1")]),
+        doc("acme.b", vec![rel("1.0.0").dep("acme.x", "^2"), rel("1.1.0").dep("acme.y", "^2")]),
+        doc("acme.x", vec![rel("1.0.0").dep("acme.z", "^1"), rel("2.0.0").dep("acme.z", "^2")]),
+        doc("acme.y", vec![rel("1.0.0").dep("acme.z", "^2"), rel("2.0.0").dep("acme.z", "^1")]),
+        doc("acme.z", vec![rel("1.0.0"), rel("2.0.0")]),
+    ]);
+    let request = want(want(request(), "acme.a", "*"), "acme.b", "*");
+    insta::assert_snapshot!(conflict(resolve(&request, &source)));
 }
 
 mod properties;
