@@ -53,7 +53,9 @@ fn simplify<S: IndexSource>(words: &Words<'_, '_, S>, tree: &mut Tree) {
     let replacement = match (&*derived.cause1, &*derived.cause2) {
         (DerivationTree::External(External::NoVersions(gap, gaps)), other)
         | (other, DerivationTree::External(External::NoVersions(gap, gaps))) => match other {
-            DerivationTree::External(External::FromDependencyOf(p, set_p, dep, set_dep)) if gap == p => {
+            DerivationTree::External(External::FromDependencyOf(p, set_p, dep, set_dep))
+                if gap == p && publishes_none(words, gap, gaps) =>
+            {
                 DerivationTree::External(External::FromDependencyOf(
                     p.clone(),
                     set_p.union(gaps),
@@ -73,10 +75,15 @@ fn simplify<S: IndexSource>(words: &Words<'_, '_, S>, tree: &mut Tree) {
 /// release is inside, and it is not a requirement someone wrote (those are worth saying:
 /// "acme.a has no release matching >=2").
 fn is_gaps<S: IndexSource>(words: &Words<'_, '_, S>, package: &Package, set: &Ranges<Version>) -> bool {
+    publishes_none(words, package, set) && words.written(package, set).is_none()
+}
+
+/// Whether `package` is a plugin whose doc is known and has no release in `set`.
+fn publishes_none<S: IndexSource>(words: &Words<'_, '_, S>, package: &Package, set: &Ranges<Version>) -> bool {
     let Package::Plugin(id) = package else { return false };
     let Some(lookup) = words.provider.known(id) else { return false };
     let Lookup::Found(entry) = &*lookup else { return false };
-    !entry.doc.releases.iter().any(|r| set.contains(&r.version)) && words.written(package, set).is_none()
+    !entry.doc.releases.iter().any(|r| set.contains(&r.version))
 }
 
 struct Words<'p, 'a, S: IndexSource> {
@@ -218,7 +225,8 @@ impl<S: IndexSource> Words<'_, '_, S> {
     fn unusable(&self, id: &PluginId, set: &Ranges<Version>, entry: &PluginEntry) -> String {
         let mut published: Vec<&Version> = entry.doc.releases.iter().map(|r| &r.version).collect();
         published.sort_unstable_by(|a, b| b.cmp(a));
-        let matching = match self.written(&Package::Plugin(id.clone()), set) {
+        let written = self.written(&Package::Plugin(id.clone()), set);
+        let matching = match &written {
             _ if *set == Ranges::full() => String::new(),
             Some(req) => format!(" matching {req}"),
             None => format!(" matching {}", display_ranges(set)),
@@ -248,7 +256,14 @@ impl<S: IndexSource> Words<'_, '_, S> {
         }) {
             reasons.push(format!("{id} follows the {follows} channel"));
         }
-        format!("{id} has no usable release{matching} ({})", reasons.join("; "))
+        // Releases outside the set are accounted for elsewhere in the explanation; naming
+        // them reads better than the set between them (`<1.0.0 or >1.0.0`).
+        let outside: Vec<String> = published.iter().filter(|v| !set.contains(**v)).map(|v| v.to_string()).collect();
+        let which = match (&written, outside.len()) {
+            (None, 1..=LISTED_RELEASES) => format!(" other than {}", list(&outside)),
+            _ => matching,
+        };
+        format!("{id} has no usable release{which} ({})", reasons.join("; "))
     }
 
     fn excluded(&self, why: &Exclusion, vs: &[&Version]) -> String {

@@ -482,4 +482,40 @@ fn explains_a_conflict_between_transitive_dependencies() {
     insta::assert_snapshot!(conflict(resolve(&request, &source)));
 }
 
+#[test]
+fn explains_why_newer_releases_of_the_requested_plugin_were_skipped() {
+    let source = source(vec![doc(
+        "acme.editor",
+        vec![
+            rel("1.0.0").dep("acme.spell", "^1"),
+            rel("2.0.0").yanked(),
+            rel("2.1.0").platforms(&[Platform::MacosAarch64]),
+        ],
+    )]);
+    insta::assert_snapshot!(conflict(resolve(&want(request(), "acme.editor", "*"), &source)));
+}
+
+#[test]
+fn explains_a_plugin_no_registry_publishes() {
+    let mut request = want(request(), "globex.viewer", "^3");
+    request.registries = Registries::new([public(), RegistryName::new("corp")]);
+    insta::assert_snapshot!(conflict(resolve(&request, &source(Vec::new()))));
+}
+
+#[test]
+fn a_pin_wins_over_keeping_the_installed_version() {
+    let source = source(vec![doc("acme.a", vec![rel("1.0.0"), rel("1.1.0"), rel("1.2.0")])]);
+    let request =
+        want(request(), "acme.a", "*").with_installed(id("acme.a"), ver("1.0.0")).with_pin(id("acme.a"), ver("1.1.0"));
+    assert_eq!(chosen(&resolve(&request, &source).unwrap()), ["acme.a 1.1.0"]);
+}
+
+#[test]
+fn marks_which_plugins_were_requested() {
+    let source = source(vec![doc("acme.a", vec![rel("1.0.0").dep("acme.b", "*")]), doc("acme.b", vec![rel("1.0.0")])]);
+    let resolution = resolve(&want(request(), "acme.a", "*"), &source).unwrap();
+    let requested: Vec<(&str, bool)> = resolution.plugins.iter().map(|p| (p.id.as_str(), p.requested)).collect();
+    assert_eq!(requested, [("acme.b", false), ("acme.a", true)]);
+}
+
 mod properties;
