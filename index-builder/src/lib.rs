@@ -5,3 +5,7 @@
 //! binary is a thin layer over this library.
 
 pub mod keyfile;
+pub mod lint;
+pub mod pack;
+pub mod sign;
+pub mod source_tree;
