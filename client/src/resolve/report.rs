@@ -36,7 +36,13 @@ pub(crate) fn explain<S: IndexSource>(provider: &Provider<'_, S>, tree: &Tree) -
     let mut tree = tree.clone();
     let formatter = Words { provider, mentioned: RefCell::default() };
     simplify(&formatter, &mut tree);
-    let explanation = DefaultStringReporter::report_with_formatter(&tree, &formatter);
+    let explanation = match &tree {
+        // A single fact: pubgrub reports it bare; make it a sentence with the conclusion.
+        DerivationTree::External(external) => {
+            format!("Because {}, no set of releases satisfies your request.", formatter.format_external(external))
+        }
+        DerivationTree::Derived(_) => DefaultStringReporter::report_with_formatter(&tree, &formatter),
+    };
     let hints = hints(provider, &tree, &formatter.mentioned.borrow());
     Conflict { explanation, hints }
 }
@@ -298,7 +304,44 @@ impl<S: IndexSource> Words<'_, '_, S> {
         }
     }
 
+    /// The requirements on `dep` written by the request (for the root) or by `p`'s
+    /// releases in `set_p`, as `dep REQ` strings.
+    fn requirements_on(&self, p: &Package, set_p: &Ranges<Version>, dep: &Package) -> Vec<String> {
+        let mut written: Vec<String> = match (p, dep) {
+            (Package::Root, Package::Plugin(id)) => self
+                .provider
+                .request()
+                .requirements
+                .iter()
+                .filter(|r| &r.id == id)
+                .map(|r| format!("{dep} {}", r.version))
+                .collect(),
+            (Package::Plugin(id), Package::Plugin(dep_id)) => match self.provider.known(id).as_deref() {
+                Some(Lookup::Found(entry)) => entry
+                    .doc
+                    .releases
+                    .iter()
+                    .filter(|r| set_p.contains(&r.version))
+                    .flat_map(|r| &r.dependencies)
+                    .filter(|d| d.id == *dep_id)
+                    .map(|d| format!("{dep} {}", d.version_requirement))
+                    .collect(),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        written.dedup();
+        written
+    }
+
     fn dependency(&self, p: &Package, set_p: &Ranges<Version>, dep: &Package, set_dep: &Ranges<Version>) -> String {
+        if set_dep.is_empty() {
+            let both = list(&self.requirements_on(p, set_p, dep));
+            return match p {
+                Package::Root => format!("you asked for {both}, which no single version satisfies"),
+                _ => format!("{} asks for {both}, which no single version satisfies", self.subject(p, set_p)),
+            };
+        }
         let target = self.target(dep, set_dep);
         match (p, dep) {
             (Package::Root, Package::Host) => format!("your request needs {target}"),
@@ -339,15 +382,24 @@ impl<S: IndexSource> ReportFormatter<Package, Ranges<Version>, Unavailable> for 
             [(package, Term::Negative(set))] => format!("{} is required", named(package, set)),
             [(p, Term::Positive(set_p)), (dep, Term::Negative(set_dep))]
             | [(dep, Term::Negative(set_dep)), (p, Term::Positive(set_p))] => self.dependency(p, set_p, dep, set_dep),
+            // {P1, P2, not N1, not N2}: selecting P1 and P2 requires N1 or N2.
             many => {
-                let parts: Vec<String> = many
-                    .iter()
-                    .map(|(package, term)| match term {
-                        Term::Positive(set) => self.subject(package, set),
-                        Term::Negative(set) => format!("{package} outside {}", display_ranges(set)),
-                    })
-                    .collect();
-                format!("{} cannot be used together", list(&parts))
+                let mut users = Vec::new();
+                let mut needed = Vec::new();
+                for (package, term) in many {
+                    match term {
+                        Term::Positive(set) => users.push(self.subject(package, set)),
+                        Term::Negative(set) => needed.push(self.target(package, set)),
+                    }
+                }
+                match (users.is_empty(), needed.is_empty()) {
+                    (_, true) => format!("{} cannot be used together", list(&users)),
+                    (true, false) => format!("one of {} is required", or_list(&needed)),
+                    (false, false) => {
+                        let need = if users.len() == 1 { "needs" } else { "together need" };
+                        format!("{} {need} {}", list(&users), or_list(&needed))
+                    }
+                }
             }
         }
     }

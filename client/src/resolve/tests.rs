@@ -518,4 +518,10 @@ fn marks_which_plugins_were_requested() {
     assert_eq!(requested, [("acme.b", false), ("acme.a", true)]);
 }
 
+#[test]
+fn explains_requirements_that_exclude_each_other() {
+    let source = source(vec![doc("acme.a", vec![rel("1.0.0"), rel("2.0.0")])]);
+    insta::assert_snapshot!(conflict(resolve(&want(want(request(), "acme.a", "=1.0.0"), "acme.a", "^2"), &source)));
+}
+
 mod properties;
