@@ -299,15 +299,26 @@ impl<'a, S: IndexSource> Provider<'a, S> {
         }
     }
 
-    /// Registries other than `bound` that serve `id` (only asked on the failure path).
-    fn elsewhere(&self, bound: &RegistryName, id: &PluginId) -> Result<Vec<RegistryName>, ResolveError> {
-        let mut found = Vec::new();
-        for registry in self.request.registries.priority.iter().filter(|r| *r != bound) {
-            if self.fetch(registry, id)?.is_some() {
-                found.push(registry.clone());
-            }
-        }
-        Ok(found)
+    /// Registries other than `bound` that serve `id`, asked only to explain a failure or
+    /// a notice: a registry that cannot answer is left out rather than failing
+    /// resolution, because its answer would not change which registry serves `id`.
+    fn elsewhere<'r>(
+        &self,
+        bound: &RegistryName,
+        id: &PluginId,
+        registries: impl Iterator<Item = &'r RegistryName>,
+    ) -> Vec<RegistryName> {
+        registries
+            .filter(|r| *r != bound)
+            .filter(|registry| match self.fetch(registry, id) {
+                Ok(doc) => doc.is_some(),
+                Err(err) => {
+                    tracing::debug!(%registry, %id, %err, "skipping a registry that cannot say whether it offers the plugin");
+                    false
+                }
+            })
+            .cloned()
+            .collect()
     }
 
     /// Looks `id` up once: binds its namespace if needed, fetches its doc, sorts its
@@ -321,20 +332,27 @@ impl<'a, S: IndexSource> Provider<'a, S> {
         let lookup = match bound {
             Some(registry) => match self.fetch(&registry, id)? {
                 Some(doc) => Lookup::Found(self.entry(registry, doc)),
-                None => Lookup::Missing { elsewhere: self.elsewhere(&registry, id)?, bound: Some(registry) },
+                None => {
+                    let elsewhere = self.elsewhere(&registry, id, self.request.registries.priority.iter());
+                    Lookup::Missing { elsewhere, bound: Some(registry) }
+                }
             },
             None => {
-                let mut serving = Vec::new();
-                for registry in &self.request.registries.priority {
+                // The first registry in priority order that serves the plugin gets the
+                // namespace, so every registry before it must answer (fail closed); the
+                // ones after it are only asked for the notice.
+                let mut registries = self.request.registries.priority.iter();
+                let mut first = None;
+                for registry in registries.by_ref() {
                     if let Some(doc) = self.fetch(registry, id)? {
-                        serving.push((registry.clone(), doc));
+                        first = Some((registry.clone(), doc));
+                        break;
                     }
                 }
-                let mut serving = serving.into_iter();
-                match serving.next() {
+                match first {
                     None => Lookup::Missing { bound: None, elsewhere: Vec::new() },
                     Some((registry, doc)) => {
-                        let ignored: Vec<RegistryName> = serving.map(|(r, _)| r).collect();
+                        let ignored = self.elsewhere(&registry, id, registries);
                         if !ignored.is_empty() {
                             self.notices.borrow_mut().push(Notice::AlsoOfferedBy {
                                 id: id.clone(),

@@ -317,6 +317,44 @@ fn stops_on_a_source_error_naming_the_doc() {
     assert_eq!(err.to_string(), "could not get the index doc of acme.a from registry `public`: connection refused");
 }
 
+/// Serves `inner`, except that every request to `down` fails.
+struct PartlyDown {
+    inner: MemorySource,
+    down: RegistryName,
+}
+
+impl IndexSource for PartlyDown {
+    fn index_doc(&self, registry: &RegistryName, id: &PluginId) -> Result<Option<Arc<IndexDoc>>, SourceError> {
+        if *registry == self.down {
+            return Err(format!("{registry} is down").into());
+        }
+        self.inner.index_doc(registry, id)
+    }
+}
+
+#[test]
+fn a_lower_priority_registry_that_is_down_does_not_block_a_namespace_served_above_it() {
+    let mut inner = MemorySource::new();
+    inner.insert(public(), doc("acme.a", vec![rel("1.0.0")]));
+    let mut request = want(request(), "acme.a", "*");
+    request.registries = Registries::new([public(), RegistryName::new("corp")]);
+    let source = PartlyDown { inner, down: RegistryName::new("corp") };
+    let resolution = resolve(&request, &source).unwrap();
+    assert_eq!(chosen(&resolution), ["acme.a 1.0.0"]);
+    assert!(resolution.notices.is_empty());
+}
+
+#[test]
+fn a_higher_priority_registry_that_is_down_stops_binding_an_unbound_namespace() {
+    let mut inner = MemorySource::new();
+    inner.insert(public(), doc("acme.a", vec![rel("1.0.0")]));
+    let mut request = want(request(), "acme.a", "*");
+    request.registries = Registries::new([RegistryName::new("corp"), public()]);
+    let source = PartlyDown { inner, down: RegistryName::new("corp") };
+    let err = resolve(&request, &source).unwrap_err();
+    assert!(matches!(&err, ResolveError::Source { registry, .. } if registry.as_str() == "corp"), "{err}");
+}
+
 #[test]
 fn refuses_bindings_to_unconfigured_registries_and_empty_registry_lists() {
     let mut request = want(request(), "acme.a", "*");
