@@ -250,9 +250,12 @@ impl<'a, S: IndexSource> Provider<'a, S> {
         self.lookups.borrow().get(id).cloned()
     }
 
-    /// Everything looked up so far.
+    /// Everything looked up so far, in plugin id order (so explanations are stable).
     pub(crate) fn known_all(&self) -> Vec<Rc<Lookup>> {
-        self.lookups.borrow().values().cloned().collect()
+        let lookups = self.lookups.borrow();
+        let mut known: Vec<(&PluginId, &Rc<Lookup>)> = lookups.iter().collect();
+        known.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        known.into_iter().map(|(_, lookup)| Rc::clone(lookup)).collect()
     }
 
     /// Hints the source at the root requirements' docs.

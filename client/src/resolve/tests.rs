@@ -163,6 +163,23 @@ fn fetches_only_reached_docs_and_prefetches_likely_dependencies() {
 }
 
 #[test]
+fn prefetches_from_every_registry_until_a_namespace_is_bound() {
+    let corp = RegistryName::new("corp");
+    let mut source = MemorySource::recording();
+    source.insert(public(), doc("acme.a", vec![rel("1.0.0").dep("acme.b", "*").dep("other.c", "*")]));
+    source.insert(public(), doc("acme.b", vec![rel("1.0.0")]));
+    source.insert(public(), doc("other.c", vec![rel("1.0.0")]));
+    let mut request = want(request(), "acme.a", "*");
+    request.registries = Registries::new([corp.clone(), public()]);
+    resolve(&request, &source).unwrap();
+    let hinted: Vec<(String, String)> =
+        source.log().prefetched.iter().map(|d| (d.registry.to_string(), d.id.to_string())).collect();
+    let expected =
+        [("corp", "acme.a"), ("public", "acme.a"), ("public", "acme.b"), ("corp", "other.c"), ("public", "other.c")];
+    assert_eq!(hinted, expected.map(|(r, i)| (r.to_owned(), i.to_owned())));
+}
+
+#[test]
 fn keeps_installed_versions_unless_the_plugin_may_upgrade() {
     let source = source(vec![
         doc("acme.a", vec![rel("1.0.0").dep("acme.lib", "^1")]),
