@@ -321,6 +321,7 @@ mod tests {
         assert!(matches!(public.verify(b"x", &[0; 64]), Err(SignatureError::UnsupportedScheme { .. })));
     }
 
+    #[cfg(any(feature = "ecdsa", feature = "rsa"))]
     fn pem_key(keytype: &str, scheme: &str, pem: &str) -> PublicKey {
         let mut keyval = Map::new();
         keyval.insert("public".into(), Value::String(pem.into()));
