@@ -94,8 +94,8 @@ pub enum ActivateError {
     /// The plugin's publisher is bound to another registry.
     #[error(
         "{plugin} is offered by registry {offered}, but publisher {vendor} is bound to registry {bound}; \
-         refusing to mix them (this is how dependency-confusion attacks work). Install it from {bound}, \
-         or remove {vendor}'s plugins before taking them from {offered}"
+         refusing to mix them (this is how dependency-confusion attacks work). Install it from {bound}; \
+         if {vendor} really moved to {offered}, bind it there first (`trellis registry bind {vendor} {offered}`)"
     )]
     VendorBoundElsewhere {
         /// The plugin.
@@ -272,7 +272,9 @@ impl<'s> Transaction<'s> {
     }
 
     /// Where the files of the release becoming active go (install, update) or are
-    /// (rollback); `None` for a removal.
+    /// (rollback); `None` for a removal. Extraction stages in a temp directory inside
+    /// `plugins/<id>/` and renames it here; leftovers of an interrupted extraction are
+    /// deleted by cleanup like any entry the state does not refer to.
     pub fn target_dir(&self) -> Option<PathBuf> {
         let to = self.operation.to.as_ref()?;
         Some(self.store.data_dir().release_dir(&self.operation.plugin, to))

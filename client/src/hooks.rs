@@ -8,8 +8,9 @@
 //!
 //! This module owns the trait and two implementations: [`NoHooks`] (a host without
 //! plugin processes, such as the CLI) and [`RecordingHooks`] (tests: records every call
-//! and fails on request). It does not decide *when* hooks run; that is the lifecycle's
-//! order, documented in [`crate::activate`].
+//! and fails on request), plus [`call_hook`], which calls one hook and reports it on the
+//! event stream. It does not decide *when* hooks run; that is the lifecycle's order,
+//! documented in [`crate::activate`].
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,8 @@ use std::sync::Mutex;
 use semver::Version;
 use serde::Serialize;
 use trellis_schema::PluginId;
+
+use crate::events::{Event, Reporter};
 
 /// The release a hook is about.
 #[derive(Clone, Copy, Debug)]
@@ -219,6 +222,37 @@ impl fmt::Display for Hook {
     }
 }
 
+/// Calls `hook` on `hooks` for `ctx` and reports [`Event::HookCalled`] with the
+/// outcome, so the lifecycle has one line per hook. For `before_update` and
+/// `after_update`, `from` is the release being left (`ctx` when `None`).
+pub fn call_hook(
+    hooks: &(impl HostHooks + ?Sized),
+    reporter: &(impl Reporter + ?Sized),
+    hook: Hook,
+    ctx: HookContext<'_>,
+    from: Option<HookContext<'_>>,
+) -> Result<(), HookError> {
+    let result = match hook {
+        Hook::Stop => hooks.stop(ctx),
+        Hook::Start => hooks.start(ctx),
+        Hook::Register => hooks.register(ctx),
+        Hook::Unregister => hooks.unregister(ctx),
+        Hook::BeforeInstall => hooks.before_install(ctx),
+        Hook::AfterInstall => hooks.after_install(ctx),
+        Hook::BeforeUpdate => hooks.before_update(from.unwrap_or(ctx), ctx),
+        Hook::AfterUpdate => hooks.after_update(from.unwrap_or(ctx), ctx),
+        Hook::BeforeRemove => hooks.before_remove(ctx),
+        Hook::AfterRemove => hooks.after_remove(ctx),
+    };
+    reporter.report(Event::HookCalled {
+        hook,
+        plugin: ctx.plugin.clone(),
+        version: ctx.version.clone(),
+        ok: result.is_ok(),
+    });
+    result
+}
+
 /// One call seen by [`RecordingHooks`]. For the update hooks, `version` and `path` are
 /// those of the release being moved to and `from` is the one being left.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -384,6 +418,28 @@ mod tests {
         hooks.clear_failures();
         assert!(hooks.start(ctx(&clock, &v2, path)).is_ok());
         assert_eq!(hooks.calls().len(), 5, "failed calls are recorded too");
+    }
+
+    #[test]
+    fn call_hook_dispatches_and_reports_the_outcome() {
+        let plugin: PluginId = "acme.clock".parse().unwrap();
+        let (v1, v2) = (Version::new(1, 0, 0), Version::new(2, 0, 0));
+        let hooks = RecordingHooks::new().failing(Hook::Register, &plugin);
+        let (reporter, events) = crate::events::ChannelReporter::new();
+        let path = Path::new("/p");
+        call_hook(&hooks, &reporter, Hook::BeforeUpdate, ctx(&plugin, &v2, path), Some(ctx(&plugin, &v1, path)))
+            .unwrap();
+        assert!(call_hook(&hooks, &reporter, Hook::Register, ctx(&plugin, &v2, path), None).is_err());
+        assert_eq!(hooks.calls()[0].from, Some(v1));
+        drop(reporter);
+        let oks: Vec<(Hook, bool)> = events
+            .iter()
+            .map(|e| match e {
+                Event::HookCalled { hook, ok, .. } => (hook, ok),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(oks, [(Hook::BeforeUpdate, true), (Hook::Register, false)]);
     }
 
     #[test]

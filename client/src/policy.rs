@@ -20,6 +20,7 @@ use jiff::civil::Time;
 use jiff::{SignedDuration, Timestamp, ZonedDateTime};
 use semver::{Version, VersionReq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use trellis_schema::plugin::Channel;
 use trellis_schema::{PluginId, Sha256};
 
 use crate::state::InstallId;
@@ -183,6 +184,9 @@ pub struct Policy {
     /// When automatic updates may be applied; `None` means any time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<UpdateWindow>,
+    /// The release channel followed (`stable ⊂ beta ⊂ experimental`), for the resolver.
+    #[serde(default)]
+    pub channel: Channel,
 }
 
 fn default_interval() -> SignedDuration {
@@ -191,7 +195,12 @@ fn default_interval() -> SignedDuration {
 
 impl Default for Policy {
     fn default() -> Self {
-        Self { mode: UpdateMode::default(), check_interval: DEFAULT_CHECK_INTERVAL, window: None }
+        Self {
+            mode: UpdateMode::default(),
+            check_interval: DEFAULT_CHECK_INTERVAL,
+            window: None,
+            channel: Channel::Stable,
+        }
     }
 }
 
@@ -204,6 +213,9 @@ pub struct PolicyOverride {
     /// Replaces the global window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<UpdateWindow>,
+    /// Replaces the global channel (follow `beta` for one plugin only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
 }
 
 /// The global policy and the per-plugin overrides, as stored in the state file.
@@ -227,6 +239,9 @@ impl Policies {
             }
             if let Some(window) = o.window {
                 policy.window = Some(window);
+            }
+            if let Some(channel) = o.channel {
+                policy.channel = channel;
             }
         }
         policy
@@ -556,7 +571,9 @@ mod tests {
     #[test]
     fn per_plugin_override_beats_the_global_mode() {
         let mut policies = auto();
-        policies.plugins.insert(clock(), PolicyOverride { mode: Some(UpdateMode::Manual), window: None });
+        policies
+            .plugins
+            .insert(clock(), PolicyOverride { mode: Some(UpdateMode::Manual), ..PolicyOverride::default() });
         let u = update(Version::new(1, 1, 0));
         assert_eq!(decide_at(&at(3, 0), &policies, &BTreeMap::new(), &u).reason, Reason::ManualPolicy);
         let other = AvailableUpdate { plugin: "acme.other".parse().unwrap(), ..u };
@@ -645,10 +662,19 @@ mod tests {
     fn policies_round_trip_through_json() {
         let mut policies = auto();
         policies.global.window = Some("02:00-05:00".parse().unwrap());
-        policies.plugins.insert(clock(), PolicyOverride { mode: Some(UpdateMode::Notify), window: None });
+        policies.plugins.insert(
+            clock(),
+            PolicyOverride {
+                mode: Some(UpdateMode::Notify),
+                channel: Some(Channel::Beta),
+                ..PolicyOverride::default()
+            },
+        );
         let json = serde_json::to_string(&policies).unwrap();
         assert!(json.contains(r#""window":"02:00-05:00""#), "{json}");
         assert_eq!(serde_json::from_str::<Policies>(&json).unwrap(), policies);
+        assert_eq!(policies.for_plugin(&clock()).channel, Channel::Beta);
+        assert_eq!(policies.for_plugin(&"acme.other".parse().unwrap()).channel, Channel::Stable);
         assert_eq!(serde_json::from_str::<Policies>("{}").unwrap(), Policies::default());
     }
 

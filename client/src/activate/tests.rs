@@ -409,15 +409,16 @@ fn every_crash_point_of_every_operation_recovers_to_a_whole_active_release() {
 
 #[test]
 fn a_crash_during_recovery_is_recovered_by_the_next_start() {
-    for (name, setup, scenario) in scenarios() {
-        for crash_at in 0..12 {
-            for recovery_crash_at in 0..4 {
+    // Crash points spread over each operation's phases; recovery itself has at most a
+    // pointer write, a few deletions and the journal write.
+    for (_, setup, scenario) in scenarios() {
+        for crash_at in [1, 4, 7, 10] {
+            for recovery_crash_at in 0..3 {
                 if crash_and_recover(setup, scenario, crash_at, Some(recovery_crash_at)).is_none() {
                     break;
                 }
             }
         }
-        let _ = name;
     }
 }
 

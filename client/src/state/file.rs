@@ -150,6 +150,13 @@ impl State {
         self.vendors.get(vendor)
     }
 
+    /// Binds `vendor`'s namespace to `registry`, replacing an earlier binding: the
+    /// user's explicit choice (`trellis registry bind`). Installs bind a vendor
+    /// implicitly to the first registry that served it, and bindings outlive removals.
+    pub fn bind_vendor(&mut self, vendor: VendorId, registry: RegistryName) -> Option<RegistryName> {
+        self.vendors.insert(vendor, registry)
+    }
+
     pub(crate) fn plugins_mut(&mut self) -> &mut BTreeMap<PluginId, InstalledPlugin> {
         &mut self.plugins
     }
