@@ -18,5 +18,7 @@ pub mod consent;
 pub mod events;
 pub mod fs;
 pub mod hooks;
+pub mod package;
 pub mod policy;
+pub mod resolve;
 pub mod state;
