@@ -2,8 +2,8 @@
 //!
 //! The user chooses a mode ([`UpdateMode`]: auto, notify, manual) globally and per
 //! plugin, how often to check, and optionally an update window in local time
-//! (`02:00-05:00`, may wrap past midnight) for automatic updates. Pins hold a plugin to
-//! a version requirement. Publishers may stage a rollout: a release offered to a
+//! (`02:00-05:00`, may wrap past midnight) for automatic updates, and the channel
+//! followed. Pins hold a plugin at one release (the resolver honours them too). Publishers may stage a rollout: a release offered to a
 //! percentage of installs, chosen deterministically per install id so that an install
 //! stays in or out of the rollout for that release across checks.
 //!
@@ -18,7 +18,7 @@ use std::str::FromStr;
 
 use jiff::civil::Time;
 use jiff::{SignedDuration, Timestamp, ZonedDateTime};
-use semver::{Version, VersionReq};
+use semver::Version;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use trellis_schema::plugin::Channel;
 use trellis_schema::{PluginId, Sha256};
@@ -247,6 +247,11 @@ impl Policies {
         policy
     }
 
+    /// The per-plugin channel overrides, as the resolver's request takes them.
+    pub fn channels(&self) -> BTreeMap<PluginId, Channel> {
+        self.plugins.iter().filter_map(|(id, o)| Some((id.clone(), o.channel?))).collect()
+    }
+
     /// Whether a scheduled check is due: never checked, the interval has passed, or the
     /// clock went backwards past the last check.
     pub fn check_due(&self, last_check: Option<Timestamp>, now: Timestamp) -> bool {
@@ -255,35 +260,6 @@ impl Policies {
             Some(last) if last > now => true,
             Some(last) => now.duration_since(last) >= self.global.check_interval,
         }
-    }
-}
-
-/// A pin: the plugin stays on releases matching `requirement` (`=1.2.3` holds it at
-/// one release).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pin {
-    /// Releases allowed.
-    pub requirement: VersionReq,
-}
-
-impl Pin {
-    /// A pin to exactly `version`.
-    pub fn exact(version: &Version) -> Self {
-        let requirement = VersionReq {
-            comparators: vec![semver::Comparator {
-                op: semver::Op::Exact,
-                major: version.major,
-                minor: Some(version.minor),
-                patch: Some(version.patch),
-                pre: version.pre.clone(),
-            }],
-        };
-        Self { requirement }
-    }
-
-    /// Whether `version` is allowed by the pin.
-    pub fn allows(&self, version: &Version) -> bool {
-        self.requirement.matches(version)
     }
 }
 
@@ -381,10 +357,10 @@ pub enum Reason {
     NotifyPolicy,
     /// The policy is manual.
     ManualPolicy,
-    /// A pin excludes the release.
+    /// The plugin is pinned to another release.
     Pinned {
-        /// The pin's requirement.
-        requirement: String,
+        /// The release it is held at.
+        version: Version,
     },
     /// The release is rolled out to a share of installs that does not include this one yet.
     NotInRollout {
@@ -412,7 +388,7 @@ impl fmt::Display for Reason {
             Self::Auto => f.write_str("automatic updates are on"),
             Self::NotifyPolicy => f.write_str("the update policy is notify"),
             Self::ManualPolicy => f.write_str("the update policy is manual; run `trellis update` to apply it"),
-            Self::Pinned { requirement } => write!(f, "pinned to {requirement}; `trellis unpin` to allow it"),
+            Self::Pinned { version } => write!(f, "pinned to {version}; `trellis unpin` to allow updates"),
             Self::NotInRollout { bucket, percent } => {
                 write!(f, "staged rollout: offered to {percent}% of installs so far (this one is in bucket {bucket})")
             }
@@ -446,8 +422,8 @@ pub struct PolicyContext<'a> {
     pub install_id: &'a InstallId,
     /// Policies from the state file.
     pub policies: &'a Policies,
-    /// Pins from the state file.
-    pub pins: &'a BTreeMap<PluginId, Pin>,
+    /// Pins from the state file: the release each pinned plugin is held at.
+    pub pins: &'a BTreeMap<PluginId, Version>,
     /// Who asked.
     pub trigger: Trigger,
 }
@@ -462,8 +438,8 @@ pub fn decide(ctx: PolicyContext<'_>, update: &AvailableUpdate) -> Decision {
 }
 
 fn decide_action(ctx: PolicyContext<'_>, update: &AvailableUpdate) -> (Action, Reason) {
-    if let Some(pin) = ctx.pins.get(&update.plugin).filter(|pin| !pin.allows(&update.to)) {
-        return (Action::Skip, Reason::Pinned { requirement: pin.requirement.to_string() });
+    if let Some(pinned) = ctx.pins.get(&update.plugin).filter(|pinned| **pinned != update.to) {
+        return (Action::Skip, Reason::Pinned { version: pinned.clone() });
     }
     if ctx.trigger == Trigger::User {
         return (Action::Apply, Reason::Requested);
@@ -520,7 +496,7 @@ mod tests {
     fn decide_at(
         now: &ZonedDateTime,
         policies: &Policies,
-        pins: &BTreeMap<PluginId, Pin>,
+        pins: &BTreeMap<PluginId, Version>,
         u: &AvailableUpdate,
     ) -> Decision {
         let id = install_id();
@@ -592,7 +568,7 @@ mod tests {
 
     #[test]
     fn pins_hold_even_user_requested_updates() {
-        let pins = BTreeMap::from([(clock(), Pin::exact(&Version::new(1, 0, 0)))]);
+        let pins = BTreeMap::from([(clock(), Version::new(1, 0, 0))]);
         let id = install_id();
         let now = at(3, 0);
         let policies = auto();
@@ -600,11 +576,11 @@ mod tests {
             PolicyContext { now: &now, install_id: &id, policies: &policies, pins: &pins, trigger: Trigger::User };
         let d = decide(ctx, &update(Version::new(1, 1, 0)));
         assert_eq!(d.action, Action::Skip);
-        assert_eq!(d.reason, Reason::Pinned { requirement: "=1.0.0".into() });
-        let minor = BTreeMap::from([(clock(), Pin { requirement: "~1.1".parse().unwrap() })]);
-        let ctx = PolicyContext { pins: &minor, ..ctx };
-        assert_eq!(decide(ctx, &update(Version::new(1, 1, 5))).action, Action::Apply);
-        assert_eq!(decide(ctx, &update(Version::new(1, 2, 0))).action, Action::Skip);
+        assert_eq!(d.reason, Reason::Pinned { version: Version::new(1, 0, 0) });
+        assert_eq!(d.reason.to_string(), "pinned to 1.0.0; `trellis unpin` to allow updates");
+        let unpinned = BTreeMap::new();
+        let ctx = PolicyContext { pins: &unpinned, ..ctx };
+        assert_eq!(decide(ctx, &update(Version::new(1, 1, 0))).action, Action::Apply);
     }
 
     #[test]
@@ -675,6 +651,7 @@ mod tests {
         assert_eq!(serde_json::from_str::<Policies>(&json).unwrap(), policies);
         assert_eq!(policies.for_plugin(&clock()).channel, Channel::Beta);
         assert_eq!(policies.for_plugin(&"acme.other".parse().unwrap()).channel, Channel::Stable);
+        assert_eq!(policies.channels(), BTreeMap::from([(clock(), Channel::Beta)]));
         assert_eq!(serde_json::from_str::<Policies>("{}").unwrap(), Policies::default());
     }
 

@@ -178,7 +178,7 @@ fn install_update_rollback_remove_keep_one_previous_release() {
     assert_eq!((record.active.version, record.previous.map(|p| p.version)), (v(2), Some(v(3))));
     assert_eq!(assert_whole_store(&store)[&clock()], v(2));
 
-    store.update(|s| s.pins.insert(clock(), crate::policy::Pin::exact(&v(2)))).unwrap();
+    store.update(|s| s.pins.insert(clock(), v(2))).unwrap();
     remove(&mut store, &clock()).unwrap();
     assert!(store.state().plugin(&clock()).is_none());
     assert!(store.state().pins.is_empty(), "pins of a removed plugin go with it");

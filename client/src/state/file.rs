@@ -15,7 +15,7 @@ use super::journal::Operation;
 use super::layout::{CURRENT, DataDir, InstallId, RegistryName};
 use crate::consent::Consents;
 use crate::fs::{FsError, LockedFile, write_atomic};
-use crate::policy::{Pin, Policies};
+use crate::policy::Policies;
 
 /// The state file format this client reads and writes. A file with a higher version
 /// was written by a newer client and is refused, not rewritten.
@@ -91,9 +91,9 @@ pub struct State {
     /// Permissions the user agreed to.
     #[serde(default)]
     pub consents: Consents,
-    /// Pins.
+    /// Pins: the release each pinned plugin is held at (updates and resolution keep it).
     #[serde(default)]
-    pub pins: BTreeMap<PluginId, Pin>,
+    pub pins: BTreeMap<PluginId, Version>,
     /// Update policies.
     #[serde(default)]
     pub policies: Policies,
@@ -132,6 +132,11 @@ impl State {
     /// One installed plugin.
     pub fn plugin(&self, plugin: &PluginId) -> Option<&InstalledPlugin> {
         self.plugins.get(plugin)
+    }
+
+    /// The active release of every installed plugin, as the resolver's request takes it.
+    pub fn installed_versions(&self) -> BTreeMap<PluginId, Version> {
+        self.plugins.iter().map(|(id, p)| (id.clone(), p.active.version.clone())).collect()
     }
 
     /// Installed plugins whose active release depends on `plugin`.
@@ -495,11 +500,11 @@ mod tests {
         let dir = DataDir::new(tmp.path());
         let mut store = StateStore::open(dir.clone()).unwrap();
         store.update(|s| s.policies.global.mode = UpdateMode::Auto).unwrap();
-        store.update(|s| s.pins.insert(clock(), Pin::exact(&Version::new(1, 0, 0)))).unwrap();
+        store.update(|s| s.pins.insert(clock(), Version::new(1, 0, 0))).unwrap();
         drop(store);
         let store = StateStore::open(dir).unwrap();
         assert_eq!(store.state().policies.global.mode, UpdateMode::Auto);
-        assert!(store.state().pins[&clock()].allows(&Version::new(1, 0, 0)));
+        assert_eq!(store.state().pins[&clock()], Version::new(1, 0, 0));
     }
 
     #[test]
@@ -669,7 +674,7 @@ mod tests {
                     }
                 }
                 state.plugins = plugins;
-                state.pins = pins.into_iter().map(|(p, v)| (p, Pin::exact(&v))).collect();
+                state.pins = pins;
                 state.last_update_check = checked.map(|s| Timestamp::from_second(s).unwrap());
                 state
             })

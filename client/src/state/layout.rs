@@ -119,6 +119,22 @@ impl FromStr for RegistryName {
     }
 }
 
+// The resolver has its own unvalidated registry name type; these conversions keep the
+// lifecycle simple until the two are one type.
+impl From<&RegistryName> for crate::resolve::RegistryName {
+    fn from(name: &RegistryName) -> Self {
+        Self::new(name.as_str())
+    }
+}
+
+impl TryFrom<&crate::resolve::RegistryName> for RegistryName {
+    type Error = IdError;
+
+    fn try_from(name: &crate::resolve::RegistryName) -> Result<Self, Self::Error> {
+        name.as_str().parse()
+    }
+}
+
 /// A random id of this installation of the client, for staged rollouts. It never
 /// leaves the machine.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -197,7 +213,10 @@ mod tests {
 
     #[test]
     fn registry_names_are_safe_directory_names() {
-        assert!("acme-internal".parse::<RegistryName>().is_ok());
+        let name: RegistryName = "acme-internal".parse().unwrap();
+        let resolver_name = crate::resolve::RegistryName::from(&name);
+        assert_eq!(RegistryName::try_from(&resolver_name), Ok(name));
+        assert!(RegistryName::try_from(&crate::resolve::RegistryName::new("../up")).is_err());
         for bad in ["", "../x", "Public", "a/b", "-x", "x-", "a.b", &"a".repeat(65)] {
             let err = bad.parse::<RegistryName>().unwrap_err();
             assert!(err.to_string().contains("registry name"), "{bad}: {err}");
