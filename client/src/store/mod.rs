@@ -263,6 +263,21 @@ pub enum StoreError {
     },
 }
 
+/// A plugin found by [`Store::search`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SearchHit {
+    /// The plugin.
+    pub id: PluginId,
+    /// Its display name.
+    pub name: String,
+    /// The registry serving it.
+    pub registry: RegistryName,
+    /// Its newest release that is not yanked.
+    pub latest: Option<Version>,
+    /// The installed release, if any.
+    pub installed: Option<Version>,
+}
+
 /// Asks the user to agree to permissions. The CLI prompts (or `--yes` agrees); a host
 /// app shows its own dialog.
 pub trait Consent {
@@ -533,6 +548,34 @@ impl Store {
             explanation: format!("no configured registry serves {plugin}"),
             hints: vec!["check the id, or add the registry that publishes it".into()],
         }))))
+    }
+
+    /// Plugins whose id or name contains `text` (case-insensitive), from every
+    /// registry, with their newest release and the installed one.
+    pub fn search(&mut self, text: &str) -> Result<Vec<SearchHit>, StoreError> {
+        let remotes = self.remotes()?;
+        let needle = text.to_lowercase();
+        let mut hits = Vec::new();
+        for registry in remotes.order().to_vec() {
+            let ids = remotes.plugin_ids(&registry)?;
+            let requests: Vec<resolve::DocRequest> =
+                ids.iter().map(|id| resolve::DocRequest { registry: (&registry).into(), id: id.clone() }).collect();
+            resolve::IndexSource::prefetch(&*remotes, &requests);
+            for id in ids {
+                let Some(doc) = remotes.doc(&registry, &id)? else { continue };
+                if !id.as_str().to_lowercase().contains(&needle) && !doc.name.to_lowercase().contains(&needle) {
+                    continue;
+                }
+                hits.push(SearchHit {
+                    latest: doc.releases.iter().filter(|r| !r.yanked).map(|r| r.version.clone()).max(),
+                    installed: self.state().plugin(&id).map(|p| p.active.version.clone()),
+                    name: doc.name.clone(),
+                    id,
+                    registry: registry.clone(),
+                });
+            }
+        }
+        Ok(hits)
     }
 
     /// Sends download progress of this session's operations to its reporter.

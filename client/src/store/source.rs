@@ -162,6 +162,20 @@ impl Remotes {
         Ok(merged)
     }
 
+    /// Every plugin `registry` serves, from its signed target lists (loads every bin:
+    /// for search without catalog documents, not for resolution).
+    pub fn plugin_ids(&self, registry: &RegistryName) -> Result<Vec<PluginId>, StoreError> {
+        let mut updater = self.updater(registry)?;
+        let targets = updater
+            .list_targets("index/", 1 << 16)
+            .map_err(|source| StoreError::Trust { registry: registry.clone(), source: Box::new(source) })?;
+        let mut ids: Vec<PluginId> =
+            targets.iter().filter_map(|t| t.path.rsplit('/').next()?.strip_suffix(".json")?.parse().ok()).collect();
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
     /// The index doc of `id` in `registry`, memoized; `None` when it serves no such plugin.
     pub fn doc(&self, registry: &RegistryName, id: &PluginId) -> Result<Option<Arc<IndexDoc>>, StoreError> {
         if let Some(doc) = lock(&self.docs).get(&(registry.clone(), id.clone())) {
