@@ -85,15 +85,13 @@ impl Store {
         let remotes = self.remotes()?;
         let (planned, changes, blocked) = self.plan(plugins, Trigger::User, session)?;
         let mut report = UpdateReport { blocked, ..UpdateReport::default() };
-        let mut apply: Vec<ResolvedPlugin> = Vec::new();
-        for change in changes {
-            match planned.iter().find(|p| p.plugin == change.id) {
-                Some(plan) if plan.decision.action != Action::Apply => {
-                    report.skipped.push((plan.plugin.clone(), plan.to.clone(), plan.decision.reason.to_string()));
-                }
-                _ => apply.push(change),
-            }
+        for plan in planned.iter().filter(|p| p.decision.action != Action::Apply) {
+            report.skipped.push((plan.plugin.clone(), plan.to.clone(), plan.decision.reason.to_string()));
         }
+        let apply: Vec<ResolvedPlugin> = changes
+            .into_iter()
+            .filter(|c| planned.iter().find(|p| p.plugin == c.id).is_none_or(|p| p.decision.action == Action::Apply))
+            .collect();
         session.reporter.report(Event::Resolved { to_fetch: apply.len() });
         if apply.is_empty() {
             return Ok(report);
@@ -204,6 +202,30 @@ impl Store {
                 new_permissions,
                 decision,
             });
+        }
+        // Pinned plugins do not move in resolution; newer releases are still reported.
+        for (id, pinned) in &self.state().pins.clone() {
+            let Some(installed) = self.state().plugin(id).cloned() else { continue };
+            if planned.iter().any(|p| &p.plugin == id) || (!plugins.is_empty() && !plugins.contains(id)) {
+                continue;
+            }
+            let Some(doc) = remotes.doc(&installed.registry, id)? else { continue };
+            let newest =
+                doc.releases.iter().filter(|r| !r.yanked && &r.version > pinned).map(|r| r.version.clone()).max();
+            if let Some(to) = newest {
+                planned.push(PlannedUpdate {
+                    plugin: id.clone(),
+                    from: installed.active.version.clone(),
+                    to: to.clone(),
+                    new_permissions: Vec::new(),
+                    decision: Decision {
+                        plugin: id.clone(),
+                        to,
+                        action: Action::Skip,
+                        reason: policy::Reason::Pinned { version: pinned.clone() },
+                    },
+                });
+            }
         }
         Ok((planned, changes, blocked))
     }
