@@ -41,7 +41,7 @@ use trellis_schema::path::{NameError, NameSet, PackagePath};
 
 pub use archive::{Entry, EntryKind, Method};
 pub use error::PackageError;
-pub use extract::Extracted;
+pub use extract::{Durability, Extracted};
 pub use limits::Limits;
 
 use inflate::{BUFFER_SIZE, Budget};
@@ -62,7 +62,6 @@ pub enum ManifestSource {
 ///
 /// Holds the whole archive in memory (bounded by [`Limits::max_package_size`]): the
 /// bytes hashed are exactly the bytes parsed and extracted.
-#[derive(Debug)]
 pub struct Package {
     bytes: Vec<u8>,
     digest: PackageDigest,
@@ -71,6 +70,17 @@ pub struct Package {
     expected: Vec<FileEntry>,
     source: ManifestSource,
     limits: Limits,
+}
+
+impl std::fmt::Debug for Package {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Package")
+            .field("digest", &self.digest)
+            .field("entries", &self.entries.len())
+            .field("release", &format_args!("{} {}", self.content_manifest.plugin_id, self.content_manifest.version))
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Package {
@@ -231,7 +241,12 @@ impl Package {
     /// fsynced and moved into place with one rename. On any error nothing is left
     /// behind and `destination` does not exist.
     pub fn extract(&self, destination: &Path) -> Result<Extracted, PackageError> {
-        extract::extract(self, destination)
+        extract::extract(self, destination, Durability::Flushed)
+    }
+
+    /// Like [`Package::extract`], choosing how much to flush to disk.
+    pub fn extract_with(&self, destination: &Path, durability: Durability) -> Result<Extracted, PackageError> {
+        extract::extract(self, destination, durability)
     }
 
     fn expected_by_path(&self) -> HashMap<&str, &FileEntry> {
