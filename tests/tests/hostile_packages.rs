@@ -501,3 +501,31 @@ fn accepts_packages_written_by_the_zip_crate() {
         assert_eq!(mode & 0o111, 0o111);
     }
 }
+
+#[test]
+fn accepts_streamed_packages_with_data_descriptors() {
+    use std::io::Write as _;
+    let files = standard();
+    let files = borrowed(&files);
+    let mut writer = zip::ZipWriter::new_stream(Vec::new());
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (path, content) in
+        files.iter().copied().chain([(CONTENT_MANIFEST_PATH, hostile::manifest_json(&files).as_slice())])
+    {
+        writer.start_file(path, options).unwrap();
+        writer.write_all(content).unwrap();
+    }
+    let bytes = writer.finish().unwrap().into_inner();
+    // The streaming writer sets the data-descriptor flag (bit 3) on every entry.
+    assert_eq!(bytes[6] & 0x08, 0x08, "expected a streamed entry");
+    let release = release_for(&bytes, &files);
+    let package = Package::from_bytes(bytes.clone(), &release, &Limits::default()).unwrap();
+    package.verify().unwrap();
+
+    // A descriptor that disagrees with the central directory is refused.
+    let mut tampered = bytes;
+    let descriptor = tampered.windows(4).position(|w| w == [0x50, 0x4b, 0x07, 0x08]).unwrap();
+    tampered[descriptor + 4] ^= 0xFF;
+    let error = refused_with(&tampered, &release_for(&tampered, &files), &Limits::default());
+    assert!(matches!(&error, PackageError::LocalHeaderMismatch { field: "descriptor CRC-32", .. }), "{error:?}");
+}
