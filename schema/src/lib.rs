@@ -13,6 +13,7 @@ pub mod digest;
 pub mod dsse;
 pub mod id;
 pub mod index;
+pub mod json_schema;
 pub mod key;
 pub mod manifest;
 pub mod path;
@@ -20,6 +21,7 @@ pub mod permission;
 pub mod plugin;
 pub mod publisher;
 pub mod tuf;
+pub mod validate;
 
 pub use digest::Sha256;
 pub use id::{PluginId, VendorId};
