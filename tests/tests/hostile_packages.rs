@@ -307,8 +307,7 @@ fn refuses_total_size_bomb() {
     let chunk: Vec<u8> = (0..64 * 1024u32).map(|i| (i * 31 % 253) as u8).collect();
     let names: Vec<String> = (0..6).map(|i| format!("part{i}.bin")).collect();
     let files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), chunk.as_slice())).collect();
-    let mut limits = Limits::default();
-    limits.max_total_size = 5 * 64 * 1024;
+    let limits = Limits::default().with_max_total_size(5 * 64 * 1024);
     let error = refused_limited(&hostile::package(&files, &files), &files, &limits);
     assert!(matches!(&error, PackageError::TotalSizeTooLarge { max, .. } if *max == 5 * 64 * 1024), "{error:?}");
 }
@@ -317,8 +316,7 @@ fn refuses_total_size_bomb() {
 fn refuses_too_many_entries() {
     let names: Vec<String> = (0..12).map(|i| format!("f{i}")).collect();
     let files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), b"x".as_slice())).collect();
-    let mut limits = Limits::default();
-    limits.max_entries = 10;
+    let limits = Limits::default().with_max_entries(10);
     let error = refused_limited(&hostile::package(&files, &files), &files, &limits);
     assert!(matches!(&error, PackageError::TooManyEntries { count: 13, max: 10 }), "{error:?}");
 }

@@ -92,6 +92,23 @@ impl Entry {
     pub fn name(&self) -> &str {
         self.path.as_str()
     }
+
+    /// An entry over `data` as if a central directory declared it, bypassing every
+    /// structural check: for testing the streaming limits on their own.
+    #[cfg(test)]
+    pub(crate) fn unchecked(name: &str, method: Method, data: Range<usize>, size: u64, crc32: u32) -> Self {
+        Self {
+            path: PackagePath::new(name).expect("a valid test name"),
+            kind: EntryKind::File,
+            method,
+            crc32,
+            compressed_size: (data.end - data.start) as u64,
+            size,
+            executable: false,
+            extent: data.clone(),
+            data,
+        }
+    }
 }
 
 /// Reads and checks the archive structure; returns the entries in central-directory order.
