@@ -527,3 +527,63 @@ fn accepts_streamed_packages_with_data_descriptors() {
     let error = refused_with(&tampered, &release_for(&tampered, &files), &Limits::default());
     assert!(matches!(&error, PackageError::LocalHeaderMismatch { field: "descriptor CRC-32", .. }), "{error:?}");
 }
+
+#[test]
+fn refuses_encrypted_entry() {
+    let files: &[(&str, &[u8])] = &[("secret.bin", b"ciphertext")];
+    let mut zip = hostile::package(files, files);
+    zip.entries[0].flags |= 1;
+    let error = refused(&zip, files);
+    assert!(matches!(&error, PackageError::Unsupported { feature: "encryption", entry: Some(_) }), "{error:?}");
+}
+
+#[test]
+fn refuses_name_that_is_not_utf8() {
+    let mut zip = hostile::package(&[], &[]);
+    zip.entries.insert(0, RawEntry::file([0xFF, b'a', b'.', b'd', b'l', b'l'], b"x".to_vec()));
+    let error = refused(&zip, &[]);
+    assert!(matches!(&error, PackageError::NameNotUtf8 { .. }), "{error:?}");
+}
+
+#[test]
+fn refuses_directory_entry_with_data() {
+    let mut zip = hostile::package(&[], &[]);
+    zip.entries.insert(0, RawEntry { content: b"hidden".to_vec(), ..RawEntry::dir("docs/") });
+    let error = refused(&zip, &[]);
+    assert!(matches!(&error, PackageError::DirectoryWithData { size: 6, .. }), "{error:?}");
+}
+
+#[test]
+fn refuses_package_without_content_manifest() {
+    let files = standard();
+    let files = borrowed(&files);
+    let mut zip = hostile::package(&files, &files);
+    zip.entries.pop();
+    let error = refused(&zip, &files);
+    assert!(matches!(&error, PackageError::MissingContentManifest), "{error:?}");
+}
+
+#[test]
+fn refuses_content_manifest_that_does_not_parse() {
+    let files = standard();
+    let files = borrowed(&files);
+    let mut zip = hostile::package(&files, &files);
+    zip.entries.last_mut().unwrap().content = b"{\"plugin_id\": 42}".to_vec();
+    let error = refused(&zip, &files);
+    assert!(matches!(&error, PackageError::InvalidContentManifest { .. }), "{error:?}");
+}
+
+#[test]
+fn extracts_explicit_directory_entries() {
+    let files = standard();
+    let files = borrowed(&files);
+    let mut zip = hostile::package(&files, &files);
+    zip.entries.insert(0, RawEntry::dir("docs/"));
+    zip.entries.insert(0, RawEntry::dir("resources/empty/"));
+    let bytes = zip.to_bytes();
+    let site = Site::new();
+    let package = Package::from_bytes(bytes.clone(), &release_for(&bytes, &files), &Limits::default()).unwrap();
+    package.extract(&site.destination()).unwrap();
+    assert!(site.destination().join("resources/empty").is_dir());
+    assert!(site.destination().join("docs/README.md").is_file());
+}

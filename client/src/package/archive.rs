@@ -9,7 +9,7 @@
 //! Names go through the portable policy and the collision set here, before any byte
 //! is inflated.
 //!
-//! It does not inflate anything (that is [`super::inflate`]) and knows nothing about
+//! It does not inflate anything (that is `inflate`) and knows nothing about
 //! manifests (that is [`super::Package`]).
 
 use std::ops::Range;

@@ -13,10 +13,10 @@
 //! 3. **manifest**: the entry set must equal the expected file list plus
 //!    `trellis-manifest.json` — the *signed* [`ReleaseManifest`]'s list for installs,
 //!    the package's own content manifest for `lint` ([`Package::open_unsigned`]);
-//! 4. **content** ([`inflate`]): every entry is streamed with per-file, total and
+//! 4. **content** (`inflate`): every entry is streamed with per-file, total and
 //!    ratio limits counted on the bytes actually produced, its CRC-32 checked and its
 //!    SHA-256 compared with the manifest;
-//! 5. **placement** ([`extract`]): files are written into a staging directory next to
+//! 5. **placement** (`extract`): files are written into a staging directory next to
 //!    the destination, fsynced, and the staging directory is renamed into place. A
 //!    refused package leaves nothing behind.
 //!
@@ -358,4 +358,46 @@ fn read_bounded(path: &Path, expected_size: Option<u64>, limits: &Limits) -> Res
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     file.take(size.saturating_add(1)).read_to_end(&mut bytes).map_err(read_error)?;
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use trellis_schema::Sha256;
+
+    use super::*;
+
+    #[test]
+    fn refusal_messages_name_the_entry_and_the_facts() {
+        let errors = [
+            PackageError::PackageHashMismatch { expected: Sha256::of(b"signed"), actual: Sha256::of(b"served") },
+            PackageError::InvalidName {
+                source: NameError::DotSegment { path: "a/../../x".into(), segment: "..".into() },
+            },
+            PackageError::NameCollision {
+                source: NameError::CaseCollision { path: "a.dll".into(), other: "A.dll".into() },
+            },
+            PackageError::LocalHeaderMismatch {
+                name: "LICENSE".into(),
+                field: "name",
+                central: "\"LICENSE\"".into(),
+                local: "\"../../evil.dll\"".into(),
+            },
+            PackageError::OverlappingEntries { first: "carrier.bin".into(), second: "hidden.txt".into() },
+            PackageError::Symlink { name: "link".into() },
+            PackageError::InflatesPastDeclaredSize { name: "data.bin".into(), declared: 100 },
+            PackageError::CompressionRatioTooHigh {
+                name: "bomb.bin".into(),
+                size: 4 << 20,
+                compressed: 4100,
+                max_ratio: 250,
+            },
+            PackageError::PrependedData { bytes: 26 },
+            PackageError::BadCrc { name: "docs/README.md".into(), expected: 0x1234_5678, actual: 0x9abc_def0 },
+            PackageError::UnexpectedFile { name: "plugin.json".into() },
+            PackageError::MissingFile { name: "docs/README.md".into() },
+            PackageError::Unsupported { feature: "encryption", entry: Some("secret.bin".into()) },
+        ];
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        insta::assert_snapshot!(text.join("\n"));
+    }
 }
