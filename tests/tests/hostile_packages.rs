@@ -587,3 +587,12 @@ fn extracts_explicit_directory_entries() {
     assert!(site.destination().join("resources/empty").is_dir());
     assert!(site.destination().join("docs/README.md").is_file());
 }
+
+#[test]
+fn refuses_directory_entry_where_the_manifest_lists_a_file() {
+    let files: &[(&str, &[u8])] = &[("docs", b"")];
+    let mut zip = hostile::package(&[], files);
+    zip.entries.insert(0, RawEntry::dir("docs/"));
+    let error = refused(&zip, files);
+    assert!(matches!(&error, PackageError::MissingFile { name } if name == "docs"), "{error:?}");
+}

@@ -181,10 +181,10 @@ impl Package {
             seen += 1;
         }
         if seen != self.expected.len() {
-            let present: std::collections::HashSet<&str> = self.entries.iter().map(Entry::name).collect();
-            if let Some(missing) = self.expected.iter().find(|f| !present.contains(f.path.as_str())) {
-                return Err(PackageError::MissingFile { name: missing.path.clone() });
-            }
+            let present: std::collections::HashSet<&str> =
+                self.entries.iter().filter(|e| e.kind == EntryKind::File).map(Entry::name).collect();
+            let missing = self.expected.iter().find(|f| !present.contains(f.path.as_str()));
+            return Err(PackageError::MissingFile { name: missing.map(|f| f.path.clone()).unwrap_or_default() });
         }
         Ok(())
     }
