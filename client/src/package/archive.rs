@@ -369,10 +369,13 @@ fn check_local_header(
     let w = |at: usize| u32_at(bytes, start + at).unwrap_or(0);
     let (name_len, extra_len) = (usize::from(h(26)), usize::from(h(28)));
     let data_start = start + LOCAL_LEN + name_len + extra_len;
-    let data_end = data_start + record.compressed_size as usize;
-    if data_end > bytes.len() {
-        return Err(truncated("entry", start, data_end - start, bytes.len()));
-    }
+    let data_end = match data_start.checked_add(record.compressed_size as usize) {
+        Some(end) if end <= bytes.len() => end,
+        _ => {
+            let needed = (LOCAL_LEN + name_len + extra_len).saturating_add(record.compressed_size as usize);
+            return Err(truncated("entry", start, needed, bytes.len()));
+        }
+    };
     let local_name = &bytes[start + LOCAL_LEN..start + LOCAL_LEN + name_len];
     let mismatch = |field: &'static str, central: String, local: String| PackageError::LocalHeaderMismatch {
         name: name.to_owned(),
