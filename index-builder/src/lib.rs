@@ -1,7 +1,24 @@
 //! Registry tools of the Trellis plugin store.
 //!
 //! For plugin developers: `pack`, `sign`, `lint`, `keygen`. For registry operators:
-//! building, verifying and serving the signed static registry. The `trellis-index`
-//! binary is a thin layer over this library.
+//! reading a registry source tree ([`registry`]), checking releases ([`release`]),
+//! building the signed static site ([`build`], with roles in [`tuf`] and paths in
+//! [`site`]), the operator commands ([`operator`]), checking a built or deployed site
+//! as a client would ([`verify`]), serving it on loopback ([`serve`]) and synthetic
+//! registries for benchmarks ([`synth`]). The `trellis-index` binary is a thin layer
+//! over this library.
 
+pub mod build;
+pub mod fixture;
 pub mod keyfile;
+pub mod lint;
+pub mod operator;
+pub mod pack;
+pub mod registry;
+pub mod release;
+pub mod serve;
+pub mod sign;
+pub mod site;
+pub mod source_tree;
+pub mod tuf;
+pub mod verify;

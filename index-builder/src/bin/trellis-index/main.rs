@@ -5,6 +5,7 @@
 //! `developer.rs`; registry operator commands go in `operator.rs`.
 
 mod developer;
+mod operator;
 
 use std::process::ExitCode;
 
@@ -23,12 +24,15 @@ struct Cli {
 enum Command {
     #[command(flatten)]
     Developer(developer::Command),
+    #[command(flatten)]
+    Operator(operator::Command),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Developer(command) => developer::run(command),
+        Command::Operator(command) => operator::run(command),
     };
     match result {
         Ok(code) => code,

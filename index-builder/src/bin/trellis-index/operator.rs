@@ -1,0 +1,261 @@
+//! Registry operator subcommands: init, build, timestamp, yank, unyank, block,
+//! unblock, rotate, verify, serve.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Subcommand;
+use trellis_index::build::{self, Scope};
+use trellis_index::operator::{self, InitOptions, RotatedRole};
+use trellis_index::registry::{Expiry, Registry};
+use trellis_index::serve::Server;
+use trellis_index::verify;
+use trellis_schema::blocklist::{BlockEntry, Severity};
+use trellis_schema::{PluginId, Sha256};
+
+/// Commands a registry operator runs.
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Create a new registry source tree with fresh keys for every role and root v1.
+    Init {
+        /// Directory of the new registry.
+        dir: PathBuf,
+        /// Display name of the store.
+        #[arg(long, default_value = "Trellis plugin store")]
+        name: String,
+        /// URL the site will be served from.
+        #[arg(long, default_value = "https://example.invalid/")]
+        base_url: String,
+        /// Number of root keys to create.
+        #[arg(long, default_value_t = 1)]
+        root_keys: u32,
+        /// Root signatures required for a new root.
+        #[arg(long, default_value_t = 1)]
+        root_threshold: u32,
+        /// Number of hash bins as a power of two.
+        #[arg(long, default_value_t = 8)]
+        bin_bits: u32,
+        /// Current time (RFC 3339), for expiry dates; defaults to the clock.
+        #[arg(long)]
+        now: Option<jiff::Timestamp>,
+    },
+    /// Build (or update) the signed static site of a registry.
+    Build {
+        /// The registry source tree.
+        registry: PathBuf,
+        /// The site directory; its previous state is read and only changes are written.
+        #[arg(long)]
+        out: PathBuf,
+        /// Only these plugins changed (repeatable): skip loading the others.
+        #[arg(long = "only", value_name = "PLUGIN_ID")]
+        only: Vec<PluginId>,
+        /// Current time (RFC 3339), for expiry dates; defaults to the clock.
+        #[arg(long)]
+        now: Option<jiff::Timestamp>,
+    },
+    /// Re-sign only metadata/timestamp.json (for a scheduled job).
+    Timestamp {
+        /// The registry source tree (for the config and the timestamp key).
+        registry: PathBuf,
+        /// The site directory.
+        #[arg(long)]
+        site: PathBuf,
+        /// Current time (RFC 3339); defaults to the clock.
+        #[arg(long)]
+        now: Option<jiff::Timestamp>,
+    },
+    /// Mark a release yanked (never chosen for new installs); rebuild to publish.
+    Yank {
+        /// The registry source tree.
+        registry: PathBuf,
+        /// The release, as ID@VERSION.
+        release: String,
+        /// Why, for the record.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Remove a yank; rebuild to publish.
+    Unyank {
+        /// The registry source tree.
+        registry: PathBuf,
+        /// The release, as ID@VERSION.
+        release: String,
+    },
+    /// Add a blocklist entry; rebuild to publish.
+    Block {
+        /// The registry source tree.
+        registry: PathBuf,
+        /// Plugin id.
+        id: PluginId,
+        /// Versions blocked (a semver requirement); all when absent.
+        #[arg(long)]
+        versions: Option<semver::VersionReq>,
+        /// Block only the package with this SHA-256.
+        #[arg(long)]
+        sha256: Option<Sha256>,
+        /// Why, shown to users.
+        #[arg(long)]
+        reason: String,
+        /// low, medium, high or critical.
+        #[arg(long, value_parser = parse_severity)]
+        severity: Severity,
+        /// Advisory URL.
+        #[arg(long)]
+        advisory: Option<String>,
+        /// Current time (RFC 3339), recorded as the entry's date; defaults to the clock.
+        #[arg(long)]
+        now: Option<jiff::Timestamp>,
+    },
+    /// Remove blocklist entries of a plugin; rebuild to publish.
+    Unblock {
+        /// The registry source tree.
+        registry: PathBuf,
+        /// Plugin id.
+        id: PluginId,
+        /// Only the entry with exactly this version requirement.
+        #[arg(long)]
+        versions: Option<semver::VersionReq>,
+    },
+    /// Replace the keys of a role; top-level roles get a new root signed by old and new keys.
+    Rotate {
+        /// The registry source tree.
+        registry: PathBuf,
+        /// The role.
+        #[arg(value_enum)]
+        role: RotatedRole,
+        /// Current time (RFC 3339); defaults to the clock.
+        #[arg(long)]
+        now: Option<jiff::Timestamp>,
+    },
+    /// Check a built or deployed site as a client would; list every problem.
+    Verify {
+        /// Site directory or http(s) URL.
+        site: String,
+        /// Trusted root to start from (default: the site's 1.root.json, trust on first use).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// Current time (RFC 3339) for expiry checks; defaults to the clock.
+        #[arg(long)]
+        now: Option<jiff::Timestamp>,
+    },
+    /// Serve a site on a loopback address with CDN-like ETag and Cache-Control.
+    Serve {
+        /// The site directory.
+        site: PathBuf,
+        /// Loopback address, e.g. 127.0.0.1:8080.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+    },
+}
+
+fn parse_severity(s: &str) -> Result<Severity, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| format!("unknown severity {s:?}; expected low, medium, high or critical"))
+}
+
+fn parse_release(release: &str) -> anyhow::Result<(PluginId, semver::Version)> {
+    let (id, version) =
+        release.split_once('@').with_context(|| format!("{release:?}: expected ID@VERSION, e.g. acme.clock@1.2.0"))?;
+    Ok((id.parse()?, version.parse().with_context(|| format!("{version:?} is not a semantic version"))?))
+}
+
+fn now_or_clock(now: Option<jiff::Timestamp>) -> jiff::Timestamp {
+    now.unwrap_or_else(jiff::Timestamp::now)
+}
+
+pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Init { dir, name, base_url, root_keys, root_threshold, bin_bits, now } => {
+            let options = InitOptions {
+                name,
+                base_url,
+                root_keys,
+                root_threshold,
+                bin_bits,
+                expiry: Expiry::default(),
+                now: now_or_clock(now),
+            };
+            operator::init(&dir, &options)?;
+            println!(
+                "created registry {} (root v1, {root_keys} root key(s), threshold {root_threshold})",
+                dir.display()
+            );
+            println!("private keys are in {}: move the root and targets keys offline", dir.join("keys").display());
+        }
+        Command::Build { registry, out, only, now } => {
+            let registry = Registry::open(&registry)?;
+            let scope =
+                if only.is_empty() { Scope::Full } else { Scope::Plugins(only.into_iter().collect::<BTreeSet<_>>()) };
+            let report = build::build_registry(&registry, &out, scope, now_or_clock(now))?;
+            println!(
+                "indexed {} plugin(s), {} release(s); wrote {} file(s); snapshot v{}, timestamp v{}",
+                report.plugins,
+                report.releases,
+                report.written.len(),
+                report.snapshot_version,
+                report.timestamp_version
+            );
+        }
+        Command::Timestamp { registry, site, now } => {
+            let version = operator::timestamp(&Registry::open(&registry)?, &site, now_or_clock(now))?;
+            println!("signed timestamp.json v{version}");
+        }
+        Command::Yank { registry, release, reason } => {
+            let (id, version) = parse_release(&release)?;
+            operator::yank(&Registry::open(&registry)?, &id, &version, &reason)?;
+            println!("yanked {id} {version}; run `trellis-index build --only {id}` to publish");
+        }
+        Command::Unyank { registry, release } => {
+            let (id, version) = parse_release(&release)?;
+            operator::unyank(&Registry::open(&registry)?, &id, &version)?;
+            println!("unyanked {id} {version}; run `trellis-index build --only {id}` to publish");
+        }
+        Command::Block { registry, id, versions, sha256, reason, severity, advisory, now } => {
+            let added = now_or_clock(now).strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+            let entry = BlockEntry { id: id.clone(), versions, sha256, reason, severity, advisory, added };
+            operator::block(&Registry::open(&registry)?, entry)?;
+            println!("blocked {id}; run `trellis-index build` to publish");
+        }
+        Command::Unblock { registry, id, versions } => {
+            let removed = operator::unblock(&Registry::open(&registry)?, &id, versions.as_ref())?;
+            println!("removed {removed} blocklist entr{} of {id}", if removed == 1 { "y" } else { "ies" });
+        }
+        Command::Rotate { registry, role, now } => {
+            let paths = operator::rotate(&Registry::open(&registry)?, role, now_or_clock(now))?;
+            for path in paths {
+                println!("new key: {}", path.display());
+            }
+            println!("run `trellis-index build` to publish the change");
+        }
+        Command::Verify { site, root, now } => {
+            let source = verify::Source::parse(&site);
+            let trusted = match root {
+                Some(path) => Some(std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?),
+                None => None,
+            };
+            let report = verify::verify(&source, trusted.as_deref(), now_or_clock(now));
+            println!(
+                "checked {} role file(s), {} target(s), {} release signature(s)",
+                report.roles, report.targets, report.releases
+            );
+            if report.problems.is_empty() {
+                println!("no problems");
+                return Ok(ExitCode::SUCCESS);
+            }
+            for problem in &report.problems {
+                println!("problem: {problem}");
+            }
+            println!("{} problem(s)", report.problems.len());
+            return Ok(ExitCode::from(1));
+        }
+        Command::Serve { site, addr } => {
+            let server = Server::start(&site, addr)?;
+            println!("serving {} at {}", site.display(), server.url());
+            server.wait();
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,393 @@
+//! The registry source tree: what an operator keeps in git, and reading it.
+//!
+//! ```text
+//! trellis-registry.json        configuration (RegistryConfig): name, base URL, mirrors,
+//!                              expiry per role, hash-bin count, key files, thresholds
+//! keys/                        private role keys (never committed; CI writes them from secrets)
+//! root/N.root.json             every signed root, N = 1, 2, … (written by init and rotate)
+//! publishers/<vendor>.json     publisher records (PublisherRecord)
+//! releases/<plugin-id>/<version>.zip        the package
+//! releases/<plugin-id>/<version>.zip.dsse   the developer's DSSE envelope
+//! yanks.json                   {"yanked": [{"id", "version", "reason"}]}
+//! blocklist.json               the blocklist (Blocklist)
+//! catalog/                     optional inputs of later catalog features (ratings, stats)
+//! ```
+//!
+//! Owns parsing the configuration and loading the tree into checked values
+//! ([`Registry`], [`PluginInput`]), naming the file of every problem. Per-release checks
+//! are [`crate::release`]'s; turning the values into a site is [`crate::build`]'s.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use trellis_schema::blocklist::Blocklist;
+use trellis_schema::publisher::PublisherRecord;
+use trellis_schema::tuf::{Envelope, Root};
+use trellis_schema::{PluginId, SigningKey, VendorId};
+
+use crate::keyfile;
+use crate::release::{self, PluginInput, ReleaseError};
+
+/// File name of the configuration at the registry root.
+pub const CONFIG_FILE: &str = "trellis-registry.json";
+/// File name of the yank list.
+pub const YANKS_FILE: &str = "yanks.json";
+/// File name of the blocklist.
+pub const BLOCKLIST_FILE: &str = "blocklist.json";
+
+/// Expiry of each role's metadata, in days.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expiry {
+    /// Root (offline keys; re-signed by `rotate`).
+    pub root: u32,
+    /// Top-level targets.
+    pub targets: u32,
+    /// Delegated roles: security, publishers, bins and every hash bin.
+    pub delegations: u32,
+    /// Snapshot.
+    pub snapshot: u32,
+    /// Timestamp: re-signed by the scheduled `timestamp` job well before this.
+    pub timestamp: u32,
+}
+
+impl Default for Expiry {
+    /// root 365 days, targets 180, delegations 90, snapshot 30, timestamp 2.
+    fn default() -> Self {
+        Self { root: 365, targets: 180, delegations: 90, snapshot: 30, timestamp: 2 }
+    }
+}
+
+/// Key files (relative to the registry root) and thresholds of one role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleKeyFiles {
+    /// Private key files; the first `threshold` that exist are used to sign.
+    pub keys: Vec<PathBuf>,
+    /// Signatures required.
+    pub threshold: u32,
+}
+
+/// The key files of every role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// Root (offline; used by `init` and `rotate` only).
+    pub root: RoleKeyFiles,
+    /// Top-level targets.
+    pub targets: RoleKeyFiles,
+    /// Snapshot (online).
+    pub snapshot: RoleKeyFiles,
+    /// Timestamp (online).
+    pub timestamp: RoleKeyFiles,
+    /// The `security` delegation (blocklist).
+    pub security: RoleKeyFiles,
+    /// The `publishers` delegation.
+    pub publishers: RoleKeyFiles,
+    /// The `bins` delegation and every hash bin under it (online).
+    pub bins: RoleKeyFiles,
+}
+
+/// `trellis-registry.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Display name of the store.
+    pub name: String,
+    /// Where the site is served (`https://…/`), for docs and the storefront.
+    pub base_url: String,
+    /// Mirrors serving copies of the site, in order of preference.
+    #[serde(default)]
+    pub mirrors: Vec<String>,
+    /// Expiry per role.
+    #[serde(default)]
+    pub expiry_days: Expiry,
+    /// Number of hash bins as a power of two (`2^bin_bits` bins; 1–16).
+    pub bin_bits: u32,
+    /// Key files and thresholds.
+    pub keys: KeyConfig,
+}
+
+/// A registry problem, naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// A file could not be read.
+    #[error("reading {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file does not parse.
+    #[error("{}: {reason}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Parser message.
+        reason: String,
+    },
+    /// The configuration is inconsistent.
+    #[error("{}: {reason}", path.display())]
+    Config {
+        /// The configuration file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A name in the tree is not what it must be.
+    #[error("{}: {reason}", path.display())]
+    Layout {
+        /// The offending file or directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A release is refused.
+    #[error(transparent)]
+    Release(Box<ReleaseError>),
+    /// A key file could not be read.
+    #[error(transparent)]
+    Key(#[from] keyfile::KeyFileIoError),
+}
+
+impl From<Box<ReleaseError>> for RegistryError {
+    fn from(source: Box<ReleaseError>) -> Self {
+        Self::Release(source)
+    }
+}
+
+/// One entry of `yanks.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Yank {
+    /// Plugin.
+    pub id: PluginId,
+    /// Version.
+    pub version: semver::Version,
+    /// Why, for the record.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `yanks.json`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Yanks {
+    /// Yanked releases.
+    pub yanked: Vec<Yank>,
+}
+
+impl Yanks {
+    /// Whether `id version` is yanked.
+    pub fn contains(&self, id: &PluginId, version: &semver::Version) -> bool {
+        self.yanked.iter().any(|y| &y.id == id && &y.version == version)
+    }
+}
+
+/// An opened registry source tree: configuration, publishers, yanks, blocklist and the
+/// root history, all parsed. Releases are loaded on demand ([`Registry::load_plugins`]).
+#[derive(Debug)]
+pub struct Registry {
+    /// The registry root.
+    pub dir: PathBuf,
+    /// `trellis-registry.json`.
+    pub config: RegistryConfig,
+    /// Publisher records by id.
+    pub publishers: BTreeMap<VendorId, PublisherRecord>,
+    /// `yanks.json`.
+    pub yanks: Yanks,
+    /// `blocklist.json`.
+    pub blocklist: Blocklist,
+    /// Every signed root, oldest first.
+    pub roots: Vec<SignedRoot>,
+}
+
+/// A signed root of the registry's history.
+#[derive(Clone, Debug)]
+pub struct SignedRoot {
+    /// The parsed document.
+    pub envelope: Envelope<Root>,
+    /// The exact bytes to publish.
+    pub bytes: Vec<u8>,
+}
+
+/// Reads and parses a JSON file, naming it in every error.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RegistryError> {
+    let bytes = std::fs::read(path).map_err(|source| RegistryError::Io { path: path.to_owned(), source })?;
+    serde_json::from_slice(&bytes).map_err(|e| RegistryError::Parse { path: path.to_owned(), reason: e.to_string() })
+}
+
+fn read_json_or_default<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T, RegistryError> {
+    if path.exists() { read_json(path) } else { Ok(T::default()) }
+}
+
+impl Registry {
+    /// Opens the registry at `dir`: parses the configuration, publishers, yanks,
+    /// blocklist and root history.
+    pub fn open(dir: &Path) -> Result<Self, RegistryError> {
+        let config_path = dir.join(CONFIG_FILE);
+        let config: RegistryConfig = read_json(&config_path)?;
+        if !(1..=16).contains(&config.bin_bits) {
+            return Err(RegistryError::Config {
+                path: config_path,
+                reason: format!("bin_bits is {}; it must be between 1 and 16", config.bin_bits),
+            });
+        }
+        let publishers = load_publishers(&dir.join("publishers"))?;
+        let yanks = read_json_or_default(&dir.join(YANKS_FILE))?;
+        let blocklist = read_json_or_default(&dir.join(BLOCKLIST_FILE))?;
+        let roots = load_roots(&dir.join("root"))?;
+        Ok(Self { dir: dir.to_owned(), config, publishers, yanks, blocklist, roots })
+    }
+
+    /// The newest root.
+    pub fn root(&self) -> Option<&Envelope<Root>> {
+        self.roots.last().map(|root| &root.envelope)
+    }
+
+    /// Ids of every plugin with a directory under `releases/`.
+    pub fn plugin_ids(&self) -> Result<BTreeSet<PluginId>, RegistryError> {
+        let releases = self.dir.join("releases");
+        let mut ids = BTreeSet::new();
+        if !releases.exists() {
+            return Ok(ids);
+        }
+        for entry in
+            std::fs::read_dir(&releases).map_err(|source| RegistryError::Io { path: releases.clone(), source })?
+        {
+            let entry = entry.map_err(|source| RegistryError::Io { path: releases.clone(), source })?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') {
+                continue;
+            }
+            let id: PluginId = name.parse().map_err(|e| RegistryError::Layout {
+                path: entry.path(),
+                reason: format!("directory name is not a plugin id: {e}"),
+            })?;
+            ids.insert(id);
+        }
+        Ok(ids)
+    }
+
+    /// Loads and checks every release of `ids`, in parallel. Fails on the first
+    /// plugin (in id order) with a refused release.
+    pub fn load_plugins(&self, ids: &BTreeSet<PluginId>) -> Result<Vec<PluginInput>, RegistryError> {
+        let ids: Vec<&PluginId> = ids.iter().collect();
+        let loaded: Vec<Result<PluginInput, RegistryError>> = ids.par_iter().map(|id| self.load_plugin(id)).collect();
+        loaded.into_iter().collect()
+    }
+
+    /// Loads and checks every release of one plugin.
+    pub fn load_plugin(&self, id: &PluginId) -> Result<PluginInput, RegistryError> {
+        let dir = self.dir.join("releases").join(id.as_str());
+        let io = |source| RegistryError::Io { path: dir.clone(), source };
+        let mut versions = BTreeMap::new();
+        for entry in std::fs::read_dir(&dir).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(version) = name.strip_suffix(".zip.dsse").or_else(|| name.strip_suffix(".zip")) else {
+                return Err(RegistryError::Layout {
+                    path: entry.path(),
+                    reason: "expected <version>.zip and <version>.zip.dsse only".into(),
+                });
+            };
+            let parsed: semver::Version = version.parse().map_err(|e| RegistryError::Layout {
+                path: entry.path(),
+                reason: format!("{version:?} is not a semantic version: {e}"),
+            })?;
+            versions.insert(parsed, version.to_owned());
+        }
+        let mut releases = Vec::with_capacity(versions.len());
+        for (version, stem) in versions {
+            let package_path = dir.join(format!("{stem}.zip"));
+            let envelope_path = dir.join(format!("{stem}.zip.dsse"));
+            for path in [&package_path, &envelope_path] {
+                if !path.exists() {
+                    return Err(RegistryError::Layout {
+                        path: path.clone(),
+                        reason: format!("missing; every release needs {stem}.zip and {stem}.zip.dsse"),
+                    });
+                }
+            }
+            let read =
+                |path: &PathBuf| std::fs::read(path).map_err(|source| RegistryError::Io { path: path.clone(), source });
+            let package = read(&package_path)?;
+            let envelope = read(&envelope_path)?;
+            let mut input = release::check_release(
+                (id, &version),
+                envelope_path,
+                envelope,
+                package_path,
+                &package,
+                &self.publishers,
+            )?;
+            input.yanked = self.yanks.contains(id, &version);
+            releases.push(input);
+        }
+        Ok(PluginInput { id: id.clone(), releases })
+    }
+
+    /// Reads the signing keys of a role from the configured files, resolving paths
+    /// against the registry root. Missing files are skipped; `None` when fewer than the
+    /// threshold could be read (the role's key is offline).
+    pub fn signing_keys(&self, role: &RoleKeyFiles) -> Result<Option<Vec<SigningKey>>, RegistryError> {
+        let mut keys = Vec::new();
+        for path in &role.keys {
+            let path = self.dir.join(path);
+            if path.exists() {
+                keys.push(keyfile::read(&path)?);
+            }
+        }
+        Ok((keys.len() >= role.threshold.max(1) as usize).then_some(keys))
+    }
+}
+
+fn load_publishers(dir: &Path) -> Result<BTreeMap<VendorId, PublisherRecord>, RegistryError> {
+    let mut out = BTreeMap::new();
+    if !dir.exists() {
+        return Ok(out);
+    }
+    let io = |source| RegistryError::Io { path: dir.to_owned(), source };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let record: PublisherRecord = read_json(&path)?;
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        if stem != record.id.as_str() {
+            return Err(RegistryError::Layout {
+                path,
+                reason: format!("record of publisher {:?} must be named {}.json", record.id.as_str(), record.id),
+            });
+        }
+        out.insert(record.id.clone(), record);
+    }
+    Ok(out)
+}
+
+fn load_roots(dir: &Path) -> Result<Vec<SignedRoot>, RegistryError> {
+    let mut roots = Vec::new();
+    for version in 1u64.. {
+        let path = dir.join(format!("{version}.root.json"));
+        if !path.exists() {
+            break;
+        }
+        let bytes = std::fs::read(&path).map_err(|source| RegistryError::Io { path: path.clone(), source })?;
+        let envelope: Envelope<Root> = serde_json::from_slice(&bytes)
+            .map_err(|e| RegistryError::Parse { path: path.clone(), reason: e.to_string() })?;
+        if envelope.signed.version != version {
+            return Err(RegistryError::Layout {
+                path,
+                reason: format!("holds root version {}, expected {version}", envelope.signed.version),
+            });
+        }
+        roots.push(SignedRoot { envelope, bytes });
+    }
+    Ok(roots)
+}

@@ -1,0 +1,280 @@
+//! One release, checked: the developer signature, the package bytes, the package's
+//! own metadata.
+//!
+//! Owns turning the files of a submitted release (package ZIP + DSSE envelope) into a
+//! [`ReleaseInput`] the builder may index, and every refusal on the way: an envelope
+//! that does not parse, an unknown publisher, a signature that does not meet the
+//! publisher record (revoked keys, foreign namespace), a package whose SHA-256 or size
+//! differs from the signed manifest, a package whose `plugin.json` disagrees with the
+//! manifest. Cross-release rules (dependencies exist, published versions are
+//! immutable) belong to [`crate::build`]; finding the files to [`crate::registry`].
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use trellis_schema::dsse::Envelope;
+use trellis_schema::manifest::{CONTENT_MANIFEST_PATH, ContentManifest, ReleaseManifest};
+use trellis_schema::plugin::{METADATA_PATH, PluginMetadata};
+use trellis_schema::publisher::{PublisherRecord, ReleaseSignatureError};
+use trellis_schema::{PluginId, Sha256, VendorId};
+
+/// Where the bytes of a blob come from when the site is written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlobSource {
+    /// A file of the registry source tree.
+    File(PathBuf),
+    /// Bytes in memory.
+    Bytes(Arc<[u8]>),
+    /// Already in the site from an earlier build (or, for synthetic benchmark
+    /// registries, deliberately not written): nothing to copy.
+    InSite,
+}
+
+/// A blob to publish: its content address and where its bytes are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blob {
+    /// SHA-256 of the content.
+    pub sha256: Sha256,
+    /// Length in bytes.
+    pub length: u64,
+    /// Where the bytes are.
+    pub source: BlobSource,
+}
+
+impl Blob {
+    /// A blob held in memory.
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Self { sha256: Sha256::of(&bytes), length: bytes.len() as u64, source: BlobSource::Bytes(bytes.into()) }
+    }
+}
+
+/// A release that passed every per-release check.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReleaseInput {
+    /// The signed release manifest.
+    pub manifest: ReleaseManifest,
+    /// SHA-256 of the manifest bytes as signed (the envelope's payload).
+    pub manifest_sha256: Sha256,
+    /// Display name from `plugin.json`.
+    pub name: String,
+    /// Oldest client that can install it, from `plugin.json`.
+    pub min_client_version: Option<semver::Version>,
+    /// The package.
+    pub package: Blob,
+    /// The DSSE envelope.
+    pub envelope: Blob,
+    /// Yanked by the operator or publisher (from the registry's yank list).
+    pub yanked: bool,
+}
+
+/// All releases of one plugin, oldest first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PluginInput {
+    /// The plugin.
+    pub id: PluginId,
+    /// Its releases, sorted by version.
+    pub releases: Vec<ReleaseInput>,
+}
+
+/// Why a release is refused. Every variant names the release's files.
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    /// The envelope file is not a DSSE envelope.
+    #[error("{}: not a DSSE envelope: {reason}", path.display())]
+    Envelope {
+        /// The envelope file.
+        path: PathBuf,
+        /// Parser message.
+        reason: String,
+    },
+    /// The envelope's manifest names a plugin of a publisher the registry does not know.
+    #[error("{}: plugin {plugin} belongs to publisher {vendor:?}, which has no record in publishers/{vendor}.json", path.display())]
+    UnknownPublisher {
+        /// The envelope file.
+        path: PathBuf,
+        /// Plugin id.
+        plugin: String,
+        /// Missing publisher.
+        vendor: String,
+    },
+    /// The developer signature is not accepted.
+    #[error("{}: {source}", path.display())]
+    Signature {
+        /// The envelope file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: ReleaseSignatureError,
+    },
+    /// The release sits under a directory or file name that disagrees with its manifest.
+    #[error("{}: file name says {expected}, the signed manifest says {actual}", path.display())]
+    Misplaced {
+        /// The envelope file.
+        path: PathBuf,
+        /// What the location says.
+        expected: String,
+        /// What the manifest says.
+        actual: String,
+    },
+    /// The package is not the one the developer signed.
+    #[error(
+        "{}: package does not match the signed manifest of {release}: expected sha256 {expected_sha256} ({expected_size} bytes), found {actual_sha256} ({actual_size} bytes)",
+        path.display()
+    )]
+    PackageMismatch {
+        /// The package file.
+        path: PathBuf,
+        /// `id version`.
+        release: String,
+        /// Signed digest.
+        expected_sha256: Sha256,
+        /// Signed size.
+        expected_size: u64,
+        /// Digest of the file.
+        actual_sha256: Sha256,
+        /// Size of the file.
+        actual_size: u64,
+    },
+    /// The package fails lint.
+    #[error("{}: package of {release} fails lint: {reason}", path.display())]
+    Lint {
+        /// The package file.
+        path: PathBuf,
+        /// `id version`.
+        release: String,
+        /// The problems.
+        reason: String,
+    },
+}
+
+/// Checks one release: `envelope_bytes` (read from `envelope_path`) signed by a record
+/// in `publishers`, `package_bytes` (read from `package_path`) equal to what was signed,
+/// and the package passing [`lint_package`]. `expected` is the id and version the
+/// release's location in the registry claims.
+pub fn check_release(
+    expected: (&PluginId, &semver::Version),
+    envelope_path: PathBuf,
+    envelope_bytes: Vec<u8>,
+    package_path: PathBuf,
+    package_bytes: &[u8],
+    publishers: &BTreeMap<VendorId, PublisherRecord>,
+) -> Result<ReleaseInput, Box<ReleaseError>> {
+    check(expected, envelope_path, envelope_bytes, package_path, package_bytes, publishers).map_err(Box::new)
+}
+
+#[allow(clippy::result_large_err)] // boxed once by `check_release`
+fn check(
+    expected: (&PluginId, &semver::Version),
+    envelope_path: PathBuf,
+    envelope_bytes: Vec<u8>,
+    package_path: PathBuf,
+    package_bytes: &[u8],
+    publishers: &BTreeMap<VendorId, PublisherRecord>,
+) -> Result<ReleaseInput, ReleaseError> {
+    let envelope: Envelope = serde_json::from_slice(&envelope_bytes)
+        .map_err(|e| ReleaseError::Envelope { path: envelope_path.clone(), reason: e.to_string() })?;
+    let payload = envelope
+        .payload_bytes()
+        .map_err(|e| ReleaseError::Envelope { path: envelope_path.clone(), reason: e.to_string() })?;
+    let claimed: ReleaseManifest = serde_json::from_slice(&payload).map_err(|e| ReleaseError::Envelope {
+        path: envelope_path.clone(),
+        reason: format!("payload is not a release manifest: {e}"),
+    })?;
+    let vendor: VendorId = claimed.plugin_id.vendor().parse().map_err(|e| ReleaseError::Envelope {
+        path: envelope_path.clone(),
+        reason: format!("plugin id {}: {e}", claimed.plugin_id),
+    })?;
+    let record = publishers.get(&vendor).ok_or_else(|| ReleaseError::UnknownPublisher {
+        path: envelope_path.clone(),
+        plugin: claimed.plugin_id.to_string(),
+        vendor: vendor.to_string(),
+    })?;
+    let manifest = record
+        .verify_release(&envelope)
+        .map_err(|source| ReleaseError::Signature { path: envelope_path.clone(), source })?;
+    if (&manifest.plugin_id, &manifest.version) != expected {
+        return Err(ReleaseError::Misplaced {
+            path: envelope_path,
+            expected: format!("{} {}", expected.0, expected.1),
+            actual: manifest.release_name(),
+        });
+    }
+    let actual_sha256 = Sha256::of(package_bytes);
+    let actual_size = package_bytes.len() as u64;
+    if actual_sha256 != manifest.package.sha256 || actual_size != manifest.package.size {
+        return Err(ReleaseError::PackageMismatch {
+            path: package_path,
+            release: manifest.release_name(),
+            expected_sha256: manifest.package.sha256,
+            expected_size: manifest.package.size,
+            actual_sha256,
+            actual_size,
+        });
+    }
+    let metadata = lint_package(package_bytes, &manifest).map_err(|reason| ReleaseError::Lint {
+        path: package_path.clone(),
+        release: manifest.release_name(),
+        reason,
+    })?;
+    Ok(ReleaseInput {
+        manifest_sha256: Sha256::of(&payload),
+        name: metadata.name,
+        min_client_version: metadata.min_client_version,
+        package: Blob { sha256: actual_sha256, length: actual_size, source: BlobSource::File(package_path) },
+        envelope: Blob::from_bytes(envelope_bytes),
+        manifest,
+        yanked: false,
+    })
+}
+
+/// Upper bound on the size of `plugin.json` and the content manifest inside a package.
+const MAX_METADATA_BYTES: u64 = 1 << 20;
+
+/// The lint seam: the package-level checks the builder runs on every release.
+///
+/// Until the developer-side `lint` lands this checks what the build cannot do without:
+/// the ZIP opens, `plugin.json` parses as [`PluginMetadata`] and names the same id,
+/// version, channel, host and platforms as the signed manifest, and the content
+/// manifest lists exactly the signed files. Returns the parsed `plugin.json`.
+pub fn lint_package(package: &[u8], manifest: &ReleaseManifest) -> Result<PluginMetadata, String> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(package)).map_err(|e| format!("not a ZIP: {e}"))?;
+    let metadata: PluginMetadata = serde_json::from_slice(&read_small(&mut archive, METADATA_PATH)?)
+        .map_err(|e| format!("{METADATA_PATH}: {e}"))?;
+    let mut problems = Vec::new();
+    if metadata.id != manifest.plugin_id || metadata.version != manifest.version {
+        problems.push(format!(
+            "{METADATA_PATH} says {} {}, the signed manifest says {}",
+            metadata.id,
+            metadata.version,
+            manifest.release_name()
+        ));
+    }
+    if metadata.channel != manifest.channel {
+        problems
+            .push(format!("{METADATA_PATH} channel {} differs from the signed {}", metadata.channel, manifest.channel));
+    }
+    if metadata.host != manifest.host {
+        problems.push(format!("{METADATA_PATH} host requirement differs from the signed manifest"));
+    }
+    if metadata.platforms != manifest.platforms {
+        problems.push(format!("{METADATA_PATH} platforms differ from the signed manifest"));
+    }
+    let content: ContentManifest = serde_json::from_slice(&read_small(&mut archive, CONTENT_MANIFEST_PATH)?)
+        .map_err(|e| format!("{CONTENT_MANIFEST_PATH}: {e}"))?;
+    if content.files != manifest.files {
+        problems.push(format!("{CONTENT_MANIFEST_PATH} lists other files than the signed manifest"));
+    }
+    if problems.is_empty() { Ok(metadata) } else { Err(problems.join("; ")) }
+}
+
+fn read_small(archive: &mut zip::ZipArchive<std::io::Cursor<&[u8]>>, name: &str) -> Result<Vec<u8>, String> {
+    let entry = archive.by_name(name).map_err(|_| format!("{name} is missing"))?;
+    if entry.size() > MAX_METADATA_BYTES {
+        return Err(format!("{name} is larger than {MAX_METADATA_BYTES} bytes"));
+    }
+    let mut bytes = Vec::new();
+    entry.take(MAX_METADATA_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("{name}: {e}"))?;
+    Ok(bytes)
+}

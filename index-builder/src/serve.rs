@@ -1,0 +1,207 @@
+//! A loopback static server for a built site: previews, demos and tests.
+//!
+//! Owns answering `GET`/`HEAD` for files under the site directory the way a CDN in
+//! front of a static host does: a strong `ETag` (the SHA-256 of the bytes),
+//! `If-None-Match` → `304`, `Cache-Control: no-cache` for the one mutable file
+//! (`metadata/timestamp.json`) and `public, max-age=31536000, immutable` for every
+//! other file (all named by version or content). It counts requests, so benchmarks
+//! and tests can assert request budgets. It binds loopback addresses only: it is not
+//! a production server. Building the site is [`crate::build`]'s job.
+
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use trellis_schema::Sha256;
+
+/// `Cache-Control` of the mutable `timestamp.json`.
+pub const MUTABLE_CACHE_CONTROL: &str = "no-cache";
+/// `Cache-Control` of every other file.
+pub const IMMUTABLE_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+
+/// A server that could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Only loopback addresses are served.
+    #[error("{0} is not a loopback address; `serve` is for previews and tests, bind 127.0.0.1 or [::1]")]
+    NotLoopback(SocketAddr),
+    /// The site directory does not exist.
+    #[error("{} is not a directory", .0.display())]
+    NoSite(PathBuf),
+    /// Binding failed.
+    #[error("binding {addr}: {reason}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A running server; stops when dropped.
+pub struct Server {
+    inner: Arc<tiny_http::Server>,
+    addr: SocketAddr,
+    requests: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Serves `site` on `addr` (port 0 picks a free port) from a background thread.
+    pub fn start(site: &Path, addr: SocketAddr) -> Result<Self, ServeError> {
+        if !addr.ip().is_loopback() {
+            return Err(ServeError::NotLoopback(addr));
+        }
+        if !site.is_dir() {
+            return Err(ServeError::NoSite(site.to_owned()));
+        }
+        let inner = tiny_http::Server::http(addr).map_err(|e| ServeError::Bind { addr, reason: e.to_string() })?;
+        let bound = inner.server_addr().to_ip().unwrap_or(addr);
+        let inner = Arc::new(inner);
+        let requests = Arc::new(AtomicU64::new(0));
+        let (server, count, root) = (inner.clone(), requests.clone(), site.to_owned());
+        let thread = std::thread::spawn(move || {
+            for request in server.incoming_requests() {
+                count.fetch_add(1, Ordering::Relaxed);
+                let _ = answer(&root, request);
+            }
+        });
+        Ok(Self { inner, addr: bound, requests, thread: Some(thread) })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://addr/`.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// Requests answered so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Blocks until the server stops (never, unless it fails): for the CLI.
+    pub fn wait(mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.inner.unblock();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Maps a request path onto a file under `root`, refusing anything but plain names.
+fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
+    let path = url.split(['?', '#']).next().unwrap_or("");
+    let mut out = root.to_owned();
+    for part in Path::new(path.trim_start_matches('/')).components() {
+        match part {
+            Component::Normal(name) if !name.to_string_lossy().starts_with('.') => out.push(name),
+            _ => return None,
+        }
+    }
+    out.is_file().then_some(out)
+}
+
+fn header(name: &str, value: &str) -> Option<tiny_http::Header> {
+    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
+}
+
+fn answer(root: &Path, request: tiny_http::Request) -> std::io::Result<()> {
+    let method = request.method().clone();
+    if !matches!(method, tiny_http::Method::Get | tiny_http::Method::Head) {
+        return request.respond(tiny_http::Response::empty(405));
+    }
+    let Some(path) = resolve(root, request.url()) else {
+        return request.respond(tiny_http::Response::from_string("not found\n").with_status_code(404));
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(&path)?.read_to_end(&mut bytes)?;
+    let etag = format!("\"{}\"", Sha256::of(&bytes));
+    let mutable = path.file_name().is_some_and(|n| n == "timestamp.json");
+    let cache = if mutable { MUTABLE_CACHE_CONTROL } else { IMMUTABLE_CACHE_CONTROL };
+    let content_type = match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => "application/json",
+        Some("zip") => "application/zip",
+        Some("html") => "text/html; charset=utf-8",
+        _ => "application/octet-stream",
+    };
+    let matches = request
+        .headers()
+        .iter()
+        .any(|h| h.field.equiv("If-None-Match") && h.value.as_str().split(',').any(|v| v.trim() == etag));
+    let headers = [header("ETag", &etag), header("Cache-Control", cache), header("Content-Type", content_type)];
+    if matches {
+        let mut response = tiny_http::Response::empty(304);
+        for h in headers.into_iter().flatten() {
+            response.add_header(h);
+        }
+        return request.respond(response);
+    }
+    // tiny_http sends headers and no body for HEAD.
+    let mut response = tiny_http::Response::from_data(bytes);
+    for h in headers.into_iter().flatten() {
+        response.add_header(h);
+    }
+    request.respond(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(url: &str, etag: Option<&str>) -> (u16, Option<String>, Option<String>, Vec<u8>) {
+        let agent = ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build());
+        let mut request = agent.get(url);
+        if let Some(etag) = etag {
+            request = request.header("If-None-Match", etag);
+        }
+        let mut response = request.call().unwrap();
+        let h = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+        let (etag, cache) = (h("etag"), h("cache-control"));
+        let status = response.status().as_u16();
+        let body = response.body_mut().read_to_vec().unwrap();
+        (status, etag, cache, body)
+    }
+
+    #[test]
+    fn serves_files_with_etags_and_cdn_cache_headers() {
+        let site = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(site.path().join("metadata")).unwrap();
+        std::fs::write(site.path().join("metadata/timestamp.json"), b"{}").unwrap();
+        std::fs::write(site.path().join("metadata/1.root.json"), b"[1]").unwrap();
+        let server = Server::start(site.path(), "127.0.0.1:0".parse().unwrap()).unwrap();
+        let (status, etag, cache, body) = get(&format!("{}metadata/timestamp.json", server.url()), None);
+        assert_eq!((status, cache.as_deref(), body.as_slice()), (200, Some(MUTABLE_CACHE_CONTROL), &b"{}"[..]));
+        let etag = etag.unwrap();
+        assert_eq!(etag, format!("\"{}\"", Sha256::of(b"{}")));
+        let (status, _, _, body) = get(&format!("{}metadata/timestamp.json", server.url()), Some(&etag));
+        assert_eq!((status, body.len()), (304, 0));
+        let (_, _, cache, _) = get(&format!("{}metadata/1.root.json", server.url()), None);
+        assert_eq!(cache.as_deref(), Some(IMMUTABLE_CACHE_CONTROL));
+        assert_eq!(get(&format!("{}metadata/2.root.json", server.url()), None).0, 404);
+        assert_eq!(get(&format!("{}metadata/../metadata/1.root.json", server.url()), None).0, 404);
+        assert_eq!(server.requests(), 5);
+    }
+
+    #[test]
+    fn refuses_to_bind_a_public_address() {
+        let site = tempfile::tempdir().unwrap();
+        let err = Server::start(site.path(), "0.0.0.0:0".parse().unwrap()).err().unwrap();
+        assert!(err.to_string().contains("not a loopback address"), "{err}");
+    }
+}

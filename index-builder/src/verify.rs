@@ -1,0 +1,529 @@
+//! Checking a built or deployed site the way a client would, listing every problem.
+//!
+//! Owns the operator's audit of a site (a directory or an `http(s)://` URL): the root
+//! chain (each root signed by the thresholds of the previous and of itself), every
+//! role's signatures against the keys and thresholds that delegate to it (unique key
+//! ids only), versions and hashes named by timestamp and snapshot, expiry, every
+//! target's length and SHA-256, that each target sits in the role trusted for its
+//! path (delegation patterns, TAP 15 bins), and every release's developer signature
+//! against the published publisher record. Unlike a client's `trust` module it does
+//! not stop at the first failure: it reports all of them, which is what an operator
+//! needs before deploying. Building is [`crate::build`]'s job.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use trellis_schema::dsse::Envelope as Dsse;
+use trellis_schema::index::{BlobRef, IndexDoc};
+use trellis_schema::publisher::PublisherRecord;
+use trellis_schema::tuf::{Delegations, Root, Snapshot, TargetFile, Targets, Timestamp, TopRole};
+use trellis_schema::{KeyId, PublicKey, Sha256, canonical};
+
+use crate::site;
+
+/// Where the site is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A directory.
+    Dir(PathBuf),
+    /// A base URL (`http://…/`).
+    Url(String),
+}
+
+impl Source {
+    /// A URL when `text` starts with `http://` or `https://`, else a directory.
+    pub fn parse(text: &str) -> Self {
+        if text.starts_with("http://") || text.starts_with("https://") {
+            Self::Url(if text.ends_with('/') { text.to_owned() } else { format!("{text}/") })
+        } else {
+            Self::Dir(PathBuf::from(text))
+        }
+    }
+
+    /// Fetches a file by its path relative to the site root; `Ok(None)` when absent.
+    pub fn fetch(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
+        match self {
+            Self::Dir(dir) => match std::fs::read(dir.join(path)) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(format!("{}: {e}", dir.join(path).display())),
+            },
+            Self::Url(base) => {
+                let url = format!("{base}{path}");
+                let agent =
+                    ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build());
+                let mut response = agent.get(&url).call().map_err(|e| format!("{url}: {e}"))?;
+                match response.status().as_u16() {
+                    200 => response
+                        .body_mut()
+                        .with_config()
+                        .limit(1 << 30)
+                        .read_to_vec()
+                        .map(Some)
+                        .map_err(|e| format!("{url}: {e}")),
+                    404 => Ok(None),
+                    status => Err(format!("{url}: HTTP {status}")),
+                }
+            }
+        }
+    }
+}
+
+/// What [`verify`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Every problem, each naming the file and what is wrong.
+    pub problems: Vec<String>,
+    /// Role files checked.
+    pub roles: usize,
+    /// Targets whose bytes were checked.
+    pub targets: usize,
+    /// Release envelopes checked against publisher records.
+    pub releases: usize,
+}
+
+struct Checker<'a> {
+    source: &'a Source,
+    now: jiff::Timestamp,
+    problems: Mutex<Vec<String>>,
+}
+
+impl Checker<'_> {
+    fn problem(&self, text: String) {
+        if let Ok(mut problems) = self.problems.lock() {
+            problems.push(text);
+        }
+    }
+
+    fn fetch(&self, path: &str) -> Option<Vec<u8>> {
+        match self.source.fetch(path) {
+            Ok(Some(bytes)) => Some(bytes),
+            Ok(None) => {
+                self.problem(format!("{path}: missing"));
+                None
+            }
+            Err(e) => {
+                self.problem(e);
+                None
+            }
+        }
+    }
+
+    /// Parses a signed metadata file and checks its signatures; returns the document
+    /// even when signatures fail (the problem is recorded) so later checks still run.
+    fn signed<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        bytes: &[u8],
+        keys: &BTreeMap<KeyId, PublicKey>,
+        keyids: &[KeyId],
+        threshold: u32,
+    ) -> Option<T> {
+        let value: Value = match serde_json::from_slice(bytes) {
+            Ok(v) => v,
+            Err(e) => {
+                self.problem(format!("{path}: not JSON: {e}"));
+                return None;
+            }
+        };
+        if let Err(why) = check_signatures(&value, keys, keyids, threshold) {
+            self.problem(format!("{path}: {why}"));
+        }
+        let expires = value["signed"]["expires"].as_str().unwrap_or_default();
+        match expires.parse::<jiff::Timestamp>() {
+            Ok(at) if at <= self.now => self.problem(format!("{path}: expired at {expires}")),
+            Ok(_) => {}
+            Err(_) => self.problem(format!("{path}: expiry {expires:?} is not an RFC 3339 time")),
+        }
+        match serde_json::from_value(value["signed"].clone()) {
+            Ok(doc) => Some(doc),
+            Err(e) => {
+                self.problem(format!("{path}: {e}"));
+                None
+            }
+        }
+    }
+}
+
+/// Counts valid signatures by distinct allowed keys over the canonical `signed` part.
+fn check_signatures(
+    value: &Value,
+    keys: &BTreeMap<KeyId, PublicKey>,
+    keyids: &[KeyId],
+    threshold: u32,
+) -> Result<(), String> {
+    let message = canonical::to_vec(&value["signed"]).map_err(|e| e.to_string())?;
+    let mut valid = std::collections::BTreeSet::new();
+    for signature in value["signatures"].as_array().into_iter().flatten() {
+        let keyid = KeyId(signature["keyid"].as_str().unwrap_or_default().to_owned());
+        if !keyids.contains(&keyid) || valid.contains(&keyid) {
+            continue;
+        }
+        let Some(key) = keys.get(&keyid) else { continue };
+        let Ok(sig) = hex::decode(signature["sig"].as_str().unwrap_or_default()) else { continue };
+        if key.verify(&message, &sig).is_ok() {
+            valid.insert(keyid);
+        }
+    }
+    if (valid.len() as u64) < u64::from(threshold.max(1)) {
+        return Err(format!("{} valid signature(s), threshold {threshold}", valid.len()));
+    }
+    Ok(())
+}
+
+fn role_keys(root: &Root, role: TopRole) -> (Vec<KeyId>, u32) {
+    root.roles.get(&role).map(|r| (r.keyids.clone(), r.threshold)).unwrap_or_default()
+}
+
+/// Checks the site at `source`. `trusted_root` is the root to start from (the bytes
+/// of a root file); without it the site's `1.root.json` is trusted on first use.
+pub fn verify(source: &Source, trusted_root: Option<&[u8]>, now: jiff::Timestamp) -> Report {
+    let checker = Checker { source, now, problems: Mutex::new(Vec::new()) };
+    let mut report = Report::default();
+    let Some(root) = root_chain(&checker, trusted_root, &mut report) else {
+        report.problems = checker.problems.into_inner().unwrap_or_default();
+        return report;
+    };
+    check_roles(&checker, &root, &mut report);
+    report.problems = checker.problems.into_inner().unwrap_or_default();
+    report
+}
+
+fn root_chain(checker: &Checker<'_>, trusted: Option<&[u8]>, report: &mut Report) -> Option<Root> {
+    let first = match trusted {
+        Some(bytes) => bytes.to_vec(),
+        None => checker.fetch("metadata/1.root.json")?,
+    };
+    let value: Value = serde_json::from_slice(&first).ok()?;
+    let mut root: Root = serde_json::from_value(value["signed"].clone()).ok()?;
+    let (ids, threshold) = role_keys(&root, TopRole::Root);
+    if let Err(why) = check_signatures(&value, &root.keys, &ids, threshold) {
+        checker.problem(format!("metadata/{}.root.json: {why}", root.version));
+    }
+    report.roles += 1;
+    loop {
+        let path = format!("metadata/{}.root.json", root.version + 1);
+        let Ok(Some(bytes)) = checker.source.fetch(&path) else { break };
+        report.roles += 1;
+        let Ok(value) = serde_json::from_slice::<Value>(&bytes) else {
+            checker.problem(format!("{path}: not JSON"));
+            break;
+        };
+        let Ok(next) = serde_json::from_value::<Root>(value["signed"].clone()) else {
+            checker.problem(format!("{path}: not a root"));
+            break;
+        };
+        let (old_ids, old_threshold) = role_keys(&root, TopRole::Root);
+        if let Err(why) = check_signatures(&value, &root.keys, &old_ids, old_threshold) {
+            checker.problem(format!("{path}: not signed by the previous root's keys: {why}"));
+        }
+        let (new_ids, new_threshold) = role_keys(&next, TopRole::Root);
+        if let Err(why) = check_signatures(&value, &next.keys, &new_ids, new_threshold) {
+            checker.problem(format!("{path}: not signed by its own root keys: {why}"));
+        }
+        if next.version != root.version + 1 {
+            checker.problem(format!("{path}: holds version {}", next.version));
+            break;
+        }
+        root = next;
+    }
+    match root.expires.parse::<jiff::Timestamp>() {
+        Ok(at) if at <= checker.now => {
+            checker.problem(format!("metadata/{}.root.json: expired at {}", root.version, root.expires))
+        }
+        Ok(_) => {}
+        Err(_) => checker.problem(format!("metadata/{}.root.json: bad expiry {:?}", root.version, root.expires)),
+    }
+    Some(root)
+}
+
+/// A role to check: its name, the keys that may sign it, and which target paths it
+/// may sign.
+struct Delegated {
+    name: String,
+    keys: BTreeMap<KeyId, PublicKey>,
+    keyids: Vec<KeyId>,
+    threshold: u32,
+    allows: Box<dyn Fn(&str) -> bool + Send + Sync>,
+}
+
+fn matches_pattern(target: &str, pattern: &str) -> bool {
+    let (t, p): (Vec<&str>, Vec<&str>) = (target.split('/').collect(), pattern.split('/').collect());
+    t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| *p == "*" || t == p || glob_segment(t, p))
+}
+
+fn glob_segment(text: &str, pattern: &str) -> bool {
+    match pattern.split_once('*') {
+        None => text == pattern,
+        Some((prefix, rest)) => {
+            text.starts_with(prefix)
+                && (0..=text.len() - prefix.len())
+                    .any(|i| text.get(prefix.len() + i..).is_some_and(|t| glob_segment(t, rest)))
+        }
+    }
+}
+
+fn delegated_roles(delegations: &Delegations) -> Vec<Delegated> {
+    let mut out = Vec::new();
+    for role in delegations.roles.iter().flatten() {
+        let paths = role.paths.clone().unwrap_or_default();
+        let prefixes = role.path_hash_prefixes.clone().unwrap_or_default();
+        out.push(Delegated {
+            name: role.name.clone(),
+            keys: delegations.keys.clone(),
+            keyids: role.keyids.clone(),
+            threshold: role.threshold,
+            allows: Box::new(move |target: &str| {
+                paths.iter().any(|p| matches_pattern(target, p))
+                    || prefixes.iter().any(|p| Sha256::of(target.as_bytes()).to_hex().starts_with(p.as_str()))
+            }),
+        });
+    }
+    if let Some(succinct) = &delegations.succinct_roles {
+        for number in 0..(1u32 << succinct.bit_length.min(20)) {
+            let name = site::bin_name(number, succinct.bit_length, &succinct.name_prefix);
+            let bits = succinct.bit_length;
+            out.push(Delegated {
+                name,
+                keys: delegations.keys.clone(),
+                keyids: succinct.keyids.clone(),
+                threshold: succinct.threshold,
+                allows: Box::new(move |target: &str| site::bin_number(target, bits) == number),
+            });
+        }
+    }
+    out
+}
+
+/// The delegations found in one role file, and the targets it signs.
+type RoleFindings = (Vec<Delegated>, Vec<(String, TargetFile)>);
+
+fn check_roles(checker: &Checker<'_>, root: &Root, report: &mut Report) {
+    let (ids, threshold) = role_keys(root, TopRole::Timestamp);
+    let Some(bytes) = checker.fetch("metadata/timestamp.json") else { return };
+    report.roles += 1;
+    let Some(timestamp) = checker.signed::<Timestamp>("metadata/timestamp.json", &bytes, &root.keys, &ids, threshold)
+    else {
+        return;
+    };
+    let Some(meta) = timestamp.meta.get("snapshot.json") else {
+        checker.problem("metadata/timestamp.json: names no snapshot.json".into());
+        return;
+    };
+    let path = format!("metadata/{}.snapshot.json", meta.version);
+    let Some(bytes) = checker.fetch(&path) else { return };
+    report.roles += 1;
+    check_meta_hashes(checker, &path, &bytes, meta.length, meta.hashes.as_ref());
+    let (ids, threshold) = role_keys(root, TopRole::Snapshot);
+    let Some(snapshot) = checker.signed::<Snapshot>(&path, &bytes, &root.keys, &ids, threshold) else { return };
+    let (ids, threshold) = role_keys(root, TopRole::Targets);
+    let top = Delegated {
+        name: "targets".into(),
+        keys: root.keys.clone(),
+        keyids: ids,
+        threshold,
+        allows: Box::new(|_| true),
+    };
+    // Breadth-first over the delegation tree; targets of each role are collected.
+    let mut queue = vec![top];
+    let mut all_targets: Vec<(String, TargetFile)> = Vec::new();
+    while !queue.is_empty() {
+        let results: Vec<RoleFindings> = queue
+            .par_iter()
+            .map(|role| {
+                let Some(meta) = snapshot.meta.get(&format!("{}.json", role.name)) else {
+                    checker.problem(format!("{path}: does not list {}.json", role.name));
+                    return (Vec::new(), Vec::new());
+                };
+                let file = format!("metadata/{}", site::metadata_name(&role.name, meta.version));
+                let Some(bytes) = checker.fetch(&file) else { return (Vec::new(), Vec::new()) };
+                check_meta_hashes(checker, &file, &bytes, meta.length, meta.hashes.as_ref());
+                let Some(doc) = checker.signed::<Targets>(&file, &bytes, &role.keys, &role.keyids, role.threshold)
+                else {
+                    return (Vec::new(), Vec::new());
+                };
+                if doc.version != meta.version {
+                    checker.problem(format!("{file}: holds version {}, snapshot says {}", doc.version, meta.version));
+                }
+                for target in doc.targets.keys() {
+                    if !(role.allows)(target) {
+                        checker
+                            .problem(format!("{file}: signs {target}, outside the paths delegated to {}", role.name));
+                    }
+                }
+                let children = doc.delegations.as_ref().map(delegated_roles).unwrap_or_default();
+                (children, doc.targets.into_iter().collect())
+            })
+            .collect();
+        report.roles += queue.len();
+        queue = Vec::new();
+        for (children, targets) in results {
+            queue.extend(children);
+            all_targets.extend(targets);
+        }
+    }
+    report.targets = all_targets.len();
+    check_targets(checker, &all_targets, report);
+}
+
+fn check_meta_hashes(
+    checker: &Checker<'_>,
+    path: &str,
+    bytes: &[u8],
+    length: Option<u64>,
+    hashes: Option<&BTreeMap<String, String>>,
+) {
+    if let Some(length) = length
+        && length != bytes.len() as u64
+    {
+        checker.problem(format!("{path}: {} bytes, expected {length}", bytes.len()));
+    }
+    if let Some(expected) = hashes.and_then(|h| h.get("sha256"))
+        && &Sha256::of(bytes).to_hex() != expected
+    {
+        checker.problem(format!("{path}: sha256 {} differs from the signed {expected}", Sha256::of(bytes)));
+    }
+}
+
+fn target_bytes(checker: &Checker<'_>, target: &str, file: &TargetFile) -> Option<Vec<u8>> {
+    let Some(sha) = file.hashes.get("sha256").and_then(|h| h.parse::<Sha256>().ok()) else {
+        checker.problem(format!("target {target}: no sha256 hash"));
+        return None;
+    };
+    let path = format!("{}/{}", site::TARGETS_DIR, site::hashed_target_path(target, &sha));
+    let bytes = checker.fetch(&path)?;
+    if bytes.len() as u64 != file.length || Sha256::of(&bytes) != sha {
+        checker.problem(format!(
+            "{path}: {} bytes with sha256 {}, signed as {} bytes with {sha}",
+            bytes.len(),
+            Sha256::of(&bytes),
+            file.length
+        ));
+        return None;
+    }
+    Some(bytes)
+}
+
+fn check_targets(checker: &Checker<'_>, targets: &[(String, TargetFile)], report: &mut Report) {
+    let by_path: BTreeMap<&str, &TargetFile> = targets.iter().map(|(t, f)| (t.as_str(), f)).collect();
+    let publishers: BTreeMap<String, PublisherRecord> = targets
+        .iter()
+        .filter(|(t, _)| t.starts_with("publishers/"))
+        .filter_map(|(t, f)| {
+            let bytes = target_bytes(checker, t, f)?;
+            match serde_json::from_slice::<PublisherRecord>(&bytes) {
+                Ok(record) => Some((record.id.to_string(), record)),
+                Err(e) => {
+                    checker.problem(format!("target {t}: not a publisher record: {e}"));
+                    None
+                }
+            }
+        })
+        .collect();
+    let releases: usize = targets
+        .par_iter()
+        .filter(|(t, _)| !t.starts_with("publishers/"))
+        .map(|(target, file)| {
+            let Some(bytes) = target_bytes(checker, target, file) else { return 0 };
+            if target.starts_with("index/") {
+                check_index_doc(checker, target, &bytes, &by_path, &publishers)
+            } else if target == site::BLOCKLIST_TARGET {
+                if let Err(e) = serde_json::from_slice::<trellis_schema::blocklist::Blocklist>(&bytes) {
+                    checker.problem(format!("target {target}: not a blocklist: {e}"));
+                }
+                0
+            } else {
+                0
+            }
+        })
+        .sum();
+    report.releases = releases;
+}
+
+fn check_index_doc(
+    checker: &Checker<'_>,
+    target: &str,
+    bytes: &[u8],
+    signed: &BTreeMap<&str, &TargetFile>,
+    publishers: &BTreeMap<String, PublisherRecord>,
+) -> usize {
+    let doc: IndexDoc = match serde_json::from_slice(bytes) {
+        Ok(doc) => doc,
+        Err(e) => {
+            checker.problem(format!("target {target}: not an index doc: {e}"));
+            return 0;
+        }
+    };
+    if site::index_target(&doc.id) != target {
+        checker.problem(format!("target {target}: holds the index doc of {}", doc.id));
+    }
+    let Some(record) = publishers.get(doc.id.vendor()) else {
+        checker.problem(format!("target {target}: no publisher record for {}", doc.id.vendor()));
+        return 0;
+    };
+    let mut checked = 0;
+    for release in &doc.releases {
+        let name = format!("{} {}", doc.id, release.version);
+        let blob_signed = |blob: &BlobRef| match signed.get(blob.path.as_str()) {
+            Some(file) if file.length == blob.length && file.hashes.get("sha256") == Some(&blob.sha256.to_hex()) => {
+                true
+            }
+            Some(_) => {
+                checker.problem(format!("{name}: index doc and bin disagree about {}", blob.path));
+                false
+            }
+            None => {
+                checker.problem(format!("{name}: {} is not a signed target", blob.path));
+                false
+            }
+        };
+        if !blob_signed(&release.package) || !blob_signed(&release.envelope) {
+            continue;
+        }
+        let Some(file) = signed.get(release.envelope.path.as_str()) else { continue };
+        let Some(bytes) = target_bytes(checker, &release.envelope.path, file) else { continue };
+        let envelope: Dsse = match serde_json::from_slice(&bytes) {
+            Ok(e) => e,
+            Err(e) => {
+                checker.problem(format!("{name}: envelope is not DSSE: {e}"));
+                continue;
+            }
+        };
+        checked += 1;
+        match record.verify_release(&envelope) {
+            Ok(manifest) => {
+                if manifest.package.sha256 != release.package.sha256 || manifest.package.size != release.package.length
+                {
+                    checker.problem(format!("{name}: the signed manifest names another package than the index doc"));
+                }
+                let payload_sha = envelope.payload_bytes().map(|p| Sha256::of(&p)).ok();
+                if payload_sha != Some(release.manifest_sha256) {
+                    checker.problem(format!("{name}: manifest_sha256 does not match the envelope payload"));
+                }
+                if manifest.plugin_id != doc.id || manifest.version != release.version {
+                    checker.problem(format!("{name}: envelope signs {}", manifest.release_name()));
+                }
+            }
+            Err(e) => checker.problem(format!("{name}: developer signature: {e}")),
+        }
+    }
+    checked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_patterns_match_segment_by_segment_like_python_tuf() {
+        assert!(matches_pattern("index/3f/acme.clock.json", "index/*/*"));
+        assert!(!matches_pattern("index/3f/acme.clock.json", "index/*"));
+        assert!(matches_pattern("plugins/acme/acme.clock/acme.clock-1.0.0.zip", "plugins/*/*/*"));
+        assert!(matches_pattern("security/blocklist.json", "security/*.json"));
+        assert!(!matches_pattern("security/blocklist.txt", "security/*.json"));
+    }
+}

@@ -1,0 +1,362 @@
+//! Building sites from real registry source trees: layout, reproducibility,
+//! incrementality, and refusals that leave the previous site untouched.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use trellis_index::build::{BuildError, BuildReport, Scope, build_registry};
+use trellis_index::fixture::{self, ReleaseSpec};
+use trellis_index::operator::{self, InitOptions};
+use trellis_index::registry::{Expiry, Registry, RegistryError};
+use trellis_index::release::ReleaseError;
+use trellis_index::site;
+use trellis_schema::index::IndexDoc;
+use trellis_schema::publisher::{PublisherRecord, RevokedKey};
+use trellis_schema::tuf::{Envelope, Targets};
+
+fn now() -> jiff::Timestamp {
+    "2026-11-01T00:00:00Z".parse().unwrap()
+}
+
+fn init(dir: &Path) {
+    let options = InitOptions {
+        name: "Test Store".into(),
+        base_url: "http://127.0.0.1/".into(),
+        root_keys: 2,
+        root_threshold: 2,
+        bin_bits: 2,
+        expiry: Expiry::default(),
+        now: now(),
+    };
+    operator::init(dir, &options).unwrap();
+}
+
+/// A registry with publisher acme (key 1) and two plugins, one depending on the other.
+fn registry() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    let key = fixture::key(1);
+    fixture::add_publisher(dir.path(), "acme", &key).unwrap();
+    fixture::add_release(dir.path(), &ReleaseSpec::new("acme.clock", "1.0.0"), &key).unwrap();
+    fixture::add_release(dir.path(), &ReleaseSpec::new("acme.clock", "1.1.0"), &key).unwrap();
+    let alarm = ReleaseSpec::new("acme.alarm", "0.1.0").depends_on("acme.clock", "^1");
+    fixture::add_release(dir.path(), &alarm, &key).unwrap();
+    dir
+}
+
+fn build(registry: &Path, site: &Path) -> Result<BuildReport, BuildError> {
+    build_registry(&Registry::open(registry)?, site, Scope::Full, now())
+}
+
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| (e.path().strip_prefix(dir).unwrap().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .collect()
+}
+
+fn role(site: &Path, name: &str, version: u64) -> Envelope<Targets> {
+    serde_json::from_slice(&std::fs::read(site::metadata_file(site, name, version)).unwrap()).unwrap()
+}
+
+#[test]
+fn builds_the_design_layout_with_an_index_doc_per_plugin() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    let report = build(registry.path(), out.path()).unwrap();
+    assert_eq!((report.plugins, report.releases, report.snapshot_version), (2, 3, 1));
+    let files = tree(out.path());
+    for name in ["1.root.json", "timestamp.json", "1.snapshot.json", "1.targets.json", "1.bins.json"] {
+        assert!(files.contains_key(&format!("metadata/{name}")), "missing {name}");
+    }
+    for bin in ["bin-0", "bin-1", "bin-2", "bin-3"] {
+        assert!(files.contains_key(&format!("metadata/1.{bin}.json")), "missing {bin}");
+    }
+    let id = "acme.clock".parse().unwrap();
+    let target = site::index_target(&id);
+    let bin = role(out.path(), &site::bin_for_target(&target, 2, "bin"), 1);
+    let entry = &bin.signed.targets[&target];
+    let sha = entry.hashes["sha256"].parse().unwrap();
+    let doc: IndexDoc =
+        serde_json::from_slice(&files[&format!("targets/{}", site::hashed_target_path(&target, &sha))]).unwrap();
+    assert_eq!(doc.releases.iter().map(|r| r.version.to_string()).collect::<Vec<_>>(), ["1.0.0", "1.1.0"]);
+    let package = &doc.releases[1].package;
+    let zip = &files[&format!("targets/{}", site::hashed_target_path(&package.path, &package.sha256))];
+    assert_eq!(trellis_schema::Sha256::of(zip), package.sha256);
+    assert_eq!(zip.len() as u64, package.length);
+}
+
+#[test]
+fn same_inputs_and_keys_give_byte_identical_sites() {
+    let registry = registry();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    build(registry.path(), a.path()).unwrap();
+    build(registry.path(), b.path()).unwrap();
+    let (ta, tb) = (tree(a.path()), tree(b.path()));
+    assert!(ta.len() > 10);
+    assert_eq!(ta, tb);
+}
+
+#[test]
+fn rebuilding_unchanged_registry_writes_nothing() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let before = tree(out.path());
+    let report = build(registry.path(), out.path()).unwrap();
+    assert_eq!(report.written, Vec::<String>::new());
+    assert_eq!(tree(out.path()), before);
+}
+
+fn expected_changes(out: &Path, id: &str, version: &str, snapshot: u64) -> BTreeSet<String> {
+    let id = id.parse().unwrap();
+    let version = version.parse().unwrap();
+    let targets = [site::index_target(&id), site::package_target(&id, &version), site::envelope_target(&id, &version)];
+    let snapshot_doc: Envelope<trellis_schema::tuf::Snapshot> =
+        serde_json::from_slice(&std::fs::read(site::metadata_file(out, "snapshot", snapshot)).unwrap()).unwrap();
+    let mut expected = BTreeSet::new();
+    for target in &targets {
+        let bin = site::bin_for_target(target, 2, "bin");
+        let v = snapshot_doc.signed.meta[&format!("{bin}.json")].version;
+        let doc = role(out, &bin, v);
+        let sha = doc.signed.targets[target].hashes["sha256"].parse().unwrap();
+        expected.insert(format!("targets/{}", site::hashed_target_path(target, &sha)));
+        expected.insert(format!("metadata/{v}.{bin}.json"));
+    }
+    expected.insert(format!("metadata/{snapshot}.snapshot.json"));
+    expected.insert("metadata/timestamp.json".into());
+    expected
+}
+
+#[test]
+fn adding_one_release_rewrites_only_its_blobs_index_doc_bins_snapshot_and_timestamp() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let before = tree(out.path());
+    fixture::add_release(registry.path(), &ReleaseSpec::new("acme.clock", "1.2.0"), &fixture::key(1)).unwrap();
+    let report = build(registry.path(), out.path()).unwrap();
+    let after = tree(out.path());
+    let changed: BTreeSet<String> =
+        after.iter().filter(|(path, bytes)| before.get(*path) != Some(*bytes)).map(|(p, _)| p.clone()).collect();
+    assert_eq!(changed, expected_changes(out.path(), "acme.clock", "1.2.0", 2));
+    assert_eq!(report.written.iter().cloned().collect::<BTreeSet<_>>(), changed);
+    assert!(before.keys().all(|p| after.contains_key(p)), "nothing is deleted");
+}
+
+#[test]
+fn incremental_scope_gives_the_same_site_as_a_full_build() {
+    let registry = registry();
+    let (full, partial) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    build(registry.path(), full.path()).unwrap();
+    build(registry.path(), partial.path()).unwrap();
+    fixture::add_release(registry.path(), &ReleaseSpec::new("acme.alarm", "0.2.0"), &fixture::key(1)).unwrap();
+    build(registry.path(), full.path()).unwrap();
+    let scope = Scope::Plugins(BTreeSet::from(["acme.alarm".parse().unwrap()]));
+    let report = build_registry(&Registry::open(registry.path()).unwrap(), partial.path(), scope, now()).unwrap();
+    assert_eq!(report.plugins, 1);
+    assert_eq!(tree(full.path()), tree(partial.path()));
+}
+
+/// Runs a build expected to fail and checks the previous site is byte-for-byte intact.
+fn refused(registry: &Path, out: &Path) -> String {
+    let before = tree(out);
+    let error = build(registry, out).unwrap_err();
+    assert_eq!(tree(out), before, "a refused build must leave the site untouched");
+    error.to_string()
+}
+
+#[test]
+fn refuses_other_bytes_for_a_published_version() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let mut spec = ReleaseSpec::new("acme.clock", "1.0.0");
+    spec.payload = b"different code".to_vec();
+    std::fs::remove_file(registry.path().join("releases/acme.clock/1.0.0.zip")).unwrap();
+    fixture::add_release(registry.path(), &spec, &fixture::key(1)).unwrap();
+    let message = refused(registry.path(), out.path());
+    assert!(message.contains("acme.clock-1.0.0.zip") && message.contains("immutable"), "{message}");
+}
+
+#[test]
+fn refuses_a_removed_release() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    for ext in ["zip", "zip.dsse"] {
+        std::fs::remove_file(registry.path().join(format!("releases/acme.clock/1.0.0.{ext}"))).unwrap();
+    }
+    let message = refused(registry.path(), out.path());
+    assert!(message.contains("acme.clock-1.0.0") && message.contains("yanked"), "{message}");
+}
+
+#[test]
+fn refuses_a_dependency_on_an_unknown_plugin() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let spec = ReleaseSpec::new("acme.alarm", "0.3.0").depends_on("acme.ghost", "^1");
+    fixture::add_release(registry.path(), &spec, &fixture::key(1)).unwrap();
+    let message = refused(registry.path(), out.path());
+    assert!(message.contains("acme.alarm 0.3.0 depends on acme.ghost"), "{message}");
+}
+
+#[test]
+fn refuses_a_release_signed_with_a_revoked_key() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let path = registry.path().join("publishers/acme.json");
+    let mut record: PublisherRecord = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    record.revoked.push(RevokedKey {
+        keyid: fixture::key(1).key_id().clone(),
+        revoked_at: "2026-10-01".into(),
+        reason: "laptop stolen".into(),
+    });
+    std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+    let message = refused(registry.path(), out.path());
+    assert!(message.contains("acme.alarm/0.1.0.zip.dsse") && message.contains("revoked on 2026-10-01"), "{message}");
+}
+
+#[test]
+fn refuses_a_plugin_of_an_unknown_publisher_naming_the_file() {
+    let registry = registry();
+    let spec = ReleaseSpec::new("evil.clock", "1.0.0");
+    fixture::add_release(registry.path(), &spec, &fixture::key(9)).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let message = refused(registry.path(), out.path());
+    assert!(message.contains("evil.clock/1.0.0.zip.dsse") && message.contains("publishers/evil.json"), "{message}");
+}
+
+#[test]
+fn refuses_a_package_that_is_not_the_signed_one() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let path =
+        fixture::add_release(registry.path(), &ReleaseSpec::new("acme.clock", "2.0.0"), &fixture::key(1)).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.push(0);
+    std::fs::write(&path, bytes).unwrap();
+    let message = refused(registry.path(), out.path());
+    assert!(
+        message.contains("acme.clock/2.0.0.zip") && message.contains("does not match the signed manifest"),
+        "{message}"
+    );
+}
+
+#[test]
+fn refuses_a_package_that_fails_lint() {
+    let registry = registry();
+    let spec = ReleaseSpec::new("acme.clock", "3.0.0");
+    let (_, mut manifest) = spec.pack();
+    let zip = fixture::zip_files(&[("README".into(), b"no plugin.json".to_vec())]);
+    manifest.package =
+        trellis_schema::manifest::PackageDigest { sha256: trellis_schema::Sha256::of(&zip), size: zip.len() as u64 };
+    let dir = registry.path().join("releases/acme.clock");
+    std::fs::write(dir.join("3.0.0.zip"), &zip).unwrap();
+    std::fs::write(dir.join("3.0.0.zip.dsse"), fixture::sign(&manifest, &[&fixture::key(1)])).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let error = build(registry.path(), out.path()).unwrap_err();
+    assert!(
+        matches!(&error, BuildError::Registry(e) if matches!(&**e, RegistryError::Release(r) if matches!(**r, ReleaseError::Lint { .. }))),
+        "{error}"
+    );
+    assert!(error.to_string().contains("plugin.json is missing"), "{error}");
+}
+
+#[test]
+fn refuses_a_corrupt_key_naming_the_file() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    std::fs::write(registry.path().join("keys/bins.key"), "{ not a key").unwrap();
+    fixture::add_release(registry.path(), &ReleaseSpec::new("acme.clock", "1.3.0"), &fixture::key(1)).unwrap();
+    let message = refused(registry.path(), out.path());
+    assert!(message.contains("keys/bins.key"), "{message}");
+}
+
+#[test]
+fn refuses_to_build_under_an_expiring_root() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let late = "2027-10-20T00:00:00Z".parse().unwrap();
+    let before = tree(out.path());
+    let error = build_registry(&Registry::open(registry.path()).unwrap(), out.path(), Scope::Full, late).unwrap_err();
+    assert!(error.to_string().contains("root version 1 expires at"), "{error}");
+    assert_eq!(tree(out.path()), before);
+}
+
+#[test]
+fn yank_republishes_only_the_plugin_index_doc_and_marks_the_release() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let reg = Registry::open(registry.path()).unwrap();
+    operator::yank(&reg, &"acme.clock".parse().unwrap(), &"1.0.0".parse().unwrap(), "crashes on start").unwrap();
+    let report = build(registry.path(), out.path()).unwrap();
+    let index_doc: Vec<&String> = report.written.iter().filter(|p| p.starts_with("targets/")).collect();
+    assert_eq!(index_doc.len(), 1, "{:?}", report.written);
+    let doc: IndexDoc = serde_json::from_slice(&std::fs::read(out.path().join(index_doc[0])).unwrap()).unwrap();
+    assert_eq!(doc.releases.iter().map(|r| r.yanked).collect::<Vec<_>>(), [true, false]);
+    let reg = Registry::open(registry.path()).unwrap();
+    assert!(operator::yank(&reg, &"acme.clock".parse().unwrap(), &"1.0.0".parse().unwrap(), "").is_err());
+    operator::unyank(&reg, &"acme.clock".parse().unwrap(), &"1.0.0".parse().unwrap()).unwrap();
+}
+
+#[test]
+fn timestamp_command_resigns_only_the_timestamp() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let before = tree(out.path());
+    let later = "2026-11-02T00:00:00Z".parse().unwrap();
+    let version = operator::timestamp(&Registry::open(registry.path()).unwrap(), out.path(), later).unwrap();
+    assert_eq!(version, 2);
+    let after = tree(out.path());
+    let changed: Vec<&String> = after.keys().filter(|p| before.get(*p) != after.get(*p)).collect();
+    assert_eq!(changed, ["metadata/timestamp.json"]);
+    let ts: Envelope<trellis_schema::tuf::Timestamp> =
+        serde_json::from_slice(&after["metadata/timestamp.json"]).unwrap();
+    assert_eq!(ts.signed.expires, "2026-11-04T00:00:00Z");
+}
+
+#[test]
+fn rotating_the_bins_key_resigns_every_bin_and_the_targets_delegation() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let reg = Registry::open(registry.path()).unwrap();
+    operator::rotate(&reg, operator::RotatedRole::Bins, now()).unwrap();
+    let report = build(registry.path(), out.path()).unwrap();
+    for name in ["2.targets.json", "2.bins.json", "2.bin-0.json", "2.bin-3.json"] {
+        assert!(report.written.contains(&format!("metadata/{name}")), "{name} not in {:?}", report.written);
+    }
+    assert!(registry.path().join("keys/retired/bins.key").exists());
+}
+
+#[test]
+fn rotating_root_signs_root_two_with_old_and_new_keys() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let old: Envelope<trellis_schema::tuf::Root> =
+        serde_json::from_slice(&std::fs::read(registry.path().join("root/1.root.json")).unwrap()).unwrap();
+    let reg = Registry::open(registry.path()).unwrap();
+    operator::rotate(&reg, operator::RotatedRole::Root, now()).unwrap();
+    let reg = Registry::open(registry.path()).unwrap();
+    let new = reg.root().unwrap();
+    assert_eq!(new.signed.version, 2);
+    let old_root_ids = &old.signed.roles[&trellis_schema::tuf::TopRole::Root].keyids;
+    let signed_by: BTreeSet<_> = new.signatures.iter().map(|s| s.keyid.clone()).collect();
+    assert_eq!(signed_by.len(), 4, "two old and two new root keys sign");
+    assert!(old_root_ids.iter().all(|id| signed_by.contains(id)));
+    let report = build(registry.path(), out.path()).unwrap();
+    assert!(report.written.contains(&"metadata/2.root.json".to_owned()), "{:?}", report.written);
+}

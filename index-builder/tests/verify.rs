@@ -1,0 +1,133 @@
+//! `verify` over built sites, from a directory and over loopback HTTP, and the
+//! `trellis-index` binary end to end.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+use trellis_index::build::{Scope, build_registry};
+use trellis_index::fixture::{self, ReleaseSpec};
+use trellis_index::operator::{self, InitOptions};
+use trellis_index::registry::{Expiry, Registry};
+use trellis_index::serve::Server;
+use trellis_index::verify::{self, Source};
+
+fn now() -> jiff::Timestamp {
+    "2026-11-01T00:00:00Z".parse().unwrap()
+}
+
+fn built_site() -> (tempfile::TempDir, tempfile::TempDir) {
+    let registry = tempfile::tempdir().unwrap();
+    let options = InitOptions {
+        name: "Test".into(),
+        base_url: "http://127.0.0.1/".into(),
+        root_keys: 1,
+        root_threshold: 1,
+        bin_bits: 3,
+        expiry: Expiry::default(),
+        now: now(),
+    };
+    operator::init(registry.path(), &options).unwrap();
+    let key = fixture::key(1);
+    fixture::add_publisher(registry.path(), "acme", &key).unwrap();
+    fixture::add_release(registry.path(), &ReleaseSpec::new("acme.clock", "1.0.0"), &key).unwrap();
+    fixture::add_release(
+        registry.path(),
+        &ReleaseSpec::new("acme.alarm", "1.0.0").depends_on("acme.clock", "^1"),
+        &key,
+    )
+    .unwrap();
+    let site = tempfile::tempdir().unwrap();
+    build_registry(&Registry::open(registry.path()).unwrap(), site.path(), Scope::Full, now()).unwrap();
+    (registry, site)
+}
+
+fn dir(path: &Path) -> Source {
+    Source::Dir(path.to_owned())
+}
+
+#[test]
+fn a_fresh_build_verifies_without_problems() {
+    let (_registry, site) = built_site();
+    let report = verify::verify(&dir(site.path()), None, now());
+    assert_eq!(report.problems, Vec::<String>::new());
+    assert_eq!(report.releases, 2);
+    assert!(report.targets >= 7, "{report:?}");
+}
+
+#[test]
+fn lists_every_tampered_blob_and_expired_metadata() {
+    let (_registry, site) = built_site();
+    let mut tampered = 0;
+    for entry in walkdir::WalkDir::new(site.path().join("targets/plugins")) {
+        let entry = entry.unwrap();
+        if entry.path().extension().is_some_and(|e| e == "zip") {
+            std::fs::write(entry.path(), b"evil").unwrap();
+            tampered += 1;
+        }
+    }
+    assert_eq!(tampered, 2);
+    let report = verify::verify(&dir(site.path()), None, now());
+    let bad_blobs = report.problems.iter().filter(|p| p.contains(".zip: 4 bytes with sha256")).count();
+    assert_eq!(bad_blobs, 2, "{:?}", report.problems);
+
+    let later = "2026-11-05T00:00:00Z".parse().unwrap();
+    let report = verify::verify(&dir(site.path()), None, later);
+    assert!(report.problems.iter().any(|p| p.contains("metadata/timestamp.json: expired at")), "{:?}", report.problems);
+}
+
+#[test]
+fn detects_a_role_signed_by_the_wrong_key() {
+    let (_registry, site) = built_site();
+    let path = site.path().join("metadata/1.bins.json");
+    let mut value: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    value["signed"]["delegations"]["succinct_roles"]["bit_length"] = 4.into();
+    std::fs::write(&path, serde_json::to_vec(&value).unwrap()).unwrap();
+    let report = verify::verify(&dir(site.path()), None, now());
+    assert!(
+        report.problems.iter().any(|p| p.contains("metadata/1.bins.json: 0 valid signature(s)")),
+        "{:?}",
+        report.problems
+    );
+}
+
+#[test]
+fn verifies_a_deployed_site_over_loopback_http() {
+    let (_registry, site) = built_site();
+    let server = Server::start(site.path(), "127.0.0.1:0".parse().unwrap()).unwrap();
+    let report = verify::verify(&Source::parse(&server.url()), None, now());
+    assert_eq!(report.problems, Vec::<String>::new());
+    assert_eq!(report.releases, 2);
+}
+
+#[test]
+fn cli_init_build_verify_round_trip() {
+    let bin = env!("CARGO_BIN_EXE_trellis-index");
+    let work = tempfile::tempdir().unwrap();
+    let registry = work.path().join("registry");
+    let site = work.path().join("site");
+    let run = |args: &[&str]| {
+        let output = Command::new(bin).args(args).output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let now = "--now=2026-11-01T00:00:00Z";
+    let (code, out) = run(&["init", registry.to_str().unwrap(), "--bin-bits", "2", now]);
+    assert_eq!(code, Some(0), "{out}");
+    fixture::add_publisher(&registry, "acme", &fixture::key(1)).unwrap();
+    fixture::add_release(&registry, &ReleaseSpec::new("acme.clock", "1.0.0"), &fixture::key(1)).unwrap();
+    let (code, out) = run(&["build", registry.to_str().unwrap(), "--out", site.to_str().unwrap(), now]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("indexed 1 plugin(s), 1 release(s)"), "{out}");
+    let (code, out) = run(&["verify", site.to_str().unwrap(), now]);
+    assert_eq!((code, out.contains("no problems")), (Some(0), true), "{out}");
+    let (code, out) = run(&["yank", registry.to_str().unwrap(), "acme.clock@9.9.9"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("acme.clock 9.9.9 is not in this registry"), "{out}");
+    let (code, out) = run(&["timestamp", registry.to_str().unwrap(), "--site", site.to_str().unwrap(), now]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("timestamp.json v2"), "{out}");
+}
