@@ -16,5 +16,6 @@ pub mod registry;
 pub mod release;
 pub mod serve;
 pub mod site;
+pub mod synth;
 pub mod tuf;
 pub mod verify;
