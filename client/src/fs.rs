@@ -40,14 +40,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
 /// Like [`write_atomic`], with the content produced by `write` into the temp file.
 pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut File) -> io::Result<()>) -> Result<(), FsError> {
     let dir = parent_dir(path);
-    let mut temp = tempfile::Builder::new()
-        .prefix(".trellis-tmp-")
-        .tempfile_in(dir)
-        .map_err(|e| FsError::new("creating a temp file in", dir, e))?;
+    let mut temp =
+        temp_builder(".trellis-tmp-").tempfile_in(dir).map_err(|e| FsError::new("creating a temp file in", dir, e))?;
     write(temp.as_file_mut()).map_err(|e| FsError::new("writing", temp.path(), e))?;
     temp.as_file().sync_all().map_err(|e| FsError::new("syncing", temp.path(), e))?;
     temp.persist(path).map_err(|e| FsError::new("renaming into place", path, e.error))?;
     sync_dir(dir)
+}
+
+/// A temp-file builder for files that will be renamed into place: on Unix they get
+/// mode 0644 like any file a user creates, not tempfile's private 0600.
+pub fn temp_builder(prefix: &str) -> tempfile::Builder<'_, 'static> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        builder.permissions(fs::Permissions::from_mode(0o644));
+    }
+    builder
 }
 
 /// Flushes a directory's entries (a rename inside it) to disk. A no-op where the
@@ -134,6 +145,11 @@ mod tests {
         write_atomic(&path, b"two").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644);
+        }
     }
 
     #[test]

@@ -5,3 +5,5 @@
 //! and a small dependency tree, because every host app pays for it.
 
 pub mod fs;
+pub mod package;
+pub mod resolve;

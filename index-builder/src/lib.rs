@@ -11,11 +11,15 @@
 pub mod build;
 pub mod fixture;
 pub mod keyfile;
+pub mod lint;
 pub mod operator;
+pub mod pack;
 pub mod registry;
 pub mod release;
 pub mod serve;
+pub mod sign;
 pub mod site;
+pub mod source_tree;
 pub mod synth;
 pub mod tuf;
 pub mod verify;

@@ -18,12 +18,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use trellis_client::fs::FsError;
 use trellis_schema::manifest::{FileEntry, PackageDigest, ReleaseManifest};
 use trellis_schema::plugin::{Channel, Dependency, Platform};
 use trellis_schema::{PluginId, Sha256};
 
-use crate::fixture::{self, ReleaseSpec};
+use crate::fixture::{self, FixtureError, ReleaseSpec};
 use crate::release::{Blob, BlobSource, PluginInput, ReleaseInput};
 
 /// Size and seed of a synthetic registry.
@@ -134,7 +133,7 @@ pub fn plan(spec: SynthSpec) -> Vec<SynthPlugin> {
 /// Writes the planned registry as real signed releases into the registry source
 /// tree at `registry` (which `init` created): one publisher record per vendor, all
 /// signed by [`fixture::key`]`(1)`, and the yanks. For small registries.
-pub fn write_registry(registry: &Path, spec: SynthSpec) -> Result<usize, FsError> {
+pub fn write_registry(registry: &Path, spec: SynthSpec) -> Result<usize, FixtureError> {
     let key = fixture::key(1);
     let plugins = plan(spec);
     let mut vendors: Vec<&str> = plugins.iter().map(|p| p.id.vendor()).collect();

@@ -117,6 +117,12 @@ impl PluginId {
         self.0.split('.').next().unwrap_or_default()
     }
 
+    /// The publisher namespace as a [`VendorId`].
+    pub fn vendor_id(&self) -> VendorId {
+        // Every segment of a plugin id passed the same checks a vendor id needs.
+        VendorId(self.vendor().to_owned())
+    }
+
     /// Whether this plugin id lives in `vendor`'s namespace.
     pub fn belongs_to(&self, vendor: &VendorId) -> bool {
         self.vendor() == vendor.as_str()
@@ -221,6 +227,7 @@ mod tests {
         let id: PluginId = "acme.clock".parse().unwrap();
         assert_eq!(id.vendor(), "acme");
         assert!(id.belongs_to(&"acme".parse().unwrap()));
+        assert_eq!(id.vendor_id(), "acme".parse::<VendorId>().unwrap());
         assert!(!id.belongs_to(&"acm".parse().unwrap()));
         assert_eq!("clock".parse::<PluginId>(), Err(IdError::MissingNamespace { id: "clock".into() }));
     }

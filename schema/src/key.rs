@@ -111,6 +111,10 @@ impl PublicKey {
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
         match (self.keytype.as_str(), self.scheme.as_str()) {
             ("ed25519", "ed25519") => self.verify_ed25519(message, signature),
+            #[cfg(feature = "ecdsa")]
+            ("ecdsa" | "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256") => self.verify_ecdsa_p256(message, signature),
+            #[cfg(feature = "rsa")]
+            ("rsa", "rsassa-pss-sha256" | "rsa-pkcs1v15-sha256") => self.verify_rsa(message, signature),
             _ => Err(SignatureError::UnsupportedScheme { keytype: self.keytype.clone(), scheme: self.scheme.clone() }),
         }
     }
@@ -125,6 +129,42 @@ impl PublicKey {
         let signature = ed25519_dalek::Signature::from_slice(signature)
             .map_err(|_| SignatureError::MalformedSignature("an ed25519 signature is 64 bytes".into()))?;
         key.verify_strict(message, &signature).map_err(|_| SignatureError::Mismatch)
+    }
+
+    /// ECDSA over P-256 with SHA-256: `keyval.public` is a PEM SubjectPublicKeyInfo,
+    /// the signature is DER (what securesystemslib and sigstore write).
+    #[cfg(feature = "ecdsa")]
+    fn verify_ecdsa_p256(&self, message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
+        use p256::ecdsa::signature::Verifier as _;
+        use p256::pkcs8::DecodePublicKey as _;
+        let malformed = |reason: String| SignatureError::MalformedKey { keytype: self.keytype.clone(), reason };
+        let public = self.public_str().ok_or_else(|| malformed("keyval.public is missing".into()))?;
+        let key = p256::ecdsa::VerifyingKey::from_public_key_pem(public)
+            .map_err(|e| malformed(format!("not a PEM P-256 public key: {e}")))?;
+        let signature = p256::ecdsa::DerSignature::from_bytes(signature)
+            .map_err(|_| SignatureError::MalformedSignature("not a DER-encoded ECDSA signature".into()))?;
+        key.verify(message, &signature).map_err(|_| SignatureError::Mismatch)
+    }
+
+    /// RSA with SHA-256, PSS (salt length = digest length, as securesystemslib signs)
+    /// or PKCS#1 v1.5. `keyval.public` is a PEM SubjectPublicKeyInfo. Verification only.
+    #[cfg(feature = "rsa")]
+    fn verify_rsa(&self, message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
+        use rsa::pkcs8::DecodePublicKey as _;
+        use rsa::signature::Verifier as _;
+        let malformed = |reason: String| SignatureError::MalformedKey { keytype: "rsa".into(), reason };
+        let public = self.public_str().ok_or_else(|| malformed("keyval.public is missing".into()))?;
+        let key = rsa::RsaPublicKey::from_public_key_pem(public)
+            .map_err(|e| malformed(format!("not a PEM RSA public key: {e}")))?;
+        let empty = |_| SignatureError::MalformedSignature("empty RSA signature".into());
+        let result = if self.scheme == "rsassa-pss-sha256" {
+            let signature = rsa::pss::Signature::try_from(signature).map_err(empty)?;
+            rsa::pss::VerifyingKey::<sha2::Sha256>::new(key).verify(message, &signature)
+        } else {
+            let signature = rsa::pkcs1v15::Signature::try_from(signature).map_err(empty)?;
+            rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(key).verify(message, &signature)
+        };
+        result.map_err(|_| SignatureError::Mismatch)
     }
 }
 
@@ -279,5 +319,48 @@ mod tests {
         let mut public = SigningKey::from_seed([5; 32]).public().clone();
         public.scheme = "ed448".into();
         assert!(matches!(public.verify(b"x", &[0; 64]), Err(SignatureError::UnsupportedScheme { .. })));
+    }
+
+    #[cfg(any(feature = "ecdsa", feature = "rsa"))]
+    fn pem_key(keytype: &str, scheme: &str, pem: &str) -> PublicKey {
+        let mut keyval = Map::new();
+        keyval.insert("public".into(), Value::String(pem.into()));
+        PublicKey { keytype: keytype.into(), scheme: scheme.into(), keyval, extra: Map::new() }
+    }
+
+    /// Signed with python `cryptography` (what the TUF conformance suite uses).
+    #[cfg(feature = "ecdsa")]
+    #[test]
+    fn verifies_ecdsa_p256_der_signatures_from_securesystemslib() {
+        const PEM: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEV5xTc1ARF0Na+Dz54jq7RV03+tq6\nu6lqhOde3hNdp5hODPbQy8ZMUqOYzGQgreyl8bYeAaC5Zf5L4QKsqNb0bw==\n-----END PUBLIC KEY-----\n";
+        const SIG: &str = "3045022100bce535c57ab6b6040f294ead3caa12cf2d0cf59047754ca59e5f02e1dcfe45ba02201a95d4347b41035f26e7c3c4f1496f85d00a082d01db741c214cb2a84a5b0e3d";
+        let sig = hex::decode(SIG).unwrap();
+        for keytype in ["ecdsa", "ecdsa-sha2-nistp256"] {
+            let key = pem_key(keytype, "ecdsa-sha2-nistp256", PEM);
+            key.verify(b"trellis test message", &sig).unwrap();
+            assert_eq!(key.verify(b"trellis test messagE", &sig), Err(SignatureError::Mismatch));
+            assert!(matches!(key.verify(b"x", &sig[..10]), Err(SignatureError::MalformedSignature(_))));
+        }
+        let garbage =
+            pem_key("ecdsa", "ecdsa-sha2-nistp256", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n");
+        assert!(matches!(garbage.verify(b"x", &sig), Err(SignatureError::MalformedKey { .. })));
+    }
+
+    #[cfg(feature = "rsa")]
+    #[test]
+    fn verifies_rsa_pss_and_pkcs1v15_signatures_and_keeps_schemes_apart() {
+        const PEM: &str = "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAoOwpDuqqrzIOm9TsLYM/\nHtxAhBUIySIWIqZqrLVn0dGC7Q5wyndRceGrSu2OnqvScKWM0/gq/TN79mrcGQLM\nBzJBwtNCf198zUn8Q/7Vu52l/dIn9RHFuqR7a3iIKDYM5Aru/HMNUHAP+DY/plLP\nrjh4cpe1LD52m8iRRmDRvjo8+yF7UaDYnzyFtpG1Mev/1VATf51Zaz2/8XRJ8LNA\nOYdpOLwAdx9She5lvH/6GVvIW5lNN1GmBZTxyfmNEm8WBfwMrcudUuHh05PMXRkF\nzZAMSdlh1oUbQv/ntAsOop+hJ2aUz79uigdFc1GFRpig3PPu1yx2/B4NV9IIpQSf\newIDAQAB\n-----END PUBLIC KEY-----\n";
+        const PSS: &str = "950315a36f587781c47eed4a5d3cb7482b1210b1054a400648977aade729357b5799f0d75729696dba02004f7d895877d2c9f0b3e0aa16b994629e4d731847119fb9ddc5165dbeb277f8b3bc962ec304d06ad9fabc8a0f8d663469971b05a52642edc31fc14dcc09100d0afa7dd280bfd15be7fa99432ded2c4d974081835064c7c88452d696ec1af3a2f69c98b17446ee9e134bbd01b2f328446f07007c289f2f9f848470c63372fe28509f8b441e0966f98ccf47fd5a6e47ad478916a4badb7f83984dadea4482e7b56119fc66f8044d80ec5eb038cb52ab8266ce020aefef9336d59582c32d1db0e59ba11602bc8a5850c400be795b01d7e7d0ee99fb38f9";
+        const PKCS1: &str = "22329030a3a41139ea4863e855e07dbbf5380c1476ecc38c61267dcc7f175e171e9474b45c975c15e3133906e7a45ea9fdbd4699b962860e6eafb548be85af84ac26b62cb08eabfd306d1f71ca71346fe8b65bf8c33d21f41b9b8dab751dcccc15ab5cb23b501333392800fad7dff0f6f1983d772f437f65e818d3afff8ec1548eb64f9553d811f6f88c10777e9f0bed4386e45a25c7d24df9828e73f0e5af19b70d43f6a759f73537289f5219be5c07c2387726fb3e6ac20e553694f802502061d3c174cc16bd9a2aaab7a3a947201dd60d0978311693874efc2d9953a0cab8dee5153f5278b837c8589618acf0203ba049c43e8a9187bcd91b7cb10580245f";
+        let msg = b"trellis test message";
+        let pss_key = pem_key("rsa", "rsassa-pss-sha256", PEM);
+        let pkcs_key = pem_key("rsa", "rsa-pkcs1v15-sha256", PEM);
+        let pss = hex::decode(PSS).unwrap();
+        let pkcs1 = hex::decode(PKCS1).unwrap();
+        pss_key.verify(msg, &pss).unwrap();
+        pkcs_key.verify(msg, &pkcs1).unwrap();
+        assert_eq!(pss_key.verify(msg, &pkcs1), Err(SignatureError::Mismatch));
+        assert_eq!(pkcs_key.verify(msg, &pss), Err(SignatureError::Mismatch));
+        assert_eq!(pss_key.verify(b"other", &pss), Err(SignatureError::Mismatch));
     }
 }

@@ -13,12 +13,15 @@ pub mod digest;
 pub mod dsse;
 pub mod id;
 pub mod index;
+pub mod json_schema;
 pub mod key;
 pub mod manifest;
+pub mod path;
 pub mod permission;
 pub mod plugin;
 pub mod publisher;
 pub mod tuf;
+pub mod validate;
 
 pub use digest::Sha256;
 pub use id::{PluginId, VendorId};

@@ -1,0 +1,168 @@
+//! Placing a checked package on disk: staging directory, fsync, one atomic rename.
+//!
+//! Owns the staging directory's whole life: it is created next to the destination
+//! (same file system, so the final rename is atomic), every file is created with
+//! `create_new` inside it, written while it is hashed, fsynced, and the directory is
+//! renamed into place only after every entry passed every check. On any error the
+//! staging directory is removed (also on unwinding: it is a [`tempfile::TempDir`]
+//! until the rename) and the destination never appears.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use trellis_schema::manifest::CONTENT_MANIFEST_PATH;
+
+use super::archive::{Entry, EntryKind};
+use super::error::PackageError;
+use super::inflate::{self, BUFFER_SIZE, Budget};
+use super::{Package, check_against_manifest};
+use crate::fs::{FsError, sync_dir};
+
+/// What an extraction produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extracted {
+    /// Where the files now are.
+    pub destination: PathBuf,
+    /// Number of files written (including `trellis-manifest.json`).
+    pub files: usize,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// Inflates and checks every entry, writing nothing.
+pub(super) fn verify(package: &Package) -> Result<(), PackageError> {
+    run(package, None).map(|_| ())
+}
+
+/// Extracts into `destination` through a staging directory.
+pub(super) fn extract(package: &Package, destination: &Path) -> Result<Extracted, PackageError> {
+    if fs::symlink_metadata(destination).is_ok() {
+        return Err(PackageError::DestinationExists { path: destination.to_owned() });
+    }
+    let parent = match destination.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        Some(_) => Path::new("."),
+        None => return Err(PackageError::NoParentDirectory { path: destination.to_owned() }),
+    };
+    let staging = tempfile::Builder::new()
+        .prefix(".trellis-staging-")
+        .tempdir_in(parent)
+        .map_err(|e| FsError::new("creating a staging directory in", parent, e))?;
+    let (files, bytes, dirs) = run(package, Some(staging.path()))?;
+    for dir in dirs.iter().rev() {
+        sync_dir(&staging.path().join(dir))?;
+    }
+    sync_dir(staging.path())?;
+    let staged = staging.keep();
+    if let Err(e) = fs::rename(&staged, destination) {
+        let _ = fs::remove_dir_all(&staged);
+        return Err(FsError::new("moving the staged package to", destination, e).into());
+    }
+    if let Err(e) = sync_dir(parent) {
+        let _ = fs::remove_dir_all(destination);
+        return Err(e.into());
+    }
+    tracing::debug!(destination = %destination.display(), files, bytes, "extracted package");
+    Ok(Extracted { destination: destination.to_owned(), files, bytes })
+}
+
+/// Streams every entry in archive order; writes under `root` when given. Returns the
+/// number of files, the bytes inflated and the directories created (parents first).
+fn run(package: &Package, root: Option<&Path>) -> Result<(usize, u64, Vec<String>), PackageError> {
+    let expected = package.expected_by_path();
+    let mut order: Vec<&Entry> = package.entries().iter().collect();
+    order.sort_by_key(|e| e.data.start);
+    let mut buffer = vec![0u8; BUFFER_SIZE];
+    let mut budget = Budget::default();
+    let mut dirs = Directories::default();
+    let mut files = 0usize;
+    let mut bytes = 0u64;
+    for entry in order {
+        if entry.kind == EntryKind::Directory {
+            if let Some(root) = root {
+                dirs.create(root, entry.name())?;
+            }
+            continue;
+        }
+        let mut file = match root {
+            Some(root) => {
+                if let Some((parent, _)) = entry.name().rsplit_once('/') {
+                    dirs.create(root, parent)?;
+                }
+                let path = root.join(entry.name());
+                let file =
+                    File::create_new(&path).map_err(|e| FsError::new("creating staged file", path.clone(), e))?;
+                Some((file, path))
+            }
+            None => None,
+        };
+        let sink_path = file.as_ref().map(|(_, p)| p.clone());
+        let inflated = inflate::stream_entry(
+            package.bytes(),
+            entry,
+            package.limits(),
+            &mut budget,
+            &mut buffer,
+            |chunk| match file.as_mut() {
+                Some((file, _)) => file.write_all(chunk),
+                None => Ok(()),
+            },
+            |e| match &sink_path {
+                Some(path) => PackageError::from(FsError::new("writing staged file", path.clone(), e)),
+                None => PackageError::CorruptEntry { name: entry.name().to_owned(), reason: e.to_string() },
+            },
+        )?;
+        if entry.name() != CONTENT_MANIFEST_PATH {
+            let Some(listed) = expected.get(entry.name()) else {
+                return Err(PackageError::UnexpectedFile { name: entry.name().to_owned() });
+            };
+            check_against_manifest(entry, listed, inflated)?;
+        }
+        if let Some((file, path)) = file.take() {
+            finish_file(&file, entry.executable).map_err(|e| FsError::new("syncing staged file", path, e))?;
+        }
+        files += 1;
+        bytes += inflated.size;
+    }
+    Ok((files, bytes, dirs.created))
+}
+
+fn finish_file(file: &File, executable: bool) -> std::io::Result<()> {
+    #[cfg(unix)]
+    if executable {
+        use std::os::unix::fs::PermissionsExt as _;
+        file.set_permissions(fs::Permissions::from_mode(0o755))?;
+    }
+    #[cfg(not(unix))]
+    let _ = executable;
+    file.sync_all()
+}
+
+/// Directories created in the staging tree, so each is created (and synced) once.
+#[derive(Default)]
+struct Directories {
+    seen: HashSet<String>,
+    created: Vec<String>,
+}
+
+impl Directories {
+    fn create(&mut self, root: &Path, dir: &str) -> Result<(), PackageError> {
+        if self.seen.contains(dir) {
+            return Ok(());
+        }
+        let mut end = 0;
+        for segment in dir.split('/') {
+            end += segment.len();
+            let prefix = &dir[..end];
+            if self.seen.insert(prefix.to_owned()) {
+                let path = root.join(prefix);
+                fs::create_dir(&path).map_err(|e| FsError::new("creating staged directory", path, e))?;
+                self.created.push(prefix.to_owned());
+            }
+            end += 1;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,346 @@
+//! Opening, verifying and extracting packages: the only code in Trellis that reads a ZIP.
+//!
+//! Owns the whole path from package bytes to an installed directory:
+//!
+//! 1. **blob**: the package's size and SHA-256 are checked against the signed
+//!    [`PackageDigest`] before a single ZIP structure is parsed ([`Package::open`]);
+//! 2. **structure** ([`archive`]): a strict reader checks the end record, every
+//!    central-directory record against its local header, the layout of the bytes
+//!    (nothing prepended, between, overlapping or after), the portable name policy of
+//!    [`trellis_schema::path`] and name collisions, refuses symlinks, special files,
+//!    ZIP64, encryption and unknown compression, and holds declared sizes to
+//!    [`Limits`];
+//! 3. **manifest**: the entry set must equal the expected file list plus
+//!    `trellis-manifest.json` — the *signed* [`ReleaseManifest`]'s list for installs,
+//!    the package's own content manifest for `lint` ([`Package::open_unsigned`]);
+//! 4. **content** ([`inflate`]): every entry is streamed with per-file, total and
+//!    ratio limits counted on the bytes actually produced, its CRC-32 checked and its
+//!    SHA-256 compared with the manifest;
+//! 5. **placement** ([`extract`]): files are written into a staging directory next to
+//!    the destination, fsynced, and the staging directory is renamed into place. A
+//!    refused package leaves nothing behind.
+//!
+//! It does not decide *whether* to install (trust, consent, resolution) nor where
+//! (the install module chooses the destination), and it does not verify DSSE
+//! signatures: callers pass a [`ReleaseManifest`] that the trust module verified.
+
+pub mod archive;
+mod error;
+mod extract;
+mod inflate;
+mod limits;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use trellis_schema::digest::Hasher;
+use trellis_schema::manifest::{CONTENT_MANIFEST_PATH, ContentManifest, FileEntry, PackageDigest, ReleaseManifest};
+use trellis_schema::path::{NameError, NameSet, PackagePath};
+
+pub use archive::{Entry, EntryKind, Method};
+pub use error::PackageError;
+pub use extract::Extracted;
+pub use limits::Limits;
+
+use inflate::{BUFFER_SIZE, Budget};
+
+/// Path of the plugin metadata inside a package.
+pub const PLUGIN_JSON_PATH: &str = "plugin.json";
+
+/// Which list the package's files are checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManifestSource {
+    /// The developer-signed release manifest (installs).
+    Signed,
+    /// Only the content manifest inside the package (`lint` of an unsigned package).
+    ContentOnly,
+}
+
+/// A package whose bytes and structure have been checked, ready to verify or extract.
+///
+/// Holds the whole archive in memory (bounded by [`Limits::max_package_size`]): the
+/// bytes hashed are exactly the bytes parsed and extracted.
+#[derive(Debug)]
+pub struct Package {
+    bytes: Vec<u8>,
+    digest: PackageDigest,
+    entries: Vec<Entry>,
+    content_manifest: ContentManifest,
+    expected: Vec<FileEntry>,
+    source: ManifestSource,
+    limits: Limits,
+}
+
+impl Package {
+    /// Opens the package file at `path` for installing the release `manifest`
+    /// describes (a manifest whose DSSE signature the caller verified). Checks the
+    /// blob's size and SHA-256 against `manifest.package` first, then the structure,
+    /// then that the entry set matches `manifest.files`.
+    pub fn open(path: &Path, manifest: &ReleaseManifest, limits: &Limits) -> Result<Self, PackageError> {
+        let bytes = read_bounded(path, Some(manifest.package.size), limits)?;
+        Self::from_bytes(bytes, manifest, limits)
+    }
+
+    /// Like [`Package::open`], for package bytes already in memory.
+    pub fn from_bytes(bytes: Vec<u8>, manifest: &ReleaseManifest, limits: &Limits) -> Result<Self, PackageError> {
+        let expected = manifest.package;
+        if bytes.len() as u64 != expected.size {
+            return Err(PackageError::PackageSizeMismatch { expected: expected.size, actual: bytes.len() as u64 });
+        }
+        let digest = digest_of(&bytes);
+        if digest.sha256 != expected.sha256 {
+            return Err(PackageError::PackageHashMismatch { expected: expected.sha256, actual: digest.sha256 });
+        }
+        let mut package = Self::parse(bytes, digest, limits)?;
+        check_release_against_content(manifest, &package.content_manifest)?;
+        package.expected = manifest.files.clone();
+        package.source = ManifestSource::Signed;
+        package.check_entry_set()?;
+        Ok(package)
+    }
+
+    /// Opens a package without a signed manifest, as `lint` does: its files are
+    /// checked against the content manifest inside it. Nothing vouches for such a
+    /// package; never install from it.
+    pub fn open_unsigned(path: &Path, limits: &Limits) -> Result<Self, PackageError> {
+        let bytes = read_bounded(path, None, limits)?;
+        Self::from_bytes_unsigned(bytes, limits)
+    }
+
+    /// Like [`Package::open_unsigned`], for package bytes already in memory.
+    pub fn from_bytes_unsigned(bytes: Vec<u8>, limits: &Limits) -> Result<Self, PackageError> {
+        if bytes.len() as u64 > limits.max_package_size {
+            return Err(PackageError::PackageTooLarge { size: bytes.len() as u64, max: limits.max_package_size });
+        }
+        let digest = digest_of(&bytes);
+        let package = Self::parse(bytes, digest, limits)?;
+        package.check_entry_set()?;
+        Ok(package)
+    }
+
+    fn parse(bytes: Vec<u8>, digest: PackageDigest, limits: &Limits) -> Result<Self, PackageError> {
+        let entries = archive::read_entries(&bytes, limits)?;
+        let (raw, _) = read_small_entry(&bytes, &entries, limits, CONTENT_MANIFEST_PATH).map_err(|e| match e {
+            PackageError::MissingFile { .. } => PackageError::MissingContentManifest,
+            other => other,
+        })?;
+        let content_manifest: ContentManifest =
+            serde_json::from_slice(&raw).map_err(|e| PackageError::InvalidContentManifest { reason: e.to_string() })?;
+        Ok(Self {
+            bytes,
+            digest,
+            entries,
+            expected: content_manifest.files.clone(),
+            content_manifest,
+            source: ManifestSource::ContentOnly,
+            limits: *limits,
+        })
+    }
+
+    /// Checks names only: archive files == expected files + the content manifest.
+    fn check_entry_set(&self) -> Result<(), PackageError> {
+        let mut set = NameSet::new();
+        let mut expected: HashMap<&str, &FileEntry> = HashMap::with_capacity(self.expected.len());
+        for file in &self.expected {
+            let path = PackagePath::new(&file.path).map_err(|source| PackageError::InvalidManifestPath { source })?;
+            if path.as_str() == CONTENT_MANIFEST_PATH {
+                return Err(PackageError::InvalidManifestPath {
+                    source: NameError::Duplicate { path: CONTENT_MANIFEST_PATH.to_owned() },
+                });
+            }
+            set.insert_file(&path).map_err(|source| PackageError::InvalidManifestPath { source })?;
+            expected.insert(&file.path, file);
+        }
+        let mut seen = 0usize;
+        for entry in self.entries.iter().filter(|e| e.kind == EntryKind::File) {
+            if entry.name() == CONTENT_MANIFEST_PATH {
+                continue;
+            }
+            let Some(file) = expected.get(entry.name()) else {
+                return Err(PackageError::UnexpectedFile { name: entry.name().to_owned() });
+            };
+            if file.size != entry.size {
+                return Err(PackageError::FileSizeMismatch {
+                    name: entry.name().to_owned(),
+                    expected: file.size,
+                    actual: entry.size,
+                });
+            }
+            seen += 1;
+        }
+        if seen != self.expected.len() {
+            let present: std::collections::HashSet<&str> = self.entries.iter().map(Entry::name).collect();
+            if let Some(missing) = self.expected.iter().find(|f| !present.contains(f.path.as_str())) {
+                return Err(PackageError::MissingFile { name: missing.path.clone() });
+            }
+        }
+        Ok(())
+    }
+
+    /// The package's size and SHA-256, as computed.
+    pub fn digest(&self) -> PackageDigest {
+        self.digest
+    }
+
+    /// Every entry, in central-directory order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The content manifest inside the package (`trellis-manifest.json`).
+    pub fn content_manifest(&self) -> &ContentManifest {
+        &self.content_manifest
+    }
+
+    /// The file list the package is checked against.
+    pub fn expected_files(&self) -> &[FileEntry] {
+        &self.expected
+    }
+
+    /// Whether the file list came from a signed release manifest.
+    pub fn manifest_source(&self) -> ManifestSource {
+        self.source
+    }
+
+    /// The raw bytes of `plugin.json`, checked against the manifest.
+    pub fn plugin_json(&self) -> Result<Vec<u8>, PackageError> {
+        self.read_small(PLUGIN_JSON_PATH)
+    }
+
+    /// Reads one file of at most [`Limits::max_manifest_size`] bytes into memory, with
+    /// every check extraction does (CRC, limits, and the manifest's SHA-256 when the
+    /// file is listed).
+    pub fn read_small(&self, path: &str) -> Result<Vec<u8>, PackageError> {
+        let (bytes, (entry, inflated)) = read_small_entry(&self.bytes, &self.entries, &self.limits, path)?;
+        if let Some(file) = self.expected.iter().find(|f| f.path == path) {
+            check_against_manifest(entry, file, inflated)?;
+        }
+        Ok(bytes)
+    }
+
+    /// Inflates every entry and checks it (limits, CRC, size and SHA-256 against the
+    /// manifest) without writing anything: what `lint` runs.
+    pub fn verify(&self) -> Result<(), PackageError> {
+        extract::verify(self)
+    }
+
+    /// Extracts the package into `destination`, which must not exist; its parent must.
+    /// Files are staged in a temporary directory beside `destination`, checked,
+    /// fsynced and moved into place with one rename. On any error nothing is left
+    /// behind and `destination` does not exist.
+    pub fn extract(&self, destination: &Path) -> Result<Extracted, PackageError> {
+        extract::extract(self, destination)
+    }
+
+    fn expected_by_path(&self) -> HashMap<&str, &FileEntry> {
+        self.expected.iter().map(|f| (f.path.as_str(), f)).collect()
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+}
+
+/// Inflates one small file into memory.
+fn read_small_entry<'a>(
+    archive: &[u8],
+    entries: &'a [Entry],
+    limits: &Limits,
+    path: &str,
+) -> Result<(Vec<u8>, (&'a Entry, inflate::Inflated)), PackageError> {
+    let entry = entries
+        .iter()
+        .find(|e| e.kind == EntryKind::File && e.name() == path)
+        .ok_or_else(|| PackageError::MissingFile { name: path.to_owned() })?;
+    if entry.size > limits.max_manifest_size {
+        return Err(PackageError::FileTooLarge {
+            name: path.to_owned(),
+            size: entry.size,
+            max: limits.max_manifest_size,
+        });
+    }
+    let mut out = Vec::with_capacity(usize::try_from(entry.size).unwrap_or(0));
+    let mut buffer = vec![0u8; BUFFER_SIZE];
+    let inflated = inflate::stream_entry(
+        archive,
+        entry,
+        limits,
+        &mut Budget::default(),
+        &mut buffer,
+        |chunk| {
+            out.extend_from_slice(chunk);
+            Ok(())
+        },
+        |e| PackageError::CorruptEntry { name: path.to_owned(), reason: e.to_string() },
+    )?;
+    Ok((out, (entry, inflated)))
+}
+
+fn check_against_manifest(entry: &Entry, file: &FileEntry, inflated: inflate::Inflated) -> Result<(), PackageError> {
+    if inflated.size != file.size {
+        return Err(PackageError::FileSizeMismatch {
+            name: entry.name().to_owned(),
+            expected: file.size,
+            actual: inflated.size,
+        });
+    }
+    if inflated.sha256 != file.sha256 {
+        return Err(PackageError::FileHashMismatch {
+            name: entry.name().to_owned(),
+            expected: file.sha256,
+            actual: inflated.sha256,
+        });
+    }
+    Ok(())
+}
+
+fn check_release_against_content(release: &ReleaseManifest, content: &ContentManifest) -> Result<(), PackageError> {
+    let mismatch = |reason: String| Err(PackageError::ContentManifestMismatch { reason });
+    if release.plugin_id != content.plugin_id || release.version != content.version {
+        return mismatch(format!(
+            "it describes {} {} but the signature is for {}",
+            content.plugin_id,
+            content.version,
+            release.release_name()
+        ));
+    }
+    if release.files != content.files {
+        return mismatch(format!(
+            "it lists {} files, the signed manifest {}; they must be identical",
+            content.files.len(),
+            release.files.len()
+        ));
+    }
+    Ok(())
+}
+
+fn digest_of(bytes: &[u8]) -> PackageDigest {
+    let mut hasher = Hasher::new();
+    hasher.update(bytes);
+    PackageDigest { sha256: hasher.finish(), size: bytes.len() as u64 }
+}
+
+/// Reads `path`, refusing a file above the package limit or (when the signed size is
+/// known) of another size before reading it.
+fn read_bounded(path: &Path, expected_size: Option<u64>, limits: &Limits) -> Result<Vec<u8>, PackageError> {
+    let read_error = |source| PackageError::Read { path: PathBuf::from(path), source };
+    let file = File::open(path).map_err(read_error)?;
+    let size = file.metadata().map_err(read_error)?.len();
+    if size > limits.max_package_size {
+        return Err(PackageError::PackageTooLarge { size, max: limits.max_package_size });
+    }
+    if let Some(expected) = expected_size
+        && size != expected
+    {
+        return Err(PackageError::PackageSizeMismatch { expected, actual: size });
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(size.saturating_add(1)).read_to_end(&mut bytes).map_err(read_error)?;
+    Ok(bytes)
+}

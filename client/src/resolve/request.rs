@@ -1,0 +1,234 @@
+//! What the caller asks the resolver for: a [`Request`].
+//!
+//! Owns the plain values that describe one resolution: root requirements, the host app,
+//! the platform, channels, pins, the installed set, the blocklist, the registries and
+//! their namespace bindings, and which installed plugins may move. It holds no I/O and no
+//! policy beyond defaults; the lifecycle builds a request from its state file and hands
+//! it to [`super::resolve`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+use semver::{Version, VersionReq};
+use trellis_schema::blocklist::Blocklist;
+use trellis_schema::id::{PluginId, VendorId};
+use trellis_schema::plugin::{Channel, Platform};
+
+/// The local name of a configured registry (`public`, `acme-corp`).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct RegistryName(String);
+
+impl RegistryName {
+    /// A registry name as the user configured it.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self(name.into())
+    }
+
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RegistryName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The host application the plugins run in: it is the virtual `host` package.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostApp {
+    /// Host application id, compared with each release's `host.id`.
+    pub id: String,
+    /// The plugin API version this build of the host provides.
+    pub api_version: Version,
+}
+
+/// A root requirement: "I want this plugin, in this range".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Requirement {
+    /// The plugin.
+    pub id: PluginId,
+    /// Acceptable versions; `*` for any.
+    pub version: VersionReq,
+}
+
+impl Requirement {
+    /// A requirement on any version of `id`.
+    pub fn any(id: PluginId) -> Self {
+        Self { id, version: VersionReq::STAR }
+    }
+}
+
+/// The registries to resolve against and which one serves each vendor namespace.
+///
+/// A namespace (`acme` in `acme.clock`) is served by exactly one registry. An explicit
+/// binding wins; otherwise the first registry in priority order that serves a plugin of
+/// that namespace gets it, and [`super::Resolution::inferred_bindings`] reports the choice
+/// so the caller records it. A plugin of a bound namespace is never taken from another
+/// registry, whatever versions that registry offers (dependency confusion).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Registries {
+    /// Registries in priority order, highest first.
+    pub priority: Vec<RegistryName>,
+    /// Namespaces already bound to a registry (from state or configuration).
+    pub bindings: BTreeMap<VendorId, RegistryName>,
+}
+
+impl Registries {
+    /// Registries in priority order, with no binding yet.
+    pub fn new(priority: impl IntoIterator<Item = RegistryName>) -> Self {
+        Self { priority: priority.into_iter().collect(), bindings: BTreeMap::new() }
+    }
+
+    /// Binds `vendor`'s namespace to `registry`.
+    #[must_use]
+    pub fn with_binding(mut self, vendor: VendorId, registry: RegistryName) -> Self {
+        self.bindings.insert(vendor, registry);
+        self
+    }
+}
+
+/// Which installed plugins may move to another version.
+///
+/// Like `cargo update -p` and uv's `--upgrade-package`: installing a new plugin keeps
+/// every installed plugin at its version when that still works ([`Upgrade::Nothing`]);
+/// `update` moves everything ([`Upgrade::All`]); `update ID…` moves only those
+/// ([`Upgrade::Only`]). Keeping is a preference, not a constraint: when a new plugin needs
+/// a newer dependency than the installed one, the dependency moves.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Upgrade {
+    /// Prefer the installed version of every installed plugin.
+    #[default]
+    Nothing,
+    /// Prefer the newest allowed version of every plugin.
+    All,
+    /// Prefer the newest version of these plugins, the installed version of the others.
+    Only(BTreeSet<PluginId>),
+}
+
+impl Upgrade {
+    /// Whether the installed version of `id` is preferred over newer ones.
+    pub fn keeps(&self, id: &PluginId) -> bool {
+        match self {
+            Self::Nothing => true,
+            Self::All => false,
+            Self::Only(ids) => !ids.contains(id),
+        }
+    }
+}
+
+/// Everything one resolution depends on besides the index docs.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// Plugins that must be present, with acceptable versions. For an install, the caller
+    /// passes the installed plugins the user asked for as well as the new one.
+    pub requirements: Vec<Requirement>,
+    /// The host application and the plugin API version it provides.
+    pub host: HostApp,
+    /// The platform plugins must run on.
+    pub platform: Platform,
+    /// The channel followed by default.
+    pub channel: Channel,
+    /// Per-plugin channel overrides.
+    pub channels: BTreeMap<PluginId, Channel>,
+    /// Exact versions the user pinned.
+    pub pins: BTreeMap<PluginId, Version>,
+    /// Installed plugins and their active versions.
+    pub installed: BTreeMap<PluginId, Version>,
+    /// Which installed plugins may move.
+    pub upgrade: Upgrade,
+    /// The blocklist from the registry's `security` role.
+    pub blocklist: Arc<Blocklist>,
+    /// Registries and namespace bindings.
+    pub registries: Registries,
+    /// This client's version, compared with each release's `min_client_version`.
+    pub client_version: Version,
+}
+
+impl Request {
+    /// A request with no requirement yet, the stable channel, no pins, nothing installed
+    /// and an empty blocklist.
+    pub fn new(host: HostApp, platform: Platform, registries: Registries) -> Self {
+        Self {
+            requirements: Vec::new(),
+            host,
+            platform,
+            channel: Channel::Stable,
+            channels: BTreeMap::new(),
+            pins: BTreeMap::new(),
+            installed: BTreeMap::new(),
+            upgrade: Upgrade::Nothing,
+            blocklist: Arc::new(Blocklist::default()),
+            registries,
+            client_version: crate_version(),
+        }
+    }
+
+    /// Adds a root requirement.
+    #[must_use]
+    pub fn require(mut self, id: PluginId, version: VersionReq) -> Self {
+        self.requirements.push(Requirement { id, version });
+        self
+    }
+
+    /// Sets the default channel.
+    #[must_use]
+    pub fn with_channel(mut self, channel: Channel) -> Self {
+        self.channel = channel;
+        self
+    }
+
+    /// Overrides the channel of one plugin.
+    #[must_use]
+    pub fn with_plugin_channel(mut self, id: PluginId, channel: Channel) -> Self {
+        self.channels.insert(id, channel);
+        self
+    }
+
+    /// Pins a plugin to one version.
+    #[must_use]
+    pub fn with_pin(mut self, id: PluginId, version: Version) -> Self {
+        self.pins.insert(id, version);
+        self
+    }
+
+    /// Records an installed plugin.
+    #[must_use]
+    pub fn with_installed(mut self, id: PluginId, version: Version) -> Self {
+        self.installed.insert(id, version);
+        self
+    }
+
+    /// Sets which installed plugins may move.
+    #[must_use]
+    pub fn with_upgrade(mut self, upgrade: Upgrade) -> Self {
+        self.upgrade = upgrade;
+        self
+    }
+
+    /// Sets the blocklist.
+    #[must_use]
+    pub fn with_blocklist(mut self, blocklist: Arc<Blocklist>) -> Self {
+        self.blocklist = blocklist;
+        self
+    }
+
+    /// Sets this client's version (defaults to the crate's version).
+    #[must_use]
+    pub fn with_client_version(mut self, version: Version) -> Self {
+        self.client_version = version;
+        self
+    }
+
+    /// The channel `id` follows.
+    pub fn channel_of(&self, id: &PluginId) -> Channel {
+        self.channels.get(id).copied().unwrap_or(self.channel)
+    }
+}
+
+fn crate_version() -> Version {
+    Version::parse(env!("CARGO_PKG_VERSION")).unwrap_or_else(|_| Version::new(0, 0, 0))
+}

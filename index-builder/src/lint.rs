@@ -1,0 +1,268 @@
+//! `lint`: the store-compatibility check a developer runs locally and in CI.
+//!
+//! Takes a plugin source tree or a package and reports every problem the store would
+//! refuse it for: plugin.json schema and semantics, the portable name policy, size
+//! limits, the license file, icons and their pixel sizes, platform directories and
+//! entry points; for a package also the hardened structural checks (the same code the
+//! client installs with), content manifest ⇔ contents, and the developer signature in
+//! `<stem>.dsse` when present (against a publisher record when one is given).
+//!
+//! Lint never writes anything. Packing is [`crate::pack`], signing [`crate::sign`].
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use trellis_client::package::{Limits, Package};
+use trellis_schema::dsse::Envelope;
+use trellis_schema::key::KeyId;
+use trellis_schema::manifest::{CONTENT_MANIFEST_PATH, ReleaseManifest};
+use trellis_schema::plugin::{METADATA_PATH, PluginMetadata};
+use trellis_schema::publisher::PublisherRecord;
+use trellis_schema::validate::{self, PackageFile, Problem, Severity};
+
+use crate::{sign, source_tree};
+
+/// Bytes of each file read for format checks.
+const HEAD_LEN: usize = 32;
+
+/// What was linted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// A plugin source tree.
+    Directory,
+    /// A package file.
+    Package,
+}
+
+/// The developer signature found beside a package.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum SignatureStatus {
+    /// No `.dsse` file (or a directory was linted).
+    Absent,
+    /// The envelope vouches for exactly this package; its signers were not checked
+    /// because no publisher record was given.
+    Unchecked {
+        /// Key ids that signed.
+        signers: Vec<KeyId>,
+    },
+    /// Verified against the given publisher record.
+    Verified {
+        /// The publisher.
+        publisher: String,
+    },
+    /// The envelope is wrong; see the problems.
+    Invalid,
+}
+
+/// Options of [`lint`].
+#[derive(Clone, Debug, Default)]
+pub struct LintOptions {
+    /// Check the signature against this publisher record.
+    pub publisher: Option<PublisherRecord>,
+}
+
+/// The result of [`lint`].
+#[derive(Clone, Debug, Serialize)]
+pub struct LintReport {
+    /// The path linted.
+    pub target: PathBuf,
+    /// Tree or package.
+    pub kind: Target,
+    /// `id version`, when plugin.json could be read.
+    pub release: Option<String>,
+    /// Every problem, errors and warnings.
+    pub problems: Vec<Problem>,
+    /// The developer signature.
+    pub signature: SignatureStatus,
+}
+
+impl LintReport {
+    /// Whether the store would accept it (no errors; warnings allowed).
+    pub fn is_clean(&self) -> bool {
+        !self.problems.iter().any(|p| p.severity == Severity::Error)
+    }
+}
+
+/// The target does not exist or cannot be read at all.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot lint {}: {source}", path.display())]
+pub struct LintError {
+    /// The target.
+    pub path: PathBuf,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Lints a plugin source tree or a package.
+pub fn lint(path: &Path, options: &LintOptions) -> Result<LintReport, LintError> {
+    let metadata = std::fs::metadata(path).map_err(|source| LintError { path: path.to_owned(), source })?;
+    if metadata.is_dir() { lint_directory(path) } else { Ok(lint_package(path, options)) }
+}
+
+fn lint_directory(root: &Path) -> Result<LintReport, LintError> {
+    let mut problems = Vec::new();
+    let (meta, release) = match std::fs::read(root.join(METADATA_PATH)) {
+        Ok(bytes) => (metadata_problems(&bytes, &mut problems), release_label(&bytes)),
+        Err(e) => {
+            problems.push(Problem::error(METADATA_PATH, format!("cannot read it: {e}")));
+            (None, None)
+        }
+    };
+    let scan = source_tree::scan(root).map_err(|e| LintError { path: e.path, source: e.source })?;
+    problems.extend(scan.limit_problems(&Limits::default()));
+    problems.extend(scan.problems);
+    let mut files = BTreeMap::new();
+    for file in &scan.files {
+        let mut head = Vec::with_capacity(HEAD_LEN);
+        if let Ok(f) = std::fs::File::open(&file.disk_path) {
+            let _ = f.take(HEAD_LEN as u64).read_to_end(&mut head);
+        }
+        files.insert(file.package_path.clone(), PackageFile { size: file.size, head });
+    }
+    problems.extend(match &meta {
+        Some(meta) => validate::package_contents(meta, &files),
+        None => validate::package_layout(&files),
+    });
+    Ok(LintReport {
+        target: root.to_owned(),
+        kind: Target::Directory,
+        release,
+        problems,
+        signature: SignatureStatus::Absent,
+    })
+}
+
+fn lint_package(path: &Path, options: &LintOptions) -> LintReport {
+    let mut report = LintReport {
+        target: path.to_owned(),
+        kind: Target::Package,
+        release: None,
+        problems: Vec::new(),
+        signature: SignatureStatus::Absent,
+    };
+    let opened = Package::open_unsigned(path, &Limits::default()).and_then(|p| p.verify().map(|()| p));
+    let package = match opened {
+        Ok(package) => package,
+        Err(e) => {
+            report.problems.push(Problem::error(path.display().to_string(), e.to_string()));
+            return report;
+        }
+    };
+    let meta = match package.plugin_json() {
+        Ok(bytes) => metadata_problems(&bytes, &mut report.problems),
+        Err(e) => {
+            report.problems.push(Problem::error(METADATA_PATH, e.to_string()));
+            None
+        }
+    };
+    let content = package.content_manifest();
+    report.release = Some(format!("{} {}", content.plugin_id, content.version));
+    let Some(meta) = meta else { return report };
+    if content.plugin_id != meta.id || content.version != meta.version {
+        report.problems.push(Problem::error(
+            CONTENT_MANIFEST_PATH,
+            format!(
+                "names {} {} but plugin.json says {} {}; repack the tree",
+                content.plugin_id, content.version, meta.id, meta.version
+            ),
+        ));
+    }
+    let files = package_files(&package, &meta);
+    report.problems.extend(validate::package_contents(&meta, &files));
+    report.signature = check_envelope(path, &package, &meta, options, &mut report.problems);
+    report
+}
+
+fn metadata_problems(bytes: &[u8], problems: &mut Vec<Problem>) -> Option<PluginMetadata> {
+    let (meta, found) = match serde_json::from_slice(bytes) {
+        Ok(value) => validate::plugin_metadata_report(&value),
+        Err(_) => (None, validate::plugin_metadata_bytes(bytes).err().map(|p| p.0).unwrap_or_default()),
+    };
+    problems.extend(found.into_iter().map(|p| p.in_file(METADATA_PATH)));
+    meta
+}
+
+/// `id version` as plugin.json states them, valid or not.
+fn release_label(bytes: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    Some(format!("{} {}", value.get("id")?.as_str()?, value.get("version")?.as_str()?))
+}
+
+/// Sizes from the content manifest; heads of the files format checks look at.
+fn package_files(package: &Package, meta: &PluginMetadata) -> BTreeMap<String, PackageFile> {
+    let mut images: Vec<&str> = meta.screenshots.iter().map(|s| s.url.as_str()).collect();
+    if let Some(icons) = &meta.icons {
+        images.extend([icons.small.as_str(), icons.medium.as_str(), icons.large.as_str()]);
+    }
+    package
+        .content_manifest()
+        .files
+        .iter()
+        .map(|file| {
+            let head = if images.contains(&file.path.as_str()) {
+                let mut bytes = package.read_small(&file.path).unwrap_or_default();
+                bytes.truncate(HEAD_LEN);
+                bytes
+            } else {
+                Vec::new()
+            };
+            (file.path.clone(), PackageFile { size: file.size, head })
+        })
+        .collect()
+}
+
+fn check_envelope(
+    path: &Path,
+    package: &Package,
+    meta: &PluginMetadata,
+    options: &LintOptions,
+    problems: &mut Vec<Problem>,
+) -> SignatureStatus {
+    let envelope_path = sign::envelope_path(path);
+    let where_ = envelope_path.display().to_string();
+    let Ok(bytes) = std::fs::read(&envelope_path) else {
+        problems.push(Problem {
+            path: where_,
+            message: "no developer signature; run `trellis-index sign` before submitting".into(),
+            severity: Severity::Warning,
+        });
+        return SignatureStatus::Absent;
+    };
+    let mut invalid = |message: String| {
+        problems.push(Problem::error(where_.clone(), message));
+        SignatureStatus::Invalid
+    };
+    let envelope: Envelope = match serde_json::from_slice(&bytes) {
+        Ok(envelope) => envelope,
+        Err(e) => return invalid(format!("not a DSSE envelope: {e}")),
+    };
+    let signed: ReleaseManifest = match envelope.payload_bytes().map(|p| serde_json::from_slice(&p)) {
+        Ok(Ok(manifest)) => manifest,
+        Ok(Err(e)) => return invalid(format!("payload is not a release manifest: {e}")),
+        Err(e) => return invalid(e.to_string()),
+    };
+    let expected = sign::release_manifest(meta, package.content_manifest(), package.digest());
+    if signed != expected {
+        let what = if signed.package != expected.package {
+            format!(
+                "signs package sha256 {} ({} bytes) but this package is sha256 {} ({} bytes)",
+                signed.package.sha256, signed.package.size, expected.package.sha256, expected.package.size
+            )
+        } else {
+            "signs a release manifest that does not match this package's plugin.json and files".to_owned()
+        };
+        return invalid(format!("{what}; sign the package again"));
+    }
+    match &options.publisher {
+        None => SignatureStatus::Unchecked { signers: envelope.signatures.iter().map(|s| s.keyid.clone()).collect() },
+        Some(record) => match record.verify_release(&envelope) {
+            Ok(_) => SignatureStatus::Verified { publisher: record.id.to_string() },
+            Err(e) => invalid(e.to_string()),
+        },
+    }
+}
