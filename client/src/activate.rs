@@ -256,8 +256,13 @@ impl<'s> Transaction<'s> {
         store.update(|s| s.set_pending(Some(journal)))?;
         let tx = Self { store, operation, after, settled: false };
         // Leftovers of an earlier crash (a stale directory of the target release, temp
-        // files) go now, so the target directory starts empty.
+        // files) go now, so the target directory does not exist, and its parent does,
+        // as extraction wants.
         collect_garbage(tx.store, &tx.operation.plugin)?;
+        if tx.operation.phase == Phase::Prepared {
+            tx.store.checkpoint()?;
+            crate::fs::create_dir_all(&tx.store.data_dir().plugin_dir(&tx.operation.plugin))?;
+        }
         Ok(tx)
     }
 

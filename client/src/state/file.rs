@@ -250,6 +250,9 @@ pub enum RepairReport {
 
 /// The state, loaded, with the data-dir lock held until this is dropped. Every change
 /// is written to disk atomically before it is visible in memory.
+///
+/// Hold it for one command or operation, not for the life of the host app: another
+/// process (the `trellis` CLI) waits for the lock meanwhile.
 #[derive(Debug)]
 pub struct StateStore {
     dir: DataDir,
