@@ -618,6 +618,22 @@ mod tests {
     }
 
     #[test]
+    fn reasons_read_as_sentences() {
+        let reasons = [
+            Reason::Requested,
+            Reason::Auto,
+            Reason::NotifyPolicy,
+            Reason::ManualPolicy,
+            Reason::Pinned { version: Version::new(1, 2, 0) },
+            Reason::NotInRollout { bucket: 71, percent: 20 },
+            Reason::NeedsConsent { permissions: vec!["shell:execute".into(), "network:lan".into()] },
+            Reason::OutsideWindow { window: "02:00-05:00".into() },
+        ];
+        let text: Vec<String> = reasons.iter().map(ToString::to_string).collect();
+        insta::assert_snapshot!(text.join("\n"));
+    }
+
+    #[test]
     fn percent_above_100_is_refused() {
         assert_eq!(Percent::new(101), Err(PolicyError::BadPercent(101)));
         assert!(serde_json::from_str::<Percent>("250").is_err());

@@ -487,3 +487,40 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn errors_say_what_failed_and_what_to_do() {
+    let journal = Operation {
+        kind: OperationKind::Update,
+        plugin: clock(),
+        from: Some(v(1)),
+        to: Some(v(2)),
+        phase: Phase::Stopped,
+        before: None,
+    };
+    let errors: Vec<String> = [
+        ActivateError::Pending { operation: Box::new(journal.clone()) },
+        ActivateError::NotInstalled { plugin: clock() },
+        ActivateError::AlreadyInstalled { plugin: clock(), version: v(1) },
+        ActivateError::SameRelease { plugin: clock(), version: v(1) },
+        ActivateError::NoPrevious { plugin: clock() },
+        ActivateError::VendorBoundElsewhere {
+            plugin: clock(),
+            vendor: "acme".into(),
+            bound: public(),
+            offered: "mirror".parse().unwrap(),
+        },
+        ActivateError::ReleaseMissing { plugin: clock(), version: v(2), path: "/data/plugins/acme.clock/2.0.0".into() },
+        ActivateError::WrongPhase { step: "finish", operation: Box::new(journal) },
+        ActivateError::State(StateError::Corrupt {
+            path: "/data/state.json".into(),
+            problem: "EOF while parsing an object at line 3 column 0".into(),
+        }),
+        ActivateError::State(StateError::NewerSchema { path: "/data/state.json".into(), found: 2, supported: 1 }),
+        ActivateError::State(StateError::Busy { path: "/data/state.lock".into() }),
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    insta::assert_snapshot!(errors.join("\n"));
+}
