@@ -107,8 +107,12 @@ pub enum ActivateError {
         /// The registry the release came from.
         offered: RegistryName,
     },
-    /// `staged` was called but the release directory is not there.
-    #[error("{plugin} {version} was reported staged, but {} is not a directory", path.display())]
+    /// The release to activate has no directory (not staged, or deleted by hand).
+    #[error(
+        "the files of {plugin} {version} are not where they should be ({} is not a directory); \
+         install that release again instead",
+        path.display()
+    )]
     ReleaseMissing {
         /// The plugin.
         plugin: PluginId,
@@ -252,6 +256,20 @@ impl<'s> Transaction<'s> {
         operation: Operation,
         after: Option<InstalledPlugin>,
     ) -> Result<Self, ActivateError> {
+        // A release reused as it is (rollback, update back to the kept previous one) must
+        // still be on disk, or the switch would make a missing directory active.
+        if operation.phase == Phase::Staged
+            && let Some(version) = &operation.to
+        {
+            let path = store.data_dir().release_dir(&operation.plugin, version);
+            if !path.is_dir() {
+                return Err(ActivateError::ReleaseMissing {
+                    plugin: operation.plugin.clone(),
+                    version: version.clone(),
+                    path,
+                });
+            }
+        }
         let journal = operation.clone();
         store.update(|s| s.set_pending(Some(journal)))?;
         let tx = Self { store, operation, after, settled: false };

@@ -673,6 +673,19 @@ mod tests {
 
     proptest! {
         #[test]
+        fn window_round_trips_and_splits_the_day(
+            start in 0i32..1440, end in 0i32..1440, probe in 0i32..1440
+        ) {
+            prop_assume!(start != end);
+            let t = |m: i32| time((m / 60) as i8, (m % 60) as i8, 0, 0);
+            let window = UpdateWindow::new(t(start), t(end)).unwrap();
+            prop_assert_eq!(window.to_string().parse::<UpdateWindow>().unwrap(), window);
+            // The window and its complement (end to start) cover every minute exactly once.
+            let complement = UpdateWindow::new(t(end), t(start)).unwrap();
+            prop_assert!(window.contains(t(probe)) != complement.contains(t(probe)));
+        }
+
+        #[test]
         fn rollout_bucket_is_stable_and_monotonic_in_percent(seed in any::<u128>(), minor in 0u64..50, pct in 0u32..=100) {
             let id = InstallId::from_hex(&format!("{seed:032x}")).unwrap();
             let v = Version::new(1, minor, 0);

@@ -286,6 +286,20 @@ fn misuse_is_refused_with_the_reason() {
 }
 
 #[test]
+fn rollback_to_a_previous_release_deleted_by_hand_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let mut store = open(&dir);
+    install(&mut store, &clock(), 1).unwrap();
+    update(&mut store, &clock(), 2).unwrap();
+    fs::remove_dir_all(dir.release_dir(&clock(), &v(1))).unwrap();
+    let err = begin_rollback(&mut store, &clock()).unwrap_err();
+    assert!(matches!(err, ActivateError::ReleaseMissing { .. }), "{err}");
+    assert!(store.state().pending().is_none(), "a refusal journals nothing");
+    assert_eq!(store.state().plugin(&clock()).unwrap().active.version, v(2));
+}
+
+#[test]
 fn dropping_an_unfinished_transaction_settles_it() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = DataDir::new(tmp.path());
