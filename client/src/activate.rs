@@ -176,7 +176,7 @@ pub fn begin_install<'s>(
         phase: Phase::Prepared,
         before: None,
     };
-    let after = InstalledPlugin { registry, active: release, previous: None, reason };
+    let after = InstalledPlugin { registry, active: release, previous: None, reason, disabled: None };
     Transaction::begin(store, operation, Some(after))
 }
 
@@ -201,7 +201,7 @@ pub fn begin_update<'s>(
         phase: if reuse { Phase::Staged } else { Phase::Prepared },
         before: Some(before.clone()),
     };
-    let after = InstalledPlugin { active: release, previous: Some(before.active.clone()), ..before };
+    let after = InstalledPlugin { active: release, previous: Some(before.active.clone()), disabled: None, ..before };
     Transaction::begin(store, operation, Some(after))
 }
 
@@ -220,7 +220,7 @@ pub fn begin_rollback<'s>(store: &'s mut StateStore, plugin: &PluginId) -> Resul
         phase: Phase::Staged,
         before: Some(before.clone()),
     };
-    let after = InstalledPlugin { active: previous, previous: Some(before.active.clone()), ..before };
+    let after = InstalledPlugin { active: previous, previous: Some(before.active.clone()), disabled: None, ..before };
     Transaction::begin(store, operation, Some(after))
 }
 
