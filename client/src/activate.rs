@@ -33,6 +33,38 @@
 //! It does not download, verify signatures or extract (that is `package`, writing into
 //! [`Transaction::target_dir`]), and it does not call host hooks; it tells the caller
 //! which hooks recovery still owes ([`HostAction`]).
+//!
+//! # Example: an install, as the lifecycle runs it
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use trellis_client::activate;
+//! use trellis_client::events::NoReporter;
+//! use trellis_client::hooks::{Hook, HookContext, NoHooks, call_hook};
+//! use trellis_client::state::{DataDir, InstallReason, InstalledRelease, StateStore};
+//!
+//! let data = tempfile::tempdir()?;
+//! let mut store = StateStore::open(DataDir::new(data.path()))?;
+//! if let Some(recovery) = activate::recover(&mut store)? {
+//!     println!("{recovery}"); // and owe the host `recovery.host`
+//! }
+//! let plugin = "acme.clock".parse()?;
+//! let version = semver::Version::new(1, 0, 0);
+//! let release = InstalledRelease { version: version.clone(), dependencies: vec![] };
+//! let mut tx = activate::begin_install(&mut store, &plugin, release, "public".parse()?, InstallReason::Requested)?;
+//! let target = tx.target_dir().ok_or("an install has a target directory")?;
+//! std::fs::create_dir(&target)?; // really: `Package::extract(&target)` after verification
+//! std::fs::write(target.join("plugin.json"), "{}")?;
+//! tx.staged()?;
+//! let ctx = HookContext { plugin: &plugin, version: &version, path: &target };
+//! call_hook(&NoHooks, &NoReporter, Hook::BeforeInstall, ctx, None)?; // on error: `tx.abort()`
+//! tx.switch()?;
+//! tx.finish()?;
+//! call_hook(&NoHooks, &NoReporter, Hook::Register, ctx, None)?;
+//! assert_eq!(store.state().plugin(&plugin).map(|p| &p.active.version), Some(&version));
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fmt;
 use std::fs;
