@@ -33,6 +33,38 @@
 //! It does not download, verify signatures or extract (that is `package`, writing into
 //! [`Transaction::target_dir`]), and it does not call host hooks; it tells the caller
 //! which hooks recovery still owes ([`HostAction`]).
+//!
+//! # Example: an install, as the lifecycle runs it
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use trellis_client::activate;
+//! use trellis_client::events::NoReporter;
+//! use trellis_client::hooks::{Hook, HookContext, NoHooks, call_hook};
+//! use trellis_client::state::{DataDir, InstallReason, InstalledRelease, StateStore};
+//!
+//! let data = tempfile::tempdir()?;
+//! let mut store = StateStore::open(DataDir::new(data.path()))?;
+//! if let Some(recovery) = activate::recover(&mut store)? {
+//!     println!("{recovery}"); // and owe the host `recovery.host`
+//! }
+//! let plugin = "acme.clock".parse()?;
+//! let version = semver::Version::new(1, 0, 0);
+//! let release = InstalledRelease { version: version.clone(), dependencies: vec![] };
+//! let mut tx = activate::begin_install(&mut store, &plugin, release, "public".parse()?, InstallReason::Requested)?;
+//! let target = tx.target_dir().ok_or("an install has a target directory")?;
+//! std::fs::create_dir(&target)?; // really: `Package::extract(&target)` after verification
+//! std::fs::write(target.join("plugin.json"), "{}")?;
+//! tx.staged()?;
+//! let ctx = HookContext { plugin: &plugin, version: &version, path: &target };
+//! call_hook(&NoHooks, &NoReporter, Hook::BeforeInstall, ctx, None)?; // on error: `tx.abort()`
+//! tx.switch()?;
+//! tx.finish()?;
+//! call_hook(&NoHooks, &NoReporter, Hook::Register, ctx, None)?;
+//! assert_eq!(store.state().plugin(&plugin).map(|p| &p.active.version), Some(&version));
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fmt;
 use std::fs;
@@ -107,8 +139,12 @@ pub enum ActivateError {
         /// The registry the release came from.
         offered: RegistryName,
     },
-    /// `staged` was called but the release directory is not there.
-    #[error("{plugin} {version} was reported staged, but {} is not a directory", path.display())]
+    /// The release to activate has no directory (not staged, or deleted by hand).
+    #[error(
+        "the files of {plugin} {version} are not where they should be ({} is not a directory); \
+         install that release again instead",
+        path.display()
+    )]
     ReleaseMissing {
         /// The plugin.
         plugin: PluginId,
@@ -172,7 +208,7 @@ pub fn begin_install<'s>(
         phase: Phase::Prepared,
         before: None,
     };
-    let after = InstalledPlugin { registry, active: release, previous: None, reason };
+    let after = InstalledPlugin { registry, active: release, previous: None, reason, disabled: None };
     Transaction::begin(store, operation, Some(after))
 }
 
@@ -197,7 +233,7 @@ pub fn begin_update<'s>(
         phase: if reuse { Phase::Staged } else { Phase::Prepared },
         before: Some(before.clone()),
     };
-    let after = InstalledPlugin { active: release, previous: Some(before.active.clone()), ..before };
+    let after = InstalledPlugin { active: release, previous: Some(before.active.clone()), disabled: None, ..before };
     Transaction::begin(store, operation, Some(after))
 }
 
@@ -216,7 +252,7 @@ pub fn begin_rollback<'s>(store: &'s mut StateStore, plugin: &PluginId) -> Resul
         phase: Phase::Staged,
         before: Some(before.clone()),
     };
-    let after = InstalledPlugin { active: previous, previous: Some(before.active.clone()), ..before };
+    let after = InstalledPlugin { active: previous, previous: Some(before.active.clone()), disabled: None, ..before };
     Transaction::begin(store, operation, Some(after))
 }
 
@@ -252,12 +288,31 @@ impl<'s> Transaction<'s> {
         operation: Operation,
         after: Option<InstalledPlugin>,
     ) -> Result<Self, ActivateError> {
+        // A release reused as it is (rollback, update back to the kept previous one) must
+        // still be on disk, or the switch would make a missing directory active.
+        if operation.phase == Phase::Staged
+            && let Some(version) = &operation.to
+        {
+            let path = store.data_dir().release_dir(&operation.plugin, version);
+            if !path.is_dir() {
+                return Err(ActivateError::ReleaseMissing {
+                    plugin: operation.plugin.clone(),
+                    version: version.clone(),
+                    path,
+                });
+            }
+        }
         let journal = operation.clone();
         store.update(|s| s.set_pending(Some(journal)))?;
         let tx = Self { store, operation, after, settled: false };
         // Leftovers of an earlier crash (a stale directory of the target release, temp
-        // files) go now, so the target directory starts empty.
+        // files) go now, so the target directory does not exist, and its parent does,
+        // as extraction wants.
         collect_garbage(tx.store, &tx.operation.plugin)?;
+        if tx.operation.phase == Phase::Prepared {
+            tx.store.checkpoint()?;
+            crate::fs::create_dir_all(&tx.store.data_dir().plugin_dir(&tx.operation.plugin))?;
+        }
         Ok(tx)
     }
 

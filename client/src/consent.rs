@@ -110,8 +110,7 @@ impl fmt::Display for DisclosedPermission {
             Risk::Medium => "medium risk",
             Risk::High => "high risk",
         };
-        let new = if self.change == Change::New { "new: " } else { "" };
-        write!(f, "{new}{} ({risk}); the developer says: {}", self.plain, self.reason)
+        write!(f, "{} ({risk}); the developer says: {}", self.plain, self.reason)
     }
 }
 
@@ -245,7 +244,7 @@ mod tests {
         assert_eq!(first.plain, "run shell commands");
         assert_eq!(first.change, Change::New);
         assert_eq!(check.disclosure().highest_risk(), Some(Risk::High));
-        assert_eq!(first.to_string(), "new: run shell commands (high risk); the developer says: needs execute");
+        assert_eq!(first.to_string(), "run shell commands (high risk); the developer says: needs execute");
     }
 
     #[test]
@@ -314,6 +313,35 @@ mod tests {
         let shown = &answer.disclosure().permissions[0];
         assert_eq!(shown.risk, Risk::High);
         assert!(shown.plain.contains("filesystem:whole_universe"), "{}", shown.plain);
+    }
+
+    #[test]
+    fn disclosure_reads_in_plain_words() {
+        let old = [perm(PermissionKind::Network, "internet"), perm(PermissionKind::Notifications, "show")];
+        let new = [
+            perm(PermissionKind::Network, "internet"),
+            perm(PermissionKind::Notifications, "show"),
+            perm(PermissionKind::Filesystem, "user_documents"),
+            perm(PermissionKind::Process, "any"),
+        ];
+        let (v1, v2) = (Version::new(1, 4, 2), Version::new(2, 0, 0));
+        let mut consents = Consents::default();
+        consents.grant(&clock(), &v1, &old);
+        let answer = check(
+            ConsentQuery { plugin: &clock(), version: &v2, permissions: &new, replaces: Some((&v1, &old)) },
+            &consents,
+        );
+        let lines: Vec<String> = answer
+            .disclosure()
+            .permissions
+            .iter()
+            .map(|p| {
+                let change = if p.change == Change::New { "new" } else { "unchanged" };
+                let consent = if p.needs_consent { "asks consent" } else { "agreed before" };
+                format!("[{change}, {consent}] This plugin can {p}")
+            })
+            .collect();
+        insta::assert_snapshot!(lines.join("\n"));
     }
 
     #[test]

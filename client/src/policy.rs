@@ -618,6 +618,22 @@ mod tests {
     }
 
     #[test]
+    fn reasons_read_as_sentences() {
+        let reasons = [
+            Reason::Requested,
+            Reason::Auto,
+            Reason::NotifyPolicy,
+            Reason::ManualPolicy,
+            Reason::Pinned { version: Version::new(1, 2, 0) },
+            Reason::NotInRollout { bucket: 71, percent: 20 },
+            Reason::NeedsConsent { permissions: vec!["shell:execute".into(), "network:lan".into()] },
+            Reason::OutsideWindow { window: "02:00-05:00".into() },
+        ];
+        let text: Vec<String> = reasons.iter().map(ToString::to_string).collect();
+        insta::assert_snapshot!(text.join("\n"));
+    }
+
+    #[test]
     fn percent_above_100_is_refused() {
         assert_eq!(Percent::new(101), Err(PolicyError::BadPercent(101)));
         assert!(serde_json::from_str::<Percent>("250").is_err());
@@ -656,6 +672,19 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn window_round_trips_and_splits_the_day(
+            start in 0i32..1440, end in 0i32..1440, probe in 0i32..1440
+        ) {
+            prop_assume!(start != end);
+            let t = |m: i32| time((m / 60) as i8, (m % 60) as i8, 0, 0);
+            let window = UpdateWindow::new(t(start), t(end)).unwrap();
+            prop_assert_eq!(window.to_string().parse::<UpdateWindow>().unwrap(), window);
+            // The window and its complement (end to start) cover every minute exactly once.
+            let complement = UpdateWindow::new(t(end), t(start)).unwrap();
+            prop_assert!(window.contains(t(probe)) != complement.contains(t(probe)));
+        }
+
         #[test]
         fn rollout_bucket_is_stable_and_monotonic_in_percent(seed in any::<u128>(), minor in 0u64..50, pct in 0u32..=100) {
             let id = InstallId::from_hex(&format!("{seed:032x}")).unwrap();

@@ -252,3 +252,83 @@ fn file_mirror_serves_refresh_and_download() {
     assert_eq!(std::fs::read(out.path().join("t.json")).unwrap(), b"{\"versions\":[\"0.1.0\"]}");
     assert!(client.target_info("index/acme.nothing.json").unwrap().is_none());
 }
+
+#[test]
+fn parallel_downloads_are_bounded_verified_and_in_order() {
+    let mut registry = TestRegistry::new(4, 2);
+    let docs: Vec<Vec<u8>> = (0..20).map(|n| format!("{{\"plugin\":{n}}}").into_bytes()).collect();
+    for (n, doc) in docs.iter().enumerate() {
+        registry.set_index_doc(&format!("acme.p{n}"), doc);
+    }
+    registry.publish();
+    let server = FaultServer::start().unwrap();
+    registry.serve(&server, "");
+    // One corrupted doc: its result is an error, the others are unaffected.
+    server.fault(&format!("/targets/index/{}.acme.p5.json", sha256_hex(&docs[5])), Fault::FlipByte);
+    let dir = tempfile::tempdir().unwrap();
+    let mut client = updater(dir.path(), &registry, &[server.url()], fast_http());
+    let infos: Vec<_> =
+        (0..20).map(|n| client.target_info(&format!("index/acme.p{n}.json")).unwrap().expect("listed")).collect();
+    server.reset_counters();
+    let results = client.fetch_targets(&infos, 4);
+    for (n, result) in results.iter().enumerate() {
+        match result {
+            Ok(bytes) => assert_eq!(bytes, &docs[n], "doc {n}"),
+            Err(e) => assert_eq!(n, 5, "only the corrupted doc fails: {e}"),
+        }
+    }
+    assert!(results[5].is_err());
+    assert_eq!(server.request_count(), 20);
+}
+
+#[test]
+fn progress_is_reported_while_a_target_downloads() {
+    use std::sync::Mutex;
+    use trellis_client::transport::Progress;
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(u64, Option<u64>)>>);
+    impl Progress for Recorder {
+        fn on_progress(&self, _url: &str, received: u64, total: Option<u64>) {
+            self.0.lock().unwrap().push((received, total));
+        }
+    }
+
+    let big = vec![b'7'; 300_000];
+    let mut registry = TestRegistry::new(5, 1);
+    registry.set_index_doc("acme.big", &big);
+    registry.publish();
+    let server = FaultServer::start().unwrap();
+    registry.serve(&server, "");
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let mut client = updater(dir.path(), &registry, &[server.url()], fast_http()).with_progress(recorder.clone());
+    let info = client.target_info("index/acme.big.json").unwrap().expect("listed");
+    assert_eq!(client.fetch_target(&info).unwrap(), big);
+    let calls = recorder.0.lock().unwrap().clone();
+    assert!(calls.len() > 1, "several progress reports for 300 kB: {calls:?}");
+    assert!(calls.windows(2).all(|w| w[0].0 < w[1].0), "received grows");
+    assert_eq!(calls.last(), Some(&(300_000, Some(300_000))));
+}
+
+#[test]
+fn download_cache_serves_verified_targets_without_a_request() {
+    use trellis_client::transport::DownloadCache;
+    let (_, registry, _) = registries();
+    let server = FaultServer::start().unwrap();
+    registry.serve(&server, "");
+    let dir = tempfile::tempdir().unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let mut client =
+        updater(dir.path(), &registry, &[server.url()], fast_http()).with_cache(DownloadCache::new(cache_dir.path()));
+    let info = client.target_info("index/acme.clock.json").unwrap().expect("listed");
+    assert_eq!(client.fetch_target(&info).unwrap(), CLOCK_V2);
+    server.reset_counters();
+    assert_eq!(client.fetch_target(&info).unwrap(), CLOCK_V2);
+    assert_eq!(server.request_count(), 0, "second fetch comes from the cache");
+    // A corrupted cache entry is dropped and fetched again.
+    let cached = DownloadCache::new(cache_dir.path()).path_of(&info.sha256().unwrap());
+    std::fs::write(&cached, b"tampered").unwrap();
+    assert_eq!(client.fetch_target(&info).unwrap(), CLOCK_V2);
+    assert_eq!(server.request_count(), 1);
+}

@@ -286,6 +286,20 @@ fn misuse_is_refused_with_the_reason() {
 }
 
 #[test]
+fn rollback_to_a_previous_release_deleted_by_hand_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let mut store = open(&dir);
+    install(&mut store, &clock(), 1).unwrap();
+    update(&mut store, &clock(), 2).unwrap();
+    fs::remove_dir_all(dir.release_dir(&clock(), &v(1))).unwrap();
+    let err = begin_rollback(&mut store, &clock()).unwrap_err();
+    assert!(matches!(err, ActivateError::ReleaseMissing { .. }), "{err}");
+    assert!(store.state().pending().is_none(), "a refusal journals nothing");
+    assert_eq!(store.state().plugin(&clock()).unwrap().active.version, v(2));
+}
+
+#[test]
 fn dropping_an_unfinished_transaction_settles_it() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = DataDir::new(tmp.path());
@@ -486,4 +500,41 @@ proptest! {
             assert_whole(&dir);
         }
     }
+}
+
+#[test]
+fn errors_say_what_failed_and_what_to_do() {
+    let journal = Operation {
+        kind: OperationKind::Update,
+        plugin: clock(),
+        from: Some(v(1)),
+        to: Some(v(2)),
+        phase: Phase::Stopped,
+        before: None,
+    };
+    let errors: Vec<String> = [
+        ActivateError::Pending { operation: Box::new(journal.clone()) },
+        ActivateError::NotInstalled { plugin: clock() },
+        ActivateError::AlreadyInstalled { plugin: clock(), version: v(1) },
+        ActivateError::SameRelease { plugin: clock(), version: v(1) },
+        ActivateError::NoPrevious { plugin: clock() },
+        ActivateError::VendorBoundElsewhere {
+            plugin: clock(),
+            vendor: "acme".into(),
+            bound: public(),
+            offered: "mirror".parse().unwrap(),
+        },
+        ActivateError::ReleaseMissing { plugin: clock(), version: v(2), path: "/data/plugins/acme.clock/2.0.0".into() },
+        ActivateError::WrongPhase { step: "finish", operation: Box::new(journal) },
+        ActivateError::State(StateError::Corrupt {
+            path: "/data/state.json".into(),
+            problem: "EOF while parsing an object at line 3 column 0".into(),
+        }),
+        ActivateError::State(StateError::NewerSchema { path: "/data/state.json".into(), found: 2, supported: 1 }),
+        ActivateError::State(StateError::Busy { path: "/data/state.lock".into() }),
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    insta::assert_snapshot!(errors.join("\n"));
 }

@@ -55,6 +55,10 @@ pub struct InstalledPlugin {
     /// Why it is installed.
     #[serde(default)]
     pub reason: InstallReason,
+    /// Set when the plugin was disabled without being removed (the blocklist's rapid
+    /// response): why. The host must not start it. Cleared by an update or rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<String>,
 }
 
 impl InstalledPlugin {
@@ -162,6 +166,18 @@ impl State {
         self.vendors.insert(vendor, registry)
     }
 
+    /// Marks `plugin` disabled with `reason`, or enabled again with `None`. Returns
+    /// whether the plugin is installed.
+    pub fn set_disabled(&mut self, plugin: &PluginId, reason: Option<String>) -> bool {
+        match self.plugins.get_mut(plugin) {
+            Some(record) => {
+                record.disabled = reason;
+                true
+            }
+            None => false,
+        }
+    }
+
     pub(crate) fn plugins_mut(&mut self) -> &mut BTreeMap<PluginId, InstalledPlugin> {
         &mut self.plugins
     }
@@ -250,6 +266,9 @@ pub enum RepairReport {
 
 /// The state, loaded, with the data-dir lock held until this is dropped. Every change
 /// is written to disk atomically before it is visible in memory.
+///
+/// Hold it for one command or operation, not for the life of the host app: another
+/// process (the `trellis` CLI) waits for the lock meanwhile.
 #[derive(Debug)]
 pub struct StateStore {
     dir: DataDir,
@@ -580,6 +599,7 @@ mod tests {
             active: release(2),
             previous: Some(release(1)),
             reason: InstallReason::Requested,
+            disabled: None,
         };
         fs::create_dir_all(dir.release_dir(&clock(), &Version::new(2, 0, 0))).unwrap();
         let pointer = CurrentPointer { plugin: clock(), record };
@@ -620,6 +640,26 @@ mod tests {
     }
 
     #[test]
+    fn disabling_is_recorded_and_needs_an_installed_plugin() {
+        let mut state = State::new(InstallId::from_hex("00112233445566778899aabbccddeeff").unwrap());
+        assert!(!state.set_disabled(&clock(), Some("blocked".into())), "not installed");
+        state.plugins_mut().insert(
+            clock(),
+            InstalledPlugin {
+                registry: "public".parse().unwrap(),
+                active: release(1),
+                previous: None,
+                reason: InstallReason::Requested,
+                disabled: None,
+            },
+        );
+        assert!(state.set_disabled(&clock(), Some("blocked: malware".into())));
+        assert_eq!(state.plugin(&clock()).unwrap().disabled.as_deref(), Some("blocked: malware"));
+        assert!(state.set_disabled(&clock(), None));
+        assert_eq!(state.plugin(&clock()).unwrap().disabled, None);
+    }
+
+    #[test]
     fn dependents_lists_plugins_whose_active_release_needs_the_plugin() {
         let mut state = State::new(InstallId::from_hex("00112233445566778899aabbccddeeff").unwrap());
         let ui: PluginId = "acme.ui".parse().unwrap();
@@ -630,6 +670,7 @@ mod tests {
             active,
             previous: None,
             reason: InstallReason::Requested,
+            disabled: None,
         };
         state.plugins_mut().insert(clock(), record(needs_ui));
         state.plugins_mut().insert(ui.clone(), record(release(1)));
@@ -658,6 +699,7 @@ mod tests {
                 active: InstalledRelease { version: active, dependencies },
                 previous: previous.map(|version| InstalledRelease { version, dependencies: vec![] }),
                 reason: if dep { InstallReason::Dependency } else { InstallReason::Requested },
+                disabled: dep.then(|| "blocked: uploads documents".to_owned()),
             });
         (
             any::<u128>(),

@@ -106,6 +106,6 @@ impl fmt::Display for Operation {
             (Some(from), None) => write!(f, " {from}")?,
             (None, None) => {}
         }
-        write!(f, " (interrupted when {})", self.phase)
+        write!(f, " (phase {})", self.phase)
     }
 }

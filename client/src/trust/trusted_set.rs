@@ -309,3 +309,162 @@ fn fresh<T>(role: &str, doc: &Verified<T>, now: jiff::Timestamp) -> Result<(), T
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+    use trellis_schema::SigningKey;
+    use trellis_schema::canonical;
+
+    const FUTURE: &str = "2099-01-01T00:00:00Z";
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_seed([n; 32])
+    }
+
+    fn now() -> jiff::Timestamp {
+        "2026-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    fn sign(value: &Value, keys: &[&SigningKey]) -> Vec<u8> {
+        let bytes = canonical::to_vec(value).unwrap();
+        let sigs: Vec<Value> =
+            keys.iter().map(|k| json!({"keyid": k.key_id(), "sig": hex::encode(k.sign(&bytes))})).collect();
+        serde_json::to_vec(&json!({"signed": value, "signatures": sigs})).unwrap()
+    }
+
+    /// Root `version` where root is signed by `root_keys` (threshold `root_threshold`)
+    /// and every other role by key 9.
+    fn root(version: u64, root_keys: &[&SigningKey], root_threshold: u32) -> Value {
+        let other = key(9);
+        let mut keys = serde_json::Map::new();
+        for k in root_keys.iter().copied().chain([&other]) {
+            keys.insert(k.key_id().to_string(), serde_json::to_value(k.public()).unwrap());
+        }
+        let ids = |ks: &[&SigningKey]| ks.iter().map(|k| k.key_id().to_string()).collect::<Vec<_>>();
+        json!({
+            "_type": "root", "spec_version": "1.0.31", "consistent_snapshot": true, "version": version,
+            "expires": FUTURE, "keys": keys,
+            "roles": {
+                "root": {"keyids": ids(root_keys), "threshold": root_threshold},
+                "timestamp": {"keyids": ids(&[&other]), "threshold": 1},
+                "snapshot": {"keyids": ids(&[&other]), "threshold": 1},
+                "targets": {"keyids": ids(&[&other]), "threshold": 1},
+            }
+        })
+    }
+
+    fn timestamp(version: u64, snapshot_version: u64, expires: &str) -> Value {
+        json!({"_type": "timestamp", "spec_version": "1.0.31", "version": version, "expires": expires,
+               "meta": {"snapshot.json": {"version": snapshot_version}}})
+    }
+
+    fn snapshot(version: u64, meta: &[(&str, u64)]) -> Value {
+        let meta: serde_json::Map<String, Value> =
+            meta.iter().map(|(file, v)| ((*file).to_owned(), json!({"version": v}))).collect();
+        json!({"_type": "snapshot", "spec_version": "1.0.31", "version": version, "expires": FUTURE, "meta": meta})
+    }
+
+    fn trusted() -> TrustedSet {
+        TrustedSet::new(&sign(&root(1, &[&key(1)], 1), &[&key(1)]), now()).unwrap()
+    }
+
+    #[test]
+    fn root_rotation_needs_the_old_and_the_new_threshold() {
+        let (old, new) = (key(1), key(2));
+        let v2 = root(2, &[&new], 1);
+        let mut set = trusted();
+        assert!(matches!(set.update_root(&sign(&v2, &[&old])), Err(TrustError::Threshold { .. })));
+        assert!(matches!(set.update_root(&sign(&v2, &[&new])), Err(TrustError::Threshold { .. })));
+        assert_eq!(set.root().version(), 1, "refusals leave the trusted root");
+        let v3 = root(3, &[&new], 1);
+        assert!(matches!(set.update_root(&sign(&v3, &[&old, &new])), Err(TrustError::VersionMismatch { .. })));
+        set.update_root(&sign(&v2, &[&old, &new])).unwrap();
+        assert_eq!(set.root().version(), 2);
+    }
+
+    #[test]
+    fn signatures_cover_fields_this_version_does_not_know() {
+        let mut with_extra = timestamp(1, 1, FUTURE);
+        with_extra["x-trellis-note"] = json!({"any": ["thing"]});
+        let mut set = trusted();
+        set.update_timestamp(&sign(&with_extra, &[&key(9)])).unwrap();
+
+        let mut tampered: Value = serde_json::from_slice(&sign(&timestamp(2, 1, FUTURE), &[&key(9)])).unwrap();
+        tampered["signed"]["x-added-later"] = json!(1);
+        let err = trusted().update_timestamp(&serde_json::to_vec(&tampered).unwrap()).unwrap_err();
+        assert!(matches!(err, TrustError::Threshold { valid: 0, threshold: 1, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_key_listed_twice_or_signing_twice_does_not_count_twice() {
+        let a = key(1);
+        let mut doubled = root(1, &[&a], 2);
+        doubled["roles"]["root"]["keyids"] = json!([a.key_id(), a.key_id()]);
+        let err = TrustedSet::new(&sign(&doubled, &[&a]), now()).unwrap_err();
+        assert!(err.to_string().contains("lists a key id twice"), "{err}");
+
+        let two_of_two = root(1, &[&a, &key(2)], 2);
+        let mut twice: Value = serde_json::from_slice(&sign(&two_of_two, &[&a])).unwrap();
+        let first = twice["signatures"][0].clone();
+        twice["signatures"].as_array_mut().unwrap().push(first);
+        let err = TrustedSet::new(&serde_json::to_vec(&twice).unwrap(), now()).unwrap_err();
+        assert!(err.to_string().contains("two signatures by key"), "{err}");
+    }
+
+    #[test]
+    fn timestamp_rollback_is_refused_and_an_equal_version_keeps_ours() {
+        let signer = key(9);
+        let mut set = trusted();
+        assert_eq!(
+            set.update_timestamp(&sign(&timestamp(3, 5, FUTURE), &[&signer])).unwrap(),
+            TimestampUpdate::Updated
+        );
+        let mut set2 = trusted();
+        set2.load_local_timestamp(&sign(&timestamp(3, 5, FUTURE), &[&signer])).unwrap();
+        let err = set2.update_timestamp(&sign(&timestamp(2, 5, FUTURE), &[&signer])).unwrap_err();
+        assert!(matches!(err, TrustError::Rollback { trusted: 3, new: 2, .. }), "{err}");
+        let err = set2.update_timestamp(&sign(&timestamp(4, 4, FUTURE), &[&signer])).unwrap_err();
+        assert!(matches!(err, TrustError::Rollback { trusted: 5, new: 4, .. }), "snapshot rollback: {err}");
+        let same = set2.update_timestamp(&sign(&timestamp(3, 9, FUTURE), &[&signer])).unwrap();
+        assert_eq!(same, TimestampUpdate::Unchanged);
+        assert_eq!(set2.timestamp().unwrap().meta["snapshot.json"].version, 5, "ours is kept");
+        assert_eq!(set.timestamp().unwrap().version(), 3);
+    }
+
+    #[test]
+    fn expired_timestamp_is_refused_and_not_adopted() {
+        let mut set = trusted();
+        let err = set.update_timestamp(&sign(&timestamp(1, 1, "2025-12-31T23:59:59Z"), &[&key(9)])).unwrap_err();
+        assert!(matches!(err, TrustError::Expired { .. }), "{err}");
+        assert!(set.timestamp().is_none());
+    }
+
+    #[test]
+    fn snapshot_that_drops_or_rolls_back_a_role_is_refused() {
+        let signer = key(9);
+        let mut set = trusted();
+        set.update_timestamp(&sign(&timestamp(2, 2, FUTURE), &[&signer])).unwrap();
+        let local = sign(&snapshot(1, &[("targets.json", 3), ("bin-0.json", 2)]), &[&signer]);
+        assert!(!set.load_local_snapshot(&local).unwrap(), "v1 is not the final snapshot v2");
+        let dropped = sign(&snapshot(2, &[("targets.json", 3)]), &[&signer]);
+        assert!(matches!(set.update_snapshot(&dropped), Err(TrustError::RoleRemoved { .. })));
+        let rolled = sign(&snapshot(2, &[("targets.json", 2), ("bin-0.json", 2)]), &[&signer]);
+        assert!(matches!(set.update_snapshot(&rolled), Err(TrustError::Rollback { .. })));
+        let good = sign(&snapshot(2, &[("targets.json", 3), ("bin-0.json", 3)]), &[&signer]);
+        set.update_snapshot(&good).unwrap();
+        assert_eq!(set.snapshot().unwrap().version(), 2);
+    }
+
+    #[test]
+    fn keys_of_an_unknown_type_never_count() {
+        let mut doc = root(1, &[&key(1)], 1);
+        let id = key(9).key_id().to_string();
+        doc["keys"][&id]["keytype"] = json!("ed448");
+        doc["keys"][&id]["scheme"] = json!("ed448");
+        let mut set = TrustedSet::new(&sign(&doc, &[&key(1)]), now()).unwrap();
+        let err = set.update_timestamp(&sign(&timestamp(1, 1, FUTURE), &[&key(9)])).unwrap_err();
+        assert!(matches!(err, TrustError::Threshold { valid: 0, .. }), "{err}");
+    }
+}

@@ -457,6 +457,13 @@ impl Updater {
         Ok(bytes)
     }
 
+    /// Fetches several targets with at most `workers` parallel downloads (std
+    /// threads); results keep the order of `targets`. Each is verified like
+    /// [`Updater::fetch_target`].
+    pub fn fetch_targets(&self, targets: &[TargetInfo], workers: usize) -> Vec<Result<Vec<u8>, TrustError>> {
+        crate::transport::parallel::map_bounded(targets, workers, |info| self.fetch_target(info))
+    }
+
     /// Makes `dest` hold the verified target: nothing is fetched when `dest` already
     /// holds matching bytes; otherwise the target is fetched and written atomically.
     pub fn download_target(&self, info: &TargetInfo, dest: &Path) -> Result<(), TrustError> {
