@@ -22,3 +22,5 @@ pub mod package;
 pub mod policy;
 pub mod resolve;
 pub mod state;
+pub mod transport;
+pub mod trust;
