@@ -309,6 +309,12 @@ fn blocklisted_plugins_are_refused_and_installed_copies_are_stopped() {
     let check = store.check_updates(&[], &session).unwrap();
     assert_eq!(check.blocked, vec![(id("acme.time-core"), v("1.0.0"), "steals data".to_owned())]);
     assert_eq!(hooks.trace().last().unwrap(), "stop acme.time-core 1.0.0");
+    let record = store.state().plugin(&id("acme.time-core")).unwrap();
+    assert_eq!(record.disabled.as_deref(), Some("blocklisted: steals data"));
+    // A second check does not stop it again.
+    let calls = hooks.calls().len();
+    store.check_updates(&[], &session).unwrap();
+    assert_eq!(hooks.calls().len(), calls);
 }
 
 #[test]

@@ -238,19 +238,31 @@ impl Store {
     ) -> Result<Vec<(PluginId, Version, String)>, StoreError> {
         let blocklist = remotes.blocklist()?;
         let mut blocked = Vec::new();
+        let mut newly = Vec::new();
         for (id, plugin) in self.state().plugins() {
             let version = &plugin.active.version;
             let Some(entry) = blocklist.find(id, version, None) else { continue };
+            blocked.push((id.clone(), version.clone(), entry.reason.clone()));
+            if plugin.disabled.is_some() {
+                continue;
+            }
             let path = self.data_dir().release_dir(id, version);
             let ctx = HookContext { plugin: id, version, path: &path };
             let stopped = session.hook(Hook::Stop, ctx, None);
             let message = format!(
                 "{id} {version} is blocklisted ({}); it was {}. Update or remove it",
                 entry.reason,
-                if stopped.is_ok() { "stopped" } else { "not stopped: the host refused" }
+                if stopped.is_ok() { "stopped and disabled" } else { "disabled, but the host refused to stop it" }
             );
             session.reporter.report(Event::Warning { plugin: Some(id.clone()), message });
-            blocked.push((id.clone(), version.clone(), entry.reason.clone()));
+            newly.push((id.clone(), format!("blocklisted: {}", entry.reason)));
+        }
+        if !newly.is_empty() {
+            self.update_state(|state| {
+                for (id, reason) in newly {
+                    state.set_disabled(&id, Some(reason));
+                }
+            })?;
         }
         Ok(blocked)
     }
