@@ -1,0 +1,162 @@
+//! Lifecycle figures on a synthetic registry of real signed packages (trellis-index
+//! synth), served on loopback by the counting fault server:
+//!
+//! 1. cold install of a plugin whose dependency graph has about 30 nodes, in a fresh
+//!    child process: requests, bytes, wall time, peak RSS (VmHWM of the child);
+//! 2. warm re-resolve: the same install again in a new store over the warm data dir
+//!    (one conditional request for timestamp.json, index docs from the cache).
+//!
+//! Run: `cargo bench -p trellis-tests --bench lifecycle` (env `TRELLIS_BENCH_PLUGINS`,
+//! default 2000 plugins × 3 releases; real ZIPs and signatures are written, so this is
+//! not the metadata-only 100k registry of the trust bench).
+
+#![allow(clippy::unwrap_used, clippy::print_stdout)] // a bench binary reports on stdout
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use trellis_client::hooks::NoHooks;
+use trellis_client::resolve::HostApp;
+use trellis_client::store::{AlwaysAgree, Session, Store, StoreOptions, install::parse_requirement};
+use trellis_index::build::{Scope, build_registry};
+use trellis_index::operator::{self, InitOptions};
+use trellis_index::registry::{Expiry, Registry};
+use trellis_index::synth::{self, SynthSpec};
+use trellis_tests::fault_server::FaultServer;
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn options() -> StoreOptions {
+    StoreOptions::new(HostApp { id: "demo-host".into(), api_version: semver::Version::new(1, 0, 0) })
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// The child: one cold install; prints `elapsed_ms installed peak_kib`.
+fn child(data: &str, url: &str, root: &str, id: &str) {
+    let start = Instant::now();
+    let mut store = Store::open(data, options()).unwrap();
+    store.add_registry("synth", url, &std::fs::read(root).unwrap()).unwrap();
+    let session = Session::new(&NoHooks, &AlwaysAgree);
+    let report = store.install(&[parse_requirement(id).unwrap()], &session).unwrap();
+    println!("{} {} {}", start.elapsed().as_millis(), report.installed.len(), peak_rss_kib());
+}
+
+/// Transitive dependency closure (newest stable, not yanked) per plugin.
+fn closure_sizes(spec: SynthSpec) -> Vec<(String, usize)> {
+    let plan = synth::plan(spec);
+    let deps: BTreeMap<String, Vec<String>> = plan
+        .iter()
+        .map(|p| {
+            let newest =
+                p.releases.iter().rev().find(|r| !r.yanked && r.channel == trellis_schema::plugin::Channel::Stable);
+            (
+                p.id.to_string(),
+                newest.map(|r| r.dependencies.iter().map(|d| d.id.to_string()).collect()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    deps.keys()
+        .map(|id| {
+            let mut seen = BTreeSet::new();
+            let mut todo = vec![id.clone()];
+            while let Some(next) = todo.pop() {
+                if seen.insert(next.clone()) {
+                    todo.extend(deps.get(&next).cloned().unwrap_or_default());
+                }
+            }
+            (id.clone(), seen.len())
+        })
+        .collect()
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        child(&args[i + 1], &args[i + 2], &args[i + 3], &args[i + 4]);
+        return;
+    }
+    let spec = SynthSpec { plugins: env_or("TRELLIS_BENCH_PLUGINS", 2000), versions: 3, seed: 7 };
+    let started = Instant::now();
+    let registry = tempfile::tempdir().unwrap();
+    let init = InitOptions {
+        name: "Synthetic".into(),
+        base_url: "http://127.0.0.1/".into(),
+        root_keys: 1,
+        root_threshold: 1,
+        bin_bits: 8,
+        expiry: Expiry::default(),
+        now: jiff::Timestamp::now(),
+    };
+    operator::init(registry.path(), &init).unwrap();
+    let releases = synth::write_registry(registry.path(), spec).unwrap();
+    let site = tempfile::tempdir().unwrap();
+    build_registry(&Registry::open(registry.path()).unwrap(), site.path(), Scope::Full, jiff::Timestamp::now())
+        .unwrap();
+    println!("synthetic registry: {} plugins, {releases} releases, built in {:.1?}", spec.plugins, started.elapsed());
+
+    let server = FaultServer::start().unwrap();
+    let mut files = vec![site.path().to_owned()];
+    while let Some(dir) = files.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files.push(path);
+            } else {
+                let rel = path.strip_prefix(site.path()).unwrap().to_string_lossy().replace('\\', "/");
+                server.put(&format!("/{rel}"), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let root = site.path().join("metadata/1.root.json");
+
+    let sizes = closure_sizes(spec);
+    let (target, nodes) = sizes.iter().min_by_key(|(_, n)| n.abs_diff(30)).cloned().unwrap();
+    println!("target: {target}, dependency graph of {nodes} plugins (newest stable releases)");
+
+    let data = tempfile::tempdir().unwrap();
+    server.reset_counters();
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(exe)
+        .args(["--child", data.path().to_str().unwrap(), &server.url(), root.to_str().unwrap(), &target])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let fields: Vec<u64> = text.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+    println!(
+        "cold install: {} plugins installed, {} requests, {} bytes, {} ms, peak RSS {:.1} MiB",
+        fields[1],
+        server.request_count(),
+        server.bytes_sent(),
+        fields[0],
+        fields[2] as f64 / 1024.0
+    );
+
+    let mut warm = Vec::new();
+    let mut warm_requests = 0;
+    for _ in 0..10 {
+        server.reset_counters();
+        let start = Instant::now();
+        let mut store = Store::open(data.path(), options()).unwrap();
+        let report =
+            store.install(&[parse_requirement(&target).unwrap()], &Session::new(&NoHooks, &AlwaysAgree)).unwrap();
+        warm.push(start.elapsed());
+        assert!(report.installed.is_empty());
+        warm_requests = server.request_count();
+    }
+    println!("warm re-resolve (new store, warm data dir): median {:.1?}, {warm_requests} request(s)", median(warm));
+}
