@@ -146,6 +146,30 @@ fn main() {
         fields[2] as f64 / 1024.0
     );
 
+    let mut kinds: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for hit in server.hits() {
+        let kind = if hit.path.starts_with("/metadata/") {
+            if hit.path.contains(".bin") { "metadata: bins" } else { "metadata: top-level roles" }
+        } else if hit.path.ends_with(".zip") {
+            "packages"
+        } else if hit.path.ends_with(".dsse") {
+            "signature envelopes"
+        } else if hit.path.starts_with("/targets/index/") {
+            "index docs"
+        } else {
+            "publisher records, blocklist"
+        };
+        let entry = kinds.entry(kind.to_owned()).or_default();
+        entry.0 += 1;
+        entry.1 += usize::from(hit.status != 200);
+    }
+    for (kind, (count, not_ok)) in &kinds {
+        println!(
+            "  {kind}: {count} request(s){}",
+            if *not_ok > 0 { format!(", {not_ok} not 200") } else { String::new() }
+        );
+    }
+
     let mut warm = Vec::new();
     let mut warm_requests = 0;
     for _ in 0..10 {
