@@ -78,6 +78,22 @@ fn closure_sizes(spec: SynthSpec) -> Vec<(String, usize)> {
         .collect()
 }
 
+/// Serves every file of `site` (again, after a rebuild).
+fn put_site(server: &FaultServer, site: &std::path::Path) {
+    let mut dirs = vec![site.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let rel = path.strip_prefix(site).unwrap().to_string_lossy().replace('\\', "/");
+                server.put(&format!("/{rel}"), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+}
+
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
@@ -109,18 +125,7 @@ fn main() {
     println!("synthetic registry: {} plugins, {releases} releases, built in {:.1?}", spec.plugins, started.elapsed());
 
     let server = FaultServer::start().unwrap();
-    let mut files = vec![site.path().to_owned()];
-    while let Some(dir) = files.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                files.push(path);
-            } else {
-                let rel = path.strip_prefix(site.path()).unwrap().to_string_lossy().replace('\\', "/");
-                server.put(&format!("/{rel}"), std::fs::read(&path).unwrap());
-            }
-        }
-    }
+    put_site(&server, site.path());
     let root = site.path().join("metadata/1.root.json");
 
     let sizes = closure_sizes(spec);
@@ -183,4 +188,58 @@ fn main() {
         warm_requests = server.request_count();
     }
     println!("warm re-resolve (new store, warm data dir): median {:.1?}, {warm_requests} request(s)", median(warm));
+
+    // Update of 100 installed plugins when 10 have new releases.
+    let mut by_size = sizes.clone();
+    by_size.sort_by_key(|(id, n)| (*n, id.clone()));
+    let chosen: Vec<String> = by_size.iter().take(100).map(|(id, _)| id.clone()).collect();
+    let data = tempfile::tempdir().unwrap();
+    let mut store = Store::open(data.path(), options()).unwrap();
+    store.add_registry("synth", &server.url(), &std::fs::read(&root).unwrap()).unwrap();
+    let requirements: Vec<_> = chosen.iter().map(|id| parse_requirement(id).unwrap()).collect();
+    let report = store.install(&requirements, &Session::new(&NoHooks, &AlwaysAgree)).unwrap();
+    let installed = report.installed.len();
+    drop(store);
+    let plan = synth::plan(spec);
+    let changed: Vec<String> = chosen.iter().step_by(10).take(10).cloned().collect();
+    let key = trellis_index::fixture::key(1);
+    for id in &changed {
+        let planned = plan.iter().find(|p| p.id.as_str() == id).unwrap();
+        let newest = planned
+            .releases
+            .iter()
+            .rev()
+            .find(|r| !r.yanked && r.channel == trellis_schema::plugin::Channel::Stable)
+            .unwrap();
+        let mut release = trellis_index::fixture::ReleaseSpec::new(id, "99.0.0");
+        release.dependencies = newest.dependencies.clone();
+        trellis_index::fixture::add_release(registry.path(), &release, &key).unwrap();
+    }
+    let scope = Scope::Plugins(changed.iter().map(|id| id.parse().unwrap()).collect());
+    build_registry(&Registry::open(registry.path()).unwrap(), site.path(), scope, jiff::Timestamp::now()).unwrap();
+    put_site(&server, site.path());
+    server.reset_counters();
+    let start = Instant::now();
+    let mut store = Store::open(data.path(), options()).unwrap();
+    let report = store.update(&[], &Session::new(&NoHooks, &AlwaysAgree)).unwrap();
+    println!(
+        "update of {installed} installed ({} requested), {} with new releases: {} updated, {} requests, {} bytes, {:.1?}",
+        chosen.len(),
+        changed.len(),
+        report.updated.len(),
+        server.request_count(),
+        server.bytes_sent(),
+        start.elapsed()
+    );
+    drop(store);
+    server.reset_counters();
+    let start = Instant::now();
+    let mut store = Store::open(data.path(), options()).unwrap();
+    let check = store.check_updates(&[], &Session::new(&NoHooks, &AlwaysAgree)).unwrap();
+    println!(
+        "no-op update check of {installed} installed: {} update(s), {} request(s), {:.1?}",
+        check.updates.len(),
+        server.request_count(),
+        start.elapsed()
+    );
 }
