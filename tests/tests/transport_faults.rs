@@ -215,7 +215,7 @@ fn body_without_content_length_is_cut_off_at_the_cap_while_streaming() {
 
 #[test]
 fn conditional_request_is_answered_not_modified() {
-    use trellis_client::transport::{Fetched, HttpTransport, Request, Transport};
+    use trellis_client::transport::{Fetched, HttpTransport, Request, Transport, Validators};
     let server = FaultServer::start().unwrap();
     server.put("/metadata/timestamp.json", b"{}".to_vec());
     let url = format!("{}/metadata/timestamp.json", server.url());
@@ -229,9 +229,13 @@ fn conditional_request_is_answered_not_modified() {
     server.put("/metadata/timestamp.json", b"{\"v\":2}".to_vec());
     let changed = transport.fetch(&Request::new(&url, 100).with_validators(Some(&validators))).unwrap();
     assert_eq!(changed.into_bytes().unwrap(), b"{\"v\":2}");
+    let by_date = Validators { etag: None, last_modified: validators.last_modified.clone() };
+    assert!(by_date.last_modified.is_some());
+    let again = transport.fetch(&Request::new(&url, 100).with_validators(Some(&by_date))).unwrap();
+    assert_eq!(again, Fetched::NotModified, "If-Modified-Since alone is honoured");
     assert_eq!(
         server.hits().iter().map(|h| h.status).collect::<Vec<_>>(),
-        [200, 304, 200],
+        [200, 304, 200, 304],
         "{:?}",
         server.hits().iter().map(|h: &Hit| &h.path).collect::<Vec<_>>()
     );

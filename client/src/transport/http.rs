@@ -1,5 +1,10 @@
 //! HTTP(S) on ureq: timeouts, bounded retries with backoff, conditional requests and
 //! size caps enforced while the body streams in.
+//!
+//! Owns one request to one URL, retried only for transient failures (timeouts,
+//! broken connections, `5xx`, `429`), never for `404` or an oversized body. Which
+//! mirror to ask next is [`super::Mirrors`]' job; whether the bytes are good is the
+//! caller's (`trust`).
 
 use std::io;
 use std::time::Duration;

@@ -66,6 +66,11 @@ impl TrustedSet {
         Ok(Self { now, root, timestamp: None, snapshot: None, targets: None })
     }
 
+    /// Judges expiry at `now` from here on (signature checks do not depend on time).
+    pub(crate) fn set_now(&mut self, now: jiff::Timestamp) {
+        self.now = now;
+    }
+
     /// The reference time.
     pub fn now(&self) -> jiff::Timestamp {
         self.now
