@@ -336,3 +336,29 @@ fn download_cache_serves_verified_targets_without_a_request() {
     assert_eq!(client.fetch_target(&info).unwrap(), CLOCK_V2);
     assert_eq!(server.request_count(), 1);
 }
+
+#[test]
+fn unreachable_first_mirror_is_skipped() {
+    let (_, registry, _) = registries();
+    let server = FaultServer::start().unwrap();
+    registry.serve(&server, "");
+    // Bind and drop a listener: its port now refuses connections.
+    let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sites = [format!("http://{refused}"), server.url()];
+    let mut client = updater(dir.path(), &registry, &sites, fast_http());
+    client.refresh().unwrap();
+    assert_eq!(client.trusted().timestamp().unwrap().version(), 3);
+}
+
+#[test]
+fn oversized_timestamp_is_refused_with_the_limit_named() {
+    let (_, registry, _) = registries();
+    let server = FaultServer::start().unwrap();
+    registry.serve(&server, "");
+    server.put("/metadata/timestamp.json", vec![b' '; 100_000]);
+    let dir = tempfile::tempdir().unwrap();
+    let err = updater(dir.path(), &registry, &[server.url()], fast_http()).refresh().unwrap_err().to_string();
+    assert!(err.contains("timestamp.json: larger than the 16384-byte limit"), "{err}");
+    assert!(!dir.path().join("timestamp.json").exists());
+}
