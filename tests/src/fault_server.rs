@@ -43,6 +43,8 @@ pub enum Fault {
     Reset,
     /// Sends the body without `Content-Length`, delimited by closing the connection.
     NoContentLength,
+    /// Not a fault: sends the body gzip-encoded (`Content-Encoding: gzip`), as CDNs do.
+    Gzip,
 }
 
 /// One request the server saw.
@@ -252,12 +254,19 @@ fn serve(stream: TcpStream, state: &Mutex<State>, bytes_sent: &AtomicU64) -> std
             declared = body.len() / 2;
             body.truncate(declared);
         }
+        Some(Fault::Gzip) => {
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder.write_all(&body)?;
+            body = encoder.finish()?;
+            declared = body.len();
+        }
         _ => {}
     }
+    let coding = if fault == Some(Fault::Gzip) { "Content-Encoding: gzip\r\n" } else { "" };
     let length =
         if fault == Some(Fault::NoContentLength) { String::new() } else { format!("Content-Length: {declared}\r\n") };
     let head = format!(
-        "HTTP/1.1 {status} {reason}\r\n{length}ETag: {etag}\r\nLast-Modified: {LAST_MODIFIED}\r\nConnection: close\r\n\r\n"
+        "HTTP/1.1 {status} {reason}\r\n{length}{coding}ETag: {etag}\r\nLast-Modified: {LAST_MODIFIED}\r\nConnection: close\r\n\r\n"
     );
     stream.write_all(head.as_bytes())?;
     stream.write_all(&body)?;

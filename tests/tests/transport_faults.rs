@@ -362,3 +362,26 @@ fn oversized_timestamp_is_refused_with_the_limit_named() {
     assert!(err.contains("timestamp.json: larger than the 16384-byte limit"), "{err}");
     assert!(!dir.path().join("timestamp.json").exists());
 }
+
+#[test]
+fn gzip_encoded_responses_are_capped_and_verified_after_decoding() {
+    // Highly compressible: the encoded body is far shorter than the signed length,
+    // and a tiny target's encoded body is longer than its signed length.
+    let mut registry = TestRegistry::new(6, 1);
+    let big = vec![b'a'; 50_000];
+    registry.set_index_doc("acme.big", &big);
+    registry.set_index_doc("acme.tiny", b"{}");
+    registry.publish();
+    let server = FaultServer::start().unwrap();
+    registry.serve(&server, "");
+    for (path, _) in registry.files() {
+        server.fault(&format!("/{path}"), Fault::Gzip);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut client = updater(dir.path(), &registry, &[server.url()], fast_http());
+    client.refresh().unwrap();
+    for (plugin, bytes) in [("acme.big", big.as_slice()), ("acme.tiny", b"{}".as_slice())] {
+        let info = client.target_info(&format!("index/{plugin}.json")).unwrap().expect("listed");
+        assert_eq!(client.fetch_target(&info).unwrap(), bytes, "{plugin}");
+    }
+}
