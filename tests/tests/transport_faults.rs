@@ -374,7 +374,7 @@ fn gzip_encoded_responses_are_capped_and_verified_after_decoding() {
     registry.publish();
     let server = FaultServer::start().unwrap();
     registry.serve(&server, "");
-    for (path, _) in registry.files() {
+    for path in registry.files().keys() {
         server.fault(&format!("/{path}"), Fault::Gzip);
     }
     let dir = tempfile::tempdir().unwrap();
