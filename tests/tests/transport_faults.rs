@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use trellis_client::transport::{AnyTransport, HttpOptions, Mirror, Mirrors};
-use trellis_client::trust::Updater;
+use trellis_client::trust::{UpdateCheck, Updater};
 use trellis_tests::fault_server::{Fault, FaultServer, Hit};
 use trellis_tests::registry::{TestRegistry, sha256_hex};
 
@@ -384,4 +384,24 @@ fn gzip_encoded_responses_are_capped_and_verified_after_decoding() {
         let info = client.target_info(&format!("index/{plugin}.json")).unwrap().expect("listed");
         assert_eq!(client.fetch_target(&info).unwrap(), bytes, "{plugin}");
     }
+}
+
+#[test]
+fn update_check_fails_over_when_the_first_mirror_serves_a_bad_timestamp() {
+    let (at_v2, registry, _) = registries();
+    let server = FaultServer::start().unwrap();
+    at_v2.serve(&server, "/bad");
+    at_v2.serve(&server, "/good");
+    let dir = tempfile::tempdir().unwrap();
+    let sites = [format!("{}/bad", server.url()), format!("{}/good", server.url())];
+    updater(dir.path(), &at_v2, &sites, fast_http()).refresh().unwrap();
+
+    registry.serve(&server, "/bad");
+    registry.serve(&server, "/good");
+    server.fault("/bad/metadata/timestamp.json", Fault::FlipByte);
+    let mut client = updater(dir.path(), &registry, &sites, fast_http());
+    assert_eq!(client.check_for_updates().unwrap(), UpdateCheck::Refreshed);
+    assert_eq!(client.trusted().timestamp().unwrap().version(), 3);
+    let info = client.target_info("index/acme.clock.json").unwrap().expect("listed");
+    assert_eq!(client.fetch_target(&info).unwrap(), CLOCK_V2);
 }
