@@ -1,11 +1,11 @@
 //! Fixtures for tests, examples and benchmarks: real packages signed with real keys.
 //!
-//! Owns making a small but genuine release (a deterministic ZIP with `plugin.json`,
-//! `trellis-manifest.json`, a `LICENSE` and a binary; the signed release manifest as a
-//! DSSE envelope) and dropping it into a registry source tree, plus deterministic
-//! keys from a seed. It packs with a minimal local packer: the developer-side `pack`
-//! and `sign` are the product; this module only has to produce valid inputs for the
-//! builder, the verifier and the oracle. Nothing here is used by a real build.
+//! Owns making a small but genuine release (a plugin source tree with `plugin.json`,
+//! a `LICENSE` and an entry point, packed by [`crate::pack`] and signed by
+//! [`crate::sign`], exactly as a developer would) and dropping it into a registry
+//! source tree, plus deterministic keys from a seed. [`zip_files`] is a raw ZIP writer
+//! for tests that need a package the real packer would refuse. Nothing here is used
+//! by a real build.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -13,13 +13,15 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Map;
 use trellis_client::fs::{FsError, write_atomic};
+
+use crate::{pack, sign};
 use trellis_schema::dsse::{Envelope, RELEASE_PAYLOAD_TYPE};
-use trellis_schema::manifest::{CONTENT_MANIFEST_PATH, ContentManifest, FileEntry, PackageDigest, ReleaseManifest};
+use trellis_schema::manifest::ReleaseManifest;
 use trellis_schema::plugin::{
     Channel, Dependency, Description, HostRequirement, METADATA_PATH, Platform, PluginMetadata, Pricing, Vendor,
 };
 use trellis_schema::publisher::PublisherRecord;
-use trellis_schema::{PluginId, Sha256, SigningKey, VendorId};
+use trellis_schema::{PluginId, SigningKey, VendorId};
 
 /// A deterministic key from a small number (tests and synthetic registries).
 pub fn key(seed: u8) -> SigningKey {
@@ -55,7 +57,7 @@ pub struct ReleaseSpec {
     pub dependencies: Vec<Dependency>,
     /// Channel.
     pub channel: Channel,
-    /// Content of `bin/any/plugin.wasm`: vary it to vary the package bytes.
+    /// Content of the entry point `bin/any/main.sh`: vary it to vary the package bytes.
     pub payload: Vec<u8>,
 }
 
@@ -69,7 +71,7 @@ impl ReleaseSpec {
             version: version.parse().expect("fixture version"),
             dependencies: Vec::new(),
             channel: Channel::Stable,
-            payload: format!("wasm of {id} {version}").into_bytes(),
+            payload: format!("#!/bin/sh\necho {id} {version}\n").into_bytes(),
         }
     }
 
@@ -97,7 +99,7 @@ impl ReleaseSpec {
                 website: None,
             },
             description: Description { short: format!("Fixture plugin {}", self.id), full: String::new() },
-            categories: vec!["tools".into()],
+            categories: vec!["utility".into()],
             tags: Vec::new(),
             icons: None,
             screenshots: Vec::new(),
@@ -108,7 +110,7 @@ impl ReleaseSpec {
             channel: self.channel,
             host: host(),
             platforms: vec![Platform::Any],
-            entry: BTreeMap::from([(Platform::Any, "bin/any/plugin.wasm".to_owned())]),
+            entry: BTreeMap::from([(Platform::Any, ENTRY.to_owned())]),
             license: "MIT".into(),
             repository: None,
             min_client_version: None,
@@ -116,37 +118,47 @@ impl ReleaseSpec {
         }
     }
 
-    /// Packs the release: the ZIP bytes and the release manifest to sign.
-    pub fn pack(&self) -> (Vec<u8>, ReleaseManifest) {
-        let metadata = serde_json::to_vec_pretty(&self.metadata()).unwrap_or_default();
-        let mut files: Vec<(String, Vec<u8>)> = vec![
-            ("LICENSE".into(), b"MIT License (fixture)\n".to_vec()),
-            ("bin/any/plugin.wasm".into(), self.payload.clone()),
-            (METADATA_PATH.into(), metadata),
-        ];
-        files.sort();
-        let entries: Vec<FileEntry> = files
-            .iter()
-            .map(|(path, bytes)| FileEntry { path: path.clone(), size: bytes.len() as u64, sha256: Sha256::of(bytes) })
-            .collect();
-        let content =
-            ContentManifest { plugin_id: self.id.clone(), version: self.version.clone(), files: entries.clone() };
-        files.push((CONTENT_MANIFEST_PATH.into(), serde_json::to_vec_pretty(&content).unwrap_or_default()));
-        let zip = zip_files(&files);
-        let meta = self.metadata();
-        let manifest = ReleaseManifest {
-            plugin_id: self.id.clone(),
-            version: self.version.clone(),
-            package: PackageDigest { sha256: Sha256::of(&zip), size: zip.len() as u64 },
-            files: entries,
-            permissions: meta.permissions,
-            host: meta.host,
-            platforms: meta.platforms,
-            channel: meta.channel,
-            dependencies: meta.dependencies,
-        };
-        (zip, manifest)
+    /// Writes the plugin source tree of this release into `dir`.
+    pub fn write_tree(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir.join("bin/any"))?;
+        let metadata = serde_json::to_vec_pretty(&self.metadata()).map_err(std::io::Error::other)?;
+        std::fs::write(dir.join(METADATA_PATH), metadata)?;
+        std::fs::write(dir.join("LICENSE"), "MIT License (fixture)\n")?;
+        std::fs::write(dir.join(ENTRY), &self.payload)
     }
+
+    /// Packs the release with [`crate::pack`] into `out` and returns the package bytes
+    /// and the release manifest a developer would sign.
+    pub fn pack(&self, out: &Path) -> Result<(Vec<u8>, ReleaseManifest), FixtureError> {
+        let tree = tempfile::tempdir().map_err(|e| FixtureError::Io(e.to_string()))?;
+        self.write_tree(tree.path()).map_err(|e| FixtureError::Io(e.to_string()))?;
+        let packed = pack::pack_dir(tree.path(), out).map_err(|e| FixtureError::Pack(e.to_string()))?;
+        let bytes = std::fs::read(out).map_err(|e| FixtureError::Io(e.to_string()))?;
+        Ok((bytes, sign::release_manifest(&packed.metadata, &packed.manifest, packed.digest)))
+    }
+}
+
+impl From<FsError> for FixtureError {
+    fn from(error: FsError) -> Self {
+        Self::Io(error.to_string())
+    }
+}
+
+/// Entry point of every fixture plugin.
+const ENTRY: &str = "bin/any/main.sh";
+
+/// A fixture that could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum FixtureError {
+    /// Writing the tree or reading the package failed.
+    #[error("fixture I/O: {0}")]
+    Io(String),
+    /// `pack` refused the tree.
+    #[error("fixture pack: {0}")]
+    Pack(String),
+    /// `sign` refused the package.
+    #[error("fixture sign: {0}")]
+    Sign(String),
 }
 
 /// The host requirement of every fixture.
@@ -171,20 +183,19 @@ pub fn zip_files(files: &[(String, Vec<u8>)]) -> Vec<u8> {
 }
 
 /// Signs `manifest` with `keys` as a DSSE envelope and returns its JSON bytes.
-pub fn sign(manifest: &ReleaseManifest, keys: &[&SigningKey]) -> Vec<u8> {
-    let payload = serde_json::to_vec(manifest).unwrap_or_default();
+pub fn sign_manifest(manifest: &ReleaseManifest, keys: &[&SigningKey]) -> Vec<u8> {
+    let payload = sign::manifest_payload(manifest).unwrap_or_default();
     serde_json::to_vec_pretty(&Envelope::sign(RELEASE_PAYLOAD_TYPE, &payload, keys)).unwrap_or_default()
 }
 
-/// Writes `spec` signed by `key` into the registry at `registry`
-/// (`releases/<id>/<version>.zip` and `.zip.dsse`). Returns the package path.
-pub fn add_release(registry: &Path, spec: &ReleaseSpec, key: &SigningKey) -> Result<PathBuf, FsError> {
-    let (zip, manifest) = spec.pack();
+/// Packs `spec`, signs it with `key` and writes it into the registry at `registry`
+/// (`releases/<id>/<version>.zip` and `<version>.zip.dsse`). Returns the package path.
+pub fn add_release(registry: &Path, spec: &ReleaseSpec, key: &SigningKey) -> Result<PathBuf, FixtureError> {
     let dir = registry.join("releases").join(spec.id.as_str());
-    trellis_client::fs::create_dir_all(&dir)?;
+    std::fs::create_dir_all(&dir).map_err(|e| FixtureError::Io(e.to_string()))?;
     let package = dir.join(format!("{}.zip", spec.version));
-    write_atomic(&package, &zip)?;
-    write_atomic(&dir.join(format!("{}.zip.dsse", spec.version)), &sign(&manifest, &[key]))?;
+    spec.pack(&package)?;
+    sign::sign_package(&package, key).map_err(|e| FixtureError::Sign(e.to_string()))?;
     Ok(package)
 }
 

@@ -20,5 +20,6 @@ pub mod serve;
 pub mod sign;
 pub mod site;
 pub mod source_tree;
+pub mod synth;
 pub mod tuf;
 pub mod verify;

@@ -7,7 +7,7 @@
 //! root/N.root.json             every signed root, N = 1, 2, … (written by init and rotate)
 //! publishers/<vendor>.json     publisher records (PublisherRecord)
 //! releases/<plugin-id>/<version>.zip        the package
-//! releases/<plugin-id>/<version>.zip.dsse   the developer's DSSE envelope
+//! releases/<plugin-id>/<version>.zip.dsse   the developer's DSSE envelope (`trellis-index sign`)
 //! yanks.json                   {"yanked": [{"id", "version", "reason"}]}
 //! blocklist.json               the blocklist (Blocklist)
 //! catalog/                     optional inputs of later catalog features (ratings, stats)
@@ -305,7 +305,7 @@ impl Registry {
         let mut releases = Vec::with_capacity(versions.len());
         for (version, stem) in versions {
             let package_path = dir.join(format!("{stem}.zip"));
-            let envelope_path = dir.join(format!("{stem}.zip.dsse"));
+            let envelope_path = crate::sign::envelope_path(&package_path);
             for path in [&package_path, &envelope_path] {
                 if !path.exists() {
                     return Err(RegistryError::Layout {

@@ -5,8 +5,9 @@
 //! [`ReleaseInput`] the builder may index, and every refusal on the way: an envelope
 //! that does not parse, an unknown publisher, a signature that does not meet the
 //! publisher record (revoked keys, foreign namespace), a package whose SHA-256 or size
-//! differs from the signed manifest, a package whose `plugin.json` disagrees with the
-//! manifest. Cross-release rules (dependencies exist, published versions are
+//! differs from the signed manifest, a package that fails [`crate::lint`] (run with the
+//! publisher record, so lint re-checks the signature too), a package whose
+//! `plugin.json` disagrees with the manifest. Cross-release rules (dependencies exist, published versions are
 //! immutable) belong to [`crate::build`]; finding the files to [`crate::registry`].
 
 use std::collections::BTreeMap;
@@ -18,7 +19,10 @@ use trellis_schema::dsse::Envelope;
 use trellis_schema::manifest::{CONTENT_MANIFEST_PATH, ContentManifest, ReleaseManifest};
 use trellis_schema::plugin::{METADATA_PATH, PluginMetadata};
 use trellis_schema::publisher::{PublisherRecord, ReleaseSignatureError};
+use trellis_schema::validate::Severity;
 use trellis_schema::{PluginId, Sha256, VendorId};
+
+use crate::lint::{self, LintOptions};
 
 /// Where the bytes of a blob come from when the site is written.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -213,11 +217,16 @@ fn check(
             actual_size,
         });
     }
-    let metadata = lint_package(package_bytes, &manifest).map_err(|reason| ReleaseError::Lint {
-        path: package_path.clone(),
-        release: manifest.release_name(),
-        reason,
-    })?;
+    let lint_error =
+        |reason| ReleaseError::Lint { path: package_path.clone(), release: manifest.release_name(), reason };
+    let report = lint::lint(&package_path, &LintOptions { publisher: Some(record.clone()) })
+        .map_err(|e| lint_error(e.to_string()))?;
+    if !report.is_clean() {
+        let errors: Vec<String> =
+            report.problems.iter().filter(|p| p.severity == Severity::Error).map(ToString::to_string).collect();
+        return Err(lint_error(errors.join("; ")));
+    }
+    let metadata = package_metadata(package_bytes, &manifest).map_err(lint_error)?;
     Ok(ReleaseInput {
         manifest_sha256: Sha256::of(&payload),
         name: metadata.name,
@@ -232,13 +241,11 @@ fn check(
 /// Upper bound on the size of `plugin.json` and the content manifest inside a package.
 const MAX_METADATA_BYTES: u64 = 1 << 20;
 
-/// The lint seam: the package-level checks the builder runs on every release.
-///
-/// Until the developer-side `lint` lands this checks what the build cannot do without:
-/// the ZIP opens, `plugin.json` parses as [`PluginMetadata`] and names the same id,
-/// version, channel, host and platforms as the signed manifest, and the content
-/// manifest lists exactly the signed files. Returns the parsed `plugin.json`.
-pub fn lint_package(package: &[u8], manifest: &ReleaseManifest) -> Result<PluginMetadata, String> {
+/// Reads `plugin.json` from a package (already passed [`lint::lint`]) and checks it
+/// names the same id, version, channel, host and platforms as the signed manifest,
+/// and that the content manifest lists exactly the signed files. Returns the parsed
+/// `plugin.json` (display name, minimum client version for the index doc).
+pub fn package_metadata(package: &[u8], manifest: &ReleaseManifest) -> Result<PluginMetadata, String> {
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(package)).map_err(|e| format!("not a ZIP: {e}"))?;
     let metadata: PluginMetadata = serde_json::from_slice(&read_small(&mut archive, METADATA_PATH)?)
         .map_err(|e| format!("{METADATA_PATH}: {e}"))?;

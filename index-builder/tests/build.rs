@@ -254,20 +254,21 @@ fn refuses_a_package_that_is_not_the_signed_one() {
 fn refuses_a_package_that_fails_lint() {
     let registry = registry();
     let spec = ReleaseSpec::new("acme.clock", "3.0.0");
-    let (_, mut manifest) = spec.pack();
+    let scratch = tempfile::tempdir().unwrap();
+    let (_, mut manifest) = spec.pack(&scratch.path().join("p.zip")).unwrap();
     let zip = fixture::zip_files(&[("README".into(), b"no plugin.json".to_vec())]);
     manifest.package =
         trellis_schema::manifest::PackageDigest { sha256: trellis_schema::Sha256::of(&zip), size: zip.len() as u64 };
     let dir = registry.path().join("releases/acme.clock");
     std::fs::write(dir.join("3.0.0.zip"), &zip).unwrap();
-    std::fs::write(dir.join("3.0.0.zip.dsse"), fixture::sign(&manifest, &[&fixture::key(1)])).unwrap();
+    std::fs::write(dir.join("3.0.0.zip.dsse"), fixture::sign_manifest(&manifest, &[&fixture::key(1)])).unwrap();
     let out = tempfile::tempdir().unwrap();
     let error = build(registry.path(), out.path()).unwrap_err();
     assert!(
         matches!(&error, BuildError::Registry(e) if matches!(&**e, RegistryError::Release(r) if matches!(**r, ReleaseError::Lint { .. }))),
         "{error}"
     );
-    assert!(error.to_string().contains("plugin.json is missing"), "{error}");
+    assert!(error.to_string().contains("3.0.0.zip: package of acme.clock 3.0.0 fails lint"), "{error}");
 }
 
 #[test]

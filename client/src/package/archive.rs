@@ -9,7 +9,7 @@
 //! Names go through the portable policy and the collision set here, before any byte
 //! is inflated.
 //!
-//! It does not inflate anything (that is [`super::inflate`]) and knows nothing about
+//! It does not inflate anything (that is `inflate`) and knows nothing about
 //! manifests (that is [`super::Package`]).
 
 use std::ops::Range;
@@ -91,6 +91,23 @@ impl Entry {
     /// The entry's path as a string.
     pub fn name(&self) -> &str {
         self.path.as_str()
+    }
+
+    /// An entry over `data` as if a central directory declared it, bypassing every
+    /// structural check: for testing the streaming limits on their own.
+    #[cfg(test)]
+    pub(crate) fn unchecked(name: &str, method: Method, data: Range<usize>, size: u64, crc32: u32) -> Self {
+        Self {
+            path: PackagePath::new(name).expect("a valid test name"),
+            kind: EntryKind::File,
+            method,
+            crc32,
+            compressed_size: (data.end - data.start) as u64,
+            size,
+            executable: false,
+            extent: data.clone(),
+            data,
+        }
     }
 }
 

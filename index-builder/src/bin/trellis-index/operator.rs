@@ -1,5 +1,5 @@
 //! Registry operator subcommands: init, build, timestamp, yank, unyank, block,
-//! unblock, rotate, verify, serve.
+//! unblock, rotate, verify, serve, synth.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -12,7 +12,7 @@ use trellis_index::build::{self, Scope};
 use trellis_index::operator::{self, InitOptions, RotatedRole};
 use trellis_index::registry::{Expiry, Registry};
 use trellis_index::serve::Server;
-use trellis_index::verify;
+use trellis_index::{synth, verify};
 use trellis_schema::blocklist::{BlockEntry, Severity};
 use trellis_schema::{PluginId, Sha256};
 
@@ -141,6 +141,21 @@ pub(crate) enum Command {
         #[arg(long)]
         now: Option<jiff::Timestamp>,
     },
+    /// Fill a registry made by `init` with a synthetic, realistically shaped set of
+    /// signed releases (demos, tests, the python-tuf oracle). Publisher key: fixture key 1.
+    Synth {
+        /// The registry source tree.
+        registry: PathBuf,
+        /// Number of plugins.
+        #[arg(long, default_value_t = 20)]
+        plugins: usize,
+        /// Versions per plugin.
+        #[arg(long, default_value_t = 3)]
+        versions: usize,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Serve a site on a loopback address with CDN-like ETag and Cache-Control.
     Serve {
         /// The site directory.
@@ -250,6 +265,10 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             println!("{} problem(s)", report.problems.len());
             return Ok(ExitCode::from(1));
+        }
+        Command::Synth { registry, plugins, versions, seed } => {
+            let count = synth::write_registry(&registry, synth::SynthSpec { plugins, versions, seed })?;
+            println!("wrote {count} signed release(s) of {plugins} plugin(s) into {}", registry.display());
         }
         Command::Serve { site, addr } => {
             let server = Server::start(&site, addr)?;
