@@ -480,6 +480,12 @@ impl SignedEntries for Targets {
 /// Builds `input` into the site directory `site`, reading its previous state.
 pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, BuildError> {
     let previous = PreviousSite::open(site_dir)?;
+    if previous.is_none() && input.scope != Scope::Full {
+        return Err(BuildError::Trust(format!(
+            "{} has no published site to update; run a full build (without --only) first",
+            site_dir.display()
+        )));
+    }
     let now = input.now;
     check_root(&input)?;
     check_dependencies(&input)?;

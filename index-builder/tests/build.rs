@@ -162,6 +162,16 @@ fn incremental_scope_gives_the_same_site_as_a_full_build() {
     assert_eq!(tree(full.path()), tree(partial.path()));
 }
 
+#[test]
+fn incremental_scope_refuses_to_start_a_site() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    let scope = Scope::Plugins(BTreeSet::from(["acme.alarm".parse().unwrap()]));
+    let error = build_registry(&Registry::open(registry.path()).unwrap(), out.path(), scope, now()).unwrap_err();
+    assert!(error.to_string().contains("run a full build"), "{error}");
+    assert!(tree(out.path()).is_empty());
+}
+
 /// Runs a build expected to fail and checks the previous site is byte-for-byte intact.
 fn refused(registry: &Path, out: &Path) -> String {
     let before = tree(out);
