@@ -34,7 +34,7 @@ use trellis_schema::{PluginId, Sha256, SigningKey, VendorId};
 use crate::registry::{Expiry, Registry, RegistryError};
 use crate::release::{BlobSource, PluginInput};
 use crate::site;
-use crate::tuf::{self, BINS_ROLE, PUBLISHERS_ROLE, RoleKeys, SECURITY_ROLE, Settled, SignError};
+use crate::tuf::{self, BINS_ROLE, PUBLISHERS_ROLE, RoleKeys, SECURITY_ROLE, SignError};
 
 /// Which part of the registry a build looks at.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -419,6 +419,45 @@ impl<'a> RolePlan<'a> {
         Self { name: name.to_owned(), entries, delegations, keys, days, decision: Decision::Keep(0) }
     }
 
+    /// Keeps the published version when nothing changed (same entries, delegations
+    /// and signing keys, fresh enough), else the next version: [`tuf::settle`] over
+    /// compact entries, without materialising documents.
+    fn decide(&self, published: Option<&Envelope<Targets>>, now: jiff::Timestamp) -> Decision {
+        if let Some(published) = published
+            && is_plain(&published.signed)
+            && published.signed.delegations == self.delegations
+            && tuf::signed_by_same_keys(published, self.keys)
+            && !tuf::needs_refresh(&published.signed.expires, now, self.days)
+            && published.signed.targets.len() == self.entries.len()
+            && published
+                .signed
+                .signed_entries()
+                .into_iter()
+                .zip(&self.entries)
+                .all(|((p, e), (q, f))| p == q && e == *f)
+        {
+            return Decision::Keep(published.signed.version);
+        }
+        Decision::New { version: published.map_or(1, |p| p.signed.version + 1), expires: tuf::expiry(now, self.days) }
+    }
+
+    /// The signed file of this role at `version`: the fast canonical writer for plain
+    /// documents (every hash bin), the generic one otherwise.
+    fn sign(&self, version: u64, expires: &str) -> Result<Vec<u8>, BuildError> {
+        let keys = self.keys.ok_or_else(|| SignError::MissingKey {
+            role: self.name.clone(),
+            hint: "check the key files in trellis-registry.json".into(),
+        })?;
+        if self.delegations.is_none() {
+            let signed = plain_targets_canonical(&self.entries, version, expires);
+            return Ok(envelope_canonical(&signed, keys));
+        }
+        let mut doc = self.doc();
+        doc.version = version;
+        doc.expires = expires.to_owned();
+        Ok(tuf::sign_role(&self.name, doc, Some(keys), "")?)
+    }
+
     /// The role's document, without version and expiry.
     fn doc(&self) -> Targets {
         let targets =
@@ -458,6 +497,79 @@ fn merge_bin(
         }
     }
     Ok(())
+}
+
+/// Whether a published targets document is one this builder writes: nothing but
+/// SHA-256 hashes and lengths, no custom data, no unknown fields.
+fn is_plain(doc: &Targets) -> bool {
+    doc.type_ == "targets"
+        && doc.spec_version == trellis_schema::tuf::SPEC_VERSION
+        && doc.extra.is_empty()
+        && doc
+            .targets
+            .values()
+            .all(|f| f.custom.is_none() && f.extra.is_empty() && f.hashes.len() == 1 && f.hashes.contains_key("sha256"))
+}
+
+/// Canonical JSON of a targets document without delegations, written directly: at
+/// 10^6 entries going through `serde_json::Value` costs more than everything else.
+/// Keys in code-point order: `_type`, `expires`, `spec_version`, `targets`, `version`;
+/// per target `hashes`, `length`. Strings escape only `"` and `\`, as
+/// [`trellis_schema::canonical`] does.
+fn plain_targets_canonical(entries: &Entries, version: u64, expires: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + entries.len() * 160);
+    out.extend_from_slice(b"{\"_type\":\"targets\",\"expires\":");
+    canonical_string(expires, &mut out);
+    out.extend_from_slice(b",\"spec_version\":");
+    canonical_string(trellis_schema::tuf::SPEC_VERSION, &mut out);
+    out.extend_from_slice(b",\"targets\":{");
+    for (index, (path, (sha, length))) in entries.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        canonical_string(path, &mut out);
+        out.extend_from_slice(b":{\"hashes\":{\"sha256\":\"");
+        out.extend_from_slice(sha.to_hex().as_bytes());
+        out.extend_from_slice(b"\"},\"length\":");
+        out.extend_from_slice(length.to_string().as_bytes());
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"},\"version\":");
+    out.extend_from_slice(version.to_string().as_bytes());
+    out.push(b'}');
+    out
+}
+
+fn canonical_string(text: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &byte in text.as_bytes() {
+        if byte == b'"' || byte == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(byte);
+    }
+    out.push(b'"');
+}
+
+/// Canonical JSON of `{"signatures": [...], "signed": <signed>}` with a signature of
+/// `signed` by each key, in order (the same bytes as [`tuf::sign_role`]).
+fn envelope_canonical(signed: &[u8], keys: &[SigningKey]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(signed.len() + 64 + keys.len() * 220);
+    out.extend_from_slice(b"{\"signatures\":[");
+    for (index, key) in keys.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"keyid\":");
+        canonical_string(key.key_id().as_str(), &mut out);
+        out.extend_from_slice(b",\"sig\":\"");
+        out.extend_from_slice(hex::encode(key.sign(signed)).as_bytes());
+        out.extend_from_slice(b"\"}");
+    }
+    out.extend_from_slice(b"],\"signed\":");
+    out.extend_from_slice(signed);
+    out.push(b'}');
+    out
 }
 
 /// Compact entries of a published targets document.
@@ -574,10 +686,7 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
         {
             merge_bin(&mut plan.entries, &published.signed, full, &changed_ids)?;
         }
-        plan.decision = match tuf::settle(published.as_ref(), plan.keys, plan.doc(), now, plan.days) {
-            Settled::Keep { version } => Decision::Keep(version),
-            Settled::New(doc) => Decision::New { version: doc.version, expires: doc.expires },
-        };
+        plan.decision = plan.decide(published.as_ref(), now);
         Ok::<(), BuildError>(())
     })?;
 
@@ -668,17 +777,10 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
         .into_par_iter()
         .filter_map(|plan| match &plan.decision {
             Decision::Keep(_) => None,
-            Decision::New { version, expires } => {
-                let mut doc = plan.doc();
-                doc.version = *version;
-                doc.expires = expires.clone();
-                Some((plan.name, doc, plan.keys))
-            }
-        })
-        .map(|(name, doc, keys)| {
-            let version = doc.version;
-            let bytes = tuf::sign_role(&name, doc, keys, "check the key files in trellis-registry.json")?;
-            Ok(write_metadata(site::metadata_name(&name, version), &bytes)?)
+            Decision::New { version, expires } => Some(
+                plan.sign(*version, expires)
+                    .and_then(|bytes| Ok(write_metadata(site::metadata_name(&plan.name, *version), &bytes)?)),
+            ),
         })
         .collect::<Result<_, BuildError>>()?;
     make_durable(site_dir, &role_files, durability)?;
@@ -883,4 +985,42 @@ fn write_targets(site_dir: &Path, contents: &[TargetOut]) -> Result<Vec<String>,
         })
         .collect::<Result<_, FsError>>()?;
     Ok(written.into_iter().flatten().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_canonical_bin_equals_the_generic_signed_document() {
+        let key = SigningKey::from_seed([3; 32]);
+        let mut entries = Entries::new();
+        entries.insert("index/0a/acme.clock.json".into(), (Sha256::of(b"a"), 12));
+        entries.insert("plugins/acme/acme.clock/acme.clock-1.0.0.zip".into(), (Sha256::of(b"b"), 4096));
+        entries.insert("plugins/q\"uote/x\\y.zip".into(), (Sha256::of(b"c"), 0));
+        let keys = [key.clone()];
+        let plan = RolePlan::new("bin-0", entries, None, Some(&keys), 90);
+        let fast = plan.sign(7, "2027-01-01T00:00:00Z").unwrap();
+        let mut doc = plan.doc();
+        doc.version = 7;
+        doc.expires = "2027-01-01T00:00:00Z".into();
+        let generic = tuf::sign_role("bin-0", doc, Some(&keys), "").unwrap();
+        assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(generic).unwrap());
+    }
+
+    #[test]
+    fn unchanged_bin_keeps_its_version_and_a_changed_one_moves() {
+        let key = SigningKey::from_seed([3; 32]);
+        let keys = [key];
+        let now: jiff::Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
+        let entries = Entries::from([("index/0a/acme.clock.json".to_owned(), (Sha256::of(b"a"), 12))]);
+        let plan = RolePlan::new("bin-0", entries.clone(), None, Some(&keys), 90);
+        let bytes = plan.sign(3, &tuf::expiry(now, 90)).unwrap();
+        let published: Envelope<Targets> = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(plan.decide(Some(&published), now), Decision::Keep(3));
+        let mut grown = entries;
+        grown.insert("index/0a/acme.alarm.json".to_owned(), (Sha256::of(b"b"), 1));
+        let plan = RolePlan::new("bin-0", grown, None, Some(&keys), 90);
+        assert!(matches!(plan.decide(Some(&published), now), Decision::New { version: 4, .. }));
+    }
 }
