@@ -3,7 +3,24 @@
 //! Everything a host app needs to offer a plugin store lives here; the `trellis`
 //! binary (feature `cli`) is a thin layer over it. The library has no async runtime
 //! and a small dependency tree, because every host app pays for it.
+//!
+//! The lifecycle's foundations that need no network:
+//! - [`state`]: the data dir layout, the state file (installed set, consents, pins,
+//!   policies) and the journal of the operation in flight;
+//! - [`activate`]: moving a plugin between versions crash-safely, and recovery;
+//! - [`hooks`]: what the embedding app is told (stop, start, register, …);
+//! - [`events`]: the progress stream a UI draws;
+//! - [`policy`]: when an available update is applied, announced or left alone;
+//! - [`consent`]: which permissions must be shown and agreed to.
 
+pub mod activate;
+pub mod consent;
+pub mod events;
 pub mod fs;
+pub mod hooks;
 pub mod package;
+pub mod policy;
 pub mod resolve;
+pub mod state;
+pub mod transport;
+pub mod trust;

@@ -189,7 +189,7 @@ pub fn sign_manifest(manifest: &ReleaseManifest, keys: &[&SigningKey]) -> Vec<u8
 }
 
 /// Packs `spec`, signs it with `key` and writes it into the registry at `registry`
-/// (`releases/<id>/<version>.zip` and `<version>.dsse`). Returns the package path.
+/// (`releases/<id>/<version>.zip` and `<version>.zip.dsse`). Returns the package path.
 pub fn add_release(registry: &Path, spec: &ReleaseSpec, key: &SigningKey) -> Result<PathBuf, FixtureError> {
     let dir = registry.join("releases").join(spec.id.as_str());
     std::fs::create_dir_all(&dir).map_err(|e| FixtureError::Io(e.to_string()))?;

@@ -5,7 +5,7 @@
 //! limits, the license file, icons and their pixel sizes, platform directories and
 //! entry points; for a package also the hardened structural checks (the same code the
 //! client installs with), content manifest ⇔ contents, and the developer signature in
-//! `<stem>.dsse` when present (against a publisher record when one is given).
+//! `<package>.dsse` when present (against a publisher record when one is given).
 //!
 //! Lint never writes anything. Packing is [`crate::pack`], signing [`crate::sign`].
 

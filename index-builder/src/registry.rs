@@ -7,7 +7,7 @@
 //! root/N.root.json             every signed root, N = 1, 2, … (written by init and rotate)
 //! publishers/<vendor>.json     publisher records (PublisherRecord)
 //! releases/<plugin-id>/<version>.zip        the package
-//! releases/<plugin-id>/<version>.dsse       the developer's DSSE envelope (`trellis-index sign`)
+//! releases/<plugin-id>/<version>.zip.dsse   the developer's DSSE envelope (`trellis-index sign`)
 //! yanks.json                   {"yanked": [{"id", "version", "reason"}]}
 //! blocklist.json               the blocklist (Blocklist)
 //! catalog/                     optional inputs of later catalog features (ratings, stats)
@@ -290,10 +290,10 @@ impl Registry {
         for entry in std::fs::read_dir(&dir).map_err(io)? {
             let entry = entry.map_err(io)?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(version) = name.strip_suffix(".dsse").or_else(|| name.strip_suffix(".zip")) else {
+            let Some(version) = name.strip_suffix(".zip.dsse").or_else(|| name.strip_suffix(".zip")) else {
                 return Err(RegistryError::Layout {
                     path: entry.path(),
-                    reason: "expected <version>.zip and <version>.dsse only".into(),
+                    reason: "expected <version>.zip and <version>.zip.dsse only".into(),
                 });
             };
             let parsed: semver::Version = version.parse().map_err(|e| RegistryError::Layout {
@@ -305,12 +305,12 @@ impl Registry {
         let mut releases = Vec::with_capacity(versions.len());
         for (version, stem) in versions {
             let package_path = dir.join(format!("{stem}.zip"));
-            let envelope_path = dir.join(format!("{stem}.dsse"));
+            let envelope_path = crate::sign::envelope_path(&package_path);
             for path in [&package_path, &envelope_path] {
                 if !path.exists() {
                     return Err(RegistryError::Layout {
                         path: path.clone(),
-                        reason: format!("missing; every release needs {stem}.zip and {stem}.dsse"),
+                        reason: format!("missing; every release needs {stem}.zip and {stem}.zip.dsse"),
                     });
                 }
             }

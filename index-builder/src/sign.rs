@@ -3,7 +3,7 @@
 //! Reads a package through the hardened opener (`trellis_client::package`), builds the
 //! release manifest (package SHA-256 and size, every file, permissions, host
 //! requirement, platforms, channel, dependencies) and writes a DSSE envelope over its
-//! canonical JSON next to the package, as `<package stem>.dsse`. Signing a package whose
+//! canonical JSON next to the package, as `<package>.dsse`. Signing a package whose
 //! envelope already carries the same manifest adds a co-signature (publishers with a
 //! threshold above one); an envelope for other bytes is replaced.
 //!
@@ -79,9 +79,12 @@ pub enum SignError {
     Canonical(String, canonical::CanonicalError),
 }
 
-/// Where the envelope of `package` lives: the same name with the extension `.dsse`.
+/// Where the envelope of `package` lives: the package's name with `.dsse` appended
+/// (`acme.clock-1.0.0.zip.dsse`), as detached signatures usually are.
 pub fn envelope_path(package: &Path) -> PathBuf {
-    package.with_extension("dsse")
+    let mut name = package.as_os_str().to_owned();
+    name.push(".dsse");
+    PathBuf::from(name)
 }
 
 /// The release manifest a developer signs for a package.
@@ -127,7 +130,7 @@ pub fn inspect(path: &Path) -> Result<(Package, PluginMetadata), SignError> {
     Ok((package, metadata))
 }
 
-/// Signs the package at `path` with `key`, writing or co-signing `<stem>.dsse`.
+/// Signs the package at `path` with `key`, writing or co-signing `<package>.dsse`.
 pub fn sign_package(path: &Path, key: &SigningKey) -> Result<Signed, SignError> {
     let (package, metadata) = inspect(path)?;
     let manifest = release_manifest(&metadata, package.content_manifest(), package.digest());

@@ -198,7 +198,7 @@ fn refuses_a_removed_release() {
     let registry = registry();
     let out = tempfile::tempdir().unwrap();
     build(registry.path(), out.path()).unwrap();
-    for ext in ["zip", "dsse"] {
+    for ext in ["zip", "zip.dsse"] {
         std::fs::remove_file(registry.path().join(format!("releases/acme.clock/1.0.0.{ext}"))).unwrap();
     }
     let message = refused(registry.path(), out.path());
@@ -230,7 +230,7 @@ fn refuses_a_release_signed_with_a_revoked_key() {
     });
     std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
     let message = refused(registry.path(), out.path());
-    assert!(message.contains("acme.alarm/0.1.0.dsse") && message.contains("revoked on 2026-10-01"), "{message}");
+    assert!(message.contains("acme.alarm/0.1.0.zip.dsse") && message.contains("revoked on 2026-10-01"), "{message}");
 }
 
 #[test]
@@ -240,7 +240,7 @@ fn refuses_a_plugin_of_an_unknown_publisher_naming_the_file() {
     fixture::add_release(registry.path(), &spec, &fixture::key(9)).unwrap();
     let out = tempfile::tempdir().unwrap();
     let message = refused(registry.path(), out.path());
-    assert!(message.contains("evil.clock/1.0.0.dsse") && message.contains("publishers/evil.json"), "{message}");
+    assert!(message.contains("evil.clock/1.0.0.zip.dsse") && message.contains("publishers/evil.json"), "{message}");
 }
 
 #[test]
@@ -271,7 +271,7 @@ fn refuses_a_package_that_fails_lint() {
         trellis_schema::manifest::PackageDigest { sha256: trellis_schema::Sha256::of(&zip), size: zip.len() as u64 };
     let dir = registry.path().join("releases/acme.clock");
     std::fs::write(dir.join("3.0.0.zip"), &zip).unwrap();
-    std::fs::write(dir.join("3.0.0.dsse"), fixture::sign_manifest(&manifest, &[&fixture::key(1)])).unwrap();
+    std::fs::write(dir.join("3.0.0.zip.dsse"), fixture::sign_manifest(&manifest, &[&fixture::key(1)])).unwrap();
     let out = tempfile::tempdir().unwrap();
     let error = build(registry.path(), out.path()).unwrap_err();
     assert!(

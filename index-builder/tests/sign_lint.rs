@@ -44,7 +44,7 @@ fn signed_package_lints_clean_and_verifies_against_its_publisher() {
     let package = packed_clock(dir.path());
     let key = SigningKey::from_seed([1; 32]);
     let signed = sign_package(&package, &key).unwrap();
-    assert_eq!(signed.envelope_path, dir.path().join("acme.clock-1.0.0.dsse"));
+    assert_eq!(signed.envelope_path, dir.path().join("acme.clock-1.0.0.zip.dsse"));
     assert_eq!(signed.manifest.package.sha256, trellis_schema::Sha256::of(&fs::read(&package).unwrap()));
     assert!(signed.manifest.files.iter().any(|f| f.path == "bin/any/clock.sh"));
 

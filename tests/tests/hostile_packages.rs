@@ -307,8 +307,7 @@ fn refuses_total_size_bomb() {
     let chunk: Vec<u8> = (0..64 * 1024u32).map(|i| (i * 31 % 253) as u8).collect();
     let names: Vec<String> = (0..6).map(|i| format!("part{i}.bin")).collect();
     let files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), chunk.as_slice())).collect();
-    let mut limits = Limits::default();
-    limits.max_total_size = 5 * 64 * 1024;
+    let limits = Limits::default().with_max_total_size(5 * 64 * 1024);
     let error = refused_limited(&hostile::package(&files, &files), &files, &limits);
     assert!(matches!(&error, PackageError::TotalSizeTooLarge { max, .. } if *max == 5 * 64 * 1024), "{error:?}");
 }
@@ -317,8 +316,7 @@ fn refuses_total_size_bomb() {
 fn refuses_too_many_entries() {
     let names: Vec<String> = (0..12).map(|i| format!("f{i}")).collect();
     let files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), b"x".as_slice())).collect();
-    let mut limits = Limits::default();
-    limits.max_entries = 10;
+    let limits = Limits::default().with_max_entries(10);
     let error = refused_limited(&hostile::package(&files, &files), &files, &limits);
     assert!(matches!(&error, PackageError::TooManyEntries { count: 13, max: 10 }), "{error:?}");
 }
@@ -500,4 +498,101 @@ fn accepts_packages_written_by_the_zip_crate() {
         let mode = fs::metadata(site.destination().join("bin/linux-x86_64/clock")).unwrap().permissions().mode();
         assert_eq!(mode & 0o111, 0o111);
     }
+}
+
+#[test]
+fn accepts_streamed_packages_with_data_descriptors() {
+    use std::io::Write as _;
+    let files = standard();
+    let files = borrowed(&files);
+    let mut writer = zip::ZipWriter::new_stream(Vec::new());
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (path, content) in
+        files.iter().copied().chain([(CONTENT_MANIFEST_PATH, hostile::manifest_json(&files).as_slice())])
+    {
+        writer.start_file(path, options).unwrap();
+        writer.write_all(content).unwrap();
+    }
+    let bytes = writer.finish().unwrap().into_inner();
+    // The streaming writer sets the data-descriptor flag (bit 3) on every entry.
+    assert_eq!(bytes[6] & 0x08, 0x08, "expected a streamed entry");
+    let release = release_for(&bytes, &files);
+    let package = Package::from_bytes(bytes.clone(), &release, &Limits::default()).unwrap();
+    package.verify().unwrap();
+
+    // A descriptor that disagrees with the central directory is refused.
+    let mut tampered = bytes;
+    let descriptor = tampered.windows(4).position(|w| w == [0x50, 0x4b, 0x07, 0x08]).unwrap();
+    tampered[descriptor + 4] ^= 0xFF;
+    let error = refused_with(&tampered, &release_for(&tampered, &files), &Limits::default());
+    assert!(matches!(&error, PackageError::LocalHeaderMismatch { field: "descriptor CRC-32", .. }), "{error:?}");
+}
+
+#[test]
+fn refuses_encrypted_entry() {
+    let files: &[(&str, &[u8])] = &[("secret.bin", b"ciphertext")];
+    let mut zip = hostile::package(files, files);
+    zip.entries[0].flags |= 1;
+    let error = refused(&zip, files);
+    assert!(matches!(&error, PackageError::Unsupported { feature: "encryption", entry: Some(_) }), "{error:?}");
+}
+
+#[test]
+fn refuses_name_that_is_not_utf8() {
+    let mut zip = hostile::package(&[], &[]);
+    zip.entries.insert(0, RawEntry::file([0xFF, b'a', b'.', b'd', b'l', b'l'], b"x".to_vec()));
+    let error = refused(&zip, &[]);
+    assert!(matches!(&error, PackageError::NameNotUtf8 { .. }), "{error:?}");
+}
+
+#[test]
+fn refuses_directory_entry_with_data() {
+    let mut zip = hostile::package(&[], &[]);
+    zip.entries.insert(0, RawEntry { content: b"hidden".to_vec(), ..RawEntry::dir("docs/") });
+    let error = refused(&zip, &[]);
+    assert!(matches!(&error, PackageError::DirectoryWithData { size: 6, .. }), "{error:?}");
+}
+
+#[test]
+fn refuses_package_without_content_manifest() {
+    let files = standard();
+    let files = borrowed(&files);
+    let mut zip = hostile::package(&files, &files);
+    zip.entries.pop();
+    let error = refused(&zip, &files);
+    assert!(matches!(&error, PackageError::MissingContentManifest), "{error:?}");
+}
+
+#[test]
+fn refuses_content_manifest_that_does_not_parse() {
+    let files = standard();
+    let files = borrowed(&files);
+    let mut zip = hostile::package(&files, &files);
+    zip.entries.last_mut().unwrap().content = b"{\"plugin_id\": 42}".to_vec();
+    let error = refused(&zip, &files);
+    assert!(matches!(&error, PackageError::InvalidContentManifest { .. }), "{error:?}");
+}
+
+#[test]
+fn extracts_explicit_directory_entries() {
+    let files = standard();
+    let files = borrowed(&files);
+    let mut zip = hostile::package(&files, &files);
+    zip.entries.insert(0, RawEntry::dir("docs/"));
+    zip.entries.insert(0, RawEntry::dir("resources/empty/"));
+    let bytes = zip.to_bytes();
+    let site = Site::new();
+    let package = Package::from_bytes(bytes.clone(), &release_for(&bytes, &files), &Limits::default()).unwrap();
+    package.extract(&site.destination()).unwrap();
+    assert!(site.destination().join("resources/empty").is_dir());
+    assert!(site.destination().join("docs/README.md").is_file());
+}
+
+#[test]
+fn refuses_directory_entry_where_the_manifest_lists_a_file() {
+    let files: &[(&str, &[u8])] = &[("docs", b"")];
+    let mut zip = hostile::package(&[], files);
+    zip.entries.insert(0, RawEntry::dir("docs/"));
+    let error = refused(&zip, files);
+    assert!(matches!(&error, PackageError::MissingFile { name } if name == "docs"), "{error:?}");
 }

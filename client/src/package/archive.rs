@@ -9,7 +9,7 @@
 //! Names go through the portable policy and the collision set here, before any byte
 //! is inflated.
 //!
-//! It does not inflate anything (that is [`super::inflate`]) and knows nothing about
+//! It does not inflate anything (that is `inflate`) and knows nothing about
 //! manifests (that is [`super::Package`]).
 
 use std::ops::Range;
@@ -91,6 +91,23 @@ impl Entry {
     /// The entry's path as a string.
     pub fn name(&self) -> &str {
         self.path.as_str()
+    }
+
+    /// An entry over `data` as if a central directory declared it, bypassing every
+    /// structural check: for testing the streaming limits on their own.
+    #[cfg(test)]
+    pub(crate) fn unchecked(name: &str, method: Method, data: Range<usize>, size: u64, crc32: u32) -> Self {
+        Self {
+            path: PackagePath::new(name).expect("a valid test name"),
+            kind: EntryKind::File,
+            method,
+            crc32,
+            compressed_size: (data.end - data.start) as u64,
+            size,
+            executable: false,
+            extent: data.clone(),
+            data,
+        }
     }
 }
 
@@ -352,10 +369,13 @@ fn check_local_header(
     let w = |at: usize| u32_at(bytes, start + at).unwrap_or(0);
     let (name_len, extra_len) = (usize::from(h(26)), usize::from(h(28)));
     let data_start = start + LOCAL_LEN + name_len + extra_len;
-    let data_end = data_start + record.compressed_size as usize;
-    if data_end > bytes.len() {
-        return Err(truncated("entry", start, data_end - start, bytes.len()));
-    }
+    let data_end = match data_start.checked_add(record.compressed_size as usize) {
+        Some(end) if end <= bytes.len() => end,
+        _ => {
+            let needed = (LOCAL_LEN + name_len + extra_len).saturating_add(record.compressed_size as usize);
+            return Err(truncated("entry", start, needed, bytes.len()));
+        }
+    };
     let local_name = &bytes[start + LOCAL_LEN..start + LOCAL_LEN + name_len];
     let mismatch = |field: &'static str, central: String, local: String| PackageError::LocalHeaderMismatch {
         name: name.to_owned(),

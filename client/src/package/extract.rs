@@ -8,9 +8,10 @@
 //! until the rename) and the destination never appears.
 
 use std::collections::HashSet;
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use trellis_schema::manifest::CONTENT_MANIFEST_PATH;
 
@@ -19,6 +20,25 @@ use super::error::PackageError;
 use super::inflate::{self, BUFFER_SIZE, Budget};
 use super::{Package, check_against_manifest};
 use crate::fs::{FsError, sync_dir};
+
+/// How hard extraction works to make the extracted files survive a crash.
+///
+/// Both settings are atomic for readers: the destination appears complete, with one
+/// rename, or not at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every file and directory is flushed to disk before the rename, so after a power
+    /// loss the destination is either absent or complete. The flushes run in parallel
+    /// after all files are written, which lets the file system batch them.
+    #[default]
+    Flushed,
+    /// Nothing is flushed: after a power loss the destination may exist with files the
+    /// disk never received. For caches and scratch extraction (as cargo and uv do).
+    Unflushed,
+}
+
+/// Most threads flushing files at once.
+const FLUSH_THREADS: usize = 16;
 
 /// What an extraction produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +57,11 @@ pub(super) fn verify(package: &Package) -> Result<(), PackageError> {
 }
 
 /// Extracts into `destination` through a staging directory.
-pub(super) fn extract(package: &Package, destination: &Path) -> Result<Extracted, PackageError> {
+pub(super) fn extract(
+    package: &Package,
+    destination: &Path,
+    durability: Durability,
+) -> Result<Extracted, PackageError> {
     if fs::symlink_metadata(destination).is_ok() {
         return Err(PackageError::DestinationExists { path: destination.to_owned() });
     }
@@ -50,17 +74,22 @@ pub(super) fn extract(package: &Package, destination: &Path) -> Result<Extracted
         .prefix(".trellis-staging-")
         .tempdir_in(parent)
         .map_err(|e| FsError::new("creating a staging directory in", parent, e))?;
-    let (files, bytes, dirs) = run(package, Some(staging.path()))?;
-    for dir in dirs.iter().rev() {
-        sync_dir(&staging.path().join(dir))?;
+    let (files, bytes, staged) = run(package, Some(staging.path()))?;
+    if durability == Durability::Flushed {
+        flush_all(&staged.files)?;
+        for dir in staged.dirs.iter().rev() {
+            sync_dir(&staging.path().join(dir))?;
+        }
+        sync_dir(staging.path())?;
     }
-    sync_dir(staging.path())?;
     let staged = staging.keep();
     if let Err(e) = fs::rename(&staged, destination) {
         let _ = fs::remove_dir_all(&staged);
         return Err(FsError::new("moving the staged package to", destination, e).into());
     }
-    if let Err(e) = sync_dir(parent) {
+    if durability == Durability::Flushed
+        && let Err(e) = sync_dir(parent)
+    {
         let _ = fs::remove_dir_all(destination);
         return Err(e.into());
     }
@@ -68,9 +97,55 @@ pub(super) fn extract(package: &Package, destination: &Path) -> Result<Extracted
     Ok(Extracted { destination: destination.to_owned(), files, bytes })
 }
 
+/// What was written into the staging directory.
+#[derive(Default)]
+struct Staged {
+    /// Files, by full path.
+    files: Vec<PathBuf>,
+    /// Directories, relative, parents first.
+    dirs: Vec<String>,
+}
+
+/// Flushes `files` to disk from a few threads at once.
+fn flush_all(files: &[PathBuf]) -> Result<(), FsError> {
+    let next = AtomicUsize::new(0);
+    let threads = FLUSH_THREADS.min(files.len());
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| -> Result<(), FsError> {
+                    loop {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(path) = files.get(index) else { return Ok(()) };
+                        OpenOptions::new()
+                            .write(true)
+                            .open(path)
+                            .and_then(|file| file.sync_all())
+                            .map_err(|e| FsError::new("syncing staged file", path.clone(), e))?;
+                    }
+                })
+            })
+            .collect();
+        let mut result = Ok(());
+        for worker in workers {
+            let outcome = worker.join().unwrap_or_else(|_| {
+                Err(FsError::new(
+                    "syncing staged files",
+                    PathBuf::new(),
+                    std::io::Error::other("flush thread panicked"),
+                ))
+            });
+            if result.is_ok() {
+                result = outcome;
+            }
+        }
+        result
+    })
+}
+
 /// Streams every entry in archive order; writes under `root` when given. Returns the
-/// number of files, the bytes inflated and the directories created (parents first).
-fn run(package: &Package, root: Option<&Path>) -> Result<(usize, u64, Vec<String>), PackageError> {
+/// number of files, the bytes inflated and what was staged.
+fn run(package: &Package, root: Option<&Path>) -> Result<(usize, u64, Staged), PackageError> {
     let expected = package.expected_by_path();
     let mut order: Vec<&Entry> = package.entries().iter().collect();
     order.sort_by_key(|e| e.data.start);
@@ -79,6 +154,7 @@ fn run(package: &Package, root: Option<&Path>) -> Result<(usize, u64, Vec<String
     let mut dirs = Directories::default();
     let mut files = 0usize;
     let mut bytes = 0u64;
+    let mut staged = Staged::default();
     for entry in order {
         if entry.kind == EntryKind::Directory {
             if let Some(root) = root {
@@ -121,23 +197,25 @@ fn run(package: &Package, root: Option<&Path>) -> Result<(usize, u64, Vec<String
             check_against_manifest(entry, listed, inflated)?;
         }
         if let Some((file, path)) = file.take() {
-            finish_file(&file, entry.executable).map_err(|e| FsError::new("syncing staged file", path, e))?;
+            set_executable(&file, entry.executable).map_err(|e| FsError::new("setting mode of", path.clone(), e))?;
+            staged.files.push(path);
         }
         files += 1;
         bytes += inflated.size;
     }
-    Ok((files, bytes, dirs.created))
+    staged.dirs = dirs.created;
+    Ok((files, bytes, staged))
 }
 
-fn finish_file(file: &File, executable: bool) -> std::io::Result<()> {
+fn set_executable(file: &File, executable: bool) -> std::io::Result<()> {
     #[cfg(unix)]
     if executable {
         use std::os::unix::fs::PermissionsExt as _;
         file.set_permissions(fs::Permissions::from_mode(0o755))?;
     }
     #[cfg(not(unix))]
-    let _ = executable;
-    file.sync_all()
+    let _ = (file, executable);
+    Ok(())
 }
 
 /// Directories created in the staging tree, so each is created (and synced) once.

@@ -130,3 +130,110 @@ pub(crate) fn stream_entry(
     }
     Ok(Inflated { size: produced, sha256: sha256.finish() })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    fn deflate(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    /// Streams `entry`, returning the result and how many bytes reached the sink.
+    fn stream(
+        archive: &[u8],
+        entry: &Entry,
+        limits: &Limits,
+        budget: &mut Budget,
+    ) -> (Result<Inflated, PackageError>, u64) {
+        let mut seen = 0u64;
+        let mut buffer = vec![0u8; 4096];
+        let result = stream_entry(
+            archive,
+            entry,
+            limits,
+            budget,
+            &mut buffer,
+            |chunk| {
+                seen += chunk.len() as u64;
+                Ok(())
+            },
+            |e| PackageError::CorruptEntry { name: String::new(), reason: e.to_string() },
+        );
+        (result, seen)
+    }
+
+    #[test]
+    fn per_file_limit_holds_on_inflated_bytes_even_when_the_declared_size_allows_more() {
+        let zeros = vec![0u8; 1 << 20];
+        let archive = deflate(&zeros);
+        let entry = Entry::unchecked("bomb", Method::Deflated, 0..archive.len(), 1 << 20, crc32fast::hash(&zeros));
+        let limits = Limits::default().with_max_file_size(100_000);
+        let (result, seen) = stream(&archive, &entry, &limits, &mut Budget::default());
+        assert!(matches!(result, Err(PackageError::FileTooLarge { max: 100_000, size, .. }) if size <= 100_000 + 4096));
+        assert!(seen <= 100_000, "the sink saw {seen} bytes");
+    }
+
+    #[test]
+    fn ratio_limit_holds_on_inflated_bytes() {
+        let zeros = vec![0u8; 1 << 20];
+        let archive = deflate(&zeros);
+        let entry = Entry::unchecked("bomb", Method::Deflated, 0..archive.len(), 1 << 20, crc32fast::hash(&zeros));
+        let limits = Limits::default().with_ratio_check_floor(64 * 1024);
+        let (result, seen) = stream(&archive, &entry, &limits, &mut Budget::default());
+        assert!(matches!(result, Err(PackageError::CompressionRatioTooHigh { max_ratio: 250, .. })), "{result:?}");
+        assert!(seen < 1 << 20);
+    }
+
+    #[test]
+    fn total_limit_counts_across_entries() {
+        let content: Vec<u8> = (0..30_000u32).map(|i| (i % 251) as u8).collect();
+        let entry = Entry::unchecked("part", Method::Stored, 0..content.len(), 30_000, crc32fast::hash(&content));
+        let limits = Limits::default().with_max_total_size(50_000);
+        let mut budget = Budget::default();
+        assert!(stream(&content, &entry, &limits, &mut budget).0.is_ok());
+        let (result, seen) = stream(&content, &entry, &limits, &mut budget);
+        assert!(matches!(result, Err(PackageError::TotalSizeTooLarge { max: 50_000, .. })), "{result:?}");
+        assert!(seen <= 20_000 + 4096);
+    }
+
+    #[test]
+    fn inflation_stops_one_byte_past_the_declared_size() {
+        let content = vec![7u8; 50_000];
+        let archive = deflate(&content);
+        let entry = Entry::unchecked("liar", Method::Deflated, 0..archive.len(), 1000, crc32fast::hash(&content));
+        let (result, seen) = stream(&archive, &entry, &Limits::default(), &mut Budget::default());
+        assert!(matches!(result, Err(PackageError::InflatesPastDeclaredSize { declared: 1000, .. })), "{result:?}");
+        assert!(seen <= 1000, "the sink saw {seen} bytes");
+    }
+
+    #[test]
+    fn refuses_truncated_and_overlong_deflate_streams() {
+        let content: Vec<u8> = (0..20_000u32).map(|i| (i * 13 % 256) as u8).collect();
+        let mut archive = deflate(&content);
+        let crc = crc32fast::hash(&content);
+        let cut = Entry::unchecked("cut", Method::Deflated, 0..archive.len() / 2, 20_000, crc);
+        let (result, _) = stream(&archive, &cut, &Limits::default(), &mut Budget::default());
+        assert!(matches!(result, Err(PackageError::CorruptEntry { .. })), "{result:?}");
+
+        archive.extend_from_slice(b"extra");
+        let padded = Entry::unchecked("padded", Method::Deflated, 0..archive.len(), 20_000, crc);
+        let (result, _) = stream(&archive, &padded, &Limits::default(), &mut Budget::default());
+        assert!(matches!(result, Err(PackageError::CorruptEntry { reason, .. }) if reason.contains("ends after")));
+    }
+
+    #[test]
+    fn hashes_what_it_streams() {
+        let content = b"hello, package".repeat(1000);
+        let archive = deflate(&content);
+        let entry =
+            Entry::unchecked("ok", Method::Deflated, 0..archive.len(), content.len() as u64, crc32fast::hash(&content));
+        let (result, seen) = stream(&archive, &entry, &Limits::default(), &mut Budget::default());
+        assert_eq!(result.unwrap(), Inflated { size: content.len() as u64, sha256: Sha256::of(&content) });
+        assert_eq!(seen, content.len() as u64);
+    }
+}

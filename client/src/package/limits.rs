@@ -49,3 +49,47 @@ impl Default for Limits {
         }
     }
 }
+
+impl Limits {
+    /// Sets [`Limits::max_package_size`].
+    #[must_use]
+    pub fn with_max_package_size(self, bytes: u64) -> Self {
+        Self { max_package_size: bytes, ..self }
+    }
+
+    /// Sets [`Limits::max_entries`].
+    #[must_use]
+    pub fn with_max_entries(self, entries: usize) -> Self {
+        Self { max_entries: entries, ..self }
+    }
+
+    /// Sets [`Limits::max_file_size`].
+    #[must_use]
+    pub fn with_max_file_size(self, bytes: u64) -> Self {
+        Self { max_file_size: bytes, ..self }
+    }
+
+    /// Sets [`Limits::max_total_size`].
+    #[must_use]
+    pub fn with_max_total_size(self, bytes: u64) -> Self {
+        Self { max_total_size: bytes, ..self }
+    }
+
+    /// Sets [`Limits::max_compression_ratio`].
+    #[must_use]
+    pub fn with_max_compression_ratio(self, ratio: u64) -> Self {
+        Self { max_compression_ratio: ratio, ..self }
+    }
+
+    /// Sets [`Limits::ratio_check_floor`].
+    #[must_use]
+    pub fn with_ratio_check_floor(self, bytes: u64) -> Self {
+        Self { ratio_check_floor: bytes, ..self }
+    }
+
+    /// Sets [`Limits::max_manifest_size`].
+    #[must_use]
+    pub fn with_max_manifest_size(self, bytes: u64) -> Self {
+        Self { max_manifest_size: bytes, ..self }
+    }
+}

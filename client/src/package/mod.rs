@@ -13,10 +13,10 @@
 //! 3. **manifest**: the entry set must equal the expected file list plus
 //!    `trellis-manifest.json` — the *signed* [`ReleaseManifest`]'s list for installs,
 //!    the package's own content manifest for `lint` ([`Package::open_unsigned`]);
-//! 4. **content** ([`inflate`]): every entry is streamed with per-file, total and
+//! 4. **content** (`inflate`): every entry is streamed with per-file, total and
 //!    ratio limits counted on the bytes actually produced, its CRC-32 checked and its
 //!    SHA-256 compared with the manifest;
-//! 5. **placement** ([`extract`]): files are written into a staging directory next to
+//! 5. **placement** (`extract`): files are written into a staging directory next to
 //!    the destination, fsynced, and the staging directory is renamed into place. A
 //!    refused package leaves nothing behind.
 //!
@@ -41,7 +41,7 @@ use trellis_schema::path::{NameError, NameSet, PackagePath};
 
 pub use archive::{Entry, EntryKind, Method};
 pub use error::PackageError;
-pub use extract::Extracted;
+pub use extract::{Durability, Extracted};
 pub use limits::Limits;
 
 use inflate::{BUFFER_SIZE, Budget};
@@ -62,7 +62,6 @@ pub enum ManifestSource {
 ///
 /// Holds the whole archive in memory (bounded by [`Limits::max_package_size`]): the
 /// bytes hashed are exactly the bytes parsed and extracted.
-#[derive(Debug)]
 pub struct Package {
     bytes: Vec<u8>,
     digest: PackageDigest,
@@ -71,6 +70,17 @@ pub struct Package {
     expected: Vec<FileEntry>,
     source: ManifestSource,
     limits: Limits,
+}
+
+impl std::fmt::Debug for Package {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Package")
+            .field("digest", &self.digest)
+            .field("entries", &self.entries.len())
+            .field("release", &format_args!("{} {}", self.content_manifest.plugin_id, self.content_manifest.version))
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Package {
@@ -171,10 +181,10 @@ impl Package {
             seen += 1;
         }
         if seen != self.expected.len() {
-            let present: std::collections::HashSet<&str> = self.entries.iter().map(Entry::name).collect();
-            if let Some(missing) = self.expected.iter().find(|f| !present.contains(f.path.as_str())) {
-                return Err(PackageError::MissingFile { name: missing.path.clone() });
-            }
+            let present: std::collections::HashSet<&str> =
+                self.entries.iter().filter(|e| e.kind == EntryKind::File).map(Entry::name).collect();
+            let missing = self.expected.iter().find(|f| !present.contains(f.path.as_str()));
+            return Err(PackageError::MissingFile { name: missing.map(|f| f.path.clone()).unwrap_or_default() });
         }
         Ok(())
     }
@@ -231,7 +241,12 @@ impl Package {
     /// fsynced and moved into place with one rename. On any error nothing is left
     /// behind and `destination` does not exist.
     pub fn extract(&self, destination: &Path) -> Result<Extracted, PackageError> {
-        extract::extract(self, destination)
+        extract::extract(self, destination, Durability::Flushed)
+    }
+
+    /// Like [`Package::extract`], choosing how much to flush to disk.
+    pub fn extract_with(&self, destination: &Path, durability: Durability) -> Result<Extracted, PackageError> {
+        extract::extract(self, destination, durability)
     }
 
     fn expected_by_path(&self) -> HashMap<&str, &FileEntry> {
@@ -343,4 +358,46 @@ fn read_bounded(path: &Path, expected_size: Option<u64>, limits: &Limits) -> Res
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     file.take(size.saturating_add(1)).read_to_end(&mut bytes).map_err(read_error)?;
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use trellis_schema::Sha256;
+
+    use super::*;
+
+    #[test]
+    fn refusal_messages_name_the_entry_and_the_facts() {
+        let errors = [
+            PackageError::PackageHashMismatch { expected: Sha256::of(b"signed"), actual: Sha256::of(b"served") },
+            PackageError::InvalidName {
+                source: NameError::DotSegment { path: "a/../../x".into(), segment: "..".into() },
+            },
+            PackageError::NameCollision {
+                source: NameError::CaseCollision { path: "a.dll".into(), other: "A.dll".into() },
+            },
+            PackageError::LocalHeaderMismatch {
+                name: "LICENSE".into(),
+                field: "name",
+                central: "\"LICENSE\"".into(),
+                local: "\"../../evil.dll\"".into(),
+            },
+            PackageError::OverlappingEntries { first: "carrier.bin".into(), second: "hidden.txt".into() },
+            PackageError::Symlink { name: "link".into() },
+            PackageError::InflatesPastDeclaredSize { name: "data.bin".into(), declared: 100 },
+            PackageError::CompressionRatioTooHigh {
+                name: "bomb.bin".into(),
+                size: 4 << 20,
+                compressed: 4100,
+                max_ratio: 250,
+            },
+            PackageError::PrependedData { bytes: 26 },
+            PackageError::BadCrc { name: "docs/README.md".into(), expected: 0x1234_5678, actual: 0x9abc_def0 },
+            PackageError::UnexpectedFile { name: "plugin.json".into() },
+            PackageError::MissingFile { name: "docs/README.md".into() },
+            PackageError::Unsupported { feature: "encryption", entry: Some("secret.bin".into()) },
+        ];
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        insta::assert_snapshot!(text.join("\n"));
+    }
 }

@@ -38,7 +38,7 @@ use semver::Version;
 use trellis_schema::id::{PluginId, VendorId};
 use trellis_schema::index::IndexRelease;
 
-pub use provider::{Exclusion, Notice};
+pub use provider::{Exclusion, Notice, exclusion};
 pub use request::{HostApp, Registries, RegistryName, Request, Requirement, Upgrade};
 pub use source::{DocRequest, IndexSource, MemorySource, SourceError, SourceLog};
 
@@ -55,6 +55,8 @@ pub struct ResolvedPlugin {
     pub registry: RegistryName,
     /// The release as the index doc describes it (package blob, permissions, …).
     pub release: IndexRelease,
+    /// Whether a root requirement names it (otherwise it is only a dependency).
+    pub requested: bool,
 }
 
 /// The outcome of a successful resolution.
@@ -178,7 +180,8 @@ pub fn resolve<S: IndexSource>(request: &Request, source: &S) -> Result<Resoluti
         let Some((registry, release)) = found else {
             return Err(ResolveError::Internal { what: format!("solution names unknown release {id} {version}") });
         };
-        chosen.insert(id.clone(), ResolvedPlugin { id, version, registry, release });
+        let requested = request.requirements.iter().any(|r| r.id == id);
+        chosen.insert(id.clone(), ResolvedPlugin { id, version, registry, release, requested });
     }
     Ok(Resolution {
         plugins: install_order(chosen),

@@ -144,6 +144,42 @@ impl PluginEntry {
     }
 }
 
+/// Why `request` would not install `release` of `id`, or `None` when it is eligible.
+///
+/// The same rule the resolver applies, for callers that list releases (`info ID`).
+/// Checked in this order: blocklist, pin, yanked (unless installed), host app, platform,
+/// channel, client version; the first reason found is returned.
+pub fn exclusion(request: &Request, id: &PluginId, release: &IndexRelease) -> Option<Exclusion> {
+    let version = &release.version;
+    if let Some(entry) = request.blocklist.find(id, version, Some(&release.package.sha256)) {
+        return Some(Exclusion::Blocked { severity: entry.severity, reason: entry.reason.clone() });
+    }
+    if let Some(pinned) = request.pins.get(id)
+        && pinned != version
+    {
+        return Some(Exclusion::NotPinned { pinned: pinned.clone() });
+    }
+    if release.yanked && request.installed.get(id) != Some(version) {
+        return Some(Exclusion::Yanked);
+    }
+    if release.host.id != request.host.id {
+        return Some(Exclusion::OtherHost { host: release.host.id.clone() });
+    }
+    if !release.platforms.iter().any(|p| p.runs_on(request.platform)) {
+        return Some(Exclusion::Platform { supported: release.platforms.clone() });
+    }
+    let follows = request.channel_of(id);
+    if !follows.accepts(release.channel) {
+        return Some(Exclusion::Channel { release: release.channel, follows });
+    }
+    if let Some(needs) = &release.min_client_version
+        && *needs > request.client_version
+    {
+        return Some(Exclusion::ClientTooOld { needs: needs.clone() });
+    }
+    None
+}
+
 /// A notable fact found while resolving that is not an error.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Notice {
@@ -168,7 +204,7 @@ impl fmt::Display for Notice {
                     f,
                     "{id} is offered by registry `{bound}` and also by {}; namespace `{}` is now bound to `{bound}` and \
                      the other copies are ignored",
-                    ignored.join(", "),
+                    super::report::list(&ignored),
                     id.vendor()
                 )
             }
@@ -214,9 +250,12 @@ impl<'a, S: IndexSource> Provider<'a, S> {
         self.lookups.borrow().get(id).cloned()
     }
 
-    /// Everything looked up so far.
+    /// Everything looked up so far, in plugin id order (so explanations are stable).
     pub(crate) fn known_all(&self) -> Vec<Rc<Lookup>> {
-        self.lookups.borrow().values().cloned().collect()
+        let lookups = self.lookups.borrow();
+        let mut known: Vec<(&PluginId, &Rc<Lookup>)> = lookups.iter().collect();
+        known.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        known.into_iter().map(|(_, lookup)| Rc::clone(lookup)).collect()
     }
 
     /// Hints the source at the root requirements' docs.
@@ -263,15 +302,26 @@ impl<'a, S: IndexSource> Provider<'a, S> {
         }
     }
 
-    /// Registries other than `bound` that serve `id` (only asked on the failure path).
-    fn elsewhere(&self, bound: &RegistryName, id: &PluginId) -> Result<Vec<RegistryName>, ResolveError> {
-        let mut found = Vec::new();
-        for registry in self.request.registries.priority.iter().filter(|r| *r != bound) {
-            if self.fetch(registry, id)?.is_some() {
-                found.push(registry.clone());
-            }
-        }
-        Ok(found)
+    /// Registries other than `bound` that serve `id`, asked only to explain a failure or
+    /// a notice: a registry that cannot answer is left out rather than failing
+    /// resolution, because its answer would not change which registry serves `id`.
+    fn elsewhere<'r>(
+        &self,
+        bound: &RegistryName,
+        id: &PluginId,
+        registries: impl Iterator<Item = &'r RegistryName>,
+    ) -> Vec<RegistryName> {
+        registries
+            .filter(|r| *r != bound)
+            .filter(|registry| match self.fetch(registry, id) {
+                Ok(doc) => doc.is_some(),
+                Err(err) => {
+                    tracing::debug!(%registry, %id, %err, "skipping a registry that cannot say whether it offers the plugin");
+                    false
+                }
+            })
+            .cloned()
+            .collect()
     }
 
     /// Looks `id` up once: binds its namespace if needed, fetches its doc, sorts its
@@ -285,20 +335,27 @@ impl<'a, S: IndexSource> Provider<'a, S> {
         let lookup = match bound {
             Some(registry) => match self.fetch(&registry, id)? {
                 Some(doc) => Lookup::Found(self.entry(registry, doc)),
-                None => Lookup::Missing { elsewhere: self.elsewhere(&registry, id)?, bound: Some(registry) },
+                None => {
+                    let elsewhere = self.elsewhere(&registry, id, self.request.registries.priority.iter());
+                    Lookup::Missing { elsewhere, bound: Some(registry) }
+                }
             },
             None => {
-                let mut serving = Vec::new();
-                for registry in &self.request.registries.priority {
+                // The first registry in priority order that serves the plugin gets the
+                // namespace, so every registry before it must answer (fail closed); the
+                // ones after it are only asked for the notice.
+                let mut registries = self.request.registries.priority.iter();
+                let mut first = None;
+                for registry in registries.by_ref() {
                     if let Some(doc) = self.fetch(registry, id)? {
-                        serving.push((registry.clone(), doc));
+                        first = Some((registry.clone(), doc));
+                        break;
                     }
                 }
-                let mut serving = serving.into_iter();
-                match serving.next() {
+                match first {
                     None => Lookup::Missing { bound: None, elsewhere: Vec::new() },
                     Some((registry, doc)) => {
-                        let ignored: Vec<RegistryName> = serving.map(|(r, _)| r).collect();
+                        let ignored = self.elsewhere(&registry, id, registries);
                         if !ignored.is_empty() {
                             self.notices.borrow_mut().push(Notice::AlsoOfferedBy {
                                 id: id.clone(),
@@ -329,7 +386,7 @@ impl<'a, S: IndexSource> Provider<'a, S> {
         let mut candidates = Vec::new();
         let mut excluded = Vec::new();
         for release in &doc.releases {
-            match self.exclusion(id, release) {
+            match exclusion(self.request, id, release) {
                 Some(why) => excluded.push((release.version.clone(), why)),
                 None => candidates.push(release.version.clone()),
             }
@@ -345,38 +402,6 @@ impl<'a, S: IndexSource> Provider<'a, S> {
         }
         excluded.sort_by(|a, b| b.0.cmp(&a.0));
         PluginEntry { registry, doc, candidates, excluded }
-    }
-
-    fn exclusion(&self, id: &PluginId, release: &IndexRelease) -> Option<Exclusion> {
-        let request = self.request;
-        let version = &release.version;
-        if let Some(entry) = request.blocklist.find(id, version, Some(&release.package.sha256)) {
-            return Some(Exclusion::Blocked { severity: entry.severity, reason: entry.reason.clone() });
-        }
-        if let Some(pinned) = request.pins.get(id)
-            && pinned != version
-        {
-            return Some(Exclusion::NotPinned { pinned: pinned.clone() });
-        }
-        if release.yanked && request.installed.get(id) != Some(version) {
-            return Some(Exclusion::Yanked);
-        }
-        if release.host.id != request.host.id {
-            return Some(Exclusion::OtherHost { host: release.host.id.clone() });
-        }
-        if !release.platforms.iter().any(|p| p.runs_on(request.platform)) {
-            return Some(Exclusion::Platform { supported: release.platforms.clone() });
-        }
-        let follows = request.channel_of(id);
-        if !follows.accepts(release.channel) {
-            return Some(Exclusion::Channel { release: release.channel, follows });
-        }
-        if let Some(needs) = &release.min_client_version
-            && *needs > request.client_version
-        {
-            return Some(Exclusion::ClientTooOld { needs: needs.clone() });
-        }
-        None
     }
 
     fn dependencies_of_root(&self) -> DependencyConstraints<Package, Ranges<Version>> {

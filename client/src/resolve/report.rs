@@ -12,7 +12,6 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::ops::Bound;
 use std::sync::Arc;
 
 use pubgrub::{DefaultStringReporter, DerivationTree, Derived, External, Map, Ranges, ReportFormatter, Reporter, Term};
@@ -35,9 +34,15 @@ const LISTED_RELEASES: usize = 5;
 /// Explains why `tree` has no solution.
 pub(crate) fn explain<S: IndexSource>(provider: &Provider<'_, S>, tree: &Tree) -> Conflict {
     let mut tree = tree.clone();
-    simplify(provider, &mut tree);
     let formatter = Words { provider, mentioned: RefCell::default() };
-    let explanation = DefaultStringReporter::report_with_formatter(&tree, &formatter);
+    simplify(&formatter, &mut tree);
+    let explanation = match &tree {
+        // A single fact: pubgrub reports it bare; make it a sentence with the conclusion.
+        DerivationTree::External(external) => {
+            format!("Because {}, no set of releases satisfies your request.", formatter.format_external(external))
+        }
+        DerivationTree::Derived(_) => DefaultStringReporter::report_with_formatter(&tree, &formatter),
+    };
     let hints = hints(provider, &tree, &formatter.mentioned.borrow());
     Conflict { explanation, hints }
 }
@@ -47,14 +52,16 @@ pub(crate) fn explain<S: IndexSource>(provider: &Provider<'_, S>, tree: &Tree) -
 /// "X has no release in <the gaps between its releases>" is dropped, or folded into the
 /// neighbouring "X depends on Y". A missing or unusable *dependency* is kept, because
 /// that is the reason for the conflict.
-fn simplify<S: IndexSource>(provider: &Provider<'_, S>, tree: &mut Tree) {
+fn simplify<S: IndexSource>(words: &Words<'_, '_, S>, tree: &mut Tree) {
     let DerivationTree::Derived(derived) = tree else { return };
-    simplify(provider, Arc::make_mut(&mut derived.cause1));
-    simplify(provider, Arc::make_mut(&mut derived.cause2));
+    simplify(words, Arc::make_mut(&mut derived.cause1));
+    simplify(words, Arc::make_mut(&mut derived.cause2));
     let replacement = match (&*derived.cause1, &*derived.cause2) {
         (DerivationTree::External(External::NoVersions(gap, gaps)), other)
         | (other, DerivationTree::External(External::NoVersions(gap, gaps))) => match other {
-            DerivationTree::External(External::FromDependencyOf(p, set_p, dep, set_dep)) if gap == p => {
+            DerivationTree::External(External::FromDependencyOf(p, set_p, dep, set_dep))
+                if gap == p && publishes_none(words, gap, gaps) =>
+            {
                 DerivationTree::External(External::FromDependencyOf(
                     p.clone(),
                     set_p.union(gaps),
@@ -62,7 +69,7 @@ fn simplify<S: IndexSource>(provider: &Provider<'_, S>, tree: &mut Tree) {
                     set_dep.clone(),
                 ))
             }
-            _ if is_gaps(provider, gap, gaps) => other.clone(),
+            _ if is_gaps(words, gap, gaps) => other.clone(),
             _ => return,
         },
         _ => return,
@@ -70,20 +77,19 @@ fn simplify<S: IndexSource>(provider: &Provider<'_, S>, tree: &mut Tree) {
     *tree = replacement;
 }
 
-/// Whether `set` only covers versions between published releases of `package`: every
-/// bound is open or excludes a published release, and no release is inside.
-fn is_gaps<S: IndexSource>(provider: &Provider<'_, S>, package: &Package, set: &Ranges<Version>) -> bool {
+/// Whether `set` only covers versions between published releases of `package`: no
+/// release is inside, and it is not a requirement someone wrote (those are worth saying:
+/// "acme.a has no release matching >=2").
+fn is_gaps<S: IndexSource>(words: &Words<'_, '_, S>, package: &Package, set: &Ranges<Version>) -> bool {
+    publishes_none(words, package, set) && words.written(package, set).is_none()
+}
+
+/// Whether `package` is a plugin whose doc is known and has no release in `set`.
+fn publishes_none<S: IndexSource>(words: &Words<'_, '_, S>, package: &Package, set: &Ranges<Version>) -> bool {
     let Package::Plugin(id) = package else { return false };
-    let Some(lookup) = provider.known(id) else { return false };
+    let Some(lookup) = words.provider.known(id) else { return false };
     let Lookup::Found(entry) = &*lookup else { return false };
-    let published = |v: &Version| entry.doc.release(v).is_some();
-    let open_or_published = |bound: &Bound<Version>| match bound {
-        Bound::Unbounded => true,
-        Bound::Excluded(v) => published(v),
-        Bound::Included(_) => false,
-    };
     !entry.doc.releases.iter().any(|r| set.contains(&r.version))
-        && set.iter().all(|(low, high)| open_or_published(low) && open_or_published(high))
 }
 
 struct Words<'p, 'a, S: IndexSource> {
@@ -104,7 +110,7 @@ fn named(package: &Package, set: &Ranges<Version>) -> String {
 /// Most versions listed one by one when naming the releases a statement is about.
 const LISTED_VERSIONS: usize = 3;
 
-fn list(items: &[String]) -> String {
+pub(crate) fn list(items: &[String]) -> String {
     match items {
         [] => String::new(),
         [one] => one.clone(),
@@ -225,7 +231,8 @@ impl<S: IndexSource> Words<'_, '_, S> {
     fn unusable(&self, id: &PluginId, set: &Ranges<Version>, entry: &PluginEntry) -> String {
         let mut published: Vec<&Version> = entry.doc.releases.iter().map(|r| &r.version).collect();
         published.sort_unstable_by(|a, b| b.cmp(a));
-        let matching = match self.written(&Package::Plugin(id.clone()), set) {
+        let written = self.written(&Package::Plugin(id.clone()), set);
+        let matching = match &written {
             _ if *set == Ranges::full() => String::new(),
             Some(req) => format!(" matching {req}"),
             None => format!(" matching {}", display_ranges(set)),
@@ -255,7 +262,14 @@ impl<S: IndexSource> Words<'_, '_, S> {
         }) {
             reasons.push(format!("{id} follows the {follows} channel"));
         }
-        format!("{id} has no usable release{matching} ({})", reasons.join("; "))
+        // Releases outside the set are accounted for elsewhere in the explanation; naming
+        // them reads better than the set between them (`<1.0.0 or >1.0.0`).
+        let outside: Vec<String> = published.iter().filter(|v| !set.contains(**v)).map(|v| v.to_string()).collect();
+        let which = match (&written, outside.len()) {
+            (None, 1..=LISTED_RELEASES) => format!(" other than {}", list(&outside)),
+            _ => matching,
+        };
+        format!("{id} has no usable release{which} ({})", reasons.join("; "))
     }
 
     fn excluded(&self, why: &Exclusion, vs: &[&Version]) -> String {
@@ -284,16 +298,50 @@ impl<S: IndexSource> Words<'_, '_, S> {
                 format!("{vs} {is} {article}{release} release{plural}")
             }
             Exclusion::ClientTooOld { needs } => {
-                format!(
-                    "{vs} need{} Trellis {needs} or newer (this is {})",
-                    if one { "s" } else { "" },
-                    request.client_version
-                )
+                let s = if one { "s" } else { "" };
+                format!("{vs} need{s} Trellis {needs} or newer, this is {}", request.client_version)
             }
         }
     }
 
+    /// The requirements on `dep` written by the request (for the root) or by `p`'s
+    /// releases in `set_p`, as `dep REQ` strings.
+    fn requirements_on(&self, p: &Package, set_p: &Ranges<Version>, dep: &Package) -> Vec<String> {
+        let mut written: Vec<String> = match (p, dep) {
+            (Package::Root, Package::Plugin(id)) => self
+                .provider
+                .request()
+                .requirements
+                .iter()
+                .filter(|r| &r.id == id)
+                .map(|r| format!("{dep} {}", r.version))
+                .collect(),
+            (Package::Plugin(id), Package::Plugin(dep_id)) => match self.provider.known(id).as_deref() {
+                Some(Lookup::Found(entry)) => entry
+                    .doc
+                    .releases
+                    .iter()
+                    .filter(|r| set_p.contains(&r.version))
+                    .flat_map(|r| &r.dependencies)
+                    .filter(|d| d.id == *dep_id)
+                    .map(|d| format!("{dep} {}", d.version_requirement))
+                    .collect(),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        written.dedup();
+        written
+    }
+
     fn dependency(&self, p: &Package, set_p: &Ranges<Version>, dep: &Package, set_dep: &Ranges<Version>) -> String {
+        if set_dep.is_empty() {
+            let both = list(&self.requirements_on(p, set_p, dep));
+            return match p {
+                Package::Root => format!("you asked for {both}, which no single version satisfies"),
+                _ => format!("{} asks for {both}, which no single version satisfies", self.subject(p, set_p)),
+            };
+        }
         let target = self.target(dep, set_dep);
         match (p, dep) {
             (Package::Root, Package::Host) => format!("your request needs {target}"),
@@ -334,15 +382,24 @@ impl<S: IndexSource> ReportFormatter<Package, Ranges<Version>, Unavailable> for 
             [(package, Term::Negative(set))] => format!("{} is required", named(package, set)),
             [(p, Term::Positive(set_p)), (dep, Term::Negative(set_dep))]
             | [(dep, Term::Negative(set_dep)), (p, Term::Positive(set_p))] => self.dependency(p, set_p, dep, set_dep),
+            // {P1, P2, not N1, not N2}: selecting P1 and P2 requires N1 or N2.
             many => {
-                let parts: Vec<String> = many
-                    .iter()
-                    .map(|(package, term)| match term {
-                        Term::Positive(set) => self.subject(package, set),
-                        Term::Negative(set) => format!("{package} outside {}", display_ranges(set)),
-                    })
-                    .collect();
-                format!("{} cannot be used together", list(&parts))
+                let mut users = Vec::new();
+                let mut needed = Vec::new();
+                for (package, term) in many {
+                    match term {
+                        Term::Positive(set) => users.push(self.subject(package, set)),
+                        Term::Negative(set) => needed.push(self.target(package, set)),
+                    }
+                }
+                match (users.is_empty(), needed.is_empty()) {
+                    (_, true) => format!("{} cannot be used together", list(&users)),
+                    (true, false) => format!("one of {} is required", or_list(&needed)),
+                    (false, false) => {
+                        let need = if users.len() == 1 { "needs" } else { "together need" };
+                        format!("{} {need} {}", list(&users), or_list(&needed))
+                    }
+                }
             }
         }
     }

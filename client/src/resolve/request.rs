@@ -97,7 +97,8 @@ impl Registries {
 /// every installed plugin at its version when that still works ([`Upgrade::Nothing`]);
 /// `update` moves everything ([`Upgrade::All`]); `update ID…` moves only those
 /// ([`Upgrade::Only`]). Keeping is a preference, not a constraint: when a new plugin needs
-/// a newer dependency than the installed one, the dependency moves.
+/// a newer dependency than the installed one, the dependency moves. Re-installing a
+/// plugin that is already installed is `Only` that plugin.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Upgrade {
     /// Prefer the installed version of every installed plugin.

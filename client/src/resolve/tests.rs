@@ -163,6 +163,23 @@ fn fetches_only_reached_docs_and_prefetches_likely_dependencies() {
 }
 
 #[test]
+fn prefetches_from_every_registry_until_a_namespace_is_bound() {
+    let corp = RegistryName::new("corp");
+    let mut source = MemorySource::recording();
+    source.insert(public(), doc("acme.a", vec![rel("1.0.0").dep("acme.b", "*").dep("other.c", "*")]));
+    source.insert(public(), doc("acme.b", vec![rel("1.0.0")]));
+    source.insert(public(), doc("other.c", vec![rel("1.0.0")]));
+    let mut request = want(request(), "acme.a", "*");
+    request.registries = Registries::new([corp.clone(), public()]);
+    resolve(&request, &source).unwrap();
+    let hinted: Vec<(String, String)> =
+        source.log().prefetched.iter().map(|d| (d.registry.to_string(), d.id.to_string())).collect();
+    let expected =
+        [("corp", "acme.a"), ("public", "acme.a"), ("public", "acme.b"), ("corp", "other.c"), ("public", "other.c")];
+    assert_eq!(hinted, expected.map(|(r, i)| (r.to_owned(), i.to_owned())));
+}
+
+#[test]
 fn keeps_installed_versions_unless_the_plugin_may_upgrade() {
     let source = source(vec![
         doc("acme.a", vec![rel("1.0.0").dep("acme.lib", "^1")]),
@@ -317,6 +334,44 @@ fn stops_on_a_source_error_naming_the_doc() {
     assert_eq!(err.to_string(), "could not get the index doc of acme.a from registry `public`: connection refused");
 }
 
+/// Serves `inner`, except that every request to `down` fails.
+struct PartlyDown {
+    inner: MemorySource,
+    down: RegistryName,
+}
+
+impl IndexSource for PartlyDown {
+    fn index_doc(&self, registry: &RegistryName, id: &PluginId) -> Result<Option<Arc<IndexDoc>>, SourceError> {
+        if *registry == self.down {
+            return Err(format!("{registry} is down").into());
+        }
+        self.inner.index_doc(registry, id)
+    }
+}
+
+#[test]
+fn a_lower_priority_registry_that_is_down_does_not_block_a_namespace_served_above_it() {
+    let mut inner = MemorySource::new();
+    inner.insert(public(), doc("acme.a", vec![rel("1.0.0")]));
+    let mut request = want(request(), "acme.a", "*");
+    request.registries = Registries::new([public(), RegistryName::new("corp")]);
+    let source = PartlyDown { inner, down: RegistryName::new("corp") };
+    let resolution = resolve(&request, &source).unwrap();
+    assert_eq!(chosen(&resolution), ["acme.a 1.0.0"]);
+    assert!(resolution.notices.is_empty());
+}
+
+#[test]
+fn a_higher_priority_registry_that_is_down_stops_binding_an_unbound_namespace() {
+    let mut inner = MemorySource::new();
+    inner.insert(public(), doc("acme.a", vec![rel("1.0.0")]));
+    let mut request = want(request(), "acme.a", "*");
+    request.registries = Registries::new([RegistryName::new("corp"), public()]);
+    let source = PartlyDown { inner, down: RegistryName::new("corp") };
+    let err = resolve(&request, &source).unwrap_err();
+    assert!(matches!(&err, ResolveError::Source { registry, .. } if registry.as_str() == "corp"), "{err}");
+}
+
 #[test]
 fn refuses_bindings_to_unconfigured_registries_and_empty_registry_lists() {
     let mut request = want(request(), "acme.a", "*");
@@ -325,6 +380,34 @@ fn refuses_bindings_to_unconfigured_registries_and_empty_registry_lists() {
     assert!(matches!(err, ResolveError::UnknownRegistry { .. }), "{err}");
     request.registries = Registries::default();
     assert!(matches!(resolve(&request, &MemorySource::new()), Err(ResolveError::NoRegistry)));
+}
+
+#[test]
+fn exclusion_reports_the_first_rule_a_release_breaks() {
+    let blocklist = Blocklist { entries: vec![block("acme.a", "=1.0.0", "malware", Severity::Critical)] };
+    let request = request().with_blocklist(Arc::new(blocklist)).with_installed(id("acme.a"), ver("1.2.0"));
+    let a = id("acme.a");
+    assert!(matches!(exclusion(&request, &a, &rel("1.0.0").yanked().0), Some(Exclusion::Blocked { .. })));
+    assert_eq!(exclusion(&request, &a, &rel("1.1.0").yanked().0), Some(Exclusion::Yanked));
+    assert_eq!(exclusion(&request, &a, &rel("1.2.0").yanked().0), None);
+    assert_eq!(
+        exclusion(&request, &a, &rel("1.3.0").channel(Channel::Beta).0),
+        Some(Exclusion::Channel { release: Channel::Beta, follows: Channel::Stable })
+    );
+    assert_eq!(
+        exclusion(&request, &a, &rel("1.4.0").min_client("9.0.0").0),
+        Some(Exclusion::ClientTooOld { needs: ver("9.0.0") })
+    );
+}
+
+#[test]
+fn describes_a_plugin_offered_by_several_registries() {
+    let notice = Notice::AlsoOfferedBy {
+        id: id("acme.a"),
+        bound: RegistryName::new("corp"),
+        ignored: vec![public(), RegistryName::new("mirror")],
+    };
+    insta::assert_snapshot!(notice.to_string());
 }
 
 // ---- conflict explanations ----
@@ -429,6 +512,71 @@ fn explains_a_conflict_through_two_dependency_paths() {
         doc("acme.base", vec![rel("1.0.0"), rel("2.0.0")]),
     ]);
     insta::assert_snapshot!(conflict(resolve(&want(request(), "acme.app", "*"), &source)));
+}
+
+#[test]
+fn explains_releases_for_another_app_or_a_newer_client() {
+    let source = source(vec![
+        doc("acme.editor", vec![rel("1.0.0").dep("acme.git", ">=2")]),
+        doc("acme.git", vec![rel("1.0.0"), rel("2.0.0").host_app("other-app"), rel("2.1.0").min_client("9.0.0")]),
+    ]);
+    let request = want(request(), "acme.editor", "*").with_client_version(ver("0.1.0"));
+    insta::assert_snapshot!(conflict(resolve(&request, &source)));
+}
+
+#[test]
+fn explains_a_conflict_between_transitive_dependencies() {
+    let source = source(vec![
+        doc("acme.a", vec![rel("1.0.0").dep("acme.x", "^1").dep("acme.y", "^1")]),
+        doc("acme.b", vec![rel("1.0.0").dep("acme.x", "^2"), rel("1.1.0").dep("acme.y", "^2")]),
+        doc("acme.x", vec![rel("1.0.0").dep("acme.z", "^1"), rel("2.0.0").dep("acme.z", "^2")]),
+        doc("acme.y", vec![rel("1.0.0").dep("acme.z", "^2"), rel("2.0.0").dep("acme.z", "^1")]),
+        doc("acme.z", vec![rel("1.0.0"), rel("2.0.0")]),
+    ]);
+    let request = want(want(request(), "acme.a", "*"), "acme.b", "*");
+    insta::assert_snapshot!(conflict(resolve(&request, &source)));
+}
+
+#[test]
+fn explains_why_newer_releases_of_the_requested_plugin_were_skipped() {
+    let source = source(vec![doc(
+        "acme.editor",
+        vec![
+            rel("1.0.0").dep("acme.spell", "^1"),
+            rel("2.0.0").yanked(),
+            rel("2.1.0").platforms(&[Platform::MacosAarch64]),
+        ],
+    )]);
+    insta::assert_snapshot!(conflict(resolve(&want(request(), "acme.editor", "*"), &source)));
+}
+
+#[test]
+fn explains_a_plugin_no_registry_publishes() {
+    let mut request = want(request(), "globex.viewer", "^3");
+    request.registries = Registries::new([public(), RegistryName::new("corp")]);
+    insta::assert_snapshot!(conflict(resolve(&request, &source(Vec::new()))));
+}
+
+#[test]
+fn a_pin_wins_over_keeping_the_installed_version() {
+    let source = source(vec![doc("acme.a", vec![rel("1.0.0"), rel("1.1.0"), rel("1.2.0")])]);
+    let request =
+        want(request(), "acme.a", "*").with_installed(id("acme.a"), ver("1.0.0")).with_pin(id("acme.a"), ver("1.1.0"));
+    assert_eq!(chosen(&resolve(&request, &source).unwrap()), ["acme.a 1.1.0"]);
+}
+
+#[test]
+fn marks_which_plugins_were_requested() {
+    let source = source(vec![doc("acme.a", vec![rel("1.0.0").dep("acme.b", "*")]), doc("acme.b", vec![rel("1.0.0")])]);
+    let resolution = resolve(&want(request(), "acme.a", "*"), &source).unwrap();
+    let requested: Vec<(&str, bool)> = resolution.plugins.iter().map(|p| (p.id.as_str(), p.requested)).collect();
+    assert_eq!(requested, [("acme.b", false), ("acme.a", true)]);
+}
+
+#[test]
+fn explains_requirements_that_exclude_each_other() {
+    let source = source(vec![doc("acme.a", vec![rel("1.0.0"), rel("2.0.0")])]);
+    insta::assert_snapshot!(conflict(resolve(&want(want(request(), "acme.a", "=1.0.0"), "acme.a", "^2"), &source)));
 }
 
 mod properties;

@@ -192,7 +192,10 @@ proptest! {
             }
             Err(ResolveError::Conflict(conflict)) => {
                 prop_assert!(!any_valid_assignment(&docs, &request), "conflict reported but a solution exists:\n{}", conflict);
-                prop_assert!(!conflict.explanation.is_empty());
+                prop_assert!(conflict.explanation.ends_with("no set of releases satisfies your request."), "{}", conflict);
+                for artefact in ["-0", "∅", " | ", "no version", "Root", "outside"] {
+                    prop_assert!(!conflict.explanation.contains(artefact), "{:?} in:\n{}", artefact, conflict);
+                }
             }
             Err(other) => return Err(TestCaseError::fail(format!("unexpected error: {other}"))),
         }

@@ -1,0 +1,540 @@
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::hooks::{Hook, HookContext, HostHooks, RecordingHooks};
+use crate::state::{InstallReason, InstalledRelease, StateError};
+
+fn clock() -> PluginId {
+    "acme.clock".parse().unwrap()
+}
+
+fn public() -> RegistryName {
+    "public".parse().unwrap()
+}
+
+fn v(major: u64) -> Version {
+    Version::new(major, 0, 0)
+}
+
+fn release(major: u64) -> InstalledRelease {
+    InstalledRelease { version: v(major), dependencies: vec![] }
+}
+
+/// The files of a release: their content names the plugin and the release, so a file
+/// of another release, or a missing one, shows.
+fn expected_files(plugin: &PluginId, version: &Version) -> BTreeMap<String, String> {
+    ["plugin.json", "bin/any/main.js", "resources/icon.svg"]
+        .into_iter()
+        .map(|name| (name.to_owned(), format!("{plugin} {version} {name}")))
+        .collect()
+}
+
+/// Writes a release's files one by one, with a crash point before each, as the worst
+/// extraction could (the real one stages and renames).
+fn write_release(tx: &mut Transaction<'_>) -> Result<(), ActivateError> {
+    let dir = tx.target_dir().unwrap();
+    let files = expected_files(&tx.operation().plugin, tx.operation().to.as_ref().unwrap());
+    for (name, content) in files {
+        tx.checkpoint()?;
+        let path = dir.join(&name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+    }
+    Ok(())
+}
+
+/// Files actually under `dir`, relative paths with `/`.
+fn files_in(dir: &Path) -> BTreeMap<String, String> {
+    let mut found = BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).unwrap().to_string_lossy().replace('\\', "/");
+                found.insert(rel, fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    found
+}
+
+fn open(dir: &DataDir) -> StateStore {
+    StateStore::open(dir.clone()).unwrap()
+}
+
+fn install(store: &mut StateStore, plugin: &PluginId, major: u64) -> Result<(), ActivateError> {
+    let mut tx = begin_install(store, plugin, release(major), public(), InstallReason::Requested)?;
+    write_release(&mut tx)?;
+    tx.staged()?;
+    tx.switch()?;
+    tx.finish()
+}
+
+fn update(store: &mut StateStore, plugin: &PluginId, major: u64) -> Result<(), ActivateError> {
+    let mut tx = begin_update(store, plugin, release(major))?;
+    if !tx.target_is_ready() {
+        write_release(&mut tx)?;
+        tx.staged()?;
+    }
+    tx.stopped()?;
+    tx.switch()?;
+    tx.finish()
+}
+
+/// An update whose new release fails to start: revert, then undo.
+fn failed_update(store: &mut StateStore, plugin: &PluginId, major: u64) -> Result<(), ActivateError> {
+    let mut tx = begin_update(store, plugin, release(major))?;
+    if !tx.target_is_ready() {
+        write_release(&mut tx)?;
+        tx.staged()?;
+    }
+    tx.stopped()?;
+    tx.switch()?;
+    tx.revert()?;
+    tx.abort()
+}
+
+fn rollback(store: &mut StateStore, plugin: &PluginId) -> Result<(), ActivateError> {
+    let mut tx = begin_rollback(store, plugin)?;
+    tx.stopped()?;
+    tx.switch()?;
+    tx.finish()
+}
+
+fn remove(store: &mut StateStore, plugin: &PluginId) -> Result<(), ActivateError> {
+    let mut tx = begin_remove(store, plugin)?;
+    fs::create_dir_all(tx.data_dir().config_dir(plugin)).unwrap();
+    tx.stopped()?;
+    tx.switch()?;
+    tx.finish()
+}
+
+/// The invariant, checked on a freshly opened store: no journal, every installed
+/// plugin's active (and kept previous) release complete, nothing unreferenced left in
+/// its directory, the pointer in line with the state. Returns the active releases.
+fn assert_whole(dir: &DataDir) -> BTreeMap<PluginId, Version> {
+    let store = StateStore::open(dir.clone()).expect("the state file parses");
+    assert_whole_store(&store)
+}
+
+/// [`assert_whole`] on an open store.
+fn assert_whole_store(store: &StateStore) -> BTreeMap<PluginId, Version> {
+    let dir = store.data_dir();
+    assert!(store.state().pending().is_none(), "journal left: {:?}", store.state().pending());
+    let mut active = BTreeMap::new();
+    for (plugin, record) in store.state().plugins() {
+        let mut wanted = vec![record.active.version.to_string(), "current".to_owned()];
+        for release in std::iter::once(&record.active).chain(&record.previous) {
+            let path = dir.release_dir(plugin, &release.version);
+            assert_eq!(files_in(&path), expected_files(plugin, &release.version), "{} is not whole", path.display());
+        }
+        wanted.extend(record.previous.as_ref().map(|p| p.version.to_string()));
+        let mut present: Vec<String> = fs::read_dir(dir.plugin_dir(plugin))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        present.sort();
+        wanted.sort();
+        assert_eq!(present, wanted, "unreferenced entries in the directory of {plugin}");
+        let pointer: CurrentPointer = serde_json::from_slice(&fs::read(dir.current_pointer(plugin)).unwrap()).unwrap();
+        assert_eq!(&pointer.record, record);
+        active.insert(plugin.clone(), record.active.version.clone());
+    }
+    if let Ok(entries) = fs::read_dir(dir.plugins_dir()) {
+        for entry in entries {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            let id: PluginId = name.parse().unwrap();
+            assert!(store.state().plugin(&id).is_some(), "directory of uninstalled {id} left behind");
+        }
+    }
+    active
+}
+
+fn is_crash(error: &ActivateError) -> bool {
+    matches!(error, ActivateError::State(StateError::InjectedCrash))
+}
+
+#[test]
+fn install_update_rollback_remove_keep_one_previous_release() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let mut store = open(&dir);
+    install(&mut store, &clock(), 1).unwrap();
+    assert_eq!(assert_whole_store(&store)[&clock()], v(1));
+    update(&mut store, &clock(), 2).unwrap();
+    update(&mut store, &clock(), 3).unwrap();
+    let record = store.state().plugin(&clock()).unwrap().clone();
+    assert_eq!((record.active.version, record.previous.map(|p| p.version)), (v(3), Some(v(2))));
+    assert!(!dir.release_dir(&clock(), &v(1)).exists(), "releases older than the previous one are deleted");
+    assert_eq!(assert_whole_store(&store)[&clock()], v(3));
+
+    rollback(&mut store, &clock()).unwrap();
+    let record = store.state().plugin(&clock()).unwrap().clone();
+    assert_eq!((record.active.version, record.previous.map(|p| p.version)), (v(2), Some(v(3))));
+    assert_eq!(assert_whole_store(&store)[&clock()], v(2));
+
+    store.update(|s| s.pins.insert(clock(), v(2))).unwrap();
+    remove(&mut store, &clock()).unwrap();
+    assert!(store.state().plugin(&clock()).is_none());
+    assert!(store.state().pins.is_empty(), "pins of a removed plugin go with it");
+    assert!(!dir.plugin_dir(&clock()).exists());
+    assert!(!dir.config_dir(&clock()).exists());
+    assert!(assert_whole_store(&store).is_empty());
+}
+
+#[test]
+fn update_to_the_kept_previous_release_reuses_its_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let mut store = open(&dir);
+    install(&mut store, &clock(), 1).unwrap();
+    update(&mut store, &clock(), 2).unwrap();
+    rollback(&mut store, &clock()).unwrap();
+    let tx = begin_update(&mut store, &clock(), release(2)).unwrap();
+    assert!(tx.target_is_ready());
+    drop(tx);
+    update(&mut store, &clock(), 2).unwrap();
+    assert_eq!(assert_whole_store(&store)[&clock()], v(2));
+}
+
+#[test]
+fn update_whose_start_fails_goes_back_to_the_running_release() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let mut store = open(&dir);
+    install(&mut store, &clock(), 1).unwrap();
+    let hooks = RecordingHooks::new();
+    hooks.fail(Hook::Start, &clock(), Some(v(2)));
+
+    // The update sequence a lifecycle runs, with the host's hooks between the steps.
+    let mut tx = begin_update(&mut store, &clock(), release(2)).unwrap();
+    write_release(&mut tx).unwrap();
+    tx.staged().unwrap();
+    let (old_path, new_path) = (dir.release_dir(&clock(), &v(1)), tx.target_dir().unwrap());
+    let (plugin, old, new) = (clock(), v(1), v(2));
+    let old_ctx = HookContext { plugin: &plugin, version: &old, path: &old_path };
+    let new_ctx = HookContext { plugin: &plugin, version: &new, path: &new_path };
+    hooks.stop(old_ctx).unwrap();
+    tx.stopped().unwrap();
+    tx.switch().unwrap();
+    assert!(hooks.start(new_ctx).is_err());
+    tx.revert().unwrap();
+    hooks.start(old_ctx).unwrap();
+    tx.abort().unwrap();
+
+    assert_eq!(hooks.trace(), ["stop acme.clock 1.0.0", "start acme.clock 2.0.0", "start acme.clock 1.0.0"]);
+    assert_eq!(assert_whole_store(&store)[&clock()], v(1));
+    assert!(!new_path.exists(), "the failed release's files are gone");
+}
+
+#[test]
+fn operations_are_refused_while_an_interrupted_one_is_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let mut store = open(&dir);
+    store.crash_after = Some(1);
+    let err = install(&mut store, &clock(), 1).unwrap_err();
+    assert!(is_crash(&err), "{err}");
+    drop(store);
+    let mut store = open(&dir);
+    let err = install(&mut store, &clock(), 1).unwrap_err();
+    assert!(matches!(err, ActivateError::Pending { .. }), "{err}");
+    assert!(err.to_string().contains("interrupted install of acme.clock 1.0.0"), "{err}");
+    let recovery = recover(&mut store).unwrap().unwrap();
+    assert_eq!(recovery.outcome, Outcome::RolledBack);
+    assert_eq!(recovery.to_string(), "an interrupted install of acme.clock was undone; acme.clock is not installed");
+    install(&mut store, &clock(), 1).unwrap();
+    assert!(recover(&mut store).unwrap().is_none());
+}
+
+#[test]
+fn plugin_of_a_vendor_bound_to_another_registry_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = open(&DataDir::new(tmp.path()));
+    install(&mut store, &clock(), 1).unwrap();
+    let other: PluginId = "acme.calendar".parse().unwrap();
+    let err =
+        begin_install(&mut store, &other, release(1), "mirror".parse().unwrap(), InstallReason::Requested).unwrap_err();
+    assert!(matches!(&err, ActivateError::VendorBoundElsewhere { bound, .. } if bound.as_str() == "public"), "{err}");
+    assert!(err.to_string().contains("dependency-confusion"), "{err}");
+    assert!(store.state().pending().is_none(), "a refusal journals nothing");
+}
+
+#[test]
+fn misuse_is_refused_with_the_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = open(&DataDir::new(tmp.path()));
+    assert!(matches!(begin_remove(&mut store, &clock()), Err(ActivateError::NotInstalled { .. })));
+    install(&mut store, &clock(), 1).unwrap();
+    assert!(matches!(begin_rollback(&mut store, &clock()), Err(ActivateError::NoPrevious { .. })));
+    assert!(matches!(begin_update(&mut store, &clock(), release(1)), Err(ActivateError::SameRelease { .. })));
+    let err = begin_install(&mut store, &clock(), release(2), public(), InstallReason::Requested).unwrap_err();
+    assert!(err.to_string().contains("already installed (1.0.0 is active)"), "{err}");
+
+    let mut tx = begin_update(&mut store, &clock(), release(2)).unwrap();
+    let err = tx.staged().unwrap_err();
+    assert!(matches!(err, ActivateError::ReleaseMissing { .. }), "{err}");
+    let err = tx.switch().unwrap_err();
+    assert!(err.to_string().contains("switch is not possible"), "{err}");
+    tx.abort().unwrap();
+    assert_eq!(assert_whole_store(&store)[&clock()], v(1));
+}
+
+#[test]
+fn rollback_to_a_previous_release_deleted_by_hand_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let mut store = open(&dir);
+    install(&mut store, &clock(), 1).unwrap();
+    update(&mut store, &clock(), 2).unwrap();
+    fs::remove_dir_all(dir.release_dir(&clock(), &v(1))).unwrap();
+    let err = begin_rollback(&mut store, &clock()).unwrap_err();
+    assert!(matches!(err, ActivateError::ReleaseMissing { .. }), "{err}");
+    assert!(store.state().pending().is_none(), "a refusal journals nothing");
+    assert_eq!(store.state().plugin(&clock()).unwrap().active.version, v(2));
+}
+
+#[test]
+fn dropping_an_unfinished_transaction_settles_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let mut store = open(&dir);
+    install(&mut store, &clock(), 1).unwrap();
+    {
+        let mut tx = begin_update(&mut store, &clock(), release(2)).unwrap();
+        write_release(&mut tx).unwrap();
+        tx.staged().unwrap();
+    }
+    assert!(store.state().pending().is_none());
+    drop(store);
+    assert_eq!(assert_whole(&dir)[&clock()], v(1));
+}
+
+#[test]
+fn sweep_deletes_stray_files_of_installed_plugins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let mut store = open(&dir);
+    install(&mut store, &clock(), 1).unwrap();
+    let stray = dir.plugin_dir(&clock()).join(".trellis-tmp-x");
+    fs::create_dir_all(stray.join("bin")).unwrap();
+    fs::create_dir_all(dir.release_dir(&clock(), &v(9))).unwrap();
+    let deleted = sweep(&mut store).unwrap();
+    assert_eq!(deleted, [stray, dir.release_dir(&clock(), &v(9))]);
+    drop(store);
+    assert_whole(&dir);
+}
+
+type Scenario = fn(&mut StateStore) -> Result<(), ActivateError>;
+
+/// Each operation, run from a data dir prepared by `setup`.
+fn scenarios() -> Vec<(&'static str, Scenario, Scenario)> {
+    fn nothing(_: &mut StateStore) -> Result<(), ActivateError> {
+        Ok(())
+    }
+    fn one(store: &mut StateStore) -> Result<(), ActivateError> {
+        install(store, &clock(), 1)
+    }
+    fn two(store: &mut StateStore) -> Result<(), ActivateError> {
+        install(store, &clock(), 1)?;
+        update(store, &clock(), 2)
+    }
+    vec![
+        ("install", nothing, |s| install(s, &clock(), 1)),
+        ("update", one, |s| update(s, &clock(), 2)),
+        ("update past previous", two, |s| update(s, &clock(), 3)),
+        ("update to previous", two, |s| {
+            rollback(s, &clock())?;
+            update(s, &clock(), 2)
+        }),
+        ("failed update", two, |s| failed_update(s, &clock(), 3)),
+        ("rollback", two, |s| rollback(s, &clock())),
+        ("remove", two, |s| remove(s, &clock())),
+    ]
+}
+
+/// Runs `scenario` with a crash before effect number `crash_at` (counted from after
+/// setup), then recovery with a crash before its effect `recovery_crash_at`, then
+/// recovery again. Returns the active releases before and after, or `None` when the
+/// scenario had fewer effects than `crash_at` (nothing crashed).
+fn crash_and_recover(
+    setup: Scenario,
+    scenario: Scenario,
+    crash_at: usize,
+    recovery_crash_at: Option<usize>,
+) -> Option<(Option<Version>, Option<Version>)> {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let mut store = open(&dir);
+    setup(&mut store).unwrap();
+    let before = store.state().plugin(&clock()).map(|p| p.active.version.clone());
+    store.crash_after = Some(crash_at);
+    match scenario(&mut store) {
+        Ok(()) => return None,
+        Err(e) => assert!(is_crash(&e), "unexpected error {e}"),
+    }
+    drop(store);
+
+    let mut store = open(&dir);
+    store.crash_after = recovery_crash_at;
+    if let Err(e) = recover(&mut store) {
+        assert!(is_crash(&e), "unexpected error during recovery: {e}");
+        drop(store);
+        let mut store = open(&dir);
+        recover(&mut store).unwrap();
+    } else {
+        drop(store);
+    }
+    let after = assert_whole(&dir).get(&clock()).cloned();
+    Some((before, after))
+}
+
+#[test]
+fn every_crash_point_of_every_operation_recovers_to_a_whole_active_release() {
+    for (name, setup, scenario) in scenarios() {
+        let mut outcomes = std::collections::BTreeSet::new();
+        let mut crash_at = 0;
+        while let Some((before, after)) = crash_and_recover(setup, scenario, crash_at, None) {
+            outcomes.insert(after.clone());
+            // Recovery lands on the release before or after the operation, never elsewhere.
+            let possible: Vec<Option<Version>> = match name {
+                "install" => vec![None, Some(v(1))],
+                "update" => vec![Some(v(1)), Some(v(2))],
+                "update past previous" | "failed update" => vec![Some(v(2)), Some(v(3))],
+                "update to previous" => vec![Some(v(1)), Some(v(2))],
+                "rollback" => vec![Some(v(2)), Some(v(1))],
+                "remove" => vec![Some(v(2)), None],
+                other => panic!("unknown scenario {other}"),
+            };
+            assert!(possible.contains(&after), "{name}, crash at {crash_at}: {before:?} -> {after:?}");
+            crash_at += 1;
+        }
+        assert!(crash_at >= 3, "{name} has only {crash_at} crash points");
+        if name != "failed update" {
+            assert_eq!(outcomes.len(), 2, "{name}: crashes should both undo and complete, got {outcomes:?}");
+        }
+    }
+}
+
+#[test]
+fn a_crash_during_recovery_is_recovered_by_the_next_start() {
+    // Crash points spread over each operation's phases; recovery itself has at most a
+    // pointer write, a few deletions and the journal write.
+    for (_, setup, scenario) in scenarios() {
+        for crash_at in [1, 4, 7, 10] {
+            for recovery_crash_at in 0..3 {
+                if crash_and_recover(setup, scenario, crash_at, Some(recovery_crash_at)).is_none() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn recovery_tells_the_host_what_it_still_owes() {
+    // Crash right after the switch of an install: completed, register and start owed.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let mut store = open(&dir);
+    let mut tx = begin_install(&mut store, &clock(), release(1), public(), InstallReason::Requested).unwrap();
+    write_release(&mut tx).unwrap();
+    tx.staged().unwrap();
+    tx.switch().unwrap();
+    tx.store.crash_after = Some(0);
+    drop(tx);
+    drop(store);
+    let mut store = open(&dir);
+    let recovery = recover(&mut store).unwrap().unwrap();
+    assert_eq!((recovery.outcome, &recovery.host), (Outcome::Completed, &HostAction::RegisterAndStart(v(1))));
+
+    // Crash after stopping the running release for an update: undone, start owed.
+    let mut tx = begin_update(&mut store, &clock(), release(2)).unwrap();
+    write_release(&mut tx).unwrap();
+    tx.staged().unwrap();
+    tx.stopped().unwrap();
+    tx.store.crash_after = Some(0);
+    drop(tx);
+    drop(store);
+    let mut store = open(&dir);
+    let recovery = recover(&mut store).unwrap().unwrap();
+    assert_eq!((recovery.outcome, &recovery.host), (Outcome::RolledBack, &HostAction::Start(v(1))));
+    assert_eq!(recovery.to_string(), "an interrupted update of acme.clock was undone; acme.clock 1.0.0 is active");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    /// Random sequences of operations, each possibly crashing at a random point and
+    /// recovered on the next start, always leave every plugin whole.
+    #[test]
+    fn random_operations_with_random_crashes_keep_every_active_release_whole(
+        steps in prop::collection::vec((0u8..5, 1u64..6, proptest::option::of(0usize..14)), 1..8)
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path());
+        for (op, major, crash) in steps {
+            let mut store = open(&dir);
+            recover(&mut store).unwrap();
+            store.crash_after = crash;
+            let result = match op {
+                0 => install(&mut store, &clock(), major),
+                1 => update(&mut store, &clock(), major),
+                2 => rollback(&mut store, &clock()),
+                3 => remove(&mut store, &clock()),
+                _ => failed_update(&mut store, &clock(), major),
+            };
+            if let Err(e) = result {
+                let refused = matches!(e, ActivateError::NotInstalled { .. } | ActivateError::AlreadyInstalled { .. }
+                    | ActivateError::SameRelease { .. } | ActivateError::NoPrevious { .. });
+                prop_assert!(is_crash(&e) || refused, "unexpected error {}", e);
+            }
+            drop(store);
+            let mut store = open(&dir);
+            recover(&mut store).unwrap();
+            drop(store);
+            assert_whole(&dir);
+        }
+    }
+}
+
+#[test]
+fn errors_say_what_failed_and_what_to_do() {
+    let journal = Operation {
+        kind: OperationKind::Update,
+        plugin: clock(),
+        from: Some(v(1)),
+        to: Some(v(2)),
+        phase: Phase::Stopped,
+        before: None,
+    };
+    let errors: Vec<String> = [
+        ActivateError::Pending { operation: Box::new(journal.clone()) },
+        ActivateError::NotInstalled { plugin: clock() },
+        ActivateError::AlreadyInstalled { plugin: clock(), version: v(1) },
+        ActivateError::SameRelease { plugin: clock(), version: v(1) },
+        ActivateError::NoPrevious { plugin: clock() },
+        ActivateError::VendorBoundElsewhere {
+            plugin: clock(),
+            vendor: "acme".into(),
+            bound: public(),
+            offered: "mirror".parse().unwrap(),
+        },
+        ActivateError::ReleaseMissing { plugin: clock(), version: v(2), path: "/data/plugins/acme.clock/2.0.0".into() },
+        ActivateError::WrongPhase { step: "finish", operation: Box::new(journal) },
+        ActivateError::State(StateError::Corrupt {
+            path: "/data/state.json".into(),
+            problem: "EOF while parsing an object at line 3 column 0".into(),
+        }),
+        ActivateError::State(StateError::NewerSchema { path: "/data/state.json".into(), found: 2, supported: 1 }),
+        ActivateError::State(StateError::Busy { path: "/data/state.lock".into() }),
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    insta::assert_snapshot!(errors.join("\n"));
+}

@@ -1,0 +1,144 @@
+//! HTTP(S) on ureq: timeouts, bounded retries with backoff, conditional requests and
+//! size caps enforced while the body streams in.
+
+use std::io;
+use std::time::Duration;
+
+use super::{Fetched, Request, Transport, TransportError, Validators, read_capped};
+
+/// Knobs of [`HttpTransport`], with documented defaults.
+#[derive(Clone, Debug)]
+pub struct HttpOptions {
+    /// Time to establish a connection. Default 10 s.
+    pub connect_timeout: Duration,
+    /// Longest silence while waiting for response headers or body bytes. Default 30 s.
+    pub read_timeout: Duration,
+    /// Attempts after the first one for transient failures (timeouts, resets, 5xx).
+    /// Default 2.
+    pub retries: u32,
+    /// Delay before the first retry; doubled for each further one. Default 200 ms.
+    pub backoff: Duration,
+    /// `User-Agent` header. Default `trellis/<version>`.
+    pub user_agent: String,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            retries: 2,
+            backoff: Duration::from_millis(200),
+            user_agent: concat!("trellis/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// Fetches `http://` and `https://` URLs. One connection pool per transport.
+#[derive(Debug)]
+pub struct HttpTransport {
+    agent: ureq::Agent,
+    options: HttpOptions,
+}
+
+impl Default for HttpTransport {
+    fn default() -> Self {
+        Self::new(HttpOptions::default())
+    }
+}
+
+impl HttpTransport {
+    /// A transport with `options`.
+    pub fn new(options: HttpOptions) -> Self {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(options.connect_timeout))
+            .timeout_recv_response(Some(options.read_timeout))
+            .timeout_per_read(Some(options.read_timeout))
+            .user_agent(options.user_agent.as_str())
+            .max_redirects(5)
+            .build();
+        Self { agent: ureq::Agent::new_with_config(config), options }
+    }
+
+    fn fetch_once(&self, request: &Request<'_>) -> Result<Fetched, TransportError> {
+        let url = request.url;
+        let mut call = self.agent.get(url);
+        if let Some(validators) = request.validators {
+            if let Some(etag) = &validators.etag {
+                call = call.header("If-None-Match", etag.as_str());
+            }
+            if let Some(modified) = &validators.last_modified {
+                call = call.header("If-Modified-Since", modified.as_str());
+            }
+        }
+        let response = call.call().map_err(|e| map_ureq_error(url, e))?;
+        let status = response.status().as_u16();
+        match status {
+            200 => {}
+            304 if request.validators.is_some() => return Ok(Fetched::NotModified),
+            403 | 404 => return Err(TransportError::NotFound { url: url.to_owned(), status }),
+            _ => return Err(TransportError::Status { url: url.to_owned(), status }),
+        }
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let validators = Validators { etag: header("etag"), last_modified: header("last-modified") };
+        let declared = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|len| len > request.max_length) {
+            return Err(TransportError::TooLarge { url: url.to_owned(), limit: request.max_length });
+        }
+        let reader = response.into_body().into_reader();
+        let bytes = read_capped(reader, request, declared).map_err(|e| map_io_error(url, request.max_length, e))?;
+        if let Some(declared) = declared
+            && declared != bytes.len() as u64
+        {
+            return Err(TransportError::LengthMismatch { url: url.to_owned(), declared, actual: bytes.len() as u64 });
+        }
+        Ok(Fetched::Body { bytes, validators })
+    }
+}
+
+impl Transport for HttpTransport {
+    fn fetch(&self, request: &Request<'_>) -> Result<Fetched, TransportError> {
+        let mut delay = self.options.backoff;
+        let mut attempt = 0;
+        loop {
+            match self.fetch_once(request) {
+                Err(e) if e.is_transient() && attempt < self.options.retries => {
+                    tracing::debug!(url = request.url, attempt, error = %e, "retrying");
+                    std::thread::sleep(delay);
+                    delay = delay.saturating_mul(2);
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+fn map_io_error(url: &str, limit: u64, e: io::Error) -> TransportError {
+    if e.kind() == io::ErrorKind::FileTooLarge {
+        return TransportError::TooLarge { url: url.to_owned(), limit };
+    }
+    // ureq wraps its own errors (timeouts, truncated bodies) in io::Error.
+    if let Some(inner) = e.get_ref().and_then(|inner| inner.downcast_ref::<ureq::Error>()) {
+        return match inner {
+            ureq::Error::Timeout(which) => TransportError::Timeout { url: url.to_owned(), what: which.to_string() },
+            other => TransportError::Connection { url: url.to_owned(), message: other.to_string() },
+        };
+    }
+    match e.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+            TransportError::Timeout { url: url.to_owned(), what: "reading the body".into() }
+        }
+        _ => TransportError::Connection { url: url.to_owned(), message: e.to_string() },
+    }
+}
+
+fn map_ureq_error(url: &str, e: ureq::Error) -> TransportError {
+    match e {
+        ureq::Error::Timeout(which) => TransportError::Timeout { url: url.to_owned(), what: which.to_string() },
+        ureq::Error::Io(io) => map_io_error(url, 0, io),
+        ureq::Error::BadUri(_) => TransportError::UnsupportedUrl { url: url.to_owned() },
+        other => TransportError::Connection { url: url.to_owned(), message: other.to_string() },
+    }
+}

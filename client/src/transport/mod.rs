@@ -1,0 +1,268 @@
+//! Transport: getting bytes from a mirror, and nothing more.
+//!
+//! This module owns how a file is fetched: the [`Transport`] trait, its HTTP(S)
+//! implementation on ureq ([`HttpTransport`]: timeouts, bounded retries with backoff,
+//! conditional requests, size caps enforced while streaming), `file://` mirrors
+//! ([`FileTransport`]), [`AnyTransport`] which picks one by URL scheme, ordered mirror
+//! failover ([`Mirrors`]), bounded parallel downloads ([`parallel`]) and the
+//! content-addressed download cache ([`DownloadCache`]).
+//!
+//! It does not decide whether bytes are *trustworthy*: that is the `trust` module's job.
+//! [`Mirrors::fetch_with`] takes the caller's verification as a closure, so a mirror
+//! whose bytes fail verification is skipped exactly like one that timed out.
+
+mod cache;
+mod file;
+mod http;
+mod mirrors;
+pub mod parallel;
+
+use std::fmt;
+
+pub use cache::{CacheError, DownloadCache};
+pub use file::FileTransport;
+pub use http::{HttpOptions, HttpTransport};
+pub use mirrors::{Attempt, AttemptError, FetchSpec, Mirror, MirrorKind, Mirrors, MirrorsError};
+
+/// Receives progress of long downloads. The library reports; a binary draws.
+pub trait Progress: Send + Sync {
+    /// `received` bytes of `url` have arrived so far; `total` when the server said.
+    fn on_progress(&self, url: &str, received: u64, total: Option<u64>);
+}
+
+/// HTTP cache validators of a response (`ETag`, `Last-Modified`), replayed as
+/// `If-None-Match` / `If-Modified-Since` on the next request for the same file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Validators {
+    /// The `ETag` header, verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// The `Last-Modified` header, verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    /// Whether there is nothing to revalidate with.
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+}
+
+/// One request: a URL, the most bytes the caller accepts, and optional validators.
+#[derive(Clone, Copy)]
+pub struct Request<'a> {
+    /// Absolute URL (`http://`, `https://` or `file://`).
+    pub url: &'a str,
+    /// Upper bound on the body size; more bytes fail the request with
+    /// [`TransportError::TooLarge`] as soon as they arrive.
+    pub max_length: u64,
+    /// Makes the request conditional (answered by [`Fetched::NotModified`]).
+    pub validators: Option<&'a Validators>,
+    /// Progress reporting for this request.
+    pub progress: Option<&'a dyn Progress>,
+}
+
+impl<'a> Request<'a> {
+    /// A plain GET of `url` accepting at most `max_length` bytes.
+    pub fn new(url: &'a str, max_length: u64) -> Self {
+        Self { url, max_length, validators: None, progress: None }
+    }
+
+    /// Makes the request conditional on `validators`.
+    #[must_use]
+    pub fn with_validators(mut self, validators: Option<&'a Validators>) -> Self {
+        self.validators = validators.filter(|v| !v.is_empty());
+        self
+    }
+
+    /// Reports progress to `progress`.
+    #[must_use]
+    pub fn with_progress(mut self, progress: Option<&'a dyn Progress>) -> Self {
+        self.progress = progress;
+        self
+    }
+}
+
+impl fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("url", &self.url)
+            .field("max_length", &self.max_length)
+            .field("validators", &self.validators)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a successful fetch returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fetched {
+    /// The file, with the validators to revalidate it later.
+    Body {
+        /// The bytes, at most `max_length` of them.
+        bytes: Vec<u8>,
+        /// `ETag` / `Last-Modified` of the response.
+        validators: Validators,
+    },
+    /// A conditional request was answered `304 Not Modified`.
+    NotModified,
+}
+
+impl Fetched {
+    /// The body bytes; `None` for `304`.
+    pub fn into_bytes(self) -> Option<Vec<u8>> {
+        match self {
+            Self::Body { bytes, .. } => Some(bytes),
+            Self::NotModified => None,
+        }
+    }
+}
+
+/// Why a fetch failed. Every variant names the URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// `404`/`403`, or a missing file: the mirror does not have it.
+    #[error("{url}: not found (HTTP {status})")]
+    NotFound {
+        /// The URL.
+        url: String,
+        /// HTTP status (404 for a missing `file://` path).
+        status: u16,
+    },
+    /// Any other unsuccessful HTTP status.
+    #[error("{url}: HTTP status {status}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// HTTP status.
+        status: u16,
+    },
+    /// The body is larger than the caller accepts.
+    #[error("{url}: larger than the {limit}-byte limit")]
+    TooLarge {
+        /// The URL.
+        url: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// The body ended before the `Content-Length` the server announced.
+    #[error("{url}: body has {actual} bytes but Content-Length said {declared}")]
+    LengthMismatch {
+        /// The URL.
+        url: String,
+        /// Announced length.
+        declared: u64,
+        /// Bytes received.
+        actual: u64,
+    },
+    /// Connecting or reading took longer than the configured timeout.
+    #[error("{url}: timed out ({what})")]
+    Timeout {
+        /// The URL.
+        url: String,
+        /// Which timeout.
+        what: String,
+    },
+    /// The connection failed or broke (refused, reset, DNS, TLS, protocol).
+    #[error("{url}: {message}")]
+    Connection {
+        /// The URL.
+        url: String,
+        /// What happened.
+        message: String,
+    },
+    /// The URL's scheme is not one this transport serves.
+    #[error("{url}: unsupported URL (expected http://, https:// or file://)")]
+    UnsupportedUrl {
+        /// The URL.
+        url: String,
+    },
+}
+
+impl TransportError {
+    /// Whether trying the same URL again could help (timeouts, broken connections,
+    /// `5xx`, `429`). `404` and size violations are final.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Timeout { .. } | Self::Connection { .. } | Self::LengthMismatch { .. } => true,
+            Self::Status { status, .. } => *status >= 500 || *status == 429,
+            Self::NotFound { .. } | Self::TooLarge { .. } | Self::UnsupportedUrl { .. } => false,
+        }
+    }
+
+    /// Whether the mirror answered "no such file".
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::NotFound { .. })
+    }
+}
+
+/// Fetches files. Implementations must enforce `max_length` while reading, never
+/// after, and must not follow conditional semantics they cannot honour (answer with
+/// the full body instead).
+pub trait Transport: Send + Sync {
+    /// Performs one request (retries, if any, happen inside).
+    fn fetch(&self, request: &Request<'_>) -> Result<Fetched, TransportError>;
+}
+
+impl<T: Transport + ?Sized> Transport for std::sync::Arc<T> {
+    fn fetch(&self, request: &Request<'_>) -> Result<Fetched, TransportError> {
+        (**self).fetch(request)
+    }
+}
+
+impl<T: Transport + ?Sized> Transport for Box<T> {
+    fn fetch(&self, request: &Request<'_>) -> Result<Fetched, TransportError> {
+        (**self).fetch(request)
+    }
+}
+
+/// HTTP(S) and `file://` behind one transport, chosen by the URL's scheme.
+#[derive(Debug, Default)]
+pub struct AnyTransport {
+    http: HttpTransport,
+    file: FileTransport,
+}
+
+impl AnyTransport {
+    /// With the given HTTP options.
+    pub fn new(http: HttpOptions) -> Self {
+        Self { http: HttpTransport::new(http), file: FileTransport }
+    }
+}
+
+impl Transport for AnyTransport {
+    fn fetch(&self, request: &Request<'_>) -> Result<Fetched, TransportError> {
+        if request.url.starts_with("file://") {
+            self.file.fetch(request)
+        } else if request.url.starts_with("http://") || request.url.starts_with("https://") {
+            self.http.fetch(request)
+        } else {
+            Err(TransportError::UnsupportedUrl { url: request.url.to_owned() })
+        }
+    }
+}
+
+/// Reads `reader` to the end, failing as soon as more than `max_length` bytes arrive.
+pub(crate) fn read_capped(
+    mut reader: impl std::io::Read,
+    request: &Request<'_>,
+    declared: Option<u64>,
+) -> Result<Vec<u8>, std::io::Error> {
+    let mut bytes = Vec::with_capacity(declared.unwrap_or(0).min(request.max_length).min(1 << 20) as usize);
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(bytes),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if bytes.len() as u64 + n as u64 > request.max_length {
+            return Err(std::io::Error::new(std::io::ErrorKind::FileTooLarge, "body exceeds the limit"));
+        }
+        bytes.extend_from_slice(&buf[..n]);
+        if let Some(progress) = request.progress {
+            progress.on_progress(request.url, bytes.len() as u64, declared);
+        }
+    }
+}

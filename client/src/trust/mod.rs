@@ -1,0 +1,92 @@
+//! Trust: the TUF 1.0 client workflow (specification §5). Nothing a registry or a
+//! mirror serves is used before this module has verified it.
+//!
+//! What it owns, by step:
+//! - [`verify`]: parsing a metadata file and counting signatures by distinct
+//!   authorised keys over the canonical JSON of `signed` *as received*, so unknown
+//!   fields are covered; [`Verified<T>`] can only be constructed here.
+//! - [`trusted_set`]: the rules for replacing trusted root (rotation chain, signed by
+//!   old and new keys), timestamp, snapshot and targets: rollback, freeze (expiry),
+//!   mix-and-match (versions, lengths and hashes named by the referring document),
+//!   wrong `_type`, thresholds. Pure, no I/O.
+//! - [`delegation`]: which delegated roles are trusted for a path (globs, hash
+//!   prefixes, succinct hash bins).
+//! - [`store`]: the persisted trusted state (one file per role, atomic writes, bytes as
+//!   received).
+//! - [`updater`]: the workflow over mirrors: refresh, the lazy delegation walk,
+//!   target download with length caps and hash checks, and the update check.
+//!
+//! It does not fetch bytes itself (that is [`crate::transport`]) and it does not
+//! interpret targets (index docs, packages, publisher records belong to the modules
+//! that consume [`TargetInfo`] and the verified bytes).
+//!
+//! # The one-request update check
+//!
+//! A full refresh always probes `N+1.root.json` before `timestamp.json`, i.e. two
+//! requests even when nothing changed. [`Updater::check_for_updates`] instead sends
+//! one conditional GET of `timestamp.json`; on `304`, with a cached timestamp that is
+//! still unexpired (and an unexpired root), it reports "nothing new" after that one
+//! request. On `200` (or with an expired or missing cache) it runs the full spec
+//! refresh: root probe, the timestamp just fetched, snapshot, targets.
+//!
+//! This is safe. Root rotation is still seen on every real change, because any change
+//! produces a new timestamp (the operator re-signs it at least daily), and a new
+//! timestamp triggers the full refresh with its root probe. A network attacker gains
+//! nothing he did not have: he could always answer the root probe with a 404 to hide
+//! a rotation, and a frozen `304` is bounded by the cached timestamp's expiry, exactly
+//! like a replayed timestamp is. The conformance client uses the strict
+//! [`Updater::refresh`].
+
+pub mod delegation;
+mod error;
+pub mod store;
+pub mod trusted_set;
+pub mod updater;
+pub mod verify;
+
+use trellis_schema::tuf::Targets;
+
+pub use error::TrustError;
+pub use store::MetadataStore;
+pub use trusted_set::{TimestampUpdate, TrustedSet};
+pub use updater::{TargetInfo, UpdateCheck, Updater};
+pub use verify::Verified;
+
+/// Size and count limits of the workflow. Defaults follow python-tuf.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest root file accepted. Default 512 000 bytes.
+    pub root: u64,
+    /// Largest timestamp file. Default 16 384 bytes.
+    pub timestamp: u64,
+    /// Largest snapshot when the timestamp gives no length. Default 2 000 000 bytes.
+    pub snapshot: u64,
+    /// Largest targets role when snapshot gives no length. Default 5 000 000 bytes.
+    pub targets: u64,
+    /// Most root versions accepted in one refresh. Default 256.
+    pub max_root_rotations: u32,
+    /// Most roles visited when looking up one target. Default 32.
+    pub max_delegations: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            root: 512_000,
+            timestamp: 16_384,
+            snapshot: 2_000_000,
+            targets: 5_000_000,
+            max_root_rotations: 256,
+            max_delegations: 32,
+        }
+    }
+}
+
+/// Who delegates to a targets role: root (for top-level `targets`) or a targets role.
+#[derive(Clone, Copy, Debug)]
+pub enum Delegator<'a> {
+    /// Top-level targets, whose keys are in root.
+    Root,
+    /// A delegated role, whose keys are in this document's `delegations`.
+    Targets(&'a Targets),
+}

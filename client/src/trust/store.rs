@@ -1,0 +1,112 @@
+//! The persisted trusted state: one file per role in a directory, written atomically,
+//! holding the bytes exactly as the repository served them (so hashes in snapshot and
+//! timestamp keep matching). File names are the URL-quoted role name plus `.json`
+//! (`root.json`, `timestamp.json`, `%3F.json`), never a path a role name could steer.
+
+use std::path::{Path, PathBuf};
+
+use crate::fs::{FsError, create_dir_all, write_atomic};
+use crate::transport::Validators;
+
+/// The directory of trusted metadata.
+#[derive(Clone, Debug)]
+pub struct MetadataStore {
+    dir: PathBuf,
+}
+
+/// HTTP validators of the trusted timestamp and the URL they came from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TimestampValidators {
+    /// The URL the timestamp was fetched from.
+    pub url: String,
+    /// Its `ETag` / `Last-Modified`.
+    #[serde(flatten)]
+    pub validators: Validators,
+}
+
+impl MetadataStore {
+    /// A store in `dir` (created on first write).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file of `role`.
+    pub fn path_of(&self, role: &str) -> PathBuf {
+        self.dir.join(format!("{}.json", quote(role)))
+    }
+
+    /// The trusted bytes of `role`, if present.
+    pub fn load(&self, role: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.path_of(role)).ok()
+    }
+
+    /// Replaces `role`'s bytes atomically.
+    pub fn store(&self, role: &str, bytes: &[u8]) -> Result<(), FsError> {
+        create_dir_all(&self.dir)?;
+        write_atomic(&self.path_of(role), bytes)
+    }
+
+    fn validators_path(&self) -> PathBuf {
+        // Not `.json`: the directory holds metadata files only.
+        self.dir.join("timestamp.validators")
+    }
+
+    /// Validators of the trusted timestamp, if recorded.
+    pub fn load_validators(&self) -> Option<TimestampValidators> {
+        let bytes = std::fs::read(self.validators_path()).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Records validators of the trusted timestamp (or forgets them with `None`).
+    pub fn store_validators(&self, validators: Option<&TimestampValidators>) -> Result<(), FsError> {
+        match validators {
+            Some(v) if !v.validators.is_empty() => {
+                create_dir_all(&self.dir)?;
+                let bytes = serde_json::to_vec(v).unwrap_or_default();
+                write_atomic(&self.validators_path(), &bytes)
+            }
+            _ => match std::fs::remove_file(self.validators_path()) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(FsError::new("removing", self.validators_path(), e))
+                }
+                _ => Ok(()),
+            },
+        }
+    }
+}
+
+/// Percent-encodes everything but `A-Z a-z 0-9 _ . - ~` (Python's `quote(s, safe="")`,
+/// which TUF clients use for role names in URLs and file names).
+pub fn quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.' | b'-' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_names_cannot_escape_the_directory() {
+        assert_eq!(quote("../delegatedrole"), "..%2Fdelegatedrole");
+        assert_eq!(quote("?"), "%3F");
+        assert_eq!(quote("bin-0a"), "bin-0a");
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetadataStore::new(dir.path().join("meta"));
+        store.store("/etc/passwd", b"x").unwrap();
+        assert_eq!(store.path_of("/etc/passwd").parent().unwrap(), dir.path().join("meta"));
+        assert_eq!(store.load("/etc/passwd").unwrap(), b"x");
+    }
+}

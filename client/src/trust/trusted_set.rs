@@ -1,0 +1,470 @@
+//! The in-memory set of trusted top-level metadata and the rules for replacing it
+//! (spec §5.3–5.6). Pure: bytes in, decisions out; fetching and persisting belong to
+//! [`super::Updater`].
+//!
+//! Every `update_*` method is transactional: it either replaces the trusted document
+//! with a fully checked new one or returns an error and changes nothing. The
+//! `load_local_*` methods accept documents read back from our own store: they are
+//! verified against the *current* root (so a key rotation in root invalidates them,
+//! which is the spec's fast-forward recovery, §5.3.11) but their expiry is not
+//! checked, because an expired trusted document is still the reference for rollback
+//! checks of its successor.
+
+use std::sync::Arc;
+
+use trellis_schema::tuf::{Root, Snapshot, Targets, Timestamp, TopRole};
+
+use super::delegation;
+use super::verify::{Unverified, Verified, check_length_and_hashes};
+use super::{Delegator, TrustError};
+
+/// What [`TrustedSet::update_timestamp`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimestampUpdate {
+    /// A newer timestamp is now trusted (persist it).
+    Updated,
+    /// The repository serves the version we already trust: keep ours.
+    Unchanged,
+}
+
+/// Trusted top-level metadata, checked against one reference time.
+#[derive(Debug)]
+pub struct TrustedSet {
+    now: jiff::Timestamp,
+    root: Verified<Root>,
+    timestamp: Option<Verified<Timestamp>>,
+    snapshot: Option<Verified<Snapshot>>,
+    targets: Option<Arc<Verified<Targets>>>,
+}
+
+fn validate_root(root: &Root) -> Result<(), TrustError> {
+    if root.roles.len() != 4 {
+        return Err(TrustError::malformed("root", "roles must name exactly root, timestamp, snapshot and targets"));
+    }
+    for (role, keys) in &root.roles {
+        let mut unique = std::collections::HashSet::new();
+        if !keys.keyids.iter().all(|k| unique.insert(k)) {
+            return Err(TrustError::malformed("root", format!("role {} lists a key id twice", role.as_str())));
+        }
+        if keys.threshold == 0 {
+            return Err(TrustError::malformed("root", format!("role {} has threshold 0", role.as_str())));
+        }
+    }
+    Ok(())
+}
+
+impl TrustedSet {
+    /// Starts from a trusted root (shipped with the app or persisted): it must be
+    /// signed by a threshold of its own root keys. Its expiry is not checked here
+    /// (an expired local root may still be rotated forward).
+    pub fn new(root_bytes: &[u8], now: jiff::Timestamp) -> Result<Self, TrustError> {
+        let unverified = Unverified::parse(root_bytes, "root", "root")?;
+        let root: Verified<Root> = unverified.into_typed()?;
+        validate_root(&root)?;
+        let again = Unverified::parse(root_bytes, "root", "root")?;
+        check_role(&again, &root, TopRole::Root)?;
+        Ok(Self { now, root, timestamp: None, snapshot: None, targets: None })
+    }
+
+    /// The reference time.
+    pub fn now(&self) -> jiff::Timestamp {
+        self.now
+    }
+
+    /// The trusted root.
+    pub fn root(&self) -> &Verified<Root> {
+        &self.root
+    }
+
+    /// The trusted timestamp, if any.
+    pub fn timestamp(&self) -> Option<&Verified<Timestamp>> {
+        self.timestamp.as_ref()
+    }
+
+    /// The trusted snapshot, if any.
+    pub fn snapshot(&self) -> Option<&Verified<Snapshot>> {
+        self.snapshot.as_ref()
+    }
+
+    /// The trusted top-level targets, if loaded.
+    pub fn targets(&self) -> Option<&Arc<Verified<Targets>>> {
+        self.targets.as_ref()
+    }
+
+    /// §5.3: accepts root version N+1, signed by a threshold of the trusted root's
+    /// root keys *and* of its own.
+    pub fn update_root(&mut self, bytes: &[u8]) -> Result<(), TrustError> {
+        if self.timestamp.is_some() {
+            return Err(TrustError::malformed("root", "root cannot change after timestamp was loaded"));
+        }
+        let unverified = Unverified::parse(bytes, "root", "root")?;
+        check_role(&unverified, &self.root, TopRole::Root)?;
+        let expected = self.root.version() + 1;
+        if unverified.version() != expected {
+            return Err(TrustError::VersionMismatch { role: "root".into(), expected, actual: unverified.version() });
+        }
+        let new: Verified<Root> = Unverified::parse(bytes, "root", "root")?.into_typed()?;
+        validate_root(&new)?;
+        check_role(&unverified, &new, TopRole::Root)?;
+        self.root = new;
+        Ok(())
+    }
+
+    /// §5.3.10: the final root must not be expired.
+    pub fn check_root_fresh(&self) -> Result<(), TrustError> {
+        fresh("root", &self.root, self.now)
+    }
+
+    /// Adopts our persisted timestamp as the rollback reference (no expiry check).
+    pub fn load_local_timestamp(&mut self, bytes: &[u8]) -> Result<(), TrustError> {
+        let timestamp = self.verify_timestamp(bytes)?;
+        self.timestamp = Some(timestamp);
+        Ok(())
+    }
+
+    fn verify_timestamp(&self, bytes: &[u8]) -> Result<Verified<Timestamp>, TrustError> {
+        let unverified = Unverified::parse(bytes, "timestamp", "timestamp")?;
+        check_role(&unverified, &self.root, TopRole::Timestamp)?;
+        let timestamp: Verified<Timestamp> = unverified.into_typed()?;
+        if timestamp.meta.len() != 1 || !timestamp.meta.contains_key("snapshot.json") {
+            return Err(TrustError::malformed("timestamp", "meta must hold exactly snapshot.json"));
+        }
+        Ok(timestamp)
+    }
+
+    /// §5.4: a new timestamp. Refuses rollback of its version or of the snapshot
+    /// version it names, and expiry; an equal version leaves ours in place.
+    pub fn update_timestamp(&mut self, bytes: &[u8]) -> Result<TimestampUpdate, TrustError> {
+        if self.snapshot.is_some() {
+            return Err(TrustError::malformed("timestamp", "timestamp cannot change after snapshot was loaded"));
+        }
+        self.check_root_fresh()?;
+        let new = self.verify_timestamp(bytes)?;
+        if let Some(old) = &self.timestamp {
+            if new.version() < old.version() {
+                return Err(TrustError::Rollback {
+                    role: "timestamp".into(),
+                    trusted: old.version(),
+                    new: new.version(),
+                });
+            }
+            if new.version() == old.version() {
+                return Ok(TimestampUpdate::Unchanged);
+            }
+            let (old_snapshot, new_snapshot) = (snapshot_meta(old).version, snapshot_meta(&new).version);
+            if new_snapshot < old_snapshot {
+                return Err(TrustError::Rollback { role: "snapshot".into(), trusted: old_snapshot, new: new_snapshot });
+            }
+        }
+        fresh("timestamp", &new, self.now)?;
+        self.timestamp = Some(new);
+        Ok(TimestampUpdate::Updated)
+    }
+
+    /// §5.4.4 for the timestamp we keep: the final timestamp must not be expired.
+    pub fn check_timestamp_fresh(&self) -> Result<(), TrustError> {
+        self.final_timestamp().map(|_| ())
+    }
+
+    fn final_timestamp(&self) -> Result<&Verified<Timestamp>, TrustError> {
+        let timestamp = self.timestamp.as_ref().ok_or(TrustError::NotLoaded("timestamp"))?;
+        fresh("timestamp", timestamp, self.now)?;
+        Ok(timestamp)
+    }
+
+    /// Adopts our persisted snapshot as the rollback reference. Returns whether it is
+    /// also the final snapshot (the version the timestamp names, unexpired), in which
+    /// case nothing needs downloading.
+    pub fn load_local_snapshot(&mut self, bytes: &[u8]) -> Result<bool, TrustError> {
+        let timestamp = self.final_timestamp()?;
+        let expected = snapshot_meta(timestamp).version;
+        let unverified = Unverified::parse(bytes, "snapshot", "snapshot")?;
+        check_role(&unverified, &self.root, TopRole::Snapshot)?;
+        let snapshot: Verified<Snapshot> = unverified.into_typed()?;
+        let is_final = snapshot.version() == expected && !snapshot.is_expired(self.now);
+        self.snapshot = Some(snapshot);
+        Ok(is_final)
+    }
+
+    /// §5.5: a new snapshot, matching the timestamp's length/hashes and version, not
+    /// dropping or rolling back any role the trusted snapshot lists, unexpired.
+    pub fn update_snapshot(&mut self, bytes: &[u8]) -> Result<(), TrustError> {
+        let timestamp = self.final_timestamp()?;
+        let meta = snapshot_meta(timestamp);
+        check_length_and_hashes("snapshot.json", bytes, meta.length, meta.hashes.as_ref())?;
+        let expected = meta.version;
+        let unverified = Unverified::parse(bytes, "snapshot", "snapshot")?;
+        check_role(&unverified, &self.root, TopRole::Snapshot)?;
+        let new: Verified<Snapshot> = unverified.into_typed()?;
+        if let Some(old) = &self.snapshot {
+            for (file, old_meta) in &old.meta {
+                let new_meta = new
+                    .meta
+                    .get(file)
+                    .ok_or_else(|| TrustError::RoleRemoved { version: new.version(), file: file.clone() })?;
+                if new_meta.version < old_meta.version {
+                    return Err(TrustError::Rollback {
+                        role: file.trim_end_matches(".json").to_owned(),
+                        trusted: old_meta.version,
+                        new: new_meta.version,
+                    });
+                }
+            }
+        }
+        if new.version() != expected {
+            return Err(TrustError::VersionMismatch { role: "snapshot".into(), expected, actual: new.version() });
+        }
+        fresh("snapshot", &new, self.now)?;
+        self.snapshot = Some(new);
+        Ok(())
+    }
+
+    fn final_snapshot(&self) -> Result<&Verified<Snapshot>, TrustError> {
+        let timestamp = self.final_timestamp()?;
+        let snapshot = self.snapshot.as_ref().ok_or(TrustError::NotLoaded("snapshot"))?;
+        let expected = snapshot_meta(timestamp).version;
+        if snapshot.version() != expected {
+            return Err(TrustError::VersionMismatch { role: "snapshot".into(), expected, actual: snapshot.version() });
+        }
+        fresh("snapshot", snapshot, self.now)?;
+        Ok(snapshot)
+    }
+
+    /// The version snapshot gives `role` (for consistent-snapshot URLs) and whether it
+    /// is listed at all.
+    pub fn snapshot_version_of(&self, role: &str) -> Result<u64, TrustError> {
+        let snapshot = self.final_snapshot()?;
+        snapshot
+            .meta
+            .get(&format!("{role}.json"))
+            .map(|m| m.version)
+            .ok_or_else(|| TrustError::NotInSnapshot { role: role.to_owned() })
+    }
+
+    /// §5.6/§5.7: verifies targets metadata of `role` as delegated by `delegator`:
+    /// snapshot's length/hashes and version, the delegator's keys and threshold,
+    /// expiry. Does not store it.
+    pub fn verify_targets(
+        &self,
+        role: &str,
+        delegator: Delegator<'_>,
+        bytes: &[u8],
+    ) -> Result<Verified<Targets>, TrustError> {
+        let snapshot = self.final_snapshot()?;
+        let file = format!("{role}.json");
+        let meta = snapshot.meta.get(&file).ok_or_else(|| TrustError::NotInSnapshot { role: role.to_owned() })?;
+        check_length_and_hashes(&file, bytes, meta.length, meta.hashes.as_ref())?;
+        let unverified = Unverified::parse(bytes, role, "targets")?;
+        let targets: Verified<Targets> = match delegator {
+            Delegator::Root => {
+                let keys = self.root.roles.get(&TopRole::Targets).ok_or(TrustError::NotLoaded("targets role"))?;
+                unverified.verify(&self.root.keys, &keys.keyids, keys.threshold)?
+            }
+            Delegator::Targets(parent) => {
+                let delegations =
+                    parent.delegations.as_ref().ok_or_else(|| TrustError::NotInSnapshot { role: role.to_owned() })?;
+                let (keyids, threshold) = delegation::role_keys(delegations, role)
+                    .ok_or_else(|| TrustError::malformed(role, "the delegating role does not delegate to it"))?;
+                unverified.verify(&delegations.keys, keyids, threshold)?
+            }
+        };
+        if targets.version() != meta.version {
+            return Err(TrustError::VersionMismatch {
+                role: role.to_owned(),
+                expected: meta.version,
+                actual: targets.version(),
+            });
+        }
+        fresh(role, &targets, self.now)?;
+        delegation::validate(role, &targets)?;
+        Ok(targets)
+    }
+
+    /// Verifies and adopts top-level `targets.json`.
+    pub fn update_targets(&mut self, bytes: &[u8]) -> Result<Arc<Verified<Targets>>, TrustError> {
+        let targets = Arc::new(self.verify_targets("targets", Delegator::Root, bytes)?);
+        self.targets = Some(Arc::clone(&targets));
+        Ok(targets)
+    }
+}
+
+fn snapshot_meta(timestamp: &Timestamp) -> &trellis_schema::tuf::MetaFile {
+    // verify_timestamp guarantees the entry exists.
+    &timestamp.meta["snapshot.json"]
+}
+
+fn check_role(unverified: &Unverified, root: &Root, role: TopRole) -> Result<(), TrustError> {
+    let keys = root.roles.get(&role).ok_or(TrustError::NotLoaded("role keys"))?;
+    unverified.check_signatures(&root.keys, &keys.keyids, keys.threshold)
+}
+
+fn fresh<T>(role: &str, doc: &Verified<T>, now: jiff::Timestamp) -> Result<(), TrustError> {
+    if doc.is_expired(now) {
+        return Err(TrustError::Expired {
+            role: role.to_owned(),
+            version: doc.version(),
+            expires: doc.expires().to_string(),
+            now: now.to_string(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+    use trellis_schema::SigningKey;
+    use trellis_schema::canonical;
+
+    const FUTURE: &str = "2099-01-01T00:00:00Z";
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_seed([n; 32])
+    }
+
+    fn now() -> jiff::Timestamp {
+        "2026-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    fn sign(value: &Value, keys: &[&SigningKey]) -> Vec<u8> {
+        let bytes = canonical::to_vec(value).unwrap();
+        let sigs: Vec<Value> =
+            keys.iter().map(|k| json!({"keyid": k.key_id(), "sig": hex::encode(k.sign(&bytes))})).collect();
+        serde_json::to_vec(&json!({"signed": value, "signatures": sigs})).unwrap()
+    }
+
+    /// Root `version` where root is signed by `root_keys` (threshold `root_threshold`)
+    /// and every other role by key 9.
+    fn root(version: u64, root_keys: &[&SigningKey], root_threshold: u32) -> Value {
+        let other = key(9);
+        let mut keys = serde_json::Map::new();
+        for k in root_keys.iter().copied().chain([&other]) {
+            keys.insert(k.key_id().to_string(), serde_json::to_value(k.public()).unwrap());
+        }
+        let ids = |ks: &[&SigningKey]| ks.iter().map(|k| k.key_id().to_string()).collect::<Vec<_>>();
+        json!({
+            "_type": "root", "spec_version": "1.0.31", "consistent_snapshot": true, "version": version,
+            "expires": FUTURE, "keys": keys,
+            "roles": {
+                "root": {"keyids": ids(root_keys), "threshold": root_threshold},
+                "timestamp": {"keyids": ids(&[&other]), "threshold": 1},
+                "snapshot": {"keyids": ids(&[&other]), "threshold": 1},
+                "targets": {"keyids": ids(&[&other]), "threshold": 1},
+            }
+        })
+    }
+
+    fn timestamp(version: u64, snapshot_version: u64, expires: &str) -> Value {
+        json!({"_type": "timestamp", "spec_version": "1.0.31", "version": version, "expires": expires,
+               "meta": {"snapshot.json": {"version": snapshot_version}}})
+    }
+
+    fn snapshot(version: u64, meta: &[(&str, u64)]) -> Value {
+        let meta: serde_json::Map<String, Value> =
+            meta.iter().map(|(file, v)| ((*file).to_owned(), json!({"version": v}))).collect();
+        json!({"_type": "snapshot", "spec_version": "1.0.31", "version": version, "expires": FUTURE, "meta": meta})
+    }
+
+    fn trusted() -> TrustedSet {
+        TrustedSet::new(&sign(&root(1, &[&key(1)], 1), &[&key(1)]), now()).unwrap()
+    }
+
+    #[test]
+    fn root_rotation_needs_the_old_and_the_new_threshold() {
+        let (old, new) = (key(1), key(2));
+        let v2 = root(2, &[&new], 1);
+        let mut set = trusted();
+        assert!(matches!(set.update_root(&sign(&v2, &[&old])), Err(TrustError::Threshold { .. })));
+        assert!(matches!(set.update_root(&sign(&v2, &[&new])), Err(TrustError::Threshold { .. })));
+        assert_eq!(set.root().version(), 1, "refusals leave the trusted root");
+        let v3 = root(3, &[&new], 1);
+        assert!(matches!(set.update_root(&sign(&v3, &[&old, &new])), Err(TrustError::VersionMismatch { .. })));
+        set.update_root(&sign(&v2, &[&old, &new])).unwrap();
+        assert_eq!(set.root().version(), 2);
+    }
+
+    #[test]
+    fn signatures_cover_fields_this_version_does_not_know() {
+        let mut with_extra = timestamp(1, 1, FUTURE);
+        with_extra["x-trellis-note"] = json!({"any": ["thing"]});
+        let mut set = trusted();
+        set.update_timestamp(&sign(&with_extra, &[&key(9)])).unwrap();
+
+        let mut tampered: Value = serde_json::from_slice(&sign(&timestamp(2, 1, FUTURE), &[&key(9)])).unwrap();
+        tampered["signed"]["x-added-later"] = json!(1);
+        let err = trusted().update_timestamp(&serde_json::to_vec(&tampered).unwrap()).unwrap_err();
+        assert!(matches!(err, TrustError::Threshold { valid: 0, threshold: 1, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_key_listed_twice_or_signing_twice_does_not_count_twice() {
+        let a = key(1);
+        let mut doubled = root(1, &[&a], 2);
+        doubled["roles"]["root"]["keyids"] = json!([a.key_id(), a.key_id()]);
+        let err = TrustedSet::new(&sign(&doubled, &[&a]), now()).unwrap_err();
+        assert!(err.to_string().contains("lists a key id twice"), "{err}");
+
+        let two_of_two = root(1, &[&a, &key(2)], 2);
+        let mut twice: Value = serde_json::from_slice(&sign(&two_of_two, &[&a])).unwrap();
+        let first = twice["signatures"][0].clone();
+        twice["signatures"].as_array_mut().unwrap().push(first);
+        let err = TrustedSet::new(&serde_json::to_vec(&twice).unwrap(), now()).unwrap_err();
+        assert!(err.to_string().contains("two signatures by key"), "{err}");
+    }
+
+    #[test]
+    fn timestamp_rollback_is_refused_and_an_equal_version_keeps_ours() {
+        let signer = key(9);
+        let mut set = trusted();
+        assert_eq!(
+            set.update_timestamp(&sign(&timestamp(3, 5, FUTURE), &[&signer])).unwrap(),
+            TimestampUpdate::Updated
+        );
+        let mut set2 = trusted();
+        set2.load_local_timestamp(&sign(&timestamp(3, 5, FUTURE), &[&signer])).unwrap();
+        let err = set2.update_timestamp(&sign(&timestamp(2, 5, FUTURE), &[&signer])).unwrap_err();
+        assert!(matches!(err, TrustError::Rollback { trusted: 3, new: 2, .. }), "{err}");
+        let err = set2.update_timestamp(&sign(&timestamp(4, 4, FUTURE), &[&signer])).unwrap_err();
+        assert!(matches!(err, TrustError::Rollback { trusted: 5, new: 4, .. }), "snapshot rollback: {err}");
+        let same = set2.update_timestamp(&sign(&timestamp(3, 9, FUTURE), &[&signer])).unwrap();
+        assert_eq!(same, TimestampUpdate::Unchanged);
+        assert_eq!(set2.timestamp().unwrap().meta["snapshot.json"].version, 5, "ours is kept");
+        assert_eq!(set.timestamp().unwrap().version(), 3);
+    }
+
+    #[test]
+    fn expired_timestamp_is_refused_and_not_adopted() {
+        let mut set = trusted();
+        let err = set.update_timestamp(&sign(&timestamp(1, 1, "2025-12-31T23:59:59Z"), &[&key(9)])).unwrap_err();
+        assert!(matches!(err, TrustError::Expired { .. }), "{err}");
+        assert!(set.timestamp().is_none());
+    }
+
+    #[test]
+    fn snapshot_that_drops_or_rolls_back_a_role_is_refused() {
+        let signer = key(9);
+        let mut set = trusted();
+        set.update_timestamp(&sign(&timestamp(2, 2, FUTURE), &[&signer])).unwrap();
+        let local = sign(&snapshot(1, &[("targets.json", 3), ("bin-0.json", 2)]), &[&signer]);
+        assert!(!set.load_local_snapshot(&local).unwrap(), "v1 is not the final snapshot v2");
+        let dropped = sign(&snapshot(2, &[("targets.json", 3)]), &[&signer]);
+        assert!(matches!(set.update_snapshot(&dropped), Err(TrustError::RoleRemoved { .. })));
+        let rolled = sign(&snapshot(2, &[("targets.json", 2), ("bin-0.json", 2)]), &[&signer]);
+        assert!(matches!(set.update_snapshot(&rolled), Err(TrustError::Rollback { .. })));
+        let good = sign(&snapshot(2, &[("targets.json", 3), ("bin-0.json", 3)]), &[&signer]);
+        set.update_snapshot(&good).unwrap();
+        assert_eq!(set.snapshot().unwrap().version(), 2);
+    }
+
+    #[test]
+    fn keys_of_an_unknown_type_never_count() {
+        let mut doc = root(1, &[&key(1)], 1);
+        let id = key(9).key_id().to_string();
+        doc["keys"][&id]["keytype"] = json!("ed448");
+        doc["keys"][&id]["scheme"] = json!("ed448");
+        let mut set = TrustedSet::new(&sign(&doc, &[&key(1)]), now()).unwrap();
+        let err = set.update_timestamp(&sign(&timestamp(1, 1, FUTURE), &[&key(9)])).unwrap_err();
+        assert!(matches!(err, TrustError::Threshold { valid: 0, .. }), "{err}");
+    }
+}

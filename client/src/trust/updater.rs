@@ -1,0 +1,520 @@
+//! The TUF client workflow (spec §5) over a [`Mirrors`] set and a [`MetadataStore`]:
+//! refresh (root chain, timestamp, snapshot, top-level targets), the lazy
+//! delegation walk to one target, target download, and the cheap update check.
+//!
+//! Each document is persisted as soon as it is verified, exactly as received; refused
+//! bytes are never written. So a refresh that fails part-way leaves every trusted file
+//! either as it was or replaced by a newer fully verified one (what §5 prescribes: a
+//! newer verified timestamp stays trusted even if the snapshot it names is missing).
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use trellis_schema::tuf::{TargetFile, Targets};
+
+use super::delegation;
+use super::store::{MetadataStore, TimestampValidators, quote};
+use super::trusted_set::{TimestampUpdate, TrustedSet};
+use super::verify::{Verified, check_length_and_hashes};
+use super::{Delegator, Limits, TrustError};
+use crate::fs::write_atomic;
+use crate::transport::{DownloadCache, FetchSpec, Fetched, MirrorKind, Mirrors, Progress};
+
+/// The answer of [`Updater::check_for_updates`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdateCheck {
+    /// `timestamp.json` answered `304` and the trusted one is unexpired: nothing is
+    /// new. One request.
+    NothingNew,
+    /// The repository changed; a full refresh ran and the trusted state is current.
+    Refreshed,
+}
+
+/// A target found by the delegation walk: its path and signed length and hashes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetInfo {
+    /// The target path.
+    pub path: String,
+    /// Length and hashes, as signed by the role that lists it.
+    pub file: TargetFile,
+    /// The role that lists it.
+    pub role: String,
+}
+
+impl TargetInfo {
+    /// The SHA-256 the target is signed with, if any.
+    pub fn sha256(&self) -> Option<trellis_schema::Sha256> {
+        self.file.hashes.get("sha256").and_then(|h| h.parse().ok())
+    }
+}
+
+/// The TUF client: trusted state in a directory, metadata and targets from mirrors.
+pub struct Updater {
+    store: MetadataStore,
+    mirrors: Mirrors,
+    limits: Limits,
+    trusted: TrustedSet,
+    delegated: HashMap<(String, String), Arc<Verified<Targets>>>,
+    cache: Option<DownloadCache>,
+    progress: Option<Arc<dyn Progress>>,
+    reference_time: Option<jiff::Timestamp>,
+}
+
+impl std::fmt::Debug for Updater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Updater").field("store", &self.store).field("mirrors", &self.mirrors).finish_non_exhaustive()
+    }
+}
+
+impl Updater {
+    /// Writes the root shipped with the application into `metadata_dir` unless a
+    /// trusted root is already there (a later one from a rotation must not be
+    /// replaced by the older pinned one). No network.
+    pub fn bootstrap(metadata_dir: &Path, pinned_root: &[u8]) -> Result<(), TrustError> {
+        let store = MetadataStore::new(metadata_dir);
+        if store.load("root").is_none() {
+            store.store("root", pinned_root)?;
+        }
+        Ok(())
+    }
+
+    /// An updater over the trusted state in `metadata_dir` (which must hold a root,
+    /// see [`Updater::bootstrap`]).
+    pub fn new(metadata_dir: impl Into<PathBuf>, mirrors: Mirrors) -> Result<Self, TrustError> {
+        let store = MetadataStore::new(metadata_dir);
+        let trusted = Self::trusted_from(&store, None)?;
+        Ok(Self {
+            store,
+            mirrors,
+            limits: Limits::default(),
+            trusted,
+            delegated: HashMap::new(),
+            cache: None,
+            progress: None,
+            reference_time: None,
+        })
+    }
+
+    /// Uses `limits` instead of the defaults.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Caches downloaded targets in `cache` (content-addressed, verified on read).
+    #[must_use]
+    pub fn with_cache(mut self, cache: DownloadCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Reports download progress of targets to `progress`.
+    #[must_use]
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Judges expiry at `now` instead of the system clock (tests, reproducible runs).
+    #[must_use]
+    pub fn with_reference_time(mut self, now: jiff::Timestamp) -> Self {
+        self.reference_time = Some(now);
+        self.trusted = match Self::trusted_from(&self.store, Some(now)) {
+            Ok(trusted) => trusted,
+            Err(_) => return self,
+        };
+        self
+    }
+
+    fn trusted_from(store: &MetadataStore, now: Option<jiff::Timestamp>) -> Result<TrustedSet, TrustError> {
+        let root = store
+            .load("root")
+            .ok_or_else(|| TrustError::NoTrustedRoot { path: store.path_of("root").display().to_string() })?;
+        TrustedSet::new(&root, now.unwrap_or_else(jiff::Timestamp::now))
+    }
+
+    /// The trusted metadata (after a refresh: current).
+    pub fn trusted(&self) -> &TrustedSet {
+        &self.trusted
+    }
+
+    /// The trusted-state store.
+    pub fn store(&self) -> &MetadataStore {
+        &self.store
+    }
+
+    /// Fetches metadata `file` (already quoted) from the mirrors, handing the bytes
+    /// to `accept` (which verifies them against `trusted`). Returns its result, the
+    /// bytes and where they came from.
+    fn fetch_metadata<T>(
+        mirrors: &Mirrors,
+        file: &str,
+        max_length: u64,
+        validators: Option<(&str, &crate::transport::Validators)>,
+        mut accept: impl FnMut(&[u8]) -> Result<T, TrustError>,
+    ) -> Result<Option<(T, Vec<u8>, TimestampValidators)>, TrustError> {
+        let spec = FetchSpec { kind: MirrorKind::Metadata, path: file, max_length, validators };
+        mirrors
+            .fetch_with(spec, None, |url, fetched| match fetched {
+                Fetched::NotModified => Ok(None),
+                Fetched::Body { bytes, validators } => {
+                    let value = accept(&bytes)?;
+                    Ok(Some((value, bytes, TimestampValidators { url: url.to_owned(), validators })))
+                }
+            })
+            .map_err(|e| TrustError::Fetch(Box::new(e)))
+    }
+
+    /// The strict spec §5 refresh: root chain (probing N+1.root.json until it is
+    /// absent), timestamp, snapshot, top-level targets. Delegated roles are loaded
+    /// later, lazily, by [`Updater::target_info`].
+    pub fn refresh(&mut self) -> Result<(), TrustError> {
+        self.refresh_with_timestamp(None)
+    }
+
+    fn refresh_with_timestamp(&mut self, prefetched: Option<(Vec<u8>, TimestampValidators)>) -> Result<(), TrustError> {
+        self.trusted = Self::trusted_from(&self.store, self.reference_time)?;
+        self.delegated.clear();
+        self.update_root()?;
+        self.update_timestamp(prefetched)?;
+        self.update_snapshot()?;
+        self.update_top_targets()?;
+        Ok(())
+    }
+
+    fn update_root(&mut self) -> Result<(), TrustError> {
+        let first = self.trusted.root().version() + 1;
+        let mut rotations = 0;
+        loop {
+            if rotations >= self.limits.max_root_rotations {
+                return Err(TrustError::TooManyRootRotations { limit: self.limits.max_root_rotations });
+            }
+            let version = first + u64::from(rotations);
+            let file = format!("{version}.root.json");
+            let trusted = &mut self.trusted;
+            match Self::fetch_metadata(&self.mirrors, &file, self.limits.root, None, |bytes| trusted.update_root(bytes))
+            {
+                Ok(Some((_, bytes, _))) => self.store.store("root", &bytes)?,
+                Ok(None) => break,
+                Err(TrustError::Fetch(e)) if e.is_not_found() => break,
+                Err(e) => return Err(e),
+            }
+            rotations += 1;
+        }
+        self.trusted.check_root_fresh()
+    }
+
+    fn update_timestamp(&mut self, prefetched: Option<(Vec<u8>, TimestampValidators)>) -> Result<(), TrustError> {
+        if let Some(local) = self.store.load("timestamp")
+            && let Err(e) = self.trusted.load_local_timestamp(&local)
+        {
+            tracing::debug!(error = %e, "local timestamp is not usable as a rollback reference");
+        }
+        let (outcome, bytes, validators) = match prefetched {
+            Some((bytes, validators)) => (self.trusted.update_timestamp(&bytes)?, bytes, validators),
+            None => {
+                let trusted = &mut self.trusted;
+                Self::fetch_metadata(&self.mirrors, "timestamp.json", self.limits.timestamp, None, |bytes| {
+                    trusted.update_timestamp(bytes)
+                })?
+                .ok_or(TrustError::NotLoaded("timestamp"))?
+            }
+        };
+        if outcome == TimestampUpdate::Updated {
+            self.store.store("timestamp", &bytes)?;
+        }
+        self.store.store_validators(Some(&validators))?;
+        self.trusted.check_timestamp_fresh()
+    }
+
+    fn update_snapshot(&mut self) -> Result<(), TrustError> {
+        if let Some(local) = self.store.load("snapshot") {
+            match self.trusted.load_local_snapshot(&local) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) => tracing::debug!(error = %e, "local snapshot is not usable"),
+            }
+        }
+        let timestamp = self.trusted.timestamp().ok_or(TrustError::NotLoaded("timestamp"))?;
+        let meta = &timestamp.meta["snapshot.json"];
+        let file = if self.trusted.root().consistent_snapshot {
+            format!("{}.snapshot.json", meta.version)
+        } else {
+            "snapshot.json".to_owned()
+        };
+        let max = meta.length.unwrap_or(self.limits.snapshot);
+        let trusted = &mut self.trusted;
+        let (_, bytes, _) =
+            Self::fetch_metadata(&self.mirrors, &file, max, None, |bytes| trusted.update_snapshot(bytes))?
+                .ok_or(TrustError::NotLoaded("snapshot"))?;
+        self.store.store("snapshot", &bytes)?;
+        Ok(())
+    }
+
+    fn update_top_targets(&mut self) -> Result<(), TrustError> {
+        if let Some(local) = self.store.load("targets") {
+            match self.trusted.update_targets(&local) {
+                Ok(_) => return Ok(()),
+                Err(e) => tracing::debug!(error = %e, "local targets is not the current one"),
+            }
+        }
+        let bytes = self.download_role("targets", Delegator::Root)?.1;
+        self.store.store("targets", &bytes)?;
+        Ok(())
+    }
+
+    fn role_file(&self, role: &str) -> Result<(String, u64), TrustError> {
+        let version = self.trusted.snapshot_version_of(role)?;
+        let file = if self.trusted.root().consistent_snapshot {
+            format!("{version}.{}.json", quote(role))
+        } else {
+            format!("{}.json", quote(role))
+        };
+        let max = self
+            .trusted
+            .snapshot()
+            .and_then(|s| s.meta.get(&format!("{role}.json")))
+            .and_then(|m| m.length)
+            .unwrap_or(self.limits.targets);
+        Ok((file, max))
+    }
+
+    fn download_role(
+        &mut self,
+        role: &str,
+        delegator: Delegator<'_>,
+    ) -> Result<(Arc<Verified<Targets>>, Vec<u8>), TrustError> {
+        let (file, max) = self.role_file(role)?;
+        let trusted = &mut self.trusted;
+        let (targets, bytes, _) = Self::fetch_metadata(&self.mirrors, &file, max, None, |bytes| match delegator {
+            Delegator::Root => trusted.update_targets(bytes),
+            Delegator::Targets(_) => trusted.verify_targets(role, delegator, bytes).map(Arc::new),
+        })?
+        .ok_or(TrustError::NotLoaded("targets"))?;
+        Ok((targets, bytes))
+    }
+
+    /// Loads delegated `role` as delegated by `parent` (named `parent_name`): from
+    /// memory or our store when it still verifies against *this* delegator, else from
+    /// the mirrors.
+    fn load_delegated(
+        &mut self,
+        role: &str,
+        parent_name: &str,
+        parent: &Arc<Verified<Targets>>,
+    ) -> Result<Arc<Verified<Targets>>, TrustError> {
+        let key = (role.to_owned(), parent_name.to_owned());
+        if let Some(found) = self.delegated.get(&key) {
+            return Ok(Arc::clone(found));
+        }
+        let delegator = Delegator::Targets(parent);
+        if let Some(local) = self.store.load(role) {
+            match self.trusted.verify_targets(role, delegator, &local) {
+                Ok(targets) => {
+                    let targets = Arc::new(targets);
+                    self.delegated.insert(key, Arc::clone(&targets));
+                    return Ok(targets);
+                }
+                Err(e) => tracing::debug!(role, error = %e, "local copy is not the current one"),
+            }
+        }
+        let (targets, bytes) = self.download_role(role, delegator)?;
+        self.store.store(role, &bytes)?;
+        self.delegated.insert(key, Arc::clone(&targets));
+        Ok(targets)
+    }
+
+    /// Finds `path` by a pre-order depth-first walk of the delegations (§5.7.x):
+    /// only roles whose paths match are loaded, in delegation order; a terminating
+    /// delegation ends the search below it; cycles are cut; at most
+    /// `limits.max_delegations` roles are visited. Refreshes first if needed.
+    pub fn target_info(&mut self, path: &str) -> Result<Option<TargetInfo>, TrustError> {
+        let top = match self.trusted.targets() {
+            Some(top) => Arc::clone(top),
+            None => {
+                self.refresh()?;
+                Arc::clone(self.trusted.targets().ok_or(TrustError::NotLoaded("targets"))?)
+            }
+        };
+        let mut stack: Vec<(String, String, Arc<Verified<Targets>>)> = vec![("targets".into(), "root".into(), top)];
+        let mut visited: HashSet<String> = HashSet::new();
+        while let Some((role, parent_name, parent)) = stack.pop() {
+            if visited.len() >= self.limits.max_delegations {
+                tracing::debug!(path, "delegation limit reached");
+                break;
+            }
+            if visited.contains(&role) {
+                continue;
+            }
+            let doc = if role == "targets" { parent } else { self.load_delegated(&role, &parent_name, &parent)? };
+            if let Some(file) = doc.targets.get(path) {
+                return Ok(Some(TargetInfo { path: path.to_owned(), file: file.clone(), role }));
+            }
+            visited.insert(role.clone());
+            if let Some(delegations) = &doc.delegations {
+                let mut children = Vec::new();
+                for (child, terminating) in delegation::roles_for_target(delegations, path) {
+                    children.push((child, role.clone(), Arc::clone(&doc)));
+                    if terminating {
+                        stack.clear();
+                        break;
+                    }
+                }
+                stack.extend(children.into_iter().rev());
+            }
+        }
+        Ok(None)
+    }
+
+    /// The URL path of a target: with consistent snapshots the file name is prefixed
+    /// by one of its hashes (`dir/<sha256>.name`).
+    fn target_file_path(&self, info: &TargetInfo) -> String {
+        let (dir, name) = match info.path.rsplit_once('/') {
+            Some((dir, name)) => (Some(dir), name),
+            None => (None, info.path.as_str()),
+        };
+        let name = if self.trusted.root().consistent_snapshot {
+            let hash = info.file.hashes.get("sha256").or_else(|| info.file.hashes.values().next());
+            match hash {
+                Some(hash) => format!("{hash}.{name}"),
+                None => name.to_owned(),
+            }
+        } else {
+            name.to_owned()
+        };
+        let quoted: Vec<String> =
+            dir.into_iter().flat_map(|d| d.split('/')).chain([name.as_str()]).map(quote).collect();
+        quoted.join("/")
+    }
+
+    /// The verified bytes of a target: from the download cache when present and
+    /// intact, else from the first mirror whose bytes match the signed length and
+    /// hashes (capped at the signed length while streaming).
+    pub fn fetch_target(&self, info: &TargetInfo) -> Result<Vec<u8>, TrustError> {
+        let check =
+            |bytes: &[u8]| check_length_and_hashes(&info.path, bytes, Some(info.file.length), Some(&info.file.hashes));
+        let digest = info.sha256();
+        if let (Some(cache), Some(digest)) = (&self.cache, &digest)
+            && let Some(bytes) = cache.get(digest)
+            && check(&bytes).is_ok()
+        {
+            return Ok(bytes);
+        }
+        let file = self.target_file_path(info);
+        let spec = FetchSpec { kind: MirrorKind::Targets, path: &file, max_length: info.file.length, validators: None };
+        let bytes = self
+            .mirrors
+            .fetch_with(spec, self.progress.as_deref(), |_, fetched| {
+                let bytes = fetched.into_bytes().unwrap_or_default();
+                check(&bytes).map(|()| bytes)
+            })
+            .map_err(|e| TrustError::Fetch(Box::new(e)))?;
+        if let (Some(cache), Some(digest)) = (&self.cache, &digest)
+            && let Err(e) = cache.put(digest, &bytes)
+        {
+            tracing::warn!(error = %e, "could not cache a verified target");
+        }
+        Ok(bytes)
+    }
+
+    /// Fetches several targets with at most `workers` parallel downloads (std
+    /// threads); results keep the order of `targets`. Each is verified like
+    /// [`Updater::fetch_target`].
+    pub fn fetch_targets(&self, targets: &[TargetInfo], workers: usize) -> Vec<Result<Vec<u8>, TrustError>> {
+        crate::transport::parallel::map_bounded(targets, workers, |info| self.fetch_target(info))
+    }
+
+    /// Makes `dest` hold the verified target: nothing is fetched when `dest` already
+    /// holds matching bytes; otherwise the target is fetched and written atomically.
+    pub fn download_target(&self, info: &TargetInfo, dest: &Path) -> Result<(), TrustError> {
+        if let Ok(existing) = std::fs::read(dest)
+            && check_length_and_hashes(&info.path, &existing, Some(info.file.length), Some(&info.file.hashes)).is_ok()
+        {
+            return Ok(());
+        }
+        let bytes = self.fetch_target(info)?;
+        write_atomic(dest, &bytes)?;
+        Ok(())
+    }
+
+    /// The cheap "is anything new?" check.
+    ///
+    /// One conditional GET of `timestamp.json` (with the `ETag`/`Last-Modified` of the
+    /// trusted one). On `304`, with the trusted root and timestamp both unexpired, the
+    /// answer is [`UpdateCheck::NothingNew`] and the trusted snapshot and targets are
+    /// loaded from disk for lookups. On `200`, or when there is no usable cached
+    /// timestamp, the full spec refresh runs (root probe, then the timestamp already
+    /// fetched, snapshot, targets). See the module docs of `trust` for why this is
+    /// safe.
+    pub fn check_for_updates(&mut self) -> Result<UpdateCheck, TrustError> {
+        self.trusted = Self::trusted_from(&self.store, self.reference_time)?;
+        self.delegated.clear();
+        let validators = self.store.load_validators();
+        let local = self.store.load("timestamp");
+        let usable = self.trusted.check_root_fresh().is_ok()
+            && local.as_deref().is_some_and(|bytes| self.trusted.load_local_timestamp(bytes).is_ok())
+            && self.trusted.timestamp().is_some_and(|t| !t.is_expired(self.trusted.now()));
+        let (Some(validators), true) = (validators, usable) else {
+            self.refresh()?;
+            return Ok(UpdateCheck::Refreshed);
+        };
+        let fetched = Self::fetch_metadata(
+            &self.mirrors,
+            "timestamp.json",
+            self.limits.timestamp,
+            Some((validators.url.as_str(), &validators.validators)),
+            |_| Ok(()),
+        )?;
+        match fetched {
+            None => {
+                self.load_local_state()?;
+                Ok(UpdateCheck::NothingNew)
+            }
+            Some(((), bytes, validators)) => {
+                self.refresh_with_timestamp(Some((bytes, validators)))?;
+                Ok(UpdateCheck::Refreshed)
+            }
+        }
+    }
+
+    /// "Is anything new for what I have?": `known` lists target paths (e.g. the index
+    /// docs of installed plugins) with the SHA-256 of the bytes the caller has. Runs
+    /// [`Updater::check_for_updates`]; when nothing is new that is the only request,
+    /// whatever the length of `known`. Otherwise returns the targets whose signed
+    /// SHA-256 differs, loading only the delegated roles (bins) on their paths; bins
+    /// whose version did not move are read back from the trusted store.
+    pub fn changed_targets(
+        &mut self,
+        known: &[(String, trellis_schema::Sha256)],
+    ) -> Result<Vec<TargetInfo>, TrustError> {
+        if self.check_for_updates()? == UpdateCheck::NothingNew {
+            return Ok(Vec::new());
+        }
+        let mut changed = Vec::new();
+        for (path, have) in known {
+            if let Some(info) = self.target_info(path)?
+                && info.sha256().as_ref() != Some(have)
+            {
+                changed.push(info);
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Loads the trusted snapshot and top-level targets from disk (no network),
+    /// after a `304` proved the trusted timestamp current.
+    fn load_local_state(&mut self) -> Result<(), TrustError> {
+        let snapshot = self.store.load("snapshot").ok_or(TrustError::NotLoaded("snapshot"))?;
+        if !self.trusted.load_local_snapshot(&snapshot)? {
+            // The trusted snapshot is not the one the timestamp names: fetch it.
+            return self.refresh();
+        }
+        let targets = self.store.load("targets").ok_or(TrustError::NotLoaded("targets"))?;
+        if self.trusted.update_targets(&targets).is_err() {
+            return self.refresh();
+        }
+        Ok(())
+    }
+}

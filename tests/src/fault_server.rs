@@ -1,0 +1,257 @@
+//! A fault-injecting HTTP/1.1 server on 127.0.0.1 for transport and trust tests.
+//!
+//! Files are served from memory, per path; each path can be given a [`Fault`]: 404,
+//! 500, a stall past the client's read timeout, a truncated body, a flipped byte, a
+//! stale old version, a wrong `Content-Length`, or a connection reset. Every response
+//! carries an `ETag` (the body's SHA-256) and honours `If-None-Match` with `304`, like
+//! a CDN. The server counts requests (path and status) and bytes sent, so tests can
+//! assert exactly what a client asked for.
+//!
+//! HTTP is written by hand on `std::net::TcpListener` because faults need byte-level
+//! control (a body shorter than its `Content-Length`, a reset mid-request). One
+//! request per connection (`Connection: close`).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// What the server does instead of (or to) a normal response for one path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// `404 Not Found`.
+    NotFound,
+    /// `500 Internal Server Error`.
+    ServerError,
+    /// Sends nothing for this long, then closes the connection.
+    Stall(Duration),
+    /// Announces the full `Content-Length` but sends only half the body, then closes.
+    Truncate,
+    /// Serves the body with one byte (in the middle) flipped.
+    FlipByte,
+    /// Serves these bytes instead (an old version of the file).
+    Stale(Vec<u8>),
+    /// Announces a `Content-Length` of half the body and sends only that many bytes.
+    WrongContentLength,
+    /// Resets the connection (RST) without answering.
+    Reset,
+    /// Sends the body without `Content-Length`, delimited by closing the connection.
+    NoContentLength,
+}
+
+/// One request the server saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hit {
+    /// Request path (without the query).
+    pub path: String,
+    /// Status sent (0 when the connection was reset or stalled).
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct State {
+    files: HashMap<String, Vec<u8>>,
+    faults: HashMap<String, (Fault, Option<u32>)>,
+    hits: Vec<Hit>,
+}
+
+/// A running fault server; stops when dropped.
+pub struct FaultServer {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    bytes_sent: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl FaultServer {
+    /// Starts a server on an ephemeral port of 127.0.0.1.
+    pub fn start() -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Mutex::new(State::default()));
+        let bytes_sent = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (state, bytes_sent, stop) = (Arc::clone(&state), Arc::clone(&bytes_sent), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let (state, bytes_sent) = (Arc::clone(&state), Arc::clone(&bytes_sent));
+                    std::thread::spawn(move || {
+                        let _ = serve(stream, &state, &bytes_sent);
+                    });
+                }
+            })
+        };
+        Ok(Self { addr, state, bytes_sent, stop, thread: Some(thread) })
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Serves `bytes` at `path` (e.g. `/metadata/timestamp.json`).
+    pub fn put(&self, path: &str, bytes: impl Into<Vec<u8>>) {
+        lock(&self.state).files.insert(path.to_owned(), bytes.into());
+    }
+
+    /// Removes the file at `path`.
+    pub fn remove(&self, path: &str) {
+        lock(&self.state).files.remove(path);
+    }
+
+    /// Applies `fault` to every request of `path`.
+    pub fn fault(&self, path: &str, fault: Fault) {
+        lock(&self.state).faults.insert(path.to_owned(), (fault, None));
+    }
+
+    /// Applies `fault` to the next `times` requests of `path`, then serves normally.
+    pub fn fault_times(&self, path: &str, fault: Fault, times: u32) {
+        lock(&self.state).faults.insert(path.to_owned(), (fault, Some(times)));
+    }
+
+    /// Removes every fault.
+    pub fn clear_faults(&self) {
+        lock(&self.state).faults.clear();
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn hits(&self) -> Vec<Hit> {
+        lock(&self.state).hits.clone()
+    }
+
+    /// Number of requests so far.
+    pub fn request_count(&self) -> usize {
+        lock(&self.state).hits.len()
+    }
+
+    /// Bytes written to clients so far (status lines, headers and bodies).
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent.load(Ordering::SeqCst)
+    }
+
+    /// Forgets the recorded requests and bytes.
+    pub fn reset_counters(&self) {
+        lock(&self.state).hits.clear();
+        self.bytes_sent.store(0, Ordering::SeqCst);
+    }
+}
+
+impl Drop for FaultServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve(stream: TcpStream, state: &Mutex<State>, bytes_sent: &AtomicU64) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let path = request_line.split_whitespace().nth(1).unwrap_or("/").split('?').next().unwrap_or("/").to_owned();
+    let fault = {
+        let mut state = lock(state);
+        let fault = match state.faults.get_mut(&path) {
+            Some((fault, Some(0))) => {
+                let _ = fault;
+                None
+            }
+            Some((fault, Some(times))) => {
+                *times -= 1;
+                Some(fault.clone())
+            }
+            Some((fault, None)) => Some(fault.clone()),
+            None => None,
+        };
+        if matches!(fault, Some(Fault::Reset)) {
+            state.hits.push(Hit { path: path.clone(), status: 0 });
+        }
+        fault
+    };
+    if fault == Some(Fault::Reset) {
+        // Unread request bytes in the receive buffer make the kernel send RST on close.
+        drop(reader);
+        return stream.shutdown(Shutdown::Both);
+    }
+    let mut if_none_match = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.trim().eq_ignore_ascii_case("if-none-match")
+        {
+            if_none_match = Some(value.trim().to_owned());
+        }
+    }
+    let mut stream = stream;
+    let record = |status: u16| lock(state).hits.push(Hit { path: path.clone(), status });
+    if let Some(Fault::Stall(duration)) = fault {
+        record(0);
+        std::thread::sleep(duration);
+        return Ok(());
+    }
+    let body = match (&fault, lock(state).files.get(&path).cloned()) {
+        (Some(Fault::NotFound), _) | (_, None) => None,
+        (Some(Fault::Stale(old)), Some(_)) => Some(old.clone()),
+        (_, Some(body)) => Some(body),
+    };
+    let (status, reason, body) = match (&fault, body) {
+        (Some(Fault::ServerError), _) => (500, "Internal Server Error", b"server error".to_vec()),
+        (_, None) => (404, "Not Found", b"not found".to_vec()),
+        (_, Some(body)) => (200, "OK", body),
+    };
+    let etag = format!("\"{}\"", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)));
+    if status == 200 && if_none_match.as_deref() == Some(etag.as_str()) {
+        record(304);
+        let head = format!("HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nConnection: close\r\n\r\n");
+        stream.write_all(head.as_bytes())?;
+        bytes_sent.fetch_add(head.len() as u64, Ordering::SeqCst);
+        return Ok(());
+    }
+    record(status);
+    let mut body = body;
+    let mut declared = body.len();
+    match fault {
+        Some(Fault::FlipByte) if !body.is_empty() => {
+            let middle = body.len() / 2;
+            body[middle] ^= 0x01;
+        }
+        Some(Fault::Truncate) => body.truncate(body.len() / 2),
+        Some(Fault::WrongContentLength) => {
+            declared = body.len() / 2;
+            body.truncate(declared);
+        }
+        _ => {}
+    }
+    let length =
+        if fault == Some(Fault::NoContentLength) { String::new() } else { format!("Content-Length: {declared}\r\n") };
+    let head = format!("HTTP/1.1 {status} {reason}\r\n{length}ETag: {etag}\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(&body)?;
+    stream.flush()?;
+    bytes_sent.fetch_add((head.len() + body.len()) as u64, Ordering::SeqCst);
+    // Let the client read everything before the socket closes.
+    let _ = stream.shutdown(Shutdown::Write);
+    let mut sink = [0u8; 64];
+    let _ = stream.read(&mut sink);
+    Ok(())
+}

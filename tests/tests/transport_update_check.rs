@@ -1,0 +1,118 @@
+//! The cost of the update check, counted by the fault server: a no-op check is exactly
+//! one conditional request answered `304`, for 1, 100 and 1,000 installed plugins
+//! alike; one new release costs timestamp, the root probe, snapshot, that plugin's bin
+//! and its index doc.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns panic on setup failure by design
+
+use std::path::Path;
+use std::sync::Arc;
+
+use trellis_client::transport::{AnyTransport, HttpOptions, Mirror, Mirrors};
+use trellis_client::trust::{UpdateCheck, Updater};
+use trellis_schema::Sha256;
+use trellis_tests::fault_server::{FaultServer, Hit};
+use trellis_tests::registry::{TestRegistry, sha256_hex};
+
+fn doc(plugin: usize, release: usize) -> Vec<u8> {
+    format!("{{\"id\":\"acme.plugin-{plugin}\",\"versions\":[\"1.{release}.0\"]}}").into_bytes()
+}
+
+/// A registry of `plugins` plugins in 16 bins, served by a fresh server, and a
+/// metadata dir that has done one full refresh against it and looked up every
+/// installed plugin's index doc (as installing them did).
+fn installed_world(plugins: usize) -> (TestRegistry, FaultServer, tempfile::TempDir, Vec<(String, Sha256)>) {
+    let mut registry = TestRegistry::new(2, 4);
+    for n in 0..plugins {
+        registry.set_index_doc(&format!("acme.plugin-{n}"), &doc(n, 0));
+    }
+    registry.publish();
+    let server = FaultServer::start().unwrap();
+    registry.serve(&server, "");
+    let dir = tempfile::tempdir().unwrap();
+    Updater::bootstrap(dir.path(), registry.root()).unwrap();
+    let mut client = updater(dir.path(), &server);
+    client.refresh().unwrap();
+    let installed: Vec<(String, Sha256)> =
+        (0..plugins).map(|n| (TestRegistry::index_path(&format!("acme.plugin-{n}")), Sha256::of(&doc(n, 0)))).collect();
+    for (path, _) in &installed {
+        client.target_info(path).unwrap().expect("listed");
+    }
+    (registry, server, dir, installed)
+}
+
+/// A new updater, as a freshly started host app would make.
+fn updater(dir: &Path, server: &FaultServer) -> Updater {
+    let mirrors = Mirrors::new(Arc::new(AnyTransport::new(HttpOptions::default())), vec![Mirror::site(&server.url())]);
+    Updater::new(dir, mirrors).unwrap()
+}
+
+#[test]
+fn noop_update_check_is_one_request_for_1_100_and_1000_installed_plugins() {
+    for plugins in [1, 100, 1000] {
+        let (_registry, server, dir, installed) = installed_world(plugins);
+        server.reset_counters();
+        let changed = updater(dir.path(), &server).changed_targets(&installed).unwrap();
+        assert!(changed.is_empty(), "{plugins} plugins: nothing changed");
+        assert_eq!(
+            server.hits(),
+            [Hit { path: "/metadata/timestamp.json".into(), status: 304 }],
+            "{plugins} installed plugins"
+        );
+        assert!(server.bytes_sent() < 256, "a 304 is a few headers, got {} bytes", server.bytes_sent());
+    }
+}
+
+#[test]
+fn one_new_release_costs_timestamp_root_probe_snapshot_its_bin_and_its_index_doc() {
+    let (mut registry, server, dir, installed) = installed_world(100);
+    let new_doc = doc(7, 1);
+    registry.set_index_doc("acme.plugin-7", &new_doc);
+    registry.publish();
+    registry.serve(&server, "");
+    server.reset_counters();
+
+    let mut client = updater(dir.path(), &server);
+    let changed = client.changed_targets(&installed).unwrap();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].path, "index/acme.plugin-7.json");
+    assert_eq!(client.fetch_target(&changed[0]).unwrap(), new_doc);
+
+    let bin = registry.bin_of("index/acme.plugin-7.json");
+    let expected: Vec<Hit> = [
+        ("/metadata/timestamp.json", 200),
+        ("/metadata/2.root.json", 404),
+        ("/metadata/2.snapshot.json", 200),
+        (format!("/metadata/2.{bin}.json").as_str(), 200),
+        (format!("/targets/index/{}.acme.plugin-7.json", sha256_hex(&new_doc)).as_str(), 200),
+    ]
+    .into_iter()
+    .map(|(path, status)| Hit { path: path.to_owned(), status })
+    .collect();
+    assert_eq!(server.hits(), expected);
+
+    // And the next check is back to one request.
+    server.reset_counters();
+    assert_eq!(updater(dir.path(), &server).check_for_updates().unwrap(), UpdateCheck::NothingNew);
+    assert_eq!(server.request_count(), 1);
+}
+
+#[test]
+fn expired_cached_timestamp_forces_a_full_refresh() {
+    let mut registry = TestRegistry::new(3, 2);
+    registry.timestamp_expires = "2020-01-01T00:00:00Z".into();
+    registry.set_index_doc("acme.old", b"{}");
+    registry.publish();
+    let server = FaultServer::start().unwrap();
+    registry.serve(&server, "");
+    let dir = tempfile::tempdir().unwrap();
+    Updater::bootstrap(dir.path(), registry.root()).unwrap();
+    let past: jiff::Timestamp = "2019-06-01T00:00:00Z".parse().unwrap();
+    updater(dir.path(), &server).with_reference_time(past).refresh().unwrap();
+    server.reset_counters();
+    // Today the trusted timestamp is expired: a 304 must not be taken as "nothing new".
+    let err = updater(dir.path(), &server).check_for_updates().unwrap_err();
+    assert!(err.to_string().contains("expired"), "{err}");
+    let paths: Vec<String> = server.hits().into_iter().map(|h| h.path).collect();
+    assert_eq!(paths, ["/metadata/2.root.json", "/metadata/timestamp.json"], "strict refresh, no conditional shortcut");
+}
