@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde_json::Map;
-use trellis_client::fs::{FsError, write_atomic, write_atomic_with};
+use trellis_client::fs::{FsError, write_atomic};
 use trellis_schema::blocklist::Blocklist;
 use trellis_schema::canonical;
 use trellis_schema::index::{BlobRef, IndexDoc, IndexRelease};
@@ -34,7 +34,7 @@ use trellis_schema::{PluginId, Sha256, SigningKey, VendorId};
 use crate::registry::{Expiry, Registry, RegistryError};
 use crate::release::{BlobSource, PluginInput};
 use crate::site;
-use crate::tuf::{self, BINS_ROLE, PUBLISHERS_ROLE, RoleKeys, SECURITY_ROLE, Settled, SignError};
+use crate::tuf::{self, BINS_ROLE, PUBLISHERS_ROLE, RoleKeys, SECURITY_ROLE, SignError};
 
 /// Which part of the registry a build looks at.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,6 +102,19 @@ pub struct BuildInput {
     pub signers: Signers,
     /// The build's notion of now: expiry dates are computed from it, nothing else.
     pub now: jiff::Timestamp,
+    /// Whether content files are flushed to disk before metadata names them.
+    pub durability: Durability,
+}
+
+/// Whether a build flushes the content files it wrote before publishing metadata.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync every new content file and directory before writing metadata (the
+    /// default: a crash never leaves metadata naming a file that is not on disk).
+    Fsync,
+    /// Leave flushing to the OS: for throwaway sites (benchmarks, previews) where a
+    /// crash means rebuilding anyway. Metadata files are always written atomically.
+    OsBuffered,
 }
 
 /// What a build did.
@@ -238,6 +251,7 @@ pub fn build_registry(
         scope,
         signers,
         now,
+        durability: Durability::Fsync,
     };
     build(input, site)
 }
@@ -295,7 +309,7 @@ enum Content {
 /// A target to publish.
 struct TargetOut {
     target: String,
-    file: TargetFile,
+    length: u64,
     sha256: Sha256,
     content: Option<Content>,
 }
@@ -311,12 +325,7 @@ fn target_file(sha256: &Sha256, length: u64) -> TargetFile {
 
 fn bytes_target(target: String, bytes: Vec<u8>) -> TargetOut {
     let sha256 = Sha256::of(&bytes);
-    TargetOut {
-        file: target_file(&sha256, bytes.len() as u64),
-        target,
-        sha256,
-        content: Some(Content::Bytes(bytes.into())),
-    }
+    TargetOut { length: bytes.len() as u64, target, sha256, content: Some(Content::Bytes(bytes.into())) }
 }
 
 /// The index doc of one plugin.
@@ -371,89 +380,261 @@ fn plugin_targets(plugin: &PluginInput) -> Result<Vec<TargetOut>, BuildError> {
                 BlobSource::Bytes(bytes) => Some(Content::Bytes(bytes.clone())),
                 BlobSource::InSite => None,
             };
-            out.push(TargetOut { target, file: target_file(&blob.sha256, blob.length), sha256: blob.sha256, content });
+            out.push(TargetOut { target, length: blob.length, sha256: blob.sha256, content });
         }
     }
     Ok(out)
 }
 
-/// A role's name, its settled document and the keys that would sign it.
-type SettledRole<'a> = (String, Settled<Targets>, Option<&'a [SigningKey]>);
+/// Target entries of one role, compactly: target path → (SHA-256, length). At 10^6
+/// releases a full `TargetFile` per entry would cost gigabytes; documents are made
+/// from these one role at a time, when deciding and when signing.
+type Entries = BTreeMap<String, (Sha256, u64)>;
 
-/// A role document to write.
-struct RoleOut {
+/// Whether a role keeps its published version or gets a new one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Decision {
+    Keep(u64),
+    New { version: u64, expires: String },
+}
+
+/// One targets role of the site being built.
+struct RolePlan<'a> {
     name: String,
-    version: u64,
-    bytes: Vec<u8>,
+    entries: Entries,
+    delegations: Option<trellis_schema::tuf::Delegations>,
+    keys: Option<&'a [SigningKey]>,
+    days: u32,
+    decision: Decision,
+}
+
+impl<'a> RolePlan<'a> {
+    fn new(
+        name: &str,
+        entries: Entries,
+        delegations: Option<trellis_schema::tuf::Delegations>,
+        keys: Option<&'a [SigningKey]>,
+        days: u32,
+    ) -> Self {
+        Self { name: name.to_owned(), entries, delegations, keys, days, decision: Decision::Keep(0) }
+    }
+
+    /// Keeps the published version when nothing changed (same entries, delegations
+    /// and signing keys, fresh enough), else the next version: [`tuf::settle`] over
+    /// compact entries, without materialising documents.
+    fn decide(&self, published: Option<&Envelope<Targets>>, now: jiff::Timestamp) -> Decision {
+        if let Some(published) = published
+            && is_plain(&published.signed)
+            && published.signed.delegations == self.delegations
+            && tuf::signed_by_same_keys(published, self.keys)
+            && !tuf::needs_refresh(&published.signed.expires, now, self.days)
+            && published.signed.targets.len() == self.entries.len()
+            && published
+                .signed
+                .signed_entries()
+                .into_iter()
+                .zip(&self.entries)
+                .all(|((p, e), (q, f))| p == q && e == *f)
+        {
+            return Decision::Keep(published.signed.version);
+        }
+        Decision::New { version: published.map_or(1, |p| p.signed.version + 1), expires: tuf::expiry(now, self.days) }
+    }
+
+    /// The signed file of this role at `version`: the fast canonical writer for plain
+    /// documents (every hash bin), the generic one otherwise.
+    fn sign(&self, version: u64, expires: &str) -> Result<Vec<u8>, BuildError> {
+        let keys = self.keys.ok_or_else(|| SignError::MissingKey {
+            role: self.name.clone(),
+            hint: "check the key files in trellis-registry.json".into(),
+        })?;
+        if self.delegations.is_none() {
+            let signed = plain_targets_canonical(&self.entries, version, expires);
+            return Ok(envelope_canonical(&signed, keys));
+        }
+        let mut doc = self.doc();
+        doc.version = version;
+        doc.expires = expires.to_owned();
+        Ok(tuf::sign_role(&self.name, doc, Some(keys), "")?)
+    }
+
+    /// The role's document, without version and expiry.
+    fn doc(&self) -> Targets {
+        let targets =
+            self.entries.iter().map(|(path, (sha, length))| (path.clone(), target_file(sha, *length))).collect();
+        tuf::targets_doc(targets, self.delegations.clone())
+    }
+}
+
+/// Brings the published entries of a bin into `entries`: entries of plugins this
+/// build did not load are kept as published; for the others, a published blob must
+/// still be there with the same bytes (releases are immutable and never removed).
+fn merge_bin(
+    entries: &mut Entries,
+    published: &Targets,
+    full: bool,
+    changed: &BTreeSet<String>,
+) -> Result<(), BuildError> {
+    for (target, file) in &published.signed_entries() {
+        let owned_by_build = full || owner(target).is_some_and(|id| changed.contains(id));
+        if !owned_by_build {
+            entries.insert((*target).to_owned(), *file);
+            continue;
+        }
+        if !target.starts_with("plugins/") {
+            continue;
+        }
+        match entries.get(*target) {
+            None => return Err(BuildError::Removed { target: (*target).to_owned() }),
+            Some(now) if now != file => {
+                return Err(BuildError::Immutable {
+                    target: (*target).to_owned(),
+                    published: file.0.to_hex(),
+                    new: now.0.to_hex(),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Whether a published targets document is one this builder writes: nothing but
+/// SHA-256 hashes and lengths, no custom data, no unknown fields.
+fn is_plain(doc: &Targets) -> bool {
+    doc.type_ == "targets"
+        && doc.spec_version == trellis_schema::tuf::SPEC_VERSION
+        && doc.extra.is_empty()
+        && doc
+            .targets
+            .values()
+            .all(|f| f.custom.is_none() && f.extra.is_empty() && f.hashes.len() == 1 && f.hashes.contains_key("sha256"))
+}
+
+/// Canonical JSON of a targets document without delegations, written directly: at
+/// 10^6 entries going through `serde_json::Value` costs more than everything else.
+/// Keys in code-point order: `_type`, `expires`, `spec_version`, `targets`, `version`;
+/// per target `hashes`, `length`. Strings escape only `"` and `\`, as
+/// [`trellis_schema::canonical`] does.
+fn plain_targets_canonical(entries: &Entries, version: u64, expires: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + entries.len() * 160);
+    out.extend_from_slice(b"{\"_type\":\"targets\",\"expires\":");
+    canonical_string(expires, &mut out);
+    out.extend_from_slice(b",\"spec_version\":");
+    canonical_string(trellis_schema::tuf::SPEC_VERSION, &mut out);
+    out.extend_from_slice(b",\"targets\":{");
+    for (index, (path, (sha, length))) in entries.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        canonical_string(path, &mut out);
+        out.extend_from_slice(b":{\"hashes\":{\"sha256\":\"");
+        out.extend_from_slice(sha.to_hex().as_bytes());
+        out.extend_from_slice(b"\"},\"length\":");
+        out.extend_from_slice(length.to_string().as_bytes());
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"},\"version\":");
+    out.extend_from_slice(version.to_string().as_bytes());
+    out.push(b'}');
+    out
+}
+
+fn canonical_string(text: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &byte in text.as_bytes() {
+        if byte == b'"' || byte == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(byte);
+    }
+    out.push(b'"');
+}
+
+/// Canonical JSON of `{"signatures": [...], "signed": <signed>}` with a signature of
+/// `signed` by each key, in order (the same bytes as [`tuf::sign_role`]).
+fn envelope_canonical(signed: &[u8], keys: &[SigningKey]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(signed.len() + 64 + keys.len() * 220);
+    out.extend_from_slice(b"{\"signatures\":[");
+    for (index, key) in keys.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"keyid\":");
+        canonical_string(key.key_id().as_str(), &mut out);
+        out.extend_from_slice(b",\"sig\":\"");
+        out.extend_from_slice(hex::encode(key.sign(signed)).as_bytes());
+        out.extend_from_slice(b"\"}");
+    }
+    out.extend_from_slice(b"],\"signed\":");
+    out.extend_from_slice(signed);
+    out.push(b'}');
+    out
+}
+
+/// Compact entries of a published targets document.
+trait SignedEntries {
+    fn signed_entries(&self) -> Vec<(&str, (Sha256, u64))>;
+}
+
+impl SignedEntries for Targets {
+    fn signed_entries(&self) -> Vec<(&str, (Sha256, u64))> {
+        self.targets
+            .iter()
+            .map(|(path, file)| {
+                let sha = file.hashes.get("sha256").and_then(|h| h.parse().ok()).unwrap_or(Sha256::from_bytes([0; 32]));
+                (path.as_str(), (sha, file.length))
+            })
+            .collect()
+    }
 }
 
 /// Builds `input` into the site directory `site`, reading its previous state.
-pub fn build(input: BuildInput, site_dir: &Path) -> Result<BuildReport, BuildError> {
+pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, BuildError> {
     let previous = PreviousSite::open(site_dir)?;
+    if previous.is_none() && input.scope != Scope::Full {
+        return Err(BuildError::Trust(format!(
+            "{} has no published site to update; run a full build (without --only) first",
+            site_dir.display()
+        )));
+    }
     let now = input.now;
     check_root(&input)?;
     check_dependencies(&input)?;
 
-    // Targets of the changed plugins, grouped by bin.
-    let per_plugin: Vec<Vec<TargetOut>> = input.plugins.par_iter().map(plugin_targets).collect::<Result<_, _>>()?;
-    let releases = input.plugins.iter().map(|p| p.releases.len()).sum();
+    // Targets of the changed plugins, grouped by bin. The inputs are dropped as soon
+    // as their index docs exist: at 10^6 releases they are the largest thing held.
+    let plugins = std::mem::take(&mut input.plugins);
+    let releases = plugins.iter().map(|p| p.releases.len()).sum();
+    let plugin_count = plugins.len();
+    let changed_ids: BTreeSet<String> = plugins.iter().map(|p| p.id.as_str().to_owned()).collect();
+    let per_plugin: Vec<Vec<TargetOut>> =
+        plugins.into_par_iter().map(|p| plugin_targets(&p)).collect::<Result<_, _>>()?;
     let bits = input.bin_bits;
-    let mut bin_targets: BTreeMap<String, BTreeMap<String, TargetFile>> = BTreeMap::new();
+    let mut bin_entries: BTreeMap<String, Entries> = BTreeMap::new();
     if input.scope == Scope::Full {
         for number in 0..(1u32 << bits) {
-            bin_targets.insert(site::bin_name(number, bits, tuf::BIN_PREFIX), BTreeMap::new());
+            bin_entries.insert(site::bin_name(number, bits, tuf::BIN_PREFIX), BTreeMap::new());
         }
     }
     let mut contents: Vec<TargetOut> = Vec::new();
     for target in per_plugin.into_iter().flatten() {
         let bin = site::bin_for_target(&target.target, bits, tuf::BIN_PREFIX);
-        bin_targets.entry(bin).or_default().insert(target.target.clone(), target.file.clone());
-        contents.push(target);
-    }
-
-    // Previous versions of the touched bins; merge (Plugins scope) and immutability.
-    let changed_ids: BTreeSet<&str> = input.plugins.iter().map(|p| p.id.as_str()).collect();
-    let bin_names: Vec<String> = bin_targets.keys().cloned().collect();
-    let previous_bins: Vec<Option<Envelope<Targets>>> = match &previous {
-        Some(prev) => bin_names.par_iter().map(|name| prev.role(name)).collect::<Result<_, _>>()?,
-        None => vec![None; bin_names.len()],
-    };
-    for (name, prev) in bin_names.iter().zip(&previous_bins) {
-        let Some(prev) = prev else { continue };
-        let Some(new) = bin_targets.get_mut(name) else { continue };
-        for (target, published) in &prev.signed.targets {
-            let owned_by_changed =
-                input.scope == Scope::Full || owner(target).is_some_and(|id| changed_ids.contains(id));
-            if !owned_by_changed {
-                new.insert(target.clone(), published.clone());
-                continue;
-            }
-            if !target.starts_with("plugins/") {
-                continue;
-            }
-            match new.get(target) {
-                None => return Err(BuildError::Removed { target: target.clone() }),
-                Some(now_file) if now_file.hashes != published.hashes || now_file.length != published.length => {
-                    return Err(BuildError::Immutable {
-                        target: target.clone(),
-                        published: published.hashes.get("sha256").cloned().unwrap_or_default(),
-                        new: now_file.hashes.get("sha256").cloned().unwrap_or_default(),
-                    });
-                }
-                Some(_) => {}
-            }
+        bin_entries.entry(bin).or_default().insert(target.target.clone(), (target.sha256, target.length));
+        if target.content.is_some() {
+            contents.push(target);
         }
     }
 
     // Publishers and the blocklist.
-    let mut publisher_targets = BTreeMap::new();
+    let mut publisher_entries = BTreeMap::new();
     for record in input.publishers.values() {
         let t = bytes_target(site::publisher_target(&record.id), canonical::to_vec_of(record)?);
-        publisher_targets.insert(t.target.clone(), t.file.clone());
+        publisher_entries.insert(t.target.clone(), (t.sha256, t.length));
         contents.push(t);
     }
     let blocklist = bytes_target(site::BLOCKLIST_TARGET.to_owned(), canonical::to_vec_of(&input.blocklist)?);
-    let security_targets = BTreeMap::from([(blocklist.target.clone(), blocklist.file.clone())]);
+    let security_entries = BTreeMap::from([(blocklist.target.clone(), (blocklist.sha256, blocklist.length))]);
     contents.push(blocklist);
 
     // Role keys: from the signers, else as published.
@@ -469,86 +650,66 @@ pub fn build(input: BuildInput, site_dir: &Path) -> Result<BuildReport, BuildErr
     let publishers_keys = role_keys(PUBLISHERS_ROLE, &input.signers.publishers, thresholds.publishers)?;
     let bins_keys = role_keys(BINS_ROLE, &input.signers.bins, thresholds.bins)?;
 
-    // Settle every targets role.
+    // Plan every targets role, then decide its version against the published one.
     let expiry = &input.expiry;
-    let prev_role = |name: &str| -> Result<Option<Envelope<Targets>>, BuildError> {
-        match &previous {
-            Some(prev) => prev.role(name),
-            None => Ok(None),
+    let signers = &input.signers;
+    let mut plans = vec![
+        RolePlan::new(
+            "targets",
+            BTreeMap::new(),
+            Some(tuf::top_delegations(&security_keys, &publishers_keys, &bins_keys)),
+            signers.targets.as_deref(),
+            expiry.targets,
+        ),
+        RolePlan::new(
+            BINS_ROLE,
+            BTreeMap::new(),
+            Some(tuf::bin_delegations(&bins_keys, bits)),
+            signers.bins.as_deref(),
+            expiry.delegations,
+        ),
+        RolePlan::new(SECURITY_ROLE, security_entries, None, signers.security.as_deref(), expiry.delegations),
+        RolePlan::new(PUBLISHERS_ROLE, publisher_entries, None, signers.publishers.as_deref(), expiry.delegations),
+    ];
+    for (name, entries) in bin_entries {
+        plans.push(RolePlan::new(&name, entries, None, signers.bins.as_deref(), expiry.delegations));
+    }
+    let full = input.scope == Scope::Full;
+    plans.par_iter_mut().try_for_each(|plan| {
+        let published = match &previous {
+            Some(_) if plan.name == "targets" => previous_targets.clone(),
+            Some(prev) => prev.role(&plan.name)?,
+            None => None,
+        };
+        if plan.name.starts_with(&format!("{}-", tuf::BIN_PREFIX))
+            && let Some(published) = &published
+        {
+            merge_bin(&mut plan.entries, &published.signed, full, &changed_ids)?;
         }
-    };
-    let mut settled: Vec<SettledRole<'_>> = Vec::new();
-    let top =
-        tuf::targets_doc(BTreeMap::new(), Some(tuf::top_delegations(&security_keys, &publishers_keys, &bins_keys)));
-    settled.push((
-        "targets".into(),
-        tuf::settle(previous_targets.as_ref(), input.signers.targets.as_deref(), top, now, expiry.targets),
-        input.signers.targets.as_deref(),
-    ));
-    let bins_doc = tuf::targets_doc(BTreeMap::new(), Some(tuf::bin_delegations(&bins_keys, bits)));
-    settled.push((
-        BINS_ROLE.into(),
-        tuf::settle(prev_role(BINS_ROLE)?.as_ref(), input.signers.bins.as_deref(), bins_doc, now, expiry.delegations),
-        input.signers.bins.as_deref(),
-    ));
-    let security_doc = tuf::targets_doc(security_targets, None);
-    settled.push((
-        SECURITY_ROLE.into(),
-        tuf::settle(
-            prev_role(SECURITY_ROLE)?.as_ref(),
-            input.signers.security.as_deref(),
-            security_doc,
-            now,
-            expiry.delegations,
-        ),
-        input.signers.security.as_deref(),
-    ));
-    let publishers_doc = tuf::targets_doc(publisher_targets, None);
-    settled.push((
-        PUBLISHERS_ROLE.into(),
-        tuf::settle(
-            prev_role(PUBLISHERS_ROLE)?.as_ref(),
-            input.signers.publishers.as_deref(),
-            publishers_doc,
-            now,
-            expiry.delegations,
-        ),
-        input.signers.publishers.as_deref(),
-    ));
-    let bins_signers = input.signers.bins.as_deref();
-    let bin_targets: Vec<(String, BTreeMap<String, TargetFile>)> = bin_targets.into_iter().collect();
-    let settled_bins: Vec<SettledRole<'_>> = bin_targets
-        .into_par_iter()
-        .zip(previous_bins.into_par_iter())
-        .map(|((name, targets), prev)| {
-            let doc = tuf::targets_doc(targets, None);
-            let s = tuf::settle(prev.as_ref(), bins_signers, doc, now, expiry.delegations);
-            (name, s, bins_signers)
-        })
-        .collect();
-    settled.extend(settled_bins);
+        plan.decision = plan.decide(published.as_ref(), now);
+        Ok::<(), BuildError>(())
+    })?;
 
-    // Sign the new versions.
-    let roles: Vec<RoleOut> = settled
-        .par_iter()
-        .filter_map(|(name, s, keys)| match s {
-            Settled::Keep { .. } => None,
-            Settled::New(doc) => Some((name, doc, *keys)),
-        })
-        .map(|(name, doc, keys)| {
-            let bytes = tuf::sign_role(name, doc, keys, "check the key files in trellis-registry.json")?;
-            Ok(RoleOut { name: name.clone(), version: doc.version, bytes })
-        })
-        .collect::<Result<_, BuildError>>()?;
+    // Every role that changes must have its keys here, before anything is written;
+    // the documents themselves are signed while writing, one at a time.
+    if let Some(plan) = plans.iter().find(|p| matches!(p.decision, Decision::New { .. }) && p.keys.is_none()) {
+        return Err(SignError::MissingKey {
+            role: plan.name.clone(),
+            hint: "check the key files in trellis-registry.json".into(),
+        }
+        .into());
+    }
 
     // Snapshot and timestamp.
     let mut meta: BTreeMap<String, MetaFile> = match (&previous, &input.scope) {
         (Some(prev), Scope::Plugins(_)) => prev.snapshot.signed.meta.clone(),
         _ => BTreeMap::new(),
     };
-    for (name, s, _) in &settled {
-        let version = s.version(|d| d.version);
-        meta.insert(format!("{name}.json"), MetaFile { version, length: None, hashes: None, extra: Map::new() });
+    for plan in &plans {
+        let version = match &plan.decision {
+            Decision::Keep(version) | Decision::New { version, .. } => *version,
+        };
+        meta.insert(format!("{}.json", plan.name), MetaFile { version, length: None, hashes: None, extra: Map::new() });
     }
     let prev_snapshot = previous.as_ref().map(|p| &p.snapshot.signed);
     let snapshot_unchanged = previous.as_ref().is_some_and(|p| {
@@ -557,7 +718,7 @@ pub fn build(input: BuildInput, site_dir: &Path) -> Result<BuildReport, BuildErr
             && tuf::signed_by_same_keys(&p.snapshot, input.signers.snapshot.as_deref())
             && tuf::signed_by_same_keys(&p.timestamp, input.signers.timestamp.as_deref())
     });
-    let mut report = BuildReport { plugins: input.plugins.len(), releases, ..BuildReport::default() };
+    let mut report = BuildReport { plugins: plugin_count, releases, ..BuildReport::default() };
     let (snapshot_out, timestamp_out) = if snapshot_unchanged
         && let Some(prev) = &previous
         && !tuf::needs_refresh(&prev.timestamp.signed.expires, now, expiry.timestamp)
@@ -586,7 +747,7 @@ pub fn build(input: BuildInput, site_dir: &Path) -> Result<BuildReport, BuildErr
         report.snapshot_version = version;
         report.timestamp_version = timestamp.version;
         let ts_bytes = tuf::sign_role("timestamp", timestamp, input.signers.timestamp.as_deref(), "keys.timestamp")?;
-        (Some(RoleOut { name: "snapshot".into(), version, bytes }), Some(ts_bytes))
+        (Some((version, bytes)), Some(ts_bytes))
     };
 
     // Roots: published ones must match the registry's.
@@ -602,30 +763,37 @@ pub fn build(input: BuildInput, site_dir: &Path) -> Result<BuildReport, BuildErr
         }
     }
 
-    // Write: targets, then delegated roles, targets, snapshot, roots, timestamp last.
+    // Write: targets, then every targets role, then snapshot and roots, each batch
+    // durable before the next names it; timestamp.json last, atomically.
+    let durability = input.durability;
     let mut written = write_targets(site_dir, &contents)?;
+    make_durable(site_dir, &written, durability)?;
     trellis_client::fs::create_dir_all(&site_dir.join(site::METADATA_DIR))?;
-    let (delegated, top): (Vec<&RoleOut>, Vec<&RoleOut>) = roles.iter().partition(|r| r.name != "targets");
-    for group in [delegated, top] {
-        let names: Vec<String> = group
-            .par_iter()
-            .map(|r| {
-                let name = site::metadata_name(&r.name, r.version);
-                write_atomic(&site_dir.join(site::METADATA_DIR).join(&name), &r.bytes)?;
-                Ok(format!("{}/{name}", site::METADATA_DIR))
-            })
-            .collect::<Result<_, FsError>>()?;
-        written.extend(names);
-    }
-    if let Some(snapshot) = snapshot_out {
-        let name = site::metadata_name("snapshot", snapshot.version);
-        write_atomic(&site_dir.join(site::METADATA_DIR).join(&name), &snapshot.bytes)?;
-        written.push(format!("{}/{name}", site::METADATA_DIR));
+    let write_metadata = |name: String, bytes: &[u8]| -> Result<String, FsError> {
+        write_content(&site_dir.join(site::METADATA_DIR).join(&name), &Content::Bytes(bytes.into()))?;
+        Ok(format!("{}/{name}", site::METADATA_DIR))
+    };
+    let role_files: Vec<String> = plans
+        .into_par_iter()
+        .filter_map(|plan| match &plan.decision {
+            Decision::Keep(_) => None,
+            Decision::New { version, expires } => Some(
+                plan.sign(*version, expires)
+                    .and_then(|bytes| Ok(write_metadata(site::metadata_name(&plan.name, *version), &bytes)?)),
+            ),
+        })
+        .collect::<Result<_, BuildError>>()?;
+    make_durable(site_dir, &role_files, durability)?;
+    written.extend(role_files);
+    let mut last = Vec::new();
+    if let Some((version, bytes)) = snapshot_out {
+        last.push(write_metadata(site::metadata_name("snapshot", version), &bytes)?);
     }
     for (name, bytes) in root_writes {
-        write_atomic(&site_dir.join(site::METADATA_DIR).join(&name), &bytes)?;
-        written.push(format!("{}/{name}", site::METADATA_DIR));
+        last.push(write_metadata(name, &bytes)?);
     }
+    make_durable(site_dir, &last, durability)?;
+    written.extend(last);
     if let Some(bytes) = timestamp_out {
         write_atomic(&site::timestamp_file(site_dir), &bytes)?;
         written.push(format!("{}/timestamp.json", site::METADATA_DIR));
@@ -750,6 +918,53 @@ fn check_dependencies(input: &BuildInput) -> Result<(), BuildError> {
     Ok(())
 }
 
+/// Writes one content-addressed file: a temp file in the same directory renamed into
+/// place, without an fsync; [`make_durable`] makes the whole batch durable before any
+/// metadata names it.
+fn write_content(path: &Path, content: &Content) -> Result<(), FsError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut temp = trellis_client::fs::temp_builder(".trellis-tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| FsError::new("creating a temp file in", dir, e))?;
+    let written = match content {
+        Content::Bytes(bytes) => io::Write::write_all(temp.as_file_mut(), bytes),
+        Content::Copy(from) => {
+            std::fs::File::open(from).and_then(|mut input| io::copy(&mut input, temp.as_file_mut()).map(|_| ()))
+        }
+    };
+    written.map_err(|e| FsError::new("writing", temp.path(), e))?;
+    temp.persist(path).map_err(|e| FsError::new("renaming into place", path, e.error))?;
+    Ok(())
+}
+
+/// Makes the files just written (paths relative to `site_dir`) durable: one
+/// `syncfs` of the site's file system on Linux, each file and directory elsewhere.
+fn make_durable(site_dir: &Path, written: &[String], durability: Durability) -> Result<(), FsError> {
+    if durability == Durability::OsBuffered || written.is_empty() {
+        return Ok(());
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let _ = written;
+        let dir = std::fs::File::open(site_dir).map_err(|e| FsError::new("opening", site_dir, e))?;
+        rustix::fs::syncfs(&dir).map_err(|e| FsError::new("syncing the file system of", site_dir, e.into()))
+    }
+    #[cfg(not(target_os = "linux"))]
+    sync_each(site_dir, written)
+}
+
+/// Flushes each file written by this build, and its directory, to disk.
+#[cfg(not(target_os = "linux"))]
+fn sync_each(site_dir: &Path, written: &[String]) -> Result<(), FsError> {
+    let dirs: BTreeSet<PathBuf> =
+        written.iter().filter_map(|p| site_dir.join(p).parent().map(Path::to_owned)).collect();
+    written.par_iter().try_for_each(|p| {
+        let path = site_dir.join(p);
+        std::fs::File::open(&path).and_then(|f| f.sync_all()).map_err(|e| FsError::new("syncing", path, e))
+    })?;
+    dirs.par_iter().try_for_each(|d| trellis_client::fs::sync_dir(d))
+}
+
 /// Writes the content files that are not in the site yet; returns their site paths.
 fn write_targets(site_dir: &Path, contents: &[TargetOut]) -> Result<Vec<String>, FsError> {
     let written: Vec<Option<String>> = contents
@@ -759,21 +974,53 @@ fn write_targets(site_dir: &Path, contents: &[TargetOut]) -> Result<Vec<String>,
             let relative = format!("{}/{}", site::TARGETS_DIR, site::hashed_target_path(&t.target, &t.sha256));
             let path = site_dir.join(&relative);
             match std::fs::metadata(&path) {
-                Ok(meta) if meta.len() == t.file.length => return Ok(None),
+                Ok(meta) if meta.len() == t.length => return Ok(None),
                 Ok(_) | Err(_) => {}
             }
             if let Some(parent) = path.parent() {
                 trellis_client::fs::create_dir_all(parent)?;
             }
-            match content {
-                Content::Bytes(bytes) => write_atomic(&path, bytes)?,
-                Content::Copy(from) => write_atomic_with(&path, |out| {
-                    let mut input = std::fs::File::open(from)?;
-                    io::copy(&mut input, out).map(|_| ())
-                })?,
-            }
+            write_content(&path, content)?;
             Ok(Some(relative))
         })
         .collect::<Result<_, FsError>>()?;
     Ok(written.into_iter().flatten().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_canonical_bin_equals_the_generic_signed_document() {
+        let key = SigningKey::from_seed([3; 32]);
+        let mut entries = Entries::new();
+        entries.insert("index/0a/acme.clock.json".into(), (Sha256::of(b"a"), 12));
+        entries.insert("plugins/acme/acme.clock/acme.clock-1.0.0.zip".into(), (Sha256::of(b"b"), 4096));
+        entries.insert("plugins/q\"uote/x\\y.zip".into(), (Sha256::of(b"c"), 0));
+        let keys = [key.clone()];
+        let plan = RolePlan::new("bin-0", entries, None, Some(&keys), 90);
+        let fast = plan.sign(7, "2027-01-01T00:00:00Z").unwrap();
+        let mut doc = plan.doc();
+        doc.version = 7;
+        doc.expires = "2027-01-01T00:00:00Z".into();
+        let generic = tuf::sign_role("bin-0", doc, Some(&keys), "").unwrap();
+        assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(generic).unwrap());
+    }
+
+    #[test]
+    fn unchanged_bin_keeps_its_version_and_a_changed_one_moves() {
+        let key = SigningKey::from_seed([3; 32]);
+        let keys = [key];
+        let now: jiff::Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
+        let entries = Entries::from([("index/0a/acme.clock.json".to_owned(), (Sha256::of(b"a"), 12))]);
+        let plan = RolePlan::new("bin-0", entries.clone(), None, Some(&keys), 90);
+        let bytes = plan.sign(3, &tuf::expiry(now, 90)).unwrap();
+        let published: Envelope<Targets> = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(plan.decide(Some(&published), now), Decision::Keep(3));
+        let mut grown = entries;
+        grown.insert("index/0a/acme.alarm.json".to_owned(), (Sha256::of(b"b"), 1));
+        let plan = RolePlan::new("bin-0", grown, None, Some(&keys), 90);
+        assert!(matches!(plan.decide(Some(&published), now), Decision::New { version: 4, .. }));
+    }
 }

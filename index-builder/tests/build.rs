@@ -162,6 +162,16 @@ fn incremental_scope_gives_the_same_site_as_a_full_build() {
     assert_eq!(tree(full.path()), tree(partial.path()));
 }
 
+#[test]
+fn incremental_scope_refuses_to_start_a_site() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    let scope = Scope::Plugins(BTreeSet::from(["acme.alarm".parse().unwrap()]));
+    let error = build_registry(&Registry::open(registry.path()).unwrap(), out.path(), scope, now()).unwrap_err();
+    assert!(error.to_string().contains("run a full build"), "{error}");
+    assert!(tree(out.path()).is_empty());
+}
+
 /// Runs a build expected to fail and checks the previous site is byte-for-byte intact.
 fn refused(registry: &Path, out: &Path) -> String {
     let before = tree(out);
@@ -309,6 +319,38 @@ fn yank_republishes_only_the_plugin_index_doc_and_marks_the_release() {
     let reg = Registry::open(registry.path()).unwrap();
     assert!(operator::yank(&reg, &"acme.clock".parse().unwrap(), &"1.0.0".parse().unwrap(), "").is_err());
     operator::unyank(&reg, &"acme.clock".parse().unwrap(), &"1.0.0".parse().unwrap()).unwrap();
+}
+
+#[test]
+fn block_republishes_only_the_blocklist_and_the_security_role() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let entry = trellis_schema::blocklist::BlockEntry {
+        id: "acme.clock".parse().unwrap(),
+        versions: Some("<1.1".parse().unwrap()),
+        sha256: None,
+        reason: "exfiltrates files".into(),
+        severity: trellis_schema::blocklist::Severity::Critical,
+        advisory: None,
+        added: "2026-11-01T00:00:00Z".into(),
+    };
+    operator::block(&Registry::open(registry.path()).unwrap(), entry.clone()).unwrap();
+    assert!(operator::block(&Registry::open(registry.path()).unwrap(), entry).is_err(), "double block is refused");
+    let report = build(registry.path(), out.path()).unwrap();
+    let names: Vec<&str> = report.written.iter().map(|p| p.rsplit('/').next().unwrap()).collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert!(names.iter().any(|n| n.ends_with(".blocklist.json")), "{names:?}");
+    assert!(
+        names.contains(&"2.security.json") && names.contains(&"2.snapshot.json") && names.contains(&"timestamp.json")
+    );
+    let file = report.written.iter().find(|p| p.ends_with(".blocklist.json")).unwrap();
+    let list: trellis_schema::blocklist::Blocklist =
+        serde_json::from_slice(&std::fs::read(out.path().join(file)).unwrap()).unwrap();
+    assert!(list.find(&"acme.clock".parse().unwrap(), &"1.0.0".parse().unwrap(), None).is_some());
+    let removed =
+        operator::unblock(&Registry::open(registry.path()).unwrap(), &"acme.clock".parse().unwrap(), None).unwrap();
+    assert_eq!(removed, 1);
 }
 
 #[test]
