@@ -22,5 +22,6 @@ pub mod package;
 pub mod policy;
 pub mod resolve;
 pub mod state;
+pub mod store;
 pub mod transport;
 pub mod trust;

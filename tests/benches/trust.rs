@@ -83,6 +83,7 @@ fn main() {
             bins: registry.signing_keys(&keys.bins).unwrap(),
         },
         now,
+        durability: build::Durability::OsBuffered,
     };
     let report = build::build(input, &site_dir).unwrap();
     println!(

@@ -93,6 +93,13 @@ fn suffix_len(succinct: &SuccinctRoles) -> usize {
     format!("{last:x}").len()
 }
 
+/// The names of every bin of a succinct delegation, in order.
+pub(crate) fn all_bins(succinct: &SuccinctRoles) -> Vec<String> {
+    let width = suffix_len(succinct);
+    let count = 1u64 << succinct.bit_length.min(32);
+    (0..count).map(|n| format!("{}-{n:0width$x}", succinct.name_prefix)).collect()
+}
+
 /// The succinct bin `target` falls into: the first `bit_length` bits of its SHA-256.
 pub(crate) fn bin_for_target(succinct: &SuccinctRoles, target: &str) -> String {
     let digest = <sha2::Sha256 as sha2::Digest>::digest(target.as_bytes());

@@ -374,6 +374,44 @@ impl Updater {
         Ok(None)
     }
 
+    /// Every target whose path starts with `prefix`, loading every delegated role
+    /// (all explicit delegations and all succinct bins; at most `limit_roles` roles).
+    /// For listings such as a search without catalog documents; resolution uses the
+    /// lazy [`Updater::target_info`]. Refreshes first if needed.
+    pub fn list_targets(&mut self, prefix: &str, limit_roles: usize) -> Result<Vec<TargetInfo>, TrustError> {
+        let top = match self.trusted.targets() {
+            Some(top) => Arc::clone(top),
+            None => {
+                self.refresh()?;
+                Arc::clone(self.trusted.targets().ok_or(TrustError::NotLoaded("targets"))?)
+            }
+        };
+        let mut found = Vec::new();
+        let mut visited: HashSet<String> = HashSet::new();
+        let mut stack: Vec<(String, String, Arc<Verified<Targets>>)> = vec![("targets".into(), "root".into(), top)];
+        while let Some((role, parent_name, parent)) = stack.pop() {
+            if !visited.insert(role.clone()) || visited.len() > limit_roles {
+                continue;
+            }
+            let doc = if role == "targets" { parent } else { self.load_delegated(&role, &parent_name, &parent)? };
+            for (path, file) in &doc.targets {
+                if path.starts_with(prefix) {
+                    found.push(TargetInfo { path: path.clone(), file: file.clone(), role: role.clone() });
+                }
+            }
+            if let Some(delegations) = &doc.delegations {
+                let mut children: Vec<String> = delegations.roles.iter().flatten().map(|r| r.name.clone()).collect();
+                if let Some(succinct) = &delegations.succinct_roles {
+                    children.extend(delegation::all_bins(succinct));
+                }
+                for child in children.into_iter().rev() {
+                    stack.push((child, role.clone(), Arc::clone(&doc)));
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// The URL path of a target: with consistent snapshots the file name is prefixed
     /// by one of its hashes (`dir/<sha256>.name`).
     fn target_file_path(&self, info: &TargetInfo) -> String {

@@ -1,0 +1,218 @@
+//! A small host app embedding `trellis-client`: its hooks really run the installed
+//! plugins' entry points.
+//!
+//! ```text
+//! cargo run -p trellis-client --example host -- DATA_DIR registry NAME URL ROOT.json
+//! cargo run -p trellis-client --example host -- DATA_DIR install ID[@REQ]
+//! cargo run -p trellis-client --example host -- DATA_DIR update | rollback ID | remove ID
+//! cargo run -p trellis-client --example host -- DATA_DIR run
+//! ```
+//!
+//! `start` reads the release's `plugin.json`, runs its entry point for this platform
+//! (`sh` for `.sh` scripts) as a child process and shows what it printed; `stop` ends a
+//! plugin still running; `register`/`unregister` keep the host's plugin menu in
+//! `DATA_DIR/host-menu.json`. `run` starts every installed plugin, then stops them:
+//! what a host does at launch and exit.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use trellis_client::events::{Event, Reporter};
+use trellis_client::hooks::{HookContext, HookError, HostHooks};
+use trellis_client::resolve::HostApp;
+use trellis_client::store::{AlwaysAgree, Session, Store, StoreOptions, install::parse_requirement};
+use trellis_schema::PluginId;
+use trellis_schema::plugin::{Platform, PluginMetadata};
+
+/// Runs plugins as child processes.
+struct ProcessHooks {
+    menu: PathBuf,
+    running: Mutex<HashMap<PluginId, Child>>,
+}
+
+impl ProcessHooks {
+    fn new(data_dir: &Path) -> Self {
+        Self { menu: data_dir.join("host-menu.json"), running: Mutex::default() }
+    }
+
+    fn menu(&self) -> BTreeMap<String, String> {
+        std::fs::read(&self.menu).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    }
+
+    fn save_menu(&self, menu: &BTreeMap<String, String>) -> Result<(), HookError> {
+        let bytes = serde_json::to_vec_pretty(menu).map_err(HookError::new)?;
+        trellis_client::fs::write_atomic(&self.menu, &bytes).map_err(HookError::new)
+    }
+
+    fn entry_point(ctx: &HookContext<'_>) -> Result<PathBuf, HookError> {
+        let json = std::fs::read(ctx.path.join("plugin.json")).map_err(HookError::new)?;
+        let metadata: PluginMetadata = serde_json::from_slice(&json).map_err(HookError::new)?;
+        let platform = Platform::current().unwrap_or(Platform::Any);
+        let entry =
+            metadata.entry.get(&platform).or_else(|| metadata.entry.get(&Platform::Any)).ok_or_else(|| {
+                HookError::msg(format!("{} has no entry point for {}", ctx.plugin, platform.as_str()))
+            })?;
+        Ok(ctx.path.join(entry))
+    }
+}
+
+impl HostHooks for ProcessHooks {
+    fn start(&self, ctx: HookContext<'_>) -> Result<(), HookError> {
+        let entry = Self::entry_point(&ctx)?;
+        let mut command = if entry.extension().is_some_and(|e| e == "sh") {
+            let mut c = Command::new("sh");
+            c.arg(&entry);
+            c
+        } else {
+            Command::new(&entry)
+        };
+        let mut child = command
+            .current_dir(ctx.path)
+            .env("TRELLIS_PLUGIN_ID", ctx.plugin.as_str())
+            .env("TRELLIS_PLUGIN_VERSION", ctx.version.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| HookError::msg(format!("cannot run {}: {e}", entry.display())))?;
+        // A plugin greets the host with one line when it is up; it may then keep running.
+        let mut greeting = String::new();
+        if let Some(stdout) = child.stdout.take() {
+            BufReader::new(stdout).read_line(&mut greeting).map_err(HookError::new)?;
+        }
+        // No greeting means stdout closed: the plugin is exiting; see how it ended.
+        let ended = if greeting.is_empty() { child.wait().ok() } else { child.try_wait().ok().flatten() };
+        if let Some(status) = ended
+            && !status.success()
+        {
+            return Err(HookError::msg(format!("{} exited with {status}: {}", entry.display(), greeting.trim())));
+        }
+        println!("[host] started {} {}: {}", ctx.plugin, ctx.version, greeting.trim());
+        self.running.lock().map_err(|_| HookError::msg("poisoned"))?.insert(ctx.plugin.clone(), child);
+        Ok(())
+    }
+
+    fn stop(&self, ctx: HookContext<'_>) -> Result<(), HookError> {
+        let mut running = self.running.lock().map_err(|_| HookError::msg("poisoned"))?;
+        if let Some(mut child) = running.remove(ctx.plugin) {
+            // Entry points that finished on their own have exited already.
+            if child.try_wait().ok().flatten().is_none() {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+        println!("[host] stopped {} {}", ctx.plugin, ctx.version);
+        Ok(())
+    }
+
+    fn register(&self, ctx: HookContext<'_>) -> Result<(), HookError> {
+        let mut menu = self.menu();
+        menu.insert(ctx.plugin.to_string(), ctx.version.to_string());
+        self.save_menu(&menu)?;
+        println!("[host] added {} to the plugin menu", ctx.plugin);
+        Ok(())
+    }
+
+    fn unregister(&self, ctx: HookContext<'_>) -> Result<(), HookError> {
+        let mut menu = self.menu();
+        menu.remove(ctx.plugin.as_str());
+        self.save_menu(&menu)?;
+        println!("[host] removed {} from the plugin menu", ctx.plugin);
+        Ok(())
+    }
+}
+
+struct Print;
+
+impl Reporter for Print {
+    fn report(&self, event: Event) {
+        match event {
+            Event::Downloading { plugin, version, bytes_done, bytes_total: Some(total) } if bytes_done == total => {
+                println!("[store] downloaded {plugin} {version} ({total} bytes)");
+            }
+            Event::Warning { message, .. } => println!("[store] warning: {message}"),
+            _ => {}
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("host: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<(), String> {
+    let [data_dir, command, rest @ ..] = args else {
+        return Err(
+            "usage: host DATA_DIR (registry NAME URL ROOT | install ID | update | rollback ID | remove ID | run)"
+                .into(),
+        );
+    };
+    let data_dir = PathBuf::from(data_dir);
+    let host = HostApp { id: "trellis-demo-host".into(), api_version: semver::Version::new(1, 0, 0) };
+    let mut store = Store::open(&data_dir, StoreOptions::new(host)).map_err(|e| e.to_string())?;
+    let hooks = ProcessHooks::new(&data_dir);
+    let session = Session::new(&hooks, &AlwaysAgree).with_reporter(Arc::new(Print));
+    store.finish_recovery(&session).map_err(|e| e.to_string())?;
+    let id = |i: usize| -> Result<PluginId, String> {
+        rest.get(i).ok_or("missing plugin id")?.parse().map_err(|e| format!("{e}"))
+    };
+    match command.as_str() {
+        "registry" => {
+            let [name, url, root] = rest else { return Err("usage: registry NAME URL ROOT.json".into()) };
+            let root = std::fs::read(root).map_err(|e| format!("{root}: {e}"))?;
+            store.add_registry(name, url, &root).map_err(|e| e.to_string())?;
+        }
+        "install" => {
+            let requirement = parse_requirement(rest.first().ok_or("missing plugin id")?)?;
+            let report = store.install(&[requirement], &session).map_err(|e| e.to_string())?;
+            for d in &report.disclosures {
+                for p in &d.permissions {
+                    println!("[store] {} {} may {}", d.plugin, d.version, p);
+                }
+            }
+        }
+        "update" => {
+            let report = store.update(&[], &session).map_err(|e| e.to_string())?;
+            for (plugin, from, to) in report.updated {
+                println!("[store] updated {plugin} {from} -> {to}");
+            }
+            for (plugin, to, why) in &report.rolled_back {
+                println!("[store] update of {plugin} to {to} failed, rolled back: {why}");
+            }
+        }
+        "rollback" => {
+            let version = store.rollback(&id(0)?, &session).map_err(|e| e.to_string())?;
+            println!("[store] rolled back to {version}");
+        }
+        "remove" => {
+            store.remove(&id(0)?, true, &session).map_err(|e| e.to_string())?;
+        }
+        "run" => {
+            let installed: Vec<_> = store
+                .state()
+                .plugins()
+                .iter()
+                .filter(|(_, p)| p.disabled.is_none())
+                .map(|(id, p)| (id.clone(), p.active.version.clone()))
+                .collect();
+            for (plugin, version) in &installed {
+                let path = store.data_dir().release_dir(plugin, version);
+                hooks.start(HookContext { plugin, version, path: &path }).map_err(|e| e.to_string())?;
+            }
+            for (plugin, version) in installed.iter().rev() {
+                let path = store.data_dir().release_dir(plugin, version);
+                hooks.stop(HookContext { plugin, version, path: &path }).map_err(|e| e.to_string())?;
+            }
+        }
+        other => return Err(format!("unknown command {other}")),
+    }
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! The plugin commands: search, info, install, update, remove, rollback, list, verify.
+
+use std::sync::Arc;
+
+use clap::Args;
+use trellis_client::events::Reporter;
+use trellis_client::hooks::NoHooks;
+use trellis_client::store::{AlwaysAgree, Consent, Session, Store, install::parse_requirement};
+use trellis_schema::PluginId;
+
+use crate::{CliResult, Context, Failure, output};
+
+fn plugin_id(text: &str) -> Result<PluginId, Failure> {
+    text.parse().map_err(|e| Failure::Usage(format!("`{text}` is not a plugin id: {e}")))
+}
+
+fn with_session<T>(ctx: &Context, run: impl FnOnce(&Session<'_>) -> Result<T, Failure>) -> Result<T, Failure> {
+    let hooks = NoHooks;
+    let consent: Box<dyn Consent> = if ctx.yes { Box::new(AlwaysAgree) } else { Box::new(output::Prompt) };
+    let reporter: Arc<dyn Reporter> = output::reporter(ctx.json);
+    let session = Session::new(&hooks, &*consent).with_reporter(reporter);
+    run(&session)
+}
+
+#[derive(Args)]
+pub(crate) struct SearchArgs {
+    /// Text to look for in plugin ids and names.
+    text: String,
+}
+
+pub(crate) fn search(ctx: &Context, args: SearchArgs) -> CliResult {
+    let mut store = ctx.open()?;
+    let hits = store.search(&args.text)?;
+    if ctx.json {
+        output::json(&hits);
+        return Ok(());
+    }
+    if hits.is_empty() {
+        println!("no plugin matches `{}`", args.text);
+    }
+    for hit in hits {
+        let latest = hit.latest.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+        let installed = hit.installed.map(|v| format!("  (installed {v})")).unwrap_or_default();
+        println!("{}  {}  {}  [{}]{}", hit.id, latest, hit.name, hit.registry, installed);
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub(crate) struct InfoArgs {
+    /// The plugin id.
+    id: String,
+}
+
+pub(crate) fn info(ctx: &Context, args: InfoArgs) -> CliResult {
+    let id = plugin_id(&args.id)?;
+    let mut store = ctx.open()?;
+    let (registry, doc) = store.info(&id)?;
+    let installed = store.state().plugin(&id).cloned();
+    if ctx.json {
+        output::json(&serde_json::json!({"registry": registry, "doc": &*doc, "installed": installed}));
+        return Ok(());
+    }
+    println!("{} ({}) from registry {registry}", doc.id, doc.name);
+    if let Some(installed) = &installed {
+        let previous =
+            installed.previous.as_ref().map(|p| format!(", previous {} kept", p.version)).unwrap_or_default();
+        println!("installed: {}{previous}", installed.active.version);
+    }
+    for release in doc.releases.iter().rev() {
+        let mut flags = vec![release.channel.as_str().to_owned()];
+        if release.yanked {
+            flags.push("yanked".into());
+        }
+        println!("  {}  [{}]  {} bytes", release.version, flags.join(", "), release.package.length);
+        for dependency in &release.dependencies {
+            println!("      needs {} {}", dependency.id, dependency.version_requirement);
+        }
+        for permission in &release.permissions {
+            let plain = permission.info().map(|i| i.plain).unwrap_or("an unknown permission");
+            println!("      may {plain} ({}): {}", permission.key(), permission.reason);
+        }
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub(crate) struct InstallArgs {
+    /// Plugins to install: `ID` or `ID@REQUIREMENT` (`acme.clock@^1.2`, `acme.clock@1.2.0`).
+    #[arg(required = true)]
+    plugins: Vec<String>,
+}
+
+pub(crate) fn install(ctx: &Context, args: InstallArgs) -> CliResult {
+    let requirements =
+        args.plugins.iter().map(|p| parse_requirement(p).map_err(Failure::Usage)).collect::<Result<Vec<_>, _>>()?;
+    let mut store = ctx.open()?;
+    let report = with_session(ctx, |session| Ok(store.install(&requirements, session)?))?;
+    if ctx.json {
+        output::json(&report);
+        return Ok(());
+    }
+    for disclosure in &report.disclosures {
+        print!("{}", output::disclosure_text(disclosure));
+    }
+    for (id, version) in &report.installed {
+        println!("installed {id} {version}");
+    }
+    for (id, from, to) in &report.updated {
+        println!("updated {id} {from} -> {to}");
+    }
+    for (id, version) in &report.unchanged {
+        println!("{id} {version} is already installed");
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub(crate) struct UpdateArgs {
+    /// Only report available updates and what the update policy would do.
+    #[arg(long)]
+    check: bool,
+    /// Plugins to update (all installed ones when none is given).
+    plugins: Vec<String>,
+}
+
+pub(crate) fn update(ctx: &Context, args: UpdateArgs) -> CliResult {
+    let ids = args.plugins.iter().map(|p| plugin_id(p)).collect::<Result<Vec<_>, _>>()?;
+    let mut store = ctx.open()?;
+    if args.check {
+        let report = with_session(ctx, |session| Ok(store.check_updates(&ids, session)?))?;
+        if ctx.json {
+            output::json(&report);
+            return Ok(());
+        }
+        if report.updates.is_empty() {
+            println!("everything is up to date");
+        }
+        for update in &report.updates {
+            let new = if update.new_permissions.is_empty() {
+                String::new()
+            } else {
+                format!("; asks for new permissions: {}", update.new_permissions.join(", "))
+            };
+            println!("{} {} -> {}: {}{new}", update.plugin, update.from, update.to, update.decision.reason);
+        }
+        for (id, version, reason) in &report.blocked {
+            println!("{id} {version} is blocklisted ({reason}) and was stopped; update or remove it");
+        }
+        return Ok(());
+    }
+    let report = with_session(ctx, |session| Ok(store.update(&ids, session)?))?;
+    if ctx.json {
+        output::json(&report);
+    } else {
+        for (id, from, to) in &report.updated {
+            println!("updated {id} {from} -> {to}");
+        }
+        for (id, version) in &report.installed {
+            println!("installed {id} {version} (new dependency)");
+        }
+        for (id, version, reason) in &report.skipped {
+            println!("skipped {id} {version}: {reason}");
+        }
+        for (id, version, reason) in &report.rolled_back {
+            println!("update of {id} to {version} failed and was rolled back: {reason}");
+        }
+        if report.updated.is_empty() && report.installed.is_empty() && report.rolled_back.is_empty() {
+            println!("nothing to update");
+        }
+    }
+    if report.rolled_back.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Failed(format!("{} update(s) failed and were rolled back", report.rolled_back.len())))
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct RemoveArgs {
+    /// The plugin to remove.
+    id: String,
+    /// Also remove the installed plugins that depend on it.
+    #[arg(long)]
+    cascade: bool,
+}
+
+pub(crate) fn remove(ctx: &Context, args: RemoveArgs) -> CliResult {
+    let id = plugin_id(&args.id)?;
+    let mut store = ctx.open()?;
+    let removed = with_session(ctx, |session| Ok(store.remove(&id, args.cascade, session)?))?;
+    if ctx.json {
+        output::json(&serde_json::json!({"removed": removed}));
+    } else {
+        for id in removed {
+            println!("removed {id}");
+        }
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub(crate) struct RollbackArgs {
+    /// The plugin to roll back.
+    id: String,
+}
+
+pub(crate) fn rollback(ctx: &Context, args: RollbackArgs) -> CliResult {
+    let id = plugin_id(&args.id)?;
+    let mut store = ctx.open()?;
+    let version = with_session(ctx, |session| Ok(store.rollback(&id, session)?))?;
+    if ctx.json {
+        output::json(&serde_json::json!({"plugin": id, "active": version}));
+    } else {
+        println!("rolled back {id} to {version}");
+    }
+    Ok(())
+}
+
+pub(crate) fn list(ctx: &Context) -> CliResult {
+    let store = ctx.open()?;
+    let state = store.state();
+    if ctx.json {
+        let plugins: Vec<_> = state
+            .plugins()
+            .iter()
+            .map(|(id, p)| serde_json::json!({"id": id, "record": p, "pinned": state.pins.get(id)}))
+            .collect();
+        output::json(&plugins);
+        return Ok(());
+    }
+    if state.plugins().is_empty() {
+        println!("no plugins installed");
+    }
+    for (id, plugin) in state.plugins() {
+        let previous = plugin.previous.as_ref().map(|p| format!("  (previous {})", p.version)).unwrap_or_default();
+        let pinned = state.pins.get(id).map(|v| format!("  pinned at {v}")).unwrap_or_default();
+        let reason = match plugin.reason {
+            trellis_client::state::InstallReason::Requested => "",
+            trellis_client::state::InstallReason::Dependency => "  (dependency)",
+        };
+        println!("{id} {}  [{}]{previous}{pinned}{reason}", plugin.active.version, plugin.registry);
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub(crate) struct VerifyArgs {
+    /// Plugins to verify (all installed ones when none is given).
+    plugins: Vec<String>,
+}
+
+pub(crate) fn verify(ctx: &Context, args: VerifyArgs) -> CliResult {
+    let ids = args.plugins.iter().map(|p| plugin_id(p)).collect::<Result<Vec<_>, _>>()?;
+    let store: Store = ctx.open()?;
+    let reports = store.verify(&ids)?;
+    let bad = reports.iter().filter(|r| !r.problems.is_empty()).count();
+    if ctx.json {
+        output::json(&reports);
+    } else {
+        for report in &reports {
+            if report.problems.is_empty() {
+                println!("{} {}: ok", report.plugin, report.version);
+            }
+            for problem in &report.problems {
+                println!("{} {}: {problem}", report.plugin, report.version);
+            }
+        }
+    }
+    if bad == 0 {
+        Ok(())
+    } else {
+        Err(Failure::Failed(format!(
+            "{bad} plugin(s) have files that do not match their signed manifest; reinstall them (`trellis remove ID` then `trellis install ID`)"
+        )))
+    }
+}

@@ -1,0 +1,105 @@
+//! `trellis registry …`: add, list, remove registries; bind a vendor namespace.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use crate::{CliResult, Context, Failure, output};
+
+#[derive(Subcommand)]
+pub(crate) enum RegistryCommand {
+    /// Add a registry, trusting the root metadata in ROOT (obtained from its operator).
+    Add {
+        /// Local name (lowercase letters, digits, `-`).
+        name: String,
+        /// Base URL of the registry's site.
+        url: String,
+        /// The registry's root metadata (`1.root.json`).
+        #[arg(long)]
+        root: PathBuf,
+    },
+    /// List the registries in priority order.
+    List,
+    /// Remove a registry (refused while plugins installed from it remain).
+    Remove {
+        /// Its local name.
+        name: String,
+    },
+    /// Bind a vendor namespace to a registry: its plugins come only from there.
+    Bind {
+        /// The vendor id (`acme`).
+        vendor: String,
+        /// The registry's local name.
+        name: String,
+    },
+}
+
+pub(crate) fn run(ctx: &Context, command: RegistryCommand) -> CliResult {
+    let mut store = ctx.open()?;
+    match command {
+        RegistryCommand::Add { name, url, root } => {
+            let bytes = std::fs::read(&root).map_err(|e| {
+                Failure::Usage(format!(
+                    "cannot read the root metadata {}: {e}; pass the registry's 1.root.json",
+                    root.display()
+                ))
+            })?;
+            store.add_registry(&name, &url, &bytes)?;
+            if ctx.json {
+                output::json(&serde_json::json!({"added": name, "url": url}));
+            } else {
+                println!("added registry {name} ({url})");
+            }
+        }
+        RegistryCommand::List => {
+            let state = store.state().clone();
+            if ctx.json {
+                output::json(
+                    &serde_json::json!({"registries": store.registries().registries, "vendors": state.vendors}),
+                );
+            } else {
+                if store.registries().registries.is_empty() {
+                    println!("no registries; add one with `trellis registry add NAME URL --root ROOT.json`");
+                }
+                for registry in &store.registries().registries {
+                    let vendors: Vec<String> = state
+                        .vendors
+                        .iter()
+                        .filter(|(_, r)| *r == &registry.name)
+                        .map(|(v, _)| v.to_string())
+                        .collect();
+                    println!(
+                        "{}  {}  vendors: {}",
+                        registry.name,
+                        registry.url,
+                        if vendors.is_empty() { "-".into() } else { vendors.join(", ") }
+                    );
+                }
+            }
+        }
+        RegistryCommand::Remove { name } => {
+            store.remove_registry(&name)?;
+            if ctx.json {
+                output::json(&serde_json::json!({"removed": name}));
+            } else {
+                println!("removed registry {name}");
+            }
+        }
+        RegistryCommand::Bind { vendor, name } => {
+            let vendor: trellis_schema::VendorId =
+                vendor.parse().map_err(|e| Failure::Usage(format!("`{vendor}` is not a vendor id: {e}")))?;
+            let registry: trellis_client::state::RegistryName =
+                name.parse().map_err(|e| Failure::Usage(format!("{e}")))?;
+            if store.registries().get(&registry).is_none() {
+                return Err(Failure::Usage(format!("no registry named `{name}` is configured")));
+            }
+            let previous = store.update_state(|s| s.bind_vendor(vendor.clone(), registry.clone()))?;
+            if ctx.json {
+                output::json(&serde_json::json!({"vendor": vendor, "registry": registry, "previous": previous}));
+            } else {
+                println!("vendor {vendor} is bound to registry {registry}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,298 @@
+//! Install: resolve → free-space check → permission disclosure and consent → download
+//! and verify → hardened extraction into staging → `before_install` → atomic
+//! activation → `register` → `start`.
+//!
+//! Owns the install process and the shared steps of every process that brings new
+//! releases in (consent collection, space check, activation of a verified release).
+//! Updates of plugins that an install has to move are handed to [`super::update`].
+
+use std::sync::Arc;
+
+use semver::{Version, VersionReq};
+use serde::Serialize;
+use trellis_schema::PluginId;
+use trellis_schema::permission::Permission;
+
+use super::fetch::{self, RELEASE_ENVELOPE_FILE, VerifiedRelease};
+use super::source::Remotes;
+use super::{Session, Store, StoreError, space};
+use crate::activate;
+use crate::consent::{self, ConsentQuery, Disclosure};
+use crate::events::{Event, OperationKind};
+use crate::hooks::{Hook, HookContext};
+use crate::resolve::{self, Request, Requirement, Resolution, ResolvedPlugin};
+use crate::state::{InstallReason, InstalledRelease};
+
+/// What an install did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct InstallReport {
+    /// Newly installed releases, dependencies first.
+    pub installed: Vec<(PluginId, Version)>,
+    /// Installed plugins the install had to move to another release (from, to).
+    pub updated: Vec<(PluginId, Version, Version)>,
+    /// Requested plugins that were installed already at the resolved release.
+    pub unchanged: Vec<(PluginId, Version)>,
+    /// The permissions shown for every release brought in.
+    pub disclosures: Vec<Disclosure>,
+}
+
+impl Store {
+    /// Installs the plugins `requirements` ask for, with their dependencies.
+    pub fn install(
+        &mut self,
+        requirements: &[Requirement],
+        session: &Session<'_>,
+    ) -> Result<InstallReport, StoreError> {
+        self.relay_progress(session);
+        let remotes = self.remotes()?;
+        let mut request = self.request();
+        request.requirements = requirements.to_vec();
+        for (id, plugin) in self.state().plugins() {
+            if plugin.reason == InstallReason::Requested && !requirements.iter().any(|r| &r.id == id) {
+                request.requirements.push(Requirement { id: id.clone(), version: VersionReq::STAR });
+            }
+        }
+        let resolution = self.resolve(&remotes, request, session)?;
+        let installed = self.state().installed_versions();
+        let changes: Vec<ResolvedPlugin> =
+            resolution.plugins.iter().filter(|p| installed.get(&p.id) != Some(&p.version)).cloned().collect();
+        let mut report = InstallReport::default();
+        for plugin in &resolution.plugins {
+            if installed.get(&plugin.id) == Some(&plugin.version) && requirements.iter().any(|r| r.id == plugin.id) {
+                report.unchanged.push((plugin.id.clone(), plugin.version.clone()));
+            }
+        }
+        session.reporter.report(Event::Resolved { to_fetch: changes.len() });
+        self.check_space(&changes)?;
+        report.disclosures = self.collect_consent(&remotes, &changes, session)?;
+        let verified = fetch::download(&remotes, &changes, self.relay(), &*session.reporter)?;
+        self.crash.step();
+        for release in verified {
+            let id = release.resolved.id.clone();
+            let to = release.resolved.version.clone();
+            match installed.get(&id) {
+                Some(from) => {
+                    self.activate_update(release, session)?;
+                    report.updated.push((id, from.clone(), to));
+                }
+                None => {
+                    let reason =
+                        if release.resolved.requested { InstallReason::Requested } else { InstallReason::Dependency };
+                    self.activate_install(release, reason, session)?;
+                    report.installed.push((id, to));
+                }
+            }
+        }
+        self.record_bindings(&resolution)?;
+        Ok(report)
+    }
+
+    /// Resolves `request` against the registries, with their merged blocklist.
+    pub(crate) fn resolve(
+        &mut self,
+        remotes: &Arc<Remotes>,
+        mut request: Request,
+        session: &Session<'_>,
+    ) -> Result<Resolution, StoreError> {
+        let blocklist = remotes.blocklist()?;
+        // Installed plugins are kept as requirements so nothing they need goes away;
+        // a blocklisted one is not (it is stopped, and must not fail every resolution).
+        let installed = self.state().installed_versions();
+        request.requirements.retain(|r| {
+            r.version != VersionReq::STAR
+                || installed.get(&r.id).is_none_or(|v| blocklist.find(&r.id, v, None).is_none())
+        });
+        request.installed.retain(|id, v| blocklist.find(id, v, None).is_none());
+        request.blocklist = Arc::new(blocklist);
+        session.reporter.report(Event::Resolving {
+            requested: request.requirements.iter().map(|r| format!("{} {}", r.id, r.version)).collect(),
+        });
+        Ok(resolve::resolve(&request, &**remotes)?)
+    }
+
+    pub(crate) fn record_bindings(&mut self, resolution: &Resolution) -> Result<(), StoreError> {
+        let mut bindings = Vec::new();
+        for (vendor, registry) in &resolution.inferred_bindings {
+            if let Ok(registry) = crate::state::RegistryName::try_from(registry) {
+                bindings.push((vendor.clone(), registry));
+            }
+        }
+        if !bindings.is_empty() {
+            self.update_state(|state| {
+                for (vendor, registry) in bindings {
+                    if state.vendor_registry(&vendor).is_none() {
+                        state.bind_vendor(vendor, registry);
+                    }
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Fails before any download when the packages and their unpacked files do not fit.
+    pub(crate) fn check_space(&self, changes: &[ResolvedPlugin]) -> Result<(), StoreError> {
+        let needed: u64 =
+            changes.iter().map(|p| p.release.package.length.saturating_add(p.release.unpacked_size)).sum();
+        space::check(self.data_dir().root(), needed)
+    }
+
+    /// Shows every release's permissions and asks for consent where it is needed (new
+    /// releases, and permissions an update adds); records what was agreed to.
+    pub(crate) fn collect_consent(
+        &mut self,
+        remotes: &Remotes,
+        changes: &[ResolvedPlugin],
+        session: &Session<'_>,
+    ) -> Result<Vec<Disclosure>, StoreError> {
+        let mut disclosures = Vec::new();
+        let mut grants: Vec<(PluginId, Version, Vec<Permission>)> = Vec::new();
+        for plugin in changes {
+            let old = self.installed_permissions(remotes, plugin)?;
+            let query = ConsentQuery {
+                plugin: &plugin.id,
+                version: &plugin.version,
+                permissions: &plugin.release.permissions,
+                replaces: old.as_ref().map(|(v, p)| (v, p.as_slice())),
+            };
+            let check = consent::check(query, &self.state().consents);
+            if check.is_needed() {
+                if !session.consent.agree(check.disclosure()) {
+                    return Err(StoreError::ConsentRefused {
+                        plugin: plugin.id.clone(),
+                        version: plugin.version.clone(),
+                        permissions: check.disclosure().unconsented().map(|p| p.key.clone()).collect(),
+                    });
+                }
+                grants.push((plugin.id.clone(), plugin.version.clone(), plugin.release.permissions.clone()));
+            }
+            disclosures.push(check.disclosure().clone());
+        }
+        if !grants.is_empty() {
+            self.update_state(|state| {
+                for (plugin, version, permissions) in &grants {
+                    state.consents.grant(plugin, version, permissions);
+                }
+            })?;
+        }
+        Ok(disclosures)
+    }
+
+    /// The active release and its permissions, for a plugin that is installed.
+    fn installed_permissions(
+        &self,
+        remotes: &Remotes,
+        plugin: &ResolvedPlugin,
+    ) -> Result<Option<(Version, Vec<Permission>)>, StoreError> {
+        let Some(installed) = self.state().plugin(&plugin.id) else { return Ok(None) };
+        let version = installed.active.version.clone();
+        let doc = remotes.doc(&installed.registry, &plugin.id)?;
+        let permissions = doc.and_then(|d| d.release(&version).map(|r| r.permissions.clone())).unwrap_or_default();
+        Ok(Some((version, permissions)))
+    }
+
+    /// Extracts a verified release and activates it as a new plugin.
+    pub(crate) fn activate_install(
+        &mut self,
+        release: VerifiedRelease,
+        reason: InstallReason,
+        session: &Session<'_>,
+    ) -> Result<(), StoreError> {
+        let id = release.resolved.id.clone();
+        let version = release.resolved.version.clone();
+        let record = InstalledRelease { version: version.clone(), dependencies: dependency_ids(&release) };
+        let crash = &mut self.crash;
+        let mut tx = activate::begin_install(&mut self.state, &id, record, release.registry.clone(), reason)?;
+        crash.step();
+        let Some(target) = tx.target_dir() else { return Ok(()) };
+        extract(&release, &target, session)?;
+        crash.step();
+        let ctx = HookContext { plugin: &id, version: &version, path: &target };
+        if let Err(source) = session.hook(Hook::BeforeInstall, ctx, None) {
+            tx.abort()?;
+            return Err(StoreError::Hook {
+                hook: Hook::BeforeInstall,
+                plugin: id.clone(),
+                version: version.clone(),
+                source: Box::new(source),
+                undone: "nothing was installed".into(),
+            });
+        }
+        tx.staged()?;
+        crash.step();
+        session.reporter.report(Event::Activating { plugin: id.clone(), version: version.clone() });
+        tx.switch()?;
+        crash.step();
+        tx.finish()?;
+        crash.step();
+        for hook in [Hook::Register, Hook::Start] {
+            if let Err(source) = session.hook(hook, ctx, None) {
+                // The host cannot take the plugin: take it out again.
+                let undone = match self.remove_one(&id, session) {
+                    Ok(()) => "the plugin was removed again".to_owned(),
+                    Err(e) => format!("removing it again failed too ({e}); run `trellis remove {id}`"),
+                };
+                return Err(StoreError::Hook { hook, plugin: id, version, source: Box::new(source), undone });
+            }
+        }
+        if let Err(error) = session.hook(Hook::AfterInstall, ctx, None) {
+            session
+                .reporter
+                .report(Event::Warning { plugin: Some(id.clone()), message: format!("after_install: {error}") });
+        }
+        session.reporter.report(Event::Done { operation: OperationKind::Install, plugin: id, version: Some(version) });
+        Ok(())
+    }
+}
+
+fn dependency_ids(release: &VerifiedRelease) -> Vec<PluginId> {
+    let mut ids: Vec<PluginId> = release.manifest.dependencies.iter().map(|d| d.id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// Extracts the package into `target` (through a staging directory) and keeps the
+/// signed envelope beside the files.
+pub(crate) fn extract(
+    release: &VerifiedRelease,
+    target: &std::path::Path,
+    session: &Session<'_>,
+) -> Result<(), StoreError> {
+    let files = release.manifest.files.len() as u64;
+    let plugin = release.resolved.id.clone();
+    let version = release.resolved.version.clone();
+    session.reporter.report(Event::Extracting {
+        plugin: plugin.clone(),
+        version: version.clone(),
+        files_done: 0,
+        files_total: files,
+    });
+    if let Some(parent) = target.parent() {
+        crate::fs::create_dir_all(parent)?;
+    }
+    release.package.extract(target).map_err(|source| StoreError::Package {
+        plugin: plugin.clone(),
+        version: version.clone(),
+        source: Box::new(source),
+    })?;
+    crate::fs::write_atomic(&target.join(RELEASE_ENVELOPE_FILE), &release.envelope)?;
+    session.reporter.report(Event::Extracting { plugin, version, files_done: files, files_total: files });
+    Ok(())
+}
+
+/// Parses `ID` or `ID@REQ` (`acme.clock@^1.2`, `acme.clock@1.2.0` = exactly 1.2.0).
+pub fn parse_requirement(text: &str) -> Result<Requirement, String> {
+    let (id, req) = match text.split_once('@') {
+        Some((id, req)) => (id, Some(req)),
+        None => (text, None),
+    };
+    let id: PluginId = id.parse().map_err(|e| format!("`{id}` is not a plugin id: {e}"))?;
+    let version = match req {
+        None => VersionReq::STAR,
+        Some(req) => match req.parse::<Version>() {
+            Ok(exact) => VersionReq::parse(&format!("={exact}")).map_err(|e| e.to_string())?,
+            Err(_) => req.parse().map_err(|e| format!("`{req}` is not a version requirement: {e}"))?,
+        },
+    };
+    Ok(Requirement { id, version })
+}

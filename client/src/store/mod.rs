@@ -1,0 +1,606 @@
+//! The store: the lifecycle processes a host app (or the `trellis` CLI) drives.
+//!
+//! Owns the orchestration of the product spec's processes over the lower layers:
+//! - registry management ([`registries`]): named registries with a pinned root;
+//! - the registries as verified sources ([`source`]): TUF refresh, index docs for the
+//!   resolver (lazy, memoized, parallel prefetch), publisher records, the blocklist;
+//! - download and verification of releases ([`fetch`]);
+//! - install ([`install`]): resolve → free-space check → permission disclosure and
+//!   consent → download + verify → hardened extraction into staging → `before_install`
+//!   → atomic activation → `register`, `start`;
+//! - update ([`update`]): policy → permission diff and re-consent → download + verify →
+//!   `stop` → swap → verify → `start`, rolling back automatically on any failure;
+//! - remove and rollback ([`remove`]);
+//! - verification of installed files against their signed manifests ([`verify`]).
+//!
+//! It holds the data-dir lock for its whole life (through [`StateStore`]) and settles an
+//! interrupted operation when opened. Files move only through [`crate::activate`];
+//! packages are read only by [`crate::package`]; bytes are trusted only through
+//! [`crate::trust`]. Drawing progress and asking the user are the caller's: events go to
+//! a [`Reporter`], consent questions to a [`Consent`].
+
+pub mod fetch;
+pub mod install;
+pub mod registries;
+pub mod remove;
+pub mod source;
+pub mod space;
+pub mod update;
+pub mod verify;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use semver::Version;
+use trellis_schema::PluginId;
+use trellis_schema::plugin::Platform;
+
+use crate::activate::{self, ActivateError, HostAction, Recovery};
+use crate::consent::Disclosure;
+use crate::events::{Event, NoReporter, Reporter};
+use crate::hooks::{Hook, HookContext, HookError, HostHooks, call_hook};
+use crate::resolve::{self, HostApp, Request, ResolveError};
+use crate::state::{DataDir, RegistryName, StateError, StateStore};
+use crate::transport::HttpOptions;
+use crate::trust::TrustError;
+
+pub use fetch::RELEASE_ENVELOPE_FILE;
+pub use install::InstallReport;
+pub use registries::{Registries, RegistryConfig};
+pub use update::{UpdateCheckReport, UpdateReport};
+pub use verify::{FileProblem, VerifyReport};
+
+/// A failed store operation. Every variant names what failed and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// State file or data dir.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A step of activation.
+    #[error(transparent)]
+    Activate(#[from] ActivateError),
+    /// A file operation.
+    #[error(transparent)]
+    Fs(#[from] crate::fs::FsError),
+    /// Resolution failed (a conflict is explained in sentences).
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// The registries configuration is unreadable.
+    #[error("registry configuration {} is damaged: {problem}; fix or delete it and add the registries again", path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// `registry add` of a name in use.
+    #[error("a registry named `{name}` is configured already; remove it first or choose another name")]
+    RegistryExists {
+        /// The name.
+        name: RegistryName,
+    },
+    /// A registry name that is not configured.
+    #[error("no registry named `{name}` is configured; `trellis registry list` shows the configured ones")]
+    UnknownRegistry {
+        /// The name.
+        name: RegistryName,
+    },
+    /// `registry remove` of a registry installed plugins came from.
+    #[error("registry `{name}` provides the installed plugin {plugin}; remove its plugins first")]
+    RegistryInUse {
+        /// The registry.
+        name: RegistryName,
+        /// One plugin installed from it.
+        plugin: PluginId,
+    },
+    /// A registry name that is not a valid local name.
+    #[error("`{name}` is not a valid registry name (lowercase letters, digits and `-`)")]
+    BadRegistryName {
+        /// The name.
+        name: String,
+    },
+    /// A URL the client cannot fetch from.
+    #[error("registry URL `{url}` must start with http://, https:// or file://")]
+    BadRegistryUrl {
+        /// The URL.
+        url: String,
+    },
+    /// The pinned root does not verify.
+    #[error(
+        "the root metadata given for registry `{name}` is not a valid, self-signed, unexpired TUF root: {source}; get the registry's 1.root.json from its operator"
+    )]
+    BadRoot {
+        /// The registry.
+        name: RegistryName,
+        /// Why.
+        source: Box<TrustError>,
+    },
+    /// No registry is configured.
+    #[error("no registry is configured; add one with `trellis registry add NAME URL --root ROOT.json`")]
+    NoRegistry,
+    /// Trust failed for a registry (refresh, delegation walk, target hash).
+    #[error("registry `{registry}`: {source}")]
+    Trust {
+        /// The registry.
+        registry: RegistryName,
+        /// Why.
+        source: Box<TrustError>,
+    },
+    /// A signed document does not parse.
+    #[error("registry `{registry}` serves a malformed {target}: {problem}; report it to the registry's operator")]
+    BadDocument {
+        /// The registry.
+        registry: RegistryName,
+        /// The target path.
+        target: String,
+        /// The parse error.
+        problem: String,
+    },
+    /// A target the index doc refers to is not signed by the registry.
+    #[error(
+        "registry `{registry}` does not sign the {what} {target}; the registry is inconsistent, report it to its operator"
+    )]
+    MissingTarget {
+        /// The registry.
+        registry: RegistryName,
+        /// The target path.
+        target: String,
+        /// What it should have been.
+        what: String,
+    },
+    /// Two signed facts about a release disagree.
+    #[error(
+        "{plugin} {version}: {what} do not match; the release was not installed (report it to the registry's operator)"
+    )]
+    Mismatch {
+        /// The plugin.
+        plugin: PluginId,
+        /// The release.
+        version: Version,
+        /// What disagrees.
+        what: String,
+    },
+    /// The developer signature does not verify.
+    #[error("{plugin} {version}: the developer signature is not valid: {problem}; the release was not installed")]
+    Signature {
+        /// The plugin.
+        plugin: PluginId,
+        /// The release.
+        version: Version,
+        /// Why.
+        problem: String,
+    },
+    /// A package could not be downloaded.
+    #[error("{plugin} {version}: downloading the package failed: {source}; check the connection and try again")]
+    Download {
+        /// The plugin.
+        plugin: PluginId,
+        /// The release.
+        version: Version,
+        /// Why.
+        source: Box<TrustError>,
+    },
+    /// A package was refused by the hardened reader.
+    #[error("{plugin} {version}: the package was refused: {source}")]
+    Package {
+        /// The plugin.
+        plugin: PluginId,
+        /// The release.
+        version: Version,
+        /// Why.
+        source: Box<crate::package::PackageError>,
+    },
+    /// Not enough free space, found before any download.
+    #[error(
+        "not enough free space in {}: the operation needs {needed} bytes (downloads and unpacked files), {available} are available; free some space and try again",
+        path.display()
+    )]
+    InsufficientSpace {
+        /// The data dir.
+        path: PathBuf,
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes available.
+        available: u64,
+    },
+    /// The user did not agree to the permissions.
+    #[error("{plugin} {version} was not installed: the permissions it asks for ({}) were not agreed to; run again and agree, or pass --yes", permissions.join(", "))]
+    ConsentRefused {
+        /// The plugin.
+        plugin: PluginId,
+        /// The release.
+        version: Version,
+        /// The permissions asked for.
+        permissions: Vec<String>,
+    },
+    /// A blocklisted release was requested.
+    #[error("{plugin} {version} is blocklisted by the registry ({reason}); it cannot be installed")]
+    Blocked {
+        /// The plugin.
+        plugin: PluginId,
+        /// The release.
+        version: Version,
+        /// The blocklist's reason.
+        reason: String,
+    },
+    /// A host hook refused or failed; the operation was undone.
+    #[error("the host app's {hook} hook failed for {plugin} {version}: {source}; {undone}")]
+    Hook {
+        /// The hook.
+        hook: Hook,
+        /// The plugin.
+        plugin: PluginId,
+        /// The release.
+        version: Version,
+        /// What the host said.
+        source: Box<HookError>,
+        /// What was done about it.
+        undone: String,
+    },
+    /// The plugin is not installed.
+    #[error("{plugin} is not installed; `trellis list` shows what is")]
+    NotInstalled {
+        /// The plugin.
+        plugin: PluginId,
+    },
+    /// Removal refused because other installed plugins need the plugin.
+    #[error("{plugin} is needed by {}; remove those first, or pass --cascade to remove them too", dependents.iter().map(PluginId::to_string).collect::<Vec<_>>().join(", "))]
+    HasDependents {
+        /// The plugin.
+        plugin: PluginId,
+        /// Installed plugins that depend on it.
+        dependents: Vec<PluginId>,
+    },
+    /// An update installed a release whose files do not verify; it was rolled back.
+    #[error("{plugin} {version}: installed files do not match the signed manifest ({problem}); rolled back")]
+    Corrupt {
+        /// The plugin.
+        plugin: PluginId,
+        /// The release.
+        version: Version,
+        /// The first problem.
+        problem: String,
+    },
+}
+
+/// A plugin found by [`Store::search`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SearchHit {
+    /// The plugin.
+    pub id: PluginId,
+    /// Its display name.
+    pub name: String,
+    /// The registry serving it.
+    pub registry: RegistryName,
+    /// Its newest release that is not yanked.
+    pub latest: Option<Version>,
+    /// The installed release, if any.
+    pub installed: Option<Version>,
+}
+
+/// Asks the user to agree to permissions. The CLI prompts (or `--yes` agrees); a host
+/// app shows its own dialog.
+pub trait Consent {
+    /// Whether the user agrees to the permissions of `disclosure` that need consent.
+    fn agree(&self, disclosure: &Disclosure) -> bool;
+}
+
+/// Agrees to everything (`--yes`, scripted installs).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AlwaysAgree;
+
+impl Consent for AlwaysAgree {
+    fn agree(&self, _disclosure: &Disclosure) -> bool {
+        true
+    }
+}
+
+/// Agrees to nothing (non-interactive without `--yes`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NeverAgree;
+
+impl Consent for NeverAgree {
+    fn agree(&self, _disclosure: &Disclosure) -> bool {
+        false
+    }
+}
+
+/// How a store is set up: which host app it serves and how it reaches registries.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// The host app (its id and plugin API version).
+    pub host: HostApp,
+    /// The platform plugins must run on.
+    pub platform: Platform,
+    /// HTTP settings.
+    pub http: HttpOptions,
+    /// Judge metadata expiry at this time instead of the clock (tests).
+    pub reference_time: Option<jiff::Timestamp>,
+    /// Test hook for the crash-safety test: abort the process at the Nth step of an
+    /// operation. `None` in normal use.
+    pub crash_at: Option<u64>,
+}
+
+impl StoreOptions {
+    /// Options for `host` on the current platform (`any` where it is not one of ours).
+    pub fn new(host: HostApp) -> Self {
+        Self {
+            host,
+            platform: Platform::current().unwrap_or(Platform::Any),
+            http: HttpOptions::default(),
+            reference_time: None,
+            crash_at: None,
+        }
+    }
+}
+
+/// What the embedding app lends an operation: its hooks, a reporter and consent.
+#[derive(Clone)]
+pub struct Session<'a> {
+    /// The host app's hooks.
+    pub hooks: &'a dyn HostHooks,
+    /// Where progress goes.
+    pub reporter: Arc<dyn Reporter>,
+    /// Who agrees to permissions.
+    pub consent: &'a dyn Consent,
+}
+
+impl std::fmt::Debug for Session<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").finish_non_exhaustive()
+    }
+}
+
+impl<'a> Session<'a> {
+    /// A session with no reporter.
+    pub fn new(hooks: &'a dyn HostHooks, consent: &'a dyn Consent) -> Self {
+        Self { hooks, reporter: Arc::new(NoReporter), consent }
+    }
+
+    /// Reports to `reporter`.
+    #[must_use]
+    pub fn with_reporter(mut self, reporter: Arc<dyn Reporter>) -> Self {
+        self.reporter = reporter;
+        self
+    }
+
+    pub(crate) fn hook(
+        &self,
+        hook: Hook,
+        ctx: HookContext<'_>,
+        from: Option<HookContext<'_>>,
+    ) -> Result<(), HookError> {
+        call_hook(self.hooks, &*self.reporter, hook, ctx, from)
+    }
+}
+
+/// An open store: the data dir (locked), the registries, the options.
+pub struct Store {
+    state: StateStore,
+    registries: Registries,
+    options: StoreOptions,
+    remotes: Option<Arc<source::Remotes>>,
+    relay: Arc<fetch::ProgressRelay>,
+    recovery: Option<Recovery>,
+    crash: CrashPoints,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("data_dir", self.state.data_dir()).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the data dir at `dir`, waiting for the lock, and settles an operation a
+    /// crash interrupted (see [`Store::recovery`] and [`Store::finish_recovery`]).
+    pub fn open(dir: impl Into<PathBuf>, options: StoreOptions) -> Result<Self, StoreError> {
+        let dir = DataDir::new(dir.into());
+        crate::fs::create_dir_all(dir.root())?;
+        let mut state = StateStore::open(dir.clone())?;
+        let recovery = activate::recover(&mut state)?;
+        let registries = Registries::load(&dir)?;
+        Ok(Self {
+            state,
+            registries,
+            remotes: None,
+            relay: Arc::default(),
+            crash: CrashPoints { at: options.crash_at, steps: 0 },
+            recovery,
+            options,
+        })
+    }
+
+    /// The data dir.
+    pub fn data_dir(&self) -> &DataDir {
+        self.state.data_dir()
+    }
+
+    /// The state (installed set, consents, pins, policies).
+    pub fn state(&self) -> &crate::state::State {
+        self.state.state()
+    }
+
+    /// Changes the state (pins, policies, bindings) in one atomic write.
+    pub fn update_state<R>(&mut self, change: impl FnOnce(&mut crate::state::State) -> R) -> Result<R, StoreError> {
+        Ok(self.state.update(change)?)
+    }
+
+    /// The options.
+    pub fn options(&self) -> &StoreOptions {
+        &self.options
+    }
+
+    /// What opening the store settled, if an operation had been interrupted.
+    pub fn recovery(&self) -> Option<&Recovery> {
+        self.recovery.as_ref()
+    }
+
+    /// Tells the host what recovery owes it (start, register, unregister).
+    pub fn finish_recovery(&mut self, session: &Session<'_>) -> Result<(), StoreError> {
+        let Some(recovery) = self.recovery.take() else { return Ok(()) };
+        let plugin = recovery.operation.plugin.clone();
+        session.reporter.report(Event::Warning { plugin: Some(plugin.clone()), message: recovery.to_string() });
+        let path_of = |v: &Version| self.data_dir().release_dir(&plugin, v);
+        let result = match &recovery.host {
+            HostAction::None => Ok(()),
+            HostAction::Start(v) => {
+                let path = path_of(v);
+                session.hook(Hook::Start, HookContext { plugin: &plugin, version: v, path: &path }, None)
+            }
+            HostAction::RegisterAndStart(v) => {
+                let path = path_of(v);
+                let ctx = HookContext { plugin: &plugin, version: v, path: &path };
+                session.hook(Hook::Register, ctx, None).and_then(|()| session.hook(Hook::Start, ctx, None))
+            }
+            HostAction::Unregister => {
+                let version = recovery.operation.from.clone().unwrap_or_else(|| Version::new(0, 0, 0));
+                let path = path_of(&version);
+                session.hook(Hook::Unregister, HookContext { plugin: &plugin, version: &version, path: &path }, None)
+            }
+        };
+        if let Err(error) = result {
+            session.reporter.report(Event::Warning {
+                plugin: Some(plugin),
+                message: format!("the host could not be told about the recovered state: {error}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// The configured registries.
+    pub fn registries(&self) -> &Registries {
+        &self.registries
+    }
+
+    /// Adds registry `name` at `url`, trusting `root` (its root metadata bytes).
+    pub fn add_registry(&mut self, name: &str, url: &str, root: &[u8]) -> Result<(), StoreError> {
+        let name: RegistryName = name.parse().map_err(|_| StoreError::BadRegistryName { name: name.to_owned() })?;
+        self.registries = Registries::add(self.state.data_dir(), name, url, root)?;
+        self.remotes = None;
+        Ok(())
+    }
+
+    /// Removes registry `name`; refused while installed plugins came from it.
+    pub fn remove_registry(&mut self, name: &str) -> Result<(), StoreError> {
+        let name: RegistryName = name.parse().map_err(|_| StoreError::BadRegistryName { name: name.to_owned() })?;
+        if let Some((plugin, _)) = self.state().plugins().iter().find(|(_, p)| p.registry == name) {
+            return Err(StoreError::RegistryInUse { name, plugin: plugin.clone() });
+        }
+        self.registries = Registries::remove(self.state.data_dir(), &name)?;
+        self.state.update(|s| s.vendors.retain(|_, r| r != &name))?;
+        self.remotes = None;
+        Ok(())
+    }
+
+    /// The registries as verified sources (created on first use).
+    pub fn remotes(&mut self) -> Result<Arc<source::Remotes>, StoreError> {
+        if self.registries.registries.is_empty() {
+            return Err(StoreError::NoRegistry);
+        }
+        if self.remotes.is_none() {
+            let progress: Arc<dyn crate::transport::Progress> = self.relay.clone();
+            self.remotes = Some(Arc::new(source::Remotes::new(
+                self.state.data_dir(),
+                &self.registries,
+                &self.options.http,
+                Some(progress),
+                self.options.reference_time,
+            )?));
+        }
+        self.remotes.clone().ok_or(StoreError::NoRegistry)
+    }
+
+    /// A resolution request reflecting the state: installed set, pins, channels,
+    /// vendor bindings, registries in priority order.
+    pub(crate) fn request(&self) -> Request {
+        let state = self.state();
+        let mut registries = resolve::Registries::new(self.registries.registries.iter().map(|r| (&r.name).into()));
+        for (vendor, registry) in &state.vendors {
+            registries = registries.with_binding(vendor.clone(), registry.into());
+        }
+        let mut request = Request::new(self.options.host.clone(), self.options.platform, registries);
+        request.channel = state.policies.global.channel;
+        request.channels = state.policies.channels();
+        request.pins = state.pins.clone();
+        request.installed = state.installed_versions();
+        request
+    }
+
+    /// The index doc of an installed or available plugin, from the first registry
+    /// that serves it (or the one its vendor is bound to).
+    pub fn info(
+        &mut self,
+        plugin: &PluginId,
+    ) -> Result<(RegistryName, Arc<trellis_schema::index::IndexDoc>), StoreError> {
+        let bound = self.state().vendor_registry(&plugin.vendor_id()).cloned();
+        let order: Vec<RegistryName> = match bound {
+            Some(bound) => vec![bound],
+            None => self.registries.registries.iter().map(|r| r.name.clone()).collect(),
+        };
+        let remotes = self.remotes()?;
+        for registry in order {
+            if let Some(doc) = remotes.doc(&registry, plugin)? {
+                return Ok((registry, doc));
+            }
+        }
+        Err(StoreError::Resolve(ResolveError::Conflict(Box::new(resolve::Conflict {
+            explanation: format!("no configured registry serves {plugin}"),
+            hints: vec!["check the id, or add the registry that publishes it".into()],
+        }))))
+    }
+
+    /// Plugins whose id or name contains `text` (case-insensitive), from every
+    /// registry, with their newest release and the installed one.
+    pub fn search(&mut self, text: &str) -> Result<Vec<SearchHit>, StoreError> {
+        let remotes = self.remotes()?;
+        let needle = text.to_lowercase();
+        let mut hits = Vec::new();
+        for registry in remotes.order().to_vec() {
+            let ids = remotes.plugin_ids(&registry)?;
+            let requests: Vec<resolve::DocRequest> =
+                ids.iter().map(|id| resolve::DocRequest { registry: (&registry).into(), id: id.clone() }).collect();
+            resolve::IndexSource::prefetch(&*remotes, &requests);
+            for id in ids {
+                let Some(doc) = remotes.doc(&registry, &id)? else { continue };
+                if !id.as_str().to_lowercase().contains(&needle) && !doc.name.to_lowercase().contains(&needle) {
+                    continue;
+                }
+                hits.push(SearchHit {
+                    latest: doc.releases.iter().filter(|r| !r.yanked).map(|r| r.version.clone()).max(),
+                    installed: self.state().plugin(&id).map(|p| p.active.version.clone()),
+                    name: doc.name.clone(),
+                    id,
+                    registry: registry.clone(),
+                });
+            }
+        }
+        Ok(hits)
+    }
+
+    /// Sends download progress of this session's operations to its reporter.
+    pub(crate) fn relay_progress(&self, session: &Session<'_>) {
+        self.relay.set_reporter(Arc::clone(&session.reporter));
+    }
+
+    pub(crate) fn relay(&self) -> &fetch::ProgressRelay {
+        &self.relay
+    }
+}
+
+/// Test hook: counts the steps of operations and aborts the process at the configured
+/// one, so the crash-safety test can kill the CLI at every step in turn.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct CrashPoints {
+    at: Option<u64>,
+    steps: u64,
+}
+
+impl CrashPoints {
+    pub(crate) fn step(&mut self) {
+        self.steps += 1;
+        if self.at == Some(self.steps) {
+            std::process::abort();
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The configured registries: their names, site URLs and priority order.
+//!
+//! Owns `registries.json` in the data dir (written atomically, only while the data-dir
+//! lock is held by the [`super::Store`]) and bootstrapping a new registry's trusted root
+//! into `metadata/<name>/`. It does not fetch anything: trust refreshes happen when the
+//! store first talks to a registry ([`super::Store`] and [`super::source`]).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+use crate::state::{DataDir, RegistryName};
+use crate::trust::Updater;
+
+/// One configured registry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryConfig {
+    /// Its local name.
+    pub name: RegistryName,
+    /// The base URL of its site (`<url>/metadata/`, `<url>/targets/`).
+    pub url: String,
+}
+
+/// The registries, first = highest priority (an unbound vendor namespace is bound to
+/// the first registry that serves it).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registries {
+    /// In priority order.
+    pub registries: Vec<RegistryConfig>,
+}
+
+impl Registries {
+    /// The file they live in.
+    pub fn path(dir: &DataDir) -> PathBuf {
+        dir.root().join("registries.json")
+    }
+
+    /// Reads the configuration; a missing file is an empty configuration.
+    pub fn load(dir: &DataDir) -> Result<Self, StoreError> {
+        let path = Self::path(dir);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(crate::fs::FsError::new("reading", &path, e).into()),
+        };
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Config { path, problem: e.to_string() })
+    }
+
+    fn save(&self, dir: &DataDir) -> Result<(), StoreError> {
+        let path = Self::path(dir);
+        let mut bytes = serde_json::to_vec_pretty(self)
+            .map_err(|e| StoreError::Config { path: path.clone(), problem: e.to_string() })?;
+        bytes.push(b'\n');
+        crate::fs::write_atomic(&path, &bytes)?;
+        Ok(())
+    }
+
+    /// The registry called `name`.
+    pub fn get(&self, name: &RegistryName) -> Option<&RegistryConfig> {
+        self.registries.iter().find(|r| &r.name == name)
+    }
+
+    /// Adds a registry at the lowest priority, trusting `root` (the bytes of its
+    /// `1.root.json`, obtained out of band). The root must verify as a TUF root.
+    pub(super) fn add(dir: &DataDir, name: RegistryName, url: &str, root: &[u8]) -> Result<Self, StoreError> {
+        let mut config = Self::load(dir)?;
+        if config.get(&name).is_some() {
+            return Err(StoreError::RegistryExists { name });
+        }
+        if !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with("file://")) {
+            return Err(StoreError::BadRegistryUrl { url: url.to_owned() });
+        }
+        crate::trust::TrustedSet::new(root, jiff::Timestamp::now())
+            .map_err(|source| StoreError::BadRoot { name: name.clone(), source: Box::new(source) })?;
+        let metadata = dir.metadata_dir(&name);
+        if metadata.exists() {
+            remove_dir(&metadata)?;
+        }
+        Updater::bootstrap(&metadata, root)
+            .map_err(|source| StoreError::Trust { registry: name.clone(), source: Box::new(source) })?;
+        config.registries.push(RegistryConfig { name, url: url.trim_end_matches('/').to_owned() });
+        config.save(dir)?;
+        Ok(config)
+    }
+
+    /// Removes a registry and its trusted metadata.
+    pub(super) fn remove(dir: &DataDir, name: &RegistryName) -> Result<Self, StoreError> {
+        let mut config = Self::load(dir)?;
+        let before = config.registries.len();
+        config.registries.retain(|r| &r.name != name);
+        if config.registries.len() == before {
+            return Err(StoreError::UnknownRegistry { name: name.clone() });
+        }
+        config.save(dir)?;
+        remove_dir(&dir.metadata_dir(name))?;
+        Ok(config)
+    }
+}
+
+fn remove_dir(path: &Path) -> Result<(), StoreError> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(crate::fs::FsError::new("deleting", path, e).into()),
+    }
+}

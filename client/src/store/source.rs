@@ -1,0 +1,251 @@
+//! The registries as the store sees them: verified targets and index docs over TUF.
+//!
+//! Owns [`Remotes`]: one [`Updater`] per configured registry, refreshed once per store
+//! session with the cheap update check (one conditional GET when nothing changed), the
+//! target paths of a Trellis site (index docs, publisher records, the blocklist), and
+//! the resolver's [`IndexSource`] over it: docs fetched lazily, memoized, and
+//! prefetched in parallel when the resolver hints at the next ones. Every byte it hands
+//! out was verified by [`crate::trust`] against the registry's signed metadata.
+//!
+//! It does not interpret packages or signatures of releases (that is
+//! [`super::fetch`]) and does not decide anything (the lifecycle modules do).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use trellis_schema::blocklist::Blocklist;
+use trellis_schema::index::IndexDoc;
+use trellis_schema::{PluginId, Sha256, VendorId};
+
+use super::StoreError;
+use super::registries::Registries;
+use crate::resolve::{self, DocRequest, IndexSource, SourceError};
+use crate::state::{DataDir, RegistryName};
+use crate::transport::{AnyTransport, DownloadCache, HttpOptions, Mirror, Mirrors, Progress, parallel};
+use crate::trust::{TargetInfo, TrustError, Updater};
+
+/// Parallel downloads at most (index docs and packages).
+pub const PARALLEL_DOWNLOADS: usize = 8;
+
+/// The target path of the index doc of `id` (`index/<shard>/<id>.json`, the shard
+/// being the first byte of SHA-256(id) in hex), as the builder lays it out.
+pub fn index_target(id: &PluginId) -> String {
+    let shard = Sha256::of(id.as_str().as_bytes()).as_bytes()[0];
+    format!("index/{shard:02x}/{id}.json")
+}
+
+/// The target path of the publisher record of `vendor`.
+pub fn publisher_target(vendor: &VendorId) -> String {
+    format!("publishers/{vendor}.json")
+}
+
+/// The target path of the registry's blocklist.
+pub const BLOCKLIST_TARGET: &str = "security/blocklist.json";
+
+/// Index docs fetched so far; `None` = the registry serves no such plugin.
+type DocMemo = HashMap<(RegistryName, PluginId), Option<Arc<IndexDoc>>>;
+
+struct Remote {
+    updater: Mutex<Updater>,
+    refreshed: Mutex<bool>,
+}
+
+/// The configured registries, each behind its TUF updater.
+pub struct Remotes {
+    remotes: BTreeMap<RegistryName, Remote>,
+    order: Vec<RegistryName>,
+    docs: Mutex<DocMemo>,
+}
+
+impl std::fmt::Debug for Remotes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remotes").field("order", &self.order).finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Remotes {
+    /// Updaters over the trusted metadata of every configured registry, sharing the
+    /// blob cache of the data dir; nothing is fetched yet.
+    pub fn new(
+        dir: &DataDir,
+        registries: &Registries,
+        http: &HttpOptions,
+        progress: Option<Arc<dyn Progress>>,
+        reference_time: Option<jiff::Timestamp>,
+    ) -> Result<Self, StoreError> {
+        let transport: Arc<dyn crate::transport::Transport> = Arc::new(AnyTransport::new(http.clone()));
+        let mut remotes = BTreeMap::new();
+        for config in &registries.registries {
+            let mirrors = Mirrors::new(Arc::clone(&transport), vec![Mirror::site(&config.url)]);
+            let mut updater = Updater::new(dir.metadata_dir(&config.name), mirrors)
+                .map_err(|source| StoreError::Trust { registry: config.name.clone(), source: Box::new(source) })?
+                .with_cache(DownloadCache::new(dir.cache_dir()));
+            if let Some(progress) = &progress {
+                updater = updater.with_progress(Arc::clone(progress));
+            }
+            if let Some(now) = reference_time {
+                updater = updater.with_reference_time(now);
+            }
+            remotes.insert(config.name.clone(), Remote { updater: Mutex::new(updater), refreshed: Mutex::new(false) });
+        }
+        let order = registries.registries.iter().map(|r| r.name.clone()).collect();
+        Ok(Self { remotes, order, docs: Mutex::default() })
+    }
+
+    /// The registries in priority order.
+    pub fn order(&self) -> &[RegistryName] {
+        &self.order
+    }
+
+    fn remote(&self, registry: &RegistryName) -> Result<&Remote, StoreError> {
+        self.remotes.get(registry).ok_or_else(|| StoreError::UnknownRegistry { name: registry.clone() })
+    }
+
+    /// The updater of `registry`, refreshed (once per session) with the cheap check.
+    fn updater(&self, registry: &RegistryName) -> Result<MutexGuard<'_, Updater>, StoreError> {
+        let remote = self.remote(registry)?;
+        let mut updater = lock(&remote.updater);
+        let mut refreshed = lock(&remote.refreshed);
+        if !*refreshed {
+            updater
+                .check_for_updates()
+                .map_err(|source| StoreError::Trust { registry: registry.clone(), source: Box::new(source) })?;
+            *refreshed = true;
+        }
+        Ok(updater)
+    }
+
+    /// Finds `path` in the signed metadata of `registry`; `None` when it is not a target.
+    pub fn target_info(&self, registry: &RegistryName, path: &str) -> Result<Option<TargetInfo>, StoreError> {
+        let mut updater = self.updater(registry)?;
+        updater
+            .target_info(path)
+            .map_err(|source| StoreError::Trust { registry: registry.clone(), source: Box::new(source) })
+    }
+
+    /// The verified bytes of target `path` of `registry`; `None` when it is not a target.
+    pub fn fetch(&self, registry: &RegistryName, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut updater = self.updater(registry)?;
+        let trust = |source: TrustError| StoreError::Trust { registry: registry.clone(), source: Box::new(source) };
+        let Some(info) = updater.target_info(path).map_err(trust)? else { return Ok(None) };
+        updater.fetch_target(&info).map(Some).map_err(trust)
+    }
+
+    /// Fetches several targets of `registry` in parallel; each result in input order.
+    pub fn fetch_many(
+        &self,
+        registry: &RegistryName,
+        infos: &[TargetInfo],
+    ) -> Result<Vec<Result<Vec<u8>, TrustError>>, StoreError> {
+        let updater = self.updater(registry)?;
+        let updater: &Updater = &updater;
+        Ok(parallel::map_bounded(infos, PARALLEL_DOWNLOADS, |info| updater.fetch_target(info)))
+    }
+
+    /// The blocklists of every registry, merged (a release blocked by any registry is
+    /// refused). A registry without a blocklist target contributes nothing.
+    pub fn blocklist(&self) -> Result<Blocklist, StoreError> {
+        let mut merged = Blocklist::default();
+        for registry in &self.order {
+            let Some(bytes) = self.fetch(registry, BLOCKLIST_TARGET)? else { continue };
+            let list: Blocklist = serde_json::from_slice(&bytes).map_err(|e| StoreError::BadDocument {
+                registry: registry.clone(),
+                target: BLOCKLIST_TARGET.to_owned(),
+                problem: e.to_string(),
+            })?;
+            merged.entries.extend(list.entries);
+        }
+        Ok(merged)
+    }
+
+    /// Every plugin `registry` serves, from its signed target lists (loads every bin:
+    /// for search without catalog documents, not for resolution).
+    pub fn plugin_ids(&self, registry: &RegistryName) -> Result<Vec<PluginId>, StoreError> {
+        let mut updater = self.updater(registry)?;
+        let targets = updater
+            .list_targets("index/", 1 << 16)
+            .map_err(|source| StoreError::Trust { registry: registry.clone(), source: Box::new(source) })?;
+        let mut ids: Vec<PluginId> =
+            targets.iter().filter_map(|t| t.path.rsplit('/').next()?.strip_suffix(".json")?.parse().ok()).collect();
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// The index doc of `id` in `registry`, memoized; `None` when it serves no such plugin.
+    pub fn doc(&self, registry: &RegistryName, id: &PluginId) -> Result<Option<Arc<IndexDoc>>, StoreError> {
+        if let Some(doc) = lock(&self.docs).get(&(registry.clone(), id.clone())) {
+            return Ok(doc.clone());
+        }
+        let target = index_target(id);
+        let doc = match self.fetch(registry, &target)? {
+            Some(bytes) => Some(Arc::new(parse_doc(registry, &target, &bytes)?)),
+            None => None,
+        };
+        lock(&self.docs).insert((registry.clone(), id.clone()), doc.clone());
+        Ok(doc)
+    }
+}
+
+fn parse_doc(registry: &RegistryName, target: &str, bytes: &[u8]) -> Result<IndexDoc, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::BadDocument {
+        registry: registry.clone(),
+        target: target.to_owned(),
+        problem: e.to_string(),
+    })
+}
+
+fn state_name(name: &resolve::RegistryName) -> Result<RegistryName, SourceError> {
+    RegistryName::try_from(name).map_err(|e| Box::new(e) as SourceError)
+}
+
+impl IndexSource for Remotes {
+    fn index_doc(&self, registry: &resolve::RegistryName, id: &PluginId) -> Result<Option<Arc<IndexDoc>>, SourceError> {
+        let registry = state_name(registry)?;
+        self.doc(&registry, id).map_err(|e| Box::new(e) as SourceError)
+    }
+
+    fn prefetch(&self, requests: &[DocRequest]) {
+        let mut by_registry: BTreeMap<RegistryName, Vec<PluginId>> = BTreeMap::new();
+        {
+            let docs = lock(&self.docs);
+            for request in requests {
+                let Ok(registry) = state_name(&request.registry) else { continue };
+                if !docs.contains_key(&(registry.clone(), request.id.clone())) {
+                    by_registry.entry(registry).or_default().push(request.id.clone());
+                }
+            }
+        }
+        for (registry, ids) in by_registry {
+            // The delegation walk needs the updater mutably (it loads bins); the
+            // downloads then run in parallel. Failures are left for `index_doc`, which
+            // reports them with their context.
+            let mut found = Vec::new();
+            if let Ok(mut updater) = self.updater(&registry) {
+                for id in ids {
+                    match updater.target_info(&index_target(&id)) {
+                        Ok(Some(info)) => found.push((id, info)),
+                        Ok(None) => {
+                            lock(&self.docs).insert((registry.clone(), id), None);
+                        }
+                        Err(_) => {}
+                    }
+                }
+            }
+            let infos: Vec<TargetInfo> = found.iter().map(|(_, info)| info.clone()).collect();
+            let Ok(results) = self.fetch_many(&registry, &infos) else { continue };
+            let mut docs = lock(&self.docs);
+            for ((id, info), result) in found.into_iter().zip(results) {
+                if let Ok(bytes) = result
+                    && let Ok(doc) = parse_doc(&registry, &info.path, &bytes)
+                {
+                    docs.insert((registry.clone(), id), Some(Arc::new(doc)));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! Update: policy check → permission diff (re-consent when permissions grow) →
+//! download and verify → graceful `stop` → swap → verify → `start`; any failure rolls
+//! back automatically to the running release.
+//!
+//! Owns the update process and the update check (which updates exist and what the
+//! policy decides for each), plus disabling installed releases the blocklist names.
+//! Consent, space and download steps are shared with [`super::install`]; the swap is
+//! [`crate::activate`]'s journalled transaction.
+
+use std::collections::BTreeSet;
+
+use semver::{Version, VersionReq};
+use serde::Serialize;
+use trellis_schema::PluginId;
+
+use super::fetch::{self, VerifiedRelease};
+use super::install::extract;
+use super::verify::check_release_dir;
+use super::{Session, Store, StoreError};
+use crate::activate;
+use crate::events::{Event, OperationKind};
+use crate::hooks::{Hook, HookContext};
+use crate::policy::{self, Action, AvailableUpdate, Decision, PolicyContext, Trigger};
+use crate::resolve::{Requirement, ResolvedPlugin, Upgrade};
+use crate::state::{InstallReason, InstalledRelease};
+
+/// An available update and what the policy decides for it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlannedUpdate {
+    /// The plugin.
+    pub plugin: PluginId,
+    /// The active release.
+    pub from: Version,
+    /// The release resolution picked.
+    pub to: Version,
+    /// Permissions the new release adds that were never agreed to.
+    pub new_permissions: Vec<String>,
+    /// The policy's decision.
+    pub decision: Decision,
+}
+
+/// What `update --check` found.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct UpdateCheckReport {
+    /// Updates available, with the policy's decision.
+    pub updates: Vec<PlannedUpdate>,
+    /// Installed releases the blocklist names (they were stopped).
+    pub blocked: Vec<(PluginId, Version, String)>,
+}
+
+/// What an update did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct UpdateReport {
+    /// Plugins moved to a new release (from, to).
+    pub updated: Vec<(PluginId, Version, Version)>,
+    /// New dependencies installed on the way.
+    pub installed: Vec<(PluginId, Version)>,
+    /// Updates left out, with the reason.
+    pub skipped: Vec<(PluginId, Version, String)>,
+    /// Updates that failed and were rolled back to the running release.
+    pub rolled_back: Vec<(PluginId, Version, String)>,
+    /// Installed releases the blocklist names (they were stopped).
+    pub blocked: Vec<(PluginId, Version, String)>,
+}
+
+impl Store {
+    /// Which updates are available for `plugins` (all installed ones when empty), and
+    /// what the policy would do with each on a scheduled check. Stops installed
+    /// releases the blocklist names. Records the time of the check.
+    pub fn check_updates(
+        &mut self,
+        plugins: &[PluginId],
+        session: &Session<'_>,
+    ) -> Result<UpdateCheckReport, StoreError> {
+        let (planned, _, blocked) = self.plan(plugins, Trigger::Scheduled, session)?;
+        self.update_state(|s| s.last_update_check = Some(jiff::Timestamp::now()))?;
+        Ok(UpdateCheckReport { updates: planned, blocked })
+    }
+
+    /// Updates `plugins` (all installed ones when empty) as the user asked: pins are
+    /// respected, new permissions need consent. A failing update is rolled back and
+    /// reported; the others go on.
+    pub fn update(&mut self, plugins: &[PluginId], session: &Session<'_>) -> Result<UpdateReport, StoreError> {
+        self.relay_progress(session);
+        let remotes = self.remotes()?;
+        let (planned, changes, blocked) = self.plan(plugins, Trigger::User, session)?;
+        let mut report = UpdateReport { blocked, ..UpdateReport::default() };
+        for plan in planned.iter().filter(|p| p.decision.action != Action::Apply) {
+            report.skipped.push((plan.plugin.clone(), plan.to.clone(), plan.decision.reason.to_string()));
+        }
+        let apply: Vec<ResolvedPlugin> = changes
+            .into_iter()
+            .filter(|c| planned.iter().find(|p| p.plugin == c.id).is_none_or(|p| p.decision.action == Action::Apply))
+            .collect();
+        session.reporter.report(Event::Resolved { to_fetch: apply.len() });
+        if apply.is_empty() {
+            return Ok(report);
+        }
+        self.check_space(&apply)?;
+        self.collect_consent(&remotes, &apply, session)?;
+        let verified = fetch::download(&remotes, &apply, self.relay(), &*session.reporter)?;
+        self.crash.step();
+        let installed = self.state().installed_versions();
+        for release in verified {
+            let id = release.resolved.id.clone();
+            let to = release.resolved.version.clone();
+            match installed.get(&id) {
+                Some(from) => match self.activate_update(release, session) {
+                    Ok(()) => report.updated.push((id, from.clone(), to)),
+                    Err(error) => {
+                        session
+                            .reporter
+                            .report(Event::Warning { plugin: Some(id.clone()), message: error.to_string() });
+                        report.rolled_back.push((id, to, error.to_string()));
+                    }
+                },
+                None => {
+                    self.activate_install(release, InstallReason::Dependency, session)?;
+                    report.installed.push((id, to));
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Resolves with the selected plugins free to move; returns the planned updates
+    /// (with policy decisions), every release that would change, and blocked installs.
+    #[allow(clippy::type_complexity)]
+    fn plan(
+        &mut self,
+        plugins: &[PluginId],
+        trigger: Trigger,
+        session: &Session<'_>,
+    ) -> Result<(Vec<PlannedUpdate>, Vec<ResolvedPlugin>, Vec<(PluginId, Version, String)>), StoreError> {
+        for plugin in plugins {
+            if self.state().plugin(plugin).is_none() {
+                return Err(StoreError::NotInstalled { plugin: plugin.clone() });
+            }
+        }
+        let remotes = self.remotes()?;
+        let mut request = self.request();
+        request.upgrade = if plugins.is_empty() {
+            Upgrade::All
+        } else {
+            Upgrade::Only(plugins.iter().cloned().collect::<BTreeSet<_>>())
+        };
+        for (id, plugin) in self.state().plugins() {
+            if plugin.reason == InstallReason::Requested {
+                request.requirements.push(Requirement { id: id.clone(), version: VersionReq::STAR });
+            }
+        }
+        let blocked = self.disable_blocked(&remotes, session)?;
+        let resolution = self.resolve(&remotes, request, session)?;
+        self.record_bindings(&resolution)?;
+        let installed = self.state().installed_versions();
+        let changes: Vec<ResolvedPlugin> =
+            resolution.plugins.iter().filter(|p| installed.get(&p.id) != Some(&p.version)).cloned().collect();
+        let now = jiff::ZonedDateTime::now();
+        let mut planned = Vec::new();
+        for change in &changes {
+            let Some(from) = installed.get(&change.id) else { continue };
+            let old = self.state().plugin(&change.id).map(|p| p.registry.clone());
+            let old_permissions = match old {
+                Some(registry) => remotes
+                    .doc(&registry, &change.id)?
+                    .and_then(|d| d.release(from).map(|r| r.permissions.clone()))
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
+            let check = crate::consent::check(
+                crate::consent::ConsentQuery {
+                    plugin: &change.id,
+                    version: &change.version,
+                    permissions: &change.release.permissions,
+                    replaces: Some((from, &old_permissions)),
+                },
+                &self.state().consents,
+            );
+            let new_permissions: Vec<String> = check.disclosure().unconsented().map(|p| p.key.clone()).collect();
+            let state = self.state();
+            let available = AvailableUpdate {
+                plugin: change.id.clone(),
+                from: from.clone(),
+                to: change.version.clone(),
+                rollout: None,
+                needs_consent: new_permissions.clone(),
+            };
+            let decision = policy::decide(
+                PolicyContext {
+                    now: &now,
+                    install_id: &state.install_id,
+                    policies: &state.policies,
+                    pins: &state.pins,
+                    trigger,
+                },
+                &available,
+            );
+            planned.push(PlannedUpdate {
+                plugin: change.id.clone(),
+                from: from.clone(),
+                to: change.version.clone(),
+                new_permissions,
+                decision,
+            });
+        }
+        // Pinned plugins do not move in resolution; newer releases are still reported.
+        for (id, pinned) in &self.state().pins.clone() {
+            let Some(installed) = self.state().plugin(id).cloned() else { continue };
+            if planned.iter().any(|p| &p.plugin == id) || (!plugins.is_empty() && !plugins.contains(id)) {
+                continue;
+            }
+            let Some(doc) = remotes.doc(&installed.registry, id)? else { continue };
+            let newest =
+                doc.releases.iter().filter(|r| !r.yanked && &r.version > pinned).map(|r| r.version.clone()).max();
+            if let Some(to) = newest {
+                planned.push(PlannedUpdate {
+                    plugin: id.clone(),
+                    from: installed.active.version.clone(),
+                    to: to.clone(),
+                    new_permissions: Vec::new(),
+                    decision: Decision {
+                        plugin: id.clone(),
+                        to,
+                        action: Action::Skip,
+                        reason: policy::Reason::Pinned { version: pinned.clone() },
+                    },
+                });
+            }
+        }
+        Ok((planned, changes, blocked))
+    }
+
+    /// Stops installed releases that a registry's blocklist names and warns about them.
+    fn disable_blocked(
+        &mut self,
+        remotes: &super::source::Remotes,
+        session: &Session<'_>,
+    ) -> Result<Vec<(PluginId, Version, String)>, StoreError> {
+        let blocklist = remotes.blocklist()?;
+        let mut blocked = Vec::new();
+        let mut newly = Vec::new();
+        for (id, plugin) in self.state().plugins() {
+            let version = &plugin.active.version;
+            let Some(entry) = blocklist.find(id, version, None) else { continue };
+            blocked.push((id.clone(), version.clone(), entry.reason.clone()));
+            if plugin.disabled.is_some() {
+                continue;
+            }
+            let path = self.data_dir().release_dir(id, version);
+            let ctx = HookContext { plugin: id, version, path: &path };
+            let stopped = session.hook(Hook::Stop, ctx, None);
+            let message = format!(
+                "{id} {version} is blocklisted ({}); it was {}. Update or remove it",
+                entry.reason,
+                if stopped.is_ok() { "stopped and disabled" } else { "disabled, but the host refused to stop it" }
+            );
+            session.reporter.report(Event::Warning { plugin: Some(id.clone()), message });
+            newly.push((id.clone(), format!("blocklisted: {}", entry.reason)));
+        }
+        if !newly.is_empty() {
+            self.update_state(|state| {
+                for (id, reason) in newly {
+                    state.set_disabled(&id, Some(reason));
+                }
+            })?;
+        }
+        Ok(blocked)
+    }
+
+    /// Swaps an installed plugin to a verified release: stop, switch, verify, start;
+    /// on any failure the running release comes back (and is started again).
+    pub(crate) fn activate_update(
+        &mut self,
+        release: VerifiedRelease,
+        session: &Session<'_>,
+    ) -> Result<(), StoreError> {
+        let id = release.resolved.id.clone();
+        let to = release.resolved.version.clone();
+        let from = match self.state().plugin(&id) {
+            Some(installed) => installed.active.version.clone(),
+            None => return Err(StoreError::NotInstalled { plugin: id }),
+        };
+        let from_path = self.data_dir().release_dir(&id, &from);
+        let record = InstalledRelease {
+            version: to.clone(),
+            dependencies: {
+                let mut ids: Vec<PluginId> = release.manifest.dependencies.iter().map(|d| d.id.clone()).collect();
+                ids.sort();
+                ids.dedup();
+                ids
+            },
+        };
+        let crash = &mut self.crash;
+        let mut tx = activate::begin_update(&mut self.state, &id, record)?;
+        crash.step();
+        let Some(to_path) = tx.target_dir() else { return Ok(()) };
+        if !tx.target_is_ready() {
+            extract(&release, &to_path, session)?;
+            crash.step();
+            tx.staged()?;
+            crash.step();
+        }
+        let from_ctx = HookContext { plugin: &id, version: &from, path: &from_path };
+        let to_ctx = HookContext { plugin: &id, version: &to, path: &to_path };
+        let hook_error = |hook, source, undone: &str| StoreError::Hook {
+            hook,
+            plugin: id.clone(),
+            version: to.clone(),
+            source: Box::new(source),
+            undone: undone.to_owned(),
+        };
+        if let Err(source) = session.hook(Hook::BeforeUpdate, to_ctx, Some(from_ctx)) {
+            tx.abort()?;
+            return Err(hook_error(Hook::BeforeUpdate, source, &format!("{id} {from} was left as it was")));
+        }
+        if let Err(source) = session.hook(Hook::Stop, from_ctx, None) {
+            tx.abort()?;
+            return Err(hook_error(Hook::Stop, source, &format!("{id} {from} was left running")));
+        }
+        tx.stopped()?;
+        crash.step();
+        session.reporter.report(Event::Activating { plugin: id.clone(), version: to.clone() });
+        tx.switch()?;
+        crash.step();
+        let failure = match check_release_dir(&to_path) {
+            Ok(problems) if problems.is_empty() => match session.hook(Hook::Start, to_ctx, None) {
+                Ok(()) => None,
+                Err(source) => Some(hook_error(Hook::Start, source, &format!("rolled back to {from}"))),
+            },
+            Ok(problems) => Some(StoreError::Corrupt {
+                plugin: id.clone(),
+                version: to.clone(),
+                problem: problems.first().map(ToString::to_string).unwrap_or_default(),
+            }),
+            Err(error) => Some(error),
+        };
+        if let Some(error) = failure {
+            tx.revert()?;
+            crash.step();
+            if let Err(e) = session.hook(Hook::Start, from_ctx, None) {
+                session.reporter.report(Event::Warning {
+                    plugin: Some(id.clone()),
+                    message: format!("{id} {from} is active again but did not start: {e}"),
+                });
+            }
+            tx.abort()?;
+            return Err(error);
+        }
+        tx.finish()?;
+        crash.step();
+        if let Err(error) = session.hook(Hook::AfterUpdate, to_ctx, Some(from_ctx)) {
+            session
+                .reporter
+                .report(Event::Warning { plugin: Some(id.clone()), message: format!("after_update: {error}") });
+        }
+        session.reporter.report(Event::Done { operation: OperationKind::Update, plugin: id, version: Some(to) });
+        Ok(())
+    }
+}

