@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use trellis_client::transport::{AnyTransport, HttpOptions, Mirror, Mirrors};
 use trellis_client::trust::{UpdateCheck, Updater};
-use trellis_index::build::{self, BuildInput, DelegationThresholds, Scope, Signers};
+use trellis_index::build::{self, BuildInput, DelegationThresholds, Durability, Scope, Signers};
 use trellis_index::operator::{self, InitOptions};
 use trellis_index::registry::{Expiry, Registry};
 use trellis_index::site;
@@ -83,6 +83,8 @@ fn main() {
             bins: registry.signing_keys(&keys.bins).unwrap(),
         },
         now,
+        // The client is measured here, not the builder's fsyncs.
+        durability: Durability::OsBuffered,
     };
     let report = build::build(input, &site_dir).unwrap();
     println!(
