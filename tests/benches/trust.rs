@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use trellis_client::transport::{AnyTransport, HttpOptions, Mirror, Mirrors};
 use trellis_client::trust::{UpdateCheck, Updater};
-use trellis_index::build::{self, BuildInput, DelegationThresholds, Scope, Signers};
+use trellis_index::build::{self, BuildInput, DelegationThresholds, Durability, Scope, Signers};
 use trellis_index::operator::{self, InitOptions};
 use trellis_index::registry::{Expiry, Registry};
 use trellis_index::site;
@@ -61,19 +61,20 @@ fn main() {
     let registry = Registry::open(&registry_dir).unwrap();
     let started = Instant::now();
     let plan = synth::plan(SynthSpec { plugins, versions, seed: 42 });
-    let wanted = plan[plan.len() / 2].id.clone();
+    let target = plan[plan.len() / 2].clone();
+    let wanted = target.id.clone();
     let known: BTreeSet<_> = plan.iter().map(|p| p.id.clone()).collect();
     let keys = &registry.config.keys;
-    let input = BuildInput {
+    let input = |plugins, scope| BuildInput {
         expiry: registry.config.expiry_days.clone(),
         bin_bits,
         thresholds: DelegationThresholds { security: 1, publishers: 1, bins: 1 },
         roots: registry.roots.iter().map(|r| r.bytes.clone()).collect(),
         publishers: registry.publishers.clone(),
         blocklist: registry.blocklist.clone(),
-        plugins: plan.into_iter().map(synth::plugin_input).collect(),
-        known_plugins: known,
-        scope: Scope::Full,
+        plugins,
+        known_plugins: known.clone(),
+        scope,
         signers: Signers {
             targets: registry.signing_keys(&keys.targets).unwrap(),
             snapshot: registry.signing_keys(&keys.snapshot).unwrap(),
@@ -83,9 +84,11 @@ fn main() {
             bins: registry.signing_keys(&keys.bins).unwrap(),
         },
         now,
-        durability: build::Durability::OsBuffered,
+        // The client is measured here, not the builder's fsyncs.
+        durability: Durability::OsBuffered,
     };
-    let report = build::build(input, &site_dir).unwrap();
+    let report =
+        build::build(input(plan.into_iter().map(synth::plugin_input).collect(), Scope::Full), &site_dir).unwrap();
     println!(
         "built {} plugins / {} releases in 2^{bin_bits} bins with trellis-index in {:.1?}",
         report.plugins,
@@ -97,16 +100,19 @@ fn main() {
     // nothing but this process's RAM).
     let index = site::index_target(&wanted);
     let server = FaultServer::start().unwrap();
-    let mut files = Vec::new();
-    walk(&site_dir.join(site::METADATA_DIR), &mut files);
-    walk(&site_dir.join(site::TARGETS_DIR).join("index"), &mut files);
     let doc_suffix = format!(".{}", index.rsplit('/').next().unwrap_or_default());
-    for file in files {
-        let relative = file.strip_prefix(&site_dir).unwrap().to_string_lossy().replace('\\', "/");
-        if relative.starts_with("metadata/") || relative.ends_with(&doc_suffix) {
-            server.put(&format!("/{relative}"), std::fs::read(&file).unwrap());
+    let serve_site = || {
+        let mut files = Vec::new();
+        walk(&site_dir.join(site::METADATA_DIR), &mut files);
+        walk(&site_dir.join(site::TARGETS_DIR).join("index"), &mut files);
+        for file in files {
+            let relative = file.strip_prefix(&site_dir).unwrap().to_string_lossy().replace('\\', "/");
+            if relative.starts_with("metadata/") || relative.ends_with(&doc_suffix) {
+                server.put(&format!("/{relative}"), std::fs::read(&file).unwrap());
+            }
         }
-    }
+    };
+    serve_site();
     let root = std::fs::read(site::metadata_file(&site_dir, "root", 1)).unwrap();
     let mirrors =
         || Mirrors::new(Arc::new(AnyTransport::new(HttpOptions::default())), vec![Mirror::site(&server.url())]);
@@ -147,5 +153,31 @@ fn main() {
         "no-op update check: {noop_requests} request(s), {noop_bytes} bytes received, median {:.2?} over {rounds} runs \
          (includes verifying the trusted root, timestamp, snapshot and targets from disk)",
         median(noop)
+    );
+
+    // One new release of that plugin: an incremental build, then the update check for
+    // a client that has the plugin installed (knows its index doc's hash).
+    let installed = Updater::new(dir.path(), mirrors()).unwrap().target_info(&index).unwrap().expect("listed");
+    let mut grown = target.clone();
+    let mut release = grown.releases.last().unwrap().clone();
+    release.version = semver::Version::new(99, 0, 0);
+    release.yanked = false;
+    grown.releases.push(release);
+    let scope = Scope::Plugins(BTreeSet::from([wanted.clone()]));
+    build::build(input(vec![synth::plugin_input(grown)], scope), &site_dir).unwrap();
+    serve_site();
+    server.reset_counters();
+    let start = Instant::now();
+    let mut client = Updater::new(dir.path(), mirrors()).unwrap();
+    let changed = client.changed_targets(&[(index.clone(), installed.sha256().unwrap())]).unwrap();
+    assert_eq!(changed.len(), 1);
+    let doc = client.fetch_target(&changed[0]).unwrap();
+    let elapsed = start.elapsed();
+    assert!(!doc.is_empty());
+    let paths: Vec<String> = server.hits().into_iter().map(|h| format!("{} {}", h.status, h.path)).collect();
+    println!(
+        "update check with one new release + its index doc: {} requests, {} bytes, {elapsed:.2?}: {paths:?}",
+        server.request_count(),
+        server.bytes_sent()
     );
 }
