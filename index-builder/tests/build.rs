@@ -245,7 +245,7 @@ fn refuses_a_dependency_on_an_unknown_plugin() {
     let spec = ReleaseSpec::new("acme.alarm", "0.3.0").depends_on("acme.ghost", "^1");
     fixture::add_release(registry.path(), &spec, &fixture::key(1)).unwrap();
     let message = refused(registry.path(), out.path());
-    assert!(message.contains("acme.alarm 0.3.0 depends on acme.ghost"), "{message}");
+    insta::assert_snapshot!(message, @"acme.alarm 0.3.0 depends on acme.ghost, which is not in this registry; publish acme.ghost first or drop the dependency");
 }
 
 #[test]
@@ -332,7 +332,7 @@ fn refuses_to_build_under_an_expiring_root() {
     let late = "2027-10-20T00:00:00Z".parse().unwrap();
     let before = tree(out.path());
     let error = build_registry(&Registry::open(registry.path()).unwrap(), out.path(), Scope::Full, late).unwrap_err();
-    assert!(error.to_string().contains("root version 1 expires at"), "{error}");
+    insta::assert_snapshot!(error.to_string(), @"root version 1 expires at 2027-11-01T00:00:00Z, before the snapshot signed now would (2027-11-19T00:00:00Z); sign a new root first: trellis-index rotate REGISTRY root");
     assert_eq!(tree(out.path()), before);
 }
 
