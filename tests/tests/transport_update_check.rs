@@ -98,6 +98,36 @@ fn one_new_release_costs_timestamp_root_probe_snapshot_its_bin_and_its_index_doc
 }
 
 #[test]
+fn cold_lookup_loads_only_the_bin_on_the_path_of_the_target() {
+    let mut registry = TestRegistry::new(2, 4);
+    for n in 0..50 {
+        registry.set_index_doc(&format!("acme.plugin-{n}"), &doc(n, 0));
+    }
+    registry.publish();
+    let server = FaultServer::start().unwrap();
+    registry.serve(&server, "");
+    let dir = tempfile::tempdir().unwrap();
+    Updater::bootstrap(dir.path(), registry.root()).unwrap();
+    let mut client = updater(dir.path(), &server);
+    let path = TestRegistry::index_path("acme.plugin-9");
+    let info = client.target_info(&path).unwrap().expect("listed");
+    assert_eq!(info.sha256(), Some(Sha256::of(&doc(9, 0))));
+    assert_eq!(info.role, registry.bin_of(&path));
+    let paths: Vec<String> = server.hits().into_iter().map(|h| h.path).collect();
+    let bin = format!("/metadata/1.{}.json", registry.bin_of(&path));
+    assert_eq!(
+        paths,
+        [
+            "/metadata/2.root.json",
+            "/metadata/timestamp.json",
+            "/metadata/1.snapshot.json",
+            "/metadata/1.targets.json",
+            &bin
+        ]
+    );
+}
+
+#[test]
 fn expired_cached_timestamp_forces_a_full_refresh() {
     let mut registry = TestRegistry::new(3, 2);
     registry.timestamp_expires = "2020-01-01T00:00:00Z".into();

@@ -121,10 +121,7 @@ impl Updater {
     #[must_use]
     pub fn with_reference_time(mut self, now: jiff::Timestamp) -> Self {
         self.reference_time = Some(now);
-        self.trusted = match Self::trusted_from(&self.store, Some(now)) {
-            Ok(trusted) => trusted,
-            Err(_) => return self,
-        };
+        self.trusted.set_now(now);
         self
     }
 
@@ -212,8 +209,17 @@ impl Updater {
         {
             tracing::debug!(error = %e, "local timestamp is not usable as a rollback reference");
         }
+        // A timestamp fetched by the update check is used when it verifies; when it
+        // does not, the mirrors are asked in order like in any refresh (failover).
+        let prefetched = prefetched.and_then(|(bytes, validators)| match self.trusted.update_timestamp(&bytes) {
+            Ok(outcome) => Some((outcome, bytes, validators)),
+            Err(e) => {
+                tracing::warn!(url = %validators.url, error = %e, "timestamp from the update check rejected");
+                None
+            }
+        });
         let (outcome, bytes, validators) = match prefetched {
-            Some((bytes, validators)) => (self.trusted.update_timestamp(&bytes)?, bytes, validators),
+            Some(verified) => verified,
             None => {
                 let trusted = &mut self.trusted;
                 Self::fetch_metadata(&self.mirrors, "timestamp.json", self.limits.timestamp, None, |bytes| {
