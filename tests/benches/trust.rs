@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use trellis_client::transport::{AnyTransport, HttpOptions, Mirror, Mirrors};
 use trellis_client::trust::{UpdateCheck, Updater};
-use trellis_index::build::{self, BuildInput, DelegationThresholds, Scope, Signers};
+use trellis_index::build::{self, BuildInput, Scope};
 use trellis_index::operator::{self, InitOptions};
 use trellis_index::registry::{Expiry, Registry};
 use trellis_index::site;
@@ -63,27 +63,8 @@ fn main() {
     let plan = synth::plan(SynthSpec { plugins, versions, seed: 42 });
     let wanted = plan[plan.len() / 2].id.clone();
     let known: BTreeSet<_> = plan.iter().map(|p| p.id.clone()).collect();
-    let keys = &registry.config.keys;
-    let input = BuildInput {
-        expiry: registry.config.expiry_days.clone(),
-        bin_bits,
-        thresholds: DelegationThresholds { security: 1, publishers: 1, bins: 1 },
-        roots: registry.roots.iter().map(|r| r.bytes.clone()).collect(),
-        publishers: registry.publishers.clone(),
-        blocklist: registry.blocklist.clone(),
-        plugins: plan.into_iter().map(synth::plugin_input).collect(),
-        known_plugins: known,
-        scope: Scope::Full,
-        signers: Signers {
-            targets: registry.signing_keys(&keys.targets).unwrap(),
-            snapshot: registry.signing_keys(&keys.snapshot).unwrap(),
-            timestamp: registry.signing_keys(&keys.timestamp).unwrap(),
-            security: registry.signing_keys(&keys.security).unwrap(),
-            publishers: registry.signing_keys(&keys.publishers).unwrap(),
-            bins: registry.signing_keys(&keys.bins).unwrap(),
-        },
-        now,
-    };
+    let plugins = plan.into_iter().map(synth::plugin_input).collect();
+    let input = BuildInput::for_registry(&registry, plugins, known, Scope::Full, now).unwrap();
     let report = build::build(input, &site_dir).unwrap();
     println!(
         "built {} plugins / {} releases in 2^{bin_bits} bins with trellis-index in {:.1?}",

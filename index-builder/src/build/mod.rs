@@ -128,6 +128,54 @@ pub enum Durability {
     OsBuffered,
 }
 
+impl BuildInput {
+    /// The input for building `plugins` of `registry` (configuration, roots,
+    /// publishers, blocklist and the signing keys found in its key files), with
+    /// [`Durability::Fsync`].
+    pub fn for_registry(
+        registry: &Registry,
+        plugins: Vec<PluginInput>,
+        known_plugins: BTreeSet<PluginId>,
+        scope: Scope,
+        now: jiff::Timestamp,
+    ) -> Result<Self, RegistryError> {
+        let keys = &registry.config.keys;
+        let signers = Signers {
+            targets: registry.signing_keys(&keys.targets)?,
+            snapshot: registry.signing_keys(&keys.snapshot)?,
+            timestamp: registry.signing_keys(&keys.timestamp)?,
+            security: registry.signing_keys(&keys.security)?,
+            publishers: registry.signing_keys(&keys.publishers)?,
+            bins: registry.signing_keys(&keys.bins)?,
+        };
+        Ok(Self {
+            expiry: registry.config.expiry_days.clone(),
+            bin_bits: registry.config.bin_bits,
+            thresholds: DelegationThresholds {
+                security: keys.security.threshold,
+                publishers: keys.publishers.threshold,
+                bins: keys.bins.threshold,
+            },
+            roots: registry.roots.iter().map(|root| root.bytes.clone()).collect(),
+            publishers: registry.publishers.clone(),
+            blocklist: registry.blocklist.clone(),
+            plugins,
+            known_plugins,
+            scope,
+            signers,
+            now,
+            durability: Durability::Fsync,
+        })
+    }
+
+    /// The same input with another durability.
+    #[must_use]
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+}
+
 /// What a build did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BuildReport {
@@ -237,33 +285,7 @@ pub fn build_registry(
         }
     };
     let plugins = registry.load_plugins(&load)?;
-    let keys = &registry.config.keys;
-    let signers = Signers {
-        targets: registry.signing_keys(&keys.targets)?,
-        snapshot: registry.signing_keys(&keys.snapshot)?,
-        timestamp: registry.signing_keys(&keys.timestamp)?,
-        security: registry.signing_keys(&keys.security)?,
-        publishers: registry.signing_keys(&keys.publishers)?,
-        bins: registry.signing_keys(&keys.bins)?,
-    };
-    let input = BuildInput {
-        expiry: registry.config.expiry_days.clone(),
-        bin_bits: registry.config.bin_bits,
-        thresholds: DelegationThresholds {
-            security: keys.security.threshold,
-            publishers: keys.publishers.threshold,
-            bins: keys.bins.threshold,
-        },
-        roots: registry.roots.iter().map(|root| root.bytes.clone()).collect(),
-        publishers: registry.publishers.clone(),
-        blocklist: registry.blocklist.clone(),
-        plugins,
-        known_plugins,
-        scope,
-        signers,
-        now,
-        durability: Durability::Fsync,
-    };
+    let input = BuildInput::for_registry(registry, plugins, known_plugins, scope, now)?;
     build(input, site)
 }
 
