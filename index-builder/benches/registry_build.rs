@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Instant;
 
-use trellis_index::build::{self, BuildInput, DelegationThresholds, Durability, Scope, Signers};
+use trellis_index::build::{self, BuildInput, Durability, Scope};
 use trellis_index::operator::{self, InitOptions};
 use trellis_index::registry::{Expiry, Registry};
 use trellis_index::serve::Server;
@@ -33,32 +33,9 @@ fn input(
     known: &BTreeSet<trellis_schema::PluginId>,
     now: jiff::Timestamp,
 ) -> BuildInput {
-    let keys = &registry.config.keys;
-    BuildInput {
-        expiry: registry.config.expiry_days.clone(),
-        bin_bits: registry.config.bin_bits,
-        thresholds: DelegationThresholds { security: 1, publishers: 1, bins: 1 },
-        roots: registry.roots.iter().map(|r| r.bytes.clone()).collect(),
-        publishers: registry.publishers.clone(),
-        blocklist: registry.blocklist.clone(),
-        plugins,
-        known_plugins: known.clone(),
-        scope,
-        signers: Signers {
-            targets: registry.signing_keys(&keys.targets).unwrap(),
-            snapshot: registry.signing_keys(&keys.snapshot).unwrap(),
-            timestamp: registry.signing_keys(&keys.timestamp).unwrap(),
-            security: registry.signing_keys(&keys.security).unwrap(),
-            publishers: registry.signing_keys(&keys.publishers).unwrap(),
-            bins: registry.signing_keys(&keys.bins).unwrap(),
-        },
-        now,
-        durability: if std::env::var_os("BENCH_NO_FSYNC").is_some() {
-            Durability::OsBuffered
-        } else {
-            Durability::Fsync
-        },
-    }
+    let durability =
+        if std::env::var_os("BENCH_NO_FSYNC").is_some() { Durability::OsBuffered } else { Durability::Fsync };
+    BuildInput::for_registry(registry, plugins, known.clone(), scope, now).unwrap().with_durability(durability)
 }
 
 fn size(path: &Path) -> u64 {

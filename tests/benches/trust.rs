@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use trellis_client::transport::{AnyTransport, HttpOptions, Mirror, Mirrors};
 use trellis_client::trust::{UpdateCheck, Updater};
-use trellis_index::build::{self, BuildInput, DelegationThresholds, Durability, Scope, Signers};
+use trellis_index::build::{self, BuildInput, Durability, Scope};
 use trellis_index::operator::{self, InitOptions};
 use trellis_index::registry::{Expiry, Registry};
 use trellis_index::site;
@@ -64,28 +64,11 @@ fn main() {
     let target = plan[plan.len() / 2].clone();
     let wanted = target.id.clone();
     let known: BTreeSet<_> = plan.iter().map(|p| p.id.clone()).collect();
-    let keys = &registry.config.keys;
-    let input = |plugins, scope| BuildInput {
-        expiry: registry.config.expiry_days.clone(),
-        bin_bits,
-        thresholds: DelegationThresholds { security: 1, publishers: 1, bins: 1 },
-        roots: registry.roots.iter().map(|r| r.bytes.clone()).collect(),
-        publishers: registry.publishers.clone(),
-        blocklist: registry.blocklist.clone(),
-        plugins,
-        known_plugins: known.clone(),
-        scope,
-        signers: Signers {
-            targets: registry.signing_keys(&keys.targets).unwrap(),
-            snapshot: registry.signing_keys(&keys.snapshot).unwrap(),
-            timestamp: registry.signing_keys(&keys.timestamp).unwrap(),
-            security: registry.signing_keys(&keys.security).unwrap(),
-            publishers: registry.signing_keys(&keys.publishers).unwrap(),
-            bins: registry.signing_keys(&keys.bins).unwrap(),
-        },
-        now,
-        // The client is measured here, not the builder's fsyncs.
-        durability: Durability::OsBuffered,
+    // The client is measured here, not the builder's fsyncs.
+    let input = |plugins, scope| {
+        BuildInput::for_registry(&registry, plugins, known.clone(), scope, now)
+            .unwrap()
+            .with_durability(Durability::OsBuffered)
     };
     let report =
         build::build(input(plan.into_iter().map(synth::plugin_input).collect(), Scope::Full), &site_dir).unwrap();

@@ -13,28 +13,39 @@
 //! the bins that sign them, the snapshot and the timestamp. [`Scope::Plugins`] does the
 //! same work for a few plugins without reading the rest of the registry or site.
 //!
-//! Loading the registry is [`crate::registry`]'s job; the role rules are [`crate::tuf`]'s;
-//! paths are [`crate::site`]'s.
+//! Inside: `documents` (index docs, target entries), `plan` (roles, versions, signed
+//! bytes), `previous` (the published state) and `write` (files and durability).
+//! Loading the registry is [`crate::registry`]'s job; the role rules are
+//! [`crate::tuf`]'s; paths are [`crate::site`]'s.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde_json::Map;
 use trellis_client::fs::{FsError, write_atomic};
 use trellis_schema::blocklist::Blocklist;
 use trellis_schema::canonical;
-use trellis_schema::index::{BlobRef, IndexDoc, IndexRelease};
 use trellis_schema::publisher::PublisherRecord;
-use trellis_schema::tuf::{Envelope, MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp, TopRole};
+use trellis_schema::tuf::{Envelope, MetaFile, Root, Snapshot, Targets, Timestamp, TopRole};
 use trellis_schema::{PluginId, Sha256, SigningKey, VendorId};
 
 use crate::registry::{Expiry, Registry, RegistryError};
-use crate::release::{BlobSource, PluginInput};
+use crate::release::PluginInput;
 use crate::site;
 use crate::tuf::{self, BINS_ROLE, PUBLISHERS_ROLE, RoleKeys, SECURITY_ROLE, SignError};
+
+mod documents;
+mod plan;
+mod previous;
+mod write;
+
+pub use documents::index_doc;
+use documents::{Content, TargetOut, bytes_target, plugin_targets};
+use plan::{Decision, Entries, RolePlan, merge_bin};
+pub use previous::PreviousSite;
+use write::{make_durable, write_content, write_targets};
 
 /// Which part of the registry a build looks at.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,6 +126,54 @@ pub enum Durability {
     /// Leave flushing to the OS: for throwaway sites (benchmarks, previews) where a
     /// crash means rebuilding anyway. Metadata files are always written atomically.
     OsBuffered,
+}
+
+impl BuildInput {
+    /// The input for building `plugins` of `registry` (configuration, roots,
+    /// publishers, blocklist and the signing keys found in its key files), with
+    /// [`Durability::Fsync`].
+    pub fn for_registry(
+        registry: &Registry,
+        plugins: Vec<PluginInput>,
+        known_plugins: BTreeSet<PluginId>,
+        scope: Scope,
+        now: jiff::Timestamp,
+    ) -> Result<Self, RegistryError> {
+        let keys = &registry.config.keys;
+        let signers = Signers {
+            targets: registry.signing_keys(&keys.targets)?,
+            snapshot: registry.signing_keys(&keys.snapshot)?,
+            timestamp: registry.signing_keys(&keys.timestamp)?,
+            security: registry.signing_keys(&keys.security)?,
+            publishers: registry.signing_keys(&keys.publishers)?,
+            bins: registry.signing_keys(&keys.bins)?,
+        };
+        Ok(Self {
+            expiry: registry.config.expiry_days.clone(),
+            bin_bits: registry.config.bin_bits,
+            thresholds: DelegationThresholds {
+                security: keys.security.threshold,
+                publishers: keys.publishers.threshold,
+                bins: keys.bins.threshold,
+            },
+            roots: registry.roots.iter().map(|root| root.bytes.clone()).collect(),
+            publishers: registry.publishers.clone(),
+            blocklist: registry.blocklist.clone(),
+            plugins,
+            known_plugins,
+            scope,
+            signers,
+            now,
+            durability: Durability::Fsync,
+        })
+    }
+
+    /// The same input with another durability.
+    #[must_use]
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
 }
 
 /// What a build did.
@@ -226,367 +285,8 @@ pub fn build_registry(
         }
     };
     let plugins = registry.load_plugins(&load)?;
-    let keys = &registry.config.keys;
-    let signers = Signers {
-        targets: registry.signing_keys(&keys.targets)?,
-        snapshot: registry.signing_keys(&keys.snapshot)?,
-        timestamp: registry.signing_keys(&keys.timestamp)?,
-        security: registry.signing_keys(&keys.security)?,
-        publishers: registry.signing_keys(&keys.publishers)?,
-        bins: registry.signing_keys(&keys.bins)?,
-    };
-    let input = BuildInput {
-        expiry: registry.config.expiry_days.clone(),
-        bin_bits: registry.config.bin_bits,
-        thresholds: DelegationThresholds {
-            security: keys.security.threshold,
-            publishers: keys.publishers.threshold,
-            bins: keys.bins.threshold,
-        },
-        roots: registry.roots.iter().map(|root| root.bytes.clone()).collect(),
-        publishers: registry.publishers.clone(),
-        blocklist: registry.blocklist.clone(),
-        plugins,
-        known_plugins,
-        scope,
-        signers,
-        now,
-        durability: Durability::Fsync,
-    };
+    let input = BuildInput::for_registry(registry, plugins, known_plugins, scope, now)?;
     build(input, site)
-}
-
-/// The published state of a site: its timestamp, snapshot and role documents.
-pub struct PreviousSite {
-    dir: PathBuf,
-    /// `timestamp.json`.
-    pub timestamp: Envelope<Timestamp>,
-    /// The snapshot it names.
-    pub snapshot: Envelope<Snapshot>,
-}
-
-impl PreviousSite {
-    /// Reads the site at `dir`; `None` when it has no `timestamp.json` yet.
-    pub fn open(dir: &Path) -> Result<Option<Self>, BuildError> {
-        let path = site::timestamp_file(dir);
-        if !path.exists() {
-            return Ok(None);
-        }
-        let timestamp: Envelope<Timestamp> = read_site_json(&path)?;
-        let version = timestamp
-            .signed
-            .meta
-            .get("snapshot.json")
-            .map(|m| m.version)
-            .ok_or_else(|| BuildError::Site { path: path.clone(), reason: "names no snapshot.json".into() })?;
-        let snapshot: Envelope<Snapshot> = read_site_json(&site::metadata_file(dir, "snapshot", version))?;
-        Ok(Some(Self { dir: dir.to_owned(), timestamp, snapshot }))
-    }
-
-    /// Version of `role` named by the snapshot.
-    pub fn version(&self, role: &str) -> Option<u64> {
-        self.snapshot.signed.meta.get(&format!("{role}.json")).map(|m| m.version)
-    }
-
-    /// The published document of a targets role (top-level or delegated).
-    pub fn role(&self, role: &str) -> Result<Option<Envelope<Targets>>, BuildError> {
-        let Some(version) = self.version(role) else { return Ok(None) };
-        read_site_json(&site::metadata_file(&self.dir, role, version)).map(Some)
-    }
-}
-
-fn read_site_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, BuildError> {
-    let bytes = std::fs::read(path).map_err(|e| FsError::new("reading", path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| BuildError::Site { path: path.to_owned(), reason: e.to_string() })
-}
-
-/// What a file of the site is made from.
-enum Content {
-    Bytes(Arc<[u8]>),
-    Copy(PathBuf),
-}
-
-/// A target to publish.
-struct TargetOut {
-    target: String,
-    length: u64,
-    sha256: Sha256,
-    content: Option<Content>,
-}
-
-fn target_file(sha256: &Sha256, length: u64) -> TargetFile {
-    TargetFile {
-        length,
-        hashes: BTreeMap::from([("sha256".to_owned(), sha256.to_hex())]),
-        custom: None,
-        extra: Map::new(),
-    }
-}
-
-fn bytes_target(target: String, bytes: Vec<u8>) -> TargetOut {
-    let sha256 = Sha256::of(&bytes);
-    TargetOut { length: bytes.len() as u64, target, sha256, content: Some(Content::Bytes(bytes.into())) }
-}
-
-/// The index doc of one plugin.
-pub fn index_doc(plugin: &PluginInput) -> IndexDoc {
-    let releases = plugin
-        .releases
-        .iter()
-        .map(|r| {
-            let m = &r.manifest;
-            IndexRelease {
-                version: m.version.clone(),
-                channel: m.channel,
-                dependencies: m.dependencies.clone(),
-                host: m.host.clone(),
-                platforms: m.platforms.clone(),
-                yanked: r.yanked,
-                permissions: m.permissions.clone(),
-                package: BlobRef {
-                    path: site::package_target(&plugin.id, &m.version),
-                    sha256: r.package.sha256,
-                    length: r.package.length,
-                },
-                envelope: BlobRef {
-                    path: site::envelope_target(&plugin.id, &m.version),
-                    sha256: r.envelope.sha256,
-                    length: r.envelope.length,
-                },
-                manifest_sha256: r.manifest_sha256,
-                unpacked_size: m.unpacked_size(),
-                deltas: Vec::new(),
-                min_client_version: r.min_client_version.clone(),
-            }
-        })
-        .collect();
-    let name = plugin.releases.last().map(|r| r.name.clone()).unwrap_or_default();
-    IndexDoc { id: plugin.id.clone(), name, releases }
-}
-
-fn plugin_targets(plugin: &PluginInput) -> Result<Vec<TargetOut>, BuildError> {
-    let doc = serde_json::to_vec(&index_doc(plugin))
-        .map_err(|e| BuildError::Trust(format!("index doc of {}: {e}", plugin.id)))?;
-    let mut out = Vec::with_capacity(1 + 2 * plugin.releases.len());
-    out.push(bytes_target(site::index_target(&plugin.id), doc));
-    for release in &plugin.releases {
-        let version = &release.manifest.version;
-        for (target, blob) in [
-            (site::package_target(&plugin.id, version), &release.package),
-            (site::envelope_target(&plugin.id, version), &release.envelope),
-        ] {
-            let content = match &blob.source {
-                BlobSource::File(path) => Some(Content::Copy(path.clone())),
-                BlobSource::Bytes(bytes) => Some(Content::Bytes(bytes.clone())),
-                BlobSource::InSite => None,
-            };
-            out.push(TargetOut { target, length: blob.length, sha256: blob.sha256, content });
-        }
-    }
-    Ok(out)
-}
-
-/// Target entries of one role, compactly: target path → (SHA-256, length). At 10^6
-/// releases a full `TargetFile` per entry would cost gigabytes; documents are made
-/// from these one role at a time, when deciding and when signing.
-type Entries = BTreeMap<String, (Sha256, u64)>;
-
-/// Whether a role keeps its published version or gets a new one.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Decision {
-    Keep(u64),
-    New { version: u64, expires: String },
-}
-
-/// One targets role of the site being built.
-struct RolePlan<'a> {
-    name: String,
-    entries: Entries,
-    delegations: Option<trellis_schema::tuf::Delegations>,
-    keys: Option<&'a [SigningKey]>,
-    days: u32,
-    decision: Decision,
-}
-
-impl<'a> RolePlan<'a> {
-    fn new(
-        name: &str,
-        entries: Entries,
-        delegations: Option<trellis_schema::tuf::Delegations>,
-        keys: Option<&'a [SigningKey]>,
-        days: u32,
-    ) -> Self {
-        Self { name: name.to_owned(), entries, delegations, keys, days, decision: Decision::Keep(0) }
-    }
-
-    /// Keeps the published version when nothing changed (same entries, delegations
-    /// and signing keys, fresh enough), else the next version: [`tuf::settle`] over
-    /// compact entries, without materialising documents.
-    fn decide(&self, published: Option<&Envelope<Targets>>, now: jiff::Timestamp) -> Decision {
-        if let Some(published) = published
-            && is_plain(&published.signed)
-            && published.signed.delegations == self.delegations
-            && tuf::signed_by_same_keys(published, self.keys)
-            && !tuf::needs_refresh(&published.signed.expires, now, self.days)
-            && published.signed.targets.len() == self.entries.len()
-            && published
-                .signed
-                .signed_entries()
-                .into_iter()
-                .zip(&self.entries)
-                .all(|((p, e), (q, f))| p == q && e == *f)
-        {
-            return Decision::Keep(published.signed.version);
-        }
-        Decision::New { version: published.map_or(1, |p| p.signed.version + 1), expires: tuf::expiry(now, self.days) }
-    }
-
-    /// The signed file of this role at `version`: the fast canonical writer for plain
-    /// documents (every hash bin), the generic one otherwise.
-    fn sign(&self, version: u64, expires: &str) -> Result<Vec<u8>, BuildError> {
-        let keys = self.keys.ok_or_else(|| SignError::MissingKey {
-            role: self.name.clone(),
-            hint: "check the key files in trellis-registry.json".into(),
-        })?;
-        if self.delegations.is_none() {
-            let signed = plain_targets_canonical(&self.entries, version, expires);
-            return Ok(envelope_canonical(&signed, keys));
-        }
-        let mut doc = self.doc();
-        doc.version = version;
-        doc.expires = expires.to_owned();
-        Ok(tuf::sign_role(&self.name, doc, Some(keys), "")?)
-    }
-
-    /// The role's document, without version and expiry.
-    fn doc(&self) -> Targets {
-        let targets =
-            self.entries.iter().map(|(path, (sha, length))| (path.clone(), target_file(sha, *length))).collect();
-        tuf::targets_doc(targets, self.delegations.clone())
-    }
-}
-
-/// Brings the published entries of a bin into `entries`: entries of plugins this
-/// build did not load are kept as published; for the others, a published blob must
-/// still be there with the same bytes (releases are immutable and never removed).
-fn merge_bin(
-    entries: &mut Entries,
-    published: &Targets,
-    full: bool,
-    changed: &BTreeSet<String>,
-) -> Result<(), BuildError> {
-    for (target, file) in &published.signed_entries() {
-        let owned_by_build = full || owner(target).is_some_and(|id| changed.contains(id));
-        if !owned_by_build {
-            entries.insert((*target).to_owned(), *file);
-            continue;
-        }
-        if !target.starts_with("plugins/") {
-            continue;
-        }
-        match entries.get(*target) {
-            None => return Err(BuildError::Removed { target: (*target).to_owned() }),
-            Some(now) if now != file => {
-                return Err(BuildError::Immutable {
-                    target: (*target).to_owned(),
-                    published: file.0.to_hex(),
-                    new: now.0.to_hex(),
-                });
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
-}
-
-/// Whether a published targets document is one this builder writes: nothing but
-/// SHA-256 hashes and lengths, no custom data, no unknown fields.
-fn is_plain(doc: &Targets) -> bool {
-    doc.type_ == "targets"
-        && doc.spec_version == trellis_schema::tuf::SPEC_VERSION
-        && doc.extra.is_empty()
-        && doc
-            .targets
-            .values()
-            .all(|f| f.custom.is_none() && f.extra.is_empty() && f.hashes.len() == 1 && f.hashes.contains_key("sha256"))
-}
-
-/// Canonical JSON of a targets document without delegations, written directly: at
-/// 10^6 entries going through `serde_json::Value` costs more than everything else.
-/// Keys in code-point order: `_type`, `expires`, `spec_version`, `targets`, `version`;
-/// per target `hashes`, `length`. Strings escape only `"` and `\`, as
-/// [`trellis_schema::canonical`] does.
-fn plain_targets_canonical(entries: &Entries, version: u64, expires: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + entries.len() * 160);
-    out.extend_from_slice(b"{\"_type\":\"targets\",\"expires\":");
-    canonical_string(expires, &mut out);
-    out.extend_from_slice(b",\"spec_version\":");
-    canonical_string(trellis_schema::tuf::SPEC_VERSION, &mut out);
-    out.extend_from_slice(b",\"targets\":{");
-    for (index, (path, (sha, length))) in entries.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
-        canonical_string(path, &mut out);
-        out.extend_from_slice(b":{\"hashes\":{\"sha256\":\"");
-        out.extend_from_slice(sha.to_hex().as_bytes());
-        out.extend_from_slice(b"\"},\"length\":");
-        out.extend_from_slice(length.to_string().as_bytes());
-        out.push(b'}');
-    }
-    out.extend_from_slice(b"},\"version\":");
-    out.extend_from_slice(version.to_string().as_bytes());
-    out.push(b'}');
-    out
-}
-
-fn canonical_string(text: &str, out: &mut Vec<u8>) {
-    out.push(b'"');
-    for &byte in text.as_bytes() {
-        if byte == b'"' || byte == b'\\' {
-            out.push(b'\\');
-        }
-        out.push(byte);
-    }
-    out.push(b'"');
-}
-
-/// Canonical JSON of `{"signatures": [...], "signed": <signed>}` with a signature of
-/// `signed` by each key, in order (the same bytes as [`tuf::sign_role`]).
-fn envelope_canonical(signed: &[u8], keys: &[SigningKey]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(signed.len() + 64 + keys.len() * 220);
-    out.extend_from_slice(b"{\"signatures\":[");
-    for (index, key) in keys.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(b"{\"keyid\":");
-        canonical_string(key.key_id().as_str(), &mut out);
-        out.extend_from_slice(b",\"sig\":\"");
-        out.extend_from_slice(hex::encode(key.sign(signed)).as_bytes());
-        out.extend_from_slice(b"\"}");
-    }
-    out.extend_from_slice(b"],\"signed\":");
-    out.extend_from_slice(signed);
-    out.push(b'}');
-    out
-}
-
-/// Compact entries of a published targets document.
-trait SignedEntries {
-    fn signed_entries(&self) -> Vec<(&str, (Sha256, u64))>;
-}
-
-impl SignedEntries for Targets {
-    fn signed_entries(&self) -> Vec<(&str, (Sha256, u64))> {
-        self.targets
-            .iter()
-            .map(|(path, file)| {
-                let sha = file.hashes.get("sha256").and_then(|h| h.parse().ok()).unwrap_or(Sha256::from_bytes([0; 32]));
-                (path.as_str(), (sha, file.length))
-            })
-            .collect()
-    }
 }
 
 /// Builds `input` into the site directory `site`, reading its previous state.
@@ -803,16 +503,6 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
     Ok(report)
 }
 
-/// The id of the plugin a target under `index/` or `plugins/` belongs to.
-fn owner(target: &str) -> Option<&str> {
-    let mut parts = target.split('/');
-    match parts.next()? {
-        "index" => target.rsplit('/').next()?.strip_suffix(".json"),
-        "plugins" => parts.nth(1),
-        _ => None,
-    }
-}
-
 /// A timestamp document naming `snapshot_bytes` as version `snapshot_version`.
 pub fn timestamp_doc(
     version: u64,
@@ -916,111 +606,4 @@ fn check_dependencies(input: &BuildInput) -> Result<(), BuildError> {
         }
     }
     Ok(())
-}
-
-/// Writes one content-addressed file: a temp file in the same directory renamed into
-/// place, without an fsync; [`make_durable`] makes the whole batch durable before any
-/// metadata names it.
-fn write_content(path: &Path, content: &Content) -> Result<(), FsError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut temp = trellis_client::fs::temp_builder(".trellis-tmp-")
-        .tempfile_in(dir)
-        .map_err(|e| FsError::new("creating a temp file in", dir, e))?;
-    let written = match content {
-        Content::Bytes(bytes) => io::Write::write_all(temp.as_file_mut(), bytes),
-        Content::Copy(from) => {
-            std::fs::File::open(from).and_then(|mut input| io::copy(&mut input, temp.as_file_mut()).map(|_| ()))
-        }
-    };
-    written.map_err(|e| FsError::new("writing", temp.path(), e))?;
-    temp.persist(path).map_err(|e| FsError::new("renaming into place", path, e.error))?;
-    Ok(())
-}
-
-/// Makes the files just written (paths relative to `site_dir`) durable: one
-/// `syncfs` of the site's file system on Linux, each file and directory elsewhere.
-fn make_durable(site_dir: &Path, written: &[String], durability: Durability) -> Result<(), FsError> {
-    if durability == Durability::OsBuffered || written.is_empty() {
-        return Ok(());
-    }
-    #[cfg(target_os = "linux")]
-    {
-        let _ = written;
-        let dir = std::fs::File::open(site_dir).map_err(|e| FsError::new("opening", site_dir, e))?;
-        rustix::fs::syncfs(&dir).map_err(|e| FsError::new("syncing the file system of", site_dir, e.into()))
-    }
-    #[cfg(not(target_os = "linux"))]
-    sync_each(site_dir, written)
-}
-
-/// Flushes each file written by this build, and its directory, to disk.
-#[cfg(not(target_os = "linux"))]
-fn sync_each(site_dir: &Path, written: &[String]) -> Result<(), FsError> {
-    let dirs: BTreeSet<PathBuf> =
-        written.iter().filter_map(|p| site_dir.join(p).parent().map(Path::to_owned)).collect();
-    written.par_iter().try_for_each(|p| {
-        let path = site_dir.join(p);
-        std::fs::File::open(&path).and_then(|f| f.sync_all()).map_err(|e| FsError::new("syncing", path, e))
-    })?;
-    dirs.par_iter().try_for_each(|d| trellis_client::fs::sync_dir(d))
-}
-
-/// Writes the content files that are not in the site yet; returns their site paths.
-fn write_targets(site_dir: &Path, contents: &[TargetOut]) -> Result<Vec<String>, FsError> {
-    let written: Vec<Option<String>> = contents
-        .par_iter()
-        .map(|t| {
-            let Some(content) = &t.content else { return Ok(None) };
-            let relative = format!("{}/{}", site::TARGETS_DIR, site::hashed_target_path(&t.target, &t.sha256));
-            let path = site_dir.join(&relative);
-            match std::fs::metadata(&path) {
-                Ok(meta) if meta.len() == t.length => return Ok(None),
-                Ok(_) | Err(_) => {}
-            }
-            if let Some(parent) = path.parent() {
-                trellis_client::fs::create_dir_all(parent)?;
-            }
-            write_content(&path, content)?;
-            Ok(Some(relative))
-        })
-        .collect::<Result<_, FsError>>()?;
-    Ok(written.into_iter().flatten().collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fast_canonical_bin_equals_the_generic_signed_document() {
-        let key = SigningKey::from_seed([3; 32]);
-        let mut entries = Entries::new();
-        entries.insert("index/0a/acme.clock.json".into(), (Sha256::of(b"a"), 12));
-        entries.insert("plugins/acme/acme.clock/acme.clock-1.0.0.zip".into(), (Sha256::of(b"b"), 4096));
-        entries.insert("plugins/q\"uote/x\\y.zip".into(), (Sha256::of(b"c"), 0));
-        let keys = [key.clone()];
-        let plan = RolePlan::new("bin-0", entries, None, Some(&keys), 90);
-        let fast = plan.sign(7, "2027-01-01T00:00:00Z").unwrap();
-        let mut doc = plan.doc();
-        doc.version = 7;
-        doc.expires = "2027-01-01T00:00:00Z".into();
-        let generic = tuf::sign_role("bin-0", doc, Some(&keys), "").unwrap();
-        assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(generic).unwrap());
-    }
-
-    #[test]
-    fn unchanged_bin_keeps_its_version_and_a_changed_one_moves() {
-        let key = SigningKey::from_seed([3; 32]);
-        let keys = [key];
-        let now: jiff::Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
-        let entries = Entries::from([("index/0a/acme.clock.json".to_owned(), (Sha256::of(b"a"), 12))]);
-        let plan = RolePlan::new("bin-0", entries.clone(), None, Some(&keys), 90);
-        let bytes = plan.sign(3, &tuf::expiry(now, 90)).unwrap();
-        let published: Envelope<Targets> = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(plan.decide(Some(&published), now), Decision::Keep(3));
-        let mut grown = entries;
-        grown.insert("index/0a/acme.alarm.json".to_owned(), (Sha256::of(b"b"), 1));
-        let plan = RolePlan::new("bin-0", grown, None, Some(&keys), 90);
-        assert!(matches!(plan.decide(Some(&published), now), Decision::New { version: 4, .. }));
-    }
 }
