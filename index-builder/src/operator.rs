@@ -142,7 +142,7 @@ pub fn init(dir: &Path, options: &InitOptions) -> Result<RegistryConfig, Operato
     }
     write_atomic(
         &dir.join(".gitignore"),
-        b"# Private role keys: keep them offline or in CI secrets, never in git.\n/keys/\n",
+        b"# Private role keys: keep them offline or in CI secrets, never in git.\n/keys/\n# Downloaded remote packages.\n/.cache/\n",
     )?;
     Ok(config)
 }

@@ -27,6 +27,8 @@ use crate::source_tree::{self, ScanError};
 
 /// Bytes of each file kept for format checks (PNG header and the like).
 const HEAD_LEN: usize = 32;
+/// Bytes read from the start of each file to decide whether deflating it pays off.
+const SAMPLE_LEN: usize = 256 * 1024;
 /// Deflate level used for every compressed entry.
 const DEFLATE_LEVEL: i64 = 6;
 /// Extensions stored without compression: they are compressed already.
@@ -147,8 +149,15 @@ pub fn pack_dir_with_limits(root: &Path, out: &Path, limits: &Limits) -> Result<
     let mut heads = BTreeMap::new();
     let mut buffer = vec![0u8; 1 << 16];
     for file in &scan.files {
-        zip.start_file(file.package_path.as_str(), entry_options(&file.package_path)).map_err(zip_err)?;
-        let (digest, size, head) = copy_hashing(&file.disk_path, &mut zip, &mut buffer)?;
+        let io_err = |action| {
+            let path = file.disk_path.clone();
+            move |source| PackError::Io { action, path, source }
+        };
+        let mut source = File::open(&file.disk_path).map_err(io_err("opening"))?;
+        let sample = read_sample(&mut source).map_err(io_err("reading"))?;
+        zip.start_file(file.package_path.as_str(), entry_options(&file.package_path, &sample)).map_err(zip_err)?;
+        let (digest, size, head) =
+            copy_hashing(&sample, &mut source, &mut zip, &mut buffer).map_err(io_err("packing"))?;
         entries.push(FileEntry { path: file.package_path.clone(), size, sha256: digest });
         heads.insert(file.package_path.clone(), PackageFile { size, head });
     }
@@ -162,7 +171,7 @@ pub fn pack_dir_with_limits(root: &Path, out: &Path, limits: &Limits) -> Result<
     let manifest =
         ContentManifest { plugin_id: metadata.id.clone(), version: metadata.version.clone(), files: entries };
     let manifest_json = content_manifest_bytes(&manifest);
-    zip.start_file(CONTENT_MANIFEST_PATH, entry_options(CONTENT_MANIFEST_PATH)).map_err(zip_err)?;
+    zip.start_file(CONTENT_MANIFEST_PATH, entry_options(CONTENT_MANIFEST_PATH, &manifest_json)).map_err(zip_err)?;
     zip.write_all(&manifest_json).map_err(|source| PackError::Io {
         action: "writing",
         path: out.to_owned(),
@@ -199,34 +208,56 @@ pub fn content_manifest_bytes(manifest: &ContentManifest) -> Vec<u8> {
     bytes
 }
 
-fn entry_options(path: &str) -> SimpleFileOptions {
+/// Whether deflating is worth it: known compressed formats are stored, and so is any
+/// file whose first [`SAMPLE_LEN`] bytes do not shrink by at least a tenth at a fast
+/// setting (random data, encrypted blobs, packed executables). The decision depends only
+/// on the path and the content, so packing stays deterministic.
+fn entry_options(path: &str, sample: &[u8]) -> SimpleFileOptions {
     let extension = path.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase()).unwrap_or_default();
     let options = SimpleFileOptions::default()
         .last_modified_time(DateTime::default())
         .unix_permissions(if path.starts_with("bin/") { 0o755 } else { 0o644 });
-    if STORED_EXTENSIONS.contains(&extension.as_str()) {
+    if STORED_EXTENSIONS.contains(&extension.as_str()) || !compresses(sample) {
         options.compression_method(CompressionMethod::Stored)
     } else {
         options.compression_method(CompressionMethod::Deflated).compression_level(Some(DEFLATE_LEVEL))
     }
 }
 
-fn copy_hashing(path: &Path, out: &mut impl Write, buffer: &mut [u8]) -> Result<(Sha256, u64, Vec<u8>), PackError> {
-    let io_err = |action| move |source| PackError::Io { action, path: path.to_owned(), source };
-    let mut file = File::open(path).map_err(io_err("opening"))?;
+fn compresses(sample: &[u8]) -> bool {
+    if sample.len() < 512 {
+        return true;
+    }
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::with_capacity(sample.len()), flate2::Compression::fast());
+    let compressed = encoder.write_all(sample).and_then(|()| encoder.finish()).map(|out| out.len());
+    compressed.is_ok_and(|len| len * 10 < sample.len() * 9)
+}
+
+/// Reads up to [`SAMPLE_LEN`] bytes from the start of a file.
+fn read_sample(file: &mut File) -> io::Result<Vec<u8>> {
+    let mut sample = Vec::with_capacity(SAMPLE_LEN);
+    Read::by_ref(file).take(SAMPLE_LEN as u64).read_to_end(&mut sample)?;
+    Ok(sample)
+}
+
+/// Writes `sample` and then the rest of `file` to `out`, hashing everything.
+fn copy_hashing(
+    sample: &[u8],
+    file: &mut File,
+    out: &mut impl Write,
+    buffer: &mut [u8],
+) -> io::Result<(Sha256, u64, Vec<u8>)> {
     let mut hasher = Hasher::new();
-    let mut head = Vec::with_capacity(HEAD_LEN);
+    hasher.update(sample);
+    out.write_all(sample)?;
+    let head = sample[..sample.len().min(HEAD_LEN)].to_vec();
     loop {
-        let n = file.read(buffer).map_err(io_err("reading"))?;
+        let n = file.read(buffer)?;
         if n == 0 {
             break;
         }
-        let chunk = &buffer[..n];
-        if head.len() < HEAD_LEN {
-            head.extend_from_slice(&chunk[..chunk.len().min(HEAD_LEN - head.len())]);
-        }
-        hasher.update(chunk);
-        out.write_all(chunk).map_err(io_err("packing"))?;
+        hasher.update(&buffer[..n]);
+        out.write_all(&buffer[..n])?;
     }
     let size = hasher.len();
     Ok((hasher.finish(), size, head))

@@ -8,6 +8,9 @@
 //! publishers/<vendor>.json     publisher records (PublisherRecord)
 //! releases/<plugin-id>/<version>.zip        the package
 //! releases/<plugin-id>/<version>.zip.dsse   the developer's DSSE envelope (`trellis-index sign`)
+//! releases/<plugin-id>/<version>.remote.json instead of the .zip: {"url", "sha256", "size"}
+//!                              of a package hosted elsewhere; fetched once into
+//!                              .cache/packages/<sha256>.zip (git-ignored) and checked
 //! yanks.json                   {"yanked": [{"id", "version", "reason"}]}
 //! blocklist.json               the blocklist (Blocklist)
 //! catalog/                     optional inputs of later catalog features (ratings, stats)
@@ -25,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use trellis_schema::blocklist::Blocklist;
 use trellis_schema::publisher::PublisherRecord;
 use trellis_schema::tuf::{Envelope, Root};
-use trellis_schema::{PluginId, SigningKey, VendorId};
+use trellis_schema::{PluginId, Sha256, SigningKey, VendorId};
 
 use crate::keyfile;
 use crate::release::{self, PluginInput, ReleaseError};
@@ -149,6 +152,16 @@ pub enum RegistryError {
     /// A release is refused.
     #[error(transparent)]
     Release(Box<ReleaseError>),
+    /// A remote package could not be fetched or is not the one described.
+    #[error("{}: {url}: {reason}", path.display())]
+    Remote {
+        /// The descriptor file.
+        path: PathBuf,
+        /// Its URL.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A key file could not be read.
     #[error(transparent)]
     Key(#[from] keyfile::KeyFileIoError),
@@ -158,6 +171,23 @@ impl From<Box<ReleaseError>> for RegistryError {
     fn from(source: Box<ReleaseError>) -> Self {
         Self::Release(source)
     }
+}
+
+/// Suffix of a remote package descriptor in `releases/<id>/`.
+pub const REMOTE_SUFFIX: &str = ".remote.json";
+/// Largest remote package the builder downloads.
+pub const MAX_REMOTE_PACKAGE: u64 = 1 << 30;
+
+/// `releases/<id>/<version>.remote.json`: a package hosted elsewhere.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemotePackage {
+    /// Where to download it (http or https).
+    pub url: String,
+    /// Its SHA-256.
+    pub sha256: Sha256,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 /// One entry of `yanks.json`.
@@ -290,10 +320,14 @@ impl Registry {
         for entry in std::fs::read_dir(&dir).map_err(io)? {
             let entry = entry.map_err(io)?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(version) = name.strip_suffix(".zip.dsse").or_else(|| name.strip_suffix(".zip")) else {
+            let version = name
+                .strip_suffix(".zip.dsse")
+                .or_else(|| name.strip_suffix(".zip"))
+                .or_else(|| name.strip_suffix(REMOTE_SUFFIX));
+            let Some(version) = version else {
                 return Err(RegistryError::Layout {
                     path: entry.path(),
-                    reason: "expected <version>.zip and <version>.zip.dsse only".into(),
+                    reason: format!("expected <version>.zip (or <version>{REMOTE_SUFFIX}) and <version>.zip.dsse only"),
                 });
             };
             let parsed: semver::Version = version.parse().map_err(|e| RegistryError::Layout {
@@ -304,8 +338,19 @@ impl Registry {
         }
         let mut releases = Vec::with_capacity(versions.len());
         for (version, stem) in versions {
-            let package_path = dir.join(format!("{stem}.zip"));
-            let envelope_path = crate::sign::envelope_path(&package_path);
+            let local = dir.join(format!("{stem}.zip"));
+            let envelope_path = crate::sign::envelope_path(&local);
+            let remote = dir.join(format!("{stem}{REMOTE_SUFFIX}"));
+            let package_path = match (local.exists(), remote.exists()) {
+                (true, true) => {
+                    return Err(RegistryError::Layout {
+                        path: remote,
+                        reason: format!("{stem}.zip exists too; a release has one package"),
+                    });
+                }
+                (false, true) => self.fetch_remote(&remote)?,
+                _ => local,
+            };
             for path in [&package_path, &envelope_path] {
                 if !path.exists() {
                     return Err(RegistryError::Layout {
@@ -330,6 +375,58 @@ impl Registry {
             releases.push(input);
         }
         Ok(PluginInput { id: id.clone(), releases })
+    }
+
+    /// The local copy of a remote package: fetched once into
+    /// `.cache/packages/<sha256>.zip`, its size and SHA-256 checked against the
+    /// descriptor (the developer signature is checked later, like any package).
+    pub fn fetch_remote(&self, descriptor: &Path) -> Result<PathBuf, RegistryError> {
+        let remote: RemotePackage = read_json(descriptor)?;
+        let refuse =
+            |reason: String| RegistryError::Remote { path: descriptor.to_owned(), url: remote.url.clone(), reason };
+        if !(remote.url.starts_with("https://") || remote.url.starts_with("http://")) {
+            return Err(refuse("only http(s) URLs are fetched".into()));
+        }
+        if remote.size > MAX_REMOTE_PACKAGE {
+            return Err(refuse(format!("size {} is over the {MAX_REMOTE_PACKAGE}-byte limit", remote.size)));
+        }
+        let cache = self.dir.join(".cache/packages").join(format!("{}.zip", remote.sha256));
+        if let Ok(bytes) = std::fs::read(&cache)
+            && Sha256::of(&bytes) == remote.sha256
+        {
+            return Ok(cache);
+        }
+        let agent = ureq::Agent::new_with_config(
+            ureq::config::Config::builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(std::time::Duration::from_secs(300)))
+                .build(),
+        );
+        let mut response = agent.get(&remote.url).call().map_err(|e| refuse(e.to_string()))?;
+        if response.status().as_u16() != 200 {
+            return Err(refuse(format!("HTTP {}", response.status().as_u16())));
+        }
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(remote.size + 1)
+            .read_to_vec()
+            .map_err(|e| refuse(e.to_string()))?;
+        let actual = Sha256::of(&bytes);
+        if bytes.len() as u64 != remote.size || actual != remote.sha256 {
+            return Err(refuse(format!(
+                "got {} bytes with sha256 {actual}, the descriptor says {} bytes with {}",
+                bytes.len(),
+                remote.size,
+                remote.sha256
+            )));
+        }
+        let io = |e: trellis_client::fs::FsError| RegistryError::Io { path: cache.clone(), source: e.source };
+        if let Some(parent) = cache.parent() {
+            trellis_client::fs::create_dir_all(parent).map_err(io)?;
+        }
+        trellis_client::fs::write_atomic(&cache, &bytes).map_err(io)?;
+        Ok(cache)
     }
 
     /// Reads the signing keys of a role from the configured files, resolving paths

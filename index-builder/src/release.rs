@@ -155,7 +155,7 @@ pub enum ReleaseError {
 
 /// Checks one release: `envelope_bytes` (read from `envelope_path`) signed by a record
 /// in `publishers`, `package_bytes` (read from `package_path`) equal to what was signed,
-/// and the package passing [`lint_package`]. `expected` is the id and version the
+/// and the package passing [`crate::lint`] and [`package_metadata`]. `expected` is the id and version the
 /// release's location in the registry claims.
 pub fn check_release(
     expected: (&PluginId, &semver::Version),

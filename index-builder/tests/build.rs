@@ -162,6 +162,48 @@ fn incremental_scope_gives_the_same_site_as_a_full_build() {
     assert_eq!(tree(full.path()), tree(partial.path()));
 }
 
+#[test]
+fn incremental_scope_refuses_to_start_a_site() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    let scope = Scope::Plugins(BTreeSet::from(["acme.alarm".parse().unwrap()]));
+    let error = build_registry(&Registry::open(registry.path()).unwrap(), out.path(), scope, now()).unwrap_err();
+    assert!(error.to_string().contains("run a full build"), "{error}");
+    assert!(tree(out.path()).is_empty());
+}
+
+#[test]
+fn fetches_a_remote_package_checks_it_and_indexes_it() {
+    let registry = registry();
+    let hosted = tempfile::tempdir().unwrap();
+    let local =
+        fixture::add_release(registry.path(), &ReleaseSpec::new("acme.clock", "4.0.0"), &fixture::key(1)).unwrap();
+    let bytes = std::fs::read(&local).unwrap();
+    std::fs::rename(&local, hosted.path().join("clock-4.0.0.zip")).unwrap();
+    let server = trellis_index::serve::Server::start(hosted.path(), "127.0.0.1:0".parse().unwrap()).unwrap();
+    let descriptor = registry.path().join("releases/acme.clock/4.0.0.remote.json");
+    let write = |sha: String| {
+        let text = format!(r#"{{"url":"{}clock-4.0.0.zip","sha256":"{sha}","size":{}}}"#, server.url(), bytes.len());
+        std::fs::write(&descriptor, text).unwrap();
+    };
+    write(trellis_schema::Sha256::of(b"other").to_hex());
+    let out = tempfile::tempdir().unwrap();
+    let message = refused(registry.path(), out.path());
+    assert!(message.contains("4.0.0.remote.json") && message.contains("clock-4.0.0.zip"), "{message}");
+
+    write(trellis_schema::Sha256::of(&bytes).to_hex());
+    let report = build(registry.path(), out.path()).unwrap();
+    assert_eq!(report.releases, 4);
+    let cached = registry.path().join(format!(".cache/packages/{}.zip", trellis_schema::Sha256::of(&bytes)));
+    assert_eq!(std::fs::read(cached).unwrap(), bytes);
+    let published =
+        walkdir::WalkDir::new(out.path().join("targets/plugins")).into_iter().map(|e| e.unwrap()).any(|e| {
+            e.file_name().to_string_lossy().ends_with("acme.clock-4.0.0.zip")
+                && std::fs::read(e.path()).unwrap() == bytes
+        });
+    assert!(published, "the fetched package is published as a blob");
+}
+
 /// Runs a build expected to fail and checks the previous site is byte-for-byte intact.
 fn refused(registry: &Path, out: &Path) -> String {
     let before = tree(out);
@@ -203,7 +245,7 @@ fn refuses_a_dependency_on_an_unknown_plugin() {
     let spec = ReleaseSpec::new("acme.alarm", "0.3.0").depends_on("acme.ghost", "^1");
     fixture::add_release(registry.path(), &spec, &fixture::key(1)).unwrap();
     let message = refused(registry.path(), out.path());
-    assert!(message.contains("acme.alarm 0.3.0 depends on acme.ghost"), "{message}");
+    insta::assert_snapshot!(message, @"acme.alarm 0.3.0 depends on acme.ghost, which is not in this registry; publish acme.ghost first or drop the dependency");
 }
 
 #[test]
@@ -290,7 +332,7 @@ fn refuses_to_build_under_an_expiring_root() {
     let late = "2027-10-20T00:00:00Z".parse().unwrap();
     let before = tree(out.path());
     let error = build_registry(&Registry::open(registry.path()).unwrap(), out.path(), Scope::Full, late).unwrap_err();
-    assert!(error.to_string().contains("root version 1 expires at"), "{error}");
+    insta::assert_snapshot!(error.to_string(), @"root version 1 expires at 2027-11-01T00:00:00Z, before the snapshot signed now would (2027-11-19T00:00:00Z); sign a new root first: trellis-index rotate REGISTRY root");
     assert_eq!(tree(out.path()), before);
 }
 
@@ -309,6 +351,38 @@ fn yank_republishes_only_the_plugin_index_doc_and_marks_the_release() {
     let reg = Registry::open(registry.path()).unwrap();
     assert!(operator::yank(&reg, &"acme.clock".parse().unwrap(), &"1.0.0".parse().unwrap(), "").is_err());
     operator::unyank(&reg, &"acme.clock".parse().unwrap(), &"1.0.0".parse().unwrap()).unwrap();
+}
+
+#[test]
+fn block_republishes_only_the_blocklist_and_the_security_role() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let entry = trellis_schema::blocklist::BlockEntry {
+        id: "acme.clock".parse().unwrap(),
+        versions: Some("<1.1".parse().unwrap()),
+        sha256: None,
+        reason: "exfiltrates files".into(),
+        severity: trellis_schema::blocklist::Severity::Critical,
+        advisory: None,
+        added: "2026-11-01T00:00:00Z".into(),
+    };
+    operator::block(&Registry::open(registry.path()).unwrap(), entry.clone()).unwrap();
+    assert!(operator::block(&Registry::open(registry.path()).unwrap(), entry).is_err(), "double block is refused");
+    let report = build(registry.path(), out.path()).unwrap();
+    let names: Vec<&str> = report.written.iter().map(|p| p.rsplit('/').next().unwrap()).collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert!(names.iter().any(|n| n.ends_with(".blocklist.json")), "{names:?}");
+    assert!(
+        names.contains(&"2.security.json") && names.contains(&"2.snapshot.json") && names.contains(&"timestamp.json")
+    );
+    let file = report.written.iter().find(|p| p.ends_with(".blocklist.json")).unwrap();
+    let list: trellis_schema::blocklist::Blocklist =
+        serde_json::from_slice(&std::fs::read(out.path().join(file)).unwrap()).unwrap();
+    assert!(list.find(&"acme.clock".parse().unwrap(), &"1.0.0".parse().unwrap(), None).is_some());
+    let removed =
+        operator::unblock(&Registry::open(registry.path()).unwrap(), &"acme.clock".parse().unwrap(), None).unwrap();
+    assert_eq!(removed, 1);
 }
 
 #[test]

@@ -155,3 +155,20 @@ fn refuses_trees_over_the_limits_the_client_enforces() {
     assert!(err.contains("LICENSE: 670 bytes") && err.contains("a file may have at most 600 bytes"), "{err}");
     assert!(!out.exists());
 }
+
+#[test]
+fn stores_incompressible_files_and_deflates_the_rest() {
+    let (dir, tree) = clock_tree();
+    let mut random = vec![0u8; 300_000];
+    trellis_tests::trees::Rng::new(3).fill(&mut random);
+    fs::write(tree.join("bin/any/blob.bin"), &random).unwrap();
+    fs::write(tree.join("docs/long.md"), "plugin store ".repeat(50_000)).unwrap();
+    let out = dir.path().join("clock.zip");
+    pack_dir(&tree, &out).unwrap();
+    let mut archive = zip::ZipArchive::new(fs::File::open(&out).unwrap()).unwrap();
+    let method = |archive: &mut zip::ZipArchive<fs::File>, name: &str| archive.by_name(name).unwrap().compression();
+    assert_eq!(method(&mut archive, "bin/any/blob.bin"), zip::CompressionMethod::Stored);
+    assert_eq!(method(&mut archive, "resources/icon-16.png"), zip::CompressionMethod::Stored);
+    assert_eq!(method(&mut archive, "docs/long.md"), zip::CompressionMethod::Deflated);
+    assert_eq!(method(&mut archive, "plugin.json"), zip::CompressionMethod::Deflated);
+}

@@ -10,7 +10,8 @@ use crate::digest::Sha256;
 use crate::id::PluginId;
 
 /// How bad the blocked release is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Informational: warn, still refuse new installs.
@@ -24,13 +25,14 @@ pub enum Severity {
 }
 
 /// One blocklist entry.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct BlockEntry {
     /// The plugin.
     pub id: PluginId,
     /// Versions blocked; absent means every version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "Option<String>")]
+    #[cfg_attr(feature = "json-schema", schemars(with = "Option<String>"))]
     pub versions: Option<semver::VersionReq>,
     /// A specific package hash, when only one build is bad.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,7 +49,8 @@ pub struct BlockEntry {
 }
 
 /// The blocklist document.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Blocklist {
     /// Entries.
     pub entries: Vec<BlockEntry>,

@@ -121,6 +121,7 @@ impl<'de> Deserialize<'de> for Sha256 {
     }
 }
 
+#[cfg(feature = "json-schema")]
 impl schemars::JsonSchema for Sha256 {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "Sha256".into()

@@ -14,7 +14,8 @@ use crate::key::{KeyId, SigningKey};
 pub const RELEASE_PAYLOAD_TYPE: &str = "application/vnd.trellis.release+json";
 
 /// A DSSE envelope.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Envelope {
     /// The payload, base64.
     pub payload: String,
@@ -26,7 +27,8 @@ pub struct Envelope {
 }
 
 /// One DSSE signature.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct EnvelopeSignature {
     /// Key id of the signer.
     pub keyid: KeyId,

@@ -191,6 +191,7 @@ macro_rules! string_newtype_impls {
             }
         }
 
+        #[cfg(feature = "json-schema")]
         impl schemars::JsonSchema for $ty {
             fn schema_name() -> std::borrow::Cow<'static, str> {
                 stringify!($ty).into()

@@ -15,7 +15,8 @@ use crate::permission::Permission;
 use crate::plugin::{Channel, Dependency, HostRequirement, Platform};
 
 /// A file in the site, named by content.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct BlobRef {
     /// Target path, relative to `targets/`.
     pub path: String,
@@ -26,20 +27,22 @@ pub struct BlobRef {
 }
 
 /// A delta package that turns release `from` into this release.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct DeltaRef {
     /// The release the delta applies to.
-    #[schemars(with = "String")]
+    #[cfg_attr(feature = "json-schema", schemars(with = "String"))]
     pub from: semver::Version,
     /// The delta blob.
     pub blob: BlobRef,
 }
 
 /// One release in an index doc.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct IndexRelease {
     /// Version.
-    #[schemars(with = "String")]
+    #[cfg_attr(feature = "json-schema", schemars(with = "String"))]
     pub version: semver::Version,
     /// Channel.
     pub channel: Channel,
@@ -69,12 +72,13 @@ pub struct IndexRelease {
     pub deltas: Vec<DeltaRef>,
     /// Oldest client that can install it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "Option<String>")]
+    #[cfg_attr(feature = "json-schema", schemars(with = "Option<String>"))]
     pub min_client_version: Option<semver::Version>,
 }
 
 /// The index doc of one plugin.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct IndexDoc {
     /// Plugin id.
     pub id: PluginId,

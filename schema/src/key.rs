@@ -18,7 +18,8 @@ use crate::digest::Sha256;
 
 /// A key id: in TUF the hex SHA-256 of the key's canonical JSON. Key ids read from
 /// metadata are taken as given (they name keys; they are not re-derived).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 #[serde(transparent)]
 pub struct KeyId(pub String);
 
@@ -54,7 +55,8 @@ impl fmt::Debug for KeyId {
 
 /// A public key in TUF's format. Unknown fields are kept so the key id and the
 /// signatures over documents that contain it stay intact.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct PublicKey {
     /// `ed25519`, `ecdsa`, `ecdsa-sha2-nistp256`, `rsa`.
     pub keytype: String,

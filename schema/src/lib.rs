@@ -13,6 +13,7 @@ pub mod digest;
 pub mod dsse;
 pub mod id;
 pub mod index;
+#[cfg(feature = "json-schema")]
 pub mod json_schema;
 pub mod key;
 pub mod manifest;

@@ -23,7 +23,8 @@ use crate::plugin::{Channel, Dependency, HostRequirement, Platform};
 pub const CONTENT_MANIFEST_PATH: &str = "trellis-manifest.json";
 
 /// One file of a package.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct FileEntry {
     /// Path inside the package, `/`-separated, passing the portable name policy.
     pub path: String,
@@ -34,19 +35,21 @@ pub struct FileEntry {
 }
 
 /// `trellis-manifest.json`: every file of the package except itself, sorted by path.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct ContentManifest {
     /// Plugin id.
     pub plugin_id: PluginId,
     /// Version.
-    #[schemars(with = "String")]
+    #[cfg_attr(feature = "json-schema", schemars(with = "String"))]
     pub version: semver::Version,
     /// Files, sorted by path.
     pub files: Vec<FileEntry>,
 }
 
 /// A package's identity: its SHA-256 and size.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct PackageDigest {
     /// SHA-256 of the ZIP.
     pub sha256: Sha256,
@@ -56,12 +59,13 @@ pub struct PackageDigest {
 
 /// The payload of a developer signature: everything the client must be able to trust
 /// about a release even if the registry's online keys are compromised.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct ReleaseManifest {
     /// Plugin id.
     pub plugin_id: PluginId,
     /// Version.
-    #[schemars(with = "String")]
+    #[cfg_attr(feature = "json-schema", schemars(with = "String"))]
     pub version: semver::Version,
     /// The package this manifest vouches for.
     pub package: PackageDigest,

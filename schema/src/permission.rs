@@ -35,7 +35,8 @@ pub struct ScopeInfo {
 macro_rules! permission_catalog {
     ($( $variant:ident = $name:literal : [ $( ($scope:literal, $plain:literal, $risk:ident) ),+ $(,)? ] ),+ $(,)?) => {
         /// A permission type.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
         pub enum PermissionKind {
             $(
                 #[doc = concat!("`", $name, "`")]
@@ -130,7 +131,8 @@ impl fmt::Display for PermissionKind {
 }
 
 /// A permission as requested in `plugin.json`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Permission {
     /// Permission type.
     #[serde(rename = "type")]

@@ -18,9 +18,8 @@ pub const METADATA_PATH: &str = "plugin.json";
 
 /// Release channel. A user following `beta` also accepts `stable` releases, and one
 /// following `experimental` accepts all three: `stable ⊂ beta ⊂ experimental`.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     /// Production releases.
@@ -68,7 +67,8 @@ impl FromStr for Channel {
 }
 
 /// A platform a package ships binaries for; `any` is platform-independent content.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub enum Platform {
     /// Windows on x86-64.
     #[serde(rename = "windows-x86_64")]
@@ -138,7 +138,8 @@ impl FromStr for Platform {
 }
 
 /// The publisher as named in `plugin.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Vendor {
     /// Display name.
     pub name: String,
@@ -150,7 +151,8 @@ pub struct Vendor {
 }
 
 /// Short and long description.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Description {
     /// One line, at most 140 characters.
     pub short: String,
@@ -160,7 +162,8 @@ pub struct Description {
 }
 
 /// Icon files, paths inside the package, with the pixel sizes the names promise.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Icons {
     /// 16×16 PNG.
     pub small: String,
@@ -171,7 +174,8 @@ pub struct Icons {
 }
 
 /// A screenshot, a path inside the package.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Screenshot {
     /// PNG or JPEG path inside the package.
     pub url: String,
@@ -181,17 +185,19 @@ pub struct Screenshot {
 }
 
 /// A dependency on another plugin.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Dependency {
     /// The plugin depended on.
     pub id: PluginId,
     /// Semver requirement, e.g. `>=1.0.0, <2`.
-    #[schemars(with = "String")]
+    #[cfg_attr(feature = "json-schema", schemars(with = "String"))]
     pub version_requirement: semver::VersionReq,
 }
 
 /// Pricing model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum PricingModel {
     /// No charge.
@@ -205,7 +211,8 @@ pub enum PricingModel {
 }
 
 /// Pricing.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Pricing {
     /// Model.
     pub model: PricingModel,
@@ -221,24 +228,26 @@ impl Default for Pricing {
 }
 
 /// The host application and API versions a plugin runs in.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct HostRequirement {
     /// Host application id (e.g. `tauri-demo`).
     pub id: String,
     /// Semver requirement on the host's plugin API version.
-    #[schemars(with = "String")]
+    #[cfg_attr(feature = "json-schema", schemars(with = "String"))]
     pub api_version_requirement: semver::VersionReq,
 }
 
 /// A valid `plugin.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct PluginMetadata {
     /// Plugin id, in the vendor's namespace.
     pub id: PluginId,
     /// Display name.
     pub name: String,
     /// Semver version of this release.
-    #[schemars(with = "String")]
+    #[cfg_attr(feature = "json-schema", schemars(with = "String"))]
     pub version: semver::Version,
     /// Publisher.
     pub vendor: Vendor,
@@ -285,7 +294,7 @@ pub struct PluginMetadata {
     pub repository: Option<String>,
     /// Oldest Trellis client that can install this release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "Option<String>")]
+    #[cfg_attr(feature = "json-schema", schemars(with = "Option<String>"))]
     pub min_client_version: Option<semver::Version>,
     /// Fields this version does not know; kept as they are.
     #[serde(flatten)]

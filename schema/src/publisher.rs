@@ -16,7 +16,8 @@ use crate::key::{KeyId, PublicKey};
 use crate::manifest::ReleaseManifest;
 
 /// A key the publisher no longer vouches for.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct RevokedKey {
     /// The key.
     pub keyid: KeyId,
@@ -28,7 +29,8 @@ pub struct RevokedKey {
 }
 
 /// A publisher record.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct PublisherRecord {
     /// Publisher id: the namespace of its plugin ids.
     pub id: VendorId,

@@ -1,38 +1,32 @@
-//! Trust and transport figures against a synthetic 100k-plugin registry served on
-//! loopback by the fault server (no faults): requests, bytes and time of
+//! Trust and transport figures against a synthetic registry built by `trellis-index`
+//! (its `synth` generator: 100k plugins × 10 releases by default, metadata only) and
+//! served on loopback by the fault server (no faults): requests, bytes and time of
 //!
-//! 1. a cold refresh plus the lookup and download of one index doc;
+//! 1. a cold refresh plus the lookup and download of one index doc (the client walks
+//!    targets → bins → one hash bin);
 //! 2. the no-op update check (one conditional GET answered `304`).
 //!
-//! Run: `cargo bench -p trellis-tests --bench trust` (env `TRELLIS_BENCH_PLUGINS`
-//! overrides the plugin count, `TRELLIS_BENCH_BITS` the number of bin bits).
+//! Run: `cargo bench -p trellis-tests --bench trust -- [PLUGINS] [VERSIONS] [BIN_BITS]`
+//! (defaults 100000 10 12, as the builder's registry benchmark).
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)] // a bench binary reports on stdout
 
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use trellis_client::transport::{AnyTransport, HttpOptions, Mirror, Mirrors};
 use trellis_client::trust::{UpdateCheck, Updater};
+use trellis_index::build::{self, BuildInput, Durability, Scope};
+use trellis_index::operator::{self, InitOptions};
+use trellis_index::registry::{Expiry, Registry};
+use trellis_index::site;
+use trellis_index::synth::{self, SynthSpec};
 use trellis_tests::fault_server::FaultServer;
-use trellis_tests::registry::TestRegistry;
 
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// An index doc of ~10 releases, roughly the size the builder writes.
-fn index_doc(n: usize) -> Vec<u8> {
-    let versions: Vec<String> = (0..10)
-        .map(|v| {
-            format!(
-                "{{\"version\":\"1.{v}.0\",\"channel\":\"stable\",\"sha256\":\"{:064x}\",\"length\":{}}}",
-                n * 16 + v,
-                10_000 + v
-            )
-        })
-        .collect();
-    format!("{{\"id\":\"vendor{}.plugin-{n}\",\"releases\":[{}]}}", n % 1000, versions.join(",")).into_bytes()
+fn arg(index: usize, default: u64) -> u64 {
+    std::env::args().filter(|a| !a.starts_with('-')).nth(index).and_then(|a| a.parse().ok()).unwrap_or(default)
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -40,72 +34,133 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
+fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() { walk(&path, out) } else { out.push(path) }
+    }
+}
+
 fn main() {
-    let plugins = env_or("TRELLIS_BENCH_PLUGINS", 100_000);
-    let bits = env_or("TRELLIS_BENCH_BITS", 10) as u32;
+    let plugins = arg(1, 100_000) as usize;
+    let versions = arg(2, 10) as usize;
+    let bin_bits = arg(3, 12) as u32;
+    let now = jiff::Timestamp::now();
+    let work = tempfile::tempdir().unwrap();
+    let (registry_dir, site_dir) = (work.path().join("registry"), work.path().join("site"));
+    let options = InitOptions {
+        name: "bench".into(),
+        base_url: "http://127.0.0.1/".into(),
+        root_keys: 1,
+        root_threshold: 1,
+        bin_bits,
+        expiry: Expiry::default(),
+        now,
+    };
+    operator::init(&registry_dir, &options).unwrap();
+    let registry = Registry::open(&registry_dir).unwrap();
     let started = Instant::now();
-    let mut registry = TestRegistry::new(9, bits);
-    for n in 0..plugins {
-        registry.set_index_doc(&format!("vendor{}.plugin-{n}", n % 1000), &index_doc(n));
-    }
-    registry.publish();
-    println!("generated {plugins} plugins in {} bins in {:.1?}", 1u64 << bits, started.elapsed());
+    let plan = synth::plan(SynthSpec { plugins, versions, seed: 42 });
+    let target = plan[plan.len() / 2].clone();
+    let wanted = target.id.clone();
+    let known: BTreeSet<_> = plan.iter().map(|p| p.id.clone()).collect();
+    // The client is measured here, not the builder's fsyncs.
+    let input = |plugins, scope| {
+        BuildInput::for_registry(&registry, plugins, known.clone(), scope, now)
+            .unwrap()
+            .with_durability(Durability::OsBuffered)
+    };
+    let report =
+        build::build(input(plan.into_iter().map(synth::plugin_input).collect(), Scope::Full), &site_dir).unwrap();
+    println!(
+        "built {} plugins / {} releases in 2^{bin_bits} bins with trellis-index in {:.1?}",
+        report.plugins,
+        report.releases,
+        started.elapsed()
+    );
 
-    let wanted = plugins / 2;
-    let plugin = format!("vendor{}.plugin-{wanted}", wanted % 1000);
+    // Serve all metadata and the one index doc (100k docs in memory would measure
+    // nothing but this process's RAM).
+    let index = site::index_target(&wanted);
     let server = FaultServer::start().unwrap();
-    for (path, bytes) in registry.files() {
-        if path.starts_with("metadata/") || path.ends_with(&format!(".{plugin}.json")) {
-            server.put(&format!("/{path}"), bytes.clone());
+    let doc_suffix = format!(".{}", index.rsplit('/').next().unwrap_or_default());
+    let serve_site = || {
+        let mut files = Vec::new();
+        walk(&site_dir.join(site::METADATA_DIR), &mut files);
+        walk(&site_dir.join(site::TARGETS_DIR).join("index"), &mut files);
+        for file in files {
+            let relative = file.strip_prefix(&site_dir).unwrap().to_string_lossy().replace('\\', "/");
+            if relative.starts_with("metadata/") || relative.ends_with(&doc_suffix) {
+                server.put(&format!("/{relative}"), std::fs::read(&file).unwrap());
+            }
         }
-    }
-    let snapshot_len = registry.files().iter().find(|(p, _)| p.ends_with(".snapshot.json")).map(|(_, b)| b.len());
-    println!("snapshot.json: {} bytes", snapshot_len.unwrap_or(0));
-
+    };
+    serve_site();
+    let root = std::fs::read(site::metadata_file(&site_dir, "root", 1)).unwrap();
     let mirrors =
         || Mirrors::new(Arc::new(AnyTransport::new(HttpOptions::default())), vec![Mirror::site(&server.url())]);
+
     let rounds = 10;
-    let mut cold = Vec::new();
-    let mut cold_requests = 0;
-    let mut cold_bytes = 0;
-    let mut last_dir = None;
+    let (mut cold, mut cold_requests, mut cold_bytes, mut kept) = (Vec::new(), 0, 0, None);
     for _ in 0..rounds {
         let dir = tempfile::tempdir().unwrap();
-        Updater::bootstrap(dir.path(), registry.root()).unwrap();
+        Updater::bootstrap(dir.path(), &root).unwrap();
         server.reset_counters();
         let start = Instant::now();
         let mut client = Updater::new(dir.path(), mirrors()).unwrap();
         client.refresh().unwrap();
-        let info = client.target_info(&TestRegistry::index_path(&plugin)).unwrap().expect("listed");
+        let info = client.target_info(&index).unwrap().expect("listed");
         let doc = client.fetch_target(&info).unwrap();
         cold.push(start.elapsed());
-        assert_eq!(doc, index_doc(wanted));
-        cold_requests = server.request_count();
-        cold_bytes = server.bytes_sent();
-        last_dir = Some(dir);
+        assert!(!doc.is_empty());
+        (cold_requests, cold_bytes) = (server.request_count(), server.bytes_sent());
+        kept = Some(dir);
     }
     println!(
-        "cold refresh + one index doc: {cold_requests} requests, {cold_bytes} bytes, median {:.2?} over {rounds} runs",
+        "cold refresh + one index doc ({index}): {cold_requests} requests, {cold_bytes} bytes, median {:.2?} over {rounds} runs",
         median(cold)
     );
 
-    let dir = last_dir.unwrap();
+    let dir = kept.unwrap();
     let rounds = 50;
-    let mut noop = Vec::new();
-    let mut noop_requests = 0;
-    let mut noop_bytes = 0;
+    let (mut noop, mut noop_requests, mut noop_bytes) = (Vec::new(), 0, 0);
     for _ in 0..rounds {
         server.reset_counters();
         let start = Instant::now();
         let check = Updater::new(dir.path(), mirrors()).unwrap().check_for_updates().unwrap();
         noop.push(start.elapsed());
         assert_eq!(check, UpdateCheck::NothingNew);
-        noop_requests = server.request_count();
-        noop_bytes = server.bytes_sent();
+        (noop_requests, noop_bytes) = (server.request_count(), server.bytes_sent());
     }
     println!(
         "no-op update check: {noop_requests} request(s), {noop_bytes} bytes received, median {:.2?} over {rounds} runs \
-         (includes loading the trusted snapshot and targets from disk)",
+         (includes verifying the trusted root, timestamp, snapshot and targets from disk)",
         median(noop)
+    );
+
+    // One new release of that plugin: an incremental build, then the update check for
+    // a client that has the plugin installed (knows its index doc's hash).
+    let installed = Updater::new(dir.path(), mirrors()).unwrap().target_info(&index).unwrap().expect("listed");
+    let mut grown = target.clone();
+    let mut release = grown.releases.last().unwrap().clone();
+    release.version = semver::Version::new(99, 0, 0);
+    release.yanked = false;
+    grown.releases.push(release);
+    let scope = Scope::Plugins(BTreeSet::from([wanted.clone()]));
+    build::build(input(vec![synth::plugin_input(grown)], scope), &site_dir).unwrap();
+    serve_site();
+    server.reset_counters();
+    let start = Instant::now();
+    let mut client = Updater::new(dir.path(), mirrors()).unwrap();
+    let changed = client.changed_targets(&[(index.clone(), installed.sha256().unwrap())]).unwrap();
+    assert_eq!(changed.len(), 1);
+    let doc = client.fetch_target(&changed[0]).unwrap();
+    let elapsed = start.elapsed();
+    assert!(!doc.is_empty());
+    let paths: Vec<String> = server.hits().into_iter().map(|h| format!("{} {}", h.status, h.path)).collect();
+    println!(
+        "update check with one new release + its index doc: {} requests, {} bytes, {elapsed:.2?}: {paths:?}",
+        server.request_count(),
+        server.bytes_sent()
     );
 }

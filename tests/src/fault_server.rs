@@ -3,8 +3,8 @@
 //! Files are served from memory, per path; each path can be given a [`Fault`]: 404,
 //! 500, a stall past the client's read timeout, a truncated body, a flipped byte, a
 //! stale old version, a wrong `Content-Length`, or a connection reset. Every response
-//! carries an `ETag` (the body's SHA-256) and honours `If-None-Match` with `304`, like
-//! a CDN. The server counts requests (path and status) and bytes sent, so tests can
+//! carries an `ETag` (the body's SHA-256) and a fixed `Last-Modified`, and honours
+//! `If-None-Match` (or, without it, `If-Modified-Since`) with `304`, like a CDN. The server counts requests (path and status) and bytes sent, so tests can
 //! assert exactly what a client asked for.
 //!
 //! HTTP is written by hand on `std::net::TcpListener` because faults need byte-level
@@ -18,6 +18,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+/// The `Last-Modified` of every file.
+pub const LAST_MODIFIED: &str = "Wed, 25 Nov 2026 12:00:00 GMT";
 
 /// What the server does instead of (or to) a normal response for one path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +43,8 @@ pub enum Fault {
     Reset,
     /// Sends the body without `Content-Length`, delimited by closing the connection.
     NoContentLength,
+    /// Not a fault: sends the body gzip-encoded (`Content-Encoding: gzip`), as CDNs do.
+    Gzip,
 }
 
 /// One request the server saw.
@@ -191,6 +196,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>, bytes_sent: &AtomicU64) -> std
         return stream.shutdown(Shutdown::Both);
     }
     let mut if_none_match = None;
+    let mut if_modified_since = None;
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
@@ -200,6 +206,10 @@ fn serve(stream: TcpStream, state: &Mutex<State>, bytes_sent: &AtomicU64) -> std
             && name.trim().eq_ignore_ascii_case("if-none-match")
         {
             if_none_match = Some(value.trim().to_owned());
+        } else if let Some((name, value)) = line.split_once(':')
+            && name.trim().eq_ignore_ascii_case("if-modified-since")
+        {
+            if_modified_since = Some(value.trim().to_owned());
         }
     }
     let mut stream = stream;
@@ -220,7 +230,11 @@ fn serve(stream: TcpStream, state: &Mutex<State>, bytes_sent: &AtomicU64) -> std
         (_, Some(body)) => (200, "OK", body),
     };
     let etag = format!("\"{}\"", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)));
-    if status == 200 && if_none_match.as_deref() == Some(etag.as_str()) {
+    let not_modified = match &if_none_match {
+        Some(tag) => *tag == etag,
+        None => if_modified_since.as_deref() == Some(LAST_MODIFIED),
+    };
+    if status == 200 && not_modified {
         record(304);
         let head = format!("HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nConnection: close\r\n\r\n");
         stream.write_all(head.as_bytes())?;
@@ -240,11 +254,20 @@ fn serve(stream: TcpStream, state: &Mutex<State>, bytes_sent: &AtomicU64) -> std
             declared = body.len() / 2;
             body.truncate(declared);
         }
+        Some(Fault::Gzip) => {
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder.write_all(&body)?;
+            body = encoder.finish()?;
+            declared = body.len();
+        }
         _ => {}
     }
+    let coding = if fault == Some(Fault::Gzip) { "Content-Encoding: gzip\r\n" } else { "" };
     let length =
         if fault == Some(Fault::NoContentLength) { String::new() } else { format!("Content-Length: {declared}\r\n") };
-    let head = format!("HTTP/1.1 {status} {reason}\r\n{length}ETag: {etag}\r\nConnection: close\r\n\r\n");
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\n{length}{coding}ETag: {etag}\r\nLast-Modified: {LAST_MODIFIED}\r\nConnection: close\r\n\r\n"
+    );
     stream.write_all(head.as_bytes())?;
     stream.write_all(&body)?;
     stream.flush()?;

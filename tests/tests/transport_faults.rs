@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use trellis_client::transport::{AnyTransport, HttpOptions, Mirror, Mirrors};
-use trellis_client::trust::Updater;
+use trellis_client::trust::{UpdateCheck, Updater};
 use trellis_tests::fault_server::{Fault, FaultServer, Hit};
 use trellis_tests::registry::{TestRegistry, sha256_hex};
 
@@ -215,7 +215,7 @@ fn body_without_content_length_is_cut_off_at_the_cap_while_streaming() {
 
 #[test]
 fn conditional_request_is_answered_not_modified() {
-    use trellis_client::transport::{Fetched, HttpTransport, Request, Transport};
+    use trellis_client::transport::{Fetched, HttpTransport, Request, Transport, Validators};
     let server = FaultServer::start().unwrap();
     server.put("/metadata/timestamp.json", b"{}".to_vec());
     let url = format!("{}/metadata/timestamp.json", server.url());
@@ -229,9 +229,13 @@ fn conditional_request_is_answered_not_modified() {
     server.put("/metadata/timestamp.json", b"{\"v\":2}".to_vec());
     let changed = transport.fetch(&Request::new(&url, 100).with_validators(Some(&validators))).unwrap();
     assert_eq!(changed.into_bytes().unwrap(), b"{\"v\":2}");
+    let by_date = Validators { etag: None, last_modified: validators.last_modified.clone() };
+    assert!(by_date.last_modified.is_some());
+    let again = transport.fetch(&Request::new(&url, 100).with_validators(Some(&by_date))).unwrap();
+    assert_eq!(again, Fetched::NotModified, "If-Modified-Since alone is honoured");
     assert_eq!(
         server.hits().iter().map(|h| h.status).collect::<Vec<_>>(),
-        [200, 304, 200],
+        [200, 304, 200, 304],
         "{:?}",
         server.hits().iter().map(|h: &Hit| &h.path).collect::<Vec<_>>()
     );
@@ -331,4 +335,73 @@ fn download_cache_serves_verified_targets_without_a_request() {
     std::fs::write(&cached, b"tampered").unwrap();
     assert_eq!(client.fetch_target(&info).unwrap(), CLOCK_V2);
     assert_eq!(server.request_count(), 1);
+}
+
+#[test]
+fn unreachable_first_mirror_is_skipped() {
+    let (_, registry, _) = registries();
+    let server = FaultServer::start().unwrap();
+    registry.serve(&server, "");
+    // Bind and drop a listener: its port now refuses connections.
+    let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sites = [format!("http://{refused}"), server.url()];
+    let mut client = updater(dir.path(), &registry, &sites, fast_http());
+    client.refresh().unwrap();
+    assert_eq!(client.trusted().timestamp().unwrap().version(), 3);
+}
+
+#[test]
+fn oversized_timestamp_is_refused_with_the_limit_named() {
+    let (_, registry, _) = registries();
+    let server = FaultServer::start().unwrap();
+    registry.serve(&server, "");
+    server.put("/metadata/timestamp.json", vec![b' '; 100_000]);
+    let dir = tempfile::tempdir().unwrap();
+    let err = updater(dir.path(), &registry, &[server.url()], fast_http()).refresh().unwrap_err().to_string();
+    assert!(err.contains("timestamp.json: larger than the 16384-byte limit"), "{err}");
+    assert!(!dir.path().join("timestamp.json").exists());
+}
+
+#[test]
+fn gzip_encoded_responses_are_capped_and_verified_after_decoding() {
+    // Highly compressible: the encoded body is far shorter than the signed length,
+    // and a tiny target's encoded body is longer than its signed length.
+    let mut registry = TestRegistry::new(6, 1);
+    let big = vec![b'a'; 50_000];
+    registry.set_index_doc("acme.big", &big);
+    registry.set_index_doc("acme.tiny", b"{}");
+    registry.publish();
+    let server = FaultServer::start().unwrap();
+    registry.serve(&server, "");
+    for path in registry.files().keys() {
+        server.fault(&format!("/{path}"), Fault::Gzip);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut client = updater(dir.path(), &registry, &[server.url()], fast_http());
+    client.refresh().unwrap();
+    for (plugin, bytes) in [("acme.big", big.as_slice()), ("acme.tiny", b"{}".as_slice())] {
+        let info = client.target_info(&format!("index/{plugin}.json")).unwrap().expect("listed");
+        assert_eq!(client.fetch_target(&info).unwrap(), bytes, "{plugin}");
+    }
+}
+
+#[test]
+fn update_check_fails_over_when_the_first_mirror_serves_a_bad_timestamp() {
+    let (at_v2, registry, _) = registries();
+    let server = FaultServer::start().unwrap();
+    at_v2.serve(&server, "/bad");
+    at_v2.serve(&server, "/good");
+    let dir = tempfile::tempdir().unwrap();
+    let sites = [format!("{}/bad", server.url()), format!("{}/good", server.url())];
+    updater(dir.path(), &at_v2, &sites, fast_http()).refresh().unwrap();
+
+    registry.serve(&server, "/bad");
+    registry.serve(&server, "/good");
+    server.fault("/bad/metadata/timestamp.json", Fault::FlipByte);
+    let mut client = updater(dir.path(), &registry, &sites, fast_http());
+    assert_eq!(client.check_for_updates().unwrap(), UpdateCheck::Refreshed);
+    assert_eq!(client.trusted().timestamp().unwrap().version(), 3);
+    let info = client.target_info("index/acme.clock.json").unwrap().expect("listed");
+    assert_eq!(client.fetch_target(&info).unwrap(), CLOCK_V2);
 }

@@ -64,7 +64,7 @@ fn noop_update_check_is_one_request_for_1_100_and_1000_installed_plugins() {
 }
 
 #[test]
-fn one_new_release_costs_timestamp_root_probe_snapshot_its_bin_and_its_index_doc() {
+fn one_new_release_costs_timestamp_snapshot_its_bin_and_its_index_doc() {
     let (mut registry, server, dir, installed) = installed_world(100);
     let new_doc = doc(7, 1);
     registry.set_index_doc("acme.plugin-7", &new_doc);
@@ -78,10 +78,11 @@ fn one_new_release_costs_timestamp_root_probe_snapshot_its_bin_and_its_index_doc
     assert_eq!(changed[0].path, "index/acme.plugin-7.json");
     assert_eq!(client.fetch_target(&changed[0]).unwrap(), new_doc);
 
+    // The root chain was probed by the refresh that installed the plugins, less than the
+    // probe interval ago: no `2.root.json` request this time.
     let bin = registry.bin_of("index/acme.plugin-7.json");
     let expected: Vec<Hit> = [
         ("/metadata/timestamp.json", 200),
-        ("/metadata/2.root.json", 404),
         ("/metadata/2.snapshot.json", 200),
         (format!("/metadata/2.{bin}.json").as_str(), 200),
         (format!("/targets/index/{}.acme.plugin-7.json", sha256_hex(&new_doc)).as_str(), 200),
@@ -95,6 +96,50 @@ fn one_new_release_costs_timestamp_root_probe_snapshot_its_bin_and_its_index_doc
     server.reset_counters();
     assert_eq!(updater(dir.path(), &server).check_for_updates().unwrap(), UpdateCheck::NothingNew);
     assert_eq!(server.request_count(), 1);
+}
+
+#[test]
+fn update_check_probes_for_a_new_root_once_the_probe_interval_has_passed() {
+    let (mut registry, server, dir, installed) = installed_world(3);
+    registry.set_index_doc("acme.plugin-1", &doc(1, 1));
+    registry.publish();
+    registry.serve(&server, "");
+    server.reset_counters();
+
+    let mut client = updater(dir.path(), &server).with_root_probe_interval(jiff::SignedDuration::ZERO);
+    assert_eq!(client.changed_targets(&installed).unwrap().len(), 1);
+    let paths: Vec<String> = server.hits().into_iter().map(|h| h.path).collect();
+    assert_eq!(paths[..3], ["/metadata/timestamp.json", "/metadata/2.root.json", "/metadata/2.snapshot.json"]);
+}
+
+#[test]
+fn cold_lookup_loads_only_the_bin_on_the_path_of_the_target() {
+    let mut registry = TestRegistry::new(2, 4);
+    for n in 0..50 {
+        registry.set_index_doc(&format!("acme.plugin-{n}"), &doc(n, 0));
+    }
+    registry.publish();
+    let server = FaultServer::start().unwrap();
+    registry.serve(&server, "");
+    let dir = tempfile::tempdir().unwrap();
+    Updater::bootstrap(dir.path(), registry.root()).unwrap();
+    let mut client = updater(dir.path(), &server);
+    let path = TestRegistry::index_path("acme.plugin-9");
+    let info = client.target_info(&path).unwrap().expect("listed");
+    assert_eq!(info.sha256(), Some(Sha256::of(&doc(9, 0))));
+    assert_eq!(info.role, registry.bin_of(&path));
+    let paths: Vec<String> = server.hits().into_iter().map(|h| h.path).collect();
+    let bin = format!("/metadata/1.{}.json", registry.bin_of(&path));
+    assert_eq!(
+        paths,
+        [
+            "/metadata/2.root.json",
+            "/metadata/timestamp.json",
+            "/metadata/1.snapshot.json",
+            "/metadata/1.targets.json",
+            &bin
+        ]
+    );
 }
 
 #[test]

@@ -54,7 +54,8 @@ impl fmt::Display for OperationKind {
 ///
 /// The switch itself is one atomic write of the state file that changes the installed
 /// record *and* sets `Switched`, so there is no moment where the record and the phase
-/// disagree. Removal skips `Staged`; rollback skips `Prepared`'s writing.
+/// disagree. Rollback, removal and an update back to the kept previous release write
+/// no files, so they start at `Staged`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {

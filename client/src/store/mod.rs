@@ -251,8 +251,9 @@ pub enum StoreError {
         /// Installed plugins that depend on it.
         dependents: Vec<PluginId>,
     },
-    /// An update installed a release whose files do not verify; it was rolled back.
-    #[error("{plugin} {version}: installed files do not match the signed manifest ({problem}); rolled back")]
+    /// An update or rollback switched to a release whose files do not verify; the
+    /// switch was undone.
+    #[error("{plugin} {version}: installed files do not match the signed manifest ({problem}); {undone}")]
     Corrupt {
         /// The plugin.
         plugin: PluginId,
@@ -260,6 +261,8 @@ pub enum StoreError {
         version: Version,
         /// The first problem.
         problem: String,
+        /// What was done about it.
+        undone: String,
     },
 }
 

@@ -153,6 +153,7 @@ impl Store {
                 plugin: plugin.clone(),
                 version: to.clone(),
                 problem: problems.first().map(ToString::to_string).unwrap_or_default(),
+                undone: format!("nothing was rolled back: {from} stays active"),
             }),
             Err(error) => Some(error),
         };

@@ -331,6 +331,7 @@ impl Store {
                 plugin: id.clone(),
                 version: to.clone(),
                 problem: problems.first().map(ToString::to_string).unwrap_or_default(),
+                undone: format!("rolled back to {from}"),
             }),
             Err(error) => Some(error),
         };

@@ -1,5 +1,10 @@
 //! HTTP(S) on ureq: timeouts, bounded retries with backoff, conditional requests and
 //! size caps enforced while the body streams in.
+//!
+//! Owns one request to one URL, retried only for transient failures (timeouts,
+//! broken connections, `5xx`, `429`), never for `404` or an oversized body. Which
+//! mirror to ask next is [`super::Mirrors`]' job; whether the bytes are good is the
+//! caller's (`trust`).
 
 use std::io;
 use std::time::Duration;
@@ -82,7 +87,10 @@ impl HttpTransport {
         }
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let validators = Validators { etag: header("etag"), last_modified: header("last-modified") };
-        let declared = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+        // With a content coding (ureq asks for gzip and decodes it), Content-Length
+        // counts encoded bytes: the cap then applies to the decoded stream only.
+        let encoded = header("content-encoding").is_some_and(|v| !v.trim().eq_ignore_ascii_case("identity"));
+        let declared = header("content-length").and_then(|v| v.trim().parse::<u64>().ok()).filter(|_| !encoded);
         if declared.is_some_and(|len| len > request.max_length) {
             return Err(TransportError::TooLarge { url: url.to_owned(), limit: request.max_length });
         }

@@ -1,5 +1,9 @@
 //! Which delegated roles are trusted for a target path: glob patterns, hash prefixes
 //! and TAP 15 succinct hash bins. Pure functions over `Delegations`.
+//!
+//! Owns path matching, bin naming and the structural rules of `delegations`; it does
+//! not load or verify roles (the walk in [`super::Updater::target_info`] does, through
+//! [`super::TrustedSet::verify_targets`]).
 
 use std::collections::HashSet;
 

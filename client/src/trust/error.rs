@@ -1,4 +1,6 @@
-//! Errors of the TUF client workflow.
+//! Errors of the TUF client workflow: one enum, [`TrustError`], whose variants carry the
+//! role, versions, hashes and URLs involved. Transport failures arrive wrapped in
+//! [`TrustError::Fetch`] with what every mirror did.
 
 use crate::fs::FsError;
 use crate::transport::MirrorsError;

@@ -26,16 +26,20 @@
 //! requests even when nothing changed. [`Updater::check_for_updates`] instead sends
 //! one conditional GET of `timestamp.json`; on `304`, with a cached timestamp that is
 //! still unexpired (and an unexpired root), it reports "nothing new" after that one
-//! request. On `200` (or with an expired or missing cache) it runs the full spec
-//! refresh: root probe, the timestamp just fetched, snapshot, targets.
+//! request. On `200` it runs the refresh with the timestamp just fetched: snapshot,
+//! targets, and the probe for a newer root only when the last probe is older than the
+//! probe interval (24 hours by default, [`Updater::with_root_probe_interval`]). With an
+//! expired or missing cache it runs the strict refresh. So a new release of one
+//! installed plugin costs timestamp, snapshot, that plugin's bin and its index doc.
 //!
-//! This is safe. Root rotation is still seen on every real change, because any change
-//! produces a new timestamp (the operator re-signs it at least daily), and a new
-//! timestamp triggers the full refresh with its root probe. A network attacker gains
-//! nothing he did not have: he could always answer the root probe with a 404 to hide
-//! a rotation, and a frozen `304` is bounded by the cached timestamp's expiry, exactly
-//! like a replayed timestamp is. The conformance client uses the strict
-//! [`Updater::refresh`].
+//! This is safe. A network attacker gains nothing he did not have: he could always
+//! answer the root probe with a 404 to hide a rotation, and a frozen `304` is bounded
+//! by the cached timestamp's expiry, exactly like a replayed timestamp is. What the
+//! interval costs is latency: a client learns of a root rotation within a day of its
+//! first update check after it, instead of at that check; root rotations are rare,
+//! planned events, and a compromised online key still cannot forge plugin content
+//! (developer signatures). The conformance client and [`Updater::refresh`] follow the
+//! specification to the letter and probe every time.
 
 pub mod delegation;
 mod error;

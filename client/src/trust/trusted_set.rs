@@ -59,11 +59,16 @@ impl TrustedSet {
     /// (an expired local root may still be rotated forward).
     pub fn new(root_bytes: &[u8], now: jiff::Timestamp) -> Result<Self, TrustError> {
         let unverified = Unverified::parse(root_bytes, "root", "root")?;
-        let root: Verified<Root> = unverified.into_typed()?;
+        let root: Root = unverified.peek()?;
         validate_root(&root)?;
-        let again = Unverified::parse(root_bytes, "root", "root")?;
-        check_role(&again, &root, TopRole::Root)?;
+        check_role(&unverified, &root, TopRole::Root)?;
+        let root = unverified.into_verified(root);
         Ok(Self { now, root, timestamp: None, snapshot: None, targets: None })
+    }
+
+    /// Judges expiry at `now` from here on (signature checks do not depend on time).
+    pub(crate) fn set_now(&mut self, now: jiff::Timestamp) {
+        self.now = now;
     }
 
     /// The reference time.
@@ -103,10 +108,10 @@ impl TrustedSet {
         if unverified.version() != expected {
             return Err(TrustError::VersionMismatch { role: "root".into(), expected, actual: unverified.version() });
         }
-        let new: Verified<Root> = Unverified::parse(bytes, "root", "root")?.into_typed()?;
+        let new: Root = unverified.peek()?;
         validate_root(&new)?;
         check_role(&unverified, &new, TopRole::Root)?;
-        self.root = new;
+        self.root = unverified.into_verified(new);
         Ok(())
     }
 
@@ -455,6 +460,21 @@ mod tests {
         let good = sign(&snapshot(2, &[("targets.json", 3), ("bin-0.json", 3)]), &[&signer]);
         set.update_snapshot(&good).unwrap();
         assert_eq!(set.snapshot().unwrap().version(), 2);
+    }
+
+    #[test]
+    fn one_key_under_two_key_ids_counts_once() {
+        let a = key(1);
+        let mut doc = root(1, &[&a], 2);
+        let alias = format!("{}-alias", a.key_id());
+        doc["keys"][&alias] = serde_json::to_value(a.public()).unwrap();
+        doc["roles"]["root"]["keyids"] = json!([a.key_id(), alias]);
+        let bytes = canonical::to_vec(&doc).unwrap();
+        let sig = hex::encode(a.sign(&bytes));
+        let envelope =
+            json!({"signed": doc, "signatures": [{"keyid": a.key_id(), "sig": sig}, {"keyid": alias, "sig": sig}]});
+        let err = TrustedSet::new(&serde_json::to_vec(&envelope).unwrap(), now()).unwrap_err();
+        assert!(matches!(err, TrustError::Threshold { valid: 1, threshold: 2, .. }), "{err}");
     }
 
     #[test]

@@ -59,7 +59,12 @@ pub struct Updater {
     cache: Option<DownloadCache>,
     progress: Option<Arc<dyn Progress>>,
     reference_time: Option<jiff::Timestamp>,
+    root_probe_interval: jiff::SignedDuration,
 }
+
+/// How long an update check may rely on the last probe for a newer root before it
+/// probes again (see the module docs); [`Updater::refresh`] always probes.
+pub const DEFAULT_ROOT_PROBE_INTERVAL: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
 
 impl std::fmt::Debug for Updater {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -93,7 +98,16 @@ impl Updater {
             cache: None,
             progress: None,
             reference_time: None,
+            root_probe_interval: DEFAULT_ROOT_PROBE_INTERVAL,
         })
+    }
+
+    /// How long [`Updater::check_for_updates`] may skip the probe for a newer root after
+    /// the last one (default [`DEFAULT_ROOT_PROBE_INTERVAL`]; zero probes every time).
+    #[must_use]
+    pub fn with_root_probe_interval(mut self, interval: jiff::SignedDuration) -> Self {
+        self.root_probe_interval = interval;
+        self
     }
 
     /// Uses `limits` instead of the defaults.
@@ -121,10 +135,7 @@ impl Updater {
     #[must_use]
     pub fn with_reference_time(mut self, now: jiff::Timestamp) -> Self {
         self.reference_time = Some(now);
-        self.trusted = match Self::trusted_from(&self.store, Some(now)) {
-            Ok(trusted) => trusted,
-            Err(_) => return self,
-        };
+        self.trusted.set_now(now);
         self
     }
 
@@ -177,10 +188,20 @@ impl Updater {
     fn refresh_with_timestamp(&mut self, prefetched: Option<(Vec<u8>, TimestampValidators)>) -> Result<(), TrustError> {
         self.trusted = Self::trusted_from(&self.store, self.reference_time)?;
         self.delegated.clear();
-        self.update_root()?;
+        let probe_root = prefetched.is_none() || !self.root_probed_recently();
+        if probe_root {
+            self.update_root()?;
+        } else {
+            self.trusted.check_root_fresh()?;
+        }
         self.update_timestamp(prefetched)?;
         self.update_snapshot()?;
         self.update_top_targets()?;
+        if probe_root {
+            // Recorded only once the whole refresh succeeded: a failed refresh changes
+            // nothing in the metadata dir it did not verify.
+            self.store.store_root_probe(self.trusted.now())?;
+        }
         Ok(())
     }
 
@@ -206,14 +227,33 @@ impl Updater {
         self.trusted.check_root_fresh()
     }
 
+    /// Whether the last probe for a newer root is younger than the probe interval (and
+    /// not in the future, which a clock set back would make it).
+    fn root_probed_recently(&self) -> bool {
+        let now = self.trusted.now();
+        self.store.load_root_probe().is_some_and(|probed| {
+            let age = now.duration_since(probed);
+            !age.is_negative() && age < self.root_probe_interval
+        })
+    }
+
     fn update_timestamp(&mut self, prefetched: Option<(Vec<u8>, TimestampValidators)>) -> Result<(), TrustError> {
         if let Some(local) = self.store.load("timestamp")
             && let Err(e) = self.trusted.load_local_timestamp(&local)
         {
             tracing::debug!(error = %e, "local timestamp is not usable as a rollback reference");
         }
+        // A timestamp fetched by the update check is used when it verifies; when it
+        // does not, the mirrors are asked in order like in any refresh (failover).
+        let prefetched = prefetched.and_then(|(bytes, validators)| match self.trusted.update_timestamp(&bytes) {
+            Ok(outcome) => Some((outcome, bytes, validators)),
+            Err(e) => {
+                tracing::warn!(url = %validators.url, error = %e, "timestamp from the update check rejected");
+                None
+            }
+        });
         let (outcome, bytes, validators) = match prefetched {
-            Some((bytes, validators)) => (self.trusted.update_timestamp(&bytes)?, bytes, validators),
+            Some(verified) => verified,
             None => {
                 let trusted = &mut self.trusted;
                 Self::fetch_metadata(&self.mirrors, "timestamp.json", self.limits.timestamp, None, |bytes| {

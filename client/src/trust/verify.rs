@@ -128,9 +128,12 @@ impl Unverified {
         threshold: u32,
     ) -> Result<(), TrustError> {
         let message = canonical::to_vec(&self.signed).map_err(|e| TrustError::malformed(&self.role, e.to_string()))?;
-        let mut counted: HashSet<&KeyId> = HashSet::new();
+        // Counted by key id *and* by key material: one key listed under two ids
+        // (e.g. with different `keyid_hash_algorithms`) still counts once.
+        let mut counted_ids: HashSet<&KeyId> = HashSet::new();
+        let mut counted_keys: HashSet<(&str, Option<&str>)> = HashSet::new();
         for keyid in keyids {
-            if counted.contains(keyid) {
+            if counted_ids.contains(keyid) {
                 continue;
             }
             let (Some(key), Some(signature)) = (keys.get(keyid), self.signatures.iter().find(|s| &s.keyid == keyid))
@@ -140,14 +143,15 @@ impl Unverified {
             let Ok(sig) = hex::decode(&signature.sig) else { continue };
             match key.verify(&message, &sig) {
                 Ok(()) => {
-                    counted.insert(keyid);
+                    counted_ids.insert(keyid);
+                    counted_keys.insert((key.keytype.as_str(), key.public_str()));
                 }
                 Err(e) => {
                     tracing::debug!(role = %self.role, key = %keyid.short(), error = %e, "signature does not count")
                 }
             }
         }
-        let valid = counted.len() as u32;
+        let valid = counted_keys.len() as u32;
         if threshold == 0 || valid < threshold {
             return Err(TrustError::Threshold { role: self.role.clone(), valid, threshold });
         }
@@ -155,10 +159,22 @@ impl Unverified {
     }
 
     /// Types the document (after the signatures were checked).
-    pub(crate) fn into_typed<T: DeserializeOwned>(self) -> Result<Verified<T>, TrustError> {
+    pub(super) fn into_typed<T: DeserializeOwned>(self) -> Result<Verified<T>, TrustError> {
         let signed =
             serde_json::from_value(self.signed).map_err(|e| TrustError::malformed(&self.role, e.to_string()))?;
         Ok(Verified { signed, version: self.version, expires: self.expires })
+    }
+
+    /// Types the document without consuming it, to read the keys a root signs itself
+    /// with before its signatures are checked. The result is *not* trusted.
+    pub(super) fn peek<T: DeserializeOwned>(&self) -> Result<T, TrustError> {
+        T::deserialize(&self.signed).map_err(|e| TrustError::malformed(&self.role, e.to_string()))
+    }
+
+    /// Wraps `signed` (obtained by [`Unverified::peek`]) once the caller has checked
+    /// every signature it requires.
+    pub(super) fn into_verified<T>(self, signed: T) -> Verified<T> {
+        Verified { signed, version: self.version, expires: self.expires }
     }
 }
 

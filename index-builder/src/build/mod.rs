@@ -13,28 +13,39 @@
 //! the bins that sign them, the snapshot and the timestamp. [`Scope::Plugins`] does the
 //! same work for a few plugins without reading the rest of the registry or site.
 //!
-//! Loading the registry is [`crate::registry`]'s job; the role rules are [`crate::tuf`]'s;
-//! paths are [`crate::site`]'s.
+//! Inside: `documents` (index docs, target entries), `plan` (roles, versions, signed
+//! bytes), `previous` (the published state) and `write` (files and durability).
+//! Loading the registry is [`crate::registry`]'s job; the role rules are
+//! [`crate::tuf`]'s; paths are [`crate::site`]'s.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde_json::Map;
-use trellis_client::fs::{FsError, write_atomic, write_atomic_with};
+use trellis_client::fs::{FsError, write_atomic};
 use trellis_schema::blocklist::Blocklist;
 use trellis_schema::canonical;
-use trellis_schema::index::{BlobRef, IndexDoc, IndexRelease};
 use trellis_schema::publisher::PublisherRecord;
-use trellis_schema::tuf::{Envelope, MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp, TopRole};
+use trellis_schema::tuf::{Envelope, MetaFile, Root, Snapshot, Targets, Timestamp, TopRole};
 use trellis_schema::{PluginId, Sha256, SigningKey, VendorId};
 
 use crate::registry::{Expiry, Registry, RegistryError};
-use crate::release::{BlobSource, PluginInput};
+use crate::release::PluginInput;
 use crate::site;
-use crate::tuf::{self, BINS_ROLE, PUBLISHERS_ROLE, RoleKeys, SECURITY_ROLE, Settled, SignError};
+use crate::tuf::{self, BINS_ROLE, PUBLISHERS_ROLE, RoleKeys, SECURITY_ROLE, SignError};
+
+mod documents;
+mod plan;
+mod previous;
+mod write;
+
+pub use documents::index_doc;
+use documents::{Content, TargetOut, bytes_target, plugin_targets};
+use plan::{Decision, Entries, RolePlan, merge_bin};
+pub use previous::PreviousSite;
+use write::{make_durable, write_content, write_targets};
 
 /// Which part of the registry a build looks at.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,6 +113,67 @@ pub struct BuildInput {
     pub signers: Signers,
     /// The build's notion of now: expiry dates are computed from it, nothing else.
     pub now: jiff::Timestamp,
+    /// Whether content files are flushed to disk before metadata names them.
+    pub durability: Durability,
+}
+
+/// Whether a build flushes the content files it wrote before publishing metadata.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync every new content file and directory before writing metadata (the
+    /// default: a crash never leaves metadata naming a file that is not on disk).
+    Fsync,
+    /// Leave flushing to the OS: for throwaway sites (benchmarks, previews) where a
+    /// crash means rebuilding anyway. Metadata files are always written atomically.
+    OsBuffered,
+}
+
+impl BuildInput {
+    /// The input for building `plugins` of `registry` (configuration, roots,
+    /// publishers, blocklist and the signing keys found in its key files), with
+    /// [`Durability::Fsync`].
+    pub fn for_registry(
+        registry: &Registry,
+        plugins: Vec<PluginInput>,
+        known_plugins: BTreeSet<PluginId>,
+        scope: Scope,
+        now: jiff::Timestamp,
+    ) -> Result<Self, RegistryError> {
+        let keys = &registry.config.keys;
+        let signers = Signers {
+            targets: registry.signing_keys(&keys.targets)?,
+            snapshot: registry.signing_keys(&keys.snapshot)?,
+            timestamp: registry.signing_keys(&keys.timestamp)?,
+            security: registry.signing_keys(&keys.security)?,
+            publishers: registry.signing_keys(&keys.publishers)?,
+            bins: registry.signing_keys(&keys.bins)?,
+        };
+        Ok(Self {
+            expiry: registry.config.expiry_days.clone(),
+            bin_bits: registry.config.bin_bits,
+            thresholds: DelegationThresholds {
+                security: keys.security.threshold,
+                publishers: keys.publishers.threshold,
+                bins: keys.bins.threshold,
+            },
+            roots: registry.roots.iter().map(|root| root.bytes.clone()).collect(),
+            publishers: registry.publishers.clone(),
+            blocklist: registry.blocklist.clone(),
+            plugins,
+            known_plugins,
+            scope,
+            signers,
+            now,
+            durability: Durability::Fsync,
+        })
+    }
+
+    /// The same input with another durability.
+    #[must_use]
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
 }
 
 /// What a build did.
@@ -213,247 +285,56 @@ pub fn build_registry(
         }
     };
     let plugins = registry.load_plugins(&load)?;
-    let keys = &registry.config.keys;
-    let signers = Signers {
-        targets: registry.signing_keys(&keys.targets)?,
-        snapshot: registry.signing_keys(&keys.snapshot)?,
-        timestamp: registry.signing_keys(&keys.timestamp)?,
-        security: registry.signing_keys(&keys.security)?,
-        publishers: registry.signing_keys(&keys.publishers)?,
-        bins: registry.signing_keys(&keys.bins)?,
-    };
-    let input = BuildInput {
-        expiry: registry.config.expiry_days.clone(),
-        bin_bits: registry.config.bin_bits,
-        thresholds: DelegationThresholds {
-            security: keys.security.threshold,
-            publishers: keys.publishers.threshold,
-            bins: keys.bins.threshold,
-        },
-        roots: registry.roots.iter().map(|root| root.bytes.clone()).collect(),
-        publishers: registry.publishers.clone(),
-        blocklist: registry.blocklist.clone(),
-        plugins,
-        known_plugins,
-        scope,
-        signers,
-        now,
-    };
+    let input = BuildInput::for_registry(registry, plugins, known_plugins, scope, now)?;
     build(input, site)
 }
 
-/// The published state of a site: its timestamp, snapshot and role documents.
-pub struct PreviousSite {
-    dir: PathBuf,
-    /// `timestamp.json`.
-    pub timestamp: Envelope<Timestamp>,
-    /// The snapshot it names.
-    pub snapshot: Envelope<Snapshot>,
-}
-
-impl PreviousSite {
-    /// Reads the site at `dir`; `None` when it has no `timestamp.json` yet.
-    pub fn open(dir: &Path) -> Result<Option<Self>, BuildError> {
-        let path = site::timestamp_file(dir);
-        if !path.exists() {
-            return Ok(None);
-        }
-        let timestamp: Envelope<Timestamp> = read_site_json(&path)?;
-        let version = timestamp
-            .signed
-            .meta
-            .get("snapshot.json")
-            .map(|m| m.version)
-            .ok_or_else(|| BuildError::Site { path: path.clone(), reason: "names no snapshot.json".into() })?;
-        let snapshot: Envelope<Snapshot> = read_site_json(&site::metadata_file(dir, "snapshot", version))?;
-        Ok(Some(Self { dir: dir.to_owned(), timestamp, snapshot }))
-    }
-
-    /// Version of `role` named by the snapshot.
-    pub fn version(&self, role: &str) -> Option<u64> {
-        self.snapshot.signed.meta.get(&format!("{role}.json")).map(|m| m.version)
-    }
-
-    /// The published document of a targets role (top-level or delegated).
-    pub fn role(&self, role: &str) -> Result<Option<Envelope<Targets>>, BuildError> {
-        let Some(version) = self.version(role) else { return Ok(None) };
-        read_site_json(&site::metadata_file(&self.dir, role, version)).map(Some)
-    }
-}
-
-fn read_site_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, BuildError> {
-    let bytes = std::fs::read(path).map_err(|e| FsError::new("reading", path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| BuildError::Site { path: path.to_owned(), reason: e.to_string() })
-}
-
-/// What a file of the site is made from.
-enum Content {
-    Bytes(Arc<[u8]>),
-    Copy(PathBuf),
-}
-
-/// A target to publish.
-struct TargetOut {
-    target: String,
-    file: TargetFile,
-    sha256: Sha256,
-    content: Option<Content>,
-}
-
-fn target_file(sha256: &Sha256, length: u64) -> TargetFile {
-    TargetFile {
-        length,
-        hashes: BTreeMap::from([("sha256".to_owned(), sha256.to_hex())]),
-        custom: None,
-        extra: Map::new(),
-    }
-}
-
-fn bytes_target(target: String, bytes: Vec<u8>) -> TargetOut {
-    let sha256 = Sha256::of(&bytes);
-    TargetOut {
-        file: target_file(&sha256, bytes.len() as u64),
-        target,
-        sha256,
-        content: Some(Content::Bytes(bytes.into())),
-    }
-}
-
-/// The index doc of one plugin.
-pub fn index_doc(plugin: &PluginInput) -> IndexDoc {
-    let releases = plugin
-        .releases
-        .iter()
-        .map(|r| {
-            let m = &r.manifest;
-            IndexRelease {
-                version: m.version.clone(),
-                channel: m.channel,
-                dependencies: m.dependencies.clone(),
-                host: m.host.clone(),
-                platforms: m.platforms.clone(),
-                yanked: r.yanked,
-                permissions: m.permissions.clone(),
-                package: BlobRef {
-                    path: site::package_target(&plugin.id, &m.version),
-                    sha256: r.package.sha256,
-                    length: r.package.length,
-                },
-                envelope: BlobRef {
-                    path: site::envelope_target(&plugin.id, &m.version),
-                    sha256: r.envelope.sha256,
-                    length: r.envelope.length,
-                },
-                manifest_sha256: r.manifest_sha256,
-                unpacked_size: m.unpacked_size(),
-                deltas: Vec::new(),
-                min_client_version: r.min_client_version.clone(),
-            }
-        })
-        .collect();
-    let name = plugin.releases.last().map(|r| r.name.clone()).unwrap_or_default();
-    IndexDoc { id: plugin.id.clone(), name, releases }
-}
-
-fn plugin_targets(plugin: &PluginInput) -> Result<Vec<TargetOut>, BuildError> {
-    let doc = serde_json::to_vec(&index_doc(plugin))
-        .map_err(|e| BuildError::Trust(format!("index doc of {}: {e}", plugin.id)))?;
-    let mut out = Vec::with_capacity(1 + 2 * plugin.releases.len());
-    out.push(bytes_target(site::index_target(&plugin.id), doc));
-    for release in &plugin.releases {
-        let version = &release.manifest.version;
-        for (target, blob) in [
-            (site::package_target(&plugin.id, version), &release.package),
-            (site::envelope_target(&plugin.id, version), &release.envelope),
-        ] {
-            let content = match &blob.source {
-                BlobSource::File(path) => Some(Content::Copy(path.clone())),
-                BlobSource::Bytes(bytes) => Some(Content::Bytes(bytes.clone())),
-                BlobSource::InSite => None,
-            };
-            out.push(TargetOut { target, file: target_file(&blob.sha256, blob.length), sha256: blob.sha256, content });
-        }
-    }
-    Ok(out)
-}
-
-/// A role's name, its settled document and the keys that would sign it.
-type SettledRole<'a> = (String, Settled<Targets>, Option<&'a [SigningKey]>);
-
-/// A role document to write.
-struct RoleOut {
-    name: String,
-    version: u64,
-    bytes: Vec<u8>,
-}
-
 /// Builds `input` into the site directory `site`, reading its previous state.
-pub fn build(input: BuildInput, site_dir: &Path) -> Result<BuildReport, BuildError> {
+pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, BuildError> {
     let previous = PreviousSite::open(site_dir)?;
+    if previous.is_none() && input.scope != Scope::Full {
+        return Err(BuildError::Trust(format!(
+            "{} has no published site to update; run a full build (without --only) first",
+            site_dir.display()
+        )));
+    }
     let now = input.now;
     check_root(&input)?;
     check_dependencies(&input)?;
 
-    // Targets of the changed plugins, grouped by bin.
-    let per_plugin: Vec<Vec<TargetOut>> = input.plugins.par_iter().map(plugin_targets).collect::<Result<_, _>>()?;
-    let releases = input.plugins.iter().map(|p| p.releases.len()).sum();
+    // Targets of the changed plugins, grouped by bin. The inputs are dropped as soon
+    // as their index docs exist: at 10^6 releases they are the largest thing held.
+    let plugins = std::mem::take(&mut input.plugins);
+    let releases = plugins.iter().map(|p| p.releases.len()).sum();
+    let plugin_count = plugins.len();
+    let changed_ids: BTreeSet<String> = plugins.iter().map(|p| p.id.as_str().to_owned()).collect();
+    let per_plugin: Vec<Vec<TargetOut>> =
+        plugins.into_par_iter().map(|p| plugin_targets(&p)).collect::<Result<_, _>>()?;
     let bits = input.bin_bits;
-    let mut bin_targets: BTreeMap<String, BTreeMap<String, TargetFile>> = BTreeMap::new();
+    let mut bin_entries: BTreeMap<String, Entries> = BTreeMap::new();
     if input.scope == Scope::Full {
         for number in 0..(1u32 << bits) {
-            bin_targets.insert(site::bin_name(number, bits, tuf::BIN_PREFIX), BTreeMap::new());
+            bin_entries.insert(site::bin_name(number, bits, tuf::BIN_PREFIX), BTreeMap::new());
         }
     }
     let mut contents: Vec<TargetOut> = Vec::new();
     for target in per_plugin.into_iter().flatten() {
         let bin = site::bin_for_target(&target.target, bits, tuf::BIN_PREFIX);
-        bin_targets.entry(bin).or_default().insert(target.target.clone(), target.file.clone());
-        contents.push(target);
-    }
-
-    // Previous versions of the touched bins; merge (Plugins scope) and immutability.
-    let changed_ids: BTreeSet<&str> = input.plugins.iter().map(|p| p.id.as_str()).collect();
-    let bin_names: Vec<String> = bin_targets.keys().cloned().collect();
-    let previous_bins: Vec<Option<Envelope<Targets>>> = match &previous {
-        Some(prev) => bin_names.par_iter().map(|name| prev.role(name)).collect::<Result<_, _>>()?,
-        None => vec![None; bin_names.len()],
-    };
-    for (name, prev) in bin_names.iter().zip(&previous_bins) {
-        let Some(prev) = prev else { continue };
-        let Some(new) = bin_targets.get_mut(name) else { continue };
-        for (target, published) in &prev.signed.targets {
-            let owned_by_changed =
-                input.scope == Scope::Full || owner(target).is_some_and(|id| changed_ids.contains(id));
-            if !owned_by_changed {
-                new.insert(target.clone(), published.clone());
-                continue;
-            }
-            if !target.starts_with("plugins/") {
-                continue;
-            }
-            match new.get(target) {
-                None => return Err(BuildError::Removed { target: target.clone() }),
-                Some(now_file) if now_file.hashes != published.hashes || now_file.length != published.length => {
-                    return Err(BuildError::Immutable {
-                        target: target.clone(),
-                        published: published.hashes.get("sha256").cloned().unwrap_or_default(),
-                        new: now_file.hashes.get("sha256").cloned().unwrap_or_default(),
-                    });
-                }
-                Some(_) => {}
-            }
+        bin_entries.entry(bin).or_default().insert(target.target.clone(), (target.sha256, target.length));
+        if target.content.is_some() {
+            contents.push(target);
         }
     }
 
     // Publishers and the blocklist.
-    let mut publisher_targets = BTreeMap::new();
+    let mut publisher_entries = BTreeMap::new();
     for record in input.publishers.values() {
         let t = bytes_target(site::publisher_target(&record.id), canonical::to_vec_of(record)?);
-        publisher_targets.insert(t.target.clone(), t.file.clone());
+        publisher_entries.insert(t.target.clone(), (t.sha256, t.length));
         contents.push(t);
     }
     let blocklist = bytes_target(site::BLOCKLIST_TARGET.to_owned(), canonical::to_vec_of(&input.blocklist)?);
-    let security_targets = BTreeMap::from([(blocklist.target.clone(), blocklist.file.clone())]);
+    let security_entries = BTreeMap::from([(blocklist.target.clone(), (blocklist.sha256, blocklist.length))]);
     contents.push(blocklist);
 
     // Role keys: from the signers, else as published.
@@ -469,86 +350,66 @@ pub fn build(input: BuildInput, site_dir: &Path) -> Result<BuildReport, BuildErr
     let publishers_keys = role_keys(PUBLISHERS_ROLE, &input.signers.publishers, thresholds.publishers)?;
     let bins_keys = role_keys(BINS_ROLE, &input.signers.bins, thresholds.bins)?;
 
-    // Settle every targets role.
+    // Plan every targets role, then decide its version against the published one.
     let expiry = &input.expiry;
-    let prev_role = |name: &str| -> Result<Option<Envelope<Targets>>, BuildError> {
-        match &previous {
-            Some(prev) => prev.role(name),
-            None => Ok(None),
+    let signers = &input.signers;
+    let mut plans = vec![
+        RolePlan::new(
+            "targets",
+            BTreeMap::new(),
+            Some(tuf::top_delegations(&security_keys, &publishers_keys, &bins_keys)),
+            signers.targets.as_deref(),
+            expiry.targets,
+        ),
+        RolePlan::new(
+            BINS_ROLE,
+            BTreeMap::new(),
+            Some(tuf::bin_delegations(&bins_keys, bits)),
+            signers.bins.as_deref(),
+            expiry.delegations,
+        ),
+        RolePlan::new(SECURITY_ROLE, security_entries, None, signers.security.as_deref(), expiry.delegations),
+        RolePlan::new(PUBLISHERS_ROLE, publisher_entries, None, signers.publishers.as_deref(), expiry.delegations),
+    ];
+    for (name, entries) in bin_entries {
+        plans.push(RolePlan::new(&name, entries, None, signers.bins.as_deref(), expiry.delegations));
+    }
+    let full = input.scope == Scope::Full;
+    plans.par_iter_mut().try_for_each(|plan| {
+        let published = match &previous {
+            Some(_) if plan.name == "targets" => previous_targets.clone(),
+            Some(prev) => prev.role(&plan.name)?,
+            None => None,
+        };
+        if plan.name.starts_with(&format!("{}-", tuf::BIN_PREFIX))
+            && let Some(published) = &published
+        {
+            merge_bin(&mut plan.entries, &published.signed, full, &changed_ids)?;
         }
-    };
-    let mut settled: Vec<SettledRole<'_>> = Vec::new();
-    let top =
-        tuf::targets_doc(BTreeMap::new(), Some(tuf::top_delegations(&security_keys, &publishers_keys, &bins_keys)));
-    settled.push((
-        "targets".into(),
-        tuf::settle(previous_targets.as_ref(), input.signers.targets.as_deref(), top, now, expiry.targets),
-        input.signers.targets.as_deref(),
-    ));
-    let bins_doc = tuf::targets_doc(BTreeMap::new(), Some(tuf::bin_delegations(&bins_keys, bits)));
-    settled.push((
-        BINS_ROLE.into(),
-        tuf::settle(prev_role(BINS_ROLE)?.as_ref(), input.signers.bins.as_deref(), bins_doc, now, expiry.delegations),
-        input.signers.bins.as_deref(),
-    ));
-    let security_doc = tuf::targets_doc(security_targets, None);
-    settled.push((
-        SECURITY_ROLE.into(),
-        tuf::settle(
-            prev_role(SECURITY_ROLE)?.as_ref(),
-            input.signers.security.as_deref(),
-            security_doc,
-            now,
-            expiry.delegations,
-        ),
-        input.signers.security.as_deref(),
-    ));
-    let publishers_doc = tuf::targets_doc(publisher_targets, None);
-    settled.push((
-        PUBLISHERS_ROLE.into(),
-        tuf::settle(
-            prev_role(PUBLISHERS_ROLE)?.as_ref(),
-            input.signers.publishers.as_deref(),
-            publishers_doc,
-            now,
-            expiry.delegations,
-        ),
-        input.signers.publishers.as_deref(),
-    ));
-    let bins_signers = input.signers.bins.as_deref();
-    let bin_targets: Vec<(String, BTreeMap<String, TargetFile>)> = bin_targets.into_iter().collect();
-    let settled_bins: Vec<SettledRole<'_>> = bin_targets
-        .into_par_iter()
-        .zip(previous_bins.into_par_iter())
-        .map(|((name, targets), prev)| {
-            let doc = tuf::targets_doc(targets, None);
-            let s = tuf::settle(prev.as_ref(), bins_signers, doc, now, expiry.delegations);
-            (name, s, bins_signers)
-        })
-        .collect();
-    settled.extend(settled_bins);
+        plan.decision = plan.decide(published.as_ref(), now);
+        Ok::<(), BuildError>(())
+    })?;
 
-    // Sign the new versions.
-    let roles: Vec<RoleOut> = settled
-        .par_iter()
-        .filter_map(|(name, s, keys)| match s {
-            Settled::Keep { .. } => None,
-            Settled::New(doc) => Some((name, doc, *keys)),
-        })
-        .map(|(name, doc, keys)| {
-            let bytes = tuf::sign_role(name, doc, keys, "check the key files in trellis-registry.json")?;
-            Ok(RoleOut { name: name.clone(), version: doc.version, bytes })
-        })
-        .collect::<Result<_, BuildError>>()?;
+    // Every role that changes must have its keys here, before anything is written;
+    // the documents themselves are signed while writing, one at a time.
+    if let Some(plan) = plans.iter().find(|p| matches!(p.decision, Decision::New { .. }) && p.keys.is_none()) {
+        return Err(SignError::MissingKey {
+            role: plan.name.clone(),
+            hint: "check the key files in trellis-registry.json".into(),
+        }
+        .into());
+    }
 
     // Snapshot and timestamp.
     let mut meta: BTreeMap<String, MetaFile> = match (&previous, &input.scope) {
         (Some(prev), Scope::Plugins(_)) => prev.snapshot.signed.meta.clone(),
         _ => BTreeMap::new(),
     };
-    for (name, s, _) in &settled {
-        let version = s.version(|d| d.version);
-        meta.insert(format!("{name}.json"), MetaFile { version, length: None, hashes: None, extra: Map::new() });
+    for plan in &plans {
+        let version = match &plan.decision {
+            Decision::Keep(version) | Decision::New { version, .. } => *version,
+        };
+        meta.insert(format!("{}.json", plan.name), MetaFile { version, length: None, hashes: None, extra: Map::new() });
     }
     let prev_snapshot = previous.as_ref().map(|p| &p.snapshot.signed);
     let snapshot_unchanged = previous.as_ref().is_some_and(|p| {
@@ -557,7 +418,7 @@ pub fn build(input: BuildInput, site_dir: &Path) -> Result<BuildReport, BuildErr
             && tuf::signed_by_same_keys(&p.snapshot, input.signers.snapshot.as_deref())
             && tuf::signed_by_same_keys(&p.timestamp, input.signers.timestamp.as_deref())
     });
-    let mut report = BuildReport { plugins: input.plugins.len(), releases, ..BuildReport::default() };
+    let mut report = BuildReport { plugins: plugin_count, releases, ..BuildReport::default() };
     let (snapshot_out, timestamp_out) = if snapshot_unchanged
         && let Some(prev) = &previous
         && !tuf::needs_refresh(&prev.timestamp.signed.expires, now, expiry.timestamp)
@@ -586,7 +447,7 @@ pub fn build(input: BuildInput, site_dir: &Path) -> Result<BuildReport, BuildErr
         report.snapshot_version = version;
         report.timestamp_version = timestamp.version;
         let ts_bytes = tuf::sign_role("timestamp", timestamp, input.signers.timestamp.as_deref(), "keys.timestamp")?;
-        (Some(RoleOut { name: "snapshot".into(), version, bytes }), Some(ts_bytes))
+        (Some((version, bytes)), Some(ts_bytes))
     };
 
     // Roots: published ones must match the registry's.
@@ -602,30 +463,37 @@ pub fn build(input: BuildInput, site_dir: &Path) -> Result<BuildReport, BuildErr
         }
     }
 
-    // Write: targets, then delegated roles, targets, snapshot, roots, timestamp last.
+    // Write: targets, then every targets role, then snapshot and roots, each batch
+    // durable before the next names it; timestamp.json last, atomically.
+    let durability = input.durability;
     let mut written = write_targets(site_dir, &contents)?;
+    make_durable(site_dir, &written, durability)?;
     trellis_client::fs::create_dir_all(&site_dir.join(site::METADATA_DIR))?;
-    let (delegated, top): (Vec<&RoleOut>, Vec<&RoleOut>) = roles.iter().partition(|r| r.name != "targets");
-    for group in [delegated, top] {
-        let names: Vec<String> = group
-            .par_iter()
-            .map(|r| {
-                let name = site::metadata_name(&r.name, r.version);
-                write_atomic(&site_dir.join(site::METADATA_DIR).join(&name), &r.bytes)?;
-                Ok(format!("{}/{name}", site::METADATA_DIR))
-            })
-            .collect::<Result<_, FsError>>()?;
-        written.extend(names);
-    }
-    if let Some(snapshot) = snapshot_out {
-        let name = site::metadata_name("snapshot", snapshot.version);
-        write_atomic(&site_dir.join(site::METADATA_DIR).join(&name), &snapshot.bytes)?;
-        written.push(format!("{}/{name}", site::METADATA_DIR));
+    let write_metadata = |name: String, bytes: &[u8]| -> Result<String, FsError> {
+        write_content(&site_dir.join(site::METADATA_DIR).join(&name), &Content::Bytes(bytes.into()))?;
+        Ok(format!("{}/{name}", site::METADATA_DIR))
+    };
+    let role_files: Vec<String> = plans
+        .into_par_iter()
+        .filter_map(|plan| match &plan.decision {
+            Decision::Keep(_) => None,
+            Decision::New { version, expires } => Some(
+                plan.sign(*version, expires)
+                    .and_then(|bytes| Ok(write_metadata(site::metadata_name(&plan.name, *version), &bytes)?)),
+            ),
+        })
+        .collect::<Result<_, BuildError>>()?;
+    make_durable(site_dir, &role_files, durability)?;
+    written.extend(role_files);
+    let mut last = Vec::new();
+    if let Some((version, bytes)) = snapshot_out {
+        last.push(write_metadata(site::metadata_name("snapshot", version), &bytes)?);
     }
     for (name, bytes) in root_writes {
-        write_atomic(&site_dir.join(site::METADATA_DIR).join(&name), &bytes)?;
-        written.push(format!("{}/{name}", site::METADATA_DIR));
+        last.push(write_metadata(name, &bytes)?);
     }
+    make_durable(site_dir, &last, durability)?;
+    written.extend(last);
     if let Some(bytes) = timestamp_out {
         write_atomic(&site::timestamp_file(site_dir), &bytes)?;
         written.push(format!("{}/timestamp.json", site::METADATA_DIR));
@@ -633,16 +501,6 @@ pub fn build(input: BuildInput, site_dir: &Path) -> Result<BuildReport, BuildErr
     written.sort();
     report.written = written;
     Ok(report)
-}
-
-/// The id of the plugin a target under `index/` or `plugins/` belongs to.
-fn owner(target: &str) -> Option<&str> {
-    let mut parts = target.split('/');
-    match parts.next()? {
-        "index" => target.rsplit('/').next()?.strip_suffix(".json"),
-        "plugins" => parts.nth(1),
-        _ => None,
-    }
 }
 
 /// A timestamp document naming `snapshot_bytes` as version `snapshot_version`.
@@ -748,32 +606,4 @@ fn check_dependencies(input: &BuildInput) -> Result<(), BuildError> {
         }
     }
     Ok(())
-}
-
-/// Writes the content files that are not in the site yet; returns their site paths.
-fn write_targets(site_dir: &Path, contents: &[TargetOut]) -> Result<Vec<String>, FsError> {
-    let written: Vec<Option<String>> = contents
-        .par_iter()
-        .map(|t| {
-            let Some(content) = &t.content else { return Ok(None) };
-            let relative = format!("{}/{}", site::TARGETS_DIR, site::hashed_target_path(&t.target, &t.sha256));
-            let path = site_dir.join(&relative);
-            match std::fs::metadata(&path) {
-                Ok(meta) if meta.len() == t.file.length => return Ok(None),
-                Ok(_) | Err(_) => {}
-            }
-            if let Some(parent) = path.parent() {
-                trellis_client::fs::create_dir_all(parent)?;
-            }
-            match content {
-                Content::Bytes(bytes) => write_atomic(&path, bytes)?,
-                Content::Copy(from) => write_atomic_with(&path, |out| {
-                    let mut input = std::fs::File::open(from)?;
-                    io::copy(&mut input, out).map(|_| ())
-                })?,
-            }
-            Ok(Some(relative))
-        })
-        .collect::<Result<_, FsError>>()?;
-    Ok(written.into_iter().flatten().collect())
 }

@@ -1,0 +1,181 @@
+//! Registry build benchmark: a full metadata build of a synthetic registry, then an
+//! incremental build adding one release, in the same run; sizes of the documents a
+//! client downloads; and the cold request count to reach one plugin's index doc,
+//! counted by the loopback server.
+//!
+//! `cargo bench -p trellis-index --bench registry_build -- [PLUGINS] [VERSIONS] [BIN_BITS]`
+//! (defaults: 100000 10 12). `scripts/bench-registry` runs it under `/usr/bin/time -v`
+//! for the peak RSS. Blobs are content addresses only (see `trellis_index::synth`):
+//! metadata is what is measured.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Instant;
+
+use trellis_index::build::{self, BuildInput, Durability, Scope};
+use trellis_index::operator::{self, InitOptions};
+use trellis_index::registry::{Expiry, Registry};
+use trellis_index::serve::Server;
+use trellis_index::site;
+use trellis_index::synth::{self, SynthSpec};
+use trellis_schema::tuf::{Envelope, Snapshot, Targets};
+
+fn arg(index: usize, default: u64) -> u64 {
+    std::env::args().filter(|a| !a.starts_with('-')).nth(index).and_then(|a| a.parse().ok()).unwrap_or(default)
+}
+
+fn input(
+    registry: &Registry,
+    plugins: Vec<trellis_index::release::PluginInput>,
+    scope: Scope,
+    known: &BTreeSet<trellis_schema::PluginId>,
+    now: jiff::Timestamp,
+) -> BuildInput {
+    let durability =
+        if std::env::var_os("BENCH_NO_FSYNC").is_some() { Durability::OsBuffered } else { Durability::Fsync };
+    BuildInput::for_registry(registry, plugins, known.clone(), scope, now).unwrap().with_durability(durability)
+}
+
+fn size(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+fn median(mut values: Vec<u64>) -> u64 {
+    values.sort_unstable();
+    values.get(values.len() / 2).copied().unwrap_or(0)
+}
+
+fn main() {
+    let plugins = arg(1, 100_000) as usize;
+    let versions = arg(2, 10) as usize;
+    let bin_bits = arg(3, 12) as u32;
+    let now: jiff::Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
+    let work = tempfile::tempdir_in(std::env::var_os("BENCH_DIR").unwrap_or_else(|| ".".into())).unwrap();
+    let registry_dir = work.path().join("registry");
+    let site_dir = work.path().join("site");
+    let options = InitOptions {
+        name: "bench".into(),
+        base_url: "http://127.0.0.1/".into(),
+        root_keys: 1,
+        root_threshold: 1,
+        bin_bits,
+        expiry: Expiry::default(),
+        now,
+    };
+    operator::init(&registry_dir, &options).unwrap();
+    let registry = Registry::open(&registry_dir).unwrap();
+
+    let started = Instant::now();
+    let spec = SynthSpec { plugins, versions, seed: 42 };
+    let plan = synth::plan(spec);
+    let stats = synth::shape(&plan);
+    let target = plan[plan.len() / 2].clone();
+    let known: BTreeSet<_> = plan.iter().map(|p| p.id.clone()).collect();
+    let inputs: Vec<_> = plan.into_iter().map(synth::plugin_input).collect();
+    println!("generated {stats:?} in {:.2?}", started.elapsed());
+
+    let started = Instant::now();
+    let full = build::build(input(&registry, inputs, Scope::Full, &known, now), &site_dir).unwrap();
+    let full_time = started.elapsed();
+    println!(
+        "full build: {} plugins, {} releases, {} files written in {:.2?}",
+        full.plugins,
+        full.releases,
+        full.written.len(),
+        full_time
+    );
+
+    // One new release of a mid-popularity plugin.
+    let mut grown = target.clone();
+    let mut release = grown.releases.last().unwrap().clone();
+    release.version = semver::Version::new(99, 0, 0);
+    release.yanked = false;
+    grown.releases.push(release);
+    let changed = synth::plugin_input(grown);
+    let scope = Scope::Plugins(BTreeSet::from([changed.id.clone()]));
+    let started = Instant::now();
+    let incremental = build::build(input(&registry, vec![changed], scope, &known, now), &site_dir).unwrap();
+    let incremental_time = started.elapsed();
+    println!(
+        "incremental build (+1 release of {}): {} files written in {:.2?}: {:?}",
+        target.id,
+        incremental.written.len(),
+        incremental_time,
+        incremental.written
+    );
+    println!("speed-up: {:.0}x", full_time.as_secs_f64() / incremental_time.as_secs_f64());
+
+    // Sizes.
+    let metadata = site_dir.join(site::METADATA_DIR);
+    let snapshot_file = site::metadata_file(&site_dir, "snapshot", incremental.snapshot_version);
+    let snapshot: Envelope<Snapshot> = serde_json::from_slice(&std::fs::read(&snapshot_file).unwrap()).unwrap();
+    let bin_sizes: Vec<u64> = snapshot
+        .signed
+        .meta
+        .iter()
+        .filter(|(name, _)| name.starts_with("bin-"))
+        .map(|(name, meta)| size(&metadata.join(format!("{}.{name}", meta.version))))
+        .collect();
+    let index_sizes: Vec<u64> = walk(&site_dir.join("targets/index"));
+    println!("timestamp.json: {} bytes", size(&site::timestamp_file(&site_dir)));
+    println!("snapshot: {} bytes ({} roles)", size(&snapshot_file), snapshot.signed.meta.len());
+    println!(
+        "targets.json: {} bytes; bins.json: {} bytes",
+        size(&metadata.join("1.targets.json")),
+        size(&metadata.join("1.bins.json"))
+    );
+    println!(
+        "bin: median {} bytes, max {} bytes ({} bins)",
+        median(bin_sizes.clone()),
+        bin_sizes.iter().max().unwrap_or(&0),
+        bin_sizes.len()
+    );
+    println!("index doc: median {} bytes over {} docs", median(index_sizes.clone()), index_sizes.len());
+
+    // Cold request count: a client holding root v1 reaches one index doc.
+    let server = Server::start(&site_dir, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let agent = ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build());
+    let get = |path: &str| {
+        let mut response = agent.get(&format!("{}{path}", server.url())).call().unwrap();
+        (response.status().as_u16(), response.body_mut().with_config().limit(1 << 28).read_to_vec().unwrap())
+    };
+    let mut bytes = 0usize;
+    let (status, body) = get("metadata/2.root.json");
+    assert_eq!(status, 404);
+    bytes += body.len();
+    let (_, ts) = get("metadata/timestamp.json");
+    bytes += ts.len();
+    let ts: serde_json::Value = serde_json::from_slice(&ts).unwrap();
+    let snapshot_version = ts["signed"]["meta"]["snapshot.json"]["version"].as_u64().unwrap();
+    let (_, snap) = get(&format!("metadata/{snapshot_version}.snapshot.json"));
+    bytes += snap.len();
+    let snap: Envelope<Snapshot> = serde_json::from_slice(&snap).unwrap();
+    let version = |role: &str| snap.signed.meta[&format!("{role}.json")].version;
+    for role in ["targets", "bins"] {
+        bytes += get(&format!("metadata/{}.{role}.json", version(role))).1.len();
+    }
+    let index = site::index_target(&target.id);
+    let bin = site::bin_for_target(&index, bin_bits, "bin");
+    let (_, bin_bytes) = get(&format!("metadata/{}.{bin}.json", version(&bin)));
+    bytes += bin_bytes.len();
+    let bin_doc: Envelope<Targets> = serde_json::from_slice(&bin_bytes).unwrap();
+    let sha: trellis_schema::Sha256 = bin_doc.signed.targets[&index].hashes["sha256"].parse().unwrap();
+    let (status, doc) = get(&format!("targets/{}", site::hashed_target_path(&index, &sha)));
+    assert_eq!((status, trellis_schema::Sha256::of(&doc)), (200, sha));
+    bytes += doc.len();
+    println!(
+        "cold path to one index doc: {} requests, {bytes} bytes (root check, timestamp, snapshot, targets, bins, bin, index doc)",
+        server.requests()
+    );
+}
+
+fn walk(dir: &Path) -> Vec<u64> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() { out.extend(walk(&path)) } else { out.push(size(&path)) }
+    }
+    out
+}

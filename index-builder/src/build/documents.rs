@@ -1,0 +1,104 @@
+//! The documents and blobs a build publishes as targets.
+//!
+//! Owns the index doc of a plugin and the target entries (path, SHA-256, length,
+//! where the bytes come from) of every file a plugin contributes. Which role signs
+//! them is [`super::plan`]'s; writing them is [`super::write`]'s.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::Map;
+use trellis_schema::Sha256;
+use trellis_schema::index::{BlobRef, IndexDoc, IndexRelease};
+use trellis_schema::tuf::TargetFile;
+
+use super::BuildError;
+use crate::release::{BlobSource, PluginInput};
+use crate::site;
+
+/// What a file of the site is made from.
+pub(super) enum Content {
+    Bytes(Arc<[u8]>),
+    Copy(PathBuf),
+}
+
+/// A target to publish.
+pub(super) struct TargetOut {
+    pub(super) target: String,
+    pub(super) length: u64,
+    pub(super) sha256: Sha256,
+    pub(super) content: Option<Content>,
+}
+
+pub(super) fn target_file(sha256: &Sha256, length: u64) -> TargetFile {
+    TargetFile {
+        length,
+        hashes: BTreeMap::from([("sha256".to_owned(), sha256.to_hex())]),
+        custom: None,
+        extra: Map::new(),
+    }
+}
+
+pub(super) fn bytes_target(target: String, bytes: Vec<u8>) -> TargetOut {
+    let sha256 = Sha256::of(&bytes);
+    TargetOut { length: bytes.len() as u64, target, sha256, content: Some(Content::Bytes(bytes.into())) }
+}
+
+/// The index doc of one plugin.
+pub fn index_doc(plugin: &PluginInput) -> IndexDoc {
+    let releases = plugin
+        .releases
+        .iter()
+        .map(|r| {
+            let m = &r.manifest;
+            IndexRelease {
+                version: m.version.clone(),
+                channel: m.channel,
+                dependencies: m.dependencies.clone(),
+                host: m.host.clone(),
+                platforms: m.platforms.clone(),
+                yanked: r.yanked,
+                permissions: m.permissions.clone(),
+                package: BlobRef {
+                    path: site::package_target(&plugin.id, &m.version),
+                    sha256: r.package.sha256,
+                    length: r.package.length,
+                },
+                envelope: BlobRef {
+                    path: site::envelope_target(&plugin.id, &m.version),
+                    sha256: r.envelope.sha256,
+                    length: r.envelope.length,
+                },
+                manifest_sha256: r.manifest_sha256,
+                unpacked_size: m.unpacked_size(),
+                deltas: Vec::new(),
+                min_client_version: r.min_client_version.clone(),
+            }
+        })
+        .collect();
+    let name = plugin.releases.last().map(|r| r.name.clone()).unwrap_or_default();
+    IndexDoc { id: plugin.id.clone(), name, releases }
+}
+
+pub(super) fn plugin_targets(plugin: &PluginInput) -> Result<Vec<TargetOut>, BuildError> {
+    let doc = serde_json::to_vec(&index_doc(plugin))
+        .map_err(|e| BuildError::Trust(format!("index doc of {}: {e}", plugin.id)))?;
+    let mut out = Vec::with_capacity(1 + 2 * plugin.releases.len());
+    out.push(bytes_target(site::index_target(&plugin.id), doc));
+    for release in &plugin.releases {
+        let version = &release.manifest.version;
+        for (target, blob) in [
+            (site::package_target(&plugin.id, version), &release.package),
+            (site::envelope_target(&plugin.id, version), &release.envelope),
+        ] {
+            let content = match &blob.source {
+                BlobSource::File(path) => Some(Content::Copy(path.clone())),
+                BlobSource::Bytes(bytes) => Some(Content::Bytes(bytes.clone())),
+                BlobSource::InSite => None,
+            };
+            out.push(TargetOut { target, length: blob.length, sha256: blob.sha256, content });
+        }
+    }
+    Ok(out)
+}

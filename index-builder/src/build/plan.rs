@@ -1,0 +1,267 @@
+//! The targets roles of a build and their versions.
+//!
+//! Owns each role's entries (compact: path → SHA-256 and length), merging a bin with
+//! its published version (refusing changed or removed releases), deciding whether a
+//! role keeps its published version, and the signed bytes of a new version, with a
+//! direct canonical-JSON writer for plain documents (every hash bin). The rules
+//! themselves are [`crate::tuf`]'s.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use trellis_schema::tuf::{Delegations, Envelope, Targets};
+use trellis_schema::{Sha256, SigningKey};
+
+use super::BuildError;
+use super::documents::target_file;
+use crate::tuf::{self, SignError};
+
+/// Target entries of one role, compactly: target path → (SHA-256, length). At 10^6
+/// releases a full `TargetFile` per entry would cost gigabytes; documents are made
+/// from these one role at a time, when deciding and when signing.
+pub(super) type Entries = BTreeMap<String, (Sha256, u64)>;
+
+/// Whether a role keeps its published version or gets a new one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Decision {
+    Keep(u64),
+    New { version: u64, expires: String },
+}
+
+/// One targets role of the site being built.
+pub(super) struct RolePlan<'a> {
+    pub(super) name: String,
+    pub(super) entries: Entries,
+    pub(super) delegations: Option<Delegations>,
+    pub(super) keys: Option<&'a [SigningKey]>,
+    pub(super) days: u32,
+    pub(super) decision: Decision,
+}
+
+impl<'a> RolePlan<'a> {
+    pub(super) fn new(
+        name: &str,
+        entries: Entries,
+        delegations: Option<Delegations>,
+        keys: Option<&'a [SigningKey]>,
+        days: u32,
+    ) -> Self {
+        Self { name: name.to_owned(), entries, delegations, keys, days, decision: Decision::Keep(0) }
+    }
+
+    /// Keeps the published version when nothing changed (same entries, delegations
+    /// and signing keys, fresh enough), else the next version: [`tuf::settle`] over
+    /// compact entries, without materialising documents.
+    pub(super) fn decide(&self, published: Option<&Envelope<Targets>>, now: jiff::Timestamp) -> Decision {
+        if let Some(published) = published
+            && is_plain(&published.signed)
+            && published.signed.delegations == self.delegations
+            && tuf::signed_by_same_keys(published, self.keys)
+            && !tuf::needs_refresh(&published.signed.expires, now, self.days)
+            && published.signed.targets.len() == self.entries.len()
+            && published
+                .signed
+                .signed_entries()
+                .into_iter()
+                .zip(&self.entries)
+                .all(|((p, e), (q, f))| p == q && e == *f)
+        {
+            return Decision::Keep(published.signed.version);
+        }
+        Decision::New { version: published.map_or(1, |p| p.signed.version + 1), expires: tuf::expiry(now, self.days) }
+    }
+
+    /// The signed file of this role at `version`: the fast canonical writer for plain
+    /// documents (every hash bin), the generic one otherwise.
+    pub(super) fn sign(&self, version: u64, expires: &str) -> Result<Vec<u8>, BuildError> {
+        let keys = self.keys.ok_or_else(|| SignError::MissingKey {
+            role: self.name.clone(),
+            hint: "check the key files in trellis-registry.json".into(),
+        })?;
+        if self.delegations.is_none() {
+            let signed = plain_targets_canonical(&self.entries, version, expires);
+            return Ok(envelope_canonical(&signed, keys));
+        }
+        let mut doc = self.doc();
+        doc.version = version;
+        doc.expires = expires.to_owned();
+        Ok(tuf::sign_role(&self.name, doc, Some(keys), "")?)
+    }
+
+    /// The role's document, without version and expiry.
+    pub(super) fn doc(&self) -> Targets {
+        let targets =
+            self.entries.iter().map(|(path, (sha, length))| (path.clone(), target_file(sha, *length))).collect();
+        tuf::targets_doc(targets, self.delegations.clone())
+    }
+}
+
+/// Brings the published entries of a bin into `entries`: entries of plugins this
+/// build did not load are kept as published; for the others, a published blob must
+/// still be there with the same bytes (releases are immutable and never removed).
+pub(super) fn merge_bin(
+    entries: &mut Entries,
+    published: &Targets,
+    full: bool,
+    changed: &BTreeSet<String>,
+) -> Result<(), BuildError> {
+    for (target, file) in &published.signed_entries() {
+        let owned_by_build = full || owner(target).is_some_and(|id| changed.contains(id));
+        if !owned_by_build {
+            entries.insert((*target).to_owned(), *file);
+            continue;
+        }
+        if !target.starts_with("plugins/") {
+            continue;
+        }
+        match entries.get(*target) {
+            None => return Err(BuildError::Removed { target: (*target).to_owned() }),
+            Some(now) if now != file => {
+                return Err(BuildError::Immutable {
+                    target: (*target).to_owned(),
+                    published: file.0.to_hex(),
+                    new: now.0.to_hex(),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Whether a published targets document is one this builder writes: nothing but
+/// SHA-256 hashes and lengths, no custom data, no unknown fields.
+fn is_plain(doc: &Targets) -> bool {
+    doc.type_ == "targets"
+        && doc.spec_version == trellis_schema::tuf::SPEC_VERSION
+        && doc.extra.is_empty()
+        && doc
+            .targets
+            .values()
+            .all(|f| f.custom.is_none() && f.extra.is_empty() && f.hashes.len() == 1 && f.hashes.contains_key("sha256"))
+}
+
+/// Canonical JSON of a targets document without delegations, written directly: at
+/// 10^6 entries going through `serde_json::Value` costs more than everything else.
+/// Keys in code-point order: `_type`, `expires`, `spec_version`, `targets`, `version`;
+/// per target `hashes`, `length`. Strings escape only `"` and `\`, as
+/// [`trellis_schema::canonical`] does.
+fn plain_targets_canonical(entries: &Entries, version: u64, expires: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + entries.len() * 160);
+    out.extend_from_slice(b"{\"_type\":\"targets\",\"expires\":");
+    canonical_string(expires, &mut out);
+    out.extend_from_slice(b",\"spec_version\":");
+    canonical_string(trellis_schema::tuf::SPEC_VERSION, &mut out);
+    out.extend_from_slice(b",\"targets\":{");
+    for (index, (path, (sha, length))) in entries.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        canonical_string(path, &mut out);
+        out.extend_from_slice(b":{\"hashes\":{\"sha256\":\"");
+        out.extend_from_slice(sha.to_hex().as_bytes());
+        out.extend_from_slice(b"\"},\"length\":");
+        out.extend_from_slice(length.to_string().as_bytes());
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"},\"version\":");
+    out.extend_from_slice(version.to_string().as_bytes());
+    out.push(b'}');
+    out
+}
+
+fn canonical_string(text: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &byte in text.as_bytes() {
+        if byte == b'"' || byte == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(byte);
+    }
+    out.push(b'"');
+}
+
+/// Canonical JSON of `{"signatures": [...], "signed": <signed>}` with a signature of
+/// `signed` by each key, in order (the same bytes as [`tuf::sign_role`]).
+fn envelope_canonical(signed: &[u8], keys: &[SigningKey]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(signed.len() + 64 + keys.len() * 220);
+    out.extend_from_slice(b"{\"signatures\":[");
+    for (index, key) in keys.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"keyid\":");
+        canonical_string(key.key_id().as_str(), &mut out);
+        out.extend_from_slice(b",\"sig\":\"");
+        out.extend_from_slice(hex::encode(key.sign(signed)).as_bytes());
+        out.extend_from_slice(b"\"}");
+    }
+    out.extend_from_slice(b"],\"signed\":");
+    out.extend_from_slice(signed);
+    out.push(b'}');
+    out
+}
+
+/// Compact entries of a published targets document.
+trait SignedEntries {
+    fn signed_entries(&self) -> Vec<(&str, (Sha256, u64))>;
+}
+
+impl SignedEntries for Targets {
+    fn signed_entries(&self) -> Vec<(&str, (Sha256, u64))> {
+        self.targets
+            .iter()
+            .map(|(path, file)| {
+                let sha = file.hashes.get("sha256").and_then(|h| h.parse().ok()).unwrap_or(Sha256::from_bytes([0; 32]));
+                (path.as_str(), (sha, file.length))
+            })
+            .collect()
+    }
+}
+
+/// The id of the plugin a target under `index/` or `plugins/` belongs to.
+fn owner(target: &str) -> Option<&str> {
+    let mut parts = target.split('/');
+    match parts.next()? {
+        "index" => target.rsplit('/').next()?.strip_suffix(".json"),
+        "plugins" => parts.nth(1),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_canonical_bin_equals_the_generic_signed_document() {
+        let key = SigningKey::from_seed([3; 32]);
+        let mut entries = Entries::new();
+        entries.insert("index/0a/acme.clock.json".into(), (Sha256::of(b"a"), 12));
+        entries.insert("plugins/acme/acme.clock/acme.clock-1.0.0.zip".into(), (Sha256::of(b"b"), 4096));
+        entries.insert("plugins/q\"uote/x\\y.zip".into(), (Sha256::of(b"c"), 0));
+        let keys = [key.clone()];
+        let plan = RolePlan::new("bin-0", entries, None, Some(&keys), 90);
+        let fast = plan.sign(7, "2027-01-01T00:00:00Z").unwrap();
+        let mut doc = plan.doc();
+        doc.version = 7;
+        doc.expires = "2027-01-01T00:00:00Z".into();
+        let generic = tuf::sign_role("bin-0", doc, Some(&keys), "").unwrap();
+        assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(generic).unwrap());
+    }
+
+    #[test]
+    fn unchanged_bin_keeps_its_version_and_a_changed_one_moves() {
+        let key = SigningKey::from_seed([3; 32]);
+        let keys = [key];
+        let now: jiff::Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
+        let entries = Entries::from([("index/0a/acme.clock.json".to_owned(), (Sha256::of(b"a"), 12))]);
+        let plan = RolePlan::new("bin-0", entries.clone(), None, Some(&keys), 90);
+        let bytes = plan.sign(3, &tuf::expiry(now, 90)).unwrap();
+        let published: Envelope<Targets> = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(plan.decide(Some(&published), now), Decision::Keep(3));
+        let mut grown = entries;
+        grown.insert("index/0a/acme.alarm.json".to_owned(), (Sha256::of(b"b"), 1));
+        let plan = RolePlan::new("bin-0", grown, None, Some(&keys), 90);
+        assert!(matches!(plan.decide(Some(&published), now), Decision::New { version: 4, .. }));
+    }
+}

@@ -1,0 +1,89 @@
+//! Writing a build's files: content-addressed files first, durable in batches.
+//!
+//! Owns putting bytes on disk: a temp file renamed into place for every new file (no
+//! reader ever sees half a file), one durability barrier per batch (`syncfs` on
+//! Linux) so metadata never names a file that is not on disk. The order of batches is
+//! [`super::build`]'s.
+
+#[cfg(not(target_os = "linux"))]
+use std::collections::BTreeSet;
+use std::io;
+use std::path::Path;
+#[cfg(not(target_os = "linux"))]
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+use trellis_client::fs::FsError;
+
+use super::Durability;
+use super::documents::{Content, TargetOut};
+use crate::site;
+
+/// Writes one content-addressed file: a temp file in the same directory renamed into
+/// place, without an fsync; [`make_durable`] makes the whole batch durable before any
+/// metadata names it.
+pub(super) fn write_content(path: &Path, content: &Content) -> Result<(), FsError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut temp = trellis_client::fs::temp_builder(".trellis-tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| FsError::new("creating a temp file in", dir, e))?;
+    let written = match content {
+        Content::Bytes(bytes) => io::Write::write_all(temp.as_file_mut(), bytes),
+        Content::Copy(from) => {
+            std::fs::File::open(from).and_then(|mut input| io::copy(&mut input, temp.as_file_mut()).map(|_| ()))
+        }
+    };
+    written.map_err(|e| FsError::new("writing", temp.path(), e))?;
+    temp.persist(path).map_err(|e| FsError::new("renaming into place", path, e.error))?;
+    Ok(())
+}
+
+/// Makes the files just written (paths relative to `site_dir`) durable: one
+/// `syncfs` of the site's file system on Linux, each file and directory elsewhere.
+pub(super) fn make_durable(site_dir: &Path, written: &[String], durability: Durability) -> Result<(), FsError> {
+    if durability == Durability::OsBuffered || written.is_empty() {
+        return Ok(());
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let _ = written;
+        let dir = std::fs::File::open(site_dir).map_err(|e| FsError::new("opening", site_dir, e))?;
+        rustix::fs::syncfs(&dir).map_err(|e| FsError::new("syncing the file system of", site_dir, e.into()))
+    }
+    #[cfg(not(target_os = "linux"))]
+    sync_each(site_dir, written)
+}
+
+/// Flushes each file written by this build, and its directory, to disk.
+#[cfg(not(target_os = "linux"))]
+fn sync_each(site_dir: &Path, written: &[String]) -> Result<(), FsError> {
+    let dirs: BTreeSet<PathBuf> =
+        written.iter().filter_map(|p| site_dir.join(p).parent().map(Path::to_owned)).collect();
+    written.par_iter().try_for_each(|p| {
+        let path = site_dir.join(p);
+        std::fs::File::open(&path).and_then(|f| f.sync_all()).map_err(|e| FsError::new("syncing", path, e))
+    })?;
+    dirs.par_iter().try_for_each(|d| trellis_client::fs::sync_dir(d))
+}
+
+/// Writes the content files that are not in the site yet; returns their site paths.
+pub(super) fn write_targets(site_dir: &Path, contents: &[TargetOut]) -> Result<Vec<String>, FsError> {
+    let written: Vec<Option<String>> = contents
+        .par_iter()
+        .map(|t| {
+            let Some(content) = &t.content else { return Ok(None) };
+            let relative = format!("{}/{}", site::TARGETS_DIR, site::hashed_target_path(&t.target, &t.sha256));
+            let path = site_dir.join(&relative);
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.len() == t.length => return Ok(None),
+                Ok(_) | Err(_) => {}
+            }
+            if let Some(parent) = path.parent() {
+                trellis_client::fs::create_dir_all(parent)?;
+            }
+            write_content(&path, content)?;
+            Ok(Some(relative))
+        })
+        .collect::<Result<_, FsError>>()?;
+    Ok(written.into_iter().flatten().collect())
+}
