@@ -160,6 +160,9 @@ fn cli_exit_codes_separate_usage_and_configuration_from_failures() {
     let missing = cli.run(&["--yes", "install", "acme.nothing"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(stderr(&missing).contains("acme.nothing"), "{}", stderr(&missing));
+    let unknown = cli.run(&["info", "acme.nothing"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr(&unknown).contains("no configured registry serves acme.nothing"), "{}", stderr(&unknown));
     // Failure: tampered files found by verify.
     cli.ok(&["--yes", "install", "acme.time-core"]);
     let file = cli.data.path().join("plugins/acme.time-core/1.0.0/bin/any/run.sh");

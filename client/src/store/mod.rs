@@ -237,6 +237,14 @@ pub enum StoreError {
         /// What was done about it.
         undone: String,
     },
+    /// No configured registry serves the plugin.
+    #[error(
+        "no configured registry serves {plugin}; check the id (`trellis search`) or add the registry that publishes it"
+    )]
+    NotServed {
+        /// The plugin.
+        plugin: PluginId,
+    },
     /// The plugin is not installed.
     #[error("{plugin} is not installed; `trellis list` shows what is")]
     NotInstalled {
@@ -547,10 +555,7 @@ impl Store {
                 return Ok((registry, doc));
             }
         }
-        Err(StoreError::Resolve(ResolveError::Conflict(Box::new(resolve::Conflict {
-            explanation: format!("no configured registry serves {plugin}"),
-            hints: vec!["check the id, or add the registry that publishes it".into()],
-        }))))
+        Err(StoreError::NotServed { plugin: plugin.clone() })
     }
 
     /// Plugins whose id or name contains `text` (case-insensitive), from every
