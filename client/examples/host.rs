@@ -123,13 +123,19 @@ impl HostHooks for ProcessHooks {
     }
 }
 
-struct Print;
+#[derive(Default)]
+struct Print {
+    downloaded: Mutex<std::collections::HashSet<String>>,
+}
 
 impl Reporter for Print {
     fn report(&self, event: Event) {
         match event {
             Event::Downloading { plugin, version, bytes_done, bytes_total: Some(total) } if bytes_done == total => {
-                println!("[store] downloaded {plugin} {version} ({total} bytes)");
+                let first = self.downloaded.lock().is_ok_and(|mut seen| seen.insert(format!("{plugin} {version}")));
+                if first {
+                    println!("[store] downloaded {plugin} {version} ({total} bytes)");
+                }
             }
             Event::Warning { message, .. } => println!("[store] warning: {message}"),
             _ => {}
@@ -159,7 +165,7 @@ fn run(args: &[String]) -> Result<(), String> {
     let host = HostApp { id: "trellis-demo-host".into(), api_version: semver::Version::new(1, 0, 0) };
     let mut store = Store::open(&data_dir, StoreOptions::new(host)).map_err(|e| e.to_string())?;
     let hooks = ProcessHooks::new(&data_dir);
-    let session = Session::new(&hooks, &AlwaysAgree).with_reporter(Arc::new(Print));
+    let session = Session::new(&hooks, &AlwaysAgree).with_reporter(Arc::new(Print::default()));
     store.finish_recovery(&session).map_err(|e| e.to_string())?;
     let id = |i: usize| -> Result<PluginId, String> {
         rest.get(i).ok_or("missing plugin id")?.parse().map_err(|e| format!("{e}"))

@@ -296,3 +296,20 @@ pub fn parse_requirement(text: &str) -> Result<Requirement, String> {
     };
     Ok(Requirement { id, version })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requirement_syntax_takes_ranges_and_treats_a_bare_version_as_exact() {
+        let any = parse_requirement("acme.clock").unwrap();
+        assert_eq!((any.id.as_str(), any.version.to_string()), ("acme.clock", "*".to_owned()));
+        let exact = parse_requirement("acme.clock@1.2.0").unwrap();
+        assert!(exact.version.matches(&Version::new(1, 2, 0)) && !exact.version.matches(&Version::new(1, 2, 1)));
+        let range = parse_requirement("acme.clock@^1.2").unwrap();
+        assert!(range.version.matches(&Version::new(1, 9, 0)));
+        assert!(parse_requirement("Not An Id").unwrap_err().contains("is not a plugin id"));
+        assert!(parse_requirement("acme.clock@>>1").unwrap_err().contains("is not a version requirement"));
+    }
+}

@@ -38,3 +38,22 @@ pub fn check(path: &Path, needed: u64) -> Result<(), StoreError> {
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(unix)]
+    fn refuses_an_operation_larger_than_the_free_space_naming_both_figures() {
+        let dir = tempfile::tempdir().unwrap();
+        let available = available(dir.path()).unwrap();
+        assert!(check(dir.path(), available / 2).is_ok());
+        let error = check(dir.path(), u64::MAX).unwrap_err();
+        let StoreError::InsufficientSpace { needed, available: reported, .. } = &error else { panic!("{error}") };
+        assert_eq!(*needed, u64::MAX);
+        assert!(*reported > 0);
+        let message = error.to_string();
+        assert!(message.contains(&u64::MAX.to_string()) && message.contains("free some space"), "{message}");
+    }
+}
