@@ -78,6 +78,9 @@ pub struct LintReport {
     pub problems: Vec<Problem>,
     /// The developer signature.
     pub signature: SignatureStatus,
+    /// The package's `plugin.json`, when it is valid.
+    #[serde(skip)]
+    pub metadata: Option<PluginMetadata>,
 }
 
 impl LintReport {
@@ -134,6 +137,7 @@ fn lint_directory(root: &Path) -> Result<LintReport, LintError> {
         release,
         problems,
         signature: SignatureStatus::Absent,
+        metadata: meta,
     })
 }
 
@@ -144,6 +148,7 @@ fn lint_package(path: &Path, options: &LintOptions) -> LintReport {
         release: None,
         problems: Vec::new(),
         signature: SignatureStatus::Absent,
+        metadata: None,
     };
     let opened = Package::open_unsigned(path, &Limits::default()).and_then(|p| p.verify().map(|()| p));
     let package = match opened {
@@ -175,6 +180,7 @@ fn lint_package(path: &Path, options: &LintOptions) -> LintReport {
     let files = package_files(&package, &meta);
     report.problems.extend(validate::package_contents(&meta, &files));
     report.signature = check_envelope(path, &package, &meta, options, &mut report.problems);
+    report.metadata = Some(meta);
     report
 }
 

@@ -11,13 +11,12 @@
 //! immutable) belong to [`crate::build`]; finding the files to [`crate::registry`].
 
 use std::collections::BTreeMap;
-use std::io::Read as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use trellis_schema::dsse::Envelope;
-use trellis_schema::manifest::{CONTENT_MANIFEST_PATH, ContentManifest, ReleaseManifest};
-use trellis_schema::plugin::{METADATA_PATH, PluginMetadata};
+use trellis_schema::manifest::ReleaseManifest;
+use trellis_schema::plugin::METADATA_PATH;
 use trellis_schema::publisher::{PublisherRecord, ReleaseSignatureError};
 use trellis_schema::validate::Severity;
 use trellis_schema::{PluginId, Sha256, VendorId};
@@ -155,7 +154,7 @@ pub enum ReleaseError {
 
 /// Checks one release: `envelope_bytes` (read from `envelope_path`) signed by a record
 /// in `publishers`, `package_bytes` (read from `package_path`) equal to what was signed,
-/// and the package passing [`crate::lint`] and [`package_metadata`]. `expected` is the id and version the
+/// and the package passing [`crate::lint`]. `expected` is the id and version the
 /// release's location in the registry claims.
 pub fn check_release(
     expected: (&PluginId, &semver::Version),
@@ -226,7 +225,10 @@ fn check(
             report.problems.iter().filter(|p| p.severity == Severity::Error).map(ToString::to_string).collect();
         return Err(lint_error(errors.join("; ")));
     }
-    let metadata = package_metadata(package_bytes, &manifest).map_err(lint_error)?;
+    // Lint with the publisher record checked that the signed manifest is exactly the
+    // one this package's plugin.json and files give (id, version, channel, host,
+    // platforms, permissions, dependencies, file list), through the hardened opener.
+    let metadata = report.metadata.ok_or_else(|| lint_error(format!("{METADATA_PATH} is not readable")))?;
     Ok(ReleaseInput {
         manifest_sha256: Sha256::of(&payload),
         name: metadata.name,
@@ -236,52 +238,4 @@ fn check(
         manifest,
         yanked: false,
     })
-}
-
-/// Upper bound on the size of `plugin.json` and the content manifest inside a package.
-const MAX_METADATA_BYTES: u64 = 1 << 20;
-
-/// Reads `plugin.json` from a package (already passed [`lint::lint`]) and checks it
-/// names the same id, version, channel, host and platforms as the signed manifest,
-/// and that the content manifest lists exactly the signed files. Returns the parsed
-/// `plugin.json` (display name, minimum client version for the index doc).
-pub fn package_metadata(package: &[u8], manifest: &ReleaseManifest) -> Result<PluginMetadata, String> {
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(package)).map_err(|e| format!("not a ZIP: {e}"))?;
-    let metadata: PluginMetadata = serde_json::from_slice(&read_small(&mut archive, METADATA_PATH)?)
-        .map_err(|e| format!("{METADATA_PATH}: {e}"))?;
-    let mut problems = Vec::new();
-    if metadata.id != manifest.plugin_id || metadata.version != manifest.version {
-        problems.push(format!(
-            "{METADATA_PATH} says {} {}, the signed manifest says {}",
-            metadata.id,
-            metadata.version,
-            manifest.release_name()
-        ));
-    }
-    if metadata.channel != manifest.channel {
-        problems
-            .push(format!("{METADATA_PATH} channel {} differs from the signed {}", metadata.channel, manifest.channel));
-    }
-    if metadata.host != manifest.host {
-        problems.push(format!("{METADATA_PATH} host requirement differs from the signed manifest"));
-    }
-    if metadata.platforms != manifest.platforms {
-        problems.push(format!("{METADATA_PATH} platforms differ from the signed manifest"));
-    }
-    let content: ContentManifest = serde_json::from_slice(&read_small(&mut archive, CONTENT_MANIFEST_PATH)?)
-        .map_err(|e| format!("{CONTENT_MANIFEST_PATH}: {e}"))?;
-    if content.files != manifest.files {
-        problems.push(format!("{CONTENT_MANIFEST_PATH} lists other files than the signed manifest"));
-    }
-    if problems.is_empty() { Ok(metadata) } else { Err(problems.join("; ")) }
-}
-
-fn read_small(archive: &mut zip::ZipArchive<std::io::Cursor<&[u8]>>, name: &str) -> Result<Vec<u8>, String> {
-    let entry = archive.by_name(name).map_err(|_| format!("{name} is missing"))?;
-    if entry.size() > MAX_METADATA_BYTES {
-        return Err(format!("{name} is larger than {MAX_METADATA_BYTES} bytes"));
-    }
-    let mut bytes = Vec::new();
-    entry.take(MAX_METADATA_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("{name}: {e}"))?;
-    Ok(bytes)
 }

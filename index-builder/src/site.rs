@@ -19,40 +19,15 @@
 
 use std::path::{Path, PathBuf};
 
-use trellis_schema::{PluginId, Sha256, VendorId};
+use trellis_schema::Sha256;
 
 /// Directory of the metadata files, relative to the site root.
 pub const METADATA_DIR: &str = "metadata";
 /// Directory of the target files, relative to the site root.
 pub const TARGETS_DIR: &str = "targets";
-/// Target path of the blocklist.
-pub const BLOCKLIST_TARGET: &str = "security/blocklist.json";
-
-/// Target path of a plugin's index doc: `index/<shard>/<id>.json`.
-pub fn index_target(id: &PluginId) -> String {
-    let shard = Sha256::of(id.as_str().as_bytes()).as_bytes()[0];
-    format!("index/{shard:02x}/{id}.json")
-}
-
-/// Directory (target path prefix, with trailing `/`) holding a plugin's blobs.
-pub fn plugin_blob_dir(id: &PluginId) -> String {
-    format!("plugins/{}/{}/", id.vendor(), id)
-}
-
-/// Target path of a release's package.
-pub fn package_target(id: &PluginId, version: &semver::Version) -> String {
-    format!("{}{id}-{version}.zip", plugin_blob_dir(id))
-}
-
-/// Target path of a release's DSSE envelope.
-pub fn envelope_target(id: &PluginId, version: &semver::Version) -> String {
-    format!("{}{id}-{version}.dsse", plugin_blob_dir(id))
-}
-
-/// Target path of a publisher record.
-pub fn publisher_target(vendor: &VendorId) -> String {
-    format!("publishers/{vendor}.json")
-}
+pub use trellis_schema::target::{
+    BLOCKLIST_TARGET, envelope_target, index_target, package_target, plugin_blob_dir, publisher_target,
+};
 
 /// The consistent-snapshot name of a target: `dir/<sha256>.<basename>`, relative to
 /// `targets/`.
@@ -130,7 +105,7 @@ mod tests {
 
     #[test]
     fn paths_follow_the_design_layout() {
-        let id: PluginId = "acme.clock".parse().unwrap();
+        let id: trellis_schema::PluginId = "acme.clock".parse().unwrap();
         let v: semver::Version = "1.2.0".parse().unwrap();
         assert_eq!(package_target(&id, &v), "plugins/acme/acme.clock/acme.clock-1.2.0.zip");
         assert_eq!(envelope_target(&id, &v), "plugins/acme/acme.clock/acme.clock-1.2.0.dsse");

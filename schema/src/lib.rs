@@ -21,6 +21,7 @@ pub mod path;
 pub mod permission;
 pub mod plugin;
 pub mod publisher;
+pub mod target;
 pub mod tuf;
 pub mod validate;
 

@@ -13,9 +13,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use trellis_schema::PluginId;
 use trellis_schema::blocklist::Blocklist;
 use trellis_schema::index::IndexDoc;
-use trellis_schema::{PluginId, Sha256, VendorId};
 
 use super::StoreError;
 use super::registries::Registries;
@@ -27,20 +27,7 @@ use crate::trust::{TargetInfo, TrustError, Updater};
 /// Parallel downloads at most (index docs and packages).
 pub const PARALLEL_DOWNLOADS: usize = 8;
 
-/// The target path of the index doc of `id` (`index/<shard>/<id>.json`, the shard
-/// being the first byte of SHA-256(id) in hex), as the builder lays it out.
-pub fn index_target(id: &PluginId) -> String {
-    let shard = Sha256::of(id.as_str().as_bytes()).as_bytes()[0];
-    format!("index/{shard:02x}/{id}.json")
-}
-
-/// The target path of the publisher record of `vendor`.
-pub fn publisher_target(vendor: &VendorId) -> String {
-    format!("publishers/{vendor}.json")
-}
-
-/// The target path of the registry's blocklist.
-pub const BLOCKLIST_TARGET: &str = "security/blocklist.json";
+pub use trellis_schema::target::{BLOCKLIST_TARGET, index_target, publisher_target};
 
 /// Index docs fetched so far; `None` = the registry serves no such plugin.
 type DocMemo = HashMap<(RegistryName, PluginId), Option<Arc<IndexDoc>>>;

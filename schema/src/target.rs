@@ -1,0 +1,54 @@
+//! TUF target paths of the documents a site serves: the contract between the builder,
+//! which writes them, and the client, which asks for them.
+//!
+//! Paths are relative to `targets/` and carry no hash; with consistent snapshots the
+//! file on disk is `dir/<sha256>.<basename>` (the builder's `site` module).
+
+use crate::Sha256;
+use crate::id::{PluginId, VendorId};
+
+/// Target path of the blocklist (signed by the `security` role).
+pub const BLOCKLIST_TARGET: &str = "security/blocklist.json";
+
+/// Target path of a plugin's index doc: `index/<shard>/<id>.json`, the shard being the
+/// first byte of SHA-256(id) in hex, so no directory holds more than 1/256 of the docs.
+pub fn index_target(id: &PluginId) -> String {
+    let shard = Sha256::of(id.as_str().as_bytes()).as_bytes()[0];
+    format!("index/{shard:02x}/{id}.json")
+}
+
+/// Target path of a publisher record (signed by the `publishers` role).
+pub fn publisher_target(vendor: &VendorId) -> String {
+    format!("publishers/{vendor}.json")
+}
+
+/// Directory (target path prefix, with trailing `/`) holding a plugin's blobs.
+pub fn plugin_blob_dir(id: &PluginId) -> String {
+    format!("plugins/{}/{}/", id.vendor(), id)
+}
+
+/// Target path of a release's package.
+pub fn package_target(id: &PluginId, version: &semver::Version) -> String {
+    format!("{}{id}-{version}.zip", plugin_blob_dir(id))
+}
+
+/// Target path of a release's DSSE envelope.
+pub fn envelope_target(id: &PluginId, version: &semver::Version) -> String {
+    format!("{}{id}-{version}.dsse", plugin_blob_dir(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_follow_the_site_layout() {
+        let id: PluginId = "acme.clock".parse().unwrap();
+        let shard = format!("{:02x}", Sha256::of(b"acme.clock").as_bytes()[0]);
+        assert_eq!(index_target(&id), format!("index/{shard}/acme.clock.json"));
+        assert_eq!(publisher_target(&"acme".parse().unwrap()), "publishers/acme.json");
+        let v = "1.2.0".parse().unwrap();
+        assert_eq!(package_target(&id, &v), "plugins/acme/acme.clock/acme.clock-1.2.0.zip");
+        assert_eq!(envelope_target(&id, &v), "plugins/acme/acme.clock/acme.clock-1.2.0.dsse");
+    }
+}
