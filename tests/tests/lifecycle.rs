@@ -339,3 +339,72 @@ fn verify_reports_changed_missing_and_added_files() {
         .collect();
     assert_eq!(problems, ["LICENSE: is missing", "bin/any/run.sh: was changed", "bin/any/extra.sh: is not"]);
 }
+
+#[test]
+fn scheduled_update_applies_only_what_the_policies_allow_unattended() {
+    use trellis_client::policy::{PolicyOverride, UpdateMode};
+
+    let site = clock_site();
+    let data = tempfile::tempdir().unwrap();
+    let mut store = store(data.path(), &site);
+    let hooks = RecordingHooks::new();
+    store.install(&[parse_requirement("acme.clock").unwrap()], &Session::new(&hooks, &AlwaysAgree)).unwrap();
+    let clock = |minor: u32, extra: Option<(&str, &str)>| {
+        let mut plugin = Plugin::new("acme.clock", &format!("1.{minor}.0"))
+            .depends_on("acme.time-core", "^1")
+            .permission("filesystem", "plugin_directory")
+            .permission("notifications", "show");
+        if let Some((kind, scope)) = extra {
+            plugin = plugin.permission(kind, scope);
+        }
+        plugin
+    };
+    site.publish(&[clock(1, None)]);
+    let reopen = |store| {
+        drop(store);
+        common::store(data.path(), &site)
+    };
+    let mut store = reopen(store);
+    let never = NeverAgree;
+    let session = Session::new(&hooks, &never);
+    let due_again = |store: &mut trellis_client::store::Store| {
+        store.update_state(|s| s.last_update_check = None).unwrap();
+    };
+
+    // The default policy is notify: a scheduled check applies nothing and says why.
+    due_again(&mut store);
+    let report = store.scheduled_update(&session).unwrap().expect("never checked: due");
+    assert!(report.updated.is_empty(), "{report:?}");
+    assert_eq!(report.skipped.len(), 1, "{report:?}");
+    assert!(report.skipped[0].2.contains("notify"), "{report:?}");
+    assert_eq!(store.state().plugin(&id("acme.clock")).unwrap().active.version, v("1.0.0"));
+    // Checked just now: the next scheduled call does nothing until the interval passes.
+    assert!(store.scheduled_update(&session).unwrap().is_none());
+
+    // Auto for acme.clock: applied on the next due check, without asking anyone.
+    store
+        .update_state(|s| {
+            s.policies
+                .plugins
+                .insert(id("acme.clock"), PolicyOverride { mode: Some(UpdateMode::Auto), ..Default::default() })
+        })
+        .unwrap();
+    due_again(&mut store);
+    let report = store.scheduled_update(&session).unwrap().unwrap();
+    assert_eq!(report.updated, vec![(id("acme.clock"), v("1.0.0"), v("1.1.0"))]);
+
+    // A release asking for more is never applied unattended, even in auto mode.
+    site.publish(&[clock(2, Some(("network", "internet")))]);
+    let mut store = reopen(store);
+    due_again(&mut store);
+    let report = store.scheduled_update(&session).unwrap().unwrap();
+    assert!(report.updated.is_empty(), "{report:?}");
+    assert!(
+        report
+            .skipped
+            .iter()
+            .any(|(p, ver, why)| p == &id("acme.clock") && ver == &v("1.2.0") && why.contains("network:internet")),
+        "{report:?}"
+    );
+    assert_eq!(store.state().plugin(&id("acme.clock")).unwrap().active.version, v("1.1.0"));
+}

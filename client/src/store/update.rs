@@ -81,9 +81,34 @@ impl Store {
     /// respected, new permissions need consent. A failing update is rolled back and
     /// reported; the others go on.
     pub fn update(&mut self, plugins: &[PluginId], session: &Session<'_>) -> Result<UpdateReport, StoreError> {
+        self.apply_updates(plugins, Trigger::User, session)
+    }
+
+    /// The periodic check a host app runs (at start-up, then on a timer): when the
+    /// check interval has passed since the last check, applies the updates the policies
+    /// allow on a schedule (auto mode, inside the update window, inside the staged
+    /// rollout, no new permissions) and reports the others as skipped with the reason
+    /// (notify, manual, consent needed, outside the window). `Ok(None)` when no check is
+    /// due; the time of the check is recorded either way it runs.
+    pub fn scheduled_update(&mut self, session: &Session<'_>) -> Result<Option<UpdateReport>, StoreError> {
+        let now = jiff::Timestamp::now();
+        if !self.state().policies.check_due(self.state().last_update_check, now) {
+            return Ok(None);
+        }
+        let report = self.apply_updates(&[], Trigger::Scheduled, session)?;
+        self.update_state(|s| s.last_update_check = Some(now))?;
+        Ok(Some(report))
+    }
+
+    fn apply_updates(
+        &mut self,
+        plugins: &[PluginId],
+        trigger: Trigger,
+        session: &Session<'_>,
+    ) -> Result<UpdateReport, StoreError> {
         self.relay_progress(session);
         let remotes = self.remotes()?;
-        let (planned, changes, blocked) = self.plan(plugins, Trigger::User, session)?;
+        let (planned, changes, blocked) = self.plan(plugins, trigger, session)?;
         let mut report = UpdateReport { blocked, ..UpdateReport::default() };
         for plan in planned.iter().filter(|p| p.decision.action != Action::Apply) {
             report.skipped.push((plan.plugin.clone(), plan.to.clone(), plan.decision.reason.to_string()));

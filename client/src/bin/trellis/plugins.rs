@@ -120,6 +120,10 @@ pub(crate) struct UpdateArgs {
     /// Only report available updates and what the update policy would do.
     #[arg(long)]
     check: bool,
+    /// Run the scheduled check (for a timer or a login task): only when the check
+    /// interval has passed, and apply only what the policies allow unattended.
+    #[arg(long, conflicts_with_all = ["check", "plugins"])]
+    scheduled: bool,
     /// Plugins to update (all installed ones when none is given).
     plugins: Vec<String>,
 }
@@ -149,7 +153,19 @@ pub(crate) fn update(ctx: &Context, args: UpdateArgs) -> CliResult {
         }
         return Ok(());
     }
-    let report = with_session(ctx, |session| Ok(store.update(&ids, session)?))?;
+    let report = if args.scheduled {
+        match with_session(ctx, |session| Ok(store.scheduled_update(session)?))? {
+            Some(report) => report,
+            None => {
+                if !ctx.json {
+                    println!("no check is due yet (see `trellis policy` for the check interval)");
+                }
+                return Ok(());
+            }
+        }
+    } else {
+        with_session(ctx, |session| Ok(store.update(&ids, session)?))?
+    };
     if ctx.json {
         output::json(&report);
     } else {
