@@ -17,15 +17,7 @@ fn example(name: &str) -> PathBuf {
 }
 
 fn publisher(keys: &[&SigningKey], threshold: u32) -> PublisherRecord {
-    PublisherRecord {
-        id: "acme".parse().unwrap(),
-        name: "Acme".into(),
-        website: None,
-        contact: None,
-        keys: keys.iter().map(|k| (k.key_id().clone(), k.public().clone())).collect(),
-        threshold,
-        revoked: vec![],
-    }
+    PublisherRecord { threshold, ..trellis_index::fixture::publisher("acme", keys) }
 }
 
 fn packed_clock(dir: &Path) -> PathBuf {

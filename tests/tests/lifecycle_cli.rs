@@ -5,24 +5,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use common::{Plugin, Site};
-
-/// The `trellis` binary of this workspace, built on first use.
-pub fn trellis_bin() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "trellis-client", "--bin", "trellis"])
-        .current_dir(&root)
-        .status()
-        .unwrap();
-    assert!(status.success(), "building the trellis binary failed");
-    target.join("debug").join(format!("trellis{}", std::env::consts::EXE_SUFFIX))
-}
+use common::{Plugin, Site, trellis_bin};
 
 struct Cli {
     bin: PathBuf,

@@ -8,25 +8,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{Plugin, Site};
+use common::{Plugin, Site, trellis_bin};
 use trellis_client::state::State;
 use trellis_client::store::verify::check_release_dir;
-
-fn trellis_bin() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "trellis-client", "--bin", "trellis"])
-        .current_dir(&root)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    target.join("debug").join(format!("trellis{}", std::env::consts::EXE_SUFFIX))
-}
 
 fn run(bin: &Path, data: &Path, args: &[&str]) -> Output {
     Command::new(bin).arg("--data-dir").arg(data).arg("--yes").args(args).output().unwrap()

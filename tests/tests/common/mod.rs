@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use trellis_client::resolve::HostApp;
 use trellis_client::store::{Store, StoreOptions};
@@ -204,4 +205,18 @@ pub fn store(data: &Path, site: &Site) -> Store {
 /// Relative paths of all files under `dir`.
 pub fn files(dir: &Path) -> BTreeSet<String> {
     walk(dir).iter().map(|p| p.strip_prefix(dir).unwrap().to_string_lossy().into_owned()).collect()
+}
+
+/// The `trellis` binary of this workspace, built on first use.
+pub fn trellis_bin() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "-p", "trellis-client", "--bin", "trellis"])
+        .current_dir(&root)
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the trellis binary failed");
+    target.join("debug").join(format!("trellis{}", std::env::consts::EXE_SUFFIX))
 }
