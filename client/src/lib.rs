@@ -4,7 +4,18 @@
 //! binary (feature `cli`) is a thin layer over it. The library has no async runtime
 //! and a small dependency tree, because every host app pays for it.
 //!
+//! Start at [`store::Store`]: it drives install, update, remove and rollback over the
+//! layers below, calls the host's [`hooks::HostHooks`] and reports [`events::Event`]s.
+//!
+//! Getting verified bytes:
+//! - [`transport`]: HTTP(S) and `file://` mirrors, failover, parallel downloads, cache;
+//! - [`trust`]: the TUF client workflow; nothing is used before it verified it;
+//! - [`package`]: the only code that opens a package (hardened extraction).
+//!
+//! Deciding what to install: [`resolve`] (pubgrub over the index docs).
+//!
 //! The lifecycle's foundations that need no network:
+//! - [`fs`]: atomic writes and the data-dir lock;
 //! - [`state`]: the data dir layout, the state file (installed set, consents, pins,
 //!   policies) and the journal of the operation in flight;
 //! - [`activate`]: moving a plugin between versions crash-safely, and recovery;
