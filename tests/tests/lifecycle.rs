@@ -8,7 +8,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{Plugin, Site, store};
+use common::{Plugin, clock, clock_site, store};
 use semver::Version;
 use trellis_client::consent::Disclosure;
 use trellis_client::events::{ChannelReporter, Event};
@@ -23,19 +23,6 @@ fn id(s: &str) -> PluginId {
 
 fn v(s: &str) -> Version {
     s.parse().unwrap()
-}
-
-/// time-core 1.0.0 and clock 1.0.0 (needs time-core ^1; filesystem + notifications).
-fn clock_site() -> Site {
-    let site = Site::new();
-    site.publish(&[
-        Plugin::new("acme.time-core", "1.0.0"),
-        Plugin::new("acme.clock", "1.0.0")
-            .depends_on("acme.time-core", "^1")
-            .permission("filesystem", "plugin_directory")
-            .permission("notifications", "show"),
-    ]);
-    site
 }
 
 /// Answers every consent question with `answer` and records what it was shown.
@@ -179,11 +166,7 @@ fn update_asks_again_when_permissions_grow_and_rollback_reactivates_the_previous
     let mut store = store(data.path(), &site);
     let hooks = RecordingHooks::new();
     store.install(&[parse_requirement("acme.clock").unwrap()], &Session::new(&hooks, &AlwaysAgree)).unwrap();
-    site.publish(&[Plugin::new("acme.clock", "1.1.0")
-        .depends_on("acme.time-core", "^1")
-        .permission("filesystem", "plugin_directory")
-        .permission("notifications", "show")
-        .permission("network", "internet")]);
+    site.publish(&[clock("1.1.0").permission("network", "internet")]);
     let mut store = {
         drop(store);
         common::store(data.path(), &site)
@@ -349,17 +332,7 @@ fn scheduled_update_applies_only_what_the_policies_allow_unattended() {
     let mut store = store(data.path(), &site);
     let hooks = RecordingHooks::new();
     store.install(&[parse_requirement("acme.clock").unwrap()], &Session::new(&hooks, &AlwaysAgree)).unwrap();
-    let clock = |minor: u32, extra: Option<(&str, &str)>| {
-        let mut plugin = Plugin::new("acme.clock", &format!("1.{minor}.0"))
-            .depends_on("acme.time-core", "^1")
-            .permission("filesystem", "plugin_directory")
-            .permission("notifications", "show");
-        if let Some((kind, scope)) = extra {
-            plugin = plugin.permission(kind, scope);
-        }
-        plugin
-    };
-    site.publish(&[clock(1, None)]);
+    site.publish(&[clock("1.1.0")]);
     let reopen = |store| {
         drop(store);
         common::store(data.path(), &site)
@@ -394,7 +367,7 @@ fn scheduled_update_applies_only_what_the_policies_allow_unattended() {
     assert_eq!(report.updated, vec![(id("acme.clock"), v("1.0.0"), v("1.1.0"))]);
 
     // A release asking for more is never applied unattended, even in auto mode.
-    site.publish(&[clock(2, Some(("network", "internet")))]);
+    site.publish(&[clock("1.2.0").permission("network", "internet")]);
     let mut store = reopen(store);
     due_again(&mut store);
     let report = store.scheduled_update(&session).unwrap().unwrap();

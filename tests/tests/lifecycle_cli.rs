@@ -8,7 +8,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use common::{Plugin, Site, trellis_bin};
+use common::{Site, clock, clock_site, trellis_bin};
 
 struct Cli {
     bin: PathBuf,
@@ -46,14 +46,7 @@ fn stderr(out: &Output) -> String {
 }
 
 fn site_with_clock() -> (Site, tempfile::NamedTempFile) {
-    let site = Site::new();
-    site.publish(&[
-        Plugin::new("acme.time-core", "1.0.0"),
-        Plugin::new("acme.clock", "1.0.0")
-            .depends_on("acme.time-core", "^1")
-            .permission("filesystem", "plugin_directory")
-            .permission("notifications", "show"),
-    ]);
+    let site = clock_site();
     let root = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(root.path(), site.root()).unwrap();
     (site, root)
@@ -89,10 +82,7 @@ fn cli_walks_install_update_rollback_remove_with_json_and_text_output() {
     assert!(installed.contains("show desktop notifications"), "permissions shown: {installed}");
     assert!(cli.ok(&["verify"]).contains("acme.clock 1.0.0: ok"));
 
-    site.publish(&[Plugin::new("acme.clock", "1.1.0")
-        .depends_on("acme.time-core", "^1")
-        .permission("filesystem", "plugin_directory")
-        .permission("notifications", "show")]);
+    site.publish(&[clock("1.1.0")]);
     let check = cli.json(&["update", "--check"]);
     assert_eq!(check["updates"][0]["plugin"], "acme.clock");
     assert_eq!(check["updates"][0]["to"], "1.1.0");

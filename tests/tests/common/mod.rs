@@ -220,3 +220,19 @@ pub fn trellis_bin() -> PathBuf {
     assert!(status.success(), "building the trellis binary failed");
     target.join("debug").join(format!("trellis{}", std::env::consts::EXE_SUFFIX))
 }
+
+/// `acme.clock` at `version` as the lifecycle suites publish it: it needs
+/// `acme.time-core ^1` and asks for `filesystem:plugin_directory` and `notifications:show`.
+pub fn clock(version: &str) -> Plugin {
+    Plugin::new("acme.clock", version)
+        .depends_on("acme.time-core", "^1")
+        .permission("filesystem", "plugin_directory")
+        .permission("notifications", "show")
+}
+
+/// A served site with `acme.time-core 1.0.0` and [`clock`] `1.0.0`.
+pub fn clock_site() -> Site {
+    let site = Site::new();
+    site.publish(&[Plugin::new("acme.time-core", "1.0.0"), clock("1.0.0")]);
+    site
+}
