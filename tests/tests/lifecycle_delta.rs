@@ -355,3 +355,37 @@ fn builds_of_the_same_registry_publish_the_same_delta_bytes() {
     let report = build_registry(&registry, first.path(), Scope::Full, now).unwrap();
     assert!(report.written.is_empty(), "{:?}", report.written);
 }
+
+#[test]
+fn cli_update_says_it_used_a_delta_and_how_many_bytes_it_saved() {
+    let site = Served::new();
+    let data = tempfile::tempdir().unwrap();
+    let root = data.path().join("root.json");
+    std::fs::write(&root, site.site.root()).unwrap();
+    let bin = common::trellis_bin();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&bin)
+            .arg("--data-dir")
+            .arg(data.path().join("store"))
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "trellis {args:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
+        text
+    };
+    run(&["registry", "add", "main", &site.server.url(), "--root", root.to_str().unwrap()]);
+    run(&["--yes", "install", "acme.clock"]);
+    site.publish(big("1.1.0", true));
+
+    let text = run(&["--yes", "update"]);
+
+    let release = site.doc().release(&v("1.1.0")).unwrap().clone();
+    let kb = |bytes: u64| format!("{} KB", bytes.div_ceil(1000));
+    let expected = format!(
+        "updated acme.clock 1.0.0 -> 1.1.0 (delta, {} instead of {})",
+        kb(release.deltas[0].blob.length),
+        kb(release.package.length)
+    );
+    assert!(text.contains(&expected), "{text}");
+}

@@ -35,7 +35,8 @@ pub(super) struct DeltaOut {
 pub(super) type PluginDeltas = BTreeMap<Version, Vec<DeltaOut>>;
 
 /// The index docs the previous site published for `plugins` (those that could have
-/// deltas at all), read through the hash bins that sign them.
+/// deltas at all: two releases or more, with package bytes at hand), read through
+/// the hash bins that sign them.
 pub(super) fn previous_docs(
     previous: &PreviousSite,
     site_dir: &Path,
@@ -44,7 +45,8 @@ pub(super) fn previous_docs(
 ) -> Result<BTreeMap<PluginId, IndexDoc>, BuildError> {
     let mut bins = BTreeMap::new();
     let mut docs = BTreeMap::new();
-    for plugin in plugins.iter().filter(|p| p.releases.len() > 1) {
+    let has_bytes = |r: &ReleaseInput| !matches!(r.package.source, BlobSource::InSite);
+    for plugin in plugins.iter().filter(|p| p.releases.iter().filter(|r| has_bytes(r)).count() > 1) {
         let target = site::index_target(&plugin.id);
         let bin = site::bin_for_target(&target, bin_bits, BIN_PREFIX);
         if !bins.contains_key(&bin) {
