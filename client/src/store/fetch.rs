@@ -113,11 +113,6 @@ impl Progress for ProgressRelay {
     }
 }
 
-fn registry_of(plugin: &ResolvedPlugin) -> Result<RegistryName, StoreError> {
-    RegistryName::try_from(&plugin.registry)
-        .map_err(|_| StoreError::BadRegistryName { name: plugin.registry.to_string() })
-}
-
 fn target(remotes: &Remotes, registry: &RegistryName, path: &str, what: &str) -> Result<TargetInfo, StoreError> {
     remotes.target_info(registry, path)?.ok_or_else(|| StoreError::MissingTarget {
         registry: registry.clone(),
@@ -141,7 +136,7 @@ pub fn download(
     let mut publishers: BTreeMap<(RegistryName, VendorId), Arc<PublisherRecord>> = BTreeMap::new();
     let mut prepared = Vec::with_capacity(plugins.len());
     for plugin in plugins {
-        let registry = registry_of(plugin)?;
+        let registry = plugin.registry.clone();
         let release = &plugin.release;
         let package = target(remotes, &registry, &release.package.path, "package")?;
         if package.sha256() != Some(release.package.sha256) || package.file.length != release.package.length {

@@ -112,12 +112,7 @@ impl Store {
     }
 
     pub(crate) fn record_bindings(&mut self, resolution: &Resolution) -> Result<(), StoreError> {
-        let mut bindings = Vec::new();
-        for (vendor, registry) in &resolution.inferred_bindings {
-            if let Ok(registry) = crate::state::RegistryName::try_from(registry) {
-                bindings.push((vendor.clone(), registry));
-            }
-        }
+        let bindings = resolution.inferred_bindings.clone();
         if !bindings.is_empty() {
             self.update_state(|state| {
                 for (vendor, registry) in bindings {
