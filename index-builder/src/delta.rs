@@ -259,6 +259,99 @@ mod tests {
         }
     }
 
+    fn release(version: &str, files: &[(&str, Vec<u8>)]) -> ReleaseFiles {
+        let entries = files
+            .iter()
+            .filter(|(p, _)| *p != CONTENT_MANIFEST_PATH)
+            .map(|(p, b)| trellis_schema::manifest::FileEntry {
+                path: (*p).into(),
+                size: b.len() as u64,
+                sha256: Sha256::of(b),
+            })
+            .collect();
+        let manifest = ReleaseManifest {
+            plugin_id: "acme.clock".parse().unwrap(),
+            version: version.parse().unwrap(),
+            package: trellis_schema::manifest::PackageDigest { sha256: Sha256::of(version.as_bytes()), size: 1 },
+            files: entries,
+            permissions: vec![],
+            host: crate::fixture::host(),
+            platforms: vec![],
+            channel: trellis_schema::plugin::Channel::Stable,
+            dependencies: vec![],
+        };
+        let files = files.iter().map(|(p, b)| ((*p).to_owned(), b.clone())).collect();
+        ReleaseFiles { manifest_sha256: Sha256::of(version.as_bytes()), manifest, files }
+    }
+
+    #[test]
+    fn copies_moved_files_patches_changed_ones_and_carries_new_ones_whole() {
+        let binary = pseudo_random(50_000, 3);
+        let mut changed = binary.clone();
+        changed[1_000..1_010].fill(0);
+        let old = release(
+            "1.0.0",
+            &[
+                ("LICENSE", b"MIT\n".to_vec()),
+                ("bin/any/run", binary),
+                ("docs/old-name.md", b"# docs\n".to_vec()),
+                (CONTENT_MANIFEST_PATH, b"{}".to_vec()),
+            ],
+        );
+        let new = release(
+            "1.1.0",
+            &[
+                ("LICENSE", b"MIT\n".to_vec()),
+                ("bin/any/run", changed),
+                ("docs/new-name.md", b"# docs\n".to_vec()),
+                ("docs/added.md", pseudo_random(300, 9)),
+                (CONTENT_MANIFEST_PATH, b"{\"v\":2}".to_vec()),
+            ],
+        );
+        let (bytes, stats) = make(&old, &new, &DeltaPolicy::default()).unwrap();
+        assert_eq!(stats, DeltaStats { copied: 2, patched: 1, literal: 2 });
+        let blob = trellis_schema::delta::DeltaBlob::parse(&bytes, &Default::default()).unwrap();
+        let ops: Vec<(&str, &str, Option<&str>)> =
+            blob.header.files.iter().map(|f| (f.path.as_str(), f.op.kind(), f.op.source())).collect();
+        assert_eq!(
+            ops,
+            [
+                ("LICENSE", "copy", Some("LICENSE")),
+                ("bin/any/run", "patch", Some("bin/any/run")),
+                ("docs/added.md", "literal", None),
+                ("docs/new-name.md", "copy", Some("docs/old-name.md")),
+                (CONTENT_MANIFEST_PATH, "literal", None),
+            ]
+        );
+        assert!(bytes.len() < 2_000, "{} bytes", bytes.len());
+        // Same inputs, same bytes.
+        assert_eq!(make(&old, &new, &DeltaPolicy::default()).unwrap().0, bytes);
+        // Files over the patch limit are carried whole.
+        let small = DeltaPolicy { max_patch_input: 1_000, ..DeltaPolicy::default() };
+        assert_eq!(make(&old, &new, &small).unwrap().1, DeltaStats { copied: 2, patched: 0, literal: 3 });
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn strict_patches_rebuild_any_edit(
+            old in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2_000),
+            edits in proptest::collection::vec((0usize..2_000, proptest::prelude::any::<u8>()), 0..20),
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..100),
+        ) {
+            let mut new = old.clone();
+            for (at, byte) in edits {
+                if let Some(slot) = new.get_mut(at) {
+                    *slot = byte;
+                }
+            }
+            new.extend_from_slice(&tail);
+            let patch = bsdiff_strict(&old, &new).unwrap();
+            let rebuilt = trellis_client::delta::bspatch(&old, &mut patch.as_slice(), new.len() as u64).unwrap();
+            proptest::prop_assert_eq!(rebuilt, new);
+        }
+    }
+
     #[test]
     fn sign_magnitude_round_trips_and_refuses_overflow() {
         for value in [0i128, 1, -1, 12_345, -(1 << 40)] {

@@ -354,6 +354,32 @@ fn builds_of_the_same_registry_publish_the_same_delta_bytes() {
     // A rebuild over the published site reuses the deltas: nothing is rewritten.
     let report = build_registry(&registry, first.path(), Scope::Full, now).unwrap();
     assert!(report.written.is_empty(), "{:?}", report.written);
+    // An incremental build of the plugin with a new release makes only its deltas and
+    // keeps the published ones.
+    site.add(&big("1.3.0", true));
+    let registry = Registry::open(site.registry.path()).unwrap();
+    let only = Scope::Plugins([id("acme.clock")].into());
+    let report = build_registry(&registry, first.path(), only, now).unwrap();
+    let new_deltas: Vec<&String> = report.written.iter().filter(|p| p.ends_with(".delta")).collect();
+    assert_eq!(new_deltas.len(), 2, "{new_deltas:?}");
+    assert!(new_deltas.iter().all(|p| p.contains("_1.3.0.delta")), "{new_deltas:?}");
+    let after = files(first.path());
+    for (path, bytes) in a.iter().filter(|(p, _)| p.ends_with(".delta")) {
+        assert!(after.iter().any(|(p, b)| p == path && b == bytes), "{path} changed or vanished");
+    }
+    let site_dir = first.path();
+    let doc_deltas: usize = {
+        let bits = registry.config.bin_bits;
+        let target = trellis_index::site::index_target(&id("acme.clock"));
+        let bin = trellis_index::site::bin_for_target(&target, bits, trellis_index::tuf::BIN_PREFIX);
+        let role = PreviousSite::open(site_dir).unwrap().unwrap().role(&bin).unwrap().unwrap();
+        let sha: Sha256 = role.signed.targets[&target].hashes["sha256"].parse().unwrap();
+        let doc: IndexDoc =
+            serde_json::from_slice(&std::fs::read(trellis_index::site::target_file(site_dir, &target, &sha)).unwrap())
+                .unwrap();
+        doc.releases.iter().map(|r| r.deltas.len()).sum()
+    };
+    assert_eq!(doc_deltas, 5);
 }
 
 #[test]
