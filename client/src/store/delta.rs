@@ -2,8 +2,8 @@
 //!
 //! Owns the store's side of delta updates: which installed release a delta may start
 //! from ([`DeltaBases`]), whether the index doc lists a delta from it that the
-//! registry signed ([`candidate`]), and applying the downloaded blob into a staging
-//! directory ([`apply`]). Every way a delta can fail
+//! registry signed (`candidate`), and applying the downloaded blob into a staging
+//! directory (`apply`). Every way a delta can fail
 //! (installed files changed, delta missing or refused by its TUF hash, bad format,
 //! a file that does not match the signed manifest) yields a reason; the caller
 //! ([`super::fetch`]) reports it and downloads the full package instead.
