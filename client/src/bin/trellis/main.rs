@@ -69,7 +69,7 @@ enum Command {
     Unpin(settings::UnpinArgs),
     /// Show or change update policies.
     Policy(settings::PolicyArgs),
-    /// Re-hash installed files against the manifests their publishers signed.
+    /// Re-check the publishers' signatures on installed plugins and re-hash their files against the signed manifests.
     Verify(plugins::VerifyArgs),
     /// Set a damaged state file aside and rebuild it from the plugins directory.
     Repair,

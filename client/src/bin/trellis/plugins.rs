@@ -287,7 +287,7 @@ pub(crate) fn verify(ctx: &Context, args: VerifyArgs) -> CliResult {
         Ok(())
     } else {
         Err(Failure::Failed(format!(
-            "{bad} plugin(s) have files that do not match their signed manifest; reinstall them (`trellis remove ID` then `trellis install ID`)"
+            "{bad} plugin(s) have files or a signed manifest that do not match what the publisher signed; reinstall them (`trellis remove ID` then `trellis install ID`)"
         )))
     }
 }
