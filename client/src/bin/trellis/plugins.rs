@@ -124,7 +124,9 @@ pub(crate) struct UpdateArgs {
     /// interval has passed, and apply only what the policies allow unattended.
     #[arg(long, conflicts_with_all = ["check", "plugins"])]
     scheduled: bool,
-    /// Plugins to update (all installed ones when none is given).
+    /// Plugins to update (all installed ones when none is given). A named plugin gets
+    /// its newest release even when the registry's staged rollout has not reached this
+    /// install yet; updating everything waits for the rollout.
     plugins: Vec<String>,
 }
 
