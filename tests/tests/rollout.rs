@@ -104,6 +104,33 @@ fn update_everything_holds_back_a_release_until_the_share_reaches_the_install() 
 }
 
 #[test]
+fn automatic_updates_wait_for_the_rollout_to_reach_the_install() {
+    use trellis_client::policy::{PolicyOverride, UpdateMode};
+
+    let site = clock_site();
+    let data = tempfile::tempdir().unwrap();
+    let store = installed(data.path(), &site);
+    publish_staged(&site, Some(u32::from(BUCKET)));
+    let mut store = reopen(store, data.path(), &site);
+    let auto = PolicyOverride { mode: Some(UpdateMode::Auto), ..Default::default() };
+    store.update_state(|s| s.policies.plugins.insert(clock_id(), auto)).unwrap();
+    let hooks = RecordingHooks::new();
+    let session = Session::new(&hooks, &AlwaysAgree);
+
+    let report = store.scheduled_update(&session).unwrap().expect("never checked: due");
+    assert_eq!(report.updated, []);
+    assert!(report.skipped[0].2.starts_with("staged rollout"), "{report:?}");
+
+    let registry = Registry::open(site.registry.path()).unwrap();
+    operator::rollout(&registry, &clock_id(), &v("1.1.0"), Percent::new(u32::from(BUCKET) + 1).unwrap()).unwrap();
+    site.build();
+    let mut store = reopen(store, data.path(), &site);
+    store.update_state(|s| s.last_update_check = None).unwrap();
+    let report = store.scheduled_update(&session).unwrap().expect("due again");
+    assert_eq!(report.updated, [(clock_id(), v("1.0.0"), v("1.1.0"))]);
+}
+
+#[test]
 fn naming_the_plugin_takes_a_release_the_rollout_holds_back() {
     let site = clock_site();
     let data = tempfile::tempdir().unwrap();
