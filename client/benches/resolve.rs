@@ -73,6 +73,7 @@ fn registry() -> MemorySource {
                     unpacked_size: 1_000_000,
                     deltas: Vec::new(),
                     min_client_version: None,
+                    rollout: None,
                     version,
                 });
             }

@@ -127,7 +127,14 @@ fn assert_updated(store: &Store) {
     let files = common::files(&dir);
     assert_eq!(
         files.into_iter().collect::<Vec<_>>(),
-        ["LICENSE", "bin/any/run.sh", "plugin.json", "trellis-manifest.json", "trellis-release.dsse"]
+        [
+            "LICENSE",
+            "bin/any/run.sh",
+            "plugin.json",
+            "trellis-manifest.json",
+            "trellis-publisher.json",
+            "trellis-release.dsse"
+        ]
     );
 }
 

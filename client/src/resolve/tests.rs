@@ -44,6 +44,7 @@ fn rel(version: &str) -> Rel {
         unpacked_size: 4096,
         deltas: Vec::new(),
         min_client_version: None,
+        rollout: None,
     })
 }
 

@@ -37,6 +37,11 @@ use crate::trust::{TargetInfo, TrustError};
 /// that `verify` can re-hash the files against the manifest the publisher signed.
 pub const RELEASE_ENVELOPE_FILE: &str = "trellis-release.dsse";
 
+/// Name of the publisher record kept beside [`RELEASE_ENVELOPE_FILE`]: the record the
+/// envelope's signature was verified under at install, so that `verify` can re-check the
+/// signature offline.
+pub const PUBLISHER_RECORD_FILE: &str = "trellis-publisher.json";
+
 /// A release whose package, signature and publisher all checked out.
 #[derive(Debug)]
 pub struct VerifiedRelease {
@@ -48,6 +53,9 @@ pub struct VerifiedRelease {
     pub manifest: ReleaseManifest,
     /// The envelope's bytes, as served (kept beside the installed files).
     pub envelope: Vec<u8>,
+    /// The bytes of the publisher record the envelope was verified under, as served
+    /// (kept beside the installed files).
+    pub publisher_record: Arc<[u8]>,
     /// The release's files: the checked package, or the files a delta rebuilt.
     pub content: ReleaseContent,
     /// What was downloaded for it.
@@ -121,6 +129,10 @@ fn target(remotes: &Remotes, registry: &RegistryName, path: &str, what: &str) ->
     })
 }
 
+/// The publisher records fetched so far, by registry and namespace: parsed, and the
+/// bytes as served (kept beside each installed release).
+type PublisherRecords = BTreeMap<(RegistryName, VendorId), (Arc<PublisherRecord>, Arc<[u8]>)>;
+
 /// Downloads and verifies `plugins` (in parallel per registry). A plugin whose
 /// installed release (in `bases`) is the source of a delta the registry signed gets
 /// the delta instead of its package, applied into `bases.staging`; when that
@@ -133,7 +145,7 @@ pub fn download(
     reporter: &dyn Reporter,
     bases: &DeltaBases,
 ) -> Result<Vec<VerifiedRelease>, StoreError> {
-    let mut publishers: BTreeMap<(RegistryName, VendorId), Arc<PublisherRecord>> = BTreeMap::new();
+    let mut publishers: PublisherRecords = BTreeMap::new();
     let mut prepared = Vec::with_capacity(plugins.len());
     for plugin in plugins {
         let registry = plugin.registry.clone();
@@ -152,9 +164,9 @@ pub fn download(
             what: "developer signature envelope".into(),
         })?;
         let vendor = plugin.id.vendor_id();
-        let record =
+        let (record, record_bytes) =
             match publishers.get(&(registry.clone(), vendor.clone())) {
-                Some(record) => Arc::clone(record),
+                Some((record, bytes)) => (Arc::clone(record), Arc::clone(bytes)),
                 None => {
                     let path = publisher_target(&vendor);
                     let bytes = remotes.fetch(&registry, &path)?.ok_or_else(|| StoreError::MissingTarget {
@@ -166,8 +178,9 @@ pub fn download(
                         StoreError::BadDocument { registry: registry.clone(), target: path, problem: e.to_string() }
                     })?;
                     let record = Arc::new(record);
-                    publishers.insert((registry.clone(), vendor.clone()), Arc::clone(&record));
-                    record
+                    let bytes: Arc<[u8]> = bytes.into();
+                    publishers.insert((registry.clone(), vendor.clone()), (Arc::clone(&record), Arc::clone(&bytes)));
+                    (record, bytes)
                 }
             };
         let manifest = verify_envelope(plugin, &record, &envelope)?;
@@ -191,7 +204,15 @@ pub fn download(
             }
             None => relay.watch(&release.package.sha256, &plugin.id, &plugin.version),
         }
-        prepared.push(Prepared { plugin, registry, package, manifest, envelope, candidate });
+        prepared.push(Prepared {
+            plugin,
+            registry,
+            package,
+            manifest,
+            envelope,
+            publisher_record: record_bytes,
+            candidate,
+        });
     }
 
     // First round: each release's delta or package.
@@ -272,6 +293,7 @@ pub fn download(
             registry: p.registry,
             manifest: p.manifest,
             envelope: p.envelope,
+            publisher_record: p.publisher_record,
             content,
             transfer,
         });
@@ -286,6 +308,7 @@ struct Prepared<'a> {
     package: TargetInfo,
     manifest: ReleaseManifest,
     envelope: Vec<u8>,
+    publisher_record: Arc<[u8]>,
     candidate: Option<delta::Candidate>,
 }
 
@@ -381,8 +404,10 @@ fn verify_envelope(
     {
         return Err(mismatch("the package digest in the signed manifest and the package blob"));
     }
-    if manifest.files.iter().any(|f| f.path == RELEASE_ENVELOPE_FILE) {
-        return Err(mismatch(&format!("the file list (it uses the reserved name {RELEASE_ENVELOPE_FILE})")));
+    if let Some(reserved) =
+        manifest.files.iter().find(|f| f.path == RELEASE_ENVELOPE_FILE || f.path == PUBLISHER_RECORD_FILE)
+    {
+        return Err(mismatch(&format!("the file list (it uses the reserved name {})", reserved.path)));
     }
     Ok(manifest)
 }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use trellis_schema::PluginId;
 use trellis_schema::permission::Permission;
 
-use super::fetch::{self, RELEASE_ENVELOPE_FILE, ReleaseContent, VerifiedRelease};
+use super::fetch::{self, PUBLISHER_RECORD_FILE, RELEASE_ENVELOPE_FILE, ReleaseContent, VerifiedRelease};
 use super::source::Remotes;
 use super::{Session, Store, StoreError, space};
 use crate::activate;
@@ -248,8 +248,9 @@ fn dependency_ids(release: &VerifiedRelease) -> Vec<PluginId> {
 }
 
 /// Puts the release's files at `target` (extracting the package through a staging
-/// directory, or moving the files a delta staged) and keeps the signed envelope
-/// beside them.
+/// directory, or moving the files a delta staged) and keeps the signed envelope and
+/// the publisher record it was verified under beside them (the envelope last: a
+/// directory with an envelope has its record).
 pub(crate) fn extract(
     release: VerifiedRelease,
     target: &std::path::Path,
@@ -281,6 +282,7 @@ pub(crate) fn extract(
             problem: e.to_string(),
         })?,
     }
+    crate::fs::write_atomic(&target.join(PUBLISHER_RECORD_FILE), &release.publisher_record)?;
     crate::fs::write_atomic(&target.join(RELEASE_ENVELOPE_FILE), &release.envelope)?;
     session.reporter.report(Event::Extracting { plugin, version, files_done: files, files_total: files });
     Ok(())

@@ -46,7 +46,7 @@ use crate::state::{DataDir, RegistryName, StateError, StateStore};
 use crate::transport::HttpOptions;
 use crate::trust::TrustError;
 
-pub use fetch::RELEASE_ENVELOPE_FILE;
+pub use fetch::{PUBLISHER_RECORD_FILE, RELEASE_ENVELOPE_FILE};
 pub use install::InstallReport;
 pub use registries::{Registries, RegistryConfig};
 pub use update::{UpdateCheckReport, UpdateReport};

@@ -65,6 +65,7 @@ pub(super) fn index_doc_with(plugin: &PluginInput, deltas: &PluginDeltas) -> Ind
                 host: m.host.clone(),
                 platforms: m.platforms.clone(),
                 yanked: r.yanked,
+                rollout: r.rollout,
                 permissions: m.permissions.clone(),
                 package: BlobRef {
                     path: site::package_target(&plugin.id, &m.version),
