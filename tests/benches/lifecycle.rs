@@ -134,6 +134,52 @@ fn report_hits(server: &FaultServer) {
     }
 }
 
+/// Where a warm re-resolve spends its time in the trust layer: opening the trusted
+/// state, the one-request update check, and the delegation walk to each index doc of
+/// the graph (bins read back from the trusted store).
+fn warm_breakdown(data: &tempfile::TempDir, server: &FaultServer, plan: &[SynthPlugin], graph: &[usize]) {
+    use std::sync::Arc;
+    use trellis_client::transport::{AnyTransport, HttpOptions, Mirror, Mirrors};
+    let dir = trellis_client::state::DataDir::new(data.path()).metadata_dir(&"synth".parse().unwrap());
+    let (mut open, mut check, mut walk) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..20 {
+        let mirrors =
+            Mirrors::new(Arc::new(AnyTransport::new(HttpOptions::default())), vec![Mirror::site(&server.url())]);
+        let start = Instant::now();
+        let mut updater = trellis_client::trust::Updater::new(&dir, mirrors).unwrap();
+        open.push(start.elapsed());
+        let start = Instant::now();
+        updater.check_for_updates().unwrap();
+        check.push(start.elapsed());
+        let start = Instant::now();
+        for &i in graph {
+            updater.target_info(&trellis_schema::target::index_target(&plan[i].id)).unwrap().unwrap();
+        }
+        walk.push(start.elapsed());
+    }
+    println!(
+        "  trust layer, medians: open {:.2?}, update check {:.2?}, delegation walk to {} index docs {:.2?}",
+        spread(open).0,
+        spread(check).0,
+        graph.len(),
+        spread(walk).0
+    );
+    let (mut open, mut blocklist) = (Vec::new(), Vec::new());
+    for _ in 0..20 {
+        let start = Instant::now();
+        let mut store = Store::open(data.path(), options()).unwrap();
+        open.push(start.elapsed());
+        let start = Instant::now();
+        store.remotes().unwrap().blocklist().unwrap();
+        blocklist.push(start.elapsed());
+    }
+    println!(
+        "  store, medians: open {:.2?}, registries + update check + blocklist {:.2?}",
+        spread(open).0,
+        spread(blocklist).0
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {
@@ -221,6 +267,8 @@ fn main() {
         "warm re-resolve (new store, warm data dir): median {median:.2?}, p95 {p95:.2?} (min {min:.2?}, max {max:.2?}) \
          over {warm_runs} runs, {warm_requests} request(s)"
     );
+
+    warm_breakdown(&data, &server, &plan, &graph);
 
     // 3. Update of 100 installed plugins when 10 have new releases.
     let data = tempfile::tempdir_in(work.path()).unwrap();

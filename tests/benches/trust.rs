@@ -44,8 +44,8 @@ fn main() {
     let versions = arg(2, 10) as usize;
     let bin_bits = arg(3, 12) as u32;
     let now = jiff::Timestamp::now();
-    let work = tempfile::tempdir_in(std::env::var_os("BENCH_DIR").unwrap_or_else(|| std::env::temp_dir().into()))
-        .unwrap();
+    let work =
+        tempfile::tempdir_in(std::env::var_os("BENCH_DIR").unwrap_or_else(|| std::env::temp_dir().into())).unwrap();
     // The client is measured here, not the builder's fsyncs (SynthSite's default).
     let mut synth_site = SynthSite::init(work.path(), bin_bits, now).unwrap();
     let site_dir = synth_site.site_dir.clone();

@@ -54,7 +54,7 @@ pub use error::TrustError;
 pub use store::MetadataStore;
 pub use trusted_set::{TimestampUpdate, TrustedSet};
 pub use updater::{TargetInfo, UpdateCheck, Updater};
-pub use verify::Verified;
+pub use verify::{Receipt, Signer, Verified};
 
 /// Size and count limits of the workflow. Defaults follow python-tuf.
 #[derive(Clone, Debug, PartialEq, Eq)]

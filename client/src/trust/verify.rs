@@ -4,6 +4,28 @@
 //! received* (a `serde_json::Value`), so fields this version does not model are
 //! covered too. Only after that does the value become a typed document, wrapped in
 //! [`Verified`], which nothing outside `trust` can construct.
+//!
+//! # Receipts: reading our own trusted store without re-verifying
+//!
+//! Every document the updater persists was verified first; beside it goes a
+//! [`Receipt`]: the SHA-256 of the bytes and the keys (id and key fingerprint) whose
+//! signatures over those bytes verified. A document read back from the store with a
+//! receipt that still applies is typed without parsing it into a `Value`,
+//! canonicalising it and checking signatures again ([`from_receipt`]): that work
+//! dominated opening the store (30 hash bins of a 100k-plugin registry are ~2 MB).
+//!
+//! Why this is sound: signature verification is a pure function of (bytes, key). The
+//! receipt applies only when the bytes hash to the recorded SHA-256 *and* a threshold
+//! of distinct keys recorded as valid signers is still authorised for the role by the
+//! *current* delegator (same key id, same key material), so a key rotation in root, a
+//! revoked or replaced delegated key, or a raised threshold all fall back to full
+//! verification, which is the spec's rule for trusted metadata after a rotation
+//! (§5.3.11). Every other check (type, spec version, version against the referring
+//! document, length and hashes named by snapshot or timestamp, rollback, expiry,
+//! delegation rules) still runs on every load. What a receipt cannot protect against
+//! is someone who can write the data dir: they could equally replace the trusted root
+//! or the installed plugins, so re-verifying our own files never defended that.
+//! Metadata from a mirror is always verified in full.
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Deref;
@@ -23,9 +45,160 @@ pub struct Verified<T> {
     signed: T,
     version: u64,
     expires: jiff::Timestamp,
+    signers: Vec<Signer>,
+    /// Whether a receipt stood in for the signature checks of this load.
+    by_receipt: bool,
+}
+
+/// A key whose signature verified: its id and the fingerprint of its key material
+/// ([`KeyId::of`], the SHA-256 of its canonical JSON).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Signer {
+    /// The key id the document's delegator lists it under.
+    pub keyid: KeyId,
+    /// SHA-256 of the key's canonical JSON.
+    pub fingerprint: KeyId,
+}
+
+/// Proof kept beside a stored document that its signatures were verified: the SHA-256
+/// of its bytes and the keys whose signatures over them verified (see the module docs
+/// for when it lets a load skip signature checks).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Receipt {
+    /// SHA-256 of the document's bytes, hex.
+    pub sha256: String,
+    /// Keys whose signatures verified.
+    pub signers: Vec<Signer>,
+}
+
+impl Receipt {
+    /// The receipt for `bytes`, verified as `doc`.
+    pub fn new<T>(bytes: &[u8], doc: &Verified<T>) -> Self {
+        Self { sha256: sha256_hex(bytes), signers: doc.signers.clone() }
+    }
+
+    /// Whether this receipt proves that a threshold of the keys `keyids` (looked up in
+    /// `keys`) signed `bytes`.
+    fn applies(&self, bytes: &[u8], keys: &BTreeMap<KeyId, PublicKey>, keyids: &[KeyId], threshold: u32) -> bool {
+        if threshold == 0 || self.sha256 != sha256_hex(bytes) {
+            return false;
+        }
+        let mut counted: HashSet<&KeyId> = HashSet::new();
+        for signer in &self.signers {
+            let Some(key) = keys.get(&signer.keyid) else { continue };
+            if keyids.contains(&signer.keyid) && KeyId::of(key).is_ok_and(|f| f == signer.fingerprint) {
+                counted.insert(&signer.fingerprint);
+            }
+        }
+        counted.len() as u32 >= threshold
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The fields every role's `signed` has, read without building the rest.
+#[derive(serde::Deserialize)]
+struct Header {
+    #[serde(rename = "_type", default)]
+    type_: String,
+    #[serde(default)]
+    spec_version: String,
+    #[serde(default)]
+    version: Value,
+    #[serde(default)]
+    expires: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Outer<T> {
+    signed: T,
+}
+
+/// The keys allowed to sign a role: the delegator's key table, the ids it authorises
+/// for the role, and its threshold.
+pub(crate) type Authorised<'a> = (&'a BTreeMap<KeyId, PublicKey>, &'a [KeyId], u32);
+
+/// Types a document of our trusted store when `receipt` proves its signatures (see
+/// the module docs): `None` when the receipt does not apply, and the caller must
+/// verify in full. The common fields are checked exactly like [`Unverified::parse`].
+pub(crate) fn from_receipt<T: DeserializeOwned>(
+    bytes: &[u8],
+    role: &str,
+    expected_type: &str,
+    receipt: Option<&Receipt>,
+    authorised: Authorised<'_>,
+) -> Option<Result<Verified<T>, TrustError>> {
+    let receipt = receipt?;
+    let (keys, keyids, threshold) = authorised;
+    if !receipt.applies(bytes, keys, keyids, threshold) {
+        return None;
+    }
+    Some(typed_trusted(bytes, role, expected_type, receipt))
+}
+
+fn typed_trusted<T: DeserializeOwned>(
+    bytes: &[u8],
+    role: &str,
+    expected_type: &str,
+    receipt: &Receipt,
+) -> Result<Verified<T>, TrustError> {
+    let header: Outer<Header> =
+        serde_json::from_slice(bytes).map_err(|e| TrustError::malformed(role, format!("not metadata: {e}")))?;
+    let (version, expires) = check_header(
+        role,
+        expected_type,
+        &header.signed.type_,
+        &header.signed.spec_version,
+        &header.signed.version,
+        &header.signed.expires,
+    )?;
+    let doc: Outer<T> = serde_json::from_slice(bytes).map_err(|e| TrustError::malformed(role, e.to_string()))?;
+    Ok(Verified { signed: doc.signed, version, expires, signers: receipt.signers.clone(), by_receipt: true })
+}
+
+fn check_header(
+    role: &str,
+    expected_type: &str,
+    actual: &str,
+    spec: &str,
+    version: &Value,
+    expires_text: &str,
+) -> Result<(u64, jiff::Timestamp), TrustError> {
+    if actual != expected_type {
+        return Err(TrustError::WrongType {
+            role: role.to_owned(),
+            expected: expected_type.to_owned(),
+            actual: actual.to_owned(),
+        });
+    }
+    let parts: Vec<&str> = spec.split('.').collect();
+    if !(2..=3).contains(&parts.len()) || parts[0] != "1" || parts.iter().any(|p| p.parse::<u32>().is_err()) {
+        return Err(TrustError::malformed(role, format!("unsupported spec_version {spec:?}")));
+    }
+    let version = version
+        .as_u64()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| TrustError::malformed(role, "version is missing or not a positive integer"))?;
+    let expires = parse_expiry(expires_text)
+        .ok_or_else(|| TrustError::malformed(role, format!("expires {expires_text:?} is not YYYY-MM-DDTHH:MM:SSZ")))?;
+    Ok((version, expires))
 }
 
 impl<T> Verified<T> {
+    /// The keys whose signatures verified.
+    pub fn signers(&self) -> &[Signer] {
+        &self.signers
+    }
+
+    /// Whether this load relied on a stored [`Receipt`] instead of checking
+    /// signatures (then there is no new receipt to record).
+    pub fn by_receipt(&self) -> bool {
+        self.by_receipt
+    }
+
     /// The document's version.
     pub fn version(&self) -> u64 {
         self.version
@@ -57,6 +230,8 @@ pub(crate) struct Unverified {
     signatures: Vec<Signature>,
     version: u64,
     expires: jiff::Timestamp,
+    /// Keys whose signatures verified so far.
+    signers: Vec<Signer>,
 }
 
 impl Unverified {
@@ -78,29 +253,15 @@ impl Unverified {
         if let Some(dup) = signatures.iter().find(|s| !seen.insert(&s.keyid)) {
             return Err(TrustError::malformed(role, format!("two signatures by key {}", dup.keyid)));
         }
-        let actual = signed.get("_type").and_then(Value::as_str).unwrap_or_default();
-        if actual != expected_type {
-            return Err(TrustError::WrongType {
-                role: role.to_owned(),
-                expected: expected_type.to_owned(),
-                actual: actual.to_owned(),
-            });
-        }
-        let spec = signed.get("spec_version").and_then(Value::as_str).unwrap_or_default();
-        let parts: Vec<&str> = spec.split('.').collect();
-        if !(2..=3).contains(&parts.len()) || parts[0] != "1" || parts.iter().any(|p| p.parse::<u32>().is_err()) {
-            return Err(TrustError::malformed(role, format!("unsupported spec_version {spec:?}")));
-        }
-        let version = signed
-            .get("version")
-            .and_then(Value::as_u64)
-            .filter(|v| *v >= 1)
-            .ok_or_else(|| TrustError::malformed(role, "version is missing or not a positive integer"))?;
-        let expires_text = signed.get("expires").and_then(Value::as_str).unwrap_or_default();
-        let expires = parse_expiry(expires_text).ok_or_else(|| {
-            TrustError::malformed(role, format!("expires {expires_text:?} is not YYYY-MM-DDTHH:MM:SSZ"))
-        })?;
-        Ok(Self { role: role.to_owned(), signed, signatures, version, expires })
+        let (version, expires) = check_header(
+            role,
+            expected_type,
+            signed.get("_type").and_then(Value::as_str).unwrap_or_default(),
+            signed.get("spec_version").and_then(Value::as_str).unwrap_or_default(),
+            signed.get("version").unwrap_or(&Value::Null),
+            signed.get("expires").and_then(Value::as_str).unwrap_or_default(),
+        )?;
+        Ok(Self { role: role.to_owned(), signed, signatures, version, expires, signers: Vec::new() })
     }
 
     /// The version field.
@@ -111,7 +272,7 @@ impl Unverified {
     /// Checks that `threshold` distinct keys among `keyids` (looked up in `keys`)
     /// signed, then types the document.
     pub(crate) fn verify<T: DeserializeOwned>(
-        self,
+        mut self,
         keys: &BTreeMap<KeyId, PublicKey>,
         keyids: &[KeyId],
         threshold: u32,
@@ -120,9 +281,10 @@ impl Unverified {
         self.into_typed()
     }
 
-    /// Checks the threshold without consuming (root must be signed by old and new).
+    /// Checks the threshold without consuming (root must be signed by old and new),
+    /// remembering the keys whose signatures verified.
     pub(crate) fn check_signatures(
-        &self,
+        &mut self,
         keys: &BTreeMap<KeyId, PublicKey>,
         keyids: &[KeyId],
         threshold: u32,
@@ -145,6 +307,12 @@ impl Unverified {
                 Ok(()) => {
                     counted_ids.insert(keyid);
                     counted_keys.insert((key.keytype.as_str(), key.public_str()));
+                    if let Ok(fingerprint) = KeyId::of(key) {
+                        let signer = Signer { keyid: keyid.clone(), fingerprint };
+                        if !self.signers.contains(&signer) {
+                            self.signers.push(signer);
+                        }
+                    }
                 }
                 Err(e) => {
                     tracing::debug!(role = %self.role, key = %keyid.short(), error = %e, "signature does not count")
@@ -162,7 +330,7 @@ impl Unverified {
     pub(super) fn into_typed<T: DeserializeOwned>(self) -> Result<Verified<T>, TrustError> {
         let signed =
             serde_json::from_value(self.signed).map_err(|e| TrustError::malformed(&self.role, e.to_string()))?;
-        Ok(Verified { signed, version: self.version, expires: self.expires })
+        Ok(Verified { signed, version: self.version, expires: self.expires, signers: self.signers, by_receipt: false })
     }
 
     /// Types the document without consuming it, to read the keys a root signs itself
@@ -174,7 +342,7 @@ impl Unverified {
     /// Wraps `signed` (obtained by [`Unverified::peek`]) once the caller has checked
     /// every signature it requires.
     pub(super) fn into_verified<T>(self, signed: T) -> Verified<T> {
-        Verified { signed, version: self.version, expires: self.expires }
+        Verified { signed, version: self.version, expires: self.expires, signers: self.signers, by_receipt: false }
     }
 }
 
