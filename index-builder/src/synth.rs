@@ -463,4 +463,35 @@ mod tests {
         sorted.sort_unstable();
         assert!(sorted[sorted.len() - 1] > 20 * sorted[sorted.len() / 2], "{:?}", &sorted[sorted.len() - 5..]);
     }
+
+    #[test]
+    fn hybrid_site_signs_real_packages_only_for_the_chosen_plugins_and_builds() {
+        let work = tempfile::tempdir().unwrap();
+        let now: jiff::Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
+        let mut site = SynthSite::init(work.path(), 4, now).unwrap();
+        let plan = plan(SynthSpec { plugins: 12, versions: 2, seed: 3 });
+        let chosen = plan[7].id.clone();
+        let inputs = site.hybrid_input(plan.clone(), &BTreeSet::from([chosen.clone()])).unwrap();
+        assert_eq!(inputs.len(), 12);
+        for input in &inputs {
+            for release in &input.releases {
+                let real = matches!(release.package.source, BlobSource::File(_));
+                assert_eq!(real, input.id == chosen, "{} {}", input.id, release.manifest.version);
+            }
+        }
+        let vendors: BTreeSet<_> = plan.iter().map(|p| p.id.vendor_id()).collect();
+        assert!(vendors.iter().all(|v| site.registry.publishers.contains_key(v)));
+        let report = site.build(inputs, Scope::Full).unwrap();
+        assert_eq!(report.releases, 24);
+        // The real packages are in the site under their content address; the others are not.
+        let packages: Vec<String> = report.written.iter().filter(|p| p.ends_with(".zip")).cloned().collect();
+        assert_eq!(packages.len(), 2, "{packages:?}");
+        assert!(packages.iter().all(|p| p.contains(chosen.as_str())), "{packages:?}");
+        for package in &packages {
+            let bytes =
+                std::fs::read(site.site_dir.join("targets").join(package.trim_start_matches("targets/"))).unwrap();
+            let name = package.rsplit('/').next().unwrap();
+            assert!(name.starts_with(&Sha256::of(&bytes).to_hex()), "{package}");
+        }
+    }
 }
