@@ -15,7 +15,9 @@ use std::sync::Arc;
 use trellis_schema::tuf::{Root, Snapshot, Targets, Timestamp, TopRole};
 
 use super::delegation;
-use super::verify::{Authorised, Receipt, Unverified, Verified, check_length_and_hashes, from_receipt};
+use super::verify::{
+    Authorised, Receipt, TrustedLeaf, Unverified, Verified, check_length_and_hashes, from_receipt, verify_leaf,
+};
 use super::{Delegator, TrustError};
 
 /// What [`TrustedSet::update_timestamp`] did.
@@ -288,6 +290,49 @@ impl TrustedSet {
         bytes: &[u8],
         receipt: Option<&Receipt>,
     ) -> Result<Verified<Targets>, TrustError> {
+        let (expected, authorised) = self.targets_preconditions(role, delegator, bytes)?;
+        let targets: Verified<Targets> = match from_receipt(bytes, role, "targets", receipt, authorised) {
+            Some(targets) => targets?,
+            None => {
+                let (keys, keyids, threshold) = authorised;
+                Unverified::parse(bytes, role, "targets")?.verify(keys, keyids, threshold)?
+            }
+        };
+        check_version_and_expiry(role, expected, targets.version(), targets.expires(), self.now)?;
+        delegation::validate(role, &targets)?;
+        Ok(targets)
+    }
+
+    /// A delegated role from our store as a [`TrustedLeaf`] (bytes searched per
+    /// lookup) when its [`Receipt`] applies and it delegates nothing; `None` when it
+    /// must be loaded in full ([`TrustedSet::verify_local_targets`]). The snapshot's
+    /// version, length and hashes and the expiry are checked as for a full load.
+    pub fn verify_local_leaf(
+        &self,
+        role: &str,
+        delegator: Delegator<'_>,
+        bytes: &[u8],
+        receipt: Option<&Receipt>,
+    ) -> Option<Result<TrustedLeaf, TrustError>> {
+        let (expected, authorised) = match self.targets_preconditions(role, delegator, bytes) {
+            Ok(checked) => checked,
+            Err(e) => return Some(Err(e)),
+        };
+        let leaf = verify_leaf(bytes, role, receipt, authorised)?;
+        Some(leaf.and_then(|leaf| {
+            check_version_and_expiry(role, expected, leaf.version(), leaf.expires(), self.now).map(|()| leaf)
+        }))
+    }
+
+    /// The checks of a targets role that need no signature: listed in the final
+    /// snapshot with matching length and hashes, delegated by `delegator`. Returns the
+    /// version snapshot names and the keys authorised to sign the role.
+    fn targets_preconditions<'a>(
+        &'a self,
+        role: &str,
+        delegator: Delegator<'a>,
+        bytes: &[u8],
+    ) -> Result<(u64, Authorised<'a>), TrustError> {
         let snapshot = self.final_snapshot()?;
         let file = format!("{role}.json");
         let meta = snapshot.meta.get(&file).ok_or_else(|| TrustError::NotInSnapshot { role: role.to_owned() })?;
@@ -305,23 +350,7 @@ impl TrustedSet {
                 (&delegations.keys, keyids, threshold)
             }
         };
-        let targets: Verified<Targets> = match from_receipt(bytes, role, "targets", receipt, authorised) {
-            Some(targets) => targets?,
-            None => {
-                let (keys, keyids, threshold) = authorised;
-                Unverified::parse(bytes, role, "targets")?.verify(keys, keyids, threshold)?
-            }
-        };
-        if targets.version() != meta.version {
-            return Err(TrustError::VersionMismatch {
-                role: role.to_owned(),
-                expected: meta.version,
-                actual: targets.version(),
-            });
-        }
-        fresh(role, &targets, self.now)?;
-        delegation::validate(role, &targets)?;
-        Ok(targets)
+        Ok((meta.version, authorised))
     }
 
     /// Verifies and adopts top-level `targets.json`.
@@ -349,6 +378,27 @@ fn snapshot_meta(timestamp: &Timestamp) -> &trellis_schema::tuf::MetaFile {
 fn check_role(unverified: &mut Unverified, root: &Root, role: TopRole) -> Result<(), TrustError> {
     let keys = root.roles.get(&role).ok_or(TrustError::NotLoaded("role keys"))?;
     unverified.check_signatures(&root.keys, &keys.keyids, keys.threshold)
+}
+
+fn check_version_and_expiry(
+    role: &str,
+    expected: u64,
+    actual: u64,
+    expires: jiff::Timestamp,
+    now: jiff::Timestamp,
+) -> Result<(), TrustError> {
+    if actual != expected {
+        return Err(TrustError::VersionMismatch { role: role.to_owned(), expected, actual });
+    }
+    if expires <= now {
+        return Err(TrustError::Expired {
+            role: role.to_owned(),
+            version: actual,
+            expires: expires.to_string(),
+            now: now.to_string(),
+        });
+    }
+    Ok(())
 }
 
 fn fresh<T>(role: &str, doc: &Verified<T>, now: jiff::Timestamp) -> Result<(), TrustError> {

@@ -16,7 +16,7 @@ use trellis_schema::tuf::{TargetFile, Targets};
 use super::delegation;
 use super::store::{MetadataStore, TimestampValidators, quote};
 use super::trusted_set::{TimestampUpdate, TrustedSet};
-use super::verify::{Verified, check_length_and_hashes};
+use super::verify::{TrustedLeaf, Verified, check_length_and_hashes};
 use super::{Delegator, Limits, TrustError};
 use crate::fs::write_atomic;
 use crate::transport::{DownloadCache, FetchSpec, Fetched, MirrorKind, Mirrors, Progress};
@@ -56,6 +56,8 @@ pub struct Updater {
     limits: Limits,
     trusted: TrustedSet,
     delegated: HashMap<(String, String), Arc<Verified<Targets>>>,
+    /// Delegated roles without delegations read back under a receipt, kept as bytes.
+    leaves: HashMap<(String, String), Arc<TrustedLeaf>>,
     cache: Option<DownloadCache>,
     progress: Option<Arc<dyn Progress>>,
     reference_time: Option<jiff::Timestamp>,
@@ -95,6 +97,7 @@ impl Updater {
             limits: Limits::default(),
             trusted,
             delegated: HashMap::new(),
+            leaves: HashMap::new(),
             cache: None,
             progress: None,
             reference_time: None,
@@ -188,6 +191,7 @@ impl Updater {
     fn refresh_with_timestamp(&mut self, prefetched: Option<(Vec<u8>, TimestampValidators)>) -> Result<(), TrustError> {
         self.trusted = Self::trusted_from(&self.store, self.reference_time)?;
         self.delegated.clear();
+        self.leaves.clear();
         let probe_root = prefetched.is_none() || !self.root_probed_recently();
         if probe_root {
             self.update_root()?;
@@ -389,6 +393,37 @@ impl Updater {
         Ok(targets)
     }
 
+    /// Delegated `role` from our store as a [`TrustedLeaf`] when its receipt applies and
+    /// it delegates nothing (the cheap way to look up one target in a hash bin);
+    /// `None` when it has to be loaded in full by [`Updater::load_delegated`].
+    fn load_leaf(
+        &mut self,
+        role: &str,
+        parent_name: &str,
+        parent: &Arc<Verified<Targets>>,
+    ) -> Option<Arc<TrustedLeaf>> {
+        let key = (role.to_owned(), parent_name.to_owned());
+        if self.delegated.contains_key(&key) {
+            return None;
+        }
+        if let Some(found) = self.leaves.get(&key) {
+            return Some(Arc::clone(found));
+        }
+        let local = self.store.load(role)?;
+        let receipt = self.store.load_receipt(role);
+        match self.trusted.verify_local_leaf(role, Delegator::Targets(parent), &local, receipt.as_ref())? {
+            Ok(leaf) => {
+                let leaf = Arc::new(leaf);
+                self.leaves.insert(key, Arc::clone(&leaf));
+                Some(leaf)
+            }
+            Err(e) => {
+                tracing::debug!(role, error = %e, "local copy is not the current one");
+                None
+            }
+        }
+    }
+
     /// Finds `path` by a pre-order depth-first walk of the delegations (§5.7.x):
     /// only roles whose paths match are loaded, in delegation order; a terminating
     /// delegation ends the search below it; cycles are cut; at most
@@ -409,6 +444,15 @@ impl Updater {
                 break;
             }
             if visited.contains(&role) {
+                continue;
+            }
+            if role != "targets"
+                && let Some(leaf) = self.load_leaf(&role, &parent_name, &parent)
+            {
+                if let Some(file) = leaf.target(path)? {
+                    return Ok(Some(TargetInfo { path: path.to_owned(), file, role }));
+                }
+                visited.insert(role);
                 continue;
             }
             let doc = if role == "targets" { parent } else { self.load_delegated(&role, &parent_name, &parent)? };
@@ -559,6 +603,7 @@ impl Updater {
     pub fn check_for_updates(&mut self) -> Result<UpdateCheck, TrustError> {
         self.trusted = Self::trusted_from(&self.store, self.reference_time)?;
         self.delegated.clear();
+        self.leaves.clear();
         let validators = self.store.load_validators();
         let local = self.store.load("timestamp");
         let usable = self.trusted.check_root_fresh().is_ok()

@@ -22,7 +22,10 @@
 //! verification, which is the spec's rule for trusted metadata after a rotation
 //! (§5.3.11). Every other check (type, spec version, version against the referring
 //! document, length and hashes named by snapshot or timestamp, rollback, expiry,
-//! delegation rules) still runs on every load. What a receipt cannot protect against
+//! delegation rules) still runs on every load. A delegated role without delegations of
+//! its own (a hash bin) that loads by receipt is not even typed: it stays bytes
+//! ([`TrustedLeaf`]) and each lookup reads only the one entry it asks for. What a
+//! receipt cannot protect against
 //! is someone who can write the data dir: they could equally replace the trusted root
 //! or the installed plugins, so re-verifying our own files never defended that.
 //! Metadata from a mirror is always verified in full.
@@ -34,7 +37,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use trellis_schema::canonical;
 use trellis_schema::key::{KeyId, PublicKey};
-use trellis_schema::tuf::Signature;
+use trellis_schema::tuf::{Signature, TargetFile};
 
 use super::TrustError;
 
@@ -157,6 +160,190 @@ fn typed_trusted<T: DeserializeOwned>(
     )?;
     let doc: Outer<T> = serde_json::from_slice(bytes).map_err(|e| TrustError::malformed(role, e.to_string()))?;
     Ok(Verified { signed: doc.signed, version, expires, signers: receipt.signers.clone(), by_receipt: true })
+}
+
+/// A delegated targets role without delegations, read back from our store under a
+/// [`Receipt`] that applied and checked like any trusted copy (version and expiry are
+/// those of its header), kept as bytes: a hash bin of a large registry lists hundreds
+/// of targets and a resolution needs one of them. Only [`verify_leaf`] makes one.
+#[derive(Debug)]
+pub struct TrustedLeaf {
+    bytes: Vec<u8>,
+    role: String,
+    version: u64,
+    expires: jiff::Timestamp,
+}
+
+impl TrustedLeaf {
+    /// The document's version.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// When it expires.
+    pub fn expires(&self) -> jiff::Timestamp {
+        self.expires
+    }
+
+    /// The signed entry of `path`, reading only that entry (the last one, when a key
+    /// repeats, like the full parse).
+    pub fn target(&self, path: &str) -> Result<Option<TargetFile>, TrustError> {
+        let mut deserializer = serde_json::Deserializer::from_slice(&self.bytes);
+        let found = serde::de::DeserializeSeed::deserialize(
+            Section { key: "signed", inner: Section { key: "targets", inner: Entry(path) } },
+            &mut deserializer,
+        )
+        .map_err(|e| TrustError::malformed(&self.role, e.to_string()))?;
+        Ok(found.flatten().flatten())
+    }
+}
+
+/// The common fields and whether `delegations` is present, read in one skimming pass.
+#[derive(serde::Deserialize)]
+struct LeafHeader {
+    #[serde(rename = "_type", default)]
+    type_: String,
+    #[serde(default)]
+    spec_version: String,
+    #[serde(default)]
+    version: Value,
+    #[serde(default)]
+    expires: String,
+    #[serde(default)]
+    delegations: Option<serde::de::IgnoredAny>,
+}
+
+/// Types a targets role of our trusted store as a [`TrustedLeaf`] when `receipt`
+/// proves its signatures and it delegates nothing: `None` when either is not so (the
+/// caller then loads it in full).
+pub(crate) fn verify_leaf(
+    bytes: &[u8],
+    role: &str,
+    receipt: Option<&Receipt>,
+    authorised: Authorised<'_>,
+) -> Option<Result<TrustedLeaf, TrustError>> {
+    let receipt = receipt?;
+    let (keys, keyids, threshold) = authorised;
+    if !receipt.applies(bytes, keys, keyids, threshold) {
+        return None;
+    }
+    let parsed: Outer<LeafHeader> = match serde_json::from_slice(bytes) {
+        Ok(parsed) => parsed,
+        Err(e) => return Some(Err(TrustError::malformed(role, format!("not metadata: {e}")))),
+    };
+    if parsed.signed.delegations.is_some() {
+        return None;
+    }
+    let h = &parsed.signed;
+    Some(
+        check_header(role, "targets", &h.type_, &h.spec_version, &h.version, &h.expires)
+            .map(|(version, expires)| TrustedLeaf { bytes: bytes.to_vec(), role: role.to_owned(), version, expires }),
+    )
+}
+
+/// Finds the value of `key` in a JSON object and hands it to `inner`, skipping every
+/// other member without building it. `None` when the key is absent.
+struct Section<S> {
+    key: &'static str,
+    inner: S,
+}
+
+impl<'de, S> serde::de::DeserializeSeed<'de> for Section<S>
+where
+    S: serde::de::DeserializeSeed<'de> + Copy,
+{
+    type Value = Option<S::Value>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, S> serde::de::Visitor<'de> for Section<S>
+where
+    S: serde::de::DeserializeSeed<'de> + Copy,
+{
+    type Value = Option<S::Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "an object with {:?}", self.key)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(matches) = map.next_key_seed(KeyIs(self.key))? {
+            if matches {
+                found = Some(map.next_value_seed(self.inner)?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// The entry `path` of a `targets` object, typed; every other entry skipped.
+#[derive(Clone, Copy)]
+struct Entry<'a>(&'a str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Entry<'_> {
+    type Value = Option<TargetFile>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Entry<'_> {
+    type Value = Option<TargetFile>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a map of target paths")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(matches) = map.next_key_seed(KeyIs(self.0))? {
+            if matches {
+                found = Some(map.next_value::<TargetFile>()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+impl<S: Copy> Clone for Section<S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S: Copy> Copy for Section<S> {}
+
+/// Whether an object key equals the given string (no allocation when unescaped).
+#[derive(Clone, Copy)]
+struct KeyIs<'a>(&'a str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<bool, E> {
+        Ok(value == self.0)
+    }
 }
 
 fn check_header(
@@ -414,5 +601,37 @@ mod tests {
         assert!(Unverified::parse(doc("timestamp", "2.0.0", "[]").as_bytes(), "timestamp", "timestamp").is_err());
         let dup = r#"[{"keyid":"ab","sig":"00"},{"keyid":"ab","sig":"00"}]"#;
         assert!(Unverified::parse(doc("timestamp", "1.0", dup).as_bytes(), "timestamp", "timestamp").is_err());
+    }
+
+    #[test]
+    fn leaf_under_a_receipt_reads_only_the_entry_asked_for_and_refuses_delegating_roles() {
+        let key = trellis_schema::SigningKey::from_seed([3; 32]);
+        let keys = BTreeMap::from([(key.key_id().clone(), key.public().clone())]);
+        let keyids = vec![key.key_id().clone()];
+        let entry = |n: u64| format!(r#"{{"hashes":{{"sha256":"{:064x}"}},"length":{n}}}"#, n);
+        let doc = |extra: &str| {
+            format!(
+                r#"{{"signatures":[],"signed":{{"_type":"targets","spec_version":"1.0.31","version":4,"expires":"2030-01-01T00:00:00Z"{extra},"targets":{{"a/x.json":{},"b\/y.json":{},"c/z.json":{}}}}}}}"#,
+                entry(1),
+                entry(2),
+                entry(3)
+            )
+            .into_bytes()
+        };
+        let bytes = doc("");
+        let signer = Signer { keyid: key.key_id().clone(), fingerprint: KeyId::of(key.public()).unwrap() };
+        let receipt = Receipt { sha256: sha256_hex(&bytes), signers: vec![signer] };
+        let leaf = verify_leaf(&bytes, "bin-1", Some(&receipt), (&keys, &keyids, 1)).unwrap().unwrap();
+        assert_eq!(leaf.version(), 4);
+        assert_eq!(leaf.target("c/z.json").unwrap().unwrap().length, 3);
+        assert_eq!(leaf.target("b/y.json").unwrap().unwrap().length, 2, "escaped keys compare unescaped");
+        assert!(leaf.target("d/none.json").unwrap().is_none());
+        // No receipt, another document, or a role that delegates: loaded in full instead.
+        assert!(verify_leaf(&bytes, "bin-1", None, (&keys, &keyids, 1)).is_none());
+        assert!(verify_leaf(&doc(r#","x":1"#), "bin-1", Some(&receipt), (&keys, &keyids, 1)).is_none());
+        let delegating = doc(r#","delegations":{"keys":{},"roles":[]}"#);
+        let receipt = Receipt { sha256: sha256_hex(&delegating), ..receipt };
+        assert!(verify_leaf(&delegating, "bin-1", Some(&receipt), (&keys, &keyids, 1)).is_none());
+        assert!(verify_leaf(&delegating, "bin-1", Some(&receipt), (&keys, &keyids, 2)).is_none());
     }
 }
