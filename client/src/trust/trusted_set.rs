@@ -311,10 +311,10 @@ impl TrustedSet {
         &self,
         role: &str,
         delegator: Delegator<'_>,
-        bytes: &[u8],
+        bytes: Vec<u8>,
         receipt: Option<&Receipt>,
     ) -> Option<Result<TrustedLeaf, TrustError>> {
-        let (expected, authorised) = match self.targets_preconditions(role, delegator, bytes) {
+        let (expected, authorised) = match self.targets_preconditions(role, delegator, &bytes) {
             Ok(checked) => checked,
             Err(e) => return Some(Err(e)),
         };

@@ -411,7 +411,7 @@ impl Updater {
         }
         let local = self.store.load(role)?;
         let receipt = self.store.load_receipt(role);
-        match self.trusted.verify_local_leaf(role, Delegator::Targets(parent), &local, receipt.as_ref())? {
+        match self.trusted.verify_local_leaf(role, Delegator::Targets(parent), local, receipt.as_ref())? {
             Ok(leaf) => {
                 let leaf = Arc::new(leaf);
                 self.leaves.insert(key, Arc::clone(&leaf));

@@ -127,7 +127,7 @@ pub(crate) type Authorised<'a> = (&'a BTreeMap<KeyId, PublicKey>, &'a [KeyId], u
 /// Types a document of our trusted store when `receipt` proves its signatures (see
 /// the module docs): `None` when the receipt does not apply, and the caller must
 /// verify in full. The common fields are checked exactly like [`Unverified::parse`].
-pub(crate) fn from_receipt<T: DeserializeOwned>(
+pub(crate) fn from_receipt<T: Signed>(
     bytes: &[u8],
     role: &str,
     expected_type: &str,
@@ -142,7 +142,7 @@ pub(crate) fn from_receipt<T: DeserializeOwned>(
     Some(typed_trusted(bytes, role, expected_type, receipt))
 }
 
-fn typed_trusted<T: DeserializeOwned>(
+fn typed_trusted<T: Signed>(
     bytes: &[u8],
     role: &str,
     expected_type: &str,
@@ -158,8 +158,71 @@ fn typed_trusted<T: DeserializeOwned>(
         &header.signed.version,
         &header.signed.expires,
     )?;
-    let doc: Outer<T> = serde_json::from_slice(bytes).map_err(|e| TrustError::malformed(role, e.to_string()))?;
-    Ok(Verified { signed: doc.signed, version, expires, signers: receipt.signers.clone(), by_receipt: true })
+    let signed = T::from_document(bytes).map_err(|e| TrustError::malformed(role, e.to_string()))?;
+    Ok(Verified { signed, version, expires, signers: receipt.signers.clone(), by_receipt: true })
+}
+
+/// A role's `signed` document, typed straight from the file's bytes.
+pub(crate) trait Signed: DeserializeOwned {
+    /// The `signed` member of `bytes`, typed.
+    fn from_document(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice::<Outer<Self>>(bytes).map(|doc| doc.signed)
+    }
+}
+
+impl Signed for trellis_schema::tuf::Timestamp {}
+
+impl Signed for trellis_schema::tuf::Targets {}
+
+impl Signed for trellis_schema::tuf::Snapshot {
+    /// A snapshot of a large registry lists thousands of roles, and serde's buffering
+    /// of the `#[serde(flatten)]` unknown-field maps costs more than the parse itself.
+    /// A document without unknown fields (what Trellis and most TUF repositories
+    /// write) is read into plain structs instead; any other falls back to the full
+    /// parse, so the result is the same either way.
+    fn from_document(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        use trellis_schema::tuf::{MetaFile, Snapshot};
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct PlainMeta {
+            version: u64,
+            #[serde(default)]
+            length: Option<u64>,
+            #[serde(default)]
+            hashes: Option<BTreeMap<String, String>>,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct PlainSnapshot {
+            #[serde(rename = "_type")]
+            type_: String,
+            spec_version: String,
+            version: u64,
+            expires: String,
+            meta: BTreeMap<String, PlainMeta>,
+        }
+        let Ok(plain) = serde_json::from_slice::<Outer<PlainSnapshot>>(bytes) else {
+            return serde_json::from_slice::<Outer<Snapshot>>(bytes).map(|doc| doc.signed);
+        };
+        let plain = plain.signed;
+        Ok(Snapshot {
+            type_: plain.type_,
+            spec_version: plain.spec_version,
+            version: plain.version,
+            expires: plain.expires,
+            meta: plain
+                .meta
+                .into_iter()
+                .map(|(name, m)| {
+                    (
+                        name,
+                        MetaFile { version: m.version, length: m.length, hashes: m.hashes, extra: Default::default() },
+                    )
+                })
+                .collect(),
+            extra: Default::default(),
+        })
+    }
 }
 
 /// A delegated targets role without delegations, read back from our store under a
@@ -217,17 +280,17 @@ struct LeafHeader {
 /// proves its signatures and it delegates nothing: `None` when either is not so (the
 /// caller then loads it in full).
 pub(crate) fn verify_leaf(
-    bytes: &[u8],
+    bytes: Vec<u8>,
     role: &str,
     receipt: Option<&Receipt>,
     authorised: Authorised<'_>,
 ) -> Option<Result<TrustedLeaf, TrustError>> {
     let receipt = receipt?;
     let (keys, keyids, threshold) = authorised;
-    if !receipt.applies(bytes, keys, keyids, threshold) {
+    if !receipt.applies(&bytes, keys, keyids, threshold) {
         return None;
     }
-    let parsed: Outer<LeafHeader> = match serde_json::from_slice(bytes) {
+    let parsed: Outer<LeafHeader> = match serde_json::from_slice(&bytes) {
         Ok(parsed) => parsed,
         Err(e) => return Some(Err(TrustError::malformed(role, format!("not metadata: {e}")))),
     };
@@ -621,17 +684,31 @@ mod tests {
         let bytes = doc("");
         let signer = Signer { keyid: key.key_id().clone(), fingerprint: KeyId::of(key.public()).unwrap() };
         let receipt = Receipt { sha256: sha256_hex(&bytes), signers: vec![signer] };
-        let leaf = verify_leaf(&bytes, "bin-1", Some(&receipt), (&keys, &keyids, 1)).unwrap().unwrap();
+        let leaf = verify_leaf(bytes.clone(), "bin-1", Some(&receipt), (&keys, &keyids, 1)).unwrap().unwrap();
         assert_eq!(leaf.version(), 4);
         assert_eq!(leaf.target("c/z.json").unwrap().unwrap().length, 3);
         assert_eq!(leaf.target("b/y.json").unwrap().unwrap().length, 2, "escaped keys compare unescaped");
         assert!(leaf.target("d/none.json").unwrap().is_none());
         // No receipt, another document, or a role that delegates: loaded in full instead.
-        assert!(verify_leaf(&bytes, "bin-1", None, (&keys, &keyids, 1)).is_none());
-        assert!(verify_leaf(&doc(r#","x":1"#), "bin-1", Some(&receipt), (&keys, &keyids, 1)).is_none());
+        assert!(verify_leaf(bytes, "bin-1", None, (&keys, &keyids, 1)).is_none());
+        assert!(verify_leaf(doc(r#","x":1"#), "bin-1", Some(&receipt), (&keys, &keyids, 1)).is_none());
         let delegating = doc(r#","delegations":{"keys":{},"roles":[]}"#);
         let receipt = Receipt { sha256: sha256_hex(&delegating), ..receipt };
-        assert!(verify_leaf(&delegating, "bin-1", Some(&receipt), (&keys, &keyids, 1)).is_none());
-        assert!(verify_leaf(&delegating, "bin-1", Some(&receipt), (&keys, &keyids, 2)).is_none());
+        assert!(verify_leaf(delegating.clone(), "bin-1", Some(&receipt), (&keys, &keyids, 1)).is_none());
+        assert!(verify_leaf(delegating, "bin-1", Some(&receipt), (&keys, &keyids, 2)).is_none());
+    }
+
+    #[test]
+    fn snapshot_reads_the_same_with_and_without_unknown_fields() {
+        let plain = br#"{"signed":{"_type":"snapshot","spec_version":"1.0.31","version":2,"expires":"2030-01-01T00:00:00Z","meta":{"targets.json":{"version":1},"bin-0.json":{"version":3,"length":10,"hashes":{"sha256":"ab"}}}},"signatures":[]}"#;
+        let unknown = br#"{"signed":{"_type":"snapshot","spec_version":"1.0.31","version":2,"expires":"2030-01-01T00:00:00Z","x":1,"meta":{"targets.json":{"version":1,"y":[1]}}},"signatures":[]}"#;
+        for bytes in [&plain[..], &unknown[..]] {
+            let fast = <trellis_schema::tuf::Snapshot as Signed>::from_document(bytes).unwrap();
+            let full: Outer<trellis_schema::tuf::Snapshot> = serde_json::from_slice(bytes).unwrap();
+            assert_eq!(fast, full.signed);
+        }
+        let fast = <trellis_schema::tuf::Snapshot as Signed>::from_document(unknown).unwrap();
+        assert_eq!(fast.extra["x"], 1);
+        assert_eq!(fast.meta["targets.json"].extra["y"], serde_json::json!([1]));
     }
 }
