@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use trellis_schema::tuf::{Root, Snapshot, Targets, Timestamp, TopRole};
+use trellis_schema::tuf::{Root, Snapshot, TargetFile, Targets, Timestamp, TopRole};
 
 use super::delegation;
 use super::verify::{
@@ -304,23 +304,25 @@ impl TrustedSet {
     }
 
     /// A delegated role from our store as a [`TrustedLeaf`] (bytes searched per
-    /// lookup) when its [`Receipt`] applies and it delegates nothing; `None` when it
-    /// must be loaded in full ([`TrustedSet::verify_local_targets`]). The snapshot's
-    /// version, length and hashes and the expiry are checked as for a full load.
+    /// lookup) when its [`Receipt`] applies and it delegates nothing, with the entry of
+    /// `path` read in the same pass; `None` when it must be loaded in full
+    /// ([`TrustedSet::verify_local_targets`]). The snapshot's version, length and
+    /// hashes and the expiry are checked as for a full load.
     pub fn verify_local_leaf(
         &self,
         role: &str,
         delegator: Delegator<'_>,
         bytes: Vec<u8>,
         receipt: Option<&Receipt>,
-    ) -> Option<Result<TrustedLeaf, TrustError>> {
+        path: &str,
+    ) -> Option<Result<(TrustedLeaf, Option<TargetFile>), TrustError>> {
         let (expected, authorised) = match self.targets_preconditions(role, delegator, &bytes) {
             Ok(checked) => checked,
             Err(e) => return Some(Err(e)),
         };
-        let leaf = verify_leaf(bytes, role, receipt, authorised)?;
-        Some(leaf.and_then(|leaf| {
-            check_version_and_expiry(role, expected, leaf.version(), leaf.expires(), self.now).map(|()| leaf)
+        let leaf = verify_leaf(bytes, role, receipt, authorised, path)?;
+        Some(leaf.and_then(|(leaf, found)| {
+            check_version_and_expiry(role, expected, leaf.version(), leaf.expires(), self.now).map(|()| (leaf, found))
         }))
     }
 

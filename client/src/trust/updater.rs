@@ -393,29 +393,30 @@ impl Updater {
         Ok(targets)
     }
 
-    /// Delegated `role` from our store as a [`TrustedLeaf`] when its receipt applies and
-    /// it delegates nothing (the cheap way to look up one target in a hash bin);
-    /// `None` when it has to be loaded in full by [`Updater::load_delegated`].
-    fn load_leaf(
+    /// The entry of `path` in delegated `role`, read from our store as a
+    /// [`TrustedLeaf`] when its receipt applies and it delegates nothing (the cheap way
+    /// to look up one target in a hash bin); `None` when the role has to be loaded in
+    /// full by [`Updater::load_delegated`].
+    fn leaf_lookup(
         &mut self,
         role: &str,
         parent_name: &str,
         parent: &Arc<Verified<Targets>>,
-    ) -> Option<Arc<TrustedLeaf>> {
+        path: &str,
+    ) -> Option<Result<Option<TargetFile>, TrustError>> {
         let key = (role.to_owned(), parent_name.to_owned());
         if self.delegated.contains_key(&key) {
             return None;
         }
         if let Some(found) = self.leaves.get(&key) {
-            return Some(Arc::clone(found));
+            return Some(found.target(path));
         }
         let local = self.store.load(role)?;
         let receipt = self.store.load_receipt(role);
-        match self.trusted.verify_local_leaf(role, Delegator::Targets(parent), local, receipt.as_ref())? {
-            Ok(leaf) => {
-                let leaf = Arc::new(leaf);
-                self.leaves.insert(key, Arc::clone(&leaf));
-                Some(leaf)
+        match self.trusted.verify_local_leaf(role, Delegator::Targets(parent), local, receipt.as_ref(), path)? {
+            Ok((leaf, found)) => {
+                self.leaves.insert(key, Arc::new(leaf));
+                Some(Ok(found))
             }
             Err(e) => {
                 tracing::debug!(role, error = %e, "local copy is not the current one");
@@ -447,9 +448,9 @@ impl Updater {
                 continue;
             }
             if role != "targets"
-                && let Some(leaf) = self.load_leaf(&role, &parent_name, &parent)
+                && let Some(found) = self.leaf_lookup(&role, &parent_name, &parent, path)
             {
-                if let Some(file) = leaf.target(path)? {
+                if let Some(file) = found? {
                     return Ok(Some(TargetInfo { path: path.to_owned(), file, role }));
                 }
                 visited.insert(role);

@@ -261,47 +261,124 @@ impl TrustedLeaf {
     }
 }
 
-/// The common fields and whether `delegations` is present, read in one skimming pass.
-#[derive(serde::Deserialize)]
-struct LeafHeader {
-    #[serde(rename = "_type", default)]
+/// What one skimming pass over a leaf's `signed` reads: the common fields, whether
+/// `delegations` is present, and the entry of one target path.
+#[derive(Default)]
+struct LeafScan {
     type_: String,
-    #[serde(default)]
     spec_version: String,
-    #[serde(default)]
     version: Value,
-    #[serde(default)]
     expires: String,
-    #[serde(default)]
-    delegations: Option<serde::de::IgnoredAny>,
+    delegates: bool,
+    found: Option<TargetFile>,
 }
 
 /// Types a targets role of our trusted store as a [`TrustedLeaf`] when `receipt`
-/// proves its signatures and it delegates nothing: `None` when either is not so (the
-/// caller then loads it in full).
+/// proves its signatures and it delegates nothing, and looks up `path` in the same
+/// pass: `None` when either is not so (the caller then loads it in full).
 pub(crate) fn verify_leaf(
     bytes: Vec<u8>,
     role: &str,
     receipt: Option<&Receipt>,
     authorised: Authorised<'_>,
-) -> Option<Result<TrustedLeaf, TrustError>> {
+    path: &str,
+) -> Option<Result<(TrustedLeaf, Option<TargetFile>), TrustError>> {
     let receipt = receipt?;
     let (keys, keyids, threshold) = authorised;
     if !receipt.applies(&bytes, keys, keyids, threshold) {
         return None;
     }
-    let parsed: Outer<LeafHeader> = match serde_json::from_slice(&bytes) {
-        Ok(parsed) => parsed,
+    let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+    let scan =
+        serde::de::DeserializeSeed::deserialize(Section { key: "signed", inner: ScanLeaf(path) }, &mut deserializer);
+    let scan = match scan {
+        Ok(scan) => scan.unwrap_or_default(),
         Err(e) => return Some(Err(TrustError::malformed(role, format!("not metadata: {e}")))),
     };
-    if parsed.signed.delegations.is_some() {
+    if scan.delegates {
         return None;
     }
-    let h = &parsed.signed;
     Some(
-        check_header(role, "targets", &h.type_, &h.spec_version, &h.version, &h.expires)
-            .map(|(version, expires)| TrustedLeaf { bytes: bytes.to_vec(), role: role.to_owned(), version, expires }),
+        check_header(role, "targets", &scan.type_, &scan.spec_version, &scan.version, &scan.expires)
+            .map(|(version, expires)| (TrustedLeaf { bytes, role: role.to_owned(), version, expires }, scan.found)),
     )
+}
+
+/// Reads a [`LeafScan`] from a `signed` object.
+#[derive(Clone, Copy)]
+struct ScanLeaf<'a>(&'a str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for ScanLeaf<'_> {
+    type Value = LeafScan;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<LeafScan, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ScanLeaf<'_> {
+    type Value = LeafScan;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a targets document")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<LeafScan, A::Error> {
+        let mut scan = LeafScan::default();
+        while let Some(key) = map.next_key::<LeafKey>()? {
+            match key {
+                LeafKey::Type => scan.type_ = map.next_value()?,
+                LeafKey::SpecVersion => scan.spec_version = map.next_value()?,
+                LeafKey::Version => scan.version = map.next_value()?,
+                LeafKey::Expires => scan.expires = map.next_value()?,
+                LeafKey::Delegations => {
+                    scan.delegates = !map.next_value::<Value>()?.is_null();
+                }
+                LeafKey::Targets => scan.found = map.next_value_seed(Entry(self.0))?,
+                LeafKey::Other => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(scan)
+    }
+}
+
+/// The members of a targets document a leaf scan reads.
+enum LeafKey {
+    Type,
+    SpecVersion,
+    Version,
+    Expires,
+    Delegations,
+    Targets,
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for LeafKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = LeafKey;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<LeafKey, E> {
+                Ok(match value {
+                    "_type" => LeafKey::Type,
+                    "spec_version" => LeafKey::SpecVersion,
+                    "version" => LeafKey::Version,
+                    "expires" => LeafKey::Expires,
+                    "delegations" => LeafKey::Delegations,
+                    "targets" => LeafKey::Targets,
+                    _ => LeafKey::Other,
+                })
+            }
+        }
+        deserializer.deserialize_str(Name)
+    }
 }
 
 /// Finds the value of `key` in a JSON object and hands it to `inner`, skipping every
@@ -684,18 +761,20 @@ mod tests {
         let bytes = doc("");
         let signer = Signer { keyid: key.key_id().clone(), fingerprint: KeyId::of(key.public()).unwrap() };
         let receipt = Receipt { sha256: sha256_hex(&bytes), signers: vec![signer] };
-        let leaf = verify_leaf(bytes.clone(), "bin-1", Some(&receipt), (&keys, &keyids, 1)).unwrap().unwrap();
+        let (leaf, found) =
+            verify_leaf(bytes.clone(), "bin-1", Some(&receipt), (&keys, &keyids, 1), "a/x.json").unwrap().unwrap();
+        assert_eq!(found.unwrap().length, 1);
         assert_eq!(leaf.version(), 4);
         assert_eq!(leaf.target("c/z.json").unwrap().unwrap().length, 3);
         assert_eq!(leaf.target("b/y.json").unwrap().unwrap().length, 2, "escaped keys compare unescaped");
         assert!(leaf.target("d/none.json").unwrap().is_none());
         // No receipt, another document, or a role that delegates: loaded in full instead.
-        assert!(verify_leaf(bytes, "bin-1", None, (&keys, &keyids, 1)).is_none());
-        assert!(verify_leaf(doc(r#","x":1"#), "bin-1", Some(&receipt), (&keys, &keyids, 1)).is_none());
+        assert!(verify_leaf(bytes, "bin-1", None, (&keys, &keyids, 1), "a/x.json").is_none());
+        assert!(verify_leaf(doc(r#","x":1"#), "bin-1", Some(&receipt), (&keys, &keyids, 1), "a/x.json").is_none());
         let delegating = doc(r#","delegations":{"keys":{},"roles":[]}"#);
         let receipt = Receipt { sha256: sha256_hex(&delegating), ..receipt };
-        assert!(verify_leaf(delegating.clone(), "bin-1", Some(&receipt), (&keys, &keyids, 1)).is_none());
-        assert!(verify_leaf(delegating, "bin-1", Some(&receipt), (&keys, &keyids, 2)).is_none());
+        assert!(verify_leaf(delegating.clone(), "bin-1", Some(&receipt), (&keys, &keyids, 1), "a/x.json").is_none());
+        assert!(verify_leaf(delegating, "bin-1", Some(&receipt), (&keys, &keyids, 2), "a/x.json").is_none());
     }
 
     #[test]
