@@ -108,11 +108,19 @@ fn spread(mut samples: Vec<Duration>) -> (Duration, Duration, Duration, Duration
     (at(0.5), at(0.95), samples[0], samples[samples.len() - 1])
 }
 
-fn report_hits(server: &FaultServer) {
-    let mut kinds: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+/// Requests and body bytes per kind of file (sizes from the site; `304`s and `404`s
+/// carry no body).
+fn report_hits(server: &FaultServer, site: &Path) {
+    let mut kinds: BTreeMap<&str, (usize, usize, u64)> = BTreeMap::new();
     for hit in server.hits() {
         let kind = if hit.path.starts_with("/metadata/") {
-            if hit.path.contains(".bin") { "metadata: bins" } else { "metadata: top-level and delegated roles" }
+            if hit.path.contains(".bin-") {
+                "metadata: hash bins"
+            } else if hit.path.contains(".publishers.") {
+                "metadata: publishers role"
+            } else {
+                "metadata: other roles"
+            }
         } else if hit.path.ends_with(".zip") {
             "packages"
         } else if hit.path.ends_with(".dsse") {
@@ -124,12 +132,16 @@ fn report_hits(server: &FaultServer) {
         };
         let entry = kinds.entry(kind).or_default();
         entry.0 += 1;
-        entry.1 += usize::from(hit.status != 200);
+        if hit.status == 200 {
+            entry.2 += std::fs::metadata(site.join(hit.path.trim_start_matches('/'))).map(|m| m.len()).unwrap_or(0);
+        } else {
+            entry.1 += 1;
+        }
     }
-    for (kind, (count, not_ok)) in &kinds {
+    for (kind, (count, not_ok, bytes)) in &kinds {
         println!(
-            "  {kind}: {count} request(s){}",
-            if *not_ok > 0 { format!(", {not_ok} not 200") } else { String::new() }
+            "  {kind}: {count} request(s){}, {bytes} body bytes",
+            if *not_ok > 0 { format!(" ({not_ok} not 200)") } else { String::new() }
         );
     }
 }
@@ -247,7 +259,7 @@ fn main() {
         fields[0],
         fields[2] as f64 / 1024.0
     );
-    report_hits(&server);
+    report_hits(&server, &site.site_dir);
 
     // 2. Warm re-resolve.
     let mut warm = Vec::new();
@@ -305,7 +317,7 @@ fn main() {
         server.bytes_sent(),
         start.elapsed()
     );
-    report_hits(&server);
+    report_hits(&server, &site.site_dir);
     assert_eq!(report.updated.len(), changed.len());
     drop(store);
 
