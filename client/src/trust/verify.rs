@@ -11,7 +11,7 @@
 //! [`Receipt`]: the SHA-256 of the bytes and the keys (id and key fingerprint) whose
 //! signatures over those bytes verified. A document read back from the store with a
 //! receipt that still applies is typed without parsing it into a `Value`,
-//! canonicalising it and checking signatures again ([`from_receipt`]): that work
+//! canonicalising it and checking signatures again (`from_receipt`): that work
 //! dominated opening the store (30 hash bins of a 100k-plugin registry are ~2 MB).
 //!
 //! Why this is sound: signature verification is a pure function of (bytes, key). The
@@ -228,7 +228,7 @@ impl Signed for trellis_schema::tuf::Snapshot {
 /// A delegated targets role without delegations, read back from our store under a
 /// [`Receipt`] that applied and checked like any trusted copy (version and expiry are
 /// those of its header), kept as bytes: a hash bin of a large registry lists hundreds
-/// of targets and a resolution needs one of them. Only [`verify_leaf`] makes one.
+/// of targets and a resolution needs one of them. Only [`super::TrustedSet::verify_local_leaf`] makes one.
 #[derive(Debug)]
 pub struct TrustedLeaf {
     bytes: Vec<u8>,
