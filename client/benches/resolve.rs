@@ -18,6 +18,10 @@ use trellis_schema::plugin::{Channel, Dependency, HostRequirement, Platform};
 const NODES: usize = 30;
 const APP: &str = "bench-app";
 
+fn public() -> RegistryName {
+    "public".parse().expect("a valid registry name")
+}
+
 fn plugin(i: usize) -> PluginId {
     format!("bench.node{i:02}").parse().expect("valid id")
 }
@@ -69,11 +73,12 @@ fn registry() -> MemorySource {
                     unpacked_size: 1_000_000,
                     deltas: Vec::new(),
                     min_client_version: None,
+                    rollout: None,
                     version,
                 });
             }
         }
-        source.insert(RegistryName::new("public"), IndexDoc { id: plugin(i), name: format!("Node {i}"), releases });
+        source.insert(public(), IndexDoc { id: plugin(i), name: format!("Node {i}"), releases });
     }
     source
 }
@@ -96,7 +101,7 @@ fn request() -> Request {
     Request::new(
         HostApp { id: APP.into(), api_version: Version::new(1, 4, 0) },
         Platform::WindowsX86_64,
-        Registries::new([RegistryName::new("public")]),
+        Registries::new([public()]),
     )
     .require(plugin(0), "*".parse().expect("req"))
     .with_blocklist(Arc::new(blocklist))

@@ -16,6 +16,7 @@
 //!
 //! The lifecycle's foundations that need no network:
 //! - [`fs`]: atomic writes and the data-dir lock;
+//! - [`registry_name`]: the checked local name of a configured registry, used by every layer;
 //! - [`state`]: the data dir layout, the state file (installed set, consents, pins,
 //!   policies) and the journal of the operation in flight;
 //! - [`activate`]: moving a plugin between versions crash-safely, and recovery;
@@ -31,8 +32,11 @@ pub mod fs;
 pub mod hooks;
 pub mod package;
 pub mod policy;
+pub mod registry_name;
 pub mod resolve;
 pub mod state;
 pub mod store;
 pub mod transport;
 pub mod trust;
+
+pub use registry_name::RegistryName;

@@ -3,9 +3,16 @@
 //! The user chooses a mode ([`UpdateMode`]: auto, notify, manual) globally and per
 //! plugin, how often to check, and optionally an update window in local time
 //! (`02:00-05:00`, may wrap past midnight) for automatic updates, and the channel
-//! followed. Pins hold a plugin at one release (the resolver honours them too). Publishers may stage a rollout: a release offered to a
-//! percentage of installs, chosen deterministically per install id so that an install
-//! stays in or out of the rollout for that release across checks.
+//! followed. Pins hold a plugin at one release (the resolver honours them too).
+//!
+//! The registry operator may stage a rollout (`trellis-index rollout`): a release offered
+//! as an update to a percentage of installs (the index doc's `rollout`), chosen by a
+//! stable bucket per install id and release, so an install stays in or out across
+//! checks and raising the share only adds installs. Like Firefox's background update
+//! throttling, it holds back updates the client applies or offers on its own and a
+//! plain "update everything"; it never holds back a new install (which gets the newest
+//! release), and a user who names the plugin (`trellis update ID`) gets the release at
+//! once, as a deliberate choice.
 //!
 //! This module owns those settings (stored in the state file) and [`decide`], a pure
 //! function from settings, the clock and one available update to a [`Decision`] with
@@ -20,6 +27,7 @@ use jiff::civil::Time;
 use jiff::{SignedDuration, Timestamp, ZonedDateTime};
 use semver::Version;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+pub use trellis_schema::index::Percent;
 use trellis_schema::plugin::Channel;
 use trellis_schema::{PluginId, Sha256};
 
@@ -82,9 +90,6 @@ pub enum PolicyError {
         /// What is wrong with it.
         problem: String,
     },
-    /// A rollout percentage above 100.
-    #[error("rollout percentage {0} is above 100")]
-    BadPercent(u32),
 }
 
 /// A daily time range in local time in which automatic updates may be applied. The
@@ -263,40 +268,6 @@ impl Policies {
     }
 }
 
-/// A share of installs, 0 to 100.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "u32", into = "u32")]
-pub struct Percent(u8);
-
-impl Percent {
-    /// Every install.
-    pub const ALL: Percent = Percent(100);
-
-    /// The percentage; values above 100 are refused.
-    pub fn new(value: u32) -> Result<Self, PolicyError> {
-        u8::try_from(value).ok().filter(|v| *v <= 100).map(Self).ok_or(PolicyError::BadPercent(value))
-    }
-
-    /// The value, 0 to 100.
-    pub fn get(self) -> u8 {
-        self.0
-    }
-}
-
-impl TryFrom<u32> for Percent {
-    type Error = PolicyError;
-
-    fn try_from(value: u32) -> Result<Self, Self::Error> {
-        Self::new(value)
-    }
-}
-
-impl From<Percent> for u32 {
-    fn from(p: Percent) -> Self {
-        u32::from(p.0)
-    }
-}
-
 /// The rollout bucket (0 to 99) of this install for one release: the first 8 bytes of
 /// `sha256(install_id ‖ 0 ‖ plugin ‖ 0 ‖ version)` modulo 100. The same install gets
 /// the same bucket for a release every time, and independent buckets across releases,
@@ -318,7 +289,8 @@ pub struct AvailableUpdate {
     pub from: Version,
     /// The release offered.
     pub to: Version,
-    /// The publisher's staged rollout for `to`; `None` means every install.
+    /// The operator's staged rollout of `to` (from its index doc); `None` means every
+    /// install.
     pub rollout: Option<Percent>,
     /// Permission keys of `to` the user has not agreed to (see [`crate::consent`]).
     pub needs_consent: Vec<String>,
@@ -327,10 +299,14 @@ pub struct AvailableUpdate {
 /// Who asked for the update.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trigger {
-    /// The periodic check: mode, window and rollout apply.
+    /// The periodic check: mode, window and the staged rollout apply.
     Scheduled,
-    /// The user asked (`trellis update`, the host's button): only pins apply.
+    /// The user asked to update everything (`trellis update`, an "update all" button):
+    /// pins and the staged rollout apply, mode and window do not.
     User,
+    /// The user named the plugin (`trellis update ID`): only pins apply, so a release
+    /// still in a staged rollout is installed at once.
+    Named,
 }
 
 /// What to do with an available update.
@@ -389,9 +365,10 @@ impl fmt::Display for Reason {
             Self::NotifyPolicy => f.write_str("the update policy is notify"),
             Self::ManualPolicy => f.write_str("the update policy is manual; run `trellis update` to apply it"),
             Self::Pinned { version } => write!(f, "pinned to {version}; `trellis unpin` to allow updates"),
-            Self::NotInRollout { bucket, percent } => {
-                write!(f, "staged rollout: offered to {percent}% of installs so far (this one is in bucket {bucket})")
-            }
+            Self::NotInRollout { bucket, percent } => write!(
+                f,
+                "staged rollout: offered to {percent}% of installs so far (this one is in bucket {bucket}); name the plugin (`trellis update ID`) to get it now"
+            ),
             Self::NeedsConsent { permissions } => {
                 write!(f, "it asks for new permissions ({}); review and agree to update", permissions.join(", "))
             }
@@ -428,10 +405,10 @@ pub struct PolicyContext<'a> {
     pub trigger: Trigger,
 }
 
-/// Decides what to do with `update`. Order: pins always apply; a user's request is
-/// then applied; on a schedule, an install outside the rollout skips, then the mode
-/// decides, and auto updates needing consent become notifications and wait for the
-/// window.
+/// Decides what to do with `update`. Order: pins always apply; an update the user
+/// named is then applied; an install outside the staged rollout skips; a user's
+/// "update everything" is then applied; on a schedule the mode decides, and auto
+/// updates needing consent become notifications and wait for the window.
 pub fn decide(ctx: PolicyContext<'_>, update: &AvailableUpdate) -> Decision {
     let (action, reason) = decide_action(ctx, update);
     Decision { plugin: update.plugin.clone(), to: update.to.clone(), action, reason }
@@ -441,13 +418,16 @@ fn decide_action(ctx: PolicyContext<'_>, update: &AvailableUpdate) -> (Action, R
     if let Some(pinned) = ctx.pins.get(&update.plugin).filter(|pinned| **pinned != update.to) {
         return (Action::Skip, Reason::Pinned { version: pinned.clone() });
     }
-    if ctx.trigger == Trigger::User {
+    if ctx.trigger == Trigger::Named {
         return (Action::Apply, Reason::Requested);
     }
     let percent = update.rollout.unwrap_or(Percent::ALL).get();
     let bucket = rollout_bucket(ctx.install_id, &update.plugin, &update.to);
     if bucket >= percent {
         return (Action::Skip, Reason::NotInRollout { bucket, percent });
+    }
+    if ctx.trigger == Trigger::User {
+        return (Action::Apply, Reason::Requested);
     }
     let policy = ctx.policies.for_plugin(&update.plugin);
     match policy.mode {
@@ -584,7 +564,7 @@ mod tests {
     }
 
     #[test]
-    fn user_request_ignores_mode_window_and_rollout() {
+    fn naming_the_plugin_ignores_mode_window_and_rollout() {
         let policies =
             Policies { global: Policy { mode: UpdateMode::Manual, ..Policy::default() }, ..Policies::default() };
         let id = install_id();
@@ -592,8 +572,25 @@ mod tests {
         let pins = BTreeMap::new();
         let u = AvailableUpdate { rollout: Some(Percent::new(0).unwrap()), ..update(Version::new(1, 1, 0)) };
         let ctx =
-            PolicyContext { now: &now, install_id: &id, policies: &policies, pins: &pins, trigger: Trigger::User };
+            PolicyContext { now: &now, install_id: &id, policies: &policies, pins: &pins, trigger: Trigger::Named };
         assert_eq!(decide(ctx, &u).reason, Reason::Requested);
+    }
+
+    #[test]
+    fn updating_everything_ignores_mode_and_window_but_not_the_rollout() {
+        let policies =
+            Policies { global: Policy { mode: UpdateMode::Manual, ..Policy::default() }, ..Policies::default() };
+        let id = install_id();
+        let now = at(14, 0);
+        let pins = BTreeMap::new();
+        let ctx =
+            PolicyContext { now: &now, install_id: &id, policies: &policies, pins: &pins, trigger: Trigger::User };
+        let everyone = update(Version::new(1, 1, 0));
+        assert_eq!(decide(ctx, &everyone).reason, Reason::Requested);
+        let nobody = AvailableUpdate { rollout: Some(Percent::new(0).unwrap()), ..everyone };
+        let d = decide(ctx, &nobody);
+        assert_eq!(d.action, Action::Skip);
+        assert!(matches!(d.reason, Reason::NotInRollout { percent: 0, .. }), "{d:?}");
     }
 
     #[test]
@@ -631,13 +628,6 @@ mod tests {
         ];
         let text: Vec<String> = reasons.iter().map(ToString::to_string).collect();
         insta::assert_snapshot!(text.join("\n"));
-    }
-
-    #[test]
-    fn percent_above_100_is_refused() {
-        assert_eq!(Percent::new(101), Err(PolicyError::BadPercent(101)));
-        assert!(serde_json::from_str::<Percent>("250").is_err());
-        assert_eq!(serde_json::from_str::<Percent>("40").unwrap().get(), 40);
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! Operator commands that change a registry or a site without a full build:
-//! `init`, `timestamp`, `yank`/`unyank`, `block`/`unblock` and key rotation.
+//! `init`, `timestamp`, `yank`/`unyank`, `rollout`, `block`/`unblock` and key rotation.
 //!
 //! Owns editing the registry's own files (configuration, `root/`, `yanks.json`,
-//! `blocklist.json`, `keys/`) safely (atomic writes, refusing to lose anything), and
-//! re-signing `timestamp.json`. Publishing the effect of a yank or a block in the site
-//! is an ordinary incremental build ([`crate::build`]) that the caller runs next.
+//! `rollouts.json`, `blocklist.json`, `keys/`) safely (atomic writes, refusing to lose
+//! anything), and re-signing `timestamp.json`. Publishing the effect of a yank, a
+//! rollout or a block in the site is an ordinary incremental build ([`crate::build`])
+//! that the caller runs next.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,14 +14,15 @@ use serde::Serialize;
 use serde_json::Map;
 use trellis_client::fs::{FsError, write_atomic};
 use trellis_schema::blocklist::{BlockEntry, Blocklist};
+use trellis_schema::index::Percent;
 use trellis_schema::tuf::{self as schema, Root, TopRole};
 use trellis_schema::{KeyId, PluginId, PublicKey, SigningKey, canonical};
 
 use crate::build::{self, BuildError, PreviousSite};
 use crate::keyfile::{self, KeyFileIoError};
 use crate::registry::{
-    BLOCKLIST_FILE, CONFIG_FILE, Expiry, KeyConfig, Registry, RegistryConfig, RegistryError, RoleKeyFiles, YANKS_FILE,
-    Yank, Yanks,
+    BLOCKLIST_FILE, CONFIG_FILE, Expiry, KeyConfig, REMOTE_SUFFIX, ROLLOUTS_FILE, Registry, RegistryConfig,
+    RegistryError, RoleKeyFiles, Rollout, Rollouts, YANKS_FILE, Yank, Yanks,
 };
 use crate::site;
 use crate::tuf;
@@ -222,15 +224,19 @@ pub fn timestamp(registry: &Registry, site_dir: &Path, now: jiff::Timestamp) -> 
     Ok(version)
 }
 
+/// Refuses a release that has neither a package nor a remote package descriptor.
+fn require_release(registry: &Registry, id: &PluginId, version: &semver::Version) -> Result<(), OperatorError> {
+    let dir = registry.dir.join("releases").join(id.as_str());
+    let package = dir.join(format!("{version}.zip"));
+    if package.exists() || dir.join(format!("{version}{REMOTE_SUFFIX}")).exists() {
+        return Ok(());
+    }
+    Err(OperatorError::Refused(format!("{id} {version} is not in this registry ({} is missing)", package.display())))
+}
+
 /// Marks `id version` yanked in `yanks.json`. Refuses unknown releases and double yanks.
 pub fn yank(registry: &Registry, id: &PluginId, version: &semver::Version, reason: &str) -> Result<(), OperatorError> {
-    let release = registry.dir.join("releases").join(id.as_str()).join(format!("{version}.zip"));
-    if !release.exists() {
-        return Err(OperatorError::Refused(format!(
-            "{id} {version} is not in this registry ({} is missing)",
-            release.display()
-        )));
-    }
+    require_release(registry, id, version)?;
     let mut yanks = registry.yanks.clone();
     if yanks.contains(id, version) {
         return Err(OperatorError::Refused(format!("{id} {version} is already yanked")));
@@ -249,6 +255,28 @@ pub fn unyank(registry: &Registry, id: &PluginId, version: &semver::Version) -> 
         return Err(OperatorError::Refused(format!("{id} {version} is not yanked")));
     }
     write_json(&registry.dir.join(YANKS_FILE), &yanks)
+}
+
+/// Sets the staged rollout of `id version` in `rollouts.json`: the share of installs
+/// offered it as an update. 100 ends the rollout (the entry is removed: everyone gets
+/// it); 0 halts it (installs that already updated keep it). Refuses unknown releases.
+/// Returns the share before the change (`None` when the release went to everyone).
+pub fn rollout(
+    registry: &Registry,
+    id: &PluginId,
+    version: &semver::Version,
+    percent: Percent,
+) -> Result<Option<Percent>, OperatorError> {
+    require_release(registry, id, version)?;
+    let mut rollouts: Rollouts = registry.rollouts.clone();
+    let before = rollouts.percent(id, version);
+    rollouts.rollouts.retain(|r| !(&r.id == id && &r.version == version));
+    if percent != Percent::ALL {
+        rollouts.rollouts.push(Rollout { id: id.clone(), version: version.clone(), percent });
+        rollouts.rollouts.sort_by(|a, b| (&a.id, &a.version).cmp(&(&b.id, &b.version)));
+    }
+    write_json(&registry.dir.join(ROLLOUTS_FILE), &rollouts)?;
+    Ok(before)
 }
 
 /// Adds a blocklist entry.

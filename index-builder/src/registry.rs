@@ -12,6 +12,8 @@
 //!                              of a package hosted elsewhere; fetched once into
 //!                              .cache/packages/<sha256>.zip (git-ignored) and checked
 //! yanks.json                   {"yanked": [{"id", "version", "reason"}]}
+//! rollouts.json                {"rollouts": [{"id", "version", "percent"}]}: staged rollouts
+//!                              (`trellis-index rollout`); a release not listed goes to everyone
 //! blocklist.json               the blocklist (Blocklist)
 //! catalog/                     optional inputs of later catalog features (ratings, stats)
 //! ```
@@ -26,6 +28,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use trellis_schema::blocklist::Blocklist;
+use trellis_schema::index::Percent;
 use trellis_schema::publisher::PublisherRecord;
 use trellis_schema::tuf::{Envelope, Root};
 use trellis_schema::{PluginId, Sha256, SigningKey, VendorId};
@@ -37,6 +40,8 @@ use crate::release::{self, PluginInput, ReleaseError};
 pub const CONFIG_FILE: &str = "trellis-registry.json";
 /// File name of the yank list.
 pub const YANKS_FILE: &str = "yanks.json";
+/// File name of the staged rollout list.
+pub const ROLLOUTS_FILE: &str = "rollouts.json";
 /// File name of the blocklist.
 pub const BLOCKLIST_FILE: &str = "blocklist.json";
 
@@ -218,6 +223,34 @@ impl Yanks {
     }
 }
 
+/// One entry of `rollouts.json`: the share of installs offered `id version` as an update.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rollout {
+    /// Plugin.
+    pub id: PluginId,
+    /// Version.
+    pub version: semver::Version,
+    /// Share of installs, 0 to 100.
+    pub percent: Percent,
+}
+
+/// `rollouts.json`: releases in a staged rollout. A release not listed is offered to
+/// every install.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rollouts {
+    /// Releases in a staged rollout.
+    pub rollouts: Vec<Rollout>,
+}
+
+impl Rollouts {
+    /// The staged rollout of `id version`; `None` when it goes to everyone.
+    pub fn percent(&self, id: &PluginId, version: &semver::Version) -> Option<Percent> {
+        self.rollouts.iter().find(|r| &r.id == id && &r.version == version).map(|r| r.percent)
+    }
+}
+
 /// An opened registry source tree: configuration, publishers, yanks, blocklist and the
 /// root history, all parsed. Releases are loaded on demand ([`Registry::load_plugins`]).
 #[derive(Debug)]
@@ -230,6 +263,8 @@ pub struct Registry {
     pub publishers: BTreeMap<VendorId, PublisherRecord>,
     /// `yanks.json`.
     pub yanks: Yanks,
+    /// `rollouts.json`.
+    pub rollouts: Rollouts,
     /// `blocklist.json`.
     pub blocklist: Blocklist,
     /// Every signed root, oldest first.
@@ -257,7 +292,7 @@ fn read_json_or_default<T: serde::de::DeserializeOwned + Default>(path: &Path) -
 
 impl Registry {
     /// Opens the registry at `dir`: parses the configuration, publishers, yanks,
-    /// blocklist and root history.
+    /// rollouts, blocklist and root history.
     pub fn open(dir: &Path) -> Result<Self, RegistryError> {
         let config_path = dir.join(CONFIG_FILE);
         let config: RegistryConfig = read_json(&config_path)?;
@@ -269,9 +304,10 @@ impl Registry {
         }
         let publishers = load_publishers(&dir.join("publishers"))?;
         let yanks = read_json_or_default(&dir.join(YANKS_FILE))?;
+        let rollouts = read_json_or_default(&dir.join(ROLLOUTS_FILE))?;
         let blocklist = read_json_or_default(&dir.join(BLOCKLIST_FILE))?;
         let roots = load_roots(&dir.join("root"))?;
-        Ok(Self { dir: dir.to_owned(), config, publishers, yanks, blocklist, roots })
+        Ok(Self { dir: dir.to_owned(), config, publishers, yanks, rollouts, blocklist, roots })
     }
 
     /// The newest root.
@@ -372,6 +408,7 @@ impl Registry {
                 &self.publishers,
             )?;
             input.yanked = self.yanks.contains(id, &version);
+            input.rollout = self.rollouts.percent(id, &version);
             releases.push(input);
         }
         Ok(PluginInput { id: id.clone(), releases })

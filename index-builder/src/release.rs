@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use trellis_schema::dsse::Envelope;
+use trellis_schema::index::Percent;
 use trellis_schema::manifest::ReleaseManifest;
 use trellis_schema::plugin::METADATA_PATH;
 use trellis_schema::publisher::{PublisherRecord, ReleaseSignatureError};
@@ -70,6 +71,9 @@ pub struct ReleaseInput {
     pub envelope: Blob,
     /// Yanked by the operator or publisher (from the registry's yank list).
     pub yanked: bool,
+    /// The operator's staged rollout (from the registry's rollout list); `None` is
+    /// every install.
+    pub rollout: Option<Percent>,
 }
 
 /// All releases of one plugin, oldest first.
@@ -237,5 +241,6 @@ fn check(
         envelope: Blob::from_bytes(envelope_bytes),
         manifest,
         yanked: false,
+        rollout: None,
     })
 }

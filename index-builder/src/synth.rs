@@ -218,6 +218,7 @@ pub fn plugin_input(plugin: SynthPlugin) -> PluginInput {
                 },
                 manifest,
                 yanked: release.yanked,
+                rollout: None,
             }
         })
         .collect();

@@ -354,6 +354,65 @@ fn yank_republishes_only_the_plugin_index_doc_and_marks_the_release() {
 }
 
 #[test]
+fn rollout_is_kept_in_rollouts_json_and_published_in_the_index_doc() {
+    use trellis_schema::index::Percent;
+
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    let (clock, newest) = ("acme.clock".parse().unwrap(), "1.1.0".parse().unwrap());
+    let report = build(registry.path(), out.path()).unwrap();
+    let doc_name = site::index_target(&clock).rsplit('/').next().unwrap().to_owned();
+    let first_doc =
+        report.written.iter().find(|p| p.starts_with("targets/") && p.ends_with(&doc_name)).unwrap().clone();
+    let percent = |p| Percent::new(p).unwrap();
+    let reg = Registry::open(registry.path()).unwrap();
+    assert_eq!(operator::rollout(&reg, &clock, &newest, percent(10)).unwrap(), None);
+    let reg = Registry::open(registry.path()).unwrap();
+    assert_eq!(operator::rollout(&reg, &clock, &newest, percent(25)).unwrap(), Some(percent(10)));
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(registry.path().join("rollouts.json")).unwrap()).unwrap();
+    assert_eq!(written, serde_json::json!({"rollouts": [{"id": "acme.clock", "version": "1.1.0", "percent": 25}]}));
+
+    let report = build(registry.path(), out.path()).unwrap();
+    let docs: Vec<&String> = report.written.iter().filter(|p| p.starts_with("targets/")).collect();
+    assert_eq!(docs.len(), 1, "only the plugin's index doc changes: {:?}", report.written);
+    let doc: IndexDoc = serde_json::from_slice(&std::fs::read(out.path().join(docs[0])).unwrap()).unwrap();
+    assert_eq!(doc.releases.iter().map(|r| r.rollout).collect::<Vec<_>>(), [None, Some(percent(25))]);
+    let raw = String::from_utf8(std::fs::read(out.path().join(docs[0])).unwrap()).unwrap();
+    assert_eq!(raw.matches("\"rollout\"").count(), 1, "absent rollouts are not written: {raw}");
+
+    // 100% ends the rollout: the entry goes and the index doc is the first one again.
+    let reg = Registry::open(registry.path()).unwrap();
+    assert_eq!(operator::rollout(&reg, &clock, &newest, Percent::ALL).unwrap(), Some(percent(25)));
+    assert_eq!(Registry::open(registry.path()).unwrap().rollouts.rollouts, []);
+    build(registry.path(), out.path()).unwrap();
+    // The hash bin re-signed last lists the first index doc's hash again.
+    let bins = tree(&out.path().join("metadata"));
+    let newest_bin = bins
+        .iter()
+        .filter(|(name, _)| name.contains(".bin-"))
+        .max_by_key(|(name, _)| name.split('.').next().and_then(|v| v.parse::<u64>().ok()).unwrap_or_default());
+    let (_, bin) = newest_bin.unwrap();
+    let first_hash = first_doc.rsplit('/').next().unwrap().split('.').next().unwrap();
+    assert!(String::from_utf8_lossy(bin).contains(first_hash), "the published index doc is the one without rollout");
+
+    let missing = operator::rollout(&reg, &clock, &"9.9.9".parse().unwrap(), percent(5)).unwrap_err();
+    assert!(missing.to_string().contains("acme.clock 9.9.9 is not in this registry"), "{missing}");
+}
+
+#[test]
+fn a_rollout_above_100_percent_in_rollouts_json_is_refused_naming_the_file() {
+    let registry = registry();
+    std::fs::write(
+        registry.path().join("rollouts.json"),
+        r#"{"rollouts": [{"id": "acme.clock", "version": "1.1.0", "percent": 150}]}"#,
+    )
+    .unwrap();
+    let error = Registry::open(registry.path()).unwrap_err().to_string();
+    assert!(error.contains("rollouts.json") && error.contains("percentage 150 is above 100"), "{error}");
+}
+
+#[test]
 fn block_republishes_only_the_blocklist_and_the_security_role() {
     let registry = registry();
     let out = tempfile::tempdir().unwrap();

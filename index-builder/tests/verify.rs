@@ -127,6 +127,12 @@ fn cli_init_build_verify_round_trip() {
     let (code, out) = run(&["yank", registry.to_str().unwrap(), "acme.clock@9.9.9"]);
     assert_eq!(code, Some(2), "{out}");
     assert!(out.contains("acme.clock 9.9.9 is not in this registry"), "{out}");
+    let (code, out) = run(&["rollout", registry.to_str().unwrap(), "acme.clock@1.0.0", "30%"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("acme.clock 1.0.0 is offered as an update to 30% of installs (was 100%)"), "{out}");
+    let (code, out) = run(&["rollout", registry.to_str().unwrap(), "acme.clock@1.0.0", "120"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("\"120\" is not a percentage from 0 to 100"), "{out}");
     let (code, out) = run(&["timestamp", registry.to_str().unwrap(), "--site", site.to_str().unwrap(), now]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("timestamp.json v2"), "{out}");

@@ -3,7 +3,8 @@
 //! An index doc lists every release of one plugin with its version, channel,
 //! dependencies, host requirement, platforms, yanked flag, permissions, the package
 //! blob (path, SHA-256, length), the developer signature envelope, the digest of the
-//! signed release manifest and the deltas that lead to it. Display data (long
+//! signed release manifest, the deltas that lead to it and the operator's staged
+//! rollout ([`Percent`] of installs offered it as an update). Display data (long
 //! descriptions, screenshots) lives in the package and in catalog docs, so the
 //! documents a resolver downloads stay small.
 
@@ -74,6 +75,88 @@ pub struct IndexRelease {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "json-schema", schemars(with = "Option<String>"))]
     pub min_client_version: Option<semver::Version>,
+    /// The operator's staged rollout: the share of installs offered this release as an
+    /// update (each install falls in or out by a stable bucket of its own). Absent means
+    /// every install. New installs are never held back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Percent>,
+}
+
+/// A share of installs, 0 to 100.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct Percent(u8);
+
+/// A percentage above 100.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("percentage {0} is above 100")]
+pub struct PercentError(pub u32);
+
+impl Percent {
+    /// Every install.
+    pub const ALL: Percent = Percent(100);
+
+    /// The percentage; values above 100 are refused.
+    pub fn new(value: u32) -> Result<Self, PercentError> {
+        u8::try_from(value).ok().filter(|v| *v <= 100).map(Self).ok_or(PercentError(value))
+    }
+
+    /// The value, 0 to 100.
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl TryFrom<u32> for Percent {
+    type Error = PercentError;
+
+    fn try_from(value: u32) -> Result<Self, Self::Error> {
+        Self::new(value)
+    }
+}
+
+impl From<Percent> for u32 {
+    fn from(p: Percent) -> Self {
+        u32::from(p.0)
+    }
+}
+
+impl std::fmt::Display for Percent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}%", self.0)
+    }
+}
+
+impl std::str::FromStr for Percent {
+    type Err = PercentParseError;
+
+    /// `25` or `25%`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let digits = s.trim().strip_suffix('%').unwrap_or(s.trim());
+        let value: u32 = digits.parse().map_err(|_| PercentParseError(s.to_owned()))?;
+        Self::new(value).map_err(|_| PercentParseError(s.to_owned()))
+    }
+}
+
+/// Text that is not a percentage from 0 to 100.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a percentage from 0 to 100")]
+pub struct PercentParseError(pub String);
+
+#[cfg(feature = "json-schema")]
+impl schemars::JsonSchema for Percent {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Percent".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 100,
+            "description": "A share of installs, 0 to 100",
+        })
+    }
 }
 
 /// The index doc of one plugin.
@@ -92,5 +175,31 @@ impl IndexDoc {
     /// The release with exactly `version`.
     pub fn release(&self, version: &semver::Version) -> Option<&IndexRelease> {
         self.releases.iter().find(|r| &r.version == version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_accepts_0_to_100_and_refuses_more() {
+        assert_eq!(Percent::new(0).map(Percent::get), Ok(0));
+        assert_eq!(Percent::new(100), Ok(Percent::ALL));
+        assert_eq!(Percent::new(101), Err(PercentError(101)));
+        assert_eq!(serde_json::from_str::<Percent>("40").map(Percent::get).ok(), Some(40));
+        let err = serde_json::from_str::<Percent>("250").unwrap_err();
+        assert!(err.to_string().contains("percentage 250 is above 100"), "{err}");
+    }
+
+    #[test]
+    fn percent_parses_with_or_without_the_sign() {
+        assert_eq!("25".parse::<Percent>().map(Percent::get), Ok(25));
+        assert_eq!(" 25% ".parse::<Percent>().map(Percent::get), Ok(25));
+        assert_eq!("100%".parse::<Percent>(), Ok(Percent::ALL));
+        for bad in ["", "%", "-1", "101", "12.5", "half"] {
+            let err = bad.parse::<Percent>().unwrap_err();
+            assert_eq!(err.to_string(), format!("{bad:?} is not a percentage from 0 to 100"));
+        }
     }
 }

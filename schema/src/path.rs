@@ -17,8 +17,10 @@
 //! - is at most [`MAX_PATH_LEN`] bytes with segments of at most [`MAX_SEGMENT_LEN`] bytes.
 //!
 //! [`NameSet`] then refuses a *set* of names that would collide on a case-insensitive
-//! file system (`A.dll` + `a.dll`), exact duplicates, and a name used both as a file
-//! and as a directory.
+//! file system (`A.dll` + `a.dll`) or a normalization-insensitive one (macOS: `café`
+//! spelled with `é` and with `e` + combining acute accent), exact duplicates, and a name
+//! used both as a file and as a directory. Both spellings of a name are accepted on their
+//! own; only a set holding two of them is refused.
 //!
 //! This module is pure. `trellis-index pack` and `lint` call it to refuse trees that
 //! extraction would refuse; `trellis_client::package` calls it on every entry of an
@@ -29,6 +31,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use unicode_normalization::UnicodeNormalization;
 
 /// Longest accepted path, in bytes. Leaves room under Windows' 260-character `MAX_PATH`
 /// for the install prefix (`…\plugins\<id>\<version>\`).
@@ -166,6 +169,18 @@ pub enum NameError {
         /// The path it collides with.
         other: String,
     },
+    /// Two paths equal but for Unicode normalization (`é` as one code point and as `e`
+    /// plus a combining accent), possibly also letter case.
+    #[error(
+        "{path:?} and {other:?} are the same name in different Unicode normalization forms (NFC/NFD) \
+         and collide on macOS; spell both the same way"
+    )]
+    NormalizationCollision {
+        /// The path added last.
+        path: String,
+        /// The path it collides with.
+        other: String,
+    },
     /// A path used both as a file and as a directory (`docs` and `docs/README.md`).
     #[error("{file:?} is a file but {other:?} uses it as a directory")]
     FileDirectoryConflict {
@@ -242,9 +257,12 @@ impl<'de> Deserialize<'de> for PackagePath {
     }
 }
 
-/// Case folding for collision detection: Unicode lower case.
+/// The key two names collide under: Unicode canonical caseless matching
+/// (`NFD(lowercase(NFD(path)))`), which catches case-insensitive (Windows, macOS) and
+/// normalization-insensitive (macOS) collisions. Lower case rather than full case
+/// folding: `ß` and `ss` are different names on every file system we install to.
 fn fold(path: &str) -> String {
-    path.to_lowercase()
+    path.nfd().collect::<String>().to_lowercase().nfd().collect()
 }
 
 /// Checks one path against the policy.
@@ -351,7 +369,7 @@ impl NameSet {
             return Err(NameError::FileDirectoryConflict { file: path.to_string(), other: dir.clone() });
         }
         if let Some(other) = self.files.get(&folded) {
-            return Err(collision(path.as_str(), other));
+            return Err(collision(path.as_str(), other, path.as_str(), other));
         }
         self.files.insert(folded, path.to_string());
         Ok(())
@@ -371,7 +389,7 @@ impl NameSet {
                 }
                 *explicit = true;
             }
-            Some((seen, _)) => return Err(collision(path.as_str(), seen)),
+            Some((seen, _)) => return Err(collision(path.as_str(), seen, path.as_str(), seen)),
             None => {
                 self.dirs.insert(folded, (path.to_string(), true));
             }
@@ -388,7 +406,7 @@ impl NameSet {
                 return Err(NameError::FileDirectoryConflict { file: file.clone(), other: full.to_owned() });
             }
             match self.dirs.get(&folded) {
-                Some((seen, _)) if seen != dir => return Err(collision(full, seen)),
+                Some((seen, _)) if seen != dir => return Err(collision(full, seen, dir, seen)),
                 Some(_) => {}
                 None => {
                     self.dirs.insert(folded, (dir.to_owned(), false));
@@ -404,11 +422,17 @@ impl NameSet {
     }
 }
 
-fn collision(path: &str, other: &str) -> NameError {
-    if path == other {
-        NameError::Duplicate { path: path.to_owned() }
+/// The error for `path` colliding with `other`, judged on the two names that collide:
+/// `name` and `seen` are the paths themselves or, for a collision between their
+/// directories, those directories.
+fn collision(path: &str, other: &str, name: &str, seen: &str) -> NameError {
+    let (path, other) = (path.to_owned(), other.to_owned());
+    if name == seen {
+        NameError::Duplicate { path }
+    } else if name.to_lowercase() == seen.to_lowercase() {
+        NameError::CaseCollision { path, other }
     } else {
-        NameError::CaseCollision { path: path.to_owned(), other: other.to_owned() }
+        NameError::NormalizationCollision { path, other }
     }
 }
 
@@ -560,6 +584,30 @@ mod tests {
             Err(NameError::CaseCollision { .. })
         ));
         assert_eq!(set.file_count(), 3);
+    }
+
+    #[test]
+    fn name_set_refuses_names_equal_under_unicode_normalization() {
+        let p = |s: &str| PackagePath::new(s).unwrap();
+        let (nfc, nfd) = ("caf\u{e9}.txt", "cafe\u{301}.txt");
+        assert_ne!(nfc, nfd);
+        // Each spelling is a valid name on its own.
+        assert!(check_files([nfc]).is_ok() && check_files([nfd]).is_ok());
+        assert_eq!(
+            check_files([nfc, nfd]).unwrap_err(),
+            NameError::NormalizationCollision { path: nfd.into(), other: nfc.into() }
+        );
+        // Normalization and case at once, and through a directory.
+        assert!(matches!(check_files([nfc, "CAFE\u{301}.TXT"]), Err(NameError::NormalizationCollision { .. })));
+        let mut set = NameSet::new();
+        set.insert_file(&p("r\u{e9}sum\u{e9}/a.md")).unwrap();
+        assert!(matches!(
+            set.insert_file(&p("re\u{301}sume\u{301}/b.md")),
+            Err(NameError::NormalizationCollision { .. })
+        ));
+        assert!(
+            NameError::NormalizationCollision { path: nfd.into(), other: nfc.into() }.to_string().contains("NFC/NFD")
+        );
     }
 
     #[test]

@@ -221,6 +221,18 @@ fn refuses_names_differing_only_in_case() {
 }
 
 #[test]
+fn refuses_names_differing_only_in_unicode_normalization() {
+    // `é` precomposed (NFC) and as `e` + combining acute (NFD): one file on macOS.
+    let files: &[(&str, &[u8])] = &[("caf\u{e9}.dll", b"nfc"), ("cafe\u{301}.dll", b"nfd")];
+    match refused(&hostile::package(files, files), files) {
+        PackageError::NameCollision { source: NameError::NormalizationCollision { path, other } } => {
+            assert_eq!((path.as_str(), other.as_str()), ("cafe\u{301}.dll", "caf\u{e9}.dll"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn refuses_duplicate_names() {
     let files: &[(&str, &[u8])] = &[("plugin.json", b"{}"), ("plugin.json", b"{\"evil\":1}")];
     let error = refused(&hostile::package(files, &files[..1]), &files[..1]);

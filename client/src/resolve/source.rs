@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use trellis_schema::id::PluginId;
 use trellis_schema::index::IndexDoc;
 
-use super::request::RegistryName;
+use crate::registry_name::RegistryName;
 
 /// A failure to get an index doc that must stop resolution (network, verification).
 pub type SourceError = Box<dyn std::error::Error + Send + Sync + 'static>;

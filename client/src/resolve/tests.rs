@@ -44,6 +44,7 @@ fn rel(version: &str) -> Rel {
         unpacked_size: 4096,
         deltas: Vec::new(),
         min_client_version: None,
+        rollout: None,
     })
 }
 
@@ -82,8 +83,12 @@ fn doc(plugin: &str, releases: Vec<Rel>) -> IndexDoc {
     IndexDoc { id: id(plugin), name: plugin.into(), releases: releases.into_iter().map(|r| r.0).collect() }
 }
 
+fn registry(name: &str) -> RegistryName {
+    name.parse().unwrap()
+}
+
 fn public() -> RegistryName {
-    RegistryName::new("public")
+    registry("public")
 }
 
 fn source(docs: Vec<IndexDoc>) -> MemorySource {
@@ -164,7 +169,7 @@ fn fetches_only_reached_docs_and_prefetches_likely_dependencies() {
 
 #[test]
 fn prefetches_from_every_registry_until_a_namespace_is_bound() {
-    let corp = RegistryName::new("corp");
+    let corp = registry("corp");
     let mut source = MemorySource::recording();
     source.insert(public(), doc("acme.a", vec![rel("1.0.0").dep("acme.b", "*").dep("other.c", "*")]));
     source.insert(public(), doc("acme.b", vec![rel("1.0.0")]));
@@ -266,7 +271,7 @@ fn skips_releases_for_another_app_platform_or_newer_client() {
 
 #[test]
 fn binds_each_namespace_to_the_first_registry_serving_it_and_notes_the_others() {
-    let corp = RegistryName::new("corp");
+    let corp = registry("corp");
     let mut source = MemorySource::recording();
     source.insert(corp.clone(), doc("acme.a", vec![rel("1.0.0").dep("acme.b", "*")]));
     source.insert(corp.clone(), doc("acme.b", vec![rel("1.0.0")]));
@@ -293,7 +298,7 @@ fn binds_each_namespace_to_the_first_registry_serving_it_and_notes_the_others() 
 
 #[test]
 fn explicit_binding_ignores_a_newer_copy_in_another_registry() {
-    let corp = RegistryName::new("corp");
+    let corp = registry("corp");
     let mut source = MemorySource::new();
     source.insert(corp.clone(), doc("acme.a", vec![rel("1.0.0")]));
     source.insert(public(), doc("acme.a", vec![rel("99.0.0")]));
@@ -354,8 +359,8 @@ fn a_lower_priority_registry_that_is_down_does_not_block_a_namespace_served_abov
     let mut inner = MemorySource::new();
     inner.insert(public(), doc("acme.a", vec![rel("1.0.0")]));
     let mut request = want(request(), "acme.a", "*");
-    request.registries = Registries::new([public(), RegistryName::new("corp")]);
-    let source = PartlyDown { inner, down: RegistryName::new("corp") };
+    request.registries = Registries::new([public(), registry("corp")]);
+    let source = PartlyDown { inner, down: registry("corp") };
     let resolution = resolve(&request, &source).unwrap();
     assert_eq!(chosen(&resolution), ["acme.a 1.0.0"]);
     assert!(resolution.notices.is_empty());
@@ -366,8 +371,8 @@ fn a_higher_priority_registry_that_is_down_stops_binding_an_unbound_namespace() 
     let mut inner = MemorySource::new();
     inner.insert(public(), doc("acme.a", vec![rel("1.0.0")]));
     let mut request = want(request(), "acme.a", "*");
-    request.registries = Registries::new([RegistryName::new("corp"), public()]);
-    let source = PartlyDown { inner, down: RegistryName::new("corp") };
+    request.registries = Registries::new([registry("corp"), public()]);
+    let source = PartlyDown { inner, down: registry("corp") };
     let err = resolve(&request, &source).unwrap_err();
     assert!(matches!(&err, ResolveError::Source { registry, .. } if registry.as_str() == "corp"), "{err}");
 }
@@ -375,7 +380,7 @@ fn a_higher_priority_registry_that_is_down_stops_binding_an_unbound_namespace() 
 #[test]
 fn refuses_bindings_to_unconfigured_registries_and_empty_registry_lists() {
     let mut request = want(request(), "acme.a", "*");
-    request.registries = Registries::new([public()]).with_binding("acme".parse().unwrap(), RegistryName::new("gone"));
+    request.registries = Registries::new([public()]).with_binding("acme".parse().unwrap(), registry("gone"));
     let err = resolve(&request, &MemorySource::new()).unwrap_err();
     assert!(matches!(err, ResolveError::UnknownRegistry { .. }), "{err}");
     request.registries = Registries::default();
@@ -404,8 +409,8 @@ fn exclusion_reports_the_first_rule_a_release_breaks() {
 fn describes_a_plugin_offered_by_several_registries() {
     let notice = Notice::AlsoOfferedBy {
         id: id("acme.a"),
-        bound: RegistryName::new("corp"),
-        ignored: vec![public(), RegistryName::new("mirror")],
+        bound: registry("corp"),
+        ignored: vec![public(), registry("mirror")],
     };
     insta::assert_snapshot!(notice.to_string());
 }
@@ -482,7 +487,7 @@ fn explains_a_pin_that_blocks_a_requirement() {
 
 #[test]
 fn explains_a_plugin_offered_only_by_a_registry_its_namespace_is_not_bound_to() {
-    let corp = RegistryName::new("corp");
+    let corp = registry("corp");
     let mut source = MemorySource::new();
     source.insert(corp.clone(), doc("corp.dashboard", vec![rel("1.0.0").dep("corp.auth", "^1")]));
     source.insert(public(), doc("corp.auth", vec![rel("1.0.0"), rel("99.0.0")]));
@@ -553,7 +558,7 @@ fn explains_why_newer_releases_of_the_requested_plugin_were_skipped() {
 #[test]
 fn explains_a_plugin_no_registry_publishes() {
     let mut request = want(request(), "globex.viewer", "^3");
-    request.registries = Registries::new([public(), RegistryName::new("corp")]);
+    request.registries = Registries::new([public(), registry("corp")]);
     insta::assert_snapshot!(conflict(resolve(&request, &source(Vec::new()))));
 }
 

@@ -12,10 +12,11 @@ use serde_json::{Map, Value};
 use trellis_schema::{PluginId, VendorId};
 
 use super::journal::Operation;
-use super::layout::{CURRENT, DataDir, InstallId, RegistryName};
+use super::layout::{CURRENT, DataDir, InstallId};
 use crate::consent::Consents;
 use crate::fs::{FsError, LockedFile, write_atomic};
 use crate::policy::Policies;
+use crate::registry_name::RegistryName;
 
 /// The state file format this client reads and writes. A file with a higher version
 /// was written by a newer client and is refused, not rewritten.

@@ -1,12 +1,13 @@
-//! The data dir layout and the small identifiers the state file is keyed by.
+//! The data dir layout and the install id.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use semver::Version;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use trellis_schema::PluginId;
+
+use crate::registry_name::RegistryName;
 
 /// The client's data dir. Every path the client writes is one of these:
 ///
@@ -84,60 +85,15 @@ impl DataDir {
 /// Name of the pointer file in a plugin's directory.
 pub(crate) const CURRENT: &str = "current";
 
-/// Why a registry name or install id is refused.
+/// An install id that is not 32 lowercase hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum IdError {
-    /// A registry name outside `a-z 0-9 -` or too long.
-    #[error("registry name {0:?} is not valid; use 1 to 64 lowercase letters, digits and '-', starting with a letter")]
-    RegistryName(String),
-    /// An install id that is not 32 lowercase hex digits.
-    #[error("install id {0:?} is not 32 lowercase hex digits")]
-    InstallId(String),
-}
-
-/// The local name of a configured registry (`public`, `acme-internal`): one segment of
-/// lowercase letters, digits and `-`, so it is safe as a directory name.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RegistryName(String);
-
-impl RegistryName {
-    /// The name as a string.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl FromStr for RegistryName {
-    type Err = IdError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let valid = (1..=64).contains(&s.len())
-            && s.starts_with(|c: char| c.is_ascii_lowercase())
-            && !s.ends_with('-')
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if valid { Ok(Self(s.to_owned())) } else { Err(IdError::RegistryName(s.to_owned())) }
-    }
-}
-
-// The resolver has its own unvalidated registry name type; these conversions keep the
-// lifecycle simple until the two are one type.
-impl From<&RegistryName> for crate::resolve::RegistryName {
-    fn from(name: &RegistryName) -> Self {
-        Self::new(name.as_str())
-    }
-}
-
-impl TryFrom<&crate::resolve::RegistryName> for RegistryName {
-    type Error = IdError;
-
-    fn try_from(name: &crate::resolve::RegistryName) -> Result<Self, Self::Error> {
-        name.as_str().parse()
-    }
-}
+#[error("install id {0:?} is not 32 lowercase hex digits")]
+pub struct InvalidInstallId(pub String);
 
 /// A random id of this installation of the client, for staged rollouts. It never
 /// leaves the machine.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct InstallId(String);
 
 impl InstallId {
@@ -150,11 +106,11 @@ impl InstallId {
     }
 
     /// An id written as 32 lowercase hex digits.
-    pub fn from_hex(hex: &str) -> Result<Self, IdError> {
+    pub fn from_hex(hex: &str) -> Result<Self, InvalidInstallId> {
         if hex.len() == 32 && hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)) {
             Ok(Self(hex.to_owned()))
         } else {
-            Err(IdError::InstallId(hex.to_owned()))
+            Err(InvalidInstallId(hex.to_owned()))
         }
     }
 
@@ -164,38 +120,31 @@ impl InstallId {
     }
 }
 
-macro_rules! string_id_impls {
-    ($ty:ident, $parse:expr) => {
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
+impl TryFrom<String> for InstallId {
+    type Error = InvalidInstallId;
 
-        impl fmt::Debug for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Debug::fmt(&self.0, f)
-            }
-        }
-
-        impl Serialize for $ty {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(&self.0)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $ty {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-                let parse: fn(&str) -> Result<$ty, IdError> = $parse;
-                parse(&s).map_err(serde::de::Error::custom)
-            }
-        }
-    };
+    fn try_from(hex: String) -> Result<Self, Self::Error> {
+        Self::from_hex(&hex)
+    }
 }
 
-string_id_impls!(RegistryName, |s| s.parse());
-string_id_impls!(InstallId, InstallId::from_hex);
+impl From<InstallId> for String {
+    fn from(id: InstallId) -> Self {
+        id.0
+    }
+}
+
+impl fmt::Display for InstallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for InstallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -209,18 +158,6 @@ mod tests {
         assert_eq!(dir.current_pointer(&clock), Path::new("/data/plugins/acme.clock/current"));
         assert_eq!(dir.metadata_dir(&"public".parse().unwrap()), Path::new("/data/metadata/public"));
         assert_eq!(dir.state_file(), Path::new("/data/state.json"));
-    }
-
-    #[test]
-    fn registry_names_are_safe_directory_names() {
-        let name: RegistryName = "acme-internal".parse().unwrap();
-        let resolver_name = crate::resolve::RegistryName::from(&name);
-        assert_eq!(RegistryName::try_from(&resolver_name), Ok(name));
-        assert!(RegistryName::try_from(&crate::resolve::RegistryName::new("../up")).is_err());
-        for bad in ["", "../x", "Public", "a/b", "-x", "x-", "a.b", &"a".repeat(65)] {
-            let err = bad.parse::<RegistryName>().unwrap_err();
-            assert!(err.to_string().contains("registry name"), "{bad}: {err}");
-        }
     }
 
     #[test]

@@ -26,4 +26,6 @@ pub use file::{
     StateError, StateStore,
 };
 pub use journal::{Operation, OperationKind, Phase};
-pub use layout::{DataDir, IdError, InstallId, RegistryName};
+pub use layout::{DataDir, InstallId, InvalidInstallId};
+
+pub use crate::registry_name::RegistryName;

@@ -34,6 +34,11 @@ use crate::trust::TargetInfo;
 /// that `verify` can re-hash the files against the manifest the publisher signed.
 pub const RELEASE_ENVELOPE_FILE: &str = "trellis-release.dsse";
 
+/// Name of the publisher record kept beside [`RELEASE_ENVELOPE_FILE`]: the record the
+/// envelope's signature was verified under at install, so that `verify` can re-check the
+/// signature offline.
+pub const PUBLISHER_RECORD_FILE: &str = "trellis-publisher.json";
+
 /// A release whose package, signature and publisher all checked out.
 #[derive(Debug)]
 pub struct VerifiedRelease {
@@ -45,6 +50,9 @@ pub struct VerifiedRelease {
     pub manifest: ReleaseManifest,
     /// The envelope's bytes, as served (kept beside the installed files).
     pub envelope: Vec<u8>,
+    /// The bytes of the publisher record the envelope was verified under, as served
+    /// (kept beside the installed files).
+    pub publisher_record: Arc<[u8]>,
     /// The opened package, structure and entry set checked.
     pub package: Package,
 }
@@ -98,11 +106,6 @@ impl Progress for ProgressRelay {
     }
 }
 
-fn registry_of(plugin: &ResolvedPlugin) -> Result<RegistryName, StoreError> {
-    RegistryName::try_from(&plugin.registry)
-        .map_err(|_| StoreError::BadRegistryName { name: plugin.registry.to_string() })
-}
-
 fn target(remotes: &Remotes, registry: &RegistryName, path: &str, what: &str) -> Result<TargetInfo, StoreError> {
     remotes.target_info(registry, path)?.ok_or_else(|| StoreError::MissingTarget {
         registry: registry.clone(),
@@ -111,6 +114,10 @@ fn target(remotes: &Remotes, registry: &RegistryName, path: &str, what: &str) ->
     })
 }
 
+/// The publisher records fetched so far, by registry and namespace: parsed, and the
+/// bytes as served (kept beside each installed release).
+type PublisherRecords = BTreeMap<(RegistryName, VendorId), (Arc<PublisherRecord>, Arc<[u8]>)>;
+
 /// Downloads and verifies `plugins` (packages in parallel per registry).
 pub fn download(
     remotes: &Remotes,
@@ -118,10 +125,10 @@ pub fn download(
     relay: &ProgressRelay,
     reporter: &dyn Reporter,
 ) -> Result<Vec<VerifiedRelease>, StoreError> {
-    let mut publishers: BTreeMap<(RegistryName, VendorId), Arc<PublisherRecord>> = BTreeMap::new();
+    let mut publishers: PublisherRecords = BTreeMap::new();
     let mut prepared = Vec::with_capacity(plugins.len());
     for plugin in plugins {
-        let registry = registry_of(plugin)?;
+        let registry = plugin.registry.clone();
         let release = &plugin.release;
         let package = target(remotes, &registry, &release.package.path, "package")?;
         if package.sha256() != Some(release.package.sha256) || package.file.length != release.package.length {
@@ -137,9 +144,9 @@ pub fn download(
             what: "developer signature envelope".into(),
         })?;
         let vendor = plugin.id.vendor_id();
-        let record =
+        let (record, record_bytes) =
             match publishers.get(&(registry.clone(), vendor.clone())) {
-                Some(record) => Arc::clone(record),
+                Some((record, bytes)) => (Arc::clone(record), Arc::clone(bytes)),
                 None => {
                     let path = publisher_target(&vendor);
                     let bytes = remotes.fetch(&registry, &path)?.ok_or_else(|| StoreError::MissingTarget {
@@ -151,13 +158,14 @@ pub fn download(
                         StoreError::BadDocument { registry: registry.clone(), target: path, problem: e.to_string() }
                     })?;
                     let record = Arc::new(record);
-                    publishers.insert((registry.clone(), vendor.clone()), Arc::clone(&record));
-                    record
+                    let bytes: Arc<[u8]> = bytes.into();
+                    publishers.insert((registry.clone(), vendor.clone()), (Arc::clone(&record), Arc::clone(&bytes)));
+                    (record, bytes)
                 }
             };
         let manifest = verify_envelope(plugin, &record, &envelope)?;
         relay.watch(&release.package.sha256, &plugin.id, &plugin.version);
-        prepared.push((plugin, registry, package, manifest, envelope));
+        prepared.push((plugin, registry, package, manifest, envelope, record_bytes));
     }
 
     let mut by_registry: BTreeMap<RegistryName, Vec<usize>> = BTreeMap::new();
@@ -196,7 +204,7 @@ pub fn download(
 
     let limits = Limits::default();
     let mut verified = Vec::with_capacity(prepared.len());
-    for ((plugin, registry, _, manifest, envelope), package) in prepared.into_iter().zip(bytes) {
+    for ((plugin, registry, _, manifest, envelope, publisher_record), package) in prepared.into_iter().zip(bytes) {
         reporter.report(Event::Verifying { plugin: plugin.id.clone(), version: plugin.version.clone() });
         let package = package.unwrap_or_default();
         let package = Package::from_bytes(package, &manifest, &limits).map_err(|source| StoreError::Package {
@@ -204,7 +212,14 @@ pub fn download(
             version: plugin.version.clone(),
             source: Box::new(source),
         })?;
-        verified.push(VerifiedRelease { resolved: plugin.clone(), registry, manifest, envelope, package });
+        verified.push(VerifiedRelease {
+            resolved: plugin.clone(),
+            registry,
+            manifest,
+            envelope,
+            publisher_record,
+            package,
+        });
     }
     Ok(verified)
 }
@@ -246,8 +261,10 @@ fn verify_envelope(
     {
         return Err(mismatch("the package digest in the signed manifest and the package blob"));
     }
-    if manifest.files.iter().any(|f| f.path == RELEASE_ENVELOPE_FILE) {
-        return Err(mismatch(&format!("the file list (it uses the reserved name {RELEASE_ENVELOPE_FILE})")));
+    if let Some(reserved) =
+        manifest.files.iter().find(|f| f.path == RELEASE_ENVELOPE_FILE || f.path == PUBLISHER_RECORD_FILE)
+    {
+        return Err(mismatch(&format!("the file list (it uses the reserved name {})", reserved.path)));
     }
     Ok(manifest)
 }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use trellis_schema::PluginId;
 use trellis_schema::permission::Permission;
 
-use super::fetch::{self, RELEASE_ENVELOPE_FILE, VerifiedRelease};
+use super::fetch::{self, PUBLISHER_RECORD_FILE, RELEASE_ENVELOPE_FILE, VerifiedRelease};
 use super::source::Remotes;
 use super::{Session, Store, StoreError, space};
 use crate::activate;
@@ -111,12 +111,7 @@ impl Store {
     }
 
     pub(crate) fn record_bindings(&mut self, resolution: &Resolution) -> Result<(), StoreError> {
-        let mut bindings = Vec::new();
-        for (vendor, registry) in &resolution.inferred_bindings {
-            if let Ok(registry) = crate::state::RegistryName::try_from(registry) {
-                bindings.push((vendor.clone(), registry));
-            }
-        }
+        let bindings = resolution.inferred_bindings.clone();
         if !bindings.is_empty() {
             self.update_state(|state| {
                 for (vendor, registry) in bindings {
@@ -252,7 +247,8 @@ fn dependency_ids(release: &VerifiedRelease) -> Vec<PluginId> {
 }
 
 /// Extracts the package into `target` (through a staging directory) and keeps the
-/// signed envelope beside the files.
+/// signed envelope and the publisher record it was verified under beside the files
+/// (the envelope last: a directory with an envelope has its record).
 pub(crate) fn extract(
     release: &VerifiedRelease,
     target: &std::path::Path,
@@ -275,6 +271,7 @@ pub(crate) fn extract(
         version: version.clone(),
         source: Box::new(source),
     })?;
+    crate::fs::write_atomic(&target.join(PUBLISHER_RECORD_FILE), &release.publisher_record)?;
     crate::fs::write_atomic(&target.join(RELEASE_ENVELOPE_FILE), &release.envelope)?;
     session.reporter.report(Event::Extracting { plugin, version, files_done: files, files_total: files });
     Ok(())

@@ -44,7 +44,7 @@ use crate::state::{DataDir, RegistryName, StateError, StateStore};
 use crate::transport::HttpOptions;
 use crate::trust::TrustError;
 
-pub use fetch::RELEASE_ENVELOPE_FILE;
+pub use fetch::{PUBLISHER_RECORD_FILE, RELEASE_ENVELOPE_FILE};
 pub use install::InstallReport;
 pub use registries::{Registries, RegistryConfig};
 pub use update::{UpdateCheckReport, UpdateReport};
@@ -526,9 +526,9 @@ impl Store {
     /// vendor bindings, registries in priority order.
     pub(crate) fn request(&self) -> Request {
         let state = self.state();
-        let mut registries = resolve::Registries::new(self.registries.registries.iter().map(|r| (&r.name).into()));
+        let mut registries = resolve::Registries::new(self.registries.registries.iter().map(|r| r.name.clone()));
         for (vendor, registry) in &state.vendors {
-            registries = registries.with_binding(vendor.clone(), registry.into());
+            registries = registries.with_binding(vendor.clone(), registry.clone());
         }
         let mut request = Request::new(self.options.host.clone(), self.options.platform, registries);
         request.channel = state.policies.global.channel;
@@ -567,7 +567,7 @@ impl Store {
         for registry in remotes.order().to_vec() {
             let ids = remotes.plugin_ids(&registry)?;
             let requests: Vec<resolve::DocRequest> =
-                ids.iter().map(|id| resolve::DocRequest { registry: (&registry).into(), id: id.clone() }).collect();
+                ids.iter().map(|id| resolve::DocRequest { registry: registry.clone(), id: id.clone() }).collect();
             resolve::IndexSource::prefetch(&*remotes, &requests);
             for id in ids {
                 let Some(doc) = remotes.doc(&registry, &id)? else { continue };

@@ -19,7 +19,7 @@ use trellis_schema::index::IndexDoc;
 
 use super::StoreError;
 use super::registries::Registries;
-use crate::resolve::{self, DocRequest, IndexSource, SourceError};
+use crate::resolve::{DocRequest, IndexSource, SourceError};
 use crate::state::{DataDir, RegistryName};
 use crate::transport::{AnyTransport, DownloadCache, HttpOptions, Mirror, Mirrors, Progress, parallel};
 use crate::trust::{TargetInfo, TrustError, Updater};
@@ -186,14 +186,9 @@ fn parse_doc(registry: &RegistryName, target: &str, bytes: &[u8]) -> Result<Inde
     })
 }
 
-fn state_name(name: &resolve::RegistryName) -> Result<RegistryName, SourceError> {
-    RegistryName::try_from(name).map_err(|e| Box::new(e) as SourceError)
-}
-
 impl IndexSource for Remotes {
-    fn index_doc(&self, registry: &resolve::RegistryName, id: &PluginId) -> Result<Option<Arc<IndexDoc>>, SourceError> {
-        let registry = state_name(registry)?;
-        self.doc(&registry, id).map_err(|e| Box::new(e) as SourceError)
+    fn index_doc(&self, registry: &RegistryName, id: &PluginId) -> Result<Option<Arc<IndexDoc>>, SourceError> {
+        self.doc(registry, id).map_err(|e| Box::new(e) as SourceError)
     }
 
     fn prefetch(&self, requests: &[DocRequest]) {
@@ -201,9 +196,8 @@ impl IndexSource for Remotes {
         {
             let docs = lock(&self.docs);
             for request in requests {
-                let Ok(registry) = state_name(&request.registry) else { continue };
-                if !docs.contains_key(&(registry.clone(), request.id.clone())) {
-                    by_registry.entry(registry).or_default().push(request.id.clone());
+                if !docs.contains_key(&(request.registry.clone(), request.id.clone())) {
+                    by_registry.entry(request.registry.clone()).or_default().push(request.id.clone());
                 }
             }
         }

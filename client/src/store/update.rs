@@ -78,10 +78,13 @@ impl Store {
     }
 
     /// Updates `plugins` (all installed ones when empty) as the user asked: pins are
-    /// respected, new permissions need consent. A failing update is rolled back and
-    /// reported; the others go on.
+    /// respected, new permissions need consent. Updating everything respects staged
+    /// rollouts; naming a plugin takes its newest release even when this install is
+    /// not in the rollout yet. A failing update is rolled back and reported; the others
+    /// go on.
     pub fn update(&mut self, plugins: &[PluginId], session: &Session<'_>) -> Result<UpdateReport, StoreError> {
-        self.apply_updates(plugins, Trigger::User, session)
+        let trigger = if plugins.is_empty() { Trigger::User } else { Trigger::Named };
+        self.apply_updates(plugins, trigger, session)
     }
 
     /// The periodic check a host app runs (at start-up, then on a timer): when the
@@ -207,7 +210,7 @@ impl Store {
                 plugin: change.id.clone(),
                 from: from.clone(),
                 to: change.version.clone(),
-                rollout: None,
+                rollout: change.release.rollout,
                 needs_consent: new_permissions.clone(),
             };
             let decision = policy::decide(

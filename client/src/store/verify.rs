@@ -1,11 +1,20 @@
-//! Tamper detection: re-hashing installed files against the manifest their publisher
-//! signed.
+//! Tamper detection: re-checking the publisher's signature on the kept release manifest,
+//! then re-hashing installed files against it.
 //!
-//! Owns reading the release envelope kept in every release directory
-//! ([`super::RELEASE_ENVELOPE_FILE`]) and comparing the directory with the manifest's
-//! file list: missing, changed (size or SHA-256) and unexpected files. The lifecycle
-//! uses it after every swap (an update is not started on files that do not verify);
-//! `trellis verify` runs it over every installed plugin.
+//! Owns reading the release envelope and the publisher record kept in every release
+//! directory ([`super::RELEASE_ENVELOPE_FILE`], [`super::PUBLISHER_RECORD_FILE`]),
+//! verifying the envelope under that record (the same
+//! [`PublisherRecord::verify_release`] the download was checked with: threshold,
+//! revocation, namespace), and comparing the directory with the manifest's file list:
+//! missing, changed (size or SHA-256) and unexpected files. A manifest edited so that its
+//! hashes match edited files fails the signature check and is reported as tampering. The
+//! lifecycle uses it after every swap (an update is not started on files that do not
+//! verify); `trellis verify` runs it over every installed plugin.
+//!
+//! The record is the one the install verified over TUF; re-checking it against the
+//! registry's current metadata is not done here (it works offline). Someone who can
+//! rewrite the data dir can replace the record too: this catches edited files and
+//! manifests, not an attacker who owns the user's account.
 
 use std::fmt;
 use std::io::Read;
@@ -16,9 +25,10 @@ use serde::Serialize;
 use trellis_schema::digest::Hasher;
 use trellis_schema::dsse::Envelope;
 use trellis_schema::manifest::{CONTENT_MANIFEST_PATH, ReleaseManifest};
+use trellis_schema::publisher::PublisherRecord;
 use trellis_schema::{PluginId, Sha256};
 
-use super::fetch::RELEASE_ENVELOPE_FILE;
+use super::fetch::{PUBLISHER_RECORD_FILE, RELEASE_ENVELOPE_FILE};
 use super::{Store, StoreError};
 use crate::fs::FsError;
 
@@ -48,25 +58,60 @@ pub struct VerifyReport {
     pub problems: Vec<FileProblem>,
 }
 
-/// The manifest kept in a release directory (the signed envelope's payload).
-pub fn release_manifest(dir: &Path) -> Result<ReleaseManifest, FileProblem> {
-    let path = dir.join(RELEASE_ENVELOPE_FILE);
-    let problem = |problem: String| FileProblem { path: RELEASE_ENVELOPE_FILE.into(), problem };
-    let bytes = std::fs::read(&path).map_err(|e| problem(format!("cannot be read: {e}")))?;
-    let envelope: Envelope = serde_json::from_slice(&bytes).map_err(|e| problem(format!("is not an envelope: {e}")))?;
-    let payload = envelope.payload_bytes().map_err(|e| problem(e.to_string()))?;
-    serde_json::from_slice(&payload).map_err(|e| problem(format!("does not carry a release manifest: {e}")))
+/// The manifest kept in a release directory, once its envelope's signature verifies
+/// under the publisher record kept beside it.
+pub fn verified_release_manifest(dir: &Path) -> Result<ReleaseManifest, FileProblem> {
+    let envelope_problem = |problem: String| FileProblem { path: RELEASE_ENVELOPE_FILE.into(), problem };
+    let record_problem = |problem: String| FileProblem { path: PUBLISHER_RECORD_FILE.into(), problem };
+    let bytes =
+        std::fs::read(dir.join(RELEASE_ENVELOPE_FILE)).map_err(|e| envelope_problem(format!("cannot be read: {e}")))?;
+    let envelope: Envelope =
+        serde_json::from_slice(&bytes).map_err(|e| envelope_problem(format!("is not an envelope: {e}")))?;
+    let record = match std::fs::read(dir.join(PUBLISHER_RECORD_FILE)) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(record_problem(
+                "is missing, so the release's signature cannot be re-checked; reinstall the plugin".into(),
+            ));
+        }
+        Err(e) => return Err(record_problem(format!("cannot be read: {e}"))),
+    };
+    let record: PublisherRecord =
+        serde_json::from_slice(&record).map_err(|e| record_problem(format!("is not a publisher record: {e}")))?;
+    record.verify_release(&envelope).map_err(|e| {
+        envelope_problem(format!(
+            "was tampered with: its signature does not verify under publisher {}'s record kept at install ({e}), so the manifest was forged or edited",
+            record.id
+        ))
+    })
 }
 
-/// Compares the release directory `dir` with its signed manifest.
+/// Compares the release directory `dir` with its signed manifest, after checking the
+/// signature (a bad signature is the only problem reported: the file list it vouches
+/// for cannot be trusted).
 pub fn check_release_dir(dir: &Path) -> Result<Vec<FileProblem>, StoreError> {
-    let manifest = match release_manifest(dir) {
+    check(dir, None)
+}
+
+fn check(dir: &Path, expected: Option<(&PluginId, &Version)>) -> Result<Vec<FileProblem>, StoreError> {
+    let manifest = match verified_release_manifest(dir) {
         Ok(manifest) => manifest,
         Err(problem) => return Ok(vec![problem]),
     };
+    if let Some((id, version)) = expected
+        && (&manifest.plugin_id != id || &manifest.version != version)
+    {
+        return Ok(vec![FileProblem {
+            path: RELEASE_ENVELOPE_FILE.into(),
+            problem: format!(
+                "was swapped: it is signed for {} {}, but this directory holds {id} {version}",
+                manifest.plugin_id, manifest.version
+            ),
+        }]);
+    }
     let mut problems = Vec::new();
     let mut expected: std::collections::BTreeSet<String> =
-        [RELEASE_ENVELOPE_FILE, CONTENT_MANIFEST_PATH].map(String::from).into();
+        [RELEASE_ENVELOPE_FILE, PUBLISHER_RECORD_FILE, CONTENT_MANIFEST_PATH].map(String::from).into();
     for entry in &manifest.files {
         expected.insert(entry.path.clone());
         let path = dir.join(&entry.path);
@@ -129,8 +174,8 @@ fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), FsEr
 }
 
 impl Store {
-    /// Re-hashes the active release of `plugins` (every installed plugin when empty)
-    /// against its signed manifest.
+    /// Re-checks the signature of the active release of `plugins` (every installed
+    /// plugin when empty) and re-hashes its files against the signed manifest.
     pub fn verify(&self, plugins: &[PluginId]) -> Result<Vec<VerifyReport>, StoreError> {
         let mut reports = Vec::new();
         for (id, installed) in self.state().plugins() {
@@ -141,7 +186,7 @@ impl Store {
             reports.push(VerifyReport {
                 plugin: id.clone(),
                 version: installed.active.version.clone(),
-                problems: check_release_dir(&dir)?,
+                problems: check(&dir, Some((id, &installed.active.version)))?,
             });
         }
         if let Some(missing) = plugins.iter().find(|p| self.state().plugin(p).is_none()) {

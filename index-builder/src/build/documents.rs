@@ -59,6 +59,7 @@ pub fn index_doc(plugin: &PluginInput) -> IndexDoc {
                 host: m.host.clone(),
                 platforms: m.platforms.clone(),
                 yanked: r.yanked,
+                rollout: r.rollout,
                 permissions: m.permissions.clone(),
                 package: BlobRef {
                     path: site::package_target(&plugin.id, &m.version),

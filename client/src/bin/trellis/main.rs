@@ -56,6 +56,9 @@ enum Command {
     /// Install plugins (`ID` or `ID@REQUIREMENT`) with their dependencies.
     Install(plugins::InstallArgs),
     /// Update installed plugins (all when none is named), or only check with --check.
+    ///
+    /// Pins always hold. A release the registry is rolling out in stages reaches this
+    /// install when its share does; `trellis update ID` takes it at once.
     Update(plugins::UpdateArgs),
     /// Remove a plugin, its files and its configuration.
     Remove(plugins::RemoveArgs),
@@ -69,7 +72,7 @@ enum Command {
     Unpin(settings::UnpinArgs),
     /// Show or change update policies.
     Policy(settings::PolicyArgs),
-    /// Re-hash installed files against the manifests their publishers signed.
+    /// Re-check the publishers' signatures on installed plugins and re-hash their files against the signed manifests.
     Verify(plugins::VerifyArgs),
     /// Set a damaged state file aside and rebuild it from the plugins directory.
     Repair,

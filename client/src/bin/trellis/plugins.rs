@@ -124,7 +124,9 @@ pub(crate) struct UpdateArgs {
     /// interval has passed, and apply only what the policies allow unattended.
     #[arg(long, conflicts_with_all = ["check", "plugins"])]
     scheduled: bool,
-    /// Plugins to update (all installed ones when none is given).
+    /// Plugins to update (all installed ones when none is given). A named plugin gets
+    /// its newest release even when the registry's staged rollout has not reached this
+    /// install yet; updating everything waits for the rollout.
     plugins: Vec<String>,
 }
 
@@ -287,7 +289,7 @@ pub(crate) fn verify(ctx: &Context, args: VerifyArgs) -> CliResult {
         Ok(())
     } else {
         Err(Failure::Failed(format!(
-            "{bad} plugin(s) have files that do not match their signed manifest; reinstall them (`trellis remove ID` then `trellis install ID`)"
+            "{bad} plugin(s) have files or a signed manifest that do not match what the publisher signed; reinstall them (`trellis remove ID` then `trellis install ID`)"
         )))
     }
 }

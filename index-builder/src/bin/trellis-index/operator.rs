@@ -1,4 +1,4 @@
-//! Registry operator subcommands: init, build, timestamp, yank, unyank, block,
+//! Registry operator subcommands: init, build, timestamp, yank, unyank, rollout, block,
 //! unblock, rotate, verify, serve, synth.
 
 use std::collections::BTreeSet;
@@ -14,6 +14,7 @@ use trellis_index::registry::{Expiry, Registry};
 use trellis_index::serve::Server;
 use trellis_index::{synth, verify};
 use trellis_schema::blocklist::{BlockEntry, Severity};
+use trellis_schema::index::Percent;
 use trellis_schema::{PluginId, Sha256};
 
 /// Commands a registry operator runs.
@@ -83,6 +84,21 @@ pub(crate) enum Command {
         registry: PathBuf,
         /// The release, as ID@VERSION.
         release: String,
+    },
+    /// Stage a release: offer it as an update to PERCENT of installs; rebuild to publish.
+    ///
+    /// Each install falls in or out by a stable bucket of its own, so raising the share
+    /// only adds installs. 100 ends the rollout (everyone); 0 halts it (installs that
+    /// already updated keep the release). Only updates are staged: a new install always
+    /// gets the newest release, and a user who names the plugin (`trellis update ID`)
+    /// gets it at once.
+    Rollout {
+        /// The registry source tree.
+        registry: PathBuf,
+        /// The release, as ID@VERSION.
+        release: String,
+        /// Share of installs, 0 to 100 (`25` or `25%`).
+        percent: Percent,
     },
     /// Add a blocklist entry; rebuild to publish.
     Block {
@@ -227,6 +243,16 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             let (id, version) = parse_release(&release)?;
             operator::unyank(&Registry::open(&registry)?, &id, &version)?;
             println!("unyanked {id} {version}; run `trellis-index build --only {id}` to publish");
+        }
+        Command::Rollout { registry, release, percent } => {
+            let (id, version) = parse_release(&release)?;
+            let before = operator::rollout(&Registry::open(&registry)?, &id, &version, percent)?;
+            let before = before.unwrap_or(Percent::ALL);
+            let now =
+                if percent == Percent::ALL { "every install".to_owned() } else { format!("{percent} of installs") };
+            println!(
+                "{id} {version} is offered as an update to {now} (was {before}); run `trellis-index build --only {id}` to publish"
+            );
         }
         Command::Block { registry, id, versions, sha256, reason, severity, advisory, now } => {
             let added = now_or_clock(now).strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
