@@ -117,7 +117,7 @@ fn main() {
     }
     println!(
         "no-op update check: {noop_requests} request(s), {noop_bytes} bytes received, median {:.2?} over {rounds} runs \
-         (includes verifying the trusted root, timestamp, snapshot and targets from disk)",
+         (includes reading the trusted root, timestamp, snapshot and targets back from disk: the root verified, the others under their receipts)",
         median(noop)
     );
 
