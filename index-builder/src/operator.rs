@@ -111,6 +111,7 @@ pub fn init(dir: &Path, options: &InitOptions) -> Result<RegistryConfig, Operato
         mirrors: Vec::new(),
         expiry_days: options.expiry.clone(),
         bin_bits: options.bin_bits,
+        publisher_bin_bits: crate::registry::DEFAULT_PUBLISHER_BIN_BITS,
         keys,
         deltas: crate::delta::DeltaPolicy::default(),
     };

@@ -100,6 +100,14 @@ pub struct KeyConfig {
     pub bins: RoleKeyFiles,
 }
 
+/// Default number of publisher bins as a power of two: 256 bins keep each bin under
+/// ~6 KB at 12k vendors and ~50 KB at 100k.
+pub const DEFAULT_PUBLISHER_BIN_BITS: u32 = 8;
+
+fn default_publisher_bin_bits() -> u32 {
+    DEFAULT_PUBLISHER_BIN_BITS
+}
+
 /// `trellis-registry.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -116,6 +124,10 @@ pub struct RegistryConfig {
     pub expiry_days: Expiry,
     /// Number of hash bins as a power of two (`2^bin_bits` bins; 1–16).
     pub bin_bits: u32,
+    /// Number of publisher bins as a power of two (`2^publisher_bin_bits` bins; 1–16;
+    /// default [`DEFAULT_PUBLISHER_BIN_BITS`]).
+    #[serde(default = "default_publisher_bin_bits")]
+    pub publisher_bin_bits: u32,
     /// Key files and thresholds.
     pub keys: KeyConfig,
     /// Which deltas builds publish (default: from the 2 previous releases, when
@@ -306,6 +318,12 @@ impl Registry {
             return Err(RegistryError::Config {
                 path: config_path,
                 reason: format!("bin_bits is {}; it must be between 1 and 16", config.bin_bits),
+            });
+        }
+        if !(1..=16).contains(&config.publisher_bin_bits) {
+            return Err(RegistryError::Config {
+                path: config_path,
+                reason: format!("publisher_bin_bits is {}; it must be between 1 and 16", config.publisher_bin_bits),
             });
         }
         let publishers = load_publishers(&dir.join("publishers"))?;

@@ -6,6 +6,7 @@
 //! root ─┬─ timestamp ── snapshot
 //!       └─ targets ─┬─ security    paths security/*        (blocklist)
 //!                   ├─ publishers  paths publishers/*      (publisher records)
+//!                   │    └─ succinct_roles (TAP 15): pub-00 … pub-ff
 //!                   └─ bins        paths index/*/*, plugins/*/*/*, deltas/*/*
 //!                        └─ succinct_roles (TAP 15): bin-000 … bin-fff
 //! ```
@@ -19,6 +20,14 @@
 //! intermediate `bins` role; it costs one extra request on a cold start and is cached
 //! forever after (it only changes on key rotation). python-tuf 7, go-tuf and our client
 //! all implement TAP 15.
+//!
+//! **Publisher records are binned the same way.** One `publishers` document listing
+//! every record is ~130 bytes per vendor (1.5 MB at 12k vendors), fetched on every
+//! cold install and again whenever any publisher changes. So `publishers` lists no
+//! targets itself: it delegates `publishers/*` to `2^publisher_bin_bits` succinct bins
+//! `pub-…`, signed with the publishers keys (succinct roles share one key set), and a
+//! client fetches only the bins of the vendors it installs from. Adding a publisher
+//! rewrites one publisher bin, the snapshot and the timestamp.
 //!
 //! A role keeps its version (and its file) when its content is unchanged and it does
 //! not expire within half its lifetime; otherwise it gets version + 1 and a new expiry
@@ -42,6 +51,8 @@ pub const PUBLISHERS_ROLE: &str = "publishers";
 pub const BINS_ROLE: &str = "bins";
 /// Name prefix of the hash bins.
 pub const BIN_PREFIX: &str = "bin";
+/// Name prefix of the publisher bins, delegated to by [`PUBLISHERS_ROLE`].
+pub const PUBLISHER_BIN_PREFIX: &str = "pub";
 
 /// A role document that could not be signed.
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +164,23 @@ pub fn bin_delegations(bins: &RoleKeys, bit_length: u32) -> Delegations {
             threshold: bins.threshold,
             bit_length,
             name_prefix: BIN_PREFIX.into(),
+            extra: Map::new(),
+        }),
+        extra: Map::new(),
+    }
+}
+
+/// The delegations of the `publishers` role: `2^bit_length` succinct bins
+/// (`pub-…`) signed with the publishers keys.
+pub fn publisher_bin_delegations(publishers: &RoleKeys, bit_length: u32) -> Delegations {
+    Delegations {
+        keys: publishers.keys.clone(),
+        roles: None,
+        succinct_roles: Some(SuccinctRoles {
+            keyids: publishers.keyids(),
+            threshold: publishers.threshold,
+            bit_length,
+            name_prefix: PUBLISHER_BIN_PREFIX.into(),
             extra: Map::new(),
         }),
         extra: Map::new(),

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 use serde::de::DeserializeOwned;
@@ -241,14 +241,17 @@ fn root_chain(checker: &Checker<'_>, trusted: Option<&[u8]>, report: &mut Report
     Some(root)
 }
 
+/// Which target paths a role may sign.
+type Allows = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// A role to check: its name, the keys that may sign it, and which target paths it
-/// may sign.
+/// may sign (its own delegation's paths within everything its delegator may sign).
 struct Delegated {
     name: String,
     keys: BTreeMap<KeyId, PublicKey>,
     keyids: Vec<KeyId>,
     threshold: u32,
-    allows: Box<dyn Fn(&str) -> bool + Send + Sync>,
+    allows: Allows,
 }
 
 fn matches_pattern(target: &str, pattern: &str) -> bool {
@@ -267,19 +270,25 @@ fn glob_segment(text: &str, pattern: &str) -> bool {
     }
 }
 
-fn delegated_roles(delegations: &Delegations) -> Vec<Delegated> {
+/// The roles `delegations` delegates to, each allowed only the paths both its
+/// delegation and `parent` (what the delegating role may sign) allow: a client
+/// never looks below a role for a path outside it, so a bin of `publishers`
+/// signing `index/…` is a problem.
+fn delegated_roles(delegations: &Delegations, parent: &Allows) -> Vec<Delegated> {
     let mut out = Vec::new();
     for role in delegations.roles.iter().flatten() {
         let paths = role.paths.clone().unwrap_or_default();
         let prefixes = role.path_hash_prefixes.clone().unwrap_or_default();
+        let parent = Arc::clone(parent);
         out.push(Delegated {
             name: role.name.clone(),
             keys: delegations.keys.clone(),
             keyids: role.keyids.clone(),
             threshold: role.threshold,
-            allows: Box::new(move |target: &str| {
-                paths.iter().any(|p| matches_pattern(target, p))
-                    || prefixes.iter().any(|p| Sha256::of(target.as_bytes()).to_hex().starts_with(p.as_str()))
+            allows: Arc::new(move |target: &str| {
+                parent(target)
+                    && (paths.iter().any(|p| matches_pattern(target, p))
+                        || prefixes.iter().any(|p| Sha256::of(target.as_bytes()).to_hex().starts_with(p.as_str())))
             }),
         });
     }
@@ -287,12 +296,13 @@ fn delegated_roles(delegations: &Delegations) -> Vec<Delegated> {
         for number in 0..(1u32 << succinct.bit_length.min(20)) {
             let name = site::bin_name(number, succinct.bit_length, &succinct.name_prefix);
             let bits = succinct.bit_length;
+            let parent = Arc::clone(parent);
             out.push(Delegated {
                 name,
                 keys: delegations.keys.clone(),
                 keyids: succinct.keyids.clone(),
                 threshold: succinct.threshold,
-                allows: Box::new(move |target: &str| site::bin_number(target, bits) == number),
+                allows: Arc::new(move |target: &str| parent(target) && site::bin_number(target, bits) == number),
             });
         }
     }
@@ -326,7 +336,7 @@ fn check_roles(checker: &Checker<'_>, root: &Root, report: &mut Report) {
         keys: root.keys.clone(),
         keyids: ids,
         threshold,
-        allows: Box::new(|_| true),
+        allows: Arc::new(|_| true),
     };
     // Breadth-first over the delegation tree; targets of each role are collected.
     let mut queue = vec![top];
@@ -355,7 +365,7 @@ fn check_roles(checker: &Checker<'_>, root: &Root, report: &mut Report) {
                             .problem(format!("{file}: signs {target}, outside the paths delegated to {}", role.name));
                     }
                 }
-                let children = doc.delegations.as_ref().map(delegated_roles).unwrap_or_default();
+                let children = doc.delegations.as_ref().map(|d| delegated_roles(d, &role.allows)).unwrap_or_default();
                 (children, doc.targets.into_iter().collect())
             })
             .collect();

@@ -91,6 +91,71 @@ fn builds_the_design_layout_with_an_index_doc_per_plugin() {
 }
 
 #[test]
+fn publishers_role_delegates_records_to_succinct_publisher_bins() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let publishers = role(out.path(), "publishers", 1);
+    assert!(publishers.signed.targets.is_empty(), "records live in the publisher bins");
+    let delegations = publishers.signed.delegations.as_ref().unwrap();
+    let succinct = delegations.succinct_roles.as_ref().unwrap();
+    assert_eq!((succinct.name_prefix.as_str(), succinct.bit_length), ("pub", 8));
+    let keys = Registry::open(registry.path()).unwrap();
+    let publisher_keys = keys.signing_keys(&keys.config.keys.publishers).unwrap().unwrap();
+    assert_eq!(succinct.keyids, [publisher_keys[0].key_id().clone()], "bins share the publishers keys");
+    let top = role(out.path(), "targets", 1);
+    let delegated = top.signed.delegations.unwrap().roles.unwrap();
+    let entry = delegated.iter().find(|r| r.name == "publishers").unwrap();
+    assert_eq!(entry.paths.as_deref(), Some(&["publishers/*".to_owned()][..]));
+
+    let files = tree(out.path());
+    let bins = files.keys().filter(|p| p.starts_with("metadata/1.pub-")).count();
+    assert_eq!(bins, 256);
+    let target = site::publisher_target(&"acme".parse().unwrap());
+    let bin = role(out.path(), &site::bin_for_target(&target, 8, "pub"), 1);
+    assert_eq!(bin.signed.targets.keys().collect::<Vec<_>>(), [&target]);
+    let sha = bin.signed.targets[&target].hashes["sha256"].parse().unwrap();
+    let record: PublisherRecord =
+        serde_json::from_slice(&files[&format!("targets/{}", site::hashed_target_path(&target, &sha))]).unwrap();
+    assert_eq!(record.id.as_str(), "acme");
+}
+
+#[test]
+fn adding_one_publisher_rewrites_its_record_one_publisher_bin_snapshot_and_timestamp() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let before = tree(out.path());
+    fixture::add_publisher(registry.path(), "globex", &fixture::key(2)).unwrap();
+    let report = build(registry.path(), out.path()).unwrap();
+    let after = tree(out.path());
+    let changed: BTreeSet<String> =
+        after.iter().filter(|(path, bytes)| before.get(*path) != Some(*bytes)).map(|(p, _)| p.clone()).collect();
+    let target = site::publisher_target(&"globex".parse().unwrap());
+    let bin = site::bin_for_target(&target, 8, "pub");
+    let sha = role(out.path(), &bin, 2).signed.targets[&target].hashes["sha256"].parse().unwrap();
+    let expected = BTreeSet::from([
+        format!("targets/{}", site::hashed_target_path(&target, &sha)),
+        format!("metadata/2.{bin}.json"),
+        "metadata/2.snapshot.json".to_owned(),
+        "metadata/timestamp.json".to_owned(),
+    ]);
+    assert_eq!(changed, expected);
+    assert_eq!(report.written.iter().cloned().collect::<BTreeSet<_>>(), changed);
+}
+
+#[test]
+fn refuses_publisher_bin_bits_out_of_range_naming_the_config() {
+    let registry = registry();
+    let path = registry.path().join("trellis-registry.json");
+    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    config["publisher_bin_bits"] = 0.into();
+    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    let error = Registry::open(registry.path()).unwrap_err().to_string();
+    assert!(error.contains("trellis-registry.json") && error.contains("publisher_bin_bits is 0"), "{error}");
+}
+
+#[test]
 fn same_inputs_and_keys_give_byte_identical_sites() {
     let registry = registry();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

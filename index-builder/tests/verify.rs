@@ -12,6 +12,7 @@ use trellis_index::operator::{self, InitOptions};
 use trellis_index::registry::{Expiry, Registry};
 use trellis_index::serve::Server;
 use trellis_index::verify::{self, Source};
+use trellis_schema::tuf::{Envelope, TargetFile, Targets, sign};
 
 fn now() -> jiff::Timestamp {
     "2026-11-01T00:00:00Z".parse().unwrap()
@@ -90,6 +91,42 @@ fn detects_a_role_signed_by_the_wrong_key() {
         "{:?}",
         report.problems
     );
+}
+
+#[test]
+fn flags_a_publisher_bin_signing_a_path_outside_publishers() {
+    let (registry, site) = built_site();
+    // A target of the right bin number that the `publishers/*` delegation above the
+    // bin does not cover: a client would never look for it there.
+    let (target, bin) = (0..)
+        .map(|n| format!("index/00/evil{n}.json"))
+        .map(|t| {
+            let bin = trellis_index::site::bin_for_target(&t, 8, "pub");
+            (t, bin)
+        })
+        .find(|(_, bin)| site.path().join(format!("metadata/1.{bin}.json")).exists())
+        .unwrap();
+    let path = site.path().join(format!("metadata/1.{bin}.json"));
+    let envelope: Envelope<Targets> = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut doc = envelope.signed;
+    let bytes = b"{}";
+    doc.targets.insert(
+        target.clone(),
+        TargetFile {
+            length: bytes.len() as u64,
+            hashes: [("sha256".to_owned(), trellis_schema::Sha256::of(bytes).to_hex())].into(),
+            custom: None,
+            extra: serde_json::Map::new(),
+        },
+    );
+    let opened = Registry::open(registry.path()).unwrap();
+    let keys = opened.signing_keys(&opened.config.keys.publishers).unwrap().unwrap();
+    let signed = sign(doc, &keys.iter().collect::<Vec<_>>()).unwrap();
+    std::fs::write(&path, trellis_schema::canonical::to_vec_of(&signed).unwrap()).unwrap();
+
+    let report = verify::verify(&dir(site.path()), None, now());
+    let expected = format!("metadata/1.{bin}.json: signs {target}, outside the paths delegated to {bin}");
+    assert!(report.problems.iter().any(|p| p == &expected), "{:?}", report.problems);
 }
 
 #[test]

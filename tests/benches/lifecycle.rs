@@ -116,6 +116,8 @@ fn report_hits(server: &FaultServer, site: &Path) {
         let kind = if hit.path.starts_with("/metadata/") {
             if hit.path.contains(".bin-") {
                 "metadata: hash bins"
+            } else if hit.path.contains(".pub-") {
+                "metadata: publisher bins"
             } else if hit.path.contains(".publishers.") {
                 "metadata: publishers role"
             } else {

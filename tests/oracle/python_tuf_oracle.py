@@ -5,7 +5,8 @@ Usage: python_tuf_oracle.py TRELLIS_INDEX_BINARY WORK_DIR
 Builds a synthetic registry with `trellis-index init/synth/build`, serves it with
 `trellis-index serve` on 127.0.0.1, then lets python-tuf's `ngclient.Updater`
 refresh (root, timestamp, snapshot, targets, delegations, TAP 15 hash bins) and
-download an index doc and a package blob, comparing their bytes with the files the
+download an index doc, a package blob, the blocklist and a publisher record (through
+the publishers role's succinct `pub-…` bins), comparing bytes with the files the
 builder wrote. A registry only our own client can read is not TUF.
 Prints `python-tuf oracle: P passed, F failed` and exits non-zero on any failure.
 """
@@ -123,6 +124,19 @@ try:
         local = state["updater"].download_target(info, os.path.join(downloads, "blocklist.json"))
         with open(local) as f:
             assert "entries" in json.load(f)
+
+    @check("finds a publisher record through publishers -> pub-xx")
+    def _():
+        u = state["updater"]
+        vendor = state["doc"]["id"].split(".")[0]
+        path = f"publishers/{vendor}.json"
+        info = u.get_targetinfo(path)
+        assert info is not None, f"{path} not found"
+        local = u.download_target(info, os.path.join(downloads, "publisher.json"))
+        with open(local) as f:
+            assert json.load(f)["id"] == vendor
+        bins = [name for name in os.listdir(client) if name.startswith("pub-")]
+        assert len(bins) == 1, f"python-tuf loaded publisher bins {bins}, expected only the vendor's"
 
     @check("refuses a tampered blob")
     def _():

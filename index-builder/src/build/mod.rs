@@ -72,7 +72,7 @@ pub struct Signers {
     pub timestamp: Option<Vec<SigningKey>>,
     /// `security` delegation.
     pub security: Option<Vec<SigningKey>>,
-    /// `publishers` delegation.
+    /// `publishers` delegation and every publisher bin under it.
     pub publishers: Option<Vec<SigningKey>>,
     /// `bins` and every hash bin.
     pub bins: Option<Vec<SigningKey>>,
@@ -83,7 +83,7 @@ pub struct Signers {
 pub struct DelegationThresholds {
     /// `security`.
     pub security: u32,
-    /// `publishers`.
+    /// `publishers` and its publisher bins.
     pub publishers: u32,
     /// `bins` and its hash bins.
     pub bins: u32,
@@ -97,6 +97,8 @@ pub struct BuildInput {
     pub expiry: Expiry,
     /// `2^bin_bits` hash bins.
     pub bin_bits: u32,
+    /// `2^publisher_bin_bits` publisher bins.
+    pub publisher_bin_bits: u32,
     /// Thresholds of the delegations.
     pub thresholds: DelegationThresholds,
     /// Every signed root, oldest first, as the bytes to publish.
@@ -155,6 +157,7 @@ impl BuildInput {
         Ok(Self {
             expiry: registry.config.expiry_days.clone(),
             bin_bits: registry.config.bin_bits,
+            publisher_bin_bits: registry.config.publisher_bin_bits,
             thresholds: DelegationThresholds {
                 security: keys.security.threshold,
                 publishers: keys.publishers.threshold,
@@ -345,11 +348,16 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
         }
     }
 
-    // Publishers and the blocklist.
-    let mut publisher_entries = BTreeMap::new();
+    // Publishers (every record, in every scope, grouped by publisher bin) and the
+    // blocklist.
+    let publisher_bits = input.publisher_bin_bits;
+    let mut publisher_bins: BTreeMap<String, Entries> = (0..(1u32 << publisher_bits))
+        .map(|number| (site::bin_name(number, publisher_bits, tuf::PUBLISHER_BIN_PREFIX), BTreeMap::new()))
+        .collect();
     for record in input.publishers.values() {
         let t = bytes_target(site::publisher_target(&record.id), canonical::to_vec_of(record)?);
-        publisher_entries.insert(t.target.clone(), (t.sha256, t.length));
+        let bin = site::bin_for_target(&t.target, publisher_bits, tuf::PUBLISHER_BIN_PREFIX);
+        publisher_bins.entry(bin).or_default().insert(t.target.clone(), (t.sha256, t.length));
         contents.push(t);
     }
     let blocklist = bytes_target(site::BLOCKLIST_TARGET.to_owned(), canonical::to_vec_of(&input.blocklist)?);
@@ -388,8 +396,17 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
             expiry.delegations,
         ),
         RolePlan::new(SECURITY_ROLE, security_entries, None, signers.security.as_deref(), expiry.delegations),
-        RolePlan::new(PUBLISHERS_ROLE, publisher_entries, None, signers.publishers.as_deref(), expiry.delegations),
+        RolePlan::new(
+            PUBLISHERS_ROLE,
+            BTreeMap::new(),
+            Some(tuf::publisher_bin_delegations(&publishers_keys, publisher_bits)),
+            signers.publishers.as_deref(),
+            expiry.delegations,
+        ),
     ];
+    for (name, entries) in publisher_bins {
+        plans.push(RolePlan::new(&name, entries, None, signers.publishers.as_deref(), expiry.delegations));
+    }
     for (name, entries) in bin_entries {
         plans.push(RolePlan::new(&name, entries, None, signers.bins.as_deref(), expiry.delegations));
     }
@@ -424,6 +441,10 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
         (Some(prev), Scope::Plugins(_)) => prev.snapshot.signed.meta.clone(),
         _ => BTreeMap::new(),
     };
+    // Every publisher bin is planned in every scope: drop the published ones, so a
+    // changed `publisher_bin_bits` leaves no stale bin in the snapshot.
+    let publisher_bin = format!("{}-", tuf::PUBLISHER_BIN_PREFIX);
+    meta.retain(|name, _| !name.starts_with(&publisher_bin));
     for plan in &plans {
         let version = match &plan.decision {
             Decision::Keep(version) | Decision::New { version, .. } => *version,
