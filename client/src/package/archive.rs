@@ -267,11 +267,11 @@ fn find_end_record(source: &Source, tail: &Tail, limits: &Limits) -> Result<EndR
         }
         return Err(PackageError::UnaccountedBytes { offset: directory_end, len: pos - directory_end });
     }
+    let max = max_directory_size(limits);
+    if size > max {
+        return Err(PackageError::DirectoryTooLarge { size, max });
+    }
     if offset < tail.start {
-        let max = max_directory_size(limits);
-        if size > max {
-            return Err(PackageError::DirectoryTooLarge { size, max });
-        }
         // The end record read before the digest pass pointed elsewhere.
         return Err(match source {
             Source::File { path, .. } => {
