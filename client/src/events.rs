@@ -41,6 +41,28 @@ pub enum Event {
         /// Expected total, when known (it is, from the signed index).
         bytes_total: Option<u64>,
     },
+    /// An update downloads a delta from the installed release instead of the package.
+    Delta {
+        /// The plugin.
+        plugin: PluginId,
+        /// The release being installed.
+        version: Version,
+        /// The installed release the delta starts from.
+        from: Version,
+        /// Size of the delta.
+        delta_bytes: u64,
+        /// Size of the package it saves downloading.
+        package_bytes: u64,
+    },
+    /// A delta could not be used; the whole package is downloaded instead.
+    DeltaFallback {
+        /// The plugin.
+        plugin: PluginId,
+        /// The release being installed.
+        version: Version,
+        /// Why the delta was not used.
+        reason: String,
+    },
     /// A package's hash and developer signature are being checked.
     Verifying {
         /// The plugin.

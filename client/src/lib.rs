@@ -10,7 +10,9 @@
 //! Getting verified bytes:
 //! - [`transport`]: HTTP(S) and `file://` mirrors, failover, parallel downloads, cache;
 //! - [`trust`]: the TUF client workflow; nothing is used before it verified it;
-//! - [`package`]: the only code that opens a package (hardened extraction).
+//! - [`package`]: the only code that opens a package (hardened extraction);
+//! - [`delta`]: rebuilding a release from the installed one and a delta, every file
+//!   checked against the signed manifest.
 //!
 //! Deciding what to install: [`resolve`] (pubgrub over the index docs).
 //!
@@ -27,6 +29,7 @@
 
 pub mod activate;
 pub mod consent;
+pub mod delta;
 pub mod events;
 pub mod fs;
 pub mod hooks;

@@ -14,28 +14,14 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Instant;
 
-use trellis_index::build::{self, BuildInput, Durability, Scope};
-use trellis_index::operator::{self, InitOptions};
-use trellis_index::registry::{Expiry, Registry};
+use trellis_index::build::{Durability, Scope};
 use trellis_index::serve::Server;
 use trellis_index::site;
-use trellis_index::synth::{self, SynthSpec};
+use trellis_index::synth::{self, SynthSite, SynthSpec};
 use trellis_schema::tuf::{Envelope, Snapshot, Targets};
 
 fn arg(index: usize, default: u64) -> u64 {
     std::env::args().filter(|a| !a.starts_with('-')).nth(index).and_then(|a| a.parse().ok()).unwrap_or(default)
-}
-
-fn input(
-    registry: &Registry,
-    plugins: Vec<trellis_index::release::PluginInput>,
-    scope: Scope,
-    known: &BTreeSet<trellis_schema::PluginId>,
-    now: jiff::Timestamp,
-) -> BuildInput {
-    let durability =
-        if std::env::var_os("BENCH_NO_FSYNC").is_some() { Durability::OsBuffered } else { Durability::Fsync };
-    BuildInput::for_registry(registry, plugins, known.clone(), scope, now).unwrap().with_durability(durability)
 }
 
 fn size(path: &Path) -> u64 {
@@ -53,31 +39,22 @@ fn main() {
     let bin_bits = arg(3, 12) as u32;
     let now: jiff::Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
     let work = tempfile::tempdir_in(std::env::var_os("BENCH_DIR").unwrap_or_else(|| ".".into())).unwrap();
-    let registry_dir = work.path().join("registry");
-    let site_dir = work.path().join("site");
-    let options = InitOptions {
-        name: "bench".into(),
-        base_url: "http://127.0.0.1/".into(),
-        root_keys: 1,
-        root_threshold: 1,
-        bin_bits,
-        expiry: Expiry::default(),
-        now,
-    };
-    operator::init(&registry_dir, &options).unwrap();
-    let registry = Registry::open(&registry_dir).unwrap();
+    let durability =
+        if std::env::var_os("BENCH_NO_FSYNC").is_some() { Durability::OsBuffered } else { Durability::Fsync };
+    let mut synth_site = SynthSite::init(work.path(), bin_bits, now).unwrap().with_durability(durability);
+    let site_dir = synth_site.site_dir.clone();
 
     let started = Instant::now();
     let spec = SynthSpec { plugins, versions, seed: 42 };
     let plan = synth::plan(spec);
     let stats = synth::shape(&plan);
     let target = plan[plan.len() / 2].clone();
-    let known: BTreeSet<_> = plan.iter().map(|p| p.id.clone()).collect();
+    synth_site.known = plan.iter().map(|p| p.id.clone()).collect();
     let inputs: Vec<_> = plan.into_iter().map(synth::plugin_input).collect();
     println!("generated {stats:?} in {:.2?}", started.elapsed());
 
     let started = Instant::now();
-    let full = build::build(input(&registry, inputs, Scope::Full, &known, now), &site_dir).unwrap();
+    let full = synth_site.build(inputs, Scope::Full).unwrap();
     let full_time = started.elapsed();
     println!(
         "full build: {} plugins, {} releases, {} files written in {:.2?}",
@@ -96,7 +73,7 @@ fn main() {
     let changed = synth::plugin_input(grown);
     let scope = Scope::Plugins(BTreeSet::from([changed.id.clone()]));
     let started = Instant::now();
-    let incremental = build::build(input(&registry, vec![changed], scope, &known, now), &site_dir).unwrap();
+    let incremental = synth_site.build(vec![changed], scope).unwrap();
     let incremental_time = started.elapsed();
     println!(
         "incremental build (+1 release of {}): {} files written in {:.2?}: {:?}",

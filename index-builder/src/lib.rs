@@ -9,6 +9,7 @@
 //! over this library.
 
 pub mod build;
+pub mod delta;
 pub mod fixture;
 pub mod keyfile;
 pub mod lint;

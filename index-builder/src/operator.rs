@@ -112,6 +112,7 @@ pub fn init(dir: &Path, options: &InitOptions) -> Result<RegistryConfig, Operato
         expiry_days: options.expiry.clone(),
         bin_bits: options.bin_bits,
         keys,
+        deltas: crate::delta::DeltaPolicy::default(),
     };
     let mut generated: BTreeMap<PathBuf, SigningKey> = BTreeMap::new();
     for role in all_roles(&config.keys) {

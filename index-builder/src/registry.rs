@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! trellis-registry.json        configuration (RegistryConfig): name, base URL, mirrors,
-//!                              expiry per role, hash-bin count, key files, thresholds
+//!                              expiry per role, hash-bin count, key files, thresholds,
+//!                              deltas ({"sources", "max_percent", "max_patch_input"})
 //! keys/                        private role keys (never committed; CI writes them from secrets)
 //! root/N.root.json             every signed root, N = 1, 2, … (written by init and rotate)
 //! publishers/<vendor>.json     publisher records (PublisherRecord)
@@ -33,6 +34,7 @@ use trellis_schema::publisher::PublisherRecord;
 use trellis_schema::tuf::{Envelope, Root};
 use trellis_schema::{PluginId, Sha256, SigningKey, VendorId};
 
+use crate::delta::DeltaPolicy;
 use crate::keyfile;
 use crate::release::{self, PluginInput, ReleaseError};
 
@@ -116,6 +118,10 @@ pub struct RegistryConfig {
     pub bin_bits: u32,
     /// Key files and thresholds.
     pub keys: KeyConfig,
+    /// Which deltas builds publish (default: from the 2 previous releases, when
+    /// under 60 % of the package).
+    #[serde(default, skip_serializing_if = "DeltaPolicy::is_default")]
+    pub deltas: DeltaPolicy,
 }
 
 /// A registry problem, naming the file.

@@ -7,6 +7,7 @@
 //! metadata/N.root.json, metadata/timestamp.json, metadata/V.<role>.json
 //! targets/index/<shard>/<H>.<plugin-id>.json
 //! targets/plugins/<vendor>/<id>/<H>.<id>-<version>.zip   (and .dsse)
+//! targets/deltas/<id>/<H>.<from>_<to>.delta
 //! targets/publishers/<H>.<vendor>.json
 //! targets/security/<H>.blocklist.json
 //! ```
@@ -26,7 +27,7 @@ pub const METADATA_DIR: &str = "metadata";
 /// Directory of the target files, relative to the site root.
 pub const TARGETS_DIR: &str = "targets";
 pub use trellis_schema::target::{
-    BLOCKLIST_TARGET, envelope_target, index_target, package_target, plugin_blob_dir, publisher_target,
+    BLOCKLIST_TARGET, delta_target, envelope_target, index_target, package_target, plugin_blob_dir, publisher_target,
 };
 
 /// The consistent-snapshot name of a target: `dir/<sha256>.<basename>`, relative to

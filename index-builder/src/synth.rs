@@ -11,18 +11,27 @@
 //! - [`build_input`]: the same registry as in-memory [`PluginInput`]s whose blobs are
 //!   content addresses only ([`BlobSource::InSite`]), for the metadata benchmark at
 //!   100k × 10, where writing a million packages would measure the disk, not the
-//!   builder.
+//!   builder;
+//! - [`SynthSite::hybrid_input`]: both at once, for client benchmarks at 100k: every
+//!   plugin as metadata, and real signed packages only for the plugins a benchmark
+//!   installs, so everything a client fetches is real and verifies.
 //!
-//! Building is [`crate::build`]'s job.
+//! [`SynthSite`] is the set-up those benchmarks share (a registry source tree with
+//! its keys, a site directory, publisher records for every vendor). Building is
+//! [`crate::build`]'s job.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use trellis_schema::manifest::{FileEntry, PackageDigest, ReleaseManifest};
 use trellis_schema::plugin::{Channel, Dependency, Platform};
 use trellis_schema::{PluginId, Sha256};
 
+use crate::build::{self, BuildError, BuildInput, BuildReport, Durability, Scope};
 use crate::fixture::{self, FixtureError, ReleaseSpec};
+use crate::operator::{self, InitOptions, OperatorError};
+use crate::registry::{Expiry, Registry, RegistryError};
 use crate::release::{Blob, BlobSource, PluginInput, ReleaseInput};
 
 /// Size and seed of a synthetic registry.
@@ -216,6 +225,208 @@ pub fn plugin_input(plugin: SynthPlugin) -> PluginInput {
     PluginInput { id, releases }
 }
 
+/// Why a synthetic site could not be set up or built.
+#[derive(Debug, thiserror::Error)]
+pub enum SynthError {
+    /// `init` of the registry source tree failed.
+    #[error("initialising the synthetic registry: {0}")]
+    Init(#[from] OperatorError),
+    /// The registry source tree could not be read back.
+    #[error("reading the synthetic registry: {0}")]
+    Registry(#[from] Box<RegistryError>),
+    /// A real release could not be made.
+    #[error("making a real release: {0}")]
+    Fixture(#[from] FixtureError),
+    /// The build refused the input.
+    #[error("building the synthetic site: {0}")]
+    Build(#[from] Box<BuildError>),
+}
+
+impl From<RegistryError> for SynthError {
+    fn from(error: RegistryError) -> Self {
+        Self::Registry(Box::new(error))
+    }
+}
+
+impl From<BuildError> for SynthError {
+    fn from(error: BuildError) -> Self {
+        Self::Build(Box::new(error))
+    }
+}
+
+/// The key every synthetic publisher signs its releases with.
+pub fn publisher_key() -> trellis_schema::SigningKey {
+    fixture::key(1)
+}
+
+/// A synthetic registry source tree (from [`operator::init`], so with real TUF keys)
+/// and the site it builds into: the set-up the benchmarks at 100k share.
+///
+/// Publisher records of every vendor of a plan ([`SynthSite::add_publishers`]) are
+/// held in memory and published like records of the source tree; only the vendors of
+/// real releases also get a record file, which the builder's release checks read.
+#[derive(Debug)]
+pub struct SynthSite {
+    /// The registry source tree.
+    pub registry: Registry,
+    /// The site directory builds write.
+    pub site_dir: PathBuf,
+    /// Every plugin id of the registry (for the builder's dependency check).
+    pub known: BTreeSet<PluginId>,
+    /// The build's notion of now.
+    pub now: jiff::Timestamp,
+    /// Whether builds fsync content files ([`Durability::OsBuffered`] by default: a
+    /// benchmark site is thrown away after a crash).
+    pub durability: Durability,
+}
+
+impl SynthSite {
+    /// Initialises a registry in `work/registry` with one root key and `2^bin_bits`
+    /// hash bins, building into `work/site`.
+    pub fn init(work: &Path, bin_bits: u32, now: jiff::Timestamp) -> Result<Self, SynthError> {
+        let registry_dir = work.join("registry");
+        let options = InitOptions {
+            name: "Synthetic".into(),
+            base_url: "http://127.0.0.1/".into(),
+            root_keys: 1,
+            root_threshold: 1,
+            bin_bits,
+            expiry: Expiry::default(),
+            now,
+        };
+        operator::init(&registry_dir, &options)?;
+        Ok(Self {
+            registry: Registry::open(&registry_dir)?,
+            site_dir: work.join("site"),
+            known: BTreeSet::new(),
+            now,
+            durability: Durability::OsBuffered,
+        })
+    }
+
+    /// The same site with builds of another durability.
+    #[must_use]
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Records the plugins of `plan` as the registry's plugins and a publisher record
+    /// (trusting [`publisher_key`]) for each of their vendors.
+    pub fn add_publishers(&mut self, plan: &[SynthPlugin]) {
+        let key = publisher_key();
+        for plugin in plan {
+            self.known.insert(plugin.id.clone());
+            let vendor = plugin.id.vendor_id();
+            self.registry
+                .publishers
+                .entry(vendor)
+                .or_insert_with_key(|vendor| fixture::publisher(vendor.as_str(), &[&key]));
+        }
+    }
+
+    /// The build input of `plan`: real signed packages (written into the registry
+    /// source tree, then loaded and checked like any submitted release) for every
+    /// release of the plugins in `real`, content addresses only for the others. Adds
+    /// the plan's publishers first ([`SynthSite::add_publishers`]).
+    pub fn hybrid_input(
+        &mut self,
+        plan: Vec<SynthPlugin>,
+        real: &BTreeSet<PluginId>,
+    ) -> Result<Vec<PluginInput>, SynthError> {
+        self.add_publishers(&plan);
+        let (chosen, rest): (Vec<SynthPlugin>, Vec<SynthPlugin>) =
+            plan.into_iter().partition(|plugin| real.contains(&plugin.id));
+        let mut inputs = self.real_inputs(&chosen)?;
+        inputs.extend(rest.into_iter().map(plugin_input));
+        Ok(inputs)
+    }
+
+    /// Writes every release of `plugins` as a real signed package into the registry
+    /// source tree and loads them back through the builder's release checks
+    /// (signature under the publisher record, package digest, lint); yanks follow the
+    /// plan. Also how a benchmark publishes new releases before an incremental build.
+    pub fn real_inputs(&mut self, plugins: &[SynthPlugin]) -> Result<Vec<PluginInput>, SynthError> {
+        let key = publisher_key();
+        let dir = self.registry.dir.clone();
+        for plugin in plugins {
+            let vendor = plugin.id.vendor();
+            fixture::add_publisher(&dir, vendor, &key).map_err(|e| FixtureError::Io(e.to_string()))?;
+        }
+        let releases: Vec<(&SynthPlugin, &SynthRelease)> =
+            plugins.iter().flat_map(|p| p.releases.iter().map(move |r| (p, r))).collect();
+        releases.par_iter().try_for_each(|(plugin, release)| {
+            let mut spec = ReleaseSpec::new(plugin.id.as_str(), &release.version.to_string());
+            spec.dependencies = release.dependencies.clone();
+            spec.channel = release.channel;
+            fixture::add_release(&dir, &spec, &key).map(drop)
+        })?;
+        // Reopen for the record files just written; keep the in-memory records.
+        let mut records = std::mem::take(&mut self.registry.publishers);
+        self.registry = Registry::open(&dir)?;
+        records.append(&mut self.registry.publishers);
+        self.registry.publishers = records;
+        let ids: BTreeSet<PluginId> = plugins.iter().map(|p| p.id.clone()).collect();
+        let mut inputs = self.registry.load_plugins(&ids)?;
+        for input in &mut inputs {
+            let Some(planned) = plugins.iter().find(|p| p.id == input.id) else { continue };
+            for release in &mut input.releases {
+                release.yanked = planned.releases.iter().any(|r| r.yanked && r.version == release.manifest.version);
+            }
+        }
+        self.known.extend(ids);
+        Ok(inputs)
+    }
+
+    /// The build input of `plugins` with everything else from the registry (keys,
+    /// roots, publishers, blocklist).
+    pub fn input(&self, plugins: Vec<PluginInput>, scope: Scope) -> Result<BuildInput, SynthError> {
+        Ok(BuildInput::for_registry(&self.registry, plugins, self.known.clone(), scope, self.now)?
+            .with_durability(self.durability))
+    }
+
+    /// Builds `plugins` into the site ([`Scope::Full`] for the first build).
+    pub fn build(&self, plugins: Vec<PluginInput>, scope: Scope) -> Result<BuildReport, SynthError> {
+        Ok(build::build(self.input(plugins, scope)?, &self.site_dir)?)
+    }
+
+    /// The site's first root, the one a client pins.
+    pub fn root_file(&self) -> PathBuf {
+        crate::site::metadata_file(&self.site_dir, "root", 1)
+    }
+}
+
+/// The newest stable, not yanked release of `plugin`: what a fresh install of it picks
+/// when nothing else constrains it.
+pub fn newest_stable(plugin: &SynthPlugin) -> Option<&SynthRelease> {
+    plugin.releases.iter().rev().find(|r| !r.yanked && r.channel == Channel::Stable)
+}
+
+/// The plugins a fresh install of `plan[index]` brings in, following the dependencies
+/// of [`newest_stable`] releases (plugins without one end the walk), as indices into
+/// `plan`, sorted. Stops early, returning `None`, once more than `limit` are found.
+pub fn closure(plan: &[SynthPlugin], index: usize, limit: usize) -> Option<Vec<usize>> {
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![index];
+    while let Some(next) = todo.pop() {
+        if !seen.insert(next) {
+            continue;
+        }
+        if seen.len() > limit {
+            return None;
+        }
+        let Some(release) = plan.get(next).and_then(newest_stable) else { continue };
+        todo.extend(release.dependencies.iter().filter_map(|d| position(plan, &d.id)));
+    }
+    Some(seen.into_iter().collect())
+}
+
+/// Where `id` is in `plan`: ids are generated as `v<vendor>.plugin-<index>`.
+fn position(plan: &[SynthPlugin], id: &PluginId) -> Option<usize> {
+    let index: usize = id.as_str().rsplit_once("plugin-")?.1.parse().ok()?;
+    (plan.get(index)?.id == *id).then_some(index)
+}
+
 /// Summary statistics of a plan, for benchmark reports.
 pub fn shape(plugins: &[SynthPlugin]) -> BTreeMap<&'static str, usize> {
     let releases: Vec<&SynthRelease> = plugins.iter().flat_map(|p| &p.releases).collect();
@@ -252,5 +463,36 @@ mod tests {
         let mut sorted: Vec<usize> = counts.values().copied().collect();
         sorted.sort_unstable();
         assert!(sorted[sorted.len() - 1] > 20 * sorted[sorted.len() / 2], "{:?}", &sorted[sorted.len() - 5..]);
+    }
+
+    #[test]
+    fn hybrid_site_signs_real_packages_only_for_the_chosen_plugins_and_builds() {
+        let work = tempfile::tempdir().unwrap();
+        let now: jiff::Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
+        let mut site = SynthSite::init(work.path(), 4, now).unwrap();
+        let plan = plan(SynthSpec { plugins: 12, versions: 2, seed: 3 });
+        let chosen = plan[7].id.clone();
+        let inputs = site.hybrid_input(plan.clone(), &BTreeSet::from([chosen.clone()])).unwrap();
+        assert_eq!(inputs.len(), 12);
+        for input in &inputs {
+            for release in &input.releases {
+                let real = matches!(release.package.source, BlobSource::File(_));
+                assert_eq!(real, input.id == chosen, "{} {}", input.id, release.manifest.version);
+            }
+        }
+        let vendors: BTreeSet<_> = plan.iter().map(|p| p.id.vendor_id()).collect();
+        assert!(vendors.iter().all(|v| site.registry.publishers.contains_key(v)));
+        let report = site.build(inputs, Scope::Full).unwrap();
+        assert_eq!(report.releases, 24);
+        // The real packages are in the site under their content address; the others are not.
+        let packages: Vec<String> = report.written.iter().filter(|p| p.ends_with(".zip")).cloned().collect();
+        assert_eq!(packages.len(), 2, "{packages:?}");
+        assert!(packages.iter().all(|p| p.contains(chosen.as_str())), "{packages:?}");
+        for package in &packages {
+            let bytes =
+                std::fs::read(site.site_dir.join("targets").join(package.trim_start_matches("targets/"))).unwrap();
+            let name = package.rsplit('/').next().unwrap();
+            assert!(name.starts_with(&Sha256::of(&bytes).to_hex()), "{package}");
+        }
     }
 }

@@ -484,6 +484,9 @@ fn check_index_doc(
         if !blob_signed(&release.package) || !blob_signed(&release.envelope) {
             continue;
         }
+        for delta in &release.deltas {
+            blob_signed(&delta.blob);
+        }
         let Some(file) = signed.get(release.envelope.path.as_str()) else { continue };
         let Some(bytes) = target_bytes(checker, &release.envelope.path, file) else { continue };
         let envelope: Dsse = match serde_json::from_slice(&bytes) {

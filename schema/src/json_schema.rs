@@ -19,6 +19,7 @@ pub fn all() -> Vec<(&'static str, Value)> {
         ("publisher", schema::<crate::publisher::PublisherRecord>()),
         ("index-doc", schema::<crate::index::IndexDoc>()),
         ("blocklist", schema::<crate::blocklist::Blocklist>()),
+        ("delta-header", schema::<crate::delta::DeltaHeader>()),
     ]
 }
 

@@ -37,6 +37,13 @@ pub fn envelope_target(id: &PluginId, version: &semver::Version) -> String {
     format!("{}{id}-{version}.dsse", plugin_blob_dir(id))
 }
 
+/// Target path of the delta from release `from` to release `to` of a plugin:
+/// `deltas/<id>/<from>_<to>.delta`. The separator is `_` because semantic versions
+/// cannot contain it (with `-`, `1.0.0-a` → `1.0.0` and `1.0.0` → … could collide).
+pub fn delta_target(id: &PluginId, from: &semver::Version, to: &semver::Version) -> String {
+    format!("deltas/{id}/{from}_{to}.delta")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +57,6 @@ mod tests {
         let v = "1.2.0".parse().unwrap();
         assert_eq!(package_target(&id, &v), "plugins/acme/acme.clock/acme.clock-1.2.0.zip");
         assert_eq!(envelope_target(&id, &v), "plugins/acme/acme.clock/acme.clock-1.2.0.dsse");
+        assert_eq!(delta_target(&id, &"1.0.0".parse().unwrap(), &v), "deltas/acme.clock/1.0.0_1.2.0.delta");
     }
 }

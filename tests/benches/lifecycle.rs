@@ -1,27 +1,33 @@
-//! Lifecycle figures on a synthetic registry of real signed packages (trellis-index
-//! synth), served on loopback by the counting fault server:
+//! Lifecycle figures on the 100k-plugin synthetic registry (trellis-index synth,
+//! [`SynthSite::hybrid_input`]): every plugin × 10 releases as signed metadata, real
+//! signed packages for the plugins the figures touch, served on loopback by the
+//! counting fault server:
 //!
 //! 1. cold install of a plugin whose dependency graph has about 30 nodes, in a fresh
 //!    child process: requests, bytes, wall time, peak RSS (VmHWM of the child);
 //! 2. warm re-resolve: the same install again in a new store over the warm data dir
-//!    (one conditional request for timestamp.json, index docs from the cache).
+//!    (one conditional request for timestamp.json, everything else from the trusted
+//!    metadata and the cache): median and p95 over `TRELLIS_BENCH_WARM_RUNS` runs;
+//! 3. update of 100 installed plugins when 10 have new releases (an incremental
+//!    build publishes them): requests, bytes, time; then the no-op update check.
 //!
-//! Run: `cargo bench -p trellis-tests --bench lifecycle` (env `TRELLIS_BENCH_PLUGINS`,
-//! default 2000 plugins × 3 releases; real ZIPs and signatures are written, so this is
-//! not the metadata-only 100k registry of the trust bench).
+//! Run: `cargo bench -p trellis-tests --bench lifecycle`. Environment:
+//! `TRELLIS_BENCH_PLUGINS` (default 100000), `TRELLIS_BENCH_VERSIONS` (10),
+//! `TRELLIS_BENCH_BIN_BITS` (12), `TRELLIS_BENCH_WARM_RUNS` (50), `BENCH_DIR` (where
+//! the registry, site and data dirs go; default the system temp dir, /dev/shm is fine).
 
-#![allow(clippy::unwrap_used, clippy::print_stdout)] // a bench binary reports on stdout
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // a bench binary reports on stdout
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use trellis_client::hooks::NoHooks;
 use trellis_client::resolve::HostApp;
 use trellis_client::store::{AlwaysAgree, Session, Store, StoreOptions, install::parse_requirement};
-use trellis_index::build::{Scope, build_registry};
-use trellis_index::operator::{self, InitOptions};
-use trellis_index::registry::{Expiry, Registry};
-use trellis_index::synth::{self, SynthSpec};
+use trellis_index::build::Scope;
+use trellis_index::synth::{self, SynthPlugin, SynthSite, SynthSpec};
+use trellis_schema::PluginId;
 use trellis_tests::fault_server::FaultServer;
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -50,53 +56,140 @@ fn child(data: &str, url: &str, root: &str, id: &str) {
     println!("{} {} {}", start.elapsed().as_millis(), report.installed.len(), peak_rss_kib());
 }
 
-/// Transitive dependency closure (newest stable, not yanked) per plugin.
-fn closure_sizes(spec: SynthSpec) -> Vec<(String, usize)> {
-    let plan = synth::plan(spec);
-    let deps: BTreeMap<String, Vec<String>> = plan
-        .iter()
-        .map(|p| {
-            let newest =
-                p.releases.iter().rev().find(|r| !r.yanked && r.channel == trellis_schema::plugin::Channel::Stable);
-            (
-                p.id.to_string(),
-                newest.map(|r| r.dependencies.iter().map(|d| d.id.to_string()).collect()).unwrap_or_default(),
-            )
-        })
-        .collect();
-    deps.keys()
-        .map(|id| {
-            let mut seen = BTreeSet::new();
-            let mut todo = vec![id.clone()];
-            while let Some(next) = todo.pop() {
-                if seen.insert(next.clone()) {
-                    todo.extend(deps.get(&next).cloned().unwrap_or_default());
-                }
-            }
-            (id.clone(), seen.len())
-        })
-        .collect()
+/// The install target: the plugin nearest the middle of the registry whose fresh
+/// install brings in 30 plugins (or the closest count found), with that graph.
+fn pick_target(plan: &[SynthPlugin]) -> (usize, Vec<usize>) {
+    let mut best: Option<(usize, Vec<usize>)> = None;
+    let middle = plan.len() / 2;
+    for offset in 0..plan.len() {
+        let index = if offset % 2 == 0 { middle + offset / 2 } else { middle.wrapping_sub(offset / 2 + 1) };
+        let Some(nodes) = plan.get(index).and_then(|_| synth::closure(plan, index, 60)) else { continue };
+        if best.as_ref().is_none_or(|(_, b)| nodes.len().abs_diff(30) < b.len().abs_diff(30)) {
+            best = Some((index, nodes));
+        }
+        if best.as_ref().is_some_and(|(_, b)| b.len() == 30) || offset > 20_000 {
+            break;
+        }
+    }
+    best.expect("a plan with plugins")
 }
 
-/// Serves every file of `site` (again, after a rebuild).
-fn put_site(server: &FaultServer, site: &std::path::Path) {
-    let mut dirs = vec![site.to_owned()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                let rel = path.strip_prefix(site).unwrap().to_string_lossy().replace('\\', "/");
-                server.put(&format!("/{rel}"), std::fs::read(&path).unwrap());
-            }
-        }
+/// The 100 plugins to install for the update figure: plugins without dependencies in
+/// their newest stable release, spread evenly over the registry (so over many bins
+/// and publishers).
+fn pick_installed(plan: &[SynthPlugin], count: usize, exclude: &BTreeSet<usize>) -> Vec<usize> {
+    let candidates: Vec<usize> = (1..plan.len())
+        .filter(|i| !exclude.contains(i))
+        .filter(|&i| synth::newest_stable(&plan[i]).is_some_and(|r| r.dependencies.is_empty()))
+        .collect();
+    let step = (candidates.len() / count).max(1);
+    candidates.into_iter().step_by(step).take(count).collect()
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() { walk(&path, out) } else { out.push(path) }
     }
 }
 
-fn median(mut samples: Vec<Duration>) -> Duration {
+/// Serves `files` (relative to `site`).
+fn put_files(server: &FaultServer, site: &Path, files: impl IntoIterator<Item = PathBuf>) {
+    for path in files {
+        let relative = path.strip_prefix(site).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+        server.put(&format!("/{relative}"), std::fs::read(site.join(&relative)).unwrap());
+    }
+}
+
+/// (median, p95, min, max).
+fn spread(mut samples: Vec<Duration>) -> (Duration, Duration, Duration, Duration) {
     samples.sort();
-    samples[samples.len() / 2]
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.95), samples[0], samples[samples.len() - 1])
+}
+
+/// Requests and body bytes per kind of file (sizes from the site; `304`s and `404`s
+/// carry no body).
+fn report_hits(server: &FaultServer, site: &Path) {
+    let mut kinds: BTreeMap<&str, (usize, usize, u64)> = BTreeMap::new();
+    for hit in server.hits() {
+        let kind = if hit.path.starts_with("/metadata/") {
+            if hit.path.contains(".bin-") {
+                "metadata: hash bins"
+            } else if hit.path.contains(".publishers.") {
+                "metadata: publishers role"
+            } else {
+                "metadata: other roles"
+            }
+        } else if hit.path.ends_with(".zip") {
+            "packages"
+        } else if hit.path.ends_with(".dsse") {
+            "signature envelopes"
+        } else if hit.path.starts_with("/targets/index/") {
+            "index docs"
+        } else {
+            "publisher records, blocklist"
+        };
+        let entry = kinds.entry(kind).or_default();
+        entry.0 += 1;
+        if hit.status == 200 {
+            entry.2 += std::fs::metadata(site.join(hit.path.trim_start_matches('/'))).map(|m| m.len()).unwrap_or(0);
+        } else {
+            entry.1 += 1;
+        }
+    }
+    for (kind, (count, not_ok, bytes)) in &kinds {
+        println!(
+            "  {kind}: {count} request(s){}, {bytes} body bytes",
+            if *not_ok > 0 { format!(" ({not_ok} not 200)") } else { String::new() }
+        );
+    }
+}
+
+/// Where a warm re-resolve spends its time in the trust layer: opening the trusted
+/// state, the one-request update check, and the delegation walk to each index doc of
+/// the graph (bins read back from the trusted store).
+fn warm_breakdown(data: &tempfile::TempDir, server: &FaultServer, plan: &[SynthPlugin], graph: &[usize]) {
+    use std::sync::Arc;
+    use trellis_client::transport::{AnyTransport, HttpOptions, Mirror, Mirrors};
+    let dir = trellis_client::state::DataDir::new(data.path()).metadata_dir(&"synth".parse().unwrap());
+    let (mut open, mut check, mut walk) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..20 {
+        let mirrors =
+            Mirrors::new(Arc::new(AnyTransport::new(HttpOptions::default())), vec![Mirror::site(&server.url())]);
+        let start = Instant::now();
+        let mut updater = trellis_client::trust::Updater::new(&dir, mirrors).unwrap();
+        open.push(start.elapsed());
+        let start = Instant::now();
+        updater.check_for_updates().unwrap();
+        check.push(start.elapsed());
+        let start = Instant::now();
+        for &i in graph {
+            updater.target_info(&trellis_schema::target::index_target(&plan[i].id)).unwrap().unwrap();
+        }
+        walk.push(start.elapsed());
+    }
+    println!(
+        "  trust layer, medians: open {:.2?}, update check {:.2?}, delegation walk to {} index docs {:.2?}",
+        spread(open).0,
+        spread(check).0,
+        graph.len(),
+        spread(walk).0
+    );
+    let (mut open, mut blocklist) = (Vec::new(), Vec::new());
+    for _ in 0..20 {
+        let start = Instant::now();
+        let mut store = Store::open(data.path(), options()).unwrap();
+        open.push(start.elapsed());
+        let start = Instant::now();
+        store.remotes().unwrap().blocklist().unwrap();
+        blocklist.push(start.elapsed());
+    }
+    println!(
+        "  store, medians: open {:.2?}, registries + update check + blocklist {:.2?}",
+        spread(open).0,
+        spread(blocklist).0
+    );
 }
 
 fn main() {
@@ -105,34 +198,50 @@ fn main() {
         child(&args[i + 1], &args[i + 2], &args[i + 3], &args[i + 4]);
         return;
     }
-    let spec = SynthSpec { plugins: env_or("TRELLIS_BENCH_PLUGINS", 2000), versions: 3, seed: 7 };
-    let started = Instant::now();
-    let registry = tempfile::tempdir().unwrap();
-    let init = InitOptions {
-        name: "Synthetic".into(),
-        base_url: "http://127.0.0.1/".into(),
-        root_keys: 1,
-        root_threshold: 1,
-        bin_bits: 8,
-        expiry: Expiry::default(),
-        now: jiff::Timestamp::now(),
+    let spec = SynthSpec {
+        plugins: env_or("TRELLIS_BENCH_PLUGINS", 100_000),
+        versions: env_or("TRELLIS_BENCH_VERSIONS", 10),
+        seed: 7,
     };
-    operator::init(registry.path(), &init).unwrap();
-    let releases = synth::write_registry(registry.path(), spec).unwrap();
-    let site = tempfile::tempdir().unwrap();
-    build_registry(&Registry::open(registry.path()).unwrap(), site.path(), Scope::Full, jiff::Timestamp::now())
-        .unwrap();
-    println!("synthetic registry: {} plugins, {releases} releases, built in {:.1?}", spec.plugins, started.elapsed());
+    let bin_bits = env_or("TRELLIS_BENCH_BIN_BITS", 12) as u32;
+    let warm_runs = env_or("TRELLIS_BENCH_WARM_RUNS", 50).max(1);
+    let work =
+        tempfile::tempdir_in(std::env::var_os("BENCH_DIR").unwrap_or_else(|| std::env::temp_dir().into())).unwrap();
 
+    // The plan, and what the figures touch: real packages are written for those only.
+    let started = Instant::now();
+    let plan = synth::plan(spec);
+    let (target_index, graph) = pick_target(&plan);
+    let target = plan[target_index].id.to_string();
+    let installed = pick_installed(&plan, 100, &graph.iter().copied().collect());
+    let changed: Vec<usize> = installed.iter().copied().step_by(10).take(10).collect();
+    let real: BTreeSet<PluginId> = graph.iter().chain(&installed).map(|&i| plan[i].id.clone()).collect();
+    let mut site = SynthSite::init(work.path(), bin_bits, jiff::Timestamp::now()).unwrap();
+    let inputs = site.hybrid_input(plan.clone(), &real).unwrap();
+    let real_releases: usize = inputs.iter().filter(|p| real.contains(&p.id)).map(|p| p.releases.len()).sum();
+    let setup_inputs = started.elapsed();
+    let built = site.build(inputs, Scope::Full).unwrap();
+    println!(
+        "synthetic registry: {} plugins, {} releases ({real_releases} real signed packages of {} plugins), \
+         2^{bin_bits} bins; inputs in {setup_inputs:.1?}, built in {:.1?}",
+        built.plugins,
+        built.releases,
+        real.len(),
+        started.elapsed() - setup_inputs
+    );
+
+    let started = Instant::now();
     let server = FaultServer::start().unwrap();
-    put_site(&server, site.path());
-    let root = site.path().join("metadata/1.root.json");
+    let mut files = Vec::new();
+    walk(&site.site_dir, &mut files);
+    let served = files.len();
+    put_files(&server, &site.site_dir, files);
+    let root = site.root_file();
+    println!("serving {served} files on {} (loaded in {:.1?})", server.url(), started.elapsed());
+    println!("target: {target}, dependency graph of {} plugins (newest stable releases)", graph.len());
 
-    let sizes = closure_sizes(spec);
-    let (target, nodes) = sizes.iter().min_by_key(|(_, n)| n.abs_diff(30)).cloned().unwrap();
-    println!("target: {target}, dependency graph of {nodes} plugins (newest stable releases)");
-
-    let data = tempfile::tempdir().unwrap();
+    // 1. Cold install in a child process.
+    let data = tempfile::tempdir_in(work.path()).unwrap();
     server.reset_counters();
     let exe = std::env::current_exe().unwrap();
     let out = std::process::Command::new(exe)
@@ -150,34 +259,12 @@ fn main() {
         fields[0],
         fields[2] as f64 / 1024.0
     );
+    report_hits(&server, &site.site_dir);
 
-    let mut kinds: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    for hit in server.hits() {
-        let kind = if hit.path.starts_with("/metadata/") {
-            if hit.path.contains(".bin") { "metadata: bins" } else { "metadata: top-level roles" }
-        } else if hit.path.ends_with(".zip") {
-            "packages"
-        } else if hit.path.ends_with(".dsse") {
-            "signature envelopes"
-        } else if hit.path.starts_with("/targets/index/") {
-            "index docs"
-        } else {
-            "publisher records, blocklist"
-        };
-        let entry = kinds.entry(kind.to_owned()).or_default();
-        entry.0 += 1;
-        entry.1 += usize::from(hit.status != 200);
-    }
-    for (kind, (count, not_ok)) in &kinds {
-        println!(
-            "  {kind}: {count} request(s){}",
-            if *not_ok > 0 { format!(", {not_ok} not 200") } else { String::new() }
-        );
-    }
-
+    // 2. Warm re-resolve.
     let mut warm = Vec::new();
     let mut warm_requests = 0;
-    for _ in 0..10 {
+    for _ in 0..warm_runs {
         server.reset_counters();
         let start = Instant::now();
         let mut store = Store::open(data.path(), options()).unwrap();
@@ -187,57 +274,59 @@ fn main() {
         assert!(report.installed.is_empty());
         warm_requests = server.request_count();
     }
-    println!("warm re-resolve (new store, warm data dir): median {:.1?}, {warm_requests} request(s)", median(warm));
+    let (median, p95, min, max) = spread(warm);
+    println!(
+        "warm re-resolve (new store, warm data dir): median {median:.2?}, p95 {p95:.2?} (min {min:.2?}, max {max:.2?}) \
+         over {warm_runs} runs, {warm_requests} request(s)"
+    );
 
-    // Update of 100 installed plugins when 10 have new releases.
-    let mut by_size = sizes.clone();
-    by_size.sort_by_key(|(id, n)| (*n, id.clone()));
-    let chosen: Vec<String> = by_size.iter().take(100).map(|(id, _)| id.clone()).collect();
-    let data = tempfile::tempdir().unwrap();
+    warm_breakdown(&data, &server, &plan, &graph);
+
+    // 3. Update of 100 installed plugins when 10 have new releases.
+    let data = tempfile::tempdir_in(work.path()).unwrap();
     let mut store = Store::open(data.path(), options()).unwrap();
     store.add_registry("synth", &server.url(), &std::fs::read(&root).unwrap()).unwrap();
-    let requirements: Vec<_> = chosen.iter().map(|id| parse_requirement(id).unwrap()).collect();
+    let requirements: Vec<_> = installed.iter().map(|&i| parse_requirement(plan[i].id.as_str()).unwrap()).collect();
     let report = store.install(&requirements, &Session::new(&NoHooks, &AlwaysAgree)).unwrap();
-    let installed = report.installed.len();
+    let installed_count = report.installed.len();
     drop(store);
-    let plan = synth::plan(spec);
-    let changed: Vec<String> = chosen.iter().step_by(10).take(10).cloned().collect();
-    let key = trellis_index::fixture::key(1);
-    for id in &changed {
-        let planned = plan.iter().find(|p| p.id.as_str() == id).unwrap();
-        let newest = planned
-            .releases
-            .iter()
-            .rev()
-            .find(|r| !r.yanked && r.channel == trellis_schema::plugin::Channel::Stable)
-            .unwrap();
-        let mut release = trellis_index::fixture::ReleaseSpec::new(id, "99.0.0");
-        release.dependencies = newest.dependencies.clone();
-        trellis_index::fixture::add_release(registry.path(), &release, &key).unwrap();
-    }
-    let scope = Scope::Plugins(changed.iter().map(|id| id.parse().unwrap()).collect());
-    build_registry(&Registry::open(registry.path()).unwrap(), site.path(), scope, jiff::Timestamp::now()).unwrap();
-    put_site(&server, site.path());
+    let grown: Vec<SynthPlugin> = changed
+        .iter()
+        .map(|&i| {
+            let mut plugin = plan[i].clone();
+            let mut release = synth::newest_stable(&plugin).unwrap().clone();
+            release.version = semver::Version::new(99, 0, 0);
+            plugin.releases.push(release);
+            plugin
+        })
+        .collect();
+    let inputs = site.real_inputs(&grown).unwrap();
+    let scope = Scope::Plugins(grown.iter().map(|p| p.id.clone()).collect());
+    let rebuilt = site.build(inputs, scope).unwrap();
+    put_files(&server, &site.site_dir, rebuilt.written.iter().map(PathBuf::from));
     server.reset_counters();
     let start = Instant::now();
     let mut store = Store::open(data.path(), options()).unwrap();
     let report = store.update(&[], &Session::new(&NoHooks, &AlwaysAgree)).unwrap();
     println!(
-        "update of {installed} installed ({} requested), {} with new releases: {} updated, {} requests, {} bytes, {:.1?}",
-        chosen.len(),
+        "update of {installed_count} installed ({} requested), {} with new releases: {} updated, {} requests, {} bytes, {:.1?}",
+        installed.len(),
         changed.len(),
         report.updated.len(),
         server.request_count(),
         server.bytes_sent(),
         start.elapsed()
     );
+    report_hits(&server, &site.site_dir);
+    assert_eq!(report.updated.len(), changed.len());
     drop(store);
+
     server.reset_counters();
     let start = Instant::now();
     let mut store = Store::open(data.path(), options()).unwrap();
     let check = store.check_updates(&[], &Session::new(&NoHooks, &AlwaysAgree)).unwrap();
     println!(
-        "no-op update check of {installed} installed: {} update(s), {} request(s), {:.1?}",
+        "no-op update check of {installed_count} installed: {} update(s), {} request(s), {:.1?}",
         check.updates.len(),
         server.request_count(),
         start.elapsed()

@@ -7,7 +7,8 @@
 //! release manifest naming this plugin and version, whose digest the index doc
 //! recorded and whose package digest is the blob's; finally the archive's structure and
 //! entry set are checked against the signed manifest ([`Package::from_bytes`]).
-//! Packages download in parallel; progress goes to the [`Reporter`].
+//! Packages download in parallel; progress goes to the [`Reporter`]. An update may
+//! download a delta instead ([`super::delta`]), with the package as fallback.
 //!
 //! It does not extract (the lifecycle modules do, into the transaction's target
 //! directory) and does not resolve.
@@ -22,13 +23,15 @@ use trellis_schema::publisher::PublisherRecord;
 use trellis_schema::{PluginId, Sha256, VendorId};
 
 use super::StoreError;
+use super::delta::{self, DeltaBases, Transfer};
 use super::source::{Remotes, publisher_target};
+use crate::delta::Staged;
 use crate::events::{Event, Reporter};
 use crate::package::{Limits, Package};
 use crate::resolve::ResolvedPlugin;
 use crate::state::RegistryName;
 use crate::transport::Progress;
-use crate::trust::TargetInfo;
+use crate::trust::{TargetInfo, TrustError};
 
 /// Name of the signed release envelope kept in every installed release directory, so
 /// that `verify` can re-hash the files against the manifest the publisher signed.
@@ -53,8 +56,20 @@ pub struct VerifiedRelease {
     /// The bytes of the publisher record the envelope was verified under, as served
     /// (kept beside the installed files).
     pub publisher_record: Arc<[u8]>,
-    /// The opened package, structure and entry set checked.
-    pub package: Package,
+    /// The release's files: the checked package, or the files a delta rebuilt.
+    pub content: ReleaseContent,
+    /// What was downloaded for it.
+    pub transfer: Transfer,
+}
+
+/// The files of a verified release, ready to be placed.
+#[derive(Debug)]
+pub enum ReleaseContent {
+    /// The package, structure and entry set checked; extraction checks every file.
+    Package(Package),
+    /// Files rebuilt from a delta, every one checked against the signed manifest,
+    /// staged in the data dir.
+    Staged(Staged),
 }
 
 /// Turns transport progress (by URL) into [`Event::Downloading`] for known packages.
@@ -118,12 +133,17 @@ fn target(remotes: &Remotes, registry: &RegistryName, path: &str, what: &str) ->
 /// bytes as served (kept beside each installed release).
 type PublisherRecords = BTreeMap<(RegistryName, VendorId), (Arc<PublisherRecord>, Arc<[u8]>)>;
 
-/// Downloads and verifies `plugins` (packages in parallel per registry).
+/// Downloads and verifies `plugins` (in parallel per registry). A plugin whose
+/// installed release (in `bases`) is the source of a delta the registry signed gets
+/// the delta instead of its package, applied into `bases.staging`; when that
+/// fails for any reason, an [`Event::DeltaFallback`] says why and the package is
+/// downloaded as usual.
 pub fn download(
     remotes: &Remotes,
     plugins: &[ResolvedPlugin],
     relay: &ProgressRelay,
     reporter: &dyn Reporter,
+    bases: &DeltaBases,
 ) -> Result<Vec<VerifiedRelease>, StoreError> {
     let mut publishers: PublisherRecords = BTreeMap::new();
     let mut prepared = Vec::with_capacity(plugins.len());
@@ -164,64 +184,187 @@ pub fn download(
                 }
             };
         let manifest = verify_envelope(plugin, &record, &envelope)?;
-        relay.watch(&release.package.sha256, &plugin.id, &plugin.version);
-        prepared.push((plugin, registry, package, manifest, envelope, record_bytes));
+        let candidate = match delta::candidate(remotes, plugin, &registry, bases) {
+            Ok(candidate) => candidate,
+            Err(reason) => {
+                fallback(reporter, plugin, reason);
+                None
+            }
+        };
+        match &candidate {
+            Some(c) => {
+                relay.watch(&c.delta.blob.sha256, &plugin.id, &plugin.version);
+                reporter.report(Event::Delta {
+                    plugin: plugin.id.clone(),
+                    version: plugin.version.clone(),
+                    from: c.delta.from.clone(),
+                    delta_bytes: c.delta.blob.length,
+                    package_bytes: release.package.length,
+                });
+            }
+            None => relay.watch(&release.package.sha256, &plugin.id, &plugin.version),
+        }
+        prepared.push(Prepared {
+            plugin,
+            registry,
+            package,
+            manifest,
+            envelope,
+            publisher_record: record_bytes,
+            candidate,
+        });
     }
 
-    let mut by_registry: BTreeMap<RegistryName, Vec<usize>> = BTreeMap::new();
-    for (index, (_, registry, ..)) in prepared.iter().enumerate() {
-        by_registry.entry(registry.clone()).or_default().push(index);
+    // First round: each release's delta or package.
+    let first: Vec<(usize, TargetInfo)> = prepared
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (i, p.candidate.as_ref().map_or_else(|| p.package.clone(), |c| c.info.clone())))
+        .collect();
+    let mut bytes = fetch_all(remotes, &prepared, &first, reporter)?;
+    let mut contents: Vec<Option<ReleaseContent>> = (0..prepared.len()).map(|_| None).collect();
+    let mut downloaded: Vec<u64> = vec![0; prepared.len()];
+    let mut second = Vec::new();
+    for (i, p) in prepared.iter().enumerate() {
+        let result = bytes[i].take().unwrap_or(Err(TrustError::NotLoaded("the download")));
+        let Some(candidate) = &p.candidate else {
+            let package = result.map_err(|source| StoreError::Download {
+                plugin: p.plugin.id.clone(),
+                version: p.plugin.version.clone(),
+                source: Box::new(source),
+            })?;
+            downloaded[i] += package.len() as u64;
+            contents[i] = Some(open_package(p, package)?);
+            continue;
+        };
+        let staged = result.map_err(|e| format!("downloading the delta failed: {e}")).and_then(|delta| {
+            downloaded[i] += delta.len() as u64;
+            reporter.report(Event::Verifying { plugin: p.plugin.id.clone(), version: p.plugin.version.clone() });
+            delta::apply(candidate, &delta, &p.manifest, p.plugin.release.manifest_sha256, &bases.staging)
+        });
+        match staged {
+            Ok(staged) => contents[i] = Some(ReleaseContent::Staged(staged)),
+            Err(reason) => {
+                fallback(reporter, p.plugin, reason);
+                relay.watch(&p.plugin.release.package.sha256, &p.plugin.id, &p.plugin.version);
+                second.push((i, p.package.clone()));
+            }
+        }
     }
-    let mut bytes: Vec<Option<Vec<u8>>> = (0..prepared.len()).map(|_| None).collect();
-    for (registry, indices) in by_registry {
-        let infos: Vec<TargetInfo> = indices.iter().map(|&i| prepared[i].2.clone()).collect();
-        for &i in &indices {
-            let (plugin, ..) = &prepared[i];
+
+    // Second round: the packages of failed deltas.
+    if !second.is_empty() {
+        bytes = fetch_all(remotes, &prepared, &second, reporter)?;
+        for &(i, _) in &second {
+            let p = &prepared[i];
+            let result = bytes[i].take().unwrap_or(Err(TrustError::NotLoaded("the download")));
+            let package = result.map_err(|source| StoreError::Download {
+                plugin: p.plugin.id.clone(),
+                version: p.plugin.version.clone(),
+                source: Box::new(source),
+            })?;
+            downloaded[i] += package.len() as u64;
+            contents[i] = Some(open_package(p, package)?);
+        }
+    }
+
+    let mut verified = Vec::with_capacity(prepared.len());
+    for ((p, content), bytes) in prepared.into_iter().zip(contents).zip(downloaded) {
+        let Some(content) = content else {
+            return Err(StoreError::MissingTarget {
+                registry: p.registry,
+                target: p.plugin.release.package.path.clone(),
+                what: "package".into(),
+            });
+        };
+        let delta_from = match &content {
+            ReleaseContent::Staged(_) => p.candidate.as_ref().map(|c| c.delta.from.clone()),
+            ReleaseContent::Package(_) => None,
+        };
+        let transfer = Transfer {
+            plugin: p.plugin.id.clone(),
+            version: p.plugin.version.clone(),
+            delta_from,
+            bytes,
+            package_bytes: p.plugin.release.package.length,
+        };
+        verified.push(VerifiedRelease {
+            resolved: p.plugin.clone(),
+            registry: p.registry,
+            manifest: p.manifest,
+            envelope: p.envelope,
+            publisher_record: p.publisher_record,
+            content,
+            transfer,
+        });
+    }
+    Ok(verified)
+}
+
+/// One release between its checks and its download.
+struct Prepared<'a> {
+    plugin: &'a ResolvedPlugin,
+    registry: RegistryName,
+    package: TargetInfo,
+    manifest: ReleaseManifest,
+    envelope: Vec<u8>,
+    publisher_record: Arc<[u8]>,
+    candidate: Option<delta::Candidate>,
+}
+
+type Fetched = Vec<Option<Result<Vec<u8>, TrustError>>>;
+
+/// Downloads `targets` (index into `prepared`, target) in parallel per registry.
+fn fetch_all(
+    remotes: &Remotes,
+    prepared: &[Prepared<'_>],
+    targets: &[(usize, TargetInfo)],
+    reporter: &dyn Reporter,
+) -> Result<Fetched, StoreError> {
+    let mut by_registry: BTreeMap<&RegistryName, Vec<&(usize, TargetInfo)>> = BTreeMap::new();
+    for target in targets {
+        by_registry.entry(&prepared[target.0].registry).or_default().push(target);
+    }
+    let mut out: Fetched = (0..prepared.len()).map(|_| None).collect();
+    for (registry, targets) in by_registry {
+        let infos: Vec<TargetInfo> = targets.iter().map(|(_, info)| info.clone()).collect();
+        for (i, info) in &targets {
+            let plugin = prepared[*i].plugin;
             reporter.report(Event::Downloading {
                 plugin: plugin.id.clone(),
                 version: plugin.version.clone(),
                 bytes_done: 0,
-                bytes_total: Some(plugin.release.package.length),
+                bytes_total: Some(info.file.length),
             });
         }
-        let results = remotes.fetch_many(&registry, &infos)?;
-        for (&i, result) in indices.iter().zip(results) {
-            let (plugin, ..) = &prepared[i];
-            let package = result.map_err(|source| StoreError::Download {
-                plugin: plugin.id.clone(),
-                version: plugin.version.clone(),
-                source: Box::new(source),
-            })?;
-            reporter.report(Event::Downloading {
-                plugin: plugin.id.clone(),
-                version: plugin.version.clone(),
-                bytes_done: package.len() as u64,
-                bytes_total: Some(plugin.release.package.length),
-            });
-            bytes[i] = Some(package);
+        let results = remotes.fetch_many(registry, &infos)?;
+        for ((i, info), result) in targets.into_iter().zip(results) {
+            let plugin = prepared[*i].plugin;
+            if let Ok(bytes) = &result {
+                reporter.report(Event::Downloading {
+                    plugin: plugin.id.clone(),
+                    version: plugin.version.clone(),
+                    bytes_done: bytes.len() as u64,
+                    bytes_total: Some(info.file.length),
+                });
+            }
+            out[*i] = Some(result);
         }
     }
+    Ok(out)
+}
 
-    let limits = Limits::default();
-    let mut verified = Vec::with_capacity(prepared.len());
-    for ((plugin, registry, _, manifest, envelope, publisher_record), package) in prepared.into_iter().zip(bytes) {
-        reporter.report(Event::Verifying { plugin: plugin.id.clone(), version: plugin.version.clone() });
-        let package = package.unwrap_or_default();
-        let package = Package::from_bytes(package, &manifest, &limits).map_err(|source| StoreError::Package {
-            plugin: plugin.id.clone(),
-            version: plugin.version.clone(),
-            source: Box::new(source),
-        })?;
-        verified.push(VerifiedRelease {
-            resolved: plugin.clone(),
-            registry,
-            manifest,
-            envelope,
-            publisher_record,
-            package,
-        });
-    }
-    Ok(verified)
+fn open_package(p: &Prepared<'_>, bytes: Vec<u8>) -> Result<ReleaseContent, StoreError> {
+    let plugin = p.plugin;
+    let package = Package::from_bytes(bytes, &p.manifest, &Limits::default()).map_err(|source| {
+        StoreError::Package { plugin: plugin.id.clone(), version: plugin.version.clone(), source: Box::new(source) }
+    })?;
+    Ok(ReleaseContent::Package(package))
+}
+
+fn fallback(reporter: &dyn Reporter, plugin: &ResolvedPlugin, reason: String) {
+    tracing::info!(plugin = %plugin.id, version = %plugin.version, %reason, "delta not used");
+    reporter.report(Event::DeltaFallback { plugin: plugin.id.clone(), version: plugin.version.clone(), reason });
 }
 
 /// Checks the developer signature and that the manifest is the one the index doc names.

@@ -13,7 +13,7 @@ use serde::Serialize;
 use trellis_schema::PluginId;
 use trellis_schema::permission::Permission;
 
-use super::fetch::{self, PUBLISHER_RECORD_FILE, RELEASE_ENVELOPE_FILE, VerifiedRelease};
+use super::fetch::{self, PUBLISHER_RECORD_FILE, RELEASE_ENVELOPE_FILE, ReleaseContent, VerifiedRelease};
 use super::source::Remotes;
 use super::{Session, Store, StoreError, space};
 use crate::activate;
@@ -65,7 +65,8 @@ impl Store {
         session.reporter.report(Event::Resolved { to_fetch: changes.len() });
         self.check_space(&changes)?;
         report.disclosures = self.collect_consent(&remotes, &changes, session)?;
-        let verified = fetch::download(&remotes, &changes, self.relay(), &*session.reporter)?;
+        let bases = self.delta_bases()?;
+        let verified = fetch::download(&remotes, &changes, self.relay(), &*session.reporter, &bases)?;
         self.crash.step();
         for release in verified {
             let id = release.resolved.id.clone();
@@ -199,7 +200,7 @@ impl Store {
         let mut tx = activate::begin_install(&mut self.state, &id, record, release.registry.clone(), reason)?;
         crash.step();
         let Some(target) = tx.target_dir() else { return Ok(()) };
-        extract(&release, &target, session)?;
+        extract(release, &target, session)?;
         crash.step();
         let ctx = HookContext { plugin: &id, version: &version, path: &target };
         if let Err(source) = session.hook(Hook::BeforeInstall, ctx, None) {
@@ -246,11 +247,12 @@ fn dependency_ids(release: &VerifiedRelease) -> Vec<PluginId> {
     ids
 }
 
-/// Extracts the package into `target` (through a staging directory) and keeps the
-/// signed envelope and the publisher record it was verified under beside the files
-/// (the envelope last: a directory with an envelope has its record).
+/// Puts the release's files at `target` (extracting the package through a staging
+/// directory, or moving the files a delta staged) and keeps the signed envelope and
+/// the publisher record it was verified under beside them (the envelope last: a
+/// directory with an envelope has its record).
 pub(crate) fn extract(
-    release: &VerifiedRelease,
+    release: VerifiedRelease,
     target: &std::path::Path,
     session: &Session<'_>,
 ) -> Result<(), StoreError> {
@@ -266,11 +268,20 @@ pub(crate) fn extract(
     if let Some(parent) = target.parent() {
         crate::fs::create_dir_all(parent)?;
     }
-    release.package.extract(target).map_err(|source| StoreError::Package {
-        plugin: plugin.clone(),
-        version: version.clone(),
-        source: Box::new(source),
-    })?;
+    match release.content {
+        ReleaseContent::Package(package) => {
+            package.extract(target).map_err(|source| StoreError::Package {
+                plugin: plugin.clone(),
+                version: version.clone(),
+                source: Box::new(source),
+            })?;
+        }
+        ReleaseContent::Staged(staged) => staged.persist(target).map_err(|e| StoreError::Delta {
+            plugin: plugin.clone(),
+            version: version.clone(),
+            problem: e.to_string(),
+        })?,
+    }
     crate::fs::write_atomic(&target.join(PUBLISHER_RECORD_FILE), &release.publisher_record)?;
     crate::fs::write_atomic(&target.join(RELEASE_ENVELOPE_FILE), &release.envelope)?;
     session.reporter.report(Event::Extracting { plugin, version, files_done: files, files_total: files });

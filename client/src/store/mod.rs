@@ -4,7 +4,8 @@
 //! - registry management ([`registries`]): named registries with a pinned root;
 //! - the registries as verified sources ([`source`]): TUF refresh, index docs for the
 //!   resolver (lazy, memoized, parallel prefetch), publisher records, the blocklist;
-//! - download and verification of releases ([`fetch`]);
+//! - download and verification of releases ([`fetch`]), with a delta from the
+//!   installed release when the registry has one ([`delta`]);
 //! - install ([`install`]): resolve → free-space check → permission disclosure and
 //!   consent → download + verify → hardened extraction into staging → `before_install`
 //!   → atomic activation → `register`, `start`;
@@ -19,6 +20,7 @@
 //! [`crate::trust`]. Drawing progress and asking the user are the caller's: events go to
 //! a [`Reporter`], consent questions to a [`Consent`].
 
+pub mod delta;
 pub mod fetch;
 pub mod install;
 pub mod registries;
@@ -179,6 +181,16 @@ pub enum StoreError {
         version: Version,
         /// Why.
         source: Box<TrustError>,
+    },
+    /// Files rebuilt from a delta could not be moved into place.
+    #[error("{plugin} {version}: placing the files rebuilt from a delta failed: {problem}")]
+    Delta {
+        /// The plugin.
+        plugin: PluginId,
+        /// The release.
+        version: Version,
+        /// What went wrong.
+        problem: String,
     },
     /// A package was refused by the hardened reader.
     #[error("{plugin} {version}: the package was refused: {source}")]

@@ -205,17 +205,29 @@ impl IndexSource for Remotes {
             // The delegation walk needs the updater mutably (it loads bins); the
             // downloads then run in parallel. Failures are left for `index_doc`, which
             // reports them with their context.
+            // Docs the blob cache holds are parsed inline: starting download threads
+            // for them would cost more than reading them (the warm re-resolve).
             let mut found = Vec::new();
             if let Ok(mut updater) = self.updater(&registry) {
                 for id in ids {
                     match updater.target_info(&index_target(&id)) {
-                        Ok(Some(info)) => found.push((id, info)),
+                        Ok(Some(info)) => match updater.cached_target(&info) {
+                            Some(bytes) => {
+                                if let Ok(doc) = parse_doc(&registry, &info.path, &bytes) {
+                                    lock(&self.docs).insert((registry.clone(), id), Some(Arc::new(doc)));
+                                }
+                            }
+                            None => found.push((id, info)),
+                        },
                         Ok(None) => {
                             lock(&self.docs).insert((registry.clone(), id), None);
                         }
                         Err(_) => {}
                     }
                 }
+            }
+            if found.is_empty() {
+                continue;
             }
             let infos: Vec<TargetInfo> = found.iter().map(|(_, info)| info.clone()).collect();
             let Ok(results) = self.fetch_many(&registry, &infos) else { continue };

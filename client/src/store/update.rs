@@ -1,5 +1,6 @@
 //! Update: policy check → permission diff (re-consent when permissions grow) →
-//! download and verify → graceful `stop` → swap → verify → `start`; any failure rolls
+//! download and verify (a delta from the running release when the registry has one)
+//! → graceful `stop` → swap → verify → `start`; any failure rolls
 //! back automatically to the running release.
 //!
 //! Owns the update process and the update check (which updates exist and what the
@@ -13,6 +14,7 @@ use semver::{Version, VersionReq};
 use serde::Serialize;
 use trellis_schema::PluginId;
 
+use super::delta::Transfer;
 use super::fetch::{self, VerifiedRelease};
 use super::install::extract;
 use super::verify::check_release_dir;
@@ -61,6 +63,8 @@ pub struct UpdateReport {
     pub rolled_back: Vec<(PluginId, Version, String)>,
     /// Installed releases the blocklist names (they were stopped).
     pub blocked: Vec<(PluginId, Version, String)>,
+    /// What was downloaded for each release brought in (delta or package, bytes).
+    pub transfers: Vec<Transfer>,
 }
 
 impl Store {
@@ -126,7 +130,9 @@ impl Store {
         }
         self.check_space(&apply)?;
         self.collect_consent(&remotes, &apply, session)?;
-        let verified = fetch::download(&remotes, &apply, self.relay(), &*session.reporter)?;
+        let bases = self.delta_bases()?;
+        let verified = fetch::download(&remotes, &apply, self.relay(), &*session.reporter, &bases)?;
+        report.transfers = verified.iter().map(|r| r.transfer.clone()).collect();
         self.crash.step();
         let installed = self.state().installed_versions();
         for release in verified {
@@ -323,7 +329,7 @@ impl Store {
         crash.step();
         let Some(to_path) = tx.target_dir() else { return Ok(()) };
         if !tx.target_is_ready() {
-            extract(&release, &to_path, session)?;
+            extract(release, &to_path, session)?;
             crash.step();
             tx.staged()?;
             crash.step();

@@ -4,7 +4,11 @@
 //! What it owns, by step:
 //! - [`verify`]: parsing a metadata file and counting signatures by distinct
 //!   authorised keys over the canonical JSON of `signed` *as received*, so unknown
-//!   fields are covered; [`Verified<T>`] can only be constructed here.
+//!   fields are covered; [`Verified<T>`] can only be constructed here. Also the
+//!   [`Receipt`] kept beside each stored document, which lets a load of our own
+//!   trusted store skip re-checking signatures while the same keys are authorised
+//!   (the module docs of [`verify`] say why that is sound), and [`verify::TrustedLeaf`],
+//!   a hash bin read that way and searched per lookup instead of typed whole.
 //! - [`trusted_set`]: the rules for replacing trusted root (rotation chain, signed by
 //!   old and new keys), timestamp, snapshot and targets: rollback, freeze (expiry),
 //!   mix-and-match (versions, lengths and hashes named by the referring document),
@@ -12,7 +16,7 @@
 //! - [`delegation`]: which delegated roles are trusted for a path (globs, hash
 //!   prefixes, succinct hash bins).
 //! - [`store`]: the persisted trusted state (one file per role, atomic writes, bytes as
-//!   received).
+//!   received, and their receipts).
 //! - [`updater`]: the workflow over mirrors: refresh, the lazy delegation walk,
 //!   target download with length caps and hash checks, and the update check.
 //!
@@ -54,7 +58,7 @@ pub use error::TrustError;
 pub use store::MetadataStore;
 pub use trusted_set::{TimestampUpdate, TrustedSet};
 pub use updater::{TargetInfo, UpdateCheck, Updater};
-pub use verify::Verified;
+pub use verify::{Receipt, Signer, Verified};
 
 /// Size and count limits of the workflow. Defaults follow python-tuf.
 #[derive(Clone, Debug, PartialEq, Eq)]

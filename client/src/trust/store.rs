@@ -2,10 +2,15 @@
 //! holding the bytes exactly as the repository served them (so hashes in snapshot and
 //! timestamp keep matching). File names are the URL-quoted role name plus `.json`
 //! (`root.json`, `timestamp.json`, `%3F.json`), never a path a role name could steer.
+//! Beside each verified document goes its [`Receipt`] (`<role>.receipt`), which lets
+//! the next load skip re-checking signatures (see [`super::verify`]).
 
 use std::path::{Path, PathBuf};
 
-use crate::fs::{FsError, create_dir_all, write_atomic};
+use std::io::Write as _;
+
+use super::verify::Receipt;
+use crate::fs::{FsError, create_dir_all, temp_builder, write_atomic};
 use crate::transport::Validators;
 
 /// The directory of trusted metadata.
@@ -49,6 +54,36 @@ impl MetadataStore {
     pub fn store(&self, role: &str, bytes: &[u8]) -> Result<(), FsError> {
         create_dir_all(&self.dir)?;
         write_atomic(&self.path_of(role), bytes)
+    }
+
+    fn receipt_path(&self, role: &str) -> PathBuf {
+        self.dir.join(format!("{}.receipt", quote(role)))
+    }
+
+    /// The receipt of `role`'s stored bytes, if one is recorded and readable.
+    pub fn load_receipt(&self, role: &str) -> Option<Receipt> {
+        serde_json::from_slice(&std::fs::read(self.receipt_path(role)).ok()?).ok()
+    }
+
+    /// Records the receipt of `role`'s stored bytes. A receipt is a cache (losing it
+    /// costs one signature check), so it is renamed into place without fsync: after a
+    /// crash it may be missing or older than the document, and then it does not apply,
+    /// because it names the SHA-256 of the bytes it vouches for.
+    pub fn store_receipt(&self, role: &str, receipt: &Receipt) -> Result<(), FsError> {
+        let path = self.receipt_path(role);
+        let bytes = serde_json::to_vec(receipt).unwrap_or_default();
+        let mut temp = temp_builder(".trellis-tmp-")
+            .tempfile_in(&self.dir)
+            .map_err(|e| FsError::new("creating a temp file in", &self.dir, e))?;
+        temp.write_all(&bytes).map_err(|e| FsError::new("writing", temp.path(), e))?;
+        temp.persist(&path).map_err(|e| FsError::new("renaming into place", &path, e.error))?;
+        Ok(())
+    }
+
+    /// Stores `role`'s verified bytes and their receipt.
+    pub fn store_verified<T>(&self, role: &str, bytes: &[u8], doc: &super::Verified<T>) -> Result<(), FsError> {
+        self.store(role, bytes)?;
+        self.store_receipt(role, &Receipt::new(bytes, doc))
     }
 
     fn root_probe_path(&self) -> PathBuf {

@@ -12,10 +12,12 @@
 
 use std::sync::Arc;
 
-use trellis_schema::tuf::{Root, Snapshot, Targets, Timestamp, TopRole};
+use trellis_schema::tuf::{Root, Snapshot, TargetFile, Targets, Timestamp, TopRole};
 
 use super::delegation;
-use super::verify::{Unverified, Verified, check_length_and_hashes};
+use super::verify::{
+    Authorised, Receipt, TrustedLeaf, Unverified, Verified, check_length_and_hashes, from_receipt, verify_leaf,
+};
 use super::{Delegator, TrustError};
 
 /// What [`TrustedSet::update_timestamp`] did.
@@ -58,10 +60,10 @@ impl TrustedSet {
     /// signed by a threshold of its own root keys. Its expiry is not checked here
     /// (an expired local root may still be rotated forward).
     pub fn new(root_bytes: &[u8], now: jiff::Timestamp) -> Result<Self, TrustError> {
-        let unverified = Unverified::parse(root_bytes, "root", "root")?;
+        let mut unverified = Unverified::parse(root_bytes, "root", "root")?;
         let root: Root = unverified.peek()?;
         validate_root(&root)?;
-        check_role(&unverified, &root, TopRole::Root)?;
+        check_role(&mut unverified, &root, TopRole::Root)?;
         let root = unverified.into_verified(root);
         Ok(Self { now, root, timestamp: None, snapshot: None, targets: None })
     }
@@ -102,15 +104,15 @@ impl TrustedSet {
         if self.timestamp.is_some() {
             return Err(TrustError::malformed("root", "root cannot change after timestamp was loaded"));
         }
-        let unverified = Unverified::parse(bytes, "root", "root")?;
-        check_role(&unverified, &self.root, TopRole::Root)?;
+        let mut unverified = Unverified::parse(bytes, "root", "root")?;
+        check_role(&mut unverified, &self.root, TopRole::Root)?;
         let expected = self.root.version() + 1;
         if unverified.version() != expected {
             return Err(TrustError::VersionMismatch { role: "root".into(), expected, actual: unverified.version() });
         }
         let new: Root = unverified.peek()?;
         validate_root(&new)?;
-        check_role(&unverified, &new, TopRole::Root)?;
+        check_role(&mut unverified, &new, TopRole::Root)?;
         self.root = unverified.into_verified(new);
         Ok(())
     }
@@ -121,16 +123,29 @@ impl TrustedSet {
     }
 
     /// Adopts our persisted timestamp as the rollback reference (no expiry check).
-    pub fn load_local_timestamp(&mut self, bytes: &[u8]) -> Result<(), TrustError> {
-        let timestamp = self.verify_timestamp(bytes)?;
+    /// With a [`Receipt`] that still applies, its signatures are not checked again
+    /// (see [`super::verify`]).
+    pub fn load_local_timestamp(&mut self, bytes: &[u8], receipt: Option<&Receipt>) -> Result<(), TrustError> {
+        let timestamp = self.verify_timestamp(bytes, receipt)?;
         self.timestamp = Some(timestamp);
         Ok(())
     }
 
-    fn verify_timestamp(&self, bytes: &[u8]) -> Result<Verified<Timestamp>, TrustError> {
-        let unverified = Unverified::parse(bytes, "timestamp", "timestamp")?;
-        check_role(&unverified, &self.root, TopRole::Timestamp)?;
-        let timestamp: Verified<Timestamp> = unverified.into_typed()?;
+    fn top_keys(&self, role: TopRole) -> Result<Authorised<'_>, TrustError> {
+        let keys = self.root.roles.get(&role).ok_or(TrustError::NotLoaded("role keys"))?;
+        Ok((&self.root.keys, &keys.keyids, keys.threshold))
+    }
+
+    fn verify_timestamp(&self, bytes: &[u8], receipt: Option<&Receipt>) -> Result<Verified<Timestamp>, TrustError> {
+        let trusted = from_receipt(bytes, "timestamp", "timestamp", receipt, self.top_keys(TopRole::Timestamp)?);
+        let timestamp: Verified<Timestamp> = match trusted {
+            Some(timestamp) => timestamp?,
+            None => {
+                let mut unverified = Unverified::parse(bytes, "timestamp", "timestamp")?;
+                check_role(&mut unverified, &self.root, TopRole::Timestamp)?;
+                unverified.into_typed()?
+            }
+        };
         if timestamp.meta.len() != 1 || !timestamp.meta.contains_key("snapshot.json") {
             return Err(TrustError::malformed("timestamp", "meta must hold exactly snapshot.json"));
         }
@@ -144,7 +159,7 @@ impl TrustedSet {
             return Err(TrustError::malformed("timestamp", "timestamp cannot change after snapshot was loaded"));
         }
         self.check_root_fresh()?;
-        let new = self.verify_timestamp(bytes)?;
+        let new = self.verify_timestamp(bytes, None)?;
         if let Some(old) = &self.timestamp {
             if new.version() < old.version() {
                 return Err(TrustError::Rollback {
@@ -179,13 +194,20 @@ impl TrustedSet {
 
     /// Adopts our persisted snapshot as the rollback reference. Returns whether it is
     /// also the final snapshot (the version the timestamp names, unexpired), in which
-    /// case nothing needs downloading.
-    pub fn load_local_snapshot(&mut self, bytes: &[u8]) -> Result<bool, TrustError> {
+    /// case nothing needs downloading. With a [`Receipt`] that still applies, its
+    /// signatures are not checked again (see [`super::verify`]).
+    pub fn load_local_snapshot(&mut self, bytes: &[u8], receipt: Option<&Receipt>) -> Result<bool, TrustError> {
         let timestamp = self.final_timestamp()?;
         let expected = snapshot_meta(timestamp).version;
-        let unverified = Unverified::parse(bytes, "snapshot", "snapshot")?;
-        check_role(&unverified, &self.root, TopRole::Snapshot)?;
-        let snapshot: Verified<Snapshot> = unverified.into_typed()?;
+        let trusted = from_receipt(bytes, "snapshot", "snapshot", receipt, self.top_keys(TopRole::Snapshot)?);
+        let snapshot: Verified<Snapshot> = match trusted {
+            Some(snapshot) => snapshot?,
+            None => {
+                let mut unverified = Unverified::parse(bytes, "snapshot", "snapshot")?;
+                check_role(&mut unverified, &self.root, TopRole::Snapshot)?;
+                unverified.into_typed()?
+            }
+        };
         let is_final = snapshot.version() == expected && !snapshot.is_expired(self.now);
         self.snapshot = Some(snapshot);
         Ok(is_final)
@@ -198,8 +220,8 @@ impl TrustedSet {
         let meta = snapshot_meta(timestamp);
         check_length_and_hashes("snapshot.json", bytes, meta.length, meta.hashes.as_ref())?;
         let expected = meta.version;
-        let unverified = Unverified::parse(bytes, "snapshot", "snapshot")?;
-        check_role(&unverified, &self.root, TopRole::Snapshot)?;
+        let mut unverified = Unverified::parse(bytes, "snapshot", "snapshot")?;
+        check_role(&mut unverified, &self.root, TopRole::Snapshot)?;
         let new: Verified<Snapshot> = unverified.into_typed()?;
         if let Some(old) = &self.snapshot {
             for (file, old_meta) in &old.meta {
@@ -255,39 +277,96 @@ impl TrustedSet {
         delegator: Delegator<'_>,
         bytes: &[u8],
     ) -> Result<Verified<Targets>, TrustError> {
+        self.verify_local_targets(role, delegator, bytes, None)
+    }
+
+    /// [`TrustedSet::verify_targets`] for a copy from our own store: with a
+    /// [`Receipt`] that still applies to the delegator's current keys, signatures are
+    /// not checked again (see [`super::verify`]); every other check runs.
+    pub fn verify_local_targets(
+        &self,
+        role: &str,
+        delegator: Delegator<'_>,
+        bytes: &[u8],
+        receipt: Option<&Receipt>,
+    ) -> Result<Verified<Targets>, TrustError> {
+        let (expected, authorised) = self.targets_preconditions(role, delegator, bytes)?;
+        let targets: Verified<Targets> = match from_receipt(bytes, role, "targets", receipt, authorised) {
+            Some(targets) => targets?,
+            None => {
+                let (keys, keyids, threshold) = authorised;
+                Unverified::parse(bytes, role, "targets")?.verify(keys, keyids, threshold)?
+            }
+        };
+        check_version_and_expiry(role, expected, targets.version(), targets.expires(), self.now)?;
+        delegation::validate(role, &targets)?;
+        Ok(targets)
+    }
+
+    /// A delegated role from our store as a [`TrustedLeaf`] (bytes searched per
+    /// lookup) when its [`Receipt`] applies and it delegates nothing, with the entry of
+    /// `path` read in the same pass; `None` when it must be loaded in full
+    /// ([`TrustedSet::verify_local_targets`]). The snapshot's version, length and
+    /// hashes and the expiry are checked as for a full load.
+    pub fn verify_local_leaf(
+        &self,
+        role: &str,
+        delegator: Delegator<'_>,
+        bytes: Vec<u8>,
+        receipt: Option<&Receipt>,
+        path: &str,
+    ) -> Option<Result<(TrustedLeaf, Option<TargetFile>), TrustError>> {
+        let (expected, authorised) = match self.targets_preconditions(role, delegator, &bytes) {
+            Ok(checked) => checked,
+            Err(e) => return Some(Err(e)),
+        };
+        let leaf = verify_leaf(bytes, role, receipt, authorised, path)?;
+        Some(leaf.and_then(|(leaf, found)| {
+            check_version_and_expiry(role, expected, leaf.version(), leaf.expires(), self.now).map(|()| (leaf, found))
+        }))
+    }
+
+    /// The checks of a targets role that need no signature: listed in the final
+    /// snapshot with matching length and hashes, delegated by `delegator`. Returns the
+    /// version snapshot names and the keys authorised to sign the role.
+    fn targets_preconditions<'a>(
+        &'a self,
+        role: &str,
+        delegator: Delegator<'a>,
+        bytes: &[u8],
+    ) -> Result<(u64, Authorised<'a>), TrustError> {
         let snapshot = self.final_snapshot()?;
         let file = format!("{role}.json");
         let meta = snapshot.meta.get(&file).ok_or_else(|| TrustError::NotInSnapshot { role: role.to_owned() })?;
         check_length_and_hashes(&file, bytes, meta.length, meta.hashes.as_ref())?;
-        let unverified = Unverified::parse(bytes, role, "targets")?;
-        let targets: Verified<Targets> = match delegator {
+        let authorised = match delegator {
             Delegator::Root => {
                 let keys = self.root.roles.get(&TopRole::Targets).ok_or(TrustError::NotLoaded("targets role"))?;
-                unverified.verify(&self.root.keys, &keys.keyids, keys.threshold)?
+                (&self.root.keys, keys.keyids.as_slice(), keys.threshold)
             }
             Delegator::Targets(parent) => {
                 let delegations =
                     parent.delegations.as_ref().ok_or_else(|| TrustError::NotInSnapshot { role: role.to_owned() })?;
                 let (keyids, threshold) = delegation::role_keys(delegations, role)
                     .ok_or_else(|| TrustError::malformed(role, "the delegating role does not delegate to it"))?;
-                unverified.verify(&delegations.keys, keyids, threshold)?
+                (&delegations.keys, keyids, threshold)
             }
         };
-        if targets.version() != meta.version {
-            return Err(TrustError::VersionMismatch {
-                role: role.to_owned(),
-                expected: meta.version,
-                actual: targets.version(),
-            });
-        }
-        fresh(role, &targets, self.now)?;
-        delegation::validate(role, &targets)?;
-        Ok(targets)
+        Ok((meta.version, authorised))
     }
 
     /// Verifies and adopts top-level `targets.json`.
     pub fn update_targets(&mut self, bytes: &[u8]) -> Result<Arc<Verified<Targets>>, TrustError> {
-        let targets = Arc::new(self.verify_targets("targets", Delegator::Root, bytes)?);
+        self.load_local_targets(bytes, None)
+    }
+
+    /// [`TrustedSet::update_targets`] for our stored copy, with its [`Receipt`].
+    pub fn load_local_targets(
+        &mut self,
+        bytes: &[u8],
+        receipt: Option<&Receipt>,
+    ) -> Result<Arc<Verified<Targets>>, TrustError> {
+        let targets = Arc::new(self.verify_local_targets("targets", Delegator::Root, bytes, receipt)?);
         self.targets = Some(Arc::clone(&targets));
         Ok(targets)
     }
@@ -298,9 +377,30 @@ fn snapshot_meta(timestamp: &Timestamp) -> &trellis_schema::tuf::MetaFile {
     &timestamp.meta["snapshot.json"]
 }
 
-fn check_role(unverified: &Unverified, root: &Root, role: TopRole) -> Result<(), TrustError> {
+fn check_role(unverified: &mut Unverified, root: &Root, role: TopRole) -> Result<(), TrustError> {
     let keys = root.roles.get(&role).ok_or(TrustError::NotLoaded("role keys"))?;
     unverified.check_signatures(&root.keys, &keys.keyids, keys.threshold)
+}
+
+fn check_version_and_expiry(
+    role: &str,
+    expected: u64,
+    actual: u64,
+    expires: jiff::Timestamp,
+    now: jiff::Timestamp,
+) -> Result<(), TrustError> {
+    if actual != expected {
+        return Err(TrustError::VersionMismatch { role: role.to_owned(), expected, actual });
+    }
+    if expires <= now {
+        return Err(TrustError::Expired {
+            role: role.to_owned(),
+            version: actual,
+            expires: expires.to_string(),
+            now: now.to_string(),
+        });
+    }
+    Ok(())
 }
 
 fn fresh<T>(role: &str, doc: &Verified<T>, now: jiff::Timestamp) -> Result<(), TrustError> {
@@ -427,7 +527,7 @@ mod tests {
             TimestampUpdate::Updated
         );
         let mut set2 = trusted();
-        set2.load_local_timestamp(&sign(&timestamp(3, 5, FUTURE), &[&signer])).unwrap();
+        set2.load_local_timestamp(&sign(&timestamp(3, 5, FUTURE), &[&signer]), None).unwrap();
         let err = set2.update_timestamp(&sign(&timestamp(2, 5, FUTURE), &[&signer])).unwrap_err();
         assert!(matches!(err, TrustError::Rollback { trusted: 3, new: 2, .. }), "{err}");
         let err = set2.update_timestamp(&sign(&timestamp(4, 4, FUTURE), &[&signer])).unwrap_err();
@@ -452,7 +552,7 @@ mod tests {
         let mut set = trusted();
         set.update_timestamp(&sign(&timestamp(2, 2, FUTURE), &[&signer])).unwrap();
         let local = sign(&snapshot(1, &[("targets.json", 3), ("bin-0.json", 2)]), &[&signer]);
-        assert!(!set.load_local_snapshot(&local).unwrap(), "v1 is not the final snapshot v2");
+        assert!(!set.load_local_snapshot(&local, None).unwrap(), "v1 is not the final snapshot v2");
         let dropped = sign(&snapshot(2, &[("targets.json", 3)]), &[&signer]);
         assert!(matches!(set.update_snapshot(&dropped), Err(TrustError::RoleRemoved { .. })));
         let rolled = sign(&snapshot(2, &[("targets.json", 2), ("bin-0.json", 2)]), &[&signer]);
@@ -486,5 +586,48 @@ mod tests {
         let mut set = TrustedSet::new(&sign(&doc, &[&key(1)]), now()).unwrap();
         let err = set.update_timestamp(&sign(&timestamp(1, 1, FUTURE), &[&key(9)])).unwrap_err();
         assert!(matches!(err, TrustError::Threshold { valid: 0, .. }), "{err}");
+    }
+
+    #[test]
+    fn receipt_stands_in_for_signatures_only_for_the_same_bytes_and_still_authorised_keys() {
+        let trusted = || TrustedSet::new(&sign(&root(1, &[&key(1)], 1), &[&key(1)]), now()).unwrap();
+        let bytes = sign(&timestamp(3, 5, FUTURE), &[&key(9)]);
+        let mut set = trusted();
+        set.load_local_timestamp(&bytes, None).unwrap();
+        let loaded = set.timestamp().unwrap();
+        assert!(!loaded.by_receipt());
+        let receipt = Receipt::new(&bytes, loaded);
+        assert_eq!(receipt.signers.len(), 1);
+
+        let mut set = trusted();
+        set.load_local_timestamp(&bytes, Some(&receipt)).unwrap();
+        assert!(set.timestamp().unwrap().by_receipt());
+        assert_eq!(set.timestamp().unwrap().version(), 3);
+
+        // Other bytes: the receipt does not apply, the signatures are checked.
+        let other = sign(&timestamp(4, 5, FUTURE), &[&key(9)]);
+        let mut set = trusted();
+        set.load_local_timestamp(&other, Some(&receipt)).unwrap();
+        assert!(!set.timestamp().unwrap().by_receipt());
+        let forged = sign(&timestamp(4, 5, FUTURE), &[&key(7)]);
+        let mut forged_receipt = receipt.clone();
+        forged_receipt.sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&other));
+        assert!(trusted().load_local_timestamp(&forged, Some(&forged_receipt)).is_err());
+
+        // Root rotated the timestamp key: the receipt by the old key no longer applies.
+        let mut rotated = root(2, &[&key(1)], 1);
+        rotated["keys"][key(8).key_id().to_string()] = serde_json::to_value(key(8).public()).unwrap();
+        rotated["roles"]["timestamp"]["keyids"] = json!([key(8).key_id().to_string()]);
+        let mut set = TrustedSet::new(&sign(&rotated, &[&key(1)]), now()).unwrap();
+        let err = set.load_local_timestamp(&bytes, Some(&receipt)).unwrap_err();
+        assert!(matches!(err, TrustError::Threshold { valid: 0, .. }), "{err}");
+
+        // A raised threshold is not met by the one recorded signer.
+        let mut raised = root(2, &[&key(1)], 1);
+        raised["keys"][key(8).key_id().to_string()] = serde_json::to_value(key(8).public()).unwrap();
+        raised["roles"]["timestamp"] =
+            json!({"keyids": [key(9).key_id().to_string(), key(8).key_id().to_string()], "threshold": 2});
+        let mut set = TrustedSet::new(&sign(&raised, &[&key(1)]), now()).unwrap();
+        assert!(set.load_local_timestamp(&bytes, Some(&receipt)).is_err());
     }
 }

@@ -16,7 +16,7 @@ use trellis_schema::tuf::{TargetFile, Targets};
 use super::delegation;
 use super::store::{MetadataStore, TimestampValidators, quote};
 use super::trusted_set::{TimestampUpdate, TrustedSet};
-use super::verify::{Verified, check_length_and_hashes};
+use super::verify::{TrustedLeaf, Verified, check_length_and_hashes};
 use super::{Delegator, Limits, TrustError};
 use crate::fs::write_atomic;
 use crate::transport::{DownloadCache, FetchSpec, Fetched, MirrorKind, Mirrors, Progress};
@@ -56,6 +56,8 @@ pub struct Updater {
     limits: Limits,
     trusted: TrustedSet,
     delegated: HashMap<(String, String), Arc<Verified<Targets>>>,
+    /// Delegated roles without delegations read back under a receipt, kept as bytes.
+    leaves: HashMap<(String, String), Arc<TrustedLeaf>>,
     cache: Option<DownloadCache>,
     progress: Option<Arc<dyn Progress>>,
     reference_time: Option<jiff::Timestamp>,
@@ -95,6 +97,7 @@ impl Updater {
             limits: Limits::default(),
             trusted,
             delegated: HashMap::new(),
+            leaves: HashMap::new(),
             cache: None,
             progress: None,
             reference_time: None,
@@ -188,6 +191,7 @@ impl Updater {
     fn refresh_with_timestamp(&mut self, prefetched: Option<(Vec<u8>, TimestampValidators)>) -> Result<(), TrustError> {
         self.trusted = Self::trusted_from(&self.store, self.reference_time)?;
         self.delegated.clear();
+        self.leaves.clear();
         let probe_root = prefetched.is_none() || !self.root_probed_recently();
         if probe_root {
             self.update_root()?;
@@ -203,6 +207,18 @@ impl Updater {
             self.store.store_root_probe(self.trusted.now())?;
         }
         Ok(())
+    }
+
+    /// Records a receipt for `role`'s stored bytes when this load verified their
+    /// signatures (no receipt yet, or one that no longer applied). Best effort: without
+    /// a receipt the next load just verifies again.
+    fn remember<T>(&self, role: &str, bytes: &[u8], doc: Option<&Verified<T>>) {
+        if let Some(doc) = doc
+            && !doc.by_receipt()
+            && let Err(e) = self.store.store_receipt(role, &super::Receipt::new(bytes, doc))
+        {
+            tracing::debug!(role, error = %e, "could not record a receipt");
+        }
     }
 
     fn update_root(&mut self) -> Result<(), TrustError> {
@@ -238,10 +254,11 @@ impl Updater {
     }
 
     fn update_timestamp(&mut self, prefetched: Option<(Vec<u8>, TimestampValidators)>) -> Result<(), TrustError> {
-        if let Some(local) = self.store.load("timestamp")
-            && let Err(e) = self.trusted.load_local_timestamp(&local)
-        {
-            tracing::debug!(error = %e, "local timestamp is not usable as a rollback reference");
+        if let Some(local) = self.store.load("timestamp") {
+            match self.trusted.load_local_timestamp(&local, self.store.load_receipt("timestamp").as_ref()) {
+                Ok(()) => self.remember("timestamp", &local, self.trusted.timestamp()),
+                Err(e) => tracing::debug!(error = %e, "local timestamp is not usable as a rollback reference"),
+            }
         }
         // A timestamp fetched by the update check is used when it verifies; when it
         // does not, the mirrors are asked in order like in any refresh (failover).
@@ -263,7 +280,8 @@ impl Updater {
             }
         };
         if outcome == TimestampUpdate::Updated {
-            self.store.store("timestamp", &bytes)?;
+            let timestamp = self.trusted.timestamp().ok_or(TrustError::NotLoaded("timestamp"))?;
+            self.store.store_verified("timestamp", &bytes, timestamp)?;
         }
         self.store.store_validators(Some(&validators))?;
         self.trusted.check_timestamp_fresh()
@@ -271,7 +289,11 @@ impl Updater {
 
     fn update_snapshot(&mut self) -> Result<(), TrustError> {
         if let Some(local) = self.store.load("snapshot") {
-            match self.trusted.load_local_snapshot(&local) {
+            let loaded = self.trusted.load_local_snapshot(&local, self.store.load_receipt("snapshot").as_ref());
+            if loaded.is_ok() {
+                self.remember("snapshot", &local, self.trusted.snapshot());
+            }
+            match loaded {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
                 Err(e) => tracing::debug!(error = %e, "local snapshot is not usable"),
@@ -289,19 +311,23 @@ impl Updater {
         let (_, bytes, _) =
             Self::fetch_metadata(&self.mirrors, &file, max, None, |bytes| trusted.update_snapshot(bytes))?
                 .ok_or(TrustError::NotLoaded("snapshot"))?;
-        self.store.store("snapshot", &bytes)?;
+        let snapshot = self.trusted.snapshot().ok_or(TrustError::NotLoaded("snapshot"))?;
+        self.store.store_verified("snapshot", &bytes, snapshot)?;
         Ok(())
     }
 
     fn update_top_targets(&mut self) -> Result<(), TrustError> {
         if let Some(local) = self.store.load("targets") {
-            match self.trusted.update_targets(&local) {
-                Ok(_) => return Ok(()),
+            match self.trusted.load_local_targets(&local, self.store.load_receipt("targets").as_ref()) {
+                Ok(targets) => {
+                    self.remember("targets", &local, Some(&*targets));
+                    return Ok(());
+                }
                 Err(e) => tracing::debug!(error = %e, "local targets is not the current one"),
             }
         }
-        let bytes = self.download_role("targets", Delegator::Root)?.1;
-        self.store.store("targets", &bytes)?;
+        let (targets, bytes) = self.download_role("targets", Delegator::Root)?;
+        self.store.store_verified("targets", &bytes, &targets)?;
         Ok(())
     }
 
@@ -351,8 +377,9 @@ impl Updater {
         }
         let delegator = Delegator::Targets(parent);
         if let Some(local) = self.store.load(role) {
-            match self.trusted.verify_targets(role, delegator, &local) {
+            match self.trusted.verify_local_targets(role, delegator, &local, self.store.load_receipt(role).as_ref()) {
                 Ok(targets) => {
+                    self.remember(role, &local, Some(&targets));
                     let targets = Arc::new(targets);
                     self.delegated.insert(key, Arc::clone(&targets));
                     return Ok(targets);
@@ -361,9 +388,41 @@ impl Updater {
             }
         }
         let (targets, bytes) = self.download_role(role, delegator)?;
-        self.store.store(role, &bytes)?;
+        self.store.store_verified(role, &bytes, &targets)?;
         self.delegated.insert(key, Arc::clone(&targets));
         Ok(targets)
+    }
+
+    /// The entry of `path` in delegated `role`, read from our store as a
+    /// [`TrustedLeaf`] when its receipt applies and it delegates nothing (the cheap way
+    /// to look up one target in a hash bin); `None` when the role has to be loaded in
+    /// full by [`Updater::load_delegated`].
+    fn leaf_lookup(
+        &mut self,
+        role: &str,
+        parent_name: &str,
+        parent: &Arc<Verified<Targets>>,
+        path: &str,
+    ) -> Option<Result<Option<TargetFile>, TrustError>> {
+        let key = (role.to_owned(), parent_name.to_owned());
+        if self.delegated.contains_key(&key) {
+            return None;
+        }
+        if let Some(found) = self.leaves.get(&key) {
+            return Some(found.target(path));
+        }
+        let local = self.store.load(role)?;
+        let receipt = self.store.load_receipt(role);
+        match self.trusted.verify_local_leaf(role, Delegator::Targets(parent), local, receipt.as_ref(), path)? {
+            Ok((leaf, found)) => {
+                self.leaves.insert(key, Arc::new(leaf));
+                Some(Ok(found))
+            }
+            Err(e) => {
+                tracing::debug!(role, error = %e, "local copy is not the current one");
+                None
+            }
+        }
     }
 
     /// Finds `path` by a pre-order depth-first walk of the delegations (§5.7.x):
@@ -386,6 +445,15 @@ impl Updater {
                 break;
             }
             if visited.contains(&role) {
+                continue;
+            }
+            if role != "targets"
+                && let Some(found) = self.leaf_lookup(&role, &parent_name, &parent, path)
+            {
+                if let Some(file) = found? {
+                    return Ok(Some(TargetInfo { path: path.to_owned(), file, role }));
+                }
+                visited.insert(role);
                 continue;
             }
             let doc = if role == "targets" { parent } else { self.load_delegated(&role, &parent_name, &parent)? };
@@ -467,19 +535,26 @@ impl Updater {
         quoted.join("/")
     }
 
+    /// The verified bytes of a target if the download cache holds them intact (no
+    /// network): callers with many targets serve these inline before starting
+    /// parallel downloads for the rest.
+    pub fn cached_target(&self, info: &TargetInfo) -> Option<Vec<u8>> {
+        let bytes = self.cache.as_ref()?.get(&info.sha256()?)?;
+        check_length_and_hashes(&info.path, &bytes, Some(info.file.length), Some(&info.file.hashes))
+            .is_ok()
+            .then_some(bytes)
+    }
+
     /// The verified bytes of a target: from the download cache when present and
     /// intact, else from the first mirror whose bytes match the signed length and
     /// hashes (capped at the signed length while streaming).
     pub fn fetch_target(&self, info: &TargetInfo) -> Result<Vec<u8>, TrustError> {
         let check =
             |bytes: &[u8]| check_length_and_hashes(&info.path, bytes, Some(info.file.length), Some(&info.file.hashes));
-        let digest = info.sha256();
-        if let (Some(cache), Some(digest)) = (&self.cache, &digest)
-            && let Some(bytes) = cache.get(digest)
-            && check(&bytes).is_ok()
-        {
+        if let Some(bytes) = self.cached_target(info) {
             return Ok(bytes);
         }
+        let digest = info.sha256();
         let file = self.target_file_path(info);
         let spec = FetchSpec { kind: MirrorKind::Targets, path: &file, max_length: info.file.length, validators: None };
         let bytes = self
@@ -529,10 +604,17 @@ impl Updater {
     pub fn check_for_updates(&mut self) -> Result<UpdateCheck, TrustError> {
         self.trusted = Self::trusted_from(&self.store, self.reference_time)?;
         self.delegated.clear();
+        self.leaves.clear();
         let validators = self.store.load_validators();
         let local = self.store.load("timestamp");
         let usable = self.trusted.check_root_fresh().is_ok()
-            && local.as_deref().is_some_and(|bytes| self.trusted.load_local_timestamp(bytes).is_ok())
+            && local.as_deref().is_some_and(|bytes| {
+                let loaded = self.trusted.load_local_timestamp(bytes, self.store.load_receipt("timestamp").as_ref());
+                if loaded.is_ok() {
+                    self.remember("timestamp", bytes, self.trusted.timestamp());
+                }
+                loaded.is_ok()
+            })
             && self.trusted.timestamp().is_some_and(|t| !t.is_expired(self.trusted.now()));
         let (Some(validators), true) = (validators, usable) else {
             self.refresh()?;
@@ -585,13 +667,16 @@ impl Updater {
     /// after a `304` proved the trusted timestamp current.
     fn load_local_state(&mut self) -> Result<(), TrustError> {
         let snapshot = self.store.load("snapshot").ok_or(TrustError::NotLoaded("snapshot"))?;
-        if !self.trusted.load_local_snapshot(&snapshot)? {
+        let is_final = self.trusted.load_local_snapshot(&snapshot, self.store.load_receipt("snapshot").as_ref())?;
+        self.remember("snapshot", &snapshot, self.trusted.snapshot());
+        if !is_final {
             // The trusted snapshot is not the one the timestamp names: fetch it.
             return self.refresh();
         }
         let targets = self.store.load("targets").ok_or(TrustError::NotLoaded("targets"))?;
-        if self.trusted.update_targets(&targets).is_err() {
-            return self.refresh();
+        match self.trusted.load_local_targets(&targets, self.store.load_receipt("targets").as_ref()) {
+            Ok(loaded) => self.remember("targets", &targets, Some(&*loaded)),
+            Err(_) => return self.refresh(),
         }
         Ok(())
     }

@@ -4,6 +4,31 @@
 //! received* (a `serde_json::Value`), so fields this version does not model are
 //! covered too. Only after that does the value become a typed document, wrapped in
 //! [`Verified`], which nothing outside `trust` can construct.
+//!
+//! # Receipts: reading our own trusted store without re-verifying
+//!
+//! Every document the updater persists was verified first; beside it goes a
+//! [`Receipt`]: the SHA-256 of the bytes and the keys (id and key fingerprint) whose
+//! signatures over those bytes verified. A document read back from the store with a
+//! receipt that still applies is typed without parsing it into a `Value`,
+//! canonicalising it and checking signatures again (`from_receipt`): that work
+//! dominated opening the store (30 hash bins of a 100k-plugin registry are ~2 MB).
+//!
+//! Why this is sound: signature verification is a pure function of (bytes, key). The
+//! receipt applies only when the bytes hash to the recorded SHA-256 *and* a threshold
+//! of distinct keys recorded as valid signers is still authorised for the role by the
+//! *current* delegator (same key id, same key material), so a key rotation in root, a
+//! revoked or replaced delegated key, or a raised threshold all fall back to full
+//! verification, which is the spec's rule for trusted metadata after a rotation
+//! (§5.3.11). Every other check (type, spec version, version against the referring
+//! document, length and hashes named by snapshot or timestamp, rollback, expiry,
+//! delegation rules) still runs on every load. A delegated role without delegations of
+//! its own (a hash bin) that loads by receipt is not even typed: it stays bytes
+//! ([`TrustedLeaf`]) and each lookup reads only the one entry it asks for. What a
+//! receipt cannot protect against
+//! is someone who can write the data dir: they could equally replace the trusted root
+//! or the installed plugins, so re-verifying our own files never defended that.
+//! Metadata from a mirror is always verified in full.
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Deref;
@@ -12,7 +37,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use trellis_schema::canonical;
 use trellis_schema::key::{KeyId, PublicKey};
-use trellis_schema::tuf::Signature;
+use trellis_schema::tuf::{Signature, TargetFile};
 
 use super::TrustError;
 
@@ -23,9 +48,484 @@ pub struct Verified<T> {
     signed: T,
     version: u64,
     expires: jiff::Timestamp,
+    signers: Vec<Signer>,
+    /// Whether a receipt stood in for the signature checks of this load.
+    by_receipt: bool,
+}
+
+/// A key whose signature verified: its id and the fingerprint of its key material
+/// ([`KeyId::of`], the SHA-256 of its canonical JSON).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Signer {
+    /// The key id the document's delegator lists it under.
+    pub keyid: KeyId,
+    /// SHA-256 of the key's canonical JSON.
+    pub fingerprint: KeyId,
+}
+
+/// Proof kept beside a stored document that its signatures were verified: the SHA-256
+/// of its bytes and the keys whose signatures over them verified (see the module docs
+/// for when it lets a load skip signature checks).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Receipt {
+    /// SHA-256 of the document's bytes, hex.
+    pub sha256: String,
+    /// Keys whose signatures verified.
+    pub signers: Vec<Signer>,
+}
+
+impl Receipt {
+    /// The receipt for `bytes`, verified as `doc`.
+    pub fn new<T>(bytes: &[u8], doc: &Verified<T>) -> Self {
+        Self { sha256: sha256_hex(bytes), signers: doc.signers.clone() }
+    }
+
+    /// Whether this receipt proves that a threshold of the keys `keyids` (looked up in
+    /// `keys`) signed `bytes`.
+    fn applies(&self, bytes: &[u8], keys: &BTreeMap<KeyId, PublicKey>, keyids: &[KeyId], threshold: u32) -> bool {
+        if threshold == 0 || self.sha256 != sha256_hex(bytes) {
+            return false;
+        }
+        let mut counted: HashSet<&KeyId> = HashSet::new();
+        for signer in &self.signers {
+            let Some(key) = keys.get(&signer.keyid) else { continue };
+            if keyids.contains(&signer.keyid) && KeyId::of(key).is_ok_and(|f| f == signer.fingerprint) {
+                counted.insert(&signer.fingerprint);
+            }
+        }
+        counted.len() as u32 >= threshold
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The fields every role's `signed` has, read without building the rest.
+#[derive(serde::Deserialize)]
+struct Header {
+    #[serde(rename = "_type", default)]
+    type_: String,
+    #[serde(default)]
+    spec_version: String,
+    #[serde(default)]
+    version: Value,
+    #[serde(default)]
+    expires: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Outer<T> {
+    signed: T,
+}
+
+/// The keys allowed to sign a role: the delegator's key table, the ids it authorises
+/// for the role, and its threshold.
+pub(crate) type Authorised<'a> = (&'a BTreeMap<KeyId, PublicKey>, &'a [KeyId], u32);
+
+/// Types a document of our trusted store when `receipt` proves its signatures (see
+/// the module docs): `None` when the receipt does not apply, and the caller must
+/// verify in full. The common fields are checked exactly like [`Unverified::parse`].
+pub(crate) fn from_receipt<T: Signed>(
+    bytes: &[u8],
+    role: &str,
+    expected_type: &str,
+    receipt: Option<&Receipt>,
+    authorised: Authorised<'_>,
+) -> Option<Result<Verified<T>, TrustError>> {
+    let receipt = receipt?;
+    let (keys, keyids, threshold) = authorised;
+    if !receipt.applies(bytes, keys, keyids, threshold) {
+        return None;
+    }
+    Some(typed_trusted(bytes, role, expected_type, receipt))
+}
+
+fn typed_trusted<T: Signed>(
+    bytes: &[u8],
+    role: &str,
+    expected_type: &str,
+    receipt: &Receipt,
+) -> Result<Verified<T>, TrustError> {
+    let header: Outer<Header> =
+        serde_json::from_slice(bytes).map_err(|e| TrustError::malformed(role, format!("not metadata: {e}")))?;
+    let (version, expires) = check_header(
+        role,
+        expected_type,
+        &header.signed.type_,
+        &header.signed.spec_version,
+        &header.signed.version,
+        &header.signed.expires,
+    )?;
+    let signed = T::from_document(bytes).map_err(|e| TrustError::malformed(role, e.to_string()))?;
+    Ok(Verified { signed, version, expires, signers: receipt.signers.clone(), by_receipt: true })
+}
+
+/// A role's `signed` document, typed straight from the file's bytes.
+pub(crate) trait Signed: DeserializeOwned {
+    /// The `signed` member of `bytes`, typed.
+    fn from_document(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice::<Outer<Self>>(bytes).map(|doc| doc.signed)
+    }
+}
+
+impl Signed for trellis_schema::tuf::Timestamp {}
+
+impl Signed for trellis_schema::tuf::Targets {}
+
+impl Signed for trellis_schema::tuf::Snapshot {
+    /// A snapshot of a large registry lists thousands of roles, and serde's buffering
+    /// of the `#[serde(flatten)]` unknown-field maps costs more than the parse itself.
+    /// A document without unknown fields (what Trellis and most TUF repositories
+    /// write) is read into plain structs instead; any other falls back to the full
+    /// parse, so the result is the same either way.
+    fn from_document(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        use trellis_schema::tuf::{MetaFile, Snapshot};
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct PlainMeta {
+            version: u64,
+            #[serde(default)]
+            length: Option<u64>,
+            #[serde(default)]
+            hashes: Option<BTreeMap<String, String>>,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct PlainSnapshot {
+            #[serde(rename = "_type")]
+            type_: String,
+            spec_version: String,
+            version: u64,
+            expires: String,
+            meta: BTreeMap<String, PlainMeta>,
+        }
+        let Ok(plain) = serde_json::from_slice::<Outer<PlainSnapshot>>(bytes) else {
+            return serde_json::from_slice::<Outer<Snapshot>>(bytes).map(|doc| doc.signed);
+        };
+        let plain = plain.signed;
+        Ok(Snapshot {
+            type_: plain.type_,
+            spec_version: plain.spec_version,
+            version: plain.version,
+            expires: plain.expires,
+            meta: plain
+                .meta
+                .into_iter()
+                .map(|(name, m)| {
+                    (
+                        name,
+                        MetaFile { version: m.version, length: m.length, hashes: m.hashes, extra: Default::default() },
+                    )
+                })
+                .collect(),
+            extra: Default::default(),
+        })
+    }
+}
+
+/// A delegated targets role without delegations, read back from our store under a
+/// [`Receipt`] that applied and checked like any trusted copy (version and expiry are
+/// those of its header), kept as bytes: a hash bin of a large registry lists hundreds
+/// of targets and a resolution needs one of them. Only [`super::TrustedSet::verify_local_leaf`] makes one.
+#[derive(Debug)]
+pub struct TrustedLeaf {
+    bytes: Vec<u8>,
+    role: String,
+    version: u64,
+    expires: jiff::Timestamp,
+}
+
+impl TrustedLeaf {
+    /// The document's version.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// When it expires.
+    pub fn expires(&self) -> jiff::Timestamp {
+        self.expires
+    }
+
+    /// The signed entry of `path`, reading only that entry (the last one, when a key
+    /// repeats, like the full parse).
+    pub fn target(&self, path: &str) -> Result<Option<TargetFile>, TrustError> {
+        let mut deserializer = serde_json::Deserializer::from_slice(&self.bytes);
+        let found = serde::de::DeserializeSeed::deserialize(
+            Section { key: "signed", inner: Section { key: "targets", inner: Entry(path) } },
+            &mut deserializer,
+        )
+        .map_err(|e| TrustError::malformed(&self.role, e.to_string()))?;
+        Ok(found.flatten().flatten())
+    }
+}
+
+/// What one skimming pass over a leaf's `signed` reads: the common fields, whether
+/// `delegations` is present, and the entry of one target path.
+#[derive(Default)]
+struct LeafScan {
+    type_: String,
+    spec_version: String,
+    version: Value,
+    expires: String,
+    delegates: bool,
+    found: Option<TargetFile>,
+}
+
+/// Types a targets role of our trusted store as a [`TrustedLeaf`] when `receipt`
+/// proves its signatures and it delegates nothing, and looks up `path` in the same
+/// pass: `None` when either is not so (the caller then loads it in full).
+pub(crate) fn verify_leaf(
+    bytes: Vec<u8>,
+    role: &str,
+    receipt: Option<&Receipt>,
+    authorised: Authorised<'_>,
+    path: &str,
+) -> Option<Result<(TrustedLeaf, Option<TargetFile>), TrustError>> {
+    let receipt = receipt?;
+    let (keys, keyids, threshold) = authorised;
+    if !receipt.applies(&bytes, keys, keyids, threshold) {
+        return None;
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+    let scan =
+        serde::de::DeserializeSeed::deserialize(Section { key: "signed", inner: ScanLeaf(path) }, &mut deserializer);
+    let scan = match scan {
+        Ok(scan) => scan.unwrap_or_default(),
+        Err(e) => return Some(Err(TrustError::malformed(role, format!("not metadata: {e}")))),
+    };
+    if scan.delegates {
+        return None;
+    }
+    Some(
+        check_header(role, "targets", &scan.type_, &scan.spec_version, &scan.version, &scan.expires)
+            .map(|(version, expires)| (TrustedLeaf { bytes, role: role.to_owned(), version, expires }, scan.found)),
+    )
+}
+
+/// Reads a [`LeafScan`] from a `signed` object.
+#[derive(Clone, Copy)]
+struct ScanLeaf<'a>(&'a str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for ScanLeaf<'_> {
+    type Value = LeafScan;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<LeafScan, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ScanLeaf<'_> {
+    type Value = LeafScan;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a targets document")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<LeafScan, A::Error> {
+        let mut scan = LeafScan::default();
+        while let Some(key) = map.next_key::<LeafKey>()? {
+            match key {
+                LeafKey::Type => scan.type_ = map.next_value()?,
+                LeafKey::SpecVersion => scan.spec_version = map.next_value()?,
+                LeafKey::Version => scan.version = map.next_value()?,
+                LeafKey::Expires => scan.expires = map.next_value()?,
+                LeafKey::Delegations => {
+                    scan.delegates = !map.next_value::<Value>()?.is_null();
+                }
+                LeafKey::Targets => scan.found = map.next_value_seed(Entry(self.0))?,
+                LeafKey::Other => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(scan)
+    }
+}
+
+/// The members of a targets document a leaf scan reads.
+enum LeafKey {
+    Type,
+    SpecVersion,
+    Version,
+    Expires,
+    Delegations,
+    Targets,
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for LeafKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = LeafKey;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<LeafKey, E> {
+                Ok(match value {
+                    "_type" => LeafKey::Type,
+                    "spec_version" => LeafKey::SpecVersion,
+                    "version" => LeafKey::Version,
+                    "expires" => LeafKey::Expires,
+                    "delegations" => LeafKey::Delegations,
+                    "targets" => LeafKey::Targets,
+                    _ => LeafKey::Other,
+                })
+            }
+        }
+        deserializer.deserialize_str(Name)
+    }
+}
+
+/// Finds the value of `key` in a JSON object and hands it to `inner`, skipping every
+/// other member without building it. `None` when the key is absent.
+struct Section<S> {
+    key: &'static str,
+    inner: S,
+}
+
+impl<'de, S> serde::de::DeserializeSeed<'de> for Section<S>
+where
+    S: serde::de::DeserializeSeed<'de> + Copy,
+{
+    type Value = Option<S::Value>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, S> serde::de::Visitor<'de> for Section<S>
+where
+    S: serde::de::DeserializeSeed<'de> + Copy,
+{
+    type Value = Option<S::Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "an object with {:?}", self.key)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(matches) = map.next_key_seed(KeyIs(self.key))? {
+            if matches {
+                found = Some(map.next_value_seed(self.inner)?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// The entry `path` of a `targets` object, typed; every other entry skipped.
+#[derive(Clone, Copy)]
+struct Entry<'a>(&'a str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Entry<'_> {
+    type Value = Option<TargetFile>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Entry<'_> {
+    type Value = Option<TargetFile>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a map of target paths")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(matches) = map.next_key_seed(KeyIs(self.0))? {
+            if matches {
+                found = Some(map.next_value::<TargetFile>()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+impl<S: Copy> Clone for Section<S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S: Copy> Copy for Section<S> {}
+
+/// Whether an object key equals the given string (no allocation when unescaped).
+#[derive(Clone, Copy)]
+struct KeyIs<'a>(&'a str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<bool, E> {
+        Ok(value == self.0)
+    }
+}
+
+fn check_header(
+    role: &str,
+    expected_type: &str,
+    actual: &str,
+    spec: &str,
+    version: &Value,
+    expires_text: &str,
+) -> Result<(u64, jiff::Timestamp), TrustError> {
+    if actual != expected_type {
+        return Err(TrustError::WrongType {
+            role: role.to_owned(),
+            expected: expected_type.to_owned(),
+            actual: actual.to_owned(),
+        });
+    }
+    let parts: Vec<&str> = spec.split('.').collect();
+    if !(2..=3).contains(&parts.len()) || parts[0] != "1" || parts.iter().any(|p| p.parse::<u32>().is_err()) {
+        return Err(TrustError::malformed(role, format!("unsupported spec_version {spec:?}")));
+    }
+    let version = version
+        .as_u64()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| TrustError::malformed(role, "version is missing or not a positive integer"))?;
+    let expires = parse_expiry(expires_text)
+        .ok_or_else(|| TrustError::malformed(role, format!("expires {expires_text:?} is not YYYY-MM-DDTHH:MM:SSZ")))?;
+    Ok((version, expires))
 }
 
 impl<T> Verified<T> {
+    /// The keys whose signatures verified.
+    pub fn signers(&self) -> &[Signer] {
+        &self.signers
+    }
+
+    /// Whether this load relied on a stored [`Receipt`] instead of checking
+    /// signatures (then there is no new receipt to record).
+    pub fn by_receipt(&self) -> bool {
+        self.by_receipt
+    }
+
     /// The document's version.
     pub fn version(&self) -> u64 {
         self.version
@@ -57,6 +557,8 @@ pub(crate) struct Unverified {
     signatures: Vec<Signature>,
     version: u64,
     expires: jiff::Timestamp,
+    /// Keys whose signatures verified so far.
+    signers: Vec<Signer>,
 }
 
 impl Unverified {
@@ -78,29 +580,15 @@ impl Unverified {
         if let Some(dup) = signatures.iter().find(|s| !seen.insert(&s.keyid)) {
             return Err(TrustError::malformed(role, format!("two signatures by key {}", dup.keyid)));
         }
-        let actual = signed.get("_type").and_then(Value::as_str).unwrap_or_default();
-        if actual != expected_type {
-            return Err(TrustError::WrongType {
-                role: role.to_owned(),
-                expected: expected_type.to_owned(),
-                actual: actual.to_owned(),
-            });
-        }
-        let spec = signed.get("spec_version").and_then(Value::as_str).unwrap_or_default();
-        let parts: Vec<&str> = spec.split('.').collect();
-        if !(2..=3).contains(&parts.len()) || parts[0] != "1" || parts.iter().any(|p| p.parse::<u32>().is_err()) {
-            return Err(TrustError::malformed(role, format!("unsupported spec_version {spec:?}")));
-        }
-        let version = signed
-            .get("version")
-            .and_then(Value::as_u64)
-            .filter(|v| *v >= 1)
-            .ok_or_else(|| TrustError::malformed(role, "version is missing or not a positive integer"))?;
-        let expires_text = signed.get("expires").and_then(Value::as_str).unwrap_or_default();
-        let expires = parse_expiry(expires_text).ok_or_else(|| {
-            TrustError::malformed(role, format!("expires {expires_text:?} is not YYYY-MM-DDTHH:MM:SSZ"))
-        })?;
-        Ok(Self { role: role.to_owned(), signed, signatures, version, expires })
+        let (version, expires) = check_header(
+            role,
+            expected_type,
+            signed.get("_type").and_then(Value::as_str).unwrap_or_default(),
+            signed.get("spec_version").and_then(Value::as_str).unwrap_or_default(),
+            signed.get("version").unwrap_or(&Value::Null),
+            signed.get("expires").and_then(Value::as_str).unwrap_or_default(),
+        )?;
+        Ok(Self { role: role.to_owned(), signed, signatures, version, expires, signers: Vec::new() })
     }
 
     /// The version field.
@@ -111,7 +599,7 @@ impl Unverified {
     /// Checks that `threshold` distinct keys among `keyids` (looked up in `keys`)
     /// signed, then types the document.
     pub(crate) fn verify<T: DeserializeOwned>(
-        self,
+        mut self,
         keys: &BTreeMap<KeyId, PublicKey>,
         keyids: &[KeyId],
         threshold: u32,
@@ -120,9 +608,10 @@ impl Unverified {
         self.into_typed()
     }
 
-    /// Checks the threshold without consuming (root must be signed by old and new).
+    /// Checks the threshold without consuming (root must be signed by old and new),
+    /// remembering the keys whose signatures verified.
     pub(crate) fn check_signatures(
-        &self,
+        &mut self,
         keys: &BTreeMap<KeyId, PublicKey>,
         keyids: &[KeyId],
         threshold: u32,
@@ -145,6 +634,12 @@ impl Unverified {
                 Ok(()) => {
                     counted_ids.insert(keyid);
                     counted_keys.insert((key.keytype.as_str(), key.public_str()));
+                    if let Ok(fingerprint) = KeyId::of(key) {
+                        let signer = Signer { keyid: keyid.clone(), fingerprint };
+                        if !self.signers.contains(&signer) {
+                            self.signers.push(signer);
+                        }
+                    }
                 }
                 Err(e) => {
                     tracing::debug!(role = %self.role, key = %keyid.short(), error = %e, "signature does not count")
@@ -162,7 +657,7 @@ impl Unverified {
     pub(super) fn into_typed<T: DeserializeOwned>(self) -> Result<Verified<T>, TrustError> {
         let signed =
             serde_json::from_value(self.signed).map_err(|e| TrustError::malformed(&self.role, e.to_string()))?;
-        Ok(Verified { signed, version: self.version, expires: self.expires })
+        Ok(Verified { signed, version: self.version, expires: self.expires, signers: self.signers, by_receipt: false })
     }
 
     /// Types the document without consuming it, to read the keys a root signs itself
@@ -174,7 +669,7 @@ impl Unverified {
     /// Wraps `signed` (obtained by [`Unverified::peek`]) once the caller has checked
     /// every signature it requires.
     pub(super) fn into_verified<T>(self, signed: T) -> Verified<T> {
-        Verified { signed, version: self.version, expires: self.expires }
+        Verified { signed, version: self.version, expires: self.expires, signers: self.signers, by_receipt: false }
     }
 }
 
@@ -246,5 +741,53 @@ mod tests {
         assert!(Unverified::parse(doc("timestamp", "2.0.0", "[]").as_bytes(), "timestamp", "timestamp").is_err());
         let dup = r#"[{"keyid":"ab","sig":"00"},{"keyid":"ab","sig":"00"}]"#;
         assert!(Unverified::parse(doc("timestamp", "1.0", dup).as_bytes(), "timestamp", "timestamp").is_err());
+    }
+
+    #[test]
+    fn leaf_under_a_receipt_reads_only_the_entry_asked_for_and_refuses_delegating_roles() {
+        let key = trellis_schema::SigningKey::from_seed([3; 32]);
+        let keys = BTreeMap::from([(key.key_id().clone(), key.public().clone())]);
+        let keyids = vec![key.key_id().clone()];
+        let entry = |n: u64| format!(r#"{{"hashes":{{"sha256":"{:064x}"}},"length":{n}}}"#, n);
+        let doc = |extra: &str| {
+            format!(
+                r#"{{"signatures":[],"signed":{{"_type":"targets","spec_version":"1.0.31","version":4,"expires":"2030-01-01T00:00:00Z"{extra},"targets":{{"a/x.json":{},"b\/y.json":{},"c/z.json":{}}}}}}}"#,
+                entry(1),
+                entry(2),
+                entry(3)
+            )
+            .into_bytes()
+        };
+        let bytes = doc("");
+        let signer = Signer { keyid: key.key_id().clone(), fingerprint: KeyId::of(key.public()).unwrap() };
+        let receipt = Receipt { sha256: sha256_hex(&bytes), signers: vec![signer] };
+        let (leaf, found) =
+            verify_leaf(bytes.clone(), "bin-1", Some(&receipt), (&keys, &keyids, 1), "a/x.json").unwrap().unwrap();
+        assert_eq!(found.unwrap().length, 1);
+        assert_eq!(leaf.version(), 4);
+        assert_eq!(leaf.target("c/z.json").unwrap().unwrap().length, 3);
+        assert_eq!(leaf.target("b/y.json").unwrap().unwrap().length, 2, "escaped keys compare unescaped");
+        assert!(leaf.target("d/none.json").unwrap().is_none());
+        // No receipt, another document, or a role that delegates: loaded in full instead.
+        assert!(verify_leaf(bytes, "bin-1", None, (&keys, &keyids, 1), "a/x.json").is_none());
+        assert!(verify_leaf(doc(r#","x":1"#), "bin-1", Some(&receipt), (&keys, &keyids, 1), "a/x.json").is_none());
+        let delegating = doc(r#","delegations":{"keys":{},"roles":[]}"#);
+        let receipt = Receipt { sha256: sha256_hex(&delegating), ..receipt };
+        assert!(verify_leaf(delegating.clone(), "bin-1", Some(&receipt), (&keys, &keyids, 1), "a/x.json").is_none());
+        assert!(verify_leaf(delegating, "bin-1", Some(&receipt), (&keys, &keyids, 2), "a/x.json").is_none());
+    }
+
+    #[test]
+    fn snapshot_reads_the_same_with_and_without_unknown_fields() {
+        let plain = br#"{"signed":{"_type":"snapshot","spec_version":"1.0.31","version":2,"expires":"2030-01-01T00:00:00Z","meta":{"targets.json":{"version":1},"bin-0.json":{"version":3,"length":10,"hashes":{"sha256":"ab"}}}},"signatures":[]}"#;
+        let unknown = br#"{"signed":{"_type":"snapshot","spec_version":"1.0.31","version":2,"expires":"2030-01-01T00:00:00Z","x":1,"meta":{"targets.json":{"version":1,"y":[1]}}},"signatures":[]}"#;
+        for bytes in [&plain[..], &unknown[..]] {
+            let fast = <trellis_schema::tuf::Snapshot as Signed>::from_document(bytes).unwrap();
+            let full: Outer<trellis_schema::tuf::Snapshot> = serde_json::from_slice(bytes).unwrap();
+            assert_eq!(fast, full.signed);
+        }
+        let fast = <trellis_schema::tuf::Snapshot as Signed>::from_document(unknown).unwrap();
+        assert_eq!(fast.extra["x"], 1);
+        assert_eq!(fast.meta["targets.json"].extra["y"], serde_json::json!([1]));
     }
 }

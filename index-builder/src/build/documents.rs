@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use serde_json::Map;
 use trellis_schema::Sha256;
-use trellis_schema::index::{BlobRef, IndexDoc, IndexRelease};
+use trellis_schema::index::{BlobRef, DeltaRef, IndexDoc, IndexRelease};
 use trellis_schema::tuf::TargetFile;
 
 use super::BuildError;
+use super::deltas::PluginDeltas;
 use crate::release::{BlobSource, PluginInput};
 use crate::site;
 
@@ -45,8 +46,13 @@ pub(super) fn bytes_target(target: String, bytes: Vec<u8>) -> TargetOut {
     TargetOut { length: bytes.len() as u64, target, sha256, content: Some(Content::Bytes(bytes.into())) }
 }
 
-/// The index doc of one plugin.
+/// The index doc of one plugin, without deltas.
 pub fn index_doc(plugin: &PluginInput) -> IndexDoc {
+    index_doc_with(plugin, &PluginDeltas::new())
+}
+
+/// The index doc of one plugin, listing `deltas`.
+pub(super) fn index_doc_with(plugin: &PluginInput, deltas: &PluginDeltas) -> IndexDoc {
     let releases = plugin
         .releases
         .iter()
@@ -73,7 +79,19 @@ pub fn index_doc(plugin: &PluginInput) -> IndexDoc {
                 },
                 manifest_sha256: r.manifest_sha256,
                 unpacked_size: m.unpacked_size(),
-                deltas: Vec::new(),
+                deltas: deltas
+                    .get(&m.version)
+                    .into_iter()
+                    .flatten()
+                    .map(|d| DeltaRef {
+                        from: d.from.clone(),
+                        blob: BlobRef {
+                            path: site::delta_target(&plugin.id, &d.from, &m.version),
+                            sha256: d.blob.sha256,
+                            length: d.blob.length,
+                        },
+                    })
+                    .collect(),
                 min_client_version: r.min_client_version.clone(),
             }
         })
@@ -82,17 +100,23 @@ pub fn index_doc(plugin: &PluginInput) -> IndexDoc {
     IndexDoc { id: plugin.id.clone(), name, releases }
 }
 
-pub(super) fn plugin_targets(plugin: &PluginInput) -> Result<Vec<TargetOut>, BuildError> {
-    let doc = serde_json::to_vec(&index_doc(plugin))
+pub(super) fn plugin_targets(plugin: &PluginInput, deltas: &PluginDeltas) -> Result<Vec<TargetOut>, BuildError> {
+    let doc = serde_json::to_vec(&index_doc_with(plugin, deltas))
         .map_err(|e| BuildError::Trust(format!("index doc of {}: {e}", plugin.id)))?;
     let mut out = Vec::with_capacity(1 + 2 * plugin.releases.len());
     out.push(bytes_target(site::index_target(&plugin.id), doc));
     for release in &plugin.releases {
         let version = &release.manifest.version;
-        for (target, blob) in [
+        let blobs = [
             (site::package_target(&plugin.id, version), &release.package),
             (site::envelope_target(&plugin.id, version), &release.envelope),
-        ] {
+        ];
+        let delta_blobs = deltas
+            .get(version)
+            .into_iter()
+            .flatten()
+            .map(|d| (site::delta_target(&plugin.id, &d.from, version), &d.blob));
+        for (target, blob) in blobs.into_iter().chain(delta_blobs) {
             let content = match &blob.source {
                 BlobSource::File(path) => Some(Content::Copy(path.clone())),
                 BlobSource::Bytes(bytes) => Some(Content::Bytes(bytes.clone())),

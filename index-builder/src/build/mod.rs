@@ -13,8 +13,8 @@
 //! the bins that sign them, the snapshot and the timestamp. [`Scope::Plugins`] does the
 //! same work for a few plugins without reading the rest of the registry or site.
 //!
-//! Inside: `documents` (index docs, target entries), `plan` (roles, versions, signed
-//! bytes), `previous` (the published state) and `write` (files and durability).
+//! Inside: `documents` (index docs, target entries), `deltas` (which deltas each
+//! release gets, made once), `plan` (roles, versions, signed bytes), `previous` (the published state) and `write` (files and durability).
 //! Loading the registry is [`crate::registry`]'s job; the role rules are
 //! [`crate::tuf`]'s; paths are [`crate::site`]'s.
 
@@ -31,11 +31,13 @@ use trellis_schema::publisher::PublisherRecord;
 use trellis_schema::tuf::{Envelope, MetaFile, Root, Snapshot, Targets, Timestamp, TopRole};
 use trellis_schema::{PluginId, Sha256, SigningKey, VendorId};
 
+use crate::delta::{DeltaBuildError, DeltaPolicy};
 use crate::registry::{Expiry, Registry, RegistryError};
 use crate::release::PluginInput;
 use crate::site;
 use crate::tuf::{self, BINS_ROLE, PUBLISHERS_ROLE, RoleKeys, SECURITY_ROLE, SignError};
 
+mod deltas;
 mod documents;
 mod plan;
 mod previous;
@@ -115,6 +117,8 @@ pub struct BuildInput {
     pub now: jiff::Timestamp,
     /// Whether content files are flushed to disk before metadata names them.
     pub durability: Durability,
+    /// Which deltas to publish for new releases.
+    pub deltas: DeltaPolicy,
 }
 
 /// Whether a build flushes the content files it wrote before publishing metadata.
@@ -165,6 +169,7 @@ impl BuildInput {
             signers,
             now,
             durability: Durability::Fsync,
+            deltas: registry.config.deltas,
         })
     }
 
@@ -250,6 +255,9 @@ pub enum BuildError {
         /// File name.
         name: String,
     },
+    /// A delta could not be made.
+    #[error(transparent)]
+    Delta(#[from] DeltaBuildError),
     /// Trust configuration problem (no root, keys not in root, root expiring).
     #[error("{0}")]
     Trust(String),
@@ -308,8 +316,19 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
     let releases = plugins.iter().map(|p| p.releases.len()).sum();
     let plugin_count = plugins.len();
     let changed_ids: BTreeSet<String> = plugins.iter().map(|p| p.id.as_str().to_owned()).collect();
-    let per_plugin: Vec<Vec<TargetOut>> =
-        plugins.into_par_iter().map(|p| plugin_targets(&p)).collect::<Result<_, _>>()?;
+    let previous_docs = match &previous {
+        Some(prev) if input.deltas.sources > 0 => deltas::previous_docs(prev, site_dir, &plugins, input.bin_bits)?,
+        _ => BTreeMap::new(),
+    };
+    let policy = input.deltas;
+    let per_plugin: Vec<Vec<TargetOut>> = plugins
+        .into_par_iter()
+        .map(|p| {
+            let deltas = deltas::plugin_deltas(&p, previous_docs.get(&p.id), &policy)?;
+            plugin_targets(&p, &deltas)
+        })
+        .collect::<Result<_, _>>()?;
+    drop(previous_docs);
     let bits = input.bin_bits;
     let mut bin_entries: BTreeMap<String, Entries> = BTreeMap::new();
     if input.scope == Scope::Full {

@@ -218,12 +218,13 @@ impl SignedEntries for Targets {
     }
 }
 
-/// The id of the plugin a target under `index/` or `plugins/` belongs to.
+/// The id of the plugin a target under `index/`, `plugins/` or `deltas/` belongs to.
 fn owner(target: &str) -> Option<&str> {
     let mut parts = target.split('/');
     match parts.next()? {
         "index" => target.rsplit('/').next()?.strip_suffix(".json"),
         "plugins" => parts.nth(1),
+        "deltas" => parts.next(),
         _ => None,
     }
 }

@@ -21,6 +21,15 @@ pub(crate) fn json(value: &impl Serialize) {
     }
 }
 
+/// A byte count for people: `512 B`, `12 KB`, `3.4 MB` (powers of 1000).
+pub(crate) fn size(bytes: u64) -> String {
+    match bytes {
+        0..1_000 => format!("{bytes} B"),
+        1_000..1_000_000 => format!("{} KB", bytes.div_ceil(1_000)),
+        _ => format!("{:.1} MB", bytes as f64 / 1e6),
+    }
+}
+
 /// Prints an error (and what to do, which the message carries).
 pub(crate) fn error(as_json: bool, message: &str, code: u8) {
     if as_json {
@@ -76,6 +85,10 @@ impl Reporter for Bars {
                 if bytes_total.is_some_and(|t| bytes_done >= t) {
                     bar.finish();
                 }
+            }
+            Event::DeltaFallback { plugin, version, reason } => {
+                let _ =
+                    self.multi.println(format!("note: {plugin} {version}: downloading the whole package ({reason})"));
             }
             Event::Warning { plugin, message } => {
                 let _ = self.multi.println(match plugin {

@@ -172,7 +172,14 @@ pub(crate) fn update(ctx: &Context, args: UpdateArgs) -> CliResult {
         output::json(&report);
     } else {
         for (id, from, to) in &report.updated {
-            println!("updated {id} {from} -> {to}");
+            let transfer = report.transfers.iter().find(|t| &t.plugin == id && &t.version == to);
+            let how = match transfer {
+                Some(t) if t.delta_from.is_some() => {
+                    format!(" (delta, {} instead of {})", output::size(t.bytes), output::size(t.package_bytes))
+                }
+                _ => String::new(),
+            };
+            println!("updated {id} {from} -> {to}{how}");
         }
         for (id, version) in &report.installed {
             println!("installed {id} {version} (new dependency)");
