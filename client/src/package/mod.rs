@@ -100,12 +100,18 @@ pub struct Package {
     source: Source,
     digest: PackageDigest,
     entries: Vec<Entry>,
-    content_manifest: ContentManifest,
-    /// Size and SHA-256 of the `trellis-manifest.json` bytes that were parsed.
-    content_manifest_file: FileEntry,
+    /// Boxed: a `Package` travels by value in the store's enums.
+    content: Box<Contents>,
     expected: Vec<FileEntry>,
     source_kind: ManifestSource,
     limits: Limits,
+}
+
+/// `trellis-manifest.json` as it was parsed when the package was opened.
+struct Contents {
+    manifest: ContentManifest,
+    /// Size and SHA-256 of the bytes that were parsed: extraction must write these.
+    file: FileEntry,
 }
 
 impl std::fmt::Debug for Package {
@@ -113,7 +119,7 @@ impl std::fmt::Debug for Package {
         f.debug_struct("Package")
             .field("digest", &self.digest)
             .field("entries", &self.entries.len())
-            .field("release", &format_args!("{} {}", self.content_manifest.plugin_id, self.content_manifest.version))
+            .field("release", &format_args!("{} {}", self.content.manifest.plugin_id, self.content.manifest.version))
             .field("source", &self.source_kind)
             .finish_non_exhaustive()
     }
@@ -167,7 +173,7 @@ impl Package {
         let tail = archive::Tail { start: tail_start, bytes: tail };
         let mut package = Self::parse(source, &tail, digest, limits)?;
         if let Some(manifest) = manifest {
-            check_release_against_content(manifest, &package.content_manifest)?;
+            check_release_against_content(manifest, &package.content.manifest)?;
             package.expected = manifest.files.clone();
             package.source_kind = ManifestSource::Signed;
         }
@@ -194,12 +200,14 @@ impl Package {
             digest,
             entries,
             expected: content_manifest.files.clone(),
-            content_manifest,
-            content_manifest_file: FileEntry {
-                path: CONTENT_MANIFEST_PATH.to_owned(),
-                size: inflated.size,
-                sha256: inflated.sha256,
-            },
+            content: Box::new(Contents {
+                manifest: content_manifest,
+                file: FileEntry {
+                    path: CONTENT_MANIFEST_PATH.to_owned(),
+                    size: inflated.size,
+                    sha256: inflated.sha256,
+                },
+            }),
             source_kind: ManifestSource::ContentOnly,
             limits: *limits,
         })
@@ -257,7 +265,7 @@ impl Package {
 
     /// The content manifest inside the package (`trellis-manifest.json`).
     pub fn content_manifest(&self) -> &ContentManifest {
-        &self.content_manifest
+        &self.content.manifest
     }
 
     /// The file list the package is checked against.
@@ -308,12 +316,12 @@ impl Package {
     /// What each file must inflate to, by path: the expected files and
     /// `trellis-manifest.json` as it was parsed.
     fn expected_by_path(&self) -> HashMap<&str, &FileEntry> {
-        self.expected.iter().chain([&self.content_manifest_file]).map(|f| (f.path.as_str(), f)).collect()
+        self.expected.iter().chain([&self.content.file]).map(|f| (f.path.as_str(), f)).collect()
     }
 
     fn expected_file(&self, path: &str) -> Option<&FileEntry> {
         if path == CONTENT_MANIFEST_PATH {
-            return Some(&self.content_manifest_file);
+            return Some(&self.content.file);
         }
         self.expected.iter().find(|f| f.path == path)
     }
