@@ -71,7 +71,7 @@ pub struct Transfer {
     pub package_bytes: u64,
 }
 
-/// A delta the registry signed, from the installed release, with that release's
+/// A delta the verified index doc lists, from the installed release, with that release's
 /// manifest.
 #[derive(Debug)]
 pub(super) struct Candidate {

@@ -138,7 +138,7 @@ impl Progress for ProgressRelay {
 type PublisherRecords = BTreeMap<(RegistryName, VendorId), (Arc<PublisherRecord>, Arc<[u8]>)>;
 
 /// Downloads and verifies `plugins` (in parallel per registry). A plugin whose
-/// installed release (in `bases`) is the source of a delta the registry signed gets
+/// installed release (in `bases`) is the source of a delta its verified index doc lists gets
 /// the delta instead of its package, applied into `bases.staging`; when that
 /// fails for any reason, an [`Event::DeltaFallback`] says why and the package is
 /// downloaded as usual.
