@@ -1,9 +1,17 @@
-//! Verify + extract a ~100 MB package of mixed files, side by side with
-//! `unzip -q` + `sha256sum` of the extracted files, in one run.
+//! Two measurements of [`Package::open`] + extract:
 //!
-//! Run: `cargo bench -p trellis-client --bench extract` (`-- --runs N`, `-- --mib N`).
-//! Needs `unzip`, `sha256sum`, `find` and `xargs` on `PATH`. The target is
-//! trellis ≤ 1.3 × the pair; the ratio of the medians is printed.
+//! 1. **time** (default): verify + extract a ~100 MB package of mixed files, side by
+//!    side with `unzip -q` + `sha256sum` of the extracted files, in one run. Run:
+//!    `cargo bench -p trellis-client --bench extract` (`-- --runs N`, `-- --mib N`).
+//!    Needs `unzip`, `sha256sum`, `find` and `xargs` on `PATH`. The target is
+//!    trellis ≤ 1.3 × the pair; the ratio of the medians is printed.
+//! 2. **memory** (`-- --rss-mib N`): writes a package of about N MiB (mostly
+//!    incompressible binaries, so packed ≈ unpacked) straight to disk, then opens and
+//!    extracts it in a fresh child process and prints the child's peak RSS (`VmHWM`).
+//!    Issue 6's target for a cold install is ≤ 100 MB peak RSS.
+//!
+//! Files go to a temporary directory under `TRELLIS_BENCH_DIR` (default `.`), removed
+//! at the end; `/dev/shm` keeps disk speed out of the figures.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -161,8 +169,110 @@ fn median(mut times: Vec<Duration>) -> Duration {
     times[times.len() / 2]
 }
 
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Writes a package of about `mib` MiB to `path` without holding it in memory: 90 %
+/// random 8 MiB binaries, 10 % text. Returns the release manifest and the file count.
+fn write_large_package(path: &Path, mib: usize) -> (ReleaseManifest, usize) {
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    let total = mib << 20;
+    let mut specs: Vec<(String, bool, usize)> = Vec::new();
+    for i in 0..(total * 9 / 10).div_ceil(8 << 20) {
+        specs.push((format!("bin/linux-x86_64/lib{i:03}.so"), false, 8 << 20));
+    }
+    for i in 0..(total / 10).div_ceil(256 << 10) {
+        specs.push((format!("docs/text/{i:04}.md"), true, 256 << 10));
+    }
+    let mut writer = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .compression_level(Some(1))
+        .unix_permissions(0o644);
+    let mut entries = Vec::with_capacity(specs.len());
+    for (name, text, size) in &specs {
+        let content = if *text { rng.text(*size) } else { rng.bytes(*size) };
+        writer.start_file(name.as_str(), options).unwrap();
+        writer.write_all(&content).unwrap();
+        entries.push(FileEntry { path: name.clone(), size: content.len() as u64, sha256: Sha256::of(&content) });
+    }
+    let content = ContentManifest {
+        plugin_id: "bench.large".parse().unwrap(),
+        version: "1.0.0".parse().unwrap(),
+        files: entries.clone(),
+    };
+    writer.start_file(CONTENT_MANIFEST_PATH, options).unwrap();
+    writer.write_all(&serde_json::to_vec(&content).unwrap()).unwrap();
+    writer.finish().unwrap();
+
+    let mut hasher = trellis_schema::digest::Hasher::new();
+    let mut file = std::fs::File::open(path).unwrap();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buffer).unwrap();
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        size += n as u64;
+    }
+    let release = serde_json::from_value(serde_json::json!({
+        "plugin_id": "bench.large",
+        "version": "1.0.0",
+        "package": PackageDigest { sha256: hasher.finish(), size },
+        "files": entries,
+        "permissions": [],
+        "host": {"id": "bench", "api_version_requirement": "*"},
+        "platforms": ["linux-x86_64"],
+        "channel": "stable",
+        "dependencies": [],
+    }))
+    .unwrap();
+    (release, specs.len() + 1)
+}
+
+/// The child of the memory measurement: open + extract; prints `elapsed_ms peak_kib`.
+fn rss_child(package: &str, release: &str, destination: &str) {
+    let release: ReleaseManifest = serde_json::from_slice(&std::fs::read(release).unwrap()).unwrap();
+    let start = Instant::now();
+    let opened = Package::open(Path::new(package), &release, &Limits::default()).expect("package verifies");
+    opened.extract(Path::new(destination)).expect("package extracts");
+    println!("{} {}", start.elapsed().as_millis(), peak_rss_kib());
+}
+
+fn measure_rss(work: &Path, mib: usize) {
+    let package = work.join("large.zip");
+    let (release, files) = write_large_package(&package, mib);
+    let manifest = work.join("release.json");
+    std::fs::write(&manifest, serde_json::to_vec(&release).unwrap()).unwrap();
+    println!("package: {files} files, {:.1} MiB packed", release.package.size as f64 / 1048576.0);
+    let destination = work.join("extracted");
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--rss-child", package.to_str().unwrap(), manifest.to_str().unwrap(), destination.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "child failed: {}", String::from_utf8_lossy(&out.stderr));
+    let line = String::from_utf8(out.stdout).unwrap();
+    let mut fields = line.split_whitespace().map(|f| f.parse::<u64>().unwrap());
+    let (ms, kib) = (fields.next().unwrap(), fields.next().unwrap());
+    println!(
+        "open + extract (flushed) in a fresh process: {ms} ms, peak RSS (VmHWM) {:.1} MiB (target <= 100 MB)",
+        kib as f64 / 1024.0
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--rss-child") {
+        rss_child(&args[i + 1], &args[i + 2], &args[i + 3]);
+        return;
+    }
     let flag = |name: &str, default: usize| {
         args.iter()
             .position(|a| a == name)
@@ -171,11 +281,17 @@ fn main() {
             .unwrap_or(default)
     };
     let (runs, mib) = (flag("--runs", 5), flag("--mib", 100));
+    let bench_dir = std::env::var_os("TRELLIS_BENCH_DIR").unwrap_or_else(|| ".".into());
+    if args.iter().any(|a| a == "--rss-mib") {
+        let work = tempfile::tempdir_in(&bench_dir).unwrap();
+        measure_rss(work.path(), flag("--rss-mib", 300));
+        return;
+    }
 
     let files = tree(mib);
     let unpacked: usize = files.iter().map(|(_, c)| c.len()).sum();
     let (bytes, release) = pack(&files);
-    let work = tempfile::tempdir_in(std::env::var_os("TRELLIS_BENCH_DIR").unwrap_or_else(|| ".".into())).unwrap();
+    let work = tempfile::tempdir_in(&bench_dir).unwrap();
     let package = work.path().join("package.zip");
     std::fs::write(&package, &bytes).unwrap();
     println!(

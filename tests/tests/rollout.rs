@@ -182,3 +182,28 @@ fn a_full_or_absent_rollout_reaches_every_install() {
         assert_eq!(report.updated, [(clock_id(), v("1.0.0"), v("1.1.0"))], "rollout {rollout:?}");
     }
 }
+
+#[test]
+fn info_shows_a_release_still_rolling_out_and_not_a_finished_one() {
+    let site = clock_site();
+    publish_staged(&site, Some(25));
+    let data = tempfile::tempdir().unwrap();
+    let root = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(root.path(), site.root()).unwrap();
+    let trellis = |args: &[&str]| {
+        let out = std::process::Command::new(common::trellis_bin())
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "trellis {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    trellis(&["registry", "add", "example", &site.url(), "--root", root.path().to_str().unwrap()]);
+
+    let info = trellis(&["info", "acme.clock"]);
+    let line = |version: &str| info.lines().find(|l| l.trim_start().starts_with(version)).unwrap().to_owned();
+    assert!(line("1.1.0").contains("rolling out to 25% of installs"), "{info}");
+    assert!(!line("1.0.0").contains("rolling out"), "{info}");
+}

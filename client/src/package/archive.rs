@@ -9,8 +9,14 @@
 //! Names go through the portable policy and the collision set here, before any byte
 //! is inflated.
 //!
-//! It does not inflate anything (that is `inflate`) and knows nothing about
-//! manifests (that is [`super::Package`]).
+//! The end record and the central directory are parsed from the archive's tail as it
+//! was read by the digest pass ([`Tail`]), so the directory parsed is the directory
+//! hashed; local headers are read where the directory points, one positional read each.
+//! Memory stays bounded by the directory's size, itself bounded by
+//! [`Limits::max_entries`] × [`MAX_DIRECTORY_RECORD`].
+//!
+//! It does not inflate anything (that is `inflate`), does not read files itself (that
+//! is [`super::source`]) and knows nothing about manifests (that is [`super::Package`]).
 
 use std::ops::Range;
 
@@ -18,6 +24,7 @@ use trellis_schema::path::{NameSet, PackagePath};
 
 use super::error::PackageError;
 use super::limits::Limits;
+use super::source::Source;
 
 const EOCD_SIGNATURE: u32 = 0x0605_4b50;
 const CENTRAL_SIGNATURE: u32 = 0x0201_4b50;
@@ -28,6 +35,12 @@ const EOCD_LEN: usize = 22;
 const CENTRAL_LEN: usize = 46;
 const LOCAL_LEN: usize = 30;
 const MAX_COMMENT_LEN: usize = 0xFFFF;
+
+/// Largest central-directory record budgeted per entry, in bytes: the fixed part, a
+/// name of the longest accepted path, and room for extra fields and a comment. A
+/// directory larger than [`Limits::max_entries`] such records is refused before it is
+/// kept in memory.
+pub const MAX_DIRECTORY_RECORD: u64 = 1024;
 
 const FLAG_ENCRYPTED: u16 = 1 << 0;
 const FLAG_DATA_DESCRIPTOR: u16 = 1 << 3;
@@ -82,9 +95,9 @@ pub struct Entry {
     /// Whether the Unix mode marks the file executable.
     pub executable: bool,
     /// Byte range of the compressed data in the archive.
-    pub(crate) data: Range<usize>,
+    pub(crate) data: Range<u64>,
     /// Byte range of the whole entry: local header, data and data descriptor.
-    extent: Range<usize>,
+    extent: Range<u64>,
 }
 
 impl Entry {
@@ -96,13 +109,13 @@ impl Entry {
     /// An entry over `data` as if a central directory declared it, bypassing every
     /// structural check: for testing the streaming limits on their own.
     #[cfg(test)]
-    pub(crate) fn unchecked(name: &str, method: Method, data: Range<usize>, size: u64, crc32: u32) -> Self {
+    pub(crate) fn unchecked(name: &str, method: Method, data: Range<u64>, size: u64, crc32: u32) -> Self {
         Self {
             path: PackagePath::new(name).expect("a valid test name"),
             kind: EntryKind::File,
             method,
             crc32,
-            compressed_size: (data.end - data.start) as u64,
+            compressed_size: data.end - data.start,
             size,
             executable: false,
             extent: data.clone(),
@@ -111,9 +124,60 @@ impl Entry {
     }
 }
 
-/// Reads and checks the archive structure; returns the entries in central-directory order.
-pub(crate) fn read_entries(bytes: &[u8], limits: &Limits) -> Result<Vec<Entry>, PackageError> {
-    let end = find_end_record(bytes)?;
+/// The end of the archive, kept by the digest pass: from [`tail_start`] to the end.
+#[derive(Debug)]
+pub(crate) struct Tail {
+    /// Offset of `bytes[0]` in the archive.
+    pub start: u64,
+    /// The bytes, as hashed.
+    pub bytes: Vec<u8>,
+}
+
+impl Tail {
+    fn u16_at(&self, at: u64) -> Option<u16> {
+        u16_at(&self.bytes, usize::try_from(at.checked_sub(self.start)?).ok()?)
+    }
+
+    fn u32_at(&self, at: u64) -> Option<u32> {
+        u32_at(&self.bytes, usize::try_from(at.checked_sub(self.start)?).ok()?)
+    }
+}
+
+/// Largest central directory kept in memory.
+fn max_directory_size(limits: &Limits) -> u64 {
+    (limits.max_entries as u64).saturating_mul(MAX_DIRECTORY_RECORD)
+}
+
+/// Where the digest pass should start keeping bytes: the lowest of the end record's
+/// search window and the directory start the current end record declares, but never
+/// more than the directory limit before the window. Reads only the search window;
+/// nothing read here is trusted (the end record is found again in the kept tail).
+pub(crate) fn tail_start(source: &Source, limits: &Limits) -> Result<u64, PackageError> {
+    let len = source.len();
+    let window = len.saturating_sub((EOCD_LEN + MAX_COMMENT_LEN) as u64);
+    let mut bytes = vec![0u8; usize::try_from(len - window).unwrap_or(0)];
+    source.read_exact_at(window, &mut bytes)?;
+    let tail = Tail { start: window, bytes };
+    let Some(pos) = last_end_signature(&tail, len) else {
+        return Ok(window);
+    };
+    let size = u64::from(tail.u32_at(pos + 12).unwrap_or(0));
+    let offset = u64::from(tail.u32_at(pos + 16).unwrap_or(u32::MAX));
+    let declared = offset.min(pos.saturating_sub(size)).min(pos.saturating_sub(20));
+    Ok(declared.max(window.saturating_sub(max_directory_size(limits))).min(window))
+}
+
+/// The last end-record signature in the search window.
+fn last_end_signature(tail: &Tail, len: u64) -> Option<u64> {
+    let lowest = len.saturating_sub((EOCD_LEN + MAX_COMMENT_LEN) as u64).max(tail.start);
+    (lowest..len.saturating_sub(3)).rev().find(|&p| tail.u32_at(p) == Some(EOCD_SIGNATURE))
+}
+
+/// Reads and checks the archive structure; returns the entries in central-directory
+/// order. The end record and central directory come from `tail`, the local headers
+/// from `source`.
+pub(crate) fn read_entries(source: &Source, tail: &Tail, limits: &Limits) -> Result<Vec<Entry>, PackageError> {
+    let end = find_end_record(source, tail, limits)?;
     let count = u64::from(end.entries);
     if count > limits.max_entries as u64 {
         return Err(PackageError::TooManyEntries { count, max: limits.max_entries });
@@ -121,10 +185,13 @@ pub(crate) fn read_entries(bytes: &[u8], limits: &Limits) -> Result<Vec<Entry>, 
     let mut entries = Vec::with_capacity(end.entries.into());
     let mut names = NameSet::new();
     let mut declared_total = 0u64;
-    let mut pos = end.directory.start;
+    // `find_end_record` checked that the directory lies inside the tail.
+    let relative = |at: u64| usize::try_from(at - tail.start).unwrap_or(usize::MAX);
+    let directory = &tail.bytes[..relative(end.directory.end).min(tail.bytes.len())];
+    let mut pos = relative(end.directory.start);
     for _ in 0..end.entries {
-        let (record, next) = read_central_record(bytes, pos, end.directory.end)?;
-        let entry = check_record(bytes, &record, limits)?;
+        let (record, next) = read_central_record(directory, pos, tail.start)?;
+        let entry = check_record(source, &record, limits)?;
         match entry.kind {
             EntryKind::File => names.insert_file(&entry.path),
             EntryKind::Directory => names.insert_dir(&entry.path),
@@ -141,9 +208,9 @@ pub(crate) fn read_entries(bytes: &[u8], limits: &Limits) -> Result<Vec<Entry>, 
         entries.push(entry);
         pos = next;
     }
-    if pos != end.directory.end {
+    if pos != directory.len() {
         return Err(PackageError::BadCentralDirectory {
-            offset: pos as u64,
+            offset: tail.start + pos as u64,
             reason: "the central directory is larger than its records",
         });
     }
@@ -153,54 +220,65 @@ pub(crate) fn read_entries(bytes: &[u8], limits: &Limits) -> Result<Vec<Entry>, 
 
 struct EndRecord {
     entries: u16,
-    directory: Range<usize>,
+    directory: Range<u64>,
 }
 
-fn find_end_record(bytes: &[u8]) -> Result<EndRecord, PackageError> {
-    let len = bytes.len();
-    let lowest = len.saturating_sub(EOCD_LEN + MAX_COMMENT_LEN);
+fn find_end_record(source: &Source, tail: &Tail, limits: &Limits) -> Result<EndRecord, PackageError> {
+    let len = source.len();
     // The last signature in the file wins, as in every reader; it must end the file exactly.
-    let Some(pos) = (lowest..len.saturating_sub(3)).rev().find(|&p| u32_at(bytes, p) == Some(EOCD_SIGNATURE)) else {
-        return Err(PackageError::NoEndOfCentralDirectory { searched: (len - lowest) as u64 });
+    let Some(pos) = last_end_signature(tail, len) else {
+        let lowest = len.saturating_sub((EOCD_LEN + MAX_COMMENT_LEN) as u64);
+        return Err(PackageError::NoEndOfCentralDirectory { searched: len - lowest });
     };
-    if len - pos < EOCD_LEN {
-        return Err(truncated("end-of-central-directory record", pos, EOCD_LEN, len));
+    if len - pos < EOCD_LEN as u64 {
+        return Err(truncated("end-of-central-directory record", pos, EOCD_LEN as u64, len));
     }
-    let field = |at: usize| u16_at(bytes, pos + at).unwrap_or(0);
-    let record_end = pos + EOCD_LEN + usize::from(field(20));
+    let field = |at: u64| tail.u16_at(pos + at).unwrap_or(0);
+    let record_end = pos + EOCD_LEN as u64 + u64::from(field(20));
     if record_end > len {
         return Err(truncated("end-of-central-directory comment", pos, record_end - pos, len));
     }
     if record_end < len {
-        return Err(PackageError::TrailingData { bytes: (len - record_end) as u64 });
+        return Err(PackageError::TrailingData { bytes: len - record_end });
     }
     let (disk, directory_disk, on_disk, entries) = (field(4), field(6), field(8), field(10));
-    let size = u32_at(bytes, pos + 12).unwrap_or(0);
-    let offset = u32_at(bytes, pos + 16).unwrap_or(0);
+    let size = tail.u32_at(pos + 12).unwrap_or(0);
+    let offset = tail.u32_at(pos + 16).unwrap_or(0);
     if entries == 0xFFFF || size == 0xFFFF_FFFF || offset == 0xFFFF_FFFF {
         return Err(PackageError::Unsupported { feature: "ZIP64", entry: None });
     }
     if disk != 0 || directory_disk != 0 || on_disk != entries {
         return Err(PackageError::Unsupported { feature: "a multi-disk (spanned) archive", entry: None });
     }
-    let (size, offset) = (size as usize, offset as usize);
-    let Some(directory_end) = offset.checked_add(size) else {
-        return Err(bad_directory(pos, "central directory offset overflows"));
-    };
+    let (size, offset) = (u64::from(size), u64::from(offset));
+    let directory_end = offset + size;
     if directory_end > pos {
         return Err(bad_directory(pos, "the central directory would overlap its end record"));
     }
     if directory_end < pos {
-        if pos >= 20 && u32_at(bytes, pos - 20) == Some(ZIP64_LOCATOR_SIGNATURE) {
+        if pos >= 20 && tail.u32_at(pos - 20) == Some(ZIP64_LOCATOR_SIGNATURE) {
             return Err(PackageError::Unsupported { feature: "ZIP64", entry: None });
         }
         // `cat stub.bin package.zip`: every offset is off by the stub's length.
         if let Some(real_start) = pos.checked_sub(size)
-            && u32_at(bytes, real_start) == Some(CENTRAL_SIGNATURE)
+            && tail.u32_at(real_start) == Some(CENTRAL_SIGNATURE)
         {
-            return Err(PackageError::PrependedData { bytes: (real_start - offset) as u64 });
+            return Err(PackageError::PrependedData { bytes: real_start - offset });
         }
-        return Err(PackageError::UnaccountedBytes { offset: directory_end as u64, len: (pos - directory_end) as u64 });
+        return Err(PackageError::UnaccountedBytes { offset: directory_end, len: pos - directory_end });
+    }
+    let max = max_directory_size(limits);
+    if size > max {
+        return Err(PackageError::DirectoryTooLarge { size, max });
+    }
+    if offset < tail.start {
+        // The end record read before the digest pass pointed elsewhere.
+        return Err(match source {
+            Source::File { path, .. } => {
+                PackageError::Changed { path: path.clone(), reason: "its central directory moved while it was hashed" }
+            }
+            Source::Memory(_) => bad_directory(offset, "the central directory lies outside the archive's tail"),
+        });
     }
     Ok(EndRecord { entries, directory: offset..directory_end })
 }
@@ -220,8 +298,11 @@ struct CentralRecord<'a> {
     local_offset: u32,
 }
 
-fn read_central_record(bytes: &[u8], pos: usize, limit: usize) -> Result<(CentralRecord<'_>, usize), PackageError> {
-    let directory = &bytes[..limit];
+/// Reads the record at `pos` of `directory` (which starts at offset `base` of the
+/// archive); returns it and the position of the next.
+fn read_central_record(directory: &[u8], pos: usize, base: u64) -> Result<(CentralRecord<'_>, usize), PackageError> {
+    let limit = directory.len();
+    let bad_directory = |pos: usize, reason| bad_directory(base + pos as u64, reason);
     if limit - pos < CENTRAL_LEN {
         return Err(bad_directory(pos, "a central-directory record runs past the end of the directory"));
     }
@@ -252,7 +333,7 @@ fn read_central_record(bytes: &[u8], pos: usize, limit: usize) -> Result<(Centra
     Ok((record, next))
 }
 
-fn check_record(bytes: &[u8], record: &CentralRecord<'_>, limits: &Limits) -> Result<Entry, PackageError> {
+fn check_record(source: &Source, record: &CentralRecord<'_>, limits: &Limits) -> Result<Entry, PackageError> {
     let raw_name = decode_name(record.name, record.flags)?;
     let name = || raw_name.to_owned();
     if record.flags & (FLAG_ENCRYPTED | FLAG_STRONG_ENCRYPTION) != 0 {
@@ -294,7 +375,7 @@ fn check_record(bytes: &[u8], record: &CentralRecord<'_>, limits: &Limits) -> Re
             max_ratio: limits.max_compression_ratio,
         });
     }
-    let (data, extent) = check_local_header(bytes, record, &raw_name)?;
+    let (data, extent) = check_local_header(source, record, &raw_name)?;
     Ok(Entry { path, kind, method, crc32: record.crc32, compressed_size, size, executable, data, extent })
 }
 
@@ -354,29 +435,31 @@ fn check_mode(record: &CentralRecord<'_>, kind: EntryKind, name: &str) -> Result
 /// Checks the local header against the central record; returns the data range and
 /// the entry's whole extent.
 fn check_local_header(
-    bytes: &[u8],
+    source: &Source,
     record: &CentralRecord<'_>,
     name: &str,
-) -> Result<(Range<usize>, Range<usize>), PackageError> {
-    let start = record.local_offset as usize;
-    if bytes.len().saturating_sub(start) < LOCAL_LEN {
-        return Err(truncated("local file header", start, LOCAL_LEN, bytes.len()));
+) -> Result<(Range<u64>, Range<u64>), PackageError> {
+    let len = source.len();
+    let start = u64::from(record.local_offset);
+    if len.saturating_sub(start) < LOCAL_LEN as u64 {
+        return Err(truncated("local file header", start, LOCAL_LEN as u64, len));
     }
-    if u32_at(bytes, start) != Some(LOCAL_SIGNATURE) {
-        return Err(PackageError::MissingLocalHeader { name: name.to_owned(), offset: start as u64 });
+    let mut header = [0u8; LOCAL_LEN];
+    source.read_exact_at(start, &mut header)?;
+    if u32_at(&header, 0) != Some(LOCAL_SIGNATURE) {
+        return Err(PackageError::MissingLocalHeader { name: name.to_owned(), offset: start });
     }
-    let h = |at: usize| u16_at(bytes, start + at).unwrap_or(0);
-    let w = |at: usize| u32_at(bytes, start + at).unwrap_or(0);
+    let h = |at: usize| u16_at(&header, at).unwrap_or(0);
+    let w = |at: usize| u32_at(&header, at).unwrap_or(0);
     let (name_len, extra_len) = (usize::from(h(26)), usize::from(h(28)));
-    let data_start = start + LOCAL_LEN + name_len + extra_len;
-    let data_end = match data_start.checked_add(record.compressed_size as usize) {
-        Some(end) if end <= bytes.len() => end,
-        _ => {
-            let needed = (LOCAL_LEN + name_len + extra_len).saturating_add(record.compressed_size as usize);
-            return Err(truncated("entry", start, needed, bytes.len()));
-        }
-    };
-    let local_name = &bytes[start + LOCAL_LEN..start + LOCAL_LEN + name_len];
+    let data_start = start + (LOCAL_LEN + name_len + extra_len) as u64;
+    let data_end = data_start + u64::from(record.compressed_size);
+    if data_end > len {
+        return Err(truncated("entry", start, data_end - start, len));
+    }
+    let mut variable = vec![0u8; name_len + extra_len];
+    source.read_exact_at(start + LOCAL_LEN as u64, &mut variable)?;
+    let (local_name, local_extra) = variable.split_at(name_len);
     let mismatch = |field: &'static str, central: String, local: String| PackageError::LocalHeaderMismatch {
         name: name.to_owned(),
         field,
@@ -386,7 +469,7 @@ fn check_local_header(
     if local_name != record.name {
         return Err(mismatch("name", format!("{name:?}"), format!("{:?}", String::from_utf8_lossy(local_name))));
     }
-    check_extra(&bytes[start + LOCAL_LEN + name_len..data_start], name)?;
+    check_extra(local_extra, name)?;
     let (flags, method) = (h(6), h(8));
     if flags != record.flags {
         return Err(mismatch("flags", format!("{:#06x}", record.flags), format!("{flags:#06x}")));
@@ -414,40 +497,42 @@ fn check_local_header(
                 return Err(mismatch(field, central.to_string(), local.to_string()));
             }
         }
-        let has_signature = u32_at(bytes, data_end) == Some(DESCRIPTOR_SIGNATURE);
-        let fields_at = data_end + if has_signature { 4 } else { 0 };
-        if bytes.len().saturating_sub(fields_at) < 12 {
-            return Err(truncated("data descriptor", data_end, fields_at + 12 - data_end, bytes.len()));
+        let mut descriptor = [0u8; 16];
+        let available = usize::try_from(len - data_end).unwrap_or(usize::MAX).min(descriptor.len());
+        source.read_exact_at(data_end, &mut descriptor[..available])?;
+        let descriptor = &descriptor[..available];
+        let fields_at = if u32_at(descriptor, 0) == Some(DESCRIPTOR_SIGNATURE) { 4 } else { 0 };
+        if available < fields_at + 12 {
+            return Err(truncated("data descriptor", data_end, fields_at as u64 + 12, len));
         }
         let described = [
-            ("descriptor CRC-32", u32_at(bytes, fields_at).unwrap_or(0), record.crc32),
-            ("descriptor compressed size", u32_at(bytes, fields_at + 4).unwrap_or(0), record.compressed_size),
-            ("descriptor size", u32_at(bytes, fields_at + 8).unwrap_or(0), record.size),
+            ("descriptor CRC-32", u32_at(descriptor, fields_at).unwrap_or(0), record.crc32),
+            ("descriptor compressed size", u32_at(descriptor, fields_at + 4).unwrap_or(0), record.compressed_size),
+            ("descriptor size", u32_at(descriptor, fields_at + 8).unwrap_or(0), record.size),
         ];
         for (field, local, central) in described {
             if local != central {
                 return Err(mismatch(field, central.to_string(), local.to_string()));
             }
         }
-        end = fields_at + 12;
+        end = data_end + fields_at as u64 + 12;
     }
     Ok((data_start..data_end, start..end))
 }
 
 /// Every byte before the central directory belongs to exactly one entry, in order.
-fn check_layout(entries: &[Entry], directory_start: usize) -> Result<(), PackageError> {
+fn check_layout(entries: &[Entry], directory_start: u64) -> Result<(), PackageError> {
     let mut order: Vec<&Entry> = entries.iter().collect();
     order.sort_by_key(|e| (e.extent.start, e.extent.end));
-    let mut expected_start = 0usize;
+    let mut expected_start = 0u64;
     let mut previous: Option<&Entry> = None;
     for entry in order {
         if entry.extent.start > expected_start {
             return Err(match previous {
-                None => PackageError::PrependedData { bytes: entry.extent.start as u64 },
-                Some(_) => PackageError::UnaccountedBytes {
-                    offset: expected_start as u64,
-                    len: (entry.extent.start - expected_start) as u64,
-                },
+                None => PackageError::PrependedData { bytes: entry.extent.start },
+                Some(_) => {
+                    PackageError::UnaccountedBytes { offset: expected_start, len: entry.extent.start - expected_start }
+                }
             });
         }
         if let Some(previous) = previous
@@ -463,11 +548,10 @@ fn check_layout(entries: &[Entry], directory_start: usize) -> Result<(), Package
     }
     match (previous, expected_start.cmp(&directory_start)) {
         (_, std::cmp::Ordering::Equal) => Ok(()),
-        (None, _) => Err(PackageError::PrependedData { bytes: directory_start as u64 }),
-        (Some(_), std::cmp::Ordering::Less) => Err(PackageError::UnaccountedBytes {
-            offset: expected_start as u64,
-            len: (directory_start - expected_start) as u64,
-        }),
+        (None, _) => Err(PackageError::PrependedData { bytes: directory_start }),
+        (Some(_), std::cmp::Ordering::Less) => {
+            Err(PackageError::UnaccountedBytes { offset: expected_start, len: directory_start - expected_start })
+        }
         (Some(last), std::cmp::Ordering::Greater) => Err(PackageError::OverlappingEntries {
             first: last.name().to_owned(),
             second: "(central directory)".to_owned(),
@@ -475,17 +559,12 @@ fn check_layout(entries: &[Entry], directory_start: usize) -> Result<(), Package
     }
 }
 
-fn truncated(record: &'static str, offset: usize, needed: usize, len: usize) -> PackageError {
-    PackageError::Truncated {
-        record,
-        offset: offset as u64,
-        needed: needed as u64,
-        available: len.saturating_sub(offset) as u64,
-    }
+fn truncated(record: &'static str, offset: u64, needed: u64, len: u64) -> PackageError {
+    PackageError::Truncated { record, offset, needed, available: len.saturating_sub(offset) }
 }
 
-fn bad_directory(offset: usize, reason: &'static str) -> PackageError {
-    PackageError::BadCentralDirectory { offset: offset as u64, reason }
+fn bad_directory(offset: u64, reason: &'static str) -> PackageError {
+    PackageError::BadCentralDirectory { offset, reason }
 }
 
 fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {

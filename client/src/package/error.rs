@@ -22,6 +22,14 @@ pub enum PackageError {
         #[source]
         source: io::Error,
     },
+    /// The package file changed while it was being read: another process writes to it.
+    #[error("package {} changed while it was being read: {reason}; is another process writing to it?", path.display())]
+    Changed {
+        /// The package file.
+        path: PathBuf,
+        /// What changed.
+        reason: &'static str,
+    },
     /// Staging or moving the extracted files failed.
     #[error(transparent)]
     Fs(#[from] FsError),
@@ -113,6 +121,15 @@ pub enum PackageError {
         feature: &'static str,
         /// The entry that uses it, if it is an entry's feature.
         entry: Option<String>,
+    },
+    /// A central directory larger than [`Limits::max_entries`](super::Limits::max_entries)
+    /// records of [`MAX_DIRECTORY_RECORD`](super::archive::MAX_DIRECTORY_RECORD) bytes.
+    #[error("the ZIP central directory is {size} bytes; at most {max} are accepted")]
+    DirectoryTooLarge {
+        /// Declared size.
+        size: u64,
+        /// The limit.
+        max: u64,
     },
     /// More entries than [`Limits::max_entries`](super::Limits::max_entries).
     #[error("archive has {count} entries; at most {max} are accepted")]

@@ -13,11 +13,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use trellis_schema::manifest::CONTENT_MANIFEST_PATH;
-
 use super::archive::{Entry, EntryKind};
 use super::error::PackageError;
-use super::inflate::{self, BUFFER_SIZE, Budget};
+use super::inflate::{self, Budget, Scratch};
 use super::{Package, check_against_manifest};
 use crate::fs::{FsError, sync_dir};
 
@@ -149,7 +147,7 @@ fn run(package: &Package, root: Option<&Path>) -> Result<(usize, u64, Staged), P
     let expected = package.expected_by_path();
     let mut order: Vec<&Entry> = package.entries().iter().collect();
     order.sort_by_key(|e| e.data.start);
-    let mut buffer = vec![0u8; BUFFER_SIZE];
+    let mut scratch = Scratch::new();
     let mut budget = Budget::default();
     let mut dirs = Directories::default();
     let mut files = 0usize;
@@ -176,11 +174,11 @@ fn run(package: &Package, root: Option<&Path>) -> Result<(usize, u64, Staged), P
         };
         let sink_path = file.as_ref().map(|(_, p)| p.clone());
         let inflated = inflate::stream_entry(
-            package.bytes(),
+            package.source(),
             entry,
             package.limits(),
             &mut budget,
-            &mut buffer,
+            &mut scratch,
             |chunk| match file.as_mut() {
                 Some((file, _)) => file.write_all(chunk),
                 None => Ok(()),
@@ -190,12 +188,13 @@ fn run(package: &Package, root: Option<&Path>) -> Result<(usize, u64, Staged), P
                 None => PackageError::CorruptEntry { name: entry.name().to_owned(), reason: e.to_string() },
             },
         )?;
-        if entry.name() != CONTENT_MANIFEST_PATH {
-            let Some(listed) = expected.get(entry.name()) else {
-                return Err(PackageError::UnexpectedFile { name: entry.name().to_owned() });
-            };
-            check_against_manifest(entry, listed, inflated)?;
-        }
+        // Every file, `trellis-manifest.json` included, against what it must be: the
+        // signed digests for an install. This is what keeps a package file rewritten
+        // after it was opened from installing anything unsigned.
+        let Some(listed) = expected.get(entry.name()) else {
+            return Err(PackageError::UnexpectedFile { name: entry.name().to_owned() });
+        };
+        check_against_manifest(entry, listed, inflated)?;
         if let Some((file, path)) = file.take() {
             set_executable(&file, entry.executable).map_err(|e| FsError::new("setting mode of", path.clone(), e))?;
             staged.files.push(path);

@@ -19,7 +19,10 @@
 pub struct Limits {
     /// Largest package (the ZIP blob) accepted, in bytes.
     pub max_package_size: u64,
-    /// Most entries (files and directories) in one package.
+    /// Most entries (files and directories) in one package. Also bounds the central
+    /// directory, the one part of a package held in memory while it is open: at most
+    /// this many times [`MAX_DIRECTORY_RECORD`](super::archive::MAX_DIRECTORY_RECORD)
+    /// bytes (10 MiB by default).
     pub max_entries: usize,
     /// Largest single file once inflated, in bytes.
     pub max_file_size: u64,

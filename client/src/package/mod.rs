@@ -4,6 +4,8 @@
 //!
 //! 1. **blob**: the package's size and SHA-256 are checked against the signed
 //!    [`PackageDigest`] before a single ZIP structure is parsed ([`Package::open`]);
+//!    the digest pass reads the file once in chunks and keeps only its tail (end
+//!    record and central directory);
 //! 2. **structure** ([`archive`]): a strict reader checks the end record, every
 //!    central-directory record against its local header, the layout of the bytes
 //!    (nothing prepended, between, overlapping or after), the portable name policy of
@@ -20,6 +22,37 @@
 //!    the destination, fsynced, and the staging directory is renamed into place. A
 //!    refused package leaves nothing behind.
 //!
+//! # Memory
+//!
+//! A package opened from a file ([`Package::open`], [`Package::open_unsigned`]) is
+//! never held in memory: `source` reads it with positional reads (no mmap), so
+//! opening and extracting costs the central directory (at most
+//! [`Limits::max_entries`] × [`archive::MAX_DIRECTORY_RECORD`] bytes), the entry list,
+//! the manifests and two 256 KiB buffers, whatever the package's size.
+//! [`Package::from_bytes`] runs the same parser over bytes already in memory.
+//!
+//! # Soundness: the file may change after it was hashed
+//!
+//! The digest pass and the reads after it are separate reads of a file another
+//! process could rewrite in between. What is installed stays what was signed, because
+//! nothing that decides what gets written comes from an unhashed byte unchecked:
+//!
+//! - the end record and the central directory (names, kinds, modes, sizes, CRCs, where
+//!   each entry lies) are parsed from the copy the digest pass kept, that is from the
+//!   hashed bytes; a directory that moved in between is [`PackageError::Changed`];
+//! - local headers are re-read, but must agree with that directory field by field;
+//! - every file's content, as written to the staging directory, is hashed while it is
+//!   written and compared with the *signed* per-file SHA-256 and size of the release
+//!   manifest (`check_against_manifest`) before anything is renamed into place;
+//!   `trellis-manifest.json` is compared with the digest of the copy that was parsed
+//!   and checked against the signed manifest when the package was opened;
+//! - a file that shrank is [`PackageError::Changed`]; a refusal at any point leaves
+//!   nothing behind.
+//!
+//! So a concurrent rewrite can make an install fail, never install a byte the
+//! publisher did not sign. (An unsigned package opened for `lint` is checked against
+//! its own content manifest: nothing vouches for it either way.)
+//!
 //! It does not decide *whether* to install (trust, consent, resolution) nor where
 //! (the install module chooses the destination), and it does not verify DSSE
 //! signatures: callers pass a [`ReleaseManifest`] that the trust module verified.
@@ -29,13 +62,11 @@ mod error;
 mod extract;
 mod inflate;
 mod limits;
+mod source;
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use trellis_schema::digest::Hasher;
 use trellis_schema::manifest::{CONTENT_MANIFEST_PATH, ContentManifest, FileEntry, PackageDigest, ReleaseManifest};
 use trellis_schema::path::{NameError, NameSet, PackagePath};
 
@@ -44,7 +75,8 @@ pub use error::PackageError;
 pub use extract::{Durability, Extracted};
 pub use limits::Limits;
 
-use inflate::{BUFFER_SIZE, Budget};
+use inflate::{Budget, Scratch};
+use source::Source;
 
 /// Path of the plugin metadata inside a package.
 pub const PLUGIN_JSON_PATH: &str = "plugin.json";
@@ -60,16 +92,26 @@ pub enum ManifestSource {
 
 /// A package whose bytes and structure have been checked, ready to verify or extract.
 ///
-/// Holds the whole archive in memory (bounded by [`Limits::max_package_size`]): the
-/// bytes hashed are exactly the bytes parsed and extracted.
+/// Opened from a file, it keeps the file open and reads entries from it when asked
+/// (see the module docs for why a rewrite of the file in between cannot install
+/// unsigned bytes); on Windows the open handle keeps the file from being deleted until
+/// the package is dropped. Built from bytes, it holds them.
 pub struct Package {
-    bytes: Vec<u8>,
+    source: Source,
     digest: PackageDigest,
     entries: Vec<Entry>,
-    content_manifest: ContentManifest,
+    /// Boxed: a `Package` travels by value in the store's enums.
+    content: Box<Contents>,
     expected: Vec<FileEntry>,
-    source: ManifestSource,
+    source_kind: ManifestSource,
     limits: Limits,
+}
+
+/// `trellis-manifest.json` as it was parsed when the package was opened.
+struct Contents {
+    manifest: ContentManifest,
+    /// Size and SHA-256 of the bytes that were parsed: extraction must write these.
+    file: FileEntry,
 }
 
 impl std::fmt::Debug for Package {
@@ -77,8 +119,8 @@ impl std::fmt::Debug for Package {
         f.debug_struct("Package")
             .field("digest", &self.digest)
             .field("entries", &self.entries.len())
-            .field("release", &format_args!("{} {}", self.content_manifest.plugin_id, self.content_manifest.version))
-            .field("source", &self.source)
+            .field("release", &format_args!("{} {}", self.content.manifest.plugin_id, self.content.manifest.version))
+            .field("source", &self.source_kind)
             .finish_non_exhaustive()
     }
 }
@@ -87,64 +129,86 @@ impl Package {
     /// Opens the package file at `path` for installing the release `manifest`
     /// describes (a manifest whose DSSE signature the caller verified). Checks the
     /// blob's size and SHA-256 against `manifest.package` first, then the structure,
-    /// then that the entry set matches `manifest.files`.
+    /// then that the entry set matches `manifest.files`. Reads the file in chunks and
+    /// keeps only its central directory in memory.
     pub fn open(path: &Path, manifest: &ReleaseManifest, limits: &Limits) -> Result<Self, PackageError> {
-        let bytes = read_bounded(path, Some(manifest.package.size), limits)?;
-        Self::from_bytes(bytes, manifest, limits)
+        Self::from_source(Source::open(path)?, Some(manifest), limits)
     }
 
     /// Like [`Package::open`], for package bytes already in memory.
     pub fn from_bytes(bytes: Vec<u8>, manifest: &ReleaseManifest, limits: &Limits) -> Result<Self, PackageError> {
-        let expected = manifest.package;
-        if bytes.len() as u64 != expected.size {
-            return Err(PackageError::PackageSizeMismatch { expected: expected.size, actual: bytes.len() as u64 });
-        }
-        let digest = digest_of(&bytes);
-        if digest.sha256 != expected.sha256 {
-            return Err(PackageError::PackageHashMismatch { expected: expected.sha256, actual: digest.sha256 });
-        }
-        let mut package = Self::parse(bytes, digest, limits)?;
-        check_release_against_content(manifest, &package.content_manifest)?;
-        package.expected = manifest.files.clone();
-        package.source = ManifestSource::Signed;
-        package.check_entry_set()?;
-        Ok(package)
+        Self::from_source(Source::Memory(bytes), Some(manifest), limits)
     }
 
     /// Opens a package without a signed manifest, as `lint` does: its files are
     /// checked against the content manifest inside it. Nothing vouches for such a
     /// package; never install from it.
     pub fn open_unsigned(path: &Path, limits: &Limits) -> Result<Self, PackageError> {
-        let bytes = read_bounded(path, None, limits)?;
-        Self::from_bytes_unsigned(bytes, limits)
+        Self::from_source(Source::open(path)?, None, limits)
     }
 
     /// Like [`Package::open_unsigned`], for package bytes already in memory.
     pub fn from_bytes_unsigned(bytes: Vec<u8>, limits: &Limits) -> Result<Self, PackageError> {
-        if bytes.len() as u64 > limits.max_package_size {
-            return Err(PackageError::PackageTooLarge { size: bytes.len() as u64, max: limits.max_package_size });
+        Self::from_source(Source::Memory(bytes), None, limits)
+    }
+
+    /// The one way in: blob, structure, manifests, entry set.
+    fn from_source(source: Source, manifest: Option<&ReleaseManifest>, limits: &Limits) -> Result<Self, PackageError> {
+        let size = source.len();
+        if size > limits.max_package_size {
+            return Err(PackageError::PackageTooLarge { size, max: limits.max_package_size });
         }
-        let digest = digest_of(&bytes);
-        let package = Self::parse(bytes, digest, limits)?;
+        if let Some(manifest) = manifest
+            && size != manifest.package.size
+        {
+            return Err(PackageError::PackageSizeMismatch { expected: manifest.package.size, actual: size });
+        }
+        let tail_start = archive::tail_start(&source, limits)?;
+        let (digest, tail) = source.digest_keeping_tail(tail_start)?;
+        if let Some(manifest) = manifest
+            && digest.sha256 != manifest.package.sha256
+        {
+            return Err(PackageError::PackageHashMismatch { expected: manifest.package.sha256, actual: digest.sha256 });
+        }
+        let tail = archive::Tail { start: tail_start, bytes: tail };
+        let mut package = Self::parse(source, &tail, digest, limits)?;
+        if let Some(manifest) = manifest {
+            check_release_against_content(manifest, &package.content.manifest)?;
+            package.expected = manifest.files.clone();
+            package.source_kind = ManifestSource::Signed;
+        }
         package.check_entry_set()?;
         Ok(package)
     }
 
-    fn parse(bytes: Vec<u8>, digest: PackageDigest, limits: &Limits) -> Result<Self, PackageError> {
-        let entries = archive::read_entries(&bytes, limits)?;
-        let (raw, _) = read_small_entry(&bytes, &entries, limits, CONTENT_MANIFEST_PATH).map_err(|e| match e {
-            PackageError::MissingFile { .. } => PackageError::MissingContentManifest,
-            other => other,
-        })?;
+    fn parse(
+        source: Source,
+        tail: &archive::Tail,
+        digest: PackageDigest,
+        limits: &Limits,
+    ) -> Result<Self, PackageError> {
+        let entries = archive::read_entries(&source, tail, limits)?;
+        let (raw, (_, inflated)) =
+            read_small_entry(&source, &entries, limits, CONTENT_MANIFEST_PATH).map_err(|e| match e {
+                PackageError::MissingFile { .. } => PackageError::MissingContentManifest,
+                other => other,
+            })?;
         let content_manifest: ContentManifest =
             serde_json::from_slice(&raw).map_err(|e| PackageError::InvalidContentManifest { reason: e.to_string() })?;
         Ok(Self {
-            bytes,
+            source,
             digest,
             entries,
             expected: content_manifest.files.clone(),
-            content_manifest,
-            source: ManifestSource::ContentOnly,
+            content: Box::new(Contents {
+                manifest: content_manifest,
+                file: FileEntry {
+                    path: CONTENT_MANIFEST_PATH.to_owned(),
+                    size: inflated.size,
+                    sha256: inflated.sha256,
+                },
+            }),
+            source_kind: ManifestSource::ContentOnly,
             limits: *limits,
         })
     }
@@ -201,7 +265,7 @@ impl Package {
 
     /// The content manifest inside the package (`trellis-manifest.json`).
     pub fn content_manifest(&self) -> &ContentManifest {
-        &self.content_manifest
+        &self.content.manifest
     }
 
     /// The file list the package is checked against.
@@ -211,7 +275,7 @@ impl Package {
 
     /// Whether the file list came from a signed release manifest.
     pub fn manifest_source(&self) -> ManifestSource {
-        self.source
+        self.source_kind
     }
 
     /// The raw bytes of `plugin.json`, checked against the manifest.
@@ -221,10 +285,10 @@ impl Package {
 
     /// Reads one file of at most [`Limits::max_manifest_size`] bytes into memory, with
     /// every check extraction does (CRC, limits, and the manifest's SHA-256 when the
-    /// file is listed).
+    /// file is listed, or the digest checked at opening for `trellis-manifest.json`).
     pub fn read_small(&self, path: &str) -> Result<Vec<u8>, PackageError> {
-        let (bytes, (entry, inflated)) = read_small_entry(&self.bytes, &self.entries, &self.limits, path)?;
-        if let Some(file) = self.expected.iter().find(|f| f.path == path) {
+        let (bytes, (entry, inflated)) = read_small_entry(&self.source, &self.entries, &self.limits, path)?;
+        if let Some(file) = self.expected_file(path) {
             check_against_manifest(entry, file, inflated)?;
         }
         Ok(bytes)
@@ -249,12 +313,21 @@ impl Package {
         extract::extract(self, destination, durability)
     }
 
+    /// What each file must inflate to, by path: the expected files and
+    /// `trellis-manifest.json` as it was parsed.
     fn expected_by_path(&self) -> HashMap<&str, &FileEntry> {
-        self.expected.iter().map(|f| (f.path.as_str(), f)).collect()
+        self.expected.iter().chain([&self.content.file]).map(|f| (f.path.as_str(), f)).collect()
     }
 
-    fn bytes(&self) -> &[u8] {
-        &self.bytes
+    fn expected_file(&self, path: &str) -> Option<&FileEntry> {
+        if path == CONTENT_MANIFEST_PATH {
+            return Some(&self.content.file);
+        }
+        self.expected.iter().find(|f| f.path == path)
+    }
+
+    fn source(&self) -> &Source {
+        &self.source
     }
 
     fn limits(&self) -> &Limits {
@@ -264,7 +337,7 @@ impl Package {
 
 /// Inflates one small file into memory.
 fn read_small_entry<'a>(
-    archive: &[u8],
+    source: &Source,
     entries: &'a [Entry],
     limits: &Limits,
     path: &str,
@@ -281,13 +354,12 @@ fn read_small_entry<'a>(
         });
     }
     let mut out = Vec::with_capacity(usize::try_from(entry.size).unwrap_or(0));
-    let mut buffer = vec![0u8; BUFFER_SIZE];
     let inflated = inflate::stream_entry(
-        archive,
+        source,
         entry,
         limits,
         &mut Budget::default(),
-        &mut buffer,
+        &mut Scratch::with_sizes(64 * 1024, 64 * 1024),
         |chunk| {
             out.extend_from_slice(chunk);
             Ok(())
@@ -333,31 +405,6 @@ fn check_release_against_content(release: &ReleaseManifest, content: &ContentMan
         ));
     }
     Ok(())
-}
-
-fn digest_of(bytes: &[u8]) -> PackageDigest {
-    let mut hasher = Hasher::new();
-    hasher.update(bytes);
-    PackageDigest { sha256: hasher.finish(), size: bytes.len() as u64 }
-}
-
-/// Reads `path`, refusing a file above the package limit or (when the signed size is
-/// known) of another size before reading it.
-fn read_bounded(path: &Path, expected_size: Option<u64>, limits: &Limits) -> Result<Vec<u8>, PackageError> {
-    let read_error = |source| PackageError::Read { path: PathBuf::from(path), source };
-    let file = File::open(path).map_err(read_error)?;
-    let size = file.metadata().map_err(read_error)?.len();
-    if size > limits.max_package_size {
-        return Err(PackageError::PackageTooLarge { size, max: limits.max_package_size });
-    }
-    if let Some(expected) = expected_size
-        && size != expected
-    {
-        return Err(PackageError::PackageSizeMismatch { expected, actual: size });
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    file.take(size.saturating_add(1)).read_to_end(&mut bytes).map_err(read_error)?;
-    Ok(bytes)
 }
 
 #[cfg(test)]

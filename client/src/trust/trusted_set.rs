@@ -16,7 +16,7 @@ use trellis_schema::tuf::{Root, Snapshot, TargetFile, Targets, Timestamp, TopRol
 
 use super::delegation;
 use super::verify::{
-    Authorised, Receipt, TrustedLeaf, Unverified, Verified, check_length_and_hashes, from_receipt, verify_leaf,
+    Authorised, Receipt, Signed, TrustedLeaf, Unverified, Verified, check_length_and_hashes, from_receipt, verify_leaf,
 };
 use super::{Delegator, TrustError};
 
@@ -136,16 +136,25 @@ impl TrustedSet {
         Ok((&self.root.keys, &keys.keyids, keys.threshold))
     }
 
+    /// Verifies the document of the top-level `role` (named `name`) under the trusted
+    /// root, or types it under a [`Receipt`] that still applies (see [`super::verify`]).
+    fn verify_top<T: Signed>(
+        &self,
+        bytes: &[u8],
+        role: TopRole,
+        name: &str,
+        receipt: Option<&Receipt>,
+    ) -> Result<Verified<T>, TrustError> {
+        if let Some(doc) = from_receipt(bytes, name, name, receipt, self.top_keys(role)?) {
+            return doc;
+        }
+        let mut unverified = Unverified::parse(bytes, name, name)?;
+        check_role(&mut unverified, &self.root, role)?;
+        unverified.into_typed()
+    }
+
     fn verify_timestamp(&self, bytes: &[u8], receipt: Option<&Receipt>) -> Result<Verified<Timestamp>, TrustError> {
-        let trusted = from_receipt(bytes, "timestamp", "timestamp", receipt, self.top_keys(TopRole::Timestamp)?);
-        let timestamp: Verified<Timestamp> = match trusted {
-            Some(timestamp) => timestamp?,
-            None => {
-                let mut unverified = Unverified::parse(bytes, "timestamp", "timestamp")?;
-                check_role(&mut unverified, &self.root, TopRole::Timestamp)?;
-                unverified.into_typed()?
-            }
-        };
+        let timestamp: Verified<Timestamp> = self.verify_top(bytes, TopRole::Timestamp, "timestamp", receipt)?;
         if timestamp.meta.len() != 1 || !timestamp.meta.contains_key("snapshot.json") {
             return Err(TrustError::malformed("timestamp", "meta must hold exactly snapshot.json"));
         }
@@ -199,15 +208,7 @@ impl TrustedSet {
     pub fn load_local_snapshot(&mut self, bytes: &[u8], receipt: Option<&Receipt>) -> Result<bool, TrustError> {
         let timestamp = self.final_timestamp()?;
         let expected = snapshot_meta(timestamp).version;
-        let trusted = from_receipt(bytes, "snapshot", "snapshot", receipt, self.top_keys(TopRole::Snapshot)?);
-        let snapshot: Verified<Snapshot> = match trusted {
-            Some(snapshot) => snapshot?,
-            None => {
-                let mut unverified = Unverified::parse(bytes, "snapshot", "snapshot")?;
-                check_role(&mut unverified, &self.root, TopRole::Snapshot)?;
-                unverified.into_typed()?
-            }
-        };
+        let snapshot: Verified<Snapshot> = self.verify_top(bytes, TopRole::Snapshot, "snapshot", receipt)?;
         let is_final = snapshot.version() == expected && !snapshot.is_expired(self.now);
         self.snapshot = Some(snapshot);
         Ok(is_final)

@@ -7,6 +7,7 @@ use trellis_client::events::Reporter;
 use trellis_client::hooks::NoHooks;
 use trellis_client::store::{AlwaysAgree, Consent, Session, Store, install::parse_requirement};
 use trellis_schema::PluginId;
+use trellis_schema::index::Percent;
 
 use crate::{CliResult, Context, Failure, output};
 
@@ -71,6 +72,9 @@ pub(crate) fn info(ctx: &Context, args: InfoArgs) -> CliResult {
         let mut flags = vec![release.channel.as_str().to_owned()];
         if release.yanked {
             flags.push("yanked".into());
+        }
+        if let Some(rollout) = release.rollout.filter(|r| *r != Percent::ALL) {
+            flags.push(format!("rolling out to {rollout} of installs"));
         }
         println!("  {}  [{}]  {} bytes", release.version, flags.join(", "), release.package.length);
         for dependency in &release.dependencies {
