@@ -7,9 +7,25 @@
 //!       └─ targets ─┬─ security    paths security/*        (blocklist)
 //!                   ├─ publishers  paths publishers/*      (publisher records)
 //!                   │    └─ succinct_roles (TAP 15): pub-00 … pub-ff
-//!                   └─ bins        paths index/*/*, plugins/*/*/*, deltas/*/*
+//!                   └─ bins        paths index/*/*                 (index docs)
 //!                        └─ succinct_roles (TAP 15): bin-000 … bin-fff
 //! ```
+//!
+//! **Why the bins sign index docs and not blobs.** Packages, release envelopes and
+//! deltas are content-addressed blobs (`plugins/…`, `deltas/…`) whose path, SHA-256
+//! and length the index doc of their plugin lists ([`trellis_schema::index::BlobRef`]).
+//! The index doc is itself a TUF target, verified by length and hash under the bins
+//! role. A client verifies a blob against the `BlobRef` of an index doc it has just
+//! verified, so the blob has exactly the assurance of a TUF target: TUF's own
+//! guarantee (a hash signed by a delegated role, under a fresh snapshot and
+//! timestamp) carried one signed hash further, as PEP 458 does for distributions
+//! through the simple index. Listing the blobs in the bins as well would add no
+//! assurance but makes every bin ~20 times larger: at 10 releases a plugin, a bin
+//! carried one doc and twenty blob entries per plugin, and a cold install fetched
+//! mostly bin bytes. Freshness and rollback protection are the index doc's: an older
+//! doc cannot be served once the bin names the newer hash. Blobs stay immutable
+//! (a published release is never changed, see [`crate::build`]), and
+//! `trellis-index verify` checks each listed blob's length and hash.
 //!
 //! **Why TAP 15 succinct bins under a `bins` role.** Classic hash-prefix bins list every
 //! bin with its key ids and prefixes in the delegating document: 4096 bins make a
@@ -47,8 +63,11 @@ use trellis_schema::tuf::{self as schema, DelegatedRole, Delegations, Envelope, 
 pub const SECURITY_ROLE: &str = "security";
 /// Name of the delegation signing publisher records.
 pub const PUBLISHERS_ROLE: &str = "publishers";
-/// Name of the delegation whose succinct hash bins sign index docs and blobs.
+/// Name of the delegation whose succinct hash bins sign the index docs.
 pub const BINS_ROLE: &str = "bins";
+/// The target paths delegated to [`BINS_ROLE`]: index docs only (blobs are vouched
+/// for by the index doc that lists them, see the module docs).
+pub const BINS_PATH: &str = "index/*/*";
 /// Name prefix of the hash bins.
 pub const BIN_PREFIX: &str = "bin";
 /// Name prefix of the publisher bins, delegated to by [`PUBLISHERS_ROLE`].
@@ -147,7 +166,7 @@ pub fn top_delegations(security: &RoleKeys, publishers: &RoleKeys, bins: &RoleKe
         roles: Some(vec![
             role(SECURITY_ROLE, security, &["security/*"]),
             role(PUBLISHERS_ROLE, publishers, &["publishers/*"]),
-            role(BINS_ROLE, bins, &["index/*/*", "plugins/*/*/*", "deltas/*/*"]),
+            role(BINS_ROLE, bins, &[BINS_PATH]),
         ]),
         succinct_roles: None,
         extra: Map::new(),

@@ -5,13 +5,17 @@
 //! role's signatures against the keys and thresholds that delegate to it (unique key
 //! ids only), versions and hashes named by timestamp and snapshot, expiry, every
 //! target's length and SHA-256, that each target sits in the role trusted for its
-//! path (delegation patterns, TAP 15 bins), and every release's developer signature
-//! against the published publisher record. Unlike a client's `trust` module it does
+//! path (delegation patterns of the role and of every role above it, TAP 15 bins),
+//! that every blob an index doc lists (package, envelope, deltas) is in the site with
+//! that length and SHA-256 (blobs are not TUF targets: the index doc vouches for them,
+//! see [`crate::tuf`]), and every release's developer signature against the published
+//! publisher record. Unlike a client's `trust` module it does
 //! not stop at the first failure: it reports all of them, which is what an operator
 //! needs before deploying. Building is [`crate::build`]'s job.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
@@ -82,6 +86,8 @@ pub struct Report {
     pub roles: usize,
     /// Targets whose bytes were checked.
     pub targets: usize,
+    /// Blobs listed by index docs whose bytes were checked.
+    pub blobs: usize,
     /// Release envelopes checked against publisher records.
     pub releases: usize,
 }
@@ -90,6 +96,7 @@ struct Checker<'a> {
     source: &'a Source,
     now: jiff::Timestamp,
     problems: Mutex<Vec<String>>,
+    blobs: AtomicUsize,
 }
 
 impl Checker<'_> {
@@ -182,13 +189,14 @@ fn role_keys(root: &Root, role: TopRole) -> (Vec<KeyId>, u32) {
 /// Checks the site at `source`. `trusted_root` is the root to start from (the bytes
 /// of a root file); without it the site's `1.root.json` is trusted on first use.
 pub fn verify(source: &Source, trusted_root: Option<&[u8]>, now: jiff::Timestamp) -> Report {
-    let checker = Checker { source, now, problems: Mutex::new(Vec::new()) };
+    let checker = Checker { source, now, problems: Mutex::new(Vec::new()), blobs: AtomicUsize::new(0) };
     let mut report = Report::default();
     let Some(root) = root_chain(&checker, trusted_root, &mut report) else {
         report.problems = checker.problems.into_inner().unwrap_or_default();
         return report;
     };
     check_roles(&checker, &root, &mut report);
+    report.blobs = checker.blobs.load(Ordering::Relaxed);
     report.problems = checker.problems.into_inner().unwrap_or_default();
     report
 }
@@ -245,7 +253,8 @@ fn root_chain(checker: &Checker<'_>, trusted: Option<&[u8]>, report: &mut Report
 type Allows = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// A role to check: its name, the keys that may sign it, and which target paths it
-/// may sign (its own delegation's paths within everything its delegator may sign).
+/// may sign (its own delegation and every one above it: a client's walk only reaches
+/// a role for paths every delegation on the way allows).
 struct Delegated {
     name: String,
     keys: BTreeMap<KeyId, PublicKey>,
@@ -418,8 +427,36 @@ fn target_bytes(checker: &Checker<'_>, target: &str, file: &TargetFile) -> Optio
     Some(bytes)
 }
 
+/// The bytes of a blob `release` lists, when the site has them with the listed
+/// length and SHA-256 (each problem is recorded, naming the release and the file).
+fn blob_bytes(checker: &Checker<'_>, release: &str, blob: &BlobRef) -> Option<Vec<u8>> {
+    let path = format!("{}/{}", site::TARGETS_DIR, site::hashed_target_path(&blob.path, &blob.sha256));
+    let bytes = match checker.source.fetch(&path) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => {
+            checker.problem(format!("{release}: {path}: missing (the index doc lists {})", blob.path));
+            return None;
+        }
+        Err(e) => {
+            checker.problem(format!("{release}: {e}"));
+            return None;
+        }
+    };
+    checker.blobs.fetch_add(1, Ordering::Relaxed);
+    let sha = Sha256::of(&bytes);
+    if bytes.len() as u64 != blob.length || sha != blob.sha256 {
+        checker.problem(format!(
+            "{release}: {path}: {} bytes with sha256 {sha}, the index doc lists {} bytes with {}",
+            bytes.len(),
+            blob.length,
+            blob.sha256
+        ));
+        return None;
+    }
+    Some(bytes)
+}
+
 fn check_targets(checker: &Checker<'_>, targets: &[(String, TargetFile)], report: &mut Report) {
-    let by_path: BTreeMap<&str, &TargetFile> = targets.iter().map(|(t, f)| (t.as_str(), f)).collect();
     let publishers: BTreeMap<String, PublisherRecord> = targets
         .iter()
         .filter(|(t, _)| t.starts_with("publishers/"))
@@ -440,7 +477,7 @@ fn check_targets(checker: &Checker<'_>, targets: &[(String, TargetFile)], report
         .map(|(target, file)| {
             let Some(bytes) = target_bytes(checker, target, file) else { return 0 };
             if target.starts_with("index/") {
-                check_index_doc(checker, target, &bytes, &by_path, &publishers)
+                check_index_doc(checker, target, &bytes, &publishers)
             } else if target == site::BLOCKLIST_TARGET {
                 if let Err(e) = serde_json::from_slice::<trellis_schema::blocklist::Blocklist>(&bytes) {
                     checker.problem(format!("target {target}: not a blocklist: {e}"));
@@ -458,7 +495,6 @@ fn check_index_doc(
     checker: &Checker<'_>,
     target: &str,
     bytes: &[u8],
-    signed: &BTreeMap<&str, &TargetFile>,
     publishers: &BTreeMap<String, PublisherRecord>,
 ) -> usize {
     let doc: IndexDoc = match serde_json::from_slice(bytes) {
@@ -478,27 +514,14 @@ fn check_index_doc(
     let mut checked = 0;
     for release in &doc.releases {
         let name = format!("{} {}", doc.id, release.version);
-        let blob_signed = |blob: &BlobRef| match signed.get(blob.path.as_str()) {
-            Some(file) if file.length == blob.length && file.hashes.get("sha256") == Some(&blob.sha256.to_hex()) => {
-                true
-            }
-            Some(_) => {
-                checker.problem(format!("{name}: index doc and bin disagree about {}", blob.path));
-                false
-            }
-            None => {
-                checker.problem(format!("{name}: {} is not a signed target", blob.path));
-                false
-            }
-        };
-        if !blob_signed(&release.package) || !blob_signed(&release.envelope) {
+        let package = blob_bytes(checker, &name, &release.package).is_some();
+        for delta in &release.deltas {
+            blob_bytes(checker, &name, &delta.blob);
+        }
+        let Some(bytes) = blob_bytes(checker, &name, &release.envelope) else { continue };
+        if !package {
             continue;
         }
-        for delta in &release.deltas {
-            blob_signed(&delta.blob);
-        }
-        let Some(file) = signed.get(release.envelope.path.as_str()) else { continue };
-        let Some(bytes) = target_bytes(checker, &release.envelope.path, file) else { continue };
         let envelope: Dsse = match serde_json::from_slice(&bytes) {
             Ok(e) => e,
             Err(e) => {

@@ -177,23 +177,30 @@ fn rebuilding_unchanged_registry_writes_nothing() {
     assert_eq!(tree(out.path()), before);
 }
 
+/// The files a build adding `id` `version` must write: the package and envelope blobs
+/// (found through the index doc, which lists them), the index doc, its bin, the
+/// snapshot and the timestamp.
 fn expected_changes(out: &Path, id: &str, version: &str, snapshot: u64) -> BTreeSet<String> {
     let id = id.parse().unwrap();
-    let version = version.parse().unwrap();
-    let targets = [site::index_target(&id), site::package_target(&id, &version), site::envelope_target(&id, &version)];
+    let version: semver::Version = version.parse().unwrap();
     let snapshot_doc: Envelope<trellis_schema::tuf::Snapshot> =
         serde_json::from_slice(&std::fs::read(site::metadata_file(out, "snapshot", snapshot)).unwrap()).unwrap();
-    let mut expected = BTreeSet::new();
-    for target in &targets {
-        let bin = site::bin_for_target(target, 2, "bin");
-        let v = snapshot_doc.signed.meta[&format!("{bin}.json")].version;
-        let doc = role(out, &bin, v);
-        let sha = doc.signed.targets[target].hashes["sha256"].parse().unwrap();
-        expected.insert(format!("targets/{}", site::hashed_target_path(target, &sha)));
-        expected.insert(format!("metadata/{v}.{bin}.json"));
+    let target = site::index_target(&id);
+    let bin = site::bin_for_target(&target, 2, "bin");
+    let v = snapshot_doc.signed.meta[&format!("{bin}.json")].version;
+    let sha = role(out, &bin, v).signed.targets[&target].hashes["sha256"].parse().unwrap();
+    let doc_file = format!("targets/{}", site::hashed_target_path(&target, &sha));
+    let doc: IndexDoc = serde_json::from_slice(&std::fs::read(out.join(&doc_file)).unwrap()).unwrap();
+    let release = doc.release(&version).unwrap();
+    let mut expected = BTreeSet::from([
+        doc_file,
+        format!("metadata/{v}.{bin}.json"),
+        format!("metadata/{snapshot}.snapshot.json"),
+        "metadata/timestamp.json".to_owned(),
+    ]);
+    for blob in [&release.package, &release.envelope] {
+        expected.insert(format!("targets/{}", site::hashed_target_path(&blob.path, &blob.sha256)));
     }
-    expected.insert(format!("metadata/{snapshot}.snapshot.json"));
-    expected.insert("metadata/timestamp.json".into());
     expected
 }
 
@@ -300,6 +307,37 @@ fn refuses_a_removed_release() {
     }
     let message = refused(registry.path(), out.path());
     assert!(message.contains("acme.clock-1.0.0") && message.contains("yanked"), "{message}");
+}
+
+#[test]
+fn refuses_a_removed_plugin() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    std::fs::remove_dir_all(registry.path().join("releases/acme.alarm")).unwrap();
+    let message = refused(registry.path(), out.path());
+    assert!(message.contains("acme.alarm.json was published") && message.contains("yanked"), "{message}");
+}
+
+#[test]
+fn bins_sign_index_docs_and_no_blob() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let mut signed = Vec::new();
+    for bin in ["bin-0", "bin-1", "bin-2", "bin-3"] {
+        signed.extend(role(out.path(), bin, 1).signed.targets.into_keys());
+    }
+    signed.sort();
+    let mut expected: Vec<String> =
+        ["acme.alarm", "acme.clock"].iter().map(|id| site::index_target(&id.parse().unwrap())).collect();
+    expected.sort();
+    assert_eq!(signed, expected);
+    let bins = role(out.path(), "bins", 1);
+    let top = role(out.path(), "targets", 1);
+    let delegation = top.signed.delegations.unwrap().roles.unwrap().into_iter().find(|r| r.name == "bins").unwrap();
+    assert_eq!(delegation.paths, Some(vec!["index/*/*".to_owned()]));
+    assert!(bins.signed.targets.is_empty());
 }
 
 #[test]

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use trellis_client::transport::{AnyTransport, HttpOptions, Mirror, Mirrors};
-use trellis_client::trust::{UpdateCheck, Updater};
+use trellis_client::trust::{TargetInfo, UpdateCheck, Updater};
 use trellis_index::build::{Scope, build_registry};
 use trellis_index::fixture::{self, ReleaseSpec};
 use trellis_index::operator::{self, InitOptions, RotatedRole};
@@ -52,8 +52,18 @@ fn trellis_client_refreshes_walks_bins_and_sees_incremental_updates() {
     let info = client.target_info(&site::index_target(&id)).unwrap().expect("index doc is a signed target");
     let doc: IndexDoc = serde_json::from_slice(&client.fetch_target(&info).unwrap()).unwrap();
     assert_eq!(doc.releases.len(), 1);
-    let blob = client.target_info(&doc.releases[0].package.path).unwrap().expect("package is a signed target");
+    let package_ref = &doc.releases[0].package;
+    assert_eq!(client.target_info(&package_ref.path).unwrap(), None, "the bins sign index docs, not blobs");
+    let blob = TargetInfo::vouched_by(package_ref, "the index doc of acme.clock");
     assert_eq!(client.fetch_target(&blob).unwrap(), std::fs::read(&package).unwrap());
+    let mut wrong = package_ref.clone();
+    wrong.length += 1;
+    let error = client.fetch_target(&TargetInfo::vouched_by(&wrong, "the index doc of acme.clock")).unwrap_err();
+    let expected = format!(
+        "listed by the index doc of acme.clock): length is {} bytes, expected {}",
+        package_ref.length, wrong.length
+    );
+    assert!(error.to_string().contains(&expected), "{error}");
 
     assert!(matches!(client.check_for_updates().unwrap(), UpdateCheck::NothingNew));
     fixture::add_release(registry.path(), &ReleaseSpec::new("acme.clock", "1.1.0"), &key).unwrap();

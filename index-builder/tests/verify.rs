@@ -54,7 +54,61 @@ fn a_fresh_build_verifies_without_problems() {
     let report = verify::verify(&dir(site.path()), None, now());
     assert_eq!(report.problems, Vec::<String>::new());
     assert_eq!(report.releases, 2);
-    assert!(report.targets >= 7, "{report:?}");
+    // Two index docs, two publisher-side files (record, blocklist) at least; the four
+    // blobs (two packages, two envelopes) are checked through the index docs.
+    assert!(report.targets >= 4, "{report:?}");
+    assert_eq!(report.blobs, 4, "{report:?}");
+}
+
+#[test]
+fn reports_a_blob_an_index_doc_lists_that_is_missing_or_altered() {
+    let (_registry, site) = built_site();
+    let mut envelopes = Vec::new();
+    for entry in walkdir::WalkDir::new(site.path().join("targets/plugins")) {
+        let entry = entry.unwrap();
+        if entry.path().extension().is_some_and(|e| e == "dsse") {
+            envelopes.push(entry.path().to_owned());
+        }
+    }
+    envelopes.sort();
+    assert_eq!(envelopes.len(), 2);
+    std::fs::remove_file(&envelopes[0]).unwrap();
+    let mut altered = std::fs::read(&envelopes[1]).unwrap();
+    altered.push(b' ');
+    std::fs::write(&envelopes[1], &altered).unwrap();
+    let report = verify::verify(&dir(site.path()), None, now());
+    let missing: Vec<&String> =
+        report.problems.iter().filter(|p| p.contains(".dsse: missing (the index doc lists plugins/acme/")).collect();
+    let changed: Vec<&String> =
+        report.problems.iter().filter(|p| p.contains(&format!(".dsse: {} bytes with sha256", altered.len()))).collect();
+    assert_eq!((missing.len(), changed.len()), (1, 1), "{:?}", report.problems);
+    assert!(changed[0].contains("the index doc lists"), "{changed:?}");
+    assert_eq!(report.releases, 0, "no release signature can be checked without its envelope");
+}
+
+#[test]
+fn reports_a_bin_that_signs_a_blob_outside_the_bins_paths() {
+    let (_registry, site) = built_site();
+    let snapshot: serde_json::Value = {
+        let timestamp: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(site.path().join("metadata/timestamp.json")).unwrap()).unwrap();
+        let version = timestamp["signed"]["meta"]["snapshot.json"]["version"].as_u64().unwrap();
+        serde_json::from_slice(&std::fs::read(site.path().join(format!("metadata/{version}.snapshot.json"))).unwrap())
+            .unwrap()
+    };
+    let blob = "plugins/acme/acme.clock/acme.clock-1.0.0.zip";
+    let bin = trellis_index::site::bin_for_target(blob, 3, "bin");
+    let version = snapshot["signed"]["meta"][format!("{bin}.json")]["version"].as_u64().unwrap();
+    let path = site.path().join(format!("metadata/{version}.{bin}.json"));
+    let mut value: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    value["signed"]["targets"][blob] = serde_json::json!({"length": 1, "hashes": {"sha256": "00"}});
+    std::fs::write(&path, serde_json::to_vec(&value).unwrap()).unwrap();
+    let report = verify::verify(&dir(site.path()), None, now());
+    assert!(
+        report.problems.iter().any(|p| p.contains(&format!("signs {blob}, outside the paths delegated to {bin}"))),
+        "{:?}",
+        report.problems
+    );
 }
 
 #[test]

@@ -30,8 +30,9 @@
 //!
 //! # Trust
 //!
-//! A delta is a TUF target (the registry signs its hash and length in a hash bin), and
-//! nothing it produces is trusted on its own: the client checks every file it writes
+//! A delta is a blob whose hash and length the release's entry in its index doc lists
+//! (the index doc being a TUF target signed by a hash bin), and nothing it produces is
+//! trusted on its own: the client checks every file it writes
 //! against the size and SHA-256 in the developer-signed release manifest, and the
 //! content manifest against that manifest's file list. A delta can only save bytes; it
 //! can never make a client install something the developer did not sign.

@@ -5,9 +5,13 @@ Usage: python_tuf_oracle.py TRELLIS_INDEX_BINARY WORK_DIR
 Builds a synthetic registry with `trellis-index init/synth/build`, serves it with
 `trellis-index serve` on 127.0.0.1, then lets python-tuf's `ngclient.Updater`
 refresh (root, timestamp, snapshot, targets, delegations, TAP 15 hash bins) and
-download an index doc, a package blob, the blocklist and a publisher record (through
-the publishers role's succinct `pub-…` bins), comparing bytes with the files the
-builder wrote. A registry only our own client can read is not TUF.
+download an index doc, a TUF target signed by a hash bin, the blocklist and a publisher
+record (through the publishers role's succinct `pub-…` bins). Packages are not TUF
+targets: the bins sign only index docs, and a package is downloaded by the path,
+length and SHA-256 its index doc lists (python-tuf's `download_target` checks both),
+the way a PEP 458 client trusts a distribution through the simple index. Bytes are
+compared with the files the builder wrote. A registry only our own client can read is
+not TUF.
 Prints `python-tuf oracle: P passed, F failed` and exits non-zero on any failure.
 """
 
@@ -20,6 +24,7 @@ import sys
 import traceback
 
 from tuf.api.exceptions import RepositoryError
+from tuf.api.metadata import TargetFile
 from tuf.ngclient import Updater
 
 binary, work = sys.argv[1], sys.argv[2]
@@ -77,6 +82,10 @@ try:
 
     state = {}
 
+    def blob_info(blob):
+        """The download of a blob the verified index doc lists (its BlobRef)."""
+        return TargetFile(length=blob["length"], hashes={"sha256": blob["sha256"]}, path=blob["path"])
+
     @check("refresh walks root 1 -> 2, timestamp, snapshot, targets")
     def _():
         u = updater()
@@ -103,19 +112,41 @@ try:
         assert doc["id"] == plugin and len(doc["releases"]) == 3, doc
         state["doc"] = doc
 
-    @check("downloads a package blob and it equals the registry's package")
+    @check("downloads a package by its index doc's BlobRef and it equals the registry's package")
     def _():
         u = state["updater"]
         release = state["doc"]["releases"][-1]
-        info = u.get_targetinfo(release["package"]["path"])
-        assert info is not None, release["package"]["path"]
-        local = u.download_target(info, os.path.join(downloads, "package.zip"))
+        package = release["package"]
+        assert u.get_targetinfo(package["path"]) is None, "the bins must not sign blobs"
+        local = u.download_target(blob_info(package), os.path.join(downloads, "package.zip"))
         with open(local, "rb") as f:
             data = f.read()
-        assert hashlib.sha256(data).hexdigest() == release["package"]["sha256"]
+        assert len(data) == package["length"]
+        assert hashlib.sha256(data).hexdigest() == package["sha256"]
         source = os.path.join(registry, "releases", state["doc"]["id"], release["version"] + ".zip")
         with open(source, "rb") as f:
             assert data == f.read(), "package bytes differ from the registry's file"
+
+    @check("the bins role is delegated index/*/* and every bin signs only index docs")
+    def _():
+        def role(name):
+            with open(os.path.join(client, f"{name}.json")) as f:
+                return json.load(f)["signed"]
+        bins = [r for r in role("targets")["delegations"]["roles"] if r["name"] == "bins"]
+        assert len(bins) == 1 and bins[0]["paths"] == ["index/*/*"], bins
+        with open(os.path.join(site, "metadata", "timestamp.json")) as f:
+            snapshot_version = json.load(f)["signed"]["meta"]["snapshot.json"]["version"]
+        with open(os.path.join(site, "metadata", f"{snapshot_version}.snapshot.json")) as f:
+            meta = json.load(f)["signed"]["meta"]
+        bin_files = [(name, m["version"]) for name, m in meta.items() if name.startswith("bin-")]
+        assert len(bin_files) == 64, len(bin_files)
+        signed = []
+        for name, version in bin_files:
+            with open(os.path.join(site, "metadata", f"{version}.{name}")) as f:
+                signed.extend(json.load(f)["signed"]["targets"])
+        assert len(signed) == 40, len(signed)
+        outside = [path for path in signed if not path.startswith("index/")]
+        assert not outside, outside
 
     @check("finds the blocklist through the security delegation")
     def _():
@@ -138,11 +169,11 @@ try:
         bins = [name for name in os.listdir(client) if name.startswith("pub-")]
         assert len(bins) == 1, f"python-tuf loaded publisher bins {bins}, expected only the vendor's"
 
-    @check("refuses a tampered blob")
+    @check("refuses a package whose bytes differ from its BlobRef")
     def _():
         u = state["updater"]
         release = state["doc"]["releases"][0]
-        info = u.get_targetinfo(release["package"]["path"])
+        info = blob_info(release["package"])
         directory, base_name = release["package"]["path"].rsplit("/", 1)
         served = os.path.join(site, "targets", directory, f"{info.hashes['sha256']}.{base_name}")
         with open(served, "r+b") as f:

@@ -254,6 +254,7 @@ fn corrupted_package_blob_is_refused_and_the_running_release_is_untouched() {
     let blob = site.blob_files("acme.clock-1.1.0.zip");
     assert_eq!(blob.len(), 1);
     let mut bytes = std::fs::read(&blob[0]).unwrap();
+    let listed = trellis_schema::Sha256::of(&bytes);
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
     std::fs::write(&blob[0], bytes).unwrap();
@@ -265,7 +266,16 @@ fn corrupted_package_blob_is_refused_and_the_running_release_is_untouched() {
 
     let error = store.update(&[], &session).unwrap_err();
 
+    // The bins do not list the package: the index doc's entry for it is what refuses it.
     assert!(matches!(&error, StoreError::Download { plugin, .. } if plugin == &id("acme.clock")), "{error}");
+    let message = error.to_string();
+    for fact in [
+        "acme.clock-1.1.0.zip (listed by the index doc of acme.clock)".to_owned(),
+        format!("expected {listed}"),
+        "from registry `".to_owned(),
+    ] {
+        assert!(message.contains(&fact), "{fact:?} not in {message}");
+    }
     assert_eq!(store.state().plugin(&id("acme.clock")).unwrap().active.version, v("1.0.0"));
     assert_eq!(hooks.calls().len(), calls_before, "the running release was never stopped");
     assert!(!store.data_dir().release_dir(&id("acme.clock"), &v("1.1.0")).exists());

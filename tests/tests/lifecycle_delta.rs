@@ -387,7 +387,8 @@ fn builds_of_the_same_registry_publish_the_same_delta_bytes() {
         doc.releases.iter().map(|r| r.deltas.len()).sum()
     };
     assert_eq!(doc_deltas, 5);
-    // The site audits clean: every delta an index doc lists is a signed target.
+    // The site audits clean: every delta an index doc lists is in the site with the
+    // listed length and SHA-256.
     let audit = trellis_index::verify::verify(&trellis_index::verify::Source::Dir(site_dir.to_owned()), None, now);
     assert!(audit.problems.is_empty(), "{:?}", audit.problems);
 }

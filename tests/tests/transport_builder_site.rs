@@ -9,12 +9,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use trellis_client::transport::{AnyTransport, HttpOptions, Mirror, Mirrors};
-use trellis_client::trust::Updater;
+use trellis_client::trust::{TargetInfo, Updater};
 use trellis_index::build::{self, Scope};
 use trellis_index::operator::{self, InitOptions};
 use trellis_index::registry::{Expiry, Registry};
 use trellis_index::site;
 use trellis_index::synth::{self, SynthSpec};
+use trellis_schema::Sha256;
 use trellis_schema::index::IndexDoc;
 use trellis_tests::fault_server::FaultServer;
 
@@ -52,13 +53,14 @@ fn check_site(mirror: Mirror, site_dir: &Path, plugins: &[trellis_index::synth::
         let bytes = client.fetch_target(&info).unwrap();
         let doc: IndexDoc = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(doc.id, plugin.id);
-        let newest = plugin.releases.last().unwrap();
-        for target in
-            [site::package_target(&plugin.id, &newest.version), site::envelope_target(&plugin.id, &newest.version)]
-        {
-            let info = client.target_info(&target).unwrap().unwrap_or_else(|| panic!("{target} not found"));
-            let blob = client.fetch_target(&info).unwrap();
-            assert_eq!(blob.len() as u64, info.file.length);
+        let newest = doc.release(&plugin.releases.last().unwrap().version).unwrap();
+        assert_eq!(newest.package.path, site::package_target(&plugin.id, &newest.version));
+        assert_eq!(newest.envelope.path, site::envelope_target(&plugin.id, &newest.version));
+        for blob in [&newest.package, &newest.envelope] {
+            assert_eq!(client.target_info(&blob.path).unwrap(), None, "{} is vouched for, not signed", blob.path);
+            let info = TargetInfo::vouched_by(blob, format!("the index doc of {}", plugin.id));
+            let bytes = client.fetch_target(&info).unwrap();
+            assert_eq!((bytes.len() as u64, Sha256::of(&bytes)), (blob.length, blob.sha256));
         }
     }
     assert!(client.target_info("index/00/nobody.nothing.json").unwrap().is_none());

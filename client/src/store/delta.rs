@@ -1,10 +1,11 @@
 //! Choosing a delta for an update, and applying it with the full package as fallback.
 //!
 //! Owns the store's side of delta updates: which installed release a delta may start
-//! from ([`DeltaBases`]), whether the index doc lists a delta from it that the
-//! registry signed (`candidate`), and applying the downloaded blob into a staging
-//! directory (`apply`). Every way a delta can fail
-//! (installed files changed, delta missing or refused by its TUF hash, bad format,
+//! from ([`DeltaBases`]), whether the verified index doc lists a delta from it
+//! (`candidate`; the delta is a blob downloaded by that listing's length and SHA-256,
+//! like a package, see [`super::fetch`]), and applying the downloaded blob into a
+//! staging directory (`apply`). Every way a delta can fail
+//! (installed files changed, delta missing or refused by its listed hash, bad format,
 //! a file that does not match the signed manifest) yields a reason; the caller
 //! ([`super::fetch`]) reports it and downloads the full package instead.
 //!
@@ -24,7 +25,7 @@ use trellis_schema::{PluginId, Sha256};
 
 use super::Store;
 use super::fetch::RELEASE_ENVELOPE_FILE;
-use super::source::Remotes;
+use super::source::blob_info;
 use super::verify::check_release_dir;
 use crate::delta::{self, Base, Staged, Target};
 use crate::resolve::ResolvedPlugin;
@@ -70,7 +71,7 @@ pub struct Transfer {
     pub package_bytes: u64,
 }
 
-/// A delta the registry signed, from the installed release, with that release's
+/// A delta the verified index doc lists, from the installed release, with that release's
 /// manifest.
 #[derive(Debug)]
 pub(super) struct Candidate {
@@ -108,21 +109,13 @@ impl Store {
 /// release of the same registry. `Ok(None)`: no delta applies (nothing to report);
 /// `Err(reason)`: one is listed but cannot be used.
 pub(super) fn candidate(
-    remotes: &Remotes,
     plugin: &ResolvedPlugin,
     registry: &RegistryName,
     bases: &DeltaBases,
 ) -> Result<Option<Candidate>, String> {
     let Some(base) = bases.bases.get(&plugin.id).filter(|b| &b.registry == registry) else { return Ok(None) };
     let Some(delta) = plugin.release.deltas.iter().find(|d| d.from == base.version) else { return Ok(None) };
-    let info = match remotes.target_info(registry, &delta.blob.path) {
-        Ok(Some(info)) => info,
-        Ok(None) => return Err(format!("the registry does not sign {}", delta.blob.path)),
-        Err(e) => return Err(e.to_string()),
-    };
-    if info.sha256() != Some(delta.blob.sha256) || info.file.length != delta.blob.length {
-        return Err(format!("{}: the signed target and the index doc disagree", delta.blob.path));
-    }
+    let info = blob_info(&plugin.id, &delta.blob);
     let problems = check_release_dir(&base.dir).map_err(|e| e.to_string())?;
     if let Some(problem) = problems.first() {
         return Err(format!("the installed {} {} does not verify ({problem})", plugin.id, base.version));

@@ -1,14 +1,26 @@
 //! Downloading and verifying releases before anything touches the plugins directory.
 //!
 //! Owns the chain of checks between "the resolver picked acme.clock 1.2.0" and "these
-//! package bytes may be extracted": the package, its DSSE envelope and the publisher
-//! record are TUF targets (length and hash signed by the registry); the envelope must
-//! carry the publisher's signature ([`PublisherRecord::verify_release`]) over a
-//! release manifest naming this plugin and version, whose digest the index doc
-//! recorded and whose package digest is the blob's; finally the archive's structure and
-//! entry set are checked against the signed manifest ([`Package::from_bytes`]).
-//! Packages download in parallel; progress goes to the [`Reporter`]. An update may
-//! download a delta instead ([`super::delta`]), with the package as fallback.
+//! package bytes may be extracted": the package and its DSSE envelope are blobs whose
+//! path, length and SHA-256 the release's entry in the index doc lists; the publisher
+//! record is a TUF target; the envelope must carry the publisher's signature
+//! ([`PublisherRecord::verify_release`]) over a release manifest naming this plugin and
+//! version, whose digest the index doc recorded and whose package digest is the blob's;
+//! finally the archive's structure and entry set are checked against the signed
+//! manifest ([`Package::from_bytes`]). Packages download in parallel; progress goes to
+//! the [`Reporter`]. An update may download a delta instead ([`super::delta`]), with
+//! the package as fallback.
+//!
+//! **Why a blob needs no TUF target of its own.** The index doc came through
+//! [`crate::trust`]: a target of a hash bin, verified by length and SHA-256 under the
+//! bins role, the snapshot and a fresh timestamp. Its
+//! [`BlobRef`](trellis_schema::index::BlobRef)s are therefore signed
+//! data, and a blob downloaded with [`TargetInfo::vouched_by`] is checked exactly like
+//! a target (capped at the listed length while streaming, then length and SHA-256;
+//! same mirrors, same verified cache). So it has the assurance a TUF target has: TUF's
+//! guarantee carried one signed hash further, as PEP 458's simple index does for
+//! distributions. Registries sign only index docs in their bins, which keeps the bins
+//! a cold install must fetch small.
 //!
 //! It does not extract (the lifecycle modules do, into the transaction's target
 //! directory) and does not resolve.
@@ -24,7 +36,7 @@ use trellis_schema::{PluginId, Sha256, VendorId};
 
 use super::StoreError;
 use super::delta::{self, DeltaBases, Transfer};
-use super::source::{Remotes, publisher_target};
+use super::source::{Remotes, blob_info, publisher_target};
 use crate::delta::Staged;
 use crate::events::{Event, Reporter};
 use crate::package::{Limits, Package};
@@ -121,20 +133,12 @@ impl Progress for ProgressRelay {
     }
 }
 
-fn target(remotes: &Remotes, registry: &RegistryName, path: &str, what: &str) -> Result<TargetInfo, StoreError> {
-    remotes.target_info(registry, path)?.ok_or_else(|| StoreError::MissingTarget {
-        registry: registry.clone(),
-        target: path.to_owned(),
-        what: what.to_owned(),
-    })
-}
-
 /// The publisher records fetched so far, by registry and namespace: parsed, and the
 /// bytes as served (kept beside each installed release).
 type PublisherRecords = BTreeMap<(RegistryName, VendorId), (Arc<PublisherRecord>, Arc<[u8]>)>;
 
 /// Downloads and verifies `plugins` (in parallel per registry). A plugin whose
-/// installed release (in `bases`) is the source of a delta the registry signed gets
+/// installed release (in `bases`) is the source of a delta its verified index doc lists gets
 /// the delta instead of its package, applied into `bases.staging`; when that
 /// fails for any reason, an [`Event::DeltaFallback`] says why and the package is
 /// downloaded as usual.
@@ -150,19 +154,8 @@ pub fn download(
     for plugin in plugins {
         let registry = plugin.registry.clone();
         let release = &plugin.release;
-        let package = target(remotes, &registry, &release.package.path, "package")?;
-        if package.sha256() != Some(release.package.sha256) || package.file.length != release.package.length {
-            return Err(StoreError::Mismatch {
-                plugin: plugin.id.clone(),
-                version: plugin.version.clone(),
-                what: "the package's signed target hash or length and its index doc entry".into(),
-            });
-        }
-        let envelope = remotes.fetch(&registry, &release.envelope.path)?.ok_or_else(|| StoreError::MissingTarget {
-            registry: registry.clone(),
-            target: release.envelope.path.clone(),
-            what: "developer signature envelope".into(),
-        })?;
+        let package = blob_info(&plugin.id, &release.package);
+        let envelope = remotes.fetch_blob(&registry, &plugin.id, &release.envelope)?;
         let vendor = plugin.id.vendor_id();
         let (record, record_bytes) =
             match publishers.get(&(registry.clone(), vendor.clone())) {
@@ -184,7 +177,7 @@ pub fn download(
                 }
             };
         let manifest = verify_envelope(plugin, &record, &envelope)?;
-        let candidate = match delta::candidate(remotes, plugin, &registry, bases) {
+        let candidate = match delta::candidate(plugin, &registry, bases) {
             Ok(candidate) => candidate,
             Err(reason) => {
                 fallback(reporter, plugin, reason);
@@ -231,6 +224,7 @@ pub fn download(
             let package = result.map_err(|source| StoreError::Download {
                 plugin: p.plugin.id.clone(),
                 version: p.plugin.version.clone(),
+                registry: p.registry.clone(),
                 source: Box::new(source),
             })?;
             downloaded[i] += package.len() as u64;
@@ -261,6 +255,7 @@ pub fn download(
             let package = result.map_err(|source| StoreError::Download {
                 plugin: p.plugin.id.clone(),
                 version: p.plugin.version.clone(),
+                registry: p.registry.clone(),
                 source: Box::new(source),
             })?;
             downloaded[i] += package.len() as u64;

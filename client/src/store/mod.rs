@@ -172,14 +172,19 @@ pub enum StoreError {
         /// Why.
         problem: String,
     },
-    /// A package could not be downloaded.
-    #[error("{plugin} {version}: downloading the package failed: {source}; check the connection and try again")]
+    /// A package could not be downloaded, or its bytes are not the ones its index doc
+    /// lists.
+    #[error(
+        "{plugin} {version}: downloading the package from registry `{registry}` failed: {source}; check the connection and try again"
+    )]
     Download {
         /// The plugin.
         plugin: PluginId,
         /// The release.
         version: Version,
-        /// Why.
+        /// The registry it was downloaded from.
+        registry: RegistryName,
+        /// Why (a hash mismatch names the blob, what vouched for it, expected and actual).
         source: Box<TrustError>,
     },
     /// Files rebuilt from a delta could not be moved into place.

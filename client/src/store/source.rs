@@ -2,7 +2,9 @@
 //!
 //! Owns [`Remotes`]: one [`Updater`] per configured registry, refreshed once per store
 //! session with the cheap update check (one conditional GET when nothing changed), the
-//! target paths of a Trellis site (index docs, publisher records, the blocklist), and
+//! target paths of a Trellis site (index docs, publisher records, the blocklist), the
+//! download of blobs (packages, envelopes, deltas) by the [`BlobRef`] of a verified
+//! index doc ([`Remotes::fetch_blob`], see [`super::fetch`] for why that is enough), and
 //! the resolver's [`IndexSource`] over it: docs fetched lazily, memoized, and
 //! prefetched in parallel when the resolver hints at the next ones. Every byte it hands
 //! out was verified by [`crate::trust`] against the registry's signed metadata.
@@ -15,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use trellis_schema::PluginId;
 use trellis_schema::blocklist::Blocklist;
-use trellis_schema::index::IndexDoc;
+use trellis_schema::index::{BlobRef, IndexDoc};
 
 use super::StoreError;
 use super::registries::Registries;
@@ -122,6 +124,21 @@ impl Remotes {
         updater.fetch_target(&info).map(Some).map_err(trust)
     }
 
+    /// The bytes of `blob`, listed by the verified index doc of `plugin` in `registry`:
+    /// downloaded like a target (cache, mirrors, capped at the listed length) and
+    /// checked against the listed length and SHA-256.
+    pub fn fetch_blob(
+        &self,
+        registry: &RegistryName,
+        plugin: &PluginId,
+        blob: &BlobRef,
+    ) -> Result<Vec<u8>, StoreError> {
+        let updater = self.updater(registry)?;
+        updater
+            .fetch_target(&blob_info(plugin, blob))
+            .map_err(|source| StoreError::Trust { registry: registry.clone(), source: Box::new(source) })
+    }
+
     /// Fetches several targets of `registry` in parallel; each result in input order.
     pub fn fetch_many(
         &self,
@@ -176,6 +193,11 @@ impl Remotes {
         lock(&self.docs).insert((registry.clone(), id.clone()), doc.clone());
         Ok(doc)
     }
+}
+
+/// The download of `blob`, vouched for by the verified index doc of `plugin`.
+pub fn blob_info(plugin: &PluginId, blob: &BlobRef) -> TargetInfo {
+    TargetInfo::vouched_by(blob, format!("the index doc of {plugin}"))
 }
 
 fn parse_doc(registry: &RegistryName, target: &str, bytes: &[u8]) -> Result<IndexDoc, StoreError> {

@@ -31,18 +31,40 @@ pub enum UpdateCheck {
     Refreshed,
 }
 
-/// A target found by the delegation walk: its path and signed length and hashes.
+/// A file to download and the length and hashes it must have: a target found by the
+/// delegation walk, or a blob vouched for by a verified target ([`TargetInfo::vouched_by`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TargetInfo {
     /// The target path.
     pub path: String,
-    /// Length and hashes, as signed by the role that lists it.
+    /// Length and hashes, as signed by the role that lists it (or as listed by the
+    /// verified document that vouches for the blob).
     pub file: TargetFile,
-    /// The role that lists it.
+    /// The role that lists it, or what vouches for the blob (`the index doc of acme.clock`).
     pub role: String,
 }
 
 impl TargetInfo {
+    /// A blob whose path, length and SHA-256 a verified target lists (the
+    /// [`BlobRef`](trellis_schema::index::BlobRef) of a package, envelope or delta in
+    /// an index doc the bins signed). Downloading it through
+    /// [`Updater::fetch_target`] checks exactly what a TUF target download checks
+    /// (length cap while streaming, then length and SHA-256), so the blob carries the
+    /// assurance of the target that vouches for it. `voucher` names that target for
+    /// errors and logs.
+    pub fn vouched_by(blob: &trellis_schema::index::BlobRef, voucher: impl Into<String>) -> Self {
+        Self {
+            path: blob.path.clone(),
+            file: TargetFile {
+                length: blob.length,
+                hashes: std::collections::BTreeMap::from([("sha256".to_owned(), blob.sha256.to_hex())]),
+                custom: None,
+                extra: serde_json::Map::new(),
+            },
+            role: voucher.into(),
+        }
+    }
+
     /// The SHA-256 the target is signed with, if any.
     pub fn sha256(&self) -> Option<trellis_schema::Sha256> {
         self.file.hashes.get("sha256").and_then(|h| h.parse().ok())
@@ -549,8 +571,9 @@ impl Updater {
     /// intact, else from the first mirror whose bytes match the signed length and
     /// hashes (capped at the signed length while streaming).
     pub fn fetch_target(&self, info: &TargetInfo) -> Result<Vec<u8>, TrustError> {
+        let what = format!("{} (listed by {})", info.path, info.role);
         let check =
-            |bytes: &[u8]| check_length_and_hashes(&info.path, bytes, Some(info.file.length), Some(&info.file.hashes));
+            |bytes: &[u8]| check_length_and_hashes(&what, bytes, Some(info.file.length), Some(&info.file.hashes));
         if let Some(bytes) = self.cached_target(info) {
             return Ok(bytes);
         }

@@ -10,19 +10,14 @@
 //! is [`super::documents`]'.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use semver::Version;
-use trellis_schema::PluginId;
 use trellis_schema::index::IndexDoc;
 
 use super::BuildError;
-use super::previous::PreviousSite;
 use crate::delta::{self, DeltaPolicy, ReleaseFiles};
 use crate::release::{Blob, BlobSource, PluginInput, ReleaseInput};
-use crate::site;
-use crate::tuf::BIN_PREFIX;
 
 /// A delta to publish: from which release, and its blob.
 #[derive(Clone, Debug)]
@@ -33,41 +28,6 @@ pub(super) struct DeltaOut {
 
 /// The deltas of one plugin, by the release they lead to.
 pub(super) type PluginDeltas = BTreeMap<Version, Vec<DeltaOut>>;
-
-/// The index docs the previous site published for `plugins` (those that could have
-/// deltas at all: two releases or more, with package bytes at hand), read through
-/// the hash bins that sign them.
-pub(super) fn previous_docs(
-    previous: &PreviousSite,
-    site_dir: &Path,
-    plugins: &[PluginInput],
-    bin_bits: u32,
-) -> Result<BTreeMap<PluginId, IndexDoc>, BuildError> {
-    let mut bins = BTreeMap::new();
-    let mut docs = BTreeMap::new();
-    let has_bytes = |r: &ReleaseInput| !matches!(r.package.source, BlobSource::InSite);
-    for plugin in plugins.iter().filter(|p| p.releases.iter().filter(|r| has_bytes(r)).count() > 1) {
-        let target = site::index_target(&plugin.id);
-        let bin = site::bin_for_target(&target, bin_bits, BIN_PREFIX);
-        if !bins.contains_key(&bin) {
-            let role = previous.role(&bin)?;
-            bins.insert(bin.clone(), role);
-        }
-        let Some(Some(role)) = bins.get(&bin) else { continue };
-        let Some(file) = role.signed.targets.get(&target) else { continue };
-        let Some(sha) = file.hashes.get("sha256").and_then(|h| h.parse().ok()) else { continue };
-        let path = site::target_file(site_dir, &target, &sha);
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(trellis_client::fs::FsError::new("reading", path, e).into()),
-        };
-        let doc: IndexDoc =
-            serde_json::from_slice(&bytes).map_err(|e| BuildError::Site { path, reason: e.to_string() })?;
-        docs.insert(plugin.id.clone(), doc);
-    }
-    Ok(docs)
-}
 
 /// The deltas of every release of `plugin`: carried over from `previous` for
 /// releases published already, made for new ones.

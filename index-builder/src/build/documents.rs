@@ -1,8 +1,10 @@
-//! The documents and blobs a build publishes as targets.
+//! The documents and blobs a build publishes.
 //!
-//! Owns the index doc of a plugin and the target entries (path, SHA-256, length,
-//! where the bytes come from) of every file a plugin contributes. Which role signs
-//! them is [`super::plan`]'s; writing them is [`super::write`]'s.
+//! Owns the index doc of a plugin and the entries (path, SHA-256, length, where the
+//! bytes come from) of every file a plugin contributes: the index doc, a TUF target,
+//! and the blobs it lists (packages, envelopes, deltas), which are not TUF targets
+//! but are vouched for by the doc's [`BlobRef`]s (see [`crate::tuf`]). Which bin signs
+//! the doc is [`super::plan`]'s; writing the files is [`super::write`]'s.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,7 +26,7 @@ pub(super) enum Content {
     Copy(PathBuf),
 }
 
-/// A target to publish.
+/// A file to publish under `targets/`: a TUF target or a blob.
 pub(super) struct TargetOut {
     pub(super) target: String,
     pub(super) length: u64,
@@ -100,11 +102,19 @@ pub(super) fn index_doc_with(plugin: &PluginInput, deltas: &PluginDeltas) -> Ind
     IndexDoc { id: plugin.id.clone(), name, releases }
 }
 
-pub(super) fn plugin_targets(plugin: &PluginInput, deltas: &PluginDeltas) -> Result<Vec<TargetOut>, BuildError> {
+/// The files one plugin contributes to the site.
+pub(super) struct PluginFiles {
+    /// Its index doc: the only one a bin signs.
+    pub(super) doc: TargetOut,
+    /// The blobs the doc lists (packages, envelopes, deltas), in that order per release.
+    pub(super) blobs: Vec<TargetOut>,
+}
+
+pub(super) fn plugin_files(plugin: &PluginInput, deltas: &PluginDeltas) -> Result<PluginFiles, BuildError> {
     let doc = serde_json::to_vec(&index_doc_with(plugin, deltas))
         .map_err(|e| BuildError::Trust(format!("index doc of {}: {e}", plugin.id)))?;
-    let mut out = Vec::with_capacity(1 + 2 * plugin.releases.len());
-    out.push(bytes_target(site::index_target(&plugin.id), doc));
+    let doc = bytes_target(site::index_target(&plugin.id), doc);
+    let mut out = Vec::with_capacity(2 * plugin.releases.len());
     for release in &plugin.releases {
         let version = &release.manifest.version;
         let blobs = [
@@ -125,5 +135,5 @@ pub(super) fn plugin_targets(plugin: &PluginInput, deltas: &PluginDeltas) -> Res
             out.push(TargetOut { target, length: blob.length, sha256: blob.sha256, content });
         }
     }
-    Ok(out)
+    Ok(PluginFiles { doc, blobs: out })
 }

@@ -2,8 +2,9 @@
 //!
 //! Owns planning (index docs, target entries, which roles change), the cross-release
 //! checks (dependencies exist, published releases are immutable and never removed) and
-//! writing in the safe order: blobs and documents first (new, content-addressed names),
-//! then delegated roles, targets, snapshot, and `timestamp.json` last. Every check runs
+//! writing in the safe order: blobs first, then the documents listing them (all new,
+//! content-addressed names), then delegated roles, targets, snapshot, and
+//! `timestamp.json` last. Every check runs
 //! before the first write, so a refused build leaves the previous site as it was; a
 //! build interrupted while writing leaves only unreferenced new files behind.
 //!
@@ -44,7 +45,7 @@ mod previous;
 mod write;
 
 pub use documents::index_doc;
-use documents::{Content, TargetOut, bytes_target, plugin_targets};
+use documents::{Content, PluginFiles, TargetOut, bytes_target, plugin_files};
 use plan::{Decision, Entries, RolePlan, merge_bin};
 pub use previous::PreviousSite;
 use write::{make_durable, write_content, write_targets};
@@ -319,19 +320,29 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
     let releases = plugins.iter().map(|p| p.releases.len()).sum();
     let plugin_count = plugins.len();
     let changed_ids: BTreeSet<String> = plugins.iter().map(|p| p.id.as_str().to_owned()).collect();
-    let previous_docs = match &previous {
-        Some(prev) if input.deltas.sources > 0 => deltas::previous_docs(prev, site_dir, &plugins, input.bin_bits)?,
-        _ => BTreeMap::new(),
+    // The index doc each changed plugin published last: its releases must be
+    // unchanged, and its deltas are carried over. Read one plugin at a time, in
+    // parallel, and dropped once its files are planned.
+    let published_docs = match &previous {
+        Some(prev) => prev.published_docs(&plugins, input.bin_bits)?,
+        None => BTreeMap::new(),
     };
     let policy = input.deltas;
-    let per_plugin: Vec<Vec<TargetOut>> = plugins
+    let per_plugin: Vec<PluginFiles> = plugins
         .into_par_iter()
         .map(|p| {
-            let deltas = deltas::plugin_deltas(&p, previous_docs.get(&p.id), &policy)?;
-            plugin_targets(&p, &deltas)
+            let published = match (&previous, published_docs.get(&p.id)) {
+                (Some(prev), Some(sha)) => prev.index_doc(&p.id, sha)?,
+                _ => None,
+            };
+            if let Some(published) = &published {
+                previous::check_published_releases(published, &p)?;
+            }
+            let deltas = deltas::plugin_deltas(&p, published.as_ref(), &policy)?;
+            plugin_files(&p, &deltas)
         })
         .collect::<Result<_, _>>()?;
-    drop(previous_docs);
+    drop(published_docs);
     let bits = input.bin_bits;
     let mut bin_entries: BTreeMap<String, Entries> = BTreeMap::new();
     if input.scope == Scope::Full {
@@ -339,13 +350,14 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
             bin_entries.insert(site::bin_name(number, bits, tuf::BIN_PREFIX), BTreeMap::new());
         }
     }
-    let mut contents: Vec<TargetOut> = Vec::new();
-    for target in per_plugin.into_iter().flatten() {
-        let bin = site::bin_for_target(&target.target, bits, tuf::BIN_PREFIX);
-        bin_entries.entry(bin).or_default().insert(target.target.clone(), (target.sha256, target.length));
-        if target.content.is_some() {
-            contents.push(target);
-        }
+    // Blobs first, then index docs: each batch is written in parallel.
+    let mut blobs: Vec<TargetOut> = Vec::new();
+    let mut documents: Vec<TargetOut> = Vec::with_capacity(per_plugin.len());
+    for PluginFiles { doc, blobs: listed } in per_plugin {
+        let bin = site::bin_for_target(&doc.target, bits, tuf::BIN_PREFIX);
+        bin_entries.entry(bin).or_default().insert(doc.target.clone(), (doc.sha256, doc.length));
+        blobs.extend(listed.into_iter().filter(|b| b.content.is_some()));
+        documents.push(doc);
     }
 
     // Publishers (every record, in every scope, grouped by publisher bin) and the
@@ -358,11 +370,11 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
         let t = bytes_target(site::publisher_target(&record.id), canonical::to_vec_of(record)?);
         let bin = site::bin_for_target(&t.target, publisher_bits, tuf::PUBLISHER_BIN_PREFIX);
         publisher_bins.entry(bin).or_default().insert(t.target.clone(), (t.sha256, t.length));
-        contents.push(t);
+        documents.push(t);
     }
     let blocklist = bytes_target(site::BLOCKLIST_TARGET.to_owned(), canonical::to_vec_of(&input.blocklist)?);
     let security_entries = BTreeMap::from([(blocklist.target.clone(), (blocklist.sha256, blocklist.length))]);
-    contents.push(blocklist);
+    documents.push(blocklist);
 
     // Role keys: from the signers, else as published.
     let previous_targets = match &previous {
@@ -503,11 +515,16 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
         }
     }
 
-    // Write: targets, then every targets role, then snapshot and roots, each batch
+    // Write: blobs, then the documents listing them (index docs, publisher records,
+    // the blocklist), then every targets role, then snapshot and roots, each batch
     // durable before the next names it; timestamp.json last, atomically.
     let durability = input.durability;
-    let mut written = write_targets(site_dir, &contents)?;
+    let mut written = write_targets(site_dir, &blobs)?;
     make_durable(site_dir, &written, durability)?;
+    drop(blobs);
+    let document_files = write_targets(site_dir, &documents)?;
+    make_durable(site_dir, &document_files, durability)?;
+    written.extend(document_files);
     trellis_client::fs::create_dir_all(&site_dir.join(site::METADATA_DIR))?;
     let write_metadata = |name: String, bytes: &[u8]| -> Result<String, FsError> {
         write_content(&site_dir.join(site::METADATA_DIR).join(&name), &Content::Bytes(bytes.into()))?;

@@ -1,7 +1,7 @@
 //! The targets roles of a build and their versions.
 //!
 //! Owns each role's entries (compact: path → SHA-256 and length), merging a bin with
-//! its published version (refusing changed or removed releases), deciding whether a
+//! its published version (refusing removed plugins), deciding whether a
 //! role keeps its published version, and the signed bytes of a new version, with a
 //! direct canonical-JSON writer for plain documents (every hash bin). The rules
 //! themselves are [`crate::tuf`]'s.
@@ -95,9 +95,12 @@ impl<'a> RolePlan<'a> {
     }
 }
 
-/// Brings the published entries of a bin into `entries`: entries of plugins this
-/// build did not load are kept as published; for the others, a published blob must
-/// still be there with the same bytes (releases are immutable and never removed).
+/// Brings the published entries of a bin into `entries`: index docs of plugins this
+/// build did not load are kept as published; a published index doc of a plugin this
+/// build owns (all of them in a full build) must still be there, as plugins are never
+/// removed. Entries other than index docs (blobs a bin listed before bins signed only
+/// index docs) are dropped. Whether the releases a published doc lists are unchanged is
+/// [`super::previous::check_published_releases`]'.
 pub(super) fn merge_bin(
     entries: &mut Entries,
     published: &Targets,
@@ -105,24 +108,11 @@ pub(super) fn merge_bin(
     changed: &BTreeSet<String>,
 ) -> Result<(), BuildError> {
     for (target, file) in &published.signed_entries() {
-        let owned_by_build = full || owner(target).is_some_and(|id| changed.contains(id));
-        if !owned_by_build {
+        let Some(owner) = index_doc_owner(target) else { continue };
+        if !(full || changed.contains(owner)) {
             entries.insert((*target).to_owned(), *file);
-            continue;
-        }
-        if !target.starts_with("plugins/") {
-            continue;
-        }
-        match entries.get(*target) {
-            None => return Err(BuildError::Removed { target: (*target).to_owned() }),
-            Some(now) if now != file => {
-                return Err(BuildError::Immutable {
-                    target: (*target).to_owned(),
-                    published: file.0.to_hex(),
-                    new: now.0.to_hex(),
-                });
-            }
-            Some(_) => {}
+        } else if !entries.contains_key(*target) {
+            return Err(BuildError::Removed { target: (*target).to_owned() });
         }
     }
     Ok(())
@@ -218,15 +208,9 @@ impl SignedEntries for Targets {
     }
 }
 
-/// The id of the plugin a target under `index/`, `plugins/` or `deltas/` belongs to.
-fn owner(target: &str) -> Option<&str> {
-    let mut parts = target.split('/');
-    match parts.next()? {
-        "index" => target.rsplit('/').next()?.strip_suffix(".json"),
-        "plugins" => parts.nth(1),
-        "deltas" => parts.next(),
-        _ => None,
-    }
+/// The id of the plugin whose index doc is `target` (`index/<shard>/<id>.json`).
+fn index_doc_owner(target: &str) -> Option<&str> {
+    target.strip_prefix("index/")?.rsplit('/').next()?.strip_suffix(".json")
 }
 
 #[cfg(test)]
@@ -264,5 +248,34 @@ mod tests {
         grown.insert("index/0a/acme.alarm.json".to_owned(), (Sha256::of(b"b"), 1));
         let plan = RolePlan::new("bin-0", grown, None, Some(&keys), 90);
         assert!(matches!(plan.decide(Some(&published), now), Decision::New { version: 4, .. }));
+    }
+
+    #[test]
+    fn merging_a_published_bin_keeps_other_plugins_docs_drops_blob_entries_and_refuses_a_removed_plugin() {
+        let mut published = tuf::targets_doc(BTreeMap::new(), None);
+        for (path, byte) in [
+            ("index/0a/acme.clock.json", b'a'),
+            ("index/0b/acme.alarm.json", b'b'),
+            ("plugins/acme/acme.clock/acme.clock-1.0.0.zip", b'c'),
+            ("deltas/acme.clock/1.0.0_1.1.0.delta", b'd'),
+        ] {
+            published.targets.insert(path.to_owned(), target_file(&Sha256::of(&[byte]), 1));
+        }
+        let changed = BTreeSet::from(["acme.clock".to_owned()]);
+        let mut entries = Entries::from([("index/0a/acme.clock.json".to_owned(), (Sha256::of(b"new"), 2))]);
+        merge_bin(&mut entries, &published, false, &changed).unwrap();
+        assert_eq!(
+            entries,
+            Entries::from([
+                ("index/0a/acme.clock.json".to_owned(), (Sha256::of(b"new"), 2)),
+                ("index/0b/acme.alarm.json".to_owned(), (Sha256::of(b"b"), 1)),
+            ])
+        );
+
+        let mut entries = Entries::from([("index/0a/acme.clock.json".to_owned(), (Sha256::of(b"new"), 2))]);
+        match merge_bin(&mut entries, &published, true, &changed) {
+            Err(BuildError::Removed { target }) => assert_eq!(target, "index/0b/acme.alarm.json"),
+            other => panic!("a full build without acme.alarm must be refused, got {other:?}"),
+        }
     }
 }

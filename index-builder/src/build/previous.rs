@@ -1,16 +1,25 @@
 //! The published state of a site, as the next build reads it.
 //!
-//! Owns reading `timestamp.json`, the snapshot it names and any targets role of the
-//! previous site. It trusts the files as its own output (no signature checks: that
-//! is [`crate::verify`]'s and the client's job).
+//! Owns reading `timestamp.json`, the snapshot it names, any targets role of the
+//! previous site and the index docs its bins sign, and the rule that a published
+//! release never changes: its package and envelope, as the published index doc lists
+//! them, must be what the registry has now ([`check_published_releases`]). The index
+//! doc is the record of a release's blobs (the bins sign only index docs). It trusts
+//! the files as its own output (no signature checks: that is [`crate::verify`]'s and
+//! the client's job).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use trellis_client::fs::FsError;
+use trellis_schema::index::IndexDoc;
 use trellis_schema::tuf::{Envelope, Snapshot, Targets, Timestamp};
+use trellis_schema::{PluginId, Sha256};
 
 use super::BuildError;
+use crate::release::PluginInput;
 use crate::site;
+use crate::tuf::BIN_PREFIX;
 
 /// The published state of a site: its timestamp, snapshot and role documents.
 pub struct PreviousSite {
@@ -49,6 +58,72 @@ impl PreviousSite {
         let Some(version) = self.version(role) else { return Ok(None) };
         read_site_json(&site::metadata_file(&self.dir, role, version)).map(Some)
     }
+}
+
+impl PreviousSite {
+    /// The SHA-256 of the index doc the previous site published for each of
+    /// `plugins` (plugins it did not publish are absent), read from the bins that sign
+    /// them, each bin once.
+    pub(super) fn published_docs(
+        &self,
+        plugins: &[PluginInput],
+        bin_bits: u32,
+    ) -> Result<BTreeMap<PluginId, Sha256>, BuildError> {
+        let mut by_bin: BTreeMap<String, Vec<(&PluginId, String)>> = BTreeMap::new();
+        for plugin in plugins {
+            let target = site::index_target(&plugin.id);
+            by_bin.entry(site::bin_for_target(&target, bin_bits, BIN_PREFIX)).or_default().push((&plugin.id, target));
+        }
+        let mut out = BTreeMap::new();
+        for (bin, wanted) in by_bin {
+            let Some(role) = self.role(&bin)? else { continue };
+            for (id, target) in wanted {
+                if let Some(sha) = role.signed.targets.get(&target).and_then(|f| f.hashes.get("sha256")?.parse().ok()) {
+                    out.insert(id.clone(), sha);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The published index doc of `id` whose SHA-256 is `sha256`; `None` (with a
+    /// warning) when its file is gone from the site, which `trellis-index verify`
+    /// reports.
+    pub(super) fn index_doc(&self, id: &PluginId, sha256: &Sha256) -> Result<Option<IndexDoc>, BuildError> {
+        let path = site::target_file(&self.dir, &site::index_target(id), sha256);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(plugin = %id, path = %path.display(), "published index doc missing from the site");
+                return Ok(None);
+            }
+            Err(e) => return Err(FsError::new("reading", path, e).into()),
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| BuildError::Site { path, reason: e.to_string() })
+    }
+}
+
+/// Refuses a build that would change or drop a release `published` lists: every
+/// published release must still be in `plugin`, with the same package and envelope
+/// (path, SHA-256, length). Releases are yanked, never deleted, and never re-signed.
+pub(super) fn check_published_releases(published: &IndexDoc, plugin: &PluginInput) -> Result<(), BuildError> {
+    for release in &published.releases {
+        let version = &release.version;
+        let Some(now) = plugin.releases.iter().find(|r| &r.manifest.version == version) else {
+            return Err(BuildError::Removed { target: release.package.path.clone() });
+        };
+        let blobs = [(&release.package, &now.package), (&release.envelope, &now.envelope)];
+        for (was, is) in blobs {
+            if was.sha256 != is.sha256 || was.length != is.length {
+                return Err(BuildError::Immutable {
+                    target: was.path.clone(),
+                    published: was.sha256.to_hex(),
+                    new: is.sha256.to_hex(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn read_site_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, BuildError> {

@@ -279,8 +279,8 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             };
             let report = verify::verify(&source, trusted.as_deref(), now_or_clock(now));
             println!(
-                "checked {} role file(s), {} target(s), {} release signature(s)",
-                report.roles, report.targets, report.releases
+                "checked {} role file(s), {} target(s), {} blob(s), {} release signature(s)",
+                report.roles, report.targets, report.blobs, report.releases
             );
             if report.problems.is_empty() {
                 println!("no problems");
