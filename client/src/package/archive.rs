@@ -10,13 +10,13 @@
 //! is inflated.
 //!
 //! The end record and the central directory are parsed from the archive's tail as it
-//! was read by the digest pass ([`Tail`]), so the directory parsed is the directory
+//! was read by the digest pass (`source::Tail`), so the directory parsed is the directory
 //! hashed; local headers are read where the directory points, one positional read each.
 //! Memory stays bounded by the directory's size, itself bounded by
 //! [`Limits::max_entries`] × [`MAX_DIRECTORY_RECORD`].
 //!
 //! It does not inflate anything (that is `inflate`), does not read files itself (that
-//! is [`super::source`]) and knows nothing about manifests (that is [`super::Package`]).
+//! is `super::source`) and knows nothing about manifests (that is [`super::Package`]).
 
 use std::ops::Range;
 
