@@ -221,14 +221,7 @@ pub fn download(
     for (i, p) in prepared.iter().enumerate() {
         let result = bytes[i].take().unwrap_or(Err(TrustError::NotLoaded("the download")));
         let Some(candidate) = &p.candidate else {
-            let package = result.map_err(|source| StoreError::Download {
-                plugin: p.plugin.id.clone(),
-                version: p.plugin.version.clone(),
-                registry: p.registry.clone(),
-                source: Box::new(source),
-            })?;
-            downloaded[i] += package.len() as u64;
-            contents[i] = Some(open_package(p, package)?);
+            contents[i] = Some(open_downloaded(p, result, &mut downloaded[i])?);
             continue;
         };
         let staged = result.map_err(|e| format!("downloading the delta failed: {e}")).and_then(|delta| {
@@ -252,14 +245,7 @@ pub fn download(
         for &(i, _) in &second {
             let p = &prepared[i];
             let result = bytes[i].take().unwrap_or(Err(TrustError::NotLoaded("the download")));
-            let package = result.map_err(|source| StoreError::Download {
-                plugin: p.plugin.id.clone(),
-                version: p.plugin.version.clone(),
-                registry: p.registry.clone(),
-                source: Box::new(source),
-            })?;
-            downloaded[i] += package.len() as u64;
-            contents[i] = Some(open_package(p, package)?);
+            contents[i] = Some(open_downloaded(p, result, &mut downloaded[i])?);
         }
     }
 
@@ -349,8 +335,21 @@ fn fetch_all(
     Ok(out)
 }
 
-fn open_package(p: &Prepared<'_>, bytes: Vec<u8>) -> Result<ReleaseContent, StoreError> {
+/// A package download's result, counted in `downloaded` and opened against the signed
+/// manifest.
+fn open_downloaded(
+    p: &Prepared<'_>,
+    result: Result<Vec<u8>, TrustError>,
+    downloaded: &mut u64,
+) -> Result<ReleaseContent, StoreError> {
     let plugin = p.plugin;
+    let bytes = result.map_err(|source| StoreError::Download {
+        plugin: plugin.id.clone(),
+        version: plugin.version.clone(),
+        registry: p.registry.clone(),
+        source: Box::new(source),
+    })?;
+    *downloaded += bytes.len() as u64;
     let package = Package::from_bytes(bytes, &p.manifest, &Limits::default()).map_err(|source| {
         StoreError::Package { plugin: plugin.id.clone(), version: plugin.version.clone(), source: Box::new(source) }
     })?;
