@@ -60,6 +60,8 @@ pub struct InitOptions {
     pub root_threshold: u32,
     /// `2^bin_bits` hash bins.
     pub bin_bits: u32,
+    /// `2^publisher_bin_bits` publisher bins.
+    pub publisher_bin_bits: u32,
     /// Expiry per role.
     pub expiry: Expiry,
     /// Now, for the root's expiry.
@@ -111,7 +113,7 @@ pub fn init(dir: &Path, options: &InitOptions) -> Result<RegistryConfig, Operato
         mirrors: Vec::new(),
         expiry_days: options.expiry.clone(),
         bin_bits: options.bin_bits,
-        publisher_bin_bits: crate::registry::DEFAULT_PUBLISHER_BIN_BITS,
+        publisher_bin_bits: options.publisher_bin_bits,
         keys,
         deltas: crate::delta::DeltaPolicy::default(),
     };

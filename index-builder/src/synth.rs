@@ -291,6 +291,7 @@ impl SynthSite {
             root_keys: 1,
             root_threshold: 1,
             bin_bits,
+            publisher_bin_bits: crate::registry::DEFAULT_PUBLISHER_BIN_BITS,
             expiry: Expiry::default(),
             now,
         };

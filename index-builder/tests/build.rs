@@ -27,6 +27,7 @@ fn init(dir: &Path) {
         root_keys: 2,
         root_threshold: 2,
         bin_bits: 2,
+        publisher_bin_bits: trellis_index::registry::DEFAULT_PUBLISHER_BIN_BITS,
         expiry: Expiry::default(),
         now: now(),
     };

@@ -26,6 +26,7 @@ fn trellis_client_refreshes_walks_bins_and_sees_incremental_updates() {
         root_keys: 2,
         root_threshold: 2,
         bin_bits: 5,
+        publisher_bin_bits: trellis_index::registry::DEFAULT_PUBLISHER_BIN_BITS,
         expiry: Expiry::default(),
         now,
     };

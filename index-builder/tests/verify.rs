@@ -26,6 +26,7 @@ fn built_site() -> (tempfile::TempDir, tempfile::TempDir) {
         root_keys: 1,
         root_threshold: 1,
         bin_bits: 3,
+        publisher_bin_bits: trellis_index::registry::DEFAULT_PUBLISHER_BIN_BITS,
         expiry: Expiry::default(),
         now: now(),
     };
@@ -206,13 +207,20 @@ fn cli_init_build_verify_round_trip() {
         )
     };
     let now = "--now=2026-11-01T00:00:00Z";
-    let (code, out) = run(&["init", registry.to_str().unwrap(), "--bin-bits", "2", now]);
+    let (code, out) = run(&["init", registry.to_str().unwrap(), "--bin-bits", "2", "--publisher-bin-bits", "3", now]);
     assert_eq!(code, Some(0), "{out}");
     fixture::add_publisher(&registry, "acme", &fixture::key(1)).unwrap();
     fixture::add_release(&registry, &ReleaseSpec::new("acme.clock", "1.0.0"), &fixture::key(1)).unwrap();
     let (code, out) = run(&["build", registry.to_str().unwrap(), "--out", site.to_str().unwrap(), now]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("indexed 1 plugin(s), 1 release(s)"), "{out}");
+    let bins_named = |infix: &str| {
+        std::fs::read_dir(site.join("metadata"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(infix))
+            .count()
+    };
+    assert_eq!((bins_named(".bin-"), bins_named(".pub-")), (4, 8));
     let (code, out) = run(&["verify", site.to_str().unwrap(), now]);
     assert_eq!((code, out.contains("no problems")), (Some(0), true), "{out}");
     let (code, out) = run(&["yank", registry.to_str().unwrap(), "acme.clock@9.9.9"]);

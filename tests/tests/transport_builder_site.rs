@@ -29,6 +29,7 @@ fn built_site(work: &Path) -> (std::path::PathBuf, Vec<trellis_index::synth::Syn
         root_keys: 1,
         root_threshold: 1,
         bin_bits: 4,
+        publisher_bin_bits: trellis_index::registry::DEFAULT_PUBLISHER_BIN_BITS,
         expiry: Expiry::default(),
         now,
     };

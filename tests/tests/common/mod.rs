@@ -93,6 +93,7 @@ impl Site {
             root_keys: 1,
             root_threshold: 1,
             bin_bits: 2,
+            publisher_bin_bits: trellis_index::registry::DEFAULT_PUBLISHER_BIN_BITS,
             expiry: Expiry::default(),
             now: jiff::Timestamp::now(),
         };

@@ -36,9 +36,12 @@ pub(crate) enum Command {
         /// Root signatures required for a new root.
         #[arg(long, default_value_t = 1)]
         root_threshold: u32,
-        /// Number of hash bins as a power of two.
+        /// Number of hash bins for index docs, as a power of two (1 to 16).
         #[arg(long, default_value_t = 8)]
         bin_bits: u32,
+        /// Number of hash bins for publisher records, as a power of two (1 to 16).
+        #[arg(long, default_value_t = trellis_index::registry::DEFAULT_PUBLISHER_BIN_BITS)]
+        publisher_bin_bits: u32,
         /// Current time (RFC 3339), for expiry dates; defaults to the clock.
         #[arg(long)]
         now: Option<jiff::Timestamp>,
@@ -199,13 +202,14 @@ fn now_or_clock(now: Option<jiff::Timestamp>) -> jiff::Timestamp {
 
 pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Init { dir, name, base_url, root_keys, root_threshold, bin_bits, now } => {
+        Command::Init { dir, name, base_url, root_keys, root_threshold, bin_bits, publisher_bin_bits, now } => {
             let options = InitOptions {
                 name,
                 base_url,
                 root_keys,
                 root_threshold,
                 bin_bits,
+                publisher_bin_bits,
                 expiry: Expiry::default(),
                 now: now_or_clock(now),
             };
