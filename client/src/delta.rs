@@ -23,7 +23,7 @@ use trellis_schema::delta::{DataRange, DeltaBlob, DeltaFormatError, DeltaLimits,
 use trellis_schema::digest::Sha256;
 use trellis_schema::manifest::{CONTENT_MANIFEST_PATH, ContentManifest, FileEntry, ReleaseManifest};
 
-use crate::fs::{FsError, sync_dir};
+use crate::fs::{FsError, set_executable, sync_dir};
 
 /// Largest content manifest a delta may produce (as [`crate::package::Limits`]).
 const MAX_CONTENT_MANIFEST: u64 = 8 << 20;
@@ -253,7 +253,7 @@ pub fn apply(
             Some(entry) => check_output(&file.path, &output, entry)?,
             None => check_content_manifest(&output, to)?,
         }
-        written.push(write_file(staged.path(), &file.path, &output)?);
+        written.push(write_file(staged.path(), &file.path, &output, file.executable)?);
         staged.files += 1;
         staged.bytes += output.len() as u64;
     }
@@ -399,7 +399,7 @@ fn check_content_manifest(output: &[u8], signed: &ReleaseManifest) -> Result<(),
 
 /// Writes one new file inside the staging directory (`path` passed the name policy
 /// when the delta was parsed).
-fn write_file(root: &Path, path: &str, bytes: &[u8]) -> Result<PathBuf, FsError> {
+fn write_file(root: &Path, path: &str, bytes: &[u8], executable: bool) -> Result<PathBuf, FsError> {
     let full = root.join(path);
     if let Some(parent) = full.parent() {
         crate::fs::create_dir_all(parent)?;
@@ -407,6 +407,7 @@ fn write_file(root: &Path, path: &str, bytes: &[u8]) -> Result<PathBuf, FsError>
     let mut file =
         OpenOptions::new().write(true).create_new(true).open(&full).map_err(|e| FsError::new("creating", &full, e))?;
     file.write_all(bytes).map_err(|e| FsError::new("writing", &full, e))?;
+    set_executable(&file, executable).map_err(|e| FsError::new("setting the mode of", &full, e))?;
     Ok(full)
 }
 

@@ -61,6 +61,19 @@ pub fn temp_builder(prefix: &str) -> tempfile::Builder<'_, 'static> {
     builder
 }
 
+/// Marks `file` executable (`0o755`) on Unix when `executable`, as a package entry's
+/// Unix mode asks; a no-op elsewhere.
+pub fn set_executable(file: &File, executable: bool) -> io::Result<()> {
+    #[cfg(unix)]
+    if executable {
+        use std::os::unix::fs::PermissionsExt as _;
+        file.set_permissions(fs::Permissions::from_mode(0o755))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (file, executable);
+    Ok(())
+}
+
 /// Flushes a directory's entries (a rename inside it) to disk. A no-op where the
 /// platform cannot open directories (Windows).
 pub fn sync_dir(dir: &Path) -> Result<(), FsError> {

@@ -136,6 +136,10 @@ pub struct DeltaFile {
     /// How it is made.
     #[serde(flatten)]
     pub op: DeltaOp,
+    /// Whether the new package marks the file executable (Unix mode), so a release
+    /// rebuilt from a delta gets the modes a full install would.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub executable: bool,
 }
 
 /// The header of a delta: which releases it joins and one operation per file.
@@ -373,11 +377,11 @@ mod tests {
     }
 
     fn literal(path: &str, offset: u64, length: u64) -> DeltaFile {
-        DeltaFile { path: path.into(), op: DeltaOp::Literal { data: DataRange { offset, length } } }
+        DeltaFile { path: path.into(), op: DeltaOp::Literal { data: DataRange { offset, length } }, executable: false }
     }
 
     fn copy(path: &str, source: &str) -> DeltaFile {
-        DeltaFile { path: path.into(), op: DeltaOp::Copy { source: source.into() } }
+        DeltaFile { path: path.into(), op: DeltaOp::Copy { source: source.into() }, executable: false }
     }
 
     #[test]

@@ -121,6 +121,15 @@ fn assert_updated(store: &Store) {
     let dir = store.data_dir().release_dir(&id("acme.clock"), &v("1.1.0"));
     let script = std::fs::read_to_string(dir.join("bin/any/run.sh")).unwrap();
     assert_eq!(script, big("1.1.0", true).script);
+    #[cfg(unix)]
+    {
+        // The package marks bin/ executable; a release rebuilt from a delta must too.
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.join("bin/any/run.sh")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o111, 0o111, "mode {mode:o}");
+        let mode = std::fs::metadata(dir.join("LICENSE")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o111, 0, "mode {mode:o}");
+    }
     assert_eq!(store.state().plugin(&id("acme.clock")).unwrap().active.version, v("1.1.0"));
     let reports = store.verify(&[]).unwrap();
     assert!(reports.iter().all(|r| r.problems.is_empty()), "{reports:?}");
@@ -280,12 +289,13 @@ fn evil_delta(site: &Served, literals: &[(&str, &[u8])]) -> Vec<u8> {
         files.push(DeltaFile {
             path: (*path).into(),
             op: DeltaOp::Literal { data: DataRange { offset: data.len() as u64, length: compressed.len() as u64 } },
+            executable: false,
         });
         data.extend_from_slice(&compressed);
     }
     for path in ["LICENSE", "plugin.json", "trellis-manifest.json", "bin/any/run.sh"] {
         if !literals.iter().any(|(p, _)| *p == path) {
-            files.push(DeltaFile { path: path.into(), op: DeltaOp::Copy { source: path.into() } });
+            files.push(DeltaFile { path: path.into(), op: DeltaOp::Copy { source: path.into() }, executable: false });
         }
     }
     let header = DeltaHeader {

@@ -58,19 +58,27 @@ impl Builder {
         range
     }
     fn copy(mut self, path: &str, source: &str) -> Self {
-        self.files.push(DeltaFile { path: path.into(), op: DeltaOp::Copy { source: source.into() } });
+        self.files.push(DeltaFile {
+            path: path.into(),
+            op: DeltaOp::Copy { source: source.into() },
+            executable: false,
+        });
         self
     }
     fn literal(mut self, path: &str, bytes: &[u8]) -> Self {
         let data = self.range(&deflate(bytes));
-        self.files.push(DeltaFile { path: path.into(), op: DeltaOp::Literal { data } });
+        self.files.push(DeltaFile { path: path.into(), op: DeltaOp::Literal { data }, executable: false });
         self
     }
     fn patch(mut self, path: &str, source: &str, old: &[u8], new: &[u8]) -> Self {
         let mut patch = Vec::new();
         bsdiff::diff(old, new, &mut patch).unwrap();
         let data = self.range(&deflate(&patch));
-        self.files.push(DeltaFile { path: path.into(), op: DeltaOp::Patch { source: source.into(), data } });
+        self.files.push(DeltaFile {
+            path: path.into(),
+            op: DeltaOp::Patch { source: source.into(), data },
+            executable: false,
+        });
         self
     }
     fn encode(self, from: (&ReleaseManifest, Sha256), to: (&ReleaseManifest, Sha256)) -> Vec<u8> {
@@ -292,7 +300,7 @@ fn refuses_compressed_data_with_trailing_bytes_in_its_range() {
         .literal(CONTENT_MANIFEST_PATH, &content_manifest(&f.new));
     let mut rebuilt = rebuilt;
     let data = rebuilt.range(&padded);
-    rebuilt.files.push(DeltaFile { path: "docs/NEW.md".into(), op: DeltaOp::Literal { data } });
+    rebuilt.files.push(DeltaFile { path: "docs/NEW.md".into(), op: DeltaOp::Literal { data }, executable: false });
     let error = f.apply(&f.encode(rebuilt)).unwrap_err();
     assert!(
         matches!(&error, DeltaError::Corrupt { path, reason } if path == "docs/NEW.md" && reason.contains("ends after")),

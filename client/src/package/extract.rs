@@ -17,7 +17,7 @@ use super::archive::{Entry, EntryKind};
 use super::error::PackageError;
 use super::inflate::{self, Budget, Scratch};
 use super::{Package, check_against_manifest};
-use crate::fs::{FsError, sync_dir};
+use crate::fs::{FsError, set_executable, sync_dir};
 
 /// How hard extraction works to make the extracted files survive a crash.
 ///
@@ -204,17 +204,6 @@ fn run(package: &Package, root: Option<&Path>) -> Result<(usize, u64, Staged), P
     }
     staged.dirs = dirs.created;
     Ok((files, bytes, staged))
-}
-
-fn set_executable(file: &File, executable: bool) -> std::io::Result<()> {
-    #[cfg(unix)]
-    if executable {
-        use std::os::unix::fs::PermissionsExt as _;
-        file.set_permissions(fs::Permissions::from_mode(0o755))?;
-    }
-    #[cfg(not(unix))]
-    let _ = (file, executable);
-    Ok(())
 }
 
 /// Directories created in the staging tree, so each is created (and synced) once.
