@@ -124,18 +124,8 @@ fn pack(files: &[(String, Vec<u8>)]) -> (Vec<u8>, ReleaseManifest) {
     writer.start_file(CONTENT_MANIFEST_PATH, options).unwrap();
     writer.write_all(&serde_json::to_vec(&content).unwrap()).unwrap();
     let bytes = writer.finish().unwrap().into_inner();
-    let release = serde_json::from_value(serde_json::json!({
-        "plugin_id": "bench.mixed",
-        "version": "1.0.0",
-        "package": PackageDigest { sha256: Sha256::of(&bytes), size: bytes.len() as u64 },
-        "files": entries,
-        "permissions": [],
-        "host": {"id": "bench", "api_version_requirement": "*"},
-        "platforms": ["linux-x86_64"],
-        "channel": "stable",
-        "dependencies": [],
-    }))
-    .unwrap();
+    let release =
+        bench_release("bench.mixed", PackageDigest { sha256: Sha256::of(&bytes), size: bytes.len() as u64 }, &entries);
     (bytes, release)
 }
 
@@ -222,19 +212,24 @@ fn write_large_package(path: &Path, mib: usize) -> (ReleaseManifest, usize) {
         hasher.update(&buffer[..n]);
         size += n as u64;
     }
-    let release = serde_json::from_value(serde_json::json!({
-        "plugin_id": "bench.large",
+    let release = bench_release("bench.large", PackageDigest { sha256: hasher.finish(), size }, &entries);
+    (release, specs.len() + 1)
+}
+
+/// The signed release manifest of a bench package `id 1.0.0` with `files`.
+fn bench_release<T: serde::Serialize>(id: &str, package: PackageDigest, files: &T) -> ReleaseManifest {
+    serde_json::from_value(serde_json::json!({
+        "plugin_id": id,
         "version": "1.0.0",
-        "package": PackageDigest { sha256: hasher.finish(), size },
-        "files": entries,
+        "package": package,
+        "files": files,
         "permissions": [],
         "host": {"id": "bench", "api_version_requirement": "*"},
         "platforms": ["linux-x86_64"],
         "channel": "stable",
         "dependencies": [],
     }))
-    .unwrap();
-    (release, specs.len() + 1)
+    .unwrap()
 }
 
 /// The child of the memory measurement: open + extract; prints `elapsed_ms peak_kib`.

