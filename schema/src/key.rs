@@ -69,6 +69,69 @@ pub struct PublicKey {
     pub extra: Map<String, Value>,
 }
 
+/// The family of a public key, as far as key identity goes (the schemes of one RSA
+/// key are still one key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyAlgorithm {
+    /// Ed25519.
+    Ed25519,
+    /// ECDSA over P-256.
+    EcdsaP256,
+    /// RSA.
+    Rsa,
+}
+
+/// Decoded public key material ([`PublicKey::material`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KeyMaterial {
+    /// The key family.
+    pub algorithm: KeyAlgorithm,
+    /// The signature scheme the key object names.
+    pub scheme: String,
+    /// The decoded key bytes (see [`PublicKey::material`]).
+    pub bytes: Vec<u8>,
+}
+
+impl KeyMaterial {
+    /// What counts toward a threshold: family and bytes, not the scheme (one RSA key
+    /// listed for two schemes is still one signer).
+    pub fn identity(&self) -> (KeyAlgorithm, &[u8]) {
+        (self.algorithm, &self.bytes)
+    }
+}
+
+/// The DER bytes inside a PEM block (header and footer lines dropped, whitespace
+/// ignored); `None` when it is not one base64 block.
+fn pem_body(pem: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let mut lines = pem.lines().map(str::trim).filter(|line| !line.is_empty());
+    if !lines.next()?.starts_with("-----BEGIN ") {
+        return None;
+    }
+    let mut body = String::new();
+    for line in lines {
+        if line.starts_with("-----END ") {
+            return base64::engine::general_purpose::STANDARD.decode(body.as_bytes()).ok();
+        }
+        body.push_str(line);
+    }
+    None
+}
+
+#[cfg(feature = "ecdsa")]
+fn normalise_ecdsa(der: Vec<u8>) -> Vec<u8> {
+    use p256::pkcs8::DecodePublicKey as _;
+    match p256::ecdsa::VerifyingKey::from_public_key_der(&der) {
+        Ok(key) => key.to_encoded_point(false).as_bytes().to_vec(),
+        Err(_) => der,
+    }
+}
+
+#[cfg(not(feature = "ecdsa"))]
+fn normalise_ecdsa(der: Vec<u8>) -> Vec<u8> {
+    der
+}
+
 /// Why a signature did not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
@@ -107,6 +170,43 @@ impl PublicKey {
     /// The `keyval.public` string, if present.
     pub fn public_str(&self) -> Option<&str> {
         self.keyval.get("public").and_then(Value::as_str)
+    }
+
+    /// The decoded key material: what makes two key objects the same key, whatever
+    /// their key ids, hex case, PEM line breaks or unknown fields. Thresholds count
+    /// distinct [`KeyMaterial::identity`] values, never key ids or strings.
+    ///
+    /// Ed25519: the 32 bytes of `keyval.public` (hex in either case). ECDSA and RSA: the
+    /// DER bytes of the PEM `SubjectPublicKeyInfo` (with the `ecdsa` feature, an ECDSA
+    /// key is reduced to its uncompressed point, so compressed and uncompressed
+    /// encodings of one key are one key).
+    pub fn material(&self) -> Result<KeyMaterial, SignatureError> {
+        let malformed =
+            |reason: &str| SignatureError::MalformedKey { keytype: self.keytype.clone(), reason: reason.into() };
+        let public = self.public_str().ok_or_else(|| malformed("keyval.public is missing"))?;
+        let (algorithm, bytes) = match self.keytype.as_str() {
+            "ed25519" => {
+                let mut bytes = [0u8; 32];
+                hex::decode_to_slice(public, &mut bytes)
+                    .map_err(|_| malformed("keyval.public is not 64 hex digits"))?;
+                (KeyAlgorithm::Ed25519, bytes.to_vec())
+            }
+            "ecdsa" | "ecdsa-sha2-nistp256" => {
+                let der = pem_body(public).ok_or_else(|| malformed("keyval.public is not a PEM public key"))?;
+                (KeyAlgorithm::EcdsaP256, normalise_ecdsa(der))
+            }
+            "rsa" => {
+                let der = pem_body(public).ok_or_else(|| malformed("keyval.public is not a PEM public key"))?;
+                (KeyAlgorithm::Rsa, der)
+            }
+            _ => {
+                return Err(SignatureError::UnsupportedScheme {
+                    keytype: self.keytype.clone(),
+                    scheme: self.scheme.clone(),
+                });
+            }
+        };
+        Ok(KeyMaterial { algorithm, scheme: self.scheme.clone(), bytes })
     }
 
     /// Checks that `signature` is a signature of `message` by this key.
@@ -314,6 +414,30 @@ mod tests {
         let other = SigningKey::from_seed([4; 32]);
         let tampered = text.replace(key.public().public_str().unwrap(), other.public().public_str().unwrap());
         assert_eq!(SigningKey::from_file_json(&tampered).unwrap_err(), KeyFileError::PublicMismatch);
+    }
+
+    #[test]
+    fn material_is_the_same_for_either_hex_case_and_differs_between_keys() {
+        let key = SigningKey::from_seed([6; 32]);
+        let mut upper = key.public().clone();
+        upper.keyval.insert("public".into(), Value::String(key.public().public_str().unwrap().to_uppercase()));
+        upper.extra.insert("x-note".into(), Value::from(1));
+        assert_ne!(KeyId::of(&upper).unwrap(), *key.key_id());
+        assert_eq!(upper.material().unwrap().identity(), key.public().material().unwrap().identity());
+        let other = SigningKey::from_seed([7; 32]);
+        assert_ne!(other.public().material().unwrap(), key.public().material().unwrap());
+        let mut short = key.public().clone();
+        short.keyval.insert("public".into(), Value::String("abcd".into()));
+        assert!(matches!(short.material(), Err(SignatureError::MalformedKey { .. })));
+    }
+
+    #[test]
+    fn pem_material_ignores_line_breaks() {
+        let one = "-----BEGIN PUBLIC KEY-----\nAAECAwQF\nBgc=\n-----END PUBLIC KEY-----\n";
+        let two = "-----BEGIN PUBLIC KEY-----\r\nAAECAwQFBgc=\r\n-----END PUBLIC KEY-----";
+        assert_eq!(pem_body(one).unwrap(), vec![0, 1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(pem_body(one), pem_body(two));
+        assert!(pem_body("AAEC").is_none() && pem_body("-----BEGIN X-----\nAA").is_none());
     }
 
     #[test]

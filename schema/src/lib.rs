@@ -14,6 +14,7 @@ pub mod digest;
 pub mod dsse;
 pub mod id;
 pub mod index;
+pub mod json;
 #[cfg(feature = "json-schema")]
 pub mod json_schema;
 pub mod key;

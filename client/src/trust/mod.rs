@@ -58,7 +58,7 @@ pub use error::TrustError;
 pub use store::MetadataStore;
 pub use trusted_set::{TimestampUpdate, TrustedSet};
 pub use updater::{TargetInfo, UpdateCheck, Updater};
-pub use verify::{Receipt, Signer, Verified};
+pub use verify::{RECEIPT_FORMAT, Receipt, Signer, Verified};
 
 /// Size and count limits of the workflow. Defaults follow python-tuf.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -578,6 +578,99 @@ mod tests {
         assert!(matches!(err, TrustError::Threshold { valid: 1, threshold: 2, .. }), "{err}");
     }
 
+    /// Root v1 whose root role lists key 1 twice, under its own id (lower-case hex)
+    /// and under an id of the same key in upper-case hex, threshold 2; signed by both ids.
+    fn root_listing_one_key_in_two_cases() -> (Value, Vec<u8>) {
+        let a = key(1);
+        let mut doc = root(1, &[&a], 2);
+        let mut upper = serde_json::to_value(a.public()).unwrap();
+        upper["keyval"]["public"] = json!(a.public().public_str().unwrap().to_uppercase());
+        let upper_id = trellis_schema::KeyId::of(&serde_json::from_value(upper.clone()).unwrap()).unwrap();
+        doc["keys"][upper_id.as_str()] = upper;
+        doc["roles"]["root"]["keyids"] = json!([a.key_id(), upper_id]);
+        let bytes = canonical::to_vec(&doc).unwrap();
+        let sig = hex::encode(a.sign(&bytes));
+        let envelope =
+            json!({"signed": doc, "signatures": [{"keyid": a.key_id(), "sig": sig}, {"keyid": upper_id, "sig": sig}]});
+        (doc, serde_json::to_vec(&envelope).unwrap())
+    }
+
+    #[test]
+    fn one_key_in_upper_and_lower_case_hex_counts_once() {
+        let (_, bytes) = root_listing_one_key_in_two_cases();
+        let err = TrustedSet::new(&bytes, now()).unwrap_err();
+        assert!(matches!(err, TrustError::Threshold { valid: 1, threshold: 2, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_receipt_counts_signers_by_key_material_too() {
+        // Timestamp role: key 9 under its id and under an upper-case alias, threshold 2.
+        let signer = key(9);
+        let mut doc = root(1, &[&key(1)], 1);
+        let mut upper = serde_json::to_value(signer.public()).unwrap();
+        upper["keyval"]["public"] = json!(signer.public().public_str().unwrap().to_uppercase());
+        let upper_key: trellis_schema::PublicKey = serde_json::from_value(upper.clone()).unwrap();
+        let upper_id = trellis_schema::KeyId::of(&upper_key).unwrap();
+        doc["keys"][upper_id.as_str()] = upper;
+        doc["roles"]["timestamp"] = json!({"keyids": [signer.key_id(), upper_id], "threshold": 2});
+        let mut set = TrustedSet::new(&sign(&doc, &[&key(1)]), now()).unwrap();
+        let bytes = sign(&timestamp(1, 1, FUTURE), &[&signer]);
+        let receipt = Receipt {
+            sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+            signers: vec![
+                super::super::Signer { keyid: signer.key_id().clone(), fingerprint: signer.key_id().clone() },
+                super::super::Signer { keyid: upper_id.clone(), fingerprint: upper_id },
+            ],
+            format: super::super::RECEIPT_FORMAT,
+        };
+        let err = set.load_local_timestamp(&bytes, Some(&receipt)).unwrap_err();
+        assert!(matches!(err, TrustError::Threshold { valid: 1, threshold: 2, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_duplicate_member_is_refused_with_or_without_a_receipt() {
+        let signer = key(9);
+        let good = sign(&timestamp(3, 3, FUTURE), &[&signer]);
+        // The signature covers the canonical form, where the last "version" (3) wins;
+        // the bytes carry a second, earlier "version".
+        let text = String::from_utf8(good.clone()).unwrap().replacen(
+            r#""spec_version":"1.0.31","version":3"#,
+            r#""version":9,"spec_version":"1.0.31","version":3"#,
+            1,
+        );
+        let duplicated = text.into_bytes();
+        let err = trusted().update_timestamp(&duplicated).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.starts_with(r#"timestamp: malformed metadata: duplicate member "version" in $.signed at line 1"#),
+            "{message}"
+        );
+        // A receipt for those bytes (say, written by an older client) changes nothing:
+        // the receipt path refuses what full verification refuses.
+        let mut set = trusted();
+        set.load_local_timestamp(&good, None).unwrap();
+        let mut receipt = Receipt::new(&duplicated, set.timestamp().unwrap());
+        for format in [0, super::super::RECEIPT_FORMAT] {
+            receipt.format = format;
+            let err = trusted().load_local_timestamp(&duplicated, Some(&receipt)).unwrap_err();
+            assert!(err.to_string().contains(r#"duplicate member "version""#), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_receipt_of_an_older_format_falls_back_to_full_verification() {
+        let bytes = sign(&timestamp(3, 5, FUTURE), &[&key(9)]);
+        let mut set = trusted();
+        set.load_local_timestamp(&bytes, None).unwrap();
+        let mut receipt = Receipt::new(&bytes, set.timestamp().unwrap());
+        receipt.format = 1;
+        let mut set = trusted();
+        set.load_local_timestamp(&bytes, Some(&receipt)).unwrap();
+        assert!(!set.timestamp().unwrap().by_receipt(), "verified in full");
+        let err = set.update_timestamp(&sign(&timestamp(2, 5, FUTURE), &[&key(9)])).unwrap_err();
+        assert!(matches!(err, TrustError::Rollback { trusted: 3, new: 2, .. }), "the floor is kept: {err}");
+    }
+
     #[test]
     fn keys_of_an_unknown_type_never_count() {
         let mut doc = root(1, &[&key(1)], 1);

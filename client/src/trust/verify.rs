@@ -36,7 +36,8 @@ use std::ops::Deref;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use trellis_schema::canonical;
-use trellis_schema::key::{KeyId, PublicKey};
+use trellis_schema::json;
+use trellis_schema::key::{KeyId, KeyMaterial, PublicKey};
 use trellis_schema::tuf::{Signature, TargetFile};
 
 use super::TrustError;
@@ -72,29 +73,46 @@ pub struct Receipt {
     pub sha256: String,
     /// Keys whose signatures verified.
     pub signers: Vec<Signer>,
+    /// Which rules the full verification that issued it applied ([`RECEIPT_FORMAT`]);
+    /// a receipt of another format never applies, so documents verified under older,
+    /// laxer rules are verified again in full.
+    #[serde(default)]
+    pub format: u32,
 }
+
+/// The rules a [`Receipt`] vouches for: 2 = strict JSON (no duplicate members,
+/// [`trellis_schema::json`]) and thresholds counted by decoded key material.
+pub const RECEIPT_FORMAT: u32 = 2;
 
 impl Receipt {
     /// The receipt for `bytes`, verified as `doc`.
     pub fn new<T>(bytes: &[u8], doc: &Verified<T>) -> Self {
-        Self { sha256: sha256_hex(bytes), signers: doc.signers.clone() }
+        Self { sha256: sha256_hex(bytes), signers: doc.signers.clone(), format: RECEIPT_FORMAT }
     }
 
     /// Whether this receipt proves that a threshold of the keys `keyids` (looked up in
-    /// `keys`) signed `bytes`.
+    /// `keys`) signed `bytes`: distinct key material, exactly as full verification counts.
     fn applies(&self, bytes: &[u8], keys: &BTreeMap<KeyId, PublicKey>, keyids: &[KeyId], threshold: u32) -> bool {
-        if threshold == 0 || self.sha256 != sha256_hex(bytes) {
+        if threshold == 0 || self.format != RECEIPT_FORMAT || self.sha256 != sha256_hex(bytes) {
             return false;
         }
-        let mut counted: HashSet<&KeyId> = HashSet::new();
+        let mut counted: HashSet<KeyMaterial> = HashSet::new();
         for signer in &self.signers {
             let Some(key) = keys.get(&signer.keyid) else { continue };
-            if keyids.contains(&signer.keyid) && KeyId::of(key).is_ok_and(|f| f == signer.fingerprint) {
-                counted.insert(&signer.fingerprint);
+            if keyids.contains(&signer.keyid)
+                && KeyId::of(key).is_ok_and(|f| f == signer.fingerprint)
+                && let Ok(material) = key.material()
+            {
+                counted.insert(material_identity(material));
             }
         }
         counted.len() as u32 >= threshold
     }
+}
+
+/// What one signer counts as: the key's family and bytes, not its scheme.
+fn material_identity(material: KeyMaterial) -> KeyMaterial {
+    KeyMaterial { scheme: String::new(), ..material }
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -139,7 +157,16 @@ pub(crate) fn from_receipt<T: Signed>(
     if !receipt.applies(bytes, keys, keyids, threshold) {
         return None;
     }
-    Some(typed_trusted(bytes, role, expected_type, receipt))
+    // Whatever this path cannot type, full verification judges (and it refuses or
+    // accepts exactly as it would without a receipt): a receipt never makes a trusted
+    // document unreadable, so it never drops a version floor.
+    match typed_trusted(bytes, role, expected_type, receipt) {
+        Ok(doc) => Some(Ok(doc)),
+        Err(e) => {
+            tracing::debug!(role, error = %e, "receipt path could not type the document; verifying in full");
+            None
+        }
+    }
 }
 
 fn typed_trusted<T: Signed>(
@@ -248,8 +275,8 @@ impl TrustedLeaf {
         self.expires
     }
 
-    /// The signed entry of `path`, reading only that entry (the last one, when a key
-    /// repeats, like the full parse).
+    /// The signed entry of `path`, reading only that entry (a receipt applies only to
+    /// bytes full verification accepted, so no member repeats).
     pub fn target(&self, path: &str) -> Result<Option<TargetFile>, TrustError> {
         let mut deserializer = serde_json::Deserializer::from_slice(&self.bytes);
         let found = serde::de::DeserializeSeed::deserialize(
@@ -293,7 +320,11 @@ pub(crate) fn verify_leaf(
         serde::de::DeserializeSeed::deserialize(Section { key: "signed", inner: ScanLeaf(path) }, &mut deserializer);
     let scan = match scan {
         Ok(scan) => scan.unwrap_or_default(),
-        Err(e) => return Some(Err(TrustError::malformed(role, format!("not metadata: {e}")))),
+        Err(e) => {
+            // Full verification judges what this skim cannot read (see `from_receipt`).
+            tracing::debug!(role, error = %e, "receipt path could not read the document; verifying in full");
+            return None;
+        }
     };
     if scan.delegates {
         return None;
@@ -566,8 +597,10 @@ impl Unverified {
     /// the fields common to every role (type, spec version, version, expiry format,
     /// unique signature key ids).
     pub(crate) fn parse(bytes: &[u8], role: &str, expected_type: &str) -> Result<Self, TrustError> {
-        let mut value: Value =
-            serde_json::from_slice(bytes).map_err(|e| TrustError::malformed(role, format!("not JSON: {e}")))?;
+        let mut value: Value = json::from_slice(bytes).map_err(|e| match e {
+            json::JsonError::DuplicateMember { .. } => TrustError::malformed(role, e.to_string()),
+            json::JsonError::Invalid(_) => TrustError::malformed(role, format!("not JSON: {e}")),
+        })?;
         let object = value.as_object_mut().ok_or_else(|| TrustError::malformed(role, "not a JSON object"))?;
         let signed = object.remove("signed").ok_or_else(|| TrustError::malformed(role, "no \"signed\" field"))?;
         let signatures: Vec<Signature> = object
@@ -617,10 +650,11 @@ impl Unverified {
         threshold: u32,
     ) -> Result<(), TrustError> {
         let message = canonical::to_vec(&self.signed).map_err(|e| TrustError::malformed(&self.role, e.to_string()))?;
-        // Counted by key id *and* by key material: one key listed under two ids
-        // (e.g. with different `keyid_hash_algorithms`) still counts once.
+        // Counted by key id *and* by decoded key material: one key listed under two
+        // ids (other `keyid_hash_algorithms`, hex in upper and lower case, PEM with
+        // other line breaks) still counts once.
         let mut counted_ids: HashSet<&KeyId> = HashSet::new();
-        let mut counted_keys: HashSet<(&str, Option<&str>)> = HashSet::new();
+        let mut counted_keys: HashSet<KeyMaterial> = HashSet::new();
         for keyid in keyids {
             if counted_ids.contains(keyid) {
                 continue;
@@ -630,10 +664,11 @@ impl Unverified {
                 continue;
             };
             let Ok(sig) = hex::decode(&signature.sig) else { continue };
-            match key.verify(&message, &sig) {
-                Ok(()) => {
+            // A key that verifies has material that decodes.
+            match key.verify(&message, &sig).and_then(|()| key.material()) {
+                Ok(material) => {
                     counted_ids.insert(keyid);
-                    counted_keys.insert((key.keytype.as_str(), key.public_str()));
+                    counted_keys.insert(material_identity(material));
                     if let Ok(fingerprint) = KeyId::of(key) {
                         let signer = Signer { keyid: keyid.clone(), fingerprint };
                         if !self.signers.contains(&signer) {
@@ -760,7 +795,7 @@ mod tests {
         };
         let bytes = doc("");
         let signer = Signer { keyid: key.key_id().clone(), fingerprint: KeyId::of(key.public()).unwrap() };
-        let receipt = Receipt { sha256: sha256_hex(&bytes), signers: vec![signer] };
+        let receipt = Receipt { sha256: sha256_hex(&bytes), signers: vec![signer], format: RECEIPT_FORMAT };
         let (leaf, found) =
             verify_leaf(bytes.clone(), "bin-1", Some(&receipt), (&keys, &keyids, 1), "a/x.json").unwrap().unwrap();
         assert_eq!(found.unwrap().length, 1);
