@@ -243,11 +243,11 @@ fn check_envelope(
         problems.push(Problem::error(where_.clone(), message));
         SignatureStatus::Invalid
     };
-    let envelope: Envelope = match serde_json::from_slice(&bytes) {
+    let envelope: Envelope = match trellis_schema::json::from_slice(&bytes) {
         Ok(envelope) => envelope,
         Err(e) => return invalid(format!("not a DSSE envelope: {e}")),
     };
-    let signed: ReleaseManifest = match envelope.payload_bytes().map(|p| serde_json::from_slice(&p)) {
+    let signed: ReleaseManifest = match envelope.payload_bytes().map(|p| trellis_schema::json::from_slice(&p)) {
         Ok(Ok(manifest)) => manifest,
         Ok(Err(e)) => return invalid(format!("payload is not a release manifest: {e}")),
         Err(e) => return invalid(e.to_string()),

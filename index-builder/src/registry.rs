@@ -301,7 +301,8 @@ pub struct SignedRoot {
 /// Reads and parses a JSON file, naming it in every error.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RegistryError> {
     let bytes = std::fs::read(path).map_err(|source| RegistryError::Io { path: path.to_owned(), source })?;
-    serde_json::from_slice(&bytes).map_err(|e| RegistryError::Parse { path: path.to_owned(), reason: e.to_string() })
+    trellis_schema::json::from_slice(&bytes)
+        .map_err(|e| RegistryError::Parse { path: path.to_owned(), reason: e.to_string() })
 }
 
 fn read_json_or_default<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T, RegistryError> {
@@ -537,7 +538,7 @@ fn load_roots(dir: &Path) -> Result<Vec<SignedRoot>, RegistryError> {
             break;
         }
         let bytes = std::fs::read(&path).map_err(|source| RegistryError::Io { path: path.clone(), source })?;
-        let envelope: Envelope<Root> = serde_json::from_slice(&bytes)
+        let envelope: Envelope<Root> = trellis_schema::json::from_slice(&bytes)
             .map_err(|e| RegistryError::Parse { path: path.clone(), reason: e.to_string() })?;
         if envelope.signed.version != version {
             return Err(RegistryError::Layout {

@@ -180,12 +180,12 @@ fn check(
     package_bytes: &[u8],
     publishers: &BTreeMap<VendorId, PublisherRecord>,
 ) -> Result<ReleaseInput, ReleaseError> {
-    let envelope: Envelope = serde_json::from_slice(&envelope_bytes)
+    let envelope: Envelope = trellis_schema::json::from_slice(&envelope_bytes)
         .map_err(|e| ReleaseError::Envelope { path: envelope_path.clone(), reason: e.to_string() })?;
     let payload = envelope
         .payload_bytes()
         .map_err(|e| ReleaseError::Envelope { path: envelope_path.clone(), reason: e.to_string() })?;
-    let claimed: ReleaseManifest = serde_json::from_slice(&payload).map_err(|e| ReleaseError::Envelope {
+    let claimed: ReleaseManifest = trellis_schema::json::from_slice(&payload).map_err(|e| ReleaseError::Envelope {
         path: envelope_path.clone(),
         reason: format!("payload is not a release manifest: {e}"),
     })?;

@@ -130,7 +130,7 @@ impl Checker<'_> {
         keyids: &[KeyId],
         threshold: u32,
     ) -> Option<T> {
-        let value: Value = match serde_json::from_slice(bytes) {
+        let value: Value = match trellis_schema::json::from_slice(bytes) {
             Ok(v) => v,
             Err(e) => {
                 self.problem(format!("{path}: not JSON: {e}"));
@@ -206,7 +206,7 @@ fn root_chain(checker: &Checker<'_>, trusted: Option<&[u8]>, report: &mut Report
         Some(bytes) => bytes.to_vec(),
         None => checker.fetch("metadata/1.root.json")?,
     };
-    let value: Value = serde_json::from_slice(&first).ok()?;
+    let value: Value = trellis_schema::json::from_slice(&first).ok()?;
     let mut root: Root = serde_json::from_value(value["signed"].clone()).ok()?;
     let (ids, threshold) = role_keys(&root, TopRole::Root);
     if let Err(why) = check_signatures(&value, &root.keys, &ids, threshold) {
@@ -217,7 +217,7 @@ fn root_chain(checker: &Checker<'_>, trusted: Option<&[u8]>, report: &mut Report
         let path = format!("metadata/{}.root.json", root.version + 1);
         let Ok(Some(bytes)) = checker.source.fetch(&path) else { break };
         report.roles += 1;
-        let Ok(value) = serde_json::from_slice::<Value>(&bytes) else {
+        let Ok(value) = trellis_schema::json::from_slice::<Value>(&bytes) else {
             checker.problem(format!("{path}: not JSON"));
             break;
         };
@@ -462,7 +462,7 @@ fn check_targets(checker: &Checker<'_>, targets: &[(String, TargetFile)], report
         .filter(|(t, _)| t.starts_with("publishers/"))
         .filter_map(|(t, f)| {
             let bytes = target_bytes(checker, t, f)?;
-            match serde_json::from_slice::<PublisherRecord>(&bytes) {
+            match trellis_schema::json::from_slice::<PublisherRecord>(&bytes) {
                 Ok(record) => Some((record.id.to_string(), record)),
                 Err(e) => {
                     checker.problem(format!("target {t}: not a publisher record: {e}"));
@@ -479,7 +479,7 @@ fn check_targets(checker: &Checker<'_>, targets: &[(String, TargetFile)], report
             if target.starts_with("index/") {
                 check_index_doc(checker, target, &bytes, &publishers)
             } else if target == site::BLOCKLIST_TARGET {
-                if let Err(e) = serde_json::from_slice::<trellis_schema::blocklist::Blocklist>(&bytes) {
+                if let Err(e) = trellis_schema::json::from_slice::<trellis_schema::blocklist::Blocklist>(&bytes) {
                     checker.problem(format!("target {target}: not a blocklist: {e}"));
                 }
                 0
@@ -497,7 +497,7 @@ fn check_index_doc(
     bytes: &[u8],
     publishers: &BTreeMap<String, PublisherRecord>,
 ) -> usize {
-    let doc: IndexDoc = match serde_json::from_slice(bytes) {
+    let doc: IndexDoc = match trellis_schema::json::from_slice(bytes) {
         Ok(doc) => doc,
         Err(e) => {
             checker.problem(format!("target {target}: not an index doc: {e}"));
@@ -522,7 +522,7 @@ fn check_index_doc(
         if !package {
             continue;
         }
-        let envelope: Dsse = match serde_json::from_slice(&bytes) {
+        let envelope: Dsse = match trellis_schema::json::from_slice(&bytes) {
             Ok(e) => e,
             Err(e) => {
                 checker.problem(format!("{name}: envelope is not DSSE: {e}"));

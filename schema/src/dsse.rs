@@ -2,7 +2,9 @@
 //!
 //! The signature covers `PAE(payloadType, payload)`, never the JSON around it, so the
 //! envelope can be re-serialised freely. Counting signatures against a threshold and
-//! checking revocation is [`crate::publisher`]'s job.
+//! checking revocation is [`crate::publisher`]'s job. Envelopes and their payloads are
+//! read with the strict parser, [`crate::json::from_slice`], which refuses a member
+//! named twice.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -108,6 +110,13 @@ mod tests {
             pae("http://example.com/HelloWorld", b"hello world"),
             b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
         );
+    }
+
+    #[test]
+    fn an_envelope_naming_its_payload_twice_is_refused_by_the_strict_parser() {
+        let text = br#"{"payload":"e30=","payloadType":"x","payload":"W10=","signatures":[]}"#;
+        let err = crate::json::from_slice::<Envelope>(text).unwrap_err();
+        assert!(err.to_string().starts_with(r#"duplicate member "payload" in $"#), "{err}");
     }
 
     #[test]

@@ -154,7 +154,7 @@ impl PublisherRecord {
         }
         let payload = envelope.payload_bytes()?;
         let manifest: ReleaseManifest =
-            serde_json::from_slice(&payload).map_err(|e| ReleaseSignatureError::Payload(e.to_string()))?;
+            crate::json::from_slice(&payload).map_err(|e| ReleaseSignatureError::Payload(e.to_string()))?;
         if !manifest.plugin_id.belongs_to(&self.id) {
             return Err(ReleaseSignatureError::Namespace {
                 plugin: manifest.plugin_id.to_string(),

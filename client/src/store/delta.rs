@@ -128,9 +128,10 @@ pub(super) fn candidate(
 fn installed_manifest(base: &DeltaBase) -> Result<(ReleaseManifest, Sha256), String> {
     let path = base.dir.join(RELEASE_ENVELOPE_FILE);
     let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let envelope: Envelope = serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let envelope: Envelope =
+        trellis_schema::json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     let payload = envelope.payload_bytes().map_err(|e| format!("{}: {e}", path.display()))?;
-    let manifest = serde_json::from_slice(&payload).map_err(|e| format!("{}: {e}", path.display()))?;
+    let manifest = trellis_schema::json::from_slice(&payload).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok((manifest, Sha256::of(&payload)))
 }
 

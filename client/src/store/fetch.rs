@@ -157,25 +157,24 @@ pub fn download(
         let package = blob_info(&plugin.id, &release.package);
         let envelope = remotes.fetch_blob(&registry, &plugin.id, &release.envelope)?;
         let vendor = plugin.id.vendor_id();
-        let (record, record_bytes) =
-            match publishers.get(&(registry.clone(), vendor.clone())) {
-                Some((record, bytes)) => (Arc::clone(record), Arc::clone(bytes)),
-                None => {
-                    let path = publisher_target(&vendor);
-                    let bytes = remotes.fetch(&registry, &path)?.ok_or_else(|| StoreError::MissingTarget {
-                        registry: registry.clone(),
-                        target: path.clone(),
-                        what: format!("publisher record of {vendor}"),
-                    })?;
-                    let record: PublisherRecord = serde_json::from_slice(&bytes).map_err(|e| {
-                        StoreError::BadDocument { registry: registry.clone(), target: path, problem: e.to_string() }
-                    })?;
-                    let record = Arc::new(record);
-                    let bytes: Arc<[u8]> = bytes.into();
-                    publishers.insert((registry.clone(), vendor.clone()), (Arc::clone(&record), Arc::clone(&bytes)));
-                    (record, bytes)
-                }
-            };
+        let (record, record_bytes) = match publishers.get(&(registry.clone(), vendor.clone())) {
+            Some((record, bytes)) => (Arc::clone(record), Arc::clone(bytes)),
+            None => {
+                let path = publisher_target(&vendor);
+                let bytes = remotes.fetch(&registry, &path)?.ok_or_else(|| StoreError::MissingTarget {
+                    registry: registry.clone(),
+                    target: path.clone(),
+                    what: format!("publisher record of {vendor}"),
+                })?;
+                let record: PublisherRecord = trellis_schema::json::from_slice(&bytes).map_err(|e| {
+                    StoreError::BadDocument { registry: registry.clone(), target: path, problem: e.to_string() }
+                })?;
+                let record = Arc::new(record);
+                let bytes: Arc<[u8]> = bytes.into();
+                publishers.insert((registry.clone(), vendor.clone()), (Arc::clone(&record), Arc::clone(&bytes)));
+                (record, bytes)
+            }
+        };
         let manifest = verify_envelope(plugin, &record, &envelope)?;
         let candidate = match delta::candidate(plugin, &registry, bases) {
             Ok(candidate) => candidate,
@@ -372,7 +371,7 @@ fn verify_envelope(
         version: plugin.version.clone(),
         what: what.to_owned(),
     };
-    let envelope: Envelope = serde_json::from_slice(bytes).map_err(|e| StoreError::Signature {
+    let envelope: Envelope = trellis_schema::json::from_slice(bytes).map_err(|e| StoreError::Signature {
         plugin: plugin.id.clone(),
         version: plugin.version.clone(),
         problem: format!("the envelope is not DSSE JSON: {e}"),

@@ -156,7 +156,7 @@ impl Remotes {
         let mut merged = Blocklist::default();
         for registry in &self.order {
             let Some(bytes) = self.fetch(registry, BLOCKLIST_TARGET)? else { continue };
-            let list: Blocklist = serde_json::from_slice(&bytes).map_err(|e| StoreError::BadDocument {
+            let list: Blocklist = trellis_schema::json::from_slice(&bytes).map_err(|e| StoreError::BadDocument {
                 registry: registry.clone(),
                 target: BLOCKLIST_TARGET.to_owned(),
                 problem: e.to_string(),
@@ -201,7 +201,7 @@ pub fn blob_info(plugin: &PluginId, blob: &BlobRef) -> TargetInfo {
 }
 
 fn parse_doc(registry: &RegistryName, target: &str, bytes: &[u8]) -> Result<IndexDoc, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::BadDocument {
+    trellis_schema::json::from_slice(bytes).map_err(|e| StoreError::BadDocument {
         registry: registry.clone(),
         target: target.to_owned(),
         problem: e.to_string(),

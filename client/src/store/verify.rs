@@ -66,7 +66,7 @@ pub fn verified_release_manifest(dir: &Path) -> Result<ReleaseManifest, FileProb
     let bytes =
         std::fs::read(dir.join(RELEASE_ENVELOPE_FILE)).map_err(|e| envelope_problem(format!("cannot be read: {e}")))?;
     let envelope: Envelope =
-        serde_json::from_slice(&bytes).map_err(|e| envelope_problem(format!("is not an envelope: {e}")))?;
+        trellis_schema::json::from_slice(&bytes).map_err(|e| envelope_problem(format!("is not an envelope: {e}")))?;
     let record = match std::fs::read(dir.join(PUBLISHER_RECORD_FILE)) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -76,8 +76,8 @@ pub fn verified_release_manifest(dir: &Path) -> Result<ReleaseManifest, FileProb
         }
         Err(e) => return Err(record_problem(format!("cannot be read: {e}"))),
     };
-    let record: PublisherRecord =
-        serde_json::from_slice(&record).map_err(|e| record_problem(format!("is not a publisher record: {e}")))?;
+    let record: PublisherRecord = trellis_schema::json::from_slice(&record)
+        .map_err(|e| record_problem(format!("is not a publisher record: {e}")))?;
     record.verify_release(&envelope).map_err(|e| {
         envelope_problem(format!(
             "was tampered with: its signature does not verify under publisher {}'s record kept at install ({e}), so the manifest was forged or edited",

@@ -611,8 +611,8 @@ fn check_root(input: &BuildInput) -> Result<(), BuildError> {
     let Some(bytes) = input.roots.last() else {
         return Err(BuildError::Trust("the registry has no root/1.root.json; run trellis-index init".into()));
     };
-    let root: Envelope<Root> =
-        serde_json::from_slice(bytes).map_err(|e| BuildError::Trust(format!("newest root does not parse: {e}")))?;
+    let root: Envelope<Root> = trellis_schema::json::from_slice(bytes)
+        .map_err(|e| BuildError::Trust(format!("newest root does not parse: {e}")))?;
     let root = root.signed;
     let snapshot_expires = tuf::expiry(input.now, input.expiry.snapshot);
     let expires: jiff::Timestamp = root

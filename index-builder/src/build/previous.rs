@@ -99,7 +99,7 @@ impl PreviousSite {
             }
             Err(e) => return Err(FsError::new("reading", path, e).into()),
         };
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| BuildError::Site { path, reason: e.to_string() })
+        trellis_schema::json::from_slice(&bytes).map(Some).map_err(|e| BuildError::Site { path, reason: e.to_string() })
     }
 }
 
@@ -128,5 +128,6 @@ pub(super) fn check_published_releases(published: &IndexDoc, plugin: &PluginInpu
 
 fn read_site_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, BuildError> {
     let bytes = std::fs::read(path).map_err(|e| FsError::new("reading", path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| BuildError::Site { path: path.to_owned(), reason: e.to_string() })
+    trellis_schema::json::from_slice(&bytes)
+        .map_err(|e| BuildError::Site { path: path.to_owned(), reason: e.to_string() })
 }
