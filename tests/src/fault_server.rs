@@ -2,7 +2,8 @@
 //!
 //! Files are served from memory, per path; each path can be given a [`Fault`]: 404,
 //! 500, a stall past the client's read timeout, a truncated body, a flipped byte, a
-//! stale old version, a wrong `Content-Length`, or a connection reset. Every response
+//! stale old version, a wrong `Content-Length`, a connection reset, or a body
+//! drip-fed a byte at a time (slow retrieval). Every response
 //! carries an `ETag` (the body's SHA-256) and a fixed `Last-Modified`, and honours
 //! `If-None-Match` (or, without it, `If-Modified-Since`) with `304`, like a CDN. The server counts requests (path and status) and bytes sent, so tests can
 //! assert exactly what a client asked for.
@@ -45,6 +46,9 @@ pub enum Fault {
     NoContentLength,
     /// Not a fault: sends the body gzip-encoded (`Content-Encoding: gzip`), as CDNs do.
     Gzip,
+    /// Slow retrieval: announces the full `Content-Length`, then sends the body one
+    /// byte at a time with this pause before each (until the client hangs up).
+    Drip(Duration),
 }
 
 /// One request the server saw.
@@ -269,6 +273,18 @@ fn serve(stream: TcpStream, state: &Mutex<State>, bytes_sent: &AtomicU64) -> std
         "HTTP/1.1 {status} {reason}\r\n{length}{coding}ETag: {etag}\r\nLast-Modified: {LAST_MODIFIED}\r\nConnection: close\r\n\r\n"
     );
     stream.write_all(head.as_bytes())?;
+    if let Some(Fault::Drip(pause)) = fault {
+        stream.flush()?;
+        bytes_sent.fetch_add(head.len() as u64, Ordering::SeqCst);
+        for byte in &body {
+            std::thread::sleep(pause);
+            // The client hanging up ends the drip.
+            stream.write_all(std::slice::from_ref(byte))?;
+            stream.flush()?;
+            bytes_sent.fetch_add(1, Ordering::SeqCst);
+        }
+        return Ok(());
+    }
     stream.write_all(&body)?;
     stream.flush()?;
     bytes_sent.fetch_add((head.len() + body.len()) as u64, Ordering::SeqCst);

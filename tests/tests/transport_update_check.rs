@@ -1,7 +1,7 @@
 //! The cost of the update check, counted by the fault server: a no-op check is exactly
 //! one conditional request answered `304`, for 1, 100 and 1,000 installed plugins
-//! alike; one new release costs timestamp, the root probe, snapshot, that plugin's bin
-//! and its index doc.
+//! alike; one new release costs timestamp, the root probe (every time the timestamp
+//! changed), snapshot, that plugin's bin and its index doc.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns panic on setup failure by design
 
@@ -64,7 +64,7 @@ fn noop_update_check_is_one_request_for_1_100_and_1000_installed_plugins() {
 }
 
 #[test]
-fn one_new_release_costs_timestamp_snapshot_its_bin_and_its_index_doc() {
+fn one_new_release_costs_timestamp_the_root_probe_snapshot_its_bin_and_its_index_doc() {
     let (mut registry, server, dir, installed) = installed_world(100);
     let new_doc = doc(7, 1);
     registry.set_index_doc("acme.plugin-7", &new_doc);
@@ -78,11 +78,11 @@ fn one_new_release_costs_timestamp_snapshot_its_bin_and_its_index_doc() {
     assert_eq!(changed[0].path, "index/acme.plugin-7.json");
     assert_eq!(client.fetch_target(&changed[0]).unwrap(), new_doc);
 
-    // The root chain was probed by the refresh that installed the plugins, less than the
-    // probe interval ago: no `2.root.json` request this time.
+    // The timestamp changed, so the root chain is probed before it is believed.
     let bin = registry.bin_of("index/acme.plugin-7.json");
     let expected: Vec<Hit> = [
         ("/metadata/timestamp.json", 200),
+        ("/metadata/2.root.json", 404),
         ("/metadata/2.snapshot.json", 200),
         (format!("/metadata/2.{bin}.json").as_str(), 200),
         (format!("/targets/index/{}.acme.plugin-7.json", sha256_hex(&new_doc)).as_str(), 200),
@@ -99,14 +99,15 @@ fn one_new_release_costs_timestamp_snapshot_its_bin_and_its_index_doc() {
 }
 
 #[test]
-fn update_check_probes_for_a_new_root_once_the_probe_interval_has_passed() {
+fn update_check_probes_for_a_new_root_whenever_the_timestamp_changed() {
     let (mut registry, server, dir, installed) = installed_world(3);
     registry.set_index_doc("acme.plugin-1", &doc(1, 1));
     registry.publish();
     registry.serve(&server, "");
     server.reset_counters();
 
-    let mut client = updater(dir.path(), &server).with_root_probe_interval(jiff::SignedDuration::ZERO);
+    // Right after the refresh that installed the plugins: no interval skips the probe.
+    let mut client = updater(dir.path(), &server);
     assert_eq!(client.changed_targets(&installed).unwrap().len(), 1);
     let paths: Vec<String> = server.hits().into_iter().map(|h| h.path).collect();
     assert_eq!(paths[..3], ["/metadata/timestamp.json", "/metadata/2.root.json", "/metadata/2.snapshot.json"]);

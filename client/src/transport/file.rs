@@ -58,7 +58,7 @@ impl Transport for FileTransport {
         if declared > request.max_length {
             return Err(TransportError::TooLarge { url: url.to_owned(), limit: request.max_length });
         }
-        let bytes = read_capped(file, request, Some(declared)).map_err(io_error)?;
+        let bytes = read_capped(file, request, Some(declared), super::Pace::default()).map_err(io_error)?;
         Ok(Fetched::Body { bytes, validators: Validators::default() })
     }
 }

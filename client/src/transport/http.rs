@@ -1,5 +1,6 @@
-//! HTTP(S) on ureq: timeouts, bounded retries with backoff, conditional requests and
-//! size caps enforced while the body streams in.
+//! HTTP(S) on ureq: timeouts, a total deadline for metadata and a minimum transfer
+//! rate for every body ([`MinRate`], against slow retrieval), bounded retries with
+//! backoff, conditional requests and size caps enforced while the body streams in.
 //!
 //! Owns one request to one URL, retried only for transient failures (timeouts,
 //! broken connections, `5xx`, `429`), never for `404` or an oversized body. Which
@@ -9,7 +10,7 @@
 use std::io;
 use std::time::Duration;
 
-use super::{Fetched, Request, Transport, TransportError, Validators, read_capped};
+use super::{Fetched, MirrorKind, Pace, Request, SlowBody, Transport, TransportError, Validators, read_capped};
 
 /// Knobs of [`HttpTransport`], with documented defaults.
 #[derive(Clone, Debug)]
@@ -25,6 +26,35 @@ pub struct HttpOptions {
     pub backoff: Duration,
     /// `User-Agent` header. Default `trellis/<version>`.
     pub user_agent: String,
+    /// The whole of a metadata file (`timestamp.json`, a role) must arrive within this
+    /// long of the request, headers included; `None` for no deadline. Default 60 s
+    /// (a 5 MB targets role at the default minimum rate takes under 10 s).
+    pub metadata_deadline: Option<Duration>,
+    /// The slowest transfer accepted for any download, metadata or target (curl's
+    /// `--speed-limit`/`--speed-time`); `None` for no minimum. Default 1 KiB per 10 s
+    /// window after a 10 s grace period.
+    pub min_rate: Option<MinRate>,
+}
+
+/// A minimum transfer rate: after `grace`, fewer than `bytes` arriving over any
+/// `window` fails the download with [`TransportError::TooSlow`]. This is what stops a
+/// mirror that drip-feeds a file (TUF's slow-retrieval attack) within a bounded time;
+/// the per-read timeout alone never fires while a byte arrives now and then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MinRate {
+    /// Fewest bytes per window.
+    pub bytes: u64,
+    /// The window.
+    pub window: Duration,
+    /// How long after the request the rate starts to count (connection set-up, a slow
+    /// start).
+    pub grace: Duration,
+}
+
+impl Default for MinRate {
+    fn default() -> Self {
+        Self { bytes: 1024, window: Duration::from_secs(10), grace: Duration::from_secs(10) }
+    }
 }
 
 impl Default for HttpOptions {
@@ -35,6 +65,8 @@ impl Default for HttpOptions {
             retries: 2,
             backoff: Duration::from_millis(200),
             user_agent: concat!("trellis/", env!("CARGO_PKG_VERSION")).to_owned(),
+            metadata_deadline: Some(Duration::from_secs(60)),
+            min_rate: Some(MinRate::default()),
         }
     }
 }
@@ -68,6 +100,14 @@ impl HttpTransport {
 
     fn fetch_once(&self, request: &Request<'_>) -> Result<Fetched, TransportError> {
         let url = request.url;
+        let pace = Pace {
+            started: Some(std::time::Instant::now()),
+            deadline: match request.kind {
+                MirrorKind::Metadata => self.options.metadata_deadline,
+                MirrorKind::Targets => None,
+            },
+            min_rate: self.options.min_rate,
+        };
         let mut call = self.agent.get(url);
         if let Some(validators) = request.validators {
             if let Some(etag) = &validators.etag {
@@ -95,7 +135,8 @@ impl HttpTransport {
             return Err(TransportError::TooLarge { url: url.to_owned(), limit: request.max_length });
         }
         let reader = response.into_body().into_reader();
-        let bytes = read_capped(reader, request, declared).map_err(|e| map_io_error(url, request.max_length, e))?;
+        let bytes =
+            read_capped(reader, request, declared, pace).map_err(|e| map_io_error(url, request.max_length, e))?;
         if let Some(declared) = declared
             && declared != bytes.len() as u64
         {
@@ -126,6 +167,14 @@ impl Transport for HttpTransport {
 fn map_io_error(url: &str, limit: u64, e: io::Error) -> TransportError {
     if e.kind() == io::ErrorKind::FileTooLarge {
         return TransportError::TooLarge { url: url.to_owned(), limit };
+    }
+    if let Some(slow) = e.get_ref().and_then(|inner| inner.downcast_ref::<SlowBody>()) {
+        return TransportError::TooSlow {
+            url: url.to_owned(),
+            received: slow.received,
+            elapsed: slow.elapsed,
+            why: slow.why.clone(),
+        };
     }
     // ureq wraps its own errors (timeouts, truncated bodies) in io::Error.
     if let Some(inner) = e.get_ref().and_then(|inner| inner.downcast_ref::<ureq::Error>()) {

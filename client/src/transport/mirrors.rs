@@ -72,6 +72,13 @@ pub struct Attempt<E> {
     pub error: AttemptError<E>,
 }
 
+impl<E> Attempt<E> {
+    /// Whether the transport refused the body as larger than the cap.
+    pub fn is_too_large(&self) -> bool {
+        matches!(&self.error, AttemptError::Transport(TransportError::TooLarge { .. }))
+    }
+}
+
 /// Every mirror failed for `path`.
 #[derive(Debug)]
 pub struct MirrorsError<E> {
@@ -162,7 +169,10 @@ impl Mirrors {
         for mirror in &self.mirrors {
             let url = mirror.url(spec.kind, spec.path);
             let validators = spec.validators.filter(|(from, _)| *from == url).map(|(_, v)| v);
-            let request = Request::new(&url, spec.max_length).with_validators(validators).with_progress(progress);
+            let request = Request::new(&url, spec.max_length)
+                .with_validators(validators)
+                .with_progress(progress)
+                .with_kind(spec.kind);
             match self.transport.fetch(&request) {
                 Ok(fetched) => match accept(&url, fetched) {
                     Ok(value) => return Ok(value),

@@ -1,8 +1,9 @@
 //! Transport: getting bytes from a mirror, and nothing more.
 //!
 //! This module owns how a file is fetched: the [`Transport`] trait, its HTTP(S)
-//! implementation on ureq ([`HttpTransport`]: timeouts, bounded retries with backoff,
-//! conditional requests, size caps enforced while streaming), `file://` mirrors
+//! implementation on ureq ([`HttpTransport`]: timeouts, a total deadline for metadata
+//! and a minimum transfer rate for every download (slow retrieval), bounded retries with
+//! backoff, conditional requests, size caps enforced while streaming), `file://` mirrors
 //! ([`FileTransport`]), [`AnyTransport`] which picks one by URL scheme, ordered mirror
 //! failover ([`Mirrors`]), bounded parallel downloads ([`parallel`]) and the
 //! content-addressed download cache ([`DownloadCache`]).
@@ -21,7 +22,7 @@ use std::fmt;
 
 pub use cache::{CacheError, DownloadCache};
 pub use file::FileTransport;
-pub use http::{HttpOptions, HttpTransport};
+pub use http::{HttpOptions, HttpTransport, MinRate};
 pub use mirrors::{Attempt, AttemptError, FetchSpec, Mirror, MirrorKind, Mirrors, MirrorsError};
 
 /// Receives progress of long downloads. The library reports; a binary draws.
@@ -61,12 +62,22 @@ pub struct Request<'a> {
     pub validators: Option<&'a Validators>,
     /// Progress reporting for this request.
     pub progress: Option<&'a dyn Progress>,
+    /// Metadata or a target: metadata downloads also have a total deadline
+    /// ([`HttpOptions::metadata_deadline`]). Default [`MirrorKind::Targets`].
+    pub kind: MirrorKind,
 }
 
 impl<'a> Request<'a> {
     /// A plain GET of `url` accepting at most `max_length` bytes.
     pub fn new(url: &'a str, max_length: u64) -> Self {
-        Self { url, max_length, validators: None, progress: None }
+        Self { url, max_length, validators: None, progress: None, kind: MirrorKind::Targets }
+    }
+
+    /// Marks the request as a download of `kind`.
+    #[must_use]
+    pub fn with_kind(mut self, kind: MirrorKind) -> Self {
+        self.kind = kind;
+        self
     }
 
     /// Makes the request conditional on `validators`.
@@ -90,6 +101,7 @@ impl fmt::Debug for Request<'_> {
             .field("url", &self.url)
             .field("max_length", &self.max_length)
             .field("validators", &self.validators)
+            .field("kind", &self.kind)
             .finish_non_exhaustive()
     }
 }
@@ -163,6 +175,19 @@ pub enum TransportError {
         /// Which timeout.
         what: String,
     },
+    /// The body arrived too slowly: slower than the minimum rate, or not complete by
+    /// the deadline (a slow-retrieval attack, or a mirror that cannot keep up).
+    #[error("{url}: too slow: {received} bytes in {:.1} s ({why})", elapsed.as_secs_f64())]
+    TooSlow {
+        /// The URL.
+        url: String,
+        /// Body bytes received before giving up.
+        received: u64,
+        /// Time since the request started.
+        elapsed: std::time::Duration,
+        /// Which limit was hit.
+        why: String,
+    },
     /// The connection failed or broke (refused, reset, DNS, TLS, protocol).
     #[error("{url}: {message}")]
     Connection {
@@ -186,7 +211,8 @@ impl TransportError {
         match self {
             Self::Timeout { .. } | Self::Connection { .. } | Self::LengthMismatch { .. } => true,
             Self::Status { status, .. } => *status >= 500 || *status == 429,
-            Self::NotFound { .. } | Self::TooLarge { .. } | Self::UnsupportedUrl { .. } => false,
+            // A mirror that drip-feeds would drip-feed again: the next mirror is asked.
+            Self::NotFound { .. } | Self::TooLarge { .. } | Self::TooSlow { .. } | Self::UnsupportedUrl { .. } => false,
         }
     }
 
@@ -242,14 +268,50 @@ impl Transport for AnyTransport {
     }
 }
 
-/// Reads `reader` to the end, failing as soon as more than `max_length` bytes arrive.
+/// How fast a body must arrive: an optional total deadline and an optional minimum
+/// rate (see [`HttpOptions`]). Checked each time bytes arrive; silence between reads
+/// is bounded by the transport's per-read timeout.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Pace {
+    /// When the request started.
+    pub(crate) started: Option<std::time::Instant>,
+    /// The whole body must have arrived within this long of `started`.
+    pub(crate) deadline: Option<std::time::Duration>,
+    /// The minimum transfer rate, if any.
+    pub(crate) min_rate: Option<MinRate>,
+}
+
+/// Why [`read_capped`] gave up on a slow body.
+#[derive(Debug)]
+pub(crate) struct SlowBody {
+    pub(crate) received: u64,
+    pub(crate) elapsed: std::time::Duration,
+    pub(crate) why: String,
+}
+
+impl std::fmt::Display for SlowBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes in {:?}: {}", self.received, self.elapsed, self.why)
+    }
+}
+
+impl std::error::Error for SlowBody {}
+
+/// Reads `reader` to the end, failing as soon as more than `max_length` bytes arrive
+/// (`FileTooLarge`) or the body falls behind `pace` (`TimedOut` wrapping a [`SlowBody`]).
 pub(crate) fn read_capped(
     mut reader: impl std::io::Read,
     request: &Request<'_>,
     declared: Option<u64>,
+    pace: Pace,
 ) -> Result<Vec<u8>, std::io::Error> {
+    use std::time::Instant;
+    let started = pace.started.unwrap_or_else(Instant::now);
     let mut bytes = Vec::with_capacity(declared.unwrap_or(0).min(request.max_length).min(1 << 20) as usize);
     let mut buf = [0u8; 16 * 1024];
+    // The low-speed window: bytes received since `window_start`.
+    let mut window_start = started;
+    let mut window_bytes = 0u64;
     loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => return Ok(bytes),
@@ -263,6 +325,36 @@ pub(crate) fn read_capped(
         bytes.extend_from_slice(&buf[..n]);
         if let Some(progress) = request.progress {
             progress.on_progress(request.url, bytes.len() as u64, declared);
+        }
+        let now = Instant::now();
+        let elapsed = now.duration_since(started);
+        let slow = |why: String| {
+            let body = SlowBody { received: bytes.len() as u64, elapsed, why };
+            std::io::Error::new(std::io::ErrorKind::TimedOut, body)
+        };
+        if let Some(deadline) = pace.deadline
+            && elapsed > deadline
+        {
+            return Err(slow(format!("the whole file must arrive within {deadline:?}")));
+        }
+        if let Some(rate) = pace.min_rate
+            && elapsed > rate.grace
+        {
+            window_bytes += n as u64;
+            if now.duration_since(window_start) >= rate.window {
+                if window_bytes < rate.bytes {
+                    return Err(slow(format!(
+                        "{window_bytes} bytes in the last {:?}, the minimum is {} bytes per {:?}",
+                        now.duration_since(window_start),
+                        rate.bytes,
+                        rate.window
+                    )));
+                }
+                window_start = now;
+                window_bytes = 0;
+            }
+        } else {
+            window_start = now;
         }
     }
 }

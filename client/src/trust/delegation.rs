@@ -1,5 +1,6 @@
 //! Which delegated roles are trusted for a target path: glob patterns, hash prefixes
-//! and TAP 15 succinct hash bins. Pure functions over `Delegations`.
+//! and TAP 15 succinct hash bins (at most [`MAX_SUCCINCT_BIT_LENGTH`] bits). Pure
+//! functions over `Delegations`.
 //!
 //! Owns path matching, bin naming and the structural rules of `delegations`; it does
 //! not load or verify roles (the walk in [`super::Updater::target_info`] does, through
@@ -12,6 +13,13 @@ use trellis_schema::tuf::{DelegatedRole, Delegations, SuccinctRoles, Targets};
 
 use super::TrustError;
 
+/// The largest `bit_length` of a succinct hash-bin delegation accepted: 2^16 = 65 536
+/// bins (a Trellis site has at most that many, `trellis-index` refuses more). TAP 15
+/// allows up to 32, but a listing of every bin of a 32-bit delegation is four billion
+/// role names: a delegating key could make a search allocate ~96 GiB and abort the
+/// host process.
+pub const MAX_SUCCINCT_BIT_LENGTH: u32 = 16;
+
 /// The top-level role names, which a delegation may not reuse.
 const TOP_LEVEL: [&str; 4] = ["root", "timestamp", "snapshot", "targets"];
 
@@ -23,8 +31,12 @@ pub(crate) fn validate(role: &str, targets: &Targets) -> Result<(), TrustError> 
         (Some(_), Some(_)) => return Err(bad("delegations has both roles and succinct_roles".into())),
         (None, None) => return Err(bad("delegations has neither roles nor succinct_roles".into())),
         (None, Some(succinct)) => {
-            if !(1..=32).contains(&succinct.bit_length) {
-                return Err(bad(format!("succinct_roles.bit_length {} is not in 1..=32", succinct.bit_length)));
+            if !(1..=MAX_SUCCINCT_BIT_LENGTH).contains(&succinct.bit_length) {
+                return Err(bad(format!(
+                    "succinct_roles.bit_length {} is not in 1..={MAX_SUCCINCT_BIT_LENGTH} (at most {} hash bins); refused",
+                    succinct.bit_length,
+                    1u64 << MAX_SUCCINCT_BIT_LENGTH
+                )));
             }
         }
         (Some(roles), None) => {
@@ -96,7 +108,7 @@ fn suffix_len(succinct: &SuccinctRoles) -> usize {
 /// The names of every bin of a succinct delegation, in order.
 pub(crate) fn all_bins(succinct: &SuccinctRoles) -> Vec<String> {
     let width = suffix_len(succinct);
-    let count = 1u64 << succinct.bit_length.min(32);
+    let count = 1u64 << succinct.bit_length.min(MAX_SUCCINCT_BIT_LENGTH);
     (0..count).map(|n| format!("{}-{n:0width$x}", succinct.name_prefix)).collect()
 }
 
@@ -199,7 +211,28 @@ mod tests {
         let digest = <sha2::Sha256 as sha2::Digest>::digest(b"index/ab/acme.clock.json");
         assert_eq!(bin_for_target(&succinct, "index/ab/acme.clock.json"), format!("bin-{:02x}", digest[0]));
         assert!(is_bin_of(&succinct, "bin-ff") && !is_bin_of(&succinct, "bin-100") && !is_bin_of(&succinct, "bin-f"));
-        let wide = SuccinctRoles { bit_length: 9, ..succinct };
+        let wide = SuccinctRoles { bit_length: 9, ..succinct.clone() };
         assert!(is_bin_of(&wide, "bin-1ff") && !is_bin_of(&wide, "bin-200") && !is_bin_of(&wide, "bin-ff"));
+        let doc = |bit_length: u32| Targets {
+            type_: "targets".into(),
+            spec_version: "1.0.31".into(),
+            version: 1,
+            expires: "2030-01-01T00:00:00Z".into(),
+            targets: Default::default(),
+            delegations: Some(Delegations {
+                keys: Default::default(),
+                roles: None,
+                succinct_roles: Some(SuccinctRoles { bit_length, ..succinct.clone() }),
+                extra: Default::default(),
+            }),
+            extra: Default::default(),
+        };
+        validate("bins", &doc(16)).unwrap();
+        let err = validate("bins", &doc(17)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bins: malformed metadata: succinct_roles.bit_length 17 is not in 1..=16 (at most 65536 hash bins); refused"
+        );
+        assert!(validate("bins", &doc(0)).is_err() && validate("bins", &doc(32)).is_err());
     }
 }

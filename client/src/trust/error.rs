@@ -97,6 +97,15 @@ pub enum TrustError {
         /// The limit.
         limit: u32,
     },
+    /// The metadata downloaded since the refresh began passed
+    /// [`Limits::metadata_bytes`](super::Limits::metadata_bytes).
+    #[error("metadata of one refresh exceeds the {limit}-byte limit (reached while fetching {file}); refused")]
+    MetadataBudget {
+        /// The limit.
+        limit: u64,
+        /// The file being fetched when it was reached.
+        file: String,
+    },
     /// The client has no trusted root yet.
     #[error("no trusted root at {path}: initialise the client with the root shipped with the application")]
     NoTrustedRoot {

@@ -30,20 +30,26 @@
 //! requests even when nothing changed. [`Updater::check_for_updates`] instead sends
 //! one conditional GET of `timestamp.json`; on `304`, with a cached timestamp that is
 //! still unexpired (and an unexpired root), it reports "nothing new" after that one
-//! request. On `200` it runs the refresh with the timestamp just fetched: snapshot,
-//! targets, and the probe for a newer root only when the last probe is older than the
-//! probe interval (24 hours by default, [`Updater::with_root_probe_interval`]). With an
+//! request. On `200` it runs the full refresh with the timestamp just fetched: the
+//! probe for a newer root first, then that timestamp, snapshot and targets. With an
 //! expired or missing cache it runs the strict refresh. So a new release of one
-//! installed plugin costs timestamp, snapshot, that plugin's bin and its index doc.
+//! installed plugin costs timestamp, the root probe, snapshot, that plugin's bin and
+//! its index doc.
 //!
 //! This is safe. A network attacker gains nothing he did not have: he could always
 //! answer the root probe with a 404 to hide a rotation, and a frozen `304` is bounded
-//! by the cached timestamp's expiry, exactly like a replayed timestamp is. What the
-//! interval costs is latency: a client learns of a root rotation within a day of its
-//! first update check after it, instead of at that check; root rotations are rare,
-//! planned events, and a compromised online key still cannot forge plugin content
-//! (developer signatures). The conformance client and [`Updater::refresh`] follow the
-//! specification to the letter and probe every time.
+//! by the cached timestamp's expiry, exactly like a replayed timestamp is. Whenever the
+//! repository changed, the root probe runs before anything newer is believed, so a
+//! root rotation that revoked a key is in force from the first changed check after it.
+//!
+//! # Bounds
+//!
+//! Every metadata file is capped in size as it streams ([`Limits`]), and so is the sum
+//! of the metadata one refresh downloads ([`Limits::metadata_bytes`]); succinct hash-bin
+//! delegations are refused above [`delegation::MAX_SUCCINCT_BIT_LENGTH`] bits; the
+//! transport gives every metadata download a total deadline and every download a
+//! minimum rate ([`crate::transport::HttpOptions`]). Metadata is parsed only by the
+//! strict parser ([`trellis_schema::json`]), which refuses a member named twice.
 
 pub mod delegation;
 mod error;
@@ -75,6 +81,11 @@ pub struct Limits {
     pub max_root_rotations: u32,
     /// Most roles visited when looking up one target. Default 32.
     pub max_delegations: usize,
+    /// Most metadata bytes downloaded from the start of one refresh (or update check)
+    /// to the next: root chain, timestamp, snapshot, targets and every delegated role
+    /// the lookups after it load, each capped as it streams. Default 128 MiB (a cold
+    /// search over every hash bin of a 100k-plugin registry downloads about 30 MB).
+    pub metadata_bytes: u64,
 }
 
 impl Default for Limits {
@@ -86,6 +97,7 @@ impl Default for Limits {
             targets: 5_000_000,
             max_root_rotations: 256,
             max_delegations: 32,
+            metadata_bytes: 128 * 1024 * 1024,
         }
     }
 }

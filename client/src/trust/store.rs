@@ -86,21 +86,6 @@ impl MetadataStore {
         self.store_receipt(role, &Receipt::new(bytes, doc))
     }
 
-    fn root_probe_path(&self) -> PathBuf {
-        self.dir.join("root.probed")
-    }
-
-    /// When the root chain was last probed for a newer root (`N+1.root.json`), if known.
-    pub fn load_root_probe(&self) -> Option<jiff::Timestamp> {
-        std::fs::read_to_string(self.root_probe_path()).ok()?.trim().parse().ok()
-    }
-
-    /// Records that the root chain was probed at `when`.
-    pub fn store_root_probe(&self, when: jiff::Timestamp) -> Result<(), FsError> {
-        create_dir_all(&self.dir)?;
-        write_atomic(&self.root_probe_path(), format!("{when}\n").as_bytes())
-    }
-
     fn validators_path(&self) -> PathBuf {
         // Not `.json`: the directory holds metadata files only.
         self.dir.join("timestamp.validators")

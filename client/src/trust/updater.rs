@@ -71,6 +71,20 @@ impl TargetInfo {
     }
 }
 
+/// Metadata bytes received since the last refresh began, against
+/// [`Limits::metadata_bytes`].
+#[derive(Clone, Copy, Debug)]
+struct MetadataBudget {
+    limit: u64,
+    received: u64,
+}
+
+impl MetadataBudget {
+    fn new(limit: u64) -> Self {
+        Self { limit, received: 0 }
+    }
+}
+
 /// The TUF client: trusted state in a directory, metadata and targets from mirrors.
 pub struct Updater {
     store: MetadataStore,
@@ -83,12 +97,8 @@ pub struct Updater {
     cache: Option<DownloadCache>,
     progress: Option<Arc<dyn Progress>>,
     reference_time: Option<jiff::Timestamp>,
-    root_probe_interval: jiff::SignedDuration,
+    budget: MetadataBudget,
 }
-
-/// How long an update check may rely on the last probe for a newer root before it
-/// probes again (see the module docs); [`Updater::refresh`] always probes.
-pub const DEFAULT_ROOT_PROBE_INTERVAL: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
 
 impl std::fmt::Debug for Updater {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -123,21 +133,14 @@ impl Updater {
             cache: None,
             progress: None,
             reference_time: None,
-            root_probe_interval: DEFAULT_ROOT_PROBE_INTERVAL,
+            budget: MetadataBudget::new(Limits::default().metadata_bytes),
         })
-    }
-
-    /// How long [`Updater::check_for_updates`] may skip the probe for a newer root after
-    /// the last one (default [`DEFAULT_ROOT_PROBE_INTERVAL`]; zero probes every time).
-    #[must_use]
-    pub fn with_root_probe_interval(mut self, interval: jiff::SignedDuration) -> Self {
-        self.root_probe_interval = interval;
-        self
     }
 
     /// Uses `limits` instead of the defaults.
     #[must_use]
     pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.budget = MetadataBudget::new(limits.metadata_bytes);
         self.limits = limits;
         self
     }
@@ -186,21 +189,42 @@ impl Updater {
     /// bytes and where they came from.
     fn fetch_metadata<T>(
         mirrors: &Mirrors,
+        budget: &mut MetadataBudget,
         file: &str,
         max_length: u64,
         validators: Option<(&str, &crate::transport::Validators)>,
         mut accept: impl FnMut(&[u8]) -> Result<T, TrustError>,
     ) -> Result<Option<(T, Vec<u8>, TimestampValidators)>, TrustError> {
-        let spec = FetchSpec { kind: MirrorKind::Metadata, path: file, max_length, validators };
-        mirrors
+        let remaining = budget.limit.saturating_sub(budget.received);
+        let exceeded = || TrustError::MetadataBudget { limit: budget.limit, file: file.to_owned() };
+        if remaining == 0 {
+            return Err(exceeded());
+        }
+        // The budget caps the stream too: a mirror cannot spend more than is left.
+        let spec =
+            FetchSpec { kind: MirrorKind::Metadata, path: file, max_length: max_length.min(remaining), validators };
+        let mut received = 0u64;
+        let result = mirrors
             .fetch_with(spec, None, |url, fetched| match fetched {
                 Fetched::NotModified => Ok(None),
                 Fetched::Body { bytes, validators } => {
+                    received += bytes.len() as u64;
+                    if received > remaining {
+                        return Err(exceeded());
+                    }
                     let value = accept(&bytes)?;
                     Ok(Some((value, bytes, TimestampValidators { url: url.to_owned(), validators })))
                 }
             })
-            .map_err(|e| TrustError::Fetch(Box::new(e)))
+            .map_err(|e| TrustError::Fetch(Box::new(e)));
+        budget.received = budget.received.saturating_add(received);
+        match result {
+            Err(TrustError::Fetch(e)) if remaining < max_length && e.attempts.iter().any(|a| a.is_too_large()) => {
+                budget.received = budget.limit;
+                Err(exceeded())
+            }
+            other => other,
+        }
     }
 
     /// The strict spec §5 refresh: root chain (probing N+1.root.json until it is
@@ -211,23 +235,20 @@ impl Updater {
     }
 
     fn refresh_with_timestamp(&mut self, prefetched: Option<(Vec<u8>, TimestampValidators)>) -> Result<(), TrustError> {
+        if prefetched.is_none() {
+            // An update check started the budget with the timestamp it fetched.
+            self.budget = MetadataBudget::new(self.limits.metadata_bytes);
+        }
         self.trusted = Self::trusted_from(&self.store, self.reference_time)?;
         self.delegated.clear();
         self.leaves.clear();
-        let probe_root = prefetched.is_none() || !self.root_probed_recently();
-        if probe_root {
-            self.update_root()?;
-        } else {
-            self.trusted.check_root_fresh()?;
-        }
+        // Every refresh probes for a newer root first, also the one an update check
+        // runs after a changed timestamp (a 200): a rotation that revoked a key must
+        // be known before metadata signed by that key is believed. Only a 304 skips it.
+        self.update_root()?;
         self.update_timestamp(prefetched)?;
         self.update_snapshot()?;
         self.update_top_targets()?;
-        if probe_root {
-            // Recorded only once the whole refresh succeeded: a failed refresh changes
-            // nothing in the metadata dir it did not verify.
-            self.store.store_root_probe(self.trusted.now())?;
-        }
         Ok(())
     }
 
@@ -253,8 +274,9 @@ impl Updater {
             let version = first + u64::from(rotations);
             let file = format!("{version}.root.json");
             let trusted = &mut self.trusted;
-            match Self::fetch_metadata(&self.mirrors, &file, self.limits.root, None, |bytes| trusted.update_root(bytes))
-            {
+            match Self::fetch_metadata(&self.mirrors, &mut self.budget, &file, self.limits.root, None, |bytes| {
+                trusted.update_root(bytes)
+            }) {
                 Ok(Some((_, bytes, _))) => self.store.store("root", &bytes)?,
                 Ok(None) => break,
                 Err(TrustError::Fetch(e)) if e.is_not_found() => break,
@@ -263,16 +285,6 @@ impl Updater {
             rotations += 1;
         }
         self.trusted.check_root_fresh()
-    }
-
-    /// Whether the last probe for a newer root is younger than the probe interval (and
-    /// not in the future, which a clock set back would make it).
-    fn root_probed_recently(&self) -> bool {
-        let now = self.trusted.now();
-        self.store.load_root_probe().is_some_and(|probed| {
-            let age = now.duration_since(probed);
-            !age.is_negative() && age < self.root_probe_interval
-        })
     }
 
     fn update_timestamp(&mut self, prefetched: Option<(Vec<u8>, TimestampValidators)>) -> Result<(), TrustError> {
@@ -295,9 +307,14 @@ impl Updater {
             Some(verified) => verified,
             None => {
                 let trusted = &mut self.trusted;
-                Self::fetch_metadata(&self.mirrors, "timestamp.json", self.limits.timestamp, None, |bytes| {
-                    trusted.update_timestamp(bytes)
-                })?
+                Self::fetch_metadata(
+                    &self.mirrors,
+                    &mut self.budget,
+                    "timestamp.json",
+                    self.limits.timestamp,
+                    None,
+                    |bytes| trusted.update_timestamp(bytes),
+                )?
                 .ok_or(TrustError::NotLoaded("timestamp"))?
             }
         };
@@ -330,9 +347,10 @@ impl Updater {
         };
         let max = meta.length.unwrap_or(self.limits.snapshot);
         let trusted = &mut self.trusted;
-        let (_, bytes, _) =
-            Self::fetch_metadata(&self.mirrors, &file, max, None, |bytes| trusted.update_snapshot(bytes))?
-                .ok_or(TrustError::NotLoaded("snapshot"))?;
+        let (_, bytes, _) = Self::fetch_metadata(&self.mirrors, &mut self.budget, &file, max, None, |bytes| {
+            trusted.update_snapshot(bytes)
+        })?
+        .ok_or(TrustError::NotLoaded("snapshot"))?;
         let snapshot = self.trusted.snapshot().ok_or(TrustError::NotLoaded("snapshot"))?;
         self.store.store_verified("snapshot", &bytes, snapshot)?;
         Ok(())
@@ -376,11 +394,12 @@ impl Updater {
     ) -> Result<(Arc<Verified<Targets>>, Vec<u8>), TrustError> {
         let (file, max) = self.role_file(role)?;
         let trusted = &mut self.trusted;
-        let (targets, bytes, _) = Self::fetch_metadata(&self.mirrors, &file, max, None, |bytes| match delegator {
-            Delegator::Root => trusted.update_targets(bytes),
-            Delegator::Targets(_) => trusted.verify_targets(role, delegator, bytes).map(Arc::new),
-        })?
-        .ok_or(TrustError::NotLoaded("targets"))?;
+        let (targets, bytes, _) =
+            Self::fetch_metadata(&self.mirrors, &mut self.budget, &file, max, None, |bytes| match delegator {
+                Delegator::Root => trusted.update_targets(bytes),
+                Delegator::Targets(_) => trusted.verify_targets(role, delegator, bytes).map(Arc::new),
+            })?
+            .ok_or(TrustError::NotLoaded("targets"))?;
         Ok((targets, bytes))
     }
 
@@ -625,6 +644,7 @@ impl Updater {
     /// fetched, snapshot, targets). See the module docs of `trust` for why this is
     /// safe.
     pub fn check_for_updates(&mut self) -> Result<UpdateCheck, TrustError> {
+        self.budget = MetadataBudget::new(self.limits.metadata_bytes);
         self.trusted = Self::trusted_from(&self.store, self.reference_time)?;
         self.delegated.clear();
         self.leaves.clear();
@@ -645,6 +665,7 @@ impl Updater {
         };
         let fetched = Self::fetch_metadata(
             &self.mirrors,
+            &mut self.budget,
             "timestamp.json",
             self.limits.timestamp,
             Some((validators.url.as_str(), &validators.validators)),
