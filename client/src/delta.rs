@@ -387,7 +387,7 @@ fn check_output(path: &str, output: &[u8], entry: &FileEntry) -> Result<(), Delt
 }
 
 fn check_content_manifest(output: &[u8], signed: &ReleaseManifest) -> Result<(), DeltaError> {
-    let content: ContentManifest = serde_json::from_slice(output)
+    let content: ContentManifest = trellis_schema::json::from_slice(output)
         .map_err(|e| DeltaError::ContentManifest { reason: format!("does not parse: {e}") })?;
     if content.plugin_id != signed.plugin_id || content.version != signed.version || content.files != signed.files {
         return Err(DeltaError::ContentManifest {

@@ -283,7 +283,7 @@ impl<'a> DeltaBlob<'a> {
             return Err(DeltaFormatError::Truncated { needed: header_end as u64, actual });
         };
         let header: DeltaHeader =
-            serde_json::from_slice(header_bytes).map_err(|e| DeltaFormatError::Header { reason: e.to_string() })?;
+            crate::json::from_slice(header_bytes).map_err(|e| DeltaFormatError::Header { reason: e.to_string() })?;
         if header.files.len() > limits.max_files {
             return Err(DeltaFormatError::TooManyFiles { count: header.files.len(), max: limits.max_files });
         }

@@ -193,8 +193,8 @@ impl Package {
                 PackageError::MissingFile { .. } => PackageError::MissingContentManifest,
                 other => other,
             })?;
-        let content_manifest: ContentManifest =
-            serde_json::from_slice(&raw).map_err(|e| PackageError::InvalidContentManifest { reason: e.to_string() })?;
+        let content_manifest: ContentManifest = trellis_schema::json::from_slice(&raw)
+            .map_err(|e| PackageError::InvalidContentManifest { reason: e.to_string() })?;
         Ok(Self {
             source,
             digest,
