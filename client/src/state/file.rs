@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use trellis_schema::{PluginId, VendorId};
 
+use super::disabled::Disabled;
 use super::journal::Operation;
 use super::layout::{CURRENT, DataDir, InstallId};
 use crate::consent::Consents;
@@ -57,9 +58,10 @@ pub struct InstalledPlugin {
     #[serde(default)]
     pub reason: InstallReason,
     /// Set when the plugin was disabled without being removed (the blocklist's rapid
-    /// response): why. The host must not start it. Cleared by an update or rollback.
+    /// response, or a release signed only by revoked keys): cause, reason and since
+    /// when. The host must not start it. Cleared by an update or rollback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disabled: Option<String>,
+    pub disabled: Option<Disabled>,
 }
 
 impl InstalledPlugin {
@@ -167,12 +169,12 @@ impl State {
         self.vendors.insert(vendor, registry)
     }
 
-    /// Marks `plugin` disabled with `reason`, or enabled again with `None`. Returns
+    /// Marks `plugin` disabled (`Some`), or enabled again with `None`. Returns
     /// whether the plugin is installed.
-    pub fn set_disabled(&mut self, plugin: &PluginId, reason: Option<String>) -> bool {
+    pub fn set_disabled(&mut self, plugin: &PluginId, mark: Option<Disabled>) -> bool {
         match self.plugins.get_mut(plugin) {
             Some(record) => {
-                record.disabled = reason;
+                record.disabled = mark;
                 true
             }
             None => false,
@@ -643,7 +645,12 @@ mod tests {
     #[test]
     fn disabling_is_recorded_and_needs_an_installed_plugin() {
         let mut state = State::new(InstallId::from_hex("00112233445566778899aabbccddeeff").unwrap());
-        assert!(!state.set_disabled(&clock(), Some("blocked".into())), "not installed");
+        let mark = |reason: &str| Disabled {
+            cause: super::super::DisabledCause::Unrecorded,
+            reason: reason.into(),
+            since: Some(Timestamp::UNIX_EPOCH),
+        };
+        assert!(!state.set_disabled(&clock(), Some(mark("blocked"))), "not installed");
         state.plugins_mut().insert(
             clock(),
             InstalledPlugin {
@@ -654,10 +661,28 @@ mod tests {
                 disabled: None,
             },
         );
-        assert!(state.set_disabled(&clock(), Some("blocked: malware".into())));
-        assert_eq!(state.plugin(&clock()).unwrap().disabled.as_deref(), Some("blocked: malware"));
+        assert!(state.set_disabled(&clock(), Some(mark("blocked: malware"))));
+        assert_eq!(state.plugin(&clock()).unwrap().disabled, Some(mark("blocked: malware")));
         assert!(state.set_disabled(&clock(), None));
         assert_eq!(state.plugin(&clock()).unwrap().disabled, None);
+    }
+
+    #[test]
+    fn a_disabled_plugin_of_an_older_state_file_keeps_its_reason() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path());
+        let content = r#"{"schema_version": 1, "install_id": "00112233445566778899aabbccddeeff",
+            "plugins": {"acme.clock": {"registry": "public", "active": {"version": "1.0.0"},
+            "disabled": "blocklisted: steals data"}}}"#;
+        fs::write(dir.state_file(), content).unwrap();
+        let mut store = StateStore::open(dir.clone()).unwrap();
+        let mark = store.state().plugin(&clock()).unwrap().disabled.clone().unwrap();
+        assert_eq!(mark.reason, "blocklisted: steals data");
+        assert_eq!(mark.cause, super::super::DisabledCause::Unrecorded);
+        store.update(|s| s.policies.global.mode = UpdateMode::Auto).unwrap();
+        drop(store);
+        let store = StateStore::open(dir).unwrap();
+        assert_eq!(store.state().plugin(&clock()).unwrap().disabled.as_ref(), Some(&mark));
     }
 
     #[test]
@@ -700,7 +725,14 @@ mod tests {
                 active: InstalledRelease { version: active, dependencies },
                 previous: previous.map(|version| InstalledRelease { version, dependencies: vec![] }),
                 reason: if dep { InstallReason::Dependency } else { InstallReason::Requested },
-                disabled: dep.then(|| "blocked: uploads documents".to_owned()),
+                disabled: dep.then(|| Disabled {
+                    cause: super::super::DisabledCause::Blocked {
+                        severity: trellis_schema::blocklist::Severity::High,
+                        advisory: None,
+                    },
+                    reason: "uploads documents".to_owned(),
+                    since: Some(Timestamp::UNIX_EPOCH),
+                }),
             });
         (
             any::<u128>(),

@@ -24,7 +24,7 @@ use crate::events::{Event, OperationKind};
 use crate::hooks::{Hook, HookContext};
 use crate::policy::{self, Action, AvailableUpdate, Decision, PolicyContext, Trigger};
 use crate::resolve::{Requirement, ResolvedPlugin, Upgrade};
-use crate::state::{InstallReason, InstalledRelease};
+use crate::state::{Disabled, InstallReason, InstalledRelease};
 
 /// An available update and what the policy decides for it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -289,12 +289,12 @@ impl Store {
                 if stopped.is_ok() { "stopped and disabled" } else { "disabled, but the host refused to stop it" }
             );
             session.reporter.report(Event::Warning { plugin: Some(id.clone()), message });
-            newly.push((id.clone(), format!("blocklisted: {}", entry.reason)));
+            newly.push((id.clone(), Disabled::blocked(entry, jiff::Timestamp::now())));
         }
         if !newly.is_empty() {
             self.update_state(|state| {
-                for (id, reason) in newly {
-                    state.set_disabled(&id, Some(reason));
+                for (id, mark) in newly {
+                    state.set_disabled(&id, Some(mark));
                 }
             })?;
         }

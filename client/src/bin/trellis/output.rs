@@ -11,6 +11,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use trellis_client::consent::Disclosure;
 use trellis_client::events::{Event, Reporter};
+use trellis_client::state::Disabled;
 use trellis_client::store::Consent;
 
 /// Prints `value` as pretty JSON on stdout.
@@ -99,6 +100,15 @@ impl Reporter for Bars {
             _ => {}
         }
     }
+}
+
+/// The mark of a disabled plugin, as listings show it:
+/// `BLOCKED (critical severity): steals data; advisory …; disabled since …`.
+pub(crate) fn disabled_line(mark: &Disabled) -> String {
+    let text = mark.to_string();
+    let rest = text.strip_prefix(mark.label()).unwrap_or(&text);
+    let since = mark.since.map(|t| format!("; disabled since {t}")).unwrap_or_default();
+    format!("{}{rest}{since}", mark.label().to_uppercase())
 }
 
 /// The permissions of a release, as shown before consent.

@@ -67,6 +67,9 @@ pub(crate) fn info(ctx: &Context, args: InfoArgs) -> CliResult {
         let previous =
             installed.previous.as_ref().map(|p| format!(", previous {} kept", p.version)).unwrap_or_default();
         println!("installed: {}{previous}", installed.active.version);
+        if let Some(mark) = &installed.disabled {
+            println!("{}", output::disabled_line(mark));
+        }
     }
     for release in doc.releases.iter().rev() {
         let mut flags = vec![release.channel.as_str().to_owned()];
@@ -268,7 +271,8 @@ pub(crate) fn list(ctx: &Context) -> CliResult {
             trellis_client::state::InstallReason::Requested => "",
             trellis_client::state::InstallReason::Dependency => "  (dependency)",
         };
-        println!("{id} {}  [{}]{previous}{pinned}{reason}", plugin.active.version, plugin.registry);
+        let mark = plugin.disabled.as_ref().map(|m| format!("  {}", output::disabled_line(m))).unwrap_or_default();
+        println!("{id} {}  [{}]{previous}{pinned}{reason}{mark}", plugin.active.version, plugin.registry);
     }
     Ok(())
 }
@@ -284,23 +288,32 @@ pub(crate) fn verify(ctx: &Context, args: VerifyArgs) -> CliResult {
     let store: Store = ctx.open()?;
     let reports = store.verify(&ids)?;
     let bad = reports.iter().filter(|r| !r.problems.is_empty()).count();
+    let disabled = reports.iter().filter(|r| r.disabled.is_some()).count();
     if ctx.json {
         output::json(&reports);
     } else {
         for report in &reports {
+            if let Some(mark) = &report.disabled {
+                println!("{} {}: {}", report.plugin, report.version, output::disabled_line(mark));
+            }
             if report.problems.is_empty() {
-                println!("{} {}: ok", report.plugin, report.version);
+                let ok = if report.disabled.is_some() { "files match the signed manifest" } else { "ok" };
+                println!("{} {}: {ok}", report.plugin, report.version);
             }
             for problem in &report.problems {
                 println!("{} {}: {problem}", report.plugin, report.version);
             }
         }
     }
-    if bad == 0 {
-        Ok(())
-    } else {
+    if bad > 0 {
         Err(Failure::Failed(format!(
             "{bad} plugin(s) have files or a signed manifest that do not match what the publisher signed; reinstall them (`trellis remove ID` then `trellis install ID`)"
         )))
+    } else if disabled > 0 {
+        Err(Failure::Failed(format!(
+            "{disabled} plugin(s) are disabled (blocked by the registry or signed only by revoked keys); update or remove them"
+        )))
+    } else {
+        Ok(())
     }
 }
