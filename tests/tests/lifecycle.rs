@@ -301,7 +301,9 @@ fn blocklisted_plugins_are_refused_and_installed_copies_are_stopped() {
     assert!(store.state().plugin(&id("acme.clock")).is_none());
 
     let check = store.check_updates(&[], &session).unwrap();
-    assert_eq!(check.blocked, vec![(id("acme.time-core"), v("1.0.0"), "steals data".to_owned())]);
+    let blocked: Vec<_> =
+        check.blocked.iter().map(|b| (b.plugin.clone(), b.version.clone(), b.mark.reason.clone())).collect();
+    assert_eq!(blocked, vec![(id("acme.time-core"), v("1.0.0"), "steals data".to_owned())]);
     assert_eq!(hooks.trace().last().unwrap(), "stop acme.time-core 1.0.0");
     let record = store.state().plugin(&id("acme.time-core")).unwrap();
     let mark = record.disabled.as_ref().unwrap();

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use semver::Version;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use trellis_schema::{PluginId, VendorId};
+use trellis_schema::{PluginId, Sha256, VendorId};
 
 use super::disabled::Disabled;
 use super::journal::Operation;
@@ -42,6 +42,11 @@ pub struct InstalledRelease {
     /// The plugins this release depends on, for the dependents check on removal.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dependencies: Vec<PluginId>,
+    /// SHA-256 of the release's package, as its signed manifest gives it: what a
+    /// blocklist entry with a hash is matched against. Absent in records written by
+    /// older clients (the registry's index doc lists it then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_sha256: Option<Sha256>,
 }
 
 /// An installed plugin: its active release and the previous one kept for rollback.
@@ -490,7 +495,7 @@ mod tests {
     }
 
     fn release(major: u64) -> InstalledRelease {
-        InstalledRelease { version: Version::new(major, 0, 0), dependencies: vec![] }
+        InstalledRelease { version: Version::new(major, 0, 0), dependencies: vec![], package_sha256: None }
     }
 
     #[test]
@@ -722,8 +727,16 @@ mod tests {
             .prop_filter("previous differs from active", |(a, p, _, _)| p.as_ref() != Some(a))
             .prop_map(|(active, previous, dependencies, dep)| InstalledPlugin {
                 registry: "public".parse().unwrap(),
-                active: InstalledRelease { version: active, dependencies },
-                previous: previous.map(|version| InstalledRelease { version, dependencies: vec![] }),
+                active: InstalledRelease {
+                    version: active,
+                    dependencies,
+                    package_sha256: Some(Sha256::of(b"package")),
+                },
+                previous: previous.map(|version| InstalledRelease {
+                    version,
+                    dependencies: vec![],
+                    package_sha256: None,
+                }),
                 reason: if dep { InstallReason::Dependency } else { InstallReason::Requested },
                 disabled: dep.then(|| Disabled {
                     cause: super::super::DisabledCause::Blocked {

@@ -20,6 +20,7 @@
 //! [`crate::trust`]. Drawing progress and asking the user are the caller's: events go to
 //! a [`Reporter`], consent questions to a [`Consent`].
 
+pub mod blocked;
 pub mod delta;
 pub mod fetch;
 pub mod install;
@@ -46,6 +47,7 @@ use crate::state::{DataDir, RegistryName, StateError, StateStore};
 use crate::transport::HttpOptions;
 use crate::trust::TrustError;
 
+pub use blocked::{DisabledRelease, HeldBack};
 pub use fetch::{PUBLISHER_RECORD_FILE, RELEASE_ENVELOPE_FILE};
 pub use install::InstallReport;
 pub use registries::{Registries, RegistryConfig};

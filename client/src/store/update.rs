@@ -14,6 +14,7 @@ use semver::{Version, VersionReq};
 use serde::Serialize;
 use trellis_schema::PluginId;
 
+use super::blocked::{DisabledRelease, HeldBack};
 use super::delta::Transfer;
 use super::fetch::{self, VerifiedRelease};
 use super::install::extract;
@@ -24,7 +25,7 @@ use crate::events::{Event, OperationKind};
 use crate::hooks::{Hook, HookContext};
 use crate::policy::{self, Action, AvailableUpdate, Decision, PolicyContext, Trigger};
 use crate::resolve::{Requirement, ResolvedPlugin, Upgrade};
-use crate::state::{Disabled, InstallReason, InstalledRelease};
+use crate::state::{InstallReason, InstalledRelease};
 
 /// An available update and what the policy decides for it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -46,8 +47,10 @@ pub struct PlannedUpdate {
 pub struct UpdateCheckReport {
     /// Updates available, with the policy's decision.
     pub updates: Vec<PlannedUpdate>,
-    /// Installed releases the blocklist names (they were stopped).
-    pub blocked: Vec<(PluginId, Version, String)>,
+    /// Installed releases the blocklist names: stopped and disabled, with their marks.
+    pub blocked: Vec<DisabledRelease>,
+    /// Installed plugins left as they are because they depend on a blocked plugin.
+    pub held_back: Vec<HeldBack>,
 }
 
 /// What an update did.
@@ -61,10 +64,20 @@ pub struct UpdateReport {
     pub skipped: Vec<(PluginId, Version, String)>,
     /// Updates that failed and were rolled back to the running release.
     pub rolled_back: Vec<(PluginId, Version, String)>,
-    /// Installed releases the blocklist names (they were stopped).
-    pub blocked: Vec<(PluginId, Version, String)>,
+    /// Installed releases the blocklist names: stopped and disabled, with their marks.
+    pub blocked: Vec<DisabledRelease>,
+    /// Installed plugins left as they are because they depend on a blocked plugin.
+    pub held_back: Vec<HeldBack>,
     /// What was downloaded for each release brought in (delta or package, bytes).
     pub transfers: Vec<Transfer>,
+}
+
+/// What [`Store::plan`] found.
+struct Plan {
+    planned: Vec<PlannedUpdate>,
+    changes: Vec<ResolvedPlugin>,
+    blocked: Vec<DisabledRelease>,
+    held_back: Vec<HeldBack>,
 }
 
 impl Store {
@@ -76,9 +89,9 @@ impl Store {
         plugins: &[PluginId],
         session: &Session<'_>,
     ) -> Result<UpdateCheckReport, StoreError> {
-        let (planned, _, blocked) = self.plan(plugins, Trigger::Scheduled, session)?;
+        let plan = self.plan(plugins, Trigger::Scheduled, session)?;
         self.update_state(|s| s.last_update_check = Some(jiff::Timestamp::now()))?;
-        Ok(UpdateCheckReport { updates: planned, blocked })
+        Ok(UpdateCheckReport { updates: plan.planned, blocked: plan.blocked, held_back: plan.held_back })
     }
 
     /// Updates `plugins` (all installed ones when empty) as the user asked: pins are
@@ -115,8 +128,8 @@ impl Store {
     ) -> Result<UpdateReport, StoreError> {
         self.relay_progress(session);
         let remotes = self.remotes()?;
-        let (planned, changes, blocked) = self.plan(plugins, trigger, session)?;
-        let mut report = UpdateReport { blocked, ..UpdateReport::default() };
+        let Plan { planned, changes, blocked, held_back } = self.plan(plugins, trigger, session)?;
+        let mut report = UpdateReport { blocked, held_back, ..UpdateReport::default() };
         for plan in planned.iter().filter(|p| p.decision.action != Action::Apply) {
             report.skipped.push((plan.plugin.clone(), plan.to.clone(), plan.decision.reason.to_string()));
         }
@@ -158,14 +171,9 @@ impl Store {
     }
 
     /// Resolves with the selected plugins free to move; returns the planned updates
-    /// (with policy decisions), every release that would change, and blocked installs.
-    #[allow(clippy::type_complexity)]
-    fn plan(
-        &mut self,
-        plugins: &[PluginId],
-        trigger: Trigger,
-        session: &Session<'_>,
-    ) -> Result<(Vec<PlannedUpdate>, Vec<ResolvedPlugin>, Vec<(PluginId, Version, String)>), StoreError> {
+    /// (with policy decisions), every release that would change, blocked installs
+    /// (disabled on the way) and plugins held back by a blocked dependency.
+    fn plan(&mut self, plugins: &[PluginId], trigger: Trigger, session: &Session<'_>) -> Result<Plan, StoreError> {
         for plugin in plugins {
             if self.state().plugin(plugin).is_none() {
                 return Err(StoreError::NotInstalled { plugin: plugin.clone() });
@@ -183,8 +191,7 @@ impl Store {
                 request.requirements.push(Requirement { id: id.clone(), version: VersionReq::STAR });
             }
         }
-        let blocked = self.disable_blocked(&remotes, session)?;
-        let resolution = self.resolve(&remotes, request, session)?;
+        let (resolution, blocked, held_back) = self.resolve(&remotes, request, session)?;
         self.record_bindings(&resolution)?;
         let installed = self.state().installed_versions();
         let changes: Vec<ResolvedPlugin> =
@@ -261,44 +268,7 @@ impl Store {
                 });
             }
         }
-        Ok((planned, changes, blocked))
-    }
-
-    /// Stops installed releases that a registry's blocklist names and warns about them.
-    fn disable_blocked(
-        &mut self,
-        remotes: &super::source::Remotes,
-        session: &Session<'_>,
-    ) -> Result<Vec<(PluginId, Version, String)>, StoreError> {
-        let blocklist = remotes.blocklist()?;
-        let mut blocked = Vec::new();
-        let mut newly = Vec::new();
-        for (id, plugin) in self.state().plugins() {
-            let version = &plugin.active.version;
-            let Some(entry) = blocklist.find(id, version, None) else { continue };
-            blocked.push((id.clone(), version.clone(), entry.reason.clone()));
-            if plugin.disabled.is_some() {
-                continue;
-            }
-            let path = self.data_dir().release_dir(id, version);
-            let ctx = HookContext { plugin: id, version, path: &path };
-            let stopped = session.hook(Hook::Stop, ctx, None);
-            let message = format!(
-                "{id} {version} is blocklisted ({}); it was {}. Update or remove it",
-                entry.reason,
-                if stopped.is_ok() { "stopped and disabled" } else { "disabled, but the host refused to stop it" }
-            );
-            session.reporter.report(Event::Warning { plugin: Some(id.clone()), message });
-            newly.push((id.clone(), Disabled::blocked(entry, jiff::Timestamp::now())));
-        }
-        if !newly.is_empty() {
-            self.update_state(|state| {
-                for (id, mark) in newly {
-                    state.set_disabled(&id, Some(mark));
-                }
-            })?;
-        }
-        Ok(blocked)
+        Ok(Plan { planned, changes, blocked, held_back })
     }
 
     /// Swaps an installed plugin to a verified release: stop, switch, verify, start;
@@ -317,12 +287,8 @@ impl Store {
         let from_path = self.data_dir().release_dir(&id, &from);
         let record = InstalledRelease {
             version: to.clone(),
-            dependencies: {
-                let mut ids: Vec<PluginId> = release.manifest.dependencies.iter().map(|d| d.id.clone()).collect();
-                ids.sort();
-                ids.dedup();
-                ids
-            },
+            dependencies: super::install::dependency_ids(&release),
+            package_sha256: Some(release.manifest.package.sha256),
         };
         let crash = &mut self.crash;
         let mut tx = activate::begin_update(&mut self.state, &id, record)?;

@@ -12,7 +12,7 @@ use serde::Serialize;
 use trellis_client::consent::Disclosure;
 use trellis_client::events::{Event, Reporter};
 use trellis_client::state::Disabled;
-use trellis_client::store::Consent;
+use trellis_client::store::{Consent, DisabledRelease, HeldBack};
 
 /// Prints `value` as pretty JSON on stdout.
 pub(crate) fn json(value: &impl Serialize) {
@@ -109,6 +109,23 @@ pub(crate) fn disabled_line(mark: &Disabled) -> String {
     let rest = text.strip_prefix(mark.label()).unwrap_or(&text);
     let since = mark.since.map(|t| format!("; disabled since {t}")).unwrap_or_default();
     format!("{}{rest}{since}", mark.label().to_uppercase())
+}
+
+/// Installed plugins the operation found blocked (and disabled) or held back by a
+/// blocked dependency, one line each on stdout.
+pub(crate) fn protection(blocked: &[DisabledRelease], held_back: &[HeldBack]) {
+    for release in blocked {
+        println!(
+            "{} {}: {}; it is disabled, update or remove it",
+            release.plugin,
+            release.version,
+            disabled_line(&release.mark)
+        );
+    }
+    for held in held_back {
+        let on: Vec<String> = held.blocked_dependencies.iter().map(ToString::to_string).collect();
+        println!("{} {}: held back, it depends on the blocked {}", held.plugin, held.version, on.join(", "));
+    }
 }
 
 /// The permissions of a release, as shown before consent.

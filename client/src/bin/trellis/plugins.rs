@@ -119,6 +119,7 @@ pub(crate) fn install(ctx: &Context, args: InstallArgs) -> CliResult {
     for (id, version) in &report.unchanged {
         println!("{id} {version} is already installed");
     }
+    output::protection(&report.blocked, &report.held_back);
     Ok(())
 }
 
@@ -157,9 +158,7 @@ pub(crate) fn update(ctx: &Context, args: UpdateArgs) -> CliResult {
             };
             println!("{} {} -> {}: {}{new}", update.plugin, update.from, update.to, update.decision.reason);
         }
-        for (id, version, reason) in &report.blocked {
-            println!("{id} {version} is blocklisted ({reason}) and was stopped; update or remove it");
-        }
+        output::protection(&report.blocked, &report.held_back);
         return Ok(());
     }
     let report = if args.scheduled {
@@ -197,6 +196,7 @@ pub(crate) fn update(ctx: &Context, args: UpdateArgs) -> CliResult {
         for (id, version, reason) in &report.rolled_back {
             println!("update of {id} to {version} failed and was rolled back: {reason}");
         }
+        output::protection(&report.blocked, &report.held_back);
         if report.updated.is_empty() && report.installed.is_empty() && report.rolled_back.is_empty() {
             println!("nothing to update");
         }
