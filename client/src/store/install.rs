@@ -22,7 +22,7 @@ use crate::activate;
 use crate::consent::{self, ConsentQuery, Disclosure};
 use crate::events::{Event, OperationKind};
 use crate::hooks::{Hook, HookContext};
-use crate::resolve::{self, Request, Requirement, Resolution, ResolveError, ResolvedPlugin};
+use crate::resolve::{self, PreReleases, Request, Requirement, Resolution, ResolveError, ResolvedPlugin};
 use crate::state::{InstallReason, InstalledRelease};
 
 /// What an install did.
@@ -43,15 +43,28 @@ pub struct InstallReport {
 }
 
 impl Store {
-    /// Installs the plugins `requirements` ask for, with their dependencies.
+    /// Installs the plugins `requirements` ask for, with their dependencies. A
+    /// pre-release is chosen only when a requirement names one (`acme.clock@1.3.0-rc.1`);
+    /// see [`Store::install_with`].
     pub fn install(
         &mut self,
         requirements: &[Requirement],
         session: &Session<'_>,
     ) -> Result<InstallReport, StoreError> {
+        self.install_with(requirements, PreReleases::IfRequested, session)
+    }
+
+    /// [`Store::install`], saying whether pre-releases may be chosen where no
+    /// requirement names one (`trellis install --pre`).
+    pub fn install_with(
+        &mut self,
+        requirements: &[Requirement],
+        prereleases: PreReleases,
+        session: &Session<'_>,
+    ) -> Result<InstallReport, StoreError> {
         self.relay_progress(session);
         let remotes = self.remotes()?;
-        let mut request = self.request();
+        let mut request = self.request().with_prereleases(prereleases);
         request.requirements = requirements.to_vec();
         for (id, plugin) in self.state().plugins() {
             if plugin.reason == InstallReason::Requested && !requirements.iter().any(|r| &r.id == id) {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use clap::Args;
 use trellis_client::events::Reporter;
 use trellis_client::hooks::NoHooks;
+use trellis_client::resolve::PreReleases;
 use trellis_client::store::{AlwaysAgree, Consent, Session, Store, install::parse_requirement};
 use trellis_schema::PluginId;
 use trellis_schema::index::Percent;
@@ -96,13 +97,17 @@ pub(crate) struct InstallArgs {
     /// Plugins to install: `ID` or `ID@REQUIREMENT` (`acme.clock@^1.2`, `acme.clock@1.2.0`).
     #[arg(required = true)]
     plugins: Vec<String>,
+    /// Also consider pre-releases (`1.3.0-rc.1`) where no requirement names one.
+    #[arg(long)]
+    pre: bool,
 }
 
 pub(crate) fn install(ctx: &Context, args: InstallArgs) -> CliResult {
     let requirements =
         args.plugins.iter().map(|p| parse_requirement(p).map_err(Failure::Usage)).collect::<Result<Vec<_>, _>>()?;
     let mut store = ctx.open()?;
-    let report = with_session(ctx, |session| Ok(store.install(&requirements, session)?))?;
+    let prereleases = if args.pre { PreReleases::Allow } else { PreReleases::IfRequested };
+    let report = with_session(ctx, |session| Ok(store.install_with(&requirements, prereleases, session)?))?;
     if ctx.json {
         output::json(&report);
         return Ok(());
