@@ -63,7 +63,7 @@ impl Store {
         session: &Session<'_>,
     ) -> Result<InstallReport, StoreError> {
         self.relay_progress(session);
-        let remotes = self.remotes()?;
+        let remotes = self.fresh_remotes()?;
         let mut request = self.request().with_prereleases(prereleases);
         request.requirements = requirements.to_vec();
         for (id, plugin) in self.state().plugins() {

@@ -523,7 +523,17 @@ impl Store {
         Ok(())
     }
 
-    /// The registries as verified sources (created on first use).
+    /// The registries as verified sources, for a new operation: each registry is
+    /// refreshed on its next use (see [`source::Remotes::start_operation`]).
+    pub(crate) fn fresh_remotes(&mut self) -> Result<Arc<source::Remotes>, StoreError> {
+        let remotes = self.remotes()?;
+        remotes.start_operation();
+        Ok(remotes)
+    }
+
+    /// The registries as verified sources (created on first use). They are refreshed
+    /// when first used and at the start of every lifecycle operation (install, update,
+    /// update check, scheduled update, info, search), not on each call of this.
     pub fn remotes(&mut self) -> Result<Arc<source::Remotes>, StoreError> {
         if self.registries.registries.is_empty() {
             return Err(StoreError::NoRegistry);
@@ -568,7 +578,7 @@ impl Store {
             Some(bound) => vec![bound],
             None => self.registries.registries.iter().map(|r| r.name.clone()).collect(),
         };
-        let remotes = self.remotes()?;
+        let remotes = self.fresh_remotes()?;
         for registry in order {
             if let Some(doc) = remotes.doc(&registry, plugin)? {
                 return Ok((registry, doc));
@@ -580,7 +590,7 @@ impl Store {
     /// Plugins whose id or name contains `text` (case-insensitive), from every
     /// registry, with their newest release and the installed one.
     pub fn search(&mut self, text: &str) -> Result<Vec<SearchHit>, StoreError> {
-        let remotes = self.remotes()?;
+        let remotes = self.fresh_remotes()?;
         let needle = text.to_lowercase();
         let mut hits = Vec::new();
         for registry in remotes.order().to_vec() {

@@ -89,6 +89,7 @@ impl Store {
         plugins: &[PluginId],
         session: &Session<'_>,
     ) -> Result<UpdateCheckReport, StoreError> {
+        self.fresh_remotes()?;
         let plan = self.plan(plugins, Trigger::Scheduled, session)?;
         self.update_state(|s| s.last_update_check = Some(jiff::Timestamp::now()))?;
         Ok(UpdateCheckReport { updates: plan.planned, blocked: plan.blocked, held_back: plan.held_back })
@@ -127,7 +128,7 @@ impl Store {
         session: &Session<'_>,
     ) -> Result<UpdateReport, StoreError> {
         self.relay_progress(session);
-        let remotes = self.remotes()?;
+        let remotes = self.fresh_remotes()?;
         let Plan { planned, changes, blocked, held_back } = self.plan(plugins, trigger, session)?;
         let mut report = UpdateReport { blocked, held_back, ..UpdateReport::default() };
         for plan in planned.iter().filter(|p| p.decision.action != Action::Apply) {
