@@ -587,6 +587,12 @@ impl Store {
         Err(StoreError::NotServed { plugin: plugin.clone() })
     }
 
+    /// The merged blocklist of every registry, as last refreshed (for listings that mark
+    /// blocked releases; operations check it themselves).
+    pub fn blocklist(&mut self) -> Result<trellis_schema::blocklist::Blocklist, StoreError> {
+        self.remotes()?.blocklist()
+    }
+
     /// Plugins whose id or name contains `text` (case-insensitive), from every
     /// registry, with their newest release and the installed one.
     pub fn search(&mut self, text: &str) -> Result<Vec<SearchHit>, StoreError> {

@@ -1,6 +1,7 @@
 //! What the user sees: results as text or JSON, progress bars for downloads, errors.
 //!
-//! Text goes to stdout, progress and errors to stderr. With `--json` every result is
+//! Text goes to stdout, progress, warnings and errors to stderr (warnings whether or not
+//! stderr is a terminal; progress bars only on a terminal). With `--json` every result is
 //! one JSON document on stdout and every progress event one JSON line on stderr.
 
 use std::collections::HashMap;
@@ -61,6 +62,17 @@ struct Bars {
     bars: Mutex<HashMap<String, ProgressBar>>,
 }
 
+impl Bars {
+    /// Prints a line on stderr above the progress bars, terminal or not (the bars'
+    /// own `println` draws nothing when stderr is not a terminal, and warnings must
+    /// reach logs and scripts too).
+    fn note(&self, line: &str) {
+        self.multi.suspend(|| {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        });
+    }
+}
+
 impl Reporter for Bars {
     fn report(&self, event: Event) {
         match event {
@@ -88,15 +100,12 @@ impl Reporter for Bars {
                 }
             }
             Event::DeltaFallback { plugin, version, reason } => {
-                let _ =
-                    self.multi.println(format!("note: {plugin} {version}: downloading the whole package ({reason})"));
+                self.note(&format!("note: {plugin} {version}: downloading the whole package ({reason})"));
             }
-            Event::Warning { plugin, message } => {
-                let _ = self.multi.println(match plugin {
-                    Some(plugin) => format!("warning: {plugin}: {message}"),
-                    None => format!("warning: {message}"),
-                });
-            }
+            Event::Warning { plugin, message } => self.note(&match plugin {
+                Some(plugin) => format!("warning: {plugin}: {message}"),
+                None => format!("warning: {message}"),
+            }),
             _ => {}
         }
     }

@@ -6,6 +6,7 @@ use clap::Args;
 use trellis_client::events::Reporter;
 use trellis_client::hooks::NoHooks;
 use trellis_client::resolve::PreReleases;
+use trellis_client::state::severity_word;
 use trellis_client::store::{AlwaysAgree, Consent, Session, Store, install::parse_requirement};
 use trellis_schema::PluginId;
 use trellis_schema::index::Percent;
@@ -58,9 +59,23 @@ pub(crate) fn info(ctx: &Context, args: InfoArgs) -> CliResult {
     let id = plugin_id(&args.id)?;
     let mut store = ctx.open()?;
     let (registry, doc) = store.info(&id)?;
+    let blocklist = store.blocklist()?;
     let installed = store.state().plugin(&id).cloned();
+    let blocked: Vec<_> = doc
+        .releases
+        .iter()
+        .filter_map(|r| blocklist.find(&id, &r.version, Some(&r.package.sha256)).map(|e| (&r.version, e)))
+        .collect();
     if ctx.json {
-        output::json(&serde_json::json!({"registry": registry, "doc": &*doc, "installed": installed}));
+        let blocked: Vec<_> = blocked
+            .iter()
+            .map(|(version, e)| {
+                serde_json::json!({"version": version, "severity": e.severity, "reason": e.reason, "advisory": e.advisory})
+            })
+            .collect();
+        output::json(
+            &serde_json::json!({"registry": registry, "doc": &*doc, "installed": installed, "blocked_releases": blocked}),
+        );
         return Ok(());
     }
     println!("{} ({}) from registry {registry}", doc.id, doc.name);
@@ -79,6 +94,9 @@ pub(crate) fn info(ctx: &Context, args: InfoArgs) -> CliResult {
         }
         if let Some(rollout) = release.rollout.filter(|r| *r != Percent::ALL) {
             flags.push(format!("rolling out to {rollout} of installs"));
+        }
+        if let Some((_, entry)) = blocked.iter().find(|(v, _)| **v == release.version) {
+            flags.push(format!("BLOCKED ({} severity): {}", severity_word(entry.severity), entry.reason));
         }
         println!("  {}  [{}]  {} bytes", release.version, flags.join(", "), release.package.length);
         for dependency in &release.dependencies {
