@@ -72,6 +72,26 @@ pub struct UpdateReport {
     pub transfers: Vec<Transfer>,
 }
 
+/// The changes to make: the updates the policy applies, and the new plugins (new
+/// dependencies) those updates need, directly or through each other. A new dependency
+/// of an update the policy skips is not installed.
+fn changes_to_apply(changes: Vec<ResolvedPlugin>, planned: &[PlannedUpdate]) -> Vec<ResolvedPlugin> {
+    let decision = |id: &PluginId| planned.iter().find(|p| &p.plugin == id).map(|p| p.decision.action);
+    let mut needed: BTreeSet<PluginId> =
+        changes.iter().filter(|c| decision(&c.id) == Some(Action::Apply)).map(|c| c.id.clone()).collect();
+    let mut todo: Vec<PluginId> = needed.iter().cloned().collect();
+    while let Some(id) = todo.pop() {
+        let Some(change) = changes.iter().find(|c| c.id == id) else { continue };
+        for dependency in &change.release.dependencies {
+            let is_new = changes.iter().any(|c| c.id == dependency.id) && decision(&dependency.id).is_none();
+            if is_new && needed.insert(dependency.id.clone()) {
+                todo.push(dependency.id.clone());
+            }
+        }
+    }
+    changes.into_iter().filter(|c| needed.contains(&c.id)).collect()
+}
+
 /// What [`Store::plan`] found.
 struct Plan {
     planned: Vec<PlannedUpdate>,
@@ -134,10 +154,7 @@ impl Store {
         for plan in planned.iter().filter(|p| p.decision.action != Action::Apply) {
             report.skipped.push((plan.plugin.clone(), plan.to.clone(), plan.decision.reason.to_string()));
         }
-        let apply: Vec<ResolvedPlugin> = changes
-            .into_iter()
-            .filter(|c| planned.iter().find(|p| p.plugin == c.id).is_none_or(|p| p.decision.action == Action::Apply))
-            .collect();
+        let apply = changes_to_apply(changes, &planned);
         session.reporter.report(Event::Resolved { to_fetch: apply.len() });
         if apply.is_empty() {
             return Ok(report);

@@ -227,7 +227,7 @@ pub(crate) fn update(ctx: &Context, args: UpdateArgs) -> CliResult {
     if report.rolled_back.is_empty() {
         Ok(())
     } else {
-        Err(Failure::Failed(format!("{} update(s) failed and were rolled back", report.rolled_back.len())))
+        Err(Failure::FailedAfterResult(format!("{} update(s) failed and were rolled back", report.rolled_back.len())))
     }
 }
 
@@ -329,11 +329,11 @@ pub(crate) fn verify(ctx: &Context, args: VerifyArgs) -> CliResult {
         }
     }
     if bad > 0 {
-        Err(Failure::Failed(format!(
+        Err(Failure::FailedAfterResult(format!(
             "{bad} plugin(s) have files or a signed manifest that do not match what the publisher signed; reinstall them (`trellis remove ID` then `trellis install ID`)"
         )))
     } else if disabled > 0 {
-        Err(Failure::Failed(format!(
+        Err(Failure::FailedAfterResult(format!(
             "{disabled} plugin(s) are disabled (blocked by the registry or signed only by revoked keys); update or remove them"
         )))
     } else {
