@@ -2,8 +2,11 @@
 //!
 //! Owns the orchestration of the product spec's processes over the lower layers:
 //! - registry management ([`registries`]): named registries with a pinned root;
-//! - the registries as verified sources ([`source`]): TUF refresh, index docs for the
-//!   resolver (lazy, memoized, parallel prefetch), publisher records, the blocklist;
+//! - the registries as verified sources ([`source`]): TUF refresh at the start of every
+//!   operation, index docs for the resolver (lazy, memoized per snapshot, parallel
+//!   prefetch), publisher records, the blocklist;
+//! - the blocklist against the installed set ([`blocked`]): blocked copies stopped,
+//!   marked disabled and reported, their dependents held back;
 //! - download and verification of releases ([`fetch`]), with a delta from the
 //!   installed release when the registry has one ([`delta`]);
 //! - install ([`install`]): resolve → free-space check → permission disclosure and

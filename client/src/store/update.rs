@@ -4,7 +4,9 @@
 //! back automatically to the running release.
 //!
 //! Owns the update process and the update check (which updates exist and what the
-//! policy decides for each), plus disabling installed releases the blocklist names.
+//! policy decides for each, and which new dependencies come with the applied ones: a
+//! new dependency of an update the policy skips is not installed). Installed releases
+//! the blocklist names are disabled and reported by [`super::blocked`] on the way.
 //! Consent, space and download steps are shared with [`super::install`]; the swap is
 //! [`crate::activate`]'s journalled transaction.
 
