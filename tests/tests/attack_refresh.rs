@@ -103,3 +103,19 @@ fn a_store_kept_open_refuses_a_timestamp_that_expired() {
     assert_eq!(std::fs::read(metadata.join("timestamp.json")).unwrap(), trusted_before, "trusted metadata unchanged");
     assert_eq!(std::fs::read(store.data_dir().state_file()).unwrap(), state_before, "state unchanged");
 }
+
+#[test]
+fn an_open_store_pays_one_request_per_check_when_nothing_changed() {
+    let site = clock_site();
+    let data = tempfile::tempdir().unwrap();
+    let mut store = store(data.path(), &site);
+    let hooks = RecordingHooks::new();
+    let session = Session::new(&hooks, &AlwaysAgree);
+    store.install(&[parse_requirement("acme.clock").unwrap()], &session).unwrap();
+    store.check_updates(&[], &session).unwrap();
+    for _ in 0..3 {
+        let before = site.server.requests();
+        assert!(store.check_updates(&[], &session).unwrap().updates.is_empty());
+        assert_eq!(site.server.requests() - before, 1, "one conditional GET of timestamp.json");
+    }
+}
