@@ -8,8 +8,11 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::{Plugin, clock, clock_site, store};
 use semver::Version;
+use trellis_client::events::{ChannelReporter, Event};
 use trellis_client::hooks::RecordingHooks;
 use trellis_client::store::{AlwaysAgree, Session, StoreError, install::parse_requirement};
 use trellis_index::registry::Registry;
@@ -59,6 +62,8 @@ fn a_store_kept_open_disables_a_plugin_blocked_after_it_was_opened() {
 
     site.block("acme.clock", "uploads your documents");
 
+    let (reporter, events) = ChannelReporter::new();
+    let session = session.with_reporter(Arc::new(reporter));
     let check = store.check_updates(&[], &session).unwrap();
     assert_eq!(check.blocked.len(), 1, "{check:?}");
     let blocked = &check.blocked[0];
@@ -69,6 +74,15 @@ fn a_store_kept_open_disables_a_plugin_blocked_after_it_was_opened() {
     let mark = store.state().plugin(&id("acme.clock")).unwrap().disabled.clone().unwrap();
     assert_eq!(mark, blocked.mark);
     assert_eq!(store.state().installed_versions(), installed_before, "nothing was removed or moved");
+    let told: Vec<Event> = events.try_iter().filter(|e| matches!(e, Event::Disabled { .. })).collect();
+    assert_eq!(told.len(), 1, "the host's UI was told once: {told:?}");
+    let Event::Disabled { message, .. } = &told[0] else { unreachable!() };
+    assert!(message.contains("acme.clock 1.0.0 is blocked (critical severity): uploads your documents"), "{message}");
+    // Found again by the next check, but not reported or stopped again.
+    let calls = hooks.calls().len();
+    assert_eq!(store.check_updates(&[], &session).unwrap().blocked.len(), 1);
+    assert_eq!(hooks.calls().len(), calls);
+    assert!(events.try_iter().all(|e| !matches!(e, Event::Disabled { .. })));
 }
 
 #[test]

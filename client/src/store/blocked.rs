@@ -137,7 +137,12 @@ impl Store {
                             "disabled, but the host refused to stop it"
                         }
                     );
-                    session.reporter.report(Event::Warning { plugin: Some(id.clone()), message });
+                    session.reporter.report(Event::Disabled {
+                        plugin: id.clone(),
+                        version: version.clone(),
+                        mark: mark.clone(),
+                        message,
+                    });
                     newly.push((id.clone(), mark.clone()));
                     mark
                 }

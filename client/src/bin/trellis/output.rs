@@ -102,6 +102,7 @@ impl Reporter for Bars {
             Event::DeltaFallback { plugin, version, reason } => {
                 self.note(&format!("note: {plugin} {version}: downloading the whole package ({reason})"));
             }
+            Event::Disabled { plugin, message, .. } => self.note(&format!("warning: {plugin}: {message}")),
             Event::Warning { plugin, message } => self.note(&match plugin {
                 Some(plugin) => format!("warning: {plugin}: {message}"),
                 None => format!("warning: {message}"),
