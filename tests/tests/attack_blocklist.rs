@@ -369,3 +369,27 @@ fn a_blocked_plugin_is_marked_in_every_listing_and_warned_about_without_a_termin
     assert_eq!(check["blocked"][0]["mark"]["cause"]["severity"], "critical");
     assert!(data_dir_has(cli.data.path(), "acme.clock"), "disabled, not removed");
 }
+
+#[test]
+fn a_blocked_plugin_moves_to_a_fixed_release_and_is_enabled_again() {
+    let site = clock_site();
+    let data = tempfile::tempdir().unwrap();
+    let mut store = store(data.path(), &site);
+    let hooks = RecordingHooks::new();
+    let session = Session::new(&hooks, &AlwaysAgree);
+    store.install(&[parse_requirement("acme.clock").unwrap()], &session).unwrap();
+    block(&site, entry("acme.clock", Some("=1.0.0"), None, Severity::High, "corrupts calendars"));
+    assert_eq!(store.check_updates(&[], &session).unwrap().blocked.len(), 1);
+    assert!(store.state().plugin(&id("acme.clock")).unwrap().disabled.is_some());
+
+    site.publish(&[clock("0.9.0"), clock("1.0.1")]);
+    let check = store.check_updates(&[], &session).unwrap();
+    let offered: Vec<(String, String)> =
+        check.updates.iter().map(|u| (u.plugin.to_string(), u.to.to_string())).collect();
+    assert_eq!(offered, [("acme.clock".to_owned(), "1.0.1".to_owned())], "the fix, never the older 0.9.0");
+    let report = store.update(&[], &session).unwrap();
+    assert_eq!(report.updated, [(id("acme.clock"), v("1.0.0"), v("1.0.1"))]);
+    let record = store.state().plugin(&id("acme.clock")).unwrap();
+    assert!(record.disabled.is_none(), "the fixed release is enabled: {record:?}");
+    assert!(store.check_updates(&[], &session).unwrap().blocked.is_empty());
+}

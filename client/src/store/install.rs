@@ -110,11 +110,13 @@ impl Store {
     /// Resolves `request` against the registries, with their merged blocklist.
     ///
     /// First stops and disables the installed releases the blocklist names (see
-    /// [`super::blocked`]) and keeps them out of the request: a blocked installed plugin
-    /// is no root requirement and not "installed" for the solver, so it never fails a
-    /// resolution. When installed plugins that depend on a blocked one make the request
-    /// unsolvable, it is solved again without their requirements, and they are returned
-    /// as held back (left as they are).
+    /// [`super::blocked`]). A blocked installed plugin is not "installed" for the solver;
+    /// when the request lets it move (`update`), it is required at a newer release than
+    /// the blocked one (so a fixed release replaces it, never an older one), otherwise it
+    /// is no requirement at all. When that, or installed plugins that depend on a blocked
+    /// one, make the request unsolvable, it is solved again without the blocked plugins'
+    /// and their dependents' requirements, and the dependents are returned as held back
+    /// (left as they are). A blocked plugin never fails a resolution.
     #[allow(clippy::type_complexity)]
     pub(crate) fn resolve(
         &mut self,
@@ -127,7 +129,23 @@ impl Store {
         let blocked_ids: BTreeSet<PluginId> = blocked.iter().map(|b| b.plugin.clone()).collect();
         let installed = self.state().installed_versions();
         let added_for_installed = |r: &Requirement| r.version == VersionReq::STAR && installed.contains_key(&r.id);
-        request.requirements.retain(|r| !(added_for_installed(r) && blocked_ids.contains(&r.id)));
+        // Blocked plugins whose requirement was turned into "newer than the blocked one".
+        let mut moving = BTreeSet::new();
+        let upgrade = request.upgrade.clone();
+        request.requirements.retain_mut(|r| {
+            if !(added_for_installed(r) && blocked_ids.contains(&r.id)) {
+                return true;
+            }
+            let newer = installed.get(&r.id).and_then(|v| VersionReq::parse(&format!(">{v}")).ok());
+            match newer {
+                Some(newer) if !upgrade.keeps(&r.id) => {
+                    r.version = newer;
+                    moving.insert(r.id.clone());
+                    true
+                }
+                _ => false,
+            }
+        });
         request.installed.retain(|id, _| !blocked_ids.contains(id));
         request.blocklist = Arc::new(blocklist);
         session.reporter.report(Event::Resolving {
@@ -141,7 +159,9 @@ impl Store {
         let held = blocked::dependents_of_blocked(self.state(), &blocked_ids);
         let held_ids: BTreeSet<&PluginId> = held.iter().map(|h| &h.plugin).collect();
         let before = request.requirements.len();
-        request.requirements.retain(|r| !(added_for_installed(r) && held_ids.contains(&r.id)));
+        request
+            .requirements
+            .retain(|r| !(moving.contains(&r.id) || (added_for_installed(r) && held_ids.contains(&r.id))));
         if request.requirements.len() == before {
             return Err(conflict.into());
         }
