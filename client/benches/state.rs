@@ -22,7 +22,7 @@ fn plugin(i: usize) -> PluginId {
 }
 
 fn release(version: Version, i: usize) -> InstalledRelease {
-    InstalledRelease { version, dependencies: (1..4).map(|d| plugin((i + d) % 1000)).collect() }
+    InstalledRelease { version, dependencies: (1..4).map(|d| plugin((i + d) % 1000)).collect(), package_sha256: None }
 }
 
 /// A data dir with `count` plugins installed through real transactions.

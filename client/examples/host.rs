@@ -137,7 +137,7 @@ impl Reporter for Print {
                     println!("[store] downloaded {plugin} {version} ({total} bytes)");
                 }
             }
-            Event::Warning { message, .. } => println!("[store] warning: {message}"),
+            Event::Warning { message, .. } | Event::Disabled { message, .. } => println!("[store] warning: {message}"),
             _ => {}
         }
     }

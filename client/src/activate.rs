@@ -50,7 +50,7 @@
 //! }
 //! let plugin = "acme.clock".parse()?;
 //! let version = semver::Version::new(1, 0, 0);
-//! let release = InstalledRelease { version: version.clone(), dependencies: vec![] };
+//! let release = InstalledRelease { version: version.clone(), dependencies: vec![], package_sha256: None };
 //! let mut tx = activate::begin_install(&mut store, &plugin, release, "public".parse()?, InstallReason::Requested)?;
 //! let target = tx.target_dir().ok_or("an install has a target directory")?;
 //! std::fs::create_dir(&target)?; // really: `Package::extract(&target)` after verification

@@ -13,6 +13,7 @@ use serde::Serialize;
 use trellis_schema::PluginId;
 
 use crate::hooks::Hook;
+use crate::state::Disabled;
 pub use crate::state::OperationKind;
 
 /// Something a UI may want to show. Serialises as `{"event": "downloading", ...}` for
@@ -107,6 +108,19 @@ pub enum Event {
         plugin: PluginId,
         /// The active release now; `None` after a removal.
         version: Option<Version>,
+    },
+    /// An installed plugin was disabled (blocked by the registry, or signed only by
+    /// revoked keys): the host was asked to stop it, and it must not be started. A UI
+    /// shows this prominently, like a warning.
+    Disabled {
+        /// The plugin.
+        plugin: PluginId,
+        /// Its installed release.
+        version: Version,
+        /// Cause, reason, severity and since when.
+        mark: Disabled,
+        /// The sentence to show: what happened and what to do.
+        message: String,
     },
     /// Something the user should know that did not stop the operation.
     Warning {

@@ -4,6 +4,9 @@
 //! `acme`, and only keys in `acme`'s publisher record can sign its releases. The
 //! namespace is also what binds a plugin to exactly one registry on the client, which
 //! is the defence against dependency confusion.
+//!
+//! Ids become directory names (`plugins/acme.clock/`), so no segment may be a Windows
+//! device name (`nul.clock`, `acme.con`, `lpt1.x`; the list of [`crate::path`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -68,6 +71,19 @@ pub enum IdError {
         /// The offending id.
         id: String,
     },
+    /// A segment that is a Windows device name: ids become directory names
+    /// (`plugins/<id>/`), and `nul.clock` names the device `NUL` on Windows.
+    #[error(
+        "{id:?}: segment {segment:?} is the Windows device name {device}, which cannot be a directory name; choose another name"
+    )]
+    DeviceName {
+        /// The offending id.
+        id: String,
+        /// The offending segment.
+        segment: String,
+        /// The device it names, upper case (`NUL`, `COM1`).
+        device: String,
+    },
 }
 
 fn check_segment(id: &str, segment: &str) -> Result<(), IdError> {
@@ -86,6 +102,10 @@ fn check_segment(id: &str, segment: &str) -> Result<(), IdError> {
     }
     if segment.len() > MAX_SEGMENT_LEN {
         return Err(IdError::TooLong { id: id.to_owned(), max: MAX_SEGMENT_LEN });
+    }
+    // The same list the package path policy refuses (CON, PRN, AUX, NUL, COM0-9, LPT0-9).
+    if let Some(device) = crate::path::device_name(segment) {
+        return Err(IdError::DeviceName { id: id.to_owned(), segment: segment.to_owned(), device });
     }
     Ok(())
 }
@@ -222,6 +242,29 @@ string_newtype_impls!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refuses_windows_device_names_as_any_segment() {
+        for (id, device) in [
+            ("nul.clock", "NUL"),
+            ("acme.con", "CON"),
+            ("acme.tools.aux", "AUX"),
+            ("com1.x", "COM1"),
+            ("acme.lpt9", "LPT9"),
+            ("prn.a", "PRN"),
+        ] {
+            match id.parse::<PluginId>() {
+                Err(IdError::DeviceName { device: d, .. }) => assert_eq!(d, device, "{id}"),
+                other => panic!("{id}: {other:?}"),
+            }
+        }
+        assert!(matches!("nul".parse::<VendorId>(), Err(IdError::DeviceName { .. })));
+        let message = "nul.clock".parse::<PluginId>().unwrap_err().to_string();
+        assert!(message.contains("Windows device name NUL"), "{message}");
+        for fine in ["acme.console", "nullsoft.clock", "acme.com10", "acme.lpt", "comx.a"] {
+            assert!(fine.parse::<PluginId>().is_ok(), "{fine}");
+        }
+    }
 
     #[test]
     fn plugin_id_needs_a_namespace_and_knows_its_vendor() {

@@ -331,7 +331,7 @@ fn check_segment(path: &str, segment: &str) -> Result<(), NameError> {
 
 /// The Windows device a segment names, if any: the part before the first `.`, with
 /// trailing spaces removed, compared without regard to case.
-fn device_name(segment: &str) -> Option<String> {
+pub(crate) fn device_name(segment: &str) -> Option<String> {
     let stem = segment.split('.').next().unwrap_or(segment).trim_end_matches(' ');
     let upper = stem.to_uppercase();
     let is_device = match upper.as_str() {

@@ -54,7 +54,7 @@ fn package(version: &Version) -> (Vec<u8>, ReleaseManifest) {
 }
 
 fn release(version: &Version) -> InstalledRelease {
-    InstalledRelease { version: version.clone(), dependencies: vec![] }
+    InstalledRelease { version: version.clone(), dependencies: vec![], package_sha256: None }
 }
 
 /// Every file of `version` is on disk under `dir` with its signed content.

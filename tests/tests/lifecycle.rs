@@ -16,6 +16,7 @@ use trellis_client::hooks::{Hook, RecordingHooks};
 use trellis_client::state::InstallReason;
 use trellis_client::store::{AlwaysAgree, Consent, NeverAgree, Session, Store, StoreError, install::parse_requirement};
 use trellis_schema::PluginId;
+use trellis_schema::blocklist::Severity;
 
 fn id(s: &str) -> PluginId {
     s.parse().unwrap()
@@ -300,10 +301,13 @@ fn blocklisted_plugins_are_refused_and_installed_copies_are_stopped() {
     assert!(store.state().plugin(&id("acme.clock")).is_none());
 
     let check = store.check_updates(&[], &session).unwrap();
-    assert_eq!(check.blocked, vec![(id("acme.time-core"), v("1.0.0"), "steals data".to_owned())]);
+    let blocked: Vec<_> =
+        check.blocked.iter().map(|b| (b.plugin.clone(), b.version.clone(), b.mark.reason.clone())).collect();
+    assert_eq!(blocked, vec![(id("acme.time-core"), v("1.0.0"), "steals data".to_owned())]);
     assert_eq!(hooks.trace().last().unwrap(), "stop acme.time-core 1.0.0");
     let record = store.state().plugin(&id("acme.time-core")).unwrap();
-    assert_eq!(record.disabled.as_deref(), Some("blocklisted: steals data"));
+    let mark = record.disabled.as_ref().unwrap();
+    assert_eq!((mark.reason.as_str(), mark.severity()), ("steals data", Some(Severity::Critical)));
     // A second check does not stop it again.
     let calls = hooks.calls().len();
     store.check_updates(&[], &session).unwrap();

@@ -19,7 +19,7 @@ fn v(major: u64) -> Version {
 }
 
 fn release(major: u64) -> InstalledRelease {
-    InstalledRelease { version: v(major), dependencies: vec![] }
+    InstalledRelease { version: v(major), dependencies: vec![], package_sha256: None }
 }
 
 /// The files of a release: their content names the plugin and the release, so a file

@@ -11,8 +11,9 @@
 //! The solver is pubgrub. Packages are the plugins, a virtual host package whose only
 //! version is the plugin API version of this app (so "needs plugin API >=1.5" is an
 //! ordinary dependency), and the root. Releases excluded by platform, channel, yanking,
-//! the blocklist, pins, host app or client version are not offered to the solver at all,
-//! and the explanation says why each one was left out.
+//! the blocklist, pins, host app or client version, and pre-releases nobody asked for
+//! ([`PreReleases`], cargo's rule), are not offered to the solver at all, and the
+//! explanation says why each one was left out.
 //!
 //! Version preference follows cargo and uv: newest first, except that an installed plugin
 //! keeps its version unless [`Upgrade`] lets it move (`update` moves all, `update ID`
@@ -39,7 +40,7 @@ use trellis_schema::id::{PluginId, VendorId};
 use trellis_schema::index::IndexRelease;
 
 pub use provider::{Exclusion, Notice, exclusion};
-pub use request::{HostApp, Registries, Request, Requirement, Upgrade};
+pub use request::{HostApp, PreReleases, Registries, Request, Requirement, Upgrade};
 
 pub use crate::registry_name::RegistryName;
 pub use source::{DocRequest, IndexSource, MemorySource, SourceError, SourceLog};

@@ -89,6 +89,8 @@ pub enum Exclusion {
         /// The oldest client version it accepts.
         needs: Version,
     },
+    /// A pre-release nobody asked for (see [`super::PreReleases`]).
+    PreRelease,
 }
 
 /// Why a version cannot be used although its release is a candidate (pubgrub's
@@ -149,8 +151,14 @@ impl PluginEntry {
 ///
 /// The same rule the resolver applies, for callers that list releases (`info ID`).
 /// Checked in this order: blocklist, pin, yanked (unless installed), host app, platform,
-/// channel, client version; the first reason found is returned.
+/// channel, client version, pre-release; the first reason found is returned.
 pub fn exclusion(request: &Request, id: &PluginId, release: &IndexRelease) -> Option<Exclusion> {
+    exclusion_with(request, id, release, false)
+}
+
+/// [`exclusion`], where `named` says a dependency requirement met so far names a
+/// pre-release of `id`.
+fn exclusion_with(request: &Request, id: &PluginId, release: &IndexRelease, named: bool) -> Option<Exclusion> {
     let version = &release.version;
     if let Some(entry) = request.blocklist.find(id, version, Some(&release.package.sha256)) {
         return Some(Exclusion::Blocked { severity: entry.severity, reason: entry.reason.clone() });
@@ -177,6 +185,9 @@ pub fn exclusion(request: &Request, id: &PluginId, release: &IndexRelease) -> Op
         && *needs > request.client_version
     {
         return Some(Exclusion::ClientTooOld { needs: needs.clone() });
+    }
+    if !version.pre.is_empty() && !named && !request.admits_prerelease(id, version) {
+        return Some(Exclusion::PreRelease);
     }
     None
 }
@@ -222,6 +233,8 @@ pub(crate) struct Provider<'a, S: IndexSource> {
     pub(crate) inferred: RefCell<BTreeMap<VendorId, RegistryName>>,
     pub(crate) notices: RefCell<Vec<Notice>>,
     prefetched: RefCell<HashSet<DocRequest>>,
+    /// Plugins a dependency requirement met so far names a pre-release of.
+    named_prereleases: RefCell<HashSet<PluginId>>,
 }
 
 /// The version of the root package.
@@ -239,6 +252,7 @@ impl<'a, S: IndexSource> Provider<'a, S> {
             inferred: RefCell::default(),
             notices: RefCell::default(),
             prefetched: RefCell::default(),
+            named_prereleases: RefCell::default(),
         }
     }
 
@@ -386,8 +400,9 @@ impl<'a, S: IndexSource> Provider<'a, S> {
         let id = &doc.id;
         let mut candidates = Vec::new();
         let mut excluded = Vec::new();
+        let named = self.named_prereleases.borrow().contains(id);
         for release in &doc.releases {
-            match exclusion(self.request, id, release) {
+            match exclusion_with(self.request, id, release, named) {
                 Some(why) => excluded.push((release.version.clone(), why)),
                 None => candidates.push(release.version.clone()),
             }
@@ -482,6 +497,11 @@ impl<S: IndexSource> DependencyProvider for Provider<'_, S> {
         let mut deps = Vec::with_capacity(release.dependencies.len() + 1);
         add(&mut deps, Package::Host, requirement_ranges(&release.host.api_version_requirement));
         for dependency in &release.dependencies {
+            if super::request::names_prerelease(&dependency.version_requirement) {
+                // Read when the dependency is first looked up, which pubgrub does after
+                // this (a plugin already looked up keeps its candidates).
+                self.named_prereleases.borrow_mut().insert(dependency.id.clone());
+            }
             let set = requirement_ranges(&dependency.version_requirement);
             if dependency.id == *id {
                 if set.contains(version) {

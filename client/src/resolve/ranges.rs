@@ -5,9 +5,10 @@
 //! inverse direction for people: a set printed the way a requirement is written. It does
 //! not decide which releases exist or are allowed; that is [`super::provider`].
 //!
-//! Pre-releases: a requirement is an interval in semver order. Unlike cargo, Trellis
-//! does not hide `1.5.0-beta.1` from `^1.2`, because release channels (stable, beta,
-//! experimental) already decide which pre-releases a user sees. Upper bounds written
+//! Pre-releases: a requirement is an interval in semver order, so the set `^1.2` contains
+//! `1.5.0-beta.1`. Whether a pre-release is offered to the solver at all is decided per
+//! release by [`super::provider`] ([`super::PreReleases`]: like cargo, only when asked
+//! for). Upper bounds written
 //! `<2.0.0` (or implied by `^1`, `~1.2`, `1.*`) stop before `2.0.0-0`, so no requirement
 //! reaches into the pre-releases of the next excluded version, exactly as
 //! `semver::VersionReq::matches` behaves there.

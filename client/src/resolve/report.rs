@@ -301,6 +301,10 @@ impl<S: IndexSource> Words<'_, '_, S> {
                 let s = if one { "s" } else { "" };
                 format!("{vs} need{s} Trellis {needs} or newer, this is {}", request.client_version)
             }
+            Exclusion::PreRelease => {
+                let what = if one { "a pre-release" } else { "pre-releases" };
+                format!("{vs} {is} {what}, chosen only when asked for")
+            }
         }
     }
 
@@ -513,6 +517,9 @@ fn hints<S: IndexSource>(provider: &Provider<'_, S>, tree: &Tree, mentioned: &[(
             }
             Exclusion::ClientTooOld { needs } => {
                 format!("updating Trellis to {needs} or newer makes more releases eligible")
+            }
+            Exclusion::PreRelease => {
+                format!("a pre-release of {id} is installed when asked for by version (`{id}@VERSION`) or with --pre")
             }
             Exclusion::Blocked { .. }
             | Exclusion::Yanked

@@ -100,6 +100,29 @@ impl Upgrade {
     }
 }
 
+/// Whether pre-releases (`1.2.0-rc.1`) may be chosen.
+///
+/// Like cargo and uv, a plain request never picks a pre-release: `acme.clock` gets the
+/// newest release, even when `1.3.0-rc.1` is newer. A pre-release of a plugin is a
+/// candidate only when it is asked for: a requirement on the plugin names a pre-release
+/// (`acme.clock@1.3.0-rc.1`, `>=1.3.0-beta.1`, also in a dependency), the plugin follows
+/// a channel other than stable, its installed release is a pre-release of the same
+/// `major.minor.patch` (the installed one itself always stays a candidate), or the
+/// request says [`PreReleases::Allow`] (`--pre`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PreReleases {
+    /// Only where asked for, as above.
+    #[default]
+    IfRequested,
+    /// Pre-releases are ordinary candidates for every plugin.
+    Allow,
+}
+
+/// Whether a requirement names a pre-release in one of its comparators.
+pub(crate) fn names_prerelease(req: &VersionReq) -> bool {
+    req.comparators.iter().any(|c| !c.pre.is_empty())
+}
+
 /// Everything one resolution depends on besides the index docs.
 #[derive(Clone, Debug)]
 pub struct Request {
@@ -126,6 +149,8 @@ pub struct Request {
     pub registries: Registries,
     /// This client's version, compared with each release's `min_client_version`.
     pub client_version: Version,
+    /// Whether pre-releases may be chosen where nobody asked for them.
+    pub prereleases: PreReleases,
 }
 
 impl Request {
@@ -144,6 +169,7 @@ impl Request {
             blocklist: Arc::new(Blocklist::default()),
             registries,
             client_version: crate_version(),
+            prereleases: PreReleases::IfRequested,
         }
     }
 
@@ -201,6 +227,27 @@ impl Request {
     pub fn with_client_version(mut self, version: Version) -> Self {
         self.client_version = version;
         self
+    }
+
+    /// Sets whether pre-releases may be chosen where nobody asked for them.
+    #[must_use]
+    pub fn with_prereleases(mut self, prereleases: PreReleases) -> Self {
+        self.prereleases = prereleases;
+        self
+    }
+
+    /// Whether the pre-release `version` of `id` may be chosen (see [`PreReleases`]);
+    /// a dependency naming a pre-release is the resolver's to add.
+    pub fn admits_prerelease(&self, id: &PluginId, version: &Version) -> bool {
+        let installed = self.installed.get(id);
+        self.prereleases == PreReleases::Allow
+            || self.channel_of(id) != Channel::Stable
+            || self.requirements.iter().any(|r| &r.id == id && names_prerelease(&r.version))
+            || installed.is_some_and(|i| {
+                i == version
+                    || (!i.pre.is_empty()
+                        && (i.major, i.minor, i.patch) == (version.major, version.minor, version.patch))
+            })
     }
 
     /// The channel `id` follows.

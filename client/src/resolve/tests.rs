@@ -585,3 +585,45 @@ fn explains_requirements_that_exclude_each_other() {
 }
 
 mod properties;
+
+#[test]
+fn a_plain_request_never_picks_a_prerelease_unless_asked() {
+    let source = source(vec![doc("acme.a", vec![rel("1.1.0"), rel("1.2.0-rc.1")])]);
+    assert_eq!(chosen(&resolve(&want(request(), "acme.a", "*"), &source).unwrap()), ["acme.a 1.1.0"]);
+    assert_eq!(chosen(&resolve(&want(request(), "acme.a", ">=1.0.0"), &source).unwrap()), ["acme.a 1.1.0"]);
+    // Asked for by version, by a range naming a pre-release, or with --pre.
+    assert_eq!(chosen(&resolve(&want(request(), "acme.a", "=1.2.0-rc.1"), &source).unwrap()), ["acme.a 1.2.0-rc.1"]);
+    assert_eq!(chosen(&resolve(&want(request(), "acme.a", ">=1.2.0-rc.1"), &source).unwrap()), ["acme.a 1.2.0-rc.1"]);
+    let pre = want(request(), "acme.a", "*").with_prereleases(PreReleases::Allow);
+    assert_eq!(chosen(&resolve(&pre, &source).unwrap()), ["acme.a 1.2.0-rc.1"]);
+}
+
+#[test]
+fn an_installed_prerelease_stays_and_moves_within_its_version() {
+    let source =
+        source(vec![doc("acme.a", vec![rel("1.1.0"), rel("1.2.0-rc.1"), rel("1.2.0-rc.2"), rel("1.3.0-beta.1")])]);
+    let installed = want(request(), "acme.a", "*").with_installed(id("acme.a"), ver("1.2.0-rc.1"));
+    assert_eq!(chosen(&resolve(&installed, &source).unwrap()), ["acme.a 1.2.0-rc.1"]);
+    let update = installed.with_upgrade(Upgrade::All);
+    assert_eq!(chosen(&resolve(&update, &source).unwrap()), ["acme.a 1.2.0-rc.2"]);
+}
+
+#[test]
+fn a_dependency_naming_a_prerelease_admits_it() {
+    let source = source(vec![
+        doc("acme.a", vec![rel("1.0.0").dep("acme.b", "^2.0.0-beta.1")]),
+        doc("acme.b", vec![rel("1.0.0"), rel("2.0.0-beta.2")]),
+    ]);
+    assert_eq!(
+        chosen(&resolve(&want(request(), "acme.a", "*"), &source).unwrap()),
+        ["acme.b 2.0.0-beta.2", "acme.a 1.0.0"]
+    );
+}
+
+#[test]
+fn explains_a_plugin_with_only_prereleases() {
+    let source = source(vec![doc("acme.a", vec![rel("1.2.0-rc.1")])]);
+    let text = conflict(resolve(&want(request(), "acme.a", "*"), &source));
+    assert!(text.contains("1.2.0-rc.1 is a pre-release, chosen only when asked for"), "{text}");
+    assert!(text.contains("acme.a@VERSION") && text.contains("--pre"), "{text}");
+}

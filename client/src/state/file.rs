@@ -9,8 +9,9 @@ use jiff::Timestamp;
 use semver::Version;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use trellis_schema::{PluginId, VendorId};
+use trellis_schema::{PluginId, Sha256, VendorId};
 
+use super::disabled::Disabled;
 use super::journal::Operation;
 use super::layout::{CURRENT, DataDir, InstallId};
 use crate::consent::Consents;
@@ -41,6 +42,11 @@ pub struct InstalledRelease {
     /// The plugins this release depends on, for the dependents check on removal.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dependencies: Vec<PluginId>,
+    /// SHA-256 of the release's package, as its signed manifest gives it: what a
+    /// blocklist entry with a hash is matched against. Absent in records written by
+    /// older clients (the registry's index doc lists it then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_sha256: Option<Sha256>,
 }
 
 /// An installed plugin: its active release and the previous one kept for rollback.
@@ -57,9 +63,10 @@ pub struct InstalledPlugin {
     #[serde(default)]
     pub reason: InstallReason,
     /// Set when the plugin was disabled without being removed (the blocklist's rapid
-    /// response): why. The host must not start it. Cleared by an update or rollback.
+    /// response, or a release signed only by revoked keys): cause, reason and since
+    /// when. The host must not start it. Cleared by an update or rollback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disabled: Option<String>,
+    pub disabled: Option<Disabled>,
 }
 
 impl InstalledPlugin {
@@ -167,12 +174,12 @@ impl State {
         self.vendors.insert(vendor, registry)
     }
 
-    /// Marks `plugin` disabled with `reason`, or enabled again with `None`. Returns
+    /// Marks `plugin` disabled (`Some`), or enabled again with `None`. Returns
     /// whether the plugin is installed.
-    pub fn set_disabled(&mut self, plugin: &PluginId, reason: Option<String>) -> bool {
+    pub fn set_disabled(&mut self, plugin: &PluginId, mark: Option<Disabled>) -> bool {
         match self.plugins.get_mut(plugin) {
             Some(record) => {
-                record.disabled = reason;
+                record.disabled = mark;
                 true
             }
             None => false,
@@ -488,7 +495,7 @@ mod tests {
     }
 
     fn release(major: u64) -> InstalledRelease {
-        InstalledRelease { version: Version::new(major, 0, 0), dependencies: vec![] }
+        InstalledRelease { version: Version::new(major, 0, 0), dependencies: vec![], package_sha256: None }
     }
 
     #[test]
@@ -643,7 +650,12 @@ mod tests {
     #[test]
     fn disabling_is_recorded_and_needs_an_installed_plugin() {
         let mut state = State::new(InstallId::from_hex("00112233445566778899aabbccddeeff").unwrap());
-        assert!(!state.set_disabled(&clock(), Some("blocked".into())), "not installed");
+        let mark = |reason: &str| Disabled {
+            cause: super::super::DisabledCause::Unrecorded,
+            reason: reason.into(),
+            since: Some(Timestamp::UNIX_EPOCH),
+        };
+        assert!(!state.set_disabled(&clock(), Some(mark("blocked"))), "not installed");
         state.plugins_mut().insert(
             clock(),
             InstalledPlugin {
@@ -654,10 +666,28 @@ mod tests {
                 disabled: None,
             },
         );
-        assert!(state.set_disabled(&clock(), Some("blocked: malware".into())));
-        assert_eq!(state.plugin(&clock()).unwrap().disabled.as_deref(), Some("blocked: malware"));
+        assert!(state.set_disabled(&clock(), Some(mark("blocked: malware"))));
+        assert_eq!(state.plugin(&clock()).unwrap().disabled, Some(mark("blocked: malware")));
         assert!(state.set_disabled(&clock(), None));
         assert_eq!(state.plugin(&clock()).unwrap().disabled, None);
+    }
+
+    #[test]
+    fn a_disabled_plugin_of_an_older_state_file_keeps_its_reason() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path());
+        let content = r#"{"schema_version": 1, "install_id": "00112233445566778899aabbccddeeff",
+            "plugins": {"acme.clock": {"registry": "public", "active": {"version": "1.0.0"},
+            "disabled": "blocklisted: steals data"}}}"#;
+        fs::write(dir.state_file(), content).unwrap();
+        let mut store = StateStore::open(dir.clone()).unwrap();
+        let mark = store.state().plugin(&clock()).unwrap().disabled.clone().unwrap();
+        assert_eq!(mark.reason, "blocklisted: steals data");
+        assert_eq!(mark.cause, super::super::DisabledCause::Unrecorded);
+        store.update(|s| s.policies.global.mode = UpdateMode::Auto).unwrap();
+        drop(store);
+        let store = StateStore::open(dir).unwrap();
+        assert_eq!(store.state().plugin(&clock()).unwrap().disabled.as_ref(), Some(&mark));
     }
 
     #[test]
@@ -697,10 +727,25 @@ mod tests {
             .prop_filter("previous differs from active", |(a, p, _, _)| p.as_ref() != Some(a))
             .prop_map(|(active, previous, dependencies, dep)| InstalledPlugin {
                 registry: "public".parse().unwrap(),
-                active: InstalledRelease { version: active, dependencies },
-                previous: previous.map(|version| InstalledRelease { version, dependencies: vec![] }),
+                active: InstalledRelease {
+                    version: active,
+                    dependencies,
+                    package_sha256: Some(Sha256::of(b"package")),
+                },
+                previous: previous.map(|version| InstalledRelease {
+                    version,
+                    dependencies: vec![],
+                    package_sha256: None,
+                }),
                 reason: if dep { InstallReason::Dependency } else { InstallReason::Requested },
-                disabled: dep.then(|| "blocked: uploads documents".to_owned()),
+                disabled: dep.then(|| Disabled {
+                    cause: super::super::DisabledCause::Blocked {
+                        severity: trellis_schema::blocklist::Severity::High,
+                        advisory: None,
+                    },
+                    reason: "uploads documents".to_owned(),
+                    since: Some(Timestamp::UNIX_EPOCH),
+                }),
             });
         (
             any::<u128>(),

@@ -5,7 +5,8 @@
 //!   cache, `plugins/<id>/<version>/`, the state file, the lock file). The path is a
 //!   value passed in; nothing here reads the environment.
 //! - [`State`], the one file recording the installed set (active and kept previous
-//!   release per plugin, registry of origin), vendor → registry bindings, consents,
+//!   release per plugin, registry of origin, the [`Disabled`] mark of a blocked or
+//!   revoked plugin), vendor → registry bindings, consents,
 //!   pins, policies, the install id, and the [`Operation`] journal of the operation in
 //!   flight.
 //! - [`StateStore`], which holds the data-dir lock for as long as it lives, reads the
@@ -17,10 +18,12 @@
 //! [`crate::activate`], which every lifecycle operation goes through. Trusted metadata
 //! and the cache are only located here; `trust` and `transport` own their content.
 
+mod disabled;
 mod file;
 mod journal;
 mod layout;
 
+pub use disabled::{Disabled, DisabledCause, severity_word};
 pub use file::{
     CurrentPointer, InstallReason, InstalledPlugin, InstalledRelease, RepairReport, STATE_SCHEMA_VERSION, State,
     StateError, StateStore,

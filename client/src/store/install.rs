@@ -6,6 +6,7 @@
 //! releases in (consent collection, space check, activation of a verified release).
 //! Updates of plugins that an install has to move are handed to [`super::update`].
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use semver::{Version, VersionReq};
@@ -13,6 +14,7 @@ use serde::Serialize;
 use trellis_schema::PluginId;
 use trellis_schema::permission::Permission;
 
+use super::blocked::{self, DisabledRelease, HeldBack};
 use super::fetch::{self, PUBLISHER_RECORD_FILE, RELEASE_ENVELOPE_FILE, ReleaseContent, VerifiedRelease};
 use super::source::Remotes;
 use super::{Session, Store, StoreError, space};
@@ -20,7 +22,7 @@ use crate::activate;
 use crate::consent::{self, ConsentQuery, Disclosure};
 use crate::events::{Event, OperationKind};
 use crate::hooks::{Hook, HookContext};
-use crate::resolve::{self, Request, Requirement, Resolution, ResolvedPlugin};
+use crate::resolve::{self, PreReleases, Request, Requirement, Resolution, ResolveError, ResolvedPlugin};
 use crate::state::{InstallReason, InstalledRelease};
 
 /// What an install did.
@@ -34,29 +36,46 @@ pub struct InstallReport {
     pub unchanged: Vec<(PluginId, Version)>,
     /// The permissions shown for every release brought in.
     pub disclosures: Vec<Disclosure>,
+    /// Installed releases the blocklist names: stopped and disabled, with their marks.
+    pub blocked: Vec<DisabledRelease>,
+    /// Installed plugins left as they are because they depend on a blocked plugin.
+    pub held_back: Vec<HeldBack>,
 }
 
 impl Store {
-    /// Installs the plugins `requirements` ask for, with their dependencies.
+    /// Installs the plugins `requirements` ask for, with their dependencies. A
+    /// pre-release is chosen only when a requirement names one (`acme.clock@1.3.0-rc.1`);
+    /// see [`Store::install_with`].
     pub fn install(
         &mut self,
         requirements: &[Requirement],
         session: &Session<'_>,
     ) -> Result<InstallReport, StoreError> {
+        self.install_with(requirements, PreReleases::IfRequested, session)
+    }
+
+    /// [`Store::install`], saying whether pre-releases may be chosen where no
+    /// requirement names one (`trellis install --pre`).
+    pub fn install_with(
+        &mut self,
+        requirements: &[Requirement],
+        prereleases: PreReleases,
+        session: &Session<'_>,
+    ) -> Result<InstallReport, StoreError> {
         self.relay_progress(session);
-        let remotes = self.remotes()?;
-        let mut request = self.request();
+        let remotes = self.fresh_remotes()?;
+        let mut request = self.request().with_prereleases(prereleases);
         request.requirements = requirements.to_vec();
         for (id, plugin) in self.state().plugins() {
             if plugin.reason == InstallReason::Requested && !requirements.iter().any(|r| &r.id == id) {
                 request.requirements.push(Requirement { id: id.clone(), version: VersionReq::STAR });
             }
         }
-        let resolution = self.resolve(&remotes, request, session)?;
+        let (resolution, blocked, held_back) = self.resolve(&remotes, request, session)?;
         let installed = self.state().installed_versions();
         let changes: Vec<ResolvedPlugin> =
             resolution.plugins.iter().filter(|p| installed.get(&p.id) != Some(&p.version)).cloned().collect();
-        let mut report = InstallReport::default();
+        let mut report = InstallReport { blocked, held_back, ..InstallReport::default() };
         for plugin in &resolution.plugins {
             if installed.get(&plugin.id) == Some(&plugin.version) && requirements.iter().any(|r| r.id == plugin.id) {
                 report.unchanged.push((plugin.id.clone(), plugin.version.clone()));
@@ -89,26 +108,78 @@ impl Store {
     }
 
     /// Resolves `request` against the registries, with their merged blocklist.
+    ///
+    /// First stops and disables the installed releases the blocklist names (see
+    /// [`super::blocked`]). A blocked installed plugin is not "installed" for the solver;
+    /// when the request lets it move (`update`), it is required at a newer release than
+    /// the blocked one (so a fixed release replaces it, never an older one), otherwise it
+    /// is no requirement at all. When that, or installed plugins that depend on a blocked
+    /// one, make the request unsolvable, it is solved again without the blocked plugins'
+    /// and their dependents' requirements, and the dependents are returned as held back
+    /// (left as they are). A blocked plugin never fails a resolution.
+    #[allow(clippy::type_complexity)]
     pub(crate) fn resolve(
         &mut self,
         remotes: &Arc<Remotes>,
         mut request: Request,
         session: &Session<'_>,
-    ) -> Result<Resolution, StoreError> {
+    ) -> Result<(Resolution, Vec<DisabledRelease>, Vec<HeldBack>), StoreError> {
         let blocklist = remotes.blocklist()?;
-        // Installed plugins are kept as requirements so nothing they need goes away;
-        // a blocklisted one is not (it is stopped, and must not fail every resolution).
+        let blocked = self.disable_blocked(remotes, &blocklist, session)?;
+        let blocked_ids: BTreeSet<PluginId> = blocked.iter().map(|b| b.plugin.clone()).collect();
         let installed = self.state().installed_versions();
-        request.requirements.retain(|r| {
-            r.version != VersionReq::STAR
-                || installed.get(&r.id).is_none_or(|v| blocklist.find(&r.id, v, None).is_none())
+        let added_for_installed = |r: &Requirement| r.version == VersionReq::STAR && installed.contains_key(&r.id);
+        // Blocked plugins whose requirement was turned into "newer than the blocked one".
+        let mut moving = BTreeSet::new();
+        let upgrade = request.upgrade.clone();
+        request.requirements.retain_mut(|r| {
+            if !(added_for_installed(r) && blocked_ids.contains(&r.id)) {
+                return true;
+            }
+            let newer = installed.get(&r.id).and_then(|v| VersionReq::parse(&format!(">{v}")).ok());
+            match newer {
+                Some(newer) if !upgrade.keeps(&r.id) => {
+                    r.version = newer;
+                    moving.insert(r.id.clone());
+                    true
+                }
+                _ => false,
+            }
         });
-        request.installed.retain(|id, v| blocklist.find(id, v, None).is_none());
+        request.installed.retain(|id, _| !blocked_ids.contains(id));
         request.blocklist = Arc::new(blocklist);
         session.reporter.report(Event::Resolving {
             requested: request.requirements.iter().map(|r| format!("{} {}", r.id, r.version)).collect(),
         });
-        Ok(resolve::resolve(&request, &**remotes)?)
+        let conflict = match resolve::resolve(&request, &**remotes) {
+            Ok(resolution) => return Ok((resolution, blocked, Vec::new())),
+            Err(error @ ResolveError::Conflict(_)) if !blocked_ids.is_empty() => error,
+            Err(error) => return Err(error.into()),
+        };
+        let held = blocked::dependents_of_blocked(self.state(), &blocked_ids);
+        let held_ids: BTreeSet<&PluginId> = held.iter().map(|h| &h.plugin).collect();
+        let before = request.requirements.len();
+        request
+            .requirements
+            .retain(|r| !(moving.contains(&r.id) || (added_for_installed(r) && held_ids.contains(&r.id))));
+        if request.requirements.len() == before {
+            return Err(conflict.into());
+        }
+        let resolution = resolve::resolve(&request, &**remotes)?;
+        for held in &held {
+            let on: Vec<String> = held.blocked_dependencies.iter().map(ToString::to_string).collect();
+            session.reporter.report(Event::Warning {
+                plugin: Some(held.plugin.clone()),
+                message: format!(
+                    "{} {} depends on the blocked {}; it was left as it is and gets no updates until a release \
+                     without it is published",
+                    held.plugin,
+                    held.version,
+                    on.join(", ")
+                ),
+            });
+        }
+        Ok((resolution, blocked, held))
     }
 
     pub(crate) fn record_bindings(&mut self, resolution: &Resolution) -> Result<(), StoreError> {
@@ -195,7 +266,11 @@ impl Store {
     ) -> Result<(), StoreError> {
         let id = release.resolved.id.clone();
         let version = release.resolved.version.clone();
-        let record = InstalledRelease { version: version.clone(), dependencies: dependency_ids(&release) };
+        let record = InstalledRelease {
+            version: version.clone(),
+            dependencies: dependency_ids(&release),
+            package_sha256: Some(release.manifest.package.sha256),
+        };
         let crash = &mut self.crash;
         let mut tx = activate::begin_install(&mut self.state, &id, record, release.registry.clone(), reason)?;
         crash.step();
@@ -240,7 +315,7 @@ impl Store {
     }
 }
 
-fn dependency_ids(release: &VerifiedRelease) -> Vec<PluginId> {
+pub(crate) fn dependency_ids(release: &VerifiedRelease) -> Vec<PluginId> {
     let mut ids: Vec<PluginId> = release.manifest.dependencies.iter().map(|d| d.id.clone()).collect();
     ids.sort();
     ids.dedup();

@@ -2,8 +2,11 @@
 //!
 //! Owns the orchestration of the product spec's processes over the lower layers:
 //! - registry management ([`registries`]): named registries with a pinned root;
-//! - the registries as verified sources ([`source`]): TUF refresh, index docs for the
-//!   resolver (lazy, memoized, parallel prefetch), publisher records, the blocklist;
+//! - the registries as verified sources ([`source`]): TUF refresh at the start of every
+//!   operation, index docs for the resolver (lazy, memoized per snapshot, parallel
+//!   prefetch), publisher records, the blocklist;
+//! - the blocklist against the installed set ([`blocked`]): blocked copies stopped,
+//!   marked disabled and reported, their dependents held back;
 //! - download and verification of releases ([`fetch`]), with a delta from the
 //!   installed release when the registry has one ([`delta`]);
 //! - install ([`install`]): resolve → free-space check → permission disclosure and
@@ -20,6 +23,7 @@
 //! [`crate::trust`]. Drawing progress and asking the user are the caller's: events go to
 //! a [`Reporter`], consent questions to a [`Consent`].
 
+pub mod blocked;
 pub mod delta;
 pub mod fetch;
 pub mod install;
@@ -46,6 +50,7 @@ use crate::state::{DataDir, RegistryName, StateError, StateStore};
 use crate::transport::HttpOptions;
 use crate::trust::TrustError;
 
+pub use blocked::{DisabledRelease, HeldBack};
 pub use fetch::{PUBLISHER_RECORD_FILE, RELEASE_ENVELOPE_FILE};
 pub use install::InstallReport;
 pub use registries::{Registries, RegistryConfig};
@@ -521,7 +526,17 @@ impl Store {
         Ok(())
     }
 
-    /// The registries as verified sources (created on first use).
+    /// The registries as verified sources, for a new operation: each registry is
+    /// refreshed on its next use (see [`source::Remotes::start_operation`]).
+    pub(crate) fn fresh_remotes(&mut self) -> Result<Arc<source::Remotes>, StoreError> {
+        let remotes = self.remotes()?;
+        remotes.start_operation();
+        Ok(remotes)
+    }
+
+    /// The registries as verified sources (created on first use). They are refreshed
+    /// when first used and at the start of every lifecycle operation (install, update,
+    /// update check, scheduled update, info, search), not on each call of this.
     pub fn remotes(&mut self) -> Result<Arc<source::Remotes>, StoreError> {
         if self.registries.registries.is_empty() {
             return Err(StoreError::NoRegistry);
@@ -566,7 +581,7 @@ impl Store {
             Some(bound) => vec![bound],
             None => self.registries.registries.iter().map(|r| r.name.clone()).collect(),
         };
-        let remotes = self.remotes()?;
+        let remotes = self.fresh_remotes()?;
         for registry in order {
             if let Some(doc) = remotes.doc(&registry, plugin)? {
                 return Ok((registry, doc));
@@ -575,10 +590,16 @@ impl Store {
         Err(StoreError::NotServed { plugin: plugin.clone() })
     }
 
+    /// The merged blocklist of every registry, as last refreshed (for listings that mark
+    /// blocked releases; operations check it themselves).
+    pub fn blocklist(&mut self) -> Result<trellis_schema::blocklist::Blocklist, StoreError> {
+        self.remotes()?.blocklist()
+    }
+
     /// Plugins whose id or name contains `text` (case-insensitive), from every
     /// registry, with their newest release and the installed one.
     pub fn search(&mut self, text: &str) -> Result<Vec<SearchHit>, StoreError> {
-        let remotes = self.remotes()?;
+        let remotes = self.fresh_remotes()?;
         let needle = text.to_lowercase();
         let mut hits = Vec::new();
         for registry in remotes.order().to_vec() {

@@ -1,7 +1,11 @@
 //! The registries as the store sees them: verified targets and index docs over TUF.
 //!
-//! Owns [`Remotes`]: one [`Updater`] per configured registry, refreshed once per store
-//! session with the cheap update check (one conditional GET when nothing changed), the
+//! Owns [`Remotes`]: one [`Updater`] per configured registry, refreshed with the cheap
+//! update check (one conditional GET when nothing changed) on first use after
+//! [`Remotes::start_operation`], which every lifecycle operation of the store calls (so a
+//! host app that keeps its store open sees new releases and blocks, and expiry is judged
+//! at the time of each operation); index docs memoized for a registry are dropped when
+//! its trusted snapshot moved. Also owns the
 //! target paths of a Trellis site (index docs, publisher records, the blocklist), the
 //! download of blobs (packages, envelopes, deltas) by the [`BlobRef`] of a verified
 //! index doc ([`Remotes::fetch_blob`], see [`super::fetch`] for why that is enough), and
@@ -36,7 +40,10 @@ type DocMemo = HashMap<(RegistryName, PluginId), Option<Arc<IndexDoc>>>;
 
 struct Remote {
     updater: Mutex<Updater>,
+    /// Whether the updater was refreshed during the current operation.
     refreshed: Mutex<bool>,
+    /// The version of the trusted snapshot the memoized docs were read under.
+    snapshot: Mutex<Option<u64>>,
 }
 
 /// The configured registries, each behind its TUF updater.
@@ -79,7 +86,9 @@ impl Remotes {
             if let Some(now) = reference_time {
                 updater = updater.with_reference_time(now);
             }
-            remotes.insert(config.name.clone(), Remote { updater: Mutex::new(updater), refreshed: Mutex::new(false) });
+            let remote =
+                Remote { updater: Mutex::new(updater), refreshed: Mutex::new(false), snapshot: Mutex::new(None) };
+            remotes.insert(config.name.clone(), remote);
         }
         let order = registries.registries.iter().map(|r| r.name.clone()).collect();
         Ok(Self { remotes, order, docs: Mutex::default() })
@@ -94,7 +103,16 @@ impl Remotes {
         self.remotes.get(registry).ok_or_else(|| StoreError::UnknownRegistry { name: registry.clone() })
     }
 
-    /// The updater of `registry`, refreshed (once per session) with the cheap check.
+    /// Starts an operation: every registry is refreshed again on its next use (the
+    /// one-request check when nothing changed), with expiry judged at that time.
+    pub fn start_operation(&self) {
+        for remote in self.remotes.values() {
+            *lock(&remote.refreshed) = false;
+        }
+    }
+
+    /// The updater of `registry`, refreshed (once per operation) with the cheap check.
+    /// When the trusted snapshot moved, the docs memoized for the registry are dropped.
     fn updater(&self, registry: &RegistryName) -> Result<MutexGuard<'_, Updater>, StoreError> {
         let remote = self.remote(registry)?;
         let mut updater = lock(&remote.updater);
@@ -104,6 +122,12 @@ impl Remotes {
                 .check_for_updates()
                 .map_err(|source| StoreError::Trust { registry: registry.clone(), source: Box::new(source) })?;
             *refreshed = true;
+            let now = updater.trusted().snapshot().map(|s| s.version);
+            let mut seen = lock(&remote.snapshot);
+            if *seen != now {
+                lock(&self.docs).retain(|(r, _), _| r != registry);
+                *seen = now;
+            }
         }
         Ok(updater)
     }

@@ -4,7 +4,9 @@
 //! back automatically to the running release.
 //!
 //! Owns the update process and the update check (which updates exist and what the
-//! policy decides for each), plus disabling installed releases the blocklist names.
+//! policy decides for each, and which new dependencies come with the applied ones: a
+//! new dependency of an update the policy skips is not installed). Installed releases
+//! the blocklist names are disabled and reported by [`super::blocked`] on the way.
 //! Consent, space and download steps are shared with [`super::install`]; the swap is
 //! [`crate::activate`]'s journalled transaction.
 
@@ -14,6 +16,7 @@ use semver::{Version, VersionReq};
 use serde::Serialize;
 use trellis_schema::PluginId;
 
+use super::blocked::{DisabledRelease, HeldBack};
 use super::delta::Transfer;
 use super::fetch::{self, VerifiedRelease};
 use super::install::extract;
@@ -46,8 +49,10 @@ pub struct PlannedUpdate {
 pub struct UpdateCheckReport {
     /// Updates available, with the policy's decision.
     pub updates: Vec<PlannedUpdate>,
-    /// Installed releases the blocklist names (they were stopped).
-    pub blocked: Vec<(PluginId, Version, String)>,
+    /// Installed releases the blocklist names: stopped and disabled, with their marks.
+    pub blocked: Vec<DisabledRelease>,
+    /// Installed plugins left as they are because they depend on a blocked plugin.
+    pub held_back: Vec<HeldBack>,
 }
 
 /// What an update did.
@@ -61,10 +66,40 @@ pub struct UpdateReport {
     pub skipped: Vec<(PluginId, Version, String)>,
     /// Updates that failed and were rolled back to the running release.
     pub rolled_back: Vec<(PluginId, Version, String)>,
-    /// Installed releases the blocklist names (they were stopped).
-    pub blocked: Vec<(PluginId, Version, String)>,
+    /// Installed releases the blocklist names: stopped and disabled, with their marks.
+    pub blocked: Vec<DisabledRelease>,
+    /// Installed plugins left as they are because they depend on a blocked plugin.
+    pub held_back: Vec<HeldBack>,
     /// What was downloaded for each release brought in (delta or package, bytes).
     pub transfers: Vec<Transfer>,
+}
+
+/// The changes to make: the updates the policy applies, and the new plugins (new
+/// dependencies) those updates need, directly or through each other. A new dependency
+/// of an update the policy skips is not installed.
+fn changes_to_apply(changes: Vec<ResolvedPlugin>, planned: &[PlannedUpdate]) -> Vec<ResolvedPlugin> {
+    let decision = |id: &PluginId| planned.iter().find(|p| &p.plugin == id).map(|p| p.decision.action);
+    let mut needed: BTreeSet<PluginId> =
+        changes.iter().filter(|c| decision(&c.id) == Some(Action::Apply)).map(|c| c.id.clone()).collect();
+    let mut todo: Vec<PluginId> = needed.iter().cloned().collect();
+    while let Some(id) = todo.pop() {
+        let Some(change) = changes.iter().find(|c| c.id == id) else { continue };
+        for dependency in &change.release.dependencies {
+            let is_new = changes.iter().any(|c| c.id == dependency.id) && decision(&dependency.id).is_none();
+            if is_new && needed.insert(dependency.id.clone()) {
+                todo.push(dependency.id.clone());
+            }
+        }
+    }
+    changes.into_iter().filter(|c| needed.contains(&c.id)).collect()
+}
+
+/// What [`Store::plan`] found.
+struct Plan {
+    planned: Vec<PlannedUpdate>,
+    changes: Vec<ResolvedPlugin>,
+    blocked: Vec<DisabledRelease>,
+    held_back: Vec<HeldBack>,
 }
 
 impl Store {
@@ -76,9 +111,10 @@ impl Store {
         plugins: &[PluginId],
         session: &Session<'_>,
     ) -> Result<UpdateCheckReport, StoreError> {
-        let (planned, _, blocked) = self.plan(plugins, Trigger::Scheduled, session)?;
+        self.fresh_remotes()?;
+        let plan = self.plan(plugins, Trigger::Scheduled, session)?;
         self.update_state(|s| s.last_update_check = Some(jiff::Timestamp::now()))?;
-        Ok(UpdateCheckReport { updates: planned, blocked })
+        Ok(UpdateCheckReport { updates: plan.planned, blocked: plan.blocked, held_back: plan.held_back })
     }
 
     /// Updates `plugins` (all installed ones when empty) as the user asked: pins are
@@ -114,16 +150,13 @@ impl Store {
         session: &Session<'_>,
     ) -> Result<UpdateReport, StoreError> {
         self.relay_progress(session);
-        let remotes = self.remotes()?;
-        let (planned, changes, blocked) = self.plan(plugins, trigger, session)?;
-        let mut report = UpdateReport { blocked, ..UpdateReport::default() };
+        let remotes = self.fresh_remotes()?;
+        let Plan { planned, changes, blocked, held_back } = self.plan(plugins, trigger, session)?;
+        let mut report = UpdateReport { blocked, held_back, ..UpdateReport::default() };
         for plan in planned.iter().filter(|p| p.decision.action != Action::Apply) {
             report.skipped.push((plan.plugin.clone(), plan.to.clone(), plan.decision.reason.to_string()));
         }
-        let apply: Vec<ResolvedPlugin> = changes
-            .into_iter()
-            .filter(|c| planned.iter().find(|p| p.plugin == c.id).is_none_or(|p| p.decision.action == Action::Apply))
-            .collect();
+        let apply = changes_to_apply(changes, &planned);
         session.reporter.report(Event::Resolved { to_fetch: apply.len() });
         if apply.is_empty() {
             return Ok(report);
@@ -158,14 +191,9 @@ impl Store {
     }
 
     /// Resolves with the selected plugins free to move; returns the planned updates
-    /// (with policy decisions), every release that would change, and blocked installs.
-    #[allow(clippy::type_complexity)]
-    fn plan(
-        &mut self,
-        plugins: &[PluginId],
-        trigger: Trigger,
-        session: &Session<'_>,
-    ) -> Result<(Vec<PlannedUpdate>, Vec<ResolvedPlugin>, Vec<(PluginId, Version, String)>), StoreError> {
+    /// (with policy decisions), every release that would change, blocked installs
+    /// (disabled on the way) and plugins held back by a blocked dependency.
+    fn plan(&mut self, plugins: &[PluginId], trigger: Trigger, session: &Session<'_>) -> Result<Plan, StoreError> {
         for plugin in plugins {
             if self.state().plugin(plugin).is_none() {
                 return Err(StoreError::NotInstalled { plugin: plugin.clone() });
@@ -183,8 +211,7 @@ impl Store {
                 request.requirements.push(Requirement { id: id.clone(), version: VersionReq::STAR });
             }
         }
-        let blocked = self.disable_blocked(&remotes, session)?;
-        let resolution = self.resolve(&remotes, request, session)?;
+        let (resolution, blocked, held_back) = self.resolve(&remotes, request, session)?;
         self.record_bindings(&resolution)?;
         let installed = self.state().installed_versions();
         let changes: Vec<ResolvedPlugin> =
@@ -261,44 +288,7 @@ impl Store {
                 });
             }
         }
-        Ok((planned, changes, blocked))
-    }
-
-    /// Stops installed releases that a registry's blocklist names and warns about them.
-    fn disable_blocked(
-        &mut self,
-        remotes: &super::source::Remotes,
-        session: &Session<'_>,
-    ) -> Result<Vec<(PluginId, Version, String)>, StoreError> {
-        let blocklist = remotes.blocklist()?;
-        let mut blocked = Vec::new();
-        let mut newly = Vec::new();
-        for (id, plugin) in self.state().plugins() {
-            let version = &plugin.active.version;
-            let Some(entry) = blocklist.find(id, version, None) else { continue };
-            blocked.push((id.clone(), version.clone(), entry.reason.clone()));
-            if plugin.disabled.is_some() {
-                continue;
-            }
-            let path = self.data_dir().release_dir(id, version);
-            let ctx = HookContext { plugin: id, version, path: &path };
-            let stopped = session.hook(Hook::Stop, ctx, None);
-            let message = format!(
-                "{id} {version} is blocklisted ({}); it was {}. Update or remove it",
-                entry.reason,
-                if stopped.is_ok() { "stopped and disabled" } else { "disabled, but the host refused to stop it" }
-            );
-            session.reporter.report(Event::Warning { plugin: Some(id.clone()), message });
-            newly.push((id.clone(), format!("blocklisted: {}", entry.reason)));
-        }
-        if !newly.is_empty() {
-            self.update_state(|state| {
-                for (id, reason) in newly {
-                    state.set_disabled(&id, Some(reason));
-                }
-            })?;
-        }
-        Ok(blocked)
+        Ok(Plan { planned, changes, blocked, held_back })
     }
 
     /// Swaps an installed plugin to a verified release: stop, switch, verify, start;
@@ -317,12 +307,8 @@ impl Store {
         let from_path = self.data_dir().release_dir(&id, &from);
         let record = InstalledRelease {
             version: to.clone(),
-            dependencies: {
-                let mut ids: Vec<PluginId> = release.manifest.dependencies.iter().map(|d| d.id.clone()).collect();
-                ids.sort();
-                ids.dedup();
-                ids
-            },
+            dependencies: super::install::dependency_ids(&release),
+            package_sha256: Some(release.manifest.package.sha256),
         };
         let crash = &mut self.crash;
         let mut tx = activate::begin_update(&mut self.state, &id, record)?;

@@ -11,6 +11,9 @@
 //! lifecycle uses it after every swap (an update is not started on files that do not
 //! verify); `trellis verify` runs it over every installed plugin.
 //!
+//! The report also carries the plugin's [`Disabled`] mark, so that a blocked or revoked
+//! plugin whose files are intact is not reported as simply "ok".
+//!
 //! The record is the one the install verified over TUF; re-checking it against the
 //! registry's current metadata is not done here (it works offline). Someone who can
 //! rewrite the data dir can replace the record too: this catches edited files and
@@ -31,6 +34,7 @@ use trellis_schema::{PluginId, Sha256};
 use super::fetch::{PUBLISHER_RECORD_FILE, RELEASE_ENVELOPE_FILE};
 use super::{Store, StoreError};
 use crate::fs::FsError;
+use crate::state::Disabled;
 
 /// One file that does not match the signed manifest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -56,6 +60,9 @@ pub struct VerifyReport {
     pub version: Version,
     /// Problems found; empty when every file matches.
     pub problems: Vec<FileProblem>,
+    /// Set when the plugin is disabled (blocked, or signed only by revoked keys): its
+    /// files may be intact, but the host must not run it.
+    pub disabled: Option<Disabled>,
 }
 
 /// The manifest kept in a release directory, once its envelope's signature verifies
@@ -187,6 +194,7 @@ impl Store {
                 plugin: id.clone(),
                 version: installed.active.version.clone(),
                 problems: check(&dir, Some((id, &installed.active.version)))?,
+                disabled: installed.disabled.clone(),
             });
         }
         if let Some(missing) = plugins.iter().find(|p| self.state().plugin(p).is_none()) {

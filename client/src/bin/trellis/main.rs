@@ -84,6 +84,9 @@ pub(crate) enum Failure {
     Usage(String),
     /// Exit code 1.
     Failed(String),
+    /// Exit code 1, after the result was printed (with `--json`, stdout already holds
+    /// its one document, so the message goes to stderr only).
+    FailedAfterResult(String),
 }
 
 impl From<StoreError> for Failure {
@@ -169,6 +172,10 @@ fn main() -> ExitCode {
         }
         Err(Failure::Failed(message)) => {
             output::error(ctx.json, &message, 1);
+            ExitCode::from(1)
+        }
+        Err(Failure::FailedAfterResult(message)) => {
+            eprintln!("error: {message}");
             ExitCode::from(1)
         }
     }

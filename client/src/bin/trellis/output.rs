@@ -1,6 +1,7 @@
 //! What the user sees: results as text or JSON, progress bars for downloads, errors.
 //!
-//! Text goes to stdout, progress and errors to stderr. With `--json` every result is
+//! Text goes to stdout, progress, warnings and errors to stderr (warnings whether or not
+//! stderr is a terminal; progress bars only on a terminal). With `--json` every result is
 //! one JSON document on stdout and every progress event one JSON line on stderr.
 
 use std::collections::HashMap;
@@ -11,7 +12,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use trellis_client::consent::Disclosure;
 use trellis_client::events::{Event, Reporter};
-use trellis_client::store::Consent;
+use trellis_client::state::Disabled;
+use trellis_client::store::{Consent, DisabledRelease, HeldBack};
 
 /// Prints `value` as pretty JSON on stdout.
 pub(crate) fn json(value: &impl Serialize) {
@@ -60,6 +62,17 @@ struct Bars {
     bars: Mutex<HashMap<String, ProgressBar>>,
 }
 
+impl Bars {
+    /// Prints a line on stderr above the progress bars, terminal or not (the bars'
+    /// own `println` draws nothing when stderr is not a terminal, and warnings must
+    /// reach logs and scripts too).
+    fn note(&self, line: &str) {
+        self.multi.suspend(|| {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        });
+    }
+}
+
 impl Reporter for Bars {
     fn report(&self, event: Event) {
         match event {
@@ -87,17 +100,41 @@ impl Reporter for Bars {
                 }
             }
             Event::DeltaFallback { plugin, version, reason } => {
-                let _ =
-                    self.multi.println(format!("note: {plugin} {version}: downloading the whole package ({reason})"));
+                self.note(&format!("note: {plugin} {version}: downloading the whole package ({reason})"));
             }
-            Event::Warning { plugin, message } => {
-                let _ = self.multi.println(match plugin {
-                    Some(plugin) => format!("warning: {plugin}: {message}"),
-                    None => format!("warning: {message}"),
-                });
-            }
+            Event::Disabled { plugin, message, .. } => self.note(&format!("warning: {plugin}: {message}")),
+            Event::Warning { plugin, message } => self.note(&match plugin {
+                Some(plugin) => format!("warning: {plugin}: {message}"),
+                None => format!("warning: {message}"),
+            }),
             _ => {}
         }
+    }
+}
+
+/// The mark of a disabled plugin, as listings show it:
+/// `BLOCKED (critical severity): steals data; advisory …; disabled since …`.
+pub(crate) fn disabled_line(mark: &Disabled) -> String {
+    let text = mark.to_string();
+    let rest = text.strip_prefix(mark.label()).unwrap_or(&text);
+    let since = mark.since.map(|t| format!("; disabled since {t}")).unwrap_or_default();
+    format!("{}{rest}{since}", mark.label().to_uppercase())
+}
+
+/// Installed plugins the operation found blocked (and disabled) or held back by a
+/// blocked dependency, one line each on stdout.
+pub(crate) fn protection(blocked: &[DisabledRelease], held_back: &[HeldBack]) {
+    for release in blocked {
+        println!(
+            "{} {}: {}; it is disabled, update or remove it",
+            release.plugin,
+            release.version,
+            disabled_line(&release.mark)
+        );
+    }
+    for held in held_back {
+        let on: Vec<String> = held.blocked_dependencies.iter().map(ToString::to_string).collect();
+        println!("{} {}: held back, it depends on the blocked {}", held.plugin, held.version, on.join(", "));
     }
 }
 

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use clap::Args;
 use trellis_client::events::Reporter;
 use trellis_client::hooks::NoHooks;
+use trellis_client::resolve::PreReleases;
+use trellis_client::state::severity_word;
 use trellis_client::store::{AlwaysAgree, Consent, Session, Store, install::parse_requirement};
 use trellis_schema::PluginId;
 use trellis_schema::index::Percent;
@@ -57,9 +59,23 @@ pub(crate) fn info(ctx: &Context, args: InfoArgs) -> CliResult {
     let id = plugin_id(&args.id)?;
     let mut store = ctx.open()?;
     let (registry, doc) = store.info(&id)?;
+    let blocklist = store.blocklist()?;
     let installed = store.state().plugin(&id).cloned();
+    let blocked: Vec<_> = doc
+        .releases
+        .iter()
+        .filter_map(|r| blocklist.find(&id, &r.version, Some(&r.package.sha256)).map(|e| (&r.version, e)))
+        .collect();
     if ctx.json {
-        output::json(&serde_json::json!({"registry": registry, "doc": &*doc, "installed": installed}));
+        let blocked: Vec<_> = blocked
+            .iter()
+            .map(|(version, e)| {
+                serde_json::json!({"version": version, "severity": e.severity, "reason": e.reason, "advisory": e.advisory})
+            })
+            .collect();
+        output::json(
+            &serde_json::json!({"registry": registry, "doc": &*doc, "installed": installed, "blocked_releases": blocked}),
+        );
         return Ok(());
     }
     println!("{} ({}) from registry {registry}", doc.id, doc.name);
@@ -67,6 +83,9 @@ pub(crate) fn info(ctx: &Context, args: InfoArgs) -> CliResult {
         let previous =
             installed.previous.as_ref().map(|p| format!(", previous {} kept", p.version)).unwrap_or_default();
         println!("installed: {}{previous}", installed.active.version);
+        if let Some(mark) = &installed.disabled {
+            println!("{}", output::disabled_line(mark));
+        }
     }
     for release in doc.releases.iter().rev() {
         let mut flags = vec![release.channel.as_str().to_owned()];
@@ -75,6 +94,9 @@ pub(crate) fn info(ctx: &Context, args: InfoArgs) -> CliResult {
         }
         if let Some(rollout) = release.rollout.filter(|r| *r != Percent::ALL) {
             flags.push(format!("rolling out to {rollout} of installs"));
+        }
+        if let Some((_, entry)) = blocked.iter().find(|(v, _)| **v == release.version) {
+            flags.push(format!("BLOCKED ({} severity): {}", severity_word(entry.severity), entry.reason));
         }
         println!("  {}  [{}]  {} bytes", release.version, flags.join(", "), release.package.length);
         for dependency in &release.dependencies {
@@ -93,13 +115,17 @@ pub(crate) struct InstallArgs {
     /// Plugins to install: `ID` or `ID@REQUIREMENT` (`acme.clock@^1.2`, `acme.clock@1.2.0`).
     #[arg(required = true)]
     plugins: Vec<String>,
+    /// Also consider pre-releases (`1.3.0-rc.1`) where no requirement names one.
+    #[arg(long)]
+    pre: bool,
 }
 
 pub(crate) fn install(ctx: &Context, args: InstallArgs) -> CliResult {
     let requirements =
         args.plugins.iter().map(|p| parse_requirement(p).map_err(Failure::Usage)).collect::<Result<Vec<_>, _>>()?;
     let mut store = ctx.open()?;
-    let report = with_session(ctx, |session| Ok(store.install(&requirements, session)?))?;
+    let prereleases = if args.pre { PreReleases::Allow } else { PreReleases::IfRequested };
+    let report = with_session(ctx, |session| Ok(store.install_with(&requirements, prereleases, session)?))?;
     if ctx.json {
         output::json(&report);
         return Ok(());
@@ -116,6 +142,7 @@ pub(crate) fn install(ctx: &Context, args: InstallArgs) -> CliResult {
     for (id, version) in &report.unchanged {
         println!("{id} {version} is already installed");
     }
+    output::protection(&report.blocked, &report.held_back);
     Ok(())
 }
 
@@ -154,9 +181,7 @@ pub(crate) fn update(ctx: &Context, args: UpdateArgs) -> CliResult {
             };
             println!("{} {} -> {}: {}{new}", update.plugin, update.from, update.to, update.decision.reason);
         }
-        for (id, version, reason) in &report.blocked {
-            println!("{id} {version} is blocklisted ({reason}) and was stopped; update or remove it");
-        }
+        output::protection(&report.blocked, &report.held_back);
         return Ok(());
     }
     let report = if args.scheduled {
@@ -194,6 +219,7 @@ pub(crate) fn update(ctx: &Context, args: UpdateArgs) -> CliResult {
         for (id, version, reason) in &report.rolled_back {
             println!("update of {id} to {version} failed and was rolled back: {reason}");
         }
+        output::protection(&report.blocked, &report.held_back);
         if report.updated.is_empty() && report.installed.is_empty() && report.rolled_back.is_empty() {
             println!("nothing to update");
         }
@@ -201,7 +227,7 @@ pub(crate) fn update(ctx: &Context, args: UpdateArgs) -> CliResult {
     if report.rolled_back.is_empty() {
         Ok(())
     } else {
-        Err(Failure::Failed(format!("{} update(s) failed and were rolled back", report.rolled_back.len())))
+        Err(Failure::FailedAfterResult(format!("{} update(s) failed and were rolled back", report.rolled_back.len())))
     }
 }
 
@@ -268,7 +294,8 @@ pub(crate) fn list(ctx: &Context) -> CliResult {
             trellis_client::state::InstallReason::Requested => "",
             trellis_client::state::InstallReason::Dependency => "  (dependency)",
         };
-        println!("{id} {}  [{}]{previous}{pinned}{reason}", plugin.active.version, plugin.registry);
+        let mark = plugin.disabled.as_ref().map(|m| format!("  {}", output::disabled_line(m))).unwrap_or_default();
+        println!("{id} {}  [{}]{previous}{pinned}{reason}{mark}", plugin.active.version, plugin.registry);
     }
     Ok(())
 }
@@ -284,23 +311,32 @@ pub(crate) fn verify(ctx: &Context, args: VerifyArgs) -> CliResult {
     let store: Store = ctx.open()?;
     let reports = store.verify(&ids)?;
     let bad = reports.iter().filter(|r| !r.problems.is_empty()).count();
+    let disabled = reports.iter().filter(|r| r.disabled.is_some()).count();
     if ctx.json {
         output::json(&reports);
     } else {
         for report in &reports {
+            if let Some(mark) = &report.disabled {
+                println!("{} {}: {}", report.plugin, report.version, output::disabled_line(mark));
+            }
             if report.problems.is_empty() {
-                println!("{} {}: ok", report.plugin, report.version);
+                let ok = if report.disabled.is_some() { "files match the signed manifest" } else { "ok" };
+                println!("{} {}: {ok}", report.plugin, report.version);
             }
             for problem in &report.problems {
                 println!("{} {}: {problem}", report.plugin, report.version);
             }
         }
     }
-    if bad == 0 {
-        Ok(())
-    } else {
-        Err(Failure::Failed(format!(
+    if bad > 0 {
+        Err(Failure::FailedAfterResult(format!(
             "{bad} plugin(s) have files or a signed manifest that do not match what the publisher signed; reinstall them (`trellis remove ID` then `trellis install ID`)"
         )))
+    } else if disabled > 0 {
+        Err(Failure::FailedAfterResult(format!(
+            "{disabled} plugin(s) are disabled (blocked by the registry or signed only by revoked keys); update or remove them"
+        )))
+    } else {
+        Ok(())
     }
 }

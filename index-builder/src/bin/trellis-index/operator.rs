@@ -109,7 +109,8 @@ pub(crate) enum Command {
         registry: PathBuf,
         /// Plugin id.
         id: PluginId,
-        /// Versions blocked (a semver requirement); all when absent.
+        /// Versions blocked (a semver requirement, pre-releases included: `*` and
+        /// `>=1.0.0` also block `1.2.0-rc.1`); all when absent.
         #[arg(long)]
         versions: Option<semver::VersionReq>,
         /// Block only the package with this SHA-256.
