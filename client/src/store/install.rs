@@ -45,6 +45,7 @@ impl Store {
     ) -> Result<InstallReport, StoreError> {
         self.relay_progress(session);
         let remotes = self.remotes()?;
+        self.recheck_installed(&remotes, session)?;
         let mut request = self.request();
         request.requirements = requirements.to_vec();
         for (id, plugin) in self.state().plugins() {

@@ -4,7 +4,9 @@
 //! back automatically to the running release.
 //!
 //! Owns the update process and the update check (which updates exist and what the
-//! policy decides for each), plus disabling installed releases the blocklist names.
+//! policy decides for each), plus disabling installed releases the blocklist names;
+//! installed releases are re-checked under their publishers' current records first
+//! ([`super::publishers`]).
 //! Consent, space and download steps are shared with [`super::install`]; the swap is
 //! [`crate::activate`]'s journalled transaction.
 
@@ -48,6 +50,9 @@ pub struct UpdateCheckReport {
     pub updates: Vec<PlannedUpdate>,
     /// Installed releases the blocklist names (they were stopped).
     pub blocked: Vec<(PluginId, Version, String)>,
+    /// Installed releases signed only by keys their publisher revoked, with no
+    /// re-signed envelope (they were stopped and disabled).
+    pub revoked: Vec<(PluginId, Version, String)>,
 }
 
 /// What an update did.
@@ -63,6 +68,9 @@ pub struct UpdateReport {
     pub rolled_back: Vec<(PluginId, Version, String)>,
     /// Installed releases the blocklist names (they were stopped).
     pub blocked: Vec<(PluginId, Version, String)>,
+    /// Installed releases signed only by keys their publisher revoked, with no
+    /// re-signed envelope (they were stopped and disabled).
+    pub revoked: Vec<(PluginId, Version, String)>,
     /// What was downloaded for each release brought in (delta or package, bytes).
     pub transfers: Vec<Transfer>,
 }
@@ -76,9 +84,9 @@ impl Store {
         plugins: &[PluginId],
         session: &Session<'_>,
     ) -> Result<UpdateCheckReport, StoreError> {
-        let (planned, _, blocked) = self.plan(plugins, Trigger::Scheduled, session)?;
+        let (planned, _, blocked, revoked) = self.plan(plugins, Trigger::Scheduled, session)?;
         self.update_state(|s| s.last_update_check = Some(jiff::Timestamp::now()))?;
-        Ok(UpdateCheckReport { updates: planned, blocked })
+        Ok(UpdateCheckReport { updates: planned, blocked, revoked })
     }
 
     /// Updates `plugins` (all installed ones when empty) as the user asked: pins are
@@ -115,8 +123,8 @@ impl Store {
     ) -> Result<UpdateReport, StoreError> {
         self.relay_progress(session);
         let remotes = self.remotes()?;
-        let (planned, changes, blocked) = self.plan(plugins, trigger, session)?;
-        let mut report = UpdateReport { blocked, ..UpdateReport::default() };
+        let (planned, changes, blocked, revoked) = self.plan(plugins, trigger, session)?;
+        let mut report = UpdateReport { blocked, revoked, ..UpdateReport::default() };
         for plan in planned.iter().filter(|p| p.decision.action != Action::Apply) {
             report.skipped.push((plan.plugin.clone(), plan.to.clone(), plan.decision.reason.to_string()));
         }
@@ -158,14 +166,18 @@ impl Store {
     }
 
     /// Resolves with the selected plugins free to move; returns the planned updates
-    /// (with policy decisions), every release that would change, and blocked installs.
+    /// (with policy decisions), every release that would change, blocked installs and
+    /// installed releases disabled because their signing keys were revoked.
     #[allow(clippy::type_complexity)]
     fn plan(
         &mut self,
         plugins: &[PluginId],
         trigger: Trigger,
         session: &Session<'_>,
-    ) -> Result<(Vec<PlannedUpdate>, Vec<ResolvedPlugin>, Vec<(PluginId, Version, String)>), StoreError> {
+    ) -> Result<
+        (Vec<PlannedUpdate>, Vec<ResolvedPlugin>, Vec<(PluginId, Version, String)>, Vec<(PluginId, Version, String)>),
+        StoreError,
+    > {
         for plugin in plugins {
             if self.state().plugin(plugin).is_none() {
                 return Err(StoreError::NotInstalled { plugin: plugin.clone() });
@@ -183,6 +195,7 @@ impl Store {
                 request.requirements.push(Requirement { id: id.clone(), version: VersionReq::STAR });
             }
         }
+        let revoked = self.recheck_installed(&remotes, session)?;
         let blocked = self.disable_blocked(&remotes, session)?;
         let resolution = self.resolve(&remotes, request, session)?;
         self.record_bindings(&resolution)?;
@@ -261,7 +274,7 @@ impl Store {
                 });
             }
         }
-        Ok((planned, changes, blocked))
+        Ok((planned, changes, blocked, revoked))
     }
 
     /// Stops installed releases that a registry's blocklist names and warns about them.
