@@ -25,7 +25,7 @@ use trellis_schema::dsse::Envelope;
 use trellis_schema::key::KeyId;
 use trellis_schema::manifest::{CONTENT_MANIFEST_PATH, ReleaseManifest};
 use trellis_schema::plugin::{METADATA_PATH, PluginMetadata};
-use trellis_schema::publisher::{ChainError, ChainLimits, PublisherChain, PublisherRecord};
+use trellis_schema::publisher::{ChainError, ChainLimits, PublisherChain, PublisherRecord, RecoverySigners};
 use trellis_schema::validate::{self, PackageFile, Problem, Severity};
 
 use crate::{sign, source_tree};
@@ -126,13 +126,12 @@ pub enum PublisherCheckError {
         path: PathBuf,
     },
     /// The chain (submitted or trusted) is refused.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {chain}", path.display())]
     Chain {
         /// The file.
         path: PathBuf,
         /// Why.
-        #[source]
-        source: ChainError,
+        chain: ChainError,
     },
     /// The submitted chain rewrites the trusted one instead of appending to it.
     #[error(
@@ -151,10 +150,17 @@ pub enum PublisherCheckError {
 
 /// The newest record of the submitted chain at `submitted`, once it verified: from
 /// version 1 when there is no `trusted` chain (a new publisher), else as a valid
-/// extension of the trusted chain (the base branch's copy). Recovery versions (signed
-/// by the registry's offline keys) are not accepted here; they are checked at build.
-pub fn submitted_publisher(submitted: &Path, trusted: Option<&Path>) -> Result<PublisherRecord, PublisherCheckError> {
+/// extension of the trusted chain (the base branch's copy). `root` (the base branch's
+/// newest root) supplies the recovery signers (its `targets` role); without it a
+/// recovery version is refused here (the build checks it against the registry's root).
+pub fn submitted_publisher(
+    submitted: &Path,
+    trusted: Option<&Path>,
+    root: Option<&trellis_schema::tuf::Root>,
+) -> Result<PublisherRecord, PublisherCheckError> {
     let limits = ChainLimits::default();
+    let (recovery_keys, recovery_threshold) = root.map(crate::registry::recovery_keys).unwrap_or_default();
+    let recovery = root.map(|_| RecoverySigners { keys: &recovery_keys, threshold: recovery_threshold });
     let read = |path: &Path| -> Result<(VendorId, PublisherChain), PublisherCheckError> {
         let vendor: VendorId = path
             .file_stem()
@@ -163,15 +169,15 @@ pub fn submitted_publisher(submitted: &Path, trusted: Option<&Path>) -> Result<P
             .ok_or_else(|| PublisherCheckError::Name { path: path.to_owned() })?;
         let bytes = std::fs::read(path).map_err(|source| PublisherCheckError::Io { path: path.to_owned(), source })?;
         let chain = PublisherChain::from_slice(&vendor, &bytes, &limits)
-            .map_err(|source| PublisherCheckError::Chain { path: path.to_owned(), source })?;
+            .map_err(|chain| PublisherCheckError::Chain { path: path.to_owned(), chain })?;
         Ok((vendor, chain))
     };
     let (vendor, chain) = read(submitted)?;
     let base = match trusted {
         Some(path) => {
             let (_, base) = read(path)?;
-            base.verify(&vendor, None, None, &limits)
-                .map_err(|source| PublisherCheckError::Chain { path: path.to_owned(), source })?;
+            base.verify(&vendor, None, recovery, &limits)
+                .map_err(|chain| PublisherCheckError::Chain { path: path.to_owned(), chain })?;
             if !chain.extends(&base) {
                 return Err(PublisherCheckError::Rewritten {
                     submitted: submitted.to_owned(),
@@ -185,8 +191,8 @@ pub fn submitted_publisher(submitted: &Path, trusted: Option<&Path>) -> Result<P
     };
     let pinned = base.as_ref().and_then(PublisherChain::head);
     let verified = chain
-        .verify(&vendor, pinned, None, &limits)
-        .map_err(|source| PublisherCheckError::Chain { path: submitted.to_owned(), source })?;
+        .verify(&vendor, pinned, recovery, &limits)
+        .map_err(|chain| PublisherCheckError::Chain { path: submitted.to_owned(), chain })?;
     Ok(verified.head.signed.clone())
 }
 

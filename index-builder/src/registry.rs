@@ -197,13 +197,12 @@ pub enum RegistryError {
     #[error(transparent)]
     Key(#[from] keyfile::KeyFileIoError),
     /// A publisher chain is refused.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {chain}", path.display())]
     Publisher {
         /// The record file.
         path: PathBuf,
         /// Why.
-        #[source]
-        source: trellis_schema::publisher::ChainError,
+        chain: trellis_schema::publisher::ChainError,
     },
     /// Published releases whose signatures are valid only thanks to keys their
     /// publisher has revoked: each must be re-signed, yanked or blocked.
@@ -719,7 +718,7 @@ fn load_publishers(dir: &Path, root: Option<&Root>) -> Result<BTreeMap<VendorId,
         let bytes = std::fs::read(&path).map_err(|source| RegistryError::Io { path: path.clone(), source })?;
         let chain = PublisherChain::from_slice(&vendor, &bytes, &limits)
             .and_then(|chain| chain.verify(&vendor, None, recovery, &limits).map(|_| ()).map(|()| chain))
-            .map_err(|source| RegistryError::Publisher { path: path.clone(), source })?;
+            .map_err(|chain| RegistryError::Publisher { path: path.clone(), chain })?;
         out.insert(vendor, chain);
     }
     Ok(out)

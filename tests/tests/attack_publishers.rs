@@ -136,7 +136,7 @@ fn online_keys_alone_cannot_add_a_key_to_a_publisher_through_the_builder_or_the_
     let pr = tempfile::tempdir().unwrap();
     let pr_record = pr.path().join("acme.json");
     std::fs::copy(site.registry.path().join("publishers/acme.json"), &pr_record).unwrap();
-    let error = trellis_index::lint::submitted_publisher(&pr_record, Some(&base_record)).unwrap_err().to_string();
+    let error = trellis_index::lint::submitted_publisher(&pr_record, Some(&base_record), None).unwrap_err().to_string();
     assert!(error.contains("version 2 is not signed by 1 of version 1's keys"), "{error}");
 
     // Replacing the record by their own version 1 (which lists acme's key too, so the
@@ -162,7 +162,7 @@ fn online_keys_alone_cannot_add_a_key_to_a_publisher_through_the_builder_or_the_
         "{error}"
     );
     std::fs::copy(site.registry.path().join("publishers/acme.json"), &pr_record).unwrap();
-    let error = trellis_index::lint::submitted_publisher(&pr_record, Some(&base_record)).unwrap_err().to_string();
+    let error = trellis_index::lint::submitted_publisher(&pr_record, Some(&base_record), None).unwrap_err().to_string();
     assert!(error.contains("does not keep the 1 version(s) of the trusted record"), "{error}");
     assert_eq!(snapshot(site.site.path()), before, "a refused build leaves the site as it was");
 }

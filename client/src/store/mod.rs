@@ -165,13 +165,12 @@ pub enum StoreError {
     },
     /// A publisher's record chain is refused: not a valid successor of the version
     /// pinned here, a rollback, a fork, or malformed.
-    #[error("registry `{registry}`: {source}; nothing was installed or changed")]
+    #[error("registry `{registry}`: {chain}; nothing was installed or changed")]
     Publisher {
         /// The registry.
         registry: RegistryName,
         /// Why.
-        #[source]
-        source: Box<trellis_schema::publisher::ChainError>,
+        chain: Box<trellis_schema::publisher::ChainError>,
     },
     /// The developer signature does not verify.
     #[error("{plugin} {version}: the developer signature is not valid: {problem}; the release was not installed")]

@@ -83,7 +83,7 @@ pub(crate) fn current_record(
         target: path.clone(),
         what: format!("publisher record of {vendor}"),
     })?;
-    let refuse = |source| StoreError::Publisher { registry: registry.clone(), source: Box::new(source) };
+    let refuse = |chain| StoreError::Publisher { registry: registry.clone(), chain: Box::new(chain) };
     let limits = ChainLimits::default();
     let chain = PublisherChain::from_slice(vendor, &bytes, &limits).map_err(refuse)?;
     let pin_file = pin_path(&remotes.metadata_dir(registry)?, vendor);

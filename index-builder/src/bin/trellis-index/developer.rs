@@ -59,6 +59,10 @@ pub(crate) enum Command {
         /// request check must pass this whenever the base branch has a record.
         #[arg(long, requires = "publisher")]
         trusted_publisher: Option<PathBuf>,
+        /// The registry's newest root (`root/N.root.json` of the base branch): its
+        /// targets keys may sign a recovery version of the record.
+        #[arg(long, requires = "publisher")]
+        root: Option<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -253,9 +257,19 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Lint { path, publisher, trusted_publisher, json } => {
+        Command::Lint { path, publisher, trusted_publisher, root, json } => {
+            let root = match root {
+                Some(file) => Some(
+                    serde_json::from_slice::<trellis_schema::tuf::Envelope<trellis_schema::tuf::Root>>(
+                        &std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?,
+                    )
+                    .with_context(|| format!("{} is not a root", file.display()))?
+                    .signed,
+                ),
+                None => None,
+            };
             let publisher = match publisher {
-                Some(file) => Some(lint::submitted_publisher(&file, trusted_publisher.as_deref())?),
+                Some(file) => Some(lint::submitted_publisher(&file, trusted_publisher.as_deref(), root.as_ref())?),
                 None => None,
             };
             let report = lint::lint(&path, &lint::LintOptions { publisher })?;
