@@ -553,7 +553,7 @@ impl Registry {
             let mut input = match checked {
                 Ok(input) => input,
                 Err(error) => match revocation_of(&error) {
-                    Some(reason) => {
+                    Some(reason) if self.signed_under_older_record(id, &envelope) => {
                         match self.check_kept_release(
                             (id, &version),
                             &envelope_path,
@@ -572,7 +572,7 @@ impl Registry {
                             }
                         }
                     }
-                    None => return Err(error.into()),
+                    _ => return Err(error.into()),
                 },
             };
             input.yanked = self.yanks.contains(id, &version);
@@ -583,6 +583,15 @@ impl Registry {
             return Err(RegistryError::RevokedReleases { releases: revoked });
         }
         Ok(PluginInput { id: id.clone(), releases })
+    }
+
+    /// Whether `envelope` (a release of `id`) verifies under an older version of its
+    /// publisher's chain: it was validly signed once, by keys revoked or removed since.
+    fn signed_under_older_record(&self, id: &PluginId, envelope: &[u8]) -> bool {
+        let Ok(envelope) = serde_json::from_slice::<trellis_schema::dsse::Envelope>(envelope) else { return false };
+        self.publishers
+            .get(&id.vendor_id())
+            .is_some_and(|chain| chain.records.iter().rev().skip(1).any(|r| r.signed.verify_release(&envelope).is_ok()))
     }
 
     /// A yanked or blocked release whose signature counts only under an older version

@@ -222,6 +222,21 @@ fn a_client_refuses_a_hand_forged_site_that_adds_a_key_or_forks_the_record() {
     let reports = store.verify(&[]).unwrap();
     assert!(reports.iter().all(|r| r.problems.is_empty()), "{reports:#?}");
     assert_eq!(store.state().plugin(&id("acme.clock")).unwrap().active.version.to_string(), "1.0.0");
+
+    // The same through the CLI: `trellis update` refuses, `trellis verify` is ok.
+    drop(store);
+    let bin = common::trellis_bin();
+    let run = |args: &[&str]| {
+        std::process::Command::new(&bin).arg("--data-dir").arg(data.path()).args(args).output().unwrap()
+    };
+    let out = run(&["--yes", "update"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("publisher acme's record chain") && stderr.contains("forked history"), "{stderr}");
+    let out = run(&["verify"]);
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let store = common::store(data.path(), &site);
+    assert_eq!(trusted_state(data.path(), &store), before);
 }
 
 #[test]
