@@ -20,7 +20,7 @@ use trellis_schema::manifest::ReleaseManifest;
 use trellis_schema::plugin::{
     Channel, Dependency, Description, HostRequirement, METADATA_PATH, Platform, PluginMetadata, Pricing, Vendor,
 };
-use trellis_schema::publisher::PublisherRecord;
+use trellis_schema::publisher::{PublisherChain, PublisherRecord};
 use trellis_schema::{PluginId, SigningKey, VendorId};
 
 /// A deterministic key from a small number (tests and synthetic registries).
@@ -32,6 +32,7 @@ pub fn key(seed: u8) -> SigningKey {
 pub fn publisher(vendor: &str, keys: &[&SigningKey]) -> PublisherRecord {
     PublisherRecord {
         id: vendor.parse().unwrap_or_else(|_| fallback_vendor()),
+        version: 1,
         name: vendor.to_uppercase(),
         website: None,
         contact: None,
@@ -39,6 +40,14 @@ pub fn publisher(vendor: &str, keys: &[&SigningKey]) -> PublisherRecord {
         threshold: 1,
         revoked: Vec::new(),
     }
+}
+
+/// The one-version chain of [`publisher`], signed by `keys`.
+pub fn publisher_chain(vendor: &str, keys: &[&SigningKey]) -> PublisherChain {
+    let record = publisher(vendor, keys);
+    PublisherChain::first(record.clone(), keys).unwrap_or_else(|_| PublisherChain {
+        records: vec![trellis_schema::publisher::SignedRecord { signatures: vec![], signed: record }],
+    })
 }
 
 fn fallback_vendor() -> VendorId {
@@ -201,8 +210,7 @@ pub fn add_release(registry: &Path, spec: &ReleaseSpec, key: &SigningKey) -> Res
 
 /// Writes the publisher record of `vendor` trusting `key` into the registry.
 pub fn add_publisher(registry: &Path, vendor: &str, key: &SigningKey) -> Result<(), FsError> {
-    let record = publisher(vendor, &[key]);
-    let bytes = serde_json::to_vec_pretty(&record).unwrap_or_default();
+    let bytes = serde_json::to_vec_pretty(&publisher_chain(vendor, &[key])).unwrap_or_default();
     trellis_client::fs::create_dir_all(&registry.join("publishers"))?;
     write_atomic(&registry.join("publishers").join(format!("{vendor}.json")), &bytes)
 }

@@ -1,6 +1,7 @@
 //! Registry tools of the Trellis plugin store.
 //!
-//! For plugin developers: `pack`, `sign`, `lint`, `keygen`. For registry operators:
+//! For plugin developers: `pack`, `sign`, `lint`, `keygen`, publisher record chains
+//! ([`publisher`]). For registry operators:
 //! reading a registry source tree ([`registry`]), checking releases ([`release`]),
 //! building the signed static site ([`build`], with roles in [`tuf`] and paths in
 //! [`site`]), the operator commands ([`operator`]), checking a built or deployed site
@@ -15,6 +16,7 @@ pub mod keyfile;
 pub mod lint;
 pub mod operator;
 pub mod pack;
+pub mod publisher;
 pub mod registry;
 pub mod release;
 pub mod serve;

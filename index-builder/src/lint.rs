@@ -7,6 +7,11 @@
 //! client installs with), content manifest ⇔ contents, and the developer signature in
 //! `<package>.dsse` when present (against a publisher record when one is given).
 //!
+//! The record a pull-request check lints with comes from [`submitted_publisher`]: the
+//! submitted record chain, accepted only as a valid extension of the *trusted* chain of
+//! the base branch (never the pull request's own copy alone), so a submission cannot
+//! add its own key to a publisher and then pass lint with it.
+//!
 //! Lint never writes anything. Packing is [`crate::pack`], signing [`crate::sign`].
 
 use std::collections::BTreeMap;
@@ -15,11 +20,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use trellis_client::package::{Limits, Package};
+use trellis_schema::VendorId;
 use trellis_schema::dsse::Envelope;
 use trellis_schema::key::KeyId;
 use trellis_schema::manifest::{CONTENT_MANIFEST_PATH, ReleaseManifest};
 use trellis_schema::plugin::{METADATA_PATH, PluginMetadata};
-use trellis_schema::publisher::PublisherRecord;
+use trellis_schema::publisher::{ChainError, ChainLimits, PublisherChain, PublisherRecord, RecoverySigners};
 use trellis_schema::validate::{self, PackageFile, Problem, Severity};
 
 use crate::{sign, source_tree};
@@ -99,6 +105,95 @@ pub struct LintError {
     /// Why.
     #[source]
     pub source: std::io::Error,
+}
+
+/// Why a submitted publisher record chain cannot be linted with.
+#[derive(Debug, thiserror::Error)]
+pub enum PublisherCheckError {
+    /// A file could not be read.
+    #[error("reading {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file name is not `<publisher id>.json`.
+    #[error("{}: a publisher record file is named <publisher id>.json", path.display())]
+    Name {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The chain (submitted or trusted) is refused.
+    #[error("{}: {chain}", path.display())]
+    Chain {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        chain: ChainError,
+    },
+    /// The submitted chain rewrites the trusted one instead of appending to it.
+    #[error(
+        "{}: does not keep the {trusted} version(s) of the trusted record ({}) unchanged; a record changes only by appending a version signed by the current keys",
+        submitted.display(), trusted_path.display()
+    )]
+    Rewritten {
+        /// The submitted file.
+        submitted: PathBuf,
+        /// The trusted file.
+        trusted_path: PathBuf,
+        /// Versions in the trusted chain.
+        trusted: usize,
+    },
+}
+
+/// The newest record of the submitted chain at `submitted`, once it verified: from
+/// version 1 when there is no `trusted` chain (a new publisher), else as a valid
+/// extension of the trusted chain (the base branch's copy). `root` (the base branch's
+/// newest root) supplies the recovery signers (its `targets` role); without it a
+/// recovery version is refused here (the build checks it against the registry's root).
+pub fn submitted_publisher(
+    submitted: &Path,
+    trusted: Option<&Path>,
+    root: Option<&trellis_schema::tuf::Root>,
+) -> Result<PublisherRecord, PublisherCheckError> {
+    let limits = ChainLimits::default();
+    let (recovery_keys, recovery_threshold) = root.map(crate::registry::recovery_keys).unwrap_or_default();
+    let recovery = root.map(|_| RecoverySigners { keys: &recovery_keys, threshold: recovery_threshold });
+    let read = |path: &Path| -> Result<(VendorId, PublisherChain), PublisherCheckError> {
+        let vendor: VendorId = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| PublisherCheckError::Name { path: path.to_owned() })?;
+        let bytes = std::fs::read(path).map_err(|source| PublisherCheckError::Io { path: path.to_owned(), source })?;
+        let chain = PublisherChain::from_slice(&vendor, &bytes, &limits)
+            .map_err(|chain| PublisherCheckError::Chain { path: path.to_owned(), chain })?;
+        Ok((vendor, chain))
+    };
+    let (vendor, chain) = read(submitted)?;
+    let base = match trusted {
+        Some(path) => {
+            let (_, base) = read(path)?;
+            base.verify(&vendor, None, recovery, &limits)
+                .map_err(|chain| PublisherCheckError::Chain { path: path.to_owned(), chain })?;
+            if !chain.extends(&base) {
+                return Err(PublisherCheckError::Rewritten {
+                    submitted: submitted.to_owned(),
+                    trusted_path: path.to_owned(),
+                    trusted: base.records.len(),
+                });
+            }
+            Some(base)
+        }
+        None => None,
+    };
+    let pinned = base.as_ref().and_then(PublisherChain::head);
+    let verified = chain
+        .verify(&vendor, pinned, recovery, &limits)
+        .map_err(|chain| PublisherCheckError::Chain { path: submitted.to_owned(), chain })?;
+    Ok(verified.head.signed.clone())
 }
 
 /// Lints a plugin source tree or a package.

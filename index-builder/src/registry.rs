@@ -6,12 +6,15 @@
 //!                              deltas ({"sources", "max_percent", "max_patch_input"})
 //! keys/                        private role keys (never committed; CI writes them from secrets)
 //! root/N.root.json             every signed root, N = 1, 2, … (written by init and rotate)
-//! publishers/<vendor>.json     publisher records (PublisherRecord)
+//! publishers/<vendor>.json     publisher record chains (PublisherChain: every version of
+//!                              the record, each signed by the previous version's keys;
+//!                              written with `trellis-index publisher`)
 //! releases/<plugin-id>/<version>.zip        the package
 //! releases/<plugin-id>/<version>.zip.dsse   the developer's DSSE envelope (`trellis-index sign`)
 //! releases/<plugin-id>/<version>.remote.json instead of the .zip: {"url", "sha256", "size"}
-//!                              of a package hosted elsewhere; fetched once into
-//!                              .cache/packages/<sha256>.zip (git-ignored) and checked
+//!                              of a package hosted elsewhere (https only; loopback http
+//!                              behind [`RemoteHttp::AllowLoopback`], for tests); fetched
+//!                              once into .cache/packages/<sha256>.zip (git-ignored) and checked
 //! yanks.json                   {"yanked": [{"id", "version", "reason"}]}
 //! rollouts.json                {"rollouts": [{"id", "version", "percent"}]}: staged rollouts
 //!                              (`trellis-index rollout`); a release not listed goes to everyone
@@ -20,7 +23,12 @@
 //! ```
 //!
 //! Owns parsing the configuration and loading the tree into checked values
-//! ([`Registry`], [`PluginInput`]), naming the file of every problem. Per-release checks
+//! ([`Registry`], [`PluginInput`]), naming the file of every problem. Every publisher
+//! chain is verified from version 1 on open (continuity, or the recovery signers of the
+//! newest root's `targets` role); that it extends the published chain is
+//! [`crate::build`]'s check. Releases signed only by keys the publisher has since
+//! revoked are all listed at once ([`RegistryError::RevokedReleases`]) unless yanked or
+//! blocked (then they are kept, checked under the chain version that signed them). Per-release checks
 //! are [`crate::release`]'s; turning the values into a site is [`crate::build`]'s.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,13 +38,13 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use trellis_schema::blocklist::Blocklist;
 use trellis_schema::index::Percent;
-use trellis_schema::publisher::PublisherRecord;
-use trellis_schema::tuf::{Envelope, Root};
+use trellis_schema::publisher::{ChainLimits, PublisherChain, PublisherRecord, RecoverySigners};
+use trellis_schema::tuf::{Envelope, Root, TopRole};
 use trellis_schema::{PluginId, Sha256, SigningKey, VendorId};
 
 use crate::delta::DeltaPolicy;
 use crate::keyfile;
-use crate::release::{self, PluginInput, ReleaseError};
+use crate::release::{self, PluginInput, ReleaseError, ReleaseInput};
 
 /// File name of the configuration at the registry root.
 pub const CONFIG_FILE: &str = "trellis-registry.json";
@@ -188,6 +196,44 @@ pub enum RegistryError {
     /// A key file could not be read.
     #[error(transparent)]
     Key(#[from] keyfile::KeyFileIoError),
+    /// A publisher chain is refused.
+    #[error("{}: {chain}", path.display())]
+    Publisher {
+        /// The record file.
+        path: PathBuf,
+        /// Why.
+        chain: trellis_schema::publisher::ChainError,
+    },
+    /// Published releases whose signatures are valid only thanks to keys their
+    /// publisher has revoked: each must be re-signed, yanked or blocked.
+    #[error("{}", describe_revoked(releases))]
+    RevokedReleases {
+        /// Every such release.
+        releases: Vec<RevokedRelease>,
+    },
+}
+
+/// A release signed only by keys its publisher revoked (or removed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevokedRelease {
+    /// `id version`.
+    pub release: String,
+    /// Its envelope file.
+    pub envelope: PathBuf,
+    /// Why its signature no longer counts.
+    pub reason: String,
+}
+
+fn describe_revoked(releases: &[RevokedRelease]) -> String {
+    let mut out = format!(
+        "{} release(s) are signed only by revoked or removed keys; re-sign each with a current key \
+         (trellis-index sign --resign PACKAGE --key KEY), yank it (trellis-index yank) or block it (trellis-index block):",
+        releases.len()
+    );
+    for r in releases {
+        out.push_str(&format!("\n  {} ({}): {}", r.release, r.envelope.display(), r.reason));
+    }
+    out
 }
 
 impl From<Box<ReleaseError>> for RegistryError {
@@ -201,11 +247,37 @@ pub const REMOTE_SUFFIX: &str = ".remote.json";
 /// Largest remote package the builder downloads.
 pub const MAX_REMOTE_PACKAGE: u64 = 1 << 30;
 
+/// Whether the builder fetches `.remote.json` packages over plain http.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RemoteHttp {
+    /// https only (the default: descriptors come from untrusted pull requests).
+    #[default]
+    HttpsOnly,
+    /// Also `http://` on a loopback host (127.0.0.1, localhost, [::1]): tests and local
+    /// previews only (`trellis-index build --allow-loopback-http`).
+    AllowLoopback,
+}
+
+/// Whether `url` is `http://` to a loopback host with no user info.
+fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else { return false };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return false;
+    }
+    let host = if authority.starts_with('[') {
+        authority.split(']').next().map(|h| format!("{h}]")).unwrap_or_default()
+    } else {
+        authority.split(':').next().unwrap_or_default().to_owned()
+    };
+    matches!(host.as_str(), "127.0.0.1" | "localhost" | "[::1]")
+}
+
 /// `releases/<id>/<version>.remote.json`: a package hosted elsewhere.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemotePackage {
-    /// Where to download it (http or https).
+    /// Where to download it (https).
     pub url: String,
     /// Its SHA-256.
     pub sha256: Sha256,
@@ -277,8 +349,8 @@ pub struct Registry {
     pub dir: PathBuf,
     /// `trellis-registry.json`.
     pub config: RegistryConfig,
-    /// Publisher records by id.
-    pub publishers: BTreeMap<VendorId, PublisherRecord>,
+    /// Publisher record chains by id, each verified from version 1.
+    pub publishers: BTreeMap<VendorId, PublisherChain>,
     /// `yanks.json`.
     pub yanks: Yanks,
     /// `rollouts.json`.
@@ -287,6 +359,8 @@ pub struct Registry {
     pub blocklist: Blocklist,
     /// Every signed root, oldest first.
     pub roots: Vec<SignedRoot>,
+    /// Whether `.remote.json` packages may come over loopback http.
+    pub remote_http: RemoteHttp,
 }
 
 /// A signed root of the registry's history.
@@ -327,12 +401,33 @@ impl Registry {
                 reason: format!("publisher_bin_bits is {}; it must be between 1 and 16", config.publisher_bin_bits),
             });
         }
-        let publishers = load_publishers(&dir.join("publishers"))?;
+        let roots = load_roots(&dir.join("root"))?;
+        let publishers = load_publishers(&dir.join("publishers"), roots.last().map(|r| &r.envelope.signed))?;
         let yanks = read_json_or_default(&dir.join(YANKS_FILE))?;
         let rollouts = read_json_or_default(&dir.join(ROLLOUTS_FILE))?;
         let blocklist = read_json_or_default(&dir.join(BLOCKLIST_FILE))?;
-        let roots = load_roots(&dir.join("root"))?;
-        Ok(Self { dir: dir.to_owned(), config, publishers, yanks, rollouts, blocklist, roots })
+        Ok(Self {
+            dir: dir.to_owned(),
+            config,
+            publishers,
+            yanks,
+            rollouts,
+            blocklist,
+            roots,
+            remote_http: RemoteHttp::HttpsOnly,
+        })
+    }
+
+    /// The same registry, fetching `.remote.json` packages under `policy`.
+    #[must_use]
+    pub fn with_remote_http(mut self, policy: RemoteHttp) -> Self {
+        self.remote_http = policy;
+        self
+    }
+
+    /// The newest record of every publisher: what releases are checked against.
+    pub fn publisher_records(&self) -> BTreeMap<VendorId, PublisherRecord> {
+        self.publishers.iter().filter_map(|(id, chain)| Some((id.clone(), chain.head()?.signed.clone()))).collect()
     }
 
     /// The newest root.
@@ -366,15 +461,38 @@ impl Registry {
     }
 
     /// Loads and checks every release of `ids`, in parallel. Fails on the first
-    /// plugin (in id order) with a refused release.
+    /// plugin (in id order) with a refused release, except that releases signed only by
+    /// revoked keys are listed together, across plugins.
     pub fn load_plugins(&self, ids: &BTreeSet<PluginId>) -> Result<Vec<PluginInput>, RegistryError> {
         let ids: Vec<&PluginId> = ids.iter().collect();
-        let loaded: Vec<Result<PluginInput, RegistryError>> = ids.par_iter().map(|id| self.load_plugin(id)).collect();
-        loaded.into_iter().collect()
+        let records = self.publisher_records();
+        let loaded: Vec<Result<PluginInput, RegistryError>> =
+            ids.par_iter().map(|id| self.load_plugin_with(id, &records)).collect();
+        let mut plugins = Vec::with_capacity(loaded.len());
+        let mut revoked = Vec::new();
+        for result in loaded {
+            match result {
+                Ok(plugin) => plugins.push(plugin),
+                Err(RegistryError::RevokedReleases { releases }) => revoked.extend(releases),
+                Err(other) => return Err(other),
+            }
+        }
+        if !revoked.is_empty() {
+            return Err(RegistryError::RevokedReleases { releases: revoked });
+        }
+        Ok(plugins)
     }
 
     /// Loads and checks every release of one plugin.
     pub fn load_plugin(&self, id: &PluginId) -> Result<PluginInput, RegistryError> {
+        self.load_plugin_with(id, &self.publisher_records())
+    }
+
+    fn load_plugin_with(
+        &self,
+        id: &PluginId,
+        records: &BTreeMap<VendorId, PublisherRecord>,
+    ) -> Result<PluginInput, RegistryError> {
         let dir = self.dir.join("releases").join(id.as_str());
         let io = |source| RegistryError::Io { path: dir.clone(), source };
         let mut versions = BTreeMap::new();
@@ -398,6 +516,7 @@ impl Registry {
             versions.insert(parsed, version.to_owned());
         }
         let mut releases = Vec::with_capacity(versions.len());
+        let mut revoked = Vec::new();
         for (version, stem) in versions {
             let local = dir.join(format!("{stem}.zip"));
             let envelope_path = crate::sign::envelope_path(&local);
@@ -424,19 +543,88 @@ impl Registry {
                 |path: &PathBuf| std::fs::read(path).map_err(|source| RegistryError::Io { path: path.clone(), source });
             let package = read(&package_path)?;
             let envelope = read(&envelope_path)?;
-            let mut input = release::check_release(
+            let checked = release::check_release(
                 (id, &version),
-                envelope_path,
-                envelope,
-                package_path,
+                envelope_path.clone(),
+                envelope.clone(),
+                package_path.clone(),
                 &package,
-                &self.publishers,
-            )?;
+                records,
+            );
+            let mut input = match checked {
+                Ok(input) => input,
+                Err(error) => match revocation_of(&error) {
+                    Some(reason) if self.signed_under_older_record(id, &envelope) => {
+                        match self.check_kept_release(
+                            (id, &version),
+                            &envelope_path,
+                            &envelope,
+                            &package_path,
+                            &package,
+                        ) {
+                            Some(input) => input,
+                            None => {
+                                revoked.push(RevokedRelease {
+                                    release: format!("{id} {version}"),
+                                    envelope: envelope_path,
+                                    reason,
+                                });
+                                continue;
+                            }
+                        }
+                    }
+                    _ => return Err(error.into()),
+                },
+            };
             input.yanked = self.yanks.contains(id, &version);
             input.rollout = self.rollouts.percent(id, &version);
             releases.push(input);
         }
+        if !revoked.is_empty() {
+            return Err(RegistryError::RevokedReleases { releases: revoked });
+        }
         Ok(PluginInput { id: id.clone(), releases })
+    }
+
+    /// Whether `envelope` (a release of `id`) verifies under an older version of its
+    /// publisher's chain: it was validly signed once, by keys revoked or removed since.
+    fn signed_under_older_record(&self, id: &PluginId, envelope: &[u8]) -> bool {
+        let Ok(envelope) = serde_json::from_slice::<trellis_schema::dsse::Envelope>(envelope) else { return false };
+        self.publishers
+            .get(&id.vendor_id())
+            .is_some_and(|chain| chain.records.iter().rev().skip(1).any(|r| r.signed.verify_release(&envelope).is_ok()))
+    }
+
+    /// A yanked or blocked release whose signature counts only under an older version
+    /// of its publisher's chain: kept (and stays marked), checked under the newest
+    /// version it verifies under. `None` when it is neither yanked nor blocked, or
+    /// verifies under no version.
+    fn check_kept_release(
+        &self,
+        (id, version): (&PluginId, &semver::Version),
+        envelope_path: &Path,
+        envelope: &[u8],
+        package_path: &Path,
+        package: &[u8],
+    ) -> Option<ReleaseInput> {
+        let blocked = self.blocklist.find(id, version, Some(&Sha256::of(package))).is_some();
+        if !blocked && !self.yanks.contains(id, version) {
+            return None;
+        }
+        let vendor = id.vendor_id();
+        let chain = self.publishers.get(&vendor)?;
+        chain.records.iter().rev().skip(1).find_map(|older| {
+            let records = BTreeMap::from([(vendor.clone(), older.signed.clone())]);
+            release::check_release(
+                (id, version),
+                envelope_path.to_owned(),
+                envelope.to_vec(),
+                package_path.to_owned(),
+                package,
+                &records,
+            )
+            .ok()
+        })
     }
 
     /// The local copy of a remote package: fetched once into
@@ -446,8 +634,11 @@ impl Registry {
         let remote: RemotePackage = read_json(descriptor)?;
         let refuse =
             |reason: String| RegistryError::Remote { path: descriptor.to_owned(), url: remote.url.clone(), reason };
-        if !(remote.url.starts_with("https://") || remote.url.starts_with("http://")) {
-            return Err(refuse("only http(s) URLs are fetched".into()));
+        let loopback = self.remote_http == RemoteHttp::AllowLoopback && is_loopback_http(&remote.url);
+        if !(remote.url.starts_with("https://") || loopback) {
+            return Err(refuse(
+                "only https URLs are fetched (descriptors come from pull requests; plain http would let anyone on the path choose the bytes the builder checks)".into(),
+            ));
         }
         if remote.size > MAX_REMOTE_PACKAGE {
             return Err(refuse(format!("size {} is over the {MAX_REMOTE_PACKAGE}-byte limit", remote.size)));
@@ -461,6 +652,8 @@ impl Registry {
         let agent = ureq::Agent::new_with_config(
             ureq::config::Config::builder()
                 .http_status_as_error(false)
+                .https_only(!loopback)
+                .max_redirects(if loopback { 0 } else { 10 })
                 .timeout_global(Some(std::time::Duration::from_secs(300)))
                 .build(),
         );
@@ -506,28 +699,48 @@ impl Registry {
     }
 }
 
-fn load_publishers(dir: &Path) -> Result<BTreeMap<VendorId, PublisherRecord>, RegistryError> {
+/// The recovery signers of `root`: its top-level `targets` role.
+pub fn recovery_keys(root: &Root) -> (BTreeMap<trellis_schema::KeyId, trellis_schema::PublicKey>, u32) {
+    let Some(role) = root.roles.get(&TopRole::Targets) else { return (BTreeMap::new(), 1) };
+    let keys = role.keyids.iter().filter_map(|id| Some((id.clone(), root.keys.get(id)?.clone()))).collect();
+    (keys, role.threshold)
+}
+
+fn load_publishers(dir: &Path, root: Option<&Root>) -> Result<BTreeMap<VendorId, PublisherChain>, RegistryError> {
     let mut out = BTreeMap::new();
     if !dir.exists() {
         return Ok(out);
     }
+    let (recovery_keys, recovery_threshold) = root.map(recovery_keys).unwrap_or_default();
+    let recovery = root.map(|_| RecoverySigners { keys: &recovery_keys, threshold: recovery_threshold });
+    let limits = ChainLimits::default();
     let io = |source| RegistryError::Io { path: dir.to_owned(), source };
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
         if path.extension().is_none_or(|e| e != "json") {
             continue;
         }
-        let record: PublisherRecord = read_json(&path)?;
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        if stem != record.id.as_str() {
-            return Err(RegistryError::Layout {
-                path,
-                reason: format!("record of publisher {:?} must be named {}.json", record.id.as_str(), record.id),
-            });
-        }
-        out.insert(record.id.clone(), record);
+        let vendor: VendorId = stem.parse().map_err(|e| RegistryError::Layout {
+            path: path.clone(),
+            reason: format!("a publisher record is named <publisher id>.json: {e}"),
+        })?;
+        let bytes = std::fs::read(&path).map_err(|source| RegistryError::Io { path: path.clone(), source })?;
+        let chain = PublisherChain::from_slice(&vendor, &bytes, &limits)
+            .and_then(|chain| chain.verify(&vendor, None, recovery, &limits).map(|_| ()).map(|()| chain))
+            .map_err(|chain| RegistryError::Publisher { path: path.clone(), chain })?;
+        out.insert(vendor, chain);
     }
     Ok(out)
+}
+
+/// The revocation message of a release refused only because its signing keys were
+/// revoked or removed.
+fn revocation_of(error: &ReleaseError) -> Option<String> {
+    match error {
+        ReleaseError::Signature { source, .. } if source.is_revocation() => Some(source.to_string()),
+        _ => None,
+    }
 }
 
 fn load_roots(dir: &Path) -> Result<Vec<SignedRoot>, RegistryError> {

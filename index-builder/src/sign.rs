@@ -132,6 +132,23 @@ pub fn inspect(path: &Path) -> Result<(Package, PluginMetadata), SignError> {
 
 /// Signs the package at `path` with `key`, writing or co-signing `<package>.dsse`.
 pub fn sign_package(path: &Path, key: &SigningKey) -> Result<Signed, SignError> {
+    sign_with(path, key, Mode::CoSign)
+}
+
+/// Re-signs a published release with `key` alone: a new `<package>.dsse` over the
+/// same release manifest (so the same `manifest_sha256`), without the old signatures.
+/// What a publisher does after revoking the key that signed it.
+pub fn resign_package(path: &Path, key: &SigningKey) -> Result<Signed, SignError> {
+    sign_with(path, key, Mode::Replace)
+}
+
+#[derive(PartialEq)]
+enum Mode {
+    CoSign,
+    Replace,
+}
+
+fn sign_with(path: &Path, key: &SigningKey, mode: Mode) -> Result<Signed, SignError> {
     let (package, metadata) = inspect(path)?;
     let manifest = release_manifest(&metadata, package.content_manifest(), package.digest());
     let payload = manifest_payload(&manifest).map_err(|e| SignError::Canonical(manifest.release_name(), e))?;
@@ -141,6 +158,7 @@ pub fn sign_package(path: &Path, key: &SigningKey) -> Result<Signed, SignError> 
             |env| env.payload_type == RELEASE_PAYLOAD_TYPE && env.payload_bytes().ok().as_deref() == Some(&payload),
         );
     let (envelope, cosigned) = match existing {
+        Some(_) if mode == Mode::Replace => (Envelope::sign(RELEASE_PAYLOAD_TYPE, &payload, &[key]), false),
         Some(mut envelope) => {
             envelope
                 .add_signature(key)

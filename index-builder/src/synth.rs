@@ -322,7 +322,7 @@ impl SynthSite {
             self.registry
                 .publishers
                 .entry(vendor)
-                .or_insert_with_key(|vendor| fixture::publisher(vendor.as_str(), &[&key]));
+                .or_insert_with_key(|vendor| fixture::publisher_chain(vendor.as_str(), &[&key]));
         }
     }
 

@@ -23,9 +23,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use trellis_schema::dsse::Envelope as Dsse;
 use trellis_schema::index::{BlobRef, IndexDoc};
-use trellis_schema::publisher::PublisherRecord;
+use trellis_schema::publisher::{ChainLimits, PublisherChain, RecoverySigners};
 use trellis_schema::tuf::{Delegations, Root, Snapshot, TargetFile, Targets, Timestamp, TopRole};
-use trellis_schema::{KeyId, PublicKey, Sha256, canonical};
+use trellis_schema::{KeyId, PublicKey, Sha256, VendorId, canonical};
 
 use crate::site;
 
@@ -386,7 +386,7 @@ fn check_roles(checker: &Checker<'_>, root: &Root, report: &mut Report) {
         }
     }
     report.targets = all_targets.len();
-    check_targets(checker, &all_targets, report);
+    check_targets(checker, &all_targets, root, report);
 }
 
 fn check_meta_hashes(
@@ -456,28 +456,39 @@ fn blob_bytes(checker: &Checker<'_>, release: &str, blob: &BlobRef) -> Option<Ve
     Some(bytes)
 }
 
-fn check_targets(checker: &Checker<'_>, targets: &[(String, TargetFile)], report: &mut Report) {
-    let publishers: BTreeMap<String, PublisherRecord> = targets
+fn check_targets(checker: &Checker<'_>, targets: &[(String, TargetFile)], root: &Root, report: &mut Report) {
+    let (recovery_keys, recovery_threshold) = crate::registry::recovery_keys(root);
+    let recovery = RecoverySigners { keys: &recovery_keys, threshold: recovery_threshold };
+    let limits = ChainLimits::default();
+    let publishers: BTreeMap<String, PublisherChain> = targets
         .iter()
         .filter(|(t, _)| t.starts_with("publishers/"))
         .filter_map(|(t, f)| {
             let bytes = target_bytes(checker, t, f)?;
-            match trellis_schema::json::from_slice::<PublisherRecord>(&bytes) {
-                Ok(record) => Some((record.id.to_string(), record)),
+            let vendor: VendorId = t.strip_prefix("publishers/")?.strip_suffix(".json")?.parse().ok()?;
+            let chain = PublisherChain::from_slice(&vendor, &bytes, &limits)
+                .and_then(|chain| chain.verify(&vendor, None, Some(recovery), &limits).map(|_| ()).map(|()| chain));
+            match chain {
+                Ok(chain) => Some((vendor.to_string(), chain)),
                 Err(e) => {
-                    checker.problem(format!("target {t}: not a publisher record: {e}"));
+                    checker.problem(format!("target {t}: {e}"));
                     None
                 }
             }
         })
         .collect();
+    let blocklist: trellis_schema::blocklist::Blocklist = targets
+        .iter()
+        .find(|(t, _)| t == site::BLOCKLIST_TARGET)
+        .and_then(|(t, f)| serde_json::from_slice(&target_bytes(checker, t, f)?).ok())
+        .unwrap_or_default();
     let releases: usize = targets
         .par_iter()
         .filter(|(t, _)| !t.starts_with("publishers/"))
         .map(|(target, file)| {
             let Some(bytes) = target_bytes(checker, target, file) else { return 0 };
             if target.starts_with("index/") {
-                check_index_doc(checker, target, &bytes, &publishers)
+                check_index_doc(checker, target, &bytes, &publishers, &blocklist)
             } else if target == site::BLOCKLIST_TARGET {
                 if let Err(e) = trellis_schema::json::from_slice::<trellis_schema::blocklist::Blocklist>(&bytes) {
                     checker.problem(format!("target {target}: not a blocklist: {e}"));
@@ -495,7 +506,8 @@ fn check_index_doc(
     checker: &Checker<'_>,
     target: &str,
     bytes: &[u8],
-    publishers: &BTreeMap<String, PublisherRecord>,
+    publishers: &BTreeMap<String, PublisherChain>,
+    blocklist: &trellis_schema::blocklist::Blocklist,
 ) -> usize {
     let doc: IndexDoc = match trellis_schema::json::from_slice(bytes) {
         Ok(doc) => doc,
@@ -507,7 +519,7 @@ fn check_index_doc(
     if site::index_target(&doc.id) != target {
         checker.problem(format!("target {target}: holds the index doc of {}", doc.id));
     }
-    let Some(record) = publishers.get(doc.id.vendor()) else {
+    let Some(chain) = publishers.get(doc.id.vendor()) else {
         checker.problem(format!("target {target}: no publisher record for {}", doc.id.vendor()));
         return 0;
     };
@@ -530,7 +542,21 @@ fn check_index_doc(
             }
         };
         checked += 1;
-        match record.verify_release(&envelope) {
+        let Some(record) = chain.head().map(|h| &h.signed) else { continue };
+        // A yanked or blocked release signed only by keys revoked since is kept, and
+        // checked under the newest version of the record it verifies under.
+        let kept = release.yanked || blocklist.find(&doc.id, &release.version, Some(&release.package.sha256)).is_some();
+        let verified = match record.verify_release(&envelope) {
+            Err(e) if kept && e.is_revocation() => chain
+                .records
+                .iter()
+                .rev()
+                .skip(1)
+                .find_map(|older| older.signed.verify_release(&envelope).ok())
+                .ok_or(e),
+            other => other,
+        };
+        match verified {
             Ok(manifest) => {
                 if manifest.package.sha256 != release.package.sha256 || manifest.package.size != release.package.length
                 {

@@ -9,11 +9,12 @@ use std::path::Path;
 use trellis_index::build::{BuildError, BuildReport, Scope, build_registry};
 use trellis_index::fixture::{self, ReleaseSpec};
 use trellis_index::operator::{self, InitOptions};
+use trellis_index::publisher::RecordChange;
 use trellis_index::registry::{Expiry, Registry, RegistryError};
 use trellis_index::release::ReleaseError;
 use trellis_index::site;
 use trellis_schema::index::IndexDoc;
-use trellis_schema::publisher::{PublisherRecord, RevokedKey};
+use trellis_schema::publisher::{PublisherChain, SignedRecord};
 use trellis_schema::tuf::{Envelope, Targets};
 
 fn now() -> jiff::Timestamp {
@@ -116,9 +117,9 @@ fn publishers_role_delegates_records_to_succinct_publisher_bins() {
     let bin = role(out.path(), &site::bin_for_target(&target, 8, "pub"), 1);
     assert_eq!(bin.signed.targets.keys().collect::<Vec<_>>(), [&target]);
     let sha = bin.signed.targets[&target].hashes["sha256"].parse().unwrap();
-    let record: PublisherRecord =
+    let chain: PublisherChain =
         serde_json::from_slice(&files[&format!("targets/{}", site::hashed_target_path(&target, &sha))]).unwrap();
-    assert_eq!(record.id.as_str(), "acme");
+    assert_eq!(chain.head().unwrap().signed.id.as_str(), "acme");
 }
 
 #[test]
@@ -265,7 +266,11 @@ fn fetches_a_remote_package_checks_it_and_indexes_it() {
     assert!(message.contains("4.0.0.remote.json") && message.contains("clock-4.0.0.zip"), "{message}");
 
     write(trellis_schema::Sha256::of(&bytes).to_hex());
-    let report = build(registry.path(), out.path()).unwrap();
+    let message = refused(registry.path(), out.path());
+    assert!(message.contains("only https URLs are fetched"), "{message}");
+    let loopback =
+        Registry::open(registry.path()).unwrap().with_remote_http(trellis_index::registry::RemoteHttp::AllowLoopback);
+    let report = build_registry(&loopback, out.path(), Scope::Full, now()).unwrap();
     assert_eq!(report.releases, 4);
     let cached = registry.path().join(format!(".cache/packages/{}.zip", trellis_schema::Sha256::of(&bytes)));
     assert_eq!(std::fs::read(cached).unwrap(), bytes);
@@ -353,20 +358,141 @@ fn refuses_a_dependency_on_an_unknown_plugin() {
 }
 
 #[test]
-fn refuses_a_release_signed_with_a_revoked_key() {
+fn revoking_a_key_lists_every_release_it_alone_signed_until_each_is_resigned_yanked_or_blocked() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let (old, new) = (fixture::key(1), fixture::key(2));
+    let path = registry.path().join("publishers/acme.json");
+    let chain: PublisherChain = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let change = RecordChange {
+        add: vec![new.clone()],
+        revoke: vec![(old.key_id().clone(), "laptop stolen".into())],
+        revoked_at: "2026-10-01".into(),
+        ..RecordChange::default()
+    };
+    let chain = trellis_index::publisher::update(&chain, std::slice::from_ref(&old), change).unwrap();
+    std::fs::write(&path, serde_json::to_vec_pretty(&chain).unwrap()).unwrap();
+
+    let message = refused(registry.path(), out.path());
+    assert!(message.contains("3 release(s) are signed only by revoked or removed keys"), "{message}");
+    for release in ["acme.clock 1.0.0", "acme.clock 1.1.0", "acme.alarm 0.1.0"] {
+        assert!(message.contains(release), "{release} not listed: {message}");
+    }
+    assert!(message.contains("revoked on 2026-10-01 (laptop stolen)") && message.contains("--resign"), "{message}");
+
+    // Re-sign two, yank the third: the build goes through.
+    let published = index_doc(out.path(), "acme.clock");
+    for version in ["1.0.0", "1.1.0"] {
+        let package = registry.path().join(format!("releases/acme.clock/{version}.zip"));
+        trellis_index::sign::resign_package(&package, &new).unwrap();
+    }
+    let alarm = ("acme.alarm".parse().unwrap(), "0.1.0".parse().unwrap());
+    operator::yank(&Registry::open(registry.path()).unwrap(), &alarm.0, &alarm.1, "signed by a leaked key").unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let republished = index_doc(out.path(), "acme.clock");
+    for (was, is) in published.releases.iter().zip(&republished.releases) {
+        assert_eq!((&was.package, was.manifest_sha256), (&is.package, is.manifest_sha256), "content is pinned");
+        assert_ne!(was.envelope.sha256, is.envelope.sha256, "the envelope was replaced");
+    }
+    assert!(index_doc(out.path(), "acme.alarm").releases[0].yanked, "the yanked release is kept, marked");
+    let report = trellis_index::verify::verify(&trellis_index::verify::Source::Dir(out.path().to_owned()), None, now());
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+}
+
+#[test]
+fn a_changed_envelope_over_another_manifest_is_still_immutable() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let envelope = registry.path().join("releases/acme.clock/1.0.0.zip.dsse");
+    let mut dsse: trellis_schema::dsse::Envelope = serde_json::from_slice(&std::fs::read(&envelope).unwrap()).unwrap();
+    let mut manifest: trellis_schema::manifest::ReleaseManifest =
+        serde_json::from_slice(&dsse.payload_bytes().unwrap()).unwrap();
+    manifest.permissions.clear();
+    manifest.host.id = "other-host".into();
+    dsse = trellis_schema::dsse::Envelope::sign(
+        trellis_schema::dsse::RELEASE_PAYLOAD_TYPE,
+        &trellis_index::sign::manifest_payload(&manifest).unwrap(),
+        &[&fixture::key(1)],
+    );
+    std::fs::write(&envelope, serde_json::to_vec(&dsse).unwrap()).unwrap();
+    let message = refused(registry.path(), out.path());
+    assert!(message.contains("1.0.0"), "{message}");
+}
+
+#[test]
+fn refuses_a_publisher_record_that_does_not_extend_the_published_chain() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    // Someone with the online keys only replaces acme's record with their own v1.
+    let attacker = fixture::key(9);
+    let path = registry.path().join("publishers/acme.json");
+    let forged = fixture::publisher_chain("acme", &[&attacker]);
+    std::fs::write(&path, serde_json::to_vec_pretty(&forged).unwrap()).unwrap();
+    let message = refused(registry.path(), out.path());
+    assert!(
+        message.contains("publisher acme") && message.contains("does not keep the 1 published version"),
+        "{message}"
+    );
+    // Appending a version signed by their key instead: refused when the registry is read.
+    let mut chain = fixture::publisher_chain("acme", &[&fixture::key(1)]);
+    let mut next = chain.records[0].signed.clone();
+    next.version = 2;
+    next.keys.insert(attacker.key_id().clone(), attacker.public().clone());
+    chain.records.push(SignedRecord::sign(next, &[&attacker]).unwrap());
+    std::fs::write(&path, serde_json::to_vec_pretty(&chain).unwrap()).unwrap();
+    let error = Registry::open(registry.path()).unwrap_err().to_string();
+    assert!(
+        error.contains("publishers/acme.json") && error.contains("version 2 is not signed by 1 of version 1's keys"),
+        "{error}"
+    );
+    // Dropping the record is refused too.
+    std::fs::remove_file(&path).unwrap();
+    std::fs::remove_dir_all(registry.path().join("releases")).unwrap();
+    let message = refused(registry.path(), out.path());
+    assert!(message.contains("never removed"), "{message}");
+}
+
+#[test]
+fn a_recovery_version_signed_by_the_targets_key_extends_the_chain() {
     let registry = registry();
     let out = tempfile::tempdir().unwrap();
     build(registry.path(), out.path()).unwrap();
     let path = registry.path().join("publishers/acme.json");
-    let mut record: PublisherRecord = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    record.revoked.push(RevokedKey {
-        keyid: fixture::key(1).key_id().clone(),
-        revoked_at: "2026-10-01".into(),
-        reason: "laptop stolen".into(),
-    });
-    std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
-    let message = refused(registry.path(), out.path());
-    assert!(message.contains("acme.alarm/0.1.0.zip.dsse") && message.contains("revoked on 2026-10-01"), "{message}");
+    let chain: PublisherChain = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let targets = trellis_index::keyfile::read(&registry.path().join("keys/targets.key")).unwrap();
+    let new = fixture::key(3);
+    let chain =
+        trellis_index::publisher::recover(&chain, &[targets], std::slice::from_ref(&new), 1, "lost", "2026-11-01")
+            .unwrap();
+    std::fs::write(&path, serde_json::to_vec_pretty(&chain).unwrap()).unwrap();
+    // Every release signed by the lost key must now be re-signed by the new one.
+    for (id, version) in [("acme.clock", "1.0.0"), ("acme.clock", "1.1.0"), ("acme.alarm", "0.1.0")] {
+        let package = registry.path().join(format!("releases/{id}/{version}.zip"));
+        trellis_index::sign::resign_package(&package, &new).unwrap();
+    }
+    build(registry.path(), out.path()).unwrap();
+    // A "recovery" signed by any other key is refused.
+    let mut chain: PublisherChain = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    chain.records.pop();
+    let chain = trellis_index::publisher::recover(&chain, &[fixture::key(8)], &[new], 1, "lost", "2026-11-01").unwrap();
+    std::fs::write(&path, serde_json::to_vec_pretty(&chain).unwrap()).unwrap();
+    let error = Registry::open(registry.path()).unwrap_err().to_string();
+    assert!(error.contains("recovery signers (found 0)"), "{error}");
+}
+
+fn index_doc(site: &Path, id: &str) -> IndexDoc {
+    let target = site::index_target(&id.parse().unwrap());
+    let bins: Vec<_> = walkdir::WalkDir::new(site.join("targets"))
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(&format!(".{id}.json")))
+        .collect();
+    let _ = target;
+    let newest = bins.into_iter().max_by_key(|e| e.metadata().unwrap().modified().unwrap()).unwrap();
+    serde_json::from_slice(&std::fs::read(newest.path()).unwrap()).unwrap()
 }
 
 #[test]

@@ -114,6 +114,7 @@ fn revoked_key_is_refused_with_the_date() {
         keyid: key.key_id().clone(),
         revoked_at: "2026-10-01".into(),
         reason: String::new(),
+        key: None,
     });
     let report = lint_with(&package, Some(record));
     assert!(!report.is_clean());

@@ -16,7 +16,7 @@ pub fn all() -> Vec<(&'static str, Value)> {
         ("content-manifest", schema::<crate::manifest::ContentManifest>()),
         ("release-manifest", schema::<crate::manifest::ReleaseManifest>()),
         ("dsse-envelope", schema::<crate::dsse::Envelope>()),
-        ("publisher", schema::<crate::publisher::PublisherRecord>()),
+        ("publisher", schema::<crate::publisher::PublisherChain>()),
         ("index-doc", schema::<crate::index::IndexDoc>()),
         ("blocklist", schema::<crate::blocklist::Blocklist>()),
         ("delta-header", schema::<crate::delta::DeltaHeader>()),

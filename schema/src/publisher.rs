@@ -1,10 +1,17 @@
-//! Publisher records, and the check of a developer signature against one.
+//! Publisher records, their signed version chain, and the check of a developer
+//! signature against one.
 //!
 //! A publisher record names a publisher (`acme`), the Ed25519 keys allowed to sign its
-//! releases, how many of them must sign, and the keys it revoked. The registry
-//! publishes records as targets of the `publishers` role; the builder checks every
-//! release against the record before indexing it, and the client checks again before
-//! installing, so a compromised registry key alone cannot forge plugin content.
+//! releases, how many of them must sign, and the keys it revoked. Records are versioned
+//! and chained ([`chain`]): version 1 is signed by a threshold of its own keys, every
+//! later version by a threshold of the previous version's keys (or, for a publisher who
+//! lost every key, by the registry's offline recovery signers) and of its own. The
+//! registry publishes the whole chain as a target of the `publishers` role; the builder
+//! refuses a chain that does not extend the published one, and the client pins the
+//! highest version it verified, so the online `publishers` key can add vendors but not
+//! change an existing vendor's keys. Release signatures are checked against the head
+//! record ([`PublisherRecord::verify_release`]), counting keys by their decoded key
+//! material, never by key-id strings.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,8 +22,14 @@ use crate::id::VendorId;
 use crate::key::{KeyId, PublicKey};
 use crate::manifest::ReleaseManifest;
 
+pub mod chain;
+
+pub use chain::{
+    ChainError, ChainLimits, PublisherChain, RecordSignature, RecoverySigners, SignedRecord, VerifiedChain,
+};
+
 /// A key the publisher no longer vouches for.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct RevokedKey {
     /// The key.
@@ -26,6 +39,10 @@ pub struct RevokedKey {
     /// Why.
     #[serde(default)]
     pub reason: String,
+    /// The revoked key itself, so that it stays revoked under any other key id
+    /// (`trellis-index publisher update --revoke` fills it in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PublicKey>,
 }
 
 /// A publisher record.
@@ -34,6 +51,9 @@ pub struct RevokedKey {
 pub struct PublisherRecord {
     /// Publisher id: the namespace of its plugin ids.
     pub id: VendorId,
+    /// Version of the record: 1, 2, 3… ([`chain`]); absent means 1.
+    #[serde(default = "first_version")]
+    pub version: u64,
     /// Display name.
     pub name: String,
     /// Web site (https).
@@ -49,6 +69,10 @@ pub struct PublisherRecord {
     /// Keys revoked; their signatures no longer count, on old releases too.
     #[serde(default)]
     pub revoked: Vec<RevokedKey>,
+}
+
+fn first_version() -> u64 {
+    1
 }
 
 /// Why a release's developer signature is not accepted.
@@ -116,8 +140,10 @@ pub enum RejectionReason {
     UnknownKey,
     /// The signature does not verify.
     Invalid(String),
-    /// A second signature by the same key.
+    /// A second signature by the same key (by key material, whatever its key id).
     Duplicate,
+    /// The record lists the key under an id that is not the key's own.
+    KeyIdMismatch,
 }
 
 fn describe_rejections(rejected: &[RejectedSignature]) -> String {
@@ -129,6 +155,7 @@ fn describe_rejections(rejected: &[RejectedSignature]) -> String {
             RejectionReason::UnknownKey => "is not one of the publisher's keys".to_owned(),
             RejectionReason::Invalid(why) => format!("made an invalid signature: {why}"),
             RejectionReason::Duplicate => "signed twice; counted once".to_owned(),
+            RejectionReason::KeyIdMismatch => "is listed under a key id that is not its own".to_owned(),
         };
         out.push_str(&format!("; key {}… {what}", r.keyid.short()));
     }
@@ -144,10 +171,25 @@ impl PublisherRecord {
         self.revoked.iter().find(|r| &r.keyid == keyid)
     }
 
+    /// The key material of every revoked key this record can name (the key stored in
+    /// the revocation entry, or the listed key of that id), with its revocation.
+    fn revoked_materials(&self) -> BTreeMap<String, &RevokedKey> {
+        let mut out = BTreeMap::new();
+        for revoked in &self.revoked {
+            let key = revoked.key.as_ref().or_else(|| self.keys.get(&revoked.keyid));
+            if let Some(material) = key.and_then(chain::key_material) {
+                out.insert(material, revoked);
+            }
+        }
+        out
+    }
+
     /// Verifies a release envelope and returns the manifest it vouches for.
     ///
-    /// Counts valid signatures by distinct, non-revoked keys of this record, and
-    /// checks the plugin lives in this publisher's namespace.
+    /// Counts valid signatures by distinct key material of this record's keys (a key
+    /// listed twice, or under an id that is not its own, counts once or not at all),
+    /// skips revoked keys (by id and by material), and checks the plugin lives in this
+    /// publisher's namespace.
     pub fn verify_release(&self, envelope: &Envelope) -> Result<ReleaseManifest, ReleaseSignatureError> {
         if envelope.payload_type != RELEASE_PAYLOAD_TYPE {
             return Err(ReleaseSignatureError::PayloadType { found: envelope.payload_type.clone() });
@@ -162,14 +204,21 @@ impl PublisherRecord {
             });
         }
         let message = envelope.signed_message()?;
+        let revoked = self.revoked_materials();
         let mut counted = BTreeSet::new();
         let mut rejected = Vec::new();
         for signature in &envelope.signatures {
             let keyid = signature.keyid.clone();
-            let reason = if let Some(revoked) = self.revocation(&keyid) {
+            let key = self.keys.get(&keyid);
+            let material = key.and_then(chain::key_material);
+            let revocation =
+                self.revocation(&keyid).or_else(|| material.as_ref().and_then(|m| revoked.get(m).copied()));
+            let reason = if let Some(revoked) = revocation {
                 RejectionReason::Revoked { at: revoked.revoked_at.clone(), reason: revoked.reason.clone() }
-            } else if let Some(key) = self.keys.get(&keyid) {
-                if counted.contains(&keyid) {
+            } else if let (Some(key), Some(material)) = (key, material) {
+                if !chain::id_is_bound(&keyid, key) {
+                    RejectionReason::KeyIdMismatch
+                } else if counted.contains(&material) {
                     RejectionReason::Duplicate
                 } else {
                     let verified = Envelope::signature_bytes(signature)
@@ -177,7 +226,7 @@ impl PublisherRecord {
                         .and_then(|sig| key.verify(&message, &sig).map_err(|e| e.to_string()));
                     match verified {
                         Ok(()) => {
-                            counted.insert(keyid);
+                            counted.insert(material);
                             continue;
                         }
                         Err(why) => RejectionReason::Invalid(why),
@@ -199,6 +248,28 @@ impl PublisherRecord {
             });
         }
         Ok(manifest)
+    }
+}
+
+impl ReleaseSignatureError {
+    /// Whether the signature fails only because keys that signed it were revoked or
+    /// are no longer listed (the release may be re-signed with a current key, and stays
+    /// valid under an older record of the chain).
+    pub fn is_revocation(&self) -> bool {
+        match self {
+            Self::Threshold { rejected, .. } => {
+                rejected
+                    .iter()
+                    .any(|r| matches!(r.reason, RejectionReason::Revoked { .. } | RejectionReason::UnknownKey))
+                    && rejected.iter().all(|r| {
+                        matches!(
+                            r.reason,
+                            RejectionReason::Revoked { .. } | RejectionReason::UnknownKey | RejectionReason::Duplicate
+                        )
+                    })
+            }
+            _ => false,
+        }
     }
 }
 
@@ -227,6 +298,7 @@ mod tests {
     fn record(keys: &[&SigningKey], threshold: u32) -> PublisherRecord {
         PublisherRecord {
             id: "acme".parse().unwrap(),
+            version: 1,
             name: "Acme".into(),
             website: None,
             contact: None,
@@ -255,6 +327,7 @@ mod tests {
             keyid: key.key_id().clone(),
             revoked_at: "2026-10-01".into(),
             reason: "laptop stolen".into(),
+            key: None,
         });
         let err = rec.verify_release(&envelope(&manifest("acme.clock"), &[&key])).unwrap_err();
         let text = err.to_string();
@@ -291,5 +364,56 @@ mod tests {
         other.version = "9.9.9".parse().unwrap();
         tampered.payload = envelope(&other, &[]).payload;
         assert!(matches!(rec.verify_release(&tampered), Err(ReleaseSignatureError::Threshold { valid: 0, .. })));
+    }
+
+    #[test]
+    fn one_key_under_two_ids_counts_once_and_a_foreign_id_not_at_all() {
+        let a = SigningKey::from_seed([1; 32]);
+        let mut rec = record(&[&a], 2);
+        let upper = {
+            let mut key = a.public().clone();
+            let hex = key.public_str().unwrap().to_uppercase();
+            key.keyval.insert("public".into(), serde_json::Value::String(hex));
+            key
+        };
+        let upper_id = KeyId::of(&upper).unwrap();
+        rec.keys.insert(upper_id.clone(), upper);
+        let m = manifest("acme.clock");
+        let mut env = envelope(&m, &[&a]);
+        let mut second = env.signatures[0].clone();
+        second.keyid = upper_id;
+        env.signatures.push(second);
+        let err = rec.verify_release(&env).unwrap_err();
+        assert!(matches!(err, ReleaseSignatureError::Threshold { valid: 1, .. }), "{err}");
+
+        let b = SigningKey::from_seed([2; 32]);
+        let mut lying = record(&[&a], 1);
+        lying.keys = BTreeMap::from([(KeyId("not-the-id".into()), a.public().clone())]);
+        let mut env = envelope(&m, &[&a]);
+        env.signatures[0].keyid = KeyId("not-the-id".into());
+        assert!(lying.verify_release(&env).unwrap_err().to_string().contains("not its own"));
+        let _ = b;
+    }
+
+    #[test]
+    fn a_revoked_key_stays_revoked_under_a_second_id() {
+        let a = SigningKey::from_seed([1; 32]);
+        let mut rec = record(&[], 1);
+        rec.revoked.push(RevokedKey {
+            keyid: a.key_id().clone(),
+            revoked_at: "2026-10-01".into(),
+            reason: "leaked".into(),
+            key: Some(a.public().clone()),
+        });
+        let mut upper = a.public().clone();
+        let hex = upper.public_str().unwrap().to_uppercase();
+        upper.keyval.insert("public".into(), serde_json::Value::String(hex));
+        let upper_id = KeyId::of(&upper).unwrap();
+        rec.keys.insert(upper_id.clone(), upper);
+        let mut env = envelope(&manifest("acme.clock"), &[&a]);
+        env.signatures[0].keyid = upper_id;
+        let err = rec.verify_release(&env).unwrap_err();
+        assert!(err.to_string().contains("revoked on 2026-10-01"), "{err}");
+        assert!(err.is_revocation());
     }
 }

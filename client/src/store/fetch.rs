@@ -3,7 +3,8 @@
 //! Owns the chain of checks between "the resolver picked acme.clock 1.2.0" and "these
 //! package bytes may be extracted": the package and its DSSE envelope are blobs whose
 //! path, length and SHA-256 the release's entry in the index doc lists; the publisher
-//! record is a TUF target; the envelope must carry the publisher's signature
+//! record is the head of its chain, a TUF target verified from the pinned version
+//! ([`super::publishers`]); the envelope must carry the publisher's signature
 //! ([`PublisherRecord::verify_release`]) over a release manifest naming this plugin and
 //! version, whose digest the index doc recorded and whose package digest is the blob's;
 //! finally the archive's structure and entry set are checked against the signed
@@ -36,7 +37,7 @@ use trellis_schema::{PluginId, Sha256, VendorId};
 
 use super::StoreError;
 use super::delta::{self, DeltaBases, Transfer};
-use super::source::{Remotes, blob_info, publisher_target};
+use super::source::{Remotes, blob_info};
 use crate::delta::Staged;
 use crate::events::{Event, Reporter};
 use crate::package::{Limits, Package};
@@ -160,19 +161,9 @@ pub fn download(
         let (record, record_bytes) = match publishers.get(&(registry.clone(), vendor.clone())) {
             Some((record, bytes)) => (Arc::clone(record), Arc::clone(bytes)),
             None => {
-                let path = publisher_target(&vendor);
-                let bytes = remotes.fetch(&registry, &path)?.ok_or_else(|| StoreError::MissingTarget {
-                    registry: registry.clone(),
-                    target: path.clone(),
-                    what: format!("publisher record of {vendor}"),
-                })?;
-                let record: PublisherRecord = trellis_schema::json::from_slice(&bytes).map_err(|e| {
-                    StoreError::BadDocument { registry: registry.clone(), target: path, problem: e.to_string() }
-                })?;
-                let record = Arc::new(record);
-                let bytes: Arc<[u8]> = bytes.into();
-                publishers.insert((registry.clone(), vendor.clone()), (Arc::clone(&record), Arc::clone(&bytes)));
-                (record, bytes)
+                let current = super::publishers::current_record(remotes, &registry, &vendor)?;
+                publishers.insert((registry.clone(), vendor.clone()), current.clone());
+                current
             }
         };
         let manifest = verify_envelope(plugin, &record, &envelope)?;

@@ -64,6 +64,15 @@ impl Store {
     ) -> Result<InstallReport, StoreError> {
         self.relay_progress(session);
         let remotes = self.fresh_remotes()?;
+        // Re-check what is installed under the current publisher records; an install
+        // does not fail on another registry's trouble (the update check reports it),
+        // and the records of what it installs are verified by the download below.
+        if let Err(error) = self.recheck_installed(&remotes, session) {
+            session.reporter.report(crate::events::Event::Warning {
+                plugin: None,
+                message: format!("installed plugins were not re-checked against their publishers' records: {error}"),
+            });
+        }
         let mut request = self.request().with_prereleases(prereleases);
         request.requirements = requirements.to_vec();
         for (id, plugin) in self.state().plugins() {

@@ -27,6 +27,7 @@ pub mod blocked;
 pub mod delta;
 pub mod fetch;
 pub mod install;
+pub mod publishers;
 pub mod registries;
 pub mod remove;
 pub mod source;
@@ -166,6 +167,15 @@ pub enum StoreError {
         version: Version,
         /// What disagrees.
         what: String,
+    },
+    /// A publisher's record chain is refused: not a valid successor of the version
+    /// pinned here, a rollback, a fork, or malformed.
+    #[error("registry `{registry}`: {chain}; nothing was installed or changed")]
+    Publisher {
+        /// The registry.
+        registry: RegistryName,
+        /// Why.
+        chain: Box<trellis_schema::publisher::ChainError>,
     },
     /// The developer signature does not verify.
     #[error("{plugin} {version}: the developer signature is not valid: {problem}; the release was not installed")]

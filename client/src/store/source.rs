@@ -132,6 +132,26 @@ impl Remotes {
         Ok(updater)
     }
 
+    /// The trusted metadata directory of `registry` (publisher pins live there too).
+    pub fn metadata_dir(&self, registry: &RegistryName) -> Result<std::path::PathBuf, StoreError> {
+        Ok(lock(&self.remote(registry)?.updater).store().dir().to_owned())
+    }
+
+    /// The recovery signers of publisher record chains in `registry`: the keys and
+    /// threshold of the top-level `targets` role of its trusted root (offline keys).
+    pub fn recovery_signers(
+        &self,
+        registry: &RegistryName,
+    ) -> Result<(BTreeMap<trellis_schema::KeyId, trellis_schema::PublicKey>, u32), StoreError> {
+        let updater = self.updater(registry)?;
+        let root = updater.trusted().root();
+        let Some(role) = root.roles.get(&trellis_schema::tuf::TopRole::Targets) else {
+            return Ok((BTreeMap::new(), 1));
+        };
+        let keys = role.keyids.iter().filter_map(|id| Some((id.clone(), root.keys.get(id)?.clone()))).collect();
+        Ok((keys, role.threshold))
+    }
+
     /// Finds `path` in the signed metadata of `registry`; `None` when it is not a target.
     pub fn target_info(&self, registry: &RegistryName, path: &str) -> Result<Option<TargetInfo>, StoreError> {
         let mut updater = self.updater(registry)?;

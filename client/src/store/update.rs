@@ -6,7 +6,9 @@
 //! Owns the update process and the update check (which updates exist and what the
 //! policy decides for each, and which new dependencies come with the applied ones: a
 //! new dependency of an update the policy skips is not installed). Installed releases
-//! the blocklist names are disabled and reported by [`super::blocked`] on the way.
+//! are re-checked under their publishers' current records first
+//! ([`super::publishers`]); those the blocklist names are disabled and reported by
+//! [`super::blocked`] on the way.
 //! Consent, space and download steps are shared with [`super::install`]; the swap is
 //! [`crate::activate`]'s journalled transaction.
 
@@ -53,6 +55,9 @@ pub struct UpdateCheckReport {
     pub blocked: Vec<DisabledRelease>,
     /// Installed plugins left as they are because they depend on a blocked plugin.
     pub held_back: Vec<HeldBack>,
+    /// Installed releases signed only by keys their publisher revoked, with no
+    /// re-signed envelope: stopped and disabled, with their marks.
+    pub revoked: Vec<DisabledRelease>,
 }
 
 /// What an update did.
@@ -70,6 +75,9 @@ pub struct UpdateReport {
     pub blocked: Vec<DisabledRelease>,
     /// Installed plugins left as they are because they depend on a blocked plugin.
     pub held_back: Vec<HeldBack>,
+    /// Installed releases signed only by keys their publisher revoked, with no
+    /// re-signed envelope: stopped and disabled, with their marks.
+    pub revoked: Vec<DisabledRelease>,
     /// What was downloaded for each release brought in (delta or package, bytes).
     pub transfers: Vec<Transfer>,
 }
@@ -100,6 +108,7 @@ struct Plan {
     changes: Vec<ResolvedPlugin>,
     blocked: Vec<DisabledRelease>,
     held_back: Vec<HeldBack>,
+    revoked: Vec<DisabledRelease>,
 }
 
 impl Store {
@@ -114,7 +123,12 @@ impl Store {
         self.fresh_remotes()?;
         let plan = self.plan(plugins, Trigger::Scheduled, session)?;
         self.update_state(|s| s.last_update_check = Some(jiff::Timestamp::now()))?;
-        Ok(UpdateCheckReport { updates: plan.planned, blocked: plan.blocked, held_back: plan.held_back })
+        Ok(UpdateCheckReport {
+            updates: plan.planned,
+            blocked: plan.blocked,
+            held_back: plan.held_back,
+            revoked: plan.revoked,
+        })
     }
 
     /// Updates `plugins` (all installed ones when empty) as the user asked: pins are
@@ -151,8 +165,8 @@ impl Store {
     ) -> Result<UpdateReport, StoreError> {
         self.relay_progress(session);
         let remotes = self.fresh_remotes()?;
-        let Plan { planned, changes, blocked, held_back } = self.plan(plugins, trigger, session)?;
-        let mut report = UpdateReport { blocked, held_back, ..UpdateReport::default() };
+        let Plan { planned, changes, blocked, held_back, revoked } = self.plan(plugins, trigger, session)?;
+        let mut report = UpdateReport { blocked, held_back, revoked, ..UpdateReport::default() };
         for plan in planned.iter().filter(|p| p.decision.action != Action::Apply) {
             report.skipped.push((plan.plugin.clone(), plan.to.clone(), plan.decision.reason.to_string()));
         }
@@ -192,7 +206,8 @@ impl Store {
 
     /// Resolves with the selected plugins free to move; returns the planned updates
     /// (with policy decisions), every release that would change, blocked installs
-    /// (disabled on the way) and plugins held back by a blocked dependency.
+    /// (disabled on the way), plugins held back by a blocked dependency and installed
+    /// releases disabled because their signing keys were revoked.
     fn plan(&mut self, plugins: &[PluginId], trigger: Trigger, session: &Session<'_>) -> Result<Plan, StoreError> {
         for plugin in plugins {
             if self.state().plugin(plugin).is_none() {
@@ -211,6 +226,7 @@ impl Store {
                 request.requirements.push(Requirement { id: id.clone(), version: VersionReq::STAR });
             }
         }
+        let revoked = self.recheck_installed(&remotes, session)?;
         let (resolution, blocked, held_back) = self.resolve(&remotes, request, session)?;
         self.record_bindings(&resolution)?;
         let installed = self.state().installed_versions();
@@ -288,7 +304,7 @@ impl Store {
                 });
             }
         }
-        Ok(Plan { planned, changes, blocked, held_back })
+        Ok(Plan { planned, changes, blocked, held_back, revoked })
     }
 
     /// Swaps an installed plugin to a verified release: stop, switch, verify, start;

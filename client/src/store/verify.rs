@@ -14,8 +14,9 @@
 //! The report also carries the plugin's [`Disabled`] mark, so that a blocked or revoked
 //! plugin whose files are intact is not reported as simply "ok".
 //!
-//! The record is the one the install verified over TUF; re-checking it against the
-//! registry's current metadata is not done here (it works offline). Someone who can
+//! The record is the one the install verified over TUF (refreshed by every update
+//! check, [`super::publishers`]); `Store::verify` also re-checks the envelope under the
+//! newest record this client pinned for the publisher, offline. Someone who can
 //! rewrite the data dir can replace the record too: this catches edited files and
 //! manifests, not an attacker who owns the user's account.
 
@@ -90,6 +91,20 @@ pub fn verified_release_manifest(dir: &Path) -> Result<ReleaseManifest, FileProb
             "was tampered with: its signature does not verify under publisher {}'s record kept at install ({e}), so the manifest was forged or edited",
             record.id
         ))
+    })
+}
+
+/// The kept envelope of `dir` re-checked under `pinned`, the newest record of its
+/// publisher this client verified: a problem when it no longer verifies (its keys were
+/// revoked or removed since the install).
+fn check_under(dir: &Path, pinned: &PublisherRecord) -> Option<FileProblem> {
+    let envelope: Envelope = serde_json::from_slice(&std::fs::read(dir.join(RELEASE_ENVELOPE_FILE)).ok()?).ok()?;
+    pinned.verify_release(&envelope).err().map(|e| FileProblem {
+        path: RELEASE_ENVELOPE_FILE.into(),
+        problem: format!(
+            "does not verify under version {} of publisher {}'s record, the newest this client trusts: {e}",
+            pinned.version, pinned.id
+        ),
     })
 }
 
@@ -190,10 +205,18 @@ impl Store {
                 continue;
             }
             let dir = self.data_dir().release_dir(id, &installed.active.version);
+            let mut problems = check(&dir, Some((id, &installed.active.version)))?;
+            if problems.is_empty()
+                && let Some(pinned) =
+                    super::publishers::pinned_record(self.data_dir(), &installed.registry, &id.vendor_id())
+                && let Some(problem) = check_under(&dir, &pinned)
+            {
+                problems.push(problem);
+            }
             reports.push(VerifyReport {
                 plugin: id.clone(),
                 version: installed.active.version.clone(),
-                problems: check(&dir, Some((id, &installed.active.version)))?,
+                problems,
                 disabled: installed.disabled.clone(),
             });
         }

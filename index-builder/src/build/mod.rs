@@ -1,7 +1,8 @@
 //! Building a site: from checked registry values to signed files on disk.
 //!
 //! Owns planning (index docs, target entries, which roles change), the cross-release
-//! checks (dependencies exist, published releases are immutable and never removed) and
+//! checks (dependencies exist, published releases are immutable and never removed,
+//! published publisher chains only grow by valid successors) and
 //! writing in the safe order: blobs first, then the documents listing them (all new,
 //! content-addressed names), then delegated roles, targets, snapshot, and
 //! `timestamp.json` last. Every check runs
@@ -15,7 +16,9 @@
 //! same work for a few plugins without reading the rest of the registry or site.
 //!
 //! Inside: `documents` (index docs, target entries), `deltas` (which deltas each
-//! release gets, made once), `plan` (roles, versions, signed bytes), `previous` (the published state) and `write` (files and durability).
+//! release gets, made once), `plan` (roles, versions, signed bytes), `previous` (the
+//! published state), `publishers` (record chains against the published ones) and
+//! `write` (files and durability).
 //! Loading the registry is [`crate::registry`]'s job; the role rules are
 //! [`crate::tuf`]'s; paths are [`crate::site`]'s.
 
@@ -28,7 +31,7 @@ use serde_json::Map;
 use trellis_client::fs::{FsError, write_atomic};
 use trellis_schema::blocklist::Blocklist;
 use trellis_schema::canonical;
-use trellis_schema::publisher::PublisherRecord;
+use trellis_schema::publisher::PublisherChain;
 use trellis_schema::tuf::{Envelope, MetaFile, Root, Snapshot, Targets, Timestamp, TopRole};
 use trellis_schema::{PluginId, Sha256, SigningKey, VendorId};
 
@@ -42,6 +45,7 @@ mod deltas;
 mod documents;
 mod plan;
 mod previous;
+mod publishers;
 mod write;
 
 pub use documents::index_doc;
@@ -104,8 +108,8 @@ pub struct BuildInput {
     pub thresholds: DelegationThresholds,
     /// Every signed root, oldest first, as the bytes to publish.
     pub roots: Vec<Vec<u8>>,
-    /// Publisher records.
-    pub publishers: BTreeMap<VendorId, PublisherRecord>,
+    /// Publisher record chains.
+    pub publishers: BTreeMap<VendorId, PublisherChain>,
     /// The blocklist.
     pub blocklist: Blocklist,
     /// Plugins to index: all of them ([`Scope::Full`]) or the changed ones.
@@ -265,6 +269,14 @@ pub enum BuildError {
     /// Trust configuration problem (no root, keys not in root, root expiring).
     #[error("{0}")]
     Trust(String),
+    /// A publisher record chain does not validly extend the published one.
+    #[error("publisher {publisher}: {problem}")]
+    PublisherChain {
+        /// The publisher.
+        publisher: String,
+        /// What is wrong.
+        problem: String,
+    },
 }
 
 impl From<RegistryError> for BuildError {
@@ -296,6 +308,17 @@ pub fn build_registry(
             ids.clone()
         }
     };
+    // Publisher chains first: a record that does not extend the published one is the
+    // cause of any release refusal it would lead to.
+    if let Some(previous) = PreviousSite::open(site)? {
+        let roots: Vec<Vec<u8>> = registry.roots.iter().map(|root| root.bytes.clone()).collect();
+        let sha256 = registry
+            .publishers
+            .iter()
+            .map(|(vendor, chain)| Ok((vendor.clone(), Sha256::of(&chain.to_canonical()?))))
+            .collect::<Result<BTreeMap<_, _>, canonical::CanonicalError>>()?;
+        publishers::check_chains(&previous, &registry.publishers, &sha256, publishers::newest_root(&roots).as_ref())?;
+    }
     let plugins = registry.load_plugins(&load)?;
     let input = BuildInput::for_registry(registry, plugins, known_plugins, scope, now)?;
     build(input, site)
@@ -366,11 +389,17 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
     let mut publisher_bins: BTreeMap<String, Entries> = (0..(1u32 << publisher_bits))
         .map(|number| (site::bin_name(number, publisher_bits, tuf::PUBLISHER_BIN_PREFIX), BTreeMap::new()))
         .collect();
-    for record in input.publishers.values() {
-        let t = bytes_target(site::publisher_target(&record.id), canonical::to_vec_of(record)?);
+    let mut publisher_sha256 = BTreeMap::new();
+    for (vendor, chain) in &input.publishers {
+        let t = bytes_target(site::publisher_target(vendor), chain.to_canonical()?);
         let bin = site::bin_for_target(&t.target, publisher_bits, tuf::PUBLISHER_BIN_PREFIX);
         publisher_bins.entry(bin).or_default().insert(t.target.clone(), (t.sha256, t.length));
+        publisher_sha256.insert(vendor.clone(), t.sha256);
         documents.push(t);
+    }
+    if let Some(prev) = &previous {
+        let root = publishers::newest_root(&input.roots);
+        publishers::check_chains(prev, &input.publishers, &publisher_sha256, root.as_ref())?;
     }
     let blocklist = bytes_target(site::BLOCKLIST_TARGET.to_owned(), canonical::to_vec_of(&input.blocklist)?);
     let security_entries = BTreeMap::from([(blocklist.target.clone(), (blocklist.sha256, blocklist.length))]);

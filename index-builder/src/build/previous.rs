@@ -3,7 +3,8 @@
 //! Owns reading `timestamp.json`, the snapshot it names, any targets role of the
 //! previous site and the index docs its bins sign, and the rule that a published
 //! release never changes: its package and envelope, as the published index doc lists
-//! them, must be what the registry has now ([`check_published_releases`]). The index
+//! them, must be what the registry has now ([`check_published_releases`]): the same
+//! package and signed manifest (an envelope may be re-signed). The index
 //! doc is the record of a release's blobs (the bins sign only index docs). It trusts
 //! the files as its own output (no signature checks: that is [`crate::verify`]'s and
 //! the client's job).
@@ -46,6 +47,36 @@ impl PreviousSite {
             .ok_or_else(|| BuildError::Site { path: path.clone(), reason: "names no snapshot.json".into() })?;
         let snapshot: Envelope<Snapshot> = read_site_json(&site::metadata_file(dir, "snapshot", version))?;
         Ok(Some(Self { dir: dir.to_owned(), timestamp, snapshot }))
+    }
+
+    /// The site directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Every publisher record target the previous site published (from the publisher
+    /// bins its snapshot names), with its SHA-256.
+    pub fn published_publisher_targets(&self) -> Result<Vec<(String, Sha256)>, BuildError> {
+        let prefix = format!("{}-", crate::tuf::PUBLISHER_BIN_PREFIX);
+        let bins: Vec<String> = self
+            .snapshot
+            .signed
+            .meta
+            .keys()
+            .filter_map(|name| name.strip_suffix(".json"))
+            .filter(|name| name.starts_with(&prefix))
+            .map(str::to_owned)
+            .collect();
+        let mut out = Vec::new();
+        for bin in bins {
+            let Some(role) = self.role(&bin)? else { continue };
+            for (target, file) in role.signed.targets {
+                if let Some(sha) = file.hashes.get("sha256").and_then(|h| h.parse().ok()) {
+                    out.push((target, sha));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Version of `role` named by the snapshot.
@@ -104,23 +135,32 @@ impl PreviousSite {
 }
 
 /// Refuses a build that would change or drop a release `published` lists: every
-/// published release must still be in `plugin`, with the same package and envelope
-/// (path, SHA-256, length). Releases are yanked, never deleted, and never re-signed.
+/// published release must still be in `plugin`, with the same package (path, SHA-256,
+/// length) and the same signed release manifest (`manifest_sha256`). Immutability pins
+/// content, not envelope bytes: an envelope may be replaced by one re-signed over the
+/// same manifest (the registry checked it under the current publisher record), which
+/// is how a release outlives the revocation of the key that first signed it. Releases
+/// are yanked, never deleted.
 pub(super) fn check_published_releases(published: &IndexDoc, plugin: &PluginInput) -> Result<(), BuildError> {
     for release in &published.releases {
         let version = &release.version;
         let Some(now) = plugin.releases.iter().find(|r| &r.manifest.version == version) else {
             return Err(BuildError::Removed { target: release.package.path.clone() });
         };
-        let blobs = [(&release.package, &now.package), (&release.envelope, &now.envelope)];
-        for (was, is) in blobs {
-            if was.sha256 != is.sha256 || was.length != is.length {
-                return Err(BuildError::Immutable {
-                    target: was.path.clone(),
-                    published: was.sha256.to_hex(),
-                    new: is.sha256.to_hex(),
-                });
-            }
+        let (was, is) = (&release.package, &now.package);
+        if was.sha256 != is.sha256 || was.length != is.length {
+            return Err(BuildError::Immutable {
+                target: was.path.clone(),
+                published: was.sha256.to_hex(),
+                new: is.sha256.to_hex(),
+            });
+        }
+        if release.manifest_sha256 != now.manifest_sha256 {
+            return Err(BuildError::Immutable {
+                target: release.envelope.path.clone(),
+                published: format!("a release manifest with sha256 {}", release.manifest_sha256),
+                new: format!("one with sha256 {}", now.manifest_sha256),
+            });
         }
     }
     Ok(())

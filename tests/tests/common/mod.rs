@@ -111,20 +111,25 @@ impl Site {
         this
     }
 
-    fn key(&self, vendor: &str) -> &SigningKey {
+    pub fn key(&self, vendor: &str) -> &SigningKey {
         &self.keys.iter().find(|(v, _)| v == vendor).unwrap().1
     }
 
     /// Packs, signs and adds a release to the registry source tree (not built yet).
     pub fn add(&self, plugin: &Plugin) -> PathBuf {
+        let vendor = plugin.id.split('.').next().unwrap();
+        self.add_signed(plugin, self.key(vendor))
+    }
+
+    /// Like [`Site::add`], signed with `key`.
+    pub fn add_signed(&self, plugin: &Plugin, key: &SigningKey) -> PathBuf {
         let tree = tempfile::tempdir().unwrap();
         plugin.write_tree(tree.path());
         let dir = self.registry.path().join("releases").join(&plugin.id);
         std::fs::create_dir_all(&dir).unwrap();
         let package = dir.join(format!("{}.zip", plugin.version));
         trellis_index::pack::pack_dir(tree.path(), &package).unwrap();
-        let vendor = plugin.id.split('.').next().unwrap();
-        trellis_index::sign::sign_package(&package, self.key(vendor)).unwrap();
+        trellis_index::sign::sign_package(&package, key).unwrap();
         package
     }
 

@@ -1,11 +1,11 @@
-//! Developer subcommands: keygen, pack, sign, lint.
+//! Developer subcommands: keygen, pack, sign, lint, publisher (record chains).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use trellis_index::{keyfile, lint, pack, sign};
+use trellis_index::{keyfile, lint, pack, publisher, sign};
 use trellis_schema::validate::Severity;
 
 /// Commands a plugin developer runs.
@@ -38,18 +38,179 @@ pub(crate) enum Command {
         /// The developer's private key file (from `keygen`).
         #[arg(long)]
         key: PathBuf,
+        /// Replace the envelope's signatures instead of adding one (re-signing a
+        /// published release after its key was revoked; the signed manifest is the same).
+        #[arg(long)]
+        resign: bool,
     },
+    /// Write publisher record chains (`publishers/<vendor>.json`): init, update, recover.
+    #[command(subcommand)]
+    Publisher(PublisherCommand),
     /// Check a source tree or a package the way the store will; exit 0 when clean, 1 on problems.
     Lint {
         /// A plugin source tree or a package (.zip).
         path: PathBuf,
-        /// Check the package's signature against this publisher record (JSON).
+        /// Check the package's signature against this publisher record chain
+        /// (`publishers/<vendor>.json`).
         #[arg(long)]
         publisher: Option<PathBuf>,
+        /// The trusted chain of the same publisher (the base branch's copy): the
+        /// `--publisher` chain must extend it with versions signed by its keys. A pull
+        /// request check must pass this whenever the base branch has a record.
+        #[arg(long, requires = "publisher")]
+        trusted_publisher: Option<PathBuf>,
+        /// The registry's newest root (`root/N.root.json` of the base branch): its
+        /// targets keys may sign a recovery version of the record.
+        #[arg(long, requires = "publisher")]
+        root: Option<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `trellis-index publisher …`.
+#[derive(Subcommand)]
+pub(crate) enum PublisherCommand {
+    /// Write version 1 of a publisher record, signed by its keys.
+    Init {
+        /// Publisher id (the namespace of its plugin ids).
+        #[arg(long)]
+        id: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Private key files of the publisher's keys (each signs version 1).
+        #[arg(long = "key", required = true)]
+        keys: Vec<PathBuf>,
+        /// Signatures required on releases and on the next record version.
+        #[arg(long, default_value_t = 1)]
+        threshold: u32,
+        /// Web site.
+        #[arg(long)]
+        website: Option<String>,
+        /// Security contact.
+        #[arg(long)]
+        contact: Option<String>,
+        /// Where to write (default `publishers/<id>.json`); never overwritten.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Append a version to a record: signed by current keys (`--key`) and added keys.
+    Update {
+        /// The record chain file, rewritten in place.
+        record: PathBuf,
+        /// Private key files of current keys (a threshold of them must be given).
+        #[arg(long = "key", required = true)]
+        keys: Vec<PathBuf>,
+        /// Private key file of a key to add (it signs the new version too).
+        #[arg(long = "add-key")]
+        add: Vec<PathBuf>,
+        /// Key id of a key to drop without revoking it.
+        #[arg(long = "remove-key")]
+        remove: Vec<String>,
+        /// Key id of a key to revoke: its signatures stop counting, on old releases too.
+        #[arg(long)]
+        revoke: Vec<String>,
+        /// Why the keys are revoked.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// New threshold.
+        #[arg(long)]
+        threshold: Option<u32>,
+        /// Date of the revocation (default: today, UTC).
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Append a recovery version for a publisher who lost every key: all current keys
+    /// revoked, the new keys listed; signed by the registry's offline targets keys.
+    Recover {
+        /// The record chain file, rewritten in place.
+        record: PathBuf,
+        /// The registry's targets key files (offline; the root's targets threshold of them).
+        #[arg(long = "recovery-key", required = true)]
+        recovery: Vec<PathBuf>,
+        /// Private key files of the publisher's new keys.
+        #[arg(long = "key", required = true)]
+        keys: Vec<PathBuf>,
+        /// Signatures required with the new keys.
+        #[arg(long, default_value_t = 1)]
+        threshold: u32,
+        /// Why.
+        #[arg(long, default_value = "every key lost")]
+        reason: String,
+        /// Date of the revocation (default: today, UTC).
+        #[arg(long)]
+        at: Option<String>,
+    },
+}
+
+fn read_keys(paths: &[PathBuf]) -> anyhow::Result<Vec<trellis_schema::SigningKey>> {
+    paths.iter().map(|p| Ok(keyfile::read(p)?)).collect()
+}
+
+fn read_chain(path: &std::path::Path) -> anyhow::Result<trellis_schema::publisher::PublisherChain> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{} is not a publisher record chain", path.display()))
+}
+
+fn write_chain(path: &std::path::Path, chain: &trellis_schema::publisher::PublisherChain) -> anyhow::Result<()> {
+    let mut text = serde_json::to_vec_pretty(chain)?;
+    text.push(b'\n');
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        trellis_client::fs::create_dir_all(parent)?;
+    }
+    trellis_client::fs::write_atomic(path, &text)?;
+    let head = chain.head().map(|h| &h.signed);
+    println!(
+        "wrote {} (version {}, {} key(s), threshold {})",
+        path.display(),
+        head.map_or(0, |h| h.version),
+        head.map_or(0, |h| h.keys.len()),
+        head.map_or(0, |h| h.threshold)
+    );
+    Ok(())
+}
+
+fn today() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%d").to_string()
+}
+
+fn run_publisher(command: PublisherCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        PublisherCommand::Init { id, name, keys, threshold, website, contact, out } => {
+            let vendor: trellis_schema::VendorId = id.parse().map_err(|e| anyhow::anyhow!("--id {id}: {e}"))?;
+            let out = out.unwrap_or_else(|| PathBuf::from("publishers").join(format!("{vendor}.json")));
+            anyhow::ensure!(!out.exists(), "{} exists; extend it with `publisher update`", out.display());
+            let chain = publisher::init(vendor, name, website, contact, &read_keys(&keys)?, threshold)?;
+            write_chain(&out, &chain)?;
+        }
+        PublisherCommand::Update { record, keys, add, remove, revoke, reason, threshold, at } => {
+            let chain = read_chain(&record)?;
+            let change = publisher::RecordChange {
+                add: read_keys(&add)?,
+                remove: remove.into_iter().map(trellis_schema::KeyId).collect(),
+                revoke: revoke.into_iter().map(|id| (trellis_schema::KeyId(id), reason.clone())).collect(),
+                threshold,
+                revoked_at: at.unwrap_or_else(today),
+            };
+            let chain = publisher::update(&chain, &read_keys(&keys)?, change)?;
+            write_chain(&record, &chain)?;
+        }
+        PublisherCommand::Recover { record, recovery, keys, threshold, reason, at } => {
+            let chain = read_chain(&record)?;
+            let chain = publisher::recover(
+                &chain,
+                &read_keys(&recovery)?,
+                &read_keys(&keys)?,
+                threshold,
+                &reason,
+                &at.unwrap_or_else(today),
+            )?;
+            write_chain(&record, &chain)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -81,9 +242,11 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Sign { package, key } => {
+        Command::Publisher(command) => run_publisher(command),
+        Command::Sign { package, key, resign } => {
             let key = keyfile::read(&key)?;
-            let signed = sign::sign_package(&package, &key)?;
+            let signed =
+                if resign { sign::resign_package(&package, &key)? } else { sign::sign_package(&package, &key)? };
             let verb = if signed.cosigned { "added a co-signature to" } else { "wrote" };
             println!(
                 "{verb} {} for {} (package sha256 {}, key {})",
@@ -94,14 +257,19 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Lint { path, publisher, json } => {
-            let publisher = match publisher {
+        Command::Lint { path, publisher, trusted_publisher, root, json } => {
+            let root = match root {
                 Some(file) => Some(
-                    serde_json::from_slice(
+                    serde_json::from_slice::<trellis_schema::tuf::Envelope<trellis_schema::tuf::Root>>(
                         &std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?,
                     )
-                    .with_context(|| format!("{} is not a publisher record", file.display()))?,
+                    .with_context(|| format!("{} is not a root", file.display()))?
+                    .signed,
                 ),
+                None => None,
+            };
+            let publisher = match publisher {
+                Some(file) => Some(lint::submitted_publisher(&file, trusted_publisher.as_deref(), root.as_ref())?),
                 None => None,
             };
             let report = lint::lint(&path, &lint::LintOptions { publisher })?;

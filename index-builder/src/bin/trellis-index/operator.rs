@@ -59,6 +59,10 @@ pub(crate) enum Command {
         /// Current time (RFC 3339), for expiry dates; defaults to the clock.
         #[arg(long)]
         now: Option<jiff::Timestamp>,
+        /// Also fetch `.remote.json` packages over plain http from a loopback host
+        /// (tests and local previews; never in CI, where descriptors come from PRs).
+        #[arg(long)]
+        allow_loopback_http: bool,
     },
     /// Re-sign only metadata/timestamp.json (for a scheduled job).
     Timestamp {
@@ -221,8 +225,11 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             );
             println!("private keys are in {}: move the root and targets keys offline", dir.join("keys").display());
         }
-        Command::Build { registry, out, only, now } => {
-            let registry = Registry::open(&registry)?;
+        Command::Build { registry, out, only, now, allow_loopback_http } => {
+            let mut registry = Registry::open(&registry)?;
+            if allow_loopback_http {
+                registry = registry.with_remote_http(trellis_index::registry::RemoteHttp::AllowLoopback);
+            }
             let scope =
                 if only.is_empty() { Scope::Full } else { Scope::Plugins(only.into_iter().collect::<BTreeSet<_>>()) };
             let report = build::build_registry(&registry, &out, scope, now_or_clock(now))?;

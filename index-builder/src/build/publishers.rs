@@ -1,0 +1,70 @@
+//! Publisher chains against the published site: key continuity at build time.
+//!
+//! Owns the rule that a build never changes an existing vendor's keys on its own
+//! authority: every record chain the previous site published must still be in the
+//! registry, byte for byte as a prefix of the new chain, and every version added since
+//! must be a valid successor of the published head (signed by a threshold of its keys,
+//! or of the recovery signers: the `targets` role of the newest root). A chain whose
+//! published bytes did not change is not re-read. New vendors are checked from
+//! version 1 when the registry is opened ([`crate::registry`]).
+
+use std::collections::BTreeMap;
+
+use trellis_schema::publisher::{ChainLimits, PublisherChain, RecoverySigners};
+use trellis_schema::tuf::{Envelope, Root};
+use trellis_schema::{Sha256, VendorId};
+
+use super::{BuildError, PreviousSite};
+use crate::site;
+
+/// Refuses `chains` (with their new target SHA-256s in `new_sha256`) unless each
+/// published chain of `previous` is extended by its new chain, validly.
+pub(super) fn check_chains(
+    previous: &PreviousSite,
+    chains: &BTreeMap<VendorId, PublisherChain>,
+    new_sha256: &BTreeMap<VendorId, Sha256>,
+    root: Option<&Root>,
+) -> Result<(), BuildError> {
+    let (keys, threshold) = root.map(crate::registry::recovery_keys).unwrap_or_default();
+    let recovery = root.map(|_| RecoverySigners { keys: &keys, threshold });
+    let limits = ChainLimits::default();
+    for (target, sha256) in previous.published_publisher_targets()? {
+        let refuse =
+            |vendor: &str, problem: String| BuildError::PublisherChain { publisher: vendor.to_owned(), problem };
+        let Some(vendor) = target.strip_prefix("publishers/").and_then(|t| t.strip_suffix(".json")) else { continue };
+        let Ok(vendor_id) = vendor.parse::<VendorId>() else { continue };
+        let Some(chain) = chains.get(&vendor_id) else {
+            return Err(refuse(
+                vendor,
+                "its record was published and is missing from publishers/; a published publisher record is never removed".into(),
+            ));
+        };
+        if new_sha256.get(&vendor_id) == Some(&sha256) {
+            continue;
+        }
+        let path = site::target_file(previous.dir(), &target, &sha256);
+        let bytes = std::fs::read(&path).map_err(|e| trellis_client::fs::FsError::new("reading", &path, e))?;
+        let published = PublisherChain::from_slice(&vendor_id, &bytes, &limits)
+            .map_err(|e| BuildError::Site { path: path.clone(), reason: e.to_string() })?;
+        if !chain.extends(&published) {
+            return Err(refuse(
+                vendor,
+                format!(
+                    "publishers/{vendor}.json does not keep the {} published version(s) of the record unchanged; \
+                     a record changes only by appending a version signed by the current keys (trellis-index publisher update)",
+                    published.records.len()
+                ),
+            ));
+        }
+        chain
+            .verify(&vendor_id, published.head(), recovery, &limits)
+            .map_err(|e| refuse(vendor, format!("publishers/{vendor}.json: {}", e.problem)))?;
+    }
+    Ok(())
+}
+
+/// The newest root of `roots` (bytes as published), parsed.
+pub(super) fn newest_root(roots: &[Vec<u8>]) -> Option<Root> {
+    let bytes = roots.last()?;
+    serde_json::from_slice::<Envelope<Root>>(bytes).ok().map(|e| e.signed)
+}
