@@ -253,7 +253,7 @@ pub enum RemoteHttp {
     /// https only (the default: descriptors come from untrusted pull requests).
     #[default]
     HttpsOnly,
-    /// Also `http://` on a loopback host (127.0.0.1, localhost, [::1]): tests and local
+    /// Also `http://` on a loopback host (127.0.0.1, localhost, `[::1]`): tests and local
     /// previews only (`trellis-index build --allow-loopback-http`).
     AllowLoopback,
 }
@@ -762,4 +762,25 @@ fn load_roots(dir: &Path) -> Result<Vec<SignedRoot>, RegistryError> {
         roots.push(SignedRoot { envelope, bytes });
     }
     Ok(roots)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_http;
+
+    #[test]
+    fn only_plain_loopback_hosts_count_as_loopback_http() {
+        for url in ["http://127.0.0.1:8080/p.zip", "http://localhost/p.zip", "http://[::1]:9/p.zip"] {
+            assert!(is_loopback_http(url), "{url}");
+        }
+        for url in [
+            "https://127.0.0.1/p.zip",
+            "http://127.0.0.1@evil.example/p.zip",
+            "http://127.0.0.1.evil.example/p.zip",
+            "http://evil.example/127.0.0.1",
+            "http://localhost.evil.example:80/",
+        ] {
+            assert!(!is_loopback_http(url), "{url}");
+        }
+    }
 }

@@ -3,7 +3,7 @@
 //!
 //! Owns turning the `publishers/<vendor>.json` target of a registry (every version of
 //! the record, see [`trellis_schema::publisher::chain`]) into the record releases are
-//! checked against ([`current_record`]). The client pins, per registry and vendor, the
+//! checked against (`current_record`). The client pins, per registry and vendor, the
 //! highest version it verified (`<metadata dir>/publisher-pins/<vendor>.json`, written
 //! with [`crate::fs::write_atomic`]) and accepts a served chain only when every version
 //! above the pin is a valid successor of the one before, starting from the pinned
@@ -14,7 +14,7 @@
 //! `publishers` role). So the online `publishers` key can add vendors, but cannot change
 //! the keys of a vendor this client has seen. A refused chain changes nothing.
 //!
-//! On every refresh ([`Store::recheck_installed`], called by install, update,
+//! On every refresh (`Store::recheck_installed`, called by install, update,
 //! `check_updates` and `scheduled_update`) each installed release's kept envelope is
 //! re-verified under the current record of its vendor: the kept record is refreshed; a
 //! release whose only signatures are by revoked or removed keys takes the re-signed
