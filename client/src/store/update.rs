@@ -1,4 +1,6 @@
-//! Update: policy check → permission diff (re-consent when permissions grow) →
+//! Update: policy check (whether an update adds permissions is read from its
+//! developer-signed manifest, fetched and checked against the index doc before anything
+//! is decided) → permission diff (re-consent when permissions grow) →
 //! download and verify (a delta from the running release when the registry has one)
 //! → graceful `stop` → swap → verify → `start`; any failure rolls
 //! back automatically to the running release.
@@ -15,7 +17,7 @@ use serde::Serialize;
 use trellis_schema::PluginId;
 
 use super::delta::Transfer;
-use super::fetch::{self, VerifiedRelease};
+use super::fetch::{self, SignedRelease, VerifiedRelease};
 use super::install::extract;
 use super::verify::check_release_dir;
 use super::{Session, Store, StoreError};
@@ -120,18 +122,20 @@ impl Store {
         for plan in planned.iter().filter(|p| p.decision.action != Action::Apply) {
             report.skipped.push((plan.plugin.clone(), plan.to.clone(), plan.decision.reason.to_string()));
         }
-        let apply: Vec<ResolvedPlugin> = changes
+        let apply: Vec<SignedRelease> = changes
             .into_iter()
-            .filter(|c| planned.iter().find(|p| p.plugin == c.id).is_none_or(|p| p.decision.action == Action::Apply))
+            .filter(|c| {
+                planned.iter().find(|p| p.plugin == c.resolved.id).is_none_or(|p| p.decision.action == Action::Apply)
+            })
             .collect();
         session.reporter.report(Event::Resolved { to_fetch: apply.len() });
         if apply.is_empty() {
             return Ok(report);
         }
-        self.check_space(&apply)?;
-        self.collect_consent(&remotes, &apply, session)?;
+        self.check_space(&apply.iter().map(|r| r.resolved.clone()).collect::<Vec<_>>())?;
+        self.collect_consent(&apply, session)?;
         let bases = self.delta_bases()?;
-        let verified = fetch::download(&remotes, &apply, self.relay(), &*session.reporter, &bases)?;
+        let verified = fetch::download(&remotes, apply, self.relay(), &*session.reporter, &bases)?;
         report.transfers = verified.iter().map(|r| r.transfer.clone()).collect();
         self.crash.step();
         let installed = self.state().installed_versions();
@@ -158,14 +162,16 @@ impl Store {
     }
 
     /// Resolves with the selected plugins free to move; returns the planned updates
-    /// (with policy decisions), every release that would change, and blocked installs.
+    /// (with policy decisions), every release that would change (its envelope verified
+    /// and its index entry checked against the signed manifest, see
+    /// [`fetch::verify_signed`]), and blocked installs.
     #[allow(clippy::type_complexity)]
     fn plan(
         &mut self,
         plugins: &[PluginId],
         trigger: Trigger,
         session: &Session<'_>,
-    ) -> Result<(Vec<PlannedUpdate>, Vec<ResolvedPlugin>, Vec<(PluginId, Version, String)>), StoreError> {
+    ) -> Result<(Vec<PlannedUpdate>, Vec<SignedRelease>, Vec<(PluginId, Version, String)>), StoreError> {
         for plugin in plugins {
             if self.state().plugin(plugin).is_none() {
                 return Err(StoreError::NotInstalled { plugin: plugin.clone() });
@@ -189,27 +195,15 @@ impl Store {
         let installed = self.state().installed_versions();
         let changes: Vec<ResolvedPlugin> =
             resolution.plugins.iter().filter(|p| installed.get(&p.id) != Some(&p.version)).cloned().collect();
+        // Consent and auto-apply are decided from the developer-signed manifests.
+        let changes = fetch::verify_signed(&remotes, &changes)?;
         let now = jiff::ZonedDateTime::now();
         let mut planned = Vec::new();
-        for change in &changes {
+        for signed in &changes {
+            let change = &signed.resolved;
             let Some(from) = installed.get(&change.id) else { continue };
-            let old = self.state().plugin(&change.id).map(|p| p.registry.clone());
-            let old_permissions = match old {
-                Some(registry) => remotes
-                    .doc(&registry, &change.id)?
-                    .and_then(|d| d.release(from).map(|r| r.permissions.clone()))
-                    .unwrap_or_default(),
-                None => Vec::new(),
-            };
-            let check = crate::consent::check(
-                crate::consent::ConsentQuery {
-                    plugin: &change.id,
-                    version: &change.version,
-                    permissions: &change.release.permissions,
-                    replaces: Some((from, &old_permissions)),
-                },
-                &self.state().consents,
-            );
+            let old = self.installed_permissions(&change.id);
+            let check = crate::consent::check(self.consent_query(signed, old.as_ref()), &self.state().consents);
             let new_permissions: Vec<String> = check.disclosure().unconsented().map(|p| p.key.clone()).collect();
             let state = self.state();
             let available = AvailableUpdate {
