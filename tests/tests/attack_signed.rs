@@ -336,6 +336,12 @@ fn index_doc_disagreeing_with_the_signed_manifest_on_any_field_is_refused() {
         assert!(hooks.calls().is_empty(), "{field}: {:?}", hooks.calls());
         assert_eq!(trusted_state(&store), before, "{field}");
         assert_eq!(store.state().plugin(&id("acme.clock")).unwrap().active.version, v("1.0.0"), "{field}");
+
+        // The operator's audit of the site reports it too.
+        let source = trellis_index::verify::Source::Dir(served.site.site.path().to_owned());
+        let audit = trellis_index::verify::verify(&source, None, jiff::Timestamp::now());
+        let expected = format!("acme.clock 1.1.0: the index doc lists {message}; clients refuse the release");
+        assert_eq!(audit.problems, [expected], "{field}");
     }
 }
 
