@@ -1,15 +1,24 @@
 //! Downloading and verifying releases before anything touches the plugins directory.
 //!
 //! Owns the chain of checks between "the resolver picked acme.clock 1.2.0" and "these
-//! package bytes may be extracted": the package and its DSSE envelope are blobs whose
-//! path, length and SHA-256 the release's entry in the index doc lists; the publisher
-//! record is a TUF target; the envelope must carry the publisher's signature
-//! ([`PublisherRecord::verify_release`]) over a release manifest naming this plugin and
-//! version, whose digest the index doc recorded and whose package digest is the blob's;
-//! finally the archive's structure and entry set are checked against the signed
-//! manifest ([`Package::from_bytes`]). Packages download in parallel; progress goes to
-//! the [`Reporter`]. An update may download a delta instead ([`super::delta`]), with
-//! the package as fallback.
+//! package bytes may be extracted", in two steps:
+//!
+//! 1. [`verify_signed`], before anything is asked or downloaded: the small DSSE
+//!    envelopes (blobs whose path, length and SHA-256 the release's entry in the index
+//!    doc lists) are fetched in parallel and each must carry the publisher's signature
+//!    ([`PublisherRecord::verify_release`], the record being a TUF target fetched in
+//!    one place, `publisher_record`) over a release manifest naming this plugin and
+//!    version, whose digest the index doc recorded and whose package digest is the
+//!    package blob's. The index entry must then say what the developer signed about
+//!    permissions, dependencies, channel, host requirement and platforms
+//!    ([`ReleaseManifest::index_disagreement`]); otherwise the release is refused
+//!    naming the field and both values ([`StoreError::IndexDisagrees`]): the index
+//!    doc is signed only by the registry's online keys, the manifest by the developer.
+//!    The result, [`SignedRelease`]s, is what consent is disclosed from
+//!    (`Store::collect_consent`) and what the update check decides on.
+//! 2. [`download`]: the packages (or deltas, [`super::delta`], with the package as
+//!    fallback) in parallel, each archive's structure and entry set checked against
+//!    the signed manifest ([`Package::from_bytes`]); progress goes to the [`Reporter`].
 //!
 //! **Why a blob needs no TUF target of its own.** The index doc came through
 //! [`crate::trust`]: a target of a hash bin, verified by length and SHA-256 under the
