@@ -153,7 +153,7 @@ impl Store {
         for release in releases {
             let (plugin, permissions) = (&release.resolved, &release.manifest.permissions);
             let old = self.installed_permissions(&plugin.id);
-            let check = consent::check(self.consent_query(release, old.as_ref()), &self.state().consents);
+            let check = consent::check(consent_query(release, old.as_ref()), &self.state().consents);
             if check.is_needed() {
                 if !session.consent.agree(check.disclosure()) {
                     return Err(StoreError::ConsentRefused {
@@ -174,20 +174,6 @@ impl Store {
             })?;
         }
         Ok(disclosures)
-    }
-
-    /// The consent question for `release`: its signed permissions, replacing `old`.
-    pub(crate) fn consent_query<'a>(
-        &self,
-        release: &'a SignedRelease,
-        old: Option<&'a (Version, Vec<Permission>)>,
-    ) -> ConsentQuery<'a> {
-        ConsentQuery {
-            plugin: &release.resolved.id,
-            version: &release.resolved.version,
-            permissions: &release.manifest.permissions,
-            replaces: old.map(|(v, p)| (v, p.as_slice())),
-        }
     }
 
     /// The active release of an installed plugin and the permissions its developer
@@ -259,6 +245,20 @@ impl Store {
         }
         session.reporter.report(Event::Done { operation: OperationKind::Install, plugin: id, version: Some(version) });
         Ok(())
+    }
+}
+
+/// The consent question for `release`: its signed permissions, replacing `old` (the
+/// installed release and the permissions its developer signed).
+pub(crate) fn consent_query<'a>(
+    release: &'a SignedRelease,
+    old: Option<&'a (Version, Vec<Permission>)>,
+) -> ConsentQuery<'a> {
+    ConsentQuery {
+        plugin: &release.resolved.id,
+        version: &release.resolved.version,
+        permissions: &release.manifest.permissions,
+        replaces: old.map(|(v, p)| (v, p.as_slice())),
     }
 }
 

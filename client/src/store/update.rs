@@ -18,7 +18,7 @@ use trellis_schema::PluginId;
 
 use super::delta::Transfer;
 use super::fetch::{self, SignedRelease, VerifiedRelease};
-use super::install::extract;
+use super::install::{consent_query, extract};
 use super::verify::check_release_dir;
 use super::{Session, Store, StoreError};
 use crate::activate;
@@ -203,7 +203,7 @@ impl Store {
             let change = &signed.resolved;
             let Some(from) = installed.get(&change.id) else { continue };
             let old = self.installed_permissions(&change.id);
-            let check = crate::consent::check(self.consent_query(signed, old.as_ref()), &self.state().consents);
+            let check = crate::consent::check(consent_query(signed, old.as_ref()), &self.state().consents);
             let new_permissions: Vec<String> = check.disclosure().unconsented().map(|p| p.key.clone()).collect();
             let state = self.state();
             let available = AvailableUpdate {
