@@ -110,7 +110,9 @@ pub struct FileEntry {
     pub sha256: Sha256,
     /// Whether the file is installed executable (Unix mode 0755 rather than 0644;
     /// ignored on Windows). Extraction and delta application take the mode from here
-    /// only.
+    /// only. Always written; absent reads as `false` (never executable), so that a
+    /// manifest of format 1 gets to the clear "re-pack" refusal of its missing `format`.
+    #[serde(default)]
     pub executable: bool,
 }
 
@@ -294,7 +296,16 @@ mod tests {
         let mut value = serde_json::to_value(manifest()).unwrap();
         assert_eq!(value["files"][0]["executable"], true);
         value["files"][0].as_object_mut().unwrap().remove("executable");
-        assert!(serde_json::from_value::<ReleaseManifest>(value).is_err());
+        let parsed: ReleaseManifest = serde_json::from_value(value).unwrap();
+        assert!(!parsed.files[0].executable, "a missing mode is never executable");
+    }
+
+    #[test]
+    fn a_format_1_manifest_in_field_order_is_refused_for_its_format() {
+        // As `pack` wrote it before modes were signed: no `format`, no `executable`.
+        let old = br#"{"plugin_id":"acme.clock","version":"1.0.0","files":[{"path":"LICENSE","size":1,"sha256":"2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881"}]}"#;
+        let error = serde_json::from_slice::<ContentManifest>(old).unwrap_err().to_string();
+        assert!(error.contains("no format field") && error.contains("re-pack"), "{error}");
     }
 
     #[test]

@@ -449,3 +449,29 @@ fn file_modes_of_an_extracted_package_come_from_the_signed_manifest_not_the_zip(
     assert!(executable(&dest.join("bin/linux-x86_64/clock")));
     assert!(!executable(&dest.join("LICENSE")));
 }
+
+#[test]
+fn a_package_of_the_format_before_signed_modes_is_refused_with_a_message_to_repack() {
+    use trellis_client::package::{Limits, Package};
+    use trellis_tests::hostile::{RawEntry, RawZip, content_manifest};
+
+    let files: Vec<(&str, &[u8])> = vec![("LICENSE", b"MIT License\n")];
+    for format in [None, Some(1), Some(3)] {
+        let mut manifest = serde_json::to_value(content_manifest(&files)).unwrap();
+        let object = manifest.as_object_mut().unwrap();
+        object.remove("format");
+        for file in object["files"].as_array_mut().unwrap() {
+            file.as_object_mut().unwrap().remove("executable");
+        }
+        if let Some(format) = format {
+            object.insert("format".into(), format.into());
+        }
+        let entries = vec![
+            RawEntry::file("LICENSE", b"MIT License\n".to_vec()),
+            RawEntry::file("trellis-manifest.json", serde_json::to_vec(&manifest).unwrap()),
+        ];
+        let error = Package::from_bytes_unsigned(RawZip::new(entries).to_bytes(), &Limits::default()).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("re-pack and re-sign the plugin"), "{format:?}: {message}");
+    }
+}
