@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use trellis_client::package::{Durability, Limits, Package};
 use trellis_schema::Sha256;
-use trellis_schema::manifest::{CONTENT_MANIFEST_PATH, ContentManifest, FileEntry, PackageDigest, ReleaseManifest};
+use trellis_schema::manifest::{
+    CONTENT_MANIFEST_PATH, ContentManifest, FileEntry, ManifestFormat, PackageDigest, ReleaseManifest,
+};
 
 /// xorshift64*: deterministic bytes without a dependency.
 struct Rng(u64);
@@ -106,9 +108,11 @@ fn pack(files: &[(String, Vec<u8>)]) -> (Vec<u8>, ReleaseManifest) {
             path: path.clone(),
             size: content.len() as u64,
             sha256: Sha256::of(content),
+            executable: false,
         })
         .collect();
     let content = ContentManifest {
+        format: ManifestFormat::CURRENT,
         plugin_id: "bench.mixed".parse().unwrap(),
         version: "1.0.0".parse().unwrap(),
         files: entries.clone(),
@@ -189,9 +193,15 @@ fn write_large_package(path: &Path, mib: usize) -> (ReleaseManifest, usize) {
         let content = if *text { rng.text(*size) } else { rng.bytes(*size) };
         writer.start_file(name.as_str(), options).unwrap();
         writer.write_all(&content).unwrap();
-        entries.push(FileEntry { path: name.clone(), size: content.len() as u64, sha256: Sha256::of(&content) });
+        entries.push(FileEntry {
+            path: name.clone(),
+            size: content.len() as u64,
+            sha256: Sha256::of(&content),
+            executable: false,
+        });
     }
     let content = ContentManifest {
+        format: ManifestFormat::CURRENT,
         plugin_id: "bench.large".parse().unwrap(),
         version: "1.0.0".parse().unwrap(),
         files: entries.clone(),
@@ -219,6 +229,7 @@ fn write_large_package(path: &Path, mib: usize) -> (ReleaseManifest, usize) {
 /// The signed release manifest of a bench package `id 1.0.0` with `files`.
 fn bench_release<T: serde::Serialize>(id: &str, package: PackageDigest, files: &T) -> ReleaseManifest {
     serde_json::from_value(serde_json::json!({
+        "format": ManifestFormat::CURRENT,
         "plugin_id": id,
         "version": "1.0.0",
         "package": package,

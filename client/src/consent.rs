@@ -11,6 +11,11 @@
 //! Reasons are not part of a permission's identity (a reworded reason needs no new
 //! consent). A scope this client's catalog does not know is shown as high risk: fail
 //! closed. Asking the user and drawing the list are the binary's or host's job.
+//!
+//! The permissions passed in are always the developer-signed manifest's: the store
+//! discloses a release's permissions from its verified envelope, and those of the
+//! release being replaced from the envelope kept beside its installed files, never
+//! from an index doc (see `store::fetch`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

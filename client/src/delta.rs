@@ -6,8 +6,9 @@
 //! installed release's manifest before use), inflating literals, a bounded bsdiff
 //! patcher (every control must produce bytes, nothing past the signed size), and
 //! checking **every** file written against the size and SHA-256 of the
-//! developer-signed release manifest; the content manifest must say what the signed
-//! manifest says. Files are staged in a temporary directory, flushed, and moved into
+//! developer-signed release manifest, whose file list also gives each file's mode
+//! (the delta carries none); the content manifest must say what the signed manifest
+//! says. Files are staged in a temporary directory, flushed, and moved into
 //! place with one rename ([`Staged::persist`]); on any error nothing is left behind.
 //!
 //! It does not decide whether to use a delta or download one (the store's
@@ -253,7 +254,9 @@ pub fn apply(
             Some(entry) => check_output(&file.path, &output, entry)?,
             None => check_content_manifest(&output, to)?,
         }
-        written.push(write_file(staged.path(), &file.path, &output, file.executable)?);
+        // The mode is the signed manifest's (the delta header carries none).
+        let executable = entry.is_some_and(|e| e.executable);
+        written.push(write_file(staged.path(), &file.path, &output, executable)?);
         staged.files += 1;
         staged.bytes += output.len() as u64;
     }

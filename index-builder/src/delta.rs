@@ -12,7 +12,7 @@
 //! deltas, reuse of published ones and publishing are [`crate::build`]'s; applying a
 //! delta is the client's (`trellis_client::delta`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::{Cursor, Read, Write};
 
 use flate2::write::DeflateEncoder;
@@ -80,8 +80,6 @@ pub struct ReleaseFiles {
     pub manifest_sha256: Sha256,
     /// Every file of the package, `trellis-manifest.json` included, by path.
     pub files: BTreeMap<String, Vec<u8>>,
-    /// The files the package marks executable (Unix mode).
-    pub executable: BTreeSet<String>,
 }
 
 impl ReleaseFiles {
@@ -91,21 +89,17 @@ impl ReleaseFiles {
         let error = |reason: String| DeltaBuildError::Package { release: manifest.release_name(), reason };
         let mut archive = zip::ZipArchive::new(Cursor::new(package)).map_err(|e| error(e.to_string()))?;
         let mut files = BTreeMap::new();
-        let mut executable = BTreeSet::new();
         for index in 0..archive.len() {
             let mut entry = archive.by_index(index).map_err(|e| error(e.to_string()))?;
             if entry.is_dir() {
                 continue;
             }
             let name = entry.name().map_err(|e| error(e.to_string()))?.into_owned();
-            if entry.unix_mode().is_some_and(|mode| mode & 0o111 != 0) {
-                executable.insert(name.clone());
-            }
             let mut bytes = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0));
             entry.read_to_end(&mut bytes).map_err(|e| error(format!("{name}: {e}")))?;
             files.insert(name, bytes);
         }
-        Ok(Self { manifest: manifest.clone(), manifest_sha256, files, executable })
+        Ok(Self { manifest: manifest.clone(), manifest_sha256, files })
     }
 }
 
@@ -146,11 +140,7 @@ pub fn make(
         let is_content_manifest = path == CONTENT_MANIFEST_PATH;
         if !is_content_manifest && let Some(source) = by_hash.get(&Sha256::of(bytes)) {
             stats.copied += 1;
-            files.push(DeltaFile {
-                path: path.clone(),
-                op: DeltaOp::Copy { source: (*source).to_owned() },
-                executable: to.executable.contains(path),
-            });
+            files.push(DeltaFile { path: path.clone(), op: DeltaOp::Copy { source: (*source).to_owned() } });
             continue;
         }
         let literal = deflate(bytes);
@@ -170,7 +160,7 @@ pub fn make(
                 DeltaOp::Literal { data: push(&mut data, &literal) }
             }
         };
-        files.push(DeltaFile { path: path.clone(), op, executable: to.executable.contains(path) });
+        files.push(DeltaFile { path: path.clone(), op });
     }
     let header = DeltaHeader {
         plugin_id: to.manifest.plugin_id.clone(),
@@ -277,9 +267,11 @@ mod tests {
                 path: (*p).into(),
                 size: b.len() as u64,
                 sha256: Sha256::of(b),
+                executable: p.starts_with("bin/"),
             })
             .collect();
         let manifest = ReleaseManifest {
+            format: trellis_schema::manifest::ManifestFormat::CURRENT,
             plugin_id: "acme.clock".parse().unwrap(),
             version: version.parse().unwrap(),
             package: trellis_schema::manifest::PackageDigest { sha256: Sha256::of(version.as_bytes()), size: 1 },
@@ -290,9 +282,8 @@ mod tests {
             channel: trellis_schema::plugin::Channel::Stable,
             dependencies: vec![],
         };
-        let executable = files.iter().filter(|(p, _)| p.starts_with("bin/")).map(|(p, _)| (*p).to_owned()).collect();
         let files = files.iter().map(|(p, b)| ((*p).to_owned(), b.clone())).collect();
-        ReleaseFiles { manifest_sha256: Sha256::of(version.as_bytes()), manifest, files, executable }
+        ReleaseFiles { manifest_sha256: Sha256::of(version.as_bytes()), manifest, files }
     }
 
     #[test]
@@ -335,9 +326,6 @@ mod tests {
             ]
         );
         assert!(bytes.len() < 2_000, "{} bytes", bytes.len());
-        let executable: Vec<&str> =
-            blob.header.files.iter().filter(|f| f.executable).map(|f| f.path.as_str()).collect();
-        assert_eq!(executable, ["bin/any/run"]);
         // Same inputs, same bytes.
         assert_eq!(make(&old, &new, &DeltaPolicy::default()).unwrap().0, bytes);
         // Files over the patch limit are carried whole.

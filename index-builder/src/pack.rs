@@ -1,9 +1,11 @@
 //! `pack`: a plugin source tree → a deterministic package.
 //!
 //! The same tree always gives the same bytes: entries sorted by path, a fixed
-//! timestamp (1980-01-01 00:00), fixed modes (0755 under `bin/`, 0644 elsewhere), one
-//! compression setting, no directory entries. The content manifest
-//! (`trellis-manifest.json`, every file's path, size and SHA-256) is written last, and
+//! timestamp (1980-01-01 00:00), fixed modes (0755 under `bin/`, 0644 elsewhere, see
+//! [`is_executable`]), one compression setting, no directory entries. The content
+//! manifest (`trellis-manifest.json`, format
+//! [`MANIFEST_FORMAT`](trellis_schema::manifest::MANIFEST_FORMAT): every file's path,
+//! size, SHA-256 and mode) is written last, and
 //! the whole package is written to a temp file and renamed into place only when every
 //! check passed. A tree that extraction would refuse is refused here, with every
 //! problem listed.
@@ -17,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use trellis_client::package::Limits;
 use trellis_schema::digest::{Hasher, Sha256};
-use trellis_schema::manifest::{CONTENT_MANIFEST_PATH, ContentManifest, FileEntry, PackageDigest};
+use trellis_schema::manifest::{CONTENT_MANIFEST_PATH, ContentManifest, FileEntry, ManifestFormat, PackageDigest};
 use trellis_schema::plugin::{METADATA_PATH, PluginMetadata};
 use trellis_schema::validate::{self, PackageFile, Problem, Problems, Severity};
 use zip::write::SimpleFileOptions;
@@ -158,7 +160,8 @@ pub fn pack_dir_with_limits(root: &Path, out: &Path, limits: &Limits) -> Result<
         zip.start_file(file.package_path.as_str(), entry_options(&file.package_path, &sample)).map_err(zip_err)?;
         let (digest, size, head) =
             copy_hashing(&sample, &mut source, &mut zip, &mut buffer).map_err(io_err("packing"))?;
-        entries.push(FileEntry { path: file.package_path.clone(), size, sha256: digest });
+        let executable = is_executable(&file.package_path);
+        entries.push(FileEntry { path: file.package_path.clone(), size, sha256: digest, executable });
         heads.insert(file.package_path.clone(), PackageFile { size, head });
     }
 
@@ -168,8 +171,12 @@ pub fn pack_dir_with_limits(root: &Path, out: &Path, limits: &Limits) -> Result<
         return Err(PackError::Problems { root: root.to_owned(), problems: Problems(errors) });
     }
 
-    let manifest =
-        ContentManifest { plugin_id: metadata.id.clone(), version: metadata.version.clone(), files: entries };
+    let manifest = ContentManifest {
+        format: ManifestFormat::CURRENT,
+        plugin_id: metadata.id.clone(),
+        version: metadata.version.clone(),
+        files: entries,
+    };
     let manifest_json = content_manifest_bytes(&manifest);
     zip.start_file(CONTENT_MANIFEST_PATH, entry_options(CONTENT_MANIFEST_PATH, &manifest_json)).map_err(zip_err)?;
     zip.write_all(&manifest_json).map_err(|source| PackError::Io {
@@ -208,6 +215,14 @@ pub fn content_manifest_bytes(manifest: &ContentManifest) -> Vec<u8> {
     bytes
 }
 
+/// The mode `pack` gives a file, recorded in the content manifest (and so signed) and
+/// written as the ZIP entry's Unix mode: executable under `bin/` (where the binaries
+/// per platform live), not elsewhere. It depends on the path only, so a package packed
+/// on Windows (no executable bit) is the same as one packed on Unix.
+pub fn is_executable(package_path: &str) -> bool {
+    package_path.starts_with("bin/")
+}
+
 /// Whether deflating is worth it: known compressed formats are stored, and so is any
 /// file whose first [`SAMPLE_LEN`] bytes do not shrink by at least a tenth at a fast
 /// setting (random data, encrypted blobs, packed executables). The decision depends only
@@ -216,7 +231,7 @@ fn entry_options(path: &str, sample: &[u8]) -> SimpleFileOptions {
     let extension = path.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase()).unwrap_or_default();
     let options = SimpleFileOptions::default()
         .last_modified_time(DateTime::default())
-        .unix_permissions(if path.starts_with("bin/") { 0o755 } else { 0o644 });
+        .unix_permissions(if is_executable(path) { 0o755 } else { 0o644 });
     if STORED_EXTENSIONS.contains(&extension.as_str()) || !compresses(sample) {
         options.compression_method(CompressionMethod::Stored)
     } else {

@@ -1,7 +1,7 @@
 //! `sign`: the developer's signature over a release.
 //!
 //! Reads a package through the hardened opener (`trellis_client::package`), builds the
-//! release manifest (package SHA-256 and size, every file, permissions, host
+//! release manifest (package SHA-256 and size, every file with its mode, permissions, host
 //! requirement, platforms, channel, dependencies) and writes a DSSE envelope over its
 //! canonical JSON next to the package, as `<package>.dsse`. Signing a package whose
 //! envelope already carries the same manifest adds a co-signature (publishers with a
@@ -15,7 +15,7 @@ use trellis_client::package::{Limits, Package, PackageError};
 use trellis_schema::canonical;
 use trellis_schema::dsse::{Envelope, EnvelopeError, RELEASE_PAYLOAD_TYPE};
 use trellis_schema::key::SigningKey;
-use trellis_schema::manifest::{ContentManifest, PackageDigest, ReleaseManifest};
+use trellis_schema::manifest::{ContentManifest, ManifestFormat, PackageDigest, ReleaseManifest};
 use trellis_schema::plugin::PluginMetadata;
 use trellis_schema::validate::{self, Problems};
 
@@ -94,6 +94,7 @@ pub fn release_manifest(
     package: PackageDigest,
 ) -> ReleaseManifest {
     ReleaseManifest {
+        format: ManifestFormat::CURRENT,
         plugin_id: metadata.id.clone(),
         version: metadata.version.clone(),
         package,

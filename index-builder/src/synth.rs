@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
-use trellis_schema::manifest::{FileEntry, PackageDigest, ReleaseManifest};
+use trellis_schema::manifest::{FileEntry, ManifestFormat, PackageDigest, ReleaseManifest};
 use trellis_schema::plugin::{Channel, Dependency, Platform};
 use trellis_schema::{PluginId, Sha256};
 
@@ -192,10 +192,21 @@ pub fn plugin_input(plugin: SynthPlugin) -> PluginInput {
             let package = Sha256::of(format!("package {tag}").as_bytes());
             let size = 40_000 + (package.as_bytes()[0] as u64) * 1000;
             let files = vec![
-                FileEntry { path: "bin/any/plugin.wasm".into(), size: size * 2, sha256: Sha256::of(tag.as_bytes()) },
-                FileEntry { path: "plugin.json".into(), size: 900, sha256: Sha256::of(b"plugin.json") },
+                FileEntry {
+                    path: "bin/any/plugin.wasm".into(),
+                    size: size * 2,
+                    sha256: Sha256::of(tag.as_bytes()),
+                    executable: true,
+                },
+                FileEntry {
+                    path: "plugin.json".into(),
+                    size: 900,
+                    sha256: Sha256::of(b"plugin.json"),
+                    executable: false,
+                },
             ];
             let manifest = ReleaseManifest {
+                format: ManifestFormat::CURRENT,
                 plugin_id: id.clone(),
                 version: release.version,
                 package: PackageDigest { sha256: package, size },

@@ -569,6 +569,12 @@ fn check_index_doc(
                 if manifest.plugin_id != doc.id || manifest.version != release.version {
                     checker.problem(format!("{name}: envelope signs {}", manifest.release_name()));
                 }
+                if let Some(d) = manifest.index_disagreement(release) {
+                    checker.problem(format!(
+                        "{name}: the index doc lists {} {} but the developer signed {}; clients refuse the release",
+                        d.field, d.index, d.signed
+                    ));
+                }
             }
             Err(e) => checker.problem(format!("{name}: developer signature: {e}")),
         }

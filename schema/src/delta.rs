@@ -10,12 +10,12 @@
 //! - `patch`: a bsdiff patch (raw-deflate compressed) against the old file `source`;
 //! - `literal`: the new bytes, raw-deflate compressed.
 //!
-//! # Format (version 1)
+//! # Format (version 2)
 //!
 //! ```text
 //! offset  size  field
 //! 0       8     magic  "TRLDELTA"
-//! 8       4     format version, u32 little-endian (1)
+//! 8       4     format version, u32 little-endian (2)
 //! 12      4     header length H, u32 little-endian (at most DeltaLimits::max_header_size)
 //! 16      H     header: canonical JSON of DeltaHeader
 //! 16+H    ...   data: the byte ranges the operations name, in operation order,
@@ -27,6 +27,11 @@
 //! sign-magnitude LE), each followed by `mix` bytes added bytewise to the old file at
 //! the current position and `copy` new bytes. Every control must produce at least one
 //! byte (a producer folds empty ones into the next seek).
+//!
+//! Version 2 dropped the per-file `executable` flag of version 1: a file's mode is
+//! part of the developer-signed manifest ([`crate::manifest::FileEntry::executable`]),
+//! which is the only place the applier takes it from. A version 1 delta is refused
+//! (the client then downloads the package).
 //!
 //! # Trust
 //!
@@ -52,7 +57,7 @@ use crate::path::{NameError, NameSet, PackagePath};
 /// First bytes of every delta.
 pub const MAGIC: [u8; 8] = *b"TRLDELTA";
 /// The format version this crate reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Bytes before the header: magic, version, header length.
 pub const PREFIX_LEN: usize = 16;
 
@@ -133,13 +138,9 @@ impl DeltaOp {
 pub struct DeltaFile {
     /// Path in the new release.
     pub path: String,
-    /// How it is made.
+    /// How it is made. (Its mode is not here: the signed manifest gives it.)
     #[serde(flatten)]
     pub op: DeltaOp,
-    /// Whether the new package marks the file executable (Unix mode), so a release
-    /// rebuilt from a delta gets the modes a full install would.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub executable: bool,
 }
 
 /// The header of a delta: which releases it joins and one operation per file.
@@ -377,11 +378,11 @@ mod tests {
     }
 
     fn literal(path: &str, offset: u64, length: u64) -> DeltaFile {
-        DeltaFile { path: path.into(), op: DeltaOp::Literal { data: DataRange { offset, length } }, executable: false }
+        DeltaFile { path: path.into(), op: DeltaOp::Literal { data: DataRange { offset, length } } }
     }
 
     fn copy(path: &str, source: &str) -> DeltaFile {
-        DeltaFile { path: path.into(), op: DeltaOp::Copy { source: source.into() }, executable: false }
+        DeltaFile { path: path.into(), op: DeltaOp::Copy { source: source.into() } }
     }
 
     #[test]
@@ -416,9 +417,9 @@ mod tests {
         wrong[0] = b'X';
         assert!(matches!(DeltaBlob::parse(&wrong, &limits), Err(DeltaFormatError::BadMagic)));
         let mut wrong = bytes.clone();
-        wrong[8] = 2;
+        wrong[8] = 1;
         let error = DeltaBlob::parse(&wrong, &limits).unwrap_err();
-        assert_eq!(error.to_string(), "delta format version 2 is not supported (this client reads version 1)");
+        assert_eq!(error.to_string(), "delta format version 1 is not supported (this client reads version 2)");
         bytes[12..16].copy_from_slice(&(9u32 << 20).to_le_bytes());
         assert!(matches!(DeltaBlob::parse(&bytes, &limits), Err(DeltaFormatError::HeaderTooLarge { .. })));
     }
@@ -476,8 +477,14 @@ mod tests {
 
     #[test]
     fn file_set_must_be_the_signed_files_and_the_content_manifest() {
-        let entry = |path: &str| crate::manifest::FileEntry { path: path.into(), size: 1, sha256: Sha256::of(b"x") };
+        let entry = |path: &str| crate::manifest::FileEntry {
+            path: path.into(),
+            size: 1,
+            sha256: Sha256::of(b"x"),
+            executable: false,
+        };
         let release = ReleaseManifest {
+            format: crate::manifest::ManifestFormat::CURRENT,
             plugin_id: "acme.clock".parse().unwrap(),
             version: semver::Version::new(1, 1, 0),
             package: crate::manifest::PackageDigest { sha256: Sha256::of(b"p"), size: 1 },

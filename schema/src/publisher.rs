@@ -283,6 +283,7 @@ mod tests {
 
     fn manifest(id: &str) -> ReleaseManifest {
         ReleaseManifest {
+            format: crate::manifest::ManifestFormat::CURRENT,
             plugin_id: id.parse().unwrap(),
             version: "1.2.0".parse().unwrap(),
             package: PackageDigest { sha256: Sha256::of(b"zip"), size: 3 },

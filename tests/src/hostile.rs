@@ -251,9 +251,14 @@ impl RawZip {
     }
 }
 
-/// The manifest entry of `files`.
+/// The manifest entry of `files`: executable under `bin/`, as `pack` marks them.
 pub fn file_entry(path: &str, content: &[u8]) -> FileEntry {
-    FileEntry { path: path.to_owned(), size: content.len() as u64, sha256: Sha256::of(content) }
+    FileEntry {
+        path: path.to_owned(),
+        size: content.len() as u64,
+        sha256: Sha256::of(content),
+        executable: path.starts_with("bin/"),
+    }
 }
 
 /// The content manifest listing `files`, sorted by path.
@@ -261,6 +266,7 @@ pub fn content_manifest(files: &[(&str, &[u8])]) -> ContentManifest {
     let mut entries: Vec<FileEntry> = files.iter().map(|(p, c)| file_entry(p, c)).collect();
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     ContentManifest {
+        format: trellis_schema::manifest::ManifestFormat::CURRENT,
         plugin_id: "acme.clock".parse().expect("valid id"),
         version: "1.0.0".parse().expect("valid version"),
         files: entries,
@@ -294,6 +300,7 @@ pub fn manifest_json(files: &[(&str, &[u8])]) -> Vec<u8> {
 pub fn release_for(package_bytes: &[u8], files: &[(&str, &[u8])]) -> ReleaseManifest {
     let content = content_manifest(files);
     let value = serde_json::json!({
+        "format": content.format,
         "plugin_id": content.plugin_id,
         "version": content.version.to_string(),
         "package": PackageDigest { sha256: Sha256::of(package_bytes), size: package_bytes.len() as u64 },

@@ -34,11 +34,17 @@ fn package(version: &Version) -> (Vec<u8>, ReleaseManifest) {
     let files = files(version);
     let mut entries: Vec<_> = files.iter().map(|(p, c)| file_entry(p, c)).collect();
     entries.sort_by(|a, b| a.path.cmp(&b.path));
-    let content = ContentManifest { plugin_id: clock(), version: version.clone(), files: entries.clone() };
+    let content = ContentManifest {
+        format: trellis_schema::manifest::ManifestFormat::CURRENT,
+        plugin_id: clock(),
+        version: version.clone(),
+        files: entries.clone(),
+    };
     let mut raw: Vec<RawEntry> = files.iter().map(|(p, c)| RawEntry::file(p, c.clone())).collect();
     raw.push(RawEntry::file(CONTENT_MANIFEST_PATH, serde_json::to_vec_pretty(&content).unwrap()));
     let bytes = RawZip::new(raw).to_bytes();
     let manifest = serde_json::from_value(serde_json::json!({
+        "format": trellis_schema::manifest::MANIFEST_FORMAT,
         "plugin_id": "acme.clock",
         "version": version.to_string(),
         "package": PackageDigest { sha256: Sha256::of(&bytes), size: bytes.len() as u64 },

@@ -289,13 +289,12 @@ fn evil_delta(site: &Served, literals: &[(&str, &[u8])]) -> Vec<u8> {
         files.push(DeltaFile {
             path: (*path).into(),
             op: DeltaOp::Literal { data: DataRange { offset: data.len() as u64, length: compressed.len() as u64 } },
-            executable: false,
         });
         data.extend_from_slice(&compressed);
     }
     for path in ["LICENSE", "plugin.json", "trellis-manifest.json", "bin/any/run.sh"] {
         if !literals.iter().any(|(p, _)| *p == path) {
-            files.push(DeltaFile { path: path.into(), op: DeltaOp::Copy { source: path.into() }, executable: false });
+            files.push(DeltaFile { path: path.into(), op: DeltaOp::Copy { source: path.into() } });
         }
     }
     let header = DeltaHeader {

@@ -16,11 +16,17 @@ fn deflate(bytes: &[u8]) -> Vec<u8> {
 }
 
 fn entry(path: &str, bytes: &[u8]) -> FileEntry {
-    FileEntry { path: path.into(), size: bytes.len() as u64, sha256: Sha256::of(bytes) }
+    FileEntry {
+        path: path.into(),
+        size: bytes.len() as u64,
+        sha256: Sha256::of(bytes),
+        executable: path.starts_with("bin/"),
+    }
 }
 
 fn manifest(version: &str, files: &[(&str, &[u8])]) -> ReleaseManifest {
     ReleaseManifest {
+        format: trellis_schema::manifest::ManifestFormat::CURRENT,
         plugin_id: "acme.clock".parse().unwrap(),
         version: version.parse().unwrap(),
         package: PackageDigest { sha256: Sha256::of(version.as_bytes()), size: 1 },
@@ -35,6 +41,7 @@ fn manifest(version: &str, files: &[(&str, &[u8])]) -> ReleaseManifest {
 
 fn content_manifest(release: &ReleaseManifest) -> Vec<u8> {
     serde_json::to_vec(&ContentManifest {
+        format: trellis_schema::manifest::ManifestFormat::CURRENT,
         plugin_id: release.plugin_id.clone(),
         version: release.version.clone(),
         files: release.files.clone(),
@@ -58,27 +65,19 @@ impl Builder {
         range
     }
     fn copy(mut self, path: &str, source: &str) -> Self {
-        self.files.push(DeltaFile {
-            path: path.into(),
-            op: DeltaOp::Copy { source: source.into() },
-            executable: false,
-        });
+        self.files.push(DeltaFile { path: path.into(), op: DeltaOp::Copy { source: source.into() } });
         self
     }
     fn literal(mut self, path: &str, bytes: &[u8]) -> Self {
         let data = self.range(&deflate(bytes));
-        self.files.push(DeltaFile { path: path.into(), op: DeltaOp::Literal { data }, executable: false });
+        self.files.push(DeltaFile { path: path.into(), op: DeltaOp::Literal { data } });
         self
     }
     fn patch(mut self, path: &str, source: &str, old: &[u8], new: &[u8]) -> Self {
         let mut patch = Vec::new();
         bsdiff::diff(old, new, &mut patch).unwrap();
         let data = self.range(&deflate(&patch));
-        self.files.push(DeltaFile {
-            path: path.into(),
-            op: DeltaOp::Patch { source: source.into(), data },
-            executable: false,
-        });
+        self.files.push(DeltaFile { path: path.into(), op: DeltaOp::Patch { source: source.into(), data } });
         self
     }
     fn encode(self, from: (&ReleaseManifest, Sha256), to: (&ReleaseManifest, Sha256)) -> Vec<u8> {
@@ -197,6 +196,28 @@ fn rebuilds_the_new_release_from_copies_patches_and_literals() {
     assert_eq!(f.leftovers(), ["1.1.0"]);
 }
 
+#[cfg(unix)]
+#[test]
+fn file_modes_come_from_the_signed_manifest() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    for flip in [false, true] {
+        let mut f = fixture();
+        if flip {
+            // The developer signed the binary as not executable and the docs as executable.
+            for file in &mut f.new.files {
+                file.executable = file.path == "docs/NEW.md";
+            }
+        }
+        let bytes = f.encode(f.good_delta());
+        let destination = f.plugin_dir.join("1.1.0");
+        f.apply(&bytes).unwrap().persist(&destination).unwrap();
+        let (binary, docs) = (mode(&destination.join("bin/any/run")), mode(&destination.join("docs/NEW.md")));
+        assert_eq!((binary & 0o111 != 0, docs & 0o111 != 0), (!flip, flip), "{binary:o} {docs:o}");
+        assert_eq!(mode(&destination.join(CONTENT_MANIFEST_PATH)) & 0o111, 0);
+    }
+}
+
 #[test]
 fn refuses_a_modified_installed_file_and_leaves_nothing_behind() {
     let f = fixture();
@@ -300,7 +321,7 @@ fn refuses_compressed_data_with_trailing_bytes_in_its_range() {
         .literal(CONTENT_MANIFEST_PATH, &content_manifest(&f.new));
     let mut rebuilt = rebuilt;
     let data = rebuilt.range(&padded);
-    rebuilt.files.push(DeltaFile { path: "docs/NEW.md".into(), op: DeltaOp::Literal { data }, executable: false });
+    rebuilt.files.push(DeltaFile { path: "docs/NEW.md".into(), op: DeltaOp::Literal { data } });
     let error = f.apply(&f.encode(rebuilt)).unwrap_err();
     assert!(
         matches!(&error, DeltaError::Corrupt { path, reason } if path == "docs/NEW.md" && reason.contains("ends after")),

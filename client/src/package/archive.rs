@@ -92,7 +92,9 @@ pub struct Entry {
     pub compressed_size: u64,
     /// Size in bytes, as declared. Inflation is held to it.
     pub size: u64,
-    /// Whether the Unix mode marks the file executable.
+    /// Whether the entry's Unix mode marks the file executable, as the archive says.
+    /// Informational only (lint): extraction takes each file's mode from the signed
+    /// manifest ([`trellis_schema::manifest::FileEntry::executable`]), never from here.
     pub executable: bool,
     /// Byte range of the compressed data in the archive.
     pub(crate) data: Range<u64>,

@@ -5,7 +5,9 @@
 //! `create_new` inside it, written while it is hashed, fsynced, and the directory is
 //! renamed into place only after every entry passed every check. On any error the
 //! staging directory is removed (also on unwinding: it is a [`tempfile::TempDir`]
-//! until the rename) and the destination never appears.
+//! until the rename) and the destination never appears. Each file's mode (executable
+//! or not) comes from the expected file list (the signed manifest for an install),
+//! never from the archive's attributes.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -196,7 +198,8 @@ fn run(package: &Package, root: Option<&Path>) -> Result<(usize, u64, Staged), P
         };
         check_against_manifest(entry, listed, inflated)?;
         if let Some((file, path)) = file.take() {
-            set_executable(&file, entry.executable).map_err(|e| FsError::new("setting mode of", path.clone(), e))?;
+            // The mode is the signed manifest's, never the ZIP attributes'.
+            set_executable(&file, listed.executable).map_err(|e| FsError::new("setting mode of", path.clone(), e))?;
             staged.files.push(path);
         }
         files += 1;

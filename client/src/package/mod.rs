@@ -19,8 +19,9 @@
 //!    ratio limits counted on the bytes actually produced, its CRC-32 checked and its
 //!    SHA-256 compared with the manifest;
 //! 5. **placement** (`extract`): files are written into a staging directory next to
-//!    the destination, fsynced, and the staging directory is renamed into place. A
-//!    refused package leaves nothing behind.
+//!    the destination with the mode the manifest gives (never the ZIP's attributes),
+//!    fsynced, and the staging directory is renamed into place. A refused package
+//!    leaves nothing behind.
 //!
 //! # Memory
 //!
@@ -206,6 +207,7 @@ impl Package {
                     path: CONTENT_MANIFEST_PATH.to_owned(),
                     size: inflated.size,
                     sha256: inflated.sha256,
+                    executable: false,
                 },
             }),
             source_kind: ManifestSource::ContentOnly,

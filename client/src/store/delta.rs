@@ -120,13 +120,14 @@ pub(super) fn candidate(
     if let Some(problem) = problems.first() {
         return Err(format!("the installed {} {} does not verify ({problem})", plugin.id, base.version));
     }
-    let (base_manifest, base_manifest_sha256) = installed_manifest(base)?;
+    let (base_manifest, base_manifest_sha256) = kept_manifest(&base.dir)?;
     Ok(Some(Candidate { delta: delta.clone(), info, base: base.clone(), base_manifest, base_manifest_sha256 }))
 }
 
-/// The manifest kept with an installed release, and the SHA-256 of its bytes.
-fn installed_manifest(base: &DeltaBase) -> Result<(ReleaseManifest, Sha256), String> {
-    let path = base.dir.join(RELEASE_ENVELOPE_FILE);
+/// The signed manifest kept in an installed release's directory (the envelope was
+/// verified when the release was installed) and the SHA-256 of its payload.
+pub(super) fn kept_manifest(dir: &std::path::Path) -> Result<(ReleaseManifest, Sha256), String> {
+    let path = dir.join(RELEASE_ENVELOPE_FILE);
     let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let envelope: Envelope =
         trellis_schema::json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -1,16 +1,24 @@
 //! Downloading and verifying releases before anything touches the plugins directory.
 //!
 //! Owns the chain of checks between "the resolver picked acme.clock 1.2.0" and "these
-//! package bytes may be extracted": the package and its DSSE envelope are blobs whose
-//! path, length and SHA-256 the release's entry in the index doc lists; the publisher
-//! record is the head of its chain, a TUF target verified from the pinned version
-//! ([`super::publishers`]); the envelope must carry the publisher's signature
-//! ([`PublisherRecord::verify_release`]) over a release manifest naming this plugin and
-//! version, whose digest the index doc recorded and whose package digest is the blob's;
-//! finally the archive's structure and entry set are checked against the signed
-//! manifest ([`Package::from_bytes`]). Packages download in parallel; progress goes to
-//! the [`Reporter`]. An update may download a delta instead ([`super::delta`]), with
-//! the package as fallback.
+//! package bytes may be extracted", in two steps:
+//!
+//! 1. [`verify_signed`], before anything is asked or downloaded: the small DSSE
+//!    envelopes (blobs whose path, length and SHA-256 the release's entry in the index
+//!    doc lists) are fetched in parallel and each must carry the publisher's signature
+//!    ([`PublisherRecord::verify_release`], the record being the head of its chain, a
+//!    TUF target verified from the version pinned here, [`super::publishers`]) over a release manifest naming this plugin and
+//!    version, whose digest the index doc recorded and whose package digest is the
+//!    package blob's. The index entry must then say what the developer signed about
+//!    permissions, dependencies, channel, host requirement and platforms
+//!    ([`ReleaseManifest::index_disagreement`]); otherwise the release is refused
+//!    naming the field and both values ([`StoreError::IndexDisagrees`]): the index
+//!    doc is signed only by the registry's online keys, the manifest by the developer.
+//!    The result, [`SignedRelease`]s, is what consent is disclosed from
+//!    (`Store::collect_consent`) and what the update check decides on.
+//! 2. [`download`]: the packages (or deltas, [`super::delta`], with the package as
+//!    fallback) in parallel, each archive's structure and entry set checked against
+//!    the signed manifest ([`Package::from_bytes`]); progress goes to the [`Reporter`].
 //!
 //! **Why a blob needs no TUF target of its own.** The index doc came through
 //! [`crate::trust`]: a target of a hash bin, verified by length and SHA-256 under the
@@ -138,36 +146,117 @@ impl Progress for ProgressRelay {
 /// bytes as served (kept beside each installed release).
 type PublisherRecords = BTreeMap<(RegistryName, VendorId), (Arc<PublisherRecord>, Arc<[u8]>)>;
 
-/// Downloads and verifies `plugins` (in parallel per registry). A plugin whose
-/// installed release (in `bases`) is the source of a delta its verified index doc lists gets
-/// the delta instead of its package, applied into `bases.staging`; when that
-/// fails for any reason, an [`Event::DeltaFallback`] says why and the package is
-/// downloaded as usual.
+/// A release whose developer signature verified under its publisher record, and whose
+/// index entry agrees with the signed manifest: what consent is disclosed from, before
+/// any package is downloaded ([`verify_signed`]).
+#[derive(Clone, Debug)]
+pub struct SignedRelease {
+    /// What the resolver chose.
+    pub resolved: ResolvedPlugin,
+    /// The registry it comes from.
+    pub registry: RegistryName,
+    /// The manifest the publisher signed: the only authority for its permissions,
+    /// dependencies, channel, host requirement, platforms and files.
+    pub manifest: ReleaseManifest,
+    /// The envelope's bytes, as served (kept beside the installed files).
+    pub envelope: Vec<u8>,
+    /// The bytes of the publisher record the envelope was verified under, as served.
+    pub publisher_record: Arc<[u8]>,
+}
+
+/// Fetches the small signed envelopes of `plugins` (in parallel per registry) and
+/// their publisher records, and verifies each: the developer signature under the
+/// record, the manifest digest, id, version and package digest the index doc lists,
+/// and that the index entry says what the developer signed about permissions,
+/// dependencies, channel, host requirement and platforms
+/// ([`StoreError::IndexDisagrees`] otherwise). Nothing is asked or downloaded for a
+/// release before this passed.
+pub fn verify_signed(remotes: &Remotes, plugins: &[ResolvedPlugin]) -> Result<Vec<SignedRelease>, StoreError> {
+    let mut by_registry: BTreeMap<&RegistryName, Vec<usize>> = BTreeMap::new();
+    for (i, plugin) in plugins.iter().enumerate() {
+        by_registry.entry(&plugin.registry).or_default().push(i);
+    }
+    let mut envelopes: Vec<Option<Vec<u8>>> = (0..plugins.len()).map(|_| None).collect();
+    for (registry, indices) in by_registry {
+        let infos: Vec<TargetInfo> =
+            indices.iter().map(|&i| blob_info(&plugins[i].id, &plugins[i].release.envelope)).collect();
+        let results = remotes.fetch_many(registry, &infos)?;
+        for (&i, result) in indices.iter().zip(results) {
+            let plugin = &plugins[i];
+            envelopes[i] = Some(result.map_err(|source| StoreError::EnvelopeDownload {
+                plugin: plugin.id.clone(),
+                version: plugin.version.clone(),
+                registry: registry.clone(),
+                source: Box::new(source),
+            })?);
+        }
+    }
+    let mut publishers: PublisherRecords = BTreeMap::new();
+    let mut signed = Vec::with_capacity(plugins.len());
+    for (plugin, envelope) in plugins.iter().zip(envelopes) {
+        let Some(envelope) = envelope else {
+            return Err(StoreError::MissingTarget {
+                registry: plugin.registry.clone(),
+                target: plugin.release.envelope.path.clone(),
+                what: "signed envelope".into(),
+            });
+        };
+        let (record, record_bytes) = publisher_record(remotes, &mut publishers, &plugin.registry, &plugin.id)?;
+        let manifest = verify_envelope(plugin, &record, &envelope)?;
+        if let Some(disagreement) = manifest.index_disagreement(&plugin.release) {
+            return Err(StoreError::IndexDisagrees {
+                plugin: plugin.id.clone(),
+                version: plugin.version.clone(),
+                registry: plugin.registry.clone(),
+                disagreement: Box::new(disagreement),
+            });
+        }
+        signed.push(SignedRelease {
+            resolved: plugin.clone(),
+            registry: plugin.registry.clone(),
+            manifest,
+            envelope,
+            publisher_record: record_bytes,
+        });
+    }
+    Ok(signed)
+}
+
+/// The publisher record of `plugin`'s namespace in `registry` (memoised in `records`):
+/// the one place a record is fetched for verifying releases.
+fn publisher_record(
+    remotes: &Remotes,
+    records: &mut PublisherRecords,
+    registry: &RegistryName,
+    plugin: &PluginId,
+) -> Result<(Arc<PublisherRecord>, Arc<[u8]>), StoreError> {
+    let vendor = plugin.vendor_id();
+    if let Some((record, bytes)) = records.get(&(registry.clone(), vendor.clone())) {
+        return Ok((Arc::clone(record), Arc::clone(bytes)));
+    }
+    let (record, bytes) = super::publishers::current_record(remotes, registry, &vendor)?;
+    records.insert((registry.clone(), vendor), (Arc::clone(&record), Arc::clone(&bytes)));
+    Ok((record, bytes))
+}
+
+/// Downloads the packages of `releases` (verified by [`verify_signed`]; in parallel per
+/// registry) and opens each against its signed manifest. A release whose installed
+/// release (in `bases`) is the source of a delta its verified index doc lists gets the
+/// delta instead of its package, applied into `bases.staging`; when that fails for any
+/// reason, an [`Event::DeltaFallback`] says why and the package is downloaded as usual.
 pub fn download(
     remotes: &Remotes,
-    plugins: &[ResolvedPlugin],
+    releases: Vec<SignedRelease>,
     relay: &ProgressRelay,
     reporter: &dyn Reporter,
     bases: &DeltaBases,
 ) -> Result<Vec<VerifiedRelease>, StoreError> {
-    let mut publishers: PublisherRecords = BTreeMap::new();
-    let mut prepared = Vec::with_capacity(plugins.len());
-    for plugin in plugins {
-        let registry = plugin.registry.clone();
+    let mut prepared = Vec::with_capacity(releases.len());
+    for signed in releases {
+        let plugin = &signed.resolved;
         let release = &plugin.release;
         let package = blob_info(&plugin.id, &release.package);
-        let envelope = remotes.fetch_blob(&registry, &plugin.id, &release.envelope)?;
-        let vendor = plugin.id.vendor_id();
-        let (record, record_bytes) = match publishers.get(&(registry.clone(), vendor.clone())) {
-            Some((record, bytes)) => (Arc::clone(record), Arc::clone(bytes)),
-            None => {
-                let current = super::publishers::current_record(remotes, &registry, &vendor)?;
-                publishers.insert((registry.clone(), vendor.clone()), current.clone());
-                current
-            }
-        };
-        let manifest = verify_envelope(plugin, &record, &envelope)?;
-        let candidate = match delta::candidate(plugin, &registry, bases) {
+        let candidate = match delta::candidate(plugin, &signed.registry, bases) {
             Ok(candidate) => candidate,
             Err(reason) => {
                 fallback(reporter, plugin, reason);
@@ -187,15 +276,7 @@ pub fn download(
             }
             None => relay.watch(&release.package.sha256, &plugin.id, &plugin.version),
         }
-        prepared.push(Prepared {
-            plugin,
-            registry,
-            package,
-            manifest,
-            envelope,
-            publisher_record: record_bytes,
-            candidate,
-        });
+        prepared.push(Prepared { package, signed, candidate });
     }
 
     // First round: each release's delta or package.
@@ -210,20 +291,21 @@ pub fn download(
     let mut second = Vec::new();
     for (i, p) in prepared.iter().enumerate() {
         let result = bytes[i].take().unwrap_or(Err(TrustError::NotLoaded("the download")));
+        let plugin = &p.signed.resolved;
         let Some(candidate) = &p.candidate else {
             contents[i] = Some(open_downloaded(p, result, &mut downloaded[i])?);
             continue;
         };
         let staged = result.map_err(|e| format!("downloading the delta failed: {e}")).and_then(|delta| {
             downloaded[i] += delta.len() as u64;
-            reporter.report(Event::Verifying { plugin: p.plugin.id.clone(), version: p.plugin.version.clone() });
-            delta::apply(candidate, &delta, &p.manifest, p.plugin.release.manifest_sha256, &bases.staging)
+            reporter.report(Event::Verifying { plugin: plugin.id.clone(), version: plugin.version.clone() });
+            delta::apply(candidate, &delta, &p.signed.manifest, plugin.release.manifest_sha256, &bases.staging)
         });
         match staged {
             Ok(staged) => contents[i] = Some(ReleaseContent::Staged(staged)),
             Err(reason) => {
-                fallback(reporter, p.plugin, reason);
-                relay.watch(&p.plugin.release.package.sha256, &p.plugin.id, &p.plugin.version);
+                fallback(reporter, plugin, reason);
+                relay.watch(&plugin.release.package.sha256, &plugin.id, &plugin.version);
                 second.push((i, p.package.clone()));
             }
         }
@@ -241,10 +323,11 @@ pub fn download(
 
     let mut verified = Vec::with_capacity(prepared.len());
     for ((p, content), bytes) in prepared.into_iter().zip(contents).zip(downloaded) {
+        let signed = p.signed;
         let Some(content) = content else {
             return Err(StoreError::MissingTarget {
-                registry: p.registry,
-                target: p.plugin.release.package.path.clone(),
+                registry: signed.registry,
+                target: signed.resolved.release.package.path.clone(),
                 what: "package".into(),
             });
         };
@@ -253,18 +336,18 @@ pub fn download(
             ReleaseContent::Package(_) => None,
         };
         let transfer = Transfer {
-            plugin: p.plugin.id.clone(),
-            version: p.plugin.version.clone(),
+            plugin: signed.resolved.id.clone(),
+            version: signed.resolved.version.clone(),
             delta_from,
             bytes,
-            package_bytes: p.plugin.release.package.length,
+            package_bytes: signed.resolved.release.package.length,
         };
         verified.push(VerifiedRelease {
-            resolved: p.plugin.clone(),
-            registry: p.registry,
-            manifest: p.manifest,
-            envelope: p.envelope,
-            publisher_record: p.publisher_record,
+            resolved: signed.resolved,
+            registry: signed.registry,
+            manifest: signed.manifest,
+            envelope: signed.envelope,
+            publisher_record: signed.publisher_record,
             content,
             transfer,
         });
@@ -273,13 +356,9 @@ pub fn download(
 }
 
 /// One release between its checks and its download.
-struct Prepared<'a> {
-    plugin: &'a ResolvedPlugin,
-    registry: RegistryName,
+struct Prepared {
+    signed: SignedRelease,
     package: TargetInfo,
-    manifest: ReleaseManifest,
-    envelope: Vec<u8>,
-    publisher_record: Arc<[u8]>,
     candidate: Option<delta::Candidate>,
 }
 
@@ -288,19 +367,19 @@ type Fetched = Vec<Option<Result<Vec<u8>, TrustError>>>;
 /// Downloads `targets` (index into `prepared`, target) in parallel per registry.
 fn fetch_all(
     remotes: &Remotes,
-    prepared: &[Prepared<'_>],
+    prepared: &[Prepared],
     targets: &[(usize, TargetInfo)],
     reporter: &dyn Reporter,
 ) -> Result<Fetched, StoreError> {
     let mut by_registry: BTreeMap<&RegistryName, Vec<&(usize, TargetInfo)>> = BTreeMap::new();
     for target in targets {
-        by_registry.entry(&prepared[target.0].registry).or_default().push(target);
+        by_registry.entry(&prepared[target.0].signed.registry).or_default().push(target);
     }
     let mut out: Fetched = (0..prepared.len()).map(|_| None).collect();
     for (registry, targets) in by_registry {
         let infos: Vec<TargetInfo> = targets.iter().map(|(_, info)| info.clone()).collect();
         for (i, info) in &targets {
-            let plugin = prepared[*i].plugin;
+            let plugin = &prepared[*i].signed.resolved;
             reporter.report(Event::Downloading {
                 plugin: plugin.id.clone(),
                 version: plugin.version.clone(),
@@ -310,7 +389,7 @@ fn fetch_all(
         }
         let results = remotes.fetch_many(registry, &infos)?;
         for ((i, info), result) in targets.into_iter().zip(results) {
-            let plugin = prepared[*i].plugin;
+            let plugin = &prepared[*i].signed.resolved;
             if let Ok(bytes) = &result {
                 reporter.report(Event::Downloading {
                     plugin: plugin.id.clone(),
@@ -328,19 +407,19 @@ fn fetch_all(
 /// A package download's result, counted in `downloaded` and opened against the signed
 /// manifest.
 fn open_downloaded(
-    p: &Prepared<'_>,
+    p: &Prepared,
     result: Result<Vec<u8>, TrustError>,
     downloaded: &mut u64,
 ) -> Result<ReleaseContent, StoreError> {
-    let plugin = p.plugin;
+    let plugin = &p.signed.resolved;
     let bytes = result.map_err(|source| StoreError::Download {
         plugin: plugin.id.clone(),
         version: plugin.version.clone(),
-        registry: p.registry.clone(),
+        registry: p.signed.registry.clone(),
         source: Box::new(source),
     })?;
     *downloaded += bytes.len() as u64;
-    let package = Package::from_bytes(bytes, &p.manifest, &Limits::default()).map_err(|source| {
+    let package = Package::from_bytes(bytes, &p.signed.manifest, &Limits::default()).map_err(|source| {
         StoreError::Package { plugin: plugin.id.clone(), version: plugin.version.clone(), source: Box::new(source) }
     })?;
     Ok(ReleaseContent::Package(package))

@@ -1,9 +1,14 @@
-//! Install: resolve → free-space check → permission disclosure and consent → download
-//! and verify → hardened extraction into staging → `before_install` → atomic
-//! activation → `register` → `start`.
+//! Install: resolve → free-space check → the small signed envelopes fetched and
+//! verified, each index entry checked against its signed manifest → permission
+//! disclosure and consent from the signed manifests → download and verify the
+//! packages → hardened extraction into staging → `before_install` → atomic activation
+//! → `register` → `start`.
 //!
 //! Owns the install process and the shared steps of every process that brings new
 //! releases in (consent collection, space check, activation of a verified release).
+//! Consent is disclosed from the developer-signed manifest of each release, and the
+//! permissions of the release being replaced come from the signed envelope kept beside
+//! its installed files, never from the index doc (which only online keys sign).
 //! Updates of plugins that an install has to move are handed to [`super::update`].
 
 use std::collections::BTreeSet;
@@ -15,7 +20,9 @@ use trellis_schema::PluginId;
 use trellis_schema::permission::Permission;
 
 use super::blocked::{self, DisabledRelease, HeldBack};
-use super::fetch::{self, PUBLISHER_RECORD_FILE, RELEASE_ENVELOPE_FILE, ReleaseContent, VerifiedRelease};
+use super::fetch::{
+    self, PUBLISHER_RECORD_FILE, RELEASE_ENVELOPE_FILE, ReleaseContent, SignedRelease, VerifiedRelease,
+};
 use super::source::Remotes;
 use super::{Session, Store, StoreError, space};
 use crate::activate;
@@ -92,9 +99,10 @@ impl Store {
         }
         session.reporter.report(Event::Resolved { to_fetch: changes.len() });
         self.check_space(&changes)?;
-        report.disclosures = self.collect_consent(&remotes, &changes, session)?;
+        let signed = fetch::verify_signed(&remotes, &changes)?;
+        report.disclosures = self.collect_consent(&signed, session)?;
         let bases = self.delta_bases()?;
-        let verified = fetch::download(&remotes, &changes, self.relay(), &*session.reporter, &bases)?;
+        let verified = fetch::download(&remotes, signed, self.relay(), &*session.reporter, &bases)?;
         self.crash.step();
         for release in verified {
             let id = release.resolved.id.clone();
@@ -212,25 +220,20 @@ impl Store {
         space::check(self.data_dir().root(), needed)
     }
 
-    /// Shows every release's permissions and asks for consent where it is needed (new
-    /// releases, and permissions an update adds); records what was agreed to.
+    /// Shows every release's permissions (from its signed manifest) and asks for
+    /// consent where it is needed (new releases, and permissions an update adds);
+    /// records what was agreed to.
     pub(crate) fn collect_consent(
         &mut self,
-        remotes: &Remotes,
-        changes: &[ResolvedPlugin],
+        releases: &[SignedRelease],
         session: &Session<'_>,
     ) -> Result<Vec<Disclosure>, StoreError> {
         let mut disclosures = Vec::new();
         let mut grants: Vec<(PluginId, Version, Vec<Permission>)> = Vec::new();
-        for plugin in changes {
-            let old = self.installed_permissions(remotes, plugin)?;
-            let query = ConsentQuery {
-                plugin: &plugin.id,
-                version: &plugin.version,
-                permissions: &plugin.release.permissions,
-                replaces: old.as_ref().map(|(v, p)| (v, p.as_slice())),
-            };
-            let check = consent::check(query, &self.state().consents);
+        for release in releases {
+            let (plugin, permissions) = (&release.resolved, &release.manifest.permissions);
+            let old = self.installed_permissions(&plugin.id);
+            let check = consent::check(consent_query(release, old.as_ref()), &self.state().consents);
             if check.is_needed() {
                 if !session.consent.agree(check.disclosure()) {
                     return Err(StoreError::ConsentRefused {
@@ -239,7 +242,7 @@ impl Store {
                         permissions: check.disclosure().unconsented().map(|p| p.key.clone()).collect(),
                     });
                 }
-                grants.push((plugin.id.clone(), plugin.version.clone(), plugin.release.permissions.clone()));
+                grants.push((plugin.id.clone(), plugin.version.clone(), permissions.clone()));
             }
             disclosures.push(check.disclosure().clone());
         }
@@ -253,17 +256,22 @@ impl Store {
         Ok(disclosures)
     }
 
-    /// The active release and its permissions, for a plugin that is installed.
-    fn installed_permissions(
-        &self,
-        remotes: &Remotes,
-        plugin: &ResolvedPlugin,
-    ) -> Result<Option<(Version, Vec<Permission>)>, StoreError> {
-        let Some(installed) = self.state().plugin(&plugin.id) else { return Ok(None) };
+    /// The active release of an installed plugin and the permissions its developer
+    /// signed, read from the envelope kept beside its files (verified when it was
+    /// installed). A release whose envelope cannot be read counts as having asked for
+    /// nothing, so that every permission of the new release is shown as new.
+    pub(crate) fn installed_permissions(&self, plugin: &PluginId) -> Option<(Version, Vec<Permission>)> {
+        let installed = self.state().plugin(plugin)?;
         let version = installed.active.version.clone();
-        let doc = remotes.doc(&installed.registry, &plugin.id)?;
-        let permissions = doc.and_then(|d| d.release(&version).map(|r| r.permissions.clone())).unwrap_or_default();
-        Ok(Some((version, permissions)))
+        let dir = self.data_dir().release_dir(plugin, &version);
+        let permissions = match super::delta::kept_manifest(&dir) {
+            Ok((manifest, _)) => manifest.permissions,
+            Err(problem) => {
+                tracing::warn!(%plugin, %version, %problem, "the kept envelope of the installed release is unreadable");
+                Vec::new()
+            }
+        };
+        Some((version, permissions))
     }
 
     /// Extracts a verified release and activates it as a new plugin.
@@ -321,6 +329,20 @@ impl Store {
         }
         session.reporter.report(Event::Done { operation: OperationKind::Install, plugin: id, version: Some(version) });
         Ok(())
+    }
+}
+
+/// The consent question for `release`: its signed permissions, replacing `old` (the
+/// installed release and the permissions its developer signed).
+pub(crate) fn consent_query<'a>(
+    release: &'a SignedRelease,
+    old: Option<&'a (Version, Vec<Permission>)>,
+) -> ConsentQuery<'a> {
+    ConsentQuery {
+        plugin: &release.resolved.id,
+        version: &release.resolved.version,
+        permissions: &release.manifest.permissions,
+        replaces: old.map(|(v, p)| (v, p.as_slice())),
     }
 }
 

@@ -177,6 +177,37 @@ pub enum StoreError {
         /// Why.
         chain: Box<trellis_schema::publisher::ChainError>,
     },
+    /// The index doc's entry for a release says something else than the manifest the
+    /// developer signed (permissions, dependencies, channel, host requirement or
+    /// platforms): only the registry's online keys vouch for the index doc.
+    #[error(
+        "{plugin} {version}: the index doc of registry `{registry}` lists {} {} but the developer signed {}; the registry may be compromised, so the release was refused (report it to the registry's operator)",
+        disagreement.field, disagreement.index, disagreement.signed
+    )]
+    IndexDisagrees {
+        /// The plugin.
+        plugin: PluginId,
+        /// The release.
+        version: Version,
+        /// The registry whose index doc disagrees.
+        registry: RegistryName,
+        /// The field and both values.
+        disagreement: Box<trellis_schema::manifest::Disagreement>,
+    },
+    /// The developer's signed envelope of a release could not be downloaded.
+    #[error(
+        "{plugin} {version}: downloading its signed envelope from registry `{registry}` failed: {source}; check the connection and try again"
+    )]
+    EnvelopeDownload {
+        /// The plugin.
+        plugin: PluginId,
+        /// The release.
+        version: Version,
+        /// The registry it was downloaded from.
+        registry: RegistryName,
+        /// Why.
+        source: Box<TrustError>,
+    },
     /// The developer signature does not verify.
     #[error("{plugin} {version}: the developer signature is not valid: {problem}; the release was not installed")]
     Signature {

@@ -1,4 +1,6 @@
-//! Update: policy check → permission diff (re-consent when permissions grow) →
+//! Update: policy check (whether an update adds permissions is read from its
+//! developer-signed manifest, fetched and checked against the index doc before anything
+//! is decided) → permission diff (re-consent when permissions grow) →
 //! download and verify (a delta from the running release when the registry has one)
 //! → graceful `stop` → swap → verify → `start`; any failure rolls
 //! back automatically to the running release.
@@ -20,8 +22,8 @@ use trellis_schema::PluginId;
 
 use super::blocked::{DisabledRelease, HeldBack};
 use super::delta::Transfer;
-use super::fetch::{self, VerifiedRelease};
-use super::install::extract;
+use super::fetch::{self, SignedRelease, VerifiedRelease};
+use super::install::{consent_query, extract};
 use super::verify::check_release_dir;
 use super::{Session, Store, StoreError};
 use crate::activate;
@@ -85,27 +87,30 @@ pub struct UpdateReport {
 /// The changes to make: the updates the policy applies, and the new plugins (new
 /// dependencies) those updates need, directly or through each other. A new dependency
 /// of an update the policy skips is not installed.
-fn changes_to_apply(changes: Vec<ResolvedPlugin>, planned: &[PlannedUpdate]) -> Vec<ResolvedPlugin> {
+fn changes_to_apply(changes: Vec<SignedRelease>, planned: &[PlannedUpdate]) -> Vec<SignedRelease> {
     let decision = |id: &PluginId| planned.iter().find(|p| &p.plugin == id).map(|p| p.decision.action);
-    let mut needed: BTreeSet<PluginId> =
-        changes.iter().filter(|c| decision(&c.id) == Some(Action::Apply)).map(|c| c.id.clone()).collect();
+    let mut needed: BTreeSet<PluginId> = changes
+        .iter()
+        .filter(|c| decision(&c.resolved.id) == Some(Action::Apply))
+        .map(|c| c.resolved.id.clone())
+        .collect();
     let mut todo: Vec<PluginId> = needed.iter().cloned().collect();
     while let Some(id) = todo.pop() {
-        let Some(change) = changes.iter().find(|c| c.id == id) else { continue };
-        for dependency in &change.release.dependencies {
-            let is_new = changes.iter().any(|c| c.id == dependency.id) && decision(&dependency.id).is_none();
+        let Some(change) = changes.iter().find(|c| c.resolved.id == id) else { continue };
+        for dependency in &change.manifest.dependencies {
+            let is_new = changes.iter().any(|c| c.resolved.id == dependency.id) && decision(&dependency.id).is_none();
             if is_new && needed.insert(dependency.id.clone()) {
                 todo.push(dependency.id.clone());
             }
         }
     }
-    changes.into_iter().filter(|c| needed.contains(&c.id)).collect()
+    changes.into_iter().filter(|c| needed.contains(&c.resolved.id)).collect()
 }
 
 /// What [`Store::plan`] found.
 struct Plan {
     planned: Vec<PlannedUpdate>,
-    changes: Vec<ResolvedPlugin>,
+    changes: Vec<SignedRelease>,
     blocked: Vec<DisabledRelease>,
     held_back: Vec<HeldBack>,
     revoked: Vec<DisabledRelease>,
@@ -175,10 +180,10 @@ impl Store {
         if apply.is_empty() {
             return Ok(report);
         }
-        self.check_space(&apply)?;
-        self.collect_consent(&remotes, &apply, session)?;
+        self.check_space(&apply.iter().map(|r| r.resolved.clone()).collect::<Vec<_>>())?;
+        self.collect_consent(&apply, session)?;
         let bases = self.delta_bases()?;
-        let verified = fetch::download(&remotes, &apply, self.relay(), &*session.reporter, &bases)?;
+        let verified = fetch::download(&remotes, apply, self.relay(), &*session.reporter, &bases)?;
         report.transfers = verified.iter().map(|r| r.transfer.clone()).collect();
         self.crash.step();
         let installed = self.state().installed_versions();
@@ -205,9 +210,11 @@ impl Store {
     }
 
     /// Resolves with the selected plugins free to move; returns the planned updates
-    /// (with policy decisions), every release that would change, blocked installs
-    /// (disabled on the way), plugins held back by a blocked dependency and installed
-    /// releases disabled because their signing keys were revoked.
+    /// (with policy decisions), every release that would change (its envelope verified
+    /// and its index entry checked against the signed manifest, see
+    /// [`fetch::verify_signed`]), blocked installs (disabled on the way), plugins held
+    /// back by a blocked dependency and installed releases disabled because their
+    /// signing keys were revoked.
     fn plan(&mut self, plugins: &[PluginId], trigger: Trigger, session: &Session<'_>) -> Result<Plan, StoreError> {
         for plugin in plugins {
             if self.state().plugin(plugin).is_none() {
@@ -232,27 +239,15 @@ impl Store {
         let installed = self.state().installed_versions();
         let changes: Vec<ResolvedPlugin> =
             resolution.plugins.iter().filter(|p| installed.get(&p.id) != Some(&p.version)).cloned().collect();
+        // Consent and auto-apply are decided from the developer-signed manifests.
+        let changes = fetch::verify_signed(&remotes, &changes)?;
         let now = jiff::ZonedDateTime::now();
         let mut planned = Vec::new();
-        for change in &changes {
+        for signed in &changes {
+            let change = &signed.resolved;
             let Some(from) = installed.get(&change.id) else { continue };
-            let old = self.state().plugin(&change.id).map(|p| p.registry.clone());
-            let old_permissions = match old {
-                Some(registry) => remotes
-                    .doc(&registry, &change.id)?
-                    .and_then(|d| d.release(from).map(|r| r.permissions.clone()))
-                    .unwrap_or_default(),
-                None => Vec::new(),
-            };
-            let check = crate::consent::check(
-                crate::consent::ConsentQuery {
-                    plugin: &change.id,
-                    version: &change.version,
-                    permissions: &change.release.permissions,
-                    replaces: Some((from, &old_permissions)),
-                },
-                &self.state().consents,
-            );
+            let old = self.installed_permissions(&change.id);
+            let check = crate::consent::check(consent_query(signed, old.as_ref()), &self.state().consents);
             let new_permissions: Vec<String> = check.disclosure().unconsented().map(|p| p.key.clone()).collect();
             let state = self.state();
             let available = AvailableUpdate {

@@ -3,7 +3,9 @@
 //! Owns the index doc of a plugin and the entries (path, SHA-256, length, where the
 //! bytes come from) of every file a plugin contributes: the index doc, a TUF target,
 //! and the blobs it lists (packages, envelopes, deltas), which are not TUF targets
-//! but are vouched for by the doc's [`BlobRef`]s (see [`crate::tuf`]). Which bin signs
+//! but are vouched for by the doc's [`BlobRef`]s (see [`crate::tuf`]). Every entry
+//! is derived from the release's signed manifest, and checked to agree with it before
+//! it is written. Which bin signs
 //! the doc is [`super::plan`]'s; writing the files is [`super::write`]'s.
 
 use std::collections::BTreeMap;
@@ -102,6 +104,23 @@ pub(super) fn index_doc_with(plugin: &PluginInput, deltas: &PluginDeltas) -> Ind
     IndexDoc { id: plugin.id.clone(), name, releases }
 }
 
+/// Refuses an index doc whose entries say something else than the signed manifests
+/// they were derived from: the signed manifest is the only authority, and a client
+/// refuses a release whose entry disagrees with it.
+fn check_agrees(plugin: &PluginInput, doc: &IndexDoc) -> Result<(), BuildError> {
+    for (release, entry) in plugin.releases.iter().zip(&doc.releases) {
+        if let Some(d) = release.manifest.index_disagreement(entry) {
+            return Err(BuildError::IndexDisagrees {
+                release: release.manifest.release_name(),
+                field: d.field,
+                index: d.index,
+                signed: d.signed,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The files one plugin contributes to the site.
 pub(super) struct PluginFiles {
     /// Its index doc: the only one a bin signs.
@@ -111,8 +130,9 @@ pub(super) struct PluginFiles {
 }
 
 pub(super) fn plugin_files(plugin: &PluginInput, deltas: &PluginDeltas) -> Result<PluginFiles, BuildError> {
-    let doc = serde_json::to_vec(&index_doc_with(plugin, deltas))
-        .map_err(|e| BuildError::Trust(format!("index doc of {}: {e}", plugin.id)))?;
+    let doc = index_doc_with(plugin, deltas);
+    check_agrees(plugin, &doc)?;
+    let doc = serde_json::to_vec(&doc).map_err(|e| BuildError::Trust(format!("index doc of {}: {e}", plugin.id)))?;
     let doc = bytes_target(site::index_target(&plugin.id), doc);
     let mut out = Vec::with_capacity(2 * plugin.releases.len());
     for release in &plugin.releases {
@@ -136,4 +156,44 @@ pub(super) fn plugin_files(plugin: &PluginInput, deltas: &PluginDeltas) -> Resul
         }
     }
     Ok(PluginFiles { doc, blobs: out })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{SynthPlugin, SynthRelease, plugin_input};
+
+    fn plugin() -> PluginInput {
+        let dependency = serde_json::from_value(serde_json::json!({"id": "acme.base", "version_requirement": "^1"}));
+        plugin_input(SynthPlugin {
+            id: "acme.clock".parse().unwrap(),
+            releases: vec![SynthRelease {
+                version: semver::Version::new(1, 0, 0),
+                channel: trellis_schema::plugin::Channel::Stable,
+                dependencies: vec![dependency.unwrap()],
+                yanked: false,
+            }],
+        })
+    }
+
+    #[test]
+    fn index_entries_are_derived_from_and_agree_with_the_signed_manifests() {
+        let plugin = plugin();
+        let doc = index_doc(&plugin);
+        assert_eq!(doc.releases[0].dependencies, plugin.releases[0].manifest.dependencies);
+        assert!(check_agrees(&plugin, &doc).is_ok());
+        assert!(plugin_files(&plugin, &PluginDeltas::new()).is_ok());
+    }
+
+    #[test]
+    fn refuses_an_index_doc_that_disagrees_with_a_signed_manifest() {
+        let plugin = plugin();
+        let mut doc = index_doc(&plugin);
+        doc.releases[0].dependencies.clear();
+        let error = check_agrees(&plugin, &doc).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "acme.clock 1.0.0: the index doc would list dependencies [] but the developer signed [acme.base ^1]; not written"
+        );
+    }
 }

@@ -277,6 +277,19 @@ pub enum BuildError {
         /// What is wrong.
         problem: String,
     },
+    /// An index doc entry would say something else than the release's signed manifest
+    /// (clients refuse such a release).
+    #[error("{release}: the index doc would list {field} {index} but the developer signed {signed}; not written")]
+    IndexDisagrees {
+        /// `id version`.
+        release: String,
+        /// The field.
+        field: &'static str,
+        /// What the entry would list.
+        index: String,
+        /// What the developer signed.
+        signed: String,
+    },
 }
 
 impl From<RegistryError> for BuildError {

@@ -26,6 +26,7 @@ pub struct Plugin {
     pub dependencies: Vec<(String, String)>,
     pub permissions: Vec<(String, String)>,
     pub script: String,
+    pub channel: String,
 }
 
 impl Plugin {
@@ -36,7 +37,13 @@ impl Plugin {
             dependencies: vec![],
             permissions: vec![],
             script: format!("#!/bin/sh\necho \"{id} {version} running\"\n"),
+            channel: "stable".into(),
         }
+    }
+
+    pub fn channel(mut self, channel: &str) -> Self {
+        self.channel = channel.into();
+        self
     }
 
     pub fn depends_on(mut self, id: &str, requirement: &str) -> Self {
@@ -59,7 +66,7 @@ impl Plugin {
             "permissions": self.permissions.iter().map(|(k, s)| serde_json::json!({"type": k, "scope": s, "reason": "the test needs it"})).collect::<Vec<_>>(),
             "dependencies": self.dependencies.iter().map(|(id, r)| serde_json::json!({"id": id, "version_requirement": r})).collect::<Vec<_>>(),
             "pricing": {"model": "free", "trial_days": 0},
-            "channel": "stable",
+            "channel": self.channel,
             "host": {"id": "trellis-demo-host", "api_version_requirement": "^1"},
             "platforms": ["any"], "entry": {"any": "bin/any/run.sh"},
             "license": "MIT"
