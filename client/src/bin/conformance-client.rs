@@ -9,8 +9,8 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use trellis_client::transport::{AnyTransport, HttpOptions, Mirror, Mirrors};
-use trellis_client::trust::Updater;
 use trellis_client::trust::store::quote;
+use trellis_client::trust::{KeyIds, Limits, Updater};
 
 #[derive(Parser)]
 #[command(about = "TUF conformance client for trellis-client")]
@@ -55,7 +55,10 @@ fn updater(cli: &Cli, metadata_dir: &std::path::Path) -> anyhow::Result<Updater>
     let targets_url = cli.target_base_url.as_deref().unwrap_or(metadata_url);
     let transport = Arc::new(AnyTransport::new(HttpOptions::default()));
     let mirrors = Mirrors::new(transport, vec![Mirror::new(metadata_url, targets_url)]);
-    Ok(Updater::new(metadata_dir, mirrors)?)
+    // The suite includes real repositories whose key ids are not the SHA-256 of their
+    // keys; TUF clients take ids as listed (thresholds still count key material).
+    let limits = Limits { key_ids: KeyIds::AsListed, ..Limits::default() };
+    Ok(Updater::new_with_limits(metadata_dir, mirrors, limits)?)
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {

@@ -8,10 +8,10 @@
 
 use std::collections::HashSet;
 
-use trellis_schema::key::KeyId;
+use trellis_schema::key::{KeyId, PublicKey};
 use trellis_schema::tuf::{DelegatedRole, Delegations, SuccinctRoles, Targets};
 
-use super::TrustError;
+use super::{KeyIds, TrustError};
 
 /// The largest `bit_length` of a succinct hash-bin delegation accepted: 2^16 = 65 536
 /// bins (a Trellis site has at most that many, `trellis-index` refuses more). TAP 15
@@ -23,9 +23,32 @@ pub const MAX_SUCCINCT_BIT_LENGTH: u32 = 16;
 /// The top-level role names, which a delegation may not reuse.
 const TOP_LEVEL: [&str; 4] = ["root", "timestamp", "snapshot", "targets"];
 
+/// Checks that every id of the key table `keys` of `role` names its key (the SHA-256
+/// of the key's canonical JSON) when `key_ids` asks for it.
+pub(crate) fn check_key_ids(
+    role: &str,
+    keys: &std::collections::BTreeMap<KeyId, PublicKey>,
+    key_ids: KeyIds,
+) -> Result<(), TrustError> {
+    if key_ids == KeyIds::AsListed {
+        return Ok(());
+    }
+    for (id, key) in keys {
+        let actual = KeyId::of(key).map_err(|e| TrustError::malformed(role, format!("key {id}: {e}")))?;
+        if &actual != id {
+            return Err(TrustError::malformed(
+                role,
+                format!("key id {id} is not the SHA-256 of its key (that is {actual}); a key id must name its key"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks the structural rules of a targets document's delegations.
-pub(crate) fn validate(role: &str, targets: &Targets) -> Result<(), TrustError> {
+pub(crate) fn validate(role: &str, targets: &Targets, key_ids: KeyIds) -> Result<(), TrustError> {
     let Some(delegations) = &targets.delegations else { return Ok(()) };
+    check_key_ids(role, &delegations.keys, key_ids)?;
     let bad = |reason: String| TrustError::malformed(role, reason);
     match (&delegations.roles, &delegations.succinct_roles) {
         (Some(_), Some(_)) => return Err(bad("delegations has both roles and succinct_roles".into())),
@@ -227,12 +250,14 @@ mod tests {
             }),
             extra: Default::default(),
         };
-        validate("bins", &doc(16)).unwrap();
-        let err = validate("bins", &doc(17)).unwrap_err();
+        validate("bins", &doc(16), KeyIds::Bound).unwrap();
+        let err = validate("bins", &doc(17), KeyIds::Bound).unwrap_err();
         assert_eq!(
             err.to_string(),
             "bins: malformed metadata: succinct_roles.bit_length 17 is not in 1..=16 (at most 65536 hash bins); refused"
         );
-        assert!(validate("bins", &doc(0)).is_err() && validate("bins", &doc(32)).is_err());
+        assert!(
+            validate("bins", &doc(0), KeyIds::Bound).is_err() && validate("bins", &doc(32), KeyIds::Bound).is_err()
+        );
     }
 }

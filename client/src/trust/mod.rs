@@ -81,6 +81,9 @@ pub struct Limits {
     pub max_root_rotations: u32,
     /// Most roles visited when looking up one target. Default 32.
     pub max_delegations: usize,
+    /// Whether every key id in root and in delegations must be the SHA-256 of its
+    /// key's canonical JSON. Default [`KeyIds::Bound`].
+    pub key_ids: KeyIds,
     /// Most metadata bytes downloaded from the start of one refresh (or update check)
     /// to the next: root chain, timestamp, snapshot, targets and every delegated role
     /// the lookups after it load, each capped as it streams. Default 128 MiB (a cold
@@ -98,8 +101,23 @@ impl Default for Limits {
             max_root_rotations: 256,
             max_delegations: 32,
             metadata_bytes: 128 * 1024 * 1024,
+            key_ids: KeyIds::Bound,
         }
     }
+}
+
+/// Which key ids a key table (root's `keys`, a delegation's `keys`) may use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KeyIds {
+    /// Each key id must be the SHA-256 of its key's canonical JSON (what TUF defines a
+    /// key id to be, and what `trellis-index` writes): an id cannot name another key,
+    /// and logs, receipts and revocations mean the key they say.
+    #[default]
+    Bound,
+    /// Key ids are taken as listed, as python-tuf does: some TUF repositories (older
+    /// sigstore and tuf-on-ci roots) use ids computed otherwise. The conformance client
+    /// uses this. Thresholds still count decoded key material either way.
+    AsListed,
 }
 
 /// Who delegates to a targets role: root (for top-level `targets`) or a targets role.

@@ -18,7 +18,7 @@ use super::delegation;
 use super::verify::{
     Authorised, Receipt, Signed, TrustedLeaf, Unverified, Verified, check_length_and_hashes, from_receipt, verify_leaf,
 };
-use super::{Delegator, TrustError};
+use super::{Delegator, KeyIds, TrustError};
 
 /// What [`TrustedSet::update_timestamp`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,9 +37,11 @@ pub struct TrustedSet {
     timestamp: Option<Verified<Timestamp>>,
     snapshot: Option<Verified<Snapshot>>,
     targets: Option<Arc<Verified<Targets>>>,
+    key_ids: KeyIds,
 }
 
-fn validate_root(root: &Root) -> Result<(), TrustError> {
+fn validate_root(root: &Root, key_ids: KeyIds) -> Result<(), TrustError> {
+    delegation::check_key_ids("root", &root.keys, key_ids)?;
     if root.roles.len() != 4 {
         return Err(TrustError::malformed("root", "roles must name exactly root, timestamp, snapshot and targets"));
     }
@@ -60,12 +62,23 @@ impl TrustedSet {
     /// signed by a threshold of its own root keys. Its expiry is not checked here
     /// (an expired local root may still be rotated forward).
     pub fn new(root_bytes: &[u8], now: jiff::Timestamp) -> Result<Self, TrustError> {
+        Self::with_key_ids(root_bytes, now, KeyIds::Bound)
+    }
+
+    /// [`TrustedSet::new`] with the given rule for key ids (applied to every root of the
+    /// chain and every delegation).
+    pub fn with_key_ids(root_bytes: &[u8], now: jiff::Timestamp, key_ids: KeyIds) -> Result<Self, TrustError> {
         let mut unverified = Unverified::parse(root_bytes, "root", "root")?;
         let root: Root = unverified.peek()?;
-        validate_root(&root)?;
+        validate_root(&root, key_ids)?;
         check_role(&mut unverified, &root, TopRole::Root)?;
         let root = unverified.into_verified(root);
-        Ok(Self { now, root, timestamp: None, snapshot: None, targets: None })
+        Ok(Self { now, root, timestamp: None, snapshot: None, targets: None, key_ids })
+    }
+
+    /// Applies `key_ids` to the roots and delegations verified from here on.
+    pub(crate) fn set_key_ids(&mut self, key_ids: KeyIds) {
+        self.key_ids = key_ids;
     }
 
     /// Judges expiry at `now` from here on (signature checks do not depend on time).
@@ -111,7 +124,7 @@ impl TrustedSet {
             return Err(TrustError::VersionMismatch { role: "root".into(), expected, actual: unverified.version() });
         }
         let new: Root = unverified.peek()?;
-        validate_root(&new)?;
+        validate_root(&new, self.key_ids)?;
         check_role(&mut unverified, &new, TopRole::Root)?;
         self.root = unverified.into_verified(new);
         Ok(())
@@ -300,7 +313,7 @@ impl TrustedSet {
             }
         };
         check_version_and_expiry(role, expected, targets.version(), targets.expires(), self.now)?;
-        delegation::validate(role, &targets)?;
+        delegation::validate(role, &targets, self.key_ids)?;
         Ok(targets)
     }
 
@@ -574,8 +587,12 @@ mod tests {
         let sig = hex::encode(a.sign(&bytes));
         let envelope =
             json!({"signed": doc, "signatures": [{"keyid": a.key_id(), "sig": sig}, {"keyid": alias, "sig": sig}]});
-        let err = TrustedSet::new(&serde_json::to_vec(&envelope).unwrap(), now()).unwrap_err();
+        let bytes = serde_json::to_vec(&envelope).unwrap();
+        let err = TrustedSet::with_key_ids(&bytes, now(), KeyIds::AsListed).unwrap_err();
         assert!(matches!(err, TrustError::Threshold { valid: 1, threshold: 2, .. }), "{err}");
+        // Where key ids must be bound, the alias is refused before any counting.
+        let err = TrustedSet::new(&bytes, now()).unwrap_err();
+        assert!(err.to_string().contains(&format!("key id {alias} is not the SHA-256 of its key")), "{err}");
     }
 
     /// Root v1 whose root role lists key 1 twice, under its own id (lower-case hex)
@@ -677,7 +694,7 @@ mod tests {
         let id = key(9).key_id().to_string();
         doc["keys"][&id]["keytype"] = json!("ed448");
         doc["keys"][&id]["scheme"] = json!("ed448");
-        let mut set = TrustedSet::new(&sign(&doc, &[&key(1)]), now()).unwrap();
+        let mut set = TrustedSet::with_key_ids(&sign(&doc, &[&key(1)]), now(), KeyIds::AsListed).unwrap();
         let err = set.update_timestamp(&sign(&timestamp(1, 1, FUTURE), &[&key(9)])).unwrap_err();
         assert!(matches!(err, TrustError::Threshold { valid: 0, .. }), "{err}");
     }

@@ -121,19 +121,29 @@ impl Updater {
     /// An updater over the trusted state in `metadata_dir` (which must hold a root,
     /// see [`Updater::bootstrap`]).
     pub fn new(metadata_dir: impl Into<PathBuf>, mirrors: Mirrors) -> Result<Self, TrustError> {
+        Self::new_with_limits(metadata_dir, mirrors, Limits::default())
+    }
+
+    /// [`Updater::new`] with `limits` from the start (needed for
+    /// [`KeyIds::AsListed`](super::KeyIds::AsListed): the trusted root is read here).
+    pub fn new_with_limits(
+        metadata_dir: impl Into<PathBuf>,
+        mirrors: Mirrors,
+        limits: Limits,
+    ) -> Result<Self, TrustError> {
         let store = MetadataStore::new(metadata_dir);
-        let trusted = Self::trusted_from(&store, None)?;
+        let trusted = Self::trusted_from(&store, None, limits.key_ids)?;
         Ok(Self {
             store,
             mirrors,
-            limits: Limits::default(),
+            budget: MetadataBudget::new(limits.metadata_bytes),
+            limits,
             trusted,
             delegated: HashMap::new(),
             leaves: HashMap::new(),
             cache: None,
             progress: None,
             reference_time: None,
-            budget: MetadataBudget::new(Limits::default().metadata_bytes),
         })
     }
 
@@ -141,6 +151,7 @@ impl Updater {
     #[must_use]
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.budget = MetadataBudget::new(limits.metadata_bytes);
+        self.trusted.set_key_ids(limits.key_ids);
         self.limits = limits;
         self
     }
@@ -167,11 +178,15 @@ impl Updater {
         self
     }
 
-    fn trusted_from(store: &MetadataStore, now: Option<jiff::Timestamp>) -> Result<TrustedSet, TrustError> {
+    fn trusted_from(
+        store: &MetadataStore,
+        now: Option<jiff::Timestamp>,
+        key_ids: super::KeyIds,
+    ) -> Result<TrustedSet, TrustError> {
         let root = store
             .load("root")
             .ok_or_else(|| TrustError::NoTrustedRoot { path: store.path_of("root").display().to_string() })?;
-        TrustedSet::new(&root, now.unwrap_or_else(jiff::Timestamp::now))
+        TrustedSet::with_key_ids(&root, now.unwrap_or_else(jiff::Timestamp::now), key_ids)
     }
 
     /// The trusted metadata (after a refresh: current).
@@ -239,7 +254,7 @@ impl Updater {
             // An update check started the budget with the timestamp it fetched.
             self.budget = MetadataBudget::new(self.limits.metadata_bytes);
         }
-        self.trusted = Self::trusted_from(&self.store, self.reference_time)?;
+        self.trusted = Self::trusted_from(&self.store, self.reference_time, self.limits.key_ids)?;
         self.delegated.clear();
         self.leaves.clear();
         // Every refresh probes for a newer root first, also the one an update check
@@ -645,7 +660,7 @@ impl Updater {
     /// safe.
     pub fn check_for_updates(&mut self) -> Result<UpdateCheck, TrustError> {
         self.budget = MetadataBudget::new(self.limits.metadata_bytes);
-        self.trusted = Self::trusted_from(&self.store, self.reference_time)?;
+        self.trusted = Self::trusted_from(&self.store, self.reference_time, self.limits.key_ids)?;
         self.delegated.clear();
         self.leaves.clear();
         let validators = self.store.load_validators();
