@@ -239,26 +239,13 @@ pub enum ChainProblem {
     },
 }
 
-/// The decoded key material of `key`, the one identity signatures are counted by:
-/// Ed25519 keys by their 32 bytes (however the hex is written), other keys by their
-/// type and the public key text without white space. `None` for a key without
-/// `keyval.public` or with undecodable Ed25519 hex (such a key never verifies anything).
-///
-/// (A private equivalent of `PublicKey::material()`, which another change adds to
-/// `key.rs`; switch to it once both are in.)
+/// The decoded key material of `key` ([`PublicKey::material`]'s identity: family and
+/// bytes, however the hex or PEM is written), the one identity signatures are counted
+/// by. `None` for a key without usable material (such a key never verifies anything).
 pub(crate) fn key_material(key: &PublicKey) -> Option<String> {
-    let public = key.public_str()?;
-    match key.keytype.as_str() {
-        "ed25519" => {
-            let mut bytes = [0u8; 32];
-            hex::decode_to_slice(public, &mut bytes).ok()?;
-            Some(format!("ed25519:{}", hex::encode(bytes)))
-        }
-        "ecdsa" | "ecdsa-sha2-nistp256" => {
-            Some(format!("ecdsa-p256:{}", public.chars().filter(|c| !c.is_whitespace()).collect::<String>()))
-        }
-        other => Some(format!("{other}:{}", public.chars().filter(|c| !c.is_whitespace()).collect::<String>())),
-    }
+    let material = key.material().ok()?;
+    let (algorithm, bytes) = material.identity();
+    Some(format!("{algorithm:?}:{}", hex::encode(bytes)))
 }
 
 /// Whether `keyid` is the id computed from `key`.
@@ -336,7 +323,7 @@ impl PublisherChain {
         if bytes.len() > limits.max_bytes {
             return Err(fail(ChainProblem::TooLarge { bytes: bytes.len(), limit: limits.max_bytes }));
         }
-        let chain: Self = serde_json::from_slice(bytes).map_err(|e| fail(ChainProblem::Parse(e.to_string())))?;
+        let chain: Self = crate::json::from_slice(bytes).map_err(|e| fail(ChainProblem::Parse(e.to_string())))?;
         if chain.records.len() > limits.max_versions {
             return Err(fail(ChainProblem::TooManyVersions {
                 versions: chain.records.len(),
