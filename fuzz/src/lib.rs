@@ -23,8 +23,11 @@ pub mod publisher_release;
 pub mod seeds;
 pub mod tuf_metadata;
 
+/// A target's body: one input, a panic on a finding.
+pub type Body = fn(&[u8]);
+
 /// Every target, by the name of its binary and corpus directory.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Body)] = &[
     ("canonical_json", canonical_json::run),
     ("delta", delta::run),
     ("index_doc", index_doc::run),
