@@ -73,6 +73,27 @@ pub fn sign_metadata(signed: &Value, keys: &[&SigningKey]) -> Option<Vec<u8>> {
     serde_json::to_vec(&json!({"signatures": signatures, "signed": signed})).ok()
 }
 
+/// Like [`sign_metadata`], with `key`'s signature listed under its own id and under
+/// every other id `ids` maps to the same key material (hex compared without regard to
+/// case): what a repository that lists one key twice would serve.
+pub fn sign_metadata_as_listed(
+    signed: &Value,
+    key: &SigningKey,
+    ids: &serde_json::Map<String, Value>,
+) -> Option<Vec<u8>> {
+    let bytes = canonical::to_vec(signed).ok()?;
+    let sig = hex::encode(key.sign(&bytes));
+    let own = key.public().public_str().unwrap_or_default().to_ascii_lowercase();
+    let mut signatures = vec![json!({"keyid": key.key_id().as_str(), "sig": sig})];
+    for (id, listed) in ids {
+        let public = listed.pointer("/keyval/public").and_then(Value::as_str).unwrap_or_default();
+        if id != key.key_id().as_str() && public.to_ascii_lowercase() == own {
+            signatures.push(json!({"keyid": id, "sig": sig}));
+        }
+    }
+    serde_json::to_vec(&json!({"signatures": signatures, "signed": signed})).ok()
+}
+
 fn signed_or_empty(signed: &Value, keys: &[&SigningKey]) -> Vec<u8> {
     sign_metadata(signed, keys).unwrap_or_default()
 }

@@ -8,6 +8,7 @@
 //! | 1 | genuine | the rest, as JSON |
 //! | 2 | genuine | the rest as the payload, signed by the harness with a genuine key |
 //! | 3 | the rest up to the first NUL | the rest after it |
+//! | 4 | the rest, as JSON | 1.1.0 signed by the harness with both publisher keys, each under every id the record lists its key material under |
 //!
 //! Properties: nothing panics; an envelope that parses round-trips through serde, and
 //! its PAE is `DSSEv1 <len> <type> <len> <payload>`; `Envelope::sign` of any payload
@@ -19,7 +20,8 @@
 
 use std::collections::HashSet;
 
-use trellis_schema::dsse::{self, Envelope, RELEASE_PAYLOAD_TYPE};
+use trellis_schema::dsse::{self, Envelope, EnvelopeSignature, RELEASE_PAYLOAD_TYPE};
+use trellis_schema::key::KeyId;
 use trellis_schema::manifest::ReleaseManifest;
 use trellis_schema::publisher::PublisherRecord;
 
@@ -33,16 +35,44 @@ pub fn run(data: &[u8]) {
         fixture::envelope_bytes(&payload, &[&fixture::key(seed::PUBLISHER), &fixture::key(seed::PUBLISHER_2)])
     };
     let genuine_record = || serde_json::to_vec(&fixture::publisher_record_json()).unwrap_or_default();
-    let (record, envelope) = match first % 4 {
+    let (record, envelope) = match first % 5 {
         0 => (rest.to_vec(), genuine_envelope()),
         1 => (genuine_record(), rest.to_vec()),
         2 => (genuine_record(), fixture::envelope_bytes(rest, &[&fixture::key(seed::PUBLISHER)])),
-        _ => match rest.iter().position(|b| *b == 0) {
+        3 => match rest.iter().position(|b| *b == 0) {
             Some(at) => (rest[..at].to_vec(), rest[at + 1..].to_vec()),
             None => return,
         },
+        _ => (rest.to_vec(), signed_as_listed(rest)),
     };
     check(&record, &envelope);
+}
+
+/// The genuine 1.1.0 payload signed by each publisher key under every id `record`
+/// lists its material under (hex compared without regard to case), so a key listed
+/// twice, or revoked under one id and listed under another, can be tried.
+fn signed_as_listed(record: &[u8]) -> Vec<u8> {
+    let Ok(record) = serde_json::from_slice::<serde_json::Value>(record) else { return Vec::new() };
+    let Some(keys) = record.get("keys").and_then(serde_json::Value::as_object) else { return Vec::new() };
+    let payload = fixture::manifest_payload(&fixture::target_manifest());
+    let mut envelope = Envelope::sign(RELEASE_PAYLOAD_TYPE, &payload, &[]);
+    let message = dsse::pae(RELEASE_PAYLOAD_TYPE, &payload);
+    for key in [fixture::key(seed::PUBLISHER), fixture::key(seed::PUBLISHER_2)] {
+        let own = key.public().public_str().unwrap_or_default().to_ascii_lowercase();
+        let sig = base64_encode(&key.sign(&message));
+        for (id, listed) in keys {
+            let public = listed.pointer("/keyval/public").and_then(serde_json::Value::as_str).unwrap_or_default();
+            if public.to_ascii_lowercase() == own {
+                envelope.signatures.push(EnvelopeSignature { keyid: KeyId(id.clone()), sig: sig.clone() });
+            }
+        }
+    }
+    serde_json::to_vec(&envelope).unwrap_or_default()
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// Verifies `envelope` under `record` and checks the properties.

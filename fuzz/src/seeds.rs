@@ -106,6 +106,7 @@ fn publisher_release() -> Vec<Seed> {
         seed("publisher_release", "envelope", with_mode(1, &both)),
         seed("publisher_release", "payload", with_mode(2, &payload)),
         seed("publisher_release", "record-and-envelope", with_mode(3, &[&record[..], &[0], &one[..]].concat())),
+        seed("publisher_release", "record-signed-as-listed", with_mode(4, &record)),
     ]
 }
 

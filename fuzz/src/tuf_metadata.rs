@@ -3,7 +3,8 @@
 //! The first byte chooses the role the rest is offered as (its value modulo 7) and,
 //! with its high bit set, has the harness re-sign the document with the role's
 //! genuine key first (the rest is parsed as JSON; its `signed` member, or the whole
-//! value, is signed), so mutations reach the checks behind the signatures:
+//! value, is signed; a new root is signed under every id it lists the root key
+//! under), so mutations reach the checks behind the signatures:
 //!
 //! | mode | offered as | trusted before it |
 //! |---|---|---|
@@ -117,7 +118,13 @@ fn resign(mode: Mode, doc: &[u8]) -> Option<Vec<u8>> {
         Value::Object(mut map) if map.contains_key("signed") => map.remove("signed")?,
         other => other,
     };
-    fixture::sign_metadata(&signed, &[&fixture::key(mode.key_seed())])
+    let key = fixture::key(mode.key_seed());
+    // A new root lists its own keys: sign under every id it gives the root key, so a
+    // key listed twice (say in upper- and lower-case hex) can be tried for a threshold.
+    match signed.get("keys").and_then(Value::as_object) {
+        Some(keys) if mode == Mode::Root => fixture::sign_metadata_as_listed(&signed, &key, keys),
+        _ => fixture::sign_metadata(&signed, &[&key]),
+    }
 }
 
 /// Offers `doc` as `mode`'s role to a trusted set holding the genuine documents before it.
