@@ -98,7 +98,8 @@ pub fn verified_release_manifest(dir: &Path) -> Result<ReleaseManifest, FileProb
 /// publisher this client verified: a problem when it no longer verifies (its keys were
 /// revoked or removed since the install).
 fn check_under(dir: &Path, pinned: &PublisherRecord) -> Option<FileProblem> {
-    let envelope: Envelope = trellis_schema::json::from_slice(&std::fs::read(dir.join(RELEASE_ENVELOPE_FILE)).ok()?).ok()?;
+    let envelope: Envelope =
+        trellis_schema::json::from_slice(&std::fs::read(dir.join(RELEASE_ENVELOPE_FILE)).ok()?).ok()?;
     pinned.verify_release(&envelope).err().map(|e| FileProblem {
         path: RELEASE_ENVELOPE_FILE.into(),
         problem: format!(
