@@ -165,7 +165,10 @@ try:
         assert info is not None, f"{path} not found"
         local = u.download_target(info, os.path.join(downloads, "publisher.json"))
         with open(local) as f:
-            assert json.load(f)["id"] == vendor
+            chain = json.load(f)["records"]
+        # A record chain: versions 1..N, the newest last, each naming the publisher.
+        assert [r["signed"]["version"] for r in chain] == list(range(1, len(chain) + 1)), chain
+        assert chain[-1]["signed"]["id"] == vendor
         bins = [name for name in os.listdir(client) if name.startswith("pub-")]
         assert len(bins) == 1, f"python-tuf loaded publisher bins {bins}, expected only the vendor's"
 

@@ -434,3 +434,52 @@ fn a_publisher_who_lost_every_key_is_recovered_by_the_offline_targets_key() {
     let reports = store.verify(&[]).unwrap();
     assert!(reports.iter().all(|r| r.problems.is_empty()), "{reports:#?}");
 }
+
+#[test]
+fn a_rollback_never_brings_back_a_release_signed_only_by_a_revoked_key() {
+    let site = clock_site();
+    let data = tempfile::tempdir().unwrap();
+    let mut store = store(data.path(), &site);
+    install_clock(&mut store);
+    site.publish(&[clock("1.1.0")]);
+    let hooks = RecordingHooks::new();
+    let session = Session::new(&hooks, &AlwaysAgree);
+    store.update(&[], &session).unwrap();
+    assert_eq!(store.state().plugin(&id("acme.clock")).unwrap().active.version.to_string(), "1.1.0");
+
+    // The key that signed both clock releases leaks: revoke it; re-sign the active
+    // 1.1.0 and time-core, leave 1.0.0 (kept for rollback) unsigned by a current key and
+    // yank it so the build goes through.
+    let (leaked, new) = (site.key("acme").clone(), SigningKey::from_seed([2; 32]));
+    let change = RecordChange {
+        add: vec![new.clone()],
+        revoke: vec![(leaked.key_id().clone(), "laptop stolen".into())],
+        revoked_at: "2026-10-01".into(),
+        ..RecordChange::default()
+    };
+    write_acme_chain(
+        &site,
+        &trellis_index::publisher::update(&acme_chain(&site), std::slice::from_ref(&leaked), change).unwrap(),
+    );
+    for release in ["acme.clock/1.1.0", "acme.time-core/1.0.0"] {
+        let package = site.registry.path().join(format!("releases/{release}.zip"));
+        trellis_index::sign::resign_package(&package, &new).unwrap();
+    }
+    let registry = Registry::open(site.registry.path()).unwrap();
+    trellis_index::operator::yank(&registry, &id("acme.clock"), &"1.0.0".parse().unwrap(), "leaked key").unwrap();
+    site.build();
+
+    // The update check pins the new record and keeps the re-signed releases running.
+    let report = store.check_updates(&[], &session).unwrap();
+    assert!(report.revoked.is_empty(), "{report:?}");
+    let before = trusted_state(data.path(), &store);
+    let calls = hooks.calls().len();
+
+    let error = store.rollback(&id("acme.clock"), &session).unwrap_err().to_string();
+    assert!(error.contains("acme.clock: cannot roll back to 1.0.0"), "{error}");
+    assert!(error.contains("revoked on 2026-10-01 (laptop stolen)"), "{error}");
+    assert!(error.contains("1.1.0 stays active"), "{error}");
+    assert_eq!(trusted_state(data.path(), &store), before, "installed set and pins unchanged");
+    assert_eq!(hooks.calls().len(), calls, "nothing was stopped or started");
+    assert!(store.verify(&[]).unwrap().iter().all(|r| r.problems.is_empty()));
+}

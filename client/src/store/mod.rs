@@ -322,6 +322,21 @@ pub enum StoreError {
         /// Installed plugins that depend on it.
         dependents: Vec<PluginId>,
     },
+    /// A rollback was refused: the kept previous release is not signed by a key its
+    /// publisher's newest record (pinned here) still vouches for.
+    #[error(
+        "{plugin}: cannot roll back to {version}: its signature {problem}; {active} stays active (ask the publisher for a re-signed release)"
+    )]
+    RollbackRevoked {
+        /// The plugin.
+        plugin: PluginId,
+        /// The kept previous release.
+        version: Version,
+        /// The active release, left as it is (boxed: keeps `StoreError` small).
+        active: Box<Version>,
+        /// Why the signature no longer counts.
+        problem: String,
+    },
     /// An update or rollback switched to a release whose files do not verify; the
     /// switch was undone.
     #[error("{plugin} {version}: installed files do not match the signed manifest ({problem}); {undone}")]

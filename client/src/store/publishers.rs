@@ -140,14 +140,31 @@ impl Store {
     ) -> Result<Vec<DisabledRelease>, StoreError> {
         let mut records: BTreeMap<(RegistryName, VendorId), CurrentRecord> = BTreeMap::new();
         let mut checks = Vec::new();
+        let mut kept = Vec::new();
         for (id, plugin) in self.state().plugins() {
             let key = (plugin.registry.clone(), id.vendor_id());
             if !records.contains_key(&key) {
                 let current = current_record(remotes, &key.0, &key.1)?;
                 records.insert(key.clone(), current);
             }
+            if let Some(previous) = &plugin.previous {
+                kept.push((id.clone(), previous.version.clone(), key.clone()));
+            }
             if plugin.disabled.is_none() {
                 checks.push((id.clone(), plugin.active.version.clone(), key));
+            }
+        }
+        // The releases kept for rollback take a re-signed envelope too, so a rollback to
+        // them stays possible; one signed only by revoked keys is left as it is
+        // (`Store::rollback` refuses it) and disables nothing.
+        for (id, version, key) in kept {
+            let Some((record, record_bytes)) = records.get(&key) else { continue };
+            let dir = self.data_dir().release_dir(&id, &version);
+            if let Err(error) = recheck(remotes, &key.0, &id, &version, &dir, record, record_bytes) {
+                session.reporter.report(Event::Warning {
+                    plugin: Some(id.clone()),
+                    message: format!("{id} {version} (kept for rollback) was not re-checked: {error}"),
+                });
             }
         }
         let mut disabled = Vec::new();

@@ -118,6 +118,22 @@ impl Store {
         };
         let from = installed.active.version.clone();
         let from_path = self.data_dir().release_dir(plugin, &from);
+        // The kept release must still be vouched for by the newest record this client
+        // verified for its publisher: a rollback must not bring back a release signed
+        // only by a key the publisher revoked since.
+        if let Some(previous) = &installed.previous
+            && let Some(pinned) =
+                super::publishers::pinned_record(self.data_dir(), &installed.registry, &plugin.vendor_id())
+            && let Some(problem) =
+                super::verify::check_under(&self.data_dir().release_dir(plugin, &previous.version), &pinned)
+        {
+            return Err(StoreError::RollbackRevoked {
+                plugin: plugin.clone(),
+                version: previous.version.clone(),
+                active: Box::new(from),
+                problem: problem.problem,
+            });
+        }
         let crash = &mut self.crash;
         let mut tx = activate::begin_rollback(&mut self.state, plugin)?;
         crash.step();

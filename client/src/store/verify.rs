@@ -97,7 +97,7 @@ pub fn verified_release_manifest(dir: &Path) -> Result<ReleaseManifest, FileProb
 /// The kept envelope of `dir` re-checked under `pinned`, the newest record of its
 /// publisher this client verified: a problem when it no longer verifies (its keys were
 /// revoked or removed since the install).
-fn check_under(dir: &Path, pinned: &PublisherRecord) -> Option<FileProblem> {
+pub(crate) fn check_under(dir: &Path, pinned: &PublisherRecord) -> Option<FileProblem> {
     let envelope: Envelope =
         trellis_schema::json::from_slice(&std::fs::read(dir.join(RELEASE_ENVELOPE_FILE)).ok()?).ok()?;
     pinned.verify_release(&envelope).err().map(|e| FileProblem {

@@ -297,6 +297,8 @@ struct LeafScan {
     version: Value,
     expires: String,
     delegates: bool,
+    /// Whether the document has its `targets` member (full verification requires it).
+    has_targets: bool,
     found: Option<TargetFile>,
 }
 
@@ -326,7 +328,7 @@ pub(crate) fn verify_leaf(
             return None;
         }
     };
-    if scan.delegates {
+    if scan.delegates || !scan.has_targets {
         return None;
     }
     Some(
@@ -365,7 +367,10 @@ impl<'de> serde::de::Visitor<'de> for ScanLeaf<'_> {
                 LeafKey::Delegations => {
                     scan.delegates = !map.next_value::<Value>()?.is_null();
                 }
-                LeafKey::Targets => scan.found = map.next_value_seed(Entry(self.0))?,
+                LeafKey::Targets => {
+                    scan.has_targets = true;
+                    scan.found = map.next_value_seed(Entry(self.0))?;
+                }
                 LeafKey::Other => {
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }
@@ -453,7 +458,8 @@ where
     }
 }
 
-/// The entry `path` of a `targets` object, typed; every other entry skipped.
+/// The entry `path` of a `targets` object. Every entry is typed (so the skim refuses
+/// exactly the entries full verification refuses), only `path`'s is kept.
 #[derive(Clone, Copy)]
 struct Entry<'a>(&'a str);
 
@@ -475,10 +481,9 @@ impl<'de> serde::de::Visitor<'de> for Entry<'_> {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut found = None;
         while let Some(matches) = map.next_key_seed(KeyIs(self.0))? {
+            let entry = map.next_value::<TargetFile>()?;
             if matches {
-                found = Some(map.next_value::<TargetFile>()?);
-            } else {
-                map.next_value::<serde::de::IgnoredAny>()?;
+                found = Some(entry);
             }
         }
         Ok(found)

@@ -181,7 +181,7 @@ pub(crate) fn update(ctx: &Context, args: UpdateArgs) -> CliResult {
             };
             println!("{} {} -> {}: {}{new}", update.plugin, update.from, update.to, update.decision.reason);
         }
-        output::protection(&report.blocked, &report.held_back);
+        output::protection(&[report.blocked.as_slice(), report.revoked.as_slice()].concat(), &report.held_back);
         return Ok(());
     }
     let report = if args.scheduled {
@@ -219,7 +219,7 @@ pub(crate) fn update(ctx: &Context, args: UpdateArgs) -> CliResult {
         for (id, version, reason) in &report.rolled_back {
             println!("update of {id} to {version} failed and was rolled back: {reason}");
         }
-        output::protection(&report.blocked, &report.held_back);
+        output::protection(&[report.blocked.as_slice(), report.revoked.as_slice()].concat(), &report.held_back);
         if report.updated.is_empty() && report.installed.is_empty() && report.rolled_back.is_empty() {
             println!("nothing to update");
         }
