@@ -225,7 +225,8 @@ impl ReleaseManifest {
     }
 }
 
-/// Whether two lists hold the same items, in any order (duplicates count).
+/// Whether two lists hold the same items, in any order, and are as long (equal as sets;
+/// a repeated item on one side and another on the other side is not told apart).
 fn same_set<T: PartialEq>(a: &[T], b: &[T]) -> bool {
     a.len() == b.len() && a.iter().all(|x| b.contains(x)) && b.iter().all(|x| a.contains(x))
 }

@@ -113,6 +113,31 @@ pub(crate) fn current_record(
     Ok((Arc::new(head.signed.clone()), record_bytes.into()))
 }
 
+/// Where the marker of `registry`'s last complete re-check lives, and what it must say
+/// for the current trusted metadata (root and snapshot versions) and installed releases
+/// of that registry (active, kept and disabled) to need no new re-check.
+fn recheck_marker(
+    remotes: &Remotes,
+    registry: &RegistryName,
+    state: &crate::state::State,
+) -> Result<(PathBuf, String), StoreError> {
+    let (root, snapshot) = remotes.trusted_versions(registry)?;
+    let mut installed = String::new();
+    for (id, plugin) in state.plugins().iter().filter(|(_, p)| &p.registry == registry) {
+        let previous = plugin.previous.as_ref().map(|p| p.version.to_string()).unwrap_or_default();
+        installed.push_str(&format!("{id} {} {previous} {}\n", plugin.active.version, plugin.disabled.is_some()));
+    }
+    let marker = format!(
+        "root {root} snapshot {} installed {}\n",
+        snapshot.map_or_else(|| "none".to_owned(), |v| v.to_string()),
+        Sha256::of(installed.as_bytes())
+    );
+    Ok((remotes.metadata_dir(registry)?.join(PIN_DIR).join(RECHECKED_FILE), marker))
+}
+
+/// Name of the marker of the last complete re-check, in a registry's pin directory.
+const RECHECKED_FILE: &str = "rechecked";
+
 /// What a re-check did to one installed release.
 #[derive(Debug)]
 enum Recheck {
@@ -138,10 +163,25 @@ impl Store {
         remotes: &Remotes,
         session: &Session<'_>,
     ) -> Result<Vec<DisabledRelease>, StoreError> {
+        // A registry whose trusted metadata and installed releases are those of the last
+        // complete re-check has nothing new to re-check: records are TUF targets, so a
+        // changed record moves the snapshot, and every release installed since was
+        // verified under the current record when it was downloaded.
+        let mut markers: BTreeMap<RegistryName, (PathBuf, String)> = BTreeMap::new();
+        for plugin in self.state().plugins().values() {
+            if !markers.contains_key(&plugin.registry) {
+                let marker = recheck_marker(remotes, &plugin.registry, self.state())?;
+                markers.insert(plugin.registry.clone(), marker);
+            }
+        }
+        markers.retain(|_, (path, marker)| std::fs::read(&*path).ok().as_deref() != Some(marker.as_bytes()));
         let mut records: BTreeMap<(RegistryName, VendorId), CurrentRecord> = BTreeMap::new();
         let mut checks = Vec::new();
         let mut kept = Vec::new();
         for (id, plugin) in self.state().plugins() {
+            if !markers.contains_key(&plugin.registry) {
+                continue;
+            }
             let key = (plugin.registry.clone(), id.vendor_id());
             if !records.contains_key(&key) {
                 let current = current_record(remotes, &key.0, &key.1)?;
@@ -205,6 +245,14 @@ impl Store {
                     state.set_disabled(&id, Some(mark));
                 }
             })?;
+        }
+        for (registry, (path, _)) in markers {
+            // Written after the state: the marker names the installed set as it is now.
+            let (_, marker) = recheck_marker(remotes, &registry, self.state())?;
+            if let Some(parent) = path.parent() {
+                crate::fs::create_dir_all(parent)?;
+            }
+            crate::fs::write_atomic(&path, marker.as_bytes())?;
         }
         Ok(disabled)
     }

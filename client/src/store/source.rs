@@ -137,6 +137,14 @@ impl Remotes {
         Ok(lock(&self.remote(registry)?.updater).store().dir().to_owned())
     }
 
+    /// The versions of the trusted root and snapshot of `registry` after its refresh:
+    /// every target (publisher records included) is fixed by them.
+    pub fn trusted_versions(&self, registry: &RegistryName) -> Result<(u64, Option<u64>), StoreError> {
+        let updater = self.updater(registry)?;
+        let trusted = updater.trusted();
+        Ok((trusted.root().version(), trusted.snapshot().map(|s| s.version())))
+    }
+
     /// The recovery signers of publisher record chains in `registry`: the keys and
     /// threshold of the top-level `targets` role of its trusted root (offline keys).
     pub fn recovery_signers(
