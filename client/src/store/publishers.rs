@@ -114,24 +114,13 @@ pub(crate) fn current_record(
 }
 
 /// Where the marker of `registry`'s last complete re-check lives, and what it must say
-/// for the current trusted metadata (root and snapshot versions) and installed releases
-/// of that registry (active, kept and disabled) to need no new re-check.
-fn recheck_marker(
-    remotes: &Remotes,
-    registry: &RegistryName,
-    state: &crate::state::State,
-) -> Result<(PathBuf, String), StoreError> {
+/// (the versions of the trusted root and snapshot) for no new re-check to be needed.
+/// The installed set is not part of it: a release that enters it is verified under the
+/// current record when it is downloaded, and `rollback` checks a kept release under
+/// the pinned record.
+fn recheck_marker(remotes: &Remotes, registry: &RegistryName) -> Result<(PathBuf, String), StoreError> {
     let (root, snapshot) = remotes.trusted_versions(registry)?;
-    let mut installed = String::new();
-    for (id, plugin) in state.plugins().iter().filter(|(_, p)| &p.registry == registry) {
-        let previous = plugin.previous.as_ref().map(|p| p.version.to_string()).unwrap_or_default();
-        installed.push_str(&format!("{id} {} {previous} {}\n", plugin.active.version, plugin.disabled.is_some()));
-    }
-    let marker = format!(
-        "root {root} snapshot {} installed {}\n",
-        snapshot.map_or_else(|| "none".to_owned(), |v| v.to_string()),
-        Sha256::of(installed.as_bytes())
-    );
+    let marker = format!("root {root} snapshot {}\n", snapshot.map_or_else(|| "none".to_owned(), |v| v.to_string()));
     Ok((remotes.metadata_dir(registry)?.join(PIN_DIR).join(RECHECKED_FILE), marker))
 }
 
@@ -163,14 +152,13 @@ impl Store {
         remotes: &Remotes,
         session: &Session<'_>,
     ) -> Result<Vec<DisabledRelease>, StoreError> {
-        // A registry whose trusted metadata and installed releases are those of the last
-        // complete re-check has nothing new to re-check: records are TUF targets, so a
-        // changed record moves the snapshot, and every release installed since was
-        // verified under the current record when it was downloaded.
+        // A registry whose trusted root and snapshot are those of the last complete
+        // re-check has nothing new to re-check: records are TUF targets, so a changed
+        // record moves the snapshot (see `recheck_marker`).
         let mut markers: BTreeMap<RegistryName, (PathBuf, String)> = BTreeMap::new();
         for plugin in self.state().plugins().values() {
             if !markers.contains_key(&plugin.registry) {
-                let marker = recheck_marker(remotes, &plugin.registry, self.state())?;
+                let marker = recheck_marker(remotes, &plugin.registry)?;
                 markers.insert(plugin.registry.clone(), marker);
             }
         }
@@ -246,9 +234,7 @@ impl Store {
                 }
             })?;
         }
-        for (registry, (path, _)) in markers {
-            // Written after the state: the marker names the installed set as it is now.
-            let (_, marker) = recheck_marker(remotes, &registry, self.state())?;
+        for (path, marker) in markers.into_values() {
             if let Some(parent) = path.parent() {
                 crate::fs::create_dir_all(parent)?;
             }
