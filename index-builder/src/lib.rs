@@ -5,7 +5,8 @@
 //! reading a registry source tree ([`registry`]), checking releases ([`release`]),
 //! building the signed static site ([`build`], with roles in [`tuf`] and paths in
 //! [`site`]), the operator commands ([`operator`]), checking a built or deployed site
-//! as a client would ([`verify`]), serving it on loopback ([`serve`]) and synthetic
+//! as a client would ([`verify`]), every role's expiry and who re-signs it by when
+//! ([`status`]), serving it on loopback ([`serve`]) and synthetic
 //! registries for benchmarks ([`synth`]). The `trellis-index` binary is a thin layer
 //! over this library.
 
@@ -23,6 +24,7 @@ pub mod serve;
 pub mod sign;
 pub mod site;
 pub mod source_tree;
+pub mod status;
 pub mod synth;
 pub mod tuf;
 pub mod verify;

@@ -24,6 +24,7 @@ use trellis_schema::VendorId;
 use trellis_schema::dsse::Envelope;
 use trellis_schema::key::KeyId;
 use trellis_schema::manifest::{CONTENT_MANIFEST_PATH, ReleaseManifest};
+use trellis_schema::permission::Risk;
 use trellis_schema::plugin::{METADATA_PATH, PluginMetadata};
 use trellis_schema::publisher::{ChainError, ChainLimits, PublisherChain, PublisherRecord, RecoverySigners};
 use trellis_schema::validate::{self, PackageFile, Problem, Severity};
@@ -84,9 +85,32 @@ pub struct LintReport {
     pub problems: Vec<Problem>,
     /// The developer signature.
     pub signature: SignatureStatus,
+    /// The permissions `plugin.json` asks for, with their risk (empty when it is not
+    /// valid): what a pull-request check decides manual review from.
+    pub permissions: Vec<PermissionSummary>,
     /// The package's `plugin.json`, when it is valid.
     #[serde(skip)]
     pub metadata: Option<PluginMetadata>,
+}
+
+/// One permission a release asks for, as `lint --json` reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PermissionSummary {
+    /// `type:scope`, the identity of a permission.
+    pub permission: String,
+    /// The catalog's risk level (`None` for a scope the catalog does not know, which
+    /// is also a lint error).
+    pub risk: Option<Risk>,
+}
+
+fn permission_summaries(meta: Option<&PluginMetadata>) -> Vec<PermissionSummary> {
+    meta.map(|m| {
+        m.permissions
+            .iter()
+            .map(|p| PermissionSummary { permission: p.key(), risk: p.info().map(|i| i.risk) })
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 impl LintReport {
@@ -232,6 +256,7 @@ fn lint_directory(root: &Path) -> Result<LintReport, LintError> {
         release,
         problems,
         signature: SignatureStatus::Absent,
+        permissions: permission_summaries(meta.as_ref()),
         metadata: meta,
     })
 }
@@ -243,8 +268,16 @@ fn lint_package(path: &Path, options: &LintOptions) -> LintReport {
         release: None,
         problems: Vec::new(),
         signature: SignatureStatus::Absent,
+        permissions: Vec::new(),
         metadata: None,
     };
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.len() > crate::registry::MAX_LOCAL_PACKAGE
+    {
+        report
+            .problems
+            .push(Problem::error(path.display().to_string(), crate::registry::local_package_too_large(meta.len())));
+    }
     let opened = Package::open_unsigned(path, &Limits::default()).and_then(|p| p.verify().map(|()| p));
     let package = match opened {
         Ok(package) => package,
@@ -275,6 +308,7 @@ fn lint_package(path: &Path, options: &LintOptions) -> LintReport {
     let files = package_files(&package, &meta);
     report.problems.extend(validate::package_contents(&meta, &files));
     report.signature = check_envelope(path, &package, &meta, options, &mut report.problems);
+    report.permissions = permission_summaries(Some(&meta));
     report.metadata = Some(meta);
     report
 }

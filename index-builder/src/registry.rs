@@ -247,6 +247,20 @@ pub const REMOTE_SUFFIX: &str = ".remote.json";
 /// Largest remote package the builder downloads.
 pub const MAX_REMOTE_PACKAGE: u64 = 1 << 30;
 
+/// Largest package kept in the registry tree itself: GitHub refuses to store a file
+/// over 100 MiB in a repository (and keeps every file ever pushed in its history), so
+/// a larger package is published elsewhere and named by a `.remote.json` descriptor.
+pub const MAX_LOCAL_PACKAGE: u64 = 100 * 1024 * 1024;
+
+/// The message for a package over [`MAX_LOCAL_PACKAGE`]: what to do instead.
+pub fn local_package_too_large(size: u64) -> String {
+    format!(
+        "{size} bytes is over the {MAX_LOCAL_PACKAGE}-byte limit of a file in a GitHub repository; \
+         publish the package elsewhere over https (a release asset, object storage) and commit \
+         <version>{REMOTE_SUFFIX} = {{\"url\", \"sha256\", \"size\"}} instead of the .zip"
+    )
+}
+
 /// Whether the builder fetches `.remote.json` packages over plain http.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum RemoteHttp {
@@ -529,7 +543,14 @@ impl Registry {
                     });
                 }
                 (false, true) => self.fetch_remote(&remote)?,
-                _ => local,
+                _ => {
+                    if let Ok(meta) = std::fs::metadata(&local)
+                        && meta.len() > MAX_LOCAL_PACKAGE
+                    {
+                        return Err(RegistryError::Layout { path: local, reason: local_package_too_large(meta.len()) });
+                    }
+                    local
+                }
             };
             for path in [&package_path, &envelope_path] {
                 if !path.exists() {

@@ -133,6 +133,18 @@ pub fn needs_refresh(expires: &str, now: jiff::Timestamp, days: u32) -> bool {
     }
 }
 
+/// Whether a document whose keys are offline must be re-signed at `now`: only once it
+/// has expired (or `expires` does not parse). Re-signing at half-life, as
+/// [`needs_refresh`] does for online roles, would make every CI build fail from the
+/// middle of the top-level targets' lifetime on, with nothing gained: the published
+/// document stays valid until it expires.
+pub fn needs_offline_refresh(expires: &str, now: jiff::Timestamp) -> bool {
+    match expires.parse::<jiff::Timestamp>() {
+        Ok(at) => at <= now,
+        Err(_) => true,
+    }
+}
+
 /// A targets document, before it has a version and an expiry.
 pub fn targets_doc(targets: BTreeMap<String, TargetFile>, delegations: Option<Delegations>) -> Targets {
     Targets {

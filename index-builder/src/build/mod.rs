@@ -485,7 +485,10 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
     if let Some(plan) = plans.iter().find(|p| matches!(p.decision, Decision::New { .. }) && p.keys.is_none()) {
         return Err(SignError::MissingKey {
             role: plan.name.clone(),
-            hint: "check the key files in trellis-registry.json".into(),
+            hint: "it changed or expired, and its key files listed in trellis-registry.json are not here; \
+                   build where they are (the offline targets key: on the operator's machine, \
+                   scripts/publish-offline.sh of the registry template)"
+                .into(),
         }
         .into());
     }

@@ -51,12 +51,22 @@ impl<'a> RolePlan<'a> {
     /// Keeps the published version when nothing changed (same entries, delegations
     /// and signing keys, fresh enough), else the next version: [`tuf::settle`] over
     /// compact entries, without materialising documents.
+    ///
+    /// Fresh enough: a role whose keys are here is re-signed at half its lifetime; one
+    /// whose keys are offline (the top-level targets in CI) is kept unchanged until it
+    /// expires, since re-signing it early is impossible here and refusing the build
+    /// would only stop every publish ([`tuf::needs_offline_refresh`]). Its coming expiry
+    /// is what `trellis-index status` and the build's warnings are for.
     pub(super) fn decide(&self, published: Option<&Envelope<Targets>>, now: jiff::Timestamp) -> Decision {
+        let stale = |expires: &str| match self.keys {
+            Some(_) => tuf::needs_refresh(expires, now, self.days),
+            None => tuf::needs_offline_refresh(expires, now),
+        };
         if let Some(published) = published
             && is_plain(&published.signed)
             && published.signed.delegations == self.delegations
             && tuf::signed_by_same_keys(published, self.keys)
-            && !tuf::needs_refresh(&published.signed.expires, now, self.days)
+            && !stale(&published.signed.expires)
             && published.signed.targets.len() == self.entries.len()
             && published
                 .signed
@@ -248,6 +258,22 @@ mod tests {
         grown.insert("index/0a/acme.alarm.json".to_owned(), (Sha256::of(b"b"), 1));
         let plan = RolePlan::new("bin-0", grown, None, Some(&keys), 90);
         assert!(matches!(plan.decide(Some(&published), now), Decision::New { version: 4, .. }));
+    }
+
+    #[test]
+    fn an_offline_role_is_kept_past_half_life_until_it_expires() {
+        let key = SigningKey::from_seed([4; 32]);
+        let signed_at: jiff::Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        let plan = RolePlan::new("targets", Entries::new(), None, Some(std::slice::from_ref(&key)), 180);
+        let published: Envelope<Targets> =
+            serde_json::from_slice(&plan.sign(1, &tuf::expiry(signed_at, 180)).unwrap()).unwrap();
+        let at = |days: i64| jiff::Timestamp::from_second(signed_at.as_second() + days * 86_400).unwrap();
+        let offline = RolePlan::new("targets", Entries::new(), None, None, 180);
+        assert_eq!(offline.decide(Some(&published), at(95)), Decision::Keep(1), "past half-life, key offline");
+        assert_eq!(offline.decide(Some(&published), at(179)), Decision::Keep(1));
+        assert!(matches!(offline.decide(Some(&published), at(180)), Decision::New { version: 2, .. }), "expired");
+        // With its key here, the role is re-signed at half-life as before.
+        assert!(matches!(plan.decide(Some(&published), at(95)), Decision::New { version: 2, .. }));
     }
 
     #[test]

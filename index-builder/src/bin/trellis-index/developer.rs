@@ -143,6 +143,20 @@ pub(crate) enum PublisherCommand {
         #[arg(long)]
         at: Option<String>,
     },
+    /// Check a submitted record chain: from version 1 for a new publisher, else as a
+    /// valid extension of the trusted chain (the base branch's copy). Exit 0 when it
+    /// is accepted, 1 when refused (a pull request that adds its own key, say).
+    Check {
+        /// The submitted record chain (the pull request's `publishers/<vendor>.json`).
+        record: PathBuf,
+        /// The trusted chain of the same publisher (the base branch's copy).
+        #[arg(long)]
+        trusted: Option<PathBuf>,
+        /// The registry's newest root (the base branch's): its targets keys may sign
+        /// a recovery version.
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
 }
 
 fn read_keys(paths: &[PathBuf]) -> anyhow::Result<Vec<trellis_schema::SigningKey>> {
@@ -209,8 +223,43 @@ fn run_publisher(command: PublisherCommand) -> anyhow::Result<ExitCode> {
             )?;
             write_chain(&record, &chain)?;
         }
+        PublisherCommand::Check { record, trusted, root } => {
+            let root = match root {
+                Some(file) => Some(read_root(&file)?),
+                None => None,
+            };
+            return Ok(match lint::submitted_publisher(&record, trusted.as_deref(), root.as_ref()) {
+                Ok(head) => {
+                    println!(
+                        "ok: {} version {} ({} key(s), threshold {}){}",
+                        record.display(),
+                        head.version,
+                        head.keys.len(),
+                        head.threshold,
+                        if trusted.is_some() {
+                            ", a valid extension of the trusted record"
+                        } else {
+                            ", a new publisher"
+                        }
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    println!("refused: {error}");
+                    ExitCode::from(1)
+                }
+            });
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn read_root(file: &std::path::Path) -> anyhow::Result<trellis_schema::tuf::Root> {
+    Ok(serde_json::from_slice::<trellis_schema::tuf::Envelope<trellis_schema::tuf::Root>>(
+        &std::fs::read(file).with_context(|| format!("reading {}", file.display()))?,
+    )
+    .with_context(|| format!("{} is not a root", file.display()))?
+    .signed)
 }
 
 pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {

@@ -6,6 +6,7 @@
 
 mod developer;
 mod operator;
+mod status;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,9 @@ enum Command {
     Developer(developer::Command),
     #[command(flatten)]
     Operator(operator::Command),
+    /// Every role's version and expiry, and what must be re-signed offline by when
+    /// (exit 1 when something needs attention: overdue or due within 30 days).
+    Status(status::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +37,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Developer(command) => developer::run(command),
         Command::Operator(command) => operator::run(command),
+        Command::Status(args) => status::run(args),
     };
     match result {
         Ok(code) => code,

@@ -232,7 +232,8 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             let scope =
                 if only.is_empty() { Scope::Full } else { Scope::Plugins(only.into_iter().collect::<BTreeSet<_>>()) };
-            let report = build::build_registry(&registry, &out, scope, now_or_clock(now))?;
+            let now = now_or_clock(now);
+            let report = build::build_registry(&registry, &out, scope, now)?;
             println!(
                 "indexed {} plugin(s), {} release(s); wrote {} file(s); snapshot v{}, timestamp v{}",
                 report.plugins,
@@ -241,6 +242,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
                 report.snapshot_version,
                 report.timestamp_version
             );
+            crate::status::warn_site(&crate::status::dir_source(&out), Some(&registry), now);
         }
         Command::Timestamp { registry, site, now } => {
             let version = operator::timestamp(&Registry::open(&registry)?, &site, now_or_clock(now))?;
@@ -289,7 +291,9 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
                 Some(path) => Some(std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?),
                 None => None,
             };
-            let report = verify::verify(&source, trusted.as_deref(), now_or_clock(now));
+            let now = now_or_clock(now);
+            let report = verify::verify(&source, trusted.as_deref(), now);
+            crate::status::warn_site(&source, None, now);
             println!(
                 "checked {} role file(s), {} target(s), {} blob(s), {} release signature(s)",
                 report.roles, report.targets, report.blobs, report.releases

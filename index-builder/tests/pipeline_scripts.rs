@@ -1,0 +1,707 @@
+//! The registry template's pipeline scripts (`registry-template/scripts/`) end to end,
+//! as GitHub Actions runs them: a bare git repository plays GitHub, each job starts
+//! from a fresh directory checked out exactly as `actions/checkout@v4` does (only the
+//! triggering commit, depth 1: `git fetch --depth=1 origin +SHA:refs/remotes/origin/main`),
+//! with the workflow's environment (GITHUB_SHA, GITHUB_EVENT_NAME, GITHUB_EVENT_BEFORE,
+//! RUNNER_TEMP, GITHUB_STEP_SUMMARY, the key secrets) and this workspace's
+//! `trellis-index`. What the scripts push to `gh-pages` is read back from the bare
+//! repository.
+//!
+//! Each test is one operator's story: the first publish (bootstrap on the operator's
+//! machine), later publishes, a push of several commits, the timestamp job, the
+//! pull-request check against the base branch's records, a build three months on, and
+//! the attacks on each (a record that adds its own key, a poisoned builder cache, a
+//! configuration that would write a secret into the site).
+
+#![cfg(unix)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const T0: &str = "2026-12-01T00:00:00Z";
+const BOT: [(&str, &str); 4] = [
+    ("GIT_AUTHOR_NAME", "operator"),
+    ("GIT_AUTHOR_EMAIL", "operator@example.org"),
+    ("GIT_COMMITTER_NAME", "operator"),
+    ("GIT_COMMITTER_EMAIL", "operator@example.org"),
+];
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_trellis-index"))
+}
+
+fn template() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../registry-template")
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// A command with a clean git environment (no user or system configuration).
+fn command(program: impl AsRef<std::ffi::OsStr>, dir: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.current_dir(dir).env("GIT_CONFIG_GLOBAL", "/dev/null").env("GIT_CONFIG_NOSYSTEM", "1").envs(BOT);
+    cmd
+}
+
+fn run(mut cmd: Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?} failed: {}", text(&out));
+    text(&out)
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let mut cmd = command("git", dir);
+    cmd.args(args);
+    run(cmd)
+}
+
+fn index(dir: &Path, args: &[&str]) -> String {
+    let mut cmd = command(bin(), dir);
+    cmd.args(args);
+    run(cmd)
+}
+
+fn days_after_t0(days: i64) -> String {
+    let t0: jiff::Timestamp = T0.parse().unwrap();
+    jiff::Timestamp::from_second(t0.as_second() + days * 86_400).unwrap().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// A store: "GitHub" (a bare repository), the operator's clone with every key, and a
+/// publisher (`acme`) with its key.
+struct Store {
+    tmp: tempfile::TempDir,
+    origin: PathBuf,
+    operator: PathBuf,
+    now: String,
+}
+
+impl Store {
+    /// `trellis-index init`, the template's scripts and workflows, acme's record and
+    /// `acme.time-core 1.0.0`, pushed to main. No site yet.
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let origin = tmp.path().join("origin.git");
+        git(tmp.path(), &["init", "--quiet", "--bare", "-b", "main", origin.to_str().unwrap()]);
+        // GitHub serves any reachable commit by id (actions/checkout fetches by SHA).
+        git(&origin, &["config", "uploadpack.allowReachableSHA1InWant", "true"]);
+        let operator = tmp.path().join("operator");
+        // Few bins: every build then writes a few dozen files, not five hundred.
+        index(
+            tmp.path(),
+            &["init", "operator", "--name", "Test Store", "--bin-bits", "2", "--publisher-bin-bits", "1", "--now", T0],
+        );
+        for dir in ["scripts", ".github"] {
+            run({
+                let mut cp = command("cp", tmp.path());
+                cp.arg("-r").arg(template().join(dir)).arg(&operator);
+                cp
+            });
+        }
+        let store = Self { tmp, origin, operator, now: T0.to_owned() };
+        index(store.tmp.path(), &["keygen", "--out", "acme.key"]);
+        index(
+            &store.operator,
+            &[
+                "publisher",
+                "init",
+                "--id",
+                "acme",
+                "--name",
+                "Acme Tools",
+                "--key",
+                store.key("acme").to_str().unwrap(),
+            ],
+        );
+        store.add_release("acme.time-core-1.0.0", "acme");
+        git(&store.operator, &["init", "--quiet", "-b", "main"]);
+        git(&store.operator, &["remote", "add", "origin", store.origin.to_str().unwrap()]);
+        store.commit("a new store");
+        git(&store.operator, &["push", "--quiet", "origin", "main"]);
+        store
+    }
+
+    fn key(&self, vendor: &str) -> PathBuf {
+        self.tmp.path().join(format!("{vendor}.key"))
+    }
+
+    /// Packs and signs the template plugin `name` into the operator's releases/.
+    fn add_release(&self, name: &str, vendor: &str) {
+        self.add_tree(&template().join("plugins").join(name), vendor);
+    }
+
+    fn add_tree(&self, tree: &Path, vendor: &str) {
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(tree.join("plugin.json")).unwrap()).unwrap();
+        let (id, version) = (meta["id"].as_str().unwrap(), meta["version"].as_str().unwrap());
+        let dir = self.operator.join("releases").join(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        let package = dir.join(format!("{version}.zip"));
+        index(&self.operator, &["pack", tree.to_str().unwrap(), "--out", package.to_str().unwrap()]);
+        index(&self.operator, &["sign", package.to_str().unwrap(), "--key", self.key(vendor).to_str().unwrap()]);
+    }
+
+    /// A copy of template plugin `name` at `version`, with `edit` applied to plugin.json.
+    fn variant(&self, name: &str, version: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+        let tree = self.tmp.path().join(format!("{name}-as-{version}"));
+        run({
+            let mut cp = command("cp", self.tmp.path());
+            cp.arg("-r").arg(template().join("plugins").join(name)).arg(&tree);
+            cp
+        });
+        let path = tree.join("plugin.json");
+        let mut meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        meta["version"] = version.into();
+        edit(&mut meta);
+        std::fs::write(&path, serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
+        tree
+    }
+
+    fn commit(&self, message: &str) -> String {
+        git(&self.operator, &["add", "-A"]);
+        git(&self.operator, &["commit", "--quiet", "-m", message]);
+        self.head()
+    }
+
+    fn head(&self) -> String {
+        git(&self.operator, &["rev-parse", "HEAD"]).trim().to_owned()
+    }
+
+    fn push(&self) {
+        git(&self.operator, &["push", "--quiet", "origin", "main"]);
+    }
+
+    /// The operator's machine: scripts/publish-offline.sh with every key.
+    fn publish_offline(&self) -> Output {
+        let mut cmd = command(self.operator.join("scripts/publish-offline.sh"), &self.operator);
+        cmd.env("TRELLIS_INDEX", bin()).env("TRELLIS_NOW", &self.now);
+        cmd.output().unwrap()
+    }
+
+    /// A fresh runner directory checked out as actions/checkout@v4 does for `sha`
+    /// (`sparse`: only these paths, as `sparse-checkout:` does).
+    fn runner(&self, name: &str, sha: &str, sparse: Option<&str>) -> Runner {
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = self.tmp.path().join(format!("runner-{run}-{name}-{}", &sha[..8]));
+        let work = dir.join("work");
+        let temp = dir.join("temp");
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::create_dir_all(&temp).unwrap();
+        git(&work, &["init", "--quiet"]);
+        git(&work, &["remote", "add", "origin", self.origin.to_str().unwrap()]);
+        if let Some(paths) = sparse {
+            // actions/checkout with `sparse-checkout-cone-mode: false`.
+            git(&work, &["sparse-checkout", "set", "--no-cone", paths]);
+        }
+        git(
+            &work,
+            &[
+                "-c",
+                "protocol.version=2",
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--prune",
+                "--no-recurse-submodules",
+                "--depth=1",
+                "origin",
+                &format!("+{sha}:refs/remotes/origin/main"),
+            ],
+        );
+        git(&work, &["checkout", "--quiet", "--force", "-B", "main", "refs/remotes/origin/main"]);
+        Runner { work, temp, sha: sha.to_owned(), now: self.now.clone() }
+    }
+
+    /// The online keys as the repository secrets hold them.
+    fn secrets(&self) -> Vec<(String, String)> {
+        ["snapshot", "timestamp", "bins", "publishers", "security"]
+            .iter()
+            .map(|role| {
+                let key = std::fs::read_to_string(self.operator.join(format!("keys/{role}.key"))).unwrap();
+                (format!("TRELLIS_{}_KEY", role.to_uppercase()), key)
+            })
+            .collect()
+    }
+
+    /// The publish workflow for a push of `sha` (before: the branch's previous commit):
+    /// the build job, then the sign job with the artifact. Returns the sign job's output
+    /// and both summaries.
+    fn publish(&self, event: &str, before: &str, sha: &str) -> (Output, String) {
+        let build = self.runner("build", sha, None);
+        let out = build.script(
+            "prepare.sh",
+            &[build.temp.to_str().unwrap()],
+            &[("GITHUB_EVENT_NAME", event), ("GITHUB_EVENT_BEFORE", before)],
+        );
+        assert!(out.status.success(), "build job failed: {}", text(&out));
+        let sign = self.runner("sign", sha, Some("scripts/"));
+        assert!(!sign.work.join("trellis-registry.json").exists(), "the sign job checks out scripts/ only");
+        let inputs = build.temp.join("inputs.tar");
+        let secrets = self.secrets();
+        let env: Vec<(&str, &str)> = secrets.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let out = sign.script("publish.sh", &[inputs.to_str().unwrap()], &env);
+        let summary = format!("{}{}", build.summary(), sign.summary());
+        (out, summary)
+    }
+
+    fn publish_ok(&self, event: &str, before: &str, sha: &str) -> String {
+        let (out, summary) = self.publish(event, before, sha);
+        assert!(out.status.success(), "sign job failed: {}\n{summary}", text(&out));
+        summary
+    }
+
+    /// Releases (`id version`) whose packages the published site holds.
+    fn published(&self) -> BTreeSet<String> {
+        let files = git(&self.origin, &["ls-tree", "-r", "--name-only", "gh-pages", "targets/plugins"]);
+        files
+            .lines()
+            .filter_map(|path| {
+                let name = path.rsplit('/').next()?.strip_suffix(".zip")?;
+                let (_, release) = name.split_once('.')?;
+                let (id, version) = release.rsplit_once('-')?;
+                Some(format!("{id} {version}"))
+            })
+            .collect()
+    }
+
+    /// The published site, checked out into a directory.
+    fn site(&self, name: &str) -> PathBuf {
+        let dir = self.tmp.path().join(format!("site-{name}"));
+        git(
+            self.tmp.path(),
+            &["clone", "--quiet", "--branch", "gh-pages", self.origin.to_str().unwrap(), dir.to_str().unwrap()],
+        );
+        dir
+    }
+
+    fn site_commits(&self) -> usize {
+        git(&self.origin, &["rev-list", "--count", "gh-pages"]).trim().parse().unwrap()
+    }
+
+    fn timestamp_version(&self) -> u64 {
+        let bytes = git(&self.origin, &["show", "gh-pages:metadata/timestamp.json"]);
+        let doc: serde_json::Value = serde_json::from_str(&bytes).unwrap();
+        doc["signed"]["version"].as_u64().unwrap()
+    }
+
+    fn bootstrap(&self) {
+        let out = self.publish_offline();
+        assert!(out.status.success(), "bootstrap failed: {}", text(&out));
+    }
+}
+
+struct Runner {
+    work: PathBuf,
+    temp: PathBuf,
+    sha: String,
+    now: String,
+}
+
+impl Runner {
+    fn script(&self, name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = command(self.work.join("scripts").join(name), &self.work);
+        cmd.args(args)
+            .env("TRELLIS_INDEX", bin())
+            .env("TRELLIS_NOW", &self.now)
+            .env("GITHUB_SHA", &self.sha)
+            .env("RUNNER_TEMP", &self.temp)
+            .env("GITHUB_STEP_SUMMARY", self.temp.join("summary.md"))
+            .envs(env.iter().copied());
+        cmd.output().unwrap()
+    }
+
+    fn summary(&self) -> String {
+        std::fs::read_to_string(self.temp.join("summary.md")).unwrap_or_default()
+    }
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+fn first_publish_is_bootstrapped_offline_then_ci_publishes_every_commit_of_a_push() {
+    let store = Store::new();
+    let first = store.head();
+
+    // CI on a store without a site: a clear refusal naming the bootstrap, not
+    // "targets metadata must be re-signed".
+    let (out, summary) = store.publish("push", "0000000000000000000000000000000000000000", &first);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("no 'gh-pages' branch") && text(&out).contains("publish-offline.sh"), "{}", text(&out));
+    assert!(summary.contains("publish-offline.sh"), "{summary}");
+
+    // The bootstrap, on the operator's machine with the targets key.
+    store.bootstrap();
+    assert_eq!(store.published(), set(&["acme.time-core 1.0.0"]));
+    let site = store.site("first");
+    assert!(site.join(".nojekyll").exists());
+    let verified = index(site.parent().unwrap(), &["verify", site.to_str().unwrap(), "--now", T0]);
+    assert!(verified.contains("no problems"), "{verified}");
+
+    // Second publish from CI: only the changed plugin is in scope.
+    store.add_release("acme.clock-1.0.0", "acme");
+    let second = store.commit("acme.clock 1.0.0");
+    store.push();
+    let summary = store.publish_ok("push", &first, &second);
+    assert!(summary.contains("scope: acme.clock"), "{summary}");
+    assert_eq!(store.published(), set(&["acme.time-core 1.0.0", "acme.clock 1.0.0"]));
+
+    // A push of two commits, each adding a release: both are published (a diff from
+    // HEAD~1 would publish only the last one).
+    store.add_release("acme.clock-1.1.0", "acme");
+    store.commit("acme.clock 1.1.0");
+    let core = store.variant("acme.time-core-1.0.0", "1.1.0", |_| {});
+    store.add_tree(&core, "acme");
+    let third = store.commit("acme.time-core 1.1.0");
+    store.push();
+    let summary = store.publish_ok("push", &second, &third);
+    assert!(summary.contains("acme.clock") && summary.contains("acme.time-core"), "{summary}");
+    assert_eq!(
+        store.published(),
+        set(&["acme.time-core 1.0.0", "acme.time-core 1.1.0", "acme.clock 1.0.0", "acme.clock 1.1.0"])
+    );
+    let site = store.site("third");
+    let verified = index(site.parent().unwrap(), &["verify", site.to_str().unwrap(), "--now", T0]);
+    assert!(verified.contains("no problems"), "{verified}");
+
+    // A push that changes only documentation publishes nothing.
+    let commits = store.site_commits();
+    std::fs::write(store.operator.join("README.md"), "# our store\n").unwrap();
+    let fourth = store.commit("docs");
+    store.push();
+    let summary = store.publish_ok("push", &third, &fourth);
+    assert!(summary.contains("nothing to publish"), "{summary}");
+    assert_eq!(store.site_commits(), commits);
+
+    // A forced push whose previous commit is gone: a full build, still correct.
+    let summary = store.publish_ok("push", "1111111111111111111111111111111111111111", &fourth);
+    assert!(summary.contains("scope: full"), "{summary}");
+}
+
+#[test]
+fn timestamp_job_runs_again_and_again_with_only_the_timestamp_key() {
+    let mut store = Store::new();
+    store.bootstrap();
+    let sha = store.head();
+    let before = store.timestamp_version();
+    let key = std::fs::read_to_string(store.operator.join("keys/timestamp.key")).unwrap();
+    for run in 1..=2 {
+        store.now = days_after_t0(run);
+        let runner = store.runner(&format!("timestamp{run}"), &sha, None);
+        let out = runner.script("timestamp.sh", &[], &[("TRELLIS_TIMESTAMP_KEY", &key)]);
+        assert!(out.status.success(), "timestamp run {run}: {}", text(&out));
+        assert_eq!(store.timestamp_version(), before + run as u64);
+        assert!(!runner.work.join("keys").exists(), "the key is deleted after signing");
+        assert!(runner.summary().contains("signed timestamp.json"), "{}", runner.summary());
+    }
+    let site = store.site("timestamps");
+    let verified = index(site.parent().unwrap(), &["verify", site.to_str().unwrap(), "--now", &days_after_t0(2)]);
+    assert!(verified.contains("no problems"), "{verified}");
+
+    // Without the secret: a clear refusal, nothing pushed.
+    let runner = store.runner("timestamp-nokey", &sha, None);
+    let out = runner.script("timestamp.sh", &[], &[]);
+    assert!(!out.status.success() && text(&out).contains("TRELLIS_TIMESTAMP_KEY"), "{}", text(&out));
+    assert_eq!(store.timestamp_version(), before + 2);
+}
+
+#[test]
+fn a_build_three_months_on_keeps_the_offline_targets_and_the_watchdog_warns_before_it_expires() {
+    let mut store = Store::new();
+    store.bootstrap();
+    let sha = store.head();
+    let targets_of = |store: &Store| {
+        let doc: serde_json::Value =
+            serde_json::from_str(&git(&store.origin, &["show", "gh-pages:metadata/1.targets.json"])).unwrap();
+        doc["signed"]["expires"].as_str().unwrap().to_owned()
+    };
+    let expires = targets_of(&store);
+
+    // +95 days: past half of targets' 180 days; the weekly full build still works.
+    store.now = days_after_t0(95);
+    let summary = store.publish_ok("schedule", "", &sha);
+    assert!(summary.contains("scope: full"), "{summary}");
+    let site = store.site("95");
+    assert!(!site.join("metadata/2.targets.json").exists(), "targets is kept as published");
+    assert_eq!(targets_of(&store), expires);
+    let verified = index(site.parent().unwrap(), &["verify", site.to_str().unwrap(), "--now", &store.now]);
+    assert!(verified.contains("no problems"), "{verified}");
+
+    // +160 days: the watchdog fails and writes the issue: re-sign targets offline.
+    store.now = days_after_t0(160);
+    let runner = store.runner("watchdog", &sha, None);
+    let issue = runner.temp.join("issue.md");
+    let out =
+        runner.script("watchdog.sh", &[site.to_str().unwrap()], &[("TRELLIS_ISSUE_FILE", issue.to_str().unwrap())]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let body = std::fs::read_to_string(&issue).unwrap();
+    assert!(
+        body.contains("**targets** v1: re-sign by 2027-05-30T00:00:00Z") && body.contains("publish-offline.sh"),
+        "{body}"
+    );
+    assert!(runner.summary().contains("targets"), "the watchdog writes the job summary");
+    let status = Command::new(bin()).args(["status", site.to_str().unwrap(), "--now", &store.now]).output().unwrap();
+    assert_eq!(status.status.code(), Some(1), "{}", text(&status));
+    assert!(text(&status).contains("warning: targets v1 expires 2027-05-30T00:00:00Z"), "{}", text(&status));
+
+    // A CI build warns too (the weekly one keeps the site fresh meanwhile).
+    let (out, _) = store.publish("schedule", "", &sha);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("warning: targets v1 expires"), "{}", text(&out));
+
+    // +181 days: targets expired. CI refuses with what to do; the offline build fixes it.
+    store.now = days_after_t0(181);
+    let commits = store.site_commits();
+    let (out, summary) = store.publish("schedule", "", &sha);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("run scripts/publish-offline.sh on the machine holding the targets key"),
+        "{}",
+        text(&out)
+    );
+    assert!(summary.contains("publish-offline.sh"), "{summary}");
+    assert_eq!(store.site_commits(), commits, "nothing pushed");
+    git(&store.operator, &["fetch", "--quiet", "origin"]);
+    let out = store.publish_offline();
+    assert!(out.status.success(), "{}", text(&out));
+    let site = store.site("181");
+    assert!(site.join("metadata/2.targets.json").exists(), "targets re-signed offline");
+    let status = Command::new(bin()).args(["status", site.to_str().unwrap(), "--now", &store.now]).output().unwrap();
+    assert!(status.status.success(), "{}", text(&status));
+}
+
+#[test]
+fn publish_refuses_to_write_a_secret_outside_keys_and_never_publishes_a_key() {
+    let store = Store::new();
+    store.bootstrap();
+    let first = store.head();
+    let commits = store.site_commits();
+    // A configuration (from a merged pull request, say) that would write the snapshot
+    // secret into the site.
+    let config_path = store.operator.join("trellis-registry.json");
+    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    config["keys"]["snapshot"]["keys"] = serde_json::json!(["../site/metadata/leak.key"]);
+    std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    let second = store.commit("hostile config");
+    store.push();
+    let (out, _) = store.publish("push", &first, &second);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("keys.snapshot names '../site/metadata/leak.key'"), "{}", text(&out));
+    assert_eq!(store.site_commits(), commits);
+    let files = git(&store.origin, &["ls-tree", "-r", "--name-only", "gh-pages"]);
+    assert!(!files.contains(".key"), "{files}");
+
+    // Keys committed by mistake: the build job stops and says to rotate them.
+    std::fs::write(store.operator.join(".gitignore"), "").unwrap();
+    let third = store.commit("oops");
+    store.push();
+    let build = store.runner("build-keys", &third, None);
+    let out = build.script("prepare.sh", &[build.temp.to_str().unwrap()], &[("GITHUB_EVENT_BEFORE", &second)]);
+    assert!(!out.status.success() && text(&out).contains("keys/ is committed"), "{}", text(&out));
+}
+
+/// A pull request: `change` edits the operator's clone on a branch off main; GitHub's
+/// merge commit (refs/pull/N/merge) is what the check runs on.
+fn pull_request(store: &Store, number: u32, change: impl FnOnce(&Store)) -> String {
+    let main = store.head();
+    git(&store.operator, &["checkout", "--quiet", "-b", &format!("pr{number}")]);
+    change(store);
+    store.commit(&format!("pull request {number}"));
+    git(&store.operator, &["checkout", "--quiet", "main"]);
+    git(&store.operator, &["checkout", "--quiet", "-b", &format!("merge{number}")]);
+    git(&store.operator, &["merge", "--quiet", "--no-ff", "-m", "merge", &format!("pr{number}")]);
+    let merge = store.head();
+    git(&store.operator, &["push", "--quiet", "origin", &format!("HEAD:refs/pull/{number}/merge")]);
+    git(&store.operator, &["checkout", "--quiet", "main"]);
+    assert_eq!(store.head(), main);
+    merge
+}
+
+fn check(store: &Store, merge: &str, labels: &str) -> (Output, String) {
+    let runner = store.runner(&format!("check-{labels}"), merge, None);
+    let comment = runner.temp.join("comment.md");
+    let out = runner.script(
+        "check-pr.sh",
+        &[],
+        &[("PR_LABELS", labels), ("TRELLIS_COMMENT_FILE", comment.to_str().unwrap())],
+    );
+    let body = std::fs::read_to_string(&comment).unwrap_or_default();
+    assert_eq!(runner.summary().trim(), body.trim(), "the job summary is the comment");
+    (out, body)
+}
+
+#[test]
+fn pr_check_lints_against_the_base_branch_records_and_enforces_review() {
+    let store = Store::new();
+    store.bootstrap();
+
+    // A pull request that only rewrites acme's record with an attacker's key.
+    index(store.tmp.path(), &["keygen", "--out", "attacker.key"]);
+    let merge = pull_request(&store, 1, |store| {
+        std::fs::remove_file(store.operator.join("publishers/acme.json")).unwrap();
+        index(
+            &store.operator,
+            &["publisher", "init", "--id", "acme", "--name", "Acme", "--key", store.key("attacker").to_str().unwrap()],
+        );
+    });
+    let (out, body) = check(&store, &merge, "trellis-reviewed");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        body.contains("publishers/acme.json: refused") && body.contains("does not keep the 1 version(s)"),
+        "{body}"
+    );
+
+    // ... and one that also ships a release signed by that key.
+    let merge = pull_request(&store, 2, |store| {
+        std::fs::remove_file(store.operator.join("publishers/acme.json")).unwrap();
+        index(
+            &store.operator,
+            &["publisher", "init", "--id", "acme", "--name", "Acme", "--key", store.key("attacker").to_str().unwrap()],
+        );
+        store.add_release("acme.clock-1.0.0", "attacker");
+    });
+    let (out, body) = check(&store, &merge, "trellis-reviewed");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(body.contains("releases/acme.clock/1.0.0.zip") && body.contains("| acme.clock 1.0.0 | refused"), "{body}");
+
+    // A first-time publisher needs the review label; a high-risk permission is named.
+    index(store.tmp.path(), &["keygen", "--out", "contoso.key"]);
+    let merge = pull_request(&store, 3, |store| {
+        index(
+            &store.operator,
+            &[
+                "publisher",
+                "init",
+                "--id",
+                "contoso",
+                "--name",
+                "Contoso",
+                "--key",
+                store.key("contoso").to_str().unwrap(),
+            ],
+        );
+        store.add_release("contoso.imagetools-2.1.0", "contoso");
+    });
+    let (out, body) = check(&store, &merge, "");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(body.contains("first submission of publisher **contoso**"), "{body}");
+    assert!(body.contains("label `trellis-reviewed` missing"), "{body}");
+    assert!(body.contains("| contoso.imagetools 2.1.0 | 0 error(s)") && body.contains("verified (contoso)"), "{body}");
+    let (out, body) = check(&store, &merge, "bug,trellis-reviewed");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(body.contains("**Passed.**"), "{body}");
+
+    // A new release whose permissions grow, and with a high-risk one.
+    let merge = pull_request(&store, 4, |store| {
+        let tree = store.variant("acme.time-core-1.0.0", "1.1.0", |meta| {
+            meta["permissions"] = serde_json::json!([
+                {"type": "network", "scope": "listen", "reason": "serve the time to other machines"}
+            ]);
+        });
+        store.add_tree(&tree, "acme");
+    });
+    let (out, body) = check(&store, &merge, "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(body.contains("acme.time-core 1.1.0 asks for the high-risk permission `network:listen`"), "{body}");
+    assert!(body.contains("acme.time-core 1.1.0 asks for permissions 1.0.0 did not: `network:listen`"), "{body}");
+    let (out, _) = check(&store, &merge, "trellis-reviewed");
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Replacing a published package is refused, label or not.
+    let merge = pull_request(&store, 5, |store| {
+        let tree = store.variant("acme.time-core-1.0.0", "1.0.0", |meta| {
+            meta["release_notes"] = "changed after publishing".into();
+        });
+        std::fs::remove_file(store.operator.join("releases/acme.time-core/1.0.0.zip.dsse")).unwrap();
+        store.add_tree(&tree, "acme");
+    });
+    let (out, body) = check(&store, &merge, "trellis-reviewed");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(body.contains("releases/acme.time-core/1.0.0.zip: a published package never changes"), "{body}");
+
+    // A plain new release by the publisher's own key passes without review.
+    let merge = pull_request(&store, 6, |store| store.add_release("acme.clock-1.0.0", "acme"));
+    let (out, body) = check(&store, &merge, "");
+    assert!(out.status.success(), "{}\n{body}", text(&out));
+    assert!(body.contains("| acme.clock 1.0.0 | 0 error(s)") && !body.contains("Manual review"), "{body}");
+}
+
+#[test]
+fn the_builder_is_installed_pinned_and_a_poisoned_cache_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sum = trellis_schema::Sha256::of(&std::fs::read(bin()).unwrap()).to_hex();
+    let rev = "0123456789abcdef0123456789abcdef01234567";
+    let install = |env: &[(&str, &str)]| {
+        let mut cmd = command(template().join("scripts/install-builder.sh"), tmp.path());
+        cmd.env("TRELLIS_HOME", tmp.path().join("home"))
+            .env("GITHUB_PATH", tmp.path().join("path"))
+            .env_remove("TRELLIS_REV")
+            .env_remove("TRELLIS_SHA256")
+            .env_remove("TRELLIS_URL")
+            .envs(env.iter().copied());
+        cmd.output().unwrap()
+    };
+    let url = format!("file://{}", bin().display());
+
+    let out = install(&[]);
+    assert!(!out.status.success() && text(&out).contains("TRELLIS_REV"), "{}", text(&out));
+    let out = install(&[("TRELLIS_REV", "main")]);
+    assert!(!out.status.success() && text(&out).contains("40 lowercase hex"), "{}", text(&out));
+    let out = install(&[("TRELLIS_REV", rev), ("TRELLIS_URL", &url)]);
+    assert!(!out.status.success() && text(&out).contains("TRELLIS_SHA256 is not"), "{}", text(&out));
+    let wrong = "0".repeat(64);
+    let out = install(&[("TRELLIS_REV", rev), ("TRELLIS_URL", &url), ("TRELLIS_SHA256", &wrong)]);
+    assert!(!out.status.success() && text(&out).contains("refusing it"), "{}", text(&out));
+    let installed = tmp.path().join("home").join(rev).join("bin/trellis-index");
+    assert!(!installed.exists());
+
+    let out = install(&[("TRELLIS_REV", rev), ("TRELLIS_URL", &url), ("TRELLIS_SHA256", &sum)]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(installed.exists());
+    let path = std::fs::read_to_string(tmp.path().join("path")).unwrap();
+    assert_eq!(path.trim(), installed.parent().unwrap().to_str().unwrap());
+    // The cache hit is checked too; a swapped binary is refused and removed.
+    let out = install(&[("TRELLIS_REV", rev), ("TRELLIS_SHA256", &sum)]);
+    assert!(out.status.success() && text(&out).contains("from the cache"), "{}", text(&out));
+    std::fs::write(&installed, b"#!/bin/sh\necho pwned\n").unwrap();
+    let out = install(&[("TRELLIS_REV", rev), ("TRELLIS_SHA256", &sum)]);
+    assert!(!out.status.success() && text(&out).contains("refusing it"), "{}", text(&out));
+    assert!(!installed.exists());
+}
+
+#[test]
+fn lint_and_build_refuse_a_package_over_githubs_file_limit() {
+    let store = Store::new();
+    let dir = store.operator.join("releases/acme.big");
+    std::fs::create_dir_all(&dir).unwrap();
+    let package = dir.join("1.0.0.zip");
+    // Sparse: 101 MiB on paper, nothing on disk.
+    std::fs::File::create(&package).unwrap().set_len(101 * 1024 * 1024).unwrap();
+    std::fs::write(dir.join("1.0.0.zip.dsse"), b"{}").unwrap();
+
+    let out = Command::new(bin()).args(["lint", package.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("over the 104857600-byte limit") && text(&out).contains("<version>.remote.json"),
+        "{}",
+        text(&out)
+    );
+
+    let site = store.tmp.path().join("site");
+    let out = Command::new(bin())
+        .args(["build", store.operator.to_str().unwrap(), "--out", site.to_str().unwrap(), "--now", T0])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("releases/acme.big/1.0.0.zip") && text(&out).contains(".remote.json"),
+        "{}",
+        text(&out)
+    );
+    assert!(!site.join("metadata/timestamp.json").exists(), "nothing written");
+}

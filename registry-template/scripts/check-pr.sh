@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# The pull-request check: every submitted release against the BASE branch's publisher
+# records, every changed record as a valid extension of the base's, and the manual
+# review the store's policy asks for. Runs without any registry key (fork pull requests
+# get no secrets).
+#
+# Usage: scripts/check-pr.sh     (in actions/checkout's checkout of the pull request's
+#                                 merge commit, depth 1)
+#
+# Environment:
+#   PR_BASE_SHA           the base commit, when HEAD is not the merge commit GitHub
+#                         makes (default: HEAD's first parent, i.e. the base it merges into)
+#   PR_LABELS             the pull request's labels, comma-separated
+#   TRELLIS_REVIEW_LABEL  the label a maintainer adds after an approving review
+#                         (default: trellis-reviewed); CODEOWNERS names the maintainers
+#   TRELLIS_COMMENT_FILE  where the comment body is written (default:
+#                         $RUNNER_TEMP/trellis-check.md); the workflow posts it
+#
+# Manual review (the label is required) when a pull request: adds a publisher (first
+# submission), grows a plugin's permissions over its newest published release, asks for
+# a high-risk permission, or changes anything but releases/ and publishers/ (operator
+# files: configuration, root, yanks, blocklist, workflows, scripts).
+# Refused outright: a record that does not extend the base's (a pull request cannot add
+# its own key), a package that fails lint or whose signature does not verify under the
+# records, a changed or removed published package.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+
+label=${TRELLIS_REVIEW_LABEL:-trellis-reviewed}
+comment=${TRELLIS_COMMENT_FILE:-${RUNNER_TEMP:-/tmp}/trellis-check.md}
+base=${PR_BASE_SHA:-}
+if [ -z "$base" ]; then
+    base=$(git cat-file -p HEAD | sed -n 's/^parent //p' | head -n 1)
+    [ "$(git cat-file -p HEAD | grep -c '^parent ')" -eq 2 ] ||
+        die "HEAD is not a pull request merge commit; set PR_BASE_SHA to the base commit"
+fi
+is_sha "$base" || die "base '$base' is not a commit id"
+git fetch --quiet --no-tags --depth=1 origin "$base"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/base" "$work/pr"
+root=$(git ls-tree --name-only "$base" root/ | sort -V | tail -n 1)
+[ -n "$root" ] || die "the base branch has no root/N.root.json"
+git show "$base:$root" >"$work/base/root.json"
+
+# The base branch's record of VENDOR into $work/base/VENDOR.json; status 1 when the
+# base has none (a first submission).
+base_record() {
+    local vendor=$1
+    [ -s "$work/base/$vendor.json" ] && return 0
+    git show "$base:publishers/$vendor.json" >"$work/base/$vendor.json.part" 2>/dev/null || {
+        rm -f "$work/base/$vendor.json.part"
+        return 1
+    }
+    mv "$work/base/$vendor.json.part" "$work/base/$vendor.json"
+}
+
+problems=()
+review=()
+rows=()
+releases=()
+changed=$(git diff --name-status --no-renames "$base" HEAD)
+while IFS=$'\t' read -r status path; do
+    [ -n "${path:-}" ] || continue
+    case $path in
+        publishers/*.json)
+            vendor=${path#publishers/}
+            vendor=${vendor%.json}
+            if ! [[ "$vendor" =~ ^[a-z][a-z0-9-]*$ ]]; then
+                problems+=("$path: not a publisher record name")
+                continue
+            fi
+            if [ "$status" = D ]; then
+                problems+=("$path: a publisher record is never removed (revoke its keys instead)")
+                continue
+            fi
+            git show "HEAD:$path" >"$work/pr/$vendor.json"
+            trusted=()
+            if base_record "$vendor"; then
+                trusted=(--trusted "$work/base/$vendor.json")
+            else
+                review+=("first submission of publisher **$vendor**")
+            fi
+            if ! out=$("$TRELLIS_INDEX" publisher check "$work/pr/$vendor.json" "${trusted[@]}" --root "$work/base/root.json" 2>&1); then
+                problems+=("$path: ${out//$'\n'/ }")
+            fi
+            ;;
+        releases/*/*)
+            rel=${path#releases/}
+            id=${rel%%/*}
+            file=${rel#*/}
+            if ! [[ "$id" =~ ^[a-z][a-z0-9-]*\.[a-z][a-z0-9.-]*$ ]]; then
+                problems+=("$path: not under releases/<plugin id>/")
+                continue
+            fi
+            case $status:$file in
+                A:*.zip | A:*.zip.dsse | M:*.zip.dsse) releases+=("releases/$id/${file%.dsse}") ;;
+                A:*.remote.json) rows+=("| $id ${file%.remote.json} | remote package: fetched and checked at build | | |") ;;
+                *:*.zip | *:*.remote.json) problems+=("$path: a published package never changes ($status); publish a new version, or yank this one") ;;
+                D:*.zip.dsse) problems+=("$path: a release's signature is never removed; re-sign it instead") ;;
+                *) problems+=("$path: expected <version>.zip, <version>.zip.dsse or <version>.remote.json") ;;
+            esac
+            ;;
+        docs/* | README* | plugins/*) ;;
+        *) review+=("operator file \`$path\` changed") ;;
+    esac
+done <<<"$changed"
+
+# Each submitted package, once, against the records as the base branch has them.
+mapfile -t releases < <(printf '%s\n' "${releases[@]+"${releases[@]}"}" | sed '/^$/d' | sort -u)
+for package in "${releases[@]+"${releases[@]}"}"; do
+    id=${package#releases/}
+    id=${id%%/*}
+    vendor=${id%%.*}
+    version=$(basename "$package" .zip)
+    if [ ! -f "$package" ]; then
+        problems+=("$package.dsse: no package $package beside it")
+        continue
+    fi
+    if [ ! -f "publishers/$vendor.json" ]; then
+        problems+=("$package: no publisher record publishers/$vendor.json (add it in this pull request: trellis-index publisher init)")
+        continue
+    fi
+    trusted=()
+    if base_record "$vendor"; then
+        trusted=(--trusted-publisher "$work/base/$vendor.json")
+    fi
+    status=0
+    "$TRELLIS_INDEX" lint "$package" --json --publisher "publishers/$vendor.json" "${trusted[@]}" \
+        --root "$work/base/root.json" >"$work/lint.json" 2>"$work/lint.err" || status=$?
+    if [ "$status" -gt 1 ] || ! jq -e . "$work/lint.json" >/dev/null 2>&1; then
+        problems+=("$package: $(tr '\n' ' ' <"$work/lint.err")")
+        rows+=("| $id $version | refused | | |")
+        continue
+    fi
+    errors=$(jq '[.problems[] | select(.severity == "error")] | length' "$work/lint.json")
+    warnings=$(jq '[.problems[] | select(.severity == "warning")] | length' "$work/lint.json")
+    signature=$(jq -r '.signature.status + (if .signature.publisher then " (" + .signature.publisher + ")" else "" end)' "$work/lint.json")
+    perms=$(jq -r '[.permissions[] | .permission + (if .risk == "high" then " **high**" else "" end)] | join(", ")' "$work/lint.json")
+    rows+=("| $id $version | $errors error(s), $warnings warning(s) | $signature | ${perms:-none} |")
+    if [ "$status" -ne 0 ] || [ "$errors" -ne 0 ]; then
+        while IFS= read -r line; do problems+=("$package: $line"); done < <(jq -r '.problems[] | select(.severity == "error") | .path + ": " + .message' "$work/lint.json")
+        [ "$errors" -ne 0 ] || problems+=("$package: lint refused it")
+    fi
+    if [ "$signature" != "verified ($vendor)" ]; then
+        problems+=("$package: the developer signature does not verify under publishers/$vendor.json (signature: $signature)")
+    fi
+    while IFS= read -r high; do
+        [ -n "$high" ] && review+=("$id $version asks for the high-risk permission \`$high\`")
+    done < <(jq -r '.permissions[] | select(.risk == "high") | .permission' "$work/lint.json")
+    # Permission growth over the newest release the base branch has.
+    previous=$(git ls-tree --name-only "$base" "releases/$id/" | sed -n 's#.*/\(.*\)\.zip$#\1#p' | sort -V | tail -n 1)
+    if [ -n "$previous" ] && [ "$previous" != "$version" ]; then
+        git show "$base:releases/$id/$previous.zip" >"$work/previous.zip"
+        "$TRELLIS_INDEX" lint "$work/previous.zip" --json >"$work/previous.json" 2>/dev/null || true
+        added=$(jq -r --slurpfile old "$work/previous.json" \
+            '[.permissions[].permission] - [($old[0].permissions // [])[].permission] | join(", ")' "$work/lint.json")
+        [ -z "$added" ] || review+=("$id $version asks for permissions $previous did not: \`$added\`")
+    fi
+done
+
+labelled=no
+IFS=',' read -r -a labels <<<"${PR_LABELS:-}"
+for name in "${labels[@]+"${labels[@]}"}"; do
+    [ "$name" = "$label" ] && labelled=yes
+done
+if [ ${#review[@]} -gt 0 ] && [ "$labelled" = no ]; then
+    problems+=("needs manual review: a maintainer (CODEOWNERS) reviews, approves and adds the label \`$label\`")
+fi
+
+{
+    printf '## Trellis submission check\n\n'
+    if [ ${#rows[@]} -gt 0 ]; then
+        printf '| release | lint | signature | permissions |\n|---|---|---|---|\n'
+        printf '%s\n' "${rows[@]}"
+        printf '\n'
+    fi
+    if [ ${#review[@]} -gt 0 ]; then
+        printf '### Manual review required (%s)\n\n' "$([ "$labelled" = yes ] && echo "label \`$label\` present" || echo "label \`$label\` missing")"
+        printf -- '- %s\n' "${review[@]}"
+        printf '\n'
+    fi
+    if [ ${#problems[@]} -gt 0 ]; then
+        printf '### Refused\n\n'
+        printf -- '- %s\n' "${problems[@]}"
+    else
+        printf '**Passed.** The build checks everything again on merge.\n'
+    fi
+} >"$comment"
+summary "$(cat "$comment")"
+cat "$comment"
+[ ${#problems[@]} -eq 0 ] || exit 1
