@@ -244,7 +244,7 @@ fn root_status(root: &Doc, expiry: &Expiry, now: jiff::Timestamp) -> RoleStatus 
         days_left,
         signer: Signer::Offline,
         action: format!(
-            "the root key holders sign root v{} (trellis-index rotate REGISTRY root, or re-sign), then build; \
+            "the root key holders sign root v{} (on the offline machine: trellis-index rotate REGISTRY root, commit root/ and the config), then build; \
              builds refuse from the due date on (a snapshot must not outlive the root)",
             root.version + 1
         ),

@@ -705,3 +705,22 @@ fn lint_and_build_refuse_a_package_over_githubs_file_limit() {
     );
     assert!(!site.join("metadata/timestamp.json").exists(), "nothing written");
 }
+
+#[test]
+fn the_scripts_are_shellcheck_clean() {
+    let found = Command::new("shellcheck").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("shellcheck is not installed: the scripts were not checked");
+        return;
+    }
+    let scripts = template().join("scripts");
+    let mut names: Vec<_> = std::fs::read_dir(&scripts)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".sh"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 8, "{names:?}");
+    let out = Command::new("shellcheck").arg("-x").args(&names).current_dir(&scripts).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers of the pipeline scripts; sourced, never run. Bash, `set -euo pipefail`.
 #
 # Environment every script reads (GitHub Actions sets the GITHUB_* ones; the tests in
@@ -9,8 +10,10 @@
 
 TRELLIS_INDEX=${TRELLIS_INDEX:-trellis-index}
 SITE_BRANCH=${TRELLIS_SITE_BRANCH:-gh-pages}
+# shellcheck disable=SC2034 # used by the scripts that source this file
 ZERO_SHA=0000000000000000000000000000000000000000
 # The online roles: their keys come from repository secrets TRELLIS_<ROLE>_KEY.
+# shellcheck disable=SC2034
 ONLINE_ROLES=(snapshot timestamp bins publishers security)
 
 die() {
