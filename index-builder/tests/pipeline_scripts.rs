@@ -238,13 +238,14 @@ impl Store {
             &[("GITHUB_EVENT_NAME", event), ("GITHUB_EVENT_BEFORE", before)],
         );
         assert!(out.status.success(), "build job failed: {}", text(&out));
+        let build_log = text(&out);
         let sign = self.runner("sign", sha, Some("scripts/"));
         assert!(!sign.work.join("trellis-registry.json").exists(), "the sign job checks out scripts/ only");
         let inputs = build.temp.join("inputs.tar");
         let secrets = self.secrets();
         let env: Vec<(&str, &str)> = secrets.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let out = sign.script("publish.sh", &[inputs.to_str().unwrap()], &env);
-        let summary = format!("{}{}", build.summary(), sign.summary());
+        let summary = format!("{}{}{}", build.summary(), sign.summary(), build_log);
         (out, summary)
     }
 
@@ -334,6 +335,7 @@ fn first_publish_is_bootstrapped_offline_then_ci_publishes_every_commit_of_a_pus
     assert!(!out.status.success());
     assert!(text(&out).contains("no 'gh-pages' branch") && text(&out).contains("publish-offline.sh"), "{}", text(&out));
     assert!(summary.contains("publish-offline.sh"), "{summary}");
+    assert!(summary.contains("scope: full (no previous commit for this push"), "{summary}");
 
     // The bootstrap, on the operator's machine with the targets key.
     store.bootstrap();
@@ -369,18 +371,33 @@ fn first_publish_is_bootstrapped_offline_then_ci_publishes_every_commit_of_a_pus
     let verified = index(site.parent().unwrap(), &["verify", site.to_str().unwrap(), "--now", T0]);
     assert!(verified.contains("no problems"), "{verified}");
 
+    // A push whose publish run failed (or was cancelled) is caught up by the next
+    // one: the scope starts at the commit the site was built from, not at `before`.
+    let core = store.variant("acme.time-core-1.0.0", "1.2.0", |_| {});
+    store.add_tree(&core, "acme");
+    let missed = store.commit("acme.time-core 1.2.0");
+    store.push();
+    std::fs::write(store.operator.join("README.md"), "# our store\n").unwrap();
+    let docs = store.commit("docs");
+    store.push();
+    let summary = store.publish_ok("push", &missed, &docs);
+    assert!(summary.contains("scope: acme.time-core"), "{summary}");
+    assert!(store.published().contains("acme.time-core 1.2.0"), "{:?}", store.published());
+
     // A push that changes only documentation publishes nothing.
     let commits = store.site_commits();
-    std::fs::write(store.operator.join("README.md"), "# our store\n").unwrap();
-    let fourth = store.commit("docs");
+    std::fs::write(store.operator.join("README.md"), "# our store, documented\n").unwrap();
+    let fourth = store.commit("more docs");
     store.push();
-    let summary = store.publish_ok("push", &third, &fourth);
+    let summary = store.publish_ok("push", &docs, &fourth);
     assert!(summary.contains("nothing to publish"), "{summary}");
     assert_eq!(store.site_commits(), commits);
 
-    // A forced push whose previous commit is gone: a full build, still correct.
+    // A push whose `before` is unknown (a forced push): the scope still starts at the
+    // commit the site was built from.
     let summary = store.publish_ok("push", "1111111111111111111111111111111111111111", &fourth);
-    assert!(summary.contains("scope: full"), "{summary}");
+    assert!(summary.contains(&format!("the site was built from {docs}")), "{summary}");
+    assert!(summary.contains("nothing to publish"), "{summary}");
 }
 
 #[test]
@@ -398,6 +415,8 @@ fn timestamp_job_runs_again_and_again_with_only_the_timestamp_key() {
         assert_eq!(store.timestamp_version(), before + run as u64);
         assert!(!runner.work.join("keys").exists(), "the key is deleted after signing");
         assert!(runner.summary().contains("signed timestamp.json"), "{}", runner.summary());
+        let message = git(&store.origin, &["log", "-1", "--format=%B", "gh-pages"]);
+        assert!(message.contains(&format!("Trellis-Source: {sha}")), "the source commit is carried over: {message}");
     }
     let site = store.site("timestamps");
     let verified = index(site.parent().unwrap(), &["verify", site.to_str().unwrap(), "--now", &days_after_t0(2)]);

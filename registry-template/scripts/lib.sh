@@ -92,10 +92,28 @@ new_site() {
     git -C "$dir" switch --quiet --orphan "trellis-site-$$"
 }
 
-# Commits everything in the site worktree DIR and pushes it to the site branch.
-# Refuses to publish anything that looks like a private key.
+# The registry commit the published site was built from: the `Trellis-Source:` trailer
+# of the site branch's newest commit (empty when there is none). Needs the site branch
+# fetched (checkout_site or fetch_site_ref).
+site_source() {
+    local source
+    source=$(git log -1 --format='%(trailers:key=Trellis-Source,valueonly)' "refs/remotes/origin/$SITE_BRANCH" 2>/dev/null | head -n 1)
+    source=${source//[[:space:]]/}
+    if is_sha "$source"; then printf '%s' "$source"; fi
+}
+
+# Fetches the site branch's newest commit (no worktree); status 1 when there is none.
+fetch_site_ref() {
+    site_exists || return 1
+    git fetch --quiet --no-tags --depth=1 origin "+refs/heads/$SITE_BRANCH:refs/remotes/origin/$SITE_BRANCH"
+}
+
+# Commits everything in the site worktree DIR and pushes it to the site branch, with
+# the registry commit SOURCE it was built from as a `Trellis-Source:` trailer (the
+# next build's scope starts there). Refuses to publish anything that looks like a
+# private key.
 publish_site() {
-    local dir=$1 message=$2
+    local dir=$1 message=$2 source=$3
     local leaked
     leaked=$(find "$dir" -path "$dir/.git" -prune -o -type f -name '*.key' -print | head -n 1)
     if [ -n "$leaked" ]; then
@@ -108,7 +126,7 @@ publish_site() {
         return 0
     fi
     git -C "$dir" -c user.name=trellis-bot -c user.email=trellis-bot@users.noreply.github.com \
-        commit --quiet -m "$message"
+        commit --quiet -m "$message" -m "Trellis-Source: $source"
     if ! git -C "$dir" push --quiet origin "HEAD:refs/heads/$SITE_BRANCH"; then
         die "pushing the site to '$SITE_BRANCH' failed (another writer pushed first?); re-run the workflow"
     fi

@@ -7,11 +7,14 @@
 # Runs in the checkout of the pushed commit made by actions/checkout (depth 1, only the
 # triggering ref). Reads GITHUB_SHA, GITHUB_EVENT_NAME and GITHUB_EVENT_BEFORE (the
 # commit the branch pointed to before the push). The scope is every plugin whose
-# releases/ changed between BEFORE and SHA (every commit of the push, not only the
-# last); a full build when BEFORE is all zeros (a new branch), unknown or not
-# fetchable (a force push), when the event is not a push (schedule, manual run), or
-# when anything else the site depends on changed (configuration, root, publishers,
-# yanks, rollouts, blocklist). Nothing but documentation changed: scope "none".
+# releases/ changed between BASE and SHA (every commit of the push, not only the
+# last), where BASE is the commit the published site was built from (the
+# `Trellis-Source:` trailer of the site branch), so a push whose publish failed is
+# caught up by the next one; BEFORE when the site names none. A full build when BASE
+# is all zeros (a new branch), unknown or not fetchable (a force push), when the event
+# is not a push (schedule, manual run), or when anything else the site depends on
+# changed (configuration, root, publishers, yanks, rollouts, blocklist). Nothing but
+# documentation changed: scope "none".
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
@@ -22,6 +25,13 @@ sha=${GITHUB_SHA:-$(git rev-parse HEAD)}
 is_sha "$sha" || die "GITHUB_SHA '$sha' is not a commit id"
 event=${GITHUB_EVENT_NAME:-push}
 before=${GITHUB_EVENT_BEFORE:-}
+if [ "$event" = push ] && fetch_site_ref; then
+    built=$(site_source)
+    if [ -n "$built" ] && [ "$built" != "$before" ]; then
+        note "the site was built from $built (the push started at ${before:-?}): the scope starts there"
+        before=$built
+    fi
+fi
 
 if [ -n "$(git ls-tree -r --name-only "$sha" -- keys)" ]; then
     die "keys/ is committed: those private keys are public now; rotate them (docs/KEY-CEREMONY.md) and remove keys/ from git"
@@ -33,7 +43,7 @@ changed=""
 if [ "$event" != push ]; then
     reason="$event event"
 elif [ -z "$before" ] || [ "$before" = "$ZERO_SHA" ] || ! is_sha "$before"; then
-    reason="no previous commit for this push (before='${before}')"
+    reason="no previous commit for this push and no source commit on the site (before='${before}')"
 elif ! git fetch --quiet --no-tags --depth=1 origin "$before" 2>/dev/null; then
     reason="the previous commit $before cannot be fetched (force push?)"
 else

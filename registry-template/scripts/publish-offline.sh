@@ -50,9 +50,9 @@ mapfile -t now < <(now_args)
 "$TRELLIS_INDEX" verify "$work/site" --root "$registry/root/1.root.json" "${now[@]}"
 report_site_size "$work/site"
 if [ "$first" = yes ]; then
-    publish_site "$work/site" "site: first build (${head:0:12})"
+    publish_site "$work/site" "site: first build (${head:0:12})" "$head"
     note "published the first site to '$SITE_BRANCH'; enable GitHub Pages on that branch (README.md 'First publish')"
 else
-    publish_site "$work/site" "site: offline build (${head:0:12})"
+    publish_site "$work/site" "site: offline build (${head:0:12})" "$head"
     note "published to '$SITE_BRANCH'"
 fi

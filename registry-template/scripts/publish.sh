@@ -72,5 +72,5 @@ fi
 "$TRELLIS_INDEX" verify "$work/site" --root "$work/registry/root/1.root.json" "${now[@]}" >&2 ||
     die "the built site does not verify; not published"
 report_site_size "$work/site"
-publish_site "$work/site" "site: ${sha:0:12}"
+publish_site "$work/site" "site: ${sha:0:12}" "$sha"
 summary "published to $SITE_BRANCH"

@@ -35,4 +35,5 @@ rm -rf "$registry/keys"
 note "$signed"
 summary "### Timestamp"
 summary "$signed"
-publish_site "$work/site" "timestamp: $signed"
+# The site still holds what it was built from: carry the trailer over.
+publish_site "$work/site" "timestamp: $signed" "$(site_source)"
