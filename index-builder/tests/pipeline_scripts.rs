@@ -176,8 +176,12 @@ impl Store {
 
     /// The operator's machine: scripts/publish-offline.sh with every key.
     fn publish_offline(&self) -> Output {
+        self.publish_offline_with(&[])
+    }
+
+    fn publish_offline_with(&self, env: &[(&str, &str)]) -> Output {
         let mut cmd = command(self.operator.join("scripts/publish-offline.sh"), &self.operator);
-        cmd.env("TRELLIS_INDEX", bin()).env("TRELLIS_NOW", &self.now);
+        cmd.env("TRELLIS_INDEX", bin()).env("TRELLIS_NOW", &self.now).envs(env.iter().copied());
         cmd.output().unwrap()
     }
 
@@ -337,8 +341,16 @@ fn first_publish_is_bootstrapped_offline_then_ci_publishes_every_commit_of_a_pus
     assert!(summary.contains("publish-offline.sh"), "{summary}");
     assert!(summary.contains("scope: full (no previous commit for this push"), "{summary}");
 
-    // The bootstrap, on the operator's machine with the targets key.
-    store.bootstrap();
+    // The bootstrap, on the operator's machine with the targets key: refused from a
+    // clone that is not at origin/main, then done (here with a tiny size limit, to see
+    // the hosting warning).
+    std::fs::write(store.operator.join("notes.txt"), "unpushed").unwrap();
+    let out = store.publish_offline();
+    assert!(!out.status.success() && text(&out).contains("uncommitted changes"), "{}", text(&out));
+    std::fs::remove_file(store.operator.join("notes.txt")).unwrap();
+    let out = store.publish_offline_with(&[("TRELLIS_SITE_LIMIT_BYTES", "1000")]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("over 80% of the 1000-byte limit of GitHub Pages"), "{}", text(&out));
     assert_eq!(store.published(), set(&["acme.time-core 1.0.0"]));
     let site = store.site("first");
     assert!(site.join(".nojekyll").exists());
@@ -742,4 +754,29 @@ fn the_scripts_are_shellcheck_clean() {
     assert!(names.len() >= 8, "{names:?}");
     let out = Command::new("shellcheck").arg("-x").args(&names).current_dir(&scripts).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn status_reads_a_registry_a_site_or_a_url_and_names_what_is_missing() {
+    let store = Store::new();
+    store.bootstrap();
+    let site = store.site("status");
+    let json = index(&store.operator, &["status", ".", "--site", site.to_str().unwrap(), "--json", "--now", T0]);
+    let status: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let roles: Vec<&str> = status["roles"].as_array().unwrap().iter().map(|r| r["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["root", "targets", "bins", "publishers", "security", "snapshot", "timestamp", "bin-*", "pub-*"]);
+    assert_eq!(status["roles"][1]["signer"], "offline");
+    assert_eq!(status["roles"][1]["days_left"], 180);
+    assert_eq!(status["roles"][7]["count"], 4, "2^bin_bits hash bins in one row");
+
+    // Served over HTTP, as the watchdog reads it.
+    let server = trellis_index::serve::Server::start(&site, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let text_status = index(store.tmp.path(), &["status", &server.url(), "--now", T0]);
+    assert!(text_status.contains("targets: by 2027-05-30T00:00:00Z"), "{text_status}");
+
+    // A broken site: the missing file is named, exit 2.
+    std::fs::remove_file(site.join("metadata/1.snapshot.json")).unwrap();
+    let out = Command::new(bin()).args(["status", site.to_str().unwrap(), "--now", T0]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("metadata/1.snapshot.json: missing"), "{}", text(&out));
 }

@@ -119,6 +119,11 @@ publish_site() {
     if [ -n "$leaked" ]; then
         die "refusing to publish: $leaked looks like a private key"
     fi
+    local large
+    large=$(find "$dir" -path "$dir/.git" -prune -o -type f -size +100M -print | head -n 1)
+    if [ -n "$large" ]; then
+        die "refusing to push: ${large#"$dir"/} is over GitHub's 100 MiB file limit; serve this site from object storage or a CDN (docs/HOSTING.md)"
+    fi
     touch "$dir/.nojekyll"
     git -C "$dir" add -A
     if git -C "$dir" diff --cached --quiet; then
