@@ -655,6 +655,18 @@ fn pr_check_lints_against_the_base_branch_records_and_enforces_review() {
     assert_eq!(out.status.code(), Some(1));
     assert!(body.contains("releases/acme.time-core/1.0.0.zip: a published package never changes"), "{body}");
 
+    // A remote package cannot be linted here: it needs the review label.
+    let merge = pull_request(&store, 7, |store| {
+        let dir = store.operator.join("releases/acme.clock");
+        std::fs::create_dir_all(&dir).unwrap();
+        let remote = serde_json::json!({"url": "https://downloads.example/acme.clock-1.0.0.zip", "sha256": "00".repeat(32), "size": 1});
+        std::fs::write(dir.join("1.0.0.remote.json"), remote.to_string()).unwrap();
+        std::fs::write(dir.join("1.0.0.zip.dsse"), b"{}").unwrap();
+    });
+    let (out, body) = check(&store, &merge, "");
+    assert_eq!(out.status.code(), Some(1), "{body}");
+    assert!(body.contains("acme.clock 1.0.0 is a remote package"), "{body}");
+
     // A plain new release by the publisher's own key passes without review.
     let merge = pull_request(&store, 6, |store| store.add_release("acme.clock-1.0.0", "acme"));
     let (out, body) = check(&store, &merge, "");
@@ -779,4 +791,57 @@ fn status_reads_a_registry_a_site_or_a_url_and_names_what_is_missing() {
     let out = Command::new(bin()).args(["status", site.to_str().unwrap(), "--now", T0]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("metadata/1.snapshot.json: missing"), "{}", text(&out));
+}
+
+#[test]
+fn the_signing_job_refuses_hostile_inputs() {
+    let store = Store::new();
+    store.bootstrap();
+    let first = store.head();
+    store.add_release("acme.clock-1.0.0", "acme");
+    let second = store.commit("acme.clock 1.0.0");
+    store.push();
+    let commits = store.site_commits();
+    let build = store.runner("build-hostile", &second, None);
+    let out = build.script("prepare.sh", &[build.temp.to_str().unwrap()], &[("GITHUB_EVENT_BEFORE", &first)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let unpacked = build.temp.join("unpacked");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let tar = |args: &[&str]| {
+        let mut cmd = command("tar", &unpacked);
+        cmd.args(args);
+        run(cmd)
+    };
+    tar(&["-xf", build.temp.join("inputs.tar").to_str().unwrap()]);
+    let secrets = store.secrets();
+    let env: Vec<(&str, &str)> = secrets.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let sign = store.runner("sign-hostile", &second, Some("scripts/"));
+    let attempt = |name: &str, edit: &dyn Fn(&Path)| {
+        let dir = build.temp.join(name);
+        run({
+            let mut cp = command("cp", &build.temp);
+            cp.arg("-r").arg(&unpacked).arg(&dir);
+            cp
+        });
+        edit(&dir);
+        let hostile = build.temp.join(format!("{name}.tar"));
+        let mut cmd = command("tar", &dir);
+        cmd.args(["-cf", hostile.to_str().unwrap(), "registry", "scope", "sha"]);
+        run(cmd);
+        sign.script("publish.sh", &[hostile.to_str().unwrap()], &env)
+    };
+    // A scope line that is not a plugin id (it would become build arguments).
+    let out = attempt("scope", &|dir| std::fs::write(dir.join("scope"), "acme.clock --out /tmp/elsewhere\n").unwrap());
+    assert!(!out.status.success() && text(&out).contains("is not a plugin id"), "{}", text(&out));
+    // Keys that came with the inputs are never signed with.
+    let out = attempt("keys", &|dir| {
+        std::fs::create_dir_all(dir.join("registry/keys")).unwrap();
+        std::fs::copy(store.operator.join("keys/targets.key"), dir.join("registry/keys/targets.key")).unwrap();
+    });
+    assert!(!out.status.success() && text(&out).contains("carries a keys/ directory"), "{}", text(&out));
+    assert_eq!(store.site_commits(), commits, "nothing pushed");
+    // The untouched inputs publish.
+    let out = attempt("clean", &|_| {});
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(store.published().contains("acme.clock 1.0.0"));
 }

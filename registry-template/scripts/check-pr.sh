@@ -18,8 +18,9 @@
 #
 # Manual review (the label is required) when a pull request: adds a publisher (first
 # submission), grows a plugin's permissions over its newest published release, asks for
-# a high-risk permission, or changes anything but releases/ and publishers/ (operator
-# files: configuration, root, yanks, blocklist, workflows, scripts).
+# a high-risk permission, adds a remote package (`.remote.json`: not fetched here, so
+# neither linted nor its permissions read), or changes anything but releases/ and
+# publishers/ (operator files: configuration, root, yanks, blocklist, workflows, scripts).
 # Refused outright: a record that does not extend the base's (a pull request cannot add
 # its own key), a package that fails lint or whose signature does not verify under the
 # records, a changed or removed published package.
@@ -98,7 +99,10 @@ while IFS=$'\t' read -r status path; do
             fi
             case $status:$file in
                 A:*.zip | A:*.zip.dsse | M:*.zip.dsse) releases+=("releases/$id/${file%.dsse}") ;;
-                A:*.remote.json) rows+=("| $id ${file%.remote.json} | remote package: fetched and checked at build | | |") ;;
+                A:*.remote.json)
+                    rows+=("| $id ${file%.remote.json} | remote package: fetched and checked at build only | | |")
+                    review+=("$id ${file%.remote.json} is a remote package (\`$path\`): this check cannot lint it or read its permissions; review them before merging")
+                    ;;
                 *:*.zip | *:*.remote.json) problems+=("$path: a published package never changes ($status); publish a new version, or yank this one") ;;
                 D:*.zip.dsse) problems+=("$path: a release's signature is never removed; re-sign it instead") ;;
                 *) problems+=("$path: expected <version>.zip, <version>.zip.dsse or <version>.remote.json") ;;
