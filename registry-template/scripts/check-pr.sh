@@ -26,7 +26,7 @@
 # records, a changed or removed published package.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=lib.sh
+# shellcheck source=SCRIPTDIR/lib.sh
 . "$here/lib.sh"
 
 label=${TRELLIS_REVIEW_LABEL:-trellis-reviewed}

@@ -16,7 +16,7 @@
 # Prints the binary's path; adds its directory to GITHUB_PATH when that is set.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=lib.sh
+# shellcheck source=SCRIPTDIR/lib.sh
 . "$here/lib.sh"
 
 rev=${TRELLIS_REV:-}

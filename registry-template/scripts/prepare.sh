@@ -17,7 +17,7 @@
 # documentation changed: scope "none".
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=lib.sh
+# shellcheck source=SCRIPTDIR/lib.sh
 . "$here/lib.sh"
 
 out=${1:?usage: prepare.sh OUT_DIR}

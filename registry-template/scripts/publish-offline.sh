@@ -12,7 +12,7 @@
 # know. Then a full build, `verify`, and a push to the site branch.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=lib.sh
+# shellcheck source=SCRIPTDIR/lib.sh
 . "$here/lib.sh"
 
 registry=$(pwd)

@@ -14,7 +14,7 @@
 # scripts/publish-offline.sh does it on the operator's machine.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=lib.sh
+# shellcheck source=SCRIPTDIR/lib.sh
 . "$here/lib.sh"
 
 inputs=${1:?usage: publish.sh INPUTS_TAR}
