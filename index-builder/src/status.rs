@@ -23,6 +23,7 @@
 
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -145,14 +146,19 @@ pub fn site_status(source: &Source, expiry: &Expiry, now: jiff::Timestamp) -> Re
     let mut out = vec![root_status(&root, expiry, now)];
     let mut groups: BTreeMap<&str, (usize, Doc)> = BTreeMap::new();
     let mut singles = Vec::new();
+    let mut listed = Vec::with_capacity(snapshot.meta.len());
     for (file, meta) in &snapshot.meta {
         let Some(name) = file.strip_suffix(".json") else { continue };
         let version = meta
             .get("version")
             .and_then(Value::as_u64)
             .ok_or_else(|| malformed(&snapshot_path, &format!("meta {file} has no version")))?;
-        let path = format!("{}/{}", site::METADATA_DIR, site::metadata_name(name, version));
-        let doc = read(source, &path)?;
+        listed.push((name, format!("{}/{}", site::METADATA_DIR, site::metadata_name(name, version))));
+    }
+    // Thousands of bins over HTTP: fetched in parallel.
+    let docs: Vec<(&str, Doc)> =
+        listed.into_par_iter().map(|(name, path)| Ok((name, read(source, &path)?))).collect::<Result<_, _>>()?;
+    for (name, doc) in docs {
         let group = if name.starts_with("bin-") {
             Some("bin-*")
         } else if name.starts_with("pub-") {
