@@ -536,9 +536,9 @@ fn publish_refuses_to_write_a_secret_outside_keys_and_never_publishes_a_key() {
     assert!(!out.status.success() && text(&out).contains("keys/ is committed"), "{}", text(&out));
 }
 
-/// A pull request: `change` edits the operator's clone on a branch off main; GitHub's
-/// merge commit (refs/pull/N/merge) is what the check runs on.
-fn pull_request(store: &Store, number: u32, change: impl FnOnce(&Store)) -> String {
+/// A pull request: `change` edits the operator's clone on a branch off main; GitHub
+/// keeps its merge commit as refs/pull/N/merge.
+fn pull_request(store: &Store, number: u32, change: impl FnOnce(&Store)) {
     let main = store.head();
     git(&store.operator, &["checkout", "--quiet", "-b", &format!("pr{number}")]);
     change(store);
@@ -550,16 +550,19 @@ fn pull_request(store: &Store, number: u32, change: impl FnOnce(&Store)) -> Stri
     git(&store.operator, &["push", "--quiet", "origin", &format!("HEAD:refs/pull/{number}/merge")]);
     git(&store.operator, &["checkout", "--quiet", "main"]);
     assert_eq!(store.head(), main);
-    merge
+    assert_ne!(merge, main);
 }
 
-fn check(store: &Store, merge: &str, labels: &str) -> (Output, String) {
-    let runner = store.runner(&format!("check-{labels}"), merge, None);
+/// The check workflow (`pull_request_target`): a checkout of the base branch runs the
+/// base's script, which only reads the pull request's merge commit.
+fn check(store: &Store, number: u32, labels: &str) -> (Output, String) {
+    let runner = store.runner(&format!("check-{labels}"), &store.head(), None);
     let comment = runner.temp.join("comment.md");
+    let number = number.to_string();
     let out = runner.script(
         "check-pr.sh",
         &[],
-        &[("PR_LABELS", labels), ("TRELLIS_COMMENT_FILE", comment.to_str().unwrap())],
+        &[("PR_NUMBER", &number), ("PR_LABELS", labels), ("TRELLIS_COMMENT_FILE", comment.to_str().unwrap())],
     );
     let body = std::fs::read_to_string(&comment).unwrap_or_default();
     assert_eq!(runner.summary().trim(), body.trim(), "the job summary is the comment");
@@ -573,14 +576,14 @@ fn pr_check_lints_against_the_base_branch_records_and_enforces_review() {
 
     // A pull request that only rewrites acme's record with an attacker's key.
     index(store.tmp.path(), &["keygen", "--out", "attacker.key"]);
-    let merge = pull_request(&store, 1, |store| {
+    pull_request(&store, 1, |store| {
         std::fs::remove_file(store.operator.join("publishers/acme.json")).unwrap();
         index(
             &store.operator,
             &["publisher", "init", "--id", "acme", "--name", "Acme", "--key", store.key("attacker").to_str().unwrap()],
         );
     });
-    let (out, body) = check(&store, &merge, "trellis-reviewed");
+    let (out, body) = check(&store, 1, "trellis-reviewed");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         body.contains("publishers/acme.json: refused") && body.contains("does not keep the 1 version(s)"),
@@ -588,7 +591,7 @@ fn pr_check_lints_against_the_base_branch_records_and_enforces_review() {
     );
 
     // ... and one that also ships a release signed by that key.
-    let merge = pull_request(&store, 2, |store| {
+    pull_request(&store, 2, |store| {
         std::fs::remove_file(store.operator.join("publishers/acme.json")).unwrap();
         index(
             &store.operator,
@@ -596,13 +599,13 @@ fn pr_check_lints_against_the_base_branch_records_and_enforces_review() {
         );
         store.add_release("acme.clock-1.0.0", "attacker");
     });
-    let (out, body) = check(&store, &merge, "trellis-reviewed");
+    let (out, body) = check(&store, 2, "trellis-reviewed");
     assert_eq!(out.status.code(), Some(1));
     assert!(body.contains("releases/acme.clock/1.0.0.zip") && body.contains("| acme.clock 1.0.0 | refused"), "{body}");
 
     // A first-time publisher needs the review label; a high-risk permission is named.
     index(store.tmp.path(), &["keygen", "--out", "contoso.key"]);
-    let merge = pull_request(&store, 3, |store| {
+    pull_request(&store, 3, |store| {
         index(
             &store.operator,
             &[
@@ -618,17 +621,17 @@ fn pr_check_lints_against_the_base_branch_records_and_enforces_review() {
         );
         store.add_release("contoso.imagetools-2.1.0", "contoso");
     });
-    let (out, body) = check(&store, &merge, "");
+    let (out, body) = check(&store, 3, "");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(body.contains("first submission of publisher **contoso**"), "{body}");
     assert!(body.contains("label `trellis-reviewed` missing"), "{body}");
     assert!(body.contains("| contoso.imagetools 2.1.0 | 0 error(s)") && body.contains("verified (contoso)"), "{body}");
-    let (out, body) = check(&store, &merge, "bug,trellis-reviewed");
+    let (out, body) = check(&store, 3, "bug,trellis-reviewed");
     assert!(out.status.success(), "{}", text(&out));
     assert!(body.contains("**Passed.**"), "{body}");
 
     // A new release whose permissions grow, and with a high-risk one.
-    let merge = pull_request(&store, 4, |store| {
+    pull_request(&store, 4, |store| {
         let tree = store.variant("acme.time-core-1.0.0", "1.1.0", |meta| {
             meta["permissions"] = serde_json::json!([
                 {"type": "network", "scope": "listen", "reason": "serve the time to other machines"}
@@ -636,40 +639,50 @@ fn pr_check_lints_against_the_base_branch_records_and_enforces_review() {
         });
         store.add_tree(&tree, "acme");
     });
-    let (out, body) = check(&store, &merge, "");
+    let (out, body) = check(&store, 4, "");
     assert_eq!(out.status.code(), Some(1));
     assert!(body.contains("acme.time-core 1.1.0 asks for the high-risk permission `network:listen`"), "{body}");
     assert!(body.contains("acme.time-core 1.1.0 asks for permissions 1.0.0 did not: `network:listen`"), "{body}");
-    let (out, _) = check(&store, &merge, "trellis-reviewed");
+    let (out, _) = check(&store, 4, "trellis-reviewed");
     assert!(out.status.success(), "{}", text(&out));
 
     // Replacing a published package is refused, label or not.
-    let merge = pull_request(&store, 5, |store| {
+    pull_request(&store, 5, |store| {
         let tree = store.variant("acme.time-core-1.0.0", "1.0.0", |meta| {
             meta["release_notes"] = "changed after publishing".into();
         });
         std::fs::remove_file(store.operator.join("releases/acme.time-core/1.0.0.zip.dsse")).unwrap();
         store.add_tree(&tree, "acme");
     });
-    let (out, body) = check(&store, &merge, "trellis-reviewed");
+    let (out, body) = check(&store, 5, "trellis-reviewed");
     assert_eq!(out.status.code(), Some(1));
     assert!(body.contains("releases/acme.time-core/1.0.0.zip: a published package never changes"), "{body}");
 
     // A remote package cannot be linted here: it needs the review label.
-    let merge = pull_request(&store, 7, |store| {
+    pull_request(&store, 7, |store| {
         let dir = store.operator.join("releases/acme.clock");
         std::fs::create_dir_all(&dir).unwrap();
         let remote = serde_json::json!({"url": "https://downloads.example/acme.clock-1.0.0.zip", "sha256": "00".repeat(32), "size": 1});
         std::fs::write(dir.join("1.0.0.remote.json"), remote.to_string()).unwrap();
         std::fs::write(dir.join("1.0.0.zip.dsse"), b"{}").unwrap();
     });
-    let (out, body) = check(&store, &merge, "");
+    let (out, body) = check(&store, 7, "");
     assert_eq!(out.status.code(), Some(1), "{body}");
     assert!(body.contains("acme.clock 1.0.0 is a remote package"), "{body}");
 
+    // A pull request that rewrites the check itself is judged by the base's check.
+    pull_request(&store, 8, |store| {
+        std::fs::write(store.operator.join("scripts/check-pr.sh"), "#!/bin/sh\nexit 0\n").unwrap();
+        store.add_release("acme.clock-1.0.0", "attacker");
+    });
+    let (out, body) = check(&store, 8, "");
+    assert_eq!(out.status.code(), Some(1), "{body}");
+    assert!(body.contains("operator file `scripts/check-pr.sh` changed"), "{body}");
+    assert!(body.contains("does not verify under publishers/acme.json"), "{body}");
+
     // A plain new release by the publisher's own key passes without review.
-    let merge = pull_request(&store, 6, |store| store.add_release("acme.clock-1.0.0", "acme"));
-    let (out, body) = check(&store, &merge, "");
+    pull_request(&store, 6, |store| store.add_release("acme.clock-1.0.0", "acme"));
+    let (out, body) = check(&store, 6, "");
     assert!(out.status.success(), "{}\n{body}", text(&out));
     assert!(body.contains("| acme.clock 1.0.0 | 0 error(s)") && !body.contains("Manual review"), "{body}");
 }

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # The pull-request check: every submitted release against the BASE branch's publisher
 # records, every changed record as a valid extension of the base's, and the manual
-# review the store's policy asks for. Runs without any registry key (fork pull requests
-# get no secrets).
+# review the store's policy asks for. Runs without any registry key.
 #
-# Usage: scripts/check-pr.sh     (in actions/checkout's checkout of the pull request's
-#                                 merge commit, depth 1)
+# Usage: PR_NUMBER=N scripts/check-pr.sh
+#
+# Runs from a checkout of the BASE branch (the workflow uses `pull_request_target`, so
+# this script and the workflow are the base branch's: a pull request cannot change the
+# check that judges it). The pull request is only read, never run: its merge commit
+# (refs/pull/N/merge, which GitHub keeps) is fetched and checked out beside, and the
+# base is that commit's first parent.
 #
 # Environment:
-#   PR_BASE_SHA           the base commit, when HEAD is not the merge commit GitHub
-#                         makes (default: HEAD's first parent, i.e. the base it merges into)
-#   PR_LABELS             the pull request's labels, comma-separated
+#   PR_NUMBER             the pull request
+#   PR_LABELS             its labels, comma-separated
 #   TRELLIS_REVIEW_LABEL  the label a maintainer adds after an approving review
 #                         (default: trellis-reviewed); CODEOWNERS names the maintainers
 #   TRELLIS_COMMENT_FILE  where the comment body is written (default:
@@ -31,18 +34,31 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 label=${TRELLIS_REVIEW_LABEL:-trellis-reviewed}
 comment=${TRELLIS_COMMENT_FILE:-${RUNNER_TEMP:-/tmp}/trellis-check.md}
-base=${PR_BASE_SHA:-}
-if [ -z "$base" ]; then
-    base=$(git cat-file -p HEAD | sed -n 's/^parent //p' | head -n 1)
-    [ "$(git cat-file -p HEAD | grep -c '^parent ')" -eq 2 ] ||
-        die "HEAD is not a pull request merge commit; set PR_BASE_SHA to the base commit"
-fi
+case $TRELLIS_INDEX in
+    /*) ;;
+    */*) TRELLIS_INDEX=$(cd "$(dirname "$TRELLIS_INDEX")" && pwd)/$(basename "$TRELLIS_INDEX") ;;
+esac
+pr=${PR_NUMBER:-}
+[[ "$pr" =~ ^[0-9]+$ ]] || die "PR_NUMBER '$pr' is not a pull request number"
+work=$(mktemp -d)
+cleanup() {
+    git worktree remove --force "$work/pr" >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+git fetch --quiet --no-tags --depth=1 origin "+refs/pull/$pr/merge:refs/remotes/pull/$pr/merge" ||
+    die "pull request $pr has no merge commit (refs/pull/$pr/merge): resolve its conflicts with the base branch"
+merge=$(git rev-parse "refs/remotes/pull/$pr/merge")
+parents=$(git cat-file -p "$merge" | sed -n 's/^parent //p')
+[ "$(printf '%s\n' "$parents" | wc -l)" -eq 2 ] || die "refs/pull/$pr/merge is not a merge commit"
+base=$(printf '%s\n' "$parents" | head -n 1)
 is_sha "$base" || die "base '$base' is not a commit id"
 git fetch --quiet --no-tags --depth=1 origin "$base"
+git worktree add --quiet --detach "$work/pr" "$merge"
+full_tree "$work/pr"
+cd "$work/pr"
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/base" "$work/pr"
+mkdir -p "$work/base" "$work/records"
 root=$(git ls-tree --name-only "$base" root/ | sort -V | tail -n 1)
 [ -n "$root" ] || die "the base branch has no root/N.root.json"
 git show "$base:$root" >"$work/base/root.json"
@@ -78,14 +94,14 @@ while IFS=$'\t' read -r status path; do
                 problems+=("$path: a publisher record is never removed (revoke its keys instead)")
                 continue
             fi
-            git show "HEAD:$path" >"$work/pr/$vendor.json"
+            git show "HEAD:$path" >"$work/records/$vendor.json"
             trusted=()
             if base_record "$vendor"; then
                 trusted=(--trusted "$work/base/$vendor.json")
             else
                 review+=("first submission of publisher **$vendor**")
             fi
-            if ! out=$("$TRELLIS_INDEX" publisher check "$work/pr/$vendor.json" "${trusted[@]}" --root "$work/base/root.json" 2>&1); then
+            if ! out=$("$TRELLIS_INDEX" publisher check "$work/records/$vendor.json" "${trusted[@]}" --root "$work/base/root.json" 2>&1); then
                 problems+=("$path: ${out//$'\n'/ }")
             fi
             ;;
