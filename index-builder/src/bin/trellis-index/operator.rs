@@ -245,8 +245,11 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             crate::status::warn_site(&crate::status::dir_source(&out), Some(&registry), now);
         }
         Command::Timestamp { registry, site, now } => {
-            let version = operator::timestamp(&Registry::open(&registry)?, &site, now_or_clock(now))?;
+            let registry = Registry::open(&registry)?;
+            let now = now_or_clock(now);
+            let version = operator::timestamp(&registry, &site, now)?;
             println!("signed timestamp.json v{version}");
+            crate::status::warn_site(&crate::status::dir_source(&site), Some(&registry), now);
         }
         Command::Yank { registry, release, reason } => {
             let (id, version) = parse_release(&release)?;
