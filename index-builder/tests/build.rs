@@ -203,11 +203,44 @@ fn expected_changes(out: &Path, id: &str, version: &str, snapshot: u64) -> BTree
     for blob in [&release.package, &release.envelope] {
         expected.insert(format!("targets/{}", site::hashed_target_path(&blob.path, &blob.sha256)));
     }
+    expected.extend(expected_catalog_changes(out, &id, &snapshot_doc.signed));
+    expected
+}
+
+/// The catalog files a build changing plugin `id` must write, whatever the size of
+/// the registry: the head, the plugin's record bucket, the search shard of each of
+/// its terms, the listing pages that list it, and the catalog role.
+fn expected_catalog_changes(
+    out: &Path,
+    id: &trellis_schema::PluginId,
+    snapshot: &trellis_schema::tuf::Snapshot,
+) -> BTreeSet<String> {
+    use trellis_schema::catalog;
+    let v = snapshot.meta["catalog.json"].version;
+    let role = role(out, "catalog", v).signed;
+    let file = |target: &str| {
+        let sha = role.targets[target].hashes["sha256"].parse().unwrap();
+        format!("targets/{}", site::hashed_target_path(target, &sha))
+    };
+    let bucket = catalog::records_target(catalog::record_bucket(id));
+    let records: catalog::RecordBucket = serde_json::from_slice(&std::fs::read(out.join(file(&bucket))).unwrap()).unwrap();
+    let record = records.records.iter().find(|r| &r.summary.id == id).unwrap();
+    let mut targets = BTreeSet::from([catalog::HEAD_TARGET.to_owned(), bucket]);
+    targets.extend(record.terms.keys().map(|term| catalog::shard_target(&catalog::shard_key(term))));
+    for (kind, names) in
+        [(catalog::ListingKind::Category, &record.summary.categories), (catalog::ListingKind::Tag, &record.summary.tags)]
+    {
+        for name in names {
+            targets.insert(catalog::page_target(kind, name, 1));
+        }
+    }
+    let mut expected: BTreeSet<String> = targets.iter().map(|t| file(t)).collect();
+    expected.insert(format!("metadata/{v}.catalog.json"));
     expected
 }
 
 #[test]
-fn adding_one_release_rewrites_only_its_blobs_index_doc_bins_snapshot_and_timestamp() {
+fn adding_one_release_rewrites_only_its_blobs_index_doc_catalog_documents_bins_snapshot_and_timestamp() {
     let registry = registry();
     let out = tempfile::tempdir().unwrap();
     build(registry.path(), out.path()).unwrap();
@@ -574,7 +607,8 @@ fn yank_republishes_only_the_plugin_index_doc_and_marks_the_release() {
     let reg = Registry::open(registry.path()).unwrap();
     operator::yank(&reg, &"acme.clock".parse().unwrap(), &"1.0.0".parse().unwrap(), "crashes on start").unwrap();
     let report = build(registry.path(), out.path()).unwrap();
-    let index_doc: Vec<&String> = report.written.iter().filter(|p| p.starts_with("targets/")).collect();
+    let index_doc: Vec<&String> =
+        report.written.iter().filter(|p| p.starts_with("targets/") && !p.starts_with("targets/catalog/")).collect();
     assert_eq!(index_doc.len(), 1, "{:?}", report.written);
     let doc: IndexDoc = serde_json::from_slice(&std::fs::read(out.path().join(index_doc[0])).unwrap()).unwrap();
     assert_eq!(doc.releases.iter().map(|r| r.yanked).collect::<Vec<_>>(), [true, false]);

@@ -39,8 +39,9 @@ use crate::delta::{DeltaBuildError, DeltaPolicy};
 use crate::registry::{Expiry, Registry, RegistryError};
 use crate::release::PluginInput;
 use crate::site;
-use crate::tuf::{self, BINS_ROLE, PUBLISHERS_ROLE, RoleKeys, SECURITY_ROLE, SignError};
+use crate::tuf::{self, BINS_ROLE, CATALOG_ROLE, PUBLISHERS_ROLE, RoleKeys, SECURITY_ROLE, SignError};
 
+pub mod catalog;
 mod deltas;
 mod documents;
 mod plan;
@@ -126,6 +127,8 @@ pub struct BuildInput {
     pub durability: Durability,
     /// Which deltas to publish for new releases.
     pub deltas: DeltaPolicy,
+    /// Plugins the operator features in the catalog head, in order.
+    pub featured: Vec<PluginId>,
 }
 
 /// Whether a build flushes the content files it wrote before publishing metadata.
@@ -178,6 +181,7 @@ impl BuildInput {
             now,
             durability: Durability::Fsync,
             deltas: registry.config.deltas,
+            featured: registry.featured.featured.clone(),
         })
     }
 
@@ -269,6 +273,9 @@ pub enum BuildError {
     /// Trust configuration problem (no root, keys not in root, root expiring).
     #[error("{0}")]
     Trust(String),
+    /// The catalog cannot be built (a featured plugin the registry does not list).
+    #[error("catalog: {0}")]
+    Catalog(String),
     /// A publisher record chain does not validly extend the published one.
     #[error("publisher {publisher}: {problem}")]
     PublisherChain {
@@ -363,6 +370,30 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
         Some(prev) => prev.published_docs(&plugins, input.bin_bits)?,
         None => BTreeMap::new(),
     };
+    // Catalog records: the published ones, with the changed plugins' redone (a full
+    // build keeps only the plugins it loaded).
+    let build_time = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let mut records = catalog::previous_records(previous.as_ref())?;
+    if input.scope == Scope::Full {
+        let loaded: BTreeSet<&PluginId> = plugins.iter().map(|p| &p.id).collect();
+        records.retain(|id, _| loaded.contains(id));
+    }
+    let redone: Vec<(PluginId, Option<trellis_schema::catalog::CatalogRecord>)> =
+        plugins.par_iter().map(|p| (p.id.clone(), catalog::record(p, records.get(&p.id), &build_time))).collect();
+    for (id, record) in redone {
+        match record {
+            Some(record) => records.insert(id, record),
+            None => records.remove(&id),
+        };
+    }
+    catalog::check_featured(&input.featured, &records)?;
+    let catalog_documents: Vec<TargetOut> = catalog::documents(&records, &input.featured)
+        .into_iter()
+        .map(|(target, bytes)| bytes_target(target, bytes))
+        .collect();
+    drop(records);
+    let catalog_entries: Entries = catalog_documents.iter().map(|t| (t.target.clone(), (t.sha256, t.length))).collect();
+
     let policy = input.deltas;
     let per_plugin: Vec<PluginFiles> = plugins
         .into_par_iter()
@@ -417,6 +448,7 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
     let blocklist = bytes_target(site::BLOCKLIST_TARGET.to_owned(), canonical::to_vec_of(&input.blocklist)?);
     let security_entries = BTreeMap::from([(blocklist.target.clone(), (blocklist.sha256, blocklist.length))]);
     documents.push(blocklist);
+    documents.extend(catalog_documents);
 
     // Role keys: from the signers, else as published.
     let previous_targets = match &previous {
@@ -450,6 +482,7 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
             expiry.delegations,
         ),
         RolePlan::new(SECURITY_ROLE, security_entries, None, signers.security.as_deref(), expiry.delegations),
+        RolePlan::new(CATALOG_ROLE, catalog_entries, None, signers.bins.as_deref(), expiry.delegations),
         RolePlan::new(
             PUBLISHERS_ROLE,
             BTreeMap::new(),
