@@ -223,13 +223,15 @@ fn expected_catalog_changes(
         format!("targets/{}", site::hashed_target_path(target, &sha))
     };
     let bucket = catalog::records_target(catalog::record_bucket(id));
-    let records: catalog::RecordBucket = serde_json::from_slice(&std::fs::read(out.join(file(&bucket))).unwrap()).unwrap();
+    let records: catalog::RecordBucket =
+        serde_json::from_slice(&std::fs::read(out.join(file(&bucket))).unwrap()).unwrap();
     let record = records.records.iter().find(|r| &r.summary.id == id).unwrap();
     let mut targets = BTreeSet::from([catalog::HEAD_TARGET.to_owned(), bucket]);
     targets.extend(record.terms.keys().map(|term| catalog::shard_target(&catalog::shard_key(term))));
-    for (kind, names) in
-        [(catalog::ListingKind::Category, &record.summary.categories), (catalog::ListingKind::Tag, &record.summary.tags)]
-    {
+    for (kind, names) in [
+        (catalog::ListingKind::Category, &record.summary.categories),
+        (catalog::ListingKind::Tag, &record.summary.tags),
+    ] {
         for name in names {
             targets.insert(catalog::page_target(kind, name, 1));
         }

@@ -421,6 +421,15 @@ pub fn impact(weighted: u32, length: u32, average: u64) -> u32 {
     u32::try_from(value).unwrap_or(u32::MAX)
 }
 
+/// Popularity factor of ranking, shared by the builder (which postings a term keeps)
+/// and the client (final order): `1 + 0.15·log10(1 + downloads)`, times
+/// `1 + 0.05·(stars − 3)` when the plugin has a rating.
+pub fn popularity(summary: &PluginSummary) -> f64 {
+    let downloads = 1.0 + 0.15 * (1.0 + summary.downloads as f64).log10();
+    let rating = summary.rating.map_or(1.0, |r| 1.0 + 0.05 * (f64::from(r.tenths) / 10.0 - 3.0));
+    downloads * rating
+}
+
 /// How many edits a query term of `length` characters may be away from a match: 0
 /// below 4 characters, 1 from 4, 2 from 8.
 pub fn typo_budget(length: usize) -> usize {

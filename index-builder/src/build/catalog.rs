@@ -81,8 +81,17 @@ pub fn record(plugin: &PluginInput, previous: Option<&CatalogRecord>, now: &str)
         downloads: previous.map_or(0, |p| p.summary.downloads),
         updated,
     };
-    let id = plugin.id.as_str();
-    let mut terms: BTreeMap<String, u32> = BTreeMap::from([(id.to_owned(), Field::Id.weight())]);
+    let created = previous.map_or_else(|| now.to_owned(), |p| p.created.clone());
+    let releases = plugin.releases.iter().filter(|r| !r.yanked).count() as u32;
+    Some(record_of(summary, &display.description, created, releases))
+}
+
+/// The record of a plugin listed as `summary`, whose full description is
+/// `description`: its weighted terms (id whole and split, name, tags, categories,
+/// publisher, short and full description, each with its [`Field`] weight).
+pub fn record_of(summary: PluginSummary, description: &str, created: String, releases: u32) -> CatalogRecord {
+    let id = summary.id.as_str().to_owned();
+    let mut terms: BTreeMap<String, u32> = BTreeMap::from([(id.clone(), Field::Id.weight())]);
     let mut length = 0u32;
     let mut add = |text: &str, field: Field| {
         for term in catalog::terms(text) {
@@ -90,7 +99,7 @@ pub fn record(plugin: &PluginInput, previous: Option<&CatalogRecord>, now: &str)
             length += field.weight();
         }
     };
-    add(id, Field::Id);
+    add(&id, Field::Id);
     add(&summary.name, Field::Name);
     for tag in &summary.tags {
         add(tag, Field::Tag);
@@ -100,10 +109,8 @@ pub fn record(plugin: &PluginInput, previous: Option<&CatalogRecord>, now: &str)
     }
     add(&summary.vendor, Field::Vendor);
     add(&summary.summary, Field::Summary);
-    add(&display.description, Field::Description);
-    let created = previous.map_or_else(|| now.to_owned(), |p| p.created.clone());
-    let releases = plugin.releases.iter().filter(|r| !r.yanked).count() as u32;
-    Some(CatalogRecord { summary, created, releases, length, terms })
+    add(description, Field::Description);
+    CatalogRecord { summary, created, releases, length, terms }
 }
 
 fn is_slug(name: &str) -> bool {
@@ -149,13 +156,6 @@ pub(super) fn check_featured(
         ))),
         None => Ok(()),
     }
-}
-
-/// Popularity factor of ranking: more downloads and better ratings rank higher.
-pub fn popularity(summary: &PluginSummary) -> f64 {
-    let downloads = 1.0 + 0.15 * (1.0 + summary.downloads as f64).log10();
-    let rating = summary.rating.map_or(1.0, |r| 1.0 + 0.05 * (f64::from(r.tenths) / 10.0 - 3.0));
-    downloads * rating
 }
 
 fn serialize<T: serde::Serialize>(value: &T) -> Vec<u8> {
@@ -238,7 +238,7 @@ pub fn documents(records: &BTreeMap<PluginId, CatalogRecord>, featured: &[Plugin
     // Search shards: term → every (record, impact), grouped by shard key.
     let mut postings: HashMap<String, ShardPostings<'_>> = HashMap::new();
     for (index, record) in list.iter().enumerate() {
-        let boost = popularity(&record.summary);
+        let boost = catalog::popularity(&record.summary);
         for (term, weighted) in &record.terms {
             let impact = catalog::impact(*weighted, record.length, REFERENCE_LENGTH);
             postings.entry(catalog::shard_key(term)).or_default().entry(term).or_default().push((
