@@ -760,3 +760,27 @@ fn rotating_root_signs_root_two_with_old_and_new_keys() {
     let report = build(registry.path(), out.path()).unwrap();
     assert!(report.written.contains(&"metadata/2.root.json".to_owned()), "{:?}", report.written);
 }
+
+#[test]
+fn featured_plugins_lead_the_catalog_head_and_an_unknown_one_is_refused_with_the_site_unchanged() {
+    use trellis_schema::catalog;
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(registry.path().join("catalog")).unwrap();
+    let featured = registry.path().join(trellis_index::registry::FEATURED_FILE);
+    std::fs::write(&featured, r#"{"featured": ["acme.clock"]}"#).unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let catalog_role = role(out.path(), "catalog", 1).signed;
+    let sha = catalog_role.targets[catalog::HEAD_TARGET].hashes["sha256"].parse().unwrap();
+    let bytes = std::fs::read(site::target_file(out.path(), catalog::HEAD_TARGET, &sha)).unwrap();
+    let head = catalog::parse_head(&bytes, &catalog::CatalogLimits::default()).unwrap();
+    assert_eq!(head.featured.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["acme.clock"]);
+    assert!(head.trending.is_empty(), "trending waits for download statistics");
+    assert_eq!(head.plugins as usize, head.new.len());
+
+    let before = tree(out.path());
+    std::fs::write(&featured, r#"{"featured": ["acme.clock", "acme.ghost"]}"#).unwrap();
+    let error = build(registry.path(), out.path()).unwrap_err().to_string();
+    assert!(error.contains("featured.json features acme.ghost, which this registry does not list"), "{error}");
+    assert_eq!(tree(out.path()), before);
+}
