@@ -11,7 +11,8 @@
 //! It does not fetch anything: [`crate::store::Store::search`] reads the head and the
 //! shards through [`crate::store::source`] (the TUF chain, the verified cache) and
 //! calls [`rank`]. Typo tolerance stays inside a shard: a term whose first two
-//! characters are mistyped is not found (the cost of reading only the query's shards).
+//! characters (more where the builder split a large shard by longer prefixes) are
+//! mistyped is not found: the cost of reading only the query's shards.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -64,20 +65,16 @@ impl Query {
         self
     }
 
-    /// The terms searched for: the text's terms, and the whole text when it is a
-    /// plugin id (ids are indexed whole too).
+    /// The terms searched for (an id is searched by its segments).
     pub fn terms(&self) -> Vec<String> {
-        let mut terms = catalog::terms(&self.text);
-        let whole = self.text.trim().to_lowercase();
-        if whole.parse::<PluginId>().is_ok() && whole.contains('.') && !terms.contains(&whole) {
-            terms.push(whole);
-        }
-        terms
+        catalog::terms(&self.text)
     }
 
-    /// The shards the query reads: one per distinct two-character term start.
-    pub fn shard_keys(&self) -> BTreeSet<String> {
-        self.terms().iter().map(|t| catalog::shard_key(t)).collect()
+    /// The shards the query reads: for each term, the longest of its candidate keys
+    /// (`catalog::candidate_keys`) for which `exists` (the catalog role lists the
+    /// shard) holds.
+    pub fn shard_keys(&self, exists: impl Fn(&str) -> bool) -> BTreeSet<String> {
+        self.terms().iter().filter_map(|t| catalog::candidate_keys(t).into_iter().find(|k| exists(k))).collect()
     }
 }
 
@@ -183,7 +180,7 @@ pub fn rank(
     let n = f64::from(plugins.max(1));
     let mut scores: HashMap<&PluginId, (f64, usize, &PluginSummary)> = HashMap::new();
     for (position, query_term) in terms.iter().enumerate() {
-        let Some(shard) = shards.get(&catalog::shard_key(query_term)) else { continue };
+        let Some(shard) = catalog::candidate_keys(query_term).iter().find_map(|k| shards.get(k)) else { continue };
         let last = position + 1 == terms.len();
         let mut best: HashMap<&PluginId, (f64, &PluginSummary)> = HashMap::new();
         for (term, postings) in &shard.terms {

@@ -14,7 +14,7 @@
 //!
 //! ```text
 //! catalog/head.json                       counts, categories and tags with sizes, featured, trending, new, updated
-//! catalog/search-<key>.json               terms starting with <key> (two characters) → postings + result fields
+//! catalog/search-<key>.json               terms starting with <key> (2–6 characters) → postings + result fields
 //! catalog/category-<name>-<page>.json     one page of a category listing (most downloaded first)
 //! catalog/tag-<name>-<page>.json          one page of a tag listing
 //! catalog/records-<bucket>.json           every plugin's catalog record (the builder's incremental state)
@@ -209,7 +209,8 @@ pub struct TermPostings {
     pub postings: Vec<(u32, u32)>,
 }
 
-/// `catalog/search-<key>.json`: every term starting with `key`.
+/// `catalog/search-<key>.json`: every term starting with `key` (but those of a longer
+/// key's shard, when the catalog has one).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchShard {
@@ -329,7 +330,7 @@ pub fn parse_shard(key: &str, bytes: &[u8], limits: &CatalogLimits) -> Result<Se
         return Err(invalid(format!("shard says it is {:?}", shard.key)));
     }
     for (term, postings) in &shard.terms {
-        if shard_key(term) != key {
+        if !shard_key_of(term, key.chars().count()).eq(key) {
             return Err(invalid(format!("term {term:?} does not belong in this shard")));
         }
         if let Some((doc, _)) = postings.postings.iter().find(|(doc, _)| *doc as usize >= shard.docs.len()) {
@@ -404,10 +405,33 @@ pub fn terms(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The shard a term lives in: its first two characters, each kept when it is an ASCII
-/// letter or digit and `_` otherwise (so keys are safe file names).
+/// The shortest shard key: a term's first two characters (see [`shard_key_of`]).
 pub fn shard_key(term: &str) -> String {
-    term.chars().take(2).map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+    shard_key_of(term, MIN_KEY)
+}
+
+/// Characters of the shortest shard key. A shard over [`SHARD_BUDGET`] is split by
+/// one more character (terms no longer than its key stay in it), up to
+/// [`MAX_KEY`]; a client reads, for each term, the shard of the longest key the
+/// catalog role lists.
+pub const MIN_KEY: usize = 2;
+/// Characters of the longest shard key.
+pub const MAX_KEY: usize = 6;
+/// Bytes a search shard should stay under: split past it, and past [`MAX_KEY`] its
+/// terms keep fewer postings.
+pub const SHARD_BUDGET: usize = 48 * 1024;
+
+/// The shard key of `term` of `length` characters: its first `length` characters,
+/// each kept when it is an ASCII letter or digit and `_` otherwise (so keys are safe
+/// file names).
+pub fn shard_key_of(term: &str, length: usize) -> String {
+    term.chars().take(length).map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+}
+
+/// The shard keys `term` may live in, longest first.
+pub fn candidate_keys(term: &str) -> Vec<String> {
+    let length = term.chars().count().min(MAX_KEY);
+    (MIN_KEY..=length.max(MIN_KEY)).rev().map(|n| shard_key_of(term, n)).collect()
 }
 
 /// The BM25 term-frequency part for a term counted `weighted` times (field weights
@@ -488,6 +512,8 @@ mod tests {
         assert_eq!(shard_key("clock"), "cl");
         assert_eq!(shard_key("été"), "_t");
         assert_eq!(shard_key("x9"), "x9");
+        assert_eq!(candidate_keys("markdown"), ["markdo", "markd", "mark", "mar", "ma"]);
+        assert_eq!(candidate_keys("go"), ["go"]);
     }
 
     #[test]

@@ -331,8 +331,11 @@ impl Catalog {
 
     fn search(&self, query: &Query) -> Vec<String> {
         // Only the shards the query names, as the client reads them.
-        let needed: BTreeMap<String, SearchShard> =
-            query.shard_keys().into_iter().filter_map(|k| Some((k.clone(), self.shards.get(&k)?.clone()))).collect();
+        let needed: BTreeMap<String, SearchShard> = query
+            .shard_keys(|k| self.shards.contains_key(k))
+            .into_iter()
+            .map(|k| (k.clone(), self.shards[&k].clone()))
+            .collect();
         rank(self.head.plugins, query, &needed, &host(), Platform::LinuxX86_64)
             .into_iter()
             .map(|r| r.summary.id.to_string())
@@ -432,4 +435,36 @@ fn incompatible_plugins_are_marked_and_dropped_by_the_compatible_filter() {
     let compatible = Query::new("time").with_filters(Filters { compatible: true, ..Filters::default() });
     let only = rank(catalog.head.plugins, &compatible, &catalog.shards, &host(), Platform::LinuxX86_64);
     assert_eq!(only.iter().map(|r| r.summary.id.to_string()).collect::<Vec<_>>(), ["acme.clock"]);
+}
+
+#[test]
+fn a_shard_over_the_budget_is_split_by_longer_prefixes_and_its_terms_are_still_found() {
+    let word = |mut i: usize| {
+        let mut w = String::from("ma");
+        for _ in 0..3 {
+            w.push((b'a' + (i % 26) as u8) as char);
+            i /= 26;
+        }
+        w
+    };
+    let records: BTreeMap<PluginId, CatalogRecord> = (0..3000)
+        .map(|i| {
+            let mut s = summary(&CORPUS[0]);
+            s.id = format!("acme.plugin-{i}").parse().unwrap();
+            s.name = format!("Mapper {}", word(i));
+            s.summary = format!("Maps {} and more, a long enough summary to make shards heavy", word(i));
+            s.downloads = i as u64;
+            let record = record_of(s, "", "2026-10-01T00:00:00Z".into(), 1);
+            (record.summary.id.clone(), record)
+        })
+        .collect();
+    let docs = documents(&records, &[]);
+    let shards: Vec<&(String, Vec<u8>)> = docs.iter().filter(|(t, _)| t.starts_with("catalog/search-")).collect();
+    assert!(shards.iter().all(|(_, b)| b.len() <= catalog::SHARD_BUDGET), "every shard within the budget");
+    assert!(shards.iter().any(|(t, _)| t.len() > "catalog/search-ma.json".len()), "the ma shard was split");
+    let catalog = Catalog::of(&records);
+    assert_eq!(catalog.top(&word(1234)).first().map(String::as_str), Some("acme.plugin-1234"));
+    let mapper = catalog.top("mapper");
+    assert_eq!(mapper.len(), 20, "{mapper:?}");
+    assert_eq!(mapper[0], "acme.plugin-2999", "most downloaded first among equals");
 }

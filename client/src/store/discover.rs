@@ -110,7 +110,10 @@ impl Store {
             if generated.as_ref().is_none_or(|g| g < &head.generated) {
                 generated = Some(head.generated.clone());
             }
-            let shards = remotes.catalog_shards(&registry, &query.shard_keys(), &limits)?;
+            let keys = query.shard_keys(|key| {
+                matches!(remotes.target_info(&registry, &trellis_schema::catalog::shard_target(key)), Ok(Some(_)))
+            });
+            let shards = remotes.catalog_shards(&registry, &keys, &limits)?;
             let ranked = catalog::rank(head.plugins, query, &shards, &self.options.host, self.options.platform);
             hits.extend(ranked.iter().map(|r| self.host_hit(&registry, &r.summary, r.score)));
         }

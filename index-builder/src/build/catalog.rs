@@ -5,7 +5,8 @@
 //! first and last published carried over from the previous site) and records into
 //! the documents of `trellis_schema::catalog` ([`documents`]): the head, the search
 //! shards (the best [`POSTINGS_PER_TERM`] postings of each term, with the result
-//! fields of the plugins they point at), the category and tag listings
+//! fields of the plugins they point at; a shard over the budget split by longer
+//! term prefixes), the category and tag listings
 //! ([`PAGE_SIZE`] a page) and the record buckets that let an incremental build redo
 //! the catalog without loading every plugin.
 //!
@@ -91,7 +92,7 @@ pub fn record(plugin: &PluginInput, previous: Option<&CatalogRecord>, now: &str)
 /// publisher, short and full description, each with its [`Field`] weight).
 pub fn record_of(summary: PluginSummary, description: &str, created: String, releases: u32) -> CatalogRecord {
     let id = summary.id.as_str().to_owned();
-    let mut terms: BTreeMap<String, u32> = BTreeMap::from([(id.clone(), Field::Id.weight())]);
+    let mut terms: BTreeMap<String, u32> = BTreeMap::new();
     let mut length = 0u32;
     let mut add = |text: &str, field: Field| {
         for term in catalog::terms(text) {
@@ -155,6 +156,74 @@ pub(super) fn check_featured(
              remove it from featured.json"
         ))),
         None => Ok(()),
+    }
+}
+
+/// The shard `key` of `terms` (each term's postings sorted best first), keeping at
+/// most `keep` postings a term.
+fn shard_bytes(list: &[&CatalogRecord], key: &str, terms: &ShardPostings<'_>, keep: usize) -> Vec<u8> {
+    let mut docs: Vec<PluginSummary> = Vec::new();
+    let mut slots: BTreeMap<usize, u32> = BTreeMap::new();
+    let mut shard_terms = BTreeMap::new();
+    for (term, all) in terms {
+        let kept = all
+            .iter()
+            .take(keep)
+            .map(|(index, impact, _)| {
+                let slot = *slots.entry(*index).or_insert_with(|| {
+                    docs.push(list[*index].summary.clone());
+                    docs.len() as u32 - 1
+                });
+                (slot, *impact)
+            })
+            .collect();
+        shard_terms.insert((*term).to_owned(), TermPostings { df: all.len() as u32, postings: kept });
+    }
+    serialize(&SearchShard { format: CATALOG_FORMAT, key: key.to_owned(), terms: shard_terms, docs })
+}
+
+/// The shards of the terms under `key` (`length` characters): one shard when it fits
+/// [`catalog::SHARD_BUDGET`]; else the terms longer than the key move to shards of
+/// one more character, recursively up to [`catalog::MAX_KEY`]; a shard that still
+/// does not fit keeps fewer postings a term (halved until it fits, at least one).
+fn split_shard(
+    list: &[&CatalogRecord],
+    key: String,
+    length: usize,
+    terms: ShardPostings<'_>,
+) -> Vec<(String, Vec<u8>)> {
+    let bytes = shard_bytes(list, &key, &terms, POSTINGS_PER_TERM);
+    if bytes.len() <= catalog::SHARD_BUDGET {
+        return vec![(catalog::shard_target(&key), bytes)];
+    }
+    if length < catalog::MAX_KEY {
+        let (stay, deeper): (ShardPostings<'_>, ShardPostings<'_>) =
+            terms.into_iter().partition(|(term, _)| term.chars().count() <= length);
+        let mut groups: BTreeMap<String, ShardPostings<'_>> = BTreeMap::new();
+        for (term, all) in deeper {
+            groups.entry(catalog::shard_key_of(term, length + 1)).or_default().insert(term, all);
+        }
+        let mut out = Vec::new();
+        if !stay.is_empty() {
+            out.push((catalog::shard_target(&key), fit(list, &key, &stay)));
+        }
+        for (child, group) in groups {
+            out.extend(split_shard(list, child, length + 1, group));
+        }
+        return out;
+    }
+    vec![(catalog::shard_target(&key), fit(list, &key, &terms))]
+}
+
+/// Shard `key` of `terms` within the budget by keeping fewer postings a term.
+fn fit(list: &[&CatalogRecord], key: &str, terms: &ShardPostings<'_>) -> Vec<u8> {
+    let mut keep = POSTINGS_PER_TERM;
+    loop {
+        let bytes = shard_bytes(list, key, terms, keep);
+        if bytes.len() <= catalog::SHARD_BUDGET || keep == 1 {
+            return bytes;
+        }
+        keep /= 2;
     }
 }
 
@@ -235,7 +304,8 @@ pub fn documents(records: &BTreeMap<PluginId, CatalogRecord>, featured: &[Plugin
     };
     out.push((HEAD_TARGET.to_owned(), serialize(&head)));
 
-    // Search shards: term → every (record, impact), grouped by shard key.
+    // Search shards: term → every (record, impact), grouped by the shortest key and
+    // split further where a shard would be over the budget.
     let mut postings: HashMap<String, ShardPostings<'_>> = HashMap::new();
     for (index, record) in list.iter().enumerate() {
         let boost = catalog::popularity(&record.summary);
@@ -250,28 +320,11 @@ pub fn documents(records: &BTreeMap<PluginId, CatalogRecord>, featured: &[Plugin
     }
     let shards: Vec<(String, Vec<u8>)> = postings
         .into_par_iter()
-        .map(|(key, terms)| {
-            let mut docs: Vec<PluginSummary> = Vec::new();
-            let mut slots: BTreeMap<usize, u32> = BTreeMap::new();
-            let mut shard_terms = BTreeMap::new();
-            for (term, mut all) in terms {
-                let df = all.len() as u32;
+        .flat_map_iter(|(key, mut terms)| {
+            for all in terms.values_mut() {
                 all.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
-                all.truncate(POSTINGS_PER_TERM);
-                let kept = all
-                    .iter()
-                    .map(|(index, impact, _)| {
-                        let slot = *slots.entry(*index).or_insert_with(|| {
-                            docs.push(list[*index].summary.clone());
-                            docs.len() as u32 - 1
-                        });
-                        (slot, *impact)
-                    })
-                    .collect();
-                shard_terms.insert(term.to_owned(), TermPostings { df, postings: kept });
             }
-            let shard = SearchShard { format: CATALOG_FORMAT, key: key.clone(), terms: shard_terms, docs };
-            (catalog::shard_target(&key), serialize(&shard))
+            split_shard(&list, key, catalog::MIN_KEY, terms)
         })
         .collect();
     out.extend(shards);
