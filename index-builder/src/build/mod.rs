@@ -12,10 +12,12 @@
 //! A build reads the previous site in `SITE_DIR` and gives a role a new version only
 //! when its content changed (see [`crate::tuf::settle`]), so the same inputs, keys and
 //! `now` give the same bytes, and adding one release rewrites its blobs, its index doc,
-//! the bins that sign them, the snapshot and the timestamp. [`Scope::Plugins`] does the
+//! the bins that sign them, the catalog documents that list the plugin (head, the
+//! shards of its terms, its listing pages, its record bucket) and the `catalog` role,
+//! the snapshot and the timestamp. [`Scope::Plugins`] does the
 //! same work for a few plugins without reading the rest of the registry or site.
 //!
-//! Inside: `documents` (index docs, target entries), `deltas` (which deltas each
+//! Inside: `catalog` (discovery documents), `documents` (index docs, target entries), `deltas` (which deltas each
 //! release gets, made once), `plan` (roles, versions, signed bytes), `previous` (the
 //! published state), `publishers` (record chains against the published ones) and
 //! `write` (files and durability).
