@@ -157,7 +157,7 @@ fn main() -> std::process::ExitCode {
 fn run(args: &[String]) -> Result<(), String> {
     let [data_dir, command, rest @ ..] = args else {
         return Err(
-            "usage: host DATA_DIR (registry NAME URL ROOT | install ID | update | rollback ID | remove ID | run)"
+            "usage: host DATA_DIR (registry NAME URL ROOT | search TEXT | install ID | update | rollback ID | remove ID | run)"
                 .into(),
         );
     };
@@ -175,6 +175,23 @@ fn run(args: &[String]) -> Result<(), String> {
             let [name, url, root] = rest else { return Err("usage: registry NAME URL ROOT.json".into()) };
             let root = std::fs::read(root).map_err(|e| format!("{root}: {e}"))?;
             store.add_registry(name, url, &root).map_err(|e| e.to_string())?;
+        }
+        "search" => {
+            // The same catalog search as `trellis search`: the head and the shards of
+            // the query's terms, verified through the registry's TUF chain.
+            let text = rest.join(" ");
+            let query = trellis_client::catalog::Query::new(&text);
+            let results = store.search(&query).map_err(|e| e.to_string())?;
+            for hit in &results.hits {
+                let mark = match &hit.compatibility {
+                    trellis_client::catalog::Compatibility::Runs => String::new(),
+                    trellis_client::catalog::Compatibility::Incompatible { reason } => {
+                        format!(" (cannot run: {reason})")
+                    }
+                };
+                let version = hit.latest.as_ref().map(ToString::to_string).unwrap_or_default();
+                println!("[store] found {} {version}: {}{mark}", hit.id, hit.name);
+            }
         }
         "install" => {
             let requirement = parse_requirement(rest.first().ok_or("missing plugin id")?)?;

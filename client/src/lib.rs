@@ -28,6 +28,7 @@
 //! - [`consent`]: which permissions must be shown and agreed to.
 
 pub mod activate;
+pub mod catalog;
 pub mod consent;
 pub mod delta;
 pub mod events;

@@ -18,7 +18,7 @@ use crate::{pack, sign};
 use trellis_schema::dsse::{Envelope, RELEASE_PAYLOAD_TYPE};
 use trellis_schema::manifest::ReleaseManifest;
 use trellis_schema::plugin::{
-    Channel, Dependency, Description, HostRequirement, METADATA_PATH, Platform, PluginMetadata, Pricing, Vendor,
+    Channel, Dependency, Description, HostRequirement, METADATA_PATH, Platform, PluginMetadata, Vendor,
 };
 use trellis_schema::publisher::{PublisherChain, PublisherRecord};
 use trellis_schema::{PluginId, SigningKey, VendorId};
@@ -68,6 +68,11 @@ pub struct ReleaseSpec {
     pub channel: Channel,
     /// Content of the entry point `bin/any/main.sh`: vary it to vary the package bytes.
     pub payload: Vec<u8>,
+    /// Display name and catalog text (`None`: `<id> plugin`, a fixture description,
+    /// category `utility`).
+    pub display: Option<(String, crate::release::ReleaseDisplay)>,
+    /// Host requirement (`None`: [`host`]).
+    pub host: Option<HostRequirement>,
 }
 
 impl ReleaseSpec {
@@ -81,7 +86,23 @@ impl ReleaseSpec {
             dependencies: Vec::new(),
             channel: Channel::Stable,
             payload: format!("#!/bin/sh\necho {id} {version}\n").into_bytes(),
+            display: None,
+            host: None,
         }
+    }
+
+    /// The same release with display name `name` and catalog text `display`.
+    #[must_use]
+    pub fn with_display(mut self, name: &str, display: crate::release::ReleaseDisplay) -> Self {
+        self.display = Some((name.to_owned(), display));
+        self
+    }
+
+    /// The same release requiring `host`.
+    #[must_use]
+    pub fn with_host(mut self, host: HostRequirement) -> Self {
+        self.host = Some(host);
+        self
     }
 
     /// Adds a dependency on `id` matching `requirement`.
@@ -100,24 +121,37 @@ impl ReleaseSpec {
     pub fn metadata(&self) -> PluginMetadata {
         PluginMetadata {
             id: self.id.clone(),
-            name: format!("{} plugin", self.id),
+            name: self.display.as_ref().map_or_else(|| format!("{} plugin", self.id), |(name, _)| name.clone()),
             version: self.version.clone(),
             vendor: Vendor {
-                name: self.id.vendor().to_uppercase(),
+                name: self
+                    .display
+                    .as_ref()
+                    .map(|(_, d)| d.vendor.clone())
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| self.id.vendor().to_uppercase()),
                 id: self.id.vendor().parse().expect("vendor of a valid id"),
                 website: None,
             },
-            description: Description { short: format!("Fixture plugin {}", self.id), full: String::new() },
-            categories: vec!["utility".into()],
-            tags: Vec::new(),
+            description: match &self.display {
+                Some((_, d)) => Description { short: d.summary.clone(), full: d.description.clone() },
+                None => Description { short: format!("Fixture plugin {}", self.id), full: String::new() },
+            },
+            categories: self
+                .display
+                .as_ref()
+                .map(|(_, d)| d.categories.clone())
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| vec!["utility".into()]),
+            tags: self.display.as_ref().map(|(_, d)| d.tags.clone()).unwrap_or_default(),
             icons: None,
             screenshots: Vec::new(),
             permissions: Vec::new(),
             dependencies: self.dependencies.clone(),
-            pricing: Pricing::default(),
+            pricing: self.display.as_ref().map(|(_, d)| d.pricing.clone()).unwrap_or_default(),
             release_notes: None,
             channel: self.channel,
-            host: host(),
+            host: self.host.clone().unwrap_or_else(host),
             platforms: vec![Platform::Any],
             entry: BTreeMap::from([(Platform::Any, ENTRY.to_owned())]),
             license: "MIT".into(),

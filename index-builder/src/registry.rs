@@ -19,6 +19,8 @@
 //! rollouts.json                {"rollouts": [{"id", "version", "percent"}]}: staged rollouts
 //!                              (`trellis-index rollout`); a release not listed goes to everyone
 //! blocklist.json               the blocklist (Blocklist)
+//! catalog/featured.json        {"featured": ["acme.clock", …]}: the operator's picks, in order,
+//!                              shown first by the catalog head (every id must be listed)
 //! catalog/                     optional inputs of later catalog features (ratings, stats)
 //! ```
 //!
@@ -54,6 +56,18 @@ pub const YANKS_FILE: &str = "yanks.json";
 pub const ROLLOUTS_FILE: &str = "rollouts.json";
 /// File name of the blocklist.
 pub const BLOCKLIST_FILE: &str = "blocklist.json";
+
+/// File of the operator's featured plugins, relative to the registry root.
+pub const FEATURED_FILE: &str = "catalog/featured.json";
+
+/// `catalog/featured.json`: plugins the operator features, in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Featured {
+    /// Plugin ids.
+    #[serde(default)]
+    pub featured: Vec<PluginId>,
+}
 
 /// Expiry of each role's metadata, in days.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -371,6 +385,8 @@ pub struct Registry {
     pub rollouts: Rollouts,
     /// `blocklist.json`.
     pub blocklist: Blocklist,
+    /// `catalog/featured.json`.
+    pub featured: Featured,
     /// Every signed root, oldest first.
     pub roots: Vec<SignedRoot>,
     /// Whether `.remote.json` packages may come over loopback http.
@@ -420,6 +436,7 @@ impl Registry {
         let yanks = read_json_or_default(&dir.join(YANKS_FILE))?;
         let rollouts = read_json_or_default(&dir.join(ROLLOUTS_FILE))?;
         let blocklist = read_json_or_default(&dir.join(BLOCKLIST_FILE))?;
+        let featured = read_json_or_default(&dir.join(FEATURED_FILE))?;
         Ok(Self {
             dir: dir.to_owned(),
             config,
@@ -427,6 +444,7 @@ impl Registry {
             yanks,
             rollouts,
             blocklist,
+            featured,
             roots,
             remote_http: RemoteHttp::HttpsOnly,
         })

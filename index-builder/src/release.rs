@@ -54,6 +54,23 @@ impl Blob {
     }
 }
 
+/// The display data of a release: what catalog documents list and search.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReleaseDisplay {
+    /// Short description.
+    pub summary: String,
+    /// Full description.
+    pub description: String,
+    /// The publisher's display name.
+    pub vendor: String,
+    /// Store categories.
+    pub categories: Vec<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Pricing.
+    pub pricing: trellis_schema::plugin::Pricing,
+}
+
 /// A release that passed every per-release check.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReleaseInput {
@@ -63,6 +80,9 @@ pub struct ReleaseInput {
     pub manifest_sha256: Sha256,
     /// Display name from `plugin.json`.
     pub name: String,
+    /// What the catalog shows and searches, from `plugin.json` (shared by the releases
+    /// of synthetic plugins, hence the `Arc`).
+    pub display: Arc<ReleaseDisplay>,
     /// Oldest client that can install it, from `plugin.json`.
     pub min_client_version: Option<semver::Version>,
     /// The package.
@@ -235,6 +255,14 @@ fn check(
     let metadata = report.metadata.ok_or_else(|| lint_error(format!("{METADATA_PATH} is not readable")))?;
     Ok(ReleaseInput {
         manifest_sha256: Sha256::of(&payload),
+        display: Arc::new(ReleaseDisplay {
+            summary: metadata.description.short,
+            description: metadata.description.full,
+            vendor: metadata.vendor.name,
+            categories: metadata.categories,
+            tags: metadata.tags,
+            pricing: metadata.pricing,
+        }),
         name: metadata.name,
         min_client_version: metadata.min_client_version,
         package: Blob { sha256: actual_sha256, length: actual_size, source: BlobSource::File(package_path) },

@@ -25,14 +25,14 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use trellis_schema::manifest::{FileEntry, ManifestFormat, PackageDigest, ReleaseManifest};
-use trellis_schema::plugin::{Channel, Dependency, Platform};
+use trellis_schema::plugin::{Channel, Dependency, Platform, PricingModel};
 use trellis_schema::{PluginId, Sha256};
 
 use crate::build::{self, BuildError, BuildInput, BuildReport, Durability, Scope};
 use crate::fixture::{self, FixtureError, ReleaseSpec};
 use crate::operator::{self, InitOptions, OperatorError};
 use crate::registry::{Expiry, Registry, RegistryError};
-use crate::release::{Blob, BlobSource, PluginInput, ReleaseInput};
+use crate::release::{Blob, BlobSource, PluginInput, ReleaseDisplay, ReleaseInput};
 
 /// Size and seed of a synthetic registry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,6 +158,7 @@ pub fn write_registry(registry: &Path, spec: SynthSpec) -> Result<usize, Fixture
             let mut spec = ReleaseSpec::new(plugin.id.as_str(), &release.version.to_string());
             spec.dependencies = release.dependencies.clone();
             spec.channel = release.channel;
+            spec.display = Some(display_of(&plugin.id));
             fixture::add_release(registry, &spec, &key)?;
             if release.yanked {
                 yanks.yanked.push(crate::registry::Yank {
@@ -184,6 +185,8 @@ pub fn build_input(spec: SynthSpec) -> Vec<PluginInput> {
 /// One planned plugin as a build input (see [`build_input`]).
 pub fn plugin_input(plugin: SynthPlugin) -> PluginInput {
     let id = plugin.id;
+    let (name, display) = display_of(&id);
+    let display = std::sync::Arc::new(display);
     let releases = plugin
         .releases
         .into_iter()
@@ -219,7 +222,8 @@ pub fn plugin_input(plugin: SynthPlugin) -> PluginInput {
             };
             ReleaseInput {
                 manifest_sha256: Sha256::of(format!("manifest {tag}").as_bytes()),
-                name: format!("Plugin {id}"),
+                name: name.clone(),
+                display: std::sync::Arc::clone(&display),
                 min_client_version: None,
                 package: Blob { sha256: package, length: size, source: BlobSource::InSite },
                 envelope: Blob {
@@ -234,6 +238,137 @@ pub fn plugin_input(plugin: SynthPlugin) -> PluginInput {
         })
         .collect();
     PluginInput { id, releases }
+}
+
+/// Topics of the synthetic vocabulary: a store category, nouns a plugin of that kind
+/// is named after, and tags.
+const TOPICS: &[(&str, &[&str], &[&str])] = &[
+    (
+        "productivity",
+        &["calendar", "todo", "notes", "timer", "reminder", "planner", "kanban", "journal"],
+        &["tasks", "time", "focus", "schedule"],
+    ),
+    (
+        "developer-tools",
+        &["git", "linter", "formatter", "debugger", "terminal", "snippets", "regex", "json"],
+        &["code", "git", "format", "debug"],
+    ),
+    (
+        "communication",
+        &["chat", "mail", "slack", "discord", "matrix", "notify", "webhook", "sms"],
+        &["messaging", "email", "alerts", "team"],
+    ),
+    (
+        "media",
+        &["player", "music", "video", "podcast", "radio", "playlist", "screenshot", "camera"],
+        &["audio", "video", "streaming", "capture"],
+    ),
+    (
+        "design",
+        &["palette", "color", "icons", "fonts", "sketch", "vector", "mockup", "grid"],
+        &["colors", "ui", "graphics", "layout"],
+    ),
+    (
+        "data",
+        &["csv", "sql", "database", "chart", "spreadsheet", "query", "backup", "sync"],
+        &["tables", "charts", "storage", "import"],
+    ),
+    (
+        "security",
+        &["password", "vault", "firewall", "scanner", "encrypt", "auth", "token", "audit"],
+        &["privacy", "crypto", "secrets", "2fa"],
+    ),
+    (
+        "language",
+        &["translate", "spell", "grammar", "dictionary", "thesaurus", "markdown", "latex", "writer"],
+        &["writing", "text", "i18n", "docs"],
+    ),
+    (
+        "finance",
+        &["budget", "invoice", "crypto", "stocks", "expense", "currency", "tax", "wallet"],
+        &["money", "accounting", "trading", "bank"],
+    ),
+    (
+        "games",
+        &["chess", "sudoku", "puzzle", "trivia", "cards", "arcade", "dice", "quiz"],
+        &["fun", "puzzle", "board", "casual"],
+    ),
+    (
+        "ai",
+        &["assistant", "summarizer", "classifier", "vision", "embeddings", "copilot", "transcribe", "agent"],
+        &["llm", "ml", "speech", "automation"],
+    ),
+    (
+        "utility",
+        &["clock", "weather", "clipboard", "launcher", "rename", "archive", "converter", "battery"],
+        &["tools", "system", "files", "desktop"],
+    ),
+    (
+        "theme",
+        &["dark", "solarized", "nord", "dracula", "pastel", "contrast", "retro", "minimal"],
+        &["themes", "appearance", "colors", "style"],
+    ),
+    (
+        "integration",
+        &["github", "jira", "trello", "notion", "dropbox", "drive", "zapier", "rss"],
+        &["cloud", "api", "sync", "connect"],
+    ),
+];
+
+const ADJECTIVES: &[&str] = &[
+    "Quick", "Smart", "Simple", "Tiny", "Better", "Power", "Open", "Super", "Pro", "Zen", "Swift", "Live", "Auto",
+    "Magic", "Clean",
+];
+
+const PHRASES: &[&str] = &[
+    "Works offline and keeps your data on this machine.",
+    "Configurable shortcuts and a command palette entry.",
+    "Fast, small and dependency free.",
+    "Supports dark mode and high contrast themes.",
+    "Syncs settings across devices when you sign in.",
+    "Written in Rust for speed and safety.",
+    "Includes sensible defaults and detailed documentation.",
+    "Integrates with the status bar and notifications.",
+];
+
+/// Display name and catalog text of synthetic plugin `id`: a name, a short and a full
+/// description, tags and a category drawn from a realistic vocabulary (deterministic
+/// from the id, independent of [`plan`]'s random stream).
+pub fn display_of(id: &PluginId) -> (String, ReleaseDisplay) {
+    let mut rng =
+        Rng(u64::from_be_bytes(Sha256::of(id.as_str().as_bytes()).as_bytes()[..8].try_into().unwrap_or([0; 8])));
+    let (category, nouns, tags) = TOPICS[rng.skewed(TOPICS.len(), 1)];
+    let noun = nouns[rng.skewed(nouns.len(), 2)];
+    let other = nouns[rng.skewed(nouns.len(), 1)];
+    let adjective = ADJECTIVES[rng.skewed(ADJECTIVES.len(), 1)];
+    let capital = |word: &str| {
+        let mut chars = word.chars();
+        chars.next().map(|c| c.to_uppercase().chain(chars).collect::<String>()).unwrap_or_default()
+    };
+    let name = format!("{adjective} {}", capital(noun));
+    let summary = format!("{} {noun} for your {category} work, with {other} support.", capital(adjective));
+    let description = format!(
+        "{name} brings {noun} and {other} tools to the app. {} {}",
+        PHRASES[rng.skewed(PHRASES.len(), 1)],
+        PHRASES[rng.skewed(PHRASES.len(), 1)]
+    );
+    let mut chosen: Vec<String> =
+        (0..1 + rng.skewed(3, 1)).map(|_| tags[rng.skewed(tags.len(), 1)].to_owned()).collect();
+    chosen.sort();
+    chosen.dedup();
+    let pricing = trellis_schema::plugin::Pricing {
+        model: if rng.unit() < 0.8 { PricingModel::Free } else { PricingModel::Paid },
+        trial_days: 0,
+    };
+    let display = ReleaseDisplay {
+        summary,
+        description,
+        vendor: format!("Vendor {}", capital(id.vendor())),
+        categories: vec![category.to_owned()],
+        tags: chosen,
+        pricing,
+    };
+    (name, display)
 }
 
 /// Why a synthetic site could not be set up or built.
@@ -371,6 +506,7 @@ impl SynthSite {
             let mut spec = ReleaseSpec::new(plugin.id.as_str(), &release.version.to_string());
             spec.dependencies = release.dependencies.clone();
             spec.channel = release.channel;
+            spec.display = Some(display_of(&plugin.id));
             fixture::add_release(&dir, &spec, &key).map(drop)
         })?;
         // Reopen for the record files just written; keep the in-memory records.

@@ -7,9 +7,22 @@
 //!       └─ targets ─┬─ security    paths security/*        (blocklist)
 //!                   ├─ publishers  paths publishers/*      (publisher records)
 //!                   │    └─ succinct_roles (TAP 15): pub-00 … pub-ff
-//!                   └─ bins        paths index/*/*                 (index docs)
-//!                        └─ succinct_roles (TAP 15): bin-000 … bin-fff
+//!                   ├─ bins        paths index/*/*                 (index docs)
+//!                   │    └─ succinct_roles (TAP 15): bin-000 … bin-fff
+//!                   └─ catalog     paths catalog/*   (head, search shards, listings; bins keys)
 //! ```
+//!
+//! **Why the catalog is its own role, signed with the bins keys.** A search reads the
+//! head and the shards of its terms; were they binned with the index docs, each would
+//! need its own hash bin first (three more requests on a cold query). One `catalog`
+//! role lists every catalog document, so after the TUF chain a query costs exactly the
+//! documents it reads. The catalog is derived from the same inputs by the same build
+//! as the index docs, so it is signed with the same online keys (no new key to
+//! configure); it is terminating and delegated only `catalog/*`, so its key can never
+//! vouch for an index doc, a record or the blocklist, and a client never trusts it for
+//! more than what to show: installing still goes through the index doc and the
+//! developer signature. The cost is that the role document grows with the number of
+//! catalog documents (see ARCHITECTURE.md for the figures).
 //!
 //! **Why the bins sign index docs and not blobs.** Packages, release envelopes and
 //! deltas are content-addressed blobs (`plugins/…`, `deltas/…`) whose path, SHA-256
@@ -63,6 +76,11 @@ use trellis_schema::tuf::{self as schema, DelegatedRole, Delegations, Envelope, 
 pub const SECURITY_ROLE: &str = "security";
 /// Name of the delegation signing publisher records.
 pub const PUBLISHERS_ROLE: &str = "publishers";
+/// Name of the delegation signing the catalog documents (`catalog/*`), with the
+/// bins keys.
+pub const CATALOG_ROLE: &str = "catalog";
+/// The target paths delegated to [`CATALOG_ROLE`].
+pub const CATALOG_PATH: &str = "catalog/*";
 /// Name of the delegation whose succinct hash bins sign the index docs.
 pub const BINS_ROLE: &str = "bins";
 /// The target paths delegated to [`BINS_ROLE`]: index docs only (blobs are vouched
@@ -179,6 +197,7 @@ pub fn top_delegations(security: &RoleKeys, publishers: &RoleKeys, bins: &RoleKe
             role(SECURITY_ROLE, security, &["security/*"]),
             role(PUBLISHERS_ROLE, publishers, &["publishers/*"]),
             role(BINS_ROLE, bins, &[BINS_PATH]),
+            role(CATALOG_ROLE, bins, &[CATALOG_PATH]),
         ]),
         succinct_roles: None,
         extra: Map::new(),

@@ -203,11 +203,50 @@ fn expected_changes(out: &Path, id: &str, version: &str, snapshot: u64) -> BTree
     for blob in [&release.package, &release.envelope] {
         expected.insert(format!("targets/{}", site::hashed_target_path(&blob.path, &blob.sha256)));
     }
+    expected.extend(expected_catalog_changes(out, &id, &snapshot_doc.signed));
+    expected
+}
+
+/// The catalog files a build changing plugin `id` must write, whatever the size of
+/// the registry: the head, the plugin's record bucket, the search shard of each of
+/// its terms, the listing pages that list it, and the catalog role.
+fn expected_catalog_changes(
+    out: &Path,
+    id: &trellis_schema::PluginId,
+    snapshot: &trellis_schema::tuf::Snapshot,
+) -> BTreeSet<String> {
+    use trellis_schema::catalog;
+    let v = snapshot.meta["catalog.json"].version;
+    let role = role(out, "catalog", v).signed;
+    let file = |target: &str| {
+        let sha = role.targets[target].hashes["sha256"].parse().unwrap();
+        format!("targets/{}", site::hashed_target_path(target, &sha))
+    };
+    let bucket = catalog::records_target(catalog::record_bucket(id));
+    let records: catalog::RecordBucket =
+        serde_json::from_slice(&std::fs::read(out.join(file(&bucket))).unwrap()).unwrap();
+    let record = records.records.iter().find(|r| &r.summary.id == id).unwrap();
+    let mut targets = BTreeSet::from([catalog::HEAD_TARGET.to_owned(), bucket]);
+    for term in record.terms.keys() {
+        let key =
+            catalog::candidate_keys(term).into_iter().find(|k| role.targets.contains_key(&catalog::shard_target(k)));
+        targets.insert(catalog::shard_target(&key.unwrap()));
+    }
+    for (kind, names) in [
+        (catalog::ListingKind::Category, &record.summary.categories),
+        (catalog::ListingKind::Tag, &record.summary.tags),
+    ] {
+        for name in names {
+            targets.insert(catalog::page_target(kind, name, 1));
+        }
+    }
+    let mut expected: BTreeSet<String> = targets.iter().map(|t| file(t)).collect();
+    expected.insert(format!("metadata/{v}.catalog.json"));
     expected
 }
 
 #[test]
-fn adding_one_release_rewrites_only_its_blobs_index_doc_bins_snapshot_and_timestamp() {
+fn adding_one_release_rewrites_only_its_blobs_index_doc_catalog_documents_bins_snapshot_and_timestamp() {
     let registry = registry();
     let out = tempfile::tempdir().unwrap();
     build(registry.path(), out.path()).unwrap();
@@ -574,7 +613,8 @@ fn yank_republishes_only_the_plugin_index_doc_and_marks_the_release() {
     let reg = Registry::open(registry.path()).unwrap();
     operator::yank(&reg, &"acme.clock".parse().unwrap(), &"1.0.0".parse().unwrap(), "crashes on start").unwrap();
     let report = build(registry.path(), out.path()).unwrap();
-    let index_doc: Vec<&String> = report.written.iter().filter(|p| p.starts_with("targets/")).collect();
+    let index_doc: Vec<&String> =
+        report.written.iter().filter(|p| p.starts_with("targets/") && !p.starts_with("targets/catalog/")).collect();
     assert_eq!(index_doc.len(), 1, "{:?}", report.written);
     let doc: IndexDoc = serde_json::from_slice(&std::fs::read(out.path().join(index_doc[0])).unwrap()).unwrap();
     assert_eq!(doc.releases.iter().map(|r| r.yanked).collect::<Vec<_>>(), [true, false]);
@@ -723,4 +763,28 @@ fn rotating_root_signs_root_two_with_old_and_new_keys() {
     assert!(old_root_ids.iter().all(|id| signed_by.contains(id)));
     let report = build(registry.path(), out.path()).unwrap();
     assert!(report.written.contains(&"metadata/2.root.json".to_owned()), "{:?}", report.written);
+}
+
+#[test]
+fn featured_plugins_lead_the_catalog_head_and_an_unknown_one_is_refused_with_the_site_unchanged() {
+    use trellis_schema::catalog;
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(registry.path().join("catalog")).unwrap();
+    let featured = registry.path().join(trellis_index::registry::FEATURED_FILE);
+    std::fs::write(&featured, r#"{"featured": ["acme.clock"]}"#).unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let catalog_role = role(out.path(), "catalog", 1).signed;
+    let sha = catalog_role.targets[catalog::HEAD_TARGET].hashes["sha256"].parse().unwrap();
+    let bytes = std::fs::read(site::target_file(out.path(), catalog::HEAD_TARGET, &sha)).unwrap();
+    let head = catalog::parse_head(&bytes, &catalog::CatalogLimits::default()).unwrap();
+    assert_eq!(head.featured.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["acme.clock"]);
+    assert!(head.trending.is_empty(), "trending waits for download statistics");
+    assert_eq!(head.plugins as usize, head.new.len());
+
+    let before = tree(out.path());
+    std::fs::write(&featured, r#"{"featured": ["acme.clock", "acme.ghost"]}"#).unwrap();
+    let error = build(registry.path(), out.path()).unwrap_err().to_string();
+    assert!(error.contains("featured.json features acme.ghost, which this registry does not list"), "{error}");
+    assert_eq!(tree(out.path()), before);
 }

@@ -9,6 +9,7 @@
 
 pub mod blocklist;
 pub mod canonical;
+pub mod catalog;
 pub mod delta;
 pub mod digest;
 pub mod dsse;

@@ -244,7 +244,7 @@ fn a_bins_delegation_of_32_bits_is_refused_instead_of_aborting_the_host() {
     let installed = world.installed();
     let before = world.trusted();
     // A search lists every bin: with 2^32 of them it used to allocate ~96 GiB and abort.
-    let err = world.store().search("clock").unwrap_err();
+    let err = world.store().scan("clock").unwrap_err();
     let mut text = err.to_string();
     let mut source = std::error::Error::source(&err);
     while let Some(inner) = source {

@@ -15,7 +15,8 @@
 //! - update ([`update`]): policy → permission diff and re-consent → download + verify →
 //!   `stop` → swap → verify → `start`, rolling back automatically on any failure;
 //! - remove and rollback ([`remove`]);
-//! - verification of installed files against their signed manifests ([`verify`]).
+//! - verification of installed files against their signed manifests ([`verify`]);
+//! - discovery ([`discover`]): search, browse and "did you mean" over the signed catalog.
 //!
 //! It holds the data-dir lock for its whole life (through [`StateStore`]) and settles an
 //! interrupted operation when opened. Files move only through [`crate::activate`];
@@ -25,6 +26,7 @@
 
 pub mod blocked;
 pub mod delta;
+pub mod discover;
 pub mod fetch;
 pub mod install;
 pub mod publishers;
@@ -52,6 +54,7 @@ use crate::transport::HttpOptions;
 use crate::trust::TrustError;
 
 pub use blocked::{DisabledRelease, HeldBack};
+pub use discover::{Browse, SearchHit, SearchResults};
 pub use fetch::{PUBLISHER_RECORD_FILE, RELEASE_ENVELOPE_FILE};
 pub use install::InstallReport;
 pub use registries::{Registries, RegistryConfig};
@@ -143,6 +146,15 @@ pub enum StoreError {
         target: String,
         /// The parse error.
         problem: String,
+    },
+    /// A catalog document is refused (too large, malformed).
+    #[error("registry `{registry}`: {source}")]
+    Catalog {
+        /// The registry.
+        registry: RegistryName,
+        /// What is wrong.
+        #[source]
+        source: trellis_schema::catalog::CatalogError,
     },
     /// A target the index doc refers to is not signed by the registry.
     #[error(
@@ -350,21 +362,6 @@ pub enum StoreError {
         /// What was done about it.
         undone: String,
     },
-}
-
-/// A plugin found by [`Store::search`].
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct SearchHit {
-    /// The plugin.
-    pub id: PluginId,
-    /// Its display name.
-    pub name: String,
-    /// The registry serving it.
-    pub registry: RegistryName,
-    /// Its newest release that is not yanked.
-    pub latest: Option<Version>,
-    /// The installed release, if any.
-    pub installed: Option<Version>,
 }
 
 /// Asks the user to agree to permissions. The CLI prompts (or `--yes` agrees); a host
@@ -650,34 +647,6 @@ impl Store {
     /// blocked releases; operations check it themselves).
     pub fn blocklist(&mut self) -> Result<trellis_schema::blocklist::Blocklist, StoreError> {
         self.remotes()?.blocklist()
-    }
-
-    /// Plugins whose id or name contains `text` (case-insensitive), from every
-    /// registry, with their newest release and the installed one.
-    pub fn search(&mut self, text: &str) -> Result<Vec<SearchHit>, StoreError> {
-        let remotes = self.fresh_remotes()?;
-        let needle = text.to_lowercase();
-        let mut hits = Vec::new();
-        for registry in remotes.order().to_vec() {
-            let ids = remotes.plugin_ids(&registry)?;
-            let requests: Vec<resolve::DocRequest> =
-                ids.iter().map(|id| resolve::DocRequest { registry: registry.clone(), id: id.clone() }).collect();
-            resolve::IndexSource::prefetch(&*remotes, &requests);
-            for id in ids {
-                let Some(doc) = remotes.doc(&registry, &id)? else { continue };
-                if !id.as_str().to_lowercase().contains(&needle) && !doc.name.to_lowercase().contains(&needle) {
-                    continue;
-                }
-                hits.push(SearchHit {
-                    latest: doc.releases.iter().filter(|r| !r.yanked).map(|r| r.version.clone()).max(),
-                    installed: self.state().plugin(&id).map(|p| p.active.version.clone()),
-                    name: doc.name.clone(),
-                    id,
-                    registry: registry.clone(),
-                });
-            }
-        }
-        Ok(hits)
     }
 
     /// Sends download progress of this session's operations to its reporter.

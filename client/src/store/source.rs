@@ -10,17 +10,20 @@
 //! download of blobs (packages, envelopes, deltas) by the [`BlobRef`] of a verified
 //! index doc ([`Remotes::fetch_blob`], see [`super::fetch`] for why that is enough), and
 //! the resolver's [`IndexSource`] over it: docs fetched lazily, memoized, and
-//! prefetched in parallel when the resolver hints at the next ones. Every byte it hands
+//! prefetched in parallel when the resolver hints at the next ones; and the catalog
+//! documents discovery reads (head, search shards, listing pages), each refused
+//! before download when its signed length is over [`CatalogLimits`]. Every byte it hands
 //! out was verified by [`crate::trust`] against the registry's signed metadata.
 //!
 //! It does not interpret packages or signatures of releases (that is
 //! [`super::fetch`]) and does not decide anything (the lifecycle modules do).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use trellis_schema::PluginId;
 use trellis_schema::blocklist::Blocklist;
+use trellis_schema::catalog::{self, CatalogError, CatalogHead, CatalogLimits, ListingKind, ListingPage, SearchShard};
 use trellis_schema::index::{BlobRef, IndexDoc};
 
 use super::StoreError;
@@ -200,6 +203,86 @@ impl Remotes {
         let updater = self.updater(registry)?;
         let updater: &Updater = &updater;
         Ok(parallel::map_bounded(infos, PARALLEL_DOWNLOADS, |info| updater.fetch_target(info)))
+    }
+
+    /// The verified bytes of catalog document `target` of `registry` within `limit`
+    /// bytes (refused before downloading when its signed length is larger); `None`
+    /// when the registry does not sign such a document.
+    fn catalog_bytes(&self, registry: &RegistryName, target: &str, limit: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(info) = self.target_info(registry, target)? else { return Ok(None) };
+        if info.file.length > limit {
+            let source = CatalogError::TooLarge { target: target.to_owned(), length: info.file.length, limit };
+            return Err(StoreError::Catalog { registry: registry.clone(), source });
+        }
+        let updater = self.updater(registry)?;
+        updater
+            .fetch_target(&info)
+            .map(Some)
+            .map_err(|source| StoreError::Trust { registry: registry.clone(), source: Box::new(source) })
+    }
+
+    /// The catalog head of `registry`; `None` when it publishes no catalog (a site
+    /// built before catalogs existed).
+    pub fn catalog_head(
+        &self,
+        registry: &RegistryName,
+        limits: &CatalogLimits,
+    ) -> Result<Option<CatalogHead>, StoreError> {
+        let Some(bytes) = self.catalog_bytes(registry, catalog::HEAD_TARGET, limits.head_bytes)? else {
+            return Ok(None);
+        };
+        let head = catalog::parse_head(&bytes, limits)
+            .map_err(|source| StoreError::Catalog { registry: registry.clone(), source })?;
+        Ok(Some(head))
+    }
+
+    /// The search shards `keys` of `registry` that exist (a key no term starts with
+    /// has no shard), fetched in parallel.
+    pub fn catalog_shards(
+        &self,
+        registry: &RegistryName,
+        keys: &BTreeSet<String>,
+        limits: &CatalogLimits,
+    ) -> Result<BTreeMap<String, SearchShard>, StoreError> {
+        let catalog_error = |source| StoreError::Catalog { registry: registry.clone(), source };
+        let mut infos = Vec::new();
+        for key in keys {
+            let target = catalog::shard_target(key);
+            let Some(info) = self.target_info(registry, &target)? else { continue };
+            if info.file.length > limits.shard_bytes {
+                return Err(catalog_error(CatalogError::TooLarge {
+                    target,
+                    length: info.file.length,
+                    limit: limits.shard_bytes,
+                }));
+            }
+            infos.push((key.clone(), info));
+        }
+        let only: Vec<TargetInfo> = infos.iter().map(|(_, info)| info.clone()).collect();
+        let fetched = self.fetch_many(registry, &only)?;
+        let mut shards = BTreeMap::new();
+        for ((key, _), bytes) in infos.into_iter().zip(fetched) {
+            let bytes =
+                bytes.map_err(|source| StoreError::Trust { registry: registry.clone(), source: Box::new(source) })?;
+            shards.insert(key.clone(), catalog::parse_shard(&key, &bytes, limits).map_err(catalog_error)?);
+        }
+        Ok(shards)
+    }
+
+    /// Page `page` of a listing of `registry`; `None` when there is no such page.
+    pub fn catalog_page(
+        &self,
+        registry: &RegistryName,
+        kind: ListingKind,
+        name: &str,
+        page: u32,
+        limits: &CatalogLimits,
+    ) -> Result<Option<ListingPage>, StoreError> {
+        let target = catalog::page_target(kind, name, page);
+        let Some(bytes) = self.catalog_bytes(registry, &target, limits.page_bytes)? else { return Ok(None) };
+        let page = catalog::parse_page(&target, &bytes, limits)
+            .map_err(|source| StoreError::Catalog { registry: registry.clone(), source })?;
+        Ok(Some(page))
     }
 
     /// The blocklists of every registry, merged (a release blocked by any registry is

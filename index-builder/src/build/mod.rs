@@ -12,10 +12,12 @@
 //! A build reads the previous site in `SITE_DIR` and gives a role a new version only
 //! when its content changed (see [`crate::tuf::settle`]), so the same inputs, keys and
 //! `now` give the same bytes, and adding one release rewrites its blobs, its index doc,
-//! the bins that sign them, the snapshot and the timestamp. [`Scope::Plugins`] does the
+//! the bins that sign them, the catalog documents that list the plugin (head, the
+//! shards of its terms, its listing pages, its record bucket) and the `catalog` role,
+//! the snapshot and the timestamp. [`Scope::Plugins`] does the
 //! same work for a few plugins without reading the rest of the registry or site.
 //!
-//! Inside: `documents` (index docs, target entries), `deltas` (which deltas each
+//! Inside: `catalog` (discovery documents), `documents` (index docs, target entries), `deltas` (which deltas each
 //! release gets, made once), `plan` (roles, versions, signed bytes), `previous` (the
 //! published state), `publishers` (record chains against the published ones) and
 //! `write` (files and durability).
@@ -39,8 +41,9 @@ use crate::delta::{DeltaBuildError, DeltaPolicy};
 use crate::registry::{Expiry, Registry, RegistryError};
 use crate::release::PluginInput;
 use crate::site;
-use crate::tuf::{self, BINS_ROLE, PUBLISHERS_ROLE, RoleKeys, SECURITY_ROLE, SignError};
+use crate::tuf::{self, BINS_ROLE, CATALOG_ROLE, PUBLISHERS_ROLE, RoleKeys, SECURITY_ROLE, SignError};
 
+pub mod catalog;
 mod deltas;
 mod documents;
 mod plan;
@@ -126,6 +129,8 @@ pub struct BuildInput {
     pub durability: Durability,
     /// Which deltas to publish for new releases.
     pub deltas: DeltaPolicy,
+    /// Plugins the operator features in the catalog head, in order.
+    pub featured: Vec<PluginId>,
 }
 
 /// Whether a build flushes the content files it wrote before publishing metadata.
@@ -178,6 +183,7 @@ impl BuildInput {
             now,
             durability: Durability::Fsync,
             deltas: registry.config.deltas,
+            featured: registry.featured.featured.clone(),
         })
     }
 
@@ -269,6 +275,9 @@ pub enum BuildError {
     /// Trust configuration problem (no root, keys not in root, root expiring).
     #[error("{0}")]
     Trust(String),
+    /// The catalog cannot be built (a featured plugin the registry does not list).
+    #[error("catalog: {0}")]
+    Catalog(String),
     /// A publisher record chain does not validly extend the published one.
     #[error("publisher {publisher}: {problem}")]
     PublisherChain {
@@ -363,6 +372,30 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
         Some(prev) => prev.published_docs(&plugins, input.bin_bits)?,
         None => BTreeMap::new(),
     };
+    // Catalog records: the published ones, with the changed plugins' redone (a full
+    // build keeps only the plugins it loaded).
+    let build_time = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let mut records = catalog::previous_records(previous.as_ref())?;
+    if input.scope == Scope::Full {
+        let loaded: BTreeSet<&PluginId> = plugins.iter().map(|p| &p.id).collect();
+        records.retain(|id, _| loaded.contains(id));
+    }
+    let redone: Vec<(PluginId, Option<trellis_schema::catalog::CatalogRecord>)> =
+        plugins.par_iter().map(|p| (p.id.clone(), catalog::record(p, records.get(&p.id), &build_time))).collect();
+    for (id, record) in redone {
+        match record {
+            Some(record) => records.insert(id, record),
+            None => records.remove(&id),
+        };
+    }
+    catalog::check_featured(&input.featured, &records)?;
+    let catalog_documents: Vec<TargetOut> = catalog::documents(&records, &input.featured)
+        .into_iter()
+        .map(|(target, bytes)| bytes_target(target, bytes))
+        .collect();
+    drop(records);
+    let catalog_entries: Entries = catalog_documents.iter().map(|t| (t.target.clone(), (t.sha256, t.length))).collect();
+
     let policy = input.deltas;
     let per_plugin: Vec<PluginFiles> = plugins
         .into_par_iter()
@@ -417,6 +450,7 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
     let blocklist = bytes_target(site::BLOCKLIST_TARGET.to_owned(), canonical::to_vec_of(&input.blocklist)?);
     let security_entries = BTreeMap::from([(blocklist.target.clone(), (blocklist.sha256, blocklist.length))]);
     documents.push(blocklist);
+    documents.extend(catalog_documents);
 
     // Role keys: from the signers, else as published.
     let previous_targets = match &previous {
@@ -450,6 +484,7 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
             expiry.delegations,
         ),
         RolePlan::new(SECURITY_ROLE, security_entries, None, signers.security.as_deref(), expiry.delegations),
+        RolePlan::new(CATALOG_ROLE, catalog_entries, None, signers.bins.as_deref(), expiry.delegations),
         RolePlan::new(
             PUBLISHERS_ROLE,
             BTreeMap::new(),

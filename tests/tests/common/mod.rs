@@ -27,6 +27,8 @@ pub struct Plugin {
     pub permissions: Vec<(String, String)>,
     pub script: String,
     pub channel: String,
+    /// Members replacing those of the generated `plugin.json` (name, description, tags…).
+    pub overrides: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Plugin {
@@ -38,7 +40,14 @@ impl Plugin {
             permissions: vec![],
             script: format!("#!/bin/sh\necho \"{id} {version} running\"\n"),
             channel: "stable".into(),
+            overrides: serde_json::Map::new(),
         }
+    }
+
+    /// Sets member `key` of `plugin.json` to `value`.
+    pub fn with(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.overrides.insert(key.into(), value);
+        self
     }
 
     pub fn channel(mut self, channel: &str) -> Self {
@@ -58,7 +67,7 @@ impl Plugin {
 
     fn plugin_json(&self) -> String {
         let vendor = self.id.split('.').next().unwrap();
-        serde_json::json!({
+        let mut json = serde_json::json!({
             "id": self.id, "name": format!("Plugin {}", self.id), "version": self.version,
             "vendor": {"name": vendor.to_uppercase(), "id": vendor},
             "description": {"short": format!("Test plugin {}", self.id), "full": ""},
@@ -70,8 +79,11 @@ impl Plugin {
             "host": {"id": "trellis-demo-host", "api_version_requirement": "^1"},
             "platforms": ["any"], "entry": {"any": "bin/any/run.sh"},
             "license": "MIT"
-        })
-        .to_string()
+        });
+        for (key, value) in &self.overrides {
+            json[key] = value.clone();
+        }
+        json.to_string()
     }
 
     fn write_tree(&self, root: &Path) {

@@ -5,6 +5,7 @@
 //! Exit codes: 0 success, 1 the operation failed (nothing was left half done), 2 usage
 //! or configuration error (bad arguments, no registry, unreadable root file).
 
+mod discover;
 mod output;
 mod plugins;
 mod registry;
@@ -49,8 +50,10 @@ enum Command {
     /// Manage the registries plugins come from.
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
-    /// Find plugins whose id or name contains TEXT.
-    Search(plugins::SearchArgs),
+    /// Search the registries' catalogs (ids, names, tags, categories, descriptions, publishers).
+    Search(discover::SearchArgs),
+    /// List featured, new and updated plugins and the categories, or one category or tag.
+    Browse(discover::BrowseArgs),
     /// Show a plugin's releases, permissions and install state.
     Info(plugins::InfoArgs),
     /// Install plugins (`ID` or `ID@REQUIREMENT`) with their dependencies.
@@ -151,7 +154,8 @@ fn main() -> ExitCode {
         Context { json: cli.json, yes: cli.yes, data_dir: cli.data_dir.unwrap_or_else(default_data_dir), options };
     let result = match cli.command {
         Command::Registry(command) => registry::run(&ctx, command),
-        Command::Search(args) => plugins::search(&ctx, args),
+        Command::Search(args) => discover::search(&ctx, args),
+        Command::Browse(args) => discover::browse(&ctx, args),
         Command::Info(args) => plugins::info(&ctx, args),
         Command::Install(args) => plugins::install(&ctx, args),
         Command::Update(args) => plugins::update(&ctx, args),

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use clap::Args;
+use trellis_client::catalog::Compatibility;
 use trellis_client::events::Reporter;
 use trellis_client::hooks::NoHooks;
 use trellis_client::resolve::PreReleases;
@@ -26,30 +27,6 @@ fn with_session<T>(ctx: &Context, run: impl FnOnce(&Session<'_>) -> Result<T, Fa
 }
 
 #[derive(Args)]
-pub(crate) struct SearchArgs {
-    /// Text to look for in plugin ids and names.
-    text: String,
-}
-
-pub(crate) fn search(ctx: &Context, args: SearchArgs) -> CliResult {
-    let mut store = ctx.open()?;
-    let hits = store.search(&args.text)?;
-    if ctx.json {
-        output::json(&hits);
-        return Ok(());
-    }
-    if hits.is_empty() {
-        println!("no plugin matches `{}`", args.text);
-    }
-    for hit in hits {
-        let latest = hit.latest.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
-        let installed = hit.installed.map(|v| format!("  (installed {v})")).unwrap_or_default();
-        println!("{}  {}  {}  [{}]{}", hit.id, latest, hit.name, hit.registry, installed);
-    }
-    Ok(())
-}
-
-#[derive(Args)]
 pub(crate) struct InfoArgs {
     /// The plugin id.
     id: String,
@@ -58,7 +35,10 @@ pub(crate) struct InfoArgs {
 pub(crate) fn info(ctx: &Context, args: InfoArgs) -> CliResult {
     let id = plugin_id(&args.id)?;
     let mut store = ctx.open()?;
-    let (registry, doc) = store.info(&id)?;
+    let (registry, doc) = match store.info(&id) {
+        Ok(found) => found,
+        Err(error) => return Err(crate::discover::with_suggestions(&mut store, &[id.as_str()], error)),
+    };
     let blocklist = store.blocklist()?;
     let installed = store.state().plugin(&id).cloned();
     let blocked: Vec<_> = doc
@@ -79,6 +59,12 @@ pub(crate) fn info(ctx: &Context, args: InfoArgs) -> CliResult {
         return Ok(());
     }
     println!("{} ({}) from registry {registry}", doc.id, doc.name);
+    let newest = doc.releases.iter().filter(|r| !r.yanked).max_by(|a, b| a.version.cmp(&b.version));
+    if let Some(release) = newest
+        && let Compatibility::Incompatible { reason } = store.release_compatibility(release)
+    {
+        println!("cannot run here: {} {reason}", release.version);
+    }
     if let Some(installed) = &installed {
         let previous =
             installed.previous.as_ref().map(|p| format!(", previous {} kept", p.version)).unwrap_or_default();
@@ -125,7 +111,14 @@ pub(crate) fn install(ctx: &Context, args: InstallArgs) -> CliResult {
         args.plugins.iter().map(|p| parse_requirement(p).map_err(Failure::Usage)).collect::<Result<Vec<_>, _>>()?;
     let mut store = ctx.open()?;
     let prereleases = if args.pre { PreReleases::Allow } else { PreReleases::IfRequested };
-    let report = with_session(ctx, |session| Ok(store.install_with(&requirements, prereleases, session)?))?;
+    let report = match with_session(ctx, |session| Ok(store.install_with(&requirements, prereleases, session)?)) {
+        Ok(report) => report,
+        Err(Failure::Failed(message)) => {
+            let ids: Vec<&str> = requirements.iter().map(|r| r.id.as_str()).collect();
+            return Err(Failure::Failed(crate::discover::suggest(&mut store, &ids, message)));
+        }
+        Err(other) => return Err(other),
+    };
     if ctx.json {
         output::json(&report);
         return Ok(());

@@ -1,0 +1,231 @@
+//! Searching and browsing a registry's catalog: pure functions over verified catalog
+//! documents.
+//!
+//! Owns the query side of `trellis_schema::catalog`: which shards a query needs
+//! ([`Query::shard_keys`]), ranking ([`rank`]: field-weighted BM25 over the shards'
+//! postings, idf from the head's plugin count, times popularity; exact terms, prefix
+//! matches for the last term, one edit for terms of 4+ characters and two for 8+
+//! within the term's shard), filters ([`Filters`]) and whether this host can run a
+//! plugin ([`compatibility`]).
+//!
+//! It does not fetch anything: [`crate::store::Store::search`] reads the head and the
+//! shards through [`crate::store::source`] (the TUF chain, the verified cache) and
+//! calls [`rank`]. Typo tolerance stays inside a shard: a term whose first two
+//! characters (more where the builder split a large shard by longer prefixes) are
+//! mistyped is not found: the cost of reading only the query's shards.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use trellis_schema::PluginId;
+use trellis_schema::catalog::{self, PluginSummary, SearchShard};
+use trellis_schema::plugin::{Channel, HostRequirement, Platform, PricingModel};
+
+use crate::resolve::HostApp;
+
+/// Filters of a search or a listing; every field set must hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filters {
+    /// In this category.
+    pub category: Option<String>,
+    /// With this tag.
+    pub tag: Option<String>,
+    /// With one of these pricing models (empty: any).
+    pub pricing: Vec<PricingModel>,
+    /// Only plugins this host and platform can run.
+    pub compatible: bool,
+    /// Whose newest release runs on this platform.
+    pub platform: Option<Platform>,
+    /// Requesting none of these permission types (`network`, …).
+    pub without_permissions: Vec<String>,
+    /// On this channel.
+    pub channel: Option<Channel>,
+}
+
+/// A search.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Query {
+    /// What the user typed.
+    pub text: String,
+    /// Filters.
+    pub filters: Filters,
+    /// Most results returned.
+    pub limit: usize,
+}
+
+impl Query {
+    /// A query for `text` without filters, returning at most 20 results.
+    pub fn new(text: &str) -> Self {
+        Self { text: text.to_owned(), filters: Filters::default(), limit: 20 }
+    }
+
+    /// The same query with `filters`.
+    #[must_use]
+    pub fn with_filters(mut self, filters: Filters) -> Self {
+        self.filters = filters;
+        self
+    }
+
+    /// The terms searched for (an id is searched by its segments).
+    pub fn terms(&self) -> Vec<String> {
+        catalog::terms(&self.text)
+    }
+
+    /// The shards the query reads: for each term, the longest of its candidate keys
+    /// (`catalog::candidate_keys`) for which `exists` (the catalog role lists the
+    /// shard) holds.
+    pub fn shard_keys(&self, exists: impl Fn(&str) -> bool) -> BTreeSet<String> {
+        self.terms().iter().filter_map(|t| catalog::candidate_keys(t).into_iter().find(|k| exists(k))).collect()
+    }
+}
+
+/// Whether this host can run a plugin's newest release.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum Compatibility {
+    /// It runs here.
+    Runs,
+    /// It does not, and why.
+    Incompatible {
+        /// A sentence: what it needs and what this host has.
+        reason: String,
+    },
+}
+
+impl Compatibility {
+    /// Whether it runs here.
+    pub fn runs(&self) -> bool {
+        matches!(self, Self::Runs)
+    }
+}
+
+/// Whether `host` on `platform` can run the release `summary` lists.
+pub fn compatibility(summary: &PluginSummary, host: &HostApp, platform: Platform) -> Compatibility {
+    release_compatibility(&summary.host, &summary.platforms, host, platform)
+}
+
+/// Whether `host` on `platform` can run a release requiring `needs` and built for
+/// `platforms`.
+pub fn release_compatibility(
+    needs: &HostRequirement,
+    platforms: &[Platform],
+    host: &HostApp,
+    platform: Platform,
+) -> Compatibility {
+    if needs.id != host.id {
+        return Compatibility::Incompatible { reason: format!("made for host app {}, this is {}", needs.id, host.id) };
+    }
+    if !needs.api_version_requirement.matches(&host.api_version) {
+        return Compatibility::Incompatible {
+            reason: format!(
+                "needs plugin API {}, this host provides {}",
+                needs.api_version_requirement, host.api_version
+            ),
+        };
+    }
+    if !platforms.iter().any(|p| p.runs_on(platform)) {
+        let built: Vec<&str> = platforms.iter().map(|p| p.as_str()).collect();
+        return Compatibility::Incompatible { reason: format!("built for {}, not for {platform}", built.join(", ")) };
+    }
+    Compatibility::Runs
+}
+
+/// Whether `summary` passes `filters` for `host` on `platform`.
+pub fn passes(summary: &PluginSummary, filters: &Filters, host: &HostApp, platform: Platform) -> bool {
+    filters.category.as_ref().is_none_or(|c| summary.categories.contains(c))
+        && filters.tag.as_ref().is_none_or(|t| summary.tags.contains(t))
+        && (filters.pricing.is_empty() || filters.pricing.contains(&summary.pricing))
+        && filters.platform.is_none_or(|p| summary.platforms.iter().any(|q| q.runs_on(p)))
+        && filters.channel.is_none_or(|c| summary.channel == c)
+        && !summary.permissions.iter().any(|p| filters.without_permissions.contains(p))
+        && (!filters.compatible || compatibility(summary, host, platform).runs())
+}
+
+/// A ranked result.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Ranked {
+    /// The plugin's result fields.
+    pub summary: PluginSummary,
+    /// Relevance × popularity (higher first).
+    pub score: f64,
+}
+
+/// How a query term matched an indexed term.
+fn match_weight(query: &str, term: &str, last: bool) -> Option<f64> {
+    if query == term {
+        return Some(1.0);
+    }
+    let length = query.chars().count();
+    if last && length >= 2 && term.starts_with(query) {
+        return Some(0.8);
+    }
+    match catalog::edit_distance(query, term, catalog::typo_budget(length))? {
+        0 => Some(1.0),
+        1 => Some(0.6),
+        _ => Some(0.4),
+    }
+}
+
+/// Ranks the plugins of `shards` for `query` in a catalog of `plugins` plugins:
+/// per query term the best match of each plugin (weight × idf × impact), summed,
+/// scaled by the share of query terms matched and by [`catalog::popularity`]; ties by
+/// id. Filters apply; at most `query.limit` results.
+pub fn rank(
+    plugins: u32,
+    query: &Query,
+    shards: &BTreeMap<String, SearchShard>,
+    host: &HostApp,
+    platform: Platform,
+) -> Vec<Ranked> {
+    let terms = query.terms();
+    let n = f64::from(plugins.max(1));
+    let mut scores: HashMap<&PluginId, (f64, usize, &PluginSummary)> = HashMap::new();
+    for (position, query_term) in terms.iter().enumerate() {
+        let Some(shard) = catalog::candidate_keys(query_term).iter().find_map(|k| shards.get(k)) else { continue };
+        let last = position + 1 == terms.len();
+        let mut best: HashMap<&PluginId, (f64, &PluginSummary)> = HashMap::new();
+        for (term, postings) in &shard.terms {
+            let Some(weight) = match_weight(query_term, term, last) else { continue };
+            let df = f64::from(postings.df);
+            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln().max(0.01);
+            for (slot, impact) in &postings.postings {
+                let Some(summary) = shard.docs.get(*slot as usize) else { continue };
+                let value = weight * idf * f64::from(*impact) / 1000.0;
+                let entry = best.entry(&summary.id).or_insert((0.0, summary));
+                if value > entry.0 {
+                    *entry = (value, summary);
+                }
+            }
+        }
+        for (id, (value, summary)) in best {
+            let entry = scores.entry(id).or_insert((0.0, 0, summary));
+            entry.0 += value;
+            entry.1 += 1;
+        }
+    }
+    let total = terms.len().max(1) as f64;
+    let mut ranked: Vec<Ranked> = scores
+        .into_values()
+        .filter(|(_, _, summary)| passes(summary, &query.filters, host, platform))
+        .map(|(score, matched, summary)| Ranked {
+            score: score * (matched as f64 / total).powi(2) * catalog::popularity(summary),
+            summary: summary.clone(),
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.summary.id.cmp(&b.summary.id)));
+    ranked.truncate(query.limit);
+    ranked
+}
+
+/// Ids among `candidates` close to the mistyped `text` (by edit distance on the whole
+/// id, at most a third of its length), closest first.
+pub fn closest_ids<'a>(text: &str, candidates: impl IntoIterator<Item = &'a PluginId>) -> Vec<PluginId> {
+    let text = text.trim().to_lowercase();
+    let budget = (text.chars().count() / 3).max(1);
+    let mut found: Vec<(usize, &PluginId)> = candidates
+        .into_iter()
+        .filter_map(|id| Some((catalog::edit_distance(&text, id.as_str(), budget)?, id)))
+        .collect();
+    found.sort();
+    found.dedup_by(|a, b| a.1 == b.1);
+    found.into_iter().map(|(_, id)| id.clone()).collect()
+}

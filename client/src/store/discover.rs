@@ -1,0 +1,222 @@
+//! Discovery: search, browse and "did you mean" over each registry's signed catalog.
+//!
+//! Owns the store's discovery calls: [`Store::search`] reads each registry's catalog
+//! head and only the search shards of the query's terms (verified through
+//! [`super::source`], cached by content address, so a repeated query costs the update
+//! check only) and ranks them with [`crate::catalog::rank`]; [`Store::browse`] reads
+//! the head (featured, trending, new, updated, categories) or a page of a category
+//! or tag listing; [`Store::did_you_mean`] suggests ids close to a mistyped one.
+//! A registry whose site has no catalog (built before catalogs existed) is searched
+//! the old way, by reading every index doc ([`Store::scan`]).
+//!
+//! A hit is a suggestion: the catalog is signed by the registry, but installing still
+//! reads the plugin's index doc and its developer-signed manifest, so a catalog entry
+//! naming a plugin the index lacks only leads to "not served" (with suggestions).
+
+use std::collections::BTreeMap;
+
+use semver::Version;
+use trellis_schema::PluginId;
+use trellis_schema::catalog::{CatalogHead, CatalogLimits, ListingKind, ListingPage, PluginSummary, Rating};
+use trellis_schema::index::IndexRelease;
+
+use super::{Store, StoreError};
+use crate::catalog::{self, Compatibility, Query};
+use crate::resolve;
+use crate::state::RegistryName;
+
+/// A plugin found by [`Store::search`].
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SearchHit {
+    /// The plugin.
+    pub id: PluginId,
+    /// Its display name.
+    pub name: String,
+    /// Its short description (empty from a registry without a catalog).
+    pub summary: String,
+    /// The registry serving it.
+    pub registry: RegistryName,
+    /// Its newest release that is not yanked.
+    pub latest: Option<Version>,
+    /// The installed release, if any.
+    pub installed: Option<Version>,
+    /// Star rating, when the registry has reviews.
+    pub rating: Option<Rating>,
+    /// Downloads (0 until the registry publishes statistics).
+    pub downloads: u64,
+    /// Whether this host and platform can run its newest release.
+    pub compatibility: Compatibility,
+    /// Relevance × popularity (0 from a registry without a catalog).
+    pub score: f64,
+}
+
+/// What [`Store::search`] found.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SearchResults {
+    /// Hits, best first.
+    pub hits: Vec<SearchHit>,
+    /// When the newest catalog read was built (RFC 3339), if any registry has one.
+    pub catalog_generated: Option<String>,
+}
+
+/// What [`Store::browse`] shows for one registry.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub enum Browse {
+    /// The catalog head: featured, trending, new, updated, categories and tags.
+    Home(Box<CatalogHead>),
+    /// One page of a category or tag listing.
+    Listing(Box<ListingPage>),
+}
+
+impl Store {
+    fn host_hit(&self, registry: &RegistryName, summary: &PluginSummary, score: f64) -> SearchHit {
+        SearchHit {
+            id: summary.id.clone(),
+            name: summary.name.clone(),
+            summary: summary.summary.clone(),
+            registry: registry.clone(),
+            latest: Some(summary.version.clone()),
+            installed: self.state().plugin(&summary.id).map(|p| p.active.version.clone()),
+            rating: summary.rating,
+            downloads: summary.downloads,
+            compatibility: self.compatibility(summary),
+            score,
+        }
+    }
+
+    /// Whether this store's host and platform can run the release `summary` lists.
+    pub fn compatibility(&self, summary: &PluginSummary) -> Compatibility {
+        catalog::compatibility(summary, &self.options.host, self.options.platform)
+    }
+
+    /// Whether this store's host and platform can run `release` (from an index doc).
+    pub fn release_compatibility(&self, release: &IndexRelease) -> Compatibility {
+        catalog::release_compatibility(&release.host, &release.platforms, &self.options.host, self.options.platform)
+    }
+
+    /// Searches every registry's catalog for `query`: per registry the head and the
+    /// shards of the query's terms, nothing else after the TUF chain. Hits from all
+    /// registries, best first, at most `query.limit`.
+    pub fn search(&mut self, query: &Query) -> Result<SearchResults, StoreError> {
+        let remotes = self.fresh_remotes()?;
+        let limits = CatalogLimits::default();
+        let mut hits = Vec::new();
+        let mut generated: Option<String> = None;
+        for registry in remotes.order().to_vec() {
+            let Some(head) = remotes.catalog_head(&registry, &limits)? else {
+                hits.extend(self.scan_registry(&remotes, &registry, &query.text)?);
+                continue;
+            };
+            if generated.as_ref().is_none_or(|g| g < &head.generated) {
+                generated = Some(head.generated.clone());
+            }
+            let keys = query.shard_keys(|key| {
+                matches!(remotes.target_info(&registry, &trellis_schema::catalog::shard_target(key)), Ok(Some(_)))
+            });
+            let shards = remotes.catalog_shards(&registry, &keys, &limits)?;
+            let ranked = catalog::rank(head.plugins, query, &shards, &self.options.host, self.options.platform);
+            hits.extend(ranked.iter().map(|r| self.host_hit(&registry, &r.summary, r.score)));
+        }
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+        hits.truncate(query.limit);
+        Ok(SearchResults { hits, catalog_generated: generated })
+    }
+
+    /// The catalog home of each registry (`listing` `None`) or page `page` (from 1)
+    /// of the category or tag `listing` (a category when both exist), by registry.
+    /// Registries without a catalog, or without that listing, are left out.
+    pub fn browse(&mut self, listing: Option<&str>, page: u32) -> Result<BTreeMap<RegistryName, Browse>, StoreError> {
+        let remotes = self.fresh_remotes()?;
+        let limits = CatalogLimits::default();
+        let mut out = BTreeMap::new();
+        for registry in remotes.order().to_vec() {
+            let Some(head) = remotes.catalog_head(&registry, &limits)? else { continue };
+            let Some(name) = listing else {
+                out.insert(registry, Browse::Home(Box::new(head)));
+                continue;
+            };
+            let kind = if head.categories.iter().any(|c| c.name == name) {
+                ListingKind::Category
+            } else if head.tags.iter().any(|t| t.name == name) {
+                ListingKind::Tag
+            } else {
+                continue;
+            };
+            if let Some(found) = remotes.catalog_page(&registry, kind, name, page.max(1), &limits)? {
+                out.insert(registry, Browse::Listing(Box::new(found)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Plugin ids close to the mistyped `text`, closest first (at most 3): from the
+    /// catalog shards of its terms, so this reads what a search for it would.
+    pub fn did_you_mean(&mut self, text: &str) -> Result<Vec<PluginId>, StoreError> {
+        let query = Query { limit: 50, ..Query::new(&text.replace(['.', '-', '_'], " ")) };
+        let mut whole = Query::new(text);
+        whole.limit = 50;
+        let mut candidates: Vec<PluginId> = Vec::new();
+        for q in [whole, query] {
+            candidates.extend(self.search(&q)?.hits.into_iter().map(|h| h.id));
+        }
+        let mut close = catalog::closest_ids(text, &candidates);
+        if close.is_empty() {
+            // No id is close: the best text matches of its words.
+            candidates.dedup();
+            close = candidates;
+        }
+        close.retain(|id| id.as_str() != text);
+        close.truncate(3);
+        Ok(close)
+    }
+
+    /// Plugins whose id or name contains `text` (case-insensitive), from every
+    /// registry, by reading every index doc: what [`Store::search`] falls back to for a
+    /// registry without a catalog. Costs a request per plugin on a cold cache.
+    pub fn scan(&mut self, text: &str) -> Result<Vec<SearchHit>, StoreError> {
+        let remotes = self.fresh_remotes()?;
+        let mut hits = Vec::new();
+        for registry in remotes.order().to_vec() {
+            hits.extend(self.scan_registry(&remotes, &registry, text)?);
+        }
+        Ok(hits)
+    }
+
+    fn scan_registry(
+        &self,
+        remotes: &super::source::Remotes,
+        registry: &RegistryName,
+        text: &str,
+    ) -> Result<Vec<SearchHit>, StoreError> {
+        let needle = text.to_lowercase();
+        let ids = remotes.plugin_ids(registry)?;
+        let requests: Vec<resolve::DocRequest> =
+            ids.iter().map(|id| resolve::DocRequest { registry: registry.clone(), id: id.clone() }).collect();
+        resolve::IndexSource::prefetch(remotes, &requests);
+        let mut hits = Vec::new();
+        for id in ids {
+            let Some(doc) = remotes.doc(registry, &id)? else { continue };
+            if !id.as_str().to_lowercase().contains(&needle) && !doc.name.to_lowercase().contains(&needle) {
+                continue;
+            }
+            let newest = doc.releases.iter().filter(|r| !r.yanked).max_by(|a, b| a.version.cmp(&b.version));
+            let compatibility = match newest {
+                Some(release) => self.release_compatibility(release),
+                None => Compatibility::Incompatible { reason: "every release is yanked".into() },
+            };
+            hits.push(SearchHit {
+                latest: newest.map(|r| r.version.clone()),
+                installed: self.state().plugin(&id).map(|p| p.active.version.clone()),
+                name: doc.name.clone(),
+                summary: String::new(),
+                id,
+                registry: registry.clone(),
+                rating: None,
+                downloads: 0,
+                compatibility,
+                score: 0.0,
+            });
+        }
+        Ok(hits)
+    }
+}

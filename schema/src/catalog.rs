@@ -1,0 +1,557 @@
+//! Catalog documents: what discovery (search, browse, featured, new) reads, built by
+//! `trellis-index build` and signed as TUF targets under the `catalog` role.
+//!
+//! Owns the document types ([`CatalogHead`], [`SearchShard`], [`ListingPage`],
+//! [`RecordBucket`]), their bounds ([`CatalogLimits`]) and strict parsing
+//! ([`parse_head`], [`parse_shard`], [`parse_page`], [`parse_records`]), and the text
+//! rules both sides must agree on: how text becomes terms ([`terms`]), which shard a
+//! term lives in ([`shard_key`]), the field weights and the BM25 term-frequency part
+//! of a posting's impact ([`impact`]), and the bounded edit distance typo tolerance
+//! uses ([`edit_distance`]). Query evaluation is the client's (`trellis_client::catalog`);
+//! choosing and writing documents is the builder's.
+//!
+//! Layout (target paths, all under the `catalog` role):
+//!
+//! ```text
+//! catalog/head.json                       counts, categories and tags with sizes, featured, trending, new, updated
+//! catalog/search-<key>.json               terms starting with <key> (2–6 characters) → postings + result fields
+//! catalog/category-<name>-<page>.json     one page of a category listing (most downloaded first)
+//! catalog/tag-<name>-<page>.json          one page of a tag listing
+//! catalog/records-<bucket>.json           every plugin's catalog record (the builder's incremental state)
+//! ```
+//!
+//! Numbers are integers (canonical JSON has no floats): impacts are thousandths,
+//! ratings tenths of a star.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::PluginId;
+use crate::plugin::{Channel, HostRequirement, Platform, PricingModel};
+
+/// Format number of every catalog document.
+pub const CATALOG_FORMAT: u32 = 1;
+/// Target path of the head document.
+pub const HEAD_TARGET: &str = "catalog/head.json";
+/// Plugins per listing page.
+pub const PAGE_SIZE: usize = 100;
+/// Postings kept per term (the best by impact and popularity).
+pub const POSTINGS_PER_TERM: usize = 40;
+/// Number of record buckets (`catalog/records-<bucket>.json`, by the id's SHA-256).
+pub const RECORD_BUCKETS: u32 = 64;
+/// How many plugins the head lists as new, updated, featured or trending.
+pub const HEAD_LIST: usize = 12;
+
+/// BM25 `k1`, in thousandths.
+const K1: u64 = 1200;
+/// BM25 `b`, in thousandths.
+const B: u64 = 750;
+
+/// Target path of search shard `key`.
+pub fn shard_target(key: &str) -> String {
+    format!("catalog/search-{key}.json")
+}
+
+/// Target path of page `page` (from 1) of a listing.
+pub fn page_target(kind: ListingKind, name: &str, page: u32) -> String {
+    format!("catalog/{}-{name}-{page}.json", kind.as_str())
+}
+
+/// Target path of record bucket `bucket`.
+pub fn records_target(bucket: u32) -> String {
+    format!("catalog/records-{bucket:02x}.json")
+}
+
+/// The record bucket of plugin `id`.
+pub fn record_bucket(id: &PluginId) -> u32 {
+    let digest = crate::Sha256::of(id.as_str().as_bytes());
+    u32::from(digest.as_bytes()[0]) % RECORD_BUCKETS
+}
+
+/// Size bounds a client holds catalog documents to (refused before parsing when
+/// larger). The builder keeps well under them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CatalogLimits {
+    /// Bytes of the head document (default 256 KiB).
+    pub head_bytes: u64,
+    /// Bytes of one search shard (default 512 KiB).
+    pub shard_bytes: u64,
+    /// Bytes of one listing page (default 256 KiB).
+    pub page_bytes: u64,
+}
+
+impl Default for CatalogLimits {
+    fn default() -> Self {
+        Self { head_bytes: 256 * 1024, shard_bytes: 512 * 1024, page_bytes: 256 * 1024 }
+    }
+}
+
+/// A catalog document that is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CatalogError {
+    /// Larger than the client's bound.
+    #[error("{target} is {length} bytes, over the limit of {limit} for catalog documents of this kind")]
+    TooLarge {
+        /// Target path.
+        target: String,
+        /// Its length.
+        length: u64,
+        /// The bound.
+        limit: u64,
+    },
+    /// Not a document of this kind.
+    #[error("{target}: {reason}")]
+    Invalid {
+        /// Target path.
+        target: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A plugin's star rating, from reviews (absent until the registry has reviews).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rating {
+    /// Mean stars in tenths (10–50).
+    pub tenths: u8,
+    /// Number of reviews.
+    pub count: u32,
+}
+
+/// The fields a result list or a listing shows for one plugin (its newest release).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSummary {
+    /// Plugin id.
+    pub id: PluginId,
+    /// Display name.
+    pub name: String,
+    /// Short description.
+    pub summary: String,
+    /// Publisher's display name.
+    pub vendor: String,
+    /// Newest release that is not yanked.
+    pub version: semver::Version,
+    /// Its channel.
+    pub channel: Channel,
+    /// Its host requirement.
+    pub host: HostRequirement,
+    /// Its platforms.
+    pub platforms: Vec<Platform>,
+    /// Pricing model.
+    pub pricing: PricingModel,
+    /// Permission types it requests (`network`, `filesystem`, …), sorted, once each.
+    pub permissions: Vec<String>,
+    /// Categories.
+    pub categories: Vec<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Star rating, when reviews exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rating: Option<Rating>,
+    /// Downloads counted so far (0 until download statistics exist).
+    #[serde(default)]
+    pub downloads: u64,
+    /// When its newest release was first published (RFC 3339).
+    pub updated: String,
+}
+
+/// A listing's name and size, as the head lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListingSize {
+    /// Category or tag.
+    pub name: String,
+    /// Plugins in it.
+    pub plugins: u32,
+    /// Pages of [`PAGE_SIZE`].
+    pub pages: u32,
+}
+
+/// `catalog/head.json`: the small document every discovery screen starts from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogHead {
+    /// [`CATALOG_FORMAT`].
+    pub format: u32,
+    /// When the catalog was built (RFC 3339).
+    pub generated: String,
+    /// Plugins in the catalog (the `N` of the relevance formula).
+    pub plugins: u32,
+    /// Releases indexed.
+    pub releases: u32,
+    /// Mean weighted document length, the builder's BM25 normalisation (thousandths).
+    pub average_length: u64,
+    /// Categories, largest first.
+    pub categories: Vec<ListingSize>,
+    /// Tags, largest first.
+    pub tags: Vec<ListingSize>,
+    /// Curated by the operator (`featured.json` of the registry source).
+    pub featured: Vec<PluginSummary>,
+    /// Growing fastest (empty until download statistics exist).
+    pub trending: Vec<PluginSummary>,
+    /// Newest plugins.
+    pub new: Vec<PluginSummary>,
+    /// Most recently updated plugins.
+    pub updated: Vec<PluginSummary>,
+}
+
+/// The postings of one term in a shard.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TermPostings {
+    /// Plugins whose text holds the term (all of them, also when `postings` is cut).
+    pub df: u32,
+    /// `[doc, impact]`: an index into the shard's `docs` and the field-weighted BM25
+    /// term-frequency part (thousandths); the best [`POSTINGS_PER_TERM`] only.
+    pub postings: Vec<(u32, u32)>,
+}
+
+/// `catalog/search-<key>.json`: every term starting with `key` (but those of a longer
+/// key's shard, when the catalog has one).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchShard {
+    /// [`CATALOG_FORMAT`].
+    pub format: u32,
+    /// The shard key (see [`shard_key`]).
+    pub key: String,
+    /// Terms and postings.
+    pub terms: BTreeMap<String, TermPostings>,
+    /// The plugins the postings point at.
+    pub docs: Vec<PluginSummary>,
+}
+
+/// What a listing groups by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListingKind {
+    /// A category.
+    Category,
+    /// A tag.
+    Tag,
+}
+
+impl ListingKind {
+    /// `category` or `tag`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Category => "category",
+            Self::Tag => "tag",
+        }
+    }
+}
+
+/// One page of a category or tag listing, most downloaded (then best rated, then id) first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListingPage {
+    /// [`CATALOG_FORMAT`].
+    pub format: u32,
+    /// Category or tag.
+    pub kind: ListingKind,
+    /// Its name.
+    pub name: String,
+    /// This page, from 1.
+    pub page: u32,
+    /// Pages in the listing.
+    pub pages: u32,
+    /// Plugins in the listing.
+    pub total: u32,
+    /// This page's plugins.
+    pub plugins: Vec<PluginSummary>,
+}
+
+/// A plugin's catalog record: its summary and its weighted terms. The builder keeps
+/// them (`catalog/records-<bucket>.json`) so an incremental build can redo the
+/// catalog without loading every plugin.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogRecord {
+    /// Result fields.
+    pub summary: PluginSummary,
+    /// When the plugin's first release was published (RFC 3339).
+    pub created: String,
+    /// Releases that are not yanked.
+    pub releases: u32,
+    /// Weighted document length (sum of field weights × term counts).
+    pub length: u32,
+    /// Term → weighted count.
+    pub terms: BTreeMap<String, u32>,
+}
+
+/// `catalog/records-<bucket>.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordBucket {
+    /// [`CATALOG_FORMAT`].
+    pub format: u32,
+    /// Records, by id.
+    pub records: Vec<CatalogRecord>,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(target: &str, bytes: &[u8], limit: u64) -> Result<T, CatalogError> {
+    let length = bytes.len() as u64;
+    if length > limit {
+        return Err(CatalogError::TooLarge { target: target.to_owned(), length, limit });
+    }
+    crate::json::from_slice(bytes)
+        .map_err(|e| CatalogError::Invalid { target: target.to_owned(), reason: e.to_string() })
+}
+
+fn check_format(target: &str, format: u32) -> Result<(), CatalogError> {
+    if format == CATALOG_FORMAT {
+        Ok(())
+    } else {
+        Err(CatalogError::Invalid {
+            target: target.to_owned(),
+            reason: format!("catalog format {format}; this client reads format {CATALOG_FORMAT} (update the client)"),
+        })
+    }
+}
+
+/// Parses the head document strictly, within `limits`.
+pub fn parse_head(bytes: &[u8], limits: &CatalogLimits) -> Result<CatalogHead, CatalogError> {
+    let head: CatalogHead = parse(HEAD_TARGET, bytes, limits.head_bytes)?;
+    check_format(HEAD_TARGET, head.format)?;
+    Ok(head)
+}
+
+/// Parses search shard `key` strictly, within `limits`: every term must start with
+/// the key and every posting point at one of the shard's docs.
+pub fn parse_shard(key: &str, bytes: &[u8], limits: &CatalogLimits) -> Result<SearchShard, CatalogError> {
+    let target = shard_target(key);
+    let shard: SearchShard = parse(&target, bytes, limits.shard_bytes)?;
+    check_format(&target, shard.format)?;
+    let invalid = |reason: String| CatalogError::Invalid { target: target.clone(), reason };
+    if shard.key != key {
+        return Err(invalid(format!("shard says it is {:?}", shard.key)));
+    }
+    for (term, postings) in &shard.terms {
+        if !shard_key_of(term, key.chars().count()).eq(key) {
+            return Err(invalid(format!("term {term:?} does not belong in this shard")));
+        }
+        if let Some((doc, _)) = postings.postings.iter().find(|(doc, _)| *doc as usize >= shard.docs.len()) {
+            return Err(invalid(format!("term {term:?} points at doc {doc}; the shard has {}", shard.docs.len())));
+        }
+    }
+    Ok(shard)
+}
+
+/// Parses a listing page strictly, within `limits`.
+pub fn parse_page(target: &str, bytes: &[u8], limits: &CatalogLimits) -> Result<ListingPage, CatalogError> {
+    let page: ListingPage = parse(target, bytes, limits.page_bytes)?;
+    check_format(target, page.format)?;
+    Ok(page)
+}
+
+/// Parses a record bucket (the builder's own state; no size bound).
+pub fn parse_records(target: &str, bytes: &[u8]) -> Result<RecordBucket, CatalogError> {
+    let bucket: RecordBucket = parse(target, bytes, u64::MAX)?;
+    check_format(target, bucket.format)?;
+    Ok(bucket)
+}
+
+/// The fields of a plugin's text and their weights in relevance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// The whole id and its segments.
+    Id,
+    /// Display name.
+    Name,
+    /// Tags.
+    Tag,
+    /// Categories.
+    Category,
+    /// Publisher's display name.
+    Vendor,
+    /// Short description.
+    Summary,
+    /// Full description.
+    Description,
+}
+
+impl Field {
+    /// Weight of one occurrence of a term in this field.
+    pub fn weight(self) -> u32 {
+        match self {
+            Self::Id => 8,
+            Self::Name => 6,
+            Self::Tag => 4,
+            Self::Category => 3,
+            Self::Vendor => 2,
+            Self::Summary => 2,
+            Self::Description => 1,
+        }
+    }
+}
+
+const STOP_WORDS: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "in", "into", "is", "it", "its", "of", "on", "or",
+    "that", "the", "this", "to", "with", "your", "you",
+];
+
+/// The terms of `text`: NFKC, lower case, split at anything not alphanumeric, terms of
+/// one character and common English stop words dropped, at most 64 characters each.
+pub fn terms(text: &str) -> Vec<String> {
+    use unicode_normalization::UnicodeNormalization;
+    let normal: String = text.nfkc().flat_map(char::to_lowercase).collect();
+    normal
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|t| t.chars().count() >= 2 && !STOP_WORDS.contains(t))
+        .map(|t| t.chars().take(64).collect())
+        .collect()
+}
+
+/// The shortest shard key: a term's first two characters (see [`shard_key_of`]).
+pub fn shard_key(term: &str) -> String {
+    shard_key_of(term, MIN_KEY)
+}
+
+/// Characters of the shortest shard key. A shard over [`SHARD_BUDGET`] is split by
+/// one more character (terms no longer than its key stay in it), up to
+/// [`MAX_KEY`]; a client reads, for each term, the shard of the longest key the
+/// catalog role lists.
+pub const MIN_KEY: usize = 2;
+/// Characters of the longest shard key.
+pub const MAX_KEY: usize = 6;
+/// Bytes a search shard should stay under: split past it, and past [`MAX_KEY`] its
+/// terms keep fewer postings.
+pub const SHARD_BUDGET: usize = 48 * 1024;
+
+/// The shard key of `term` of `length` characters: its first `length` characters,
+/// each kept when it is an ASCII letter or digit and `_` otherwise (so keys are safe
+/// file names).
+pub fn shard_key_of(term: &str, length: usize) -> String {
+    term.chars().take(length).map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+}
+
+/// The shard keys `term` may live in, longest first.
+pub fn candidate_keys(term: &str) -> Vec<String> {
+    let length = term.chars().count().min(MAX_KEY);
+    (MIN_KEY..=length.max(MIN_KEY)).rev().map(|n| shard_key_of(term, n)).collect()
+}
+
+/// The BM25 term-frequency part for a term counted `weighted` times (field weights
+/// applied) in a plugin of weighted length `length`, with the catalog's mean length
+/// `average` (thousandths), as thousandths.
+pub fn impact(weighted: u32, length: u32, average: u64) -> u32 {
+    let tf = u64::from(weighted) * 1000;
+    let average = average.max(1);
+    let norm = K1 * (1000 - B + B * u64::from(length) * 1000 / average) / 1000;
+    let value = tf * (K1 + 1000) / (tf + norm).max(1);
+    u32::try_from(value).unwrap_or(u32::MAX)
+}
+
+/// Popularity factor of ranking, shared by the builder (which postings a term keeps)
+/// and the client (final order): `1 + 0.15·log10(1 + downloads)`, times
+/// `1 + 0.05·(stars − 3)` when the plugin has a rating.
+pub fn popularity(summary: &PluginSummary) -> f64 {
+    let downloads = 1.0 + 0.15 * (1.0 + summary.downloads as f64).log10();
+    let rating = summary.rating.map_or(1.0, |r| 1.0 + 0.05 * (f64::from(r.tenths) / 10.0 - 3.0));
+    downloads * rating
+}
+
+/// How many edits a query term of `length` characters may be away from a match: 0
+/// below 4 characters, 1 from 4, 2 from 8.
+pub fn typo_budget(length: usize) -> usize {
+    match length {
+        0..=3 => 0,
+        4..=7 => 1,
+        _ => 2,
+    }
+}
+
+/// Optimal-string-alignment distance between `a` and `b` (an adjacent swap is one
+/// edit), or `None` when it is over `max`.
+pub fn edit_distance(a: &str, b: &str, max: usize) -> Option<usize> {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    if a.len().abs_diff(b.len()) > max {
+        return None;
+    }
+    let width = b.len() + 1;
+    let mut rows = vec![vec![0usize; width]; a.len() + 1];
+    for (j, cell) in rows[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        rows[i][0] = i;
+        let mut best = rows[i][0];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut value = (rows[i - 1][j] + 1).min(rows[i][j - 1] + 1).min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                value = value.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = value;
+            best = best.min(value);
+        }
+        if best > max {
+            return None;
+        }
+    }
+    let distance = rows[a.len()][b.len()];
+    (distance <= max).then_some(distance)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terms_fold_case_split_ids_and_drop_stop_words() {
+        assert_eq!(terms("The Acme.Clock for your DESK"), ["acme", "clock", "desk"]);
+        assert_eq!(terms("Ｃａｌｅｎｄａｒ sync"), ["calendar", "sync"]);
+    }
+
+    #[test]
+    fn shard_keys_are_safe_names() {
+        assert_eq!(shard_key("clock"), "cl");
+        assert_eq!(shard_key("été"), "_t");
+        assert_eq!(shard_key("x9"), "x9");
+        assert_eq!(candidate_keys("markdown"), ["markdo", "markd", "mark", "mar", "ma"]);
+        assert_eq!(candidate_keys("go"), ["go"]);
+    }
+
+    #[test]
+    fn edit_distance_counts_swaps_as_one_and_stops_at_max() {
+        assert_eq!(edit_distance("clock", "clokc", 1), Some(1));
+        assert_eq!(edit_distance("clock", "clok", 1), Some(1));
+        assert_eq!(edit_distance("calendar", "calnedra", 2), Some(2));
+        assert_eq!(edit_distance("clock", "block", 0), None);
+        assert_eq!(edit_distance("clock", "cloud", 1), None);
+    }
+
+    #[test]
+    fn typo_budget_follows_term_length() {
+        assert_eq!(typo_budget(3), 0);
+        assert_eq!(typo_budget(4), 1);
+        assert_eq!(typo_budget(8), 2);
+    }
+
+    #[test]
+    fn impact_grows_with_count_and_shrinks_with_length() {
+        assert!(impact(8, 20, 20_000) > impact(1, 20, 20_000));
+        assert!(impact(2, 10, 20_000) > impact(2, 80, 20_000));
+    }
+
+    #[test]
+    fn shard_parse_refuses_postings_outside_the_shard_and_oversize() {
+        let shard = SearchShard {
+            format: CATALOG_FORMAT,
+            key: "cl".into(),
+            terms: BTreeMap::from([("clock".into(), TermPostings { df: 1, postings: vec![(3, 100)] })]),
+            docs: vec![],
+        };
+        let bytes = serde_json::to_vec(&shard).unwrap();
+        let error = parse_shard("cl", &bytes, &CatalogLimits::default()).unwrap_err();
+        assert!(error.to_string().contains("points at doc 3"), "{error}");
+        let small = CatalogLimits { shard_bytes: 10, ..CatalogLimits::default() };
+        assert!(matches!(parse_shard("cl", &bytes, &small), Err(CatalogError::TooLarge { .. })));
+        let error = parse_shard("ab", &bytes, &CatalogLimits::default()).unwrap_err();
+        assert!(error.to_string().contains("shard says it is"), "{error}");
+    }
+}

@@ -1,0 +1,224 @@
+//! Catalog figures on the synthetic registry (`trellis_index::synth`, names, tags and
+//! descriptions from its vocabulary), served on loopback by the counting fault
+//! server (metadata and catalog documents only: a search must need nothing else):
+//!
+//! 1. what the catalog adds to a full build: records + documents for every plugin,
+//!    timed apart from the full build that includes them; catalog size;
+//! 2. what it adds to a one-release incremental build: the incremental build, and
+//!    its catalog part (reading the record buckets, redoing the documents);
+//! 3. a cold query: requests and bytes of the TUF chain and after it;
+//! 4. warm query latency (the update check + verified cache + ranking), exact and
+//!    with a typo: median and p95 over `TRELLIS_BENCH_WARM_RUNS` runs.
+//!
+//! Run: `cargo bench -p trellis-tests --bench catalog`. Environment:
+//! `TRELLIS_BENCH_PLUGINS` (default 100000), `TRELLIS_BENCH_VERSIONS` (2),
+//! `TRELLIS_BENCH_WARM_RUNS` (30), `BENCH_DIR` (default the system temp dir).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, missing_docs)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use trellis_client::catalog::Query;
+use trellis_client::resolve::HostApp;
+use trellis_client::store::{Store, StoreOptions};
+use trellis_index::build::{Scope, catalog};
+use trellis_index::synth::{self, SynthSite, SynthSpec};
+use trellis_schema::PluginId;
+use trellis_schema::catalog::{CatalogRecord, RecordBucket};
+use trellis_tests::fault_server::FaultServer;
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            walk(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+fn percentile(mut values: Vec<Duration>, p: f64) -> Duration {
+    values.sort_unstable();
+    values[((values.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let plugins = env_or("TRELLIS_BENCH_PLUGINS", 100_000);
+    let versions = env_or("TRELLIS_BENCH_VERSIONS", 2);
+    let runs = env_or("TRELLIS_BENCH_WARM_RUNS", 30);
+    let work =
+        tempfile::tempdir_in(std::env::var_os("BENCH_DIR").unwrap_or_else(|| std::env::temp_dir().into())).unwrap();
+    let mut site = SynthSite::init(work.path(), 12, jiff::Timestamp::now()).unwrap();
+    let plan = synth::plan(SynthSpec { plugins, versions, seed: 42 });
+    let target = plan[plan.len() / 2].clone();
+    site.known = plan.iter().map(|p| p.id.clone()).collect();
+    let inputs: Vec<_> = plan.into_iter().map(synth::plugin_input).collect();
+
+    // 1. The catalog's part of a full build, then the full build.
+    let started = Instant::now();
+    let records: BTreeMap<PluginId, CatalogRecord> = inputs
+        .iter()
+        .filter_map(|p| catalog::record(p, None, "2026-11-01T00:00:00Z").map(|r| (p.id.clone(), r)))
+        .collect();
+    let records_time = started.elapsed();
+    let started = Instant::now();
+    let documents = catalog::documents(&records, &[]);
+    let documents_time = started.elapsed();
+    let total: usize = documents.iter().map(|(_, b)| b.len()).sum();
+    let shards: Vec<usize> =
+        documents.iter().filter(|(t, _)| t.starts_with("catalog/search-")).map(|(_, b)| b.len()).collect();
+    let head = documents.iter().find(|(t, _)| t == "catalog/head.json").map_or(0, |(_, b)| b.len());
+    println!(
+        "catalog of {} plugins: records {records_time:.2?}, documents {documents_time:.2?}; {} documents, {} bytes \
+         (head {head} bytes, {} shards: median {} max {} bytes)",
+        records.len(),
+        documents.len(),
+        total,
+        shards.len(),
+        {
+            let mut s = shards.clone();
+            s.sort_unstable();
+            s[s.len() / 2]
+        },
+        shards.iter().max().unwrap()
+    );
+    drop(documents);
+    drop(records);
+    let started = Instant::now();
+    let full = site.build(inputs, Scope::Full).unwrap();
+    println!("full build (catalog included): {} releases in {:.2?}", full.releases, started.elapsed());
+    let catalog_role = std::fs::read(
+        site.site_dir.join("metadata").join(format!("{}.catalog.json", version_of(&site.site_dir, "catalog"))),
+    )
+    .unwrap();
+    println!("catalog role document: {} bytes", catalog_role.len());
+
+    // 2. One release more, incrementally; and the catalog's part of that.
+    let mut grown = target.clone();
+    let mut release = grown.releases.last().unwrap().clone();
+    release.version = semver::Version::new(99, 0, 0);
+    release.yanked = false;
+    grown.releases.push(release);
+    let changed = synth::plugin_input(grown);
+    let scope = Scope::Plugins(BTreeSet::from([changed.id.clone()]));
+    let started = Instant::now();
+    let incremental = site.build(vec![changed], scope).unwrap();
+    let incremental_time = started.elapsed();
+    let catalog_files = incremental.written.iter().filter(|p| p.starts_with("targets/catalog/")).count();
+    println!(
+        "incremental build (+1 release of {}): {} files written ({catalog_files} catalog documents) in {incremental_time:.2?}",
+        target.id,
+        incremental.written.len()
+    );
+    let started = Instant::now();
+    let mut files = Vec::new();
+    walk(&site.site_dir.join("targets/catalog"), &mut files);
+    let mut newest: BTreeMap<String, (std::time::SystemTime, PathBuf)> = BTreeMap::new();
+    for file in files.iter().filter(|f| f.to_string_lossy().contains(".records-")) {
+        let name = file.file_name().unwrap().to_string_lossy().split_once('.').unwrap().1.to_owned();
+        let modified = std::fs::metadata(file).unwrap().modified().unwrap();
+        if newest.get(&name).is_none_or(|(m, _)| *m < modified) {
+            newest.insert(name, (modified, file.clone()));
+        }
+    }
+    let records: BTreeMap<PluginId, CatalogRecord> = newest
+        .values()
+        .flat_map(|(_, f)| serde_json::from_slice::<RecordBucket>(&std::fs::read(f).unwrap()).unwrap().records)
+        .map(|r| (r.summary.id.clone(), r))
+        .collect();
+    let read = started.elapsed();
+    let started = Instant::now();
+    let _ = catalog::documents(&records, &[]);
+    println!(
+        "catalog part of an incremental build: reading {} records {read:.2?} + documents {:.2?}",
+        records.len(),
+        started.elapsed()
+    );
+    drop(records);
+
+    // 3. A cold query.
+    let server = FaultServer::start().unwrap();
+    let mut served = Vec::new();
+    walk(&site.site_dir.join("metadata"), &mut served);
+    walk(&site.site_dir.join("targets/catalog"), &mut served);
+    for file in served.iter().filter(|f| !f.to_string_lossy().contains(".records-")) {
+        let relative = file.strip_prefix(&site.site_dir).unwrap().to_string_lossy().replace('\\', "/");
+        server.put(&format!("/{relative}"), std::fs::read(file).unwrap());
+    }
+    let data = tempfile::tempdir_in(work.path()).unwrap();
+    let host = HostApp { id: "demo-host".into(), api_version: semver::Version::new(1, 0, 0) };
+    let mut store = Store::open(data.path(), StoreOptions::new(host.clone())).unwrap();
+    store.add_registry("synth", &server.url(), &std::fs::read(site.root_file()).unwrap()).unwrap();
+    server.reset_counters();
+    let query = Query::new("markdown preview");
+    let started = Instant::now();
+    let results = store.search(&query).unwrap();
+    let cold = started.elapsed();
+    let hits = server.hits();
+    let mut chain = (0usize, 0u64);
+    let mut after = (0usize, 0u64);
+    for hit in &hits {
+        let length = std::fs::metadata(site.site_dir.join(&hit.path[1..])).map_or(0, |m| m.len());
+        let slot = if hit.path.starts_with("/metadata/") { &mut chain } else { &mut after };
+        slot.0 += 1;
+        slot.1 += length;
+    }
+    println!(
+        "cold query {:?}: {} hits in {cold:.2?}; TUF chain {} requests {} bytes; after it {} requests {} bytes: {:?}",
+        query.text,
+        results.hits.len(),
+        chain.0,
+        chain.1,
+        after.0,
+        after.1,
+        hits.iter().filter(|h| h.path.starts_with("/targets/")).map(|h| h.path.as_str()).collect::<Vec<_>>()
+    );
+    println!("top 3: {:?}", results.hits.iter().take(3).map(|h| format!("{} ({})", h.id, h.name)).collect::<Vec<_>>());
+
+    // 4. Warm queries, exact and with a typo, in a new store (the data dir is locked
+    // by one store at a time).
+    drop(store);
+    for text in ["markdown preview", "markdwon preveiw", "calendar sync"] {
+        let query = Query::new(text);
+        let mut store = Store::open(data.path(), StoreOptions::new(host.clone())).unwrap();
+        let _ = store.search(&query).unwrap();
+        let mut times = Vec::new();
+        server.reset_counters();
+        for _ in 0..runs {
+            let started = Instant::now();
+            let found = store.search(&query).unwrap();
+            times.push(started.elapsed());
+            assert!(!found.hits.is_empty());
+        }
+        println!(
+            "warm query {text:?}: median {:.2?}, p95 {:.2?} ({} requests over {runs} runs)",
+            percentile(times.clone(), 0.5),
+            percentile(times, 0.95),
+            server.request_count()
+        );
+    }
+}
+
+fn version_of(site: &Path, role: &str) -> u64 {
+    let mut files = Vec::new();
+    walk(&site.join("metadata"), &mut files);
+    files
+        .iter()
+        .filter_map(|f| {
+            let name = f.file_name()?.to_string_lossy().into_owned();
+            name.strip_suffix(&format!(".{role}.json"))?.parse().ok()
+        })
+        .max()
+        .unwrap_or(1)
+}
