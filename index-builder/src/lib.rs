@@ -13,6 +13,7 @@ pub mod build;
 pub mod delta;
 pub mod fixture;
 pub mod keyfile;
+pub mod license;
 pub mod lint;
 pub mod operator;
 pub mod pack;

@@ -5,6 +5,7 @@
 //! `developer.rs`; registry operator commands go in `operator.rs`.
 
 mod developer;
+mod license;
 mod operator;
 
 use std::process::ExitCode;
@@ -26,6 +27,9 @@ enum Command {
     Developer(developer::Command),
     #[command(flatten)]
     Operator(operator::Command),
+    /// License tokens for paid plugins: keygen, issue (from a checkout webhook event).
+    #[command(subcommand)]
+    License(license::Command),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +37,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Developer(command) => developer::run(command),
         Command::Operator(command) => operator::run(command),
+        Command::License(command) => license::run(command),
     };
     match result {
         Ok(code) => code,
