@@ -65,6 +65,8 @@ pub struct ReleaseInput {
     pub name: String,
     /// Oldest client that can install it, from `plugin.json`.
     pub min_client_version: Option<semver::Version>,
+    /// Pricing from `plugin.json`, when not free.
+    pub pricing: Option<trellis_schema::plugin::Pricing>,
     /// The package.
     pub package: Blob,
     /// The DSSE envelope.
@@ -237,6 +239,7 @@ fn check(
         manifest_sha256: Sha256::of(&payload),
         name: metadata.name,
         min_client_version: metadata.min_client_version,
+        pricing: Some(metadata.pricing).filter(|p| p.model != trellis_schema::plugin::PricingModel::Free),
         package: Blob { sha256: actual_sha256, length: actual_size, source: BlobSource::File(package_path) },
         envelope: Blob::from_bytes(envelope_bytes),
         manifest,

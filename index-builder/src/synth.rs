@@ -221,6 +221,7 @@ pub fn plugin_input(plugin: SynthPlugin) -> PluginInput {
                 manifest_sha256: Sha256::of(format!("manifest {tag}").as_bytes()),
                 name: format!("Plugin {id}"),
                 min_client_version: None,
+                pricing: None,
                 package: Blob { sha256: package, length: size, source: BlobSource::InSite },
                 envelope: Blob {
                     sha256: Sha256::of(format!("envelope {tag}").as_bytes()),

@@ -27,6 +27,7 @@ pub mod blocked;
 pub mod delta;
 pub mod fetch;
 pub mod install;
+pub mod license;
 pub mod publishers;
 pub mod registries;
 pub mod remove;
@@ -54,6 +55,7 @@ use crate::trust::TrustError;
 pub use blocked::{DisabledRelease, HeldBack};
 pub use fetch::{PUBLISHER_RECORD_FILE, RELEASE_ENVELOPE_FILE};
 pub use install::InstallReport;
+pub use license::LicenseEntry;
 pub use registries::{Registries, RegistryConfig};
 pub use update::{UpdateCheckReport, UpdateReport};
 pub use verify::{FileProblem, VerifyReport};
@@ -336,6 +338,31 @@ pub enum StoreError {
         active: Box<Version>,
         /// Why the signature no longer counts.
         problem: String,
+    },
+    /// A license token was refused (malformed, forged, edited, for a key the vendor
+    /// revoked or does not list, or expired); nothing was changed.
+    #[error("{source}")]
+    License {
+        /// Why.
+        source: Box<trellis_schema::license::LicenseError>,
+    },
+    /// The licenses file is unreadable or could not be written.
+    #[error(transparent)]
+    Licenses(#[from] crate::license::LicensesFileError),
+    /// `license remove` of a plugin without a token.
+    #[error("no license token was added for {plugin}; `trellis license list` shows the ones that were")]
+    NoLicense {
+        /// The plugin.
+        plugin: PluginId,
+    },
+    /// No configured registry has a record of the token's vendor to verify it under.
+    #[error(
+        "no configured registry has a publisher record of {}, so the license token for {plugin} cannot be verified; add the registry that publishes {plugin} first",
+        plugin.vendor_id()
+    )]
+    NoPublisherRecord {
+        /// The plugin the token is for.
+        plugin: PluginId,
     },
     /// An update or rollback switched to a release whose files do not verify; the
     /// switch was undone.
