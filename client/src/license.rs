@@ -53,7 +53,7 @@ pub enum LicenseState {
     Trial {
         /// When the trial ends.
         ends: jiff::Timestamp,
-        /// Whole days left (0 on the last day).
+        /// Days left, counting a started day as one (1 on the last day).
         days_left: i64,
     },
     /// No valid token, and the trial is over.
@@ -163,7 +163,7 @@ pub fn evaluate(
 ) -> LicenseState {
     let trial_state = trial.map(|trial| {
         if trial.is_running(now) {
-            let left = trial.ends().duration_since(now).as_secs() / 86_400;
+            let left = (trial.ends().duration_since(now).as_secs() + 86_399) / 86_400;
             LicenseState::Trial { ends: trial.ends(), days_left: left }
         } else {
             LicenseState::TrialEnded { ended: trial.ends() }

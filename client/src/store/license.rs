@@ -14,7 +14,7 @@ use std::path::Path;
 use semver::Version;
 use serde::Serialize;
 use trellis_schema::PluginId;
-use trellis_schema::license::LicenseToken;
+use trellis_schema::license::{LicenseError, LicenseToken};
 use trellis_schema::plugin::{Pricing, PricingModel};
 use trellis_schema::publisher::PublisherRecord;
 
@@ -134,15 +134,28 @@ impl Store {
     /// the record first when no registry has a pin yet) and keeps it, replacing an
     /// earlier token of the same plugin. A token that is malformed, forged, edited,
     /// signed by a key the vendor revoked or does not list, or expired is refused and
-    /// nothing changes. Tells the host when the plugin is installed.
-    pub fn add_license(&mut self, text: &str, session: &Session<'_>) -> Result<LicenseEntry, StoreError> {
-        let token = LicenseToken::parse(text).map_err(|e| StoreError::License { source: Box::new(e) })?;
+    /// nothing changes; so is a token for another plugin than `expected` (a host app
+    /// adding a license from one plugin's page). Tells the host when the plugin is
+    /// installed.
+    pub fn add_license(
+        &mut self,
+        text: &str,
+        expected: Option<&PluginId>,
+        session: &Session<'_>,
+    ) -> Result<LicenseEntry, StoreError> {
+        let refused = |e| StoreError::License { source: Box::new(e) };
+        let token = LicenseToken::parse(text).map_err(refused)?;
         let plugin = token.payload().plugin.clone();
+        if let Some(expected) = expected
+            && expected != &plugin
+        {
+            return Err(refused(LicenseError::WrongPlugin { token_plugin: plugin, plugin: expected.clone() }));
+        }
         let record = match self.pinned_vendor_record(&plugin) {
             Some(record) => record,
             None => self.fetch_vendor_record(&plugin)?,
         };
-        token.verify(&record, self.now()).map_err(|e| StoreError::License { source: Box::new(e) })?;
+        token.verify(&record, self.now()).map_err(refused)?;
         let mut licenses = self.licenses()?;
         licenses.insert(token);
         licenses.save(self.data_dir())?;

@@ -27,6 +27,8 @@ pub struct Plugin {
     pub permissions: Vec<(String, String)>,
     pub script: String,
     pub channel: String,
+    /// `pricing.model` and `pricing.trial_days`.
+    pub pricing: (String, u32),
 }
 
 impl Plugin {
@@ -38,7 +40,14 @@ impl Plugin {
             permissions: vec![],
             script: format!("#!/bin/sh\necho \"{id} {version} running\"\n"),
             channel: "stable".into(),
+            pricing: ("free".into(), 0),
         }
+    }
+
+    /// Priced with `model` and a trial of `trial_days`.
+    pub fn priced(mut self, model: &str, trial_days: u32) -> Self {
+        self.pricing = (model.into(), trial_days);
+        self
     }
 
     pub fn channel(mut self, channel: &str) -> Self {
@@ -65,7 +74,7 @@ impl Plugin {
             "categories": ["utility"], "tags": [],
             "permissions": self.permissions.iter().map(|(k, s)| serde_json::json!({"type": k, "scope": s, "reason": "the test needs it"})).collect::<Vec<_>>(),
             "dependencies": self.dependencies.iter().map(|(id, r)| serde_json::json!({"id": id, "version_requirement": r})).collect::<Vec<_>>(),
-            "pricing": {"model": "free", "trial_days": 0},
+            "pricing": {"model": self.pricing.0, "trial_days": self.pricing.1},
             "channel": self.channel,
             "host": {"id": "trellis-demo-host", "api_version_requirement": "^1"},
             "platforms": ["any"], "entry": {"any": "bin/any/run.sh"},
@@ -232,6 +241,20 @@ pub fn trellis_bin() -> PathBuf {
         .unwrap();
     assert!(status.success(), "building the trellis binary failed");
     target.join("debug").join(format!("trellis{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// The `trellis-index` binary of this workspace, built on first use.
+pub fn trellis_index_bin() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "-p", "trellis-index", "--bin", "trellis-index"])
+        .current_dir(&root)
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the trellis-index binary failed");
+    target.join("debug").join(format!("trellis-index{}", std::env::consts::EXE_SUFFIX))
 }
 
 /// `acme.clock` at `version` as the lifecycle suites publish it: it needs

@@ -18,6 +18,9 @@ pub(crate) enum LicenseCommand {
     Add {
         /// The token: `trellis-license-v1.…`, or `-` for stdin.
         token: String,
+        /// Refuse the token unless it is for this plugin.
+        #[arg(long = "for", value_name = "ID")]
+        plugin: Option<String>,
     },
     /// List the license state of plugins with a token, a trial, or a paid release installed.
     List,
@@ -28,12 +31,17 @@ pub(crate) enum LicenseCommand {
     },
 }
 
+fn plugin_id(id: &str) -> Result<PluginId, Failure> {
+    id.parse().map_err(|e| Failure::Usage(format!("`{id}` is not a plugin id: {e}")))
+}
+
 pub(crate) fn run(ctx: &Context, command: LicenseCommand) -> CliResult {
     let hooks = NoHooks;
     let consent = NeverAgree;
     let session = Session::new(&hooks, &consent).with_reporter(output::reporter(ctx.json));
     match command {
-        LicenseCommand::Add { token } => {
+        LicenseCommand::Add { token, plugin } => {
+            let expected = plugin.map(|id| plugin_id(&id)).transpose()?;
             let token = if token == "-" {
                 let mut text = String::new();
                 std::io::stdin()
@@ -45,7 +53,7 @@ pub(crate) fn run(ctx: &Context, command: LicenseCommand) -> CliResult {
                 token
             };
             let mut store = ctx.open()?;
-            let entry = store.add_license(&token, &session)?;
+            let entry = store.add_license(&token, expected.as_ref(), &session)?;
             if ctx.json {
                 output::json(&entry);
             } else {
@@ -68,7 +76,7 @@ pub(crate) fn run(ctx: &Context, command: LicenseCommand) -> CliResult {
             }
         }
         LicenseCommand::Remove { id } => {
-            let plugin: PluginId = id.parse().map_err(|e| Failure::Usage(format!("`{id}` is not a plugin id: {e}")))?;
+            let plugin = plugin_id(&id)?;
             let mut store = ctx.open()?;
             let state = store.remove_license(&plugin, &session)?;
             if ctx.json {

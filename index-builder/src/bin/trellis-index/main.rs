@@ -7,6 +7,7 @@
 mod developer;
 mod license;
 mod operator;
+mod submission;
 
 use std::process::ExitCode;
 
@@ -27,6 +28,8 @@ enum Command {
     Developer(developer::Command),
     #[command(flatten)]
     Operator(operator::Command),
+    #[command(flatten)]
+    Submission(submission::Command),
     /// License tokens for paid plugins: keygen, issue (from a checkout webhook event).
     #[command(subcommand)]
     License(license::Command),
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         Command::Developer(command) => developer::run(command),
         Command::Operator(command) => operator::run(command),
         Command::License(command) => license::run(command),
+        Command::Submission(command) => submission::run(command),
     };
     match result {
         Ok(code) => code,
