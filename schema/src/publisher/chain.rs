@@ -617,6 +617,43 @@ mod tests {
     }
 
     #[test]
+    fn license_keys_are_bound_distinct_out_of_the_threshold_and_stay_revoked() {
+        let (a, l, other) = (key(1), key(5), key(6));
+        let record_problem =
+            |record: PublisherRecord| match problem(verify(&PublisherChain::first(record, &[&a]).unwrap(), None)) {
+                ChainProblem::Record { problem, .. } => problem,
+                other => panic!("{other:?}"),
+            };
+        let mut lying = record(1, &[&a], 1);
+        lying.license_keys.insert(l.key_id().clone(), other.public().clone());
+        assert!(record_problem(lying).contains("lists a license key under id"));
+        let mut twice = record(1, &[&a], 1);
+        twice.license_keys.insert(a.key_id().clone(), a.public().clone());
+        assert!(record_problem(twice).contains("lists one key twice"));
+        let mut threshold = record(1, &[&a], 2);
+        threshold.license_keys.insert(l.key_id().clone(), l.public().clone());
+        assert!(record_problem(threshold).contains("threshold 2 with 1 key(s)"));
+        // A license key the publisher revoked cannot come back as a license key.
+        let mut v1 = record(1, &[&a], 1);
+        v1.license_keys.insert(l.key_id().clone(), l.public().clone());
+        let mut chain = PublisherChain::first(v1, &[&a]).unwrap();
+        let mut v2 = record(2, &[&a], 1);
+        v2.revoked.push(RevokedKey {
+            keyid: l.key_id().clone(),
+            revoked_at: "2026-12-24".into(),
+            reason: "webhook leaked".into(),
+            key: Some(l.public().clone()),
+        });
+        chain.records.push(SignedRecord::sign(v2, &[&a]).unwrap());
+        verify(&chain, None).unwrap();
+        // Version 3 drops the revocation and lists the key again.
+        let mut v3 = record(3, &[&a], 1);
+        v3.license_keys.insert(l.key_id().clone(), l.public().clone());
+        chain.records.push(SignedRecord::sign(v3, &[&a]).unwrap());
+        assert!(matches!(problem(verify(&chain, None)), ChainProblem::ReAddsRevoked { version: 3, .. }));
+    }
+
+    #[test]
     fn versions_must_run_without_gaps_and_limits_hold() {
         let a = key(1);
         let chain = PublisherChain::first(record(2, &[&a], 1), &[&a]).unwrap();
