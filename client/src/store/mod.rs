@@ -15,7 +15,9 @@
 //! - update ([`update`]): policy → permission diff and re-consent → download + verify →
 //!   `stop` → swap → verify → `start`, rolling back automatically on any failure;
 //! - remove and rollback ([`remove`]);
-//! - verification of installed files against their signed manifests ([`verify`]).
+//! - verification of installed files against their signed manifests ([`verify`]);
+//! - licenses and trials ([`license`]): tokens verified offline under the pinned
+//!   vendor record, the trial started at the first install, the host told.
 //!
 //! It holds the data-dir lock for its whole life (through [`StateStore`]) and settles an
 //! interrupted operation when opened. Files move only through [`crate::activate`];
