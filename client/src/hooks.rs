@@ -135,8 +135,8 @@ pub trait HostHooks {
     /// What the plugin's license allows now ([`LicenseState::allows_use`],
     /// [`LicenseState::allows_feature`]), so the host can gate paid features. Called
     /// for a plugin that is not free, or that has a token: at install (after activation,
-    /// before `register` and `start`; the trial starts then) and when a license is
-    /// added or removed. The host may also ask any time with
+    /// before `register` and `start`; the trial starts then), after an update (a plugin
+    /// that became paid starts its trial then) and when a license is added or removed. The host may also ask any time with
     /// [`crate::store::Store::license_state`]. It cannot refuse anything.
     fn license(&self, ctx: HookContext<'_>, state: &LicenseState) {
         let _ = (ctx, state);

@@ -418,3 +418,23 @@ fn the_host_learns_the_license_state_when_a_token_is_added_and_removed() {
     assert!(matches!(hooks.licenses().pop().unwrap().1, LicenseState::Trial { .. }));
     assert_eq!(store.licenses().unwrap().iter().count(), 0);
 }
+
+#[test]
+fn a_plugin_that_becomes_paid_starts_its_trial_at_the_update() {
+    let site = Site::new();
+    site.publish(&[Plugin::new("acme.pro", "1.0.0")]);
+    let data = tempfile::tempdir().unwrap();
+    let hooks = RecordingHooks::new();
+    let mut store = store(data.path(), &site);
+    install(&mut store, "acme.pro", &hooks);
+    assert!(store.state().trials.is_empty() && hooks.licenses().is_empty(), "a free plugin has no trial");
+    site.publish(&[Plugin::new("acme.pro", "2.0.0").priced("subscription", 30)]);
+    let session = Session::new(&hooks, &AlwaysAgree);
+    store.update(&[id("acme.pro")], &session).unwrap();
+    let trial = store.state().trials.get(&id("acme.pro")).copied().unwrap();
+    assert_eq!(trial.days, 30);
+    assert!(
+        matches!(hooks.licenses().as_slice(), [(plugin, LicenseState::Trial { days_left: 30, .. })] if plugin == &id("acme.pro"))
+    );
+    assert!(store.license_state(&id("acme.pro")).unwrap().allows_use());
+}

@@ -312,7 +312,7 @@ impl Store {
         crash.step();
         tx.finish()?;
         crash.step();
-        if let Err(error) = self.settle_license_at_install(ctx, session) {
+        if let Err(error) = self.settle_license(ctx, session) {
             session.reporter.report(Event::Warning {
                 plugin: Some(id.clone()),
                 message: format!("the trial or license state could not be recorded: {error}"),

@@ -6,7 +6,8 @@
 //! else the registry its vendor is bound to, else the first configured registry that
 //! has a pin for the vendor. Only [`Store::add_license`] goes online, and only when no
 //! registry has a pin for the vendor yet (it then verifies and pins the record chain
-//! like an install would). A refused token changes nothing. The types and rules are
+//! like an install would). A refused token leaves the licenses as they were (the
+//! vendor's record may have been pinned on the way, as an install would). The types and rules are
 //! [`crate::license`]'s; the host is told through [`crate::hooks::HostHooks::license`].
 
 use std::path::Path;
@@ -205,14 +206,11 @@ impl Store {
         }
     }
 
-    /// At an install: starts the trial its pricing offers unless one was ever started
-    /// (a removal keeps it), and tells the host the license state of a plugin that is
-    /// not free or has a token.
-    pub(crate) fn settle_license_at_install(
-        &mut self,
-        ctx: HookContext<'_>,
-        session: &Session<'_>,
-    ) -> Result<(), StoreError> {
+    /// At an install or update: starts the trial the new release's pricing offers
+    /// unless one was ever started (a removal keeps it; a plugin that becomes paid gets
+    /// its trial at the update), and tells the host the license state of a plugin that
+    /// is not free or has a token.
+    pub(crate) fn settle_license(&mut self, ctx: HookContext<'_>, session: &Session<'_>) -> Result<(), StoreError> {
         let pricing = installed_pricing(ctx.path);
         let now = self.now();
         if let Some(pricing) = &pricing
