@@ -302,6 +302,15 @@ fn refused_tokens_say_why_and_change_nothing() {
     );
     let list = cli.ok(&["license", "list"]);
     assert!(list.contains("acme.pro 1.0.0: trial, 14 day(s) left"), "{list}");
+
+    // A damaged licenses file is reported, and never overwritten by an add.
+    let damaged = br#"{"acme.pro": "trellis-license-v1.x.y", "acme.pro": "again"}"#;
+    std::fs::write(cli.data.path().join("licenses.json"), damaged).unwrap();
+    let err = cli.fails(&["license", "list"], 1);
+    assert!(err.contains("licenses.json is damaged") && err.contains("duplicate member"), "{err}");
+    let err = cli.fails(&["license", "add", &token], 1);
+    assert!(err.contains("licenses.json is damaged"), "{err}");
+    assert_eq!(cli.licenses_file().as_deref(), Some(&damaged[..]));
 }
 
 #[test]
