@@ -74,6 +74,7 @@ fn registry() -> MemorySource {
                     deltas: Vec::new(),
                     min_client_version: None,
                     rollout: None,
+                    pricing: None,
                     version,
                 });
             }

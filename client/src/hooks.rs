@@ -21,6 +21,7 @@ use serde::Serialize;
 use trellis_schema::PluginId;
 
 use crate::events::{Event, Reporter};
+use crate::license::LicenseState;
 
 /// The release a hook is about.
 #[derive(Clone, Copy, Debug)]
@@ -130,6 +131,16 @@ pub trait HostHooks {
         let _ = ctx;
         Ok(())
     }
+
+    /// What the plugin's license allows now ([`LicenseState::allows_use`],
+    /// [`LicenseState::allows_feature`]), so the host can gate paid features. Called
+    /// for a plugin that is not free, or that has a token: at install (after activation,
+    /// before `register` and `start`; the trial starts then), after an update (a plugin
+    /// that became paid starts its trial then) and when a license is added or removed. The host may also ask any time with
+    /// [`crate::store::Store::license_state`]. It cannot refuse anything.
+    fn license(&self, ctx: HookContext<'_>, state: &LicenseState) {
+        let _ = (ctx, state);
+    }
 }
 
 impl<H: HostHooks + ?Sized> HostHooks for &H {
@@ -162,6 +173,9 @@ impl<H: HostHooks + ?Sized> HostHooks for &H {
     }
     fn after_remove(&self, ctx: HookContext<'_>) -> Result<(), HookError> {
         (**self).after_remove(ctx)
+    }
+    fn license(&self, ctx: HookContext<'_>, state: &LicenseState) {
+        (**self).license(ctx, state);
     }
 }
 
@@ -274,6 +288,7 @@ pub struct HookCall {
 pub struct RecordingHooks {
     calls: Mutex<Vec<HookCall>>,
     failures: Mutex<Vec<(Hook, PluginId, Option<Version>)>>,
+    licenses: Mutex<Vec<(PluginId, LicenseState)>>,
 }
 
 impl RecordingHooks {
@@ -302,6 +317,11 @@ impl RecordingHooks {
     /// The calls so far, in order.
     pub fn calls(&self) -> Vec<HookCall> {
         lock(&self.calls).clone()
+    }
+
+    /// The license states the host was told, in order.
+    pub fn licenses(&self) -> Vec<(PluginId, LicenseState)> {
+        lock(&self.licenses).clone()
     }
 
     /// The calls so far as `hook plugin version` strings, for compact assertions.
@@ -366,6 +386,9 @@ impl HostHooks for RecordingHooks {
     }
     fn after_remove(&self, ctx: HookContext<'_>) -> Result<(), HookError> {
         self.record(Hook::AfterRemove, ctx, None)
+    }
+    fn license(&self, ctx: HookContext<'_>, state: &LicenseState) {
+        lock(&self.licenses).push((ctx.plugin.clone(), state.clone()));
     }
 }
 

@@ -25,7 +25,8 @@
 //! - [`hooks`]: what the embedding app is told (stop, start, register, …);
 //! - [`events`]: the progress stream a UI draws;
 //! - [`policy`]: when an available update is applied, announced or left alone;
-//! - [`consent`]: which permissions must be shown and agreed to.
+//! - [`consent`]: which permissions must be shown and agreed to;
+//! - [`license`]: license tokens and trials, and what they allow a plugin now.
 
 pub mod activate;
 pub mod catalog;
@@ -34,6 +35,7 @@ pub mod delta;
 pub mod events;
 pub mod fs;
 pub mod hooks;
+pub mod license;
 pub mod package;
 pub mod policy;
 pub mod registry_name;

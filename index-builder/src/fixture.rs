@@ -39,6 +39,7 @@ pub fn publisher(vendor: &str, keys: &[&SigningKey]) -> PublisherRecord {
         keys: keys.iter().map(|k| (k.key_id().clone(), k.public().clone())).collect(),
         threshold: 1,
         revoked: Vec::new(),
+        license_keys: std::collections::BTreeMap::new(),
     }
 }
 

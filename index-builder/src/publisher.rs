@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use trellis_schema::publisher::{
     ChainError, ChainLimits, PublisherChain, PublisherRecord, RecoverySigners, RevokedKey, SignedRecord,
 };
-use trellis_schema::{KeyId, SigningKey, VendorId, canonical};
+use trellis_schema::{KeyId, PublicKey, SigningKey, VendorId, canonical};
 
 /// Why a record version could not be produced.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +29,9 @@ pub enum PublisherToolError {
     /// The chain to extend is empty.
     #[error("the record chain holds no version")]
     Empty,
+    /// A license key to add has no key id.
+    #[error("the license key to add has no key id: {0}")]
+    BadLicenseKey(String),
     /// A key to remove or revoke is not in the record.
     #[error("key {keyid} is not a current key of publisher {publisher}")]
     UnknownKey {
@@ -47,8 +50,11 @@ pub struct RecordChange {
     /// Keys to drop without revoking them (their old signatures stay valid under old
     /// versions only; releases must be re-signed to verify under the new head).
     pub remove: Vec<KeyId>,
-    /// Keys to revoke, with the reason.
+    /// Keys to revoke (release or license keys), with the reason.
     pub revoke: Vec<(KeyId, String)>,
+    /// License keys to add: they sign license tokens only, so they need not sign the
+    /// record (the publisher's current keys vouch for them).
+    pub add_license: Vec<PublicKey>,
     /// The new threshold (default: unchanged, capped at the number of keys).
     pub threshold: Option<u32>,
     /// When the revocations take effect (RFC 3339 date).
@@ -73,6 +79,7 @@ pub fn init(
         keys: keys.iter().map(|k| (k.key_id().clone(), k.public().clone())).collect(),
         threshold,
         revoked: Vec::new(),
+        license_keys: std::collections::BTreeMap::new(),
     };
     let refs: Vec<&SigningKey> = keys.iter().collect();
     let chain = PublisherChain::first(record, &refs)?;
@@ -94,13 +101,17 @@ pub fn update(
     for key in &change.add {
         next.keys.insert(key.key_id().clone(), key.public().clone());
     }
+    for key in &change.add_license {
+        let keyid = KeyId::of(key).map_err(|e| PublisherToolError::BadLicenseKey(e.to_string()))?;
+        next.license_keys.insert(keyid, key.clone());
+    }
     for keyid in &change.remove {
-        if next.keys.remove(keyid).is_none() {
+        if next.keys.remove(keyid).is_none() && next.license_keys.remove(keyid).is_none() {
             return Err(PublisherToolError::UnknownKey { publisher: vendor.to_string(), keyid: keyid.to_string() });
         }
     }
     for (keyid, reason) in &change.revoke {
-        let Some(key) = next.keys.remove(keyid) else {
+        let Some(key) = next.keys.remove(keyid).or_else(|| next.license_keys.remove(keyid)) else {
             return Err(PublisherToolError::UnknownKey { publisher: vendor.to_string(), keyid: keyid.to_string() });
         };
         next.revoked.push(RevokedKey {

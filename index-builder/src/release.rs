@@ -85,6 +85,8 @@ pub struct ReleaseInput {
     pub display: Arc<ReleaseDisplay>,
     /// Oldest client that can install it, from `plugin.json`.
     pub min_client_version: Option<semver::Version>,
+    /// Pricing from `plugin.json`, when not free.
+    pub pricing: Option<trellis_schema::plugin::Pricing>,
     /// The package.
     pub package: Blob,
     /// The DSSE envelope.
@@ -253,6 +255,7 @@ fn check(
     // one this package's plugin.json and files give (id, version, channel, host,
     // platforms, permissions, dependencies, file list), through the hardened opener.
     let metadata = report.metadata.ok_or_else(|| lint_error(format!("{METADATA_PATH} is not readable")))?;
+    let pricing = Some(metadata.pricing.clone()).filter(|p| p.model != trellis_schema::plugin::PricingModel::Free);
     Ok(ReleaseInput {
         manifest_sha256: Sha256::of(&payload),
         display: Arc::new(ReleaseDisplay {
@@ -265,6 +268,7 @@ fn check(
         }),
         name: metadata.name,
         min_client_version: metadata.min_client_version,
+        pricing,
         package: Blob { sha256: actual_sha256, length: actual_size, source: BlobSource::File(package_path) },
         envelope: Blob::from_bytes(envelope_bytes),
         manifest,

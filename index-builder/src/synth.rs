@@ -225,6 +225,7 @@ pub fn plugin_input(plugin: SynthPlugin) -> PluginInput {
                 name: name.clone(),
                 display: std::sync::Arc::clone(&display),
                 min_client_version: None,
+                pricing: None,
                 package: Blob { sha256: package, length: size, source: BlobSource::InSite },
                 envelope: Blob {
                     sha256: Sha256::of(format!("envelope {tag}").as_bytes()),

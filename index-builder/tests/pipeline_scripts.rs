@@ -794,7 +794,10 @@ fn status_reads_a_registry_a_site_or_a_url_and_names_what_is_missing() {
     let json = index(&store.operator, &["status", ".", "--site", site.to_str().unwrap(), "--json", "--now", T0]);
     let status: serde_json::Value = serde_json::from_str(&json).unwrap();
     let roles: Vec<&str> = status["roles"].as_array().unwrap().iter().map(|r| r["role"].as_str().unwrap()).collect();
-    assert_eq!(roles, ["root", "targets", "bins", "catalog", "publishers", "security", "snapshot", "timestamp", "bin-*", "pub-*"]);
+    assert_eq!(
+        roles,
+        ["root", "targets", "bins", "catalog", "publishers", "security", "snapshot", "timestamp", "bin-*", "pub-*"]
+    );
     assert_eq!(status["roles"][1]["signer"], "offline");
     assert_eq!(status["roles"][1]["days_left"], 180);
     assert_eq!(status["roles"][8]["count"], 4, "2^bin_bits hash bins in one row");

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Sha256;
 use crate::id::PluginId;
 use crate::permission::Permission;
-use crate::plugin::{Channel, Dependency, HostRequirement, Platform};
+use crate::plugin::{Channel, Dependency, HostRequirement, Platform, Pricing};
 
 /// A file in the site, named by content.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +80,11 @@ pub struct IndexRelease {
     /// every install. New installs are never held back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Percent>,
+    /// The price model and trial of a release that is not free (from its
+    /// `plugin.json`), for display; absent for a free one. The client starts a trial
+    /// from the installed `plugin.json`, which the developer signed, not from this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<Pricing>,
 }
 
 /// A share of installs, 0 to 100.

@@ -19,6 +19,7 @@ pub mod json;
 #[cfg(feature = "json-schema")]
 pub mod json_schema;
 pub mod key;
+pub mod license;
 pub mod manifest;
 pub mod path;
 pub mod permission;

@@ -69,6 +69,11 @@ pub struct PublisherRecord {
     /// Keys revoked; their signatures no longer count, on old releases too.
     #[serde(default)]
     pub revoked: Vec<RevokedKey>,
+    /// Keys that sign license tokens only ([`crate::license`]), never releases nor
+    /// record versions: the key a vendor's payment webhook holds. Revoking or removing
+    /// one in a later version invalidates the tokens it signed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub license_keys: BTreeMap<KeyId, PublicKey>,
 }
 
 fn first_version() -> u64 {
@@ -173,10 +178,14 @@ impl PublisherRecord {
 
     /// The key material of every revoked key this record can name (the key stored in
     /// the revocation entry, or the listed key of that id), with its revocation.
-    fn revoked_materials(&self) -> BTreeMap<String, &RevokedKey> {
+    pub(crate) fn revoked_materials(&self) -> BTreeMap<String, &RevokedKey> {
         let mut out = BTreeMap::new();
         for revoked in &self.revoked {
-            let key = revoked.key.as_ref().or_else(|| self.keys.get(&revoked.keyid));
+            let key = revoked
+                .key
+                .as_ref()
+                .or_else(|| self.keys.get(&revoked.keyid))
+                .or_else(|| self.license_keys.get(&revoked.keyid));
             if let Some(material) = key.and_then(chain::key_material) {
                 out.insert(material, revoked);
             }
@@ -306,6 +315,7 @@ mod tests {
             keys: keys.iter().map(|k| (k.key_id().clone(), k.public().clone())).collect(),
             threshold,
             revoked: vec![],
+            license_keys: BTreeMap::new(),
         }
     }
 

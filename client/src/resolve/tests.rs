@@ -45,6 +45,7 @@ fn rel(version: &str) -> Rel {
         deltas: Vec::new(),
         min_client_version: None,
         rollout: None,
+        pricing: None,
     })
 }
 

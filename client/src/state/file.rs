@@ -76,6 +76,28 @@ impl InstalledPlugin {
     }
 }
 
+/// A trial of a paid plugin: started at its first install, for the days its release
+/// offered then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trial {
+    /// When it started (the first install).
+    pub started: Timestamp,
+    /// How many days it lasts.
+    pub days: u32,
+}
+
+impl Trial {
+    /// When it ends.
+    pub fn ends(&self) -> Timestamp {
+        self.started.saturating_add(jiff::SignedDuration::from_hours(i64::from(self.days) * 24)).unwrap_or(self.started)
+    }
+
+    /// Whether it still runs at `now`.
+    pub fn is_running(&self, now: Timestamp) -> bool {
+        now < self.ends()
+    }
+}
+
 /// The content of `plugins/<id>/current`: the active release, written after every
 /// switch. For people looking at the data dir, and for [`StateStore::repair`] to
 /// rebuild the installed set when the state file is lost.
@@ -112,6 +134,10 @@ pub struct State {
     /// When updates were last checked for on a schedule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_update_check: Option<Timestamp>,
+    /// Trials started, per plugin (see [`crate::license`]). Kept when a plugin is
+    /// removed, so a reinstall never restarts one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub trials: BTreeMap<PluginId, Trial>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pending: Option<Operation>,
     /// Fields this client does not know, kept as they were.
@@ -131,6 +157,7 @@ impl State {
             pins: BTreeMap::new(),
             policies: Policies::default(),
             last_update_check: None,
+            trials: BTreeMap::new(),
             pending: None,
             extra: Map::new(),
         }

@@ -26,7 +26,7 @@ mod layout;
 pub use disabled::{Disabled, DisabledCause, severity_word};
 pub use file::{
     CurrentPointer, InstallReason, InstalledPlugin, InstalledRelease, RepairReport, STATE_SCHEMA_VERSION, State,
-    StateError, StateStore,
+    StateError, StateStore, Trial,
 };
 pub use journal::{Operation, OperationKind, Phase};
 pub use layout::{DataDir, InstallId, InvalidInstallId};

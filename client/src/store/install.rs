@@ -312,6 +312,12 @@ impl Store {
         crash.step();
         tx.finish()?;
         crash.step();
+        if let Err(error) = self.settle_license(ctx, session) {
+            session.reporter.report(Event::Warning {
+                plugin: Some(id.clone()),
+                message: format!("the trial or license state could not be recorded: {error}"),
+            });
+        }
         for hook in [Hook::Register, Hook::Start] {
             if let Err(source) = session.hook(hook, ctx, None) {
                 // The host cannot take the plugin: take it out again.

@@ -17,6 +17,8 @@
 //! - remove and rollback ([`remove`]);
 //! - verification of installed files against their signed manifests ([`verify`]);
 //! - discovery ([`discover`]): search, browse and "did you mean" over the signed catalog.
+//! - licenses and trials ([`license`]): tokens verified offline under the pinned
+//!   vendor record, the trial started at the first install, the host told.
 //!
 //! It holds the data-dir lock for its whole life (through [`StateStore`]) and settles an
 //! interrupted operation when opened. Files move only through [`crate::activate`];
@@ -29,6 +31,7 @@ pub mod delta;
 pub mod discover;
 pub mod fetch;
 pub mod install;
+pub mod license;
 pub mod publishers;
 pub mod registries;
 pub mod remove;
@@ -57,6 +60,7 @@ pub use blocked::{DisabledRelease, HeldBack};
 pub use discover::{Browse, SearchHit, SearchResults};
 pub use fetch::{PUBLISHER_RECORD_FILE, RELEASE_ENVELOPE_FILE};
 pub use install::InstallReport;
+pub use license::LicenseEntry;
 pub use registries::{Registries, RegistryConfig};
 pub use update::{UpdateCheckReport, UpdateReport};
 pub use verify::{FileProblem, VerifyReport};
@@ -348,6 +352,31 @@ pub enum StoreError {
         active: Box<Version>,
         /// Why the signature no longer counts.
         problem: String,
+    },
+    /// A license token was refused (malformed, forged, edited, for a key the vendor
+    /// revoked or does not list, or expired); nothing was changed.
+    #[error("{source}")]
+    License {
+        /// Why.
+        source: Box<trellis_schema::license::LicenseError>,
+    },
+    /// The licenses file is unreadable or could not be written.
+    #[error(transparent)]
+    Licenses(#[from] crate::license::LicensesFileError),
+    /// `license remove` of a plugin without a token.
+    #[error("no license token was added for {plugin}; `trellis license list` shows the ones that were")]
+    NoLicense {
+        /// The plugin.
+        plugin: PluginId,
+    },
+    /// No configured registry has a record of the token's vendor to verify it under.
+    #[error(
+        "no configured registry has a publisher record of {}, so the license token for {plugin} cannot be verified; add the registry that publishes {plugin} first",
+        plugin.vendor_id()
+    )]
+    NoPublisherRecord {
+        /// The plugin the token is for.
+        plugin: PluginId,
     },
     /// An update or rollback switched to a release whose files do not verify; the
     /// switch was undone.

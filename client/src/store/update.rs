@@ -380,6 +380,12 @@ impl Store {
         }
         tx.finish()?;
         crash.step();
+        if let Err(error) = self.settle_license(to_ctx, session) {
+            session.reporter.report(Event::Warning {
+                plugin: Some(id.clone()),
+                message: format!("the trial or license state could not be recorded: {error}"),
+            });
+        }
         if let Err(error) = session.hook(Hook::AfterUpdate, to_ctx, Some(from_ctx)) {
             session
                 .reporter

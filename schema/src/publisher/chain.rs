@@ -301,11 +301,33 @@ impl PublisherRecord {
                 return Err(format!("lists key {}… as a current key and as revoked", keyid.short()));
             }
         }
+        if self.keys.len() + self.license_keys.len() > limits.max_keys {
+            return Err(format!(
+                "lists {} release and {} license keys, over the limit of {}",
+                self.keys.len(),
+                self.license_keys.len(),
+                limits.max_keys
+            ));
+        }
+        for (keyid, key) in &self.license_keys {
+            if !id_is_bound(keyid, key) {
+                let computed = KeyId::of(key).map(|id| id.to_string()).unwrap_or_else(|e| e.to_string());
+                return Err(format!("lists a license key under id {keyid}, but that key's id is {computed}"));
+            }
+            let material =
+                key_material(key).ok_or_else(|| format!("license key {}… has no usable public key", keyid.short()))?;
+            if let Some(first) = materials.insert(material, keyid) {
+                return Err(format!("lists one key twice, as {}… and {}…", first.short(), keyid.short()));
+            }
+            if self.revocation(keyid).is_some() {
+                return Err(format!("lists key {}… as a current license key and as revoked", keyid.short()));
+            }
+        }
         let revoked = self.revoked_materials();
         if let Some((_, r)) = revoked.iter().find(|(m, _)| materials.contains_key(*m)) {
             return Err(format!("lists the key it revoked as {}… under another id", r.keyid.short()));
         }
-        let keys = u32::try_from(materials.len()).unwrap_or(u32::MAX);
+        let keys = u32::try_from(materials.len() - self.license_keys.len()).unwrap_or(u32::MAX);
         if self.threshold == 0 || self.threshold > keys {
             return Err(format!(
                 "threshold {} with {keys} key(s); it must be between 1 and the number of keys",
@@ -411,8 +433,12 @@ impl PublisherChain {
             let previous = &self.records[index - 1].signed;
             let version = entry.signed.version;
             let excluded: BTreeSet<String> = previous.revoked_materials().into_keys().collect();
-            if let Some((keyid, _)) =
-                entry.signed.keys.iter().find(|(_, key)| key_material(key).is_some_and(|m| excluded.contains(&m)))
+            if let Some((keyid, _)) = entry
+                .signed
+                .keys
+                .iter()
+                .chain(&entry.signed.license_keys)
+                .find(|(_, key)| key_material(key).is_some_and(|m| excluded.contains(&m)))
             {
                 return Err(fail(ChainProblem::ReAddsRevoked {
                     version,
@@ -473,6 +499,7 @@ mod tests {
             keys: keys.iter().map(|k| (k.key_id().clone(), k.public().clone())).collect(),
             threshold,
             revoked: vec![],
+            license_keys: BTreeMap::new(),
         }
     }
 
@@ -587,6 +614,43 @@ mod tests {
         let mut chain = PublisherChain::first(v1, &[&b]).unwrap();
         chain.records.push(SignedRecord::sign(record(2, &[&a], 1), &[&a, &b]).unwrap());
         assert!(matches!(problem(verify(&chain, None)), ChainProblem::ReAddsRevoked { version: 2, .. }));
+    }
+
+    #[test]
+    fn license_keys_are_bound_distinct_out_of_the_threshold_and_stay_revoked() {
+        let (a, l, other) = (key(1), key(5), key(6));
+        let record_problem =
+            |record: PublisherRecord| match problem(verify(&PublisherChain::first(record, &[&a]).unwrap(), None)) {
+                ChainProblem::Record { problem, .. } => problem,
+                other => panic!("{other:?}"),
+            };
+        let mut lying = record(1, &[&a], 1);
+        lying.license_keys.insert(l.key_id().clone(), other.public().clone());
+        assert!(record_problem(lying).contains("lists a license key under id"));
+        let mut twice = record(1, &[&a], 1);
+        twice.license_keys.insert(a.key_id().clone(), a.public().clone());
+        assert!(record_problem(twice).contains("lists one key twice"));
+        let mut threshold = record(1, &[&a], 2);
+        threshold.license_keys.insert(l.key_id().clone(), l.public().clone());
+        assert!(record_problem(threshold).contains("threshold 2 with 1 key(s)"));
+        // A license key the publisher revoked cannot come back as a license key.
+        let mut v1 = record(1, &[&a], 1);
+        v1.license_keys.insert(l.key_id().clone(), l.public().clone());
+        let mut chain = PublisherChain::first(v1, &[&a]).unwrap();
+        let mut v2 = record(2, &[&a], 1);
+        v2.revoked.push(RevokedKey {
+            keyid: l.key_id().clone(),
+            revoked_at: "2026-12-24".into(),
+            reason: "webhook leaked".into(),
+            key: Some(l.public().clone()),
+        });
+        chain.records.push(SignedRecord::sign(v2, &[&a]).unwrap());
+        verify(&chain, None).unwrap();
+        // Version 3 drops the revocation and lists the key again.
+        let mut v3 = record(3, &[&a], 1);
+        v3.license_keys.insert(l.key_id().clone(), l.public().clone());
+        chain.records.push(SignedRecord::sign(v3, &[&a]).unwrap());
+        assert!(matches!(problem(verify(&chain, None)), ChainProblem::ReAddsRevoked { version: 3, .. }));
     }
 
     #[test]

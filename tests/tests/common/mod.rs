@@ -27,7 +27,8 @@ pub struct Plugin {
     pub permissions: Vec<(String, String)>,
     pub script: String,
     pub channel: String,
-    /// Members replacing those of the generated `plugin.json` (name, description, tags…).
+    /// Members replacing those of the generated `plugin.json` (name, description, tags,
+    /// pricing…).
     pub overrides: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -48,6 +49,11 @@ impl Plugin {
     pub fn with(mut self, key: &str, value: serde_json::Value) -> Self {
         self.overrides.insert(key.into(), value);
         self
+    }
+
+    /// Priced with `model` and a trial of `trial_days`.
+    pub fn priced(self, model: &str, trial_days: u32) -> Self {
+        self.with("pricing", serde_json::json!({"model": model, "trial_days": trial_days}))
     }
 
     pub fn channel(mut self, channel: &str) -> Self {
@@ -244,6 +250,20 @@ pub fn trellis_bin() -> PathBuf {
         .unwrap();
     assert!(status.success(), "building the trellis binary failed");
     target.join("debug").join(format!("trellis{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// The `trellis-index` binary of this workspace, built on first use.
+pub fn trellis_index_bin() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "-p", "trellis-index", "--bin", "trellis-index"])
+        .current_dir(&root)
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the trellis-index binary failed");
+    target.join("debug").join(format!("trellis-index{}", std::env::consts::EXE_SUFFIX))
 }
 
 /// `acme.clock` at `version` as the lifecycle suites publish it: it needs

@@ -6,6 +6,7 @@
 //! or configuration error (bad arguments, no registry, unreadable root file).
 
 mod discover;
+mod license;
 mod output;
 mod plugins;
 mod registry;
@@ -41,6 +42,9 @@ struct Cli {
     /// Test hook of the crash-safety test: abort at the Nth step of the operation.
     #[arg(long, global = true, hide = true, value_name = "N")]
     crash_at: Option<u64>,
+    /// Test hook: judge licenses, trials and metadata expiry at this time (RFC 3339).
+    #[arg(long, global = true, hide = true, value_name = "TIME")]
+    now: Option<jiff::Timestamp>,
     #[command(subcommand)]
     command: Command,
 }
@@ -79,6 +83,9 @@ enum Command {
     Verify(plugins::VerifyArgs),
     /// Set a damaged state file aside and rebuild it from the plugins directory.
     Repair,
+    /// Add, list and remove license tokens of paid plugins; show trials.
+    #[command(subcommand)]
+    License(license::LicenseCommand),
 }
 
 /// A failure and the exit code it maps to.
@@ -103,7 +110,8 @@ impl From<StoreError> for Failure {
             | StoreError::BadRegistryUrl { .. }
             | StoreError::BadRoot { .. }
             | StoreError::NoRegistry
-            | StoreError::RegistryInUse { .. } => Self::Usage(message),
+            | StoreError::RegistryInUse { .. }
+            | StoreError::NoLicense { .. } => Self::Usage(message),
             _ => Self::Failed(message),
         }
     }
@@ -150,6 +158,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut options = StoreOptions::new(HostApp { id: cli.host_id.clone(), api_version: cli.host_api.clone() });
     options.crash_at = cli.crash_at;
+    options.reference_time = cli.now;
     let ctx =
         Context { json: cli.json, yes: cli.yes, data_dir: cli.data_dir.unwrap_or_else(default_data_dir), options };
     let result = match cli.command {
@@ -167,6 +176,7 @@ fn main() -> ExitCode {
         Command::Policy(args) => settings::policy(&ctx, args),
         Command::Verify(args) => plugins::verify(&ctx, args),
         Command::Repair => settings::repair(&ctx),
+        Command::License(command) => license::run(&ctx, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

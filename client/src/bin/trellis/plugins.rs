@@ -6,6 +6,7 @@ use clap::Args;
 use trellis_client::catalog::Compatibility;
 use trellis_client::events::Reporter;
 use trellis_client::hooks::NoHooks;
+use trellis_client::license::{LicenseState, describe_pricing};
 use trellis_client::resolve::PreReleases;
 use trellis_client::state::severity_word;
 use trellis_client::store::{AlwaysAgree, Consent, Session, Store, install::parse_requirement};
@@ -53,9 +54,13 @@ pub(crate) fn info(ctx: &Context, args: InfoArgs) -> CliResult {
                 serde_json::json!({"version": version, "severity": e.severity, "reason": e.reason, "advisory": e.advisory})
             })
             .collect();
-        output::json(
-            &serde_json::json!({"registry": registry, "doc": &*doc, "installed": installed, "blocked_releases": blocked}),
-        );
+        let license = match &installed {
+            Some(_) => Some(store.license_state(&id)?),
+            None => None,
+        };
+        output::json(&serde_json::json!({
+            "registry": registry, "doc": &*doc, "installed": installed, "blocked_releases": blocked, "license": license,
+        }));
         return Ok(());
     }
     println!("{} ({}) from registry {registry}", doc.id, doc.name);
@@ -65,12 +70,19 @@ pub(crate) fn info(ctx: &Context, args: InfoArgs) -> CliResult {
     {
         println!("cannot run here: {} {reason}", release.version);
     }
+    if let Some(pricing) = newest.and_then(|r| r.pricing.as_ref()) {
+        println!("price: {}", describe_pricing(pricing));
+    }
     if let Some(installed) = &installed {
         let previous =
             installed.previous.as_ref().map(|p| format!(", previous {} kept", p.version)).unwrap_or_default();
         println!("installed: {}{previous}", installed.active.version);
         if let Some(mark) = &installed.disabled {
             println!("{}", output::disabled_line(mark));
+        }
+        let license = store.license_state(&id)?;
+        if license != LicenseState::Free {
+            println!("license: {license}");
         }
     }
     for release in doc.releases.iter().rev() {
@@ -128,6 +140,10 @@ pub(crate) fn install(ctx: &Context, args: InstallArgs) -> CliResult {
     }
     for (id, version) in &report.installed {
         println!("installed {id} {version}");
+        match store.license_state(id)? {
+            LicenseState::Free => {}
+            license => println!("  {id}: {license}"),
+        }
     }
     for (id, from, to) in &report.updated {
         println!("updated {id} {from} -> {to}");

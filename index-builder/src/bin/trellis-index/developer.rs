@@ -106,6 +106,10 @@ pub(crate) enum PublisherCommand {
         /// Private key file of a key to add (it signs the new version too).
         #[arg(long = "add-key")]
         add: Vec<PathBuf>,
+        /// A license key to add (the public key file `license keygen` writes, or its
+        /// private key file): it signs license tokens only.
+        #[arg(long = "add-license-key", value_name = "FILE")]
+        add_license: Vec<PathBuf>,
         /// Key id of a key to drop without revoking it.
         #[arg(long = "remove-key")]
         remove: Vec<String>,
@@ -199,10 +203,14 @@ fn run_publisher(command: PublisherCommand) -> anyhow::Result<ExitCode> {
             let chain = publisher::init(vendor, name, website, contact, &read_keys(&keys)?, threshold)?;
             write_chain(&out, &chain)?;
         }
-        PublisherCommand::Update { record, keys, add, remove, revoke, reason, threshold, at } => {
+        PublisherCommand::Update { record, keys, add, add_license, remove, revoke, reason, threshold, at } => {
             let chain = read_chain(&record)?;
             let change = publisher::RecordChange {
                 add: read_keys(&add)?,
+                add_license: add_license
+                    .iter()
+                    .map(|p| trellis_index::license::read_public_key(p))
+                    .collect::<Result<_, _>>()?,
                 remove: remove.into_iter().map(trellis_schema::KeyId).collect(),
                 revoke: revoke.into_iter().map(|id| (trellis_schema::KeyId(id), reason.clone())).collect(),
                 threshold,

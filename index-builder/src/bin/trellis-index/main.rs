@@ -5,8 +5,10 @@
 //! `developer.rs`; registry operator commands go in `operator.rs`.
 
 mod developer;
+mod license;
 mod operator;
 mod status;
+mod submission;
 
 use std::process::ExitCode;
 
@@ -30,6 +32,11 @@ enum Command {
     /// Every role's version and expiry, and what must be re-signed offline by when
     /// (exit 1 when something needs attention: overdue or due within 30 days).
     Status(status::StatusArgs),
+    #[command(flatten)]
+    Submission(submission::Command),
+    /// License tokens for paid plugins: keygen, issue (from a checkout webhook event).
+    #[command(subcommand)]
+    License(license::Command),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +45,8 @@ fn main() -> ExitCode {
         Command::Developer(command) => developer::run(command),
         Command::Operator(command) => operator::run(command),
         Command::Status(args) => status::run(args),
+        Command::License(command) => license::run(command),
+        Command::Submission(command) => submission::run(command),
     };
     match result {
         Ok(code) => code,
