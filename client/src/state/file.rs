@@ -269,6 +269,10 @@ pub enum RepairReport {
         unrecognised: Vec<PathBuf>,
         /// Whether the install id could be read from the damaged file.
         kept_install_id: bool,
+        /// The settings kept from the damaged file, for people (`"pins (2)"`).
+        kept: Vec<String>,
+        /// What could not be kept from it, for people (`"pin of `acme.bad`"`).
+        lost: Vec<String>,
     },
 }
 
@@ -365,9 +369,10 @@ impl StateStore {
     }
 
     /// Sets a damaged state file aside as `state.json.corrupt-<n>` and writes a new one
-    /// with the plugins found through their `plugins/<id>/current` pointers. Consents,
-    /// pins and policies of the damaged file are lost; the install id is kept when it
-    /// can still be read. Does nothing when the file parses, and refuses a file written
+    /// with the plugins found through their `plugins/<id>/current` pointers. The install
+    /// id, vendor bindings, consents, pins and policies of the damaged file are kept
+    /// where they can still be read (entry by entry; members before a truncation), and
+    /// the report lists what was kept and what was lost. Does nothing when the file parses, and refuses a file written
     /// by a newer client.
     pub fn repair(dir: DataDir) -> Result<RepairReport, StateError> {
         let lock = LockedFile::acquire(&dir.lock_file())?;
@@ -382,14 +387,13 @@ impl StateStore {
         fs::rename(&path, &set_aside).map_err(|e| FsError::new("setting aside", &path, e))?;
         crate::fs::sync_dir(dir.root())?;
 
-        let salvaged = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|v| v.get("install_id")?.as_str().and_then(|s| InstallId::from_hex(s).ok()));
-        let kept_install_id = salvaged.is_some();
-        let mut state = State::new(match salvaged {
+        let mut salvaged = super::salvage::Salvaged::read(&bytes);
+        let kept_install_id = salvaged.install_id.is_some();
+        let mut state = State::new(match salvaged.install_id.clone() {
             Some(id) => id,
             None => InstallId::generate().map_err(|e| StateError::Random(e.to_string()))?,
         });
+        salvaged.apply(&mut state);
         let (recovered, unrecognised) = scan_pointers(&dir, &mut state)?;
         let mut store = Self {
             dir,
@@ -399,7 +403,14 @@ impl StateStore {
             crash_after: None,
         };
         store.write(&state)?;
-        Ok(RepairReport::Repaired { set_aside, recovered, unrecognised, kept_install_id })
+        Ok(RepairReport::Repaired {
+            set_aside,
+            recovered,
+            unrecognised,
+            kept_install_id,
+            kept: salvaged.kept,
+            lost: salvaged.lost,
+        })
     }
 }
 
@@ -618,14 +629,14 @@ mod tests {
         fs::write(dir.root().join("state.json.corrupt-1"), "older damage").unwrap();
 
         let report = StateStore::repair(dir.clone()).unwrap();
-        let RepairReport::Repaired { set_aside, recovered, unrecognised, kept_install_id } = report else {
+        let RepairReport::Repaired { set_aside, recovered, unrecognised, kept_install_id, .. } = report else {
             panic!("expected a repair, got {report:?}");
         };
         assert_eq!(set_aside, dir.root().join("state.json.corrupt-2"));
         assert!(set_aside.exists());
         assert_eq!(recovered, [(clock(), Version::new(2, 0, 0))]);
         assert_eq!(unrecognised, [dir.plugins_dir().join("junk")]);
-        assert!(!kept_install_id, "the id was not readable from the truncated file");
+        assert!(kept_install_id, "the id precedes the truncation");
 
         let store = StateStore::open(dir.clone()).unwrap();
         let plugin = store.state().plugin(&clock()).unwrap();

@@ -337,6 +337,19 @@ pub enum StoreError {
         /// Why the signature no longer counts.
         problem: String,
     },
+    /// A rollback would move to a newer release than the active one: the plugin was
+    /// rolled back already and is held there.
+    #[error(
+        "{plugin} is at {active}, held there by the last rollback; its kept release {previous} is newer, so rolling back again would undo the rollback. To move on, `trellis unpin {plugin}` then `trellis update {plugin}`"
+    )]
+    RollbackForward {
+        /// The plugin.
+        plugin: PluginId,
+        /// The active release.
+        active: Version,
+        /// The newer kept release (boxed: keeps `StoreError` small).
+        previous: Box<Version>,
+    },
     /// An update or rollback switched to a release whose files do not verify; the
     /// switch was undone.
     #[error("{plugin} {version}: installed files do not match the signed manifest ({problem}); {undone}")]
@@ -484,9 +497,20 @@ impl Store {
     /// Opens the data dir at `dir`, waiting for the lock, and settles an operation a
     /// crash interrupted (see [`Store::recovery`] and [`Store::finish_recovery`]).
     pub fn open(dir: impl Into<PathBuf>, options: StoreOptions) -> Result<Self, StoreError> {
-        let dir = DataDir::new(dir.into());
+        Self::open_with(dir.into(), options, true)
+    }
+
+    /// Like [`Store::open`], but fails with [`StateError::Busy`] (inside
+    /// [`StoreError::State`]) instead of waiting while another process holds the data
+    /// dir, so a caller can say it is waiting before calling [`Store::open`].
+    pub fn try_open(dir: impl Into<PathBuf>, options: StoreOptions) -> Result<Self, StoreError> {
+        Self::open_with(dir.into(), options, false)
+    }
+
+    fn open_with(dir: PathBuf, options: StoreOptions, wait: bool) -> Result<Self, StoreError> {
+        let dir = DataDir::new(dir);
         crate::fs::create_dir_all(dir.root())?;
-        let mut state = StateStore::open(dir.clone())?;
+        let mut state = if wait { StateStore::open(dir.clone())? } else { StateStore::try_open(dir.clone())? };
         let recovery = activate::recover(&mut state)?;
         let registries = Registries::load(&dir)?;
         Ok(Self {
