@@ -367,3 +367,202 @@ fn repair_keeps_pins_policies_bindings_consents_and_the_install_id() {
     assert_eq!(after["consents"], before["consents"]);
     assert!(cli.ok(&["list"]).contains("acme.clock 1.0.0  [main]  pinned at 1.0.0"));
 }
+
+#[test]
+fn registry_add_verifies_the_site_once_and_explains_what_is_wrong() {
+    let site = clock_site();
+    let other = common::Site::new();
+    let cli = Cli { bin: trellis_bin(), data: tempfile::tempdir().unwrap() };
+    let root = cli.data.path().join("root.json");
+    std::fs::write(&root, site.root()).unwrap();
+    let other_root = cli.data.path().join("other-root.json");
+    std::fs::write(&other_root, other.root()).unwrap();
+    let (root, other_root) = (root.to_str().unwrap(), other_root.to_str().unwrap());
+    let add = |name: &str, url: &str, root: &str| cli.run(&["registry", "add", name, url, "--root", root]);
+    let nothing_added = |what: &str| {
+        let (_, list) = cli.json(&["registry", "list"]);
+        assert_eq!(list["result"]["registries"], serde_json::json!([]), "{what}: {list}");
+        assert!(!cli.data.path().join("metadata/main").exists(), "{what}: trusted metadata left behind");
+    };
+
+    // Nobody listens there.
+    let out = add("main", "http://127.0.0.1:1/", root);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("registry `main` was not added: cannot reach http://127.0.0.1:1/"),
+        "{}",
+        stderr(&out)
+    );
+    nothing_added("unreachable");
+    // A path under the site that is not the site's base.
+    let out = add("main", &format!("{}/docs", site.url().trim_end_matches('/')), root);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("has no metadata/timestamp.json") && stderr(&out).contains("site's base"));
+    nothing_added("404");
+    // The root of another registry.
+    let out = add("main", &site.url(), other_root);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is --root this registry's own 1.root.json?"), "{}", stderr(&out));
+    nothing_added("wrong root");
+    // A relative file:// path.
+    let out = add("main", "file://site", root);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not an absolute file URL") && stderr(&out).contains("file:///"));
+    nothing_added("relative file URL");
+
+    // Right: added and verified once; an absolute file:// URL of the same files works too.
+    let out = cli.ok(&["registry", "add", "main", &site.url(), "--root", root]);
+    assert!(out.contains("added registry main") && out.contains("verified"), "{out}");
+    // The same registry again, under another name: by URL, then by root.
+    let out = add("again", &format!("{}/", site.url().trim_end_matches('/')), root);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("registry `main` has the same URL"), "{}", stderr(&out));
+    let file_url = format!("file://{}", site.site.path().display());
+    let out = add("usb", &file_url, root);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("registry `main` has the same root metadata"), "{}", stderr(&out));
+    let other_cli = Cli { bin: trellis_bin(), data: tempfile::tempdir().unwrap() };
+    other_cli.ok(&["registry", "add", "usb", &file_url, "--root", root]);
+    assert!(other_cli.ok(&["search", "clock"]).contains("acme.clock"));
+}
+
+#[cfg(unix)]
+#[test]
+fn on_a_terminal_the_prompt_shows_the_whole_plan_once_before_asking() {
+    use trellis_tests::pty::PtyChild;
+    let site = clock_site();
+    let cli = Cli::with_registry(&site);
+    let mut command = cli.command();
+    command.args(["install", "acme.clock"]);
+    let mut terminal = PtyChild::spawn(command).unwrap();
+    let asked = terminal.expect("[y/N]").unwrap();
+    // The plan: the dependency too, with human sizes, then the permissions, then one question.
+    assert!(asked.contains("install acme.time-core 1.0.0"), "{asked}");
+    assert!(asked.contains("(a dependency)"), "{asked}");
+    assert!(asked.contains("install acme.clock 1.0.0"), "{asked}");
+    assert!(asked.contains("1.1 KB download"), "human sizes: {asked}");
+    assert!(asked.contains("in all: "), "{asked}");
+    assert!(asked.contains("* show desktop notifications"), "{asked}");
+    assert!(!cli.data.path().join("plugins/acme.time-core").exists(), "nothing before the answer");
+    terminal.send("y\n").unwrap();
+    let (code, all) = terminal.finish().unwrap();
+    assert_eq!(code, Some(0), "{all}");
+    assert!(all.contains("installed acme.clock 1.0.0"), "{all}");
+    assert_eq!(all.matches("acme.clock 1.0.0 asks for these permissions").count(), 1, "shown once: {all}");
+    assert_eq!(all.matches("[y/N]").count(), 1, "asked once: {all}");
+}
+
+#[cfg(unix)]
+#[test]
+fn on_a_terminal_errors_are_coloured_unless_no_color_is_set() {
+    use trellis_tests::pty::PtyChild;
+    let cli = Cli { bin: trellis_bin(), data: tempfile::tempdir().unwrap() };
+    let mut command = cli.command();
+    command.args(["info", "acme.clock"]);
+    let (code, out) = PtyChild::spawn(command).unwrap().finish().unwrap();
+    assert_eq!(code, Some(2));
+    assert!(out.starts_with("\x1b[1;31merror:\x1b[0m no registry is configured"), "{out:?}");
+    let mut command = cli.command();
+    command.env("NO_COLOR", "1").args(["info", "acme.clock"]);
+    let (_, out) = PtyChild::spawn(command).unwrap().finish().unwrap();
+    assert!(out.starts_with("error: no registry is configured"), "{out:?}");
+}
+
+#[test]
+fn offline_uses_unexpired_verified_metadata_and_cached_downloads_and_says_how_old() {
+    let site = clock_site();
+    let cli = Cli::with_registry(&site);
+    // Nothing downloaded yet: offline cannot install, and says why.
+    let out = cli.run(&["--offline", "--yes", "install", "acme.clock"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("offline: not in the local cache"), "{}", stderr(&out));
+    assert!(cli.ok(&["list"]).contains("no plugins installed"));
+
+    cli.ok(&["--yes", "install", "acme.clock"]);
+    cli.ok(&["remove", "acme.clock", "--autoremove"]);
+    let served = site.server.requests();
+
+    // --offline: not one request; info and a re-install from the cache work.
+    let out = cli.run(&["--offline", "info", "acme.clock"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("acme.clock (Plugin acme.clock) from registry main"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("note: offline: registry `main` as last verified (checked online "),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("seconds ago, usable offline until "), "{}", stderr(&out));
+    let installed = cli.ok(&["--offline", "--yes", "install", "acme.clock"]);
+    assert!(installed.contains("installed acme.clock 1.0.0"), "{installed}");
+    assert_eq!(site.server.requests(), served, "offline made requests");
+    let (_, json) = cli.json(&["--offline", "info", "acme.clock"]);
+    assert_eq!(json["offline"][0]["registry"], "main", "{json}");
+    assert_eq!(json["offline"][0]["unreachable"], serde_json::Value::Null);
+
+    // The registry's host goes away: used offline automatically, with a warning.
+    let config = cli.data.path().join("registries.json");
+    let text =
+        std::fs::read_to_string(&config).unwrap().replace(site.url().trim_end_matches('/'), "http://127.0.0.1:1");
+    std::fs::write(&config, text).unwrap();
+    let out = cli.run(&["info", "acme.clock"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning: registry `main` cannot be reached (")
+            && stderr(&out).contains("as last verified"),
+        "{}",
+        stderr(&out)
+    );
+    let out = cli.run(&["update", "--check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot be reached"), "an update check says it did not reach the registry");
+}
+
+#[cfg(unix)]
+#[test]
+fn read_only_commands_work_on_a_data_dir_this_user_cannot_write() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let site = clock_site();
+    let cli = Cli::with_registry(&site);
+    cli.ok(&["--yes", "install", "acme.clock"]);
+    // Everything readable, nothing writable (for anyone but root).
+    let mut paths = vec![cli.data.path().to_owned()];
+    paths.extend(common::walk(cli.data.path()));
+    for path in paths.iter().rev() {
+        let mode = if path.is_dir() { 0o555 } else { 0o444 };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    // Root may write anyway, so as root the commands run as `nobody`.
+    let home = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = home.path().join("trellis");
+    std::fs::copy(&cli.bin, &bin).unwrap();
+    let root = std::fs::metadata(home.path()).unwrap().uid() == 0;
+    let run = |args: &[&str]| {
+        let mut command = if root {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&bin);
+            c
+        } else {
+            Command::new(&bin)
+        };
+        command.env("HOME", home.path()).env_remove("TRELLIS_CONFIG").env_remove("XDG_CONFIG_HOME");
+        command.arg("--data-dir").arg(cli.data.path()).args(args).output().unwrap()
+    };
+    if root && run(&["--version"]).status.code() != Some(0) {
+        eprintln!("setpriv cannot run the binary as nobody here; skipped");
+        return;
+    }
+    let list = run(&["list"]);
+    assert!(list.status.success(), "{}", stderr(&list));
+    assert!(stdout(&list).contains("acme.clock 1.0.0  [main]"), "{}", stdout(&list));
+    let verify = run(&["verify"]);
+    assert!(verify.status.success(), "{}{}", stdout(&verify), stderr(&verify));
+    assert!(stdout(&verify).contains("acme.clock 1.0.0: ok"));
+    let pin = run(&["pin", "acme.clock"]);
+    assert_eq!(pin.status.code(), Some(1), "{}", stderr(&pin));
+    assert!(stderr(&pin).contains("cannot be written"), "{}", stderr(&pin));
+    for path in paths {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    assert!(cli.state()["pins"].as_object().is_none_or(serde_json::Map::is_empty), "nothing was written");
+}

@@ -242,6 +242,15 @@ pub enum StateError {
         /// The lock file.
         path: PathBuf,
     },
+    /// A change to a data dir that was opened read-only (it cannot be written).
+    #[error(
+        "the data dir {} cannot be written (read-only, or owned by another user), so this command cannot change it; commands that only read (list, verify) work",
+        path.display()
+    )]
+    ReadOnly {
+        /// The data dir.
+        path: PathBuf,
+    },
     /// The operating system gave no randomness for the install id.
     #[error("could not generate an install id: {0}")]
     Random(String),
@@ -285,7 +294,8 @@ pub enum RepairReport {
 pub struct StateStore {
     dir: DataDir,
     state: State,
-    _lock: LockedFile,
+    /// The data-dir lock; `None` for a read-only data dir ([`StateStore::open_read_only`]).
+    _lock: Option<LockedFile>,
     #[cfg(test)]
     pub(crate) crash_after: Option<usize>,
 }
@@ -305,6 +315,30 @@ impl StateStore {
         Self::load(dir, lock)
     }
 
+    /// Reads the state of a data dir that cannot be written (a read-only mount, a dir
+    /// owned by another user), without the lock: what another process writes meanwhile
+    /// is not seen, and every change fails with [`StateError::ReadOnly`]. A missing
+    /// state file reads as an empty state.
+    pub fn open_read_only(dir: DataDir) -> Result<Self, StateError> {
+        let path = dir.state_file();
+        let state = match read(&path)? {
+            Some(bytes) => parse(&path, &bytes)?,
+            None => State::new(InstallId::generate().map_err(|e| StateError::Random(e.to_string()))?),
+        };
+        Ok(Self {
+            dir,
+            state,
+            _lock: None,
+            #[cfg(test)]
+            crash_after: None,
+        })
+    }
+
+    /// Whether the data dir was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self._lock.is_none()
+    }
+
     fn load(dir: DataDir, lock: LockedFile) -> Result<Self, StateError> {
         let path = dir.state_file();
         let (state, fresh) = match read(&path)? {
@@ -314,7 +348,7 @@ impl StateStore {
         let mut store = Self {
             dir,
             state,
-            _lock: lock,
+            _lock: Some(lock),
             #[cfg(test)]
             crash_after: None,
         };
@@ -346,6 +380,9 @@ impl StateStore {
     }
 
     fn write(&mut self, state: &State) -> Result<(), StateError> {
+        if self._lock.is_none() {
+            return Err(StateError::ReadOnly { path: self.dir.root().to_owned() });
+        }
         self.checkpoint()?;
         let mut bytes = serde_json::to_vec_pretty(state).map_err(StateError::Serialize)?;
         bytes.push(b'\n');
@@ -398,7 +435,7 @@ impl StateStore {
         let mut store = Self {
             dir,
             state: state.clone(),
-            _lock: lock,
+            _lock: Some(lock),
             #[cfg(test)]
             crash_after: None,
         };

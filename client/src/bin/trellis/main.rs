@@ -56,6 +56,10 @@ struct Cli {
     /// Also show waits for another trellis process and other details on stderr.
     #[arg(long, short = 'v', global = true)]
     verbose: bool,
+    /// Use no network: registries' persisted metadata (while unexpired) and cached
+    /// downloads only. Without it, an unreachable registry is used the same way.
+    #[arg(long, global = true, env = "TRELLIS_OFFLINE")]
+    offline: bool,
     /// When to colour stderr [default: auto: on a terminal, unless NO_COLOR is set].
     #[arg(long, global = true, value_name = "WHEN", env = "TRELLIS_COLOR")]
     color: Option<ColorChoice>,
@@ -155,6 +159,8 @@ impl From<StoreError> for Failure {
             | StoreError::UnknownRegistry { .. }
             | StoreError::BadRegistryName { .. }
             | StoreError::BadRegistryUrl { .. }
+            | StoreError::RelativeFileUrl { .. }
+            | StoreError::SameRegistry { .. }
             | StoreError::BadRoot { .. }
             | StoreError::NoRegistry
             | StoreError::RegistryInUse { .. } => Self::Usage(message),
@@ -168,6 +174,8 @@ pub(crate) type CliResult = Result<(), Failure>;
 /// What every command gets.
 pub(crate) struct Context {
     pub(crate) out: Output,
+    /// The consent prompt (without --yes and --json).
+    pub(crate) prompt: output::Prompt,
     pub(crate) yes: bool,
     data_dir: Result<PathBuf, String>,
     pub(crate) options: StoreOptions,
@@ -207,6 +215,39 @@ impl Context {
     }
 }
 
+impl Context {
+    /// Says which registries the command used without reaching them, and how old
+    /// their metadata is (a note when offline was asked for, a warning otherwise); with
+    /// --json it goes into the document's result as `offline`.
+    pub(crate) fn offline_notes(&self, store: &Store) {
+        let uses = store.offline_uses();
+        if uses.is_empty() {
+            return;
+        }
+        self.out.offline(&uses);
+        if self.out.json {
+            return;
+        }
+        let now = jiff::Timestamp::now();
+        for used in uses {
+            let age = match used.last_checked {
+                Some(checked) => format!("checked online {} ago", output::age(now.duration_since(checked))),
+                None => "never checked online by this client version".into(),
+            };
+            let until = used.expires.map(|t| format!(", usable offline until {t}")).unwrap_or_default();
+            match used.unreachable {
+                None => {
+                    self.out.note(&format!("offline: registry `{}` as last verified ({age}{until})", used.registry))
+                }
+                Some(why) => self.out.warn(&format!(
+                    "registry `{}` cannot be reached ({why}); used its metadata as last verified ({age}{until})",
+                    used.registry
+                )),
+            }
+        }
+    }
+}
+
 /// Whether the raw arguments ask for JSON (for clap's own errors, before parsing).
 fn wants_json() -> bool {
     std::env::args_os().skip(1).take_while(|a| a != "--").any(|a| a == "--json")
@@ -243,11 +284,14 @@ fn main() -> ExitCode {
     };
     let mut options = StoreOptions::new(host);
     options.crash_at = cli.crash_at;
+    if cli.offline {
+        options.network = trellis_client::store::Network::Offline;
+    }
     let data_dir = match cli.data_dir.or(file.data_dir) {
         Some(dir) => Ok(dir),
         None => config::default_data_dir(),
     };
-    let ctx = Context { out, yes: cli.yes, data_dir, options };
+    let ctx = Context { out, prompt: output::Prompt::default(), yes: cli.yes, data_dir, options };
     let result = match cli.command {
         Command::Registry(command) => registry::run(&ctx, command),
         Command::Search(args) => plugins::search(&ctx, args),

@@ -14,11 +14,13 @@ use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use semver::Version;
 use serde::Serialize;
 use trellis_client::consent::Disclosure;
 use trellis_client::events::{Event, Reporter};
 use trellis_client::state::Disabled;
-use trellis_client::store::{Consent, DisabledRelease, HeldBack};
+use trellis_client::store::{Consent, DisabledRelease, HeldBack, Plan};
+use trellis_schema::PluginId;
 
 /// The version of the `--json` envelope and of the documents inside it. Raised when a
 /// field is removed or changes meaning; adding a field does not raise it.
@@ -98,12 +100,13 @@ pub(crate) struct Output {
     /// Colour on stderr.
     pub(crate) color: bool,
     result: RefCell<Option<serde_json::Value>>,
+    offline: RefCell<Vec<trellis_client::store::source::OfflineUse>>,
 }
 
 impl Output {
     /// An output for these flags.
     pub(crate) fn new(json: bool, verbosity: Verbosity, color: bool) -> Self {
-        Self { json, verbosity, color, result: RefCell::new(None) }
+        Self { json, verbosity, color, result: RefCell::new(None), offline: RefCell::default() }
     }
 
     /// Sets the result of the command: with `--json` it becomes the envelope's `result`.
@@ -123,10 +126,23 @@ impl Output {
             "ok": error.is_none(),
             "result": self.result.borrow_mut().take(),
             "error": error.map(|(message, code)| serde_json::json!({"message": message, "exit_code": code})),
+            "offline": &*self.offline.borrow(),
         });
         match serde_json::to_string_pretty(&document) {
             Ok(text) => outln!("{text}"),
             Err(e) => self.error_line(&format!("could not serialise the result: {e}")),
+        }
+    }
+
+    /// Registries the command used without reaching them (the envelope's `offline`).
+    pub(crate) fn offline(&self, uses: &[trellis_client::store::source::OfflineUse]) {
+        self.offline.borrow_mut().extend_from_slice(uses);
+    }
+
+    /// `warning: …` on stderr (always, whatever the verbosity; not with --json).
+    pub(crate) fn warn(&self, message: &str) {
+        if !self.json {
+            errln(&format!("{} {message}", self.paint("warning:", "33")));
         }
     }
 
@@ -160,12 +176,26 @@ impl Output {
     }
 }
 
-/// A byte count for people: `512 B`, `12 KB`, `3.4 MB` (powers of 1000).
+/// A duration for people: `40 seconds`, `12 minutes`, `3 hours`, `2 days`.
+pub(crate) fn age(duration: jiff::SignedDuration) -> String {
+    let seconds = duration.as_secs().max(0);
+    match seconds {
+        0..120 => format!("{seconds} seconds"),
+        120..7_200 => format!("{} minutes", seconds / 60),
+        7_200..172_800 => format!("{} hours", seconds / 3_600),
+        _ => format!("{} days", seconds / 86_400),
+    }
+}
+
+/// A byte count for people: `512 B`, `1.1 KB`, `3.4 MB`, `1.2 GB` (powers of 1000, as
+/// the progress bars count).
 pub(crate) fn size(bytes: u64) -> String {
+    let value = bytes as f64;
     match bytes {
         0..1_000 => format!("{bytes} B"),
-        1_000..1_000_000 => format!("{} KB", bytes.div_ceil(1_000)),
-        _ => format!("{:.1} MB", bytes as f64 / 1e6),
+        1_000..1_000_000 => format!("{:.1} KB", value / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", value / 1e6),
+        _ => format!("{:.1} GB", value / 1e9),
     }
 }
 
@@ -227,9 +257,10 @@ impl Reporter for Bars {
                     if self.quiet || !std::io::stderr().is_terminal() {
                         bar.set_draw_target(ProgressDrawTarget::hidden());
                     }
-                    let style = ProgressStyle::with_template("{prefix:>28} [{bar:30}] {bytes}/{total_bytes}")
-                        .map(|s| s.progress_chars("=> "))
-                        .unwrap_or_else(|_| ProgressStyle::default_bar());
+                    let style =
+                        ProgressStyle::with_template("{prefix:>28} [{bar:30}] {decimal_bytes}/{decimal_total_bytes}")
+                            .map(|s| s.progress_chars("=> "))
+                            .unwrap_or_else(|_| ProgressStyle::default_bar());
                     bar.set_style(style);
                     bar.set_prefix(key);
                     bar
@@ -294,14 +325,54 @@ pub(crate) fn disclosure_text(disclosure: &Disclosure) -> String {
     text
 }
 
-/// Consent on the terminal: shows the permissions and asks y/N. Without a terminal
-/// (and without --yes) it refuses, so a script never agrees by accident.
-pub(crate) struct Prompt;
+/// The plan of an operation, as shown before consent: every release with what it does
+/// and its download size, then the permissions asked about.
+pub(crate) fn plan_text(plan: &Plan) -> String {
+    let mut text = String::from("The operation will:\n");
+    let width = plan.releases.iter().map(|r| r.plugin.as_str().len() + r.version.to_string().len()).max().unwrap_or(0);
+    for release in &plan.releases {
+        let what = match &release.from {
+            Some(from) => format!("update {} {from} ->", release.plugin),
+            None => format!("install {}", release.plugin),
+        };
+        let why = if release.requested { "" } else { " (a dependency)" };
+        let name = format!("{what} {}", release.version);
+        text.push_str(&format!(
+            "  {name:<w$}  {} download, {} on disk{why}\n",
+            size(release.download_bytes),
+            size(release.unpacked_bytes),
+            w = width + 16
+        ));
+    }
+    let total: u64 = plan.releases.iter().map(|r| r.download_bytes).sum();
+    if plan.releases.len() > 1 {
+        text.push_str(&format!("  in all: {} to download\n", size(total)));
+    }
+    for disclosure in &plan.questions {
+        text.push_str(&disclosure_text(disclosure));
+    }
+    text
+}
 
-impl Consent for Prompt {
-    fn agree(&self, disclosure: &Disclosure) -> bool {
+/// Consent on the terminal: shows the whole plan (every release, its download size and
+/// the permissions marked `*` that need consent) and asks y/N once for the operation.
+/// Without a terminal (and without --yes) it refuses, so a script never agrees by
+/// accident. Remembers which disclosures it showed, so they are not printed again.
+#[derive(Default)]
+pub(crate) struct Prompt {
+    answer: Mutex<Option<bool>>,
+    shown: Mutex<Vec<(PluginId, Version)>>,
+}
+
+impl Prompt {
+    /// Whether the disclosure of `plugin` `version` was shown before asking.
+    pub(crate) fn showed(&self, plugin: &PluginId, version: &Version) -> bool {
+        lock(&self.shown).iter().any(|(p, v)| p == plugin && v == version)
+    }
+
+    fn ask(&self, text: &str) -> bool {
         let mut stderr = std::io::stderr().lock();
-        let _ = write!(stderr, "{}", disclosure_text(disclosure));
+        let _ = write!(stderr, "{text}");
         if !std::io::stdin().is_terminal() {
             let _ = writeln!(stderr, "(not a terminal: pass --yes to agree)");
             return false;
@@ -314,5 +385,26 @@ impl Consent for Prompt {
             return false;
         }
         matches!(answer.trim(), "y" | "Y" | "yes" | "Yes")
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Consent for Prompt {
+    fn plan(&self, plan: &Plan) {
+        lock(&self.shown).extend(plan.questions.iter().map(|d| (d.plugin.clone(), d.version.clone())));
+        let agreed = self.ask(&plan_text(plan));
+        *lock(&self.answer) = Some(agreed);
+    }
+
+    fn agree(&self, disclosure: &Disclosure) -> bool {
+        // Asked once for the whole plan; a caller that gives no plan is asked per release.
+        if let Some(answer) = *lock(&self.answer) {
+            return answer;
+        }
+        lock(&self.shown).push((disclosure.plugin.clone(), disclosure.version.clone()));
+        self.ask(&disclosure_text(disclosure))
     }
 }

@@ -21,13 +21,13 @@ fn with_session<T>(ctx: &Context, run: impl FnOnce(&Session<'_>) -> Result<T, Fa
     let hooks = NoHooks;
     // With --json nothing but JSON lines may reach stderr, so there is no prompt: the
     // refusal (naming the permissions and --yes) is the error of the JSON document.
-    let consent: Box<dyn Consent> = match (ctx.yes, ctx.out.json) {
-        (true, _) => Box::new(AlwaysAgree),
-        (false, true) => Box::new(NeverAgree),
-        (false, false) => Box::new(output::Prompt),
+    let consent: &dyn Consent = match (ctx.yes, ctx.out.json) {
+        (true, _) => &AlwaysAgree,
+        (false, true) => &NeverAgree,
+        (false, false) => &ctx.prompt,
     };
     let reporter: Arc<dyn Reporter> = output::reporter(&ctx.out);
-    let session = Session::new(&hooks, &*consent).with_reporter(reporter);
+    let session = Session::new(&hooks, consent).with_reporter(reporter);
     run(&session)
 }
 
@@ -40,6 +40,7 @@ pub(crate) struct SearchArgs {
 pub(crate) fn search(ctx: &Context, args: SearchArgs) -> CliResult {
     let mut store = ctx.open()?;
     let hits = store.search(&args.text)?;
+    ctx.offline_notes(&store);
     if ctx.out.json {
         ctx.out.result(&hits);
         return Ok(());
@@ -66,6 +67,7 @@ pub(crate) fn info(ctx: &Context, args: InfoArgs) -> CliResult {
     let mut store = ctx.open()?;
     let (registry, doc) = store.info(&id)?;
     let blocklist = store.blocklist()?;
+    ctx.offline_notes(&store);
     let installed = store.state().plugin(&id).cloned();
     let blocked: Vec<_> = doc
         .releases
@@ -104,7 +106,7 @@ pub(crate) fn info(ctx: &Context, args: InfoArgs) -> CliResult {
         if let Some((_, entry)) = blocked.iter().find(|(v, _)| **v == release.version) {
             flags.push(format!("BLOCKED ({} severity): {}", severity_word(entry.severity), entry.reason));
         }
-        outln!("  {}  [{}]  {} bytes", release.version, flags.join(", "), release.package.length);
+        outln!("  {}  [{}]  {}", release.version, flags.join(", "), output::size(release.package.length));
         for dependency in &release.dependencies {
             outln!("      needs {} {}", dependency.id, dependency.version_requirement);
         }
@@ -131,12 +133,16 @@ pub(crate) fn install(ctx: &Context, args: InstallArgs) -> CliResult {
         args.plugins.iter().map(|p| parse_requirement(p).map_err(Failure::Usage)).collect::<Result<Vec<_>, _>>()?;
     let mut store = ctx.open()?;
     let prereleases = if args.pre { PreReleases::Allow } else { PreReleases::IfRequested };
-    let report = with_session(ctx, |session| Ok(store.install_with(&requirements, prereleases, session)?))?;
+    let report = with_session(ctx, |session| Ok(store.install_with(&requirements, prereleases, session)?));
+    ctx.offline_notes(&store);
+    let report = report?;
     if ctx.out.json {
         ctx.out.result(&report);
         return Ok(());
     }
-    for disclosure in &report.disclosures {
+    // What the prompt showed before asking is not printed again.
+    let unseen = report.disclosures.iter().filter(|d| !d.permissions.is_empty());
+    for disclosure in unseen.filter(|d| !ctx.prompt.showed(&d.plugin, &d.version)) {
         out!("{}", output::disclosure_text(disclosure));
     }
     for (id, version) in &report.installed {
@@ -174,7 +180,9 @@ pub(crate) fn update(ctx: &Context, args: UpdateArgs) -> CliResult {
     let ids = args.plugins.iter().map(|p| plugin_id(p)).collect::<Result<Vec<_>, _>>()?;
     let mut store = ctx.open()?;
     if args.check {
-        let report = with_session(ctx, |session| Ok(store.check_updates(&ids, session)?))?;
+        let report = with_session(ctx, |session| Ok(store.check_updates(&ids, session)?));
+        ctx.offline_notes(&store);
+        let report = report?;
         ctx.out.result(&report);
         let code = if args.exit_code && !report.updates.is_empty() {
             Err(Failure::Code(crate::EXIT_UPDATES_AVAILABLE))
@@ -215,6 +223,7 @@ pub(crate) fn update(ctx: &Context, args: UpdateArgs) -> CliResult {
     } else {
         with_session(ctx, |session| Ok(store.update(&ids, session)?))?
     };
+    ctx.offline_notes(&store);
     if !args.scheduled {
         ctx.out.result(&report);
     }

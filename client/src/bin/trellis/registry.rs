@@ -56,11 +56,12 @@ pub(crate) fn run(ctx: &Context, command: RegistryCommand) -> CliResult {
                     root.display()
                 ))
             })?;
-            store.add_registry(&name, &url, &bytes)?;
-            if ctx.out.json {
-                ctx.out.result(&serde_json::json!({"added": name, "url": url}));
-            } else {
-                outln!("added registry {name} ({url})");
+            let (root_version, snapshot) = store.add_registry(&name, &url, &bytes)?;
+            ctx.out.result(&serde_json::json!({
+                "added": name, "url": url, "root_version": root_version, "snapshot_version": snapshot,
+            }));
+            if !ctx.out.json {
+                outln!("added registry {name} ({url}); its signed metadata verified (root v{root_version})");
             }
         }
         RegistryCommand::List => {
