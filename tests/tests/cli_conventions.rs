@@ -393,7 +393,11 @@ fn registry_add_verifies_the_site_once_and_explains_what_is_wrong() {
         "{}",
         stderr(&out)
     );
+    assert!(!stderr(&out).contains("retrying"), "retries only with -v: {}", stderr(&out));
     nothing_added("unreachable");
+    let out = cli.run(&["-v", "registry", "add", "main", "http://127.0.0.1:1/", "--root", root]);
+    assert!(stderr(&out).contains("info: retrying url=http://127.0.0.1:1/"), "-v shows retries: {}", stderr(&out));
+    nothing_added("unreachable, verbose");
     // A path under the site that is not the site's base.
     let out = add("main", &format!("{}/docs", site.url().trim_end_matches('/')), root);
     assert_eq!(out.status.code(), Some(1));

@@ -16,8 +16,8 @@
 //! Offline ([`super::Network`]): with `Offline`, no request is made; each registry's
 //! persisted metadata is loaded as it is ([`Updater::load_offline`]: root and timestamp
 //! unexpired) and targets and blobs come only from the verified download cache. Online,
-//! a registry that cannot be reached at all (every mirror failed to connect or answer)
-//! falls back to the same offline load when its persisted metadata is unexpired; either
+//! a registry that cannot be reached at all (no mirror could be connected to; a slow or
+//! wrong answer does not count) falls back to the same offline load when its persisted metadata is unexpired; either
 //! way [`Remotes::offline_uses`] says which registries were used offline and when
 //! their metadata was last checked online (`metadata/<name>/last-check`).
 //!
@@ -73,25 +73,20 @@ impl Transport for NoNetwork {
     }
 }
 
-/// Whether a refresh failed only because no mirror could be reached (no mirror
-/// answered anything that was then refused).
+/// Whether a refresh failed only because no mirror could be reached: no connection
+/// (refused, reset, no route, no DNS) or no answer to connecting. A mirror that answers
+/// slowly or wrongly is not "unreachable": that may be an attack (slow retrieval), and
+/// its error is the command's.
 fn unreachable(error: &TrustError) -> bool {
-    match error {
-        TrustError::Fetch(failure) => {
-            !failure.attempts.is_empty()
-                && failure.attempts.iter().all(|a| {
-                    matches!(
-                        &a.error,
-                        AttemptError::Transport(
-                            TransportError::Connection { .. }
-                                | TransportError::Timeout { .. }
-                                | TransportError::TooSlow { .. }
-                        )
-                    )
-                })
-        }
-        _ => false,
-    }
+    let TrustError::Fetch(failure) = error else { return false };
+    !failure.attempts.is_empty()
+        && failure.attempts.iter().all(|a| match &a.error {
+            AttemptError::Transport(TransportError::Connection { .. }) => true,
+            AttemptError::Transport(TransportError::Timeout { what, .. }) => {
+                what.contains("connect") || what.contains("resolve")
+            }
+            _ => false,
+        })
 }
 
 /// Parallel downloads at most (index docs and packages).

@@ -12,6 +12,7 @@
 mod output;
 mod config;
 mod generate;
+mod log;
 mod plugins;
 mod registry;
 mod settings;
@@ -53,7 +54,8 @@ struct Cli {
     /// Print no progress and no notes (warnings and errors still go to stderr).
     #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
     quiet: bool,
-    /// Also show waits for another trellis process and other details on stderr.
+    /// Also show retries, failing mirrors, waits for another trellis process and other
+    /// details on stderr.
     #[arg(long, short = 'v', global = true)]
     verbose: bool,
     /// Use no network: registries' persisted metadata (while unexpired) and cached
@@ -277,6 +279,7 @@ fn main() -> ExitCode {
         }
     };
     let color = cli.color.or(file.color).unwrap_or_default().stderr();
+    log::install(cli.json, verbosity, color);
     let out = Output::new(cli.json, verbosity, color);
     let host = HostApp {
         id: cli.host_id.or(file.host_id).unwrap_or_else(|| "trellis-demo-host".into()),

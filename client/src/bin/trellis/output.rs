@@ -5,7 +5,7 @@
 //! and notes, never warnings or errors). With `--json` every command prints exactly one
 //! JSON document on stdout, [`Output::finish`]'s envelope `{"schema_version", "command",
 //! "ok", "result", "error"}` (its error inside it), and every progress event one JSON
-//! line on stderr. Every line on stdout goes through [`outln!`], so a closed pipe
+//! line on stderr. Every line on stdout goes through `outln!`, so a closed pipe
 //! (`trellis search "" | head -1`) ends the command quietly instead of panicking.
 
 use std::cell::RefCell;
@@ -33,7 +33,7 @@ macro_rules! outln {
     ($($arg:tt)*) => { $crate::output::write_out(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
-/// Prints on stdout without a newline, like [`outln!`].
+/// Prints on stdout without a newline, like `outln!`.
 macro_rules! out {
     ($($arg:tt)*) => { $crate::output::write_out(format_args!($($arg)*)) };
 }
