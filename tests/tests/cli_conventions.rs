@@ -496,6 +496,8 @@ fn offline_uses_unexpired_verified_metadata_and_cached_downloads_and_says_how_ol
         stderr(&out)
     );
     assert!(stderr(&out).contains("seconds ago, usable offline until "), "{}", stderr(&out));
+    let quiet = cli.run(&["-q", "--offline", "info", "acme.clock"]);
+    assert!(quiet.status.success() && stderr(&quiet).is_empty(), "-q drops notes: {}", stderr(&quiet));
     let installed = cli.ok(&["--offline", "--yes", "install", "acme.clock"]);
     assert!(installed.contains("installed acme.clock 1.0.0"), "{installed}");
     assert_eq!(site.server.requests(), served, "offline made requests");
