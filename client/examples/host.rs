@@ -11,8 +11,11 @@
 //! `start` reads the release's `plugin.json`, runs its entry point for this platform
 //! (`sh` for `.sh` scripts) as a child process and shows what it printed; `stop` ends a
 //! plugin still running; `register`/`unregister` keep the host's plugin menu in
-//! `DATA_DIR/host-menu.json`. `run` starts every installed plugin, then stops them:
-//! what a host does at launch and exit.
+//! `DATA_DIR/host-menu.json`. `run` starts every installed plugin, dependencies before
+//! the plugins that need them, then stops them in the reverse order: what a host does
+//! at launch and exit. The host's consent dialog ([`Dialog`]) shows the permissions
+//! before anything is downloaded or started, for an install and for an update that asks
+//! for more; this demo's user agrees. Every line names its plugin.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
@@ -20,10 +23,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
+use trellis_client::consent::Disclosure;
 use trellis_client::events::{Event, Reporter};
 use trellis_client::hooks::{HookContext, HookError, HostHooks};
 use trellis_client::resolve::HostApp;
-use trellis_client::store::{AlwaysAgree, Session, Store, StoreOptions, install::parse_requirement};
+use trellis_client::store::{Consent, Session, Store, StoreOptions, install::parse_requirement};
 use trellis_schema::PluginId;
 use trellis_schema::plugin::{Platform, PluginMetadata};
 
@@ -123,6 +127,21 @@ impl HostHooks for ProcessHooks {
     }
 }
 
+/// The host's consent dialog: shows what a release may do, before it is downloaded
+/// or started, and answers as the user would (this demo's user agrees).
+struct Dialog;
+
+impl Consent for Dialog {
+    fn agree(&self, disclosure: &Disclosure) -> bool {
+        println!("[host] consent dialog: {} {} asks to:", disclosure.plugin, disclosure.version);
+        for permission in disclosure.unconsented() {
+            println!("[host]   {} {} may {permission}", disclosure.plugin, disclosure.version);
+        }
+        println!("[host] the user agrees to {} {}", disclosure.plugin, disclosure.version);
+        true
+    }
+}
+
 #[derive(Default)]
 struct Print {
     downloaded: Mutex<std::collections::HashSet<String>>,
@@ -137,10 +156,26 @@ impl Reporter for Print {
                     println!("[store] downloaded {plugin} {version} ({total} bytes)");
                 }
             }
-            Event::Warning { message, .. } | Event::Disabled { message, .. } => println!("[store] warning: {message}"),
+            Event::Warning { plugin: Some(plugin), message } | Event::Disabled { plugin, message, .. } => {
+                println!("[store] warning: {plugin}: {message}")
+            }
+            Event::Warning { plugin: None, message } => println!("[store] warning: {message}"),
             _ => {}
         }
     }
+}
+
+/// The enabled installed plugins, each after the plugins it depends on.
+fn start_order(state: &trellis_client::state::State) -> Vec<(PluginId, semver::Version)> {
+    let mut order: Vec<(PluginId, semver::Version)> = Vec::new();
+    let mut left: Vec<_> = state.plugins().iter().filter(|(_, p)| p.disabled.is_none()).collect();
+    while !left.is_empty() {
+        let placed = |id: &PluginId| order.iter().any(|(o, _)| o == id) || state.plugin(id).is_none();
+        let ready = left.iter().position(|(_, p)| p.active.dependencies.iter().all(&placed)).unwrap_or(0);
+        let (id, plugin) = left.remove(ready);
+        order.push((id.clone(), plugin.active.version.clone()));
+    }
+    order
 }
 
 fn main() -> std::process::ExitCode {
@@ -165,7 +200,7 @@ fn run(args: &[String]) -> Result<(), String> {
     let host = HostApp { id: "trellis-demo-host".into(), api_version: semver::Version::new(1, 0, 0) };
     let mut store = Store::open(&data_dir, StoreOptions::new(host)).map_err(|e| e.to_string())?;
     let hooks = ProcessHooks::new(&data_dir);
-    let session = Session::new(&hooks, &AlwaysAgree).with_reporter(Arc::new(Print::default()));
+    let session = Session::new(&hooks, &Dialog).with_reporter(Arc::new(Print::default()));
     store.finish_recovery(&session).map_err(|e| e.to_string())?;
     let id = |i: usize| -> Result<PluginId, String> {
         rest.get(i).ok_or("missing plugin id")?.parse().map_err(|e| format!("{e}"))
@@ -196,10 +231,8 @@ fn run(args: &[String]) -> Result<(), String> {
         "install" => {
             let requirement = parse_requirement(rest.first().ok_or("missing plugin id")?)?;
             let report = store.install(&[requirement], &session).map_err(|e| e.to_string())?;
-            for d in &report.disclosures {
-                for p in &d.permissions {
-                    println!("[store] {} {} may {}", d.plugin, d.version, p);
-                }
+            for (plugin, version) in &report.installed {
+                println!("[store] installed {plugin} {version}");
             }
         }
         "update" => {
@@ -212,20 +245,22 @@ fn run(args: &[String]) -> Result<(), String> {
             }
         }
         "rollback" => {
-            let version = store.rollback(&id(0)?, &session).map_err(|e| e.to_string())?;
-            println!("[store] rolled back to {version}");
+            let plugin = id(0)?;
+            let version = store.rollback(&plugin, &session).map_err(|e| e.to_string())?;
+            println!("[store] rolled back {plugin} to {version}; it stays there until it is unpinned");
         }
         "remove" => {
-            store.remove(&id(0)?, true, &session).map_err(|e| e.to_string())?;
+            let plugin = id(0)?;
+            for removed in store.remove(&plugin, true, &session).map_err(|e| e.to_string())? {
+                if removed == plugin {
+                    println!("[store] removed {removed}");
+                } else {
+                    println!("[store] removed {removed} too: it needs {plugin} (the removal cascades)");
+                }
+            }
         }
         "run" => {
-            let installed: Vec<_> = store
-                .state()
-                .plugins()
-                .iter()
-                .filter(|(_, p)| p.disabled.is_none())
-                .map(|(id, p)| (id.clone(), p.active.version.clone()))
-                .collect();
+            let installed = start_order(store.state());
             for (plugin, version) in &installed {
                 let path = store.data_dir().release_dir(plugin, version);
                 hooks.start(HookContext { plugin, version, path: &path }).map_err(|e| e.to_string())?;

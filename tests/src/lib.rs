@@ -2,5 +2,7 @@
 
 pub mod fault_server;
 pub mod hostile;
+#[cfg(unix)]
+pub mod pty;
 pub mod registry;
 pub mod trees;

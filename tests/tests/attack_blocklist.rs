@@ -295,7 +295,7 @@ impl Cli {
         let mut documents = serde_json::Deserializer::from_str(&text).into_iter::<serde_json::Value>();
         let first = documents.next().unwrap_or_else(|| panic!("no JSON from {args:?}: {text}")).unwrap();
         assert!(documents.next().is_none(), "more than one JSON document from {args:?}: {text}");
-        (out.status.code(), first)
+        (out.status.code(), first["result"].clone())
     }
 }
 

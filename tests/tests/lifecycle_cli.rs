@@ -30,10 +30,13 @@ impl Cli {
         stdout(&out)
     }
 
+    /// The `result` of the one `--json` document.
     fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
-        serde_json::from_str(&self.ok(&all)).unwrap()
+        let document: serde_json::Value = serde_json::from_str(&self.ok(&all)).unwrap();
+        assert_eq!(document["schema_version"], 1, "{document}");
+        document["result"].clone()
     }
 }
 
@@ -92,7 +95,7 @@ fn cli_walks_install_update_rollback_remove_with_json_and_text_output() {
 
     assert!(cli.ok(&["rollback", "acme.clock"]).contains("rolled back acme.clock to 1.0.0"));
     let listed = cli.ok(&["list"]);
-    assert!(listed.contains("acme.clock 1.0.0  [main]  (previous 1.1.0)"), "{listed}");
+    assert!(listed.contains("acme.clock 1.0.0  [main]  (previous 1.1.0)  pinned at 1.0.0"), "{listed}");
 
     let pinned = cli.ok(&["pin", "acme.clock"]);
     assert!(pinned.contains("pinned acme.clock at 1.0.0"));
@@ -149,7 +152,8 @@ fn cli_exit_codes_separate_usage_and_configuration_from_failures() {
     // --json errors are JSON too.
     let json = cli.run(&["--json", "rollback", "acme.time-core"]);
     assert_eq!(json.status.code(), Some(1));
-    let error: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(error["exit_code"], 1);
-    assert!(error["error"].as_str().unwrap().contains("no previous release"), "{error}");
+    let document: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(document["ok"], false);
+    assert_eq!(document["error"]["exit_code"], 1);
+    assert!(document["error"]["message"].as_str().unwrap().contains("no previous release"), "{document}");
 }

@@ -427,7 +427,7 @@ fn cli_update_says_it_used_a_delta_and_how_many_bytes_it_saved() {
     let text = run(&["--yes", "update"]);
 
     let release = site.doc().release(&v("1.1.0")).unwrap().clone();
-    let kb = |bytes: u64| format!("{} KB", bytes.div_ceil(1000));
+    let kb = |bytes: u64| format!("{:.1} KB", bytes as f64 / 1e3);
     let expected = format!(
         "updated acme.clock 1.0.0 -> 1.1.0 (delta, {} instead of {})",
         kb(release.deltas[0].blob.length),

@@ -47,20 +47,28 @@ fn host_hooks_run_plugin_entry_points_and_a_plugin_that_fails_to_start_is_rolled
     let out = host(&bin, data.path(), &["install", "acme.clock"]);
     assert!(out.contains("[host] started acme.time-core 1.0.0: acme.time-core 1.0.0 running"), "{out}");
     assert!(out.contains("[host] started acme.clock 1.0.0: acme.clock 1.0.0 running"), "{out}");
-    assert!(out.contains("may show desktop notifications"), "{out}");
+    // Consent comes first, naming the plugin, before anything is started.
+    let asked = out.find("[host]   acme.clock 1.0.0 may show desktop notifications").expect(&out);
+    assert!(asked < out.find("[host] started").unwrap(), "{out}");
     let menu: serde_json::Value =
         serde_json::from_slice(&std::fs::read(data.path().join("host-menu.json")).unwrap()).unwrap();
     assert_eq!(menu, serde_json::json!({"acme.clock": "1.0.0", "acme.time-core": "1.0.0"}));
 
     site.publish(&[Plugin::new("acme.clock", "1.1.0")
         .depends_on("acme.time-core", "^1")
-        .permission("notifications", "show")]);
+        .permission("notifications", "show")
+        .permission("network", "internet")]);
     let out = host(&bin, data.path(), &["update"]);
     assert!(out.contains("[host] stopped acme.clock 1.0.0"), "{out}");
+    // The new permission is agreed to before the running release is stopped.
+    let asked = out.find("[host] consent dialog: acme.clock 1.1.0").expect(&out);
+    assert!(asked < out.find("[host] stopped acme.clock 1.0.0").unwrap(), "{out}");
     assert!(out.contains("[host] started acme.clock 1.1.0: acme.clock 1.1.0 running"), "{out}");
 
-    let mut broken =
-        Plugin::new("acme.clock", "1.2.0").depends_on("acme.time-core", "^1").permission("notifications", "show");
+    let mut broken = Plugin::new("acme.clock", "1.2.0")
+        .depends_on("acme.time-core", "^1")
+        .permission("notifications", "show")
+        .permission("network", "internet");
     broken.script = "#!/bin/sh\nexit 3\n".into();
     site.publish(&[broken]);
     let out = host(&bin, data.path(), &["update"]);
@@ -69,8 +77,12 @@ fn host_hooks_run_plugin_entry_points_and_a_plugin_that_fails_to_start_is_rolled
 
     let out = host(&bin, data.path(), &["run"]);
     assert!(out.contains("[host] started acme.clock 1.1.0"), "{out}");
+    let (dependency, dependent) =
+        (out.find("started acme.time-core").unwrap(), out.find("started acme.clock").unwrap());
+    assert!(dependency < dependent, "dependencies start first: {out}");
     let out = host(&bin, data.path(), &["remove", "acme.time-core"]);
     assert!(out.contains("[host] removed acme.clock from the plugin menu"), "{out}");
+    assert!(out.contains("[store] removed acme.clock too: it needs acme.time-core (the removal cascades)"), "{out}");
     let menu: serde_json::Value =
         serde_json::from_slice(&std::fs::read(data.path().join("host-menu.json")).unwrap()).unwrap();
     assert_eq!(menu, serde_json::json!({}));

@@ -269,6 +269,15 @@ pub enum StateError {
         /// The lock file.
         path: PathBuf,
     },
+    /// A change to a data dir that was opened read-only (it cannot be written).
+    #[error(
+        "the data dir {} cannot be written (read-only, or owned by another user), so this command cannot change it; commands that only read (list, verify) work",
+        path.display()
+    )]
+    ReadOnly {
+        /// The data dir.
+        path: PathBuf,
+    },
     /// The operating system gave no randomness for the install id.
     #[error("could not generate an install id: {0}")]
     Random(String),
@@ -296,6 +305,10 @@ pub enum RepairReport {
         unrecognised: Vec<PathBuf>,
         /// Whether the install id could be read from the damaged file.
         kept_install_id: bool,
+        /// The settings kept from the damaged file, for people (`"pins (2)"`).
+        kept: Vec<String>,
+        /// What could not be kept from it, for people (`"pin of `acme.bad`"`).
+        lost: Vec<String>,
     },
 }
 
@@ -308,7 +321,8 @@ pub enum RepairReport {
 pub struct StateStore {
     dir: DataDir,
     state: State,
-    _lock: LockedFile,
+    /// The data-dir lock; `None` for a read-only data dir ([`StateStore::open_read_only`]).
+    _lock: Option<LockedFile>,
     #[cfg(test)]
     pub(crate) crash_after: Option<usize>,
 }
@@ -328,6 +342,30 @@ impl StateStore {
         Self::load(dir, lock)
     }
 
+    /// Reads the state of a data dir that cannot be written (a read-only mount, a dir
+    /// owned by another user), without the lock: what another process writes meanwhile
+    /// is not seen, and every change fails with [`StateError::ReadOnly`]. A missing
+    /// state file reads as an empty state.
+    pub fn open_read_only(dir: DataDir) -> Result<Self, StateError> {
+        let path = dir.state_file();
+        let state = match read(&path)? {
+            Some(bytes) => parse(&path, &bytes)?,
+            None => State::new(InstallId::generate().map_err(|e| StateError::Random(e.to_string()))?),
+        };
+        Ok(Self {
+            dir,
+            state,
+            _lock: None,
+            #[cfg(test)]
+            crash_after: None,
+        })
+    }
+
+    /// Whether the data dir was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self._lock.is_none()
+    }
+
     fn load(dir: DataDir, lock: LockedFile) -> Result<Self, StateError> {
         let path = dir.state_file();
         let (state, fresh) = match read(&path)? {
@@ -337,7 +375,7 @@ impl StateStore {
         let mut store = Self {
             dir,
             state,
-            _lock: lock,
+            _lock: Some(lock),
             #[cfg(test)]
             crash_after: None,
         };
@@ -369,6 +407,9 @@ impl StateStore {
     }
 
     fn write(&mut self, state: &State) -> Result<(), StateError> {
+        if self._lock.is_none() {
+            return Err(StateError::ReadOnly { path: self.dir.root().to_owned() });
+        }
         self.checkpoint()?;
         let mut bytes = serde_json::to_vec_pretty(state).map_err(StateError::Serialize)?;
         bytes.push(b'\n');
@@ -392,9 +433,10 @@ impl StateStore {
     }
 
     /// Sets a damaged state file aside as `state.json.corrupt-<n>` and writes a new one
-    /// with the plugins found through their `plugins/<id>/current` pointers. Consents,
-    /// pins and policies of the damaged file are lost; the install id is kept when it
-    /// can still be read. Does nothing when the file parses, and refuses a file written
+    /// with the plugins found through their `plugins/<id>/current` pointers. The install
+    /// id, vendor bindings, consents, pins and policies of the damaged file are kept
+    /// where they can still be read (entry by entry; members before a truncation), and
+    /// the report lists what was kept and what was lost. Does nothing when the file parses, and refuses a file written
     /// by a newer client.
     pub fn repair(dir: DataDir) -> Result<RepairReport, StateError> {
         let lock = LockedFile::acquire(&dir.lock_file())?;
@@ -409,24 +451,30 @@ impl StateStore {
         fs::rename(&path, &set_aside).map_err(|e| FsError::new("setting aside", &path, e))?;
         crate::fs::sync_dir(dir.root())?;
 
-        let salvaged = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|v| v.get("install_id")?.as_str().and_then(|s| InstallId::from_hex(s).ok()));
-        let kept_install_id = salvaged.is_some();
-        let mut state = State::new(match salvaged {
+        let mut salvaged = super::salvage::Salvaged::read(&bytes);
+        let kept_install_id = salvaged.install_id.is_some();
+        let mut state = State::new(match salvaged.install_id.clone() {
             Some(id) => id,
             None => InstallId::generate().map_err(|e| StateError::Random(e.to_string()))?,
         });
+        salvaged.apply(&mut state);
         let (recovered, unrecognised) = scan_pointers(&dir, &mut state)?;
         let mut store = Self {
             dir,
             state: state.clone(),
-            _lock: lock,
+            _lock: Some(lock),
             #[cfg(test)]
             crash_after: None,
         };
         store.write(&state)?;
-        Ok(RepairReport::Repaired { set_aside, recovered, unrecognised, kept_install_id })
+        Ok(RepairReport::Repaired {
+            set_aside,
+            recovered,
+            unrecognised,
+            kept_install_id,
+            kept: salvaged.kept,
+            lost: salvaged.lost,
+        })
     }
 }
 
@@ -645,14 +693,14 @@ mod tests {
         fs::write(dir.root().join("state.json.corrupt-1"), "older damage").unwrap();
 
         let report = StateStore::repair(dir.clone()).unwrap();
-        let RepairReport::Repaired { set_aside, recovered, unrecognised, kept_install_id } = report else {
+        let RepairReport::Repaired { set_aside, recovered, unrecognised, kept_install_id, .. } = report else {
             panic!("expected a repair, got {report:?}");
         };
         assert_eq!(set_aside, dir.root().join("state.json.corrupt-2"));
         assert!(set_aside.exists());
         assert_eq!(recovered, [(clock(), Version::new(2, 0, 0))]);
         assert_eq!(unrecognised, [dir.plugins_dir().join("junk")]);
-        assert!(!kept_install_id, "the id was not readable from the truncated file");
+        assert!(kept_install_id, "the id precedes the truncation");
 
         let store = StateStore::open(dir.clone()).unwrap();
         let plugin = store.state().plugin(&clock()).unwrap();

@@ -22,6 +22,7 @@ mod disabled;
 mod file;
 mod journal;
 mod layout;
+mod salvage;
 
 pub use disabled::{Disabled, DisabledCause, severity_word};
 pub use file::{

@@ -228,12 +228,34 @@ impl Store {
         releases: &[SignedRelease],
         session: &Session<'_>,
     ) -> Result<Vec<Disclosure>, StoreError> {
+        let mut checks = Vec::new();
+        for release in releases {
+            let old = self.installed_permissions(&release.resolved.id);
+            checks.push(consent::check(consent_query(release, old.as_ref()), &self.state().consents));
+        }
+        let questions: Vec<Disclosure> =
+            checks.iter().filter(|c| c.is_needed()).map(|c| c.disclosure().clone()).collect();
+        if !questions.is_empty() {
+            let planned = releases
+                .iter()
+                .map(|release| {
+                    let plugin = &release.resolved;
+                    super::PlannedRelease {
+                        plugin: plugin.id.clone(),
+                        version: plugin.version.clone(),
+                        from: self.state().plugin(&plugin.id).map(|p| p.active.version.clone()),
+                        requested: plugin.requested,
+                        download_bytes: plugin.release.package.length,
+                        unpacked_bytes: plugin.release.unpacked_size,
+                    }
+                })
+                .collect();
+            session.consent.plan(&super::Plan { releases: planned, questions });
+        }
         let mut disclosures = Vec::new();
         let mut grants: Vec<(PluginId, Version, Vec<Permission>)> = Vec::new();
-        for release in releases {
+        for (release, check) in releases.iter().zip(checks) {
             let (plugin, permissions) = (&release.resolved, &release.manifest.permissions);
-            let old = self.installed_permissions(&plugin.id);
-            let check = consent::check(consent_query(release, old.as_ref()), &self.state().consents);
             if check.is_needed() {
                 if !session.consent.agree(check.disclosure()) {
                     return Err(StoreError::ConsentRefused {

@@ -115,10 +115,40 @@ pub enum StoreError {
         name: String,
     },
     /// A URL the client cannot fetch from.
-    #[error("registry URL `{url}` must start with http://, https:// or file://")]
+    #[error(
+        "registry URL `{url}` must start with http://, https:// or file:// (a folder: file:///absolute/path/to/site)"
+    )]
     BadRegistryUrl {
         /// The URL.
         url: String,
+    },
+    /// A `file://` URL whose path is not absolute.
+    #[error(
+        "`{url}` is not an absolute file URL: write file:// followed by the absolute path, e.g. file:///media/usb/registry (three slashes)"
+    )]
+    RelativeFileUrl {
+        /// The URL.
+        url: String,
+    },
+    /// `registry add` of a registry configured already under another name.
+    #[error(
+        "registry `{existing}` has the same {what} already; `{name}` was not added (the same registry twice would only shadow it)"
+    )]
+    SameRegistry {
+        /// The name asked for.
+        name: RegistryName,
+        /// The registry configured already.
+        existing: RegistryName,
+        /// What they share (`URL …`, `root metadata`).
+        what: String,
+    },
+    /// The first refresh of a registry being added failed; it was not added.
+    #[error("registry `{name}` was not added: {problem}")]
+    AddFailed {
+        /// The name asked for.
+        name: RegistryName,
+        /// What the refresh found, explained.
+        problem: Box<registries::AddProblem>,
     },
     /// The pinned root does not verify.
     #[error(
@@ -378,6 +408,19 @@ pub enum StoreError {
         /// The plugin the token is for.
         plugin: PluginId,
     },
+    /// A rollback would move to a newer release than the active one: the plugin was
+    /// rolled back already and is held there.
+    #[error(
+        "{plugin} is at {active}, held there by the last rollback; its kept release {previous} is newer, so rolling back again would undo the rollback. To move on, `trellis unpin {plugin}` then `trellis update {plugin}`"
+    )]
+    RollbackForward {
+        /// The plugin.
+        plugin: PluginId,
+        /// The active release.
+        active: Version,
+        /// The newer kept release (boxed: keeps `StoreError` small).
+        previous: Box<Version>,
+    },
     /// An update or rollback switched to a release whose files do not verify; the
     /// switch was undone.
     #[error("{plugin} {version}: installed files do not match the signed manifest ({problem}); {undone}")]
@@ -398,6 +441,39 @@ pub enum StoreError {
 pub trait Consent {
     /// Whether the user agrees to the permissions of `disclosure` that need consent.
     fn agree(&self, disclosure: &Disclosure) -> bool;
+
+    /// What the operation is about to do, given once before any [`Consent::agree`]
+    /// question of the operation (only when at least one is coming): every release it
+    /// installs or updates to, with its download size, and every disclosure it will ask
+    /// about. A dialog can show the whole plan and ask once. Does nothing by default.
+    fn plan(&self, _plan: &Plan) {}
+}
+
+/// One release an operation installs, or updates a plugin to.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PlannedRelease {
+    /// The plugin.
+    pub plugin: PluginId,
+    /// The release.
+    pub version: Version,
+    /// The installed release it replaces, for an update.
+    pub from: Option<Version>,
+    /// Whether the user named it (otherwise another plugin needs it).
+    pub requested: bool,
+    /// Bytes of its package (the most that is downloaded; a delta may be less).
+    pub download_bytes: u64,
+    /// Bytes of its files once unpacked.
+    pub unpacked_bytes: u64,
+}
+
+/// What an operation is about to do, shown before consent is asked
+/// ([`Consent::plan`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Plan {
+    /// Every release installed or updated to, dependencies before the plugins that need them.
+    pub releases: Vec<PlannedRelease>,
+    /// The disclosures that will be asked about, in order.
+    pub questions: Vec<Disclosure>,
 }
 
 /// Agrees to everything (`--yes`, scripted installs).
@@ -420,6 +496,17 @@ impl Consent for NeverAgree {
     }
 }
 
+/// Whether a store may use the network.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Network {
+    /// Refresh every registry; one that cannot be reached is used offline when its
+    /// persisted metadata is unexpired (see [`source::Remotes::offline_uses`]).
+    #[default]
+    Online,
+    /// No request at all: persisted metadata (unexpired) and cached downloads only.
+    Offline,
+}
+
 /// How a store is set up: which host app it serves and how it reaches registries.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
@@ -429,6 +516,8 @@ pub struct StoreOptions {
     pub platform: Platform,
     /// HTTP settings.
     pub http: HttpOptions,
+    /// Whether the network may be used.
+    pub network: Network,
     /// Judge metadata expiry at this time instead of the clock (tests).
     pub reference_time: Option<jiff::Timestamp>,
     /// Test hook for the crash-safety test: abort the process at the Nth step of an
@@ -443,6 +532,7 @@ impl StoreOptions {
             host,
             platform: Platform::current().unwrap_or(Platform::Any),
             http: HttpOptions::default(),
+            network: Network::Online,
             reference_time: None,
             crash_at: None,
         }
@@ -510,9 +600,34 @@ impl Store {
     /// Opens the data dir at `dir`, waiting for the lock, and settles an operation a
     /// crash interrupted (see [`Store::recovery`] and [`Store::finish_recovery`]).
     pub fn open(dir: impl Into<PathBuf>, options: StoreOptions) -> Result<Self, StoreError> {
-        let dir = DataDir::new(dir.into());
+        Self::open_with(dir.into(), options, true)
+    }
+
+    /// Like [`Store::open`], but fails with [`StateError::Busy`] (inside
+    /// [`StoreError::State`]) instead of waiting while another process holds the data
+    /// dir, so a caller can say it is waiting before calling [`Store::open`].
+    pub fn try_open(dir: impl Into<PathBuf>, options: StoreOptions) -> Result<Self, StoreError> {
+        Self::open_with(dir.into(), options, false)
+    }
+
+    fn open_with(dir: PathBuf, options: StoreOptions, wait: bool) -> Result<Self, StoreError> {
+        let dir = DataDir::new(dir);
         crate::fs::create_dir_all(dir.root())?;
-        let mut state = StateStore::open(dir.clone())?;
+        let opened = if wait { StateStore::open(dir.clone()) } else { StateStore::try_open(dir.clone()) };
+        let mut state = match opened {
+            Ok(state) => state,
+            // A data dir this process cannot write is still readable: list and verify
+            // work; anything that would change it fails with `StateError::ReadOnly`.
+            Err(StateError::Fs(error))
+                if matches!(
+                    error.source.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                StateStore::open_read_only(dir.clone())?
+            }
+            Err(error) => return Err(error.into()),
+        };
         let recovery = activate::recover(&mut state)?;
         let registries = Registries::load(&dir)?;
         Ok(Self {
@@ -588,12 +703,28 @@ impl Store {
         &self.registries
     }
 
-    /// Adds registry `name` at `url`, trusting `root` (its root metadata bytes).
-    pub fn add_registry(&mut self, name: &str, url: &str, root: &[u8]) -> Result<(), StoreError> {
+    /// Adds registry `name` at `url`, trusting `root` (its root metadata bytes), and
+    /// refreshes it once: when the site cannot be reached, is not at that URL or is not
+    /// signed by that root, the registry is not added ([`StoreError::AddFailed`] says
+    /// which). Returns the versions of its trusted root and snapshot.
+    pub fn add_registry(&mut self, name: &str, url: &str, root: &[u8]) -> Result<(u64, Option<u64>), StoreError> {
         let name: RegistryName = name.parse().map_err(|_| StoreError::BadRegistryName { name: name.to_owned() })?;
-        self.registries = Registries::add(self.state.data_dir(), name, url, root)?;
+        self.registries = Registries::add(self.state.data_dir(), name.clone(), url, root)?;
         self.remotes = None;
-        Ok(())
+        let checked = self.remotes().and_then(|remotes| remotes.trusted_versions(&name));
+        match checked {
+            Ok(versions) => Ok(versions),
+            Err(error) => {
+                self.registries = Registries::remove(self.state.data_dir(), &name)?;
+                self.remotes = None;
+                Err(match error {
+                    StoreError::Trust { source, .. } => {
+                        StoreError::AddFailed { name, problem: Box::new(registries::AddProblem::explain(url, &source)) }
+                    }
+                    other => other,
+                })
+            }
+        }
     }
 
     /// Removes registry `name`; refused while installed plugins came from it.
@@ -631,6 +762,7 @@ impl Store {
                 &self.options.http,
                 Some(progress),
                 self.options.reference_time,
+                self.options.network,
             )?));
         }
         self.remotes.clone().ok_or(StoreError::NoRegistry)
@@ -670,6 +802,12 @@ impl Store {
             }
         }
         Err(StoreError::NotServed { plugin: plugin.clone() })
+    }
+
+    /// The registries used without reaching them since the store was opened (offline
+    /// mode, or unreachable with unexpired metadata), with how old their metadata is.
+    pub fn offline_uses(&self) -> Vec<source::OfflineUse> {
+        self.remotes.as_ref().map(|r| r.offline_uses()).unwrap_or_default()
     }
 
     /// The merged blocklist of every registry, as last refreshed (for listings that mark

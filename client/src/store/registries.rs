@@ -2,8 +2,10 @@
 //!
 //! Owns `registries.json` in the data dir (written atomically, only while the data-dir
 //! lock is held by the [`super::Store`]) and bootstrapping a new registry's trusted root
-//! into `metadata/<name>/`. It does not fetch anything: trust refreshes happen when the
-//! store first talks to a registry ([`super::Store`] and [`super::source`]).
+//! into `metadata/<name>/`, refusing a URL that cannot work (another scheme, a relative
+//! `file://` path) and a registry configured already (the same URL or the same root).
+//! It does not fetch anything: [`super::Store::add_registry`] refreshes the new registry
+//! once and undoes the addition when that fails, explaining why ([`AddProblem`]).
 
 use std::path::{Path, PathBuf};
 
@@ -71,6 +73,30 @@ impl Registries {
         if !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with("file://")) {
             return Err(StoreError::BadRegistryUrl { url: url.to_owned() });
         }
+        if let Some(rest) = url.strip_prefix("file://")
+            && !rest.strip_prefix("localhost").unwrap_or(rest).starts_with('/')
+        {
+            return Err(StoreError::RelativeFileUrl { url: url.to_owned() });
+        }
+        let trimmed = url.trim_end_matches('/');
+        if let Some(existing) = config.registries.iter().find(|r| r.url == trimmed) {
+            return Err(StoreError::SameRegistry {
+                name,
+                existing: existing.name.clone(),
+                what: format!("URL {trimmed}"),
+            });
+        }
+        for existing in &config.registries {
+            // The same root bytes (before any rotation): the same registry at another URL.
+            let trusted = crate::trust::MetadataStore::new(dir.metadata_dir(&existing.name)).load("root");
+            if trusted.is_some_and(|bytes| bytes == root) {
+                return Err(StoreError::SameRegistry {
+                    name,
+                    existing: existing.name.clone(),
+                    what: "root metadata".into(),
+                });
+            }
+        }
         crate::trust::TrustedSet::new(root, jiff::Timestamp::now())
             .map_err(|source| StoreError::BadRoot { name: name.clone(), source: Box::new(source) })?;
         let metadata = dir.metadata_dir(&name);
@@ -95,6 +121,87 @@ impl Registries {
         config.save(dir)?;
         remove_dir(&dir.metadata_dir(name))?;
         Ok(config)
+    }
+}
+
+/// Why a registry could not be added: what its first refresh found.
+#[derive(Debug, thiserror::Error)]
+pub enum AddProblem {
+    /// The site has no such file: the URL is not the site's base.
+    #[error(
+        "{url} has no {file} (not found): the URL must be the registry site's base, the folder that holds metadata/ and targets/"
+    )]
+    NotFound {
+        /// The URL given.
+        url: String,
+        /// The file the refresh asked for.
+        file: String,
+    },
+    /// The host could not be reached, or did not answer in time.
+    #[error("cannot reach {url}: {detail}; check the URL and the network, then add it again")]
+    Unreachable {
+        /// The URL given.
+        url: String,
+        /// What the transport said.
+        detail: String,
+    },
+    /// The site's metadata is not signed by the keys of the root given.
+    #[error(
+        "the site at {url} is not signed by the keys of the root metadata given ({detail}); is --root this registry's own 1.root.json?"
+    )]
+    WrongRoot {
+        /// The URL given.
+        url: String,
+        /// What did not verify.
+        detail: String,
+    },
+    /// Anything else the refresh refused.
+    #[error("{url}: {detail}")]
+    Refused {
+        /// The URL given.
+        url: String,
+        /// What was refused.
+        detail: String,
+    },
+}
+
+impl AddProblem {
+    /// Explains a failed first refresh of the registry at `url`.
+    pub(super) fn explain(url: &str, error: &crate::trust::TrustError) -> Self {
+        use crate::transport::{AttemptError, TransportError};
+        use crate::trust::TrustError;
+        let url = url.to_owned();
+        let detail = error.to_string();
+        match error {
+            TrustError::Fetch(failure) if failure.is_not_found() => {
+                Self::NotFound { url, file: format!("metadata/{}", failure.path) }
+            }
+            TrustError::Fetch(failure)
+                if failure.attempts.iter().all(|a| {
+                    matches!(
+                        &a.error,
+                        AttemptError::Transport(
+                            TransportError::Connection { .. }
+                                | TransportError::Timeout { .. }
+                                | TransportError::TooSlow { .. }
+                                | TransportError::Status { .. }
+                        )
+                    )
+                }) =>
+            {
+                Self::Unreachable { url, detail }
+            }
+            TrustError::Threshold { .. } | TrustError::WrongType { .. } => Self::WrongRoot { url, detail },
+            TrustError::Fetch(failure)
+                if failure
+                    .attempts
+                    .iter()
+                    .any(|a| matches!(&a.error, AttemptError::Rejected(TrustError::Threshold { .. }))) =>
+            {
+                Self::WrongRoot { url, detail }
+            }
+            _ => Self::Refused { url, detail },
+        }
     }
 }
 

@@ -2,8 +2,12 @@
 //!
 //! Remove: dependents check (refuse with the list of dependents, or cascade, dependents
 //! first) → `before_remove` → `stop` → remove files and the plugin's configuration →
-//! `unregister` → `after_remove`. Rollback: reactivate the kept previous release
-//! (`stop` → switch → verify → `start`, undone if the old release does not start).
+//! `unregister` → `after_remove`. Orphans ([`Store::orphans`]): plugins installed only
+//! as dependencies that no installed plugin needs any more; [`Store::autoremove`]
+//! removes those a removal left behind. Rollback: reactivate the kept previous release
+//! (`stop` → switch → verify → `start`, undone if the old release does not start) and
+//! hold it with a pin, so the next update does not undo it; a rollback to a newer
+//! release than the active one (a second rollback) is refused.
 //!
 //! Owns these two processes; the file moves are [`crate::activate`]'s transactions.
 
@@ -17,6 +21,7 @@ use super::{Session, Store, StoreError};
 use crate::activate;
 use crate::events::{Event, OperationKind};
 use crate::hooks::{Hook, HookContext};
+use crate::state::InstallReason;
 
 impl Store {
     /// Removes `plugin`. With dependents installed it is refused (naming them) unless
@@ -70,6 +75,39 @@ impl Store {
         Ok(removed)
     }
 
+    /// Plugins installed only as dependencies that no installed plugin needs any more
+    /// (directly or through other orphans), in an order that removes dependents first.
+    pub fn orphans(&self) -> Vec<PluginId> {
+        let state = self.state();
+        let mut left: BTreeSet<&PluginId> = state.plugins().keys().collect();
+        let mut orphans = Vec::new();
+        loop {
+            let next = left.iter().copied().find(|id| {
+                state.plugin(id).is_some_and(|p| p.reason == InstallReason::Dependency)
+                    && state.dependents(id).iter().all(|d| !left.contains(d))
+            });
+            let Some(next) = next else { break };
+            left.remove(next);
+            orphans.push(next.clone());
+        }
+        orphans
+    }
+
+    /// Removes the orphans ([`Store::orphans`]) that are not in `keep` (the orphans
+    /// there were before an operation, which the user did not ask about). Returns what
+    /// was removed, in order.
+    pub fn autoremove(&mut self, keep: &[PluginId], session: &Session<'_>) -> Result<Vec<PluginId>, StoreError> {
+        let mut removed = Vec::new();
+        for id in self.orphans() {
+            if keep.contains(&id) {
+                continue;
+            }
+            self.remove_one(&id, session)?;
+            removed.push(id);
+        }
+        Ok(removed)
+    }
+
     /// Removes one plugin whatever depends on it.
     pub(crate) fn remove_one(&mut self, plugin: &PluginId, session: &Session<'_>) -> Result<(), StoreError> {
         let Some(installed) = self.state().plugin(plugin) else {
@@ -111,12 +149,24 @@ impl Store {
         Ok(())
     }
 
-    /// Reactivates the kept previous release of `plugin`; returns it.
+    /// Reactivates the kept previous release of `plugin` and pins it there (until
+    /// [`crate::state::State::pins`] loses it: `trellis unpin`), so that updates leave it;
+    /// returns it. Refused when the kept release is newer than the active one: that
+    /// is undoing a rollback, which is an update (unpin, then update).
     pub fn rollback(&mut self, plugin: &PluginId, session: &Session<'_>) -> Result<Version, StoreError> {
         let Some(installed) = self.state().plugin(plugin) else {
             return Err(StoreError::NotInstalled { plugin: plugin.clone() });
         };
         let from = installed.active.version.clone();
+        if let Some(previous) = &installed.previous
+            && previous.version > from
+        {
+            return Err(StoreError::RollbackForward {
+                plugin: plugin.clone(),
+                active: from,
+                previous: Box::new(previous.version.clone()),
+            });
+        }
         let from_path = self.data_dir().release_dir(plugin, &from);
         // The kept release must still be vouched for by the newest record this client
         // verified for its publisher: a rollback must not bring back a release signed
@@ -181,6 +231,7 @@ impl Store {
         }
         tx.finish()?;
         crash.step();
+        self.state.update(|s| s.pins.insert(plugin.clone(), to.clone()))?;
         session.reporter.report(Event::Done {
             operation: OperationKind::Rollback,
             plugin: plugin.clone(),

@@ -15,6 +15,14 @@
 //! before download when its signed length is over [`CatalogLimits`]. Every byte it hands
 //! out was verified by [`crate::trust`] against the registry's signed metadata.
 //!
+//! Offline ([`super::Network`]): with `Offline`, no request is made; each registry's
+//! persisted metadata is loaded as it is ([`Updater::load_offline`]: root and timestamp
+//! unexpired) and targets and blobs come only from the verified download cache. Online,
+//! a registry that cannot be reached at all (no mirror could be connected to; a slow or
+//! wrong answer does not count) falls back to the same offline load when its persisted metadata is unexpired; either
+//! way [`Remotes::offline_uses`] says which registries were used offline and when
+//! their metadata was last checked online (`metadata/<name>/last-check`).
+//!
 //! It does not interpret packages or signatures of releases (that is
 //! [`super::fetch`]) and does not decide anything (the lifecycle modules do).
 
@@ -30,8 +38,59 @@ use super::StoreError;
 use super::registries::Registries;
 use crate::resolve::{DocRequest, IndexSource, SourceError};
 use crate::state::{DataDir, RegistryName};
-use crate::transport::{AnyTransport, DownloadCache, HttpOptions, Mirror, Mirrors, Progress, parallel};
+use crate::transport::{
+    AnyTransport, AttemptError, DownloadCache, Fetched, HttpOptions, Mirror, Mirrors, Progress, Request, Transport,
+    TransportError, parallel,
+};
 use crate::trust::{TargetInfo, TrustError, Updater};
+
+use super::Network;
+
+/// The file under a registry's metadata dir recording when it was last checked online.
+const LAST_CHECK_FILE: &str = "last-check";
+
+/// A registry an operation used without reaching it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct OfflineUse {
+    /// The registry.
+    pub registry: RegistryName,
+    /// When its metadata was last checked online, if known.
+    pub last_checked: Option<jiff::Timestamp>,
+    /// When its timestamp metadata expires: after that it cannot be used offline.
+    pub expires: Option<jiff::Timestamp>,
+    /// Why it was used offline: `None` when offline was asked for, else what reaching
+    /// it failed with.
+    pub unreachable: Option<String>,
+}
+
+/// The transport of offline mode: every request fails, saying so.
+#[derive(Debug)]
+struct NoNetwork;
+
+impl Transport for NoNetwork {
+    fn fetch(&self, request: &Request<'_>) -> Result<Fetched, TransportError> {
+        Err(TransportError::Connection {
+            url: request.url.to_owned(),
+            message: "offline: not in the local cache (run once online first)".into(),
+        })
+    }
+}
+
+/// Whether a refresh failed only because no mirror could be reached: no connection
+/// (refused, reset, no route, no DNS) or no answer to connecting. A mirror that answers
+/// slowly or wrongly is not "unreachable": that may be an attack (slow retrieval), and
+/// its error is the command's.
+fn unreachable(error: &TrustError) -> bool {
+    let TrustError::Fetch(failure) = error else { return false };
+    !failure.attempts.is_empty()
+        && failure.attempts.iter().all(|a| match &a.error {
+            AttemptError::Transport(TransportError::Connection { .. }) => true,
+            AttemptError::Transport(TransportError::Timeout { what, .. }) => {
+                what.contains("connect") || what.contains("resolve")
+            }
+            _ => false,
+        })
+}
 
 /// Parallel downloads at most (index docs and packages).
 pub const PARALLEL_DOWNLOADS: usize = 8;
@@ -54,6 +113,8 @@ pub struct Remotes {
     remotes: BTreeMap<RegistryName, Remote>,
     order: Vec<RegistryName>,
     docs: Mutex<DocMemo>,
+    network: Network,
+    offline: Mutex<BTreeMap<RegistryName, OfflineUse>>,
 }
 
 impl std::fmt::Debug for Remotes {
@@ -75,8 +136,12 @@ impl Remotes {
         http: &HttpOptions,
         progress: Option<Arc<dyn Progress>>,
         reference_time: Option<jiff::Timestamp>,
+        network: Network,
     ) -> Result<Self, StoreError> {
-        let transport: Arc<dyn crate::transport::Transport> = Arc::new(AnyTransport::new(http.clone()));
+        let transport: Arc<dyn crate::transport::Transport> = match network {
+            Network::Online => Arc::new(AnyTransport::new(http.clone())),
+            Network::Offline => Arc::new(NoNetwork),
+        };
         let mut remotes = BTreeMap::new();
         for config in &registries.registries {
             let mirrors = Mirrors::new(Arc::clone(&transport), vec![Mirror::site(&config.url)]);
@@ -94,7 +159,48 @@ impl Remotes {
             remotes.insert(config.name.clone(), remote);
         }
         let order = registries.registries.iter().map(|r| r.name.clone()).collect();
-        Ok(Self { remotes, order, docs: Mutex::default() })
+        Ok(Self { remotes, order, docs: Mutex::default(), network, offline: Mutex::default() })
+    }
+
+    /// The registries this store used without reaching them (offline, or unreachable
+    /// with unexpired metadata), since it was created.
+    pub fn offline_uses(&self) -> Vec<OfflineUse> {
+        lock(&self.offline).values().cloned().collect()
+    }
+
+    /// Refreshes `updater` as `network` allows; online, an unreachable registry with
+    /// unexpired persisted metadata is used offline. Records either use.
+    fn refresh(&self, registry: &RegistryName, updater: &mut Updater) -> Result<(), TrustError> {
+        let dir = updater.store().dir().join(LAST_CHECK_FILE);
+        let reason = match self.network {
+            Network::Offline => None,
+            Network::Online => match updater.check_for_updates() {
+                Ok(_) => {
+                    let now = jiff::Timestamp::now().to_string();
+                    if let Err(error) = crate::fs::write_atomic(&dir, now.as_bytes()) {
+                        tracing::debug!(%error, "could not record the time of the check");
+                    }
+                    return Ok(());
+                }
+                Err(error) if unreachable(&error) => Some(error),
+                Err(error) => return Err(error),
+            },
+        };
+        if let Err(offline) = updater.load_offline() {
+            return Err(reason.unwrap_or(offline));
+        }
+        let last_checked = std::fs::read_to_string(&dir).ok().and_then(|t| t.trim().parse().ok());
+        let expires = updater.trusted().timestamp().map(|t| t.expires());
+        lock(&self.offline).insert(
+            registry.clone(),
+            OfflineUse {
+                registry: registry.clone(),
+                last_checked,
+                expires,
+                unreachable: reason.map(|e| e.to_string()),
+            },
+        );
+        Ok(())
     }
 
     /// The registries in priority order.
@@ -121,8 +227,7 @@ impl Remotes {
         let mut updater = lock(&remote.updater);
         let mut refreshed = lock(&remote.refreshed);
         if !*refreshed {
-            updater
-                .check_for_updates()
+            self.refresh(registry, &mut updater)
                 .map_err(|source| StoreError::Trust { registry: registry.clone(), source: Box::new(source) })?;
             *refreshed = true;
             let now = updater.trusted().snapshot().map(|s| s.version);

@@ -698,6 +698,33 @@ impl Updater {
         }
     }
 
+    /// Loads the trusted metadata from disk without any request, for offline use: the
+    /// persisted root, timestamp, snapshot and top-level targets must all verify (or
+    /// hold their receipts) and the root and timestamp must be unexpired. This is the
+    /// state a `304` would confirm, minus the confirmation: a freeze is bounded by the
+    /// timestamp's (short) expiry. Delegated roles are read back from the store when
+    /// their version is the one the snapshot names; anything else needs the network.
+    pub fn load_offline(&mut self) -> Result<(), TrustError> {
+        self.budget = MetadataBudget::new(self.limits.metadata_bytes);
+        self.trusted = Self::trusted_from(&self.store, self.reference_time, self.limits.key_ids)?;
+        self.delegated.clear();
+        self.leaves.clear();
+        self.trusted.check_root_fresh()?;
+        let timestamp = self.store.load("timestamp").ok_or(TrustError::NotLoaded("timestamp"))?;
+        self.trusted.load_local_timestamp(&timestamp, self.store.load_receipt("timestamp").as_ref())?;
+        self.trusted.check_timestamp_fresh()?;
+        self.remember("timestamp", &timestamp, self.trusted.timestamp());
+        let snapshot = self.store.load("snapshot").ok_or(TrustError::NotLoaded("snapshot"))?;
+        if !self.trusted.load_local_snapshot(&snapshot, self.store.load_receipt("snapshot").as_ref())? {
+            return Err(TrustError::NotLoaded("the snapshot the timestamp names"));
+        }
+        self.remember("snapshot", &snapshot, self.trusted.snapshot());
+        let targets = self.store.load("targets").ok_or(TrustError::NotLoaded("targets"))?;
+        let loaded = self.trusted.load_local_targets(&targets, self.store.load_receipt("targets").as_ref())?;
+        self.remember("targets", &targets, Some(&*loaded));
+        Ok(())
+    }
+
     /// "Is anything new for what I have?": `known` lists target paths (e.g. the index
     /// docs of installed plugins) with the SHA-256 of the bytes the caller has. Runs
     /// [`Updater::check_for_updates`]; when nothing is new that is the only request,

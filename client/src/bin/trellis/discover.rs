@@ -6,7 +6,7 @@ use trellis_client::store::{Browse, SearchHit, Store, StoreError};
 use trellis_schema::catalog::{PluginSummary, Rating};
 use trellis_schema::plugin::PricingModel;
 
-use crate::{CliResult, Context, Failure, output};
+use crate::{CliResult, Context, Failure};
 
 #[derive(Args)]
 pub(crate) struct SearchArgs {
@@ -70,17 +70,18 @@ pub(crate) fn search(ctx: &Context, args: SearchArgs) -> CliResult {
     };
     let query = Query { limit: args.limit, ..Query::new(&args.text).with_filters(filters) };
     let results = store.search(&query)?;
-    if ctx.json {
-        output::json(&results);
+    ctx.offline_notes(&store);
+    if ctx.out.json {
+        ctx.out.result(&results);
         return Ok(());
     }
     if results.hits.is_empty() {
-        println!("no plugin matches `{}`", args.text);
+        outln!("no plugin matches `{}`", args.text);
     }
     for hit in &results.hits {
-        println!("{}", hit_line(hit));
+        outln!("{}", hit_line(hit));
         if !hit.summary.is_empty() {
-            println!("    {}", hit.summary);
+            outln!("    {}", hit.summary);
         }
     }
     Ok(())
@@ -111,8 +112,9 @@ fn summary_line(store: &Store, summary: &PluginSummary) -> String {
 pub(crate) fn browse(ctx: &Context, args: BrowseArgs) -> CliResult {
     let mut store = ctx.open()?;
     let found = store.browse(args.listing.as_deref(), args.page)?;
-    if ctx.json {
-        output::json(&found);
+    ctx.offline_notes(&store);
+    if ctx.out.json {
+        ctx.out.result(&found);
         return Ok(());
     }
     if found.is_empty() {
@@ -126,7 +128,7 @@ pub(crate) fn browse(ctx: &Context, args: BrowseArgs) -> CliResult {
     for (registry, browse) in &found {
         match browse {
             Browse::Home(head) => {
-                println!("registry {registry}: {} plugins (catalog of {})", head.plugins, head.generated);
+                outln!("registry {registry}: {} plugins (catalog of {})", head.plugins, head.generated);
                 for (title, list) in [
                     ("featured", &head.featured),
                     ("trending", &head.trending),
@@ -136,17 +138,17 @@ pub(crate) fn browse(ctx: &Context, args: BrowseArgs) -> CliResult {
                     if list.is_empty() {
                         continue;
                     }
-                    println!("{title}:");
+                    outln!("{title}:");
                     for summary in list {
-                        println!("{}", summary_line(&store, summary));
+                        outln!("{}", summary_line(&store, summary));
                     }
                 }
                 let categories: Vec<String> =
                     head.categories.iter().map(|c| format!("{} ({})", c.name, c.plugins)).collect();
-                println!("categories: {}", categories.join(", "));
+                outln!("categories: {}", categories.join(", "));
             }
             Browse::Listing(page) => {
-                println!(
+                outln!(
                     "registry {registry}: {} {}: {} plugins, page {} of {}",
                     page.kind.as_str(),
                     page.name,
@@ -155,7 +157,7 @@ pub(crate) fn browse(ctx: &Context, args: BrowseArgs) -> CliResult {
                     page.pages
                 );
                 for summary in &page.plugins {
-                    println!("{}", summary_line(&store, summary));
+                    outln!("{}", summary_line(&store, summary));
                 }
             }
         }

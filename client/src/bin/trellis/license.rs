@@ -38,7 +38,7 @@ fn plugin_id(id: &str) -> Result<PluginId, Failure> {
 pub(crate) fn run(ctx: &Context, command: LicenseCommand) -> CliResult {
     let hooks = NoHooks;
     let consent = NeverAgree;
-    let session = Session::new(&hooks, &consent).with_reporter(output::reporter(ctx.json));
+    let session = Session::new(&hooks, &consent).with_reporter(output::reporter(&ctx.out));
     match command {
         LicenseCommand::Add { token, plugin } => {
             let expected = plugin.map(|id| plugin_id(&id)).transpose()?;
@@ -54,35 +54,35 @@ pub(crate) fn run(ctx: &Context, command: LicenseCommand) -> CliResult {
             };
             let mut store = ctx.open()?;
             let entry = store.add_license(&token, expected.as_ref(), &session)?;
-            if ctx.json {
-                output::json(&entry);
+            if ctx.out.json {
+                ctx.out.result(&entry);
             } else {
-                println!("added the license of {}: {}", entry.plugin, entry.state);
+                outln!("added the license of {}: {}", entry.plugin, entry.state);
             }
         }
         LicenseCommand::List => {
             let store = ctx.open()?;
             let entries = store.license_list()?;
-            if ctx.json {
-                output::json(&entries);
+            if ctx.out.json {
+                ctx.out.result(&entries);
                 return Ok(());
             }
             if entries.is_empty() {
-                println!("no licenses, trials or paid plugins");
+                outln!("no licenses, trials or paid plugins");
             }
             for entry in entries {
                 let installed = entry.installed.map(|v| format!(" {v}")).unwrap_or_else(|| " (not installed)".into());
-                println!("{}{installed}: {}", entry.plugin, entry.state);
+                outln!("{}{installed}: {}", entry.plugin, entry.state);
             }
         }
         LicenseCommand::Remove { id } => {
             let plugin = plugin_id(&id)?;
             let mut store = ctx.open()?;
             let state = store.remove_license(&plugin, &session)?;
-            if ctx.json {
-                output::json(&serde_json::json!({"plugin": plugin, "removed": true, "license": state}));
+            if ctx.out.json {
+                ctx.out.result(&serde_json::json!({"plugin": plugin, "removed": true, "license": state}));
             } else {
-                println!("removed the license of {plugin}; now: {state}");
+                outln!("removed the license of {plugin}; now: {state}");
             }
         }
     }

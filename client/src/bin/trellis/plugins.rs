@@ -9,7 +9,7 @@ use trellis_client::hooks::NoHooks;
 use trellis_client::license::{LicenseState, describe_pricing};
 use trellis_client::resolve::PreReleases;
 use trellis_client::state::severity_word;
-use trellis_client::store::{AlwaysAgree, Consent, Session, Store, install::parse_requirement};
+use trellis_client::store::{AlwaysAgree, Consent, NeverAgree, Session, Store, install::parse_requirement};
 use trellis_schema::PluginId;
 use trellis_schema::index::Percent;
 
@@ -21,9 +21,15 @@ fn plugin_id(text: &str) -> Result<PluginId, Failure> {
 
 fn with_session<T>(ctx: &Context, run: impl FnOnce(&Session<'_>) -> Result<T, Failure>) -> Result<T, Failure> {
     let hooks = NoHooks;
-    let consent: Box<dyn Consent> = if ctx.yes { Box::new(AlwaysAgree) } else { Box::new(output::Prompt) };
-    let reporter: Arc<dyn Reporter> = output::reporter(ctx.json);
-    let session = Session::new(&hooks, &*consent).with_reporter(reporter);
+    // With --json nothing but JSON lines may reach stderr, so there is no prompt: the
+    // refusal (naming the permissions and --yes) is the error of the JSON document.
+    let consent: &dyn Consent = match (ctx.yes, ctx.out.json) {
+        (true, _) => &AlwaysAgree,
+        (false, true) => &NeverAgree,
+        (false, false) => &ctx.prompt,
+    };
+    let reporter: Arc<dyn Reporter> = output::reporter(&ctx.out);
+    let session = Session::new(&hooks, consent).with_reporter(reporter);
     run(&session)
 }
 
@@ -41,13 +47,14 @@ pub(crate) fn info(ctx: &Context, args: InfoArgs) -> CliResult {
         Err(error) => return Err(crate::discover::with_suggestions(&mut store, &[id.as_str()], error)),
     };
     let blocklist = store.blocklist()?;
+    ctx.offline_notes(&store);
     let installed = store.state().plugin(&id).cloned();
     let blocked: Vec<_> = doc
         .releases
         .iter()
         .filter_map(|r| blocklist.find(&id, &r.version, Some(&r.package.sha256)).map(|e| (&r.version, e)))
         .collect();
-    if ctx.json {
+    if ctx.out.json {
         let blocked: Vec<_> = blocked
             .iter()
             .map(|(version, e)| {
@@ -58,31 +65,31 @@ pub(crate) fn info(ctx: &Context, args: InfoArgs) -> CliResult {
             Some(_) => Some(store.license_state(&id)?),
             None => None,
         };
-        output::json(&serde_json::json!({
+        ctx.out.result(&serde_json::json!({
             "registry": registry, "doc": &*doc, "installed": installed, "blocked_releases": blocked, "license": license,
         }));
         return Ok(());
     }
-    println!("{} ({}) from registry {registry}", doc.id, doc.name);
+    outln!("{} ({}) from registry {registry}", doc.id, doc.name);
     let newest = doc.releases.iter().filter(|r| !r.yanked).max_by(|a, b| a.version.cmp(&b.version));
     if let Some(release) = newest
         && let Compatibility::Incompatible { reason } = store.release_compatibility(release)
     {
-        println!("cannot run here: {} {reason}", release.version);
+        outln!("cannot run here: {} {reason}", release.version);
     }
     if let Some(pricing) = newest.and_then(|r| r.pricing.as_ref()) {
-        println!("price: {}", describe_pricing(pricing));
+        outln!("price: {}", describe_pricing(pricing));
     }
     if let Some(installed) = &installed {
         let previous =
             installed.previous.as_ref().map(|p| format!(", previous {} kept", p.version)).unwrap_or_default();
-        println!("installed: {}{previous}", installed.active.version);
+        outln!("installed: {}{previous}", installed.active.version);
         if let Some(mark) = &installed.disabled {
-            println!("{}", output::disabled_line(mark));
+            outln!("{}", output::disabled_line(mark));
         }
         let license = store.license_state(&id)?;
         if license != LicenseState::Free {
-            println!("license: {license}");
+            outln!("license: {license}");
         }
     }
     for release in doc.releases.iter().rev() {
@@ -96,13 +103,13 @@ pub(crate) fn info(ctx: &Context, args: InfoArgs) -> CliResult {
         if let Some((_, entry)) = blocked.iter().find(|(v, _)| **v == release.version) {
             flags.push(format!("BLOCKED ({} severity): {}", severity_word(entry.severity), entry.reason));
         }
-        println!("  {}  [{}]  {} bytes", release.version, flags.join(", "), release.package.length);
+        outln!("  {}  [{}]  {}", release.version, flags.join(", "), output::size(release.package.length));
         for dependency in &release.dependencies {
-            println!("      needs {} {}", dependency.id, dependency.version_requirement);
+            outln!("      needs {} {}", dependency.id, dependency.version_requirement);
         }
         for permission in &release.permissions {
             let plain = permission.info().map(|i| i.plain).unwrap_or("an unknown permission");
-            println!("      may {plain} ({}): {}", permission.key(), permission.reason);
+            outln!("      may {plain} ({}): {}", permission.key(), permission.reason);
         }
     }
     Ok(())
@@ -123,7 +130,9 @@ pub(crate) fn install(ctx: &Context, args: InstallArgs) -> CliResult {
         args.plugins.iter().map(|p| parse_requirement(p).map_err(Failure::Usage)).collect::<Result<Vec<_>, _>>()?;
     let mut store = ctx.open()?;
     let prereleases = if args.pre { PreReleases::Allow } else { PreReleases::IfRequested };
-    let report = match with_session(ctx, |session| Ok(store.install_with(&requirements, prereleases, session)?)) {
+    let report = with_session(ctx, |session| Ok(store.install_with(&requirements, prereleases, session)?));
+    ctx.offline_notes(&store);
+    let report = match report {
         Ok(report) => report,
         Err(Failure::Failed(message)) => {
             let ids: Vec<&str> = requirements.iter().map(|r| r.id.as_str()).collect();
@@ -131,25 +140,27 @@ pub(crate) fn install(ctx: &Context, args: InstallArgs) -> CliResult {
         }
         Err(other) => return Err(other),
     };
-    if ctx.json {
-        output::json(&report);
+    if ctx.out.json {
+        ctx.out.result(&report);
         return Ok(());
     }
-    for disclosure in &report.disclosures {
-        print!("{}", output::disclosure_text(disclosure));
+    // What the prompt showed before asking is not printed again.
+    let unseen = report.disclosures.iter().filter(|d| !d.permissions.is_empty());
+    for disclosure in unseen.filter(|d| !ctx.prompt.showed(&d.plugin, &d.version)) {
+        out!("{}", output::disclosure_text(disclosure));
     }
     for (id, version) in &report.installed {
-        println!("installed {id} {version}");
+        outln!("installed {id} {version}");
         match store.license_state(id)? {
             LicenseState::Free => {}
-            license => println!("  {id}: {license}"),
+            license => outln!("  {id}: {license}"),
         }
     }
     for (id, from, to) in &report.updated {
-        println!("updated {id} {from} -> {to}");
+        outln!("updated {id} {from} -> {to}");
     }
     for (id, version) in &report.unchanged {
-        println!("{id} {version} is already installed");
+        outln!("{id} {version} is already installed");
     }
     output::protection(&report.blocked, &report.held_back);
     Ok(())
@@ -160,6 +171,9 @@ pub(crate) struct UpdateArgs {
     /// Only report available updates and what the update policy would do.
     #[arg(long)]
     check: bool,
+    /// With --check: exit with code 100 when updates are available (0 when none).
+    #[arg(long, requires = "check")]
+    exit_code: bool,
     /// Run the scheduled check (for a timer or a login task): only when the check
     /// interval has passed, and apply only what the policies allow unattended.
     #[arg(long, conflicts_with_all = ["check", "plugins"])]
@@ -174,13 +188,20 @@ pub(crate) fn update(ctx: &Context, args: UpdateArgs) -> CliResult {
     let ids = args.plugins.iter().map(|p| plugin_id(p)).collect::<Result<Vec<_>, _>>()?;
     let mut store = ctx.open()?;
     if args.check {
-        let report = with_session(ctx, |session| Ok(store.check_updates(&ids, session)?))?;
-        if ctx.json {
-            output::json(&report);
-            return Ok(());
+        let report = with_session(ctx, |session| Ok(store.check_updates(&ids, session)?));
+        ctx.offline_notes(&store);
+        let report = report?;
+        ctx.out.result(&report);
+        let code = if args.exit_code && !report.updates.is_empty() {
+            Err(Failure::Code(crate::EXIT_UPDATES_AVAILABLE))
+        } else {
+            Ok(())
+        };
+        if ctx.out.json {
+            return code;
         }
         if report.updates.is_empty() {
-            println!("everything is up to date");
+            outln!("everything is up to date");
         }
         for update in &report.updates {
             let new = if update.new_permissions.is_empty() {
@@ -188,17 +209,21 @@ pub(crate) fn update(ctx: &Context, args: UpdateArgs) -> CliResult {
             } else {
                 format!("; asks for new permissions: {}", update.new_permissions.join(", "))
             };
-            println!("{} {} -> {}: {}{new}", update.plugin, update.from, update.to, update.decision.reason);
+            outln!("{} {} -> {}: {}{new}", update.plugin, update.from, update.to, update.decision.reason);
         }
         output::protection(&[report.blocked.as_slice(), report.revoked.as_slice()].concat(), &report.held_back);
-        return Ok(());
+        return code;
     }
     let report = if args.scheduled {
         match with_session(ctx, |session| Ok(store.scheduled_update(session)?))? {
-            Some(report) => report,
+            Some(report) => {
+                ctx.out.result(&serde_json::json!({"due": true, "report": &report}));
+                report
+            }
             None => {
-                if !ctx.json {
-                    println!("no check is due yet (see `trellis policy` for the check interval)");
+                ctx.out.result(&serde_json::json!({"due": false, "report": null}));
+                if !ctx.out.json {
+                    outln!("no check is due yet (see `trellis policy` for the check interval)");
                 }
                 return Ok(());
             }
@@ -206,9 +231,11 @@ pub(crate) fn update(ctx: &Context, args: UpdateArgs) -> CliResult {
     } else {
         with_session(ctx, |session| Ok(store.update(&ids, session)?))?
     };
-    if ctx.json {
-        output::json(&report);
-    } else {
+    ctx.offline_notes(&store);
+    if !args.scheduled {
+        ctx.out.result(&report);
+    }
+    if !ctx.out.json {
         for (id, from, to) in &report.updated {
             let transfer = report.transfers.iter().find(|t| &t.plugin == id && &t.version == to);
             let how = match transfer {
@@ -217,20 +244,20 @@ pub(crate) fn update(ctx: &Context, args: UpdateArgs) -> CliResult {
                 }
                 _ => String::new(),
             };
-            println!("updated {id} {from} -> {to}{how}");
+            outln!("updated {id} {from} -> {to}{how}");
         }
         for (id, version) in &report.installed {
-            println!("installed {id} {version} (new dependency)");
+            outln!("installed {id} {version} (new dependency)");
         }
         for (id, version, reason) in &report.skipped {
-            println!("skipped {id} {version}: {reason}");
+            outln!("skipped {id} {version}: {reason}");
         }
         for (id, version, reason) in &report.rolled_back {
-            println!("update of {id} to {version} failed and was rolled back: {reason}");
+            outln!("update of {id} to {version} failed and was rolled back: {reason}");
         }
         output::protection(&[report.blocked.as_slice(), report.revoked.as_slice()].concat(), &report.held_back);
         if report.updated.is_empty() && report.installed.is_empty() && report.rolled_back.is_empty() {
-            println!("nothing to update");
+            outln!("nothing to update");
         }
     }
     if report.rolled_back.is_empty() {
@@ -247,18 +274,43 @@ pub(crate) struct RemoveArgs {
     /// Also remove the installed plugins that depend on it.
     #[arg(long)]
     cascade: bool,
+    /// Also remove the dependencies it leaves that no installed plugin needs any more.
+    #[arg(long)]
+    autoremove: bool,
 }
 
 pub(crate) fn remove(ctx: &Context, args: RemoveArgs) -> CliResult {
     let id = plugin_id(&args.id)?;
     let mut store = ctx.open()?;
-    let removed = with_session(ctx, |session| Ok(store.remove(&id, args.cascade, session)?))?;
-    if ctx.json {
-        output::json(&serde_json::json!({"removed": removed}));
-    } else {
-        for id in removed {
-            println!("removed {id}");
+    let orphans_before = store.orphans();
+    let (removed, autoremoved) = with_session(ctx, |session| {
+        let removed = store.remove(&id, args.cascade, session)?;
+        let autoremoved = if args.autoremove { store.autoremove(&orphans_before, session)? } else { Vec::new() };
+        Ok((removed, autoremoved))
+    })?;
+    let orphans: Vec<_> = store.orphans().into_iter().filter(|o| !orphans_before.contains(o)).collect();
+    ctx.out.result(&serde_json::json!({"removed": removed, "autoremoved": autoremoved, "orphans": orphans}));
+    if ctx.out.json {
+        return Ok(());
+    }
+    let cascaded = removed.len() > 1;
+    for removed in &removed {
+        if cascaded && removed != &id {
+            outln!("removed {removed} (it depends on {id})");
+        } else {
+            outln!("removed {removed}");
         }
+    }
+    for removed in &autoremoved {
+        outln!("removed {removed} (no installed plugin needs it any more)");
+    }
+    if !orphans.is_empty() {
+        let names: Vec<String> = orphans.iter().map(ToString::to_string).collect();
+        outln!(
+            "no installed plugin needs {} any more: `trellis remove {}` removes it (`--autoremove` does so with the removal)",
+            names.join(", "),
+            names.join(" ")
+        );
     }
     Ok(())
 }
@@ -273,10 +325,9 @@ pub(crate) fn rollback(ctx: &Context, args: RollbackArgs) -> CliResult {
     let id = plugin_id(&args.id)?;
     let mut store = ctx.open()?;
     let version = with_session(ctx, |session| Ok(store.rollback(&id, session)?))?;
-    if ctx.json {
-        output::json(&serde_json::json!({"plugin": id, "active": version}));
-    } else {
-        println!("rolled back {id} to {version}");
+    ctx.out.result(&serde_json::json!({"plugin": id, "active": version, "pinned": version}));
+    if !ctx.out.json {
+        outln!("rolled back {id} to {version}; it stays at {version} until `trellis unpin {id}`");
     }
     Ok(())
 }
@@ -284,17 +335,17 @@ pub(crate) fn rollback(ctx: &Context, args: RollbackArgs) -> CliResult {
 pub(crate) fn list(ctx: &Context) -> CliResult {
     let store = ctx.open()?;
     let state = store.state();
-    if ctx.json {
+    if ctx.out.json {
         let plugins: Vec<_> = state
             .plugins()
             .iter()
             .map(|(id, p)| serde_json::json!({"id": id, "record": p, "pinned": state.pins.get(id)}))
             .collect();
-        output::json(&plugins);
+        ctx.out.result(&plugins);
         return Ok(());
     }
     if state.plugins().is_empty() {
-        println!("no plugins installed");
+        outln!("no plugins installed");
     }
     for (id, plugin) in state.plugins() {
         let previous = plugin.previous.as_ref().map(|p| format!("  (previous {})", p.version)).unwrap_or_default();
@@ -304,7 +355,7 @@ pub(crate) fn list(ctx: &Context) -> CliResult {
             trellis_client::state::InstallReason::Dependency => "  (dependency)",
         };
         let mark = plugin.disabled.as_ref().map(|m| format!("  {}", output::disabled_line(m))).unwrap_or_default();
-        println!("{id} {}  [{}]{previous}{pinned}{reason}{mark}", plugin.active.version, plugin.registry);
+        outln!("{id} {}  [{}]{previous}{pinned}{reason}{mark}", plugin.active.version, plugin.registry);
     }
     Ok(())
 }
@@ -321,19 +372,19 @@ pub(crate) fn verify(ctx: &Context, args: VerifyArgs) -> CliResult {
     let reports = store.verify(&ids)?;
     let bad = reports.iter().filter(|r| !r.problems.is_empty()).count();
     let disabled = reports.iter().filter(|r| r.disabled.is_some()).count();
-    if ctx.json {
-        output::json(&reports);
+    if ctx.out.json {
+        ctx.out.result(&reports);
     } else {
         for report in &reports {
             if let Some(mark) = &report.disabled {
-                println!("{} {}: {}", report.plugin, report.version, output::disabled_line(mark));
+                outln!("{} {}: {}", report.plugin, report.version, output::disabled_line(mark));
             }
             if report.problems.is_empty() {
                 let ok = if report.disabled.is_some() { "files match the signed manifest" } else { "ok" };
-                println!("{} {}: {ok}", report.plugin, report.version);
+                outln!("{} {}: {ok}", report.plugin, report.version);
             }
             for problem in &report.problems {
-                println!("{} {}: {problem}", report.plugin, report.version);
+                outln!("{} {}: {problem}", report.plugin, report.version);
             }
         }
     }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use crate::{CliResult, Context, Failure, output};
+use crate::{CliResult, Context, Failure};
 
 #[derive(Subcommand)]
 pub(crate) enum RegistryCommand {
@@ -34,6 +34,18 @@ pub(crate) enum RegistryCommand {
     },
 }
 
+impl RegistryCommand {
+    /// The command's name in the `--json` envelope.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Self::Add { .. } => "registry add",
+            Self::List => "registry list",
+            Self::Remove { .. } => "registry remove",
+            Self::Bind { .. } => "registry bind",
+        }
+    }
+}
+
 pub(crate) fn run(ctx: &Context, command: RegistryCommand) -> CliResult {
     let mut store = ctx.open()?;
     match command {
@@ -44,22 +56,23 @@ pub(crate) fn run(ctx: &Context, command: RegistryCommand) -> CliResult {
                     root.display()
                 ))
             })?;
-            store.add_registry(&name, &url, &bytes)?;
-            if ctx.json {
-                output::json(&serde_json::json!({"added": name, "url": url}));
-            } else {
-                println!("added registry {name} ({url})");
+            let (root_version, snapshot) = store.add_registry(&name, &url, &bytes)?;
+            ctx.out.result(&serde_json::json!({
+                "added": name, "url": url, "root_version": root_version, "snapshot_version": snapshot,
+            }));
+            if !ctx.out.json {
+                outln!("added registry {name} ({url}); its signed metadata verified (root v{root_version})");
             }
         }
         RegistryCommand::List => {
             let state = store.state().clone();
-            if ctx.json {
-                output::json(
+            if ctx.out.json {
+                ctx.out.result(
                     &serde_json::json!({"registries": store.registries().registries, "vendors": state.vendors}),
                 );
             } else {
                 if store.registries().registries.is_empty() {
-                    println!("no registries; add one with `trellis registry add NAME URL --root ROOT.json`");
+                    outln!("no registries; add one with `trellis registry add NAME URL --root ROOT.json`");
                 }
                 for registry in &store.registries().registries {
                     let vendors: Vec<String> = state
@@ -68,7 +81,7 @@ pub(crate) fn run(ctx: &Context, command: RegistryCommand) -> CliResult {
                         .filter(|(_, r)| *r == &registry.name)
                         .map(|(v, _)| v.to_string())
                         .collect();
-                    println!(
+                    outln!(
                         "{}  {}  vendors: {}",
                         registry.name,
                         registry.url,
@@ -79,10 +92,10 @@ pub(crate) fn run(ctx: &Context, command: RegistryCommand) -> CliResult {
         }
         RegistryCommand::Remove { name } => {
             store.remove_registry(&name)?;
-            if ctx.json {
-                output::json(&serde_json::json!({"removed": name}));
+            if ctx.out.json {
+                ctx.out.result(&serde_json::json!({"removed": name}));
             } else {
-                println!("removed registry {name}");
+                outln!("removed registry {name}");
             }
         }
         RegistryCommand::Bind { vendor, name } => {
@@ -94,10 +107,10 @@ pub(crate) fn run(ctx: &Context, command: RegistryCommand) -> CliResult {
                 return Err(Failure::Usage(format!("no registry named `{name}` is configured")));
             }
             let previous = store.update_state(|s| s.bind_vendor(vendor.clone(), registry.clone()))?;
-            if ctx.json {
-                output::json(&serde_json::json!({"vendor": vendor, "registry": registry, "previous": previous}));
+            if ctx.out.json {
+                ctx.out.result(&serde_json::json!({"vendor": vendor, "registry": registry, "previous": previous}));
             } else {
-                println!("vendor {vendor} is bound to registry {registry}");
+                outln!("vendor {vendor} is bound to registry {registry}");
             }
         }
     }

@@ -1,4 +1,8 @@
 //! Settings commands: pin, unpin, policy, repair.
+//!
+//! `pin` takes only a release that exists (installed, or listed by the plugin's index
+//! doc) and `policy --plugin` only a plugin that is installed or served by a registry;
+//! `unpin` and `policy --reset` undo them.
 
 use clap::Args;
 use trellis_client::policy::{PolicyOverride, UpdateMode};
@@ -6,7 +10,7 @@ use trellis_client::state::{DataDir, RepairReport, StateStore};
 use trellis_schema::PluginId;
 use trellis_schema::plugin::Channel;
 
-use crate::{CliResult, Context, Failure, output};
+use crate::{CliResult, Context, Failure};
 
 #[derive(Args)]
 pub(crate) struct PinArgs {
@@ -22,7 +26,12 @@ pub(crate) fn pin(ctx: &Context, args: PinArgs) -> CliResult {
     let id: PluginId = id.parse().map_err(|e| Failure::Usage(format!("`{id}` is not a plugin id: {e}")))?;
     let mut store = ctx.open()?;
     let version = match version {
-        Some(v) => v.parse().map_err(|e| Failure::Usage(format!("`{v}` is not a version: {e}")))?,
+        Some(v) => {
+            let version: semver::Version =
+                v.parse().map_err(|e| Failure::Usage(format!("`{v}` is not a version: {e}")))?;
+            check_release_exists(&mut store, &id, &version)?;
+            version
+        }
         None => match store.state().plugin(&id) {
             Some(p) => p.active.version.clone(),
             None => {
@@ -33,12 +42,35 @@ pub(crate) fn pin(ctx: &Context, args: PinArgs) -> CliResult {
         },
     };
     store.update_state(|s| s.pins.insert(id.clone(), version.clone()))?;
-    if ctx.json {
-        output::json(&serde_json::json!({"pinned": id, "version": version}));
+    if ctx.out.json {
+        ctx.out.result(&serde_json::json!({"pinned": id, "version": version}));
     } else {
-        println!("pinned {id} at {version}");
+        outln!("pinned {id} at {version}");
     }
     Ok(())
+}
+
+/// Refuses a pin at a release that is neither installed nor listed by the index doc.
+fn check_release_exists(
+    store: &mut trellis_client::store::Store,
+    id: &PluginId,
+    version: &semver::Version,
+) -> Result<(), Failure> {
+    if store.state().plugin(id).is_some_and(|p| p.refers_to(version)) {
+        return Ok(());
+    }
+    let (registry, doc) = store.info(id)?;
+    if doc.releases.iter().any(|r| &r.version == version) {
+        return Ok(());
+    }
+    let mut known: Vec<String> = doc.releases.iter().rev().take(10).map(|r| r.version.to_string()).collect();
+    if known.is_empty() {
+        known.push("none".into());
+    }
+    Err(Failure::Usage(format!(
+        "{id} has no release {version} in registry `{registry}`; its releases: {} (`trellis info {id}`)",
+        known.join(", ")
+    )))
 }
 
 #[derive(Args)]
@@ -51,10 +83,10 @@ pub(crate) fn unpin(ctx: &Context, args: UnpinArgs) -> CliResult {
     let id: PluginId = args.id.parse().map_err(|e| Failure::Usage(format!("`{}` is not a plugin id: {e}", args.id)))?;
     let mut store = ctx.open()?;
     let removed = store.update_state(|s| s.pins.remove(&id))?;
-    match (ctx.json, removed) {
-        (true, removed) => output::json(&serde_json::json!({"unpinned": id, "was": removed})),
-        (false, Some(v)) => println!("unpinned {id} (was {v})"),
-        (false, None) => println!("{id} was not pinned"),
+    match (ctx.out.json, removed) {
+        (true, removed) => ctx.out.result(&serde_json::json!({"unpinned": id, "was": removed})),
+        (false, Some(v)) => outln!("unpinned {id} (was {v})"),
+        (false, None) => outln!("{id} was not pinned"),
     }
     Ok(())
 }
@@ -70,6 +102,10 @@ pub(crate) struct PolicyArgs {
     /// The release channel followed: stable, beta or experimental.
     #[arg(long)]
     channel: Option<String>,
+    /// Go back to the defaults: drop the plugin's override (with --plugin) or reset
+    /// the global policy.
+    #[arg(long, conflicts_with_all = ["mode", "channel"])]
+    reset: bool,
 }
 
 pub(crate) fn policy(ctx: &Context, args: PolicyArgs) -> CliResult {
@@ -82,6 +118,21 @@ pub(crate) fn policy(ctx: &Context, args: PolicyArgs) -> CliResult {
         .map(|p| p.parse().map_err(|e| Failure::Usage(format!("`{p}` is not a plugin id: {e}"))))
         .transpose()?;
     let mut store = ctx.open()?;
+    if let Some(id) = &plugin
+        && (mode.is_some() || channel.is_some())
+        && store.state().plugin(id).is_none()
+    {
+        // Not installed: it must at least be a plugin some registry serves.
+        store.info(id)?;
+    }
+    if args.reset {
+        store.update_state(|s| match &plugin {
+            Some(id) => {
+                s.policies.plugins.remove(id);
+            }
+            None => s.policies.global = Default::default(),
+        })?;
+    }
     if mode.is_some() || channel.is_some() {
         store.update_state(|s| match &plugin {
             Some(id) => {
@@ -100,31 +151,57 @@ pub(crate) fn policy(ctx: &Context, args: PolicyArgs) -> CliResult {
         })?;
     }
     let policies = &store.state().policies;
-    if ctx.json {
-        output::json(policies);
+    ctx.out.result(policies);
+    if ctx.out.json {
         return Ok(());
     }
     let g = &policies.global;
-    println!("global: updates {}, channel {}, checked every {:#}", g.mode, g.channel.as_str(), g.check_interval);
-    for (id, o) in &policies.plugins {
+    outln!("global: updates {}, channel {}, checked every {:#}", g.mode, g.channel.as_str(), g.check_interval);
+    for id in policies.plugins.keys() {
         let p = policies.for_plugin(id);
-        let _ = o;
-        println!("{id}: updates {}, channel {}", p.mode, p.channel.as_str());
+        outln!("{id}: updates {}, channel {}", p.mode, p.channel.as_str());
     }
     Ok(())
 }
 
 pub(crate) fn repair(ctx: &Context) -> CliResult {
-    let dir = DataDir::new(&ctx.data_dir);
+    let dir = DataDir::new(ctx.data_dir()?);
     let report = StateStore::repair(dir).map_err(|e| Failure::Failed(e.to_string()))?;
     let store = ctx.open()?;
     drop(store);
     match report {
-        RepairReport::NotNeeded => println!("the state file is fine; nothing to repair"),
-        RepairReport::Repaired { set_aside, recovered, .. } => {
-            println!("set the damaged state file aside as {}", set_aside.display());
+        RepairReport::NotNeeded => {
+            ctx.out.result(&serde_json::json!({"repaired": false}));
+            if !ctx.out.json {
+                outln!("the state file is fine; nothing to repair");
+            }
+        }
+        RepairReport::Repaired { set_aside, recovered, unrecognised, kept, lost, .. } => {
+            let plugins: Vec<_> =
+                recovered.iter().map(|(id, version)| serde_json::json!({"id": id, "version": version})).collect();
+            ctx.out.result(&serde_json::json!({
+                "repaired": true,
+                "set_aside": set_aside,
+                "recovered": plugins,
+                "unrecognised": unrecognised,
+                "kept": kept,
+                "lost": lost,
+            }));
+            if ctx.out.json {
+                return Ok(());
+            }
+            outln!("set the damaged state file aside as {}", set_aside.display());
             for (id, version) in recovered {
-                println!("recovered {id} {version}");
+                outln!("recovered {id} {version}");
+            }
+            for path in unrecognised {
+                outln!("left as it is (not a plugin this client installed): {}", path.display());
+            }
+            if !kept.is_empty() {
+                outln!("kept from the damaged file: {}", kept.join(", "));
+            }
+            for what in lost {
+                outln!("could not keep {what}");
             }
         }
     }
