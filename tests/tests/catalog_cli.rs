@@ -101,7 +101,9 @@ fn search_json_is_one_document_with_hits_and_the_catalog_age() {
     let site = site();
     let cli = Cli::with(&site);
     let out = cli.ok(&["--json", "search", "alarm"]);
-    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let envelope: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(envelope["command"], "search");
+    let doc = &envelope["result"];
     assert!(doc["catalog_generated"].as_str().unwrap().ends_with('Z'), "{doc}");
     let hit = &doc["hits"][0];
     assert_eq!(hit["id"], "acme.alarm");
@@ -137,7 +139,8 @@ fn info_and_install_of_a_mistyped_id_suggest_the_right_one_and_install_nothing()
     let install = cli.run(&["--yes", "install", "acme.clokc"]);
     assert_eq!(install.status.code(), Some(1));
     assert!(text(&install.stderr).contains("did you mean acme.clock?"), "{}", text(&install.stderr));
-    assert_eq!(cli.ok(&["--json", "list"]).trim(), "[]");
+    let list: serde_json::Value = serde_json::from_str(&cli.ok(&["--json", "list"])).unwrap();
+    assert_eq!(list["result"], serde_json::json!([]));
 }
 
 #[test]

@@ -197,7 +197,9 @@ fn a_license_minted_from_a_checkout_webhook_is_added_listed_and_expires() {
     let info = cli.ok(&["info", "acme.pro"]);
     assert!(info.contains("license: licensed to Ada Lovelace"), "{info}");
     let json = cli.ok(&["--json", "license", "list"]);
-    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let envelope: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(envelope["command"], "license");
+    let json = &envelope["result"];
     assert_eq!(json[0]["plugin"], "acme.pro");
     assert_eq!(json[0]["state"], "licensed");
     assert_eq!(json[0]["seats"], 3);
