@@ -141,6 +141,10 @@ impl Store {
         mut request: Request,
         session: &Session<'_>,
     ) -> Result<(Resolution, Vec<DisabledRelease>, Vec<HeldBack>), StoreError> {
+        // The blocklist, the requested docs and their closure, and publisher records,
+        // fetched together: the round trips below are then mostly memoized reads.
+        let ids: Vec<PluginId> = request.requirements.iter().map(|r| r.id.clone()).collect();
+        remotes.prefetch_for(&ids);
         let blocklist = remotes.blocklist()?;
         let blocked = self.disable_blocked(remotes, &blocklist, session)?;
         let blocked_ids: BTreeSet<PluginId> = blocked.iter().map(|b| b.plugin.clone()).collect();
