@@ -43,15 +43,16 @@ fn doc_path(site: &Site, id: &str) -> String {
     format!("/{}", found[0].strip_prefix(site.site.path()).unwrap().to_string_lossy().replace('\\', "/"))
 }
 
-/// `acme.app` 2.0.0 needs `acme.lib`; its old 1.0.0 needed `acme.old`, whose doc the
-/// client prefetches speculatively (a dependency of one of the newest releases).
+/// `acme.app` 1.0.0 needs `acme.lib`; the newest, 2.0.0, needs `acme.old`, whose doc
+/// the client prefetches speculatively (the newest stable release is the likely pick),
+/// although a user who asks for `acme.app@^1` does not need it.
 fn site_with_an_old_dependency() -> Site {
     let site = Site::new();
     site.publish(&[
         Plugin::new("acme.old", "1.0.0"),
         Plugin::new("acme.lib", "1.0.0"),
-        Plugin::new("acme.app", "1.0.0").depends_on("acme.old", "^1"),
-        Plugin::new("acme.app", "2.0.0").depends_on("acme.lib", "^1"),
+        Plugin::new("acme.app", "1.0.0").depends_on("acme.lib", "^1"),
+        Plugin::new("acme.app", "2.0.0").depends_on("acme.old", "^1"),
     ]);
     site
 }
@@ -69,7 +70,7 @@ fn a_tampered_doc_only_prefetched_does_not_fail_the_install() {
     server.fault(&old, Fault::FlipByte);
     let data = tempfile::tempdir().unwrap();
     let mut store = store(data.path(), &server, &site);
-    assert_eq!(install(&mut store, "acme.app").unwrap(), ["acme.lib 1.0.0", "acme.app 2.0.0"]);
+    assert_eq!(install(&mut store, "acme.app@^1").unwrap(), ["acme.lib 1.0.0", "acme.app 1.0.0"]);
     // The doc was fetched (speculatively), refused, and never used.
     assert!(server.hits().iter().any(|h| h.path == old), "acme.old's doc was not prefetched");
     // Asked for on its own, the same doc fails as it always did, naming it.
@@ -84,7 +85,7 @@ fn a_tampered_doc_the_resolution_needs_fails_the_install_naming_it() {
     server.fault(&doc_path(&site, "acme.lib"), Fault::FlipByte);
     let data = tempfile::tempdir().unwrap();
     let mut store = store(data.path(), &server, &site);
-    let err = install(&mut store, "acme.app").unwrap_err().to_string();
+    let err = install(&mut store, "acme.app@^1").unwrap_err().to_string();
     assert!(err.contains("acme.lib"), "{err}");
     assert!(store.state().plugins().is_empty(), "nothing is installed after a failed install");
 }

@@ -12,7 +12,7 @@
 //! the resolver's [`IndexSource`] over it: docs fetched lazily, memoized, and
 //! prefetched speculatively when an operation starts ([`Remotes::prefetch_for`]) or the
 //! resolver hints at the next ones: the hinted docs and, wave after wave, the docs of
-//! the dependencies of their newest releases, with the blocklist and the publisher
+//! the dependencies of their likely releases, with the blocklist and the publisher
 //! records of the vendors met; each wave loads its bins a level of the delegation tree
 //! at a time and downloads in parallel ([`PARALLEL_DOWNLOADS`]), so a cold install's
 //! critical path is a few round trips per level of its dependency graph, not per
@@ -44,11 +44,21 @@ use crate::trust::{TargetInfo, TrustError, Updater};
 pub const PARALLEL_DOWNLOADS: usize = 16;
 
 /// Docs fetched speculatively for one prefetch hint at most (the hinted docs and the
-/// dependency closure of their newest releases).
+/// dependency closure of their likely releases).
 pub const SPECULATIVE_DOCS: usize = 256;
 
-/// How many of a doc's newest releases name the dependencies fetched speculatively.
-pub const SPECULATIVE_RELEASES: usize = 3;
+/// The release of `doc` the resolver most likely picks, whose dependencies are fetched
+/// speculatively: the newest stable, not yanked, not a pre-release (else the newest
+/// not yanked). Following older releases too would fetch many docs no resolution
+/// needs; when the resolver does pick another release, its own hint fetches that
+/// release's dependencies.
+fn likely_release(doc: &IndexDoc) -> Option<&trellis_schema::index::IndexRelease> {
+    let live = || doc.releases.iter().filter(|r| !r.yanked);
+    live()
+        .filter(|r| r.channel == trellis_schema::plugin::Channel::Stable && r.version.pre.is_empty())
+        .max_by(|a, b| a.version.cmp(&b.version))
+        .or_else(|| live().max_by(|a, b| a.version.cmp(&b.version)))
+}
 
 pub use trellis_schema::target::{BLOCKLIST_TARGET, index_target, publisher_target};
 
@@ -300,7 +310,7 @@ impl IndexSource for Remotes {
 
 impl Remotes {
     /// Speculatively fetches the docs of `ids` in `registry` and, wave after wave, the
-    /// docs of the dependencies their newest releases name (at most
+    /// docs of the dependencies their likely releases name (at most
     /// [`SPECULATIVE_DOCS`] docs per hint): the resolver then finds the whole graph
     /// memoized, and the round trips are the depth of the graph, not its size. Each
     /// wave loads the bins it needs in parallel, then downloads its docs in parallel.
@@ -326,9 +336,7 @@ impl Remotes {
             let docs = lock(&self.docs);
             let mut next = Vec::new();
             for doc in fetched {
-                let mut releases: Vec<_> = doc.releases.iter().filter(|r| !r.yanked).collect();
-                releases.sort_by(|a, b| b.version.cmp(&a.version));
-                for release in releases.into_iter().take(SPECULATIVE_RELEASES) {
+                if let Some(release) = likely_release(&doc) {
                     for dependency in &release.dependencies {
                         if !docs.contains_key(&(registry.clone(), dependency.id.clone()))
                             && seen.insert(dependency.id.clone())
