@@ -84,6 +84,30 @@ pub fn sync_filesystem(dir: &Path) -> Result<bool, FsError> {
     }
 }
 
+/// Writes each `(path, bytes)` atomically (as [`write_atomic`]) and returns once all
+/// are on disk: on Linux renamed into place unflushed and then flushed together with
+/// one `syncfs(2)` of the file system of the first; elsewhere one by one. The files are
+/// renamed in order, so a crash before the flush leaves a prefix of them.
+pub fn write_all_durably(files: &[(&Path, &[u8])]) -> Result<(), FsError> {
+    #[cfg(target_os = "linux")]
+    {
+        for (path, bytes) in files {
+            replace_unsynced(path, bytes)?;
+        }
+        if let Some((first, _)) = files.first() {
+            sync_filesystem(parent_dir(first))?;
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        for (path, bytes) in files {
+            write_atomic(path, bytes)?;
+        }
+        Ok(())
+    }
+}
+
 /// A temp-file builder for files that will be renamed into place: on Unix they get
 /// mode 0644 like any file a user creates, not tempfile's private 0600.
 pub fn temp_builder(prefix: &str) -> tempfile::Builder<'_, 'static> {
@@ -185,6 +209,21 @@ impl Drop for LockedFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_batched_writers_replace_content_and_leave_no_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("record.json"), dir.path().join("release.dsse"));
+        replace_unsynced(&a, b"old").unwrap();
+        write_all_durably(&[(&a, b"record"), (&b, b"envelope")]).unwrap();
+        assert_eq!((fs::read(&a).unwrap(), fs::read(&b).unwrap()), (b"record".to_vec(), b"envelope".to_vec()));
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+        #[cfg(target_os = "linux")]
+        {
+            assert!(sync_filesystem(dir.path()).unwrap());
+            assert!(sync_filesystem(&dir.path().join("absent")).is_err());
+        }
+    }
 
     #[test]
     fn write_atomic_replaces_content_and_leaves_no_temp_files() {

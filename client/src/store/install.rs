@@ -392,8 +392,9 @@ pub(crate) fn extract(
             problem: e.to_string(),
         })?,
     }
-    crate::fs::write_atomic(&target.join(PUBLISHER_RECORD_FILE), &release.publisher_record)?;
-    crate::fs::write_atomic(&target.join(RELEASE_ENVELOPE_FILE), &release.envelope)?;
+    // The record before the envelope, both on disk (one flush) before activation.
+    let (record, envelope) = (target.join(PUBLISHER_RECORD_FILE), target.join(RELEASE_ENVELOPE_FILE));
+    crate::fs::write_all_durably(&[(&record, &release.publisher_record), (&envelope, &release.envelope)])?;
     session.reporter.report(Event::Extracting { plugin, version, files_done: files, files_total: files });
     Ok(())
 }
