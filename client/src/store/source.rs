@@ -352,9 +352,9 @@ impl Remotes {
 
     /// Starts an install or update of `ids`: in every registry, the blocklist, the
     /// docs of `ids` and their dependency closure, and the publisher records of the
-    /// vendors met are fetched speculatively and together (see
-    /// [`Remotes::prefetch_closure`]), so the resolution and the verification after it
-    /// find them memoized or in the verified cache. Nothing fails here.
+    /// vendors met are fetched speculatively and together, by waves as for a resolver
+    /// hint, so the resolution and the verification after it find them memoized or in
+    /// the verified cache. Nothing fails here.
     pub fn prefetch_for(&self, ids: &[PluginId]) {
         for registry in &self.order {
             let wanted: Vec<PluginId> = {
