@@ -3,6 +3,12 @@
 //! - [`write_atomic`]: a temp file in the destination's directory, fsync, rename, fsync
 //!   of the directory. Readers see the old bytes or the new bytes, never a mix, and a
 //!   crash leaves at worst a stray temp file.
+//! - [`replace_unsynced`]: the same rename into place without any fsync, for files
+//!   every read verifies (the content-addressed download cache, delegated TUF roles
+//!   checked against their delegator and the snapshot on every load): after a power
+//!   loss such a file may be empty or old, and the reader then treats it as absent.
+//! - [`sync_filesystem`]: one `syncfs(2)` on Linux for a whole tree of new files (a
+//!   staged package) instead of an fsync per file and directory.
 //! - [`LockedFile`]: an exclusive advisory lock on a lock file, released on drop; the
 //!   one way to take the data-dir lock.
 //!
@@ -46,6 +52,60 @@ pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut File) -> io::Resul
     temp.as_file().sync_all().map_err(|e| FsError::new("syncing", temp.path(), e))?;
     temp.persist(path).map_err(|e| FsError::new("renaming into place", path, e.error))?;
     sync_dir(dir)
+}
+
+/// Replaces `path` with `bytes` by a rename, without flushing anything: readers see
+/// the old or the new bytes, and a process crash loses nothing, but after a power loss
+/// the file may be empty, old or absent. Only for files whose every read is verified
+/// (a mismatch reads as a miss).
+pub fn replace_unsynced(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
+    let dir = parent_dir(path);
+    let mut temp =
+        temp_builder(".trellis-tmp-").tempfile_in(dir).map_err(|e| FsError::new("creating a temp file in", dir, e))?;
+    temp.write_all(bytes).map_err(|e| FsError::new("writing", temp.path(), e))?;
+    temp.persist(path).map_err(|e| FsError::new("renaming into place", path, e.error))?;
+    Ok(())
+}
+
+/// Flushes every file and directory written under `dir` to disk with one `syncfs(2)`
+/// of its file system (Linux). Returns `false`, having done nothing, where the
+/// platform has no `syncfs`: the caller then flushes file by file.
+pub fn sync_filesystem(dir: &Path) -> Result<bool, FsError> {
+    #[cfg(target_os = "linux")]
+    {
+        let handle = File::open(dir).map_err(|e| FsError::new("opening", dir, e))?;
+        rustix::fs::syncfs(&handle).map_err(|e| FsError::new("syncing the file system of", dir, e.into()))?;
+        Ok(true)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = dir;
+        Ok(false)
+    }
+}
+
+/// Writes each `(path, bytes)` atomically (as [`write_atomic`]) and returns once all
+/// are on disk: on Linux renamed into place unflushed and then flushed together with
+/// one `syncfs(2)` of the file system of the first; elsewhere one by one. The files are
+/// renamed in order, so a crash before the flush leaves a prefix of them.
+pub fn write_all_durably(files: &[(&Path, &[u8])]) -> Result<(), FsError> {
+    #[cfg(target_os = "linux")]
+    {
+        for (path, bytes) in files {
+            replace_unsynced(path, bytes)?;
+        }
+        if let Some((first, _)) = files.first() {
+            sync_filesystem(parent_dir(first))?;
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        for (path, bytes) in files {
+            write_atomic(path, bytes)?;
+        }
+        Ok(())
+    }
 }
 
 /// A temp-file builder for files that will be renamed into place: on Unix they get
@@ -149,6 +209,21 @@ impl Drop for LockedFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_batched_writers_replace_content_and_leave_no_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("record.json"), dir.path().join("release.dsse"));
+        replace_unsynced(&a, b"old").unwrap();
+        write_all_durably(&[(&a, b"record"), (&b, b"envelope")]).unwrap();
+        assert_eq!((fs::read(&a).unwrap(), fs::read(&b).unwrap()), (b"record".to_vec(), b"envelope".to_vec()));
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+        #[cfg(target_os = "linux")]
+        {
+            assert!(sync_filesystem(dir.path()).unwrap());
+            assert!(sync_filesystem(&dir.path().join("absent")).is_err());
+        }
+    }
 
     #[test]
     fn write_atomic_replaces_content_and_leaves_no_temp_files() {

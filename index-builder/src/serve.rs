@@ -7,6 +7,13 @@
 //! other file (all named by version or content). It counts requests, so benchmarks
 //! and tests can assert request budgets. It binds loopback addresses only: it is not
 //! a production server. Building the site is [`crate::build`]'s job.
+//!
+//! Kept-alive connections are answered without the ~40 ms Nagle/delayed-ACK stall: the
+//! listening socket has `TCP_NODELAY` set on Linux, which every accepted connection
+//! inherits (`tiny_http` accepts the connections itself, so the listener is the one
+//! place to set it). Requests are answered concurrently by a bounded pool of
+//! [`WORKERS`] threads; a client that reads a large file slowly holds one worker, not
+//! the server. `benches/serve.rs` measures 1,000 kept-alive requests.
 
 use std::io::Read as _;
 use std::net::SocketAddr;
@@ -21,6 +28,9 @@ use trellis_schema::Sha256;
 pub const MUTABLE_CACHE_CONTROL: &str = "no-cache";
 /// `Cache-Control` of every other file.
 pub const IMMUTABLE_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+
+/// Threads answering requests at once (each reads one file and writes one response).
+pub const WORKERS: usize = 8;
 
 /// A server that could not start.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +56,7 @@ pub struct Server {
     inner: Arc<tiny_http::Server>,
     addr: SocketAddr,
     requests: Arc<AtomicU64>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Server {
@@ -58,18 +68,26 @@ impl Server {
         if !site.is_dir() {
             return Err(ServeError::NoSite(site.to_owned()));
         }
-        let inner = tiny_http::Server::http(addr).map_err(|e| ServeError::Bind { addr, reason: e.to_string() })?;
+        let listener = bind(addr)?;
+        let inner = tiny_http::Server::from_listener(listener, None)
+            .map_err(|e| ServeError::Bind { addr, reason: e.to_string() })?;
         let bound = inner.server_addr().to_ip().unwrap_or(addr);
         let inner = Arc::new(inner);
         let requests = Arc::new(AtomicU64::new(0));
-        let (server, count, root) = (inner.clone(), requests.clone(), site.to_owned());
-        let thread = std::thread::spawn(move || {
-            for request in server.incoming_requests() {
-                count.fetch_add(1, Ordering::Relaxed);
-                let _ = answer(&root, request);
-            }
-        });
-        Ok(Self { inner, addr: bound, requests, thread: Some(thread) })
+        let threads = (0..WORKERS)
+            .map(|_| {
+                let (server, count, root) = (inner.clone(), requests.clone(), site.to_owned());
+                std::thread::spawn(move || {
+                    // `recv` fails once the server is unblocked (dropped) or its accept loop
+                    // has failed; either way this worker is done.
+                    while let Ok(request) = server.recv() {
+                        count.fetch_add(1, Ordering::Relaxed);
+                        let _ = answer(&root, request);
+                    }
+                })
+            })
+            .collect();
+        Ok(Self { inner, addr: bound, requests, threads })
     }
 
     /// The bound address.
@@ -89,7 +107,7 @@ impl Server {
 
     /// Blocks until the server stops (never, unless it fails): for the CLI.
     pub fn wait(mut self) {
-        if let Some(thread) = self.thread.take() {
+        for thread in std::mem::take(&mut self.threads) {
             let _ = thread.join();
         }
     }
@@ -97,11 +115,25 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.inner.unblock();
-        if let Some(thread) = self.thread.take() {
+        // Each `unblock` releases one worker waiting in `recv`.
+        for _ in 0..self.threads.len() {
+            self.inner.unblock();
+        }
+        for thread in std::mem::take(&mut self.threads) {
             let _ = thread.join();
         }
     }
+}
+
+/// Binds `addr` with `TCP_NODELAY` on the listener, which Linux copies onto every
+/// accepted connection: without it a kept-alive response whose last segment is short
+/// waits for the client's delayed ACK (~40 ms).
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, ServeError> {
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| ServeError::Bind { addr, reason: e.to_string() })?;
+    #[cfg(target_os = "linux")]
+    rustix::net::sockopt::set_tcp_nodelay(&listener, true)
+        .map_err(|e| ServeError::Bind { addr, reason: format!("setting TCP_NODELAY: {e}") })?;
+    Ok(listener)
 }
 
 /// Maps a request path onto a file under `root`, refusing anything but plain names.
@@ -196,6 +228,40 @@ mod tests {
         assert_eq!(get(&format!("{}metadata/2.root.json", server.url()), None).0, 404);
         assert_eq!(get(&format!("{}metadata/../metadata/1.root.json", server.url()), None).0, 404);
         assert_eq!(server.requests(), 5);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn accepted_connections_have_nodelay() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert!(accepted.nodelay().unwrap(), "an accepted connection must not wait for delayed ACKs");
+    }
+
+    /// One client that does not read a large response holds one worker; another client
+    /// is still answered (a single-threaded server never answers it: the read times out).
+    #[test]
+    fn a_stalled_client_does_not_block_the_others() {
+        use std::io::Write as _;
+        let site = tempfile::tempdir().unwrap();
+        std::fs::write(site.path().join("big.zip"), vec![7u8; 32 << 20]).unwrap();
+        std::fs::write(site.path().join("small.json"), b"{}").unwrap();
+        let server = Server::start(site.path(), "127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut stalled = std::net::TcpStream::connect(server.addr()).unwrap();
+        write!(stalled, "GET /big.zip HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        // Wait until the stalled request is being answered (its worker blocks in write).
+        while server.requests() == 0 {
+            std::thread::yield_now();
+        }
+        let mut other = std::net::TcpStream::connect(server.addr()).unwrap();
+        other.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        write!(other, "GET /small.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        other.read_to_string(&mut response).expect("the second client is answered while the first stalls");
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert!(response.ends_with("{}"), "{response}");
+        drop(stalled);
     }
 
     #[test]

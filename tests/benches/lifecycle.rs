@@ -12,6 +12,8 @@
 //!    build publishes them): requests, bytes, time; then the no-op update check.
 //!
 //! Run: `cargo bench -p trellis-tests --bench lifecycle`. Environment:
+//! `TRELLIS_BENCH_LATENCIES_MS` (per-request latencies of the cold installs, default
+//! `0,25,100`), `TRELLIS_BENCH_COLD_ONLY` (stop after the cold installs),
 //! `TRELLIS_BENCH_PLUGINS` (default 100000), `TRELLIS_BENCH_VERSIONS` (10),
 //! `TRELLIS_BENCH_BIN_BITS` (12), `TRELLIS_BENCH_WARM_RUNS` (50), `BENCH_DIR` (where
 //! the registry, site and data dirs go; default the system temp dir, /dev/shm is fine).
@@ -242,26 +244,46 @@ fn main() {
     println!("serving {served} files on {} (loaded in {:.1?})", server.url(), started.elapsed());
     println!("target: {target}, dependency graph of {} plugins (newest stable releases)", graph.len());
 
-    // 1. Cold install in a child process.
-    let data = tempfile::tempdir_in(work.path()).unwrap();
-    server.reset_counters();
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new(exe)
-        .args(["--child", data.path().to_str().unwrap(), &server.url(), root.to_str().unwrap(), &target])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let fields: Vec<u64> = text.split_whitespace().filter_map(|f| f.parse().ok()).collect();
-    println!(
-        "cold install: {} plugins installed, {} requests, {} bytes, {} ms, peak RSS {:.1} MiB",
-        fields[1],
-        server.request_count(),
-        server.bytes_sent(),
-        fields[0],
-        fields[2] as f64 / 1024.0
-    );
-    report_hits(&server, &site.site_dir);
+    // 1. Cold install in a child process, at each added per-request latency (a CDN's
+    //    round trip): requests, the round trips of the critical path, wall time.
+    let latencies: Vec<u64> = std::env::var("TRELLIS_BENCH_LATENCIES_MS")
+        .unwrap_or_else(|_| "0,25,100".into())
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    let mut data = None;
+    for (run, latency) in latencies.iter().enumerate() {
+        let dir = tempfile::tempdir_in(work.path()).unwrap();
+        server.set_latency(Duration::from_millis(*latency));
+        server.reset_counters();
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new(exe)
+            .args(["--child", dir.path().to_str().unwrap(), &server.url(), root.to_str().unwrap(), &target])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let fields: Vec<u64> = text.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+        println!(
+            "cold install at {latency} ms per request: {} plugins installed, {} requests, {} round trips of critical \
+             path, {} bytes, {} ms, peak RSS {:.1} MiB",
+            fields[1],
+            server.request_count(),
+            server.critical_path(),
+            server.bytes_sent(),
+            fields[0],
+            fields[2] as f64 / 1024.0
+        );
+        if run == 0 {
+            report_hits(&server, &site.site_dir);
+        }
+        data.get_or_insert(dir);
+    }
+    server.set_latency(Duration::ZERO);
+    if std::env::var_os("TRELLIS_BENCH_COLD_ONLY").is_some() {
+        return;
+    }
+    let data = data.unwrap_or_else(|| tempfile::tempdir_in(work.path()).unwrap());
 
     // 2. Warm re-resolve.
     let mut warm = Vec::new();

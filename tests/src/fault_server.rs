@@ -11,6 +11,11 @@
 //! HTTP is written by hand on `std::net::TcpListener` because faults need byte-level
 //! control (a body shorter than its `Content-Length`, a reset mid-request). One
 //! request per connection (`Connection: close`).
+//!
+//! Latency: [`FaultServer::set_latency`] delays every answer by a fixed time (a CDN
+//! round trip), and [`FaultServer::critical_path`] counts the longest chain of requests
+//! each sent only after the previous one was answered: the round trips a client's
+//! critical path takes, whatever the machine's speed.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -18,7 +23,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The `Last-Modified` of every file.
 pub const LAST_MODIFIED: &str = "Wed, 25 Nov 2026 12:00:00 GMT";
@@ -65,6 +70,9 @@ struct State {
     files: HashMap<String, Vec<u8>>,
     faults: HashMap<String, (Fault, Option<u32>)>,
     hits: Vec<Hit>,
+    /// When each answered request arrived and when its answer was written.
+    spans: Vec<(Instant, Instant)>,
+    latency: Duration,
 }
 
 /// A running fault server; stops when dropped.
@@ -151,8 +159,29 @@ impl FaultServer {
         self.bytes_sent.load(Ordering::SeqCst)
     }
 
+    /// Delays every answer by `latency` (after the request is read): one round trip
+    /// of a distant server.
+    pub fn set_latency(&self, latency: Duration) {
+        lock(&self.state).latency = latency;
+    }
+
+    /// The longest chain of answered requests in which each arrived after the previous
+    /// one was answered: the round trips on the client's critical path (with latency
+    /// set, requests sent together overlap and count once).
+    pub fn critical_path(&self) -> usize {
+        let mut spans = lock(&self.state).spans.clone();
+        spans.sort();
+        let mut depth: Vec<usize> = Vec::with_capacity(spans.len());
+        for (i, (start, _)) in spans.iter().enumerate() {
+            let before = (0..i).filter(|&j| spans[j].1 <= *start).map(|j| depth[j]).max().unwrap_or(0);
+            depth.push(before + 1);
+        }
+        depth.into_iter().max().unwrap_or(0)
+    }
+
     /// Forgets the recorded requests and bytes.
     pub fn reset_counters(&self) {
+        lock(&self.state).spans.clear();
         lock(&self.state).hits.clear();
         self.bytes_sent.store(0, Ordering::SeqCst);
     }
@@ -174,6 +203,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>, bytes_sent: &AtomicU64) -> std
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
+    let arrived = Instant::now();
     let path = request_line.split_whitespace().nth(1).unwrap_or("/").split('?').next().unwrap_or("/").to_owned();
     let fault = {
         let mut state = lock(state);
@@ -217,7 +247,12 @@ fn serve(stream: TcpStream, state: &Mutex<State>, bytes_sent: &AtomicU64) -> std
         }
     }
     let mut stream = stream;
+    let latency = lock(state).latency;
+    if !latency.is_zero() {
+        std::thread::sleep(latency);
+    }
     let record = |status: u16| lock(state).hits.push(Hit { path: path.clone(), status });
+    let span = || lock(state).spans.push((arrived, Instant::now()));
     if let Some(Fault::Stall(duration)) = fault {
         record(0);
         std::thread::sleep(duration);
@@ -243,6 +278,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>, bytes_sent: &AtomicU64) -> std
         let head = format!("HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nConnection: close\r\n\r\n");
         stream.write_all(head.as_bytes())?;
         bytes_sent.fetch_add(head.len() as u64, Ordering::SeqCst);
+        span();
         return Ok(());
     }
     record(status);
@@ -287,6 +323,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>, bytes_sent: &AtomicU64) -> std
     }
     stream.write_all(&body)?;
     stream.flush()?;
+    span();
     bytes_sent.fetch_add((head.len() + body.len()) as u64, Ordering::SeqCst);
     // Let the client read everything before the socket closes.
     let _ = stream.shutdown(Shutdown::Write);

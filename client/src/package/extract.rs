@@ -19,7 +19,7 @@ use super::archive::{Entry, EntryKind};
 use super::error::PackageError;
 use super::inflate::{self, Budget, Scratch};
 use super::{Package, check_against_manifest};
-use crate::fs::{FsError, set_executable, sync_dir};
+use crate::fs::{FsError, set_executable, sync_dir, sync_filesystem};
 
 /// How hard extraction works to make the extracted files survive a crash.
 ///
@@ -28,8 +28,9 @@ use crate::fs::{FsError, set_executable, sync_dir};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
     /// Every file and directory is flushed to disk before the rename, so after a power
-    /// loss the destination is either absent or complete. The flushes run in parallel
-    /// after all files are written, which lets the file system batch them.
+    /// loss the destination is either absent or complete: with one `syncfs` of the
+    /// file system on Linux, elsewhere file by file in parallel after all files are
+    /// written, which lets the file system batch them.
     #[default]
     Flushed,
     /// Nothing is flushed: after a power loss the destination may exist with files the
@@ -75,7 +76,9 @@ pub(super) fn extract(
         .tempdir_in(parent)
         .map_err(|e| FsError::new("creating a staging directory in", parent, e))?;
     let (files, bytes, staged) = run(package, Some(staging.path()))?;
-    if durability == Durability::Flushed {
+    // On Linux one `syncfs` flushes every staged file and directory; elsewhere each
+    // is flushed (the files in parallel).
+    if durability == Durability::Flushed && !sync_filesystem(staging.path())? {
         flush_all(&staged.files)?;
         for dir in staged.dirs.iter().rev() {
             sync_dir(&staging.path().join(dir))?;

@@ -1,11 +1,12 @@
 //! The pubgrub [`DependencyProvider`] over lazily fetched index docs.
 //!
-//! Owns three decisions: which registry serves a plugin (namespace bindings, the
+//! Owns four decisions: which registry serves a plugin (namespace bindings, the
 //! dependency-confusion rule), which releases of a plugin are candidates for this request
 //! (platform, channel, yanked, blocklist, pins, host app, client version; every other
 //! release is kept with its [`Exclusion`] so that [`super::report`] can say why), and in
 //! which order candidates are tried (newest first, or the installed version when it is
-//! kept). It fetches a doc only when pubgrub reaches the plugin, through
+//! kept), and which plugin is decided next (the requested plugins before their
+//! dependencies, so the plugin the user asked for gets its newest workable release). It fetches a doc only when pubgrub reaches the plugin, through
 //! [`IndexSource`], and hints at the docs it will need next. It does not explain
 //! conflicts ([`super::report`]) nor order the result for installation ([`super`]).
 
@@ -444,9 +445,12 @@ impl<S: IndexSource> DependencyProvider for Provider<'_, S> {
     type VS = Ranges<Version>;
     type M = Unavailable;
     type Err = ResolveError;
-    /// Root and host first; then plugins with more conflicts, then with fewer candidates.
-    type Priority = (u8, u32, Reverse<usize>);
+    type Priority = (u8, bool, u32, Reverse<usize>);
 
+    /// Root and host first; then the requested plugins (the request's requirements), so
+    /// each gets its newest workable release before a dependency's choice can rule it
+    /// out (as uv decides direct requirements first); within each group, plugins with
+    /// more conflicts, then with fewer candidates.
     fn prioritize(
         &self,
         package: &Package,
@@ -454,14 +458,15 @@ impl<S: IndexSource> DependencyProvider for Provider<'_, S> {
         statistics: &PackageResolutionStatistics,
     ) -> Self::Priority {
         let Package::Plugin(id) = package else {
-            return (2, 0, Reverse(0));
+            return (2, false, 0, Reverse(0));
         };
         // A lookup error surfaces from `choose_version`, which this priority makes next.
         let count = match self.lookup(id).as_deref() {
             Ok(Lookup::Found(entry)) => entry.candidates.iter().filter(|v| range.contains(v)).count(),
             Ok(Lookup::Missing { .. }) | Err(_) => 0,
         };
-        (1, statistics.conflict_count(), Reverse(count))
+        let requested = self.request.requirements.iter().any(|r| r.id == *id);
+        (1, requested, statistics.conflict_count(), Reverse(count))
     }
 
     fn choose_version(&self, package: &Package, range: &Ranges<Version>) -> Result<Option<Version>, ResolveError> {

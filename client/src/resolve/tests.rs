@@ -202,6 +202,25 @@ fn keeps_installed_versions_unless_the_plugin_may_upgrade() {
     assert_eq!(chosen(&other), ["acme.lib 1.0.0", "acme.a 1.0.0"]);
 }
 
+/// Issue 12 §7: fewest-candidates-first used to decide `acme.lib` (2 candidates, reached
+/// through the single-release `acme.base`) before the requested `acme.app` (3
+/// candidates); `acme.lib 2.0.0` then ruled out every `acme.app` above 1.0.0 and the
+/// user got `acme.app 1.0.0`, although `acme.app 3.0.0` with `acme.lib 1.0.0` works.
+#[test]
+fn a_requested_plugin_gets_its_newest_release_before_dependencies_are_decided() {
+    let source = source(vec![
+        doc("acme.app", vec![rel("1.0.0"), rel("2.0.0"), rel("3.0.0")]),
+        doc("acme.base", vec![rel("1.0.0").dep("acme.lib", "*")]),
+        doc("acme.lib", vec![rel("1.0.0"), rel("2.0.0").dep("acme.app", "<2")]),
+    ]);
+    let request = want(want(request(), "acme.app", "*"), "acme.base", "*");
+    let resolution = resolve(&request, &source).unwrap();
+    assert_eq!(chosen(&resolution), ["acme.app 3.0.0", "acme.lib 1.0.0", "acme.base 1.0.0"]);
+    // The same when the other root is an installed plugin kept at its version.
+    let kept = resolve(&request.with_installed(id("acme.base"), ver("1.0.0")), &source).unwrap();
+    assert_eq!(kept.get(&id("acme.app")).map(|p| p.version.to_string()).as_deref(), Some("3.0.0"));
+}
+
 #[test]
 fn moves_an_installed_dependency_when_a_new_plugin_needs_it() {
     let source = source(vec![

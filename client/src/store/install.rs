@@ -141,6 +141,10 @@ impl Store {
         mut request: Request,
         session: &Session<'_>,
     ) -> Result<(Resolution, Vec<DisabledRelease>, Vec<HeldBack>), StoreError> {
+        // The blocklist, the requested docs and their closure, and publisher records,
+        // fetched together: the round trips below are then mostly memoized reads.
+        let ids: Vec<PluginId> = request.requirements.iter().map(|r| r.id.clone()).collect();
+        remotes.prefetch_for(&ids);
         let blocklist = remotes.blocklist()?;
         let blocked = self.disable_blocked(remotes, &blocklist, session)?;
         let blocked_ids: BTreeSet<PluginId> = blocked.iter().map(|b| b.plugin.clone()).collect();
@@ -416,8 +420,9 @@ pub(crate) fn extract(
             problem: e.to_string(),
         })?,
     }
-    crate::fs::write_atomic(&target.join(PUBLISHER_RECORD_FILE), &release.publisher_record)?;
-    crate::fs::write_atomic(&target.join(RELEASE_ENVELOPE_FILE), &release.envelope)?;
+    // The record before the envelope, both on disk (one flush) before activation.
+    let (record, envelope) = (target.join(PUBLISHER_RECORD_FILE), target.join(RELEASE_ENVELOPE_FILE));
+    crate::fs::write_all_durably(&[(&record, &release.publisher_record), (&envelope, &release.envelope)])?;
     session.reporter.report(Event::Extracting { plugin, version, files_done: files, files_total: files });
     Ok(())
 }

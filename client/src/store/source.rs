@@ -10,9 +10,16 @@
 //! download of blobs (packages, envelopes, deltas) by the [`BlobRef`] of a verified
 //! index doc ([`Remotes::fetch_blob`], see [`super::fetch`] for why that is enough), and
 //! the resolver's [`IndexSource`] over it: docs fetched lazily, memoized, and
-//! prefetched in parallel when the resolver hints at the next ones; and the catalog
-//! documents discovery reads (head, search shards, listing pages), each refused
-//! before download when its signed length is over [`CatalogLimits`]. Every byte it hands
+//! prefetched speculatively when an operation starts ([`Remotes::prefetch_for`]) or the
+//! resolver hints at the next ones: the hinted docs and, wave after wave, the docs of
+//! the dependencies of their likely releases, with the blocklist and the publisher
+//! records of the vendors met; each wave loads its bins a level of the delegation tree
+//! at a time and downloads in parallel ([`PARALLEL_DOWNLOADS`]), so a cold install's
+//! critical path is a few round trips per level of its dependency graph, not per
+//! document. A speculative fetch that fails is dropped: only a doc the resolution asks
+//! for reports an error. The catalog documents discovery reads (head, search shards,
+//! listing pages) are each refused before download when its signed length is over
+//! [`CatalogLimits`]. Every byte it hands
 //! out was verified by [`crate::trust`] against the registry's signed metadata.
 //!
 //! Offline ([`super::Network`]): with `Offline`, no request is made; each registry's
@@ -32,6 +39,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use trellis_schema::PluginId;
 use trellis_schema::blocklist::Blocklist;
 use trellis_schema::catalog::{self, CatalogError, CatalogHead, CatalogLimits, ListingKind, ListingPage, SearchShard};
+use trellis_schema::id::VendorId;
 use trellis_schema::index::{BlobRef, IndexDoc};
 
 use super::StoreError;
@@ -92,8 +100,27 @@ fn unreachable(error: &TrustError) -> bool {
         })
 }
 
-/// Parallel downloads at most (index docs and packages).
-pub const PARALLEL_DOWNLOADS: usize = 8;
+/// Parallel downloads at most (index docs, bins, envelopes and packages): a batch of a
+/// 30-plugin graph takes two round trips, and the HTTP transport keeps as many
+/// connections alive.
+pub const PARALLEL_DOWNLOADS: usize = 16;
+
+/// Docs fetched speculatively for one prefetch hint at most (the hinted docs and the
+/// dependency closure of their likely releases).
+pub const SPECULATIVE_DOCS: usize = 256;
+
+/// The release of `doc` the resolver most likely picks, whose dependencies are fetched
+/// speculatively: the newest stable, not yanked, not a pre-release (else the newest
+/// not yanked). Following older releases too would fetch many docs no resolution
+/// needs; when the resolver does pick another release, its own hint fetches that
+/// release's dependencies.
+fn likely_release(doc: &IndexDoc) -> Option<&trellis_schema::index::IndexRelease> {
+    let live = || doc.releases.iter().filter(|r| !r.yanked);
+    live()
+        .filter(|r| r.channel == trellis_schema::plugin::Channel::Stable && r.version.pre.is_empty())
+        .max_by(|a, b| a.version.cmp(&b.version))
+        .or_else(|| live().max_by(|a, b| a.version.cmp(&b.version)))
+}
 
 pub use trellis_schema::target::{BLOCKLIST_TARGET, index_target, publisher_target};
 
@@ -464,43 +491,125 @@ impl IndexSource for Remotes {
             }
         }
         for (registry, ids) in by_registry {
-            // The delegation walk needs the updater mutably (it loads bins); the
-            // downloads then run in parallel. Failures are left for `index_doc`, which
-            // reports them with their context.
-            // Docs the blob cache holds are parsed inline: starting download threads
-            // for them would cost more than reading them (the warm re-resolve).
-            let mut found = Vec::new();
-            if let Ok(mut updater) = self.updater(&registry) {
-                for id in ids {
-                    match updater.target_info(&index_target(&id)) {
-                        Ok(Some(info)) => match updater.cached_target(&info) {
-                            Some(bytes) => {
-                                if let Ok(doc) = parse_doc(&registry, &info.path, &bytes) {
-                                    lock(&self.docs).insert((registry.clone(), id), Some(Arc::new(doc)));
-                                }
-                            }
-                            None => found.push((id, info)),
-                        },
-                        Ok(None) => {
-                            lock(&self.docs).insert((registry.clone(), id), None);
+            self.prefetch_closure(&registry, ids, Vec::new());
+        }
+    }
+}
+
+impl Remotes {
+    /// Speculatively fetches the docs of `ids` in `registry` and, wave after wave, the
+    /// docs of the dependencies their likely releases name (at most
+    /// [`SPECULATIVE_DOCS`] docs per hint): the resolver then finds the whole graph
+    /// memoized, and the round trips are the depth of the graph, not its size. Each
+    /// wave loads the bins it needs in parallel, then downloads its docs in parallel.
+    /// Every doc is verified as [`Remotes::doc`] verifies it; failures are left for
+    /// `index_doc`, which reports them with their context only if the resolution needs
+    /// that doc.
+    fn prefetch_closure(&self, registry: &RegistryName, ids: Vec<PluginId>, mut extra: Vec<String>) {
+        let mut seen: std::collections::HashSet<PluginId> = ids.iter().cloned().collect();
+        let mut vendors: std::collections::HashSet<VendorId> = std::collections::HashSet::new();
+        let mut wave = ids;
+        let mut left = SPECULATIVE_DOCS;
+        while (!wave.is_empty() || !extra.is_empty()) && left > 0 {
+            wave.truncate(left);
+            left -= wave.len();
+            // The publisher records of the vendors met, with the docs: verifying the
+            // releases needs them after resolution.
+            for id in &wave {
+                if vendors.insert(id.vendor_id()) {
+                    extra.push(publisher_target(&id.vendor_id()));
+                }
+            }
+            let fetched = self.prefetch_wave(registry, wave, std::mem::take(&mut extra));
+            let docs = lock(&self.docs);
+            let mut next = Vec::new();
+            for doc in fetched {
+                if let Some(release) = likely_release(&doc) {
+                    for dependency in &release.dependencies {
+                        if !docs.contains_key(&(registry.clone(), dependency.id.clone()))
+                            && seen.insert(dependency.id.clone())
+                        {
+                            next.push(dependency.id.clone());
                         }
-                        Err(_) => {}
                     }
                 }
             }
-            if found.is_empty() {
-                continue;
-            }
-            let infos: Vec<TargetInfo> = found.iter().map(|(_, info)| info.clone()).collect();
-            let Ok(results) = self.fetch_many(&registry, &infos) else { continue };
-            let mut docs = lock(&self.docs);
-            for ((id, info), result) in found.into_iter().zip(results) {
-                if let Ok(bytes) = result
-                    && let Ok(doc) = parse_doc(&registry, &info.path, &bytes)
+            wave = next;
+        }
+    }
+
+    /// Starts an install or update of `ids`: in every registry, the blocklist, the
+    /// docs of `ids` and their dependency closure, and the publisher records of the
+    /// vendors met are fetched speculatively and together, by waves as for a resolver
+    /// hint, so the resolution and the verification after it find them memoized or in
+    /// the verified cache. Nothing fails here.
+    pub fn prefetch_for(&self, ids: &[PluginId]) {
+        for registry in &self.order {
+            let wanted: Vec<PluginId> = {
+                let docs = lock(&self.docs);
+                ids.iter().filter(|id| !docs.contains_key(&(registry.clone(), (*id).clone()))).cloned().collect()
+            };
+            self.prefetch_closure(registry, wanted, vec![BLOCKLIST_TARGET.to_owned()]);
+        }
+    }
+
+    /// Fetches and memoizes the docs of `ids` in `registry` (bins first, in parallel
+    /// per level of the delegation tree; then the docs, in parallel), and puts the
+    /// `extra` targets into the verified download cache on the way; returns the docs
+    /// it memoized.
+    fn prefetch_wave(&self, registry: &RegistryName, ids: Vec<PluginId>, extra: Vec<String>) -> Vec<Arc<IndexDoc>> {
+        let mut memoized = Vec::new();
+        // The delegation walk needs the updater mutably (it loads bins); the
+        // downloads then run in parallel.
+        // Docs the blob cache holds are parsed inline: starting download threads
+        // for them would cost more than reading them (the warm re-resolve).
+        let mut found = Vec::new();
+        let mut warm = Vec::new();
+        if let Ok(mut updater) = self.updater(registry) {
+            let targets: Vec<String> = ids.iter().map(index_target).chain(extra.iter().cloned()).collect();
+            updater.prefetch_delegations(&targets, PARALLEL_DOWNLOADS);
+            for path in &extra {
+                if let Ok(Some(info)) = updater.target_info(path)
+                    && updater.cached_target(&info).is_none()
                 {
-                    docs.insert((registry.clone(), id), Some(Arc::new(doc)));
+                    warm.push(info);
+                }
+            }
+            for id in ids {
+                match updater.target_info(&index_target(&id)) {
+                    Ok(Some(info)) => match updater.cached_target(&info) {
+                        Some(bytes) => {
+                            if let Ok(doc) = parse_doc(registry, &info.path, &bytes) {
+                                let doc = Arc::new(doc);
+                                lock(&self.docs).insert((registry.clone(), id), Some(Arc::clone(&doc)));
+                                memoized.push(doc);
+                            }
+                        }
+                        None => found.push((id, info)),
+                    },
+                    Ok(None) => {
+                        lock(&self.docs).insert((registry.clone(), id), None);
+                    }
+                    Err(_) => {}
                 }
             }
         }
+        if found.is_empty() && warm.is_empty() {
+            return memoized;
+        }
+        // The extra targets go to the verified cache; their results are not needed here.
+        let infos: Vec<TargetInfo> = found.iter().map(|(_, info)| info.clone()).chain(warm).collect();
+        let Ok(results) = self.fetch_many(registry, &infos) else { return memoized };
+        let mut docs = lock(&self.docs);
+        for ((id, info), result) in found.into_iter().zip(results) {
+            if let Ok(bytes) = result
+                && let Ok(doc) = parse_doc(registry, &info.path, &bytes)
+            {
+                let doc = Arc::new(doc);
+                docs.insert((registry.clone(), id), Some(Arc::clone(&doc)));
+                memoized.push(doc);
+            }
+        }
+        memoized
     }
 }

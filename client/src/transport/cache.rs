@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use trellis_schema::Sha256;
 
-use crate::fs::{FsError, create_dir_all, write_atomic};
+use crate::fs::{FsError, create_dir_all, replace_unsynced};
 
 /// A cache write or read that failed for a reason other than "absent".
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +57,8 @@ impl DownloadCache {
         }
     }
 
-    /// Stores `bytes` under `digest`, refusing bytes that do not hash to it.
+    /// Stores `bytes` under `digest`, refusing bytes that do not hash to it (renamed
+    /// into place without fsync: see [`crate::fs::replace_unsynced`]).
     pub fn put(&self, digest: &Sha256, bytes: &[u8]) -> Result<PathBuf, CacheError> {
         let actual = Sha256::of(bytes);
         if actual != *digest {
@@ -65,7 +66,9 @@ impl DownloadCache {
         }
         let path = self.path_of(digest);
         create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
-        write_atomic(&path, bytes)?;
+        // Every read re-hashes the file, so it needs no fsync: after a power loss a
+        // torn entry is a miss.
+        replace_unsynced(&path, bytes)?;
         Ok(path)
     }
 }

@@ -94,6 +94,11 @@ impl HttpTransport {
             .timeout_per_read(Some(options.read_timeout))
             .user_agent(options.user_agent.as_str())
             .max_redirects(5)
+            // Keep the connections of a parallel batch (the store downloads up to 16 at
+            // once) for the next batch: a new connection is one more round trip (two
+            // or more with TLS).
+            .max_idle_connections(32)
+            .max_idle_connections_per_host(16)
             .build();
         Self { agent: ureq::Agent::new_with_config(config), options }
     }

@@ -7,10 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use std::io::Write as _;
-
 use super::verify::Receipt;
-use crate::fs::{FsError, create_dir_all, temp_builder, write_atomic};
+use crate::fs::{FsError, create_dir_all, replace_unsynced, write_atomic};
 use crate::transport::Validators;
 
 /// The directory of trusted metadata.
@@ -50,10 +48,17 @@ impl MetadataStore {
         std::fs::read(self.path_of(role)).ok()
     }
 
-    /// Replaces `role`'s bytes atomically.
+    /// Replaces `role`'s bytes atomically. The top-level roles are flushed to disk
+    /// (rollback protection rests on them); a delegated role is renamed into place
+    /// without fsync, because every load verifies it against its delegator and the
+    /// trusted snapshot and downloads it again when that fails.
     pub fn store(&self, role: &str, bytes: &[u8]) -> Result<(), FsError> {
         create_dir_all(&self.dir)?;
-        write_atomic(&self.path_of(role), bytes)
+        if matches!(role, "root" | "timestamp" | "snapshot" | "targets") {
+            write_atomic(&self.path_of(role), bytes)
+        } else {
+            replace_unsynced(&self.path_of(role), bytes)
+        }
     }
 
     fn receipt_path(&self, role: &str) -> PathBuf {
@@ -70,14 +75,8 @@ impl MetadataStore {
     /// crash it may be missing or older than the document, and then it does not apply,
     /// because it names the SHA-256 of the bytes it vouches for.
     pub fn store_receipt(&self, role: &str, receipt: &Receipt) -> Result<(), FsError> {
-        let path = self.receipt_path(role);
         let bytes = serde_json::to_vec(receipt).unwrap_or_default();
-        let mut temp = temp_builder(".trellis-tmp-")
-            .tempfile_in(&self.dir)
-            .map_err(|e| FsError::new("creating a temp file in", &self.dir, e))?;
-        temp.write_all(&bytes).map_err(|e| FsError::new("writing", temp.path(), e))?;
-        temp.persist(&path).map_err(|e| FsError::new("renaming into place", &path, e.error))?;
-        Ok(())
+        replace_unsynced(&self.receipt_path(role), &bytes)
     }
 
     /// Stores `role`'s verified bytes and their receipt.

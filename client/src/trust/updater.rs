@@ -85,6 +85,18 @@ impl MetadataBudget {
     }
 }
 
+/// Where a walk of the delegations to one target ended.
+enum Walk {
+    Found(TargetInfo),
+    NotFound,
+    /// A local-only walk reached `role` (delegated by `parent`), which is not loaded.
+    Needs {
+        role: String,
+        parent_name: String,
+        parent: Arc<Verified<Targets>>,
+    },
+}
+
 /// The TUF client: trusted state in a directory, metadata and targets from mirrors.
 pub struct Updater {
     store: MetadataStore,
@@ -427,26 +439,104 @@ impl Updater {
         parent_name: &str,
         parent: &Arc<Verified<Targets>>,
     ) -> Result<Arc<Verified<Targets>>, TrustError> {
+        if let Some(found) = self.load_delegated_locally(role, parent_name, parent) {
+            return Ok(found);
+        }
+        let (targets, bytes) = self.download_role(role, Delegator::Targets(parent))?;
+        self.store.store_verified(role, &bytes, &targets)?;
+        self.delegated.insert((role.to_owned(), parent_name.to_owned()), Arc::clone(&targets));
+        Ok(targets)
+    }
+
+    /// [`Updater::load_delegated`] without the network: `None` when `role` has to be
+    /// downloaded.
+    fn load_delegated_locally(
+        &mut self,
+        role: &str,
+        parent_name: &str,
+        parent: &Arc<Verified<Targets>>,
+    ) -> Option<Arc<Verified<Targets>>> {
         let key = (role.to_owned(), parent_name.to_owned());
         if let Some(found) = self.delegated.get(&key) {
-            return Ok(Arc::clone(found));
+            return Some(Arc::clone(found));
         }
         let delegator = Delegator::Targets(parent);
-        if let Some(local) = self.store.load(role) {
-            match self.trusted.verify_local_targets(role, delegator, &local, self.store.load_receipt(role).as_ref()) {
-                Ok(targets) => {
-                    self.remember(role, &local, Some(&targets));
-                    let targets = Arc::new(targets);
-                    self.delegated.insert(key, Arc::clone(&targets));
-                    return Ok(targets);
-                }
-                Err(e) => tracing::debug!(role, error = %e, "local copy is not the current one"),
+        let local = self.store.load(role)?;
+        match self.trusted.verify_local_targets(role, delegator, &local, self.store.load_receipt(role).as_ref()) {
+            Ok(targets) => {
+                self.remember(role, &local, Some(&targets));
+                let targets = Arc::new(targets);
+                self.delegated.insert(key, Arc::clone(&targets));
+                Some(targets)
+            }
+            Err(e) => {
+                tracing::debug!(role, error = %e, "local copy is not the current one");
+                None
             }
         }
-        let (targets, bytes) = self.download_role(role, delegator)?;
-        self.store.store_verified(role, &bytes, &targets)?;
-        self.delegated.insert(key, Arc::clone(&targets));
-        Ok(targets)
+    }
+
+    /// Loads the delegated roles the walks to `paths` need, downloading those of one
+    /// level of the delegation tree in parallel (at most `workers` at once) instead of
+    /// one after another: the round trips of a walk to many targets are the depth of
+    /// the tree, not the number of bins. Each role is verified exactly as
+    /// [`Updater::target_info`] verifies it (against its delegator, the snapshot's
+    /// version and length, the metadata budget) before it is stored and used.
+    /// Failures are not reported here: a role that could not be loaded is loaded (and
+    /// its error reported) by the [`Updater::target_info`] that needs it.
+    pub fn prefetch_delegations(&mut self, paths: &[String], workers: usize) {
+        if self.trusted.targets().is_none() && self.refresh().is_err() {
+            return;
+        }
+        let mut tried: HashSet<String> = HashSet::new();
+        for _level in 0..self.limits.max_delegations {
+            let mut needed: Vec<(String, String, Arc<Verified<Targets>>)> = Vec::new();
+            for path in paths {
+                if let Ok(Walk::Needs { role, parent_name, parent }) = self.walk(path, true)
+                    && !tried.contains(&role)
+                    && !needed.iter().any(|(r, _, _)| *r == role)
+                {
+                    needed.push((role, parent_name, parent));
+                }
+            }
+            if needed.is_empty() {
+                return;
+            }
+            let mut files = Vec::with_capacity(needed.len());
+            for (role, _, _) in &needed {
+                tried.insert(role.clone());
+                match self.role_file(role) {
+                    Ok(file) => files.push(file),
+                    Err(_) => return,
+                }
+            }
+            let remaining = self.budget.limit.saturating_sub(self.budget.received);
+            let mirrors = &self.mirrors;
+            let fetched = crate::transport::parallel::map_bounded(&files, workers, |(file, max)| {
+                let spec = FetchSpec {
+                    kind: MirrorKind::Metadata,
+                    path: file,
+                    max_length: (*max).min(remaining),
+                    validators: None,
+                };
+                mirrors.fetch_with(spec, None, |_, fetched| fetched.into_bytes().ok_or(()))
+            });
+            let received: u64 = fetched.iter().flatten().map(|b| b.len() as u64).sum();
+            self.budget.received = self.budget.received.saturating_add(received);
+            if self.budget.received > self.budget.limit {
+                return;
+            }
+            for ((role, parent_name, parent), bytes) in needed.into_iter().zip(fetched) {
+                let Ok(bytes) = bytes else { continue };
+                let Ok(targets) = self.trusted.verify_targets(&role, Delegator::Targets(&parent), &bytes) else {
+                    continue;
+                };
+                let targets = Arc::new(targets);
+                if self.store.store_verified(&role, &bytes, &targets).is_ok() {
+                    self.delegated.insert((role, parent_name), targets);
+                }
+            }
+        }
     }
 
     /// The entry of `path` in delegated `role`, read from our store as a
@@ -486,6 +576,15 @@ impl Updater {
     /// delegation ends the search below it; cycles are cut; at most
     /// `limits.max_delegations` roles are visited. Refreshes first if needed.
     pub fn target_info(&mut self, path: &str) -> Result<Option<TargetInfo>, TrustError> {
+        match self.walk(path, false)? {
+            Walk::Found(info) => Ok(Some(info)),
+            Walk::NotFound | Walk::Needs { .. } => Ok(None),
+        }
+    }
+
+    /// The walk of [`Updater::target_info`]; with `local_only` it stops at the first
+    /// role it would have to download and names it.
+    fn walk(&mut self, path: &str, local_only: bool) -> Result<Walk, TrustError> {
         let top = match self.trusted.targets() {
             Some(top) => Arc::clone(top),
             None => {
@@ -507,14 +606,23 @@ impl Updater {
                 && let Some(found) = self.leaf_lookup(&role, &parent_name, &parent, path)
             {
                 if let Some(file) = found? {
-                    return Ok(Some(TargetInfo { path: path.to_owned(), file, role }));
+                    return Ok(Walk::Found(TargetInfo { path: path.to_owned(), file, role }));
                 }
                 visited.insert(role);
                 continue;
             }
-            let doc = if role == "targets" { parent } else { self.load_delegated(&role, &parent_name, &parent)? };
+            let doc = if role == "targets" {
+                parent
+            } else if local_only {
+                match self.load_delegated_locally(&role, &parent_name, &parent) {
+                    Some(doc) => doc,
+                    None => return Ok(Walk::Needs { role, parent_name, parent }),
+                }
+            } else {
+                self.load_delegated(&role, &parent_name, &parent)?
+            };
             if let Some(file) = doc.targets.get(path) {
-                return Ok(Some(TargetInfo { path: path.to_owned(), file: file.clone(), role }));
+                return Ok(Walk::Found(TargetInfo { path: path.to_owned(), file: file.clone(), role }));
             }
             visited.insert(role.clone());
             if let Some(delegations) = &doc.delegations {
@@ -529,7 +637,7 @@ impl Updater {
                 stack.extend(children.into_iter().rev());
             }
         }
-        Ok(None)
+        Ok(Walk::NotFound)
     }
 
     /// Every target whose path starts with `prefix`, loading every delegated role

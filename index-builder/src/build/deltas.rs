@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use rayon::prelude::*;
 use semver::Version;
 use trellis_schema::index::IndexDoc;
 
@@ -61,24 +62,34 @@ pub(super) fn plugin_deltas(
             continue;
         }
         let first = index.saturating_sub(policy.sources as usize);
-        let mut made = Vec::new();
+        if first == index {
+            continue;
+        }
+        let Some(new) = release_files(&mut files, plugin, index)? else { continue };
+        let mut sources = Vec::new();
         for source in first..index {
-            let (Some(old), Some(new)) =
-                (release_files(&mut files, plugin, source)?, release_files(&mut files, plugin, index)?)
-            else {
-                continue;
-            };
-            let (bytes, stats) = delta::make(&old, &new, policy)?;
-            let worth = delta::worth_it(bytes.len() as u64, release.package.length, policy);
-            tracing::debug!(
-                plugin = %plugin.id, from = %old.manifest.version, to = %version, bytes = bytes.len(),
-                package = release.package.length, copied = stats.copied, patched = stats.patched,
-                literal = stats.literal, worth, "delta"
-            );
-            if worth {
-                made.push(DeltaOut { from: old.manifest.version.clone(), blob: Blob::from_bytes(bytes) });
+            if let Some(old) = release_files(&mut files, plugin, source)? {
+                sources.push(old);
             }
         }
+        // The deltas of one release from its sources are made in parallel on rayon's
+        // pool (as many threads as cores, shared with the other plugins' builds).
+        let made: Vec<Option<DeltaOut>> = sources
+            .par_iter()
+            .map(|old| {
+                let (bytes, stats) = delta::make(old, &new, policy)?;
+                let worth = delta::worth_it(bytes.len() as u64, release.package.length, policy);
+                tracing::debug!(
+                    plugin = %plugin.id, from = %old.manifest.version, to = %version, bytes = bytes.len(),
+                    package = release.package.length, copied = stats.copied, patched = stats.patched,
+                    literal = stats.literal, worth, "delta"
+                );
+                Ok::<_, BuildError>(
+                    worth.then(|| DeltaOut { from: old.manifest.version.clone(), blob: Blob::from_bytes(bytes) }),
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        let made: Vec<DeltaOut> = made.into_iter().flatten().collect();
         if !made.is_empty() {
             out.insert(version.clone(), made);
         }

@@ -111,13 +111,18 @@ pub struct Site {
 impl Site {
     /// A registry with publishers `acme` and `contoso`, built (empty) and served.
     pub fn new() -> Self {
+        Self::with_bin_bits(2)
+    }
+
+    /// [`Site::new`] with `2^bin_bits` hash bins.
+    pub fn with_bin_bits(bin_bits: u32) -> Self {
         let registry = tempfile::tempdir().unwrap();
         let options = InitOptions {
             name: "Test Store".into(),
             base_url: "http://127.0.0.1/".into(),
             root_keys: 1,
             root_threshold: 1,
-            bin_bits: 2,
+            bin_bits,
             publisher_bin_bits: trellis_index::registry::DEFAULT_PUBLISHER_BIN_BITS,
             expiry: Expiry::default(),
             now: jiff::Timestamp::now(),

@@ -1,5 +1,6 @@
 //! Invariants on random small registries: every solution satisfies every constraint, and
-//! a conflict is only reported when no valid assignment exists (checked by brute force).
+//! a conflict is only reported when no valid assignment exists (checked by brute force),
+//! and a single requested plugin gets the newest release any valid assignment gives it.
 
 use std::collections::BTreeMap;
 
@@ -125,23 +126,42 @@ fn check(request: &Request, assignment: &BTreeMap<PluginId, &IndexRelease>) -> R
 }
 
 fn any_valid_assignment(docs: &[IndexDoc], request: &Request) -> bool {
-    fn go<'d>(docs: &'d [IndexDoc], request: &Request, assignment: &mut BTreeMap<PluginId, &'d IndexRelease>) -> bool {
+    let mut found = false;
+    valid_assignments(docs, request, &mut |_| {
+        found = true;
+        true
+    });
+    found
+}
+
+/// Calls `visit` with every valid assignment until it returns `true`.
+fn valid_assignments(
+    docs: &[IndexDoc],
+    request: &Request,
+    visit: &mut dyn FnMut(&BTreeMap<PluginId, &IndexRelease>) -> bool,
+) {
+    fn go<'d>(
+        docs: &'d [IndexDoc],
+        request: &Request,
+        assignment: &mut BTreeMap<PluginId, &'d IndexRelease>,
+        visit: &mut dyn FnMut(&BTreeMap<PluginId, &IndexRelease>) -> bool,
+    ) -> bool {
         let Some((doc, rest)) = docs.split_first() else {
-            return check(request, assignment).is_ok();
+            return check(request, assignment).is_ok() && visit(assignment);
         };
-        if go(rest, request, assignment) {
+        if go(rest, request, assignment, visit) {
             return true;
         }
         for release in &doc.releases {
             assignment.insert(doc.id.clone(), release);
-            if go(rest, request, assignment) {
+            if go(rest, request, assignment, visit) {
                 return true;
             }
         }
         assignment.remove(&doc.id);
         false
     }
-    go(docs, request, &mut BTreeMap::new())
+    go(docs, request, &mut BTreeMap::new(), visit);
 }
 
 /// Whether `to` is reachable from `from` through the chosen releases' dependencies.
@@ -199,5 +219,24 @@ proptest! {
             }
             Err(other) => return Err(TestCaseError::fail(format!("unexpected error: {other}"))),
         }
+    }
+
+    /// Issue 12 §7: one requested plugin (not held at an installed version) gets the
+    /// newest release that any valid assignment gives it.
+    #[test]
+    fn a_single_requested_plugin_gets_its_newest_workable_release((docs, request) in arb_case()) {
+        let mut request = request;
+        request.requirements.truncate(1);
+        let wanted = request.requirements[0].id.clone();
+        prop_assume!(!(request.upgrade.keeps(&wanted) && request.installed.contains_key(&wanted)));
+        let mut newest: Option<semver::Version> = None;
+        valid_assignments(&docs, &request, &mut |assignment| {
+            if let Some(release) = assignment.get(&wanted) {
+                newest = newest.clone().max(Some(release.version.clone()));
+            }
+            false
+        });
+        let got = resolve(&request, &source(docs)).ok().and_then(|r| r.get(&wanted).map(|p| p.version.clone()));
+        prop_assert_eq!(got, newest);
     }
 }
