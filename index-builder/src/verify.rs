@@ -494,6 +494,16 @@ fn check_targets(checker: &Checker<'_>, targets: &[(String, TargetFile)], root: 
                     checker.problem(format!("target {target}: not a blocklist: {e}"));
                 }
                 0
+            } else if target == site::MIRRORS_TARGET {
+                let list = trellis_schema::json::from_slice::<trellis_schema::mirrors::MirrorList>(&bytes);
+                match list.map_err(|e| e.to_string()).and_then(|list| {
+                    trellis_schema::mirrors::MirrorList::from_urls(list.mirrors.iter().map(|m| m.url.as_str()))
+                        .map_err(|e| e.to_string())
+                }) {
+                    Ok(_) => {}
+                    Err(e) => checker.problem(format!("target {target}: not a valid mirror list: {e}")),
+                }
+                0
             } else {
                 0
             }

@@ -19,6 +19,7 @@ pub mod json;
 pub mod json_schema;
 pub mod key;
 pub mod manifest;
+pub mod mirrors;
 pub mod path;
 pub mod permission;
 pub mod plugin;

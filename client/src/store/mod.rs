@@ -2,6 +2,8 @@
 //!
 //! Owns the orchestration of the product spec's processes over the lower layers:
 //! - registry management ([`registries`]): named registries with a pinned root;
+//! - the mirrors of each registry ([`mirrors`]): the user's, the registry's URL and those
+//!   it publishes in its signed metadata, ordered by a persisted health memory;
 //! - the registries as verified sources ([`source`]): TUF refresh at the start of every
 //!   operation, index docs for the resolver (lazy, memoized per snapshot, parallel
 //!   prefetch), publisher records, the blocklist;
@@ -27,6 +29,7 @@ pub mod blocked;
 pub mod delta;
 pub mod fetch;
 pub mod install;
+pub mod mirrors;
 pub mod publishers;
 pub mod registries;
 pub mod remove;
@@ -112,6 +115,32 @@ pub enum StoreError {
     BadRegistryUrl {
         /// The URL.
         url: String,
+    },
+    /// A mirror URL the client cannot use.
+    #[error(
+        "mirror URL `{url}` must be an https:// or http:// URL with a host, or an absolute file:/// path (a copied site)"
+    )]
+    BadMirrorUrl {
+        /// The URL.
+        url: String,
+    },
+    /// `registry mirror add` of a mirror the registry has already.
+    #[error("registry `{registry}` has the mirror {url} already")]
+    MirrorExists {
+        /// The registry.
+        registry: RegistryName,
+        /// The mirror.
+        url: String,
+    },
+    /// `registry mirror remove` of a mirror the user did not add.
+    #[error("`{url}` is not one of your mirrors of registry `{registry}` (yours: {}); the registry's own URL and the mirrors it publishes cannot be removed", if user_mirrors.is_empty() { "none".to_owned() } else { user_mirrors.join(", ") })]
+    UnknownMirror {
+        /// The registry.
+        registry: RegistryName,
+        /// The URL asked for.
+        url: String,
+        /// The user's mirrors of the registry.
+        user_mirrors: Vec<String>,
     },
     /// The pinned root does not verify.
     #[error(
@@ -568,6 +597,36 @@ impl Store {
         self.registries = Registries::add(self.state.data_dir(), name, url, root)?;
         self.remotes = None;
         Ok(())
+    }
+
+    /// Adds `url` as the user's mirror of registry `name` (asked before the registry's
+    /// own URL; every file from it is verified like any other).
+    pub fn add_mirror(&mut self, name: &str, url: &str) -> Result<(), StoreError> {
+        let name: RegistryName = name.parse().map_err(|_| StoreError::BadRegistryName { name: name.to_owned() })?;
+        self.registries = Registries::add_mirror(self.state.data_dir(), &name, url)?;
+        self.remotes = None;
+        Ok(())
+    }
+
+    /// Removes the user's mirror `url` of registry `name`.
+    pub fn remove_mirror(&mut self, name: &str, url: &str) -> Result<(), StoreError> {
+        let name: RegistryName = name.parse().map_err(|_| StoreError::BadRegistryName { name: name.to_owned() })?;
+        self.registries = Registries::remove_mirror(self.state.data_dir(), &name, url)?;
+        self.remotes = None;
+        Ok(())
+    }
+
+    /// The mirrors of registry `name` in order of preference (the user's, the
+    /// registry's URL, those it published as of its last refresh) with what the
+    /// health memory knows of each. No network.
+    pub fn mirrors(&self, name: &str) -> Result<Vec<mirrors::MirrorStatus>, StoreError> {
+        let name: RegistryName = name.parse().map_err(|_| StoreError::BadRegistryName { name: name.to_owned() })?;
+        let config = self.registries.get(&name).ok_or_else(|| StoreError::UnknownRegistry { name: name.clone() })?;
+        let dir = self.state.data_dir();
+        let published = mirrors::published(&dir.metadata_dir(&name));
+        let health =
+            crate::transport::MirrorHealth::load(mirrors::health_file(dir), crate::transport::HealthOptions::default());
+        Ok(mirrors::statuses(config, &published, Some(&health)))
     }
 
     /// Removes registry `name`; refused while installed plugins came from it.

@@ -194,6 +194,17 @@ impl Updater {
         &self.trusted
     }
 
+    /// The mirrors files are fetched from.
+    pub fn mirrors(&self) -> &Mirrors {
+        &self.mirrors
+    }
+
+    /// Fetches from `mirrors` from now on (a registry published another mirror list).
+    /// Mirrors are only locations: everything is verified as before.
+    pub fn set_mirrors(&mut self, mirrors: Mirrors) {
+        self.mirrors = mirrors;
+    }
+
     /// The trusted-state store.
     pub fn store(&self) -> &MetadataStore {
         &self.store

@@ -5,6 +5,7 @@
 //! Exit codes: 0 success, 1 the operation failed (nothing was left half done), 2 usage
 //! or configuration error (bad arguments, no registry, unreadable root file).
 
+mod mirror;
 mod output;
 mod plugins;
 mod registry;
@@ -98,6 +99,9 @@ impl From<StoreError> for Failure {
             | StoreError::UnknownRegistry { .. }
             | StoreError::BadRegistryName { .. }
             | StoreError::BadRegistryUrl { .. }
+            | StoreError::BadMirrorUrl { .. }
+            | StoreError::MirrorExists { .. }
+            | StoreError::UnknownMirror { .. }
             | StoreError::BadRoot { .. }
             | StoreError::NoRegistry
             | StoreError::RegistryInUse { .. } => Self::Usage(message),

@@ -25,6 +25,9 @@ pub(crate) enum RegistryCommand {
         /// Its local name.
         name: String,
     },
+    /// Manage a registry's mirrors (`add`, `remove`, `list`).
+    #[command(subcommand)]
+    Mirror(crate::mirror::MirrorCommand),
     /// Bind a vendor namespace to a registry: its plugins come only from there.
     Bind {
         /// The vendor id (`acme`).
@@ -37,6 +40,7 @@ pub(crate) enum RegistryCommand {
 pub(crate) fn run(ctx: &Context, command: RegistryCommand) -> CliResult {
     let mut store = ctx.open()?;
     match command {
+        RegistryCommand::Mirror(command) => return crate::mirror::run(ctx, &mut store, command),
         RegistryCommand::Add { name, url, root } => {
             let bytes = std::fs::read(&root).map_err(|e| {
                 Failure::Usage(format!(
