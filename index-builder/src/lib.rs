@@ -14,6 +14,7 @@ pub mod delta;
 pub mod fixture;
 pub mod keyfile;
 pub mod lint;
+pub mod mirror;
 pub mod operator;
 pub mod pack;
 pub mod publisher;

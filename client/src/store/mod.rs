@@ -61,6 +61,20 @@ pub use registries::{Registries, RegistryConfig};
 pub use update::{UpdateCheckReport, UpdateReport};
 pub use verify::{FileProblem, VerifyReport};
 
+/// What to do about a failed download of a release's blob: when every mirror answered
+/// "not found", the registry's site (typically a partial mirror, a copied folder) does
+/// not hold the plugin's files.
+fn download_hint(source: &TrustError, plugin: &PluginId) -> String {
+    match source {
+        TrustError::Fetch(e) if e.is_not_found() => format!(
+            "the files of {plugin} are not in this mirror (a partial mirror holds only the plugins copied into it: \
+             copy it again with `trellis-index mirror SOURCE DEST --only {plugin} --with-dependencies`, or add a \
+             mirror that has them with `trellis registry mirror add`)"
+        ),
+        _ => "check the connection and try again".to_owned(),
+    }
+}
+
 /// A failed store operation. Every variant names what failed and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -225,7 +239,8 @@ pub enum StoreError {
     },
     /// The developer's signed envelope of a release could not be downloaded.
     #[error(
-        "{plugin} {version}: downloading its signed envelope from registry `{registry}` failed: {source}; check the connection and try again"
+        "{plugin} {version}: downloading its signed envelope from registry `{registry}` failed: {source}; {}",
+        download_hint(source, plugin)
     )]
     EnvelopeDownload {
         /// The plugin.
@@ -250,7 +265,8 @@ pub enum StoreError {
     /// A package could not be downloaded, or its bytes are not the ones its index doc
     /// lists.
     #[error(
-        "{plugin} {version}: downloading the package from registry `{registry}` failed: {source}; check the connection and try again"
+        "{plugin} {version}: downloading the package from registry `{registry}` failed: {source}; {}",
+        download_hint(source, plugin)
     )]
     Download {
         /// The plugin.

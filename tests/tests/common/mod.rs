@@ -234,6 +234,20 @@ pub fn trellis_bin() -> PathBuf {
     target.join("debug").join(format!("trellis{}", std::env::consts::EXE_SUFFIX))
 }
 
+/// The `trellis-index` binary of this workspace, built on first use.
+pub fn trellis_index_bin() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "-p", "trellis-index", "--bin", "trellis-index"])
+        .current_dir(&root)
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the trellis-index binary failed");
+    target.join("debug").join(format!("trellis-index{}", std::env::consts::EXE_SUFFIX))
+}
+
 /// `acme.clock` at `version` as the lifecycle suites publish it: it needs
 /// `acme.time-core ^1` and asks for `filesystem:plugin_directory` and `notifications:show`.
 pub fn clock(version: &str) -> Plugin {

@@ -5,6 +5,7 @@
 //! `developer.rs`; registry operator commands go in `operator.rs`.
 
 mod developer;
+mod mirror;
 mod operator;
 
 use std::process::ExitCode;
@@ -26,6 +27,10 @@ enum Command {
     Developer(developer::Command),
     #[command(flatten)]
     Operator(operator::Command),
+    /// Copy a site into a directory: all metadata, and the blobs of every plugin or
+    /// (with --only) of chosen plugins: a mirror for a CDN, a USB stick or an
+    /// air-gapped share. The copy is verified as a client would.
+    Mirror(mirror::MirrorArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +38,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Developer(command) => developer::run(command),
         Command::Operator(command) => operator::run(command),
+        Command::Mirror(args) => mirror::run(args),
     };
     match result {
         Ok(code) => code,
