@@ -130,6 +130,14 @@ pub trait HostHooks {
         let _ = ctx;
         Ok(())
     }
+
+    /// An install, update, rollback or removal outcome, only when the host turned
+    /// telemetry on ([`crate::telemetry`]); the default drops it. Nothing leaves the
+    /// machine unless this sends it (e.g. [`crate::telemetry::JsonLinesSink`] keeps it
+    /// in a local file).
+    fn telemetry(&self, event: &crate::telemetry::TelemetryEvent) {
+        let _ = event;
+    }
 }
 
 impl<H: HostHooks + ?Sized> HostHooks for &H {
@@ -162,6 +170,9 @@ impl<H: HostHooks + ?Sized> HostHooks for &H {
     }
     fn after_remove(&self, ctx: HookContext<'_>) -> Result<(), HookError> {
         (**self).after_remove(ctx)
+    }
+    fn telemetry(&self, event: &crate::telemetry::TelemetryEvent) {
+        (**self).telemetry(event);
     }
 }
 

@@ -25,7 +25,8 @@
 //! - [`hooks`]: what the embedding app is told (stop, start, register, …);
 //! - [`events`]: the progress stream a UI draws;
 //! - [`policy`]: when an available update is applied, announced or left alone;
-//! - [`consent`]: which permissions must be shown and agreed to.
+//! - [`consent`]: which permissions must be shown and agreed to;
+//! - [`telemetry`]: opt-in outcome events for the host app (off by default).
 
 pub mod activate;
 pub mod consent;
@@ -39,6 +40,7 @@ pub mod registry_name;
 pub mod resolve;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod transport;
 pub mod trust;
 

@@ -69,6 +69,17 @@ impl Store {
         prereleases: PreReleases,
         session: &Session<'_>,
     ) -> Result<InstallReport, StoreError> {
+        let result = self.install_unreported(requirements, prereleases, session);
+        self.report_install(requirements, &result, session);
+        result
+    }
+
+    fn install_unreported(
+        &mut self,
+        requirements: &[Requirement],
+        prereleases: PreReleases,
+        session: &Session<'_>,
+    ) -> Result<InstallReport, StoreError> {
         self.relay_progress(session);
         let remotes = self.fresh_remotes()?;
         // Re-check what is installed under the current publisher records; an install

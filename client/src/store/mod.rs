@@ -35,6 +35,7 @@ pub mod registries;
 pub mod remove;
 pub mod source;
 pub mod space;
+mod telemetry;
 pub mod update;
 pub mod verify;
 
@@ -453,6 +454,9 @@ pub struct StoreOptions {
     /// Test hook for the crash-safety test: abort the process at the Nth step of an
     /// operation. `None` in normal use.
     pub crash_at: Option<u64>,
+    /// Whether outcomes go to [`HostHooks::telemetry`](crate::hooks::HostHooks::telemetry)
+    /// (default off; see [`crate::telemetry`]).
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 impl StoreOptions {
@@ -464,6 +468,7 @@ impl StoreOptions {
             http: HttpOptions::default(),
             reference_time: None,
             crash_at: None,
+            telemetry: crate::telemetry::Telemetry::Off,
         }
     }
 }

@@ -168,6 +168,17 @@ impl Store {
         trigger: Trigger,
         session: &Session<'_>,
     ) -> Result<UpdateReport, StoreError> {
+        let result = self.apply_updates_unreported(plugins, trigger, session);
+        self.report_update(plugins, &result, session);
+        result
+    }
+
+    fn apply_updates_unreported(
+        &mut self,
+        plugins: &[PluginId],
+        trigger: Trigger,
+        session: &Session<'_>,
+    ) -> Result<UpdateReport, StoreError> {
         self.relay_progress(session);
         let remotes = self.fresh_remotes()?;
         let Plan { planned, changes, blocked, held_back, revoked } = self.plan(plugins, trigger, session)?;
