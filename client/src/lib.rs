@@ -25,10 +25,12 @@
 //! - [`hooks`]: what the embedding app is told (stop, start, register, …);
 //! - [`events`]: the progress stream a UI draws;
 //! - [`policy`]: when an available update is applied, announced or left alone;
+//! - [`admin`]: the administrator's machine-wide policy, which overrides the user's;
 //! - [`consent`]: which permissions must be shown and agreed to;
 //! - [`telemetry`]: opt-in outcome events for the host app (off by default).
 
 pub mod activate;
+pub mod admin;
 pub mod consent;
 pub mod delta;
 pub mod events;

@@ -108,6 +108,8 @@ pub enum FailureClass {
     Local,
     /// The request itself was wrong (unknown plugin or registry, dependents remain).
     Usage,
+    /// The administrator policy does not allow it.
+    AdminPolicy,
 }
 
 impl FailureClass {
@@ -137,6 +139,7 @@ impl FailureClass {
             StoreError::InsufficientSpace { .. } => Self::DiskSpace,
             StoreError::Blocked { .. } | StoreError::RollbackRevoked { .. } => Self::Blocked,
             StoreError::Hook { .. } => Self::Hook,
+            StoreError::Admin(_) => Self::AdminPolicy,
             StoreError::Corrupt { .. } | StoreError::Package { .. } | StoreError::Delta { .. } => Self::Corrupt,
             StoreError::State(_) | StoreError::Activate(_) | StoreError::Fs(_) | StoreError::Config { .. } => {
                 Self::Local

@@ -110,7 +110,9 @@ impl Store {
         }
         session.reporter.report(Event::Resolved { to_fetch: changes.len() });
         self.check_space(&changes)?;
+        self.check_admin_plugins(&changes)?;
         let signed = fetch::verify_signed(&remotes, &changes)?;
+        self.check_admin_releases(&signed)?;
         report.disclosures = self.collect_consent(&signed, session)?;
         let bases = self.delta_bases()?;
         let verified = fetch::download(&remotes, signed, self.relay(), &*session.reporter, &bases)?;

@@ -25,6 +25,7 @@
 //! [`crate::trust`]. Drawing progress and asking the user are the caller's: events go to
 //! a [`Reporter`], consent questions to a [`Consent`].
 
+mod admin;
 pub mod blocked;
 pub mod delta;
 pub mod fetch;
@@ -88,6 +89,9 @@ pub enum StoreError {
     /// A file operation.
     #[error(transparent)]
     Fs(#[from] crate::fs::FsError),
+    /// The administrator policy does not allow it (names the file and the rule).
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminRefusal),
     /// Resolution failed (a conflict is explained in sentences).
     #[error(transparent)]
     Resolve(#[from] ResolveError),
@@ -454,6 +458,8 @@ pub struct StoreOptions {
     /// Test hook for the crash-safety test: abort the process at the Nth step of an
     /// operation. `None` in normal use.
     pub crash_at: Option<u64>,
+    /// The administrator policy to enforce ([`crate::admin`]); `None`: no policy.
+    pub admin_policy: Option<Arc<crate::admin::AdminPolicy>>,
     /// Whether outcomes go to [`HostHooks::telemetry`](crate::hooks::HostHooks::telemetry)
     /// (default off; see [`crate::telemetry`]).
     pub telemetry: crate::telemetry::Telemetry,
@@ -469,6 +475,7 @@ impl StoreOptions {
             reference_time: None,
             crash_at: None,
             telemetry: crate::telemetry::Telemetry::Off,
+            admin_policy: None,
         }
     }
 }
@@ -615,6 +622,9 @@ impl Store {
     /// Adds registry `name` at `url`, trusting `root` (its root metadata bytes).
     pub fn add_registry(&mut self, name: &str, url: &str, root: &[u8]) -> Result<(), StoreError> {
         let name: RegistryName = name.parse().map_err(|_| StoreError::BadRegistryName { name: name.to_owned() })?;
+        if let Some(admin) = &self.options.admin_policy {
+            admin.check_registry(url)?;
+        }
         self.registries = Registries::add(self.state.data_dir(), name, url, root)?;
         self.remotes = None;
         Ok(())

@@ -64,6 +64,12 @@ impl Store {
             }
         }
         closure.remove(plugin);
+        if let Some(admin) = &self.options().admin_policy {
+            admin.check_remove(plugin)?;
+            for dependent in closure.iter().filter(|_| cascade) {
+                admin.check_remove(dependent)?;
+            }
+        }
         if !closure.is_empty() && !cascade {
             return Err(StoreError::HasDependents {
                 plugin: plugin.clone(),

@@ -5,6 +5,7 @@
 //! Exit codes: 0 success, 1 the operation failed (nothing was left half done), 2 usage
 //! or configuration error (bad arguments, no registry, unreadable root file).
 
+mod admin;
 mod mirror;
 mod output;
 mod plugins;
@@ -151,6 +152,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut options = StoreOptions::new(HostApp { id: cli.host_id.clone(), api_version: cli.host_api.clone() });
     options.crash_at = cli.crash_at;
+    options.admin_policy = match admin::load() {
+        Ok(policy) => policy,
+        Err(error) => {
+            output::error(cli.json, &error.to_string(), 2);
+            return ExitCode::from(2);
+        }
+    };
     let ctx =
         Context { json: cli.json, yes: cli.yes, data_dir: cli.data_dir.unwrap_or_else(default_data_dir), options };
     let result = match cli.command {

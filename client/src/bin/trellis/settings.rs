@@ -70,9 +70,16 @@ pub(crate) struct PolicyArgs {
     /// The release channel followed: stable, beta or experimental.
     #[arg(long)]
     channel: Option<String>,
+    /// Show the administrator policy and your policies as they apply together.
+    #[arg(long, conflicts_with_all = ["plugin", "mode", "channel"])]
+    show_effective: bool,
 }
 
 pub(crate) fn policy(ctx: &Context, args: PolicyArgs) -> CliResult {
+    if args.show_effective {
+        crate::admin::show_effective(ctx.json, &ctx.open()?);
+        return Ok(());
+    }
     let mode: Option<UpdateMode> =
         args.mode.as_deref().map(str::parse).transpose().map_err(|e| Failure::Usage(format!("{e}")))?;
     let channel: Option<Channel> = args.channel.as_deref().map(str::parse).transpose().map_err(Failure::Usage)?;
