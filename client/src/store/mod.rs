@@ -460,7 +460,7 @@ pub struct StoreOptions {
     pub crash_at: Option<u64>,
     /// The administrator policy to enforce ([`crate::admin`]); `None`: no policy.
     pub admin_policy: Option<Arc<crate::admin::AdminPolicy>>,
-    /// Whether outcomes go to [`HostHooks::telemetry`](crate::hooks::HostHooks::telemetry)
+    /// Whether outcomes go to [`HostHooks::telemetry`]
     /// (default off; see [`crate::telemetry`]).
     pub telemetry: crate::telemetry::Telemetry,
 }
