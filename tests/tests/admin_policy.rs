@@ -235,3 +235,22 @@ fn the_administrators_window_and_rollout_opt_out_hold_back_scheduled_and_update_
         assert_eq!(named.updated.len(), 1, "a named update goes ahead: {named:?}");
     }
 }
+
+#[test]
+fn forced_plugins_are_installed_by_install_forced_and_only_once() {
+    let site = clock_site();
+    let data = tempfile::tempdir().unwrap();
+    let hooks = RecordingHooks::new();
+    let session = Session::new(&hooks, &AlwaysAgree);
+    let mut store = store_with(data.path(), &site, r#"{"forced_plugins": ["acme.clock"]}"#);
+    let report = store.install_forced(&session).unwrap();
+    let installed: Vec<String> = report.installed.iter().map(|(id, _)| id.to_string()).collect();
+    assert_eq!(installed, ["acme.time-core", "acme.clock"]);
+    assert_eq!(store.install_forced(&session).unwrap().installed, [], "nothing is missing any more");
+    // A forced plugin denied by the same file is a broken policy, not a silent choice.
+    let error =
+        AdminPolicy::parse(Path::new("p.json"), br#"{"forced_plugins":["acme.a"],"denied_plugins":["acme.a"]}"#)
+            .unwrap_err()
+            .to_string();
+    assert!(error.contains("p.json is invalid: acme.a is both forced and denied"), "{error}");
+}

@@ -128,10 +128,10 @@ pub(super) fn mirrors_of(
 /// After a refresh: the mirror list the registry now signs (its top-level `targets`
 /// role only), when it differs from `current`; kept in the metadata dir. A list that
 /// cannot be fetched or parsed leaves the current one (logged): it only adds locations.
-pub(super) fn refreshed_list(updater: &Updater, current: &[String]) -> Result<Option<Vec<String>>, StoreError> {
+pub(super) fn refreshed_list(updater: &Updater, current: &[String]) -> Option<Vec<String>> {
     let metadata_dir = updater.store().dir().to_owned();
     // Not loaded (no refresh happened): nothing is known, keep what we have.
-    let Some(targets) = updater.trusted().targets() else { return Ok(None) };
+    let targets = updater.trusted().targets()?;
     let list = match targets.targets.get(MIRRORS_TARGET).cloned() {
         None => Vec::new(),
         Some(file) => {
@@ -144,29 +144,32 @@ pub(super) fn refreshed_list(updater: &Updater, current: &[String]) -> Result<Op
                 Ok(list) => valid_urls(&list),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read the registry's mirror list; keeping the known one");
-                    return Ok(None);
+                    return None;
                 }
             }
         }
     };
     if list == current {
-        return Ok(None);
+        return None;
     }
+    // Kept for the next run; a failure to keep it is logged, not fatal (the list only
+    // adds locations, and a read-only data dir must not stop a refresh).
     let path = published_file(&metadata_dir);
-    if list.is_empty() {
+    let kept = if list.is_empty() {
         match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(crate::fs::FsError::new("deleting", &path, e).into()),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.to_string()),
+            _ => Ok(()),
         }
     } else {
-        let document = MirrorList::from_urls(list.iter().map(String::as_str))
-            .map_err(|e| StoreError::Config { path: path.clone(), problem: e.to_string() })?;
-        let bytes = serde_json::to_vec_pretty(&document)
-            .map_err(|e| StoreError::Config { path: path.clone(), problem: e.to_string() })?;
-        crate::fs::write_atomic(&path, &bytes)?;
+        MirrorList::from_urls(list.iter().map(String::as_str))
+            .map_err(|e| e.to_string())
+            .and_then(|document| serde_json::to_vec_pretty(&document).map_err(|e| e.to_string()))
+            .and_then(|bytes| crate::fs::write_atomic(&path, &bytes).map_err(|e| e.to_string()))
+    };
+    if let Err(e) = kept {
+        tracing::warn!(path = %path.display(), error = %e, "cannot keep the registry's mirror list");
     }
-    Ok(Some(list))
+    Some(list)
 }
 
 /// `url` as a user mirror: `https://` or `http://` with a host, or an absolute

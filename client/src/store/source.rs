@@ -139,7 +139,7 @@ impl Remotes {
                 .map_err(|source| StoreError::Trust { registry: registry.clone(), source: Box::new(source) })?;
             *refreshed = true;
             let mut published = lock(&remote.published);
-            if let Some(list) = mirrors::refreshed_list(&updater, &published)? {
+            if let Some(list) = mirrors::refreshed_list(&updater, &published) {
                 updater.set_mirrors(mirrors::mirrors_of(&self.transport, &self.health, &remote.config, &list));
                 *published = list;
             }
