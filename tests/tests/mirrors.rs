@@ -174,6 +174,17 @@ fn a_first_mirror_serving_tampered_packages_is_skipped_and_remembered() {
 }
 
 #[test]
+fn a_first_mirror_serving_tampered_metadata_is_skipped_and_remembered() {
+    let world = Failover::new();
+    let bad = FaultServer::start().unwrap();
+    serve(&bad, &world.site);
+    bad.fault("/metadata/timestamp.json", Fault::FlipByte);
+    world.installs_and_remembers(&bad.url(), Some(&bad));
+    let memory = health(world.data.path());
+    assert_eq!(record(&memory, &bad.url())["served_bad_bytes"], true, "{memory}");
+}
+
+#[test]
 fn a_first_mirror_that_stalls_is_skipped_and_remembered() {
     let world = Failover::new();
     let bad = FaultServer::start().unwrap();
