@@ -141,6 +141,14 @@ pub trait HostHooks {
     fn license(&self, ctx: HookContext<'_>, state: &LicenseState) {
         let _ = (ctx, state);
     }
+
+    /// An install, update, rollback or removal outcome, only when the host turned
+    /// telemetry on ([`crate::telemetry`]); the default drops it. Nothing leaves the
+    /// machine unless this sends it (e.g. [`crate::telemetry::JsonLinesSink`] keeps it
+    /// in a local file).
+    fn telemetry(&self, event: &crate::telemetry::TelemetryEvent) {
+        let _ = event;
+    }
 }
 
 impl<H: HostHooks + ?Sized> HostHooks for &H {
@@ -176,6 +184,10 @@ impl<H: HostHooks + ?Sized> HostHooks for &H {
     }
     fn license(&self, ctx: HookContext<'_>, state: &LicenseState) {
         (**self).license(ctx, state);
+    }
+
+    fn telemetry(&self, event: &crate::telemetry::TelemetryEvent) {
+        (**self).telemetry(event);
     }
 }
 

@@ -25,10 +25,13 @@
 //! - [`hooks`]: what the embedding app is told (stop, start, register, …);
 //! - [`events`]: the progress stream a UI draws;
 //! - [`policy`]: when an available update is applied, announced or left alone;
+//! - [`admin`]: the administrator's machine-wide policy, which overrides the user's;
 //! - [`consent`]: which permissions must be shown and agreed to;
-//! - [`license`]: license tokens and trials, and what they allow a plugin now.
+//! - [`license`]: license tokens and trials, and what they allow a plugin now;
+//! - [`telemetry`]: opt-in outcome events for the host app (off by default).
 
 pub mod activate;
+pub mod admin;
 pub mod catalog;
 pub mod consent;
 pub mod delta;
@@ -42,6 +45,7 @@ pub mod registry_name;
 pub mod resolve;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod transport;
 pub mod trust;
 

@@ -355,6 +355,11 @@ pub enum Reason {
         /// The window, `HH:MM-HH:MM`.
         window: String,
     },
+    /// The administrator policy holds it back ([`crate::admin`]).
+    AdminPolicy {
+        /// The refusal, naming the policy file and the rule.
+        rule: String,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -373,6 +378,7 @@ impl fmt::Display for Reason {
                 write!(f, "it asks for new permissions ({}); review and agree to update", permissions.join(", "))
             }
             Self::OutsideWindow { window } => write!(f, "waits for the update window {window}"),
+            Self::AdminPolicy { rule } => f.write_str(rule),
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod fixture;
 pub mod keyfile;
 pub mod license;
 pub mod lint;
+pub mod mirror;
 pub mod operator;
 pub mod pack;
 pub mod project;

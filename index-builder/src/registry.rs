@@ -138,7 +138,10 @@ pub struct RegistryConfig {
     pub name: String,
     /// Where the site is served (`https://…/`), for docs and the storefront.
     pub base_url: String,
-    /// Mirrors serving copies of the site, in order of preference.
+    /// Mirrors serving copies of the site (`https://` or `http://` base URLs), in order of
+    /// preference. Published as the signed target `mirrors.json` of the top-level
+    /// `targets` role (so changing the list needs the offline targets keys); clients
+    /// use them as further locations of the same TUF-verified files.
     #[serde(default)]
     pub mirrors: Vec<String>,
     /// Expiry per role.
@@ -430,6 +433,9 @@ impl Registry {
                 path: config_path,
                 reason: format!("publisher_bin_bits is {}; it must be between 1 and 16", config.publisher_bin_bits),
             });
+        }
+        if let Err(e) = trellis_schema::mirrors::MirrorList::from_urls(config.mirrors.iter().map(String::as_str)) {
+            return Err(RegistryError::Config { path: config_path, reason: format!("mirrors: {e}") });
         }
         let roots = load_roots(&dir.join("root"))?;
         let publishers = load_publishers(&dir.join("publishers"), roots.last().map(|r| &r.envelope.signed))?;

@@ -9,11 +9,15 @@
 //! that every blob an index doc lists (package, envelope, deltas) is in the site with
 //! that length and SHA-256 (blobs are not TUF targets: the index doc vouches for them,
 //! see [`crate::tuf`]), and every release's developer signature against the published
-//! publisher record. Unlike a client's `trust` module it does
+//! publisher record. A partial mirror ([`crate::mirror`], marked by
+//! [`crate::mirror::PARTIAL_MARKER`]) may lack the blobs of plugins its marker does not
+//! list: they are counted as absent, not reported ([`Blobs::AsMarked`], the default);
+//! every blob of the plugins it lists is still required, and [`Blobs::All`]
+//! (`verify --full`) ignores the marker. Unlike a client's `trust` module it does
 //! not stop at the first failure: it reports all of them, which is what an operator
 //! needs before deploying. Building is [`crate::build`]'s job.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,8 +29,9 @@ use trellis_schema::dsse::Envelope as Dsse;
 use trellis_schema::index::{BlobRef, IndexDoc};
 use trellis_schema::publisher::{ChainLimits, PublisherChain, RecoverySigners};
 use trellis_schema::tuf::{Delegations, Root, Snapshot, TargetFile, Targets, Timestamp, TopRole};
-use trellis_schema::{KeyId, PublicKey, Sha256, VendorId, canonical};
+use trellis_schema::{KeyId, PluginId, PublicKey, Sha256, VendorId, canonical};
 
+use crate::mirror::PartialMarker;
 use crate::site;
 
 /// Where the site is.
@@ -90,6 +95,21 @@ pub struct Report {
     pub blobs: usize,
     /// Release envelopes checked against publisher records.
     pub releases: usize,
+    /// For a partial mirror: the plugins whose blobs it holds.
+    pub partial: Option<BTreeSet<PluginId>>,
+    /// Blobs of plugins a partial mirror leaves out, absent as its marker says.
+    pub absent_blobs: usize,
+}
+
+/// Which blobs a site must hold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Blobs {
+    /// Every blob, except that a partial mirror may lack those of the plugins its
+    /// marker does not list.
+    #[default]
+    AsMarked,
+    /// Every blob every index doc lists, whatever a marker says.
+    All,
 }
 
 struct Checker<'a> {
@@ -97,6 +117,9 @@ struct Checker<'a> {
     now: jiff::Timestamp,
     problems: Mutex<Vec<String>>,
     blobs: AtomicUsize,
+    /// The plugins a partial mirror holds the blobs of.
+    partial: Option<BTreeSet<PluginId>>,
+    absent: AtomicUsize,
 }
 
 impl Checker<'_> {
@@ -189,14 +212,38 @@ fn role_keys(root: &Root, role: TopRole) -> (Vec<KeyId>, u32) {
 /// Checks the site at `source`. `trusted_root` is the root to start from (the bytes
 /// of a root file); without it the site's `1.root.json` is trusted on first use.
 pub fn verify(source: &Source, trusted_root: Option<&[u8]>, now: jiff::Timestamp) -> Report {
-    let checker = Checker { source, now, problems: Mutex::new(Vec::new()), blobs: AtomicUsize::new(0) };
+    verify_blobs(source, trusted_root, now, Blobs::AsMarked)
+}
+
+/// [`verify`], requiring the given `blobs`.
+pub fn verify_blobs(source: &Source, trusted_root: Option<&[u8]>, now: jiff::Timestamp, blobs: Blobs) -> Report {
     let mut report = Report::default();
+    let partial = match blobs {
+        Blobs::All => None,
+        Blobs::AsMarked => match PartialMarker::read(source) {
+            Ok(marker) => marker.map(|m| m.plugins),
+            Err(problem) => {
+                report.problems.push(problem);
+                return report;
+            }
+        },
+    };
+    let checker = Checker {
+        source,
+        now,
+        problems: Mutex::new(Vec::new()),
+        blobs: AtomicUsize::new(0),
+        partial: partial.clone(),
+        absent: AtomicUsize::new(0),
+    };
+    report.partial = partial;
     let Some(root) = root_chain(&checker, trusted_root, &mut report) else {
         report.problems = checker.problems.into_inner().unwrap_or_default();
         return report;
     };
     check_roles(&checker, &root, &mut report);
     report.blobs = checker.blobs.load(Ordering::Relaxed);
+    report.absent_blobs = checker.absent.load(Ordering::Relaxed);
     report.problems = checker.problems.into_inner().unwrap_or_default();
     report
 }
@@ -429,10 +476,14 @@ fn target_bytes(checker: &Checker<'_>, target: &str, file: &TargetFile) -> Optio
 
 /// The bytes of a blob `release` lists, when the site has them with the listed
 /// length and SHA-256 (each problem is recorded, naming the release and the file).
-fn blob_bytes(checker: &Checker<'_>, release: &str, blob: &BlobRef) -> Option<Vec<u8>> {
+fn blob_bytes(checker: &Checker<'_>, id: &PluginId, release: &str, blob: &BlobRef) -> Option<Vec<u8>> {
     let path = format!("{}/{}", site::TARGETS_DIR, site::hashed_target_path(&blob.path, &blob.sha256));
     let bytes = match checker.source.fetch(&path) {
         Ok(Some(bytes)) => bytes,
+        Ok(None) if checker.partial.as_ref().is_some_and(|held| !held.contains(id)) => {
+            checker.absent.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
         Ok(None) => {
             checker.problem(format!("{release}: {path}: missing (the index doc lists {})", blob.path));
             return None;
@@ -494,6 +545,16 @@ fn check_targets(checker: &Checker<'_>, targets: &[(String, TargetFile)], root: 
                     checker.problem(format!("target {target}: not a blocklist: {e}"));
                 }
                 0
+            } else if target == site::MIRRORS_TARGET {
+                let list = trellis_schema::json::from_slice::<trellis_schema::mirrors::MirrorList>(&bytes);
+                match list.map_err(|e| e.to_string()).and_then(|list| {
+                    trellis_schema::mirrors::MirrorList::from_urls(list.mirrors.iter().map(|m| m.url.as_str()))
+                        .map_err(|e| e.to_string())
+                }) {
+                    Ok(_) => {}
+                    Err(e) => checker.problem(format!("target {target}: not a valid mirror list: {e}")),
+                }
+                0
             } else {
                 0
             }
@@ -526,11 +587,11 @@ fn check_index_doc(
     let mut checked = 0;
     for release in &doc.releases {
         let name = format!("{} {}", doc.id, release.version);
-        let package = blob_bytes(checker, &name, &release.package).is_some();
+        let package = blob_bytes(checker, &doc.id, &name, &release.package).is_some();
         for delta in &release.deltas {
-            blob_bytes(checker, &name, &delta.blob);
+            blob_bytes(checker, &doc.id, &name, &delta.blob);
         }
-        let Some(bytes) = blob_bytes(checker, &name, &release.envelope) else { continue };
+        let Some(bytes) = blob_bytes(checker, &doc.id, &name, &release.envelope) else { continue };
         if !package {
             continue;
         }

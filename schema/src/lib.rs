@@ -21,6 +21,7 @@ pub mod json_schema;
 pub mod key;
 pub mod license;
 pub mod manifest;
+pub mod mirrors;
 pub mod path;
 pub mod permission;
 pub mod plugin;

@@ -10,6 +10,10 @@ use crate::id::{PluginId, VendorId};
 /// Target path of the blocklist (signed by the `security` role).
 pub const BLOCKLIST_TARGET: &str = "security/blocklist.json";
 
+/// Target path of the registry's mirror list ([`crate::mirrors::MirrorList`]), signed by
+/// the top-level `targets` role; absent when the registry publishes no mirrors.
+pub const MIRRORS_TARGET: &str = "mirrors.json";
+
 /// Target path of a plugin's index doc: `index/<shard>/<id>.json`, the shard being the
 /// first byte of SHA-256(id) in hex, so no directory holds more than 1/256 of the docs.
 pub fn index_target(id: &PluginId) -> String {

@@ -14,7 +14,9 @@ use crate::registry_name::RegistryName;
 /// ```text
 /// <root>/state.json                       the state file
 /// <root>/state.lock                       the data-dir lock
-/// <root>/metadata/<registry>/             trusted TUF metadata of one registry
+/// <root>/metadata/<registry>/             trusted TUF metadata of one registry (and the
+///                                         mirror list it published, `published.mirrors`)
+/// <root>/mirror-health.json               which mirrors failed lately, how fast others are
 /// <root>/cache/                           content-addressed blob cache
 /// <root>/plugins/<id>/<version>/          an installed release's files
 /// <root>/plugins/<id>/current             pointer to the active release (for humans and repair)

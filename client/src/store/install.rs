@@ -69,6 +69,17 @@ impl Store {
         prereleases: PreReleases,
         session: &Session<'_>,
     ) -> Result<InstallReport, StoreError> {
+        let result = self.install_unreported(requirements, prereleases, session);
+        self.report_install(requirements, &result, session);
+        result
+    }
+
+    fn install_unreported(
+        &mut self,
+        requirements: &[Requirement],
+        prereleases: PreReleases,
+        session: &Session<'_>,
+    ) -> Result<InstallReport, StoreError> {
         self.relay_progress(session);
         let remotes = self.fresh_remotes()?;
         // Re-check what is installed under the current publisher records; an install
@@ -99,7 +110,9 @@ impl Store {
         }
         session.reporter.report(Event::Resolved { to_fetch: changes.len() });
         self.check_space(&changes)?;
+        self.check_admin_plugins(&changes)?;
         let signed = fetch::verify_signed(&remotes, &changes)?;
+        self.check_admin_releases(&signed)?;
         report.disclosures = self.collect_consent(&signed, session)?;
         let bases = self.delta_bases()?;
         let verified = fetch::download(&remotes, signed, self.relay(), &*session.reporter, &bases)?;

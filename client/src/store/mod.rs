@@ -2,6 +2,8 @@
 //!
 //! Owns the orchestration of the product spec's processes over the lower layers:
 //! - registry management ([`registries`]): named registries with a pinned root;
+//! - the mirrors of each registry ([`mirrors`]): the user's, the registry's URL and those
+//!   it publishes in its signed metadata, ordered by a persisted health memory;
 //! - the registries as verified sources ([`source`]): TUF refresh at the start of every
 //!   operation, index docs for the resolver (lazy, memoized per snapshot, parallel
 //!   prefetch), publisher records, the blocklist;
@@ -26,17 +28,20 @@
 //! [`crate::trust`]. Drawing progress and asking the user are the caller's: events go to
 //! a [`Reporter`], consent questions to a [`Consent`].
 
+mod admin;
 pub mod blocked;
 pub mod delta;
 pub mod discover;
 pub mod fetch;
 pub mod install;
 pub mod license;
+pub mod mirrors;
 pub mod publishers;
 pub mod registries;
 pub mod remove;
 pub mod source;
 pub mod space;
+mod telemetry;
 pub mod update;
 pub mod verify;
 
@@ -65,6 +70,20 @@ pub use registries::{Registries, RegistryConfig};
 pub use update::{UpdateCheckReport, UpdateReport};
 pub use verify::{FileProblem, VerifyReport};
 
+/// What to do about a failed download of a release's blob: when every mirror answered
+/// "not found", the registry's site (typically a partial mirror, a copied folder) does
+/// not hold the plugin's files.
+fn download_hint(source: &TrustError, plugin: &PluginId) -> String {
+    match source {
+        TrustError::Fetch(e) if e.is_not_found() => format!(
+            "the files of {plugin} are not in this mirror (a partial mirror holds only the plugins copied into it: \
+             copy it again with `trellis-index mirror SOURCE DEST --only {plugin} --with-dependencies`, or add a \
+             mirror that has them with `trellis registry mirror add`)"
+        ),
+        _ => "check the connection and try again".to_owned(),
+    }
+}
+
 /// A failed store operation. Every variant names what failed and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -77,6 +96,9 @@ pub enum StoreError {
     /// A file operation.
     #[error(transparent)]
     Fs(#[from] crate::fs::FsError),
+    /// The administrator policy does not allow it (names the file and the rule).
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminRefusal),
     /// Resolution failed (a conflict is explained in sentences).
     #[error(transparent)]
     Resolve(#[from] ResolveError),
@@ -149,6 +171,32 @@ pub enum StoreError {
         name: RegistryName,
         /// What the refresh found, explained.
         problem: Box<registries::AddProblem>,
+    },
+    /// A mirror URL the client cannot use.
+    #[error(
+        "mirror URL `{url}` must be an https:// or http:// URL with a host, or an absolute file:/// path (a copied site)"
+    )]
+    BadMirrorUrl {
+        /// The URL.
+        url: String,
+    },
+    /// `registry mirror add` of a mirror the registry has already.
+    #[error("registry `{registry}` has the mirror {url} already")]
+    MirrorExists {
+        /// The registry.
+        registry: RegistryName,
+        /// The mirror.
+        url: String,
+    },
+    /// `registry mirror remove` of a mirror the user did not add.
+    #[error("`{url}` is not one of your mirrors of registry `{registry}` (yours: {}); the registry's own URL and the mirrors it publishes cannot be removed", if user_mirrors.is_empty() { "none".to_owned() } else { user_mirrors.join(", ") })]
+    UnknownMirror {
+        /// The registry.
+        registry: RegistryName,
+        /// The URL asked for.
+        url: String,
+        /// The user's mirrors of the registry.
+        user_mirrors: Vec<String>,
     },
     /// The pinned root does not verify.
     #[error(
@@ -242,7 +290,8 @@ pub enum StoreError {
     },
     /// The developer's signed envelope of a release could not be downloaded.
     #[error(
-        "{plugin} {version}: downloading its signed envelope from registry `{registry}` failed: {source}; check the connection and try again"
+        "{plugin} {version}: downloading its signed envelope from registry `{registry}` failed: {source}; {}",
+        download_hint(source, plugin)
     )]
     EnvelopeDownload {
         /// The plugin.
@@ -267,7 +316,8 @@ pub enum StoreError {
     /// A package could not be downloaded, or its bytes are not the ones its index doc
     /// lists.
     #[error(
-        "{plugin} {version}: downloading the package from registry `{registry}` failed: {source}; check the connection and try again"
+        "{plugin} {version}: downloading the package from registry `{registry}` failed: {source}; {}",
+        download_hint(source, plugin)
     )]
     Download {
         /// The plugin.
@@ -523,6 +573,11 @@ pub struct StoreOptions {
     /// Test hook for the crash-safety test: abort the process at the Nth step of an
     /// operation. `None` in normal use.
     pub crash_at: Option<u64>,
+    /// The administrator policy to enforce ([`crate::admin`]); `None`: no policy.
+    pub admin_policy: Option<Arc<crate::admin::AdminPolicy>>,
+    /// Whether outcomes go to [`HostHooks::telemetry`]
+    /// (default off; see [`crate::telemetry`]).
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 impl StoreOptions {
@@ -535,6 +590,8 @@ impl StoreOptions {
             network: Network::Online,
             reference_time: None,
             crash_at: None,
+            telemetry: crate::telemetry::Telemetry::Off,
+            admin_policy: None,
         }
     }
 }
@@ -709,6 +766,9 @@ impl Store {
     /// which). Returns the versions of its trusted root and snapshot.
     pub fn add_registry(&mut self, name: &str, url: &str, root: &[u8]) -> Result<(u64, Option<u64>), StoreError> {
         let name: RegistryName = name.parse().map_err(|_| StoreError::BadRegistryName { name: name.to_owned() })?;
+        if let Some(admin) = &self.options.admin_policy {
+            admin.check_registry(url)?;
+        }
         self.registries = Registries::add(self.state.data_dir(), name.clone(), url, root)?;
         self.remotes = None;
         let checked = self.remotes().and_then(|remotes| remotes.trusted_versions(&name));
@@ -725,6 +785,36 @@ impl Store {
                 })
             }
         }
+    }
+
+    /// Adds `url` as the user's mirror of registry `name` (asked before the registry's
+    /// own URL; every file from it is verified like any other).
+    pub fn add_mirror(&mut self, name: &str, url: &str) -> Result<(), StoreError> {
+        let name: RegistryName = name.parse().map_err(|_| StoreError::BadRegistryName { name: name.to_owned() })?;
+        self.registries = Registries::add_mirror(self.state.data_dir(), &name, url)?;
+        self.remotes = None;
+        Ok(())
+    }
+
+    /// Removes the user's mirror `url` of registry `name`.
+    pub fn remove_mirror(&mut self, name: &str, url: &str) -> Result<(), StoreError> {
+        let name: RegistryName = name.parse().map_err(|_| StoreError::BadRegistryName { name: name.to_owned() })?;
+        self.registries = Registries::remove_mirror(self.state.data_dir(), &name, url)?;
+        self.remotes = None;
+        Ok(())
+    }
+
+    /// The mirrors of registry `name` in order of preference (the user's, the
+    /// registry's URL, those it published as of its last refresh) with what the
+    /// health memory knows of each. No network.
+    pub fn mirrors(&self, name: &str) -> Result<Vec<mirrors::MirrorStatus>, StoreError> {
+        let name: RegistryName = name.parse().map_err(|_| StoreError::BadRegistryName { name: name.to_owned() })?;
+        let config = self.registries.get(&name).ok_or_else(|| StoreError::UnknownRegistry { name: name.clone() })?;
+        let dir = self.state.data_dir();
+        let published = mirrors::published(&dir.metadata_dir(&name));
+        let health =
+            crate::transport::MirrorHealth::load(mirrors::health_file(dir), crate::transport::HealthOptions::default());
+        Ok(mirrors::statuses(config, &published, Some(&health)))
     }
 
     /// Removes registry `name`; refused while installed plugins came from it.

@@ -22,6 +22,9 @@ pub struct RegistryConfig {
     pub name: RegistryName,
     /// The base URL of its site (`<url>/metadata/`, `<url>/targets/`).
     pub url: String,
+    /// The user's own mirrors of the site, asked before `url` (see [`super::mirrors`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<String>,
 }
 
 /// The registries, first = highest priority (an unbound vendor namespace is bound to
@@ -105,7 +108,47 @@ impl Registries {
         }
         Updater::bootstrap(&metadata, root)
             .map_err(|source| StoreError::Trust { registry: name.clone(), source: Box::new(source) })?;
-        config.registries.push(RegistryConfig { name, url: url.trim_end_matches('/').to_owned() });
+        config.registries.push(RegistryConfig { name, url: url.trim_end_matches('/').to_owned(), mirrors: Vec::new() });
+        config.save(dir)?;
+        Ok(config)
+    }
+
+    /// Adds `url` (checked, see [`super::mirrors`]) as the last of the user's mirrors of
+    /// registry `name`.
+    pub(super) fn add_mirror(dir: &DataDir, name: &RegistryName, url: &str) -> Result<Self, StoreError> {
+        let url = super::mirrors::user_mirror_url(url)?;
+        let mut config = Self::load(dir)?;
+        let registry = config
+            .registries
+            .iter_mut()
+            .find(|r| &r.name == name)
+            .ok_or_else(|| StoreError::UnknownRegistry { name: name.clone() })?;
+        if registry.url == url || registry.mirrors.contains(&url) {
+            return Err(StoreError::MirrorExists { registry: name.clone(), url });
+        }
+        registry.mirrors.push(url);
+        config.save(dir)?;
+        Ok(config)
+    }
+
+    /// Removes `url` from the user's mirrors of registry `name`.
+    pub(super) fn remove_mirror(dir: &DataDir, name: &RegistryName, url: &str) -> Result<Self, StoreError> {
+        let mut config = Self::load(dir)?;
+        let registry = config
+            .registries
+            .iter_mut()
+            .find(|r| &r.name == name)
+            .ok_or_else(|| StoreError::UnknownRegistry { name: name.clone() })?;
+        let wanted = url.trim_end_matches('/');
+        let before = registry.mirrors.len();
+        registry.mirrors.retain(|m| m != wanted);
+        if registry.mirrors.len() == before {
+            return Err(StoreError::UnknownMirror {
+                registry: name.clone(),
+                url: url.to_owned(),
+                user_mirrors: registry.mirrors.clone(),
+            });
+        }
         config.save(dir)?;
         Ok(config)
     }

@@ -32,6 +32,30 @@ impl Store {
         cascade: bool,
         session: &Session<'_>,
     ) -> Result<Vec<PluginId>, StoreError> {
+        self.remove_with_reason(plugin, cascade, None, session)
+    }
+
+    /// [`Store::remove`], with the reason the user gave for uninstalling (kept only in
+    /// the telemetry event of the removal, when telemetry is on).
+    pub fn remove_with_reason(
+        &mut self,
+        plugin: &PluginId,
+        cascade: bool,
+        reason: Option<&str>,
+        session: &Session<'_>,
+    ) -> Result<Vec<PluginId>, StoreError> {
+        let versions = self.state().installed_versions();
+        let result = self.remove_unreported(plugin, cascade, session);
+        self.report_remove(plugin, &versions, reason, &result, session);
+        result
+    }
+
+    fn remove_unreported(
+        &mut self,
+        plugin: &PluginId,
+        cascade: bool,
+        session: &Session<'_>,
+    ) -> Result<Vec<PluginId>, StoreError> {
         if self.state().plugin(plugin).is_none() {
             return Err(StoreError::NotInstalled { plugin: plugin.clone() });
         }
@@ -45,6 +69,12 @@ impl Store {
             }
         }
         closure.remove(plugin);
+        if let Some(admin) = &self.options().admin_policy {
+            admin.check_remove(plugin)?;
+            for dependent in closure.iter().filter(|_| cascade) {
+                admin.check_remove(dependent)?;
+            }
+        }
         if !closure.is_empty() && !cascade {
             return Err(StoreError::HasDependents {
                 plugin: plugin.clone(),
@@ -154,6 +184,13 @@ impl Store {
     /// returns it. Refused when the kept release is newer than the active one: that
     /// is undoing a rollback, which is an update (unpin, then update).
     pub fn rollback(&mut self, plugin: &PluginId, session: &Session<'_>) -> Result<Version, StoreError> {
+        let from = self.state().plugin(plugin).map(|p| p.active.version.clone());
+        let result = self.rollback_unreported(plugin, session);
+        self.report_rollback(plugin, from.as_ref(), &result, session);
+        result
+    }
+
+    fn rollback_unreported(&mut self, plugin: &PluginId, session: &Session<'_>) -> Result<Version, StoreError> {
         let Some(installed) = self.state().plugin(plugin) else {
             return Err(StoreError::NotInstalled { plugin: plugin.clone() });
         };

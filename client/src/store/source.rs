@@ -1,6 +1,8 @@
 //! The registries as the store sees them: verified targets and index docs over TUF.
 //!
-//! Owns [`Remotes`]: one [`Updater`] per configured registry, refreshed with the cheap
+//! Owns [`Remotes`]: one [`Updater`] per configured registry (over its mirrors, see
+//! [`super::mirrors`]; the mirror list it publishes is taken after each refresh),
+//! refreshed with the cheap
 //! update check (one conditional GET when nothing changed) on first use after
 //! [`Remotes::start_operation`], which every lifecycle operation of the store calls (so a
 //! host app that keeps its store open sees new releases and blocks, and expiry is judged
@@ -43,12 +45,13 @@ use trellis_schema::id::VendorId;
 use trellis_schema::index::{BlobRef, IndexDoc};
 
 use super::StoreError;
+use super::mirrors;
 use super::registries::Registries;
 use crate::resolve::{DocRequest, IndexSource, SourceError};
 use crate::state::{DataDir, RegistryName};
 use crate::transport::{
-    AnyTransport, AttemptError, DownloadCache, Fetched, HttpOptions, Mirror, Mirrors, Progress, Request, Transport,
-    TransportError, parallel,
+    AnyTransport, AttemptError, DownloadCache, Fetched, HealthOptions, HttpOptions, MirrorHealth, Progress, Request,
+    Transport, TransportError, parallel,
 };
 use crate::trust::{TargetInfo, TrustError, Updater};
 
@@ -129,6 +132,10 @@ type DocMemo = HashMap<(RegistryName, PluginId), Option<Arc<IndexDoc>>>;
 
 struct Remote {
     updater: Mutex<Updater>,
+    /// The registry's configuration (its URL and the user's mirrors).
+    config: super::registries::RegistryConfig,
+    /// The mirror list the registry published, as last verified.
+    published: Mutex<Vec<String>>,
     /// Whether the updater was refreshed during the current operation.
     refreshed: Mutex<bool>,
     /// The version of the trusted snapshot the memoized docs were read under.
@@ -138,6 +145,8 @@ struct Remote {
 /// The configured registries, each behind its TUF updater.
 pub struct Remotes {
     remotes: BTreeMap<RegistryName, Remote>,
+    transport: Arc<dyn crate::transport::Transport>,
+    health: Arc<MirrorHealth>,
     order: Vec<RegistryName>,
     docs: Mutex<DocMemo>,
     network: Network,
@@ -169,9 +178,11 @@ impl Remotes {
             Network::Online => Arc::new(AnyTransport::new(http.clone())),
             Network::Offline => Arc::new(NoNetwork),
         };
+        let health = Arc::new(MirrorHealth::load(mirrors::health_file(dir), HealthOptions::default()));
         let mut remotes = BTreeMap::new();
         for config in &registries.registries {
-            let mirrors = Mirrors::new(Arc::clone(&transport), vec![Mirror::site(&config.url)]);
+            let published = mirrors::published(&dir.metadata_dir(&config.name));
+            let mirrors = mirrors::mirrors_of(&transport, &health, config, &published);
             let mut updater = Updater::new(dir.metadata_dir(&config.name), mirrors)
                 .map_err(|source| StoreError::Trust { registry: config.name.clone(), source: Box::new(source) })?
                 .with_cache(DownloadCache::new(dir.cache_dir()));
@@ -181,12 +192,17 @@ impl Remotes {
             if let Some(now) = reference_time {
                 updater = updater.with_reference_time(now);
             }
-            let remote =
-                Remote { updater: Mutex::new(updater), refreshed: Mutex::new(false), snapshot: Mutex::new(None) };
+            let remote = Remote {
+                updater: Mutex::new(updater),
+                config: config.clone(),
+                published: Mutex::new(published),
+                refreshed: Mutex::new(false),
+                snapshot: Mutex::new(None),
+            };
             remotes.insert(config.name.clone(), remote);
         }
         let order = registries.registries.iter().map(|r| r.name.clone()).collect();
-        Ok(Self { remotes, order, docs: Mutex::default(), network, offline: Mutex::default() })
+        Ok(Self { remotes, transport, health, order, docs: Mutex::default(), network, offline: Mutex::default() })
     }
 
     /// The registries this store used without reaching them (offline, or unreachable
@@ -257,6 +273,12 @@ impl Remotes {
             self.refresh(registry, &mut updater)
                 .map_err(|source| StoreError::Trust { registry: registry.clone(), source: Box::new(source) })?;
             *refreshed = true;
+            let mut published = lock(&remote.published);
+            if let Some(list) = mirrors::refreshed_list(&updater, &published) {
+                updater.set_mirrors(mirrors::mirrors_of(&self.transport, &self.health, &remote.config, &list));
+                *published = list;
+            }
+            drop(published);
             let now = updater.trusted().snapshot().map(|s| s.version);
             let mut seen = lock(&remote.snapshot);
             if *seen != now {

@@ -168,6 +168,17 @@ impl Store {
         trigger: Trigger,
         session: &Session<'_>,
     ) -> Result<UpdateReport, StoreError> {
+        let result = self.apply_updates_unreported(plugins, trigger, session);
+        self.report_update(plugins, &result, session);
+        result
+    }
+
+    fn apply_updates_unreported(
+        &mut self,
+        plugins: &[PluginId],
+        trigger: Trigger,
+        session: &Session<'_>,
+    ) -> Result<UpdateReport, StoreError> {
         self.relay_progress(session);
         let remotes = self.fresh_remotes()?;
         let Plan { planned, changes, blocked, held_back, revoked } = self.plan(plugins, trigger, session)?;
@@ -176,6 +187,8 @@ impl Store {
             report.skipped.push((plan.plugin.clone(), plan.to.clone(), plan.decision.reason.to_string()));
         }
         let apply = changes_to_apply(changes, &planned);
+        // New dependencies an update brings in are checked here (updates were in `plan`).
+        self.check_admin_releases(&apply)?;
         session.reporter.report(Event::Resolved { to_fetch: apply.len() });
         if apply.is_empty() {
             return Ok(report);
@@ -267,6 +280,7 @@ impl Store {
                 },
                 &available,
             );
+            let decision = self.admin_decision(decision, signed, &available, trigger, &now);
             planned.push(PlannedUpdate {
                 plugin: change.id.clone(),
                 from: from.clone(),

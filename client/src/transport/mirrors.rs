@@ -4,10 +4,16 @@
 //! bytes the caller rejects (the `accept` closure: size, hash or signature checks) is
 //! skipped *for that file* and the next one is tried. Only when every mirror failed
 //! does the fetch fail, with a [`MirrorsError`] that lists what each mirror did.
+//!
+//! With a [`MirrorHealth`] ([`Mirrors::with_health`]) the order is the configured one
+//! adjusted by what the health memory knows: mirrors that failed lately last, a clearly
+//! faster mirror first; every outcome is recorded and the memory saved when the order
+//! it implies changed (see [`super::health`]).
 
 use std::fmt;
 use std::sync::Arc;
 
+use super::health::MirrorHealth;
 use super::{Fetched, Progress, Request, Transport, TransportError, Validators};
 
 /// Which tree of a mirror a path lives in.
@@ -120,6 +126,7 @@ impl<E: std::error::Error + 'static> std::error::Error for MirrorsError<E> {}
 pub struct Mirrors {
     transport: Arc<dyn Transport>,
     mirrors: Vec<Mirror>,
+    health: Option<Arc<MirrorHealth>>,
 }
 
 impl fmt::Debug for Mirrors {
@@ -144,7 +151,19 @@ pub struct FetchSpec<'a> {
 impl Mirrors {
     /// Mirrors tried in the given order.
     pub fn new(transport: Arc<dyn Transport>, mirrors: Vec<Mirror>) -> Self {
-        Self { transport, mirrors }
+        Self { transport, mirrors, health: None }
+    }
+
+    /// Orders the mirrors of each fetch by `health` and records every outcome there.
+    #[must_use]
+    pub fn with_health(mut self, health: Arc<MirrorHealth>) -> Self {
+        self.health = Some(health);
+        self
+    }
+
+    /// The health memory, if any.
+    pub fn health(&self) -> Option<&Arc<MirrorHealth>> {
+        self.health.as_ref()
     }
 
     /// The mirrors, in order.
@@ -159,33 +178,61 @@ impl Mirrors {
 
     /// Fetches `spec.path` from the first mirror that serves bytes `accept` takes.
     /// `accept` gets the URL and the response (a `304` when validators were sent).
-    pub fn fetch_with<T, E>(
+    pub fn fetch_with<T, E: fmt::Display>(
         &self,
         spec: FetchSpec<'_>,
         progress: Option<&dyn Progress>,
         mut accept: impl FnMut(&str, Fetched) -> Result<T, E>,
     ) -> Result<T, MirrorsError<E>> {
         let mut attempts = Vec::new();
-        for mirror in &self.mirrors {
+        let order = match &self.health {
+            Some(health) => health.order(&self.mirrors),
+            None => (0..self.mirrors.len()).collect(),
+        };
+        let mut result = None;
+        for mirror in order.into_iter().filter_map(|i| self.mirrors.get(i)) {
             let url = mirror.url(spec.kind, spec.path);
             let validators = spec.validators.filter(|(from, _)| *from == url).map(|(_, v)| v);
             let request = Request::new(&url, spec.max_length)
                 .with_validators(validators)
                 .with_progress(progress)
                 .with_kind(spec.kind);
-            match self.transport.fetch(&request) {
+            let started = std::time::Instant::now();
+            let fetched = self.transport.fetch(&request);
+            let elapsed = (spec.kind == MirrorKind::Metadata).then(|| started.elapsed());
+            match fetched {
                 Ok(fetched) => match accept(&url, fetched) {
-                    Ok(value) => return Ok(value),
+                    Ok(value) => {
+                        if let Some(health) = &self.health {
+                            health.record_success(mirror, elapsed);
+                        }
+                        result = Some(value);
+                        break;
+                    }
                     Err(e) => {
                         tracing::warn!(url, "mirror served bytes that were rejected");
+                        if let Some(health) = &self.health {
+                            health.record_failure(mirror, format!("{url}: rejected: {e}"), true);
+                        }
                         attempts.push(Attempt { url, error: AttemptError::Rejected(e) });
                     }
                 },
                 Err(e) => {
                     tracing::debug!(url, error = %e, "mirror failed");
+                    // "Not found" is an answer, not ill health: a partial mirror lacks
+                    // blobs, and the probe for the next root expects it.
+                    if let Some(health) = self.health.as_ref().filter(|_| !e.is_not_found()) {
+                        health.record_failure(mirror, e.to_string(), false);
+                    }
                     attempts.push(Attempt { url, error: AttemptError::Transport(e) });
                 }
             }
+        }
+        if let Some(health) = &self.health {
+            health.save();
+        }
+        if let Some(value) = result {
+            return Ok(value);
         }
         Err(MirrorsError { path: spec.path.to_owned(), attempts })
     }

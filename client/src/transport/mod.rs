@@ -5,7 +5,8 @@
 //! and a minimum transfer rate for every download (slow retrieval), bounded retries with
 //! backoff, conditional requests, size caps enforced while streaming), `file://` mirrors
 //! ([`FileTransport`]), [`AnyTransport`] which picks one by URL scheme, ordered mirror
-//! failover ([`Mirrors`]), bounded parallel downloads ([`parallel`]) and the
+//! failover ([`Mirrors`]) with health memory ([`MirrorHealth`]: failed mirrors last,
+//! the fastest healthy first, persisted), bounded parallel downloads ([`parallel`]) and the
 //! content-addressed download cache ([`DownloadCache`]).
 //!
 //! It does not decide whether bytes are *trustworthy*: that is the `trust` module's job.
@@ -14,6 +15,7 @@
 
 mod cache;
 mod file;
+pub mod health;
 mod http;
 mod mirrors;
 pub mod parallel;
@@ -22,6 +24,7 @@ use std::fmt;
 
 pub use cache::{CacheError, DownloadCache};
 pub use file::FileTransport;
+pub use health::{HealthOptions, MirrorHealth};
 pub use http::{HttpOptions, HttpTransport, MinRate};
 pub use mirrors::{Attempt, AttemptError, FetchSpec, Mirror, MirrorKind, Mirrors, MirrorsError};
 

@@ -206,6 +206,17 @@ impl Updater {
         &self.trusted
     }
 
+    /// The mirrors files are fetched from.
+    pub fn mirrors(&self) -> &Mirrors {
+        &self.mirrors
+    }
+
+    /// Fetches from `mirrors` from now on (a registry published another mirror list).
+    /// Mirrors are only locations: everything is verified as before.
+    pub fn set_mirrors(&mut self, mirrors: Mirrors) {
+        self.mirrors = mirrors;
+    }
+
     /// The trusted-state store.
     pub fn store(&self) -> &MetadataStore {
         &self.store
@@ -519,7 +530,9 @@ impl Updater {
                     max_length: (*max).min(remaining),
                     validators: None,
                 };
-                mirrors.fetch_with(spec, None, |_, fetched| fetched.into_bytes().ok_or(()))
+                mirrors.fetch_with(spec, None, |_, fetched| {
+                    fetched.into_bytes().ok_or("a not-modified answer to an unconditional request")
+                })
             });
             let received: u64 = fetched.iter().flatten().map(|b| b.len() as u64).sum();
             self.budget.received = self.budget.received.saturating_add(received);

@@ -33,6 +33,7 @@ use serde_json::Map;
 use trellis_client::fs::{FsError, write_atomic};
 use trellis_schema::blocklist::Blocklist;
 use trellis_schema::canonical;
+use trellis_schema::mirrors::MirrorList;
 use trellis_schema::publisher::PublisherChain;
 use trellis_schema::tuf::{Envelope, MetaFile, Root, Snapshot, Targets, Timestamp, TopRole};
 use trellis_schema::{PluginId, Sha256, SigningKey, VendorId};
@@ -131,6 +132,9 @@ pub struct BuildInput {
     pub deltas: DeltaPolicy,
     /// Plugins the operator features in the catalog head, in order.
     pub featured: Vec<PluginId>,
+    /// The mirrors to publish (target `mirrors.json` of the top-level `targets` role);
+    /// none: no such target.
+    pub mirrors: MirrorList,
 }
 
 /// Whether a build flushes the content files it wrote before publishing metadata.
@@ -184,6 +188,12 @@ impl BuildInput {
             durability: Durability::Fsync,
             deltas: registry.config.deltas,
             featured: registry.featured.featured.clone(),
+            mirrors: MirrorList::from_urls(registry.config.mirrors.iter().map(String::as_str)).map_err(|e| {
+                RegistryError::Config {
+                    path: registry.dir.join(crate::registry::CONFIG_FILE),
+                    reason: format!("mirrors: {e}"),
+                }
+            })?,
         })
     }
 
@@ -451,6 +461,14 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
     let security_entries = BTreeMap::from([(blocklist.target.clone(), (blocklist.sha256, blocklist.length))]);
     documents.push(blocklist);
     documents.extend(catalog_documents);
+    // The mirror list, signed by the top-level targets role (offline keys): only when
+    // there is one, so a registry without mirrors keeps its targets role unchanged.
+    let mut top_entries = Entries::new();
+    if !input.mirrors.mirrors.is_empty() {
+        let mirrors = bytes_target(site::MIRRORS_TARGET.to_owned(), canonical::to_vec_of(&input.mirrors)?);
+        top_entries.insert(mirrors.target.clone(), (mirrors.sha256, mirrors.length));
+        documents.push(mirrors);
+    }
 
     // Role keys: from the signers, else as published.
     let previous_targets = match &previous {
@@ -471,7 +489,7 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
     let mut plans = vec![
         RolePlan::new(
             "targets",
-            BTreeMap::new(),
+            top_entries,
             Some(tuf::top_delegations(&security_keys, &publishers_keys, &bins_keys)),
             signers.targets.as_deref(),
             expiry.targets,

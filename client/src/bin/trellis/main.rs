@@ -10,11 +10,13 @@
 
 #[macro_use]
 mod output;
+mod admin;
 mod config;
 mod discover;
 mod generate;
 mod license;
 mod log;
+mod mirror;
 mod plugins;
 mod registry;
 mod settings;
@@ -175,6 +177,9 @@ impl From<StoreError> for Failure {
             | StoreError::BadRegistryUrl { .. }
             | StoreError::RelativeFileUrl { .. }
             | StoreError::SameRegistry { .. }
+            | StoreError::BadMirrorUrl { .. }
+            | StoreError::MirrorExists { .. }
+            | StoreError::UnknownMirror { .. }
             | StoreError::BadRoot { .. }
             | StoreError::NoRegistry
             | StoreError::RegistryInUse { .. }
@@ -307,6 +312,10 @@ fn main() -> ExitCode {
     let data_dir = match cli.data_dir.or(file.data_dir) {
         Some(dir) => Ok(dir),
         None => config::default_data_dir(),
+    };
+    options.admin_policy = match admin::load() {
+        Ok(policy) => policy,
+        Err(error) => return finish(&out, name, Err(Failure::Usage(error.to_string()))),
     };
     let ctx = Context { out, prompt: output::Prompt::default(), yes: cli.yes, data_dir, options };
     let result = match cli.command {

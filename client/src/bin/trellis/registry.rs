@@ -25,6 +25,9 @@ pub(crate) enum RegistryCommand {
         /// Its local name.
         name: String,
     },
+    /// Manage a registry's mirrors (`add`, `remove`, `list`).
+    #[command(subcommand)]
+    Mirror(crate::mirror::MirrorCommand),
     /// Bind a vendor namespace to a registry: its plugins come only from there.
     Bind {
         /// The vendor id (`acme`).
@@ -42,6 +45,7 @@ impl RegistryCommand {
             Self::List => "registry list",
             Self::Remove { .. } => "registry remove",
             Self::Bind { .. } => "registry bind",
+            Self::Mirror(_) => "registry mirror",
         }
     }
 }
@@ -49,6 +53,7 @@ impl RegistryCommand {
 pub(crate) fn run(ctx: &Context, command: RegistryCommand) -> CliResult {
     let mut store = ctx.open()?;
     match command {
+        RegistryCommand::Mirror(command) => return crate::mirror::run(ctx, &mut store, command),
         RegistryCommand::Add { name, url, root } => {
             let bytes = std::fs::read(&root).map_err(|e| {
                 Failure::Usage(format!(

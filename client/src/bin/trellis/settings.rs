@@ -106,9 +106,16 @@ pub(crate) struct PolicyArgs {
     /// the global policy.
     #[arg(long, conflicts_with_all = ["mode", "channel"])]
     reset: bool,
+    /// Show the administrator policy and your policies as they apply together.
+    #[arg(long, conflicts_with_all = ["plugin", "mode", "channel"])]
+    show_effective: bool,
 }
 
 pub(crate) fn policy(ctx: &Context, args: PolicyArgs) -> CliResult {
+    if args.show_effective {
+        crate::admin::show_effective(ctx, &ctx.open()?);
+        return Ok(());
+    }
     let mode: Option<UpdateMode> =
         args.mode.as_deref().map(str::parse).transpose().map_err(|e| Failure::Usage(format!("{e}")))?;
     let channel: Option<Channel> = args.channel.as_deref().map(str::parse).transpose().map_err(Failure::Usage)?;

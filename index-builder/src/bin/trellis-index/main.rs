@@ -6,6 +6,7 @@
 
 mod developer;
 mod license;
+mod mirror;
 mod operator;
 mod status;
 mod submission;
@@ -37,6 +38,10 @@ enum Command {
     /// License tokens for paid plugins: keygen, issue (from a checkout webhook event).
     #[command(subcommand)]
     License(license::Command),
+    /// Copy a site into a directory: all metadata, and the blobs of every plugin or
+    /// (with --only) of chosen plugins: a mirror for a CDN, a USB stick or an
+    /// air-gapped share. The copy is verified as a client would.
+    Mirror(mirror::MirrorArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +52,7 @@ fn main() -> ExitCode {
         Command::Status(args) => status::run(args),
         Command::License(command) => license::run(command),
         Command::Submission(command) => submission::run(command),
+        Command::Mirror(args) => mirror::run(args),
     };
     match result {
         Ok(code) => code,

@@ -164,6 +164,9 @@ pub(crate) enum Command {
         /// Current time (RFC 3339) for expiry checks; defaults to the clock.
         #[arg(long)]
         now: Option<jiff::Timestamp>,
+        /// Require every blob even in a partial mirror (made by `mirror --only`).
+        #[arg(long)]
+        full: bool,
     },
     /// Fill a registry made by `init` with a synthetic, realistically shaped set of
     /// signed releases (demos, tests, the python-tuf oracle). Publisher key: fixture key 1.
@@ -288,19 +291,28 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             println!("run `trellis-index build` to publish the change");
         }
-        Command::Verify { site, root, now } => {
+        Command::Verify { site, root, now, full } => {
             let source = verify::Source::parse(&site);
             let trusted = match root {
                 Some(path) => Some(std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?),
                 None => None,
             };
             let now = now_or_clock(now);
-            let report = verify::verify(&source, trusted.as_deref(), now);
+            let blobs = if full { verify::Blobs::All } else { verify::Blobs::AsMarked };
+            let report = verify::verify_blobs(&source, trusted.as_deref(), now, blobs);
             crate::status::warn_site(&source, None, now);
             println!(
                 "checked {} role file(s), {} target(s), {} blob(s), {} release signature(s)",
                 report.roles, report.targets, report.blobs, report.releases
             );
+            if let Some(plugins) = &report.partial {
+                let names: Vec<String> = plugins.iter().map(ToString::to_string).collect();
+                println!(
+                    "partial mirror: holds the blobs of {} only; {} blob(s) of other plugins are absent by design (--full requires them)",
+                    if names.is_empty() { "no plugin".to_owned() } else { names.join(", ") },
+                    report.absent_blobs
+                );
+            }
             if report.problems.is_empty() {
                 println!("no problems");
                 return Ok(ExitCode::SUCCESS);

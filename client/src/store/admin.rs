@@ -1,0 +1,105 @@
+//! Enforcing the administrator policy ([`crate::admin`]) in the lifecycle: which
+//! releases may come in (registry, vendor, allow and deny lists, from the resolution;
+//! the permission risk, from the developer-signed manifests), which updates a schedule
+//! or "update all" may apply (the administrator's window and staged-rollout opt-out
+//! override the user's policy), and the forced installs. Refusing removals of forced
+//! plugins is in [`super::remove`], registries in [`super::Store::add_registry`].
+
+use semver::VersionReq;
+
+use super::fetch::SignedRelease;
+use super::install::InstallReport;
+use super::{Session, Store, StoreError};
+use crate::policy::{Action, AvailableUpdate, Decision, Reason, Trigger};
+use crate::resolve::{Requirement, ResolvedPlugin};
+
+impl Store {
+    /// Refuses the first of `changes` the policy does not allow (its registry, vendor,
+    /// or the plugin itself).
+    pub(super) fn check_admin_plugins(&self, changes: &[ResolvedPlugin]) -> Result<(), StoreError> {
+        let Some(admin) = &self.options().admin_policy else { return Ok(()) };
+        for change in changes {
+            if let Some(registry) = self.registries().get(&change.registry) {
+                admin.check_registry(&registry.url)?;
+            }
+            admin.check_plugin(&change.id)?;
+        }
+        Ok(())
+    }
+
+    /// [`Store::check_admin_plugins`], and the permissions each signed manifest asks for.
+    pub(super) fn check_admin_releases(&self, releases: &[SignedRelease]) -> Result<(), StoreError> {
+        let Some(admin) = &self.options().admin_policy else { return Ok(()) };
+        let resolved: Vec<ResolvedPlugin> = releases.iter().map(|r| r.resolved.clone()).collect();
+        self.check_admin_plugins(&resolved)?;
+        for release in releases {
+            admin.check_permissions(&release.resolved.id, &release.resolved.version, &release.manifest.permissions)?;
+        }
+        Ok(())
+    }
+
+    /// The user's policy `decision` about `update`, unless the administrator's rules
+    /// hold it back: a release not allowed is never applied; outside the
+    /// administrator's window, or still in a staged rollout this machine opted out of,
+    /// a scheduled or "update all" update waits (a named update goes ahead).
+    pub(super) fn admin_decision(
+        &self,
+        decision: Decision,
+        signed: &SignedRelease,
+        update: &AvailableUpdate,
+        trigger: Trigger,
+        now: &jiff::ZonedDateTime,
+    ) -> Decision {
+        let Some(admin) = &self.options().admin_policy else { return decision };
+        if decision.action != Action::Apply {
+            return decision;
+        }
+        let hold = |rule: String| Decision {
+            plugin: decision.plugin.clone(),
+            to: decision.to.clone(),
+            action: Action::Skip,
+            reason: Reason::AdminPolicy { rule },
+        };
+        let allowed = self.check_admin_releases(std::slice::from_ref(signed)).err().map(|e| e.to_string());
+        if let Some(rule) = allowed {
+            return hold(rule);
+        }
+        if trigger == Trigger::Named {
+            return decision;
+        }
+        let path = admin.path.display();
+        if let Some(window) = &admin.window
+            && !window.contains(now.time())
+        {
+            let text = admin.document.update_window.clone().unwrap_or_default();
+            return hold(format!("waits for the update window {text} set by the administrator policy {path}"));
+        }
+        if admin.document.staged_rollouts == Some(false)
+            && let Some(percent) = update.rollout
+            && percent.get() < 100
+        {
+            return hold(format!(
+                "still in a staged rollout ({}%), which the administrator policy {path} opts this machine out of",
+                percent.get()
+            ));
+        }
+        decision
+    }
+
+    /// Installs the plugins the administrator policy forces that are not installed
+    /// (a host app calls this at start-up). Consent is asked as for any install.
+    pub fn install_forced(&mut self, session: &Session<'_>) -> Result<InstallReport, StoreError> {
+        let Some(admin) = self.options().admin_policy.clone() else { return Ok(InstallReport::default()) };
+        let missing: Vec<Requirement> = admin
+            .document
+            .forced_plugins
+            .iter()
+            .filter(|id| self.state().plugin(id).is_none())
+            .map(|id| Requirement { id: id.clone(), version: VersionReq::STAR })
+            .collect();
+        if missing.is_empty() {
+            return Ok(InstallReport::default());
+        }
+        self.install(&missing, session)
+    }
+}
