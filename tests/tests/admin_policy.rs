@@ -56,8 +56,8 @@ impl Machine {
     }
 
     fn installed(&self) -> Vec<String> {
-        let list: serde_json::Value = serde_json::from_slice(&self.run(&["--json", "list"]).stdout).unwrap();
-        list.as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_owned()).collect()
+        let envelope: serde_json::Value = serde_json::from_slice(&self.run(&["--json", "list"]).stdout).unwrap();
+        envelope["result"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_owned()).collect()
     }
 }
 
@@ -177,8 +177,9 @@ fn forced_plugins_cannot_be_removed_and_show_effective_shows_the_rules() {
     // A cascade that would take the forced plugin with it is refused too.
     refused(&machine.run(&["--yes", "remove", "--cascade", "acme.time-core"]), 1, &["acme.clock is in forced_plugins"]);
     assert_eq!(machine.installed(), ["acme.clock", "acme.time-core"]);
-    let json: serde_json::Value =
+    let envelope: serde_json::Value =
         serde_json::from_slice(&machine.run(&["--json", "policy", "--show-effective"]).stdout).unwrap();
+    let json = &envelope["result"];
     assert_eq!(json["admin_policy"]["rules"]["forced_plugins"], serde_json::json!(["acme.clock"]));
     assert_eq!(json["forced_installed"][0]["installed"], true);
 }

@@ -64,7 +64,8 @@ impl Offline {
     }
 
     fn installed(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.run(&["--json", "list"]).stdout).unwrap()
+        let envelope: serde_json::Value = serde_json::from_slice(&self.run(&["--json", "list"]).stdout).unwrap();
+        envelope["result"].clone()
     }
 }
 

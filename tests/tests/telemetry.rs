@@ -14,6 +14,7 @@ use common::{clock_site, host};
 use trellis_client::hooks::HostHooks;
 use trellis_client::store::{AlwaysAgree, NeverAgree, Session, Store, StoreOptions, install::parse_requirement};
 use trellis_client::telemetry::{JsonLinesSink, Telemetry, TelemetryEvent};
+use trellis_tests::fault_server::FaultServer;
 
 /// A host that keeps telemetry events in a local file.
 struct FileHost(JsonLinesSink);
@@ -108,14 +109,19 @@ fn with_telemetry_on_each_outcome_is_one_line_with_its_failure_class() {
 
 #[test]
 fn an_unreachable_registry_is_a_network_failure() {
+    // The registry is added while it answers, then its only server goes away: the
+    // trusted metadata is usable offline, but the index docs were never fetched.
     let site = clock_site();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let down = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
+    let server = FaultServer::start().unwrap();
+    for path in common::walk(site.site.path()) {
+        let relative = path.strip_prefix(site.site.path()).unwrap().to_string_lossy().replace('\\', "/");
+        server.put(&format!("/{relative}"), std::fs::read(&path).unwrap());
+    }
     let data = tempfile::tempdir().unwrap();
     let file = data.path().join("telemetry.jsonl");
     let host = FileHost(JsonLinesSink::new(&file));
-    let mut store = store(data.path(), &down, &site.root(), Telemetry::On);
+    let mut store = store(data.path(), &server.url(), &site.root(), Telemetry::On);
+    drop(server);
     let requirements = [parse_requirement("acme.clock").unwrap(), parse_requirement("acme.timer").unwrap()];
     store.install(&requirements, &Session::new(&host, &AlwaysAgree)).unwrap_err();
     assert_eq!(
