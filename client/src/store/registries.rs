@@ -117,38 +117,46 @@ impl Registries {
     /// registry `name`.
     pub(super) fn add_mirror(dir: &DataDir, name: &RegistryName, url: &str) -> Result<Self, StoreError> {
         let url = super::mirrors::user_mirror_url(url)?;
-        let mut config = Self::load(dir)?;
-        let registry = config
-            .registries
-            .iter_mut()
-            .find(|r| &r.name == name)
-            .ok_or_else(|| StoreError::UnknownRegistry { name: name.clone() })?;
-        if registry.url == url || registry.mirrors.contains(&url) {
-            return Err(StoreError::MirrorExists { registry: name.clone(), url });
-        }
-        registry.mirrors.push(url);
-        config.save(dir)?;
-        Ok(config)
+        Self::edit(dir, name, |registry| {
+            if registry.url == url || registry.mirrors.contains(&url) {
+                return Err(StoreError::MirrorExists { registry: name.clone(), url });
+            }
+            registry.mirrors.push(url);
+            Ok(())
+        })
     }
 
     /// Removes `url` from the user's mirrors of registry `name`.
     pub(super) fn remove_mirror(dir: &DataDir, name: &RegistryName, url: &str) -> Result<Self, StoreError> {
+        Self::edit(dir, name, |registry| {
+            let wanted = url.trim_end_matches('/');
+            let before = registry.mirrors.len();
+            registry.mirrors.retain(|m| m != wanted);
+            if registry.mirrors.len() == before {
+                return Err(StoreError::UnknownMirror {
+                    registry: name.clone(),
+                    url: url.to_owned(),
+                    user_mirrors: registry.mirrors.clone(),
+                });
+            }
+            Ok(())
+        })
+    }
+
+    /// Applies `change` to the configuration of registry `name` and saves the result;
+    /// nothing is saved when `change` fails.
+    fn edit(
+        dir: &DataDir,
+        name: &RegistryName,
+        change: impl FnOnce(&mut RegistryConfig) -> Result<(), StoreError>,
+    ) -> Result<Self, StoreError> {
         let mut config = Self::load(dir)?;
         let registry = config
             .registries
             .iter_mut()
             .find(|r| &r.name == name)
             .ok_or_else(|| StoreError::UnknownRegistry { name: name.clone() })?;
-        let wanted = url.trim_end_matches('/');
-        let before = registry.mirrors.len();
-        registry.mirrors.retain(|m| m != wanted);
-        if registry.mirrors.len() == before {
-            return Err(StoreError::UnknownMirror {
-                registry: name.clone(),
-                url: url.to_owned(),
-                user_mirrors: registry.mirrors.clone(),
-            });
-        }
+        change(registry)?;
         config.save(dir)?;
         Ok(config)
     }
