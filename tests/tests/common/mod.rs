@@ -245,30 +245,26 @@ pub fn files(dir: &Path) -> BTreeSet<String> {
 
 /// The `trellis` binary of this workspace, built on first use.
 pub fn trellis_bin() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "trellis-client", "--bin", "trellis"])
-        .current_dir(&root)
-        .status()
-        .unwrap();
-    assert!(status.success(), "building the trellis binary failed");
-    target.join("debug").join(format!("trellis{}", std::env::consts::EXE_SUFFIX))
+    workspace_bin("trellis-client", "trellis")
 }
 
 /// The `trellis-index` binary of this workspace, built on first use.
 pub fn trellis_index_bin() -> PathBuf {
+    workspace_bin("trellis-index", "trellis-index")
+}
+
+/// Binary `bin` of workspace package `package`, built (debug) on first use.
+fn workspace_bin(package: &str, bin: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "trellis-index", "--bin", "trellis-index"])
+        .args(["build", "--quiet", "-p", package, "--bin", bin])
         .current_dir(&root)
         .status()
         .unwrap();
-    assert!(status.success(), "building the trellis-index binary failed");
-    target.join("debug").join(format!("trellis-index{}", std::env::consts::EXE_SUFFIX))
+    assert!(status.success(), "building the {bin} binary failed");
+    target.join("debug").join(format!("{bin}{}", std::env::consts::EXE_SUFFIX))
 }
 
 /// `acme.clock` at `version` as the lifecycle suites publish it: it needs
