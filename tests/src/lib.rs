@@ -5,4 +5,5 @@ pub mod hostile;
 #[cfg(unix)]
 pub mod pty;
 pub mod registry;
+pub mod tools;
 pub mod trees;
