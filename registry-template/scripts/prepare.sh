@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # The build job (no secrets): decides what a push changed, lints the new releases and
-# packs the registry inputs the signing job builds from.
+# builds the site *without signing it* (`trellis-index build --unsigned`): blobs, index
+# docs, catalog documents and the unsigned payloads of every role that changes.
 #
-# Usage: scripts/prepare.sh OUT_DIR     writes OUT_DIR/inputs.tar
+# Usage: scripts/prepare.sh OUT_DIR     writes OUT_DIR/unsigned.tar and OUT_DIR/blobs.tar
+#
+# unsigned.tar: what the signing job checks and signs (metadata/ and every new target
+# but packages and deltas); blobs.tar: the new packages and deltas, which only the
+# publishing job receives (their hashes are in the index docs the signer checks). Both
+# are empty when nothing is to be published.
 #
 # Runs in the checkout of the pushed commit made by actions/checkout (depth 1, only the
 # triggering ref). Reads GITHUB_SHA, GITHUB_EVENT_NAME and GITHUB_EVENT_BEFORE (the
@@ -96,14 +102,58 @@ if [ -n "$changed" ]; then
     done <<<"$changed"
 fi
 
-rm -rf "$out/inputs"
-mkdir -p "$out/inputs/registry"
-git archive --format=tar "$sha" | tar -x -C "$out/inputs/registry"
-rm -rf "$out/inputs/registry/.github" "$out/inputs/registry/scripts" "$out/inputs/registry/plugins"
-printf '%s\n' "$scope" >"$out/inputs/scope"
-printf '%s\n' "$sha" >"$out/inputs/sha"
-tar -C "$out/inputs" -cf "$out/inputs.tar" registry scope sha
-rm -rf "$out/inputs"
-summary "### Build inputs"
+summary "### Build"
 summary "commit \`$sha\`, scope: $(printf '%s' "$scope" | tr '\n' ' ')${reason:+ ($reason)}"
-printf '%s\n' "$out/inputs.tar"
+rm -f "$out/unsigned.tar" "$out/blobs.tar"
+if [ "$scope" = none ]; then
+    note "nothing to publish for $sha"
+    summary "nothing to publish for \`$sha\`"
+    tar -cf "$out/unsigned.tar" -T /dev/null
+    tar -cf "$out/blobs.tar" -T /dev/null
+    exit 0
+fi
+only=()
+if [ "$scope" != full ]; then
+    while IFS= read -r id; do only+=(--only "$id"); done <<<"$scope"
+fi
+
+work=$(mktemp -d)
+cleanup() {
+    git worktree remove --force "$work/site" >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+# The registry at SHA, without anything a key could hide in: the build uses no key.
+mkdir "$work/registry"
+git archive --format=tar "$sha" | tar -x -C "$work/registry"
+rm -rf "$work/registry/keys" "$work/registry/.github" "$work/registry/scripts" "$work/registry/plugins"
+checkout_site "$work/site"
+mapfile -t now < <(now_args)
+status=0
+"$TRELLIS_INDEX" build "$work/registry" --out "$work/site" --unsigned "${only[@]}" "${now[@]}" >"$work/build.log" 2>&1 || status=$?
+cat "$work/build.log" >&2
+summary '```'
+summary "$(cat "$work/build.log")"
+summary '```'
+if [ "$status" -ne 0 ]; then
+    if grep -q "targets metadata must be re-signed" "$work/build.log"; then
+        die "the offline targets role must be re-signed: run scripts/publish-offline.sh on the machine holding the targets key (docs/KEY-CEREMONY.md, 'Calendar')"
+    fi
+    die "trellis-index build failed (exit $status); the published site is unchanged"
+fi
+# Every file the build added or changed, split by who needs it.
+git -C "$work/site" add -A
+git -C "$work/site" diff --cached --name-only --no-renames -z --diff-filter=AM >"$work/changed"
+: >"$work/unsigned.list"
+: >"$work/blobs.list"
+while IFS= read -r -d '' path; do
+    case $path in
+        targets/*.zip | targets/*.delta) printf '%s\n' "$path" >>"$work/blobs.list" ;;
+        metadata/* | targets/*) printf '%s\n' "$path" >>"$work/unsigned.list" ;;
+        *) die "the build wrote $path, outside metadata/ and targets/" ;;
+    esac
+done <"$work/changed"
+tar -C "$work/site" -cf "$out/unsigned.tar" --verbatim-files-from -T "$work/unsigned.list"
+tar -C "$work/site" -cf "$out/blobs.tar" --verbatim-files-from -T "$work/blobs.list"
+summary "prepared $(wc -l <"$work/unsigned.list") file(s) to sign and $(wc -l <"$work/blobs.list") blob(s)"
+printf '%s\n' "$out/unsigned.tar" "$out/blobs.tar"

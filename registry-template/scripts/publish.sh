@@ -1,76 +1,63 @@
 #!/usr/bin/env bash
-# The signing job: builds the site from the inputs the build job packed, signs it with
-# the online keys and pushes it to the site branch (GitHub Pages).
+# The publishing job (no signing key): puts the signed metadata and the prepared blobs
+# onto the published site, verifies the result as a client would and pushes it to the
+# site branch (GitHub Pages).
 #
-# Usage: scripts/publish.sh INPUTS_TAR
+# Usage: scripts/publish.sh SIGNED_TAR BLOBS_TAR
 #
-# Runs in a checkout that holds only scripts/ (the workflow's sparse checkout): the
-# registry comes from INPUTS_TAR (scripts/prepare.sh), the previous site from the site
-# branch (fetched here: actions/checkout fetches only the triggering ref). Keys come
-# from the environment (TRELLIS_SNAPSHOT_KEY, TRELLIS_TIMESTAMP_KEY, TRELLIS_BINS_KEY,
-# TRELLIS_PUBLISHERS_KEY, TRELLIS_SECURITY_KEY), are written into a private temporary
-# directory and deleted right after the build, whatever happens. The offline targets
-# key is never here: when targets must be re-signed the build says so and
-# scripts/publish-offline.sh does it on the operator's machine.
+# Runs in a checkout holding scripts/ and root/ (the trusted root the result is verified
+# against). SIGNED_TAR comes from scripts/sign.sh, BLOBS_TAR (packages and deltas only)
+# from scripts/prepare.sh; a blob the signed index docs do not list with that hash and
+# length makes `verify` fail, and nothing is pushed. The commit pushed names GITHUB_SHA
+# as its `Trellis-Source:` (the next build's scope starts there).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$here/lib.sh"
 
-inputs=${1:?usage: publish.sh INPUTS_TAR}
+signed=${1:?usage: publish.sh SIGNED_TAR BLOBS_TAR}
+blobs=${2:?usage: publish.sh SIGNED_TAR BLOBS_TAR}
+sha=${GITHUB_SHA:-$(git rev-parse HEAD)}
+is_sha "$sha" || die "GITHUB_SHA '$sha' is not a commit id"
+root=$(pwd)/root/1.root.json
+[ -f "$root" ] || die "no root/1.root.json in the checkout: the publish job checks out scripts/ and root/"
 work=$(mktemp -d)
 cleanup() {
-    rm -rf "$work/registry/keys"
     git worktree remove --force "$work/site" >/dev/null 2>&1 || true
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-mkdir "$work/in"
-tar -x -C "$work/in" -f "$inputs" registry scope sha
-mv "$work/in/registry" "$work/registry"
-sha=$(cat "$work/in/sha")
-is_sha "$sha" || die "inputs: '$sha' is not a commit id"
-only=()
-scope=$(cat "$work/in/scope")
-case $scope in
-    full) ;;
-    none)
-        note "nothing the site depends on changed in $sha"
-        summary "### Publish"
-        summary "nothing to publish for \`$sha\`"
-        exit 0
-        ;;
-    *)
-        while IFS= read -r id; do
-            [[ "$id" =~ ^[a-z0-9][a-z0-9-]*\.[a-z0-9][a-z0-9.-]*$ ]] || die "inputs: scope line '$id' is not a plugin id"
-            only+=(--only "$id")
-        done <<<"$scope"
-        ;;
-esac
-if [ -e "$work/registry/keys" ]; then
-    die "inputs: the registry carries a keys/ directory; refusing to sign with keys that came with the inputs"
+# Checks an archive: plain files under PREFIX (a regular expression) only.
+check_archive() {
+    local archive=$1 pattern=$2 line path
+    tar -tvf "$archive" >"$work/listing" || die "$archive is not a tar archive"
+    while IFS= read -r line; do
+        case $line in
+            -* | d*) ;;
+            *) die "$archive: '$line' is not a plain file or directory" ;;
+        esac
+    done <"$work/listing"
+    while IFS= read -r path; do
+        [[ "$path" =~ $pattern ]] || die "$archive: '$path' is not allowed there"
+    done < <(tar -tf "$archive")
+}
+check_archive "$signed" '^(\./)?((metadata|targets)(/[A-Za-z0-9][A-Za-z0-9._+-]*)*/?)?$'
+check_archive "$blobs" '^targets(/[A-Za-z0-9][A-Za-z0-9._+-]*)*(/|\.zip|\.delta)$|^targets/?$'
+if [ -z "$(tar -tf "$signed" | grep -v '/$' | grep -v '^\.$' || true)" ]; then
+    note "nothing to publish for $sha"
+    summary "### Publish"
+    summary "nothing to publish for \`$sha\`"
+    exit 0
 fi
 
 checkout_site "$work/site"
-write_online_keys "$work/registry" "${ONLINE_ROLES[@]}"
+tar -x -C "$work/site" --no-same-owner --no-same-permissions -f "$blobs"
+tar -x -C "$work/site" --no-same-owner --no-same-permissions -f "$signed"
 mapfile -t now < <(now_args)
-status=0
-"$TRELLIS_INDEX" build "$work/registry" --out "$work/site" "${only[@]}" "${now[@]}" >"$work/build.log" 2>&1 || status=$?
-rm -rf "$work/registry/keys"
-cat "$work/build.log" >&2
-summary "### Publish \`${sha:0:12}\`"
-summary '```'
-summary "$(cat "$work/build.log")"
-summary '```'
-if [ "$status" -ne 0 ]; then
-    if grep -q "targets metadata must be re-signed" "$work/build.log"; then
-        die "the offline targets role must be re-signed: run scripts/publish-offline.sh on the machine holding the targets key (docs/KEY-CEREMONY.md, 'Calendar')"
-    fi
-    die "trellis-index build failed (exit $status); the published site is unchanged"
-fi
-"$TRELLIS_INDEX" verify "$work/site" --root "$work/registry/root/1.root.json" "${now[@]}" >&2 ||
-    die "the built site does not verify; not published"
+"$TRELLIS_INDEX" verify "$work/site" --root "$root" "${now[@]}" >&2 ||
+    die "the signed site does not verify; not published"
 report_site_size "$work/site"
+summary "### Publish \`${sha:0:12}\`"
 publish_site "$work/site" "site: ${sha:0:12}" "$sha"
 summary "published to $SITE_BRANCH"
