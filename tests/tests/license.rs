@@ -181,8 +181,16 @@ fn a_license_minted_from_a_checkout_webhook_is_added_listed_and_expires() {
     let info = cli.ok(&["info", "acme.pro"]);
     assert!(info.contains("price: paid, 14-day trial"), "{info}");
     let installed = cli.ok(&["-y", "install", "acme.pro", "acme.free"]);
-    assert!(installed.contains("acme.pro: trial, 14 day(s) left"), "{installed}");
+    assert!(installed.contains("acme.pro: paid, 14-day trial; trial, 14 day(s) left"), "{installed}");
     assert!(!installed.contains("acme.free:"), "a free plugin has no license line: {installed}");
+    // The JSON envelope of install carries each plugin's license state and price.
+    let json = cli.ok(&["--json", "-y", "install", "acme.pro", "acme.free"]);
+    let envelope: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let licenses = &envelope["result"]["licenses"];
+    assert_eq!(licenses["acme.pro"]["license"]["state"], "trial", "{envelope}");
+    assert_eq!(licenses["acme.pro"]["license"]["days_left"], 14, "{envelope}");
+    assert_eq!(licenses["acme.pro"]["pricing"]["trial_days"], 14, "{envelope}");
+    assert_eq!(licenses["acme.free"]["license"]["state"], "free", "{envelope}");
 
     let token = vendor.token("acme.pro", &[]);
     let added = cli.ok(&["license", "add", &token]);

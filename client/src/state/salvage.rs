@@ -3,7 +3,7 @@
 //! Reads the file's top-level members one by one and keeps every member read before
 //! the damage (a file cut short by a full disk keeps what precedes the cut), then takes
 //! each setting it knows from them: the install id, vendor bindings, consents, pins,
-//! policies and the time of the last scheduled check. A map member is kept entry by
+//! policies, trials and the time of the last scheduled check. A map member is kept entry by
 //! entry, so one bad pin loses that pin, not all of them. Everything that could not be
 //! kept is listed by name. The installed set itself is not taken from the file: the
 //! plugins' `current` pointers on disk are the authority for it.
@@ -27,7 +27,7 @@ pub(super) struct Salvaged {
 }
 
 /// The settings a state file holds besides the installed set, as stored.
-const SETTINGS: [&str; 5] = ["vendors", "consents", "pins", "policies", "last_update_check"];
+const SETTINGS: [&str; 6] = ["vendors", "consents", "pins", "policies", "trials", "last_update_check"];
 
 impl Salvaged {
     /// Reads what it can of `bytes`.
@@ -68,6 +68,10 @@ impl Salvaged {
         }
         if let Some(value) = self.members.get("policies").cloned() {
             state.policies = self.policies(&value);
+        }
+        // Trials: a repair must not restart one (nor end one early).
+        if let Some(value) = self.members.get("trials").cloned() {
+            state.trials = self.map("trials", "trial of", &value);
         }
         if let Some(value) = self.members.get("last_update_check").cloned() {
             match serde_json::from_value(value) {
@@ -141,6 +145,7 @@ fn describe(name: &str) -> String {
         "pins" => "pins",
         "policies" => "update policies",
         "policy_overrides" => "per-plugin update policies",
+        "trials" => "trials",
         "last_update_check" => "the time of the last scheduled check",
         other => other,
     }
@@ -188,6 +193,30 @@ mod tests {
         assert_eq!(state.vendors.len(), 1);
         assert!(salvaged.lost.iter().any(|l| l.starts_with("update policies")), "{:?}", salvaged.lost);
         assert!(salvaged.lost.iter().any(|l| l.starts_with("consents")), "{:?}", salvaged.lost);
+    }
+
+    #[test]
+    fn keeps_trials_so_a_repair_never_restarts_one() {
+        let mut original = state();
+        let trial: super::super::file::Trial =
+            serde_json::from_value(serde_json::json!({"started": "2026-01-01T00:00:00Z", "days": 14})).unwrap();
+        original.trials.insert("acme.pro".parse().unwrap(), trial);
+        let mut bytes = serde_json::to_vec(&original).unwrap();
+        // Damage after the trials member: everything before it is kept.
+        bytes.truncate(bytes.len() - 1);
+        let mut salvaged = Salvaged::read(&bytes);
+        let mut repaired = state();
+        salvaged.apply(&mut repaired);
+        assert_eq!(repaired.trials.get(&"acme.pro".parse().unwrap()), Some(&trial));
+        assert!(salvaged.kept.iter().any(|k| k == "trials (1)"), "{:?}", salvaged.kept);
+
+        let text = r#"{"install_id": "ffeeddccbbaa99887766554433221100",
+            "trials": {"acme.pro": {"started": "2026-01-01T00:00:00Z", "days": 14}, "acme.bad": {"started": 3}}}"#;
+        let mut salvaged = Salvaged::read(text.as_bytes());
+        let mut repaired = state();
+        salvaged.apply(&mut repaired);
+        assert_eq!(repaired.trials.len(), 1);
+        assert!(salvaged.lost.iter().any(|l| l == "trial of `acme.bad`"), "{:?}", salvaged.lost);
     }
 
     #[test]

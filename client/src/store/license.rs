@@ -79,7 +79,9 @@ impl Store {
     }
 
     /// The pricing of `plugin`'s installed release, if installed.
-    fn pricing_of(&self, plugin: &PluginId) -> Option<Pricing> {
+    /// The price model and trial of the installed release of `plugin` (from its signed
+    /// `plugin.json`); `None` when it is not installed.
+    pub fn pricing_of(&self, plugin: &PluginId) -> Option<Pricing> {
         let installed = self.state().plugin(plugin)?;
         installed_pricing(&self.data_dir().release_dir(plugin, &installed.active.version))
     }

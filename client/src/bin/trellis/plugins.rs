@@ -141,7 +141,20 @@ pub(crate) fn install(ctx: &Context, args: InstallArgs) -> CliResult {
         Err(other) => return Err(other),
     };
     if ctx.out.json {
-        ctx.out.result(&report);
+        // The report, and each plugin's license state and price model (free ones too:
+        // a host reading the JSON needs no second command to gate features).
+        let mut result = serde_json::to_value(&report).map_err(|e| Failure::Failed(e.to_string()))?;
+        let mut licenses = serde_json::Map::new();
+        let ids = report.installed.iter().map(|(id, _)| id).chain(report.updated.iter().map(|(id, _, _)| id));
+        for id in ids.chain(report.unchanged.iter().map(|(id, _)| id)) {
+            let state = serde_json::to_value(store.license_state(id)?).map_err(|e| Failure::Failed(e.to_string()))?;
+            let pricing = store.pricing_of(id);
+            licenses.insert(id.to_string(), serde_json::json!({"license": state, "pricing": pricing}));
+        }
+        if let serde_json::Value::Object(members) = &mut result {
+            members.insert("licenses".into(), serde_json::Value::Object(licenses));
+        }
+        ctx.out.result(&result);
         return Ok(());
     }
     // What the prompt showed before asking is not printed again.
@@ -153,7 +166,10 @@ pub(crate) fn install(ctx: &Context, args: InstallArgs) -> CliResult {
         outln!("installed {id} {version}");
         match store.license_state(id)? {
             LicenseState::Free => {}
-            license => outln!("  {id}: {license}"),
+            license => {
+                let price = store.pricing_of(id).map(|p| format!("{}; ", describe_pricing(&p))).unwrap_or_default();
+                outln!("  {id}: {price}{license}");
+            }
         }
     }
     for (id, from, to) in &report.updated {
