@@ -16,6 +16,13 @@
 //! at launch and exit. The host's consent dialog ([`Dialog`]) shows the permissions
 //! before anything is downloaded or started, for an install and for an update that asks
 //! for more; this demo's user agrees. Every line names its plugin.
+//!
+//! Licensing: the store tells the host each paid plugin's license state through
+//! [`HostHooks::license`] (at install, update and when a token is added or removed); the
+//! host gates its premium feature ([`PREMIUM_FEATURE`]) on it, and `run` does not start
+//! a paid plugin whose trial ended or whose license expired (asking
+//! [`Store::license_state`], which works offline). `TRELLIS_HOST_NOW` (RFC 3339) judges
+//! licenses and trials at another time, for the tests.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
@@ -26,10 +33,20 @@ use std::sync::{Arc, Mutex};
 use trellis_client::consent::Disclosure;
 use trellis_client::events::{Event, Reporter};
 use trellis_client::hooks::{HookContext, HookError, HostHooks};
+use trellis_client::license::LicenseState;
 use trellis_client::resolve::HostApp;
 use trellis_client::store::{Consent, Session, Store, StoreOptions, install::parse_requirement};
 use trellis_schema::PluginId;
 use trellis_schema::plugin::{Platform, PluginMetadata};
+
+/// The feature this host unlocks only for licensed (or trial) paid plugins: the name a
+/// vendor lists in a token's `features` (a token without features unlocks them all).
+const PREMIUM_FEATURE: &str = "export";
+
+/// Whether the host's premium feature is open to a plugin in `state`, in words.
+fn gate(state: &LicenseState) -> &'static str {
+    if state.allows_feature(PREMIUM_FEATURE) { "unlocked" } else { "locked (buy a license: trellis license add)" }
+}
 
 /// Runs plugins as child processes.
 struct ProcessHooks {
@@ -125,6 +142,10 @@ impl HostHooks for ProcessHooks {
         println!("[host] removed {} from the plugin menu", ctx.plugin);
         Ok(())
     }
+
+    fn license(&self, ctx: HookContext<'_>, state: &LicenseState) {
+        println!("[host] {} license: {state}; feature \"{PREMIUM_FEATURE}\" {}", ctx.plugin, gate(state));
+    }
 }
 
 /// The host's consent dialog: shows what a release may do, before it is downloaded
@@ -198,7 +219,11 @@ fn run(args: &[String]) -> Result<(), String> {
     };
     let data_dir = PathBuf::from(data_dir);
     let host = HostApp { id: "trellis-demo-host".into(), api_version: semver::Version::new(1, 0, 0) };
-    let mut store = Store::open(&data_dir, StoreOptions::new(host)).map_err(|e| e.to_string())?;
+    let mut options = StoreOptions::new(host);
+    if let Ok(now) = std::env::var("TRELLIS_HOST_NOW") {
+        options.reference_time = Some(now.parse().map_err(|e| format!("TRELLIS_HOST_NOW: {e}"))?);
+    }
+    let mut store = Store::open(&data_dir, options).map_err(|e| e.to_string())?;
     let hooks = ProcessHooks::new(&data_dir);
     let session = Session::new(&hooks, &Dialog).with_reporter(Arc::new(Print::default()));
     store.finish_recovery(&session).map_err(|e| e.to_string())?;
@@ -260,7 +285,19 @@ fn run(args: &[String]) -> Result<(), String> {
             }
         }
         "run" => {
-            let installed = start_order(store.state());
+            let mut installed = start_order(store.state());
+            // A paid plugin whose trial ended (or license expired) is not started.
+            let mut refused = Vec::new();
+            for (plugin, _) in &installed {
+                let state = store.license_state(plugin).map_err(|e| e.to_string())?;
+                if !state.allows_use() {
+                    println!("[host] not starting {plugin}: {state}");
+                    refused.push(plugin.clone());
+                } else if state != LicenseState::Free {
+                    println!("[host] {plugin}: {state}; feature \"{PREMIUM_FEATURE}\" {}", gate(&state));
+                }
+            }
+            installed.retain(|(plugin, _)| !refused.contains(plugin));
             for (plugin, version) in &installed {
                 let path = store.data_dir().release_dir(plugin, version);
                 hooks.start(HookContext { plugin, version, path: &path }).map_err(|e| e.to_string())?;

@@ -962,3 +962,38 @@ fn forge_release(prepared: &Path, id: &str, keys: &[&trellis_schema::SigningKey]
     entry["hashes"]["sha256"] = serde_json::json!(sha.to_hex());
     std::fs::write(&payload_path, canonical::to_vec_of(&payload).unwrap()).unwrap();
 }
+
+#[test]
+fn the_push_refuses_a_site_file_over_githubs_100_mib_limit() {
+    // publish_site (lib.sh) is the last step before `git push`: a file GitHub would
+    // reject must stop it with the hosting hint, before anything is committed.
+    let tmp = tempfile::tempdir().unwrap();
+    let site = tmp.path().join("site");
+    std::fs::create_dir_all(site.join("targets/plugins/acme/acme.big")).unwrap();
+    git(&site, &["init", "--quiet"]);
+    let big = site.join("targets/plugins/acme/acme.big/x.acme.big-1.0.0.zip");
+    let file = std::fs::File::create(&big).unwrap();
+    file.set_len(100 * 1024 * 1024 + 1).unwrap(); // sparse: no 100 MiB written
+    let publish = |dir: &Path| {
+        let lib = template().join("scripts/lib.sh");
+        let mut cmd = command("bash", tmp.path());
+        cmd.arg("-c")
+            .arg(format!(". '{}'; publish_site \"$1\" message {}", lib.display(), "a".repeat(40)))
+            .arg("bash")
+            .arg(dir);
+        cmd.output().unwrap()
+    };
+    let out = publish(&site);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("x.acme.big-1.0.0.zip is over GitHub's 100 MiB file limit")
+            && text(&out).contains("HOSTING.md"),
+        "{}",
+        text(&out)
+    );
+    assert!(git(&site, &["status", "--porcelain"]).contains("??"), "nothing was added or committed");
+    // Exactly 100 MiB passes the guard (the push itself then fails here: no origin).
+    std::fs::File::options().write(true).open(&big).unwrap().set_len(100 * 1024 * 1024).unwrap();
+    let out = publish(&site);
+    assert!(!text(&out).contains("100 MiB file limit"), "{}", text(&out));
+}

@@ -87,3 +87,33 @@ fn host_hooks_run_plugin_entry_points_and_a_plugin_that_fails_to_start_is_rolled
         serde_json::from_slice(&std::fs::read(data.path().join("host-menu.json")).unwrap()).unwrap();
     assert_eq!(menu, serde_json::json!({}));
 }
+
+#[test]
+fn the_host_gates_its_premium_feature_on_the_license_state_and_does_not_start_an_ended_trial() {
+    let site = Site::new();
+    site.publish(&[Plugin::new("acme.pro", "1.0.0").priced("paid", 14), Plugin::new("acme.free", "1.0.0")]);
+    let root = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(root.path(), site.root()).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let bin = host_bin();
+    host(&bin, data.path(), &["registry", "main", &site.url(), root.path().to_str().unwrap()]);
+    let out = host(&bin, data.path(), &["install", "acme.pro"]);
+    assert!(
+        out.contains("[host] acme.pro license: trial, 14 day(s) left (ends ")
+            && out.contains("; feature \"export\" unlocked"),
+        "told through HostHooks::license at install: {out}"
+    );
+    host(&bin, data.path(), &["install", "acme.free"]);
+    let out = host(&bin, data.path(), &["run"]);
+    assert!(out.contains("[host] started acme.pro 1.0.0"), "{out}");
+
+    // Fifteen days on, the trial is over: the host does not start the paid plugin, and
+    // the free one still runs.
+    let later = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_hours(15 * 24)).unwrap().to_string();
+    let out = Command::new(&bin).arg(data.path()).arg("run").env("TRELLIS_HOST_NOW", &later).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("[host] not starting acme.pro: trial ended"), "{text}");
+    assert!(!text.contains("[host] started acme.pro"), "{text}");
+    assert!(text.contains("[host] started acme.free 1.0.0"), "{text}");
+}
