@@ -49,14 +49,33 @@ use crate::policy::UpdateWindow;
 pub const POLICY_PATH_ENV: &str = "TRELLIS_ADMIN_POLICY";
 
 /// The platform location of the policy file: `%ProgramData%\Trellis\policy.json` on
-/// Windows (`C:\ProgramData` when the variable is unset), `/etc/trellis/policy.json`
-/// elsewhere.
+/// Windows (`C:\ProgramData` when the variable is unset, empty or not an absolute
+/// path), `/etc/trellis/policy.json` elsewhere.
 pub fn system_path() -> PathBuf {
-    if cfg!(windows) {
-        let base = std::env::var_os("ProgramData").map_or_else(|| PathBuf::from(r"C:\ProgramData"), PathBuf::from);
-        base.join("Trellis").join("policy.json")
-    } else {
-        PathBuf::from("/etc/trellis/policy.json")
+    system_path_for(cfg!(windows), std::env::var_os("ProgramData").as_deref())
+}
+
+/// [`system_path`] for a platform and a `%ProgramData%` value, without reading either.
+/// A relative or empty value is ignored: it would make the machine-wide policy a file
+/// of whatever directory a user starts the program in.
+fn system_path_for(windows: bool, program_data: Option<&std::ffi::OsStr>) -> PathBuf {
+    if !windows {
+        return PathBuf::from("/etc/trellis/policy.json");
+    }
+    let base = match program_data.and_then(std::ffi::OsStr::to_str) {
+        Some(value) if windows_absolute(value) => value.trim_end_matches(['\\', '/']).to_owned(),
+        _ => r"C:\ProgramData".to_owned(),
+    };
+    PathBuf::from(format!(r"{base}\Trellis\policy.json"))
+}
+
+/// `X:\...`, `X:/...` or a UNC path `\\server\share\...`, whatever the running platform.
+fn windows_absolute(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    match bytes {
+        [drive, b':', b'\\' | b'/', ..] => drive.is_ascii_alphabetic(),
+        [b'\\', b'\\', rest @ ..] => !rest.is_empty(),
+        _ => false,
     }
 }
 
@@ -264,6 +283,24 @@ impl fmt::Display for PolicyDocument {
             "staged rollouts: {}",
             if self.staged_rollouts == Some(false) { "opted out (wait for full rollout)" } else { "followed" }
         )
+    }
+}
+
+#[cfg(test)]
+mod system_path_tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn windows_policy_lives_under_program_data_and_ignores_a_relative_value() {
+        let path = |value: Option<&str>| system_path_for(true, value.map(OsStr::new)).to_string_lossy().into_owned();
+        assert_eq!(path(Some(r"D:\ProgramData")), r"D:\ProgramData\Trellis\policy.json");
+        assert_eq!(path(Some(r"D:\ProgramData\")), r"D:\ProgramData\Trellis\policy.json");
+        assert_eq!(path(Some(r"\\corp\share")), r"\\corp\share\Trellis\policy.json");
+        for fallback in [None, Some(""), Some("ProgramData"), Some(r"..\x"), Some(r"\x"), Some("C:relative")] {
+            assert_eq!(path(fallback), r"C:\ProgramData\Trellis\policy.json", "{fallback:?}");
+        }
+        assert_eq!(system_path_for(false, Some(OsStr::new(r"D:\x"))), PathBuf::from("/etc/trellis/policy.json"));
     }
 }
 

@@ -572,3 +572,36 @@ fn read_only_commands_work_on_a_data_dir_this_user_cannot_write() {
     }
     assert!(cli.state()["pins"].as_object().is_none_or(serde_json::Map::is_empty), "nothing was written");
 }
+
+#[test]
+fn no_home_and_no_data_dir_is_a_clear_error_never_a_dot_trellis_in_the_current_directory() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    // Without HOME, `dirs` asks the password database; a user it does not know has no
+    // home at all. Only root can become such a user here (setpriv).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    if std::fs::metadata(dir.path()).unwrap().uid() != 0 {
+        eprintln!("not root: cannot run as a user without a passwd entry; skipped");
+        return;
+    }
+    trellis_tests::tools::require("setpriv");
+    let bin = dir.path().join("trellis");
+    std::fs::copy(trellis_bin(), &bin).unwrap();
+    let cwd = dir.path().join("cwd");
+    std::fs::create_dir(&cwd).unwrap();
+    std::fs::set_permissions(&cwd, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=54321", "--regid=54321", "--clear-groups"])
+        .arg(&bin)
+        .args(["--json", "list"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .current_dir(&cwd)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}{}", stdout(&out), stderr(&out));
+    let envelope: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let error = envelope["error"].to_string();
+    assert!(error.contains("no home or local data directory") && error.contains("TRELLIS_DATA_DIR"), "{envelope}");
+    assert!(!cwd.join(".trellis").exists() && std::fs::read_dir(&cwd).unwrap().next().is_none(), "nothing written");
+}
