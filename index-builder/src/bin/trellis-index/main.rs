@@ -45,6 +45,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Developer(command) => developer::run(command),
@@ -61,4 +62,25 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `trellis-index status SITE | head -1`: when the reader of stdout goes away, end
+/// quietly with exit 0, as `cat` or ripgrep do, instead of a panic message and exit 101.
+/// Rust ignores SIGPIPE, so a write to a closed pipe fails with `BrokenPipe` and
+/// `println!` panics with "failed printing to stdout"; this hook turns exactly that
+/// panic into a quiet exit and leaves every other panic to the default hook.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
