@@ -31,6 +31,8 @@ use trellis_schema::publisher::{ChainLimits, PublisherChain, RecoverySigners};
 use trellis_schema::tuf::{Delegations, Root, Snapshot, TargetFile, Targets, Timestamp, TopRole};
 use trellis_schema::{KeyId, PluginId, PublicKey, Sha256, VendorId, canonical};
 
+use trellis_client::transport::{Fetched, HttpOptions, HttpTransport, Request, Transport as _, TransportError};
+
 use crate::mirror::PartialMarker;
 use crate::site;
 
@@ -39,15 +41,43 @@ use crate::site;
 pub enum Source {
     /// A directory.
     Dir(PathBuf),
-    /// A base URL (`http://…/`).
-    Url(String),
+    /// A base URL (`http://…/`), fetched with timeouts and a minimum rate.
+    Url(UrlSite),
 }
+
+/// A site served over HTTP(S): its base URL and the client's HTTP transport (connect
+/// and read timeouts, a minimum transfer rate, retries of transient failures; see
+/// [`HttpOptions`]), so a stalled or drip-feeding server fails the command within a
+/// bounded time, naming the URL, instead of hanging it.
+#[derive(Clone, Debug)]
+pub struct UrlSite {
+    /// The base URL, ending in `/`.
+    pub base: String,
+    http: Arc<HttpTransport>,
+}
+
+impl PartialEq for UrlSite {
+    fn eq(&self, other: &Self) -> bool {
+        self.base == other.base
+    }
+}
+
+impl Eq for UrlSite {}
+
+/// The largest file a site source reads (a package is at most the client's limit).
+const MAX_SITE_FILE: u64 = 1 << 30;
 
 impl Source {
     /// A URL when `text` starts with `http://` or `https://`, else a directory.
     pub fn parse(text: &str) -> Self {
+        Self::parse_with(text, HttpOptions::default())
+    }
+
+    /// [`Source::parse`], fetching URLs with `options` (timeouts, minimum rate).
+    pub fn parse_with(text: &str, options: HttpOptions) -> Self {
         if text.starts_with("http://") || text.starts_with("https://") {
-            Self::Url(if text.ends_with('/') { text.to_owned() } else { format!("{text}/") })
+            let base = if text.ends_with('/') { text.to_owned() } else { format!("{text}/") };
+            Self::Url(UrlSite { base, http: Arc::new(HttpTransport::new(options)) })
         } else {
             Self::Dir(PathBuf::from(text))
         }
@@ -61,21 +91,13 @@ impl Source {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(format!("{}: {e}", dir.join(path).display())),
             },
-            Self::Url(base) => {
-                let url = format!("{base}{path}");
-                let agent =
-                    ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build());
-                let mut response = agent.get(&url).call().map_err(|e| format!("{url}: {e}"))?;
-                match response.status().as_u16() {
-                    200 => response
-                        .body_mut()
-                        .with_config()
-                        .limit(1 << 30)
-                        .read_to_vec()
-                        .map(Some)
-                        .map_err(|e| format!("{url}: {e}")),
-                    404 => Ok(None),
-                    status => Err(format!("{url}: HTTP {status}")),
+            Self::Url(site) => {
+                let url = format!("{}{path}", site.base);
+                match site.http.fetch(&Request::new(&url, MAX_SITE_FILE)) {
+                    Ok(Fetched::Body { bytes, .. }) => Ok(Some(bytes)),
+                    Ok(Fetched::NotModified) => Err(format!("{url}: unexpected 304 Not Modified")),
+                    Err(TransportError::NotFound { status: 404, .. }) => Ok(None),
+                    Err(e) => Err(e.to_string()),
                 }
             }
         }

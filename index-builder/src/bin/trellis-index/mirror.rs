@@ -23,10 +23,23 @@ pub(crate) struct MirrorArgs {
     /// With --only: also the plugins their releases depend on, transitively.
     #[arg(long, requires = "only")]
     with_dependencies: bool,
+    /// For a URL source: the longest wait to connect or for the next bytes, in seconds;
+    /// a transfer slower than 1 KiB per this many seconds (after as long a start) fails
+    /// too, naming the URL. Transient failures are retried twice.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    timeout: u64,
 }
 
 pub(crate) fn run(args: MirrorArgs) -> anyhow::Result<ExitCode> {
-    let source = verify::Source::parse(&args.source);
+    let wait = std::time::Duration::from_secs(args.timeout);
+    let http = trellis_client::transport::HttpOptions {
+        connect_timeout: wait,
+        read_timeout: wait,
+        metadata_deadline: None,
+        min_rate: Some(trellis_client::transport::MinRate { bytes: 1024, window: wait, grace: wait }),
+        ..trellis_client::transport::HttpOptions::default()
+    };
+    let source = verify::Source::parse_with(&args.source, http);
     let only: Option<BTreeSet<PluginId>> = (!args.only.is_empty()).then(|| args.only.into_iter().collect());
     let options = MirrorOptions { only, with_dependencies: args.with_dependencies };
     let report = match mirror::mirror(&source, &args.dest, &options) {
