@@ -165,7 +165,19 @@ fn forced_plugins_cannot_be_removed_and_show_effective_shows_the_rules() {
     ] {
         assert!(shown.contains(&expected), "missing {expected:?}: {shown}");
     }
-    assert!(machine.run(&["--yes", "install", "acme.clock"]).status.success());
+    // `policy --apply` installs what the policy forces (with its dependency), once.
+    let applied = machine.run(&["--yes", "policy", "--apply"]);
+    assert!(applied.status.success(), "{}", text(&applied));
+    assert!(
+        text(&applied).contains("installed acme.clock 1.0.0 (forced by the administrator policy)"),
+        "{}",
+        text(&applied)
+    );
+    assert_eq!(machine.installed(), ["acme.clock", "acme.time-core"]);
+    let again: serde_json::Value =
+        serde_json::from_slice(&machine.run(&["--json", "--yes", "policy", "--apply"]).stdout).unwrap();
+    assert_eq!(again["ok"], true, "{again}");
+    assert_eq!(again["result"]["installed"], serde_json::json!([]), "{again}");
     refused(
         &machine.run(&["--yes", "remove", "acme.clock"]),
         1,

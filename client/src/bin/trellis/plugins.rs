@@ -19,7 +19,10 @@ fn plugin_id(text: &str) -> Result<PluginId, Failure> {
     text.parse().map_err(|e| Failure::Usage(format!("`{text}` is not a plugin id: {e}")))
 }
 
-fn with_session<T>(ctx: &Context, run: impl FnOnce(&Session<'_>) -> Result<T, Failure>) -> Result<T, Failure> {
+pub(crate) fn with_session<T>(
+    ctx: &Context,
+    run: impl FnOnce(&Session<'_>) -> Result<T, Failure>,
+) -> Result<T, Failure> {
     let hooks = NoHooks;
     // With --json nothing but JSON lines may reach stderr, so there is no prompt: the
     // refusal (naming the permissions and --yes) is the error of the JSON document.

@@ -109,11 +109,38 @@ pub(crate) struct PolicyArgs {
     /// Show the administrator policy and your policies as they apply together.
     #[arg(long, conflicts_with_all = ["plugin", "mode", "channel"])]
     show_effective: bool,
+    /// Install the plugins the administrator policy forces that are not installed yet
+    /// (for a deployment script or a login task), asking consent as any install does
+    /// (`--yes` to agree); does nothing when they all are.
+    #[arg(long, conflicts_with_all = ["plugin", "mode", "channel", "reset", "show_effective"])]
+    apply: bool,
 }
 
 pub(crate) fn policy(ctx: &Context, args: PolicyArgs) -> CliResult {
     if args.show_effective {
         crate::admin::show_effective(ctx, &ctx.open()?);
+        return Ok(());
+    }
+    if args.apply {
+        let mut store = ctx.open()?;
+        if store.options().admin_policy.is_none() {
+            return Err(Failure::Failed(format!(
+                "there is no administrator policy ({} does not exist): nothing is forced",
+                crate::admin::policy_path().display()
+            )));
+        }
+        let report = crate::plugins::with_session(ctx, |session| Ok(store.install_forced(session)?));
+        ctx.offline_notes(&store);
+        let report = report?;
+        ctx.out.result(&report);
+        if !ctx.out.json {
+            if report.installed.is_empty() {
+                outln!("every plugin the administrator policy forces is installed");
+            }
+            for (id, version) in &report.installed {
+                outln!("installed {id} {version} (forced by the administrator policy)");
+            }
+        }
         return Ok(());
     }
     let mode: Option<UpdateMode> =
