@@ -267,3 +267,39 @@ fn forced_plugins_are_installed_by_install_forced_and_only_once() {
             .to_string();
     assert!(error.contains("p.json is invalid: acme.a is both forced and denied"), "{error}");
 }
+
+#[test]
+fn a_plugin_the_policy_denies_after_it_was_installed_is_disabled_at_the_next_refresh_and_enabled_when_allowed() {
+    let site = clock_site();
+    let machine = Machine::new(&site, "{}");
+    assert!(machine.add_registry(&site).status.success());
+    assert!(machine.run(&["--yes", "install", "acme.clock"]).status.success());
+    // The administrator denies it afterwards: the next refresh stops and disables it,
+    // naming the file and the rule, like a blocked plugin.
+    std::fs::write(&machine.policy, r#"{"denied_plugins": ["acme.clock"]}"#).unwrap();
+    let out = machine.run(&["--yes", "update"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let expected =
+        format!("acme.clock 1.0.0 is denied: refused by the administrator policy {}", machine.policy.display());
+    assert!(text(&out).contains(&expected) && text(&out).contains("acme.clock is in denied_plugins"), "{}", text(&out));
+    assert!(text(&out).contains("it was stopped and disabled"), "{}", text(&out));
+    let list: serde_json::Value = serde_json::from_slice(&machine.run(&["--json", "list"]).stdout).unwrap();
+    let clock = list["result"].as_array().unwrap().iter().find(|p| p["id"] == "acme.clock").unwrap().clone();
+    assert_eq!(clock["record"]["disabled"]["cause"]["kind"], "admin_policy", "{clock}");
+    let core = list["result"].as_array().unwrap().iter().find(|p| p["id"] == "acme.time-core").unwrap().clone();
+    assert!(core["record"]["disabled"].is_null(), "only the denied plugin: {core}");
+    // A second refresh does not disable (or warn) again.
+    let out = machine.run(&["--yes", "update"]);
+    assert!(!text(&out).contains("is denied"), "{}", text(&out));
+    // Allowed again: enabled at the next refresh.
+    std::fs::write(&machine.policy, "{}").unwrap();
+    let out = machine.run(&["--yes", "update"]);
+    assert!(
+        text(&out).contains("acme.clock 1.0.0 is allowed by the administrator policy again: enabled"),
+        "{}",
+        text(&out)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&machine.run(&["--json", "list"]).stdout).unwrap();
+    let clock = list["result"].as_array().unwrap().iter().find(|p| p["id"] == "acme.clock").unwrap().clone();
+    assert!(clock["record"]["disabled"].is_null(), "{clock}");
+}

@@ -2,8 +2,9 @@
 //! listing (`list`, `info`, `verify`, their `--json`) shows.
 //!
 //! A plugin is disabled, not removed, when the registry's blocklist names its installed
-//! release ([`DisabledCause::Blocked`]) or when every signature on it is by a developer
-//! key its publisher has revoked ([`DisabledCause::Revoked`]). The host must not start a
+//! release ([`DisabledCause::Blocked`]), when every signature on it is by a developer
+//! key its publisher has revoked ([`DisabledCause::Revoked`]), or when the administrator
+//! policy no longer allows it ([`DisabledCause::AdminPolicy`], until it does again). The host must not start a
 //! disabled plugin; an update or rollback to another release clears the mark.
 //!
 //! State files written before this record existed kept only a sentence
@@ -35,6 +36,10 @@ pub enum DisabledCause {
         /// The revoked keys that signed it.
         keys: Vec<KeyId>,
     },
+    /// The administrator policy ([`crate::admin`]) no longer allows the installed plugin
+    /// (denied, or its vendor or registry not allowed): cleared again when the policy
+    /// allows it.
+    AdminPolicy,
     /// Recorded by an older client, which kept only the reason.
     Unrecorded,
 }
@@ -66,6 +71,12 @@ impl Disabled {
         Self { cause: DisabledCause::Revoked { keys }, reason, since: Some(now) }
     }
 
+    /// The mark for an installed plugin the administrator policy refuses, with the
+    /// refusal (naming the file and the rule) as the reason, set at `now`.
+    pub fn denied(reason: String, now: Timestamp) -> Self {
+        Self { cause: DisabledCause::AdminPolicy, reason, since: Some(now) }
+    }
+
     /// The blocklist severity, for a blocked plugin.
     pub fn severity(&self) -> Option<Severity> {
         match &self.cause {
@@ -74,11 +85,12 @@ impl Disabled {
         }
     }
 
-    /// `blocked`, `revoked` or `disabled`: the one word listings show.
+    /// `blocked`, `revoked`, `denied` or `disabled`: the one word listings show.
     pub fn label(&self) -> &'static str {
         match self.cause {
             DisabledCause::Blocked { .. } => "blocked",
             DisabledCause::Revoked { .. } => "revoked",
+            DisabledCause::AdminPolicy => "denied",
             DisabledCause::Unrecorded => "disabled",
         }
     }
@@ -100,6 +112,7 @@ impl fmt::Display for Disabled {
                 let keys: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
                 write!(f, "revoked: {} (signed only by revoked key(s) {})", self.reason, keys.join(", "))
             }
+            DisabledCause::AdminPolicy => write!(f, "denied: {}", self.reason),
             DisabledCause::Unrecorded => write!(f, "disabled: {}", self.reason),
         }
     }
@@ -173,6 +186,19 @@ mod tests {
         assert_eq!(serde_json::from_value::<Disabled>(json).unwrap(), mark);
         assert_eq!(mark.severity(), Some(Severity::Critical));
         assert_eq!(mark.to_string(), "blocked (critical severity): steals data; advisory https://example.org/adv/1");
+    }
+
+    #[test]
+    fn an_administrator_denial_round_trips_with_its_rule() {
+        let mark = Disabled::denied(
+            "refused by the administrator policy /etc/trellis/policy.json: acme.clock is in denied_plugins".into(),
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(mark.label(), "denied");
+        assert!(mark.to_string().starts_with("denied: refused by the administrator policy"), "{mark}");
+        let json = serde_json::to_value(&mark).unwrap();
+        assert_eq!(json["cause"]["kind"], "admin_policy");
+        assert_eq!(serde_json::from_value::<Disabled>(json).unwrap(), mark);
     }
 
     #[test]

@@ -6,12 +6,16 @@
 //! plugins is in [`super::remove`], registries in [`super::Store::add_registry`].
 
 use semver::VersionReq;
+use trellis_schema::PluginId;
 
 use super::fetch::SignedRelease;
 use super::install::InstallReport;
 use super::{Session, Store, StoreError};
+use crate::events::Event;
+use crate::hooks::{Hook, HookContext};
 use crate::policy::{Action, AvailableUpdate, Decision, Reason, Trigger};
 use crate::resolve::{Requirement, ResolvedPlugin};
+use crate::state::{Disabled, DisabledCause};
 
 impl Store {
     /// Refuses the first of `changes` the policy does not allow (its registry, vendor,
@@ -84,6 +88,66 @@ impl Store {
             ));
         }
         decision
+    }
+
+    /// Stops and disables the installed plugins the administrator policy no longer
+    /// allows (denied, or their vendor or registry not allowed: a policy changed after
+    /// they were installed), as blocked ones are, and enables again those it allows
+    /// once more. Run at every refresh; warns about each change.
+    pub(crate) fn disable_denied(&mut self, session: &Session<'_>) -> Result<(), StoreError> {
+        let admin = self.options().admin_policy.clone();
+        let now = jiff::Timestamp::now();
+        let mut changes: Vec<(PluginId, Option<Disabled>)> = Vec::new();
+        for (id, record) in self.state().plugins() {
+            let refusal = admin.as_ref().and_then(|admin| {
+                let registry = self.registries().get(&record.registry).map(|r| r.url.clone());
+                registry
+                    .map_or(Ok(()), |url| admin.check_registry(&url))
+                    .and_then(|()| admin.check_plugin(id))
+                    .err()
+                    .map(|e| e.to_string())
+            });
+            let denied = record.disabled.as_ref().is_some_and(|d| d.cause == DisabledCause::AdminPolicy);
+            let version = &record.active.version;
+            match (refusal, denied) {
+                (Some(reason), false) if record.disabled.is_none() => {
+                    let path = self.data_dir().release_dir(id, version);
+                    let stopped = session.hook(Hook::Stop, HookContext { plugin: id, version, path: &path }, None);
+                    let mark = Disabled::denied(reason, now);
+                    let message = format!(
+                        "{id} {version} is {mark}; it was {}",
+                        if stopped.is_ok() {
+                            "stopped and disabled"
+                        } else {
+                            "disabled, but the host refused to stop it"
+                        }
+                    );
+                    session.reporter.report(Event::Disabled {
+                        plugin: id.clone(),
+                        version: version.clone(),
+                        mark: mark.clone(),
+                        message,
+                    });
+                    changes.push((id.clone(), Some(mark)));
+                }
+                (None, true) => {
+                    session.reporter.report(Event::Warning {
+                        plugin: Some(id.clone()),
+                        message: format!("{id} {version} is allowed by the administrator policy again: enabled"),
+                    });
+                    changes.push((id.clone(), None));
+                }
+                _ => {}
+            }
+        }
+        if !changes.is_empty() {
+            self.update_state(|state| {
+                for (id, mark) in changes {
+                    state.set_disabled(&id, mark);
+                }
+            })?;
+        }
+        Ok(())
     }
 
     /// Installs the plugins the administrator policy forces that are not installed

@@ -160,6 +160,7 @@ impl Store {
         remotes.prefetch_for(&ids);
         let blocklist = remotes.blocklist()?;
         let blocked = self.disable_blocked(remotes, &blocklist, session)?;
+        self.disable_denied(session)?;
         let blocked_ids: BTreeSet<PluginId> = blocked.iter().map(|b| b.plugin.clone()).collect();
         let installed = self.state().installed_versions();
         let added_for_installed = |r: &Requirement| r.version == VersionReq::STAR && installed.contains_key(&r.id);
