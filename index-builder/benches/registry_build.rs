@@ -7,6 +7,12 @@
 //! (defaults: 100000 10 12). `scripts/bench-registry` runs it under `/usr/bin/time -v`
 //! for the peak RSS. Blobs are content addresses only (see `trellis_index::synth`):
 //! metadata is what is measured.
+//!
+//! Then +1 release **in a fresh process** (as CI runs `trellis-index build`: a new
+//! heap, nothing of the full build in memory), side by side under each allocator
+//! found: glibc's, and jemalloc and mimalloc through `LD_PRELOAD` (Debian's
+//! `libjemalloc2`, `libmimalloc2.0`; `TRELLIS_BENCH_RUNS` runs each, default 3). The
+//! child re-runs this binary with `TRELLIS_BENCH_CHILD` set and times only the build.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -33,7 +39,88 @@ fn median(mut values: Vec<u64>) -> u64 {
     values.get(values.len() / 2).copied().unwrap_or(0)
 }
 
+/// The shared libraries of the allocators compared for the fresh-process build.
+const ALLOCATORS: [(&str, &str); 2] = [
+    ("jemalloc", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"),
+    ("mimalloc", "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2"),
+];
+
+/// `plan[len / 2]` with the releases the +1 builds add: 99.0.0 by the in-process one,
+/// 100.0.0, 101.0.0, … by the fresh-process ones (each keeps those before it, as the
+/// registry's source tree would).
+fn grown(target: &synth::SynthPlugin, n: u64) -> trellis_index::release::PluginInput {
+    let mut grown = target.clone();
+    let last = grown.releases.last().unwrap().clone();
+    for k in 0..=n {
+        let mut release = last.clone();
+        release.version = semver::Version::new(99 + k, 0, 0);
+        release.yanked = false;
+        grown.releases.push(release);
+    }
+    synth::plugin_input(grown)
+}
+
+/// The child: one +1 release build over the site in `work`, timed alone.
+fn child(work: &Path, spec: SynthSpec, n: u64) {
+    let now: jiff::Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
+    let plan = synth::plan(spec);
+    let target = plan[plan.len() / 2].clone();
+    let synth_site = SynthSite {
+        registry: trellis_index::registry::Registry::open(&work.join("registry")).unwrap(),
+        site_dir: work.join("site"),
+        known: plan.iter().map(|p| p.id.clone()).collect(),
+        now,
+        durability: Durability::OsBuffered,
+    };
+    drop(plan);
+    let changed = grown(&target, n);
+    let scope = Scope::Plugins(BTreeSet::from([changed.id.clone()]));
+    let started = Instant::now();
+    let report = synth_site.build(vec![changed], scope).unwrap();
+    let elapsed = started.elapsed();
+    let rss = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l[6..].trim().to_owned()))
+        .unwrap_or_default();
+    println!("{} {} {rss}", elapsed.as_secs_f64() * 1000.0, report.written.len());
+}
+
+/// Runs the +1 release build in fresh processes, `runs` times per allocator.
+fn fresh_process_builds(work: &Path, plugins: usize, versions: usize) {
+    let runs = std::env::var("TRELLIS_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3u64);
+    let mut allocators = vec![("glibc", None)];
+    allocators.extend(ALLOCATORS.iter().filter(|(_, lib)| Path::new(lib).exists()).map(|(n, l)| (*n, Some(*l))));
+    let mut n = 1;
+    for round in 0..runs {
+        for (name, preload) in &allocators {
+            let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+            command.env("TRELLIS_BENCH_CHILD", format!("{} {plugins} {versions} {n}", work.display()));
+            if let Some(lib) = preload {
+                command.env("LD_PRELOAD", lib);
+            }
+            let output = command.output().unwrap();
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            let line = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+            let mut fields = line.split_whitespace();
+            let ms: f64 = fields.next().unwrap().parse().unwrap();
+            let written = fields.next().unwrap();
+            let rss = fields.collect::<Vec<_>>().join(" ");
+            println!(
+                "+1 release in a fresh process, {name:>8} (run {}): {ms:.1} ms, {written} files written, peak RSS {rss}",
+                round + 1
+            );
+            n += 1;
+        }
+    }
+}
+
 fn main() {
+    if let Ok(child_args) = std::env::var("TRELLIS_BENCH_CHILD") {
+        let fields: Vec<&str> = child_args.split(' ').collect();
+        let spec = SynthSpec { plugins: fields[1].parse().unwrap(), versions: fields[2].parse().unwrap(), seed: 42 };
+        child(Path::new(fields[0]), spec, fields[3].parse().unwrap());
+        return;
+    }
     let plugins = arg(1, 100_000) as usize;
     let versions = arg(2, 10) as usize;
     let bin_bits = arg(3, 12) as u32;
@@ -65,12 +152,7 @@ fn main() {
     );
 
     // One new release of a mid-popularity plugin.
-    let mut grown = target.clone();
-    let mut release = grown.releases.last().unwrap().clone();
-    release.version = semver::Version::new(99, 0, 0);
-    release.yanked = false;
-    grown.releases.push(release);
-    let changed = synth::plugin_input(grown);
+    let changed = grown(&target, 0);
     let scope = Scope::Plugins(BTreeSet::from([changed.id.clone()]));
     let started = Instant::now();
     let incremental = synth_site.build(vec![changed], scope).unwrap();
@@ -83,6 +165,7 @@ fn main() {
         incremental.written
     );
     println!("speed-up: {:.0}x", full_time.as_secs_f64() / incremental_time.as_secs_f64());
+    fresh_process_builds(work.path(), plugins, versions);
 
     // Sizes.
     let metadata = site_dir.join(site::METADATA_DIR);

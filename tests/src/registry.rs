@@ -30,6 +30,8 @@ pub struct TestRegistry {
     bit_length: u32,
     /// Expiry written into the next timestamp.
     pub timestamp_expires: String,
+    /// Expiry written into the hash bins published next.
+    pub bins_expires: String,
     timestamp_version: u64,
     snapshot_version: u64,
     targets_version: u64,
@@ -63,6 +65,7 @@ impl TestRegistry {
             bins_key: key(5),
             bit_length,
             timestamp_expires: FAR_FUTURE.into(),
+            bins_expires: FAR_FUTURE.into(),
             timestamp_version: 0,
             snapshot_version: 0,
             targets_version: 0,
@@ -156,7 +159,7 @@ impl TestRegistry {
                 type_: "targets".into(),
                 spec_version: SPEC_VERSION.into(),
                 version,
-                expires: FAR_FUTURE.into(),
+                expires: self.bins_expires.clone(),
                 targets: self.bin_targets.get(&bin).cloned().unwrap_or_default(),
                 delegations: None,
                 extra: Map::new(),

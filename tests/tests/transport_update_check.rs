@@ -1,7 +1,9 @@
 //! The cost of the update check, counted by the fault server: a no-op check is exactly
 //! one conditional request answered `304`, for 1, 100 and 1,000 installed plugins
 //! alike; one new release costs timestamp, the root probe (every time the timestamp
-//! changed), snapshot, that plugin's bin and its index doc.
+//! changed), snapshot, that plugin's bin and its index doc. An updater kept open (a
+//! host app's store) keeps the roles it loaded across a `304`: its next lookups read
+//! nothing again, unless the chain moved or a kept role expired.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns panic on setup failure by design
 
@@ -161,4 +163,80 @@ fn expired_cached_timestamp_forces_a_full_refresh() {
     assert!(err.to_string().contains("expired"), "{err}");
     let paths: Vec<String> = server.hits().into_iter().map(|h| h.path).collect();
     assert_eq!(paths, ["/metadata/2.root.json", "/metadata/timestamp.json"], "strict refresh, no conditional shortcut");
+}
+
+/// The metadata files of the hash bins in `dir`, removed: a lookup that still finds its
+/// target did not read its bin again.
+fn remove_stored_bins(dir: &Path) -> usize {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().starts_with("bin-") {
+            std::fs::remove_file(path).unwrap();
+            removed += 1;
+        }
+    }
+    removed
+}
+
+#[test]
+fn an_updater_kept_open_reuses_its_roles_after_a_304() {
+    let (_registry, server, dir, installed) = installed_world(40);
+    let mut client = updater(dir.path(), &server);
+    assert_eq!(client.check_for_updates().unwrap(), UpdateCheck::NothingNew);
+    for (path, _) in &installed {
+        client.target_info(path).unwrap().expect("listed");
+    }
+    assert!(remove_stored_bins(dir.path()) > 0);
+    server.reset_counters();
+    assert_eq!(client.check_for_updates().unwrap(), UpdateCheck::NothingNew);
+    for (path, sha256) in &installed {
+        assert_eq!(client.target_info(path).unwrap().expect("listed").sha256().as_ref(), Some(sha256));
+    }
+    assert_eq!(
+        server.hits(),
+        [Hit { path: "/metadata/timestamp.json".into(), status: 304 }],
+        "the bins verified under the same chain were kept in memory"
+    );
+}
+
+#[test]
+fn an_updater_kept_open_drops_its_roles_when_the_chain_moves() {
+    let (mut registry, server, dir, installed) = installed_world(20);
+    let mut client = updater(dir.path(), &server);
+    client.check_for_updates().unwrap();
+    for (path, _) in &installed {
+        client.target_info(path).unwrap().expect("listed");
+    }
+    registry.set_index_doc("acme.plugin-7", &doc(7, 1));
+    registry.publish();
+    registry.serve(&server, "");
+    assert_eq!(client.check_for_updates().unwrap(), UpdateCheck::Refreshed);
+    let path = TestRegistry::index_path("acme.plugin-7");
+    assert_eq!(client.target_info(&path).unwrap().expect("listed").sha256(), Some(Sha256::of(&doc(7, 1))));
+}
+
+#[test]
+fn an_updater_kept_open_drops_a_kept_role_once_it_expired() {
+    let mut registry = TestRegistry::new(4, 2);
+    registry.bins_expires = "2030-01-01T00:00:00Z".into();
+    registry.set_index_doc("acme.kept", b"{}");
+    registry.publish();
+    let server = FaultServer::start().unwrap();
+    registry.serve(&server, "");
+    let dir = tempfile::tempdir().unwrap();
+    Updater::bootstrap(dir.path(), registry.root()).unwrap();
+    let before: jiff::Timestamp = "2029-06-01T00:00:00Z".parse().unwrap();
+    let mut client = updater(dir.path(), &server).with_reference_time(before);
+    client.refresh().unwrap();
+    assert_eq!(client.check_for_updates().unwrap(), UpdateCheck::NothingNew);
+    let path = TestRegistry::index_path("acme.kept");
+    client.target_info(&path).unwrap().expect("listed");
+
+    // The same chain, a 304, but the bin it kept has expired since: it is not used.
+    let after: jiff::Timestamp = "2030-06-01T00:00:00Z".parse().unwrap();
+    let mut client = client.with_reference_time(after);
+    assert_eq!(client.check_for_updates().unwrap(), UpdateCheck::NothingNew);
+    let err = client.target_info(&path).unwrap_err();
+    assert!(err.to_string().contains("expired"), "{err}");
 }

@@ -219,8 +219,10 @@ impl Remotes {
             Network::Offline => None,
             Network::Online => match updater.check_for_updates() {
                 Ok(_) => {
+                    // Only ever shown (the age of metadata used offline): not worth two
+                    // barriers per operation; a torn copy reads as "never checked".
                     let now = jiff::Timestamp::now().to_string();
-                    if let Err(error) = crate::fs::write_atomic(&dir, now.as_bytes()) {
+                    if let Err(error) = crate::fs::replace_unsynced(&dir, now.as_bytes()) {
                         tracing::debug!(%error, "could not record the time of the check");
                     }
                     return Ok(());

@@ -779,11 +779,16 @@ impl Updater {
     /// timestamp, the full spec refresh runs (root probe, then the timestamp already
     /// fetched, snapshot, targets). See the module docs of `trust` for why this is
     /// safe.
+    ///
+    /// Delegated roles loaded before are kept when the check proves the same chain
+    /// current (a `304`, and the same root, timestamp, snapshot and top-level targets
+    /// versions read back): they were verified against exactly that chain, and only
+    /// their expiry, judged again now, can have changed. A store kept open then looks up
+    /// its next targets without reading any role again.
     pub fn check_for_updates(&mut self) -> Result<UpdateCheck, TrustError> {
+        let before = (self.chain(), std::mem::take(&mut self.delegated), std::mem::take(&mut self.leaves));
         self.budget = MetadataBudget::new(self.limits.metadata_bytes);
         self.trusted = Self::trusted_from(&self.store, self.reference_time, self.limits.key_ids)?;
-        self.delegated.clear();
-        self.leaves.clear();
         let validators = self.store.load_validators();
         let local = self.store.load("timestamp");
         let usable = self.trusted.check_root_fresh().is_ok()
@@ -810,6 +815,12 @@ impl Updater {
         match fetched {
             None => {
                 self.load_local_state()?;
+                let (chain, delegated, leaves) = before;
+                if chain.is_some() && chain == self.chain() {
+                    let now = self.trusted.now();
+                    self.delegated = delegated.into_iter().filter(|(_, role)| !role.is_expired(now)).collect();
+                    self.leaves = leaves.into_iter().filter(|(_, leaf)| leaf.expires() > now).collect();
+                }
                 Ok(UpdateCheck::NothingNew)
             }
             Some(((), bytes, validators)) => {
@@ -868,6 +879,18 @@ impl Updater {
             }
         }
         Ok(changed)
+    }
+
+    /// The versions of the trusted root, timestamp, snapshot and top-level targets:
+    /// what every delegated role loaded under them was verified against.
+    fn chain(&self) -> Option<(u64, u64, u64, u64)> {
+        let trusted = &self.trusted;
+        Some((
+            trusted.root().version(),
+            trusted.timestamp()?.version(),
+            trusted.snapshot()?.version(),
+            trusted.targets()?.version(),
+        ))
     }
 
     /// Loads the trusted snapshot and top-level targets from disk (no network),
