@@ -91,6 +91,9 @@ pub struct LintReport {
     /// The package's `plugin.json`, when it is valid.
     #[serde(skip)]
     pub metadata: Option<PluginMetadata>,
+    /// The bundled components its SBOM lists ([`crate::sbom`]; packages only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<crate::sbom::SbomComponent>,
 }
 
 /// One permission a release asks for, as `lint --json` reports it.
@@ -258,6 +261,7 @@ fn lint_directory(root: &Path) -> Result<LintReport, LintError> {
         signature: SignatureStatus::Absent,
         permissions: permission_summaries(meta.as_ref()),
         metadata: meta,
+        components: Vec::new(),
     })
 }
 
@@ -270,6 +274,7 @@ fn lint_package(path: &Path, options: &LintOptions) -> LintReport {
         signature: SignatureStatus::Absent,
         permissions: Vec::new(),
         metadata: None,
+        components: Vec::new(),
     };
     if let Ok(meta) = std::fs::metadata(path)
         && meta.len() > crate::registry::MAX_LOCAL_PACKAGE
@@ -307,6 +312,7 @@ fn lint_package(path: &Path, options: &LintOptions) -> LintReport {
     }
     let files = package_files(&package, &meta);
     report.problems.extend(validate::package_contents(&meta, &files));
+    report.components = sbom_components(&package, &mut report.problems);
     report.signature = check_envelope(path, &package, &meta, options, &mut report.problems);
     report.permissions = permission_summaries(Some(&meta));
     report.metadata = Some(meta);
@@ -349,6 +355,40 @@ fn package_files(package: &Package, meta: &PluginMetadata) -> BTreeMap<String, P
             (file.path.clone(), PackageFile { size: file.size, head })
         })
         .collect()
+}
+
+/// The components of the package's SBOM, if it has one; a broken or oversized SBOM is an
+/// error naming it (its size is checked from the content manifest before reading).
+fn sbom_components(package: &Package, problems: &mut Vec<Problem>) -> Vec<crate::sbom::SbomComponent> {
+    use crate::sbom;
+    let limits = sbom::SbomLimits::default();
+    let mut found = Vec::new();
+    for file in package
+        .content_manifest()
+        .files
+        .iter()
+        .filter(|f| [sbom::CYCLONEDX_PATH, sbom::SPDX_PATH].contains(&f.path.as_str()))
+    {
+        let read = sbom::check_size(&file.path, file.size, &limits).and_then(|()| {
+            let bytes = package.read_small(&file.path).map_err(|e| sbom::SbomError::Malformed {
+                path: file.path.clone(),
+                format: "readable",
+                reason: e.to_string(),
+            })?;
+            sbom::parse(&file.path, &bytes, &limits)
+        });
+        match read {
+            Ok(components) => found.extend(components),
+            Err(e) => {
+                let message = e.to_string();
+                let message = message.strip_prefix(&format!("{} ", file.path)).unwrap_or(&message).to_owned();
+                problems.push(Problem::error(file.path.clone(), message));
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
 }
 
 fn check_envelope(

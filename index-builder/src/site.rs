@@ -27,8 +27,8 @@ pub const METADATA_DIR: &str = "metadata";
 /// Directory of the target files, relative to the site root.
 pub const TARGETS_DIR: &str = "targets";
 pub use trellis_schema::target::{
-    BLOCKLIST_TARGET, MIRRORS_TARGET, delta_target, envelope_target, index_target, package_target, plugin_blob_dir,
-    publisher_target,
+    ADVISORIES_TARGET, BLOCKLIST_TARGET, MIRRORS_TARGET, delta_target, envelope_target, index_target, package_target,
+    plugin_blob_dir, publisher_target,
 };
 
 /// The consistent-snapshot name of a target: `dir/<sha256>.<basename>`, relative to
