@@ -91,7 +91,7 @@ pub struct LintReport {
     /// The package's `plugin.json`, when it is valid.
     #[serde(skip)]
     pub metadata: Option<PluginMetadata>,
-    /// The bundled components its SBOM lists ([`crate::sbom`]; packages only).
+    /// The bundled components its SBOM lists ([`crate::sbom`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub components: Vec<crate::sbom::SbomComponent>,
 }
@@ -253,6 +253,13 @@ fn lint_directory(root: &Path) -> Result<LintReport, LintError> {
         Some(meta) => validate::package_contents(meta, &files),
         None => validate::package_layout(&files),
     });
+    let on_disk = |path: &str| {
+        scan.files
+            .iter()
+            .find(|f| f.package_path == path)
+            .map_or_else(|| Err("not found".to_owned()), |f| std::fs::read(&f.disk_path).map_err(|e| e.to_string()))
+    };
+    let components = read_sboms(scan.files.iter().map(|f| (f.package_path.as_str(), f.size)), on_disk, &mut problems);
     Ok(LintReport {
         target: root.to_owned(),
         kind: Target::Directory,
@@ -261,7 +268,7 @@ fn lint_directory(root: &Path) -> Result<LintReport, LintError> {
         signature: SignatureStatus::Absent,
         permissions: permission_summaries(meta.as_ref()),
         metadata: meta,
-        components: Vec::new(),
+        components,
     })
 }
 
@@ -357,32 +364,33 @@ fn package_files(package: &Package, meta: &PluginMetadata) -> BTreeMap<String, P
         .collect()
 }
 
-/// The components of the package's SBOM, if it has one; a broken or oversized SBOM is an
-/// error naming it (its size is checked from the content manifest before reading).
+/// The components of the package's SBOM, if it has one.
 fn sbom_components(package: &Package, problems: &mut Vec<Problem>) -> Vec<crate::sbom::SbomComponent> {
+    let files = package.content_manifest().files.iter().map(|f| (f.path.as_str(), f.size));
+    read_sboms(files, |path| package.read_small(path).map_err(|e| e.to_string()), problems)
+}
+
+/// The components of the SBOMs among `files` (path and size); a broken or oversized
+/// SBOM is an error naming it (its size is checked before `read` is called).
+fn read_sboms<'a>(
+    files: impl Iterator<Item = (&'a str, u64)>,
+    read: impl Fn(&str) -> Result<Vec<u8>, String>,
+    problems: &mut Vec<Problem>,
+) -> Vec<crate::sbom::SbomComponent> {
     use crate::sbom;
     let limits = sbom::SbomLimits::default();
     let mut found = Vec::new();
-    for file in package
-        .content_manifest()
-        .files
-        .iter()
-        .filter(|f| [sbom::CYCLONEDX_PATH, sbom::SPDX_PATH].contains(&f.path.as_str()))
-    {
-        let read = sbom::check_size(&file.path, file.size, &limits).and_then(|()| {
-            let bytes = package.read_small(&file.path).map_err(|e| sbom::SbomError::Malformed {
-                path: file.path.clone(),
-                format: "readable",
-                reason: e.to_string(),
-            })?;
-            sbom::parse(&file.path, &bytes, &limits)
+    for (path, size) in files.filter(|(path, _)| [sbom::CYCLONEDX_PATH, sbom::SPDX_PATH].contains(path)) {
+        let parsed = sbom::check_size(path, size, &limits).and_then(|()| {
+            let bytes = read(path).map_err(|reason| sbom::SbomError::Unreadable { path: path.to_owned(), reason })?;
+            sbom::parse(path, &bytes, &limits)
         });
-        match read {
+        match parsed {
             Ok(components) => found.extend(components),
             Err(e) => {
                 let message = e.to_string();
-                let message = message.strip_prefix(&format!("{} ", file.path)).unwrap_or(&message).to_owned();
-                problems.push(Problem::error(file.path.clone(), message));
+                let message = message.strip_prefix(&format!("{path} ")).unwrap_or(&message).to_owned();
+                problems.push(Problem::error(path, message));
             }
         }
     }

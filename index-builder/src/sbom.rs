@@ -67,6 +67,14 @@ pub enum SbomError {
         /// The limit.
         max: usize,
     },
+    /// The file could not be read from the package or tree.
+    #[error("{path} cannot be read: {reason}")]
+    Unreadable {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// Not the JSON of its format.
     #[error("{path} is not {format} JSON: {reason}")]
     Malformed {
