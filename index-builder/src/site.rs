@@ -10,6 +10,7 @@
 //! targets/deltas/<id>/<H>.<from>_<to>.delta
 //! targets/publishers/<H>.<vendor>.json
 //! targets/security/<H>.blocklist.json
+//! targets/security/<H>.advisories.json
 //! ```
 //!
 //! A *target path* is the name TUF signs (`index/3f/acme.clock.json`); the file is
