@@ -27,6 +27,7 @@ pub mod path;
 pub mod permission;
 pub mod plugin;
 pub mod publisher;
+pub mod security_level;
 pub mod target;
 pub mod tuf;
 pub mod validate;
