@@ -122,6 +122,20 @@ pub enum Event {
         /// The sentence to show: what happened and what to do.
         message: String,
     },
+    /// An installed (or just installed) release is named by a security advisory of its
+    /// registry. It keeps running; a UI shows this like a warning, with the fix.
+    Advisory {
+        /// The plugin.
+        plugin: PluginId,
+        /// Its installed release.
+        version: Version,
+        /// The advisory's id.
+        id: String,
+        /// How bad; `None`: unrated.
+        severity: Option<trellis_schema::blocklist::Severity>,
+        /// The sentence to show: the advisory, the component, the fixed release.
+        message: String,
+    },
     /// Something the user should know that did not stop the operation.
     Warning {
         /// The plugin concerned, if one is.

@@ -10,6 +10,7 @@
 //! registries for benchmarks ([`synth`]). The `trellis-index` binary is a thin layer
 //! over this library.
 
+pub mod advisories;
 pub mod build;
 pub mod delta;
 pub mod fixture;
@@ -23,6 +24,7 @@ pub mod project;
 pub mod publisher;
 pub mod registry;
 pub mod release;
+pub mod sbom;
 pub mod serve;
 pub mod sign;
 pub mod site;

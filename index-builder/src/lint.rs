@@ -91,6 +91,9 @@ pub struct LintReport {
     /// The package's `plugin.json`, when it is valid.
     #[serde(skip)]
     pub metadata: Option<PluginMetadata>,
+    /// The bundled components its SBOM lists ([`crate::sbom`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<crate::sbom::SbomComponent>,
 }
 
 /// One permission a release asks for, as `lint --json` reports it.
@@ -250,6 +253,13 @@ fn lint_directory(root: &Path) -> Result<LintReport, LintError> {
         Some(meta) => validate::package_contents(meta, &files),
         None => validate::package_layout(&files),
     });
+    let on_disk = |path: &str| {
+        scan.files
+            .iter()
+            .find(|f| f.package_path == path)
+            .map_or_else(|| Err("not found".to_owned()), |f| std::fs::read(&f.disk_path).map_err(|e| e.to_string()))
+    };
+    let components = read_sboms(scan.files.iter().map(|f| (f.package_path.as_str(), f.size)), on_disk, &mut problems);
     Ok(LintReport {
         target: root.to_owned(),
         kind: Target::Directory,
@@ -258,6 +268,7 @@ fn lint_directory(root: &Path) -> Result<LintReport, LintError> {
         signature: SignatureStatus::Absent,
         permissions: permission_summaries(meta.as_ref()),
         metadata: meta,
+        components,
     })
 }
 
@@ -270,6 +281,7 @@ fn lint_package(path: &Path, options: &LintOptions) -> LintReport {
         signature: SignatureStatus::Absent,
         permissions: Vec::new(),
         metadata: None,
+        components: Vec::new(),
     };
     if let Ok(meta) = std::fs::metadata(path)
         && meta.len() > crate::registry::MAX_LOCAL_PACKAGE
@@ -307,6 +319,7 @@ fn lint_package(path: &Path, options: &LintOptions) -> LintReport {
     }
     let files = package_files(&package, &meta);
     report.problems.extend(validate::package_contents(&meta, &files));
+    report.components = sbom_components(&package, &mut report.problems);
     report.signature = check_envelope(path, &package, &meta, options, &mut report.problems);
     report.permissions = permission_summaries(Some(&meta));
     report.metadata = Some(meta);
@@ -349,6 +362,41 @@ fn package_files(package: &Package, meta: &PluginMetadata) -> BTreeMap<String, P
             (file.path.clone(), PackageFile { size: file.size, head })
         })
         .collect()
+}
+
+/// The components of the package's SBOM, if it has one.
+fn sbom_components(package: &Package, problems: &mut Vec<Problem>) -> Vec<crate::sbom::SbomComponent> {
+    let files = package.content_manifest().files.iter().map(|f| (f.path.as_str(), f.size));
+    read_sboms(files, |path| package.read_small(path).map_err(|e| e.to_string()), problems)
+}
+
+/// The components of the SBOMs among `files` (path and size); a broken or oversized
+/// SBOM is an error naming it (its size is checked before `read` is called).
+fn read_sboms<'a>(
+    files: impl Iterator<Item = (&'a str, u64)>,
+    read: impl Fn(&str) -> Result<Vec<u8>, String>,
+    problems: &mut Vec<Problem>,
+) -> Vec<crate::sbom::SbomComponent> {
+    use crate::sbom;
+    let limits = sbom::SbomLimits::default();
+    let mut found = Vec::new();
+    for (path, size) in files.filter(|(path, _)| [sbom::CYCLONEDX_PATH, sbom::SPDX_PATH].contains(path)) {
+        let parsed = sbom::check_size(path, size, &limits).and_then(|()| {
+            let bytes = read(path).map_err(|reason| sbom::SbomError::Unreadable { path: path.to_owned(), reason })?;
+            sbom::parse(path, &bytes, &limits)
+        });
+        match parsed {
+            Ok(components) => found.extend(components),
+            Err(e) => {
+                let message = e.to_string();
+                let message = message.strip_prefix(&format!("{path} ")).unwrap_or(&message).to_owned();
+                problems.push(Problem::error(path, message));
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
 }
 
 fn check_envelope(

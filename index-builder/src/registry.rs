@@ -388,6 +388,8 @@ pub struct Registry {
     pub rollouts: Rollouts,
     /// `blocklist.json`.
     pub blocklist: Blocklist,
+    /// `advisories/*.json` (OSV).
+    pub advisories: crate::advisories::AdvisorySource,
     /// `catalog/featured.json`.
     pub featured: Featured,
     /// Every signed root, oldest first.
@@ -443,6 +445,7 @@ impl Registry {
         let rollouts = read_json_or_default(&dir.join(ROLLOUTS_FILE))?;
         let blocklist = read_json_or_default(&dir.join(BLOCKLIST_FILE))?;
         let featured = read_json_or_default(&dir.join(FEATURED_FILE))?;
+        let advisories = crate::advisories::load(dir)?;
         Ok(Self {
             dir: dir.to_owned(),
             config,
@@ -450,6 +453,7 @@ impl Registry {
             yanks,
             rollouts,
             blocklist,
+            advisories,
             featured,
             roots,
             remote_http: RemoteHttp::HttpsOnly,

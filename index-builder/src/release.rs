@@ -96,6 +96,8 @@ pub struct ReleaseInput {
     /// The operator's staged rollout (from the registry's rollout list); `None` is
     /// every install.
     pub rollout: Option<Percent>,
+    /// The bundled components its SBOM lists ([`crate::sbom`]); empty without one.
+    pub components: Vec<crate::sbom::SbomComponent>,
 }
 
 /// All releases of one plugin, oldest first.
@@ -274,5 +276,6 @@ fn check(
         manifest,
         yanked: false,
         rollout: None,
+        components: report.components,
     })
 }

@@ -10,6 +10,7 @@
 //! targets/deltas/<id>/<H>.<from>_<to>.delta
 //! targets/publishers/<H>.<vendor>.json
 //! targets/security/<H>.blocklist.json
+//! targets/security/<H>.advisories.json
 //! ```
 //!
 //! A *target path* is the name TUF signs (`index/3f/acme.clock.json`); the file is
@@ -27,8 +28,8 @@ pub const METADATA_DIR: &str = "metadata";
 /// Directory of the target files, relative to the site root.
 pub const TARGETS_DIR: &str = "targets";
 pub use trellis_schema::target::{
-    BLOCKLIST_TARGET, MIRRORS_TARGET, delta_target, envelope_target, index_target, package_target, plugin_blob_dir,
-    publisher_target,
+    ADVISORIES_TARGET, BLOCKLIST_TARGET, MIRRORS_TARGET, delta_target, envelope_target, index_target, package_target,
+    plugin_blob_dir, publisher_target,
 };
 
 /// The consistent-snapshot name of a target: `dir/<sha256>.<basename>`, relative to

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! root ─┬─ timestamp ── snapshot
-//!       └─ targets ─┬─ security    paths security/*        (blocklist)
+//!       └─ targets ─┬─ security    paths security/*        (blocklist, advisories)
 //!                   ├─ publishers  paths publishers/*      (publisher records)
 //!                   │    └─ succinct_roles (TAP 15): pub-00 … pub-ff
 //!                   ├─ bins        paths index/*/*                 (index docs)

@@ -199,3 +199,71 @@ fn cli_lint_exits_one_and_lists_every_problem() {
         assert!(out.contains(needle), "missing {needle:?} in\n{out}");
     }
 }
+
+/// The example clock tree with `sbom` at `docs/sbom.cdx.json`, in `dir`.
+fn clock_tree_with_sbom(dir: &Path, sbom: &[u8]) -> PathBuf {
+    let tree = dir.join("tree");
+    for entry in walkdir::WalkDir::new(example("acme.clock-1.0.0")) {
+        let entry = entry.unwrap();
+        let to = tree.join(entry.path().strip_prefix(example("acme.clock-1.0.0")).unwrap());
+        if entry.file_type().is_dir() {
+            fs::create_dir_all(&to).unwrap();
+        } else {
+            fs::copy(entry.path(), &to).unwrap();
+        }
+    }
+    fs::create_dir_all(tree.join("docs")).unwrap();
+    fs::write(tree.join("docs/sbom.cdx.json"), sbom).unwrap();
+    tree
+}
+
+#[test]
+fn lint_reads_the_sbom_of_a_tree_and_a_package_and_reports_a_broken_or_oversized_one_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let sbom = br#"{"bomFormat":"CycloneDX","specVersion":"1.5","components":[{"type":"library","name":"lodash","version":"4.17.20","purl":"pkg:npm/lodash@4.17.20"}]}"#;
+    let tree = clock_tree_with_sbom(dir.path(), sbom);
+    let package = dir.path().join("clock.zip");
+    pack_dir(&tree, &package).unwrap();
+    for target in [&tree, &package] {
+        let report = lint_with(target, None);
+        assert!(report.is_clean(), "{:#?}", report.problems);
+        assert_eq!(report.components.len(), 1, "{target:?}");
+        assert_eq!(report.components[0].purl.as_deref(), Some("pkg:npm/lodash@4.17.20"));
+    }
+
+    // Malformed: an error naming the file, through the CLI as the PR check runs it.
+    fs::write(tree.join("docs/sbom.cdx.json"), br#"{"bomFormat":"CycloneDX","components":[{"version":"1"}]}"#).unwrap();
+    let broken = dir.path().join("broken.zip");
+    pack_dir(&tree, &broken).unwrap();
+    let (code, out, _) = cli(&["lint", broken.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("docs/sbom.cdx.json: is not CycloneDX JSON: missing field `name`"), "{out}");
+
+    // Over the limit (8 MiB): refused from the listed size, never parsed.
+    // Incompressible filler (hex of a generator), so the package's ratio check passes.
+    let mut big = b"{\"bomFormat\":\"CycloneDX\",\"components\":[],\"x\":\"".to_vec();
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    while big.len() < (9 << 20) - 2 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        big.push(b"0123456789abcdef"[(state & 15) as usize]);
+    }
+    big.extend_from_slice(b"\"}");
+    fs::write(tree.join("docs/sbom.cdx.json"), &big).unwrap();
+    let oversized = dir.path().join("oversized.zip");
+    pack_dir(&tree, &oversized).unwrap();
+    for target in [&tree, &oversized] {
+        let report = lint_with(target, None);
+        let problem = report
+            .problems
+            .iter()
+            .find(|p| p.path == "docs/sbom.cdx.json")
+            .unwrap_or_else(|| panic!("{target:?}: {:#?}", report.problems));
+        assert_eq!(
+            problem.message,
+            "is 9437184 bytes; an SBOM may be at most 8388608 bytes: list only the bundled components"
+        );
+        assert!(!report.is_clean());
+    }
+}

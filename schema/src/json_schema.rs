@@ -18,6 +18,7 @@ pub fn all() -> Vec<(&'static str, Value)> {
         ("dsse-envelope", schema::<crate::dsse::Envelope>()),
         ("publisher", schema::<crate::publisher::PublisherChain>()),
         ("index-doc", schema::<crate::index::IndexDoc>()),
+        ("advisories", schema::<crate::advisory::Advisories>()),
         ("blocklist", schema::<crate::blocklist::Blocklist>()),
         ("delta-header", schema::<crate::delta::DeltaHeader>()),
     ]

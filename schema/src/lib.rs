@@ -7,6 +7,7 @@
 //! verification. It does no I/O and no networking: reading files, fetching and trust
 //! decisions belong to `trellis-client` (`trust`, `transport`) and `trellis-index`.
 
+pub mod advisory;
 pub mod blocklist;
 pub mod canonical;
 pub mod catalog;
@@ -26,6 +27,7 @@ pub mod path;
 pub mod permission;
 pub mod plugin;
 pub mod publisher;
+pub mod security_level;
 pub mod target;
 pub mod tuf;
 pub mod validate;

@@ -10,6 +10,10 @@ use crate::id::{PluginId, VendorId};
 /// Target path of the blocklist (signed by the `security` role).
 pub const BLOCKLIST_TARGET: &str = "security/blocklist.json";
 
+/// Target path of the published advisories ([`crate::advisory::Advisories`]), signed by
+/// the `security` role; absent on sites built before advisories existed.
+pub const ADVISORIES_TARGET: &str = "security/advisories.json";
+
 /// Target path of the registry's mirror list ([`crate::mirrors::MirrorList`]), signed by
 /// the top-level `targets` role; absent when the registry publishes no mirrors.
 pub const MIRRORS_TARGET: &str = "mirrors.json";

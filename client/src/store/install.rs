@@ -19,6 +19,7 @@ use serde::Serialize;
 use trellis_schema::PluginId;
 use trellis_schema::permission::Permission;
 
+use super::advisories::AdvisoryFinding;
 use super::blocked::{self, DisabledRelease, HeldBack};
 use super::fetch::{
     self, PUBLISHER_RECORD_FILE, RELEASE_ENVELOPE_FILE, ReleaseContent, SignedRelease, VerifiedRelease,
@@ -47,6 +48,9 @@ pub struct InstallReport {
     pub blocked: Vec<DisabledRelease>,
     /// Installed plugins left as they are because they depend on a blocked plugin.
     pub held_back: Vec<HeldBack>,
+    /// Releases this install brought in that a security advisory names (installed all
+    /// the same, with a warning).
+    pub advisories: Vec<AdvisoryFinding>,
 }
 
 impl Store {
@@ -99,6 +103,7 @@ impl Store {
             }
         }
         let (resolution, blocked, held_back) = self.resolve(&remotes, request, session)?;
+        let advisories = remotes.advisories()?;
         let installed = self.state().installed_versions();
         let changes: Vec<ResolvedPlugin> =
             resolution.plugins.iter().filter(|p| installed.get(&p.id) != Some(&p.version)).cloned().collect();
@@ -134,6 +139,13 @@ impl Store {
             }
         }
         self.record_bindings(&resolution)?;
+        let brought_in: Vec<PluginId> = report
+            .installed
+            .iter()
+            .map(|(id, _)| id.clone())
+            .chain(report.updated.iter().map(|(id, ..)| id.clone()))
+            .collect();
+        report.advisories = self.report_advisories(&advisories, Some(&brought_in), session);
         Ok(report)
     }
 

@@ -29,6 +29,7 @@
 //! a [`Reporter`], consent questions to a [`Consent`].
 
 mod admin;
+pub mod advisories;
 pub mod blocked;
 pub mod delta;
 pub mod discover;
@@ -61,6 +62,7 @@ use crate::state::{DataDir, RegistryName, StateError, StateStore};
 use crate::transport::HttpOptions;
 use crate::trust::TrustError;
 
+pub use advisories::AdvisoryFinding;
 pub use blocked::{DisabledRelease, HeldBack};
 pub use discover::{Browse, SearchHit, SearchResults};
 pub use fetch::{PUBLISHER_RECORD_FILE, RELEASE_ENVELOPE_FILE};

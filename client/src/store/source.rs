@@ -39,6 +39,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use trellis_schema::PluginId;
+use trellis_schema::advisory::Advisories;
 use trellis_schema::blocklist::Blocklist;
 use trellis_schema::catalog::{self, CatalogError, CatalogHead, CatalogLimits, ListingKind, ListingPage, SearchShard};
 use trellis_schema::id::VendorId;
@@ -125,7 +126,7 @@ fn likely_release(doc: &IndexDoc) -> Option<&trellis_schema::index::IndexRelease
         .or_else(|| live().max_by(|a, b| a.version.cmp(&b.version)))
 }
 
-pub use trellis_schema::target::{BLOCKLIST_TARGET, index_target, publisher_target};
+pub use trellis_schema::target::{ADVISORIES_TARGET, BLOCKLIST_TARGET, index_target, publisher_target};
 
 /// Index docs fetched so far; `None` = the registry serves no such plugin.
 type DocMemo = HashMap<(RegistryName, PluginId), Option<Arc<IndexDoc>>>;
@@ -457,6 +458,23 @@ impl Remotes {
         Ok(merged)
     }
 
+    /// The advisories each registry publishes (signed by its `security` role), by
+    /// registry: an advisory is about the plugins of the registry that published it. A
+    /// registry without an advisories target (built before they existed) has none.
+    pub fn advisories(&self) -> Result<Vec<(RegistryName, Advisories)>, StoreError> {
+        let mut out = Vec::new();
+        for registry in &self.order {
+            let Some(bytes) = self.fetch(registry, ADVISORIES_TARGET)? else { continue };
+            let doc: Advisories = trellis_schema::json::from_slice(&bytes).map_err(|e| StoreError::BadDocument {
+                registry: registry.clone(),
+                target: ADVISORIES_TARGET.to_owned(),
+                problem: e.to_string(),
+            })?;
+            out.push((registry.clone(), doc));
+        }
+        Ok(out)
+    }
+
     /// Every plugin `registry` serves, from its signed target lists (loads every bin:
     /// for search without catalog documents, not for resolution).
     pub fn plugin_ids(&self, registry: &RegistryName) -> Result<Vec<PluginId>, StoreError> {
@@ -573,7 +591,7 @@ impl Remotes {
                 let docs = lock(&self.docs);
                 ids.iter().filter(|id| !docs.contains_key(&(registry.clone(), (*id).clone()))).cloned().collect()
             };
-            self.prefetch_closure(registry, wanted, vec![BLOCKLIST_TARGET.to_owned()]);
+            self.prefetch_closure(registry, wanted, vec![BLOCKLIST_TARGET.to_owned(), ADVISORIES_TARGET.to_owned()]);
         }
     }
 

@@ -20,6 +20,7 @@ use semver::{Version, VersionReq};
 use serde::Serialize;
 use trellis_schema::PluginId;
 
+use super::advisories::AdvisoryFinding;
 use super::blocked::{DisabledRelease, HeldBack};
 use super::delta::Transfer;
 use super::fetch::{self, SignedRelease, VerifiedRelease};
@@ -60,6 +61,8 @@ pub struct UpdateCheckReport {
     /// Installed releases signed only by keys their publisher revoked, with no
     /// re-signed envelope: stopped and disabled, with their marks.
     pub revoked: Vec<DisabledRelease>,
+    /// Installed releases a security advisory names, most severe first.
+    pub advisories: Vec<AdvisoryFinding>,
 }
 
 /// What an update did.
@@ -80,6 +83,9 @@ pub struct UpdateReport {
     /// Installed releases signed only by keys their publisher revoked, with no
     /// re-signed envelope: stopped and disabled, with their marks.
     pub revoked: Vec<DisabledRelease>,
+    /// Installed releases a security advisory names after the update, most severe
+    /// first.
+    pub advisories: Vec<AdvisoryFinding>,
     /// What was downloaded for each release brought in (delta or package, bytes).
     pub transfers: Vec<Transfer>,
 }
@@ -125,14 +131,17 @@ impl Store {
         plugins: &[PluginId],
         session: &Session<'_>,
     ) -> Result<UpdateCheckReport, StoreError> {
-        self.fresh_remotes()?;
+        let remotes = self.fresh_remotes()?;
         let plan = self.plan(plugins, Trigger::Scheduled, session)?;
+        let lists = remotes.advisories()?;
+        let advisories = self.report_advisories(&lists, None, session);
         self.update_state(|s| s.last_update_check = Some(jiff::Timestamp::now()))?;
         Ok(UpdateCheckReport {
             updates: plan.planned,
             blocked: plan.blocked,
             held_back: plan.held_back,
             revoked: plan.revoked,
+            advisories,
         })
     }
 
@@ -182,6 +191,7 @@ impl Store {
         self.relay_progress(session);
         let remotes = self.fresh_remotes()?;
         let Plan { planned, changes, blocked, held_back, revoked } = self.plan(plugins, trigger, session)?;
+        let lists = remotes.advisories()?;
         let mut report = UpdateReport { blocked, held_back, revoked, ..UpdateReport::default() };
         for plan in planned.iter().filter(|p| p.decision.action != Action::Apply) {
             report.skipped.push((plan.plugin.clone(), plan.to.clone(), plan.decision.reason.to_string()));
@@ -191,6 +201,7 @@ impl Store {
         self.check_admin_releases(&apply)?;
         session.reporter.report(Event::Resolved { to_fetch: apply.len() });
         if apply.is_empty() {
+            report.advisories = self.report_advisories(&lists, None, session);
             return Ok(report);
         }
         self.check_space(&apply.iter().map(|r| r.resolved.clone()).collect::<Vec<_>>())?;
@@ -219,6 +230,7 @@ impl Store {
                 }
             }
         }
+        report.advisories = self.report_advisories(&lists, None, session);
         Ok(report)
     }
 

@@ -38,6 +38,7 @@ use trellis_schema::publisher::PublisherChain;
 use trellis_schema::tuf::{Envelope, MetaFile, Root, Snapshot, Targets, Timestamp, TopRole};
 use trellis_schema::{PluginId, Sha256, SigningKey, VendorId};
 
+use crate::advisories::{self, Advisories, AdvisorySource};
 use crate::delta::{DeltaBuildError, DeltaPolicy};
 use crate::registry::{Expiry, Registry, RegistryError};
 use crate::release::PluginInput;
@@ -131,6 +132,9 @@ pub struct BuildInput {
     pub publishers: BTreeMap<VendorId, PublisherChain>,
     /// The blocklist.
     pub blocklist: Blocklist,
+    /// The registry's OSV advisories, matched against the releases into the
+    /// `security/advisories.json` target.
+    pub advisories: AdvisorySource,
     /// Plugins to index: all of them ([`Scope::Full`]) or the changed ones.
     pub plugins: Vec<PluginInput>,
     /// Ids of every plugin of the registry, for the dependency check.
@@ -195,6 +199,7 @@ impl BuildInput {
             roots: registry.roots.iter().map(|root| root.bytes.clone()).collect(),
             publishers: registry.publishers.clone(),
             blocklist: registry.blocklist.clone(),
+            advisories: registry.advisories.clone(),
             plugins,
             known_plugins,
             scope,
@@ -385,9 +390,58 @@ pub fn build_registry_with(
             .collect::<Result<BTreeMap<_, _>, canonical::CanonicalError>>()?;
         publishers::check_chains(&previous, &registry.publishers, &sha256, publishers::newest_root(&roots).as_ref())?;
     }
+    // Advisories match every release: when they changed since the published site, the
+    // build looks at every plugin.
+    let mut scope = scope;
+    let mut load = load;
+    if scope != Scope::Full
+        && let Some(previous) = PreviousSite::open(site)?
+        && previous_advisories(&previous)?.source_sha256 != Some(registry.advisories.digest)
+    {
+        tracing::info!("advisories/ changed since the published site: indexing every plugin");
+        scope = Scope::Full;
+        load = known_plugins.clone();
+    }
     let plugins = registry.load_plugins(&load)?;
     let input = BuildInput::for_registry(registry, plugins, known_plugins, scope, now)?;
     build_with(input, site, signing)
+}
+
+/// The advisories document of the published site (empty when it has none).
+fn previous_advisories(previous: &PreviousSite) -> Result<Advisories, BuildError> {
+    let Some(role) = previous.role(SECURITY_ROLE)? else { return Ok(Advisories::default()) };
+    let Some(sha256) = role.signed.targets.get(site::ADVISORIES_TARGET).and_then(|f| f.hashes.get("sha256")) else {
+        return Ok(Advisories::default());
+    };
+    let sha256: Sha256 = sha256.parse().map_err(|_| BuildError::Site {
+        path: previous.dir().to_owned(),
+        reason: format!("{} has a malformed sha256 in the security role", site::ADVISORIES_TARGET),
+    })?;
+    let path = site::target_file(previous.dir(), site::ADVISORIES_TARGET, &sha256);
+    let bytes = std::fs::read(&path).map_err(|e| BuildError::Site { path: path.clone(), reason: e.to_string() })?;
+    trellis_schema::json::from_slice(&bytes).map_err(|e| BuildError::Site { path, reason: e.to_string() })
+}
+
+/// The advisories to publish: the matches of the loaded plugins' releases, over the
+/// published matches of the others (a [`Scope::Plugins`] build; [`build_registry`]
+/// widens the scope when the advisories changed, so those are still current).
+fn advisories_document(
+    input: &BuildInput,
+    previous: Option<&PreviousSite>,
+    plugins: &[PluginInput],
+) -> Result<Advisories, BuildError> {
+    let (fresh, warnings) = advisories::match_plugins(&input.advisories, plugins);
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    let published = match (previous, &input.scope) {
+        (Some(previous), Scope::Plugins(_)) => previous_advisories(previous)?,
+        _ => Advisories::default(),
+    };
+    let loaded: Vec<PluginId> = plugins.iter().map(|p| p.id.clone()).collect();
+    let mut doc = advisories::merge(published, fresh, &loaded);
+    doc.source_sha256 = Some(input.advisories.digest);
+    Ok(doc)
 }
 
 /// Builds `input` into the site directory `site`, reading its previous state.
@@ -421,6 +475,7 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
     let releases = plugins.iter().map(|p| p.releases.len()).sum();
     let plugin_count = plugins.len();
     let changed_ids: BTreeSet<String> = plugins.iter().map(|p| p.id.as_str().to_owned()).collect();
+    let advisories_doc = advisories_document(&input, previous.as_ref(), &plugins)?;
     // The index doc each changed plugin published last: its releases must be
     // unchanged, and its deltas are carried over. Read one plugin at a time, in
     // parallel, and dropped once its files are planned.
@@ -504,8 +559,13 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
         publishers::check_chains(prev, &input.publishers, &publisher_sha256, root.as_ref())?;
     }
     let blocklist = bytes_target(site::BLOCKLIST_TARGET.to_owned(), canonical::to_vec_of(&input.blocklist)?);
-    let security_entries = BTreeMap::from([(blocklist.target.clone(), (blocklist.sha256, blocklist.length))]);
+    let advisories = bytes_target(site::ADVISORIES_TARGET.to_owned(), canonical::to_vec_of(&advisories_doc)?);
+    let security_entries = BTreeMap::from([
+        (blocklist.target.clone(), (blocklist.sha256, blocklist.length)),
+        (advisories.target.clone(), (advisories.sha256, advisories.length)),
+    ]);
     documents.push(blocklist);
+    documents.push(advisories);
     documents.extend(catalog_documents);
     // The mirror list, signed by the top-level targets role (offline keys): only when
     // there is one, so a registry without mirrors keeps its targets role unchanged.

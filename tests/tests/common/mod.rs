@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
 
+pub mod rapid_response;
+
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,8 @@ pub struct Plugin {
     /// Members replacing those of the generated `plugin.json` (name, description, tags,
     /// pricing…).
     pub overrides: serde_json::Map<String, serde_json::Value>,
+    /// More files of the tree (`docs/sbom.cdx.json`), path and content.
+    pub extra_files: Vec<(String, Vec<u8>)>,
 }
 
 impl Plugin {
@@ -42,7 +46,14 @@ impl Plugin {
             script: format!("#!/bin/sh\necho \"{id} {version} running\"\n"),
             channel: "stable".into(),
             overrides: serde_json::Map::new(),
+            extra_files: Vec::new(),
         }
+    }
+
+    /// Adds file `path` (relative to the tree) with `content`.
+    pub fn file(mut self, path: &str, content: impl Into<Vec<u8>>) -> Self {
+        self.extra_files.push((path.into(), content.into()));
+        self
     }
 
     /// Sets member `key` of `plugin.json` to `value`.
@@ -97,6 +108,11 @@ impl Plugin {
         std::fs::write(root.join("plugin.json"), self.plugin_json()).unwrap();
         std::fs::write(root.join("LICENSE"), "MIT License\n").unwrap();
         std::fs::write(root.join("bin/any/run.sh"), &self.script).unwrap();
+        for (path, content) in &self.extra_files {
+            let path = root.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, content).unwrap();
+        }
     }
 }
 

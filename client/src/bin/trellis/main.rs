@@ -11,6 +11,7 @@
 #[macro_use]
 mod output;
 mod admin;
+mod audit;
 mod config;
 mod discover;
 mod generate;
@@ -117,6 +118,11 @@ enum Command {
     Policy(settings::PolicyArgs),
     /// Re-check the publishers' signatures on installed plugins and re-hash their files against the signed manifests.
     Verify(plugins::VerifyArgs),
+    /// List installed plugins that the registries' security advisories name (exit code 1 when there are any).
+    ///
+    /// Advisories are OSV documents the registry publishes signed, about a plugin or a
+    /// component it bundles (from the plugin's SBOM); each finding says what to update to.
+    Audit(audit::AuditArgs),
     /// Set a damaged state file aside and rebuild it from the plugins directory.
     Repair,
     /// Add, list and remove license tokens of paid plugins; show trials.
@@ -145,6 +151,7 @@ impl Command {
             Self::Unpin(_) => "unpin",
             Self::Policy(_) => "policy",
             Self::Verify(_) => "verify",
+            Self::Audit(_) => "audit",
             Self::Repair => "repair",
             Self::Completions(_) => "completions",
             Self::Man => "man",
@@ -332,6 +339,7 @@ fn main() -> ExitCode {
         Command::Unpin(args) => settings::unpin(&ctx, args),
         Command::Policy(args) => settings::policy(&ctx, args),
         Command::Verify(args) => plugins::verify(&ctx, args),
+        Command::Audit(args) => audit::audit(&ctx, args),
         Command::Repair => settings::repair(&ctx),
         Command::License(command) => license::run(&ctx, command),
         Command::Completions(args) => generate::completions(&ctx, args),

@@ -277,6 +277,7 @@ impl Reporter for Bars {
                 self.note(&format!("{plugin} {version}: downloading the whole package ({reason})"));
             }
             Event::Disabled { plugin, message, .. } => self.warning(&format!("{plugin}: {message}")),
+            Event::Advisory { plugin, message, .. } => self.warning(&format!("{plugin}: {message}")),
             Event::Warning { plugin, message } => self.warning(&match plugin {
                 Some(plugin) => format!("{plugin}: {message}"),
                 None => message,

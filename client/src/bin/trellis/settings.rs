@@ -102,18 +102,32 @@ pub(crate) struct PolicyArgs {
     /// The release channel followed: stable, beta or experimental.
     #[arg(long)]
     channel: Option<String>,
+    /// How often the scheduled check (`update --scheduled`) runs: `1h`, `30m`, `48h`
+    /// (at least 1m; default 24h). A shorter interval makes blocks and advisories reach
+    /// this install sooner; a check that finds nothing new is one small request.
+    #[arg(long, conflicts_with = "plugin", value_parser = parse_interval)]
+    check_interval: Option<jiff::SignedDuration>,
     /// Go back to the defaults: drop the plugin's override (with --plugin) or reset
     /// the global policy.
-    #[arg(long, conflicts_with_all = ["mode", "channel"])]
+    #[arg(long, conflicts_with_all = ["mode", "channel", "check_interval"])]
     reset: bool,
     /// Show the administrator policy and your policies as they apply together.
-    #[arg(long, conflicts_with_all = ["plugin", "mode", "channel"])]
+    #[arg(long, conflicts_with_all = ["plugin", "mode", "channel", "check_interval"])]
     show_effective: bool,
     /// Install the plugins the administrator policy forces that are not installed yet
     /// (for a deployment script or a login task), asking consent as any install does
     /// (`--yes` to agree); does nothing when they all are.
     #[arg(long, conflicts_with_all = ["plugin", "mode", "channel", "reset", "show_effective"])]
     apply: bool,
+}
+
+fn parse_interval(text: &str) -> Result<jiff::SignedDuration, String> {
+    let interval: jiff::SignedDuration =
+        text.parse().map_err(|e| format!("`{text}` is not a duration like 1h, 30m or 48h: {e}"))?;
+    if interval < jiff::SignedDuration::from_mins(1) {
+        return Err(format!("`{text}` is shorter than the shortest check interval, 1m"));
+    }
+    Ok(interval)
 }
 
 pub(crate) fn policy(ctx: &Context, args: PolicyArgs) -> CliResult {
@@ -166,6 +180,9 @@ pub(crate) fn policy(ctx: &Context, args: PolicyArgs) -> CliResult {
             }
             None => s.policies.global = Default::default(),
         })?;
+    }
+    if let Some(interval) = args.check_interval {
+        store.update_state(|s| s.policies.global.check_interval = interval)?;
     }
     if mode.is_some() || channel.is_some() {
         store.update_state(|s| match &plugin {
