@@ -3,7 +3,7 @@
 //! One line in the app builder embeds the store; the webview drives it through the
 //! `tauri-plugin-trellis-api` JavaScript package (`guest-js/`):
 //!
-//! ```no_run
+//! ```ignore
 //! fn main() {
 //!     tauri::Builder::default()
 //!         .plugin(tauri_plugin_trellis::Builder::new("my-app", semver::Version::new(1, 0, 0)).build())
