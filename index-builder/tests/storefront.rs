@@ -257,3 +257,284 @@ fn the_operator_theme_replaces_a_template_and_a_broken_one_is_refused_naming_it(
     let error = build(registry.path(), site.path(), Scope::Full).unwrap_err().to_string();
     assert!(error.contains("home.html"), "{error}");
 }
+
+/// A WebDriver session of headless Chromium, driven over chromedriver's HTTP API.
+struct Browser {
+    driver: std::process::Child,
+    base: String,
+    session: String,
+    agent: ureq::Agent,
+}
+
+impl Browser {
+    fn start(chromium: &Path, chromedriver: &Path, profile: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let driver = std::process::Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let agent = ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build());
+        let started = std::time::Instant::now();
+        while agent.get(&format!("{base}/status")).call().is_err() {
+            assert!(started.elapsed().as_secs() < 30, "chromedriver did not start");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            &format!("--user-data-dir={}", profile.display()),
+        ];
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": chromium, "args": args},
+            "goog:loggingPrefs": {"browser": "ALL", "performance": "ALL"},
+        }}});
+        let mut browser = Self { driver, base, session: String::new(), agent };
+        let answer = browser.call("POST", "/session", Some(capabilities));
+        browser.session = answer["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {answer}")).to_owned();
+        browser
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", self.base);
+        let response = match method {
+            "GET" => self.agent.get(&url).call(),
+            "DELETE" => self.agent.delete(&url).call(),
+            _ => self
+                .agent
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .send(serde_json::to_vec(&body.unwrap_or(json!({}))).unwrap()),
+        };
+        let mut response = response.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let value: Value = serde_json::from_slice(&response.body_mut().read_to_vec().unwrap()).unwrap();
+        if let Some(error) = value["value"]["error"].as_str() {
+            panic!("{method} {path}: {error}: {}", value["value"]["message"]);
+        }
+        value["value"].clone()
+    }
+
+    fn session_call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.call(method, &format!("/session/{}{path}", self.session), body)
+    }
+
+    fn open(&self, url: &str) {
+        self.session_call("POST", "/url", Some(json!({"url": url})));
+    }
+
+    fn script(&self, script: &str, args: Value) -> Value {
+        self.session_call("POST", "/execute/sync", Some(json!({"script": script, "args": args})))
+    }
+
+    fn script_async(&self, script: &str, args: Value) -> Value {
+        self.session_call("POST", "/execute/async", Some(json!({"script": script, "args": args})))
+    }
+
+    /// Waits until `script` returns something truthy.
+    fn wait_for(&self, script: &str) -> Value {
+        let started = std::time::Instant::now();
+        loop {
+            let value = self.script(script, json!([]));
+            if !(value.is_null() || value == json!(false) || value == json!(0) || value == json!("")) {
+                return value;
+            }
+            assert!(started.elapsed().as_secs() < 20, "timed out waiting for {script}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    fn screenshot(&self, name: &str) {
+        use base64::Engine;
+        let data = self.session_call("GET", "/screenshot", None);
+        let bytes = base64::engine::general_purpose::STANDARD.decode(data.as_str().unwrap()).unwrap();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/storefront-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
+    }
+
+    fn resize(&self, width: u32, height: u32) {
+        self.session_call("POST", "/window/rect", Some(json!({"width": width, "height": height})));
+    }
+
+    fn log(&self, kind: &str) -> Vec<Value> {
+        self.session_call("POST", "/se/log", Some(json!({"type": kind}))).as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = self.agent.delete(&format!("{}/session/{}", self.base, self.session)).call();
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// The ranking `trellis_client::catalog::rank` gives `text` over the site's shards.
+fn client_ranking(site: &Path, text: &str) -> Vec<(String, f64)> {
+    use trellis_client::catalog::{Query, rank};
+    let map: Value = serde_json::from_str(&page(site, "search/catalog.json")).unwrap();
+    let head: trellis_schema::catalog::CatalogHead =
+        serde_json::from_slice(&std::fs::read(site.join(map["head"].as_str().unwrap())).unwrap()).unwrap();
+    let query = Query::new(text);
+    let mut shards = BTreeMap::new();
+    for key in query.shard_keys(|k| map["shards"].get(k).is_some()) {
+        let bytes = std::fs::read(site.join(map["shards"][&key].as_str().unwrap())).unwrap();
+        shards.insert(key.clone(), trellis_schema::catalog::parse_shard(&key, &bytes, &Default::default()).unwrap());
+    }
+    let host = trellis_client::resolve::HostApp { id: "demo-host".into(), api_version: "1.0.0".parse().unwrap() };
+    rank(head.plugins, &query, &shards, &host, trellis_schema::plugin::Platform::LinuxX86_64)
+        .into_iter()
+        .map(|r| (r.summary.id.to_string(), r.score))
+        .collect()
+}
+
+#[test]
+fn chromium_browses_searches_and_filters_the_storefront_served_on_loopback() {
+    let (Some(chromium), Some(chromedriver)) =
+        (trellis_tests::tools::require("chromium"), trellis_tests::tools::require("chromedriver"))
+    else {
+        return;
+    };
+    let registry = registry();
+    let key = fixture::key(1);
+    for (id, name, summary, category, tag) in [
+        ("acme.alarm", "Alarm Clock", "Wake up on time with alarms", "productivity", "time"),
+        ("acme.timer", "Kitchen Timer", "Countdown timers for cooking", "productivity", "time"),
+        ("contoso.photos", "Photo Organizer", "Sort your photos by date and place", "media", "images"),
+        ("contoso.music", "Music Player", "Play your music library", "media", "audio"),
+    ] {
+        let spec = ReleaseSpec::new(id, "1.0.0").with_display(name, display(summary, summary, &[category], &[tag]));
+        fixture::add_release(registry.path(), &spec, &key).unwrap();
+    }
+    let site = tempfile::tempdir().unwrap();
+    build(registry.path(), site.path(), Scope::Full).unwrap();
+    let server = trellis_index::serve::Server::start(site.path(), "127.0.0.1:0".parse().unwrap()).unwrap();
+    let url = server.url();
+    let url = url.trim_end_matches('/');
+    let profile = tempfile::tempdir().unwrap();
+    let browser = Browser::start(&chromium, &chromedriver, profile.path());
+    browser.resize(1280, 1400);
+
+    // Home: featured and categories, landmarks, the skip link takes the first Tab.
+    browser.open(&format!("{url}/"));
+    let home = browser.script(
+        "return {featured: document.querySelectorAll('[aria-labelledby=h-featured] .card').length,
+                 categories: [...document.querySelectorAll('#categories a')].map(a => a.textContent.trim()),
+                 landmarks: ['header','nav','main','footer'].every(t => document.querySelector(t)),
+                 alts: [...document.images].every(i => i.hasAttribute('alt'))}",
+        json!([]),
+    );
+    assert_eq!(home["featured"], 1, "{home}");
+    let categories = home["categories"].to_string();
+    assert!(categories.contains("productivity") && categories.contains("media"), "{home}");
+    assert_eq!(home["landmarks"], true);
+    assert_eq!(home["alts"], true);
+    browser.session_call(
+        "POST",
+        "/actions",
+        Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+            {"type": "keyDown", "value": "\u{E004}"}, {"type": "keyUp", "value": "\u{E004}"}]}]})),
+    );
+    assert_eq!(browser.script("return document.activeElement.className", json!([])), "skip");
+    browser.screenshot("home");
+
+    // A mistyped search finds the plugin.
+    browser.open(&format!("{url}/search/?q=calnedar"));
+    let found = browser.wait_for("return document.querySelector('#results .card .name')?.textContent");
+    assert_eq!(found, "Team Calendar");
+    browser.screenshot("search-typo");
+
+    // A category filter narrows the results.
+    browser.open(&format!("{url}/search/?q=time+photos+music+clock"));
+    browser.wait_for("return document.querySelectorAll('#results .card').length > 0");
+    let all = browser.script("return document.querySelectorAll('#results .card').length", json!([]));
+    browser.script(
+        "const s = document.getElementById('category'); s.value = 'media'; s.dispatchEvent(new Event('change'));",
+        json!([]),
+    );
+    let narrowed = browser.wait_for(
+        "const names = [...document.querySelectorAll('#results .card .name')].map(n => n.textContent);
+         return names.length > 0 && !names.includes('Desk Clock') ? names : null",
+    );
+    let narrowed = narrowed.as_array().unwrap().len();
+    assert!(narrowed > 0 && narrowed < all.as_u64().unwrap() as usize, "{narrowed} of {all}");
+    browser.screenshot("search-category");
+
+    // The script ranks as the client does, on the same shards.
+    for query in ["clock", "calnedar", "tim", "photo organizer", "acme", "images resize", "music", "desk clok"] {
+        let browser_ranking = browser.script_async(
+            "const done = arguments[arguments.length - 1];
+             window.trellisSearch.search(arguments[0], {}, 20)
+               .then(r => done(r.map(x => [x.summary.id, x.score]))).catch(e => done(String(e)));",
+            json!([query]),
+        );
+        let browser_ranking: Vec<(String, f64)> = serde_json::from_value(browser_ranking.clone())
+            .unwrap_or_else(|e| panic!("{query}: {browser_ranking}: {e}"));
+        let client = client_ranking(site.path(), query);
+        assert_eq!(
+            browser_ranking.iter().map(|r| &r.0).collect::<Vec<_>>(),
+            client.iter().map(|r| &r.0).collect::<Vec<_>>(),
+            "{query}"
+        );
+        for (b, c) in browser_ranking.iter().zip(&client) {
+            assert!((b.1 - c.1).abs() < 1e-9 * c.1.abs().max(1.0), "{query}: {b:?} vs {c:?}");
+        }
+    }
+
+    // The plugin page: permissions, screenshots that load, the rating line, install link.
+    browser.open(&format!("{url}/plugins/acme.clock/"));
+    let plugin = browser.script(
+        "return {permissions: document.getElementById('permissions').textContent,
+                 shots: [...document.querySelectorAll('.shots img')].map(i => i.complete && i.naturalWidth),
+                 icon: document.querySelector('.icon').naturalWidth,
+                 rating: document.getElementById('rating').textContent,
+                 install: document.querySelector('a.install').getAttribute('href'),
+                 scripts: document.scripts.length,
+                 text: document.body.textContent}",
+        json!([]),
+    );
+    assert!(plugin["permissions"].as_str().unwrap().contains("Sync the time"), "{plugin}");
+    assert_eq!(plugin["shots"], json!([320]), "{plugin}");
+    assert_eq!(plugin["icon"], 128);
+    assert!(plugin["rating"].as_str().unwrap().contains("No reviews yet"), "{plugin}");
+    assert_eq!(plugin["install"], "trellis://install/acme.clock");
+    assert_eq!(plugin["scripts"], 0, "a script from plugin.json ran");
+    assert!(plugin["text"].as_str().unwrap().contains("<script>alert(1)</script>"), "shown as text");
+    browser.screenshot("plugin");
+
+    // Responsive: no horizontal scrolling on a phone.
+    browser.resize(390, 844);
+    browser.open(&format!("{url}/plugins/acme.clock/"));
+    let overflow = browser.script("return document.documentElement.scrollWidth - window.innerWidth", json!([]));
+    assert!(overflow.as_i64().unwrap() <= 0, "the plugin page scrolls sideways on a phone: {overflow}");
+    browser.screenshot("plugin-phone");
+
+    // No console errors; no request left 127.0.0.1.
+    let severe: Vec<Value> = browser.log("browser").into_iter().filter(|e| e["level"] == "SEVERE").collect();
+    assert!(severe.is_empty(), "console errors: {severe:?}");
+    let mut requests = 0;
+    for entry in browser.log("performance") {
+        let message: Value = serde_json::from_str(entry["message"].as_str().unwrap_or("{}")).unwrap_or_default();
+        if message["message"]["method"] == "Network.requestWillBeSent" {
+            let requested = message["message"]["params"]["request"]["url"].as_str().unwrap_or_default().to_owned();
+            // chrome://, data: and blob: never reach a network; everything else must
+            // be the loopback server.
+            let in_browser = ["chrome:", "data:", "blob:", "about:"].iter().any(|s| requested.starts_with(s));
+            assert!(in_browser || requested.starts_with(url), "a request left the loopback server: {requested}");
+            requests += usize::from(!in_browser);
+        }
+    }
+    assert!(requests > 5, "the performance log saw {requests} requests");
+}
