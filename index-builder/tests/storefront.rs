@@ -3,6 +3,8 @@
 //! as it was, incremental rewrites, and the pages in headless Chromium (WebDriver over
 //! HTTP against `trellis-index serve` on 127.0.0.1).
 
+#![allow(clippy::unwrap_used)] // test set-up: a failure to build the fixture is a test failure
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 

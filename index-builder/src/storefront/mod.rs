@@ -107,7 +107,7 @@ pub struct Prepared {
 /// Reads what the pages of `plugins` need from their packages; refuses an image that
 /// does not decode (nothing is written).
 pub fn prepare(plugins: &[PluginInput], limits: &PageLimits) -> Result<Prepared, StorefrontError> {
-    let done: Vec<(PluginId, Option<(PageData, Vec<page::Image>)>)> = plugins
+    let done: Vec<(PluginId, Option<page::Prepared>)> = plugins
         .par_iter()
         .map(|p| Ok((p.id.clone(), page::prepare(p, limits)?)))
         .collect::<Result<_, StorefrontError>>()?;

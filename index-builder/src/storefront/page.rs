@@ -129,6 +129,9 @@ pub struct PageData {
     pub repository: Option<String>,
 }
 
+/// A plugin's page data and the images it names.
+pub type Prepared = (PageData, Vec<Image>);
+
 /// The release a plugin page shows: the one the catalog lists (newest stable that is
 /// not yanked, else newest not yanked).
 pub fn listed_release(plugin: &PluginInput) -> Option<&ReleaseInput> {
@@ -142,7 +145,7 @@ pub fn listed_release(plugin: &PluginInput) -> Option<&ReleaseInput> {
 /// The page data of `plugin` and the images it needs; `None` when every release is
 /// yanked. A package the registry does not hold bytes of (a synthetic registry) gives
 /// a page from the signed manifest and `plugin.json`'s display fields only.
-pub fn prepare(plugin: &PluginInput, limits: &PageLimits) -> Result<Option<(PageData, Vec<Image>)>, StorefrontError> {
+pub fn prepare(plugin: &PluginInput, limits: &PageLimits) -> Result<Option<Prepared>, StorefrontError> {
     let Some(release) = listed_release(plugin) else { return Ok(None) };
     let release_name = release.manifest.release_name();
     let mut package = match &release.package.source {

@@ -162,7 +162,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -381,5 +381,84 @@ impl<'a> Context<'a> {
         };
         let bytes = self.theme.render("plugin.html", context! { root => "../../", store => self.store.clone(), p })?;
         Ok((format!("plugins/{}/index.html", s.id), bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trellis_schema::catalog::{CATALOG_FORMAT, Rating};
+
+    fn record(rating: Option<Rating>, downloads: u64) -> CatalogRecord {
+        let summary = PluginSummary {
+            id: "acme.clock".parse().unwrap(),
+            name: "Clock".into(),
+            summary: "A <b>clock</b>".into(),
+            vendor: "Acme".into(),
+            version: "1.2.0".parse().unwrap(),
+            channel: trellis_schema::plugin::Channel::Stable,
+            host: trellis_schema::plugin::HostRequirement {
+                id: "demo-host".into(),
+                api_version_requirement: "^1".parse().unwrap(),
+            },
+            platforms: vec![trellis_schema::plugin::Platform::Any],
+            pricing: trellis_schema::plugin::PricingModel::Free,
+            permissions: vec![],
+            categories: vec!["utility".into()],
+            tags: vec![],
+            rating,
+            downloads,
+            updated: "2026-11-01T00:00:00Z".into(),
+        };
+        CatalogRecord { summary, created: String::new(), releases: 1, length: 0, terms: BTreeMap::new() }
+    }
+
+    fn head() -> CatalogHead {
+        CatalogHead {
+            format: CATALOG_FORMAT,
+            generated: String::new(),
+            plugins: 1,
+            releases: 1,
+            average_length: 1,
+            categories: vec![],
+            tags: vec![],
+            featured: vec![],
+            trending: vec![],
+            new: vec![],
+            updated: vec![],
+        }
+    }
+
+    fn plugin_page(record: &CatalogRecord) -> String {
+        let theme = Theme::builtin("Store").unwrap();
+        let head = head();
+        let records = BTreeMap::from([(record.summary.id.clone(), record.clone())]);
+        let (icons, shards) = (BTreeMap::new(), BTreeMap::new());
+        let context = Context::new(&theme, &head, &records, &icons, &shards, "");
+        String::from_utf8(context.plugin_page(record, None).unwrap().1).unwrap()
+    }
+
+    #[test]
+    fn the_plugin_page_shows_rating_and_downloads_when_the_catalog_has_them() {
+        let page = plugin_page(&record(Some(Rating { tenths: 43, count: 12 }), 1_234_567));
+        assert!(page.contains("Rated 4.3 out of 5 by 12 reviewers"), "{page}");
+        assert!(page.contains("★★★★½"), "{page}");
+        assert!(page.contains("1,234,567 downloads"), "{page}");
+        assert!(
+            page.contains("A &lt;b&gt;clock&lt;&#x2f;b&gt;") || page.contains("A &lt;b&gt;clock&lt;/b&gt;"),
+            "{page}"
+        );
+        let bare = plugin_page(&record(None, 0));
+        assert!(bare.contains("No reviews yet") && !bare.contains("downloads"), "{bare}");
+    }
+
+    #[test]
+    fn stars_round_to_halves() {
+        let glyphs = |tenths| stars(&record(Some(Rating { tenths, count: 1 }), 0).summary).unwrap().glyphs;
+        assert_eq!(glyphs(50), "★★★★★");
+        assert_eq!(glyphs(35), "★★★½☆");
+        assert_eq!(glyphs(10), "★☆☆☆☆");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(999), "999");
     }
 }
