@@ -251,6 +251,9 @@ fn the_operator_theme_replaces_a_template_and_a_broken_one_is_refused_naming_it(
     build(registry.path(), site.path(), Scope::Full).unwrap();
     assert!(page(site.path(), "index.html").contains("data-theme=\"ours\""));
 
+    // A template that only fails when rendered refuses the build before the site changes.
+    let before = tree(site.path());
+    fixture::add_release(registry.path(), &clock("1.1.0"), &fixture::key(1)).unwrap();
     std::fs::write(
         theme.join("home.html"),
         "{% extends \"base.html\" %}{% block main %}{{ nothing.here }}{% endblock %}",
@@ -258,6 +261,7 @@ fn the_operator_theme_replaces_a_template_and_a_broken_one_is_refused_naming_it(
     .unwrap();
     let error = build(registry.path(), site.path(), Scope::Full).unwrap_err().to_string();
     assert!(error.contains("home.html"), "{error}");
+    assert_eq!(tree(site.path()), before, "a refused build changed the site");
 }
 
 /// A WebDriver session of headless Chromium, driven over chromedriver's HTTP API.

@@ -75,14 +75,105 @@ impl Theme {
                 .map_err(|e| StorefrontError::Template { name: file.to_owned(), reason: format!("{e:#}") })?;
             sources.push((file.to_owned(), source));
         }
-        Ok(Self {
+        let theme = Self {
             env,
             sources,
             style: read("style.css", STYLE)?,
             script: read("search.js", SCRIPT)?,
             icon: read("plugin.svg", ICON)?,
             name: name.to_owned(),
-        })
+        };
+        theme.check()?;
+        Ok(theme)
+    }
+
+    /// Renders every page kind once with a sample plugin, so a template that fails
+    /// at render time (an undefined value, a bad filter) refuses the build before
+    /// anything is written rather than after the site was.
+    fn check(&self) -> Result<(), StorefrontError> {
+        let sample = |reason: String| StorefrontError::Template { name: "(sample)".into(), reason };
+        let id: PluginId = "example.plugin".parse().map_err(|e| sample(format!("{e}")))?;
+        let summary = PluginSummary {
+            id: id.clone(),
+            name: "Example".into(),
+            summary: "An example".into(),
+            vendor: "Example".into(),
+            version: semver::Version::new(1, 0, 0),
+            channel: trellis_schema::plugin::Channel::Stable,
+            host: trellis_schema::plugin::HostRequirement {
+                id: "host".into(),
+                api_version_requirement: semver::VersionReq::STAR,
+            },
+            platforms: vec![trellis_schema::plugin::Platform::Any],
+            pricing: trellis_schema::plugin::PricingModel::Paid,
+            permissions: vec!["network".into()],
+            categories: vec!["utility".into()],
+            tags: vec!["example".into()],
+            rating: Some(trellis_schema::catalog::Rating { tenths: 45, count: 2 }),
+            downloads: 10,
+            updated: String::new(),
+        };
+        let record = CatalogRecord {
+            summary: summary.clone(),
+            created: String::new(),
+            releases: 1,
+            length: 0,
+            terms: BTreeMap::new(),
+        };
+        let size = |name: &str| trellis_schema::catalog::ListingSize { name: name.into(), plugins: 1, pages: 1 };
+        let head = CatalogHead {
+            format: trellis_schema::catalog::CATALOG_FORMAT,
+            generated: String::new(),
+            plugins: 1,
+            releases: 1,
+            average_length: 1,
+            categories: vec![size("utility")],
+            tags: vec![size("example")],
+            featured: vec![summary.clone()],
+            trending: vec![summary.clone()],
+            new: vec![summary.clone()],
+            updated: vec![summary],
+        };
+        let records = BTreeMap::from([(id.clone(), record.clone())]);
+        let (icons, shards) = (BTreeMap::new(), BTreeMap::new());
+        let context = Context::new(self, &head, &records, &icons, &shards, "");
+        let data = PageData {
+            id,
+            version: "1.0.0".into(),
+            vendor_id: "example".into(),
+            vendor_website: Some("https://example.com".into()),
+            icon: None,
+            screenshots: vec![super::page::Shot {
+                src: "images/x.png".into(),
+                caption: "A".into(),
+                alt: "A".into(),
+                width: 1,
+                height: 1,
+            }],
+            description_html: String::new(),
+            readme_html: Some(String::new()),
+            release_notes: Some("Notes".into()),
+            permissions: vec![super::page::PermissionLine {
+                plain: "p".into(),
+                risk: "low".into(),
+                reason: "r".into(),
+            }],
+            dependencies: vec![super::page::DependencyLine { id: "example.other".into(), requirement: "^1".into() }],
+            versions: vec![super::page::VersionLine {
+                version: "1.0.0".into(),
+                channel: "stable".into(),
+                yanked: false,
+            }],
+            trial_days: 7,
+            license: "MIT".into(),
+            repository: Some("https://example.com".into()),
+        };
+        context.fixed_pages()?;
+        context.listings(ListingKind::Category, &BTreeSet::from(["utility".to_owned()]))?;
+        context.publishers(&BTreeSet::from(["example".to_owned()]))?;
+        context.plugin_page(&record, Some(&data))?;
+        context.plugin_page(&record, None)?;
+        Ok(())
     }
 
     /// A digest of everything the pages depend on besides the data: a different
