@@ -275,13 +275,19 @@ fn pricing_name(summary: &PluginSummary) -> &'static str {
 pub(super) struct Context<'a> {
     theme: &'a Theme,
     head: &'a CatalogHead,
-    records: &'a BTreeMap<PluginId, CatalogRecord>,
     icons: &'a BTreeMap<PluginId, String>,
     shards: &'a BTreeMap<String, String>,
     head_path: &'a str,
     default_icon: String,
     store: Value,
+    /// Members of each category, tag and publisher (so a listing is not a scan of
+    /// every record).
+    groups: BTreeMap<(u8, &'a str), Vec<&'a PluginSummary>>,
 }
+
+const CATEGORY: u8 = 0;
+const TAG: u8 = 1;
+const PUBLISHER: u8 = 2;
 
 impl<'a> Context<'a> {
     pub(super) fn new(
@@ -302,7 +308,21 @@ impl<'a> Context<'a> {
             js => assets[1].0.clone(),
             default_icon => assets[2].0.clone(),
         };
-        Self { theme, head, records, icons, shards, head_path, default_icon: assets[2].0.clone(), store }
+        let mut groups: BTreeMap<(u8, &'a str), Vec<&'a PluginSummary>> = BTreeMap::new();
+        for record in records.values() {
+            let s = &record.summary;
+            for category in &s.categories {
+                groups.entry((CATEGORY, category.as_str())).or_default().push(s);
+            }
+            for tag in &s.tags {
+                groups.entry((TAG, tag.as_str())).or_default().push(s);
+            }
+            groups.entry((PUBLISHER, s.id.vendor())).or_default().push(s);
+        }
+        for members in groups.values_mut() {
+            members.sort_by(|a, b| listing_order(a, b));
+        }
+        Self { theme, head, icons, shards, head_path, default_icon: assets[2].0.clone(), store, groups }
     }
 
     fn card(&self, summary: &'a PluginSummary) -> Card<'_> {
@@ -365,16 +385,11 @@ impl<'a> Context<'a> {
         };
         let mut out = Vec::new();
         for name in names {
-            let mut members: Vec<&PluginSummary> = self
-                .records
-                .values()
-                .map(|r| &r.summary)
-                .filter(|s| match kind {
-                    ListingKind::Category => s.categories.contains(name),
-                    ListingKind::Tag => s.tags.contains(name),
-                })
-                .collect();
-            members.sort_by(|a, b| listing_order(a, b));
+            let group = match kind {
+                ListingKind::Category => CATEGORY,
+                ListingKind::Tag => TAG,
+            };
+            let members: &[&PluginSummary] = self.groups.get(&(group, name.as_str())).map_or(&[], Vec::as_slice);
             let pages = pages_of(members.len());
             let heading = match kind {
                 ListingKind::Category => format!("Category: {name}"),
@@ -405,12 +420,7 @@ impl<'a> Context<'a> {
     pub(super) fn publishers(&self, vendors: &BTreeSet<String>) -> Result<Vec<(String, Vec<u8>)>, StorefrontError> {
         let mut out = Vec::new();
         for vendor in vendors {
-            let mut members: Vec<&PluginSummary> =
-                self.records.values().map(|r| &r.summary).filter(|s| s.id.vendor() == vendor).collect();
-            if members.is_empty() {
-                continue;
-            }
-            members.sort_by(|a, b| listing_order(a, b));
+            let Some(members) = self.groups.get(&(PUBLISHER, vendor.as_str())) else { continue };
             let downloads: u64 = members.iter().map(|s| s.downloads).sum();
             let publisher = context! {
                 id => vendor, name => members[0].vendor.clone(), website => Value::from(()),
