@@ -34,7 +34,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use trellis_client::fs::{FsError, write_atomic};
+use trellis_client::fs::{FsError, replace_unsynced, write_atomic};
 use trellis_schema::catalog::{self, CatalogHead, CatalogRecord, PAGE_SIZE, PluginSummary};
 use trellis_schema::{PluginId, Sha256};
 
@@ -328,8 +328,15 @@ pub fn publish(
             }
         }
     }
+    // One durability barrier for everything above, then the state that trusts it.
+    make_durable(site_dir, &report.written, &report.removed)?;
     let state_bytes = serde_json::to_vec(&state).unwrap_or_default();
-    report.written.extend(write_changed(site_dir, &[(format!("{STATE_DIR}/state.json"), state_bytes)])?);
+    let state_file = state_path(site_dir);
+    if !std::fs::read(&state_file).is_ok_and(|existing| existing == state_bytes) {
+        trellis_client::fs::create_dir_all(state_file.parent().unwrap_or(site_dir))?;
+        write_atomic(&state_file, &state_bytes)?;
+        report.written.push(format!("{STATE_DIR}/state.json"));
+    }
     report.written.sort();
     report.removed.sort();
     Ok(report)
@@ -339,24 +346,50 @@ fn state_icons(state: &State) -> BTreeMap<PluginId, String> {
     state.plugins.iter().filter_map(|(id, e)| Some((id.clone(), e.icon.clone()?))).collect()
 }
 
-/// Writes each file whose bytes differ from what the site has (atomically, in
-/// parallel); returns the paths written.
+/// Writes each file whose bytes differ from what the site has (in parallel, each
+/// renamed into place whole but not flushed: [`make_durable`] flushes the batch);
+/// returns the paths written.
 fn write_changed(site_dir: &Path, files: &[(String, Vec<u8>)]) -> Result<Vec<String>, FsError> {
     let written: Vec<Option<String>> = files
         .par_iter()
         .map(|(path, bytes)| {
             let full = site_dir.join(path);
-            if std::fs::read(&full).is_ok_and(|existing| &existing == bytes) {
+            let same_length = std::fs::metadata(&full).is_ok_and(|m| m.len() == bytes.len() as u64);
+            if same_length && std::fs::read(&full).is_ok_and(|existing| &existing == bytes) {
                 return Ok(None);
             }
             if let Some(parent) = full.parent() {
                 trellis_client::fs::create_dir_all(parent)?;
             }
-            write_atomic(&full, bytes)?;
+            replace_unsynced(&full, bytes)?;
             Ok(Some(path.clone()))
         })
         .collect::<Result<_, FsError>>()?;
     Ok(written.into_iter().flatten().collect())
+}
+
+/// Above this many files, one `syncfs` of the whole file system beats a flush each
+/// (on a shared disk `syncfs` also waits for other writers' dirty pages: ~1-3 s
+/// measured under load, while a one-release build writes under ten files).
+const SYNCFS_FROM: usize = 256;
+
+/// Makes the files just written (relative to `site_dir`) and removed durable before
+/// the state names them: one `syncfs` of the site's file system on Linux for a large
+/// batch, each file and directory otherwise.
+fn make_durable(site_dir: &Path, written: &[String], removed: &[String]) -> Result<(), FsError> {
+    if written.is_empty() && removed.is_empty() {
+        return Ok(());
+    }
+    if written.len() >= SYNCFS_FROM && trellis_client::fs::sync_filesystem(site_dir)? {
+        return Ok(());
+    }
+    let dirs: BTreeSet<std::path::PathBuf> =
+        written.iter().chain(removed).filter_map(|p| site_dir.join(p).parent().map(Path::to_owned)).collect();
+    written.par_iter().try_for_each(|p| {
+        let path = site_dir.join(p);
+        std::fs::File::open(&path).and_then(|f| f.sync_all()).map_err(|e| FsError::new("syncing", path, e))
+    })?;
+    dirs.par_iter().try_for_each(|d| trellis_client::fs::sync_dir(d))
 }
 
 /// Listing members in the catalog's order: most downloaded, best rated, then id.
