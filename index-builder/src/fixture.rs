@@ -74,6 +74,11 @@ pub struct ReleaseSpec {
     pub display: Option<(String, crate::release::ReleaseDisplay)>,
     /// Host requirement (`None`: [`host`]).
     pub host: Option<HostRequirement>,
+    /// More files of the tree (icons, screenshots, `docs/README.md`), path → bytes.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// Top-level members of `plugin.json` replaced by these (`permissions`,
+    /// `screenshots`, `icons`, …).
+    pub patch: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ReleaseSpec {
@@ -89,7 +94,23 @@ impl ReleaseSpec {
             payload: format!("#!/bin/sh\necho {id} {version}\n").into_bytes(),
             display: None,
             host: None,
+            files: Vec::new(),
+            patch: Map::new(),
         }
+    }
+
+    /// The same release with `path` (in the tree) holding `bytes`.
+    #[must_use]
+    pub fn with_file(mut self, path: &str, bytes: impl Into<Vec<u8>>) -> Self {
+        self.files.push((path.to_owned(), bytes.into()));
+        self
+    }
+
+    /// The same release with member `name` of `plugin.json` set to `value`.
+    #[must_use]
+    pub fn with_member(mut self, name: &str, value: serde_json::Value) -> Self {
+        self.patch.insert(name.to_owned(), value);
+        self
     }
 
     /// The same release with display name `name` and catalog text `display`.
@@ -165,8 +186,19 @@ impl ReleaseSpec {
     /// Writes the plugin source tree of this release into `dir`.
     pub fn write_tree(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir.join("bin/any"))?;
-        let metadata = serde_json::to_vec_pretty(&self.metadata()).map_err(std::io::Error::other)?;
+        let mut metadata = serde_json::to_value(self.metadata()).map_err(std::io::Error::other)?;
+        if let Some(object) = metadata.as_object_mut() {
+            object.extend(self.patch.clone());
+        }
+        let metadata = serde_json::to_vec_pretty(&metadata).map_err(std::io::Error::other)?;
         std::fs::write(dir.join(METADATA_PATH), metadata)?;
+        for (path, bytes) in &self.files {
+            let file = dir.join(path);
+            if let Some(parent) = file.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(file, bytes)?;
+        }
         std::fs::write(dir.join("LICENSE"), "MIT License (fixture)\n")?;
         std::fs::write(dir.join(ENTRY), &self.payload)
     }

@@ -30,6 +30,7 @@ pub mod sign;
 pub mod site;
 pub mod source_tree;
 pub mod status;
+pub mod storefront;
 pub mod submit;
 pub mod synth;
 pub mod tuf;

@@ -146,6 +146,10 @@ fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
             _ => return None,
         }
     }
+    if out.is_dir() {
+        // A storefront alias: `/plugins/acme.clock/` serves its `index.html`.
+        out.push("index.html");
+    }
     out.is_file().then_some(out)
 }
 
@@ -164,12 +168,21 @@ fn answer(root: &Path, request: tiny_http::Request) -> std::io::Result<()> {
     let mut bytes = Vec::new();
     std::fs::File::open(&path)?.read_to_end(&mut bytes)?;
     let etag = format!("\"{}\"", Sha256::of(&bytes));
-    let mutable = path.file_name().is_some_and(|n| n == "timestamp.json");
+    // timestamp.json and the storefront's pages (human-readable names over
+    // content-addressed assets) change in place; everything else is content-addressed.
+    let extension = path.extension().and_then(|e| e.to_str());
+    let mutable =
+        path.file_name().is_some_and(|n| n == "timestamp.json" || n == "catalog.json") || extension == Some("html");
     let cache = if mutable { MUTABLE_CACHE_CONTROL } else { IMMUTABLE_CACHE_CONTROL };
-    let content_type = match path.extension().and_then(|e| e.to_str()) {
+    let content_type = match extension {
         Some("json") => "application/json",
         Some("zip") => "application/zip",
         Some("html") => "text/html; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("jpg") => "image/jpeg",
         _ => "application/octet-stream",
     };
     let matches = request

@@ -43,6 +43,7 @@ use crate::delta::{DeltaBuildError, DeltaPolicy};
 use crate::registry::{Expiry, Registry, RegistryError};
 use crate::release::PluginInput;
 use crate::site;
+use crate::storefront;
 use crate::tuf::{self, BINS_ROLE, CATALOG_ROLE, PUBLISHERS_ROLE, RoleKeys, SECURITY_ROLE, SignError};
 
 pub mod catalog;
@@ -238,6 +239,8 @@ pub struct BuildReport {
     pub plugins: usize,
     /// Number of releases indexed by this build.
     pub releases: usize,
+    /// Storefront files written ([`build_registry`] only; see [`crate::storefront`]), sorted.
+    pub storefront: Vec<String>,
 }
 
 /// Why a build was refused. Nothing was written when one of these is returned,
@@ -308,6 +311,9 @@ pub enum BuildError {
     /// The catalog cannot be built (a featured plugin the registry does not list).
     #[error("catalog: {0}")]
     Catalog(String),
+    /// The storefront cannot be rendered (checked before the site is written).
+    #[error(transparent)]
+    Storefront(#[from] crate::storefront::StorefrontError),
     /// A publisher record chain does not validly extend the published one.
     #[error("publisher {publisher}: {problem}")]
     PublisherChain {
@@ -351,7 +357,9 @@ impl From<canonical::CanonicalError> for BuildError {
     }
 }
 
-/// Builds the site of the registry at `registry` into `site` (see [`build`]).
+/// Builds the site of the registry at `registry` into `site` (see [`build`]), then its
+/// storefront ([`crate::storefront`]: the changed plugins' packages are read and their
+/// images checked before anything is written; pages are written after the site).
 pub fn build_registry(
     registry: &Registry,
     site: &Path,
@@ -403,8 +411,20 @@ pub fn build_registry_with(
         load = known_plugins.clone();
     }
     let plugins = registry.load_plugins(&load)?;
+    let limits = storefront::PageLimits::default();
+    let theme = storefront::Theme::load(&registry.config.name, &registry.dir.join(storefront::THEME_DIR))?;
+    let prepared = storefront::prepare(&plugins, &limits)?;
     let input = BuildInput::for_registry(registry, plugins, known_plugins, scope, now)?;
-    build_with(input, site, signing)
+    let mut report = build_with(input, site, signing)?;
+    let load_more = |ids: &BTreeSet<PluginId>| {
+        let plugins = registry.load_plugins(ids).map_err(|e| storefront::StorefrontError::Package {
+            release: ids.iter().map(PluginId::as_str).collect::<Vec<_>>().join(", "),
+            reason: e.to_string(),
+        })?;
+        storefront::prepare(&plugins, &limits)
+    };
+    report.storefront = storefront::publish(prepared, site, &theme, &load_more)?.written;
+    Ok(report)
 }
 
 /// The advisories document of the published site (empty when it has none).

@@ -46,7 +46,9 @@ pub(crate) enum Command {
         #[arg(long)]
         now: Option<jiff::Timestamp>,
     },
-    /// Build (or update) the signed static site of a registry.
+    /// Build (or update) the signed static site of a registry and its storefront (HTML
+    /// pages: home, categories, tags, plugins, publishers, search; the theme can be
+    /// replaced file by file from the registry's `storefront/` directory).
     Build {
         /// The registry source tree.
         registry: PathBuf,
@@ -278,6 +280,11 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
                 if unsigned { "unsigned " } else { "" },
                 report.snapshot_version,
                 report.timestamp_version
+            );
+            println!(
+                "storefront: wrote {} file(s); open {} through `trellis-index serve`",
+                report.storefront.len(),
+                out.join("index.html").display()
             );
             if !unsigned {
                 crate::status::warn_site(&crate::status::dir_source(&out), Some(&registry), now);

@@ -1,0 +1,104 @@
+//! Storefront generation on a synthetic registry (`TRELLIS_BENCH_PLUGINS`, default
+//! 100,000 plugins × 2 releases): the time the storefront adds to a full build and to a
+//! one-release incremental build, the files it writes and its total size.
+//!
+//! `cargo bench -p trellis-index --bench storefront` (`BENCH_DIR` for the work dir).
+//! Synthetic packages are not on disk, so plugin pages come from the signed manifests
+//! and display fields (no icon or screenshot extraction: `tests/storefront.rs` covers
+//! that with real packages).
+
+#![allow(clippy::unwrap_used)] // a bench set-up that fails is a failed bench
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Instant;
+
+use trellis_index::build::Scope;
+use trellis_index::storefront::{self, PageLimits, Prepared, Theme};
+use trellis_index::synth::{self, SynthSite, SynthSpec};
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn storefront_size(site: &Path) -> (usize, u64) {
+    let mut files = 0;
+    let mut bytes = 0;
+    for dir in
+        ["index.html", "categories", "tags", "plugins", "publishers", "search", "assets", "images", "_storefront"]
+    {
+        for entry in walkdir::WalkDir::new(site.join(dir)).into_iter().flatten() {
+            if entry.file_type().is_file() {
+                files += 1;
+                bytes += entry.metadata().map_or(0, |m| m.len());
+            }
+        }
+    }
+    (files, bytes)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let plugins = env_or("TRELLIS_BENCH_PLUGINS", 100_000);
+    let versions = env_or("TRELLIS_BENCH_VERSIONS", 2);
+    let work =
+        tempfile::tempdir_in(std::env::var_os("BENCH_DIR").unwrap_or_else(|| std::env::temp_dir().into())).unwrap();
+    let mut site = SynthSite::init(work.path(), 12, jiff::Timestamp::now()).unwrap();
+    let plan = synth::plan(SynthSpec { plugins, versions, seed: 42 });
+    let target = plan[plan.len() / 2].clone();
+    site.known = plan.iter().map(|p| p.id.clone()).collect();
+    let inputs: Vec<_> = plan.into_iter().map(synth::plugin_input).collect();
+    let theme = Theme::builtin("Bench Store").unwrap();
+    let limits = PageLimits::default();
+    let nothing_more = |_: &BTreeSet<trellis_schema::PluginId>| Ok(Prepared::default());
+
+    // Full build: the site, then the storefront's two steps.
+    let started = Instant::now();
+    let prepared = storefront::prepare(&inputs, &limits).unwrap();
+    let prepare_time = started.elapsed();
+    let started = Instant::now();
+    let full = site.build(inputs, Scope::Full).unwrap();
+    let build_time = started.elapsed();
+    let started = Instant::now();
+    let report = storefront::publish(prepared, &site.site_dir, &theme, &nothing_more).unwrap();
+    let publish_time = started.elapsed();
+    let (files, bytes) = storefront_size(&site.site_dir);
+    println!(
+        "full build of {} releases: site {build_time:.2?}; storefront +{:.2?} (prepare {prepare_time:.2?}, \
+         render and write {publish_time:.2?}): {} pages rendered, {} files written; storefront {files} files, {:.1} MB",
+        full.releases,
+        prepare_time + publish_time,
+        report.rendered,
+        report.written.len(),
+        bytes as f64 / 1e6
+    );
+
+    // One release more, incrementally.
+    let mut grown = target.clone();
+    let mut release = grown.releases.last().unwrap().clone();
+    release.version = semver::Version::new(99, 0, 0);
+    release.yanked = false;
+    grown.releases.push(release);
+    let changed = synth::plugin_input(grown);
+    let scope = Scope::Plugins(BTreeSet::from([changed.id.clone()]));
+    let started = Instant::now();
+    let prepared = storefront::prepare(std::slice::from_ref(&changed), &limits).unwrap();
+    let prepare_time = started.elapsed();
+    let started = Instant::now();
+    site.build(vec![changed], scope).unwrap();
+    let build_time = started.elapsed();
+    let started = Instant::now();
+    let report = storefront::publish(prepared, &site.site_dir, &theme, &nothing_more).unwrap();
+    let publish_time = started.elapsed();
+    println!(
+        "incremental build (+1 release of {}): site {build_time:.2?}; storefront +{:.2?} (prepare {prepare_time:.2?}, \
+         render and write {publish_time:.2?}): {} pages rendered, {} files written: {:?}",
+        target.id,
+        prepare_time + publish_time,
+        report.rendered,
+        report.written.len(),
+        report.written
+    );
+}

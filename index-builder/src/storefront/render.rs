@@ -1,0 +1,565 @@
+//! Templates and the values pages are rendered from.
+//!
+//! Owns the theme (the templates, stylesheet, search script and generic icon built
+//! into the binary, each replaceable by a file of the same name in the registry's
+//! `storefront/` directory) and turning catalog records and page data into the
+//! contexts of `home`, `categories`, `listing`, `publisher`, `plugin` and `search`.
+//! minijinja escapes every value in `.html` templates; only the Markdown that
+//! [`super::page::markdown`] made safe is marked `|safe`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use minijinja::{Environment, Value, context};
+use serde::Serialize;
+use trellis_schema::catalog::{CatalogHead, CatalogRecord, ListingKind, PAGE_SIZE, PluginSummary};
+use trellis_schema::{PluginId, Sha256};
+
+use super::page::PageData;
+use super::{StorefrontError, listing_order, pages_of};
+
+const TEMPLATES: [(&str, &str); 8] = [
+    ("base.html", include_str!("theme/base.html")),
+    ("macros.html", include_str!("theme/macros.html")),
+    ("home.html", include_str!("theme/home.html")),
+    ("categories.html", include_str!("theme/categories.html")),
+    ("listing.html", include_str!("theme/listing.html")),
+    ("publisher.html", include_str!("theme/publisher.html")),
+    ("plugin.html", include_str!("theme/plugin.html")),
+    ("search.html", include_str!("theme/search.html")),
+];
+const STYLE: &str = include_str!("theme/style.css");
+const SCRIPT: &str = include_str!("theme/search.js");
+const ICON: &str = include_str!("theme/plugin.svg");
+
+/// The templates and assets of a storefront.
+#[derive(Debug)]
+pub struct Theme {
+    env: Environment<'static>,
+    sources: Vec<(String, String)>,
+    style: String,
+    script: String,
+    icon: String,
+    name: String,
+}
+
+impl Theme {
+    /// The built-in theme, for a store called `name`.
+    pub fn builtin(name: &str) -> Result<Self, StorefrontError> {
+        Self::with(name, None)
+    }
+
+    /// The built-in theme with the operator's replacements from `dir` (the registry's
+    /// `storefront/`: `base.html`, …, `style.css`, `search.js`, `plugin.svg`), when
+    /// it exists.
+    pub fn load(name: &str, dir: &Path) -> Result<Self, StorefrontError> {
+        Self::with(name, Some(dir))
+    }
+
+    fn with(name: &str, dir: Option<&Path>) -> Result<Self, StorefrontError> {
+        let read = |file: &str, builtin: &str| -> Result<String, StorefrontError> {
+            let Some(dir) = dir else { return Ok(builtin.to_owned()) };
+            let path = dir.join(file);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => Ok(text),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(builtin.to_owned()),
+                Err(e) => Err(StorefrontError::Io(trellis_client::fs::FsError::new("reading", path, e))),
+            }
+        };
+        let mut env = Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        let mut sources = Vec::new();
+        for (file, builtin) in TEMPLATES {
+            let source = read(file, builtin)?;
+            env.add_template_owned(file.to_owned(), source.clone())
+                .map_err(|e| StorefrontError::Template { name: file.to_owned(), reason: format!("{e:#}") })?;
+            sources.push((file.to_owned(), source));
+        }
+        let theme = Self {
+            env,
+            sources,
+            style: read("style.css", STYLE)?,
+            script: read("search.js", SCRIPT)?,
+            icon: read("plugin.svg", ICON)?,
+            name: name.to_owned(),
+        };
+        theme.check()?;
+        Ok(theme)
+    }
+
+    /// Renders every page kind once with a sample plugin, so a template that fails
+    /// at render time (an undefined value, a bad filter) refuses the build before
+    /// anything is written rather than after the site was.
+    fn check(&self) -> Result<(), StorefrontError> {
+        let sample = |reason: String| StorefrontError::Template { name: "(sample)".into(), reason };
+        let id: PluginId = "example.plugin".parse().map_err(|e| sample(format!("{e}")))?;
+        let summary = PluginSummary {
+            id: id.clone(),
+            name: "Example".into(),
+            summary: "An example".into(),
+            vendor: "Example".into(),
+            version: semver::Version::new(1, 0, 0),
+            channel: trellis_schema::plugin::Channel::Stable,
+            host: trellis_schema::plugin::HostRequirement {
+                id: "host".into(),
+                api_version_requirement: semver::VersionReq::STAR,
+            },
+            platforms: vec![trellis_schema::plugin::Platform::Any],
+            pricing: trellis_schema::plugin::PricingModel::Paid,
+            permissions: vec!["network".into()],
+            categories: vec!["utility".into()],
+            tags: vec!["example".into()],
+            rating: Some(trellis_schema::catalog::Rating { tenths: 45, count: 2 }),
+            downloads: 10,
+            updated: String::new(),
+        };
+        let record = CatalogRecord {
+            summary: summary.clone(),
+            created: String::new(),
+            releases: 1,
+            length: 0,
+            terms: BTreeMap::new(),
+        };
+        let size = |name: &str| trellis_schema::catalog::ListingSize { name: name.into(), plugins: 1, pages: 1 };
+        let head = CatalogHead {
+            format: trellis_schema::catalog::CATALOG_FORMAT,
+            generated: String::new(),
+            plugins: 1,
+            releases: 1,
+            average_length: 1,
+            categories: vec![size("utility")],
+            tags: vec![size("example")],
+            featured: vec![summary.clone()],
+            trending: vec![summary.clone()],
+            new: vec![summary.clone()],
+            updated: vec![summary],
+        };
+        let records = BTreeMap::from([(id.clone(), record.clone())]);
+        let (icons, shards) = (BTreeMap::new(), BTreeMap::new());
+        let context = Context::new(self, &head, &records, &icons, &shards, "");
+        let data = PageData {
+            id,
+            version: "1.0.0".into(),
+            vendor_id: "example".into(),
+            vendor_website: Some("https://example.com".into()),
+            icon: None,
+            screenshots: vec![super::page::Shot {
+                src: "images/x.png".into(),
+                caption: "A".into(),
+                alt: "A".into(),
+                width: 1,
+                height: 1,
+            }],
+            description_html: String::new(),
+            readme_html: Some(String::new()),
+            release_notes: Some("Notes".into()),
+            permissions: vec![super::page::PermissionLine {
+                plain: "p".into(),
+                risk: "low".into(),
+                reason: "r".into(),
+            }],
+            dependencies: vec![super::page::DependencyLine { id: "example.other".into(), requirement: "^1".into() }],
+            versions: vec![super::page::VersionLine {
+                version: "1.0.0".into(),
+                channel: "stable".into(),
+                yanked: false,
+            }],
+            trial_days: 7,
+            license: "MIT".into(),
+            repository: Some("https://example.com".into()),
+        };
+        context.fixed_pages()?;
+        context.listings(ListingKind::Category, &BTreeSet::from(["utility".to_owned()]))?;
+        context.publishers(&BTreeSet::from(["example".to_owned()]))?;
+        context.plugin_page(&record, Some(&data))?;
+        context.plugin_page(&record, None)?;
+        Ok(())
+    }
+
+    /// A digest of everything the pages depend on besides the data: a different
+    /// theme redoes every page.
+    pub fn digest(&self) -> String {
+        let mut hasher = trellis_schema::digest::Hasher::new();
+        for (name, source) in &self.sources {
+            hasher.update(name.as_bytes());
+            hasher.update(source.as_bytes());
+        }
+        for part in [&self.style, &self.script, &self.icon, &self.name] {
+            hasher.update(part.as_bytes());
+        }
+        hasher.finish().to_hex()
+    }
+
+    fn asset(name: &str, bytes: &str) -> String {
+        format!("assets/{}.{name}", Sha256::of(bytes.as_bytes()))
+    }
+
+    /// The content-addressed assets: (site path, bytes).
+    pub fn assets(&self) -> Vec<(String, &[u8])> {
+        vec![
+            (Self::asset("style.css", &self.style), self.style.as_bytes()),
+            (Self::asset("search.js", &self.script), self.script.as_bytes()),
+            (Self::asset("plugin.svg", &self.icon), self.icon.as_bytes()),
+        ]
+    }
+
+    fn render(&self, name: &str, context: Value) -> Result<Vec<u8>, StorefrontError> {
+        let template = self
+            .env
+            .get_template(name)
+            .map_err(|e| StorefrontError::Template { name: name.to_owned(), reason: format!("{e:#}") })?;
+        template
+            .render(context)
+            .map(String::into_bytes)
+            .map_err(|e| StorefrontError::Template { name: name.to_owned(), reason: format!("{e:#}") })
+    }
+}
+
+/// A star rating as pages show it.
+#[derive(Serialize)]
+struct Stars {
+    stars: String,
+    count: u32,
+    glyphs: String,
+}
+
+/// A plugin as a card shows it.
+#[derive(Serialize)]
+struct Card<'a> {
+    id: &'a str,
+    name: &'a str,
+    vendor: &'a str,
+    version: String,
+    summary: &'a str,
+    pricing: &'a str,
+    rating: Option<Stars>,
+    downloads: u64,
+    downloads_text: String,
+    icon: &'a str,
+}
+
+fn stars(summary: &PluginSummary) -> Option<Stars> {
+    let rating = summary.rating?;
+    let tenths = u32::from(rating.tenths.clamp(10, 50));
+    let halves = (tenths + 2) / 5;
+    let glyphs = format!("{}{}{}", "★".repeat((halves / 2) as usize), if halves % 2 == 1 { "½" } else { "" }, {
+        "☆".repeat(((10 - halves) / 2) as usize)
+    });
+    Some(Stars { stars: format!("{}.{}", tenths / 10, tenths % 10), count: rating.count, glyphs })
+}
+
+/// `12,345`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn pricing_name(summary: &PluginSummary) -> &'static str {
+    use trellis_schema::plugin::PricingModel;
+    match summary.pricing {
+        PricingModel::Free => "free",
+        PricingModel::Paid => "paid",
+        PricingModel::Freemium => "freemium",
+        PricingModel::Subscription => "subscription",
+    }
+}
+
+/// What every page shares.
+pub(super) struct Context<'a> {
+    theme: &'a Theme,
+    head: &'a CatalogHead,
+    icons: &'a BTreeMap<PluginId, String>,
+    shards: &'a BTreeMap<String, String>,
+    head_path: &'a str,
+    default_icon: String,
+    store: Value,
+    /// Members of each category, tag and publisher (so a listing is not a scan of
+    /// every record).
+    groups: BTreeMap<(u8, &'a str), Vec<&'a PluginSummary>>,
+}
+
+const CATEGORY: u8 = 0;
+const TAG: u8 = 1;
+const PUBLISHER: u8 = 2;
+
+impl<'a> Context<'a> {
+    pub(super) fn new(
+        theme: &'a Theme,
+        head: &'a CatalogHead,
+        records: &'a BTreeMap<PluginId, CatalogRecord>,
+        icons: &'a BTreeMap<PluginId, String>,
+        shards: &'a BTreeMap<String, String>,
+        head_path: &'a str,
+    ) -> Self {
+        let assets = theme.assets();
+        let publishers: BTreeSet<&str> = records.keys().map(|id| id.vendor()).collect();
+        let store = context! {
+            name => theme.name.clone(),
+            plugins => head.plugins,
+            publishers => publishers.len(),
+            css => assets[0].0.clone(),
+            js => assets[1].0.clone(),
+            default_icon => assets[2].0.clone(),
+        };
+        let mut groups: BTreeMap<(u8, &'a str), Vec<&'a PluginSummary>> = BTreeMap::new();
+        for record in records.values() {
+            let s = &record.summary;
+            for category in &s.categories {
+                groups.entry((CATEGORY, category.as_str())).or_default().push(s);
+            }
+            for tag in &s.tags {
+                groups.entry((TAG, tag.as_str())).or_default().push(s);
+            }
+            groups.entry((PUBLISHER, s.id.vendor())).or_default().push(s);
+        }
+        for members in groups.values_mut() {
+            members.sort_by(|a, b| listing_order(a, b));
+        }
+        Self { theme, head, icons, shards, head_path, default_icon: assets[2].0.clone(), store, groups }
+    }
+
+    fn card(&self, summary: &'a PluginSummary) -> Card<'_> {
+        Card {
+            id: summary.id.as_str(),
+            name: &summary.name,
+            vendor: &summary.vendor,
+            version: summary.version.to_string(),
+            summary: &summary.summary,
+            pricing: pricing_name(summary),
+            rating: stars(summary),
+            downloads: summary.downloads,
+            downloads_text: thousands(summary.downloads),
+            icon: self.icons.get(&summary.id).map_or(self.default_icon.as_str(), String::as_str),
+        }
+    }
+
+    fn cards(&self, list: &'a [PluginSummary]) -> Vec<Card<'_>> {
+        list.iter().map(|s| self.card(s)).collect()
+    }
+
+    /// Home, the categories index, the search page and its catalog map.
+    pub(super) fn fixed_pages(&self) -> Result<Vec<(String, Vec<u8>)>, StorefrontError> {
+        let head = self.head;
+        let home = self.theme.render(
+            "home.html",
+            context! {
+                root => "", store => self.store.clone(), categories => head.categories,
+                featured => self.cards(&head.featured), trending => self.cards(&head.trending),
+                new => self.cards(&head.new), updated => self.cards(&head.updated),
+            },
+        )?;
+        let categories = self.theme.render(
+            "categories.html",
+            context! { root => "../", store => self.store.clone(), categories => head.categories, tags => head.tags },
+        )?;
+        let search = self.theme.render(
+            "search.html",
+            context! { root => "../", store => self.store.clone(), categories => head.categories },
+        )?;
+        let map = serde_json::to_vec(&serde_json::json!({ "head": self.head_path, "shards": self.shards }))
+            .unwrap_or_default();
+        Ok(vec![
+            ("index.html".into(), home),
+            ("categories/index.html".into(), categories),
+            ("search/index.html".into(), search),
+            ("search/catalog.json".into(), map),
+        ])
+    }
+
+    /// Every page of each listing in `names`.
+    pub(super) fn listings(
+        &self,
+        kind: ListingKind,
+        names: &BTreeSet<String>,
+    ) -> Result<Vec<(String, Vec<u8>)>, StorefrontError> {
+        let dir = match kind {
+            ListingKind::Category => "categories",
+            ListingKind::Tag => "tags",
+        };
+        let mut out = Vec::new();
+        for name in names {
+            let group = match kind {
+                ListingKind::Category => CATEGORY,
+                ListingKind::Tag => TAG,
+            };
+            let members: &[&PluginSummary] = self.groups.get(&(group, name.as_str())).map_or(&[], Vec::as_slice);
+            let pages = pages_of(members.len());
+            let heading = match kind {
+                ListingKind::Category => format!("Category: {name}"),
+                ListingKind::Tag => format!("Tag: {name}"),
+            };
+            for page in 1..=pages {
+                let chunk: Vec<Card<'_>> =
+                    members.iter().skip((page - 1) * PAGE_SIZE).take(PAGE_SIZE).map(|s| self.card(s)).collect();
+                let (path, root) = if page == 1 {
+                    (format!("{dir}/{name}/index.html"), "../../".to_owned())
+                } else {
+                    (format!("{dir}/{name}/{page}/index.html"), "../../../".to_owned())
+                };
+                let bytes = self.theme.render(
+                    "listing.html",
+                    context! {
+                        root, store => self.store.clone(), heading => heading.clone(), plugins => chunk,
+                        total => members.len(), page, pages, base => format!("{dir}/{name}/"),
+                    },
+                )?;
+                out.push((path, bytes));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The page of each publisher in `vendors` that lists a plugin.
+    pub(super) fn publishers(&self, vendors: &BTreeSet<String>) -> Result<Vec<(String, Vec<u8>)>, StorefrontError> {
+        let mut out = Vec::new();
+        for vendor in vendors {
+            let Some(members) = self.groups.get(&(PUBLISHER, vendor.as_str())) else { continue };
+            let downloads: u64 = members.iter().map(|s| s.downloads).sum();
+            let publisher = context! {
+                id => vendor, name => members[0].vendor.clone(), website => Value::from(()),
+                downloads, downloads_text => thousands(downloads),
+            };
+            let cards: Vec<Card<'_>> = members.iter().map(|s| self.card(s)).collect();
+            let bytes = self.theme.render(
+                "publisher.html",
+                context! { root => "../../", store => self.store.clone(), publisher, plugins => cards },
+            )?;
+            out.push((format!("publishers/{vendor}/index.html"), bytes));
+        }
+        Ok(out)
+    }
+
+    /// The page of `record`'s plugin; `data` from its package (without: from the
+    /// record alone).
+    pub(super) fn plugin_page(
+        &self,
+        record: &CatalogRecord,
+        data: Option<&PageData>,
+    ) -> Result<(String, Vec<u8>), StorefrontError> {
+        let s = &record.summary;
+        let trial = data.map_or(0, |d| d.trial_days);
+        let pricing_text = match (pricing_name(s), trial) {
+            ("free", _) => "Free".to_owned(),
+            (model, 0) => format!("Pricing: {model}"),
+            (model, days) => format!("Pricing: {model}, with a {days}-day free trial"),
+        };
+        let permissions: Vec<Value> = match data {
+            Some(d) => d.permissions.iter().map(Value::from_serialize).collect(),
+            None => s
+                .permissions
+                .iter()
+                .map(|p| {
+                    Value::from_serialize(
+                        serde_json::json!({"plain": format!("use {p}"), "risk": "medium", "reason": ""}),
+                    )
+                })
+                .collect(),
+        };
+        let p = context! {
+            id => s.id.as_str(), name => s.name.clone(), summary => s.summary.clone(), vendor => s.vendor.clone(),
+            vendor_id => s.id.vendor(), version => s.version.to_string(), channel => s.channel.as_str(),
+            rating => stars(s), downloads => s.downloads, downloads_text => thousands(s.downloads),
+            pricing_text, categories => s.categories.clone(), tags => s.tags.clone(),
+            host => format!("{} {}", s.host.id, s.host.api_version_requirement),
+            platforms => s.platforms.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+            icon => data.and_then(|d| d.icon.clone()).unwrap_or_else(|| self.default_icon.clone()),
+            screenshots => data.map(|d| d.screenshots.clone()).unwrap_or_default(),
+            description_html => data.map(|d| d.description_html.clone()).unwrap_or_else(|| super::page::markdown(&s.summary)),
+            readme_html => data.and_then(|d| d.readme_html.clone()),
+            release_notes => data.and_then(|d| d.release_notes.clone()),
+            permissions,
+            dependencies => data.map(|d| d.dependencies.clone()).unwrap_or_default(),
+            versions => data.map(|d| d.versions.clone()).unwrap_or_default(),
+            license => data.map(|d| d.license.clone()).unwrap_or_default(),
+            repository => data.and_then(|d| d.repository.clone()),
+        };
+        let bytes = self.theme.render("plugin.html", context! { root => "../../", store => self.store.clone(), p })?;
+        Ok((format!("plugins/{}/index.html", s.id), bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trellis_schema::catalog::{CATALOG_FORMAT, Rating};
+
+    fn record(rating: Option<Rating>, downloads: u64) -> CatalogRecord {
+        let summary = PluginSummary {
+            id: "acme.clock".parse().unwrap(),
+            name: "Clock".into(),
+            summary: "A <b>clock</b>".into(),
+            vendor: "Acme".into(),
+            version: "1.2.0".parse().unwrap(),
+            channel: trellis_schema::plugin::Channel::Stable,
+            host: trellis_schema::plugin::HostRequirement {
+                id: "demo-host".into(),
+                api_version_requirement: "^1".parse().unwrap(),
+            },
+            platforms: vec![trellis_schema::plugin::Platform::Any],
+            pricing: trellis_schema::plugin::PricingModel::Free,
+            permissions: vec![],
+            categories: vec!["utility".into()],
+            tags: vec![],
+            rating,
+            downloads,
+            updated: "2026-11-01T00:00:00Z".into(),
+        };
+        CatalogRecord { summary, created: String::new(), releases: 1, length: 0, terms: BTreeMap::new() }
+    }
+
+    fn head() -> CatalogHead {
+        CatalogHead {
+            format: CATALOG_FORMAT,
+            generated: String::new(),
+            plugins: 1,
+            releases: 1,
+            average_length: 1,
+            categories: vec![],
+            tags: vec![],
+            featured: vec![],
+            trending: vec![],
+            new: vec![],
+            updated: vec![],
+        }
+    }
+
+    fn plugin_page(record: &CatalogRecord) -> String {
+        let theme = Theme::builtin("Store").unwrap();
+        let head = head();
+        let records = BTreeMap::from([(record.summary.id.clone(), record.clone())]);
+        let (icons, shards) = (BTreeMap::new(), BTreeMap::new());
+        let context = Context::new(&theme, &head, &records, &icons, &shards, "");
+        String::from_utf8(context.plugin_page(record, None).unwrap().1).unwrap()
+    }
+
+    #[test]
+    fn the_plugin_page_shows_rating_and_downloads_when_the_catalog_has_them() {
+        let page = plugin_page(&record(Some(Rating { tenths: 43, count: 12 }), 1_234_567));
+        assert!(page.contains("Rated 4.3 out of 5 by 12 reviewers"), "{page}");
+        assert!(page.contains("★★★★½"), "{page}");
+        assert!(page.contains("1,234,567 downloads"), "{page}");
+        assert!(
+            page.contains("A &lt;b&gt;clock&lt;&#x2f;b&gt;") || page.contains("A &lt;b&gt;clock&lt;/b&gt;"),
+            "{page}"
+        );
+        let bare = plugin_page(&record(None, 0));
+        assert!(bare.contains("No reviews yet") && !bare.contains("downloads"), "{bare}");
+    }
+
+    #[test]
+    fn stars_round_to_halves() {
+        let glyphs = |tenths| stars(&record(Some(Rating { tenths, count: 1 }), 0).summary).unwrap().glyphs;
+        assert_eq!(glyphs(50), "★★★★★");
+        assert_eq!(glyphs(35), "★★★½☆");
+        assert_eq!(glyphs(10), "★☆☆☆☆");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(999), "999");
+    }
+}

@@ -1,0 +1,546 @@
+//! The storefront `trellis-index build` writes beside the site: pages from real signed
+//! packages (icons, screenshots, Markdown), safe escaping, refusals that leave the site
+//! as it was, incremental rewrites, and the pages in headless Chromium (WebDriver over
+//! HTTP against `trellis-index serve` on 127.0.0.1).
+
+#![allow(clippy::unwrap_used)] // test set-up: a failure to build the fixture is a test failure
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde_json::{Value, json};
+use trellis_index::build::{BuildReport, Scope, build_registry};
+use trellis_index::fixture::{self, ReleaseSpec};
+use trellis_index::operator::{self, InitOptions};
+use trellis_index::registry::{Expiry, Registry};
+use trellis_index::release::ReleaseDisplay;
+use trellis_tests::trees::png;
+
+fn now() -> jiff::Timestamp {
+    "2026-11-01T00:00:00Z".parse().unwrap()
+}
+
+fn display(summary: &str, description: &str, categories: &[&str], tags: &[&str]) -> ReleaseDisplay {
+    ReleaseDisplay {
+        summary: summary.into(),
+        description: description.into(),
+        vendor: String::new(),
+        categories: categories.iter().map(|c| (*c).to_owned()).collect(),
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        pricing: Default::default(),
+    }
+}
+
+fn clock(version: &str) -> ReleaseSpec {
+    ReleaseSpec::new("acme.clock", version)
+        .with_display(
+            "Desk Clock",
+            display(
+                "A clock for your <script>alert('x')</script> desk",
+                "# Desk Clock\n\nShows the time. <script>alert(1)</script> [home](https://acme.example)",
+                &["productivity"],
+                &["time", "clock"],
+            ),
+        )
+        .with_file("resources/icon-16.png", png(16, 16))
+        .with_file("resources/icon-32.png", png(32, 32))
+        .with_file("resources/icon-128.png", png(128, 128))
+        .with_file("resources/screenshot-1.png", png(320, 200))
+        .with_file("docs/README.md", "## Usage\n\nRun it. <img src=x onerror=alert(1)>\n")
+        .with_member(
+            "icons",
+            json!({"small": "resources/icon-16.png", "medium": "resources/icon-32.png", "large": "resources/icon-128.png"}),
+        )
+        .with_member("screenshots", json!([{"url": "resources/screenshot-1.png", "caption": "The clock on a desk"}]))
+        .with_member(
+            "permissions",
+            json!([{"type": "network", "scope": "internet", "reason": "Sync the time"}]),
+        )
+        .with_member("release_notes", json!("Alarms."))
+}
+
+/// A registry of a few plugins in two categories.
+fn registry() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let options = InitOptions {
+        name: "Test Store".into(),
+        base_url: "http://127.0.0.1/".into(),
+        root_keys: 1,
+        root_threshold: 1,
+        bin_bits: 2,
+        publisher_bin_bits: trellis_index::registry::DEFAULT_PUBLISHER_BIN_BITS,
+        expiry: Expiry::default(),
+        now: now(),
+    };
+    operator::init(dir.path(), &options).unwrap();
+    let key = fixture::key(1);
+    fixture::add_publisher(dir.path(), "acme", &key).unwrap();
+    fixture::add_publisher(dir.path(), "contoso", &key).unwrap();
+    fixture::add_release(dir.path(), &clock("1.0.0"), &key).unwrap();
+    let calendar = ReleaseSpec::new("acme.calendar", "2.0.0").with_display(
+        "Team Calendar",
+        display("Shared calendars for teams", "Meetings and events.", &["productivity"], &["calendar"]),
+    );
+    fixture::add_release(dir.path(), &calendar, &key).unwrap();
+    let images = ReleaseSpec::new("contoso.images", "1.0.0")
+        .with_display("Image Tools", display("Resize and crop pictures", "Batch resize.", &["media"], &["images"]));
+    fixture::add_release(dir.path(), &images, &key).unwrap();
+    std::fs::create_dir_all(dir.path().join("catalog")).unwrap();
+    std::fs::write(dir.path().join("catalog/featured.json"), r#"{"featured": ["acme.clock"]}"#).unwrap();
+    dir
+}
+
+fn build(registry: &Path, site: &Path, scope: Scope) -> Result<BuildReport, trellis_index::build::BuildError> {
+    build_registry(&Registry::open(registry)?, site, scope, now())
+}
+
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| (e.path().strip_prefix(dir).unwrap().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .collect()
+}
+
+fn page(site: &Path, path: &str) -> String {
+    std::fs::read_to_string(site.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn build_writes_home_listings_plugin_publisher_and_search_pages() {
+    let registry = registry();
+    let site = tempfile::tempdir().unwrap();
+    let report = build(registry.path(), site.path(), Scope::Full).unwrap();
+    for path in [
+        "index.html",
+        "categories/index.html",
+        "categories/productivity/index.html",
+        "categories/media/index.html",
+        "tags/time/index.html",
+        "plugins/acme.clock/index.html",
+        "plugins/acme.calendar/index.html",
+        "publishers/acme/index.html",
+        "publishers/contoso/index.html",
+        "search/index.html",
+        "search/catalog.json",
+    ] {
+        assert!(report.storefront.contains(&path.to_owned()), "{path} not written: {:?}", report.storefront);
+    }
+    let home = page(site.path(), "index.html");
+    assert!(home.contains("Featured") && home.contains("plugins/acme.clock/"), "{home}");
+    let productivity = page(site.path(), "categories/productivity/index.html");
+    assert!(productivity.contains("Desk Clock") && productivity.contains("Team Calendar"));
+    assert!(!productivity.contains("Image Tools"));
+
+    let plugin = page(site.path(), "plugins/acme.clock/index.html");
+    // The one script a plugin page may carry is none: its text is escaped everywhere.
+    assert!(!plugin.contains("<script"), "{plugin}");
+    assert!(!plugin.contains("<img src=x"), "{plugin}");
+    assert!(plugin.contains("&lt;script&gt;"), "{plugin}");
+    assert!(plugin.contains("trellis://install/acme.clock"));
+    assert!(plugin.contains("medium risk") || plugin.contains("high risk"), "{plugin}");
+    assert!(plugin.contains("Sync the time"));
+    assert!(plugin.contains("The clock on a desk"));
+    assert!(plugin.contains("Alarms."));
+    // Screenshot and icon are content-addressed images that decode.
+    let images: Vec<String> = tree(site.path()).into_keys().filter(|p| p.starts_with("images/")).collect();
+    assert_eq!(images.len(), 2, "{images:?}");
+    for image in &images {
+        assert!(plugin.contains(image.trim_start_matches("images/")), "{image} not on the page");
+    }
+    // Search data: the map names the signed head and shards.
+    let map: Value = serde_json::from_str(&page(site.path(), "search/catalog.json")).unwrap();
+    let head = map["head"].as_str().unwrap();
+    assert!(head.starts_with("targets/catalog/") && site.path().join(head).is_file());
+    assert!(map["shards"]["cl"].as_str().is_some_and(|p| site.path().join(p).is_file()), "{map}");
+    // No page names anything outside the site.
+    for (path, bytes) in tree(site.path()).into_iter().filter(|(p, _)| p.ends_with(".html")) {
+        let text = String::from_utf8(bytes).unwrap();
+        for attribute in ["src=\"http", "href=\"//", "src=\"//", "@import", "url(http"] {
+            assert!(!text.contains(attribute), "{path} has {attribute}");
+        }
+    }
+}
+
+#[test]
+fn a_screenshot_that_is_not_a_png_is_refused_and_nothing_is_written() {
+    let registry = registry();
+    let site = tempfile::tempdir().unwrap();
+    build(registry.path(), site.path(), Scope::Full).unwrap();
+    let before = tree(site.path());
+    // A PNG header (what lint checks) over garbage: it does not decode.
+    let mut fake = png(320, 200)[..33].to_vec();
+    fake.extend_from_slice(b"this is not image data at all");
+    let bad = clock("1.1.0").with_file("resources/screenshot-1.png", fake);
+    fixture::add_release(registry.path(), &bad, &fixture::key(1)).unwrap();
+    let error = build(registry.path(), site.path(), Scope::Full).unwrap_err().to_string();
+    assert!(
+        error.contains("acme.clock 1.1.0") && error.contains("resources/screenshot-1.png") && error.contains("PNG"),
+        "{error}"
+    );
+    assert_eq!(tree(site.path()), before, "a refused build changed the site");
+}
+
+#[test]
+fn one_release_rewrites_only_the_pages_that_show_it() {
+    let registry = registry();
+    let site = tempfile::tempdir().unwrap();
+    build(registry.path(), site.path(), Scope::Full).unwrap();
+    let again = build(registry.path(), site.path(), Scope::Full).unwrap();
+    assert_eq!(again.storefront, Vec::<String>::new(), "an unchanged rebuild rewrote pages");
+
+    let key = fixture::key(1);
+    let calendar = ReleaseSpec::new("acme.calendar", "2.1.0").with_display(
+        "Team Calendar",
+        display("Shared calendars for teams", "Meetings and events.", &["productivity"], &["calendar"]),
+    );
+    fixture::add_release(registry.path(), &calendar, &key).unwrap();
+    let scope = Scope::Plugins(BTreeSet::from(["acme.calendar".parse().unwrap()]));
+    let report = build(registry.path(), site.path(), scope).unwrap();
+    let written: BTreeSet<&str> = report.storefront.iter().map(String::as_str).collect();
+    let expected = BTreeSet::from([
+        "index.html",
+        "categories/index.html",
+        "search/catalog.json",
+        "categories/productivity/index.html",
+        "tags/calendar/index.html",
+        "publishers/acme/index.html",
+        "plugins/acme.calendar/index.html",
+        "_storefront/plugins/acme.calendar.json",
+        "_storefront/state.json",
+    ]);
+    // The home page lists it as updated; the categories index and the search map change
+    // with the catalog's documents only when those do.
+    let must: BTreeSet<&str> = [
+        "index.html",
+        "categories/productivity/index.html",
+        "tags/calendar/index.html",
+        "publishers/acme/index.html",
+        "plugins/acme.calendar/index.html",
+        "_storefront/plugins/acme.calendar.json",
+        "_storefront/state.json",
+    ]
+    .into();
+    assert!(written.is_subset(&expected), "unexpected pages rewritten: {:?}", written.difference(&expected));
+    assert!(must.is_subset(&written), "pages not rewritten: {:?}", must.difference(&written));
+    assert!(page(site.path(), "plugins/acme.calendar/index.html").contains("2.1.0"));
+    // The same site as a full build gives.
+    let full = tempfile::tempdir().unwrap();
+    build(registry.path(), full.path(), Scope::Full).unwrap();
+    let pages = |dir: &Path| -> BTreeMap<String, Vec<u8>> {
+        tree(dir).into_iter().filter(|(p, _)| p.ends_with(".html")).collect()
+    };
+    let (incremental, full) = (pages(site.path()), pages(full.path()));
+    assert_eq!(incremental.keys().collect::<Vec<_>>(), full.keys().collect::<Vec<_>>());
+    for (path, bytes) in &incremental {
+        if path != "index.html" {
+            assert_eq!(bytes, &full[path], "{path} differs from a full build's");
+        }
+    }
+}
+
+#[test]
+fn the_operator_theme_replaces_a_template_and_a_broken_one_is_refused_naming_it() {
+    let registry = registry();
+    let site = tempfile::tempdir().unwrap();
+    let theme = registry.path().join("storefront");
+    std::fs::create_dir_all(&theme).unwrap();
+    let base = include_str!("../src/storefront/theme/base.html").replace("<footer", "<footer data-theme=\"ours\"");
+    std::fs::write(theme.join("base.html"), base).unwrap();
+    build(registry.path(), site.path(), Scope::Full).unwrap();
+    assert!(page(site.path(), "index.html").contains("data-theme=\"ours\""));
+
+    // A template that only fails when rendered refuses the build before the site changes.
+    let before = tree(site.path());
+    fixture::add_release(registry.path(), &clock("1.1.0"), &fixture::key(1)).unwrap();
+    std::fs::write(
+        theme.join("home.html"),
+        "{% extends \"base.html\" %}{% block main %}{{ nothing.here }}{% endblock %}",
+    )
+    .unwrap();
+    let error = build(registry.path(), site.path(), Scope::Full).unwrap_err().to_string();
+    assert!(error.contains("home.html"), "{error}");
+    assert_eq!(tree(site.path()), before, "a refused build changed the site");
+}
+
+/// A WebDriver session of headless Chromium, driven over chromedriver's HTTP API.
+struct Browser {
+    driver: std::process::Child,
+    base: String,
+    session: String,
+    agent: ureq::Agent,
+}
+
+impl Browser {
+    fn start(chromium: &Path, chromedriver: &Path, profile: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let driver = std::process::Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let agent = ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build());
+        let started = std::time::Instant::now();
+        while agent.get(&format!("{base}/status")).call().is_err() {
+            assert!(started.elapsed().as_secs() < 30, "chromedriver did not start");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            &format!("--user-data-dir={}", profile.display()),
+        ];
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": chromium, "args": args},
+            "goog:loggingPrefs": {"browser": "ALL", "performance": "ALL"},
+        }}});
+        let mut browser = Self { driver, base, session: String::new(), agent };
+        let answer = browser.call("POST", "/session", Some(capabilities));
+        browser.session = answer["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {answer}")).to_owned();
+        browser
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", self.base);
+        let response = match method {
+            "GET" => self.agent.get(&url).call(),
+            "DELETE" => self.agent.delete(&url).call(),
+            _ => self
+                .agent
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .send(serde_json::to_vec(&body.unwrap_or(json!({}))).unwrap()),
+        };
+        let mut response = response.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let value: Value = serde_json::from_slice(&response.body_mut().read_to_vec().unwrap()).unwrap();
+        if let Some(error) = value["value"]["error"].as_str() {
+            panic!("{method} {path}: {error}: {}", value["value"]["message"]);
+        }
+        value["value"].clone()
+    }
+
+    fn session_call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.call(method, &format!("/session/{}{path}", self.session), body)
+    }
+
+    fn open(&self, url: &str) {
+        self.session_call("POST", "/url", Some(json!({"url": url})));
+    }
+
+    fn script(&self, script: &str, args: Value) -> Value {
+        self.session_call("POST", "/execute/sync", Some(json!({"script": script, "args": args})))
+    }
+
+    fn script_async(&self, script: &str, args: Value) -> Value {
+        self.session_call("POST", "/execute/async", Some(json!({"script": script, "args": args})))
+    }
+
+    /// Waits until `script` returns something truthy.
+    fn wait_for(&self, script: &str) -> Value {
+        let started = std::time::Instant::now();
+        loop {
+            let value = self.script(script, json!([]));
+            if !(value.is_null() || value == json!(false) || value == json!(0) || value == json!("")) {
+                return value;
+            }
+            assert!(started.elapsed().as_secs() < 20, "timed out waiting for {script}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    fn screenshot(&self, name: &str) {
+        use base64::Engine;
+        let data = self.session_call("GET", "/screenshot", None);
+        let bytes = base64::engine::general_purpose::STANDARD.decode(data.as_str().unwrap()).unwrap();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/storefront-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
+    }
+
+    fn resize(&self, width: u32, height: u32) {
+        self.session_call("POST", "/window/rect", Some(json!({"width": width, "height": height})));
+    }
+
+    fn log(&self, kind: &str) -> Vec<Value> {
+        self.session_call("POST", "/se/log", Some(json!({"type": kind}))).as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = self.agent.delete(&format!("{}/session/{}", self.base, self.session)).call();
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// The ranking `trellis_client::catalog::rank` gives `text` over the site's shards.
+fn client_ranking(site: &Path, text: &str) -> Vec<(String, f64)> {
+    use trellis_client::catalog::{Query, rank};
+    let map: Value = serde_json::from_str(&page(site, "search/catalog.json")).unwrap();
+    let head: trellis_schema::catalog::CatalogHead =
+        serde_json::from_slice(&std::fs::read(site.join(map["head"].as_str().unwrap())).unwrap()).unwrap();
+    let query = Query::new(text);
+    let mut shards = BTreeMap::new();
+    for key in query.shard_keys(|k| map["shards"].get(k).is_some()) {
+        let bytes = std::fs::read(site.join(map["shards"][&key].as_str().unwrap())).unwrap();
+        shards.insert(key.clone(), trellis_schema::catalog::parse_shard(&key, &bytes, &Default::default()).unwrap());
+    }
+    let host = trellis_client::resolve::HostApp { id: "demo-host".into(), api_version: "1.0.0".parse().unwrap() };
+    rank(head.plugins, &query, &shards, &host, trellis_schema::plugin::Platform::LinuxX86_64)
+        .into_iter()
+        .map(|r| (r.summary.id.to_string(), r.score))
+        .collect()
+}
+
+#[test]
+fn chromium_browses_searches_and_filters_the_storefront_served_on_loopback() {
+    let (Some(chromium), Some(chromedriver)) =
+        (trellis_tests::tools::require("chromium"), trellis_tests::tools::require("chromedriver"))
+    else {
+        return;
+    };
+    let registry = registry();
+    let key = fixture::key(1);
+    for (id, name, summary, category, tag) in [
+        ("acme.alarm", "Alarm Clock", "Wake up on time with alarms", "productivity", "time"),
+        ("acme.timer", "Kitchen Timer", "Countdown timers for cooking", "productivity", "time"),
+        ("contoso.photos", "Photo Organizer", "Sort your photos by date and place", "media", "images"),
+        ("contoso.music", "Music Player", "Play your music library", "media", "audio"),
+    ] {
+        let spec = ReleaseSpec::new(id, "1.0.0").with_display(name, display(summary, summary, &[category], &[tag]));
+        fixture::add_release(registry.path(), &spec, &key).unwrap();
+    }
+    let site = tempfile::tempdir().unwrap();
+    build(registry.path(), site.path(), Scope::Full).unwrap();
+    let server = trellis_index::serve::Server::start(site.path(), "127.0.0.1:0".parse().unwrap()).unwrap();
+    let url = server.url();
+    let url = url.trim_end_matches('/');
+    let profile = tempfile::tempdir().unwrap();
+    let browser = Browser::start(&chromium, &chromedriver, profile.path());
+    browser.resize(1280, 1400);
+
+    // Home: featured and categories, landmarks, the skip link takes the first Tab.
+    browser.open(&format!("{url}/"));
+    let home = browser.script(
+        "return {featured: document.querySelectorAll('[aria-labelledby=h-featured] .card').length,
+                 categories: [...document.querySelectorAll('#categories a')].map(a => a.textContent.trim()),
+                 landmarks: ['header','nav','main','footer'].every(t => document.querySelector(t)),
+                 alts: [...document.images].every(i => i.hasAttribute('alt'))}",
+        json!([]),
+    );
+    assert_eq!(home["featured"], 1, "{home}");
+    let categories = home["categories"].to_string();
+    assert!(categories.contains("productivity") && categories.contains("media"), "{home}");
+    assert_eq!(home["landmarks"], true);
+    assert_eq!(home["alts"], true);
+    browser.session_call(
+        "POST",
+        "/actions",
+        Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+            {"type": "keyDown", "value": "\u{E004}"}, {"type": "keyUp", "value": "\u{E004}"}]}]})),
+    );
+    assert_eq!(browser.script("return document.activeElement.className", json!([])), "skip");
+    browser.screenshot("home");
+
+    // A mistyped search finds the plugin.
+    browser.open(&format!("{url}/search/?q=calnedar"));
+    let found = browser.wait_for("return document.querySelector('#results .card .name')?.textContent");
+    assert_eq!(found, "Team Calendar");
+    browser.screenshot("search-typo");
+
+    // A category filter narrows the results.
+    browser.open(&format!("{url}/search/?q=time+photos+music+clock"));
+    browser.wait_for("return document.querySelectorAll('#results .card').length > 0");
+    let all = browser.script("return document.querySelectorAll('#results .card').length", json!([]));
+    browser.script(
+        "const s = document.getElementById('category'); s.value = 'media'; s.dispatchEvent(new Event('change'));",
+        json!([]),
+    );
+    let narrowed = browser.wait_for(
+        "const names = [...document.querySelectorAll('#results .card .name')].map(n => n.textContent);
+         return names.length > 0 && !names.includes('Desk Clock') ? names : null",
+    );
+    let narrowed = narrowed.as_array().unwrap().len();
+    assert!(narrowed > 0 && narrowed < all.as_u64().unwrap() as usize, "{narrowed} of {all}");
+    browser.screenshot("search-category");
+
+    // The script ranks as the client does, on the same shards.
+    for query in ["clock", "calnedar", "tim", "photo organizer", "acme", "images resize", "music", "desk clok"] {
+        let browser_ranking = browser.script_async(
+            "const done = arguments[arguments.length - 1];
+             window.trellisSearch.search(arguments[0], {}, 20)
+               .then(r => done(r.map(x => [x.summary.id, x.score]))).catch(e => done(String(e)));",
+            json!([query]),
+        );
+        let browser_ranking: Vec<(String, f64)> = serde_json::from_value(browser_ranking.clone())
+            .unwrap_or_else(|e| panic!("{query}: {browser_ranking}: {e}"));
+        let client = client_ranking(site.path(), query);
+        assert_eq!(
+            browser_ranking.iter().map(|r| &r.0).collect::<Vec<_>>(),
+            client.iter().map(|r| &r.0).collect::<Vec<_>>(),
+            "{query}"
+        );
+        for (b, c) in browser_ranking.iter().zip(&client) {
+            assert!((b.1 - c.1).abs() < 1e-9 * c.1.abs().max(1.0), "{query}: {b:?} vs {c:?}");
+        }
+    }
+
+    // The plugin page: permissions, screenshots that load, the rating line, install link.
+    browser.open(&format!("{url}/plugins/acme.clock/"));
+    let plugin = browser.script(
+        "return {permissions: document.getElementById('permissions').textContent,
+                 shots: [...document.querySelectorAll('.shots img')].map(i => i.complete && i.naturalWidth),
+                 icon: document.querySelector('.icon').naturalWidth,
+                 rating: document.getElementById('rating').textContent,
+                 install: document.querySelector('a.install').getAttribute('href'),
+                 scripts: document.scripts.length,
+                 text: document.body.textContent}",
+        json!([]),
+    );
+    assert!(plugin["permissions"].as_str().unwrap().contains("Sync the time"), "{plugin}");
+    assert_eq!(plugin["shots"], json!([320]), "{plugin}");
+    assert_eq!(plugin["icon"], 128);
+    assert!(plugin["rating"].as_str().unwrap().contains("No reviews yet"), "{plugin}");
+    assert_eq!(plugin["install"], "trellis://install/acme.clock");
+    assert_eq!(plugin["scripts"], 0, "a script from plugin.json ran");
+    assert!(plugin["text"].as_str().unwrap().contains("<script>alert(1)</script>"), "shown as text");
+    browser.screenshot("plugin");
+
+    // Responsive: no horizontal scrolling on a phone.
+    browser.resize(390, 844);
+    browser.open(&format!("{url}/plugins/acme.clock/"));
+    let overflow = browser.script("return document.documentElement.scrollWidth - window.innerWidth", json!([]));
+    assert!(overflow.as_i64().unwrap() <= 0, "the plugin page scrolls sideways on a phone: {overflow}");
+    browser.screenshot("plugin-phone");
+
+    // No console errors; no request left 127.0.0.1.
+    let severe: Vec<Value> = browser.log("browser").into_iter().filter(|e| e["level"] == "SEVERE").collect();
+    assert!(severe.is_empty(), "console errors: {severe:?}");
+    let mut requests = 0;
+    for entry in browser.log("performance") {
+        let message: Value = serde_json::from_str(entry["message"].as_str().unwrap_or("{}")).unwrap_or_default();
+        if message["message"]["method"] == "Network.requestWillBeSent" {
+            let requested = message["message"]["params"]["request"]["url"].as_str().unwrap_or_default().to_owned();
+            // chrome://, data: and blob: never reach a network; everything else must
+            // be the loopback server.
+            let in_browser = ["chrome:", "data:", "blob:", "about:"].iter().any(|s| requested.starts_with(s));
+            assert!(in_browser || requested.starts_with(url), "a request left the loopback server: {requested}");
+            requests += usize::from(!in_browser);
+        }
+    }
+    assert!(requests > 5, "the performance log saw {requests} requests");
+}
