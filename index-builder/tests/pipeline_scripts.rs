@@ -260,7 +260,12 @@ impl Store {
         let publish = self.runner("publish", sha, Some(&["scripts/", "root/"]));
         let signed = sign.temp.join("signed.tar");
         let blobs = build.temp.join("blobs.tar");
-        let out = publish.script("publish.sh", &[signed.to_str().unwrap(), blobs.to_str().unwrap()], &[]);
+        let pages = build.temp.join("pages.tar");
+        let out = publish.script(
+            "publish.sh",
+            &[signed.to_str().unwrap(), blobs.to_str().unwrap(), pages.to_str().unwrap()],
+            &[],
+        );
         log.push_str(&text(&out));
         (with_log(out, &log), summary(&[&build, &sign, &publish], &log))
     }
@@ -396,6 +401,10 @@ fn first_publish_is_bootstrapped_offline_then_ci_publishes_every_commit_of_a_pus
     let summary = store.publish_ok("push", &first, &second);
     assert!(summary.contains("scope: acme.clock"), "{summary}");
     assert_eq!(store.published(), set(&["acme.time-core 1.0.0", "acme.clock 1.0.0"]));
+    // The storefront travels beside the signed files (unsigned pages.tar): the new
+    // plugin's page is on the site branch.
+    let files = git(&store.origin, &["ls-tree", "-r", "--name-only", "gh-pages"]);
+    assert!(files.lines().any(|f| f == "plugins/acme.clock/index.html"), "{files}");
 
     // A push of two commits, each adding a release: both are published (a diff from
     // HEAD~1 would publish only the last one).
@@ -910,7 +919,12 @@ fn the_signing_job_refuses_hostile_inputs() {
     let publish = store.runner("publish-clean", &second, Some(&["scripts/", "root/"]));
     let signed = sign.temp.join("signed.tar");
     let blobs = build.temp.join("blobs.tar");
-    let out = publish.script("publish.sh", &[signed.to_str().unwrap(), blobs.to_str().unwrap()], &[]);
+    let pages = build.temp.join("pages.tar");
+    let out = publish.script(
+        "publish.sh",
+        &[signed.to_str().unwrap(), blobs.to_str().unwrap(), pages.to_str().unwrap()],
+        &[],
+    );
     assert!(out.status.success(), "{}", text(&out));
     assert!(store.published().contains("acme.clock 1.0.0"));
 }

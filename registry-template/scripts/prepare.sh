@@ -3,12 +3,13 @@
 # builds the site *without signing it* (`trellis-index build --unsigned`): blobs, index
 # docs, catalog documents and the unsigned payloads of every role that changes.
 #
-# Usage: scripts/prepare.sh OUT_DIR     writes OUT_DIR/unsigned.tar and OUT_DIR/blobs.tar
+# Usage: scripts/prepare.sh OUT_DIR     writes OUT_DIR/unsigned.tar, blobs.tar and pages.tar
 #
 # unsigned.tar: what the signing job checks and signs (metadata/ and every new target
 # but packages and deltas); blobs.tar: the new packages and deltas, which only the
-# publishing job receives (their hashes are in the index docs the signer checks). Both
-# are empty when nothing is to be published.
+# publishing job receives (their hashes are in the index docs the signer checks);
+# pages.tar: the storefront (HTML, assets, images; unsigned, for the publishing job).
+# All are empty when nothing is to be published.
 #
 # Runs in the checkout of the pushed commit made by actions/checkout (depth 1, only the
 # triggering ref). Reads GITHUB_SHA, GITHUB_EVENT_NAME and GITHUB_EVENT_BEFORE (the
@@ -104,12 +105,13 @@ fi
 
 summary "### Build"
 summary "commit \`$sha\`, scope: $(printf '%s' "$scope" | tr '\n' ' ')${reason:+ ($reason)}"
-rm -f "$out/unsigned.tar" "$out/blobs.tar"
+rm -f "$out/unsigned.tar" "$out/blobs.tar" "$out/pages.tar"
 if [ "$scope" = none ]; then
     note "nothing to publish for $sha"
     summary "nothing to publish for \`$sha\`"
     tar -cf "$out/unsigned.tar" -T /dev/null
     tar -cf "$out/blobs.tar" -T /dev/null
+    tar -cf "$out/pages.tar" -T /dev/null
     exit 0
 fi
 only=()
@@ -146,14 +148,18 @@ git -C "$work/site" add -A
 git -C "$work/site" diff --cached --name-only --no-renames -z --diff-filter=AM >"$work/changed"
 : >"$work/unsigned.list"
 : >"$work/blobs.list"
+: >"$work/pages.list"
 while IFS= read -r -d '' path; do
     case $path in
         targets/*.zip | targets/*.delta) printf '%s\n' "$path" >>"$work/blobs.list" ;;
         metadata/* | targets/*) printf '%s\n' "$path" >>"$work/unsigned.list" ;;
-        *) die "the build wrote $path, outside metadata/ and targets/" ;;
+        # The storefront: HTML, assets and images served beside the metadata. Not signed
+        # (clients never read them); publish.sh refuses pages under metadata/ or targets/.
+        *) printf '%s\n' "$path" >>"$work/pages.list" ;;
     esac
 done <"$work/changed"
 tar -C "$work/site" -cf "$out/unsigned.tar" --verbatim-files-from -T "$work/unsigned.list"
 tar -C "$work/site" -cf "$out/blobs.tar" --verbatim-files-from -T "$work/blobs.list"
-summary "prepared $(wc -l <"$work/unsigned.list") file(s) to sign and $(wc -l <"$work/blobs.list") blob(s)"
-printf '%s\n' "$out/unsigned.tar" "$out/blobs.tar"
+tar -C "$work/site" -cf "$out/pages.tar" --verbatim-files-from -T "$work/pages.list"
+summary "prepared $(wc -l <"$work/unsigned.list") file(s) to sign, $(wc -l <"$work/blobs.list") blob(s) and $(wc -l <"$work/pages.list") storefront file(s)"
+printf '%s\n' "$out/unsigned.tar" "$out/blobs.tar" "$out/pages.tar"

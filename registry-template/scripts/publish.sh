@@ -3,20 +3,23 @@
 # onto the published site, verifies the result as a client would and pushes it to the
 # site branch (GitHub Pages).
 #
-# Usage: scripts/publish.sh SIGNED_TAR BLOBS_TAR
+# Usage: scripts/publish.sh SIGNED_TAR BLOBS_TAR [PAGES_TAR]
 #
 # Runs in a checkout holding scripts/ and root/ (the trusted root the result is verified
 # against). SIGNED_TAR comes from scripts/sign.sh, BLOBS_TAR (packages and deltas only)
 # from scripts/prepare.sh; a blob the signed index docs do not list with that hash and
-# length makes `verify` fail, and nothing is pushed. The commit pushed names GITHUB_SHA
+# length makes `verify` fail, and nothing is pushed. PAGES_TAR (prepare.sh) holds the
+# storefront: unsigned pages, assets and images, never under metadata/ or targets/, put
+# down first so the signed files always win. The commit pushed names GITHUB_SHA
 # as its `Trellis-Source:` (the next build's scope starts there).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$here/lib.sh"
 
-signed=${1:?usage: publish.sh SIGNED_TAR BLOBS_TAR}
-blobs=${2:?usage: publish.sh SIGNED_TAR BLOBS_TAR}
+signed=${1:?usage: publish.sh SIGNED_TAR BLOBS_TAR [PAGES_TAR]}
+blobs=${2:?usage: publish.sh SIGNED_TAR BLOBS_TAR [PAGES_TAR]}
+pages=${3:-}
 sha=${GITHUB_SHA:-$(git rev-parse HEAD)}
 is_sha "$sha" || die "GITHUB_SHA '$sha' is not a commit id"
 root=$(pwd)/root/1.root.json
@@ -44,6 +47,12 @@ check_archive() {
 }
 check_archive "$signed" '^(\./)?((metadata|targets)(/[A-Za-z0-9][A-Za-z0-9._+-]*)*/?)?$'
 check_archive "$blobs" '^targets(/[A-Za-z0-9][A-Za-z0-9._+-]*)*(/|\.zip|\.delta)$|^targets/?$'
+if [ -n "$pages" ]; then
+    check_archive "$pages" '^([A-Za-z0-9_][A-Za-z0-9._+-]*)(/[A-Za-z0-9_][A-Za-z0-9._+-]*)*/?$|^\.nojekyll$'
+    if tar -tf "$pages" | grep -Eq '^(\./)?(metadata|targets|\.git)(/|$)'; then
+        die "$pages: storefront files may not be under metadata/, targets/ or .git/"
+    fi
+fi
 if [ -z "$(tar -tf "$signed" | grep -v '/$' | grep -v '^\.$' || true)" ]; then
     note "nothing to publish for $sha"
     summary "### Publish"
@@ -52,6 +61,9 @@ if [ -z "$(tar -tf "$signed" | grep -v '/$' | grep -v '^\.$' || true)" ]; then
 fi
 
 checkout_site "$work/site"
+if [ -n "$pages" ]; then
+    tar -x -C "$work/site" --no-same-owner --no-same-permissions -f "$pages"
+fi
 tar -x -C "$work/site" --no-same-owner --no-same-permissions -f "$blobs"
 tar -x -C "$work/site" --no-same-owner --no-same-permissions -f "$signed"
 mapfile -t now < <(now_args)
