@@ -96,6 +96,9 @@ pub struct ReleaseInput {
     /// The operator's staged rollout (from the registry's rollout list); `None` is
     /// every install.
     pub rollout: Option<Percent>,
+    /// What lint's analysis found (capabilities, scanner verdicts, a sandboxed run),
+    /// published in the index entry.
+    pub analysis: Option<trellis_schema::analysis::ReleaseAnalysis>,
 }
 
 /// All releases of one plugin, oldest first.
@@ -274,5 +277,6 @@ fn check(
         manifest,
         yanked: false,
         rollout: None,
+        analysis: None,
     })
 }

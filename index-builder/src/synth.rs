@@ -235,6 +235,7 @@ pub fn plugin_input(plugin: SynthPlugin) -> PluginInput {
                 manifest,
                 yanked: release.yanked,
                 rollout: None,
+                analysis: None,
             }
         })
         .collect();

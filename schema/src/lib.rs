@@ -7,6 +7,7 @@
 //! verification. It does no I/O and no networking: reading files, fetching and trust
 //! decisions belong to `trellis-client` (`trust`, `transport`) and `trellis-index`.
 
+pub mod analysis;
 pub mod blocklist;
 pub mod canonical;
 pub mod catalog;
