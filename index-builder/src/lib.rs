@@ -10,6 +10,7 @@
 //! registries for benchmarks ([`synth`]). The `trellis-index` binary is a thin layer
 //! over this library.
 
+pub mod analysis;
 pub mod build;
 pub mod delta;
 pub mod fixture;

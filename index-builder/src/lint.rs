@@ -19,8 +19,9 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use trellis_client::package::{Limits, Package};
+use trellis_client::package::{Durability, Limits, Package};
 use trellis_schema::VendorId;
+use trellis_schema::analysis::ReleaseAnalysis;
 use trellis_schema::dsse::Envelope;
 use trellis_schema::key::KeyId;
 use trellis_schema::manifest::{CONTENT_MANIFEST_PATH, ReleaseManifest};
@@ -29,6 +30,7 @@ use trellis_schema::plugin::{METADATA_PATH, PluginMetadata};
 use trellis_schema::publisher::{ChainError, ChainLimits, PublisherChain, PublisherRecord, RecoverySigners};
 use trellis_schema::validate::{self, PackageFile, Problem, Severity};
 
+use crate::analysis::{self, AnalysisOptions, FileOnDisk};
 use crate::{sign, source_tree};
 
 /// Bytes of each file read for format checks.
@@ -70,6 +72,8 @@ pub enum SignatureStatus {
 pub struct LintOptions {
     /// Check the signature against this publisher record.
     pub publisher: Option<PublisherRecord>,
+    /// Scanners and the sandboxed run (the static capability analysis always runs).
+    pub analysis: AnalysisOptions,
 }
 
 /// The result of [`lint`].
@@ -88,6 +92,10 @@ pub struct LintReport {
     /// The permissions `plugin.json` asks for, with their risk (empty when it is not
     /// valid): what a pull-request check decides manual review from.
     pub permissions: Vec<PermissionSummary>,
+    /// What the package really does (capabilities with evidence, scanner verdicts,
+    /// the sandboxed run): the summary `build` publishes in the index entry. Absent
+    /// when the package could not be opened.
+    pub analysis: Option<ReleaseAnalysis>,
     /// The package's `plugin.json`, when it is valid.
     #[serde(skip)]
     pub metadata: Option<PluginMetadata>,
@@ -223,10 +231,10 @@ pub fn submitted_publisher(
 /// Lints a plugin source tree or a package.
 pub fn lint(path: &Path, options: &LintOptions) -> Result<LintReport, LintError> {
     let metadata = std::fs::metadata(path).map_err(|source| LintError { path: path.to_owned(), source })?;
-    if metadata.is_dir() { lint_directory(path) } else { Ok(lint_package(path, options)) }
+    if metadata.is_dir() { lint_directory(path, options) } else { Ok(lint_package(path, options)) }
 }
 
-fn lint_directory(root: &Path) -> Result<LintReport, LintError> {
+fn lint_directory(root: &Path, options: &LintOptions) -> Result<LintReport, LintError> {
     let mut problems = Vec::new();
     let (meta, release) = match std::fs::read(root.join(METADATA_PATH)) {
         Ok(bytes) => (metadata_problems(&bytes, &mut problems), release_label(&bytes)),
@@ -250,6 +258,13 @@ fn lint_directory(root: &Path) -> Result<LintReport, LintError> {
         Some(meta) => validate::package_contents(meta, &files),
         None => validate::package_layout(&files),
     });
+    let on_disk: Vec<FileOnDisk> = scan
+        .files
+        .iter()
+        .map(|f| FileOnDisk { package_path: f.package_path.clone(), disk_path: f.disk_path.clone() })
+        .collect();
+    let found = analysis::analyse(root, &on_disk, meta.as_ref(), &options.analysis);
+    problems.extend(found.problems);
     Ok(LintReport {
         target: root.to_owned(),
         kind: Target::Directory,
@@ -257,6 +272,7 @@ fn lint_directory(root: &Path) -> Result<LintReport, LintError> {
         problems,
         signature: SignatureStatus::Absent,
         permissions: permission_summaries(meta.as_ref()),
+        analysis: Some(found.summary),
         metadata: meta,
     })
 }
@@ -269,6 +285,7 @@ fn lint_package(path: &Path, options: &LintOptions) -> LintReport {
         problems: Vec::new(),
         signature: SignatureStatus::Absent,
         permissions: Vec::new(),
+        analysis: None,
         metadata: None,
     };
     if let Ok(meta) = std::fs::metadata(path)
@@ -278,7 +295,20 @@ fn lint_package(path: &Path, options: &LintOptions) -> LintReport {
             .problems
             .push(Problem::error(path.display().to_string(), crate::registry::local_package_too_large(meta.len())));
     }
-    let opened = Package::open_unsigned(path, &Limits::default()).and_then(|p| p.verify().map(|()| p));
+    // Extracting runs every check `verify` does (the client's hardened code) and gives
+    // the analysis the files on disk; nothing is flushed, and the directory goes away.
+    let scratch = match tempfile::Builder::new().prefix("trellis-lint-").tempdir() {
+        Ok(dir) => dir,
+        Err(e) => {
+            report
+                .problems
+                .push(Problem::error(path.display().to_string(), format!("creating a scratch directory: {e}")));
+            return report;
+        }
+    };
+    let tree = scratch.path().join("package");
+    let opened = Package::open_unsigned(path, &Limits::default())
+        .and_then(|p| p.extract_with(&tree, Durability::Unflushed).map(|_| p));
     let package = match opened {
         Ok(package) => package,
         Err(e) => {
@@ -307,6 +337,15 @@ fn lint_package(path: &Path, options: &LintOptions) -> LintReport {
     }
     let files = package_files(&package, &meta);
     report.problems.extend(validate::package_contents(&meta, &files));
+    let on_disk: Vec<FileOnDisk> = package
+        .content_manifest()
+        .files
+        .iter()
+        .map(|f| FileOnDisk { package_path: f.path.clone(), disk_path: tree.join(&f.path) })
+        .collect();
+    let found = analysis::analyse(&tree, &on_disk, Some(&meta), &options.analysis);
+    report.problems.extend(found.problems);
+    report.analysis = Some(found.summary);
     report.signature = check_envelope(path, &package, &meta, options, &mut report.problems);
     report.permissions = permission_summaries(Some(&meta));
     report.metadata = Some(meta);

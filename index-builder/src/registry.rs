@@ -44,6 +44,8 @@ use trellis_schema::publisher::{ChainLimits, PublisherChain, PublisherRecord, Re
 use trellis_schema::tuf::{Envelope, Root, TopRole};
 use trellis_schema::{PluginId, Sha256, SigningKey, VendorId};
 
+use crate::analysis::AnalysisOptions;
+use crate::analysis::scanners::ScannerConfig;
 use crate::delta::DeltaPolicy;
 use crate::keyfile;
 use crate::release::{self, PluginInput, ReleaseError, ReleaseInput};
@@ -159,6 +161,10 @@ pub struct RegistryConfig {
     /// under 60 % of the package).
     #[serde(default, skip_serializing_if = "DeltaPolicy::is_default")]
     pub deltas: DeltaPolicy,
+    /// Malware scanners every release is checked with (ClamAV, YARA, a known-bad hash
+    /// list; paths relative to the registry root). A match refuses the release.
+    #[serde(default, skip_serializing_if = "ScannerConfig::is_empty")]
+    pub scanners: ScannerConfig,
 }
 
 /// A registry problem, naming the file.
@@ -595,6 +601,7 @@ impl Registry {
                 package_path.clone(),
                 &package,
                 records,
+                &self.analysis_options(),
             );
             let mut input = match checked {
                 Ok(input) => input,
@@ -629,6 +636,12 @@ impl Registry {
             return Err(RegistryError::RevokedReleases { releases: revoked });
         }
         Ok(PluginInput { id: id.clone(), releases })
+    }
+
+    /// What `lint` runs on each release besides the static analysis: the configured
+    /// scanners, their paths taken from the registry root.
+    pub fn analysis_options(&self) -> AnalysisOptions {
+        AnalysisOptions { scanners: self.config.scanners.clone().resolved(&self.dir), sandbox: None }
     }
 
     /// Whether `envelope` (a release of `id`) verifies under an older version of its
@@ -667,6 +680,7 @@ impl Registry {
                 package_path.to_owned(),
                 package,
                 &records,
+                &self.analysis_options(),
             )
             .ok()
         })

@@ -22,6 +22,7 @@ use trellis_schema::publisher::{PublisherRecord, ReleaseSignatureError};
 use trellis_schema::validate::Severity;
 use trellis_schema::{PluginId, Sha256, VendorId};
 
+use crate::analysis::AnalysisOptions;
 use crate::lint::{self, LintOptions};
 
 /// Where the bytes of a blob come from when the site is written.
@@ -183,7 +184,7 @@ pub enum ReleaseError {
 
 /// Checks one release: `envelope_bytes` (read from `envelope_path`) signed by a record
 /// in `publishers`, `package_bytes` (read from `package_path`) equal to what was signed,
-/// and the package passing [`crate::lint`]. `expected` is the id and version the
+/// and the package passing [`crate::lint`] (with `analysis`: the registry's scanners). `expected` is the id and version the
 /// release's location in the registry claims.
 pub fn check_release(
     expected: (&PluginId, &semver::Version),
@@ -192,8 +193,9 @@ pub fn check_release(
     package_path: PathBuf,
     package_bytes: &[u8],
     publishers: &BTreeMap<VendorId, PublisherRecord>,
+    analysis: &AnalysisOptions,
 ) -> Result<ReleaseInput, Box<ReleaseError>> {
-    check(expected, envelope_path, envelope_bytes, package_path, package_bytes, publishers).map_err(Box::new)
+    check(expected, envelope_path, envelope_bytes, package_path, package_bytes, publishers, analysis).map_err(Box::new)
 }
 
 #[allow(clippy::result_large_err)] // boxed once by `check_release`
@@ -204,6 +206,7 @@ fn check(
     package_path: PathBuf,
     package_bytes: &[u8],
     publishers: &BTreeMap<VendorId, PublisherRecord>,
+    analysis: &AnalysisOptions,
 ) -> Result<ReleaseInput, ReleaseError> {
     let envelope: Envelope = trellis_schema::json::from_slice(&envelope_bytes)
         .map_err(|e| ReleaseError::Envelope { path: envelope_path.clone(), reason: e.to_string() })?;
@@ -247,8 +250,9 @@ fn check(
     }
     let lint_error =
         |reason| ReleaseError::Lint { path: package_path.clone(), release: manifest.release_name(), reason };
-    let report = lint::lint(&package_path, &LintOptions { publisher: Some(record.clone()) })
-        .map_err(|e| lint_error(e.to_string()))?;
+    let report =
+        lint::lint(&package_path, &LintOptions { publisher: Some(record.clone()), analysis: analysis.clone() })
+            .map_err(|e| lint_error(e.to_string()))?;
     if !report.is_clean() {
         let errors: Vec<String> =
             report.problems.iter().filter(|p| p.severity == Severity::Error).map(ToString::to_string).collect();
@@ -277,6 +281,6 @@ fn check(
         manifest,
         yanked: false,
         rollout: None,
-        analysis: None,
+        analysis: report.analysis,
     })
 }
