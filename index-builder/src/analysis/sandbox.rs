@@ -148,7 +148,10 @@ fn execute(root: &Path, entry: &str, options: &SandboxOptions) -> std::io::Resul
     let mut command = Command::new("time");
     command.arg("-f").arg("%e %U %S %M").arg("-o").arg(&rusage);
     command.arg("prlimit");
-    command.arg(format!("--nproc={}", options.max_processes + if as_root { 0 } else { processes_of_this_user() }));
+    // RLIMIT_NPROC counts every process of the user: the program's share is on top of
+    // what that user (nobody when this runs as root) runs already.
+    let runs_as = if as_root { NOBODY } else { current_uid() };
+    command.arg(format!("--nproc={}", options.max_processes + processes_of(runs_as)));
     command.arg(format!("--fsize={}", options.max_file_size));
     command.arg(format!("--as={}", options.max_address_space));
     command.arg("--");
@@ -191,6 +194,11 @@ fn execute(root: &Path, entry: &str, options: &SandboxOptions) -> std::io::Resul
     let wall_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let _ = status;
     let (cpu_ms, peak_memory_bytes, exit) = read_rusage(&rusage);
+    // Bubblewrap reports a program killed by signal N as exit status 128 + N.
+    let exit = match exit {
+        SandboxExit::Exited { code: code @ 129..=192 } => SandboxExit::Signaled { signal: code - 128 },
+        exit => exit,
+    };
     let mut profile = SandboxProfile {
         platform: Platform::LinuxX86_64.as_str().to_owned(),
         exit: if timed_out { SandboxExit::TimedOut } else { exit },
@@ -216,20 +224,37 @@ fn is_root() -> bool {
     false
 }
 
+/// Kills every process of the group `leader` leads except the leader (GNU `time`,
+/// which then reports the resources of what ran). Bubblewrap is among them, and its
+/// PID namespace, with everything the plugin started, ends with it.
 #[cfg(target_os = "linux")]
-fn kill_group(pid: u32) {
-    if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
-        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+fn kill_group(leader: u32) {
+    let members = std::fs::read_dir("/proc").into_iter().flatten().filter_map(Result::ok).filter_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+        // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+        let group: u32 = stat.rsplit_once(')')?.1.split_whitespace().nth(2)?.parse().ok()?;
+        (group == leader && pid != leader).then_some(pid)
+    });
+    for pid in members.collect::<Vec<_>>() {
+        if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
     }
 }
 
 #[cfg(not(target_os = "linux"))]
 fn kill_group(_pid: u32) {}
 
-/// Processes this (non-root) user runs now: `RLIMIT_NPROC` counts them all.
-fn processes_of_this_user() -> u64 {
-    let Ok(me) = std::fs::metadata("/proc/self") else { return 0 };
-    let uid = std::os::unix::fs::MetadataExt::uid(&me);
+/// The uid of `nobody`, which the program runs as when this runs as root.
+const NOBODY: u32 = 65534;
+
+fn current_uid() -> u32 {
+    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap_or(NOBODY)
+}
+
+/// Processes `uid` runs now.
+fn processes_of(uid: u32) -> u64 {
     std::fs::read_dir("/proc")
         .map(|dir| {
             dir.filter_map(Result::ok)
@@ -274,6 +299,7 @@ fn read_trace(path: &Path, entry: &str, options: &SandboxOptions, profile: &mut 
     let mut executed = BTreeSet::new();
     let mut files = BTreeSet::new();
     let mut writes = BTreeSet::new();
+    let mut limit_hit = false;
     for line in std::io::BufReader::new(file).split(b'\n').take(MAX_TRACE_LINES) {
         let Ok(line) = line else { break };
         let line = String::from_utf8_lossy(&line);
@@ -281,7 +307,7 @@ fn read_trace(path: &Path, entry: &str, options: &SandboxOptions, profile: &mut 
         let call = call.trim_start();
         if !started {
             // Everything before the entry point's execve is bubblewrap setting up.
-            if call.starts_with("execve(") && first_string(call).as_deref() == Some(entry) && call.ends_with("= 0") {
+            if call.starts_with("execve(") && first_string(call).as_deref() == Some(entry) && !failed(call) {
                 started = true;
                 pids.insert(pid.to_owned());
             }
@@ -289,11 +315,15 @@ fn read_trace(path: &Path, entry: &str, options: &SandboxOptions, profile: &mut 
         }
         pids.insert(pid.to_owned());
         if call.starts_with("execve(") || call.starts_with("execveat(") {
+            // A call another process interrupts ends `<unfinished ...>`; its result
+            // comes on a later line: count it unless this line shows it failed.
             if let Some(program) = first_string(call).filter(|p| p != entry)
-                && call.ends_with("= 0")
+                && !failed(call)
             {
                 executed.insert(program);
             }
+        } else if ["clone(", "clone3(", "fork(", "vfork("].iter().any(|c| call.starts_with(c)) {
+            limit_hit |= call.contains("= -1 EAGAIN");
         } else if call.starts_with("connect(") {
             if let Some(address) = inet_address(call) {
                 connections.insert(address);
@@ -316,11 +346,21 @@ fn read_trace(path: &Path, entry: &str, options: &SandboxOptions, profile: &mut 
         }
     }
     profile.processes = pids.len() as u64;
+    if limit_hit {
+        // A fork refused for the process limit: say so even when fewer were traced
+        // (the limit counts the sandbox's own processes too).
+        profile.processes = profile.processes.max(options.max_processes);
+    }
     let bounded = |set: BTreeSet<String>| set.into_iter().take(options.max_listed).collect::<Vec<_>>();
     profile.connections = bounded(connections);
     profile.executed = bounded(executed);
     profile.files_outside = bounded(files);
     writes.into_iter().take(options.max_listed).collect()
+}
+
+/// Whether a traced call's line shows it failed.
+fn failed(call: &str) -> bool {
+    call.contains(") = -1 ") || call.ends_with("= -1")
 }
 
 /// The first `"..."` argument of a traced call (strace escapes quotes inside).
