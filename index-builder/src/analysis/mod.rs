@@ -141,10 +141,12 @@ pub fn analyse(
                 Err(e) => problems.push(Problem::error(path, format!("cannot read it for analysis: {e}"))),
             }
         } else if entries.contains(path) {
-            problems.push(Problem::error(
-                path,
-                "is an entry point but neither an ELF, PE or Mach-O binary nor a script the analysis knows (PowerShell, shell, JavaScript, Python)",
-            ));
+            opaque = true;
+            problems.push(Problem {
+                path: path.to_owned(),
+                message: "is an entry point but neither an ELF, PE or Mach-O binary nor a script the analysis knows (PowerShell, shell, JavaScript, Python, batch): static analysis cannot tell what it does; the sandboxed run and review decide".into(),
+                severity: Severity::Warning,
+            });
         } else if path.starts_with("bin/") && path.rsplit('/').next().is_some_and(|n| !n.contains('.')) {
             problems.push(Problem {
                 path: path.to_owned(),

@@ -1,8 +1,9 @@
-//! Pattern rules over scripts: PowerShell, shell, JavaScript and Python.
+//! Pattern rules over scripts: PowerShell, shell, JavaScript, Python and Windows
+//! command scripts (`.cmd`, `.bat`).
 //!
 //! Owns recognising a script (by extension, or by its `#!` line) and finding the map's
 //! patterns in it. Conservative by design: a pattern is an API that does the thing,
-//! matched as text (PowerShell case-insensitively), starting at a word boundary when
+//! matched as text (PowerShell and batch case-insensitively), starting at a word boundary when
 //! it starts with a letter, so `nc ` does not match inside `rsync `. Comments and
 //! strings are not told apart: a script that *mentions* `Invoke-WebRequest` is asked
 //! to declare the network, which a reviewer can wave through. Files are read in
@@ -28,6 +29,7 @@ pub fn language(path: &str, head: &[u8]) -> Option<Language> {
         Some("sh" | "bash" | "zsh" | "ksh") => Some(Language::Shell),
         Some("js" | "mjs" | "cjs") => Some(Language::JavaScript),
         Some("py" | "pyw") => Some(Language::Python),
+        Some("cmd" | "bat") => Some(Language::Batch),
         _ => None,
     };
     by_extension.or_else(|| {
@@ -68,7 +70,7 @@ pub fn scan(path: &Path, language: Language, map: &CapabilityMap) -> std::io::Re
         }
         window.extend_from_slice(&buf[..n]);
         let text = String::from_utf8_lossy(&window);
-        let text = if language == Language::PowerShell { text.to_lowercase() } else { text.into_owned() };
+        let text = if language.ignores_case() { text.to_lowercase() } else { text.into_owned() };
         for (class, info) in map.classes.iter().enumerate() {
             for pattern in info.scripts.get(&language).into_iter().flatten() {
                 if !found.iter().any(|m| m.class == class && &m.pattern == pattern) && contains_word(&text, pattern) {

@@ -342,7 +342,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
                 None => None,
             };
             let scanners = match registry {
-                Some(dir) => trellis_index::registry::Registry::open(&dir)?.analysis_options().scanners,
+                Some(dir) => scanners_of(&dir)?,
                 None => Default::default(),
             };
             let sandbox = sandbox.then(|| trellis_index::analysis::sandbox::SandboxOptions {
@@ -359,6 +359,22 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
     }
+}
+
+/// The `"scanners"` of `dir/trellis-registry.json`, paths taken from `dir` (only that
+/// member is read: a pull-request check passes the base branch's checkout).
+fn scanners_of(dir: &std::path::Path) -> anyhow::Result<trellis_index::analysis::scanners::ScannerConfig> {
+    let path = dir.join("trellis-registry.json");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+    let scanners = match config.get("scanners") {
+        Some(value) => {
+            serde_json::from_value(value.clone()).with_context(|| format!("{}: \"scanners\"", path.display()))?
+        }
+        None => Default::default(),
+    };
+    Ok(trellis_index::analysis::scanners::ScannerConfig::resolved(scanners, dir))
 }
 
 fn print_lint(report: &lint::LintReport) {
