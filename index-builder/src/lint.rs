@@ -14,7 +14,7 @@
 //!
 //! Lint never writes anything. Packing is [`crate::pack`], signing [`crate::sign`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
@@ -72,8 +72,13 @@ pub enum SignatureStatus {
 pub struct LintOptions {
     /// Check the signature against this publisher record.
     pub publisher: Option<PublisherRecord>,
-    /// Scanners and the sandboxed run (the static capability analysis always runs).
+    /// Scanners and the sandboxed run (the static capability analysis always runs,
+    /// unless `skip_analysis`).
     pub analysis: AnalysisOptions,
+    /// Check a package without analysing it: no extraction, no static analysis, no
+    /// scanners, no sandbox (the report's `analysis` is `None`). `build` sets it for a
+    /// release the site already published, whose analysis it carries over.
+    pub skip_analysis: bool,
 }
 
 /// The result of [`lint`].
@@ -295,6 +300,17 @@ fn lint_package(path: &Path, options: &LintOptions) -> LintReport {
             .problems
             .push(Problem::error(path.display().to_string(), crate::registry::local_package_too_large(meta.len())));
     }
+    if options.skip_analysis {
+        // `verify` runs the client's hardened checks without writing anything.
+        let opened = Package::open_unsigned(path, &Limits::default()).and_then(|p| p.verify().map(|()| p));
+        return match opened {
+            Ok(package) => check_package(path, &package, None, options, report),
+            Err(e) => {
+                report.problems.push(Problem::error(path.display().to_string(), e.to_string()));
+                report
+            }
+        };
+    }
     // Extracting runs every check `verify` does (the client's hardened code) and gives
     // the analysis the files on disk; nothing is flushed, and the directory goes away.
     let scratch = match tempfile::Builder::new().prefix("trellis-lint-").tempdir() {
@@ -307,15 +323,55 @@ fn lint_package(path: &Path, options: &LintOptions) -> LintReport {
         }
     };
     let tree = scratch.path().join("package");
-    let opened = Package::open_unsigned(path, &Limits::default())
-        .and_then(|p| p.extract_with(&tree, Durability::Unflushed).map(|_| p));
-    let package = match opened {
-        Ok(package) => package,
+    // Without scanners or a sandbox only the binaries and scripts the static analysis
+    // reads are written; every file is still inflated and checked.
+    let written = std::cell::RefCell::new(Vec::new());
+    let opened = Package::open_unsigned(path, &Limits::default()).and_then(|p| {
+        if options.analysis.static_only() {
+            let meta: Option<PluginMetadata> = p.plugin_json().ok().and_then(|b| serde_json::from_slice(&b).ok());
+            let entries: BTreeSet<&str> =
+                meta.as_ref().map(|m| m.entry.values().map(String::as_str).collect()).unwrap_or_default();
+            let select = |name: &str, head: &[u8]| {
+                let read = analysis::reads(name, head, &entries);
+                if read {
+                    written.borrow_mut().push(name.to_owned());
+                }
+                read
+            };
+            p.extract_selected(&tree, Durability::Unflushed, &select)?;
+        } else {
+            p.extract_with(&tree, Durability::Unflushed)?;
+            written.borrow_mut().extend(p.content_manifest().files.iter().map(|f| f.path.clone()));
+        }
+        Ok(p)
+    });
+    match opened {
+        Ok(package) => {
+            let mut written = written.into_inner();
+            written.sort();
+            let on_disk: Vec<FileOnDisk> = written
+                .into_iter()
+                .filter(|f| f != CONTENT_MANIFEST_PATH)
+                .map(|f| FileOnDisk { disk_path: tree.join(&f), package_path: f })
+                .collect();
+            check_package(path, &package, Some((&tree, on_disk)), options, report)
+        }
         Err(e) => {
             report.problems.push(Problem::error(path.display().to_string(), e.to_string()));
-            return report;
+            report
         }
-    };
+    }
+}
+
+/// The checks of an opened (verified) package; `tree` is where it was extracted and
+/// the files written there, for the analysis (`None`: not analysed).
+fn check_package(
+    path: &Path,
+    package: &Package,
+    tree: Option<(&Path, Vec<FileOnDisk>)>,
+    options: &LintOptions,
+    mut report: LintReport,
+) -> LintReport {
     let meta = match package.plugin_json() {
         Ok(bytes) => metadata_problems(&bytes, &mut report.problems),
         Err(e) => {
@@ -335,18 +391,14 @@ fn lint_package(path: &Path, options: &LintOptions) -> LintReport {
             ),
         ));
     }
-    let files = package_files(&package, &meta);
+    let files = package_files(package, &meta);
     report.problems.extend(validate::package_contents(&meta, &files));
-    let on_disk: Vec<FileOnDisk> = package
-        .content_manifest()
-        .files
-        .iter()
-        .map(|f| FileOnDisk { package_path: f.path.clone(), disk_path: tree.join(&f.path) })
-        .collect();
-    let found = analysis::analyse(&tree, &on_disk, Some(&meta), &options.analysis);
-    report.problems.extend(found.problems);
-    report.analysis = Some(found.summary);
-    report.signature = check_envelope(path, &package, &meta, options, &mut report.problems);
+    if let Some((tree, on_disk)) = tree {
+        let found = analysis::analyse(tree, &on_disk, Some(&meta), &options.analysis);
+        report.problems.extend(found.problems);
+        report.analysis = Some(found.summary);
+    }
+    report.signature = check_envelope(path, package, &meta, options, &mut report.problems);
     report.permissions = permission_summaries(Some(&meta));
     report.metadata = Some(meta);
     report

@@ -48,7 +48,7 @@ use crate::analysis::AnalysisOptions;
 use crate::analysis::scanners::ScannerConfig;
 use crate::delta::DeltaPolicy;
 use crate::keyfile;
-use crate::release::{self, PluginInput, ReleaseError, ReleaseInput};
+use crate::release::{self, PluginInput, PublishedRelease, ReleaseError, ReleaseInput};
 
 /// File name of the configuration at the registry root.
 pub const CONFIG_FILE: &str = "trellis-registry.json";
@@ -395,6 +395,10 @@ impl Rollouts {
     }
 }
 
+/// The releases a published site lists, by plugin and version: what
+/// [`Registry::load_plugins_published`] carries the analysis over from.
+pub type PublishedReleases = BTreeMap<(PluginId, semver::Version), PublishedRelease>;
+
 /// An opened registry source tree: configuration, publishers, yanks, blocklist and the
 /// root history, all parsed. Releases are loaded on demand ([`Registry::load_plugins`]).
 #[derive(Debug)]
@@ -525,10 +529,20 @@ impl Registry {
     /// plugin (in id order) with a refused release, except that releases signed only by
     /// revoked keys are listed together, across plugins.
     pub fn load_plugins(&self, ids: &BTreeSet<PluginId>) -> Result<Vec<PluginInput>, RegistryError> {
+        self.load_plugins_published(ids, &PublishedReleases::new())
+    }
+
+    /// [`Registry::load_plugins`], carrying over the analysis of the releases
+    /// `published` lists with the same package instead of analysing them again.
+    pub fn load_plugins_published(
+        &self,
+        ids: &BTreeSet<PluginId>,
+        published: &PublishedReleases,
+    ) -> Result<Vec<PluginInput>, RegistryError> {
         let ids: Vec<&PluginId> = ids.iter().collect();
         let records = self.publisher_records();
         let loaded: Vec<Result<PluginInput, RegistryError>> =
-            ids.par_iter().map(|id| self.load_plugin_with(id, &records)).collect();
+            ids.par_iter().map(|id| self.load_plugin_with(id, &records, published)).collect();
         let mut plugins = Vec::with_capacity(loaded.len());
         let mut revoked = Vec::new();
         for result in loaded {
@@ -546,13 +560,14 @@ impl Registry {
 
     /// Loads and checks every release of one plugin.
     pub fn load_plugin(&self, id: &PluginId) -> Result<PluginInput, RegistryError> {
-        self.load_plugin_with(id, &self.publisher_records())
+        self.load_plugin_with(id, &self.publisher_records(), &PublishedReleases::new())
     }
 
     fn load_plugin_with(
         &self,
         id: &PluginId,
         records: &BTreeMap<VendorId, PublisherRecord>,
+        published: &PublishedReleases,
     ) -> Result<PluginInput, RegistryError> {
         let dir = self.dir.join("releases").join(id.as_str());
         let io = |source| RegistryError::Io { path: dir.clone(), source };
@@ -611,6 +626,7 @@ impl Registry {
                 |path: &PathBuf| std::fs::read(path).map_err(|source| RegistryError::Io { path: path.clone(), source });
             let package = read(&package_path)?;
             let envelope = read(&envelope_path)?;
+            let published = published.get(&(id.clone(), version.clone()));
             let checked = release::check_release(
                 (id, &version),
                 envelope_path.clone(),
@@ -619,6 +635,7 @@ impl Registry {
                 &package,
                 records,
                 &self.analysis_options(),
+                published,
             );
             let mut input = match checked {
                 Ok(input) => input,
@@ -630,6 +647,7 @@ impl Registry {
                             &envelope,
                             &package_path,
                             &package,
+                            published,
                         ) {
                             Some(input) => input,
                             None => {
@@ -685,6 +703,7 @@ impl Registry {
         envelope: &[u8],
         package_path: &Path,
         package: &[u8],
+        published: Option<&PublishedRelease>,
     ) -> Option<ReleaseInput> {
         let blocked = self.blocklist.find(id, version, Some(&Sha256::of(package))).is_some();
         if !blocked && !self.yanks.contains(id, version) {
@@ -702,6 +721,7 @@ impl Registry {
                 package,
                 &records,
                 &self.analysis_options(),
+                published,
             )
             .ok()
         })

@@ -236,6 +236,7 @@ pub fn plugin_input(plugin: SynthPlugin) -> PluginInput {
                 yanked: release.yanked,
                 rollout: None,
                 analysis: None,
+                analysed: false,
             }
         })
         .collect();

@@ -571,13 +571,16 @@ mod build {
         build_registry(&registry, site, Scope::Full, now()).map(|_| ()).map_err(|e| e.to_string())
     }
 
+    /// The newest index doc of acme.clock: the site keeps earlier ones, and releases
+    /// are only ever added.
     fn index_doc(site: &Path) -> IndexDoc {
-        let doc = walkdir::WalkDir::new(site.join("targets/index"))
+        walkdir::WalkDir::new(site.join("targets/index"))
             .into_iter()
             .map(|e| e.unwrap())
-            .find(|e| e.file_name().to_string_lossy().ends_with(".acme.clock.json"))
-            .unwrap();
-        serde_json::from_slice(&std::fs::read(doc.path()).unwrap()).unwrap()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".acme.clock.json"))
+            .map(|e| serde_json::from_slice::<IndexDoc>(&std::fs::read(e.path()).unwrap()).unwrap())
+            .max_by_key(|doc| doc.releases.len())
+            .unwrap()
     }
 
     #[test]
@@ -614,6 +617,11 @@ mod build {
         let profile = index_doc(site.path()).releases[0].analysis.clone().unwrap().sandbox.expect("a sandbox profile");
         assert_eq!(profile.exit, trellis_schema::analysis::SandboxExit::Exited { code: 0 }, "{profile:?}");
         assert!(profile.processes >= 1 && profile.peak_memory_bytes > 0, "{profile:?}");
+        // The next build does not run the published release again: its profile is the
+        // published one.
+        let again = build_report(registry.path(), site.path()).unwrap();
+        assert_eq!((again.releases, again.analysed), (1, 0));
+        assert_eq!(index_doc(site.path()).releases[0].analysis.clone().unwrap().sandbox, Some(profile));
     }
 
     #[test]
@@ -636,5 +644,49 @@ mod build {
         let site = tempfile::tempdir().unwrap();
         let error = build(registry.path(), site.path()).unwrap_err();
         assert!(error.contains("bin/any/main.sh") && error.contains("Acme.Sample.Bad"), "{error}");
+    }
+
+    fn build_report(registry: &Path, site: &Path) -> Result<trellis_index::build::BuildReport, String> {
+        let registry = Registry::open(registry).map_err(|e| e.to_string())?;
+        build_registry(&registry, site, Scope::Full, now()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_published_release_is_analysed_once_and_a_new_release_still_is() {
+        let payload = b"#!/bin/sh\necho tick\n";
+        let registry = registry(payload, serde_json::json!({"known_bad": "known-bad.txt"}));
+        let known_bad = registry.path().join("known-bad.txt");
+        std::fs::write(&known_bad, "# none yet\n").unwrap();
+        let site = tempfile::tempdir().unwrap();
+        let first = build_report(registry.path(), site.path()).unwrap();
+        assert_eq!((first.releases, first.analysed), (1, 1));
+        let published = index_doc(site.path()).releases[0].analysis.clone().expect("an analysis summary");
+
+        // The hash list now names 1.0.0's script: a build that scanned 1.0.0 again would
+        // refuse it. The published release keeps the analysis it was published with.
+        let sha = trellis_schema::Sha256::of(payload).to_hex();
+        std::fs::write(&known_bad, format!("{sha} Acme.Sample.Bad\n")).unwrap();
+        let second = build_report(registry.path(), site.path()).unwrap();
+        assert_eq!((second.releases, second.analysed), (1, 0));
+        assert_eq!(index_doc(site.path()).releases[0].analysis.as_ref(), Some(&published));
+
+        // A new release with that script is analysed, and refused.
+        let key = fixture::key(1);
+        let mut spec = ReleaseSpec::new("acme.clock", "1.1.0");
+        spec.payload = payload.to_vec();
+        fixture::add_release(registry.path(), &spec, &key).unwrap();
+        let error = build_report(registry.path(), site.path()).unwrap_err();
+        assert!(error.contains("1.1.0") && error.contains("Acme.Sample.Bad"), "{error}");
+
+        // A clean new release is analysed; the published one still is not.
+        let mut spec = ReleaseSpec::new("acme.clock", "1.1.0");
+        spec.payload = b"#!/bin/sh\necho tock\n".to_vec();
+        fixture::add_release(registry.path(), &spec, &key).unwrap();
+        let third = build_report(registry.path(), site.path()).unwrap();
+        assert_eq!((third.releases, third.analysed), (2, 1));
+        let doc = index_doc(site.path());
+        assert_eq!(doc.releases[0].analysis.as_ref(), Some(&published));
+        let new = doc.releases[1].analysis.as_ref().expect("the new release's analysis");
+        assert_eq!(new.scanners[0].verdict, Verdict::Clean);
     }
 }

@@ -56,6 +56,26 @@ pub struct FileOnDisk {
     pub disk_path: PathBuf,
 }
 
+impl AnalysisOptions {
+    /// Whether only the files [`reads`] selects need to be on disk: no scanner and no
+    /// sandbox, which read the whole tree.
+    pub fn static_only(&self) -> bool {
+        self.scanners.is_empty() && self.sandbox.is_none()
+    }
+}
+
+/// Whether the static analysis reads the file at package path `path`, given its first
+/// bytes (at least `SNIFF_LEN` of them, or the whole file) and the entry points:
+/// binaries, scripts, entry points and extensionless files under `bin/` (the last two
+/// to warn about what it cannot analyse). [`analyse`] needs only these on disk.
+pub fn reads(path: &str, head: &[u8], entries: &BTreeSet<&str>) -> bool {
+    let head = &head[..head.len().min(SNIFF_LEN)];
+    binary::sniff(head).is_some()
+        || script::language(path, head).is_some()
+        || entries.contains(path)
+        || (path.starts_with("bin/") && path.rsplit('/').next().is_some_and(|n| !n.contains('.')))
+}
+
 /// Problems found and the summary to publish.
 #[derive(Clone, Debug, Default)]
 pub struct Analysis {
@@ -75,6 +95,7 @@ struct Found {
 
 /// Analyses the files of a release whose tree is at `root` (`files` inside it).
 /// `metadata` is the valid `plugin.json` (without it only the capabilities are listed).
+/// With [`AnalysisOptions::static_only`], `files` may be only those [`reads`] selects.
 pub fn analyse(
     root: &Path,
     files: &[FileOnDisk],

@@ -218,6 +218,9 @@ pub struct BuildReport {
     pub plugins: usize,
     /// Number of releases indexed by this build.
     pub releases: usize,
+    /// Of those, the releases this build analysed (new ones); the others carry the
+    /// analysis the site published.
+    pub analysed: usize,
 }
 
 /// Why a build was refused. Nothing was written when one of these is returned,
@@ -342,16 +345,26 @@ pub fn build_registry(
     };
     // Publisher chains first: a record that does not extend the published one is the
     // cause of any release refusal it would lead to.
-    if let Some(previous) = PreviousSite::open(site)? {
+    let previous = PreviousSite::open(site)?;
+    if let Some(previous) = &previous {
         let roots: Vec<Vec<u8>> = registry.roots.iter().map(|root| root.bytes.clone()).collect();
         let sha256 = registry
             .publishers
             .iter()
             .map(|(vendor, chain)| Ok((vendor.clone(), Sha256::of(&chain.to_canonical()?))))
             .collect::<Result<BTreeMap<_, _>, canonical::CanonicalError>>()?;
-        publishers::check_chains(&previous, &registry.publishers, &sha256, publishers::newest_root(&roots).as_ref())?;
+        publishers::check_chains(previous, &registry.publishers, &sha256, publishers::newest_root(&roots).as_ref())?;
     }
-    let plugins = registry.load_plugins(&load)?;
+    // A release is analysed once, when first published: the ones the site lists keep
+    // their published analysis (their packages are pinned), only new ones are
+    // extracted, analysed, scanned and sandboxed.
+    let published = match &previous {
+        Some(previous) => previous.published_releases(&load, registry.config.bin_bits)?,
+        None => Default::default(),
+    };
+    drop(previous);
+    let plugins = registry.load_plugins_published(&load, &published)?;
+    drop(published);
     let input = BuildInput::for_registry(registry, plugins, known_plugins, scope, now)?;
     build(input, site)
 }
@@ -373,6 +386,7 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
     // as their index docs exist: at 10^6 releases they are the largest thing held.
     let plugins = std::mem::take(&mut input.plugins);
     let releases = plugins.iter().map(|p| p.releases.len()).sum();
+    let analysed = plugins.iter().flat_map(|p| &p.releases).filter(|r| r.analysed).count();
     let plugin_count = plugins.len();
     let changed_ids: BTreeSet<String> = plugins.iter().map(|p| p.id.as_str().to_owned()).collect();
     // The index doc each changed plugin published last: its releases must be
@@ -568,7 +582,7 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
             && tuf::signed_by_same_keys(&p.snapshot, input.signers.snapshot.as_deref())
             && tuf::signed_by_same_keys(&p.timestamp, input.signers.timestamp.as_deref())
     });
-    let mut report = BuildReport { plugins: plugin_count, releases, ..BuildReport::default() };
+    let mut report = BuildReport { plugins: plugin_count, releases, analysed, ..BuildReport::default() };
     let (snapshot_out, timestamp_out) = if snapshot_unchanged
         && let Some(prev) = &previous
         && !tuf::needs_refresh(&prev.timestamp.signed.expires, now, expiry.timestamp)

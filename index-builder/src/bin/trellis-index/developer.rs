@@ -350,7 +350,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
                 ..Default::default()
             });
             let analysis = trellis_index::analysis::AnalysisOptions { scanners, sandbox };
-            let report = lint::lint(&path, &lint::LintOptions { publisher, analysis })?;
+            let report = lint::lint(&path, &lint::LintOptions { publisher, analysis, skip_analysis: false })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

@@ -238,9 +238,10 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             let now = now_or_clock(now);
             let report = build::build_registry(&registry, &out, scope, now)?;
             println!(
-                "indexed {} plugin(s), {} release(s); wrote {} file(s); snapshot v{}, timestamp v{}",
+                "indexed {} plugin(s), {} release(s) ({} analysed, the others as published); wrote {} file(s); snapshot v{}, timestamp v{}",
                 report.plugins,
                 report.releases,
+                report.analysed,
                 report.written.len(),
                 report.snapshot_version,
                 report.timestamp_version
