@@ -75,6 +75,7 @@ fn registry() -> MemorySource {
                     min_client_version: None,
                     rollout: None,
                     pricing: None,
+                    analysis: None,
                     version,
                 });
             }

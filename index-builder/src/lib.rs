@@ -11,6 +11,7 @@
 //! over this library.
 
 pub mod advisories;
+pub mod analysis;
 pub mod build;
 pub mod delta;
 pub mod fixture;

@@ -14,13 +14,14 @@
 //!
 //! Lint never writes anything. Packing is [`crate::pack`], signing [`crate::sign`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use trellis_client::package::{Limits, Package};
+use trellis_client::package::{Durability, Limits, Package};
 use trellis_schema::VendorId;
+use trellis_schema::analysis::ReleaseAnalysis;
 use trellis_schema::dsse::Envelope;
 use trellis_schema::key::KeyId;
 use trellis_schema::manifest::{CONTENT_MANIFEST_PATH, ReleaseManifest};
@@ -29,6 +30,7 @@ use trellis_schema::plugin::{METADATA_PATH, PluginMetadata};
 use trellis_schema::publisher::{ChainError, ChainLimits, PublisherChain, PublisherRecord, RecoverySigners};
 use trellis_schema::validate::{self, PackageFile, Problem, Severity};
 
+use crate::analysis::{self, AnalysisOptions, FileOnDisk};
 use crate::{sign, source_tree};
 
 /// Bytes of each file read for format checks.
@@ -70,6 +72,13 @@ pub enum SignatureStatus {
 pub struct LintOptions {
     /// Check the signature against this publisher record.
     pub publisher: Option<PublisherRecord>,
+    /// Scanners and the sandboxed run (the static capability analysis always runs,
+    /// unless `skip_analysis`).
+    pub analysis: AnalysisOptions,
+    /// Check a package without analysing it: no extraction, no static analysis, no
+    /// scanners, no sandbox (the report's `analysis` is `None`). `build` sets it for a
+    /// release the site already published, whose analysis it carries over.
+    pub skip_analysis: bool,
 }
 
 /// The result of [`lint`].
@@ -88,6 +97,10 @@ pub struct LintReport {
     /// The permissions `plugin.json` asks for, with their risk (empty when it is not
     /// valid): what a pull-request check decides manual review from.
     pub permissions: Vec<PermissionSummary>,
+    /// What the package really does (capabilities with evidence, scanner verdicts,
+    /// the sandboxed run): the summary `build` publishes in the index entry. Absent
+    /// when the package could not be opened.
+    pub analysis: Option<ReleaseAnalysis>,
     /// The package's `plugin.json`, when it is valid.
     #[serde(skip)]
     pub metadata: Option<PluginMetadata>,
@@ -226,10 +239,10 @@ pub fn submitted_publisher(
 /// Lints a plugin source tree or a package.
 pub fn lint(path: &Path, options: &LintOptions) -> Result<LintReport, LintError> {
     let metadata = std::fs::metadata(path).map_err(|source| LintError { path: path.to_owned(), source })?;
-    if metadata.is_dir() { lint_directory(path) } else { Ok(lint_package(path, options)) }
+    if metadata.is_dir() { lint_directory(path, options) } else { Ok(lint_package(path, options)) }
 }
 
-fn lint_directory(root: &Path) -> Result<LintReport, LintError> {
+fn lint_directory(root: &Path, options: &LintOptions) -> Result<LintReport, LintError> {
     let mut problems = Vec::new();
     let (meta, release) = match std::fs::read(root.join(METADATA_PATH)) {
         Ok(bytes) => (metadata_problems(&bytes, &mut problems), release_label(&bytes)),
@@ -260,6 +273,13 @@ fn lint_directory(root: &Path) -> Result<LintReport, LintError> {
             .map_or_else(|| Err("not found".to_owned()), |f| std::fs::read(&f.disk_path).map_err(|e| e.to_string()))
     };
     let components = read_sboms(scan.files.iter().map(|f| (f.package_path.as_str(), f.size)), on_disk, &mut problems);
+    let on_disk: Vec<FileOnDisk> = scan
+        .files
+        .iter()
+        .map(|f| FileOnDisk { package_path: f.package_path.clone(), disk_path: f.disk_path.clone() })
+        .collect();
+    let found = analysis::analyse(root, &on_disk, meta.as_ref(), &options.analysis);
+    problems.extend(found.problems);
     Ok(LintReport {
         target: root.to_owned(),
         kind: Target::Directory,
@@ -267,6 +287,7 @@ fn lint_directory(root: &Path) -> Result<LintReport, LintError> {
         problems,
         signature: SignatureStatus::Absent,
         permissions: permission_summaries(meta.as_ref()),
+        analysis: Some(found.summary),
         metadata: meta,
         components,
     })
@@ -280,6 +301,7 @@ fn lint_package(path: &Path, options: &LintOptions) -> LintReport {
         problems: Vec::new(),
         signature: SignatureStatus::Absent,
         permissions: Vec::new(),
+        analysis: None,
         metadata: None,
         components: Vec::new(),
     };
@@ -290,14 +312,78 @@ fn lint_package(path: &Path, options: &LintOptions) -> LintReport {
             .problems
             .push(Problem::error(path.display().to_string(), crate::registry::local_package_too_large(meta.len())));
     }
-    let opened = Package::open_unsigned(path, &Limits::default()).and_then(|p| p.verify().map(|()| p));
-    let package = match opened {
-        Ok(package) => package,
+    if options.skip_analysis {
+        // `verify` runs the client's hardened checks without writing anything.
+        let opened = Package::open_unsigned(path, &Limits::default()).and_then(|p| p.verify().map(|()| p));
+        return match opened {
+            Ok(package) => check_package(path, &package, None, options, report),
+            Err(e) => {
+                report.problems.push(Problem::error(path.display().to_string(), e.to_string()));
+                report
+            }
+        };
+    }
+    // Extracting runs every check `verify` does (the client's hardened code) and gives
+    // the analysis the files on disk; nothing is flushed, and the directory goes away.
+    let scratch = match tempfile::Builder::new().prefix("trellis-lint-").tempdir() {
+        Ok(dir) => dir,
         Err(e) => {
-            report.problems.push(Problem::error(path.display().to_string(), e.to_string()));
+            report
+                .problems
+                .push(Problem::error(path.display().to_string(), format!("creating a scratch directory: {e}")));
             return report;
         }
     };
+    let tree = scratch.path().join("package");
+    // Without scanners or a sandbox only the binaries and scripts the static analysis
+    // reads are written; every file is still inflated and checked.
+    let written = std::cell::RefCell::new(Vec::new());
+    let opened = Package::open_unsigned(path, &Limits::default()).and_then(|p| {
+        if options.analysis.static_only() {
+            let meta: Option<PluginMetadata> = p.plugin_json().ok().and_then(|b| serde_json::from_slice(&b).ok());
+            let entries: BTreeSet<&str> =
+                meta.as_ref().map(|m| m.entry.values().map(String::as_str).collect()).unwrap_or_default();
+            let select = |name: &str, head: &[u8]| {
+                let read = analysis::reads(name, head, &entries);
+                if read {
+                    written.borrow_mut().push(name.to_owned());
+                }
+                read
+            };
+            p.extract_selected(&tree, Durability::Unflushed, &select)?;
+        } else {
+            p.extract_with(&tree, Durability::Unflushed)?;
+            written.borrow_mut().extend(p.content_manifest().files.iter().map(|f| f.path.clone()));
+        }
+        Ok(p)
+    });
+    match opened {
+        Ok(package) => {
+            let mut written = written.into_inner();
+            written.sort();
+            let on_disk: Vec<FileOnDisk> = written
+                .into_iter()
+                .filter(|f| f != CONTENT_MANIFEST_PATH)
+                .map(|f| FileOnDisk { disk_path: tree.join(&f), package_path: f })
+                .collect();
+            check_package(path, &package, Some((&tree, on_disk)), options, report)
+        }
+        Err(e) => {
+            report.problems.push(Problem::error(path.display().to_string(), e.to_string()));
+            report
+        }
+    }
+}
+
+/// The checks of an opened (verified) package; `tree` is where it was extracted and
+/// the files written there, for the analysis (`None`: not analysed).
+fn check_package(
+    path: &Path,
+    package: &Package,
+    tree: Option<(&Path, Vec<FileOnDisk>)>,
+    options: &LintOptions,
+    mut report: LintReport,
+) -> LintReport {
     let meta = match package.plugin_json() {
         Ok(bytes) => metadata_problems(&bytes, &mut report.problems),
         Err(e) => {
@@ -317,10 +403,15 @@ fn lint_package(path: &Path, options: &LintOptions) -> LintReport {
             ),
         ));
     }
-    let files = package_files(&package, &meta);
+    let files = package_files(package, &meta);
     report.problems.extend(validate::package_contents(&meta, &files));
-    report.components = sbom_components(&package, &mut report.problems);
-    report.signature = check_envelope(path, &package, &meta, options, &mut report.problems);
+    report.components = sbom_components(package, &mut report.problems);
+    if let Some((tree, on_disk)) = tree {
+        let found = analysis::analyse(tree, &on_disk, Some(&meta), &options.analysis);
+        report.problems.extend(found.problems);
+        report.analysis = Some(found.summary);
+    }
+    report.signature = check_envelope(path, package, &meta, options, &mut report.problems);
     report.permissions = permission_summaries(Some(&meta));
     report.metadata = Some(meta);
     report

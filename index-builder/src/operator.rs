@@ -116,6 +116,8 @@ pub fn init(dir: &Path, options: &InitOptions) -> Result<RegistryConfig, Operato
         publisher_bin_bits: options.publisher_bin_bits,
         keys,
         deltas: crate::delta::DeltaPolicy::default(),
+        scanners: crate::analysis::scanners::ScannerConfig::default(),
+        sandbox: None,
     };
     let mut generated: BTreeMap<PathBuf, SigningKey> = BTreeMap::new();
     for role in all_roles(&config.keys) {

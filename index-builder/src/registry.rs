@@ -44,9 +44,11 @@ use trellis_schema::publisher::{ChainLimits, PublisherChain, PublisherRecord, Re
 use trellis_schema::tuf::{Envelope, Root, TopRole};
 use trellis_schema::{PluginId, Sha256, SigningKey, VendorId};
 
+use crate::analysis::AnalysisOptions;
+use crate::analysis::scanners::ScannerConfig;
 use crate::delta::DeltaPolicy;
 use crate::keyfile;
-use crate::release::{self, PluginInput, ReleaseError, ReleaseInput};
+use crate::release::{self, PluginInput, PublishedRelease, ReleaseError, ReleaseInput};
 
 /// File name of the configuration at the registry root.
 pub const CONFIG_FILE: &str = "trellis-registry.json";
@@ -159,6 +161,27 @@ pub struct RegistryConfig {
     /// under 60 % of the package).
     #[serde(default, skip_serializing_if = "DeltaPolicy::is_default")]
     pub deltas: DeltaPolicy,
+    /// Malware scanners every release is checked with (ClamAV, YARA, a known-bad hash
+    /// list; paths relative to the registry root). A match refuses the release.
+    #[serde(default, skip_serializing_if = "ScannerConfig::is_empty")]
+    pub scanners: ScannerConfig,
+    /// Run every release's Linux entry point in the sandbox when it is checked (the
+    /// profile is published in its index entry); absent: only `lint --sandbox` runs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxSettings>,
+}
+
+/// The `"sandbox"` member of `trellis-registry.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSettings {
+    /// Seconds a run may take before it is stopped (default 10).
+    #[serde(default = "default_sandbox_seconds")]
+    pub timeout_seconds: u64,
+}
+
+fn default_sandbox_seconds() -> u64 {
+    10
 }
 
 /// A registry problem, naming the file.
@@ -372,6 +395,10 @@ impl Rollouts {
     }
 }
 
+/// The releases a published site lists, by plugin and version: what
+/// [`Registry::load_plugins_published`] carries the analysis over from.
+pub type PublishedReleases = BTreeMap<(PluginId, semver::Version), PublishedRelease>;
+
 /// An opened registry source tree: configuration, publishers, yanks, blocklist and the
 /// root history, all parsed. Releases are loaded on demand ([`Registry::load_plugins`]).
 #[derive(Debug)]
@@ -506,10 +533,20 @@ impl Registry {
     /// plugin (in id order) with a refused release, except that releases signed only by
     /// revoked keys are listed together, across plugins.
     pub fn load_plugins(&self, ids: &BTreeSet<PluginId>) -> Result<Vec<PluginInput>, RegistryError> {
+        self.load_plugins_published(ids, &PublishedReleases::new())
+    }
+
+    /// [`Registry::load_plugins`], carrying over the analysis of the releases
+    /// `published` lists with the same package instead of analysing them again.
+    pub fn load_plugins_published(
+        &self,
+        ids: &BTreeSet<PluginId>,
+        published: &PublishedReleases,
+    ) -> Result<Vec<PluginInput>, RegistryError> {
         let ids: Vec<&PluginId> = ids.iter().collect();
         let records = self.publisher_records();
         let loaded: Vec<Result<PluginInput, RegistryError>> =
-            ids.par_iter().map(|id| self.load_plugin_with(id, &records)).collect();
+            ids.par_iter().map(|id| self.load_plugin_with(id, &records, published)).collect();
         let mut plugins = Vec::with_capacity(loaded.len());
         let mut revoked = Vec::new();
         for result in loaded {
@@ -527,13 +564,14 @@ impl Registry {
 
     /// Loads and checks every release of one plugin.
     pub fn load_plugin(&self, id: &PluginId) -> Result<PluginInput, RegistryError> {
-        self.load_plugin_with(id, &self.publisher_records())
+        self.load_plugin_with(id, &self.publisher_records(), &PublishedReleases::new())
     }
 
     fn load_plugin_with(
         &self,
         id: &PluginId,
         records: &BTreeMap<VendorId, PublisherRecord>,
+        published: &PublishedReleases,
     ) -> Result<PluginInput, RegistryError> {
         let dir = self.dir.join("releases").join(id.as_str());
         let io = |source| RegistryError::Io { path: dir.clone(), source };
@@ -592,6 +630,7 @@ impl Registry {
                 |path: &PathBuf| std::fs::read(path).map_err(|source| RegistryError::Io { path: path.clone(), source });
             let package = read(&package_path)?;
             let envelope = read(&envelope_path)?;
+            let published = published.get(&(id.clone(), version.clone()));
             let checked = release::check_release(
                 (id, &version),
                 envelope_path.clone(),
@@ -599,6 +638,8 @@ impl Registry {
                 package_path.clone(),
                 &package,
                 records,
+                &self.analysis_options(),
+                published,
             );
             let mut input = match checked {
                 Ok(input) => input,
@@ -610,6 +651,7 @@ impl Registry {
                             &envelope,
                             &package_path,
                             &package,
+                            published,
                         ) {
                             Some(input) => input,
                             None => {
@@ -635,6 +677,16 @@ impl Registry {
         Ok(PluginInput { id: id.clone(), releases })
     }
 
+    /// What `lint` runs on each release besides the static analysis: the configured
+    /// scanners, their paths taken from the registry root, and the sandbox when asked.
+    pub fn analysis_options(&self) -> AnalysisOptions {
+        let sandbox = self.config.sandbox.as_ref().map(|s| crate::analysis::sandbox::SandboxOptions {
+            timeout: std::time::Duration::from_secs(s.timeout_seconds),
+            ..Default::default()
+        });
+        AnalysisOptions { scanners: self.config.scanners.clone().resolved(&self.dir), sandbox }
+    }
+
     /// Whether `envelope` (a release of `id`) verifies under an older version of its
     /// publisher's chain: it was validly signed once, by keys revoked or removed since.
     fn signed_under_older_record(&self, id: &PluginId, envelope: &[u8]) -> bool {
@@ -655,6 +707,7 @@ impl Registry {
         envelope: &[u8],
         package_path: &Path,
         package: &[u8],
+        published: Option<&PublishedRelease>,
     ) -> Option<ReleaseInput> {
         let blocked = self.blocklist.find(id, version, Some(&Sha256::of(package))).is_some();
         if !blocked && !self.yanks.contains(id, version) {
@@ -671,6 +724,8 @@ impl Registry {
                 package_path.to_owned(),
                 package,
                 &records,
+                &self.analysis_options(),
+                published,
             )
             .ok()
         })

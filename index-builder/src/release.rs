@@ -22,6 +22,7 @@ use trellis_schema::publisher::{PublisherRecord, ReleaseSignatureError};
 use trellis_schema::validate::Severity;
 use trellis_schema::{PluginId, Sha256, VendorId};
 
+use crate::analysis::AnalysisOptions;
 use crate::lint::{self, LintOptions};
 
 /// Where the bytes of a blob come from when the site is written.
@@ -98,6 +99,24 @@ pub struct ReleaseInput {
     pub rollout: Option<Percent>,
     /// The bundled components its SBOM lists ([`crate::sbom`]); empty without one.
     pub components: Vec<crate::sbom::SbomComponent>,
+    /// What lint's analysis found (capabilities, scanner verdicts, a sandboxed run),
+    /// published in the index entry.
+    pub analysis: Option<trellis_schema::analysis::ReleaseAnalysis>,
+    /// Whether this check analysed the package (`false`: the analysis was carried
+    /// over from the published index doc, or the release is synthetic).
+    pub analysed: bool,
+}
+
+/// A release as the published site lists it: the package it pins and the analysis
+/// published with it. A release is analysed once, when it is first published; later
+/// builds carry the analysis over instead of extracting, scanning and sandboxing the
+/// package again (the package cannot change: [`crate::build`] refuses that).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PublishedRelease {
+    /// SHA-256 of the published package.
+    pub package_sha256: Sha256,
+    /// The published analysis (`None`: published before the builder analysed).
+    pub analysis: Option<trellis_schema::analysis::ReleaseAnalysis>,
 }
 
 /// All releases of one plugin, oldest first.
@@ -182,8 +201,11 @@ pub enum ReleaseError {
 
 /// Checks one release: `envelope_bytes` (read from `envelope_path`) signed by a record
 /// in `publishers`, `package_bytes` (read from `package_path`) equal to what was signed,
-/// and the package passing [`crate::lint`]. `expected` is the id and version the
-/// release's location in the registry claims.
+/// and the package passing [`crate::lint`] (with `analysis`: the registry's scanners). `expected` is the id and version the
+/// release's location in the registry claims. When `published` pins this very package
+/// (same SHA-256), lint still runs every structural and signature check but not the
+/// analysis, whose published result is carried over.
+#[allow(clippy::too_many_arguments)]
 pub fn check_release(
     expected: (&PluginId, &semver::Version),
     envelope_path: PathBuf,
@@ -191,11 +213,14 @@ pub fn check_release(
     package_path: PathBuf,
     package_bytes: &[u8],
     publishers: &BTreeMap<VendorId, PublisherRecord>,
+    analysis: &AnalysisOptions,
+    published: Option<&PublishedRelease>,
 ) -> Result<ReleaseInput, Box<ReleaseError>> {
-    check(expected, envelope_path, envelope_bytes, package_path, package_bytes, publishers).map_err(Box::new)
+    check(expected, envelope_path, envelope_bytes, package_path, package_bytes, publishers, analysis, published)
+        .map_err(Box::new)
 }
 
-#[allow(clippy::result_large_err)] // boxed once by `check_release`
+#[allow(clippy::result_large_err, clippy::too_many_arguments)] // boxed once by `check_release`
 fn check(
     expected: (&PluginId, &semver::Version),
     envelope_path: PathBuf,
@@ -203,6 +228,8 @@ fn check(
     package_path: PathBuf,
     package_bytes: &[u8],
     publishers: &BTreeMap<VendorId, PublisherRecord>,
+    analysis: &AnalysisOptions,
+    published: Option<&PublishedRelease>,
 ) -> Result<ReleaseInput, ReleaseError> {
     let envelope: Envelope = trellis_schema::json::from_slice(&envelope_bytes)
         .map_err(|e| ReleaseError::Envelope { path: envelope_path.clone(), reason: e.to_string() })?;
@@ -246,8 +273,10 @@ fn check(
     }
     let lint_error =
         |reason| ReleaseError::Lint { path: package_path.clone(), release: manifest.release_name(), reason };
-    let report = lint::lint(&package_path, &LintOptions { publisher: Some(record.clone()) })
-        .map_err(|e| lint_error(e.to_string()))?;
+    let carried = published.filter(|p| p.package_sha256 == actual_sha256);
+    let options =
+        LintOptions { publisher: Some(record.clone()), analysis: analysis.clone(), skip_analysis: carried.is_some() };
+    let report = lint::lint(&package_path, &options).map_err(|e| lint_error(e.to_string()))?;
     if !report.is_clean() {
         let errors: Vec<String> =
             report.problems.iter().filter(|p| p.severity == Severity::Error).map(ToString::to_string).collect();
@@ -277,5 +306,10 @@ fn check(
         yanked: false,
         rollout: None,
         components: report.components,
+        analysed: carried.is_none(),
+        analysis: match carried {
+            Some(published) => published.analysis.clone(),
+            None => report.analysis,
+        },
     })
 }

@@ -178,7 +178,7 @@ pub fn prepare(package: &Path, registry: &Path, publisher: Option<&Path>) -> Res
         (None, false) => lint::submitted_publisher(&trusted, None, None)?,
         (None, true) => return Err(SubmitError::NoPublisher { vendor: vendor.to_string() }),
     };
-    let report = lint::lint(package, &LintOptions { publisher: Some(record) })?;
+    let report = lint::lint(package, &LintOptions { publisher: Some(record), ..LintOptions::default() })?;
     let release = format!("{} {}", metadata.id, metadata.version);
     let mut problems: Vec<String> =
         report.problems.iter().filter(|p| p.severity == Severity::Error).map(ToString::to_string).collect();

@@ -236,6 +236,8 @@ pub fn plugin_input(plugin: SynthPlugin) -> PluginInput {
                 yanked: release.yanked,
                 rollout: None,
                 components: Vec::new(),
+                analysis: None,
+                analysed: false,
             }
         })
         .collect();

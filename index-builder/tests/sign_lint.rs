@@ -27,7 +27,7 @@ fn packed_clock(dir: &Path) -> PathBuf {
 }
 
 fn lint_with(package: &Path, record: Option<PublisherRecord>) -> trellis_index::lint::LintReport {
-    lint(package, &LintOptions { publisher: record }).unwrap()
+    lint(package, &LintOptions { publisher: record, ..LintOptions::default() }).unwrap()
 }
 
 #[test]

@@ -18,6 +18,8 @@
 #                         (default: trellis-reviewed); CODEOWNERS names the maintainers
 #   TRELLIS_COMMENT_FILE  where the comment body is written (default:
 #                         $RUNNER_TEMP/trellis-check.md); the workflow posts it
+#   TRELLIS_SANDBOX       1: also run each package's Linux entry point in the
+#                         sandbox (`lint --sandbox`: bubblewrap + strace on the runner)
 #
 # Manual review (the label is required) when a pull request: adds a publisher (first
 # submission), grows a plugin's permissions over its newest published release, asks for
@@ -26,7 +28,9 @@
 # publishers/ (operator files: configuration, root, yanks, blocklist, workflows, scripts).
 # Refused outright: a record that does not extend the base's (a pull request cannot add
 # its own key), a package that fails lint or whose signature does not verify under the
-# records, a changed or removed published package.
+# records (lint includes the static capability analysis: a binary or script using a
+# capability no declared permission allows; and the scanners `trellis-registry.json`
+# configures), a changed or removed published package.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/lib.sh
@@ -56,6 +60,7 @@ is_sha "$base" || die "base '$base' is not a commit id"
 git fetch --quiet --no-tags --depth=1 origin "$base"
 git worktree add --quiet --detach "$work/pr" "$merge"
 full_tree "$work/pr"
+base_checkout=$(pwd)
 cd "$work/pr"
 
 mkdir -p "$work/base" "$work/records"
@@ -149,8 +154,12 @@ for package in "${releases[@]+"${releases[@]}"}"; do
         trusted=(--trusted-publisher "$work/base/$vendor.json")
     fi
     status=0
+    # Scanners as the BASE branch configures them (a pull request cannot switch them
+    # off); the sandboxed run when the runner has bubblewrap and strace.
+    analysis=(--registry "$base_checkout")
+    [ "${TRELLIS_SANDBOX:-}" = 1 ] && analysis+=(--sandbox)
     "$TRELLIS_INDEX" lint "$package" --json --publisher "publishers/$vendor.json" "${trusted[@]}" \
-        --root "$work/base/root.json" >"$work/lint.json" 2>"$work/lint.err" || status=$?
+        --root "$work/base/root.json" "${analysis[@]}" >"$work/lint.json" 2>"$work/lint.err" || status=$?
     if [ "$status" -gt 1 ] || ! jq -e . "$work/lint.json" >/dev/null 2>&1; then
         problems+=("$package: $(tr '\n' ' ' <"$work/lint.err")")
         rows+=("| $id $version | refused | | |")

@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::analysis::ReleaseAnalysis;
 use crate::digest::Sha256;
 use crate::id::PluginId;
 use crate::permission::Permission;
@@ -85,6 +86,12 @@ pub struct IndexRelease {
     /// from the installed `plugin.json`, which the developer signed, not from this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pricing: Option<Pricing>,
+    /// What the registry's checks found the release really does (capabilities with
+    /// their evidence, scanner verdicts, the sandboxed run's profile); absent from
+    /// registries that do not analyse. Derived by the builder, not signed by the
+    /// developer: informative, never an authority for consent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<ReleaseAnalysis>,
 }
 
 /// A share of installs, 0 to 100.

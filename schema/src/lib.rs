@@ -8,6 +8,7 @@
 //! decisions belong to `trellis-client` (`trust`, `transport`) and `trellis-index`.
 
 pub mod advisory;
+pub mod analysis;
 pub mod blocklist;
 pub mod canonical;
 pub mod catalog;

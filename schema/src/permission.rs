@@ -96,6 +96,10 @@ permission_catalog! {
         ("write", "put text on the clipboard", Low),
         ("read_write", "read and replace what you copy", Medium),
     ],
+    Media = "media": [
+        ("camera", "use your camera", High),
+        ("microphone", "record from your microphone", High),
+    ],
     Notifications = "notifications": [
         ("show", "show desktop notifications", Low),
     ],

@@ -8,7 +8,7 @@ use std::fs;
 use std::io::{Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 
-use trellis_client::package::{Limits, Package, PackageError};
+use trellis_client::package::{Durability, Limits, Package, PackageError, SELECT_HEAD};
 use trellis_schema::Sha256;
 use trellis_schema::manifest::{CONTENT_MANIFEST_PATH, ReleaseManifest};
 use trellis_tests::hostile::{self, RawEntry, RawZip, release_for};
@@ -235,4 +235,35 @@ fn a_package_opened_from_a_file_holds_the_open_file_not_its_path() {
     assert_eq!(extracted.files, 3);
     assert_eq!(fs::read(fixture.destination().join(DATA)).unwrap(), data());
     assert!(Path::new(&fixture.destination().join(CONTENT_MANIFEST_PATH)).is_file());
+}
+
+#[test]
+fn a_selected_extraction_writes_only_the_chosen_files_and_shows_their_heads() {
+    let fixture = Fixture::new();
+    let package = Package::open(&fixture.package(), &fixture.release, &Limits::default()).unwrap();
+    let seen = std::cell::RefCell::new(Vec::new());
+    let select = |name: &str, head: &[u8]| {
+        seen.borrow_mut().push((name.to_owned(), head.to_vec()));
+        name == DATA
+    };
+    let destination = fixture.destination();
+    package.extract_selected(&destination, Durability::Unflushed, &select).unwrap();
+    assert_eq!(fs::read(destination.join(DATA)).unwrap(), data());
+    assert!(!destination.join("plugin.json").exists());
+    let seen = seen.into_inner();
+    let head = |name: &str| seen.iter().find(|(n, _)| n == name).map(|(_, h)| h.clone()).unwrap();
+    assert_eq!(head(DATA), data()[..SELECT_HEAD]);
+    assert_eq!(head("plugin.json"), br#"{"id":"acme.clock"}"#);
+}
+
+#[test]
+fn a_file_left_out_of_a_selected_extraction_is_still_checked() {
+    let fixture = Fixture::new();
+    let package = Package::open(&fixture.package(), &fixture.release, &Limits::default()).unwrap();
+    let offset = fixture.offset_of(&data());
+    fixture.rewrite(offset + 1000, b"not what the publisher signed");
+
+    let error = package.extract_selected(&fixture.destination(), Durability::Unflushed, &|_, _| false).unwrap_err();
+    assert!(matches!(&error, PackageError::BadCrc { name, .. } if name == DATA), "{error:?}");
+    fixture.assert_nothing_left();
 }

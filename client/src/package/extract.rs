@@ -54,14 +54,23 @@ pub struct Extracted {
 
 /// Inflates and checks every entry, writing nothing.
 pub(super) fn verify(package: &Package) -> Result<(), PackageError> {
-    run(package, None).map(|_| ())
+    run(package, None, None).map(|_| ())
 }
+
+/// Bytes of a file [`Select`] is shown (fewer when the file is shorter).
+pub const SELECT_HEAD: usize = 256;
+
+/// Chooses the files an extraction writes: given the path and the first
+/// [`SELECT_HEAD`] bytes, `true` writes the file. Every entry is inflated and checked
+/// either way.
+pub(super) type Select<'a> = &'a dyn Fn(&str, &[u8]) -> bool;
 
 /// Extracts into `destination` through a staging directory.
 pub(super) fn extract(
     package: &Package,
     destination: &Path,
     durability: Durability,
+    select: Option<Select<'_>>,
 ) -> Result<Extracted, PackageError> {
     if fs::symlink_metadata(destination).is_ok() {
         return Err(PackageError::DestinationExists { path: destination.to_owned() });
@@ -75,7 +84,7 @@ pub(super) fn extract(
         .prefix(".trellis-staging-")
         .tempdir_in(parent)
         .map_err(|e| FsError::new("creating a staging directory in", parent, e))?;
-    let (files, bytes, staged) = run(package, Some(staging.path()))?;
+    let (files, bytes, staged) = run(package, Some(staging.path()), select)?;
     // On Linux one `syncfs` flushes every staged file and directory; elsewhere each
     // is flushed (the files in parallel).
     if durability == Durability::Flushed && !sync_filesystem(staging.path())? {
@@ -146,9 +155,14 @@ fn flush_all(files: &[PathBuf]) -> Result<(), FsError> {
     })
 }
 
-/// Streams every entry in archive order; writes under `root` when given. Returns the
-/// number of files, the bytes inflated and what was staged.
-fn run(package: &Package, root: Option<&Path>) -> Result<(usize, u64, Staged), PackageError> {
+/// Streams every entry in archive order; writes under `root` when given (only the
+/// files `select` keeps, when given). Returns the number of files, the bytes inflated
+/// and what was staged.
+fn run(
+    package: &Package,
+    root: Option<&Path>,
+    select: Option<Select<'_>>,
+) -> Result<(usize, u64, Staged), PackageError> {
     let expected = package.expected_by_path();
     let mut order: Vec<&Entry> = package.entries().iter().collect();
     order.sort_by_key(|e| e.data.start);
@@ -165,34 +179,60 @@ fn run(package: &Package, root: Option<&Path>) -> Result<(usize, u64, Staged), P
             }
             continue;
         }
-        let mut file = match root {
-            Some(root) => {
-                if let Some((parent, _)) = entry.name().rsplit_once('/') {
-                    dirs.create(root, parent)?;
-                }
-                let path = root.join(entry.name());
-                let file =
-                    File::create_new(&path).map_err(|e| FsError::new("creating staged file", path.clone(), e))?;
-                Some((file, path))
-            }
-            None => None,
+        let path = root.map(|root| root.join(entry.name()));
+        // Without `select` the file is created before streaming; with it, once its
+        // head is known (or the entry ended), and only when selected.
+        let mut sink = match (root, select) {
+            (None, _) => Sink::Discard,
+            (Some(root), None) => Sink::File(create_staged(&mut dirs, root, entry.name())?),
+            (Some(_), Some(_)) => Sink::Pending(Vec::with_capacity(SELECT_HEAD)),
         };
-        let sink_path = file.as_ref().map(|(_, p)| p.clone());
+        let decide = |sink: &mut Sink, dirs: &mut Directories| -> Result<(), PackageError> {
+            let (Some(root), Some(select)) = (root, select) else { return Ok(()) };
+            if !matches!(sink, Sink::Pending(_)) {
+                return Ok(());
+            }
+            let Sink::Pending(head) = std::mem::replace(sink, Sink::Discard) else { return Ok(()) };
+            if select(entry.name(), &head[..head.len().min(SELECT_HEAD)]) {
+                let mut file = create_staged(dirs, root, entry.name())?;
+                file.write_all(&head).map_err(|e| write_error(root, entry.name(), e))?;
+                *sink = Sink::File(file);
+            }
+            Ok(())
+        };
+        let mut deferred: Option<PackageError> = None;
         let inflated = inflate::stream_entry(
             package.source(),
             entry,
             package.limits(),
             &mut budget,
             &mut scratch,
-            |chunk| match file.as_mut() {
-                Some((file, _)) => file.write_all(chunk),
-                None => Ok(()),
+            |chunk| {
+                if let Sink::Pending(head) = &mut sink {
+                    head.extend_from_slice(chunk);
+                    if head.len() < SELECT_HEAD {
+                        return Ok(());
+                    }
+                    if let Err(e) = decide(&mut sink, &mut dirs) {
+                        deferred = Some(e);
+                        return Err(std::io::Error::other("staging failed"));
+                    }
+                    return Ok(());
+                }
+                match &mut sink {
+                    Sink::File(file) => file.write_all(chunk),
+                    _ => Ok(()),
+                }
             },
-            |e| match &sink_path {
+            |e| match &path {
                 Some(path) => PackageError::from(FsError::new("writing staged file", path.clone(), e)),
                 None => PackageError::CorruptEntry { name: entry.name().to_owned(), reason: e.to_string() },
             },
-        )?;
+        );
+        let inflated = match (inflated, deferred) {
+            (_, Some(e)) => return Err(e),
+            (result, None) => result?,
+        };
         // Every file, `trellis-manifest.json` included, against what it must be: the
         // signed digests for an install. This is what keeps a package file rewritten
         // after it was opened from installing anything unsigned.
@@ -200,7 +240,8 @@ fn run(package: &Package, root: Option<&Path>) -> Result<(usize, u64, Staged), P
             return Err(PackageError::UnexpectedFile { name: entry.name().to_owned() });
         };
         check_against_manifest(entry, listed, inflated)?;
-        if let Some((file, path)) = file.take() {
+        decide(&mut sink, &mut dirs)?;
+        if let (Sink::File(file), Some(path)) = (sink, path) {
             // The mode is the signed manifest's, never the ZIP attributes'.
             set_executable(&file, listed.executable).map_err(|e| FsError::new("setting mode of", path.clone(), e))?;
             staged.files.push(path);
@@ -210,6 +251,28 @@ fn run(package: &Package, root: Option<&Path>) -> Result<(usize, u64, Staged), P
     }
     staged.dirs = dirs.created;
     Ok((files, bytes, staged))
+}
+
+/// Where an entry's bytes go.
+enum Sink {
+    /// Nowhere (verifying, or not selected).
+    Discard,
+    /// Held until [`SELECT_HEAD`] bytes decide.
+    Pending(Vec<u8>),
+    /// The staged file.
+    File(File),
+}
+
+fn create_staged(dirs: &mut Directories, root: &Path, name: &str) -> Result<File, PackageError> {
+    if let Some((parent, _)) = name.rsplit_once('/') {
+        dirs.create(root, parent)?;
+    }
+    let path = root.join(name);
+    File::create_new(&path).map_err(|e| FsError::new("creating staged file", path, e).into())
+}
+
+fn write_error(root: &Path, name: &str, e: std::io::Error) -> PackageError {
+    FsError::new("writing staged file", root.join(name), e).into()
 }
 
 /// Directories created in the staging tree, so each is created (and synced) once.

@@ -73,7 +73,7 @@ use trellis_schema::path::{NameError, NameSet, PackagePath};
 
 pub use archive::{Entry, EntryKind, Method};
 pub use error::PackageError;
-pub use extract::{Durability, Extracted};
+pub use extract::{Durability, Extracted, SELECT_HEAD};
 pub use limits::Limits;
 
 use inflate::{Budget, Scratch};
@@ -307,12 +307,26 @@ impl Package {
     /// fsynced and moved into place with one rename. On any error nothing is left
     /// behind and `destination` does not exist.
     pub fn extract(&self, destination: &Path) -> Result<Extracted, PackageError> {
-        extract::extract(self, destination, Durability::Flushed)
+        extract::extract(self, destination, Durability::Flushed, None)
     }
 
     /// Like [`Package::extract`], choosing how much to flush to disk.
     pub fn extract_with(&self, destination: &Path, durability: Durability) -> Result<Extracted, PackageError> {
-        extract::extract(self, destination, durability)
+        extract::extract(self, destination, durability, None)
+    }
+
+    /// Like [`Package::extract_with`], writing only the files `select` keeps: it is
+    /// given each file's path and first [`SELECT_HEAD`] bytes (all of a shorter file).
+    /// Every entry is still inflated and checked as [`Package::verify`] does; a
+    /// file not selected is never written. What `lint` uses to put on disk only the
+    /// binaries and scripts its analysis reads.
+    pub fn extract_selected(
+        &self,
+        destination: &Path,
+        durability: Durability,
+        select: &dyn Fn(&str, &[u8]) -> bool,
+    ) -> Result<Extracted, PackageError> {
+        extract::extract(self, destination, durability, Some(select))
     }
 
     /// What each file must inflate to, by path: the expected files and

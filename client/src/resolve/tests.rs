@@ -46,6 +46,7 @@ fn rel(version: &str) -> Rel {
         min_client_version: None,
         rollout: None,
         pricing: None,
+        analysis: None,
     })
 }
 

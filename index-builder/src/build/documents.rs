@@ -98,6 +98,7 @@ pub(super) fn index_doc_with(plugin: &PluginInput, deltas: &PluginDeltas) -> Ind
                     .collect(),
                 min_client_version: r.min_client_version.clone(),
                 pricing: r.pricing.clone(),
+                analysis: r.analysis.clone(),
             }
         })
         .collect();

@@ -241,6 +241,9 @@ pub struct BuildReport {
     pub releases: usize,
     /// Storefront files written ([`build_registry`] only; see [`crate::storefront`]), sorted.
     pub storefront: Vec<String>,
+    /// Of those, the releases this build analysed (new ones); the others carry the
+    /// analysis the site published.
+    pub analysed: usize,
 }
 
 /// Why a build was refused. Nothing was written when one of these is returned,
@@ -389,38 +392,55 @@ pub fn build_registry_with(
     };
     // Publisher chains first: a record that does not extend the published one is the
     // cause of any release refusal it would lead to.
-    if let Some(previous) = PreviousSite::open(site)? {
+    let previous = PreviousSite::open(site)?;
+    if let Some(previous) = &previous {
         let roots: Vec<Vec<u8>> = registry.roots.iter().map(|root| root.bytes.clone()).collect();
         let sha256 = registry
             .publishers
             .iter()
             .map(|(vendor, chain)| Ok((vendor.clone(), Sha256::of(&chain.to_canonical()?))))
             .collect::<Result<BTreeMap<_, _>, canonical::CanonicalError>>()?;
-        publishers::check_chains(&previous, &registry.publishers, &sha256, publishers::newest_root(&roots).as_ref())?;
+        publishers::check_chains(previous, &registry.publishers, &sha256, publishers::newest_root(&roots).as_ref())?;
     }
     // Advisories match every release: when they changed since the published site, the
     // build looks at every plugin.
     let mut scope = scope;
     let mut load = load;
     if scope != Scope::Full
-        && let Some(previous) = PreviousSite::open(site)?
-        && previous_advisories(&previous)?.source_sha256 != Some(registry.advisories.digest)
+        && let Some(previous) = &previous
+        && previous_advisories(previous)?.source_sha256 != Some(registry.advisories.digest)
     {
         tracing::info!("advisories/ changed since the published site: indexing every plugin");
         scope = Scope::Full;
         load = known_plugins.clone();
     }
-    let plugins = registry.load_plugins(&load)?;
+    // A release is analysed once, when first published: the ones the site lists keep
+    // their published analysis (their packages are pinned), only new ones are
+    // extracted, analysed, scanned and sandboxed.
+    let published = match &previous {
+        Some(previous) => previous.published_releases(&load, registry.config.bin_bits)?,
+        None => Default::default(),
+    };
+    drop(previous);
+    let plugins = registry.load_plugins_published(&load, &published)?;
+    drop(published);
     let limits = storefront::PageLimits::default();
     let theme = storefront::Theme::load(&registry.config.name, &registry.dir.join(storefront::THEME_DIR))?;
     let prepared = storefront::prepare(&plugins, &limits)?;
     let input = BuildInput::for_registry(registry, plugins, known_plugins, scope, now)?;
     let mut report = build_with(input, site, signing)?;
+    // Plugins whose pages change without being in scope (a listing they share): their
+    // releases are all published now, so their analysis is carried over, never redone.
     let load_more = |ids: &BTreeSet<PluginId>| {
-        let plugins = registry.load_plugins(ids).map_err(|e| storefront::StorefrontError::Package {
+        let failed = |reason: String| storefront::StorefrontError::Package {
             release: ids.iter().map(PluginId::as_str).collect::<Vec<_>>().join(", "),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let published = match PreviousSite::open(site).map_err(|e| failed(e.to_string()))? {
+            Some(site) => site.published_releases(ids, registry.config.bin_bits).map_err(|e| failed(e.to_string()))?,
+            None => Default::default(),
+        };
+        let plugins = registry.load_plugins_published(ids, &published).map_err(|e| failed(e.to_string()))?;
         storefront::prepare(&plugins, &limits)
     };
     report.storefront = storefront::publish(prepared, site, &theme, &load_more)?.written;
@@ -493,6 +513,7 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
     // as their index docs exist: at 10^6 releases they are the largest thing held.
     let plugins = std::mem::take(&mut input.plugins);
     let releases = plugins.iter().map(|p| p.releases.len()).sum();
+    let analysed = plugins.iter().flat_map(|p| &p.releases).filter(|r| r.analysed).count();
     let plugin_count = plugins.len();
     let changed_ids: BTreeSet<String> = plugins.iter().map(|p| p.id.as_str().to_owned()).collect();
     let advisories_doc = advisories_document(&input, previous.as_ref(), &plugins)?;
@@ -699,7 +720,7 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
             && tuf::signed_by_same_keys(&p.snapshot, input.signers.snapshot.as_deref())
             && tuf::signed_by_same_keys(&p.timestamp, input.signers.timestamp.as_deref())
     });
-    let mut report = BuildReport { plugins: plugin_count, releases, ..BuildReport::default() };
+    let mut report = BuildReport { plugins: plugin_count, releases, analysed, ..BuildReport::default() };
     let (snapshot_out, timestamp_out) = if snapshot_unchanged
         && let Some(prev) = &previous
         && !tuf::needs_refresh(&prev.timestamp.signed.expires, now, expiry.timestamp)

@@ -9,7 +9,9 @@
 //! the files as its own output (no signature checks: that is [`crate::verify`]'s and
 //! the client's job).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
 use trellis_client::fs::FsError;
@@ -18,7 +20,8 @@ use trellis_schema::tuf::{Envelope, Snapshot, Targets, Timestamp};
 use trellis_schema::{PluginId, Sha256};
 
 use super::BuildError;
-use crate::release::PluginInput;
+use crate::registry::PublishedReleases;
+use crate::release::{PluginInput, PublishedRelease};
 use crate::site;
 use crate::tuf::BIN_PREFIX;
 
@@ -100,10 +103,18 @@ impl PreviousSite {
         plugins: &[PluginInput],
         bin_bits: u32,
     ) -> Result<BTreeMap<PluginId, Sha256>, BuildError> {
+        self.published_docs_of(plugins.iter().map(|p| &p.id), bin_bits)
+    }
+
+    fn published_docs_of<'a>(
+        &self,
+        ids: impl Iterator<Item = &'a PluginId>,
+        bin_bits: u32,
+    ) -> Result<BTreeMap<PluginId, Sha256>, BuildError> {
         let mut by_bin: BTreeMap<String, Vec<(&PluginId, String)>> = BTreeMap::new();
-        for plugin in plugins {
-            let target = site::index_target(&plugin.id);
-            by_bin.entry(site::bin_for_target(&target, bin_bits, BIN_PREFIX)).or_default().push((&plugin.id, target));
+        for id in ids {
+            let target = site::index_target(id);
+            by_bin.entry(site::bin_for_target(&target, bin_bits, BIN_PREFIX)).or_default().push((id, target));
         }
         let mut out = BTreeMap::new();
         for (bin, wanted) in by_bin {
@@ -115,6 +126,28 @@ impl PreviousSite {
             }
         }
         Ok(out)
+    }
+
+    /// Every release the site publishes for `ids`: its package and the analysis
+    /// published with it, read from the index docs (one plugin at a time, in
+    /// parallel). A build carries these analyses over instead of re-analysing.
+    pub fn published_releases(&self, ids: &BTreeSet<PluginId>, bin_bits: u32) -> Result<PublishedReleases, BuildError> {
+        let docs = self.published_docs_of(ids.iter(), bin_bits)?;
+        let per_plugin: Vec<Vec<((PluginId, semver::Version), PublishedRelease)>> = docs
+            .par_iter()
+            .map(|(id, sha)| {
+                let Some(doc) = self.index_doc(id, sha)? else { return Ok(Vec::new()) };
+                Ok(doc
+                    .releases
+                    .into_iter()
+                    .map(|r| {
+                        let published = PublishedRelease { package_sha256: r.package.sha256, analysis: r.analysis };
+                        ((id.clone(), r.version), published)
+                    })
+                    .collect())
+            })
+            .collect::<Result<_, BuildError>>()?;
+        Ok(per_plugin.into_iter().flatten().collect())
     }
 
     /// The published index doc of `id` whose SHA-256 is `sha256`; `None` (with a

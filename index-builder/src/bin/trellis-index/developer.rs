@@ -63,6 +63,18 @@ pub(crate) enum Command {
         /// targets keys may sign a recovery version of the record.
         #[arg(long, requires = "publisher")]
         root: Option<PathBuf>,
+        /// Scan with the malware scanners this registry configures (the `"scanners"`
+        /// of DIR/trellis-registry.json: ClamAV, YARA, the known-bad hash list).
+        #[arg(long, value_name = "DIR")]
+        registry: Option<PathBuf>,
+        /// Also run the Linux entry point in a sandbox (bubblewrap + strace; no network,
+        /// a private file system, process/size/time limits) and compare what it does
+        /// with the declared permissions.
+        #[arg(long)]
+        sandbox: bool,
+        /// Seconds the sandboxed run may take before it is stopped.
+        #[arg(long, default_value_t = 10, requires = "sandbox")]
+        sandbox_timeout: u64,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -314,7 +326,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Lint { path, publisher, trusted_publisher, root, json } => {
+        Command::Lint { path, publisher, trusted_publisher, root, registry, sandbox, sandbox_timeout, json } => {
             let root = match root {
                 Some(file) => Some(
                     serde_json::from_slice::<trellis_schema::tuf::Envelope<trellis_schema::tuf::Root>>(
@@ -329,7 +341,16 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
                 Some(file) => Some(lint::submitted_publisher(&file, trusted_publisher.as_deref(), root.as_ref())?),
                 None => None,
             };
-            let report = lint::lint(&path, &lint::LintOptions { publisher })?;
+            let scanners = match registry {
+                Some(dir) => scanners_of(&dir)?,
+                None => Default::default(),
+            };
+            let sandbox = sandbox.then(|| trellis_index::analysis::sandbox::SandboxOptions {
+                timeout: std::time::Duration::from_secs(sandbox_timeout),
+                ..Default::default()
+            });
+            let analysis = trellis_index::analysis::AnalysisOptions { scanners, sandbox };
+            let report = lint::lint(&path, &lint::LintOptions { publisher, analysis, skip_analysis: false })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -338,6 +359,22 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
     }
+}
+
+/// The `"scanners"` of `dir/trellis-registry.json`, paths taken from `dir` (only that
+/// member is read: a pull-request check passes the base branch's checkout).
+fn scanners_of(dir: &std::path::Path) -> anyhow::Result<trellis_index::analysis::scanners::ScannerConfig> {
+    let path = dir.join("trellis-registry.json");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+    let scanners = match config.get("scanners") {
+        Some(value) => {
+            serde_json::from_value(value.clone()).with_context(|| format!("{}: \"scanners\"", path.display()))?
+        }
+        None => Default::default(),
+    };
+    Ok(trellis_index::analysis::scanners::ScannerConfig::resolved(scanners, dir))
 }
 
 fn print_lint(report: &lint::LintReport) {
@@ -363,6 +400,28 @@ fn print_lint(report: &lint::LintReport) {
             println!("  signature: verified against publisher {publisher}")
         }
         lint::SignatureStatus::Invalid => println!("  signature: INVALID"),
+    }
+    if let Some(analysis) = &report.analysis {
+        for used in &analysis.capabilities {
+            let first = used.evidence.first().map(|e| format!("{} in {}", e.symbol, e.file)).unwrap_or_default();
+            match &used.permission {
+                Some(permission) => println!("  uses {} ({first}), allowed by {permission}", used.capability),
+                None => println!("  uses {} ({first})", used.capability),
+            }
+        }
+        for scanner in &analysis.scanners {
+            println!("  scanner {}: {:?}", scanner.scanner, scanner.verdict);
+        }
+        if let Some(run) = &analysis.sandbox {
+            println!(
+                "  sandbox: {:?} after {} ms, cpu {} ms, peak memory {} KiB, {} process(es)",
+                run.exit,
+                run.wall_ms,
+                run.cpu_ms,
+                run.peak_memory_bytes / 1024,
+                run.processes
+            );
+        }
     }
     let errors = report.problems.iter().filter(|p| p.severity == Severity::Error).count();
     let warnings = report.problems.len() - errors;

@@ -273,9 +273,10 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             let signing = if unsigned { build::Signing::Unsigned } else { build::Signing::Signed };
             let report = build::build_registry_with(&registry, &out, scope, now, signing)?;
             println!(
-                "indexed {} plugin(s), {} release(s); wrote {} {}file(s); snapshot v{}, timestamp v{}",
+                "indexed {} plugin(s), {} release(s) ({} analysed, the others as published); wrote {} {}file(s); snapshot v{}, timestamp v{}",
                 report.plugins,
                 report.releases,
+                report.analysed,
                 report.written.len(),
                 if unsigned { "unsigned " } else { "" },
                 report.snapshot_version,
