@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use trellis_index::build::{BuildError, BuildReport, Scope, build_registry};
+use trellis_index::build::{BuildError, BuildReport, CatalogWork, Scope, build_registry};
 use trellis_index::fixture::{self, ReleaseSpec};
 use trellis_index::operator::{self, InitOptions};
 use trellis_index::publisher::RecordChange;
@@ -272,7 +272,33 @@ fn incremental_scope_gives_the_same_site_as_a_full_build() {
     let scope = Scope::Plugins(BTreeSet::from(["acme.alarm".parse().unwrap()]));
     let report = build_registry(&Registry::open(registry.path()).unwrap(), partial.path(), scope, now()).unwrap();
     assert_eq!(report.plugins, 1);
+    assert_eq!(report.catalog, CatalogWork::Incremental, "the catalog is redone from the published documents");
     assert_eq!(tree(full.path()), tree(partial.path()));
+
+    // A plugin the catalog has never listed.
+    fixture::add_release(registry.path(), &ReleaseSpec::new("acme.brandnew", "1.0.0"), &fixture::key(1)).unwrap();
+    build(registry.path(), full.path()).unwrap();
+    let scope = Scope::Plugins(BTreeSet::from(["acme.brandnew".parse().unwrap()]));
+    let report = build_registry(&Registry::open(registry.path()).unwrap(), partial.path(), scope, now()).unwrap();
+    assert_eq!(report.catalog, CatalogWork::Incremental);
+    assert_eq!(tree(full.path()), tree(partial.path()));
+}
+
+#[test]
+fn an_incremental_build_of_one_release_writes_only_the_catalog_documents_listing_it() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let before = tree(out.path());
+    fixture::add_release(registry.path(), &ReleaseSpec::new("acme.clock", "1.2.0"), &fixture::key(1)).unwrap();
+    let scope = Scope::Plugins(BTreeSet::from(["acme.clock".parse().unwrap()]));
+    let report = build_registry(&Registry::open(registry.path()).unwrap(), out.path(), scope, now()).unwrap();
+    assert_eq!(report.catalog, CatalogWork::Incremental);
+    let after = tree(out.path());
+    let changed: BTreeSet<String> =
+        after.iter().filter(|(path, bytes)| before.get(*path) != Some(*bytes)).map(|(p, _)| p.clone()).collect();
+    assert_eq!(changed, expected_changes(out.path(), "acme.clock", "1.2.0", 2));
+    assert_eq!(report.written.iter().cloned().collect::<BTreeSet<_>>(), changed);
 }
 
 #[test]

@@ -415,8 +415,12 @@ pub fn shard_key(term: &str) -> String {
 /// [`MAX_KEY`]; a client reads, for each term, the shard of the longest key the
 /// catalog role lists.
 pub const MIN_KEY: usize = 2;
-/// Characters of the longest shard key.
-pub const MAX_KEY: usize = 6;
+/// Characters of the longest shard key: as long as a term may be, so only a shard of
+/// terms its key cannot tell apart (one term, or terms differing only past the
+/// ASCII letters and digits a key keeps) ever keeps fewer postings. That keeps every
+/// shard a function of the best postings it shows, which an incremental build
+/// relies on to redo a shard from the published one.
+pub const MAX_KEY: usize = 64;
 /// Bytes a search shard should stay under: split past it, and past [`MAX_KEY`] its
 /// terms keep fewer postings.
 pub const SHARD_BUDGET: usize = 48 * 1024;

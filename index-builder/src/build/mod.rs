@@ -218,6 +218,20 @@ pub struct BuildReport {
     pub plugins: usize,
     /// Number of releases indexed by this build.
     pub releases: usize,
+    /// How the catalog was computed.
+    pub catalog: CatalogWork,
+}
+
+/// How a build computed the catalog.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CatalogWork {
+    /// From every record: a full build, or an incremental one the published
+    /// documents could not decide (a plugin leaving a list the site shows only the
+    /// best of).
+    #[default]
+    Full,
+    /// From the published documents listing the changed plugins only.
+    Incremental,
 }
 
 /// Why a build was refused. Nothing was written when one of these is returned,
@@ -382,29 +396,61 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
         Some(prev) => prev.published_docs(&plugins, input.bin_bits)?,
         None => BTreeMap::new(),
     };
-    // Catalog records: the published ones, with the changed plugins' redone (a full
-    // build keeps only the plugins it loaded).
+    // The catalog: an incremental build redoes only the documents listing the
+    // changed plugins, from the published documents; a full build (or an update
+    // the published documents cannot decide) redoes it from every record: the
+    // published ones, with the changed plugins' redone (a full build keeps only the
+    // plugins it loaded).
     let build_time = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let mut records = catalog::previous_records(previous.as_ref())?;
-    if input.scope == Scope::Full {
-        let loaded: BTreeSet<&PluginId> = plugins.iter().map(|p| &p.id).collect();
-        records.retain(|id, _| loaded.contains(id));
+    let published_catalog = match (&input.scope, &previous) {
+        (Scope::Plugins(_), Some(prev)) => catalog::SiteCatalog::open(prev)?,
+        _ => None,
+    };
+    let update = match &published_catalog {
+        Some(published) => {
+            let mut incremental = catalog::Incremental::new(published);
+            incremental.load(plugins.iter().map(|p| &p.id))?;
+            let changes: BTreeMap<PluginId, Option<trellis_schema::catalog::CatalogRecord>> = plugins
+                .par_iter()
+                .map(|p| (p.id.clone(), catalog::record(p, incremental.previous(&p.id), &build_time)))
+                .collect();
+            incremental.update(&changes, &input.featured)?
+        }
+        None => None,
+    };
+    let catalog_work = if update.is_some() { CatalogWork::Incremental } else { CatalogWork::Full };
+    if published_catalog.is_some() && update.is_none() {
+        tracing::info!("the published catalog cannot decide this update; redoing the catalog from every record");
     }
-    let redone: Vec<(PluginId, Option<trellis_schema::catalog::CatalogRecord>)> =
-        plugins.par_iter().map(|p| (p.id.clone(), catalog::record(p, records.get(&p.id), &build_time))).collect();
-    for (id, record) in redone {
-        match record {
-            Some(record) => records.insert(id, record),
-            None => records.remove(&id),
-        };
-    }
-    catalog::check_featured(&input.featured, &records)?;
-    let catalog_documents: Vec<TargetOut> = catalog::documents(&records, &input.featured)
-        .into_iter()
-        .map(|(target, bytes)| bytes_target(target, bytes))
-        .collect();
-    drop(records);
-    let catalog_entries: Entries = catalog_documents.iter().map(|t| (t.target.clone(), (t.sha256, t.length))).collect();
+    let (catalog_documents, catalog_entries): (Vec<TargetOut>, Entries) = match update {
+        Some(update) => {
+            (update.documents.into_iter().map(|(target, bytes)| bytes_target(target, bytes)).collect(), update.entries)
+        }
+        None => {
+            let mut records = catalog::previous_records(previous.as_ref())?;
+            if input.scope == Scope::Full {
+                let loaded: BTreeSet<&PluginId> = plugins.iter().map(|p| &p.id).collect();
+                records.retain(|id, _| loaded.contains(id));
+            }
+            let redone: Vec<(PluginId, Option<trellis_schema::catalog::CatalogRecord>)> = plugins
+                .par_iter()
+                .map(|p| (p.id.clone(), catalog::record(p, records.get(&p.id), &build_time)))
+                .collect();
+            for (id, record) in redone {
+                match record {
+                    Some(record) => records.insert(id, record),
+                    None => records.remove(&id),
+                };
+            }
+            catalog::check_featured(&input.featured, &records)?;
+            let documents: Vec<TargetOut> = catalog::documents(&records, &input.featured)
+                .into_iter()
+                .map(|(target, bytes)| bytes_target(target, bytes))
+                .collect();
+            let entries = documents.iter().map(|t| (t.target.clone(), (t.sha256, t.length))).collect();
+            (documents, entries)
+        }
+    };
 
     let policy = input.deltas;
     let per_plugin: Vec<PluginFiles> = plugins
@@ -568,7 +614,7 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
             && tuf::signed_by_same_keys(&p.snapshot, input.signers.snapshot.as_deref())
             && tuf::signed_by_same_keys(&p.timestamp, input.signers.timestamp.as_deref())
     });
-    let mut report = BuildReport { plugins: plugin_count, releases, ..BuildReport::default() };
+    let mut report = BuildReport { plugins: plugin_count, releases, catalog: catalog_work, ..BuildReport::default() };
     let (snapshot_out, timestamp_out) = if snapshot_unchanged
         && let Some(prev) = &previous
         && !tuf::needs_refresh(&prev.timestamp.signed.expires, now, expiry.timestamp)

@@ -13,9 +13,12 @@
 //! Every document depends only on the records it lists (impacts use a fixed
 //! reference length, not the corpus mean), so adding one release changes the head,
 //! the shards of the plugin's terms, its listings' pages and one record bucket; the
-//! writer skips files already in the site. The documents are targets of the
+//! writer skips files already in the site. An incremental build computes only
+//! those, from the published documents ([`incremental`]); [`documents`] computes
+//! every document from every record. The documents are targets of the
 //! `catalog` role ([`crate::tuf`] explains why); [`super::build`] plans that role.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 
 use rayon::prelude::*;
@@ -25,15 +28,29 @@ use trellis_schema::catalog::{
     ListingSize, PAGE_SIZE, POSTINGS_PER_TERM, PluginSummary, RECORD_BUCKETS, RecordBucket, SearchShard, TermPostings,
 };
 
+mod incremental;
+
+pub(super) use incremental::SiteCatalog;
+pub use incremental::{CatalogUpdate, Incremental, PublishedCatalog};
+
 use super::BuildError;
 use super::previous::PreviousSite;
 use crate::release::PluginInput;
 use crate::tuf::CATALOG_ROLE;
 
-/// (record index, impact, impact × popularity) of one term.
-type Posting = (usize, u32, f64);
+/// (plugin, impact, impact × popularity) of one term.
+type Posting<'a> = (&'a PluginSummary, u32, f64);
+
+/// A term's document frequency and its postings (best first once sorted; all of
+/// them in a full build, the best [`POSTINGS_PER_TERM`] or more in an incremental one).
+#[derive(Default)]
+struct TermList<'a> {
+    df: u32,
+    postings: Vec<Posting<'a>>,
+}
+
 /// Term → postings, of one shard.
-type ShardPostings<'a> = BTreeMap<&'a str, Vec<Posting>>;
+type ShardPostings<'a> = BTreeMap<&'a str, TermList<'a>>;
 
 /// The weighted length BM25 normalises against (thousandths): a fixed reference,
 /// so a plugin's impacts never change because other plugins were added.
@@ -151,48 +168,67 @@ pub(super) fn check_featured(
     records: &BTreeMap<PluginId, CatalogRecord>,
 ) -> Result<(), BuildError> {
     match featured.iter().find(|id| !records.contains_key(*id)) {
-        Some(id) => Err(BuildError::Catalog(format!(
-            "featured.json features {id}, which this registry does not list (no release, or every release yanked); \
-             remove it from featured.json"
-        ))),
+        Some(id) => Err(unknown_featured(id)),
         None => Ok(()),
     }
 }
 
+/// The error for a featured plugin the catalog does not list.
+fn unknown_featured(id: &PluginId) -> BuildError {
+    BuildError::Catalog(format!(
+        "featured.json features {id}, which this registry does not list (no release, or every release yanked); \
+         remove it from featured.json"
+    ))
+}
+
+/// The order postings are kept in: impact × popularity, best first, then by id.
+fn posting_order(a: &Posting<'_>, b: &Posting<'_>) -> Ordering {
+    b.2.total_cmp(&a.2).then_with(|| a.0.id.cmp(&b.0.id))
+}
+
+/// The posting of a term counted `weighted` times in the record `summary` of weighted
+/// length `length`.
+fn posting(summary: &PluginSummary, weighted: u32, length: u32) -> Posting<'_> {
+    let impact = catalog::impact(weighted, length, REFERENCE_LENGTH);
+    (summary, impact, f64::from(impact) * catalog::popularity(summary))
+}
+
 /// The shard `key` of `terms` (each term's postings sorted best first), keeping at
 /// most `keep` postings a term.
-fn shard_bytes(list: &[&CatalogRecord], key: &str, terms: &ShardPostings<'_>, keep: usize) -> Vec<u8> {
+fn shard_bytes(key: &str, terms: &ShardPostings<'_>, keep: usize) -> Vec<u8> {
     let mut docs: Vec<PluginSummary> = Vec::new();
-    let mut slots: BTreeMap<usize, u32> = BTreeMap::new();
+    let mut slots: HashMap<&PluginId, u32> = HashMap::new();
     let mut shard_terms = BTreeMap::new();
-    for (term, all) in terms {
-        let kept = all
+    for (term, list) in terms {
+        let kept = list
+            .postings
             .iter()
             .take(keep)
-            .map(|(index, impact, _)| {
-                let slot = *slots.entry(*index).or_insert_with(|| {
-                    docs.push(list[*index].summary.clone());
+            .map(|(summary, impact, _)| {
+                let slot = *slots.entry(&summary.id).or_insert_with(|| {
+                    docs.push((*summary).clone());
                     docs.len() as u32 - 1
                 });
                 (slot, *impact)
             })
             .collect();
-        shard_terms.insert((*term).to_owned(), TermPostings { df: all.len() as u32, postings: kept });
+        shard_terms.insert((*term).to_owned(), TermPostings { df: list.df, postings: kept });
     }
     serialize(&SearchShard { format: CATALOG_FORMAT, key: key.to_owned(), terms: shard_terms, docs })
+}
+
+/// Every shard of the terms whose shortest key is `root` (postings sorted best
+/// first): see [`split_shard`].
+fn root_shards(root: String, terms: ShardPostings<'_>) -> Vec<(String, Vec<u8>)> {
+    split_shard(root, catalog::MIN_KEY, terms)
 }
 
 /// The shards of the terms under `key` (`length` characters): one shard when it fits
 /// [`catalog::SHARD_BUDGET`]; else the terms longer than the key move to shards of
 /// one more character, recursively up to [`catalog::MAX_KEY`]; a shard that still
 /// does not fit keeps fewer postings a term (halved until it fits, at least one).
-fn split_shard(
-    list: &[&CatalogRecord],
-    key: String,
-    length: usize,
-    terms: ShardPostings<'_>,
-) -> Vec<(String, Vec<u8>)> {
-    let bytes = shard_bytes(list, &key, &terms, POSTINGS_PER_TERM);
+fn split_shard(key: String, length: usize, terms: ShardPostings<'_>) -> Vec<(String, Vec<u8>)> {
+    let bytes = shard_bytes(&key, &terms, POSTINGS_PER_TERM);
     if bytes.len() <= catalog::SHARD_BUDGET {
         return vec![(catalog::shard_target(&key), bytes)];
     }
@@ -200,26 +236,26 @@ fn split_shard(
         let (stay, deeper): (ShardPostings<'_>, ShardPostings<'_>) =
             terms.into_iter().partition(|(term, _)| term.chars().count() <= length);
         let mut groups: BTreeMap<String, ShardPostings<'_>> = BTreeMap::new();
-        for (term, all) in deeper {
-            groups.entry(catalog::shard_key_of(term, length + 1)).or_default().insert(term, all);
+        for (term, list) in deeper {
+            groups.entry(catalog::shard_key_of(term, length + 1)).or_default().insert(term, list);
         }
         let mut out = Vec::new();
         if !stay.is_empty() {
-            out.push((catalog::shard_target(&key), fit(list, &key, &stay)));
+            out.push((catalog::shard_target(&key), fit(&key, &stay)));
         }
         for (child, group) in groups {
-            out.extend(split_shard(list, child, length + 1, group));
+            out.extend(split_shard(child, length + 1, group));
         }
         return out;
     }
-    vec![(catalog::shard_target(&key), fit(list, &key, &terms))]
+    vec![(catalog::shard_target(&key), fit(&key, &terms))]
 }
 
 /// Shard `key` of `terms` within the budget by keeping fewer postings a term.
-fn fit(list: &[&CatalogRecord], key: &str, terms: &ShardPostings<'_>) -> Vec<u8> {
+fn fit(key: &str, terms: &ShardPostings<'_>) -> Vec<u8> {
     let mut keep = POSTINGS_PER_TERM;
     loop {
-        let bytes = shard_bytes(list, key, terms, keep);
+        let bytes = shard_bytes(key, terms, keep);
         if bytes.len() <= catalog::SHARD_BUDGET || keep == 1 {
             return bytes;
         }
@@ -233,98 +269,140 @@ fn serialize<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
-/// Every catalog document of `records` as (target path, bytes): the head, the search
-/// shards, the listings and the record buckets. `featured` is the operator's list
-/// (checked by the caller).
+/// The order of a listing: most downloaded first, then best rated, then by id.
+fn listing_order(a: &PluginSummary, b: &PluginSummary) -> Ordering {
+    b.downloads
+        .cmp(&a.downloads)
+        .then_with(|| b.rating.map(|r| r.tenths).cmp(&a.rating.map(|r| r.tenths)))
+        .then_with(|| a.id.cmp(&b.id))
+}
+
+/// The pages of listing `kind` `name` of `members` (any order), pushed to `out`, and
+/// its size as the head lists it.
+fn listing_pages(
+    kind: ListingKind,
+    name: &str,
+    mut members: Vec<&PluginSummary>,
+    out: &mut Vec<(String, Vec<u8>)>,
+) -> ListingSize {
+    members.sort_by(|a, b| listing_order(a, b));
+    let pages = members.len().div_ceil(PAGE_SIZE) as u32;
+    for (index, chunk) in members.chunks(PAGE_SIZE).enumerate() {
+        let page = ListingPage {
+            format: CATALOG_FORMAT,
+            kind,
+            name: name.to_owned(),
+            page: index as u32 + 1,
+            pages,
+            total: members.len() as u32,
+            plugins: chunk.iter().map(|s| (*s).clone()).collect(),
+        };
+        out.push((catalog::page_target(kind, name, page.page), serialize(&page)));
+    }
+    ListingSize { name: name.to_owned(), plugins: members.len() as u32, pages }
+}
+
+/// Listing sizes as the head lists them: largest first, then by name.
+fn sort_sizes(sizes: &mut [ListingSize]) {
+    sizes.sort_by(|a, b| b.plugins.cmp(&a.plugins).then_with(|| a.name.cmp(&b.name)));
+}
+
+/// The [`HEAD_LIST`] best of `candidates` by `key`, latest first, then by id.
+fn top<'a>(mut candidates: Vec<(&'a str, &'a PluginSummary)>) -> Vec<PluginSummary> {
+    candidates.sort_by(|a, b| b.0.cmp(a.0).then_with(|| a.1.id.cmp(&b.1.id)));
+    candidates.into_iter().take(HEAD_LIST).map(|(_, s)| s.clone()).collect()
+}
+
+/// The head document; `generated` is the newest `updated` date (the first of
+/// `updated`).
+#[allow(clippy::too_many_arguments)]
+fn head_bytes(
+    plugins: u32,
+    releases: u32,
+    categories: Vec<ListingSize>,
+    tags: Vec<ListingSize>,
+    featured: Vec<PluginSummary>,
+    new: Vec<PluginSummary>,
+    updated: Vec<PluginSummary>,
+) -> Vec<u8> {
+    let head = CatalogHead {
+        format: CATALOG_FORMAT,
+        generated: updated.first().map(|s| s.updated.clone()).unwrap_or_default(),
+        plugins,
+        releases,
+        average_length: REFERENCE_LENGTH,
+        categories,
+        tags,
+        featured,
+        trending: Vec::new(),
+        new,
+        updated,
+    };
+    serialize(&head)
+}
+
+/// Record bucket `bucket` of `records` (sorted by id).
+fn bucket_bytes(bucket: u32, records: Vec<CatalogRecord>) -> (String, Vec<u8>) {
+    (catalog::records_target(bucket), serialize(&RecordBucket { format: CATALOG_FORMAT, records }))
+}
+
+/// Every catalog document of `records` as (target path, bytes), sorted by path: the
+/// head, the search shards, the listings and the record buckets. `featured` is the
+/// operator's list (checked by the caller).
 pub fn documents(records: &BTreeMap<PluginId, CatalogRecord>, featured: &[PluginId]) -> Vec<(String, Vec<u8>)> {
     let list: Vec<&CatalogRecord> = records.values().collect();
     let mut out: Vec<(String, Vec<u8>)> = Vec::new();
 
-    // Listings, most downloaded first, then rating, then id.
-    let mut listings: BTreeMap<(ListingKind, &str), Vec<&CatalogRecord>> = BTreeMap::new();
+    // Listings.
+    let mut listings: BTreeMap<(ListingKind, &str), Vec<&PluginSummary>> = BTreeMap::new();
     for record in &list {
         for category in &record.summary.categories {
-            listings.entry((ListingKind::Category, category)).or_default().push(record);
+            listings.entry((ListingKind::Category, category)).or_default().push(&record.summary);
         }
         for tag in &record.summary.tags {
-            listings.entry((ListingKind::Tag, tag)).or_default().push(record);
+            listings.entry((ListingKind::Tag, tag)).or_default().push(&record.summary);
         }
     }
     let mut sizes: BTreeMap<ListingKind, Vec<ListingSize>> = BTreeMap::new();
-    for ((kind, name), members) in &mut listings {
-        members.sort_by(|a, b| {
-            b.summary
-                .downloads
-                .cmp(&a.summary.downloads)
-                .then_with(|| b.summary.rating.map(|r| r.tenths).cmp(&a.summary.rating.map(|r| r.tenths)))
-                .then_with(|| a.summary.id.cmp(&b.summary.id))
-        });
-        let pages = members.len().div_ceil(PAGE_SIZE) as u32;
-        for (index, chunk) in members.chunks(PAGE_SIZE).enumerate() {
-            let page = ListingPage {
-                format: CATALOG_FORMAT,
-                kind: *kind,
-                name: (*name).to_owned(),
-                page: index as u32 + 1,
-                pages,
-                total: members.len() as u32,
-                plugins: chunk.iter().map(|r| r.summary.clone()).collect(),
-            };
-            out.push((catalog::page_target(*kind, name, page.page), serialize(&page)));
-        }
-        sizes.entry(*kind).or_default().push(ListingSize {
-            name: (*name).to_owned(),
-            plugins: members.len() as u32,
-            pages,
-        });
+    for ((kind, name), members) in listings {
+        let size = listing_pages(kind, name, members, &mut out);
+        sizes.entry(kind).or_default().push(size);
     }
     for sized in sizes.values_mut() {
-        sized.sort_by(|a, b| b.plugins.cmp(&a.plugins).then_with(|| a.name.cmp(&b.name)));
+        sort_sizes(sized);
     }
 
     // Head.
-    let top = |key: &dyn Fn(&CatalogRecord) -> &str| -> Vec<PluginSummary> {
-        let mut sorted = list.clone();
-        sorted.sort_by(|a, b| key(b).cmp(key(a)).then_with(|| a.summary.id.cmp(&b.summary.id)));
-        sorted.into_iter().take(HEAD_LIST).map(|r| r.summary.clone()).collect()
-    };
-    let generated = list.iter().map(|r| r.summary.updated.as_str()).max().unwrap_or_default().to_owned();
-    let head = CatalogHead {
-        format: CATALOG_FORMAT,
-        generated,
-        plugins: list.len() as u32,
-        releases: list.iter().map(|r| r.releases).sum(),
-        average_length: REFERENCE_LENGTH,
-        categories: sizes.remove(&ListingKind::Category).unwrap_or_default(),
-        tags: sizes.remove(&ListingKind::Tag).unwrap_or_default(),
-        featured: featured.iter().filter_map(|id| records.get(id)).take(HEAD_LIST).map(|r| r.summary.clone()).collect(),
-        trending: Vec::new(),
-        new: top(&|r| r.created.as_str()),
-        updated: top(&|r| r.summary.updated.as_str()),
-    };
-    out.push((HEAD_TARGET.to_owned(), serialize(&head)));
+    out.push((
+        HEAD_TARGET.to_owned(),
+        head_bytes(
+            list.len() as u32,
+            list.iter().map(|r| r.releases).sum(),
+            sizes.remove(&ListingKind::Category).unwrap_or_default(),
+            sizes.remove(&ListingKind::Tag).unwrap_or_default(),
+            featured.iter().filter_map(|id| records.get(id)).take(HEAD_LIST).map(|r| r.summary.clone()).collect(),
+            top(list.iter().map(|r| (r.created.as_str(), &r.summary)).collect()),
+            top(list.iter().map(|r| (r.summary.updated.as_str(), &r.summary)).collect()),
+        ),
+    ));
 
-    // Search shards: term → every (record, impact), grouped by the shortest key and
-    // split further where a shard would be over the budget.
+    // Search shards: term → every posting, grouped by the shortest key and split
+    // further where a shard would be over the budget.
     let mut postings: HashMap<String, ShardPostings<'_>> = HashMap::new();
-    for (index, record) in list.iter().enumerate() {
-        let boost = catalog::popularity(&record.summary);
+    for record in &list {
         for (term, weighted) in &record.terms {
-            let impact = catalog::impact(*weighted, record.length, REFERENCE_LENGTH);
-            postings.entry(catalog::shard_key(term)).or_default().entry(term).or_default().push((
-                index,
-                impact,
-                f64::from(impact) * boost,
-            ));
+            let list = postings.entry(catalog::shard_key(term)).or_default().entry(term).or_default();
+            list.df += 1;
+            list.postings.push(posting(&record.summary, *weighted, record.length));
         }
     }
     let shards: Vec<(String, Vec<u8>)> = postings
         .into_par_iter()
-        .flat_map_iter(|(key, mut terms)| {
-            for all in terms.values_mut() {
-                all.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+        .flat_map_iter(|(root, mut terms)| {
+            for list in terms.values_mut() {
+                list.postings.sort_by(posting_order);
             }
-            split_shard(&list, key, catalog::MIN_KEY, terms)
+            root_shards(root, terms)
         })
         .collect();
     out.extend(shards);
@@ -334,9 +412,7 @@ pub fn documents(records: &BTreeMap<PluginId, CatalogRecord>, featured: &[Plugin
     for record in list {
         buckets.entry(catalog::record_bucket(&record.summary.id)).or_default().push(record.clone());
     }
-    for (bucket, records) in buckets {
-        out.push((catalog::records_target(bucket), serialize(&RecordBucket { format: CATALOG_FORMAT, records })));
-    }
+    out.extend(buckets.into_iter().map(|(bucket, records)| bucket_bytes(bucket, records)));
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }
