@@ -23,6 +23,7 @@ pub mod project;
 pub mod publisher;
 pub mod registry;
 pub mod release;
+pub mod review;
 pub mod serve;
 pub mod sign;
 pub mod site;

@@ -8,6 +8,7 @@ mod developer;
 mod license;
 mod mirror;
 mod operator;
+mod reviews;
 mod status;
 mod submission;
 
@@ -42,6 +43,9 @@ enum Command {
     /// (with --only) of chosen plugins: a mirror for a CDN, a USB stick or an
     /// air-gapped share. The copy is verified as a client would.
     Mirror(mirror::MirrorArgs),
+    /// Reviews in the registry source (`reviews/<plugin id>/<GitHub login>.json`).
+    #[command(subcommand)]
+    Reviews(reviews::Command),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         Command::License(command) => license::run(command),
         Command::Submission(command) => submission::run(command),
         Command::Mirror(args) => mirror::run(args),
+        Command::Reviews(command) => reviews::run(command),
     };
     match result {
         Ok(code) => code,
