@@ -814,3 +814,37 @@ fn featured_plugins_lead_the_catalog_head_and_an_unknown_one_is_refused_with_the
     assert!(error.contains("featured.json features acme.ghost, which this registry does not list"), "{error}");
     assert_eq!(tree(out.path()), before);
 }
+
+#[test]
+fn visible_reviews_rate_a_plugin_in_the_catalog_and_a_refused_review_refuses_the_build() {
+    use trellis_schema::catalog;
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    let write_review = |author: &str, stars: u32, state: &str| {
+        let dir = registry.path().join("reviews/acme.clock");
+        std::fs::create_dir_all(&dir).unwrap();
+        let review = serde_json::json!({
+            "stars": stars, "text": "Solid.", "version": "1.1.0", "date": "2026-10-20",
+            "author": author, "state": state
+        });
+        std::fs::write(dir.join(format!("{author}.json")), review.to_string()).unwrap();
+    };
+    write_review("octocat", 5, "visible");
+    write_review("hubot", 4, "visible");
+    write_review("troll", 1, "hidden");
+    build(registry.path(), out.path()).unwrap();
+    let catalog_role = role(out.path(), "catalog", 1).signed;
+    let sha = catalog_role.targets[catalog::HEAD_TARGET].hashes["sha256"].parse().unwrap();
+    let bytes = std::fs::read(site::target_file(out.path(), catalog::HEAD_TARGET, &sha)).unwrap();
+    let head = catalog::parse_head(&bytes, &catalog::CatalogLimits::default()).unwrap();
+    let clock = head.new.iter().find(|s| s.id.as_str() == "acme.clock").unwrap();
+    assert_eq!(clock.rating, Some(catalog::Rating { tenths: 45, count: 2 }), "the hidden review is left out");
+    let alarm = head.new.iter().find(|s| s.id.as_str() == "acme.alarm").unwrap();
+    assert_eq!(alarm.rating, None);
+
+    let before = tree(out.path());
+    write_review("octocat", 6, "visible");
+    let error = build(registry.path(), out.path()).unwrap_err().to_string();
+    assert!(error.contains("octocat.json") && error.contains("stars is 6; give 1 to 5"), "{error}");
+    assert_eq!(tree(out.path()), before, "nothing is written");
+}

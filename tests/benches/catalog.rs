@@ -70,7 +70,7 @@ fn main() {
     let started = Instant::now();
     let records: BTreeMap<PluginId, CatalogRecord> = inputs
         .iter()
-        .filter_map(|p| catalog::record(p, None, "2026-11-01T00:00:00Z").map(|r| (p.id.clone(), r)))
+        .filter_map(|p| catalog::record(p, None, "2026-11-01T00:00:00Z", None).map(|r| (p.id.clone(), r)))
         .collect();
     let records_time = started.elapsed();
     let started = Instant::now();
@@ -119,7 +119,7 @@ fn main() {
     let started = Instant::now();
     let mut incremental = catalog::Incremental::new(&published);
     incremental.load([&changed.id]).unwrap();
-    let record = catalog::record(&changed, incremental.previous(&changed.id), "2026-12-01T00:00:00Z");
+    let record = catalog::record(&changed, incremental.previous(&changed.id), "2026-12-01T00:00:00Z", None);
     let update = incremental.update(&BTreeMap::from([(changed.id.clone(), record)]), &[]).unwrap();
     let catalog_time = started.elapsed();
     let update = update.expect("one more release is decided from the published documents");

@@ -33,6 +33,7 @@ use serde_json::Map;
 use trellis_client::fs::{FsError, write_atomic};
 use trellis_schema::blocklist::Blocklist;
 use trellis_schema::canonical;
+use trellis_schema::catalog::Rating;
 use trellis_schema::mirrors::MirrorList;
 use trellis_schema::publisher::PublisherChain;
 use trellis_schema::tuf::{Envelope, MetaFile, Root, Snapshot, Targets, Timestamp, TopRole};
@@ -132,6 +133,9 @@ pub struct BuildInput {
     pub deltas: DeltaPolicy,
     /// Plugins the operator features in the catalog head, in order.
     pub featured: Vec<PluginId>,
+    /// Star ratings of the loaded plugins, from their visible reviews (a loaded
+    /// plugin missing here has none).
+    pub ratings: BTreeMap<PluginId, Rating>,
     /// The mirrors to publish (target `mirrors.json` of the top-level `targets` role);
     /// none: no such target.
     pub mirrors: MirrorList,
@@ -168,6 +172,7 @@ impl BuildInput {
             publishers: registry.signing_keys(&keys.publishers)?,
             bins: registry.signing_keys(&keys.bins)?,
         };
+        let ratings = ratings(registry, &plugins, &scope, now)?;
         Ok(Self {
             expiry: registry.config.expiry_days.clone(),
             bin_bits: registry.config.bin_bits,
@@ -188,6 +193,7 @@ impl BuildInput {
             durability: Durability::Fsync,
             deltas: registry.config.deltas,
             featured: registry.featured.featured.clone(),
+            ratings,
             mirrors: MirrorList::from_urls(registry.config.mirrors.iter().map(String::as_str)).map_err(|e| {
                 RegistryError::Config {
                     path: registry.dir.join(crate::registry::CONFIG_FILE),
@@ -203,6 +209,53 @@ impl BuildInput {
         self.durability = durability;
         self
     }
+}
+
+/// The star ratings of `plugins` from their reviews (`reviews/<id>/<login>.json`),
+/// as of `now`. A refused review of a loaded plugin (any review in a full build)
+/// refuses the build; reviews of plugins an incremental build does not load are
+/// left for the build that loads them.
+fn ratings(
+    registry: &Registry,
+    plugins: &[PluginInput],
+    scope: &Scope,
+    now: jiff::Timestamp,
+) -> Result<BTreeMap<PluginId, Rating>, RegistryError> {
+    use crate::review::{self, Aggregate, ReviewLimits};
+    let known: BTreeMap<PluginId, BTreeSet<semver::Version>> = plugins
+        .iter()
+        .map(|p| (p.id.clone(), p.releases.iter().map(|r| r.manifest.version.clone()).collect()))
+        .collect();
+    let report = review::check(&registry.dir, &known, &ReviewLimits::default());
+    let reviews_dir = registry.dir.join("reviews");
+    let loaded = |path: &Path| {
+        path.strip_prefix(&reviews_dir)
+            .ok()
+            .and_then(|rest| rest.components().next()?.as_os_str().to_str()?.parse::<PluginId>().ok())
+            .is_some_and(|id| known.contains_key(&id))
+    };
+    let refused: Vec<&review::ReviewProblem> =
+        report.problems.iter().filter(|p| *scope == Scope::Full || loaded(&p.path)).collect();
+    if let Some(first) = refused.first() {
+        let more = match refused.len() {
+            1 => String::new(),
+            n => format!(" (and {} more; run `trellis-index reviews check`)", n - 1),
+        };
+        return Err(RegistryError::Layout { path: first.path.clone(), reason: format!("{}{more}", first.reason) });
+    }
+    let today: jiff::civil::Date = now
+        .strftime("%Y-%m-%d")
+        .to_string()
+        .parse()
+        .map_err(|e| RegistryError::Layout { path: reviews_dir.clone(), reason: format!("build date: {e}") })?;
+    let mut by_plugin: BTreeMap<&PluginId, Vec<&review::Review>> = BTreeMap::new();
+    for checked in &report.reviews {
+        by_plugin.entry(&checked.plugin).or_default().push(&checked.review);
+    }
+    Ok(by_plugin
+        .into_iter()
+        .filter_map(|(id, reviews)| Some((id.clone(), Aggregate::of(reviews, today)?.rating())))
+        .collect())
 }
 
 /// What a build did.
@@ -412,7 +465,12 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
             incremental.load(plugins.iter().map(|p| &p.id))?;
             let changes: BTreeMap<PluginId, Option<trellis_schema::catalog::CatalogRecord>> = plugins
                 .par_iter()
-                .map(|p| (p.id.clone(), catalog::record(p, incremental.previous(&p.id), &build_time)))
+                .map(|p| {
+                    (
+                        p.id.clone(),
+                        catalog::record(p, incremental.previous(&p.id), &build_time, input.ratings.get(&p.id).copied()),
+                    )
+                })
                 .collect();
             incremental.update(&changes, &input.featured)?
         }
@@ -434,7 +492,12 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
             }
             let redone: Vec<(PluginId, Option<trellis_schema::catalog::CatalogRecord>)> = plugins
                 .par_iter()
-                .map(|p| (p.id.clone(), catalog::record(p, records.get(&p.id), &build_time)))
+                .map(|p| {
+                    (
+                        p.id.clone(),
+                        catalog::record(p, records.get(&p.id), &build_time, input.ratings.get(&p.id).copied()),
+                    )
+                })
                 .collect();
             for (id, record) in redone {
                 match record {

@@ -25,7 +25,8 @@ use rayon::prelude::*;
 use trellis_schema::PluginId;
 use trellis_schema::catalog::{
     self, CATALOG_FORMAT, CatalogHead, CatalogRecord, Field, HEAD_LIST, HEAD_TARGET, ListingKind, ListingPage,
-    ListingSize, PAGE_SIZE, POSTINGS_PER_TERM, PluginSummary, RECORD_BUCKETS, RecordBucket, SearchShard, TermPostings,
+    ListingSize, PAGE_SIZE, POSTINGS_PER_TERM, PluginSummary, RECORD_BUCKETS, Rating, RecordBucket, SearchShard,
+    TermPostings,
 };
 
 mod incremental;
@@ -59,8 +60,14 @@ pub const REFERENCE_LENGTH: u64 = 60_000;
 /// The catalog record of `plugin`: its newest stable release that is not yanked (or
 /// newest not yanked when it has no stable one); `None` when every release is yanked.
 /// `previous` (the record the site published) gives the dates: `created` is kept,
-/// `updated` is kept while the listed version is the same, else `now`.
-pub fn record(plugin: &PluginInput, previous: Option<&CatalogRecord>, now: &str) -> Option<CatalogRecord> {
+/// `updated` is kept while the listed version is the same, else `now`. `rating` is
+/// the plugin's, from its visible reviews.
+pub fn record(
+    plugin: &PluginInput,
+    previous: Option<&CatalogRecord>,
+    now: &str,
+    rating: Option<Rating>,
+) -> Option<CatalogRecord> {
     let live = plugin.releases.iter().filter(|r| !r.yanked);
     let newest = live
         .clone()
@@ -95,7 +102,7 @@ pub fn record(plugin: &PluginInput, previous: Option<&CatalogRecord>, now: &str)
         permissions,
         categories: slugs(&display.categories),
         tags: slugs(&display.tags),
-        rating: previous.and_then(|p| p.summary.rating),
+        rating,
         downloads: previous.map_or(0, |p| p.summary.downloads),
         updated,
     };
