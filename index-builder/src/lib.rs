@@ -28,6 +28,7 @@ pub mod serve;
 pub mod sign;
 pub mod site;
 pub mod source_tree;
+pub mod stats;
 pub mod status;
 pub mod submit;
 pub mod synth;

@@ -9,6 +9,7 @@ mod license;
 mod mirror;
 mod operator;
 mod reviews;
+mod stats;
 mod status;
 mod submission;
 
@@ -46,6 +47,9 @@ enum Command {
     /// Reviews in the registry source (`reviews/<plugin id>/<GitHub login>.json`).
     #[command(subcommand)]
     Reviews(reviews::Command),
+    /// Download statistics (`stats/` of the registry source) from access logs.
+    #[command(subcommand)]
+    Stats(stats::Command),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +62,7 @@ fn main() -> ExitCode {
         Command::Submission(command) => submission::run(command),
         Command::Mirror(args) => mirror::run(args),
         Command::Reviews(command) => reviews::run(command),
+        Command::Stats(command) => stats::run(command),
     };
     match result {
         Ok(code) => code,
