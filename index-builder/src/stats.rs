@@ -96,6 +96,105 @@ impl Counts {
     }
 }
 
+/// Days the catalog's recent downloads cover, today included.
+pub const RECENT_DAYS: i64 = 30;
+/// Days of the trending window, today included.
+pub const TRENDING_DAYS: i64 = 7;
+/// Days of the baseline trending compares against: the ones just before the window.
+pub const BASELINE_DAYS: i64 = 21;
+/// Downloads a plugin needs in the trending window to be trending at all (so one or
+/// two downloads of an unknown plugin are not "growth").
+pub const TRENDING_MIN: u64 = 5;
+
+/// The downloads the catalog publishes for one plugin.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Downloads {
+    /// Every package and delta download counted.
+    pub total: u64,
+    /// Those of the last [`RECENT_DAYS`] days.
+    pub recent: u64,
+}
+
+/// What the catalog publishes from the counts, as of one day: see [`figures`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CatalogFigures {
+    /// Downloads of every plugin counted.
+    pub downloads: BTreeMap<PluginId, Downloads>,
+    /// Trending plugins, fastest growing first (every one that qualifies; the
+    /// catalog head shows the first it lists).
+    pub trending: Vec<PluginId>,
+}
+
+impl CatalogFigures {
+    /// The downloads of `id` (zero when none were counted).
+    pub fn of(&self, id: &PluginId) -> Downloads {
+        self.downloads.get(id).copied().unwrap_or_default()
+    }
+}
+
+/// The catalog figures of `counts` as of `today`. A download is a package or a
+/// delta download (a delta counts for the version it brings).
+///
+/// Trending compares the daily rate of the last [`TRENDING_DAYS`] days (`w`
+/// downloads) with the daily rate of the [`BASELINE_DAYS`] before (`b`): growth is
+/// `(w / 7) / ((b + 3) / 21)`, the baseline smoothed by one download a week so a
+/// new plugin's growth stays finite. A plugin trends when `w ≥` [`TRENDING_MIN`]
+/// and growth is over 1; the order is growth (compared exactly, as fractions), then
+/// `w`, then id, so equal figures never change places between builds. Days after
+/// `today` are counted in totals only.
+pub fn figures(counts: &Counts, today: Date) -> CatalogFigures {
+    let since = |days: i64| today.checked_sub(jiff::Span::new().days(days - 1)).unwrap_or(Date::MIN);
+    let recent_from = since(RECENT_DAYS);
+    let window_from = since(TRENDING_DAYS);
+    let baseline_from = since(TRENDING_DAYS + BASELINE_DAYS);
+    let smoothing = (BASELINE_DAYS / TRENDING_DAYS) as u64;
+    let mut downloads: BTreeMap<PluginId, Downloads> = BTreeMap::new();
+    let mut windows: BTreeMap<&PluginId, (u64, u64)> = BTreeMap::new();
+    for map in [&counts.downloads, &counts.deltas] {
+        for (id, versions) in map {
+            let entry = downloads.entry(id.clone()).or_default();
+            let window = windows.entry(id).or_default();
+            for (day, n) in versions.values().flat_map(|days| days.iter()) {
+                entry.total += n;
+                if *day > today {
+                    continue;
+                }
+                if *day >= recent_from {
+                    entry.recent += n;
+                }
+                if *day >= window_from {
+                    window.0 += n;
+                } else if *day >= baseline_from {
+                    window.1 += n;
+                }
+            }
+        }
+    }
+    // growth_a > growth_b ⇔ w_a · (b_b + s) > w_b · (b_a + s); over 1 ⇔ w · (21/7) > b + s.
+    let mut trending: Vec<(&PluginId, u64, u64)> = windows
+        .into_iter()
+        .filter(|(_, (w, b))| *w >= TRENDING_MIN && u128::from(*w) * u128::from(smoothing) > u128::from(*b + smoothing))
+        .map(|(id, (w, b))| (id, w, b))
+        .collect();
+    trending.sort_by(|a, b| {
+        let left = u128::from(a.1) * u128::from(b.2 + smoothing);
+        let right = u128::from(b.1) * u128::from(a.2 + smoothing);
+        right.cmp(&left).then_with(|| b.1.cmp(&a.1)).then_with(|| a.0.cmp(b.0))
+    });
+    let trending = trending.into_iter().map(|(id, _, _)| id.clone()).collect();
+    CatalogFigures { downloads, trending }
+}
+
+/// The counts of the registry at `registry` (`stats/downloads.json`), `None` when it
+/// has none.
+pub fn read_counts(registry: &std::path::Path) -> Result<Option<Counts>, StatsError> {
+    let path = registry.join(COUNTS_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    read_or_default(&path).map(Some)
+}
+
 /// What [`parse_log`] read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParsedLog {
@@ -519,5 +618,58 @@ mod tests {
         let ingested: Ingested =
             serde_json::from_slice(&std::fs::read(registry.path().join(INGESTED_FILE)).unwrap()).unwrap();
         assert_eq!(ingested.logs.len(), 1);
+    }
+
+    fn counts_of(days: &[(&str, &str, u64)], deltas: &[(&str, &str, u64)]) -> Counts {
+        let mut counts = Counts::default();
+        for (map, rows) in [(&mut counts.downloads, days), (&mut counts.deltas, deltas)] {
+            for (id, date, n) in rows {
+                *map.entry(id.parse().unwrap())
+                    .or_default()
+                    .entry("1.0.0".into())
+                    .or_default()
+                    .entry(day(date))
+                    .or_default() += n;
+            }
+        }
+        counts
+    }
+
+    #[test]
+    fn figures_count_totals_recent_days_and_rank_trending_by_growth_then_volume_then_id() {
+        let today = day("2026-11-30");
+        let counts = counts_of(
+            &[
+                // steady: 21 a week before and in the window, no growth.
+                ("acme.steady", "2026-11-10", 63),
+                ("acme.steady", "2026-11-28", 21),
+                // old: outside every window.
+                ("acme.old", "2026-01-01", 1000),
+                // new and equal: same growth and volume, ordered by id.
+                ("acme.zeta", "2026-11-29", 10),
+                ("acme.beta", "2026-11-29", 10),
+                // bigger: same growth as 2× the volume ranks first among equals.
+                ("acme.bigger", "2026-11-29", 20),
+                ("acme.bigger", "2026-11-10", 3),
+                // too few to trend.
+                ("acme.tiny", "2026-11-30", 4),
+                // future days count in the total only.
+                ("acme.future", "2026-12-05", 50),
+            ],
+            &[("acme.zeta", "2026-11-01", 7), ("acme.beta", "2026-10-31", 7)],
+        );
+        let figures = figures(&counts, today);
+        let id = |s: &str| -> PluginId { s.parse().unwrap() };
+        assert_eq!(figures.of(&id("acme.steady")), Downloads { total: 84, recent: 84 });
+        assert_eq!(figures.of(&id("acme.old")), Downloads { total: 1000, recent: 0 });
+        // 2026-11-01 is the 30th day back (today included); 2026-10-31 is not.
+        assert_eq!(figures.of(&id("acme.zeta")), Downloads { total: 17, recent: 17 });
+        assert_eq!(figures.of(&id("acme.beta")), Downloads { total: 17, recent: 10 });
+        assert_eq!(figures.of(&id("acme.future")), Downloads { total: 50, recent: 0 });
+        assert_eq!(figures.of(&id("acme.none")), Downloads::default());
+        // zeta's delta on 11-01 and beta's on 10-31 are in neither window (baseline
+        // starts 2026-11-03), so they tie: growth 10·3/3 = 10. bigger: 20·3/6 = 10
+        // too, with more downloads.
+        assert_eq!(figures.trending, [id("acme.bigger"), id("acme.beta"), id("acme.zeta")]);
     }
 }

@@ -848,3 +848,90 @@ fn visible_reviews_rate_a_plugin_in_the_catalog_and_a_refused_review_refuses_the
     assert!(error.contains("octocat.json") && error.contains("stars is 6; give 1 to 5"), "{error}");
     assert_eq!(tree(out.path()), before, "nothing is written");
 }
+
+/// `stats/downloads.json` with `id` downloaded `n` times (version 1.0.0) on each day.
+fn write_stats(registry: &Path, rows: &[(&str, &str, u64)]) {
+    let mut downloads: BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>> = BTreeMap::new();
+    for (id, day, n) in rows {
+        *downloads
+            .entry((*id).into())
+            .or_default()
+            .entry("1.0.0".into())
+            .or_default()
+            .entry((*day).into())
+            .or_default() += n;
+    }
+    let counts = serde_json::json!({ "downloads": downloads, "deltas": {}, "update_checks": {} });
+    std::fs::create_dir_all(registry.join("stats")).unwrap();
+    std::fs::write(registry.join("stats/downloads.json"), counts.to_string()).unwrap();
+}
+
+fn head(site: &Path) -> trellis_schema::catalog::CatalogHead {
+    use trellis_schema::catalog;
+    let catalog_role = role_latest(site, "catalog").signed;
+    let sha = catalog_role.targets[catalog::HEAD_TARGET].hashes["sha256"].parse().unwrap();
+    let bytes = std::fs::read(site::target_file(site, catalog::HEAD_TARGET, &sha)).unwrap();
+    catalog::parse_head(&bytes, &catalog::CatalogLimits::default()).unwrap()
+}
+
+/// The newest version of role `name` in `site`.
+fn role_latest(site: &Path, name: &str) -> Envelope<Targets> {
+    let version = (1..).take_while(|v| site::metadata_file(site, name, *v).exists()).last().unwrap();
+    role(site, name, version)
+}
+
+#[test]
+fn download_statistics_publish_totals_recent_downloads_and_trending_and_redo_the_whole_catalog() {
+    let registry = registry();
+    let (full, partial) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // now() is 2026-11-01: the trending window is 10-26..=11-01, its baseline 10-05..=10-25.
+    write_stats(
+        registry.path(),
+        &[
+            ("acme.clock", "2026-10-10", 300),
+            ("acme.clock", "2026-10-30", 40),
+            ("acme.alarm", "2026-10-31", 12),
+            ("acme.alarm", "2026-09-01", 1000),
+            ("acme.unlisted", "2026-10-31", 99),
+        ],
+    );
+    build(registry.path(), full.path()).unwrap();
+    build(registry.path(), partial.path()).unwrap();
+    let head = head(full.path());
+    let clock = head.new.iter().find(|s| s.id.as_str() == "acme.clock").unwrap();
+    assert_eq!((clock.downloads, clock.recent_downloads), (340, 340));
+    let alarm = head.new.iter().find(|s| s.id.as_str() == "acme.alarm").unwrap();
+    assert_eq!((alarm.downloads, alarm.recent_downloads), (1012, 12), "September is outside the 30 days");
+    // clock: 40 in the window against 300 before, shrinking; alarm: 12 against 0;
+    // a plugin the catalog does not list never trends.
+    let trending: Vec<&str> = head.trending.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(trending, ["acme.alarm"]);
+
+    // Listings put the most downloaded first.
+    let catalog_role = role_latest(full.path(), "catalog").signed;
+    let page_target =
+        trellis_schema::catalog::page_target(trellis_schema::catalog::ListingKind::Category, "utility", 1);
+    let sha = catalog_role.targets[&page_target].hashes["sha256"].parse().unwrap();
+    let bytes = std::fs::read(site::target_file(full.path(), &page_target, &sha)).unwrap();
+    let page = trellis_schema::catalog::parse_page(&page_target, &bytes, &Default::default()).unwrap();
+    let order: Vec<&str> = page.plugins.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(order, ["acme.alarm", "acme.clock"]);
+
+    // New downloads and a release of one plugin: an incremental build redoes the
+    // whole catalog (every plugin's figures may have moved) and matches a full one.
+    write_stats(
+        registry.path(),
+        &[("acme.clock", "2026-10-10", 300), ("acme.clock", "2026-10-31", 500), ("acme.alarm", "2026-10-31", 12)],
+    );
+    fixture::add_release(registry.path(), &ReleaseSpec::new("acme.alarm", "0.2.0"), &fixture::key(1)).unwrap();
+    build(registry.path(), full.path()).unwrap();
+    let scope = Scope::Plugins(BTreeSet::from(["acme.alarm".parse().unwrap()]));
+    let report = build_registry(&Registry::open(registry.path()).unwrap(), partial.path(), scope, now()).unwrap();
+    assert_eq!(report.catalog, CatalogWork::Full, "download statistics redo the catalog from every record");
+    assert_eq!(tree(full.path()), tree(partial.path()));
+    let head = self::head(partial.path());
+    let clock = head.new.iter().find(|s| s.id.as_str() == "acme.clock").unwrap();
+    assert_eq!(clock.downloads, 800, "acme.clock was not rebuilt, its figures still moved");
+    let trending: Vec<&str> = head.trending.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(trending, ["acme.alarm", "acme.clock"], "growth 12·3/3 = 12 beats 500·3/303 ≈ 5");
+}

@@ -151,9 +151,12 @@ pub struct PluginSummary {
     /// Star rating, when reviews exist.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rating: Option<Rating>,
-    /// Downloads counted so far (0 until download statistics exist).
+    /// Package and delta downloads counted so far (0 until download statistics exist).
     #[serde(default)]
     pub downloads: u64,
+    /// Those of the last 30 days, up to the build's day (absent when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub recent_downloads: u64,
     /// When its newest release was first published (RFC 3339).
     pub updated: String,
 }
@@ -190,7 +193,9 @@ pub struct CatalogHead {
     pub tags: Vec<ListingSize>,
     /// Curated by the operator (`featured.json` of the registry source).
     pub featured: Vec<PluginSummary>,
-    /// Growing fastest (empty until download statistics exist).
+    /// Growing fastest: downloads of the last 7 days against the 21 before, at least
+    /// 5 in the window, ties by volume then id (empty until download statistics exist;
+    /// `trellis_index::stats::figures` has the formula).
     pub trending: Vec<PluginSummary>,
     /// Newest plugins.
     pub new: Vec<PluginSummary>,
@@ -290,6 +295,10 @@ pub struct RecordBucket {
     pub format: u32,
     /// Records, by id.
     pub records: Vec<CatalogRecord>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn parse<T: serde::de::DeserializeOwned>(target: &str, bytes: &[u8], limit: u64) -> Result<T, CatalogError> {

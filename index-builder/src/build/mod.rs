@@ -136,6 +136,10 @@ pub struct BuildInput {
     /// Star ratings of the loaded plugins, from their visible reviews (a loaded
     /// plugin missing here has none).
     pub ratings: BTreeMap<PluginId, Rating>,
+    /// Downloads and trending from the registry's `stats/` as of the build's day;
+    /// `None` when it has none. With figures the catalog is always redone from every
+    /// record: the windows move every day, so every plugin's figures may change.
+    pub downloads: Option<crate::stats::CatalogFigures>,
     /// The mirrors to publish (target `mirrors.json` of the top-level `targets` role);
     /// none: no such target.
     pub mirrors: MirrorList,
@@ -173,6 +177,16 @@ impl BuildInput {
             bins: registry.signing_keys(&keys.bins)?,
         };
         let ratings = ratings(registry, &plugins, &scope, now)?;
+        let counts_path = registry.dir.join(crate::stats::COUNTS_FILE);
+        let invalid = |reason: String| RegistryError::Layout { path: counts_path.clone(), reason };
+        let downloads = match crate::stats::read_counts(&registry.dir).map_err(|e| invalid(e.to_string()))? {
+            Some(counts) => {
+                let today =
+                    now.strftime("%Y-%m-%d").to_string().parse().map_err(|e| invalid(format!("build date: {e}")))?;
+                Some(crate::stats::figures(&counts, today))
+            }
+            None => None,
+        };
         Ok(Self {
             expiry: registry.config.expiry_days.clone(),
             bin_bits: registry.config.bin_bits,
@@ -194,6 +208,7 @@ impl BuildInput {
             deltas: registry.config.deltas,
             featured: registry.featured.featured.clone(),
             ratings,
+            downloads,
             mirrors: MirrorList::from_urls(registry.config.mirrors.iter().map(String::as_str)).map_err(|e| {
                 RegistryError::Config {
                     path: registry.dir.join(crate::registry::CONFIG_FILE),
@@ -456,7 +471,11 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
     // plugins it loaded).
     let build_time = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let published_catalog = match (&input.scope, &previous) {
-        (Scope::Plugins(_), Some(prev)) => catalog::SiteCatalog::open(prev)?,
+        (Scope::Plugins(_), Some(prev)) if input.downloads.is_none() => catalog::SiteCatalog::open(prev)?,
+        (Scope::Plugins(_), Some(_)) => {
+            tracing::info!("the registry has download statistics; redoing the catalog from every record");
+            None
+        }
         _ => None,
     };
     let update = match &published_catalog {
@@ -505,8 +524,12 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
                     None => records.remove(&id),
                 };
             }
+            let trending = match &input.downloads {
+                Some(figures) => catalog::apply_downloads(&mut records, figures),
+                None => Vec::new(),
+            };
             catalog::check_featured(&input.featured, &records)?;
-            let documents: Vec<TargetOut> = catalog::documents(&records, &input.featured)
+            let documents: Vec<TargetOut> = catalog::documents_with(&records, &input.featured, &trending)
                 .into_iter()
                 .map(|(target, bytes)| bytes_target(target, bytes))
                 .collect();

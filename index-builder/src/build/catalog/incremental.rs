@@ -268,7 +268,16 @@ impl<'p> Incremental<'p> {
             + new.values().map(|r| r.releases).sum::<u32>();
         out.push((
             HEAD_TARGET.to_owned(),
-            super::head_bytes(plugins as u32, releases, categories, tags, featured_summaries, newest, updated),
+            super::head_bytes(
+                plugins as u32,
+                releases,
+                categories,
+                tags,
+                featured_summaries,
+                Vec::new(),
+                newest,
+                updated,
+            ),
         ));
 
         // Search shards of the changed plugins' terms' shortest keys.
@@ -484,6 +493,7 @@ mod tests {
             rating: (dice.next(3) == 0)
                 .then(|| Rating { tenths: 10 + dice.next(41) as u8, count: 1 + dice.next(50) as u32 }),
             downloads: dice.skewed(100_000),
+            recent_downloads: 0,
             updated: updated.to_owned(),
         };
         let created = format!("2026-{:02}-{:02}T00:00:00Z", 1 + dice.next(10), 1 + dice.next(28));

@@ -104,6 +104,7 @@ pub fn record(
         tags: slugs(&display.tags),
         rating,
         downloads: previous.map_or(0, |p| p.summary.downloads),
+        recent_downloads: previous.map_or(0, |p| p.summary.recent_downloads),
         updated,
     };
     let created = previous.map_or_else(|| now.to_owned(), |p| p.created.clone());
@@ -329,6 +330,7 @@ fn head_bytes(
     categories: Vec<ListingSize>,
     tags: Vec<ListingSize>,
     featured: Vec<PluginSummary>,
+    trending: Vec<PluginSummary>,
     new: Vec<PluginSummary>,
     updated: Vec<PluginSummary>,
 ) -> Vec<u8> {
@@ -341,7 +343,7 @@ fn head_bytes(
         categories,
         tags,
         featured,
-        trending: Vec::new(),
+        trending,
         new,
         updated,
     };
@@ -357,6 +359,29 @@ fn bucket_bytes(bucket: u32, records: Vec<CatalogRecord>) -> (String, Vec<u8>) {
 /// head, the search shards, the listings and the record buckets. `featured` is the
 /// operator's list (checked by the caller).
 pub fn documents(records: &BTreeMap<PluginId, CatalogRecord>, featured: &[PluginId]) -> Vec<(String, Vec<u8>)> {
+    documents_with(records, featured, &[])
+}
+
+/// Sets every record's downloads from `figures` (0 for a plugin without any) and
+/// returns the trending plugins the catalog lists, fastest growing first.
+pub fn apply_downloads(
+    records: &mut BTreeMap<PluginId, CatalogRecord>,
+    figures: &crate::stats::CatalogFigures,
+) -> Vec<PluginId> {
+    for (id, record) in records.iter_mut() {
+        let downloads = figures.of(id);
+        record.summary.downloads = downloads.total;
+        record.summary.recent_downloads = downloads.recent;
+    }
+    figures.trending.iter().filter(|id| records.contains_key(*id)).take(HEAD_LIST).cloned().collect()
+}
+
+/// [`documents`] with the head's `trending` list (ids of `records`, in order).
+pub fn documents_with(
+    records: &BTreeMap<PluginId, CatalogRecord>,
+    featured: &[PluginId],
+    trending: &[PluginId],
+) -> Vec<(String, Vec<u8>)> {
     let list: Vec<&CatalogRecord> = records.values().collect();
     let mut out: Vec<(String, Vec<u8>)> = Vec::new();
 
@@ -388,6 +413,7 @@ pub fn documents(records: &BTreeMap<PluginId, CatalogRecord>, featured: &[Plugin
             sizes.remove(&ListingKind::Category).unwrap_or_default(),
             sizes.remove(&ListingKind::Tag).unwrap_or_default(),
             featured.iter().filter_map(|id| records.get(id)).take(HEAD_LIST).map(|r| r.summary.clone()).collect(),
+            trending.iter().filter_map(|id| records.get(id)).take(HEAD_LIST).map(|r| r.summary.clone()).collect(),
             top(list.iter().map(|r| (r.created.as_str(), &r.summary)).collect()),
             top(list.iter().map(|r| (r.summary.updated.as_str(), &r.summary)).collect()),
         ),
