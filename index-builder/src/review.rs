@@ -259,7 +259,7 @@ impl Aggregate {
 
     /// The rating a catalog summary carries.
     pub fn rating(&self) -> Rating {
-        Rating { tenths: self.tenths, count: self.count }
+        Rating { tenths: self.tenths, count: self.count, histogram: self.histogram, recent_tenths: self.recent_tenths }
     }
 }
 
@@ -380,7 +380,8 @@ mod tests {
         assert_eq!(aggregate.tenths, 33, "10/3 stars, rounded");
         assert_eq!(aggregate.histogram, [1, 0, 0, 1, 1]);
         assert_eq!(aggregate.recent_tenths, Some(45), "the last 90 days: 5 and 4");
-        assert_eq!(aggregate.rating(), Rating { tenths: 33, count: 3 });
+        let rating = Rating { tenths: 33, count: 3, histogram: [1, 0, 0, 1, 1], recent_tenths: Some(45) };
+        assert_eq!(aggregate.rating(), rating, "the catalog publishes the histogram and the trend");
         assert_eq!(Aggregate::of(&reviews[3..], today), None, "hidden reviews count for nothing");
     }
 }

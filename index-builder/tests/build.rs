@@ -838,7 +838,8 @@ fn visible_reviews_rate_a_plugin_in_the_catalog_and_a_refused_review_refuses_the
     let bytes = std::fs::read(site::target_file(out.path(), catalog::HEAD_TARGET, &sha)).unwrap();
     let head = catalog::parse_head(&bytes, &catalog::CatalogLimits::default()).unwrap();
     let clock = head.new.iter().find(|s| s.id.as_str() == "acme.clock").unwrap();
-    assert_eq!(clock.rating, Some(catalog::Rating { tenths: 45, count: 2 }), "the hidden review is left out");
+    let rating = catalog::Rating { tenths: 45, count: 2, histogram: [0, 0, 0, 1, 1], recent_tenths: Some(45) };
+    assert_eq!(clock.rating, Some(rating), "the hidden review is left out");
     let alarm = head.new.iter().find(|s| s.id.as_str() == "acme.alarm").unwrap();
     assert_eq!(alarm.rating, None);
 

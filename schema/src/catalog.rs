@@ -118,6 +118,13 @@ pub struct Rating {
     pub tenths: u8,
     /// Number of reviews.
     pub count: u32,
+    /// Reviews with 1, 2, 3, 4 and 5 stars (their sum is `count`).
+    #[serde(default)]
+    pub histogram: [u32; 5],
+    /// Mean stars in tenths of the reviews of the last 90 days, when there are any:
+    /// above `tenths` is rising.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recent_tenths: Option<u8>,
 }
 
 /// The fields a result list or a listing shows for one plugin (its newest release).
@@ -525,7 +532,7 @@ mod tests {
         assert_eq!(shard_key("clock"), "cl");
         assert_eq!(shard_key("été"), "_t");
         assert_eq!(shard_key("x9"), "x9");
-        assert_eq!(candidate_keys("markdown"), ["markdo", "markd", "mark", "mar", "ma"]);
+        assert_eq!(candidate_keys("markdown"), ["markdown", "markdow", "markdo", "markd", "mark", "mar", "ma"]);
         assert_eq!(candidate_keys("go"), ["go"]);
     }
 
@@ -566,5 +573,36 @@ mod tests {
         assert!(matches!(parse_shard("cl", &bytes, &small), Err(CatalogError::TooLarge { .. })));
         let error = parse_shard("ab", &bytes, &CatalogLimits::default()).unwrap_err();
         assert!(error.to_string().contains("shard says it is"), "{error}");
+    }
+
+    #[test]
+    fn ratings_carry_their_histogram_and_trend_strictly_and_older_ratings_still_parse() {
+        let doc = |rating: &str| {
+            format!(
+                r#"{{"format":1,"key":"cl","terms":{{"clock":{{"df":1,"postings":[[0,900]]}}}},"docs":[{{"id":"acme.clock","name":"Clock","summary":"","vendor":"Acme","version":"1.0.0","channel":"stable","host":{{"id":"demo-host","api_version_requirement":"^1"}},"platforms":["any"],"pricing":"free","permissions":[],"categories":[],"tags":[],"rating":{rating},"downloads":7,"recent_downloads":3,"updated":"2026-11-01T00:00:00Z"}}]}}"#
+            )
+        };
+        let limits = CatalogLimits::default();
+        let shard = parse_shard(
+            "cl",
+            doc(r#"{"tenths":45,"count":2,"histogram":[0,0,0,1,1],"recent_tenths":50}"#).as_bytes(),
+            &limits,
+        )
+        .unwrap();
+        let summary = &shard.docs[0];
+        assert_eq!(
+            summary.rating,
+            Some(Rating { tenths: 45, count: 2, histogram: [0, 0, 0, 1, 1], recent_tenths: Some(50) })
+        );
+        assert_eq!((summary.downloads, summary.recent_downloads), (7, 3));
+        let round = serde_json::to_vec(&shard).unwrap();
+        assert_eq!(parse_shard("cl", &round, &limits).unwrap(), shard);
+
+        let older = parse_shard("cl", doc(r#"{"tenths":45,"count":2}"#).as_bytes(), &limits).unwrap();
+        assert_eq!(older.docs[0].rating, Some(Rating { tenths: 45, count: 2, histogram: [0; 5], recent_tenths: None }));
+        let error =
+            parse_shard("cl", doc(r#"{"tenths":45,"count":2,"histogram":[1,1]}"#).as_bytes(), &limits).unwrap_err();
+        assert!(error.to_string().contains("cl"), "{error}");
+        assert!(parse_shard("cl", doc(r#"{"tenths":45,"count":2,"stars":[]}"#).as_bytes(), &limits).is_err());
     }
 }

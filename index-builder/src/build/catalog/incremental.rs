@@ -490,8 +490,12 @@ mod tests {
                 tags.dedup();
                 tags
             },
-            rating: (dice.next(3) == 0)
-                .then(|| Rating { tenths: 10 + dice.next(41) as u8, count: 1 + dice.next(50) as u32 }),
+            rating: (dice.next(3) == 0).then(|| Rating {
+                tenths: 10 + dice.next(41) as u8,
+                count: 1 + dice.next(50) as u32,
+                histogram: [0; 5],
+                recent_tenths: None,
+            }),
             downloads: dice.skewed(100_000),
             recent_downloads: 0,
             updated: updated.to_owned(),
