@@ -936,3 +936,55 @@ fn download_statistics_publish_totals_recent_downloads_and_trending_and_redo_the
     let trending: Vec<&str> = head.trending.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(trending, ["acme.alarm", "acme.clock"], "growth 12·3/3 = 12 beats 500·3/303 ≈ 5");
 }
+
+#[test]
+fn visible_reviews_are_published_as_a_signed_catalog_document_and_hidden_ones_never() {
+    use trellis_schema::catalog;
+    let registry = registry();
+    let (full, partial) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let write_review = |author: &str, stars: u32, state: &str, date: &str, text: &str| {
+        let dir = registry.path().join("reviews/acme.clock");
+        std::fs::create_dir_all(&dir).unwrap();
+        let review = serde_json::json!({
+            "stars": stars, "text": text, "version": "1.1.0", "date": date, "author": author, "state": state
+        });
+        std::fs::write(dir.join(format!("{author}.json")), review.to_string()).unwrap();
+    };
+    write_review("octocat", 5, "visible", "2026-10-20", "Keeps *time*. <3 & `code`");
+    write_review("hubot", 4, "visible", "2026-10-25", "Fine.");
+    write_review("troll", 1, "hidden", "2026-10-30", "SPAM SPAM");
+    build(registry.path(), full.path()).unwrap();
+    build(registry.path(), partial.path()).unwrap();
+    let clock: trellis_schema::PluginId = "acme.clock".parse().unwrap();
+    let target = catalog::reviews_target(&clock);
+    let read = |site: &Path| {
+        let role = role_latest(site, "catalog").signed;
+        let sha = role.targets[&target].hashes["sha256"].parse().unwrap();
+        let bytes = std::fs::read(site::target_file(site, &target, &sha)).unwrap();
+        (role, bytes)
+    };
+    let (role, bytes) = read(full.path());
+    let doc = catalog::parse_reviews(&clock, &bytes, &catalog::CatalogLimits::default()).unwrap();
+    assert_eq!(doc.total, 2);
+    let authors: Vec<&str> = doc.reviews.iter().map(|r| r.author.as_str()).collect();
+    assert_eq!(authors, ["hubot", "octocat"], "newest first, the hidden review left out");
+    assert_eq!(doc.reviews[1].text, "Keeps *time*. <3 & `code`", "the text is data, as written");
+    assert!(!String::from_utf8_lossy(&bytes).contains("SPAM"));
+    assert!(!role.targets.contains_key(&catalog::reviews_target(&"acme.alarm".parse().unwrap())));
+
+    // An incremental build of another plugin keeps the document; one of the plugin
+    // redoes it, and hiding every review removes it.
+    fixture::add_release(registry.path(), &ReleaseSpec::new("acme.alarm", "0.2.0"), &fixture::key(1)).unwrap();
+    build(registry.path(), full.path()).unwrap();
+    let scope = Scope::Plugins(BTreeSet::from(["acme.alarm".parse().unwrap()]));
+    build_registry(&Registry::open(registry.path()).unwrap(), partial.path(), scope, now()).unwrap();
+    assert_eq!(tree(full.path()), tree(partial.path()));
+    assert_eq!(read(partial.path()).1, bytes);
+    write_review("octocat", 5, "hidden", "2026-10-20", "Keeps time.");
+    write_review("hubot", 4, "hidden", "2026-10-25", "Fine.");
+    build(registry.path(), full.path()).unwrap();
+    let scope = Scope::Plugins(BTreeSet::from([clock.clone()]));
+    build_registry(&Registry::open(registry.path()).unwrap(), partial.path(), scope, now()).unwrap();
+    assert_eq!(tree(full.path()), tree(partial.path()));
+    assert!(!role_latest(partial.path(), "catalog").signed.targets.contains_key(&target));
+}

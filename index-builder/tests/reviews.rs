@@ -77,3 +77,22 @@ fn a_registry_without_reviews_is_clean() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(report["reviews"], 0);
 }
+
+#[test]
+fn lint_of_a_registry_runs_the_review_check() {
+    let registry = registry();
+    review(registry.path(), "octocat", 4, "visible");
+    let lint = |registry: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_trellis-index")).args(["lint", "--json"]).arg(registry).output().unwrap()
+    };
+    let output = lint(registry.path());
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["reviews"], 1);
+    review(registry.path(), "octocat", 6, "visible");
+    let output = lint(registry.path());
+    assert_eq!(output.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let reason = report["problems"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("stars is 6"), "{reason}");
+}

@@ -18,6 +18,7 @@
 //! catalog/category-<name>-<page>.json     one page of a category listing (most downloaded first)
 //! catalog/tag-<name>-<page>.json          one page of a tag listing
 //! catalog/records-<bucket>.json           every plugin's catalog record (the builder's incremental state)
+//! catalog/reviews-<plugin>.json           a plugin's visible reviews, newest first (text as Markdown data)
 //! ```
 //!
 //! Numbers are integers (canonical JSON has no floats): impacts are thousandths,
@@ -302,6 +303,61 @@ pub struct RecordBucket {
     pub format: u32,
     /// Records, by id.
     pub records: Vec<CatalogRecord>,
+}
+
+/// Target path of the visible reviews of plugin `id`.
+pub fn reviews_target(id: &PluginId) -> String {
+    format!("catalog/reviews-{id}.json")
+}
+
+/// Most reviews a reviews document holds (the newest).
+pub const REVIEWS_PER_DOC: usize = 100;
+/// Bytes a reviews document stays under (the newest reviews that fit, at most
+/// [`REVIEWS_PER_DOC`]); a client holds it to [`CatalogLimits::page_bytes`].
+pub const REVIEWS_BUDGET: usize = 192 * 1024;
+
+/// One visible review as the catalog publishes it. `text` is the author's Markdown
+/// as data (checked by the builder: no raw HTML, no images); a storefront escapes
+/// it or renders it with a Markdown renderer that drops HTML, never inserts it as HTML.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishedReview {
+    /// GitHub login of the author.
+    pub author: String,
+    /// 1 to 5.
+    pub stars: u8,
+    /// The version reviewed.
+    pub version: semver::Version,
+    /// When it was written (`YYYY-MM-DD`).
+    pub date: String,
+    /// Markdown text.
+    pub text: String,
+}
+
+/// `catalog/reviews-<plugin>.json`: a plugin's visible reviews, newest first (then
+/// by author).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginReviews {
+    /// [`CATALOG_FORMAT`].
+    pub format: u32,
+    /// The plugin.
+    pub plugin: PluginId,
+    /// Visible reviews in all (also those left out of `reviews`).
+    pub total: u32,
+    /// The newest reviews.
+    pub reviews: Vec<PublishedReview>,
+}
+
+/// Parses a reviews document strictly, within `limits` (the page bound).
+pub fn parse_reviews(id: &PluginId, bytes: &[u8], limits: &CatalogLimits) -> Result<PluginReviews, CatalogError> {
+    let target = reviews_target(id);
+    let doc: PluginReviews = parse(&target, bytes, limits.page_bytes)?;
+    check_format(&target, doc.format)?;
+    if doc.plugin != *id {
+        return Err(CatalogError::Invalid { target, reason: format!("document is about {}", doc.plugin) });
+    }
+    Ok(doc)
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -33,7 +33,7 @@ use serde_json::Map;
 use trellis_client::fs::{FsError, write_atomic};
 use trellis_schema::blocklist::Blocklist;
 use trellis_schema::canonical;
-use trellis_schema::catalog::Rating;
+use trellis_schema::catalog::{PublishedReview, Rating};
 use trellis_schema::mirrors::MirrorList;
 use trellis_schema::publisher::PublisherChain;
 use trellis_schema::tuf::{Envelope, MetaFile, Root, Snapshot, Targets, Timestamp, TopRole};
@@ -136,6 +136,9 @@ pub struct BuildInput {
     /// Star ratings of the loaded plugins, from their visible reviews (a loaded
     /// plugin missing here has none).
     pub ratings: BTreeMap<PluginId, Rating>,
+    /// Visible reviews of the loaded plugins (those with none missing), published as
+    /// `catalog/reviews-<plugin>.json`.
+    pub reviews: BTreeMap<PluginId, Vec<PublishedReview>>,
     /// Downloads and trending from the registry's `stats/` as of the build's day;
     /// `None` when it has none. With figures the catalog is always redone from every
     /// record: the windows move every day, so every plugin's figures may change.
@@ -176,7 +179,7 @@ impl BuildInput {
             publishers: registry.signing_keys(&keys.publishers)?,
             bins: registry.signing_keys(&keys.bins)?,
         };
-        let ratings = ratings(registry, &plugins, &scope, now)?;
+        let (ratings, reviews) = ratings(registry, &plugins, &scope, now)?;
         let counts_path = registry.dir.join(crate::stats::COUNTS_FILE);
         let invalid = |reason: String| RegistryError::Layout { path: counts_path.clone(), reason };
         let downloads = match crate::stats::read_counts(&registry.dir).map_err(|e| invalid(e.to_string()))? {
@@ -208,6 +211,7 @@ impl BuildInput {
             deltas: registry.config.deltas,
             featured: registry.featured.featured.clone(),
             ratings,
+            reviews,
             downloads,
             mirrors: MirrorList::from_urls(registry.config.mirrors.iter().map(String::as_str)).map_err(|e| {
                 RegistryError::Config {
@@ -235,7 +239,7 @@ fn ratings(
     plugins: &[PluginInput],
     scope: &Scope,
     now: jiff::Timestamp,
-) -> Result<BTreeMap<PluginId, Rating>, RegistryError> {
+) -> Result<(BTreeMap<PluginId, Rating>, VisibleReviews), RegistryError> {
     use crate::review::{self, Aggregate, ReviewLimits};
     let known: BTreeMap<PluginId, BTreeSet<semver::Version>> = plugins
         .iter()
@@ -267,11 +271,33 @@ fn ratings(
     for checked in &report.reviews {
         by_plugin.entry(&checked.plugin).or_default().push(&checked.review);
     }
-    Ok(by_plugin
+    let ratings = by_plugin
+        .iter()
+        .filter_map(|(id, reviews)| Some(((*id).clone(), Aggregate::of(reviews.iter().copied(), today)?.rating())))
+        .collect();
+    let visible = by_plugin
         .into_iter()
-        .filter_map(|(id, reviews)| Some((id.clone(), Aggregate::of(reviews, today)?.rating())))
-        .collect())
+        .map(|(id, reviews)| {
+            let published = reviews
+                .into_iter()
+                .filter(|r| r.state == review::Moderation::Visible)
+                .map(|r| PublishedReview {
+                    author: r.author.clone(),
+                    stars: r.stars,
+                    version: r.version.clone(),
+                    date: r.date.to_string(),
+                    text: r.text.clone(),
+                })
+                .collect::<Vec<_>>();
+            (id.clone(), published)
+        })
+        .filter(|(_, published)| !published.is_empty())
+        .collect();
+    Ok((ratings, visible))
 }
+
+/// Visible reviews of one plugin.
+type VisibleReviews = BTreeMap<PluginId, Vec<PublishedReview>>;
 
 /// What a build did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -536,6 +562,35 @@ pub fn build(mut input: BuildInput, site_dir: &Path) -> Result<BuildReport, Buil
             let entries = documents.iter().map(|t| (t.target.clone(), (t.sha256, t.length))).collect();
             (documents, entries)
         }
+    };
+    // Reviews documents: redone for the loaded plugins; those of the others (an
+    // incremental build) carried over from the published catalog role.
+    let (catalog_documents, catalog_entries) = {
+        let mut documents = catalog_documents;
+        let mut entries = catalog_entries;
+        let loaded: BTreeSet<String> = plugins.iter().map(|p| trellis_schema::catalog::reviews_target(&p.id)).collect();
+        let is_reviews = |target: &str| target.starts_with("catalog/reviews-");
+        entries.retain(|target, _| !is_reviews(target));
+        let carried = match (&input.scope, &previous) {
+            (Scope::Plugins(_), Some(prev)) => prev.role(CATALOG_ROLE)?.map(|role| (prev.dir().to_owned(), role)),
+            _ => None,
+        };
+        if let Some((dir, role)) = carried {
+            for (target, file) in &role.signed.targets {
+                if is_reviews(target) && !loaded.contains(target) {
+                    let sha256 = file.hashes.get("sha256").and_then(|h| h.parse().ok()).ok_or_else(|| {
+                        BuildError::Site { path: dir.clone(), reason: format!("{target} has no sha256") }
+                    })?;
+                    entries.insert(target.clone(), (sha256, file.length));
+                }
+            }
+        }
+        for (target, bytes) in catalog::reviews_documents(&input.reviews) {
+            let out = bytes_target(target, bytes);
+            entries.insert(out.target.clone(), (out.sha256, out.length));
+            documents.push(out);
+        }
+        (documents, entries)
     };
 
     let policy = input.deltas;

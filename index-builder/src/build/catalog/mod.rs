@@ -449,3 +449,32 @@ pub fn documents_with(
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }
+
+/// The reviews documents of `reviews` (each plugin's visible reviews): newest first,
+/// then by author; the newest [`catalog::REVIEWS_PER_DOC`] that keep the document
+/// under [`catalog::REVIEWS_BUDGET`] bytes.
+pub fn reviews_documents(reviews: &BTreeMap<PluginId, Vec<catalog::PublishedReview>>) -> Vec<(String, Vec<u8>)> {
+    reviews
+        .iter()
+        .map(|(id, list)| {
+            let mut list = list.clone();
+            list.sort_by(|a, b| b.date.cmp(&a.date).then_with(|| a.author.cmp(&b.author)));
+            let mut doc = catalog::PluginReviews {
+                format: CATALOG_FORMAT,
+                plugin: id.clone(),
+                total: list.len() as u32,
+                reviews: Vec::new(),
+            };
+            let mut size = serialize(&doc).len();
+            for review in list.into_iter().take(catalog::REVIEWS_PER_DOC) {
+                let more = serialize(&review).len() + 1;
+                if size + more > catalog::REVIEWS_BUDGET {
+                    break;
+                }
+                size += more;
+                doc.reviews.push(review);
+            }
+            (catalog::reviews_target(id), serialize(&doc))
+        })
+        .collect()
+}
