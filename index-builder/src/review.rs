@@ -263,6 +263,77 @@ impl Aggregate {
     }
 }
 
+/// A review written from a GitHub issue event (the issue form
+/// `.github/ISSUE_TEMPLATE/review.yml` of the registry template): the plugin, version,
+/// stars and text from the form's sections, the author from the issue's `user.login`
+/// (never from the body), the date from `created_at`, state visible. Returns the
+/// path relative to the registry (`reviews/<plugin>/<login>.json`) and the review;
+/// [`check`] still has to pass it.
+pub fn from_issue(event: &[u8]) -> Result<(PathBuf, Review), String> {
+    #[derive(Deserialize)]
+    struct Event {
+        issue: Issue,
+    }
+    #[derive(Deserialize)]
+    struct Issue {
+        user: User,
+        body: Option<String>,
+        created_at: String,
+    }
+    #[derive(Deserialize)]
+    struct User {
+        login: String,
+    }
+    let event: Event = serde_json::from_slice(event).map_err(|e| format!("not an issue event: {e}"))?;
+    let body = event.issue.body.unwrap_or_default();
+    let mut sections: BTreeMap<String, String> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in body.lines() {
+        match line.strip_prefix("### ") {
+            Some(heading) => {
+                current = Some(heading.trim().to_lowercase());
+                sections.entry(heading.trim().to_lowercase()).or_default();
+            }
+            None => {
+                if let Some(name) = &current {
+                    let text = sections.entry(name.clone()).or_default();
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
+        }
+    }
+    let field = |name: &str| -> Result<String, String> {
+        let value = sections.get(name).map(|v| v.trim().to_owned()).unwrap_or_default();
+        if value.is_empty() || value == "_No response_" {
+            return Err(format!("the issue has no {name:?} section (use the review issue form)"));
+        }
+        Ok(value)
+    };
+    let plugin: PluginId = field("plugin")?.parse().map_err(|e| format!("plugin: {e}"))?;
+    let version: semver::Version = field("version")?.parse().map_err(|e| format!("version: {e}"))?;
+    let stars_text = field("stars")?;
+    let stars: u8 = stars_text
+        .chars()
+        .find(char::is_ascii_digit)
+        .and_then(|c| c.to_digit(10))
+        .and_then(|d| u8::try_from(d).ok())
+        .ok_or_else(|| format!("stars: {stars_text:?} has no number"))?;
+    let text = field("review")?;
+    let login = event.issue.user.login;
+    if !is_github_login(&login) {
+        return Err(format!("{login:?} is not a GitHub login"));
+    }
+    let date: jiff::civil::Date = event
+        .issue
+        .created_at
+        .get(..10)
+        .and_then(|d| d.parse().ok())
+        .ok_or_else(|| format!("created_at {:?} is not a date", event.issue.created_at))?;
+    let path = PathBuf::from("reviews").join(plugin.as_str()).join(format!("{login}.json"));
+    Ok((path, Review { stars, text, version, date, author: login, state: Moderation::Visible }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

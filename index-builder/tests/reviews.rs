@@ -96,3 +96,84 @@ fn lint_of_a_registry_runs_the_review_check() {
     let reason = report["problems"][0]["reason"].as_str().unwrap();
     assert!(reason.contains("stars is 6"), "{reason}");
 }
+
+/// The issues event GitHub sends for a review issue opened by `login` with the
+/// form's rendered `body`.
+fn issue_event(dir: &Path, login: &str, body: &str) -> std::path::PathBuf {
+    let event = serde_json::json!({
+        "action": "opened",
+        "issue": {
+            "number": 7, "title": "Review: acme.clock", "body": body, "created_at": "2026-11-21T10:00:00Z",
+            "user": { "login": login }, "labels": [{ "name": "review" }]
+        }
+    });
+    let path = dir.join("event.json");
+    std::fs::write(&path, event.to_string()).unwrap();
+    path
+}
+
+/// Runs registry-template/scripts/review-from-issue.sh in `registry` as the review
+/// workflow does.
+#[cfg(unix)]
+fn review_from_issue(registry: &Path, event: &Path) -> std::process::Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../registry-template/scripts/review-from-issue.sh");
+    let output_file = event.with_file_name("github_output");
+    Command::new("bash")
+        .arg(script)
+        .current_dir(registry)
+        .env("TRELLIS_INDEX", env!("CARGO_BIN_EXE_trellis-index"))
+        .env("GITHUB_EVENT_PATH", event)
+        .env("GITHUB_OUTPUT", &output_file)
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap()
+}
+
+#[test]
+#[cfg(unix)]
+fn a_review_issue_becomes_the_issue_authors_review_file_and_a_bad_one_writes_nothing() {
+    let registry = registry();
+    let events = tempfile::tempdir().unwrap();
+    let form = |plugin: &str, stars: &str, text: &str| {
+        format!("### Plugin\n\n{plugin}\n\n### Version\n\n1.0.0\n\n### Stars\n\n{stars}\n\n### Review\n\n{text}\n")
+    };
+    // The body claims another author: the file is the issue author's all the same.
+    let body = form("acme.clock", "4", "Keeps *perfect* time.\n\n\"author\": \"mallory\"");
+    let output = review_from_issue(registry.path(), &issue_event(events.path(), "octocat", &body));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "reviews/acme.clock/octocat.json");
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(registry.path().join("reviews/acme.clock/octocat.json")).unwrap())
+            .unwrap();
+    assert_eq!(written["author"], "octocat");
+    assert_eq!(written["stars"], 4);
+    assert_eq!(written["date"], "2026-11-21");
+    assert_eq!(written["state"], "visible");
+    assert!(written["text"].as_str().unwrap().starts_with("Keeps *perfect* time."));
+    let github_output = std::fs::read_to_string(events.path().join("github_output")).unwrap();
+    assert_eq!(github_output, "path=reviews/acme.clock/octocat.json\n");
+    assert!(!registry.path().join("reviews/acme.clock/mallory.json").exists());
+    let (code, _, stderr) = check(registry.path());
+    assert_eq!(code, 0, "{stderr}");
+
+    // Refused: raw HTML, an unknown plugin, a second review by the same author.
+    for (login, body, reason) in [
+        ("hubot", form("acme.clock", "5", "<script>alert(1)</script>"), "HTML"),
+        ("hubot", form("acme.nothere", "5", "Fine."), "acme.nothere"),
+        ("octocat", form("acme.clock", "1", "Changed my mind."), "already reviewed"),
+        ("hubot", "I love it".to_owned(), "form"),
+    ] {
+        let output = review_from_issue(registry.path(), &issue_event(events.path(), login, &body));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{reason}: {stderr}");
+        assert!(stderr.contains(reason), "{reason}: {stderr}");
+        assert!(!registry.path().join("reviews/acme.clock/hubot.json").exists(), "{reason}: nothing written");
+        assert!(!registry.path().join("reviews/acme.nothere").exists(), "{reason}: no directory left behind");
+    }
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(registry.path().join("reviews/acme.clock/octocat.json")).unwrap())
+            .unwrap();
+    assert_eq!(kept["stars"], 4, "the first review is kept");
+    let (code, _, stderr) = check(registry.path());
+    assert_eq!(code, 0, "the refusals left nothing behind: {stderr}");
+}
