@@ -28,6 +28,48 @@ pub enum LogFormat {
     /// One JSON object a line (`ClientRequestPath`/`ClientRequestURI`,
     /// `ClientRequestMethod`, `EdgeResponseStatus`, `EdgeStartTimestamp`).
     CloudflareJson,
+    /// The client's opt-in telemetry, JSON lines of event schema version 1
+    /// (`trellis_client::telemetry`): install, update, remove and rollback outcomes.
+    Telemetry,
+}
+
+/// One line read.
+enum Entry {
+    Request(Request),
+    Event(Box<trellis_client::telemetry::TelemetryEvent>),
+}
+
+/// A telemetry event line (schema version 1 only).
+fn telemetry(line: &str) -> Result<Box<trellis_client::telemetry::TelemetryEvent>, String> {
+    use trellis_client::telemetry::{SCHEMA_VERSION, TelemetryEvent};
+    let event: TelemetryEvent = serde_json::from_str(line).map_err(|e| format!("not a telemetry event: {e}"))?;
+    if event.schema_version != SCHEMA_VERSION {
+        return Err(format!(
+            "telemetry schema version {}; this builder reads version {SCHEMA_VERSION}",
+            event.schema_version
+        ));
+    }
+    event_day(&event)?;
+    Ok(Box::new(event))
+}
+
+/// The UTC day of a telemetry event.
+fn event_day(event: &trellis_client::telemetry::TelemetryEvent) -> Result<Date, String> {
+    let time: jiff::Timestamp = event.time.parse().map_err(|e| format!("time {:?}: {e}", event.time))?;
+    time.strftime("%Y-%m-%d").to_string().parse().map_err(|e| format!("time {:?}: {e}", event.time))
+}
+
+/// Counts a telemetry event under its plugin as `<operation>:<outcome>` (events
+/// naming no plugin are read, not counted).
+fn count_event(counts: &mut Counts, event: &trellis_client::telemetry::TelemetryEvent) {
+    let (Some(plugin), Ok(day)) = (&event.plugin, event_day(event)) else { return };
+    let key = format!("{}:{}", serde_name(&event.operation), serde_name(&event.outcome));
+    *counts.outcomes.entry(plugin.clone()).or_default().entry(key).or_default().entry(day).or_default() += 1;
+}
+
+/// The serde name of a unit enum value (`install`, `rolled_back`).
+fn serde_name<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 /// One request the counts care about, whatever the format.
@@ -57,6 +99,10 @@ pub struct Counts {
     pub deltas: BTreeMap<PluginId, BTreeMap<String, BTreeMap<Date, u64>>>,
     /// day → update checks (timestamp fetches).
     pub update_checks: BTreeMap<Date, u64>,
+    /// From client telemetry: plugin → `<operation>:<outcome>` (`install:success`,
+    /// `update:failure`, `update:rolled_back`, `remove:success`, …) → day → events.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outcomes: BTreeMap<PluginId, BTreeMap<String, BTreeMap<Date, u64>>>,
 }
 
 impl Counts {
@@ -79,6 +125,20 @@ impl Counts {
         }
         for (day, n) in &other.update_checks {
             *self.update_checks.entry(*day).or_default() += n;
+        }
+        for (id, outcomes) in &other.outcomes {
+            for (outcome, days) in outcomes {
+                for (day, n) in days {
+                    *self
+                        .outcomes
+                        .entry(id.clone())
+                        .or_default()
+                        .entry(outcome.clone())
+                        .or_default()
+                        .entry(*day)
+                        .or_default() += n;
+                }
+            }
         }
     }
 
@@ -229,14 +289,16 @@ pub fn parse_log(text: &str) -> ParsedLog {
             continue;
         }
         let result = match format {
-            Some(LogFormat::Combined) => combined(line),
-            Some(LogFormat::CloudFront) => cloudfront(line, fields.as_deref()),
-            Some(LogFormat::CloudflareJson) => cloudflare(line),
+            Some(LogFormat::Combined) => combined(line).map(Entry::Request),
+            Some(LogFormat::CloudFront) => cloudfront(line, fields.as_deref()).map(Entry::Request),
+            Some(LogFormat::CloudflareJson) => cloudflare(line).map(Entry::Request),
+            Some(LogFormat::Telemetry) => telemetry(line).map(Entry::Event),
             None => {
                 let detected = [
-                    (LogFormat::CloudflareJson, cloudflare(line)),
-                    (LogFormat::Combined, combined(line)),
-                    (LogFormat::CloudFront, cloudfront(line, None)),
+                    (LogFormat::Telemetry, telemetry(line).map(Entry::Event)),
+                    (LogFormat::CloudflareJson, cloudflare(line).map(Entry::Request)),
+                    (LogFormat::Combined, combined(line).map(Entry::Request)),
+                    (LogFormat::CloudFront, cloudfront(line, None).map(Entry::Request)),
                 ]
                 .into_iter()
                 .find(|(_, r)| r.is_ok());
@@ -245,14 +307,21 @@ pub fn parse_log(text: &str) -> ParsedLog {
                         format = Some(found);
                         request
                     }
-                    None => Err("not a combined log, CloudFront or Cloudflare Logpush JSON line".to_owned()),
+                    None => {
+                        Err("not a combined log, CloudFront, Cloudflare Logpush JSON or Trellis telemetry line"
+                            .to_owned())
+                    }
                 }
             }
         };
         match result {
-            Ok(request) => {
+            Ok(Entry::Request(request)) => {
                 parsed.requests += 1;
                 count(&mut parsed.counts, &request);
+            }
+            Ok(Entry::Event(event)) => {
+                parsed.requests += 1;
+                count_event(&mut parsed.counts, &event);
             }
             Err(reason) => parsed.malformed.push(Malformed { line: number, reason }),
         }
@@ -671,5 +740,36 @@ mod tests {
         // starts 2026-11-03), so they tie: growth 10·3/3 = 10. bigger: 20·3/6 = 10
         // too, with more downloads.
         assert_eq!(figures.trending, [id("acme.bigger"), id("acme.beta"), id("acme.zeta")]);
+    }
+
+    #[test]
+    fn reads_client_telemetry_into_outcome_counts_and_reports_other_schema_versions() {
+        let text = concat!(
+            r#"{"schema_version":1,"time":"2026-12-01T18:00:00Z","client_version":"0.1.0","operation":"install","outcome":"success","plugin":"acme.clock","version":"1.0.0"}"#,
+            "\n",
+            r#"{"schema_version":1,"time":"2026-12-01T19:00:00Z","client_version":"0.1.0","operation":"install","outcome":"success","plugin":"acme.clock","version":"1.0.0"}"#,
+            "\n",
+            r#"{"schema_version":1,"time":"2026-12-02T00:30:00Z","client_version":"0.1.0","operation":"update","outcome":"rolled_back","plugin":"acme.clock","version":"1.1.0","from_version":"1.0.0"}"#,
+            "\n",
+            r#"{"schema_version":1,"time":"2026-12-02T00:31:00Z","client_version":"0.1.0","operation":"update","outcome":"failure","failure_class":"network"}"#,
+            "\n",
+            r#"{"schema_version":2,"time":"2026-12-02T00:31:00Z","client_version":"9.0.0","operation":"install","outcome":"success","plugin":"acme.clock"}"#,
+            "\n",
+            "GET /garbage\n",
+        );
+        let parsed = parse_log(text);
+        assert_eq!(parsed.format, Some(LogFormat::Telemetry));
+        assert_eq!(parsed.requests, 4);
+        let lines: Vec<usize> = parsed.malformed.iter().map(|m| m.line).collect();
+        assert_eq!(lines, [5, 6]);
+        assert!(parsed.malformed[0].reason.contains("schema version 2"), "{:?}", parsed.malformed);
+        let outcomes = &parsed.counts.outcomes[&clock()];
+        assert_eq!(outcomes["install:success"], BTreeMap::from([(day("2026-12-01"), 2)]));
+        assert_eq!(outcomes["update:rolled_back"], BTreeMap::from([(day("2026-12-02"), 1)]));
+        assert_eq!(outcomes.len(), 2, "the failure naming no plugin is read, not counted");
+        assert!(parsed.counts.downloads.is_empty());
+        let mut twice = parsed.counts.clone();
+        twice.add(&parsed.counts);
+        assert_eq!(twice.outcomes[&clock()]["install:success"][&day("2026-12-01")], 4);
     }
 }

@@ -1,4 +1,4 @@
-//! `trellis-index stats …`: download statistics from access logs.
+//! `trellis-index stats …`: download statistics from access logs and client telemetry.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +12,9 @@ pub(crate) enum Command {
     /// Count package and delta downloads per plugin, version and day, and update
     /// checks (timestamp fetches) per day, from access logs of the site's host:
     /// combined log format (nginx, Apache), CloudFront standard logs or Cloudflare
-    /// Logpush JSON lines, detected per log. Adds them to `stats/downloads.json` of
+    /// Logpush JSON lines, detected per log; also the client's opt-in telemetry
+    /// JSON-lines files (event schema 1: install, update, remove and rollback
+    /// outcomes per plugin and day). Adds them to `stats/downloads.json` of
     /// the registry; a log already ingested (same bytes, listed in
     /// `stats/ingested.json`) is skipped. Malformed lines are reported on stderr and
     /// skipped.
