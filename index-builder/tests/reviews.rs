@@ -177,3 +177,19 @@ fn a_review_issue_becomes_the_issue_authors_review_file_and_a_bad_one_writes_not
     let (code, _, stderr) = check(registry.path());
     assert_eq!(code, 0, "the refusals left nothing behind: {stderr}");
 }
+
+#[test]
+fn the_example_registrys_reviews_pass_the_check() {
+    let registry = registry();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../registry-template/examples/reviews/acme.clock");
+    let dir = registry.path().join("reviews/acme.clock");
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    let (code, report, stderr) = check(registry.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["reviews"], 2);
+    assert_eq!(report["ratings"]["acme.clock"]["tenths"], 45);
+}

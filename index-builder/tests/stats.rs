@@ -46,3 +46,19 @@ fn ingests_an_nginx_log_once_reporting_garbage_lines() {
         serde_json::from_slice(&std::fs::read(registry.path().join("stats/downloads.json")).unwrap()).unwrap();
     assert_eq!(again, counts, "a log ingested twice counts once");
 }
+
+#[test]
+fn the_example_registrys_access_log_is_read_with_its_probe_line_reported() {
+    let registry = tempfile::tempdir().unwrap();
+    let log = Path::new(env!("CARGO_MANIFEST_DIR")).join("../registry-template/examples/access.log");
+    let (report, stderr) = ingest(registry.path(), &log);
+    assert_eq!(report[0]["format"], "combined");
+    assert_eq!(report[0]["malformed"].as_array().unwrap().len(), 1, "{stderr}");
+    assert!(stderr.contains("access.log:") && stderr.contains("skipped"), "{stderr}");
+    let counts: trellis_index::stats::Counts =
+        serde_json::from_slice(&std::fs::read(registry.path().join("stats/downloads.json")).unwrap()).unwrap();
+    let figures = trellis_index::stats::figures(&counts, "2026-11-29".parse().unwrap());
+    let total = |id: &str| figures.of(&id.parse().unwrap()).total;
+    assert_eq!((total("acme.clock"), total("acme.time-core"), total("contoso.imagetools")), (35, 22, 8));
+    assert!(figures.trending.first().is_some_and(|id| id.as_str() == "acme.clock"), "{:?}", figures.trending);
+}
