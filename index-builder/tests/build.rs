@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use trellis_index::build::{BuildError, BuildReport, Scope, build_registry};
+use trellis_index::build::{BuildError, BuildReport, CatalogWork, Scope, build_registry};
 use trellis_index::fixture::{self, ReleaseSpec};
 use trellis_index::operator::{self, InitOptions};
 use trellis_index::publisher::RecordChange;
@@ -276,7 +276,33 @@ fn incremental_scope_gives_the_same_site_as_a_full_build() {
     let scope = Scope::Plugins(BTreeSet::from(["acme.alarm".parse().unwrap()]));
     let report = build_registry(&Registry::open(registry.path()).unwrap(), partial.path(), scope, now()).unwrap();
     assert_eq!(report.plugins, 1);
+    assert_eq!(report.catalog, CatalogWork::Incremental, "the catalog is redone from the published documents");
     assert_eq!(tree(full.path()), tree(partial.path()));
+
+    // A plugin the catalog has never listed.
+    fixture::add_release(registry.path(), &ReleaseSpec::new("acme.brandnew", "1.0.0"), &fixture::key(1)).unwrap();
+    build(registry.path(), full.path()).unwrap();
+    let scope = Scope::Plugins(BTreeSet::from(["acme.brandnew".parse().unwrap()]));
+    let report = build_registry(&Registry::open(registry.path()).unwrap(), partial.path(), scope, now()).unwrap();
+    assert_eq!(report.catalog, CatalogWork::Incremental);
+    assert_eq!(tree(full.path()), tree(partial.path()));
+}
+
+#[test]
+fn an_incremental_build_of_one_release_writes_only_the_catalog_documents_listing_it() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let before = tree(out.path());
+    fixture::add_release(registry.path(), &ReleaseSpec::new("acme.clock", "1.2.0"), &fixture::key(1)).unwrap();
+    let scope = Scope::Plugins(BTreeSet::from(["acme.clock".parse().unwrap()]));
+    let report = build_registry(&Registry::open(registry.path()).unwrap(), out.path(), scope, now()).unwrap();
+    assert_eq!(report.catalog, CatalogWork::Incremental);
+    let after = tree(out.path());
+    let changed: BTreeSet<String> =
+        after.iter().filter(|(path, bytes)| before.get(*path) != Some(*bytes)).map(|(p, _)| p.clone()).collect();
+    assert_eq!(changed, expected_changes(out.path(), "acme.clock", "1.2.0", 2));
+    assert_eq!(report.written.iter().cloned().collect::<BTreeSet<_>>(), changed);
 }
 
 #[test]
@@ -791,4 +817,178 @@ fn featured_plugins_lead_the_catalog_head_and_an_unknown_one_is_refused_with_the
     let error = build(registry.path(), out.path()).unwrap_err().to_string();
     assert!(error.contains("featured.json features acme.ghost, which this registry does not list"), "{error}");
     assert_eq!(tree(out.path()), before);
+}
+
+#[test]
+fn visible_reviews_rate_a_plugin_in_the_catalog_and_a_refused_review_refuses_the_build() {
+    use trellis_schema::catalog;
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    let write_review = |author: &str, stars: u32, state: &str| {
+        let dir = registry.path().join("reviews/acme.clock");
+        std::fs::create_dir_all(&dir).unwrap();
+        let review = serde_json::json!({
+            "stars": stars, "text": "Solid.", "version": "1.1.0", "date": "2026-10-20",
+            "author": author, "state": state
+        });
+        std::fs::write(dir.join(format!("{author}.json")), review.to_string()).unwrap();
+    };
+    write_review("octocat", 5, "visible");
+    write_review("hubot", 4, "visible");
+    write_review("troll", 1, "hidden");
+    build(registry.path(), out.path()).unwrap();
+    let catalog_role = role(out.path(), "catalog", 1).signed;
+    let sha = catalog_role.targets[catalog::HEAD_TARGET].hashes["sha256"].parse().unwrap();
+    let bytes = std::fs::read(site::target_file(out.path(), catalog::HEAD_TARGET, &sha)).unwrap();
+    let head = catalog::parse_head(&bytes, &catalog::CatalogLimits::default()).unwrap();
+    let clock = head.new.iter().find(|s| s.id.as_str() == "acme.clock").unwrap();
+    let rating = catalog::Rating { tenths: 45, count: 2, histogram: [0, 0, 0, 1, 1], recent_tenths: Some(45) };
+    assert_eq!(clock.rating, Some(rating), "the hidden review is left out");
+    let alarm = head.new.iter().find(|s| s.id.as_str() == "acme.alarm").unwrap();
+    assert_eq!(alarm.rating, None);
+
+    let before = tree(out.path());
+    write_review("octocat", 6, "visible");
+    let error = build(registry.path(), out.path()).unwrap_err().to_string();
+    assert!(error.contains("octocat.json") && error.contains("stars is 6; give 1 to 5"), "{error}");
+    assert_eq!(tree(out.path()), before, "nothing is written");
+}
+
+/// `stats/downloads.json` with `id` downloaded `n` times (version 1.0.0) on each day.
+fn write_stats(registry: &Path, rows: &[(&str, &str, u64)]) {
+    let mut downloads: BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>> = BTreeMap::new();
+    for (id, day, n) in rows {
+        *downloads
+            .entry((*id).into())
+            .or_default()
+            .entry("1.0.0".into())
+            .or_default()
+            .entry((*day).into())
+            .or_default() += n;
+    }
+    let counts = serde_json::json!({ "downloads": downloads, "deltas": {}, "update_checks": {} });
+    std::fs::create_dir_all(registry.join("stats")).unwrap();
+    std::fs::write(registry.join("stats/downloads.json"), counts.to_string()).unwrap();
+}
+
+fn head(site: &Path) -> trellis_schema::catalog::CatalogHead {
+    use trellis_schema::catalog;
+    let catalog_role = role_latest(site, "catalog").signed;
+    let sha = catalog_role.targets[catalog::HEAD_TARGET].hashes["sha256"].parse().unwrap();
+    let bytes = std::fs::read(site::target_file(site, catalog::HEAD_TARGET, &sha)).unwrap();
+    catalog::parse_head(&bytes, &catalog::CatalogLimits::default()).unwrap()
+}
+
+/// The newest version of role `name` in `site`.
+fn role_latest(site: &Path, name: &str) -> Envelope<Targets> {
+    let version = (1..).take_while(|v| site::metadata_file(site, name, *v).exists()).last().unwrap();
+    role(site, name, version)
+}
+
+#[test]
+fn download_statistics_publish_totals_recent_downloads_and_trending_and_redo_the_whole_catalog() {
+    let registry = registry();
+    let (full, partial) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // now() is 2026-11-01: the trending window is 10-26..=11-01, its baseline 10-05..=10-25.
+    write_stats(
+        registry.path(),
+        &[
+            ("acme.clock", "2026-10-10", 300),
+            ("acme.clock", "2026-10-30", 40),
+            ("acme.alarm", "2026-10-31", 12),
+            ("acme.alarm", "2026-09-01", 1000),
+            ("acme.unlisted", "2026-10-31", 99),
+        ],
+    );
+    build(registry.path(), full.path()).unwrap();
+    build(registry.path(), partial.path()).unwrap();
+    let head = head(full.path());
+    let clock = head.new.iter().find(|s| s.id.as_str() == "acme.clock").unwrap();
+    assert_eq!((clock.downloads, clock.recent_downloads), (340, 340));
+    let alarm = head.new.iter().find(|s| s.id.as_str() == "acme.alarm").unwrap();
+    assert_eq!((alarm.downloads, alarm.recent_downloads), (1012, 12), "September is outside the 30 days");
+    // clock: 40 in the window against 300 before, shrinking; alarm: 12 against 0;
+    // a plugin the catalog does not list never trends.
+    let trending: Vec<&str> = head.trending.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(trending, ["acme.alarm"]);
+
+    // Listings put the most downloaded first.
+    let catalog_role = role_latest(full.path(), "catalog").signed;
+    let page_target =
+        trellis_schema::catalog::page_target(trellis_schema::catalog::ListingKind::Category, "utility", 1);
+    let sha = catalog_role.targets[&page_target].hashes["sha256"].parse().unwrap();
+    let bytes = std::fs::read(site::target_file(full.path(), &page_target, &sha)).unwrap();
+    let page = trellis_schema::catalog::parse_page(&page_target, &bytes, &Default::default()).unwrap();
+    let order: Vec<&str> = page.plugins.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(order, ["acme.alarm", "acme.clock"]);
+
+    // New downloads and a release of one plugin: an incremental build redoes the
+    // whole catalog (every plugin's figures may have moved) and matches a full one.
+    write_stats(
+        registry.path(),
+        &[("acme.clock", "2026-10-10", 300), ("acme.clock", "2026-10-31", 500), ("acme.alarm", "2026-10-31", 12)],
+    );
+    fixture::add_release(registry.path(), &ReleaseSpec::new("acme.alarm", "0.2.0"), &fixture::key(1)).unwrap();
+    build(registry.path(), full.path()).unwrap();
+    let scope = Scope::Plugins(BTreeSet::from(["acme.alarm".parse().unwrap()]));
+    let report = build_registry(&Registry::open(registry.path()).unwrap(), partial.path(), scope, now()).unwrap();
+    assert_eq!(report.catalog, CatalogWork::Full, "download statistics redo the catalog from every record");
+    assert_eq!(tree(full.path()), tree(partial.path()));
+    let head = self::head(partial.path());
+    let clock = head.new.iter().find(|s| s.id.as_str() == "acme.clock").unwrap();
+    assert_eq!(clock.downloads, 800, "acme.clock was not rebuilt, its figures still moved");
+    let trending: Vec<&str> = head.trending.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(trending, ["acme.alarm", "acme.clock"], "growth 12·3/3 = 12 beats 500·3/303 ≈ 5");
+}
+
+#[test]
+fn visible_reviews_are_published_as_a_signed_catalog_document_and_hidden_ones_never() {
+    use trellis_schema::catalog;
+    let registry = registry();
+    let (full, partial) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let write_review = |author: &str, stars: u32, state: &str, date: &str, text: &str| {
+        let dir = registry.path().join("reviews/acme.clock");
+        std::fs::create_dir_all(&dir).unwrap();
+        let review = serde_json::json!({
+            "stars": stars, "text": text, "version": "1.1.0", "date": date, "author": author, "state": state
+        });
+        std::fs::write(dir.join(format!("{author}.json")), review.to_string()).unwrap();
+    };
+    write_review("octocat", 5, "visible", "2026-10-20", "Keeps *time*. <3 & `code`");
+    write_review("hubot", 4, "visible", "2026-10-25", "Fine.");
+    write_review("troll", 1, "hidden", "2026-10-30", "SPAM SPAM");
+    build(registry.path(), full.path()).unwrap();
+    build(registry.path(), partial.path()).unwrap();
+    let clock: trellis_schema::PluginId = "acme.clock".parse().unwrap();
+    let target = catalog::reviews_target(&clock);
+    let read = |site: &Path| {
+        let role = role_latest(site, "catalog").signed;
+        let sha = role.targets[&target].hashes["sha256"].parse().unwrap();
+        let bytes = std::fs::read(site::target_file(site, &target, &sha)).unwrap();
+        (role, bytes)
+    };
+    let (role, bytes) = read(full.path());
+    let doc = catalog::parse_reviews(&clock, &bytes, &catalog::CatalogLimits::default()).unwrap();
+    assert_eq!(doc.total, 2);
+    let authors: Vec<&str> = doc.reviews.iter().map(|r| r.author.as_str()).collect();
+    assert_eq!(authors, ["hubot", "octocat"], "newest first, the hidden review left out");
+    assert_eq!(doc.reviews[1].text, "Keeps *time*. <3 & `code`", "the text is data, as written");
+    assert!(!String::from_utf8_lossy(&bytes).contains("SPAM"));
+    assert!(!role.targets.contains_key(&catalog::reviews_target(&"acme.alarm".parse().unwrap())));
+
+    // An incremental build of another plugin keeps the document; one of the plugin
+    // redoes it, and hiding every review removes it.
+    fixture::add_release(registry.path(), &ReleaseSpec::new("acme.alarm", "0.2.0"), &fixture::key(1)).unwrap();
+    build(registry.path(), full.path()).unwrap();
+    let scope = Scope::Plugins(BTreeSet::from(["acme.alarm".parse().unwrap()]));
+    build_registry(&Registry::open(registry.path()).unwrap(), partial.path(), scope, now()).unwrap();
+    assert_eq!(tree(full.path()), tree(partial.path()));
+    assert_eq!(read(partial.path()).1, bytes);
+    write_review("octocat", 5, "hidden", "2026-10-20", "Keeps time.");
+    write_review("hubot", 4, "hidden", "2026-10-25", "Fine.");
+    build(registry.path(), full.path()).unwrap();
+    let scope = Scope::Plugins(BTreeSet::from([clock.clone()]));
+    build_registry(&Registry::open(registry.path()).unwrap(), partial.path(), scope, now()).unwrap();
+    assert_eq!(tree(full.path()), tree(partial.path()));
+    assert!(!role_latest(partial.path(), "catalog").signed.targets.contains_key(&target));
 }

@@ -18,6 +18,7 @@
 //! catalog/category-<name>-<page>.json     one page of a category listing (most downloaded first)
 //! catalog/tag-<name>-<page>.json          one page of a tag listing
 //! catalog/records-<bucket>.json           every plugin's catalog record (the builder's incremental state)
+//! catalog/reviews-<plugin>.json           a plugin's visible reviews, newest first (text as Markdown data)
 //! ```
 //!
 //! Numbers are integers (canonical JSON has no floats): impacts are thousandths,
@@ -118,6 +119,13 @@ pub struct Rating {
     pub tenths: u8,
     /// Number of reviews.
     pub count: u32,
+    /// Reviews with 1, 2, 3, 4 and 5 stars (their sum is `count`).
+    #[serde(default)]
+    pub histogram: [u32; 5],
+    /// Mean stars in tenths of the reviews of the last 90 days, when there are any:
+    /// above `tenths` is rising.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recent_tenths: Option<u8>,
 }
 
 /// The fields a result list or a listing shows for one plugin (its newest release).
@@ -151,9 +159,12 @@ pub struct PluginSummary {
     /// Star rating, when reviews exist.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rating: Option<Rating>,
-    /// Downloads counted so far (0 until download statistics exist).
+    /// Package and delta downloads counted so far (0 until download statistics exist).
     #[serde(default)]
     pub downloads: u64,
+    /// Those of the last 30 days, up to the build's day (absent when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub recent_downloads: u64,
     /// When its newest release was first published (RFC 3339).
     pub updated: String,
 }
@@ -190,7 +201,9 @@ pub struct CatalogHead {
     pub tags: Vec<ListingSize>,
     /// Curated by the operator (`featured.json` of the registry source).
     pub featured: Vec<PluginSummary>,
-    /// Growing fastest (empty until download statistics exist).
+    /// Growing fastest: downloads of the last 7 days against the 21 before, at least
+    /// 5 in the window, ties by volume then id (empty until download statistics exist;
+    /// `trellis_index::stats::figures` has the formula).
     pub trending: Vec<PluginSummary>,
     /// Newest plugins.
     pub new: Vec<PluginSummary>,
@@ -290,6 +303,65 @@ pub struct RecordBucket {
     pub format: u32,
     /// Records, by id.
     pub records: Vec<CatalogRecord>,
+}
+
+/// Target path of the visible reviews of plugin `id`.
+pub fn reviews_target(id: &PluginId) -> String {
+    format!("catalog/reviews-{id}.json")
+}
+
+/// Most reviews a reviews document holds (the newest).
+pub const REVIEWS_PER_DOC: usize = 100;
+/// Bytes a reviews document stays under (the newest reviews that fit, at most
+/// [`REVIEWS_PER_DOC`]); a client holds it to [`CatalogLimits::page_bytes`].
+pub const REVIEWS_BUDGET: usize = 192 * 1024;
+
+/// One visible review as the catalog publishes it. `text` is the author's Markdown
+/// as data (checked by the builder: no raw HTML, no images); a storefront escapes
+/// it or renders it with a Markdown renderer that drops HTML, never inserts it as HTML.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishedReview {
+    /// GitHub login of the author.
+    pub author: String,
+    /// 1 to 5.
+    pub stars: u8,
+    /// The version reviewed.
+    pub version: semver::Version,
+    /// When it was written (`YYYY-MM-DD`).
+    pub date: String,
+    /// Markdown text.
+    pub text: String,
+}
+
+/// `catalog/reviews-<plugin>.json`: a plugin's visible reviews, newest first (then
+/// by author).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginReviews {
+    /// [`CATALOG_FORMAT`].
+    pub format: u32,
+    /// The plugin.
+    pub plugin: PluginId,
+    /// Visible reviews in all (also those left out of `reviews`).
+    pub total: u32,
+    /// The newest reviews.
+    pub reviews: Vec<PublishedReview>,
+}
+
+/// Parses a reviews document strictly, within `limits` (the page bound).
+pub fn parse_reviews(id: &PluginId, bytes: &[u8], limits: &CatalogLimits) -> Result<PluginReviews, CatalogError> {
+    let target = reviews_target(id);
+    let doc: PluginReviews = parse(&target, bytes, limits.page_bytes)?;
+    check_format(&target, doc.format)?;
+    if doc.plugin != *id {
+        return Err(CatalogError::Invalid { target, reason: format!("document is about {}", doc.plugin) });
+    }
+    Ok(doc)
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn parse<T: serde::de::DeserializeOwned>(target: &str, bytes: &[u8], limit: u64) -> Result<T, CatalogError> {
@@ -415,8 +487,12 @@ pub fn shard_key(term: &str) -> String {
 /// [`MAX_KEY`]; a client reads, for each term, the shard of the longest key the
 /// catalog role lists.
 pub const MIN_KEY: usize = 2;
-/// Characters of the longest shard key.
-pub const MAX_KEY: usize = 6;
+/// Characters of the longest shard key: as long as a term may be, so only a shard of
+/// terms its key cannot tell apart (one term, or terms differing only past the
+/// ASCII letters and digits a key keeps) ever keeps fewer postings. That keeps every
+/// shard a function of the best postings it shows, which an incremental build
+/// relies on to redo a shard from the published one.
+pub const MAX_KEY: usize = 64;
 /// Bytes a search shard should stay under: split past it, and past [`MAX_KEY`] its
 /// terms keep fewer postings.
 pub const SHARD_BUDGET: usize = 48 * 1024;
@@ -512,7 +588,7 @@ mod tests {
         assert_eq!(shard_key("clock"), "cl");
         assert_eq!(shard_key("été"), "_t");
         assert_eq!(shard_key("x9"), "x9");
-        assert_eq!(candidate_keys("markdown"), ["markdo", "markd", "mark", "mar", "ma"]);
+        assert_eq!(candidate_keys("markdown"), ["markdown", "markdow", "markdo", "markd", "mark", "mar", "ma"]);
         assert_eq!(candidate_keys("go"), ["go"]);
     }
 
@@ -553,5 +629,36 @@ mod tests {
         assert!(matches!(parse_shard("cl", &bytes, &small), Err(CatalogError::TooLarge { .. })));
         let error = parse_shard("ab", &bytes, &CatalogLimits::default()).unwrap_err();
         assert!(error.to_string().contains("shard says it is"), "{error}");
+    }
+
+    #[test]
+    fn ratings_carry_their_histogram_and_trend_strictly_and_older_ratings_still_parse() {
+        let doc = |rating: &str| {
+            format!(
+                r#"{{"format":1,"key":"cl","terms":{{"clock":{{"df":1,"postings":[[0,900]]}}}},"docs":[{{"id":"acme.clock","name":"Clock","summary":"","vendor":"Acme","version":"1.0.0","channel":"stable","host":{{"id":"demo-host","api_version_requirement":"^1"}},"platforms":["any"],"pricing":"free","permissions":[],"categories":[],"tags":[],"rating":{rating},"downloads":7,"recent_downloads":3,"updated":"2026-11-01T00:00:00Z"}}]}}"#
+            )
+        };
+        let limits = CatalogLimits::default();
+        let shard = parse_shard(
+            "cl",
+            doc(r#"{"tenths":45,"count":2,"histogram":[0,0,0,1,1],"recent_tenths":50}"#).as_bytes(),
+            &limits,
+        )
+        .unwrap();
+        let summary = &shard.docs[0];
+        assert_eq!(
+            summary.rating,
+            Some(Rating { tenths: 45, count: 2, histogram: [0, 0, 0, 1, 1], recent_tenths: Some(50) })
+        );
+        assert_eq!((summary.downloads, summary.recent_downloads), (7, 3));
+        let round = serde_json::to_vec(&shard).unwrap();
+        assert_eq!(parse_shard("cl", &round, &limits).unwrap(), shard);
+
+        let older = parse_shard("cl", doc(r#"{"tenths":45,"count":2}"#).as_bytes(), &limits).unwrap();
+        assert_eq!(older.docs[0].rating, Some(Rating { tenths: 45, count: 2, histogram: [0; 5], recent_tenths: None }));
+        let error =
+            parse_shard("cl", doc(r#"{"tenths":45,"count":2,"histogram":[1,1]}"#).as_bytes(), &limits).unwrap_err();
+        assert!(error.to_string().contains("cl"), "{error}");
+        assert!(parse_shard("cl", doc(r#"{"tenths":45,"count":2,"stars":[]}"#).as_bytes(), &limits).is_err());
     }
 }

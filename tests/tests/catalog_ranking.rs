@@ -294,6 +294,7 @@ fn summary(entry: &Entry) -> PluginSummary {
         tags: tags.iter().map(|t| (*t).to_owned()).collect(),
         rating: None,
         downloads,
+        recent_downloads: 0,
         updated: "2026-11-01T00:00:00Z".into(),
     }
 }

@@ -33,6 +33,7 @@ use serde_json::Map;
 use trellis_client::fs::{FsError, write_atomic};
 use trellis_schema::blocklist::Blocklist;
 use trellis_schema::canonical;
+use trellis_schema::catalog::{PublishedReview, Rating};
 use trellis_schema::mirrors::MirrorList;
 use trellis_schema::publisher::PublisherChain;
 use trellis_schema::tuf::{Envelope, MetaFile, Root, Snapshot, Targets, Timestamp, TopRole};
@@ -152,6 +153,16 @@ pub struct BuildInput {
     pub deltas: DeltaPolicy,
     /// Plugins the operator features in the catalog head, in order.
     pub featured: Vec<PluginId>,
+    /// Star ratings of the loaded plugins, from their visible reviews (a loaded
+    /// plugin missing here has none).
+    pub ratings: BTreeMap<PluginId, Rating>,
+    /// Visible reviews of the loaded plugins (those with none missing), published as
+    /// `catalog/reviews-<plugin>.json`.
+    pub reviews: BTreeMap<PluginId, Vec<PublishedReview>>,
+    /// Downloads and trending from the registry's `stats/` as of the build's day;
+    /// `None` when it has none. With figures the catalog is always redone from every
+    /// record: the windows move every day, so every plugin's figures may change.
+    pub downloads: Option<crate::stats::CatalogFigures>,
     /// The mirrors to publish (target `mirrors.json` of the top-level `targets` role);
     /// none: no such target.
     pub mirrors: MirrorList,
@@ -188,6 +199,17 @@ impl BuildInput {
             publishers: registry.signing_keys(&keys.publishers)?,
             bins: registry.signing_keys(&keys.bins)?,
         };
+        let (ratings, reviews) = ratings(registry, &plugins, &scope, now)?;
+        let counts_path = registry.dir.join(crate::stats::COUNTS_FILE);
+        let invalid = |reason: String| RegistryError::Layout { path: counts_path.clone(), reason };
+        let downloads = match crate::stats::read_counts(&registry.dir).map_err(|e| invalid(e.to_string()))? {
+            Some(counts) => {
+                let today =
+                    now.strftime("%Y-%m-%d").to_string().parse().map_err(|e| invalid(format!("build date: {e}")))?;
+                Some(crate::stats::figures(&counts, today))
+            }
+            None => None,
+        };
         Ok(Self {
             expiry: registry.config.expiry_days.clone(),
             bin_bits: registry.config.bin_bits,
@@ -209,6 +231,9 @@ impl BuildInput {
             durability: Durability::Fsync,
             deltas: registry.config.deltas,
             featured: registry.featured.featured.clone(),
+            ratings,
+            reviews,
+            downloads,
             mirrors: MirrorList::from_urls(registry.config.mirrors.iter().map(String::as_str)).map_err(|e| {
                 RegistryError::Config {
                     path: registry.dir.join(crate::registry::CONFIG_FILE),
@@ -225,6 +250,75 @@ impl BuildInput {
         self
     }
 }
+
+/// The star ratings of `plugins` from their reviews (`reviews/<id>/<login>.json`),
+/// as of `now`. A refused review of a loaded plugin (any review in a full build)
+/// refuses the build; reviews of plugins an incremental build does not load are
+/// left for the build that loads them.
+fn ratings(
+    registry: &Registry,
+    plugins: &[PluginInput],
+    scope: &Scope,
+    now: jiff::Timestamp,
+) -> Result<(BTreeMap<PluginId, Rating>, VisibleReviews), RegistryError> {
+    use crate::review::{self, Aggregate, ReviewLimits};
+    let known: BTreeMap<PluginId, BTreeSet<semver::Version>> = plugins
+        .iter()
+        .map(|p| (p.id.clone(), p.releases.iter().map(|r| r.manifest.version.clone()).collect()))
+        .collect();
+    let report = review::check(&registry.dir, &known, &ReviewLimits::default());
+    let reviews_dir = registry.dir.join("reviews");
+    let loaded = |path: &Path| {
+        path.strip_prefix(&reviews_dir)
+            .ok()
+            .and_then(|rest| rest.components().next()?.as_os_str().to_str()?.parse::<PluginId>().ok())
+            .is_some_and(|id| known.contains_key(&id))
+    };
+    let refused: Vec<&review::ReviewProblem> =
+        report.problems.iter().filter(|p| *scope == Scope::Full || loaded(&p.path)).collect();
+    if let Some(first) = refused.first() {
+        let more = match refused.len() {
+            1 => String::new(),
+            n => format!(" (and {} more; run `trellis-index reviews check`)", n - 1),
+        };
+        return Err(RegistryError::Layout { path: first.path.clone(), reason: format!("{}{more}", first.reason) });
+    }
+    let today: jiff::civil::Date = now
+        .strftime("%Y-%m-%d")
+        .to_string()
+        .parse()
+        .map_err(|e| RegistryError::Layout { path: reviews_dir.clone(), reason: format!("build date: {e}") })?;
+    let mut by_plugin: BTreeMap<&PluginId, Vec<&review::Review>> = BTreeMap::new();
+    for checked in &report.reviews {
+        by_plugin.entry(&checked.plugin).or_default().push(&checked.review);
+    }
+    let ratings = by_plugin
+        .iter()
+        .filter_map(|(id, reviews)| Some(((*id).clone(), Aggregate::of(reviews.iter().copied(), today)?.rating())))
+        .collect();
+    let visible = by_plugin
+        .into_iter()
+        .map(|(id, reviews)| {
+            let published = reviews
+                .into_iter()
+                .filter(|r| r.state == review::Moderation::Visible)
+                .map(|r| PublishedReview {
+                    author: r.author.clone(),
+                    stars: r.stars,
+                    version: r.version.clone(),
+                    date: r.date.to_string(),
+                    text: r.text.clone(),
+                })
+                .collect::<Vec<_>>();
+            (id.clone(), published)
+        })
+        .filter(|(_, published)| !published.is_empty())
+        .collect();
+    Ok((ratings, visible))
+}
+
+/// Visible reviews of one plugin.
+type VisibleReviews = BTreeMap<PluginId, Vec<PublishedReview>>;
 
 /// What a build did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -244,6 +338,20 @@ pub struct BuildReport {
     /// Of those, the releases this build analysed (new ones); the others carry the
     /// analysis the site published.
     pub analysed: usize,
+    /// How the catalog was computed.
+    pub catalog: CatalogWork,
+}
+
+/// How a build computed the catalog.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CatalogWork {
+    /// From every record: a full build, or an incremental one the published
+    /// documents could not decide (a plugin leaving a list the site shows only the
+    /// best of).
+    #[default]
+    Full,
+    /// From the published documents listing the changed plugins only.
+    Incremental,
 }
 
 /// Why a build was refused. Nothing was written when one of these is returned,
@@ -524,29 +632,108 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
         Some(prev) => prev.published_docs(&plugins, input.bin_bits)?,
         None => BTreeMap::new(),
     };
-    // Catalog records: the published ones, with the changed plugins' redone (a full
-    // build keeps only the plugins it loaded).
+    // The catalog: an incremental build redoes only the documents listing the
+    // changed plugins, from the published documents; a full build (or an update
+    // the published documents cannot decide) redoes it from every record: the
+    // published ones, with the changed plugins' redone (a full build keeps only the
+    // plugins it loaded).
     let build_time = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let mut records = catalog::previous_records(previous.as_ref())?;
-    if input.scope == Scope::Full {
-        let loaded: BTreeSet<&PluginId> = plugins.iter().map(|p| &p.id).collect();
-        records.retain(|id, _| loaded.contains(id));
+    let published_catalog = match (&input.scope, &previous) {
+        (Scope::Plugins(_), Some(prev)) if input.downloads.is_none() => catalog::SiteCatalog::open(prev)?,
+        (Scope::Plugins(_), Some(_)) => {
+            tracing::info!("the registry has download statistics; redoing the catalog from every record");
+            None
+        }
+        _ => None,
+    };
+    let update = match &published_catalog {
+        Some(published) => {
+            let mut incremental = catalog::Incremental::new(published);
+            incremental.load(plugins.iter().map(|p| &p.id))?;
+            let changes: BTreeMap<PluginId, Option<trellis_schema::catalog::CatalogRecord>> = plugins
+                .par_iter()
+                .map(|p| {
+                    (
+                        p.id.clone(),
+                        catalog::record(p, incremental.previous(&p.id), &build_time, input.ratings.get(&p.id).copied()),
+                    )
+                })
+                .collect();
+            incremental.update(&changes, &input.featured)?
+        }
+        None => None,
+    };
+    let catalog_work = if update.is_some() { CatalogWork::Incremental } else { CatalogWork::Full };
+    if published_catalog.is_some() && update.is_none() {
+        tracing::info!("the published catalog cannot decide this update; redoing the catalog from every record");
     }
-    let redone: Vec<(PluginId, Option<trellis_schema::catalog::CatalogRecord>)> =
-        plugins.par_iter().map(|p| (p.id.clone(), catalog::record(p, records.get(&p.id), &build_time))).collect();
-    for (id, record) in redone {
-        match record {
-            Some(record) => records.insert(id, record),
-            None => records.remove(&id),
+    let (catalog_documents, catalog_entries): (Vec<TargetOut>, Entries) = match update {
+        Some(update) => {
+            (update.documents.into_iter().map(|(target, bytes)| bytes_target(target, bytes)).collect(), update.entries)
+        }
+        None => {
+            let mut records = catalog::previous_records(previous.as_ref())?;
+            if input.scope == Scope::Full {
+                let loaded: BTreeSet<&PluginId> = plugins.iter().map(|p| &p.id).collect();
+                records.retain(|id, _| loaded.contains(id));
+            }
+            let redone: Vec<(PluginId, Option<trellis_schema::catalog::CatalogRecord>)> = plugins
+                .par_iter()
+                .map(|p| {
+                    (
+                        p.id.clone(),
+                        catalog::record(p, records.get(&p.id), &build_time, input.ratings.get(&p.id).copied()),
+                    )
+                })
+                .collect();
+            for (id, record) in redone {
+                match record {
+                    Some(record) => records.insert(id, record),
+                    None => records.remove(&id),
+                };
+            }
+            let trending = match &input.downloads {
+                Some(figures) => catalog::apply_downloads(&mut records, figures),
+                None => Vec::new(),
+            };
+            catalog::check_featured(&input.featured, &records)?;
+            let documents: Vec<TargetOut> = catalog::documents_with(&records, &input.featured, &trending)
+                .into_iter()
+                .map(|(target, bytes)| bytes_target(target, bytes))
+                .collect();
+            let entries = documents.iter().map(|t| (t.target.clone(), (t.sha256, t.length))).collect();
+            (documents, entries)
+        }
+    };
+    // Reviews documents: redone for the loaded plugins; those of the others (an
+    // incremental build) carried over from the published catalog role.
+    let (catalog_documents, catalog_entries) = {
+        let mut documents = catalog_documents;
+        let mut entries = catalog_entries;
+        let loaded: BTreeSet<String> = plugins.iter().map(|p| trellis_schema::catalog::reviews_target(&p.id)).collect();
+        let is_reviews = |target: &str| target.starts_with("catalog/reviews-");
+        entries.retain(|target, _| !is_reviews(target));
+        let carried = match (&input.scope, &previous) {
+            (Scope::Plugins(_), Some(prev)) => prev.role(CATALOG_ROLE)?.map(|role| (prev.dir().to_owned(), role)),
+            _ => None,
         };
-    }
-    catalog::check_featured(&input.featured, &records)?;
-    let catalog_documents: Vec<TargetOut> = catalog::documents(&records, &input.featured)
-        .into_iter()
-        .map(|(target, bytes)| bytes_target(target, bytes))
-        .collect();
-    drop(records);
-    let catalog_entries: Entries = catalog_documents.iter().map(|t| (t.target.clone(), (t.sha256, t.length))).collect();
+        if let Some((dir, role)) = carried {
+            for (target, file) in &role.signed.targets {
+                if is_reviews(target) && !loaded.contains(target) {
+                    let sha256 = file.hashes.get("sha256").and_then(|h| h.parse().ok()).ok_or_else(|| {
+                        BuildError::Site { path: dir.clone(), reason: format!("{target} has no sha256") }
+                    })?;
+                    entries.insert(target.clone(), (sha256, file.length));
+                }
+            }
+        }
+        for (target, bytes) in catalog::reviews_documents(&input.reviews) {
+            let out = bytes_target(target, bytes);
+            entries.insert(out.target.clone(), (out.sha256, out.length));
+            documents.push(out);
+        }
+        (documents, entries)
+    };
 
     let policy = input.deltas;
     let per_plugin: Vec<PluginFiles> = plugins
@@ -720,7 +907,8 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
             && tuf::signed_by_same_keys(&p.snapshot, input.signers.snapshot.as_deref())
             && tuf::signed_by_same_keys(&p.timestamp, input.signers.timestamp.as_deref())
     });
-    let mut report = BuildReport { plugins: plugin_count, releases, analysed, ..BuildReport::default() };
+    let mut report =
+        BuildReport { plugins: plugin_count, releases, analysed, catalog: catalog_work, ..BuildReport::default() };
     let (snapshot_out, timestamp_out) = if snapshot_unchanged
         && let Some(prev) = &previous
         && !tuf::needs_refresh(&prev.timestamp.signed.expires, now, expiry.timestamp)

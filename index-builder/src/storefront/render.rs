@@ -109,8 +109,14 @@ impl Theme {
             permissions: vec!["network".into()],
             categories: vec!["utility".into()],
             tags: vec!["example".into()],
-            rating: Some(trellis_schema::catalog::Rating { tenths: 45, count: 2 }),
+            rating: Some(trellis_schema::catalog::Rating {
+                tenths: 45,
+                count: 2,
+                histogram: [0, 0, 0, 1, 1],
+                recent_tenths: None,
+            }),
             downloads: 10,
+            recent_downloads: 4,
             updated: String::new(),
         };
         let record = CatalogRecord {
@@ -509,6 +515,7 @@ mod tests {
             tags: vec![],
             rating,
             downloads,
+            recent_downloads: downloads / 10,
             updated: "2026-11-01T00:00:00Z".into(),
         };
         CatalogRecord { summary, created: String::new(), releases: 1, length: 0, terms: BTreeMap::new() }
@@ -541,7 +548,10 @@ mod tests {
 
     #[test]
     fn the_plugin_page_shows_rating_and_downloads_when_the_catalog_has_them() {
-        let page = plugin_page(&record(Some(Rating { tenths: 43, count: 12 }), 1_234_567));
+        let page = plugin_page(&record(
+            Some(Rating { tenths: 43, count: 12, histogram: [1, 0, 1, 3, 7], recent_tenths: Some(45) }),
+            1_234_567,
+        ));
         assert!(page.contains("Rated 4.3 out of 5 by 12 reviewers"), "{page}");
         assert!(page.contains("★★★★½"), "{page}");
         assert!(page.contains("1,234,567 downloads"), "{page}");
@@ -555,7 +565,13 @@ mod tests {
 
     #[test]
     fn stars_round_to_halves() {
-        let glyphs = |tenths| stars(&record(Some(Rating { tenths, count: 1 }), 0).summary).unwrap().glyphs;
+        let glyphs = |tenths| {
+            stars(
+                &record(Some(Rating { tenths, count: 1, histogram: [0, 0, 0, 0, 1], recent_tenths: None }), 0).summary,
+            )
+            .unwrap()
+            .glyphs
+        };
         assert_eq!(glyphs(50), "★★★★★");
         assert_eq!(glyphs(35), "★★★½☆");
         assert_eq!(glyphs(10), "★☆☆☆☆");

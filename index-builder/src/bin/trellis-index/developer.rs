@@ -48,7 +48,8 @@ pub(crate) enum Command {
     Publisher(PublisherCommand),
     /// Check a source tree or a package the way the store will; exit 0 when clean, 1 on problems.
     Lint {
-        /// A plugin source tree or a package (.zip).
+        /// A plugin source tree, a package (.zip), or a registry source tree (then its
+        /// reviews are checked, as `trellis-index reviews check` does).
         path: PathBuf,
         /// Check the package's signature against this publisher record chain
         /// (`publishers/<vendor>.json`).
@@ -327,6 +328,10 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Lint { path, publisher, trusted_publisher, root, registry, sandbox, sandbox_timeout, json } => {
+            if path.join(trellis_index::registry::CONFIG_FILE).is_file() {
+                // A registry source tree: what it holds besides packages is its reviews.
+                return crate::reviews::run(crate::reviews::Command::Check { registry: path, json });
+            }
             let root = match root {
                 Some(file) => Some(
                     serde_json::from_slice::<trellis_schema::tuf::Envelope<trellis_schema::tuf::Root>>(

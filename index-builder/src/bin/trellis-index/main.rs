@@ -8,6 +8,8 @@ mod developer;
 mod license;
 mod mirror;
 mod operator;
+mod reviews;
+mod stats;
 mod status;
 mod submission;
 
@@ -50,6 +52,12 @@ enum Command {
     /// (with --only) of chosen plugins: a mirror for a CDN, a USB stick or an
     /// air-gapped share. The copy is verified as a client would.
     Mirror(mirror::MirrorArgs),
+    /// Reviews in the registry source (`reviews/<plugin id>/<GitHub login>.json`).
+    #[command(subcommand)]
+    Reviews(reviews::Command),
+    /// Download statistics (`stats/` of the registry source) from access logs.
+    #[command(subcommand)]
+    Stats(stats::Command),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +70,8 @@ fn main() -> ExitCode {
         Command::License(command) => license::run(command),
         Command::Submission(command) => submission::run(command),
         Command::Mirror(args) => mirror::run(args),
+        Command::Reviews(command) => reviews::run(command),
+        Command::Stats(command) => stats::run(command),
     };
     match result {
         Ok(code) => code,

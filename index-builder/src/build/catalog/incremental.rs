@@ -1,0 +1,651 @@
+//! The catalog of an incremental build, computed from the documents the site
+//! already publishes instead of from every record.
+//!
+//! Owns [`Incremental`]: given the plugins a build changed (their published records,
+//! from their record buckets, and their new ones), it reads only the documents that
+//! list them — the head, the published shards of their terms' shortest keys, their
+//! listings' pages, their buckets — and redoes exactly those, byte for byte as
+//! [`super::documents`] would over every record. Listings and buckets are complete
+//! in the site; a shard keeps only the best postings of a term and the head only the
+//! best [`HEAD_LIST`] plugins of a list, so each of those is redone when what the
+//! site keeps is enough to know the new best ones (every plugin the site does not
+//! show ranks below the last one it shows), and the whole update is given up
+//! (`Ok(None)`: the caller falls back to every record) when it is not, e.g. when a
+//! plugin leaves a full list. The documents are read through [`PublishedCatalog`],
+//! so the unit tests run it over documents in memory.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use rayon::prelude::*;
+use trellis_schema::catalog::{
+    self, CatalogLimits, CatalogRecord, HEAD_LIST, HEAD_TARGET, ListingKind, POSTINGS_PER_TERM, PluginSummary,
+    SearchShard,
+};
+use trellis_schema::{PluginId, Sha256};
+
+use super::super::BuildError;
+use super::super::previous::PreviousSite;
+use super::{ShardPostings, TermList};
+use crate::tuf::CATALOG_ROLE;
+
+/// The catalog documents a site publishes.
+pub trait PublishedCatalog: Sync {
+    /// Every catalog target it lists, with its SHA-256 and length.
+    fn entries(&self) -> &BTreeMap<String, (Sha256, u64)>;
+    /// The bytes of listed target `target`.
+    fn read(&self, target: &str) -> Result<Vec<u8>, BuildError>;
+}
+
+/// The catalog of a previous site on disk (`None` when it has no catalog role).
+pub(in crate::build) struct SiteCatalog<'a> {
+    site: &'a PreviousSite,
+    entries: BTreeMap<String, (Sha256, u64)>,
+}
+
+impl<'a> SiteCatalog<'a> {
+    pub(in crate::build) fn open(site: &'a PreviousSite) -> Result<Option<Self>, BuildError> {
+        let Some(role) = site.role(CATALOG_ROLE)? else { return Ok(None) };
+        let mut entries = BTreeMap::new();
+        for (target, file) in role.signed.targets {
+            let sha256 = file.hashes.get("sha256").and_then(|h| h.parse().ok()).ok_or_else(|| {
+                BuildError::Catalog(format!("the published catalog role lists {target} without a valid sha256"))
+            })?;
+            entries.insert(target, (sha256, file.length));
+        }
+        Ok(Some(Self { site, entries }))
+    }
+}
+
+impl PublishedCatalog for SiteCatalog<'_> {
+    fn entries(&self) -> &BTreeMap<String, (Sha256, u64)> {
+        &self.entries
+    }
+
+    fn read(&self, target: &str) -> Result<Vec<u8>, BuildError> {
+        let (sha256, _) = self
+            .entries
+            .get(target)
+            .ok_or_else(|| BuildError::Catalog(format!("the published catalog role does not list {target}")))?;
+        let path = crate::site::target_file(self.site.dir(), target, sha256);
+        std::fs::read(&path).map_err(|e| BuildError::Site { path, reason: e.to_string() })
+    }
+}
+
+/// What an incremental build changes in the catalog.
+#[derive(Debug)]
+pub struct CatalogUpdate {
+    /// The documents redone (target path, bytes), sorted by path; some may be
+    /// byte-identical to the published ones.
+    pub documents: Vec<(String, Vec<u8>)>,
+    /// Every target of the new catalog role: the published ones, those redone
+    /// replaced (a shard or a page no longer produced is gone).
+    pub entries: BTreeMap<String, (Sha256, u64)>,
+}
+
+/// The catalog update of one incremental build (see the module docs).
+pub struct Incremental<'p> {
+    published: &'p dyn PublishedCatalog,
+    /// Record buckets read so far: bucket → id → published record.
+    buckets: BTreeMap<u32, BTreeMap<PluginId, CatalogRecord>>,
+}
+
+impl<'p> Incremental<'p> {
+    /// An update of `published`, nothing read yet.
+    pub fn new(published: &'p dyn PublishedCatalog) -> Self {
+        Self { published, buckets: BTreeMap::new() }
+    }
+
+    /// Reads the record buckets of `ids` not read yet (in parallel).
+    pub fn load<'i>(&mut self, ids: impl IntoIterator<Item = &'i PluginId>) -> Result<(), BuildError> {
+        let wanted: BTreeSet<u32> =
+            ids.into_iter().map(catalog::record_bucket).filter(|b| !self.buckets.contains_key(b)).collect();
+        let read: Vec<(u32, BTreeMap<PluginId, CatalogRecord>)> = wanted
+            .into_par_iter()
+            .map(|bucket| {
+                let target = catalog::records_target(bucket);
+                if !self.published.entries().contains_key(&target) {
+                    return Ok((bucket, BTreeMap::new()));
+                }
+                let bytes = self.published.read(&target)?;
+                let parsed = catalog::parse_records(&target, &bytes).map_err(published_error)?;
+                Ok((bucket, parsed.records.into_iter().map(|r| (r.summary.id.clone(), r)).collect()))
+            })
+            .collect::<Result<_, BuildError>>()?;
+        self.buckets.extend(read);
+        Ok(())
+    }
+
+    /// The published record of `id`, once its bucket is loaded ([`Self::load`]).
+    pub fn previous(&self, id: &PluginId) -> Option<&CatalogRecord> {
+        self.buckets.get(&catalog::record_bucket(id))?.get(id)
+    }
+
+    /// The catalog after replacing the records of the changed plugins by `changes`
+    /// (`None`: no longer listed); `featured` is the operator's list. `Ok(None)` when
+    /// the published documents are not enough to know the result (redo it from every
+    /// record). A featured plugin the catalog does not list is refused as
+    /// [`super::check_featured`] does.
+    pub fn update(
+        mut self,
+        changes: &BTreeMap<PluginId, Option<CatalogRecord>>,
+        featured: &[PluginId],
+    ) -> Result<Option<CatalogUpdate>, BuildError> {
+        let published = self.published;
+        if !published.entries().contains_key(HEAD_TARGET) {
+            return Ok(None);
+        }
+        let head_bytes = published.read(HEAD_TARGET)?;
+        let head = catalog::parse_head(&head_bytes, &generous()).map_err(published_error)?;
+        self.load(changes.keys())?;
+        let brand_new = changes.iter().any(|(id, new)| new.is_some() && self.previous(id).is_none());
+        if brand_new {
+            self.load(head.new.iter().map(|s| &s.id))?;
+        }
+        let shown: HashSet<&PluginId> = head.featured.iter().map(|s| &s.id).collect();
+        self.load(featured.iter().filter(|id| !changes.contains_key(*id) && !shown.contains(id)))?;
+
+        let this = &self;
+        let old: BTreeMap<&PluginId, &CatalogRecord> =
+            changes.keys().filter_map(|id| Some((id, this.previous(id)?))).collect();
+        let new: BTreeMap<&PluginId, &CatalogRecord> =
+            changes.iter().filter_map(|(id, r)| Some((id, r.as_ref()?))).collect();
+        let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut removed: BTreeSet<String> = BTreeSet::from([HEAD_TARGET.to_owned()]);
+
+        // Featured: the new record, else as the head shows it, else from its bucket.
+        let mut featured_summaries = Vec::new();
+        for id in featured {
+            let summary = match changes.get(id) {
+                Some(change) => change.as_ref().map(|r| &r.summary),
+                None => head.featured.iter().find(|s| &s.id == id).or_else(|| this.previous(id).map(|r| &r.summary)),
+            };
+            match summary {
+                Some(summary) => featured_summaries.push(summary.clone()),
+                None => return Err(super::unknown_featured(id)),
+            }
+        }
+        featured_summaries.truncate(HEAD_LIST);
+
+        // Listings of the changed plugins' categories and tags, before and after.
+        let mut touched: BTreeSet<(ListingKind, &str)> = BTreeSet::new();
+        for record in old.values().chain(new.values()) {
+            touched.extend(record.summary.categories.iter().map(|c| (ListingKind::Category, c.as_str())));
+            touched.extend(record.summary.tags.iter().map(|t| (ListingKind::Tag, t.as_str())));
+        }
+        let sizes_of = |kind| if kind == ListingKind::Category { &head.categories } else { &head.tags };
+        let pages: Vec<String> = touched
+            .iter()
+            .flat_map(|(kind, name)| {
+                let pages = sizes_of(*kind).iter().find(|s| s.name == *name).map_or(0, |s| s.pages);
+                (1..=pages).map(|page| catalog::page_target(*kind, name, page))
+            })
+            .collect();
+        let read_pages: Vec<catalog::ListingPage> = pages
+            .par_iter()
+            .map(|target| {
+                let bytes = published.read(target)?;
+                catalog::parse_page(target, &bytes, &generous()).map_err(published_error)
+            })
+            .collect::<Result<_, BuildError>>()?;
+        removed.extend(pages);
+        let mut members: BTreeMap<(ListingKind, &str), Vec<&PluginSummary>> =
+            touched.iter().map(|key| (*key, Vec::new())).collect();
+        for page in &read_pages {
+            let list = members.entry((page.kind, page.name.as_str())).or_default();
+            list.extend(page.plugins.iter().filter(|s| !changes.contains_key(&s.id)));
+        }
+        for record in new.values() {
+            for category in &record.summary.categories {
+                members.entry((ListingKind::Category, category)).or_default().push(&record.summary);
+            }
+            for tag in &record.summary.tags {
+                members.entry((ListingKind::Tag, tag)).or_default().push(&record.summary);
+            }
+        }
+        let (mut categories, mut tags) = (head.categories.clone(), head.tags.clone());
+        for ((kind, name), list) in members {
+            let sizes = if kind == ListingKind::Category { &mut categories } else { &mut tags };
+            sizes.retain(|s| s.name != name);
+            if !list.is_empty() {
+                sizes.push(super::listing_pages(kind, name, list, &mut out));
+            }
+        }
+        super::sort_sizes(&mut categories);
+        super::sort_sizes(&mut tags);
+
+        // Head lists.
+        let changed_summaries: Vec<&PluginSummary> = new.values().map(|r| &r.summary).collect();
+        let unchanged = (head.plugins as usize).saturating_sub(old.len());
+        let updated = {
+            let mut candidates: Vec<&PluginSummary> =
+                head.updated.iter().filter(|s| !changes.contains_key(&s.id)).collect();
+            let unseen = unchanged.saturating_sub(candidates.len());
+            candidates.extend(changed_summaries);
+            let order =
+                |a: &&PluginSummary, b: &&PluginSummary| b.updated.cmp(&a.updated).then_with(|| a.id.cmp(&b.id));
+            match best(candidates, head.updated.last().as_ref(), unseen, HEAD_LIST, order) {
+                Some(list) => list.into_iter().cloned().collect::<Vec<_>>(),
+                None => return Ok(None),
+            }
+        };
+        let newest = if brand_new {
+            // Brand-new plugins are placed by their creation date, which only the
+            // records carry.
+            let mut shown = Vec::new();
+            for summary in &head.new {
+                match this.previous(&summary.id) {
+                    Some(record) => shown.push((record.created.as_str(), summary)),
+                    None => return Ok(None),
+                }
+            }
+            let mut candidates: Vec<(&str, &PluginSummary)> =
+                shown.iter().filter(|(_, s)| !changes.contains_key(&s.id)).copied().collect();
+            let unseen = unchanged.saturating_sub(candidates.len());
+            candidates.extend(new.values().map(|r| (r.created.as_str(), &r.summary)));
+            let order =
+                |a: &(&str, &PluginSummary), b: &(&str, &PluginSummary)| b.0.cmp(a.0).then_with(|| a.1.id.cmp(&b.1.id));
+            match best(candidates, shown.last(), unseen, HEAD_LIST, order) {
+                Some(list) => list.into_iter().map(|(_, s)| s.clone()).collect(),
+                None => return Ok(None),
+            }
+        } else {
+            // Creation dates are kept: the order is the published one, the changed
+            // plugins in their places.
+            let mut list = Vec::new();
+            for summary in &head.new {
+                match changes.get(&summary.id) {
+                    None => list.push(summary.clone()),
+                    Some(Some(record)) => list.push(record.summary.clone()),
+                    Some(None) if head.new.len() < HEAD_LIST => {}
+                    Some(None) => return Ok(None),
+                }
+            }
+            list
+        };
+        let plugins = head.plugins as usize - old.len() + new.len();
+        let releases = head.releases - old.values().map(|r| r.releases).sum::<u32>()
+            + new.values().map(|r| r.releases).sum::<u32>();
+        out.push((
+            HEAD_TARGET.to_owned(),
+            super::head_bytes(
+                plugins as u32,
+                releases,
+                categories,
+                tags,
+                featured_summaries,
+                Vec::new(),
+                newest,
+                updated,
+            ),
+        ));
+
+        // Search shards of the changed plugins' terms' shortest keys.
+        let mut roots: BTreeSet<String> = BTreeSet::new();
+        for record in old.values().chain(new.values()) {
+            roots.extend(record.terms.keys().map(|t| catalog::shard_key(t)));
+        }
+        let shard_targets: Vec<(String, String)> = published
+            .entries()
+            .keys()
+            .filter_map(|target| {
+                let key = target.strip_prefix("catalog/search-")?.strip_suffix(".json")?;
+                roots.contains(&catalog::shard_key_of(key, catalog::MIN_KEY)).then(|| (target.clone(), key.to_owned()))
+            })
+            .collect();
+        let shards: Vec<SearchShard> = shard_targets
+            .par_iter()
+            .map(|(target, key)| {
+                let bytes = published.read(target)?;
+                catalog::parse_shard(key, &bytes, &generous()).map_err(published_error)
+            })
+            .collect::<Result<_, BuildError>>()?;
+        removed.extend(shard_targets.into_iter().map(|(target, _)| target));
+        // Per root and term: the document frequency, the candidates (the unchanged
+        // postings the site shows, the changed plugins' new ones), the last posting
+        // the site shows and how many unchanged postings it does not show.
+        type Pending<'a> = (u32, Vec<super::Posting<'a>>, Option<super::Posting<'a>>, usize);
+        let mut by_root: BTreeMap<String, BTreeMap<&str, Pending<'_>>> = BTreeMap::new();
+        for shard in &shards {
+            for (term, postings) in &shard.terms {
+                let mut known = Vec::with_capacity(postings.postings.len());
+                let mut last_shown = None;
+                for (slot, impact) in &postings.postings {
+                    let summary = shard.docs.get(*slot as usize).ok_or_else(|| {
+                        published_error(catalog::CatalogError::Invalid {
+                            target: catalog::shard_target(&shard.key),
+                            reason: format!("term {term} points at doc {slot}, past its docs"),
+                        })
+                    })?;
+                    let posting = (summary, *impact, f64::from(*impact) * catalog::popularity(summary));
+                    last_shown = Some(posting);
+                    if !changes.contains_key(&summary.id) {
+                        known.push(posting);
+                    }
+                }
+                let before = old.values().filter(|r| r.terms.contains_key(term)).count() as u32;
+                let pending = by_root.entry(catalog::shard_key(term)).or_default().entry(term.as_str()).or_default();
+                let unchanged = postings.df.saturating_sub(before);
+                *pending = (unchanged, known, last_shown, 0);
+                pending.3 = (unchanged as usize).saturating_sub(pending.1.len());
+            }
+        }
+        for record in new.values() {
+            for (term, weighted) in &record.terms {
+                let pending = by_root.entry(catalog::shard_key(term)).or_default().entry(term.as_str()).or_default();
+                pending.0 += 1;
+                pending.1.push(super::posting(&record.summary, *weighted, record.length));
+            }
+        }
+        let mut certain: BTreeMap<String, ShardPostings<'_>> = BTreeMap::new();
+        for (root, terms) in by_root {
+            let mut kept: ShardPostings<'_> = BTreeMap::new();
+            for (term, (df, candidates, last_shown, unseen)) in terms {
+                if df == 0 {
+                    continue;
+                }
+                match best(candidates, last_shown.as_ref(), unseen, POSTINGS_PER_TERM, super::posting_order) {
+                    Some(postings) => kept.insert(term, TermList { df, postings }),
+                    None => return Ok(None),
+                };
+            }
+            if !kept.is_empty() {
+                certain.insert(root, kept);
+            }
+        }
+        let redone: Vec<(String, Vec<u8>)> =
+            certain.into_par_iter().flat_map_iter(|(root, terms)| super::root_shards(root, terms)).collect();
+        out.extend(redone);
+
+        // Record buckets of the changed plugins.
+        let buckets: BTreeSet<u32> = changes.keys().map(catalog::record_bucket).collect();
+        for bucket in buckets {
+            let mut records = self.buckets.get(&bucket).cloned().unwrap_or_default();
+            for (id, change) in changes.iter().filter(|(id, _)| catalog::record_bucket(id) == bucket) {
+                match change {
+                    Some(record) => records.insert(id.clone(), record.clone()),
+                    None => records.remove(id),
+                };
+            }
+            removed.insert(catalog::records_target(bucket));
+            out.push(super::bucket_bytes(bucket, records.into_values().collect()));
+        }
+
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut entries = published.entries().clone();
+        entries.retain(|target, _| !removed.contains(target));
+        for (target, bytes) in &out {
+            entries.insert(target.clone(), (Sha256::of(bytes), bytes.len() as u64));
+        }
+        Ok(Some(CatalogUpdate { documents: out, entries }))
+    }
+}
+
+/// The best `limit` of `candidates` (the unchanged entries the site shows and the
+/// changed ones) in `order`, when certain: `unseen` more unchanged entries exist,
+/// each ranked below `last_shown` (the last entry the site showed), so the answer
+/// is certain when there are none or the best `limit` candidates all rank at or above it.
+fn best<T>(
+    mut candidates: Vec<T>,
+    last_shown: Option<&T>,
+    unseen: usize,
+    limit: usize,
+    order: impl Fn(&T, &T) -> Ordering,
+) -> Option<Vec<T>> {
+    candidates.sort_by(&order);
+    if unseen > 0 {
+        let last_shown = last_shown?;
+        let certain = candidates.iter().take_while(|c| order(c, last_shown) != Ordering::Greater).count();
+        if certain < limit {
+            return None;
+        }
+    }
+    candidates.truncate(limit);
+    Some(candidates)
+}
+
+/// Limits for reading the builder's own published documents: the client's bounds
+/// guard a client, not the builder (which wrote them).
+fn generous() -> CatalogLimits {
+    CatalogLimits { head_bytes: u64::MAX, shard_bytes: u64::MAX, page_bytes: u64::MAX }
+}
+
+fn published_error(error: catalog::CatalogError) -> BuildError {
+    BuildError::Catalog(format!("the published catalog cannot be read: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use trellis_schema::catalog::Rating;
+    use trellis_schema::plugin::{Channel, HostRequirement, Platform, PricingModel};
+
+    use super::*;
+
+    /// Published documents in memory.
+    struct Memory {
+        entries: BTreeMap<String, (Sha256, u64)>,
+        bytes: BTreeMap<String, Vec<u8>>,
+    }
+
+    impl Memory {
+        fn of(documents: Vec<(String, Vec<u8>)>) -> Self {
+            let entries = documents.iter().map(|(t, b)| (t.clone(), (Sha256::of(b), b.len() as u64))).collect();
+            Self { entries, bytes: documents.into_iter().collect() }
+        }
+    }
+
+    impl PublishedCatalog for Memory {
+        fn entries(&self) -> &BTreeMap<String, (Sha256, u64)> {
+            &self.entries
+        }
+        fn read(&self, target: &str) -> Result<Vec<u8>, BuildError> {
+            self.bytes.get(target).cloned().ok_or_else(|| BuildError::Catalog(format!("no {target}")))
+        }
+    }
+
+    /// A deterministic generator (xorshift), so a failure reproduces.
+    struct Dice(u64);
+
+    impl Dice {
+        fn next(&mut self, below: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % below
+        }
+        /// Skewed towards 0, so a few words are in many plugins (terms with more
+        /// postings than a shard keeps, shards over the budget).
+        fn skewed(&mut self, below: u64) -> u64 {
+            let a = self.next(below);
+            a * self.next(below) / below
+        }
+    }
+
+    const SYLLABLES: [&str; 8] = ["ka", "lo", "mi", "ne", "ru", "sa", "to", "vi"];
+
+    fn word(n: u64) -> String {
+        let s = |i: u64| SYLLABLES[(i % 8) as usize];
+        format!("{}{}{}", s(n), s(n / 8), s(n / 64))
+    }
+
+    fn record(dice: &mut Dice, n: u64, version: &str, updated: &str) -> CatalogRecord {
+        let words =
+            |dice: &mut Dice, count: usize| -> Vec<String> { (0..count).map(|_| word(dice.skewed(400))).collect() };
+        let name = words(dice, 2).join(" ");
+        let summary = PluginSummary {
+            id: format!("vendor{}.plugin{n}", n % 40).parse().unwrap(),
+            name,
+            summary: words(dice, 6).join(" "),
+            vendor: format!("Vendor {}", n % 40),
+            version: version.parse().unwrap(),
+            channel: Channel::Stable,
+            host: HostRequirement { id: "demo-host".into(), api_version_requirement: "^1".parse().unwrap() },
+            platforms: vec![Platform::Any],
+            pricing: PricingModel::Free,
+            permissions: Vec::new(),
+            categories: vec![format!("category-{}", dice.skewed(5))],
+            tags: {
+                let mut tags = vec![format!("tag-{}", dice.skewed(30)), format!("tag-{}", dice.skewed(30))];
+                tags.sort();
+                tags.dedup();
+                tags
+            },
+            rating: (dice.next(3) == 0).then(|| Rating {
+                tenths: 10 + dice.next(41) as u8,
+                count: 1 + dice.next(50) as u32,
+                histogram: [0; 5],
+                recent_tenths: None,
+            }),
+            downloads: dice.skewed(100_000),
+            recent_downloads: 0,
+            updated: updated.to_owned(),
+        };
+        let created = format!("2026-{:02}-{:02}T00:00:00Z", 1 + dice.next(10), 1 + dice.next(28));
+        let description = words(dice, 20).join(" ");
+        super::super::record_of(summary, &description, created, 1 + dice.next(5) as u32)
+    }
+
+    fn registry(dice: &mut Dice, plugins: u64) -> BTreeMap<PluginId, CatalogRecord> {
+        (0..plugins)
+            .map(|n| {
+                let updated = format!("2026-{:02}-{:02}T00:00:00Z", 1 + dice.next(10), 1 + dice.next(28));
+                let r = record(dice, n, "1.0.0", &updated);
+                (r.summary.id.clone(), r)
+            })
+            .collect()
+    }
+
+    /// Applies `changes` both ways and checks the update (when it decides) gives the
+    /// full build's documents: the same target list and the same bytes for every
+    /// document it wrote, and it wrote every document that differs.
+    fn check(
+        before: &BTreeMap<PluginId, CatalogRecord>,
+        changes: &BTreeMap<PluginId, Option<CatalogRecord>>,
+        featured: &[PluginId],
+    ) -> Option<usize> {
+        let published = Memory::of(super::super::documents(before, featured));
+        let mut after = before.clone();
+        for (id, change) in changes {
+            match change {
+                Some(record) => after.insert(id.clone(), record.clone()),
+                None => after.remove(id),
+            };
+        }
+        let full = Memory::of(super::super::documents(&after, featured));
+        let update = Incremental::new(&published).update(changes, featured).unwrap()?;
+        assert_eq!(update.entries, full.entries, "the new catalog role lists what a full build lists");
+        let written: BTreeMap<&String, &Vec<u8>> = update.documents.iter().map(|(t, b)| (t, b)).collect();
+        for (target, bytes) in &full.bytes {
+            if published.bytes.get(target) != Some(bytes) {
+                assert!(written.contains_key(target), "{target} changed but was not written");
+            }
+        }
+        for (target, bytes) in written {
+            assert_eq!(Some(bytes), full.bytes.get(target), "{target} differs from the full build's");
+        }
+        Some(update.documents.len())
+    }
+
+    fn bumped(record: &CatalogRecord, version: &str, now: &str) -> CatalogRecord {
+        let mut record = record.clone();
+        record.summary.version = version.parse().unwrap();
+        record.summary.updated = now.to_owned();
+        record.releases += 1;
+        record
+    }
+
+    const NOW: &str = "2026-12-01T00:00:00Z";
+
+    #[test]
+    fn a_new_release_redoes_only_the_documents_listing_it_as_a_full_build_would() {
+        let mut dice = Dice(0x5eed);
+        let before = registry(&mut dice, 400);
+        let documents = super::super::documents(&before, &[]);
+        assert!(
+            documents.iter().any(|(t, _)| t.starts_with("catalog/search-") && t.len() > "catalog/search-xx.json".len()),
+            "the registry is large enough for split shards"
+        );
+        for pick in [0u64, 7, 300, 399] {
+            let id: PluginId = format!("vendor{}.plugin{pick}", pick % 40).parse().unwrap();
+            let changes = BTreeMap::from([(id.clone(), Some(bumped(&before[&id], "1.1.0", NOW)))]);
+            let written = check(&before, &changes, &[]).expect("a new release is decided from the published documents");
+            assert!(written < documents.len(), "{written} of {} documents redone", documents.len());
+        }
+    }
+
+    #[test]
+    fn new_changed_and_removed_plugins_give_the_full_build_or_fall_back() {
+        let mut dice = Dice(42);
+        let before = registry(&mut dice, 300);
+        let ids: Vec<PluginId> = before.keys().cloned().collect();
+        let featured = vec![ids[3].clone(), ids[200].clone()];
+        let (mut decided, mut fell_back) = (0, 0);
+        for round in 0..10u64 {
+            let mut changes = BTreeMap::new();
+            let mut decidable = true;
+            for _ in 0..1 + dice.next(3) {
+                let id = &ids[dice.next(ids.len() as u64) as usize];
+                let change = match dice.next(4) {
+                    // New text and popularity: its postings move, maybe down from
+                    // where the site shows them (then it cannot be decided).
+                    0 => {
+                        decidable = false;
+                        let mut r = record(&mut dice, 5000 + round, "2.0.0", NOW);
+                        r.summary.id = id.clone();
+                        Some(super::super::record_of(r.summary, "kalomi newtext", before[id].created.clone(), 2))
+                    }
+                    1 if !featured.contains(id) => {
+                        decidable = false;
+                        None
+                    }
+                    _ => Some(bumped(&before[id], "1.0.1", NOW)),
+                };
+                changes.insert(id.clone(), change);
+            }
+            if dice.next(2) == 0 {
+                let fresh = record(&mut dice, 10_000 + round, "0.1.0", NOW);
+                changes.insert(fresh.summary.id.clone(), Some(fresh));
+            }
+            match check(&before, &changes, &featured) {
+                Some(_) => decided += 1,
+                None => {
+                    assert!(!decidable, "round {round}: new releases and new plugins are always decided");
+                    fell_back += 1;
+                }
+            }
+        }
+        assert!(decided > 0 && fell_back > 0, "{decided} decided, {fell_back} fell back: both paths are exercised");
+    }
+
+    #[test]
+    fn a_plugin_leaving_a_full_head_list_falls_back() {
+        let mut dice = Dice(7);
+        let before = registry(&mut dice, 300);
+        let published = Memory::of(super::super::documents(&before, &[]));
+        let head = catalog::parse_head(&published.bytes[HEAD_TARGET], &generous()).unwrap();
+        let leaving = head.updated[0].id.clone();
+        let changes = BTreeMap::from([(leaving, None)]);
+        assert!(Incremental::new(&published).update(&changes, &[]).unwrap().is_none());
+    }
+
+    #[test]
+    fn refuses_a_featured_plugin_the_catalog_does_not_list() {
+        let mut dice = Dice(9);
+        let before = registry(&mut dice, 50);
+        let id = before.keys().next().unwrap().clone();
+        let published = Memory::of(super::super::documents(&before, std::slice::from_ref(&id)));
+        let changes = BTreeMap::from([(id.clone(), None)]);
+        let error = Incremental::new(&published).update(&changes, &[id]).unwrap_err().to_string();
+        assert!(error.contains("featured.json features vendor") && error.contains("remove it"), "{error}");
+    }
+
+    #[test]
+    fn best_is_certain_only_when_unseen_entries_cannot_enter() {
+        let order = |a: &u32, b: &u32| a.cmp(b);
+        assert_eq!(best(vec![1, 3, 5, 2], Some(&5), 10, 3, order), Some(vec![1, 2, 3]));
+        assert_eq!(best(vec![1, 3, 9], Some(&5), 10, 3, order), None, "an unseen entry could beat 9");
+        assert_eq!(best(vec![1, 3, 5], Some(&5), 10, 3, order), Some(vec![1, 3, 5]), "5 itself was shown");
+        assert_eq!(best(vec![1, 3, 9], Some(&5), 0, 3, order), Some(vec![1, 3, 9]));
+        assert_eq!(best(vec![4], None, 2, 1, order), None);
+    }
+}

@@ -1,0 +1,480 @@
+//! The catalog: discovery documents derived from the plugins' newest releases.
+//!
+//! Owns turning plugins into [`CatalogRecord`]s ([`record`]: the result fields and the
+//! weighted terms of the newest release that is not yanked, with the dates it was
+//! first and last published carried over from the previous site) and records into
+//! the documents of `trellis_schema::catalog` ([`documents`]): the head, the search
+//! shards (the best [`POSTINGS_PER_TERM`] postings of each term, with the result
+//! fields of the plugins they point at; a shard over the budget split by longer
+//! term prefixes), the category and tag listings
+//! ([`PAGE_SIZE`] a page) and the record buckets that let an incremental build redo
+//! the catalog without loading every plugin.
+//!
+//! Every document depends only on the records it lists (impacts use a fixed
+//! reference length, not the corpus mean), so adding one release changes the head,
+//! the shards of the plugin's terms, its listings' pages and one record bucket; the
+//! writer skips files already in the site. An incremental build computes only
+//! those, from the published documents ([`incremental`]); [`documents`] computes
+//! every document from every record. The documents are targets of the
+//! `catalog` role ([`crate::tuf`] explains why); [`super::build`] plans that role.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap};
+
+use rayon::prelude::*;
+use trellis_schema::PluginId;
+use trellis_schema::catalog::{
+    self, CATALOG_FORMAT, CatalogHead, CatalogRecord, Field, HEAD_LIST, HEAD_TARGET, ListingKind, ListingPage,
+    ListingSize, PAGE_SIZE, POSTINGS_PER_TERM, PluginSummary, RECORD_BUCKETS, Rating, RecordBucket, SearchShard,
+    TermPostings,
+};
+
+mod incremental;
+
+pub(super) use incremental::SiteCatalog;
+pub use incremental::{CatalogUpdate, Incremental, PublishedCatalog};
+
+use super::BuildError;
+use super::previous::PreviousSite;
+use crate::release::PluginInput;
+use crate::tuf::CATALOG_ROLE;
+
+/// (plugin, impact, impact × popularity) of one term.
+type Posting<'a> = (&'a PluginSummary, u32, f64);
+
+/// A term's document frequency and its postings (best first once sorted; all of
+/// them in a full build, the best [`POSTINGS_PER_TERM`] or more in an incremental one).
+#[derive(Default)]
+struct TermList<'a> {
+    df: u32,
+    postings: Vec<Posting<'a>>,
+}
+
+/// Term → postings, of one shard.
+type ShardPostings<'a> = BTreeMap<&'a str, TermList<'a>>;
+
+/// The weighted length BM25 normalises against (thousandths): a fixed reference,
+/// so a plugin's impacts never change because other plugins were added.
+pub const REFERENCE_LENGTH: u64 = 60_000;
+
+/// The catalog record of `plugin`: its newest stable release that is not yanked (or
+/// newest not yanked when it has no stable one); `None` when every release is yanked.
+/// `previous` (the record the site published) gives the dates: `created` is kept,
+/// `updated` is kept while the listed version is the same, else `now`. `rating` is
+/// the plugin's, from its visible reviews.
+pub fn record(
+    plugin: &PluginInput,
+    previous: Option<&CatalogRecord>,
+    now: &str,
+    rating: Option<Rating>,
+) -> Option<CatalogRecord> {
+    let live = plugin.releases.iter().filter(|r| !r.yanked);
+    let newest = live
+        .clone()
+        .filter(|r| r.manifest.version.pre.is_empty())
+        .max_by(|a, b| a.manifest.version.cmp(&b.manifest.version))
+        .or_else(|| live.max_by(|a, b| a.manifest.version.cmp(&b.manifest.version)))?;
+    let display = &newest.display;
+    let version = newest.manifest.version.clone();
+    let mut permissions: Vec<String> = newest.manifest.permissions.iter().map(|p| p.kind.to_string()).collect();
+    permissions.sort();
+    permissions.dedup();
+    let slugs = |names: &[String]| -> Vec<String> {
+        let mut out: Vec<String> = names.iter().filter(|n| is_slug(n)).cloned().collect();
+        out.sort();
+        out.dedup();
+        out
+    };
+    let updated = match previous {
+        Some(p) if p.summary.version == version => p.summary.updated.clone(),
+        _ => now.to_owned(),
+    };
+    let summary = PluginSummary {
+        id: plugin.id.clone(),
+        name: newest.name.clone(),
+        summary: display.summary.clone(),
+        vendor: display.vendor.clone(),
+        version,
+        channel: newest.manifest.channel,
+        host: newest.manifest.host.clone(),
+        platforms: newest.manifest.platforms.clone(),
+        pricing: display.pricing.model,
+        permissions,
+        categories: slugs(&display.categories),
+        tags: slugs(&display.tags),
+        rating,
+        downloads: previous.map_or(0, |p| p.summary.downloads),
+        recent_downloads: previous.map_or(0, |p| p.summary.recent_downloads),
+        updated,
+    };
+    let created = previous.map_or_else(|| now.to_owned(), |p| p.created.clone());
+    let releases = plugin.releases.iter().filter(|r| !r.yanked).count() as u32;
+    Some(record_of(summary, &display.description, created, releases))
+}
+
+/// The record of a plugin listed as `summary`, whose full description is
+/// `description`: its weighted terms (id whole and split, name, tags, categories,
+/// publisher, short and full description, each with its [`Field`] weight).
+pub fn record_of(summary: PluginSummary, description: &str, created: String, releases: u32) -> CatalogRecord {
+    let id = summary.id.as_str().to_owned();
+    let mut terms: BTreeMap<String, u32> = BTreeMap::new();
+    let mut length = 0u32;
+    let mut add = |text: &str, field: Field| {
+        for term in catalog::terms(text) {
+            *terms.entry(term).or_default() += field.weight();
+            length += field.weight();
+        }
+    };
+    add(&id, Field::Id);
+    add(&summary.name, Field::Name);
+    for tag in &summary.tags {
+        add(tag, Field::Tag);
+    }
+    for category in &summary.categories {
+        add(category, Field::Category);
+    }
+    add(&summary.vendor, Field::Vendor);
+    add(&summary.summary, Field::Summary);
+    add(description, Field::Description);
+    CatalogRecord { summary, created, releases, length, terms }
+}
+
+fn is_slug(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// The records the previous site published (none for a first build).
+pub(super) fn previous_records(
+    previous: Option<&PreviousSite>,
+) -> Result<BTreeMap<PluginId, CatalogRecord>, BuildError> {
+    let Some(previous) = previous else { return Ok(BTreeMap::new()) };
+    let Some(role) = previous.role(CATALOG_ROLE)? else { return Ok(BTreeMap::new()) };
+    let buckets: Vec<(String, trellis_schema::Sha256)> = role
+        .signed
+        .targets
+        .iter()
+        .filter(|(path, _)| path.starts_with("catalog/records-"))
+        .filter_map(|(path, file)| Some((path.clone(), file.hashes.get("sha256")?.parse().ok()?)))
+        .collect();
+    let parsed: Vec<RecordBucket> = buckets
+        .par_iter()
+        .map(|(target, sha256)| {
+            let path = crate::site::target_file(previous.dir(), target, sha256);
+            let bytes =
+                std::fs::read(&path).map_err(|e| BuildError::Site { path: path.clone(), reason: e.to_string() })?;
+            catalog::parse_records(target, &bytes).map_err(|e| BuildError::Site { path, reason: e.to_string() })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(parsed.into_iter().flat_map(|b| b.records).map(|r| (r.summary.id.clone(), r)).collect())
+}
+
+/// Refuses a featured id the catalog does not list.
+pub(super) fn check_featured(
+    featured: &[PluginId],
+    records: &BTreeMap<PluginId, CatalogRecord>,
+) -> Result<(), BuildError> {
+    match featured.iter().find(|id| !records.contains_key(*id)) {
+        Some(id) => Err(unknown_featured(id)),
+        None => Ok(()),
+    }
+}
+
+/// The error for a featured plugin the catalog does not list.
+fn unknown_featured(id: &PluginId) -> BuildError {
+    BuildError::Catalog(format!(
+        "featured.json features {id}, which this registry does not list (no release, or every release yanked); \
+         remove it from featured.json"
+    ))
+}
+
+/// The order postings are kept in: impact × popularity, best first, then by id.
+fn posting_order(a: &Posting<'_>, b: &Posting<'_>) -> Ordering {
+    b.2.total_cmp(&a.2).then_with(|| a.0.id.cmp(&b.0.id))
+}
+
+/// The posting of a term counted `weighted` times in the record `summary` of weighted
+/// length `length`.
+fn posting(summary: &PluginSummary, weighted: u32, length: u32) -> Posting<'_> {
+    let impact = catalog::impact(weighted, length, REFERENCE_LENGTH);
+    (summary, impact, f64::from(impact) * catalog::popularity(summary))
+}
+
+/// The shard `key` of `terms` (each term's postings sorted best first), keeping at
+/// most `keep` postings a term.
+fn shard_bytes(key: &str, terms: &ShardPostings<'_>, keep: usize) -> Vec<u8> {
+    let mut docs: Vec<PluginSummary> = Vec::new();
+    let mut slots: HashMap<&PluginId, u32> = HashMap::new();
+    let mut shard_terms = BTreeMap::new();
+    for (term, list) in terms {
+        let kept = list
+            .postings
+            .iter()
+            .take(keep)
+            .map(|(summary, impact, _)| {
+                let slot = *slots.entry(&summary.id).or_insert_with(|| {
+                    docs.push((*summary).clone());
+                    docs.len() as u32 - 1
+                });
+                (slot, *impact)
+            })
+            .collect();
+        shard_terms.insert((*term).to_owned(), TermPostings { df: list.df, postings: kept });
+    }
+    serialize(&SearchShard { format: CATALOG_FORMAT, key: key.to_owned(), terms: shard_terms, docs })
+}
+
+/// Every shard of the terms whose shortest key is `root` (postings sorted best
+/// first): see [`split_shard`].
+fn root_shards(root: String, terms: ShardPostings<'_>) -> Vec<(String, Vec<u8>)> {
+    split_shard(root, catalog::MIN_KEY, terms)
+}
+
+/// The shards of the terms under `key` (`length` characters): one shard when it fits
+/// [`catalog::SHARD_BUDGET`]; else the terms longer than the key move to shards of
+/// one more character, recursively up to [`catalog::MAX_KEY`]; a shard that still
+/// does not fit keeps fewer postings a term (halved until it fits, at least one).
+fn split_shard(key: String, length: usize, terms: ShardPostings<'_>) -> Vec<(String, Vec<u8>)> {
+    let bytes = shard_bytes(&key, &terms, POSTINGS_PER_TERM);
+    if bytes.len() <= catalog::SHARD_BUDGET {
+        return vec![(catalog::shard_target(&key), bytes)];
+    }
+    if length < catalog::MAX_KEY {
+        let (stay, deeper): (ShardPostings<'_>, ShardPostings<'_>) =
+            terms.into_iter().partition(|(term, _)| term.chars().count() <= length);
+        let mut groups: BTreeMap<String, ShardPostings<'_>> = BTreeMap::new();
+        for (term, list) in deeper {
+            groups.entry(catalog::shard_key_of(term, length + 1)).or_default().insert(term, list);
+        }
+        let mut out = Vec::new();
+        if !stay.is_empty() {
+            out.push((catalog::shard_target(&key), fit(&key, &stay)));
+        }
+        for (child, group) in groups {
+            out.extend(split_shard(child, length + 1, group));
+        }
+        return out;
+    }
+    vec![(catalog::shard_target(&key), fit(&key, &terms))]
+}
+
+/// Shard `key` of `terms` within the budget by keeping fewer postings a term.
+fn fit(key: &str, terms: &ShardPostings<'_>) -> Vec<u8> {
+    let mut keep = POSTINGS_PER_TERM;
+    loop {
+        let bytes = shard_bytes(key, terms, keep);
+        if bytes.len() <= catalog::SHARD_BUDGET || keep == 1 {
+            return bytes;
+        }
+        keep /= 2;
+    }
+}
+
+fn serialize<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Catalog documents hold only strings, integers, lists and maps: serialisation
+    // cannot fail, and serde_json writes struct fields and BTreeMaps in a fixed order.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+/// The order of a listing: most downloaded first, then best rated, then by id.
+fn listing_order(a: &PluginSummary, b: &PluginSummary) -> Ordering {
+    b.downloads
+        .cmp(&a.downloads)
+        .then_with(|| b.rating.map(|r| r.tenths).cmp(&a.rating.map(|r| r.tenths)))
+        .then_with(|| a.id.cmp(&b.id))
+}
+
+/// The pages of listing `kind` `name` of `members` (any order), pushed to `out`, and
+/// its size as the head lists it.
+fn listing_pages(
+    kind: ListingKind,
+    name: &str,
+    mut members: Vec<&PluginSummary>,
+    out: &mut Vec<(String, Vec<u8>)>,
+) -> ListingSize {
+    members.sort_by(|a, b| listing_order(a, b));
+    let pages = members.len().div_ceil(PAGE_SIZE) as u32;
+    for (index, chunk) in members.chunks(PAGE_SIZE).enumerate() {
+        let page = ListingPage {
+            format: CATALOG_FORMAT,
+            kind,
+            name: name.to_owned(),
+            page: index as u32 + 1,
+            pages,
+            total: members.len() as u32,
+            plugins: chunk.iter().map(|s| (*s).clone()).collect(),
+        };
+        out.push((catalog::page_target(kind, name, page.page), serialize(&page)));
+    }
+    ListingSize { name: name.to_owned(), plugins: members.len() as u32, pages }
+}
+
+/// Listing sizes as the head lists them: largest first, then by name.
+fn sort_sizes(sizes: &mut [ListingSize]) {
+    sizes.sort_by(|a, b| b.plugins.cmp(&a.plugins).then_with(|| a.name.cmp(&b.name)));
+}
+
+/// The [`HEAD_LIST`] best of `candidates` by `key`, latest first, then by id.
+fn top<'a>(mut candidates: Vec<(&'a str, &'a PluginSummary)>) -> Vec<PluginSummary> {
+    candidates.sort_by(|a, b| b.0.cmp(a.0).then_with(|| a.1.id.cmp(&b.1.id)));
+    candidates.into_iter().take(HEAD_LIST).map(|(_, s)| s.clone()).collect()
+}
+
+/// The head document; `generated` is the newest `updated` date (the first of
+/// `updated`).
+#[allow(clippy::too_many_arguments)]
+fn head_bytes(
+    plugins: u32,
+    releases: u32,
+    categories: Vec<ListingSize>,
+    tags: Vec<ListingSize>,
+    featured: Vec<PluginSummary>,
+    trending: Vec<PluginSummary>,
+    new: Vec<PluginSummary>,
+    updated: Vec<PluginSummary>,
+) -> Vec<u8> {
+    let head = CatalogHead {
+        format: CATALOG_FORMAT,
+        generated: updated.first().map(|s| s.updated.clone()).unwrap_or_default(),
+        plugins,
+        releases,
+        average_length: REFERENCE_LENGTH,
+        categories,
+        tags,
+        featured,
+        trending,
+        new,
+        updated,
+    };
+    serialize(&head)
+}
+
+/// Record bucket `bucket` of `records` (sorted by id).
+fn bucket_bytes(bucket: u32, records: Vec<CatalogRecord>) -> (String, Vec<u8>) {
+    (catalog::records_target(bucket), serialize(&RecordBucket { format: CATALOG_FORMAT, records }))
+}
+
+/// Every catalog document of `records` as (target path, bytes), sorted by path: the
+/// head, the search shards, the listings and the record buckets. `featured` is the
+/// operator's list (checked by the caller).
+pub fn documents(records: &BTreeMap<PluginId, CatalogRecord>, featured: &[PluginId]) -> Vec<(String, Vec<u8>)> {
+    documents_with(records, featured, &[])
+}
+
+/// Sets every record's downloads from `figures` (0 for a plugin without any) and
+/// returns the trending plugins the catalog lists, fastest growing first.
+pub fn apply_downloads(
+    records: &mut BTreeMap<PluginId, CatalogRecord>,
+    figures: &crate::stats::CatalogFigures,
+) -> Vec<PluginId> {
+    for (id, record) in records.iter_mut() {
+        let downloads = figures.of(id);
+        record.summary.downloads = downloads.total;
+        record.summary.recent_downloads = downloads.recent;
+    }
+    figures.trending.iter().filter(|id| records.contains_key(*id)).take(HEAD_LIST).cloned().collect()
+}
+
+/// [`documents`] with the head's `trending` list (ids of `records`, in order).
+pub fn documents_with(
+    records: &BTreeMap<PluginId, CatalogRecord>,
+    featured: &[PluginId],
+    trending: &[PluginId],
+) -> Vec<(String, Vec<u8>)> {
+    let list: Vec<&CatalogRecord> = records.values().collect();
+    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+
+    // Listings.
+    let mut listings: BTreeMap<(ListingKind, &str), Vec<&PluginSummary>> = BTreeMap::new();
+    for record in &list {
+        for category in &record.summary.categories {
+            listings.entry((ListingKind::Category, category)).or_default().push(&record.summary);
+        }
+        for tag in &record.summary.tags {
+            listings.entry((ListingKind::Tag, tag)).or_default().push(&record.summary);
+        }
+    }
+    let mut sizes: BTreeMap<ListingKind, Vec<ListingSize>> = BTreeMap::new();
+    for ((kind, name), members) in listings {
+        let size = listing_pages(kind, name, members, &mut out);
+        sizes.entry(kind).or_default().push(size);
+    }
+    for sized in sizes.values_mut() {
+        sort_sizes(sized);
+    }
+
+    // Head.
+    out.push((
+        HEAD_TARGET.to_owned(),
+        head_bytes(
+            list.len() as u32,
+            list.iter().map(|r| r.releases).sum(),
+            sizes.remove(&ListingKind::Category).unwrap_or_default(),
+            sizes.remove(&ListingKind::Tag).unwrap_or_default(),
+            featured.iter().filter_map(|id| records.get(id)).take(HEAD_LIST).map(|r| r.summary.clone()).collect(),
+            trending.iter().filter_map(|id| records.get(id)).take(HEAD_LIST).map(|r| r.summary.clone()).collect(),
+            top(list.iter().map(|r| (r.created.as_str(), &r.summary)).collect()),
+            top(list.iter().map(|r| (r.summary.updated.as_str(), &r.summary)).collect()),
+        ),
+    ));
+
+    // Search shards: term → every posting, grouped by the shortest key and split
+    // further where a shard would be over the budget.
+    let mut postings: HashMap<String, ShardPostings<'_>> = HashMap::new();
+    for record in &list {
+        for (term, weighted) in &record.terms {
+            let list = postings.entry(catalog::shard_key(term)).or_default().entry(term).or_default();
+            list.df += 1;
+            list.postings.push(posting(&record.summary, *weighted, record.length));
+        }
+    }
+    let shards: Vec<(String, Vec<u8>)> = postings
+        .into_par_iter()
+        .flat_map_iter(|(root, mut terms)| {
+            for list in terms.values_mut() {
+                list.postings.sort_by(posting_order);
+            }
+            root_shards(root, terms)
+        })
+        .collect();
+    out.extend(shards);
+
+    // Record buckets.
+    let mut buckets: BTreeMap<u32, Vec<CatalogRecord>> = (0..RECORD_BUCKETS).map(|b| (b, Vec::new())).collect();
+    for record in list {
+        buckets.entry(catalog::record_bucket(&record.summary.id)).or_default().push(record.clone());
+    }
+    out.extend(buckets.into_iter().map(|(bucket, records)| bucket_bytes(bucket, records)));
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// The reviews documents of `reviews` (each plugin's visible reviews): newest first,
+/// then by author; the newest [`catalog::REVIEWS_PER_DOC`] that keep the document
+/// under [`catalog::REVIEWS_BUDGET`] bytes.
+pub fn reviews_documents(reviews: &BTreeMap<PluginId, Vec<catalog::PublishedReview>>) -> Vec<(String, Vec<u8>)> {
+    reviews
+        .iter()
+        .map(|(id, list)| {
+            let mut list = list.clone();
+            list.sort_by(|a, b| b.date.cmp(&a.date).then_with(|| a.author.cmp(&b.author)));
+            let mut doc = catalog::PluginReviews {
+                format: CATALOG_FORMAT,
+                plugin: id.clone(),
+                total: list.len() as u32,
+                reviews: Vec::new(),
+            };
+            let mut size = serialize(&doc).len();
+            for review in list.into_iter().take(catalog::REVIEWS_PER_DOC) {
+                let more = serialize(&review).len() + 1;
+                if size + more > catalog::REVIEWS_BUDGET {
+                    break;
+                }
+                size += more;
+                doc.reviews.push(review);
+            }
+            (catalog::reviews_target(id), serialize(&doc))
+        })
+        .collect()
+}
