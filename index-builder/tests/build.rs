@@ -245,6 +245,20 @@ fn expected_catalog_changes(
     expected
 }
 
+/// The files `after` adds or changes against `before`, leaving out the storefront's
+/// (reported apart; tests/storefront.rs checks their set).
+fn changed_besides_storefront(
+    before: &BTreeMap<String, Vec<u8>>,
+    after: &BTreeMap<String, Vec<u8>>,
+    report: &BuildReport,
+) -> BTreeSet<String> {
+    after
+        .iter()
+        .filter(|(path, bytes)| before.get(*path) != Some(*bytes) && !report.storefront.contains(*path))
+        .map(|(p, _)| p.clone())
+        .collect()
+}
+
 #[test]
 fn adding_one_release_rewrites_only_its_blobs_index_doc_catalog_documents_bins_snapshot_and_timestamp() {
     let registry = registry();
@@ -254,12 +268,7 @@ fn adding_one_release_rewrites_only_its_blobs_index_doc_catalog_documents_bins_s
     fixture::add_release(registry.path(), &ReleaseSpec::new("acme.clock", "1.2.0"), &fixture::key(1)).unwrap();
     let report = build(registry.path(), out.path()).unwrap();
     let after = tree(out.path());
-    // The storefront's pages are reported apart (tests/storefront.rs checks their set).
-    let changed: BTreeSet<String> = after
-        .iter()
-        .filter(|(path, bytes)| before.get(*path) != Some(*bytes) && !report.storefront.contains(*path))
-        .map(|(p, _)| p.clone())
-        .collect();
+    let changed = changed_besides_storefront(&before, &after, &report);
     assert_eq!(changed, expected_changes(out.path(), "acme.clock", "1.2.0", 2));
     assert_eq!(report.written.iter().cloned().collect::<BTreeSet<_>>(), changed);
     assert!(before.keys().all(|p| after.contains_key(p)), "nothing is deleted");
@@ -299,12 +308,7 @@ fn an_incremental_build_of_one_release_writes_only_the_catalog_documents_listing
     let report = build_registry(&Registry::open(registry.path()).unwrap(), out.path(), scope, now()).unwrap();
     assert_eq!(report.catalog, CatalogWork::Incremental);
     let after = tree(out.path());
-    // The storefront's pages are reported apart (tests/storefront.rs checks their set).
-    let changed: BTreeSet<String> = after
-        .iter()
-        .filter(|(path, bytes)| before.get(*path) != Some(*bytes) && !report.storefront.contains(*path))
-        .map(|(p, _)| p.clone())
-        .collect();
+    let changed = changed_besides_storefront(&before, &after, &report);
     assert_eq!(changed, expected_changes(out.path(), "acme.clock", "1.2.0", 2));
     assert_eq!(report.written.iter().cloned().collect::<BTreeSet<_>>(), changed);
 }
