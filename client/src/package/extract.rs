@@ -57,7 +57,7 @@ pub(super) fn verify(package: &Package) -> Result<(), PackageError> {
     run(package, None, None).map(|_| ())
 }
 
-/// Bytes of a file [`Select`] is shown (fewer when the file is shorter).
+/// Bytes of each file a selector of [`Package::extract_selected`](super::Package::extract_selected) is shown (fewer when the file is shorter).
 pub const SELECT_HEAD: usize = 256;
 
 /// Chooses the files an extraction writes: given the path and the first

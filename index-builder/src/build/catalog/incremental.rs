@@ -125,7 +125,7 @@ impl<'p> Incremental<'p> {
     /// (`None`: no longer listed); `featured` is the operator's list. `Ok(None)` when
     /// the published documents are not enough to know the result (redo it from every
     /// record). A featured plugin the catalog does not list is refused as
-    /// [`super::check_featured`] does.
+    /// `check_featured` does.
     pub fn update(
         mut self,
         changes: &BTreeMap<PluginId, Option<CatalogRecord>>,
