@@ -12,7 +12,6 @@ use super::fetch::SignedRelease;
 use super::install::InstallReport;
 use super::{Session, Store, StoreError};
 use crate::events::Event;
-use crate::hooks::{Hook, HookContext};
 use crate::policy::{Action, AvailableUpdate, Decision, Reason, Trigger};
 use crate::resolve::{Requirement, ResolvedPlugin};
 use crate::state::{Disabled, DisabledCause};
@@ -111,23 +110,8 @@ impl Store {
             let version = &record.active.version;
             match (refusal, denied) {
                 (Some(reason), false) if record.disabled.is_none() => {
-                    let path = self.data_dir().release_dir(id, version);
-                    let stopped = session.hook(Hook::Stop, HookContext { plugin: id, version, path: &path }, None);
                     let mark = Disabled::denied(reason, now);
-                    let message = format!(
-                        "{id} {version} is {mark}; it was {}",
-                        if stopped.is_ok() {
-                            "stopped and disabled"
-                        } else {
-                            "disabled, but the host refused to stop it"
-                        }
-                    );
-                    session.reporter.report(Event::Disabled {
-                        plugin: id.clone(),
-                        version: version.clone(),
-                        mark: mark.clone(),
-                        message,
-                    });
+                    self.stop_disabled(session, id, version, &mark, &format!("is {mark}"), "");
                     changes.push((id.clone(), Some(mark)));
                 }
                 (None, true) => {

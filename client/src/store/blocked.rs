@@ -108,6 +108,30 @@ pub(crate) fn dependents_of_blocked(state: &State, blocked: &BTreeSet<PluginId>)
 }
 
 impl Store {
+    /// Stops an installed release through the host's hooks and reports it disabled with
+    /// `mark` (`{id} {version} {what}; it was stopped and disabled{advice}`, or says the
+    /// host refused to stop it). The caller records the mark in the state.
+    pub(super) fn stop_disabled(
+        &self,
+        session: &Session<'_>,
+        id: &PluginId,
+        version: &Version,
+        mark: &Disabled,
+        what: &str,
+        advice: &str,
+    ) {
+        let path = self.data_dir().release_dir(id, version);
+        let stopped = session.hook(Hook::Stop, HookContext { plugin: id, version, path: &path }, None);
+        let outcome =
+            if stopped.is_ok() { "stopped and disabled" } else { "disabled, but the host refused to stop it" };
+        session.reporter.report(Event::Disabled {
+            plugin: id.clone(),
+            version: version.clone(),
+            mark: mark.clone(),
+            message: format!("{id} {version} {what}; it was {outcome}{advice}"),
+        });
+    }
+
     /// Stops and disables the installed releases the registries' blocklists name, warns
     /// about each newly disabled one, and returns all of them (with their marks).
     pub(crate) fn disable_blocked(
@@ -126,23 +150,7 @@ impl Store {
                 Some(mark) if matches!(mark.cause, DisabledCause::Blocked { .. }) => mark,
                 _ => {
                     let mark = Disabled::blocked(&entry, now);
-                    let path = self.data_dir().release_dir(&id, &version);
-                    let stopped =
-                        session.hook(Hook::Stop, HookContext { plugin: &id, version: &version, path: &path }, None);
-                    let message = format!(
-                        "{id} {version} is {mark}; it was {}. Update or remove it",
-                        if stopped.is_ok() {
-                            "stopped and disabled"
-                        } else {
-                            "disabled, but the host refused to stop it"
-                        }
-                    );
-                    session.reporter.report(Event::Disabled {
-                        plugin: id.clone(),
-                        version: version.clone(),
-                        mark: mark.clone(),
-                        message,
-                    });
+                    self.stop_disabled(session, &id, &version, &mark, &format!("is {mark}"), ". Update or remove it");
                     newly.push((id.clone(), mark.clone()));
                     mark
                 }

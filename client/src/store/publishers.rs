@@ -38,7 +38,6 @@ use super::fetch::{PUBLISHER_RECORD_FILE, RELEASE_ENVELOPE_FILE};
 use super::source::{Remotes, publisher_target};
 use super::{Session, Store, StoreError};
 use crate::events::Event;
-use crate::hooks::{Hook, HookContext};
 use crate::state::{DataDir, Disabled, RegistryName};
 
 /// Directory of the pins, inside a registry's metadata directory.
@@ -208,19 +207,10 @@ impl Store {
                     ),
                 }),
                 Recheck::Revoked { keys, why } => {
-                    let ctx = HookContext { plugin: &id, version: &version, path: &dir };
-                    let stopped = session.hook(Hook::Stop, ctx, None);
-                    let message = format!(
-                        "{id} {version} {why}; it was {}. Ask the publisher for a re-signed release, or update or remove it",
-                        if stopped.is_ok() { "stopped and disabled" } else { "disabled, but the host refused to stop it" }
-                    );
+                    let what = why.clone();
                     let mark = Disabled::revoked(keys, why, jiff::Timestamp::now());
-                    session.reporter.report(Event::Disabled {
-                        plugin: id.clone(),
-                        version: version.clone(),
-                        mark: mark.clone(),
-                        message,
-                    });
+                    let advice = ". Ask the publisher for a re-signed release, or update or remove it";
+                    self.stop_disabled(session, &id, &version, &mark, &what, advice);
                     disabled.push(DisabledRelease { plugin: id, version, mark });
                 }
             }

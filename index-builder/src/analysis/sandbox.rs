@@ -294,6 +294,10 @@ fn read_trace(path: &Path, entry: &str, options: &SandboxOptions, profile: &mut 
     use std::io::BufRead as _;
     let Ok(file) = std::fs::File::open(path) else { return Vec::new() };
     let mut started = false;
+    // Processes that ran before the entry point (bubblewrap's, and the entry's own
+    // process while bubblewrap set it up): their later lines (a `clone` resuming, an
+    // `openat` of bubblewrap's init) are not the plugin's.
+    let mut setup = BTreeSet::new();
     let mut pids = BTreeSet::new();
     let mut connections = BTreeSet::new();
     let mut executed = BTreeSet::new();
@@ -310,13 +314,24 @@ fn read_trace(path: &Path, entry: &str, options: &SandboxOptions, profile: &mut 
             if call.starts_with("execve(") && first_string(call).as_deref() == Some(entry) && !failed(call) {
                 started = true;
                 pids.insert(pid.to_owned());
+            } else {
+                setup.insert(pid.to_owned());
             }
             continue;
         }
+        if setup.contains(pid) && !pids.contains(pid) {
+            continue;
+        }
         pids.insert(pid.to_owned());
+        // A call another process interrupted ends `<unfinished ...>` and its result
+        // comes on a later `<... NAME resumed>` line.
+        if let Some(resumed) = call.strip_prefix("<... ") {
+            let creates = ["clone ", "clone3 ", "fork ", "vfork "].iter().any(|c| resumed.starts_with(c));
+            limit_hit |= creates && resumed.contains("= -1 EAGAIN");
+            continue;
+        }
         if call.starts_with("execve(") || call.starts_with("execveat(") {
-            // A call another process interrupts ends `<unfinished ...>`; its result
-            // comes on a later line: count it unless this line shows it failed.
+            // An unfinished call counts unless this line shows it failed.
             if let Some(program) = first_string(call).filter(|p| p != entry)
                 && !failed(call)
             {
@@ -460,6 +475,63 @@ mod tests {
         let call = r#"connect(3, {sa_family=AF_INET6, sin6_port=htons(80), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, "::1", &sin6_addr), sin6_scope_id=0}, 28) = -1"#;
         assert_eq!(inet_address(call).as_deref(), Some("inet6 [::1]:80"));
         assert_eq!(inet_address(r#"connect(3, {sa_family=AF_UNIX, sun_path="/x"}, 110) = -1"#), None);
+    }
+
+    fn profile_of(trace: &str) -> (SandboxProfile, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trace");
+        std::fs::write(&path, trace).unwrap();
+        let mut profile = SandboxProfile {
+            platform: "linux-x86_64".into(),
+            exit: SandboxExit::Exited { code: 0 },
+            wall_ms: 0,
+            cpu_ms: 0,
+            peak_memory_bytes: 0,
+            processes: 0,
+            connections: Vec::new(),
+            executed: Vec::new(),
+            files_outside: Vec::new(),
+        };
+        let writes = read_trace(&path, "/plugin/bin/p", &SandboxOptions::default(), &mut profile);
+        (profile, writes)
+    }
+
+    /// Bubblewrap's processes keep running beside the plugin: a call of theirs that
+    /// resumes (or a file they open) after the entry point started is not the plugin's.
+    #[test]
+    fn lines_of_bubblewraps_processes_after_the_entry_started_are_not_the_plugins() {
+        let trace = r#"100 execve("/usr/bin/bwrap", ["bwrap"], 0x1 /* 3 vars */) = 0
+100 clone(child_stack=NULL, flags=CLONE_NEWPID|SIGCHLD) = 101
+101 clone(child_stack=NULL, flags=SIGCHLD <unfinished ...>
+102 openat(AT_FDCWD, "/proc/self/ns/user", O_RDONLY) = 5
+102 execve("/plugin/bin/p", ["/plugin/bin/p"], 0x2 /* 4 vars */) = 0
+101 <... clone resumed>, child_tidptr=0x7f) = 2
+101 openat(AT_FDCWD, "/home/bwrap-init-file", O_RDONLY) = 6
+102 openat(AT_FDCWD, "/home/victim/.ssh/id_rsa", O_RDONLY) = 3
+102 clone(child_stack=NULL, flags=SIGCHLD) = 103
+103 execve("/bin/true", ["/bin/true"], NULL) = 0
+"#;
+        let (profile, writes) = profile_of(trace);
+        assert_eq!(profile.processes, 2, "{profile:?}");
+        assert_eq!(profile.files_outside, ["/home/victim/.ssh/id_rsa"]);
+        assert_eq!(profile.executed, ["/bin/true"]);
+        assert!(writes.is_empty());
+    }
+
+    /// A fork refused for the process limit counts as reaching it, also when strace
+    /// prints the refusal on a resumed line.
+    #[test]
+    fn a_refused_fork_reaches_the_process_limit_even_when_resumed() {
+        let trace = r#"100 execve("/plugin/bin/p", ["/plugin/bin/p"], 0x2 /* 4 vars */) = 0
+100 clone(child_stack=NULL, flags=SIGCHLD) = 101
+101 clone(child_stack=NULL, flags=SIGCHLD <unfinished ...>
+100 clone(child_stack=NULL, flags=SIGCHLD) = 102
+101 <... clone resumed>, child_tidptr=0x7f) = -1 EAGAIN (Resource temporarily unavailable)
+"#;
+        assert_eq!(profile_of(trace).0.processes, SandboxOptions::default().max_processes);
+        let unrefused = trace.replace("= -1 EAGAIN (Resource temporarily unavailable)", "= 103");
+        // Processes are the ones that made a traced call: 102 made none.
+        assert_eq!(profile_of(&unrefused).0.processes, 2);
     }
 
     #[test]
