@@ -74,7 +74,7 @@ use std::path::{Path, PathBuf};
 use semver::Version;
 use trellis_schema::{PluginId, VendorId};
 
-use crate::fs::FsError;
+use crate::fs::{FsError, IN_USE_BACKOFF, file_in_use, retry_while_in_use};
 use crate::state::{
     CurrentPointer, DataDir, InstallReason, InstalledPlugin, InstalledRelease, Operation, OperationKind, Phase,
     RegistryName, StateError, StateStore,
@@ -536,50 +536,6 @@ fn remove_all(path: &Path) -> Result<(), FsError> {
     match result {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(FsError::new("deleting", path, e)),
         _ => Ok(()),
-    }
-}
-
-/// Waits between attempts to delete files another process still holds (about 3 s in
-/// all): a plugin process the host just stopped releases its files (and, on Windows,
-/// its executable image) shortly after it exits, and a virus scanner or search indexer
-/// holds a new file for a moment.
-const IN_USE_BACKOFF: [std::time::Duration; 6] = {
-    use std::time::Duration;
-    [
-        Duration::from_millis(50),
-        Duration::from_millis(100),
-        Duration::from_millis(200),
-        Duration::from_millis(400),
-        Duration::from_millis(800),
-        Duration::from_millis(1600),
-    ]
-};
-
-/// Whether `error` means another process holds the file open. Windows refuses to
-/// delete or rename a file in use (`ERROR_SHARING_VIOLATION`, `ERROR_LOCK_VIOLATION`,
-/// and `ERROR_ACCESS_DENIED` for a file with a pending delete or a running image);
-/// `ERROR_DIR_NOT_EMPTY` follows when a file inside was only marked for deletion.
-/// Unix deletes files in use, so nothing there is retried.
-fn file_in_use(error: &io::Error) -> bool {
-    if cfg!(windows) { matches!(error.raw_os_error(), Some(5 | 32 | 33 | 145)) } else { false }
-}
-
-/// Runs `op`, again after each delay of `backoff` while it fails with an error
-/// `transient` accepts; the last error when every attempt failed.
-fn retry_while_in_use<T>(
-    transient: impl Fn(&io::Error) -> bool,
-    backoff: &[std::time::Duration],
-    mut op: impl FnMut() -> io::Result<T>,
-) -> io::Result<T> {
-    let mut delays = backoff.iter();
-    loop {
-        match op() {
-            Err(error) if transient(&error) => match delays.next() {
-                Some(delay) => std::thread::sleep(*delay),
-                None => return Err(error),
-            },
-            result => return result,
-        }
     }
 }
 

@@ -2,7 +2,9 @@
 //!
 //! - [`write_atomic`]: a temp file in the destination's directory, fsync, rename, fsync
 //!   of the directory. Readers see the old bytes or the new bytes, never a mix, and a
-//!   crash leaves at worst a stray temp file.
+//!   crash leaves at worst a stray temp file. The rename is retried for a few seconds
+//!   while another process holds the destination open (`retry_while_in_use`; on
+//!   Windows a scanner or a reader without `FILE_SHARE_DELETE` refuses it for a moment).
 //! - [`replace_unsynced`]: the same rename into place without any fsync, for files
 //!   every read verifies (the content-addressed download cache, delegated TUF roles
 //!   checked against their delegator and the snapshot on every load): after a power
@@ -50,8 +52,23 @@ pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut File) -> io::Resul
         temp_builder(".trellis-tmp-").tempfile_in(dir).map_err(|e| FsError::new("creating a temp file in", dir, e))?;
     write(temp.as_file_mut()).map_err(|e| FsError::new("writing", temp.path(), e))?;
     temp.as_file().sync_all().map_err(|e| FsError::new("syncing", temp.path(), e))?;
-    temp.persist(path).map_err(|e| FsError::new("renaming into place", path, e.error))?;
+    persist(temp, path)?;
     sync_dir(dir)
+}
+
+/// Renames `temp` over `path`, retrying while another process holds `path` open (on
+/// Windows a virus scanner, an indexer or a reader without `FILE_SHARE_DELETE` makes
+/// the replacing rename fail for a moment).
+fn persist(temp: tempfile::NamedTempFile, path: &Path) -> Result<(), FsError> {
+    let mut temp = Some(temp);
+    retry_while_in_use(file_in_use, &IN_USE_BACKOFF, || {
+        let file = temp.take().expect("a failed attempt gives the temp file back");
+        file.persist(path).map(drop).map_err(|e| {
+            temp = Some(e.file);
+            e.error
+        })
+    })
+    .map_err(|e| FsError::new("renaming into place", path, e))
 }
 
 /// Replaces `path` with `bytes` by a rename, without flushing anything: readers see
@@ -63,8 +80,7 @@ pub fn replace_unsynced(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
     let mut temp =
         temp_builder(".trellis-tmp-").tempfile_in(dir).map_err(|e| FsError::new("creating a temp file in", dir, e))?;
     temp.write_all(bytes).map_err(|e| FsError::new("writing", temp.path(), e))?;
-    temp.persist(path).map_err(|e| FsError::new("renaming into place", path, e.error))?;
-    Ok(())
+    persist(temp, path)
 }
 
 /// Flushes every file and directory written under `dir` to disk with one `syncfs(2)`
@@ -132,6 +148,50 @@ pub fn set_executable(file: &File, executable: bool) -> io::Result<()> {
     #[cfg(not(unix))]
     let _ = (file, executable);
     Ok(())
+}
+
+/// Waits between attempts to delete files another process still holds (about 3 s in
+/// all): a plugin process the host just stopped releases its files (and, on Windows,
+/// its executable image) shortly after it exits, and a virus scanner or search indexer
+/// holds a new file for a moment.
+pub(crate) const IN_USE_BACKOFF: [std::time::Duration; 6] = {
+    use std::time::Duration;
+    [
+        Duration::from_millis(50),
+        Duration::from_millis(100),
+        Duration::from_millis(200),
+        Duration::from_millis(400),
+        Duration::from_millis(800),
+        Duration::from_millis(1600),
+    ]
+};
+
+/// Whether `error` means another process holds the file open. Windows refuses to
+/// delete or rename a file in use (`ERROR_SHARING_VIOLATION`, `ERROR_LOCK_VIOLATION`,
+/// and `ERROR_ACCESS_DENIED` for a file with a pending delete or a running image);
+/// `ERROR_DIR_NOT_EMPTY` follows when a file inside was only marked for deletion.
+/// Unix deletes files in use, so nothing there is retried.
+pub(crate) fn file_in_use(error: &io::Error) -> bool {
+    if cfg!(windows) { matches!(error.raw_os_error(), Some(5 | 32 | 33 | 145)) } else { false }
+}
+
+/// Runs `op`, again after each delay of `backoff` while it fails with an error
+/// `transient` accepts; the last error when every attempt failed.
+pub(crate) fn retry_while_in_use<T>(
+    transient: impl Fn(&io::Error) -> bool,
+    backoff: &[std::time::Duration],
+    mut op: impl FnMut() -> io::Result<T>,
+) -> io::Result<T> {
+    let mut delays = backoff.iter();
+    loop {
+        match op() {
+            Err(error) if transient(&error) => match delays.next() {
+                Some(delay) => std::thread::sleep(*delay),
+                None => return Err(error),
+            },
+            result => return result,
+        }
+    }
 }
 
 /// Flushes a directory's entries (a rename inside it) to disk. A no-op where the
@@ -211,6 +271,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn deleting_a_file_in_use_is_retried_with_backoff_until_it_is_released() {
+        use std::cell::Cell;
+        use std::time::Duration;
+        // Stands for Windows' ERROR_SHARING_VIOLATION: the file is released after 3 tries.
+        let in_use = |e: &io::Error| e.raw_os_error() == Some(32);
+        let tries = Cell::new(0);
+        let backoff = [Duration::from_millis(1); 4];
+        let result = retry_while_in_use(in_use, &backoff, || {
+            tries.set(tries.get() + 1);
+            if tries.get() < 3 { Err(io::Error::from_raw_os_error(32)) } else { Ok("deleted") }
+        });
+        assert_eq!(result.unwrap(), "deleted");
+        assert_eq!(tries.get(), 3);
+
+        // Still held after every delay: the last error, after 1 + 4 attempts.
+        tries.set(0);
+        let result: io::Result<()> = retry_while_in_use(in_use, &backoff, || {
+            tries.set(tries.get() + 1);
+            Err(io::Error::from_raw_os_error(32))
+        });
+        assert_eq!(result.unwrap_err().raw_os_error(), Some(32));
+        assert_eq!(tries.get(), 5);
+
+        // Any other error is not retried.
+        tries.set(0);
+        let result: io::Result<()> = retry_while_in_use(in_use, &backoff, || {
+            tries.set(tries.get() + 1);
+            Err(io::Error::from(io::ErrorKind::NotFound))
+        });
+        assert!(result.is_err());
+        assert_eq!(tries.get(), 1);
+        // Unix deletes files in use: nothing is treated as in use there.
+        assert_eq!(file_in_use(&io::Error::from_raw_os_error(32)), cfg!(windows));
+    }
+
+    #[test]
     fn the_batched_writers_replace_content_and_leave_no_temp_files() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (dir.path().join("record.json"), dir.path().join("release.dsse"));
@@ -253,6 +349,22 @@ mod tests {
         assert!(err.to_string().contains("disk full"), "{err}");
         assert_eq!(fs::read(&path).unwrap(), b"old");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_refused_rename_names_the_destination_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // A non-empty directory where the file should go: the rename fails at once
+        // (nothing there is "in use"), the temp file is removed, the directory kept.
+        let path = dir.path().join("state.json");
+        fs::create_dir(&path).unwrap();
+        fs::write(path.join("keep"), b"x").unwrap();
+        for result in [write_atomic(&path, b"new"), replace_unsynced(&path, b"new")] {
+            let err = result.unwrap_err();
+            assert_eq!((err.action, err.path.as_path()), ("renaming into place", path.as_path()), "{err}");
+        }
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert_eq!(fs::read(path.join("keep")).unwrap(), b"x");
     }
 
     #[test]

@@ -538,39 +538,3 @@ fn errors_say_what_failed_and_what_to_do() {
     .collect();
     insta::assert_snapshot!(errors.join("\n"));
 }
-
-#[test]
-fn deleting_a_file_in_use_is_retried_with_backoff_until_it_is_released() {
-    use std::cell::Cell;
-    use std::time::Duration;
-    // Stands for Windows' ERROR_SHARING_VIOLATION: the file is released after 3 tries.
-    let in_use = |e: &io::Error| e.raw_os_error() == Some(32);
-    let tries = Cell::new(0);
-    let backoff = [Duration::from_millis(1); 4];
-    let result = super::retry_while_in_use(in_use, &backoff, || {
-        tries.set(tries.get() + 1);
-        if tries.get() < 3 { Err(io::Error::from_raw_os_error(32)) } else { Ok("deleted") }
-    });
-    assert_eq!(result.unwrap(), "deleted");
-    assert_eq!(tries.get(), 3);
-
-    // Still held after every delay: the last error, after 1 + 4 attempts.
-    tries.set(0);
-    let result: io::Result<()> = super::retry_while_in_use(in_use, &backoff, || {
-        tries.set(tries.get() + 1);
-        Err(io::Error::from_raw_os_error(32))
-    });
-    assert_eq!(result.unwrap_err().raw_os_error(), Some(32));
-    assert_eq!(tries.get(), 5);
-
-    // Any other error is not retried.
-    tries.set(0);
-    let result: io::Result<()> = super::retry_while_in_use(in_use, &backoff, || {
-        tries.set(tries.get() + 1);
-        Err(io::Error::from(io::ErrorKind::NotFound))
-    });
-    assert!(result.is_err());
-    assert_eq!(tries.get(), 1);
-    // Unix deletes files in use: nothing is treated as in use there.
-    assert_eq!(super::file_in_use(&io::Error::from_raw_os_error(32)), cfg!(windows));
-}
