@@ -303,3 +303,40 @@ fn a_plugin_the_policy_denies_after_it_was_installed_is_disabled_at_the_next_ref
     let clock = list["result"].as_array().unwrap().iter().find(|p| p["id"] == "acme.clock").unwrap().clone();
     assert!(clock["record"]["disabled"].is_null(), "{clock}");
 }
+
+#[test]
+fn an_installed_plugin_above_a_lowered_risk_ceiling_is_disabled_naming_the_permission() {
+    let site = clock_site();
+    site.publish(&[Plugin::new("acme.shell", "1.0.0").permission("process", "any")]);
+    let machine = Machine::new(&site, "{}");
+    assert!(machine.add_registry(&site).status.success());
+    assert!(machine.run(&["--yes", "install", "acme.shell", "acme.clock"]).status.success());
+    // The administrator lowers the ceiling: the installed high-risk plugin is stopped
+    // and disabled at the next refresh; the low-risk ones keep running.
+    std::fs::write(&machine.policy, r#"{"max_permission_risk": "medium"}"#).unwrap();
+    let out = machine.run(&["--yes", "update"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("acme.shell 1.0.0 asks for process:any (high risk), above max_permission_risk medium")
+            && text(&out).contains("it was stopped and disabled"),
+        "{}",
+        text(&out)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&machine.run(&["--json", "list"]).stdout).unwrap();
+    let disabled: Vec<&str> = list["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["record"]["disabled"]["cause"]["kind"] == "admin_policy")
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(disabled, ["acme.shell"], "{list}");
+    // Raised again: enabled at the next refresh.
+    std::fs::write(&machine.policy, r#"{"max_permission_risk": "high"}"#).unwrap();
+    let out = machine.run(&["--yes", "update"]);
+    assert!(
+        text(&out).contains("acme.shell 1.0.0 is allowed by the administrator policy again: enabled"),
+        "{}",
+        text(&out)
+    );
+}

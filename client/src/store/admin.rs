@@ -90,24 +90,31 @@ impl Store {
     }
 
     /// Stops and disables the installed plugins the administrator policy no longer
-    /// allows (denied, or their vendor or registry not allowed: a policy changed after
-    /// they were installed), as blocked ones are, and enables again those it allows
+    /// allows (denied, their vendor or registry not allowed, or a permission above the
+    /// highest risk allowed: a policy changed after they were installed), as blocked
+    /// ones are, and enables again those it allows
     /// once more. Run at every refresh; warns about each change.
     pub(crate) fn disable_denied(&mut self, session: &Session<'_>) -> Result<(), StoreError> {
         let admin = self.options().admin_policy.clone();
         let now = jiff::Timestamp::now();
         let mut changes: Vec<(PluginId, Option<Disabled>)> = Vec::new();
         for (id, record) in self.state().plugins() {
+            let version = &record.active.version;
             let refusal = admin.as_ref().and_then(|admin| {
                 let registry = self.registries().get(&record.registry).map(|r| r.url.clone());
                 registry
                     .map_or(Ok(()), |url| admin.check_registry(&url))
                     .and_then(|()| admin.check_plugin(id))
+                    .and_then(|()| match installed_permissions(&self.data_dir().release_dir(id, version)) {
+                        Some(permissions) => admin.check_permissions(id, version, &permissions),
+                        // Unreadable: `verify` reports the damaged release; the
+                        // permissions were checked when it was installed.
+                        None => Ok(()),
+                    })
                     .err()
                     .map(|e| e.to_string())
             });
             let denied = record.disabled.as_ref().is_some_and(|d| d.cause == DisabledCause::AdminPolicy);
-            let version = &record.active.version;
             match (refusal, denied) {
                 (Some(reason), false) if record.disabled.is_none() => {
                     let mark = Disabled::denied(reason, now);
@@ -150,4 +157,17 @@ impl Store {
         }
         self.install(&missing, session)
     }
+}
+
+/// The permissions an installed release's `plugin.json` declares (the file is covered
+/// by the developer's signed manifest, checked at install). `None` when it cannot be
+/// read.
+fn installed_permissions(release_dir: &std::path::Path) -> Option<Vec<trellis_schema::permission::Permission>> {
+    #[derive(serde::Deserialize)]
+    struct Declared {
+        #[serde(default)]
+        permissions: Vec<trellis_schema::permission::Permission>,
+    }
+    let bytes = std::fs::read(release_dir.join(trellis_schema::plugin::METADATA_PATH)).ok()?;
+    trellis_schema::json::from_slice::<Declared>(&bytes).ok().map(|d| d.permissions)
 }
