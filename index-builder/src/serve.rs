@@ -2,35 +2,50 @@
 //!
 //! Owns answering `GET`/`HEAD` for files under the site directory the way a CDN in
 //! front of a static host does: a strong `ETag` (the SHA-256 of the bytes),
-//! `If-None-Match` → `304`, `Cache-Control: no-cache` for the one mutable file
-//! (`metadata/timestamp.json`) and `public, max-age=31536000, immutable` for every
-//! other file (all named by version or content). It counts requests, so benchmarks
-//! and tests can assert request budgets. It binds loopback addresses only: it is not
-//! a production server. Building the site is [`crate::build`]'s job.
+//! `If-None-Match` → `304`, `Cache-Control: no-cache` for the files that change in
+//! place (`metadata/timestamp.json`, the catalog head, the storefront's pages) and
+//! `public, max-age=31536000, immutable` for every other file (all named by version or
+//! content). It counts requests, so benchmarks and tests can assert request budgets.
+//! It binds loopback addresses only: it is not a production server. Building the site
+//! is [`crate::build`]'s job.
+//!
+//! HTTP/1.1 with keep-alive and pipelining, one thread per connection (at most
+//! [`MAX_CONNECTIONS`]; past that a connection gets `503` and is closed), request
+//! heads parsed by `httparse`. A connection idle for [`KEEP_ALIVE`] is closed, and a
+//! client that stops reading a response is dropped after [`WRITE_TIMEOUT`], so neither
+//! holds a thread for long. Thread per connection is deliberate: a fixed worker pool
+//! that connections queue for (tiny_http's, used before) starves when kept-alive
+//! connections occupy every worker: a client's sixteenth parallel download then waits
+//! until an idle connection closes, 30 s and a retry later.
 //!
 //! Kept-alive connections are answered without the ~40 ms Nagle/delayed-ACK stall: the
 //! listening socket has `TCP_NODELAY` set on Linux, which every accepted connection
-//! inherits (`tiny_http` accepts the connections itself, so the listener is the one
-//! place to set it). Requests are answered concurrently by a bounded pool of
-//! [`WORKERS`] threads; a client that reads a large file slowly holds one worker, not
-//! the server. `benches/serve.rs` measures 1,000 kept-alive requests.
+//! inherits (and it is set again on each accepted connection elsewhere).
+//! `benches/serve.rs` measures 1,000 kept-alive requests.
 
-use std::io::Read as _;
-use std::net::SocketAddr;
+use std::io::{BufWriter, Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use trellis_schema::Sha256;
 
-/// `Cache-Control` of the mutable `timestamp.json`.
+/// `Cache-Control` of the files that change in place.
 pub const MUTABLE_CACHE_CONTROL: &str = "no-cache";
 /// `Cache-Control` of every other file.
 pub const IMMUTABLE_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 
-/// Threads answering requests at once (each reads one file and writes one response).
-pub const WORKERS: usize = 8;
+/// Connections served at once; each has its own thread.
+pub const MAX_CONNECTIONS: usize = 256;
+/// How long a kept-alive connection may sit idle (or take to send a request head).
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How long writing one response may stall on a client that does not read.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest request head (request line and headers) read.
+const MAX_HEAD: usize = 16 << 10;
 
 /// A server that could not start.
 #[derive(Debug, thiserror::Error)]
@@ -51,12 +66,20 @@ pub enum ServeError {
     },
 }
 
-/// A running server; stops when dropped.
+/// What the accept thread and the connection threads share.
+struct Shared {
+    root: PathBuf,
+    requests: AtomicU64,
+    connections: AtomicUsize,
+    stop: AtomicBool,
+}
+
+/// A running server; stops accepting when dropped (open connections finish their
+/// current response and close at their next idle wait).
 pub struct Server {
-    inner: Arc<tiny_http::Server>,
+    shared: Arc<Shared>,
     addr: SocketAddr,
-    requests: Arc<AtomicU64>,
-    threads: Vec<JoinHandle<()>>,
+    accept: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -69,25 +92,21 @@ impl Server {
             return Err(ServeError::NoSite(site.to_owned()));
         }
         let listener = bind(addr)?;
-        let inner = tiny_http::Server::from_listener(listener, None)
-            .map_err(|e| ServeError::Bind { addr, reason: e.to_string() })?;
-        let bound = inner.server_addr().to_ip().unwrap_or(addr);
-        let inner = Arc::new(inner);
-        let requests = Arc::new(AtomicU64::new(0));
-        let threads = (0..WORKERS)
-            .map(|_| {
-                let (server, count, root) = (inner.clone(), requests.clone(), site.to_owned());
-                std::thread::spawn(move || {
-                    // `recv` fails once the server is unblocked (dropped) or its accept loop
-                    // has failed; either way this worker is done.
-                    while let Ok(request) = server.recv() {
-                        count.fetch_add(1, Ordering::Relaxed);
-                        let _ = answer(&root, request);
-                    }
-                })
-            })
-            .collect();
-        Ok(Self { inner, addr: bound, requests, threads })
+        let bound = listener.local_addr().unwrap_or(addr);
+        let shared = Arc::new(Shared {
+            root: site.to_owned(),
+            requests: AtomicU64::new(0),
+            connections: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let accept = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("trellis-serve-accept".into())
+                .spawn(move || accept_loop(&listener, &shared))
+                .map_err(|e| ServeError::Bind { addr, reason: format!("starting the accept thread: {e}") })?
+        };
+        Ok(Self { shared, addr: bound, accept: Some(accept) })
     }
 
     /// The bound address.
@@ -102,25 +121,24 @@ impl Server {
 
     /// Requests answered so far.
     pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
+        self.shared.requests.load(Ordering::Relaxed)
     }
 
-    /// Blocks until the server stops (never, unless it fails): for the CLI.
+    /// Blocks until the server stops (never, unless accepting fails): for the CLI.
     pub fn wait(mut self) {
-        for thread in std::mem::take(&mut self.threads) {
-            let _ = thread.join();
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
         }
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        // Each `unblock` releases one worker waiting in `recv`.
-        for _ in 0..self.threads.len() {
-            self.inner.unblock();
-        }
-        for thread in std::mem::take(&mut self.threads) {
-            let _ = thread.join();
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop, which then sees `stop`.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
         }
     }
 }
@@ -128,12 +146,147 @@ impl Drop for Server {
 /// Binds `addr` with `TCP_NODELAY` on the listener, which Linux copies onto every
 /// accepted connection: without it a kept-alive response whose last segment is short
 /// waits for the client's delayed ACK (~40 ms).
-fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, ServeError> {
-    let listener = std::net::TcpListener::bind(addr).map_err(|e| ServeError::Bind { addr, reason: e.to_string() })?;
+fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    let listener = TcpListener::bind(addr).map_err(|e| ServeError::Bind { addr, reason: e.to_string() })?;
     #[cfg(target_os = "linux")]
     rustix::net::sockopt::set_tcp_nodelay(&listener, true)
         .map_err(|e| ServeError::Bind { addr, reason: format!("setting TCP_NODELAY: {e}") })?;
     Ok(listener)
+}
+
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+    for stream in listener.incoming() {
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(stream) = stream else { continue };
+        if shared.connections.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+            shared.connections.fetch_sub(1, Ordering::SeqCst);
+            let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+            let _ = (&stream)
+                .write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            continue;
+        }
+        let for_thread = shared.clone();
+        let spawned = std::thread::Builder::new().name("trellis-serve-conn".into()).spawn(move || {
+            let _ = serve_connection(stream, &for_thread);
+            for_thread.connections.fetch_sub(1, Ordering::SeqCst);
+        });
+        if spawned.is_err() {
+            shared.connections.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// One parsed request head.
+struct Head {
+    method: String,
+    path: String,
+    if_none_match: Option<String>,
+    keep_alive: bool,
+    has_body: bool,
+}
+
+/// Parses the head at the start of `buf`: `Ok(Some((head, length)))` when complete,
+/// `Ok(None)` when more bytes are needed, `Err(())` when it is not HTTP.
+fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, ()> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut request = httparse::Request::new(&mut headers);
+    let length = match request.parse(buf) {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(()),
+    };
+    let header = |name: &str| {
+        request
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).into_owned())
+    };
+    let connection = header("Connection").map(|v| v.to_ascii_lowercase()).unwrap_or_default();
+    let keep_alive = match request.version {
+        Some(1) => !connection.contains("close"),
+        _ => connection.contains("keep-alive"),
+    };
+    let has_body = header("Transfer-Encoding").is_some()
+        || header("Content-Length").is_some_and(|v| v.trim().parse::<u64>().map_or(true, |n| n > 0));
+    let head = Head {
+        method: request.method.unwrap_or_default().to_owned(),
+        path: request.path.unwrap_or("/").to_owned(),
+        if_none_match: header("If-None-Match"),
+        keep_alive,
+        has_body,
+    };
+    Ok(Some((head, length)))
+}
+
+fn serve_connection(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(KEEP_ALIVE))?;
+    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    serve_requests(&stream, shared)?;
+    close_gracefully(&stream);
+    Ok(())
+}
+
+/// Closes a connection the client may still be sending on (a body, the rest of an
+/// oversized head) without a reset destroying the answer in flight: no more writes,
+/// then what the client sends is read and dropped for a moment.
+fn close_gracefully(stream: &TcpStream) {
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut sink = [0u8; 4096];
+    let mut drained = 0;
+    while drained < (1 << 20) {
+        match (&mut &*stream).read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => drained += n,
+        }
+    }
+}
+
+fn serve_requests(stream: &TcpStream, shared: &Shared) -> std::io::Result<()> {
+    let mut reader = stream;
+    let mut writer = BufWriter::with_capacity(64 << 10, stream);
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    loop {
+        // Pipelined requests may already be in `buf`.
+        let (head, length) = loop {
+            match parse_head(&buf) {
+                Ok(Some(parsed)) => break parsed,
+                Ok(None) if buf.len() < MAX_HEAD => {}
+                Ok(None) => {
+                    writer.write_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+                    return writer.flush();
+                }
+                Err(()) => {
+                    writer.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+                    return writer.flush();
+                }
+            }
+            // Idle (or a timed-out, closed or reset connection): done.
+            let read = reader.read(&mut chunk)?;
+            if read == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..read]);
+        };
+        buf.drain(..length);
+        shared.requests.fetch_add(1, Ordering::Relaxed);
+        // A request with a body (no GET or HEAD sends one) is answered, then the
+        // connection closed: where its body ends is not worth parsing here.
+        let keep_alive = head.keep_alive && !head.has_body;
+        answer(&shared.root, &head, keep_alive, &mut writer)?;
+        // Flush once the pipeline is drained: pipelined answers share segments.
+        if buf.is_empty() || !keep_alive {
+            writer.flush()?;
+        }
+        if !keep_alive {
+            return Ok(());
+        }
+    }
 }
 
 /// Maps a request path onto a file under `root`, refusing anything but plain names.
@@ -153,23 +306,37 @@ fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
     out.is_file().then_some(out)
 }
 
-fn header(name: &str, value: &str) -> Option<tiny_http::Header> {
-    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
-}
-
-fn answer(root: &Path, request: tiny_http::Request) -> std::io::Result<()> {
-    let method = request.method().clone();
-    if !matches!(method, tiny_http::Method::Get | tiny_http::Method::Head) {
-        return request.respond(tiny_http::Response::empty(405));
-    }
-    let Some(path) = resolve(root, request.url()) else {
-        return request.respond(tiny_http::Response::from_string("not found\n").with_status_code(404));
+fn answer(root: &Path, head: &Head, keep_alive: bool, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    let connection = if keep_alive { "keep-alive" } else { "close" };
+    let mut respond = |status: &str, headers: &[(&str, &str)], body: &[u8], length: usize| {
+        write!(out, "HTTP/1.1 {status}\r\nContent-Length: {length}\r\nConnection: {connection}\r\n")?;
+        for (name, value) in headers {
+            write!(out, "{name}: {value}\r\n")?;
+        }
+        out.write_all(b"\r\n")?;
+        out.write_all(body)
     };
-    let mut bytes = Vec::new();
-    std::fs::File::open(&path)?.read_to_end(&mut bytes)?;
+    let is_head = head.method == "HEAD";
+    if head.method != "GET" && !is_head {
+        return respond("405 Method Not Allowed", &[("Allow", "GET, HEAD")], b"", 0);
+    }
+    let Some(path) = resolve(root, &head.path) else {
+        let body: &[u8] = b"not found\n";
+        return respond(
+            "404 Not Found",
+            &[("Content-Type", "text/plain")],
+            if is_head { b"" } else { body },
+            body.len(),
+        );
+    };
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(_) => return respond("404 Not Found", &[], b"", 0),
+    };
     let etag = format!("\"{}\"", Sha256::of(&bytes));
-    // timestamp.json and the storefront's pages (human-readable names over
-    // content-addressed assets) change in place; everything else is content-addressed.
+    // timestamp.json, the catalog head and the storefront's pages (human-readable
+    // names over content-addressed assets) change in place; everything else is
+    // content-addressed.
     let extension = path.extension().and_then(|e| e.to_str());
     let mutable =
         path.file_name().is_some_and(|n| n == "timestamp.json" || n == "catalog.json") || extension == Some("html");
@@ -185,28 +352,18 @@ fn answer(root: &Path, request: tiny_http::Request) -> std::io::Result<()> {
         Some("jpg") => "image/jpeg",
         _ => "application/octet-stream",
     };
-    let matches = request
-        .headers()
-        .iter()
-        .any(|h| h.field.equiv("If-None-Match") && h.value.as_str().split(',').any(|v| v.trim() == etag));
-    let headers = [header("ETag", &etag), header("Cache-Control", cache), header("Content-Type", content_type)];
+    let headers = [("ETag", etag.as_str()), ("Cache-Control", cache), ("Content-Type", content_type)];
+    let matches = head.if_none_match.as_deref().is_some_and(|v| v.split(',').any(|v| v.trim() == etag));
     if matches {
-        let mut response = tiny_http::Response::empty(304);
-        for h in headers.into_iter().flatten() {
-            response.add_header(h);
-        }
-        return request.respond(response);
+        return respond("304 Not Modified", &headers, b"", 0);
     }
-    // tiny_http sends headers and no body for HEAD.
-    let mut response = tiny_http::Response::from_data(bytes);
-    for h in headers.into_iter().flatten() {
-        response.add_header(h);
-    }
-    request.respond(response)
+    respond("200 OK", &headers, if is_head { b"" } else { &bytes }, bytes.len())
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read as _;
+
     use super::*;
 
     fn get(url: &str, etag: Option<&str>) -> (u16, Option<String>, Option<String>, Vec<u8>) {
@@ -252,8 +409,9 @@ mod tests {
         assert!(accepted.nodelay().unwrap(), "an accepted connection must not wait for delayed ACKs");
     }
 
-    /// One client that does not read a large response holds one worker; another client
-    /// is still answered (a single-threaded server never answers it: the read times out).
+    /// One client that does not read a large response holds its own thread; another
+    /// client is still answered (a single-threaded server never answers it: the read
+    /// times out).
     #[test]
     fn a_stalled_client_does_not_block_the_others() {
         use std::io::Write as _;
@@ -263,7 +421,7 @@ mod tests {
         let server = Server::start(site.path(), "127.0.0.1:0".parse().unwrap()).unwrap();
         let mut stalled = std::net::TcpStream::connect(server.addr()).unwrap();
         write!(stalled, "GET /big.zip HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        // Wait until the stalled request is being answered (its worker blocks in write).
+        // Wait until the stalled request is being answered (its thread blocks in write).
         while server.requests() == 0 {
             std::thread::yield_now();
         }
@@ -275,6 +433,102 @@ mod tests {
         assert!(response.starts_with("HTTP/1.1 200"), "{response}");
         assert!(response.ends_with("{}"), "{response}");
         drop(stalled);
+    }
+
+    fn site_with(files: &[(&str, &[u8])]) -> (tempfile::TempDir, Server) {
+        let site = tempfile::tempdir().unwrap();
+        for (name, bytes) in files {
+            std::fs::write(site.path().join(name), bytes).unwrap();
+        }
+        let server = Server::start(site.path(), "127.0.0.1:0".parse().unwrap()).unwrap();
+        (site, server)
+    }
+
+    /// Sends `request` on a new connection and reads until the server closes it.
+    fn exchange(server: &Server, request: &str) -> String {
+        let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    }
+
+    /// The starvation a fixed worker pool has (tiny_http's lost a wakeup when two
+    /// connections arrived together and then held its threads with kept-alive
+    /// connections): many clients that keep their connections open, each sending
+    /// requests at the same moment, are all answered at once.
+    #[test]
+    fn many_kept_alive_connections_opened_together_are_all_answered() {
+        let (_site, server) = site_with(&[("a.json", b"{}")]);
+        let clients = 48;
+        let barrier = Arc::new(std::sync::Barrier::new(clients));
+        let threads: Vec<_> = (0..clients)
+            .map(|_| {
+                let (barrier, addr) = (barrier.clone(), server.addr());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+                    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                    for _ in 0..3 {
+                        stream.write_all(b"GET /a.json HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                        let mut head = String::new();
+                        loop {
+                            let mut line = String::new();
+                            std::io::BufRead::read_line(&mut reader, &mut line).expect("answered, not timed out");
+                            head.push_str(&line);
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+                        assert!(head.contains("Connection: keep-alive"), "{head}");
+                        let mut body = [0u8; 2];
+                        reader.read_exact(&mut body).unwrap();
+                        assert_eq!(&body, b"{}");
+                    }
+                    // Kept open until every client is done, as a pool keeps it.
+                    barrier.wait();
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(server.requests(), 3 * clients as u64);
+    }
+
+    #[test]
+    fn pipelined_requests_are_answered_in_order_and_close_is_honoured() {
+        let (_site, server) = site_with(&[("a.json", b"[1]"), ("b.json", b"[22]")]);
+        let response = exchange(
+            &server,
+            "GET /a.json HTTP/1.1\r\nHost: x\r\n\r\nHEAD /b.json HTTP/1.1\r\nHost: x\r\n\r\nGET /b.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        let parts: Vec<&str> = response.split("HTTP/1.1 ").skip(1).collect();
+        assert_eq!(parts.len(), 3, "{response}");
+        assert!(parts[0].starts_with("200") && parts[0].ends_with("\r\n\r\n[1]"), "{response}");
+        // HEAD: the length of the body it would get, and no body.
+        assert!(parts[1].contains("Content-Length: 4\r\n") && parts[1].ends_with("\r\n\r\n"), "{response}");
+        assert!(parts[2].contains("Connection: close") && parts[2].ends_with("[22]"), "{response}");
+        // HTTP/1.0 closes after one answer unless it asks to keep alive.
+        let response = exchange(&server, "GET /a.json HTTP/1.0\r\n\r\nGET /b.json HTTP/1.0\r\n\r\n");
+        assert_eq!(response.matches("HTTP/1.1 200").count(), 1, "{response}");
+    }
+
+    #[test]
+    fn bad_requests_get_a_status_and_a_closed_connection() {
+        let (_site, server) = site_with(&[("a.json", b"{}")]);
+        assert!(exchange(&server, "NOT HTTP AT ALL\r\n\r\n").starts_with("HTTP/1.1 400"));
+        let post = exchange(&server, "POST /a.json HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}");
+        assert!(post.starts_with("HTTP/1.1 405") && post.contains("Connection: close"), "{post}");
+        let huge = format!("GET /a.json HTTP/1.1\r\nX-Pad: {}\r\n", "p".repeat(MAX_HEAD));
+        assert!(exchange(&server, &huge).starts_with("HTTP/1.1 431"));
+        assert!(
+            exchange(&server, "GET /%2e%2e/etc/passwd HTTP/1.1\r\nConnection: close\r\n\r\n")
+                .starts_with("HTTP/1.1 404")
+        );
     }
 
     #[test]
