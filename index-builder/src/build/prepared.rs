@@ -436,12 +436,17 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    /// The prepared file of `target`, with the listed length and hash.
+    /// The prepared file of `target`, with the listed length and hash. A document the
+    /// published site already holds under that hash is read from there: a document that
+    /// returns to an earlier content (a catalog record bucket once a plugin leaves it)
+    /// is no new file for the build job, so it does not hand it on.
     fn document(&self, target: &str, sha256: &Sha256, length: u64) -> Result<Vec<u8>, BuildError> {
         let what = format!("targets/{}", site::hashed_target_path(target, sha256));
-        let bytes = std::fs::read(self.prepared.join(&what)).map_err(|e| {
-            refuse(&what, format!("listed as {target} but cannot be read from the prepared build: {e}"))
-        })?;
+        let bytes = std::fs::read(self.prepared.join(&what))
+            .or_else(|_| std::fs::read(self.live.dir().join(&what)))
+            .map_err(|e| {
+                refuse(&what, format!("listed as {target} but is neither in the prepared build nor published: {e}"))
+            })?;
         if bytes.len() as u64 != length || Sha256::of(&bytes) != *sha256 {
             return Err(refuse(
                 &what,
