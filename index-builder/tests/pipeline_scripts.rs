@@ -235,7 +235,7 @@ impl Store {
 
     /// The publish workflow for a push of `sha` (before: the branch's previous commit):
     /// the build job, the sign job with the `unsigned` artifact, the publish job with
-    /// the `signed` and `blobs` artifacts, each in a fresh runner. Returns the output of
+    /// the `signed`, `blobs` and `pages` (pages.tar, removed.txt) artifacts, each in a fresh runner. Returns the output of
     /// the job that failed or of the last one (with every job's output in it) and the
     /// summaries.
     fn publish(&self, event: &str, before: &str, sha: &str) -> (Output, String) {
@@ -261,9 +261,10 @@ impl Store {
         let signed = sign.temp.join("signed.tar");
         let blobs = build.temp.join("blobs.tar");
         let pages = build.temp.join("pages.tar");
+        let removed = build.temp.join("removed.txt");
         let out = publish.script(
             "publish.sh",
-            &[signed.to_str().unwrap(), blobs.to_str().unwrap(), pages.to_str().unwrap()],
+            &[signed.to_str().unwrap(), blobs.to_str().unwrap(), pages.to_str().unwrap(), removed.to_str().unwrap()],
             &[],
         );
         log.push_str(&text(&out));
@@ -735,6 +736,59 @@ fn pr_check_lints_against_the_base_branch_records_and_enforces_review() {
     assert!(body.contains("| acme.clock 1.0.0 | 0 error(s)") && !body.contains("Manual review"), "{body}");
 }
 
+/// Writes `reviews/<plugin>/<author>.json` into the operator's clone.
+fn write_review(store: &Store, plugin: &str, author: &str, stars: u32, version: &str) {
+    let dir = store.operator.join("reviews").join(plugin);
+    std::fs::create_dir_all(&dir).unwrap();
+    let review = serde_json::json!({
+        "stars": stars, "text": "Keeps *perfect* time.", "version": version, "date": "2026-11-20",
+        "author": author, "state": "visible"
+    });
+    std::fs::write(dir.join(format!("{author}.json")), review.to_string()).unwrap();
+}
+
+#[test]
+fn pr_check_runs_the_review_check_on_review_pull_requests() {
+    let store = Store::new();
+
+    // A good review (what the review issue form's workflow opens): checked, its
+    // plugin's rating in the summary, and moderated (the label).
+    pull_request(&store, 1, |store| write_review(store, "acme.time-core", "octocat", 4, "1.0.0"));
+    let (out, body) = check(&store, 1, "");
+    assert_eq!(out.status.code(), Some(1), "{body}");
+    assert!(body.contains("### Reviews") && body.contains("1 review(s) checked"), "{body}");
+    assert!(body.contains("| acme.time-core | 4.0 stars | 1 visible | 0 / 0 / 0 / 1 / 0 |"), "{body}");
+    assert!(body.contains("new review `reviews/acme.time-core/octocat.json`: a maintainer moderates it"), "{body}");
+    let (out, body) = check(&store, 1, "trellis-reviewed");
+    assert!(out.status.success(), "{}\n{body}", text(&out));
+    assert!(body.contains("**Passed.**"), "{body}");
+
+    // A bad review fails the check even with the label, naming the file and why.
+    pull_request(&store, 2, |store| write_review(store, "acme.time-core", "hubot", 6, "1.0.0"));
+    let (out, body) = check(&store, 2, "trellis-reviewed");
+    assert_eq!(out.status.code(), Some(1), "{body}");
+    assert!(
+        body.contains("### Refused") && body.contains("reviews/acme.time-core/hubot.json: stars is 6; give 1 to 5"),
+        "{body}"
+    );
+
+    // A review of a release the registry does not have.
+    pull_request(&store, 3, |store| write_review(store, "acme.time-core", "hubot", 5, "9.0.0"));
+    let (out, body) = check(&store, 3, "trellis-reviewed");
+    assert_eq!(out.status.code(), Some(1), "{body}");
+    assert!(body.contains("reviews/acme.time-core/hubot.json: acme.time-core has no release 9.0.0"), "{body}");
+
+    // A file named after someone else than its author (a review in another's name).
+    pull_request(&store, 4, |store| {
+        write_review(store, "acme.time-core", "octocat", 5, "1.0.0");
+        let dir = store.operator.join("reviews/acme.time-core");
+        std::fs::rename(dir.join("octocat.json"), dir.join("hubot.json")).unwrap();
+    });
+    let (out, body) = check(&store, 4, "trellis-reviewed");
+    assert_eq!(out.status.code(), Some(1), "{body}");
+    assert!(body.contains("reviews/acme.time-core/hubot.json: "), "{body}");
+}
+
 #[test]
 fn the_builder_is_installed_pinned_and_a_poisoned_cache_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
@@ -927,6 +981,90 @@ fn the_signing_job_refuses_hostile_inputs() {
     );
     assert!(out.status.success(), "{}", text(&out));
     assert!(store.published().contains("acme.clock 1.0.0"));
+}
+
+/// Files of the published site branch.
+fn site_files(store: &Store) -> BTreeSet<String> {
+    git(&store.origin, &["ls-tree", "-r", "--name-only", "gh-pages"]).lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn a_page_the_build_removed_is_deleted_from_the_site_and_signed_files_never_are() {
+    let store = Store::new();
+    store.bootstrap();
+    let first = store.head();
+    store.add_release("acme.clock-1.0.0", "acme");
+    let second = store.commit("acme.clock 1.0.0");
+    store.push();
+    store.publish_ok("push", &first, &second);
+    let before = site_files(&store);
+    let old_page = "plugins/acme.clock/index.html";
+    assert!(before.contains(old_page), "{before:?}");
+
+    // acme.clock is renamed acme.clockwork: the new id is published, every release of
+    // the old one yanked (published releases are never deleted), so the old id leaves
+    // the catalog and the build deletes its page.
+    let renamed = store.variant("acme.clock-1.0.0", "1.0.0", |meta| meta["id"] = "acme.clockwork".into());
+    store.add_tree(&renamed, "acme");
+    index(&store.operator, &["yank", store.operator.to_str().unwrap(), "acme.clock@1.0.0", "--reason", "renamed"]);
+    let third = store.commit("acme.clock is now acme.clockwork");
+    store.push();
+
+    // The build job lists the deletion beside pages.tar.
+    let build = store.runner("build-rename", &third, None);
+    let out = build.script("prepare.sh", &[build.temp.to_str().unwrap()], &[("GITHUB_EVENT_BEFORE", &second)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let removed = std::fs::read_to_string(build.temp.join("removed.txt")).unwrap();
+    assert!(removed.lines().any(|l| l == old_page), "{removed}");
+    assert!(removed.lines().all(|l| !l.starts_with("metadata/") && !l.starts_with("targets/")), "{removed}");
+    let sign = store.sign_job(&third);
+    let out = store.sign_with(&sign, &build.temp.join("unsigned.tar"));
+    assert!(out.status.success(), "{}", text(&out));
+    let publish_with = |name: &str, list: &Path| {
+        let publish = store.runner(name, &third, Some(&["scripts/", "root/"]));
+        let args =
+            [sign.temp.join("signed.tar"), build.temp.join("blobs.tar"), build.temp.join("pages.tar"), list.into()];
+        let args: Vec<&str> = args.iter().map(|p| p.to_str().unwrap()).collect();
+        publish.script("publish.sh", &args, &[])
+    };
+
+    // A removal list that reaches for signed files, the git directory, out of the site
+    // or at a page the same build writes: refused, nothing pushed.
+    let commits = store.site_commits();
+    for (hostile, why) in [
+        ("metadata/timestamp.json", "never deleted"),
+        ("targets/index/x.json", "never deleted"),
+        (".git/config", "not a storefront path"),
+        ("../operator/trellis-registry.json", "not a storefront path"),
+        (".nojekyll", "not a storefront path"),
+        ("plugins/acme.clockwork/index.html", "both written (pages) and deleted"),
+    ] {
+        let list = build.temp.join("hostile.txt");
+        std::fs::write(&list, format!("{old_page}\n{hostile}\n")).unwrap();
+        let out = publish_with("publish-hostile", &list);
+        assert!(!out.status.success(), "{hostile}: {}", text(&out));
+        assert!(
+            text(&out).contains(&format!("hostile.txt:2: '{hostile}'")) && text(&out).contains(why),
+            "{}",
+            text(&out)
+        );
+        assert_eq!(store.site_commits(), commits, "{hostile}: nothing pushed");
+    }
+
+    let out = publish_with("publish-rename", &build.temp.join("removed.txt"));
+    assert!(out.status.success(), "{}", text(&out));
+    let after = site_files(&store);
+    assert!(!after.contains(old_page), "the old page is still served: {after:?}");
+    assert!(after.contains("plugins/acme.clockwork/index.html"), "{after:?}");
+    let signed = |files: &BTreeSet<String>| -> BTreeSet<String> {
+        files.iter().filter(|f| f.starts_with("metadata/") || f.starts_with("targets/")).cloned().collect()
+    };
+    assert!(signed(&before).is_subset(&signed(&after)), "a signed file was deleted");
+    // The old release stays downloadable (yanked), and the site verifies.
+    assert!(store.published().contains("acme.clock 1.0.0"), "{:?}", store.published());
+    let site = store.site("renamed");
+    let verified = index(site.parent().unwrap(), &["verify", site.to_str().unwrap(), "--now", T0]);
+    assert!(verified.contains("no problems"), "{verified}");
 }
 
 /// What a compromised build job does: repacks `id`'s newest release with other content,

@@ -59,6 +59,11 @@ struct Pipeline {
 }
 
 fn pipeline() -> Pipeline {
+    pipeline_with(&[("acme.clock", "1.0.0"), ("acme.alarm", "0.1.0")], ("acme.clock", "1.1.0"))
+}
+
+/// A published site with the releases `live` and a registry with `new` added.
+fn pipeline_with(live_releases: &[(&str, &str)], new: (&str, &str)) -> Pipeline {
     let dirs: Vec<tempfile::TempDir> = (0..6).map(|_| tempfile::tempdir().unwrap()).collect();
     let registry = dirs[0].path().to_owned();
     let options = InitOptions {
@@ -74,18 +79,19 @@ fn pipeline() -> Pipeline {
     operator::init(&registry, &options).unwrap();
     let key = fixture::key(1);
     fixture::add_publisher(&registry, "acme", &key).unwrap();
-    fixture::add_release(&registry, &ReleaseSpec::new("acme.clock", "1.0.0"), &key).unwrap();
-    fixture::add_release(&registry, &ReleaseSpec::new("acme.alarm", "0.1.0"), &key).unwrap();
+    for (id, version) in live_releases {
+        fixture::add_release(&registry, &ReleaseSpec::new(id, version), &key).unwrap();
+    }
     let live = dirs[1].path().to_owned();
     build_registry(&Registry::open(&registry).unwrap(), &live, Scope::Full, now()).unwrap();
-    fixture::add_release(&registry, &ReleaseSpec::new("acme.clock", "1.1.0"), &key).unwrap();
+    fixture::add_release(&registry, &ReleaseSpec::new(new.0, new.1), &key).unwrap();
 
     // The build job: no keys at all.
     let build_job = dirs[2].path().join("registry");
     copy_tree(&registry, &build_job, &["keys"]);
     let built = dirs[2].path().join("site");
     copy_tree(&live, &built, &[]);
-    let only = Scope::Plugins(BTreeSet::from(["acme.clock".parse::<PluginId>().unwrap()]));
+    let only = Scope::Plugins(BTreeSet::from([new.0.parse::<PluginId>().unwrap()]));
     let report =
         build_registry_with(&Registry::open(&build_job).unwrap(), &built, only, later(), Signing::Unsigned).unwrap();
     let prepared = dirs[3].path().to_owned();
@@ -150,8 +156,38 @@ impl Pipeline {
         std::fs::write(&payload_path, canonical::to_vec_of(&payload).unwrap()).unwrap();
     }
 
+    /// What a compromised build job does to any prepared target of `role`: puts `bytes`
+    /// at `target` (listing it when the role did not) and fixes the payload's hash and
+    /// length.
+    fn forge_target(&self, role: &str, target: &str, bytes: &[u8]) {
+        let payload_path = self.payload_path(role);
+        let mut payload: Envelope<Targets> = serde_json::from_slice(&std::fs::read(&payload_path).unwrap()).unwrap();
+        let template = payload.signed.targets.values().next().unwrap().clone();
+        let file = payload.signed.targets.entry(target.to_owned()).or_insert(template);
+        let sha = Sha256::of(bytes);
+        let path = site::target_file(&self.prepared, target, &sha);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        file.length = bytes.len() as u64;
+        file.hashes.insert("sha256".into(), sha.to_hex());
+        std::fs::write(&payload_path, canonical::to_vec_of(&payload).unwrap()).unwrap();
+    }
+
+    /// The prepared bytes of `target` as `role` lists it.
+    fn prepared_target(&self, role: &str, target: &str) -> Vec<u8> {
+        let payload: Envelope<Targets> =
+            serde_json::from_slice(&std::fs::read(self.payload_path(role)).unwrap()).unwrap();
+        let sha: Sha256 = payload.signed.targets[target].hashes["sha256"].parse().unwrap();
+        std::fs::read(site::target_file(&self.prepared, target, &sha)).unwrap()
+    }
+
     fn refused(&self) -> String {
-        let error = self.sign().unwrap_err();
+        self.refused_at(later())
+    }
+
+    fn refused_at(&self, at: jiff::Timestamp) -> String {
+        let error = sign_prepared(&Registry::open(&self.signer).unwrap(), &self.live, &self.prepared, &self.out, at)
+            .unwrap_err();
         assert!(matches!(error, BuildError::Prepared { .. }), "{error}");
         assert!(!self.out.exists(), "a refused signing wrote {}", self.out.display());
         error.to_string()
@@ -298,4 +334,121 @@ fn refuses_a_version_jump_and_the_offline_targets_role() {
     std::fs::write(site::metadata_file(&p.prepared, "targets", 2), live_targets).unwrap();
     let message = p.refused();
     assert!(message.contains("offline targets key"), "{message}");
+}
+
+#[test]
+fn refuses_when_the_newest_root_expires_before_the_snapshot_it_would_sign() {
+    // The root lives 365 days from now(), the snapshot 30 days from signing.
+    let root_expires: jiff::Timestamp = "2027-11-01T00:00:00Z".parse().unwrap();
+    let p = pipeline();
+    let late = root_expires - jiff::SignedDuration::from_hours(29 * 24);
+    let message = p.refused_at(late);
+    assert!(
+        message.contains("root version 1 expires at 2027-11-01T00:00:00Z")
+            && message.contains("before the snapshot signed now would (2027-11-02T00:00:00Z)"),
+        "{message}"
+    );
+
+    // A day earlier the snapshot still ends before the root: signed.
+    let p = pipeline();
+    let in_time = root_expires - jiff::SignedDuration::from_hours(31 * 24);
+    let report = sign_prepared(&Registry::open(&p.signer).unwrap(), &p.live, &p.prepared, &p.out, in_time).unwrap();
+    assert_eq!(report.releases, 1);
+}
+
+#[test]
+fn refuses_catalog_documents_a_client_would_refuse_and_paths_outside_the_catalog() {
+    use trellis_schema::catalog::HEAD_TARGET;
+
+    // Not JSON a client parses as the head.
+    let p = pipeline();
+    p.forge_target("catalog", HEAD_TARGET, b"{\"format\":1}");
+    let message = p.refused();
+    assert!(message.contains("catalog/head.json") && message.contains("missing field"), "{message}");
+
+    // The real head grown past the 256 KiB a client accepts.
+    let p = pipeline();
+    let head = p.prepared_target("catalog", HEAD_TARGET);
+    let mut padded = head[..head.len() - 1].to_vec();
+    padded.extend_from_slice(&vec![b' '; 256 * 1024]);
+    padded.push(b'}');
+    p.forge_target("catalog", HEAD_TARGET, &padded);
+    let message = p.refused();
+    assert!(message.contains("over the limit of 262144"), "{message}");
+
+    // A reviews document about another plugin than its path names.
+    let p = pipeline();
+    let reviews = br#"{"format":1,"plugin":"acme.alarm","reviews":[],"total":0}"#;
+    p.forge_target("catalog", "catalog/reviews-acme.clock.json", reviews);
+    let message = p.refused();
+    assert!(message.contains("reviews-acme.clock.json") && message.contains("acme.alarm"), "{message}");
+
+    // A kind of document the builder never writes, and an index doc under catalog.
+    let p = pipeline();
+    p.forge_target("catalog", "catalog/evil.json", b"{}");
+    let message = p.refused();
+    assert!(message.contains("catalog/evil.json: is not a catalog document the builder writes"), "{message}");
+    let p = pipeline();
+    let index = site::index_target(&"acme.clock".parse().unwrap());
+    p.forge_target("catalog", &index, b"{}");
+    let message = p.refused();
+    assert!(message.contains(&format!("lists {index}, which catalog does not sign")), "{message}");
+
+    // The untouched head of the same pipeline signs: the checks above are not noise.
+    let p = pipeline();
+    let head = p.prepared_target("catalog", HEAD_TARGET);
+    p.forge_target("catalog", HEAD_TARGET, &head);
+    p.sign().unwrap();
+}
+
+/// A delta reference from `from` to the release it is listed under, at `path`.
+fn delta(doc: &IndexDoc, from: &str, to: &str, path: Option<String>) -> trellis_schema::index::DeltaRef {
+    let from: semver::Version = from.parse().unwrap();
+    let to: semver::Version = to.parse().unwrap();
+    let path = path.unwrap_or_else(|| trellis_schema::target::delta_target(&doc.id, &from, &to));
+    trellis_schema::index::DeltaRef { from, blob: BlobRef { path, sha256: Sha256::of(b"delta"), length: 5 } }
+}
+
+fn add_delta(doc: &mut IndexDoc, to: &str, delta: trellis_schema::index::DeltaRef) {
+    let to: semver::Version = to.parse().unwrap();
+    doc.releases.iter_mut().find(|r| r.version == to).unwrap().deltas.push(delta);
+}
+
+#[test]
+fn refuses_deltas_that_do_not_lead_from_an_older_release_to_theirs() {
+    // From a release the doc does not have.
+    let p = pipeline();
+    p.forge_index_doc("acme.clock", |doc, _| add_delta(doc, "1.1.0", delta(doc, "0.9.0", "1.1.0", None)));
+    let message = p.refused();
+    assert!(message.contains("acme.clock 1.1.0: lists a delta from 0.9.0, which is not an older release"), "{message}");
+
+    // At another plugin's path (a client would fetch acme.alarm's bytes as this delta).
+    let p = pipeline();
+    p.forge_index_doc("acme.clock", |doc, _| {
+        let elsewhere = Some("deltas/acme.alarm/1.0.0_1.1.0.delta".to_owned());
+        add_delta(doc, "1.1.0", delta(doc, "1.0.0", "1.1.0", elsewhere));
+    });
+    let message = p.refused();
+    assert!(
+        message.contains("is at deltas/acme.alarm/1.0.0_1.1.0.delta, not deltas/acme.clock/1.0.0_1.1.0.delta"),
+        "{message}"
+    );
+
+    // A well-formed delta on the new release is the client's to check byte by byte
+    // (tests/tests/lifecycle_delta.rs: a bad one falls back to the full package).
+    let p = pipeline();
+    p.forge_index_doc("acme.clock", |doc, _| add_delta(doc, "1.1.0", delta(doc, "1.0.0", "1.1.0", None)));
+    p.sign().unwrap();
+}
+
+#[test]
+fn refuses_a_delta_added_to_a_published_release() {
+    let live = [("acme.clock", "1.0.0"), ("acme.clock", "1.1.0"), ("acme.alarm", "0.1.0")];
+    let p = pipeline_with(&live, ("acme.clock", "1.2.0"));
+    p.forge_index_doc("acme.clock", |doc, _| add_delta(doc, "1.1.0", delta(doc, "1.0.0", "1.1.0", None)));
+    let message = p.refused();
+    assert!(
+        message.contains("acme.clock 1.1.0: the delta from 1.0.0 is not one the published release lists"),
+        "{message}"
+    );
 }

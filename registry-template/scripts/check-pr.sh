@@ -25,7 +25,13 @@
 # submission), grows a plugin's permissions over its newest published release, asks for
 # a high-risk permission, adds a remote package (`.remote.json`: not fetched here, so
 # neither linted nor its permissions read), or changes anything but releases/ and
-# publishers/ (operator files: configuration, root, yanks, blocklist, workflows, scripts).
+# publishers/ (operator files: configuration, root, yanks, blocklist, workflows, scripts),
+# or adds, edits or removes a review (reviews/<plugin>/<login>.json: a maintainer
+# moderates, and checks the login is the author of the review issue).
+# Reviews: when a pull request touches reviews/, `trellis-index reviews check` runs on
+# its merge commit; its count, the touched plugins' ratings and every problem go to the
+# summary, and any problem refuses the pull request (six stars, a plugin or version the
+# registry does not have, raw HTML, a file not named after its author, ...).
 # Refused outright: a record that does not extend the base's (a pull request cannot add
 # its own key), a package that fails lint or whose signature does not verify under the
 # records (lint includes the static capability analysis: a binary or script using a
@@ -84,6 +90,7 @@ problems=()
 review=()
 rows=()
 releases=()
+reviewed_plugins=()
 changed=$(git diff --name-status --no-renames "$base" HEAD)
 while IFS=$'\t' read -r status path; do
     [ -n "${path:-}" ] || continue
@@ -128,6 +135,16 @@ while IFS=$'\t' read -r status path; do
                 D:*.zip.dsse) problems+=("$path: a release's signature is never removed; re-sign it instead") ;;
                 *) problems+=("$path: expected <version>.zip, <version>.zip.dsse or <version>.remote.json") ;;
             esac
+            ;;
+        reviews/*)
+            rel=${path#reviews/}
+            case $status in
+                A) what="new review" ;;
+                D) what="removed review" ;;
+                *) what="changed review" ;;
+            esac
+            review+=("$what \`$path\`: a maintainer moderates it (its author must be the review issue's)")
+            [[ "$rel" == */* ]] && reviewed_plugins+=("${rel%%/*}")
             ;;
         docs/* | README* | plugins/*) ;;
         *) review+=("operator file \`$path\` changed") ;;
@@ -191,6 +208,27 @@ for package in "${releases[@]+"${releases[@]}"}"; do
     fi
 done
 
+# Reviews, as the merged registry would publish them.
+review_lines=()
+if [ ${#reviewed_plugins[@]} -gt 0 ]; then
+    mapfile -t reviewed_plugins < <(printf '%s\n' "${reviewed_plugins[@]}" | sort -u)
+    status=0
+    "$TRELLIS_INDEX" reviews check "$work/pr" --json >"$work/reviews.json" 2>"$work/reviews.err" || status=$?
+    if [ "$status" -gt 1 ] || ! jq -e '.reviews' "$work/reviews.json" >/dev/null 2>&1; then
+        problems+=("reviews: trellis-index reviews check failed: $(tr '\n' ' ' <"$work/reviews.err")")
+    else
+        review_lines+=("$(jq -r '.reviews' "$work/reviews.json") review(s) checked")
+        for plugin in "${reviewed_plugins[@]}"; do
+            review_lines+=("$(jq -r --arg p "$plugin" '.ratings[$p] as $r
+                | if $r then "| \($p) | \($r.tenths / 10 | floor).\($r.tenths % 10) stars | \($r.count) visible | \($r.histogram | map(tostring) | join(" / ")) |"
+                  else "| \($p) | no visible review | | |" end' "$work/reviews.json")")
+        done
+        while IFS= read -r line; do
+            [ -n "$line" ] && problems+=("$line")
+        done < <(jq -r --arg prefix "$work/pr/" '.problems[] | (.path | ltrimstr($prefix)) + ": " + .reason' "$work/reviews.json")
+    fi
+fi
+
 labelled=no
 IFS=',' read -r -a labels <<<"${PR_LABELS:-}"
 for name in "${labels[@]+"${labels[@]}"}"; do
@@ -205,6 +243,12 @@ fi
     if [ ${#rows[@]} -gt 0 ]; then
         printf '| release | lint | signature | permissions |\n|---|---|---|---|\n'
         printf '%s\n' "${rows[@]}"
+        printf '\n'
+    fi
+    if [ ${#review_lines[@]} -gt 0 ]; then
+        printf '### Reviews\n\n%s\n\n' "${review_lines[0]}"
+        printf '| plugin | rating | reviews | 1 to 5 stars |\n|---|---|---|---|\n'
+        printf '%s\n' "${review_lines[@]:1}"
         printf '\n'
     fi
     if [ ${#review[@]} -gt 0 ]; then

@@ -3,12 +3,16 @@
 # builds the site *without signing it* (`trellis-index build --unsigned`): blobs, index
 # docs, catalog documents and the unsigned payloads of every role that changes.
 #
-# Usage: scripts/prepare.sh OUT_DIR     writes OUT_DIR/unsigned.tar, blobs.tar and pages.tar
+# Usage: scripts/prepare.sh OUT_DIR     writes OUT_DIR/unsigned.tar, blobs.tar, pages.tar
+#                                       and removed.txt
 #
 # unsigned.tar: what the signing job checks and signs (metadata/ and every new target
 # but packages and deltas); blobs.tar: the new packages and deltas, which only the
 # publishing job receives (their hashes are in the index docs the signer checks);
-# pages.tar: the storefront (HTML, assets, images; unsigned, for the publishing job).
+# pages.tar: the storefront (HTML, assets, images; unsigned, for the publishing job);
+# removed.txt: the storefront files the build deleted (the page of a plugin whose every
+# release is now yanked, ...), one path a line, which the publishing job deletes from
+# the site. The build never deletes under metadata/ or targets/ (write-once).
 # All are empty when nothing is to be published.
 #
 # Runs in the checkout of the pushed commit made by actions/checkout (depth 1, only the
@@ -105,13 +109,14 @@ fi
 
 summary "### Build"
 summary "commit \`$sha\`, scope: $(printf '%s' "$scope" | tr '\n' ' ')${reason:+ ($reason)}"
-rm -f "$out/unsigned.tar" "$out/blobs.tar" "$out/pages.tar"
+rm -f "$out/unsigned.tar" "$out/blobs.tar" "$out/pages.tar" "$out/removed.txt"
 if [ "$scope" = none ]; then
     note "nothing to publish for $sha"
     summary "nothing to publish for \`$sha\`"
     tar -cf "$out/unsigned.tar" -T /dev/null
     tar -cf "$out/blobs.tar" -T /dev/null
     tar -cf "$out/pages.tar" -T /dev/null
+    : >"$out/removed.txt"
     exit 0
 fi
 only=()
@@ -161,5 +166,15 @@ done <"$work/changed"
 tar -C "$work/site" -cf "$out/unsigned.tar" --verbatim-files-from -T "$work/unsigned.list"
 tar -C "$work/site" -cf "$out/blobs.tar" --verbatim-files-from -T "$work/blobs.list"
 tar -C "$work/site" -cf "$out/pages.tar" --verbatim-files-from -T "$work/pages.list"
-summary "prepared $(wc -l <"$work/unsigned.list") file(s) to sign, $(wc -l <"$work/blobs.list") blob(s) and $(wc -l <"$work/pages.list") storefront file(s)"
-printf '%s\n' "$out/unsigned.tar" "$out/blobs.tar" "$out/pages.tar"
+# Every storefront file the build deleted. A deletion under metadata/ or targets/ would
+# be a builder bug (published files are write-once): it is reported, never carried.
+git -C "$work/site" diff --cached --name-only --no-renames -z --diff-filter=D >"$work/deleted"
+: >"$out/removed.txt"
+while IFS= read -r -d '' path; do
+    case $path in
+        metadata/* | targets/*) warn "the build deleted $path; published metadata and targets are never deleted" ;;
+        *) printf '%s\n' "$path" >>"$out/removed.txt" ;;
+    esac
+done <"$work/deleted"
+summary "prepared $(wc -l <"$work/unsigned.list") file(s) to sign, $(wc -l <"$work/blobs.list") blob(s), $(wc -l <"$work/pages.list") storefront file(s) and $(wc -l <"$out/removed.txt") removal(s)"
+printf '%s\n' "$out/unsigned.tar" "$out/blobs.tar" "$out/pages.tar" "$out/removed.txt"

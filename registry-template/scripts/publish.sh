@@ -3,23 +3,28 @@
 # onto the published site, verifies the result as a client would and pushes it to the
 # site branch (GitHub Pages).
 #
-# Usage: scripts/publish.sh SIGNED_TAR BLOBS_TAR [PAGES_TAR]
+# Usage: scripts/publish.sh SIGNED_TAR BLOBS_TAR [PAGES_TAR [REMOVED_LIST]]
 #
 # Runs in a checkout holding scripts/ and root/ (the trusted root the result is verified
 # against). SIGNED_TAR comes from scripts/sign.sh, BLOBS_TAR (packages and deltas only)
 # from scripts/prepare.sh; a blob the signed index docs do not list with that hash and
 # length makes `verify` fail, and nothing is pushed. PAGES_TAR (prepare.sh) holds the
 # storefront: unsigned pages, assets and images, never under metadata/ or targets/, put
-# down first so the signed files always win. The commit pushed names GITHUB_SHA
+# down first so the signed files always win. REMOVED_LIST (prepare.sh's removed.txt)
+# names the storefront files the build deleted, one a line: each is deleted from the
+# site; one under metadata/, targets/ or .git/, or not a storefront path, refuses the
+# whole publish. The commit pushed names GITHUB_SHA
 # as its `Trellis-Source:` (the next build's scope starts there).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$here/lib.sh"
 
-signed=${1:?usage: publish.sh SIGNED_TAR BLOBS_TAR [PAGES_TAR]}
-blobs=${2:?usage: publish.sh SIGNED_TAR BLOBS_TAR [PAGES_TAR]}
+usage="usage: publish.sh SIGNED_TAR BLOBS_TAR [PAGES_TAR [REMOVED_LIST]]"
+signed=${1:?$usage}
+blobs=${2:?$usage}
 pages=${3:-}
+removed=${4:-}
 sha=${GITHUB_SHA:-$(git rev-parse HEAD)}
 is_sha "$sha" || die "GITHUB_SHA '$sha' is not a commit id"
 root=$(pwd)/root/1.root.json
@@ -53,6 +58,22 @@ if [ -n "$pages" ]; then
         die "$pages: storefront files may not be under metadata/, targets/ or .git/"
     fi
 fi
+# A storefront path: what pages.tar may hold, but never .nojekyll or a directory.
+page_pattern='^[A-Za-z0-9_][A-Za-z0-9._+-]*(/[A-Za-z0-9_][A-Za-z0-9._+-]*)*$'
+if [ -n "$removed" ]; then
+    [ -f "$removed" ] || die "$removed: no such file (the removal list of prepare.sh)"
+    line=0
+    while IFS= read -r path || [ -n "$path" ]; do
+        line=$((line + 1))
+        [[ "$path" =~ $page_pattern ]] || die "$removed:$line: '$path' is not a storefront path; nothing published"
+        case $path in
+            metadata/* | targets/*) die "$removed:$line: '$path': published metadata and targets are never deleted; nothing published" ;;
+        esac
+        if [ -n "$pages" ] && tar -tf "$pages" | grep -Fxq -- "$path"; then
+            die "$removed:$line: '$path' is both written (pages) and deleted; nothing published"
+        fi
+    done <"$removed"
+fi
 if [ -z "$(tar -tf "$signed" | grep -v '/$' | grep -v '^\.$' || true)" ]; then
     note "nothing to publish for $sha"
     summary "### Publish"
@@ -65,6 +86,18 @@ if [ -n "$pages" ]; then
     tar -x -C "$work/site" --no-same-owner --no-same-permissions -f "$pages"
 fi
 tar -x -C "$work/site" --no-same-owner --no-same-permissions -f "$blobs"
+if [ -n "$removed" ]; then
+    deleted=0
+    while IFS= read -r path || [ -n "$path" ]; do
+        if git -C "$work/site" ls-files --error-unmatch -- "$path" >/dev/null 2>&1; then
+            git -C "$work/site" rm -q -- "$path"
+            deleted=$((deleted + 1))
+        else
+            note "$path is not on $SITE_BRANCH (deleted already)"
+        fi
+    done <"$removed"
+    [ "$deleted" -eq 0 ] || note "deleted $deleted storefront file(s) the build removed"
+fi
 tar -x -C "$work/site" --no-same-owner --no-same-permissions -f "$signed"
 mapfile -t now < <(now_args)
 "$TRELLIS_INDEX" verify "$work/site" --root "$root" "${now[@]}" >&2 ||

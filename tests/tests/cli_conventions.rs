@@ -297,6 +297,37 @@ fn update_check_can_exit_with_a_code_when_updates_are_available() {
 }
 
 #[test]
+fn a_disabled_mark_of_a_newer_client_keeps_the_state_readable_the_plugin_disabled_and_survives_a_rewrite() {
+    let site = clock_site();
+    let cli = Cli::with_registry(&site);
+    cli.ok(&["--yes", "install", "acme.clock"]);
+    // What a newer client writes: a cause this one has never heard of.
+    let mark = serde_json::json!({
+        "cause": {"kind": "quarantined", "scanner": "acme-av", "verdict": {"family": "Trojan.X"}},
+        "reason": "quarantined by the host's scanner",
+        "since": "2027-03-01T00:00:00Z"
+    });
+    let mut state = cli.state();
+    state["plugins"]["acme.clock"]["disabled"] = mark.clone();
+    std::fs::write(cli.data.path().join("state.json"), serde_json::to_vec_pretty(&state).unwrap()).unwrap();
+
+    let list = cli.ok(&["list"]);
+    assert!(
+        list.contains("acme.clock 1.0.0")
+            && list.contains("DISABLED (quarantined, recorded by a newer client): quarantined by the host's scanner"),
+        "{list}"
+    );
+    let (code, listed) = cli.json(&["list"]);
+    assert_eq!(code, Some(0), "{listed}");
+    assert_eq!(listed["result"][0]["record"]["disabled"], mark, "{listed}");
+
+    // A command that rewrites the state keeps the mark as the newer client wrote it.
+    cli.ok(&["pin", "acme.clock@1.0.0"]);
+    assert_eq!(cli.state()["pins"]["acme.clock"], "1.0.0");
+    assert_eq!(cli.state()["plugins"]["acme.clock"]["disabled"], mark);
+}
+
+#[test]
 fn rollback_holds_the_release_until_unpinned_and_never_rolls_forward() {
     let site = clock_site();
     let cli = Cli::with_registry(&site);

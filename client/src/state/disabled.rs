@@ -11,11 +11,19 @@
 //! (`"disabled": "blocklisted: steals data"`); they are read as
 //! [`DisabledCause::Unrecorded`] with that sentence as the reason, so nothing is lost, and
 //! written back in the structured form.
+//!
+//! A record written by a *newer* client may carry a cause this client does not know (or
+//! a known cause with a value it cannot read, such as a new blocklist severity). It is
+//! read as [`DisabledCause::Unknown`], kept verbatim and written back as it was: the
+//! plugin stays disabled, with the newer client's reason, and the rest of the state
+//! file stays readable. Refusing the whole file would lock the user out of every
+//! plugin after a downgrade, or with two clients of different ages on one data dir.
 
 use std::fmt;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
 use trellis_schema::blocklist::{BlockEntry, Severity};
 use trellis_schema::key::KeyId;
 
@@ -42,6 +50,24 @@ pub enum DisabledCause {
     AdminPolicy,
     /// Recorded by an older client, which kept only the reason.
     Unrecorded,
+    /// Recorded by a newer client with a cause this client cannot read: the record as
+    /// it was (its `kind` and fields), written back unchanged. Still disabled.
+    #[serde(untagged)]
+    Unknown(Map<String, Value>),
+}
+
+impl DisabledCause {
+    /// The cause's `kind` as the state file names it (`blocked`, `admin_policy`, or a
+    /// newer client's).
+    pub fn kind(&self) -> &str {
+        match self {
+            Self::Blocked { .. } => "blocked",
+            Self::Revoked { .. } => "revoked",
+            Self::AdminPolicy => "admin_policy",
+            Self::Unrecorded => "unrecorded",
+            Self::Unknown(fields) => fields.get("kind").and_then(Value::as_str).unwrap_or("unknown"),
+        }
+    }
 }
 
 /// A disabled plugin's mark: the cause, the reason shown to users, and since when.
@@ -91,7 +117,7 @@ impl Disabled {
             DisabledCause::Blocked { .. } => "blocked",
             DisabledCause::Revoked { .. } => "revoked",
             DisabledCause::AdminPolicy => "denied",
-            DisabledCause::Unrecorded => "disabled",
+            DisabledCause::Unrecorded | DisabledCause::Unknown(_) => "disabled",
         }
     }
 }
@@ -114,6 +140,9 @@ impl fmt::Display for Disabled {
             }
             DisabledCause::AdminPolicy => write!(f, "denied: {}", self.reason),
             DisabledCause::Unrecorded => write!(f, "disabled: {}", self.reason),
+            DisabledCause::Unknown(_) => {
+                write!(f, "disabled ({}, recorded by a newer client): {}", self.cause.kind(), self.reason)
+            }
         }
     }
 }
@@ -199,6 +228,31 @@ mod tests {
         let json = serde_json::to_value(&mark).unwrap();
         assert_eq!(json["cause"]["kind"], "admin_policy");
         assert_eq!(serde_json::from_value::<Disabled>(json).unwrap(), mark);
+    }
+
+    #[test]
+    fn a_cause_of_a_newer_client_is_read_as_unknown_still_disabled_and_written_back_as_it_was() {
+        let newer = serde_json::json!({
+            "cause": {"kind": "quarantined", "scanner": "acme-av", "verdict": {"family": "Trojan.X"}},
+            "reason": "quarantined by the host's scanner",
+            "since": "2027-03-01T00:00:00Z"
+        });
+        let mark: Disabled = serde_json::from_value(newer.clone()).unwrap();
+        assert!(matches!(mark.cause, DisabledCause::Unknown(_)), "{mark:?}");
+        assert_eq!(mark.cause.kind(), "quarantined");
+        assert_eq!(mark.label(), "disabled");
+        assert_eq!(
+            mark.to_string(),
+            "disabled (quarantined, recorded by a newer client): quarantined by the host's scanner"
+        );
+        assert_eq!(serde_json::to_value(&mark).unwrap(), newer, "kept verbatim");
+
+        // A known kind with a value this client cannot read (a new severity) is kept too.
+        let severity = serde_json::json!({"cause": {"kind": "blocked", "severity": "catastrophic"}, "reason": "worm"});
+        let mark: Disabled = serde_json::from_value(severity.clone()).unwrap();
+        assert!(matches!(mark.cause, DisabledCause::Unknown(_)) && mark.severity().is_none(), "{mark:?}");
+        assert_eq!(mark.cause.kind(), "blocked");
+        assert_eq!(serde_json::to_value(&mark).unwrap(), severity);
     }
 
     #[test]

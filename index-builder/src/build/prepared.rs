@@ -23,7 +23,22 @@
 //!   registry's publisher record (which must validly extend the published chain), or
 //!   whose entry says something else than the signed manifest, or that changes or drops
 //!   a published release, or whose yank or rollout is not the registry's;
-//! - a publisher record or blocklist other than the registry source's.
+//! - a delta an index doc lists that does not lead from an older release of the same
+//!   doc to the release it is listed under (by its path too), or a published release
+//!   whose deltas gain one (deltas are made once, when their release is first published);
+//! - a catalog document that does not parse as the kind its path says, or is larger
+//!   than a client accepts ([`CatalogLimits`]), or a `catalog` role listing a path
+//!   outside `catalog/`;
+//! - a publisher record or blocklist other than the registry source's;
+//! - a newest root that expires before the snapshot or timestamp it would sign (clients
+//!   would stop trusting the site at the root's expiry whatever those say).
+//!
+//! Whether a delta's bytes turn its base into the release is not checked here: the
+//! signer never receives packages or deltas, and the client checks every file a delta
+//! produces against the developer-signed manifest and falls back to the full package
+//! when one differs (`tests/tests/lifecycle_delta.rs`,
+//! `signed_delta_producing_content_the_developer_did_not_sign_is_refused`), so a bad
+//! delta costs a download, never an install.
 //!
 //! Expiry dates are the signer's own (the registry's `expiry_days` from `now`), never the
 //! payload's; the snapshot and the timestamp are recomputed from the published ones.
@@ -34,9 +49,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use trellis_client::fs::{FsError, write_atomic};
+use trellis_schema::catalog::{self, CatalogLimits};
 use trellis_schema::dsse::Envelope as Dsse;
-use trellis_schema::index::IndexDoc;
-use trellis_schema::tuf::{Envelope, MetaFile, Snapshot, Targets};
+use trellis_schema::index::{IndexDoc, IndexRelease};
+use trellis_schema::tuf::{Envelope, MetaFile, Root, Snapshot, Targets};
 use trellis_schema::{PluginId, Sha256, canonical};
 
 use super::plan::SignedEntries as _;
@@ -110,6 +126,7 @@ pub fn sign_prepared(
     if payloads.is_empty() {
         return Ok(SignedReport::default());
     }
+    check_root_outlives(registry, now)?;
     let checker = Checker {
         registry,
         live: &live,
@@ -304,6 +321,99 @@ fn read_payloads(prepared: &Path) -> Result<Vec<(String, u64)>, BuildError> {
     Ok(out)
 }
 
+/// Refuses when the registry's newest root expires before the snapshot or the timestamp
+/// signed at `now` would: clients stop at the root's expiry, so the signer would promise
+/// a lifetime the site does not have (a root rotation is due first).
+fn check_root_outlives(registry: &Registry, now: jiff::Timestamp) -> Result<(), BuildError> {
+    let Some(root) = registry.roots.last() else {
+        return Err(BuildError::Trust("the registry has no root/1.root.json".into()));
+    };
+    let root: &Root = &root.envelope.signed;
+    let what = format!("root/{}", site::metadata_name("root", root.version));
+    let root_expires: jiff::Timestamp =
+        root.expires.parse().map_err(|e| refuse(&what, format!("expires {:?}: {e}", root.expires)))?;
+    let days = &registry.config.expiry_days;
+    for (role, days) in [("snapshot", days.snapshot), ("timestamp", days.timestamp)] {
+        let expires = tuf::expiry(now, days);
+        let outlives = expires.parse::<jiff::Timestamp>().is_ok_and(|at| at > root_expires);
+        if outlives {
+            return Err(refuse(
+                &what,
+                format!(
+                    "root version {} expires at {}, before the {role} signed now would ({expires}); \
+                     sign a new root first (trellis-index rotate REGISTRY root, KEY-CEREMONY.md)",
+                    root.version, root.expires
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a catalog document the way a client reads it: the kind its path names,
+/// parsed strictly and within the bounds a client holds it to. A path of no kind the
+/// builder writes is refused.
+fn check_catalog_document(target: &str, bytes: &[u8]) -> Result<(), BuildError> {
+    let limits = CatalogLimits::default();
+    let name = target.strip_prefix("catalog/").and_then(|n| n.strip_suffix(".json")).unwrap_or_default();
+    let checked = if target == catalog::HEAD_TARGET {
+        catalog::parse_head(bytes, &limits).map(drop)
+    } else if let Some(key) = name.strip_prefix("search-") {
+        catalog::parse_shard(key, bytes, &limits).map(drop)
+    } else if name.starts_with("category-") || name.starts_with("tag-") {
+        catalog::parse_page(target, bytes, &limits).map(drop)
+    } else if let Some(bucket) = name.strip_prefix("records-") {
+        catalog::parse_records(target, bytes).and_then(|parsed| {
+            let misfiled =
+                parsed.records.iter().find(|r| format!("{:02x}", catalog::record_bucket(&r.summary.id)) != bucket);
+            match misfiled {
+                Some(record) => Err(catalog::CatalogError::Invalid {
+                    target: target.to_owned(),
+                    reason: format!("holds the record of {}, which belongs in another bucket", record.summary.id),
+                }),
+                None => Ok(()),
+            }
+        })
+    } else if let Some(id) = name.strip_prefix("reviews-") {
+        let id: PluginId =
+            id.parse().map_err(|e| refuse(target, format!("names no plugin ({e}); not a reviews document")))?;
+        catalog::parse_reviews(&id, bytes, &limits).map(drop)
+    } else {
+        return Err(refuse(target, "is not a catalog document the builder writes"));
+    };
+    checked.map_err(|e| refuse(target, e.to_string()))
+}
+
+/// The deltas of `release` in `doc`: each leads from an older release of the same doc
+/// (published or published with it) to `release`, at the path the layout gives it; a
+/// published release (`published`) keeps exactly its published deltas or fewer (the
+/// builder drops one whose base left the index, never adds one).
+fn check_deltas(doc: &IndexDoc, release: &IndexRelease, published: Option<&IndexRelease>) -> Result<(), String> {
+    let mut bases = BTreeSet::new();
+    for delta in &release.deltas {
+        let from = &delta.from;
+        if !bases.insert(from) {
+            return Err(format!("lists two deltas from {from}"));
+        }
+        if *from >= release.version || doc.release(from).is_none() {
+            return Err(format!("lists a delta from {from}, which is not an older release of {}", doc.id));
+        }
+        let path = trellis_schema::target::delta_target(&doc.id, from, &release.version);
+        if delta.blob.path != path {
+            return Err(format!("the delta from {from} is at {}, not {path}", delta.blob.path));
+        }
+        if let Some(published) = published
+            && !published.deltas.contains(delta)
+        {
+            return Err(format!(
+                "the delta from {from} is not one the published release lists; \
+                 deltas are made once, when a release is first published"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn site_path(target: &str, sha256: &Sha256) -> PathBuf {
     PathBuf::from(site::TARGETS_DIR).join(site::hashed_target_path(target, sha256))
 }
@@ -326,12 +436,17 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    /// The prepared file of `target`, with the listed length and hash.
+    /// The prepared file of `target`, with the listed length and hash. A document the
+    /// published site already holds under that hash is read from there: a document that
+    /// returns to an earlier content (a catalog record bucket once a plugin leaves it)
+    /// is no new file for the build job, so it does not hand it on.
     fn document(&self, target: &str, sha256: &Sha256, length: u64) -> Result<Vec<u8>, BuildError> {
         let what = format!("targets/{}", site::hashed_target_path(target, sha256));
-        let bytes = std::fs::read(self.prepared.join(&what)).map_err(|e| {
-            refuse(&what, format!("listed as {target} but cannot be read from the prepared build: {e}"))
-        })?;
+        let bytes = std::fs::read(self.prepared.join(&what))
+            .or_else(|_| std::fs::read(self.live.dir().join(&what)))
+            .map_err(|e| {
+                refuse(&what, format!("listed as {target} but is neither in the prepared build nor published: {e}"))
+            })?;
         if bytes.len() as u64 != length || Sha256::of(&bytes) != *sha256 {
             return Err(refuse(
                 &what,
@@ -349,7 +464,10 @@ impl Checker<'_> {
         match family {
             Family::Bins | Family::Publishers => Err(misplaced()),
             Family::Catalog => match target.strip_prefix("catalog/") {
-                Some(rest) if !rest.is_empty() && !rest.contains('/') => Ok(0),
+                Some(rest) if !rest.is_empty() && !rest.contains('/') => {
+                    check_catalog_document(target, bytes)?;
+                    Ok(0)
+                }
                 _ => Err(misplaced()),
             },
             Family::Security => {
@@ -418,6 +536,8 @@ impl Checker<'_> {
         let mut checked = 0;
         for release in &doc.releases {
             let name = format!("{} {}", doc.id, release.version);
+            check_deltas(&doc, release, published.as_ref().and_then(|p| p.release(&release.version)))
+                .map_err(|problem| refuse(target, format!("{name}: {problem}")))?;
             if release.yanked != self.registry.yanks.contains(&doc.id, &release.version)
                 || release.rollout != self.registry.rollouts.percent(&doc.id, &release.version)
             {
