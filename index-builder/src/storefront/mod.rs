@@ -104,6 +104,13 @@ pub struct Prepared {
     pub images: Vec<page::Image>,
 }
 
+impl Prepared {
+    /// The icon of each plugin that has one, as its catalog summary names it.
+    pub fn icons(&self) -> BTreeMap<PluginId, String> {
+        self.pages.iter().filter_map(|(id, page)| Some((id.clone(), page.as_ref()?.icon.clone()?))).collect()
+    }
+}
+
 /// Reads what the pages of `plugins` need from their packages; refuses an image that
 /// does not decode (nothing is written).
 pub fn prepare(plugins: &[PluginInput], limits: &PageLimits) -> Result<Prepared, StorefrontError> {
@@ -167,6 +174,8 @@ struct SiteCatalog {
     records: BTreeMap<PluginId, CatalogRecord>,
     head_path: String,
     shards: BTreeMap<String, String>,
+    /// Per plugin with visible reviews, its reviews document: site path and SHA-256.
+    reviews: BTreeMap<PluginId, (String, Sha256)>,
 }
 
 fn read_catalog(site_dir: &Path) -> Result<SiteCatalog, StorefrontError> {
@@ -181,6 +190,7 @@ fn read_catalog(site_dir: &Path) -> Result<SiteCatalog, StorefrontError> {
     let mut head = None;
     let mut shards = BTreeMap::new();
     let mut buckets = Vec::new();
+    let mut reviews = BTreeMap::new();
     for (target, file) in &role.signed.targets {
         let Some(sha256) = file.hashes.get("sha256").and_then(|h| h.parse::<Sha256>().ok()) else { continue };
         let path = format!("{}/{}", site::TARGETS_DIR, site::hashed_target_path(target, &sha256));
@@ -190,6 +200,9 @@ fn read_catalog(site_dir: &Path) -> Result<SiteCatalog, StorefrontError> {
             shards.insert(key.to_owned(), path);
         } else if target.starts_with("catalog/records-") {
             buckets.push((target.clone(), path));
+        } else if let Some(id) = target.strip_prefix("catalog/reviews-").and_then(|k| k.strip_suffix(".json")) {
+            let id: PluginId = id.parse().map_err(|e| fail(format!("{target}: {e}")))?;
+            reviews.insert(id, (path, sha256));
         }
     }
     let read = |path: &str| {
@@ -206,11 +219,30 @@ fn read_catalog(site_dir: &Path) -> Result<SiteCatalog, StorefrontError> {
         })
         .collect::<Result<_, _>>()?;
     let records = parsed.into_iter().flatten().map(|r| (r.summary.id.clone(), r)).collect();
-    Ok(SiteCatalog { head, records, head_path, shards })
+    Ok(SiteCatalog { head, records, head_path, shards, reviews })
 }
 
-fn record_digest(record: &CatalogRecord) -> String {
-    Sha256::of(&serde_json::to_vec(&record.summary).unwrap_or_default()).to_hex()
+/// What a plugin page shows from the catalog: its summary and its reviews document.
+fn record_digest(record: &CatalogRecord, reviews: Option<&Sha256>) -> String {
+    let mut bytes = serde_json::to_vec(&record.summary).unwrap_or_default();
+    if let Some(reviews) = reviews {
+        bytes.extend_from_slice(reviews.to_hex().as_bytes());
+    }
+    Sha256::of(&bytes).to_hex()
+}
+
+/// The reviews document of `id` the site serves, when it has one.
+fn read_reviews(
+    site_dir: &Path,
+    id: &PluginId,
+    reviews: &BTreeMap<PluginId, (String, Sha256)>,
+) -> Result<Option<catalog::PluginReviews>, StorefrontError> {
+    let Some((path, _)) = reviews.get(id) else { return Ok(None) };
+    let full = site_dir.join(path);
+    let bytes = std::fs::read(&full).map_err(|e| StorefrontError::Io(FsError::new("reading", full, e)))?;
+    catalog::parse_reviews(id, &bytes, &catalog::CatalogLimits::default())
+        .map(Some)
+        .map_err(|e| StorefrontError::Catalog(e.to_string()))
 }
 
 /// Renders the storefront of the site at `site_dir` from the catalog it serves and
@@ -224,7 +256,7 @@ pub fn publish(
     theme: &Theme,
     load: &(dyn Fn(&BTreeSet<PluginId>) -> Result<Prepared, StorefrontError> + Sync),
 ) -> Result<StorefrontReport, StorefrontError> {
-    let SiteCatalog { head, records, head_path, shards } = read_catalog(site_dir)?;
+    let SiteCatalog { head, records, head_path, shards, reviews } = read_catalog(site_dir)?;
     let old: State = std::fs::read(state_path(site_dir))
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
@@ -232,7 +264,8 @@ pub fn publish(
     let everything = old.theme != theme.digest();
 
     // Which plugins changed since the storefront last rendered.
-    let digests: BTreeMap<&PluginId, String> = records.iter().map(|(id, r)| (id, record_digest(r))).collect();
+    let digests: BTreeMap<&PluginId, String> =
+        records.iter().map(|(id, r)| (id, record_digest(r, reviews.get(id).map(|(_, sha)| sha)))).collect();
     let mut changed: BTreeSet<PluginId> = prepared.pages.keys().cloned().collect();
     for (id, digest) in &digests {
         if everything || old.plugins.get(*id).is_none_or(|e| &e.digest != digest) {
@@ -303,7 +336,8 @@ pub fn publish(
         .filter_map(|id| Some((records.get(id)?, id)))
         .map(|(record, id)| {
             let page = data.get(id).and_then(Option::as_ref);
-            let mut out = vec![context.plugin_page(record, page)?];
+            let reviews = read_reviews(site_dir, id, &reviews)?;
+            let mut out = vec![context.plugin_page(record, page, reviews.as_ref())?];
             if let Some(page) = page {
                 out.push((data_path(id), serde_json::to_vec(page).unwrap_or_default()));
             }

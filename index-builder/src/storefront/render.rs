@@ -12,7 +12,7 @@ use std::path::Path;
 
 use minijinja::{Environment, Value, context};
 use serde::Serialize;
-use trellis_schema::catalog::{CatalogHead, CatalogRecord, ListingKind, PAGE_SIZE, PluginSummary};
+use trellis_schema::catalog::{CatalogHead, CatalogRecord, ListingKind, PAGE_SIZE, PluginReviews, PluginSummary};
 use trellis_schema::{PluginId, Sha256};
 
 use super::page::PageData;
@@ -28,6 +28,10 @@ const TEMPLATES: [(&str, &str); 8] = [
     ("plugin.html", include_str!("theme/plugin.html")),
     ("search.html", include_str!("theme/search.html")),
 ];
+/// Reviews a plugin page shows (the newest; the catalog document holds up to
+/// [`trellis_schema::catalog::REVIEWS_PER_DOC`]).
+pub(super) const REVIEWS_SHOWN: usize = 20;
+
 const STYLE: &str = include_str!("theme/style.css");
 const SCRIPT: &str = include_str!("theme/search.js");
 const ICON: &str = include_str!("theme/plugin.svg");
@@ -118,6 +122,7 @@ impl Theme {
             downloads: 10,
             recent_downloads: 4,
             updated: String::new(),
+            icon: None,
         };
         let record = CatalogRecord {
             summary: summary.clone(),
@@ -177,8 +182,20 @@ impl Theme {
         context.fixed_pages()?;
         context.listings(ListingKind::Category, &BTreeSet::from(["utility".to_owned()]))?;
         context.publishers(&BTreeSet::from(["example".to_owned()]))?;
-        context.plugin_page(&record, Some(&data))?;
-        context.plugin_page(&record, None)?;
+        let reviews = PluginReviews {
+            format: trellis_schema::catalog::CATALOG_FORMAT,
+            plugin: record.summary.id.clone(),
+            total: 1,
+            reviews: vec![trellis_schema::catalog::PublishedReview {
+                author: "octocat".into(),
+                stars: 4,
+                version: semver::Version::new(1, 0, 0),
+                date: "2026-11-01".into(),
+                text: "Good.".into(),
+            }],
+        };
+        context.plugin_page(&record, Some(&data), Some(&reviews))?;
+        context.plugin_page(&record, None, None)?;
         Ok(())
     }
 
@@ -342,7 +359,11 @@ impl<'a> Context<'a> {
             rating: stars(summary),
             downloads: summary.downloads,
             downloads_text: thousands(summary.downloads),
-            icon: self.icons.get(&summary.id).map_or(self.default_icon.as_str(), String::as_str),
+            icon: summary
+                .icon
+                .as_deref()
+                .or_else(|| self.icons.get(&summary.id).map(String::as_str))
+                .unwrap_or(self.default_icon.as_str()),
         }
     }
 
@@ -448,8 +469,41 @@ impl<'a> Context<'a> {
         &self,
         record: &CatalogRecord,
         data: Option<&PageData>,
+        reviews: Option<&PluginReviews>,
     ) -> Result<(String, Vec<u8>), StorefrontError> {
         let s = &record.summary;
+        let histogram: Vec<Value> = match s.rating {
+            Some(rating) if rating.histogram.iter().any(|n| *n > 0) => (1..=5u8)
+                .rev()
+                .map(|stars| {
+                    let count = rating.histogram[usize::from(stars - 1)];
+                    let total = rating.histogram.iter().sum::<u32>().max(1);
+                    context! { stars, count, total, percent => (u64::from(count) * 100 + u64::from(total) / 2) / u64::from(total) }
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        // The 90-day mean, when it tells something the overall mean does not.
+        let recent_stars =
+            s.rating.and_then(|r| r.recent_tenths.filter(|t| *t != r.tenths)).map(|t| format!("{}.{}", t / 10, t % 10));
+        let shown: Vec<Value> = reviews
+            .map(|doc| {
+                doc.reviews
+                    .iter()
+                    .take(REVIEWS_SHOWN)
+                    .map(|r| {
+                        let stars = r.stars.clamp(1, 5);
+                        context! {
+                            author => r.author.clone(), stars,
+                            glyphs => format!("{}{}", "★".repeat(usize::from(stars)), "☆".repeat(usize::from(5 - stars))),
+                            version => r.version.to_string(), date => r.date.clone(),
+                            text_html => super::page::review_markdown(&r.text),
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let reviews_total = reviews.map_or(0, |doc| doc.total);
         let trial = data.map_or(0, |d| d.trial_days);
         let pricing_text = match (pricing_name(s), trial) {
             ("free", _) => "Free".to_owned(),
@@ -472,10 +526,12 @@ impl<'a> Context<'a> {
             id => s.id.as_str(), name => s.name.clone(), summary => s.summary.clone(), vendor => s.vendor.clone(),
             vendor_id => s.id.vendor(), version => s.version.to_string(), channel => s.channel.as_str(),
             rating => stars(s), downloads => s.downloads, downloads_text => thousands(s.downloads),
+            recent_downloads => s.recent_downloads, recent_downloads_text => thousands(s.recent_downloads),
+            histogram, recent_stars, reviews => shown, reviews_total,
             pricing_text, categories => s.categories.clone(), tags => s.tags.clone(),
             host => format!("{} {}", s.host.id, s.host.api_version_requirement),
             platforms => s.platforms.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
-            icon => data.and_then(|d| d.icon.clone()).unwrap_or_else(|| self.default_icon.clone()),
+            icon => data.and_then(|d| d.icon.clone()).or_else(|| s.icon.clone()).unwrap_or_else(|| self.default_icon.clone()),
             screenshots => data.map(|d| d.screenshots.clone()).unwrap_or_default(),
             description_html => data.map(|d| d.description_html.clone()).unwrap_or_else(|| super::page::markdown(&s.summary)),
             readme_html => data.and_then(|d| d.readme_html.clone()),
@@ -517,6 +573,7 @@ mod tests {
             downloads,
             recent_downloads: downloads / 10,
             updated: "2026-11-01T00:00:00Z".into(),
+            icon: None,
         };
         CatalogRecord { summary, created: String::new(), releases: 1, length: 0, terms: BTreeMap::new() }
     }
@@ -543,7 +600,7 @@ mod tests {
         let records = BTreeMap::from([(record.summary.id.clone(), record.clone())]);
         let (icons, shards) = (BTreeMap::new(), BTreeMap::new());
         let context = Context::new(&theme, &head, &records, &icons, &shards, "");
-        String::from_utf8(context.plugin_page(record, None).unwrap().1).unwrap()
+        String::from_utf8(context.plugin_page(record, None, None).unwrap().1).unwrap()
     }
 
     #[test]
@@ -561,6 +618,63 @@ mod tests {
         );
         let bare = plugin_page(&record(None, 0));
         assert!(bare.contains("No reviews yet") && !bare.contains("downloads"), "{bare}");
+    }
+
+    #[test]
+    fn the_plugin_page_shows_the_histogram_the_newest_reviews_inert_and_recent_downloads() {
+        let theme = Theme::builtin("Store").unwrap();
+        let head = head();
+        let mut record =
+            record(Some(Rating { tenths: 38, count: 4, histogram: [1, 0, 0, 1, 2], recent_tenths: Some(45) }), 5_000);
+        record.summary.icon = Some(format!("images/{}.png", "cd".repeat(32)));
+        let records = BTreeMap::from([(record.summary.id.clone(), record.clone())]);
+        let (icons, shards) = (BTreeMap::new(), BTreeMap::new());
+        let context = Context::new(&theme, &head, &records, &icons, &shards, "");
+        let review = |author: &str, stars: u8, text: &str| trellis_schema::catalog::PublishedReview {
+            author: author.into(),
+            stars,
+            version: "1.2.0".parse().unwrap(),
+            date: "2026-10-30".into(),
+            text: text.into(),
+        };
+        let mut reviews = PluginReviews {
+            format: CATALOG_FORMAT,
+            plugin: record.summary.id.clone(),
+            total: 32,
+            reviews: vec![
+                review("mallory", 1, "<script>alert(1)</script> <img src=x onerror=alert(2)> [x](javascript:alert(3))"),
+                review("octocat", 5, "Keeps *perfect* time."),
+            ],
+        };
+        reviews.reviews.extend((0..30).map(|n| review(&format!("user{n}"), 4, &format!("review number {n}"))));
+        let page = String::from_utf8(context.plugin_page(&record, None, Some(&reviews)).unwrap().1).unwrap();
+        // The histogram, 5 stars first, as meters a screen reader can read.
+        let five = page.find("5 stars</th>").unwrap();
+        let one = page.find("1 star</th>").unwrap();
+        assert!(five < one, "{page}");
+        assert!(
+            page.contains(r#"<meter min="0" max="4" value="2" aria-label="50% of reviews gave 5 stars">"#),
+            "{page}"
+        );
+        assert!(page.contains("4.5 on average in the last 90 days"), "{page}");
+        // Reviews: the hostile one is text, the Markdown one formatted, at most REVIEWS_SHOWN.
+        assert!(
+            page.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;")
+                || page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{page}"
+        );
+        assert!(
+            !page.contains("<script") && !page.contains("<img src=x") && !page.contains("href=\"javascript"),
+            "{page}"
+        );
+        assert!(page.contains("Keeps <em>perfect</em> time."), "{page}");
+        assert_eq!(page.matches(r#"<article class="review""#).count(), REVIEWS_SHOWN, "{page}");
+        assert!(page.contains("The newest 20 of 32 reviews"), "{page}");
+        // Downloads, total and recent; the icon the catalog names.
+        assert!(page.contains("5,000 downloads, 500 in the last 30 days"), "{page}");
+        assert!(page.contains(&format!("images&#x2f;{}.png", "cd".repeat(32))), "{page}");
+        // A card uses the catalog's icon too.
+        assert_eq!(context.card(&record.summary).icon, format!("images/{}.png", "cd".repeat(32)));
     }
 
     #[test]
