@@ -229,7 +229,15 @@ fn one_release_rewrites_only_the_pages_that_show_it() {
     let scope = Scope::Plugins(BTreeSet::from(["acme.calendar".parse().unwrap()]));
     let report = build(registry.path(), site.path(), scope).unwrap();
     let written: BTreeSet<&str> = report.storefront.iter().map(String::as_str).collect();
+    // The storefront's own state: the digests of the plugins of one record bucket,
+    // the publisher's members, the documents rendered from.
+    let bucket = format!(
+        "_storefront/records-{:02x}.json",
+        trellis_schema::catalog::record_bucket(&"acme.calendar".parse().unwrap())
+    );
     let expected = BTreeSet::from([
+        bucket.as_str(),
+        "_storefront/publishers/acme.json",
         "index.html",
         "categories/index.html",
         "search/catalog.json",
@@ -249,6 +257,8 @@ fn one_release_rewrites_only_the_pages_that_show_it() {
         "publishers/acme/index.html",
         "plugins/acme.calendar/index.html",
         "_storefront/plugins/acme.calendar.json",
+        "_storefront/publishers/acme.json",
+        bucket.as_str(),
         "_storefront/state.json",
     ]
     .into();
@@ -329,6 +339,70 @@ fn catalog_summary(site: &Path, id: &str) -> Value {
         .find(|d| d["id"] == id)
         .cloned()
         .unwrap_or_else(|| panic!("{id} not in {shard}"))
+}
+
+#[test]
+fn the_storefront_after_several_incremental_builds_equals_a_full_builds() {
+    let registry = registry();
+    let key = fixture::key(1);
+    let site = tempfile::tempdir().unwrap();
+    build(registry.path(), site.path(), Scope::Full).unwrap();
+    let only = |id: &str| Scope::Plugins(BTreeSet::from([id.parse().unwrap()]));
+    // A new release, a plugin in a new category and tag, reviews, downloads, then the
+    // only plugin of a category withdrawn: each built incrementally.
+    let calendar = ReleaseSpec::new("acme.calendar", "2.1.0").with_display(
+        "Team Calendar",
+        display("Shared calendars for teams", "Meetings and events.", &["productivity"], &["calendar"]),
+    );
+    fixture::add_release(registry.path(), &calendar, &key).unwrap();
+    build(registry.path(), site.path(), only("acme.calendar")).unwrap();
+    let video = ReleaseSpec::new("contoso.video", "1.0.0")
+        .with_display("Video Cutter", display("Cut videos", "Trim clips.", &["design"], &["clips"]));
+    fixture::add_release(registry.path(), &video, &key).unwrap();
+    build(registry.path(), site.path(), only("contoso.video")).unwrap();
+    assert!(site.path().join("categories/design/index.html").is_file());
+    review(registry.path(), "acme.clock", "octocat", 5, "Keeps *perfect* time.");
+    build(registry.path(), site.path(), only("acme.clock")).unwrap();
+    let images = ("contoso.images".parse().unwrap(), "1.0.0".parse().unwrap());
+    operator::yank(&Registry::open(registry.path()).unwrap(), &images.0, &images.1, "withdrawn").unwrap();
+    let report = build(registry.path(), site.path(), only("contoso.images")).unwrap();
+    assert!(!site.path().join("plugins/contoso.images/index.html").exists(), "{report:?}");
+    assert!(!site.path().join("categories/media/index.html").exists(), "an empty category kept its page");
+
+    let full = tempfile::tempdir().unwrap();
+    build(registry.path(), full.path(), Scope::Full).unwrap();
+    let storefront = |dir: &Path| -> BTreeMap<String, Vec<u8>> {
+        tree(dir)
+            .into_iter()
+            .filter(|(p, _)| {
+                ["index.html", "categories/", "tags/", "plugins/", "publishers/", "search/", "assets/", "images/"]
+                    .iter()
+                    .any(|prefix| p.starts_with(prefix))
+            })
+            .collect()
+    };
+    let (incremental, full) = (storefront(site.path()), storefront(full.path()));
+    assert_eq!(incremental.keys().collect::<Vec<_>>(), full.keys().collect::<Vec<_>>());
+    for (path, bytes) in &incremental {
+        assert!(bytes == &full[path], "{path} differs from a full build's");
+    }
+    // And a rebuild with nothing new writes nothing.
+    let again = build(registry.path(), site.path(), Scope::Full).unwrap();
+    assert_eq!(again.storefront, Vec::<String>::new());
+
+    // Kept state lost (by hand, or a storefront from an older trellis-index): the
+    // next build renders everything again rather than a publisher page short of
+    // plugins.
+    std::fs::remove_file(site.path().join("_storefront/publishers/acme.json")).unwrap();
+    let calendar = ReleaseSpec::new("acme.calendar", "2.2.0").with_display(
+        "Team Calendar",
+        display("Shared calendars for teams", "Meetings and events.", &["productivity"], &["calendar"]),
+    );
+    fixture::add_release(registry.path(), &calendar, &key).unwrap();
+    let report = build(registry.path(), site.path(), only("acme.calendar")).unwrap();
+    let publisher = page(site.path(), "publishers/acme/index.html");
+    assert!(publisher.contains("Desk Clock") && publisher.contains("2.2.0"), "{publisher}");
+    assert!(report.storefront.contains(&"_storefront/publishers/acme.json".to_owned()), "{:?}", report.storefront);
 }
 
 #[test]

@@ -7,16 +7,16 @@
 //! minijinja escapes every value in `.html` templates; only the Markdown that
 //! [`super::page::markdown`] made safe is marked `|safe`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use minijinja::{Environment, Value, context};
 use serde::Serialize;
-use trellis_schema::catalog::{CatalogHead, CatalogRecord, ListingKind, PAGE_SIZE, PluginReviews, PluginSummary};
+use trellis_schema::catalog::{CatalogHead, CatalogRecord, ListingKind, ListingPage, PluginReviews, PluginSummary};
 use trellis_schema::{PluginId, Sha256};
 
+use super::StorefrontError;
 use super::page::PageData;
-use super::{StorefrontError, listing_order, pages_of};
 
 const TEMPLATES: [(&str, &str); 8] = [
     ("base.html", include_str!("theme/base.html")),
@@ -145,9 +145,8 @@ impl Theme {
             new: vec![summary.clone()],
             updated: vec![summary],
         };
-        let records = BTreeMap::from([(id.clone(), record.clone())]);
-        let (icons, shards) = (BTreeMap::new(), BTreeMap::new());
-        let context = Context::new(self, &head, &records, &icons, &shards, "");
+        let shards = BTreeMap::new();
+        let context = Context::new(self, &head, 1, &shards, "");
         let data = PageData {
             id,
             version: "1.0.0".into(),
@@ -180,8 +179,18 @@ impl Theme {
             repository: Some("https://example.com".into()),
         };
         context.fixed_pages()?;
-        context.listings(ListingKind::Category, &BTreeSet::from(["utility".to_owned()]))?;
-        context.publishers(&BTreeSet::from(["example".to_owned()]))?;
+        for page in [1, 2] {
+            context.listing_page(&ListingPage {
+                format: trellis_schema::catalog::CATALOG_FORMAT,
+                kind: ListingKind::Category,
+                name: "utility".into(),
+                page,
+                pages: 2,
+                total: 101,
+                plugins: vec![record.summary.clone()],
+            })?;
+        }
+        context.publisher_page("example", std::slice::from_ref(&record.summary))?;
         let reviews = PluginReviews {
             format: trellis_schema::catalog::CATALOG_FORMAT,
             plugin: record.summary.id.clone(),
@@ -236,6 +245,15 @@ impl Theme {
             .map(String::into_bytes)
             .map_err(|e| StorefrontError::Template { name: name.to_owned(), reason: format!("{e:#}") })
     }
+}
+
+/// The storefront page of a listing's page `page` (1-based).
+pub(super) fn listing_path(kind: ListingKind, name: &str, page: u32) -> String {
+    let dir = match kind {
+        ListingKind::Category => "categories",
+        ListingKind::Tag => "tags",
+    };
+    if page <= 1 { format!("{dir}/{name}/index.html") } else { format!("{dir}/{name}/{page}/index.html") }
 }
 
 /// A star rating as pages show it.
@@ -298,57 +316,34 @@ fn pricing_name(summary: &PluginSummary) -> &'static str {
 pub(super) struct Context<'a> {
     theme: &'a Theme,
     head: &'a CatalogHead,
-    icons: &'a BTreeMap<PluginId, String>,
     shards: &'a BTreeMap<String, String>,
     head_path: &'a str,
     default_icon: String,
     store: Value,
-    /// Members of each category, tag and publisher (so a listing is not a scan of
-    /// every record).
-    groups: BTreeMap<(u8, &'a str), Vec<&'a PluginSummary>>,
 }
 
-const CATEGORY: u8 = 0;
-const TAG: u8 = 1;
-const PUBLISHER: u8 = 2;
-
 impl<'a> Context<'a> {
+    /// `publishers`: how many publishers list a plugin (the home page says it).
     pub(super) fn new(
         theme: &'a Theme,
         head: &'a CatalogHead,
-        records: &'a BTreeMap<PluginId, CatalogRecord>,
-        icons: &'a BTreeMap<PluginId, String>,
+        publishers: usize,
         shards: &'a BTreeMap<String, String>,
         head_path: &'a str,
     ) -> Self {
         let assets = theme.assets();
-        let publishers: BTreeSet<&str> = records.keys().map(|id| id.vendor()).collect();
         let store = context! {
             name => theme.name.clone(),
             plugins => head.plugins,
-            publishers => publishers.len(),
+            publishers,
             css => assets[0].0.clone(),
             js => assets[1].0.clone(),
             default_icon => assets[2].0.clone(),
         };
-        let mut groups: BTreeMap<(u8, &'a str), Vec<&'a PluginSummary>> = BTreeMap::new();
-        for record in records.values() {
-            let s = &record.summary;
-            for category in &s.categories {
-                groups.entry((CATEGORY, category.as_str())).or_default().push(s);
-            }
-            for tag in &s.tags {
-                groups.entry((TAG, tag.as_str())).or_default().push(s);
-            }
-            groups.entry((PUBLISHER, s.id.vendor())).or_default().push(s);
-        }
-        for members in groups.values_mut() {
-            members.sort_by(|a, b| listing_order(a, b));
-        }
-        Self { theme, head, icons, shards, head_path, default_icon: assets[2].0.clone(), store, groups }
+        Self { theme, head, shards, head_path, default_icon: assets[2].0.clone(), store }
     }
 
-    fn card(&self, summary: &'a PluginSummary) -> Card<'_> {
+    fn card<'s>(&'s self, summary: &'s PluginSummary) -> Card<'s> {
         Card {
             id: summary.id.as_str(),
             name: &summary.name,
@@ -359,15 +354,11 @@ impl<'a> Context<'a> {
             rating: stars(summary),
             downloads: summary.downloads,
             downloads_text: thousands(summary.downloads),
-            icon: summary
-                .icon
-                .as_deref()
-                .or_else(|| self.icons.get(&summary.id).map(String::as_str))
-                .unwrap_or(self.default_icon.as_str()),
+            icon: summary.icon.as_deref().unwrap_or(self.default_icon.as_str()),
         }
     }
 
-    fn cards(&self, list: &'a [PluginSummary]) -> Vec<Card<'_>> {
+    fn cards<'s>(&'s self, list: &'s [PluginSummary]) -> Vec<Card<'s>> {
         list.iter().map(|s| self.card(s)).collect()
     }
 
@@ -400,67 +391,42 @@ impl<'a> Context<'a> {
         ])
     }
 
-    /// Every page of each listing in `names`.
-    pub(super) fn listings(
-        &self,
-        kind: ListingKind,
-        names: &BTreeSet<String>,
-    ) -> Result<Vec<(String, Vec<u8>)>, StorefrontError> {
-        let dir = match kind {
-            ListingKind::Category => "categories",
-            ListingKind::Tag => "tags",
+    /// The page of a category or tag listing, from the catalog's listing document of
+    /// the same page (the same members in the same order, 100 a page).
+    pub(super) fn listing_page(&self, listing: &ListingPage) -> Result<(String, Vec<u8>), StorefrontError> {
+        let (dir, heading) = match listing.kind {
+            ListingKind::Category => ("categories", format!("Category: {}", listing.name)),
+            ListingKind::Tag => ("tags", format!("Tag: {}", listing.name)),
         };
-        let mut out = Vec::new();
-        for name in names {
-            let group = match kind {
-                ListingKind::Category => CATEGORY,
-                ListingKind::Tag => TAG,
-            };
-            let members: &[&PluginSummary] = self.groups.get(&(group, name.as_str())).map_or(&[], Vec::as_slice);
-            let pages = pages_of(members.len());
-            let heading = match kind {
-                ListingKind::Category => format!("Category: {name}"),
-                ListingKind::Tag => format!("Tag: {name}"),
-            };
-            for page in 1..=pages {
-                let chunk: Vec<Card<'_>> =
-                    members.iter().skip((page - 1) * PAGE_SIZE).take(PAGE_SIZE).map(|s| self.card(s)).collect();
-                let (path, root) = if page == 1 {
-                    (format!("{dir}/{name}/index.html"), "../../".to_owned())
-                } else {
-                    (format!("{dir}/{name}/{page}/index.html"), "../../../".to_owned())
-                };
-                let bytes = self.theme.render(
-                    "listing.html",
-                    context! {
-                        root, store => self.store.clone(), heading => heading.clone(), plugins => chunk,
-                        total => members.len(), page, pages, base => format!("{dir}/{name}/"),
-                    },
-                )?;
-                out.push((path, bytes));
-            }
-        }
-        Ok(out)
+        let path = listing_path(listing.kind, &listing.name, listing.page);
+        let root = if listing.page <= 1 { "../../" } else { "../../../" };
+        let bytes = self.theme.render(
+            "listing.html",
+            context! {
+                root, store => self.store.clone(), heading, plugins => self.cards(&listing.plugins),
+                total => listing.total, page => listing.page, pages => listing.pages.max(1),
+                base => format!("{dir}/{}/", listing.name),
+            },
+        )?;
+        Ok((path, bytes))
     }
 
-    /// The page of each publisher in `vendors` that lists a plugin.
-    pub(super) fn publishers(&self, vendors: &BTreeSet<String>) -> Result<Vec<(String, Vec<u8>)>, StorefrontError> {
-        let mut out = Vec::new();
-        for vendor in vendors {
-            let Some(members) = self.groups.get(&(PUBLISHER, vendor.as_str())) else { continue };
-            let downloads: u64 = members.iter().map(|s| s.downloads).sum();
-            let publisher = context! {
-                id => vendor, name => members[0].vendor.clone(), website => Value::from(()),
-                downloads, downloads_text => thousands(downloads),
-            };
-            let cards: Vec<Card<'_>> = members.iter().map(|s| self.card(s)).collect();
-            let bytes = self.theme.render(
-                "publisher.html",
-                context! { root => "../../", store => self.store.clone(), publisher, plugins => cards },
-            )?;
-            out.push((format!("publishers/{vendor}/index.html"), bytes));
-        }
-        Ok(out)
+    /// The page of publisher `vendor` listing `members` (its plugins, in listing order).
+    pub(super) fn publisher_page(
+        &self,
+        vendor: &str,
+        members: &[PluginSummary],
+    ) -> Result<(String, Vec<u8>), StorefrontError> {
+        let downloads: u64 = members.iter().map(|s| s.downloads).sum();
+        let publisher = context! {
+            id => vendor, name => members.first().map(|s| s.vendor.clone()).unwrap_or_default(),
+            website => Value::from(()), downloads, downloads_text => thousands(downloads),
+        };
+        let bytes = self.theme.render(
+            "publisher.html",
+            context! { root => "../../", store => self.store.clone(), publisher, plugins => self.cards(members) },
+        )?;
+        Ok((format!("publishers/{vendor}/index.html"), bytes))
     }
 
     /// The page of `record`'s plugin; `data` from its package (without: from the
@@ -597,9 +563,8 @@ mod tests {
     fn plugin_page(record: &CatalogRecord) -> String {
         let theme = Theme::builtin("Store").unwrap();
         let head = head();
-        let records = BTreeMap::from([(record.summary.id.clone(), record.clone())]);
-        let (icons, shards) = (BTreeMap::new(), BTreeMap::new());
-        let context = Context::new(&theme, &head, &records, &icons, &shards, "");
+        let shards = BTreeMap::new();
+        let context = Context::new(&theme, &head, 1, &shards, "");
         String::from_utf8(context.plugin_page(record, None, None).unwrap().1).unwrap()
     }
 
@@ -627,9 +592,8 @@ mod tests {
         let mut record =
             record(Some(Rating { tenths: 38, count: 4, histogram: [1, 0, 0, 1, 2], recent_tenths: Some(45) }), 5_000);
         record.summary.icon = Some(format!("images/{}.png", "cd".repeat(32)));
-        let records = BTreeMap::from([(record.summary.id.clone(), record.clone())]);
-        let (icons, shards) = (BTreeMap::new(), BTreeMap::new());
-        let context = Context::new(&theme, &head, &records, &icons, &shards, "");
+        let shards = BTreeMap::new();
+        let context = Context::new(&theme, &head, 1, &shards, "");
         let review = |author: &str, stars: u8, text: &str| trellis_schema::catalog::PublishedReview {
             author: author.into(),
             stars,
