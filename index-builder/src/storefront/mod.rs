@@ -515,9 +515,16 @@ fn publisher_members(
     old: &State,
     everything: bool,
 ) -> Option<BTreeMap<String, Vec<PluginSummary>>> {
-    let vendors: BTreeSet<&str> = changes.changed.iter().map(PluginId::vendor).collect();
+    // The changed plugins' current summaries by publisher (one pass over the records).
+    let mut current: BTreeMap<&str, Vec<PluginSummary>> =
+        changes.changed.iter().map(|id| (id.vendor(), Vec::new())).collect();
+    for id in &changes.changed {
+        if let Some(record) = changes.records.get(id) {
+            current.entry(id.vendor()).or_default().push(record.summary.clone());
+        }
+    }
     let mut out = BTreeMap::new();
-    for vendor in vendors {
+    for (vendor, now) in current {
         let mut members: Vec<PluginSummary> = if everything {
             Vec::new()
         } else {
@@ -529,13 +536,7 @@ fn publisher_members(
             }
         };
         members.retain(|s| !changes.changed.contains(&s.id));
-        members.extend(
-            changes
-                .records
-                .iter()
-                .filter(|(id, _)| id.vendor() == vendor && (everything || changes.changed.contains(*id)))
-                .map(|(_, r)| r.summary.clone()),
-        );
+        members.extend(now);
         members.sort_by(listing_order);
         out.insert(vendor.to_owned(), members);
     }
