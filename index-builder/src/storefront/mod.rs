@@ -18,8 +18,9 @@
 //!
 //! Pages live at human-readable paths (stable URLs on GitHub Pages) and name only
 //! content-addressed assets. Data: the catalog documents the build just signed (head,
-//! record buckets: ratings and downloads are shown when the catalog has them) and, per
-//! plugin, what [`page`] reads from its newest release's package. The search page's
+//! record buckets, listing pages, reviews documents: ratings, the stars histogram,
+//! reviews and downloads are shown when the catalog has them) and, per plugin, what
+//! [`page`] reads from its newest release's package. The search page's
 //! script reads the same signed catalog shards the client reads and ranks with the
 //! client's rules (a port of `trellis_client::catalog::rank`).
 //!
