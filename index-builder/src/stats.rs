@@ -524,6 +524,33 @@ pub enum StatsError {
     Write(#[from] trellis_client::fs::FsError),
 }
 
+/// Bytes of a log once decompressed: CloudFront standard logs and Cloudflare Logpush
+/// files are gzip (`.gz`, detected by content, concatenated members read).
+pub const MAX_LOG_BYTES: u64 = 4 << 30;
+
+/// A log's text bytes: gzip (by its magic bytes) decompressed, at most
+/// [`MAX_LOG_BYTES`]. A log counts once by the SHA-256 of these bytes, compressed or not.
+fn read_log(path: &std::path::Path) -> Result<Vec<u8>, StatsError> {
+    use std::io::Read;
+    let read = |source| StatsError::Read { path: path.to_owned(), source };
+    let raw = std::fs::read(path).map_err(read)?;
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return Ok(raw);
+    }
+    let mut text = Vec::new();
+    flate2::read::MultiGzDecoder::new(raw.as_slice())
+        .take(MAX_LOG_BYTES + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| StatsError::Invalid { path: path.to_owned(), reason: format!("not a readable gzip file: {e}") })?;
+    if text.len() as u64 > MAX_LOG_BYTES {
+        return Err(StatsError::Invalid {
+            path: path.to_owned(),
+            reason: format!("over {MAX_LOG_BYTES} bytes once decompressed; split the log"),
+        });
+    }
+    Ok(text)
+}
+
 /// Adds the counts of `logs` to the registry's `stats/`, skipping logs already
 /// ingested (by content) and, within a log, malformed lines (reported).
 pub fn ingest(registry: &std::path::Path, logs: &[std::path::PathBuf]) -> Result<Vec<LogReport>, StatsError> {
@@ -533,7 +560,7 @@ pub fn ingest(registry: &std::path::Path, logs: &[std::path::PathBuf]) -> Result
     let mut ingested: Ingested = read_or_default(&ingested_path)?;
     let mut reports = Vec::new();
     for path in logs {
-        let bytes = std::fs::read(path).map_err(|source| StatsError::Read { path: path.clone(), source })?;
+        let bytes = read_log(path)?;
         let sha256 = trellis_schema::Sha256::of(&bytes);
         let text = String::from_utf8_lossy(&bytes);
         if ingested.logs.iter().any(|l| l.sha256 == sha256) {

@@ -103,6 +103,36 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
+/// Writes `reviews/<plugin>/<author>.json`.
+fn review(registry: &Path, plugin: &str, author: &str, stars: u8, text: &str) {
+    let dir = registry.join("reviews").join(plugin);
+    std::fs::create_dir_all(&dir).unwrap();
+    let review = json!({"stars": stars, "text": text, "version": "1.0.0", "date": "2026-10-20",
+                        "author": author, "state": "visible"});
+    std::fs::write(dir.join(format!("{author}.json")), serde_json::to_vec_pretty(&review).unwrap()).unwrap();
+}
+
+/// A combined-format access log of `recent` downloads of acme.clock 1.0.0 in the last
+/// 30 days before [`now`] and `older` before that, ingested into the registry's `stats/`.
+fn downloads(registry: &Path, recent: usize, older: usize) {
+    let hash = "ab".repeat(32);
+    let line = |day: &str| {
+        format!(
+            "203.0.113.7 - - [{day}:10:00:00 +0000] \"GET /targets/plugins/acme/acme.clock/{hash}.acme.clock-1.0.0.zip HTTP/1.1\" 200 4096 \"-\" \"trellis/0.1\"\n"
+        )
+    };
+    let mut log = String::new();
+    for _ in 0..recent {
+        log.push_str(&line("28/Oct/2026"));
+    }
+    for _ in 0..older {
+        log.push_str(&line("01/Sep/2026"));
+    }
+    let path = registry.join("access.log");
+    std::fs::write(&path, log).unwrap();
+    trellis_index::stats::ingest(registry, &[path]).unwrap();
+}
+
 fn page(site: &Path, path: &str) -> String {
     std::fs::read_to_string(site.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
@@ -199,7 +229,15 @@ fn one_release_rewrites_only_the_pages_that_show_it() {
     let scope = Scope::Plugins(BTreeSet::from(["acme.calendar".parse().unwrap()]));
     let report = build(registry.path(), site.path(), scope).unwrap();
     let written: BTreeSet<&str> = report.storefront.iter().map(String::as_str).collect();
+    // The storefront's own state: the digests of the plugins of one record bucket,
+    // the publisher's members, the documents rendered from.
+    let bucket = format!(
+        "_storefront/records-{:02x}.json",
+        trellis_schema::catalog::record_bucket(&"acme.calendar".parse().unwrap())
+    );
     let expected = BTreeSet::from([
+        bucket.as_str(),
+        "_storefront/publishers/acme.json",
         "index.html",
         "categories/index.html",
         "search/catalog.json",
@@ -219,6 +257,8 @@ fn one_release_rewrites_only_the_pages_that_show_it() {
         "publishers/acme/index.html",
         "plugins/acme.calendar/index.html",
         "_storefront/plugins/acme.calendar.json",
+        "_storefront/publishers/acme.json",
+        bucket.as_str(),
         "_storefront/state.json",
     ]
     .into();
@@ -238,6 +278,131 @@ fn one_release_rewrites_only_the_pages_that_show_it() {
             assert_eq!(bytes, &full[path], "{path} differs from a full build's");
         }
     }
+}
+
+#[test]
+fn the_plugin_page_shows_reviews_histogram_and_downloads_and_an_edited_review_redoes_it() {
+    let registry = registry();
+    review(registry.path(), "acme.clock", "octocat", 5, "Keeps *perfect* time.");
+    review(registry.path(), "acme.clock", "hubot", 4, "Good, but the alarm is loud.");
+    review(
+        registry.path(),
+        "acme.clock",
+        "mallory",
+        1,
+        "See &lt;script&gt;alert(1)&lt;/script&gt; [win](javascript:alert(2))",
+    );
+    downloads(registry.path(), 12, 3);
+    let site = tempfile::tempdir().unwrap();
+    build(registry.path(), site.path(), Scope::Full).unwrap();
+    let plugin = page(site.path(), "plugins/acme.clock/index.html");
+    assert!(plugin.contains("15 downloads, 12 in the last 30 days"), "{plugin}");
+    assert!(plugin.contains("Rated 3.3 out of 5 by 3 reviewers"), "{plugin}");
+    for (stars, count) in [(5, 1), (4, 1), (3, 0), (2, 0), (1, 1)] {
+        let meter =
+            format!(r#"max="3" value="{count}" aria-label="{}% of reviews gave {stars} star"#, (count * 100 + 1) / 3);
+        assert!(plugin.contains(&meter), "{meter} missing: {plugin}");
+    }
+    assert!(plugin.contains("Keeps <em>perfect</em> time.") && plugin.contains("hubot"), "{plugin}");
+    assert!(plugin.contains("See &lt;script&gt;alert(1)&lt;"), "{plugin}");
+    assert!(!plugin.contains("<script") && !plugin.contains("href=\"javascript"), "{plugin}");
+    // The catalog summary names the icon the page shows, and listings use it.
+    let summary = catalog_summary(site.path(), "acme.clock");
+    let icon = summary["icon"].as_str().unwrap_or_else(|| panic!("no icon in {summary}"));
+    assert!(icon.starts_with("images/") && site.path().join(icon).is_file(), "{icon}");
+    let listing = page(site.path(), "categories/productivity/index.html");
+    assert!(listing.contains(icon.trim_start_matches("images/")), "{listing}");
+    assert!(catalog_summary(site.path(), "acme.calendar").get("icon").is_none(), "a plugin without an icon has one");
+
+    // The same stars, another text: the rating does not move but the page must.
+    review(registry.path(), "acme.clock", "hubot", 4, "Good, and the alarm volume is now adjustable.");
+    let scope = Scope::Plugins(BTreeSet::from(["acme.clock".parse().unwrap()]));
+    let report = build(registry.path(), site.path(), scope).unwrap();
+    assert!(report.storefront.contains(&"plugins/acme.clock/index.html".to_owned()), "{:?}", report.storefront);
+    let plugin = page(site.path(), "plugins/acme.clock/index.html");
+    assert!(plugin.contains("alarm volume is now adjustable") && !plugin.contains("alarm is loud"), "{plugin}");
+    // Equal to a full build of the same registry.
+    let full = tempfile::tempdir().unwrap();
+    build(registry.path(), full.path(), Scope::Full).unwrap();
+    assert_eq!(plugin, page(full.path(), "plugins/acme.clock/index.html"));
+}
+
+/// The catalog summary of `id` in the site's search shard for its first term.
+fn catalog_summary(site: &Path, id: &str) -> Value {
+    let map: Value = serde_json::from_str(&page(site, "search/catalog.json")).unwrap();
+    let shard = map["shards"][&id[..2]].as_str().unwrap_or_else(|| panic!("no shard {} in {map}", &id[..2]));
+    let shard: Value = serde_json::from_str(&page(site, shard)).unwrap();
+    shard["docs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("{id} not in {shard}"))
+}
+
+#[test]
+fn the_storefront_after_several_incremental_builds_equals_a_full_builds() {
+    let registry = registry();
+    let key = fixture::key(1);
+    let site = tempfile::tempdir().unwrap();
+    build(registry.path(), site.path(), Scope::Full).unwrap();
+    let only = |id: &str| Scope::Plugins(BTreeSet::from([id.parse().unwrap()]));
+    // A new release, a plugin in a new category and tag, reviews, downloads, then the
+    // only plugin of a category withdrawn: each built incrementally.
+    let calendar = ReleaseSpec::new("acme.calendar", "2.1.0").with_display(
+        "Team Calendar",
+        display("Shared calendars for teams", "Meetings and events.", &["productivity"], &["calendar"]),
+    );
+    fixture::add_release(registry.path(), &calendar, &key).unwrap();
+    build(registry.path(), site.path(), only("acme.calendar")).unwrap();
+    let video = ReleaseSpec::new("contoso.video", "1.0.0")
+        .with_display("Video Cutter", display("Cut videos", "Trim clips.", &["design"], &["clips"]));
+    fixture::add_release(registry.path(), &video, &key).unwrap();
+    build(registry.path(), site.path(), only("contoso.video")).unwrap();
+    assert!(site.path().join("categories/design/index.html").is_file());
+    review(registry.path(), "acme.clock", "octocat", 5, "Keeps *perfect* time.");
+    build(registry.path(), site.path(), only("acme.clock")).unwrap();
+    let images = ("contoso.images".parse().unwrap(), "1.0.0".parse().unwrap());
+    operator::yank(&Registry::open(registry.path()).unwrap(), &images.0, &images.1, "withdrawn").unwrap();
+    let report = build(registry.path(), site.path(), only("contoso.images")).unwrap();
+    assert!(!site.path().join("plugins/contoso.images/index.html").exists(), "{report:?}");
+    assert!(!site.path().join("categories/media/index.html").exists(), "an empty category kept its page");
+
+    let full = tempfile::tempdir().unwrap();
+    build(registry.path(), full.path(), Scope::Full).unwrap();
+    let storefront = |dir: &Path| -> BTreeMap<String, Vec<u8>> {
+        tree(dir)
+            .into_iter()
+            .filter(|(p, _)| {
+                ["index.html", "categories/", "tags/", "plugins/", "publishers/", "search/", "assets/", "images/"]
+                    .iter()
+                    .any(|prefix| p.starts_with(prefix))
+            })
+            .collect()
+    };
+    let (incremental, full) = (storefront(site.path()), storefront(full.path()));
+    assert_eq!(incremental.keys().collect::<Vec<_>>(), full.keys().collect::<Vec<_>>());
+    for (path, bytes) in &incremental {
+        assert!(bytes == &full[path], "{path} differs from a full build's");
+    }
+    // And a rebuild with nothing new writes nothing.
+    let again = build(registry.path(), site.path(), Scope::Full).unwrap();
+    assert_eq!(again.storefront, Vec::<String>::new());
+
+    // Kept state lost (by hand, or a storefront from an older trellis-index): the
+    // next build renders everything again rather than a publisher page short of
+    // plugins.
+    std::fs::remove_file(site.path().join("_storefront/publishers/acme.json")).unwrap();
+    let calendar = ReleaseSpec::new("acme.calendar", "2.2.0").with_display(
+        "Team Calendar",
+        display("Shared calendars for teams", "Meetings and events.", &["productivity"], &["calendar"]),
+    );
+    fixture::add_release(registry.path(), &calendar, &key).unwrap();
+    let report = build(registry.path(), site.path(), only("acme.calendar")).unwrap();
+    let publisher = page(site.path(), "publishers/acme/index.html");
+    assert!(publisher.contains("Desk Clock") && publisher.contains("2.2.0"), "{publisher}");
+    assert!(report.storefront.contains(&"_storefront/publishers/acme.json".to_owned()), "{:?}", report.storefront);
 }
 
 #[test]
@@ -424,6 +589,16 @@ fn chromium_browses_searches_and_filters_the_storefront_served_on_loopback() {
         let spec = ReleaseSpec::new(id, "1.0.0").with_display(name, display(summary, summary, &[category], &[tag]));
         fixture::add_release(registry.path(), &spec, &key).unwrap();
     }
+    review(registry.path(), "acme.clock", "octocat", 5, "Keeps *perfect* time.");
+    review(registry.path(), "acme.clock", "hubot", 4, "Good, but the alarm is loud.");
+    review(
+        registry.path(),
+        "acme.clock",
+        "mallory",
+        1,
+        "See &lt;script&gt;window.pwned = 1&lt;/script&gt; and [win](javascript:window.pwned=2)",
+    );
+    downloads(registry.path(), 12, 3);
     let site = tempfile::tempdir().unwrap();
     build(registry.path(), site.path(), Scope::Full).unwrap();
     let server = trellis_index::serve::Server::start(site.path(), "127.0.0.1:0".parse().unwrap()).unwrap();
@@ -461,6 +636,16 @@ fn chromium_browses_searches_and_filters_the_storefront_served_on_loopback() {
     let found = browser.wait_for("return document.querySelector('#results .card .name')?.textContent");
     assert_eq!(found, "Team Calendar");
     browser.screenshot("search-typo");
+
+    // A search result shows the plugin's own icon, loaded from the site.
+    browser.open(&format!("{url}/search/?q=desk+clock"));
+    let icon = browser.wait_for(
+        "const card = [...document.querySelectorAll('#results .card')].find(c => c.textContent.includes('Desk Clock'));
+         const img = card && card.querySelector('img');
+         return img && img.complete && img.naturalWidth ? [img.getAttribute('src'), img.naturalWidth] : null",
+    );
+    assert!(icon[0].as_str().unwrap().contains("images/"), "{icon}");
+    assert_eq!(icon[1], 128, "{icon}");
 
     // A category filter narrows the results.
     browser.open(&format!("{url}/search/?q=time+photos+music+clock"));
@@ -506,6 +691,13 @@ fn chromium_browses_searches_and_filters_the_storefront_served_on_loopback() {
                  shots: [...document.querySelectorAll('.shots img')].map(i => i.complete && i.naturalWidth),
                  icon: document.querySelector('.icon').naturalWidth,
                  rating: document.getElementById('rating').textContent,
+                 downloads: document.getElementById('downloads').textContent,
+                 histogram: [...document.querySelectorAll('#histogram tr')].map(r =>
+                     [r.querySelector('th').textContent, r.querySelector('meter').value]),
+                 reviews: [...document.querySelectorAll('#reviews .review')].map(r =>
+                     [r.querySelector('.author').textContent, r.querySelector('.review-text').textContent.trim()]),
+                 links: [...document.querySelectorAll('#reviews a')].length,
+                 pwned: window.pwned === undefined ? null : window.pwned,
                  install: document.querySelector('a.install').getAttribute('href'),
                  scripts: document.scripts.length,
                  text: document.body.textContent}",
@@ -514,7 +706,22 @@ fn chromium_browses_searches_and_filters_the_storefront_served_on_loopback() {
     assert!(plugin["permissions"].as_str().unwrap().contains("Sync the time"), "{plugin}");
     assert_eq!(plugin["shots"], json!([320]), "{plugin}");
     assert_eq!(plugin["icon"], 128);
-    assert!(plugin["rating"].as_str().unwrap().contains("No reviews yet"), "{plugin}");
+    assert!(plugin["rating"].as_str().unwrap().contains("3.3 (3)"), "{plugin}");
+    assert_eq!(plugin["downloads"], "15 downloads, 12 in the last 30 days", "{plugin}");
+    assert_eq!(
+        plugin["histogram"],
+        json!([["5 stars", 1], ["4 stars", 1], ["3 stars", 0], ["2 stars", 0], ["1 star", 1]]),
+        "{plugin}"
+    );
+    let reviews = plugin["reviews"].as_array().unwrap();
+    assert!(reviews.iter().any(|r| r[0] == "octocat" && r[1] == "Keeps perfect time."), "{plugin}");
+    // The hostile review is shown as the text it is, runs nothing and links nowhere.
+    assert!(
+        reviews.iter().any(|r| r[0] == "mallory" && r[1] == "See <script>window.pwned = 1</script> and win"),
+        "{plugin}"
+    );
+    assert_eq!(plugin["pwned"], Value::Null, "a review ran a script");
+    assert_eq!(plugin["links"], 0, "{plugin}");
     assert_eq!(plugin["install"], "trellis://install/acme.clock");
     assert_eq!(plugin["scripts"], 0, "a script from plugin.json ran");
     assert!(plugin["text"].as_str().unwrap().contains("<script>alert(1)</script>"), "shown as text");

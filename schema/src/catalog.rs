@@ -167,6 +167,29 @@ pub struct PluginSummary {
     pub recent_downloads: u64,
     /// When its newest release was first published (RFC 3339).
     pub updated: String,
+    /// Its icon as the storefront serves it: `images/<sha256>.<png|jpg>`, the SHA-256
+    /// of the image's bytes (so a reader can check what it fetched); absent when the
+    /// package has no icon or the build did not read it.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "icon_path")]
+    pub icon: Option<String>,
+}
+
+/// Whether `path` is an icon path a summary may carry: `images/` then 64 lowercase
+/// hex digits then `.png` or `.jpg` (nothing a page could turn into another URL).
+pub fn is_icon_path(path: &str) -> bool {
+    let Some(name) = path.strip_prefix("images/") else { return false };
+    let Some(digest) = name.strip_suffix(".png").or_else(|| name.strip_suffix(".jpg")) else { return false };
+    digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn icon_path<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let path = Option::<String>::deserialize(deserializer)?;
+    match path {
+        Some(path) if !is_icon_path(&path) => {
+            Err(serde::de::Error::custom(format!("icon {path:?} is not images/<sha256>.png or .jpg")))
+        }
+        path => Ok(path),
+    }
 }
 
 /// A listing's name and size, as the head lists it.
@@ -660,5 +683,32 @@ mod tests {
             parse_shard("cl", doc(r#"{"tenths":45,"count":2,"histogram":[1,1]}"#).as_bytes(), &limits).unwrap_err();
         assert!(error.to_string().contains("cl"), "{error}");
         assert!(parse_shard("cl", doc(r#"{"tenths":45,"count":2,"stars":[]}"#).as_bytes(), &limits).is_err());
+    }
+
+    #[test]
+    fn a_summary_carries_its_icon_path_and_refuses_one_that_is_not_a_content_addressed_image() {
+        let doc = |icon: &str| {
+            format!(
+                r#"{{"format":1,"key":"cl","terms":{{}},"docs":[{{"id":"acme.clock","name":"Clock","summary":"","vendor":"Acme","version":"1.0.0","channel":"stable","host":{{"id":"demo-host","api_version_requirement":"^1"}},"platforms":["any"],"pricing":"free","permissions":[],"categories":[],"tags":[],"updated":"2026-11-01T00:00:00Z"{icon}}}]}}"#
+            )
+        };
+        let limits = CatalogLimits::default();
+        let png = format!("images/{}.png", "ab".repeat(32));
+        let shard = parse_shard("cl", doc(&format!(r#","icon":"{png}""#)).as_bytes(), &limits).unwrap();
+        assert_eq!(shard.docs[0].icon.as_deref(), Some(png.as_str()));
+        let without = parse_shard("cl", doc("").as_bytes(), &limits).unwrap();
+        assert_eq!(without.docs[0].icon, None);
+        assert!(!String::from_utf8(serde_json::to_vec(&without).unwrap()).unwrap().contains("icon"));
+        for bad in [
+            "javascript:alert(1)",
+            "https://tracker.example/i.png",
+            "images/../index.html",
+            "images/abc.png",
+            &format!("images/{}.svg", "ab".repeat(32)),
+            &format!("images/{}.png", "AB".repeat(32)),
+        ] {
+            let error = parse_shard("cl", doc(&format!(r#","icon":"{bad}""#)).as_bytes(), &limits).unwrap_err();
+            assert!(error.to_string().contains("is not images/<sha256>"), "{bad}: {error}");
+        }
     }
 }

@@ -296,6 +296,7 @@ fn summary(entry: &Entry) -> PluginSummary {
         downloads,
         recent_downloads: 0,
         updated: "2026-11-01T00:00:00Z".into(),
+        icon: None,
     }
 }
 

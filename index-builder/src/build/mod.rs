@@ -159,6 +159,11 @@ pub struct BuildInput {
     /// Visible reviews of the loaded plugins (those with none missing), published as
     /// `catalog/reviews-<plugin>.json`.
     pub reviews: BTreeMap<PluginId, Vec<PublishedReview>>,
+    /// Icons of the loaded plugins as the storefront serves them
+    /// (`images/<sha256>.<png|jpg>`), published in their catalog summaries;
+    /// [`build_registry`] fills it from the storefront's `prepare` (a loaded plugin
+    /// missing here has no icon).
+    pub icons: BTreeMap<PluginId, String>,
     /// Downloads and trending from the registry's `stats/` as of the build's day;
     /// `None` when it has none. With figures the catalog is always redone from every
     /// record: the windows move every day, so every plugin's figures may change.
@@ -233,6 +238,7 @@ impl BuildInput {
             featured: registry.featured.featured.clone(),
             ratings,
             reviews,
+            icons: BTreeMap::new(),
             downloads,
             mirrors: MirrorList::from_urls(registry.config.mirrors.iter().map(String::as_str)).map_err(|e| {
                 RegistryError::Config {
@@ -535,7 +541,8 @@ pub fn build_registry_with(
     let limits = storefront::PageLimits::default();
     let theme = storefront::Theme::load(&registry.config.name, &registry.dir.join(storefront::THEME_DIR))?;
     let prepared = storefront::prepare(&plugins, &limits)?;
-    let input = BuildInput::for_registry(registry, plugins, known_plugins, scope, now)?;
+    let mut input = BuildInput::for_registry(registry, plugins, known_plugins, scope, now)?;
+    input.icons = prepared.icons();
     let mut report = build_with(input, site, signing)?;
     // Plugins whose pages change without being in scope (a listing they share): their
     // releases are all published now, so their analysis is carried over, never redone.
@@ -638,6 +645,11 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
     // published ones, with the changed plugins' redone (a full build keeps only the
     // plugins it loaded).
     let build_time = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let record = |p: &PluginInput, previous: Option<&trellis_schema::catalog::CatalogRecord>| {
+        let mut record = catalog::record(p, previous, &build_time, input.ratings.get(&p.id).copied())?;
+        record.summary.icon = input.icons.get(&p.id).cloned();
+        Some(record)
+    };
     let published_catalog = match (&input.scope, &previous) {
         (Scope::Plugins(_), Some(prev)) if input.downloads.is_none() => catalog::SiteCatalog::open(prev)?,
         (Scope::Plugins(_), Some(_)) => {
@@ -650,15 +662,8 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
         Some(published) => {
             let mut incremental = catalog::Incremental::new(published);
             incremental.load(plugins.iter().map(|p| &p.id))?;
-            let changes: BTreeMap<PluginId, Option<trellis_schema::catalog::CatalogRecord>> = plugins
-                .par_iter()
-                .map(|p| {
-                    (
-                        p.id.clone(),
-                        catalog::record(p, incremental.previous(&p.id), &build_time, input.ratings.get(&p.id).copied()),
-                    )
-                })
-                .collect();
+            let changes: BTreeMap<PluginId, Option<trellis_schema::catalog::CatalogRecord>> =
+                plugins.par_iter().map(|p| (p.id.clone(), record(p, incremental.previous(&p.id)))).collect();
             incremental.update(&changes, &input.featured)?
         }
         None => None,
@@ -677,15 +682,8 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
                 let loaded: BTreeSet<&PluginId> = plugins.iter().map(|p| &p.id).collect();
                 records.retain(|id, _| loaded.contains(id));
             }
-            let redone: Vec<(PluginId, Option<trellis_schema::catalog::CatalogRecord>)> = plugins
-                .par_iter()
-                .map(|p| {
-                    (
-                        p.id.clone(),
-                        catalog::record(p, records.get(&p.id), &build_time, input.ratings.get(&p.id).copied()),
-                    )
-                })
-                .collect();
+            let redone: Vec<(PluginId, Option<trellis_schema::catalog::CatalogRecord>)> =
+                plugins.par_iter().map(|p| (p.id.clone(), record(p, records.get(&p.id)))).collect();
             for (id, record) in redone {
                 match record {
                     Some(record) => records.insert(id, record),

@@ -18,8 +18,9 @@
 //!
 //! Pages live at human-readable paths (stable URLs on GitHub Pages) and name only
 //! content-addressed assets. Data: the catalog documents the build just signed (head,
-//! record buckets: ratings and downloads are shown when the catalog has them) and, per
-//! plugin, what [`page`] reads from its newest release's package. The search page's
+//! record buckets, listing pages, reviews documents: ratings, the stars histogram,
+//! reviews and downloads are shown when the catalog has them) and, per plugin, what
+//! [`page`] reads from its newest release's package. The search page's
 //! script reads the same signed catalog shards the client reads and ranks with the
 //! client's rules (a port of `trellis_client::catalog::rank`).
 //!
@@ -35,7 +36,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use trellis_client::fs::{FsError, replace_unsynced, write_atomic};
-use trellis_schema::catalog::{self, CatalogHead, CatalogRecord, PAGE_SIZE, PluginSummary};
+use trellis_schema::catalog::{self, CatalogHead, CatalogRecord, PluginSummary};
 use trellis_schema::{PluginId, Sha256};
 
 use crate::build::PreviousSite;
@@ -104,6 +105,13 @@ pub struct Prepared {
     pub images: Vec<page::Image>,
 }
 
+impl Prepared {
+    /// The icon of each plugin that has one, as its catalog summary names it.
+    pub fn icons(&self) -> BTreeMap<PluginId, String> {
+        self.pages.iter().filter_map(|(id, page)| Some((id.clone(), page.as_ref()?.icon.clone()?))).collect()
+    }
+}
+
 /// Reads what the pages of `plugins` need from their packages; refuses an image that
 /// does not decode (nothing is written).
 pub fn prepare(plugins: &[PluginInput], limits: &PageLimits) -> Result<Prepared, StorefrontError> {
@@ -137,19 +145,26 @@ pub struct StorefrontReport {
     pub rendered: usize,
 }
 
-/// Per plugin, what the storefront last rendered from.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct StateEntry {
-    digest: String,
-    categories: Vec<String>,
-    tags: Vec<String>,
-    icon: Option<String>,
-}
-
+/// What the storefront last rendered from (`_storefront/state.json`): the SHA-256 of
+/// each catalog document its pages come from, so a build reads and renders only what
+/// a changed document shows. The plugins' own digests live per record bucket
+/// (`_storefront/records-<xx>.json`), the members of each publisher in
+/// `_storefront/publishers/<vendor>.json`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct State {
     theme: String,
-    plugins: BTreeMap<PluginId, StateEntry>,
+    /// Record bucket target → SHA-256 of the document rendered from.
+    #[serde(default)]
+    buckets: BTreeMap<String, String>,
+    /// Listing page target → SHA-256.
+    #[serde(default)]
+    listings: BTreeMap<String, String>,
+    /// Plugin → SHA-256 of its reviews document.
+    #[serde(default)]
+    reviews: BTreeMap<PluginId, String>,
+    /// Publisher → how many listed plugins it has.
+    #[serde(default)]
+    vendors: BTreeMap<String, u32>,
 }
 
 fn state_path(site_dir: &Path) -> std::path::PathBuf {
@@ -160,13 +175,35 @@ fn data_path(id: &PluginId) -> String {
     format!("{STATE_DIR}/plugins/{id}.json")
 }
 
-/// The catalog the site at `site_dir` serves: its head, every record, and the site
-/// paths of the head and of each search shard (for the search page).
+fn bucket_state_path(bucket: u32) -> String {
+    format!("{STATE_DIR}/records-{bucket:02x}.json")
+}
+
+fn vendor_path(vendor: &str) -> String {
+    format!("{STATE_DIR}/publishers/{vendor}.json")
+}
+
+/// A catalog document the site serves: its path in the site and its SHA-256.
+#[derive(Clone, Debug)]
+struct Document {
+    path: String,
+    sha256: Sha256,
+}
+
+/// The catalog the site at `site_dir` serves, as its signed catalog role lists it:
+/// the head (read), the other documents by target (read only when needed).
 struct SiteCatalog {
     head: CatalogHead,
-    records: BTreeMap<PluginId, CatalogRecord>,
     head_path: String,
     shards: BTreeMap<String, String>,
+    buckets: BTreeMap<u32, (String, Document)>,
+    listings: BTreeMap<String, Document>,
+    reviews: BTreeMap<PluginId, Document>,
+}
+
+fn read_file(site_dir: &Path, path: &str) -> Result<Vec<u8>, StorefrontError> {
+    let full = site_dir.join(path);
+    std::fs::read(&full).map_err(|e| StorefrontError::Io(FsError::new("reading", full, e)))
 }
 
 fn read_catalog(site_dir: &Path) -> Result<SiteCatalog, StorefrontError> {
@@ -180,37 +217,137 @@ fn read_catalog(site_dir: &Path) -> Result<SiteCatalog, StorefrontError> {
         .ok_or_else(|| fail("the site has no catalog role; rebuild it with this trellis-index".into()))?;
     let mut head = None;
     let mut shards = BTreeMap::new();
-    let mut buckets = Vec::new();
+    let mut buckets = BTreeMap::new();
+    let mut listings = BTreeMap::new();
+    let mut reviews = BTreeMap::new();
     for (target, file) in &role.signed.targets {
         let Some(sha256) = file.hashes.get("sha256").and_then(|h| h.parse::<Sha256>().ok()) else { continue };
         let path = format!("{}/{}", site::TARGETS_DIR, site::hashed_target_path(target, &sha256));
+        let Some(name) = target.strip_prefix("catalog/").and_then(|n| n.strip_suffix(".json")) else { continue };
         if target == catalog::HEAD_TARGET {
-            head = Some((path, sha256));
-        } else if let Some(key) = target.strip_prefix("catalog/search-").and_then(|k| k.strip_suffix(".json")) {
+            head = Some(path);
+        } else if let Some(key) = name.strip_prefix("search-") {
             shards.insert(key.to_owned(), path);
-        } else if target.starts_with("catalog/records-") {
-            buckets.push((target.clone(), path));
+        } else if let Some(bucket) = name.strip_prefix("records-") {
+            let bucket = u32::from_str_radix(bucket, 16).map_err(|e| fail(format!("{target}: {e}")))?;
+            buckets.insert(bucket, (target.clone(), Document { path, sha256 }));
+        } else if let Some(id) = name.strip_prefix("reviews-") {
+            let id: PluginId = id.parse().map_err(|e| fail(format!("{target}: {e}")))?;
+            reviews.insert(id, Document { path, sha256 });
+        } else if name.starts_with("category-") || name.starts_with("tag-") {
+            listings.insert(target.clone(), Document { path, sha256 });
         }
     }
-    let read = |path: &str| {
-        let full = site_dir.join(path);
-        std::fs::read(&full).map_err(|e| StorefrontError::Io(FsError::new("reading", full, e)))
-    };
-    let (head_path, _) = head.ok_or_else(|| fail("the catalog role lists no head.json".into()))?;
-    let head =
-        catalog::parse_head(&read(&head_path)?, &catalog::CatalogLimits::default()).map_err(|e| fail(e.to_string()))?;
-    let parsed: Vec<Vec<CatalogRecord>> = buckets
-        .par_iter()
-        .map(|(target, path)| {
-            catalog::parse_records(target, &read(path)?).map(|b| b.records).map_err(|e| fail(e.to_string()))
-        })
-        .collect::<Result<_, _>>()?;
-    let records = parsed.into_iter().flatten().map(|r| (r.summary.id.clone(), r)).collect();
-    Ok(SiteCatalog { head, records, head_path, shards })
+    let head_path = head.ok_or_else(|| fail("the catalog role lists no head.json".into()))?;
+    let head = catalog::parse_head(&read_file(site_dir, &head_path)?, &catalog::CatalogLimits::default())
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(SiteCatalog { head, head_path, shards, buckets, listings, reviews })
 }
 
-fn record_digest(record: &CatalogRecord) -> String {
-    Sha256::of(&serde_json::to_vec(&record.summary).unwrap_or_default()).to_hex()
+/// What a plugin page shows from the catalog: its summary and its reviews document.
+fn record_digest(record: &CatalogRecord, reviews: Option<&Sha256>) -> String {
+    let mut bytes = serde_json::to_vec(&record.summary).unwrap_or_default();
+    if let Some(reviews) = reviews {
+        bytes.extend_from_slice(reviews.to_hex().as_bytes());
+    }
+    Sha256::of(&bytes).to_hex()
+}
+
+/// The reviews document of `id` the site serves, when it has one.
+fn read_reviews(
+    site_dir: &Path,
+    id: &PluginId,
+    reviews: &BTreeMap<PluginId, Document>,
+) -> Result<Option<catalog::PluginReviews>, StorefrontError> {
+    let Some(document) = reviews.get(id) else { return Ok(None) };
+    catalog::parse_reviews(id, &read_file(site_dir, &document.path)?, &catalog::CatalogLimits::default())
+        .map(Some)
+        .map_err(|e| StorefrontError::Catalog(e.to_string()))
+}
+
+/// `catalog/<kind>-<name>-<page>.json` → its storefront page.
+fn listing_page_path(target: &str) -> Option<String> {
+    let name = target.strip_prefix("catalog/")?.strip_suffix(".json")?;
+    let (kind, rest) = match name.split_once('-')? {
+        ("category", rest) => (catalog::ListingKind::Category, rest),
+        ("tag", rest) => (catalog::ListingKind::Tag, rest),
+        _ => return None,
+    };
+    let (name, page) = rest.rsplit_once('-')?;
+    Some(render::listing_path(kind, name, page.parse().ok()?))
+}
+
+/// Which plugins changed since the storefront last rendered, read from the record
+/// buckets whose document changed (all of them when `everything`).
+struct Changes {
+    /// Current records of the buckets read.
+    records: BTreeMap<PluginId, CatalogRecord>,
+    /// Plugins whose page must be redone (or removed when not in `records`).
+    changed: BTreeSet<PluginId>,
+    /// The new digests of the buckets read.
+    bucket_states: BTreeMap<u32, BTreeMap<PluginId, String>>,
+}
+
+fn changes(
+    site_dir: &Path,
+    site: &SiteCatalog,
+    old: &State,
+    loaded: &BTreeSet<PluginId>,
+    everything: bool,
+) -> Result<Changes, StorefrontError> {
+    // Buckets to read: documents that changed, and those of plugins whose reviews
+    // changed or that the build loaded.
+    let mut wanted: BTreeSet<u32> = site
+        .buckets
+        .iter()
+        .filter(|(_, (target, doc))| everything || old.buckets.get(target) != Some(&doc.sha256.to_hex()))
+        .map(|(bucket, _)| *bucket)
+        .collect();
+    let reviews_now: BTreeMap<&PluginId, String> = site.reviews.iter().map(|(id, d)| (id, d.sha256.to_hex())).collect();
+    let reviews_changed = reviews_now
+        .iter()
+        .filter(|(id, sha)| old.reviews.get(**id) != Some(*sha))
+        .map(|(id, _)| *id)
+        .chain(old.reviews.keys().filter(|id| !reviews_now.contains_key(id)));
+    wanted.extend(reviews_changed.chain(loaded).map(catalog::record_bucket));
+    let read: Vec<(u32, Vec<CatalogRecord>, BTreeMap<PluginId, String>)> = wanted
+        .par_iter()
+        .map(|bucket| {
+            let records = match site.buckets.get(bucket) {
+                Some((target, doc)) => {
+                    catalog::parse_records(target, &read_file(site_dir, &doc.path)?)
+                        .map_err(|e| StorefrontError::Catalog(e.to_string()))?
+                        .records
+                }
+                None => Vec::new(),
+            };
+            let kept: BTreeMap<PluginId, String> = if everything {
+                BTreeMap::new()
+            } else {
+                std::fs::read(site_dir.join(bucket_state_path(*bucket)))
+                    .ok()
+                    .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                    .unwrap_or_default()
+            };
+            Ok((*bucket, records, kept))
+        })
+        .collect::<Result<_, StorefrontError>>()?;
+    let mut out = Changes { records: BTreeMap::new(), changed: loaded.clone(), bucket_states: BTreeMap::new() };
+    for (bucket, records, kept) in read {
+        let mut digests = BTreeMap::new();
+        for record in records {
+            let id = record.summary.id.clone();
+            let digest = record_digest(&record, site.reviews.get(&id).map(|d| &d.sha256));
+            if kept.get(&id) != Some(&digest) {
+                out.changed.insert(id.clone());
+            }
+            digests.insert(id.clone(), digest);
+            out.records.insert(id, record);
+        }
+        out.changed.extend(kept.into_keys().filter(|id| !digests.contains_key(id)));
+        out.bucket_states.insert(bucket, digests);
+    }
+    Ok(out)
 }
 
 /// Renders the storefront of the site at `site_dir` from the catalog it serves and
@@ -218,28 +355,36 @@ fn record_digest(record: &CatalogRecord) -> String {
 /// changed; a plugin whose catalog record changed without a new release gets its page
 /// from the data kept in `_storefront/`, or from `load` (opening its package) when
 /// there is none.
+///
+/// Only what a changed catalog document shows is read and rendered: the record
+/// buckets whose SHA-256 differs from the one the storefront last rendered (and those
+/// of plugins whose reviews changed or that the build loaded), the listing pages whose
+/// document differs, the publishers of the changed plugins; home, categories and
+/// search always (four small pages). A site whose storefront state is missing, of
+/// another theme, or whose publisher data is incomplete is rendered whole.
 pub fn publish(
     prepared: Prepared,
     site_dir: &Path,
     theme: &Theme,
     load: &(dyn Fn(&BTreeSet<PluginId>) -> Result<Prepared, StorefrontError> + Sync),
 ) -> Result<StorefrontReport, StorefrontError> {
-    let SiteCatalog { head, records, head_path, shards } = read_catalog(site_dir)?;
+    let site = read_catalog(site_dir)?;
     let old: State = std::fs::read(state_path(site_dir))
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default();
-    let everything = old.theme != theme.digest();
-
-    // Which plugins changed since the storefront last rendered.
-    let digests: BTreeMap<&PluginId, String> = records.iter().map(|(id, r)| (id, record_digest(r))).collect();
-    let mut changed: BTreeSet<PluginId> = prepared.pages.keys().cloned().collect();
-    for (id, digest) in &digests {
-        if everything || old.plugins.get(*id).is_none_or(|e| &e.digest != digest) {
-            changed.insert((*id).clone());
+    let loaded: BTreeSet<PluginId> = prepared.pages.keys().cloned().collect();
+    let mut everything = old.theme != theme.digest();
+    let (changes, members) = loop {
+        let changes = changes(site_dir, &site, &old, &loaded, everything)?;
+        match publisher_members(site_dir, &changes, &old, everything) {
+            Some(members) => break (changes, members),
+            // A publisher's kept members are missing (a storefront from an older
+            // trellis-index, or removed by hand): render everything once.
+            None => everything = true,
         }
-    }
-    changed.extend(old.plugins.keys().filter(|id| !records.contains_key(*id)).cloned());
+    };
+    let Changes { records, changed, bucket_states } = changes;
 
     // Page data of the changed plugins that are listed.
     let Prepared { pages: mut data, mut images } = prepared;
@@ -262,48 +407,52 @@ pub fn publish(
         data.extend(loaded.pages);
     }
 
-    // The new state: icons of unchanged plugins are kept.
-    let mut state = State { theme: theme.digest(), plugins: BTreeMap::new() };
-    for (id, record) in &records {
-        let icon = match data.get(id) {
-            Some(Some(page)) => page.icon.clone(),
-            _ => old.plugins.get(id).and_then(|e| e.icon.clone()),
-        };
-        state.plugins.insert(
-            id.clone(),
-            StateEntry {
-                digest: digests.get(id).cloned().unwrap_or_default(),
-                categories: record.summary.categories.clone(),
-                tags: record.summary.tags.clone(),
-                icon,
-            },
-        );
-    }
-
-    // Which listings and publishers to redo: those of the changed plugins, before and after.
-    let mut categories = BTreeSet::new();
-    let mut tags = BTreeSet::new();
-    let mut vendors = BTreeSet::new();
-    for id in &changed {
-        for entry in [old.plugins.get(id), state.plugins.get(id)].into_iter().flatten() {
-            categories.extend(entry.categories.iter().cloned());
-            tags.extend(entry.tags.iter().cloned());
+    // The new state.
+    let mut vendors = if everything { BTreeMap::new() } else { old.vendors.clone() };
+    for (vendor, list) in &members {
+        if list.is_empty() {
+            vendors.remove(vendor);
+        } else {
+            vendors.insert(vendor.clone(), u32::try_from(list.len()).unwrap_or(u32::MAX));
         }
-        vendors.insert(id.vendor().to_owned());
     }
-    let icons = state_icons(&state);
-    let context = render::Context::new(theme, &head, &records, &icons, &shards, &head_path);
+    let state = State {
+        theme: theme.digest(),
+        buckets: site.buckets.values().map(|(target, doc)| (target.clone(), doc.sha256.to_hex())).collect(),
+        listings: site.listings.iter().map(|(target, doc)| (target.clone(), doc.sha256.to_hex())).collect(),
+        reviews: site.reviews.iter().map(|(id, doc)| (id.clone(), doc.sha256.to_hex())).collect(),
+        vendors,
+    };
+
+    let context = render::Context::new(theme, &site.head, state.vendors.len(), &site.shards, &site.head_path);
     let mut pages: Vec<(String, Vec<u8>)> = Vec::new();
     pages.extend(context.fixed_pages()?);
-    pages.extend(context.listings(catalog::ListingKind::Category, &categories)?);
-    pages.extend(context.listings(catalog::ListingKind::Tag, &tags)?);
-    pages.extend(context.publishers(&vendors)?);
+    // Listing pages whose document changed.
+    let listings: Vec<(String, Vec<u8>)> = site
+        .listings
+        .par_iter()
+        .filter(|(target, doc)| everything || old.listings.get(*target) != Some(&doc.sha256.to_hex()))
+        .map(|(target, doc)| {
+            let page =
+                catalog::parse_page(target, &read_file(site_dir, &doc.path)?, &catalog::CatalogLimits::default())
+                    .map_err(|e| StorefrontError::Catalog(e.to_string()))?;
+            context.listing_page(&page)
+        })
+        .collect::<Result<_, StorefrontError>>()?;
+    pages.extend(listings);
+    for (vendor, list) in &members {
+        if !list.is_empty() {
+            pages.push(context.publisher_page(vendor, list)?);
+        }
+        pages.push((vendor_path(vendor), serde_json::to_vec(list).unwrap_or_default()));
+    }
     let plugin_pages: Vec<Vec<(String, Vec<u8>)>> = changed
         .par_iter()
         .filter_map(|id| Some((records.get(id)?, id)))
         .map(|(record, id)| {
             let page = data.get(id).and_then(Option::as_ref);
-            let mut out = vec![context.plugin_page(record, page)?];
+            let reviews = read_reviews(site_dir, id, &site.reviews)?;
+            let mut out = vec![context.plugin_page(record, page, reviews.as_ref())?];
             if let Some(page) = page {
                 out.push((data_path(id), serde_json::to_vec(page).unwrap_or_default()));
             }
@@ -321,29 +470,78 @@ pub fn publish(
     assets.extend(images.into_iter().map(|i| (i.path, i.bytes.to_vec())));
     report.written.extend(write_changed(site_dir, &assets)?);
     report.written.extend(write_changed(site_dir, &pages)?);
+    let mut gone: Vec<String> = Vec::new();
     for id in changed.iter().filter(|id| !records.contains_key(*id)) {
-        for path in [format!("plugins/{id}/index.html"), data_path(id)] {
-            if std::fs::remove_file(site_dir.join(&path)).is_ok() {
-                report.removed.push(path);
-            }
+        gone.extend([format!("plugins/{id}/index.html"), data_path(id)]);
+    }
+    for (vendor, list) in &members {
+        if list.is_empty() {
+            gone.extend([format!("publishers/{vendor}/index.html"), vendor_path(vendor)]);
         }
     }
-    // One durability barrier for everything above, then the state that trusts it.
+    gone.extend(old.listings.keys().filter(|t| !site.listings.contains_key(*t)).filter_map(|t| listing_page_path(t)));
+    for path in gone {
+        if std::fs::remove_file(site_dir.join(&path)).is_ok() {
+            report.removed.push(path);
+        }
+    }
+    // One durability barrier for everything above, then the state that trusts it:
+    // the buckets' digests, then the state naming the documents rendered from.
     make_durable(site_dir, &report.written, &report.removed)?;
-    let state_bytes = serde_json::to_vec(&state).unwrap_or_default();
-    let state_file = state_path(site_dir);
-    if !std::fs::read(&state_file).is_ok_and(|existing| existing == state_bytes) {
-        trellis_client::fs::create_dir_all(state_file.parent().unwrap_or(site_dir))?;
-        write_atomic(&state_file, &state_bytes)?;
-        report.written.push(format!("{STATE_DIR}/state.json"));
+    let mut states: Vec<(String, Vec<u8>)> = bucket_states
+        .iter()
+        .map(|(bucket, digests)| (bucket_state_path(*bucket), serde_json::to_vec(digests).unwrap_or_default()))
+        .collect();
+    states.push((format!("{STATE_DIR}/state.json"), serde_json::to_vec(&state).unwrap_or_default()));
+    for (path, bytes) in states {
+        let file = site_dir.join(&path);
+        if !std::fs::read(&file).is_ok_and(|existing| existing == bytes) {
+            trellis_client::fs::create_dir_all(file.parent().unwrap_or(site_dir))?;
+            write_atomic(&file, &bytes)?;
+            report.written.push(path);
+        }
     }
     report.written.sort();
     report.removed.sort();
     Ok(report)
 }
 
-fn state_icons(state: &State) -> BTreeMap<PluginId, String> {
-    state.plugins.iter().filter_map(|(id, e)| Some((id.clone(), e.icon.clone()?))).collect()
+/// The members of each publisher of a changed plugin, in listing order (empty: it
+/// lists none any more): the kept members with the changed plugins' records put in
+/// (when `everything`, every plugin changed: all come from the records). `None` when
+/// the state counts members of a publisher whose kept members cannot be read.
+fn publisher_members(
+    site_dir: &Path,
+    changes: &Changes,
+    old: &State,
+    everything: bool,
+) -> Option<BTreeMap<String, Vec<PluginSummary>>> {
+    // The changed plugins' current summaries by publisher (one pass over the records).
+    let mut current: BTreeMap<&str, Vec<PluginSummary>> =
+        changes.changed.iter().map(|id| (id.vendor(), Vec::new())).collect();
+    for id in &changes.changed {
+        if let Some(record) = changes.records.get(id) {
+            current.entry(id.vendor()).or_default().push(record.summary.clone());
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (vendor, now) in current {
+        let mut members: Vec<PluginSummary> = if everything {
+            Vec::new()
+        } else {
+            match std::fs::read(site_dir.join(vendor_path(vendor))) {
+                Ok(bytes) => serde_json::from_slice(&bytes).ok()?,
+                // A publisher new to the storefront has none kept.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !old.vendors.contains_key(vendor) => Vec::new(),
+                Err(_) => return None,
+            }
+        };
+        members.retain(|s| !changes.changed.contains(&s.id));
+        members.extend(now);
+        members.sort_by(listing_order);
+        out.insert(vendor.to_owned(), members);
+    }
+    Some(out)
 }
 
 /// Writes each file whose bytes differ from what the site has (in parallel, each
@@ -398,9 +596,4 @@ fn listing_order(a: &PluginSummary, b: &PluginSummary) -> std::cmp::Ordering {
         .cmp(&a.downloads)
         .then_with(|| b.rating.map(|r| r.tenths).cmp(&a.rating.map(|r| r.tenths)))
         .then_with(|| a.id.cmp(&b.id))
-}
-
-/// Pages of a listing of `total` plugins.
-fn pages_of(total: usize) -> usize {
-    total.div_ceil(PAGE_SIZE).max(1)
 }

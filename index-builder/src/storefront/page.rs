@@ -353,7 +353,27 @@ fn safe_url(url: &str) -> bool {
 /// written), images become their alt text (a page makes no request outside the site),
 /// links other than `http(s)`/`mailto` become their text. Headings start at level 3.
 pub fn markdown(text: &str) -> String {
-    let mut dropped_links = Vec::new();
+    render_markdown(text, Flavor::Document)
+}
+
+/// A review's Markdown (the subset `trellis-index reviews check` allows, but held to
+/// the same rules whatever the document says): as [`markdown`], except that no link
+/// is made (a page should not vouch for a reviewer's links: an `http(s)` link shows
+/// its text and its address as text) and headings are bold paragraphs (a review
+/// must not outline the page).
+pub fn review_markdown(text: &str) -> String {
+    render_markdown(text, Flavor::Review)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    Document,
+    Review,
+}
+
+fn render_markdown(text: &str, flavor: Flavor) -> String {
+    let review = flavor == Flavor::Review;
+    let mut dropped_links: Vec<Option<String>> = Vec::new();
     let mut in_image = 0usize;
     let events =
         Parser::new_ext(text, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH).filter_map(|event| match event {
@@ -367,11 +387,19 @@ pub fn markdown(text: &str) -> String {
                 None
             }
             Event::Start(Tag::Link { link_type, dest_url, title, id }) => {
-                let keep = safe_url(&dest_url);
-                dropped_links.push(!keep);
+                let keep = safe_url(&dest_url) && !review;
+                // A dropped link leaves its text; a review's safe address follows as text.
+                let trailer = (review && safe_url(&dest_url)).then(|| format!(" ({dest_url})"));
+                dropped_links.push((!keep).then(|| trailer.unwrap_or_default()));
                 keep.then_some(Event::Start(Tag::Link { link_type, dest_url, title, id }))
             }
-            Event::End(TagEnd::Link) => (!dropped_links.pop().unwrap_or(false)).then_some(Event::End(TagEnd::Link)),
+            Event::End(TagEnd::Link) => match dropped_links.pop().flatten() {
+                None => Some(Event::End(TagEnd::Link)),
+                Some(trailer) if trailer.is_empty() => None,
+                Some(trailer) => Some(Event::Text(CowStr::from(trailer))),
+            },
+            Event::Start(Tag::Heading { .. }) if review => Some(Event::Html(CowStr::from("<p><strong>"))),
+            Event::End(TagEnd::Heading(_)) if review => Some(Event::Html(CowStr::from("</strong></p>\n"))),
             Event::Start(Tag::Heading { level, id, classes, attrs }) => {
                 Some(Event::Start(Tag::Heading { level: demote(level), id, classes, attrs }))
             }
@@ -412,6 +440,21 @@ mod tests {
         assert!(html.contains("bad"), "{html}");
         assert!(!html.contains("<img") && !html.contains("tracker.example"), "{html}");
         assert!(html.contains("<h3>Title</h3>"), "{html}");
+    }
+
+    #[test]
+    fn a_review_makes_no_link_no_heading_and_shows_any_html_as_text() {
+        let html = review_markdown(
+            "# Great\n\n<script>alert(1)</script>\n\nSee &lt;script&gt;alert(2)&lt;/script&gt;\n\n\
+             [site](https://spam.example) [x](javascript:alert(3)) ![p](https://t.example/p.png) *fine*",
+        );
+        assert!(!html.contains("<script") && !html.contains("<a ") && !html.contains("<img"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(2)&lt;/script&gt;"), "{html}");
+        assert!(html.contains("site (https://spam.example)"), "{html}");
+        assert!(!html.contains("javascript:") && html.contains("x"), "{html}");
+        assert!(html.contains("<p><strong>Great</strong></p>") && !html.contains("<h"), "{html}");
+        assert!(html.contains("<em>fine</em>"), "{html}");
     }
 
     #[test]

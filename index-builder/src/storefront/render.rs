@@ -7,16 +7,16 @@
 //! minijinja escapes every value in `.html` templates; only the Markdown that
 //! [`super::page::markdown`] made safe is marked `|safe`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use minijinja::{Environment, Value, context};
 use serde::Serialize;
-use trellis_schema::catalog::{CatalogHead, CatalogRecord, ListingKind, PAGE_SIZE, PluginSummary};
+use trellis_schema::catalog::{CatalogHead, CatalogRecord, ListingKind, ListingPage, PluginReviews, PluginSummary};
 use trellis_schema::{PluginId, Sha256};
 
+use super::StorefrontError;
 use super::page::PageData;
-use super::{StorefrontError, listing_order, pages_of};
 
 const TEMPLATES: [(&str, &str); 8] = [
     ("base.html", include_str!("theme/base.html")),
@@ -28,6 +28,10 @@ const TEMPLATES: [(&str, &str); 8] = [
     ("plugin.html", include_str!("theme/plugin.html")),
     ("search.html", include_str!("theme/search.html")),
 ];
+/// Reviews a plugin page shows (the newest; the catalog document holds up to
+/// [`trellis_schema::catalog::REVIEWS_PER_DOC`]).
+pub(super) const REVIEWS_SHOWN: usize = 20;
+
 const STYLE: &str = include_str!("theme/style.css");
 const SCRIPT: &str = include_str!("theme/search.js");
 const ICON: &str = include_str!("theme/plugin.svg");
@@ -118,6 +122,7 @@ impl Theme {
             downloads: 10,
             recent_downloads: 4,
             updated: String::new(),
+            icon: None,
         };
         let record = CatalogRecord {
             summary: summary.clone(),
@@ -140,9 +145,8 @@ impl Theme {
             new: vec![summary.clone()],
             updated: vec![summary],
         };
-        let records = BTreeMap::from([(id.clone(), record.clone())]);
-        let (icons, shards) = (BTreeMap::new(), BTreeMap::new());
-        let context = Context::new(self, &head, &records, &icons, &shards, "");
+        let shards = BTreeMap::new();
+        let context = Context::new(self, &head, 1, &shards, "");
         let data = PageData {
             id,
             version: "1.0.0".into(),
@@ -175,10 +179,32 @@ impl Theme {
             repository: Some("https://example.com".into()),
         };
         context.fixed_pages()?;
-        context.listings(ListingKind::Category, &BTreeSet::from(["utility".to_owned()]))?;
-        context.publishers(&BTreeSet::from(["example".to_owned()]))?;
-        context.plugin_page(&record, Some(&data))?;
-        context.plugin_page(&record, None)?;
+        for page in [1, 2] {
+            context.listing_page(&ListingPage {
+                format: trellis_schema::catalog::CATALOG_FORMAT,
+                kind: ListingKind::Category,
+                name: "utility".into(),
+                page,
+                pages: 2,
+                total: 101,
+                plugins: vec![record.summary.clone()],
+            })?;
+        }
+        context.publisher_page("example", std::slice::from_ref(&record.summary))?;
+        let reviews = PluginReviews {
+            format: trellis_schema::catalog::CATALOG_FORMAT,
+            plugin: record.summary.id.clone(),
+            total: 1,
+            reviews: vec![trellis_schema::catalog::PublishedReview {
+                author: "octocat".into(),
+                stars: 4,
+                version: semver::Version::new(1, 0, 0),
+                date: "2026-11-01".into(),
+                text: "Good.".into(),
+            }],
+        };
+        context.plugin_page(&record, Some(&data), Some(&reviews))?;
+        context.plugin_page(&record, None, None)?;
         Ok(())
     }
 
@@ -219,6 +245,15 @@ impl Theme {
             .map(String::into_bytes)
             .map_err(|e| StorefrontError::Template { name: name.to_owned(), reason: format!("{e:#}") })
     }
+}
+
+/// The storefront page of a listing's page `page` (1-based).
+pub(super) fn listing_path(kind: ListingKind, name: &str, page: u32) -> String {
+    let dir = match kind {
+        ListingKind::Category => "categories",
+        ListingKind::Tag => "tags",
+    };
+    if page <= 1 { format!("{dir}/{name}/index.html") } else { format!("{dir}/{name}/{page}/index.html") }
 }
 
 /// A star rating as pages show it.
@@ -281,57 +316,34 @@ fn pricing_name(summary: &PluginSummary) -> &'static str {
 pub(super) struct Context<'a> {
     theme: &'a Theme,
     head: &'a CatalogHead,
-    icons: &'a BTreeMap<PluginId, String>,
     shards: &'a BTreeMap<String, String>,
     head_path: &'a str,
     default_icon: String,
     store: Value,
-    /// Members of each category, tag and publisher (so a listing is not a scan of
-    /// every record).
-    groups: BTreeMap<(u8, &'a str), Vec<&'a PluginSummary>>,
 }
 
-const CATEGORY: u8 = 0;
-const TAG: u8 = 1;
-const PUBLISHER: u8 = 2;
-
 impl<'a> Context<'a> {
+    /// `publishers`: how many publishers list a plugin (the home page says it).
     pub(super) fn new(
         theme: &'a Theme,
         head: &'a CatalogHead,
-        records: &'a BTreeMap<PluginId, CatalogRecord>,
-        icons: &'a BTreeMap<PluginId, String>,
+        publishers: usize,
         shards: &'a BTreeMap<String, String>,
         head_path: &'a str,
     ) -> Self {
         let assets = theme.assets();
-        let publishers: BTreeSet<&str> = records.keys().map(|id| id.vendor()).collect();
         let store = context! {
             name => theme.name.clone(),
             plugins => head.plugins,
-            publishers => publishers.len(),
+            publishers,
             css => assets[0].0.clone(),
             js => assets[1].0.clone(),
             default_icon => assets[2].0.clone(),
         };
-        let mut groups: BTreeMap<(u8, &'a str), Vec<&'a PluginSummary>> = BTreeMap::new();
-        for record in records.values() {
-            let s = &record.summary;
-            for category in &s.categories {
-                groups.entry((CATEGORY, category.as_str())).or_default().push(s);
-            }
-            for tag in &s.tags {
-                groups.entry((TAG, tag.as_str())).or_default().push(s);
-            }
-            groups.entry((PUBLISHER, s.id.vendor())).or_default().push(s);
-        }
-        for members in groups.values_mut() {
-            members.sort_by(|a, b| listing_order(a, b));
-        }
-        Self { theme, head, icons, shards, head_path, default_icon: assets[2].0.clone(), store, groups }
+        Self { theme, head, shards, head_path, default_icon: assets[2].0.clone(), store }
     }
 
-    fn card(&self, summary: &'a PluginSummary) -> Card<'_> {
+    fn card<'s>(&'s self, summary: &'s PluginSummary) -> Card<'s> {
         Card {
             id: summary.id.as_str(),
             name: &summary.name,
@@ -342,11 +354,11 @@ impl<'a> Context<'a> {
             rating: stars(summary),
             downloads: summary.downloads,
             downloads_text: thousands(summary.downloads),
-            icon: self.icons.get(&summary.id).map_or(self.default_icon.as_str(), String::as_str),
+            icon: summary.icon.as_deref().unwrap_or(self.default_icon.as_str()),
         }
     }
 
-    fn cards(&self, list: &'a [PluginSummary]) -> Vec<Card<'_>> {
+    fn cards<'s>(&'s self, list: &'s [PluginSummary]) -> Vec<Card<'s>> {
         list.iter().map(|s| self.card(s)).collect()
     }
 
@@ -379,67 +391,42 @@ impl<'a> Context<'a> {
         ])
     }
 
-    /// Every page of each listing in `names`.
-    pub(super) fn listings(
-        &self,
-        kind: ListingKind,
-        names: &BTreeSet<String>,
-    ) -> Result<Vec<(String, Vec<u8>)>, StorefrontError> {
-        let dir = match kind {
-            ListingKind::Category => "categories",
-            ListingKind::Tag => "tags",
+    /// The page of a category or tag listing, from the catalog's listing document of
+    /// the same page (the same members in the same order, 100 a page).
+    pub(super) fn listing_page(&self, listing: &ListingPage) -> Result<(String, Vec<u8>), StorefrontError> {
+        let (dir, heading) = match listing.kind {
+            ListingKind::Category => ("categories", format!("Category: {}", listing.name)),
+            ListingKind::Tag => ("tags", format!("Tag: {}", listing.name)),
         };
-        let mut out = Vec::new();
-        for name in names {
-            let group = match kind {
-                ListingKind::Category => CATEGORY,
-                ListingKind::Tag => TAG,
-            };
-            let members: &[&PluginSummary] = self.groups.get(&(group, name.as_str())).map_or(&[], Vec::as_slice);
-            let pages = pages_of(members.len());
-            let heading = match kind {
-                ListingKind::Category => format!("Category: {name}"),
-                ListingKind::Tag => format!("Tag: {name}"),
-            };
-            for page in 1..=pages {
-                let chunk: Vec<Card<'_>> =
-                    members.iter().skip((page - 1) * PAGE_SIZE).take(PAGE_SIZE).map(|s| self.card(s)).collect();
-                let (path, root) = if page == 1 {
-                    (format!("{dir}/{name}/index.html"), "../../".to_owned())
-                } else {
-                    (format!("{dir}/{name}/{page}/index.html"), "../../../".to_owned())
-                };
-                let bytes = self.theme.render(
-                    "listing.html",
-                    context! {
-                        root, store => self.store.clone(), heading => heading.clone(), plugins => chunk,
-                        total => members.len(), page, pages, base => format!("{dir}/{name}/"),
-                    },
-                )?;
-                out.push((path, bytes));
-            }
-        }
-        Ok(out)
+        let path = listing_path(listing.kind, &listing.name, listing.page);
+        let root = if listing.page <= 1 { "../../" } else { "../../../" };
+        let bytes = self.theme.render(
+            "listing.html",
+            context! {
+                root, store => self.store.clone(), heading, plugins => self.cards(&listing.plugins),
+                total => listing.total, page => listing.page, pages => listing.pages.max(1),
+                base => format!("{dir}/{}/", listing.name),
+            },
+        )?;
+        Ok((path, bytes))
     }
 
-    /// The page of each publisher in `vendors` that lists a plugin.
-    pub(super) fn publishers(&self, vendors: &BTreeSet<String>) -> Result<Vec<(String, Vec<u8>)>, StorefrontError> {
-        let mut out = Vec::new();
-        for vendor in vendors {
-            let Some(members) = self.groups.get(&(PUBLISHER, vendor.as_str())) else { continue };
-            let downloads: u64 = members.iter().map(|s| s.downloads).sum();
-            let publisher = context! {
-                id => vendor, name => members[0].vendor.clone(), website => Value::from(()),
-                downloads, downloads_text => thousands(downloads),
-            };
-            let cards: Vec<Card<'_>> = members.iter().map(|s| self.card(s)).collect();
-            let bytes = self.theme.render(
-                "publisher.html",
-                context! { root => "../../", store => self.store.clone(), publisher, plugins => cards },
-            )?;
-            out.push((format!("publishers/{vendor}/index.html"), bytes));
-        }
-        Ok(out)
+    /// The page of publisher `vendor` listing `members` (its plugins, in listing order).
+    pub(super) fn publisher_page(
+        &self,
+        vendor: &str,
+        members: &[PluginSummary],
+    ) -> Result<(String, Vec<u8>), StorefrontError> {
+        let downloads: u64 = members.iter().map(|s| s.downloads).sum();
+        let publisher = context! {
+            id => vendor, name => members.first().map(|s| s.vendor.clone()).unwrap_or_default(),
+            website => Value::from(()), downloads, downloads_text => thousands(downloads),
+        };
+        let bytes = self.theme.render(
+            "publisher.html",
+            context! { root => "../../", store => self.store.clone(), publisher, plugins => self.cards(members) },
+        )?;
+        Ok((format!("publishers/{vendor}/index.html"), bytes))
     }
 
     /// The page of `record`'s plugin; `data` from its package (without: from the
@@ -448,8 +435,41 @@ impl<'a> Context<'a> {
         &self,
         record: &CatalogRecord,
         data: Option<&PageData>,
+        reviews: Option<&PluginReviews>,
     ) -> Result<(String, Vec<u8>), StorefrontError> {
         let s = &record.summary;
+        let histogram: Vec<Value> = match s.rating {
+            Some(rating) if rating.histogram.iter().any(|n| *n > 0) => (1..=5u8)
+                .rev()
+                .map(|stars| {
+                    let count = rating.histogram[usize::from(stars - 1)];
+                    let total = rating.histogram.iter().sum::<u32>().max(1);
+                    context! { stars, count, total, percent => (u64::from(count) * 100 + u64::from(total) / 2) / u64::from(total) }
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        // The 90-day mean, when it tells something the overall mean does not.
+        let recent_stars =
+            s.rating.and_then(|r| r.recent_tenths.filter(|t| *t != r.tenths)).map(|t| format!("{}.{}", t / 10, t % 10));
+        let shown: Vec<Value> = reviews
+            .map(|doc| {
+                doc.reviews
+                    .iter()
+                    .take(REVIEWS_SHOWN)
+                    .map(|r| {
+                        let stars = r.stars.clamp(1, 5);
+                        context! {
+                            author => r.author.clone(), stars,
+                            glyphs => format!("{}{}", "★".repeat(usize::from(stars)), "☆".repeat(usize::from(5 - stars))),
+                            version => r.version.to_string(), date => r.date.clone(),
+                            text_html => super::page::review_markdown(&r.text),
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let reviews_total = reviews.map_or(0, |doc| doc.total);
         let trial = data.map_or(0, |d| d.trial_days);
         let pricing_text = match (pricing_name(s), trial) {
             ("free", _) => "Free".to_owned(),
@@ -472,10 +492,12 @@ impl<'a> Context<'a> {
             id => s.id.as_str(), name => s.name.clone(), summary => s.summary.clone(), vendor => s.vendor.clone(),
             vendor_id => s.id.vendor(), version => s.version.to_string(), channel => s.channel.as_str(),
             rating => stars(s), downloads => s.downloads, downloads_text => thousands(s.downloads),
+            recent_downloads => s.recent_downloads, recent_downloads_text => thousands(s.recent_downloads),
+            histogram, recent_stars, reviews => shown, reviews_total,
             pricing_text, categories => s.categories.clone(), tags => s.tags.clone(),
             host => format!("{} {}", s.host.id, s.host.api_version_requirement),
             platforms => s.platforms.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
-            icon => data.and_then(|d| d.icon.clone()).unwrap_or_else(|| self.default_icon.clone()),
+            icon => data.and_then(|d| d.icon.clone()).or_else(|| s.icon.clone()).unwrap_or_else(|| self.default_icon.clone()),
             screenshots => data.map(|d| d.screenshots.clone()).unwrap_or_default(),
             description_html => data.map(|d| d.description_html.clone()).unwrap_or_else(|| super::page::markdown(&s.summary)),
             readme_html => data.and_then(|d| d.readme_html.clone()),
@@ -517,6 +539,7 @@ mod tests {
             downloads,
             recent_downloads: downloads / 10,
             updated: "2026-11-01T00:00:00Z".into(),
+            icon: None,
         };
         CatalogRecord { summary, created: String::new(), releases: 1, length: 0, terms: BTreeMap::new() }
     }
@@ -540,10 +563,9 @@ mod tests {
     fn plugin_page(record: &CatalogRecord) -> String {
         let theme = Theme::builtin("Store").unwrap();
         let head = head();
-        let records = BTreeMap::from([(record.summary.id.clone(), record.clone())]);
-        let (icons, shards) = (BTreeMap::new(), BTreeMap::new());
-        let context = Context::new(&theme, &head, &records, &icons, &shards, "");
-        String::from_utf8(context.plugin_page(record, None).unwrap().1).unwrap()
+        let shards = BTreeMap::new();
+        let context = Context::new(&theme, &head, 1, &shards, "");
+        String::from_utf8(context.plugin_page(record, None, None).unwrap().1).unwrap()
     }
 
     #[test]
@@ -561,6 +583,62 @@ mod tests {
         );
         let bare = plugin_page(&record(None, 0));
         assert!(bare.contains("No reviews yet") && !bare.contains("downloads"), "{bare}");
+    }
+
+    #[test]
+    fn the_plugin_page_shows_the_histogram_the_newest_reviews_inert_and_recent_downloads() {
+        let theme = Theme::builtin("Store").unwrap();
+        let head = head();
+        let mut record =
+            record(Some(Rating { tenths: 38, count: 4, histogram: [1, 0, 0, 1, 2], recent_tenths: Some(45) }), 5_000);
+        record.summary.icon = Some(format!("images/{}.png", "cd".repeat(32)));
+        let shards = BTreeMap::new();
+        let context = Context::new(&theme, &head, 1, &shards, "");
+        let review = |author: &str, stars: u8, text: &str| trellis_schema::catalog::PublishedReview {
+            author: author.into(),
+            stars,
+            version: "1.2.0".parse().unwrap(),
+            date: "2026-10-30".into(),
+            text: text.into(),
+        };
+        let mut reviews = PluginReviews {
+            format: CATALOG_FORMAT,
+            plugin: record.summary.id.clone(),
+            total: 32,
+            reviews: vec![
+                review("mallory", 1, "<script>alert(1)</script> <img src=x onerror=alert(2)> [x](javascript:alert(3))"),
+                review("octocat", 5, "Keeps *perfect* time."),
+            ],
+        };
+        reviews.reviews.extend((0..30).map(|n| review(&format!("user{n}"), 4, &format!("review number {n}"))));
+        let page = String::from_utf8(context.plugin_page(&record, None, Some(&reviews)).unwrap().1).unwrap();
+        // The histogram, 5 stars first, as meters a screen reader can read.
+        let five = page.find("5 stars</th>").unwrap();
+        let one = page.find("1 star</th>").unwrap();
+        assert!(five < one, "{page}");
+        assert!(
+            page.contains(r#"<meter min="0" max="4" value="2" aria-label="50% of reviews gave 5 stars">"#),
+            "{page}"
+        );
+        assert!(page.contains("4.5 on average in the last 90 days"), "{page}");
+        // Reviews: the hostile one is text, the Markdown one formatted, at most REVIEWS_SHOWN.
+        assert!(
+            page.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;")
+                || page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{page}"
+        );
+        assert!(
+            !page.contains("<script") && !page.contains("<img src=x") && !page.contains("href=\"javascript"),
+            "{page}"
+        );
+        assert!(page.contains("Keeps <em>perfect</em> time."), "{page}");
+        assert_eq!(page.matches(r#"<article class="review""#).count(), REVIEWS_SHOWN, "{page}");
+        assert!(page.contains("The newest 20 of 32 reviews"), "{page}");
+        // Downloads, total and recent; the icon the catalog names.
+        assert!(page.contains("5,000 downloads, 500 in the last 30 days"), "{page}");
+        assert!(page.contains(&format!("images&#x2f;{}.png", "cd".repeat(32))), "{page}");
+        // A card uses the catalog's icon too.
+        assert_eq!(context.card(&record.summary).icon, format!("images/{}.png", "cd".repeat(32)));
     }
 
     #[test]

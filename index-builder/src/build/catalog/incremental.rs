@@ -499,6 +499,7 @@ mod tests {
             downloads: dice.skewed(100_000),
             recent_downloads: 0,
             updated: updated.to_owned(),
+            icon: None,
         };
         let created = format!("2026-{:02}-{:02}T00:00:00Z", 1 + dice.next(10), 1 + dice.next(28));
         let description = words(dice, 20).join(" ");

@@ -106,6 +106,7 @@ pub fn record(
         downloads: previous.map_or(0, |p| p.summary.downloads),
         recent_downloads: previous.map_or(0, |p| p.summary.recent_downloads),
         updated,
+        icon: None,
     };
     let created = previous.map_or_else(|| now.to_owned(), |p| p.created.clone());
     let releases = plugin.releases.iter().filter(|r| !r.yanked).count() as u32;
