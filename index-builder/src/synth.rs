@@ -67,16 +67,23 @@ pub struct SynthPlugin {
     pub releases: Vec<SynthRelease>,
 }
 
-/// SplitMix64: small, fast, deterministic; good enough to shape test data.
-struct Rng(u64);
+/// SplitMix64: small, fast, deterministic; good enough to shape test data (and the
+/// benchmarks' random graphs: the same seed gives the same data on every machine).
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, n) (n > 0; the modulo bias is negligible for small n).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
     }
 
     /// Uniform in [0, 1).

@@ -28,23 +28,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Plugin, Site};
-
-/// splitmix64: a fixed seed gives the same graphs on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use trellis_index::synth::Rng;
 
 /// A graph: `deps[i]` are the plugins `i` needs (all greater than `i`); plugin 0 is
 /// the one installed and reaches every other.
