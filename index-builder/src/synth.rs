@@ -238,6 +238,7 @@ pub fn plugin_input(plugin: SynthPlugin) -> PluginInput {
                 components: Vec::new(),
                 analysis: None,
                 analysed: false,
+                signing_keys: 1,
             }
         })
         .collect();
