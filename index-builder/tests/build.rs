@@ -204,6 +204,12 @@ fn expected_changes(out: &Path, id: &str, version: &str, snapshot: u64) -> BTree
         expected.insert(format!("targets/{}", site::hashed_target_path(&blob.path, &blob.sha256)));
     }
     expected.extend(expected_catalog_changes(out, &id, &snapshot_doc.signed));
+    // The security levels bucket of the plugin (its new release) and the security role.
+    let v = snapshot_doc.signed.meta["security.json"].version;
+    let levels = trellis_schema::security_level::levels_target(&id);
+    let sha = role(out, "security", v).signed.targets[&levels].hashes["sha256"].parse().unwrap();
+    expected.insert(format!("targets/{}", site::hashed_target_path(&levels, &sha)));
+    expected.insert(format!("metadata/{v}.security.json"));
     expected
 }
 
