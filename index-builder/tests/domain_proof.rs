@@ -78,7 +78,7 @@ fn a_huge_proof_is_cut_at_the_byte_bound() {
     huge.push(b'}');
     web.put(PROOF, huge);
     for fault in [None, Some(Fault::NoContentLength)] {
-        if let Some(fault) = fault {
+        if let Some(fault) = fault.clone() {
             web.fault(PROOF, fault);
         }
         let (verified, reason) = check(&web.url());

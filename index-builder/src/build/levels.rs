@@ -38,13 +38,19 @@ pub(super) struct LevelContext<'a> {
     pub(super) today: jiff::civil::Date,
 }
 
+/// One bucket to publish and the releases it assesses.
+pub(super) struct BucketOut {
+    pub(super) target: TargetOut,
+    pub(super) releases: usize,
+}
+
 /// The buckets to publish.
 pub(super) fn documents(
     previous: Option<&PreviousSite>,
     scope: &Scope,
     plugins: &[PluginInput],
     context: &LevelContext<'_>,
-) -> Result<Vec<TargetOut>, BuildError> {
+) -> Result<Vec<BucketOut>, BuildError> {
     let published = match previous {
         Some(previous) => published_levels(previous)?,
         None => BTreeMap::new(),
@@ -105,7 +111,11 @@ pub(super) fn documents(
     }
     buckets
         .into_par_iter()
-        .map(|(number, bucket)| Ok(bytes_target(security_level::bucket_target(number), canonical::to_vec_of(&bucket)?)))
+        .map(|(number, bucket)| {
+            let releases = bucket.plugins.values().map(|p| p.releases.len()).sum();
+            let target = bytes_target(security_level::bucket_target(number), canonical::to_vec_of(&bucket)?);
+            Ok(BucketOut { target, releases })
+        })
         .collect()
 }
 

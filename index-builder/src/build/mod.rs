@@ -347,6 +347,19 @@ pub struct BuildReport {
     pub analysed: usize,
     /// How the catalog was computed.
     pub catalog: CatalogWork,
+    /// The security levels work.
+    pub levels: LevelsWork,
+}
+
+/// What computing the security levels took (for benchmarks and logs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LevelsWork {
+    /// Releases assessed (all the site lists after the build).
+    pub releases: usize,
+    /// Bytes of all buckets.
+    pub bytes: u64,
+    /// Wall time, milliseconds.
+    pub millis: u64,
 }
 
 /// How a build computed the catalog.
@@ -652,6 +665,7 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
     let plugin_count = plugins.len();
     let changed_ids: BTreeSet<String> = plugins.iter().map(|p| p.id.as_str().to_owned()).collect();
     let advisories_doc = advisories_document(&input, previous.as_ref(), &plugins)?;
+    let levels_started = std::time::Instant::now();
     let level_documents = levels::documents(
         previous.as_ref(),
         &input.scope,
@@ -662,6 +676,12 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
             today: jiff::tz::Offset::UTC.to_datetime(now).date(),
         },
     )?;
+    let levels_work = LevelsWork {
+        releases: level_documents.iter().map(|d| d.releases).sum(),
+        bytes: level_documents.iter().map(|d| d.target.length).sum(),
+        millis: u64::try_from(levels_started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
+    let level_documents: Vec<TargetOut> = level_documents.into_iter().map(|d| d.target).collect();
     // The index doc each changed plugin published last: its releases must be
     // unchanged, and its deltas are carried over. Read one plugin at a time, in
     // parallel, and dropped once its files are planned.
@@ -946,8 +966,14 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
             && tuf::signed_by_same_keys(&p.snapshot, input.signers.snapshot.as_deref())
             && tuf::signed_by_same_keys(&p.timestamp, input.signers.timestamp.as_deref())
     });
-    let mut report =
-        BuildReport { plugins: plugin_count, releases, analysed, catalog: catalog_work, ..BuildReport::default() };
+    let mut report = BuildReport {
+        plugins: plugin_count,
+        releases,
+        analysed,
+        catalog: catalog_work,
+        levels: levels_work,
+        ..BuildReport::default()
+    };
     let (snapshot_out, timestamp_out) = if snapshot_unchanged
         && let Some(prev) = &previous
         && !tuf::needs_refresh(&prev.timestamp.signed.expires, now, expiry.timestamp)
