@@ -345,6 +345,25 @@ impl AdvisorySeverity {
     }
 }
 
+/// Target path of the levels head ([`LevelsHead`]).
+pub const LEVELS_HEAD_TARGET: &str = "security/levels.json";
+
+/// The builder's record beside the buckets (clients ignore it): when the published
+/// levels can next change on their own, so an incremental build rewrites only the
+/// buckets of the plugins it changes until then.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LevelsHead {
+    /// [`LEVELS_FORMAT`].
+    pub format: u32,
+    /// The first day a published release becomes [`ESTABLISHED_AGE_DAYS`] old
+    /// (`YYYY-MM-DD`); absent when none is younger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_review: Option<String>,
+    /// SHA-256 of the canonical JSON of every publisher's standing the levels used.
+    pub publishers_sha256: crate::Sha256,
+}
+
 impl LevelsBucket {
     /// The level of release `version` of `plugin`, with its publisher's standing.
     pub fn release(&self, plugin: &PluginId, version: &semver::Version) -> Option<(&PublisherStanding, &ReleaseLevel)> {

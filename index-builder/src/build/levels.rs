@@ -10,19 +10,20 @@
 //! advisory appears without touching any index doc. Only buckets whose bytes change
 //! are new files; the role lists all of them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rayon::prelude::*;
 use trellis_schema::advisory::Advisories;
 use trellis_schema::analysis::ReleaseAnalysis;
 use trellis_schema::permission::Risk;
 use trellis_schema::security_level::{
-    self, AdvisorySeverity, LEVELS_FORMAT, LevelsBucket, PluginLevels, PublisherStanding, ReleaseLevel, ScanOutcome,
-    Signals,
+    self, AdvisorySeverity, ESTABLISHED_AGE_DAYS, LEVELS_FORMAT, LEVELS_HEAD_TARGET, LevelsBucket, LevelsHead,
+    PluginLevels, PublisherStanding, ReleaseLevel, ScanOutcome, Signals,
 };
 use trellis_schema::{PluginId, Sha256, VendorId, canonical};
 
 use super::documents::{TargetOut, bytes_target};
+use super::plan::Entries;
 use super::previous::PreviousSite;
 use super::{BuildError, Scope, read_site_target};
 use crate::release::PluginInput;
@@ -36,6 +37,8 @@ pub(super) struct LevelContext<'a> {
     pub(super) standings: &'a BTreeMap<VendorId, PublisherStanding>,
     pub(super) advisories: &'a Advisories,
     pub(super) today: jiff::civil::Date,
+    /// Every plugin of the registry (whose publishers' standings count).
+    pub(super) known_plugins: &'a BTreeSet<PluginId>,
 }
 
 /// One bucket to publish and the releases it assesses.
@@ -44,15 +47,67 @@ pub(super) struct BucketOut {
     pub(super) releases: usize,
 }
 
-/// The buckets to publish.
+/// What the security role lists for the levels.
+pub(super) struct LevelsOut {
+    /// Buckets (re)computed by this build.
+    pub(super) buckets: Vec<BucketOut>,
+    /// Buckets the previous site published that this build did not need to redo.
+    pub(super) carried: Entries,
+    /// The head.
+    pub(super) head: TargetOut,
+}
+
+/// The buckets to publish and the head. A [`Scope::Plugins`] build redoes only the
+/// buckets of its plugins while the published head shows that nothing else can have
+/// moved (no release reached the age threshold since, the same publisher standings;
+/// the advisories of the other plugins are carried as published); otherwise every
+/// bucket is redone from the published ones.
 pub(super) fn documents(
     previous: Option<&PreviousSite>,
     scope: &Scope,
     plugins: &[PluginInput],
     context: &LevelContext<'_>,
-) -> Result<Vec<BucketOut>, BuildError> {
+) -> Result<LevelsOut, BuildError> {
+    // Only the standings of publishers with plugins count: a new publisher without
+    // any changes no level.
+    let vendors: BTreeSet<&str> = context.known_plugins.iter().map(PluginId::vendor).collect();
+    let counted: BTreeMap<&VendorId, &PublisherStanding> =
+        context.standings.iter().filter(|(v, _)| vendors.contains(v.as_str())).collect();
+    let publishers_sha256 = Sha256::of(&canonical::to_vec_of(&counted)?);
+    let published_role = match previous {
+        Some(previous) => previous.role(SECURITY_ROLE)?,
+        None => None,
+    };
+    let listed: Entries = match &published_role {
+        Some(role) => role
+            .signed
+            .targets
+            .iter()
+            .filter(|(target, _)| target.starts_with(LEVELS_PREFIX) || target.as_str() == LEVELS_HEAD_TARGET)
+            .map(|(target, file)| {
+                let sha256 =
+                    file.hashes.get("sha256").and_then(|h| h.parse().ok()).ok_or_else(|| BuildError::Site {
+                        path: previous.map(|p| p.dir().to_owned()).unwrap_or_default(),
+                        reason: format!("{target} has no valid sha256 in the security role"),
+                    })?;
+                Ok((target.clone(), (sha256, file.length)))
+            })
+            .collect::<Result<_, BuildError>>()?,
+        None => Entries::new(),
+    };
+    let head: Option<LevelsHead> = match (previous, listed.get(LEVELS_HEAD_TARGET)) {
+        (Some(previous), Some((sha256, _))) => Some(read_site_target(previous, LEVELS_HEAD_TARGET, sha256)?),
+        _ => None,
+    };
+    let narrow = matches!(scope, Scope::Plugins(_))
+        && head.as_ref().is_some_and(|head| {
+            head.publishers_sha256 == publishers_sha256
+                && head.next_review.as_ref().is_none_or(|day| day.as_str() > context.today.to_string().as_str())
+        });
+    let wanted: Option<BTreeSet<String>> =
+        narrow.then(|| plugins.iter().map(|p| security_level::levels_target(&p.id)).collect());
     let published = match previous {
-        Some(previous) => published_levels(previous)?,
+        Some(previous) => published_levels(previous, &listed, wanted.as_ref())?,
         None => BTreeMap::new(),
     };
     let severities = advisory_index(context.advisories);
@@ -102,6 +157,23 @@ pub(super) fn documents(
             .collect();
         all.extend(carried);
     }
+    // The head: the earliest day a release assessed here reaches the age threshold,
+    // and (narrow) the published one, which stands for every bucket carried over.
+    let young = all
+        .values()
+        .flat_map(|p| &p.releases)
+        .filter_map(|r| r.published.parse::<jiff::civil::Date>().ok())
+        .filter_map(|d| d.checked_add(jiff::Span::new().days(i64::from(ESTABLISHED_AGE_DAYS))).ok())
+        .filter(|d| *d > context.today)
+        .min()
+        .map(|d| d.to_string());
+    let next_review = match (&young, head.as_ref().and_then(|h| h.next_review.clone()).filter(|_| narrow)) {
+        (Some(a), Some(b)) => Some(a.clone().min(b)),
+        (a, b) => a.clone().or(b),
+    };
+    let head = LevelsHead { format: LEVELS_FORMAT, next_review, publishers_sha256 };
+    let head = bytes_target(LEVELS_HEAD_TARGET.to_owned(), canonical::to_vec_of(&head)?);
+
     let mut buckets: BTreeMap<u8, LevelsBucket> = BTreeMap::new();
     for (id, levels) in all {
         let bucket = buckets
@@ -109,14 +181,23 @@ pub(super) fn documents(
             .or_insert_with(|| LevelsBucket { format: LEVELS_FORMAT, plugins: BTreeMap::new() });
         bucket.plugins.insert(id, levels);
     }
-    buckets
+    let redone: BTreeSet<String> = buckets.keys().map(|n| security_level::bucket_target(*n)).collect();
+    let carried: Entries = match narrow {
+        true => listed
+            .into_iter()
+            .filter(|(target, _)| target.starts_with(LEVELS_PREFIX) && !redone.contains(target))
+            .collect(),
+        false => Entries::new(),
+    };
+    let buckets = buckets
         .into_par_iter()
         .map(|(number, bucket)| {
             let releases = bucket.plugins.values().map(|p| p.releases.len()).sum();
             let target = bytes_target(security_level::bucket_target(number), canonical::to_vec_of(&bucket)?);
             Ok(BucketOut { target, releases })
         })
-        .collect()
+        .collect::<Result<_, BuildError>>()?;
+    Ok(LevelsOut { buckets, carried, head })
 }
 
 /// The standing of `id`'s publisher (unverified when the registry has no record).
@@ -185,25 +266,21 @@ fn advisory_index(advisories: &Advisories) -> HashMap<(&PluginId, &semver::Versi
     out
 }
 
-/// Every plugin's levels as the previous site published them.
-fn published_levels(previous: &PreviousSite) -> Result<BTreeMap<PluginId, PluginLevels>, BuildError> {
-    let Some(role) = previous.role(SECURITY_ROLE)? else { return Ok(BTreeMap::new()) };
-    let targets: Vec<(&String, Sha256)> = role
-        .signed
-        .targets
+/// The plugins of the published buckets `listed` (only those in `wanted`, when given).
+fn published_levels(
+    previous: &PreviousSite,
+    listed: &Entries,
+    wanted: Option<&BTreeSet<String>>,
+) -> Result<BTreeMap<PluginId, PluginLevels>, BuildError> {
+    let targets: Vec<(&String, &Sha256)> = listed
         .iter()
         .filter(|(target, _)| target.starts_with(LEVELS_PREFIX))
-        .map(|(target, file)| {
-            let sha256 = file.hashes.get("sha256").and_then(|h| h.parse().ok()).ok_or_else(|| BuildError::Site {
-                path: previous.dir().to_owned(),
-                reason: format!("{target} has no valid sha256 in the security role"),
-            })?;
-            Ok((target, sha256))
-        })
-        .collect::<Result<_, BuildError>>()?;
+        .filter(|(target, _)| wanted.is_none_or(|w| w.contains(*target)))
+        .map(|(target, (sha256, _))| (target, sha256))
+        .collect();
     let buckets: Vec<LevelsBucket> = targets
         .into_par_iter()
-        .map(|(target, sha256)| read_site_target(previous, target, &sha256))
+        .map(|(target, sha256)| read_site_target(previous, target, sha256))
         .collect::<Result<_, _>>()?;
     Ok(buckets.into_iter().flat_map(|b| b.plugins).collect())
 }

@@ -354,9 +354,9 @@ pub struct BuildReport {
 /// What computing the security levels took (for benchmarks and logs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LevelsWork {
-    /// Releases assessed (all the site lists after the build).
+    /// Releases assessed (in the buckets this build redid).
     pub releases: usize,
-    /// Bytes of all buckets.
+    /// Bytes of the buckets this build redid.
     pub bytes: u64,
     /// Wall time, milliseconds.
     pub millis: u64,
@@ -674,14 +674,17 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
             standings: &input.publisher_standings,
             advisories: &advisories_doc,
             today: jiff::tz::Offset::UTC.to_datetime(now).date(),
+            known_plugins: &input.known_plugins,
         },
     )?;
     let levels_work = LevelsWork {
-        releases: level_documents.iter().map(|d| d.releases).sum(),
-        bytes: level_documents.iter().map(|d| d.target.length).sum(),
+        releases: level_documents.buckets.iter().map(|d| d.releases).sum(),
+        bytes: level_documents.buckets.iter().map(|d| d.target.length).sum(),
         millis: u64::try_from(levels_started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
-    let level_documents: Vec<TargetOut> = level_documents.into_iter().map(|d| d.target).collect();
+    let levels_carried = level_documents.carried;
+    let level_documents: Vec<TargetOut> =
+        level_documents.buckets.into_iter().map(|d| d.target).chain(std::iter::once(level_documents.head)).collect();
     // The index doc each changed plugin published last: its releases must be
     // unchanged, and its deltas are carried over. Read one plugin at a time, in
     // parallel, and dropped once its files are planned.
@@ -850,6 +853,7 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
         (advisories.target.clone(), (advisories.sha256, advisories.length)),
     ]);
     security_entries.extend(level_documents.iter().map(|t| (t.target.clone(), (t.sha256, t.length))));
+    security_entries.extend(levels_carried);
     documents.push(blocklist);
     documents.push(advisories);
     documents.extend(level_documents);
