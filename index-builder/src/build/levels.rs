@@ -8,7 +8,10 @@
 //! stored signals; for all of them the publisher's domain proof, the advisories and
 //! the age are taken as of this build, so a level moves when time passes or an
 //! advisory appears without touching any index doc. Only buckets whose bytes change
-//! are new files; the role lists all of them.
+//! are new files; the role lists all of them. The head (`security/levels.json`,
+//! [`LevelsHead`]) records the next day a published release reaches the age threshold
+//! and a digest of the publishers' standings: until then, and while they stay the same,
+//! an incremental build reads and redoes only its plugins' buckets.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
