@@ -119,3 +119,34 @@ fn an_endless_or_dripping_proof_stops_at_the_bounds() {
     assert!(reason.to_lowercase().contains("timeout") || reason.to_lowercase().contains("timed out"), "{reason}");
     assert!(start.elapsed() < Duration::from_secs(30), "{:?}", start.elapsed());
 }
+
+#[test]
+fn publisher_proof_prints_the_document_that_verifies_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = [fixture::key(1), fixture::key(2)];
+    let chain = trellis_index::publisher::init(
+        "acme".parse().unwrap(),
+        "Acme".into(),
+        Some("https://acme.example/tools".into()),
+        None,
+        &keys,
+        2,
+    )
+    .unwrap();
+    let record = dir.path().join("acme.json");
+    std::fs::write(&record, serde_json::to_vec(&chain).unwrap()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trellis-index"))
+        .args(["publisher", "proof"])
+        .arg(&record)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "serve this at https://acme.example/.well-known/trellis-publisher.json"
+    );
+    let head = chain.head().unwrap().signed.clone();
+    assert_eq!(domain_proof::judge(&head, "acme.example", &out.stdout), Ok(()));
+    let proof: domain_proof::DomainProof = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(proof.keys.len(), 2);
+}
