@@ -20,6 +20,7 @@
 //!   "allowed_plugins": ["acme.clock", "acme.time-core"],
 //!   "denied_plugins": ["acme.spy"],
 //!   "max_permission_risk": "medium",
+//!   "minimum_security_level": "established",
 //!   "forced_plugins": ["acme.clock"],
 //!   "update_window": "02:00-05:00",
 //!   "staged_rollouts": false
@@ -29,6 +30,11 @@
 //! (base URLs), vendors and plugins allowed (dependencies included); `denied_plugins`
 //! always wins; `max_permission_risk` (`low`, `medium`, `high`) refuses a release
 //! asking for a riskier permission, judged from its developer-signed manifest;
+//! `minimum_security_level` (`flagged`, `signed`, `established`, `verified`) refuses a
+//! release below it, judged from the registry's signed security levels
+//! ([`crate::store::levels`]): a release whose level cannot be read is below every
+//! level, and an installed release that falls below (a new advisory) is stopped and
+//! disabled like a denied plugin;
 //! `forced_plugins` cannot be removed (and [`crate::store::Store::install_forced`]
 //! installs the missing ones); `update_window` limits scheduled and "update all"
 //! updates to that local time of day; `staged_rollouts: false` opts this machine out of
@@ -41,6 +47,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use trellis_schema::permission::Risk;
+use trellis_schema::security_level::Level;
 use trellis_schema::{PluginId, VendorId};
 
 use crate::policy::UpdateWindow;
@@ -98,6 +105,9 @@ pub struct PolicyDocument {
     /// The riskiest permission a release may ask for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_permission_risk: Option<Risk>,
+    /// The lowest security level a release may have (an unknown level is below all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_security_level: Option<Level>,
     /// Plugins that must be installed and cannot be removed.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub forced_plugins: BTreeSet<PluginId>,
@@ -228,6 +238,24 @@ impl AdminPolicy {
         Ok(())
     }
 
+    /// Why release `version` of `plugin` at security level `level` may not be
+    /// installed (or stay enabled), if it may not.
+    pub fn check_security_level(
+        &self,
+        plugin: &PluginId,
+        version: &semver::Version,
+        level: &crate::store::levels::SecurityLevel,
+    ) -> Result<(), AdminRefusal> {
+        let Some(minimum) = self.document.minimum_security_level else { return Ok(()) };
+        if level.meets(minimum) {
+            return Ok(());
+        }
+        Err(self.refusal(format!(
+            "{plugin} {version} has security level {}, below minimum_security_level {minimum}",
+            level.describe()
+        )))
+    }
+
     /// Why `plugin` may not be removed, if it may not.
     pub fn check_remove(&self, plugin: &PluginId) -> Result<(), AdminRefusal> {
         if self.document.forced_plugins.contains(plugin) {
@@ -276,6 +304,11 @@ impl fmt::Display for PolicyDocument {
         )?;
         writeln!(f, "denied plugins: {}", list(self.denied_plugins.iter().map(ToString::to_string).collect()))?;
         writeln!(f, "highest permission risk: {}", self.max_permission_risk.map_or("any", risk_name))?;
+        writeln!(
+            f,
+            "minimum security level: {}",
+            self.minimum_security_level.map_or_else(|| "any".to_owned(), |l| l.to_string())
+        )?;
         writeln!(f, "forced plugins: {}", list(self.forced_plugins.iter().map(ToString::to_string).collect()))?;
         writeln!(f, "update window: {}", self.update_window.as_deref().unwrap_or("any time"))?;
         write!(

@@ -82,7 +82,7 @@ fn child(work: &Path, spec: SynthSpec, n: u64) {
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l[6..].trim().to_owned()))
         .unwrap_or_default();
-    println!("{} {} {rss}", elapsed.as_secs_f64() * 1000.0, report.written.len());
+    println!("{} {} {rss} (levels {} ms)", elapsed.as_secs_f64() * 1000.0, report.written.len(), report.levels.millis);
 }
 
 /// Runs the +1 release build in fresh processes, `runs` times per allocator.
@@ -150,6 +150,10 @@ fn main() {
         full.written.len(),
         full_time
     );
+    println!(
+        "  of which security levels: {} releases assessed in {} ms, {} buckets bytes",
+        full.levels.releases, full.levels.millis, full.levels.bytes
+    );
 
     // One new release of a mid-popularity plugin.
     let changed = grown(&target, 0);
@@ -163,6 +167,10 @@ fn main() {
         incremental.written.len(),
         incremental_time,
         incremental.written
+    );
+    println!(
+        "  of which security levels: {} releases assessed in {} ms",
+        incremental.levels.releases, incremental.levels.millis
     );
     println!("speed-up: {:.0}x", full_time.as_secs_f64() / incremental_time.as_secs_f64());
     fresh_process_builds(work.path(), plugins, versions);

@@ -14,6 +14,7 @@ pub mod advisories;
 pub mod analysis;
 pub mod build;
 pub mod delta;
+pub mod domain_proof;
 pub mod fixture;
 pub mod keyfile;
 pub mod license;

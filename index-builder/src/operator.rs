@@ -118,6 +118,7 @@ pub fn init(dir: &Path, options: &InitOptions) -> Result<RegistryConfig, Operato
         deltas: crate::delta::DeltaPolicy::default(),
         scanners: crate::analysis::scanners::ScannerConfig::default(),
         sandbox: None,
+        domain_proofs: crate::domain_proof::DomainProofSettings::default(),
     };
     let mut generated: BTreeMap<PathBuf, SigningKey> = BTreeMap::new();
     for role in all_roles(&config.keys) {

@@ -169,6 +169,10 @@ pub struct RegistryConfig {
     /// profile is published in its index entry); absent: only `lint --sandbox` runs it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<SandboxSettings>,
+    /// How builds check publishers' domain proofs ([`crate::domain_proof`]: where
+    /// from, time and size bounds, how long a result is cached).
+    #[serde(default, skip_serializing_if = "crate::domain_proof::DomainProofSettings::is_default")]
+    pub domain_proofs: crate::domain_proof::DomainProofSettings,
 }
 
 /// The `"sandbox"` member of `trellis-registry.json`.

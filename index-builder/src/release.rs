@@ -105,6 +105,9 @@ pub struct ReleaseInput {
     /// Whether this check analysed the package (`false`: the analysis was carried
     /// over from the published index doc, or the release is synthetic).
     pub analysed: bool,
+    /// Distinct publisher keys whose signatures on the manifest are valid (a signal of
+    /// the security level).
+    pub signing_keys: u32,
 }
 
 /// A release as the published site lists it: the package it pins and the analysis
@@ -249,8 +252,8 @@ fn check(
         plugin: claimed.plugin_id.to_string(),
         vendor: vendor.to_string(),
     })?;
-    let manifest = record
-        .verify_release(&envelope)
+    let (manifest, signing_keys) = record
+        .verify_release_counted(&envelope)
         .map_err(|source| ReleaseError::Signature { path: envelope_path.clone(), source })?;
     if (&manifest.plugin_id, &manifest.version) != expected {
         return Err(ReleaseError::Misplaced {
@@ -288,6 +291,7 @@ fn check(
     let metadata = report.metadata.ok_or_else(|| lint_error(format!("{METADATA_PATH} is not readable")))?;
     let pricing = Some(metadata.pricing.clone()).filter(|p| p.model != trellis_schema::plugin::PricingModel::Free);
     Ok(ReleaseInput {
+        signing_keys,
         manifest_sha256: Sha256::of(&payload),
         display: Arc::new(ReleaseDisplay {
             summary: metadata.description.short,

@@ -245,6 +245,7 @@ pub fn plugin_input(plugin: SynthPlugin) -> PluginInput {
                 components: Vec::new(),
                 analysis: None,
                 analysed: false,
+                signing_keys: 1,
             }
         })
         .collect();

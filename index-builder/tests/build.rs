@@ -204,6 +204,12 @@ fn expected_changes(out: &Path, id: &str, version: &str, snapshot: u64) -> BTree
         expected.insert(format!("targets/{}", site::hashed_target_path(&blob.path, &blob.sha256)));
     }
     expected.extend(expected_catalog_changes(out, &id, &snapshot_doc.signed));
+    // The security levels bucket of the plugin (its new release) and the security role.
+    let v = snapshot_doc.signed.meta["security.json"].version;
+    let levels = trellis_schema::security_level::levels_target(&id);
+    let sha = role(out, "security", v).signed.targets[&levels].hashes["sha256"].parse().unwrap();
+    expected.insert(format!("targets/{}", site::hashed_target_path(&levels, &sha)));
+    expected.insert(format!("metadata/{v}.security.json"));
     expected
 }
 
@@ -999,4 +1005,62 @@ fn visible_reviews_are_published_as_a_signed_catalog_document_and_hidden_ones_ne
     build_registry(&Registry::open(registry.path()).unwrap(), partial.path(), scope, now()).unwrap();
     assert_eq!(tree(full.path()), tree(partial.path()));
     assert!(!role_latest(partial.path(), "catalog").signed.targets.contains_key(&target));
+}
+
+/// The level and reasons the site at `out` publishes for release `version` of `id`.
+fn published_level(
+    out: &Path,
+    id: &str,
+    version: &str,
+) -> (trellis_schema::security_level::Level, Vec<trellis_schema::security_level::Reason>) {
+    let id: trellis_schema::PluginId = id.parse().unwrap();
+    let site = trellis_index::build::PreviousSite::open(out).unwrap().unwrap();
+    let security = site.role("security").unwrap().unwrap();
+    let target = trellis_schema::security_level::levels_target(&id);
+    let sha = security.signed.targets[&target].hashes["sha256"].parse().unwrap();
+    let bucket: trellis_schema::security_level::LevelsBucket =
+        serde_json::from_slice(&std::fs::read(site::target_file(out, &target, &sha)).unwrap()).unwrap();
+    let (_, release) = bucket.release(&id, &version.parse().unwrap()).unwrap();
+    (release.level, release.reasons.clone())
+}
+
+#[test]
+fn age_and_advisories_move_levels_in_any_build_without_touching_an_index_doc() {
+    use trellis_schema::security_level::{Level, Reason};
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let (level, reasons) = published_level(out.path(), "acme.clock", "1.0.0");
+    assert_eq!((level, reasons), (Level::Signed, vec![Reason::DeveloperSigned, Reason::RecentUnverified]));
+
+    // 30 days later, a build for another plugin only: acme.clock's releases are now
+    // established (their publication day was kept), and no index doc changed.
+    let later = now() + jiff::SignedDuration::from_hours(24 * 30);
+    let before = tree(out.path());
+    let scope = Scope::Plugins(BTreeSet::from(["acme.alarm".parse().unwrap()]));
+    let report = build_registry(&Registry::open(registry.path()).unwrap(), out.path(), scope, later).unwrap();
+    let (level, reasons) = published_level(out.path(), "acme.clock", "1.0.0");
+    assert_eq!(level, Level::Established, "{reasons:?}");
+    assert_eq!(
+        reasons,
+        [Reason::DeveloperSigned, Reason::UnverifiedPublisher, Reason::SingleKey, Reason::NotScannedClean]
+    );
+    let new_index_docs: Vec<String> =
+        tree(out.path()).into_keys().filter(|p| !before.contains_key(p) && p.starts_with("targets/index/")).collect();
+    assert!(new_index_docs.is_empty(), "no index doc is rewritten: {new_index_docs:?}");
+    assert!(report.written.iter().any(|p| p.contains(".levels-")), "{:?}", report.written);
+
+    // An advisory of high severity flags the release in the next build.
+    let dir = registry.path().join("advisories");
+    std::fs::create_dir_all(&dir).unwrap();
+    let osv = serde_json::json!({
+        "id": "TRELLIS-2026-0200", "modified": "2026-11-30T00:00:00Z", "summary": "crashes the host",
+        "affected": [{"package": {"ecosystem": "Trellis", "name": "acme.clock"},
+                      "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "1.1.0"}]}]}],
+        "database_specific": {"severity": "CRITICAL"}
+    });
+    std::fs::write(dir.join("TRELLIS-2026-0200.json"), serde_json::to_vec(&osv).unwrap()).unwrap();
+    build_registry(&Registry::open(registry.path()).unwrap(), out.path(), Scope::Full, later).unwrap();
+    assert_eq!(published_level(out.path(), "acme.clock", "1.0.0"), (Level::Flagged, vec![Reason::SevereAdvisory]));
+    assert_eq!(published_level(out.path(), "acme.clock", "1.1.0").0, Level::Established, "the fixed release");
 }

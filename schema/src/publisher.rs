@@ -200,6 +200,12 @@ impl PublisherRecord {
     /// skips revoked keys (by id and by material), and checks the plugin lives in this
     /// publisher's namespace.
     pub fn verify_release(&self, envelope: &Envelope) -> Result<ReleaseManifest, ReleaseSignatureError> {
+        self.verify_release_counted(envelope).map(|(manifest, _)| manifest)
+    }
+
+    /// [`PublisherRecord::verify_release`], with the number of distinct keys whose
+    /// valid signatures counted (a signal of the security level).
+    pub fn verify_release_counted(&self, envelope: &Envelope) -> Result<(ReleaseManifest, u32), ReleaseSignatureError> {
         if envelope.payload_type != RELEASE_PAYLOAD_TYPE {
             return Err(ReleaseSignatureError::PayloadType { found: envelope.payload_type.clone() });
         }
@@ -256,7 +262,7 @@ impl PublisherRecord {
                 rejected,
             });
         }
-        Ok(manifest)
+        Ok((manifest, valid))
     }
 }
 

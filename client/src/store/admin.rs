@@ -1,6 +1,7 @@
 //! Enforcing the administrator policy ([`crate::admin`]) in the lifecycle: which
 //! releases may come in (registry, vendor, allow and deny lists, from the resolution;
-//! the permission risk, from the developer-signed manifests), which updates a schedule
+//! the permission risk, from the developer-signed manifests; the security level, from
+//! the registry's signed levels), which updates a schedule
 //! or "update all" may apply (the administrator's window and staged-rollout opt-out
 //! override the user's policy), and the forced installs. Refusing removals of forced
 //! plugins is in [`super::remove`], registries in [`super::Store::add_registry`].
@@ -36,7 +37,15 @@ impl Store {
         let resolved: Vec<ResolvedPlugin> = releases.iter().map(|r| r.resolved.clone()).collect();
         self.check_admin_plugins(&resolved)?;
         for release in releases {
-            admin.check_permissions(&release.resolved.id, &release.resolved.version, &release.manifest.permissions)?;
+            let (id, version) = (&release.resolved.id, &release.resolved.version);
+            admin.check_permissions(id, version, &release.manifest.permissions)?;
+            if admin.document.minimum_security_level.is_some() {
+                admin.check_security_level(
+                    id,
+                    version,
+                    &self.security_level(&release.resolved.registry, id, version),
+                )?;
+            }
         }
         Ok(())
     }
@@ -114,6 +123,28 @@ impl Store {
                     .err()
                     .map(|e| e.to_string())
             });
+            // The security level: a release the registry's signed levels put below the
+            // minimum (or do not list) is denied; one whose levels cannot be read now
+            // (offline, a mirror withholding them) is left as it is, with a warning:
+            // installs are refused on that, running plugins are not stopped on it.
+            let refusal = match (refusal, &admin) {
+                (None, Some(admin)) if admin.document.minimum_security_level.is_some() => {
+                    let version = &record.active.version;
+                    match self.installed_security_level(&record.registry, id, version) {
+                        Ok(level) => admin.check_security_level(id, version, &level).err().map(|e| e.to_string()),
+                        Err(reason) => {
+                            session.reporter.report(Event::Warning {
+                                plugin: Some(id.clone()),
+                                message: format!(
+                                    "the security level of installed {id} {version} cannot be checked against the administrator policy: {reason}"
+                                ),
+                            });
+                            continue;
+                        }
+                    }
+                }
+                (refusal, _) => refusal,
+            };
             let denied = record.disabled.as_ref().is_some_and(|d| d.cause == DisabledCause::AdminPolicy);
             match (refusal, denied) {
                 (Some(reason), false) if record.disabled.is_none() => {

@@ -35,6 +35,7 @@ pub mod delta;
 pub mod discover;
 pub mod fetch;
 pub mod install;
+pub mod levels;
 pub mod license;
 pub mod mirrors;
 pub mod publishers;

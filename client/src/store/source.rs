@@ -475,6 +475,30 @@ impl Remotes {
         Ok(out)
     }
 
+    /// The security levels bucket `target` of `registry` (signed by its `security`
+    /// role); `None` when the role does not list it.
+    pub fn levels_bucket(
+        &self,
+        registry: &RegistryName,
+        target: &str,
+    ) -> Result<Option<trellis_schema::security_level::LevelsBucket>, StoreError> {
+        let bad = |problem: String| StoreError::BadDocument {
+            registry: registry.clone(),
+            target: target.to_owned(),
+            problem,
+        };
+        let Some(info) = self.target_info(registry, target)? else { return Ok(None) };
+        let limit = super::levels::LEVELS_MAX_BYTES;
+        if info.file.length > limit {
+            return Err(bad(format!("{} bytes, over the {limit}-byte limit", info.file.length)));
+        }
+        let bytes = self
+            .updater(registry)?
+            .fetch_target(&info)
+            .map_err(|source| StoreError::Trust { registry: registry.clone(), source: Box::new(source) })?;
+        trellis_schema::json::from_slice(&bytes).map(Some).map_err(|e| bad(e.to_string()))
+    }
+
     /// Every plugin `registry` serves, from its signed target lists (loads every bin:
     /// for search without catalog documents, not for resolution).
     pub fn plugin_ids(&self, registry: &RegistryName) -> Result<Vec<PluginId>, StoreError> {

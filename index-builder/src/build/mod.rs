@@ -36,11 +36,13 @@ use trellis_schema::canonical;
 use trellis_schema::catalog::{PublishedReview, Rating};
 use trellis_schema::mirrors::MirrorList;
 use trellis_schema::publisher::PublisherChain;
+use trellis_schema::security_level::PublisherStanding;
 use trellis_schema::tuf::{Envelope, MetaFile, Root, Snapshot, Targets, Timestamp, TopRole};
 use trellis_schema::{PluginId, Sha256, SigningKey, VendorId};
 
 use crate::advisories::{self, Advisories, AdvisorySource};
 use crate::delta::{DeltaBuildError, DeltaPolicy};
+use crate::domain_proof;
 use crate::registry::{Expiry, Registry, RegistryError};
 use crate::release::PluginInput;
 use crate::site;
@@ -50,6 +52,7 @@ use crate::tuf::{self, BINS_ROLE, CATALOG_ROLE, PUBLISHERS_ROLE, RoleKeys, SECUR
 pub mod catalog;
 mod deltas;
 mod documents;
+mod levels;
 mod plan;
 pub mod prepared;
 mod previous;
@@ -171,6 +174,9 @@ pub struct BuildInput {
     /// The mirrors to publish (target `mirrors.json` of the top-level `targets` role);
     /// none: no such target.
     pub mirrors: MirrorList,
+    /// Each publisher's domain proof outcome ([`crate::domain_proof`]), for the
+    /// security levels; a publisher missing here is unverified.
+    pub publisher_standings: BTreeMap<VendorId, PublisherStanding>,
 }
 
 /// Whether a build flushes the content files it wrote before publishing metadata.
@@ -246,6 +252,7 @@ impl BuildInput {
                     reason: format!("mirrors: {e}"),
                 }
             })?,
+            publisher_standings: BTreeMap::new(),
         })
     }
 
@@ -346,6 +353,19 @@ pub struct BuildReport {
     pub analysed: usize,
     /// How the catalog was computed.
     pub catalog: CatalogWork,
+    /// The security levels work.
+    pub levels: LevelsWork,
+}
+
+/// What computing the security levels took (for benchmarks and logs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LevelsWork {
+    /// Releases assessed (in the buckets this build redid).
+    pub releases: usize,
+    /// Bytes of the buckets this build redid.
+    pub bytes: u64,
+    /// Wall time, milliseconds.
+    pub millis: u64,
 }
 
 /// How a build computed the catalog.
@@ -543,7 +563,16 @@ pub fn build_registry_with(
     let prepared = storefront::prepare(&plugins, &limits)?;
     let mut input = BuildInput::for_registry(registry, plugins, known_plugins, scope, now)?;
     input.icons = prepared.icons();
+    // Domain proofs: from the cache in the registry source while fresh, else fetched
+    // (never a build failure: an unproved publisher is unverified, with the reason).
+    let cache_error = |e: domain_proof::ProofCacheError| RegistryError::Layout { path: e.path, reason: e.reason };
+    let cache = domain_proof::read_cache(&registry.dir).map_err(cache_error)?;
+    let settings = &registry.config.domain_proofs;
+    let fetcher = |url: &str| domain_proof::fetch(settings, url);
+    let (standings, checked) = domain_proof::standings(&registry.publisher_records(), &cache, settings, now, &fetcher);
+    input.publisher_standings = standings;
     let mut report = build_with(input, site, signing)?;
+    domain_proof::write_cache(&registry.dir, &cache, &checked).map_err(cache_error)?;
     // Plugins whose pages change without being in scope (a listing they share): their
     // releases are all published now, so their analysis is carried over, never redone.
     let load_more = |ids: &BTreeSet<PluginId>| {
@@ -560,6 +589,17 @@ pub fn build_registry_with(
     };
     report.storefront = storefront::publish(prepared, site, &theme, &load_more)?.written;
     Ok(report)
+}
+
+/// The target `target` of the published site, whose SHA-256 the site's metadata gives.
+fn read_site_target<T: serde::de::DeserializeOwned>(
+    previous: &PreviousSite,
+    target: &str,
+    sha256: &Sha256,
+) -> Result<T, BuildError> {
+    let path = site::target_file(previous.dir(), target, sha256);
+    let bytes = std::fs::read(&path).map_err(|e| BuildError::Site { path: path.clone(), reason: e.to_string() })?;
+    trellis_schema::json::from_slice(&bytes).map_err(|e| BuildError::Site { path, reason: e.to_string() })
 }
 
 /// The advisories document of the published site (empty when it has none).
@@ -632,6 +672,26 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
     let plugin_count = plugins.len();
     let changed_ids: BTreeSet<String> = plugins.iter().map(|p| p.id.as_str().to_owned()).collect();
     let advisories_doc = advisories_document(&input, previous.as_ref(), &plugins)?;
+    let levels_started = std::time::Instant::now();
+    let level_documents = levels::documents(
+        previous.as_ref(),
+        &input.scope,
+        &plugins,
+        &levels::LevelContext {
+            standings: &input.publisher_standings,
+            advisories: &advisories_doc,
+            today: jiff::tz::Offset::UTC.to_datetime(now).date(),
+            known_plugins: &input.known_plugins,
+        },
+    )?;
+    let levels_work = LevelsWork {
+        releases: level_documents.buckets.iter().map(|d| d.releases).sum(),
+        bytes: level_documents.buckets.iter().map(|d| d.target.length).sum(),
+        millis: u64::try_from(levels_started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
+    let levels_carried = level_documents.carried;
+    let level_documents: Vec<TargetOut> =
+        level_documents.buckets.into_iter().map(|d| d.target).chain(std::iter::once(level_documents.head)).collect();
     // The index doc each changed plugin published last: its releases must be
     // unchanged, and its deltas are carried over. Read one plugin at a time, in
     // parallel, and dropped once its files are planned.
@@ -786,12 +846,15 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
     }
     let blocklist = bytes_target(site::BLOCKLIST_TARGET.to_owned(), canonical::to_vec_of(&input.blocklist)?);
     let advisories = bytes_target(site::ADVISORIES_TARGET.to_owned(), canonical::to_vec_of(&advisories_doc)?);
-    let security_entries = BTreeMap::from([
+    let mut security_entries = BTreeMap::from([
         (blocklist.target.clone(), (blocklist.sha256, blocklist.length)),
         (advisories.target.clone(), (advisories.sha256, advisories.length)),
     ]);
+    security_entries.extend(level_documents.iter().map(|t| (t.target.clone(), (t.sha256, t.length))));
+    security_entries.extend(levels_carried);
     documents.push(blocklist);
     documents.push(advisories);
+    documents.extend(level_documents);
     documents.extend(catalog_documents);
     // The mirror list, signed by the top-level targets role (offline keys): only when
     // there is one, so a registry without mirrors keeps its targets role unchanged.
@@ -905,8 +968,14 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
             && tuf::signed_by_same_keys(&p.snapshot, input.signers.snapshot.as_deref())
             && tuf::signed_by_same_keys(&p.timestamp, input.signers.timestamp.as_deref())
     });
-    let mut report =
-        BuildReport { plugins: plugin_count, releases, analysed, catalog: catalog_work, ..BuildReport::default() };
+    let mut report = BuildReport {
+        plugins: plugin_count,
+        releases,
+        analysed,
+        catalog: catalog_work,
+        levels: levels_work,
+        ..BuildReport::default()
+    };
     let (snapshot_out, timestamp_out) = if snapshot_unchanged
         && let Some(prev) = &previous
         && !tuf::needs_refresh(&prev.timestamp.signed.expires, now, expiry.timestamp)

@@ -95,7 +95,7 @@ enum Command {
     Search(discover::SearchArgs),
     /// List featured, new and updated plugins and the categories, or one category or tag.
     Browse(discover::BrowseArgs),
-    /// Show a plugin's releases, permissions and install state.
+    /// Show a plugin's releases, permissions, security levels (with their reasons) and install state.
     Info(plugins::InfoArgs),
     /// Install plugins (`ID` or `ID@REQUIREMENT`) with their dependencies.
     Install(plugins::InstallArgs),

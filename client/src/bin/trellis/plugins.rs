@@ -50,6 +50,8 @@ pub(crate) fn info(ctx: &Context, args: InfoArgs) -> CliResult {
         Err(error) => return Err(crate::discover::with_suggestions(&mut store, &[id.as_str()], error)),
     };
     let blocklist = store.blocklist()?;
+    let versions: Vec<_> = doc.releases.iter().map(|r| r.version.clone()).collect();
+    let levels = store.security_levels(&registry, &id, &versions)?;
     ctx.offline_notes(&store);
     let installed = store.state().plugin(&id).cloned();
     let blocked: Vec<_> = doc
@@ -70,6 +72,7 @@ pub(crate) fn info(ctx: &Context, args: InfoArgs) -> CliResult {
         };
         ctx.out.result(&serde_json::json!({
             "registry": registry, "doc": &*doc, "installed": installed, "blocked_releases": blocked, "license": license,
+            "security_levels": levels,
         }));
         return Ok(());
     }
@@ -107,6 +110,9 @@ pub(crate) fn info(ctx: &Context, args: InfoArgs) -> CliResult {
             flags.push(format!("BLOCKED ({} severity): {}", severity_word(entry.severity), entry.reason));
         }
         outln!("  {}  [{}]  {}", release.version, flags.join(", "), output::size(release.package.length));
+        if let Some(level) = levels.get(&release.version) {
+            outln!("      security level: {}", level.describe());
+        }
         for dependency in &release.dependencies {
             outln!("      needs {} {}", dependency.id, dependency.version_requirement);
         }

@@ -160,6 +160,13 @@ pub(crate) enum PublisherCommand {
         #[arg(long)]
         at: Option<String>,
     },
+    /// Print the domain proof the record's website must serve at
+    /// `/.well-known/trellis-publisher.json` for the publisher to be verified: its id
+    /// and every key of the record's newest version.
+    Proof {
+        /// The record chain file.
+        record: PathBuf,
+    },
     /// Check a submitted record chain: from version 1 for a new publisher, else as a
     /// valid extension of the trusted chain (the base branch's copy). Exit 0 when it
     /// is accepted, 1 when refused (a pull request that adds its own key, say).
@@ -231,6 +238,18 @@ fn run_publisher(command: PublisherCommand) -> anyhow::Result<ExitCode> {
             };
             let chain = publisher::update(&chain, &read_keys(&keys)?, change)?;
             write_chain(&record, &chain)?;
+        }
+        PublisherCommand::Proof { record } => {
+            let chain = read_chain(&record)?;
+            let head = chain.head().with_context(|| format!("{} has no record", record.display()))?;
+            let proof = trellis_index::domain_proof::DomainProof {
+                format: trellis_index::domain_proof::PROOF_FORMAT,
+                publisher: head.signed.id.clone(),
+                keys: head.signed.keys.keys().cloned().collect(),
+            };
+            let domain = trellis_index::domain_proof::domain_of(&head.signed).map_err(anyhow::Error::msg)?;
+            eprintln!("serve this at https://{domain}{}", trellis_index::domain_proof::PROOF_PATH);
+            println!("{}", serde_json::to_string_pretty(&proof)?);
         }
         PublisherCommand::Recover { record, recovery, keys, threshold, reason, at } => {
             let chain = read_chain(&record)?;
