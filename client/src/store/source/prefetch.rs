@@ -23,8 +23,10 @@
 //! [`crate::trust::Updater::prefetch_delegations`] as before, in the same order.
 //!
 //! The other documents of a wave (blocklist, advisories, publisher records), whose
-//! roles the wave loads too, are downloaded with the *next* wave (or at the end), so
-//! they never add a round trip to a level.
+//! roles the wave loads too, and the developer envelope of each doc's likely release
+//! (vouched for by the verified doc; what verifying that release reads first) are
+//! downloaded with the *next* wave, or all together after the last one, so they add
+//! one round trip to a cold install, not one per level.
 //!
 //! # Bounds
 //!
@@ -68,6 +70,12 @@ pub const ALIAS_MAX_BYTES: u64 = 1 << 20;
 /// The alias bytes one prefetch downloads at most, whatever the mirror sends: each
 /// request reserves its cap from it and gives back only what did not arrive.
 pub const ALIAS_BUDGET: u64 = 32 << 20;
+
+/// Background downloads of one wave at most: its aliases (and docs whose hash was
+/// known) and what the previous wave located (records, envelopes), so that neither
+/// waits for the other's round trip. The bins of the wave are loaded meanwhile with
+/// [`PARALLEL_DOWNLOADS`] more.
+pub const BACKGROUND_DOWNLOADS: usize = 2 * PARALLEL_DOWNLOADS;
 
 /// The least time a wave waits for its aliases after its bins arrived.
 pub const ALIAS_GRACE: Duration = Duration::from_millis(250);
@@ -134,6 +142,9 @@ impl Remotes {
             let mut next = Vec::new();
             for doc in fetched {
                 if let Some(release) = likely_release(&doc) {
+                    // Its developer signature, which verifying the release needs first
+                    // if the resolver picks it: downloaded with the next wave.
+                    closure.pending.push(super::blob_info(&doc.id, &release.envelope));
                     for dependency in &release.dependencies {
                         if !docs.contains_key(&(registry.clone(), dependency.id.clone()))
                             && seen.insert(dependency.id.clone())
@@ -312,7 +323,7 @@ impl Closure<'_> {
 }
 
 /// Downloads running on their own threads while the updater loads roles: at most
-/// [`PARALLEL_DOWNLOADS`] at once. The threads are not joined: a wave stops waiting
+/// [`BACKGROUND_DOWNLOADS`] at once. The threads are not joined: a wave stops waiting
 /// for aliases at its deadline, and each download ends within the transport's bounds
 /// on its own (its result is then dropped).
 struct Background {
@@ -326,7 +337,7 @@ impl Background {
     fn start(fetcher: &TargetFetcher, jobs: Vec<(Slot, Job)>, budget: Arc<AtomicU64>) -> Self {
         let aliases = jobs.iter().filter(|(_, job)| matches!(job, Job::Alias(_))).count();
         let targets = jobs.len() - aliases;
-        let workers = jobs.len().min(PARALLEL_DOWNLOADS);
+        let workers = jobs.len().min(BACKGROUND_DOWNLOADS);
         let queue = Arc::new(Mutex::new(VecDeque::from(jobs)));
         let (sender, results) = mpsc::channel();
         let mut started = 0;
