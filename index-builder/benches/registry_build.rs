@@ -186,7 +186,15 @@ fn main() {
         .filter(|(name, _)| name.starts_with("bin-"))
         .map(|(name, meta)| size(&metadata.join(format!("{}.{name}", meta.version))))
         .collect();
-    let index_sizes: Vec<u64> = walk(&site_dir.join("targets/index"));
+    // The signed docs, not their aliases (the same bytes again).
+    let alias_dir = site_dir.join(site::TARGETS_DIR).join(site::INDEX_ALIAS_DIR);
+    let index_sizes: Vec<u64> = std::fs::read_dir(site_dir.join("targets/index"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|shard| shard.path() != alias_dir)
+        .flat_map(|shard| walk(&shard.path()))
+        .collect();
     println!("timestamp.json: {} bytes", size(&site::timestamp_file(&site_dir)));
     println!("snapshot: {} bytes ({} roles)", size(&snapshot_file), snapshot.signed.meta.len());
     println!(

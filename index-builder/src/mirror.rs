@@ -17,6 +17,10 @@
 //! Files are written in the publishing order (blobs, targets, roles, snapshot,
 //! timestamp last, each atomically), so a mirror refreshed in place is consistent at
 //! every moment; files already in DEST with the right hash are not fetched again.
+//! After the timestamp, the alias of every index doc
+//! ([`trellis_schema::target::index_alias_path`]) is written from the doc just checked
+//! (never copied from SOURCE), so clients of the mirror save a round trip per level of
+//! a dependency graph as they do on the source.
 //! SOURCE is a site directory or an `http(s)://` URL ([`Source`]).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -82,6 +86,8 @@ pub struct MirrorReport {
     pub plugins: BTreeSet<PluginId>,
     /// Plugins in the registry whose blobs were left out.
     pub left_out: usize,
+    /// Index doc aliases in the mirror (written now or already there).
+    pub aliases: usize,
 }
 
 /// Why a mirror could not be made. Nothing of the new metadata is published in DEST
@@ -412,6 +418,25 @@ pub fn mirror(source: &Source, dest: &Path, options: &MirrorOptions) -> Result<M
     write_file(&dest.join(&timestamp_path), &timestamp_bytes)?;
     report.written += 1;
     report.metadata_files = ordered.len() + 1;
+    // The index doc aliases (not signed; see `site::index_alias_path`): made from the
+    // docs just checked, never copied from the source, whose aliases may be stale.
+    let aliases: Vec<bool> = fetched
+        .par_iter()
+        .filter_map(|(file, _, bytes, doc)| {
+            let target = site::hashed_target_path(&site::index_target(&doc.id), file.sha256.as_ref()?);
+            let listed = file.path == format!("{}/{target}", site::TARGETS_DIR);
+            listed.then(|| (site::index_alias_path(&doc.id), bytes))
+        })
+        .map(|(alias, bytes)| {
+            let path = dest.join(site::TARGETS_DIR).join(alias);
+            if std::fs::read(&path).is_ok_and(|existing| existing == *bytes) {
+                return Ok(false);
+            }
+            write_file(&path, bytes).map(|()| true)
+        })
+        .collect::<Result<_, FsError>>()?;
+    report.aliases = aliases.len();
+    report.written += aliases.iter().filter(|w| **w).count();
     Ok(report)
 }
 

@@ -2,8 +2,9 @@
 //!
 //! Owns answering `GET`/`HEAD` for files under the site directory the way a CDN in
 //! front of a static host does: a strong `ETag` (the SHA-256 of the bytes),
-//! `If-None-Match` → `304`, `Cache-Control: no-cache` for the files that change in
-//! place (`metadata/timestamp.json`, the catalog head, the storefront's pages) and
+//! `If-None-Match` → `304`, `Cache-Control: no-cache` for the files rewritten in place
+//! (`metadata/timestamp.json`, the catalog head, the index doc aliases under
+//! `targets/index/alias/`, the storefront's pages) and
 //! `public, max-age=31536000, immutable` for every other file (all named by version or
 //! content). It counts requests, so benchmarks and tests can assert request budgets.
 //! It binds loopback addresses only: it is not a production server. Building the site
@@ -334,12 +335,15 @@ fn answer(root: &Path, head: &Head, keep_alive: bool, out: &mut impl std::io::Wr
         Err(_) => return respond("404 Not Found", &[], b"", 0),
     };
     let etag = format!("\"{}\"", Sha256::of(&bytes));
-    // timestamp.json, the catalog head and the storefront's pages (human-readable
+    // timestamp.json, the catalog head, the index doc aliases and the storefront's
+    // pages (human-readable
     // names over content-addressed assets) change in place; everything else is
     // content-addressed.
     let extension = path.extension().and_then(|e| e.to_str());
-    let mutable =
-        path.file_name().is_some_and(|n| n == "timestamp.json" || n == "catalog.json") || extension == Some("html");
+    let alias_dir = root.join(crate::site::TARGETS_DIR).join(crate::site::INDEX_ALIAS_DIR);
+    let mutable = path.file_name().is_some_and(|n| n == "timestamp.json" || n == "catalog.json")
+        || extension == Some("html")
+        || path.starts_with(&alias_dir);
     let cache = if mutable { MUTABLE_CACHE_CONTROL } else { IMMUTABLE_CACHE_CONTROL };
     let content_type = match extension {
         Some("json") => "application/json",
@@ -397,7 +401,12 @@ mod tests {
         assert_eq!(cache.as_deref(), Some(IMMUTABLE_CACHE_CONTROL));
         assert_eq!(get(&format!("{}metadata/2.root.json", server.url()), None).0, 404);
         assert_eq!(get(&format!("{}metadata/../metadata/1.root.json", server.url()), None).0, 404);
-        assert_eq!(server.requests(), 5);
+        // An index doc alias is rewritten by each build: revalidated, never immutable.
+        std::fs::create_dir_all(site.path().join("targets/index/alias/3f")).unwrap();
+        std::fs::write(site.path().join("targets/index/alias/3f/acme.clock.json"), b"{}").unwrap();
+        let (_, _, cache, _) = get(&format!("{}targets/index/alias/3f/acme.clock.json", server.url()), None);
+        assert_eq!(cache.as_deref(), Some(MUTABLE_CACHE_CONTROL));
+        assert_eq!(server.requests(), 6);
     }
 
     #[cfg(target_os = "linux")]

@@ -11,12 +11,16 @@
 //! targets/publishers/<H>.<vendor>.json
 //! targets/security/<H>.blocklist.json
 //! targets/security/<H>.advisories.json
+//! targets/index/alias/<shard>/<plugin-id>.json           (not signed: see below)
 //! ```
 //!
 //! A *target path* is the name TUF signs (`index/3f/acme.clock.json`); the file is
 //! served under TUF's consistent-snapshot name, the SHA-256 prefixed on the basename
 //! (`targets/index/3f/<sha256>.acme.clock.json`). The `<shard>` is the first byte of
 //! SHA-256(plugin id) in hex: 256 evenly filled directories any client can compute.
+//! The *alias* of an index doc is the same bytes at a path without the hash
+//! ([`index_alias_path`]): not a TUF target, rewritten by each build that changes the
+//! doc, and accepted by clients only when it matches the doc hash a verified bin lists.
 //! Nothing here reads or writes files; [`crate::build`] does.
 
 use std::path::{Path, PathBuf};
@@ -28,9 +32,17 @@ pub const METADATA_DIR: &str = "metadata";
 /// Directory of the target files, relative to the site root.
 pub const TARGETS_DIR: &str = "targets";
 pub use trellis_schema::target::{
-    ADVISORIES_TARGET, BLOCKLIST_TARGET, MIRRORS_TARGET, delta_target, envelope_target, index_target, package_target,
-    plugin_blob_dir, publisher_target,
+    ADVISORIES_TARGET, BLOCKLIST_TARGET, INDEX_ALIAS_DIR, MIRRORS_TARGET, delta_target, envelope_target,
+    index_alias_path, index_target, package_target, plugin_blob_dir, publisher_target,
 };
+
+/// The alias path (relative to `targets/`) of `target` when it is the target path of
+/// an index doc (`index/<shard>/<id>.json` with the shard of `<id>`), else `None`.
+pub fn index_alias_of(target: &str) -> Option<String> {
+    let id: trellis_schema::PluginId =
+        target.strip_prefix("index/")?.rsplit('/').next()?.strip_suffix(".json")?.parse().ok()?;
+    (index_target(&id) == target).then(|| index_alias_path(&id))
+}
 
 /// The consistent-snapshot name of a target: `dir/<sha256>.<basename>`, relative to
 /// `targets/`.
@@ -113,5 +125,10 @@ mod tests {
         assert_eq!(package_target(&id, &v), "plugins/acme/acme.clock/acme.clock-1.2.0.zip");
         assert_eq!(envelope_target(&id, &v), "plugins/acme/acme.clock/acme.clock-1.2.0.dsse");
         assert!(index_target(&id).starts_with("index/") && index_target(&id).ends_with("/acme.clock.json"));
+        assert_eq!(index_alias_of(&index_target(&id)), Some(index_alias_path(&id)));
+        assert!(index_alias_path(&id).starts_with("index/alias/"));
+        let wrong_shard = Sha256::of(b"acme.clock").as_bytes()[0] ^ 1;
+        assert_eq!(index_alias_of(&format!("index/{wrong_shard:02x}/acme.clock.json")), None);
+        assert_eq!(index_alias_of("security/blocklist.json"), None);
     }
 }

@@ -13,7 +13,11 @@
 //! [`crate::mirror::PARTIAL_MARKER`]) may lack the blobs of plugins its marker does not
 //! list: they are counted as absent, not reported ([`Blobs::AsMarked`], the default);
 //! every blob of the plugins it lists is still required, and [`Blobs::All`]
-//! (`verify --full`) ignores the marker. Unlike a client's `trust` module it does
+//! (`verify --full`) ignores the marker. The alias of each index doc
+//! ([`site::index_alias_path`]: not signed, a round trip saved for clients) is compared
+//! with the signed doc: one that differs or is missing is a *warning*, never a problem
+//! (a CDN may serve a stale copy for a while; a site built before aliases has none).
+//! Unlike a client's `trust` module it does
 //! not stop at the first failure: it reports all of them, which is what an operator
 //! needs before deploying. Building is [`crate::build`]'s job.
 
@@ -121,6 +125,11 @@ pub struct Report {
     pub partial: Option<BTreeSet<PluginId>>,
     /// Blobs of plugins a partial mirror leaves out, absent as its marker says.
     pub absent_blobs: usize,
+    /// Index doc aliases that hold their signed doc's bytes.
+    pub aliases: usize,
+    /// What clients survive but an operator should know (an alias that differs from
+    /// its signed doc, missing aliases), each naming the file.
+    pub warnings: Vec<String>,
 }
 
 /// Which blobs a site must hold.
@@ -138,7 +147,11 @@ struct Checker<'a> {
     source: &'a Source,
     now: jiff::Timestamp,
     problems: Mutex<Vec<String>>,
+    warnings: Mutex<Vec<String>>,
     blobs: AtomicUsize,
+    /// Aliases equal to their doc, and index docs without an alias.
+    aliases: AtomicUsize,
+    missing_aliases: AtomicUsize,
     /// The plugins a partial mirror holds the blobs of.
     partial: Option<BTreeSet<PluginId>>,
     absent: AtomicUsize,
@@ -148,6 +161,34 @@ impl Checker<'_> {
     fn problem(&self, text: String) {
         if let Ok(mut problems) = self.problems.lock() {
             problems.push(text);
+        }
+    }
+
+    fn warning(&self, text: String) {
+        if let Ok(mut warnings) = self.warnings.lock() {
+            warnings.push(text);
+        }
+    }
+
+    /// Compares the alias of index doc `target` with the doc's verified `bytes`.
+    fn check_alias(&self, target: &str, bytes: &[u8]) {
+        let Some(alias) = site::index_alias_of(target) else { return };
+        let path = format!("{}/{alias}", site::TARGETS_DIR);
+        match self.source.fetch(&path) {
+            Ok(Some(found)) if found == bytes => {
+                self.aliases.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Some(found)) => self.warning(format!(
+                "{path}: {} bytes with sha256 {}, not the {} bytes of the signed {target} \
+                 (a stale copy: clients fall back to the hashed path; the next build rewrites it)",
+                found.len(),
+                Sha256::of(&found),
+                bytes.len()
+            )),
+            Ok(None) => {
+                self.missing_aliases.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => self.warning(format!("{path}: {e}")),
         }
     }
 
@@ -254,7 +295,10 @@ pub fn verify_blobs(source: &Source, trusted_root: Option<&[u8]>, now: jiff::Tim
         source,
         now,
         problems: Mutex::new(Vec::new()),
+        warnings: Mutex::new(Vec::new()),
         blobs: AtomicUsize::new(0),
+        aliases: AtomicUsize::new(0),
+        missing_aliases: AtomicUsize::new(0),
         partial: partial.clone(),
         absent: AtomicUsize::new(0),
     };
@@ -265,6 +309,18 @@ pub fn verify_blobs(source: &Source, trusted_root: Option<&[u8]>, now: jiff::Tim
     };
     check_roles(&checker, &root, &mut report);
     report.blobs = checker.blobs.load(Ordering::Relaxed);
+    report.aliases = checker.aliases.load(Ordering::Relaxed);
+    let missing = checker.missing_aliases.load(Ordering::Relaxed);
+    report.warnings = checker.warnings.into_inner().unwrap_or_default();
+    report.warnings.sort();
+    if missing > 0 {
+        report.warnings.push(format!(
+            "{missing} index doc(s) have no alias under {}/{}/ (clients take one more round trip per level \
+             of a dependency graph; `trellis-index build` writes them)",
+            site::TARGETS_DIR,
+            site::INDEX_ALIAS_DIR
+        ));
+    }
     report.absent_blobs = checker.absent.load(Ordering::Relaxed);
     report.problems = checker.problems.into_inner().unwrap_or_default();
     report
@@ -561,6 +617,7 @@ fn check_targets(checker: &Checker<'_>, targets: &[(String, TargetFile)], root: 
         .map(|(target, file)| {
             let Some(bytes) = target_bytes(checker, target, file) else { return 0 };
             if target.starts_with("index/") {
+                checker.check_alias(target, &bytes);
                 check_index_doc(checker, target, &bytes, &publishers, &blocklist)
             } else if target == site::BLOCKLIST_TARGET {
                 if let Err(e) = trellis_schema::json::from_slice::<trellis_schema::blocklist::Blocklist>(&bytes) {

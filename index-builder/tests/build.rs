@@ -196,6 +196,7 @@ fn expected_changes(out: &Path, id: &str, version: &str, snapshot: u64) -> BTree
     let release = doc.release(&version).unwrap();
     let mut expected = BTreeSet::from([
         doc_file,
+        format!("targets/{}", site::index_alias_path(&id)),
         format!("metadata/{v}.{bin}.json"),
         format!("metadata/{snapshot}.snapshot.json"),
         "metadata/timestamp.json".to_owned(),
@@ -657,9 +658,15 @@ fn yank_republishes_only_the_plugin_index_doc_and_marks_the_release() {
     let reg = Registry::open(registry.path()).unwrap();
     operator::yank(&reg, &"acme.clock".parse().unwrap(), &"1.0.0".parse().unwrap(), "crashes on start").unwrap();
     let report = build(registry.path(), out.path()).unwrap();
-    let index_doc: Vec<&String> =
-        report.written.iter().filter(|p| p.starts_with("targets/") && !p.starts_with("targets/catalog/")).collect();
+    let alias = format!("targets/{}", site::index_alias_path(&"acme.clock".parse().unwrap()));
+    let index_doc: Vec<&String> = report
+        .written
+        .iter()
+        .filter(|p| p.starts_with("targets/") && !p.starts_with("targets/catalog/") && **p != alias)
+        .collect();
     assert_eq!(index_doc.len(), 1, "{:?}", report.written);
+    assert!(report.written.contains(&alias), "the alias follows its doc: {:?}", report.written);
+    assert_eq!(std::fs::read(out.path().join(&alias)).unwrap(), std::fs::read(out.path().join(index_doc[0])).unwrap());
     let doc: IndexDoc = serde_json::from_slice(&std::fs::read(out.path().join(index_doc[0])).unwrap()).unwrap();
     assert_eq!(doc.releases.iter().map(|r| r.yanked).collect::<Vec<_>>(), [true, false]);
     let reg = Registry::open(registry.path()).unwrap();
@@ -688,8 +695,9 @@ fn rollout_is_kept_in_rollouts_json_and_published_in_the_index_doc() {
     assert_eq!(written, serde_json::json!({"rollouts": [{"id": "acme.clock", "version": "1.1.0", "percent": 25}]}));
 
     let report = build(registry.path(), out.path()).unwrap();
-    let docs: Vec<&String> = report.written.iter().filter(|p| p.starts_with("targets/")).collect();
-    assert_eq!(docs.len(), 1, "only the plugin's index doc changes: {:?}", report.written);
+    let alias = format!("targets/{}", site::index_alias_path(&clock));
+    let docs: Vec<&String> = report.written.iter().filter(|p| p.starts_with("targets/") && **p != alias).collect();
+    assert_eq!(docs.len(), 1, "only the plugin's index doc (and its alias) changes: {:?}", report.written);
     let doc: IndexDoc = serde_json::from_slice(&std::fs::read(out.path().join(docs[0])).unwrap()).unwrap();
     assert_eq!(doc.releases.iter().map(|r| r.rollout).collect::<Vec<_>>(), [None, Some(percent(25))]);
     let raw = String::from_utf8(std::fs::read(out.path().join(docs[0])).unwrap()).unwrap();

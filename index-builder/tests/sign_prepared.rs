@@ -259,6 +259,14 @@ fn a_build_without_keys_signed_by_the_signer_alone_publishes_a_site_that_verifie
         serde_json::from_slice(&std::fs::read(site::timestamp_file(&site)).unwrap()).unwrap();
     assert_eq!(timestamp.signed.version, 2);
     assert_eq!(verified.releases, 3, "{:?}", verified.problems);
+    // The signer wrote the alias of the doc it checked: the published one has 1.1.0.
+    assert_eq!((verified.aliases, verified.warnings), (2, Vec::<String>::new()));
+    let clock: PluginId = "acme.clock".parse().unwrap();
+    let alias: IndexDoc = serde_json::from_slice(
+        &std::fs::read(p.out.join(site::TARGETS_DIR).join(site::index_alias_path(&clock))).unwrap(),
+    )
+    .unwrap();
+    assert!(alias.release(&"1.1.0".parse().unwrap()).is_some());
 }
 
 #[test]

@@ -62,6 +62,32 @@ fn a_fresh_build_verifies_without_problems() {
 }
 
 #[test]
+fn an_alias_that_differs_from_its_signed_doc_or_is_missing_is_a_warning_not_a_problem() {
+    let (registry, site) = built_site();
+    let alias =
+        |id: &str| site.path().join("targets").join(trellis_index::site::index_alias_path(&id.parse().unwrap()));
+    let report = verify::verify(&dir(site.path()), None, now());
+    assert_eq!((report.aliases, report.warnings.clone()), (2, Vec::new()), "{report:?}");
+
+    // A stale copy (the doc of another plugin will do) and a missing one.
+    std::fs::copy(alias("acme.alarm"), alias("acme.clock")).unwrap();
+    std::fs::remove_file(alias("acme.alarm")).unwrap();
+    let report = verify::verify(&dir(site.path()), None, now());
+    assert_eq!(report.problems, Vec::<String>::new(), "clients survive both: not problems");
+    assert_eq!(report.aliases, 0);
+    assert_eq!(report.warnings.len(), 2, "{:?}", report.warnings);
+    let clock = format!("targets/{}", trellis_index::site::index_alias_path(&"acme.clock".parse().unwrap()));
+    assert!(report.warnings[0].starts_with(&format!("{clock}: ")), "{:?}", report.warnings);
+    assert!(report.warnings[0].contains("stale"), "{:?}", report.warnings);
+    assert!(report.warnings[1].starts_with("1 index doc(s) have no alias"), "{:?}", report.warnings);
+
+    // The next build puts both back.
+    build_registry(&Registry::open(registry.path()).unwrap(), site.path(), Scope::Full, now()).unwrap();
+    let report = verify::verify(&dir(site.path()), None, now());
+    assert_eq!((report.aliases, report.warnings), (2, Vec::new()));
+}
+
+#[test]
 fn reports_a_blob_an_index_doc_lists_that_is_missing_or_altered() {
     let (_registry, site) = built_site();
     let mut envelopes = Vec::new();

@@ -25,6 +25,23 @@ pub fn index_target(id: &PluginId) -> String {
     format!("index/{shard:02x}/{id}.json")
 }
 
+/// Path, relative to `targets/`, of the *alias* of a plugin's current index doc:
+/// `index/alias/<shard>/<id>.json`, the same bytes as the doc [`index_target`] names,
+/// at a path that carries no hash. It is **not a TUF target** (no role lists it, and
+/// it is overwritten by each build that changes the doc): a client that knows a
+/// dependency's id but not yet the doc hash its bin signs requests the alias in the
+/// same round trip as the bin, and keeps the bytes only if their length and SHA-256
+/// are the ones the verified bin lists for [`index_target`]. A stale, missing or
+/// tampered alias costs one more round trip (the hashed path), never trust.
+pub fn index_alias_path(id: &PluginId) -> String {
+    let shard = Sha256::of(id.as_str().as_bytes()).as_bytes()[0];
+    format!("{INDEX_ALIAS_DIR}/{shard:02x}/{id}.json")
+}
+
+/// The directory of the index doc aliases, relative to `targets/` ([`index_alias_path`]).
+/// A shard of [`index_target`] is two hex digits, so it never collides.
+pub const INDEX_ALIAS_DIR: &str = "index/alias";
+
 /// Target path of a publisher record (signed by the `publishers` role).
 pub fn publisher_target(vendor: &VendorId) -> String {
     format!("publishers/{vendor}.json")
@@ -61,6 +78,7 @@ mod tests {
         let id: PluginId = "acme.clock".parse().unwrap();
         let shard = format!("{:02x}", Sha256::of(b"acme.clock").as_bytes()[0]);
         assert_eq!(index_target(&id), format!("index/{shard}/acme.clock.json"));
+        assert_eq!(index_alias_path(&id), format!("index/alias/{shard}/acme.clock.json"));
         assert_eq!(publisher_target(&"acme".parse().unwrap()), "publishers/acme.json");
         let v = "1.2.0".parse().unwrap();
         assert_eq!(package_target(&id, &v), "plugins/acme/acme.clock/acme.clock-1.2.0.zip");

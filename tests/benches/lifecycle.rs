@@ -4,7 +4,9 @@
 //! counting fault server:
 //!
 //! 1. cold install of a plugin whose dependency graph has about 30 nodes, in a fresh
-//!    child process: requests, bytes, wall time, peak RSS (VmHWM of the child);
+//!    child process: requests, the round trips of the critical path, bytes, wall
+//!    time, peak RSS (VmHWM of the child); at each latency, then again with the index
+//!    doc aliases not served (a mirror without them);
 //! 2. warm re-resolve: the same install again in a new store over the warm data dir
 //!    (one conditional request for timestamp.json, everything else from the trusted
 //!    metadata and the cache): median and p95 over `TRELLIS_BENCH_WARM_RUNS` runs;
@@ -129,6 +131,8 @@ fn report_hits(server: &FaultServer, site: &Path) {
             "packages"
         } else if hit.path.ends_with(".dsse") {
             "signature envelopes"
+        } else if hit.path.starts_with("/targets/index/alias/") {
+            "index doc aliases"
         } else if hit.path.starts_with("/targets/index/") {
             "index docs"
         } else {
@@ -251,10 +255,19 @@ fn main() {
         .split(',')
         .filter_map(|v| v.trim().parse().ok())
         .collect();
+    // The same installs from a mirror without the index doc aliases (the files not
+    // served): bin then doc, one more round trip per level of the graph.
+    let aliases: Vec<String> = server.paths().into_iter().filter(|p| p.starts_with("/targets/index/alias/")).collect();
     let mut data = None;
-    for (run, latency) in latencies.iter().enumerate() {
+    let runs = latencies.iter().map(|l| (*l, true)).chain(latencies.iter().map(|l| (*l, false)));
+    for (run, (latency, with_aliases)) in runs.enumerate() {
+        if !with_aliases && run == latencies.len() {
+            for path in &aliases {
+                server.remove(path);
+            }
+        }
         let dir = tempfile::tempdir_in(work.path()).unwrap();
-        server.set_latency(Duration::from_millis(*latency));
+        server.set_latency(Duration::from_millis(latency));
         server.reset_counters();
         let exe = std::env::current_exe().unwrap();
         let out = std::process::Command::new(exe)
@@ -265,8 +278,9 @@ fn main() {
         let text = String::from_utf8_lossy(&out.stdout);
         let fields: Vec<u64> = text.split_whitespace().filter_map(|f| f.parse().ok()).collect();
         println!(
-            "cold install at {latency} ms per request: {} plugins installed, {} requests, {} round trips of critical \
-             path, {} bytes, {} ms, peak RSS {:.1} MiB",
+            "cold install at {latency} ms per request{}: {} plugins installed, {} requests, {} round trips of \
+             critical path, {} bytes, {} ms, peak RSS {:.1} MiB",
+            if with_aliases { "" } else { " without aliases" },
             fields[1],
             server.request_count(),
             server.critical_path(),
@@ -274,11 +288,12 @@ fn main() {
             fields[0],
             fields[2] as f64 / 1024.0
         );
-        if run == 0 {
+        if run == 0 || run == latencies.len() {
             report_hits(&server, &site.site_dir);
         }
         data.get_or_insert(dir);
     }
+    put_files(&server, &site.site_dir, aliases.iter().map(|p| site.site_dir.join(p.trim_start_matches('/'))));
     server.set_latency(Duration::ZERO);
     if std::env::var_os("TRELLIS_BENCH_COLD_ONLY").is_some() {
         return;

@@ -2,8 +2,8 @@
 //!
 //! Files are served from memory, per path; each path can be given a [`Fault`]: 404,
 //! 500, a stall past the client's read timeout, a truncated body, a flipped byte, a
-//! stale old version, a wrong `Content-Length`, a connection reset, or a body
-//! drip-fed a byte at a time (slow retrieval). Every response
+//! stale old version, a wrong `Content-Length`, a connection reset, a body
+//! drip-fed a byte at a time (slow retrieval), or an answer that never ends. Every response
 //! carries an `ETag` (the body's SHA-256) and a fixed `Last-Modified`, and honours
 //! `If-None-Match` (or, without it, `If-Modified-Since`) with `304`, like a CDN. The server counts requests (path and status) and bytes sent, so tests can
 //! assert exactly what a client asked for.
@@ -54,6 +54,10 @@ pub enum Fault {
     /// Slow retrieval: announces the full `Content-Length`, then sends the body one
     /// byte at a time with this pause before each (until the client hangs up).
     Drip(Duration),
+    /// An endless answer: no `Content-Length`, the body and then spaces, 64 KiB at a
+    /// time as fast as the client reads, until it hangs up (each chunk counted in
+    /// [`FaultServer::bytes_sent`]).
+    Endless,
 }
 
 /// One request the server saw.
@@ -127,6 +131,13 @@ impl FaultServer {
     /// Removes the file at `path`.
     pub fn remove(&self, path: &str) {
         lock(&self.state).files.remove(path);
+    }
+
+    /// The paths of every file served, sorted.
+    pub fn paths(&self) -> Vec<String> {
+        let mut paths: Vec<String> = lock(&self.state).files.keys().cloned().collect();
+        paths.sort();
+        paths
     }
 
     /// Applies `fault` to every request of `path`.
@@ -303,12 +314,26 @@ fn serve(stream: TcpStream, state: &Mutex<State>, bytes_sent: &AtomicU64) -> std
         _ => {}
     }
     let coding = if fault == Some(Fault::Gzip) { "Content-Encoding: gzip\r\n" } else { "" };
-    let length =
-        if fault == Some(Fault::NoContentLength) { String::new() } else { format!("Content-Length: {declared}\r\n") };
+    let length = if matches!(fault, Some(Fault::NoContentLength | Fault::Endless)) {
+        String::new()
+    } else {
+        format!("Content-Length: {declared}\r\n")
+    };
     let head = format!(
         "HTTP/1.1 {status} {reason}\r\n{length}{coding}ETag: {etag}\r\nLast-Modified: {LAST_MODIFIED}\r\nConnection: close\r\n\r\n"
     );
     stream.write_all(head.as_bytes())?;
+    if fault == Some(Fault::Endless) {
+        bytes_sent.fetch_add(head.len() as u64, Ordering::SeqCst);
+        stream.write_all(&body)?;
+        bytes_sent.fetch_add(body.len() as u64, Ordering::SeqCst);
+        let chunk = vec![b' '; 64 * 1024];
+        loop {
+            // The client hanging up ends it.
+            stream.write_all(&chunk)?;
+            bytes_sent.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+        }
+    }
     if let Some(Fault::Drip(pause)) = fault {
         stream.flush()?;
         bytes_sent.fetch_add(head.len() as u64, Ordering::SeqCst);

@@ -92,9 +92,17 @@ fn a_partial_mirror_with_dependencies_verifies_and_installs_offline() {
     // Every piece of metadata is there: the index doc of the left-out plugin too.
     let docs: Vec<String> = common::files(&dest.join("targets/index")).into_iter().collect();
     assert!(docs.iter().any(|d| d.ends_with(".acme.timer.json")), "{docs:?}");
+    // And each index doc's alias, made from the doc the mirror checked.
+    for id in ["acme.clock", "acme.time-core", "acme.timer"] {
+        let alias = std::fs::read(dest.join(common::alias_path(id).trim_start_matches('/'))).unwrap();
+        let doc = std::fs::read(site.site.path().join(common::doc_path(&site, id).trim_start_matches('/'))).unwrap();
+        assert_eq!(alias, doc, "{id}");
+    }
 
     let verified = index(&["verify", dest.to_str().unwrap()]);
     assert!(verified.status.success(), "{}", text(&verified));
+    assert!(text(&verified).contains(", 3 index doc alias(es)"), "{}", text(&verified));
+    assert!(!text(&verified).contains("no alias") && !text(&verified).contains("stale"), "{}", text(&verified));
     assert!(text(&verified).contains("partial mirror: holds the blobs of acme.clock, acme.time-core only; 2 blob(s) of other plugins are absent by design"), "{}", text(&verified));
     let full = index(&["verify", "--full", dest.to_str().unwrap()]);
     assert_eq!(full.status.code(), Some(1), "{}", text(&full));

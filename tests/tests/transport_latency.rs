@@ -1,9 +1,11 @@
 //! The client at a distance: a cold install through the fault server with latency
 //! added to every answer. Speculative prefetch keeps the critical path to the depth of
-//! the dependency graph (bins loaded a level of the delegation tree at a time, docs in
-//! parallel), and it changes nothing about what is verified: a tampered doc the
-//! resolution needs still fails the install naming it, and one it only prefetched
-//! speculatively does not fail the install at all.
+//! the dependency graph, one round trip per level (bins loaded a level of the
+//! delegation tree at a time, each doc's alias asked for beside its bin), and it
+//! changes nothing about what is verified: a doc tampered with on the mirror (its
+//! alias and its hashed path) that the resolution needs still fails the install naming
+//! it, and one it only prefetched speculatively does not fail the install at all. The
+//! attacks on the aliases alone are in `transport_alias.rs`.
 
 #![allow(clippy::unwrap_used)] // setup helpers panic on failure by design
 
@@ -11,36 +13,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Plugin, Site, host, walk};
+use common::{Plugin, Site, alias_path, doc_path, host, served};
 use trellis_client::hooks::NoHooks;
 use trellis_client::store::{AlwaysAgree, Session, Store, StoreOptions, install::parse_requirement};
 use trellis_tests::fault_server::{Fault, FaultServer};
-
-/// The built site of `site`, served by a fault server.
-fn served(site: &Site) -> FaultServer {
-    let server = FaultServer::start().unwrap();
-    for path in walk(site.site.path()) {
-        let relative = path.strip_prefix(site.site.path()).unwrap().to_string_lossy().replace('\\', "/");
-        server.put(&format!("/{relative}"), std::fs::read(&path).unwrap());
-    }
-    server
-}
 
 fn store(data: &std::path::Path, server: &FaultServer, site: &Site) -> Store {
     let mut store = Store::open(data, StoreOptions::new(host())).unwrap();
     store.add_registry("main", &server.url(), &site.root()).unwrap();
     store
-}
-
-/// The URL path of the index doc of `id`.
-fn doc_path(site: &Site, id: &str) -> String {
-    let suffix = format!(".{id}.json");
-    let found: Vec<_> = walk(&site.site.path().join("targets/index"))
-        .into_iter()
-        .filter(|p| p.to_string_lossy().ends_with(&suffix))
-        .collect();
-    assert_eq!(found.len(), 1, "{found:?}");
-    format!("/{}", found[0].strip_prefix(site.site.path()).unwrap().to_string_lossy().replace('\\', "/"))
 }
 
 /// `acme.app` 1.0.0 needs `acme.lib`; the newest, 2.0.0, needs `acme.old`, whose doc
@@ -68,6 +49,7 @@ fn a_tampered_doc_only_prefetched_does_not_fail_the_install() {
     let server = served(&site);
     let old = doc_path(&site, "acme.old");
     server.fault(&old, Fault::FlipByte);
+    server.fault(&alias_path("acme.old"), Fault::FlipByte);
     let data = tempfile::tempdir().unwrap();
     let mut store = store(data.path(), &server, &site);
     assert_eq!(install(&mut store, "acme.app@^1").unwrap(), ["acme.lib 1.0.0", "acme.app 1.0.0"]);
@@ -83,6 +65,7 @@ fn a_tampered_doc_the_resolution_needs_fails_the_install_naming_it() {
     let site = site_with_an_old_dependency();
     let server = served(&site);
     server.fault(&doc_path(&site, "acme.lib"), Fault::FlipByte);
+    server.fault(&alias_path("acme.lib"), Fault::FlipByte);
     let data = tempfile::tempdir().unwrap();
     let mut store = store(data.path(), &server, &site);
     let err = install(&mut store, "acme.app@^1").unwrap_err().to_string();
@@ -92,9 +75,11 @@ fn a_tampered_doc_the_resolution_needs_fails_the_install_naming_it() {
 
 /// A wide graph over many bins: `acme.app` needs eight plugins, each needs
 /// `acme.base`. One doc after another that is 2 round trips per plugin (its bin, its
-/// doc); by levels it is 2 per level of the graph.
+/// doc); by levels with each doc's alias fetched beside its bin, it is 1 per level of
+/// the graph. The same install from a mirror without aliases (the same site, the
+/// alias files not served) falls back to bin then doc: 2 per level.
 #[test]
-fn a_cold_install_takes_round_trips_by_graph_depth_not_graph_size() {
+fn a_cold_install_takes_one_round_trip_per_level_of_its_graph() {
     let site = Site::with_bin_bits(8);
     let mut plugins = vec![Plugin::new("acme.base", "1.0.0")];
     let mut app = Plugin::new("acme.app", "1.0.0");
@@ -105,16 +90,40 @@ fn a_cold_install_takes_round_trips_by_graph_depth_not_graph_size() {
     }
     plugins.push(app);
     site.publish(&plugins);
-    let server = served(&site);
-    // Latency makes requests sent together overlap in the server's count.
-    server.set_latency(Duration::from_millis(40));
-    let data = tempfile::tempdir().unwrap();
-    let mut store = store(data.path(), &server, &site);
-    server.reset_counters();
-    assert_eq!(install(&mut store, "acme.app").unwrap().len(), 10);
-    let (requests, critical) = (server.request_count(), server.critical_path());
-    eprintln!("cold install of 10 plugins: {requests} requests, {critical} round trips of critical path");
-    // Refresh (4), the blocklist, 3 levels of docs (2 each), publisher records,
-    // envelopes, packages: far fewer than the 2 × 10 of docs one at a time.
-    assert!(critical <= 16, "{critical} round trips on the critical path ({requests} requests)");
+    let cold_install = |aliases: bool| {
+        let server = served(&site);
+        if !aliases {
+            for path in server.paths() {
+                if path.starts_with("/targets/index/alias/") {
+                    server.remove(&path);
+                }
+            }
+        }
+        // Latency makes requests sent together overlap in the server's count.
+        server.set_latency(Duration::from_millis(40));
+        let data = tempfile::tempdir().unwrap();
+        let mut store = store(data.path(), &server, &site);
+        server.reset_counters();
+        assert_eq!(install(&mut store, "acme.app").unwrap().len(), 10);
+        let hits = server.hits();
+        let alias_hits = hits.iter().filter(|h| h.path.starts_with("/targets/index/alias/")).count();
+        (server.request_count(), server.critical_path(), alias_hits)
+    };
+    let (requests, critical, alias_hits) = cold_install(true);
+    let (requests_without, critical_without, missing_aliases) = cold_install(false);
+    eprintln!(
+        "cold install of 10 plugins: {requests} requests, {critical} round trips of critical path; \
+         without aliases: {requests_without} requests, {critical_without} round trips"
+    );
+    // The update check (one conditional request: `add_registry` refreshed), the first
+    // level (2: the bins, security and publishers roles, then the app's bin and
+    // publisher bin, with the app's alias), the two levels below it (1 each: bins and
+    // aliases, with the blocklist, advisories and publisher record the first level
+    // located), envelopes, packages. (Before aliases: 15; bin then doc: 20.)
+    assert!(critical <= 7, "{critical} round trips on the critical path ({requests} requests)");
+    assert_eq!(alias_hits, 10, "one alias per doc");
+    // Without aliases: one more round trip per level (the doc after its bin); a wave
+    // of aliases not found stops the client asking for the rest of the closure.
+    assert!(critical_without >= critical + 3, "{critical_without} round trips without aliases, {critical} with");
+    assert_eq!(missing_aliases, 1, "aliases asked for after a wave found none");
 }

@@ -176,6 +176,19 @@ impl Mirrors {
         &self.transport
     }
 
+    /// The mirror a fetch would try first (by health, when remembered), alone and
+    /// without the health memory: for optional requests (an index doc alias) whose
+    /// failure says nothing about the mirror and must not send others the request.
+    #[must_use]
+    pub fn preferred(&self) -> Self {
+        let first = match &self.health {
+            Some(health) => health.order(&self.mirrors).into_iter().next(),
+            None => Some(0),
+        };
+        let mirrors = first.and_then(|i| self.mirrors.get(i)).cloned().into_iter().collect();
+        Self { transport: Arc::clone(&self.transport), mirrors, health: None }
+    }
+
     /// Fetches `spec.path` from the first mirror that serves bytes `accept` takes.
     /// `accept` gets the URL and the response (a `304` when validators were sent).
     pub fn fetch_with<T, E: fmt::Display>(

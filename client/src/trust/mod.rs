@@ -19,6 +19,9 @@
 //!   received, and their receipts).
 //! - [`updater`]: the workflow over mirrors: refresh, the lazy delegation walk,
 //!   target download with length caps and hash checks, and the update check.
+//! - [`fetcher`]: target downloads detached from the updater (other threads), and the
+//!   one door for bytes fetched before their hash was known (an index doc alias):
+//!   [`TargetFetcher::accept`] checks them against the signed length and SHA-256.
 //!
 //! It does not fetch bytes itself (that is [`crate::transport`]) and it does not
 //! interpret targets (index docs, packages, publisher records belong to the modules
@@ -53,6 +56,7 @@
 
 pub mod delegation;
 mod error;
+pub mod fetcher;
 pub mod store;
 pub mod trusted_set;
 pub mod updater;
@@ -61,6 +65,7 @@ pub mod verify;
 use trellis_schema::tuf::Targets;
 
 pub use error::TrustError;
+pub use fetcher::{TargetFetcher, Unverified};
 pub use store::MetadataStore;
 pub use trusted_set::{TimestampUpdate, TrustedSet};
 pub use updater::{TargetInfo, UpdateCheck, Updater};

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use trellis_schema::tuf::{TargetFile, Targets};
 
 use super::delegation;
+use super::fetcher::{self, TargetFetcher};
 use super::store::{MetadataStore, TimestampValidators, quote};
 use super::trusted_set::{TimestampUpdate, TrustedSet};
 use super::verify::{TrustedLeaf, Verified, check_length_and_hashes};
@@ -595,6 +596,18 @@ impl Updater {
         }
     }
 
+    /// [`Updater::target_info`] from the roles loaded or in the trusted store, without
+    /// downloading any: `None` when the walk needs a role that has to be downloaded
+    /// first (then [`Updater::prefetch_delegations`] or `target_info` loads it).
+    pub fn local_target_info(&mut self, path: &str) -> Option<Result<Option<TargetInfo>, TrustError>> {
+        match self.walk(path, true) {
+            Ok(Walk::Found(info)) => Some(Ok(Some(info))),
+            Ok(Walk::NotFound) => Some(Ok(None)),
+            Ok(Walk::Needs { .. }) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+
     /// The walk of [`Updater::target_info`]; with `local_only` it stops at the first
     /// role it would have to download and names it.
     fn walk(&mut self, path: &str, local_only: bool) -> Result<Walk, TrustError> {
@@ -691,63 +704,31 @@ impl Updater {
         Ok(found)
     }
 
-    /// The URL path of a target: with consistent snapshots the file name is prefixed
-    /// by one of its hashes (`dir/<sha256>.name`).
-    fn target_file_path(&self, info: &TargetInfo) -> String {
-        let (dir, name) = match info.path.rsplit_once('/') {
-            Some((dir, name)) => (Some(dir), name),
-            None => (None, info.path.as_str()),
-        };
-        let name = if self.trusted.root().consistent_snapshot {
-            let hash = info.file.hashes.get("sha256").or_else(|| info.file.hashes.values().next());
-            match hash {
-                Some(hash) => format!("{hash}.{name}"),
-                None => name.to_owned(),
-            }
-        } else {
-            name.to_owned()
-        };
-        let quoted: Vec<String> =
-            dir.into_iter().flat_map(|d| d.split('/')).chain([name.as_str()]).map(quote).collect();
-        quoted.join("/")
-    }
-
     /// The verified bytes of a target if the download cache holds them intact (no
     /// network): callers with many targets serve these inline before starting
     /// parallel downloads for the rest.
     pub fn cached_target(&self, info: &TargetInfo) -> Option<Vec<u8>> {
-        let bytes = self.cache.as_ref()?.get(&info.sha256()?)?;
-        check_length_and_hashes(&info.path, &bytes, Some(info.file.length), Some(&info.file.hashes))
-            .is_ok()
-            .then_some(bytes)
+        fetcher::cached(self.cache.as_ref(), info)
     }
 
     /// The verified bytes of a target: from the download cache when present and
     /// intact, else from the first mirror whose bytes match the signed length and
     /// hashes (capped at the signed length while streaming).
     pub fn fetch_target(&self, info: &TargetInfo) -> Result<Vec<u8>, TrustError> {
-        let what = format!("{} (listed by {})", info.path, info.role);
-        let check =
-            |bytes: &[u8]| check_length_and_hashes(&what, bytes, Some(info.file.length), Some(&info.file.hashes));
-        if let Some(bytes) = self.cached_target(info) {
-            return Ok(bytes);
-        }
-        let digest = info.sha256();
-        let file = self.target_file_path(info);
-        let spec = FetchSpec { kind: MirrorKind::Targets, path: &file, max_length: info.file.length, validators: None };
-        let bytes = self
-            .mirrors
-            .fetch_with(spec, self.progress.as_deref(), |_, fetched| {
-                let bytes = fetched.into_bytes().unwrap_or_default();
-                check(&bytes).map(|()| bytes)
-            })
-            .map_err(|e| TrustError::Fetch(Box::new(e)))?;
-        if let (Some(cache), Some(digest)) = (&self.cache, &digest)
-            && let Err(e) = cache.put(digest, &bytes)
-        {
-            tracing::warn!(error = %e, "could not cache a verified target");
-        }
-        Ok(bytes)
+        let consistent = self.trusted.root().consistent_snapshot;
+        fetcher::fetch(&self.mirrors, self.cache.as_ref(), self.progress.as_deref(), consistent, info)
+    }
+
+    /// What downloading targets needs, detached from the updater: downloads on other
+    /// threads while this updater loads delegated roles ([`TargetFetcher`]), checked
+    /// exactly as [`Updater::fetch_target`] checks them.
+    pub fn fetcher(&self) -> TargetFetcher {
+        TargetFetcher::new(
+            self.mirrors.clone(),
+            self.cache.clone(),
+            self.progress.clone(),
+            self.trusted.root().consistent_snapshot,
+        )
     }
 
     /// Fetches several targets with at most `workers` parallel downloads (std

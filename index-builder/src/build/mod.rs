@@ -63,7 +63,7 @@ pub use documents::index_doc;
 use documents::{Content, PluginFiles, TargetOut, bytes_target, plugin_files};
 use plan::{Decision, Entries, RolePlan, merge_bin};
 pub use previous::PreviousSite;
-use write::{make_durable, write_content, write_targets};
+use write::{make_durable, write_aliases, write_content, write_targets};
 
 /// Whether a build signs what it writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1066,6 +1066,8 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
         write_atomic(&site::timestamp_file(site_dir), &bytes)?;
         written.push(format!("{}/timestamp.json", site::METADATA_DIR));
     }
+    // The index doc aliases last: each names a doc the signed chain now lists.
+    written.extend(write_aliases(site_dir, &documents)?);
     written.sort();
     report.written = written;
     Ok(report)

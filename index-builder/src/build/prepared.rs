@@ -99,6 +99,8 @@ pub fn sign_prepared(
     let snapshot_keys = registry.signing_keys(&keys.snapshot)?;
     let timestamp_keys = registry.signing_keys(&keys.timestamp)?;
 
+    // The index doc aliases of the bins signed, written after the timestamp.
+    let mut aliases: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     // Roots: every one the site lacks must be the registry's, byte for byte.
     let mut outputs: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     for (index, root) in registry.roots.iter().enumerate() {
@@ -188,6 +190,11 @@ pub fn sign_prepared(
             }
             let bytes = checker.document(target, sha256, *length)?;
             report.releases += checker.check_target(family, role, target, &bytes)?;
+            if family == Family::Bin
+                && let Some(alias) = site::index_alias_of(target)
+            {
+                aliases.push((PathBuf::from(site::TARGETS_DIR).join(alias), bytes.clone()));
+            }
             if copied.insert((*target).to_owned()) {
                 outputs.push((site_path(target, sha256), bytes));
             }
@@ -252,6 +259,16 @@ pub fn sign_prepared(
         write_atomic(&path, bytes)?;
     }
     write_atomic(&site::timestamp_file(out), &timestamp_bytes)?;
+    // The aliases of the index docs checked above (not signed: see
+    // `trellis_schema::target::index_alias_path`), for the publishing job to put down
+    // with the rest.
+    for (path, bytes) in &aliases {
+        let path = out.join(path);
+        if let Some(parent) = path.parent() {
+            trellis_client::fs::create_dir_all(parent)?;
+        }
+        write_atomic(&path, bytes)?;
+    }
     Ok(report)
 }
 

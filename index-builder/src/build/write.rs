@@ -11,6 +11,7 @@ use std::io;
 use std::path::Path;
 #[cfg(not(target_os = "linux"))]
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use trellis_client::fs::FsError;
@@ -82,6 +83,33 @@ pub(super) fn write_targets(site_dir: &Path, contents: &[TargetOut]) -> Result<V
                 trellis_client::fs::create_dir_all(parent)?;
             }
             write_content(&path, content)?;
+            Ok(Some(relative))
+        })
+        .collect::<Result<_, FsError>>()?;
+    Ok(written.into_iter().flatten().collect())
+}
+
+/// Writes the alias of each index doc in `documents` (`targets/index/alias/<shard>/<id>.json`,
+/// see [`trellis_schema::target::index_alias_path`]) when it does not hold the doc's
+/// bytes already; returns the site paths written. Each alias replaces the older one by
+/// a rename (a reader sees the old or the new bytes, never half of them), without a
+/// barrier: clients accept an alias only when it matches the doc hash a verified bin
+/// lists, so a lost or torn alias only costs them the hashed path's round trip.
+pub(super) fn write_aliases(site_dir: &Path, documents: &[TargetOut]) -> Result<Vec<String>, FsError> {
+    let written: Vec<Option<String>> = documents
+        .par_iter()
+        .map(|t| {
+            let Some(Content::Bytes(bytes)) = &t.content else { return Ok(None) };
+            let Some(alias) = site::index_alias_of(&t.target) else { return Ok(None) };
+            let relative = format!("{}/{alias}", site::TARGETS_DIR);
+            let path = site_dir.join(&relative);
+            if std::fs::read(&path).is_ok_and(|existing| *existing == **bytes) {
+                return Ok(None);
+            }
+            if let Some(parent) = path.parent() {
+                trellis_client::fs::create_dir_all(parent)?;
+            }
+            write_content(&path, &Content::Bytes(Arc::clone(bytes)))?;
             Ok(Some(relative))
         })
         .collect::<Result<_, FsError>>()?;

@@ -19,6 +19,7 @@ use trellis_index::operator::{self, InitOptions};
 use trellis_index::registry::{Expiry, Registry};
 use trellis_index::serve::Server;
 use trellis_schema::SigningKey;
+use trellis_tests::fault_server::FaultServer;
 
 /// One plugin release to publish.
 #[derive(Clone, Debug)]
@@ -252,6 +253,33 @@ pub fn store(data: &Path, site: &Site) -> Store {
         store.add_registry("main", &site.url(), &site.root()).unwrap();
     }
     store
+}
+
+/// The built site of `site`, served from memory by a fault server (every file,
+/// aliases included).
+pub fn served(site: &Site) -> FaultServer {
+    let server = FaultServer::start().unwrap();
+    for path in walk(site.site.path()) {
+        let relative = path.strip_prefix(site.site.path()).unwrap().to_string_lossy().replace('\\', "/");
+        server.put(&format!("/{relative}"), std::fs::read(&path).unwrap());
+    }
+    server
+}
+
+/// The URL path of the current (hashed) index doc of `id` in `site`: the one its alias
+/// holds (a site keeps the earlier docs too).
+pub fn doc_path(site: &Site, id: &str) -> String {
+    let alias = std::fs::read(site.site.path().join(alias_path(id).trim_start_matches('/'))).unwrap();
+    let target = trellis_schema::target::index_target(&id.parse().unwrap());
+    let (dir, name) = target.rsplit_once('/').unwrap();
+    let path = format!("/targets/{dir}/{}.{name}", trellis_schema::Sha256::of(&alias));
+    assert!(site.site.path().join(path.trim_start_matches('/')).is_file(), "{path}");
+    path
+}
+
+/// The URL path of the alias of the index doc of `id`.
+pub fn alias_path(id: &str) -> String {
+    format!("/targets/{}", trellis_schema::target::index_alias_path(&id.parse().unwrap()))
 }
 
 /// Relative paths of all files under `dir`.

@@ -64,6 +64,9 @@ pub(crate) fn run(args: MirrorArgs) -> anyhow::Result<ExitCode> {
         println!("partial mirror: blobs of {} only ({} other plugin(s) left out)", names.join(", "), report.left_out);
     }
     let check = verify::verify(&verify::Source::Dir(args.dest.clone()), None, jiff::Timestamp::now());
+    for warning in &check.warnings {
+        eprintln!("warning: {warning}");
+    }
     if !check.problems.is_empty() {
         for problem in &check.problems {
             eprintln!("problem: {problem}");

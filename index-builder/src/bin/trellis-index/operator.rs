@@ -361,8 +361,8 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             let report = verify::verify_blobs(&source, trusted.as_deref(), now, blobs);
             crate::status::warn_site(&source, None, now);
             println!(
-                "checked {} role file(s), {} target(s), {} blob(s), {} release signature(s)",
-                report.roles, report.targets, report.blobs, report.releases
+                "checked {} role file(s), {} target(s), {} blob(s), {} release signature(s), {} index doc alias(es)",
+                report.roles, report.targets, report.blobs, report.releases, report.aliases
             );
             if let Some(plugins) = &report.partial {
                 let names: Vec<String> = plugins.iter().map(ToString::to_string).collect();
@@ -371,6 +371,9 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
                     if names.is_empty() { "no plugin".to_owned() } else { names.join(", ") },
                     report.absent_blobs
                 );
+            }
+            for warning in &report.warnings {
+                eprintln!("warning: {warning}");
             }
             if report.problems.is_empty() {
                 println!("no problems");

@@ -42,7 +42,6 @@ use trellis_schema::PluginId;
 use trellis_schema::advisory::Advisories;
 use trellis_schema::blocklist::Blocklist;
 use trellis_schema::catalog::{self, CatalogError, CatalogHead, CatalogLimits, ListingKind, ListingPage, SearchShard};
-use trellis_schema::id::VendorId;
 use trellis_schema::index::{BlobRef, IndexDoc};
 
 use super::StoreError;
@@ -57,6 +56,10 @@ use crate::transport::{
 use crate::trust::{TargetInfo, TrustError, Updater};
 
 use super::Network;
+
+mod prefetch;
+
+pub use prefetch::{ALIAS_BUDGET, ALIAS_GRACE, ALIAS_MAX_BYTES, BACKGROUND_DOWNLOADS, SPECULATIVE_DOCS};
 
 /// The file under a registry's metadata dir recording when it was last checked online.
 const LAST_CHECK_FILE: &str = "last-check";
@@ -108,23 +111,6 @@ fn unreachable(error: &TrustError) -> bool {
 /// 30-plugin graph takes two round trips, and the HTTP transport keeps as many
 /// connections alive.
 pub const PARALLEL_DOWNLOADS: usize = 16;
-
-/// Docs fetched speculatively for one prefetch hint at most (the hinted docs and the
-/// dependency closure of their likely releases).
-pub const SPECULATIVE_DOCS: usize = 256;
-
-/// The release of `doc` the resolver most likely picks, whose dependencies are fetched
-/// speculatively: the newest stable, not yanked, not a pre-release (else the newest
-/// not yanked). Following older releases too would fetch many docs no resolution
-/// needs; when the resolver does pick another release, its own hint fetches that
-/// release's dependencies.
-fn likely_release(doc: &IndexDoc) -> Option<&trellis_schema::index::IndexRelease> {
-    let live = || doc.releases.iter().filter(|r| !r.yanked);
-    live()
-        .filter(|r| r.channel == trellis_schema::plugin::Channel::Stable && r.version.pre.is_empty())
-        .max_by(|a, b| a.version.cmp(&b.version))
-        .or_else(|| live().max_by(|a, b| a.version.cmp(&b.version)))
-}
 
 pub use trellis_schema::target::{ADVISORIES_TARGET, BLOCKLIST_TARGET, index_target, publisher_target};
 
@@ -559,123 +545,5 @@ impl IndexSource for Remotes {
         for (registry, ids) in by_registry {
             self.prefetch_closure(&registry, ids, Vec::new());
         }
-    }
-}
-
-impl Remotes {
-    /// Speculatively fetches the docs of `ids` in `registry` and, wave after wave, the
-    /// docs of the dependencies their likely releases name (at most
-    /// [`SPECULATIVE_DOCS`] docs per hint): the resolver then finds the whole graph
-    /// memoized, and the round trips are the depth of the graph, not its size. Each
-    /// wave loads the bins it needs in parallel, then downloads its docs in parallel.
-    /// Every doc is verified as [`Remotes::doc`] verifies it; failures are left for
-    /// `index_doc`, which reports them with their context only if the resolution needs
-    /// that doc.
-    fn prefetch_closure(&self, registry: &RegistryName, ids: Vec<PluginId>, mut extra: Vec<String>) {
-        let mut seen: std::collections::HashSet<PluginId> = ids.iter().cloned().collect();
-        let mut vendors: std::collections::HashSet<VendorId> = std::collections::HashSet::new();
-        let mut wave = ids;
-        let mut left = SPECULATIVE_DOCS;
-        while (!wave.is_empty() || !extra.is_empty()) && left > 0 {
-            wave.truncate(left);
-            left -= wave.len();
-            // The publisher records of the vendors met, with the docs: verifying the
-            // releases needs them after resolution.
-            for id in &wave {
-                if vendors.insert(id.vendor_id()) {
-                    extra.push(publisher_target(&id.vendor_id()));
-                }
-            }
-            let fetched = self.prefetch_wave(registry, wave, std::mem::take(&mut extra));
-            let docs = lock(&self.docs);
-            let mut next = Vec::new();
-            for doc in fetched {
-                if let Some(release) = likely_release(&doc) {
-                    for dependency in &release.dependencies {
-                        if !docs.contains_key(&(registry.clone(), dependency.id.clone()))
-                            && seen.insert(dependency.id.clone())
-                        {
-                            next.push(dependency.id.clone());
-                        }
-                    }
-                }
-            }
-            wave = next;
-        }
-    }
-
-    /// Starts an install or update of `ids`: in every registry, the blocklist, the
-    /// docs of `ids` and their dependency closure, and the publisher records of the
-    /// vendors met are fetched speculatively and together, by waves as for a resolver
-    /// hint, so the resolution and the verification after it find them memoized or in
-    /// the verified cache. Nothing fails here.
-    pub fn prefetch_for(&self, ids: &[PluginId]) {
-        for registry in &self.order {
-            let wanted: Vec<PluginId> = {
-                let docs = lock(&self.docs);
-                ids.iter().filter(|id| !docs.contains_key(&(registry.clone(), (*id).clone()))).cloned().collect()
-            };
-            self.prefetch_closure(registry, wanted, vec![BLOCKLIST_TARGET.to_owned(), ADVISORIES_TARGET.to_owned()]);
-        }
-    }
-
-    /// Fetches and memoizes the docs of `ids` in `registry` (bins first, in parallel
-    /// per level of the delegation tree; then the docs, in parallel), and puts the
-    /// `extra` targets into the verified download cache on the way; returns the docs
-    /// it memoized.
-    fn prefetch_wave(&self, registry: &RegistryName, ids: Vec<PluginId>, extra: Vec<String>) -> Vec<Arc<IndexDoc>> {
-        let mut memoized = Vec::new();
-        // The delegation walk needs the updater mutably (it loads bins); the
-        // downloads then run in parallel.
-        // Docs the blob cache holds are parsed inline: starting download threads
-        // for them would cost more than reading them (the warm re-resolve).
-        let mut found = Vec::new();
-        let mut warm = Vec::new();
-        if let Ok(mut updater) = self.updater(registry) {
-            let targets: Vec<String> = ids.iter().map(index_target).chain(extra.iter().cloned()).collect();
-            updater.prefetch_delegations(&targets, PARALLEL_DOWNLOADS);
-            for path in &extra {
-                if let Ok(Some(info)) = updater.target_info(path)
-                    && updater.cached_target(&info).is_none()
-                {
-                    warm.push(info);
-                }
-            }
-            for id in ids {
-                match updater.target_info(&index_target(&id)) {
-                    Ok(Some(info)) => match updater.cached_target(&info) {
-                        Some(bytes) => {
-                            if let Ok(doc) = parse_doc(registry, &info.path, &bytes) {
-                                let doc = Arc::new(doc);
-                                lock(&self.docs).insert((registry.clone(), id), Some(Arc::clone(&doc)));
-                                memoized.push(doc);
-                            }
-                        }
-                        None => found.push((id, info)),
-                    },
-                    Ok(None) => {
-                        lock(&self.docs).insert((registry.clone(), id), None);
-                    }
-                    Err(_) => {}
-                }
-            }
-        }
-        if found.is_empty() && warm.is_empty() {
-            return memoized;
-        }
-        // The extra targets go to the verified cache; their results are not needed here.
-        let infos: Vec<TargetInfo> = found.iter().map(|(_, info)| info.clone()).chain(warm).collect();
-        let Ok(results) = self.fetch_many(registry, &infos) else { return memoized };
-        let mut docs = lock(&self.docs);
-        for ((id, info), result) in found.into_iter().zip(results) {
-            if let Ok(bytes) = result
-                && let Ok(doc) = parse_doc(registry, &info.path, &bytes)
-            {
-                let doc = Arc::new(doc);
-                docs.insert((registry.clone(), id), Some(Arc::clone(&doc)));
-                memoized.push(doc);
-            }
-        }
-        memoized
     }
 }
