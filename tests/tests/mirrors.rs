@@ -268,7 +268,12 @@ fn the_registry_publishes_its_mirrors_signed_and_the_client_fails_over_to_them()
         store.mirrors("main").unwrap().into_iter().map(|m| (m.url, m.origin)).collect();
     assert_eq!(listed, [(primary.url(), MirrorOrigin::Registry), (mirror.url(), MirrorOrigin::Published)]);
     drop(store);
-    assert_eq!(mirror.hits(), [], "the primary served everything while it was up");
+    // The primary is asked first; a mirror not measured yet may get its chance once the
+    // primary is measured slower (on a loaded machine a loopback request can take
+    // 16 ms), so the published mirror's share is not asserted here, only that nothing
+    // it answered was an error.
+    assert!(primary.request_count() > 0, "the primary is asked first");
+    assert!(mirror.hits().iter().all(|h| h.status < 500), "{:?}", mirror.hits());
 
     // The primary goes down: the next run installs from the published mirror.
     drop(primary);
