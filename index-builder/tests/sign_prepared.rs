@@ -460,3 +460,33 @@ fn refuses_a_delta_added_to_a_published_release() {
         "{message}"
     );
 }
+
+#[test]
+fn refuses_security_documents_of_the_wrong_kind_or_bucket() {
+    use trellis_schema::security_level::levels_target;
+    let clock: trellis_schema::PluginId = "acme.clock".parse().unwrap();
+    let bucket = levels_target(&clock);
+    // The build's own levels bucket signs (the pipeline publishes levels for acme.clock).
+    let p = pipeline();
+    let levels = p.prepared_target("security", &bucket);
+    p.forge_target("security", &bucket, &levels);
+    p.sign().unwrap();
+
+    // The same bucket under another bucket's name: a level a client would look up for
+    // another plugin.
+    let p = pipeline();
+    let other = (0..=255u8).map(trellis_schema::security_level::bucket_target).find(|t| *t != bucket).unwrap();
+    p.forge_target("security", &other, &levels);
+    let message = p.refused();
+    assert!(message.contains(&format!("lists acme.clock, whose levels belong in {bucket}")), "{message}");
+
+    // Not a levels bucket, and a file of no kind the security role signs.
+    let p = pipeline();
+    p.forge_target("security", &bucket, b"{\"format\":1,\"plugins\":{},\"verified\":true}");
+    let message = p.refused();
+    assert!(message.contains("is not a valid document of its kind"), "{message}");
+    let p = pipeline();
+    p.forge_target("security", "security/evil.json", b"{}");
+    let message = p.refused();
+    assert!(message.contains("lists security/evil.json, which security does not sign"), "{message}");
+}

@@ -487,13 +487,14 @@ impl Checker<'_> {
                 }
                 _ => Err(misplaced()),
             },
-            Family::Security => {
-                if target != site::BLOCKLIST_TARGET {
-                    return Err(misplaced());
-                }
+            Family::Security if target == site::BLOCKLIST_TARGET => {
                 if bytes != self.blocklist {
                     return Err(refuse(target, "is not the registry's blocklist.json"));
                 }
+                Ok(0)
+            }
+            Family::Security => {
+                check_security_document(target, bytes).ok_or_else(misplaced)??;
                 Ok(0)
             }
             Family::PublisherBin => {
@@ -651,4 +652,39 @@ impl Checker<'_> {
         }
         Ok(bytes)
     }
+}
+
+/// A security-role document other than the blocklist: the advisories and the security
+/// levels, each parsed as its kind (the levels buckets: every plugin in the bucket its
+/// id hashes to). `None` when `target` is no such document. The signer cannot recompute
+/// levels or advisories (it has no packages, analyses or advisory feeds): a build job
+/// could publish a wrong level in a well-formed document; what it cannot do is slip
+/// another kind of file under the security role.
+fn check_security_document(target: &str, bytes: &[u8]) -> Option<Result<(), BuildError>> {
+    use trellis_schema::security_level::{LEVELS_FORMAT, LEVELS_HEAD_TARGET, LevelsBucket, LevelsHead, levels_target};
+    let malformed = |e: &dyn std::fmt::Display| refuse(target, format!("is not a valid document of its kind: {e}"));
+    if target == site::ADVISORIES_TARGET {
+        return Some(
+            trellis_schema::json::from_slice::<trellis_schema::advisory::Advisories>(bytes)
+                .map(drop)
+                .map_err(|e| malformed(&e)),
+        );
+    }
+    if target == LEVELS_HEAD_TARGET {
+        return Some(trellis_schema::json::from_slice::<LevelsHead>(bytes).map(drop).map_err(|e| malformed(&e)));
+    }
+    let bucket = target.strip_prefix("security/levels-")?.strip_suffix(".json")?;
+    if bucket.len() != 2 || !bucket.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+        return None;
+    }
+    Some((|| {
+        let levels: LevelsBucket = trellis_schema::json::from_slice(bytes).map_err(|e| malformed(&e))?;
+        if levels.format != LEVELS_FORMAT {
+            return Err(refuse(target, format!("has format {}, not {LEVELS_FORMAT}", levels.format)));
+        }
+        if let Some(stray) = levels.plugins.keys().find(|id| levels_target(id) != target) {
+            return Err(refuse(target, format!("lists {stray}, whose levels belong in {}", levels_target(stray))));
+        }
+        Ok(())
+    })())
 }
