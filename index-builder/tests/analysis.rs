@@ -64,6 +64,7 @@ const ELF_NET_EXEC: &str = r#"
 #include <netinet/in.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 int main(void) {
     int s = socket(AF_INET, SOCK_STREAM, 0);
@@ -73,7 +74,11 @@ int main(void) {
     a.sin_addr.s_addr = inet_addr("93.184.216.34");
     connect(s, (struct sockaddr *)&a, sizeof a);
     char *args[] = {"/bin/true", 0};
-    if (fork() == 0) execve("/bin/true", args, 0);
+    // Waited for: a sandbox's PID namespace ends with its first process, and a child
+    // not yet scheduled when the parent returns would be killed before its execve.
+    pid_t child = fork();
+    if (child == 0) { execve("/bin/true", args, 0); _exit(127); }
+    if (child > 0) waitpid(child, 0, 0);
     FILE *f = fopen("/home/victim/.ssh/id_rsa", "r");
     (void)f;
     puts("done");
