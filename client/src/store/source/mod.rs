@@ -434,11 +434,7 @@ impl Remotes {
         let mut merged = Blocklist::default();
         for registry in &self.order {
             let Some(bytes) = self.fetch(registry, BLOCKLIST_TARGET)? else { continue };
-            let list: Blocklist = trellis_schema::json::from_slice(&bytes).map_err(|e| StoreError::BadDocument {
-                registry: registry.clone(),
-                target: BLOCKLIST_TARGET.to_owned(),
-                problem: e.to_string(),
-            })?;
+            let list: Blocklist = parse_document(registry, BLOCKLIST_TARGET, &bytes)?;
             merged.entries.extend(list.entries);
         }
         Ok(merged)
@@ -451,11 +447,7 @@ impl Remotes {
         let mut out = Vec::new();
         for registry in &self.order {
             let Some(bytes) = self.fetch(registry, ADVISORIES_TARGET)? else { continue };
-            let doc: Advisories = trellis_schema::json::from_slice(&bytes).map_err(|e| StoreError::BadDocument {
-                registry: registry.clone(),
-                target: ADVISORIES_TARGET.to_owned(),
-                problem: e.to_string(),
-            })?;
+            let doc: Advisories = parse_document(registry, ADVISORIES_TARGET, &bytes)?;
             out.push((registry.clone(), doc));
         }
         Ok(out)
@@ -482,7 +474,7 @@ impl Remotes {
             .updater(registry)?
             .fetch_target(&info)
             .map_err(|source| StoreError::Trust { registry: registry.clone(), source: Box::new(source) })?;
-        trellis_schema::json::from_slice(&bytes).map(Some).map_err(|e| bad(e.to_string()))
+        parse_document(registry, target, &bytes).map(Some)
     }
 
     /// Every plugin `registry` serves, from its signed target lists (loads every bin:
@@ -506,7 +498,7 @@ impl Remotes {
         }
         let target = index_target(id);
         let doc = match self.fetch(registry, &target)? {
-            Some(bytes) => Some(Arc::new(parse_doc(registry, &target, &bytes)?)),
+            Some(bytes) => Some(Arc::new(parse_document(registry, &target, &bytes)?)),
             None => None,
         };
         lock(&self.docs).insert((registry.clone(), id.clone()), doc.clone());
@@ -519,7 +511,13 @@ pub fn blob_info(plugin: &PluginId, blob: &BlobRef) -> TargetInfo {
     TargetInfo::vouched_by(blob, format!("the index doc of {plugin}"))
 }
 
-fn parse_doc(registry: &RegistryName, target: &str, bytes: &[u8]) -> Result<IndexDoc, StoreError> {
+/// A verified target of `registry` parsed as `T`; a document that does not parse is
+/// [`StoreError::BadDocument`] naming the registry and the target.
+fn parse_document<T: serde::de::DeserializeOwned>(
+    registry: &RegistryName,
+    target: &str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
     trellis_schema::json::from_slice(bytes).map_err(|e| StoreError::BadDocument {
         registry: registry.clone(),
         target: target.to_owned(),

@@ -51,7 +51,7 @@ use trellis_schema::index::{IndexDoc, IndexRelease};
 use trellis_schema::target::index_alias_path;
 
 use super::{
-    ADVISORIES_TARGET, BLOCKLIST_TARGET, Network, PARALLEL_DOWNLOADS, Remotes, index_target, lock, parse_doc,
+    ADVISORIES_TARGET, BLOCKLIST_TARGET, Network, PARALLEL_DOWNLOADS, Remotes, index_target, lock, parse_document,
     publisher_target,
 };
 use crate::state::RegistryName;
@@ -201,7 +201,7 @@ impl Closure<'_> {
 
     /// The verified doc `bytes` of `id`, memoized; `None` when they do not parse.
     fn memoize_bytes(&self, id: PluginId, info: &TargetInfo, bytes: &[u8]) -> Option<Arc<IndexDoc>> {
-        let doc = Arc::new(parse_doc(self.registry, &info.path, bytes).ok()?);
+        let doc = Arc::new(parse_document::<IndexDoc>(self.registry, &info.path, bytes).ok()?);
         self.memoize(id, Some(Arc::clone(&doc)));
         Some(doc)
     }
