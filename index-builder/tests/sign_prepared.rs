@@ -17,6 +17,9 @@ use trellis_index::{site, verify};
 use trellis_schema::index::{BlobRef, IndexDoc};
 use trellis_schema::tuf::{Envelope, Targets};
 use trellis_schema::{PluginId, Sha256, canonical};
+use trellis_tests::fault_server::FaultServer;
+
+const ACME_PROOF: &str = "/acme.example/.well-known/trellis-publisher.json";
 
 fn now() -> jiff::Timestamp {
     "2026-11-01T00:00:00Z".parse().unwrap()
@@ -58,12 +61,27 @@ struct Pipeline {
     out: PathBuf,
 }
 
+/// The releases of the published site in [`pipeline`].
+const LIVE: &[(&str, &str)] = &[("acme.clock", "1.0.0"), ("acme.alarm", "0.1.0")];
+
 fn pipeline() -> Pipeline {
-    pipeline_with(&[("acme.clock", "1.0.0"), ("acme.alarm", "0.1.0")], ("acme.clock", "1.1.0"))
+    pipeline_with(LIVE, ("acme.clock", "1.1.0"))
 }
 
 /// A published site with the releases `live` and a registry with `new` added.
 fn pipeline_with(live_releases: &[(&str, &str)], new: (&str, &str)) -> Pipeline {
+    pipeline_where(live_releases, new, None, &|_| {})
+}
+
+/// [`pipeline_with`], where `acme`'s record names the web site `https://acme.example/`
+/// served by `web` (its domain proof at [`ACME_PROOF`]) when given; `before_build` runs
+/// on the operator's registry between the published build and the build job's.
+fn pipeline_where(
+    live_releases: &[(&str, &str)],
+    new: (&str, &str),
+    web: Option<&FaultServer>,
+    before_build: &dyn Fn(&Path),
+) -> Pipeline {
     let dirs: Vec<tempfile::TempDir> = (0..6).map(|_| tempfile::tempdir().unwrap()).collect();
     let registry = dirs[0].path().to_owned();
     let options = InitOptions {
@@ -79,16 +97,33 @@ fn pipeline_with(live_releases: &[(&str, &str)], new: (&str, &str)) -> Pipeline 
     operator::init(&registry, &options).unwrap();
     let key = fixture::key(1);
     fixture::add_publisher(&registry, "acme", &key).unwrap();
+    if let Some(web) = web {
+        let config_path = registry.join("trellis-registry.json");
+        let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+        config["domain_proofs"] = serde_json::json!({"url": format!("{}/{{domain}}", web.url()), "timeout_seconds": 5});
+        std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        let chain = trellis_index::publisher::init(
+            "acme".parse().unwrap(),
+            "Acme".into(),
+            Some("https://acme.example/".into()),
+            None,
+            std::slice::from_ref(&key),
+            1,
+        )
+        .unwrap();
+        std::fs::write(registry.join("publishers/acme.json"), serde_json::to_vec_pretty(&chain).unwrap()).unwrap();
+    }
     for (id, version) in live_releases {
         fixture::add_release(&registry, &ReleaseSpec::new(id, version), &key).unwrap();
     }
     let live = dirs[1].path().to_owned();
     build_registry(&Registry::open(&registry).unwrap(), &live, Scope::Full, now()).unwrap();
     fixture::add_release(&registry, &ReleaseSpec::new(new.0, new.1), &key).unwrap();
+    before_build(&registry);
 
-    // The build job: no keys at all.
+    // The build job: no keys at all, and domain proofs checked afresh.
     let build_job = dirs[2].path().join("registry");
-    copy_tree(&registry, &build_job, &["keys"]);
+    copy_tree(&registry, &build_job, &["keys", "domain-proofs.json"]);
     let built = dirs[2].path().join("site");
     copy_tree(&live, &built, &[]);
     let only = Scope::Plugins(BTreeSet::from([new.0.parse::<PluginId>().unwrap()]));
@@ -489,4 +524,188 @@ fn refuses_security_documents_of_the_wrong_kind_or_bucket() {
     p.forge_target("security", "security/evil.json", b"{}");
     let message = p.refused();
     assert!(message.contains("lists security/evil.json, which security does not sign"), "{message}");
+}
+
+impl Pipeline {
+    /// What a compromised build job does to the levels bucket holding `id`: edits it and
+    /// lists the edit in the security role, consistently.
+    fn forge_levels(&self, id: &str, edit: impl FnOnce(&mut trellis_schema::security_level::LevelsBucket)) {
+        let target = trellis_schema::security_level::levels_target(&id.parse().unwrap());
+        let mut bucket = serde_json::from_slice(&self.prepared_target("security", &target)).unwrap();
+        edit(&mut bucket);
+        self.forge_target("security", &target, &canonical::to_vec_of(&bucket).unwrap());
+    }
+}
+
+/// Gives `release` the level and reasons its (edited) signals give on the signing day,
+/// as a careful forger would: the refusal must come from the signals.
+fn reassess(
+    publisher: &trellis_schema::security_level::PublisherStanding,
+    release: &mut trellis_schema::security_level::ReleaseLevel,
+) {
+    let assessment = release.assess(publisher, jiff::tz::Offset::UTC.to_datetime(later()).date());
+    release.level = assessment.level;
+    release.reasons = assessment.reasons;
+}
+
+#[test]
+fn refuses_security_levels_the_signer_does_not_arrive_at_itself() {
+    use trellis_schema::permission::Risk;
+    use trellis_schema::security_level::{AdvisorySeverity, Level, LevelsBucket};
+    let clock: PluginId = "acme.clock".parse().unwrap();
+    let release = |bucket: &mut LevelsBucket, version: &str| {
+        let levels = bucket.plugins.get_mut(&clock).unwrap();
+        let index = levels.releases.iter().position(|r| r.version.to_string() == version).unwrap();
+        (levels.publisher.clone(), index)
+    };
+    // A level the signals do not give.
+    let p = pipeline();
+    p.forge_levels("acme.clock", |bucket| {
+        let (_, i) = release(bucket, "1.1.0");
+        bucket.plugins.get_mut(&clock).unwrap().releases[i].level = Level::Verified;
+    });
+    let message = p.refused();
+    assert!(message.contains("acme.clock 1.1.0: says verified"), "{message}");
+    assert!(message.contains("but its signals give signed"), "{message}");
+
+    // Each signal the signer can recompute, forged with a level that follows from it.
+    type Forge = Box<dyn Fn(&mut trellis_schema::security_level::ReleaseLevel)>;
+    let cases: Vec<(&str, Forge, &str)> = vec![
+        // Backdated past the 30 days an unverified publisher waits.
+        (
+            "1.1.0",
+            Box::new(|r| r.published = "2026-09-01".into()),
+            "first published 2026-09-01, but it is new since the published site of 2026-10-31 (signed on 2026-11-02)",
+        ),
+        (
+            "1.0.0",
+            Box::new(|r| r.published = "2026-09-01".into()),
+            "first published 2026-09-01, but the published bucket says 2026-11-01",
+        ),
+        ("1.1.0", Box::new(|r| r.signing_keys = 2), "says 2 developer key(s) signed it, the signer counts 1"),
+        (
+            "1.1.0",
+            Box::new(|r| {
+                r.max_permission_risk =
+                    Some(if r.max_permission_risk == Some(Risk::Low) { Risk::Medium } else { Risk::Low })
+            }),
+            "its riskiest permission is not the index doc's",
+        ),
+        (
+            "1.1.0",
+            Box::new(|r| r.scan = trellis_schema::security_level::ScanOutcome::Clean),
+            "its scan outcome is not what the index doc's analysis says",
+        ),
+        (
+            "1.0.0",
+            Box::new(|r| r.advisory = Some(AdvisorySeverity::Low)),
+            "its open advisory is not what security/advisories.json says",
+        ),
+    ];
+    for (version, forge, expected) in cases {
+        let p = pipeline();
+        p.forge_levels("acme.clock", |bucket| {
+            let (publisher, i) = release(bucket, version);
+            let r = &mut bucket.plugins.get_mut(&clock).unwrap().releases[i];
+            forge(r);
+            reassess(&publisher, r);
+        });
+        let message = p.refused();
+        assert!(message.contains(&format!("acme.clock {version}: {expected}")), "{message}");
+    }
+
+    // A publisher shown verified whose record names no domain, and a release left out.
+    let p = pipeline();
+    p.forge_levels("acme.clock", |bucket| {
+        let levels = bucket.plugins.get_mut(&clock).unwrap();
+        levels.publisher = trellis_schema::security_level::PublisherStanding {
+            verified: true,
+            domain: Some("acme.example".into()),
+            reason: None,
+            checked: Some("2026-11-02T00:00:00Z".into()),
+        };
+        let publisher = levels.publisher.clone();
+        levels.releases.iter_mut().for_each(|r| reassess(&publisher, r));
+    });
+    let message = p.refused();
+    assert!(message.contains("shows publisher acme verified, but the record of acme names no website"), "{message}");
+    let p = pipeline();
+    p.forge_levels("acme.clock", |bucket| {
+        bucket.plugins.get_mut(&clock).unwrap().releases.retain(|r| r.version.to_string() != "1.0.0");
+    });
+    let message = p.refused();
+    assert!(message.contains("lists other releases of acme.clock than its index doc"), "{message}");
+}
+
+#[test]
+fn the_signer_checks_a_newly_verified_publishers_domain_proof_itself() {
+    use trellis_schema::security_level::{LevelsBucket, levels_target};
+    let proof =
+        serde_json::to_vec(&serde_json::json!({"format": 1, "publisher": "acme", "keys": [fixture::key(1).key_id()]}))
+            .unwrap();
+    // The published site saw no proof (acme unverified); the proof is up when the build
+    // job runs, so its bucket shows acme verified.
+    let web = FaultServer::start().unwrap();
+    let put = |_: &Path| web.put(ACME_PROOF, proof.clone());
+    let p = pipeline_where(LIVE, ("acme.clock", "1.1.0"), Some(&web), &put);
+    let target = levels_target(&"acme.clock".parse().unwrap());
+    let bucket: LevelsBucket = serde_json::from_slice(&p.prepared_target("security", &target)).unwrap();
+    assert!(bucket.plugins[&"acme.clock".parse::<PluginId>().unwrap()].publisher.verified, "{bucket:?}");
+    let before = web.hits().len();
+    p.sign().unwrap();
+    assert_eq!(web.hits().len(), before + 1, "the signer fetched the proof once");
+
+    // The proof is gone when the signer looks: the build job's word is not enough.
+    let web = FaultServer::start().unwrap();
+    let put = |_: &Path| web.put(ACME_PROOF, proof.clone());
+    let p = pipeline_where(LIVE, ("acme.clock", "1.1.0"), Some(&web), &put);
+    web.remove(ACME_PROOF);
+    let message = p.refused();
+    assert!(message.contains("shows publisher acme verified, but the signer's proof check failed"), "{message}");
+    assert!(message.contains("HTTP 404"), "{message}");
+}
+
+#[test]
+fn refuses_an_advisory_whose_releases_keep_their_published_levels() {
+    use trellis_schema::security_level::levels_target;
+    // An advisory about acme.alarm, which the build job does not rebuild: the new
+    // advisories make it redo every bucket, and the signer signs that.
+    let advise = |registry: &Path| {
+        let dir = registry.join("advisories");
+        std::fs::create_dir_all(&dir).unwrap();
+        let osv = serde_json::json!({
+            "id": "TRELLIS-2026-0300", "modified": "2026-11-01T00:00:00Z", "summary": "leaks the host's tokens",
+            "affected": [{"package": {"ecosystem": "Trellis", "name": "acme.alarm"},
+                          "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}]}]}],
+            "database_specific": {"severity": "CRITICAL"}
+        });
+        std::fs::write(dir.join("TRELLIS-2026-0300.json"), serde_json::to_vec(&osv).unwrap()).unwrap();
+    };
+    pipeline_where(LIVE, ("acme.clock", "1.1.0"), None, &advise).sign().unwrap();
+
+    // A build job that carries acme.alarm's published bucket (no advisory on 0.1.0, so
+    // not flagged) instead of the one it computed.
+    let p = pipeline_where(LIVE, ("acme.clock", "1.1.0"), None, &advise);
+    let alarm = levels_target(&"acme.alarm".parse().unwrap());
+    assert_ne!(alarm, levels_target(&"acme.clock".parse().unwrap()), "the test needs two buckets");
+    let security = std::fs::read_dir(p.live.join(site::METADATA_DIR))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|path| path.to_string_lossy().ends_with(".security.json"))
+        .max_by_key(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            name.split('.').next().unwrap().parse::<u64>().unwrap()
+        })
+        .unwrap();
+    let role: Envelope<Targets> = serde_json::from_slice(&std::fs::read(security).unwrap()).unwrap();
+    let sha: Sha256 = role.signed.targets[&alarm].hashes["sha256"].parse().unwrap();
+    let published = std::fs::read(site::target_file(&p.live, &alarm, &sha)).unwrap();
+    p.forge_target("security", &alarm, &published);
+    let message = p.refused();
+    assert!(
+        message.contains(&format!(
+            "{alarm}: does not show the critical advisory on acme.alarm 0.1.0 that security/advisories.json names"
+        )),
+        "{message}"
+    );
 }

@@ -25,14 +25,16 @@
 //! document refused by TUF) treats it as unknown, below every level: missing is never
 //! taken for verified.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::advisory::Advisories;
+use crate::analysis::ReleaseAnalysis;
 use crate::blocklist::Severity;
 use crate::id::PluginId;
-use crate::permission::Risk;
+use crate::permission::{Permission, Risk};
 
 /// Days a release must have been published to count as established without a
 /// verified publisher.
@@ -116,6 +118,51 @@ pub enum ScanOutcome {
     Warnings,
     /// Run, a finding that blocks (undeclared capability, malware rule, sandbox breach).
     Failed,
+}
+
+impl ScanOutcome {
+    /// What a release's published analysis concluded: a malware finding fails; no
+    /// malware scanner run leaves warnings (static analysis alone is not "scanned
+    /// clean").
+    pub fn of(analysis: Option<&ReleaseAnalysis>) -> Self {
+        match analysis {
+            None => Self::NotRun,
+            Some(a) if !a.scanners_clean() => Self::Failed,
+            Some(a) if a.scanners.is_empty() => Self::Warnings,
+            Some(_) => Self::Clean,
+        }
+    }
+}
+
+/// The riskiest of `permissions` (`None`: none asked); a scope this build does not
+/// know counts as high.
+pub fn max_permission_risk(permissions: &[Permission]) -> Option<Risk> {
+    permissions.iter().map(|p| p.info().map_or(Risk::High, |i| i.risk)).max()
+}
+
+/// The most severe open advisory of each (plugin, release) `advisories` names.
+pub fn open_advisories(advisories: &Advisories) -> HashMap<(&PluginId, &semver::Version), AdvisorySeverity> {
+    let mut out: HashMap<(&PluginId, &semver::Version), AdvisorySeverity> = HashMap::new();
+    for advisory in &advisories.advisories {
+        let severity = AdvisorySeverity::of(advisory.severity);
+        for affected in &advisory.affected {
+            for version in &affected.releases {
+                let slot = out.entry((&affected.plugin, version)).or_insert(severity);
+                *slot = (*slot).max(severity);
+            }
+        }
+    }
+    out
+}
+
+/// Whole days from `published` (`YYYY-MM-DD`) to `today`; an unreadable or future
+/// date counts as published today (the lowest age).
+pub fn age_days(published: &str, today: jiff::civil::Date) -> u32 {
+    published
+        .parse::<jiff::civil::Date>()
+        .ok()
+        .and_then(|published| published.until(today).ok())
+        .map_or(0, |span| u32::try_from(span.get_days().max(0)).unwrap_or(u32::MAX))
 }
 
 /// The inputs of [`level`], all known at build time.
@@ -364,6 +411,20 @@ pub struct LevelsHead {
     pub publishers_sha256: crate::Sha256,
 }
 
+impl ReleaseLevel {
+    /// The level its stored signals give under `publisher`'s standing on `today`.
+    pub fn assess(&self, publisher: &PublisherStanding, today: jiff::civil::Date) -> Assessment {
+        level(&Signals {
+            signing_keys: self.signing_keys,
+            verified_publisher: publisher.verified,
+            max_permission_risk: self.max_permission_risk,
+            scan: self.scan,
+            open_advisory: self.advisory.map(AdvisorySeverity::severity),
+            age_days: age_days(&self.published, today),
+        })
+    }
+}
+
 impl LevelsBucket {
     /// The level of release `version` of `plugin`, with its publisher's standing.
     pub fn release(&self, plugin: &PluginId, version: &semver::Version) -> Option<(&PublisherStanding, &ReleaseLevel)> {
@@ -405,6 +466,27 @@ mod tests {
         assert_eq!(level(&Signals { signing_keys: 1, ..best() }).level, Level::Established);
         assert_eq!(level(&Signals { scan: ScanOutcome::NotRun, ..best() }).level, Level::Established);
         assert!(Level::Flagged < Level::Signed && Level::Established < Level::Verified);
+    }
+
+    #[test]
+    fn the_analysis_decides_the_scan_outcome() {
+        use crate::analysis::{ScannerVerdict, Verdict};
+        let verdict = |verdict| ScannerVerdict { scanner: "clamav".into(), version: None, verdict, findings: vec![] };
+        assert_eq!(ScanOutcome::of(None), ScanOutcome::NotRun);
+        assert_eq!(ScanOutcome::of(Some(&ReleaseAnalysis::default())), ScanOutcome::Warnings);
+        let clean = ReleaseAnalysis { scanners: vec![verdict(Verdict::Clean)], ..ReleaseAnalysis::default() };
+        assert_eq!(ScanOutcome::of(Some(&clean)), ScanOutcome::Clean);
+        let found = ReleaseAnalysis { scanners: vec![verdict(Verdict::Found)], ..ReleaseAnalysis::default() };
+        assert_eq!(ScanOutcome::of(Some(&found)), ScanOutcome::Failed);
+    }
+
+    #[test]
+    fn age_counts_whole_days_and_never_goes_negative() {
+        let today: jiff::civil::Date = "2026-12-02".parse().unwrap();
+        assert_eq!(age_days("2026-11-02", today), 30);
+        assert_eq!(age_days("2026-12-02", today), 0);
+        assert_eq!(age_days("2027-01-01", today), 0);
+        assert_eq!(age_days("yesterday", today), 0);
     }
 
     #[test]

@@ -17,11 +17,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rayon::prelude::*;
 use trellis_schema::advisory::Advisories;
-use trellis_schema::analysis::ReleaseAnalysis;
-use trellis_schema::permission::Risk;
 use trellis_schema::security_level::{
     self, AdvisorySeverity, ESTABLISHED_AGE_DAYS, LEVELS_FORMAT, LEVELS_HEAD_TARGET, LevelsBucket, LevelsHead,
-    PluginLevels, PublisherStanding, ReleaseLevel, ScanOutcome, Signals,
+    PluginLevels, PublisherStanding, ReleaseLevel, ScanOutcome,
 };
 use trellis_schema::{PluginId, Sha256, VendorId, canonical};
 
@@ -113,7 +111,7 @@ pub(super) fn documents(
         Some(previous) => published_levels(previous, &listed, wanted.as_ref())?,
         None => BTreeMap::new(),
     };
-    let severities = advisory_index(context.advisories);
+    let severities = security_level::open_advisories(context.advisories);
     let today = context.today.to_string();
     let mut all: BTreeMap<PluginId, PluginLevels> = plugins
         .par_iter()
@@ -126,14 +124,13 @@ pub(super) fn documents(
                 .map(|release| {
                     let version = &release.manifest.version;
                     let first = before.and_then(|b| b.releases.iter().find(|r| &r.version == version));
-                    let risk =
-                        release.manifest.permissions.iter().map(|p| p.info().map_or(Risk::High, |i| i.risk)).max();
+                    let risk = security_level::max_permission_risk(&release.manifest.permissions);
                     let stored = ReleaseLevel {
                         version: version.clone(),
                         published: first.map_or_else(|| today.clone(), |f| f.published.clone()),
                         signing_keys: release.signing_keys,
                         max_permission_risk: risk,
-                        scan: scan_outcome(release.analysis.as_ref()),
+                        scan: ScanOutcome::of(release.analysis.as_ref()),
                         advisory: None,
                         level: security_level::Level::Signed,
                         reasons: Vec::new(),
@@ -223,50 +220,10 @@ fn assess(
     today: jiff::civil::Date,
 ) -> ReleaseLevel {
     stored.advisory = severities.get(&(id, &stored.version)).copied();
-    // An unreadable date counts as published today (the lowest age).
-    let age_days = stored
-        .published
-        .parse::<jiff::civil::Date>()
-        .ok()
-        .and_then(|published| published.until(today).ok())
-        .map_or(0, |span| u32::try_from(span.get_days().max(0)).unwrap_or(u32::MAX));
-    let assessment = security_level::level(&Signals {
-        signing_keys: stored.signing_keys,
-        verified_publisher: standing.verified,
-        max_permission_risk: stored.max_permission_risk,
-        scan: stored.scan,
-        open_advisory: stored.advisory.map(AdvisorySeverity::severity),
-        age_days,
-    });
+    let assessment = stored.assess(standing, today);
     stored.level = assessment.level;
     stored.reasons = assessment.reasons;
     stored
-}
-
-/// What the published analysis concluded: a malware finding fails; no malware scanner
-/// run leaves warnings (static analysis alone is not "scanned clean").
-fn scan_outcome(analysis: Option<&ReleaseAnalysis>) -> ScanOutcome {
-    match analysis {
-        None => ScanOutcome::NotRun,
-        Some(a) if !a.scanners_clean() => ScanOutcome::Failed,
-        Some(a) if a.scanners.is_empty() => ScanOutcome::Warnings,
-        Some(_) => ScanOutcome::Clean,
-    }
-}
-
-/// The most severe open advisory of each (plugin, release).
-fn advisory_index(advisories: &Advisories) -> HashMap<(&PluginId, &semver::Version), AdvisorySeverity> {
-    let mut out: HashMap<(&PluginId, &semver::Version), AdvisorySeverity> = HashMap::new();
-    for advisory in &advisories.advisories {
-        let severity = AdvisorySeverity::of(advisory.severity);
-        for affected in &advisory.affected {
-            for version in &affected.releases {
-                let slot = out.entry((&affected.plugin, version)).or_insert(severity);
-                *slot = (*slot).max(severity);
-            }
-        }
-    }
-    out
 }
 
 /// The plugins of the published buckets `listed` (only those in `wanted`, when given).
@@ -286,21 +243,4 @@ fn published_levels(
         .map(|(target, sha256)| read_site_target(previous, target, sha256))
         .collect::<Result<_, _>>()?;
     Ok(buckets.into_iter().flat_map(|b| b.plugins).collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use trellis_schema::analysis::{ScannerVerdict, Verdict};
-
-    #[test]
-    fn the_analysis_decides_the_scan_outcome() {
-        let verdict = |verdict| ScannerVerdict { scanner: "clamav".into(), version: None, verdict, findings: vec![] };
-        assert_eq!(scan_outcome(None), ScanOutcome::NotRun);
-        assert_eq!(scan_outcome(Some(&ReleaseAnalysis::default())), ScanOutcome::Warnings);
-        let clean = ReleaseAnalysis { scanners: vec![verdict(Verdict::Clean)], ..ReleaseAnalysis::default() };
-        assert_eq!(scan_outcome(Some(&clean)), ScanOutcome::Clean);
-        let found = ReleaseAnalysis { scanners: vec![verdict(Verdict::Found)], ..ReleaseAnalysis::default() };
-        assert_eq!(scan_outcome(Some(&found)), ScanOutcome::Failed);
-    }
 }

@@ -106,7 +106,7 @@ impl PreviousSite {
         self.published_docs_of(plugins.iter().map(|p| &p.id), bin_bits)
     }
 
-    fn published_docs_of<'a>(
+    pub(super) fn published_docs_of<'a>(
         &self,
         ids: impl Iterator<Item = &'a PluginId>,
         bin_bits: u32,

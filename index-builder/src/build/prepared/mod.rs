@@ -30,6 +30,11 @@
 //!   than a client accepts ([`CatalogLimits`]), or a `catalog` role listing a path
 //!   outside `catalog/`;
 //! - a publisher record or blocklist other than the registry source's;
+//! - a security levels bucket whose levels the signer does not arrive at itself
+//!   (`prepared/levels.rs`): every signal it can recompute (the releases of the index doc, their
+//!   permissions, analysis, advisories and developer keys, the first publication day,
+//!   a publisher's domain proof) must be the bucket's, and the level and reasons the
+//!   rule gives from them; an advisory's releases must show it wherever their bucket is;
 //! - a newest root that expires before the snapshot or timestamp it would sign (clients
 //!   would stop trusting the site at the root's expiry whatever those say).
 //!
@@ -54,6 +59,8 @@ use trellis_schema::dsse::Envelope as Dsse;
 use trellis_schema::index::{IndexDoc, IndexRelease};
 use trellis_schema::tuf::{Envelope, MetaFile, Root, Snapshot, Targets};
 use trellis_schema::{PluginId, Sha256, canonical};
+
+mod levels;
 
 use super::plan::SignedEntries as _;
 use super::{BuildError, PreviousSite, publishers};
@@ -136,7 +143,11 @@ pub fn sign_prepared(
         record_bytes: &record_bytes,
         blocklist: &blocklist_bytes,
         envelopes: RefCell::default(),
+        docs: RefCell::default(),
+        signing_keys: RefCell::default(),
     };
+    // The security role's entries as it will be signed, when this build changes it.
+    let mut security: Option<BTreeMap<String, (Sha256, u64)>> = None;
     let mut report = SignedReport::default();
     let mut meta = live.snapshot.signed.meta.clone();
     let mut copied: BTreeSet<String> = BTreeSet::new();
@@ -199,6 +210,9 @@ pub fn sign_prepared(
                 outputs.push((site_path(target, sha256), bytes));
             }
         }
+        if family == Family::Security {
+            security = Some(new.iter().map(|(target, entry)| ((*target).to_owned(), *entry)).collect());
+        }
         let signers = match family {
             Family::Bins | Family::Bin | Family::Catalog => &bins_keys,
             Family::Publishers | Family::PublisherBin => &publishers_keys,
@@ -212,6 +226,9 @@ pub fn sign_prepared(
             MetaFile { version: *version, length: None, hashes: None, extra: Default::default() },
         );
         report.roles.push((role.clone(), *version));
+    }
+    if let Some(security) = &security {
+        levels::check(&checker, security, now)?;
     }
     // The developer envelopes checked above that the published site does not have.
     for (path, bytes) in checker.envelopes.into_inner() {
@@ -450,6 +467,10 @@ struct Checker<'a> {
     blocklist: &'a [u8],
     /// Envelopes checked from the prepared build, by path under `targets/`.
     envelopes: RefCell<BTreeMap<String, Vec<u8>>>,
+    /// The index docs checked from the prepared build, by plugin.
+    docs: RefCell<BTreeMap<PluginId, IndexDoc>>,
+    /// The distinct developer keys that signed each release checked above.
+    signing_keys: RefCell<BTreeMap<(PluginId, semver::Version), u32>>,
 }
 
 impl Checker<'_> {
@@ -527,11 +548,9 @@ impl Checker<'_> {
             return Err(refuse(target, format!("holds the index doc of {}", doc.id)));
         }
         let published = self.published_doc(role, target)?;
-        let chain =
-            self.registry.publishers.get(&doc.id.vendor_id()).ok_or_else(|| {
-                refuse(target, format!("the registry has no publisher record for {}", doc.id.vendor()))
-            })?;
-        let record = chain.head().map(|h| &h.signed).ok_or_else(|| refuse(target, "empty publisher record"))?;
+        if !self.registry.publishers.contains_key(&doc.id.vendor_id()) {
+            return Err(refuse(target, format!("the registry has no publisher record for {}", doc.id.vendor())));
+        }
         if let Some(published) = &published {
             for old in &published.releases {
                 let Some(new) = doc.release(&old.version) else {
@@ -568,27 +587,7 @@ impl Checker<'_> {
             if unchanged {
                 continue;
             }
-            let envelope_bytes = self.blob(&doc.id, &name, &release.envelope)?;
-            let envelope: Dsse = trellis_schema::json::from_slice(&envelope_bytes)
-                .map_err(|e| refuse(target, format!("{name}: the envelope is not DSSE: {e}")))?;
-            let kept = release.yanked
-                || self.registry.blocklist.find(&doc.id, &release.version, Some(&release.package.sha256)).is_some();
-            let verified = match record.verify_release(&envelope) {
-                Err(e) if kept && e.is_revocation() => chain
-                    .records
-                    .iter()
-                    .rev()
-                    .skip(1)
-                    .find_map(|older| older.signed.verify_release(&envelope).ok())
-                    .ok_or(e),
-                other => other,
-            };
-            let manifest = verified.map_err(|e| {
-                refuse(
-                    target,
-                    format!("{name} is not signed by its developer under the record of {}: {e}", doc.id.vendor()),
-                )
-            })?;
+            let DeveloperSigned { manifest, keys, payload_sha256 } = self.verify_envelope(&doc, release)?;
             if manifest.plugin_id != doc.id || manifest.version != release.version {
                 return Err(refuse(target, format!("{name}: the envelope signs {}", manifest.release_name())));
             }
@@ -598,8 +597,7 @@ impl Checker<'_> {
                     format!("{name}: the developer signed another package than the index doc lists"),
                 ));
             }
-            let payload_sha = envelope.payload_bytes().map(|p| Sha256::of(&p)).ok();
-            if payload_sha != Some(release.manifest_sha256) {
+            if payload_sha256 != release.manifest_sha256 {
                 return Err(refuse(target, format!("{name}: manifest_sha256 is not the envelope's payload")));
             }
             if let Some(d) = manifest.index_disagreement(release) {
@@ -608,9 +606,50 @@ impl Checker<'_> {
                     format!("{name}: lists {} {} but the developer signed {}", d.field, d.index, d.signed),
                 ));
             }
+            self.signing_keys.borrow_mut().insert((doc.id.clone(), release.version.clone()), keys);
             checked += 1;
         }
+        self.docs.borrow_mut().insert(doc.id.clone(), doc);
         Ok(checked)
+    }
+
+    /// What `release`'s developer envelope signs, verified under the registry's record
+    /// of its publisher. A release the registry keeps out of new installs (yanked,
+    /// blocked) may have been signed under an older record whose key was since revoked.
+    fn verify_envelope(&self, doc: &IndexDoc, release: &IndexRelease) -> Result<DeveloperSigned, BuildError> {
+        let target = site::index_target(&doc.id);
+        let name = format!("{} {}", doc.id, release.version);
+        let chain =
+            self.registry.publishers.get(&doc.id.vendor_id()).ok_or_else(|| {
+                refuse(&target, format!("the registry has no publisher record for {}", doc.id.vendor()))
+            })?;
+        let record = chain.head().map(|h| &h.signed).ok_or_else(|| refuse(&target, "empty publisher record"))?;
+        let envelope_bytes = self.blob(&doc.id, &name, &release.envelope)?;
+        let envelope: Dsse = trellis_schema::json::from_slice(&envelope_bytes)
+            .map_err(|e| refuse(&target, format!("{name}: the envelope is not DSSE: {e}")))?;
+        let kept = release.yanked
+            || self.registry.blocklist.find(&doc.id, &release.version, Some(&release.package.sha256)).is_some();
+        let (manifest, keys) = match record.verify_release_counted(&envelope) {
+            Err(e) if kept && e.is_revocation() => chain
+                .records
+                .iter()
+                .rev()
+                .skip(1)
+                .find_map(|older| older.signed.verify_release_counted(&envelope).ok())
+                .ok_or(e),
+            other => other,
+        }
+        .map_err(|e| {
+            refuse(
+                &target,
+                format!("{name} is not signed by its developer under the record of {}: {e}", doc.id.vendor()),
+            )
+        })?;
+        let payload_sha256 = envelope
+            .payload_bytes()
+            .map(|p| Sha256::of(&p))
+            .map_err(|e| refuse(&target, format!("{name}: the envelope's payload is not base64: {e}")))?;
+        Ok(DeveloperSigned { manifest, keys, payload_sha256 })
     }
 
     /// The index doc the published site lists at `target` in `role`.
@@ -654,12 +693,21 @@ impl Checker<'_> {
     }
 }
 
+/// A release's developer envelope, verified.
+struct DeveloperSigned {
+    /// The release manifest it signs.
+    manifest: trellis_schema::manifest::ReleaseManifest,
+    /// The distinct keys of the publisher's record that signed it.
+    keys: u32,
+    /// SHA-256 of its payload (the manifest's bytes).
+    payload_sha256: Sha256,
+}
+
 /// A security-role document other than the blocklist: the advisories and the security
 /// levels, each parsed as its kind (the levels buckets: every plugin in the bucket its
-/// id hashes to). `None` when `target` is no such document. The signer cannot recompute
-/// levels or advisories (it has no packages, analyses or advisory feeds): a build job
-/// could publish a wrong level in a well-formed document; what it cannot do is slip
-/// another kind of file under the security role.
+/// id hashes to). `None` when `target` is no such document. What the levels say is
+/// checked once every role is read ([`levels::check`]); which component advisories
+/// match a release's SBOM the signer cannot recompute (it has no packages).
 fn check_security_document(target: &str, bytes: &[u8]) -> Option<Result<(), BuildError>> {
     use trellis_schema::security_level::{LEVELS_FORMAT, LEVELS_HEAD_TARGET, LevelsBucket, LevelsHead, levels_target};
     let malformed = |e: &dyn std::fmt::Display| refuse(target, format!("is not a valid document of its kind: {e}"));
