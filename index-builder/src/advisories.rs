@@ -17,9 +17,11 @@
 //! libraries correctly.
 //!
 //! Severity comes from `database_specific.severity` (GitHub's `LOW`, `MODERATE`,
-//! `HIGH`, `CRITICAL`) of the advisory or of an affected entry, else from a numeric
-//! CVSS base score in `severity[].score`; an advisory with only a CVSS vector is
-//! published unrated.
+//! `HIGH`, `CRITICAL`) of the advisory or of an affected entry, else from the highest
+//! of its `severity[]` scores: a number, or a CVSS v2, v3.0/v3.1 or v4.0 vector scored
+//! by the [`cvss`] crate (FIRST's rating bands: 9.0 critical, 7.0 high, 4.0 medium). A
+//! vector that does not parse is a build warning and leaves the advisory unrated
+//! unless another entry rates it.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -353,7 +355,7 @@ fn version_affected(affected: &OsvAffected, version: &str) -> bool {
         || affected.ranges.iter().filter(|r| r.kind != "GIT").any(|r| in_range(r, version))
 }
 
-fn severity_of(osv: &Osv) -> Option<Severity> {
+fn severity_of(osv: &Osv, warnings: &mut Warnings) -> Option<Severity> {
     let word = |value: &Option<serde_json::Value>| -> Option<Severity> {
         let text = value.as_ref()?.get("severity")?.as_str()?.to_ascii_uppercase();
         Some(match text.as_str() {
@@ -364,17 +366,48 @@ fn severity_of(osv: &Osv) -> Option<Severity> {
             _ => return None,
         })
     };
-    let score = || {
-        osv.severity.iter().filter_map(|s| s.score.parse::<f32>().ok()).map(|score| match score {
-            s if s >= 9.0 => Severity::Critical,
-            s if s >= 7.0 => Severity::High,
-            s if s >= 4.0 => Severity::Medium,
-            _ => Severity::Low,
-        })
+    let stated =
+        word(&osv.database_specific).or_else(|| osv.affected.iter().filter_map(|a| word(&a.database_specific)).max());
+    if stated.is_some() {
+        return stated;
+    }
+    let mut scored = None;
+    for entry in &osv.severity {
+        match score_of(entry) {
+            Ok(score) => scored = scored.max(Some(band(score))),
+            Err(why) => warnings.push(format!("advisory {}: {why}; not rated by it", osv.id)),
+        }
+    }
+    scored
+}
+
+/// The base score of one OSV `severity` entry: a number, or a CVSS vector of its type.
+fn score_of(entry: &OsvSeverity) -> Result<f64, String> {
+    use std::str::FromStr as _;
+    let text = entry.score.trim();
+    if let Ok(number) = text.parse::<f64>() {
+        return match number {
+            n if (0.0..=10.0).contains(&n) => Ok(n),
+            n => Err(format!("{} score {n} is not between 0 and 10", entry.kind)),
+        };
+    }
+    let scored = match entry.kind.as_str() {
+        // OSV's CVSS v2 vectors carry no `CVSS:2.0/` prefix.
+        "CVSS_V2" => cvss::v2::Vector::from_str(text).map(|v| v.score().value()),
+        _ => cvss::Cvss::from_str(text).map(|v| v.score()),
     };
-    word(&osv.database_specific)
-        .or_else(|| osv.affected.iter().filter_map(|a| word(&a.database_specific)).max())
-        .or_else(|| score().max())
+    scored.map_err(|e| format!("{} vector {text:?} does not parse: {e}", entry.kind))
+}
+
+/// FIRST's qualitative rating of a CVSS base score (v3 and v4 share it); a score of
+/// 0.0 ("none") still names an advisory, rated low.
+fn band(score: f64) -> Severity {
+    match score {
+        s if s >= 9.0 => Severity::Critical,
+        s if s >= 7.0 => Severity::High,
+        s if s >= 4.0 => Severity::Medium,
+        _ => Severity::Low,
+    }
 }
 
 /// What [`match_plugins`] could not evaluate: shown by `build` as warnings.
@@ -448,7 +481,7 @@ pub fn match_plugins(source: &AdvisorySource, plugins: &[PluginInput]) -> (Vec<A
             id: osv.id.clone(),
             aliases: osv.aliases.clone(),
             summary,
-            severity: severity_of(osv),
+            severity: severity_of(osv, &mut warnings),
             url,
             modified: osv.modified.clone(),
             affected,
@@ -502,6 +535,62 @@ pub fn merge(previous: Advisories, fresh: Vec<Advisory>, loaded: &[PluginId]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The severity of an advisory whose only rating is `severity` (OSV entries), and
+    /// the warnings it gave.
+    fn rated(severity: serde_json::Value) -> (Option<Severity>, Warnings) {
+        let osv: Osv = serde_json::from_value(serde_json::json!({
+            "id": "GHSA-test", "modified": "2026-12-01T00:00:00Z", "severity": severity, "affected": []
+        }))
+        .unwrap();
+        let mut warnings = Vec::new();
+        (severity_of(&osv, &mut warnings), warnings)
+    }
+
+    #[test]
+    fn cvss_vectors_of_each_version_are_scored_into_firsts_bands() {
+        for (kind, vector, expected) in [
+            // 9.8: the classic unauthenticated remote code execution.
+            ("CVSS_V3", "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", Severity::Critical),
+            // 6.1: reflected XSS.
+            ("CVSS_V3", "CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N", Severity::Medium),
+            ("CVSS_V3", "CVSS:3.0/AV:L/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N", Severity::Low),
+            // OSV's v2 vectors have no prefix; 7.5.
+            ("CVSS_V2", "AV:N/AC:L/Au:N/C:P/I:P/A:P", Severity::High),
+            // 9.3.
+            ("CVSS_V4", "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N", Severity::Critical),
+            ("CVSS_V3", "7.2", Severity::High),
+        ] {
+            let (severity, warnings) = rated(serde_json::json!([{"type": kind, "score": vector}]));
+            assert_eq!(severity, Some(expected), "{vector}");
+            assert!(warnings.is_empty(), "{warnings:?}");
+        }
+        // The highest entry counts; one that does not parse is a warning, not a rating.
+        let (severity, warnings) = rated(serde_json::json!([
+            {"type": "CVSS_V3", "score": "CVSS:3.1/AV:X/AC:L"},
+            {"type": "CVSS_V2", "score": "AV:N/AC:L/Au:N/C:P/I:P/A:P"},
+            {"type": "CVSS_V3", "score": "11"}
+        ]));
+        assert_eq!(severity, Some(Severity::High));
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].contains("advisory GHSA-test: CVSS_V3 vector \"CVSS:3.1/AV:X/AC:L\" does not parse"),
+            "{warnings:?}"
+        );
+        assert!(warnings[1].contains("CVSS_V3 score 11 is not between 0 and 10"), "{warnings:?}");
+        assert_eq!(rated(serde_json::json!([{"type": "CVSS_V3", "score": "garbage"}])).0, None);
+    }
+
+    #[test]
+    fn a_stated_severity_wins_over_a_vector() {
+        let osv: Osv = serde_json::from_value(serde_json::json!({
+            "id": "GHSA-test", "modified": "2026-12-01T00:00:00Z", "affected": [],
+            "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+            "database_specific": {"severity": "MODERATE"}
+        }))
+        .unwrap();
+        assert_eq!(severity_of(&osv, &mut Vec::new()), Some(Severity::Medium));
+    }
 
     fn range(events: &[(&str, &str)]) -> OsvRange {
         OsvRange {

@@ -477,7 +477,31 @@ fn read_sboms<'a>(
             sbom::parse(path, &bytes, &limits)
         });
         match parsed {
-            Ok(components) => found.extend(components),
+            Ok(components) => {
+                // Advisories name components by package URL: one without a purl is one
+                // no advisory will ever match, which a reviewer should know.
+                let unnamed: Vec<&str> =
+                    components.iter().filter(|c| c.purl.is_none()).map(|c| c.name.as_str()).collect();
+                if !unnamed.is_empty() {
+                    let shown: Vec<&str> = unnamed.iter().copied().take(5).collect();
+                    let more = if unnamed.len() > shown.len() {
+                        format!(" and {} more", unnamed.len() - shown.len())
+                    } else {
+                        String::new()
+                    };
+                    problems.push(Problem {
+                        path: path.to_owned(),
+                        message: format!(
+                            "{} component(s) have no purl ({}{more}): advisories are matched by package URL, \
+                             so none will ever name them; give each a purl (pkg:npm/NAME, pkg:cargo/NAME, ...)",
+                            unnamed.len(),
+                            shown.join(", ")
+                        ),
+                        severity: Severity::Warning,
+                    });
+                }
+                found.extend(components);
+            }
             Err(e) => {
                 let message = e.to_string();
                 let message = message.strip_prefix(&format!("{path} ")).unwrap_or(&message).to_owned();

@@ -231,6 +231,22 @@ fn lint_reads_the_sbom_of_a_tree_and_a_package_and_reports_a_broken_or_oversized
         assert_eq!(report.components[0].purl.as_deref(), Some("pkg:npm/lodash@4.17.20"));
     }
 
+    // Components without a purl: a warning naming them (no advisory can match them).
+    let unnamed = br#"{"bomFormat":"CycloneDX","specVersion":"1.5","components":[{"type":"library","name":"lodash","version":"4.17.20","purl":"pkg:npm/lodash@4.17.20"},{"type":"library","name":"vendored-zlib","version":"1.3"}]}"#;
+    fs::write(tree.join("docs/sbom.cdx.json"), unnamed).unwrap();
+    let report = lint_with(&tree, None);
+    let warnings: Vec<String> = report
+        .problems
+        .iter()
+        .filter(|p| p.severity == trellis_schema::validate::Severity::Warning)
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        warnings.iter().any(|w| w.starts_with("docs/sbom.cdx.json: 1 component(s) have no purl (vendored-zlib)")),
+        "{warnings:?}"
+    );
+    assert_eq!(report.components.len(), 2, "both components are still listed");
+
     // Malformed: an error naming the file, through the CLI as the PR check runs it.
     fs::write(tree.join("docs/sbom.cdx.json"), br#"{"bomFormat":"CycloneDX","components":[{"version":"1"}]}"#).unwrap();
     let broken = dir.path().join("broken.zip");
