@@ -82,7 +82,7 @@ fn child(mode: &str, package: &Path) -> Result<()> {
             let report = lint(
                 package,
                 &LintOptions {
-                    analysis: AnalysisOptions { scanners: scanners(&work)?, sandbox: None },
+                    analysis: AnalysisOptions { scanners: scanners(&work)?, ..Default::default() },
                     ..Default::default()
                 },
             )?;

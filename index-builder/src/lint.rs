@@ -408,7 +408,14 @@ fn check_package(
     report.components = sbom_components(package, &mut report.problems);
     if let Some((tree, on_disk)) = tree {
         let found = analysis::analyse(tree, &on_disk, Some(&meta), &options.analysis);
-        report.problems.extend(found.problems);
+        report.problems.extend(found.problems.into_iter().map(|problem| match problem.severity {
+            Severity::Error if options.analysis.reanalyse => Problem {
+                severity: Severity::Warning,
+                message: format!("{}{}", problem.message, analysis::PUBLISHED_FINDING),
+                ..problem
+            },
+            _ => problem,
+        }));
         report.analysis = Some(found.summary);
     }
     report.signature = check_envelope(path, package, &meta, options, &mut report.problems);

@@ -427,6 +427,9 @@ pub struct Registry {
     pub roots: Vec<SignedRoot>,
     /// Whether `.remote.json` packages may come over loopback http.
     pub remote_http: RemoteHttp,
+    /// Whether published releases are analysed again (`build --reanalyse`; see
+    /// [`AnalysisOptions::reanalyse`]).
+    pub reanalyse: bool,
 }
 
 /// A signed root of the registry's history.
@@ -488,7 +491,16 @@ impl Registry {
             featured,
             roots,
             remote_http: RemoteHttp::HttpsOnly,
+            reanalyse: false,
         })
+    }
+
+    /// The same registry, analysing published releases again when loaded
+    /// ([`AnalysisOptions::reanalyse`]).
+    #[must_use]
+    pub fn with_reanalysis(mut self) -> Self {
+        self.reanalyse = true;
+        self
     }
 
     /// The same registry, fetching `.remote.json` packages under `policy`.
@@ -688,7 +700,11 @@ impl Registry {
             timeout: std::time::Duration::from_secs(s.timeout_seconds),
             ..Default::default()
         });
-        AnalysisOptions { scanners: self.config.scanners.clone().resolved(&self.dir), sandbox }
+        AnalysisOptions {
+            scanners: self.config.scanners.clone().resolved(&self.dir),
+            sandbox,
+            reanalyse: self.reanalyse,
+        }
     }
 
     /// Whether `envelope` (a release of `id`) verifies under an older version of its

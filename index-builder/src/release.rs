@@ -276,10 +276,20 @@ fn check(
     }
     let lint_error =
         |reason| ReleaseError::Lint { path: package_path.clone(), release: manifest.release_name(), reason };
-    let carried = published.filter(|p| p.package_sha256 == actual_sha256);
-    let options =
-        LintOptions { publisher: Some(record.clone()), analysis: analysis.clone(), skip_analysis: carried.is_some() };
+    // A release already published with this very package carries its analysis over,
+    // unless the build analyses published releases again.
+    let pinned = published.filter(|p| p.package_sha256 == actual_sha256);
+    let again = pinned.is_some() && analysis.reanalyse;
+    let carried = pinned.filter(|_| !again);
+    let options = LintOptions {
+        publisher: Some(record.clone()),
+        analysis: AnalysisOptions { reanalyse: again, ..analysis.clone() },
+        skip_analysis: carried.is_some(),
+    };
     let report = lint::lint(&package_path, &options).map_err(|e| lint_error(e.to_string()))?;
+    for finding in report.problems.iter().filter(|p| p.message.ends_with(crate::analysis::PUBLISHED_FINDING)) {
+        tracing::warn!("{}: {finding}", manifest.release_name());
+    }
     if !report.is_clean() {
         let errors: Vec<String> =
             report.problems.iter().filter(|p| p.severity == Severity::Error).map(ToString::to_string).collect();

@@ -314,7 +314,7 @@ fn clamav_hash_signature_blocks_publication_with_its_name() {
         clamav: Some(ClamavConfig { database: Some(db.clone()), required: true }),
         ..Default::default()
     };
-    let options = LintOptions { analysis: AnalysisOptions { scanners, sandbox: None }, ..Default::default() };
+    let options = LintOptions { analysis: AnalysisOptions { scanners, ..Default::default() }, ..Default::default() };
     let report = lint(&root, &options).unwrap();
     let errors = errors(&report);
     assert!(
@@ -347,9 +347,11 @@ fn yara_string_rule_blocks_publication_with_the_rule_name() {
     .unwrap();
     let scanners =
         ScannerConfig { yara: Some(YaraConfig { rules: vec![rules], required: true }), ..Default::default() };
-    let report =
-        lint(&root, &LintOptions { analysis: AnalysisOptions { scanners, sandbox: None }, ..Default::default() })
-            .unwrap();
+    let report = lint(
+        &root,
+        &LintOptions { analysis: AnalysisOptions { scanners, ..Default::default() }, ..Default::default() },
+    )
+    .unwrap();
     let errors = errors(&report);
     assert!(
         errors.iter().any(|e| e.starts_with("resources/payload.dat:") && e.contains("yara found Trellis_Test_String")),
@@ -366,9 +368,11 @@ fn known_bad_hash_list_blocks_publication_and_bad_lines_are_named() {
     let sha = trellis_schema::Sha256::of(BAD).to_hex();
     std::fs::write(&list, format!("# known bad\n{sha} Acme.Stealer\nnot-a-digest\n")).unwrap();
     let scanners = ScannerConfig { known_bad: Some(list.clone()), ..Default::default() };
-    let report =
-        lint(&root, &LintOptions { analysis: AnalysisOptions { scanners, sandbox: None }, ..Default::default() })
-            .unwrap();
+    let report = lint(
+        &root,
+        &LintOptions { analysis: AnalysisOptions { scanners, ..Default::default() }, ..Default::default() },
+    )
+    .unwrap();
     let errors = errors(&report);
     assert!(
         errors

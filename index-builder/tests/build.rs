@@ -1072,3 +1072,72 @@ fn age_and_advisories_move_levels_in_any_build_without_touching_an_index_doc() {
     assert_eq!(published_level(out.path(), "acme.clock", "1.0.0"), (Level::Flagged, vec![Reason::SevereAdvisory]));
     assert_eq!(published_level(out.path(), "acme.clock", "1.1.0").0, Level::Established, "the fixed release");
 }
+
+#[test]
+fn reanalyse_scans_published_releases_again_and_flags_a_finding_without_stopping_the_build() {
+    use trellis_schema::analysis::Verdict;
+    use trellis_schema::security_level::{Level, Reason};
+    let registry = tempfile::tempdir().unwrap();
+    init(registry.path());
+    let key = fixture::key(1);
+    fixture::add_publisher(registry.path(), "acme", &key).unwrap();
+    let config_path = registry.path().join("trellis-registry.json");
+    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    config["scanners"] = serde_json::json!({"known_bad": "known-bad.txt"});
+    std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    std::fs::write(registry.path().join("known-bad.txt"), "# nothing known yet\n").unwrap();
+    let clock = ReleaseSpec::new("acme.clock", "1.0.0");
+    fixture::add_release(registry.path(), &clock, &key).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let build = |extra: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_trellis-index"))
+            .args(["build", registry.path().to_str().unwrap(), "--out", out.path().to_str().unwrap()])
+            .args(["--now", "2026-11-01T00:00:00Z"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (output.status.code(), text(&output.stdout), text(&output.stderr))
+    };
+    let scanned = |out: &Path| {
+        let id: trellis_schema::PluginId = "acme.clock".parse().unwrap();
+        let target = site::index_target(&id);
+        let bins = role_latest(out, &site::bin_for_target(&target, 2, "bin"));
+        let sha = bins.signed.targets[&target].hashes["sha256"].parse().unwrap();
+        let doc: IndexDoc =
+            serde_json::from_slice(&std::fs::read(site::target_file(out, &target, &sha)).unwrap()).unwrap();
+        doc.releases[0].analysis.clone().unwrap().scanners
+    };
+    let (code, stdout, stderr) = build(&[]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_eq!(scanned(out.path())[0].verdict, Verdict::Clean);
+
+    // The entry point's digest becomes known bad after it was published: a plain build
+    // carries the published (clean) analysis over.
+    let digest = trellis_schema::Sha256::of(&clock.payload);
+    std::fs::write(registry.path().join("known-bad.txt"), format!("{digest} Trellis.Test.Backdoor\n")).unwrap();
+    let (code, stdout, stderr) = build(&[]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("(0 analysed, the others as published)"), "{stdout}");
+    assert_eq!(scanned(out.path())[0].verdict, Verdict::Clean);
+
+    // `--reanalyse` scans it again: the build goes on, the analysis is republished with
+    // the finding, the level drops to flagged, and the operator is told to block it.
+    let (code, stdout, stderr) = build(&["--reanalyse"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("(1 analysed, the others as published)"), "{stdout}");
+    assert!(stderr.contains("warning: acme.clock 1.0.0: "), "{stderr}");
+    assert!(stderr.contains("Trellis.Test.Backdoor") && stderr.contains("`trellis-index block` it to act"), "{stderr}");
+    let verdict = &scanned(out.path())[0];
+    assert_eq!(verdict.verdict, Verdict::Found, "{verdict:?}");
+    assert!(verdict.findings.iter().any(|f| f.contains("Trellis.Test.Backdoor")), "{verdict:?}");
+    assert_eq!(published_level(out.path(), "acme.clock", "1.0.0"), (Level::Flagged, vec![Reason::ScanFailed]));
+
+    // A new release with the same file is refused, reanalysis or not.
+    let mut next = ReleaseSpec::new("acme.clock", "1.1.0");
+    next.payload = clock.payload.clone();
+    fixture::add_release(registry.path(), &next, &key).unwrap();
+    let (code, stdout, stderr) = build(&["--reanalyse"]);
+    assert_ne!(code, Some(0), "{stdout}{stderr}");
+    assert!(stderr.contains("acme.clock 1.1.0") && stderr.contains("Trellis.Test.Backdoor"), "{stderr}");
+}

@@ -45,7 +45,18 @@ pub struct AnalysisOptions {
     pub scanners: scanners::ScannerConfig,
     /// Run the Linux entry point in the sandbox (`lint --sandbox`).
     pub sandbox: Option<sandbox::SandboxOptions>,
+    /// Analyse again a release the published site already lists with this very package
+    /// (`build --reanalyse`: new scanner signatures, a new analyser), instead of carrying
+    /// its published analysis over. It is out already, so what blocks a new release is
+    /// a warning for it ([`PUBLISHED_FINDING`]): its analysis is published with the
+    /// findings (its security level drops to flagged) and the operator blocks it to act.
+    pub reanalyse: bool,
 }
+
+/// Ends the message of a finding in a release already published (see
+/// [`AnalysisOptions::reanalyse`]).
+pub const PUBLISHED_FINDING: &str =
+    " (in a release already published: its analysis now says so; `trellis-index block` it to act)";
 
 /// One file to analyse: its package path and where its bytes are on disk.
 #[derive(Clone, Debug)]

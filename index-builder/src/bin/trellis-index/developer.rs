@@ -373,7 +373,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
                 timeout: std::time::Duration::from_secs(sandbox_timeout),
                 ..Default::default()
             });
-            let analysis = trellis_index::analysis::AnalysisOptions { scanners, sandbox };
+            let analysis = trellis_index::analysis::AnalysisOptions { scanners, sandbox, reanalyse: false };
             let report = lint::lint(&path, &lint::LintOptions { publisher, analysis, skip_analysis: false })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

@@ -6,6 +6,7 @@
 
 mod developer;
 mod license;
+mod log;
 mod mirror;
 mod operator;
 mod reviews;
@@ -62,6 +63,7 @@ enum Command {
 
 fn main() -> ExitCode {
     quiet_on_closed_stdout();
+    log::init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Developer(command) => developer::run(command),

@@ -71,6 +71,13 @@ pub(crate) enum Command {
         /// written this way is not servable.
         #[arg(long)]
         unsigned: bool,
+        /// Analyse, scan and sandbox the releases the site already publishes again
+        /// (all of them, or those of `--only`) instead of carrying their published
+        /// analysis over: after new scanner signatures or rules. A finding in a
+        /// published release does not stop the build: its analysis is republished with
+        /// it (its security level drops to flagged) and a warning says to block it.
+        #[arg(long)]
+        reanalyse: bool,
     },
     /// Sign a build prepared with `build --unsigned`, after checking it: the signing job
     /// of a split pipeline. Reads the published site, the registry source (releases/
@@ -262,10 +269,13 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             );
             println!("private keys are in {}: move the root and targets keys offline", dir.join("keys").display());
         }
-        Command::Build { registry, out, only, now, allow_loopback_http, unsigned } => {
+        Command::Build { registry, out, only, now, allow_loopback_http, unsigned, reanalyse } => {
             let mut registry = Registry::open(&registry)?;
             if allow_loopback_http {
                 registry = registry.with_remote_http(trellis_index::registry::RemoteHttp::AllowLoopback);
+            }
+            if reanalyse {
+                registry = registry.with_reanalysis();
             }
             let scope =
                 if only.is_empty() { Scope::Full } else { Scope::Plugins(only.into_iter().collect::<BTreeSet<_>>()) };
