@@ -102,7 +102,14 @@ pub(super) fn check(
             before.insert(target.as_str(), read(target, entry)?);
         }
     }
-    let docs = index_docs(checker, new.values().flat_map(|b| b.plugins.keys()))?;
+    // Where each plugin's published index doc is (this build's are in the checker):
+    // the docs themselves are read a bucket at a time, so a build that redoes every
+    // bucket of a large registry never holds every doc at once.
+    let built: BTreeSet<PluginId> = checker.docs.borrow().keys().cloned().collect();
+    let published_docs = checker.live.published_docs_of(
+        new.values().flat_map(|b| b.plugins.keys()).filter(|id| !built.contains(*id)),
+        checker.registry.config.bin_bits,
+    )?;
 
     // Publishers shown verified that no published bucket vouches for: the signer's own
     // proof check, each domain once.
@@ -141,6 +148,7 @@ pub(super) fn check(
         .collect::<Result<Vec<()>, _>>()?;
 
     for (target, bucket) in &new {
+        let docs = index_docs(checker, &published_docs, bucket.plugins.keys())?;
         for (id, levels) in &bucket.plugins {
             let doc = docs
                 .get(id)
@@ -330,33 +338,34 @@ fn record_changed(checker: &Checker<'_>, vendor: &VendorId) -> Result<bool, Buil
     Ok(published.is_none() || published != current)
 }
 
-/// The index doc of each of `ids`: this build's, else the published one.
+/// The index doc of each of `ids`: this build's, else the published one whose hash
+/// `published` gives (absent from both: not indexed).
 fn index_docs<'a>(
     checker: &Checker<'_>,
+    published: &BTreeMap<PluginId, Sha256>,
     ids: impl Iterator<Item = &'a PluginId>,
 ) -> Result<BTreeMap<PluginId, IndexDoc>, BuildError> {
     let built = checker.docs.borrow();
     let mut out: BTreeMap<PluginId, IndexDoc> = BTreeMap::new();
-    let mut elsewhere: Vec<&PluginId> = Vec::new();
+    let mut elsewhere: Vec<(&PluginId, &Sha256)> = Vec::new();
     for id in ids {
-        match built.get(id) {
-            Some(doc) => {
+        match (built.get(id), published.get(id)) {
+            (Some(doc), _) => {
                 out.insert(id.clone(), doc.clone());
             }
-            None => elsewhere.push(id),
+            (None, Some(sha256)) => elsewhere.push((id, sha256)),
+            (None, None) => {}
         }
     }
-    let published = checker.live.published_docs_of(elsewhere.into_iter(), checker.registry.config.bin_bits)?;
-    let read: Vec<(PluginId, IndexDoc)> = published
+    let read: Vec<(PluginId, IndexDoc)> = elsewhere
         .into_par_iter()
         .map(|(id, sha256)| {
-            let target = site::index_target(&id);
-            let path = site::target_file(checker.live.dir(), &target, &sha256);
+            let path = site::target_file(checker.live.dir(), &site::index_target(id), sha256);
             let bytes =
                 std::fs::read(&path).map_err(|e| BuildError::Site { path: path.clone(), reason: e.to_string() })?;
             let doc = trellis_schema::json::from_slice(&bytes)
                 .map_err(|e| BuildError::Site { path, reason: e.to_string() })?;
-            Ok((id, doc))
+            Ok((id.clone(), doc))
         })
         .collect::<Result<_, BuildError>>()?;
     out.extend(read);
