@@ -56,7 +56,23 @@ export interface Info {
   doc: { id: PluginId; name: string; releases: Array<Record<string, unknown> & { version: Version; yanked: boolean }> };
   latest: Version | null;
   permissions: ShownPermission[];
+  /** Each release's security level, by version, from the registry's signed levels. */
+  security_levels: Record<Version, SecurityLevel>;
 }
+
+/** A release's security level (`unknown` is below every level). */
+export type SecurityLevel =
+  | {
+      status: "known";
+      level: "flagged" | "signed" | "established" | "verified";
+      /** One sentence per signal that held the level back or raised it. */
+      reasons: string[];
+      publisher: { verified: boolean; domain?: string; reason?: string; checked?: string };
+      /** The day the release was first published (`YYYY-MM-DD`). */
+      published: string;
+      signing_keys: number;
+    }
+  | { status: "unknown"; reason: string };
 
 /** One permission of a consent question. */
 export interface DisclosedPermission {

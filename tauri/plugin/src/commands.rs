@@ -18,6 +18,7 @@ use trellis_client::policy::{Policies, UpdateMode};
 use trellis_client::resolve::Requirement;
 use trellis_client::state::RegistryName;
 use trellis_client::store::install::{InstallReport, parse_requirement};
+use trellis_client::store::levels::SecurityLevel;
 use trellis_client::store::registries::RegistryConfig;
 use trellis_client::store::update::{UpdateCheckReport, UpdateReport};
 use trellis_client::store::verify::VerifyReport;
@@ -132,6 +133,10 @@ pub struct Info {
     /// Its permissions in plain words, riskiest first (what the plugin page shows
     /// before the consent dialog, which discloses from the signed manifest).
     pub permissions: Vec<ShownPermission>,
+    /// Each release's security level with its reasons, by version, from the registry's
+    /// signed levels (`{"status":"known","level":…,"reasons":[…],…}`, or
+    /// `{"status":"unknown","reason":…}`: below every level).
+    pub security_levels: BTreeMap<Version, SecurityLevel>,
 }
 
 /// One permission as a plugin page shows it.
@@ -171,9 +176,14 @@ fn shown(doc: &IndexDoc) -> (Option<Version>, Vec<ShownPermission>) {
 pub async fn info<R: Runtime>(app: AppHandle<R>, plugin: String) -> Result<Info> {
     blocking(&app, move |t| {
         let id = plugin_id(&plugin)?;
-        let (registry, doc) = t.run(None, |store, _| store.info(&id))?;
+        let (registry, doc, security_levels) = t.run(None, |store, _| {
+            let (registry, doc) = store.info(&id)?;
+            let versions: Vec<Version> = doc.releases.iter().map(|r| r.version.clone()).collect();
+            let levels = store.security_levels(&registry, &id, &versions)?;
+            Ok((registry, doc, levels))
+        })?;
         let (latest, permissions) = shown(&doc);
-        Ok(Info { registry, doc: IndexDoc::clone(&doc), latest, permissions })
+        Ok(Info { registry, doc: IndexDoc::clone(&doc), latest, permissions, security_levels })
     })
     .await
 }

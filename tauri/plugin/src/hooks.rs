@@ -219,8 +219,12 @@ struct Running {
 /// The entry point is the release's `plugin.json` `entry` for this platform (or `any`);
 /// `.sh` scripts run with `sh`, `.cmd`/`.bat` with `cmd /C`, `.ps1` with PowerShell,
 /// anything else directly. The process starts in the release directory with
-/// `TRELLIS_PLUGIN_ID` and `TRELLIS_PLUGIN_VERSION` set, and must print one line when
-/// it is up: `start` returns then (or fails when it exits unsuccessfully first).
+/// `TRELLIS_PLUGIN_ID`, `TRELLIS_PLUGIN_VERSION` and `TRELLIS_PLUGIN_DIR` (the release
+/// directory) set, and must print one line when it is up: `start` returns then (or
+/// fails when it exits unsuccessfully first). On Windows a release directory longer
+/// than a process's working directory may be (`MAX_PATH`, even with long paths
+/// enabled) starts it in the nearest ancestor that fits: plugins find their files
+/// through `TRELLIS_PLUGIN_DIR`, never through the working directory.
 pub struct Sidecars {
     running: Mutex<BTreeMap<PluginId, Running>>,
     emit: Emit,
@@ -242,7 +246,8 @@ impl Sidecars {
     pub fn start(&self, ctx: HookContext<'_>) -> Result<(), HookError> {
         let entry = entry_point(ctx.plugin, ctx.path)?;
         let mut child = command_for(&entry)
-            .current_dir(ctx.path)
+            .current_dir(working_dir(ctx.path, MAX_WORKING_DIR))
+            .env("TRELLIS_PLUGIN_DIR", ctx.path)
             .env("TRELLIS_PLUGIN_ID", ctx.plugin.as_str())
             .env("TRELLIS_PLUGIN_VERSION", ctx.version.to_string())
             .stdin(Stdio::null())
@@ -425,6 +430,30 @@ fn command_for(entry: &Path) -> Command {
     }
 }
 
+/// The longest working directory `CreateProcessW` accepts, in UTF-16 units:
+/// `MAX_PATH` less the trailing backslash and the NUL, long paths enabled or not.
+#[cfg(windows)]
+const MAX_WORKING_DIR: usize = 258;
+#[cfg(not(windows))]
+const MAX_WORKING_DIR: usize = usize::MAX;
+
+/// Where a sidecar of the release at `release` starts: the release directory, or the
+/// nearest ancestor of it no longer than `limit` (the root when none is).
+fn working_dir(release: &Path, limit: usize) -> &Path {
+    let length = |dir: &Path| {
+        #[cfg(windows)]
+        {
+            use std::os::windows::ffi::OsStrExt as _;
+            dir.as_os_str().encode_wide().count()
+        }
+        #[cfg(not(windows))]
+        {
+            dir.as_os_str().len()
+        }
+    };
+    release.ancestors().find(|dir| length(dir) <= limit).unwrap_or(release)
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -453,8 +482,20 @@ mod tests {
     }
 
     #[test]
+    fn a_release_directory_too_long_for_a_working_directory_starts_in_its_nearest_ancestor_that_fits() {
+        let release = Path::new("/data/trellis/plugins/acme.clock/1.0.0");
+        assert_eq!(working_dir(release, usize::MAX), release);
+        assert_eq!(working_dir(release, release.as_os_str().len()), release);
+        let parent = Path::new("/data/trellis/plugins/acme.clock");
+        assert_eq!(working_dir(release, parent.as_os_str().len()), parent);
+        assert_eq!(working_dir(release, parent.as_os_str().len() - 1), Path::new("/data/trellis/plugins"));
+        assert_eq!(working_dir(release, 1), Path::new("/"));
+    }
+
+    #[test]
     fn a_sidecar_greets_runs_and_is_stopped_with_its_process_reaped() {
-        let dir = release("echo \"clock $TRELLIS_PLUGIN_VERSION up\"\necho tick\nexec sleep 30\n");
+        let dir =
+            release("echo \"clock $TRELLIS_PLUGIN_VERSION up\"\necho \"tick in $TRELLIS_PLUGIN_DIR\"\nexec sleep 30\n");
         let (emit, seen) = recorder();
         let sidecars = Sidecars::new(emit);
         let plugin: PluginId = "acme.clock".parse().unwrap();
@@ -466,12 +507,14 @@ mod tests {
         assert_eq!(listed[0].greeting, "clock 1.0.0 up");
         let SidecarState::Running { pid } = listed[0].state else { panic!("{listed:?}") };
         assert!(Path::new(&format!("/proc/{pid}")).exists() || cfg!(not(target_os = "linux")));
-        // The line after the greeting is streamed to the webview.
+        // The line after the greeting is streamed to the webview; the plugin knows its
+        // directory from the environment.
+        let tick = format!("tick in {}", dir.path().display());
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !lock(&seen).iter().any(|v| v["line"] == "tick") && Instant::now() < deadline {
+        while !lock(&seen).iter().any(|v| v["line"] == tick.as_str()) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        assert!(lock(&seen).iter().any(|v| v["line"] == "tick"), "{:?}", lock(&seen));
+        assert!(lock(&seen).iter().any(|v| v["line"] == tick.as_str()), "{:?}", lock(&seen));
         sidecars.stop(ctx).unwrap();
         assert!(sidecars.list().is_empty());
         #[cfg(target_os = "linux")]

@@ -184,6 +184,9 @@ fn the_store_ui_searches_asks_consent_installs_updates_rolls_back_and_removes() 
             .unwrap(),
         json!(["filesystem:plugin_directory", "notifications:show"])
     );
+    // Its security level with the reasons, from the registry's signed levels.
+    let level = session.text("#plugin-level").unwrap();
+    assert!(level.starts_with("Security level: ") && level.contains("signed by its developer"), "{level}");
     shot(&session, &display, &dir, "1-plugin-page");
 
     // Refused consent installs nothing: no files, no state, no process.

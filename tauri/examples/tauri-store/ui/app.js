@@ -124,6 +124,12 @@ async function open(id) {
       (mine ? ` · installed ${mine.version}` : "");
     const hit = [...document.querySelectorAll("#results li")].find((li) => li.dataset.plugin === id);
     $("#plugin-summary").textContent = hit?.querySelector(".summary")?.textContent ?? "";
+    const level = info.latest ? info.security_levels[info.latest] : null;
+    const shown = $("#plugin-level");
+    shown.dataset.level = level?.status === "known" ? level.level : "unknown";
+    shown.textContent = !level ? "" : level.status === "known"
+      ? `Security level: ${level.level} (${level.reasons.join("; ")})`
+      : `Security level unknown: ${level.reason}`;
     $("#plugin-permissions").replaceChildren(
       ...info.permissions.map((p) =>
         el("li", { class: p.risk, "data-key": p.key }, p.plain, el("span", { class: "badge" }, `${p.risk} risk`),
