@@ -122,14 +122,18 @@ impl<'p> Incremental<'p> {
     }
 
     /// The catalog after replacing the records of the changed plugins by `changes`
-    /// (`None`: no longer listed); `featured` is the operator's list. `Ok(None)` when
-    /// the published documents are not enough to know the result (redo it from every
-    /// record). A featured plugin the catalog does not list is refused as
+    /// (`None`: no longer listed); `featured` is the operator's list and `trending`
+    /// the trending plugins, fastest growing first (every one that qualifies, listed
+    /// or not: the head shows the first [`HEAD_LIST`] the catalog lists, as
+    /// `apply_downloads` picks them; empty without download statistics). `Ok(None)`
+    /// when the published documents are not enough to know the result (redo it from
+    /// every record). A featured plugin the catalog does not list is refused as
     /// `check_featured` does.
     pub fn update(
         mut self,
         changes: &BTreeMap<PluginId, Option<CatalogRecord>>,
         featured: &[PluginId],
+        trending: &[PluginId],
     ) -> Result<Option<CatalogUpdate>, BuildError> {
         let published = self.published;
         if !published.entries().contains_key(HEAD_TARGET) {
@@ -144,6 +148,26 @@ impl<'p> Incremental<'p> {
         }
         let shown: HashSet<&PluginId> = head.featured.iter().map(|s| &s.id).collect();
         self.load(featured.iter().filter(|id| !changes.contains_key(*id) && !shown.contains(id)))?;
+        // Trending: the first listed ones, a changed plugin by its new record, one the
+        // head shows as it shows it (unchanged, so still listed), any other from its
+        // bucket (absent there: not listed, skipped), loaded as the list is walked.
+        let mut trending_summaries: Vec<PluginSummary> = Vec::new();
+        for id in trending {
+            if trending_summaries.len() == HEAD_LIST {
+                break;
+            }
+            let summary = match changes.get(id) {
+                Some(change) => change.as_ref().map(|r| r.summary.clone()),
+                None => match head.trending.iter().find(|s| &s.id == id) {
+                    Some(shown) => Some(shown.clone()),
+                    None => {
+                        self.load([id])?;
+                        self.previous(id).map(|r| r.summary.clone())
+                    }
+                },
+            };
+            trending_summaries.extend(summary);
+        }
 
         let this = &self;
         let old: BTreeMap<&PluginId, &CatalogRecord> =
@@ -274,7 +298,7 @@ impl<'p> Incremental<'p> {
                 categories,
                 tags,
                 featured_summaries,
-                Vec::new(),
+                trending_summaries,
                 newest,
                 updated,
             ),
@@ -533,7 +557,7 @@ mod tests {
             };
         }
         let full = Memory::of(super::super::documents(&after, featured));
-        let update = Incremental::new(&published).update(changes, featured).unwrap()?;
+        let update = Incremental::new(&published).update(changes, featured, &[]).unwrap()?;
         assert_eq!(update.entries, full.entries, "the new catalog role lists what a full build lists");
         let written: BTreeMap<&String, &Vec<u8>> = update.documents.iter().map(|(t, b)| (t, b)).collect();
         for (target, bytes) in &full.bytes {
@@ -626,7 +650,7 @@ mod tests {
         let head = catalog::parse_head(&published.bytes[HEAD_TARGET], &generous()).unwrap();
         let leaving = head.updated[0].id.clone();
         let changes = BTreeMap::from([(leaving, None)]);
-        assert!(Incremental::new(&published).update(&changes, &[]).unwrap().is_none());
+        assert!(Incremental::new(&published).update(&changes, &[], &[]).unwrap().is_none());
     }
 
     #[test]
@@ -636,7 +660,7 @@ mod tests {
         let id = before.keys().next().unwrap().clone();
         let published = Memory::of(super::super::documents(&before, std::slice::from_ref(&id)));
         let changes = BTreeMap::from([(id.clone(), None)]);
-        let error = Incremental::new(&published).update(&changes, &[id]).unwrap_err().to_string();
+        let error = Incremental::new(&published).update(&changes, &[id], &[]).unwrap_err().to_string();
         assert!(error.contains("featured.json features vendor") && error.contains("remove it"), "{error}");
     }
 

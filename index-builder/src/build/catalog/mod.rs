@@ -29,6 +29,7 @@ use trellis_schema::catalog::{
     TermPostings,
 };
 
+pub(super) mod figures;
 mod incremental;
 
 pub(super) use incremental::SiteCatalog;
