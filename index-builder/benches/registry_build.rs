@@ -126,6 +126,15 @@ fn main() {
     let bin_bits = arg(3, 12) as u32;
     let now: jiff::Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
     let work = tempfile::tempdir_in(std::env::var_os("BENCH_DIR").unwrap_or_else(|| ".".into())).unwrap();
+    // `TRELLIS_BENCH_KEEP`: leave the registry and site behind (to profile a child
+    // build with `TRELLIS_BENCH_CHILD="DIR PLUGINS VERSIONS N"`); delete it after use.
+    let work = if std::env::var_os("TRELLIS_BENCH_KEEP").is_some() {
+        let kept = work.keep();
+        println!("kept {}", kept.display());
+        Kept::Dir(kept)
+    } else {
+        Kept::Temp(work)
+    };
     let durability =
         if std::env::var_os("BENCH_NO_FSYNC").is_some() { Durability::OsBuffered } else { Durability::Fsync };
     let mut synth_site = SynthSite::init(work.path(), bin_bits, now).unwrap().with_durability(durability);
@@ -245,6 +254,21 @@ fn main() {
         "cold path to one index doc: {} requests, {bytes} bytes (root check, timestamp, snapshot, targets, bins, bin, index doc)",
         server.requests()
     );
+}
+
+/// The bench's work directory: removed at the end unless kept.
+enum Kept {
+    Temp(tempfile::TempDir),
+    Dir(std::path::PathBuf),
+}
+
+impl Kept {
+    fn path(&self) -> &Path {
+        match self {
+            Self::Temp(dir) => dir.path(),
+            Self::Dir(dir) => dir,
+        }
+    }
 }
 
 fn walk(dir: &Path) -> Vec<u64> {
