@@ -719,8 +719,14 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
         record.summary.icon = input.icons.get(&p.id).cloned();
         Some(record)
     };
+    // The published catalog role, read once: its entries decide the incremental
+    // catalog and carry reviews over, and its plan compares with it.
+    let published_catalog_role = match &previous {
+        Some(prev) => prev.role(CATALOG_ROLE)?,
+        None => None,
+    };
     let published_catalog = match (&input.scope, &previous) {
-        (Scope::Plugins(_), Some(prev)) => catalog::SiteCatalog::open(prev)?,
+        (Scope::Plugins(_), Some(prev)) => catalog::SiteCatalog::of_role(prev, published_catalog_role.as_ref())?,
         _ => None,
     };
     // With download statistics, the plugins whose figures moved since the catalog
@@ -824,19 +830,10 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
         let loaded: BTreeSet<String> = plugins.iter().map(|p| trellis_schema::catalog::reviews_target(&p.id)).collect();
         let is_reviews = |target: &str| target.starts_with("catalog/reviews-");
         entries.retain(|target, _| !is_reviews(target));
-        let carried = match (&input.scope, &previous) {
-            (Scope::Plugins(_), Some(prev)) => prev.role(CATALOG_ROLE)?.map(|role| (prev.dir().to_owned(), role)),
-            _ => None,
-        };
-        if let Some((dir, role)) = carried {
-            for (target, file) in &role.signed.targets {
-                if is_reviews(target) && !loaded.contains(target) {
-                    let sha256 = file.hashes.get("sha256").and_then(|h| h.parse().ok()).ok_or_else(|| {
-                        BuildError::Site { path: dir.clone(), reason: format!("{target} has no sha256") }
-                    })?;
-                    entries.insert(target.clone(), (sha256, file.length));
-                }
-            }
+        if let Some(published) = &published_catalog {
+            let published = catalog::PublishedCatalog::entries(published);
+            let reviews = published.range("catalog/reviews-".to_owned()..).take_while(|(target, _)| is_reviews(target));
+            entries.extend(reviews.filter(|(target, _)| !loaded.contains(*target)).map(|(t, e)| (t.clone(), *e)));
         }
         for (target, bytes) in catalog::reviews_documents(&input.reviews) {
             let out = bytes_target(target, bytes);
@@ -982,6 +979,7 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
     plans.par_iter_mut().try_for_each(|plan| {
         let published = match &previous {
             Some(_) if plan.name == "targets" => previous_targets.clone(),
+            Some(_) if plan.name == CATALOG_ROLE => published_catalog_role.clone(),
             Some(prev) => prev.role(&plan.name)?,
             None => None,
         };
