@@ -67,12 +67,14 @@ use write::{make_durable, write_aliases, write_content, write_targets};
 
 /// With download statistics, an incremental build redoes the catalog from every
 /// record when the figures of more than one plugin in this many moved since the
-/// catalog was published: past that, reading their buckets, pages and shards costs
-/// about what reading every record does.
-const MOVED_FIGURES_DIVISOR: usize = 8;
+/// catalog was published: each costs its bucket, the shards under its terms' keys
+/// and pages of its listings, and at 100k plugins ~1,200 moved plugins took 50 s
+/// incrementally against 16 s from every record (`registry_build` bench,
+/// `TRELLIS_BENCH_STATS`), so the break-even is a few hundred.
+const MOVED_FIGURES_DIVISOR: usize = 400;
 
 /// Up to this many plugins whose figures moved are always redone incrementally.
-const MOVED_FIGURES_FLOOR: usize = 64;
+const MOVED_FIGURES_FLOOR: usize = 16;
 
 /// Whether a build signs what it writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -731,7 +733,9 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
     };
     // With download statistics, the plugins whose figures moved since the catalog
     // was published (new counts, days leaving the windows) are changed too; without
-    // the figures it was published with, or when too many moved, every record.
+    // the figures it was published with, or when too many moved, every record. The
+    // state keeps every counted plugin's figures, listed or not, so a plugin the
+    // catalog does not list is not looked for again until its counts move.
     let published_figures = match (&published_catalog, &input.downloads) {
         (Some(published), Some(figures)) => {
             catalog::figures::read(site_dir, catalog::PublishedCatalog::entries(published)).and_then(|state| {
@@ -771,16 +775,7 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
             }
             let trending = input.downloads.as_ref().map_or(&[][..], |f| &f.trending[..]);
             let update = incremental.update(&changes, &input.featured, trending)?;
-            update.map(|update| {
-                let figures = published_figures.map(|(mut state, _)| {
-                    for (id, change) in &changes {
-                        state.remove(id);
-                        state.extend(catalog::figures::of_records(change));
-                    }
-                    state
-                });
-                (update, figures)
-            })
+            update.map(|update| (update, input.downloads.as_ref().map(|f| &f.downloads)))
         }
         _ => None,
     };
@@ -818,8 +813,7 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
                 .map(|(target, bytes)| bytes_target(target, bytes))
                 .collect();
             let entries = documents.iter().map(|t| (t.target.clone(), (t.sha256, t.length))).collect();
-            let figures = input.downloads.as_ref().map(|_| catalog::figures::of_records(records.values()));
-            (documents, entries, figures)
+            (documents, entries, input.downloads.as_ref().map(|f| &f.downloads))
         }
     };
     // Reviews documents: redone for the loaded plugins; those of the others (an

@@ -3,10 +3,12 @@
 //! without reading every record.
 //!
 //! Owns `_catalog/figures.json` in the site directory (builder state, not a TUF
-//! target, never served to clients): every listed plugin's published downloads
-//! (total, last 30 days) that are not zero, and the digest of the record buckets
-//! they were read from. The figures are a copy of what those records say, so the
-//! file is used only while the site's catalog role lists the same record buckets
+//! target, never served to clients): the downloads (total, last 30 days) of every
+//! counted plugin as the build that published the catalog computed them, zeros left
+//! out, listed plugins or not (so an unlisted one is not looked for again until its
+//! counts move), and the digest of the record buckets published with them. Listed
+//! plugins' records carry exactly these figures, so the file is used only while
+//! the site's catalog role lists the same record buckets
 //! (same targets, same SHA-256): a lost, foreign or stale file (an older builder, a
 //! build that crashed after publishing, an edited site) makes the build redo the
 //! catalog from every record, which writes it again. [`moved`] compares it with
@@ -17,7 +19,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use trellis_client::fs::{FsError, write_atomic};
-use trellis_schema::catalog::CatalogRecord;
 use trellis_schema::{PluginId, Sha256};
 
 use crate::stats::{CatalogFigures, Downloads};
@@ -104,15 +105,6 @@ pub(in crate::build) fn write(
     }
     // Serialising a map of ids to integers cannot fail.
     write_atomic(&path, &serde_json::to_vec(&state).unwrap_or_default())
-}
-
-/// The figures `records` publish.
-pub(in crate::build) fn of_records<'a>(records: impl IntoIterator<Item = &'a CatalogRecord>) -> Published {
-    records
-        .into_iter()
-        .map(|r| (r.summary.id.clone(), Downloads { total: r.summary.downloads, recent: r.summary.recent_downloads }))
-        .filter(|(_, d)| *d != Downloads::default())
-        .collect()
 }
 
 /// The plugins whose figures in `today` differ from the `published` ones (a plugin
