@@ -13,6 +13,10 @@
 //! found: glibc's, and jemalloc and mimalloc through `LD_PRELOAD` (Debian's
 //! `libjemalloc2`, `libmimalloc2.0`; `TRELLIS_BENCH_RUNS` runs each, default 3). The
 //! child re-runs this binary with `TRELLIS_BENCH_CHILD` set and times only the build.
+//!
+//! `TRELLIS_BENCH_STATS=1`: the registry has download statistics (`stats/`), and the
+//! fresh-process builds also run a day later (the windows move) and without the
+//! catalog's figures state (the catalog redone from every record).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -60,9 +64,44 @@ fn grown(target: &synth::SynthPlugin, n: u64) -> trellis_index::release::PluginI
     synth::plugin_input(grown)
 }
 
+/// `stats/downloads.json` for `plan` (`TRELLIS_BENCH_STATS`): a fifth of the plugins
+/// downloaded on 1–6 of the 60 days before the build, a few to a few thousand times.
+fn write_stats(registry: &Path, plan: &[synth::SynthPlugin]) -> usize {
+    let start: jiff::civil::Date = "2026-09-02".parse().unwrap();
+    let mut rng = synth::Rng(7);
+    let mut downloads = serde_json::Map::new();
+    for plugin in plan {
+        if rng.below(5) != 0 {
+            continue;
+        }
+        let mut days = serde_json::Map::new();
+        for _ in 0..1 + rng.below(6) {
+            let day = start.checked_add(jiff::Span::new().days(rng.below(60) as i64)).unwrap();
+            days.insert(day.to_string(), (1 + rng.below(10) * rng.below(300)).into());
+        }
+        let version = plugin.releases[0].version.to_string();
+        downloads.insert(plugin.id.to_string(), serde_json::json!({ version: days }));
+    }
+    let count = downloads.len();
+    let counts = serde_json::json!({ "downloads": downloads, "deltas": {}, "update_checks": {} });
+    std::fs::create_dir_all(registry.join("stats")).unwrap();
+    std::fs::write(registry.join("stats/downloads.json"), serde_json::to_vec(&counts).unwrap()).unwrap();
+    count
+}
+
 /// The child: one +1 release build over the site in `work`, timed alone.
+/// `TRELLIS_BENCH_CHILD_MODE`: `next-day` builds a day later (download windows move),
+/// `no-state` first removes the catalog's figures state (the catalog from every record:
+/// what every build with `stats/` did before that state existed).
 fn child(work: &Path, spec: SynthSpec, n: u64) {
-    let now: jiff::Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
+    let mode = std::env::var("TRELLIS_BENCH_CHILD_MODE").unwrap_or_default();
+    let mut now: jiff::Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
+    if mode == "next-day" {
+        now = now.checked_add(jiff::SignedDuration::from_hours(24)).unwrap();
+    }
+    if mode == "no-state" {
+        std::fs::remove_file(work.join("site/_catalog/figures.json")).unwrap();
+    }
     let plan = synth::plan(spec);
     let target = plan[plan.len() / 2].clone();
     let synth_site = SynthSite {
@@ -82,7 +121,13 @@ fn child(work: &Path, spec: SynthSpec, n: u64) {
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l[6..].trim().to_owned()))
         .unwrap_or_default();
-    println!("{} {} {rss} (levels {} ms)", elapsed.as_secs_f64() * 1000.0, report.written.len(), report.levels.millis);
+    println!(
+        "{} {} {rss} (levels {} ms, catalog {:?})",
+        elapsed.as_secs_f64() * 1000.0,
+        report.written.len(),
+        report.levels.millis,
+        report.catalog
+    );
 }
 
 /// Runs the +1 release build in fresh processes, `runs` times per allocator.
@@ -90,11 +135,18 @@ fn fresh_process_builds(work: &Path, plugins: usize, versions: usize) {
     let runs = std::env::var("TRELLIS_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3u64);
     let mut allocators = vec![("glibc", None)];
     allocators.extend(ALLOCATORS.iter().filter(|(_, lib)| Path::new(lib).exists()).map(|(n, l)| (*n, Some(*l))));
+    let mut modes = vec![""];
+    if work.join("registry/stats").exists() {
+        modes.extend(["next-day", "no-state"]);
+    }
     let mut n = 1;
     for round in 0..runs {
-        for (name, preload) in &allocators {
+        for (name, preload, mode) in
+            allocators.iter().map(|(n, p)| (*n, *p, "")).chain(modes[1..].iter().map(|m| ("glibc", None, *m)))
+        {
             let mut command = std::process::Command::new(std::env::current_exe().unwrap());
             command.env("TRELLIS_BENCH_CHILD", format!("{} {plugins} {versions} {n}", work.display()));
+            command.env("TRELLIS_BENCH_CHILD_MODE", mode);
             if let Some(lib) = preload {
                 command.env("LD_PRELOAD", lib);
             }
@@ -106,7 +158,8 @@ fn fresh_process_builds(work: &Path, plugins: usize, versions: usize) {
             let written = fields.next().unwrap();
             let rss = fields.collect::<Vec<_>>().join(" ");
             println!(
-                "+1 release in a fresh process, {name:>8} (run {}): {ms:.1} ms, {written} files written, peak RSS {rss}",
+                "+1 release in a fresh process, {name:>8}{} (run {}): {ms:.1} ms, {written} files written, peak RSS {rss}",
+                if mode.is_empty() { String::new() } else { format!(", {mode}") },
                 round + 1
             );
             n += 1;
@@ -126,10 +179,20 @@ fn main() {
     let bin_bits = arg(3, 12) as u32;
     let now: jiff::Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
     let work = tempfile::tempdir_in(std::env::var_os("BENCH_DIR").unwrap_or_else(|| ".".into())).unwrap();
+    // `TRELLIS_BENCH_KEEP`: leave the registry and site behind (to profile a child
+    // build with `TRELLIS_BENCH_CHILD="DIR PLUGINS VERSIONS N"`); delete it after use.
+    let work = if std::env::var_os("TRELLIS_BENCH_KEEP").is_some() {
+        let kept = work.keep();
+        println!("kept {}", kept.display());
+        Kept::Dir(kept)
+    } else {
+        Kept::Temp(work)
+    };
     let durability =
         if std::env::var_os("BENCH_NO_FSYNC").is_some() { Durability::OsBuffered } else { Durability::Fsync };
     let mut synth_site = SynthSite::init(work.path(), bin_bits, now).unwrap().with_durability(durability);
     let site_dir = synth_site.site_dir.clone();
+    let with_stats = std::env::var_os("TRELLIS_BENCH_STATS").is_some();
 
     let started = Instant::now();
     let spec = SynthSpec { plugins, versions, seed: 42 };
@@ -137,6 +200,10 @@ fn main() {
     let stats = synth::shape(&plan);
     let target = plan[plan.len() / 2].clone();
     synth_site.known = plan.iter().map(|p| p.id.clone()).collect();
+    if with_stats {
+        let counted = write_stats(&synth_site.registry.dir, &plan);
+        println!("stats/downloads.json: {counted} plugins downloaded in the 60 days before the build");
+    }
     let inputs: Vec<_> = plan.into_iter().map(synth::plugin_input).collect();
     println!("generated {stats:?} in {:.2?}", started.elapsed());
 
@@ -245,6 +312,21 @@ fn main() {
         "cold path to one index doc: {} requests, {bytes} bytes (root check, timestamp, snapshot, targets, bins, bin, index doc)",
         server.requests()
     );
+}
+
+/// The bench's work directory: removed at the end unless kept.
+enum Kept {
+    Temp(tempfile::TempDir),
+    Dir(std::path::PathBuf),
+}
+
+impl Kept {
+    fn path(&self) -> &Path {
+        match self {
+            Self::Temp(dir) => dir.path(),
+            Self::Dir(dir) => dir,
+        }
+    }
 }
 
 fn walk(dir: &Path) -> Vec<u64> {

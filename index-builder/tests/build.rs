@@ -908,7 +908,8 @@ fn role_latest(site: &Path, name: &str) -> Envelope<Targets> {
 }
 
 #[test]
-fn download_statistics_publish_totals_recent_downloads_and_trending_and_redo_the_whole_catalog() {
+fn download_statistics_publish_totals_recent_downloads_and_trending_and_move_plugins_an_incremental_build_does_not_load()
+ {
     let registry = registry();
     let (full, partial) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     // now() is 2026-11-01: the trending window is 10-26..=11-01, its baseline 10-05..=10-25.
@@ -944,8 +945,8 @@ fn download_statistics_publish_totals_recent_downloads_and_trending_and_redo_the
     let order: Vec<&str> = page.plugins.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(order, ["acme.alarm", "acme.clock"]);
 
-    // New downloads and a release of one plugin: an incremental build redoes the
-    // whole catalog (every plugin's figures may have moved) and matches a full one.
+    // New downloads and a release of one plugin: an incremental build of that plugin
+    // also redoes the plugins whose figures moved, and matches a full one.
     write_stats(
         registry.path(),
         &[("acme.clock", "2026-10-10", 300), ("acme.clock", "2026-10-31", 500), ("acme.alarm", "2026-10-31", 12)],
@@ -954,13 +955,86 @@ fn download_statistics_publish_totals_recent_downloads_and_trending_and_redo_the
     build(registry.path(), full.path()).unwrap();
     let scope = Scope::Plugins(BTreeSet::from(["acme.alarm".parse().unwrap()]));
     let report = build_registry(&Registry::open(registry.path()).unwrap(), partial.path(), scope, now()).unwrap();
-    assert_eq!(report.catalog, CatalogWork::Full, "download statistics redo the catalog from every record");
+    assert_eq!(report.catalog, CatalogWork::Incremental, "only acme.clock's figures moved");
     assert_eq!(tree(full.path()), tree(partial.path()));
     let head = self::head(partial.path());
     let clock = head.new.iter().find(|s| s.id.as_str() == "acme.clock").unwrap();
     assert_eq!(clock.downloads, 800, "acme.clock was not rebuilt, its figures still moved");
     let trending: Vec<&str> = head.trending.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(trending, ["acme.alarm", "acme.clock"], "growth 12·3/3 = 12 beats 500·3/303 ≈ 5");
+}
+
+#[test]
+fn a_registry_with_download_statistics_built_incrementally_day_after_day_equals_full_builds() {
+    let registry = registry();
+    let key = fixture::key(1);
+    for id in ["acme.timer", "acme.tide", "acme.world"] {
+        fixture::add_release(registry.path(), &ReleaseSpec::new(id, "1.0.0"), &key).unwrap();
+    }
+    let day = |n: i64| now().checked_add(jiff::SignedDuration::from_hours(24 * n)).unwrap();
+    let (full, partial) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let world: trellis_schema::PluginId = "acme.world".parse().unwrap();
+    let build_both = |n: i64| {
+        build_registry(&Registry::open(registry.path()).unwrap(), full.path(), Scope::Full, day(n)).unwrap();
+        let scope = Scope::Plugins(BTreeSet::from([world.clone()]));
+        let report = build_registry(&Registry::open(registry.path()).unwrap(), partial.path(), scope, day(n)).unwrap();
+        assert_eq!(tree(full.path()), tree(partial.path()), "day {n}");
+        report
+    };
+    let figures = |id: &str| {
+        let head = head(partial.path());
+        let summary = head.new.iter().find(|s| s.id.as_str() == id).unwrap().clone();
+        (summary.downloads, summary.recent_downloads)
+    };
+    let trending = || head(partial.path()).trending.iter().map(|s| s.id.as_str().to_owned()).collect::<Vec<_>>();
+    // 11-01: clock's 50 of 10-03 are the oldest day of its 30; tide's are older.
+    let mut rows = vec![
+        ("acme.clock", "2026-10-03", 50),
+        ("acme.alarm", "2026-10-20", 7),
+        ("acme.timer", "2026-10-31", 9),
+        ("acme.tide", "2026-09-20", 4),
+    ];
+    write_stats(registry.path(), &rows);
+    build_registry(&Registry::open(registry.path()).unwrap(), full.path(), Scope::Full, day(0)).unwrap();
+    build_registry(&Registry::open(registry.path()).unwrap(), partial.path(), Scope::Full, day(0)).unwrap();
+    assert!(partial.path().join("_catalog/figures.json").exists());
+    assert_eq!(figures("acme.clock"), (50, 50));
+    assert_eq!(trending(), ["acme.timer"], "alarm's 7 are in the baseline, not the last 7 days");
+
+    // 11-02, no new log: 10-03 leaves clock's 30 days, nothing else moves.
+    let report = build_both(1);
+    assert_eq!(report.catalog, CatalogWork::Incremental);
+    assert_eq!(figures("acme.clock"), (50, 0), "acme.world was built, acme.clock's window moved");
+
+    // 11-03: a new log day (tide wakes up and trends, timer gets more) and a new
+    // release of the plugin the build loads.
+    rows.extend([("acme.tide", "2026-11-02", 30), ("acme.timer", "2026-11-02", 3)]);
+    write_stats(registry.path(), &rows);
+    fixture::add_release(registry.path(), &ReleaseSpec::new("acme.world", "1.1.0"), &key).unwrap();
+    let report = build_both(2);
+    assert_eq!(report.catalog, CatalogWork::Incremental);
+    assert_eq!((figures("acme.tide"), figures("acme.timer")), ((34, 30), (12, 12)));
+    assert_eq!(trending(), ["acme.tide", "acme.timer"], "30 against 0 grows faster than 12 against 0");
+
+    // 11-04: the state is lost (an older builder, a copied site): the catalog is
+    // redone from every record once, and the state with it.
+    std::fs::remove_file(partial.path().join("_catalog/figures.json")).unwrap();
+    rows.push(("acme.world", "2026-11-03", 6));
+    write_stats(registry.path(), &rows);
+    let report = build_both(3);
+    assert_eq!(report.catalog, CatalogWork::Full);
+
+    // 11-05..11-08: days pass and logs come in; the incremental path is back. By
+    // 11-08 timer's 11-02 downloads are all it has in its last 7 days (3: not
+    // trending) and alarm's 8 of 11-04 against its 7 of 10-20 make it trend.
+    for n in 4..=7 {
+        rows.push(("acme.alarm", "2026-11-04", 2));
+        write_stats(registry.path(), &rows);
+        assert_eq!(build_both(n).catalog, CatalogWork::Incremental, "day {n}");
+    }
+    assert_eq!(figures("acme.alarm"), (15, 15));
+    // Growth 3w/(b+3): tide 90/3, world (6 of 11-03) 18/3, alarm 24/10.
+    assert_eq!(trending(), ["acme.tide", "acme.world", "acme.alarm"]);
 }
 
 #[test]

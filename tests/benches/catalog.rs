@@ -120,7 +120,7 @@ fn main() {
     let mut incremental = catalog::Incremental::new(&published);
     incremental.load([&changed.id]).unwrap();
     let record = catalog::record(&changed, incremental.previous(&changed.id), "2026-12-01T00:00:00Z", None);
-    let update = incremental.update(&BTreeMap::from([(changed.id.clone(), record)]), &[]).unwrap();
+    let update = incremental.update(&BTreeMap::from([(changed.id.clone(), record)]), &[], &[]).unwrap();
     let catalog_time = started.elapsed();
     let update = update.expect("one more release is decided from the published documents");
     println!(

@@ -65,6 +65,17 @@ use plan::{Decision, Entries, RolePlan, merge_bin};
 pub use previous::PreviousSite;
 use write::{make_durable, write_aliases, write_content, write_targets};
 
+/// With download statistics, an incremental build redoes the catalog from every
+/// record when the figures of more than one plugin in this many moved since the
+/// catalog was published: each costs its bucket, the shards under its terms' keys
+/// and pages of its listings, and at 100k plugins ~1,200 moved plugins took 50 s
+/// incrementally against 16 s from every record (`registry_build` bench,
+/// `TRELLIS_BENCH_STATS`), so the break-even is a few hundred.
+const MOVED_FIGURES_DIVISOR: usize = 400;
+
+/// Up to this many plugins whose figures moved are always redone incrementally.
+const MOVED_FIGURES_FLOOR: usize = 16;
+
 /// Whether a build signs what it writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Signing {
@@ -710,32 +721,74 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
         record.summary.icon = input.icons.get(&p.id).cloned();
         Some(record)
     };
+    // The published catalog role, read once: its entries decide the incremental
+    // catalog and carry reviews over, and its plan compares with it.
+    let published_catalog_role = match &previous {
+        Some(prev) => prev.role(CATALOG_ROLE)?,
+        None => None,
+    };
     let published_catalog = match (&input.scope, &previous) {
-        (Scope::Plugins(_), Some(prev)) if input.downloads.is_none() => catalog::SiteCatalog::open(prev)?,
-        (Scope::Plugins(_), Some(_)) => {
-            tracing::info!("the registry has download statistics; redoing the catalog from every record");
-            None
+        (Scope::Plugins(_), Some(prev)) => catalog::SiteCatalog::of_role(prev, published_catalog_role.as_ref())?,
+        _ => None,
+    };
+    // With download statistics, the plugins whose figures moved since the catalog
+    // was published (new counts, days leaving the windows) are changed too; without
+    // the figures it was published with, or when too many moved, every record. The
+    // state keeps every counted plugin's figures, listed or not, so a plugin the
+    // catalog does not list is not looked for again until its counts move.
+    let published_figures = match (&published_catalog, &input.downloads) {
+        (Some(published), Some(figures)) => {
+            catalog::figures::read(site_dir, catalog::PublishedCatalog::entries(published)).and_then(|state| {
+                let loaded: BTreeSet<&PluginId> = plugins.iter().map(|p| &p.id).collect();
+                let moved: BTreeSet<PluginId> =
+                    catalog::figures::moved(&state, figures).into_iter().filter(|id| !loaded.contains(id)).collect();
+                if moved.len() > (input.known_plugins.len() / MOVED_FIGURES_DIVISOR).max(MOVED_FIGURES_FLOOR) {
+                    tracing::info!(moved = moved.len(), "download figures moved for many plugins; redoing the catalog");
+                    return None;
+                }
+                Some((state, moved))
+            })
         }
         _ => None,
     };
-    let update = match &published_catalog {
-        Some(published) => {
-            let mut incremental = catalog::Incremental::new(published);
-            incremental.load(plugins.iter().map(|p| &p.id))?;
-            let changes: BTreeMap<PluginId, Option<trellis_schema::catalog::CatalogRecord>> =
-                plugins.par_iter().map(|p| (p.id.clone(), record(p, incremental.previous(&p.id)))).collect();
-            incremental.update(&changes, &input.featured)?
+    let with_figures = |mut record: trellis_schema::catalog::CatalogRecord| {
+        if let Some(figures) = &input.downloads {
+            let downloads = figures.of(&record.summary.id);
+            record.summary.downloads = downloads.total;
+            record.summary.recent_downloads = downloads.recent;
         }
-        None => None,
+        record
+    };
+    let update = match &published_catalog {
+        Some(published) if input.downloads.is_none() || published_figures.is_some() => {
+            let mut incremental = catalog::Incremental::new(published);
+            let moved = published_figures.as_ref().map(|(_, moved)| moved);
+            incremental.load(plugins.iter().map(|p| &p.id).chain(moved.into_iter().flatten()))?;
+            let mut changes: BTreeMap<PluginId, Option<trellis_schema::catalog::CatalogRecord>> = plugins
+                .par_iter()
+                .map(|p| (p.id.clone(), record(p, incremental.previous(&p.id)).map(with_figures)))
+                .collect();
+            for id in moved.into_iter().flatten() {
+                if let Some(previous) = incremental.previous(id) {
+                    changes.insert(id.clone(), Some(with_figures(previous.clone())));
+                }
+            }
+            let trending = input.downloads.as_ref().map_or(&[][..], |f| &f.trending[..]);
+            let update = incremental.update(&changes, &input.featured, trending)?;
+            update.map(|update| (update, input.downloads.as_ref().map(|f| &f.downloads)))
+        }
+        _ => None,
     };
     let catalog_work = if update.is_some() { CatalogWork::Incremental } else { CatalogWork::Full };
     if published_catalog.is_some() && update.is_none() {
         tracing::info!("the published catalog cannot decide this update; redoing the catalog from every record");
     }
-    let (catalog_documents, catalog_entries): (Vec<TargetOut>, Entries) = match update {
-        Some(update) => {
-            (update.documents.into_iter().map(|(target, bytes)| bytes_target(target, bytes)).collect(), update.entries)
-        }
+    let (catalog_documents, catalog_entries, catalog_figures): (Vec<TargetOut>, Entries, _) = match update {
+        Some((update, figures)) => (
+            update.documents.into_iter().map(|(target, bytes)| bytes_target(target, bytes)).collect(),
+            update.entries,
+            figures,
+        ),
         None => {
             let mut records = catalog::previous_records(previous.as_ref())?;
             if input.scope == Scope::Full {
@@ -760,7 +813,7 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
                 .map(|(target, bytes)| bytes_target(target, bytes))
                 .collect();
             let entries = documents.iter().map(|t| (t.target.clone(), (t.sha256, t.length))).collect();
-            (documents, entries)
+            (documents, entries, input.downloads.as_ref().map(|f| &f.downloads))
         }
     };
     // Reviews documents: redone for the loaded plugins; those of the others (an
@@ -771,19 +824,10 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
         let loaded: BTreeSet<String> = plugins.iter().map(|p| trellis_schema::catalog::reviews_target(&p.id)).collect();
         let is_reviews = |target: &str| target.starts_with("catalog/reviews-");
         entries.retain(|target, _| !is_reviews(target));
-        let carried = match (&input.scope, &previous) {
-            (Scope::Plugins(_), Some(prev)) => prev.role(CATALOG_ROLE)?.map(|role| (prev.dir().to_owned(), role)),
-            _ => None,
-        };
-        if let Some((dir, role)) = carried {
-            for (target, file) in &role.signed.targets {
-                if is_reviews(target) && !loaded.contains(target) {
-                    let sha256 = file.hashes.get("sha256").and_then(|h| h.parse().ok()).ok_or_else(|| {
-                        BuildError::Site { path: dir.clone(), reason: format!("{target} has no sha256") }
-                    })?;
-                    entries.insert(target.clone(), (sha256, file.length));
-                }
-            }
+        if let Some(published) = &published_catalog {
+            let published = catalog::PublishedCatalog::entries(published);
+            let reviews = published.range("catalog/reviews-".to_owned()..).take_while(|(target, _)| is_reviews(target));
+            entries.extend(reviews.filter(|(target, _)| !loaded.contains(*target)).map(|(t, e)| (t.clone(), *e)));
         }
         for (target, bytes) in catalog::reviews_documents(&input.reviews) {
             let out = bytes_target(target, bytes);
@@ -865,6 +909,16 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
         documents.push(mirrors);
     }
 
+    // The record buckets the catalog role will list, which the figures state is bound to.
+    let catalog_role_entries: Entries = match &catalog_figures {
+        Some(_) => catalog_entries
+            .iter()
+            .filter(|(t, _)| t.starts_with("catalog/records-"))
+            .map(|(t, e)| (t.clone(), *e))
+            .collect(),
+        None => Entries::new(),
+    };
+
     // Role keys: from the signers, else as published.
     let previous_targets = match &previous {
         Some(prev) => prev.role("targets")?,
@@ -919,6 +973,7 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
     plans.par_iter_mut().try_for_each(|plan| {
         let published = match &previous {
             Some(_) if plan.name == "targets" => previous_targets.clone(),
+            Some(_) if plan.name == CATALOG_ROLE => published_catalog_role.clone(),
             Some(prev) => prev.role(&plan.name)?,
             None => None,
         };
@@ -1068,6 +1123,11 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
     }
     // The index doc aliases last: each names a doc the signed chain now lists.
     written.extend(write_aliases(site_dir, &documents)?);
+    // The figures the catalog now publishes, for the next incremental build (bound
+    // to the record buckets the catalog role lists).
+    if let Some(figures) = &catalog_figures {
+        catalog::figures::write(site_dir, &catalog_role_entries, figures)?;
+    }
     written.sort();
     report.written = written;
     Ok(report)

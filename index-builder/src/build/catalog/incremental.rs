@@ -27,7 +27,6 @@ use trellis_schema::{PluginId, Sha256};
 use super::super::BuildError;
 use super::super::previous::PreviousSite;
 use super::{ShardPostings, TermList};
-use crate::tuf::CATALOG_ROLE;
 
 /// The catalog documents a site publishes.
 pub trait PublishedCatalog: Sync {
@@ -44,14 +43,19 @@ pub(in crate::build) struct SiteCatalog<'a> {
 }
 
 impl<'a> SiteCatalog<'a> {
-    pub(in crate::build) fn open(site: &'a PreviousSite) -> Result<Option<Self>, BuildError> {
-        let Some(role) = site.role(CATALOG_ROLE)? else { return Ok(None) };
+    /// The catalog `site` publishes, whose signed role (as [`PreviousSite::role`]
+    /// reads it) is `role`; `None` without one.
+    pub(in crate::build) fn of_role(
+        site: &'a PreviousSite,
+        role: Option<&trellis_schema::tuf::Envelope<trellis_schema::tuf::Targets>>,
+    ) -> Result<Option<Self>, BuildError> {
+        let Some(role) = role else { return Ok(None) };
         let mut entries = BTreeMap::new();
-        for (target, file) in role.signed.targets {
+        for (target, file) in &role.signed.targets {
             let sha256 = file.hashes.get("sha256").and_then(|h| h.parse().ok()).ok_or_else(|| {
                 BuildError::Catalog(format!("the published catalog role lists {target} without a valid sha256"))
             })?;
-            entries.insert(target, (sha256, file.length));
+            entries.insert(target.clone(), (sha256, file.length));
         }
         Ok(Some(Self { site, entries }))
     }
@@ -122,14 +126,18 @@ impl<'p> Incremental<'p> {
     }
 
     /// The catalog after replacing the records of the changed plugins by `changes`
-    /// (`None`: no longer listed); `featured` is the operator's list. `Ok(None)` when
-    /// the published documents are not enough to know the result (redo it from every
-    /// record). A featured plugin the catalog does not list is refused as
+    /// (`None`: no longer listed); `featured` is the operator's list and `trending`
+    /// the trending plugins, fastest growing first (every one that qualifies, listed
+    /// or not: the head shows the first [`HEAD_LIST`] the catalog lists, as
+    /// `apply_downloads` picks them; empty without download statistics). `Ok(None)`
+    /// when the published documents are not enough to know the result (redo it from
+    /// every record). A featured plugin the catalog does not list is refused as
     /// `check_featured` does.
     pub fn update(
         mut self,
         changes: &BTreeMap<PluginId, Option<CatalogRecord>>,
         featured: &[PluginId],
+        trending: &[PluginId],
     ) -> Result<Option<CatalogUpdate>, BuildError> {
         let published = self.published;
         if !published.entries().contains_key(HEAD_TARGET) {
@@ -144,6 +152,26 @@ impl<'p> Incremental<'p> {
         }
         let shown: HashSet<&PluginId> = head.featured.iter().map(|s| &s.id).collect();
         self.load(featured.iter().filter(|id| !changes.contains_key(*id) && !shown.contains(id)))?;
+        // Trending: the first listed ones, a changed plugin by its new record, one the
+        // head shows as it shows it (unchanged, so still listed), any other from its
+        // bucket (absent there: not listed, skipped), loaded as the list is walked.
+        let mut trending_summaries: Vec<PluginSummary> = Vec::new();
+        for id in trending {
+            if trending_summaries.len() == HEAD_LIST {
+                break;
+            }
+            let summary = match changes.get(id) {
+                Some(change) => change.as_ref().map(|r| r.summary.clone()),
+                None => match head.trending.iter().find(|s| &s.id == id) {
+                    Some(shown) => Some(shown.clone()),
+                    None => {
+                        self.load([id])?;
+                        self.previous(id).map(|r| r.summary.clone())
+                    }
+                },
+            };
+            trending_summaries.extend(summary);
+        }
 
         let this = &self;
         let old: BTreeMap<&PluginId, &CatalogRecord> =
@@ -174,6 +202,39 @@ impl<'p> Incremental<'p> {
             touched.extend(record.summary.tags.iter().map(|t| (ListingKind::Tag, t.as_str())));
         }
         let sizes_of = |kind| if kind == ListingKind::Category { &head.categories } else { &head.tags };
+        // A listing every changed plugin stays in (or stays out of) keeps its size:
+        // only the pages between each one's old and new rank change, found by binary
+        // search over its pages. Any other is redone from all of its pages.
+        let mut whole: BTreeSet<(ListingKind, &str)> = BTreeSet::new();
+        for (kind, name) in &touched {
+            let in_listing = |summary: &PluginSummary| match kind {
+                ListingKind::Category => summary.categories.iter().any(|c| c == name),
+                ListingKind::Tag => summary.tags.iter().any(|t| t == name),
+            };
+            let mut moved = Vec::new();
+            let mut stable = true;
+            for id in changes.keys() {
+                match (old.get(id).map(|r| &r.summary), new.get(id).map(|r| &r.summary)) {
+                    (Some(was), Some(is)) if in_listing(was) && in_listing(is) => moved.push((was, is)),
+                    (was, is) => stable &= !was.is_some_and(in_listing) && !is.is_some_and(in_listing),
+                }
+            }
+            let size = sizes_of(*kind).iter().find(|s| s.name == *name);
+            let redone = match (stable, size) {
+                (true, Some(size)) => {
+                    let mut pages = ListingPages::new(published, *kind, name, size);
+                    pages.redo(&moved, changes, &mut out)?
+                }
+                _ => None,
+            };
+            match redone {
+                Some(targets) => removed.extend(targets),
+                None => {
+                    whole.insert((*kind, *name));
+                }
+            }
+        }
+        let touched = whole;
         let pages: Vec<String> = touched
             .iter()
             .flat_map(|(kind, name)| {
@@ -196,11 +257,12 @@ impl<'p> Incremental<'p> {
             list.extend(page.plugins.iter().filter(|s| !changes.contains_key(&s.id)));
         }
         for record in new.values() {
-            for category in &record.summary.categories {
-                members.entry((ListingKind::Category, category)).or_default().push(&record.summary);
-            }
-            for tag in &record.summary.tags {
-                members.entry((ListingKind::Tag, tag)).or_default().push(&record.summary);
+            let listings = (record.summary.categories.iter().map(|c| (ListingKind::Category, c.as_str())))
+                .chain(record.summary.tags.iter().map(|t| (ListingKind::Tag, t.as_str())));
+            for listing in listings {
+                if let Some(list) = members.get_mut(&listing) {
+                    list.push(&record.summary);
+                }
             }
         }
         let (mut categories, mut tags) = (head.categories.clone(), head.tags.clone());
@@ -274,7 +336,7 @@ impl<'p> Incremental<'p> {
                 categories,
                 tags,
                 featured_summaries,
-                Vec::new(),
+                trending_summaries,
                 newest,
                 updated,
             ),
@@ -378,6 +440,113 @@ impl<'p> Incremental<'p> {
             entries.insert(target.clone(), (Sha256::of(bytes), bytes.len() as u64));
         }
         Ok(Some(CatalogUpdate { documents: out, entries }))
+    }
+}
+
+/// The published pages of one listing, each read once, on demand.
+struct ListingPages<'p> {
+    published: &'p dyn PublishedCatalog,
+    kind: ListingKind,
+    name: &'p str,
+    size: &'p catalog::ListingSize,
+    read: BTreeMap<u32, catalog::ListingPage>,
+}
+
+impl<'p> ListingPages<'p> {
+    fn new(
+        published: &'p dyn PublishedCatalog,
+        kind: ListingKind,
+        name: &'p str,
+        size: &'p catalog::ListingSize,
+    ) -> Self {
+        Self { published, kind, name, size, read: BTreeMap::new() }
+    }
+
+    /// Page `number` (from 1); `None` when it is not a full page though not the last.
+    fn page(&mut self, number: u32) -> Result<Option<&catalog::ListingPage>, BuildError> {
+        if !self.read.contains_key(&number) {
+            let target = catalog::page_target(self.kind, self.name, number);
+            let bytes = self.published.read(&target)?;
+            let page = catalog::parse_page(&target, &bytes, &generous()).map_err(published_error)?;
+            self.read.insert(number, page);
+        }
+        let page = &self.read[&number];
+        let full = number == self.size.pages || page.plugins.len() == catalog::PAGE_SIZE;
+        Ok((full && page.pages == self.size.pages).then_some(page))
+    }
+
+    /// How many published members rank before `key` (`None`: the pages are not as
+    /// the head says).
+    fn rank(&mut self, key: &PluginSummary) -> Result<Option<usize>, BuildError> {
+        let before = |s: &PluginSummary| super::listing_order(s, key) == Ordering::Less;
+        // The first page whose last member does not rank before `key`.
+        let (mut low, mut high) = (1, self.size.pages + 1);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            let Some(page) = self.page(middle)? else { return Ok(None) };
+            match page.plugins.last() {
+                Some(last) if before(last) => low = middle + 1,
+                _ => high = middle,
+            }
+        }
+        if low > self.size.pages {
+            return Ok(Some(self.size.plugins as usize));
+        }
+        let Some(page) = self.page(low)? else { return Ok(None) };
+        Ok(Some((low as usize - 1) * catalog::PAGE_SIZE + page.plugins.iter().filter(|s| before(s)).count()))
+    }
+
+    /// Redoes the pages between the old and the new rank of each of `moved` (old
+    /// and new summaries of the changed plugins the listing keeps; the listing's
+    /// size is unchanged) into `out`, returning their targets; `None` when the pages
+    /// are not as expected (the caller redoes the whole listing).
+    fn redo(
+        &mut self,
+        moved: &[(&PluginSummary, &PluginSummary)],
+        changes: &BTreeMap<PluginId, Option<CatalogRecord>>,
+        out: &mut Vec<(String, Vec<u8>)>,
+    ) -> Result<Option<Vec<String>>, BuildError> {
+        let order = super::listing_order;
+        let (mut first, mut last) = (usize::MAX, 0);
+        for (was, is) in moved {
+            let Some(old_rank) = self.rank(was)? else { return Ok(None) };
+            // Its page must show it there.
+            let number = (old_rank / catalog::PAGE_SIZE) as u32 + 1;
+            let shown = self.page(number)?.and_then(|p| p.plugins.get(old_rank % catalog::PAGE_SIZE));
+            if shown.is_none_or(|s| s.id != was.id) {
+                return Ok(None);
+            }
+            // Its new rank among the unchanged members and the other changed ones.
+            let Some(rank) = self.rank(is)? else { return Ok(None) };
+            let new_rank = rank - moved.iter().filter(|(w, _)| order(w, is) == Ordering::Less).count()
+                + moved.iter().filter(|(_, i)| order(i, is) == Ordering::Less).count();
+            first = first.min(old_rank.min(new_rank) / catalog::PAGE_SIZE);
+            last = last.max(old_rank.max(new_rank) / catalog::PAGE_SIZE);
+        }
+        if moved.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let mut members: Vec<&PluginSummary> = moved.iter().map(|(_, is)| *is).collect();
+        let mut shown = 0;
+        for number in first as u32 + 1..=last as u32 + 1 {
+            let Some(page) = self.page(number)? else { return Ok(None) };
+            shown += page.plugins.len();
+        }
+        for number in first as u32 + 1..=last as u32 + 1 {
+            members.extend(self.read[&number].plugins.iter().filter(|s| !changes.contains_key(&s.id)));
+        }
+        if members.len() != shown {
+            return Ok(None);
+        }
+        members.sort_by(|a, b| order(a, b));
+        let mut targets = Vec::new();
+        for (index, chunk) in members.chunks(catalog::PAGE_SIZE).enumerate() {
+            let number = first as u32 + 1 + index as u32;
+            let page = super::page_bytes(self.kind, self.name, number, self.size.pages, self.size.plugins, chunk);
+            targets.push(page.0.clone());
+            out.push(page);
+        }
+        Ok(Some(targets))
     }
 }
 
@@ -533,8 +702,14 @@ mod tests {
             };
         }
         let full = Memory::of(super::super::documents(&after, featured));
-        let update = Incremental::new(&published).update(changes, featured).unwrap()?;
-        assert_eq!(update.entries, full.entries, "the new catalog role lists what a full build lists");
+        let update = Incremental::new(&published).update(changes, featured, &[]).unwrap()?;
+        let differing: Vec<&String> = update
+            .entries
+            .keys()
+            .chain(full.entries.keys())
+            .filter(|t| update.entries.get(*t) != full.entries.get(*t))
+            .collect();
+        assert!(differing.is_empty(), "the new catalog role lists what a full build lists, not {differing:?}");
         let written: BTreeMap<&String, &Vec<u8>> = update.documents.iter().map(|(t, b)| (t, b)).collect();
         for (target, bytes) in &full.bytes {
             if published.bytes.get(target) != Some(bytes) {
@@ -571,6 +746,74 @@ mod tests {
             let changes = BTreeMap::from([(id.clone(), Some(bumped(&before[&id], "1.1.0", NOW)))]);
             let written = check(&before, &changes, &[]).expect("a new release is decided from the published documents");
             assert!(written < documents.len(), "{written} of {} documents redone", documents.len());
+        }
+    }
+
+    /// A published catalog that records which targets were read.
+    struct Counting<'a>(&'a Memory, std::sync::Mutex<BTreeSet<String>>);
+
+    impl PublishedCatalog for Counting<'_> {
+        fn entries(&self) -> &BTreeMap<String, (Sha256, u64)> {
+            &self.0.entries
+        }
+        fn read(&self, target: &str) -> Result<Vec<u8>, BuildError> {
+            self.1.lock().unwrap().insert(target.to_owned());
+            self.0.read(target)
+        }
+    }
+
+    #[test]
+    fn downloads_moving_plugins_within_a_listing_redo_the_pages_between_their_ranks_only() {
+        let mut dice = Dice(0xd0d0);
+        let before = registry(&mut dice, 700);
+        let in_listing = |r: &&CatalogRecord| r.summary.categories.iter().any(|c| c == "category-0");
+        let mut members: Vec<&CatalogRecord> = before.values().filter(in_listing).collect();
+        members.sort_by(|a, b| super::super::listing_order(&a.summary, &b.summary));
+        let pages = members.len().div_ceil(catalog::PAGE_SIZE);
+        assert!(pages >= 5, "{pages} pages");
+        let with_downloads = |r: &CatalogRecord, downloads: u64| {
+            let mut r = r.clone();
+            r.summary.downloads = downloads;
+            r
+        };
+        // Totals only grow: one plugin a little more downloaded, staying on its
+        // page; one climbing from the last page to the second; two climbing a page
+        // each, from the fourth to the third and from the fifth to the fourth.
+        let above = |rank: usize| members[rank].summary.downloads + 1;
+        let stays = members[2 * catalog::PAGE_SIZE + 50];
+        let climbs = members[members.len() - 1];
+        let cases = [
+            (vec![(stays, stays.summary.downloads + 1)], vec![3]),
+            (vec![(climbs, above(catalog::PAGE_SIZE + 5))], (2..=pages).collect()),
+            (
+                vec![
+                    (members[3 * catalog::PAGE_SIZE + 10], above(2 * catalog::PAGE_SIZE + 90)),
+                    (members[4 * catalog::PAGE_SIZE + 10], above(3 * catalog::PAGE_SIZE + 90)),
+                ],
+                vec![3, 4, 5],
+            ),
+        ];
+        let published = Memory::of(super::super::documents(&before, &[]));
+        for (case, (moved, expected_pages)) in cases.into_iter().enumerate() {
+            let changes: BTreeMap<PluginId, Option<CatalogRecord>> =
+                moved.iter().map(|(r, d)| (r.summary.id.clone(), Some(with_downloads(r, *d)))).collect();
+            assert!(check(&before, &changes, &[]).is_some(), "case {case}: decided from the published documents");
+            let counting = Counting(&published, Default::default());
+            let update = Incremental::new(&counting).update(&changes, &[], &[]).unwrap().unwrap();
+            let written: Vec<usize> = update
+                .documents
+                .iter()
+                .filter_map(|(t, _)| {
+                    t.strip_prefix("catalog/category-category-0-")?.strip_suffix(".json")?.parse().ok()
+                })
+                .collect();
+            assert_eq!(written, expected_pages, "case {case}: pages of category-0 redone");
+            let read =
+                counting.1.lock().unwrap().iter().filter(|t| t.starts_with("catalog/category-category-0-")).count();
+            assert!(
+                read <= expected_pages.len() + 2 * (pages.ilog2() as usize + 1),
+                "case {case}: {read} of {pages} pages read"
+            );
         }
     }
 
@@ -626,7 +869,7 @@ mod tests {
         let head = catalog::parse_head(&published.bytes[HEAD_TARGET], &generous()).unwrap();
         let leaving = head.updated[0].id.clone();
         let changes = BTreeMap::from([(leaving, None)]);
-        assert!(Incremental::new(&published).update(&changes, &[]).unwrap().is_none());
+        assert!(Incremental::new(&published).update(&changes, &[], &[]).unwrap().is_none());
     }
 
     #[test]
@@ -636,7 +879,7 @@ mod tests {
         let id = before.keys().next().unwrap().clone();
         let published = Memory::of(super::super::documents(&before, std::slice::from_ref(&id)));
         let changes = BTreeMap::from([(id.clone(), None)]);
-        let error = Incremental::new(&published).update(&changes, &[id]).unwrap_err().to_string();
+        let error = Incremental::new(&published).update(&changes, &[id], &[]).unwrap_err().to_string();
         assert!(error.contains("featured.json features vendor") && error.contains("remove it"), "{error}");
     }
 

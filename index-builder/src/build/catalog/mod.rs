@@ -29,6 +29,7 @@ use trellis_schema::catalog::{
     TermPostings,
 };
 
+pub(super) mod figures;
 mod incremental;
 
 pub(super) use incremental::SiteCatalog;
@@ -297,18 +298,31 @@ fn listing_pages(
     members.sort_by(|a, b| listing_order(a, b));
     let pages = members.len().div_ceil(PAGE_SIZE) as u32;
     for (index, chunk) in members.chunks(PAGE_SIZE).enumerate() {
-        let page = ListingPage {
-            format: CATALOG_FORMAT,
-            kind,
-            name: name.to_owned(),
-            page: index as u32 + 1,
-            pages,
-            total: members.len() as u32,
-            plugins: chunk.iter().map(|s| (*s).clone()).collect(),
-        };
-        out.push((catalog::page_target(kind, name, page.page), serialize(&page)));
+        out.push(page_bytes(kind, name, index as u32 + 1, pages, members.len() as u32, chunk));
     }
     ListingSize { name: name.to_owned(), plugins: members.len() as u32, pages }
+}
+
+/// Page `page` of `pages` of listing `kind` `name` of `total` plugins, listing
+/// `plugins` (sorted by [`listing_order`]).
+fn page_bytes(
+    kind: ListingKind,
+    name: &str,
+    page: u32,
+    pages: u32,
+    total: u32,
+    plugins: &[&PluginSummary],
+) -> (String, Vec<u8>) {
+    let doc = ListingPage {
+        format: CATALOG_FORMAT,
+        kind,
+        name: name.to_owned(),
+        page,
+        pages,
+        total,
+        plugins: plugins.iter().map(|s| (*s).clone()).collect(),
+    };
+    (catalog::page_target(kind, name, page), serialize(&doc))
 }
 
 /// Listing sizes as the head lists them: largest first, then by name.
