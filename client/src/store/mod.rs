@@ -500,6 +500,15 @@ pub trait Consent {
     /// installs or updates to, with its download size, and every disclosure it will ask
     /// about. A dialog can show the whole plan and ask once. Does nothing by default.
     fn plan(&self, _plan: &Plan) {}
+
+    /// Whether every question would be answered "yes" without asking anyone (`--yes`,
+    /// a host app's policy). Then an install starts downloading the packages of new
+    /// plugins (into the verified cache, nothing opened) while their signatures are
+    /// checked, before the questions; otherwise nothing is downloaded before consent.
+    /// `false` by default.
+    fn agrees_in_advance(&self) -> bool {
+        false
+    }
 }
 
 /// One release an operation installs, or updates a plugin to.
@@ -535,6 +544,10 @@ pub struct AlwaysAgree;
 
 impl Consent for AlwaysAgree {
     fn agree(&self, _disclosure: &Disclosure) -> bool {
+        true
+    }
+
+    fn agrees_in_advance(&self) -> bool {
         true
     }
 }
