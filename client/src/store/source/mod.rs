@@ -191,6 +191,7 @@ impl Remotes {
         progress: Option<Arc<dyn Progress>>,
         reference_time: Option<jiff::Timestamp>,
         network: Network,
+        metadata_order: MetadataOrder,
     ) -> Result<Self, StoreError> {
         let transport: Arc<dyn crate::transport::Transport> = match network {
             Network::Online => Arc::new(AnyTransport::new(http.clone())),
@@ -204,7 +205,7 @@ impl Remotes {
             let mut updater = Updater::new(dir.metadata_dir(&config.name), mirrors)
                 .map_err(|source| StoreError::Trust { registry: config.name.clone(), source: Box::new(source) })?
                 .with_cache(DownloadCache::new(dir.cache_dir()))
-                .with_metadata_order(MetadataOrder::Speculative);
+                .with_metadata_order(metadata_order);
             if let Some(progress) = &progress {
                 updater = updater.with_progress(Arc::clone(progress));
             }
@@ -402,8 +403,10 @@ impl Remotes {
         }
         let behind = Arc::clone(&self.behind);
         let paths: Vec<String> = infos.iter().map(|info| info.path.clone()).collect();
+        // As wide as a wave's background downloads: a 30-plugin graph's packages in
+        // one round trip, not two.
         let work = move || {
-            parallel::map_bounded(&infos, PARALLEL_DOWNLOADS, |info| {
+            parallel::map_bounded(&infos, BACKGROUND_DOWNLOADS, |info| {
                 let _ = fetcher.fetch(info);
                 behind.end(&info.path);
             });
