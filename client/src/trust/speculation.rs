@@ -3,8 +3,8 @@
 //! share a round trip.
 //!
 //! Owns [`MetadataOrder`] (the [`super::Updater`] option that turns speculation on),
-//! the pool of in-flight downloads ([`Speculated`]), keyed by the exact metadata file
-//! name, and the guesses of which files a walk to a target will need ([`guess_bins`]).
+//! the pool of in-flight downloads (`Speculated`), keyed by the exact metadata file
+//! name, and the guesses of which files a walk to a target will need (`guess_bins`).
 //! It never verifies and never decides anything: the updater takes a file's bytes from
 //! the pool *when its strict workflow reaches that file*, and hands them to exactly the
 //! check a download at that point would get (signatures under the keys trusted then,
@@ -23,7 +23,7 @@
 //!   path of every hinted target ([`super::Updater::hint`]): the first role its walk
 //!   lacks, at the version the snapshot names, and the hash bin below it that the
 //!   target falls in, its name taken from the stored copy of that role or from the
-//!   succinct bins the snapshot lists ([`guess_bins`]).
+//!   succinct bins the snapshot lists (`guess_bins`).
 //!
 //! A succinct bin is interchangeable with any other bin of its delegation as far as
 //! signatures go (one key set signs them all) and a Trellis snapshot names their

@@ -387,7 +387,7 @@ impl Remotes {
     /// Starts downloading `infos` of `registry` into the verified cache on other
     /// threads (those not cached and not already on their way), and returns: each is
     /// checked as any target download is, and a later fetch of one of them waits for
-    /// it ([`InFlight`]) instead of asking again. For what an operation is sure to
+    /// it (`InFlight`) instead of asking again. For what an operation is sure to
     /// fetch next but does not need yet (the last prefetch wave's envelopes and
     /// publisher records, packages while their signatures are checked). Nothing fails
     /// here: a download that fails is downloaded again, and reported, by the fetch
