@@ -5,7 +5,9 @@
 //!
 //! 1. cold install of a plugin whose dependency graph has about 30 nodes, in a fresh
 //!    child process: requests, the round trips of the critical path, bytes, wall
-//!    time, peak RSS (VmHWM of the child); at each latency, then again with the index
+//!    time, peak RSS (VmHWM of the child), and the critical path request by request;
+//!    at each latency, then again in the strict order (`MetadataOrder::Strict`, no
+//!    package before consent: the client before speculation), then with the index
 //!    doc aliases not served (a mirror without them);
 //! 2. warm re-resolve: the same install again in a new store over the warm data dir
 //!    (one conditional request for timestamp.json, everything else from the trusted
@@ -29,6 +31,7 @@ use std::time::{Duration, Instant};
 use trellis_client::hooks::NoHooks;
 use trellis_client::resolve::HostApp;
 use trellis_client::store::{AlwaysAgree, Session, Store, StoreOptions, install::parse_requirement};
+use trellis_client::trust::MetadataOrder;
 use trellis_index::build::Scope;
 use trellis_index::synth::{self, SynthPlugin, SynthSite, SynthSpec};
 use trellis_schema::PluginId;
@@ -50,12 +53,28 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// The child: one cold install; prints `elapsed_ms installed peak_kib`.
-fn child(data: &str, url: &str, root: &str, id: &str) {
+/// Agrees to everything when asked, but does not say so in advance: an install then
+/// downloads no package before its consent step (what an interactive user gets).
+struct AgreeWhenAsked;
+
+impl trellis_client::store::Consent for AgreeWhenAsked {
+    fn agree(&self, _disclosure: &trellis_client::consent::Disclosure) -> bool {
+        true
+    }
+}
+
+/// The child: one cold install; prints `elapsed_ms installed peak_kib`. With `strict`,
+/// metadata in the spec's order ([`MetadataOrder::Strict`]) and no package before
+/// consent: the client as it was before speculation.
+fn child(data: &str, url: &str, root: &str, id: &str, strict: bool) {
     let start = Instant::now();
-    let mut store = Store::open(data, options()).unwrap();
+    let mut options = options();
+    if strict {
+        options.metadata_order = MetadataOrder::Strict;
+    }
+    let mut store = Store::open(data, options).unwrap();
     store.add_registry("synth", url, &std::fs::read(root).unwrap()).unwrap();
-    let session = Session::new(&NoHooks, &AlwaysAgree);
+    let session = if strict { Session::new(&NoHooks, &AgreeWhenAsked) } else { Session::new(&NoHooks, &AlwaysAgree) };
     let report = store.install(&[parse_requirement(id).unwrap()], &session).unwrap();
     println!("{} {} {}", start.elapsed().as_millis(), report.installed.len(), peak_rss_kib());
 }
@@ -154,6 +173,21 @@ fn report_hits(server: &FaultServer, site: &Path) {
     }
 }
 
+/// The critical path, round trip by round trip: the kind of request the chain waits
+/// for at each (one of those sent together).
+fn report_chain(server: &FaultServer) {
+    let kinds: Vec<String> = server
+        .critical_chain()
+        .iter()
+        .map(|path| {
+            let name = path.rsplit('/').next().unwrap_or(path);
+            let name = name.split_once('.').filter(|(h, _)| h.len() == 64).map_or(name, |(_, rest)| rest);
+            if path.contains("/index/alias/") { format!("alias {name}") } else { name.to_owned() }
+        })
+        .collect();
+    println!("  critical path: {}", kinds.join(" → "));
+}
+
 /// Where a warm re-resolve spends its time in the trust layer: opening the trusted
 /// state, the one-request update check, and the delegation walk to each index doc of
 /// the graph (bins read back from the trusted store).
@@ -203,7 +237,7 @@ fn warm_breakdown(data: &tempfile::TempDir, server: &FaultServer, plan: &[SynthP
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {
-        child(&args[i + 1], &args[i + 2], &args[i + 3], &args[i + 4]);
+        child(&args[i + 1], &args[i + 2], &args[i + 3], &args[i + 4], args.get(i + 5).is_some_and(|a| a == "strict"));
         return;
     }
     let spec = SynthSpec {
@@ -255,13 +289,19 @@ fn main() {
         .split(',')
         .filter_map(|v| v.trim().parse().ok())
         .collect();
-    // The same installs from a mirror without the index doc aliases (the files not
-    // served): bin then doc, one more round trip per level of the graph.
+    // The same installs in the strict order (the client before speculation: each TUF
+    // file when the spec's order reaches it, no package before consent), then from a
+    // mirror without the index doc aliases (the files not served): bin then doc, one
+    // more round trip per level of the graph.
     let aliases: Vec<String> = server.paths().into_iter().filter(|p| p.starts_with("/targets/index/alias/")).collect();
     let mut data = None;
-    let runs = latencies.iter().map(|l| (*l, true)).chain(latencies.iter().map(|l| (*l, false)));
-    for (run, (latency, with_aliases)) in runs.enumerate() {
-        if !with_aliases && run == latencies.len() {
+    let runs = latencies
+        .iter()
+        .map(|l| (*l, true, false))
+        .chain(latencies.iter().map(|l| (*l, true, true)))
+        .chain(latencies.iter().map(|l| (*l, false, false)));
+    for (run, (latency, with_aliases, strict)) in runs.enumerate() {
+        if !with_aliases && run == 2 * latencies.len() {
             for path in &aliases {
                 server.remove(path);
             }
@@ -272,14 +312,16 @@ fn main() {
         let exe = std::env::current_exe().unwrap();
         let out = std::process::Command::new(exe)
             .args(["--child", dir.path().to_str().unwrap(), &server.url(), root.to_str().unwrap(), &target])
+            .arg(if strict { "strict" } else { "speculative" })
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8_lossy(&out.stdout);
         let fields: Vec<u64> = text.split_whitespace().filter_map(|f| f.parse().ok()).collect();
         println!(
-            "cold install at {latency} ms per request{}: {} plugins installed, {} requests, {} round trips of \
+            "cold install at {latency} ms per request{}{}: {} plugins installed, {} requests, {} round trips of \
              critical path, {} bytes, {} ms, peak RSS {:.1} MiB",
+            if strict { " in the strict order" } else { "" },
             if with_aliases { "" } else { " without aliases" },
             fields[1],
             server.request_count(),
@@ -288,8 +330,9 @@ fn main() {
             fields[0],
             fields[2] as f64 / 1024.0
         );
-        if run == 0 || run == latencies.len() {
+        if run % latencies.len() == latencies.len() - 1 {
             report_hits(&server, &site.site_dir);
+            report_chain(&server);
         }
         data.get_or_insert(dir);
     }

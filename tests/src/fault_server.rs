@@ -74,8 +74,8 @@ struct State {
     files: HashMap<String, Vec<u8>>,
     faults: HashMap<String, (Fault, Option<u32>)>,
     hits: Vec<Hit>,
-    /// When each answered request arrived and when its answer was written.
-    spans: Vec<(Instant, Instant)>,
+    /// When each answered request arrived, when its answer was written, and its path.
+    spans: Vec<(Instant, Instant, String)>,
     latency: Duration,
 }
 
@@ -180,14 +180,37 @@ impl FaultServer {
     /// one was answered: the round trips on the client's critical path (with latency
     /// set, requests sent together overlap and count once).
     pub fn critical_path(&self) -> usize {
+        self.critical_chain().len()
+    }
+
+    /// The paths of one longest chain counted by [`FaultServer::critical_path`], first
+    /// request first: what a client's critical path waits for, round trip by round trip.
+    pub fn critical_chain(&self) -> Vec<String> {
         let mut spans = lock(&self.state).spans.clone();
         spans.sort();
-        let mut depth: Vec<usize> = Vec::with_capacity(spans.len());
-        for (i, (start, _)) in spans.iter().enumerate() {
-            let before = (0..i).filter(|&j| spans[j].1 <= *start).map(|j| depth[j]).max().unwrap_or(0);
-            depth.push(before + 1);
+        // For each request: its depth and the request before it on its longest chain.
+        let mut depth: Vec<(usize, Option<usize>)> = Vec::with_capacity(spans.len());
+        for (i, (start, _, _)) in spans.iter().enumerate() {
+            let before = (0..i).filter(|&j| spans[j].1 <= *start).max_by_key(|&j| depth[j].0);
+            depth.push((before.map_or(0, |j| depth[j].0) + 1, before));
         }
-        depth.into_iter().max().unwrap_or(0)
+        let mut chain = Vec::new();
+        let mut at = (0..spans.len()).max_by_key(|&i| depth[i].0);
+        while let Some(i) = at {
+            chain.push(spans[i].2.clone());
+            at = depth[i].1;
+        }
+        chain.reverse();
+        chain
+    }
+
+    /// Every answered request: when it arrived and when its answer was written, from
+    /// the first arrival, and its path; in arrival order.
+    pub fn timeline(&self) -> Vec<(Duration, Duration, String)> {
+        let mut spans = lock(&self.state).spans.clone();
+        spans.sort();
+        let Some(first) = spans.first().map(|s| s.0) else { return Vec::new() };
+        spans.into_iter().map(|(start, end, path)| (start - first, end - first, path)).collect()
     }
 
     /// Forgets the recorded requests and bytes.
@@ -263,7 +286,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>, bytes_sent: &AtomicU64) -> std
         std::thread::sleep(latency);
     }
     let record = |status: u16| lock(state).hits.push(Hit { path: path.clone(), status });
-    let span = || lock(state).spans.push((arrived, Instant::now()));
+    let span = || lock(state).spans.push((arrived, Instant::now(), path.clone()));
     if let Some(Fault::Stall(duration)) = fault {
         record(0);
         std::thread::sleep(duration);

@@ -127,6 +127,44 @@ fn an_endless_alias_is_cut_at_its_cap() {
     assert!(sent < cap + (16 << 20), "{sent} bytes sent for a {cap}-byte cap");
 }
 
+/// Many large aliases: each is cut at its cap, and the cap is taken from the budget
+/// of the prefetch (`ALIAS_BUDGET`), so once that is spent no alias is asked for at
+/// all; every doc then comes by its hashed path and the install completes. Without the
+/// budget every one of the 41 aliases would be asked for (and cost its cap).
+#[test]
+fn the_alias_budget_stops_the_asking_and_the_install_completes_by_hashed_paths() {
+    use trellis_client::store::source::{ALIAS_BUDGET, ALIAS_MAX_BYTES};
+    let room = usize::try_from(ALIAS_BUDGET / ALIAS_MAX_BYTES).unwrap();
+    let libs = room + 8;
+    let site = Site::new();
+    let mut plugins = Vec::new();
+    let mut app = Plugin::new("acme.app", "1.0.0");
+    for i in 0..libs {
+        let id = format!("acme.lib{i}");
+        plugins.push(Plugin::new(&id, "1.0.0"));
+        app = app.depends_on(&id, "^1");
+    }
+    plugins.push(app);
+    site.publish(&plugins);
+    let server = served(&site);
+    for path in server.paths().into_iter().filter(|p| p.starts_with("/targets/index/alias/")) {
+        server.fault(&path, Fault::Endless);
+    }
+    let data = tempfile::tempdir().unwrap();
+    let mut store = store(data.path(), &server, &site);
+    server.reset_counters();
+    assert_eq!(install(&mut store, "acme.app").unwrap().len(), libs + 1);
+    let hits = server.hits();
+    let aliases = hits.iter().filter(|h| h.path.starts_with("/targets/index/alias/")).count();
+    assert_eq!(aliases, room, "{room} aliases fit the {ALIAS_BUDGET}-byte budget, {libs} + 1 were wanted");
+    let docs = hits.iter().filter(|h| h.path.starts_with("/targets/index/") && !h.path.contains("/alias/")).count();
+    assert_eq!(docs, libs + 1, "every doc by its hashed path");
+    // What the client read (at most the budget) plus what the loopback sockets held
+    // when it hung up on each endless answer.
+    let sent = server.bytes_sent();
+    assert!(sent < ALIAS_BUDGET + (room as u64) * (8 << 20), "{sent} bytes sent for a {ALIAS_BUDGET}-byte budget");
+}
+
 /// A drip-fed alias (one byte per 50 ms, slow retrieval) does not hold the install:
 /// once its bin is in, the wave waits for the alias at most as long again and takes
 /// the hashed path. The transport's minimum rate (1 KiB per 10 s after a 10 s grace)

@@ -3,7 +3,7 @@
 //! Owns the chain of checks between "the resolver picked acme.clock 1.2.0" and "these
 //! package bytes may be extracted", in two steps:
 //!
-//! 1. [`verify_signed`], before anything is asked or downloaded: the small DSSE
+//! 1. [`verify_signed`], before anything is asked or opened: the small DSSE
 //!    envelopes (blobs whose path, length and SHA-256 the release's entry in the index
 //!    doc lists) are fetched in parallel and each must carry the publisher's signature
 //!    ([`PublisherRecord::verify_release`], the record being the head of its chain, a
@@ -19,6 +19,13 @@
 //! 2. [`download`]: the packages (or deltas, [`super::delta`], with the package as
 //!    fallback) in parallel, each archive's structure and entry set checked against
 //!    the signed manifest ([`Package::from_bytes`]); progress goes to the [`Reporter`].
+//!
+//! The bytes of a new plugin's package may arrive earlier: when consent is given in
+//! advance (`--yes`), an install starts their download into the verified cache as
+//! soon as resolution is done ([`download_new_packages_behind`]), so it shares the
+//! round trip of the envelopes and publisher records step 1 reads. That changes only when bytes arrive: they are
+//! checked against the index doc's length and SHA-256 like any blob, and nothing is
+//! opened before step 1 passed and the user consented.
 //!
 //! **Why a blob needs no TUF target of its own.** The index doc came through
 //! [`crate::trust`]: a target of a hash bin, verified by length and SHA-256 under the
@@ -237,6 +244,28 @@ fn publisher_record(
     let (record, bytes) = super::publishers::current_record(remotes, registry, &vendor)?;
     records.insert((registry.clone(), vendor), (Arc::clone(&record), Arc::clone(&bytes)));
     Ok((record, bytes))
+}
+
+/// Starts downloading the packages of the releases of `plugins` that are new to the
+/// data dir (not in `installed`: an update may take a delta instead) into the verified
+/// cache, while [`verify_signed`] checks their signatures: the length and SHA-256 of
+/// each come from its verified index doc, so the bytes are checked as any target's,
+/// and nothing is opened, extracted or activated before [`download`], which runs only
+/// after every check and the user's consent. Called only when consent is given in
+/// advance ([`super::Consent::agrees_in_advance`]): a user who refuses has had nothing
+/// downloaded. A refused install leaves verified blobs in the cache, nothing else.
+pub fn download_new_packages_behind(
+    remotes: &Remotes,
+    plugins: &[ResolvedPlugin],
+    installed: &BTreeMap<PluginId, Version>,
+) {
+    let mut by_registry: BTreeMap<&RegistryName, Vec<TargetInfo>> = BTreeMap::new();
+    for plugin in plugins.iter().filter(|p| !installed.contains_key(&p.id)) {
+        by_registry.entry(&plugin.registry).or_default().push(blob_info(&plugin.id, &plugin.release.package));
+    }
+    for (registry, infos) in by_registry {
+        remotes.download_behind(registry, infos);
+    }
 }
 
 /// Downloads the packages of `releases` (verified by [`verify_signed`]; in parallel per

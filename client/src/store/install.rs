@@ -116,6 +116,9 @@ impl Store {
         session.reporter.report(Event::Resolved { to_fetch: changes.len() });
         self.check_space(&changes)?;
         self.check_admin_plugins(&changes)?;
+        if session.consent.agrees_in_advance() {
+            fetch::download_new_packages_behind(&remotes, &changes, &installed);
+        }
         let signed = fetch::verify_signed(&remotes, &changes)?;
         self.check_admin_releases(&signed)?;
         report.disclosures = self.collect_consent(&signed, session)?;

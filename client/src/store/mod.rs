@@ -61,7 +61,7 @@ use crate::hooks::{Hook, HookContext, HookError, HostHooks, call_hook};
 use crate::resolve::{self, HostApp, Request, ResolveError};
 use crate::state::{DataDir, RegistryName, StateError, StateStore};
 use crate::transport::HttpOptions;
-use crate::trust::TrustError;
+use crate::trust::{MetadataOrder, TrustError};
 
 pub use advisories::AdvisoryFinding;
 pub use blocked::{DisabledRelease, HeldBack};
@@ -500,6 +500,15 @@ pub trait Consent {
     /// installs or updates to, with its download size, and every disclosure it will ask
     /// about. A dialog can show the whole plan and ask once. Does nothing by default.
     fn plan(&self, _plan: &Plan) {}
+
+    /// Whether every question would be answered "yes" without asking anyone (`--yes`,
+    /// a host app's policy). Then an install starts downloading the packages of new
+    /// plugins (into the verified cache, nothing opened) while their signatures are
+    /// checked, before the questions; otherwise nothing is downloaded before consent.
+    /// `false` by default.
+    fn agrees_in_advance(&self) -> bool {
+        false
+    }
 }
 
 /// One release an operation installs, or updates a plugin to.
@@ -535,6 +544,10 @@ pub struct AlwaysAgree;
 
 impl Consent for AlwaysAgree {
     fn agree(&self, _disclosure: &Disclosure) -> bool {
+        true
+    }
+
+    fn agrees_in_advance(&self) -> bool {
         true
     }
 }
@@ -581,6 +594,13 @@ pub struct StoreOptions {
     /// Whether outcomes go to [`HostHooks::telemetry`]
     /// (default off; see [`crate::telemetry`]).
     pub telemetry: crate::telemetry::Telemetry,
+    /// When TUF metadata is downloaded: [`MetadataOrder::Speculative`] (the default)
+    /// asks for what an operation's first lookups need together with the update
+    /// check, each file verified when and as the spec's order reaches it
+    /// ([`crate::trust::speculation`]); [`MetadataOrder::Strict`] asks for each file
+    /// when that order reaches it (one more round trip per delegation level), and then
+    /// no index doc alias is asked for with the check either.
+    pub metadata_order: MetadataOrder,
 }
 
 impl StoreOptions {
@@ -595,6 +615,7 @@ impl StoreOptions {
             crash_at: None,
             telemetry: crate::telemetry::Telemetry::Off,
             admin_policy: None,
+            metadata_order: MetadataOrder::Speculative,
         }
     }
 }
@@ -856,6 +877,7 @@ impl Store {
                 Some(progress),
                 self.options.reference_time,
                 self.options.network,
+                self.options.metadata_order,
             )?));
         }
         self.remotes.clone().ok_or(StoreError::NoRegistry)

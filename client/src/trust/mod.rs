@@ -22,6 +22,10 @@
 //! - [`fetcher`]: target downloads detached from the updater (other threads), and the
 //!   one door for bytes fetched before their hash was known (an index doc alias):
 //!   [`TargetFetcher::accept`] checks them against the signed length and SHA-256.
+//! - [`speculation`]: metadata asked for ahead of the spec's order
+//!   ([`MetadataOrder::Speculative`], the store's choice; the conformance client keeps
+//!   [`MetadataOrder::Strict`]), each file verified when and as the strict workflow
+//!   reaches it.
 //!
 //! It does not fetch bytes itself (that is [`crate::transport`]) and it does not
 //! interpret targets (index docs, packages, publisher records belong to the modules
@@ -57,6 +61,7 @@
 pub mod delegation;
 mod error;
 pub mod fetcher;
+pub mod speculation;
 pub mod store;
 pub mod trusted_set;
 pub mod updater;
@@ -66,6 +71,7 @@ use trellis_schema::tuf::Targets;
 
 pub use error::TrustError;
 pub use fetcher::{TargetFetcher, Unverified};
+pub use speculation::MetadataOrder;
 pub use store::MetadataStore;
 pub use trusted_set::{TimestampUpdate, TrustedSet};
 pub use updater::{TargetInfo, UpdateCheck, Updater};

@@ -15,6 +15,7 @@ use trellis_schema::tuf::{TargetFile, Targets};
 
 use super::delegation;
 use super::fetcher::{self, TargetFetcher};
+use super::speculation::{self, MetadataOrder, Speculated};
 use super::store::{MetadataStore, TimestampValidators, quote};
 use super::trusted_set::{TimestampUpdate, TrustedSet};
 use super::verify::{TrustedLeaf, Verified, check_length_and_hashes};
@@ -111,6 +112,13 @@ pub struct Updater {
     progress: Option<Arc<dyn Progress>>,
     reference_time: Option<jiff::Timestamp>,
     budget: MetadataBudget,
+    order: MetadataOrder,
+    /// Target paths the next refresh or update check speculates the delegation path of.
+    hints: Vec<String>,
+    speculated: Speculated,
+    /// The trusted set [`Updater::hint`] prepared for the next update check (stored
+    /// root and timestamp, usable), when it started speculation for it.
+    prepared: Option<TrustedSet>,
 }
 
 impl std::fmt::Debug for Updater {
@@ -157,7 +165,51 @@ impl Updater {
             cache: None,
             progress: None,
             reference_time: None,
+            order: MetadataOrder::Strict,
+            hints: Vec::new(),
+            speculated: Speculated::default(),
+            prepared: None,
         })
+    }
+
+    /// Downloads metadata in `order` ([`MetadataOrder::Strict`] unless told).
+    #[must_use]
+    pub fn with_metadata_order(mut self, order: MetadataOrder) -> Self {
+        self.order = order;
+        self
+    }
+
+    /// Names the targets the caller is about to look up, so that with
+    /// [`MetadataOrder::Speculative`] the next refresh or update check asks for the
+    /// roles on their delegation paths together with its own requests (see
+    /// [`super::speculation`]). Used once; nothing is trusted because of a hint.
+    ///
+    /// When the next update check will be the one conditional request (a stored
+    /// timestamp, unexpired, and its validators), the roles the stored snapshot names
+    /// are asked for now, and the answer is the hinted paths whose walk needs a role
+    /// the store does not hold (what the caller may fetch by other means meanwhile);
+    /// `None` when there is no such local answer. The trusted state is left as it was.
+    pub fn hint(&mut self, paths: impl IntoIterator<Item = String>) -> Option<Vec<String>> {
+        self.speculated.clear();
+        self.prepared = None;
+        if self.order != MetadataOrder::Speculative {
+            return None;
+        }
+        self.hints = paths.into_iter().collect();
+        if self.hints.is_empty() || self.store.load_validators().is_none() {
+            return None;
+        }
+        let fresh = Self::trusted_from(&self.store, self.reference_time, self.limits.key_ids).ok()?;
+        let trusted = std::mem::replace(&mut self.trusted, fresh);
+        let kept = (std::mem::take(&mut self.delegated), std::mem::take(&mut self.leaves));
+        let needs = if self.local_timestamp_usable() { self.speculate_local() } else { None };
+        // The check then sends its request at once: what it would load first is here.
+        let prepared = std::mem::replace(&mut self.trusted, trusted);
+        (self.delegated, self.leaves) = kept;
+        if needs.is_some() {
+            self.prepared = Some(prepared);
+        }
+        needs
     }
 
     /// Uses `limits` instead of the defaults.
@@ -268,27 +320,161 @@ impl Updater {
 
     /// The strict spec §5 refresh: root chain (probing N+1.root.json until it is
     /// absent), timestamp, snapshot, top-level targets. Delegated roles are loaded
-    /// later, lazily, by [`Updater::target_info`].
+    /// later, lazily, by [`Updater::target_info`]. With
+    /// [`MetadataOrder::Speculative`], files are asked for ahead of that order and
+    /// verified in it ([`super::speculation`]).
     pub fn refresh(&mut self) -> Result<(), TrustError> {
         self.refresh_with_timestamp(None)
     }
 
     fn refresh_with_timestamp(&mut self, prefetched: Option<(Vec<u8>, TimestampValidators)>) -> Result<(), TrustError> {
+        let early_timestamp = prefetched.is_none() && self.order == MetadataOrder::Speculative;
         if prefetched.is_none() {
-            // An update check started the budget with the timestamp it fetched.
+            // An update check started the budget with the timestamp it fetched (and
+            // its speculation, which this refresh may still take).
             self.budget = MetadataBudget::new(self.limits.metadata_bytes);
+            self.speculated.clear();
         }
         self.trusted = Self::trusted_from(&self.store, self.reference_time, self.limits.key_ids)?;
         self.delegated.clear();
         self.leaves.clear();
+        if early_timestamp {
+            self.speculated.start(&self.mirrors, "timestamp.json".to_owned(), self.limits.timestamp);
+        }
+        let root_before = self.trusted.root().version();
         // Every refresh probes for a newer root first, also the one an update check
         // runs after a changed timestamp (a 200): a rotation that revoked a key must
         // be known before metadata signed by that key is believed. Only a 304 skips it.
         self.update_root()?;
-        self.update_timestamp(prefetched)?;
-        self.update_snapshot()?;
-        self.update_top_targets()?;
-        Ok(())
+        // A timestamp asked for with the root probe is taken only under the root it
+        // was asked under: after a rotation it is fetched again.
+        let root_settled = self.trusted.root().version() == root_before;
+        let result =
+            self.update_timestamp(prefetched, root_settled).and_then(|()| self.update_snapshot()).and_then(|()| {
+                self.speculate_paths();
+                self.update_top_targets()
+            });
+        self.prepared = None;
+        self.hints.clear();
+        result
+    }
+
+    /// The speculated bytes of metadata `file`, if they were asked for, arrived within
+    /// the budget and pass `accept` (the check a download at this point of the
+    /// workflow gets); `None` otherwise, and the caller downloads `file` the strict way.
+    fn take_speculated<T>(
+        speculated: &mut Speculated,
+        budget: &mut MetadataBudget,
+        file: &str,
+        accept: impl FnOnce(&[u8]) -> Result<T, TrustError>,
+    ) -> Option<(T, Vec<u8>, TimestampValidators)> {
+        let (bytes, validators) = speculated.take(file)?;
+        let received = budget.received.saturating_add(bytes.len() as u64);
+        if received > budget.limit {
+            return None;
+        }
+        budget.received = received;
+        match accept(&bytes) {
+            Ok(value) => Some((value, bytes, validators)),
+            Err(error) => {
+                tracing::debug!(file, %error, "speculated metadata refused: downloading it again");
+                None
+            }
+        }
+    }
+
+    /// With [`MetadataOrder::Speculative`] and hints ([`Updater::hint`]), starts
+    /// downloading the roles on the delegation path of each hinted target that the
+    /// trusted store does not hold: the first role its walk lacks, at the version the
+    /// trusted snapshot names, and the bin below it the target falls in
+    /// ([`speculation::guess_bins`]). The top-level targets is walked when loaded;
+    /// before it is, its stored copy (if any) guesses the first role, and the file
+    /// itself is asked for when the snapshot names another version.
+    /// Returns the hinted paths whose walk needs a download.
+    fn speculate_paths(&mut self) -> Vec<String> {
+        if self.order != MetadataOrder::Speculative || self.hints.is_empty() {
+            return Vec::new();
+        }
+        let Some(snapshot) = self.trusted.snapshot().map(|s| (**s).clone()) else { return Vec::new() };
+        let mut roles: Vec<(String, String)> = Vec::new();
+        let hints = std::mem::take(&mut self.hints);
+        let stored_top = if self.trusted.targets().is_none() {
+            let stored = self.store.load("targets").and_then(|bytes| speculation::unverified_targets(&bytes));
+            let version = snapshot.meta.get("targets.json").map(|m| m.version);
+            if stored.as_ref().map(|t| t.version) != version {
+                roles.push(("targets".to_owned(), String::new()));
+            }
+            Some(stored)
+        } else {
+            None
+        };
+        for path in &hints {
+            let needed = match &stored_top {
+                None => match self.walk(path, true) {
+                    Ok(Walk::Needs { role, .. }) => Some(role),
+                    _ => None,
+                },
+                Some(stored) => stored
+                    .as_ref()
+                    .and_then(|t| t.delegations.as_ref())
+                    .and_then(|d| delegation::roles_for_target(d, path).into_iter().next())
+                    .map(|(role, _)| role),
+            };
+            if let Some(role) = needed {
+                roles.push((role, path.clone()));
+            }
+        }
+        self.hints = hints;
+        let needs: Vec<String> = roles.iter().filter(|(_, path)| !path.is_empty()).map(|(_, p)| p.clone()).collect();
+        let mut files = Vec::new();
+        for (role, path) in roles {
+            let stored = self.store.load(&role);
+            let below = if path.is_empty() {
+                Vec::new()
+            } else {
+                speculation::guess_bins(&role, stored.as_deref(), &snapshot, &path)
+            };
+            for name in std::iter::once(role.clone()).chain(below.into_iter().filter(|b| *b != role)) {
+                if let Ok(file) = self.role_file(&name) {
+                    files.push(file);
+                }
+            }
+        }
+        let remaining = self.budget.limit.saturating_sub(self.budget.received);
+        for (file, max) in files {
+            self.speculated.start(&self.mirrors, file, max.min(remaining));
+        }
+        needs
+    }
+
+    /// Before the update check's request (from [`Updater::hint`], on the stored root
+    /// and timestamp): the roles on the hinted targets' delegation paths, as the stored
+    /// snapshot names them, asked for ahead of it. A `304` confirms that snapshot, so
+    /// they are the roles the walk loads next; after a `200`, those whose version the
+    /// new snapshot still names are. `None` when the stored chain does not answer.
+    fn speculate_local(&mut self) -> Option<Vec<String>> {
+        let loaded = self.store.load("snapshot").is_some_and(|bytes| {
+            let receipt = self.store.load_receipt("snapshot");
+            matches!(self.trusted.load_local_snapshot(&bytes, receipt.as_ref()), Ok(true))
+        }) && self.store.load("targets").is_some_and(|bytes| {
+            let receipt = self.store.load_receipt("targets");
+            self.trusted.load_local_targets(&bytes, receipt.as_ref()).is_ok()
+        });
+        loaded.then(|| self.speculate_paths())
+    }
+
+    /// Loads the stored timestamp under the trusted root: whether both are unexpired
+    /// (what the one-request update check needs).
+    fn local_timestamp_usable(&mut self) -> bool {
+        self.trusted.check_root_fresh().is_ok()
+            && self.store.load("timestamp").is_some_and(|bytes| {
+                let loaded = self.trusted.load_local_timestamp(&bytes, self.store.load_receipt("timestamp").as_ref());
+                if loaded.is_ok() {
+                    self.remember("timestamp", &bytes, self.trusted.timestamp());
+                }
+                loaded.is_ok()
+            })
+            && self.trusted.timestamp().is_some_and(|t| !t.is_expired(self.trusted.now()))
     }
 
     /// Records a receipt for `role`'s stored bytes when this load verified their
@@ -326,7 +512,11 @@ impl Updater {
         self.trusted.check_root_fresh()
     }
 
-    fn update_timestamp(&mut self, prefetched: Option<(Vec<u8>, TimestampValidators)>) -> Result<(), TrustError> {
+    fn update_timestamp(
+        &mut self,
+        prefetched: Option<(Vec<u8>, TimestampValidators)>,
+        take_speculated: bool,
+    ) -> Result<(), TrustError> {
         if let Some(local) = self.store.load("timestamp") {
             match self.trusted.load_local_timestamp(&local, self.store.load_receipt("timestamp").as_ref()) {
                 Ok(()) => self.remember("timestamp", &local, self.trusted.timestamp()),
@@ -342,7 +532,16 @@ impl Updater {
                 None
             }
         });
-        let (outcome, bytes, validators) = match prefetched {
+        let speculated = match (&prefetched, take_speculated) {
+            (None, true) => {
+                let trusted = &mut self.trusted;
+                Self::take_speculated(&mut self.speculated, &mut self.budget, "timestamp.json", |bytes| {
+                    trusted.update_timestamp(bytes)
+                })
+            }
+            _ => None,
+        };
+        let (outcome, bytes, validators) = match prefetched.or(speculated) {
             Some(verified) => verified,
             None => {
                 let trusted = &mut self.trusted;
@@ -433,6 +632,15 @@ impl Updater {
     ) -> Result<(Arc<Verified<Targets>>, Vec<u8>), TrustError> {
         let (file, max) = self.role_file(role)?;
         let trusted = &mut self.trusted;
+        if let Some((targets, bytes, _)) =
+            Self::take_speculated(&mut self.speculated, &mut self.budget, &file, |bytes| match delegator {
+                Delegator::Root => trusted.update_targets(bytes),
+                Delegator::Targets(parent) => verify_speculated_role(trusted, role, parent, bytes).map(Arc::new),
+            })
+        {
+            return Ok((targets, bytes));
+        }
+        let trusted = &mut self.trusted;
         let (targets, bytes, _) =
             Self::fetch_metadata(&self.mirrors, &mut self.budget, &file, max, None, |bytes| match delegator {
                 Delegator::Root => trusted.update_targets(bytes),
@@ -521,6 +729,32 @@ impl Updater {
                     Ok(file) => files.push(file),
                     Err(_) => return,
                 }
+            }
+            // Roles asked for ahead ([`MetadataOrder::Speculative`]) are taken first,
+            // each verified here as a download would be; the rest (and any refused)
+            // are downloaded together.
+            let mut rest = Vec::with_capacity(needed.len());
+            let mut rest_files = Vec::with_capacity(needed.len());
+            for ((role, parent_name, parent), (file, max)) in needed.into_iter().zip(files) {
+                let trusted = &mut self.trusted;
+                match Self::take_speculated(&mut self.speculated, &mut self.budget, &file, |bytes| {
+                    verify_speculated_role(trusted, &role, &parent, bytes)
+                }) {
+                    Some((targets, bytes, _)) => {
+                        let targets = Arc::new(targets);
+                        if self.store.store_verified(&role, &bytes, &targets).is_ok() {
+                            self.delegated.insert((role, parent_name), targets);
+                        }
+                    }
+                    None => {
+                        rest.push((role, parent_name, parent));
+                        rest_files.push((file, max));
+                    }
+                }
+            }
+            let (needed, files) = (rest, rest_files);
+            if needed.is_empty() {
+                continue;
             }
             let remaining = self.budget.limit.saturating_sub(self.budget.received);
             let mirrors = &self.mirrors;
@@ -769,18 +1003,20 @@ impl Updater {
     pub fn check_for_updates(&mut self) -> Result<UpdateCheck, TrustError> {
         let before = (self.chain(), std::mem::take(&mut self.delegated), std::mem::take(&mut self.leaves));
         self.budget = MetadataBudget::new(self.limits.metadata_bytes);
-        self.trusted = Self::trusted_from(&self.store, self.reference_time, self.limits.key_ids)?;
         let validators = self.store.load_validators();
-        let local = self.store.load("timestamp");
-        let usable = self.trusted.check_root_fresh().is_ok()
-            && local.as_deref().is_some_and(|bytes| {
-                let loaded = self.trusted.load_local_timestamp(bytes, self.store.load_receipt("timestamp").as_ref());
-                if loaded.is_ok() {
-                    self.remember("timestamp", bytes, self.trusted.timestamp());
-                }
-                loaded.is_ok()
-            })
-            && self.trusted.timestamp().is_some_and(|t| !t.is_expired(self.trusted.now()));
+        // What a hint prepared and asked for ahead of this check is kept for it,
+        // anything older not.
+        let usable = match self.prepared.take() {
+            Some(prepared) => {
+                self.trusted = prepared;
+                true
+            }
+            None => {
+                self.speculated.clear();
+                self.trusted = Self::trusted_from(&self.store, self.reference_time, self.limits.key_ids)?;
+                self.local_timestamp_usable()
+            }
+        };
         let (Some(validators), true) = (validators, usable) else {
             self.refresh()?;
             return Ok(UpdateCheck::Refreshed);
@@ -891,4 +1127,21 @@ impl Updater {
         }
         Ok(())
     }
+}
+
+/// Verifies `bytes` fetched ahead as delegated `role` under `parent`, as a download
+/// would be, and, when `parent` delegates by succinct bins, only if every target it
+/// lists falls in `role`: all bins share one key set and the snapshot names no hashes,
+/// so another bin served under a guessed name would otherwise pass as `role`.
+fn verify_speculated_role(
+    trusted: &TrustedSet,
+    role: &str,
+    parent: &Targets,
+    bytes: &[u8],
+) -> Result<Verified<Targets>, TrustError> {
+    let targets = trusted.verify_targets(role, Delegator::Targets(parent), bytes)?;
+    if !speculation::bin_holds_its_own(parent, role, &targets) {
+        return Err(TrustError::malformed(role, "lists targets that do not fall in this bin (another bin's file?)"));
+    }
+    Ok(targets)
 }

@@ -35,8 +35,8 @@
 //! It does not interpret packages or signatures of releases (that is
 //! [`super::fetch`]) and does not decide anything (the lifecycle modules do).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use trellis_schema::PluginId;
 use trellis_schema::advisory::Advisories;
@@ -53,7 +53,7 @@ use crate::transport::{
     AnyTransport, AttemptError, DownloadCache, Fetched, HealthOptions, HttpOptions, MirrorHealth, Progress, Request,
     Transport, TransportError, parallel,
 };
-use crate::trust::{TargetInfo, TrustError, Updater};
+use crate::trust::{MetadataOrder, TargetInfo, TrustError, Updater};
 
 use super::Network;
 
@@ -138,6 +138,37 @@ pub struct Remotes {
     docs: Mutex<DocMemo>,
     network: Network,
     offline: Mutex<BTreeMap<RegistryName, OfflineUse>>,
+    behind: Arc<InFlight>,
+}
+
+/// Target paths being downloaded into the verified cache on other threads
+/// ([`Remotes::download_behind`]): a fetch of one of them waits for it instead of
+/// asking again, then reads the cache (or downloads it itself if it did not land).
+#[derive(Debug, Default)]
+struct InFlight {
+    paths: Mutex<HashSet<String>>,
+    landed: Condvar,
+}
+
+impl InFlight {
+    /// Marks `infos` in flight; returns those that were not already.
+    fn begin(&self, infos: Vec<TargetInfo>) -> Vec<TargetInfo> {
+        let mut paths = lock(&self.paths);
+        infos.into_iter().filter(|info| paths.insert(info.path.clone())).collect()
+    }
+
+    fn end(&self, path: &str) {
+        lock(&self.paths).remove(path);
+        self.landed.notify_all();
+    }
+
+    /// Waits until `path` is not in flight.
+    fn wait(&self, path: &str) {
+        let mut paths = lock(&self.paths);
+        while paths.contains(path) {
+            paths = self.landed.wait(paths).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
 }
 
 impl std::fmt::Debug for Remotes {
@@ -160,6 +191,7 @@ impl Remotes {
         progress: Option<Arc<dyn Progress>>,
         reference_time: Option<jiff::Timestamp>,
         network: Network,
+        metadata_order: MetadataOrder,
     ) -> Result<Self, StoreError> {
         let transport: Arc<dyn crate::transport::Transport> = match network {
             Network::Online => Arc::new(AnyTransport::new(http.clone())),
@@ -172,7 +204,8 @@ impl Remotes {
             let mirrors = mirrors::mirrors_of(&transport, &health, config, &published);
             let mut updater = Updater::new(dir.metadata_dir(&config.name), mirrors)
                 .map_err(|source| StoreError::Trust { registry: config.name.clone(), source: Box::new(source) })?
-                .with_cache(DownloadCache::new(dir.cache_dir()));
+                .with_cache(DownloadCache::new(dir.cache_dir()))
+                .with_metadata_order(metadata_order);
             if let Some(progress) = &progress {
                 updater = updater.with_progress(Arc::clone(progress));
             }
@@ -189,7 +222,16 @@ impl Remotes {
             remotes.insert(config.name.clone(), remote);
         }
         let order = registries.registries.iter().map(|r| r.name.clone()).collect();
-        Ok(Self { remotes, transport, health, order, docs: Mutex::default(), network, offline: Mutex::default() })
+        Ok(Self {
+            remotes,
+            transport,
+            health,
+            order,
+            docs: Mutex::default(),
+            network,
+            offline: Mutex::default(),
+            behind: Arc::default(),
+        })
     }
 
     /// The registries this store used without reaching them (offline, or unreachable
@@ -255,10 +297,29 @@ impl Remotes {
     /// The updater of `registry`, refreshed (once per operation) with the cheap check.
     /// When the trusted snapshot moved, the docs memoized for the registry are dropped.
     fn updater(&self, registry: &RegistryName) -> Result<MutexGuard<'_, Updater>, StoreError> {
+        self.updater_hinted(registry, Vec::new, |_, _| {})
+    }
+
+    /// [`Remotes::updater`], naming the targets about to be looked up when the
+    /// refresh is still to come ([`Updater::hint`]: their roles are asked for with
+    /// it); `before_check` gets the hinted paths the trusted store cannot answer, when
+    /// it knows them, before the update check is sent (to fetch what they need
+    /// meanwhile).
+    fn updater_hinted(
+        &self,
+        registry: &RegistryName,
+        hints: impl FnOnce() -> Vec<String>,
+        before_check: impl FnOnce(&Updater, Vec<String>),
+    ) -> Result<MutexGuard<'_, Updater>, StoreError> {
         let remote = self.remote(registry)?;
         let mut updater = lock(&remote.updater);
         let mut refreshed = lock(&remote.refreshed);
         if !*refreshed {
+            if self.network == Network::Online
+                && let Some(needs) = updater.hint(hints())
+            {
+                before_check(&updater, needs);
+            }
             self.refresh(registry, &mut updater)
                 .map_err(|source| StoreError::Trust { registry: registry.clone(), source: Box::new(source) })?;
             *refreshed = true;
@@ -319,7 +380,43 @@ impl Remotes {
         let mut updater = self.updater(registry)?;
         let trust = |source: TrustError| StoreError::Trust { registry: registry.clone(), source: Box::new(source) };
         let Some(info) = updater.target_info(path).map_err(trust)? else { return Ok(None) };
+        self.behind.wait(&info.path);
         updater.fetch_target(&info).map(Some).map_err(trust)
+    }
+
+    /// Starts downloading `infos` of `registry` into the verified cache on other
+    /// threads (those not cached and not already on their way), and returns: each is
+    /// checked as any target download is, and a later fetch of one of them waits for
+    /// it (`InFlight`) instead of asking again. For what an operation is sure to
+    /// fetch next but does not need yet (the last prefetch wave's envelopes and
+    /// publisher records, packages while their signatures are checked). Nothing fails
+    /// here: a download that fails is downloaded again, and reported, by the fetch
+    /// that needs it.
+    pub fn download_behind(&self, registry: &RegistryName, infos: Vec<TargetInfo>) {
+        let Ok(updater) = self.updater(registry) else { return };
+        let fetcher = updater.fetcher();
+        drop(updater);
+        let infos: Vec<TargetInfo> = infos.into_iter().filter(|info| fetcher.cached(info).is_none()).collect();
+        let infos = self.behind.begin(infos);
+        if infos.is_empty() {
+            return;
+        }
+        let behind = Arc::clone(&self.behind);
+        let paths: Vec<String> = infos.iter().map(|info| info.path.clone()).collect();
+        // As wide as a wave's background downloads: a 30-plugin graph's packages in
+        // one round trip, not two.
+        let work = move || {
+            parallel::map_bounded(&infos, BACKGROUND_DOWNLOADS, |info| {
+                let _ = fetcher.fetch(info);
+                behind.end(&info.path);
+            });
+        };
+        if let Err(error) = std::thread::Builder::new().name("trellis-behind".into()).spawn(work) {
+            tracing::debug!(%error, "could not start background downloads");
+            for path in paths {
+                self.behind.end(&path);
+            }
+        }
     }
 
     /// The bytes of `blob`, listed by the verified index doc of `plugin` in `registry`:
@@ -332,6 +429,7 @@ impl Remotes {
         blob: &BlobRef,
     ) -> Result<Vec<u8>, StoreError> {
         let updater = self.updater(registry)?;
+        self.behind.wait(&blob.path);
         updater
             .fetch_target(&blob_info(plugin, blob))
             .map_err(|source| StoreError::Trust { registry: registry.clone(), source: Box::new(source) })
@@ -345,7 +443,10 @@ impl Remotes {
     ) -> Result<Vec<Result<Vec<u8>, TrustError>>, StoreError> {
         let updater = self.updater(registry)?;
         let updater: &Updater = &updater;
-        Ok(parallel::map_bounded(infos, PARALLEL_DOWNLOADS, |info| updater.fetch_target(info)))
+        Ok(parallel::map_bounded(infos, PARALLEL_DOWNLOADS, |info| {
+            self.behind.wait(&info.path);
+            updater.fetch_target(info)
+        }))
     }
 
     /// The verified bytes of catalog document `target` of `registry` within `limit`

@@ -212,7 +212,26 @@ impl Closure<'_> {
     /// wave to download; returns the docs it memoized.
     fn wave(&mut self, ids: Vec<PluginId>, extra: Vec<String>) -> Vec<Arc<IndexDoc>> {
         let mut memoized = Vec::new();
-        let Ok(mut updater) = self.remotes.updater(self.registry) else { return memoized };
+        let hints = || ids.iter().map(index_target).chain(extra.iter().cloned()).collect();
+        // When this wave's refresh is still to come and the trusted store says which
+        // docs need a bin it does not hold, their aliases are asked for with the update
+        // check (and the roles its hint asks for), not after it.
+        let mut early: Option<(Vec<PluginId>, Background)> = None;
+        let (aliases_on, budget) = (self.aliases, Arc::clone(&self.budget));
+        let before_check = |updater: &crate::trust::Updater, needs: Vec<String>| {
+            let needed: Vec<PluginId> = ids.iter().filter(|id| needs.contains(&index_target(id))).cloned().collect();
+            if aliases_on && !needed.is_empty() {
+                let jobs = needed
+                    .iter()
+                    .enumerate()
+                    .map(|(n, id)| (Slot::Alias(n), Job::Alias(index_alias_path(id))))
+                    .collect();
+                early = Some((needed, Background::start(&updater.fetcher(), jobs, budget)));
+            }
+        };
+        let Ok(mut updater) = self.remotes.updater_hinted(self.registry, hints, before_check) else {
+            return memoized;
+        };
         let fetcher = updater.fetcher();
         // Where each doc stands without the network: cached (parsed inline: starting
         // download threads would cost more than reading them, the warm re-resolve),
@@ -231,14 +250,15 @@ impl Closure<'_> {
             }
         }
         let mut jobs: Vec<(Slot, Job)> = Vec::new();
+        let (early_ids, early) = early.map_or((Vec::new(), None), |(ids, background)| (ids, Some(background)));
         if self.aliases {
-            for (n, id) in unknown.iter().enumerate() {
+            for (n, id) in unknown.iter().enumerate().filter(|(_, id)| !early_ids.contains(id)) {
                 jobs.push((Slot::Alias(n), Job::Alias(index_alias_path(id))));
             }
         }
         jobs.extend(known.iter().enumerate().map(|(n, (_, info))| (Slot::Doc(n), Job::Target(info.clone()))));
         jobs.extend(self.pending.drain(..).map(|info| (Slot::Extra, Job::Target(info))));
-        let asked_aliases = self.aliases && !unknown.is_empty();
+        let asked_aliases = self.aliases && (!unknown.is_empty() || !early_ids.is_empty());
         let started = Instant::now();
         let background = Background::start(&fetcher, jobs, Arc::clone(&self.budget));
 
@@ -269,6 +289,15 @@ impl Closure<'_> {
         let done = background.finish(alias_deadline);
         let mut aliases: Vec<Option<Unverified>> = unknown.iter().map(|_| None).collect();
         let mut found_alias = false;
+        for (slot, outcome) in early.map(|b| b.finish(alias_deadline)).unwrap_or_default() {
+            if let (Slot::Alias(n), Outcome::Alias(result)) = (slot, outcome) {
+                found_alias |= !matches!(result, Err(true));
+                let place = early_ids.get(n).and_then(|id| unknown.iter().position(|u| u == id));
+                if let (Some(place), Ok(bytes)) = (place.and_then(|at| aliases.get_mut(at)), result) {
+                    *place = Some(bytes);
+                }
+            }
+        }
         for (slot, outcome) in done {
             match (slot, outcome) {
                 (Slot::Alias(n), Outcome::Alias(result)) => {
@@ -310,15 +339,13 @@ impl Closure<'_> {
         memoized
     }
 
-    /// Downloads what the last wave left pending into the verified cache.
+    /// Starts downloading what the last wave left pending into the verified cache,
+    /// behind the resolution ([`Remotes::download_behind`]): verifying the releases
+    /// waits for them, the packages' downloads need not.
     fn finish(self) {
-        if self.pending.is_empty() {
-            return;
+        if !self.pending.is_empty() {
+            self.remotes.download_behind(self.registry, self.pending);
         }
-        let Ok(updater) = self.remotes.updater(self.registry) else { return };
-        let fetcher = updater.fetcher();
-        drop(updater);
-        parallel::map_bounded(&self.pending, PARALLEL_DOWNLOADS, |info| fetcher.fetch(info).map(|_| ()));
     }
 }
 
