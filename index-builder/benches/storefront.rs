@@ -53,6 +53,7 @@ fn main() {
     let theme = Theme::builtin("Bench Store").unwrap();
     let limits = PageLimits::default();
     let nothing_more = |_: &BTreeSet<trellis_schema::PluginId>| Ok(Prepared::default());
+    let insights = storefront::Insights::default();
 
     // Full build: the site, then the storefront's two steps.
     let started = Instant::now();
@@ -62,7 +63,7 @@ fn main() {
     let full = site.build(inputs, Scope::Full).unwrap();
     let build_time = started.elapsed();
     let started = Instant::now();
-    let report = storefront::publish(prepared, &site.site_dir, &theme, &nothing_more).unwrap();
+    let report = storefront::publish(prepared, &site.site_dir, &theme, &insights, &nothing_more).unwrap();
     let publish_time = started.elapsed();
     let (files, bytes) = storefront_size(&site.site_dir);
     println!(
@@ -90,7 +91,7 @@ fn main() {
     site.build(vec![changed], scope).unwrap();
     let build_time = started.elapsed();
     let started = Instant::now();
-    let report = storefront::publish(prepared, &site.site_dir, &theme, &nothing_more).unwrap();
+    let report = storefront::publish(prepared, &site.site_dir, &theme, &insights, &nothing_more).unwrap();
     let publish_time = started.elapsed();
     println!(
         "incremental build (+1 release of {}): site {build_time:.2?}; storefront +{:.2?} (prepare {prepare_time:.2?}, \

@@ -10,6 +10,7 @@
 //! tags/<name>/[<page>/]index.html     a tag listing
 //! plugins/<id>/index.html             a plugin page
 //! publishers/<vendor>/index.html      a publisher's plugins
+//! publishers/<vendor>/insights/index.html   its downloads over time and version adoption
 //! search/index.html, search/catalog.json   the search page; where the catalog head and shards are
 //! assets/<sha256>.<name>              stylesheet, search script, generic icon (content-addressed)
 //! images/<sha256>.<png|jpg>           icons and screenshots from the packages (content-addressed)
@@ -44,9 +45,11 @@ use crate::release::PluginInput;
 use crate::site;
 use crate::tuf::CATALOG_ROLE;
 
+pub mod insight;
 pub mod page;
 mod render;
 
+pub use insight::Insights;
 pub use page::{PageData, PageLimits};
 pub use render::Theme;
 
@@ -165,6 +168,10 @@ struct State {
     /// Publisher → how many listed plugins it has.
     #[serde(default)]
     vendors: BTreeMap<String, u32>,
+    /// Publisher → digest of the statistics its insight page shows (publishers
+    /// without a download in the window are not listed).
+    #[serde(default)]
+    insights: BTreeMap<String, String>,
 }
 
 fn state_path(site_dir: &Path) -> std::path::PathBuf {
@@ -360,12 +367,14 @@ fn changes(
 /// buckets whose SHA-256 differs from the one the storefront last rendered (and those
 /// of plugins whose reviews changed or that the build loaded), the listing pages whose
 /// document differs, the publishers of the changed plugins; home, categories and
-/// search always (four small pages). A site whose storefront state is missing, of
-/// another theme, or whose publisher data is incomplete is rendered whole.
+/// search always (four small pages); the insight pages of the changed publishers and
+/// of those whose figures in `insights` moved. A site whose storefront state is
+/// missing, of another theme, or whose publisher data is incomplete is rendered whole.
 pub fn publish(
     prepared: Prepared,
     site_dir: &Path,
     theme: &Theme,
+    insights: &Insights,
     load: &(dyn Fn(&BTreeSet<PluginId>) -> Result<Prepared, StorefrontError> + Sync),
 ) -> Result<StorefrontReport, StorefrontError> {
     let site = read_catalog(site_dir)?;
@@ -375,12 +384,17 @@ pub fn publish(
         .unwrap_or_default();
     let loaded: BTreeSet<PluginId> = prepared.pages.keys().cloned().collect();
     let mut everything = old.theme != theme.digest();
-    let (changes, members) = loop {
+    let (changes, members, vendors, insight_members) = loop {
         let changes = changes(site_dir, &site, &old, &loaded, everything)?;
-        match publisher_members(site_dir, &changes, &old, everything) {
-            Some(members) => break (changes, members),
-            // A publisher's kept members are missing (a storefront from an older
-            // trellis-index, or removed by hand): render everything once.
+        // A publisher's kept members are missing (a storefront from an older
+        // trellis-index, or removed by hand): render everything once.
+        let Some(members) = publisher_members(site_dir, &changes, &old, everything) else {
+            everything = true;
+            continue;
+        };
+        let vendors = listed_vendors(&old, &members, everything);
+        match insight_members(site_dir, &members, &vendors, &old, insights, everything) {
+            Some(insight) => break (changes, members, vendors, insight),
             None => everything = true,
         }
     };
@@ -408,15 +422,8 @@ pub fn publish(
     }
 
     // The new state.
-    let mut vendors = if everything { BTreeMap::new() } else { old.vendors.clone() };
-    for (vendor, list) in &members {
-        if list.is_empty() {
-            vendors.remove(vendor);
-        } else {
-            vendors.insert(vendor.clone(), u32::try_from(list.len()).unwrap_or(u32::MAX));
-        }
-    }
     let state = State {
+        insights: vendors.keys().filter_map(|v| Some((v.clone(), insights.digest(v)?))).collect(),
         theme: theme.digest(),
         buckets: site.buckets.values().map(|(target, doc)| (target.clone(), doc.sha256.to_hex())).collect(),
         listings: site.listings.iter().map(|(target, doc)| (target.clone(), doc.sha256.to_hex())).collect(),
@@ -446,6 +453,11 @@ pub fn publish(
         }
         pages.push((vendor_path(vendor), serde_json::to_vec(list).unwrap_or_default()));
     }
+    let insight_pages: Vec<(String, Vec<u8>)> = insight_members
+        .par_iter()
+        .map(|(vendor, list)| context.insight_page(vendor, list, insights))
+        .collect::<Result<_, StorefrontError>>()?;
+    pages.extend(insight_pages);
     let plugin_pages: Vec<Vec<(String, Vec<u8>)>> = changed
         .par_iter()
         .filter_map(|id| Some((records.get(id)?, id)))
@@ -476,7 +488,7 @@ pub fn publish(
     }
     for (vendor, list) in &members {
         if list.is_empty() {
-            gone.extend([format!("publishers/{vendor}/index.html"), vendor_path(vendor)]);
+            gone.extend([format!("publishers/{vendor}/index.html"), render::insight_path(vendor), vendor_path(vendor)]);
         }
     }
     gone.extend(old.listings.keys().filter(|t| !site.listings.contains_key(*t)).filter_map(|t| listing_page_path(t)));
@@ -540,6 +552,48 @@ fn publisher_members(
         members.extend(now);
         members.sort_by(listing_order);
         out.insert(vendor.to_owned(), members);
+    }
+    Some(out)
+}
+
+/// The publishers that list a plugin after this build, with how many: the state's
+/// (none when `everything`) with the changed publishers' `members` put in.
+fn listed_vendors(
+    old: &State,
+    members: &BTreeMap<String, Vec<PluginSummary>>,
+    everything: bool,
+) -> BTreeMap<String, u32> {
+    let mut vendors = if everything { BTreeMap::new() } else { old.vendors.clone() };
+    for (vendor, list) in members {
+        if list.is_empty() {
+            vendors.remove(vendor);
+        } else {
+            vendors.insert(vendor.clone(), u32::try_from(list.len()).unwrap_or(u32::MAX));
+        }
+    }
+    vendors
+}
+
+/// The members of each listed publisher whose insight page must be redone: the
+/// changed publishers (`members`), and those whose figures' digest differs from the
+/// one the state kept (read from `_storefront/publishers/<vendor>.json`). `None` when
+/// such a file cannot be read.
+fn insight_members(
+    site_dir: &Path,
+    members: &BTreeMap<String, Vec<PluginSummary>>,
+    vendors: &BTreeMap<String, u32>,
+    old: &State,
+    insights: &Insights,
+    everything: bool,
+) -> Option<BTreeMap<String, Vec<PluginSummary>>> {
+    let mut out = BTreeMap::new();
+    for vendor in vendors.keys() {
+        if let Some(list) = members.get(vendor) {
+            out.insert(vendor.clone(), list.clone());
+        } else if everything || old.insights.get(vendor) != insights.digest(vendor).as_ref() {
+            let bytes = std::fs::read(site_dir.join(vendor_path(vendor))).ok()?;
+            out.insert(vendor.clone(), serde_json::from_slice(&bytes).ok()?);
+        }
     }
     Some(out)
 }

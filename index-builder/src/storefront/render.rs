@@ -16,15 +16,17 @@ use trellis_schema::catalog::{CatalogHead, CatalogRecord, ListingKind, ListingPa
 use trellis_schema::{PluginId, Sha256};
 
 use super::StorefrontError;
+use super::insight::{self, Insights};
 use super::page::PageData;
 
-const TEMPLATES: [(&str, &str); 8] = [
+const TEMPLATES: [(&str, &str); 9] = [
     ("base.html", include_str!("theme/base.html")),
     ("macros.html", include_str!("theme/macros.html")),
     ("home.html", include_str!("theme/home.html")),
     ("categories.html", include_str!("theme/categories.html")),
     ("listing.html", include_str!("theme/listing.html")),
     ("publisher.html", include_str!("theme/publisher.html")),
+    ("insight.html", include_str!("theme/insight.html")),
     ("plugin.html", include_str!("theme/plugin.html")),
     ("search.html", include_str!("theme/search.html")),
 ];
@@ -191,6 +193,21 @@ impl Theme {
             })?;
         }
         context.publisher_page("example", std::slice::from_ref(&record.summary))?;
+        let day = |d: &str| d.parse::<jiff::civil::Date>().map_err(|e| sample(format!("{e}")));
+        let window = insight::Window { first: day("2026-08-03")?, last: day("2026-10-31")? };
+        let mut daily = vec![0; insight::DAYS];
+        daily[3] = 2;
+        let figures = insight::PluginFigures { daily, versions: BTreeMap::from([("1.0.0".to_owned(), 2)]) };
+        let sample_insights = Insights {
+            window: Some(window),
+            publishers: BTreeMap::from([(
+                "example".to_owned(),
+                BTreeMap::from([(record.summary.id.clone(), figures)]),
+            )]),
+        };
+        for insights in [&sample_insights, &Insights::default()] {
+            context.insight_page("example", std::slice::from_ref(&record.summary), insights)?;
+        }
         let reviews = PluginReviews {
             format: trellis_schema::catalog::CATALOG_FORMAT,
             plugin: record.summary.id.clone(),
@@ -256,6 +273,11 @@ pub(super) fn listing_path(kind: ListingKind, name: &str, page: u32) -> String {
     if page <= 1 { format!("{dir}/{name}/index.html") } else { format!("{dir}/{name}/{page}/index.html") }
 }
 
+/// The download insights page of publisher `vendor`.
+pub(super) fn insight_path(vendor: &str) -> String {
+    format!("publishers/{vendor}/insights/index.html")
+}
+
 /// A star rating as pages show it.
 #[derive(Serialize)]
 struct Stars {
@@ -290,7 +312,7 @@ fn stars(summary: &PluginSummary) -> Option<Stars> {
 }
 
 /// `12,345`.
-fn thousands(n: u64) -> String {
+pub(super) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -427,6 +449,56 @@ impl<'a> Context<'a> {
             context! { root => "../../", store => self.store.clone(), publisher, plugins => self.cards(members) },
         )?;
         Ok((format!("publishers/{vendor}/index.html"), bytes))
+    }
+
+    /// The download insights page of publisher `vendor` listing `members`: per plugin
+    /// downloaded in the window, its daily downloads and version adoption as inline SVG
+    /// charts with a data table each; the others named.
+    pub(super) fn insight_page(
+        &self,
+        vendor: &str,
+        members: &[PluginSummary],
+        insights: &Insights,
+    ) -> Result<(String, Vec<u8>), StorefrontError> {
+        let figures = insights.publishers.get(vendor);
+        let mut plugins = Vec::new();
+        let mut quiet = Vec::new();
+        let mut total = 0;
+        for summary in members {
+            let shown = insights.window.zip(figures.and_then(|f| f.get(&summary.id)));
+            let Some((window, figures)) = shown else {
+                quiet.push(context! { id => summary.id.as_str(), name => summary.name.clone() });
+                continue;
+            };
+            let downloads = figures.total();
+            total += downloads;
+            plugins.push((
+                downloads,
+                context! {
+                    id => summary.id.as_str(), name => summary.name.clone(), total => downloads,
+                    total_text => thousands(downloads),
+                    daily => Value::from_serialize(insight::daily_chart(&summary.name, &window, figures)),
+                    adoption => Value::from_serialize(insight::adoption_chart(&summary.name, figures)),
+                },
+            ));
+        }
+        // The most downloaded first; ties keep the listing order.
+        plugins.sort_by_key(|p| std::cmp::Reverse(p.0));
+        let plugins: Vec<Value> = plugins.into_iter().map(|(_, p)| p).collect();
+        let window = insights.window.filter(|_| !plugins.is_empty()).map(|w| {
+            context! { first => w.first.to_string(), last => w.last.to_string() }
+        });
+        let publisher = context! {
+            id => vendor, name => members.first().map(|s| s.vendor.clone()).unwrap_or_else(|| vendor.to_owned()),
+        };
+        let bytes = self.theme.render(
+            "insight.html",
+            context! {
+                root => "../../../", store => self.store.clone(), publisher, days => insight::DAYS, window,
+                total_text => thousands(total), plugins, quiet,
+            },
+        )?;
+        Ok((insight_path(vendor), bytes))
     }
 
     /// The page of `record`'s plugin; `data` from its package (without: from the
