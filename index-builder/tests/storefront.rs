@@ -235,8 +235,14 @@ fn one_release_rewrites_only_the_pages_that_show_it() {
         "_storefront/records-{:02x}.json",
         trellis_schema::catalog::record_bucket(&"acme.calendar".parse().unwrap())
     );
+    // And the levels of the plugins of its levels bucket (the new release is one).
+    let levels = format!(
+        "_storefront/levels-{:02x}.json",
+        trellis_schema::security_level::levels_bucket(&"acme.calendar".parse().unwrap())
+    );
     let expected = BTreeSet::from([
         bucket.as_str(),
+        levels.as_str(),
         "_storefront/publishers/acme.json",
         "index.html",
         "categories/index.html",
@@ -259,6 +265,7 @@ fn one_release_rewrites_only_the_pages_that_show_it() {
         "_storefront/plugins/acme.calendar.json",
         "_storefront/publishers/acme.json",
         bucket.as_str(),
+        levels.as_str(),
         "_storefront/state.json",
     ]
     .into();
@@ -719,6 +726,8 @@ fn chromium_browses_searches_and_filters_the_storefront_served_on_loopback() {
                  links: [...document.querySelectorAll('#reviews a')].length,
                  pwned: window.pwned === undefined ? null : window.pwned,
                  install: document.querySelector('a.install').getAttribute('href'),
+                 level: document.getElementById('security-level').textContent,
+                 levels: [...document.querySelectorAll('#release-levels tbody tr')].map(r => r.cells[2].textContent),
                  scripts: document.scripts.length,
                  text: document.body.textContent}",
         json!([]),
@@ -743,6 +752,8 @@ fn chromium_browses_searches_and_filters_the_storefront_served_on_loopback() {
     assert_eq!(plugin["pwned"], Value::Null, "a review ran a script");
     assert_eq!(plugin["links"], 0, "{plugin}");
     assert_eq!(plugin["install"], "trellis://install/acme.clock");
+    assert!(plugin["level"].as_str().unwrap().starts_with("signed for version 1.0.0"), "{plugin}");
+    assert_eq!(plugin["levels"], json!(["signed"]), "{plugin}");
     assert_eq!(plugin["scripts"], 0, "a script from plugin.json ran");
     assert!(plugin["text"].as_str().unwrap().contains("<script>alert(1)</script>"), "shown as text");
     browser.screenshot("plugin");
@@ -924,4 +935,85 @@ fn chromium_draws_the_insight_charts_of_the_example_access_log_on_loopback() {
     browser.screenshot("insight-phone");
     let requests = browser.assert_quiet_and_local(url);
     assert!(requests >= 3, "the performance log saw {requests} requests");
+}
+
+/// The text of the element `id` of `html` (tags stripped), or a panic naming the page.
+fn element_text(html: &str, id: &str) -> String {
+    let start = html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id} in {html}"));
+    let open = html[..start].rfind('<').unwrap();
+    let tag: String = html[open + 1..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+    let end = start + html[start..].find(&format!("</{tag}>")).unwrap();
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in html[start..end].chars().skip_while(|c| *c != '>').skip(1) {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text
+}
+
+#[test]
+fn pages_show_each_releases_security_level_and_redo_what_shows_a_level_that_moved_with_age() {
+    let registry = registry();
+    let site = tempfile::tempdir().unwrap();
+    build(registry.path(), site.path(), Scope::Full).unwrap();
+    // Published today by an unverified publisher: signed, and why.
+    let calendar = page(site.path(), "plugins/acme.calendar/index.html");
+    assert!(element_text(&calendar, "security-level").starts_with("signed for version 2.0.0"), "{calendar}");
+    let reasons = element_text(&calendar, "security-reasons");
+    assert!(reasons.contains("signed by its developer"), "{reasons}");
+    assert!(reasons.contains("published less than 30 days ago by an unverified publisher"), "{reasons}");
+    assert!(element_text(&calendar, "release-levels").contains("2.0.0"), "{calendar}");
+    assert!(calendar.contains("The publisher has not proved its domain"), "{calendar}");
+    let listing = page(site.path(), "categories/productivity/index.html");
+    assert_eq!(listing.matches("Security level: signed").count(), 2, "both cards: {listing}");
+    assert!(page(site.path(), "publishers/acme/index.html").contains("Security level: signed"));
+
+    // 35 days later the releases are established by age: the levels buckets change,
+    // the catalog does not, and the storefront redoes the pages that show a level.
+    let later: jiff::Timestamp = "2026-12-06T00:00:00Z".parse().unwrap();
+    let scope = Scope::Plugins(BTreeSet::from(["contoso.images".parse().unwrap()]));
+    let report = build_registry(&Registry::open(registry.path()).unwrap(), site.path(), scope, later).unwrap();
+    let written: BTreeSet<&str> = report.storefront.iter().map(String::as_str).collect();
+    for path in [
+        "plugins/acme.calendar/index.html",
+        "plugins/acme.clock/index.html",
+        "categories/productivity/index.html",
+        "tags/calendar/index.html",
+        "publishers/acme/index.html",
+    ] {
+        assert!(written.contains(path), "{path} not redone: {written:?}");
+    }
+    let calendar = page(site.path(), "plugins/acme.calendar/index.html");
+    let level = element_text(&calendar, "security-level");
+    assert!(level.starts_with("established for version 2.0.0"), "{level}");
+    assert!(!element_text(&calendar, "security-reasons").contains("less than 30 days"), "{calendar}");
+    assert!(page(site.path(), "categories/productivity/index.html").contains("Security level: established"));
+    // Nothing else moved: an unchanged rebuild writes nothing, and the pages are what
+    // rendering the same site from scratch gives (a fresh full build would not do: it
+    // would publish every release today).
+    let again = build_registry(&Registry::open(registry.path()).unwrap(), site.path(), Scope::Full, later).unwrap();
+    assert_eq!(again.storefront, Vec::<String>::new());
+    let fresh = tempfile::tempdir().unwrap();
+    for (path, bytes) in
+        tree(site.path()).into_iter().filter(|(p, _)| !p.ends_with(".html") && !p.starts_with("_storefront"))
+    {
+        let to = fresh.path().join(path);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::write(to, bytes).unwrap();
+    }
+    let redone = build_registry(&Registry::open(registry.path()).unwrap(), fresh.path(), Scope::Full, later).unwrap();
+    assert!(redone.storefront.contains(&"plugins/acme.calendar/index.html".to_owned()), "{:?}", redone.storefront);
+    let pages = |dir: &Path| -> BTreeMap<String, Vec<u8>> {
+        tree(dir).into_iter().filter(|(p, _)| p.ends_with(".html")).collect()
+    };
+    let (incremental, scratch) = (pages(site.path()), pages(fresh.path()));
+    assert_eq!(incremental.keys().collect::<Vec<_>>(), scratch.keys().collect::<Vec<_>>());
+    for (path, bytes) in &incremental {
+        assert_eq!(String::from_utf8_lossy(bytes), String::from_utf8_lossy(&scratch[path]), "{path}");
+    }
 }

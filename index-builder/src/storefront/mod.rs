@@ -43,9 +43,10 @@ use trellis_schema::{PluginId, Sha256};
 use crate::build::PreviousSite;
 use crate::release::PluginInput;
 use crate::site;
-use crate::tuf::CATALOG_ROLE;
+use crate::tuf::{CATALOG_ROLE, SECURITY_ROLE};
 
 pub mod insight;
+mod levels;
 pub mod page;
 mod render;
 
@@ -172,6 +173,9 @@ struct State {
     /// without a download in the window are not listed).
     #[serde(default)]
     insights: BTreeMap<String, String>,
+    /// Levels bucket target → SHA-256 of the document rendered from.
+    #[serde(default)]
+    levels: BTreeMap<String, String>,
 }
 
 fn state_path(site_dir: &Path) -> std::path::PathBuf {
@@ -206,6 +210,8 @@ struct SiteCatalog {
     buckets: BTreeMap<u32, (String, Document)>,
     listings: BTreeMap<String, Document>,
     reviews: BTreeMap<PluginId, Document>,
+    /// The security levels buckets (`security/levels-<xx>.json`) the security role lists.
+    levels: levels::SiteBuckets,
 }
 
 fn read_file(site_dir: &Path, path: &str) -> Result<Vec<u8>, StorefrontError> {
@@ -248,7 +254,23 @@ fn read_catalog(site_dir: &Path) -> Result<SiteCatalog, StorefrontError> {
     let head_path = head.ok_or_else(|| fail("the catalog role lists no head.json".into()))?;
     let head = catalog::parse_head(&read_file(site_dir, &head_path)?, &catalog::CatalogLimits::default())
         .map_err(|e| fail(e.to_string()))?;
-    Ok(SiteCatalog { head, head_path, shards, buckets, listings, reviews })
+    // The levels buckets: a site without them (an older trellis-index) shows no level.
+    let mut levels = levels::SiteBuckets::new();
+    if let Some(security) = previous.role(SECURITY_ROLE).map_err(|e| fail(e.to_string()))? {
+        for (target, file) in &security.signed.targets {
+            let Some(number) = target
+                .strip_prefix("security/levels-")
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(|n| u8::from_str_radix(n, 16).ok())
+            else {
+                continue;
+            };
+            let Some(sha256) = file.hashes.get("sha256").and_then(|h| h.parse::<Sha256>().ok()) else { continue };
+            let path = format!("{}/{}", site::TARGETS_DIR, site::hashed_target_path(target, &sha256));
+            levels.insert(number, (target.clone(), Document { path, sha256 }));
+        }
+    }
+    Ok(SiteCatalog { head, head_path, shards, buckets, listings, reviews, levels })
 }
 
 /// What a plugin page shows from the catalog: its summary and its reviews document.
@@ -300,6 +322,7 @@ fn changes(
     site: &SiteCatalog,
     old: &State,
     loaded: &BTreeSet<PluginId>,
+    levels_moved: &BTreeSet<PluginId>,
     everything: bool,
 ) -> Result<Changes, StorefrontError> {
     // Buckets to read: documents that changed, and those of plugins whose reviews
@@ -316,7 +339,7 @@ fn changes(
         .filter(|(id, sha)| old.reviews.get(**id) != Some(*sha))
         .map(|(id, _)| *id)
         .chain(old.reviews.keys().filter(|id| !reviews_now.contains_key(id)));
-    wanted.extend(reviews_changed.chain(loaded).map(catalog::record_bucket));
+    wanted.extend(reviews_changed.chain(loaded).chain(levels_moved).map(catalog::record_bucket));
     let read: Vec<(u32, Vec<CatalogRecord>, BTreeMap<PluginId, String>)> = wanted
         .par_iter()
         .map(|bucket| {
@@ -354,6 +377,8 @@ fn changes(
         out.changed.extend(kept.into_keys().filter(|id| !digests.contains_key(id)));
         out.bucket_states.insert(bucket, digests);
     }
+    // A plugin whose levels moved: its page, publisher page and cards show them.
+    out.changed.extend(levels_moved.iter().filter(|id| out.records.contains_key(*id)).cloned());
     Ok(out)
 }
 
@@ -384,8 +409,9 @@ pub fn publish(
         .unwrap_or_default();
     let loaded: BTreeSet<PluginId> = prepared.pages.keys().cloned().collect();
     let mut everything = old.theme != theme.digest();
-    let (changes, members, vendors, insight_members) = loop {
-        let changes = changes(site_dir, &site, &old, &loaded, everything)?;
+    let (level_changes, changes, members, vendors, insight_members) = loop {
+        let level_changes = levels::changes(site_dir, &site.levels, &old.levels, everything)?;
+        let changes = changes(site_dir, &site, &old, &loaded, &level_changes.changed, everything)?;
         // A publisher's kept members are missing (a storefront from an older
         // trellis-index, or removed by hand): render everything once.
         let Some(members) = publisher_members(site_dir, &changes, &old, everything) else {
@@ -394,7 +420,7 @@ pub fn publish(
         };
         let vendors = listed_vendors(&old, &members, everything);
         match insight_members(site_dir, &members, &vendors, &old, insights, everything) {
-            Some(insight) => break (changes, members, vendors, insight),
+            Some(insight) => break (level_changes, changes, members, vendors, insight),
             None => everything = true,
         }
     };
@@ -429,24 +455,62 @@ pub fn publish(
         listings: site.listings.iter().map(|(target, doc)| (target.clone(), doc.sha256.to_hex())).collect(),
         reviews: site.reviews.iter().map(|(id, doc)| (id.clone(), doc.sha256.to_hex())).collect(),
         vendors,
+        levels: site.levels.values().map(|(target, doc)| (target.clone(), doc.sha256.to_hex())).collect(),
     };
 
-    let context = render::Context::new(theme, &site.head, state.vendors.len(), &site.shards, &site.head_path);
-    let mut pages: Vec<(String, Vec<u8>)> = Vec::new();
-    pages.extend(context.fixed_pages()?);
-    // Listing pages whose document changed.
-    let listings: Vec<(String, Vec<u8>)> = site
+    // Listing pages whose document changed, and those showing a plugin whose level
+    // moved without its catalog record changing.
+    let parse_listing = |target: &String, doc: &Document| {
+        catalog::parse_page(target, &read_file(site_dir, &doc.path)?, &catalog::CatalogLimits::default())
+            .map_err(|e| StorefrontError::Catalog(e.to_string()))
+    };
+    let mut listings: Vec<catalog::ListingPage> = site
         .listings
         .par_iter()
         .filter(|(target, doc)| everything || old.listings.get(*target) != Some(&doc.sha256.to_hex()))
-        .map(|(target, doc)| {
-            let page =
-                catalog::parse_page(target, &read_file(site_dir, &doc.path)?, &catalog::CatalogLimits::default())
-                    .map_err(|e| StorefrontError::Catalog(e.to_string()))?;
-            context.listing_page(&page)
-        })
+        .map(|(target, doc)| parse_listing(target, doc))
         .collect::<Result<_, StorefrontError>>()?;
-    pages.extend(listings);
+    if !everything {
+        let shown: BTreeSet<&PluginId> = listings.iter().flat_map(|l| l.plugins.iter().map(|s| &s.id)).collect();
+        let moved: BTreeSet<&PluginId> = level_changes.changed.iter().filter(|id| !shown.contains(id)).collect();
+        let prefixes: BTreeSet<String> = moved
+            .iter()
+            .filter_map(|id| records.get(*id))
+            .flat_map(|r| {
+                let categories = r.summary.categories.iter().map(|c| format!("catalog/category-{c}-"));
+                categories.chain(r.summary.tags.iter().map(|t| format!("catalog/tag-{t}-"))).collect::<Vec<_>>()
+            })
+            .collect();
+        let done: BTreeSet<(catalog::ListingKind, String, u32)> =
+            listings.iter().map(|l| (l.kind, l.name.clone(), l.page)).collect();
+        let more: Vec<catalog::ListingPage> = site
+            .listings
+            .par_iter()
+            .filter(|(target, _)| {
+                prefixes.iter().any(|p| target.strip_prefix(p.as_str()).is_some_and(|rest| !rest.contains('-')))
+            })
+            .map(|(target, doc)| parse_listing(target, doc))
+            .collect::<Result<Vec<_>, StorefrontError>>()?;
+        listings.extend(more.into_iter().filter(|l| {
+            !done.contains(&(l.kind, l.name.clone(), l.page)) && l.plugins.iter().any(|s| moved.contains(&s.id))
+        }));
+    }
+    // The levels the cards of the pages rendered show.
+    let head = &site.head;
+    let carded = listings
+        .iter()
+        .flat_map(|l| l.plugins.iter())
+        .chain(members.values().flatten())
+        .chain([&head.featured, &head.trending, &head.new, &head.updated].into_iter().flatten())
+        .map(|s| &s.id);
+    let card_levels = levels::card_levels(site_dir, &level_changes, carded);
+    let context = render::Context::new(theme, &site.head, state.vendors.len(), &site.shards, &site.head_path)
+        .with_levels(&card_levels);
+    let mut pages: Vec<(String, Vec<u8>)> = Vec::new();
+    pages.extend(context.fixed_pages()?);
+    let listing_pages: Vec<(String, Vec<u8>)> =
+        listings.par_iter().map(|page| context.listing_page(page)).collect::<Result<_, StorefrontError>>()?;
+    pages.extend(listing_pages);
     for (vendor, list) in &members {
         if !list.is_empty() {
             pages.push(context.publisher_page(vendor, list)?);
@@ -458,13 +522,19 @@ pub fn publish(
         .map(|(vendor, list)| context.insight_page(vendor, list, insights))
         .collect::<Result<_, StorefrontError>>()?;
     pages.extend(insight_pages);
+    let release_levels = levels::plugin_levels(
+        site_dir,
+        &site.levels,
+        &level_changes,
+        changed.iter().filter(|id| records.contains_key(*id)),
+    )?;
     let plugin_pages: Vec<Vec<(String, Vec<u8>)>> = changed
         .par_iter()
         .filter_map(|id| Some((records.get(id)?, id)))
         .map(|(record, id)| {
             let page = data.get(id).and_then(Option::as_ref);
             let reviews = read_reviews(site_dir, id, &site.reviews)?;
-            let mut out = vec![context.plugin_page(record, page, reviews.as_ref())?];
+            let mut out = vec![context.plugin_page(record, page, reviews.as_ref(), release_levels.get(id))?];
             if let Some(page) = page {
                 out.push((data_path(id), serde_json::to_vec(page).unwrap_or_default()));
             }
@@ -504,6 +574,12 @@ pub fn publish(
         .iter()
         .map(|(bucket, digests)| (bucket_state_path(*bucket), serde_json::to_vec(digests).unwrap_or_default()))
         .collect();
+    states.extend(
+        level_changes
+            .kept
+            .iter()
+            .map(|(number, kept)| (levels::kept_path(*number), serde_json::to_vec(kept).unwrap_or_default())),
+    );
     states.push((format!("{STATE_DIR}/state.json"), serde_json::to_vec(&state).unwrap_or_default()));
     for (path, bytes) in states {
         let file = site_dir.join(&path);

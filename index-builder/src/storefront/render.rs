@@ -13,6 +13,7 @@ use std::path::Path;
 use minijinja::{Environment, Value, context};
 use serde::Serialize;
 use trellis_schema::catalog::{CatalogHead, CatalogRecord, ListingKind, ListingPage, PluginReviews, PluginSummary};
+use trellis_schema::security_level::{Level, PluginLevels};
 use trellis_schema::{PluginId, Sha256};
 
 use super::StorefrontError;
@@ -220,8 +221,30 @@ impl Theme {
                 text: "Good.".into(),
             }],
         };
-        context.plugin_page(&record, Some(&data), Some(&reviews))?;
-        context.plugin_page(&record, None, None)?;
+        let levels = PluginLevels {
+            publisher: trellis_schema::security_level::PublisherStanding {
+                verified: false,
+                domain: Some("example.com".into()),
+                reason: Some("no proof".into()),
+                checked: None,
+            },
+            releases: vec![trellis_schema::security_level::ReleaseLevel {
+                version: semver::Version::new(1, 0, 0),
+                published: "2026-11-01".into(),
+                signing_keys: 1,
+                max_permission_risk: None,
+                scan: trellis_schema::security_level::ScanOutcome::NotRun,
+                advisory: None,
+                level: Level::Signed,
+                reasons: vec![trellis_schema::security_level::Reason::DeveloperSigned],
+            }],
+        };
+        let card_levels =
+            BTreeMap::from([(record.summary.id.clone(), BTreeMap::from([("1.0.0".to_owned(), Level::Signed)]))]);
+        let with_levels = Context::new(self, &head, 1, &shards, "").with_levels(&card_levels);
+        with_levels.fixed_pages()?;
+        with_levels.plugin_page(&record, Some(&data), Some(&reviews), Some(&levels))?;
+        context.plugin_page(&record, None, None, None)?;
         Ok(())
     }
 
@@ -299,6 +322,9 @@ struct Card<'a> {
     downloads: u64,
     downloads_text: String,
     icon: &'a str,
+    /// The security level of the release shown, when the site's levels name it.
+    level: Option<&'static str>,
+    level_meaning: Option<&'static str>,
 }
 
 fn stars(summary: &PluginSummary) -> Option<Stars> {
@@ -342,6 +368,7 @@ pub(super) struct Context<'a> {
     head_path: &'a str,
     default_icon: String,
     store: Value,
+    levels: Option<&'a BTreeMap<PluginId, BTreeMap<String, Level>>>,
 }
 
 impl<'a> Context<'a> {
@@ -362,11 +389,22 @@ impl<'a> Context<'a> {
             js => assets[1].0.clone(),
             default_icon => assets[2].0.clone(),
         };
-        Self { theme, head, shards, head_path, default_icon: assets[2].0.clone(), store }
+        Self { theme, head, shards, head_path, default_icon: assets[2].0.clone(), store, levels: None }
+    }
+
+    /// The same context, its cards showing the levels of `levels` (plugin → version →
+    /// level).
+    #[must_use]
+    pub(super) fn with_levels(mut self, levels: &'a BTreeMap<PluginId, BTreeMap<String, Level>>) -> Self {
+        self.levels = Some(levels);
+        self
     }
 
     fn card<'s>(&'s self, summary: &'s PluginSummary) -> Card<'s> {
+        let level = self.levels.and_then(|l| l.get(&summary.id)?.get(&summary.version.to_string()).copied());
         Card {
+            level: level.map(Level::as_str),
+            level_meaning: level.map(super::levels::meaning),
             id: summary.id.as_str(),
             name: &summary.name,
             vendor: &summary.vendor,
@@ -508,8 +546,36 @@ impl<'a> Context<'a> {
         record: &CatalogRecord,
         data: Option<&PageData>,
         reviews: Option<&PluginReviews>,
+        levels: Option<&PluginLevels>,
     ) -> Result<(String, Vec<u8>), StorefrontError> {
         let s = &record.summary;
+        // Each release's level with its reasons, newest first; the shown release's apart.
+        let release_levels: Vec<Value> = levels
+            .map(|l| {
+                let mut releases: Vec<_> = l.releases.iter().collect();
+                releases.sort_by(|a, b| b.version.cmp(&a.version));
+                releases
+                    .into_iter()
+                    .map(|r| {
+                        context! {
+                            version => r.version.to_string(), published => r.published.clone(),
+                            level => r.level.as_str(), meaning => super::levels::meaning(r.level),
+                            reasons => r.reasons.iter().map(|reason| reason.sentence()).collect::<Vec<_>>(),
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let security = levels.and_then(|l| {
+            let release = l.releases.iter().find(|r| r.version == s.version)?;
+            let publisher = &l.publisher;
+            Some(context! {
+                level => release.level.as_str(), meaning => super::levels::meaning(release.level),
+                reasons => release.reasons.iter().map(|reason| reason.sentence()).collect::<Vec<_>>(),
+                publisher_verified => publisher.verified, domain => publisher.domain.clone(),
+                publisher_reason => publisher.reason.clone(),
+            })
+        });
         let histogram: Vec<Value> = match s.rating {
             Some(rating) if rating.histogram.iter().any(|n| *n > 0) => (1..=5u8)
                 .rev()
@@ -578,6 +644,7 @@ impl<'a> Context<'a> {
             dependencies => data.map(|d| d.dependencies.clone()).unwrap_or_default(),
             versions => data.map(|d| d.versions.clone()).unwrap_or_default(),
             license => data.map(|d| d.license.clone()).unwrap_or_default(),
+            security, release_levels,
             repository => data.and_then(|d| d.repository.clone()),
         };
         let bytes = self.theme.render("plugin.html", context! { root => "../../", store => self.store.clone(), p })?;
@@ -637,7 +704,7 @@ mod tests {
         let head = head();
         let shards = BTreeMap::new();
         let context = Context::new(&theme, &head, 1, &shards, "");
-        String::from_utf8(context.plugin_page(record, None, None).unwrap().1).unwrap()
+        String::from_utf8(context.plugin_page(record, None, None, None).unwrap().1).unwrap()
     }
 
     #[test]
@@ -683,7 +750,7 @@ mod tests {
             ],
         };
         reviews.reviews.extend((0..30).map(|n| review(&format!("user{n}"), 4, &format!("review number {n}"))));
-        let page = String::from_utf8(context.plugin_page(&record, None, Some(&reviews)).unwrap().1).unwrap();
+        let page = String::from_utf8(context.plugin_page(&record, None, Some(&reviews), None).unwrap().1).unwrap();
         // The histogram, 5 stars first, as meters a screen reader can read.
         let five = page.find("5 stars</th>").unwrap();
         let one = page.find("1 star</th>").unwrap();
