@@ -68,9 +68,10 @@ fn main() {
     let (files, bytes) = storefront_size(&site.site_dir);
     println!(
         "full build of {} releases: site {build_time:.2?}; storefront +{:.2?} (prepare {prepare_time:.2?}, \
-         render and write {publish_time:.2?}): {} pages rendered, {} files written; storefront {files} files, {:.1} MB",
+         render and write {publish_time:.2?}: {:?} ms): {} pages rendered, {} files written; storefront {files} files, {:.1} MB",
         full.releases,
         prepare_time + publish_time,
+        report.phases,
         report.rendered,
         report.written.len(),
         bytes as f64 / 1e6
@@ -95,9 +96,10 @@ fn main() {
     let publish_time = started.elapsed();
     println!(
         "incremental build (+1 release of {}): site {build_time:.2?}; storefront +{:.2?} (prepare {prepare_time:.2?}, \
-         render and write {publish_time:.2?}): {} pages rendered, {} files written: {:?}",
+         render and write {publish_time:.2?}: {:?} ms): {} pages rendered, {} files written: {:?}",
         target.id,
         prepare_time + publish_time,
+        report.phases,
         report.rendered,
         report.written.len(),
         report.written

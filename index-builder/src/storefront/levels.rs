@@ -98,18 +98,29 @@ fn read_kept(site_dir: &Path, number: u8) -> KeptBucket {
 }
 
 /// The levels of `ids`' releases, for their cards: from `changes` for the buckets it
-/// read, from the kept files for the others.
+/// read, from the kept files for the others (one read per bucket `ids` fall in).
 pub(super) fn card_levels<'a>(
     site_dir: &Path,
     changes: &LevelChanges,
     ids: impl IntoIterator<Item = &'a PluginId>,
 ) -> BTreeMap<PluginId, BTreeMap<String, Level>> {
-    let numbers: BTreeSet<u8> = ids.into_iter().map(trellis_schema::security_level::levels_bucket).collect();
-    let buckets: Vec<KeptBucket> = numbers
+    let wanted: BTreeMap<u8, BTreeSet<&PluginId>> = ids.into_iter().fold(BTreeMap::new(), |mut map, id| {
+        map.entry(trellis_schema::security_level::levels_bucket(id)).or_default().insert(id);
+        map
+    });
+    let found: Vec<Vec<(PluginId, BTreeMap<String, Level>)>> = wanted
         .into_par_iter()
-        .map(|n| changes.kept.get(&n).cloned().unwrap_or_else(|| read_kept(site_dir, n)))
+        .map(|(n, ids)| {
+            let pick = |bucket: &KeptBucket| -> Vec<(PluginId, BTreeMap<String, Level>)> {
+                ids.iter().filter_map(|id| Some(((*id).clone(), bucket.get(*id)?.levels.clone()))).collect()
+            };
+            match changes.kept.get(&n) {
+                Some(bucket) => pick(bucket),
+                None => pick(&read_kept(site_dir, n)),
+            }
+        })
         .collect();
-    buckets.into_iter().flatten().map(|(id, kept)| (id, kept.levels)).collect()
+    found.into_iter().flatten().collect()
 }
 
 /// The full levels of `ids` (their plugin pages' lines): from `changes` for the

@@ -147,6 +147,18 @@ pub struct StorefrontReport {
     pub removed: Vec<String>,
     /// Pages rendered (written or found unchanged).
     pub rendered: usize,
+    /// Wall time of each phase, milliseconds: `read` (the catalog, levels and state:
+    /// what changed), `render`, `write` (the files whose bytes differ), `durable` (the
+    /// barrier before the state), `state`.
+    pub phases: Vec<(&'static str, u64)>,
+}
+
+/// Milliseconds since `since`, and restarts it.
+fn lap(since: &mut std::time::Instant) -> u64 {
+    let now = std::time::Instant::now();
+    let millis = u64::try_from(now.duration_since(*since).as_millis()).unwrap_or(u64::MAX);
+    *since = now;
+    millis
 }
 
 /// What the storefront last rendered from (`_storefront/state.json`): the SHA-256 of
@@ -402,6 +414,8 @@ pub fn publish(
     insights: &Insights,
     load: &(dyn Fn(&BTreeSet<PluginId>) -> Result<Prepared, StorefrontError> + Sync),
 ) -> Result<StorefrontReport, StorefrontError> {
+    let mut clock = std::time::Instant::now();
+    let mut phases = Vec::new();
     let site = read_catalog(site_dir)?;
     let old: State = std::fs::read(state_path(site_dir))
         .ok()
@@ -458,6 +472,7 @@ pub fn publish(
         levels: site.levels.values().map(|(target, doc)| (target.clone(), doc.sha256.to_hex())).collect(),
     };
 
+    phases.push(("read", lap(&mut clock)));
     // Listing pages whose document changed, and those showing a plugin whose level
     // moved without its catalog record changing.
     let parse_listing = |target: &String, doc: &Document| {
@@ -495,19 +510,14 @@ pub fn publish(
             !done.contains(&(l.kind, l.name.clone(), l.page)) && l.plugins.iter().any(|s| moved.contains(&s.id))
         }));
     }
-    // The levels the cards of the pages rendered show.
-    let head = &site.head;
-    let carded = listings
-        .iter()
-        .flat_map(|l| l.plugins.iter())
-        .chain(members.values().flatten())
-        .chain([&head.featured, &head.trending, &head.new, &head.updated].into_iter().flatten())
-        .map(|s| &s.id);
+    // The levels the cards of the listing and publisher pages rendered show (the home
+    // page, rendered every build, shows none: its cards would read a levels bucket each).
+    let carded = listings.iter().flat_map(|l| l.plugins.iter()).chain(members.values().flatten()).map(|s| &s.id);
     let card_levels = levels::card_levels(site_dir, &level_changes, carded);
-    let context = render::Context::new(theme, &site.head, state.vendors.len(), &site.shards, &site.head_path)
-        .with_levels(&card_levels);
+    let plain = render::Context::new(theme, &site.head, state.vendors.len(), &site.shards, &site.head_path);
     let mut pages: Vec<(String, Vec<u8>)> = Vec::new();
-    pages.extend(context.fixed_pages()?);
+    pages.extend(plain.fixed_pages()?);
+    let context = plain.with_levels(&card_levels);
     let listing_pages: Vec<(String, Vec<u8>)> =
         listings.par_iter().map(|page| context.listing_page(page)).collect::<Result<_, StorefrontError>>()?;
     pages.extend(listing_pages);
@@ -543,6 +553,7 @@ pub fn publish(
         .collect::<Result<_, StorefrontError>>()?;
     pages.extend(plugin_pages.into_iter().flatten());
     let rendered = pages.len();
+    phases.push(("render", lap(&mut clock)));
 
     // Write: images and assets (content-addressed), pages, removals, state last.
     let mut report = StorefrontReport { rendered, ..StorefrontReport::default() };
@@ -569,7 +580,9 @@ pub fn publish(
     }
     // One durability barrier for everything above, then the state that trusts it:
     // the buckets' digests, then the state naming the documents rendered from.
+    phases.push(("write", lap(&mut clock)));
     make_durable(site_dir, &report.written, &report.removed)?;
+    phases.push(("durable", lap(&mut clock)));
     let mut states: Vec<(String, Vec<u8>)> = bucket_states
         .iter()
         .map(|(bucket, digests)| (bucket_state_path(*bucket), serde_json::to_vec(digests).unwrap_or_default()))
@@ -580,15 +593,20 @@ pub fn publish(
             .iter()
             .map(|(number, kept)| (levels::kept_path(*number), serde_json::to_vec(kept).unwrap_or_default())),
     );
-    states.push((format!("{STATE_DIR}/state.json"), serde_json::to_vec(&state).unwrap_or_default()));
-    for (path, bytes) in states {
-        let file = site_dir.join(&path);
-        if !std::fs::read(&file).is_ok_and(|existing| existing == bytes) {
-            trellis_client::fs::create_dir_all(file.parent().unwrap_or(site_dir))?;
-            write_atomic(&file, &bytes)?;
-            report.written.push(path);
-        }
+    // The per-bucket states together, one barrier, then the state naming the documents
+    // (a per-bucket state lost in a crash reads as empty: its plugins are redone).
+    let written = write_changed(site_dir, &states)?;
+    make_durable(site_dir, &written, &[])?;
+    report.written.extend(written);
+    let (path, bytes) = (format!("{STATE_DIR}/state.json"), serde_json::to_vec(&state).unwrap_or_default());
+    let file = site_dir.join(&path);
+    if !std::fs::read(&file).is_ok_and(|existing| existing == bytes) {
+        trellis_client::fs::create_dir_all(file.parent().unwrap_or(site_dir))?;
+        write_atomic(&file, &bytes)?;
+        report.written.push(path);
     }
+    phases.push(("state", lap(&mut clock)));
+    report.phases = phases;
     report.written.sort();
     report.removed.sort();
     Ok(report)
@@ -678,16 +696,34 @@ fn insight_members(
 /// renamed into place whole but not flushed: [`make_durable`] flushes the batch);
 /// returns the paths written.
 fn write_changed(site_dir: &Path, files: &[(String, Vec<u8>)]) -> Result<Vec<String>, FsError> {
+    // Each directory once (a page per directory is the common case: one look-up each
+    // instead of a `mkdir` per file); a directory that did not exist holds no file to
+    // compare with.
+    let dirs: BTreeSet<&Path> = files.iter().filter_map(|(path, _)| Path::new(path).parent()).collect();
+    let new_dirs: BTreeSet<&Path> = dirs
+        .into_par_iter()
+        .map(|dir| {
+            let full = site_dir.join(dir);
+            if full.is_dir() {
+                return Ok(None);
+            }
+            trellis_client::fs::create_dir_all(&full)?;
+            Ok(Some(dir))
+        })
+        .collect::<Result<Vec<_>, FsError>>()?
+        .into_iter()
+        .flatten()
+        .collect();
     let written: Vec<Option<String>> = files
         .par_iter()
         .map(|(path, bytes)| {
             let full = site_dir.join(path);
-            let same_length = std::fs::metadata(&full).is_ok_and(|m| m.len() == bytes.len() as u64);
-            if same_length && std::fs::read(&full).is_ok_and(|existing| &existing == bytes) {
-                return Ok(None);
-            }
-            if let Some(parent) = full.parent() {
-                trellis_client::fs::create_dir_all(parent)?;
+            let fresh = Path::new(path).parent().is_some_and(|dir| new_dirs.contains(dir));
+            if !fresh {
+                let same_length = std::fs::metadata(&full).is_ok_and(|m| m.len() == bytes.len() as u64);
+                if same_length && std::fs::read(&full).is_ok_and(|existing| &existing == bytes) {
+                    return Ok(None);
+                }
             }
             replace_unsynced(&full, bytes)?;
             Ok(Some(path.clone()))
