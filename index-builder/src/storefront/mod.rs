@@ -37,7 +37,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use trellis_client::fs::{FsError, replace_unsynced, write_atomic};
-use trellis_schema::catalog::{self, CatalogHead, CatalogRecord, PluginSummary};
+use trellis_schema::catalog::{self, CatalogHead, PluginSummary};
 use trellis_schema::{PluginId, Sha256};
 
 use crate::build::PreviousSite;
@@ -286,8 +286,8 @@ fn read_catalog(site_dir: &Path) -> Result<SiteCatalog, StorefrontError> {
 }
 
 /// What a plugin page shows from the catalog: its summary and its reviews document.
-fn record_digest(record: &CatalogRecord, reviews: Option<&Sha256>) -> String {
-    let mut bytes = serde_json::to_vec(&record.summary).unwrap_or_default();
+fn record_digest(summary: &PluginSummary, reviews: Option<&Sha256>) -> String {
+    let mut bytes = serde_json::to_vec(summary).unwrap_or_default();
     if let Some(reviews) = reviews {
         bytes.extend_from_slice(reviews.to_hex().as_bytes());
     }
@@ -318,11 +318,36 @@ fn listing_page_path(target: &str) -> Option<String> {
     Some(render::listing_path(kind, name, page.parse().ok()?))
 }
 
+/// The summaries of a record bucket the build just wrote (the signed catalog role
+/// lists it): only what pages show is decoded, the records' terms (most of their
+/// bytes) are skipped.
+fn summaries_of(target: &str, bytes: &[u8]) -> Result<Vec<PluginSummary>, StorefrontError> {
+    #[derive(Deserialize)]
+    struct Record {
+        summary: PluginSummary,
+    }
+    #[derive(Deserialize)]
+    struct Bucket {
+        format: u32,
+        records: Vec<Record>,
+    }
+    let bucket: Bucket =
+        serde_json::from_slice(bytes).map_err(|e| StorefrontError::Catalog(format!("{target}: {e}")))?;
+    if bucket.format != catalog::CATALOG_FORMAT {
+        return Err(StorefrontError::Catalog(format!(
+            "{target}: format {} is not {}",
+            bucket.format,
+            catalog::CATALOG_FORMAT
+        )));
+    }
+    Ok(bucket.records.into_iter().map(|r| r.summary).collect())
+}
+
 /// Which plugins changed since the storefront last rendered, read from the record
 /// buckets whose document changed (all of them when `everything`).
 struct Changes {
-    /// Current records of the buckets read.
-    records: BTreeMap<PluginId, CatalogRecord>,
+    /// Current summaries of the plugins of the buckets read.
+    records: BTreeMap<PluginId, PluginSummary>,
     /// Plugins whose page must be redone (or removed when not in `records`).
     changed: BTreeSet<PluginId>,
     /// The new digests of the buckets read.
@@ -352,15 +377,11 @@ fn changes(
         .map(|(id, _)| *id)
         .chain(old.reviews.keys().filter(|id| !reviews_now.contains_key(id)));
     wanted.extend(reviews_changed.chain(loaded).chain(levels_moved).map(catalog::record_bucket));
-    let read: Vec<(u32, Vec<CatalogRecord>, BTreeMap<PluginId, String>)> = wanted
+    let read: Vec<(u32, Vec<PluginSummary>, BTreeMap<PluginId, String>)> = wanted
         .par_iter()
         .map(|bucket| {
             let records = match site.buckets.get(bucket) {
-                Some((target, doc)) => {
-                    catalog::parse_records(target, &read_file(site_dir, &doc.path)?)
-                        .map_err(|e| StorefrontError::Catalog(e.to_string()))?
-                        .records
-                }
+                Some((target, doc)) => summaries_of(target, &read_file(site_dir, &doc.path)?)?,
                 None => Vec::new(),
             };
             let kept: BTreeMap<PluginId, String> = if everything {
@@ -377,14 +398,14 @@ fn changes(
     let mut out = Changes { records: BTreeMap::new(), changed: loaded.clone(), bucket_states: BTreeMap::new() };
     for (bucket, records, kept) in read {
         let mut digests = BTreeMap::new();
-        for record in records {
-            let id = record.summary.id.clone();
-            let digest = record_digest(&record, site.reviews.get(&id).map(|d| &d.sha256));
+        for summary in records {
+            let id = summary.id.clone();
+            let digest = record_digest(&summary, site.reviews.get(&id).map(|d| &d.sha256));
             if kept.get(&id) != Some(&digest) {
                 out.changed.insert(id.clone());
             }
             digests.insert(id.clone(), digest);
-            out.records.insert(id, record);
+            out.records.insert(id, summary);
         }
         out.changed.extend(kept.into_keys().filter(|id| !digests.contains_key(id)));
         out.bucket_states.insert(bucket, digests);
@@ -492,8 +513,8 @@ pub fn publish(
             .iter()
             .filter_map(|id| records.get(*id))
             .flat_map(|r| {
-                let categories = r.summary.categories.iter().map(|c| format!("catalog/category-{c}-"));
-                categories.chain(r.summary.tags.iter().map(|t| format!("catalog/tag-{t}-"))).collect::<Vec<_>>()
+                let categories = r.categories.iter().map(|c| format!("catalog/category-{c}-"));
+                categories.chain(r.tags.iter().map(|t| format!("catalog/tag-{t}-"))).collect::<Vec<_>>()
             })
             .collect();
         let done: BTreeSet<(catalog::ListingKind, String, u32)> =
@@ -627,7 +648,7 @@ fn publisher_members(
         changes.changed.iter().map(|id| (id.vendor(), Vec::new())).collect();
     for id in &changes.changed {
         if let Some(record) = changes.records.get(id) {
-            current.entry(id.vendor()).or_default().push(record.summary.clone());
+            current.entry(id.vendor()).or_default().push(record.clone());
         }
     }
     let mut out = BTreeMap::new();

@@ -243,8 +243,8 @@ impl Theme {
             BTreeMap::from([(record.summary.id.clone(), BTreeMap::from([("1.0.0".to_owned(), Level::Signed)]))]);
         let with_levels = Context::new(self, &head, 1, &shards, "").with_levels(&card_levels);
         with_levels.fixed_pages()?;
-        with_levels.plugin_page(&record, Some(&data), Some(&reviews), Some(&levels))?;
-        context.plugin_page(&record, None, None, None)?;
+        with_levels.plugin_page(&record.summary, Some(&data), Some(&reviews), Some(&levels))?;
+        context.plugin_page(&record.summary, None, None, None)?;
         Ok(())
     }
 
@@ -539,16 +539,15 @@ impl<'a> Context<'a> {
         Ok((insight_path(vendor), bytes))
     }
 
-    /// The page of `record`'s plugin; `data` from its package (without: from the
-    /// record alone).
+    /// The page of the plugin `s` summarises; `data` from its package (without: from the
+    /// summary alone).
     pub(super) fn plugin_page(
         &self,
-        record: &CatalogRecord,
+        s: &PluginSummary,
         data: Option<&PageData>,
         reviews: Option<&PluginReviews>,
         levels: Option<&PluginLevels>,
     ) -> Result<(String, Vec<u8>), StorefrontError> {
-        let s = &record.summary;
         // Each release's level with its reasons, newest first; the shown release's apart.
         let release_levels: Vec<Value> = levels
             .map(|l| {
@@ -704,7 +703,7 @@ mod tests {
         let head = head();
         let shards = BTreeMap::new();
         let context = Context::new(&theme, &head, 1, &shards, "");
-        String::from_utf8(context.plugin_page(record, None, None, None).unwrap().1).unwrap()
+        String::from_utf8(context.plugin_page(&record.summary, None, None, None).unwrap().1).unwrap()
     }
 
     #[test]
@@ -750,7 +749,8 @@ mod tests {
             ],
         };
         reviews.reviews.extend((0..30).map(|n| review(&format!("user{n}"), 4, &format!("review number {n}"))));
-        let page = String::from_utf8(context.plugin_page(&record, None, Some(&reviews), None).unwrap().1).unwrap();
+        let page =
+            String::from_utf8(context.plugin_page(&record.summary, None, Some(&reviews), None).unwrap().1).unwrap();
         // The histogram, 5 stars first, as meters a screen reader can read.
         let five = page.find("5 stars</th>").unwrap();
         let one = page.find("1 star</th>").unwrap();
