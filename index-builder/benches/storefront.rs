@@ -53,6 +53,7 @@ fn main() {
     let theme = Theme::builtin("Bench Store").unwrap();
     let limits = PageLimits::default();
     let nothing_more = |_: &BTreeSet<trellis_schema::PluginId>| Ok(Prepared::default());
+    let insights = storefront::Insights::default();
 
     // Full build: the site, then the storefront's two steps.
     let started = Instant::now();
@@ -62,14 +63,15 @@ fn main() {
     let full = site.build(inputs, Scope::Full).unwrap();
     let build_time = started.elapsed();
     let started = Instant::now();
-    let report = storefront::publish(prepared, &site.site_dir, &theme, &nothing_more).unwrap();
+    let report = storefront::publish(prepared, &site.site_dir, &theme, &insights, &nothing_more).unwrap();
     let publish_time = started.elapsed();
     let (files, bytes) = storefront_size(&site.site_dir);
     println!(
         "full build of {} releases: site {build_time:.2?}; storefront +{:.2?} (prepare {prepare_time:.2?}, \
-         render and write {publish_time:.2?}): {} pages rendered, {} files written; storefront {files} files, {:.1} MB",
+         render and write {publish_time:.2?}: {:?} ms): {} pages rendered, {} files written; storefront {files} files, {:.1} MB",
         full.releases,
         prepare_time + publish_time,
+        report.phases,
         report.rendered,
         report.written.len(),
         bytes as f64 / 1e6
@@ -90,13 +92,14 @@ fn main() {
     site.build(vec![changed], scope).unwrap();
     let build_time = started.elapsed();
     let started = Instant::now();
-    let report = storefront::publish(prepared, &site.site_dir, &theme, &nothing_more).unwrap();
+    let report = storefront::publish(prepared, &site.site_dir, &theme, &insights, &nothing_more).unwrap();
     let publish_time = started.elapsed();
     println!(
         "incremental build (+1 release of {}): site {build_time:.2?}; storefront +{:.2?} (prepare {prepare_time:.2?}, \
-         render and write {publish_time:.2?}): {} pages rendered, {} files written: {:?}",
+         render and write {publish_time:.2?}: {:?} ms): {} pages rendered, {} files written: {:?}",
         target.id,
         prepare_time + publish_time,
+        report.phases,
         report.rendered,
         report.written.len(),
         report.written

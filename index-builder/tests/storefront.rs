@@ -235,8 +235,14 @@ fn one_release_rewrites_only_the_pages_that_show_it() {
         "_storefront/records-{:02x}.json",
         trellis_schema::catalog::record_bucket(&"acme.calendar".parse().unwrap())
     );
+    // And the levels of the plugins of its levels bucket (the new release is one).
+    let levels = format!(
+        "_storefront/levels-{:02x}.json",
+        trellis_schema::security_level::levels_bucket(&"acme.calendar".parse().unwrap())
+    );
     let expected = BTreeSet::from([
         bucket.as_str(),
+        levels.as_str(),
         "_storefront/publishers/acme.json",
         "index.html",
         "categories/index.html",
@@ -259,6 +265,7 @@ fn one_release_rewrites_only_the_pages_that_show_it() {
         "_storefront/plugins/acme.calendar.json",
         "_storefront/publishers/acme.json",
         bucket.as_str(),
+        levels.as_str(),
         "_storefront/state.json",
     ]
     .into();
@@ -540,6 +547,26 @@ impl Browser {
     fn log(&self, kind: &str) -> Vec<Value> {
         self.session_call("POST", "/se/log", Some(json!({"type": kind}))).as_array().cloned().unwrap_or_default()
     }
+
+    /// Asserts that the console logged no error and that every request went to `url`
+    /// (the loopback server); returns how many requests it saw.
+    fn assert_quiet_and_local(&self, url: &str) -> usize {
+        let severe: Vec<Value> = self.log("browser").into_iter().filter(|e| e["level"] == "SEVERE").collect();
+        assert!(severe.is_empty(), "console errors: {severe:?}");
+        let mut requests = 0;
+        for entry in self.log("performance") {
+            let message: Value = serde_json::from_str(entry["message"].as_str().unwrap_or("{}")).unwrap_or_default();
+            if message["message"]["method"] == "Network.requestWillBeSent" {
+                let requested = message["message"]["params"]["request"]["url"].as_str().unwrap_or_default().to_owned();
+                // chrome://, data: and blob: never reach a network; everything else must
+                // be the loopback server.
+                let in_browser = ["chrome:", "data:", "blob:", "about:"].iter().any(|s| requested.starts_with(s));
+                assert!(in_browser || requested.starts_with(url), "a request left the loopback server: {requested}");
+                requests += usize::from(!in_browser);
+            }
+        }
+        requests
+    }
 }
 
 impl Drop for Browser {
@@ -699,6 +726,8 @@ fn chromium_browses_searches_and_filters_the_storefront_served_on_loopback() {
                  links: [...document.querySelectorAll('#reviews a')].length,
                  pwned: window.pwned === undefined ? null : window.pwned,
                  install: document.querySelector('a.install').getAttribute('href'),
+                 level: document.getElementById('security-level').textContent,
+                 levels: [...document.querySelectorAll('#release-levels tbody tr')].map(r => r.cells[2].textContent),
                  scripts: document.scripts.length,
                  text: document.body.textContent}",
         json!([]),
@@ -723,6 +752,8 @@ fn chromium_browses_searches_and_filters_the_storefront_served_on_loopback() {
     assert_eq!(plugin["pwned"], Value::Null, "a review ran a script");
     assert_eq!(plugin["links"], 0, "{plugin}");
     assert_eq!(plugin["install"], "trellis://install/acme.clock");
+    assert!(plugin["level"].as_str().unwrap().starts_with("signed for version 1.0.0"), "{plugin}");
+    assert_eq!(plugin["levels"], json!(["signed"]), "{plugin}");
     assert_eq!(plugin["scripts"], 0, "a script from plugin.json ran");
     assert!(plugin["text"].as_str().unwrap().contains("<script>alert(1)</script>"), "shown as text");
     browser.screenshot("plugin");
@@ -735,19 +766,254 @@ fn chromium_browses_searches_and_filters_the_storefront_served_on_loopback() {
     browser.screenshot("plugin-phone");
 
     // No console errors; no request left 127.0.0.1.
-    let severe: Vec<Value> = browser.log("browser").into_iter().filter(|e| e["level"] == "SEVERE").collect();
-    assert!(severe.is_empty(), "console errors: {severe:?}");
-    let mut requests = 0;
-    for entry in browser.log("performance") {
-        let message: Value = serde_json::from_str(entry["message"].as_str().unwrap_or("{}")).unwrap_or_default();
-        if message["message"]["method"] == "Network.requestWillBeSent" {
-            let requested = message["message"]["params"]["request"]["url"].as_str().unwrap_or_default().to_owned();
-            // chrome://, data: and blob: never reach a network; everything else must
-            // be the loopback server.
-            let in_browser = ["chrome:", "data:", "blob:", "about:"].iter().any(|s| requested.starts_with(s));
-            assert!(in_browser || requested.starts_with(url), "a request left the loopback server: {requested}");
-            requests += usize::from(!in_browser);
+    let requests = browser.assert_quiet_and_local(url);
+    assert!(requests > 5, "the performance log saw {requests} requests");
+}
+
+/// The example registry's access log (`registry-template/examples/access.log`,
+/// 20–29 November 2026), ingested into the registry's `stats/`.
+fn example_downloads(registry: &Path) {
+    let log = Path::new(env!("CARGO_MANIFEST_DIR")).join("../registry-template/examples/access.log");
+    trellis_index::stats::ingest(registry, &[log]).unwrap();
+}
+
+/// A day after the example log's last one.
+fn late_november() -> jiff::Timestamp {
+    "2026-11-30T12:00:00Z".parse().unwrap()
+}
+
+#[test]
+fn a_publishers_insight_page_charts_downloads_and_versions_and_is_redone_only_when_its_numbers_move() {
+    let registry = registry();
+    example_downloads(registry.path());
+    let site = tempfile::tempdir().unwrap();
+    let registry_of = |dir: &Path| Registry::open(dir).unwrap();
+    let report = build_registry(&registry_of(registry.path()), site.path(), Scope::Full, late_november()).unwrap();
+    for path in ["publishers/acme/insights/index.html", "publishers/contoso/insights/index.html"] {
+        assert!(report.storefront.contains(&path.to_owned()), "{path} not written: {:?}", report.storefront);
+    }
+    let publisher = page(site.path(), "publishers/acme/index.html");
+    assert!(
+        publisher.contains(r#"href="../../publishers&#x2f;acme&#x2f;insights&#x2f;""#)
+            || publisher.contains("publishers/acme/insights/"),
+        "{publisher}"
+    );
+
+    // acme.clock: 35 downloads of 1.0.0 over 10 days of the log (its HEAD request and
+    // the GET of 9.9.9 answered 404 are not downloads).
+    let insight = page(site.path(), "publishers/acme/insights/index.html");
+    assert!(
+        insight.contains("2026-09-01") && insight.contains("2026-11-29"),
+        "the 90 days to the log's last day: {insight}"
+    );
+    assert!(insight.contains("35 in all"), "{insight}");
+    assert_eq!(
+        insight.matches("<svg").count(),
+        2,
+        "a daily and a version chart for the one downloaded plugin: {insight}"
+    );
+    assert_eq!(insight.matches(r#"role="img""#).count(), 2);
+    assert!(insight.contains("<title id=\"i1-dt\">Daily downloads of Desk Clock</title>"), "{insight}");
+    assert!(
+        insight.contains("From 2026-09-01 to 2026-11-29: 35 downloads in all; the most in one day, 8, on 2026-11-29."),
+        "{insight}"
+    );
+    let days_with_downloads = insight.matches(r#"<rect class="bar""#).count() - 1;
+    assert_eq!(days_with_downloads, 10, "20–29 November: {insight}");
+    assert!(insight.contains("<td>1.0.0</td><td>35</td><td>100%</td>"), "{insight}");
+    assert!(!insight.contains("9.9.9"), "{insight}");
+    // The plugin nobody downloaded is named, without charts.
+    assert!(insight.contains("Not downloaded in this period") && insight.contains("Team Calendar"), "{insight}");
+    assert!(!insight.contains("<script") && !insight.contains("style="), "no script, no inline style (CSP)");
+    let contoso = page(site.path(), "publishers/contoso/insights/index.html");
+    assert!(contoso.contains("count no download of") && !contoso.contains("<svg"), "{contoso}");
+
+    // A rebuild with the same numbers writes nothing.
+    let report = build_registry(&registry_of(registry.path()), site.path(), Scope::Full, late_november()).unwrap();
+    assert_eq!(report.storefront, Vec::<String>::new());
+    // New downloads of contoso's plugin only: its insight page is redone, acme's is not.
+    let hash = "cd".repeat(32);
+    let line = format!(
+        "203.0.113.9 - - [29/Nov/2026:10:00:00 +0000] \"GET /targets/plugins/contoso/contoso.images/{hash}.contoso.images-1.0.0.zip HTTP/1.1\" 200 99 \"-\" \"trellis/0.1\"\n"
+    );
+    std::fs::write(registry.path().join("more.log"), line.repeat(4)).unwrap();
+    trellis_index::stats::ingest(registry.path(), &[registry.path().join("more.log")]).unwrap();
+    let scope = Scope::Plugins(BTreeSet::from(["contoso.images".parse().unwrap()]));
+    let report = build_registry(&registry_of(registry.path()), site.path(), scope, late_november()).unwrap();
+    assert!(
+        report.storefront.contains(&"publishers/contoso/insights/index.html".to_owned()),
+        "{:?}",
+        report.storefront
+    );
+    assert!(!report.storefront.contains(&"publishers/acme/insights/index.html".to_owned()), "{:?}", report.storefront);
+    let contoso = page(site.path(), "publishers/contoso/insights/index.html");
+    assert!(
+        contoso.contains("<td>2026-11-29</td>")
+            || contoso.contains(r#"<time datetime="2026-11-29">2026-11-29</time></td><td>4</td>"#),
+        "{contoso}"
+    );
+    assert!(contoso.contains("<td>1.0.0</td><td>4</td><td>100%</td>"), "{contoso}");
+    // Equal to a full build's.
+    let full = tempfile::tempdir().unwrap();
+    build_registry(&registry_of(registry.path()), full.path(), Scope::Full, late_november()).unwrap();
+    for path in ["publishers/acme/insights/index.html", "publishers/contoso/insights/index.html"] {
+        assert_eq!(page(site.path(), path), page(full.path(), path), "{path}");
+    }
+}
+
+#[test]
+fn chromium_draws_the_insight_charts_of_the_example_access_log_on_loopback() {
+    let (Some(chromium), Some(chromedriver)) =
+        (trellis_tests::tools::require("chromium"), trellis_tests::tools::require("chromedriver"))
+    else {
+        return;
+    };
+    let registry = registry();
+    example_downloads(registry.path());
+    // And 15 downloads of a newer release on the log's last two days.
+    let hash = "ef".repeat(32);
+    let line = |day: u32| {
+        format!(
+            "203.0.113.8 - - [{day}/Nov/2026:10:00:00 +0000] \"GET /targets/plugins/acme/acme.clock/{hash}.acme.clock-1.1.0.zip HTTP/1.1\" 200 99 \"-\" \"trellis/0.1\"\n"
+        )
+    };
+    std::fs::write(registry.path().join("upgrade.log"), line(28).repeat(5) + &line(29).repeat(10)).unwrap();
+    trellis_index::stats::ingest(registry.path(), &[registry.path().join("upgrade.log")]).unwrap();
+    let site = tempfile::tempdir().unwrap();
+    build_registry(&Registry::open(registry.path()).unwrap(), site.path(), Scope::Full, late_november()).unwrap();
+    let server = trellis_index::serve::Server::start(site.path(), "127.0.0.1:0".parse().unwrap()).unwrap();
+    let url = server.url();
+    let url = url.trim_end_matches('/');
+    let profile = tempfile::tempdir().unwrap();
+    let browser = Browser::start(&chromium, &chromedriver, profile.path());
+    browser.resize(1280, 1400);
+
+    // From the publisher page, the insights link.
+    browser.open(&format!("{url}/publishers/acme/"));
+    browser.script("document.getElementById('insights-link').click()", json!([]));
+    browser.wait_for("return location.pathname.endsWith('/publishers/acme/insights/')");
+    let charts = browser.script(
+        "return [...document.querySelectorAll('svg.chart')].map(svg => {
+             const box = svg.getBoundingClientRect();
+             const labelled = (svg.getAttribute('aria-labelledby') || '').split(' ')
+                 .map(id => document.getElementById(id)?.textContent || '');
+             return {kind: svg.classList.contains('daily') ? 'daily' : 'adoption',
+                     width: Math.round(box.width), height: Math.round(box.height),
+                     bars: [...svg.querySelectorAll('rect.bar')].map(r => {
+                         const b = r.getBBox(); return [Math.round(b.width), Math.round(b.height)]; }),
+                     fill: getComputedStyle(svg.querySelector('rect.bar')).fill,
+                     labelled};
+         })",
+        json!([]),
+    );
+    let charts = charts.as_array().unwrap();
+    assert_eq!(charts.len(), 2, "{charts:?}");
+    let (daily, adoption) = (&charts[0], &charts[1]);
+    assert_eq!(daily["kind"], "daily");
+    assert!(daily["width"].as_u64().unwrap() > 300 && daily["height"].as_u64().unwrap() > 60, "{daily}");
+    let bars = daily["bars"].as_array().unwrap();
+    assert!(bars.len() >= 5 && bars.iter().all(|b| b[0].as_u64() > Some(0) && b[1].as_u64() > Some(0)), "{daily}");
+    // The stylesheet coloured them (the CSP allows no inline style).
+    assert_ne!(daily["fill"], "rgb(0, 0, 0)", "{daily}");
+    assert_eq!(daily["labelled"][0], "Daily downloads of Desk Clock");
+    assert!(daily["labelled"][1].as_str().unwrap().contains("50 downloads in all"), "{daily}");
+    assert_eq!(adoption["bars"].as_array().unwrap().len(), 2, "1.0.0 and 1.1.0: {adoption}");
+    assert!(adoption["bars"][0][0].as_u64() > adoption["bars"][1][0].as_u64(), "{adoption}");
+    // The table under each chart holds its numbers, folded away until opened.
+    let tables = browser.script(
+        "document.querySelectorAll('details').forEach(d => d.open = true);
+         return [...document.querySelectorAll('table.data')].map(t =>
+             [...t.querySelectorAll('tbody tr')].map(r => [...r.cells].map(c => c.textContent)));",
+        json!([]),
+    );
+    assert_eq!(tables[0].as_array().unwrap().len(), bars.len(), "{tables}");
+    assert_eq!(tables[1], json!([["1.0.0", "35", "70%"], ["1.1.0", "15", "30%"]]), "{tables}");
+    browser.screenshot("insight");
+    browser.resize(390, 844);
+    let overflow = browser.script("return document.documentElement.scrollWidth - window.innerWidth", json!([]));
+    assert!(overflow.as_i64().unwrap() <= 0, "the insight page scrolls sideways on a phone: {overflow}");
+    browser.screenshot("insight-phone");
+    let requests = browser.assert_quiet_and_local(url);
+    assert!(requests >= 3, "the performance log saw {requests} requests");
+}
+
+/// The text of the element `id` of `html` (tags stripped), or a panic naming the page.
+fn element_text(html: &str, id: &str) -> String {
+    let start = html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id} in {html}"));
+    let open = html[..start].rfind('<').unwrap();
+    let tag: String = html[open + 1..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+    let end = start + html[start..].find(&format!("</{tag}>")).unwrap();
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in html[start..end].chars().skip_while(|c| *c != '>').skip(1) {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
         }
     }
-    assert!(requests > 5, "the performance log saw {requests} requests");
+    text
+}
+
+#[test]
+fn pages_show_each_releases_security_level_and_redo_what_shows_a_level_that_moved_with_age() {
+    let registry = registry();
+    let site = tempfile::tempdir().unwrap();
+    build(registry.path(), site.path(), Scope::Full).unwrap();
+    // Published today by an unverified publisher: signed, and why.
+    let calendar = page(site.path(), "plugins/acme.calendar/index.html");
+    assert!(element_text(&calendar, "security-level").starts_with("signed for version 2.0.0"), "{calendar}");
+    let reasons = element_text(&calendar, "security-reasons");
+    assert!(reasons.contains("signed by its developer"), "{reasons}");
+    assert!(reasons.contains("published less than 30 days ago by an unverified publisher"), "{reasons}");
+    assert!(element_text(&calendar, "release-levels").contains("2.0.0"), "{calendar}");
+    assert!(calendar.contains("The publisher has not proved its domain"), "{calendar}");
+    let listing = page(site.path(), "categories/productivity/index.html");
+    assert_eq!(listing.matches("Security level: signed").count(), 2, "both cards: {listing}");
+    assert!(page(site.path(), "publishers/acme/index.html").contains("Security level: signed"));
+
+    // 35 days later the releases are established by age: the levels buckets change,
+    // the catalog does not, and the storefront redoes the pages that show a level.
+    let later: jiff::Timestamp = "2026-12-06T00:00:00Z".parse().unwrap();
+    let scope = Scope::Plugins(BTreeSet::from(["contoso.images".parse().unwrap()]));
+    let report = build_registry(&Registry::open(registry.path()).unwrap(), site.path(), scope, later).unwrap();
+    let written: BTreeSet<&str> = report.storefront.iter().map(String::as_str).collect();
+    for path in [
+        "plugins/acme.calendar/index.html",
+        "plugins/acme.clock/index.html",
+        "categories/productivity/index.html",
+        "tags/calendar/index.html",
+        "publishers/acme/index.html",
+    ] {
+        assert!(written.contains(path), "{path} not redone: {written:?}");
+    }
+    let calendar = page(site.path(), "plugins/acme.calendar/index.html");
+    let level = element_text(&calendar, "security-level");
+    assert!(level.starts_with("established for version 2.0.0"), "{level}");
+    assert!(!element_text(&calendar, "security-reasons").contains("less than 30 days"), "{calendar}");
+    assert!(page(site.path(), "categories/productivity/index.html").contains("Security level: established"));
+    // Nothing else moved: an unchanged rebuild writes nothing, and the pages are what
+    // rendering the same site from scratch gives (a fresh full build would not do: it
+    // would publish every release today).
+    let again = build_registry(&Registry::open(registry.path()).unwrap(), site.path(), Scope::Full, later).unwrap();
+    assert_eq!(again.storefront, Vec::<String>::new());
+    let fresh = tempfile::tempdir().unwrap();
+    for (path, bytes) in
+        tree(site.path()).into_iter().filter(|(p, _)| !p.ends_with(".html") && !p.starts_with("_storefront"))
+    {
+        let to = fresh.path().join(path);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::write(to, bytes).unwrap();
+    }
+    let redone = build_registry(&Registry::open(registry.path()).unwrap(), fresh.path(), Scope::Full, later).unwrap();
+    assert!(redone.storefront.contains(&"plugins/acme.calendar/index.html".to_owned()), "{:?}", redone.storefront);
+    let pages = |dir: &Path| -> BTreeMap<String, Vec<u8>> {
+        tree(dir).into_iter().filter(|(p, _)| p.ends_with(".html")).collect()
+    };
+    let (incremental, scratch) = (pages(site.path()), pages(fresh.path()));
+    assert_eq!(incremental.keys().collect::<Vec<_>>(), scratch.keys().collect::<Vec<_>>());
+    for (path, bytes) in &incremental {
+        assert_eq!(String::from_utf8_lossy(bytes), String::from_utf8_lossy(&scratch[path]), "{path}");
+    }
 }

@@ -598,7 +598,14 @@ pub fn build_registry_with(
         let plugins = registry.load_plugins_published(ids, &published).map_err(|e| failed(e.to_string()))?;
         storefront::prepare(&plugins, &limits)
     };
-    report.storefront = storefront::publish(prepared, site, &theme, &load_more)?.written;
+    // The publishers' insight pages: the download counts as of the build's day.
+    let counts_path = registry.dir.join(crate::stats::COUNTS_FILE);
+    let invalid = |reason: String| RegistryError::Layout { path: counts_path.clone(), reason };
+    let counts = crate::stats::read_counts(&registry.dir).map_err(|e| invalid(e.to_string()))?;
+    let today = now.strftime("%Y-%m-%d").to_string().parse().map_err(|e| invalid(format!("build date: {e}")))?;
+    let insights = storefront::Insights::new(counts.as_ref(), today);
+    drop(counts);
+    report.storefront = storefront::publish(prepared, site, &theme, &insights, &load_more)?.written;
     Ok(report)
 }
 

@@ -10,6 +10,7 @@
 //! tags/<name>/[<page>/]index.html     a tag listing
 //! plugins/<id>/index.html             a plugin page
 //! publishers/<vendor>/index.html      a publisher's plugins
+//! publishers/<vendor>/insights/index.html   its downloads over time and version adoption
 //! search/index.html, search/catalog.json   the search page; where the catalog head and shards are
 //! assets/<sha256>.<name>              stylesheet, search script, generic icon (content-addressed)
 //! images/<sha256>.<png|jpg>           icons and screenshots from the packages (content-addressed)
@@ -36,17 +37,20 @@ use std::path::Path;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use trellis_client::fs::{FsError, replace_unsynced, write_atomic};
-use trellis_schema::catalog::{self, CatalogHead, CatalogRecord, PluginSummary};
+use trellis_schema::catalog::{self, CatalogHead, PluginSummary};
 use trellis_schema::{PluginId, Sha256};
 
 use crate::build::PreviousSite;
 use crate::release::PluginInput;
 use crate::site;
-use crate::tuf::CATALOG_ROLE;
+use crate::tuf::{CATALOG_ROLE, SECURITY_ROLE};
 
+pub mod insight;
+mod levels;
 pub mod page;
 mod render;
 
+pub use insight::Insights;
 pub use page::{PageData, PageLimits};
 pub use render::Theme;
 
@@ -143,6 +147,18 @@ pub struct StorefrontReport {
     pub removed: Vec<String>,
     /// Pages rendered (written or found unchanged).
     pub rendered: usize,
+    /// Wall time of each phase, milliseconds: `read` (the catalog, levels and state:
+    /// what changed), `render`, `write` (the files whose bytes differ), `durable` (the
+    /// barrier before the state), `state`.
+    pub phases: Vec<(&'static str, u64)>,
+}
+
+/// Milliseconds since `since`, and restarts it.
+fn lap(since: &mut std::time::Instant) -> u64 {
+    let now = std::time::Instant::now();
+    let millis = u64::try_from(now.duration_since(*since).as_millis()).unwrap_or(u64::MAX);
+    *since = now;
+    millis
 }
 
 /// What the storefront last rendered from (`_storefront/state.json`): the SHA-256 of
@@ -165,6 +181,13 @@ struct State {
     /// Publisher → how many listed plugins it has.
     #[serde(default)]
     vendors: BTreeMap<String, u32>,
+    /// Publisher → digest of the statistics its insight page shows (publishers
+    /// without a download in the window are not listed).
+    #[serde(default)]
+    insights: BTreeMap<String, String>,
+    /// Levels bucket target → SHA-256 of the document rendered from.
+    #[serde(default)]
+    levels: BTreeMap<String, String>,
 }
 
 fn state_path(site_dir: &Path) -> std::path::PathBuf {
@@ -199,6 +222,8 @@ struct SiteCatalog {
     buckets: BTreeMap<u32, (String, Document)>,
     listings: BTreeMap<String, Document>,
     reviews: BTreeMap<PluginId, Document>,
+    /// The security levels buckets (`security/levels-<xx>.json`) the security role lists.
+    levels: levels::SiteBuckets,
 }
 
 fn read_file(site_dir: &Path, path: &str) -> Result<Vec<u8>, StorefrontError> {
@@ -241,12 +266,28 @@ fn read_catalog(site_dir: &Path) -> Result<SiteCatalog, StorefrontError> {
     let head_path = head.ok_or_else(|| fail("the catalog role lists no head.json".into()))?;
     let head = catalog::parse_head(&read_file(site_dir, &head_path)?, &catalog::CatalogLimits::default())
         .map_err(|e| fail(e.to_string()))?;
-    Ok(SiteCatalog { head, head_path, shards, buckets, listings, reviews })
+    // The levels buckets: a site without them (an older trellis-index) shows no level.
+    let mut levels = levels::SiteBuckets::new();
+    if let Some(security) = previous.role(SECURITY_ROLE).map_err(|e| fail(e.to_string()))? {
+        for (target, file) in &security.signed.targets {
+            let Some(number) = target
+                .strip_prefix("security/levels-")
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(|n| u8::from_str_radix(n, 16).ok())
+            else {
+                continue;
+            };
+            let Some(sha256) = file.hashes.get("sha256").and_then(|h| h.parse::<Sha256>().ok()) else { continue };
+            let path = format!("{}/{}", site::TARGETS_DIR, site::hashed_target_path(target, &sha256));
+            levels.insert(number, (target.clone(), Document { path, sha256 }));
+        }
+    }
+    Ok(SiteCatalog { head, head_path, shards, buckets, listings, reviews, levels })
 }
 
 /// What a plugin page shows from the catalog: its summary and its reviews document.
-fn record_digest(record: &CatalogRecord, reviews: Option<&Sha256>) -> String {
-    let mut bytes = serde_json::to_vec(&record.summary).unwrap_or_default();
+fn record_digest(summary: &PluginSummary, reviews: Option<&Sha256>) -> String {
+    let mut bytes = serde_json::to_vec(summary).unwrap_or_default();
     if let Some(reviews) = reviews {
         bytes.extend_from_slice(reviews.to_hex().as_bytes());
     }
@@ -277,11 +318,36 @@ fn listing_page_path(target: &str) -> Option<String> {
     Some(render::listing_path(kind, name, page.parse().ok()?))
 }
 
+/// The summaries of a record bucket the build just wrote (the signed catalog role
+/// lists it): only what pages show is decoded, the records' terms (most of their
+/// bytes) are skipped.
+fn summaries_of(target: &str, bytes: &[u8]) -> Result<Vec<PluginSummary>, StorefrontError> {
+    #[derive(Deserialize)]
+    struct Record {
+        summary: PluginSummary,
+    }
+    #[derive(Deserialize)]
+    struct Bucket {
+        format: u32,
+        records: Vec<Record>,
+    }
+    let bucket: Bucket =
+        serde_json::from_slice(bytes).map_err(|e| StorefrontError::Catalog(format!("{target}: {e}")))?;
+    if bucket.format != catalog::CATALOG_FORMAT {
+        return Err(StorefrontError::Catalog(format!(
+            "{target}: format {} is not {}",
+            bucket.format,
+            catalog::CATALOG_FORMAT
+        )));
+    }
+    Ok(bucket.records.into_iter().map(|r| r.summary).collect())
+}
+
 /// Which plugins changed since the storefront last rendered, read from the record
 /// buckets whose document changed (all of them when `everything`).
 struct Changes {
-    /// Current records of the buckets read.
-    records: BTreeMap<PluginId, CatalogRecord>,
+    /// Current summaries of the plugins of the buckets read.
+    records: BTreeMap<PluginId, PluginSummary>,
     /// Plugins whose page must be redone (or removed when not in `records`).
     changed: BTreeSet<PluginId>,
     /// The new digests of the buckets read.
@@ -293,6 +359,7 @@ fn changes(
     site: &SiteCatalog,
     old: &State,
     loaded: &BTreeSet<PluginId>,
+    levels_moved: &BTreeSet<PluginId>,
     everything: bool,
 ) -> Result<Changes, StorefrontError> {
     // Buckets to read: documents that changed, and those of plugins whose reviews
@@ -309,16 +376,12 @@ fn changes(
         .filter(|(id, sha)| old.reviews.get(**id) != Some(*sha))
         .map(|(id, _)| *id)
         .chain(old.reviews.keys().filter(|id| !reviews_now.contains_key(id)));
-    wanted.extend(reviews_changed.chain(loaded).map(catalog::record_bucket));
-    let read: Vec<(u32, Vec<CatalogRecord>, BTreeMap<PluginId, String>)> = wanted
+    wanted.extend(reviews_changed.chain(loaded).chain(levels_moved).map(catalog::record_bucket));
+    let read: Vec<(u32, Vec<PluginSummary>, BTreeMap<PluginId, String>)> = wanted
         .par_iter()
         .map(|bucket| {
             let records = match site.buckets.get(bucket) {
-                Some((target, doc)) => {
-                    catalog::parse_records(target, &read_file(site_dir, &doc.path)?)
-                        .map_err(|e| StorefrontError::Catalog(e.to_string()))?
-                        .records
-                }
+                Some((target, doc)) => summaries_of(target, &read_file(site_dir, &doc.path)?)?,
                 None => Vec::new(),
             };
             let kept: BTreeMap<PluginId, String> = if everything {
@@ -335,18 +398,20 @@ fn changes(
     let mut out = Changes { records: BTreeMap::new(), changed: loaded.clone(), bucket_states: BTreeMap::new() };
     for (bucket, records, kept) in read {
         let mut digests = BTreeMap::new();
-        for record in records {
-            let id = record.summary.id.clone();
-            let digest = record_digest(&record, site.reviews.get(&id).map(|d| &d.sha256));
+        for summary in records {
+            let id = summary.id.clone();
+            let digest = record_digest(&summary, site.reviews.get(&id).map(|d| &d.sha256));
             if kept.get(&id) != Some(&digest) {
                 out.changed.insert(id.clone());
             }
             digests.insert(id.clone(), digest);
-            out.records.insert(id, record);
+            out.records.insert(id, summary);
         }
         out.changed.extend(kept.into_keys().filter(|id| !digests.contains_key(id)));
         out.bucket_states.insert(bucket, digests);
     }
+    // A plugin whose levels moved: its page, publisher page and cards show them.
+    out.changed.extend(levels_moved.iter().filter(|id| out.records.contains_key(*id)).cloned());
     Ok(out)
 }
 
@@ -360,14 +425,18 @@ fn changes(
 /// buckets whose SHA-256 differs from the one the storefront last rendered (and those
 /// of plugins whose reviews changed or that the build loaded), the listing pages whose
 /// document differs, the publishers of the changed plugins; home, categories and
-/// search always (four small pages). A site whose storefront state is missing, of
-/// another theme, or whose publisher data is incomplete is rendered whole.
+/// search always (four small pages); the insight pages of the changed publishers and
+/// of those whose figures in `insights` moved. A site whose storefront state is
+/// missing, of another theme, or whose publisher data is incomplete is rendered whole.
 pub fn publish(
     prepared: Prepared,
     site_dir: &Path,
     theme: &Theme,
+    insights: &Insights,
     load: &(dyn Fn(&BTreeSet<PluginId>) -> Result<Prepared, StorefrontError> + Sync),
 ) -> Result<StorefrontReport, StorefrontError> {
+    let mut clock = std::time::Instant::now();
+    let mut phases = Vec::new();
     let site = read_catalog(site_dir)?;
     let old: State = std::fs::read(state_path(site_dir))
         .ok()
@@ -375,12 +444,18 @@ pub fn publish(
         .unwrap_or_default();
     let loaded: BTreeSet<PluginId> = prepared.pages.keys().cloned().collect();
     let mut everything = old.theme != theme.digest();
-    let (changes, members) = loop {
-        let changes = changes(site_dir, &site, &old, &loaded, everything)?;
-        match publisher_members(site_dir, &changes, &old, everything) {
-            Some(members) => break (changes, members),
-            // A publisher's kept members are missing (a storefront from an older
-            // trellis-index, or removed by hand): render everything once.
+    let (level_changes, changes, members, vendors, insight_members) = loop {
+        let level_changes = levels::changes(site_dir, &site.levels, &old.levels, everything)?;
+        let changes = changes(site_dir, &site, &old, &loaded, &level_changes.changed, everything)?;
+        // A publisher's kept members are missing (a storefront from an older
+        // trellis-index, or removed by hand): render everything once.
+        let Some(members) = publisher_members(site_dir, &changes, &old, everything) else {
+            everything = true;
+            continue;
+        };
+        let vendors = listed_vendors(&old, &members, everything);
+        match insight_members(site_dir, &members, &vendors, &old, insights, everything) {
+            Some(insight) => break (level_changes, changes, members, vendors, insight),
             None => everything = true,
         }
     };
@@ -408,51 +483,89 @@ pub fn publish(
     }
 
     // The new state.
-    let mut vendors = if everything { BTreeMap::new() } else { old.vendors.clone() };
-    for (vendor, list) in &members {
-        if list.is_empty() {
-            vendors.remove(vendor);
-        } else {
-            vendors.insert(vendor.clone(), u32::try_from(list.len()).unwrap_or(u32::MAX));
-        }
-    }
     let state = State {
+        insights: vendors.keys().filter_map(|v| Some((v.clone(), insights.digest(v)?))).collect(),
         theme: theme.digest(),
         buckets: site.buckets.values().map(|(target, doc)| (target.clone(), doc.sha256.to_hex())).collect(),
         listings: site.listings.iter().map(|(target, doc)| (target.clone(), doc.sha256.to_hex())).collect(),
         reviews: site.reviews.iter().map(|(id, doc)| (id.clone(), doc.sha256.to_hex())).collect(),
         vendors,
+        levels: site.levels.values().map(|(target, doc)| (target.clone(), doc.sha256.to_hex())).collect(),
     };
 
-    let context = render::Context::new(theme, &site.head, state.vendors.len(), &site.shards, &site.head_path);
-    let mut pages: Vec<(String, Vec<u8>)> = Vec::new();
-    pages.extend(context.fixed_pages()?);
-    // Listing pages whose document changed.
-    let listings: Vec<(String, Vec<u8>)> = site
+    phases.push(("read", lap(&mut clock)));
+    // Listing pages whose document changed, and those showing a plugin whose level
+    // moved without its catalog record changing.
+    let parse_listing = |target: &String, doc: &Document| {
+        catalog::parse_page(target, &read_file(site_dir, &doc.path)?, &catalog::CatalogLimits::default())
+            .map_err(|e| StorefrontError::Catalog(e.to_string()))
+    };
+    let mut listings: Vec<catalog::ListingPage> = site
         .listings
         .par_iter()
         .filter(|(target, doc)| everything || old.listings.get(*target) != Some(&doc.sha256.to_hex()))
-        .map(|(target, doc)| {
-            let page =
-                catalog::parse_page(target, &read_file(site_dir, &doc.path)?, &catalog::CatalogLimits::default())
-                    .map_err(|e| StorefrontError::Catalog(e.to_string()))?;
-            context.listing_page(&page)
-        })
+        .map(|(target, doc)| parse_listing(target, doc))
         .collect::<Result<_, StorefrontError>>()?;
-    pages.extend(listings);
+    if !everything {
+        let shown: BTreeSet<&PluginId> = listings.iter().flat_map(|l| l.plugins.iter().map(|s| &s.id)).collect();
+        let moved: BTreeSet<&PluginId> = level_changes.changed.iter().filter(|id| !shown.contains(id)).collect();
+        let prefixes: BTreeSet<String> = moved
+            .iter()
+            .filter_map(|id| records.get(*id))
+            .flat_map(|r| {
+                let categories = r.categories.iter().map(|c| format!("catalog/category-{c}-"));
+                categories.chain(r.tags.iter().map(|t| format!("catalog/tag-{t}-"))).collect::<Vec<_>>()
+            })
+            .collect();
+        let done: BTreeSet<(catalog::ListingKind, String, u32)> =
+            listings.iter().map(|l| (l.kind, l.name.clone(), l.page)).collect();
+        let more: Vec<catalog::ListingPage> = site
+            .listings
+            .par_iter()
+            .filter(|(target, _)| {
+                prefixes.iter().any(|p| target.strip_prefix(p.as_str()).is_some_and(|rest| !rest.contains('-')))
+            })
+            .map(|(target, doc)| parse_listing(target, doc))
+            .collect::<Result<Vec<_>, StorefrontError>>()?;
+        listings.extend(more.into_iter().filter(|l| {
+            !done.contains(&(l.kind, l.name.clone(), l.page)) && l.plugins.iter().any(|s| moved.contains(&s.id))
+        }));
+    }
+    // The levels the cards of the listing and publisher pages rendered show (the home
+    // page, rendered every build, shows none: its cards would read a levels bucket each).
+    let carded = listings.iter().flat_map(|l| l.plugins.iter()).chain(members.values().flatten()).map(|s| &s.id);
+    let card_levels = levels::card_levels(site_dir, &level_changes, carded);
+    let plain = render::Context::new(theme, &site.head, state.vendors.len(), &site.shards, &site.head_path);
+    let mut pages: Vec<(String, Vec<u8>)> = Vec::new();
+    pages.extend(plain.fixed_pages()?);
+    let context = plain.with_levels(&card_levels);
+    let listing_pages: Vec<(String, Vec<u8>)> =
+        listings.par_iter().map(|page| context.listing_page(page)).collect::<Result<_, StorefrontError>>()?;
+    pages.extend(listing_pages);
     for (vendor, list) in &members {
         if !list.is_empty() {
             pages.push(context.publisher_page(vendor, list)?);
         }
         pages.push((vendor_path(vendor), serde_json::to_vec(list).unwrap_or_default()));
     }
+    let insight_pages: Vec<(String, Vec<u8>)> = insight_members
+        .par_iter()
+        .map(|(vendor, list)| context.insight_page(vendor, list, insights))
+        .collect::<Result<_, StorefrontError>>()?;
+    pages.extend(insight_pages);
+    let release_levels = levels::plugin_levels(
+        site_dir,
+        &site.levels,
+        &level_changes,
+        changed.iter().filter(|id| records.contains_key(*id)),
+    )?;
     let plugin_pages: Vec<Vec<(String, Vec<u8>)>> = changed
         .par_iter()
         .filter_map(|id| Some((records.get(id)?, id)))
         .map(|(record, id)| {
             let page = data.get(id).and_then(Option::as_ref);
             let reviews = read_reviews(site_dir, id, &site.reviews)?;
-            let mut out = vec![context.plugin_page(record, page, reviews.as_ref())?];
+            let mut out = vec![context.plugin_page(record, page, reviews.as_ref(), release_levels.get(id))?];
             if let Some(page) = page {
                 out.push((data_path(id), serde_json::to_vec(page).unwrap_or_default()));
             }
@@ -461,6 +574,7 @@ pub fn publish(
         .collect::<Result<_, StorefrontError>>()?;
     pages.extend(plugin_pages.into_iter().flatten());
     let rendered = pages.len();
+    phases.push(("render", lap(&mut clock)));
 
     // Write: images and assets (content-addressed), pages, removals, state last.
     let mut report = StorefrontReport { rendered, ..StorefrontReport::default() };
@@ -476,7 +590,7 @@ pub fn publish(
     }
     for (vendor, list) in &members {
         if list.is_empty() {
-            gone.extend([format!("publishers/{vendor}/index.html"), vendor_path(vendor)]);
+            gone.extend([format!("publishers/{vendor}/index.html"), render::insight_path(vendor), vendor_path(vendor)]);
         }
     }
     gone.extend(old.listings.keys().filter(|t| !site.listings.contains_key(*t)).filter_map(|t| listing_page_path(t)));
@@ -487,20 +601,33 @@ pub fn publish(
     }
     // One durability barrier for everything above, then the state that trusts it:
     // the buckets' digests, then the state naming the documents rendered from.
+    phases.push(("write", lap(&mut clock)));
     make_durable(site_dir, &report.written, &report.removed)?;
+    phases.push(("durable", lap(&mut clock)));
     let mut states: Vec<(String, Vec<u8>)> = bucket_states
         .iter()
         .map(|(bucket, digests)| (bucket_state_path(*bucket), serde_json::to_vec(digests).unwrap_or_default()))
         .collect();
-    states.push((format!("{STATE_DIR}/state.json"), serde_json::to_vec(&state).unwrap_or_default()));
-    for (path, bytes) in states {
-        let file = site_dir.join(&path);
-        if !std::fs::read(&file).is_ok_and(|existing| existing == bytes) {
-            trellis_client::fs::create_dir_all(file.parent().unwrap_or(site_dir))?;
-            write_atomic(&file, &bytes)?;
-            report.written.push(path);
-        }
+    states.extend(
+        level_changes
+            .kept
+            .iter()
+            .map(|(number, kept)| (levels::kept_path(*number), serde_json::to_vec(kept).unwrap_or_default())),
+    );
+    // The per-bucket states together, one barrier, then the state naming the documents
+    // (a per-bucket state lost in a crash reads as empty: its plugins are redone).
+    let written = write_changed(site_dir, &states)?;
+    make_durable(site_dir, &written, &[])?;
+    report.written.extend(written);
+    let (path, bytes) = (format!("{STATE_DIR}/state.json"), serde_json::to_vec(&state).unwrap_or_default());
+    let file = site_dir.join(&path);
+    if !std::fs::read(&file).is_ok_and(|existing| existing == bytes) {
+        trellis_client::fs::create_dir_all(file.parent().unwrap_or(site_dir))?;
+        write_atomic(&file, &bytes)?;
+        report.written.push(path);
     }
+    phases.push(("state", lap(&mut clock)));
+    report.phases = phases;
     report.written.sort();
     report.removed.sort();
     Ok(report)
@@ -521,7 +648,7 @@ fn publisher_members(
         changes.changed.iter().map(|id| (id.vendor(), Vec::new())).collect();
     for id in &changes.changed {
         if let Some(record) = changes.records.get(id) {
-            current.entry(id.vendor()).or_default().push(record.summary.clone());
+            current.entry(id.vendor()).or_default().push(record.clone());
         }
     }
     let mut out = BTreeMap::new();
@@ -544,20 +671,80 @@ fn publisher_members(
     Some(out)
 }
 
+/// The publishers that list a plugin after this build, with how many: the state's
+/// (none when `everything`) with the changed publishers' `members` put in.
+fn listed_vendors(
+    old: &State,
+    members: &BTreeMap<String, Vec<PluginSummary>>,
+    everything: bool,
+) -> BTreeMap<String, u32> {
+    let mut vendors = if everything { BTreeMap::new() } else { old.vendors.clone() };
+    for (vendor, list) in members {
+        if list.is_empty() {
+            vendors.remove(vendor);
+        } else {
+            vendors.insert(vendor.clone(), u32::try_from(list.len()).unwrap_or(u32::MAX));
+        }
+    }
+    vendors
+}
+
+/// The members of each listed publisher whose insight page must be redone: the
+/// changed publishers (`members`), and those whose figures' digest differs from the
+/// one the state kept (read from `_storefront/publishers/<vendor>.json`). `None` when
+/// such a file cannot be read.
+fn insight_members(
+    site_dir: &Path,
+    members: &BTreeMap<String, Vec<PluginSummary>>,
+    vendors: &BTreeMap<String, u32>,
+    old: &State,
+    insights: &Insights,
+    everything: bool,
+) -> Option<BTreeMap<String, Vec<PluginSummary>>> {
+    let mut out = BTreeMap::new();
+    for vendor in vendors.keys() {
+        if let Some(list) = members.get(vendor) {
+            out.insert(vendor.clone(), list.clone());
+        } else if everything || old.insights.get(vendor) != insights.digest(vendor).as_ref() {
+            let bytes = std::fs::read(site_dir.join(vendor_path(vendor))).ok()?;
+            out.insert(vendor.clone(), serde_json::from_slice(&bytes).ok()?);
+        }
+    }
+    Some(out)
+}
+
 /// Writes each file whose bytes differ from what the site has (in parallel, each
 /// renamed into place whole but not flushed: [`make_durable`] flushes the batch);
 /// returns the paths written.
 fn write_changed(site_dir: &Path, files: &[(String, Vec<u8>)]) -> Result<Vec<String>, FsError> {
+    // Each directory once (a page per directory is the common case: one look-up each
+    // instead of a `mkdir` per file); a directory that did not exist holds no file to
+    // compare with.
+    let dirs: BTreeSet<&Path> = files.iter().filter_map(|(path, _)| Path::new(path).parent()).collect();
+    let new_dirs: BTreeSet<&Path> = dirs
+        .into_par_iter()
+        .map(|dir| {
+            let full = site_dir.join(dir);
+            if full.is_dir() {
+                return Ok(None);
+            }
+            trellis_client::fs::create_dir_all(&full)?;
+            Ok(Some(dir))
+        })
+        .collect::<Result<Vec<_>, FsError>>()?
+        .into_iter()
+        .flatten()
+        .collect();
     let written: Vec<Option<String>> = files
         .par_iter()
         .map(|(path, bytes)| {
             let full = site_dir.join(path);
-            let same_length = std::fs::metadata(&full).is_ok_and(|m| m.len() == bytes.len() as u64);
-            if same_length && std::fs::read(&full).is_ok_and(|existing| &existing == bytes) {
-                return Ok(None);
-            }
-            if let Some(parent) = full.parent() {
-                trellis_client::fs::create_dir_all(parent)?;
+            let fresh = Path::new(path).parent().is_some_and(|dir| new_dirs.contains(dir));
+            if !fresh {
+                let same_length = std::fs::metadata(&full).is_ok_and(|m| m.len() == bytes.len() as u64);
+                if same_length && std::fs::read(&full).is_ok_and(|existing| &existing == bytes) {
+                    return Ok(None);
+                }
             }
             replace_unsynced(&full, bytes)?;
             Ok(Some(path.clone()))

@@ -13,18 +13,21 @@ use std::path::Path;
 use minijinja::{Environment, Value, context};
 use serde::Serialize;
 use trellis_schema::catalog::{CatalogHead, CatalogRecord, ListingKind, ListingPage, PluginReviews, PluginSummary};
+use trellis_schema::security_level::{Level, PluginLevels};
 use trellis_schema::{PluginId, Sha256};
 
 use super::StorefrontError;
+use super::insight::{self, Insights};
 use super::page::PageData;
 
-const TEMPLATES: [(&str, &str); 8] = [
+const TEMPLATES: [(&str, &str); 9] = [
     ("base.html", include_str!("theme/base.html")),
     ("macros.html", include_str!("theme/macros.html")),
     ("home.html", include_str!("theme/home.html")),
     ("categories.html", include_str!("theme/categories.html")),
     ("listing.html", include_str!("theme/listing.html")),
     ("publisher.html", include_str!("theme/publisher.html")),
+    ("insight.html", include_str!("theme/insight.html")),
     ("plugin.html", include_str!("theme/plugin.html")),
     ("search.html", include_str!("theme/search.html")),
 ];
@@ -191,6 +194,21 @@ impl Theme {
             })?;
         }
         context.publisher_page("example", std::slice::from_ref(&record.summary))?;
+        let day = |d: &str| d.parse::<jiff::civil::Date>().map_err(|e| sample(format!("{e}")));
+        let window = insight::Window { first: day("2026-08-03")?, last: day("2026-10-31")? };
+        let mut daily = vec![0; insight::DAYS];
+        daily[3] = 2;
+        let figures = insight::PluginFigures { daily, versions: BTreeMap::from([("1.0.0".to_owned(), 2)]) };
+        let sample_insights = Insights {
+            window: Some(window),
+            publishers: BTreeMap::from([(
+                "example".to_owned(),
+                BTreeMap::from([(record.summary.id.clone(), figures)]),
+            )]),
+        };
+        for insights in [&sample_insights, &Insights::default()] {
+            context.insight_page("example", std::slice::from_ref(&record.summary), insights)?;
+        }
         let reviews = PluginReviews {
             format: trellis_schema::catalog::CATALOG_FORMAT,
             plugin: record.summary.id.clone(),
@@ -203,8 +221,30 @@ impl Theme {
                 text: "Good.".into(),
             }],
         };
-        context.plugin_page(&record, Some(&data), Some(&reviews))?;
-        context.plugin_page(&record, None, None)?;
+        let levels = PluginLevels {
+            publisher: trellis_schema::security_level::PublisherStanding {
+                verified: false,
+                domain: Some("example.com".into()),
+                reason: Some("no proof".into()),
+                checked: None,
+            },
+            releases: vec![trellis_schema::security_level::ReleaseLevel {
+                version: semver::Version::new(1, 0, 0),
+                published: "2026-11-01".into(),
+                signing_keys: 1,
+                max_permission_risk: None,
+                scan: trellis_schema::security_level::ScanOutcome::NotRun,
+                advisory: None,
+                level: Level::Signed,
+                reasons: vec![trellis_schema::security_level::Reason::DeveloperSigned],
+            }],
+        };
+        let card_levels =
+            BTreeMap::from([(record.summary.id.clone(), BTreeMap::from([("1.0.0".to_owned(), Level::Signed)]))]);
+        let with_levels = Context::new(self, &head, 1, &shards, "").with_levels(&card_levels);
+        with_levels.fixed_pages()?;
+        with_levels.plugin_page(&record.summary, Some(&data), Some(&reviews), Some(&levels))?;
+        context.plugin_page(&record.summary, None, None, None)?;
         Ok(())
     }
 
@@ -256,6 +296,11 @@ pub(super) fn listing_path(kind: ListingKind, name: &str, page: u32) -> String {
     if page <= 1 { format!("{dir}/{name}/index.html") } else { format!("{dir}/{name}/{page}/index.html") }
 }
 
+/// The download insights page of publisher `vendor`.
+pub(super) fn insight_path(vendor: &str) -> String {
+    format!("publishers/{vendor}/insights/index.html")
+}
+
 /// A star rating as pages show it.
 #[derive(Serialize)]
 struct Stars {
@@ -277,6 +322,9 @@ struct Card<'a> {
     downloads: u64,
     downloads_text: String,
     icon: &'a str,
+    /// The security level of the release shown, when the site's levels name it.
+    level: Option<&'static str>,
+    level_meaning: Option<&'static str>,
 }
 
 fn stars(summary: &PluginSummary) -> Option<Stars> {
@@ -290,7 +338,7 @@ fn stars(summary: &PluginSummary) -> Option<Stars> {
 }
 
 /// `12,345`.
-fn thousands(n: u64) -> String {
+pub(super) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -320,6 +368,7 @@ pub(super) struct Context<'a> {
     head_path: &'a str,
     default_icon: String,
     store: Value,
+    levels: Option<&'a BTreeMap<PluginId, BTreeMap<String, Level>>>,
 }
 
 impl<'a> Context<'a> {
@@ -340,11 +389,22 @@ impl<'a> Context<'a> {
             js => assets[1].0.clone(),
             default_icon => assets[2].0.clone(),
         };
-        Self { theme, head, shards, head_path, default_icon: assets[2].0.clone(), store }
+        Self { theme, head, shards, head_path, default_icon: assets[2].0.clone(), store, levels: None }
+    }
+
+    /// The same context, its cards showing the levels of `levels` (plugin → version →
+    /// level).
+    #[must_use]
+    pub(super) fn with_levels(mut self, levels: &'a BTreeMap<PluginId, BTreeMap<String, Level>>) -> Self {
+        self.levels = Some(levels);
+        self
     }
 
     fn card<'s>(&'s self, summary: &'s PluginSummary) -> Card<'s> {
+        let level = self.levels.and_then(|l| l.get(&summary.id)?.get(&summary.version.to_string()).copied());
         Card {
+            level: level.map(Level::as_str),
+            level_meaning: level.map(super::levels::meaning),
             id: summary.id.as_str(),
             name: &summary.name,
             vendor: &summary.vendor,
@@ -429,15 +489,92 @@ impl<'a> Context<'a> {
         Ok((format!("publishers/{vendor}/index.html"), bytes))
     }
 
-    /// The page of `record`'s plugin; `data` from its package (without: from the
-    /// record alone).
+    /// The download insights page of publisher `vendor` listing `members`: per plugin
+    /// downloaded in the window, its daily downloads and version adoption as inline SVG
+    /// charts with a data table each; the others named.
+    pub(super) fn insight_page(
+        &self,
+        vendor: &str,
+        members: &[PluginSummary],
+        insights: &Insights,
+    ) -> Result<(String, Vec<u8>), StorefrontError> {
+        let figures = insights.publishers.get(vendor);
+        let mut plugins = Vec::new();
+        let mut quiet = Vec::new();
+        let mut total = 0;
+        for summary in members {
+            let shown = insights.window.zip(figures.and_then(|f| f.get(&summary.id)));
+            let Some((window, figures)) = shown else {
+                quiet.push(context! { id => summary.id.as_str(), name => summary.name.clone() });
+                continue;
+            };
+            let downloads = figures.total();
+            total += downloads;
+            plugins.push((
+                downloads,
+                context! {
+                    id => summary.id.as_str(), name => summary.name.clone(), total => downloads,
+                    total_text => thousands(downloads),
+                    daily => Value::from_serialize(insight::daily_chart(&summary.name, &window, figures)),
+                    adoption => Value::from_serialize(insight::adoption_chart(&summary.name, figures)),
+                },
+            ));
+        }
+        // The most downloaded first; ties keep the listing order.
+        plugins.sort_by_key(|p| std::cmp::Reverse(p.0));
+        let plugins: Vec<Value> = plugins.into_iter().map(|(_, p)| p).collect();
+        let window = insights.window.filter(|_| !plugins.is_empty()).map(|w| {
+            context! { first => w.first.to_string(), last => w.last.to_string() }
+        });
+        let publisher = context! {
+            id => vendor, name => members.first().map(|s| s.vendor.clone()).unwrap_or_else(|| vendor.to_owned()),
+        };
+        let bytes = self.theme.render(
+            "insight.html",
+            context! {
+                root => "../../../", store => self.store.clone(), publisher, days => insight::DAYS, window,
+                total_text => thousands(total), plugins, quiet,
+            },
+        )?;
+        Ok((insight_path(vendor), bytes))
+    }
+
+    /// The page of the plugin `s` summarises; `data` from its package (without: from the
+    /// summary alone).
     pub(super) fn plugin_page(
         &self,
-        record: &CatalogRecord,
+        s: &PluginSummary,
         data: Option<&PageData>,
         reviews: Option<&PluginReviews>,
+        levels: Option<&PluginLevels>,
     ) -> Result<(String, Vec<u8>), StorefrontError> {
-        let s = &record.summary;
+        // Each release's level with its reasons, newest first; the shown release's apart.
+        let release_levels: Vec<Value> = levels
+            .map(|l| {
+                let mut releases: Vec<_> = l.releases.iter().collect();
+                releases.sort_by(|a, b| b.version.cmp(&a.version));
+                releases
+                    .into_iter()
+                    .map(|r| {
+                        context! {
+                            version => r.version.to_string(), published => r.published.clone(),
+                            level => r.level.as_str(), meaning => super::levels::meaning(r.level),
+                            reasons => r.reasons.iter().map(|reason| reason.sentence()).collect::<Vec<_>>(),
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let security = levels.and_then(|l| {
+            let release = l.releases.iter().find(|r| r.version == s.version)?;
+            let publisher = &l.publisher;
+            Some(context! {
+                level => release.level.as_str(), meaning => super::levels::meaning(release.level),
+                reasons => release.reasons.iter().map(|reason| reason.sentence()).collect::<Vec<_>>(),
+                publisher_verified => publisher.verified, domain => publisher.domain.clone(),
+                publisher_reason => publisher.reason.clone(),
+            })
+        });
         let histogram: Vec<Value> = match s.rating {
             Some(rating) if rating.histogram.iter().any(|n| *n > 0) => (1..=5u8)
                 .rev()
@@ -506,6 +643,7 @@ impl<'a> Context<'a> {
             dependencies => data.map(|d| d.dependencies.clone()).unwrap_or_default(),
             versions => data.map(|d| d.versions.clone()).unwrap_or_default(),
             license => data.map(|d| d.license.clone()).unwrap_or_default(),
+            security, release_levels,
             repository => data.and_then(|d| d.repository.clone()),
         };
         let bytes = self.theme.render("plugin.html", context! { root => "../../", store => self.store.clone(), p })?;
@@ -565,7 +703,7 @@ mod tests {
         let head = head();
         let shards = BTreeMap::new();
         let context = Context::new(&theme, &head, 1, &shards, "");
-        String::from_utf8(context.plugin_page(record, None, None).unwrap().1).unwrap()
+        String::from_utf8(context.plugin_page(&record.summary, None, None, None).unwrap().1).unwrap()
     }
 
     #[test]
@@ -611,7 +749,8 @@ mod tests {
             ],
         };
         reviews.reviews.extend((0..30).map(|n| review(&format!("user{n}"), 4, &format!("review number {n}"))));
-        let page = String::from_utf8(context.plugin_page(&record, None, Some(&reviews)).unwrap().1).unwrap();
+        let page =
+            String::from_utf8(context.plugin_page(&record.summary, None, Some(&reviews), None).unwrap().1).unwrap();
         // The histogram, 5 stars first, as meters a screen reader can read.
         let five = page.find("5 stars</th>").unwrap();
         let one = page.find("1 star</th>").unwrap();
