@@ -235,7 +235,7 @@ fn update_rolls_back_automatically_when_the_new_release_fails_to_start() {
     assert!(report.rolled_back[0].2.contains("rolled back to 1.0.0"), "{}", report.rolled_back[0].2);
     let clock = store.state().plugin(&id("acme.clock")).unwrap();
     assert_eq!(clock.active.version, v("1.0.0"));
-    assert!(store.state().pending().is_none());
+    assert!(store.state().pending().is_empty());
     assert!(!store.data_dir().release_dir(&id("acme.clock"), &v("1.1.0")).exists());
     let trace = hooks.trace();
     let n = trace.len();
