@@ -393,6 +393,22 @@ mod tests {
         write_all_durably(&[(&a, b"record"), (&b, b"envelope")]).unwrap();
         assert_eq!((fs::read(&a).unwrap(), fs::read(&b).unwrap()), (b"record".to_vec(), b"envelope".to_vec()));
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+        // Every combination of barriers replaces the content the same way.
+        for (flush, rename) in [
+            (Flush::File, Rename::Durable),
+            (Flush::File, Rename::Lazy),
+            (Flush::FileSystem, Rename::Durable),
+            (Flush::FileSystem, Rename::Lazy),
+        ] {
+            let content = format!("{flush:?} {rename:?}");
+            write_atomic_before_flush(&b, content.as_bytes()).unwrap();
+            write_atomic_flushing(&a, content.as_bytes(), flush, rename).unwrap();
+            assert_eq!(fs::read(&a).unwrap(), content.as_bytes());
+            assert_eq!(fs::read(&b).unwrap(), content.as_bytes());
+        }
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+        assert!(same_file_system(dir.path(), &a));
+        assert!(same_file_system(dir.path(), &dir.path().join("absent")), "unknown counts as the same");
         #[cfg(target_os = "linux")]
         {
             assert!(sync_filesystem(dir.path()).unwrap());

@@ -238,7 +238,10 @@ fn main() {
         let delayed_servers =
             (!latency.is_zero()).then(|| (delayed(site.site.path(), latency), delayed(&wheels, latency)));
         let (site_url, wheels_url) = match &delayed_servers {
-            Some((site_server, wheel_server)) => (site_server.url(), wheel_server.url()),
+            // The fault server's URL has no trailing slash; `serve`'s has.
+            Some((site_server, wheel_server)) => {
+                (format!("{}/", site_server.url()), format!("{}/", wheel_server.url()))
+            }
             None => (site.url(), wheel_server.url()),
         };
         let command_of = |bin: &Path, data: &Path| {
