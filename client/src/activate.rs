@@ -30,6 +30,38 @@
 //! Any step before `switch` can be followed by `abort` (undo). Dropping a transaction
 //! without `finish` or `abort` settles it the way [`recover`] would.
 //!
+//! New plugins are installed together as one [`Batch`] (an install of ten plugins is
+//! one transaction, not ten): `begin_installs` journals every operation in one write →
+//! every release's files → `switch` (all become active in one write) → `finish`.
+//! Recovery settles all of a batch's operations the same way: none or all installed.
+//!
+//! # Barriers: what must be durable before what
+//!
+//! A process crash (SIGKILL) loses nothing a rename made visible; the barriers are for
+//! a power loss, after which the disk must hold a state recovery settles to before or
+//! after an operation, never between. The state file is never torn: each of its writes
+//! flushes the new bytes before the rename. Beyond that:
+//!
+//! 1. The journal is durable before any file it covers (begin: fsync of the state and
+//!    of its directory), so recovery finds every directory a transaction may have
+//!    written.
+//! 2. Every file of a release (package files, directories, the signed envelope and the
+//!    publisher record) is durable before the switch that makes it active: a batch's
+//!    switch flushes them all with its own new state in one `syncfs` (Linux; extraction
+//!    writes unflushed there), then renames and syncs the directory. Without `syncfs`
+//!    (Windows, macOS) each package is flushed as it is extracted, its files in
+//!    parallel, and the switch flushes only the state file.
+//! 3. The switch is durable before cleanup deletes anything the previous state refers
+//!    to (an update's release two versions back, a removed plugin's files).
+//! 4. Cleanup's pointers are flushed with the cleared journal (one `syncfs`, or a
+//!    flush per pointer without it), whose rename is made durable: an operation
+//!    reported done is not reported again after a power loss.
+//!
+//! A batch of any size thus makes six barriers on Linux: two for the journal, two for
+//! the switch (`syncfs` and the directory), two for cleanup (the same). An update,
+//! rollback or removal keeps its per-plugin journal steps (each write durable) and
+//! flushes its package with one `syncfs` at extraction.
+//!
 //! It does not download, verify signatures or extract (that is `package`, writing into
 //! [`Transaction::target_dir`]), and it does not call host hooks; it tells the caller
 //! which hooks recovery still owes ([`HostAction`]).
@@ -45,7 +77,7 @@
 //!
 //! let data = tempfile::tempdir()?;
 //! let mut store = StateStore::open(DataDir::new(data.path()))?;
-//! if let Some(recovery) = activate::recover(&mut store)? {
+//! for recovery in activate::recover(&mut store)? {
 //!     println!("{recovery}"); // and owe the host `recovery.host`
 //! }
 //! let plugin = "acme.clock".parse()?;
@@ -66,6 +98,7 @@
 //! # }
 //! ```
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
 use std::io;
@@ -74,7 +107,7 @@ use std::path::{Path, PathBuf};
 use semver::Version;
 use trellis_schema::{PluginId, VendorId};
 
-use crate::fs::{FsError, IN_USE_BACKOFF, file_in_use, retry_while_in_use};
+use crate::fs::{Flush, FsError, IN_USE_BACKOFF, Rename, file_in_use, retry_while_in_use};
 use crate::state::{
     CurrentPointer, DataDir, InstallReason, InstalledPlugin, InstalledRelease, Operation, OperationKind, Phase,
     RegistryName, StateError, StateStore,
@@ -272,7 +305,7 @@ pub fn begin_remove<'s>(store: &'s mut StateStore, plugin: &PluginId) -> Result<
 }
 
 fn no_pending(store: &StateStore) -> Result<(), ActivateError> {
-    match store.state().pending() {
+    match store.state().pending().first() {
         Some(operation) => Err(ActivateError::Pending { operation: Box::new(operation.clone()) }),
         None => Ok(()),
     }
@@ -303,7 +336,7 @@ impl<'s> Transaction<'s> {
             }
         }
         let journal = operation.clone();
-        store.update(|s| s.set_pending(Some(journal)))?;
+        store.update(|s| s.set_pending(vec![journal]))?;
         let tx = Self { store, operation, after, settled: false };
         // Leftovers of an earlier crash (a stale directory of the target release, temp
         // files) go now, so the target directory does not exist, and its parent does,
@@ -385,7 +418,7 @@ impl<'s> Transaction<'s> {
                     state.policies.plugins.remove(&plugin);
                 }
             }
-            state.set_pending(Some(journal));
+            state.set_pending(vec![journal]);
         })?;
         self.operation = operation;
         Ok(())
@@ -408,7 +441,7 @@ impl<'s> Transaction<'s> {
                 Some(record) => state.plugins_mut().insert(plugin, record),
                 None => state.plugins_mut().remove(&plugin),
             };
-            state.set_pending(Some(journal));
+            state.set_pending(vec![journal]);
         })?;
         self.operation = operation;
         Ok(())
@@ -419,7 +452,7 @@ impl<'s> Transaction<'s> {
     pub fn finish(mut self) -> Result<(), ActivateError> {
         self.expect(&[Phase::Switched], "finish")?;
         self.settled = true;
-        settle(self.store, &self.operation.plugin)
+        settle(self.store, std::slice::from_ref(&self.operation.plugin), &mut || {})
     }
 
     /// Undoes an operation that has not switched (or was reverted): deletes the new
@@ -427,7 +460,7 @@ impl<'s> Transaction<'s> {
     pub fn abort(mut self) -> Result<(), ActivateError> {
         self.expect(&[Phase::Prepared, Phase::Staged, Phase::Stopped], "abort")?;
         self.settled = true;
-        settle(self.store, &self.operation.plugin)
+        settle(self.store, std::slice::from_ref(&self.operation.plugin), &mut || {})
     }
 
     fn expect(&self, phases: &[Phase], step: &'static str) -> Result<(), ActivateError> {
@@ -442,7 +475,7 @@ impl<'s> Transaction<'s> {
         let mut operation = self.operation.clone();
         operation.phase = phase;
         let journal = operation.clone();
-        self.store.update(|s| s.set_pending(Some(journal)))?;
+        self.store.update(|s| s.set_pending(vec![journal]))?;
         self.operation = operation;
         Ok(())
     }
@@ -460,23 +493,232 @@ impl Drop for Transaction<'_> {
         }
         // An early return (`?`) in the caller: settle now as recovery would, so the
         // store is usable again. If this fails too, the journal stays for `recover`.
-        if let Err(error) = settle(self.store, &self.operation.plugin) {
+        if let Err(error) = settle(self.store, std::slice::from_ref(&self.operation.plugin), &mut || {}) {
             tracing::warn!(%error, operation = %self.operation, "could not settle an unfinished operation; recovery will");
         }
     }
 }
 
-/// Brings the plugin's files in line with its record in the state file and clears the
-/// journal: the one cleanup used by finish, abort and recovery.
-fn settle(store: &mut StateStore, plugin: &PluginId) -> Result<(), ActivateError> {
-    if let Some(record) = store.state().plugin(plugin).cloned() {
-        store.checkpoint()?;
-        let pointer = CurrentPointer { plugin: plugin.clone(), record };
-        let bytes = serde_json::to_vec_pretty(&pointer).map_err(StateError::Serialize)?;
-        crate::fs::write_atomic(&store.data_dir().current_pointer(plugin), &bytes)?;
+/// A new plugin for [`begin_installs`].
+#[derive(Clone, Debug)]
+pub struct NewInstall {
+    /// The plugin.
+    pub plugin: PluginId,
+    /// The release to install.
+    pub release: InstalledRelease,
+    /// The registry it comes from.
+    pub registry: RegistryName,
+    /// Why it is installed.
+    pub reason: InstallReason,
+}
+
+/// The install of several new plugins as one transaction: they become active together
+/// (one switch) or not at all. See the module documentation for its steps and
+/// barriers. Dropping it without [`finish`](Self::finish) or [`abort`](Self::abort)
+/// settles it the way [`recover`] would.
+#[derive(Debug)]
+pub struct Batch<'s> {
+    store: &'s mut StateStore,
+    operations: Vec<Operation>,
+    after: Vec<InstalledPlugin>,
+    settled: bool,
+}
+
+/// Starts installing `installs` (new plugins, dependencies first) as one transaction:
+/// one durable journal write naming them all, then each plugin's leftovers of an
+/// earlier crash are deleted and its directory created.
+pub fn begin_installs(store: &mut StateStore, installs: Vec<NewInstall>) -> Result<Batch<'_>, ActivateError> {
+    no_pending(store)?;
+    let mut vendors: BTreeMap<VendorId, RegistryName> = BTreeMap::new();
+    for install in &installs {
+        if let Some(installed) = store.state().plugin(&install.plugin) {
+            return Err(ActivateError::AlreadyInstalled {
+                plugin: install.plugin.clone(),
+                version: installed.active.version.clone(),
+            });
+        }
+        if let Ok(vendor) = install.plugin.vendor().parse::<VendorId>() {
+            // Bound already, or bound by an earlier plugin of this batch at its switch.
+            let bound = store.state().vendor_registry(&vendor).or_else(|| vendors.get(&vendor)).cloned();
+            match bound {
+                Some(bound) if bound != install.registry => {
+                    return Err(ActivateError::VendorBoundElsewhere {
+                        plugin: install.plugin.clone(),
+                        vendor: vendor.to_string(),
+                        bound,
+                        offered: install.registry.clone(),
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    vendors.insert(vendor, install.registry.clone());
+                }
+            }
+        }
     }
-    collect_garbage(store, plugin)?;
-    store.update(|s| s.set_pending(None))?;
+    let (operations, after): (Vec<Operation>, Vec<InstalledPlugin>) = installs
+        .into_iter()
+        .map(|install| {
+            let operation = Operation {
+                kind: OperationKind::Install,
+                plugin: install.plugin,
+                from: None,
+                to: Some(install.release.version.clone()),
+                phase: Phase::Prepared,
+                before: None,
+            };
+            let after = InstalledPlugin {
+                registry: install.registry,
+                active: install.release,
+                previous: None,
+                reason: install.reason,
+                disabled: None,
+            };
+            (operation, after)
+        })
+        .unzip();
+    // Durable before any file it covers can be: after a power loss recovery finds
+    // every directory the batch may have written.
+    let journal = operations.clone();
+    store.update(|s| s.set_pending(journal))?;
+    let batch = Batch { store, operations, after, settled: false };
+    for operation in &batch.operations {
+        collect_garbage(batch.store, &operation.plugin)?;
+        batch.store.checkpoint()?;
+        crate::fs::create_dir_all(&batch.store.data_dir().plugin_dir(&operation.plugin))?;
+    }
+    Ok(batch)
+}
+
+impl Batch<'_> {
+    /// The operations, in the order given to [`begin_installs`].
+    pub fn operations(&self) -> &[Operation] {
+        &self.operations
+    }
+
+    /// The data dir.
+    pub fn data_dir(&self) -> &DataDir {
+        self.store.data_dir()
+    }
+
+    /// Where the files of the `index`th release go (see [`Transaction::target_dir`]).
+    pub fn target_dir(&self, index: usize) -> Option<PathBuf> {
+        let operation = self.operations.get(index)?;
+        Some(self.store.data_dir().release_dir(&operation.plugin, operation.to.as_ref()?))
+    }
+
+    /// The commit point: checks every release's directory is there, flushes every file
+    /// the batch wrote and the new state together (one `syncfs` on Linux: extraction
+    /// there writes unflushed; elsewhere the files were flushed as they were written
+    /// and only the state file is), then records every plugin as active with the phase
+    /// `Switched` in one rename, made durable before this returns.
+    ///
+    /// There is no separate `Staged` write: recovery treats an install that did not
+    /// switch the same way whether it was staged or not (its directory is deleted).
+    pub fn switch(&mut self) -> Result<(), ActivateError> {
+        for operation in &self.operations {
+            if operation.phase != Phase::Prepared {
+                return Err(ActivateError::WrongPhase { step: "switch", operation: Box::new(operation.clone()) });
+            }
+        }
+        for index in 0..self.operations.len() {
+            let (Some(path), Some(version)) = (self.target_dir(index), self.operations[index].to.clone()) else {
+                continue;
+            };
+            if !path.is_dir() {
+                let plugin = self.operations[index].plugin.clone();
+                return Err(ActivateError::ReleaseMissing { plugin, version, path });
+            }
+        }
+        // The plugins directory on another file system (a mount point) is flushed on
+        // its own: the state's flush covers only the data dir's.
+        let plugins_root = self.store.data_dir().plugins_dir();
+        if crate::fs::syncfs_available() && !crate::fs::same_file_system(self.store.data_dir().root(), &plugins_root) {
+            crate::fs::sync_filesystem(&plugins_root)?;
+        }
+        let mut operations = self.operations.clone();
+        for operation in &mut operations {
+            operation.phase = Phase::Switched;
+        }
+        let journal = operations.clone();
+        let after = self.after.clone();
+        self.store.update_flushing(Flush::FileSystem, Rename::Durable, move |state| {
+            for (operation, record) in journal.iter().zip(after) {
+                let plugin = &operation.plugin;
+                if let Ok(vendor) = plugin.vendor().parse::<VendorId>() {
+                    state.vendors.entry(vendor).or_insert_with(|| record.registry.clone());
+                }
+                state.consents.retain_versions(plugin, &[&record.active.version]);
+                state.plugins_mut().insert(plugin.clone(), record);
+            }
+            state.set_pending(journal);
+        })?;
+        self.operations = operations;
+        Ok(())
+    }
+
+    /// Completes the switched batch: writes each plugin's pointer, deletes leftovers and
+    /// clears the journal (see [`settle`]); `step` is called after each plugin.
+    pub fn finish(mut self, step: &mut dyn FnMut()) -> Result<(), ActivateError> {
+        if let Some(operation) = self.operations.iter().find(|o| o.phase != Phase::Switched) {
+            return Err(ActivateError::WrongPhase { step: "finish", operation: Box::new(operation.clone()) });
+        }
+        self.settled = true;
+        settle(self.store, &self.plugins(), step)
+    }
+
+    /// Undoes a batch that has not switched: deletes every new release's files and
+    /// clears the journal. Nothing is installed.
+    pub fn abort(mut self) -> Result<(), ActivateError> {
+        if let Some(operation) = self.operations.iter().find(|o| o.phase == Phase::Switched) {
+            return Err(ActivateError::WrongPhase { step: "abort", operation: Box::new(operation.clone()) });
+        }
+        self.settled = true;
+        settle(self.store, &self.plugins(), &mut || {})
+    }
+
+    fn plugins(&self) -> Vec<PluginId> {
+        self.operations.iter().map(|o| o.plugin.clone()).collect()
+    }
+
+    #[cfg(test)]
+    fn checkpoint(&mut self) -> Result<(), StateError> {
+        self.store.checkpoint()
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        if let Err(error) = settle(self.store, &self.plugins(), &mut || {}) {
+            tracing::warn!(%error, plugins = self.operations.len(), "could not settle an unfinished install; recovery will");
+        }
+    }
+}
+
+/// Brings the files of `plugins` in line with their records in the state file and
+/// clears the journal: the one cleanup used by finish, abort and recovery. `step` is
+/// called after each plugin's files are settled (the lifecycle's crash points).
+///
+/// Barriers: the pointers are written unflushed where `syncfs` exists, and the
+/// journal's clearing flushes them with everything else before its rename
+/// ([`Flush::FileSystem`]), then syncs the directory, so an operation reported done is
+/// not reported again after a power loss. The deletions need no barrier of their own:
+/// they only remove what the state file (durable since the switch) no longer refers to.
+fn settle(store: &mut StateStore, plugins: &[PluginId], step: &mut dyn FnMut()) -> Result<(), ActivateError> {
+    for plugin in plugins {
+        if let Some(record) = store.state().plugin(plugin).cloned() {
+            store.checkpoint()?;
+            let pointer = CurrentPointer { plugin: plugin.clone(), record };
+            let bytes = serde_json::to_vec_pretty(&pointer).map_err(StateError::Serialize)?;
+            crate::fs::write_atomic_before_flush(&store.data_dir().current_pointer(plugin), &bytes)?;
+        }
+        collect_garbage(store, plugin)?;
+        step();
+    }
+    store.update_flushing(Flush::FileSystem, Rename::Durable, |s| s.set_pending(Vec::new()))?;
     Ok(())
 }
 
@@ -590,30 +832,41 @@ impl fmt::Display for Recovery {
     }
 }
 
-/// Settles the operation a crash interrupted, if any: undone before its switch,
-/// completed after it. Call it once after opening the store, before anything else.
-/// Safe to run again if it is itself interrupted.
-pub fn recover(store: &mut StateStore) -> Result<Option<Recovery>, ActivateError> {
-    let Some(operation) = store.state().pending().cloned() else { return Ok(None) };
-    let plugin = operation.plugin.clone();
-    settle(store, &plugin)?;
-    let active = store.state().plugin(&plugin).map(|p| p.active.version.clone());
-    let (outcome, host) = if operation.phase == Phase::Switched {
-        let host = match (operation.kind, &active) {
-            (OperationKind::Install, Some(v)) => HostAction::RegisterAndStart(v.clone()),
-            (OperationKind::Remove, _) => HostAction::Unregister,
-            (_, Some(v)) => HostAction::Start(v.clone()),
-            (_, None) => HostAction::None,
-        };
-        (Outcome::Completed, host)
-    } else {
-        let host = match &active {
-            Some(v) if operation.phase == Phase::Stopped => HostAction::Start(v.clone()),
-            _ => HostAction::None,
-        };
-        (Outcome::RolledBack, host)
-    };
-    Ok(Some(Recovery { operation, outcome, active, host }))
+/// Settles the transaction a crash interrupted, if any: each of its operations undone
+/// before its switch, completed after it (the operations of one transaction switch
+/// together, so they are all undone or all completed). Call it once after opening the
+/// store, before anything else. Safe to run again if it is itself interrupted.
+/// Returns one [`Recovery`] per operation, empty when nothing was pending.
+pub fn recover(store: &mut StateStore) -> Result<Vec<Recovery>, ActivateError> {
+    let operations = store.state().pending().to_vec();
+    if operations.is_empty() {
+        return Ok(Vec::new());
+    }
+    let plugins: Vec<PluginId> = operations.iter().map(|o| o.plugin.clone()).collect();
+    settle(store, &plugins, &mut || {})?;
+    let recoveries = operations
+        .into_iter()
+        .map(|operation| {
+            let active = store.state().plugin(&operation.plugin).map(|p| p.active.version.clone());
+            let (outcome, host) = if operation.phase == Phase::Switched {
+                let host = match (operation.kind, &active) {
+                    (OperationKind::Install, Some(v)) => HostAction::RegisterAndStart(v.clone()),
+                    (OperationKind::Remove, _) => HostAction::Unregister,
+                    (_, Some(v)) => HostAction::Start(v.clone()),
+                    (_, None) => HostAction::None,
+                };
+                (Outcome::Completed, host)
+            } else {
+                let host = match &active {
+                    Some(v) if operation.phase == Phase::Stopped => HostAction::Start(v.clone()),
+                    _ => HostAction::None,
+                };
+                (Outcome::RolledBack, host)
+            };
+            Recovery { operation, outcome, active, host }
+        })
+        .collect();
+    Ok(recoveries)
 }
 
 /// Deletes unreferenced files of every installed plugin (stale releases, temp files),

@@ -11,6 +11,12 @@
 //!   loss such a file may be empty or old, and the reader then treats it as absent.
 //! - [`sync_filesystem`]: one `syncfs(2)` on Linux for a whole tree of new files (a
 //!   staged package) instead of an fsync per file and directory.
+//! - [`write_atomic_flushing`]: [`write_atomic`] with the barriers chosen by the caller
+//!   ([`Flush`], [`Rename`]): a transaction's commit flushes every file it wrote
+//!   unflushed *and* its own new bytes with one `syncfs` on Linux, then renames; a
+//!   write whose loss after a power cut is harmless skips the directory sync.
+//!   [`write_atomic_before_flush`] writes a file that such a flush will cover (renamed
+//!   unflushed on Linux, written with [`write_atomic`] elsewhere).
 //! - [`LockedFile`]: an exclusive advisory lock on a lock file, released on drop; the
 //!   one way to take the data-dir lock.
 //!
@@ -56,6 +62,61 @@ pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut File) -> io::Resul
     sync_dir(dir)
 }
 
+/// What [`write_atomic_flushing`] makes durable before its rename.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flush {
+    /// The new file only (`fsync` of the temp file).
+    File,
+    /// The new file and everything written before it on the same file system: one
+    /// `syncfs(2)` on Linux. Where there is no `syncfs` only the new file is flushed, so
+    /// callers there flush what they wrote themselves ([`syncfs_available`] says which).
+    FileSystem,
+}
+
+/// Whether [`write_atomic_flushing`] makes its rename durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rename {
+    /// The directory is synced after the rename: on return the new content survives a
+    /// power loss.
+    Durable,
+    /// No directory sync: after a power loss the path may hold the old content (never
+    /// a torn one: the new bytes were flushed before the rename). For writes a later
+    /// durable write supersedes, or whose loss recovery repeats harmlessly.
+    Lazy,
+}
+
+/// Whether this platform flushes a whole file system with one call (`syncfs(2)`,
+/// Linux). Where it does not, writers flush file by file.
+pub const fn syncfs_available() -> bool {
+    cfg!(target_os = "linux")
+}
+
+/// [`write_atomic`] with the barriers chosen by the caller: `flush` before the rename
+/// (the new bytes are always flushed, so the file is never torn), `rename` after it.
+/// `write_atomic` is `(Flush::File, Rename::Durable)`.
+pub fn write_atomic_flushing(path: &Path, bytes: &[u8], flush: Flush, rename: Rename) -> Result<(), FsError> {
+    let dir = parent_dir(path);
+    let mut temp =
+        temp_builder(".trellis-tmp-").tempfile_in(dir).map_err(|e| FsError::new("creating a temp file in", dir, e))?;
+    temp.write_all(bytes).map_err(|e| FsError::new("writing", temp.path(), e))?;
+    let flushed_file_system = flush == Flush::FileSystem && sync_filesystem(dir)?;
+    if !flushed_file_system {
+        temp.as_file().sync_all().map_err(|e| FsError::new("syncing", temp.path(), e))?;
+    }
+    persist(temp, path)?;
+    match rename {
+        Rename::Durable => sync_dir(dir),
+        Rename::Lazy => Ok(()),
+    }
+}
+
+/// Writes a file that a coming [`Flush::FileSystem`] write covers: renamed into place
+/// unflushed where `syncfs` exists (the flush makes it durable with everything else),
+/// written with [`write_atomic`] elsewhere. Readers see the old or the new bytes.
+pub fn write_atomic_before_flush(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
+    if syncfs_available() { replace_unsynced(path, bytes) } else { write_atomic(path, bytes) }
+}
+
 /// Renames `temp` over `path`, retrying while another process holds `path` open (on
 /// Windows a virus scanner, an indexer or a reader without `FILE_SHARE_DELETE` makes
 /// the replacing rename fail for a moment).
@@ -97,6 +158,24 @@ pub fn sync_filesystem(dir: &Path) -> Result<bool, FsError> {
     {
         let _ = dir;
         Ok(false)
+    }
+}
+
+/// Whether `a` and `b` are on the same file system (same device); `true` where that
+/// cannot be told (not Unix, or either is missing), as for one data dir.
+pub fn same_file_system(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        match (fs::metadata(a), fs::metadata(b)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev(),
+            _ => true,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        true
     }
 }
 
@@ -314,6 +393,22 @@ mod tests {
         write_all_durably(&[(&a, b"record"), (&b, b"envelope")]).unwrap();
         assert_eq!((fs::read(&a).unwrap(), fs::read(&b).unwrap()), (b"record".to_vec(), b"envelope".to_vec()));
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+        // Every combination of barriers replaces the content the same way.
+        for (flush, rename) in [
+            (Flush::File, Rename::Durable),
+            (Flush::File, Rename::Lazy),
+            (Flush::FileSystem, Rename::Durable),
+            (Flush::FileSystem, Rename::Lazy),
+        ] {
+            let content = format!("{flush:?} {rename:?}");
+            write_atomic_before_flush(&b, content.as_bytes()).unwrap();
+            write_atomic_flushing(&a, content.as_bytes(), flush, rename).unwrap();
+            assert_eq!(fs::read(&a).unwrap(), content.as_bytes());
+            assert_eq!(fs::read(&b).unwrap(), content.as_bytes());
+        }
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+        assert!(same_file_system(dir.path(), &a));
+        assert!(same_file_system(dir.path(), &dir.path().join("absent")), "unknown counts as the same");
         #[cfg(target_os = "linux")]
         {
             assert!(sync_filesystem(dir.path()).unwrap());

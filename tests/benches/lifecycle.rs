@@ -20,7 +20,11 @@
 //! `0,25,100`), `TRELLIS_BENCH_COLD_ONLY` (stop after the cold installs),
 //! `TRELLIS_BENCH_PLUGINS` (default 100000), `TRELLIS_BENCH_VERSIONS` (10),
 //! `TRELLIS_BENCH_BIN_BITS` (12), `TRELLIS_BENCH_WARM_RUNS` (50), `BENCH_DIR` (where
-//! the registry, site and data dirs go; default the system temp dir, /dev/shm is fine).
+//! the registry, site and data dirs go; default the system temp dir: put it on a real
+//! disk, where the client's barriers cost what they cost users),
+//! `TRELLIS_BENCH_TMPFS_DATA` (default `/dev/shm` when it exists; empty for none): the
+//! cold installs are run again with the data dir there, the tmpfs figure beside the
+//! disk one.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // a bench binary reports on stdout
 
@@ -295,6 +299,35 @@ fn main() {
     // more round trip per level of the graph.
     let aliases: Vec<String> = server.paths().into_iter().filter(|p| p.starts_with("/targets/index/alias/")).collect();
     let mut data = None;
+    // The same cold installs with the data dir on tmpfs (the barriers cost nothing there).
+    let tmpfs = std::env::var("TRELLIS_BENCH_TMPFS_DATA")
+        .map(PathBuf::from)
+        .ok()
+        .or_else(|| Path::new("/dev/shm").is_dir().then(|| PathBuf::from("/dev/shm")))
+        .filter(|p| !p.as_os_str().is_empty());
+    let disk = work.path().to_owned();
+    if let Some(tmpfs) = &tmpfs {
+        for latency in &latencies {
+            let dir = tempfile::tempdir_in(tmpfs).unwrap();
+            server.set_latency(Duration::from_millis(*latency));
+            server.reset_counters();
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--child", dir.path().to_str().unwrap(), &server.url(), root.to_str().unwrap(), &target])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let text = String::from_utf8_lossy(&out.stdout);
+            let fields: Vec<u64> = text.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+            println!(
+                "cold install at {latency} ms per request, data dir on tmpfs ({}): {} plugins installed, {} requests, \
+                 {} ms",
+                tmpfs.display(),
+                fields[1],
+                server.request_count(),
+                fields[0]
+            );
+        }
+    }
     let runs = latencies
         .iter()
         .map(|l| (*l, true, false))
@@ -306,7 +339,7 @@ fn main() {
                 server.remove(path);
             }
         }
-        let dir = tempfile::tempdir_in(work.path()).unwrap();
+        let dir = tempfile::tempdir_in(&disk).unwrap();
         server.set_latency(Duration::from_millis(latency));
         server.reset_counters();
         let exe = std::env::current_exe().unwrap();
@@ -319,10 +352,11 @@ fn main() {
         let text = String::from_utf8_lossy(&out.stdout);
         let fields: Vec<u64> = text.split_whitespace().filter_map(|f| f.parse().ok()).collect();
         println!(
-            "cold install at {latency} ms per request{}{}: {} plugins installed, {} requests, {} round trips of \
-             critical path, {} bytes, {} ms, peak RSS {:.1} MiB",
+            "cold install at {latency} ms per request{}{}, data dir on {}: {} plugins installed, {} requests, {} \
+             round trips of critical path, {} bytes, {} ms, peak RSS {:.1} MiB",
             if strict { " in the strict order" } else { "" },
             if with_aliases { "" } else { " without aliases" },
+            disk.display(),
             fields[1],
             server.request_count(),
             server.critical_path(),

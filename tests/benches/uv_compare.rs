@@ -12,9 +12,15 @@
 //!   reading each wheel's metadata over HTTP).
 //!
 //! Run: `cargo bench -p trellis-tests --bench uv_compare`. `TRELLIS_BENCH_GRAPHS` (default
-//! 7) graphs, `TRELLIS_BENCH_SEED`; `uv` from `PATH`, else installed once into a venv
-//! under `BENCH_DIR` from PyPI (`UV_VERSION`, default 0.13.8). Prints each graph and the
-//! medians; the target is Trellis install ≤ 1.5 × uv.
+//! 7) graphs, `TRELLIS_BENCH_SEED`, `TRELLIS_BENCH_RUNS` (default 3: each figure of a
+//! graph is the median of that many fresh runs, trellis and uv interleaved);
+//! `TRELLIS_BENCH_LATENCY_MS` (default 0) serves both the site and the wheels from the
+//! test fault server with that delay added to every answer (a CDN's round trip; one
+//! request per connection for both) instead of `trellis-index serve`. `uv` from `PATH`,
+//! else installed once into a venv under `BENCH_DIR` from PyPI (`UV_VERSION`, default
+//! 0.13.8). `TRELLIS_BENCH_BASELINE`: another `trellis` binary (an older build) timed
+//! the same way in the same runs, for before/after ratios side by side. Prints each
+//! graph and the medians; the target is Trellis install ≤ 1.5 × uv for every graph.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, missing_docs)]
 
@@ -29,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use common::{Plugin, Site};
 use trellis_index::synth::Rng;
+use trellis_tests::fault_server::FaultServer;
 
 /// A graph: `deps[i]` are the plugins `i` needs (all greater than `i`); plugin 0 is
 /// the one installed and reaches every other.
@@ -171,6 +178,18 @@ fn run(command: &mut Command) -> Duration {
     took
 }
 
+/// Serves the files under `dir` from the fault server with `latency` added to every
+/// answer.
+fn delayed(dir: &Path, latency: Duration) -> FaultServer {
+    let server = FaultServer::start().unwrap();
+    for file in common::walk(dir) {
+        let path = file.strip_prefix(dir).unwrap().to_string_lossy().replace('\\', "/");
+        server.put(&format!("/{path}"), std::fs::read(&file).unwrap());
+    }
+    server.set_latency(latency);
+    server
+}
+
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
@@ -183,6 +202,9 @@ fn ms(d: Duration) -> f64 {
 fn main() {
     let graphs: usize = std::env::var("TRELLIS_BENCH_GRAPHS").ok().and_then(|v| v.parse().ok()).unwrap_or(7);
     let seed: u64 = std::env::var("TRELLIS_BENCH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(13);
+    let runs: usize = std::env::var("TRELLIS_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1);
+    let latency =
+        Duration::from_millis(std::env::var("TRELLIS_BENCH_LATENCY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0));
     let base = std::env::var_os("BENCH_DIR").map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/uv-compare"),
         |d| PathBuf::from(d).join("uv-compare"),
@@ -190,10 +212,19 @@ fn main() {
     std::fs::create_dir_all(&base).unwrap();
     let uv = uv(&base);
     let trellis = release_trellis();
+    let baseline = std::env::var_os("TRELLIS_BENCH_BASELINE").map(PathBuf::from);
     let mut rng = Rng(seed);
     let site = Site::with_bin_bits(4);
-    let (mut installs, mut colds, mut uvs) = (Vec::new(), Vec::new(), Vec::new());
-    println!("graph  plugins  trellis install  registry add + install  uv pip compile  install/uv");
+    let (mut installs, mut colds, mut uvs, mut ratios) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut baseline_installs, mut baseline_ratios) = (Vec::new(), Vec::new());
+    println!("{runs} runs per graph, {} ms added per request", latency.as_millis());
+    if let Some(baseline) = &baseline {
+        println!("baseline: {}", baseline.display());
+    }
+    println!(
+        "graph  plugins  trellis install  registry add + install  uv pip compile  install/uv{}",
+        if baseline.is_some() { "  baseline install  baseline/uv" } else { "" }
+    );
     for graph in 0..graphs {
         let deps = random_graph(&mut rng);
         publish(&site, graph, &deps);
@@ -201,63 +232,108 @@ fn main() {
         let root = work.path().join("root.json");
         std::fs::write(&root, site.root()).unwrap();
         let target = format!("{}@^1", plugin_id(graph, 0));
-
-        // Trellis, registry added beforehand: the install alone.
-        let data = work.path().join("data");
-        let trellis_cmd = |data: &Path| {
-            let mut command = Command::new(&trellis);
+        let wheels = work.path().join("wheels");
+        write_wheels(&wheels, graph, &deps);
+        let wheel_server = trellis_index::serve::Server::start(&wheels, SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let delayed_servers =
+            (!latency.is_zero()).then(|| (delayed(site.site.path(), latency), delayed(&wheels, latency)));
+        let (site_url, wheels_url) = match &delayed_servers {
+            // The fault server's URL has no trailing slash; `serve`'s has.
+            Some((site_server, wheel_server)) => {
+                (format!("{}/", site_server.url()), format!("{}/", wheel_server.url()))
+            }
+            None => (site.url(), wheel_server.url()),
+        };
+        let command_of = |bin: &Path, data: &Path| {
+            let mut command = Command::new(bin);
             command.arg("--data-dir").arg(data).arg("--quiet");
             command
         };
-        run(trellis_cmd(&data).args(["registry", "add", "main", &site.url(), "--root"]).arg(&root));
-        let install = run(trellis_cmd(&data).args(["--yes", "install", &target]));
-        let listed = trellis_cmd(&data).args(["--json", "list"]).output().unwrap();
-        let list: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
-        let count = list["result"].as_array().map_or(0, Vec::len);
-        assert_eq!(count, deps.len(), "the whole graph is installed: {list}");
-
-        // Trellis from nothing: registry add (the TUF chain) and install.
-        let fresh = work.path().join("fresh");
-        let cold = run(trellis_cmd(&fresh).args(["registry", "add", "main", &site.url(), "--root"]).arg(&root))
-            + run(trellis_cmd(&fresh).args(["--yes", "install", &target]));
-
-        // uv, cold cache, wheels over HTTP from the same kind of server.
-        let wheels = work.path().join("wheels");
-        write_wheels(&wheels, graph, &deps);
-        let server = trellis_index::serve::Server::start(&wheels, SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let trellis_cmd = |data: &Path| command_of(&trellis, data);
         let requirements = work.path().join("requirements.in");
         std::fs::write(&requirements, format!("{}>=1,<2\n", python_name(graph, 0))).unwrap();
-        let compiled = work.path().join("requirements.txt");
-        let uv_time = run(Command::new(&uv)
-            .args(["pip", "compile", "--quiet", "--no-index", "--find-links"])
-            .arg(format!("{}index.html", server.url()))
-            .arg("--cache-dir")
-            .arg(work.path().join("uv-cache"))
-            .arg("-o")
-            .arg(&compiled)
-            .arg(&requirements));
-        let pinned = std::fs::read_to_string(&compiled).unwrap();
-        let uv_count = pinned.lines().filter(|l| l.starts_with("acme-")).count();
-        assert_eq!(uv_count, deps.len(), "uv resolves the same graph: {pinned}");
+        let (mut install_runs, mut cold_runs, mut uv_runs) = (Vec::new(), Vec::new(), Vec::new());
+        let mut baseline_runs = Vec::new();
+        for run_index in 0..runs {
+            let attempt = work.path().join(format!("run-{run_index}"));
+            // Trellis, registry added beforehand: the install alone.
+            let data = attempt.join("data");
+            run(trellis_cmd(&data).args(["registry", "add", "main", &site_url, "--root"]).arg(&root));
+            install_runs.push(run(trellis_cmd(&data).args(["--yes", "install", &target])));
+            let listed = trellis_cmd(&data).args(["--json", "list"]).output().unwrap();
+            let list: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+            let count = list["result"].as_array().map_or(0, Vec::len);
+            assert_eq!(count, deps.len(), "the whole graph is installed: {list}");
 
+            // The baseline binary, the same way.
+            if let Some(baseline) = &baseline {
+                let data = attempt.join("baseline");
+                run(command_of(baseline, &data).args(["registry", "add", "main", &site_url, "--root"]).arg(&root));
+                baseline_runs.push(run(command_of(baseline, &data).args(["--yes", "install", &target])));
+            }
+
+            // Trellis from nothing: registry add (the TUF chain) and install.
+            let fresh = attempt.join("fresh");
+            cold_runs.push(
+                run(trellis_cmd(&fresh).args(["registry", "add", "main", &site_url, "--root"]).arg(&root))
+                    + run(trellis_cmd(&fresh).args(["--yes", "install", &target])),
+            );
+
+            // uv, cold cache, wheels over HTTP from the same kind of server.
+            let compiled = attempt.join("requirements.txt");
+            uv_runs.push(run(Command::new(&uv)
+                .args(["pip", "compile", "--quiet", "--no-index", "--find-links"])
+                .arg(format!("{wheels_url}index.html"))
+                .arg("--cache-dir")
+                .arg(attempt.join("uv-cache"))
+                .arg("-o")
+                .arg(&compiled)
+                .arg(&requirements)));
+            let pinned = std::fs::read_to_string(&compiled).unwrap();
+            let uv_count = pinned.lines().filter(|l| l.starts_with("acme-")).count();
+            assert_eq!(uv_count, deps.len(), "uv resolves the same graph: {pinned}");
+            std::fs::remove_dir_all(&attempt).unwrap();
+        }
+        let (install, cold, uv_time) = (median(install_runs), median(cold_runs), median(uv_runs));
+        let ratio = install.as_secs_f64() / uv_time.as_secs_f64();
+        let before = (!baseline_runs.is_empty()).then(|| {
+            let before = median(baseline_runs);
+            let before_ratio = before.as_secs_f64() / uv_time.as_secs_f64();
+            baseline_installs.push(before);
+            baseline_ratios.push(before_ratio);
+            format!("  {:>13.1} ms  {before_ratio:>10.2}×", ms(before))
+        });
         println!(
-            "{graph:>5}  {:>7}  {:>12.1} ms  {:>19.1} ms  {:>11.1} ms  {:>9.2}×",
+            "{graph:>5}  {:>7}  {:>12.1} ms  {:>19.1} ms  {:>11.1} ms  {:>9.2}×{}",
             deps.len(),
             ms(install),
             ms(cold),
             ms(uv_time),
-            install.as_secs_f64() / uv_time.as_secs_f64()
+            ratio,
+            before.unwrap_or_default()
         );
         installs.push(install);
         colds.push(cold);
         uvs.push(uv_time);
+        ratios.push(ratio);
     }
     let (install, cold, uv_time) = (median(installs), median(colds), median(uvs));
+    let worst = ratios.iter().copied().fold(0.0_f64, f64::max);
     println!(
-        "median  trellis install {:.1} ms, registry add + install {:.1} ms, uv pip compile {:.1} ms: install/uv {:.2}× (target ≤ 1.5×)",
+        "median  trellis install {:.1} ms, registry add + install {:.1} ms, uv pip compile {:.1} ms: install/uv {:.2}×, \
+         worst graph {worst:.2}× (target ≤ 1.5× for every graph)",
         ms(install),
         ms(cold),
         ms(uv_time),
         install.as_secs_f64() / uv_time.as_secs_f64()
     );
+    if !baseline_installs.is_empty() {
+        let before = median(baseline_installs);
+        let worst = baseline_ratios.iter().copied().fold(0.0_f64, f64::max);
+        println!(
+            "baseline  install {:.1} ms: install/uv {:.2}×, worst graph {worst:.2}×",
+            ms(before),
+            before.as_secs_f64() / uv_time.as_secs_f64()
+        );
+    }
 }

@@ -235,7 +235,7 @@ fn update_rolls_back_automatically_when_the_new_release_fails_to_start() {
     assert!(report.rolled_back[0].2.contains("rolled back to 1.0.0"), "{}", report.rolled_back[0].2);
     let clock = store.state().plugin(&id("acme.clock")).unwrap();
     assert_eq!(clock.active.version, v("1.0.0"));
-    assert!(store.state().pending().is_none());
+    assert!(store.state().pending().is_empty());
     assert!(!store.data_dir().release_dir(&id("acme.clock"), &v("1.1.0")).exists());
     let trace = hooks.trace();
     let n = trace.len();
@@ -494,4 +494,45 @@ fn scheduled_update_applies_only_what_the_policies_allow_unattended() {
         "{report:?}"
     );
     assert_eq!(store.state().plugin(&id("acme.clock")).unwrap().active.version, v("1.1.0"));
+}
+
+#[test]
+fn a_hook_refusing_one_plugin_of_a_multi_plugin_install_leaves_no_plugin_the_host_did_not_take() {
+    let site = clock_site();
+    let data = tempfile::tempdir().unwrap();
+    let mut store = store(data.path(), &site);
+    let hooks = RecordingHooks::new();
+    let session = Session::new(&hooks, &AlwaysAgree);
+    let plugins_dir = store.data_dir().plugins_dir();
+
+    // The dependent's `before_install` refuses: the two are one transaction, neither
+    // is installed, no files are left, and the host registered nothing.
+    hooks.fail(Hook::BeforeInstall, &id("acme.clock"), None);
+    let error = store.install(&[parse_requirement("acme.clock").unwrap()], &session).unwrap_err();
+    assert!(error.to_string().contains("nothing was installed"), "{error}");
+    assert!(store.state().plugins().is_empty());
+    assert!(store.state().pending().is_empty());
+    let left: Vec<_> = std::fs::read_dir(&plugins_dir).map(|d| d.flatten().collect()).unwrap_or_default();
+    assert!(left.is_empty(), "files left: {left:?}");
+    assert_eq!(hooks.trace(), ["before_install acme.time-core 1.0.0", "before_install acme.clock 1.0.0"]);
+
+    // The dependency's `register` refuses after the switch: it is removed again, and so
+    // is the dependent the host never heard of (no hook called for it).
+    hooks.clear_failures();
+    let before = hooks.trace().len();
+    hooks.fail(Hook::Register, &id("acme.time-core"), None);
+    let error = store.install(&[parse_requirement("acme.clock").unwrap()], &session).unwrap_err();
+    assert!(error.to_string().contains("the plugin and the 1 installed after it were removed again"), "{error}");
+    assert!(store.state().plugins().is_empty());
+    assert!(store.state().pending().is_empty());
+    let trace = hooks.trace()[before..].to_vec();
+    let after_switch: Vec<&String> = trace.iter().skip_while(|t| t.starts_with("before_install")).collect();
+    assert!(after_switch.iter().all(|t| !t.contains("acme.clock")), "{trace:?}");
+    assert!(after_switch.iter().any(|t| t.starts_with("register acme.time-core")), "{trace:?}");
+
+    // Nothing refuses: both installed, the dependency registered first.
+    hooks.clear_failures();
+    let report = store.install(&[parse_requirement("acme.clock").unwrap()], &session).unwrap();
+    assert_eq!(report.installed.len(), 2);
+    assert!(store.verify(&[]).unwrap().iter().all(|r| r.problems.is_empty()));
 }

@@ -92,7 +92,7 @@ fn sweep(bin: &Path, template: &Path, args: &[&str], expect_version: &str) -> u6
         ok(bin, data.path(), args);
         ok(bin, data.path(), &["verify"]);
         let state: State = serde_json::from_slice(&std::fs::read(data.path().join("state.json")).unwrap()).unwrap();
-        assert!(state.pending().is_none(), "point {point}: journal left behind");
+        assert!(state.pending().is_empty(), "point {point}: journal left behind");
         assert_eq!(state.plugins().len(), 6, "point {point}");
         for plugin in state.plugins().values() {
             assert_eq!(plugin.active.version.to_string(), expect_version, "point {point}");
@@ -124,7 +124,10 @@ fn killing_install_and_update_at_every_step_leaves_a_consistent_recoverable_data
     let update_points = sweep(&bin, installed.path(), &["update"], "1.1.0");
 
     eprintln!("kill points: install {install_points}, update {update_points}");
-    assert!(install_points >= 25, "install has {install_points} kill points");
+    // The install of the six new plugins is one transaction: journal, one kill point per
+    // extracted release, the switch, one per plugin's cleanup (2 × 6 + 3); each update
+    // is its own transaction (about five kill points each).
+    assert!(install_points >= 15, "install has {install_points} kill points");
     assert!(update_points >= 25, "update has {update_points} kill points");
-    assert!(install_points + update_points >= 50, "{install_points} + {update_points} kill points");
+    assert!(install_points + update_points >= 40, "{install_points} + {update_points} kill points");
 }

@@ -125,7 +125,7 @@ fn assert_whole(dir: &DataDir) -> BTreeMap<PluginId, Version> {
 /// [`assert_whole`] on an open store.
 fn assert_whole_store(store: &StateStore) -> BTreeMap<PluginId, Version> {
     let dir = store.data_dir();
-    assert!(store.state().pending().is_none(), "journal left: {:?}", store.state().pending());
+    assert!(store.state().pending().is_empty(), "journal left: {:?}", store.state().pending());
     let mut active = BTreeMap::new();
     for (plugin, record) in store.state().plugins() {
         let mut wanted = vec![record.active.version.to_string(), "current".to_owned()];
@@ -245,11 +245,11 @@ fn operations_are_refused_while_an_interrupted_one_is_recorded() {
     let err = install(&mut store, &clock(), 1).unwrap_err();
     assert!(matches!(err, ActivateError::Pending { .. }), "{err}");
     assert!(err.to_string().contains("interrupted install of acme.clock 1.0.0"), "{err}");
-    let recovery = recover(&mut store).unwrap().unwrap();
+    let recovery = recover(&mut store).unwrap().pop().unwrap();
     assert_eq!(recovery.outcome, Outcome::RolledBack);
     assert_eq!(recovery.to_string(), "an interrupted install of acme.clock was undone; acme.clock is not installed");
     install(&mut store, &clock(), 1).unwrap();
-    assert!(recover(&mut store).unwrap().is_none());
+    assert!(recover(&mut store).unwrap().is_empty());
 }
 
 #[test]
@@ -262,7 +262,7 @@ fn plugin_of_a_vendor_bound_to_another_registry_is_refused() {
         begin_install(&mut store, &other, release(1), "mirror".parse().unwrap(), InstallReason::Requested).unwrap_err();
     assert!(matches!(&err, ActivateError::VendorBoundElsewhere { bound, .. } if bound.as_str() == "public"), "{err}");
     assert!(err.to_string().contains("dependency-confusion"), "{err}");
-    assert!(store.state().pending().is_none(), "a refusal journals nothing");
+    assert!(store.state().pending().is_empty(), "a refusal journals nothing");
 }
 
 #[test]
@@ -295,7 +295,7 @@ fn rollback_to_a_previous_release_deleted_by_hand_is_refused() {
     fs::remove_dir_all(dir.release_dir(&clock(), &v(1))).unwrap();
     let err = begin_rollback(&mut store, &clock()).unwrap_err();
     assert!(matches!(err, ActivateError::ReleaseMissing { .. }), "{err}");
-    assert!(store.state().pending().is_none(), "a refusal journals nothing");
+    assert!(store.state().pending().is_empty(), "a refusal journals nothing");
     assert_eq!(store.state().plugin(&clock()).unwrap().active.version, v(2));
 }
 
@@ -310,7 +310,7 @@ fn dropping_an_unfinished_transaction_settles_it() {
         write_release(&mut tx).unwrap();
         tx.staged().unwrap();
     }
-    assert!(store.state().pending().is_none());
+    assert!(store.state().pending().is_empty());
     drop(store);
     assert_eq!(assert_whole(&dir)[&clock()], v(1));
 }
@@ -450,7 +450,7 @@ fn recovery_tells_the_host_what_it_still_owes() {
     drop(tx);
     drop(store);
     let mut store = open(&dir);
-    let recovery = recover(&mut store).unwrap().unwrap();
+    let recovery = recover(&mut store).unwrap().pop().unwrap();
     assert_eq!((recovery.outcome, &recovery.host), (Outcome::Completed, &HostAction::RegisterAndStart(v(1))));
 
     // Crash after stopping the running release for an update: undone, start owed.
@@ -462,7 +462,7 @@ fn recovery_tells_the_host_what_it_still_owes() {
     drop(tx);
     drop(store);
     let mut store = open(&dir);
-    let recovery = recover(&mut store).unwrap().unwrap();
+    let recovery = recover(&mut store).unwrap().pop().unwrap();
     assert_eq!((recovery.outcome, &recovery.host), (Outcome::RolledBack, &HostAction::Start(v(1))));
     assert_eq!(recovery.to_string(), "an interrupted update of acme.clock was undone; acme.clock 1.0.0 is active");
 }
@@ -537,4 +537,145 @@ fn errors_say_what_failed_and_what_to_do() {
     .map(ToString::to_string)
     .collect();
     insta::assert_snapshot!(errors.join("\n"));
+}
+
+fn batch_plugins() -> Vec<PluginId> {
+    ["acme.base", "acme.lib", "acme.app"].iter().map(|id| id.parse().unwrap()).collect()
+}
+
+/// Installs `plugins` at `major` as one batch, writing each release's files with a
+/// crash point before each file.
+fn install_batch(store: &mut StateStore, plugins: &[PluginId], major: u64) -> Result<(), ActivateError> {
+    let installs = plugins
+        .iter()
+        .map(|plugin| NewInstall {
+            plugin: plugin.clone(),
+            release: release(major),
+            registry: public(),
+            reason: InstallReason::Requested,
+        })
+        .collect();
+    let mut batch = begin_installs(store, installs)?;
+    for (index, plugin) in plugins.iter().enumerate() {
+        let dir = batch.target_dir(index).unwrap();
+        for (name, content) in expected_files(plugin, &v(major)) {
+            batch.checkpoint()?;
+            let path = dir.join(&name);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, content).unwrap();
+        }
+    }
+    batch.switch()?;
+    batch.finish(&mut || {})
+}
+
+#[test]
+fn every_crash_point_of_a_batch_install_recovers_to_none_or_all_of_it() {
+    let plugins = batch_plugins();
+    let mut outcomes = std::collections::BTreeSet::new();
+    let mut crash_at = 0;
+    loop {
+        for recovery_crash_at in [None, Some(0), Some(1), Some(3)] {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = DataDir::new(tmp.path());
+            let mut store = open(&dir);
+            install(&mut store, &clock(), 1).unwrap();
+            store.crash_after = Some(crash_at);
+            match install_batch(&mut store, &plugins, 1) {
+                Ok(()) => {
+                    assert!(crash_at >= 12, "only {crash_at} crash points in a 3-plugin batch");
+                    assert_eq!(outcomes.len(), 2, "crashes should both undo and complete: {outcomes:?}");
+                    return;
+                }
+                Err(e) => assert!(is_crash(&e), "crash at {crash_at}: unexpected error {e}"),
+            }
+            drop(store);
+            let mut store = open(&dir);
+            store.crash_after = recovery_crash_at;
+            match recover(&mut store) {
+                Ok(recoveries) => {
+                    // Nothing journalled yet (a crash before the first write), or one
+                    // recovery per operation, all settled the same way.
+                    assert!(recoveries.is_empty() || recoveries.len() == 3, "crash at {crash_at}: {recoveries:?}");
+                    let same = recoveries.windows(2).all(|w| w[0].outcome == w[1].outcome);
+                    assert!(same, "crash at {crash_at}: {recoveries:?}");
+                    drop(store);
+                }
+                Err(e) => {
+                    assert!(is_crash(&e), "unexpected error during recovery: {e}");
+                    drop(store);
+                    recover(&mut open(&dir)).unwrap();
+                }
+            }
+            let active = assert_whole(&dir);
+            assert_eq!(active.get(&clock()), Some(&v(1)), "crash at {crash_at}: the plugin installed before moved");
+            let batch: Vec<bool> = plugins.iter().map(|p| active.get(p) == Some(&v(1))).collect();
+            assert!(
+                batch.iter().all(|b| *b) || batch.iter().all(|b| !*b),
+                "crash at {crash_at}, recovery crash at {recovery_crash_at:?}: part of the batch installed: {batch:?}"
+            );
+            outcomes.insert(batch[0]);
+        }
+        crash_at += 1;
+    }
+}
+
+#[test]
+fn an_aborted_batch_installs_nothing_and_a_refused_one_journals_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let mut store = open(&dir);
+    let plugins = batch_plugins();
+    let installs: Vec<NewInstall> = plugins
+        .iter()
+        .map(|plugin| NewInstall {
+            plugin: plugin.clone(),
+            release: release(1),
+            registry: public(),
+            reason: InstallReason::Requested,
+        })
+        .collect();
+    let mut batch = begin_installs(&mut store, installs.clone()).unwrap();
+    let dir0 = batch.target_dir(0).unwrap();
+    fs::create_dir_all(&dir0).unwrap();
+    fs::write(dir0.join("plugin.json"), "{}").unwrap();
+    // The second release was never written: the switch refuses, naming it.
+    let err = batch.switch().unwrap_err();
+    assert!(matches!(&err, ActivateError::ReleaseMissing { plugin, .. } if plugin == &plugins[1]), "{err}");
+    batch.abort().unwrap();
+    drop(store);
+    assert!(assert_whole(&dir).is_empty());
+    assert!(!dir.plugin_dir(&plugins[0]).exists(), "the aborted batch's files are deleted");
+
+    // Two plugins of one vendor from two registries in one batch: refused up front.
+    let mut store = open(&dir);
+    let mut mixed = installs;
+    mixed[2].registry = "mirror".parse().unwrap();
+    let err = begin_installs(&mut store, mixed).unwrap_err();
+    assert!(matches!(err, ActivateError::VendorBoundElsewhere { .. }), "{err}");
+    assert!(store.state().pending().is_empty(), "a refusal journals nothing");
+}
+
+#[test]
+fn a_batch_journal_is_a_list_and_a_single_operation_keeps_the_old_form() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let mut store = open(&dir);
+    store.crash_after = Some(1);
+    let err = install_batch(&mut store, &batch_plugins(), 1).unwrap_err();
+    assert!(is_crash(&err), "{err}");
+    drop(store);
+    let written: serde_json::Value = serde_json::from_slice(&fs::read(dir.state_file()).unwrap()).unwrap();
+    let journal = written["pending"].as_array().expect("a batch journals a list");
+    assert_eq!(journal.len(), 3);
+    assert_eq!(journal[2]["plugin"], "acme.app");
+    assert_eq!(StateStore::open(dir.clone()).unwrap().state().pending().len(), 3);
+    recover(&mut open(&dir)).unwrap();
+
+    let mut store = open(&dir);
+    store.crash_after = Some(1);
+    assert!(is_crash(&install(&mut store, &clock(), 1).unwrap_err()));
+    drop(store);
+    let written: serde_json::Value = serde_json::from_slice(&fs::read(dir.state_file()).unwrap()).unwrap();
+    assert_eq!(written["pending"]["plugin"], "acme.clock", "one operation is journalled as an object: {written}");
 }

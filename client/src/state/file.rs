@@ -15,7 +15,7 @@ use super::disabled::Disabled;
 use super::journal::Operation;
 use super::layout::{CURRENT, DataDir, InstallId};
 use crate::consent::Consents;
-use crate::fs::{FsError, LockedFile, write_atomic};
+use crate::fs::{Flush, FsError, LockedFile, Rename, write_atomic_flushing};
 use crate::policy::Policies;
 use crate::registry_name::RegistryName;
 
@@ -138,8 +138,11 @@ pub struct State {
     /// removed, so a reinstall never restarts one.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub trials: BTreeMap<PluginId, Trial>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pending: Option<Operation>,
+    /// The journal: the operations of the transaction in flight (one for an update,
+    /// rollback or removal; one per plugin for an install). Written as one object when
+    /// it holds one operation, as older clients wrote it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "one_or_many")]
+    pending: Vec<Operation>,
     /// Fields this client does not know, kept as they were.
     #[serde(flatten)]
     extra: Map<String, Value>,
@@ -158,7 +161,7 @@ impl State {
             policies: Policies::default(),
             last_update_check: None,
             trials: BTreeMap::new(),
-            pending: None,
+            pending: Vec::new(),
             extra: Map::new(),
         }
     }
@@ -183,10 +186,10 @@ impl State {
         self.plugins.iter().filter(|(_, p)| p.active.dependencies.contains(plugin)).map(|(id, _)| id).collect()
     }
 
-    /// The operation in flight, if one was interrupted. [`crate::activate::recover`]
-    /// resolves it.
-    pub fn pending(&self) -> Option<&Operation> {
-        self.pending.as_ref()
+    /// The operations of the transaction in flight, if one was interrupted (empty
+    /// otherwise). [`crate::activate::recover`] settles them.
+    pub fn pending(&self) -> &[Operation] {
+        &self.pending
     }
 
     /// The registry bound to `vendor`, if any.
@@ -217,8 +220,8 @@ impl State {
         &mut self.plugins
     }
 
-    pub(crate) fn set_pending(&mut self, operation: Option<Operation>) {
-        self.pending = operation;
+    pub(crate) fn set_pending(&mut self, operations: Vec<Operation>) {
+        self.pending = operations;
     }
 
     fn check(&self) -> Result<(), String> {
@@ -406,7 +409,29 @@ impl StateStore {
         Ok(result)
     }
 
+    /// [`update`](Self::update) with the write's barriers chosen by the caller (see
+    /// [`crate::fs::write_atomic_flushing`]): a transaction's commit flushes the files
+    /// it wrote unflushed with [`Flush::FileSystem`]; a journal step whose loss after
+    /// a power cut recovery handles the same way uses [`Rename::Lazy`]. The state
+    /// file is never torn: its new bytes are always flushed before the rename.
+    pub fn update_flushing<R>(
+        &mut self,
+        flush: Flush,
+        rename: Rename,
+        change: impl FnOnce(&mut State) -> R,
+    ) -> Result<R, StateError> {
+        let mut next = self.state.clone();
+        let result = change(&mut next);
+        self.write_with(&next, flush, rename)?;
+        self.state = next;
+        Ok(result)
+    }
+
     fn write(&mut self, state: &State) -> Result<(), StateError> {
+        self.write_with(state, Flush::File, Rename::Durable)
+    }
+
+    fn write_with(&mut self, state: &State, flush: Flush, rename: Rename) -> Result<(), StateError> {
         if self._lock.is_none() {
             return Err(StateError::ReadOnly { path: self.dir.root().to_owned() });
         }
@@ -414,7 +439,7 @@ impl StateStore {
         let mut bytes = serde_json::to_vec_pretty(state).map_err(StateError::Serialize)?;
         bytes.push(b'\n');
         crate::fs::create_dir_all(self.dir.root())?;
-        write_atomic(&self.dir.state_file(), &bytes)?;
+        write_atomic_flushing(&self.dir.state_file(), &bytes, flush, rename)?;
         Ok(())
     }
 
@@ -556,6 +581,35 @@ fn scan_pointers(dir: &DataDir, state: &mut State) -> Result<Scan, StateError> {
     recovered.sort();
     unrecognised.sort();
     Ok((recovered, unrecognised))
+}
+
+/// The journal's serialized form: one operation as an object (what clients before
+/// batched installs wrote and read), several as a list.
+mod one_or_many {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Operation;
+
+    pub(super) fn serialize<S: Serializer>(operations: &[Operation], serializer: S) -> Result<S::Ok, S::Error> {
+        match operations {
+            [one] => one.serialize(serializer),
+            many => many.serialize(serializer),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Operation>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(Box<Operation>),
+            Many(Vec<Operation>),
+        }
+        match Option::<OneOrMany>::deserialize(deserializer)? {
+            None => Ok(Vec::new()),
+            Some(OneOrMany::One(one)) => Ok(vec![*one]),
+            Some(OneOrMany::Many(many)) => Ok(many),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ use crate::activate;
 use crate::consent::{self, ConsentQuery, Disclosure};
 use crate::events::{Event, OperationKind};
 use crate::hooks::{Hook, HookContext};
+use crate::package::Durability;
 use crate::resolve::{self, PreReleases, Request, Requirement, Resolution, ResolveError, ResolvedPlugin};
 use crate::state::{InstallReason, InstalledRelease};
 
@@ -125,19 +126,26 @@ impl Store {
         let bases = self.delta_bases()?;
         let verified = fetch::download(&remotes, signed, self.relay(), &*session.reporter, &bases)?;
         self.crash.step();
-        for release in verified {
-            let id = release.resolved.id.clone();
-            let to = release.resolved.version.clone();
-            match installed.get(&id) {
-                Some(from) => {
-                    self.activate_update(release, session)?;
-                    report.updated.push((id, from.clone(), to));
+        for step in activation_steps(verified, &installed) {
+            match step {
+                ActivationStep::Install(releases) => {
+                    let releases = releases
+                        .into_iter()
+                        .map(|release| {
+                            let reason = if release.resolved.requested {
+                                InstallReason::Requested
+                            } else {
+                                InstallReason::Dependency
+                            };
+                            (release, reason)
+                        })
+                        .collect();
+                    report.installed.extend(self.activate_installs(releases, session)?);
                 }
-                None => {
-                    let reason =
-                        if release.resolved.requested { InstallReason::Requested } else { InstallReason::Dependency };
-                    self.activate_install(release, reason, session)?;
-                    report.installed.push((id, to));
+                ActivationStep::Update(release, from) => {
+                    let (id, to) = (release.resolved.id.clone(), release.resolved.version.clone());
+                    self.activate_update(*release, session)?;
+                    report.updated.push((id, from, to));
                 }
             }
         }
@@ -329,68 +337,158 @@ impl Store {
         Some((version, permissions))
     }
 
-    /// Extracts a verified release and activates it as a new plugin.
-    pub(crate) fn activate_install(
+    /// Extracts verified releases of new plugins (dependencies first) and activates
+    /// them as one transaction ([`activate::Batch`]): every package is extracted, every
+    /// `before_install` hook asked, then all switch together; `register` and `start`
+    /// follow, dependencies first. A refused `before_install` installs none of them;
+    /// a refused `register` or `start` removes that plugin and the ones after it (which
+    /// may depend on it) again. Returns what was installed.
+    pub(crate) fn activate_installs(
         &mut self,
-        release: VerifiedRelease,
-        reason: InstallReason,
+        releases: Vec<(VerifiedRelease, InstallReason)>,
         session: &Session<'_>,
-    ) -> Result<(), StoreError> {
-        let id = release.resolved.id.clone();
-        let version = release.resolved.version.clone();
-        let record = InstalledRelease {
-            version: version.clone(),
-            dependencies: dependency_ids(&release),
-            package_sha256: Some(release.manifest.package.sha256),
-        };
+    ) -> Result<Vec<(PluginId, Version)>, StoreError> {
+        if releases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let installs = releases
+            .iter()
+            .map(|(release, reason)| activate::NewInstall {
+                plugin: release.resolved.id.clone(),
+                release: InstalledRelease {
+                    version: release.resolved.version.clone(),
+                    dependencies: dependency_ids(release),
+                    package_sha256: Some(release.manifest.package.sha256),
+                },
+                registry: release.registry.clone(),
+                reason: *reason,
+            })
+            .collect();
+        let installed: Vec<(PluginId, Version)> =
+            releases.iter().map(|(r, _)| (r.resolved.id.clone(), r.resolved.version.clone())).collect();
         let crash = &mut self.crash;
-        let mut tx = activate::begin_install(&mut self.state, &id, record, release.registry.clone(), reason)?;
+        let mut batch = activate::begin_installs(&mut self.state, installs)?;
         crash.step();
-        let Some(target) = tx.target_dir() else { return Ok(()) };
-        extract(release, &target, session)?;
-        crash.step();
-        let ctx = HookContext { plugin: &id, version: &version, path: &target };
-        if let Err(source) = session.hook(Hook::BeforeInstall, ctx, None) {
-            tx.abort()?;
-            return Err(StoreError::Hook {
-                hook: Hook::BeforeInstall,
-                plugin: id.clone(),
-                version: version.clone(),
-                source: Box::new(source),
-                undone: "nothing was installed".into(),
-            });
+        // Where `syncfs` exists the files are written unflushed and the switch flushes
+        // them all at once; elsewhere each package is flushed as it is extracted.
+        let durability = if crate::fs::syncfs_available() { Durability::Unflushed } else { Durability::Flushed };
+        let mut targets = Vec::with_capacity(releases.len());
+        for (index, (release, _)) in releases.into_iter().enumerate() {
+            let Some(target) = batch.target_dir(index) else { continue };
+            extract(release, &target, durability, session)?;
+            crash.step();
+            targets.push(target);
         }
-        tx.staged()?;
-        crash.step();
-        session.reporter.report(Event::Activating { plugin: id.clone(), version: version.clone() });
-        tx.switch()?;
-        crash.step();
-        tx.finish()?;
-        crash.step();
-        if let Err(error) = self.settle_license(ctx, session) {
-            session.reporter.report(Event::Warning {
-                plugin: Some(id.clone()),
-                message: format!("the trial or license state could not be recorded: {error}"),
-            });
-        }
-        for hook in [Hook::Register, Hook::Start] {
-            if let Err(source) = session.hook(hook, ctx, None) {
-                // The host cannot take the plugin: take it out again.
-                let undone = match self.remove_one(&id, session) {
-                    Ok(()) => "the plugin was removed again".to_owned(),
-                    Err(e) => format!("removing it again failed too ({e}); run `trellis remove {id}`"),
-                };
-                return Err(StoreError::Hook { hook, plugin: id, version, source: Box::new(source), undone });
+        for ((id, version), target) in installed.iter().zip(&targets) {
+            let ctx = HookContext { plugin: id, version, path: target };
+            if let Err(source) = session.hook(Hook::BeforeInstall, ctx, None) {
+                batch.abort()?;
+                return Err(StoreError::Hook {
+                    hook: Hook::BeforeInstall,
+                    plugin: id.clone(),
+                    version: version.clone(),
+                    source: Box::new(source),
+                    undone: "nothing was installed".into(),
+                });
             }
         }
-        if let Err(error) = session.hook(Hook::AfterInstall, ctx, None) {
-            session
-                .reporter
-                .report(Event::Warning { plugin: Some(id.clone()), message: format!("after_install: {error}") });
+        for (id, version) in &installed {
+            session.reporter.report(Event::Activating { plugin: id.clone(), version: version.clone() });
         }
-        session.reporter.report(Event::Done { operation: OperationKind::Install, plugin: id, version: Some(version) });
+        batch.switch()?;
+        crash.step();
+        batch.finish(&mut || crash.step())?;
+        for (index, ((id, version), target)) in installed.iter().zip(&targets).enumerate() {
+            let ctx = HookContext { plugin: id, version, path: target };
+            if let Err(error) = self.settle_license(ctx, session) {
+                session.reporter.report(Event::Warning {
+                    plugin: Some(id.clone()),
+                    message: format!("the trial or license state could not be recorded: {error}"),
+                });
+            }
+            for hook in [Hook::Register, Hook::Start] {
+                if let Err(source) = session.hook(hook, ctx, None) {
+                    // The host cannot take the plugin: take it out again, with the ones
+                    // after it the host never heard of (dependents last, removed first).
+                    let mut failed = Vec::new();
+                    for (later, _) in installed[index + 1..].iter().rev() {
+                        if let Err(e) = self.remove_unannounced(later) {
+                            failed.push(format!("{later} ({e})"));
+                        }
+                    }
+                    let undone = match self.remove_one(id, session) {
+                        Ok(()) if failed.is_empty() => {
+                            let later = installed.len() - index - 1;
+                            if later == 0 {
+                                "the plugin was removed again".to_owned()
+                            } else {
+                                format!("the plugin and the {later} installed after it were removed again")
+                            }
+                        }
+                        Ok(()) => format!("removing {} failed; run `trellis remove` for them", failed.join(", ")),
+                        Err(e) => format!("removing it again failed too ({e}); run `trellis remove {id}`"),
+                    };
+                    return Err(StoreError::Hook {
+                        hook,
+                        plugin: id.clone(),
+                        version: version.clone(),
+                        source: Box::new(source),
+                        undone,
+                    });
+                }
+            }
+            if let Err(error) = session.hook(Hook::AfterInstall, ctx, None) {
+                session
+                    .reporter
+                    .report(Event::Warning { plugin: Some(id.clone()), message: format!("after_install: {error}") });
+            }
+            session.reporter.report(Event::Done {
+                operation: OperationKind::Install,
+                plugin: id.clone(),
+                version: Some(version.clone()),
+            });
+        }
+        Ok(installed)
+    }
+}
+
+impl Store {
+    /// Removes a plugin the host was never told about (installed in the same batch
+    /// after one the host refused): the removal's transaction, no hooks.
+    fn remove_unannounced(&mut self, plugin: &PluginId) -> Result<(), StoreError> {
+        let mut tx = activate::begin_remove(&mut self.state, plugin)?;
+        tx.stopped()?;
+        tx.switch()?;
+        tx.finish()?;
         Ok(())
     }
+}
+
+/// One step of bringing verified releases in.
+pub(crate) enum ActivationStep {
+    /// New plugins, installed as one transaction.
+    Install(Vec<VerifiedRelease>),
+    /// An installed plugin moved from the given release, in its own transaction (it
+    /// rolls back on its own).
+    Update(Box<VerifiedRelease>, Version),
+}
+
+/// Groups releases (dependencies first) into steps in the same order: each run of new
+/// plugins is one install transaction, each installed plugin one update, so every
+/// plugin is still activated after what it depends on. A cold install is one step.
+pub(crate) fn activation_steps(
+    verified: Vec<VerifiedRelease>,
+    installed: &std::collections::BTreeMap<PluginId, Version>,
+) -> Vec<ActivationStep> {
+    let mut steps = Vec::new();
+    for release in verified {
+        match (installed.get(&release.resolved.id), steps.last_mut()) {
+            (Some(from), _) => steps.push(ActivationStep::Update(Box::new(release), from.clone())),
+            (None, Some(ActivationStep::Install(run))) => run.push(release),
+            (None, _) => steps.push(ActivationStep::Install(vec![release])),
+        }
+    }
+    steps
 }
 
 /// The consent question for `release`: its signed permissions, replacing `old` (the
@@ -421,6 +519,7 @@ pub(crate) fn dependency_ids(release: &VerifiedRelease) -> Vec<PluginId> {
 pub(crate) fn extract(
     release: VerifiedRelease,
     target: &std::path::Path,
+    durability: Durability,
     session: &Session<'_>,
 ) -> Result<(), StoreError> {
     let files = release.manifest.files.len() as u64;
@@ -437,7 +536,7 @@ pub(crate) fn extract(
     }
     match release.content {
         ReleaseContent::Package(package) => {
-            package.extract(target).map_err(|source| StoreError::Package {
+            package.extract_with(target, durability).map_err(|source| StoreError::Package {
                 plugin: plugin.clone(),
                 version: version.clone(),
                 source: Box::new(source),
@@ -449,9 +548,18 @@ pub(crate) fn extract(
             problem: e.to_string(),
         })?,
     }
-    // The record before the envelope, both on disk (one flush) before activation.
+    // The record before the envelope, both on disk before activation: flushed here
+    // (one flush), or by the transaction's switch when extraction is unflushed.
     let (record, envelope) = (target.join(PUBLISHER_RECORD_FILE), target.join(RELEASE_ENVELOPE_FILE));
-    crate::fs::write_all_durably(&[(&record, &release.publisher_record), (&envelope, &release.envelope)])?;
+    match durability {
+        Durability::Flushed => {
+            crate::fs::write_all_durably(&[(&record, &release.publisher_record), (&envelope, &release.envelope)])?
+        }
+        Durability::Unflushed => {
+            crate::fs::write_atomic_before_flush(&record, &release.publisher_record)?;
+            crate::fs::write_atomic_before_flush(&envelope, &release.envelope)?;
+        }
+    }
     session.reporter.report(Event::Extracting { plugin, version, files_done: files, files_total: files });
     Ok(())
 }

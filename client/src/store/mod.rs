@@ -667,7 +667,7 @@ pub struct Store {
     options: StoreOptions,
     remotes: Option<Arc<source::Remotes>>,
     relay: Arc<fetch::ProgressRelay>,
-    recovery: Option<Recovery>,
+    recovery: Vec<Recovery>,
     crash: CrashPoints,
 }
 
@@ -742,14 +742,22 @@ impl Store {
         &self.options
     }
 
-    /// What opening the store settled, if an operation had been interrupted.
-    pub fn recovery(&self) -> Option<&Recovery> {
-        self.recovery.as_ref()
+    /// What opening the store settled, one entry per operation of the interrupted
+    /// transaction (empty when nothing had been interrupted).
+    pub fn recovery(&self) -> &[Recovery] {
+        &self.recovery
     }
 
-    /// Tells the host what recovery owes it (start, register, unregister).
+    /// Tells the host what recovery owes it (start, register, unregister), operation by
+    /// operation in the order they were journalled (dependencies first).
     pub fn finish_recovery(&mut self, session: &Session<'_>) -> Result<(), StoreError> {
-        let Some(recovery) = self.recovery.take() else { return Ok(()) };
+        for recovery in std::mem::take(&mut self.recovery) {
+            self.tell_host_recovered(recovery, session);
+        }
+        Ok(())
+    }
+
+    fn tell_host_recovered(&self, recovery: Recovery, session: &Session<'_>) {
         let plugin = recovery.operation.plugin.clone();
         session.reporter.report(Event::Warning { plugin: Some(plugin.clone()), message: recovery.to_string() });
         let path_of = |v: &Version| self.data_dir().release_dir(&plugin, v);
@@ -776,7 +784,6 @@ impl Store {
                 message: format!("the host could not be told about the recovered state: {error}"),
             });
         }
-        Ok(())
     }
 
     /// The configured registries.

@@ -24,12 +24,13 @@ use super::advisories::AdvisoryFinding;
 use super::blocked::{DisabledRelease, HeldBack};
 use super::delta::Transfer;
 use super::fetch::{self, SignedRelease, VerifiedRelease};
-use super::install::{consent_query, extract};
+use super::install::{ActivationStep, activation_steps, consent_query, extract};
 use super::verify::check_release_dir;
 use super::{Session, Store, StoreError};
 use crate::activate;
 use crate::events::{Event, OperationKind};
 use crate::hooks::{Hook, HookContext};
+use crate::package::Durability;
 use crate::policy::{self, Action, AvailableUpdate, Decision, PolicyContext, Trigger};
 use crate::resolve::{Requirement, ResolvedPlugin, Upgrade};
 use crate::state::{InstallReason, InstalledRelease};
@@ -211,22 +212,23 @@ impl Store {
         report.transfers = verified.iter().map(|r| r.transfer.clone()).collect();
         self.crash.step();
         let installed = self.state().installed_versions();
-        for release in verified {
-            let id = release.resolved.id.clone();
-            let to = release.resolved.version.clone();
-            match installed.get(&id) {
-                Some(from) => match self.activate_update(release, session) {
-                    Ok(()) => report.updated.push((id, from.clone(), to)),
-                    Err(error) => {
-                        session
-                            .reporter
-                            .report(Event::Warning { plugin: Some(id.clone()), message: error.to_string() });
-                        report.rolled_back.push((id, to, error.to_string()));
+        for step in activation_steps(verified, &installed) {
+            match step {
+                ActivationStep::Install(releases) => {
+                    let releases = releases.into_iter().map(|release| (release, InstallReason::Dependency)).collect();
+                    report.installed.extend(self.activate_installs(releases, session)?);
+                }
+                ActivationStep::Update(release, from) => {
+                    let (id, to) = (release.resolved.id.clone(), release.resolved.version.clone());
+                    match self.activate_update(*release, session) {
+                        Ok(()) => report.updated.push((id, from, to)),
+                        Err(error) => {
+                            session
+                                .reporter
+                                .report(Event::Warning { plugin: Some(id.clone()), message: error.to_string() });
+                            report.rolled_back.push((id, to, error.to_string()));
+                        }
                     }
-                },
-                None => {
-                    self.activate_install(release, InstallReason::Dependency, session)?;
-                    report.installed.push((id, to));
                 }
             }
         }
@@ -352,7 +354,7 @@ impl Store {
         crash.step();
         let Some(to_path) = tx.target_dir() else { return Ok(()) };
         if !tx.target_is_ready() {
-            extract(release, &to_path, session)?;
+            extract(release, &to_path, Durability::Flushed, session)?;
             crash.step();
             tx.staged()?;
             crash.step();

@@ -231,7 +231,7 @@ impl Context {
             }
             Err(error) => return Err(error.into()),
         };
-        if store.recovery().is_some() {
+        if !store.recovery().is_empty() {
             let reporter = output::reporter(&self.out);
             let hooks = trellis_client::hooks::NoHooks;
             let consent = trellis_client::store::NeverAgree;
