@@ -658,7 +658,7 @@ impl Batch<'_> {
     }
 
     /// Completes the switched batch: writes each plugin's pointer, deletes leftovers and
-    /// clears the journal (see [`settle`]); `step` is called after each plugin.
+    /// clears the journal (as `settle` does); `step` is called after each plugin.
     pub fn finish(mut self, step: &mut dyn FnMut()) -> Result<(), ActivateError> {
         if let Some(operation) = self.operations.iter().find(|o| o.phase != Phase::Switched) {
             return Err(ActivateError::WrongPhase { step: "finish", operation: Box::new(operation.clone()) });
