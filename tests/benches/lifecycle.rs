@@ -85,6 +85,27 @@ fn child(data: &str, url: &str, root: &str, id: &str, strict: bool) {
 
 /// The install target: the plugin nearest the middle of the registry whose fresh
 /// install brings in 30 plugins (or the closest count found), with that graph.
+/// One cold install of `target` in a child process (data dir `data`) at `latency_ms` per
+/// request, the server's counters reset first: `[elapsed_ms, installed, peak_kib]`.
+fn cold_install(
+    server: &FaultServer,
+    latency_ms: u64,
+    data: &Path,
+    root: &Path,
+    target: &str,
+    strict: bool,
+) -> Vec<u64> {
+    server.set_latency(Duration::from_millis(latency_ms));
+    server.reset_counters();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--child", data.to_str().unwrap(), &server.url(), root.to_str().unwrap(), target])
+        .arg(if strict { "strict" } else { "speculative" })
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|f| f.parse().ok()).collect()
+}
+
 fn pick_target(plan: &[SynthPlugin]) -> (usize, Vec<usize>) {
     let mut best: Option<(usize, Vec<usize>)> = None;
     let middle = plan.len() / 2;
@@ -309,15 +330,7 @@ fn main() {
     if let Some(tmpfs) = &tmpfs {
         for latency in &latencies {
             let dir = tempfile::tempdir_in(tmpfs).unwrap();
-            server.set_latency(Duration::from_millis(*latency));
-            server.reset_counters();
-            let out = std::process::Command::new(std::env::current_exe().unwrap())
-                .args(["--child", dir.path().to_str().unwrap(), &server.url(), root.to_str().unwrap(), &target])
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            let text = String::from_utf8_lossy(&out.stdout);
-            let fields: Vec<u64> = text.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+            let fields = cold_install(&server, *latency, dir.path(), &root, &target, false);
             println!(
                 "cold install at {latency} ms per request, data dir on tmpfs ({}): {} plugins installed, {} requests, \
                  {} ms",
@@ -340,17 +353,7 @@ fn main() {
             }
         }
         let dir = tempfile::tempdir_in(&disk).unwrap();
-        server.set_latency(Duration::from_millis(latency));
-        server.reset_counters();
-        let exe = std::env::current_exe().unwrap();
-        let out = std::process::Command::new(exe)
-            .args(["--child", dir.path().to_str().unwrap(), &server.url(), root.to_str().unwrap(), &target])
-            .arg(if strict { "strict" } else { "speculative" })
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let text = String::from_utf8_lossy(&out.stdout);
-        let fields: Vec<u64> = text.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+        let fields = cold_install(&server, latency, dir.path(), &root, &target, strict);
         println!(
             "cold install at {latency} ms per request{}{}, data dir on {}: {} plugins installed, {} requests, {} \
              round trips of critical path, {} bytes, {} ms, peak RSS {:.1} MiB",
