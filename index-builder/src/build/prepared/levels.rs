@@ -114,14 +114,23 @@ pub(super) fn check(
     // Publishers shown verified that no published bucket vouches for: the signer's own
     // proof check, each domain once.
     let mut to_prove: BTreeMap<VendorId, (String, &str)> = BTreeMap::new();
+    let mut changed_records: HashMap<VendorId, bool> = HashMap::new();
     for (target, bucket) in &new {
         for (id, levels) in &bucket.plugins {
             let Some(domain) = verified_domain(checker, target, id, &levels.publisher)? else { continue };
-            let vouched = before
+            let was_verified = before
                 .get(target)
                 .and_then(|b| b.plugins.get(id))
-                .is_some_and(|b| b.publisher.verified && b.publisher.domain.as_deref() == Some(domain.as_str()))
-                && !record_changed(checker, &id.vendor_id())?;
+                .is_some_and(|b| b.publisher.verified && b.publisher.domain.as_deref() == Some(domain.as_str()));
+            let vouched = was_verified
+                && !match changed_records.get(&id.vendor_id()) {
+                    Some(changed) => *changed,
+                    None => {
+                        let changed = record_changed(checker, &id.vendor_id())?;
+                        changed_records.insert(id.vendor_id(), changed);
+                        changed
+                    }
+                };
             if !vouched {
                 to_prove.insert(id.vendor_id(), (domain, target));
             }
