@@ -263,6 +263,65 @@ impl Aggregate {
     }
 }
 
+/// The first day after `today` on which the aggregate of visible reviews dated `dates`
+/// differs from today's without any review changing: a review enters the
+/// [`RECENT_DAYS`] window on its date and leaves it [`RECENT_DAYS`] later (the window
+/// of day `t` holds the dates `d` with `t - RECENT_DAYS < d <= t`). `None`: never.
+pub fn next_window_change(
+    dates: impl IntoIterator<Item = jiff::civil::Date>,
+    today: jiff::civil::Date,
+) -> Option<jiff::civil::Date> {
+    dates
+        .into_iter()
+        .flat_map(|date| [Some(date), date.checked_add(jiff::Span::new().days(RECENT_DAYS)).ok()])
+        .flatten()
+        .filter(|day| *day > today)
+        .min()
+}
+
+/// Whether the aggregate of visible reviews dated `dates` may differ between the days
+/// `since` (exclusive) and `until` (inclusive): a review entered or left the window
+/// in between.
+pub fn window_changed(
+    dates: impl IntoIterator<Item = jiff::civil::Date>,
+    since: jiff::civil::Date,
+    until: jiff::civil::Date,
+) -> bool {
+    next_window_change(dates, since).is_some_and(|day| day <= until)
+}
+
+/// The dates of every visible review under `reviews/`, by plugin, read leniently: a
+/// file that is not a review is left out (a build that loads its plugin refuses it
+/// through [`check`]). For the builder's state when it has none (see
+/// `build::ratings`); costs one read per review file.
+pub fn visible_dates(registry: &Path) -> BTreeMap<PluginId, Vec<jiff::civil::Date>> {
+    #[derive(Deserialize)]
+    struct Dated {
+        date: jiff::civil::Date,
+        state: Moderation,
+    }
+    let mut out: BTreeMap<PluginId, Vec<jiff::civil::Date>> = BTreeMap::new();
+    let Ok(plugins) = std::fs::read_dir(registry.join("reviews")) else { return out };
+    for plugin_dir in plugins.flatten() {
+        let Some(plugin) = plugin_dir.file_name().to_str().and_then(|name| name.parse::<PluginId>().ok()) else {
+            continue;
+        };
+        let Ok(files) = std::fs::read_dir(plugin_dir.path()) else { continue };
+        for file in files.flatten() {
+            let path = file.path();
+            if file.metadata().is_ok_and(|m| m.len() > ReviewLimits::default().file_bytes) {
+                continue;
+            }
+            if let Some(dated) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Dated>(&b).ok())
+                && dated.state == Moderation::Visible
+            {
+                out.entry(plugin.clone()).or_default().push(dated.date);
+            }
+        }
+    }
+    out
+}
+
 /// A review written from a GitHub issue event (the issue form
 /// `.github/ISSUE_TEMPLATE/review.yml` of the registry template): the plugin, version,
 /// stars and text from the form's sections, the author from the issue's `user.login`
@@ -427,6 +486,33 @@ mod tests {
             let message = only_problem(dir.path());
             assert!(message.contains(expected), "{message}");
         }
+    }
+
+    #[test]
+    fn the_window_moves_when_a_review_reaches_its_date_and_ninety_days_later() {
+        let d = |s: &str| s.parse::<jiff::civil::Date>().unwrap();
+        let dates = [d("2026-08-10"), d("2026-10-20"), d("2026-12-24")];
+        assert_eq!(next_window_change(dates, d("2026-11-01")), Some(d("2026-11-08")), "08-10 leaves");
+        assert_eq!(next_window_change(dates, d("2026-11-08")), Some(d("2026-12-24")), "the one dated ahead enters");
+        assert_eq!(next_window_change(dates, d("2026-12-24")), Some(d("2027-01-18")), "10-20 leaves");
+        assert_eq!(next_window_change(dates, d("2027-03-24")), None, "every review has left");
+        // The aggregate really does move on that day and not the day before.
+        let reviews: Vec<Review> = dates
+            .iter()
+            .zip([5, 3, 1])
+            .map(|(date, stars)| Review {
+                stars,
+                text: "ok".into(),
+                version: "1.0.0".parse().unwrap(),
+                date: *date,
+                author: "a".into(),
+                state: Moderation::Visible,
+            })
+            .collect();
+        let recent = |day: &str| Aggregate::of(&reviews, d(day)).unwrap().recent_tenths;
+        assert_eq!([recent("2026-11-07"), recent("2026-11-08")], [Some(40), Some(30)]);
+        assert!(window_changed(dates, d("2026-11-07"), d("2026-11-08")));
+        assert!(!window_changed(dates, d("2026-11-08"), d("2026-12-23")));
     }
 
     #[test]

@@ -1037,6 +1037,72 @@ fn a_registry_with_download_statistics_built_incrementally_day_after_day_equals_
     assert_eq!(trending(), ["acme.tide", "acme.world", "acme.alarm"]);
 }
 
+/// `reviews/<id>/<author>.json`, visible, of version `version`.
+fn write_review(registry: &Path, id: &str, version: &str, author: &str, stars: u32, date: &str) {
+    let dir = registry.join("reviews").join(id);
+    std::fs::create_dir_all(&dir).unwrap();
+    let review = serde_json::json!({
+        "stars": stars, "text": "Fine.", "version": version, "date": date, "author": author, "state": "visible"
+    });
+    std::fs::write(dir.join(format!("{author}.json")), review.to_string()).unwrap();
+}
+
+#[test]
+fn ratings_whose_recent_window_moves_are_redone_by_incremental_builds_of_other_plugins() {
+    let registry = registry();
+    let key = fixture::key(1);
+    fixture::add_release(registry.path(), &ReleaseSpec::new("acme.world", "1.0.0"), &key).unwrap();
+    // On 11-01 (`now`) the last 90 days are 08-04..=11-01: clock's 5 stars of 08-10
+    // leave them on 11-08; alarm's review of 11-04 is dated ahead and enters then.
+    write_review(registry.path(), "acme.clock", "1.0.0", "octocat", 5, "2026-08-10");
+    write_review(registry.path(), "acme.clock", "1.1.0", "hubot", 3, "2026-10-20");
+    write_review(registry.path(), "acme.alarm", "0.1.0", "octocat", 4, "2026-11-04");
+    let day = |n: i64| now().checked_add(jiff::SignedDuration::from_hours(24 * n)).unwrap();
+    let (full, partial) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let world: trellis_schema::PluginId = "acme.world".parse().unwrap();
+    let build_both = |n: i64| {
+        build_registry(&Registry::open(registry.path()).unwrap(), full.path(), Scope::Full, day(n)).unwrap();
+        let scope = Scope::Plugins(BTreeSet::from([world.clone()]));
+        build_registry(&Registry::open(registry.path()).unwrap(), partial.path(), scope, day(n)).unwrap();
+        assert_eq!(tree(full.path()), tree(partial.path()), "day {n}");
+    };
+    let recent = |id: &str| {
+        let head = head(partial.path());
+        let rating = head.new.iter().find(|s| s.id.as_str() == id).unwrap().rating;
+        rating.map(|r| (r.tenths, r.recent_tenths))
+    };
+    build_registry(&Registry::open(registry.path()).unwrap(), full.path(), Scope::Full, day(0)).unwrap();
+    build_registry(&Registry::open(registry.path()).unwrap(), partial.path(), Scope::Full, day(0)).unwrap();
+    assert!(partial.path().join("_catalog/ratings.json").exists());
+    assert_eq!(recent("acme.clock"), Some((40, Some(40))));
+    assert_eq!(recent("acme.alarm"), Some((40, None)), "counted, not yet in the last 90 days");
+
+    // 11-02: nothing moves. 11-04: alarm's review reaches its day.
+    build_both(1);
+    assert_eq!(recent("acme.alarm"), Some((40, None)));
+    build_both(3);
+    assert_eq!(recent("acme.alarm"), Some((40, Some(40))), "acme.world was built; acme.alarm's window moved");
+
+    // 11-09, the state lost: the 5 stars of 08-10 left on 11-08, a day no build ran;
+    // every review is read once and acme.clock is redone.
+    std::fs::remove_file(partial.path().join("_catalog/ratings.json")).unwrap();
+    build_both(8);
+    assert_eq!(recent("acme.clock"), Some((40, Some(30))));
+
+    // A stale state (another site's snapshot) is not trusted either.
+    write_review(registry.path(), "acme.clock", "1.1.0", "hubot", 1, "2026-10-20");
+    std::fs::copy(full.path().join("_catalog/ratings.json"), partial.path().join("_catalog/ratings.json")).unwrap();
+    let state = std::fs::read_to_string(partial.path().join("_catalog/ratings.json")).unwrap();
+    let stale = state.replacen("\"snapshot\":", "\"snapshot\":1000", 1);
+    std::fs::write(partial.path().join("_catalog/ratings.json"), stale).unwrap();
+    // (hubot's new review is a change to acme.clock: both builds load it.)
+    build_registry(&Registry::open(registry.path()).unwrap(), full.path(), Scope::Full, day(9)).unwrap();
+    let scope = Scope::Plugins(BTreeSet::from([world.clone(), "acme.clock".parse().unwrap()]));
+    build_registry(&Registry::open(registry.path()).unwrap(), partial.path(), scope, day(9)).unwrap();
+    assert_eq!(tree(full.path()), tree(partial.path()));
+    assert_eq!(recent("acme.clock"), Some((30, Some(10))));
+}
+
 #[test]
 fn visible_reviews_are_published_as_a_signed_catalog_document_and_hidden_ones_never() {
     use trellis_schema::catalog;

@@ -57,6 +57,7 @@ mod plan;
 pub mod prepared;
 mod previous;
 mod publishers;
+mod ratings;
 mod write;
 
 pub use documents::index_doc;
@@ -221,7 +222,7 @@ impl BuildInput {
             publishers: registry.signing_keys(&keys.publishers)?,
             bins: registry.signing_keys(&keys.bins)?,
         };
-        let (ratings, reviews) = ratings(registry, &plugins, &scope, now)?;
+        let (ratings, reviews) = ratings::of_loaded(registry, &plugins, &scope, now)?;
         let counts_path = registry.dir.join(crate::stats::COUNTS_FILE);
         let invalid = |reason: String| RegistryError::Layout { path: counts_path.clone(), reason };
         let downloads = match crate::stats::read_counts(&registry.dir).map_err(|e| invalid(e.to_string()))? {
@@ -274,75 +275,6 @@ impl BuildInput {
         self
     }
 }
-
-/// The star ratings of `plugins` from their reviews (`reviews/<id>/<login>.json`),
-/// as of `now`. A refused review of a loaded plugin (any review in a full build)
-/// refuses the build; reviews of plugins an incremental build does not load are
-/// left for the build that loads them.
-fn ratings(
-    registry: &Registry,
-    plugins: &[PluginInput],
-    scope: &Scope,
-    now: jiff::Timestamp,
-) -> Result<(BTreeMap<PluginId, Rating>, VisibleReviews), RegistryError> {
-    use crate::review::{self, Aggregate, ReviewLimits};
-    let known: BTreeMap<PluginId, BTreeSet<semver::Version>> = plugins
-        .iter()
-        .map(|p| (p.id.clone(), p.releases.iter().map(|r| r.manifest.version.clone()).collect()))
-        .collect();
-    let report = review::check(&registry.dir, &known, &ReviewLimits::default());
-    let reviews_dir = registry.dir.join("reviews");
-    let loaded = |path: &Path| {
-        path.strip_prefix(&reviews_dir)
-            .ok()
-            .and_then(|rest| rest.components().next()?.as_os_str().to_str()?.parse::<PluginId>().ok())
-            .is_some_and(|id| known.contains_key(&id))
-    };
-    let refused: Vec<&review::ReviewProblem> =
-        report.problems.iter().filter(|p| *scope == Scope::Full || loaded(&p.path)).collect();
-    if let Some(first) = refused.first() {
-        let more = match refused.len() {
-            1 => String::new(),
-            n => format!(" (and {} more; run `trellis-index reviews check`)", n - 1),
-        };
-        return Err(RegistryError::Layout { path: first.path.clone(), reason: format!("{}{more}", first.reason) });
-    }
-    let today: jiff::civil::Date = now
-        .strftime("%Y-%m-%d")
-        .to_string()
-        .parse()
-        .map_err(|e| RegistryError::Layout { path: reviews_dir.clone(), reason: format!("build date: {e}") })?;
-    let mut by_plugin: BTreeMap<&PluginId, Vec<&review::Review>> = BTreeMap::new();
-    for checked in &report.reviews {
-        by_plugin.entry(&checked.plugin).or_default().push(&checked.review);
-    }
-    let ratings = by_plugin
-        .iter()
-        .filter_map(|(id, reviews)| Some(((*id).clone(), Aggregate::of(reviews.iter().copied(), today)?.rating())))
-        .collect();
-    let visible = by_plugin
-        .into_iter()
-        .map(|(id, reviews)| {
-            let published = reviews
-                .into_iter()
-                .filter(|r| r.state == review::Moderation::Visible)
-                .map(|r| PublishedReview {
-                    author: r.author.clone(),
-                    stars: r.stars,
-                    version: r.version.clone(),
-                    date: r.date.to_string(),
-                    text: r.text.clone(),
-                })
-                .collect::<Vec<_>>();
-            (id.clone(), published)
-        })
-        .filter(|(_, published)| !published.is_empty())
-        .collect();
-    Ok((ratings, visible))
-}
-
-/// Visible reviews of one plugin.
-type VisibleReviews = BTreeMap<PluginId, Vec<PublishedReview>>;
 
 /// What a build did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -559,6 +491,22 @@ pub fn build_registry_with(
         scope = Scope::Full;
         load = known_plugins.clone();
     }
+    // Ratings move as reviews enter and leave their recent window: the plugins whose
+    // rating moved since the published site are loaded like changed ones.
+    let today = ratings::day(now);
+    let rating_days = match (&mut scope, &previous) {
+        (Scope::Plugins(ids), Some(previous)) => {
+            let (due, days) = ratings::due(registry, previous, today);
+            let due: BTreeSet<PluginId> = due.into_iter().filter(|id| known_plugins.contains(id)).collect();
+            if !due.is_empty() {
+                tracing::info!(plugins = due.len(), "ratings whose recent window moved: loading those plugins");
+            }
+            ids.extend(due.iter().cloned());
+            load.extend(due);
+            days
+        }
+        _ => ratings::RatingDays::default(),
+    };
     // A release is analysed once, when first published: the ones the site lists keep
     // their published analysis (their packages are pinned), only new ones are
     // extracted, analysed, scanned and sandboxed.
@@ -582,7 +530,9 @@ pub fn build_registry_with(
     let fetcher = |url: &str| domain_proof::fetch(settings, url);
     let (standings, checked) = domain_proof::standings(&registry.publisher_records(), &cache, settings, now, &fetcher);
     input.publisher_standings = standings;
+    let rating_days = rating_days.with_loaded(&input.plugins, &input.reviews, today);
     let mut report = build_with(input, site, signing)?;
+    rating_days.write(site, report.snapshot_version)?;
     domain_proof::write_cache(&registry.dir, &cache, &checked).map_err(cache_error)?;
     // Plugins whose pages change without being in scope (a listing they share): their
     // releases are all published now, so their analysis is carried over, never redone.
@@ -602,7 +552,6 @@ pub fn build_registry_with(
     let counts_path = registry.dir.join(crate::stats::COUNTS_FILE);
     let invalid = |reason: String| RegistryError::Layout { path: counts_path.clone(), reason };
     let counts = crate::stats::read_counts(&registry.dir).map_err(|e| invalid(e.to_string()))?;
-    let today = now.strftime("%Y-%m-%d").to_string().parse().map_err(|e| invalid(format!("build date: {e}")))?;
     let insights = storefront::Insights::new(counts.as_ref(), today);
     drop(counts);
     report.storefront = storefront::publish(prepared, site, &theme, &insights, &load_more)?.written;

@@ -92,6 +92,23 @@ impl PreviousSite {
         let Some(version) = self.version(role) else { return Ok(None) };
         read_site_json(&site::metadata_file(&self.dir, role, version)).map(Some)
     }
+
+    /// A day no later than the one this site was built on; see [`built_no_later_than`].
+    pub fn built_no_later_than(&self, snapshot_lifetime_days: u32) -> Option<jiff::civil::Date> {
+        built_no_later_than(&self.snapshot.signed, snapshot_lifetime_days)
+    }
+}
+
+/// A day no later than the one the site whose snapshot is `snapshot` was built on:
+/// the snapshot's expiry less its lifetime (`snapshot_lifetime_days`, the registry's
+/// `expiry_days.snapshot`), less a day's slack for a lifetime changed since. `None`
+/// when the expiry does not parse. (A build that changes nothing keeps the snapshot:
+/// the day is then an older build's, still no later.)
+pub(crate) fn built_no_later_than(snapshot: &Snapshot, snapshot_lifetime_days: u32) -> Option<jiff::civil::Date> {
+    let lifetime = jiff::SignedDuration::from_hours(24 * i64::from(snapshot_lifetime_days));
+    let expires: jiff::Timestamp = snapshot.expires.parse().ok()?;
+    let built = expires.checked_sub(lifetime).ok()?;
+    jiff::tz::Offset::UTC.to_datetime(built).date().yesterday().ok()
 }
 
 impl PreviousSite {

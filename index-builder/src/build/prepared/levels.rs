@@ -290,19 +290,10 @@ impl Days {
     fn of(checker: &Checker<'_>, now: jiff::Timestamp) -> Self {
         let day = |at: jiff::Timestamp| jiff::tz::Offset::UTC.to_datetime(at).date();
         let today = day(now);
-        let lifetime = jiff::SignedDuration::from_hours(24 * i64::from(checker.registry.config.expiry_days.snapshot));
-        // From the snapshot's expiry less its lifetime; a day's slack for a lifetime
-        // changed since. Unreadable: no earlier bound than today.
+        // Unreadable: no earlier bound than today.
         let site = checker
             .live
-            .snapshot
-            .signed
-            .expires
-            .parse::<jiff::Timestamp>()
-            .ok()
-            .and_then(|expires| expires.checked_sub(lifetime).ok())
-            .map(day)
-            .and_then(|d| d.yesterday().ok())
+            .built_no_later_than(checker.registry.config.expiry_days.snapshot)
             .map_or(today, |d| d.min(today));
         Self { today, site }
     }
