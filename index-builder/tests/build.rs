@@ -907,6 +907,21 @@ fn role_latest(site: &Path, name: &str) -> Envelope<Targets> {
     role(site, name, version)
 }
 
+/// `now()` and `n` days.
+fn day(n: i64) -> jiff::Timestamp {
+    now().checked_add(jiff::SignedDuration::from_hours(24 * n)).unwrap()
+}
+
+/// On day `n`, a full build into `full` and an incremental one of `only` into
+/// `partial`, which must leave the same tree; the incremental build's report.
+fn build_both_on(registry: &Path, full: &Path, partial: &Path, only: &[&str], n: i64) -> BuildReport {
+    build_registry(&Registry::open(registry).unwrap(), full, Scope::Full, day(n)).unwrap();
+    let scope = Scope::Plugins(only.iter().map(|id| id.parse().unwrap()).collect());
+    let report = build_registry(&Registry::open(registry).unwrap(), partial, scope, day(n)).unwrap();
+    assert_eq!(tree(full), tree(partial), "day {n}");
+    report
+}
+
 #[test]
 fn download_statistics_publish_totals_recent_downloads_and_trending_and_move_plugins_an_incremental_build_does_not_load()
  {
@@ -971,16 +986,8 @@ fn a_registry_with_download_statistics_built_incrementally_day_after_day_equals_
     for id in ["acme.timer", "acme.tide", "acme.world"] {
         fixture::add_release(registry.path(), &ReleaseSpec::new(id, "1.0.0"), &key).unwrap();
     }
-    let day = |n: i64| now().checked_add(jiff::SignedDuration::from_hours(24 * n)).unwrap();
     let (full, partial) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let world: trellis_schema::PluginId = "acme.world".parse().unwrap();
-    let build_both = |n: i64| {
-        build_registry(&Registry::open(registry.path()).unwrap(), full.path(), Scope::Full, day(n)).unwrap();
-        let scope = Scope::Plugins(BTreeSet::from([world.clone()]));
-        let report = build_registry(&Registry::open(registry.path()).unwrap(), partial.path(), scope, day(n)).unwrap();
-        assert_eq!(tree(full.path()), tree(partial.path()), "day {n}");
-        report
-    };
+    let build_both = |n: i64| build_both_on(registry.path(), full.path(), partial.path(), &["acme.world"], n);
     let figures = |id: &str| {
         let head = head(partial.path());
         let summary = head.new.iter().find(|s| s.id.as_str() == id).unwrap().clone();
@@ -1057,15 +1064,8 @@ fn ratings_whose_recent_window_moves_are_redone_by_incremental_builds_of_other_p
     write_review(registry.path(), "acme.clock", "1.0.0", "octocat", 5, "2026-08-10");
     write_review(registry.path(), "acme.clock", "1.1.0", "hubot", 3, "2026-10-20");
     write_review(registry.path(), "acme.alarm", "0.1.0", "octocat", 4, "2026-11-04");
-    let day = |n: i64| now().checked_add(jiff::SignedDuration::from_hours(24 * n)).unwrap();
     let (full, partial) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let world: trellis_schema::PluginId = "acme.world".parse().unwrap();
-    let build_both = |n: i64| {
-        build_registry(&Registry::open(registry.path()).unwrap(), full.path(), Scope::Full, day(n)).unwrap();
-        let scope = Scope::Plugins(BTreeSet::from([world.clone()]));
-        build_registry(&Registry::open(registry.path()).unwrap(), partial.path(), scope, day(n)).unwrap();
-        assert_eq!(tree(full.path()), tree(partial.path()), "day {n}");
-    };
+    let build_both = |n: i64| build_both_on(registry.path(), full.path(), partial.path(), &["acme.world"], n);
     let recent = |id: &str| {
         let head = head(partial.path());
         let rating = head.new.iter().find(|s| s.id.as_str() == id).unwrap().rating;
@@ -1096,10 +1096,7 @@ fn ratings_whose_recent_window_moves_are_redone_by_incremental_builds_of_other_p
     let stale = state.replacen("\"snapshot\":", "\"snapshot\":1000", 1);
     std::fs::write(partial.path().join("_catalog/ratings.json"), stale).unwrap();
     // (hubot's new review is a change to acme.clock: both builds load it.)
-    build_registry(&Registry::open(registry.path()).unwrap(), full.path(), Scope::Full, day(9)).unwrap();
-    let scope = Scope::Plugins(BTreeSet::from([world.clone(), "acme.clock".parse().unwrap()]));
-    build_registry(&Registry::open(registry.path()).unwrap(), partial.path(), scope, day(9)).unwrap();
-    assert_eq!(tree(full.path()), tree(partial.path()));
+    build_both_on(registry.path(), full.path(), partial.path(), &["acme.world", "acme.clock"], 9);
     assert_eq!(recent("acme.clock"), Some((30, Some(10))));
 }
 
