@@ -15,12 +15,10 @@
 //! reads the plugin's index doc and its developer-signed manifest, so a catalog entry
 //! naming a plugin the index lacks only leads to "not served" (with suggestions).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use semver::Version;
-use std::collections::BTreeSet;
 use trellis_schema::PluginId;
-
 use trellis_schema::catalog::{
     self as schema_catalog, CatalogError, CatalogHead, CatalogLimits, ListingKind, ListingPage, PluginSummary, Rating,
     TypoShard,
@@ -103,8 +101,8 @@ impl Store {
 
     /// Searches every registry's catalog for `query`: per registry the head and the
     /// shards of the query's terms (for a term they do not match well, its typo
-    /// shard and the shard of its best typo match), nothing else after the TUF chain. Hits from all
-    /// registries, best first, at most `query.limit`.
+    /// shard and the shard of its best typo match), nothing else after the TUF
+    /// chain. Hits from all registries, best first, at most `query.limit`.
     pub fn search(&mut self, query: &Query) -> Result<SearchResults, StoreError> {
         let remotes = self.fresh_remotes()?;
         let limits = CatalogLimits::default();

@@ -7,7 +7,7 @@
 //! shards (the best [`POSTINGS_PER_TERM`] postings of each term, with the result
 //! fields of the plugins they point at; a shard over the budget split by longer
 //! term prefixes), the typo shards (the vocabulary with document frequencies, by a
-//! term's last characters: [`typo_shards`], why in `trellis_schema::catalog`), the
+//! term's last characters: `typo_shards`, why in `trellis_schema::catalog`), the
 //! category and tag listings
 //! ([`PAGE_SIZE`] a page) and the record buckets that let an incremental build redo
 //! the catalog without loading every plugin.
