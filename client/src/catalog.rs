@@ -2,22 +2,28 @@
 //! documents.
 //!
 //! Owns the query side of `trellis_schema::catalog`: which shards a query needs
-//! ([`Query::shard_keys`]), ranking ([`rank`]: field-weighted BM25 over the shards'
-//! postings, idf from the head's plugin count, times popularity; exact terms, prefix
-//! matches for the last term, one edit for terms of 4+ characters and two for 8+
-//! within the term's shard), filters ([`Filters`]) and whether this host can run a
-//! plugin ([`compatibility`]).
+//! ([`Query::shard_keys`], then [`Query::typo_keys`] and [`Query::typo_shard_keys`]),
+//! ranking ([`rank`]: field-weighted BM25 over the shards' postings, idf from the
+//! head's plugin count, times popularity; exact terms, prefix matches for the last
+//! term, one edit for terms of 4+ characters and two for 8+), filters ([`Filters`])
+//! and whether this host can run a plugin ([`compatibility`]).
 //!
 //! It does not fetch anything: [`crate::store::Store::search`] reads the head and the
 //! shards through [`crate::store::source`] (the TUF chain, the verified cache) and
-//! calls [`rank`]. Typo tolerance stays inside a shard: a term whose first two
-//! characters (more where the builder split a large shard by longer prefixes) are
-//! mistyped is not found: the cost of reading only the query's shards.
+//! calls [`rank`]. A term is matched within its own search shard first (keyed by its
+//! first characters). Only a term with a typo budget that its shard does not match
+//! well (no exact, prefix or one-edit match: its first two characters may be
+//! mistyped) reads its typo shard (the vocabulary keyed by its last two characters,
+//! why in `trellis_schema::catalog`), and then the search shard of its best typo
+//! match, which is scanned like its own: one more request for the typo shard, one
+//! for that shard. Typos in both the first two and the last two characters of a
+//! term are not found.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use trellis_schema::PluginId;
-use trellis_schema::catalog::{self, PluginSummary, SearchShard};
+use trellis_schema::catalog::{self, PluginSummary, SearchShard, TypoShard};
 use trellis_schema::plugin::{Channel, HostRequirement, Platform, PricingModel};
 
 use crate::resolve::HostApp;
@@ -76,6 +82,64 @@ impl Query {
     pub fn shard_keys(&self, exists: impl Fn(&str) -> bool) -> BTreeSet<String> {
         self.terms().iter().filter_map(|t| catalog::candidate_keys(t).into_iter().find(|k| exists(k))).collect()
     }
+
+    /// The typo shards the query reads once it has its own `shards`: for each term
+    /// that needs them (a typo budget, and no exact, prefix or one-edit match in its
+    /// own shard), the longest of its typo keys (`catalog::typo_candidate_keys`) for
+    /// which `exists` (the catalog role lists the typo shard) holds.
+    pub fn typo_keys(&self, shards: &BTreeMap<String, SearchShard>, exists: impl Fn(&str) -> bool) -> BTreeSet<String> {
+        let terms = self.terms();
+        (terms.iter().enumerate())
+            .filter(|(position, term)| needs_typos(term, own_shard(term, shards), position + 1 == terms.len()))
+            .filter_map(|(_, term)| catalog::typo_candidate_keys(term).into_iter().find(|k| exists(k)))
+            .collect()
+    }
+
+    /// The search shards the typo matches need once the query has its own `shards`
+    /// and its `typos`: for each term that needs typos, the shard of its best typo
+    /// match (fewest edits, then most plugins, then by term), the longest of its keys
+    /// for which `exists` holds, when not among `shards` already.
+    pub fn typo_shard_keys(
+        &self,
+        shards: &BTreeMap<String, SearchShard>,
+        typos: &BTreeMap<String, TypoShard>,
+        exists: impl Fn(&str) -> bool,
+    ) -> BTreeSet<String> {
+        let terms = self.terms();
+        (terms.iter().enumerate())
+            .filter(|(position, term)| needs_typos(term, own_shard(term, shards), position + 1 == terms.len()))
+            .filter_map(|(_, term)| best_typo(term, typos))
+            .filter_map(|matched| catalog::candidate_keys(matched).into_iter().find(|k| exists(k)))
+            .filter(|key| !shards.contains_key(key))
+            .collect()
+    }
+}
+
+/// The shard a term is matched in: the longest of its keys among `shards`, with it.
+fn own_shard<'s>(term: &str, shards: &'s BTreeMap<String, SearchShard>) -> Option<(&'s str, &'s SearchShard)> {
+    catalog::candidate_keys(term).into_iter().find_map(|k| shards.get_key_value(&k)).map(|(k, s)| (k.as_str(), s))
+}
+
+/// Whether query term `term` reads the typo shards: it has a typo budget and its own
+/// shard (when it has one) matches it neither exactly, nor as a prefix (`last`), nor
+/// within one edit.
+fn needs_typos(term: &str, own: Option<(&str, &SearchShard)>, last: bool) -> bool {
+    catalog::typo_budget(term.chars().count()) > 0
+        && !own.is_some_and(|(_, shard)| {
+            shard.terms.keys().any(|t| match_weight(term, t, last).is_some_and(|w| w >= ONE_EDIT))
+        })
+}
+
+/// The best typo match of `term` in its typo shard among `typos` (the longest of its
+/// typo keys present): within its typo budget, fewest edits, then the most plugins,
+/// then by term.
+fn best_typo<'t>(term: &str, typos: &'t BTreeMap<String, TypoShard>) -> Option<&'t str> {
+    let shard = catalog::typo_candidate_keys(term).iter().find_map(|k| typos.get(k))?;
+    let budget = catalog::typo_budget(term.chars().count());
+    (shard.terms.iter())
+        .filter_map(|(t, df)| Some((catalog::edit_distance(term, t, budget)?, Reverse(*df), t.as_str())))
+        .min()
+        .map(|(_, _, t)| t)
 }
 
 /// Whether this host can run a plugin's newest release.
@@ -149,30 +213,42 @@ pub struct Ranked {
     pub score: f64,
 }
 
+/// Weight of an exact match.
+const EXACT: f64 = 1.0;
+/// Weight of the last query term matching as a prefix.
+const PREFIX: f64 = 0.8;
+/// Weight of a match one edit away.
+const ONE_EDIT: f64 = 0.6;
+/// Weight of a match two edits away.
+const TWO_EDITS: f64 = 0.4;
+
 /// How a query term matched an indexed term.
 fn match_weight(query: &str, term: &str, last: bool) -> Option<f64> {
     if query == term {
-        return Some(1.0);
+        return Some(EXACT);
     }
     let length = query.chars().count();
     if last && length >= 2 && term.starts_with(query) {
-        return Some(0.8);
+        return Some(PREFIX);
     }
     match catalog::edit_distance(query, term, catalog::typo_budget(length))? {
-        0 => Some(1.0),
-        1 => Some(0.6),
-        _ => Some(0.4),
+        0 => Some(EXACT),
+        1 => Some(ONE_EDIT),
+        _ => Some(TWO_EDITS),
     }
 }
 
 /// Ranks the plugins of `shards` for `query` in a catalog of `plugins` plugins:
-/// per query term the best match of each plugin (weight × idf × impact), summed,
-/// scaled by the share of query terms matched and by [`catalog::popularity`]; ties by
-/// id. Filters apply; at most `query.limit` results.
+/// per query term the best match of each plugin (weight × idf × impact) in its own
+/// shard and, when it needs typos, in the shard of its best match in `typos` (see
+/// [`Query::typo_shard_keys`]), summed, scaled by the share of query terms matched
+/// and by [`catalog::popularity`]; ties by id. Filters apply; at most `query.limit`
+/// results.
 pub fn rank(
     plugins: u32,
     query: &Query,
     shards: &BTreeMap<String, SearchShard>,
+    typos: &BTreeMap<String, TypoShard>,
     host: &HostApp,
     platform: Platform,
 ) -> Vec<Ranked> {
@@ -180,10 +256,15 @@ pub fn rank(
     let n = f64::from(plugins.max(1));
     let mut scores: HashMap<&PluginId, (f64, usize, &PluginSummary)> = HashMap::new();
     for (position, query_term) in terms.iter().enumerate() {
-        let Some(shard) = catalog::candidate_keys(query_term).iter().find_map(|k| shards.get(k)) else { continue };
         let last = position + 1 == terms.len();
+        let own = own_shard(query_term, shards);
+        let mut scanned: Vec<(&str, &SearchShard)> = own.into_iter().collect();
+        if needs_typos(query_term, own, last) {
+            let typo = best_typo(query_term, typos).and_then(|matched| own_shard(matched, shards));
+            scanned.extend(typo.filter(|(key, _)| own.is_none_or(|(own, _)| own != *key)));
+        }
         let mut best: HashMap<&PluginId, (f64, &PluginSummary)> = HashMap::new();
-        for (term, postings) in &shard.terms {
+        for (term, postings, shard) in scanned.iter().flat_map(|(_, s)| s.terms.iter().map(move |(t, p)| (t, p, *s))) {
             let Some(weight) = match_weight(query_term, term, last) else { continue };
             let df = f64::from(postings.df);
             let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln().max(0.01);

@@ -426,6 +426,19 @@ fn refuses_catalog_documents_a_client_would_refuse_and_paths_outside_the_catalog
     let message = p.refused();
     assert!(message.contains("reviews-acme.clock.json") && message.contains("acme.alarm"), "{message}");
 
+    // A typo shard listing a term that does not end with its key, and a search
+    // shard's bytes under a typo shard's path: parsed as the kind the path names.
+    let p = pipeline();
+    p.forge_target("catalog", "catalog/typo-ck.json", br#"{"format":1,"key":"ck","terms":{"cloud":1}}"#);
+    let message = p.refused();
+    assert!(message.contains("catalog/typo-ck.json") && message.contains("\"cloud\" does not belong"), "{message}");
+    let p = pipeline();
+    let shard = trellis_schema::catalog::shard_target(&trellis_schema::catalog::shard_key("clock"));
+    let bytes = p.prepared_target("catalog", &shard);
+    p.forge_target("catalog", "catalog/typo-cl.json", &bytes);
+    let message = p.refused();
+    assert!(message.contains("catalog/typo-cl.json"), "{message}");
+
     // A kind of document the builder never writes, and an index doc under catalog.
     let p = pipeline();
     p.forge_target("catalog", "catalog/evil.json", b"{}");

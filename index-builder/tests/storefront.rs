@@ -579,20 +579,31 @@ impl Drop for Browser {
     }
 }
 
-/// The ranking `trellis_client::catalog::rank` gives `text` over the site's shards.
+/// The ranking `trellis_client::catalog::rank` gives `text` over the site's shards,
+/// read as the client reads them: the query's shards, then the typo shards of the
+/// terms they do not match well and the shards of their best typo matches.
 fn client_ranking(site: &Path, text: &str) -> Vec<(String, f64)> {
     use trellis_client::catalog::{Query, rank};
+    use trellis_schema::catalog::{parse_shard, parse_typo};
     let map: Value = serde_json::from_str(&page(site, "search/catalog.json")).unwrap();
     let head: trellis_schema::catalog::CatalogHead =
         serde_json::from_slice(&std::fs::read(site.join(map["head"].as_str().unwrap())).unwrap()).unwrap();
     let query = Query::new(text);
+    let read = |name: &str| std::fs::read(site.join(map["shards"][name].as_str().unwrap())).unwrap();
+    let exists = |k: &str| map["shards"].get(k).is_some();
     let mut shards = BTreeMap::new();
-    for key in query.shard_keys(|k| map["shards"].get(k).is_some()) {
-        let bytes = std::fs::read(site.join(map["shards"][&key].as_str().unwrap())).unwrap();
-        shards.insert(key.clone(), trellis_schema::catalog::parse_shard(&key, &bytes, &Default::default()).unwrap());
+    for key in query.shard_keys(exists) {
+        shards.insert(key.clone(), parse_shard(&key, &read(&key), &Default::default()).unwrap());
+    }
+    let mut typos = BTreeMap::new();
+    for key in query.typo_keys(&shards, |k| exists(&format!("typo-{k}"))) {
+        typos.insert(key.clone(), parse_typo(&key, &read(&format!("typo-{key}")), &Default::default()).unwrap());
+    }
+    for key in query.typo_shard_keys(&shards, &typos, exists) {
+        shards.insert(key.clone(), parse_shard(&key, &read(&key), &Default::default()).unwrap());
     }
     let host = trellis_client::resolve::HostApp { id: "demo-host".into(), api_version: "1.0.0".parse().unwrap() };
-    rank(head.plugins, &query, &shards, &host, trellis_schema::plugin::Platform::LinuxX86_64)
+    rank(head.plugins, &query, &shards, &typos, &host, trellis_schema::plugin::Platform::LinuxX86_64)
         .into_iter()
         .map(|r| (r.summary.id.to_string(), r.score))
         .collect()
@@ -664,6 +675,18 @@ fn chromium_browses_searches_and_filters_the_storefront_served_on_loopback() {
     assert_eq!(found, "Team Calendar");
     browser.screenshot("search-typo");
 
+    // So does a typo in a word's first two characters, which sends it to another
+    // search shard: the script reads the typo shard of its last two characters.
+    for typo in ["xlock", "lcock", "colck"] {
+        browser.open(&format!("{url}/search/?q={typo}"));
+        let names = browser.wait_for(
+            "const names = [...document.querySelectorAll('#results .card .name')].map(n => n.textContent);
+             return names.length > 0 ? names : null",
+        );
+        assert!(names.to_string().contains("Desk Clock"), "{typo}: {names}");
+    }
+    browser.screenshot("search-typo-first-characters");
+
     // A search result shows the plugin's own icon, loaded from the site.
     browser.open(&format!("{url}/search/?q=desk+clock"));
     let icon = browser.wait_for(
@@ -691,7 +714,20 @@ fn chromium_browses_searches_and_filters_the_storefront_served_on_loopback() {
     browser.screenshot("search-category");
 
     // The script ranks as the client does, on the same shards.
-    for query in ["clock", "calnedar", "tim", "photo organizer", "acme", "images resize", "music", "desk clok"] {
+    for query in [
+        "clock",
+        "calnedar",
+        "tim",
+        "photo organizer",
+        "acme",
+        "images resize",
+        "music",
+        "desk clok",
+        "xlock",
+        "lcock",
+        "desk colck",
+        "ttimer",
+    ] {
         let browser_ranking = browser.script_async(
             "const done = arguments[arguments.length - 1];
              window.trellisSearch.search(arguments[0], {}, 20)

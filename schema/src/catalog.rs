@@ -1,20 +1,52 @@
 //! Catalog documents: what discovery (search, browse, featured, new) reads, built by
 //! `trellis-index build` and signed as TUF targets under the `catalog` role.
 //!
-//! Owns the document types ([`CatalogHead`], [`SearchShard`], [`ListingPage`],
-//! [`RecordBucket`]), their bounds ([`CatalogLimits`]) and strict parsing
-//! ([`parse_head`], [`parse_shard`], [`parse_page`], [`parse_records`]), and the text
-//! rules both sides must agree on: how text becomes terms ([`terms`]), which shard a
-//! term lives in ([`shard_key`]), the field weights and the BM25 term-frequency part
-//! of a posting's impact ([`impact`]), and the bounded edit distance typo tolerance
-//! uses ([`edit_distance`]). Query evaluation is the client's (`trellis_client::catalog`);
+//! Owns the document types ([`CatalogHead`], [`SearchShard`], [`TypoShard`],
+//! [`ListingPage`], [`RecordBucket`]), their bounds ([`CatalogLimits`]) and strict
+//! parsing ([`parse_head`], [`parse_shard`], [`parse_typo`], [`parse_page`],
+//! [`parse_records`]), and the text rules both sides must agree on: how text becomes
+//! terms ([`terms`]), which shard a term lives in ([`shard_key`]) and which typo shard
+//! lists it ([`typo_key`]), the field weights and the BM25 term-frequency part of a
+//! posting's impact ([`impact`]), and the bounded edit distance typo tolerance uses
+//! ([`edit_distance`]). Query evaluation is the client's (`trellis_client::catalog`);
 //! choosing and writing documents is the builder's.
+//!
+//! ## Typos in a term's first two characters
+//!
+//! Search shards are keyed by a term's first characters, so a typo there (`xlock`,
+//! `lcock`, `colck` for `clock`) sends the query to another shard, where the term is
+//! not. The typo shards are a second, small family keyed by a term's *last* two
+//! characters: each lists the vocabulary (terms of [`MIN_TYPO_TERM`] characters or
+//! more, with their document frequency, no postings) ending in its key. An edit in
+//! the first two characters of a term `t` leaves every character after them in
+//! place, so the query ends with `t`'s last `|t| − 2` characters, and for the terms
+//! with a typo budget (`|t| ≥ 3`) that includes `t`'s last two:
+//!
+//! - substitution (`xlock`), transposition of the first two (`lcock`) or of the
+//!   second and third (`colck`), deletion (`lock` → `clock` is an insertion seen
+//!   from the query) and insertion (`cxlock`) within the first two characters all
+//!   keep the key; so does any edit before the last two characters;
+//! - an edit in the last two characters changes the key (`clocj`): those are
+//!   found in the term's own search shard, whose key is intact; a term with edits
+//!   both in its first two and in its last two characters (two edits, 8+
+//!   characters) is found by neither and is missed.
+//!
+//! A client reads a query term's typo shard only when its own search shard does
+//! not match it well (no exact, prefix or one-edit match), then the search shard
+//! of the best typo match (fewest edits, then most plugins, then by term): a
+//! one-word query with a mistyped start reads the head, its typo shard and that
+//! shard, plus its own shard when the mistyped start names one.
+//! A typo shard over [`SHARD_BUDGET`] is split by one more character of suffix, the
+//! terms at most two characters longer than the key staying in it, so a term sits
+//! under a key no longer than `|t| − 2` characters and an edit in its first two
+//! characters keeps it.
 //!
 //! Layout (target paths, all under the `catalog` role):
 //!
 //! ```text
 //! catalog/head.json                       counts, categories and tags with sizes, featured, trending, new, updated
-//! catalog/search-<key>.json               terms starting with <key> (2–6 characters) → postings + result fields
+//! catalog/search-<key>.json               terms starting with <key> (2–64 characters) → postings + result fields
+//! catalog/typo-<key>.json                 terms ending with <key> (2–64 characters) → document frequency
 //! catalog/category-<name>-<page>.json     one page of a category listing (most downloaded first)
 //! catalog/tag-<name>-<page>.json          one page of a tag listing
 //! catalog/records-<bucket>.json           every plugin's catalog record (the builder's incremental state)
@@ -54,6 +86,11 @@ pub fn shard_target(key: &str) -> String {
     format!("catalog/search-{key}.json")
 }
 
+/// Target path of typo shard `key`.
+pub fn typo_target(key: &str) -> String {
+    format!("catalog/typo-{key}.json")
+}
+
 /// Target path of page `page` (from 1) of a listing.
 pub fn page_target(kind: ListingKind, name: &str, page: u32) -> String {
     format!("catalog/{}-{name}-{page}.json", kind.as_str())
@@ -80,11 +117,13 @@ pub struct CatalogLimits {
     pub shard_bytes: u64,
     /// Bytes of one listing page (default 256 KiB).
     pub page_bytes: u64,
+    /// Bytes of one typo shard (default 256 KiB).
+    pub typo_bytes: u64,
 }
 
 impl Default for CatalogLimits {
     fn default() -> Self {
-        Self { head_bytes: 256 * 1024, shard_bytes: 512 * 1024, page_bytes: 256 * 1024 }
+        Self { head_bytes: 256 * 1024, shard_bytes: 512 * 1024, page_bytes: 256 * 1024, typo_bytes: 256 * 1024 }
     }
 }
 
@@ -258,6 +297,19 @@ pub struct SearchShard {
     pub terms: BTreeMap<String, TermPostings>,
     /// The plugins the postings point at.
     pub docs: Vec<PluginSummary>,
+}
+
+/// `catalog/typo-<key>.json`: the vocabulary ending with `key` (see the module docs,
+/// "Typos in a term's first two characters").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypoShard {
+    /// [`CATALOG_FORMAT`].
+    pub format: u32,
+    /// The key: the last characters of every term listed ([`typo_key_of`]).
+    pub key: String,
+    /// Term → plugins whose text holds it (its `df` in its search shard).
+    pub terms: BTreeMap<String, u32>,
 }
 
 /// What a listing groups by.
@@ -435,6 +487,31 @@ pub fn parse_shard(key: &str, bytes: &[u8], limits: &CatalogLimits) -> Result<Se
     Ok(shard)
 }
 
+/// Parses typo shard `key` strictly, within `limits`: every term must end with the
+/// key, be at least [`MIN_TYPO_TERM`] characters long and be in some plugin.
+pub fn parse_typo(key: &str, bytes: &[u8], limits: &CatalogLimits) -> Result<TypoShard, CatalogError> {
+    let target = typo_target(key);
+    let shard: TypoShard = parse(&target, bytes, limits.typo_bytes)?;
+    check_format(&target, shard.format)?;
+    let invalid = |reason: String| CatalogError::Invalid { target: target.clone(), reason };
+    if shard.key != key {
+        return Err(invalid(format!("typo shard says it is {:?}", shard.key)));
+    }
+    let length = key.chars().count();
+    if !(MIN_KEY..=MAX_KEY).contains(&length) {
+        return Err(invalid(format!("a typo key has {MIN_KEY} to {MAX_KEY} characters, not {length}")));
+    }
+    for (term, df) in &shard.terms {
+        if term.chars().count() < MIN_TYPO_TERM || typo_key_of(term, length) != key {
+            return Err(invalid(format!("term {term:?} does not belong in this typo shard")));
+        }
+        if *df == 0 {
+            return Err(invalid(format!("term {term:?} is in no plugin (df 0)")));
+        }
+    }
+    Ok(shard)
+}
+
 /// Parses a listing page strictly, within `limits`.
 pub fn parse_page(target: &str, bytes: &[u8], limits: &CatalogLimits) -> Result<ListingPage, CatalogError> {
     let page: ListingPage = parse(target, bytes, limits.page_bytes)?;
@@ -527,6 +604,29 @@ pub fn shard_key_of(term: &str, length: usize) -> String {
     term.chars().take(length).map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
 }
 
+/// Shortest term the typo shards list: a query term of 4 characters (the fewest
+/// with a typo budget) is one edit from terms of 3 characters and more.
+pub const MIN_TYPO_TERM: usize = 3;
+
+/// The shortest typo key: a term's last two characters (see [`typo_key_of`]).
+pub fn typo_key(term: &str) -> String {
+    typo_key_of(term, MIN_KEY)
+}
+
+/// The typo key of `term` of `length` characters: its last `length` characters
+/// (all of it when shorter), each kept when it is an ASCII letter or digit and `_`
+/// otherwise, as [`shard_key_of`] keeps them.
+pub fn typo_key_of(term: &str, length: usize) -> String {
+    let count = term.chars().count();
+    term.chars().skip(count.saturating_sub(length)).map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+}
+
+/// The typo keys `term` may be looked up under, longest first.
+pub fn typo_candidate_keys(term: &str) -> Vec<String> {
+    let length = term.chars().count().min(MAX_KEY);
+    (MIN_KEY..=length.max(MIN_KEY)).rev().map(|n| typo_key_of(term, n)).collect()
+}
+
 /// The shard keys `term` may live in, longest first.
 pub fn candidate_keys(term: &str) -> Vec<String> {
     let length = term.chars().count().min(MAX_KEY);
@@ -613,6 +713,46 @@ mod tests {
         assert_eq!(shard_key("x9"), "x9");
         assert_eq!(candidate_keys("markdown"), ["markdown", "markdow", "markdo", "markd", "mark", "mar", "ma"]);
         assert_eq!(candidate_keys("go"), ["go"]);
+    }
+
+    #[test]
+    fn typo_keys_are_the_last_characters_and_survive_edits_in_the_first_two() {
+        assert_eq!(typo_key("clock"), "ck");
+        assert_eq!(typo_key("café"), "f_");
+        assert_eq!(typo_candidate_keys("clock"), ["clock", "lock", "ock", "ck"]);
+        assert_eq!(typo_candidate_keys("go"), ["go"]);
+        // Substitution, both transpositions, deletion and insertion in the first two
+        // characters keep the key; an edit in the last two does not.
+        for typo in ["xlock", "lcock", "colck", "lock", "cxlock"] {
+            assert_eq!(typo_key(typo), typo_key("clock"), "{typo}");
+        }
+        assert_ne!(typo_key("clocj"), typo_key("clock"));
+    }
+
+    #[test]
+    fn typo_shard_parse_refuses_a_term_of_another_key_a_short_term_and_df_zero() {
+        let shard = |terms: &str| format!(r#"{{"format":1,"key":"ck","terms":{{{terms}}}}}"#);
+        let limits = CatalogLimits::default();
+        let parsed = parse_typo("ck", shard(r#""block":3,"clock":9"#).as_bytes(), &limits).unwrap();
+        assert_eq!(parsed.terms, BTreeMap::from([("block".into(), 3), ("clock".into(), 9)]));
+        for (bad, says) in [
+            (r#""cloud":1"#, "does not belong"),
+            (r#""ck":1"#, "does not belong"),
+            (r#""clock":0"#, "df 0"),
+            (r#""clock":1,"extra":[1]"#, "cannot|invalid|expected"),
+        ] {
+            let error = parse_typo("ck", shard(bad).as_bytes(), &limits).unwrap_err().to_string();
+            assert!(says.split('|').any(|s| error.contains(s)) && error.contains("typo-ck"), "{bad}: {error}");
+        }
+        let error = parse_typo("ok", shard(r#""clock":1"#).as_bytes(), &limits).unwrap_err().to_string();
+        assert!(error.contains("typo shard says it is"), "{error}");
+        let error = parse_typo("ck", br#"{"format":1,"key":"ck","terms":{},"postings":[]}"#, &limits).unwrap_err();
+        assert!(error.to_string().contains("postings"), "{error}");
+        let small = CatalogLimits { typo_bytes: 10, ..CatalogLimits::default() };
+        assert!(matches!(
+            parse_typo("ck", shard(r#""clock":1"#).as_bytes(), &small),
+            Err(CatalogError::TooLarge { .. })
+        ));
     }
 
     #[test]

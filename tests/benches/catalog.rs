@@ -7,9 +7,12 @@
 //! 2. what it adds to a one-release incremental build: its catalog part alone (the
 //!    changed plugin's bucket and the published documents listing it, redone), then
 //!    the incremental build;
-//! 3. a cold query: requests and bytes of the TUF chain and after it;
+//! 3. a cold query: requests and bytes of the TUF chain and after it; then cold
+//!    queries with a typo in a word's first two characters (each in a new data dir:
+//!    the chain again, then the head, the typo shard and the matched shard);
 //! 4. warm query latency (the update check + verified cache + ranking), exact and
-//!    with a typo: median and p95 over `TRELLIS_BENCH_WARM_RUNS` runs.
+//!    with typos (also in the first two characters): median and p95 over
+//!    `TRELLIS_BENCH_WARM_RUNS` runs, with the CPU time (user + sys) of the runs.
 //!
 //! Run: `cargo bench -p trellis-tests --bench catalog`. Environment:
 //! `TRELLIS_BENCH_PLUGINS` (default 100000), `TRELLIS_BENCH_VERSIONS` (2),
@@ -79,6 +82,14 @@ fn main() {
     let total: usize = documents.iter().map(|(_, b)| b.len()).sum();
     let shards: Vec<usize> =
         documents.iter().filter(|(t, _)| t.starts_with("catalog/search-")).map(|(_, b)| b.len()).collect();
+    let typos: Vec<usize> =
+        documents.iter().filter(|(t, _)| t.starts_with("catalog/typo-")).map(|(_, b)| b.len()).collect();
+    println!(
+        "typo shards: {}, {} bytes (max {})",
+        typos.len(),
+        typos.iter().sum::<usize>(),
+        typos.iter().max().copied().unwrap_or(0)
+    );
     let head = documents.iter().find(|(t, _)| t == "catalog/head.json").map_or(0, |(_, b)| b.len());
     println!(
         "catalog of {} plugins: records {records_time:.2?}, documents {documents_time:.2?}; {} documents, {} bytes \
@@ -150,58 +161,85 @@ fn main() {
         let relative = file.strip_prefix(&site.site_dir).unwrap().to_string_lossy().replace('\\', "/");
         server.put(&format!("/{relative}"), std::fs::read(file).unwrap());
     }
-    let data = tempfile::tempdir_in(work.path()).unwrap();
     let host = HostApp { id: "demo-host".into(), api_version: semver::Version::new(1, 0, 0) };
-    let mut store = Store::open(data.path(), StoreOptions::new(host.clone())).unwrap();
-    store.add_registry("synth", &server.url(), &std::fs::read(site.root_file()).unwrap()).unwrap();
-    server.reset_counters();
-    let query = Query::new("markdown preview");
-    let started = Instant::now();
-    let results = store.search(&query).unwrap();
-    let cold = started.elapsed();
-    let hits = server.hits();
-    let mut chain = (0usize, 0u64);
-    let mut after = (0usize, 0u64);
-    for hit in &hits {
-        let length = std::fs::metadata(site.site_dir.join(&hit.path[1..])).map_or(0, |m| m.len());
-        let slot = if hit.path.starts_with("/metadata/") { &mut chain } else { &mut after };
-        slot.0 += 1;
-        slot.1 += length;
+    let root = std::fs::read(site.root_file()).unwrap();
+    let cold = |text: &str| {
+        let data = tempfile::tempdir_in(work.path()).unwrap();
+        let mut store = Store::open(data.path(), StoreOptions::new(host.clone())).unwrap();
+        store.add_registry("synth", &server.url(), &root).unwrap();
+        server.reset_counters();
+        let query = Query::new(text);
+        let started = Instant::now();
+        let results = store.search(&query).unwrap();
+        let cold = started.elapsed();
+        let hits = server.hits();
+        let mut chain = (0usize, 0u64);
+        let mut after = (0usize, 0u64);
+        for hit in &hits {
+            let length = std::fs::metadata(site.site_dir.join(&hit.path[1..])).map_or(0, |m| m.len());
+            let slot = if hit.path.starts_with("/metadata/") { &mut chain } else { &mut after };
+            slot.0 += 1;
+            slot.1 += length;
+        }
+        println!(
+            "cold query {:?}: {} hits in {cold:.2?}; TUF chain {} requests {} bytes; after it {} requests {} bytes: {:?}",
+            query.text,
+            results.hits.len(),
+            chain.0,
+            chain.1,
+            after.0,
+            after.1,
+            hits.iter()
+                .filter(|h| h.path.starts_with("/targets/"))
+                .map(|h| h.path.rsplit('/').next().unwrap().split_once('.').unwrap().1)
+                .collect::<Vec<_>>()
+        );
+        println!(
+            "top 3: {:?}",
+            results.hits.iter().take(3).map(|h| format!("{} ({})", h.id, h.name)).collect::<Vec<_>>()
+        );
+        data
+    };
+    let data = cold("markdown preview");
+    for text in ["xlock", "lcock", "colck", "amrkdown"] {
+        drop(cold(text));
     }
-    println!(
-        "cold query {:?}: {} hits in {cold:.2?}; TUF chain {} requests {} bytes; after it {} requests {} bytes: {:?}",
-        query.text,
-        results.hits.len(),
-        chain.0,
-        chain.1,
-        after.0,
-        after.1,
-        hits.iter().filter(|h| h.path.starts_with("/targets/")).map(|h| h.path.as_str()).collect::<Vec<_>>()
-    );
-    println!("top 3: {:?}", results.hits.iter().take(3).map(|h| format!("{} ({})", h.id, h.name)).collect::<Vec<_>>());
 
-    // 4. Warm queries, exact and with a typo, in a new store (the data dir is locked
+    // 4. Warm queries, exact and with typos, in a new store (the data dir is locked
     // by one store at a time).
-    drop(store);
-    for text in ["markdown preview", "markdwon preveiw", "calendar sync"] {
+    for text in ["markdown preview", "markdwon preveiw", "calendar sync", "xlock", "colck", "amrkdown preview"] {
         let query = Query::new(text);
         let mut store = Store::open(data.path(), StoreOptions::new(host.clone())).unwrap();
         let _ = store.search(&query).unwrap();
         let mut times = Vec::new();
         server.reset_counters();
+        let cpu = cpu_time();
         for _ in 0..runs {
             let started = Instant::now();
             let found = store.search(&query).unwrap();
             times.push(started.elapsed());
-            assert!(!found.hits.is_empty());
+            assert!(!found.hits.is_empty(), "{text}");
         }
+        let cpu = cpu_time().saturating_sub(cpu);
         println!(
-            "warm query {text:?}: median {:.2?}, p95 {:.2?} ({} requests over {runs} runs)",
+            "warm query {text:?}: median {:.2?}, p95 {:.2?}, CPU (user+sys, whole process) {:.2?} a run ({} requests over {runs} runs)",
             percentile(times.clone(), 0.5),
             percentile(times, 0.95),
+            cpu / runs.max(1) as u32,
             server.request_count()
         );
     }
+}
+
+/// CPU time (user + sys) this process has used so far, from `/proc/self/stat`
+/// (zero where there is none).
+fn cpu_time() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return Duration::ZERO };
+    let Some((_, after)) = stat.rsplit_once(')') else { return Duration::ZERO };
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = [11, 12].iter().filter_map(|i| fields.get(*i)?.parse::<u64>().ok()).sum();
+    // Clock ticks are 100 a second on Linux.
+    Duration::from_millis(ticks * 10)
 }
 
 fn version_of(site: &Path, role: &str) -> u64 {

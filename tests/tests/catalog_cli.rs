@@ -88,6 +88,11 @@ fn search_shows_version_rating_downloads_and_marks_what_this_host_cannot_run() {
     assert!(compatible.contains("acme.clock") && !compatible.contains("acme.alarm"), "{compatible}");
     let typo = cli.ok(&["search", "clokc"]);
     assert!(typo.contains("acme.clock"), "{typo}");
+    // A typo in the first two characters: found through the typo shard.
+    for typo in ["xlock", "lcock", "colck"] {
+        let found = cli.ok(&["search", typo]);
+        assert!(found.starts_with("acme.clock  1.0.0  Desk Clock"), "{typo}: {found}");
+    }
     let free = cli.ok(&["search", "weather", "--free"]);
     assert!(free.contains("no plugin matches `weather`"), "{free}");
     let category = cli.ok(&["search", "weather", "--category", "productivity"]);

@@ -16,7 +16,7 @@ use common::{Plugin, Site, host};
 use serde_json::json;
 use trellis_client::catalog::Query;
 use trellis_client::store::{Store, StoreOptions};
-use trellis_schema::catalog::{CatalogLimits, shard_key, shard_target};
+use trellis_schema::catalog::{CatalogLimits, shard_key, shard_target, typo_key, typo_target};
 use trellis_tests::fault_server::FaultServer;
 
 const TOPICS: [(&str, &str); 6] = [
@@ -107,6 +107,72 @@ fn a_cold_query_reads_the_head_and_its_shards_only_and_never_an_index_doc() {
     assert_eq!(again, results);
     let paths: Vec<String> = mirror.hits().into_iter().map(|h| h.path).collect();
     assert_eq!(paths, ["/metadata/timestamp.json"]);
+}
+
+#[test]
+fn a_typo_in_a_words_first_two_characters_reads_its_typo_shard_and_the_matched_shard_only() {
+    let (site, mirror) = world();
+    for (typo, own_shard) in [("xlock", None), ("lcock", None), ("colck", Some("/targets/catalog/search-co.json"))] {
+        let data = tempfile::tempdir().unwrap();
+        let mut store = store(data.path(), &mirror, &site);
+        mirror.reset_counters();
+        let results = store.search(&Query::new(typo)).unwrap();
+        assert_eq!(results.hits.len(), 6, "{typo}: {results:?}");
+        assert!(results.hits.iter().all(|h| h.id.as_str().contains(".clock-")), "{typo}: {results:?}");
+        let hits = mirror.hits();
+        let mut documents: Vec<String> = hits
+            .iter()
+            .filter(|h| h.path.starts_with("/targets/"))
+            .map(|h| {
+                // Content-addressed: /targets/catalog/<sha256>.<name>.
+                let name = h.path.rsplit('/').next().unwrap();
+                format!("/targets/catalog/{}", name.split_once('.').unwrap().1)
+            })
+            .collect();
+        documents.sort();
+        let mut expected = vec![
+            "/targets/catalog/head.json".to_owned(),
+            format!("/targets/{}", shard_target(&shard_key("clock"))),
+            format!("/targets/{}", typo_target(&typo_key("clock"))),
+        ];
+        expected.extend(own_shard.map(str::to_owned));
+        expected.sort();
+        // Three after the TUF chain; four when the mistyped start names a shard of
+        // its own, which is read first.
+        assert_eq!(documents, expected, "{typo}");
+    }
+}
+
+#[test]
+fn a_typo_shard_whose_bytes_do_not_match_its_signed_hash_is_refused_naming_it() {
+    let (site, mirror) = world();
+    let data = tempfile::tempdir().unwrap();
+    store(data.path(), &mirror, &site).search(&Query::new("clock")).unwrap();
+    let before = trusted(data.path());
+    let file = catalog_file(&site, &typo_target(&typo_key("clock")));
+    let mut bytes = std::fs::read(site.site.path().join(&file[1..])).unwrap();
+    // One more plugin for "clock": valid JSON, a plausible document, not the signed one.
+    let text = String::from_utf8(bytes.clone()).unwrap().replace("\"clock\":6", "\"clock\":7");
+    assert_ne!(text.as_bytes(), bytes.as_slice(), "the document lists clock in 6 plugins");
+    bytes = text.into_bytes();
+    mirror.put(&file, bytes);
+    let mut store = store(data.path(), &mirror, &site);
+    let error = store.search(&Query::new("xlock")).unwrap_err();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(inner) = source {
+        text.push_str(&format!(": {inner}"));
+        source = inner.source();
+    }
+    assert!(text.contains("catalog/typo-ck.json"), "{text}");
+    assert!(text.to_lowercase().contains("hash") || text.contains("sha256"), "{text}");
+    // A query that needs no typo shard is unaffected.
+    assert!(!store.search(&Query::new("clock")).unwrap().hits.is_empty());
+    drop(store);
+    assert_eq!(trusted(data.path()), before);
+    let cache = data.path().join("cache");
+    let cached: Vec<_> = if cache.exists() { common::walk(&cache) } else { Vec::new() };
+    assert!(!cached.iter().any(|p| p.to_string_lossy().contains("typo-ck")), "{cached:?}");
 }
 
 #[test]

@@ -3,7 +3,9 @@
 //! Owns the store's discovery calls: [`Store::search`] reads each registry's catalog
 //! head and only the search shards of the query's terms (verified through
 //! [`super::source`], cached by content address, so a repeated query costs the update
-//! check only) and ranks them with [`crate::catalog::rank`]; [`Store::browse`] reads
+//! check only), for a term its shard does not match well its typo shard and the
+//! shard of its best typo match ([`crate::catalog`] says when), and ranks them with
+//! [`crate::catalog::rank`]; [`Store::browse`] reads
 //! the head (featured, trending, new, updated, categories) or a page of a category
 //! or tag listing; [`Store::did_you_mean`] suggests ids close to a mistyped one.
 //! A registry whose site has no catalog (built before catalogs existed) is searched
@@ -13,11 +15,14 @@
 //! reads the plugin's index doc and its developer-signed manifest, so a catalog entry
 //! naming a plugin the index lacks only leads to "not served" (with suggestions).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use semver::Version;
 use trellis_schema::PluginId;
-use trellis_schema::catalog::{CatalogHead, CatalogLimits, ListingKind, ListingPage, PluginSummary, Rating};
+use trellis_schema::catalog::{
+    self as schema_catalog, CatalogError, CatalogHead, CatalogLimits, ListingKind, ListingPage, PluginSummary, Rating,
+    TypoShard,
+};
 use trellis_schema::index::IndexRelease;
 
 use super::{Store, StoreError};
@@ -95,8 +100,9 @@ impl Store {
     }
 
     /// Searches every registry's catalog for `query`: per registry the head and the
-    /// shards of the query's terms, nothing else after the TUF chain. Hits from all
-    /// registries, best first, at most `query.limit`.
+    /// shards of the query's terms (for a term they do not match well, its typo
+    /// shard and the shard of its best typo match), nothing else after the TUF
+    /// chain. Hits from all registries, best first, at most `query.limit`.
     pub fn search(&mut self, query: &Query) -> Result<SearchResults, StoreError> {
         let remotes = self.fresh_remotes()?;
         let limits = CatalogLimits::default();
@@ -110,11 +116,14 @@ impl Store {
             if generated.as_ref().is_none_or(|g| g < &head.generated) {
                 generated = Some(head.generated.clone());
             }
-            let keys = query.shard_keys(|key| {
-                matches!(remotes.target_info(&registry, &trellis_schema::catalog::shard_target(key)), Ok(Some(_)))
-            });
-            let shards = remotes.catalog_shards(&registry, &keys, &limits)?;
-            let ranked = catalog::rank(head.plugins, query, &shards, &self.options.host, self.options.platform);
+            let exists = |target: String| matches!(remotes.target_info(&registry, &target), Ok(Some(_)));
+            let keys = query.shard_keys(|key| exists(schema_catalog::shard_target(key)));
+            let mut shards = remotes.catalog_shards(&registry, &keys, &limits)?;
+            let typo_keys = query.typo_keys(&shards, |key| exists(schema_catalog::typo_target(key)));
+            let typos = catalog_typos(&remotes, &registry, &typo_keys, &limits)?;
+            let more = query.typo_shard_keys(&shards, &typos, |key| exists(schema_catalog::shard_target(key)));
+            shards.extend(remotes.catalog_shards(&registry, &more, &limits)?);
+            let ranked = catalog::rank(head.plugins, query, &shards, &typos, &self.options.host, self.options.platform);
             hits.extend(ranked.iter().map(|r| self.host_hit(&registry, &r.summary, r.score)));
         }
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
@@ -219,4 +228,37 @@ impl Store {
         }
         Ok(hits)
     }
+}
+
+/// The typo shards `keys` of `registry` that exist, fetched in parallel, each held
+/// to `limits` (refused before downloading when its signed length is larger).
+fn catalog_typos(
+    remotes: &super::source::Remotes,
+    registry: &RegistryName,
+    keys: &BTreeSet<String>,
+    limits: &CatalogLimits,
+) -> Result<BTreeMap<String, TypoShard>, StoreError> {
+    let catalog_error = |source| StoreError::Catalog { registry: registry.clone(), source };
+    let mut infos = Vec::new();
+    for key in keys {
+        let target = schema_catalog::typo_target(key);
+        let Some(info) = remotes.target_info(registry, &target)? else { continue };
+        if info.file.length > limits.typo_bytes {
+            return Err(catalog_error(CatalogError::TooLarge {
+                target,
+                length: info.file.length,
+                limit: limits.typo_bytes,
+            }));
+        }
+        infos.push((key, info));
+    }
+    let only: Vec<_> = infos.iter().map(|(_, info)| info.clone()).collect();
+    let fetched = remotes.fetch_many(registry, &only)?;
+    let mut typos = BTreeMap::new();
+    for ((key, _), bytes) in infos.into_iter().zip(fetched) {
+        let bytes =
+            bytes.map_err(|source| StoreError::Trust { registry: registry.clone(), source: Box::new(source) })?;
+        typos.insert(key.clone(), schema_catalog::parse_typo(key, &bytes, limits).map_err(catalog_error)?);
+    }
+    Ok(typos)
 }

@@ -12,6 +12,7 @@
 //! publishers/<vendor>/index.html      a publisher's plugins
 //! publishers/<vendor>/insights/index.html   its downloads over time and version adoption
 //! search/index.html, search/catalog.json   the search page; where the catalog head and shards are
+//!                                     (search shards by key, typo shards as `typo-<key>`)
 //! assets/<sha256>.<name>              stylesheet, search script, generic icon (content-addressed)
 //! images/<sha256>.<png|jpg>           icons and screenshots from the packages (content-addressed)
 //! _storefront/                        the storefront's state for incremental builds (not linked)
@@ -253,6 +254,10 @@ fn read_catalog(site_dir: &Path) -> Result<SiteCatalog, StorefrontError> {
             head = Some(path);
         } else if let Some(key) = name.strip_prefix("search-") {
             shards.insert(key.to_owned(), path);
+        } else if name.starts_with("typo-") {
+            // Under its name: a typo key never collides with a search shard key,
+            // which has no `-`.
+            shards.insert(name.to_owned(), path);
         } else if let Some(bucket) = name.strip_prefix("records-") {
             let bucket = u32::from_str_radix(bucket, 16).map_err(|e| fail(format!("{target}: {e}")))?;
             buckets.insert(bucket, (target.clone(), Document { path, sha256 }));

@@ -4,7 +4,8 @@
 //! Owns [`Incremental`]: given the plugins a build changed (their published records,
 //! from their record buckets, and their new ones), it reads only the documents that
 //! list them — the head, the published shards of their terms' shortest keys, their
-//! listings' pages, their buckets — and redoes exactly those, byte for byte as
+//! listings' pages, their buckets, the typo shards of the terms whose document
+//! frequency moves — and redoes exactly those, byte for byte as
 //! [`super::documents`] would over every record. Listings and buckets are complete
 //! in the site; a shard keeps only the best postings of a term and the head only the
 //! best [`HEAD_LIST`] plugins of a list, so each of those is redone when what the
@@ -419,6 +420,61 @@ impl<'p> Incremental<'p> {
             certain.into_par_iter().flat_map_iter(|(root, terms)| super::root_shards(root, terms)).collect();
         out.extend(redone);
 
+        // Typo shards under the last two characters of the terms whose document
+        // frequency moves (a plugin gaining or losing the term): a new release of
+        // the same text moves none.
+        let typo_published = published.entries().keys().any(|t| t.starts_with("catalog/typo-"));
+        let mut moved: BTreeMap<&str, i64> = BTreeMap::new();
+        for record in old.values() {
+            for term in record.terms.keys() {
+                *moved.entry(term).or_default() -= 1;
+            }
+        }
+        for record in new.values() {
+            for term in record.terms.keys() {
+                *moved.entry(term).or_default() += 1;
+            }
+        }
+        moved.retain(|term, by| *by != 0 && term.chars().count() >= catalog::MIN_TYPO_TERM);
+        if !moved.is_empty() && !typo_published {
+            // A site built before typo shards: only a full build writes all of them.
+            return Ok(None);
+        }
+        let typo_roots: BTreeSet<String> = moved.keys().map(|t| catalog::typo_key(t)).collect();
+        let typo_targets: Vec<(String, String)> = published
+            .entries()
+            .keys()
+            .filter_map(|target| {
+                let key = target.strip_prefix("catalog/typo-")?.strip_suffix(".json")?;
+                typo_roots
+                    .contains(&catalog::typo_key_of(key, catalog::MIN_KEY))
+                    .then(|| (target.clone(), key.to_owned()))
+            })
+            .collect();
+        let typo_read: Vec<catalog::TypoShard> = typo_targets
+            .par_iter()
+            .map(|(target, key)| {
+                let bytes = published.read(target)?;
+                catalog::parse_typo(key, &bytes, &generous()).map_err(published_error)
+            })
+            .collect::<Result<_, BuildError>>()?;
+        removed.extend(typo_targets.into_iter().map(|(target, _)| target));
+        let mut vocabulary: BTreeMap<&str, i64> =
+            typo_read.iter().flat_map(|s| s.terms.iter().map(|(t, df)| (t.as_str(), i64::from(*df)))).collect();
+        for (term, by) in &moved {
+            let df = vocabulary.entry(term).or_default();
+            *df += by;
+            if *df < 0 {
+                return Err(published_error(catalog::CatalogError::Invalid {
+                    target: catalog::typo_target(&catalog::typo_key(term)),
+                    reason: format!("lists {term} in fewer plugins than the published records hold it"),
+                }));
+            }
+        }
+        let vocabulary =
+            vocabulary.into_iter().filter_map(|(t, df)| Some((t, u32::try_from(df).ok().filter(|d| *d > 0)?)));
+        out.extend(super::typo_shards(vocabulary));
+
         // Record buckets of the changed plugins.
         let buckets: BTreeSet<u32> = changes.keys().map(catalog::record_bucket).collect();
         for bucket in buckets {
@@ -576,7 +632,7 @@ fn best<T>(
 /// Limits for reading the builder's own published documents: the client's bounds
 /// guard a client, not the builder (which wrote them).
 fn generous() -> CatalogLimits {
-    CatalogLimits { head_bytes: u64::MAX, shard_bytes: u64::MAX, page_bytes: u64::MAX }
+    CatalogLimits { head_bytes: u64::MAX, shard_bytes: u64::MAX, page_bytes: u64::MAX, typo_bytes: u64::MAX }
 }
 
 fn published_error(error: catalog::CatalogError) -> BuildError {
@@ -881,6 +937,94 @@ mod tests {
         let changes = BTreeMap::from([(id.clone(), None)]);
         let error = Incremental::new(&published).update(&changes, &[id], &[]).unwrap_err().to_string();
         assert!(error.contains("featured.json features vendor") && error.contains("remove it"), "{error}");
+    }
+
+    #[test]
+    fn typo_shards_are_rewritten_only_where_a_terms_document_frequency_moves() {
+        let mut dice = Dice(0x7e70);
+        let before = registry(&mut dice, 300);
+        let published = Memory::of(super::super::documents(&before, &[]));
+        let typo_roots = |documents: &[(String, Vec<u8>)]| -> BTreeSet<String> {
+            documents
+                .iter()
+                .filter_map(|(t, _)| t.strip_prefix("catalog/typo-")?.strip_suffix(".json"))
+                .map(|key| catalog::typo_key_of(key, catalog::MIN_KEY))
+                .collect()
+        };
+        // A new release of the same text moves no document frequency.
+        let id = before.keys().nth(5).unwrap().clone();
+        let same = BTreeMap::from([(id.clone(), Some(bumped(&before[&id], "1.1.0", NOW)))]);
+        check(&before, &same, &[]).expect("decided");
+        let update = Incremental::new(&published).update(&same, &[], &[]).unwrap().unwrap();
+        assert!(typo_roots(&update.documents).is_empty(), "{:?}", typo_roots(&update.documents));
+
+        // A brand-new plugin with a word no plugin has: the typo shards under the last
+        // two characters of each of its terms, the new word listed once.
+        let fresh = record(&mut dice, 9999, "0.1.0", NOW);
+        let created = fresh.created.clone();
+        let fresh = super::super::record_of(fresh.summary, "zyxwvut", created, 1);
+        let changes = BTreeMap::from([(fresh.summary.id.clone(), Some(fresh.clone()))]);
+        check(&before, &changes, &[]).expect("decided");
+        let update = Incremental::new(&published).update(&changes, &[], &[]).unwrap().unwrap();
+        let expected: BTreeSet<String> = fresh
+            .terms
+            .keys()
+            .filter(|t| t.chars().count() >= catalog::MIN_TYPO_TERM)
+            .map(|t| catalog::typo_key(t))
+            .collect();
+        assert_eq!(typo_roots(&update.documents), expected);
+        let (_, bytes) = update.documents.iter().find(|(t, _)| t == "catalog/typo-ut.json").unwrap();
+        let shard = catalog::parse_typo("ut", bytes, &CatalogLimits::default()).unwrap();
+        assert_eq!(shard.terms.get("zyxwvut"), Some(&1));
+
+        // Removing it again takes the word out (and the shard, when it was alone).
+        let mut after = before.clone();
+        after.insert(fresh.summary.id.clone(), fresh.clone());
+        let published = Memory::of(super::super::documents(&after, &[]));
+        let gone = BTreeMap::from([(fresh.summary.id.clone(), None)]);
+        if let Some(update) = Incremental::new(&published).update(&gone, &[], &[]).unwrap() {
+            let listed = update.entries.keys().filter(|t| t.starts_with("catalog/typo-")).count();
+            let full = super::super::documents(&before, &[]);
+            assert_eq!(listed, full.iter().filter(|(t, _)| t.starts_with("catalog/typo-")).count());
+            assert!(!update.documents.iter().any(|(_, b)| String::from_utf8_lossy(b).contains("zyxwvut")));
+        }
+    }
+
+    #[test]
+    fn a_typo_shard_over_the_budget_splits_by_longer_suffixes_keeping_each_term_under_an_intact_key() {
+        // 8,000 terms ending in "ck", of 4 to 9 characters.
+        let letters = |mut n: usize, len: usize| -> String {
+            let mut w: String = (0..len)
+                .map(|_| {
+                    let c = (b'a' + (n % 26) as u8) as char;
+                    n /= 26;
+                    c
+                })
+                .collect();
+            w.push_str("ck");
+            w
+        };
+        let words: Vec<String> = (0..8000).map(|n| letters(n * 7919, 2 + n % 6)).collect();
+        let vocabulary: BTreeMap<&str, u32> = words.iter().map(|w| (w.as_str(), 1 + (w.len() as u32 % 5))).collect();
+        let shards = super::super::typo_shards(vocabulary.iter().map(|(t, df)| (*t, *df)));
+        assert!(shards.len() > 1, "split");
+        let mut seen = BTreeMap::new();
+        for (target, bytes) in &shards {
+            let key = target.strip_prefix("catalog/typo-").unwrap().strip_suffix(".json").unwrap();
+            let shard = catalog::parse_typo(key, bytes, &CatalogLimits::default()).unwrap();
+            let length = key.chars().count();
+            assert!(
+                bytes.len() <= catalog::SHARD_BUDGET || shard.terms.keys().all(|t| t.chars().count() <= length + 2),
+                "{target}: {} bytes, and splittable",
+                bytes.len()
+            );
+            for (term, df) in shard.terms {
+                // An edit in the first two characters keeps the last |t| − 2.
+                assert!(length == catalog::MIN_KEY || length + 2 <= term.chars().count(), "{term} under {key}");
+                assert!(seen.insert(term, df).is_none(), "each term in one typo shard");
+            }
+        }
+        assert_eq!(seen.len(), vocabulary.len());
     }
 
     #[test]

@@ -6,13 +6,17 @@
 //! the documents of `trellis_schema::catalog` ([`documents`]): the head, the search
 //! shards (the best [`POSTINGS_PER_TERM`] postings of each term, with the result
 //! fields of the plugins they point at; a shard over the budget split by longer
-//! term prefixes), the category and tag listings
+//! term prefixes), the typo shards (the vocabulary with document frequencies, by a
+//! term's last characters: `typo_shards`, why in `trellis_schema::catalog`), the
+//! category and tag listings
 //! ([`PAGE_SIZE`] a page) and the record buckets that let an incremental build redo
 //! the catalog without loading every plugin.
 //!
 //! Every document depends only on the records it lists (impacts use a fixed
 //! reference length, not the corpus mean), so adding one release changes the head,
-//! the shards of the plugin's terms, its listings' pages and one record bucket; the
+//! the shards of the plugin's terms, the typo shards of the terms whose document
+//! frequency it moves (none for a new release of the same text), its listings'
+//! pages and one record bucket; the
 //! writer skips files already in the site. An incremental build computes only
 //! those, from the published documents (`incremental`); [`documents`] computes
 //! every document from every record. The documents are targets of the
@@ -273,6 +277,62 @@ fn fit(key: &str, terms: &ShardPostings<'_>) -> Vec<u8> {
     }
 }
 
+/// Term → document frequency, of one typo shard.
+type TypoTerms<'a> = BTreeMap<&'a str, u32>;
+
+/// The typo shards of `vocabulary` (term → plugins whose text holds it, every term
+/// of the catalog): the terms of [`catalog::MIN_TYPO_TERM`] characters or more,
+/// grouped by their last two characters ([`catalog::typo_key`]) and split as
+/// [`typo_root_shards`] says.
+fn typo_shards<'a>(vocabulary: impl IntoIterator<Item = (&'a str, u32)>) -> Vec<(String, Vec<u8>)> {
+    let mut roots: BTreeMap<String, TypoTerms<'a>> = BTreeMap::new();
+    for (term, df) in vocabulary {
+        if term.chars().count() >= catalog::MIN_TYPO_TERM {
+            roots.entry(catalog::typo_key(term)).or_default().insert(term, df);
+        }
+    }
+    roots.into_par_iter().flat_map_iter(|(root, terms)| typo_root_shards(root, terms)).collect()
+}
+
+/// Every typo shard of the terms whose shortest typo key is `root`: one shard when
+/// it fits [`catalog::SHARD_BUDGET`]; else the terms more than two characters longer
+/// than the key move to shards of one more character of suffix, recursively up to
+/// [`catalog::MAX_KEY`]. A term so stays under a key of at most its length − 2
+/// characters, which an edit in its first two characters leaves intact; the terms
+/// that stay are at most 36² a key, so a shard that cannot split stays bounded.
+fn typo_root_shards(root: String, terms: TypoTerms<'_>) -> Vec<(String, Vec<u8>)> {
+    split_typo(root, catalog::MIN_KEY, terms)
+}
+
+fn split_typo(key: String, length: usize, terms: TypoTerms<'_>) -> Vec<(String, Vec<u8>)> {
+    let bytes = typo_bytes(&key, &terms);
+    if bytes.len() <= catalog::SHARD_BUDGET || length >= catalog::MAX_KEY {
+        return vec![(catalog::typo_target(&key), bytes)];
+    }
+    let (stay, deeper): (TypoTerms<'_>, TypoTerms<'_>) =
+        terms.into_iter().partition(|(term, _)| term.chars().count() <= length + 2);
+    if deeper.is_empty() {
+        return vec![(catalog::typo_target(&key), bytes)];
+    }
+    let mut groups: BTreeMap<String, TypoTerms<'_>> = BTreeMap::new();
+    for (term, df) in deeper {
+        groups.entry(catalog::typo_key_of(term, length + 1)).or_default().insert(term, df);
+    }
+    let mut out = Vec::new();
+    if !stay.is_empty() {
+        out.push((catalog::typo_target(&key), typo_bytes(&key, &stay)));
+    }
+    for (child, group) in groups {
+        out.extend(split_typo(child, length + 1, group));
+    }
+    out
+}
+
+fn typo_bytes(key: &str, terms: &TypoTerms<'_>) -> Vec<u8> {
+    let terms = terms.iter().map(|(term, df)| ((*term).to_owned(), *df)).collect();
+    serialize(&catalog::TypoShard { format: CATALOG_FORMAT, key: key.to_owned(), terms })
+}
+
 fn serialize<T: serde::Serialize>(value: &T) -> Vec<u8> {
     // Catalog documents hold only strings, integers, lists and maps: serialisation
     // cannot fail, and serde_json writes struct fields and BTreeMaps in a fixed order.
@@ -371,7 +431,7 @@ fn bucket_bytes(bucket: u32, records: Vec<CatalogRecord>) -> (String, Vec<u8>) {
 }
 
 /// Every catalog document of `records` as (target path, bytes), sorted by path: the
-/// head, the search shards, the listings and the record buckets. `featured` is the
+/// head, the search and typo shards, the listings and the record buckets. `featured` is the
 /// operator's list (checked by the caller).
 pub fn documents(records: &BTreeMap<PluginId, CatalogRecord>, featured: &[PluginId]) -> Vec<(String, Vec<u8>)> {
     documents_with(records, featured, &[])
@@ -444,6 +504,9 @@ pub fn documents_with(
             list.postings.push(posting(&record.summary, *weighted, record.length));
         }
     }
+    let vocabulary: Vec<(&str, u32)> =
+        postings.values().flat_map(|terms| terms.iter().map(|(term, list)| (*term, list.df))).collect();
+    out.extend(typo_shards(vocabulary));
     let shards: Vec<(String, Vec<u8>)> = postings
         .into_par_iter()
         .flat_map_iter(|(root, mut terms)| {

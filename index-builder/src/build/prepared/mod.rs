@@ -394,6 +394,8 @@ fn check_catalog_document(target: &str, bytes: &[u8]) -> Result<(), BuildError> 
         catalog::parse_head(bytes, &limits).map(drop)
     } else if let Some(key) = name.strip_prefix("search-") {
         catalog::parse_shard(key, bytes, &limits).map(drop)
+    } else if let Some(key) = name.strip_prefix("typo-") {
+        catalog::parse_typo(key, bytes, &limits).map(drop)
     } else if name.starts_with("category-") || name.starts_with("tag-") {
         catalog::parse_page(target, bytes, &limits).map(drop)
     } else if let Some(bucket) = name.strip_prefix("records-") {

@@ -2,13 +2,16 @@
 // of the query's terms (the same documents the `trellis` client reads) and ranks them
 // with the client's rules (client/src/catalog.rs, schema/src/catalog.rs): terms, shard
 // keys, field-weighted BM25 impacts × idf, last term as a prefix, one typo from 4
-// characters and two from 8 within a term's shard, × popularity; ties by id.
+// characters and two from 8, × popularity; ties by id. A term its own shard does not
+// match well (no exact, prefix or one-edit match) reads its typo shard (the vocabulary
+// by last two characters, `typo-<key>` in catalog.json) and the shard of its best
+// typo match, so a typo in its first two characters is found.
 // No framework, no build step. `window.trellisSearch` exposes the ranking for tests.
 (function () {
   "use strict";
   var STOP_WORDS = ["a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "in", "into", "is", "it", "its",
     "of", "on", "or", "that", "the", "this", "to", "with", "your", "you"];
-  var MIN_KEY = 2, MAX_KEY = 6;
+  var MIN_KEY = 2, MAX_KEY = 64, ONE_EDIT = 0.6;
 
   function chars(s) { return Array.from(s); }
 
@@ -27,6 +30,17 @@
   function candidateKeys(term) {
     var length = Math.min(chars(term).length, MAX_KEY), out = [];
     for (var n = Math.max(length, MIN_KEY); n >= MIN_KEY; n--) out.push(shardKeyOf(term, n));
+    return out;
+  }
+  // catalog::typo_key_of
+  function typoKeyOf(term, length) {
+    var cs = chars(term);
+    return cs.slice(Math.max(cs.length - length, 0)).map(function (c) { return /^[A-Za-z0-9]$/.test(c) ? c : "_"; }).join("");
+  }
+  // catalog::typo_candidate_keys
+  function typoCandidateKeys(term) {
+    var length = Math.min(chars(term).length, MAX_KEY), out = [];
+    for (var n = Math.max(length, MIN_KEY); n >= MIN_KEY; n--) out.push(typoKeyOf(term, n));
     return out;
   }
   // catalog::typo_budget
@@ -77,15 +91,45 @@
       !s.permissions.some(function (p) { return (f.without || []).indexOf(p) >= 0; });
   }
   function compareIds(a, b) { return a < b ? -1 : a > b ? 1 : 0; }
-  // client catalog::rank over parsed shards (key → shard)
-  function rank(plugins, text, filters, shards, limit) {
+  // client catalog::own_shard: [key, shard] or null
+  function ownShard(term, shards) {
+    var keys = candidateKeys(term);
+    for (var i = 0; i < keys.length; i++) if (shards[keys[i]]) return [keys[i], shards[keys[i]]];
+    return null;
+  }
+  // client catalog::needs_typos
+  function needsTypos(term, own, last) {
+    return typoBudget(chars(term).length) > 0 && !(own && Object.keys(own[1].terms).some(function (t) {
+      var w = matchWeight(term, t, last);
+      return w !== null && w >= ONE_EDIT;
+    }));
+  }
+  // client catalog::best_typo: fewest edits, then most plugins, then by term
+  function bestTypo(term, typos) {
+    var shard = null;
+    typoCandidateKeys(term).some(function (k) { shard = typos[k] || null; return shard !== null; });
+    if (!shard) return null;
+    var budget = typoBudget(chars(term).length), best = null;
+    Object.keys(shard.terms).forEach(function (t) {
+      var d = editDistance(term, t, budget);
+      if (d === null) return;
+      var df = shard.terms[t];
+      if (!best || d < best[0] || (d === best[0] && (df > best[1] || (df === best[1] && t < best[2])))) best = [d, df, t];
+    });
+    return best ? best[2] : null;
+  }
+  // client catalog::rank over parsed shards (key → shard) and typo shards (key → shard)
+  function rank(plugins, text, filters, shards, typos, limit) {
     var qterms = terms(text), n = Math.max(plugins, 1), scores = new Map();
     qterms.forEach(function (qterm, position) {
-      var shard = null;
-      candidateKeys(qterm).some(function (k) { shard = shards[k] || null; return shard !== null; });
-      if (!shard) return;
-      var last = position + 1 === qterms.length, best = new Map();
-      Object.keys(shard.terms).forEach(function (term) {
+      var last = position + 1 === qterms.length, own = ownShard(qterm, shards);
+      var scanned = own ? [own[1]] : [];
+      if (needsTypos(qterm, own, last)) {
+        var matched = bestTypo(qterm, typos || {}), typo = matched === null ? null : ownShard(matched, shards);
+        if (typo && (!own || own[0] !== typo[0])) scanned.push(typo[1]);
+      }
+      var best = new Map();
+      scanned.forEach(function (shard) { Object.keys(shard.terms).forEach(function (term) {
         var weight = matchWeight(qterm, term, last);
         if (weight === null) return;
         var postings = shard.terms[term], df = postings.df;
@@ -98,7 +142,7 @@
           if (!entry) { entry = [0, summary]; best.set(summary.id, entry); }
           if (value > entry[0]) { entry[0] = value; entry[1] = summary; }
         });
-      });
+      }); });
       best.forEach(function (entry, id) {
         var score = scores.get(id);
         if (!score) { score = [0, 0, entry[1]]; scores.set(id, score); }
@@ -129,24 +173,56 @@
     }
     return cache.get(url);
   }
-  // Reads the head and the query's shards (the longest key the catalog has, per term).
+  // Reads `wanted` (key → path) into `into` (key → parsed document).
+  function readAll(wanted, into) {
+    var keys = Object.keys(wanted);
+    return Promise.all(keys.map(function (k) { return getJson(root + wanted[k]); })).then(function (docs) {
+      keys.forEach(function (k, i) { into[k] = docs[i]; });
+      return into;
+    });
+  }
+  // Reads the head and the query's shards (the longest key the catalog has, per
+  // term); then, for the terms they do not match well, their typo shards and the
+  // shards of their best typo matches (client Query::typo_keys, typo_shard_keys).
   function search(text, filters, limit) {
     return getJson(catalogUrl).then(function (index) {
       return getJson(root + index.head).then(function (head) {
-        var wanted = {};
-        terms(text).forEach(function (t) {
+        var qterms = terms(text), wanted = {};
+        qterms.forEach(function (t) {
           candidateKeys(t).some(function (k) { if (index.shards[k]) { wanted[k] = index.shards[k]; return true; } return false; });
         });
-        var keys = Object.keys(wanted);
-        return Promise.all(keys.map(function (k) { return getJson(root + wanted[k]); })).then(function (docs) {
-          var shards = {};
-          keys.forEach(function (k, i) { shards[k] = docs[i]; });
-          return rank(head.plugins, text, filters || {}, shards, limit || 20);
+        return readAll(wanted, {}).then(function (shards) {
+          var typoWanted = {};
+          qterms.forEach(function (t, position) {
+            if (!needsTypos(t, ownShard(t, shards), position + 1 === qterms.length)) return;
+            typoCandidateKeys(t).some(function (k) {
+              var path = index.shards["typo-" + k];
+              if (path) { typoWanted[k] = path; return true; }
+              return false;
+            });
+          });
+          return readAll(typoWanted, {}).then(function (typos) {
+            var more = {};
+            qterms.forEach(function (t, position) {
+              if (!needsTypos(t, ownShard(t, shards), position + 1 === qterms.length)) return;
+              var matched = bestTypo(t, typos);
+              if (matched === null) return;
+              candidateKeys(matched).some(function (k) {
+                if (!index.shards[k]) return false;
+                if (!shards[k]) more[k] = index.shards[k];
+                return true;
+              });
+            });
+            return readAll(more, shards).then(function () {
+              return rank(head.plugins, text, filters || {}, shards, typos, limit || 20);
+            });
+          });
         });
       });
     });
   }
-  window.trellisSearch = { terms: terms, candidateKeys: candidateKeys, editDistance: editDistance, rank: rank, search: search };
+  window.trellisSearch = { terms: terms, candidateKeys: candidateKeys, typoCandidateKeys: typoCandidateKeys,
+    editDistance: editDistance, rank: rank, search: search };
 
   function el(tag, attrs, text) {
     var e = document.createElement(tag);
