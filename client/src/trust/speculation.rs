@@ -41,7 +41,7 @@
 //! A succinct bin is interchangeable with any other bin of its delegation as far as
 //! signatures go (one key set signs them all) and a Trellis snapshot names their
 //! versions without hashes, so a bin (speculated or downloaded the strict way: the
-//! updater applies [`foreign_target`] to both) is taken only if every target it lists
+//! updater applies `foreign_target` to both) is taken only if every target it lists
 //! falls in it: a mirror answering a bin's name with another bin is refused, never
 //! taken for the role.
 //!
