@@ -38,4 +38,5 @@ pub mod storefront;
 pub mod submit;
 pub mod synth;
 pub mod tuf;
+pub mod unversioned;
 pub mod verify;

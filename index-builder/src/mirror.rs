@@ -17,10 +17,12 @@
 //! Files are written in the publishing order (blobs, targets, roles, snapshot,
 //! timestamp last, each atomically), so a mirror refreshed in place is consistent at
 //! every moment; files already in DEST with the right hash are not fetched again.
-//! After the timestamp, the alias of every index doc
-//! ([`trellis_schema::target::index_alias_path`]) is written from the doc just checked
-//! (never copied from SOURCE), so clients of the mirror save a round trip per level of
-//! a dependency graph as they do on the source.
+//! After the timestamp, the unversioned copies of the snapshot and the top-level
+//! targets ([`crate::unversioned`]) and the alias of every index doc
+//! ([`trellis_schema::target::index_alias_path`]) are written from the documents just
+//! checked (never copied from SOURCE), so clients of the mirror save the round trips
+//! they save on the source: two on a first refresh, one per level of a dependency
+//! graph.
 //! SOURCE is a site directory or an `http(s)://` URL ([`Source`]).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -418,6 +420,11 @@ pub fn mirror(source: &Source, dest: &Path, options: &MirrorOptions) -> Result<M
     write_file(&dest.join(&timestamp_path), &timestamp_bytes)?;
     report.written += 1;
     report.metadata_files = ordered.len() + 1;
+    // The unversioned copies of the snapshot and the top-level targets
+    // (`crate::unversioned`), from the documents just checked, never the source's.
+    if let Some((_, _, top_bytes, _)) = top.first() {
+        report.written += crate::unversioned::write(dest, &snapshot_bytes, top_bytes)?.len();
+    }
     // The index doc aliases (not signed; see `site::index_alias_path`): made from the
     // docs just checked, never copied from the source, whose aliases may be stale.
     let aliases: Vec<bool> = fetched

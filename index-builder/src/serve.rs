@@ -3,7 +3,8 @@
 //! Owns answering `GET`/`HEAD` for files under the site directory the way a CDN in
 //! front of a static host does: a strong `ETag` (the SHA-256 of the bytes),
 //! `If-None-Match` → `304`, `Cache-Control: no-cache` for the files rewritten in place
-//! (`metadata/timestamp.json`, the catalog head, the index doc aliases under
+//! (`metadata/timestamp.json`, the unversioned `metadata/snapshot.json` and
+//! `metadata/targets.json`, the catalog head, the index doc aliases under
 //! `targets/index/alias/`, the storefront's pages) and
 //! `public, max-age=31536000, immutable` for every other file (all named by version or
 //! content). It counts requests, so benchmarks and tests can assert request budgets.
@@ -335,7 +336,8 @@ fn answer(root: &Path, head: &Head, keep_alive: bool, out: &mut impl std::io::Wr
         Err(_) => return respond("404 Not Found", &[], b"", 0),
     };
     let etag = format!("\"{}\"", Sha256::of(&bytes));
-    // timestamp.json, the catalog head, the index doc aliases and the storefront's
+    // timestamp.json, the unversioned snapshot and targets, the catalog head, the
+    // index doc aliases and the storefront's
     // pages (human-readable
     // names over content-addressed assets) change in place; everything else is
     // content-addressed.
@@ -343,7 +345,8 @@ fn answer(root: &Path, head: &Head, keep_alive: bool, out: &mut impl std::io::Wr
     let alias_dir = root.join(crate::site::TARGETS_DIR).join(crate::site::INDEX_ALIAS_DIR);
     let mutable = path.file_name().is_some_and(|n| n == "timestamp.json" || n == "catalog.json")
         || extension == Some("html")
-        || path.starts_with(&alias_dir);
+        || path.starts_with(&alias_dir)
+        || crate::unversioned::ROLES.iter().any(|role| path == root.join(crate::unversioned::path(role)));
     let cache = if mutable { MUTABLE_CACHE_CONTROL } else { IMMUTABLE_CACHE_CONTROL };
     let content_type = match extension {
         Some("json") => "application/json",
@@ -406,7 +409,18 @@ mod tests {
         std::fs::write(site.path().join("targets/index/alias/3f/acme.clock.json"), b"{}").unwrap();
         let (_, _, cache, _) = get(&format!("{}targets/index/alias/3f/acme.clock.json", server.url()), None);
         assert_eq!(cache.as_deref(), Some(MUTABLE_CACHE_CONTROL));
-        assert_eq!(server.requests(), 6);
+        // So are the unversioned snapshot and top-level targets, but not a target
+        // that happens to share a name.
+        for (file, expected) in [
+            ("metadata/snapshot.json", MUTABLE_CACHE_CONTROL),
+            ("metadata/targets.json", MUTABLE_CACHE_CONTROL),
+            ("targets/targets.json", IMMUTABLE_CACHE_CONTROL),
+        ] {
+            std::fs::write(site.path().join(file), b"{}").unwrap();
+            let (_, _, cache, _) = get(&format!("{}{file}", server.url()), None);
+            assert_eq!(cache.as_deref(), Some(expected), "{file}");
+        }
+        assert_eq!(server.requests(), 9);
     }
 
     #[cfg(target_os = "linux")]

@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! metadata/N.root.json, metadata/timestamp.json, metadata/V.<role>.json
+//! metadata/snapshot.json, metadata/targets.json               (copies: see crate::unversioned)
 //! targets/index/<shard>/<H>.<plugin-id>.json
 //! targets/plugins/<vendor>/<id>/<H>.<id>-<version>.zip   (and .dsse)
 //! targets/deltas/<id>/<H>.<from>_<to>.delta
@@ -68,7 +69,8 @@ pub fn metadata_file(site: &Path, role: &str, version: u64) -> PathBuf {
     site.join(METADATA_DIR).join(metadata_name(role, version))
 }
 
-/// The only mutable file of a site.
+/// The file of the timestamp, rewritten in place by every build (as are the index doc
+/// aliases and the unversioned copies of [`crate::unversioned`]).
 pub fn timestamp_file(site: &Path) -> PathBuf {
     site.join(METADATA_DIR).join("timestamp.json")
 }

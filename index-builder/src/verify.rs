@@ -16,7 +16,10 @@
 //! (`verify --full`) ignores the marker. The alias of each index doc
 //! ([`site::index_alias_path`]: not signed, a round trip saved for clients) is compared
 //! with the signed doc: one that differs or is missing is a *warning*, never a problem
-//! (a CDN may serve a stale copy for a while; a site built before aliases has none).
+//! (a CDN may serve a stale copy for a while; a site built before aliases has none),
+//! and so is an unversioned copy of the snapshot or the top-level targets
+//! ([`crate::unversioned`]) that differs from the version the metadata names, or is
+//! missing.
 //! Unlike a client's `trust` module it does
 //! not stop at the first failure: it reports all of them, which is what an operator
 //! needs before deploying. Building is [`crate::build`]'s job.
@@ -188,6 +191,27 @@ impl Checker<'_> {
             Ok(None) => {
                 self.missing_aliases.fetch_add(1, Ordering::Relaxed);
             }
+            Err(e) => self.warning(format!("{path}: {e}")),
+        }
+    }
+
+    /// Compares the unversioned copy of top-level `role` ([`crate::unversioned`]) with
+    /// the verified bytes of the version the metadata names, read from `versioned`.
+    fn check_unversioned(&self, role: &str, versioned: &str, bytes: &[u8]) {
+        let path = crate::unversioned::path(role);
+        match self.source.fetch(&path) {
+            Ok(Some(found)) if found == bytes => {}
+            Ok(Some(found)) => self.warning(format!(
+                "{path}: {} bytes with sha256 {}, not the {} bytes of {versioned} \
+                 (a stale copy: clients read {versioned} after it; the next build rewrites it)",
+                found.len(),
+                Sha256::of(&found),
+                bytes.len()
+            )),
+            Ok(None) => self.warning(format!(
+                "{path}: missing (a site built before the unversioned copies: a client's first refresh \
+                 takes a round trip more for it; the next build writes it)"
+            )),
             Err(e) => self.warning(format!("{path}: {e}")),
         }
     }
@@ -464,6 +488,7 @@ fn check_roles(checker: &Checker<'_>, root: &Root, report: &mut Report) {
     check_meta_hashes(checker, &path, &bytes, meta.length, meta.hashes.as_ref());
     let (ids, threshold) = role_keys(root, TopRole::Snapshot);
     let Some(snapshot) = checker.signed::<Snapshot>(&path, &bytes, &root.keys, &ids, threshold) else { return };
+    checker.check_unversioned("snapshot", &path, &bytes);
     let (ids, threshold) = role_keys(root, TopRole::Targets);
     let top = Delegated {
         name: "targets".into(),
@@ -492,6 +517,9 @@ fn check_roles(checker: &Checker<'_>, root: &Root, report: &mut Report) {
                 };
                 if doc.version != meta.version {
                     checker.problem(format!("{file}: holds version {}, snapshot says {}", doc.version, meta.version));
+                }
+                if role.name == "targets" {
+                    checker.check_unversioned("targets", &file, &bytes);
                 }
                 for target in doc.targets.keys() {
                     if !(role.allows)(target) {

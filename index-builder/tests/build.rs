@@ -78,6 +78,10 @@ fn builds_the_design_layout_with_an_index_doc_per_plugin() {
     for bin in ["bin-0", "bin-1", "bin-2", "bin-3"] {
         assert!(files.contains_key(&format!("metadata/1.{bin}.json")), "missing {bin}");
     }
+    // The snapshot and the top-level targets under their unversioned names too (what a
+    // client's first refresh asks for with the timestamp), byte for byte.
+    assert_eq!(files["metadata/snapshot.json"], files["metadata/1.snapshot.json"]);
+    assert_eq!(files["metadata/targets.json"], files["metadata/1.targets.json"]);
     let id = "acme.clock".parse().unwrap();
     let target = site::index_target(&id);
     let bin = role(out.path(), &site::bin_for_target(&target, 2, "bin"), 1);
@@ -141,6 +145,7 @@ fn adding_one_publisher_rewrites_its_record_one_publisher_bin_snapshot_and_times
         format!("metadata/2.{bin}.json"),
         "metadata/2.snapshot.json".to_owned(),
         "metadata/timestamp.json".to_owned(),
+        "metadata/snapshot.json".to_owned(),
     ]);
     assert_eq!(changed, expected);
     assert_eq!(report.written.iter().cloned().collect::<BTreeSet<_>>(), changed);
@@ -200,6 +205,7 @@ fn expected_changes(out: &Path, id: &str, version: &str, snapshot: u64) -> BTree
         format!("metadata/{v}.{bin}.json"),
         format!("metadata/{snapshot}.snapshot.json"),
         "metadata/timestamp.json".to_owned(),
+        "metadata/snapshot.json".to_owned(),
     ]);
     for blob in [&release.package, &release.envelope] {
         expected.insert(format!("targets/{}", site::hashed_target_path(&blob.path, &blob.sha256)));
@@ -752,11 +758,12 @@ fn block_republishes_only_the_blocklist_and_the_security_role() {
     assert!(operator::block(&Registry::open(registry.path()).unwrap(), entry).is_err(), "double block is refused");
     let report = build(registry.path(), out.path()).unwrap();
     let names: Vec<&str> = report.written.iter().map(|p| p.rsplit('/').next().unwrap()).collect();
-    assert_eq!(names.len(), 4, "{names:?}");
+    assert_eq!(names.len(), 5, "{names:?}");
     assert!(names.iter().any(|n| n.ends_with(".blocklist.json")), "{names:?}");
     assert!(
         names.contains(&"2.security.json") && names.contains(&"2.snapshot.json") && names.contains(&"timestamp.json")
     );
+    assert!(names.contains(&"snapshot.json"), "the unversioned copy follows the snapshot: {names:?}");
     let file = report.written.iter().find(|p| p.ends_with(".blocklist.json")).unwrap();
     let list: trellis_schema::blocklist::Blocklist =
         serde_json::from_slice(&std::fs::read(out.path().join(file)).unwrap()).unwrap();
@@ -793,6 +800,13 @@ fn rotating_the_bins_key_resigns_every_bin_and_the_targets_delegation() {
     let report = build(registry.path(), out.path()).unwrap();
     for name in ["2.targets.json", "2.bins.json", "2.bin-0.json", "2.bin-3.json"] {
         assert!(report.written.contains(&format!("metadata/{name}")), "{name} not in {:?}", report.written);
+    }
+    // The unversioned copies follow the new snapshot and top-level targets.
+    let snapshot = format!("{}.snapshot.json", report.snapshot_version);
+    for (copy, versioned) in [("targets.json", "2.targets.json"), ("snapshot.json", snapshot.as_str())] {
+        assert!(report.written.contains(&format!("metadata/{copy}")), "{copy} not in {:?}", report.written);
+        let read = |name: &str| std::fs::read(out.path().join("metadata").join(name)).unwrap();
+        assert_eq!(read(copy), read(versioned), "{copy}");
     }
     assert!(registry.path().join("keys/retired/bins.key").exists());
 }

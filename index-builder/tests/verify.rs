@@ -88,6 +88,27 @@ fn an_alias_that_differs_from_its_signed_doc_or_is_missing_is_a_warning_not_a_pr
 }
 
 #[test]
+fn an_unversioned_snapshot_or_targets_that_is_stale_or_missing_is_a_warning_not_a_problem() {
+    let (registry, site) = built_site();
+    let metadata = site.path().join("metadata");
+    // A stale snapshot copy (any other signed file will do) and no targets copy.
+    std::fs::copy(metadata.join("1.targets.json"), metadata.join("snapshot.json")).unwrap();
+    std::fs::remove_file(metadata.join("targets.json")).unwrap();
+    let report = verify::verify(&dir(site.path()), None, now());
+    assert_eq!(report.problems, Vec::<String>::new(), "clients survive both: not problems");
+    assert_eq!(report.warnings.len(), 2, "{:?}", report.warnings);
+    assert!(report.warnings[0].starts_with("metadata/snapshot.json: "), "{:?}", report.warnings);
+    assert!(report.warnings[0].contains("stale") && report.warnings[0].contains("1.snapshot.json"), "{:?}", report);
+    assert!(report.warnings[1].starts_with("metadata/targets.json: missing"), "{:?}", report.warnings);
+
+    // The next build puts both back, although nothing else changed.
+    let rebuilt = build_registry(&Registry::open(registry.path()).unwrap(), site.path(), Scope::Full, now()).unwrap();
+    assert_eq!(rebuilt.written, ["metadata/snapshot.json", "metadata/targets.json"]);
+    let report = verify::verify(&dir(site.path()), None, now());
+    assert_eq!(report.warnings, Vec::<String>::new());
+}
+
+#[test]
 fn reports_a_blob_an_index_doc_lists_that_is_missing_or_altered() {
     let (_registry, site) = built_site();
     let mut envelopes = Vec::new();

@@ -131,10 +131,12 @@ fn a_speculated_bin_that_verifies_is_used_without_a_second_request() {
 }
 
 /// The first refresh (`add_registry`: no trusted timestamp yet) asks for the
-/// timestamp together with the probe for a newer root: one round trip fewer than the
-/// strict order, which the conformance client keeps.
+/// timestamp, and the snapshot and top-level targets under their unversioned names,
+/// together with the probe for a newer root: one round trip where the strict order,
+/// which the conformance client keeps, takes four. (`transport_unversioned.rs` attacks
+/// the copies.)
 #[test]
-fn a_first_refresh_asks_for_the_timestamp_with_the_root_probe() {
+fn a_first_refresh_asks_for_the_timestamp_snapshot_and_targets_with_the_root_probe() {
     let site = site();
     let mut chains = Vec::new();
     for order in [MetadataOrder::Speculative, MetadataOrder::Strict] {
@@ -146,8 +148,59 @@ fn a_first_refresh_asks_for_the_timestamp_with_the_root_probe() {
         store.add_registry("main", &server.url(), &site.root()).unwrap();
         chains.push(server.critical_chain());
     }
-    assert_eq!(chains[0].len(), 3, "root probe with the timestamp, snapshot, targets: {:#?}", chains[0]);
+    assert_eq!(chains[0].len(), 1, "root probe with the timestamp, snapshot and targets: {:#?}", chains[0]);
     assert_eq!(chains[1].len(), 4, "root probe, timestamp, snapshot, targets: {:#?}", chains[1]);
+}
+
+/// Another bin of the same version, served under a bin's name, passes every signature
+/// and version check (one key set signs all bins, the snapshot names no hashes). Taken,
+/// it hid the plugins of the bin asked for ("no registry publishes acme.app") whatever
+/// the other mirrors held. In either order a bin is now taken only if every target it
+/// lists falls in it: refused, naming the bin, the bin its target falls in and the
+/// mirror; and with a good mirror after the lying one, the install fails over to it.
+#[test]
+fn another_bin_served_under_a_bins_name_is_refused_in_either_order() {
+    let site = site();
+    let bin = bin_of("acme.app");
+    let current = *versions_of(&site, &bin).last().unwrap();
+    let other = OTHERS
+        .iter()
+        .map(|id| bin_of(id))
+        .find(|b| *b != bin && versions_of(&site, b).contains(&current))
+        .unwrap_or_else(|| panic!("no other bin at version {current}"));
+    let path = format!("/metadata/{current}.{bin}.json");
+    let swapped = metadata(&site, &format!("{current}.{other}.json"));
+    for order in [MetadataOrder::Strict, MetadataOrder::Speculative] {
+        let options = || StoreOptions { metadata_order: order, ..StoreOptions::new(host()) };
+        let liar = served(&site);
+        liar.fault(&path, Fault::Stale(swapped.clone()));
+        let data = tempfile::tempdir().unwrap();
+        let mut store = Store::open(data.path(), options()).unwrap();
+        store.add_registry("main", &liar.url(), &site.root()).unwrap();
+        let session = Session::new(&NoHooks, &AlwaysAgree);
+        let err = store.install(&[parse_requirement("acme.app").unwrap()], &session).unwrap_err().to_string();
+        assert!(!err.contains("no registry publishes"), "{order:?}: {err}");
+        assert!(
+            err.contains(&format!("{bin} lists ")) && err.contains(&format!("falls in {other}")),
+            "{order:?}: {err}"
+        );
+        assert!(err.contains(&format!("{}{path}", liar.url())), "{order:?}: names the mirror: {err}");
+        assert!(store.state().plugins().is_empty(), "{order:?}");
+        let trusted = store.data_dir().metadata_dir(&"main".parse().unwrap()).join(format!("{bin}.json"));
+        assert!(!trusted.exists(), "{order:?}: the other bin is not stored as {bin}");
+
+        // The user's mirror lies, the registry's own site does not.
+        let genuine = served(&site);
+        let data = tempfile::tempdir().unwrap();
+        let mut store = Store::open(data.path(), options()).unwrap();
+        store.add_registry("main", &genuine.url(), &site.root()).unwrap();
+        store.add_mirror("main", &liar.url()).unwrap();
+        liar.reset_counters();
+        assert_eq!(install(&mut store, "acme.app"), ["acme.lib 1.0.0", "acme.app 1.1.0"], "{order:?}");
+        assert!(liar.hits().iter().any(|h| h.path == path), "{order:?}: the lying mirror was asked first");
+        let trusted = store.data_dir().metadata_dir(&"main".parse().unwrap()).join(format!("{bin}.json"));
+        assert_eq!(std::fs::read(trusted).unwrap(), metadata(&site, &format!("{current}.{bin}.json")), "{order:?}");
+    }
 }
 
 /// The operator rotated the timestamp key (root v2). A client that pinned root v1

@@ -85,6 +85,18 @@ pub enum TrustError {
         /// Expected vs actual.
         reason: String,
     },
+    /// A hash bin lists a target that falls in another bin of its delegation: the file
+    /// served under the bin's name is another bin (all bins share one key set and the
+    /// snapshot names their versions without hashes, so only this tells them apart).
+    #[error("{role} lists {target}, which falls in {belongs_to}: another bin's file was served under its name")]
+    ForeignTarget {
+        /// The bin asked for.
+        role: String,
+        /// A target it lists that is not its own.
+        target: String,
+        /// The bin that target falls in.
+        belongs_to: String,
+    },
     /// A delegated role was reached but snapshot does not list it.
     #[error("role {role} is delegated but snapshot does not list it")]
     NotInSnapshot {

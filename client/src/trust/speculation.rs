@@ -15,9 +15,22 @@
 //!
 //! What the updater speculates, with [`MetadataOrder::Speculative`]:
 //! - a full refresh asks for `timestamp.json` together with the root probe
-//!   (`N+1.root.json`); the early timestamp is used only when the root chain did not
-//!   move (a new root may rotate the timestamp keys or change what is trusted: then the
-//!   timestamp is fetched again after it);
+//!   (`N+1.root.json`), and with them for the snapshot and (when the store holds none)
+//!   the top-level targets under their unversioned names, [`SNAPSHOT_FILE`] and
+//!   [`TOP_TARGETS_FILE`] (TUF's layout without consistent snapshots, which
+//!   `trellis-index` publishes beside the versioned files): their versions are not
+//!   known before the timestamp and the snapshot, so the strict order needs a round
+//!   trip for each. What was asked for before the root chain settled is used only when
+//!   it did not move (a new root may rotate keys or change what is trusted: then
+//!   everything is fetched again after it). The unversioned copies are taken where the
+//!   strict order reaches the snapshot and the top-level targets, under exactly their
+//!   checks (the snapshot against the length and hashes the timestamp signs, the
+//!   targets against the version the snapshot names, both under the root's keys): a
+//!   copy a CDN keeps stale, a site without copies or a mirror serving another file
+//!   under the name costs a wasted request, then the versioned file;
+//! - a refresh after a changed timestamp (the update check's `200`) asks for the
+//!   snapshot the new timestamp names (`V.snapshot.json`, the version read from its
+//!   bytes before they are verified: only a guess) together with the root probe;
 //! - once the snapshot is known (verified by a refresh, or the trusted one a `304` of the
 //!   update check confirms, asked for together with that check), the whole delegation
 //!   path of every hinted target ([`super::Updater::hint`]): the first role its walk
@@ -27,8 +40,9 @@
 //!
 //! A succinct bin is interchangeable with any other bin of its delegation as far as
 //! signatures go (one key set signs them all) and a Trellis snapshot names their
-//! versions without hashes, so a speculated bin is taken only if every target it lists
-//! falls in it: a mirror answering a guessed name with another bin is refused, never
+//! versions without hashes, so a bin (speculated or downloaded the strict way: the
+//! updater applies `foreign_target` to both) is taken only if every target it lists
+//! falls in it: a mirror answering a bin's name with another bin is refused, never
 //! taken for the role.
 //!
 //! Downloads go to the preferred mirror only (no health record: a miss says nothing
@@ -60,6 +74,13 @@ pub enum MetadataOrder {
 
 /// Speculative downloads started in one refresh at most.
 pub const MAX_SPECULATIVE: usize = 64;
+
+/// The unversioned name of the snapshot a full refresh asks for with the timestamp.
+pub const SNAPSHOT_FILE: &str = "snapshot.json";
+
+/// The unversioned name of the top-level targets a full refresh without a stored copy
+/// asks for with the timestamp.
+pub const TOP_TARGETS_FILE: &str = "targets.json";
 
 type Outcome = Result<(Vec<u8>, TimestampValidators), ()>;
 
@@ -110,6 +131,11 @@ impl Speculated {
             self.started += 1;
             self.pending.insert(file, Mutex::new(receiver));
         }
+    }
+
+    /// Whether `file` was asked for and not taken yet.
+    pub(crate) fn is_pending(&self, file: &str) -> bool {
+        self.pending.contains_key(file)
     }
 
     /// The bytes of `file` if it was asked for and arrived (waiting for it if it is
@@ -173,13 +199,22 @@ fn bin_families(snapshot: &Snapshot) -> Vec<SuccinctRoles> {
         .collect()
 }
 
-/// Whether every target `bin` lists falls in it under `delegator`'s succinct
-/// delegation (true when `delegator` delegates by paths: nothing to check there).
-pub(crate) fn bin_holds_its_own(delegator: &Targets, bin: &str, targets: &Targets) -> bool {
-    let Some(succinct) = delegator.delegations.as_ref().and_then(|d| d.succinct_roles.as_ref()) else {
-        return true;
-    };
-    targets.targets.keys().all(|path| delegation::bin_for_target(succinct, path) == bin)
+/// The version of the snapshot that timestamp `bytes` names, read without
+/// verification: only a guess of what to ask for.
+pub(crate) fn unverified_snapshot_version(bytes: &[u8]) -> Option<u64> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    value.get("signed")?.get("meta")?.get(SNAPSHOT_FILE)?.get("version")?.as_u64()
+}
+
+/// The first target `bin` lists that does not fall in it under `delegator`'s succinct
+/// delegation, with the bin it falls in; `None` when every one does (and when
+/// `delegator` delegates by paths: nothing to check there).
+pub(crate) fn foreign_target<'a>(delegator: &Targets, bin: &str, targets: &'a Targets) -> Option<(&'a str, String)> {
+    let succinct = delegator.delegations.as_ref()?.succinct_roles.as_ref()?;
+    targets.targets.keys().find_map(|path| {
+        let own = delegation::bin_for_target(succinct, path);
+        (own != bin).then_some((path.as_str(), own))
+    })
 }
 
 #[cfg(test)]

@@ -341,18 +341,30 @@ impl Updater {
         if early_timestamp {
             self.speculated.start(&self.mirrors, "timestamp.json".to_owned(), self.limits.timestamp);
         }
+        self.speculate_top_level(prefetched.as_ref().map(|(bytes, _)| bytes.as_slice()));
         let root_before = self.trusted.root().version();
         // Every refresh probes for a newer root first, also the one an update check
         // runs after a changed timestamp (a 200): a rotation that revoked a key must
         // be known before metadata signed by that key is believed. Only a 304 skips it.
         self.update_root()?;
-        // A timestamp asked for with the root probe is taken only under the root it
-        // was asked under: after a rotation it is fetched again.
+        // What was asked for with the root probe is taken only under the root it was
+        // asked under: after a rotation it is all fetched again.
         let root_settled = self.trusted.root().version() == root_before;
+        if !root_settled {
+            self.speculated.clear();
+        }
         let result =
             self.update_timestamp(prefetched, root_settled).and_then(|()| self.update_snapshot()).and_then(|()| {
-                self.speculate_paths();
-                self.update_top_targets()
+                // With the top-level targets on its way since the timestamp's request,
+                // the hinted paths are guessed from it rather than from a stored copy.
+                if self.speculated.is_pending(speculation::TOP_TARGETS_FILE) {
+                    self.update_top_targets()?;
+                    self.speculate_paths();
+                    Ok(())
+                } else {
+                    self.speculate_paths();
+                    self.update_top_targets()
+                }
             });
         self.prepared = None;
         self.hints.clear();
@@ -380,6 +392,54 @@ impl Updater {
                 tracing::debug!(file, %error, "speculated metadata refused: downloading it again");
                 None
             }
+        }
+    }
+
+    /// [`Updater::take_speculated`] for the first of `files` (names of the same
+    /// document) that was asked for and passes `accept`; each one asked for is taken
+    /// (and dropped when refused).
+    fn take_speculated_any<T>(
+        speculated: &mut Speculated,
+        budget: &mut MetadataBudget,
+        files: &[&str],
+        mut accept: impl FnMut(&[u8]) -> Result<T, TrustError>,
+    ) -> Option<(T, Vec<u8>, TimestampValidators)> {
+        files.iter().find_map(|file| Self::take_speculated(speculated, budget, file, &mut accept))
+    }
+
+    /// With [`MetadataOrder::Speculative`], asks for the snapshot ahead of the
+    /// timestamp's verification (and, when the store holds no top-level targets, that
+    /// role too): under their unversioned names in a full refresh (`timestamp` `None`:
+    /// their versions are not known yet), the version `timestamp` names (the update
+    /// check's changed timestamp, not verified yet: only a guess) otherwise, unless the
+    /// stored timestamp names the same one (a timestamp re-signed without a build).
+    /// Each is taken only where the strict order reaches it (see [`super::speculation`]).
+    fn speculate_top_level(&mut self, timestamp: Option<&[u8]>) {
+        if self.order != MetadataOrder::Speculative {
+            return;
+        }
+        let snapshot = match timestamp {
+            None => Some(speculation::SNAPSHOT_FILE.to_owned()),
+            Some(bytes) => speculation::unverified_snapshot_version(bytes)
+                .filter(|version| {
+                    let stored = self.store.load("timestamp");
+                    stored.as_deref().and_then(speculation::unverified_snapshot_version) != Some(*version)
+                })
+                .map(|version| {
+                    if self.trusted.root().consistent_snapshot {
+                        format!("{version}.{}", speculation::SNAPSHOT_FILE)
+                    } else {
+                        speculation::SNAPSHOT_FILE.to_owned()
+                    }
+                }),
+        };
+        let remaining = self.budget.limit.saturating_sub(self.budget.received);
+        if let Some(file) = snapshot {
+            self.speculated.start(&self.mirrors, file, self.limits.snapshot.min(remaining));
+        }
+        if timestamp.is_none() && self.store.load("targets").is_none() {
+            let file = speculation::TOP_TARGETS_FILE.to_owned();
+            self.speculated.start(&self.mirrors, file, self.limits.targets.min(remaining));
         }
     }
 
@@ -584,11 +644,28 @@ impl Updater {
             "snapshot.json".to_owned()
         };
         let max = meta.length.unwrap_or(self.limits.snapshot);
+        // Asked for ahead under its version (after a changed timestamp) or its
+        // unversioned name (a full refresh): checked here as a download would be.
+        let names: &[&str] = if file == speculation::SNAPSHOT_FILE {
+            &[speculation::SNAPSHOT_FILE]
+        } else {
+            &[&file, speculation::SNAPSHOT_FILE]
+        };
         let trusted = &mut self.trusted;
-        let (_, bytes, _) = Self::fetch_metadata(&self.mirrors, &mut self.budget, &file, max, None, |bytes| {
+        let speculated = Self::take_speculated_any(&mut self.speculated, &mut self.budget, names, |bytes| {
             trusted.update_snapshot(bytes)
-        })?
-        .ok_or(TrustError::NotLoaded("snapshot"))?;
+        });
+        let bytes = match speculated {
+            Some(((), bytes, _)) => bytes,
+            None => {
+                let trusted = &mut self.trusted;
+                let (_, bytes, _) = Self::fetch_metadata(&self.mirrors, &mut self.budget, &file, max, None, |bytes| {
+                    trusted.update_snapshot(bytes)
+                })?
+                .ok_or(TrustError::NotLoaded("snapshot"))?;
+                bytes
+            }
+        };
         let snapshot = self.trusted.snapshot().ok_or(TrustError::NotLoaded("snapshot"))?;
         self.store.store_verified("snapshot", &bytes, snapshot)?;
         Ok(())
@@ -631,11 +708,17 @@ impl Updater {
         delegator: Delegator<'_>,
     ) -> Result<(Arc<Verified<Targets>>, Vec<u8>), TrustError> {
         let (file, max) = self.role_file(role)?;
+        // The top-level targets may have been asked for under its unversioned name too,
+        // before the snapshot gave its version.
+        let names: &[&str] = match delegator {
+            Delegator::Root if file != speculation::TOP_TARGETS_FILE => &[&file, speculation::TOP_TARGETS_FILE],
+            _ => &[&file],
+        };
         let trusted = &mut self.trusted;
         if let Some((targets, bytes, _)) =
-            Self::take_speculated(&mut self.speculated, &mut self.budget, &file, |bytes| match delegator {
+            Self::take_speculated_any(&mut self.speculated, &mut self.budget, names, |bytes| match delegator {
                 Delegator::Root => trusted.update_targets(bytes),
-                Delegator::Targets(parent) => verify_speculated_role(trusted, role, parent, bytes).map(Arc::new),
+                Delegator::Targets(parent) => verify_delegated_role(trusted, role, parent, bytes).map(Arc::new),
             })
         {
             return Ok((targets, bytes));
@@ -644,7 +727,7 @@ impl Updater {
         let (targets, bytes, _) =
             Self::fetch_metadata(&self.mirrors, &mut self.budget, &file, max, None, |bytes| match delegator {
                 Delegator::Root => trusted.update_targets(bytes),
-                Delegator::Targets(_) => trusted.verify_targets(role, delegator, bytes).map(Arc::new),
+                Delegator::Targets(parent) => verify_delegated_role(trusted, role, parent, bytes).map(Arc::new),
             })?
             .ok_or(TrustError::NotLoaded("targets"))?;
         Ok((targets, bytes))
@@ -738,7 +821,7 @@ impl Updater {
             for ((role, parent_name, parent), (file, max)) in needed.into_iter().zip(files) {
                 let trusted = &mut self.trusted;
                 match Self::take_speculated(&mut self.speculated, &mut self.budget, &file, |bytes| {
-                    verify_speculated_role(trusted, &role, &parent, bytes)
+                    verify_delegated_role(trusted, &role, &parent, bytes)
                 }) {
                     Some((targets, bytes, _)) => {
                         let targets = Arc::new(targets);
@@ -776,9 +859,7 @@ impl Updater {
             }
             for ((role, parent_name, parent), bytes) in needed.into_iter().zip(fetched) {
                 let Ok(bytes) = bytes else { continue };
-                let Ok(targets) = self.trusted.verify_targets(&role, Delegator::Targets(&parent), &bytes) else {
-                    continue;
-                };
+                let Ok(targets) = verify_delegated_role(&self.trusted, &role, &parent, &bytes) else { continue };
                 let targets = Arc::new(targets);
                 if self.store.store_verified(&role, &bytes, &targets).is_ok() {
                     self.delegated.insert((role, parent_name), targets);
@@ -1129,19 +1210,21 @@ impl Updater {
     }
 }
 
-/// Verifies `bytes` fetched ahead as delegated `role` under `parent`, as a download
-/// would be, and, when `parent` delegates by succinct bins, only if every target it
-/// lists falls in `role`: all bins share one key set and the snapshot names no hashes,
-/// so another bin served under a guessed name would otherwise pass as `role`.
-fn verify_speculated_role(
+/// Verifies `bytes` downloaded (or asked for ahead) as delegated `role` under
+/// `parent`, and, when `parent` delegates by succinct bins, takes them only if every
+/// target they list falls in `role`: all bins share one key set and the snapshot names
+/// no hashes, so another bin served under `role`'s name would otherwise pass as `role`
+/// and hide the targets `role` lists (a mirror denying them while every signature
+/// holds).
+fn verify_delegated_role(
     trusted: &TrustedSet,
     role: &str,
     parent: &Targets,
     bytes: &[u8],
 ) -> Result<Verified<Targets>, TrustError> {
     let targets = trusted.verify_targets(role, Delegator::Targets(parent), bytes)?;
-    if !speculation::bin_holds_its_own(parent, role, &targets) {
-        return Err(TrustError::malformed(role, "lists targets that do not fall in this bin (another bin's file?)"));
+    if let Some((target, belongs_to)) = speculation::foreign_target(parent, role, &targets) {
+        return Err(TrustError::ForeignTarget { role: role.to_owned(), target: target.to_owned(), belongs_to });
     }
     Ok(targets)
 }

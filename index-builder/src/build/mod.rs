@@ -1065,8 +1065,8 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
     make_durable(site_dir, &role_files, durability)?;
     written.extend(role_files);
     let mut last = Vec::new();
-    if let Some((version, bytes)) = snapshot_out {
-        last.push(write_metadata(site::metadata_name("snapshot", version), &bytes)?);
+    if let Some((version, bytes)) = &snapshot_out {
+        last.push(write_metadata(site::metadata_name("snapshot", *version), bytes)?);
     }
     for (name, bytes) in root_writes {
         last.push(write_metadata(name, &bytes)?);
@@ -1076,6 +1076,12 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
     if let Some(bytes) = timestamp_out {
         write_atomic(&site::timestamp_file(site_dir), &bytes)?;
         written.push(format!("{}/timestamp.json", site::METADATA_DIR));
+    }
+    // The unversioned copies of the snapshot and the top-level targets, after the
+    // timestamp; an unsigned build leaves them to its signer (`crate::unversioned`).
+    if !unsigned {
+        let snapshot = snapshot_out.as_ref().map(|(_, bytes)| bytes.as_slice());
+        written.extend(crate::unversioned::refresh(site_dir, snapshot)?);
     }
     // The index doc aliases last: each names a doc the signed chain now lists.
     written.extend(write_aliases(site_dir, &documents)?);

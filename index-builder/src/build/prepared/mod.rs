@@ -260,6 +260,10 @@ pub fn sign_prepared(
     let timestamp =
         super::timestamp_doc(timestamp_version, snapshot_version, &snapshot_bytes, now, config.expiry_days.timestamp);
     let timestamp_bytes = tuf::sign_role("timestamp", timestamp, timestamp_keys.as_deref(), "keys.timestamp")?;
+    // The top-level targets is never the signer's (offline keys): the copy beside the
+    // new snapshot is the published one it names (`crate::unversioned`).
+    let top_targets = crate::unversioned::top_targets(live_dir, &snapshot_bytes)?;
+    let unversioned_snapshot = snapshot_bytes.clone();
     outputs.push((
         PathBuf::from(site::METADATA_DIR).join(site::metadata_name("snapshot", snapshot_version)),
         snapshot_bytes,
@@ -276,6 +280,7 @@ pub fn sign_prepared(
         write_atomic(&path, bytes)?;
     }
     write_atomic(&site::timestamp_file(out), &timestamp_bytes)?;
+    crate::unversioned::write(out, &unversioned_snapshot, &top_targets)?;
     // The aliases of the index docs checked above (not signed: see
     // `trellis_schema::target::index_alias_path`), for the publishing job to put down
     // with the rest.
