@@ -154,9 +154,10 @@ pub struct StorefrontReport {
     pub removed: Vec<String>,
     /// Pages rendered (written or found unchanged).
     pub rendered: usize,
-    /// Wall time of each phase, milliseconds: `read` (the catalog, levels and state:
-    /// what changed), `render`, `write` (the files whose bytes differ), `durable` (the
-    /// barrier before the state), `state`.
+    /// Wall time of each phase, milliseconds: `catalog` (the signed catalog and
+    /// security roles and the catalog head), `read` (the state, the changed documents
+    /// and levels: what changed), `render`, `write` (the files whose bytes differ),
+    /// `durable` (the barrier, the staged directories moved into place), `state`.
     pub phases: Vec<(&'static str, u64)>,
 }
 
@@ -456,6 +457,7 @@ pub fn publish(
     let mut clock = std::time::Instant::now();
     let mut phases = Vec::new();
     let site = read_catalog(site_dir)?;
+    phases.push(("catalog", lap(&mut clock)));
     let old: State = std::fs::read(state_path(site_dir))
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
