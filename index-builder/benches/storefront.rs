@@ -3,6 +3,8 @@
 //! one-release incremental build, the files it writes and its total size.
 //!
 //! `cargo bench -p trellis-index --bench storefront` (`BENCH_DIR` for the work dir).
+//! Each step is reported in wall time and in CPU time (user + system of the process:
+//! on a loaded machine the wall time says more about the neighbours than the code).
 //! Synthetic packages are not on disk, so plugin pages come from the signed manifests
 //! and display fields (no icon or screenshot extraction: `tests/storefront.rs` covers
 //! that with real packages).
@@ -19,6 +21,14 @@ use trellis_index::synth::{self, SynthSite, SynthSpec};
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// User + system CPU time of this process so far (Linux `/proc/self/stat`, 100 Hz ticks).
+fn cpu() -> std::time::Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
+    let ticks: u64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum();
+    std::time::Duration::from_millis(ticks * 10)
 }
 
 fn storefront_size(site: &Path) -> (usize, u64) {
@@ -56,21 +66,23 @@ fn main() {
     let insights = storefront::Insights::default();
 
     // Full build: the site, then the storefront's two steps.
-    let started = Instant::now();
+    let (started, cpu_started) = (Instant::now(), cpu());
     let prepared = storefront::prepare(&inputs, &limits).unwrap();
-    let prepare_time = started.elapsed();
-    let started = Instant::now();
+    let (prepare_time, prepare_cpu) = (started.elapsed(), cpu() - cpu_started);
+    let (started, cpu_started) = (Instant::now(), cpu());
     let full = site.build(inputs, Scope::Full).unwrap();
-    let build_time = started.elapsed();
-    let started = Instant::now();
+    let (build_time, build_cpu) = (started.elapsed(), cpu() - cpu_started);
+    let (started, cpu_started) = (Instant::now(), cpu());
     let report = storefront::publish(prepared, &site.site_dir, &theme, &insights, &nothing_more).unwrap();
-    let publish_time = started.elapsed();
+    let (publish_time, publish_cpu) = (started.elapsed(), cpu() - cpu_started);
     let (files, bytes) = storefront_size(&site.site_dir);
     println!(
-        "full build of {} releases: site {build_time:.2?}; storefront +{:.2?} (prepare {prepare_time:.2?}, \
-         render and write {publish_time:.2?}: {:?} ms): {} pages rendered, {} files written; storefront {files} files, {:.1} MB",
+        "full build of {} releases: site {build_time:.2?} (CPU {build_cpu:.2?}); storefront +{:.2?} (CPU {:.2?}; \
+         prepare {prepare_time:.2?}, render and write {publish_time:.2?}: {:?} ms): {} pages rendered, {} files written; \
+         storefront {files} files, {:.1} MB",
         full.releases,
         prepare_time + publish_time,
+        prepare_cpu + publish_cpu,
         report.phases,
         report.rendered,
         report.written.len(),
@@ -85,20 +97,22 @@ fn main() {
     grown.releases.push(release);
     let changed = synth::plugin_input(grown);
     let scope = Scope::Plugins(BTreeSet::from([changed.id.clone()]));
-    let started = Instant::now();
+    let (started, cpu_started) = (Instant::now(), cpu());
     let prepared = storefront::prepare(std::slice::from_ref(&changed), &limits).unwrap();
-    let prepare_time = started.elapsed();
-    let started = Instant::now();
+    let (prepare_time, prepare_cpu) = (started.elapsed(), cpu() - cpu_started);
+    let (started, cpu_started) = (Instant::now(), cpu());
     site.build(vec![changed], scope).unwrap();
-    let build_time = started.elapsed();
-    let started = Instant::now();
+    let (build_time, build_cpu) = (started.elapsed(), cpu() - cpu_started);
+    let (started, cpu_started) = (Instant::now(), cpu());
     let report = storefront::publish(prepared, &site.site_dir, &theme, &insights, &nothing_more).unwrap();
-    let publish_time = started.elapsed();
+    let (publish_time, publish_cpu) = (started.elapsed(), cpu() - cpu_started);
     println!(
-        "incremental build (+1 release of {}): site {build_time:.2?}; storefront +{:.2?} (prepare {prepare_time:.2?}, \
-         render and write {publish_time:.2?}: {:?} ms): {} pages rendered, {} files written: {:?}",
+        "incremental build (+1 release of {}): site {build_time:.2?} (CPU {build_cpu:.2?}); storefront +{:.2?} \
+         (CPU {:.2?}; prepare {prepare_time:.2?}, render and write {publish_time:.2?}: {:?} ms): {} pages rendered, \
+         {} files written: {:?}",
         target.id,
         prepare_time + publish_time,
+        prepare_cpu + publish_cpu,
         report.phases,
         report.rendered,
         report.written.len(),

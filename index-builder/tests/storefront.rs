@@ -240,9 +240,14 @@ fn one_release_rewrites_only_the_pages_that_show_it() {
         "_storefront/levels-{:02x}.json",
         trellis_schema::security_level::levels_bucket(&"acme.calendar".parse().unwrap())
     );
+    // And the levels of the cards of each listing and publisher page rendered.
+    let cards = ["_storefront/cards/category-productivity-1.json", "_storefront/cards/tag-calendar-1.json"];
     let expected = BTreeSet::from([
         bucket.as_str(),
         levels.as_str(),
+        cards[0],
+        cards[1],
+        "_storefront/cards/publisher-acme.json",
         "_storefront/publishers/acme.json",
         "index.html",
         "categories/index.html",
@@ -266,6 +271,9 @@ fn one_release_rewrites_only_the_pages_that_show_it() {
         "_storefront/publishers/acme.json",
         bucket.as_str(),
         levels.as_str(),
+        cards[0],
+        cards[1],
+        "_storefront/cards/publisher-acme.json",
         "_storefront/state.json",
     ]
     .into();
@@ -1052,4 +1060,100 @@ fn pages_show_each_releases_security_level_and_redo_what_shows_a_level_that_move
     for (path, bytes) in &incremental {
         assert_eq!(String::from_utf8_lossy(bytes), String::from_utf8_lossy(&scratch[path]), "{path}");
     }
+}
+
+/// The storefront's pages (HTML) of the site at `dir`.
+fn html_pages(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    tree(dir).into_iter().filter(|(p, _)| p.ends_with(".html")).collect()
+}
+
+/// `site`'s pages equal a full build's of the same registry, byte for byte (the home
+/// page too: the same catalog gives the same home).
+fn assert_pages_equal_a_full_builds(registry: &Path, site: &Path) {
+    let full = tempfile::tempdir().unwrap();
+    build(registry, full.path(), Scope::Full).unwrap();
+    let (incremental, full) = (html_pages(site), html_pages(full.path()));
+    assert_eq!(incremental.keys().collect::<Vec<_>>(), full.keys().collect::<Vec<_>>());
+    for (path, bytes) in &incremental {
+        assert_eq!(String::from_utf8_lossy(bytes), String::from_utf8_lossy(&full[path]), "{path}");
+    }
+}
+
+#[test]
+fn a_card_level_comes_from_the_pages_kept_cards_only_for_the_version_they_name() {
+    let registry = registry();
+    let key = fixture::key(1);
+    let site = tempfile::tempdir().unwrap();
+    build(registry.path(), site.path(), Scope::Full).unwrap();
+    let only = |id: &str| Scope::Plugins(BTreeSet::from([id.parse().unwrap()]));
+    // Each card page keeps the level of each card it shows, for the version shown.
+    let cards_file = site.path().join("_storefront/cards/category-productivity-1.json");
+    let cards: Value = serde_json::from_slice(&std::fs::read(&cards_file).unwrap()).unwrap();
+    assert_eq!(cards["acme.calendar"], json!(["2.0.0", "signed"]), "{cards}");
+    assert_eq!(cards["acme.clock"], json!(["1.0.0", "signed"]), "{cards}");
+    assert!(site.path().join("_storefront/cards/publisher-acme.json").is_file());
+
+    // A new calendar release; then its page's kept cards replaced by a stale file that
+    // names its old version with a level it never had: a build redoing the page for
+    // another plugin (a clock release) must not show it.
+    let calendar = ReleaseSpec::new("acme.calendar", "2.1.0").with_display(
+        "Team Calendar",
+        display("Shared calendars for teams", "Meetings and events.", &["productivity"], &["calendar"]),
+    );
+    fixture::add_release(registry.path(), &calendar, &key).unwrap();
+    build(registry.path(), site.path(), only("acme.calendar")).unwrap();
+    let stale = json!({"acme.calendar": ["2.0.0", "flagged"], "acme.clock": ["1.0.0", "signed"]});
+    std::fs::write(&cards_file, serde_json::to_vec(&stale).unwrap()).unwrap();
+    fixture::add_release(registry.path(), &clock("1.1.0"), &key).unwrap();
+    let report = build(registry.path(), site.path(), only("acme.clock")).unwrap();
+    assert!(report.storefront.contains(&"categories/productivity/index.html".to_owned()), "{:?}", report.storefront);
+    let listing = page(site.path(), "categories/productivity/index.html");
+    assert!(!listing.contains("Security level: flagged"), "{listing}");
+    assert_eq!(listing.matches("Security level: signed").count(), 2, "{listing}");
+    let cards: Value = serde_json::from_slice(&std::fs::read(&cards_file).unwrap()).unwrap();
+    assert_eq!(cards["acme.calendar"], json!(["2.1.0", "signed"]), "{cards}");
+    assert_pages_equal_a_full_builds(registry.path(), site.path());
+
+    // Every page's kept cards lost: the cards' levels come from the levels state again.
+    std::fs::remove_dir_all(site.path().join("_storefront/cards")).unwrap();
+    fixture::add_release(registry.path(), &clock("1.2.0"), &key).unwrap();
+    let report = build(registry.path(), site.path(), only("acme.clock")).unwrap();
+    assert!(report.storefront.contains(&"_storefront/cards/publisher-acme.json".to_owned()), "{:?}", report.storefront);
+    assert_eq!(page(site.path(), "categories/productivity/index.html").matches("Security level: signed").count(), 2);
+    assert_pages_equal_a_full_builds(registry.path(), site.path());
+}
+
+#[test]
+fn new_directories_are_staged_whole_and_a_stopped_builds_leftovers_never_show() {
+    let registry = registry();
+    let key = fixture::key(1);
+    let site = tempfile::tempdir().unwrap();
+    build(registry.path(), site.path(), Scope::Full).unwrap();
+    assert!(!site.path().join(".storefront-staging").exists(), "the staging directory stayed");
+    // What a build that stopped before moving its staged directories left: a
+    // half-written page of a plugin the next build also adds, and a stray file.
+    let staged = site.path().join(".storefront-staging/plugins/contoso.video");
+    std::fs::create_dir_all(&staged).unwrap();
+    std::fs::write(staged.join("index.html"), "<!doctype html><p>half").unwrap();
+    std::fs::write(site.path().join(".storefront-staging/stray"), "x").unwrap();
+    let video = ReleaseSpec::new("contoso.video", "1.0.0")
+        .with_display("Video Cutter", display("Cut videos", "Trim clips.", &["design"], &["clips"]));
+    fixture::add_release(registry.path(), &video, &key).unwrap();
+    let only = Scope::Plugins(BTreeSet::from(["contoso.video".parse().unwrap()]));
+    let report = build(registry.path(), site.path(), only).unwrap();
+    // The new plugin's, category's and tag's directories were staged and moved in whole.
+    for path in ["plugins/contoso.video/index.html", "categories/design/index.html", "tags/clips/index.html"] {
+        assert!(report.storefront.contains(&path.to_owned()), "{path}: {:?}", report.storefront);
+        assert!(page(site.path(), path).ends_with("</html>\n") || page(site.path(), path).ends_with("</html>"));
+    }
+    assert!(!page(site.path(), "plugins/contoso.video/index.html").contains("half"));
+    assert!(!site.path().join(".storefront-staging").exists(), "the staging directory stayed");
+    assert_pages_equal_a_full_builds(registry.path(), site.path());
+
+    // A staging path that is a file (not a directory) is cleared the same way.
+    std::fs::write(site.path().join(".storefront-staging"), "not a directory").unwrap();
+    fixture::add_release(registry.path(), &clock("1.1.0"), &key).unwrap();
+    build(registry.path(), site.path(), Scope::Plugins(BTreeSet::from(["acme.clock".parse().unwrap()]))).unwrap();
+    assert!(!site.path().join(".storefront-staging").exists());
+    assert_pages_equal_a_full_builds(registry.path(), site.path());
 }

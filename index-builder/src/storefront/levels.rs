@@ -4,8 +4,11 @@
 //! Owns which plugins' levels changed since the storefront last rendered (only the
 //! buckets whose SHA-256 moved are read: ages and advisories move levels without any
 //! catalog document changing, and the catalog summaries stay free of levels so they
-//! are not rewritten daily), the levels a card shows (the level of the release a
-//! listing shows, kept compact per bucket in `_storefront/levels-<xx>.json`), and the
+//! are not rewritten daily; each plugin's levels kept compact per bucket in
+//! `_storefront/levels-<xx>.json` to tell what moved), the levels a card shows (each
+//! listing and publisher page keeps the level of each card it rendered in
+//! `_storefront/cards/<page>.json`, so redoing a page reads that one small file rather
+//! than the kept levels of every bucket its hundred cards fall in), and the
 //! lines the plugin page shows (each release's level with its reasons, the
 //! publisher's domain proof). [`super::publish`] reads and writes the files.
 
@@ -14,6 +17,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use trellis_schema::catalog::PluginSummary;
 use trellis_schema::security_level::{Level, LevelsBucket, PluginLevels};
 use trellis_schema::{PluginId, Sha256};
 
@@ -97,30 +101,110 @@ fn read_kept(site_dir: &Path, number: u8) -> KeptBucket {
         .unwrap_or_default()
 }
 
-/// The levels of `ids`' releases, for their cards: from `changes` for the buckets it
-/// read, from the kept files for the others (one read per bucket `ids` fall in).
-pub(super) fn card_levels<'a>(
+/// The level of each card one page shows, as it rendered them
+/// (`_storefront/cards/<page>.json`): plugin → (version shown, its level, `None`
+/// when the site names none).
+pub(super) type PageCards = BTreeMap<PluginId, (String, Option<Level>)>;
+
+/// The kept cards of the page `key` (`category-<name>-<page>`, `tag-…`,
+/// `publisher-<vendor>`).
+pub(super) fn cards_path(key: &str) -> String {
+    format!("{STATE_DIR}/cards/{key}.json")
+}
+
+/// The levels of the cards of `pages` (each a key of [`cards_path`] and the plugins
+/// it shows), by plugin: the level of the version shown (absent: none).
+///
+/// A card's level is taken, in order, from the levels buckets `changes` read (they
+/// are current), from the page's own kept cards when they name the same version (a
+/// plugin's level moves only with its levels bucket, and then `changes` redoes every
+/// page showing it, rewriting those files), and only for what is left from the
+/// kept levels of the plugin's bucket. A one-release build thus reads the few pages'
+/// small files it renders, not the state of every bucket their cards fall in.
+pub(super) fn card_levels(
     site_dir: &Path,
     changes: &LevelChanges,
-    ids: impl IntoIterator<Item = &'a PluginId>,
-) -> BTreeMap<PluginId, BTreeMap<String, Level>> {
-    let wanted: BTreeMap<u8, BTreeSet<&PluginId>> = ids.into_iter().fold(BTreeMap::new(), |mut map, id| {
-        map.entry(trellis_schema::security_level::levels_bucket(id)).or_default().insert(id);
-        map
-    });
-    let found: Vec<Vec<(PluginId, BTreeMap<String, Level>)>> = wanted
-        .into_par_iter()
-        .map(|(n, ids)| {
-            let pick = |bucket: &KeptBucket| -> Vec<(PluginId, BTreeMap<String, Level>)> {
-                ids.iter().filter_map(|id| Some(((*id).clone(), bucket.get(*id)?.levels.clone()))).collect()
-            };
-            match changes.kept.get(&n) {
-                Some(bucket) => pick(bucket),
-                None => pick(&read_kept(site_dir, n)),
+    pages: &[(String, &[PluginSummary])],
+) -> BTreeMap<PluginId, Level> {
+    let mut out = BTreeMap::new();
+    let mut settled: BTreeSet<&PluginId> = BTreeSet::new();
+    let from_bucket = |summary: &PluginSummary, out: &mut BTreeMap<PluginId, Level>| -> bool {
+        let number = trellis_schema::security_level::levels_bucket(&summary.id);
+        let Some(bucket) = changes.kept.get(&number) else { return false };
+        let level = bucket.get(&summary.id).and_then(|k| k.levels.get(&summary.version.to_string()));
+        if let Some(level) = level {
+            out.insert(summary.id.clone(), *level);
+        }
+        true
+    };
+    let mut open: Vec<(&str, Vec<&PluginSummary>)> = Vec::new();
+    for (key, members) in pages {
+        let mut left = Vec::new();
+        for summary in *members {
+            if settled.contains(&summary.id) {
+                continue;
             }
+            if from_bucket(summary, &mut out) {
+                settled.insert(&summary.id);
+            } else {
+                left.push(summary);
+            }
+        }
+        if !left.is_empty() {
+            open.push((key, left));
+        }
+    }
+    // The pages' own kept cards, read in parallel.
+    let kept: Vec<(Vec<&PluginSummary>, PageCards)> = open
+        .into_par_iter()
+        .map(|(key, left)| {
+            let cards = std::fs::read(site_dir.join(cards_path(key)))
+                .ok()
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                .unwrap_or_default();
+            (left, cards)
         })
         .collect();
-    found.into_iter().flatten().collect()
+    let mut rest: BTreeMap<u8, Vec<&PluginSummary>> = BTreeMap::new();
+    for (left, cards) in kept {
+        for summary in left {
+            if settled.contains(&summary.id) {
+                continue;
+            }
+            match cards.get(&summary.id) {
+                Some((version, level)) if *version == summary.version.to_string() => {
+                    if let Some(level) = level {
+                        out.insert(summary.id.clone(), *level);
+                    }
+                    settled.insert(&summary.id);
+                }
+                _ => {
+                    let number = trellis_schema::security_level::levels_bucket(&summary.id);
+                    rest.entry(number).or_default().push(summary);
+                }
+            }
+        }
+    }
+    // What no page kept (a plugin new to the page, a state from an older
+    // trellis-index): the kept levels of its bucket.
+    let found: Vec<Vec<(PluginId, Level)>> = rest
+        .into_par_iter()
+        .map(|(number, summaries)| {
+            let bucket = read_kept(site_dir, number);
+            summaries
+                .into_iter()
+                .filter(|s| !settled.contains(&s.id))
+                .filter_map(|s| Some((s.id.clone(), *bucket.get(&s.id)?.levels.get(&s.version.to_string())?)))
+                .collect()
+        })
+        .collect();
+    out.extend(found.into_iter().flatten());
+    out
+}
+
+/// The kept cards of a page showing `members` with `levels` (from [`card_levels`]).
+pub(super) fn page_cards(members: &[PluginSummary], levels: &BTreeMap<PluginId, Level>) -> PageCards {
+    members.iter().map(|s| (s.id.clone(), (s.version.to_string(), levels.get(&s.id).copied()))).collect()
 }
 
 /// The full levels of `ids` (their plugin pages' lines): from `changes` for the

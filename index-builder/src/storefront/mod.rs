@@ -16,6 +16,7 @@
 //! assets/<sha256>.<name>              stylesheet, search script, generic icon (content-addressed)
 //! images/<sha256>.<png|jpg>           icons and screenshots from the packages (content-addressed)
 //! _storefront/                        the storefront's state for incremental builds (not linked)
+//! .storefront-staging/                new directories while they are written (gone after a build)
 //! ```
 //!
 //! Pages live at human-readable paths (stable URLs on GitHub Pages) and name only
@@ -31,9 +32,15 @@
 //! (after the build: renders the pages whose inputs changed and writes only those whose
 //! bytes differ, images first, pages next, state last, each file atomically). A
 //! refused storefront therefore leaves the site as it was.
+//!
+//! Writing is most of a full build's cost (a page and a data file per plugin), so a
+//! directory the site does not have yet (all of them on a fresh site, a new plugin's
+//! on an incremental one) is written whole into `.storefront-staging/` without a temp
+//! file, a rename or a comparison per file, and renamed into place once durable: a
+//! reader sees it complete or not at all, as it sees each file replaced in place.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -148,9 +155,10 @@ pub struct StorefrontReport {
     pub removed: Vec<String>,
     /// Pages rendered (written or found unchanged).
     pub rendered: usize,
-    /// Wall time of each phase, milliseconds: `read` (the catalog, levels and state:
-    /// what changed), `render`, `write` (the files whose bytes differ), `durable` (the
-    /// barrier before the state), `state`.
+    /// Wall time of each phase, milliseconds: `catalog` (the signed catalog and
+    /// security roles and the catalog head), `read` (the state, the changed documents
+    /// and levels: what changed), `render`, `write` (the files whose bytes differ),
+    /// `durable` (the barrier, the staged directories moved into place), `state`.
     pub phases: Vec<(&'static str, u64)>,
 }
 
@@ -311,6 +319,17 @@ fn read_reviews(
         .map_err(|e| StorefrontError::Catalog(e.to_string()))
 }
 
+/// The key of a listing page's kept cards: its catalog document's name
+/// (`category-<name>-<page>`, `tag-<name>-<page>`).
+fn listing_key(kind: catalog::ListingKind, name: &str, page: u32) -> String {
+    format!("{}-{name}-{page}", kind.as_str())
+}
+
+/// The key of a publisher page's kept cards.
+fn publisher_key(vendor: &str) -> String {
+    format!("publisher-{vendor}")
+}
+
 /// `catalog/<kind>-<name>-<page>.json` → its storefront page.
 fn listing_page_path(target: &str) -> Option<String> {
     let name = target.strip_prefix("catalog/")?.strip_suffix(".json")?;
@@ -443,6 +462,7 @@ pub fn publish(
     let mut clock = std::time::Instant::now();
     let mut phases = Vec::new();
     let site = read_catalog(site_dir)?;
+    phases.push(("catalog", lap(&mut clock)));
     let old: State = std::fs::read(state_path(site_dir))
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
@@ -538,8 +558,12 @@ pub fn publish(
     }
     // The levels the cards of the listing and publisher pages rendered show (the home
     // page, rendered every build, shows none: its cards would read a levels bucket each).
-    let carded = listings.iter().flat_map(|l| l.plugins.iter()).chain(members.values().flatten()).map(|s| &s.id);
-    let card_levels = levels::card_levels(site_dir, &level_changes, carded);
+    let card_pages: Vec<(String, &[PluginSummary])> = listings
+        .iter()
+        .map(|l| (listing_key(l.kind, &l.name, l.page), l.plugins.as_slice()))
+        .chain(members.iter().filter(|(_, list)| !list.is_empty()).map(|(v, list)| (publisher_key(v), list.as_slice())))
+        .collect();
+    let card_levels = levels::card_levels(site_dir, &level_changes, &card_pages);
     let plain = render::Context::new(theme, &site.head, state.vendors.len(), &site.shards, &site.head_path);
     let mut pages: Vec<(String, Vec<u8>)> = Vec::new();
     pages.extend(plain.fixed_pages()?);
@@ -587,27 +611,46 @@ pub fn publish(
     images.sort_by(|a, b| a.path.cmp(&b.path));
     images.dedup_by(|a, b| a.path == b.path);
     assets.extend(images.into_iter().map(|i| (i.path, i.bytes.to_vec())));
-    report.written.extend(write_changed(site_dir, &assets)?);
-    report.written.extend(write_changed(site_dir, &pages)?);
+    clear_staging(site_dir)?;
+    let images_batch = write_changed(site_dir, &assets)?;
+    let pages_batch = write_changed(site_dir, &pages)?;
     let mut gone: Vec<String> = Vec::new();
     for id in changed.iter().filter(|id| !records.contains_key(*id)) {
         gone.extend([format!("plugins/{id}/index.html"), data_path(id)]);
     }
     for (vendor, list) in &members {
         if list.is_empty() {
-            gone.extend([format!("publishers/{vendor}/index.html"), render::insight_path(vendor), vendor_path(vendor)]);
+            gone.extend([
+                format!("publishers/{vendor}/index.html"),
+                render::insight_path(vendor),
+                vendor_path(vendor),
+                levels::cards_path(&publisher_key(vendor)),
+            ]);
         }
     }
-    gone.extend(old.listings.keys().filter(|t| !site.listings.contains_key(*t)).filter_map(|t| listing_page_path(t)));
+    for target in old.listings.keys().filter(|t| !site.listings.contains_key(*t)) {
+        gone.extend(listing_page_path(target));
+        if let Some(key) = target.strip_prefix("catalog/").and_then(|t| t.strip_suffix(".json")) {
+            gone.push(levels::cards_path(key));
+        }
+    }
     for path in gone {
         if std::fs::remove_file(site_dir.join(&path)).is_ok() {
             report.removed.push(path);
         }
     }
-    // One durability barrier for everything above, then the state that trusts it:
-    // the buckets' digests, then the state naming the documents rendered from.
+    // One durability barrier for everything above; then the staged directories move
+    // into place (images before the pages naming them), then the state that trusts
+    // it: the buckets' digests, then the state naming the documents rendered from.
     phases.push(("write", lap(&mut clock)));
-    make_durable(site_dir, &report.written, &report.removed)?;
+    let flush: Vec<PathBuf> = images_batch.flush.iter().chain(&pages_batch.flush).cloned().collect();
+    make_durable(site_dir, &flush, &report.removed)?;
+    promote(site_dir, &images_batch.roots)?;
+    let pages_roots: Vec<String> =
+        pages_batch.roots.iter().filter(|r| !images_batch.roots.contains(r)).cloned().collect();
+    promote(site_dir, &pages_roots)?;
+    report.written.extend(images_batch.written);
+    report.written.extend(pages_batch.written);
     phases.push(("durable", lap(&mut clock)));
     let mut states: Vec<(String, Vec<u8>)> = bucket_states
         .iter()
@@ -619,11 +662,17 @@ pub fn publish(
             .iter()
             .map(|(number, kept)| (levels::kept_path(*number), serde_json::to_vec(kept).unwrap_or_default())),
     );
+    states.extend(card_pages.iter().map(|(key, members)| {
+        let cards = levels::page_cards(members, &card_levels);
+        (levels::cards_path(key), serde_json::to_vec(&cards).unwrap_or_default())
+    }));
     // The per-bucket states together, one barrier, then the state naming the documents
     // (a per-bucket state lost in a crash reads as empty: its plugins are redone).
     let written = write_changed(site_dir, &states)?;
-    make_durable(site_dir, &written, &[])?;
-    report.written.extend(written);
+    make_durable(site_dir, &written.flush, &[])?;
+    promote(site_dir, &written.roots)?;
+    clear_staging(site_dir)?;
+    report.written.extend(written.written);
     let (path, bytes) = (format!("{STATE_DIR}/state.json"), serde_json::to_vec(&state).unwrap_or_default());
     let file = site_dir.join(&path);
     if !std::fs::read(&file).is_ok_and(|existing| existing == bytes) {
@@ -718,44 +767,101 @@ fn insight_members(
     Some(out)
 }
 
-/// Writes each file whose bytes differ from what the site has (in parallel, each
-/// renamed into place whole but not flushed: [`make_durable`] flushes the batch);
-/// returns the paths written.
-fn write_changed(site_dir: &Path, files: &[(String, Vec<u8>)]) -> Result<Vec<String>, FsError> {
+/// Where [`write_changed`] writes the files of directories new to the site, each such
+/// directory renamed into place whole once its files are durable ([`promote`]): a
+/// fresh site (or a new plugin's directory) needs neither a comparison nor a temp file
+/// and a rename per file, and a reader never sees a half-written page in it.
+const STAGING_DIR: &str = ".storefront-staging";
+
+/// What one [`write_changed`] batch wrote.
+#[derive(Debug, Default)]
+struct Batch {
+    /// Files written, relative to the site root (in place or staged).
+    written: Vec<String>,
+    /// The same files where they are now (in place, or in the staging directory): what
+    /// [`make_durable`] flushes.
+    flush: Vec<PathBuf>,
+    /// Directories new to the site, whole in the staging directory, relative to both.
+    roots: Vec<String>,
+}
+
+/// Writes each file whose bytes differ from what the site has; returns what it wrote.
+///
+/// A file in a directory the site already has is compared with what is there and,
+/// when it differs, renamed into place whole (not flushed: [`make_durable`] flushes
+/// the batch). A file of a directory the site does not have yet is written straight
+/// into the staging directory under the highest missing ancestor (a root of the
+/// batch), which [`promote`] renames into place after the barrier.
+fn write_changed(site_dir: &Path, files: &[(String, Vec<u8>)]) -> Result<Batch, FsError> {
+    let staging = site_dir.join(STAGING_DIR);
     // Each directory once (a page per directory is the common case: one look-up each
-    // instead of a `mkdir` per file); a directory that did not exist holds no file to
-    // compare with.
-    let dirs: BTreeSet<&Path> = files.iter().filter_map(|(path, _)| Path::new(path).parent()).collect();
-    let new_dirs: BTreeSet<&Path> = dirs
-        .into_par_iter()
-        .map(|dir| {
-            let full = site_dir.join(dir);
-            if full.is_dir() {
-                return Ok(None);
-            }
-            trellis_client::fs::create_dir_all(&full)?;
-            Ok(Some(dir))
-        })
-        .collect::<Result<Vec<_>, FsError>>()?
-        .into_iter()
-        .flatten()
+    // instead of a `mkdir` per file).
+    let dirs: BTreeSet<&Path> = files
+        .iter()
+        .filter_map(|(path, _)| Path::new(path).parent())
+        .filter(|dir| !dir.as_os_str().is_empty())
         .collect();
-    let written: Vec<Option<String>> = files
+    let missing: Vec<&Path> = dirs.into_par_iter().filter(|dir| !site_dir.join(dir).is_dir()).collect();
+    // The root of each missing directory: its highest ancestor the site lacks.
+    let mut exists: HashMap<&Path, bool> = HashMap::new();
+    let mut root_of: HashMap<&Path, &Path> = HashMap::with_capacity(missing.len());
+    for dir in &missing {
+        let mut ancestors: Vec<&Path> = dir.ancestors().filter(|a| !a.as_os_str().is_empty()).collect();
+        ancestors.reverse();
+        let root = ancestors
+            .into_iter()
+            .find(|a| !*exists.entry(a).or_insert_with(|| site_dir.join(a).is_dir()))
+            .unwrap_or(dir);
+        root_of.insert(dir, root);
+    }
+    missing.par_iter().try_for_each(|dir| trellis_client::fs::create_dir_all(&staging.join(dir)))?;
+    let written: Vec<Option<(String, PathBuf)>> = files
         .par_iter()
         .map(|(path, bytes)| {
+            if Path::new(path).parent().is_some_and(|dir| root_of.contains_key(dir)) {
+                let staged = staging.join(path);
+                std::fs::write(&staged, bytes).map_err(|e| FsError::new("writing", &staged, e))?;
+                return Ok(Some((path.clone(), staged)));
+            }
             let full = site_dir.join(path);
-            let fresh = Path::new(path).parent().is_some_and(|dir| new_dirs.contains(dir));
-            if !fresh {
-                let same_length = std::fs::metadata(&full).is_ok_and(|m| m.len() == bytes.len() as u64);
-                if same_length && std::fs::read(&full).is_ok_and(|existing| &existing == bytes) {
-                    return Ok(None);
-                }
+            let same_length = std::fs::metadata(&full).is_ok_and(|m| m.len() == bytes.len() as u64);
+            if same_length && std::fs::read(&full).is_ok_and(|existing| &existing == bytes) {
+                return Ok(None);
             }
             replace_unsynced(&full, bytes)?;
-            Ok(Some(path.clone()))
+            Ok(Some((path.clone(), full)))
         })
         .collect::<Result<_, FsError>>()?;
-    Ok(written.into_iter().flatten().collect())
+    let (written, flush) = written.into_iter().flatten().unzip();
+    let roots: BTreeSet<&Path> = root_of.into_values().collect();
+    let roots = roots.into_iter().map(|r| r.to_string_lossy().into_owned()).collect();
+    Ok(Batch { written, flush, roots })
+}
+
+/// Renames the staged `roots` (made durable before) into place, then flushes the
+/// directories that gained them.
+fn promote(site_dir: &Path, roots: &[String]) -> Result<(), FsError> {
+    let staging = site_dir.join(STAGING_DIR);
+    for root in roots {
+        let (from, to) = (staging.join(root), site_dir.join(root));
+        std::fs::rename(&from, &to).map_err(|e| FsError::new("moving into place the staged directory", from, e))?;
+    }
+    let parents: BTreeSet<PathBuf> =
+        roots.iter().filter_map(|r| site_dir.join(r).parent().map(Path::to_owned)).collect();
+    parents.par_iter().try_for_each(|d| trellis_client::fs::sync_dir(d))
+}
+
+/// Removes what a staging directory holds (left by a build that stopped, or emptied
+/// by [`promote`]).
+fn clear_staging(site_dir: &Path) -> Result<(), FsError> {
+    let staging = site_dir.join(STAGING_DIR);
+    let removed = match std::fs::symlink_metadata(&staging) {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&staging),
+        Ok(_) => std::fs::remove_file(&staging),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => Err(e),
+    };
+    removed.map_err(|e| FsError::new("removing the staging directory", staging, e))
 }
 
 /// Above this many files, one `syncfs` of the whole file system beats a flush each
@@ -763,21 +869,24 @@ fn write_changed(site_dir: &Path, files: &[(String, Vec<u8>)]) -> Result<Vec<Str
 /// measured under load, while a one-release build writes under ten files).
 const SYNCFS_FROM: usize = 256;
 
-/// Makes the files just written (relative to `site_dir`) and removed durable before
-/// the state names them: one `syncfs` of the site's file system on Linux for a large
+/// Makes the files just written (`written`, full paths) and removed durable before
+/// anything names them: one `syncfs` of the site's file system on Linux for a large
 /// batch, each file and directory otherwise.
-fn make_durable(site_dir: &Path, written: &[String], removed: &[String]) -> Result<(), FsError> {
+fn make_durable(site_dir: &Path, written: &[PathBuf], removed: &[String]) -> Result<(), FsError> {
     if written.is_empty() && removed.is_empty() {
         return Ok(());
     }
     if written.len() >= SYNCFS_FROM && trellis_client::fs::sync_filesystem(site_dir)? {
         return Ok(());
     }
-    let dirs: BTreeSet<std::path::PathBuf> =
-        written.iter().chain(removed).filter_map(|p| site_dir.join(p).parent().map(Path::to_owned)).collect();
-    written.par_iter().try_for_each(|p| {
-        let path = site_dir.join(p);
-        std::fs::File::open(&path).and_then(|f| f.sync_all()).map_err(|e| FsError::new("syncing", path, e))
+    let dirs: BTreeSet<PathBuf> = written
+        .iter()
+        .cloned()
+        .chain(removed.iter().map(|p| site_dir.join(p)))
+        .filter_map(|p| p.parent().map(Path::to_owned))
+        .collect();
+    written.par_iter().try_for_each(|path| {
+        std::fs::File::open(path).and_then(|f| f.sync_all()).map_err(|e| FsError::new("syncing", path, e))
     })?;
     dirs.par_iter().try_for_each(|d| trellis_client::fs::sync_dir(d))
 }

@@ -239,8 +239,7 @@ impl Theme {
                 reasons: vec![trellis_schema::security_level::Reason::DeveloperSigned],
             }],
         };
-        let card_levels =
-            BTreeMap::from([(record.summary.id.clone(), BTreeMap::from([("1.0.0".to_owned(), Level::Signed)]))]);
+        let card_levels = BTreeMap::from([(record.summary.id.clone(), Level::Signed)]);
         let with_levels = Context::new(self, &head, 1, &shards, "").with_levels(&card_levels);
         with_levels.fixed_pages()?;
         with_levels.plugin_page(&record.summary, Some(&data), Some(&reviews), Some(&levels))?;
@@ -368,7 +367,7 @@ pub(super) struct Context<'a> {
     head_path: &'a str,
     default_icon: String,
     store: Value,
-    levels: Option<&'a BTreeMap<PluginId, BTreeMap<String, Level>>>,
+    levels: Option<&'a BTreeMap<PluginId, Level>>,
 }
 
 impl<'a> Context<'a> {
@@ -392,16 +391,16 @@ impl<'a> Context<'a> {
         Self { theme, head, shards, head_path, default_icon: assets[2].0.clone(), store, levels: None }
     }
 
-    /// The same context, its cards showing the levels of `levels` (plugin → version →
-    /// level).
+    /// The same context, its cards showing the levels of `levels` (plugin → the level
+    /// of the version its cards show).
     #[must_use]
-    pub(super) fn with_levels(mut self, levels: &'a BTreeMap<PluginId, BTreeMap<String, Level>>) -> Self {
+    pub(super) fn with_levels(mut self, levels: &'a BTreeMap<PluginId, Level>) -> Self {
         self.levels = Some(levels);
         self
     }
 
     fn card<'s>(&'s self, summary: &'s PluginSummary) -> Card<'s> {
-        let level = self.levels.and_then(|l| l.get(&summary.id)?.get(&summary.version.to_string()).copied());
+        let level = self.levels.and_then(|l| l.get(&summary.id).copied());
         Card {
             level: level.map(Level::as_str),
             level_meaning: level.map(super::levels::meaning),
