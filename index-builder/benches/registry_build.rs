@@ -15,12 +15,13 @@
 //! `/proc/self/task/*/schedstat`, so a loaded machine shows in the wall time only).
 //! This bench runs under jemalloc, the `trellis-index` binary's allocator.
 //!
-//! Figures (2-core VM shared with four other builds, load 15–18; CPU time is the
+//! Figures (2-core VM shared with four other builds, load 12–18; CPU time is the
 //! comparable figure, wall time mostly waits for a core): +1 release at 100k × 10,
-//! before the shard layout state 475–600 ms CPU (2.7–3.7 s wall); with it and the
-//! spliced record buckets 94–130 ms CPU (0.28–2.9 s wall); at 300k × 5 (10 versions
-//! did not fit the shared memory) 250–330 ms CPU. The full builds: 175 s at 100k × 10,
-//! 591 s at 300k × 5.
+//! before the shard layout state 475–600 ms CPU (2.7–3.7 s wall); with it, the
+//! spliced record buckets and roles read once 83–102 ms CPU (0.2–0.74 s wall); at
+//! 300k × 5 (10 versions did not fit the shared memory) 194–253 ms CPU (0.62–0.96 s
+//! wall), the rest being the catalog role (2.4 MB: read, compared, re-signed) and the
+//! levels bucket. The full builds: 175 s at 100k × 10, 591 s at 300k × 5.
 //!
 //! `TRELLIS_BENCH_STATS=1`: the registry has download statistics (`stats/`), and the
 //! fresh-process builds also run a day later (the windows move) and without the

@@ -82,8 +82,8 @@ pub struct CatalogUpdate {
     /// Every target of the new catalog role: the published ones, those redone
     /// replaced (a shard or a page no longer produced is gone).
     pub entries: BTreeMap<String, (Sha256, u64)>,
-    /// The search shard layout after the update, to keep beside the site
-    /// ([`ShardLayout::write`]).
+    /// The search shard layout after the update, which the build keeps beside the
+    /// site for the next one.
     pub layout: ShardLayout,
 }
 

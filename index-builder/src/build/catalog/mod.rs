@@ -14,7 +14,8 @@
 //! reference length, not the corpus mean), so adding one release changes the head,
 //! the shards of the plugin's terms, its listings' pages and one record bucket; the
 //! writer skips files already in the site. An incremental build computes only
-//! those, from the published documents (`incremental`); [`documents`] computes
+//! those, from the published documents (`incremental`; the search shards with the
+//! sizes of the split keys kept beside the site, `shards`); [`documents`] computes
 //! every document from every record. The documents are targets of the
 //! `catalog` role ([`crate::tuf`] explains why); [`super::build`] plans that role.
 
