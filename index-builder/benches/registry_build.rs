@@ -9,10 +9,19 @@
 //! metadata is what is measured.
 //!
 //! Then +1 release **in a fresh process** (as CI runs `trellis-index build`: a new
-//! heap, nothing of the full build in memory), side by side under each allocator
-//! found: glibc's, and jemalloc and mimalloc through `LD_PRELOAD` (Debian's
-//! `libjemalloc2`, `libmimalloc2.0`; `TRELLIS_BENCH_RUNS` runs each, default 3). The
-//! child re-runs this binary with `TRELLIS_BENCH_CHILD` set and times only the build.
+//! heap, nothing of the full build in memory; `TRELLIS_BENCH_RUNS` runs, default 3).
+//! The child re-runs this binary with `TRELLIS_BENCH_CHILD` set and times only the
+//! build: wall time and CPU time (user + system of every thread, from
+//! `/proc/self/task/*/schedstat`, so a loaded machine shows in the wall time only).
+//! This bench runs under jemalloc, the `trellis-index` binary's allocator.
+//!
+//! Figures (2-core VM shared with four other builds, load 12–18; CPU time is the
+//! comparable figure, wall time mostly waits for a core): +1 release at 100k × 10,
+//! before the shard layout state 475–600 ms CPU (2.7–3.7 s wall); with it, the
+//! spliced record buckets and roles read once 83–102 ms CPU (0.2–0.74 s wall); at
+//! 300k × 5 (10 versions did not fit the shared memory) 194–253 ms CPU (0.62–0.96 s
+//! wall), the rest being the catalog role (2.4 MB: read, compared, re-signed) and the
+//! levels bucket. The full builds: 175 s at 100k × 10, 591 s at 300k × 5.
 //!
 //! `TRELLIS_BENCH_STATS=1`: the registry has download statistics (`stats/`), and the
 //! fresh-process builds also run a day later (the windows move) and without the
@@ -30,6 +39,10 @@ use trellis_index::site;
 use trellis_index::synth::{self, SynthSite, SynthSpec};
 use trellis_schema::tuf::{Envelope, Snapshot, Targets};
 
+/// The `trellis-index` binary's allocator, so the fresh-process figures are its own.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn arg(index: usize, default: u64) -> u64 {
     std::env::args().filter(|a| !a.starts_with('-')).nth(index).and_then(|a| a.parse().ok()).unwrap_or(default)
 }
@@ -43,11 +56,18 @@ fn median(mut values: Vec<u64>) -> u64 {
     values.get(values.len() / 2).copied().unwrap_or(0)
 }
 
-/// The shared libraries of the allocators compared for the fresh-process build.
-const ALLOCATORS: [(&str, &str); 2] = [
-    ("jemalloc", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"),
-    ("mimalloc", "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2"),
-];
+/// CPU time (user + system) of every thread of this process so far, in nanoseconds
+/// (`/proc/self/task/*/schedstat`; 0 where it cannot be read). The build's worker
+/// threads outlive it (rayon's pool), so a difference covers all of its work.
+fn cpu_nanos() -> u64 {
+    std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
 
 /// `plan[len / 2]` with the releases the +1 builds add: 99.0.0 by the in-process one,
 /// 100.0.0, 101.0.0, … by the fresh-process ones (each keeps those before it, as the
@@ -114,57 +134,64 @@ fn child(work: &Path, spec: SynthSpec, n: u64) {
     drop(plan);
     let changed = grown(&target, n);
     let scope = Scope::Plugins(BTreeSet::from([changed.id.clone()]));
-    let started = Instant::now();
+    let (started, cpu_before) = (Instant::now(), cpu_nanos());
     let report = synth_site.build(vec![changed], scope).unwrap();
     let elapsed = started.elapsed();
+    let cpu = cpu_nanos().saturating_sub(cpu_before);
     let rss = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l[6..].trim().to_owned()))
         .unwrap_or_default();
     println!(
-        "{} {} {rss} (levels {} ms, catalog {:?})",
+        "{} {} {} {rss} (levels {} ms, catalog {:?})",
         elapsed.as_secs_f64() * 1000.0,
+        cpu as f64 / 1e6,
         report.written.len(),
         report.levels.millis,
         report.catalog
     );
 }
 
-/// Runs the +1 release build in fresh processes, `runs` times per allocator.
+/// Runs the +1 release build in fresh processes, `runs` times (and, with download
+/// statistics, a day later and without the figures state).
 fn fresh_process_builds(work: &Path, plugins: usize, versions: usize) {
     let runs = std::env::var("TRELLIS_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3u64);
-    let mut allocators = vec![("glibc", None)];
-    allocators.extend(ALLOCATORS.iter().filter(|(_, lib)| Path::new(lib).exists()).map(|(n, l)| (*n, Some(*l))));
     let mut modes = vec![""];
     if work.join("registry/stats").exists() {
         modes.extend(["next-day", "no-state"]);
     }
     let mut n = 1;
+    let (mut walls, mut cpus) = (Vec::new(), Vec::new());
     for round in 0..runs {
-        for (name, preload, mode) in
-            allocators.iter().map(|(n, p)| (*n, *p, "")).chain(modes[1..].iter().map(|m| ("glibc", None, *m)))
-        {
+        for mode in &modes {
             let mut command = std::process::Command::new(std::env::current_exe().unwrap());
             command.env("TRELLIS_BENCH_CHILD", format!("{} {plugins} {versions} {n}", work.display()));
             command.env("TRELLIS_BENCH_CHILD_MODE", mode);
-            if let Some(lib) = preload {
-                command.env("LD_PRELOAD", lib);
-            }
             let output = command.output().unwrap();
             assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
             let line = String::from_utf8_lossy(&output.stdout).trim().to_owned();
             let mut fields = line.split_whitespace();
             let ms: f64 = fields.next().unwrap().parse().unwrap();
+            let cpu: f64 = fields.next().unwrap().parse().unwrap();
             let written = fields.next().unwrap();
             let rss = fields.collect::<Vec<_>>().join(" ");
+            if mode.is_empty() {
+                walls.push((ms * 1000.0) as u64);
+                cpus.push((cpu * 1000.0) as u64);
+            }
             println!(
-                "+1 release in a fresh process, {name:>8}{} (run {}): {ms:.1} ms, {written} files written, peak RSS {rss}",
+                "+1 release in a fresh process{} (run {}): {ms:.1} ms wall, {cpu:.1} ms CPU, {written} files written, peak RSS {rss}",
                 if mode.is_empty() { String::new() } else { format!(", {mode}") },
                 round + 1
             );
             n += 1;
         }
     }
+    println!(
+        "+1 release in a fresh process: median {:.1} ms wall, {:.1} ms CPU over {runs} runs",
+        median(walls) as f64 / 1000.0,
+        median(cpus) as f64 / 1000.0
+    );
 }
 
 fn main() {

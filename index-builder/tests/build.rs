@@ -301,10 +301,21 @@ fn incremental_scope_gives_the_same_site_as_a_full_build() {
     assert_eq!(report.catalog, CatalogWork::Incremental, "the catalog is redone from the published documents");
     assert_eq!(tree(full.path()), tree(partial.path()));
 
-    // A plugin the catalog has never listed.
+    // A plugin the catalog has never listed, with the search shard layout state torn:
+    // the same site, the state written again.
     fixture::add_release(registry.path(), &ReleaseSpec::new("acme.brandnew", "1.0.0"), &fixture::key(1)).unwrap();
     build(registry.path(), full.path()).unwrap();
+    std::fs::write(partial.path().join("_catalog/shards.json"), b"{\"format\":1,\"split\":{\"ac\":[1,").unwrap();
     let scope = Scope::Plugins(BTreeSet::from(["acme.brandnew".parse().unwrap()]));
+    let report = build_registry(&Registry::open(registry.path()).unwrap(), partial.path(), scope, now()).unwrap();
+    assert_eq!(report.catalog, CatalogWork::Incremental);
+    assert_eq!(tree(full.path()), tree(partial.path()));
+
+    // The state lost.
+    fixture::add_release(registry.path(), &ReleaseSpec::new("acme.alarm", "0.3.0"), &fixture::key(1)).unwrap();
+    build(registry.path(), full.path()).unwrap();
+    std::fs::remove_file(partial.path().join("_catalog/shards.json")).unwrap();
+    let scope = Scope::Plugins(BTreeSet::from(["acme.alarm".parse().unwrap()]));
     let report = build_registry(&Registry::open(registry.path()).unwrap(), partial.path(), scope, now()).unwrap();
     assert_eq!(report.catalog, CatalogWork::Incremental);
     assert_eq!(tree(full.path()), tree(partial.path()));

@@ -717,7 +717,8 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
     };
     let update = match &published_catalog {
         Some(published) if input.downloads.is_none() || published_figures.is_some() => {
-            let mut incremental = catalog::Incremental::new(published);
+            let layout = catalog::ShardLayout::read(site_dir);
+            let mut incremental = catalog::Incremental::new(published).with_layout(layout);
             let moved = published_figures.as_ref().map(|(_, moved)| moved);
             incremental.load(plugins.iter().map(|p| &p.id).chain(moved.into_iter().flatten()))?;
             let mut changes: BTreeMap<PluginId, Option<trellis_schema::catalog::CatalogRecord>> = plugins
@@ -739,39 +740,40 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
     if published_catalog.is_some() && update.is_none() {
         tracing::info!("the published catalog cannot decide this update; redoing the catalog from every record");
     }
-    let (catalog_documents, catalog_entries, catalog_figures): (Vec<TargetOut>, Entries, _) = match update {
-        Some((update, figures)) => (
-            update.documents.into_iter().map(|(target, bytes)| bytes_target(target, bytes)).collect(),
-            update.entries,
-            figures,
-        ),
-        None => {
-            let mut records = catalog::previous_records(previous.as_ref())?;
-            if input.scope == Scope::Full {
-                let loaded: BTreeSet<&PluginId> = plugins.iter().map(|p| &p.id).collect();
-                records.retain(|id, _| loaded.contains(id));
-            }
-            let redone: Vec<(PluginId, Option<trellis_schema::catalog::CatalogRecord>)> =
-                plugins.par_iter().map(|p| (p.id.clone(), record(p, records.get(&p.id)))).collect();
-            for (id, record) in redone {
-                match record {
-                    Some(record) => records.insert(id, record),
-                    None => records.remove(&id),
+    let (catalog_documents, catalog_entries, catalog_figures, shard_layout): (Vec<TargetOut>, Entries, _, _) =
+        match update {
+            Some((update, figures)) => (
+                update.documents.into_iter().map(|(target, bytes)| bytes_target(target, bytes)).collect(),
+                update.entries,
+                figures,
+                update.layout,
+            ),
+            None => {
+                let mut records = catalog::previous_records(previous.as_ref())?;
+                if input.scope == Scope::Full {
+                    let loaded: BTreeSet<&PluginId> = plugins.iter().map(|p| &p.id).collect();
+                    records.retain(|id, _| loaded.contains(id));
+                }
+                let redone: Vec<(PluginId, Option<trellis_schema::catalog::CatalogRecord>)> =
+                    plugins.par_iter().map(|p| (p.id.clone(), record(p, records.get(&p.id)))).collect();
+                for (id, record) in redone {
+                    match record {
+                        Some(record) => records.insert(id, record),
+                        None => records.remove(&id),
+                    };
+                }
+                let trending = match &input.downloads {
+                    Some(figures) => catalog::apply_downloads(&mut records, figures),
+                    None => Vec::new(),
                 };
+                catalog::check_featured(&input.featured, &records)?;
+                let (documents, layout) = catalog::documents_and_layout(&records, &input.featured, &trending);
+                let documents: Vec<TargetOut> =
+                    documents.into_iter().map(|(target, bytes)| bytes_target(target, bytes)).collect();
+                let entries = documents.iter().map(|t| (t.target.clone(), (t.sha256, t.length))).collect();
+                (documents, entries, input.downloads.as_ref().map(|f| &f.downloads), layout)
             }
-            let trending = match &input.downloads {
-                Some(figures) => catalog::apply_downloads(&mut records, figures),
-                None => Vec::new(),
-            };
-            catalog::check_featured(&input.featured, &records)?;
-            let documents: Vec<TargetOut> = catalog::documents_with(&records, &input.featured, &trending)
-                .into_iter()
-                .map(|(target, bytes)| bytes_target(target, bytes))
-                .collect();
-            let entries = documents.iter().map(|t| (t.target.clone(), (t.sha256, t.length))).collect();
-            (documents, entries, input.downloads.as_ref().map(|f| &f.downloads))
-        }
-    };
+        };
     // Reviews documents: redone for the loaded plugins; those of the others (an
     // incremental build) carried over from the published catalog role.
     let (catalog_documents, catalog_entries) = {
@@ -865,6 +867,12 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
         documents.push(mirrors);
     }
 
+    // The search shards the catalog role will list, which the shard layout is bound to.
+    let search_entries: Entries = catalog_entries
+        .range("catalog/search-".to_owned()..)
+        .take_while(|(target, _)| target.starts_with("catalog/search-"))
+        .map(|(t, e)| (t.clone(), *e))
+        .collect();
     // The record buckets the catalog role will list, which the figures state is bound to.
     let catalog_role_entries: Entries = match &catalog_figures {
         Some(_) => catalog_entries
@@ -927,18 +935,24 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
     }
     let full = input.scope == Scope::Full;
     plans.par_iter_mut().try_for_each(|plan| {
+        // The roles already read are compared in place (the catalog role lists every
+        // catalog document: a copy of it is a copy of O(plugins) entries).
+        let read;
         let published = match &previous {
-            Some(_) if plan.name == "targets" => previous_targets.clone(),
-            Some(_) if plan.name == CATALOG_ROLE => published_catalog_role.clone(),
-            Some(prev) => prev.role(&plan.name)?,
+            Some(_) if plan.name == "targets" => previous_targets.as_ref(),
+            Some(_) if plan.name == CATALOG_ROLE => published_catalog_role.as_ref(),
+            Some(prev) => {
+                read = prev.role(&plan.name)?;
+                read.as_ref()
+            }
             None => None,
         };
         if plan.name.starts_with(&format!("{}-", tuf::BIN_PREFIX))
-            && let Some(published) = &published
+            && let Some(published) = published
         {
             merge_bin(&mut plan.entries, &published.signed, full, &changed_ids)?;
         }
-        plan.decision = plan.decide(published.as_ref(), now);
+        plan.decision = plan.decide(published, now);
         Ok::<(), BuildError>(())
     })?;
 
@@ -1090,6 +1104,9 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
     if let Some(figures) = &catalog_figures {
         catalog::figures::write(site_dir, &catalog_role_entries, figures)?;
     }
+    // The layout of the search shards now published, for the next incremental build
+    // (each split key bound to the shards listed under it).
+    shard_layout.write(site_dir, &search_entries)?;
     written.sort();
     report.written = written;
     Ok(report)

@@ -9,7 +9,8 @@
 //! the files as its own output (no signature checks: that is [`crate::verify`]'s and
 //! the client's job).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,10 @@ pub struct PreviousSite {
     pub timestamp: Envelope<Timestamp>,
     /// The snapshot it names.
     pub snapshot: Envelope<Snapshot>,
+    /// Roles read so far, but hash bins and the catalog role (a build reads each of
+    /// those once): the publisher bins, the security role and the top-level ones are
+    /// each read by more than one step of a build.
+    roles: Mutex<HashMap<String, Option<Envelope<Targets>>>>,
 }
 
 impl PreviousSite {
@@ -49,7 +54,7 @@ impl PreviousSite {
             .map(|m| m.version)
             .ok_or_else(|| BuildError::Site { path: path.clone(), reason: "names no snapshot.json".into() })?;
         let snapshot: Envelope<Snapshot> = read_site_json(&site::metadata_file(dir, "snapshot", version))?;
-        Ok(Some(Self { dir: dir.to_owned(), timestamp, snapshot }))
+        Ok(Some(Self { dir: dir.to_owned(), timestamp, snapshot, roles: Mutex::default() }))
     }
 
     /// The site directory.
@@ -89,8 +94,18 @@ impl PreviousSite {
 
     /// The published document of a targets role (top-level or delegated).
     pub fn role(&self, role: &str) -> Result<Option<Envelope<Targets>>, BuildError> {
-        let Some(version) = self.version(role) else { return Ok(None) };
-        read_site_json(&site::metadata_file(&self.dir, role, version)).map(Some)
+        let cached = !role.starts_with(&format!("{BIN_PREFIX}-")) && role != crate::tuf::CATALOG_ROLE;
+        if cached && let Some(read) = self.roles.lock().unwrap_or_else(|e| e.into_inner()).get(role) {
+            return Ok(read.clone());
+        }
+        let read = match self.version(role) {
+            Some(version) => Some(read_site_json(&site::metadata_file(&self.dir, role, version))?),
+            None => None,
+        };
+        if cached {
+            self.roles.lock().unwrap_or_else(|e| e.into_inner()).insert(role.to_owned(), read.clone());
+        }
+        Ok(read)
     }
 
     /// A day no later than the one this site was built on; see [`built_no_later_than`].

@@ -19,15 +19,12 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use rayon::prelude::*;
-use trellis_schema::catalog::{
-    self, CatalogLimits, CatalogRecord, HEAD_LIST, HEAD_TARGET, ListingKind, POSTINGS_PER_TERM, PluginSummary,
-    SearchShard,
-};
+use trellis_schema::catalog::{self, CatalogLimits, CatalogRecord, HEAD_LIST, HEAD_TARGET, ListingKind, PluginSummary};
 use trellis_schema::{PluginId, Sha256};
 
 use super::super::BuildError;
 use super::super::previous::PreviousSite;
-use super::{ShardPostings, TermList};
+use super::ShardLayout;
 
 /// The catalog documents a site publishes.
 pub trait PublishedCatalog: Sync {
@@ -86,44 +83,64 @@ pub struct CatalogUpdate {
     /// Every target of the new catalog role: the published ones, those redone
     /// replaced (a shard or a page no longer produced is gone).
     pub entries: BTreeMap<String, (Sha256, u64)>,
+    /// The search shard layout after the update, which the build keeps beside the
+    /// site for the next one.
+    pub layout: ShardLayout,
 }
 
 /// The catalog update of one incremental build (see the module docs).
 pub struct Incremental<'p> {
     published: &'p dyn PublishedCatalog,
-    /// Record buckets read so far: bucket → id → published record.
-    buckets: BTreeMap<u32, BTreeMap<PluginId, CatalogRecord>>,
+    /// Record buckets read so far.
+    buckets: BTreeMap<u32, Bucket>,
+    /// What is known of the published shards' splits.
+    layout: ShardLayout,
 }
 
 impl<'p> Incremental<'p> {
-    /// An update of `published`, nothing read yet.
+    /// An update of `published`, nothing read yet, knowing nothing of its shard
+    /// layout (every split key above a changed term is redone from all its shards).
     pub fn new(published: &'p dyn PublishedCatalog) -> Self {
-        Self { published, buckets: BTreeMap::new() }
+        Self { published, buckets: BTreeMap::new(), layout: ShardLayout::default() }
     }
 
-    /// Reads the record buckets of `ids` not read yet (in parallel).
+    /// The same update knowing the published shards' `layout` (as kept beside the
+    /// site): only the shards holding changed terms are read and redone, and split
+    /// keys are measured again only when their split is in doubt.
+    #[must_use]
+    pub fn with_layout(mut self, layout: ShardLayout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// Reads the record buckets of `ids` not read yet (in parallel), and parses the
+    /// records of `ids` in them (a bucket's other records are kept as published bytes).
     pub fn load<'i>(&mut self, ids: impl IntoIterator<Item = &'i PluginId>) -> Result<(), BuildError> {
+        let ids: Vec<&PluginId> = ids.into_iter().collect();
         let wanted: BTreeSet<u32> =
-            ids.into_iter().map(catalog::record_bucket).filter(|b| !self.buckets.contains_key(b)).collect();
-        let read: Vec<(u32, BTreeMap<PluginId, CatalogRecord>)> = wanted
+            ids.iter().map(|id| catalog::record_bucket(id)).filter(|b| !self.buckets.contains_key(b)).collect();
+        let read: Vec<(u32, Bucket)> = wanted
             .into_par_iter()
             .map(|bucket| {
                 let target = catalog::records_target(bucket);
                 if !self.published.entries().contains_key(&target) {
-                    return Ok((bucket, BTreeMap::new()));
+                    return Ok((bucket, Bucket::default()));
                 }
-                let bytes = self.published.read(&target)?;
-                let parsed = catalog::parse_records(&target, &bytes).map_err(published_error)?;
-                Ok((bucket, parsed.records.into_iter().map(|r| (r.summary.id.clone(), r)).collect()))
+                Ok((bucket, Bucket::read(&target, self.published.read(&target)?)?))
             })
             .collect::<Result<_, BuildError>>()?;
         self.buckets.extend(read);
+        for id in ids {
+            if let Some(bucket) = self.buckets.get_mut(&catalog::record_bucket(id)) {
+                bucket.parse(id)?;
+            }
+        }
         Ok(())
     }
 
-    /// The published record of `id`, once its bucket is loaded ([`Self::load`]).
+    /// The published record of `id`, once loaded ([`Self::load`]).
     pub fn previous(&self, id: &PluginId) -> Option<&CatalogRecord> {
-        self.buckets.get(&catalog::record_bucket(id))?.get(id)
+        self.buckets.get(&catalog::record_bucket(id))?.parsed.get(id)
     }
 
     /// The catalog after replacing the records of the changed plugins by `changes`
@@ -343,82 +360,13 @@ impl<'p> Incremental<'p> {
             ),
         ));
 
-        // Search shards of the changed plugins' terms' shortest keys.
-        let mut roots: BTreeSet<String> = BTreeSet::new();
-        for record in old.values().chain(new.values()) {
-            roots.extend(record.terms.keys().map(|t| catalog::shard_key(t)));
-        }
-        let shard_targets: Vec<(String, String)> = published
-            .entries()
-            .keys()
-            .filter_map(|target| {
-                let key = target.strip_prefix("catalog/search-")?.strip_suffix(".json")?;
-                roots.contains(&catalog::shard_key_of(key, catalog::MIN_KEY)).then(|| (target.clone(), key.to_owned()))
-            })
-            .collect();
-        let shards: Vec<SearchShard> = shard_targets
-            .par_iter()
-            .map(|(target, key)| {
-                let bytes = published.read(target)?;
-                catalog::parse_shard(key, &bytes, &generous()).map_err(published_error)
-            })
-            .collect::<Result<_, BuildError>>()?;
-        removed.extend(shard_targets.into_iter().map(|(target, _)| target));
-        // Per root and term: the document frequency, the candidates (the unchanged
-        // postings the site shows, the changed plugins' new ones), the last posting
-        // the site shows and how many unchanged postings it does not show.
-        type Pending<'a> = (u32, Vec<super::Posting<'a>>, Option<super::Posting<'a>>, usize);
-        let mut by_root: BTreeMap<String, BTreeMap<&str, Pending<'_>>> = BTreeMap::new();
-        for shard in &shards {
-            for (term, postings) in &shard.terms {
-                let mut known = Vec::with_capacity(postings.postings.len());
-                let mut last_shown = None;
-                for (slot, impact) in &postings.postings {
-                    let summary = shard.docs.get(*slot as usize).ok_or_else(|| {
-                        published_error(catalog::CatalogError::Invalid {
-                            target: catalog::shard_target(&shard.key),
-                            reason: format!("term {term} points at doc {slot}, past its docs"),
-                        })
-                    })?;
-                    let posting = (summary, *impact, f64::from(*impact) * catalog::popularity(summary));
-                    last_shown = Some(posting);
-                    if !changes.contains_key(&summary.id) {
-                        known.push(posting);
-                    }
-                }
-                let before = old.values().filter(|r| r.terms.contains_key(term)).count() as u32;
-                let pending = by_root.entry(catalog::shard_key(term)).or_default().entry(term.as_str()).or_default();
-                let unchanged = postings.df.saturating_sub(before);
-                *pending = (unchanged, known, last_shown, 0);
-                pending.3 = (unchanged as usize).saturating_sub(pending.1.len());
-            }
-        }
-        for record in new.values() {
-            for (term, weighted) in &record.terms {
-                let pending = by_root.entry(catalog::shard_key(term)).or_default().entry(term.as_str()).or_default();
-                pending.0 += 1;
-                pending.1.push(super::posting(&record.summary, *weighted, record.length));
-            }
-        }
-        let mut certain: BTreeMap<String, ShardPostings<'_>> = BTreeMap::new();
-        for (root, terms) in by_root {
-            let mut kept: ShardPostings<'_> = BTreeMap::new();
-            for (term, (df, candidates, last_shown, unseen)) in terms {
-                if df == 0 {
-                    continue;
-                }
-                match best(candidates, last_shown.as_ref(), unseen, POSTINGS_PER_TERM, super::posting_order) {
-                    Some(postings) => kept.insert(term, TermList { df, postings }),
-                    None => return Ok(None),
-                };
-            }
-            if !kept.is_empty() {
-                certain.insert(root, kept);
-            }
-        }
-        let redone: Vec<(String, Vec<u8>)> =
-            certain.into_par_iter().flat_map_iter(|(root, terms)| super::root_shards(root, terms)).collect();
-        out.extend(redone);
+        // Search shards holding the changed plugins' terms, and their splits.
+        let docs = u64::from(head.plugins) + new.len() as u64;
+        let Some(redone) = super::shards::redo(published, &self.layout, &old, &new, changes, docs)? else {
+            return Ok(None);
+        };
+        out.extend(redone.documents);
+        removed.extend(redone.removed);
 
         // Typo shards under the last two characters of the terms whose document
         // frequency moves (a plugin gaining or losing the term): a new release of
@@ -475,18 +423,19 @@ impl<'p> Incremental<'p> {
             vocabulary.into_iter().filter_map(|(t, df)| Some((t, u32::try_from(df).ok().filter(|d| *d > 0)?)));
         out.extend(super::typo_shards(vocabulary));
 
-        // Record buckets of the changed plugins.
+        // Record buckets of the changed plugins: the published bytes of every other
+        // record, the changed ones serialised in their places.
         let buckets: BTreeSet<u32> = changes.keys().map(catalog::record_bucket).collect();
         for bucket in buckets {
-            let mut records = self.buckets.get(&bucket).cloned().unwrap_or_default();
-            for (id, change) in changes.iter().filter(|(id, _)| catalog::record_bucket(id) == bucket) {
-                match change {
-                    Some(record) => records.insert(id.clone(), record.clone()),
-                    None => records.remove(id),
-                };
-            }
-            removed.insert(catalog::records_target(bucket));
-            out.push(super::bucket_bytes(bucket, records.into_values().collect()));
+            let target = catalog::records_target(bucket);
+            let changed: BTreeMap<&PluginId, Option<&CatalogRecord>> = changes
+                .iter()
+                .filter(|(id, _)| catalog::record_bucket(id) == bucket)
+                .map(|(id, change)| (id, change.as_ref()))
+                .collect();
+            removed.insert(target.clone());
+            let published = self.buckets.get(&bucket).map(|b| b.records.as_slice()).unwrap_or_default();
+            out.push((target, Bucket::splice(published, &changed)));
         }
 
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -495,8 +444,140 @@ impl<'p> Incremental<'p> {
         for (target, bytes) in &out {
             entries.insert(target.clone(), (Sha256::of(bytes), bytes.len() as u64));
         }
-        Ok(Some(CatalogUpdate { documents: out, entries }))
+        Ok(Some(CatalogUpdate { documents: out, entries, layout: redone.layout }))
     }
+}
+
+/// A published record bucket: each record's bytes as published, found by a scan
+/// of the document (the builder wrote it: `{"format":…,"records":[{"summary":{"id":…`),
+/// parsed only for the plugins a build asks for, so an update costs a scan of the
+/// bucket instead of parsing and serialising every record in it.
+#[derive(Default)]
+struct Bucket {
+    /// Id → the record's bytes, by id.
+    records: Vec<(PluginId, Vec<u8>)>,
+    /// The records parsed so far.
+    parsed: BTreeMap<PluginId, CatalogRecord>,
+}
+
+impl Bucket {
+    /// The bucket `target` published as `bytes`.
+    fn read(target: &str, bytes: Vec<u8>) -> Result<Self, BuildError> {
+        if let Some(records) = split_records(&bytes) {
+            return Ok(Self { records, parsed: BTreeMap::new() });
+        }
+        // Not as this builder writes buckets: parsed whole (and refused when invalid).
+        let parsed = catalog::parse_records(target, &bytes).map_err(published_error)?;
+        let mut records: Vec<(PluginId, Vec<u8>)> =
+            parsed.records.iter().map(|r| (r.summary.id.clone(), super::serialize(r))).collect();
+        records.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Self { records, parsed: parsed.records.into_iter().map(|r| (r.summary.id.clone(), r)).collect() })
+    }
+
+    /// Parses the record of `id`, when the bucket has one.
+    fn parse(&mut self, id: &PluginId) -> Result<(), BuildError> {
+        if self.parsed.contains_key(id) {
+            return Ok(());
+        }
+        let Ok(index) = self.records.binary_search_by(|(listed, _)| listed.cmp(id)) else { return Ok(()) };
+        let record: CatalogRecord = trellis_schema::json::from_slice(&self.records[index].1).map_err(|e| {
+            BuildError::Catalog(format!("the published catalog cannot be read: the record of {id}: {e}"))
+        })?;
+        if record.summary.id != *id {
+            return Err(BuildError::Catalog(format!(
+                "the published catalog cannot be read: the record listed as {id} is {}'s",
+                record.summary.id
+            )));
+        }
+        self.parsed.insert(id.clone(), record);
+        Ok(())
+    }
+
+    /// The bucket of `published` (records by id, as published) with the records of
+    /// `changed` replaced (`None`: removed), as [`super::bucket_bytes`] writes it.
+    fn splice(published: &[(PluginId, Vec<u8>)], changed: &BTreeMap<&PluginId, Option<&CatalogRecord>>) -> Vec<u8> {
+        let empty = super::serialize(&catalog::RecordBucket { format: catalog::CATALOG_FORMAT, records: Vec::new() });
+        let (head, tail) = empty.split_at(empty.len().saturating_sub(2));
+        let mut out = head.to_vec();
+        let mut first = true;
+        let mut push = |bytes: &[u8]| {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            out.extend_from_slice(bytes);
+        };
+        let mut changed = changed.iter().peekable();
+        for (id, bytes) in published {
+            while let Some((_, record)) = changed.next_if(|(new_id, _)| **new_id < id) {
+                if let Some(record) = record {
+                    push(&super::serialize(record));
+                }
+            }
+            match changed.next_if(|(new_id, _)| **new_id == id) {
+                Some((_, Some(record))) => push(&super::serialize(record)),
+                Some((_, None)) => {}
+                None => push(bytes),
+            }
+        }
+        for (_, record) in changed {
+            if let Some(record) = record {
+                push(&super::serialize(record));
+            }
+        }
+        out.extend_from_slice(tail);
+        out
+    }
+}
+
+/// The records of a bucket as this builder writes it, each with its id and bytes, in
+/// order; `None` when the document is not laid out that way (or not sorted by id).
+fn split_records(bytes: &[u8]) -> Option<Vec<(PluginId, Vec<u8>)>> {
+    let empty = super::serialize(&catalog::RecordBucket { format: catalog::CATALOG_FORMAT, records: Vec::new() });
+    let (head, tail) = empty.split_at(empty.len().checked_sub(2)?);
+    let body = bytes.strip_prefix(head)?.strip_suffix(tail)?;
+    let mut out: Vec<(PluginId, Vec<u8>)> = Vec::new();
+    let (mut depth, mut in_string, mut escaped, mut start, mut expect_record) = (0usize, false, false, 0, true);
+    for (i, &b) in body.iter().enumerate() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match (b, depth) {
+            (b'"', 0) => return None,
+            (b'"', _) => in_string = true,
+            (b'{', 0) if expect_record => {
+                start = i;
+                depth = 1;
+                expect_record = false;
+            }
+            (b'{' | b'[', 0) => return None,
+            (b'{' | b'[', _) => depth += 1,
+            (b'}' | b']', 0) => return None,
+            (b'}' | b']', _) => {
+                depth -= 1;
+                if depth == 0 {
+                    let record = &body[start..=i];
+                    let rest = record.strip_prefix(b"{\"summary\":{\"id\":\"")?;
+                    let end = rest.iter().position(|&b| b == b'"')?;
+                    let id: PluginId = std::str::from_utf8(&rest[..end]).ok()?.parse().ok()?;
+                    if out.last().is_some_and(|(last, _)| *last >= id) {
+                        return None;
+                    }
+                    out.push((id, record.to_vec()));
+                }
+            }
+            (b',', 0) if !expect_record && !out.is_empty() => expect_record = true,
+            (_, 0) => return None,
+            _ => {}
+        }
+    }
+    (depth == 0 && !in_string && (out.is_empty() || !expect_record)).then_some(out)
 }
 
 /// The published pages of one listing, each read once, on demand.
@@ -610,7 +691,7 @@ impl<'p> ListingPages<'p> {
 /// changed ones) in `order`, when certain: `unseen` more unchanged entries exist,
 /// each ranked below `last_shown` (the last entry the site showed), so the answer
 /// is certain when there are none or the best `limit` candidates all rank at or above it.
-fn best<T>(
+pub(super) fn best<T>(
     mut candidates: Vec<T>,
     last_shown: Option<&T>,
     unseen: usize,
@@ -631,11 +712,11 @@ fn best<T>(
 
 /// Limits for reading the builder's own published documents: the client's bounds
 /// guard a client, not the builder (which wrote them).
-fn generous() -> CatalogLimits {
+pub(super) fn generous() -> CatalogLimits {
     CatalogLimits { head_bytes: u64::MAX, shard_bytes: u64::MAX, page_bytes: u64::MAX, typo_bytes: u64::MAX }
 }
 
-fn published_error(error: catalog::CatalogError) -> BuildError {
+pub(super) fn published_error(error: catalog::CatalogError) -> BuildError {
     BuildError::Catalog(format!("the published catalog cannot be read: {error}"))
 }
 
@@ -937,6 +1018,182 @@ mod tests {
         let changes = BTreeMap::from([(id.clone(), None)]);
         let error = Incremental::new(&published).update(&changes, &[id], &[]).unwrap_err().to_string();
         assert!(error.contains("featured.json features vendor") && error.contains("remove it"), "{error}");
+    }
+
+    /// The search shard layout of `records`' catalog, bound to it.
+    fn layout_of(records: &BTreeMap<PluginId, CatalogRecord>, published: &Memory) -> ShardLayout {
+        super::super::documents_and_layout(records, &[], &[]).1.bound_to(&published.entries)
+    }
+
+    /// Applies `changes` to `before` with the published shard `layout` and checks the
+    /// update gives the full build's documents, and a layout that knows every key the
+    /// full build splits with its exact size within the interval it keeps; returns the
+    /// new layout (bound to the new catalog), the catalog after and how many search
+    /// shards the update read.
+    fn check_with_layout(
+        before: &BTreeMap<PluginId, CatalogRecord>,
+        changes: &BTreeMap<PluginId, Option<CatalogRecord>>,
+        layout: ShardLayout,
+    ) -> Option<(ShardLayout, BTreeMap<PluginId, CatalogRecord>, usize)> {
+        let published = Memory::of(super::super::documents(before, &[]));
+        let mut after = before.clone();
+        for (id, change) in changes {
+            match change {
+                Some(record) => after.insert(id.clone(), record.clone()),
+                None => after.remove(id),
+            };
+        }
+        let (full_documents, full_layout) = super::super::documents_and_layout(&after, &[], &[]);
+        let full = Memory::of(full_documents);
+        let counting = Counting(&published, Default::default());
+        let update = Incremental::new(&counting).with_layout(layout).update(changes, &[], &[]).unwrap()?;
+        let differing: Vec<&String> = update
+            .entries
+            .keys()
+            .chain(full.entries.keys())
+            .filter(|t| update.entries.get(*t) != full.entries.get(*t))
+            .collect();
+        assert!(differing.is_empty(), "the new catalog role lists what a full build lists, not {differing:?}");
+        for (target, bytes) in &update.documents {
+            assert_eq!(Some(bytes), full.bytes.get(target), "{target} differs from the full build's");
+        }
+        let layout = update.layout.bound_to(&update.entries);
+        if let Err(problem) = layout.covers(&full_layout) {
+            panic!("the layout kept is not the full build's: {problem}");
+        }
+        let reads = counting.1.lock().unwrap().iter().filter(|t| t.starts_with("catalog/search-")).count();
+        Some((layout, after, reads))
+    }
+
+    #[test]
+    fn with_the_shard_layout_a_new_release_reads_only_the_shards_holding_its_terms() {
+        let mut dice = Dice(0x5eed);
+        let before = registry(&mut dice, 400);
+        let published = Memory::of(super::super::documents(&before, &[]));
+        let layout = layout_of(&before, &published);
+        assert!(layout.len() > 0, "the registry is large enough for split shards");
+        for pick in [0u64, 7, 300, 399] {
+            let id: PluginId = format!("vendor{}.plugin{pick}", pick % 40).parse().unwrap();
+            let changes = BTreeMap::from([(id.clone(), Some(bumped(&before[&id], "1.1.0", NOW)))]);
+            let counting = Counting(&published, Default::default());
+            Incremental::new(&counting).update(&changes, &[], &[]).unwrap().unwrap();
+            let without = counting.1.lock().unwrap().iter().filter(|t| t.starts_with("catalog/search-")).count();
+            let (_, _, with) = check_with_layout(&before, &changes, layout_of(&before, &published))
+                .expect("a new release is decided from the published documents");
+            let terms: BTreeSet<String> = before[&id].terms.keys().map(|t| catalog::shard_key(t)).collect();
+            assert!(with < without, "{pick}: {with} shards read with the layout, {without} without");
+            assert!(with <= before[&id].terms.len(), "{pick}: {with} shards read for {} terms", terms.len());
+        }
+    }
+
+    #[test]
+    fn a_layout_carried_over_many_builds_keeps_giving_the_full_build() {
+        let mut dice = Dice(0xcafe);
+        let mut catalog = registry(&mut dice, 500);
+        let published = Memory::of(super::super::documents(&catalog, &[]));
+        let mut layout = layout_of(&catalog, &published);
+        let ids: Vec<PluginId> = catalog.keys().cloned().collect();
+        let mut decided = 0;
+        for round in 0..40u64 {
+            let mut changes = BTreeMap::new();
+            for _ in 0..1 + dice.next(3) {
+                let id = &ids[dice.next(ids.len() as u64) as usize];
+                let Some(record) = catalog.get(id) else { continue };
+                let mut record = bumped(record, &format!("1.{round}.1"), NOW);
+                // Popularity moves postings up (and others out of a term's best 40).
+                record.summary.downloads += dice.skewed(200_000);
+                changes.insert(id.clone(), Some(record));
+            }
+            if dice.next(3) == 0 {
+                let fresh = record(&mut dice, 20_000 + round, "0.1.0", NOW);
+                changes.insert(fresh.summary.id.clone(), Some(fresh));
+            }
+            match check_with_layout(&catalog, &changes, layout) {
+                Some((next, after, _)) => {
+                    decided += 1;
+                    layout = next;
+                    catalog = after;
+                }
+                None => {
+                    // Undecidable from the published shards: a full build, which
+                    // measures every split key again.
+                    for (id, change) in &changes {
+                        if let Some(record) = change {
+                            catalog.insert(id.clone(), record.clone());
+                        }
+                    }
+                    let published = Memory::of(super::super::documents(&catalog, &[]));
+                    layout = layout_of(&catalog, &published);
+                }
+            }
+        }
+        assert!(decided > 20, "{decided} of 40 rounds decided incrementally");
+    }
+
+    #[test]
+    fn a_lost_stale_or_foreign_layout_costs_reads_never_a_wrong_shard() {
+        let mut dice = Dice(0xbead);
+        let before = registry(&mut dice, 400);
+        let published = Memory::of(super::super::documents(&before, &[]));
+        let id: PluginId = "vendor7.plugin7".parse().unwrap();
+        let changes = BTreeMap::from([(id.clone(), Some(bumped(&before[&id], "1.1.0", NOW)))]);
+        let (_, _, exact_reads) = check_with_layout(&before, &changes, layout_of(&before, &published)).unwrap();
+        // Lost: every split key above a changed term is redone from all its shards.
+        let (_, _, lost_reads) = check_with_layout(&before, &changes, ShardLayout::default()).unwrap();
+        assert!(lost_reads > exact_reads, "{lost_reads} reads without a layout, {exact_reads} with");
+        // Stale: the layout of the catalog before other changes (bound to shards the
+        // site no longer lists) is not used where it differs.
+        let mut older = before.clone();
+        for other in older.values_mut().take(200) {
+            other.summary.downloads += 1_000_000;
+        }
+        let older_published = Memory::of(super::super::documents(&older, &[]));
+        let stale = layout_of(&older, &older_published);
+        check_with_layout(&before, &changes, stale).unwrap();
+        // Foreign or tampered: sizes that would keep every key split (or merge every
+        // one) are bound to shards this site does not list.
+        let dir = tempfile::tempdir().unwrap();
+        layout_of(&before, &published).write(dir.path(), &older_published.entries).unwrap();
+        let read = ShardLayout::read(dir.path());
+        assert!(read.len() > 0);
+        check_with_layout(&before, &changes, read).unwrap();
+    }
+
+    #[test]
+    fn a_bucket_is_split_into_its_records_as_published_and_spliced_back_byte_for_byte() {
+        let mut dice = Dice(0xb0b);
+        let mut records = registry(&mut dice, 30);
+        // A record whose text needs escapes (quotes, backslashes, braces in strings).
+        let tricky = records.keys().nth(4).unwrap().clone();
+        records.get_mut(&tricky).unwrap().summary.summary = r#"a "quoted" {brace} [x] back\slash"#.into();
+        let all: Vec<CatalogRecord> = records.values().cloned().collect();
+        let (_, bytes) = super::super::bucket_bytes(3, all.clone());
+        let split = split_records(&bytes).expect("a bucket as the builder writes it");
+        assert_eq!(split.len(), all.len());
+        assert_eq!(Bucket::splice(&split, &BTreeMap::new()), bytes, "nothing changed: the same bytes");
+        // One changed, one removed, one new (sorting between two published ones).
+        let ids: Vec<PluginId> = records.keys().cloned().collect();
+        let changed = bumped(&records[&ids[2]], "9.0.0", NOW);
+        let mut fresh = record(&mut dice, 77, "0.1.0", NOW);
+        fresh.summary.id = format!("{}a", ids[10]).parse().unwrap();
+        let changes: BTreeMap<&PluginId, Option<&CatalogRecord>> =
+            BTreeMap::from([(&ids[2], Some(&changed)), (&ids[7], None), (&fresh.summary.id, Some(&fresh))]);
+        let mut after = records.clone();
+        after.insert(ids[2].clone(), changed.clone());
+        after.remove(&ids[7]);
+        after.insert(fresh.summary.id.clone(), fresh.clone());
+        let (_, expected) = super::super::bucket_bytes(3, after.into_values().collect());
+        assert_eq!(Bucket::splice(&split, &changes), expected);
+        // A document not laid out as the builder writes it is parsed whole instead.
+        for other in [&bytes[1..], b"{\"format\":1,\"records\":[{},]}".as_slice(), b"{}".as_slice()] {
+            assert!(split_records(other).is_none(), "{}", String::from_utf8_lossy(other));
+        }
+        let mut unsorted = split.clone();
+        unsorted.swap(0, 1);
+        let swapped = Bucket::splice(&unsorted, &BTreeMap::new());
+        assert!(split_records(&swapped).is_none(), "records out of order");
+        let bucket = Bucket::read("catalog/records-03.json", swapped).unwrap();
+        assert_eq!(bucket.parsed.len(), all.len(), "parsed whole");
     }
 
     #[test]

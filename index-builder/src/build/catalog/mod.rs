@@ -18,7 +18,8 @@
 //! frequency it moves (none for a new release of the same text), its listings'
 //! pages and one record bucket; the
 //! writer skips files already in the site. An incremental build computes only
-//! those, from the published documents (`incremental`); [`documents`] computes
+//! those, from the published documents (`incremental`; the search shards with the
+//! sizes of the split keys kept beside the site, `shards`); [`documents`] computes
 //! every document from every record. The documents are targets of the
 //! `catalog` role ([`crate::tuf`] explains why); [`super::build`] plans that role.
 
@@ -35,9 +36,11 @@ use trellis_schema::catalog::{
 
 pub(super) mod figures;
 mod incremental;
+pub(super) mod shards;
 
 pub(super) use incremental::SiteCatalog;
 pub use incremental::{CatalogUpdate, Incremental, PublishedCatalog};
+pub use shards::ShardLayout;
 
 use super::BuildError;
 use super::previous::PreviousSite;
@@ -210,7 +213,14 @@ fn posting(summary: &PluginSummary, weighted: u32, length: u32) -> Posting<'_> {
 /// The shard `key` of `terms` (each term's postings sorted best first), keeping at
 /// most `keep` postings a term.
 fn shard_bytes(key: &str, terms: &ShardPostings<'_>, keep: usize) -> Vec<u8> {
+    shard_bytes_refs(key, terms, keep).0
+}
+
+/// [`shard_bytes`] and the most postings of the shard pointing at one plugin (what
+/// [`shards::NodeSize::refs`] records of a split key).
+fn shard_bytes_refs(key: &str, terms: &ShardPostings<'_>, keep: usize) -> (Vec<u8>, u32) {
     let mut docs: Vec<PluginSummary> = Vec::new();
+    let mut refs: Vec<u32> = Vec::new();
     let mut slots: HashMap<&PluginId, u32> = HashMap::new();
     let mut shard_terms = BTreeMap::new();
     for (term, list) in terms {
@@ -221,34 +231,51 @@ fn shard_bytes(key: &str, terms: &ShardPostings<'_>, keep: usize) -> Vec<u8> {
             .map(|(summary, impact, _)| {
                 let slot = *slots.entry(&summary.id).or_insert_with(|| {
                     docs.push((*summary).clone());
+                    refs.push(0);
                     docs.len() as u32 - 1
                 });
+                refs[slot as usize] += 1;
                 (slot, *impact)
             })
             .collect();
         shard_terms.insert((*term).to_owned(), TermPostings { df: list.df, postings: kept });
     }
-    serialize(&SearchShard { format: CATALOG_FORMAT, key: key.to_owned(), terms: shard_terms, docs })
+    let bytes = serialize(&SearchShard { format: CATALOG_FORMAT, key: key.to_owned(), terms: shard_terms, docs });
+    (bytes, refs.into_iter().max().unwrap_or(0))
 }
 
 /// Every shard of the terms whose shortest key is `root` (postings sorted best
-/// first): see [`split_shard`].
-fn root_shards(root: String, terms: ShardPostings<'_>) -> Vec<(String, Vec<u8>)> {
-    split_shard(root, catalog::MIN_KEY, terms)
+/// first): see [`split_shard`]; the keys it split, with their sizes, go to `split`.
+fn root_shards(
+    root: String,
+    terms: ShardPostings<'_>,
+    split: &mut Vec<(String, shards::NodeSize)>,
+) -> Vec<(String, Vec<u8>)> {
+    split_shard(root, catalog::MIN_KEY, terms, split)
 }
 
 /// The shards of the terms under `key` (`length` characters): one shard when it fits
 /// [`catalog::SHARD_BUDGET`]; else the terms longer than the key move to shards of
 /// one more character, recursively up to [`catalog::MAX_KEY`]; a shard that still
 /// does not fit keeps fewer postings a term (halved until it fits, at least one).
-fn split_shard(key: String, length: usize, terms: ShardPostings<'_>) -> Vec<(String, Vec<u8>)> {
-    let bytes = shard_bytes(&key, &terms, POSTINGS_PER_TERM);
+/// Each key split this way is pushed to `split` with the size of the one shard it
+/// did not fit in (the incremental build's [`shards`] state).
+fn split_shard(
+    key: String,
+    length: usize,
+    terms: ShardPostings<'_>,
+    split: &mut Vec<(String, shards::NodeSize)>,
+) -> Vec<(String, Vec<u8>)> {
+    let (bytes, refs) = shard_bytes_refs(&key, &terms, POSTINGS_PER_TERM);
     if bytes.len() <= catalog::SHARD_BUDGET {
         return vec![(catalog::shard_target(&key), bytes)];
     }
     if length < catalog::MAX_KEY {
         let (stay, deeper): (ShardPostings<'_>, ShardPostings<'_>) =
             terms.into_iter().partition(|(term, _)| term.chars().count() <= length);
+        if !deeper.is_empty() {
+            split.push((key.clone(), shards::NodeSize::exact(bytes.len() as u64, refs)));
+        }
         let mut groups: BTreeMap<String, ShardPostings<'_>> = BTreeMap::new();
         for (term, list) in deeper {
             groups.entry(catalog::shard_key_of(term, length + 1)).or_default().insert(term, list);
@@ -258,7 +285,7 @@ fn split_shard(key: String, length: usize, terms: ShardPostings<'_>) -> Vec<(Str
             out.push((catalog::shard_target(&key), fit(&key, &stay)));
         }
         for (child, group) in groups {
-            out.extend(split_shard(child, length + 1, group));
+            out.extend(split_shard(child, length + 1, group, split));
         }
         return out;
     }
@@ -457,6 +484,17 @@ pub fn documents_with(
     featured: &[PluginId],
     trending: &[PluginId],
 ) -> Vec<(String, Vec<u8>)> {
+    documents_and_layout(records, featured, trending).0
+}
+
+/// [`documents_with`] and the layout of its search shards: the size of every split
+/// key's shard, which an incremental build needs to redo a split without reading
+/// every shard under the key ([`ShardLayout`]).
+pub fn documents_and_layout(
+    records: &BTreeMap<PluginId, CatalogRecord>,
+    featured: &[PluginId],
+    trending: &[PluginId],
+) -> (Vec<(String, Vec<u8>)>, ShardLayout) {
     let list: Vec<&CatalogRecord> = records.values().collect();
     let mut out: Vec<(String, Vec<u8>)> = Vec::new();
 
@@ -507,16 +545,22 @@ pub fn documents_with(
     let vocabulary: Vec<(&str, u32)> =
         postings.values().flat_map(|terms| terms.iter().map(|(term, list)| (*term, list.df))).collect();
     out.extend(typo_shards(vocabulary));
-    let shards: Vec<(String, Vec<u8>)> = postings
+    type RootShards = (Vec<(String, Vec<u8>)>, Vec<(String, shards::NodeSize)>);
+    let shards: Vec<RootShards> = postings
         .into_par_iter()
-        .flat_map_iter(|(root, mut terms)| {
+        .map(|(root, mut terms)| {
             for list in terms.values_mut() {
                 list.postings.sort_by(posting_order);
             }
-            root_shards(root, terms)
+            let mut split = Vec::new();
+            (root_shards(root, terms, &mut split), split)
         })
         .collect();
-    out.extend(shards);
+    let mut split = Vec::new();
+    for (documents, nodes) in shards {
+        out.extend(documents);
+        split.extend(nodes);
+    }
 
     // Record buckets.
     let mut buckets: BTreeMap<u32, Vec<CatalogRecord>> = (0..RECORD_BUCKETS).map(|b| (b, Vec::new())).collect();
@@ -525,7 +569,7 @@ pub fn documents_with(
     }
     out.extend(buckets.into_iter().map(|(bucket, records)| bucket_bytes(bucket, records)));
     out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
+    (out, ShardLayout::exact(split))
 }
 
 /// The reviews documents of `reviews` (each plugin's visible reviews): newest first,
