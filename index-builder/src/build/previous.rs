@@ -108,7 +108,8 @@ impl PreviousSite {
         Ok(read)
     }
 
-    /// A day no later than the one this site was built on; see [`built_no_later_than`].
+    /// A day no later than the one this site was built on: its snapshot's expiry less
+    /// `snapshot_lifetime_days`, less a day's slack (`None` when the expiry does not parse).
     pub fn built_no_later_than(&self, snapshot_lifetime_days: u32) -> Option<jiff::civil::Date> {
         built_no_later_than(&self.snapshot.signed, snapshot_lifetime_days)
     }
