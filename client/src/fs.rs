@@ -51,6 +51,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
     write_atomic_with(path, |file| file.write_all(bytes))
 }
 
+/// Writes `bytes` to `path` atomically for running readers, without a durability
+/// barrier: after a power loss the file may hold the old content, the new one, or
+/// (on some file systems) nothing readable. Only for hints whose reader treats an
+/// unreadable file as absent (the mirror health memory): a flush there would be a
+/// barrier on every operation that changes it.
+pub fn write_atomic_unflushed(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
+    let dir = parent_dir(path);
+    let mut temp =
+        temp_builder(".trellis-tmp-").tempfile_in(dir).map_err(|e| FsError::new("creating a temp file in", dir, e))?;
+    temp.write_all(bytes).map_err(|e| FsError::new("writing", temp.path(), e))?;
+    persist(temp, path)
+}
+
 /// Like [`write_atomic`], with the content produced by `write` into the temp file.
 pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut File) -> io::Result<()>) -> Result<(), FsError> {
     let dir = parent_dir(path);

@@ -218,7 +218,8 @@ impl MirrorHealth {
 
     /// Writes the memory to its file when the ordering it implies changed since the
     /// last save (a failure, a recovery, a new mirror, another latency class).
-    /// A write error is logged, not returned: the memory is only a hint.
+    /// A write error is logged, not returned, and nothing is flushed: the memory is
+    /// only a hint (an unreadable file loads as none).
     pub fn save(&self) {
         let Some(path) = &self.path else { return };
         let mut table = self.table();
@@ -227,7 +228,7 @@ impl MirrorHealth {
         }
         let result = serde_json::to_vec_pretty(&table.file)
             .map_err(|e| e.to_string())
-            .and_then(|bytes| crate::fs::write_atomic(path, &bytes).map_err(|e| e.to_string()));
+            .and_then(|bytes| crate::fs::write_atomic_unflushed(path, &bytes).map_err(|e| e.to_string()));
         match result {
             Ok(()) => table.dirty = false,
             Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot save the mirror health file"),
