@@ -52,9 +52,13 @@ check_archive() {
 }
 check_archive "$signed" '^(\./)?((metadata|targets)(/[A-Za-z0-9][A-Za-z0-9._+-]*)*/?)?$'
 check_archive "$blobs" '^targets(/[A-Za-z0-9][A-Za-z0-9._+-]*)*(/|\.zip|\.delta)$|^targets/?$'
+# The pages' names, listed once: never `tar -tf | grep -q` under pipefail (grep's early
+# exit kills tar with SIGPIPE, the pipeline fails and the check passes).
+: >"$work/pages.names"
 if [ -n "$pages" ]; then
     check_archive "$pages" '^([A-Za-z0-9_][A-Za-z0-9._+-]*)(/[A-Za-z0-9_][A-Za-z0-9._+-]*)*/?$|^\.nojekyll$'
-    if tar -tf "$pages" | grep -Eq '^(\./)?(metadata|targets|\.git)(/|$)'; then
+    tar -tf "$pages" >"$work/pages.names"
+    if grep -Eq '^(\./)?(metadata|targets|\.git)(/|$)' "$work/pages.names"; then
         die "$pages: storefront files may not be under metadata/, targets/ or .git/"
     fi
 fi
@@ -69,7 +73,7 @@ if [ -n "$removed" ]; then
         case $path in
             metadata/* | targets/*) die "$removed:$line: '$path': published metadata and targets are never deleted; nothing published" ;;
         esac
-        if [ -n "$pages" ] && tar -tf "$pages" | grep -Fxq -- "$path"; then
+        if grep -Fxq -- "$path" "$work/pages.names"; then
             die "$removed:$line: '$path' is both written (pages) and deleted; nothing published"
         fi
     done <"$removed"
