@@ -230,3 +230,48 @@ fn a_timestamp_asked_for_before_a_root_rotation_is_checked_under_the_new_root() 
     assert_eq!(asked, 2, "asked for with the root probe, then again under root v2");
     assert_eq!(install(&mut store, "acme.timer"), ["acme.timer 1.0.0"]);
 }
+
+/// A client from before the bin check stored whatever verified, so its store may
+/// hold another bin under a bin's name (same key, same version). Read back by this
+/// client, with the older client's receipt or none, that copy is refused as a download
+/// would be and the bin is downloaded again: the plugin it hid is found.
+#[test]
+fn another_bin_kept_in_the_store_under_a_bins_name_is_refused_when_read_back() {
+    let site = site();
+    let bin = bin_of("acme.app");
+    let current = *versions_of(&site, &bin).last().unwrap();
+    let (other_id, other) = OTHERS
+        .iter()
+        .map(|id| (*id, bin_of(id)))
+        .find(|(_, b)| *b != bin && versions_of(&site, b).contains(&current))
+        .unwrap_or_else(|| panic!("no other bin at version {current}"));
+    for older_receipt in [false, true] {
+        let server = served(&site);
+        let data = tempfile::tempdir().unwrap();
+        let dir = {
+            let mut store = store(data.path(), &server, &site);
+            assert_eq!(install(&mut store, other_id), [format!("{other_id} 1.1.0")]);
+            store.data_dir().metadata_dir(&"main".parse().unwrap())
+        };
+        // The older client's store: `other` kept as `bin`, with the receipt it wrote
+        // (format 2: before the bin check) or none.
+        std::fs::copy(dir.join(format!("{other}.json")), dir.join(format!("{bin}.json"))).unwrap();
+        let receipt = dir.join(format!("{bin}.receipt"));
+        if older_receipt {
+            let mut value: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(dir.join(format!("{other}.receipt"))).unwrap()).unwrap();
+            value["format"] = 2.into();
+            std::fs::write(&receipt, serde_json::to_vec(&value).unwrap()).unwrap();
+        } else {
+            let _ = std::fs::remove_file(&receipt);
+        }
+
+        let mut store = Store::open(data.path(), StoreOptions::new(host())).unwrap();
+        server.reset_counters();
+        assert_eq!(install(&mut store, "acme.app"), ["acme.lib 1.0.0", "acme.app 1.1.0"], "receipt {older_receipt}");
+        let path = format!("/metadata/{current}.{bin}.json");
+        assert!(server.hits().iter().any(|h| h.path == path), "receipt {older_receipt}: {bin} downloaded again");
+        let genuine = metadata(&site, &format!("{current}.{bin}.json"));
+        assert_eq!(std::fs::read(dir.join(format!("{bin}.json"))).unwrap(), genuine, "receipt {older_receipt}");
+    }
+}

@@ -765,7 +765,15 @@ impl Updater {
         }
         let delegator = Delegator::Targets(parent);
         let local = self.store.load(role)?;
-        match self.trusted.verify_local_targets(role, delegator, &local, self.store.load_receipt(role).as_ref()) {
+        let receipt = self.store.load_receipt(role);
+        // The copy may have been stored by a client that did not check that a bin lists
+        // only its own targets: another bin kept under this bin's name would hide them.
+        // (The leaf path relies on its receipt for that: `RECEIPT_FORMAT` 3.)
+        let loaded = self
+            .trusted
+            .verify_local_targets(role, delegator, &local, receipt.as_ref())
+            .and_then(|targets| own_targets_only(role, parent, targets));
+        match loaded {
             Ok(targets) => {
                 self.remember(role, &local, Some(&targets));
                 let targets = Arc::new(targets);
@@ -1223,8 +1231,16 @@ fn verify_delegated_role(
     bytes: &[u8],
 ) -> Result<Verified<Targets>, TrustError> {
     let targets = trusted.verify_targets(role, Delegator::Targets(parent), bytes)?;
-    if let Some((target, belongs_to)) = speculation::foreign_target(parent, role, &targets) {
-        return Err(TrustError::ForeignTarget { role: role.to_owned(), target: target.to_owned(), belongs_to });
+    own_targets_only(role, parent, targets)
+}
+
+/// `targets`, verified as delegated `role`, if every target it lists falls in `role`
+/// when `parent` delegates by succinct bins (see [`verify_delegated_role`]).
+fn own_targets_only(role: &str, parent: &Targets, targets: Verified<Targets>) -> Result<Verified<Targets>, TrustError> {
+    match speculation::foreign_target(parent, role, &targets) {
+        Some((target, belongs_to)) => {
+            Err(TrustError::ForeignTarget { role: role.to_owned(), target: target.to_owned(), belongs_to })
+        }
+        None => Ok(targets),
     }
-    Ok(targets)
 }

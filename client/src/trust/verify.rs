@@ -81,8 +81,11 @@ pub struct Receipt {
 }
 
 /// The rules a [`Receipt`] vouches for: 2 = strict JSON (no duplicate members,
-/// [`trellis_schema::json`]) and thresholds counted by decoded key material.
-pub const RECEIPT_FORMAT: u32 = 2;
+/// [`trellis_schema::json`]) and thresholds counted by decoded key material; 3 = also,
+/// a hash bin lists only targets that fall in it (`TrustError::ForeignTarget`: clients
+/// before it stored another bin served under a bin's name, which signatures and the
+/// snapshot's version cannot tell apart).
+pub const RECEIPT_FORMAT: u32 = 3;
 
 impl Receipt {
     /// The receipt for `bytes`, verified as `doc`.
