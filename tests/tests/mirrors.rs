@@ -201,6 +201,31 @@ fn a_first_mirror_that_is_down_is_skipped_and_remembered() {
     world.installs_and_remembers(&down_url(), None);
 }
 
+/// The health file is written without a barrier (it is a hint), so a crash can leave
+/// it empty or cut short. Such a file is no memory: the next run asks the mirrors in
+/// their configured order, succeeds, and writes a whole file again.
+#[test]
+fn a_health_file_cut_short_by_a_crash_is_no_memory_and_is_written_again() {
+    let world = Failover::new();
+    let bad = down_url();
+    let mut store = world.store(&bad);
+    install(&mut store, "acme.clock").unwrap();
+    drop(store);
+    let path = world.data.path().join("mirror-health.json");
+    let whole = std::fs::read(&path).unwrap();
+    for cut in [0, whole.len() / 2, whole.len() - 1] {
+        std::fs::write(&path, &whole[..cut]).unwrap();
+        let mut store = world.store(&bad);
+        assert_eq!(check(&mut store).unwrap(), 0, "cut at {cut}");
+        drop(store);
+        let memory = health(world.data.path());
+        assert!(
+            record(&memory, &bad)["failure"].as_str().is_some(),
+            "cut at {cut}: the failure is remembered again: {memory}"
+        );
+    }
+}
+
 #[test]
 fn when_every_mirror_fails_the_error_names_each_and_nothing_changes() {
     let world = Failover::new();
