@@ -1051,6 +1051,44 @@ fn a_page_the_build_removed_is_deleted_from_the_site_and_signed_files_never_are(
         assert_eq!(store.site_commits(), commits, "{hostile}: nothing pushed");
     }
 
+    // The same checks when the offending name comes first in a pages archive far
+    // larger than a pipe's buffer: a check reading `tar -tf | grep -q` under pipefail
+    // saw tar killed by SIGPIPE once grep matched, and let the archive through.
+    let big = build.temp.join("big-pages");
+    let filler: Vec<String> = (0..5000).map(|i| format!("filler/page-{i:05}-{}.html", "x".repeat(24))).collect();
+    for name in &filler {
+        let path = big.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"").unwrap();
+    }
+    let publish_pages = |name: &str, first: &str, list: &Path| {
+        let path = big.join(first);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"<p>hostile</p>").unwrap();
+        let pages = build.temp.join(format!("{name}.tar"));
+        let mut tar = command("tar", &big);
+        tar.arg("-cf").arg(&pages).arg(first).args(&filler);
+        run(tar);
+        std::fs::remove_file(&path).unwrap();
+        let publish = store.runner(name, &third, Some(&["scripts/", "root/"]));
+        let args = [sign.temp.join("signed.tar"), build.temp.join("blobs.tar"), pages, list.into()];
+        let args: Vec<&str> = args.iter().map(|p| p.to_str().unwrap()).collect();
+        publish.script("publish.sh", &args, &[])
+    };
+    let empty = build.temp.join("no-removals.txt");
+    std::fs::write(&empty, "").unwrap();
+    let both = build.temp.join("both.txt");
+    std::fs::write(&both, "plugins/acme.clockwork/index.html\n").unwrap();
+    for (name, first, list, why) in [
+        ("publish-big-metadata", "metadata/timestamp.json", &empty, "may not be under metadata/"),
+        ("publish-big-both", "plugins/acme.clockwork/index.html", &both, "both written (pages) and deleted"),
+    ] {
+        let out = publish_pages(name, first, list);
+        assert!(!out.status.success(), "{name}: {}", text(&out));
+        assert!(text(&out).contains(why), "{name}: {}", text(&out));
+        assert_eq!(store.site_commits(), commits, "{name}: nothing pushed");
+    }
+
     let out = publish_with("publish-rename", &build.temp.join("removed.txt"));
     assert!(out.status.success(), "{}", text(&out));
     let after = site_files(&store);
