@@ -58,6 +58,7 @@ pub mod prepared;
 mod previous;
 mod publishers;
 mod ratings;
+mod state;
 mod write;
 
 pub use documents::index_doc;

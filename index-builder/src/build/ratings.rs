@@ -18,14 +18,14 @@
 //! ([`PreviousSite::built_no_later_than`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use trellis_client::fs::{FsError, write_atomic};
+use trellis_client::fs::FsError;
 use trellis_schema::PluginId;
 use trellis_schema::catalog::{PublishedReview, Rating};
 
-use super::{PreviousSite, Scope};
+use super::{PreviousSite, Scope, state};
 use crate::registry::{Registry, RegistryError};
 use crate::release::PluginInput;
 use crate::review;
@@ -55,10 +55,6 @@ pub(super) struct RatingDays {
     /// the state is written even when no rating will move, so the next build need
     /// not read every review to learn that.
     reviewed: bool,
-}
-
-fn path(site: &Path) -> PathBuf {
-    site.join(RATINGS_STATE)
 }
 
 /// The day of `now` (UTC).
@@ -94,23 +90,9 @@ pub(super) fn due(
 }
 
 fn read(previous: &PreviousSite) -> Option<RatingDays> {
-    let path = path(previous.dir());
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            tracing::info!(path = %path.display(), "no rating days ({e}); reading every review");
-            return None;
-        }
-    };
-    let state: State = match serde_json::from_slice(&bytes) {
-        Ok(state) => state,
-        Err(e) => {
-            tracing::info!(path = %path.display(), "unreadable rating days ({e}); reading every review");
-            return None;
-        }
-    };
+    let state: State = state::read(previous.dir(), RATINGS_STATE, "rating days", "reading every review")?;
     if state.format != FORMAT || state.snapshot != previous.snapshot.signed.version {
-        tracing::info!(path = %path.display(), "rating days of another site; reading every review");
+        tracing::info!(path = RATINGS_STATE, "rating days of another site; reading every review");
         return None;
     }
     Some(RatingDays { moves: state.moves, reviewed: true })
@@ -144,16 +126,10 @@ impl RatingDays {
     /// Writes them for the site whose snapshot is now at `snapshot` (nothing for a
     /// registry without reviews whose site has no state).
     pub(super) fn write(self, site: &Path, snapshot: u64) -> Result<(), FsError> {
-        let path = path(site);
-        if !self.reviewed && !path.exists() {
+        if !self.reviewed && !site.join(RATINGS_STATE).exists() {
             return Ok(());
         }
-        let state = State { format: FORMAT, snapshot, moves: self.moves };
-        if let Some(parent) = path.parent() {
-            trellis_client::fs::create_dir_all(parent)?;
-        }
-        // A map of ids to dates always serialises.
-        write_atomic(&path, &serde_json::to_vec(&state).unwrap_or_default())
+        state::write(site, RATINGS_STATE, &State { format: FORMAT, snapshot, moves: self.moves })
     }
 }
 

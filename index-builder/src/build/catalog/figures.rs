@@ -15,12 +15,13 @@
 //! today's figures: counts ingested since, and days leaving the 30-day window.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use trellis_client::fs::{FsError, write_atomic};
+use trellis_client::fs::FsError;
 use trellis_schema::{PluginId, Sha256};
 
+use crate::build::state;
 use crate::stats::{CatalogFigures, Downloads};
 
 /// The state file, relative to the site directory.
@@ -42,10 +43,6 @@ struct State {
     downloads: BTreeMap<PluginId, [u64; 2]>,
 }
 
-fn path(site: &Path) -> PathBuf {
-    site.join(FIGURES_STATE)
-}
-
 /// The digest of the record buckets of a catalog role's `entries` (target → SHA-256,
 /// length): what the figures file is bound to.
 pub(in crate::build) fn records_digest(entries: &BTreeMap<String, (Sha256, u64)>) -> Sha256 {
@@ -62,23 +59,9 @@ pub(in crate::build) fn records_digest(entries: &BTreeMap<String, (Sha256, u64)>
 /// The figures published with the catalog whose role lists `entries`; `None` (with
 /// the reason logged) when the file is missing, unreadable or bound to other records.
 pub(in crate::build) fn read(site: &Path, entries: &BTreeMap<String, (Sha256, u64)>) -> Option<Published> {
-    let path = path(site);
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            tracing::info!(path = %path.display(), "no published download figures ({e}); redoing the catalog");
-            return None;
-        }
-    };
-    let state: State = match serde_json::from_slice(&bytes) {
-        Ok(state) => state,
-        Err(e) => {
-            tracing::info!(path = %path.display(), "unreadable download figures ({e}); redoing the catalog");
-            return None;
-        }
-    };
+    let state: State = state::read(site, FIGURES_STATE, "published download figures", "redoing the catalog")?;
     if state.format != FORMAT || state.records != records_digest(entries).to_hex() {
-        tracing::info!(path = %path.display(), "download figures of another catalog; redoing the catalog");
+        tracing::info!(path = FIGURES_STATE, "download figures of another catalog; redoing the catalog");
         return None;
     }
     Some(state.downloads.into_iter().map(|(id, [total, recent])| (id, Downloads { total, recent })).collect())
@@ -99,12 +82,7 @@ pub(in crate::build) fn write(
             .map(|(id, d)| (id.clone(), [d.total, d.recent]))
             .collect(),
     };
-    let path = path(site);
-    if let Some(parent) = path.parent() {
-        trellis_client::fs::create_dir_all(parent)?;
-    }
-    // Serialising a map of ids to integers cannot fail.
-    write_atomic(&path, &serde_json::to_vec(&state).unwrap_or_default())
+    state::write(site, FIGURES_STATE, &state)
 }
 
 /// The plugins whose figures in `today` differ from the `published` ones (a plugin

@@ -26,15 +26,15 @@
 //! above are kept split while their interval stays above the budget.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use trellis_client::fs::{FsError, write_atomic};
+use trellis_client::fs::FsError;
 use trellis_schema::catalog::{self, CatalogRecord, POSTINGS_PER_TERM, PluginSummary, SearchShard, TermPostings};
 use trellis_schema::{PluginId, Sha256};
 
-use super::super::BuildError;
+use super::super::{BuildError, state};
 use super::incremental::{PublishedCatalog, best, generous, published_error};
 use super::{Posting, ShardPostings, TermList};
 
@@ -90,26 +90,14 @@ impl ShardLayout {
     /// The layout kept in `site` (empty, with the reason logged, when missing or
     /// unreadable: every split key unknown).
     pub(in crate::build) fn read(site: &Path) -> Self {
-        let path = path(site);
-        let state = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<State>(&bytes).map_err(|e| e.to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                tracing::info!(path = %path.display(), "no search shard layout; shards are redone from their keys");
-                return Self::default();
-            }
-            Err(e) => Err(e.to_string()),
+        let redo = "shards are redone from their keys";
+        let Some(state) = state::read::<State>(site, SHARDS_STATE, "search shard layout", redo) else {
+            return Self::default();
         };
-        let state = match state {
-            Ok(state) if state.format == FORMAT => state,
-            Ok(state) => {
-                tracing::info!(path = %path.display(), format = state.format, "search shard layout of another format");
-                return Self::default();
-            }
-            Err(e) => {
-                tracing::info!(path = %path.display(), "unreadable search shard layout ({e})");
-                return Self::default();
-            }
-        };
+        if state.format != FORMAT {
+            tracing::info!(path = SHARDS_STATE, format = state.format, "search shard layout of another format; {redo}");
+            return Self::default();
+        }
         let split = state
             .split
             .into_iter()
@@ -155,12 +143,7 @@ impl ShardLayout {
             .into_iter()
             .filter_map(|(key, (size, sha256))| Some((key, (size.lo, size.hi, size.refs, sha256?.to_hex()))))
             .collect();
-        let path = path(site);
-        if let Some(parent) = path.parent() {
-            trellis_client::fs::create_dir_all(parent)?;
-        }
-        // Strings and integers only: serialisation cannot fail.
-        write_atomic(&path, &serde_json::to_vec(&State { format: FORMAT, split }).unwrap_or_default())
+        state::write(site, SHARDS_STATE, &State { format: FORMAT, split })
     }
 
     /// How many split keys it knows.
@@ -186,10 +169,6 @@ impl ShardLayout {
         }
         Ok(())
     }
-}
-
-fn path(site: &Path) -> PathBuf {
-    site.join(SHARDS_STATE)
 }
 
 /// The search shard targets listed under `key` (its own and every longer key's).
