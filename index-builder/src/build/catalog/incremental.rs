@@ -1094,7 +1094,8 @@ mod tests {
         let mut layout = layout_of(&catalog, &published);
         let ids: Vec<PluginId> = catalog.keys().cloned().collect();
         let mut decided = 0;
-        for round in 0..40u64 {
+        // 25 builds (each compared with a full build: ~2 s apiece in a debug build).
+        for round in 0..25u64 {
             let mut changes = BTreeMap::new();
             for _ in 0..1 + dice.next(3) {
                 let id = &ids[dice.next(ids.len() as u64) as usize];
@@ -1127,7 +1128,7 @@ mod tests {
                 }
             }
         }
-        assert!(decided > 20, "{decided} of 40 rounds decided incrementally");
+        assert!(decided > 12, "{decided} of 25 rounds decided incrementally");
     }
 
     #[test]
