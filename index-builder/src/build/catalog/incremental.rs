@@ -831,6 +831,17 @@ mod tests {
         featured: &[PluginId],
     ) -> Option<usize> {
         let published = Memory::of(super::super::documents(before, featured));
+        let full = Memory::of(super::super::documents(&applied(before, changes), featured));
+        let update = Incremental::new(&published).update(changes, featured, &[]).unwrap()?;
+        assert_same_catalog(&update, &published, &full);
+        Some(update.documents.len())
+    }
+
+    /// `before` with `changes` made.
+    fn applied(
+        before: &BTreeMap<PluginId, CatalogRecord>,
+        changes: &BTreeMap<PluginId, Option<CatalogRecord>>,
+    ) -> BTreeMap<PluginId, CatalogRecord> {
         let mut after = before.clone();
         for (id, change) in changes {
             match change {
@@ -838,8 +849,13 @@ mod tests {
                 None => after.remove(id),
             };
         }
-        let full = Memory::of(super::super::documents(&after, featured));
-        let update = Incremental::new(&published).update(changes, featured, &[]).unwrap()?;
+        after
+    }
+
+    /// Checks `update` of the catalog `published` against `full`, the full build of
+    /// the same records: its role lists exactly what the full build's lists, every
+    /// document that changed is written, and each one written is the full build's.
+    fn assert_same_catalog(update: &CatalogUpdate, published: &Memory, full: &Memory) {
         let differing: Vec<&String> = update
             .entries
             .keys()
@@ -856,7 +872,6 @@ mod tests {
         for (target, bytes) in written {
             assert_eq!(Some(bytes), full.bytes.get(target), "{target} differs from the full build's");
         }
-        Some(update.documents.len())
     }
 
     fn bumped(record: &CatalogRecord, version: &str, now: &str) -> CatalogRecord {
@@ -1036,27 +1051,12 @@ mod tests {
         layout: ShardLayout,
     ) -> Option<(ShardLayout, BTreeMap<PluginId, CatalogRecord>, usize)> {
         let published = Memory::of(super::super::documents(before, &[]));
-        let mut after = before.clone();
-        for (id, change) in changes {
-            match change {
-                Some(record) => after.insert(id.clone(), record.clone()),
-                None => after.remove(id),
-            };
-        }
+        let after = applied(before, changes);
         let (full_documents, full_layout) = super::super::documents_and_layout(&after, &[], &[]);
         let full = Memory::of(full_documents);
         let counting = Counting(&published, Default::default());
         let update = Incremental::new(&counting).with_layout(layout).update(changes, &[], &[]).unwrap()?;
-        let differing: Vec<&String> = update
-            .entries
-            .keys()
-            .chain(full.entries.keys())
-            .filter(|t| update.entries.get(*t) != full.entries.get(*t))
-            .collect();
-        assert!(differing.is_empty(), "the new catalog role lists what a full build lists, not {differing:?}");
-        for (target, bytes) in &update.documents {
-            assert_eq!(Some(bytes), full.bytes.get(target), "{target} differs from the full build's");
-        }
+        assert_same_catalog(&update, &published, &full);
         let layout = update.layout.bound_to(&update.entries);
         if let Err(problem) = layout.covers(&full_layout) {
             panic!("the layout kept is not the full build's: {problem}");
