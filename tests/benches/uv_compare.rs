@@ -21,6 +21,17 @@
 //! 0.13.8). `TRELLIS_BENCH_BASELINE`: another `trellis` binary (an older build) timed
 //! the same way in the same runs, for before/after ratios side by side. Prints each
 //! graph and the medians; the target is Trellis install ≤ 1.5 × uv for every graph.
+//!
+//! Figures (2026-12-02, shared 2-core machine at load 14–16, so every wall time is noisy:
+//! one graph's install median exceeded its own `registry add + install`), 7 graphs,
+//! seed 13, 3 runs, 25 ms: install median 631 ms against 897 ms for main's binary in the
+//! same runs (uv 697 ms): 0.91× uv, was 1.29×; worst graph 2.00× (graph 4, 11 plugins,
+//! noise-dominated: 1.80× for main), other graphs 0.49–1.39× (main 1.12–1.80×). The change:
+//! the prefetch closure follows the release each requirement allows (`app@^1` → 1.x,
+//! whose dependencies these graphs put there), not the newest (2.0.0, which needs
+//! nothing), and the resolver hints a chosen release's dependencies together. At 0 ms
+//! in the next run (load 10–14) the walls were noise (install medians above their own
+//! `registry add + install` for 2 graphs): median 474 ms new, 526 ms main, uv 230 ms.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, missing_docs)]
 

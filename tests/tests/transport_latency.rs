@@ -133,3 +133,56 @@ fn a_cold_install_takes_one_round_trip_per_level_of_its_graph() {
     );
     assert_eq!(missing_aliases, 1, "aliases asked for after a wave found none");
 }
+
+/// The shape of the `uv_compare` graphs: every plugin's 1.x releases need the next
+/// level at `^1` and its newest release, 2.0.0, needs nothing, and the user asks for
+/// `acme.app@^1`. Four levels, two plugins below the app on each. The closure is
+/// followed through the releases the requirements allow (1.x), so it is fetched one
+/// level per round trip before the resolution starts, with the envelopes of the
+/// releases picked; following the newest releases (which need nothing) left the
+/// resolver looking up each dependency on its own, a round trip or two each.
+#[test]
+fn a_cold_install_follows_the_releases_its_requirements_allow() {
+    let site = Site::with_bin_bits(8);
+    let mut plugins = Vec::new();
+    let level = |n: usize| -> Vec<String> { (0..2).map(|i| format!("acme.l{n}x{i}")).collect() };
+    for n in 1..=3 {
+        for id in level(n) {
+            let mut one = Plugin::new(&id, "1.0.0");
+            if n < 3 {
+                for below in level(n + 1) {
+                    one = one.depends_on(&below, "^1");
+                }
+            }
+            plugins.push(one);
+            plugins.push(Plugin::new(&id, "2.0.0"));
+        }
+    }
+    let mut app = Plugin::new("acme.app", "1.0.0");
+    for below in level(1) {
+        app = app.depends_on(&below, "^1");
+    }
+    plugins.push(app);
+    plugins.push(Plugin::new("acme.app", "2.0.0"));
+    site.publish(&plugins);
+
+    let server = served(&site);
+    server.set_latency(Duration::from_millis(40));
+    let data = tempfile::tempdir().unwrap();
+    let mut store = store(data.path(), &server, &site);
+    server.reset_counters();
+    let installed = install(&mut store, "acme.app@^1").unwrap();
+    assert_eq!(installed.len(), 7, "{installed:?}");
+    assert!(installed.iter().all(|r| r.ends_with(" 1.0.0")), "{installed:?}");
+    let (requests, chain) = (server.request_count(), server.critical_chain());
+    eprintln!("cold install of 7 plugins over 4 levels: {requests} requests, {} round trips", chain.len());
+    // The check with the app's level, one per level below it, the packages with the
+    // last level's envelopes: 5. (Following the 2.0.0 releases fetched only the app's
+    // doc ahead; each dependency then cost the resolver its own bin and doc.)
+    assert!(chain.len() <= 5, "{} round trips on the critical path ({requests} requests): {chain:#?}", chain.len());
+    // Only the envelopes of the releases installed are downloaded, each once.
+    let envelopes: Vec<String> =
+        server.hits().into_iter().filter(|h| h.path.ends_with(".dsse")).map(|h| h.path).collect();
+    assert_eq!(envelopes.len(), 7, "{envelopes:#?}");
+    assert!(envelopes.iter().all(|p| p.contains("-1.0.0.")), "{envelopes:#?}");
+}

@@ -499,6 +499,12 @@ impl<S: IndexSource> DependencyProvider for Provider<'_, S> {
             // pubgrub only asks about versions `choose_version` returned.
             return Err(ResolveError::Internal { what: format!("dependencies of unknown release {id} {version}") });
         };
+        // pubgrub looks each dependency up next, one after another (its priority needs
+        // the candidates): hint them all first, so the source fetches their docs
+        // together. The hint at lookup covered the newest release's dependencies,
+        // which are not these when an older release was chosen (`app@^1` whose 2.0.0
+        // needs nothing).
+        self.prefetch(release.dependencies.iter().map(|d| &d.id));
         let mut deps = Vec::with_capacity(release.dependencies.len() + 1);
         add(&mut deps, Package::Host, requirement_ranges(&release.host.api_version_requirement));
         for dependency in &release.dependencies {

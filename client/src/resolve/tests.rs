@@ -169,6 +169,47 @@ fn fetches_only_reached_docs_and_prefetches_likely_dependencies() {
     assert_eq!(prefetched, ["acme.editor", "acme.core"]);
 }
 
+/// A source that logs hints and fetches in the one order they happened.
+struct Ordered {
+    docs: MemorySource,
+    events: std::sync::Mutex<Vec<String>>,
+}
+
+impl IndexSource for Ordered {
+    fn index_doc(&self, registry: &RegistryName, id: &PluginId) -> Result<Option<Arc<IndexDoc>>, SourceError> {
+        self.events.lock().unwrap().push(format!("fetch {id}"));
+        self.docs.index_doc(registry, id)
+    }
+
+    fn prefetch(&self, requests: &[DocRequest]) {
+        let ids: Vec<&str> = requests.iter().map(|d| d.id.as_str()).collect();
+        self.events.lock().unwrap().push(format!("hint {}", ids.join(" ")));
+    }
+}
+
+/// `acme.app@^1`: its newest release, 2.0.0, needs nothing, so the hint at lookup names
+/// nothing; the 1.x release the solver takes needs three plugins, which pubgrub then
+/// looks up one after another. They are hinted together before the first is fetched,
+/// so a source fetches them in one round trip, not three.
+#[test]
+fn hints_the_dependencies_of_the_chosen_release_before_looking_any_up() {
+    let docs = source(vec![
+        doc("acme.app", vec![rel("1.0.0").dep("acme.a", "^1").dep("acme.b", "^1").dep("acme.c", "^1"), rel("2.0.0")]),
+        doc("acme.a", vec![rel("1.0.0")]),
+        doc("acme.b", vec![rel("1.0.0")]),
+        doc("acme.c", vec![rel("1.0.0")]),
+    ]);
+    let source = Ordered { docs, events: std::sync::Mutex::default() };
+    let resolution = resolve(&want(request(), "acme.app", "^1"), &source).unwrap();
+    assert_eq!(chosen(&resolution).len(), 4);
+    let events = source.events.into_inner().unwrap();
+    let first_dependency = events.iter().position(|e| e.starts_with("fetch acme.") && e != "fetch acme.app").unwrap();
+    let hint = events.iter().position(|e| e.starts_with("hint ") && e.split(' ').any(|w| w == "acme.a"));
+    let hint = hint.unwrap_or_else(|| panic!("acme.a was never hinted: {events:?}"));
+    assert!(hint < first_dependency, "the dependencies were looked up before they were hinted: {events:?}");
+    assert_eq!(events[hint], "hint acme.a acme.b acme.c", "{events:?}");
+}
+
 #[test]
 fn prefetches_from_every_registry_until_a_namespace_is_bound() {
     let corp = registry("corp");

@@ -179,8 +179,7 @@ impl Store {
     ) -> Result<(Resolution, Vec<DisabledRelease>, Vec<HeldBack>), StoreError> {
         // The blocklist, the requested docs and their closure, and publisher records,
         // fetched together: the round trips below are then mostly memoized reads.
-        let ids: Vec<PluginId> = request.requirements.iter().map(|r| r.id.clone()).collect();
-        remotes.prefetch_for(&ids);
+        remotes.prefetch_for(&request.requirements);
         let blocklist = remotes.blocklist()?;
         let blocked = self.disable_blocked(remotes, &blocklist, session)?;
         self.disable_denied(session)?;

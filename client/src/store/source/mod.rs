@@ -642,6 +642,7 @@ impl IndexSource for Remotes {
             }
         }
         for (registry, ids) in by_registry {
+            let ids = ids.into_iter().map(|id| (id, semver::VersionReq::STAR)).collect();
             self.prefetch_closure(&registry, ids, Vec::new());
         }
     }

@@ -39,12 +39,13 @@
 //! aliases all answered "not found" (a mirror or an older site without them) is not
 //! asked for aliases again during that prefetch.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use semver::VersionReq;
 use trellis_schema::PluginId;
 use trellis_schema::id::VendorId;
 use trellis_schema::index::{IndexDoc, IndexRelease};
@@ -54,6 +55,7 @@ use super::{
     ADVISORIES_TARGET, BLOCKLIST_TARGET, Network, PARALLEL_DOWNLOADS, Remotes, index_target, lock, parse_document,
     publisher_target,
 };
+use crate::resolve::Requirement;
 use crate::state::RegistryName;
 use crate::transport::{AttemptError, parallel};
 use crate::trust::{TargetFetcher, TargetInfo, TrustError, Unverified};
@@ -81,29 +83,41 @@ pub const BACKGROUND_DOWNLOADS: usize = 2 * PARALLEL_DOWNLOADS;
 pub const ALIAS_GRACE: Duration = Duration::from_millis(250);
 
 /// The release of `doc` the resolver most likely picks, whose dependencies are fetched
-/// speculatively: the newest stable, not yanked, not a pre-release (else the newest
-/// not yanked). Following older releases too would fetch many docs no resolution
-/// needs; when the resolver does pick another release, its own hint fetches that
-/// release's dependencies.
-fn likely_release(doc: &IndexDoc) -> Option<&IndexRelease> {
-    let live = || doc.releases.iter().filter(|r| !r.yanked);
-    live()
-        .filter(|r| r.channel == trellis_schema::plugin::Channel::Stable && r.version.pre.is_empty())
-        .max_by(|a, b| a.version.cmp(&b.version))
-        .or_else(|| live().max_by(|a, b| a.version.cmp(&b.version)))
+/// speculatively: among the releases every requirement met so far on the plugin
+/// (`wanted`: the request's, and those of the likely releases that depend on it)
+/// allows, the newest stable, not yanked, not a pre-release (else the newest not
+/// yanked); when none is allowed (a conflict the resolver will report), the same rule
+/// over every release. So `app@^1` follows 1.x's dependencies, not those of a 2.0.0
+/// the resolver cannot pick. Following older releases too would fetch many docs no
+/// resolution needs; when the resolver does pick another release, it hints that
+/// release's dependencies itself.
+fn likely_release<'d>(doc: &'d IndexDoc, wanted: &[VersionReq]) -> Option<&'d IndexRelease> {
+    let newest = |allowed: &dyn Fn(&IndexRelease) -> bool| {
+        let live = || doc.releases.iter().filter(|r| !r.yanked && allowed(r));
+        live()
+            .filter(|r| r.channel == trellis_schema::plugin::Channel::Stable && r.version.pre.is_empty())
+            .max_by(|a, b| a.version.cmp(&b.version))
+            .or_else(|| live().max_by(|a, b| a.version.cmp(&b.version)))
+    };
+    newest(&|r| wanted.iter().all(|req| req.matches(&r.version))).or_else(|| newest(&|_| true))
 }
 
 impl Remotes {
-    /// Starts an install or update of `ids`: in every registry, the blocklist, the
-    /// advisories, the docs of `ids` and their dependency closure, and the publisher
+    /// Starts an install or update of `requirements`: in every registry, the
+    /// blocklist, the advisories, the docs of the required plugins and the dependency
+    /// closure of their likely releases under those requirements, and the publisher
     /// records of the vendors met are fetched speculatively and together, by waves as
     /// for a resolver hint, so the resolution and the verification after it find them
     /// memoized or in the verified cache. Nothing fails here.
-    pub fn prefetch_for(&self, ids: &[PluginId]) {
+    pub fn prefetch_for(&self, requirements: &[Requirement]) {
         for registry in &self.order {
-            let wanted: Vec<PluginId> = {
+            let wanted: Vec<(PluginId, VersionReq)> = {
                 let docs = lock(&self.docs);
-                ids.iter().filter(|id| !docs.contains_key(&(registry.clone(), (*id).clone()))).cloned().collect()
+                requirements
+                    .iter()
+                    .filter(|r| !docs.contains_key(&(registry.clone(), r.id.clone())))
+                    .map(|r| (r.id.clone(), r.version.clone()))
+                    .collect()
             };
             self.prefetch_closure(registry, wanted, vec![BLOCKLIST_TARGET.to_owned(), ADVISORIES_TARGET.to_owned()]);
         }
@@ -113,8 +127,16 @@ impl Remotes {
     /// docs of the dependencies their likely releases name (at most
     /// [`SPECULATIVE_DOCS`] docs per hint), with the `extra` targets and the publisher
     /// records of the vendors met: the resolver then finds the whole graph memoized,
-    /// and the round trips are the depth of the graph, not its size.
-    pub(super) fn prefetch_closure(&self, registry: &RegistryName, ids: Vec<PluginId>, mut extra: Vec<String>) {
+    /// and the round trips are the depth of the graph, not its size. Each id comes
+    /// with the requirement it is wanted under (`*` for a resolver hint), which the
+    /// likely release must meet, as must the requirements of the likely releases that
+    /// depend on it.
+    pub(super) fn prefetch_closure(
+        &self,
+        registry: &RegistryName,
+        ids: Vec<(PluginId, VersionReq)>,
+        mut extra: Vec<String>,
+    ) {
         let mut closure = Closure {
             remotes: self,
             registry,
@@ -123,9 +145,18 @@ impl Remotes {
             aliases: self.network == Network::Online,
             pending: Vec::new(),
         };
-        let mut seen: HashSet<PluginId> = ids.iter().cloned().collect();
+        // Every requirement met so far on a plugin of the closure (by the time its doc
+        // arrives: those of the waves before it).
+        let mut wanted: HashMap<PluginId, Vec<VersionReq>> = HashMap::new();
+        let mut seen: HashSet<PluginId> = HashSet::new();
+        let mut wave: Vec<PluginId> = Vec::with_capacity(ids.len());
+        for (id, requirement) in ids {
+            wanted.entry(id.clone()).or_default().push(requirement);
+            if seen.insert(id.clone()) {
+                wave.push(id);
+            }
+        }
         let mut vendors: HashSet<VendorId> = HashSet::new();
-        let mut wave = ids;
         let mut left = SPECULATIVE_DOCS;
         while (!wave.is_empty() || !extra.is_empty()) && left > 0 {
             wave.truncate(left);
@@ -140,17 +171,19 @@ impl Remotes {
             let fetched = closure.wave(wave, std::mem::take(&mut extra));
             let docs = lock(&self.docs);
             let mut next = Vec::new();
-            for doc in fetched {
-                if let Some(release) = likely_release(&doc) {
-                    // Its developer signature, which verifying the release needs first
-                    // if the resolver picks it: downloaded with the next wave.
-                    closure.pending.push(super::blob_info(&doc.id, &release.envelope));
-                    for dependency in &release.dependencies {
-                        if !docs.contains_key(&(registry.clone(), dependency.id.clone()))
-                            && seen.insert(dependency.id.clone())
-                        {
-                            next.push(dependency.id.clone());
-                        }
+            for doc in &fetched {
+                let Some(release) = likely_release(doc, wanted.get(&doc.id).map_or(&[], Vec::as_slice)) else {
+                    continue;
+                };
+                // Its developer signature, which verifying the release needs first if
+                // the resolver picks it: downloaded with the next wave.
+                closure.pending.push(super::blob_info(&doc.id, &release.envelope));
+                for dependency in &release.dependencies {
+                    wanted.entry(dependency.id.clone()).or_default().push(dependency.version_requirement.clone());
+                    if !docs.contains_key(&(registry.clone(), dependency.id.clone()))
+                        && seen.insert(dependency.id.clone())
+                    {
+                        next.push(dependency.id.clone());
                     }
                 }
             }
