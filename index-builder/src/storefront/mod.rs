@@ -159,8 +159,10 @@ pub struct StorefrontReport {
     pub rendered: usize,
     /// Wall time of each phase, milliseconds: `catalog` (the signed catalog and
     /// security roles and the catalog head), `read` (the state, the changed documents
-    /// and levels: what changed), `render`, `write` (the files whose bytes differ),
-    /// `durable` (the barrier, the staged directories moved into place), `state`.
+    /// and levels: what changed), `render` (each page rendered and, when its bytes
+    /// differ, written to the staging directory, in parallel), `durable` (the
+    /// replacements renamed, the barrier, the staged directories moved into place),
+    /// `state`.
     pub phases: Vec<(&'static str, u64)>,
 }
 

@@ -813,6 +813,27 @@ mod tests {
     }
 
     #[test]
+    fn values_are_escaped_for_html_but_paths_keep_their_slashes() {
+        let mut env = Environment::new();
+        env.set_formatter(html_formatter);
+        env.add_template("t.html", "<a href=\"{{ path }}\" title='{{ text }}'>{{ text }}</a>{{ markup|safe }}{{ n }}")
+            .unwrap();
+        let page = env
+            .get_template("t.html")
+            .unwrap()
+            .render(context! { path => "../../plugins/acme.clock/", text => "<b>\"Tom\" & 'Jerry'</b>", markup => "<em>x</em>", n => 3 })
+            .unwrap();
+        assert_eq!(
+            page,
+            "<a href=\"../../plugins/acme.clock/\" title='&lt;b&gt;&quot;Tom&quot; &amp; &#x27;Jerry&#x27;&lt;/b&gt;'>\
+             &lt;b&gt;&quot;Tom&quot; &amp; &#x27;Jerry&#x27;&lt;/b&gt;</a><em>x</em>3"
+        );
+        // Outside HTML templates, minijinja's own formatting.
+        env.add_template("t.txt", "{{ text }}").unwrap();
+        assert_eq!(env.get_template("t.txt").unwrap().render(context! { text => "<&>" }).unwrap(), "<&>");
+    }
+
+    #[test]
     fn stars_round_to_halves() {
         let glyphs = |tenths| {
             stars(
