@@ -3,7 +3,14 @@
 //! one-release incremental build, the files it writes and its total size.
 //!
 //! `cargo bench -p trellis-index --bench storefront` (`BENCH_DIR` for the work dir,
-//! `TRELLIS_BENCH_KEEP=1` keeps it to look at the pages).
+//! `TRELLIS_BENCH_KEEP=1` keeps it to look at the pages). The publish step's peak RSS
+//! is its own: `VmHWM` reset before it.
+//!
+//! At 100k (2026-12-02, 2 shared cores at load 16–19): before pages were written as
+//! they render (`0dcc1b3`), publish's peak RSS 2,812 MiB from 1,338 MiB held before it
+//! (+1,474 MiB: every rendered page), 254,530 files, 963 MB, storefront CPU 27.0 s;
+//! after (`506b1b5`), 1,498 MiB from 1,491 MiB (+7 MiB), 242,299 files, 912 MB, CPU
+//! 32.1 s in a run overlapping other work (not a like-for-like CPU figure).
 //! Each step is reported in wall time and in CPU time (user + system of the process:
 //! on a loaded machine the wall time says more about the neighbours than the code).
 //! Synthetic packages are not on disk, so plugin pages come from the signed manifests
