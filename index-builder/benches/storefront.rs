@@ -2,7 +2,15 @@
 //! 100,000 plugins × 2 releases): the time the storefront adds to a full build and to a
 //! one-release incremental build, the files it writes and its total size.
 //!
-//! `cargo bench -p trellis-index --bench storefront` (`BENCH_DIR` for the work dir).
+//! `cargo bench -p trellis-index --bench storefront` (`BENCH_DIR` for the work dir,
+//! `TRELLIS_BENCH_KEEP=1` keeps it to look at the pages). The publish step's peak RSS
+//! is its own: `VmHWM` reset before it.
+//!
+//! At 100k (2026-12-02, 2 shared cores at load 16–19): before pages were written as
+//! they render (`0dcc1b3`), publish's peak RSS 2,812 MiB from 1,338 MiB held before it
+//! (+1,474 MiB: every rendered page), 254,530 files, 963 MB, storefront CPU 27.0 s;
+//! after (`506b1b5`), 1,498 MiB from 1,491 MiB (+7 MiB), 242,299 files, 912 MB, CPU
+//! 32.1 s in a run overlapping other work (not a like-for-like CPU figure).
 //! Each step is reported in wall time and in CPU time (user + system of the process:
 //! on a loaded machine the wall time says more about the neighbours than the code).
 //! Synthetic packages are not on disk, so plugin pages come from the signed manifests
@@ -31,20 +39,45 @@ fn cpu() -> std::time::Duration {
     std::time::Duration::from_millis(ticks * 10)
 }
 
-fn storefront_size(site: &Path) -> (usize, u64) {
-    let mut files = 0;
-    let mut bytes = 0;
+/// The peak resident set of this process since the last [`reset_peak_rss`], in MiB
+/// (`VmHWM` of `/proc/self/status`; 0 where there is none).
+fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or_default();
+    line.split_whitespace().nth(1).and_then(|kib| kib.parse::<u64>().ok()).unwrap_or(0) / 1024
+}
+
+/// The resident set now, in MiB (`VmRSS`).
+fn rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or_default();
+    line.split_whitespace().nth(1).and_then(|kib| kib.parse::<u64>().ok()).unwrap_or(0) / 1024
+}
+
+/// Resets the peak resident set to the current one (Linux: `5` into
+/// `/proc/self/clear_refs`), so a step's own peak can be read after it.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The storefront's files and bytes in all, and per top-level directory.
+fn storefront_size(site: &Path) -> (usize, u64, Vec<(&'static str, usize, u64)>) {
+    let mut per_dir = Vec::new();
     for dir in
         ["index.html", "categories", "tags", "plugins", "publishers", "search", "assets", "images", "_storefront"]
     {
+        let (mut files, mut bytes) = (0, 0);
         for entry in walkdir::WalkDir::new(site.join(dir)).into_iter().flatten() {
             if entry.file_type().is_file() {
                 files += 1;
                 bytes += entry.metadata().map_or(0, |m| m.len());
             }
         }
+        per_dir.push((dir, files, bytes));
     }
-    (files, bytes)
+    let files = per_dir.iter().map(|d| d.1).sum();
+    let bytes = per_dir.iter().map(|d| d.2).sum();
+    (files, bytes, per_dir)
 }
 
 fn main() {
@@ -72,14 +105,17 @@ fn main() {
     let (started, cpu_started) = (Instant::now(), cpu());
     let full = site.build(inputs, Scope::Full).unwrap();
     let (build_time, build_cpu) = (started.elapsed(), cpu() - cpu_started);
+    let rss_before = rss_mib();
+    reset_peak_rss();
     let (started, cpu_started) = (Instant::now(), cpu());
     let report = storefront::publish(prepared, &site.site_dir, &theme, &insights, &nothing_more).unwrap();
     let (publish_time, publish_cpu) = (started.elapsed(), cpu() - cpu_started);
-    let (files, bytes) = storefront_size(&site.site_dir);
+    let peak = peak_rss_mib();
+    let (files, bytes, per_dir) = storefront_size(&site.site_dir);
     println!(
         "full build of {} releases: site {build_time:.2?} (CPU {build_cpu:.2?}); storefront +{:.2?} (CPU {:.2?}; \
          prepare {prepare_time:.2?}, render and write {publish_time:.2?}: {:?} ms): {} pages rendered, {} files written; \
-         storefront {files} files, {:.1} MB",
+         storefront {files} files, {:.1} MB; publish peak RSS {peak} MiB ({rss_before} MiB before it)",
         full.releases,
         prepare_time + publish_time,
         prepare_cpu + publish_cpu,
@@ -88,6 +124,15 @@ fn main() {
         report.written.len(),
         bytes as f64 / 1e6
     );
+    for (dir, files, bytes) in per_dir {
+        println!("  {dir}: {files} files, {:.1} MB", bytes as f64 / 1e6);
+    }
+    for dir in ["_storefront/plugins", "_storefront/publishers", "_storefront/cards"] {
+        let entries = walkdir::WalkDir::new(site.site_dir.join(dir)).into_iter().flatten();
+        let sizes: Vec<u64> =
+            entries.filter(|e| e.file_type().is_file()).map(|e| e.metadata().map_or(0, |m| m.len())).collect();
+        println!("    {dir}: {} files, {:.1} MB", sizes.len(), sizes.iter().sum::<u64>() as f64 / 1e6);
+    }
 
     // One release more, incrementally.
     let mut grown = target.clone();
@@ -118,4 +163,7 @@ fn main() {
         report.written.len(),
         report.written
     );
+    if std::env::var_os("TRELLIS_BENCH_KEEP").is_some() {
+        println!("site kept in {}", work.keep().join("site").display());
+    }
 }

@@ -6,9 +6,10 @@
 //! catalog document changing, and the catalog summaries stay free of levels so they
 //! are not rewritten daily; each plugin's levels kept compact per bucket in
 //! `_storefront/levels-<xx>.json` to tell what moved), the levels a card shows (each
-//! listing and publisher page keeps the level of each card it rendered in
-//! `_storefront/cards/<page>.json`, so redoing a page reads that one small file rather
-//! than the kept levels of every bucket its hundred cards fall in), and the
+//! listing page keeps the level of each card it rendered in
+//! `_storefront/cards/<page>.json`, a publisher page with its members in
+//! `_storefront/publishers/<vendor>.json`, so redoing a page reads that one small file
+//! rather than the kept levels of every bucket its hundred cards fall in), and the
 //! lines the plugin page shows (each release's level with its reasons, the
 //! publisher's domain proof). [`super::publish`] reads and writes the files.
 
@@ -102,18 +103,43 @@ fn read_kept(site_dir: &Path, number: u8) -> KeptBucket {
 }
 
 /// The level of each card one page shows, as it rendered them
-/// (`_storefront/cards/<page>.json`): plugin → (version shown, its level, `None`
-/// when the site names none).
+/// (`_storefront/cards/<page>.json` for a listing page, with the members for a
+/// publisher's): plugin → (version shown, its level, `None` when the site names none).
 pub(super) type PageCards = BTreeMap<PluginId, (String, Option<Level>)>;
 
-/// The kept cards of the page `key` (`category-<name>-<page>`, `tag-…`,
-/// `publisher-<vendor>`).
+/// The kept cards of the listing page `key` (`category-<name>-<page>`, `tag-…`; a
+/// publisher page's were kept as `publisher-<vendor>` before they moved in with its
+/// members).
 pub(super) fn cards_path(key: &str) -> String {
     format!("{STATE_DIR}/cards/{key}.json")
 }
 
-/// The levels of the cards of `pages` (each a key of [`cards_path`] and the plugins
-/// it shows), by plugin: the level of the version shown (absent: none).
+/// Where the levels a page's cards showed when it was last rendered are kept.
+pub(super) enum KeptCards<'a> {
+    /// In the page's own file (a listing page: the key of [`cards_path`]).
+    File(String),
+    /// Read already (a publisher page: with its members); `None`: none kept.
+    Given(Option<&'a PageCards>),
+}
+
+/// The level of the version each of `summaries` shows, from the levels buckets
+/// `changes` read (every bucket when rendering everything). A plugin in a bucket
+/// `changes` did not read has none here.
+pub(super) fn read_levels<'a>(
+    changes: &LevelChanges,
+    summaries: impl IntoIterator<Item = &'a PluginSummary>,
+) -> BTreeMap<PluginId, Level> {
+    summaries
+        .into_iter()
+        .filter_map(|summary| {
+            let bucket = changes.kept.get(&trellis_schema::security_level::levels_bucket(&summary.id))?;
+            Some((summary.id.clone(), *bucket.get(&summary.id)?.levels.get(&summary.version.to_string())?))
+        })
+        .collect()
+}
+
+/// The levels of the cards of `pages` (where each keeps the levels its cards showed,
+/// and the plugins it shows), by plugin: the level of the version shown (absent: none).
 ///
 /// A card's level is taken, in order, from the levels buckets `changes` read (they
 /// are current), from the page's own kept cards when they name the same version (a
@@ -124,7 +150,7 @@ pub(super) fn cards_path(key: &str) -> String {
 pub(super) fn card_levels(
     site_dir: &Path,
     changes: &LevelChanges,
-    pages: &[(String, &[PluginSummary])],
+    pages: &[(KeptCards<'_>, &[PluginSummary])],
 ) -> BTreeMap<PluginId, Level> {
     let mut out = BTreeMap::new();
     let mut settled: BTreeSet<&PluginId> = BTreeSet::new();
@@ -137,7 +163,7 @@ pub(super) fn card_levels(
         }
         true
     };
-    let mut open: Vec<(&str, Vec<&PluginSummary>)> = Vec::new();
+    let mut open: Vec<(&KeptCards<'_>, Vec<&PluginSummary>)> = Vec::new();
     for (key, members) in pages {
         let mut left = Vec::new();
         for summary in *members {
@@ -155,13 +181,19 @@ pub(super) fn card_levels(
         }
     }
     // The pages' own kept cards, read in parallel.
-    let kept: Vec<(Vec<&PluginSummary>, PageCards)> = open
+    let kept: Vec<(Vec<&PluginSummary>, std::borrow::Cow<'_, PageCards>)> = open
         .into_par_iter()
-        .map(|(key, left)| {
-            let cards = std::fs::read(site_dir.join(cards_path(key)))
-                .ok()
-                .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-                .unwrap_or_default();
+        .map(|(kept, left)| {
+            let cards = match kept {
+                KeptCards::File(key) => std::borrow::Cow::Owned(
+                    std::fs::read(site_dir.join(cards_path(key)))
+                        .ok()
+                        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                        .unwrap_or_default(),
+                ),
+                KeptCards::Given(Some(cards)) => std::borrow::Cow::Borrowed(*cards),
+                KeptCards::Given(None) => std::borrow::Cow::Owned(PageCards::new()),
+            };
             (left, cards)
         })
         .collect();

@@ -39,12 +39,13 @@
 //! file, a rename or a comparison per file, and renamed into place once durable: a
 //! reader sees it complete or not at all, as it sees each file replaced in place.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use trellis_client::fs::{FsError, replace_unsynced, write_atomic};
+use trellis_client::fs::{FsError, write_atomic};
 use trellis_schema::catalog::{self, CatalogHead, PluginSummary};
 use trellis_schema::{PluginId, Sha256};
 
@@ -57,6 +58,7 @@ pub mod insight;
 mod levels;
 pub mod page;
 mod render;
+mod write;
 
 pub use insight::Insights;
 pub use page::{PageData, PageLimits};
@@ -157,8 +159,10 @@ pub struct StorefrontReport {
     pub rendered: usize,
     /// Wall time of each phase, milliseconds: `catalog` (the signed catalog and
     /// security roles and the catalog head), `read` (the state, the changed documents
-    /// and levels: what changed), `render`, `write` (the files whose bytes differ),
-    /// `durable` (the barrier, the staged directories moved into place), `state`.
+    /// and levels: what changed), `render` (each page rendered and, when its bytes
+    /// differ, written to the staging directory, in parallel), `durable` (the
+    /// replacements renamed, the barrier, the staged directories moved into place),
+    /// `state`.
     pub phases: Vec<(&'static str, u64)>,
 }
 
@@ -452,7 +456,27 @@ fn changes(
 /// search always (four small pages); the insight pages of the changed publishers and
 /// of those whose figures in `insights` moved. A site whose storefront state is
 /// missing, of another theme, or whose publisher data is incomplete is rendered whole.
+///
+/// Pages are written as they are rendered, where no reader of the site looks (the
+/// staging directory), and moved into place only once every page rendered: a page
+/// that fails to render refuses the storefront with the site's pages as they were
+/// (the staging directory cleared).
 pub fn publish(
+    prepared: Prepared,
+    site_dir: &Path,
+    theme: &Theme,
+    insights: &Insights,
+    load: &(dyn Fn(&BTreeSet<PluginId>) -> Result<Prepared, StorefrontError> + Sync),
+) -> Result<StorefrontReport, StorefrontError> {
+    let published = publish_staged(prepared, site_dir, theme, insights, load);
+    if published.is_err() {
+        // What was staged: the next build would clear it first anyway.
+        let _ = write::clear_staging(site_dir);
+    }
+    published
+}
+
+fn publish_staged(
     prepared: Prepared,
     site_dir: &Path,
     theme: &Theme,
@@ -469,7 +493,7 @@ pub fn publish(
         .unwrap_or_default();
     let loaded: BTreeSet<PluginId> = prepared.pages.keys().cloned().collect();
     let mut everything = old.theme != theme.digest();
-    let (level_changes, changes, members, vendors, insight_members) = loop {
+    let (level_changes, changes, Publishers { members, cards: kept_cards }, vendors, insight_members) = loop {
         let level_changes = levels::changes(site_dir, &site.levels, &old.levels, everything)?;
         let changes = changes(site_dir, &site, &old, &loaded, &level_changes.changed, everything)?;
         // A publisher's kept members are missing (a storefront from an older
@@ -478,8 +502,8 @@ pub fn publish(
             everything = true;
             continue;
         };
-        let vendors = listed_vendors(&old, &members, everything);
-        match insight_members(site_dir, &members, &vendors, &old, insights, everything) {
+        let vendors = listed_vendors(&old, &members.members, everything);
+        match insight_members(site_dir, &members.members, &vendors, &old, insights, everything) {
             Some(insight) => break (level_changes, changes, members, vendors, insight),
             None => everything = true,
         }
@@ -520,18 +544,21 @@ pub fn publish(
 
     phases.push(("read", lap(&mut clock)));
     // Listing pages whose document changed, and those showing a plugin whose level
-    // moved without its catalog record changing.
+    // moved without its catalog record changing. Rendering everything, each is read
+    // by the job that renders it (never all at once); otherwise they are few, read
+    // here to find the levels their cards show.
     let parse_listing = |target: &String, doc: &Document| {
         catalog::parse_page(target, &read_file(site_dir, &doc.path)?, &catalog::CatalogLimits::default())
             .map_err(|e| StorefrontError::Catalog(e.to_string()))
     };
-    let mut listings: Vec<catalog::ListingPage> = site
-        .listings
-        .par_iter()
-        .filter(|(target, doc)| everything || old.listings.get(*target) != Some(&doc.sha256.to_hex()))
-        .map(|(target, doc)| parse_listing(target, doc))
-        .collect::<Result<_, StorefrontError>>()?;
+    let mut listings: Vec<catalog::ListingPage> = Vec::new();
     if !everything {
+        listings = site
+            .listings
+            .par_iter()
+            .filter(|(target, doc)| old.listings.get(*target) != Some(&doc.sha256.to_hex()))
+            .map(|(target, doc)| parse_listing(target, doc))
+            .collect::<Result<_, StorefrontError>>()?;
         let shown: BTreeSet<&PluginId> = listings.iter().flat_map(|l| l.plugins.iter().map(|s| &s.id)).collect();
         let moved: BTreeSet<&PluginId> = level_changes.changed.iter().filter(|id| !shown.contains(id)).collect();
         let prefixes: BTreeSet<String> = moved
@@ -558,72 +585,155 @@ pub fn publish(
     }
     // The levels the cards of the listing and publisher pages rendered show (the home
     // page, rendered every build, shows none: its cards would read a levels bucket each).
-    let card_pages: Vec<(String, &[PluginSummary])> = listings
-        .iter()
-        .map(|l| (listing_key(l.kind, &l.name, l.page), l.plugins.as_slice()))
-        .chain(members.iter().filter(|(_, list)| !list.is_empty()).map(|(v, list)| (publisher_key(v), list.as_slice())))
-        .collect();
-    let card_levels = levels::card_levels(site_dir, &level_changes, &card_pages);
-    let plain = render::Context::new(theme, &site.head, state.vendors.len(), &site.shards, &site.head_path);
-    let mut pages: Vec<(String, Vec<u8>)> = Vec::new();
-    pages.extend(plain.fixed_pages()?);
-    let context = plain.with_levels(&card_levels);
-    let listing_pages: Vec<(String, Vec<u8>)> =
-        listings.par_iter().map(|page| context.listing_page(page)).collect::<Result<_, StorefrontError>>()?;
-    pages.extend(listing_pages);
-    for (vendor, list) in &members {
-        if !list.is_empty() {
-            pages.push(context.publisher_page(vendor, list)?);
-        }
-        pages.push((vendor_path(vendor), serde_json::to_vec(list).unwrap_or_default()));
-    }
-    let insight_pages: Vec<(String, Vec<u8>)> = insight_members
-        .par_iter()
-        .map(|(vendor, list)| context.insight_page(vendor, list, insights))
-        .collect::<Result<_, StorefrontError>>()?;
-    pages.extend(insight_pages);
+    // Rendering everything, every levels bucket was read: each card's level is there.
+    let card_levels = if everything {
+        levels::read_levels(&level_changes, records.values())
+    } else {
+        let card_pages: Vec<(levels::KeptCards<'_>, &[PluginSummary])> = listings
+            .iter()
+            .map(|l| (levels::KeptCards::File(listing_key(l.kind, &l.name, l.page)), l.plugins.as_slice()))
+            .chain(
+                members
+                    .iter()
+                    .filter(|(_, list)| !list.is_empty())
+                    .map(|(v, list)| (levels::KeptCards::Given(kept_cards.get(v)), list.as_slice())),
+            )
+            .collect();
+        levels::card_levels(site_dir, &level_changes, &card_pages)
+    };
     let release_levels = levels::plugin_levels(
         site_dir,
         &site.levels,
         &level_changes,
         changed.iter().filter(|id| records.contains_key(*id)),
     )?;
-    let plugin_pages: Vec<Vec<(String, Vec<u8>)>> = changed
-        .par_iter()
-        .filter_map(|id| Some((records.get(id)?, id)))
-        .map(|(record, id)| {
-            let page = data.get(id).and_then(Option::as_ref);
-            let reviews = read_reviews(site_dir, id, &site.reviews)?;
-            let mut out = vec![context.plugin_page(record, page, reviews.as_ref(), release_levels.get(id))?];
-            if let Some(page) = page {
-                out.push((data_path(id), serde_json::to_vec(page).unwrap_or_default()));
-            }
-            Ok(out)
-        })
-        .collect::<Result<_, StorefrontError>>()?;
-    pages.extend(plugin_pages.into_iter().flatten());
-    let rendered = pages.len();
-    phases.push(("render", lap(&mut clock)));
 
-    // Write: images and assets (content-addressed), pages, removals, state last.
-    let mut report = StorefrontReport { rendered, ..StorefrontReport::default() };
+    // Every page to render, each rendered and written by one job (in parallel on the
+    // build's pool), its bytes dropped once written: memory holds the pages being
+    // rendered, not the storefront.
+    let mut jobs: Vec<Job<'_>> = Vec::new();
+    if everything {
+        jobs.extend(site.listings.iter().map(|(target, doc)| Job::ListingDocument(target, doc)));
+    } else {
+        jobs.extend(listings.iter().map(Job::Listing));
+    }
+    jobs.extend(members.iter().map(|(vendor, list)| Job::Publisher(vendor, list)));
+    jobs.extend(insight_members.iter().map(|(vendor, list)| Job::Insight(vendor, list)));
+    jobs.extend(changed.iter().filter_map(|id| Some(Job::Plugin(records.get(id)?))));
+    // Where each job writes, known before anything is rendered.
+    let mut paths: Vec<String> = Vec::new();
+    for job in &jobs {
+        match job {
+            Job::ListingDocument(target, _) => {
+                paths.extend(listing_page_path(target));
+                paths.extend(
+                    target.strip_prefix("catalog/").and_then(|t| t.strip_suffix(".json")).map(levels::cards_path),
+                );
+            }
+            Job::Listing(l) => {
+                paths.push(render::listing_path(l.kind, &l.name, l.page));
+                paths.push(levels::cards_path(&listing_key(l.kind, &l.name, l.page)));
+            }
+            Job::Publisher(vendor, _) => paths.extend([render::publisher_path(vendor), vendor_path(vendor)]),
+            Job::Insight(vendor, _) => paths.push(render::insight_path(vendor)),
+            Job::Plugin(s) => paths.extend([render::plugin_path(&s.id), data_path(&s.id)]),
+        }
+    }
     let mut assets: Vec<(String, Vec<u8>)> = theme.assets().into_iter().map(|(p, b)| (p, b.to_vec())).collect();
     images.sort_by(|a, b| a.path.cmp(&b.path));
     images.dedup_by(|a, b| a.path == b.path);
     assets.extend(images.into_iter().map(|i| (i.path, i.bytes.to_vec())));
-    clear_staging(site_dir)?;
-    let images_batch = write_changed(site_dir, &assets)?;
-    let pages_batch = write_changed(site_dir, &pages)?;
+    let plain = render::Context::new(theme, &site.head, state.vendors.len(), &site.shards, &site.head_path);
+    let fixed = plain.fixed_pages()?;
+    paths.extend(assets.iter().chain(&fixed).map(|(path, _)| path.clone()));
+    write::clear_staging(site_dir)?;
+    let writer = write::Writer::plan(site_dir, paths.iter().map(String::as_str))?;
+    let written: Vec<Option<write::Written>> = assets
+        .par_iter()
+        .chain(fixed.par_iter())
+        .map(|(path, bytes)| writer.write(path, bytes))
+        .collect::<Result<_, FsError>>()?;
+    let mut written: Vec<write::Written> = written.into_iter().flatten().collect();
+    drop((assets, fixed));
+    let context = plain.with_levels(&card_levels);
+    let rendered = AtomicUsize::new(4);
+    let write = |path: String, bytes: Vec<u8>| -> Result<Option<write::Written>, StorefrontError> {
+        rendered.fetch_add(1, Ordering::Relaxed);
+        Ok(writer.write(&path, &bytes)?)
+    };
+    let keep = |path: String, bytes: Vec<u8>| -> Result<Option<write::Written>, StorefrontError> {
+        Ok(writer.write(&path, &bytes)?)
+    };
+    let done: Vec<Vec<Option<write::Written>>> = jobs
+        .par_iter()
+        .map(|job| -> Result<Vec<Option<write::Written>>, StorefrontError> {
+            match job {
+                Job::ListingDocument(target, doc) => {
+                    let page = parse_listing(target, doc)?;
+                    let (path, bytes) = context.listing_page(&page)?;
+                    let cards = levels::page_cards(&page.plugins, &card_levels);
+                    let key = listing_key(page.kind, &page.name, page.page);
+                    Ok(vec![
+                        write(path, bytes)?,
+                        keep(levels::cards_path(&key), serde_json::to_vec(&cards).unwrap_or_default())?,
+                    ])
+                }
+                Job::Listing(page) => {
+                    let (path, bytes) = context.listing_page(page)?;
+                    let cards = levels::page_cards(&page.plugins, &card_levels);
+                    let key = listing_key(page.kind, &page.name, page.page);
+                    Ok(vec![
+                        write(path, bytes)?,
+                        keep(levels::cards_path(&key), serde_json::to_vec(&cards).unwrap_or_default())?,
+                    ])
+                }
+                Job::Publisher(vendor, list) => {
+                    let mut out = Vec::new();
+                    if !list.is_empty() {
+                        let (path, bytes) = context.publisher_page(vendor, list)?;
+                        out.push(write(path, bytes)?);
+                    }
+                    let kept = KeptPublisher { members: list.to_vec(), cards: levels::page_cards(list, &card_levels) };
+                    out.push(keep(vendor_path(vendor), serde_json::to_vec(&kept).unwrap_or_default())?);
+                    Ok(out)
+                }
+                Job::Insight(vendor, list) => {
+                    let (path, bytes) = context.insight_page(vendor, list, insights)?;
+                    Ok(vec![write(path, bytes)?])
+                }
+                Job::Plugin(record) => {
+                    let page = data.get(&record.id).and_then(Option::as_ref);
+                    let reviews = read_reviews(site_dir, &record.id, &site.reviews)?;
+                    let (path, bytes) =
+                        context.plugin_page(record, page, reviews.as_ref(), release_levels.get(&record.id))?;
+                    let mut out = vec![write(path, bytes)?];
+                    if let Some(page) = page {
+                        out.push(keep(data_path(&record.id), serde_json::to_vec(page).unwrap_or_default())?);
+                    }
+                    Ok(out)
+                }
+            }
+        })
+        .collect::<Result<_, StorefrontError>>()?;
+    written.extend(done.into_iter().flatten().flatten());
+    let mut report = StorefrontReport { rendered: rendered.into_inner(), ..StorefrontReport::default() };
+    phases.push(("render", lap(&mut clock)));
+
+    // Every page rendered and written where no reader looks: the files of what the
+    // site no longer lists go, then one durability barrier for everything, the
+    // replacements and staged directories moved into place (images and assets before
+    // the pages naming them), then the state that trusts it.
     let mut gone: Vec<String> = Vec::new();
     for id in changed.iter().filter(|id| !records.contains_key(*id)) {
-        gone.extend([format!("plugins/{id}/index.html"), data_path(id)]);
+        gone.extend([render::plugin_path(id), data_path(id)]);
     }
     for (vendor, list) in &members {
         if list.is_empty() {
             gone.extend([
-                format!("publishers/{vendor}/index.html"),
+                render::publisher_path(vendor),
                 render::insight_path(vendor),
                 vendor_path(vendor),
+                // A publisher's kept cards before they moved into its members' file.
                 levels::cards_path(&publisher_key(vendor)),
             ]);
         }
@@ -634,45 +744,42 @@ pub fn publish(
             gone.push(levels::cards_path(key));
         }
     }
+    if everything {
+        // Publisher pages' kept cards from before they moved in with the members.
+        gone.extend(
+            std::fs::read_dir(site_dir.join(STATE_DIR).join("cards"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|entry| entry.file_name().into_string().ok())
+                .filter(|name| name.starts_with("publisher-") && name.ends_with(".json"))
+                .map(|name| format!("{STATE_DIR}/cards/{name}")),
+        );
+    }
     for path in gone {
         if std::fs::remove_file(site_dir.join(&path)).is_ok() {
             report.removed.push(path);
         }
     }
-    // One durability barrier for everything above; then the staged directories move
-    // into place (images before the pages naming them), then the state that trusts
-    // it: the buckets' digests, then the state naming the documents rendered from.
-    phases.push(("write", lap(&mut clock)));
-    let flush: Vec<PathBuf> = images_batch.flush.iter().chain(&pages_batch.flush).cloned().collect();
-    make_durable(site_dir, &flush, &report.removed)?;
-    promote(site_dir, &images_batch.roots)?;
-    let pages_roots: Vec<String> =
-        pages_batch.roots.iter().filter(|r| !images_batch.roots.contains(r)).cloned().collect();
-    promote(site_dir, &pages_roots)?;
-    report.written.extend(images_batch.written);
-    report.written.extend(pages_batch.written);
+    report.written = writer.finish(written, &report.removed, &["images", "assets"])?;
     phases.push(("durable", lap(&mut clock)));
-    let mut states: Vec<(String, Vec<u8>)> = bucket_states
+    let states: Vec<(String, Vec<u8>)> = bucket_states
         .iter()
         .map(|(bucket, digests)| (bucket_state_path(*bucket), serde_json::to_vec(digests).unwrap_or_default()))
+        .chain(
+            level_changes
+                .kept
+                .iter()
+                .map(|(number, kept)| (levels::kept_path(*number), serde_json::to_vec(kept).unwrap_or_default())),
+        )
         .collect();
-    states.extend(
-        level_changes
-            .kept
-            .iter()
-            .map(|(number, kept)| (levels::kept_path(*number), serde_json::to_vec(kept).unwrap_or_default())),
-    );
-    states.extend(card_pages.iter().map(|(key, members)| {
-        let cards = levels::page_cards(members, &card_levels);
-        (levels::cards_path(key), serde_json::to_vec(&cards).unwrap_or_default())
-    }));
     // The per-bucket states together, one barrier, then the state naming the documents
     // (a per-bucket state lost in a crash reads as empty: its plugins are redone).
-    let written = write_changed(site_dir, &states)?;
-    make_durable(site_dir, &written.flush, &[])?;
-    promote(site_dir, &written.roots)?;
-    clear_staging(site_dir)?;
-    report.written.extend(written.written);
+    let writer = write::Writer::plan(site_dir, states.iter().map(|(path, _)| path.as_str()))?;
+    let written: Vec<Option<write::Written>> =
+        states.par_iter().map(|(path, bytes)| writer.write(path, bytes)).collect::<Result<_, FsError>>()?;
+    report.written.extend(writer.finish(written.into_iter().flatten().collect(), &[], &[])?);
+    write::clear_staging(site_dir)?;
     let (path, bytes) = (format!("{STATE_DIR}/state.json"), serde_json::to_vec(&state).unwrap_or_default());
     let file = site_dir.join(&path);
     if !std::fs::read(&file).is_ok_and(|existing| existing == bytes) {
@@ -687,16 +794,33 @@ pub fn publish(
     Ok(report)
 }
 
+/// One page [`publish`] renders and writes, with the state kept beside it.
+enum Job<'a> {
+    /// A listing page, from its catalog document (read by the job).
+    ListingDocument(&'a String, &'a Document),
+    /// A listing page, read before.
+    Listing(&'a catalog::ListingPage),
+    /// A publisher's page (none when it lists no plugin) and its kept members.
+    Publisher(&'a String, &'a Vec<PluginSummary>),
+    /// A publisher's insight page.
+    Insight(&'a String, &'a Vec<PluginSummary>),
+    /// A plugin's page and its kept page data.
+    Plugin(&'a PluginSummary),
+}
+
+/// What the storefront keeps of a publisher (`_storefront/publishers/<vendor>.json`):
+/// its plugins in listing order and the level each card of its page showed.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct KeptPublisher {
+    members: Vec<PluginSummary>,
+    cards: levels::PageCards,
+}
+
 /// The members of each publisher of a changed plugin, in listing order (empty: it
 /// lists none any more): the kept members with the changed plugins' records put in
 /// (when `everything`, every plugin changed: all come from the records). `None` when
 /// the state counts members of a publisher whose kept members cannot be read.
-fn publisher_members(
-    site_dir: &Path,
-    changes: &Changes,
-    old: &State,
-    everything: bool,
-) -> Option<BTreeMap<String, Vec<PluginSummary>>> {
+fn publisher_members(site_dir: &Path, changes: &Changes, old: &State, everything: bool) -> Option<Publishers> {
     // The changed plugins' current summaries by publisher (one pass over the records).
     let mut current: BTreeMap<&str, Vec<PluginSummary>> =
         changes.changed.iter().map(|id| (id.vendor(), Vec::new())).collect();
@@ -706,14 +830,17 @@ fn publisher_members(
         }
     }
     let mut out = BTreeMap::new();
+    let mut cards = BTreeMap::new();
     for (vendor, now) in current {
-        let mut members: Vec<PluginSummary> = if everything {
-            Vec::new()
+        let KeptPublisher { mut members, cards: kept } = if everything {
+            KeptPublisher::default()
         } else {
             match std::fs::read(site_dir.join(vendor_path(vendor))) {
                 Ok(bytes) => serde_json::from_slice(&bytes).ok()?,
                 // A publisher new to the storefront has none kept.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !old.vendors.contains_key(vendor) => Vec::new(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !old.vendors.contains_key(vendor) => {
+                    KeptPublisher::default()
+                }
                 Err(_) => return None,
             }
         };
@@ -721,8 +848,16 @@ fn publisher_members(
         members.extend(now);
         members.sort_by(listing_order);
         out.insert(vendor.to_owned(), members);
+        cards.insert(vendor.to_owned(), kept);
     }
-    Some(out)
+    Some(Publishers { members: out, cards })
+}
+
+/// The publishers of the changed plugins: their members in listing order (empty: it
+/// lists none any more) and the levels their pages' cards showed last.
+struct Publishers {
+    members: BTreeMap<String, Vec<PluginSummary>>,
+    cards: BTreeMap<String, levels::PageCards>,
 }
 
 /// The publishers that list a plugin after this build, with how many: the state's
@@ -761,134 +896,10 @@ fn insight_members(
             out.insert(vendor.clone(), list.clone());
         } else if everything || old.insights.get(vendor) != insights.digest(vendor).as_ref() {
             let bytes = std::fs::read(site_dir.join(vendor_path(vendor))).ok()?;
-            out.insert(vendor.clone(), serde_json::from_slice(&bytes).ok()?);
+            out.insert(vendor.clone(), serde_json::from_slice::<KeptPublisher>(&bytes).ok()?.members);
         }
     }
     Some(out)
-}
-
-/// Where [`write_changed`] writes the files of directories new to the site, each such
-/// directory renamed into place whole once its files are durable ([`promote`]): a
-/// fresh site (or a new plugin's directory) needs neither a comparison nor a temp file
-/// and a rename per file, and a reader never sees a half-written page in it.
-const STAGING_DIR: &str = ".storefront-staging";
-
-/// What one [`write_changed`] batch wrote.
-#[derive(Debug, Default)]
-struct Batch {
-    /// Files written, relative to the site root (in place or staged).
-    written: Vec<String>,
-    /// The same files where they are now (in place, or in the staging directory): what
-    /// [`make_durable`] flushes.
-    flush: Vec<PathBuf>,
-    /// Directories new to the site, whole in the staging directory, relative to both.
-    roots: Vec<String>,
-}
-
-/// Writes each file whose bytes differ from what the site has; returns what it wrote.
-///
-/// A file in a directory the site already has is compared with what is there and,
-/// when it differs, renamed into place whole (not flushed: [`make_durable`] flushes
-/// the batch). A file of a directory the site does not have yet is written straight
-/// into the staging directory under the highest missing ancestor (a root of the
-/// batch), which [`promote`] renames into place after the barrier.
-fn write_changed(site_dir: &Path, files: &[(String, Vec<u8>)]) -> Result<Batch, FsError> {
-    let staging = site_dir.join(STAGING_DIR);
-    // Each directory once (a page per directory is the common case: one look-up each
-    // instead of a `mkdir` per file).
-    let dirs: BTreeSet<&Path> = files
-        .iter()
-        .filter_map(|(path, _)| Path::new(path).parent())
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .collect();
-    let missing: Vec<&Path> = dirs.into_par_iter().filter(|dir| !site_dir.join(dir).is_dir()).collect();
-    // The root of each missing directory: its highest ancestor the site lacks.
-    let mut exists: HashMap<&Path, bool> = HashMap::new();
-    let mut root_of: HashMap<&Path, &Path> = HashMap::with_capacity(missing.len());
-    for dir in &missing {
-        let mut ancestors: Vec<&Path> = dir.ancestors().filter(|a| !a.as_os_str().is_empty()).collect();
-        ancestors.reverse();
-        let root = ancestors
-            .into_iter()
-            .find(|a| !*exists.entry(a).or_insert_with(|| site_dir.join(a).is_dir()))
-            .unwrap_or(dir);
-        root_of.insert(dir, root);
-    }
-    missing.par_iter().try_for_each(|dir| trellis_client::fs::create_dir_all(&staging.join(dir)))?;
-    let written: Vec<Option<(String, PathBuf)>> = files
-        .par_iter()
-        .map(|(path, bytes)| {
-            if Path::new(path).parent().is_some_and(|dir| root_of.contains_key(dir)) {
-                let staged = staging.join(path);
-                std::fs::write(&staged, bytes).map_err(|e| FsError::new("writing", &staged, e))?;
-                return Ok(Some((path.clone(), staged)));
-            }
-            let full = site_dir.join(path);
-            let same_length = std::fs::metadata(&full).is_ok_and(|m| m.len() == bytes.len() as u64);
-            if same_length && std::fs::read(&full).is_ok_and(|existing| &existing == bytes) {
-                return Ok(None);
-            }
-            replace_unsynced(&full, bytes)?;
-            Ok(Some((path.clone(), full)))
-        })
-        .collect::<Result<_, FsError>>()?;
-    let (written, flush) = written.into_iter().flatten().unzip();
-    let roots: BTreeSet<&Path> = root_of.into_values().collect();
-    let roots = roots.into_iter().map(|r| r.to_string_lossy().into_owned()).collect();
-    Ok(Batch { written, flush, roots })
-}
-
-/// Renames the staged `roots` (made durable before) into place, then flushes the
-/// directories that gained them.
-fn promote(site_dir: &Path, roots: &[String]) -> Result<(), FsError> {
-    let staging = site_dir.join(STAGING_DIR);
-    for root in roots {
-        let (from, to) = (staging.join(root), site_dir.join(root));
-        std::fs::rename(&from, &to).map_err(|e| FsError::new("moving into place the staged directory", from, e))?;
-    }
-    let parents: BTreeSet<PathBuf> =
-        roots.iter().filter_map(|r| site_dir.join(r).parent().map(Path::to_owned)).collect();
-    parents.par_iter().try_for_each(|d| trellis_client::fs::sync_dir(d))
-}
-
-/// Removes what a staging directory holds (left by a build that stopped, or emptied
-/// by [`promote`]).
-fn clear_staging(site_dir: &Path) -> Result<(), FsError> {
-    let staging = site_dir.join(STAGING_DIR);
-    let removed = match std::fs::symlink_metadata(&staging) {
-        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&staging),
-        Ok(_) => std::fs::remove_file(&staging),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => Err(e),
-    };
-    removed.map_err(|e| FsError::new("removing the staging directory", staging, e))
-}
-
-/// Above this many files, one `syncfs` of the whole file system beats a flush each
-/// (on a shared disk `syncfs` also waits for other writers' dirty pages: ~1-3 s
-/// measured under load, while a one-release build writes under ten files).
-const SYNCFS_FROM: usize = 256;
-
-/// Makes the files just written (`written`, full paths) and removed durable before
-/// anything names them: one `syncfs` of the site's file system on Linux for a large
-/// batch, each file and directory otherwise.
-fn make_durable(site_dir: &Path, written: &[PathBuf], removed: &[String]) -> Result<(), FsError> {
-    if written.is_empty() && removed.is_empty() {
-        return Ok(());
-    }
-    if written.len() >= SYNCFS_FROM && trellis_client::fs::sync_filesystem(site_dir)? {
-        return Ok(());
-    }
-    let dirs: BTreeSet<PathBuf> = written
-        .iter()
-        .cloned()
-        .chain(removed.iter().map(|p| site_dir.join(p)))
-        .filter_map(|p| p.parent().map(Path::to_owned))
-        .collect();
-    written.par_iter().try_for_each(|path| {
-        std::fs::File::open(path).and_then(|f| f.sync_all()).map_err(|e| FsError::new("syncing", path, e))
-    })?;
-    dirs.par_iter().try_for_each(|d| trellis_client::fs::sync_dir(d))
 }
 
 /// Listing members in the catalog's order: most downloaded, best rated, then id.
