@@ -311,17 +311,17 @@ mod tests {
             )])
         };
         let plan = RolePlan::new("catalog", entries.clone(), None, Some(&keys), 90).with_custom(facts(7));
-        let fast = plan.sign(4, "2027-01-01T00:00:00Z").unwrap();
+        let now: jiff::Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        let fast = plan.sign(4, &tuf::expiry(now, 90)).unwrap();
         let mut doc = plan.doc();
         doc.version = 4;
-        doc.expires = "2027-01-01T00:00:00Z".into();
+        doc.expires = tuf::expiry(now, 90);
         let generic = tuf::sign_role("catalog", doc, Some(&keys), "").unwrap();
         assert_eq!(String::from_utf8(fast.clone()).unwrap(), String::from_utf8(generic).unwrap());
         let published: Envelope<Targets> = serde_json::from_slice(&fast).unwrap();
         assert_eq!(published.signed.targets["catalog/head.json"].custom, Some(facts(7)["catalog/head.json"].clone()));
         assert_eq!(published.signed.targets["catalog/search-cl.json"].custom, None);
 
-        let now: jiff::Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
         let same = RolePlan::new("catalog", entries.clone(), None, Some(&keys), 90).with_custom(facts(7));
         assert_eq!(same.decide(Some(&published), now), Decision::Keep(4));
         // The same entries with other facts, or none, are a new version.
