@@ -1,23 +1,25 @@
 //! Searching and browsing a registry's catalog: pure functions over verified catalog
 //! documents.
 //!
-//! Owns the query side of `trellis_schema::catalog`: which shards a query needs
-//! ([`Query::shard_keys`], then [`Query::typo_keys`] and [`Query::typo_shard_keys`]),
+//! Owns the query side of `trellis_schema::catalog`: which shards a query needs,
+//! round trip by round trip ([`Query::next_reads`]),
 //! ranking ([`rank`]: field-weighted BM25 over the shards' postings, idf from the
 //! head's plugin count, times popularity; exact terms, prefix matches for the last
 //! term, one edit for terms of 4+ characters and two for 8+), filters ([`Filters`])
 //! and whether this host can run a plugin ([`compatibility`]).
 //!
-//! It does not fetch anything: [`crate::store::Store::search`] reads the head and the
-//! shards through [`crate::store::source`] (the TUF chain, the verified cache) and
-//! calls [`rank`]. A term is matched within its own search shard first (keyed by its
-//! first characters). Only a term with a typo budget that its shard does not match
-//! well (no exact, prefix or one-edit match: its first two characters may be
-//! mistyped) reads its typo shard (the vocabulary keyed by its last two characters,
-//! why in `trellis_schema::catalog`), and then the search shard of its best typo
-//! match, which is scanned like its own: one more request for the typo shard, one
-//! for that shard. Typos in both the first two and the last two characters of a
-//! term are not found.
+//! It does not fetch anything: [`crate::store::Store::search`] reads the shards
+//! through [`crate::store::source`] (the TUF chain, the verified cache), takes the
+//! plugin count from the head's entry in the catalog role
+//! (`trellis_schema::catalog::HeadFacts`) and calls [`rank`]. A term is matched
+//! within its own search shard first (keyed by its first characters). Only a term
+//! with a typo budget that its shard does not match well (no exact, prefix or
+//! one-edit match: its first two characters may be mistyped), or that has no shard,
+//! reads its typo shard (the vocabulary keyed by its last two characters, why in
+//! `trellis_schema::catalog`), and then the search shard of its best typo match,
+//! which is scanned like its own: one more request for the typo shard, one for that
+//! shard. Typos in both the first two and the last two characters of a term are
+//! not found.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -76,42 +78,65 @@ impl Query {
         catalog::terms(&self.text)
     }
 
-    /// The shards the query reads: for each term, the longest of its candidate keys
-    /// (`catalog::candidate_keys`) for which `exists` (the catalog role lists the
-    /// shard) holds.
-    pub fn shard_keys(&self, exists: impl Fn(&str) -> bool) -> BTreeSet<String> {
-        self.terms().iter().filter_map(|t| catalog::candidate_keys(t).into_iter().find(|k| exists(k))).collect()
-    }
-
-    /// The typo shards the query reads once it has its own `shards`: for each term
-    /// that needs them (a typo budget, and no exact, prefix or one-edit match in its
-    /// own shard), the longest of its typo keys (`catalog::typo_candidate_keys`) for
-    /// which `exists` (the catalog role lists the typo shard) holds.
-    pub fn typo_keys(&self, shards: &BTreeMap<String, SearchShard>, exists: impl Fn(&str) -> bool) -> BTreeSet<String> {
-        let terms = self.terms();
-        (terms.iter().enumerate())
-            .filter(|(position, term)| needs_typos(term, own_shard(term, shards), position + 1 == terms.len()))
-            .filter_map(|(_, term)| catalog::typo_candidate_keys(term).into_iter().find(|k| exists(k)))
-            .collect()
-    }
-
-    /// The search shards the typo matches need once the query has its own `shards`
-    /// and its `typos`: for each term that needs typos, the shard of its best typo
-    /// match (fewest edits, then most plugins, then by term), the longest of its keys
-    /// for which `exists` holds, when not among `shards` already.
-    pub fn typo_shard_keys(
+    /// What the query reads next, once it has read `shards` and `typos` (start with
+    /// none); empty when it has read all it needs. `shard_exists` and `typo_exists`
+    /// say whether the catalog role lists a search or typo shard of a key. Per term,
+    /// in order: its own shard (the longest of its candidate keys that exists); when
+    /// it has a typo budget and that shard does not match it well (or it has none),
+    /// its typo shard (the longest of its typo keys that exists); then the shard of
+    /// its best typo match (fewest edits, then most plugins, then by term). Each
+    /// call asks for the next step of every term at once, so a query takes at most
+    /// three rounds, one request per document: one for an exact or prefix term, two
+    /// for a mistyped start, three when the mistyped start names a shard of its own.
+    pub fn next_reads(
         &self,
         shards: &BTreeMap<String, SearchShard>,
         typos: &BTreeMap<String, TypoShard>,
-        exists: impl Fn(&str) -> bool,
-    ) -> BTreeSet<String> {
+        shard_exists: impl Fn(&str) -> bool,
+        typo_exists: impl Fn(&str) -> bool,
+    ) -> Reads {
         let terms = self.terms();
-        (terms.iter().enumerate())
-            .filter(|(position, term)| needs_typos(term, own_shard(term, shards), position + 1 == terms.len()))
-            .filter_map(|(_, term)| best_typo(term, typos))
-            .filter_map(|matched| catalog::candidate_keys(matched).into_iter().find(|k| exists(k)))
-            .filter(|key| !shards.contains_key(key))
-            .collect()
+        let mut next = Reads::default();
+        for (position, term) in terms.iter().enumerate() {
+            let own = catalog::candidate_keys(term).into_iter().find(|k| shard_exists(k));
+            if let Some(key) = own.as_ref().filter(|k| !shards.contains_key(*k)) {
+                next.shards.insert(key.clone());
+                continue;
+            }
+            if !needs_typos(term, own_shard(term, shards), position + 1 == terms.len()) {
+                continue;
+            }
+            let Some(typo) = catalog::typo_candidate_keys(term).into_iter().find(|k| typo_exists(k)) else { continue };
+            if !typos.contains_key(&typo) {
+                next.typos.insert(typo);
+                continue;
+            }
+            let matched =
+                best_typo(term, typos).and_then(|m| catalog::candidate_keys(m).into_iter().find(|k| shard_exists(k)));
+            next.shards.extend(matched.filter(|k| !shards.contains_key(k)));
+        }
+        next
+    }
+}
+
+/// The documents a query reads in one round trip ([`Query::next_reads`]), by key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reads {
+    /// Search shards (`catalog::shard_target`).
+    pub shards: BTreeSet<String>,
+    /// Typo shards (`catalog::typo_target`).
+    pub typos: BTreeSet<String>,
+}
+
+impl Reads {
+    /// Whether there is nothing to read.
+    pub fn is_empty(&self) -> bool {
+        self.shards.is_empty() && self.typos.is_empty()
+    }
+
+    /// How many documents (requests).
+    pub fn len(&self) -> usize {
+        self.shards.len() + self.typos.len()
     }
 }
 
@@ -241,7 +266,7 @@ fn match_weight(query: &str, term: &str, last: bool) -> Option<f64> {
 /// Ranks the plugins of `shards` for `query` in a catalog of `plugins` plugins:
 /// per query term the best match of each plugin (weight × idf × impact) in its own
 /// shard and, when it needs typos, in the shard of its best match in `typos` (see
-/// [`Query::typo_shard_keys`]), summed, scaled by the share of query terms matched
+/// [`Query::next_reads`]), summed, scaled by the share of query terms matched
 /// and by [`catalog::popularity`]; ties by id. Filters apply; at most `query.limit`
 /// results.
 pub fn rank(

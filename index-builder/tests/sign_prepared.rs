@@ -208,6 +208,15 @@ impl Pipeline {
         std::fs::write(&payload_path, canonical::to_vec_of(&payload).unwrap()).unwrap();
     }
 
+    /// What a compromised build job does to the `custom` member of `target`'s entry
+    /// in the prepared payload of `role`.
+    fn forge_custom(&self, role: &str, target: &str, custom: Option<serde_json::Value>) {
+        let payload_path = self.payload_path(role);
+        let mut payload: Envelope<Targets> = serde_json::from_slice(&std::fs::read(&payload_path).unwrap()).unwrap();
+        payload.signed.targets.get_mut(target).unwrap().custom = custom;
+        std::fs::write(&payload_path, canonical::to_vec_of(&payload).unwrap()).unwrap();
+    }
+
     /// The prepared bytes of `target` as `role` lists it.
     fn prepared_target(&self, role: &str, target: &str) -> Vec<u8> {
         let payload: Envelope<Targets> =
@@ -454,6 +463,40 @@ fn refuses_catalog_documents_a_client_would_refuse_and_paths_outside_the_catalog
     let p = pipeline();
     let head = p.prepared_target("catalog", HEAD_TARGET);
     p.forge_target("catalog", HEAD_TARGET, &head);
+    p.sign().unwrap();
+}
+
+#[test]
+fn refuses_head_facts_in_the_catalog_role_other_than_the_heads_and_custom_data_elsewhere() {
+    use trellis_schema::catalog::{HEAD_TARGET, HeadFacts, parse_head, shard_key, shard_target};
+
+    let p = pipeline();
+    let payload: Envelope<Targets> =
+        serde_json::from_slice(&std::fs::read(p.payload_path("catalog")).unwrap()).unwrap();
+    let head = parse_head(&p.prepared_target("catalog", HEAD_TARGET), &Default::default()).unwrap();
+    let facts = HeadFacts::of(&head);
+    assert_eq!(payload.signed.targets[HEAD_TARGET].custom, Some(facts.to_custom()), "the builder publishes them");
+
+    // One plugin more than the head counts: a client would rank with a wrong N.
+    let p = pipeline();
+    p.forge_custom("catalog", HEAD_TARGET, Some(HeadFacts { plugins: facts.plugins + 1, ..facts.clone() }.to_custom()));
+    let message = p.refused();
+    assert!(message.contains("catalog/head.json") && message.contains("not the head's facts"), "{message}");
+    let p = pipeline();
+    p.forge_custom("catalog", HEAD_TARGET, Some(serde_json::json!({"plugins": facts.plugins})));
+    let message = p.refused();
+    assert!(message.contains("not the head's facts"), "{message}");
+
+    // Custom data on any other entry.
+    let p = pipeline();
+    let shard = shard_target(&shard_key("clock"));
+    p.forge_custom("catalog", &shard, Some(facts.to_custom()));
+    let message = p.refused();
+    assert!(message.contains(&format!("{shard}: carries fields the builder never writes")), "{message}");
+
+    // No facts at all is what an older builder wrote: clients read the head instead.
+    let p = pipeline();
+    p.forge_custom("catalog", HEAD_TARGET, None);
     p.sign().unwrap();
 }
 

@@ -587,33 +587,48 @@ impl Drop for Browser {
 }
 
 /// The ranking `trellis_client::catalog::rank` gives `text` over the site's shards,
-/// read as the client reads them: the query's shards, then the typo shards of the
-/// terms they do not match well and the shards of their best typo matches.
+/// read as the client reads them (`Query::next_reads`: the query's shards, then the
+/// typo shards of the terms they do not match well and the shards of their best typo
+/// matches), with the plugin count the search page's map carries, which is the head's.
 fn client_ranking(site: &Path, text: &str) -> Vec<(String, f64)> {
+    client_search(site, text).0
+}
+
+/// [`client_ranking`], and the documents the client read for it: the site paths of
+/// the search page's map, sorted.
+fn client_search(site: &Path, text: &str) -> (Vec<(String, f64)>, Vec<String>) {
     use trellis_client::catalog::{Query, rank};
     use trellis_schema::catalog::{parse_shard, parse_typo};
     let map: Value = serde_json::from_str(&page(site, "search/catalog.json")).unwrap();
     let head: trellis_schema::catalog::CatalogHead =
         serde_json::from_slice(&std::fs::read(site.join(map["head"].as_str().unwrap())).unwrap()).unwrap();
+    assert_eq!(map["plugins"], head.plugins, "the search page ranks with the head's plugin count");
     let query = Query::new(text);
     let read = |name: &str| std::fs::read(site.join(map["shards"][name].as_str().unwrap())).unwrap();
     let exists = |k: &str| map["shards"].get(k).is_some();
-    let mut shards = BTreeMap::new();
-    for key in query.shard_keys(exists) {
-        shards.insert(key.clone(), parse_shard(&key, &read(&key), &Default::default()).unwrap());
-    }
-    let mut typos = BTreeMap::new();
-    for key in query.typo_keys(&shards, |k| exists(&format!("typo-{k}"))) {
-        typos.insert(key.clone(), parse_typo(&key, &read(&format!("typo-{key}")), &Default::default()).unwrap());
-    }
-    for key in query.typo_shard_keys(&shards, &typos, exists) {
-        shards.insert(key.clone(), parse_shard(&key, &read(&key), &Default::default()).unwrap());
+    let (mut shards, mut typos) = (BTreeMap::new(), BTreeMap::new());
+    let mut documents = Vec::new();
+    loop {
+        let next = query.next_reads(&shards, &typos, exists, |k| exists(&format!("typo-{k}")));
+        if next.is_empty() {
+            break;
+        }
+        let names = next.shards.iter().cloned().chain(next.typos.iter().map(|k| format!("typo-{k}")));
+        documents.extend(names.map(|name| map["shards"][&name].as_str().unwrap().to_owned()));
+        for key in next.shards {
+            shards.insert(key.clone(), parse_shard(&key, &read(&key), &Default::default()).unwrap());
+        }
+        for key in next.typos {
+            typos.insert(key.clone(), parse_typo(&key, &read(&format!("typo-{key}")), &Default::default()).unwrap());
+        }
     }
     let host = trellis_client::resolve::HostApp { id: "demo-host".into(), api_version: "1.0.0".parse().unwrap() };
-    rank(head.plugins, &query, &shards, &typos, &host, trellis_schema::plugin::Platform::LinuxX86_64)
+    let ranking = rank(head.plugins, &query, &shards, &typos, &host, trellis_schema::plugin::Platform::LinuxX86_64)
         .into_iter()
         .map(|r| (r.summary.id.to_string(), r.score))
-        .collect()
+        .collect();
+    documents.sort();
+    (ranking, documents)
 }
 
 #[test]
@@ -684,13 +699,24 @@ fn chromium_browses_searches_and_filters_the_storefront_served_on_loopback() {
 
     // So does a typo in a word's first two characters, which sends it to another
     // search shard: the script reads the typo shard of its last two characters.
-    for typo in ["xlock", "lcock", "colck"] {
-        browser.open(&format!("{url}/search/?q={typo}"));
+    // It reads what the client reads and no head (the map carries the plugin count):
+    // each catalog document once, at most three for one word.
+    for typo in ["xlock", "lcock", "colck", "clock", "clo", "desk colck"] {
+        browser.open(&format!("{url}/search/?q={}", typo.replace(' ', "+")));
         let names = browser.wait_for(
             "const names = [...document.querySelectorAll('#results .card .name')].map(n => n.textContent);
              return names.length > 0 ? names : null",
         );
         assert!(names.to_string().contains("Desk Clock"), "{typo}: {names}");
+        let requested = browser.script(
+            "return performance.getEntriesByType('resource').map(e => new URL(e.name).pathname)
+                 .filter(p => p.includes('/catalog/')).sort()",
+            json!([]),
+        );
+        let (_, expected) = client_search(site.path(), typo);
+        let expected: Vec<String> = expected.iter().map(|p| format!("/{p}")).collect();
+        assert_eq!(requested, json!(expected), "{typo}: the script reads what the client reads");
+        assert!(expected.len() <= if typo.contains(' ') { 4 } else { 3 }, "{typo}: {expected:?}");
     }
     browser.screenshot("search-typo-first-characters");
 

@@ -2,7 +2,8 @@
 //! `trellis-index build` and signed as TUF targets under the `catalog` role.
 //!
 //! Owns the document types ([`CatalogHead`], [`SearchShard`], [`TypoShard`],
-//! [`ListingPage`], [`RecordBucket`]), their bounds ([`CatalogLimits`]) and strict
+//! [`ListingPage`], [`RecordBucket`]), the head's facts its catalog role entry
+//! carries ([`HeadFacts`]), their bounds ([`CatalogLimits`]) and strict
 //! parsing ([`parse_head`], [`parse_shard`], [`parse_typo`], [`parse_page`],
 //! [`parse_records`]), and the text rules both sides must agree on: how text becomes
 //! terms ([`terms`]), which shard a term lives in ([`shard_key`]) and which typo shard
@@ -32,14 +33,32 @@
 //!   characters) is found by neither and is missed.
 //!
 //! A client reads a query term's typo shard only when its own search shard does
-//! not match it well (no exact, prefix or one-edit match), then the search shard
-//! of the best typo match (fewest edits, then most plugins, then by term): a
-//! one-word query with a mistyped start reads the head, its typo shard and that
-//! shard, plus its own shard when the mistyped start names one.
+//! not match it well (no exact, prefix or one-edit match) or when it has none, then
+//! the search shard of the best typo match (fewest edits, then most plugins, then by
+//! term).
 //! A typo shard over [`SHARD_BUDGET`] is split by one more character of suffix, the
 //! terms at most two characters longer than the key staying in it, so a term sits
 //! under a key no longer than `|t| − 2` characters and an edit in its first two
 //! characters keeps it.
+//!
+//! ## Requests of a query
+//!
+//! A search reads no head: what ranking needs from it (the plugin count, the `N` of
+//! idf) is in the head's entry of the catalog role ([`HeadFacts`]), which the client
+//! holds verified after the TUF chain, and that role lists every document, so the
+//! client knows which shard keys exist without asking. A query reads, per term, its
+//! own search shard (the longest key the role lists), and, round trip by round trip:
+//!
+//! 1. its own shards, with the typo shards of the terms with a typo budget that have
+//!    no shard at all (`xlock`: no term starts with `xl`);
+//! 2. the typo shards of the terms their own shard does not match well (`colck`:
+//!    `search-co` holds no term near it);
+//! 3. the search shards of the best typo matches (`search-cl` for `clock`).
+//!
+//! So an exact or prefix term costs one request, a mistyped start two (three when
+//! the mistyped start names a shard of its own), in as many round trips; terms are
+//! read side by side. A site whose head entry carries no facts (built before) costs
+//! the head too, in the first round trip.
 //!
 //! Layout (target paths, all under the `catalog` role):
 //!
@@ -271,6 +290,41 @@ pub struct CatalogHead {
     pub new: Vec<PluginSummary>,
     /// Most recently updated plugins.
     pub updated: Vec<PluginSummary>,
+}
+
+/// What a search needs from the head, published in the head's entry of the catalog
+/// role (its TUF `custom` member, signed with the entry's length and hash): a client
+/// holding the verified role ranks a query without downloading the head, so a cold
+/// query reads only its shards (see the module docs, "Requests of a query"). Equal to
+/// the head's own fields ([`HeadFacts::of`]); the signing job refuses an entry whose
+/// facts are not exactly those of the head it lists. A site built before this entry
+/// carried them has none ([`HeadFacts::from_custom`] says `None`) and a client reads
+/// the head for them, as before; a client that does not know them ignores them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadFacts {
+    /// The head's `plugins`: the `N` of the relevance formula.
+    pub plugins: u32,
+    /// The head's `generated`.
+    pub generated: String,
+}
+
+impl HeadFacts {
+    /// The facts of `head`.
+    pub fn of(head: &CatalogHead) -> Self {
+        Self { plugins: head.plugins, generated: head.generated.clone() }
+    }
+
+    /// The `custom` member of the head's entry in the catalog role.
+    pub fn to_custom(&self) -> serde_json::Value {
+        serde_json::json!({ "plugins": self.plugins, "generated": self.generated })
+    }
+
+    /// The facts in the `custom` member of the head's entry; `None` when there is none
+    /// or it does not hold them (a site built before they were published, or by a
+    /// builder writing other facts): the caller reads the head instead.
+    pub fn from_custom(custom: Option<&serde_json::Value>) -> Option<Self> {
+        serde::Deserialize::deserialize(custom?).ok()
+    }
 }
 
 /// The postings of one term in a shard.
@@ -753,6 +807,27 @@ mod tests {
             parse_typo("ck", shard(r#""clock":1"#).as_bytes(), &small),
             Err(CatalogError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn head_facts_round_trip_through_the_custom_member_and_anything_else_is_none() {
+        let facts = HeadFacts { plugins: 100_000, generated: "2026-12-01T00:00:00Z".into() };
+        let custom = facts.to_custom();
+        assert_eq!(
+            crate::canonical::to_vec_of(&custom).unwrap(),
+            br#"{"generated":"2026-12-01T00:00:00Z","plugins":100000}"#
+        );
+        assert_eq!(HeadFacts::from_custom(Some(&custom)), Some(facts));
+        assert_eq!(HeadFacts::from_custom(None), None);
+        for other in [
+            serde_json::json!({"plugins": -1, "generated": ""}),
+            serde_json::json!({"plugins": 3}),
+            serde_json::json!({"plugins": "3", "generated": ""}),
+            serde_json::json!("plugins"),
+            serde_json::json!(null),
+        ] {
+            assert_eq!(HeadFacts::from_custom(Some(&other)), None, "{other}");
+        }
     }
 
     #[test]

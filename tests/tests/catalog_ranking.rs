@@ -347,22 +347,33 @@ impl Catalog {
         Self::of(&records)
     }
 
-    /// The documents `query` reads, as the client reads them: its shards, then the
-    /// typo shards of the terms they do not match well and the shards of their best
-    /// typo matches.
-    fn read(&self, query: &Query) -> (BTreeMap<String, SearchShard>, BTreeMap<String, TypoShard>) {
-        let exists = |k: &str| self.shards.contains_key(k);
-        let mut needed: BTreeMap<String, SearchShard> =
-            query.shard_keys(exists).into_iter().map(|k| (k.clone(), self.shards[&k].clone())).collect();
-        let typos: BTreeMap<String, TypoShard> = query
-            .typo_keys(&needed, |k| self.typos.contains_key(k))
-            .into_iter()
-            .map(|k| (k.clone(), self.typos[&k].clone()))
-            .collect();
-        for key in query.typo_shard_keys(&needed, &typos, exists) {
-            needed.insert(key.clone(), self.shards[&key].clone());
+    /// The documents `query` reads, as the client reads them (`Query::next_reads`):
+    /// its shards, then the typo shards of the terms they do not match well and the
+    /// shards of their best typo matches; and how many round trips and documents
+    /// (requests after the TUF chain) that took.
+    fn read_counting(
+        &self,
+        query: &Query,
+    ) -> (BTreeMap<String, SearchShard>, BTreeMap<String, TypoShard>, usize, usize) {
+        let (mut shards, mut typos) = (BTreeMap::new(), BTreeMap::new());
+        let (mut rounds, mut documents) = (0, 0);
+        loop {
+            let next =
+                query.next_reads(&shards, &typos, |k| self.shards.contains_key(k), |k| self.typos.contains_key(k));
+            if next.is_empty() {
+                break;
+            }
+            rounds += 1;
+            documents += next.len();
+            shards.extend(next.shards.into_iter().map(|k| (k.clone(), self.shards[&k].clone())));
+            typos.extend(next.typos.into_iter().map(|k| (k.clone(), self.typos[&k].clone())));
         }
-        (needed, typos)
+        (shards, typos, rounds, documents)
+    }
+
+    fn read(&self, query: &Query) -> (BTreeMap<String, SearchShard>, BTreeMap<String, TypoShard>) {
+        let (shards, typos, _, _) = self.read_counting(query);
+        (shards, typos)
     }
 
     fn search(&self, query: &Query) -> Vec<String> {
@@ -391,6 +402,33 @@ fn fixed_queries_find_their_expected_plugin_in_the_top_three() {
     let hits = EXPECTED.len() - misses.len();
     println!("hits@3 = {hits}/{}", EXPECTED.len());
     assert!(hits + 1 >= EXPECTED.len(), "hits@3 = {hits}/{}; misses: {misses:#?}", EXPECTED.len());
+}
+
+#[test]
+fn every_query_of_the_set_reads_at_most_three_documents_and_a_typo_shape_what_it_must() {
+    let catalog = Catalog::corpus();
+    let mut costs = Vec::new();
+    for (text, _) in EXPECTED {
+        let (_, _, rounds, documents) = catalog.read_counting(&Query::new(text));
+        costs.push(format!("{text}: {documents} in {rounds}"));
+        assert!(documents <= 3 && rounds <= documents, "{text:?}: {documents} documents in {rounds} round trips");
+    }
+    println!("documents after the TUF chain, in round trips: {costs:?}");
+    // Shapes: an exact term and a prefix while typing read their shard; a mistyped
+    // start without a shard of its own its typo shard, then the matched shard; one
+    // that names a shard of its own (`co`: `code`, `colors`) that shard first; two
+    // words their two shards side by side.
+    for (text, documents, rounds) in [
+        ("clock", 1, 1),
+        ("mark", 1, 1),
+        ("xlock", 2, 2),
+        ("amrkdown", 2, 2),
+        ("colck", 3, 3),
+        ("markdown preview", 2, 1),
+    ] {
+        let (_, _, read_rounds, read_documents) = catalog.read_counting(&Query::new(text));
+        assert_eq!((read_documents, read_rounds), (documents, rounds), "{text}: (documents, round trips)");
+    }
 }
 
 #[test]

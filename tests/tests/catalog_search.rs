@@ -1,6 +1,8 @@
 //! Catalog search through the library against a site built by `trellis-index` and
-//! served by the fault server: what a query costs after the TUF chain (and that it
-//! never reads index docs), what a repeated query costs, and the attacks on catalog
+//! served by the fault server: what a query costs after the TUF chain, in requests
+//! and round trips, per query shape (and that it never reads the head nor an index
+//! doc; a site without the head's facts in its catalog role costs the head), what a
+//! repeated query costs, and the attacks on catalog
 //! documents (bytes that do not match their signed hash, a shard over the client's
 //! bound) refused with a message naming the document, leaving trusted state and the
 //! installed set unchanged.
@@ -11,12 +13,15 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::time::Duration;
 
 use common::{Plugin, Site, host};
-use serde_json::json;
+use serde_json::{Value, json};
 use trellis_client::catalog::Query;
-use trellis_client::store::{Store, StoreOptions};
-use trellis_schema::catalog::{CatalogLimits, shard_key, shard_target, typo_key, typo_target};
+use trellis_client::store::{SearchResults, Store, StoreOptions};
+use trellis_index::registry::{Registry, RoleKeyFiles};
+use trellis_schema::catalog::{CatalogLimits, HEAD_TARGET, shard_key, shard_target, typo_key, typo_target};
+use trellis_schema::{SigningKey, canonical};
 use trellis_tests::fault_server::FaultServer;
 
 const TOPICS: [(&str, &str); 6] = [
@@ -83,64 +88,138 @@ fn catalog_file(site: &Site, target: &str) -> String {
     format!("/{}", found[0].strip_prefix(site.site.path()).unwrap().to_string_lossy().replace('\\', "/"))
 }
 
-#[test]
-fn a_cold_query_reads_the_head_and_its_shards_only_and_never_an_index_doc() {
-    let (site, mirror) = world();
+/// A cold search for `text` in a new data dir: its results, the catalog documents it
+/// read after the TUF chain (`catalog/<name>`, sorted) and the round trips they took
+/// on the client's critical path (each answer delayed, so requests sent together
+/// overlap and count once).
+fn cold(site: &Site, mirror: &FaultServer, text: &str) -> (SearchResults, Vec<String>, usize) {
     let data = tempfile::tempdir().unwrap();
-    let mut store = store(data.path(), &mirror, &site);
+    let mut store = store(data.path(), mirror, site);
     mirror.reset_counters();
-    let results = store.search(&Query::new("clock alarm")).unwrap();
-    let ids: BTreeSet<String> = results.hits.iter().map(|h| h.id.to_string()).collect();
-    assert!(ids.iter().any(|id| id.contains(".clock-")) && ids.iter().any(|id| id.contains(".alarm-")), "{ids:?}");
-    assert!(results.hits.iter().all(|h| h.compatibility.runs()));
+    mirror.set_latency(Duration::from_millis(20));
+    let results = store.search(&Query::new(text)).unwrap();
+    mirror.set_latency(Duration::ZERO);
     let hits = mirror.hits();
-    let documents: Vec<&str> = hits.iter().map(|h| h.path.as_str()).filter(|p| p.starts_with("/targets/")).collect();
     let chain: Vec<&str> = hits.iter().map(|h| h.path.as_str()).filter(|p| p.starts_with("/metadata/")).collect();
-    assert!(documents.len() <= 3, "after the TUF chain {chain:?}: {documents:?}");
-    assert!(documents.iter().all(|p| p.starts_with("/targets/catalog/")), "{documents:?}");
-    assert!(chain.iter().any(|p| p.ends_with(".catalog.json")), "the catalog role is part of the chain: {chain:?}");
     assert!(!chain.iter().any(|p| p.contains(".bin-")), "no hash bin is read: {chain:?}");
+    let mut documents: Vec<String> = hits
+        .iter()
+        .filter(|h| !h.path.starts_with("/metadata/"))
+        .map(|h| {
+            // Content-addressed: /targets/catalog/<sha256>.<name>.
+            let (dir, name) = h.path.rsplit_once('/').unwrap();
+            assert_eq!(dir, "/targets/catalog", "only catalog documents after the chain: {}", h.path);
+            format!("catalog/{}", name.split_once('.').unwrap().1)
+        })
+        .collect();
+    documents.sort();
+    let round_trips = mirror.critical_chain().iter().filter(|p| p.starts_with("/targets/")).count();
+    (results, documents, round_trips)
+}
+
+fn ids(results: &SearchResults) -> BTreeSet<String> {
+    results.hits.iter().map(|h| h.id.to_string()).collect()
+}
+
+#[test]
+fn a_cold_query_reads_only_its_shards_never_the_head_nor_an_index_doc_and_a_repeat_only_the_timestamp() {
+    let (site, mirror) = world();
+    let (results, documents, round_trips) = cold(&site, &mirror, "clock alarm");
+    let found = ids(&results);
+    assert!(
+        found.iter().any(|id| id.contains(".clock-")) && found.iter().any(|id| id.contains(".alarm-")),
+        "{found:?}"
+    );
+    assert!(results.hits.iter().all(|h| h.compatibility.runs()));
+    assert!(results.catalog_generated.as_deref().is_some_and(|g| g.starts_with("20")), "{results:?}");
+    assert_eq!(documents, [shard_target("al"), shard_target("cl")], "two words, two shards, no head");
+    assert_eq!(round_trips, 1, "side by side");
 
     // The same query again: the update check, and every document from the cache.
+    let data = tempfile::tempdir().unwrap();
+    let mut store = store(data.path(), &mirror, &site);
+    let first = store.search(&Query::new("clock alarm")).unwrap();
+    assert_eq!(first.hits, results.hits);
     mirror.reset_counters();
     let again = store.search(&Query::new("clock alarm")).unwrap();
-    assert_eq!(again, results);
+    assert_eq!(again, first);
     let paths: Vec<String> = mirror.hits().into_iter().map(|h| h.path).collect();
     assert_eq!(paths, ["/metadata/timestamp.json"]);
 }
 
 #[test]
-fn a_typo_in_a_words_first_two_characters_reads_its_typo_shard_and_the_matched_shard_only() {
+fn each_query_shape_costs_at_most_three_requests_and_round_trips_after_the_chain() {
     let (site, mirror) = world();
-    for (typo, own_shard) in [("xlock", None), ("lcock", None), ("colck", Some("/targets/catalog/search-co.json"))] {
-        let data = tempfile::tempdir().unwrap();
-        let mut store = store(data.path(), &mirror, &site);
-        mirror.reset_counters();
-        let results = store.search(&Query::new(typo)).unwrap();
-        assert_eq!(results.hits.len(), 6, "{typo}: {results:?}");
-        assert!(results.hits.iter().all(|h| h.id.as_str().contains(".clock-")), "{typo}: {results:?}");
-        let hits = mirror.hits();
-        let mut documents: Vec<String> = hits
-            .iter()
-            .filter(|h| h.path.starts_with("/targets/"))
-            .map(|h| {
-                // Content-addressed: /targets/catalog/<sha256>.<name>.
-                let name = h.path.rsplit('/').next().unwrap();
-                format!("/targets/catalog/{}", name.split_once('.').unwrap().1)
-            })
-            .collect();
-        documents.sort();
-        let mut expected = vec![
-            "/targets/catalog/head.json".to_owned(),
-            format!("/targets/{}", shard_target(&shard_key("clock"))),
-            format!("/targets/{}", typo_target(&typo_key("clock"))),
-        ];
-        expected.extend(own_shard.map(str::to_owned));
-        expected.sort();
-        // Three after the TUF chain; four when the mistyped start names a shard of
-        // its own, which is read first.
-        assert_eq!(documents, expected, "{typo}");
+    let clock = [shard_target(&shard_key("clock")), typo_target(&typo_key("clock"))];
+    // (query, documents read, round trips, a plugin every hit's id names)
+    let shapes: [(&str, Vec<String>, usize, &str); 6] = [
+        ("clock", vec![shard_target("cl")], 1, ".clock-"),
+        // The last word as a prefix while typing (three characters: no typo budget).
+        ("cal", vec![shard_target("ca")], 1, ".calendar-"),
+        ("notes timer", vec![shard_target("no"), shard_target("ti")], 1, ""),
+        // A mistyped start naming no shard: its typo shard, then the matched shard.
+        ("xlock", clock.to_vec(), 2, ".clock-"),
+        ("lcock", clock.to_vec(), 2, ".clock-"),
+        // A mistyped start naming a shard of its own (`contoso`): that shard first.
+        ("colck", vec![shard_target("cl"), shard_target("co"), typo_target("ck")], 3, ".clock-"),
+    ];
+    for (text, expected, trips, names) in shapes {
+        let (results, documents, round_trips) = cold(&site, &mirror, text);
+        assert_eq!(documents, expected, "{text}");
+        assert_eq!(round_trips, trips, "{text}: round trips after the chain");
+        assert!(
+            !results.hits.is_empty() && results.hits.iter().all(|h| h.id.as_str().contains(names)),
+            "{text}: {results:?}"
+        );
     }
+}
+
+#[test]
+fn a_site_whose_catalog_role_carries_no_head_facts_costs_the_head_in_the_first_round_trip_and_ranks_the_same() {
+    let (site, mirror) = world();
+    let (with_facts, _, _) = cold(&site, &mirror, "colck");
+    // What a builder before the facts wrote: the same role without the head's custom
+    // member (re-signed with the registry's online keys).
+    resign_catalog_role_without_head_facts(&site, &mirror);
+    let (without, documents, round_trips) = cold(&site, &mirror, "colck");
+    assert_eq!(documents, [HEAD_TARGET.to_owned(), shard_target("cl"), shard_target("co"), typo_target("ck")]);
+    assert_eq!(round_trips, 3, "the head is read beside the first shard");
+    assert_eq!(without, with_facts, "the same plugin count, the same ranking and catalog date");
+}
+
+/// Re-signs the served catalog role without the `custom` member of the head's entry,
+/// then snapshot and timestamp, with the registry's online keys.
+fn resign_catalog_role_without_head_facts(site: &Site, mirror: &FaultServer) {
+    let registry = Registry::open(site.registry.path()).unwrap();
+    let key = |files: &RoleKeyFiles| trellis_index::keyfile::read(&registry.dir.join(&files.keys[0])).unwrap();
+    let keys = &registry.config.keys;
+    let sign = |signed: &Value, key: &SigningKey| {
+        let message = canonical::to_vec(signed).unwrap();
+        let signature = json!({"keyid": key.key_id(), "sig": hex::encode(key.sign(&message))});
+        serde_json::to_vec(&json!({"signatures": [signature], "signed": signed})).unwrap()
+    };
+    let served = |path: &str| -> Value {
+        serde_json::from_slice::<Value>(&std::fs::read(site.site.path().join(path)).unwrap()).unwrap()["signed"].clone()
+    };
+    let mut timestamp = served("metadata/timestamp.json");
+    let snapshot_version = timestamp["meta"]["snapshot.json"]["version"].as_u64().unwrap();
+    let mut snapshot = served(&format!("metadata/{snapshot_version}.snapshot.json"));
+    let version = snapshot["meta"]["catalog.json"]["version"].as_u64().unwrap();
+    let mut role = served(&format!("metadata/{version}.catalog.json"));
+    let head = role["targets"][HEAD_TARGET].as_object_mut().unwrap();
+    assert!(head.remove("custom").is_some(), "the builder publishes the head's facts");
+    role["version"] = json!(version + 1);
+    let role = sign(&role, &key(&keys.bins));
+    mirror.put(&format!("/metadata/{}.catalog.json", version + 1), role);
+    let sha256 = |bytes: &[u8]| trellis_schema::Sha256::of(bytes).to_hex();
+    snapshot["meta"]["catalog.json"] = json!({"version": version + 1});
+    snapshot["version"] = json!(snapshot_version + 1);
+    let snapshot = sign(&snapshot, &key(&keys.snapshot));
+    mirror.put(&format!("/metadata/{}.snapshot.json", snapshot_version + 1), snapshot.clone());
+    timestamp["meta"]["snapshot.json"] =
+        json!({"version": snapshot_version + 1, "length": snapshot.len(), "hashes": {"sha256": sha256(&snapshot)}});
+    timestamp["version"] = json!(timestamp["version"].as_u64().unwrap() + 1);
+    mirror.put("/metadata/timestamp.json", sign(&timestamp, &key(&keys.timestamp)));
 }
 
 #[test]

@@ -1,11 +1,11 @@
 //! Discovery: search, browse and "did you mean" over each registry's signed catalog.
 //!
-//! Owns the store's discovery calls: [`Store::search`] reads each registry's catalog
-//! head and only the search shards of the query's terms (verified through
-//! [`super::source`], cached by content address, so a repeated query costs the update
-//! check only), for a term its shard does not match well its typo shard and the
-//! shard of its best typo match ([`crate::catalog`] says when), and ranks them with
-//! [`crate::catalog::rank`]; [`Store::browse`] reads
+//! Owns the store's discovery calls: [`Store::search`] reads each registry's search
+//! shards of the query's terms only (verified through [`super::source`], cached by
+//! content address, so a repeated query costs the update check only), for a term its
+//! shard does not match well its typo shard and the shard of its best typo match
+//! ([`crate::catalog`] says when), with the plugin count from the head's entry in the
+//! verified catalog role, and ranks them with [`crate::catalog::rank`]; [`Store::browse`] reads
 //! the head (featured, trending, new, updated, categories) or a page of a category
 //! or tag listing; [`Store::did_you_mean`] suggests ids close to a mistyped one.
 //! A registry whose site has no catalog (built before catalogs existed) is searched
@@ -15,18 +15,18 @@
 //! reads the plugin's index doc and its developer-signed manifest, so a catalog entry
 //! naming a plugin the index lacks only leads to "not served" (with suggestions).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use semver::Version;
 use trellis_schema::PluginId;
 use trellis_schema::catalog::{
-    self as schema_catalog, CatalogError, CatalogHead, CatalogLimits, ListingKind, ListingPage, PluginSummary, Rating,
-    TypoShard,
+    self as schema_catalog, CatalogError, CatalogHead, CatalogLimits, HeadFacts, ListingKind, ListingPage,
+    PluginSummary, Rating, SearchShard, TypoShard,
 };
 use trellis_schema::index::IndexRelease;
 
 use super::{Store, StoreError};
-use crate::catalog::{self, Compatibility, Query};
+use crate::catalog::{self, Compatibility, Query, Reads};
 use crate::resolve;
 use crate::state::RegistryName;
 
@@ -99,31 +99,57 @@ impl Store {
         catalog::release_compatibility(&release.host, &release.platforms, &self.options.host, self.options.platform)
     }
 
-    /// Searches every registry's catalog for `query`: per registry the head and the
-    /// shards of the query's terms (for a term they do not match well, its typo
-    /// shard and the shard of its best typo match), nothing else after the TUF
-    /// chain. Hits from all registries, best first, at most `query.limit`.
+    /// Searches every registry's catalog for `query`: per registry only the shards
+    /// of the query's terms (for a term they do not match well, or that has none, its
+    /// typo shard and the shard of its best typo match), nothing else after the TUF
+    /// chain, the documents of each step side by side ([`Query::next_reads`]). The
+    /// plugin count ranking needs is the one the head's entry in the catalog role
+    /// carries ([`HeadFacts`]); a site whose entry carries none costs the head too,
+    /// in the first round trip. Hits from all registries, best first, at most
+    /// `query.limit`.
     pub fn search(&mut self, query: &Query) -> Result<SearchResults, StoreError> {
         let remotes = self.fresh_remotes()?;
         let limits = CatalogLimits::default();
         let mut hits = Vec::new();
         let mut generated: Option<String> = None;
         for registry in remotes.order().to_vec() {
-            let Some(head) = remotes.catalog_head(&registry, &limits)? else {
+            let Some(head_info) = remotes.target_info(&registry, schema_catalog::HEAD_TARGET)? else {
                 hits.extend(self.scan_registry(&remotes, &registry, &query.text)?);
                 continue;
             };
-            if generated.as_ref().is_none_or(|g| g < &head.generated) {
-                generated = Some(head.generated.clone());
-            }
             let exists = |target: String| matches!(remotes.target_info(&registry, &target), Ok(Some(_)));
-            let keys = query.shard_keys(|key| exists(schema_catalog::shard_target(key)));
-            let mut shards = remotes.catalog_shards(&registry, &keys, &limits)?;
-            let typo_keys = query.typo_keys(&shards, |key| exists(schema_catalog::typo_target(key)));
-            let typos = catalog_typos(&remotes, &registry, &typo_keys, &limits)?;
-            let more = query.typo_shard_keys(&shards, &typos, |key| exists(schema_catalog::shard_target(key)));
-            shards.extend(remotes.catalog_shards(&registry, &more, &limits)?);
-            let ranked = catalog::rank(head.plugins, query, &shards, &typos, &self.options.host, self.options.platform);
+            let shard_exists = |key: &str| exists(schema_catalog::shard_target(key));
+            let typo_exists = |key: &str| exists(schema_catalog::typo_target(key));
+            let mut read = CatalogRead::default();
+            let mut facts = HeadFacts::from_custom(head_info.file.custom.as_ref());
+            let mut head = facts.is_none();
+            loop {
+                let next = query.next_reads(&read.shards, &read.typos, shard_exists, typo_exists);
+                let before = read.shards.len() + read.typos.len();
+                if next.is_empty() && !head {
+                    break;
+                }
+                read.fetch(&remotes, &registry, head, &next, &limits)?;
+                if !next.is_empty() && read.shards.len() + read.typos.len() == before {
+                    break; // Listed but not found on a second look: nothing more to learn.
+                }
+                head = false;
+            }
+            if let Some(head) = &read.head {
+                facts = Some(HeadFacts::of(head));
+            }
+            let Some(facts) = facts else { continue };
+            if generated.as_ref().is_none_or(|g| g < &facts.generated) {
+                generated = Some(facts.generated.clone());
+            }
+            let ranked = catalog::rank(
+                facts.plugins,
+                query,
+                &read.shards,
+                &read.typos,
+                &self.options.host,
+                self.options.platform,
+            );
             hits.extend(ranked.iter().map(|r| self.host_hit(&registry, &r.summary, r.score)));
         }
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
@@ -230,35 +256,67 @@ impl Store {
     }
 }
 
-/// The typo shards `keys` of `registry` that exist, fetched in parallel, each held
-/// to `limits` (refused before downloading when its signed length is larger).
-fn catalog_typos(
-    remotes: &super::source::Remotes,
-    registry: &RegistryName,
-    keys: &BTreeSet<String>,
-    limits: &CatalogLimits,
-) -> Result<BTreeMap<String, TypoShard>, StoreError> {
-    let catalog_error = |source| StoreError::Catalog { registry: registry.clone(), source };
-    let mut infos = Vec::new();
-    for key in keys {
-        let target = schema_catalog::typo_target(key);
-        let Some(info) = remotes.target_info(registry, &target)? else { continue };
-        if info.file.length > limits.typo_bytes {
-            return Err(catalog_error(CatalogError::TooLarge {
-                target,
-                length: info.file.length,
-                limit: limits.typo_bytes,
-            }));
+/// The catalog documents a search has read from one registry.
+#[derive(Default)]
+struct CatalogRead {
+    head: Option<CatalogHead>,
+    shards: BTreeMap<String, SearchShard>,
+    typos: BTreeMap<String, TypoShard>,
+}
+
+/// One catalog document a search asks for.
+enum Wanted<'k> {
+    Head,
+    Shard(&'k str),
+    Typo(&'k str),
+}
+
+impl CatalogRead {
+    /// Fetches `reads` of `registry` (and the head when `head`) in parallel, each
+    /// held to `limits` (refused before downloading when its signed length is
+    /// larger) and parsed as the kind its path names.
+    fn fetch(
+        &mut self,
+        remotes: &super::source::Remotes,
+        registry: &RegistryName,
+        head: bool,
+        reads: &Reads,
+        limits: &CatalogLimits,
+    ) -> Result<(), StoreError> {
+        let catalog_error = |source| StoreError::Catalog { registry: registry.clone(), source };
+        let wanted = (head.then_some(Wanted::Head).into_iter())
+            .chain(reads.shards.iter().map(|k| Wanted::Shard(k)))
+            .chain(reads.typos.iter().map(|k| Wanted::Typo(k)));
+        let mut infos = Vec::new();
+        for want in wanted {
+            let (target, limit) = match want {
+                Wanted::Head => (schema_catalog::HEAD_TARGET.to_owned(), limits.head_bytes),
+                Wanted::Shard(key) => (schema_catalog::shard_target(key), limits.shard_bytes),
+                Wanted::Typo(key) => (schema_catalog::typo_target(key), limits.typo_bytes),
+            };
+            let Some(info) = remotes.target_info(registry, &target)? else { continue };
+            if info.file.length > limit {
+                return Err(catalog_error(CatalogError::TooLarge { target, length: info.file.length, limit }));
+            }
+            infos.push((want, info));
         }
-        infos.push((key, info));
+        let only: Vec<_> = infos.iter().map(|(_, info)| info.clone()).collect();
+        let fetched = remotes.fetch_many(registry, &only)?;
+        for ((want, _), bytes) in infos.into_iter().zip(fetched) {
+            let bytes =
+                bytes.map_err(|source| StoreError::Trust { registry: registry.clone(), source: Box::new(source) })?;
+            match want {
+                Wanted::Head => self.head = Some(schema_catalog::parse_head(&bytes, limits).map_err(catalog_error)?),
+                Wanted::Shard(key) => {
+                    let shard = schema_catalog::parse_shard(key, &bytes, limits).map_err(catalog_error)?;
+                    self.shards.insert(key.to_owned(), shard);
+                }
+                Wanted::Typo(key) => {
+                    let typo = schema_catalog::parse_typo(key, &bytes, limits).map_err(catalog_error)?;
+                    self.typos.insert(key.to_owned(), typo);
+                }
+            }
+        }
+        Ok(())
     }
-    let only: Vec<_> = infos.iter().map(|(_, info)| info.clone()).collect();
-    let fetched = remotes.fetch_many(registry, &only)?;
-    let mut typos = BTreeMap::new();
-    for ((key, _), bytes) in infos.into_iter().zip(fetched) {
-        let bytes =
-            bytes.map_err(|source| StoreError::Trust { registry: registry.clone(), source: Box::new(source) })?;
-        typos.insert(key.clone(), schema_catalog::parse_typo(key, &bytes, limits).map_err(catalog_error)?);
-    }
-    Ok(typos)
 }

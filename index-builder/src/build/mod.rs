@@ -796,6 +796,8 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
         (documents, entries)
     };
 
+    let catalog_custom = catalog::head_custom(&catalog_documents, published_catalog_role.as_ref())?;
+
     let policy = input.deltas;
     let per_plugin: Vec<PluginFiles> = plugins
         .into_par_iter()
@@ -916,7 +918,8 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
             expiry.delegations,
         ),
         RolePlan::new(SECURITY_ROLE, security_entries, None, signers.security.as_deref(), expiry.delegations),
-        RolePlan::new(CATALOG_ROLE, catalog_entries, None, signers.bins.as_deref(), expiry.delegations),
+        RolePlan::new(CATALOG_ROLE, catalog_entries, None, signers.bins.as_deref(), expiry.delegations)
+            .with_custom(catalog_custom),
         RolePlan::new(
             PUBLISHERS_ROLE,
             BTreeMap::new(),

@@ -3,13 +3,14 @@
 //! Owns each role's entries (compact: path → SHA-256 and length), merging a bin with
 //! its published version (refusing removed plugins), deciding whether a
 //! role keeps its published version, and the signed bytes of a new version, with a
-//! direct canonical-JSON writer for plain documents (every hash bin). The rules
+//! direct canonical-JSON writer for plain documents (every hash bin; the catalog
+//! role, whose head entry alone carries a `custom` member). The rules
 //! themselves are [`crate::tuf`]'s.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use trellis_schema::tuf::{Delegations, Envelope, Targets};
-use trellis_schema::{Sha256, SigningKey};
+use trellis_schema::{Sha256, SigningKey, canonical};
 
 use super::BuildError;
 use super::documents::target_file;
@@ -19,6 +20,9 @@ use crate::tuf::{self, SignError};
 /// releases a full `TargetFile` per entry would cost gigabytes; documents are made
 /// from these one role at a time, when deciding and when signing.
 pub(super) type Entries = BTreeMap<String, (Sha256, u64)>;
+
+/// Target path → the `custom` member of its entry, for the entries that have one.
+pub(super) type Custom = BTreeMap<String, serde_json::Value>;
 
 /// Whether a role keeps its published version or gets a new one.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +36,9 @@ pub(super) struct RolePlan<'a> {
     pub(super) name: String,
     pub(super) entries: Entries,
     pub(super) delegations: Option<Delegations>,
+    /// The TUF `custom` member of the few entries that carry one (the catalog head's
+    /// facts, `trellis_schema::catalog::HeadFacts`), by target path.
+    pub(super) custom: Custom,
     pub(super) keys: Option<&'a [SigningKey]>,
     pub(super) days: u32,
     pub(super) decision: Decision,
@@ -49,7 +56,24 @@ impl<'a> RolePlan<'a> {
         keys: Option<&'a [SigningKey]>,
         days: u32,
     ) -> Self {
-        Self { name: name.to_owned(), entries, delegations, keys, days, decision: Decision::Keep(0), unsigned: false }
+        Self {
+            name: name.to_owned(),
+            entries,
+            delegations,
+            custom: Custom::new(),
+            keys,
+            days,
+            decision: Decision::Keep(0),
+            unsigned: false,
+        }
+    }
+
+    /// The same role, whose entries of the paths `custom` names carry that `custom`
+    /// member (a path it lists no entry for gets none).
+    #[must_use]
+    pub(super) fn with_custom(mut self, custom: Custom) -> Self {
+        self.custom = custom;
+        self
     }
 
     /// Keeps the published version when nothing changed (same entries, delegations
@@ -68,7 +92,7 @@ impl<'a> RolePlan<'a> {
             false => tuf::needs_offline_refresh(expires, now),
         };
         if let Some(published) = published
-            && is_plain(&published.signed)
+            && is_plain(&published.signed, &self.custom)
             && published.signed.delegations == self.delegations
             && tuf::signed_by_same_keys(published, self.keys)
             && !stale(&published.signed.expires)
@@ -94,7 +118,10 @@ impl<'a> RolePlan<'a> {
             hint: "check the key files in trellis-registry.json".into(),
         })?;
         if self.delegations.is_none() {
-            let signed = plain_targets_canonical(&self.entries, version, expires);
+            let custom = (self.custom.iter())
+                .map(|(path, value)| Ok((path.as_str(), canonical::to_vec(value)?)))
+                .collect::<Result<BTreeMap<&str, Vec<u8>>, BuildError>>()?;
+            let signed = plain_targets_canonical(&self.entries, &custom, version, expires);
             return Ok(envelope_canonical(&signed, keys));
         }
         let mut doc = self.doc();
@@ -105,8 +132,13 @@ impl<'a> RolePlan<'a> {
 
     /// The role's document, without version and expiry.
     pub(super) fn doc(&self) -> Targets {
-        let targets =
-            self.entries.iter().map(|(path, (sha, length))| (path.clone(), target_file(sha, *length))).collect();
+        let targets = (self.entries.iter())
+            .map(|(path, (sha, length))| {
+                let mut file = target_file(sha, *length);
+                file.custom = self.custom.get(path).cloned();
+                (path.clone(), file)
+            })
+            .collect();
         tuf::targets_doc(targets, self.delegations.clone())
     }
 }
@@ -135,23 +167,31 @@ pub(super) fn merge_bin(
 }
 
 /// Whether a published targets document is one this builder writes: nothing but
-/// SHA-256 hashes and lengths, no custom data, no unknown fields.
-fn is_plain(doc: &Targets) -> bool {
+/// SHA-256 hashes and lengths, no unknown fields, and custom data exactly where
+/// `custom` puts it.
+fn is_plain(doc: &Targets, custom: &Custom) -> bool {
     doc.type_ == "targets"
         && doc.spec_version == trellis_schema::tuf::SPEC_VERSION
         && doc.extra.is_empty()
-        && doc
-            .targets
-            .values()
-            .all(|f| f.custom.is_none() && f.extra.is_empty() && f.hashes.len() == 1 && f.hashes.contains_key("sha256"))
+        && doc.targets.iter().all(|(path, f)| {
+            f.custom.as_ref() == custom.get(path)
+                && f.extra.is_empty()
+                && f.hashes.len() == 1
+                && f.hashes.contains_key("sha256")
+        })
 }
 
 /// Canonical JSON of a targets document without delegations, written directly: at
 /// 10^6 entries going through `serde_json::Value` costs more than everything else.
 /// Keys in code-point order: `_type`, `expires`, `spec_version`, `targets`, `version`;
-/// per target `hashes`, `length`. Strings escape only `"` and `\`, as
-/// [`trellis_schema::canonical`] does.
-fn plain_targets_canonical(entries: &Entries, version: u64, expires: &str) -> Vec<u8> {
+/// per target `custom` (the few entries `custom` names, given in canonical JSON), `hashes`,
+/// `length`. Strings escape only `"` and `\`, as [`trellis_schema::canonical`] does.
+fn plain_targets_canonical(
+    entries: &Entries,
+    custom: &BTreeMap<&str, Vec<u8>>,
+    version: u64,
+    expires: &str,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + entries.len() * 160);
     out.extend_from_slice(b"{\"_type\":\"targets\",\"expires\":");
     canonical_string(expires, &mut out);
@@ -163,7 +203,13 @@ fn plain_targets_canonical(entries: &Entries, version: u64, expires: &str) -> Ve
             out.push(b',');
         }
         canonical_string(path, &mut out);
-        out.extend_from_slice(b":{\"hashes\":{\"sha256\":\"");
+        out.extend_from_slice(b":{");
+        if let Some(custom) = custom.get(path.as_str()) {
+            out.extend_from_slice(b"\"custom\":");
+            out.extend_from_slice(custom);
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"hashes\":{\"sha256\":\"");
         out.extend_from_slice(sha.to_hex().as_bytes());
         out.extend_from_slice(b"\"},\"length\":");
         out.extend_from_slice(length.to_string().as_bytes());
@@ -248,6 +294,41 @@ mod tests {
         doc.expires = "2027-01-01T00:00:00Z".into();
         let generic = tuf::sign_role("bin-0", doc, Some(&keys), "").unwrap();
         assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(generic).unwrap());
+    }
+
+    #[test]
+    fn fast_canonical_role_with_custom_entries_equals_the_generic_signed_document_and_keeps_only_the_same_custom() {
+        let key = SigningKey::from_seed([3; 32]);
+        let keys = [key];
+        let entries = Entries::from([
+            ("catalog/head.json".to_owned(), (Sha256::of(b"h"), 900)),
+            ("catalog/search-cl.json".to_owned(), (Sha256::of(b"s"), 4000)),
+        ]);
+        let facts = |plugins: u32| {
+            Custom::from([(
+                "catalog/head.json".to_owned(),
+                serde_json::json!({"plugins": plugins, "generated": "x\"y"}),
+            )])
+        };
+        let plan = RolePlan::new("catalog", entries.clone(), None, Some(&keys), 90).with_custom(facts(7));
+        let now: jiff::Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        let fast = plan.sign(4, &tuf::expiry(now, 90)).unwrap();
+        let mut doc = plan.doc();
+        doc.version = 4;
+        doc.expires = tuf::expiry(now, 90);
+        let generic = tuf::sign_role("catalog", doc, Some(&keys), "").unwrap();
+        assert_eq!(String::from_utf8(fast.clone()).unwrap(), String::from_utf8(generic).unwrap());
+        let published: Envelope<Targets> = serde_json::from_slice(&fast).unwrap();
+        assert_eq!(published.signed.targets["catalog/head.json"].custom, Some(facts(7)["catalog/head.json"].clone()));
+        assert_eq!(published.signed.targets["catalog/search-cl.json"].custom, None);
+
+        let same = RolePlan::new("catalog", entries.clone(), None, Some(&keys), 90).with_custom(facts(7));
+        assert_eq!(same.decide(Some(&published), now), Decision::Keep(4));
+        // The same entries with other facts, or none, are a new version.
+        let moved = RolePlan::new("catalog", entries.clone(), None, Some(&keys), 90).with_custom(facts(8));
+        assert!(matches!(moved.decide(Some(&published), now), Decision::New { version: 5, .. }));
+        let without = RolePlan::new("catalog", entries, None, Some(&keys), 90);
+        assert!(matches!(without.decide(Some(&published), now), Decision::New { version: 5, .. }));
     }
 
     #[test]

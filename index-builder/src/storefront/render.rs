@@ -480,8 +480,11 @@ impl<'a> Context<'a> {
             "search.html",
             context! { root => "../", store => self.store.clone(), categories => head.categories },
         )?;
-        let map = serde_json::to_vec(&serde_json::json!({ "head": self.head_path, "shards": self.shards }))
-            .unwrap_or_default();
+        // `plugins`: the head's count, which ranking needs, so a search reads its shards only.
+        let map = serde_json::to_vec(
+            &serde_json::json!({ "head": self.head_path, "plugins": head.plugins, "shards": self.shards }),
+        )
+        .unwrap_or_default();
         Ok(vec![
             ("index.html".into(), home),
             ("categories/index.html".into(), categories),

@@ -33,6 +33,7 @@ use trellis_schema::catalog::{
     ListingSize, PAGE_SIZE, POSTINGS_PER_TERM, PluginSummary, RECORD_BUCKETS, Rating, RecordBucket, SearchShard,
     TermPostings,
 };
+use trellis_schema::tuf::{Envelope, Targets};
 
 pub(super) mod figures;
 mod incremental;
@@ -43,6 +44,8 @@ pub use incremental::{CatalogUpdate, Incremental, PublishedCatalog};
 pub use shards::ShardLayout;
 
 use super::BuildError;
+use super::documents::{Content, TargetOut};
+use super::plan::Custom;
 use super::previous::PreviousSite;
 use crate::release::PluginInput;
 use crate::tuf::CATALOG_ROLE;
@@ -177,6 +180,29 @@ pub(super) fn previous_records(
         })
         .collect::<Result<_, _>>()?;
     Ok(parsed.into_iter().flat_map(|b| b.records).map(|r| (r.summary.id.clone(), r)).collect())
+}
+
+/// The `custom` members of the catalog role's entries: the head's facts
+/// ([`catalog::HeadFacts`], what a search needs from the head, so a client need not
+/// download it), from the head among `documents` (every build writes it), else as
+/// the `published` role carries them.
+pub(super) fn head_custom(
+    documents: &[TargetOut],
+    published: Option<&Envelope<Targets>>,
+) -> Result<Custom, BuildError> {
+    let written = documents.iter().find(|d| d.target == HEAD_TARGET).and_then(|d| match &d.content {
+        Some(Content::Bytes(bytes)) => Some(bytes),
+        _ => None,
+    });
+    let custom = match written {
+        Some(bytes) => {
+            let head = catalog::parse_head(bytes, &incremental::generous())
+                .map_err(|e| BuildError::Catalog(format!("the catalog head this build wrote cannot be read: {e}")))?;
+            Some(catalog::HeadFacts::of(&head).to_custom())
+        }
+        None => published.and_then(|role| role.signed.targets.get(HEAD_TARGET)?.custom.clone()),
+    };
+    Ok(custom.map(|custom| Custom::from([(HEAD_TARGET.to_owned(), custom)])).unwrap_or_default())
 }
 
 /// Refuses a featured id the catalog does not list.

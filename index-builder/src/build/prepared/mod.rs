@@ -191,9 +191,17 @@ pub fn sign_prepared(
             return Err(refuse(&what, format!("drops {dropped}, which the published site lists")));
         }
         for (target, file) in doc.targets.iter() {
-            if file.custom.is_some() || !file.extra.is_empty() || file.hashes.len() != 1 {
+            let head_facts = family == Family::Catalog && target == catalog::HEAD_TARGET;
+            if (file.custom.is_some() && !head_facts) || !file.extra.is_empty() || file.hashes.len() != 1 {
                 return Err(refuse(&what, format!("{target}: carries fields the builder never writes")));
             }
+        }
+        if family == Family::Catalog
+            && let Some((sha256, length)) = new.get(catalog::HEAD_TARGET)
+        {
+            let custom = doc.targets.get(catalog::HEAD_TARGET).and_then(|file| file.custom.as_ref());
+            check_head_facts(custom, &checker.document(catalog::HEAD_TARGET, sha256, *length)?)
+                .map_err(|reason| refuse(&what, format!("{}: {reason}", catalog::HEAD_TARGET)))?;
         }
         for (target, (sha256, length)) in &new {
             if old.get(target) == Some(&(*sha256, *length)) {
@@ -387,6 +395,19 @@ fn check_root_outlives(registry: &Registry, now: jiff::Timestamp) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// Checks the `custom` member of the head's entry in the catalog role: exactly the
+/// facts of `head` ([`catalog::HeadFacts`]), which a client ranks with instead of
+/// reading the head, or none (a client then reads the head).
+fn check_head_facts(custom: Option<&serde_json::Value>, head: &[u8]) -> Result<(), String> {
+    let Some(custom) = custom else { return Ok(()) };
+    let head = catalog::parse_head(head, &CatalogLimits::default()).map_err(|e| e.to_string())?;
+    let expected = catalog::HeadFacts::of(&head).to_custom();
+    match *custom == expected {
+        true => Ok(()),
+        false => Err(format!("the entry's custom member is {custom}, not the head's facts {expected}")),
+    }
 }
 
 /// Checks a catalog document the way a client reads it: the kind its path names,

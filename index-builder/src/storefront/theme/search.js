@@ -1,5 +1,6 @@
-// Trellis storefront search: reads the registry's catalog head and the search shards
-// of the query's terms (the same documents the `trellis` client reads) and ranks them
+// Trellis storefront search: reads the search shards of the query's terms (the same
+// documents the `trellis` client reads; the head's plugin count from catalog.json, as
+// the client takes it from the catalog role) and ranks them
 // with the client's rules (client/src/catalog.rs, schema/src/catalog.rs): terms, shard
 // keys, field-weighted BM25 impacts × idf, last term as a prefix, one typo from 4
 // characters and two from 8, × popularity; ties by id. A term its own shard does not
@@ -181,44 +182,47 @@
       return into;
     });
   }
-  // Reads the head and the query's shards (the longest key the catalog has, per
-  // term); then, for the terms they do not match well, their typo shards and the
-  // shards of their best typo matches (client Query::typo_keys, typo_shard_keys).
+  // client Query::next_reads: what the query reads next once it has `shards` and
+  // `typos` (key → parsed document), as {shards: key → path, typos: key → path}.
+  // Per term: its own shard (the longest key the catalog has); when it has a typo
+  // budget and that shard does not match it well (or it has none), its typo shard;
+  // then the shard of its best typo match.
+  function nextReads(index, qterms, shards, typos) {
+    var next = { shards: {}, typos: {} }, empty = true;
+    qterms.forEach(function (t, position) {
+      var own = null;
+      candidateKeys(t).some(function (k) { if (index.shards[k]) { own = k; return true; } return false; });
+      if (own !== null && !shards[own]) { next.shards[own] = index.shards[own]; empty = false; return; }
+      if (!needsTypos(t, ownShard(t, shards), position + 1 === qterms.length)) return;
+      var typo = null;
+      typoCandidateKeys(t).some(function (k) { if (index.shards["typo-" + k]) { typo = k; return true; } return false; });
+      if (typo === null) return;
+      if (!typos[typo]) { next.typos[typo] = index.shards["typo-" + typo]; empty = false; return; }
+      var matched = bestTypo(t, typos);
+      if (matched === null) return;
+      candidateKeys(matched).some(function (k) {
+        if (!index.shards[k]) return false;
+        if (!shards[k]) { next.shards[k] = index.shards[k]; empty = false; }
+        return true;
+      });
+    });
+    return empty ? null : next;
+  }
+  // Reads what the query needs round trip by round trip (the documents of each
+  // round side by side) and ranks with the head's plugin count, which the search
+  // map carries: no head, one request for an exact or prefix word, two for a
+  // mistyped start, three when the mistyped start names a shard of its own.
   function search(text, filters, limit) {
     return getJson(catalogUrl).then(function (index) {
-      return getJson(root + index.head).then(function (head) {
-        var qterms = terms(text), wanted = {};
-        qterms.forEach(function (t) {
-          candidateKeys(t).some(function (k) { if (index.shards[k]) { wanted[k] = index.shards[k]; return true; } return false; });
-        });
-        return readAll(wanted, {}).then(function (shards) {
-          var typoWanted = {};
-          qterms.forEach(function (t, position) {
-            if (!needsTypos(t, ownShard(t, shards), position + 1 === qterms.length)) return;
-            typoCandidateKeys(t).some(function (k) {
-              var path = index.shards["typo-" + k];
-              if (path) { typoWanted[k] = path; return true; }
-              return false;
-            });
-          });
-          return readAll(typoWanted, {}).then(function (typos) {
-            var more = {};
-            qterms.forEach(function (t, position) {
-              if (!needsTypos(t, ownShard(t, shards), position + 1 === qterms.length)) return;
-              var matched = bestTypo(t, typos);
-              if (matched === null) return;
-              candidateKeys(matched).some(function (k) {
-                if (!index.shards[k]) return false;
-                if (!shards[k]) more[k] = index.shards[k];
-                return true;
-              });
-            });
-            return readAll(more, shards).then(function () {
-              return rank(head.plugins, text, filters || {}, shards, typos, limit || 20);
-            });
-          });
-        });
-      });
+      var qterms = terms(text), shards = {}, typos = {};
+      var plugins = typeof index.plugins === "number" ? Promise.resolve(index.plugins) :
+        getJson(root + index.head).then(function (head) { return head.plugins; });
+      function round() {
+        var next = nextReads(index, qterms, shards, typos);
+        if (next === null) return plugins;
+        return Promise.all([readAll(next.shards, shards), readAll(next.typos, typos)]).then(round);
+      }
+      return round().then(function (n) { return rank(n, text, filters || {}, shards, typos, limit || 20); });
     });
   }
   window.trellisSearch = { terms: terms, candidateKeys: candidateKeys, typoCandidateKeys: typoCandidateKeys,
