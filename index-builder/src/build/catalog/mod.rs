@@ -159,13 +159,12 @@ pub(super) fn previous_records(
     previous: Option<&PreviousSite>,
 ) -> Result<BTreeMap<PluginId, CatalogRecord>, BuildError> {
     let Some(previous) = previous else { return Ok(BTreeMap::new()) };
-    let Some(role) = previous.role(CATALOG_ROLE)? else { return Ok(BTreeMap::new()) };
+    let Some(role) = previous.published_role(CATALOG_ROLE)? else { return Ok(BTreeMap::new()) };
     let buckets: Vec<(String, trellis_schema::Sha256)> = role
-        .signed
-        .targets
+        .entries
         .iter()
-        .filter(|(path, _)| path.starts_with("catalog/records-"))
-        .filter_map(|(path, file)| Some((path.clone(), file.hashes.get("sha256")?.parse().ok()?)))
+        .filter(|(path, _)| path.starts_with("catalog/records-") && !role.invalid.contains(*path))
+        .map(|(path, (sha256, _))| (path.clone(), *sha256))
         .collect();
     let parsed: Vec<RecordBucket> = buckets
         .par_iter()
