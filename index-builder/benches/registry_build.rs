@@ -20,8 +20,16 @@
 //! before the shard layout state 475–600 ms CPU (2.7–3.7 s wall); with it, the
 //! spliced record buckets and roles read once 83–102 ms CPU (0.2–0.74 s wall); at
 //! 300k × 5 (10 versions did not fit the shared memory) 194–253 ms CPU (0.62–0.96 s
-//! wall), the rest being the catalog role (2.4 MB: read, compared, re-signed) and the
-//! levels bucket. The full builds: 175 s at 100k × 10, 591 s at 300k × 5.
+//! wall). With plain roles scanned (the catalog role, 2.4 MB, no longer parsed) and
+//! the levels bucket spliced, at 300k × 5, alternating with the previous binary on the
+//! same kept site (load 13–14): 145–198 ms CPU (median 166; levels 3–8 ms), the
+//! previous binary 188–298 ms (levels 29–70 ms); at 100k × 10 the same way (load
+//! 15–16) 74–102 ms, the previous binary 103–161 ms. What is left at 300k: the search
+//! shards under split keys (~30 ms), the record bucket splice (3.4 MB, ~12 ms), the
+//! catalog role's scan (~12 ms) and signature (two SHA-512 passes over 2.4 MB, with
+//! the snapshot's ~10 ms), the catalog update's copies of its 18k entries (~10 ms),
+//! ~7 MB written and hashed. The full builds: 175 s at 100k × 10, 591 s at 300k × 5
+//! (402 s with `BENCH_NO_FSYNC`).
 //!
 //! `TRELLIS_BENCH_STATS=1`: the registry has download statistics (`stats/`), and the
 //! fresh-process builds also run a day later (the windows move) and without the

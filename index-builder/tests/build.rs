@@ -1194,6 +1194,90 @@ fn published_level(
     (release.level, release.reasons.clone())
 }
 
+/// The file of the published levels bucket of `id` in the site `out`.
+fn levels_file(out: &Path, id: &str) -> std::path::PathBuf {
+    let id: trellis_schema::PluginId = id.parse().unwrap();
+    let site = trellis_index::build::PreviousSite::open(out).unwrap().unwrap();
+    let security = site.role("security").unwrap().unwrap();
+    let target = trellis_schema::security_level::levels_target(&id);
+    let sha = security.signed.targets[&target].hashes["sha256"].parse().unwrap();
+    site::target_file(out, &target, &sha)
+}
+
+/// The file of the catalog role the site `out` serves.
+fn catalog_role_file(out: &Path) -> std::path::PathBuf {
+    let site = trellis_index::build::PreviousSite::open(out).unwrap().unwrap();
+    site::metadata_file(out, "catalog", site.version("catalog").unwrap())
+}
+
+#[test]
+fn an_incremental_build_splices_published_levels_and_catalog_role_only_when_they_are_the_builders_own() {
+    use trellis_schema::security_level::levels_bucket;
+    // A plugin sharing acme.alarm's levels bucket, whose entry a narrow build of
+    // acme.alarm carries over as published.
+    let registry = registry();
+    let alarm: trellis_schema::PluginId = "acme.alarm".parse().unwrap();
+    let neighbour = (0..)
+        .map(|n| format!("acme.n{n}"))
+        .find(|id| levels_bucket(&id.parse().unwrap()) == levels_bucket(&alarm))
+        .unwrap();
+    fixture::add_release(registry.path(), &ReleaseSpec::new(&neighbour, "1.0.0"), &fixture::key(1)).unwrap();
+    let (full, partial) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    build(registry.path(), full.path()).unwrap();
+    build(registry.path(), partial.path()).unwrap();
+    let only_alarm = || Scope::Plugins(BTreeSet::from([alarm.clone()]));
+    let incremental =
+        |site: &Path| build_registry(&Registry::open(registry.path()).unwrap(), site, only_alarm(), now());
+
+    // The neighbour's level edited in the published bucket (valid JSON, the builder's
+    // layout, no longer the bytes the security role signs): not carried over, the
+    // bucket is redone from every plugin in it, as the full build writes it.
+    let bucket = levels_file(partial.path(), "acme.alarm");
+    let published = std::fs::read(&bucket).unwrap();
+    let text = String::from_utf8(published.clone()).unwrap();
+    let entry = text.find(&format!("\"{neighbour}\":")).unwrap();
+    let edit = entry + text[entry..].find("\"level\":\"signed\"").unwrap();
+    let tampered = format!("{}\"level\":\"verified\"{}", &text[..edit], &text[edit + "\"level\":\"signed\"".len()..]);
+    std::fs::write(&bucket, &tampered).unwrap();
+    fixture::add_release(registry.path(), &ReleaseSpec::new("acme.alarm", "0.2.0"), &fixture::key(1)).unwrap();
+    build(registry.path(), full.path()).unwrap();
+    let report = incremental(partial.path()).unwrap();
+    assert!(report.written.iter().any(|p| p.contains(".levels-")), "{:?}", report.written);
+    let written = std::fs::read(levels_file(partial.path(), "acme.alarm")).unwrap();
+    assert_eq!(written, std::fs::read(levels_file(full.path(), "acme.alarm")).unwrap());
+    assert!(!String::from_utf8(written).unwrap().contains("\"level\":\"verified\""));
+    std::fs::write(&bucket, &published).unwrap();
+    assert_eq!(tree(full.path()), tree(partial.path()));
+
+    // The catalog role pretty-printed (the same document, not the builder's layout):
+    // read by the strict parser, the same site.
+    let role = catalog_role_file(partial.path());
+    let canonical = std::fs::read(&role).unwrap();
+    let value: serde_json::Value = serde_json::from_slice(&canonical).unwrap();
+    std::fs::write(&role, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
+    fixture::add_release(registry.path(), &ReleaseSpec::new("acme.alarm", "0.3.0"), &fixture::key(1)).unwrap();
+    build(registry.path(), full.path()).unwrap();
+    assert_eq!(incremental(partial.path()).unwrap().catalog, CatalogWork::Incremental);
+    std::fs::write(&role, &canonical).unwrap();
+    assert_eq!(tree(full.path()), tree(partial.path()));
+
+    // Cut short, the levels bucket or the catalog role: refused, naming the file,
+    // nothing written.
+    fixture::add_release(registry.path(), &ReleaseSpec::new("acme.alarm", "0.4.0"), &fixture::key(1)).unwrap();
+    for file in [levels_file(partial.path(), "acme.alarm"), catalog_role_file(partial.path())] {
+        let bytes = std::fs::read(&file).unwrap();
+        std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+        let before = tree(partial.path());
+        let error = incremental(partial.path()).unwrap_err().to_string();
+        assert!(error.contains(&file.display().to_string()), "{error}");
+        assert_eq!(tree(partial.path()), before, "nothing written");
+        std::fs::write(&file, &bytes).unwrap();
+    }
+    build(registry.path(), full.path()).unwrap();
+    incremental(partial.path()).unwrap();
+    assert_eq!(tree(full.path()), tree(partial.path()));
+}
+
 #[test]
 fn age_and_advisories_move_levels_in_any_build_without_touching_an_index_doc() {
     use trellis_schema::security_level::{Level, Reason};

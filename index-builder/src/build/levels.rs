@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rayon::prelude::*;
+use trellis_client::fs::FsError;
 use trellis_schema::advisory::Advisories;
 use trellis_schema::security_level::{
     self, AdvisorySeverity, ESTABLISHED_AGE_DAYS, LEVELS_FORMAT, LEVELS_HEAD_TARGET, LevelsBucket, LevelsHead,
@@ -70,10 +71,17 @@ pub(super) fn documents(
     context: &LevelContext<'_>,
 ) -> Result<LevelsOut, BuildError> {
     // Only the standings of publishers with plugins count: a new publisher without
-    // any changes no level.
-    let vendors: BTreeSet<&str> = context.known_plugins.iter().map(PluginId::vendor).collect();
+    // any changes no level. (Looked up by range, one per standing: a set of every
+    // plugin's vendor cost ~9 ms at 300k plugins.)
+    let has_plugins = |vendor: &VendorId| {
+        // `<vendor>.a` is the first id of the vendor's in text order (a segment starts
+        // with a letter); none parses when the vendor's ids would all be too long.
+        let Ok(first) = format!("{vendor}.a").parse::<PluginId>() else { return false };
+        let prefix = format!("{vendor}.");
+        context.known_plugins.range(first..).next().is_some_and(|id| id.as_str().starts_with(&prefix))
+    };
     let counted: BTreeMap<&VendorId, &PublisherStanding> =
-        context.standings.iter().filter(|(v, _)| vendors.contains(v.as_str())).collect();
+        context.standings.iter().filter(|(v, _)| has_plugins(v)).collect();
     let publishers_sha256 = Sha256::of(&canonical::to_vec_of(&counted)?);
     let published_role = match previous {
         Some(previous) => previous.role(SECURITY_ROLE)?,
@@ -107,9 +115,10 @@ pub(super) fn documents(
         });
     let wanted: Option<BTreeSet<String>> =
         narrow.then(|| plugins.iter().map(|p| security_level::levels_target(&p.id)).collect());
-    let published = match previous {
-        Some(previous) => published_levels(previous, &listed, wanted.as_ref())?,
-        None => BTreeMap::new(),
+    let loaded: BTreeSet<&PluginId> = plugins.iter().map(|p| &p.id).collect();
+    let Published { plugins: published, spliced } = match previous {
+        Some(previous) => published_levels(previous, &listed, wanted.as_ref(), &loaded)?,
+        None => Published::default(),
     };
     let severities = security_level::open_advisories(context.advisories);
     let today = context.today.to_string();
@@ -193,8 +202,12 @@ pub(super) fn documents(
         .into_par_iter()
         .map(|(number, bucket)| {
             let releases = bucket.plugins.values().map(|p| p.releases.len()).sum();
-            let target = bytes_target(security_level::bucket_target(number), canonical::to_vec_of(&bucket)?);
-            Ok(BucketOut { target, releases })
+            let target = security_level::bucket_target(number);
+            let bytes = match spliced.get(&target) {
+                Some(published) => published.splice(&bucket.plugins)?,
+                None => canonical::to_vec_of(&bucket)?,
+            };
+            Ok(BucketOut { target: bytes_target(target, bytes), releases })
         })
         .collect::<Result<_, BuildError>>()?;
     Ok(LevelsOut { buckets, carried, head })
@@ -226,21 +239,318 @@ fn assess(
     stored
 }
 
+/// What a build reads of the published levels buckets.
+#[derive(Default)]
+struct Published {
+    /// The plugins parsed: every plugin of a bucket read whole, only the loaded ones
+    /// of a spliced bucket.
+    plugins: BTreeMap<PluginId, PluginLevels>,
+    /// The buckets kept as published bytes, by target, which the build rewrites by
+    /// splicing its loaded plugins' entries into them.
+    spliced: BTreeMap<String, SplitBucket>,
+}
+
 /// The plugins of the published buckets `listed` (only those in `wanted`, when given).
+///
+/// With `wanted` (a narrow build: the levels of every plugin the build did not load
+/// are as published, see [`documents`]), a bucket whose bytes have the SHA-256 the
+/// security role lists and are laid out as this builder writes them is split into its
+/// plugins' entries ([`SplitBucket`]) and only the `loaded` plugins' entries are
+/// parsed: at 300k plugins a bucket holds ~1,200 plugins (~1 MB), which a parse,
+/// re-assessment and canonical serialisation of every one cost tens of milliseconds.
+/// Any other bucket (tampered with, or not in this builder's layout) is parsed whole
+/// and all of its plugins re-assessed, as a wide build does, so the published bytes of
+/// a bucket are kept only when they are exactly the ones the signed role vouches for.
 fn published_levels(
     previous: &PreviousSite,
     listed: &Entries,
     wanted: Option<&BTreeSet<String>>,
-) -> Result<BTreeMap<PluginId, PluginLevels>, BuildError> {
+    loaded: &BTreeSet<&PluginId>,
+) -> Result<Published, BuildError> {
     let targets: Vec<(&String, &Sha256)> = listed
         .iter()
         .filter(|(target, _)| target.starts_with(LEVELS_PREFIX))
         .filter(|(target, _)| wanted.is_none_or(|w| w.contains(*target)))
         .map(|(target, (sha256, _))| (target, sha256))
         .collect();
-    let buckets: Vec<LevelsBucket> = targets
+    enum Read {
+        Whole(LevelsBucket),
+        Split(String, SplitBucket, Vec<(PluginId, PluginLevels)>),
+    }
+    let read: Vec<Read> = targets
         .into_par_iter()
-        .map(|(target, sha256)| read_site_target(previous, target, sha256))
-        .collect::<Result<_, _>>()?;
-    Ok(buckets.into_iter().flat_map(|b| b.plugins).collect())
+        .map(|(target, sha256)| {
+            if wanted.is_none() {
+                return Ok(Read::Whole(read_site_target(previous, target, sha256)?));
+            }
+            let path = crate::site::target_file(previous.dir(), target, sha256);
+            let bytes = std::fs::read(&path).map_err(|e| FsError::new("reading", &path, e))?;
+            let split = match Sha256::of(&bytes) == *sha256 {
+                true => SplitBucket::new(bytes),
+                false => {
+                    tracing::warn!(
+                        path = %path.display(),
+                        "levels bucket does not have the SHA-256 the security role lists; redoing every plugin in it"
+                    );
+                    Err(bytes)
+                }
+            };
+            match split {
+                Ok(split) => {
+                    let parsed = split.parse(loaded).map_err(|reason| BuildError::Site { path, reason })?;
+                    Ok(Read::Split(target.clone(), split, parsed))
+                }
+                Err(bytes) => trellis_schema::json::from_slice(&bytes)
+                    .map(Read::Whole)
+                    .map_err(|e| BuildError::Site { path, reason: e.to_string() }),
+            }
+        })
+        .collect::<Result<_, BuildError>>()?;
+    let mut published = Published::default();
+    for read in read {
+        match read {
+            Read::Whole(bucket) => published.plugins.extend(bucket.plugins),
+            Read::Split(target, split, parsed) => {
+                published.plugins.extend(parsed);
+                published.spliced.insert(target, split);
+            }
+        }
+    }
+    Ok(published)
+}
+
+/// A published levels bucket as this builder writes it (canonical JSON
+/// `{"format":1,"plugins":{"<id>":{…},…}}`), with where each plugin's entry is.
+struct SplitBucket {
+    bytes: Vec<u8>,
+    /// Each plugin's entry (the bytes of its `PluginLevels` object), in canonical
+    /// (byte) order of the ids.
+    entries: Vec<(PluginId, std::ops::Range<usize>)>,
+}
+
+impl SplitBucket {
+    /// Splits `bytes` into entries by a scan (strings, escapes and nesting followed);
+    /// gives the bytes back when they are not laid out as [`canonical`] writes a
+    /// [`LevelsBucket`] of this format: another prefix, an id that is not a plugin id,
+    /// ids out of canonical order or repeated, unbalanced objects, anything after.
+    fn new(bytes: Vec<u8>) -> Result<Self, Vec<u8>> {
+        match split_entries(&bytes) {
+            Some(entries) => Ok(Self { bytes, entries }),
+            None => Err(bytes),
+        }
+    }
+
+    /// The entries of `ids` found in the bucket, parsed strictly.
+    fn parse(&self, ids: &BTreeSet<&PluginId>) -> Result<Vec<(PluginId, PluginLevels)>, String> {
+        let mut out = Vec::new();
+        for id in ids {
+            let Ok(index) = self.entries.binary_search_by(|(listed, _)| listed.as_str().cmp(id.as_str())) else {
+                continue;
+            };
+            let levels: PluginLevels = trellis_schema::json::from_slice(&self.bytes[self.entries[index].1.clone()])
+                .map_err(|e| format!("the entry of {id}: {e}"))?;
+            out.push(((*id).clone(), levels));
+        }
+        Ok(out)
+    }
+
+    /// The bucket with the entries of `changed` serialised in their places (new ones
+    /// inserted in order), every other entry as published: byte for byte the
+    /// canonical JSON of the bucket with those entries replaced.
+    fn splice(&self, changed: &BTreeMap<PluginId, PluginLevels>) -> Result<Vec<u8>, BuildError> {
+        let mut out = Vec::with_capacity(self.bytes.len() + 1024);
+        out.extend_from_slice(&bucket_prefix());
+        let mut first = true;
+        let mut push = |out: &mut Vec<u8>, id: &str, entry: &[u8]| {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            out.push(b'"');
+            out.extend_from_slice(id.as_bytes());
+            out.extend_from_slice(b"\":");
+            out.extend_from_slice(entry);
+        };
+        let mut changed = changed.iter().peekable();
+        for (id, range) in &self.entries {
+            while let Some((new_id, levels)) = changed.next_if(|(new_id, _)| new_id.as_str() < id.as_str()) {
+                push(&mut out, new_id.as_str(), &canonical::to_vec_of(levels)?);
+            }
+            match changed.next_if(|(new_id, _)| new_id.as_str() == id.as_str()) {
+                Some((_, levels)) => push(&mut out, id.as_str(), &canonical::to_vec_of(levels)?),
+                None => push(&mut out, id.as_str(), &self.bytes[range.clone()]),
+            }
+        }
+        for (id, levels) in changed {
+            push(&mut out, id.as_str(), &canonical::to_vec_of(levels)?);
+        }
+        out.extend_from_slice(b"}}");
+        Ok(out)
+    }
+}
+
+/// `{"format":<LEVELS_FORMAT>,"plugins":{`, the canonical start of a bucket.
+fn bucket_prefix() -> Vec<u8> {
+    format!("{{\"format\":{LEVELS_FORMAT},\"plugins\":{{").into_bytes()
+}
+
+/// The entries of a bucket laid out as [`canonical`] writes it (see
+/// [`SplitBucket::new`]); `None` otherwise. Ids are plugin ids, which need no escape
+/// in JSON: an id string with a backslash is not one.
+fn split_entries(bytes: &[u8]) -> Option<Vec<(PluginId, std::ops::Range<usize>)>> {
+    let prefix = bucket_prefix();
+    let body_end = bytes.len().checked_sub(2)?;
+    if !bytes.starts_with(&prefix) || &bytes[body_end..] != b"}}" || body_end < prefix.len() {
+        return None;
+    }
+    let mut out: Vec<(PluginId, std::ops::Range<usize>)> = Vec::new();
+    let mut at = prefix.len();
+    while at < body_end {
+        if !out.is_empty() {
+            (bytes[at] == b',').then_some(())?;
+            at += 1;
+        }
+        // `"<id>":`
+        (bytes.get(at) == Some(&b'"')).then_some(())?;
+        let id_end = at + 1 + bytes[at + 1..body_end].iter().position(|&b| b == b'"')?;
+        let id: PluginId = std::str::from_utf8(&bytes[at + 1..id_end]).ok()?.parse().ok()?;
+        if out.last().is_some_and(|(last, _)| last.as_str() >= id.as_str()) {
+            return None;
+        }
+        (bytes.get(id_end + 1) == Some(&b':')).then_some(())?;
+        let start = id_end + 2;
+        let end = object_end(bytes, start, body_end)?;
+        out.push((id, start..end));
+        at = end;
+    }
+    (at == body_end).then_some(out)
+}
+
+/// The end (exclusive) of the JSON object starting at `start`, within `..limit`
+/// (brackets matched, strings and escapes followed).
+fn object_end(bytes: &[u8], start: usize, limit: usize) -> Option<usize> {
+    (bytes.get(start) == Some(&b'{')).then_some(())?;
+    let (mut open, mut in_string, mut escaped) = (Vec::new(), false, false);
+    for (i, &b) in bytes.get(start..limit)?.iter().enumerate() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' => open.push(b'}'),
+            b'[' => open.push(b']'),
+            b'}' | b']' => {
+                (open.pop()? == b).then_some(())?;
+                if open.is_empty() {
+                    return Some(start + i + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trellis_schema::security_level::{Level, Reason};
+
+    fn levels(n: u32, reason: &str) -> PluginLevels {
+        let release = |minor: u32| ReleaseLevel {
+            version: semver::Version::new(1, u64::from(minor), 0),
+            published: format!("2026-10-{:02}", 1 + minor % 28),
+            signing_keys: 1 + n % 2,
+            max_permission_risk: None,
+            scan: ScanOutcome::Clean,
+            advisory: n.is_multiple_of(3).then_some(AdvisorySeverity::Unrated),
+            level: Level::Signed,
+            reasons: vec![Reason::DeveloperSigned, Reason::RecentUnverified],
+        };
+        PluginLevels {
+            publisher: PublisherStanding {
+                verified: false,
+                domain: Some(format!("v{n}.example")),
+                reason: Some(reason.to_owned()),
+                checked: None,
+            },
+            releases: (0..1 + n % 4).map(release).collect(),
+        }
+    }
+
+    fn id(n: u32) -> PluginId {
+        format!("v{}.plugin-{n}", n % 7).parse().unwrap()
+    }
+
+    /// Reasons with what a scan must step over: quotes, escapes, brackets.
+    const TRICKY: [&str; 4] = ["plain", "a \"quoted\" } ] { [ reason", "back\\slash \\\" }", "{\"not\":[\"json\"]}"];
+
+    fn bucket(ns: impl IntoIterator<Item = u32>) -> LevelsBucket {
+        LevelsBucket {
+            format: LEVELS_FORMAT,
+            plugins: ns.into_iter().map(|n| (id(n), levels(n, TRICKY[n as usize % TRICKY.len()]))).collect(),
+        }
+    }
+
+    #[test]
+    fn a_bucket_is_split_into_its_plugins_and_spliced_back_as_the_canonical_bucket() {
+        let published = bucket(0..40);
+        let bytes = canonical::to_vec_of(&published).unwrap();
+        let split = SplitBucket::new(bytes.clone()).unwrap_or_else(|_| panic!("the canonical layout splits"));
+        assert_eq!(split.entries.len(), 40);
+        for (id, range) in &split.entries {
+            let entry: PluginLevels = trellis_schema::json::from_slice(&bytes[range.clone()]).unwrap();
+            assert_eq!(&entry, &published.plugins[id]);
+        }
+        // Nothing changed: the same bytes.
+        assert_eq!(split.splice(&BTreeMap::new()).unwrap(), bytes);
+        // Changed, inserted before, between and after the published entries.
+        let mut changed = BTreeMap::new();
+        changed.insert(id(5), levels(99, "changed \"}"));
+        changed.insert("a0.first".parse().unwrap(), levels(1, "new first"));
+        changed.insert(id(41), levels(41, "new between"));
+        changed.insert("zz.last".parse().unwrap(), levels(2, "new last"));
+        let mut expected = published.clone();
+        expected.plugins.extend(changed.clone());
+        assert_eq!(split.splice(&changed).unwrap(), canonical::to_vec_of(&expected).unwrap());
+        // Only the plugins asked for are parsed.
+        let (five, absent) = (id(5), id(77));
+        let parsed = split.parse(&BTreeSet::from([&five, &absent])).unwrap();
+        assert_eq!(parsed, vec![(five.clone(), published.plugins[&five].clone())]);
+        // An empty bucket.
+        let empty = canonical::to_vec_of(&bucket([])).unwrap();
+        let split = SplitBucket::new(empty).unwrap_or_else(|_| panic!("empty"));
+        let one = BTreeMap::from([(id(3), levels(3, TRICKY[3]))]);
+        assert_eq!(split.splice(&one).unwrap(), canonical::to_vec_of(&bucket([3])).unwrap());
+    }
+
+    #[test]
+    fn a_bucket_in_any_other_layout_is_not_split() {
+        let bytes = canonical::to_vec_of(&bucket(0..12)).unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let (a, b) = (format!("\"{}\":", id(1)), format!("\"{}\":", id(2)));
+        let pretty = serde_json::to_vec_pretty(&serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()).unwrap();
+        let variants: Vec<(&str, Vec<u8>)> = vec![
+            ("pretty-printed", pretty),
+            ("another format", text.replacen("{\"format\":1,", "{\"format\":2,", 1).into_bytes()),
+            ("a trailing newline", [bytes.as_slice(), b"\n"].concat()),
+            ("out of order", text.replacen(&a, "@", 1).replacen(&b, &a, 1).replacen('@', &b, 1).into_bytes()),
+            ("a repeated plugin", text.replacen(&b, &a, 1).into_bytes()),
+            ("an id that is not a plugin id", text.replacen(&a, "\"NOT AN ID\":", 1).into_bytes()),
+            ("an entry that is not an object", text.replacen(&a, &format!("{a}1,\"zz.z\":"), 1).into_bytes()),
+            ("mismatched brackets", text.replacen("\"releases\":[", "\"releases\":{", 1).into_bytes()),
+            ("a member after the plugins", text.replacen("}}}", "}},\"x\":1}", 1).into_bytes()),
+        ];
+        for (what, variant) in variants {
+            assert!(SplitBucket::new(variant).is_err(), "{what}");
+        }
+        for cut in [1, 10, bytes.len() / 2, bytes.len() - 1] {
+            assert!(SplitBucket::new(bytes[..cut].to_vec()).is_err(), "cut at {cut}");
+        }
+    }
 }

@@ -681,11 +681,11 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
     // The published catalog role, read once: its entries decide the incremental
     // catalog and carry reviews over, and its plan compares with it.
     let published_catalog_role = match &previous {
-        Some(prev) => prev.role(CATALOG_ROLE)?,
+        Some(prev) => prev.published_role(CATALOG_ROLE)?,
         None => None,
     };
     let published_catalog = match (&input.scope, &previous) {
-        (Scope::Plugins(_), Some(prev)) => catalog::SiteCatalog::of_role(prev, published_catalog_role.as_ref())?,
+        (Scope::Plugins(_), Some(prev)) => catalog::SiteCatalog::of_role(prev, published_catalog_role.as_deref())?,
         _ => None,
     };
     // With download statistics, the plugins whose figures moved since the catalog
@@ -796,7 +796,7 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
         (documents, entries)
     };
 
-    let catalog_custom = catalog::head_custom(&catalog_documents, published_catalog_role.as_ref())?;
+    let catalog_custom = catalog::head_custom(&catalog_documents, published_catalog_role.as_deref())?;
 
     let policy = input.deltas;
     let per_plugin: Vec<PluginFiles> = plugins
@@ -938,23 +938,24 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
         plan.unsigned = unsigned && plan.name != "targets";
     }
     let full = input.scope == Scope::Full;
+    let published_targets = previous_targets.as_ref().map(plan::PublishedRole::of);
     plans.par_iter_mut().try_for_each(|plan| {
         // The roles already read are compared in place (the catalog role lists every
         // catalog document: a copy of it is a copy of O(plugins) entries).
         let read;
         let published = match &previous {
-            Some(_) if plan.name == "targets" => previous_targets.as_ref(),
-            Some(_) if plan.name == CATALOG_ROLE => published_catalog_role.as_ref(),
+            Some(_) if plan.name == "targets" => published_targets.as_ref(),
+            Some(_) if plan.name == CATALOG_ROLE => published_catalog_role.as_deref(),
             Some(prev) => {
-                read = prev.role(&plan.name)?;
-                read.as_ref()
+                read = prev.published_role(&plan.name)?;
+                read.as_deref()
             }
             None => None,
         };
         if plan.name.starts_with(&format!("{}-", tuf::BIN_PREFIX))
             && let Some(published) = published
         {
-            merge_bin(&mut plan.entries, &published.signed, full, &changed_ids)?;
+            merge_bin(&mut plan.entries, &published.entries, full, &changed_ids)?;
         }
         plan.decision = plan.decide(published, now);
         Ok::<(), BuildError>(())

@@ -85,28 +85,28 @@ impl<'a> RolePlan<'a> {
     /// expires, since re-signing it early is impossible here and refusing the build
     /// would only stop every publish ([`tuf::needs_offline_refresh`]). Its coming expiry
     /// is what `trellis-index status` and the build's warnings are for.
-    pub(super) fn decide(&self, published: Option<&Envelope<Targets>>, now: jiff::Timestamp) -> Decision {
+    pub(super) fn decide(&self, published: Option<&PublishedRole>, now: jiff::Timestamp) -> Decision {
         let online = self.keys.is_some() || self.unsigned;
         let stale = |expires: &str| match online {
             true => tuf::needs_refresh(expires, now, self.days),
             false => tuf::needs_offline_refresh(expires, now),
         };
+        let same_keys = |published: &PublishedRole| {
+            self.keys.is_none_or(|keys| {
+                published.keyids == keys.iter().map(|k| k.key_id().as_str().to_owned()).collect::<BTreeSet<_>>()
+            })
+        };
         if let Some(published) = published
-            && is_plain(&published.signed, &self.custom)
-            && published.signed.delegations == self.delegations
-            && tuf::signed_by_same_keys(published, self.keys)
-            && !stale(&published.signed.expires)
-            && published.signed.targets.len() == self.entries.len()
-            && published
-                .signed
-                .signed_entries()
-                .into_iter()
-                .zip(&self.entries)
-                .all(|((p, e), (q, f))| p == q && e == *f)
+            && published.plain
+            && published.custom == self.custom
+            && published.delegations == self.delegations
+            && same_keys(published)
+            && !stale(&published.expires)
+            && published.entries == self.entries
         {
-            return Decision::Keep(published.signed.version);
+            return Decision::Keep(published.version);
         }
-        Decision::New { version: published.map_or(1, |p| p.signed.version + 1), expires: tuf::expiry(now, self.days) }
+        Decision::New { version: published.map_or(1, |p| p.version + 1), expires: tuf::expiry(now, self.days) }
     }
 
     /// The signed file of this role at `version`: the fast canonical writer for plain
@@ -151,34 +151,29 @@ impl<'a> RolePlan<'a> {
 /// [`super::previous::check_published_releases`]'.
 pub(super) fn merge_bin(
     entries: &mut Entries,
-    published: &Targets,
+    published: &Entries,
     full: bool,
     changed: &BTreeSet<String>,
 ) -> Result<(), BuildError> {
-    for (target, file) in &published.signed_entries() {
+    for (target, file) in published {
         let Some(owner) = index_doc_owner(target) else { continue };
         if !(full || changed.contains(owner)) {
-            entries.insert((*target).to_owned(), *file);
-        } else if !entries.contains_key(*target) {
-            return Err(BuildError::Removed { target: (*target).to_owned() });
+            entries.insert(target.clone(), *file);
+        } else if !entries.contains_key(target) {
+            return Err(BuildError::Removed { target: target.clone() });
         }
     }
     Ok(())
 }
 
 /// Whether a published targets document is one this builder writes: nothing but
-/// SHA-256 hashes and lengths, no unknown fields, and custom data exactly where
-/// `custom` puts it.
-fn is_plain(doc: &Targets, custom: &Custom) -> bool {
+/// SHA-256 hashes, lengths and custom data (compared with the plan's by
+/// [`RolePlan::decide`]), no unknown fields.
+fn is_plain(doc: &Targets) -> bool {
     doc.type_ == "targets"
         && doc.spec_version == trellis_schema::tuf::SPEC_VERSION
         && doc.extra.is_empty()
-        && doc.targets.iter().all(|(path, f)| {
-            f.custom.as_ref() == custom.get(path)
-                && f.extra.is_empty()
-                && f.hashes.len() == 1
-                && f.hashes.contains_key("sha256")
-        })
+        && doc.targets.values().all(|f| f.extra.is_empty() && f.hashes.len() == 1 && f.hashes.contains_key("sha256"))
 }
 
 /// Canonical JSON of a targets document without delegations, written directly: at
@@ -253,6 +248,236 @@ fn envelope_canonical(signed: &[u8], keys: &[SigningKey]) -> Vec<u8> {
     out
 }
 
+/// A published targets role as the planner compares it: version, expiry, the key ids
+/// of its signatures, delegations and compact entries. A role this builder wrote
+/// without delegations (every hash bin, publisher bin, `security`, `catalog`) is read
+/// by a scan of its canonical bytes ([`PublishedRole::scan`]): the catalog role lists
+/// every catalog document (2.4 MB at 300k plugins), and a strict parse into a
+/// [`Targets`] document (a map of `TargetFile`s, each with its own hash map) cost more
+/// than the rest of a one-release build.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct PublishedRole {
+    pub(crate) version: u64,
+    pub(crate) expires: String,
+    /// Key ids of its signatures.
+    pub(crate) keyids: BTreeSet<String>,
+    pub(crate) delegations: Option<Delegations>,
+    /// Whether it is a document this builder writes ([`is_plain`]); a role that is
+    /// not always gets a new version.
+    pub(crate) plain: bool,
+    /// The `custom` members of its entries that have one (the catalog head's facts).
+    pub(crate) custom: Custom,
+    /// Its targets; a target whose SHA-256 is not valid hex is listed with an all-zero
+    /// digest and named in `invalid`.
+    pub(crate) entries: Entries,
+    /// The targets listed without a valid SHA-256.
+    pub(crate) invalid: BTreeSet<String>,
+}
+
+impl PublishedRole {
+    /// The role of a parsed document.
+    pub(crate) fn of(envelope: &Envelope<Targets>) -> Self {
+        let mut invalid = BTreeSet::new();
+        let entries = envelope
+            .signed
+            .targets
+            .iter()
+            .map(|(path, file)| {
+                let sha = file.hashes.get("sha256").and_then(|h| h.parse().ok());
+                if sha.is_none() {
+                    invalid.insert(path.clone());
+                }
+                (path.clone(), (sha.unwrap_or(Sha256::from_bytes([0; 32])), file.length))
+            })
+            .collect();
+        Self {
+            version: envelope.signed.version,
+            expires: envelope.signed.expires.clone(),
+            keyids: envelope.signatures.iter().map(|s| s.keyid.as_str().to_owned()).collect(),
+            delegations: envelope.signed.delegations.clone(),
+            plain: is_plain(&envelope.signed),
+            custom: (envelope.signed.targets.iter())
+                .filter_map(|(path, file)| Some((path.clone(), file.custom.clone()?)))
+                .collect(),
+            entries,
+            invalid,
+        }
+    }
+
+    /// The role published as `bytes`: scanned when laid out exactly as
+    /// [`RolePlan::sign`] writes a role without delegations, else parsed strictly
+    /// (refused when that fails).
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, trellis_schema::json::JsonError> {
+        if let Some(role) = Self::scan(bytes) {
+            return Ok(role);
+        }
+        let envelope: Envelope<Targets> = trellis_schema::json::from_slice(bytes)?;
+        Ok(Self::of(&envelope))
+    }
+
+    /// The role of `bytes` when they are exactly what [`RolePlan::sign`] writes for a
+    /// role without delegations: the canonical envelope, signatures of hex key ids,
+    /// `_type`, `expires`, `spec_version` (this builder's), `targets` (in canonical
+    /// order, each a `custom` member in canonical JSON or none, a SHA-256 of lowercase
+    /// hex and a length) and `version`, nothing else. `None` otherwise: the caller parses the document strictly, so a scan
+    /// never accepts what the strict parser would refuse, nor reads it differently.
+    pub(crate) fn scan(bytes: &[u8]) -> Option<Self> {
+        let mut at = Cursor { bytes, at: 0 };
+        at.literal(b"{\"signatures\":[")?;
+        let mut keyids = BTreeSet::new();
+        if at.peek()? != b']' {
+            loop {
+                at.literal(b"{\"keyid\":")?;
+                let keyid = at.string()?;
+                if keyid.is_empty() || !keyid.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+                    return None;
+                }
+                at.literal(b",\"sig\":")?;
+                let sig = at.string()?;
+                if !sig.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return None;
+                }
+                at.literal(b"}")?;
+                keyids.insert(keyid.into_owned());
+                if !at.comma() {
+                    break;
+                }
+            }
+        }
+        at.literal(b"],\"signed\":{\"_type\":\"targets\",\"expires\":")?;
+        let expires = at.string()?.into_owned();
+        at.literal(b",\"spec_version\":")?;
+        if at.string()? != trellis_schema::tuf::SPEC_VERSION {
+            return None;
+        }
+        at.literal(b",\"targets\":{")?;
+        let mut entries = Entries::new();
+        let mut custom = Custom::new();
+        if at.peek()? != b'}' {
+            let mut last: Option<String> = None;
+            loop {
+                let path = at.string()?.into_owned();
+                if last.as_ref().is_some_and(|last| *last >= path) {
+                    return None;
+                }
+                at.literal(b":{")?;
+                if at.literal(b"\"custom\":").is_some() {
+                    custom.insert(path.clone(), at.canonical_value()?);
+                    at.literal(b",")?;
+                }
+                at.literal(b"\"hashes\":{\"sha256\":")?;
+                let sha: Sha256 = at.string()?.parse().ok()?;
+                at.literal(b"},\"length\":")?;
+                let length = at.integer()?;
+                at.literal(b"}")?;
+                entries.insert(path.clone(), (sha, length));
+                last = Some(path);
+                if !at.comma() {
+                    break;
+                }
+            }
+        }
+        at.literal(b"},\"version\":")?;
+        let version = at.integer()?;
+        at.literal(b"}}")?;
+        (at.at == bytes.len()).then_some(Self {
+            version,
+            expires,
+            keyids,
+            delegations: None,
+            plain: true,
+            custom,
+            entries,
+            invalid: BTreeSet::new(),
+        })
+    }
+}
+
+/// A position in canonical JSON bytes, for [`PublishedRole::scan`].
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn literal(&mut self, expected: &[u8]) -> Option<()> {
+        let rest = self.bytes.get(self.at..)?;
+        rest.starts_with(expected).then(|| self.at += expected.len())
+    }
+
+    fn comma(&mut self) -> bool {
+        self.literal(b",").is_some()
+    }
+
+    /// A string as canonical JSON writes it: only `"` and `\` escaped. A control
+    /// character, another escape or invalid UTF-8 ends the scan (a strict parser
+    /// refuses the first, reads the second otherwise, and the third is not JSON).
+    fn string(&mut self) -> Option<std::borrow::Cow<'a, str>> {
+        self.literal(b"\"")?;
+        let start = self.at;
+        let mut escaped = false;
+        loop {
+            let byte = self.peek()?;
+            match byte {
+                b'"' => break,
+                b'\\' => {
+                    escaped = true;
+                    match self.bytes.get(self.at + 1)? {
+                        b'"' | b'\\' => self.at += 2,
+                        _ => return None,
+                    }
+                }
+                0..0x20 => return None,
+                _ => self.at += 1,
+            }
+        }
+        let raw = std::str::from_utf8(&self.bytes[start..self.at]).ok()?;
+        self.at += 1;
+        Some(match escaped {
+            false => std::borrow::Cow::Borrowed(raw),
+            true => {
+                let mut out = String::with_capacity(raw.len());
+                let mut chars = raw.chars();
+                while let Some(c) = chars.next() {
+                    out.push(if c == '\\' { chars.next()? } else { c });
+                }
+                std::borrow::Cow::Owned(out)
+            }
+        })
+    }
+
+    /// A JSON value exactly as canonical JSON writes it, read by the strict parser
+    /// (`None` for anything else: the caller then parses the whole document strictly).
+    fn canonical_value(&mut self) -> Option<serde_json::Value> {
+        let rest = self.bytes.get(self.at..)?;
+        let mut stream = serde_json::Deserializer::from_slice(rest).into_iter::<serde::de::IgnoredAny>();
+        stream.next()?.ok()?;
+        let raw = &rest[..stream.byte_offset()];
+        let value: serde_json::Value = trellis_schema::json::from_slice(raw).ok()?;
+        (trellis_schema::canonical::to_vec(&value).ok()? == raw).then(|| {
+            self.at += raw.len();
+            value
+        })
+    }
+
+    /// A non-negative integer as canonical JSON writes it (no sign, no leading zero).
+    fn integer(&mut self) -> Option<u64> {
+        let start = self.at;
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            self.at += 1;
+        }
+        let digits = &self.bytes[start..self.at];
+        if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') {
+            return None;
+        }
+        std::str::from_utf8(digits).ok()?.parse().ok()
+    }
+}
+
 /// Compact entries of a published targets document.
 pub(super) trait SignedEntries {
     fn signed_entries(&self) -> Vec<(&str, (Sha256, u64))>;
@@ -296,6 +521,106 @@ mod tests {
         assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(generic).unwrap());
     }
 
+    /// A catalog-like role as [`RolePlan::sign`] writes it, with paths that need
+    /// escapes, signed by two keys.
+    fn signed_role() -> (Vec<u8>, Envelope<Targets>) {
+        let keys = [SigningKey::from_seed([5; 32]), SigningKey::from_seed([6; 32])];
+        let mut entries = Entries::new();
+        for n in 0..50u64 {
+            entries.insert(format!("catalog/search-{n:02}.json"), (Sha256::of(&n.to_le_bytes()), n * 1000));
+        }
+        entries.insert("catalog/q\"uote\\x.json".into(), (Sha256::of(b"q"), 0));
+        entries.insert("catalog/\u{e9}t\u{e9}.json".into(), (Sha256::of(b"e"), 7));
+        let plan = RolePlan::new("catalog", entries, None, Some(&keys), 90);
+        let bytes = plan.sign(12, "2027-01-01T00:00:00Z").unwrap();
+        let envelope = trellis_schema::json::from_slice(&bytes).unwrap();
+        (bytes, envelope)
+    }
+
+    #[test]
+    fn a_role_this_builder_signed_is_scanned_as_the_strict_parser_reads_it() {
+        let (bytes, envelope) = signed_role();
+        let scanned = PublishedRole::scan(&bytes).expect("the builder's own layout is scanned");
+        assert_eq!(scanned, PublishedRole::of(&envelope));
+        assert_eq!(scanned.entries.len(), 52);
+        assert_eq!(scanned.keyids.len(), 2);
+        assert_eq!(scanned.entries["catalog/q\"uote\\x.json"], (Sha256::of(b"q"), 0));
+        assert!(scanned.plain && scanned.invalid.is_empty());
+        // An empty role, unsigned, too.
+        let plan = RolePlan::new("catalog", Entries::new(), None, Some(&[]), 90);
+        let empty = plan.sign(1, "2027-01-01T00:00:00Z").unwrap();
+        let parsed: Envelope<Targets> = trellis_schema::json::from_slice(&empty).unwrap();
+        assert_eq!(PublishedRole::scan(&empty).unwrap(), PublishedRole::of(&parsed));
+    }
+
+    #[test]
+    fn a_role_in_any_other_layout_is_parsed_strictly_or_refused() {
+        let (bytes, envelope) = signed_role();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let strict = PublishedRole::of(&envelope);
+        // Valid JSON the scan does not take: read by the strict parser, the same role.
+        let pretty = serde_json::to_vec_pretty(&serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()).unwrap();
+        for (what, variant) in [
+            ("pretty-printed", pretty),
+            ("a trailing newline", [bytes.as_slice(), b"\n"].concat()),
+            ("an escaped solidus", text.replacen("catalog/search-01.json", "catalog\\/search-01.json", 1).into_bytes()),
+        ] {
+            assert!(PublishedRole::scan(&variant).is_none(), "{what}: not the builder's layout");
+            let read = PublishedRole::from_bytes(&variant).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(read, strict, "{what}");
+        }
+        // What the builder never writes: not scanned, read as the strict parser does.
+        let q = Sha256::of(b"q").to_hex();
+        let upper = text.replacen(&q, &q.to_uppercase(), 1);
+        assert!(PublishedRole::scan(upper.as_bytes()).is_none());
+        let read = PublishedRole::from_bytes(upper.as_bytes()).unwrap();
+        assert_eq!(read.invalid, BTreeSet::from(["catalog/q\"uote\\x.json".to_owned()]), "not a digest");
+        // Custom data out of canonical order: read strictly, kept for the plan to compare.
+        let custom = text.replacen("\"length\":7}", "\"length\":7,\"custom\":{\"b\":1,\"a\":[]}}", 1);
+        assert!(PublishedRole::scan(custom.as_bytes()).is_none());
+        let read = PublishedRole::from_bytes(custom.as_bytes()).unwrap();
+        assert_eq!(read.custom["catalog/\u{e9}t\u{e9}.json"], serde_json::json!({"a": [], "b": 1}));
+        // In canonical order and layout, scanned, and read as the strict parser reads it.
+        let canonical = text.replacen(":{\"hashes\"", ":{\"custom\":{\"a\":[],\"b\":\"q\\\"\"},\"hashes\"", 1);
+        let scanned = PublishedRole::scan(canonical.as_bytes()).expect("canonical custom data is scanned");
+        assert_eq!(scanned, PublishedRole::from_bytes(&canonical.clone().into_bytes()).unwrap());
+        assert_eq!(scanned.custom.len(), 1);
+        // Custom data not in canonical form (spaces, keys out of order, a repeated key):
+        // never scanned; the repeated key refused by the strict parser.
+        for (what, value, parses) in [
+            ("spaces", "{\"a\": []}", true),
+            ("keys out of order", "{\"b\":1,\"a\":2}", true),
+            ("a repeated key", "{\"a\":1,\"a\":2}", false),
+        ] {
+            let variant = text.replacen(":{\"hashes\"", &format!(":{{\"custom\":{value},\"hashes\""), 1);
+            assert!(PublishedRole::scan(variant.as_bytes()).is_none(), "{what}");
+            assert_eq!(PublishedRole::from_bytes(variant.as_bytes()).is_ok(), parses, "{what}");
+        }
+        let spec = text.replacen(trellis_schema::tuf::SPEC_VERSION, "1.0.0", 1);
+        assert!(PublishedRole::scan(spec.as_bytes()).is_none());
+        assert!(!PublishedRole::from_bytes(spec.as_bytes()).unwrap().plain);
+        let zero = text.replacen("\"length\":7}", "\"length\":07}", 1);
+        assert!(PublishedRole::scan(zero.as_bytes()).is_none());
+        assert!(PublishedRole::from_bytes(zero.as_bytes()).is_err(), "a leading zero is not JSON");
+        // Targets out of order or repeated: never scanned; a repeated member refused.
+        let (a, b) = ("\"catalog/search-01.json\"", "\"catalog/search-02.json\"");
+        let swapped = text.replacen(a, "@", 1).replacen(b, a, 1).replacen('@', b, 1);
+        assert!(PublishedRole::scan(swapped.as_bytes()).is_none());
+        assert_eq!(PublishedRole::from_bytes(swapped.as_bytes()).unwrap().entries.len(), 52);
+        let repeated = text.replacen(b, a, 1);
+        assert!(PublishedRole::scan(repeated.as_bytes()).is_none());
+        let error = PublishedRole::from_bytes(repeated.as_bytes()).unwrap_err().to_string();
+        assert!(error.contains("duplicate member"), "{error}");
+        // Truncated anywhere, or a control character in a path: refused.
+        for cut in [1, bytes.len() / 3, bytes.len() / 2, bytes.len() - 1] {
+            assert!(PublishedRole::scan(&bytes[..cut]).is_none(), "cut at {cut}");
+            assert!(PublishedRole::from_bytes(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let control = text.replacen("search-03", "search\u{1}03", 1);
+        assert!(PublishedRole::scan(control.as_bytes()).is_none());
+        assert!(PublishedRole::from_bytes(control.as_bytes()).is_err());
+    }
+
     #[test]
     fn fast_canonical_role_with_custom_entries_equals_the_generic_signed_document_and_keeps_only_the_same_custom() {
         let key = SigningKey::from_seed([3; 32]);
@@ -321,6 +646,12 @@ mod tests {
         let published: Envelope<Targets> = serde_json::from_slice(&fast).unwrap();
         assert_eq!(published.signed.targets["catalog/head.json"].custom, Some(facts(7)["catalog/head.json"].clone()));
         assert_eq!(published.signed.targets["catalog/search-cl.json"].custom, None);
+        // The builder's own role with custom data is scanned (not parsed strictly), as
+        // the strict parser reads it.
+        let scanned = PublishedRole::scan(&fast).expect("the builder's layout with custom data is scanned");
+        assert_eq!(scanned, PublishedRole::of(&published));
+        assert_eq!(scanned.custom, facts(7));
+        let published = scanned;
 
         let same = RolePlan::new("catalog", entries.clone(), None, Some(&keys), 90).with_custom(facts(7));
         assert_eq!(same.decide(Some(&published), now), Decision::Keep(4));
@@ -339,7 +670,7 @@ mod tests {
         let entries = Entries::from([("index/0a/acme.clock.json".to_owned(), (Sha256::of(b"a"), 12))]);
         let plan = RolePlan::new("bin-0", entries.clone(), None, Some(&keys), 90);
         let bytes = plan.sign(3, &tuf::expiry(now, 90)).unwrap();
-        let published: Envelope<Targets> = serde_json::from_slice(&bytes).unwrap();
+        let published = PublishedRole::from_bytes(&bytes).unwrap();
         assert_eq!(plan.decide(Some(&published), now), Decision::Keep(3));
         let mut grown = entries;
         grown.insert("index/0a/acme.alarm.json".to_owned(), (Sha256::of(b"b"), 1));
@@ -352,8 +683,7 @@ mod tests {
         let key = SigningKey::from_seed([4; 32]);
         let signed_at: jiff::Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
         let plan = RolePlan::new("targets", Entries::new(), None, Some(std::slice::from_ref(&key)), 180);
-        let published: Envelope<Targets> =
-            serde_json::from_slice(&plan.sign(1, &tuf::expiry(signed_at, 180)).unwrap()).unwrap();
+        let published = PublishedRole::from_bytes(&plan.sign(1, &tuf::expiry(signed_at, 180)).unwrap()).unwrap();
         let at = |days: i64| jiff::Timestamp::from_second(signed_at.as_second() + days * 86_400).unwrap();
         let offline = RolePlan::new("targets", Entries::new(), None, None, 180);
         assert_eq!(offline.decide(Some(&published), at(95)), Decision::Keep(1), "past half-life, key offline");
@@ -376,6 +706,7 @@ mod tests {
         }
         let changed = BTreeSet::from(["acme.clock".to_owned()]);
         let mut entries = Entries::from([("index/0a/acme.clock.json".to_owned(), (Sha256::of(b"new"), 2))]);
+        let published = PublishedRole::of(&Envelope { signatures: Vec::new(), signed: published }).entries;
         merge_bin(&mut entries, &published, false, &changed).unwrap();
         assert_eq!(
             entries,

@@ -10,7 +10,7 @@
 //! the client's job).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -21,6 +21,7 @@ use trellis_schema::tuf::{Envelope, Snapshot, Targets, Timestamp};
 use trellis_schema::{PluginId, Sha256};
 
 use super::BuildError;
+use super::plan::PublishedRole;
 use crate::registry::PublishedReleases;
 use crate::release::{PluginInput, PublishedRelease};
 use crate::site;
@@ -37,6 +38,8 @@ pub struct PreviousSite {
     /// those once): the publisher bins, the security role and the top-level ones are
     /// each read by more than one step of a build.
     roles: Mutex<HashMap<String, Option<Envelope<Targets>>>>,
+    /// The same as [`PublishedRole`]s (compact entries; a plain role scanned).
+    published: Mutex<HashMap<String, Option<Arc<PublishedRole>>>>,
 }
 
 impl PreviousSite {
@@ -54,7 +57,13 @@ impl PreviousSite {
             .map(|m| m.version)
             .ok_or_else(|| BuildError::Site { path: path.clone(), reason: "names no snapshot.json".into() })?;
         let snapshot: Envelope<Snapshot> = read_site_json(&site::metadata_file(dir, "snapshot", version))?;
-        Ok(Some(Self { dir: dir.to_owned(), timestamp, snapshot, roles: Mutex::default() }))
+        Ok(Some(Self {
+            dir: dir.to_owned(),
+            timestamp,
+            snapshot,
+            roles: Mutex::default(),
+            published: Mutex::default(),
+        }))
     }
 
     /// The site directory.
@@ -77,10 +86,10 @@ impl PreviousSite {
             .collect();
         let mut out = Vec::new();
         for bin in bins {
-            let Some(role) = self.role(&bin)? else { continue };
-            for (target, file) in role.signed.targets {
-                if let Some(sha) = file.hashes.get("sha256").and_then(|h| h.parse().ok()) {
-                    out.push((target, sha));
+            let Some(role) = self.published_role(&bin)? else { continue };
+            for (target, (sha, _)) in &role.entries {
+                if !role.invalid.contains(target) {
+                    out.push((target.clone(), *sha));
                 }
             }
         }
@@ -104,6 +113,30 @@ impl PreviousSite {
         };
         if cached {
             self.roles.lock().unwrap_or_else(|e| e.into_inner()).insert(role.to_owned(), read.clone());
+        }
+        Ok(read)
+    }
+
+    /// The published role `role` as the planner compares it ([`PublishedRole`]: a
+    /// role this builder wrote without delegations is scanned, not parsed). Kept but
+    /// for hash bins and the catalog role, which a build reads once.
+    pub(crate) fn published_role(&self, role: &str) -> Result<Option<Arc<PublishedRole>>, BuildError> {
+        let cached = !role.starts_with(&format!("{BIN_PREFIX}-")) && role != crate::tuf::CATALOG_ROLE;
+        if cached && let Some(read) = self.published.lock().unwrap_or_else(|e| e.into_inner()).get(role) {
+            return Ok(read.clone());
+        }
+        let read = match self.version(role) {
+            Some(version) => {
+                let path = site::metadata_file(&self.dir, role, version);
+                let bytes = std::fs::read(&path).map_err(|e| FsError::new("reading", &path, e))?;
+                let role = PublishedRole::from_bytes(&bytes)
+                    .map_err(|e| BuildError::Site { path: path.clone(), reason: e.to_string() })?;
+                Some(Arc::new(role))
+            }
+            None => None,
+        };
+        if cached {
+            self.published.lock().unwrap_or_else(|e| e.into_inner()).insert(role.to_owned(), read.clone());
         }
         Ok(read)
     }
@@ -151,10 +184,10 @@ impl PreviousSite {
         }
         let mut out = BTreeMap::new();
         for (bin, wanted) in by_bin {
-            let Some(role) = self.role(&bin)? else { continue };
+            let Some(role) = self.published_role(&bin)? else { continue };
             for (id, target) in wanted {
-                if let Some(sha) = role.signed.targets.get(&target).and_then(|f| f.hashes.get("sha256")?.parse().ok()) {
-                    out.insert(id.clone(), sha);
+                if let Some((sha, _)) = role.entries.get(&target).filter(|_| !role.invalid.contains(&target)) {
+                    out.insert(id.clone(), *sha);
                 }
             }
         }

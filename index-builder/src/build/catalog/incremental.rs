@@ -23,6 +23,7 @@ use trellis_schema::catalog::{self, CatalogLimits, CatalogRecord, HEAD_LIST, HEA
 use trellis_schema::{PluginId, Sha256};
 
 use super::super::BuildError;
+use super::super::plan::PublishedRole;
 use super::super::previous::PreviousSite;
 use super::ShardLayout;
 
@@ -37,31 +38,29 @@ pub trait PublishedCatalog: Sync {
 /// The catalog of a previous site on disk (`None` when it has no catalog role).
 pub(in crate::build) struct SiteCatalog<'a> {
     site: &'a PreviousSite,
-    entries: BTreeMap<String, (Sha256, u64)>,
+    entries: &'a BTreeMap<String, (Sha256, u64)>,
 }
 
 impl<'a> SiteCatalog<'a> {
-    /// The catalog `site` publishes, whose signed role (as [`PreviousSite::role`]
-    /// reads it) is `role`; `None` without one.
+    /// The catalog `site` publishes, whose signed role (as
+    /// [`PreviousSite::published_role`] reads it) is `role`; `None` without one.
     pub(in crate::build) fn of_role(
         site: &'a PreviousSite,
-        role: Option<&trellis_schema::tuf::Envelope<trellis_schema::tuf::Targets>>,
+        role: Option<&'a PublishedRole>,
     ) -> Result<Option<Self>, BuildError> {
         let Some(role) = role else { return Ok(None) };
-        let mut entries = BTreeMap::new();
-        for (target, file) in &role.signed.targets {
-            let sha256 = file.hashes.get("sha256").and_then(|h| h.parse().ok()).ok_or_else(|| {
-                BuildError::Catalog(format!("the published catalog role lists {target} without a valid sha256"))
-            })?;
-            entries.insert(target.clone(), (sha256, file.length));
+        if let Some(target) = role.invalid.first() {
+            return Err(BuildError::Catalog(format!(
+                "the published catalog role lists {target} without a valid sha256"
+            )));
         }
-        Ok(Some(Self { site, entries }))
+        Ok(Some(Self { site, entries: &role.entries }))
     }
 }
 
 impl PublishedCatalog for SiteCatalog<'_> {
     fn entries(&self) -> &BTreeMap<String, (Sha256, u64)> {
-        &self.entries
+        self.entries
     }
 
     fn read(&self, target: &str) -> Result<Vec<u8>, BuildError> {

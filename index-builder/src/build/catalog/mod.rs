@@ -33,7 +33,6 @@ use trellis_schema::catalog::{
     ListingSize, PAGE_SIZE, POSTINGS_PER_TERM, PluginSummary, RECORD_BUCKETS, Rating, RecordBucket, SearchShard,
     TermPostings,
 };
-use trellis_schema::tuf::{Envelope, Targets};
 
 pub(super) mod figures;
 mod incremental;
@@ -45,7 +44,7 @@ pub use shards::ShardLayout;
 
 use super::BuildError;
 use super::documents::{Content, TargetOut};
-use super::plan::Custom;
+use super::plan::{Custom, PublishedRole};
 use super::previous::PreviousSite;
 use crate::release::PluginInput;
 use crate::tuf::CATALOG_ROLE;
@@ -162,13 +161,12 @@ pub(super) fn previous_records(
     previous: Option<&PreviousSite>,
 ) -> Result<BTreeMap<PluginId, CatalogRecord>, BuildError> {
     let Some(previous) = previous else { return Ok(BTreeMap::new()) };
-    let Some(role) = previous.role(CATALOG_ROLE)? else { return Ok(BTreeMap::new()) };
+    let Some(role) = previous.published_role(CATALOG_ROLE)? else { return Ok(BTreeMap::new()) };
     let buckets: Vec<(String, trellis_schema::Sha256)> = role
-        .signed
-        .targets
+        .entries
         .iter()
-        .filter(|(path, _)| path.starts_with("catalog/records-"))
-        .filter_map(|(path, file)| Some((path.clone(), file.hashes.get("sha256")?.parse().ok()?)))
+        .filter(|(path, _)| path.starts_with("catalog/records-") && !role.invalid.contains(*path))
+        .map(|(path, (sha256, _))| (path.clone(), *sha256))
         .collect();
     let parsed: Vec<RecordBucket> = buckets
         .par_iter()
@@ -186,10 +184,7 @@ pub(super) fn previous_records(
 /// ([`catalog::HeadFacts`], what a search needs from the head, so a client need not
 /// download it), from the head among `documents` (every build writes it), else as
 /// the `published` role carries them.
-pub(super) fn head_custom(
-    documents: &[TargetOut],
-    published: Option<&Envelope<Targets>>,
-) -> Result<Custom, BuildError> {
+pub(super) fn head_custom(documents: &[TargetOut], published: Option<&PublishedRole>) -> Result<Custom, BuildError> {
     let written = documents.iter().find(|d| d.target == HEAD_TARGET).and_then(|d| match &d.content {
         Some(Content::Bytes(bytes)) => Some(bytes),
         _ => None,
@@ -200,7 +195,7 @@ pub(super) fn head_custom(
                 .map_err(|e| BuildError::Catalog(format!("the catalog head this build wrote cannot be read: {e}")))?;
             Some(catalog::HeadFacts::of(&head).to_custom())
         }
-        None => published.and_then(|role| role.signed.targets.get(HEAD_TARGET)?.custom.clone()),
+        None => published.and_then(|role| role.custom.get(HEAD_TARGET).cloned()),
     };
     Ok(custom.map(|custom| Custom::from([(HEAD_TARGET.to_owned(), custom)])).unwrap_or_default())
 }
