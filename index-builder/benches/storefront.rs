@@ -10,7 +10,9 @@
 //! they render (`0dcc1b3`), publish's peak RSS 2,812 MiB from 1,338 MiB held before it
 //! (+1,474 MiB: every rendered page), 254,530 files, 963 MB, storefront CPU 27.0 s;
 //! after (`506b1b5`), 1,498 MiB from 1,491 MiB (+7 MiB), 242,299 files, 912 MB, CPU
-//! 32.1 s in a run overlapping other work (not a like-for-like CPU figure).
+//! 32.1 s in a run overlapping other work (not a like-for-like CPU figure). On the quiet
+//! machine the same day (load 1–2): full build +40.9 s wall, 45.1 s CPU (render and
+//! write 40.6 s), peak RSS +10 MiB; one release +173 ms wall, 100 ms CPU.
 //! Each step is reported in wall time and in CPU time (user + system of the process:
 //! on a loaded machine the wall time says more about the neighbours than the code).
 //! Synthetic packages are not on disk, so plugin pages come from the signed manifests

@@ -33,6 +33,11 @@
 //! refresh (`add_registry`) is one of them: the timestamp, the root probe and the
 //! unversioned `snapshot.json` and `targets.json` together (three before the builder
 //! published those copies: 10 and 13 round trips).
+//!
+//! On the quiet machine (2026-12-02, load 1–2, data dir on the VM's disk, three runs):
+//! 100k, 11–13 round trips, 452–584 ms at 25 ms per request, 1.22–1.56 s at 100 ms
+//! (strict order: 18, 0.61–1.10 s and 1.97–2.16 s): beyond the latency, 0.12–0.46 s of
+//! the client's own time, mostly its barriers on this disk.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // a bench binary reports on stdout
 
@@ -313,6 +318,12 @@ fn main() {
     put_files(&server, &site.site_dir, files);
     let root = site.root_file();
     println!("serving {served} files on {} (loaded in {:.1?})", server.url(), started.elapsed());
+    // The build just wrote gigabytes: the first install's barriers would wait for their
+    // writeback (on 2026-12-02, quiet: 3.05 s at 100 ms per request when timed first,
+    // 1.22 s when second). Flush them before anything is timed.
+    let synced = Instant::now();
+    let _ = std::process::Command::new("sync").status();
+    println!("sync after the build: {:.1?}", synced.elapsed());
     println!("target: {target}, dependency graph of {} plugins (newest stable releases)", graph.len());
 
     // 1. Cold install in a child process, at each added per-request latency (a CDN's
