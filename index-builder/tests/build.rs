@@ -1278,6 +1278,72 @@ fn an_incremental_build_splices_published_levels_and_catalog_role_only_when_they
     assert_eq!(tree(full.path()), tree(partial.path()));
 }
 
+/// The current hash bins of the site at `out`, with their files.
+fn hash_bins(out: &Path) -> Vec<(std::path::PathBuf, String)> {
+    let previous = trellis_index::build::PreviousSite::open(out).unwrap().unwrap();
+    (0..4)
+        .map(|n| format!("bin-{n}"))
+        .filter_map(|name| Some(site::metadata_file(out, &name, previous.version(&name)?)))
+        .map(|path| (path.clone(), std::fs::read_to_string(&path).unwrap()))
+        .collect()
+}
+
+#[test]
+fn an_incremental_build_refuses_to_carry_a_published_bin_entry_without_a_valid_digest() {
+    // Every published bin entry but acme.alarm's with its SHA-256 in upper case: such a
+    // digest parses as nothing, and a build that does not load the plugin would carry
+    // the entry into the bin it signs with an all-zero digest in its place.
+    let registry = registry();
+    for n in 0..12 {
+        fixture::add_release(registry.path(), &ReleaseSpec::new(&format!("acme.n{n}"), "1.0.0"), &fixture::key(1))
+            .unwrap();
+    }
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let marker = "\"sha256\":\"";
+    let mut raised = 0;
+    for (path, text) in hash_bins(out.path()) {
+        let mut tampered = String::new();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find(marker) {
+            let (head, tail) = rest.split_at(at + marker.len());
+            tampered.push_str(head);
+            let entry = head.rfind("\"index/").unwrap();
+            let digest = if head[entry..].contains(".acme.alarm.json") {
+                tail[..64].to_owned()
+            } else {
+                tail[..64].to_uppercase()
+            };
+            raised += usize::from(digest != tail[..64]);
+            tampered.push_str(&digest);
+            rest = &tail[64..];
+        }
+        tampered.push_str(rest);
+        std::fs::write(&path, tampered).unwrap();
+    }
+    assert!(raised >= 12, "every other plugin's entry raised: {raised}");
+
+    fixture::add_release(registry.path(), &ReleaseSpec::new("acme.alarm", "0.2.0"), &fixture::key(1)).unwrap();
+    let before = tree(out.path());
+    let scope = Scope::Plugins(BTreeSet::from(["acme.alarm".parse().unwrap()]));
+    let error = build_registry(&Registry::open(registry.path()).unwrap(), out.path(), scope, now()).unwrap_err();
+    let message = error.to_string();
+    let BuildError::Site { path, .. } = &error else { panic!("{error:?}") };
+    assert!(hash_bins(out.path()).iter().any(|(bin, _)| bin == path), "names the bin: {message}");
+    assert!(message.contains("without a valid SHA-256") && message.contains("acme.n"), "{message}");
+    assert_eq!(tree(out.path()), before, "nothing written");
+
+    // A full build lists every doc again from its bytes: the bins are whole again.
+    build(registry.path(), out.path()).unwrap();
+    for (bin, text) in hash_bins(out.path()) {
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find(marker) {
+            rest = &rest[at + marker.len()..];
+            assert!(!rest[..64].bytes().any(|b| b.is_ascii_uppercase()), "{}: {text}", bin.display());
+        }
+    }
+}
+
 #[test]
 fn age_and_advisories_move_levels_in_any_build_without_touching_an_index_doc() {
     use trellis_schema::security_level::{Level, Reason};

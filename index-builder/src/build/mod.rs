@@ -953,9 +953,11 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
             None => None,
         };
         if plan.name.starts_with(&format!("{}-", tuf::BIN_PREFIX))
-            && let Some(published) = published
+            && let (Some(prev), Some(published)) = (&previous, published)
         {
-            merge_bin(&mut plan.entries, &published.entries, full, &changed_ids)?;
+            let version = prev.version(&plan.name).unwrap_or(published.version);
+            let path = site::metadata_file(prev.dir(), &plan.name, version);
+            merge_bin(&mut plan.entries, published, &path, full, &changed_ids)?;
         }
         plan.decision = plan.decide(published, now);
         Ok::<(), BuildError>(())

@@ -149,15 +149,29 @@ impl<'a> RolePlan<'a> {
 /// removed. Entries other than index docs (blobs a bin listed before bins signed only
 /// index docs) are dropped. Whether the releases a published doc lists are unchanged is
 /// [`super::previous::check_published_releases`]'.
+///
+/// A kept entry must have a valid SHA-256 in the published bin (`path`): one listed
+/// without (a tampered or damaged site) would be signed again with an all-zero digest
+/// in its place, and that plugin's installs would fail their hash check.
 pub(super) fn merge_bin(
     entries: &mut Entries,
-    published: &Entries,
+    published: &PublishedRole,
+    path: &std::path::Path,
     full: bool,
     changed: &BTreeSet<String>,
 ) -> Result<(), BuildError> {
-    for (target, file) in published {
+    for (target, file) in &published.entries {
         let Some(owner) = index_doc_owner(target) else { continue };
         if !(full || changed.contains(owner)) {
+            if published.invalid.contains(target) {
+                return Err(BuildError::Site {
+                    path: path.to_owned(),
+                    reason: format!(
+                        "lists {target} without a valid SHA-256, and this build does not load {owner} to \
+                         list it again; rebuild in full (`trellis-index build` without --only)"
+                    ),
+                });
+            }
             entries.insert(target.clone(), *file);
         } else if !entries.contains_key(target) {
             return Err(BuildError::Removed { target: target.clone() });
@@ -706,8 +720,9 @@ mod tests {
         }
         let changed = BTreeSet::from(["acme.clock".to_owned()]);
         let mut entries = Entries::from([("index/0a/acme.clock.json".to_owned(), (Sha256::of(b"new"), 2))]);
-        let published = PublishedRole::of(&Envelope { signatures: Vec::new(), signed: published }).entries;
-        merge_bin(&mut entries, &published, false, &changed).unwrap();
+        let bin = std::path::Path::new("site/metadata/1.bin-0.json");
+        let published = PublishedRole::of(&Envelope { signatures: Vec::new(), signed: published });
+        merge_bin(&mut entries, &published, bin, false, &changed).unwrap();
         assert_eq!(
             entries,
             Entries::from([
@@ -717,9 +732,28 @@ mod tests {
         );
 
         let mut entries = Entries::from([("index/0a/acme.clock.json".to_owned(), (Sha256::of(b"new"), 2))]);
-        match merge_bin(&mut entries, &published, true, &changed) {
+        match merge_bin(&mut entries, &published, bin, true, &changed) {
             Err(BuildError::Removed { target }) => assert_eq!(target, "index/0b/acme.alarm.json"),
             other => panic!("a full build without acme.alarm must be refused, got {other:?}"),
         }
+
+        // acme.alarm's digest not valid hex: refused when carried, naming the bin and
+        // the entry; not when this build lists acme.alarm again itself.
+        let mut tampered = published.clone();
+        tampered.invalid.insert("index/0b/acme.alarm.json".to_owned());
+        let mut entries = Entries::from([("index/0a/acme.clock.json".to_owned(), (Sha256::of(b"new"), 2))]);
+        match merge_bin(&mut entries, &tampered, bin, false, &changed) {
+            Err(BuildError::Site { path, reason }) => {
+                assert_eq!(path, bin);
+                assert!(reason.contains("index/0b/acme.alarm.json") && reason.contains("valid SHA-256"), "{reason}");
+            }
+            other => panic!("an entry without a digest must not be carried, got {other:?}"),
+        }
+        let mut entries = Entries::from([
+            ("index/0a/acme.clock.json".to_owned(), (Sha256::of(b"new"), 2)),
+            ("index/0b/acme.alarm.json".to_owned(), (Sha256::of(b"b2"), 2)),
+        ]);
+        merge_bin(&mut entries, &tampered, bin, true, &changed).unwrap();
+        assert_eq!(entries["index/0b/acme.alarm.json"], (Sha256::of(b"b2"), 2));
     }
 }

@@ -92,7 +92,7 @@ pub(super) fn due(
 fn read(previous: &PreviousSite) -> Option<RatingDays> {
     let state: State = state::read(previous.dir(), RATINGS_STATE, "rating days", "reading every review")?;
     if state.format != FORMAT || state.snapshot != previous.snapshot.signed.version {
-        tracing::info!(path = RATINGS_STATE, "rating days of another site; reading every review");
+        tracing::info!(path = %previous.dir().join(RATINGS_STATE).display(), "rating days of another site; reading every review");
         return None;
     }
     Some(RatingDays { moves: state.moves, reviewed: true })

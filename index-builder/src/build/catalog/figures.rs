@@ -61,7 +61,7 @@ pub(in crate::build) fn records_digest(entries: &BTreeMap<String, (Sha256, u64)>
 pub(in crate::build) fn read(site: &Path, entries: &BTreeMap<String, (Sha256, u64)>) -> Option<Published> {
     let state: State = state::read(site, FIGURES_STATE, "published download figures", "redoing the catalog")?;
     if state.format != FORMAT || state.records != records_digest(entries).to_hex() {
-        tracing::info!(path = FIGURES_STATE, "download figures of another catalog; redoing the catalog");
+        tracing::info!(path = %site.join(FIGURES_STATE).display(), "download figures of another catalog; redoing the catalog");
         return None;
     }
     Some(state.downloads.into_iter().map(|(id, [total, recent])| (id, Downloads { total, recent })).collect())

@@ -95,7 +95,7 @@ impl ShardLayout {
             return Self::default();
         };
         if state.format != FORMAT {
-            tracing::info!(path = SHARDS_STATE, format = state.format, "search shard layout of another format; {redo}");
+            tracing::info!(path = %site.join(SHARDS_STATE).display(), format = state.format, "search shard layout of another format; {redo}");
             return Self::default();
         }
         let split = state
