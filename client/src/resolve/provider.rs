@@ -236,6 +236,10 @@ pub(crate) struct Provider<'a, S: IndexSource> {
     prefetched: RefCell<HashSet<DocRequest>>,
     /// Plugins a dependency requirement met so far names a pre-release of.
     named_prereleases: RefCell<HashSet<PluginId>>,
+    /// The requirements met so far on each plugin (the request's, and those of the
+    /// releases whose dependencies were asked for): the release whose dependencies a
+    /// lookup hints is the newest they all allow.
+    wanted: RefCell<HashMap<PluginId, Vec<semver::VersionReq>>>,
 }
 
 /// The version of the root package.
@@ -254,6 +258,10 @@ impl<'a, S: IndexSource> Provider<'a, S> {
             notices: RefCell::default(),
             prefetched: RefCell::default(),
             named_prereleases: RefCell::default(),
+            wanted: RefCell::new(request.requirements.iter().fold(HashMap::new(), |mut wanted, r| {
+                wanted.entry(r.id.clone()).or_insert_with(Vec::new).push(r.version.clone());
+                wanted
+            })),
         }
     }
 
@@ -389,10 +397,17 @@ impl<'a, S: IndexSource> Provider<'a, S> {
         };
         let lookup = Rc::new(lookup);
         self.lookups.borrow_mut().insert(id.clone(), Rc::clone(&lookup));
-        if let Lookup::Found(entry) = &*lookup
-            && let Some(release) = entry.candidates.first().and_then(|v| entry.release(v))
-        {
-            self.prefetch(release.dependencies.iter().map(|d| &d.id));
+        // The dependencies of the release the solver most likely picks: the newest
+        // candidate every requirement met so far allows (`app@^1` whose 2.0.0 needs
+        // other plugins than 1.x: 1.x's), else the newest (a conflict to report).
+        if let Lookup::Found(entry) = &*lookup {
+            let wanted = self.wanted.borrow();
+            let allowed = |v: &&Version| wanted.get(id).is_none_or(|reqs| reqs.iter().all(|r| r.matches(v)));
+            let likely = entry.candidates.iter().find(allowed).or_else(|| entry.candidates.first());
+            if let Some(release) = likely.and_then(|v| entry.release(v)) {
+                drop(wanted);
+                self.prefetch(release.dependencies.iter().map(|d| &d.id));
+            }
         }
         Ok(lookup)
     }
@@ -504,6 +519,12 @@ impl<S: IndexSource> DependencyProvider for Provider<'_, S> {
         // together. The hint at lookup covered the newest release's dependencies,
         // which are not these when an older release was chosen (`app@^1` whose 2.0.0
         // needs nothing).
+        {
+            let mut wanted = self.wanted.borrow_mut();
+            for dependency in &release.dependencies {
+                wanted.entry(dependency.id.clone()).or_default().push(dependency.version_requirement.clone());
+            }
+        }
         self.prefetch(release.dependencies.iter().map(|d| &d.id));
         let mut deps = Vec::with_capacity(release.dependencies.len() + 1);
         add(&mut deps, Package::Host, requirement_ranges(&release.host.api_version_requirement));

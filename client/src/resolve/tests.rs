@@ -210,6 +210,26 @@ fn hints_the_dependencies_of_the_chosen_release_before_looking_any_up() {
     assert_eq!(events[hint], "hint acme.a acme.b acme.c", "{events:?}");
 }
 
+/// `acme.app@^1` whose 1.0.0 needs `acme.lib@^1`, and `acme.lib` whose 2.0.0 needs
+/// `acme.big` where 1.x needs `acme.small`: the lookup of `acme.lib` hints the
+/// dependencies of the release the requirements allow (1.x: `acme.small`), never those
+/// of a 2.0.0 no requirement lets the solver pick (a wasted wave of fetches).
+#[test]
+fn a_lookup_hints_the_dependencies_of_the_newest_release_its_requirements_allow() {
+    let docs = source(vec![
+        doc("acme.app", vec![rel("1.0.0").dep("acme.lib", "^1"), rel("2.0.0").dep("acme.lib", "^2")]),
+        doc("acme.lib", vec![rel("1.0.0").dep("acme.small", "^1"), rel("2.0.0").dep("acme.big", "^1")]),
+        doc("acme.small", vec![rel("1.0.0")]),
+        doc("acme.big", vec![rel("1.0.0")]),
+    ]);
+    let source = Ordered { docs, events: std::sync::Mutex::default() };
+    let resolution = resolve(&want(request(), "acme.app", "^1"), &source).unwrap();
+    assert_eq!(chosen(&resolution), ["acme.small 1.0.0", "acme.lib 1.0.0", "acme.app 1.0.0"]);
+    let events = source.events.into_inner().unwrap();
+    assert!(!events.iter().any(|e| e.split(' ').any(|w| w == "acme.big")), "{events:?}");
+    assert!(events.iter().any(|e| e.starts_with("hint ") && e.split(' ').any(|w| w == "acme.small")), "{events:?}");
+}
+
 #[test]
 fn prefetches_from_every_registry_until_a_namespace_is_bound() {
     let corp = registry("corp");
