@@ -16,7 +16,10 @@
 //! graph is the median of that many fresh runs, trellis and uv interleaved);
 //! `TRELLIS_BENCH_LATENCY_MS` (default 0) serves both the site and the wheels from the
 //! test fault server with that delay added to every answer (a CDN's round trip; one
-//! request per connection for both) instead of `trellis-index serve`. `uv` from `PATH`,
+//! request per connection for both) instead of `trellis-index serve`, and each graph's
+//! line then also gives the requests and round trips (the fault server's critical path)
+//! of its install and of uv's resolution in the first run: unlike the walls, they do not
+//! move with the machine's load. `uv` from `PATH`,
 //! else installed once into a venv under `BENCH_DIR` from PyPI (`UV_VERSION`, default
 //! 0.13.8). `TRELLIS_BENCH_BASELINE`: another `trellis` binary (an older build) timed
 //! the same way in the same runs, for before/after ratios side by side. Prints each
@@ -270,12 +273,24 @@ fn main() {
         std::fs::write(&requirements, format!("{}>=1,<2\n", python_name(graph, 0))).unwrap();
         let (mut install_runs, mut cold_runs, mut uv_runs) = (Vec::new(), Vec::new(), Vec::new());
         let mut baseline_runs = Vec::new();
+        // Requests and round trips (the fault server's critical path) of the first run's
+        // install and of uv's resolution: load-independent, unlike the walls.
+        let mut counted: Option<[(usize, usize); 2]> = None;
+        let reset = || {
+            if let Some((site_server, wheel_server)) = &delayed_servers {
+                site_server.reset_counters();
+                wheel_server.reset_counters();
+            }
+        };
+        let counts = |server: &FaultServer| (server.request_count(), server.critical_path());
         for run_index in 0..runs {
             let attempt = work.path().join(format!("run-{run_index}"));
             // Trellis, registry added beforehand: the install alone.
             let data = attempt.join("data");
             run(trellis_cmd(&data).args(["registry", "add", "main", &site_url, "--root"]).arg(&root));
+            reset();
             install_runs.push(run(trellis_cmd(&data).args(["--yes", "install", &target])));
+            let install_counts = delayed_servers.as_ref().map(|(site_server, _)| counts(site_server));
             let listed = trellis_cmd(&data).args(["--json", "list"]).output().unwrap();
             let list: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
             let count = list["result"].as_array().map_or(0, Vec::len);
@@ -297,6 +312,7 @@ fn main() {
 
             // uv, cold cache, wheels over HTTP from the same kind of server.
             let compiled = attempt.join("requirements.txt");
+            reset();
             uv_runs.push(run(Command::new(&uv)
                 .args(["pip", "compile", "--quiet", "--no-index", "--find-links"])
                 .arg(format!("{wheels_url}index.html"))
@@ -308,6 +324,11 @@ fn main() {
             let pinned = std::fs::read_to_string(&compiled).unwrap();
             let uv_count = pinned.lines().filter(|l| l.starts_with("acme-")).count();
             assert_eq!(uv_count, deps.len(), "uv resolves the same graph: {pinned}");
+            if counted.is_none()
+                && let (Some(install), Some((_, wheel_server))) = (install_counts, &delayed_servers)
+            {
+                counted = Some([install, counts(wheel_server)]);
+            }
             std::fs::remove_dir_all(&attempt).unwrap();
         }
         let (install, cold, uv_time) = (median(install_runs), median(cold_runs), median(uv_runs));
@@ -320,13 +341,16 @@ fn main() {
             format!("  {:>13.1} ms  {before_ratio:>10.2}×", ms(before))
         });
         println!(
-            "{graph:>5}  {:>7}  {:>12.1} ms  {:>19.1} ms  {:>11.1} ms  {:>9.2}×{}",
+            "{graph:>5}  {:>7}  {:>12.1} ms  {:>19.1} ms  {:>11.1} ms  {:>9.2}×{}{}",
             deps.len(),
             ms(install),
             ms(cold),
             ms(uv_time),
             ratio,
-            before.unwrap_or_default()
+            before.unwrap_or_default(),
+            counted.map_or_else(String::new, |[(requests, trips), (uv_requests, uv_trips)]| format!(
+                "  install {requests} requests / {trips} round trips, uv {uv_requests} / {uv_trips}"
+            ))
         );
         installs.push(install);
         colds.push(cold);
