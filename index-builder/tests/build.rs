@@ -184,6 +184,43 @@ fn rebuilding_unchanged_registry_writes_nothing() {
     assert_eq!(tree(out.path()), before);
 }
 
+/// The head's facts in the published catalog role changed (a byte flipped inside the
+/// `custom` value, the role still laid out as the builder writes it): a rebuild of the
+/// unchanged registry, full or of one plugin, signs the role again with the head's own
+/// facts instead of keeping the altered copy.
+#[test]
+fn a_catalog_role_whose_head_facts_were_altered_is_signed_again_with_the_heads_own() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let expected = tree(out.path());
+    let role = catalog_role_file(out.path());
+    let published = std::fs::read_to_string(&role).unwrap();
+    let custom = published.find("\"custom\":{\"generated\":").expect("the head's facts, as the builder writes them");
+    let at = custom + published[custom..].find("\"plugins\":2}").unwrap() + "\"plugins\":".len();
+    let scopes = [Scope::Full, Scope::Plugins(BTreeSet::from(["acme.alarm".parse().unwrap()]))];
+    for scope in scopes {
+        // Reset to the published site, then alter the count: 2 → 9.
+        for (path, bytes) in &expected {
+            std::fs::write(out.path().join(path), bytes).unwrap();
+        }
+        let stale: Vec<_> = tree(out.path()).into_keys().filter(|p| !expected.contains_key(p)).collect();
+        for path in stale {
+            std::fs::remove_file(out.path().join(path)).unwrap();
+        }
+        std::fs::write(&role, format!("{}9{}", &published[..at], &published[at + 1..])).unwrap();
+        let report =
+            build_registry(&Registry::open(registry.path()).unwrap(), out.path(), scope.clone(), now()).unwrap();
+        let signed = catalog_role_file(out.path());
+        assert_ne!(signed, role, "{scope:?}: a new version of the role: {:?}", report.written);
+        let text = std::fs::read_to_string(&signed).unwrap();
+        assert!(text.contains("\"plugins\":2}") && !text.contains("\"plugins\":9}"), "{scope:?}: {text}");
+        let envelope: Envelope<Targets> = serde_json::from_str(&text).unwrap();
+        let unchanged = serde_json::from_str::<Envelope<Targets>>(&published).unwrap();
+        assert_eq!(envelope.signed.targets, unchanged.signed.targets, "{scope:?}: the same documents");
+    }
+}
+
 /// The files a build adding `id` `version` must write: the package and envelope blobs
 /// (found through the index doc, which lists them), the index doc, its bin, the
 /// snapshot and the timestamp.
