@@ -38,6 +38,18 @@
 //! 100k, 11–13 round trips, 452–584 ms at 25 ms per request, 1.22–1.56 s at 100 ms
 //! (strict order: 18, 0.61–1.10 s and 1.97–2.16 s): beyond the latency, 0.12–0.46 s of
 //! the client's own time, mostly its barriers on this disk.
+//!
+//! `TRELLIS_BENCH_STRACE` runs each cold install under strace and places its barriers
+//! against the requests in flight (`trellis_tests::strace`); `TRELLIS_BENCH_BASELINE`
+//! (another build of this bench) installs in turn with this one, `TRELLIS_BENCH_COLD_RUNS`
+//! times at each latency. 100k, data dir on the VM's disk, side by side with the code
+//! before the one-write commit and the shared pin flush (2026-12-02, load 11–12, the
+//! disk shared with three builds): the add_registry + install child makes 16 barriers
+//! (14 fsync, 2 syncfs; 6 of them the install's) instead of 82 (80 fsync, 2 syncfs);
+//! its fsyncs take 19–160 ms instead of 83–480 ms; wall 566–1142 ms at 25 ms (baseline
+//! 762–908), 1.73–2.26 s at 100 ms (baseline 1.55–2.34 s), 11–15 round trips either
+//! way: under that load the two `syncfs` calls (10–544 ms, in both builds) flush the
+//! other writers' data too and decide the wall time.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // a bench binary reports on stdout
 
