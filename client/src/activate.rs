@@ -32,8 +32,9 @@
 //!
 //! New plugins are installed together as one [`Batch`] (an install of ten plugins is
 //! one transaction, not ten): `begin_installs` journals every operation in one write →
-//! every release's files → `switch` (all become active in one write) → `finish`.
-//! Recovery settles all of a batch's operations the same way: none or all installed.
+//! every release's files → `commit` (the pointers, then all become active and the
+//! journal is cleared in one write). Recovery settles all of a batch's operations the
+//! same way: none or all installed.
 //!
 //! # Barriers: what must be durable before what
 //!
@@ -57,10 +58,17 @@
 //!    flush per pointer without it), whose rename is made durable: an operation
 //!    reported done is not reported again after a power loss.
 //!
-//! A batch of any size thus makes six barriers on Linux: two for the journal, two for
-//! the switch (`syncfs` and the directory), two for cleanup (the same). An update,
-//! rollback or removal keeps its per-plugin journal steps (each write durable) and
-//! flushes its package with one `syncfs` at extraction.
+//! A batch of new plugins needs no cleanup after its switch: the state before it
+//! refers to nothing of theirs (rule 3 has nothing to order), `begin_installs` deleted
+//! their leftovers, and their pointers are written before the switch, so the switch
+//! flushes them with the files (rule 2; a pointer of a batch that did not switch is
+//! deleted with its directory by recovery) and clears the journal in its own write
+//! (rule 4). A batch of any size thus makes four barriers on Linux: two for the journal
+//! (the fsync of the state and of its directory), two for the commit (`syncfs` and the
+//! directory). The install journals the batch, with the consents it was given, before
+//! the packages are downloaded, so only the commit's two run after the last package
+//! arrives. An update, rollback or removal keeps its per-plugin journal steps (each
+//! write durable) and flushes its package with one `syncfs` at extraction.
 //!
 //! It does not download, verify signatures or extract (that is `package`, writing into
 //! [`Transaction::target_dir`]), and it does not call host hooks; it tells the caller
@@ -110,7 +118,7 @@ use trellis_schema::{PluginId, VendorId};
 use crate::fs::{Flush, FsError, IN_USE_BACKOFF, Rename, file_in_use, retry_while_in_use};
 use crate::state::{
     CurrentPointer, DataDir, InstallReason, InstalledPlugin, InstalledRelease, Operation, OperationKind, Phase,
-    RegistryName, StateError, StateStore,
+    RegistryName, State, StateError, StateStore,
 };
 
 /// A lifecycle step that cannot be done.
@@ -514,7 +522,7 @@ pub struct NewInstall {
 
 /// The install of several new plugins as one transaction: they become active together
 /// (one switch) or not at all. See the module documentation for its steps and
-/// barriers. Dropping it without [`finish`](Self::finish) or [`abort`](Self::abort)
+/// barriers. Dropping it without [`commit`](Self::commit) or [`abort`](Self::abort)
 /// settles it the way [`recover`] would.
 #[derive(Debug)]
 pub struct Batch<'s> {
@@ -528,6 +536,17 @@ pub struct Batch<'s> {
 /// one durable journal write naming them all, then each plugin's leftovers of an
 /// earlier crash are deleted and its directory created.
 pub fn begin_installs(store: &mut StateStore, installs: Vec<NewInstall>) -> Result<Batch<'_>, ActivateError> {
+    begin_installs_with(store, installs, |_| {})
+}
+
+/// [`begin_installs`], with `also` changing the state in the journal's write (the
+/// consents given for these releases): one durable write instead of two. Nothing is
+/// written when the batch is refused.
+pub fn begin_installs_with(
+    store: &mut StateStore,
+    installs: Vec<NewInstall>,
+    also: impl FnOnce(&mut State),
+) -> Result<Batch<'_>, ActivateError> {
     no_pending(store)?;
     let mut vendors: BTreeMap<VendorId, RegistryName> = BTreeMap::new();
     for install in &installs {
@@ -580,7 +599,10 @@ pub fn begin_installs(store: &mut StateStore, installs: Vec<NewInstall>) -> Resu
     // Durable before any file it covers can be: after a power loss recovery finds
     // every directory the batch may have written.
     let journal = operations.clone();
-    store.update(|s| s.set_pending(journal))?;
+    store.update(|s| {
+        also(s);
+        s.set_pending(journal);
+    })?;
     let batch = Batch { store, operations, after, settled: false };
     for operation in &batch.operations {
         collect_garbage(batch.store, &operation.plugin)?;
@@ -607,18 +629,27 @@ impl Batch<'_> {
         Some(self.store.data_dir().release_dir(&operation.plugin, operation.to.as_ref()?))
     }
 
-    /// The commit point: checks every release's directory is there, flushes every file
-    /// the batch wrote and the new state together (one `syncfs` on Linux: extraction
-    /// there writes unflushed; elsewhere the files were flushed as they were written
-    /// and only the state file is), then records every plugin as active with the phase
-    /// `Switched` in one rename, made durable before this returns.
+    /// The commit point, and the batch's end: checks every release's directory is
+    /// there, writes each plugin's `current` pointer, flushes every file the batch
+    /// wrote and the new state together (one `syncfs` on Linux: extraction there
+    /// writes unflushed; elsewhere the files were flushed as they were written and only
+    /// the state file is), then records every plugin as active and clears the journal
+    /// in one rename, made durable before this returns.
     ///
-    /// There is no separate `Staged` write: recovery treats an install that did not
-    /// switch the same way whether it was staged or not (its directory is deleted).
-    pub fn switch(&mut self) -> Result<(), ActivateError> {
+    /// There is no separate `Staged` or `Switched` write and no cleanup after it: the
+    /// plugins are new, so the state before the batch refers to nothing of theirs that
+    /// a cleanup would delete (rule 3 of the module documentation has nothing to order),
+    /// [`begin_installs`] deleted their leftovers, and the pointers are written before
+    /// the switch (a pointer of a plugin that did not switch is deleted with its
+    /// directory by recovery, which treats an install that did not switch the same way
+    /// whether it was staged or not). On error nothing is active and the batch is
+    /// settled when dropped (or by [`recover`]). `also` changes the state in the same
+    /// write (the vendor bindings the resolution inferred); `step` is called after each
+    /// pointer (the lifecycle's crash points).
+    pub fn commit(mut self, step: &mut dyn FnMut(), also: impl FnOnce(&mut State)) -> Result<(), ActivateError> {
         for operation in &self.operations {
             if operation.phase != Phase::Prepared {
-                return Err(ActivateError::WrongPhase { step: "switch", operation: Box::new(operation.clone()) });
+                return Err(ActivateError::WrongPhase { step: "commit", operation: Box::new(operation.clone()) });
             }
         }
         for index in 0..self.operations.len() {
@@ -630,20 +661,23 @@ impl Batch<'_> {
                 return Err(ActivateError::ReleaseMissing { plugin, version, path });
             }
         }
+        for (operation, record) in self.operations.iter().zip(&self.after) {
+            self.store.checkpoint()?;
+            let pointer = CurrentPointer { plugin: operation.plugin.clone(), record: record.clone() };
+            let bytes = serde_json::to_vec_pretty(&pointer).map_err(StateError::Serialize)?;
+            crate::fs::write_atomic_before_flush(&self.store.data_dir().current_pointer(&operation.plugin), &bytes)?;
+            step();
+        }
         // The plugins directory on another file system (a mount point) is flushed on
         // its own: the state's flush covers only the data dir's.
         let plugins_root = self.store.data_dir().plugins_dir();
         if crate::fs::syncfs_available() && !crate::fs::same_file_system(self.store.data_dir().root(), &plugins_root) {
             crate::fs::sync_filesystem(&plugins_root)?;
         }
-        let mut operations = self.operations.clone();
-        for operation in &mut operations {
-            operation.phase = Phase::Switched;
-        }
-        let journal = operations.clone();
+        let operations = self.operations.clone();
         let after = self.after.clone();
         self.store.update_flushing(Flush::FileSystem, Rename::Durable, move |state| {
-            for (operation, record) in journal.iter().zip(after) {
+            for (operation, record) in operations.iter().zip(after) {
                 let plugin = &operation.plugin;
                 if let Ok(vendor) = plugin.vendor().parse::<VendorId>() {
                     state.vendors.entry(vendor).or_insert_with(|| record.registry.clone());
@@ -651,28 +685,16 @@ impl Batch<'_> {
                 state.consents.retain_versions(plugin, &[&record.active.version]);
                 state.plugins_mut().insert(plugin.clone(), record);
             }
-            state.set_pending(journal);
+            also(state);
+            state.set_pending(Vec::new());
         })?;
-        self.operations = operations;
+        self.settled = true;
         Ok(())
     }
 
-    /// Completes the switched batch: writes each plugin's pointer, deletes leftovers and
-    /// clears the journal (as `settle` does); `step` is called after each plugin.
-    pub fn finish(mut self, step: &mut dyn FnMut()) -> Result<(), ActivateError> {
-        if let Some(operation) = self.operations.iter().find(|o| o.phase != Phase::Switched) {
-            return Err(ActivateError::WrongPhase { step: "finish", operation: Box::new(operation.clone()) });
-        }
-        self.settled = true;
-        settle(self.store, &self.plugins(), step)
-    }
-
-    /// Undoes a batch that has not switched: deletes every new release's files and
+    /// Undoes a batch that has not committed: deletes every new release's files and
     /// clears the journal. Nothing is installed.
     pub fn abort(mut self) -> Result<(), ActivateError> {
-        if let Some(operation) = self.operations.iter().find(|o| o.phase == Phase::Switched) {
-            return Err(ActivateError::WrongPhase { step: "abort", operation: Box::new(operation.clone()) });
-        }
         self.settled = true;
         settle(self.store, &self.plugins(), &mut || {})
     }

@@ -38,6 +38,18 @@
 //! 100k, 11–13 round trips, 452–584 ms at 25 ms per request, 1.22–1.56 s at 100 ms
 //! (strict order: 18, 0.61–1.10 s and 1.97–2.16 s): beyond the latency, 0.12–0.46 s of
 //! the client's own time, mostly its barriers on this disk.
+//!
+//! `TRELLIS_BENCH_STRACE` runs each cold install under strace and places its barriers
+//! against the requests in flight (`trellis_tests::strace`); `TRELLIS_BENCH_BASELINE`
+//! (another build of this bench) installs in turn with this one, `TRELLIS_BENCH_COLD_RUNS`
+//! times at each latency. 100k, data dir on the VM's disk, side by side with the code
+//! before the one-write commit and the shared pin flush (2026-12-02, load 11–12, the
+//! disk shared with three builds): the add_registry + install child makes 16 barriers
+//! (14 fsync, 2 syncfs; 6 of them the install's) instead of 82 (80 fsync, 2 syncfs);
+//! its fsyncs take 19–160 ms instead of 83–480 ms; wall 566–1142 ms at 25 ms (baseline
+//! 762–908), 1.73–2.26 s at 100 ms (baseline 1.55–2.34 s), 11–15 round trips either
+//! way: under that load the two `syncfs` calls (10–544 ms, in both builds) flush the
+//! other writers' data too and decide the wall time.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // a bench binary reports on stdout
 
@@ -80,7 +92,17 @@ impl trellis_client::store::Consent for AgreeWhenAsked {
     }
 }
 
-/// The child: one cold install; prints `elapsed_ms installed peak_kib`. With `strict`,
+/// User + system CPU time of this process so far, in milliseconds (`/proc/self/stat`,
+/// clock ticks of 10 ms; 0 where there is no procfs).
+fn cpu_ms() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0 };
+    // Fields after the command name's closing parenthesis: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(14) + ticks(15)) * 10
+}
+
+/// The child: one cold install; prints `elapsed_ms installed peak_kib cpu_ms`. With `strict`,
 /// metadata in the spec's order ([`MetadataOrder::Strict`]) and no package before
 /// consent: the client as it was before speculation.
 fn child(data: &str, url: &str, root: &str, id: &str, strict: bool) {
@@ -93,30 +115,108 @@ fn child(data: &str, url: &str, root: &str, id: &str, strict: bool) {
     store.add_registry("synth", url, &std::fs::read(root).unwrap()).unwrap();
     let session = if strict { Session::new(&NoHooks, &AgreeWhenAsked) } else { Session::new(&NoHooks, &AlwaysAgree) };
     let report = store.install(&[parse_requirement(id).unwrap()], &session).unwrap();
-    println!("{} {} {}", start.elapsed().as_millis(), report.installed.len(), peak_rss_kib());
+    println!("{} {} {} {}", start.elapsed().as_millis(), report.installed.len(), peak_rss_kib(), cpu_ms());
 }
 
 /// The install target: the plugin nearest the middle of the registry whose fresh
 /// install brings in 30 plugins (or the closest count found), with that graph.
 /// One cold install of `target` in a child process (data dir `data`) at `latency_ms` per
-/// request, the server's counters reset first: `[elapsed_ms, installed, peak_kib]`.
+/// request, the server's counters reset first: `[elapsed_ms, installed, peak_kib,
+/// cpu_ms]`. With `strace` (`TRELLIS_BENCH_STRACE`), the child runs under it and its
+/// durability barriers are reported against the requests in flight.
+/// What every cold install of a run shares: the root file, the plugin to install, and
+/// strace when the barriers are traced (`TRELLIS_BENCH_STRACE`).
+#[derive(Clone, Copy)]
+struct ColdInstall<'a> {
+    root: &'a Path,
+    target: &'a str,
+    strace: Option<&'a Path>,
+}
+
 fn cold_install(
     server: &FaultServer,
+    run: &ColdInstall<'_>,
     latency_ms: u64,
     data: &Path,
-    root: &Path,
-    target: &str,
     strict: bool,
+    exe: Option<&Path>,
 ) -> Vec<u64> {
+    let ColdInstall { root, target, strace } = *run;
     server.set_latency(Duration::from_millis(latency_ms));
     server.reset_counters();
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let exe = exe.map_or_else(|| std::env::current_exe().unwrap(), Path::to_owned);
+    let mut command = match strace {
+        Some(strace) => {
+            let mut command = std::process::Command::new(strace);
+            command
+                .args(["-f", "-qq", "-ttt", "-T", "-y", "--seccomp-bpf", "-e"])
+                .arg(format!("trace={}", trellis_tests::strace::TRACED))
+                .arg("-o")
+                .arg(log.path())
+                .arg("--")
+                .arg(exe);
+            command
+        }
+        None => std::process::Command::new(exe),
+    };
+    let clock = trellis_tests::strace::Clock::now();
+    let out = command
         .args(["--child", data.to_str().unwrap(), &server.url(), root.to_str().unwrap(), target])
         .arg(if strict { "strict" } else { "speculative" })
         .output()
         .unwrap();
+    let ended = Instant::now();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    if strace.is_some() {
+        report_barriers(server, &clock, ended, &std::fs::read_to_string(log.path()).unwrap());
+    }
     String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|f| f.parse().ok()).collect()
+}
+
+/// The barriers of one traced cold install against the requests in flight, and the
+/// time no request was in flight (the client's own time on the critical path).
+fn report_barriers(server: &FaultServer, clock: &trellis_tests::strace::Clock, ended: Instant, log: &str) {
+    let barriers = trellis_tests::strace::parse(log);
+    let spans: Vec<(f64, f64)> = server.spans().iter().map(|(a, b, _)| (clock.epoch(*a), clock.epoch(*b))).collect();
+    let placed = trellis_tests::strace::place(&barriers, &spans);
+    let (first, last) = spans.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(f, l), s| (f.min(s.0), l.max(s.1)));
+    let (start, end) = (clock.epoch(clock.instant()), clock.epoch(ended));
+    let busy = trellis_tests::strace::place(
+        &[trellis_tests::strace::Barrier {
+            start,
+            duration: end - start,
+            call: String::new(),
+            argument: String::new(),
+        }],
+        &spans,
+    );
+    let mut calls: BTreeMap<&str, (usize, f64)> = BTreeMap::new();
+    for barrier in &barriers {
+        let entry = calls.entry(barrier.call.as_str()).or_default();
+        entry.0 += 1;
+        entry.1 += barrier.duration;
+    }
+    let by_call: Vec<String> = calls.iter().map(|(call, (n, t))| format!("{n} {call} {:.1} ms", t * 1000.0)).collect();
+    println!(
+        "  barriers (strace): {} calls, {:.1} ms ({}); {} with no request in flight, {:.1} ms of barrier time so; \
+         {} after the last answer, {:.1} ms",
+        placed.count,
+        placed.total * 1000.0,
+        by_call.join(", "),
+        placed.critical_count,
+        placed.critical * 1000.0,
+        placed.after_last_answer_count,
+        placed.after_last_answer * 1000.0
+    );
+    println!(
+        "  no request in flight: {:.0} ms of the child's {:.0} ms (before the first request {:.0} ms, after the last \
+         answer {:.0} ms)",
+        busy.critical * 1000.0,
+        (end - start) * 1000.0,
+        (first - start) * 1000.0,
+        (end - last) * 1000.0
+    );
 }
 
 fn pick_target(plan: &[SynthPlugin]) -> (usize, Vec<usize>) {
@@ -346,10 +446,15 @@ fn main() {
         .or_else(|| Path::new("/dev/shm").is_dir().then(|| PathBuf::from("/dev/shm")))
         .filter(|p| !p.as_os_str().is_empty());
     let disk = work.path().to_owned();
+    // `TRELLIS_BENCH_STRACE` (any value): the cold installs on disk run under strace,
+    // their barriers placed against the requests in flight.
+    let strace = std::env::var_os("TRELLIS_BENCH_STRACE").and_then(|_| trellis_tests::tools::require("strace"));
+    let cold = ColdInstall { root: &root, target: &target, strace: strace.as_deref() };
     if let Some(tmpfs) = &tmpfs {
         for latency in &latencies {
             let dir = tempfile::tempdir_in(tmpfs).unwrap();
-            let fields = cold_install(&server, *latency, dir.path(), &root, &target, false);
+            let fields =
+                cold_install(&server, &ColdInstall { strace: None, ..cold }, *latency, dir.path(), false, None);
             println!(
                 "cold install at {latency} ms per request, data dir on tmpfs ({}): {} plugins installed, {} requests, \
                  {} ms",
@@ -358,6 +463,31 @@ fn main() {
                 server.request_count(),
                 fields[0]
             );
+        }
+    }
+    // `TRELLIS_BENCH_BASELINE`: another build of this bench (the code before a change);
+    // its child and this one install in turn, `TRELLIS_BENCH_COLD_RUNS` times each (3)
+    // at each latency, against the same server, registry and disk: ratios side by side.
+    if let Some(baseline) = std::env::var_os("TRELLIS_BENCH_BASELINE").map(PathBuf::from) {
+        let rounds = env_or("TRELLIS_BENCH_COLD_RUNS", 3);
+        for latency in &latencies {
+            for round in 0..rounds {
+                for (name, exe) in [("baseline", Some(baseline.as_path())), ("this build", None)] {
+                    let dir = tempfile::tempdir_in(&disk).unwrap();
+                    let fields = cold_install(&server, &cold, *latency, dir.path(), false, exe);
+                    println!(
+                        "side by side at {latency} ms, run {}, {name}: {} plugins, {} requests, {} round trips, {} ms, \
+                         {} ms CPU (load {})",
+                        round + 1,
+                        fields[1],
+                        server.request_count(),
+                        server.critical_path(),
+                        fields[0],
+                        fields[3],
+                        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').next().unwrap_or("?")
+                    );
+                }
+            }
         }
     }
     let runs = latencies
@@ -372,10 +502,10 @@ fn main() {
             }
         }
         let dir = tempfile::tempdir_in(&disk).unwrap();
-        let fields = cold_install(&server, latency, dir.path(), &root, &target, strict);
+        let fields = cold_install(&server, &cold, latency, dir.path(), strict, None);
         println!(
             "cold install at {latency} ms per request{}{}, data dir on {}: {} plugins installed, {} requests, {} \
-             round trips of critical path, {} bytes, {} ms, peak RSS {:.1} MiB",
+             round trips of critical path, {} bytes, {} ms, {} ms CPU, peak RSS {:.1} MiB",
             if strict { " in the strict order" } else { "" },
             if with_aliases { "" } else { " without aliases" },
             disk.display(),
@@ -384,6 +514,7 @@ fn main() {
             server.critical_path(),
             server.bytes_sent(),
             fields[0],
+            fields[3],
             fields[2] as f64 / 1024.0
         );
         if run % latencies.len() == latencies.len() - 1 {

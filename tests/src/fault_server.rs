@@ -213,6 +213,14 @@ impl FaultServer {
         spans.into_iter().map(|(start, end, path)| (start - first, end - first, path)).collect()
     }
 
+    /// Every answered request: when it arrived, when its answer was written, and its
+    /// path; in arrival order (for placing a client's own events against them).
+    pub fn spans(&self) -> Vec<(Instant, Instant, String)> {
+        let mut spans = lock(&self.state).spans.clone();
+        spans.sort();
+        spans
+    }
+
     /// Forgets the recorded requests and bytes.
     pub fn reset_counters(&self) {
         lock(&self.state).spans.clear();

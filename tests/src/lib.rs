@@ -5,5 +5,6 @@ pub mod hostile;
 #[cfg(unix)]
 pub mod pty;
 pub mod registry;
+pub mod strace;
 pub mod tools;
 pub mod trees;

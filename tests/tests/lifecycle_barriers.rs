@@ -1,8 +1,10 @@
-//! Durability barriers of an install, counted on the real `trellis` binary under
-//! `strace`: a multi-plugin install is one transaction, so its `fsync`/`fdatasync`/
-//! `syncfs` calls do not grow with the number of plugins it installs (the journal,
-//! the switch and the cleanup are one state write each; the packages, envelopes and
-//! publisher records are flushed together before the switch). What the barriers
+//! Durability barriers of an install, counted and ordered on the real `trellis` binary
+//! under `strace`: a multi-plugin install is one transaction, so its `fsync`/
+//! `fdatasync`/`syncfs` calls do not grow with the number of plugins it installs (the
+//! journal and the commit are one state write each; the packages, envelopes, publisher
+//! records and pointers are flushed together before the commit; the publishers' pins
+//! share one flush), and the journal is durable before the first file, every file
+//! before the commit. What the barriers
 //! protect is checked by `lifecycle_crash.rs` (SIGKILL at every step) and the
 //! crash-point tests of `client/src/activate`.
 
@@ -44,10 +46,14 @@ impl Barriers {
     }
 }
 
+/// The system calls traced: the barriers, and the calls that create and publish files.
+const TRACED: &str = "trace=fsync,fdatasync,syncfs,sync,sync_file_range,rename,renameat,renameat2,mkdir,mkdirat,openat";
+const BARRIER_CALLS: [&str; 5] = ["fsync", "fdatasync", "syncfs", "sync", "sync_file_range"];
+
 fn traced(strace: &Path, data: &Path, args: &[&str]) -> Barriers {
     let out_file = tempfile::NamedTempFile::new().unwrap();
     let out = Command::new(strace)
-        .args(["-f", "-qq", "-y", "-e", "trace=fsync,fdatasync,syncfs,sync,sync_file_range", "-o"])
+        .args(["-f", "-qq", "-y", "-e", TRACED, "-o"])
         .arg(out_file.path())
         .arg(trellis_bin())
         .arg("--data-dir")
@@ -67,7 +73,7 @@ fn traced(strace: &Path, data: &Path, args: &[&str]) -> Barriers {
     for line in log.lines() {
         // "<pid> fsync(3</tmp/…/state.json>) = 0"
         let call = line.split_whitespace().nth(1).and_then(|c| c.split('(').next()).unwrap_or_default();
-        if !call.is_empty() && !line.contains("resumed>") {
+        if BARRIER_CALLS.contains(&call) && !line.contains("resumed>") {
             *calls.entry(call.to_owned()).or_insert(0) += 1;
         }
     }
@@ -77,6 +83,11 @@ fn traced(strace: &Path, data: &Path, args: &[&str]) -> Barriers {
 /// Publishes a chain of `n` plugins, adds the registry, installs the last plugin under
 /// strace; checks the install is whole and returns its barriers.
 fn install_barriers(strace: &Path, n: usize) -> Barriers {
+    install_traced(strace, n).0
+}
+
+/// [`install_barriers`], with the data dir.
+fn install_traced(strace: &Path, n: usize) -> (Barriers, tempfile::TempDir) {
     let site = Site::new();
     site.publish(&chain(n));
     let root = tempfile::NamedTempFile::new().unwrap();
@@ -100,7 +111,51 @@ fn install_barriers(strace: &Path, n: usize) -> Barriers {
         let dir = data.path().join("plugins").join(id.as_str()).join(plugin.active.version.to_string());
         assert!(check_release_dir(&dir).unwrap().is_empty(), "{id} is not whole");
     }
-    barriers
+    (barriers, data)
+}
+
+/// One traced call of the log: its name and the text of its arguments and result.
+struct Call<'a> {
+    name: &'a str,
+    line: &'a str,
+}
+
+impl Call<'_> {
+    /// Whether it creates or publishes something under `plugins/` (a directory, a
+    /// file opened for creation, a rename into it).
+    fn writes_plugins(&self) -> bool {
+        self.line.contains("/plugins/")
+            && match self.name {
+                "mkdir" | "mkdirat" => true,
+                "openat" => self.line.contains("O_CREAT"),
+                "rename" | "renameat" | "renameat2" => true,
+                _ => false,
+            }
+    }
+
+    /// Whether it renames a file over `state.json`.
+    fn renames_state(&self) -> bool {
+        self.name.starts_with("rename") && self.line.contains("/state.json\"")
+    }
+
+    fn is_barrier(&self) -> bool {
+        BARRIER_CALLS.contains(&self.name)
+    }
+
+    /// Whether it is a flush of the data dir's own directory (`fsync(3</…/data>)`).
+    fn syncs_dir(&self, dir: &Path) -> bool {
+        self.is_barrier() && self.line.contains(&format!("<{}>)", dir.display()))
+    }
+}
+
+fn calls(log: &str) -> Vec<Call<'_>> {
+    log.lines()
+        .filter(|line| !line.contains("resumed>"))
+        .filter_map(|line| {
+            let name = line.split_whitespace().nth(1)?.split('(').next()?;
+            Some(Call { name, line })
+        })
+        .collect()
 }
 
 #[test]
@@ -109,12 +164,14 @@ fn a_ten_plugin_install_makes_a_bounded_number_of_barriers_whatever_its_size() {
     let ten = install_barriers(&strace, 10);
     let two = install_barriers(&strace, 2);
     eprintln!("barriers of a 10-plugin install: {:?}; of a 2-plugin install: {:?}", ten.calls, two.calls);
-    // The activation is one transaction: journal (file + directory), one flush of every
-    // release's files with the switch's state (syncfs + directory), one flush with the
-    // cleared journal (syncfs + directory). The rest is the refresh's trusted metadata
-    // and the consent write, which do not depend on the number of plugins either.
-    // Before batching: 116 fsync + 20 syncfs (10 plugins), 28 + 4 (2 plugins).
-    assert!(ten.total() <= 12, "a 10-plugin install made {} barriers:\n{}", ten.total(), ten.log);
+    // The publishers' pins advance together (syncfs + directory); the activation is one
+    // transaction: the journal with the consents (file + directory), one flush of every
+    // release's files and pointers with the commit, which clears the journal and
+    // records the vendor bindings (syncfs + directory). Nothing after it: a batch of new
+    // plugins has no cleanup. Before batching: 116 fsync + 20 syncfs (10 plugins), 28 +
+    // 4 (2 plugins); before the one-write commit: 12 (a pin, the consents, the journal,
+    // the switch, the cleanup and the bindings, two each).
+    assert!(ten.total() <= 6, "a 10-plugin install made {} barriers:\n{}", ten.total(), ten.log);
     assert_eq!(
         ten.total(),
         two.total(),
@@ -123,6 +180,49 @@ fn a_ten_plugin_install_makes_a_bounded_number_of_barriers_whatever_its_size() {
         two.log
     );
     // Nothing of a plugin is flushed one by one: no fsync names a file under plugins/.
-    let per_plugin: Vec<&str> = ten.log.lines().filter(|l| l.contains("/plugins/")).collect();
+    let per_plugin: Vec<&str> =
+        calls(&ten.log).iter().filter(|c| c.is_barrier() && c.line.contains("/plugins/")).map(|c| c.line).collect();
     assert!(per_plugin.len() <= 1, "per-plugin flushes: {per_plugin:#?}");
+}
+
+#[test]
+fn an_install_journals_before_its_files_and_commits_them_in_one_durable_write() {
+    let Some(strace) = trellis_tests::tools::require("strace") else { return };
+    let (barriers, data) = install_traced(&strace, 4);
+    let root = data.path().canonicalize().unwrap();
+    let calls = calls(&barriers.log);
+    let first_file = calls.iter().position(Call::writes_plugins).expect("the install writes under plugins/");
+    let last_file = calls.iter().rposition(Call::writes_plugins).unwrap();
+    let commit = calls.iter().rposition(Call::renames_state).expect("the install writes the state");
+    let log = &barriers.log;
+
+    // Rule 1: the journal (the last state write before any plugin file) and its rename
+    // are durable before the first file under plugins/.
+    let journal = calls[..first_file].iter().rposition(Call::renames_state).expect("a journal before the files");
+    assert!(
+        calls[journal..first_file].iter().any(|c| c.syncs_dir(&root)),
+        "the journal's rename is not made durable before the first file:\n{log}"
+    );
+    // Rule 2: every file of the batch is flushed (one syncfs) after the last is written
+    // and before the commit's rename, which is then made durable.
+    assert!(last_file < commit, "files written after the commit:\n{log}");
+    assert!(
+        calls[last_file..commit].iter().any(|c| c.name == "syncfs"),
+        "no syncfs between the last file and the commit:\n{log}"
+    );
+    assert!(calls[commit..].iter().any(|c| c.syncs_dir(&root)), "the commit's rename is not made durable:\n{log}");
+    // The commit is the install's last state write and nothing is flushed after it: a
+    // batch of new plugins has no cleanup, and the vendor bindings and consents are
+    // written with the commit and the journal.
+    let after: Vec<&str> =
+        calls[commit + 1..].iter().filter(|c| c.is_barrier() && !c.syncs_dir(&root)).map(|c| c.line).collect();
+    assert!(after.is_empty(), "barriers or state writes after the commit: {after:#?}");
+    // Between the journal and the commit: no state write (the consents went with the
+    // journal) and no barrier but the commit's syncfs.
+    let between: Vec<&str> = calls[journal + 1..commit]
+        .iter()
+        .filter(|c| c.renames_state() || (c.is_barrier() && c.name != "syncfs" && !c.syncs_dir(&root)))
+        .map(|c| c.line)
+        .collect();
+    assert!(between.is_empty(), "state writes or per-file flushes inside the transaction: {between:#?}");
 }

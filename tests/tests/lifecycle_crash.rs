@@ -124,9 +124,9 @@ fn killing_install_and_update_at_every_step_leaves_a_consistent_recoverable_data
     let update_points = sweep(&bin, installed.path(), &["update"], "1.1.0");
 
     eprintln!("kill points: install {install_points}, update {update_points}");
-    // The install of the six new plugins is one transaction: journal, one kill point per
-    // extracted release, the switch, one per plugin's cleanup (2 × 6 + 3); each update
-    // is its own transaction (about five kill points each).
+    // The install of the six new plugins is one transaction: the journal, the download,
+    // one kill point per extracted release and per pointer, the commit (2 × 6 + 3);
+    // each update is its own transaction (about five kill points each).
     assert!(install_points >= 15, "install has {install_points} kill points");
     assert!(update_points >= 25, "update has {update_points} kill points");
     assert!(install_points + update_points >= 40, "{install_points} + {update_points} kill points");

@@ -565,8 +565,7 @@ fn install_batch(store: &mut StateStore, plugins: &[PluginId], major: u64) -> Re
             fs::write(path, content).unwrap();
         }
     }
-    batch.switch()?;
-    batch.finish(&mut || {})
+    batch.commit(&mut || {}, |_| {})
 }
 
 #[test]
@@ -584,7 +583,12 @@ fn every_crash_point_of_a_batch_install_recovers_to_none_or_all_of_it() {
             match install_batch(&mut store, &plugins, 1) {
                 Ok(()) => {
                     assert!(crash_at >= 12, "only {crash_at} crash points in a 3-plugin batch");
-                    assert_eq!(outcomes.len(), 2, "crashes should both undo and complete: {outcomes:?}");
+                    // The commit is one write (records, cleared journal): a crash is
+                    // before it and undoes the batch, or after it and finds it done.
+                    assert_eq!(outcomes, [false].into(), "a crash completed part of a batch: {outcomes:?}");
+                    drop(store);
+                    let active = assert_whole(&dir);
+                    assert!(plugins.iter().all(|p| active.get(p) == Some(&v(1))), "{active:?}");
                     return;
                 }
                 Err(e) => assert!(is_crash(&e), "crash at {crash_at}: unexpected error {e}"),
@@ -621,6 +625,101 @@ fn every_crash_point_of_a_batch_install_recovers_to_none_or_all_of_it() {
 }
 
 #[test]
+fn a_switched_batch_journalled_by_an_older_client_is_completed() {
+    // Older clients switched a batch and cleaned up in a second write: a crash between
+    // them left the journal in phase `Switched`, which recovery still completes.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let mut store = open(&dir);
+    let plugins = batch_plugins();
+    let mut journal = Vec::new();
+    for plugin in &plugins {
+        let target = dir.release_dir(plugin, &v(1));
+        for (name, content) in expected_files(plugin, &v(1)) {
+            fs::create_dir_all(target.join(&name).parent().unwrap()).unwrap();
+            fs::write(target.join(&name), content).unwrap();
+        }
+        // A stray staging directory the older client had not cleaned up yet.
+        fs::create_dir_all(dir.plugin_dir(plugin).join(".trellis-staging-x")).unwrap();
+        journal.push(Operation {
+            kind: OperationKind::Install,
+            plugin: plugin.clone(),
+            from: None,
+            to: Some(v(1)),
+            phase: Phase::Switched,
+            before: None,
+        });
+    }
+    store
+        .update(|state| {
+            for plugin in &plugins {
+                let record = InstalledPlugin {
+                    registry: public(),
+                    active: release(1),
+                    previous: None,
+                    reason: InstallReason::Requested,
+                    disabled: None,
+                };
+                state.plugins_mut().insert(plugin.clone(), record);
+            }
+            state.set_pending(journal);
+        })
+        .unwrap();
+    let recoveries = recover(&mut store).unwrap();
+    assert_eq!(recoveries.len(), 3);
+    assert!(recoveries.iter().all(|r| r.outcome == Outcome::Completed && r.host == HostAction::RegisterAndStart(v(1))));
+    drop(store);
+    let active = assert_whole(&dir);
+    assert!(plugins.iter().all(|p| active.get(p) == Some(&v(1))), "{active:?}");
+}
+
+#[test]
+fn a_committed_batch_leaves_no_journal_and_writes_its_pointers_and_bindings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let mut store = open(&dir);
+    let plugins = batch_plugins();
+    let installs: Vec<NewInstall> = plugins
+        .iter()
+        .map(|plugin| NewInstall {
+            plugin: plugin.clone(),
+            release: release(1),
+            registry: public(),
+            reason: InstallReason::Requested,
+        })
+        .collect();
+    let batch = begin_installs_with(&mut store, installs, |state| {
+        state.pins.insert(clock(), v(7));
+    })
+    .unwrap();
+    // What `also` changed went into the journal's write.
+    let on_disk: State = serde_json::from_slice(&fs::read(dir.state_file()).unwrap()).unwrap();
+    assert_eq!((on_disk.pending().len(), on_disk.pins.get(&clock())), (3, Some(&v(7))));
+    for (index, plugin) in plugins.iter().enumerate() {
+        let target = batch.target_dir(index).unwrap();
+        for (name, content) in expected_files(plugin, &v(1)) {
+            fs::create_dir_all(target.join(&name).parent().unwrap()).unwrap();
+            fs::write(target.join(&name), content).unwrap();
+        }
+    }
+    let other: VendorId = "other".parse().unwrap();
+    let mut steps = 0;
+    batch
+        .commit(&mut || steps += 1, |state| {
+            state.bind_vendor(other.clone(), public());
+        })
+        .unwrap();
+    assert_eq!(steps, 3, "one crash point per pointer");
+    let on_disk: State = serde_json::from_slice(&fs::read(dir.state_file()).unwrap()).unwrap();
+    assert!(on_disk.pending().is_empty(), "the commit clears the journal: {:?}", on_disk.pending());
+    assert_eq!(on_disk.vendor_registry(&other), Some(&public()), "the commit's `also` was written");
+    assert_eq!(on_disk.plugins().len(), 3);
+    drop(store);
+    // Whole, with each pointer naming its record and nothing unreferenced.
+    assert_eq!(assert_whole(&dir).len(), 3);
+}
+
+#[test]
 fn an_aborted_batch_installs_nothing_and_a_refused_one_journals_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = DataDir::new(tmp.path());
@@ -635,14 +734,23 @@ fn an_aborted_batch_installs_nothing_and_a_refused_one_journals_nothing() {
             reason: InstallReason::Requested,
         })
         .collect();
-    let mut batch = begin_installs(&mut store, installs.clone()).unwrap();
+    let batch = begin_installs(&mut store, installs.clone()).unwrap();
     let dir0 = batch.target_dir(0).unwrap();
     fs::create_dir_all(&dir0).unwrap();
     fs::write(dir0.join("plugin.json"), "{}").unwrap();
-    // The second release was never written: the switch refuses, naming it.
-    let err = batch.switch().unwrap_err();
+    // The second release was never written: the commit refuses, naming it, and the
+    // dropped batch is undone.
+    let err = batch.commit(&mut || {}, |_| {}).unwrap_err();
     assert!(matches!(&err, ActivateError::ReleaseMissing { plugin, .. } if plugin == &plugins[1]), "{err}");
+    assert!(store.state().pending().is_empty(), "the refused batch was settled");
+    assert!(!dir.plugin_dir(&plugins[0]).exists(), "the refused batch's files are deleted");
+    // An explicit abort, after files were written.
+    let batch = begin_installs(&mut store, installs.clone()).unwrap();
+    let dir0 = batch.target_dir(0).unwrap();
+    fs::create_dir_all(&dir0).unwrap();
+    fs::write(dir0.join("plugin.json"), "{}").unwrap();
     batch.abort().unwrap();
+    assert!(store.state().pending().is_empty());
     drop(store);
     assert!(assert_whole(&dir).is_empty());
     assert!(!dir.plugin_dir(&plugins[0]).exists(), "the aborted batch's files are deleted");

@@ -199,6 +199,7 @@ pub fn verify_signed(remotes: &Remotes, plugins: &[ResolvedPlugin]) -> Result<Ve
         }
     }
     let mut publishers: PublisherRecords = BTreeMap::new();
+    let mut pins = Vec::new();
     let mut signed = Vec::with_capacity(plugins.len());
     for (plugin, envelope) in plugins.iter().zip(envelopes) {
         let Some(envelope) = envelope else {
@@ -208,7 +209,8 @@ pub fn verify_signed(remotes: &Remotes, plugins: &[ResolvedPlugin]) -> Result<Ve
                 what: "signed envelope".into(),
             });
         };
-        let (record, record_bytes) = publisher_record(remotes, &mut publishers, &plugin.registry, &plugin.id)?;
+        let (record, record_bytes) =
+            publisher_record(remotes, &mut publishers, &mut pins, &plugin.registry, &plugin.id)?;
         let manifest = verify_envelope(plugin, &record, &envelope)?;
         if let Some(disagreement) = manifest.index_disagreement(&plugin.release) {
             return Err(StoreError::IndexDisagrees {
@@ -226,14 +228,19 @@ pub fn verify_signed(remotes: &Remotes, plugins: &[ResolvedPlugin]) -> Result<Ve
             publisher_record: record_bytes,
         });
     }
+    // The publishers' pins advance together, once every release verified: two
+    // barriers for the install, not two per publisher.
+    super::publishers::write_pins(pins)?;
     Ok(signed)
 }
 
 /// The publisher record of `plugin`'s namespace in `registry` (memoised in `records`):
-/// the one place a record is fetched for verifying releases.
+/// the one place a record is fetched for verifying releases. The pin to advance goes
+/// to `pins`, for the caller to write with the others.
 fn publisher_record(
     remotes: &Remotes,
     records: &mut PublisherRecords,
+    pins: &mut Vec<super::publishers::PinAdvance>,
     registry: &RegistryName,
     plugin: &PluginId,
 ) -> Result<(Arc<PublisherRecord>, Arc<[u8]>), StoreError> {
@@ -241,7 +248,8 @@ fn publisher_record(
     if let Some((record, bytes)) = records.get(&(registry.clone(), vendor.clone())) {
         return Ok((Arc::clone(record), Arc::clone(bytes)));
     }
-    let (record, bytes) = super::publishers::current_record(remotes, registry, &vendor)?;
+    let ((record, bytes), pin) = super::publishers::verify_record(remotes, registry, &vendor)?;
+    pins.extend(pin);
     records.insert((registry.clone(), vendor), (Arc::clone(&record), Arc::clone(&bytes)));
     Ok((record, bytes))
 }

@@ -11,13 +11,15 @@
 //! its installed files, never from the index doc (which only online keys sign).
 //! Updates of plugins that an install has to move are handed to [`super::update`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use semver::{Version, VersionReq};
 use serde::Serialize;
-use trellis_schema::PluginId;
+use trellis_schema::advisory::Advisories;
+use trellis_schema::manifest::ReleaseManifest;
 use trellis_schema::permission::Permission;
+use trellis_schema::{PluginId, VendorId};
 
 use super::advisories::AdvisoryFinding;
 use super::blocked::{self, DisabledRelease, HeldBack};
@@ -32,7 +34,7 @@ use crate::events::{Event, OperationKind};
 use crate::hooks::{Hook, HookContext};
 use crate::package::Durability;
 use crate::resolve::{self, PreReleases, Request, Requirement, Resolution, ResolveError, ResolvedPlugin};
-use crate::state::{InstallReason, InstalledRelease};
+use crate::state::{InstallReason, InstalledRelease, RegistryName, State};
 
 /// What an install did.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -122,8 +124,28 @@ impl Store {
         }
         let signed = fetch::verify_signed(&remotes, &changes)?;
         self.check_admin_releases(&signed)?;
-        report.disclosures = self.collect_consent(&signed, session)?;
+        let (disclosures, grants) = self.ask_consent(&signed, session)?;
+        report.disclosures = disclosures;
         let bases = self.delta_bases()?;
+        if !signed.is_empty() && signed.iter().all(|r| !installed.contains_key(&r.resolved.id)) {
+            // Only new plugins (a cold install): one batch, journalled (with the
+            // consents) while the packages download, committed with the vendor bindings.
+            let bindings = resolution.inferred_bindings.clone();
+            let plan = signed.iter().map(|r| new_install(&r.resolved, &r.registry, &r.manifest)).collect();
+            let download =
+                |relay: &fetch::ProgressRelay| fetch::download(&remotes, signed, relay, &*session.reporter, &bases);
+            report.installed = self.activate_installs_with(
+                plan,
+                |state| grants.record(state),
+                download,
+                |state| bind_vendors(state, bindings),
+                session,
+            )?;
+            return self.finish_install(report, &resolution, &advisories, session);
+        }
+        if !grants.is_empty() {
+            self.update_state(|state| grants.record(state))?;
+        }
         let verified = fetch::download(&remotes, signed, self.relay(), &*session.reporter, &bases)?;
         self.crash.step();
         for step in activation_steps(verified, &installed) {
@@ -149,14 +171,26 @@ impl Store {
                 }
             }
         }
-        self.record_bindings(&resolution)?;
+        self.finish_install(report, &resolution, &advisories, session)
+    }
+
+    /// Records the vendor bindings the resolution inferred (nothing when they are all
+    /// recorded) and reports the advisories against what the install brought in.
+    fn finish_install(
+        &mut self,
+        mut report: InstallReport,
+        resolution: &Resolution,
+        advisories: &[(RegistryName, Advisories)],
+        session: &Session<'_>,
+    ) -> Result<InstallReport, StoreError> {
+        self.record_bindings(resolution)?;
         let brought_in: Vec<PluginId> = report
             .installed
             .iter()
             .map(|(id, _)| id.clone())
             .chain(report.updated.iter().map(|(id, ..)| id.clone()))
             .collect();
-        report.advisories = self.report_advisories(&advisories, Some(&brought_in), session);
+        report.advisories = self.report_advisories(advisories, Some(&brought_in), session);
         Ok(report)
     }
 
@@ -239,16 +273,17 @@ impl Store {
         Ok((resolution, blocked, held))
     }
 
+    /// Records the vendor bindings `resolution` inferred; writes nothing when every
+    /// one is recorded already (an install's commit records them with its plugins).
     pub(crate) fn record_bindings(&mut self, resolution: &Resolution) -> Result<(), StoreError> {
-        let bindings = resolution.inferred_bindings.clone();
+        let bindings: BTreeMap<VendorId, RegistryName> = resolution
+            .inferred_bindings
+            .iter()
+            .filter(|(vendor, _)| self.state().vendor_registry(vendor).is_none())
+            .map(|(vendor, registry)| (vendor.clone(), registry.clone()))
+            .collect();
         if !bindings.is_empty() {
-            self.update_state(|state| {
-                for (vendor, registry) in bindings {
-                    if state.vendor_registry(&vendor).is_none() {
-                        state.bind_vendor(vendor, registry);
-                    }
-                }
-            })?;
+            self.update_state(|state| bind_vendors(state, bindings))?;
         }
         Ok(())
     }
@@ -268,6 +303,20 @@ impl Store {
         releases: &[SignedRelease],
         session: &Session<'_>,
     ) -> Result<Vec<Disclosure>, StoreError> {
+        let (disclosures, grants) = self.ask_consent(releases, session)?;
+        if !grants.is_empty() {
+            self.update_state(|state| grants.record(state))?;
+        }
+        Ok(disclosures)
+    }
+
+    /// [`collect_consent`](Self::collect_consent) without the write: the disclosures
+    /// and what was agreed to, for the caller to record (with its journal).
+    pub(crate) fn ask_consent(
+        &self,
+        releases: &[SignedRelease],
+        session: &Session<'_>,
+    ) -> Result<(Vec<Disclosure>, Grants), StoreError> {
         let mut checks = Vec::new();
         for release in releases {
             let old = self.installed_permissions(&release.resolved.id);
@@ -308,14 +357,7 @@ impl Store {
             }
             disclosures.push(check.disclosure().clone());
         }
-        if !grants.is_empty() {
-            self.update_state(|state| {
-                for (plugin, version, permissions) in &grants {
-                    state.consents.grant(plugin, version, permissions);
-                }
-            })?;
-        }
-        Ok(disclosures)
+        Ok((disclosures, Grants(grants)))
     }
 
     /// The active release of an installed plugin and the permissions its developer
@@ -353,29 +395,51 @@ impl Store {
         let installs = releases
             .iter()
             .map(|(release, reason)| activate::NewInstall {
-                plugin: release.resolved.id.clone(),
-                release: InstalledRelease {
-                    version: release.resolved.version.clone(),
-                    dependencies: dependency_ids(release),
-                    package_sha256: Some(release.manifest.package.sha256),
-                },
-                registry: release.registry.clone(),
                 reason: *reason,
+                ..new_install(&release.resolved, &release.registry, &release.manifest)
             })
             .collect();
+        let verified = releases.into_iter().map(|(release, _)| release).collect();
+        self.activate_installs_with(installs, |_| {}, |_| Ok(verified), |_| {}, session)
+    }
+
+    /// [`activate_installs`](Self::activate_installs) of `installs`, whose verified
+    /// releases `download` produces (in the same order) once the batch is journalled:
+    /// the journal's barriers then run while the packages are in flight. `journal` and
+    /// `commit` change the state in the journal's and the commit's writes (the
+    /// consents given for these releases, the vendor bindings the resolution
+    /// inferred), which saves a durable write each.
+    pub(crate) fn activate_installs_with(
+        &mut self,
+        installs: Vec<activate::NewInstall>,
+        journal: impl FnOnce(&mut State),
+        download: impl FnOnce(&fetch::ProgressRelay) -> Result<Vec<VerifiedRelease>, StoreError>,
+        commit: impl FnOnce(&mut State),
+        session: &Session<'_>,
+    ) -> Result<Vec<(PluginId, Version)>, StoreError> {
         let installed: Vec<(PluginId, Version)> =
-            releases.iter().map(|(r, _)| (r.resolved.id.clone(), r.resolved.version.clone())).collect();
-        let crash = &mut self.crash;
-        let mut batch = activate::begin_installs(&mut self.state, installs)?;
+            installs.iter().map(|i| (i.plugin.clone(), i.release.version.clone())).collect();
+        let (crash, relay) = (&mut self.crash, &self.relay);
+        let batch = activate::begin_installs_with(&mut self.state, installs, journal)?;
         crash.step();
-        // Where `syncfs` exists the files are written unflushed and the switch flushes
+        let releases = download(relay)?;
+        crash.step();
+        // Where `syncfs` exists the files are written unflushed and the commit flushes
         // them all at once; elsewhere each package is flushed as it is extracted.
         let durability = if crate::fs::syncfs_available() { Durability::Unflushed } else { Durability::Flushed };
-        let mut targets = Vec::with_capacity(releases.len());
-        for (index, (release, _)) in releases.into_iter().enumerate() {
+        // Each journalled release's files go to its target (one the download did not
+        // return leaves its directory missing, which the commit refuses).
+        let mut releases: BTreeMap<(PluginId, Version), VerifiedRelease> = releases
+            .into_iter()
+            .map(|release| ((release.resolved.id.clone(), release.resolved.version.clone()), release))
+            .collect();
+        let mut targets = Vec::with_capacity(installed.len());
+        for (index, key) in installed.iter().enumerate() {
             let Some(target) = batch.target_dir(index) else { continue };
-            extract(release, &target, durability, session)?;
-            crash.step();
+            if let Some(release) = releases.remove(key) {
+                extract(release, &target, durability, session)?;
+                crash.step();
+            }
             targets.push(target);
         }
         for ((id, version), target) in installed.iter().zip(&targets) {
@@ -394,9 +458,8 @@ impl Store {
         for (id, version) in &installed {
             session.reporter.report(Event::Activating { plugin: id.clone(), version: version.clone() });
         }
-        batch.switch()?;
+        batch.commit(&mut || crash.step(), commit)?;
         crash.step();
-        batch.finish(&mut || crash.step())?;
         for (index, ((id, version), target)) in installed.iter().zip(&targets).enumerate() {
             let ctx = HookContext { plugin: id, version, path: target };
             if let Err(error) = self.settle_license(ctx, session) {
@@ -505,10 +568,56 @@ pub(crate) fn consent_query<'a>(
 }
 
 pub(crate) fn dependency_ids(release: &VerifiedRelease) -> Vec<PluginId> {
-    let mut ids: Vec<PluginId> = release.manifest.dependencies.iter().map(|d| d.id.clone()).collect();
+    manifest_dependency_ids(&release.manifest)
+}
+
+fn manifest_dependency_ids(manifest: &ReleaseManifest) -> Vec<PluginId> {
+    let mut ids: Vec<PluginId> = manifest.dependencies.iter().map(|d| d.id.clone()).collect();
     ids.sort();
     ids.dedup();
     ids
+}
+
+/// The new install of a resolved release (reason from whether it was requested), as
+/// the batch journals it: its dependencies and package digest from the signed manifest.
+fn new_install(resolved: &ResolvedPlugin, registry: &RegistryName, manifest: &ReleaseManifest) -> activate::NewInstall {
+    activate::NewInstall {
+        plugin: resolved.id.clone(),
+        release: InstalledRelease {
+            version: resolved.version.clone(),
+            dependencies: manifest_dependency_ids(manifest),
+            package_sha256: Some(manifest.package.sha256),
+        },
+        registry: registry.clone(),
+        reason: if resolved.requested { InstallReason::Requested } else { InstallReason::Dependency },
+    }
+}
+
+/// Consents agreed to while asking, not yet recorded: (plugin, release, permissions).
+#[derive(Debug, Default)]
+pub(crate) struct Grants(Vec<(PluginId, Version, Vec<Permission>)>);
+
+impl Grants {
+    /// Whether nothing was agreed to (nothing asked, or nothing needed asking).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Records them in `state`.
+    pub(crate) fn record(&self, state: &mut State) {
+        for (plugin, version, permissions) in &self.0 {
+            state.consents.grant(plugin, version, permissions);
+        }
+    }
+}
+
+/// Binds each vendor of `bindings` not bound yet to its registry.
+fn bind_vendors(state: &mut State, bindings: BTreeMap<VendorId, RegistryName>) {
+    for (vendor, registry) in bindings {
+        if state.vendor_registry(&vendor).is_none() {
+            state.bind_vendor(vendor, registry);
+        }
+    }
 }
 
 /// Puts the release's files at `target` (extracting the package through a staging

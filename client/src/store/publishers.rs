@@ -5,7 +5,8 @@
 //! the record, see [`trellis_schema::publisher::chain`]) into the record releases are
 //! checked against (`current_record`). The client pins, per registry and vendor, the
 //! highest version it verified (`<metadata dir>/publisher-pins/<vendor>.json`, written
-//! with [`crate::fs::write_atomic`]) and accepts a served chain only when every version
+//! with [`crate::fs::write_atomic`], or with the other publishers of an install by
+//! [`crate::fs::write_atomic_all`]) and accepts a served chain only when every version
 //! above the pin is a valid successor of the one before, starting from the pinned
 //! record: signed by a threshold of the previous version's keys, or by the registry's
 //! recovery signers (the `targets` role of the trusted root) and its own keys. A head
@@ -77,6 +78,55 @@ pub(crate) fn current_record(
     registry: &RegistryName,
     vendor: &VendorId,
 ) -> Result<CurrentRecord, StoreError> {
+    let (current, pin) = verify_record(remotes, registry, vendor)?;
+    if let Some(pin) = pin {
+        pin.write()?;
+    }
+    Ok(current)
+}
+
+/// A pin to advance: the file and the canonical bytes of the newest verified record.
+#[derive(Debug)]
+pub(crate) struct PinAdvance {
+    path: PathBuf,
+    bytes: Vec<u8>,
+    registry: RegistryName,
+    vendor: VendorId,
+}
+
+impl PinAdvance {
+    fn write(self) -> Result<(), StoreError> {
+        write_pins(vec![self])
+    }
+}
+
+/// Writes pins verified together (the publishers of one install) with shared barriers
+/// ([`crate::fs::write_atomic_all`]: each file flushed before its rename, two barriers
+/// on Linux however many publishers). Each pin only ever moves to a record verified as
+/// a valid successor of the one it held, so writing them after the verification of all
+/// of them (not at all if one fails) loses nothing: an unwritten advance is verified
+/// again from the older pin next time.
+pub(crate) fn write_pins(pins: Vec<PinAdvance>) -> Result<(), StoreError> {
+    for pin in &pins {
+        if let Some(parent) = pin.path.parent() {
+            crate::fs::create_dir_all(parent)?;
+        }
+    }
+    let files: Vec<(&Path, &[u8])> = pins.iter().map(|p| (p.path.as_path(), p.bytes.as_slice())).collect();
+    crate::fs::write_atomic_all(&files)?;
+    for pin in &pins {
+        tracing::info!(registry = %pin.registry, vendor = %pin.vendor, "publisher record pinned");
+    }
+    Ok(())
+}
+
+/// [`current_record`] without writing: the record, and the pin to advance to it (none
+/// when the pin holds its version already).
+pub(crate) fn verify_record(
+    remotes: &Remotes,
+    registry: &RegistryName,
+    vendor: &VendorId,
+) -> Result<(CurrentRecord, Option<PinAdvance>), StoreError> {
     let path = publisher_target(vendor);
     let bytes = remotes.fetch(registry, &path)?.ok_or_else(|| StoreError::MissingTarget {
         registry: registry.clone(),
@@ -92,24 +142,22 @@ pub(crate) fn current_record(
     let recovery = RecoverySigners { keys: &keys, threshold };
     let verified = chain.verify(vendor, pin.as_ref(), Some(recovery), &limits).map_err(refuse)?;
     let head = verified.head;
+    let mut advance = None;
     if pin.as_ref().is_none_or(|p| p.signed.version < head.signed.version) {
         let pinned = trellis_schema::canonical::to_vec_of(head).map_err(|e| StoreError::BadDocument {
             registry: registry.clone(),
             target: path.clone(),
             problem: e.to_string(),
         })?;
-        if let Some(parent) = pin_file.parent() {
-            crate::fs::create_dir_all(parent)?;
-        }
-        crate::fs::write_atomic(&pin_file, &pinned)?;
-        tracing::info!(%registry, %vendor, version = head.signed.version, "publisher record pinned");
+        advance =
+            Some(PinAdvance { path: pin_file, bytes: pinned, registry: registry.clone(), vendor: vendor.clone() });
     }
     let record_bytes = serde_json::to_vec_pretty(&head.signed).map_err(|e| StoreError::BadDocument {
         registry: registry.clone(),
         target: path,
         problem: e.to_string(),
     })?;
-    Ok((Arc::new(head.signed.clone()), record_bytes.into()))
+    Ok(((Arc::new(head.signed.clone()), record_bytes.into()), advance))
 }
 
 /// Where the marker of `registry`'s last complete re-check lives, and what it must say

@@ -8,7 +8,10 @@
 use std::path::{Path, PathBuf};
 
 use super::verify::Receipt;
-use crate::fs::{FsError, create_dir_all, replace_unsynced, write_atomic};
+use crate::fs::{
+    Flush, FsError, Rename, create_dir_all, replace_unsynced, sync_dir, write_atomic, write_atomic_flushing,
+    write_atomic_unflushed,
+};
 use crate::transport::Validators;
 
 /// The directory of trusted metadata.
@@ -48,17 +51,32 @@ impl MetadataStore {
         std::fs::read(self.path_of(role)).ok()
     }
 
-    /// Replaces `role`'s bytes atomically. The top-level roles are flushed to disk
-    /// (rollback protection rests on them); a delegated role is renamed into place
-    /// without fsync, because every load verifies it against its delegator and the
-    /// trusted snapshot and downloads it again when that fails.
+    /// Replaces `role`'s bytes atomically. The root is written durably (the trust
+    /// anchor: flushed, renamed, its directory synced). The timestamp, snapshot and
+    /// top-level targets are flushed before their rename (never torn) and made durable
+    /// together by [`sync`](Self::sync) at the end of the refresh that stores them:
+    /// after a power loss before it, each holds its old or its new bytes, and a stored
+    /// role that no longer matches the one above it is not used (loading checks each
+    /// against the timestamp or snapshot, as for a delegated role) and is downloaded
+    /// again; the rollback reference is then the older copy, as if that refresh had not
+    /// run. A delegated role is renamed into place without fsync, because every load
+    /// verifies it against its delegator and the trusted snapshot and downloads it
+    /// again when that fails.
     pub fn store(&self, role: &str, bytes: &[u8]) -> Result<(), FsError> {
         create_dir_all(&self.dir)?;
-        if matches!(role, "root" | "timestamp" | "snapshot" | "targets") {
-            write_atomic(&self.path_of(role), bytes)
-        } else {
-            replace_unsynced(&self.path_of(role), bytes)
+        match role {
+            "root" => write_atomic(&self.path_of(role), bytes),
+            "timestamp" | "snapshot" | "targets" => {
+                write_atomic_flushing(&self.path_of(role), bytes, Flush::File, Rename::Lazy)
+            }
+            _ => replace_unsynced(&self.path_of(role), bytes),
         }
+    }
+
+    /// Makes the renames of the stored top-level roles durable (one sync of the
+    /// directory). Nothing to do when the directory does not exist.
+    pub fn sync(&self) -> Result<(), FsError> {
+        if self.dir.is_dir() { sync_dir(&self.dir) } else { Ok(()) }
     }
 
     fn receipt_path(&self, role: &str) -> PathBuf {
@@ -97,12 +115,16 @@ impl MetadataStore {
     }
 
     /// Records validators of the trusted timestamp (or forgets them with `None`).
+    /// Written without a barrier: an unreadable or lost copy loads as none (the next
+    /// check is an unconditional GET). Store them only after the timestamp they
+    /// validate is durable ([`sync`](Self::sync)): validators newer than the stored
+    /// timestamp would answer a check with `304` and keep the older one.
     pub fn store_validators(&self, validators: Option<&TimestampValidators>) -> Result<(), FsError> {
         match validators {
             Some(v) if !v.validators.is_empty() => {
                 create_dir_all(&self.dir)?;
                 let bytes = serde_json::to_vec(v).unwrap_or_default();
-                write_atomic(&self.validators_path(), &bytes)
+                write_atomic_unflushed(&self.validators_path(), &bytes)
             }
             _ => match std::fs::remove_file(self.validators_path()) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

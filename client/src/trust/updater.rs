@@ -353,8 +353,11 @@ impl Updater {
         if !root_settled {
             self.speculated.clear();
         }
-        let result =
-            self.update_timestamp(prefetched, root_settled).and_then(|()| self.update_snapshot()).and_then(|()| {
+        let mut validators = None;
+        let result = self
+            .update_timestamp(prefetched, root_settled, &mut validators)
+            .and_then(|()| self.update_snapshot())
+            .and_then(|()| {
                 // With the top-level targets on its way since the timestamp's request,
                 // the hinted paths are guessed from it rather than from a stored copy.
                 if self.speculated.is_pending(speculation::TOP_TARGETS_FILE) {
@@ -368,6 +371,12 @@ impl Updater {
             });
         self.prepared = None;
         self.hints.clear();
+        // The top-level roles stored above were flushed and renamed: one sync of their
+        // directory makes them durable together; then the timestamp's validators.
+        self.store.sync()?;
+        if let Some(validators) = validators {
+            self.store.store_validators(Some(&validators))?;
+        }
         result
     }
 
@@ -572,10 +581,13 @@ impl Updater {
         self.trusted.check_root_fresh()
     }
 
+    /// Brings the timestamp up to date; `validators` gets the validators of the
+    /// response it came from, which the refresh stores once the timestamp is durable.
     fn update_timestamp(
         &mut self,
         prefetched: Option<(Vec<u8>, TimestampValidators)>,
         take_speculated: bool,
+        stored_validators: &mut Option<TimestampValidators>,
     ) -> Result<(), TrustError> {
         if let Some(local) = self.store.load("timestamp") {
             match self.trusted.load_local_timestamp(&local, self.store.load_receipt("timestamp").as_ref()) {
@@ -620,7 +632,7 @@ impl Updater {
             let timestamp = self.trusted.timestamp().ok_or(TrustError::NotLoaded("timestamp"))?;
             self.store.store_verified("timestamp", &bytes, timestamp)?;
         }
-        self.store.store_validators(Some(&validators))?;
+        *stored_validators = Some(validators);
         self.trusted.check_timestamp_fresh()
     }
 
