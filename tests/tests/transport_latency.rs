@@ -24,16 +24,20 @@ fn store(data: &std::path::Path, server: &FaultServer, site: &Site) -> Store {
     store
 }
 
-/// `acme.app` 1.0.0 needs `acme.lib`; the newest, 2.0.0, needs `acme.old`, whose doc
-/// the client prefetches speculatively (the newest stable release is the likely pick),
-/// although a user who asks for `acme.app@^1` does not need it.
+/// `acme.app` 1.0.0 needs `acme.lib`; the newest, 2.0.0, needs `acme.old` and a host
+/// API (`^2`) the test host (1.2.0) does not offer. The prefetch follows the newest
+/// release the requirements allow (it does not know the host), so it asks for
+/// `acme.old`'s doc speculatively, although the resolver rules 2.0.0 out and never
+/// needs it.
 fn site_with_an_old_dependency() -> Site {
     let site = Site::new();
     site.publish(&[
         Plugin::new("acme.old", "1.0.0"),
         Plugin::new("acme.lib", "1.0.0"),
         Plugin::new("acme.app", "1.0.0").depends_on("acme.lib", "^1"),
-        Plugin::new("acme.app", "2.0.0").depends_on("acme.old", "^1"),
+        Plugin::new("acme.app", "2.0.0")
+            .depends_on("acme.old", "^1")
+            .with("host", serde_json::json!({"id": "trellis-demo-host", "api_version_requirement": "^2"})),
     ]);
     site
 }
@@ -52,7 +56,7 @@ fn a_tampered_doc_only_prefetched_does_not_fail_the_install() {
     server.fault(&alias_path("acme.old"), Fault::FlipByte);
     let data = tempfile::tempdir().unwrap();
     let mut store = store(data.path(), &server, &site);
-    assert_eq!(install(&mut store, "acme.app@^1").unwrap(), ["acme.lib 1.0.0", "acme.app 1.0.0"]);
+    assert_eq!(install(&mut store, "acme.app").unwrap(), ["acme.lib 1.0.0", "acme.app 1.0.0"]);
     // The doc was fetched (speculatively), refused, and never used.
     assert!(server.hits().iter().any(|h| h.path == old), "acme.old's doc was not prefetched");
     // Asked for on its own, the same doc fails as it always did, naming it.
