@@ -33,7 +33,9 @@
 //! bytes differ, images first, pages next, state last, each file atomically). A
 //! refused storefront therefore leaves the site as it was.
 //!
-//! Writing is most of a full build's cost (a page and a data file per plugin), so a
+//! Writing is most of a full build's cost (a page per plugin; what each page shows
+//! beyond its catalog record is kept in 4,096 groups, `_storefront/pages/<xxx>.json`,
+//! not a file a plugin), so a
 //! directory the site does not have yet (all of them on a fresh site, a new plugin's
 //! on an incremental one) is written whole into `.storefront-staging/` without a temp
 //! file, a rename or a comparison per file, and renamed into place once durable: a
@@ -279,8 +281,10 @@ fn read_catalog(site_dir: &Path) -> Result<SiteCatalog, StorefrontError> {
     let previous = PreviousSite::open(site_dir)
         .map_err(|e| fail(e.to_string()))?
         .ok_or_else(|| fail(format!("{} has no published site; build it first", site_dir.display())))?;
+    // Scanned as the build's planner reads it (its entries' paths and SHA-256), not
+    // parsed whole: at 100k plugins the role lists thousands of documents.
     let role = previous
-        .role(CATALOG_ROLE)
+        .published_role(CATALOG_ROLE)
         .map_err(|e| fail(e.to_string()))?
         .ok_or_else(|| fail("the site has no catalog role; rebuild it with this trellis-index".into()))?;
     let mut head = None;
@@ -288,8 +292,11 @@ fn read_catalog(site_dir: &Path) -> Result<SiteCatalog, StorefrontError> {
     let mut buckets = BTreeMap::new();
     let mut listings = BTreeMap::new();
     let mut reviews = BTreeMap::new();
-    for (target, file) in &role.signed.targets {
-        let Some(sha256) = file.hashes.get("sha256").and_then(|h| h.parse::<Sha256>().ok()) else { continue };
+    for (target, (sha256, _)) in &role.entries {
+        if role.invalid.contains(target) {
+            continue;
+        }
+        let sha256 = *sha256;
         let path = format!("{}/{}", site::TARGETS_DIR, site::hashed_target_path(target, &sha256));
         let Some(name) = target.strip_prefix("catalog/").and_then(|n| n.strip_suffix(".json")) else { continue };
         if target == catalog::HEAD_TARGET {
