@@ -17,7 +17,9 @@
 //! 11–13 on the 2 shared cores, side by side with the binary of `a1a34d0`, each
 //! beside other work, so wall times are not comparable): storefront files 242,299 →
 //! 146,475 (`_storefront/plugins` 99,920 files, 67.4 MB → `_storefront/pages` 4,096
-//! files, 69.6 MB), 912.2 → 914.4 MB, full-build storefront CPU 27.2 → 21.7 s, publish
+//! files, 69.6 MB), 912.2 → 914.4 MB, full-build storefront CPU 27.2 → 21.7 s (a 20k
+//! pair under the same load gave 6.9 → 12.9 s, the strace pair 9.7 → 9.0 s: CPU is noisy
+//! here, rayon's idle spinning included; files and system calls are the firm figures), publish
 //! peak RSS +8 → +7 MiB; one release 12 files written either way (a ~17 KB group
 //! for the plugin's data file), CPU 70 → 50 ms (10 ms ticks), catalog phase 84 → 25 ms (the
 //! catalog role scanned, not parsed). At 20k under `strace -f -c` (whole process, its
