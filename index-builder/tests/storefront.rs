@@ -235,6 +235,8 @@ fn one_release_rewrites_only_the_pages_that_show_it() {
         "_storefront/records-{:02x}.json",
         trellis_schema::catalog::record_bucket(&"acme.calendar".parse().unwrap())
     );
+    // Its page data, in its group.
+    let calendar_group = group_of("acme.calendar");
     // And the levels of the plugins of its levels bucket (the new release is one).
     let levels = format!(
         "_storefront/levels-{:02x}.json",
@@ -256,7 +258,7 @@ fn one_release_rewrites_only_the_pages_that_show_it() {
         "tags/calendar/index.html",
         "publishers/acme/index.html",
         "plugins/acme.calendar/index.html",
-        "_storefront/plugins/acme.calendar.json",
+        calendar_group.as_str(),
         "_storefront/state.json",
     ]);
     // The home page lists it as updated; the categories index and the search map change
@@ -267,7 +269,7 @@ fn one_release_rewrites_only_the_pages_that_show_it() {
         "tags/calendar/index.html",
         "publishers/acme/index.html",
         "plugins/acme.calendar/index.html",
-        "_storefront/plugins/acme.calendar.json",
+        calendar_group.as_str(),
         "_storefront/publishers/acme.json",
         bucket.as_str(),
         levels.as_str(),
@@ -385,6 +387,7 @@ fn the_storefront_after_several_incremental_builds_equals_a_full_builds() {
 
     let full = tempfile::tempdir().unwrap();
     build(registry.path(), full.path(), Scope::Full).unwrap();
+    let full_groups = page_groups(full.path());
     let storefront = |dir: &Path| -> BTreeMap<String, Vec<u8>> {
         tree(dir)
             .into_iter()
@@ -400,6 +403,12 @@ fn the_storefront_after_several_incremental_builds_equals_a_full_builds() {
     for (path, bytes) in &incremental {
         assert!(bytes == &full[path], "{path} differs from a full build's");
     }
+    // The kept page data too: a group the withdrawn plugin left empty is gone.
+    assert!(
+        !site.path().join(group_of("contoso.images")).exists()
+            || group_of("contoso.images") == group_of("contoso.video")
+    );
+    assert_eq!(page_groups(site.path()), full_groups);
     // And a rebuild with nothing new writes nothing.
     let again = build(registry.path(), site.path(), Scope::Full).unwrap();
     assert_eq!(again.storefront, Vec::<String>::new());
@@ -1255,4 +1264,177 @@ fn a_page_that_fails_to_render_midway_refuses_the_storefront_with_no_page_replac
     assert!(page(site.path(), "plugins/acme.clock/index.html").contains("1.1.0"));
     assert!(!site.path().join(".storefront-staging").exists(), "the staging directory stayed");
     assert_pages_equal_a_full_builds(registry.path(), site.path());
+}
+
+/// The page data group `id` falls in (`_storefront/pages/<first 12 bits of its SHA-256>.json`).
+fn group_of(id: &str) -> String {
+    let digest = trellis_schema::Sha256::of(id.as_bytes());
+    let bytes = digest.as_bytes();
+    format!("_storefront/pages/{:03x}.json", u16::from(bytes[0]) << 4 | u16::from(bytes[1]) >> 4)
+}
+
+/// The page data groups of the site: group file → plugin → its kept data.
+fn page_groups(site: &Path) -> BTreeMap<String, BTreeMap<String, Value>> {
+    let dir = site.join("_storefront/pages");
+    let mut groups = BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let entry = entry.unwrap();
+        let group: Value = serde_json::from_slice(&std::fs::read(entry.path()).unwrap()).unwrap();
+        let pages = group["pages"].as_object().unwrap().iter().map(|(id, data)| (id.clone(), data.clone())).collect();
+        groups.insert(format!("_storefront/pages/{}", entry.file_name().to_string_lossy()), pages);
+    }
+    groups
+}
+
+/// The plugins the site has a page for.
+fn listed_plugins(site: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(site.join("plugins"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn page_data_lives_in_groups_each_rewritten_whole_and_pages_are_redone_from_them() {
+    use std::sync::Mutex;
+    use trellis_index::storefront::{self, Insights, PageLimits, Prepared, Theme};
+    use trellis_index::synth::{self, SynthSite, SynthSpec};
+    use trellis_schema::PluginId;
+
+    let work = tempfile::tempdir().unwrap();
+    let mut site = SynthSite::init(work.path(), 4, now()).unwrap();
+    let plan = synth::plan(SynthSpec { plugins: 600, versions: 1, seed: 7 });
+    site.known = plan.iter().map(|p| p.id.clone()).collect();
+    // What each plugin's package holds now (a release added below is put in).
+    let inputs: Mutex<BTreeMap<PluginId, trellis_index::release::PluginInput>> =
+        Mutex::new(plan.iter().map(|p| (p.id.clone(), synth::plugin_input(p.clone()))).collect());
+    let (theme, limits, insights) = (Theme::builtin("Test Store").unwrap(), PageLimits::default(), Insights::default());
+    // Every plugin the storefront asks to be read from its package.
+    let asked: Mutex<BTreeSet<PluginId>> = Mutex::new(BTreeSet::new());
+    let load = |ids: &BTreeSet<PluginId>| {
+        asked.lock().unwrap().extend(ids.iter().cloned());
+        let wanted: Vec<_> = ids.iter().map(|id| inputs.lock().unwrap()[id].clone()).collect();
+        storefront::prepare(&wanted, &limits)
+    };
+    let all: Vec<_> = inputs.lock().unwrap().values().cloned().collect();
+    let prepared = storefront::prepare(&all, &limits).unwrap();
+    site.build(all, Scope::Full).unwrap();
+    storefront::publish(prepared, &site.site_dir, &theme, &insights, &load).unwrap();
+    let site_dir = site.site_dir.clone();
+
+    // Each listed plugin's data is in its group and nowhere else; no file a plugin.
+    assert!(!site_dir.join("_storefront/plugins").exists());
+    let listed = listed_plugins(&site_dir);
+    assert!(listed.len() > 550, "{} plugins listed", listed.len());
+    let groups = page_groups(&site_dir);
+    let mut placed = BTreeMap::new();
+    for (group, members) in &groups {
+        for (id, data) in members {
+            assert_eq!(&group_of(id), group, "{id} is kept in the wrong group");
+            assert_eq!(data["id"], id.as_str());
+            assert!(placed.insert(id.clone(), group.clone()).is_none());
+        }
+    }
+    assert_eq!(placed.keys().cloned().collect::<BTreeSet<_>>(), listed, "kept data and pages differ");
+    assert!(groups.len() < listed.len(), "no two plugins share a group: {} groups", groups.len());
+
+    // One release of a plugin sharing its group: the group is rewritten whole, the
+    // other plugin's data unchanged, and nothing is read from a package.
+    let (x, y) = listed
+        .iter()
+        .find_map(|x| Some((x.clone(), listed.iter().find(|y| *y != x && group_of(y) == group_of(x))?.clone())))
+        .unwrap();
+    let x_id: PluginId = x.parse().unwrap();
+    let mut grown = plan.iter().find(|p| p.id == x_id).unwrap().clone();
+    let mut release = grown.releases.last().unwrap().clone();
+    release.version = semver::Version::new(99, 0, 0);
+    release.yanked = false;
+    grown.releases.push(release);
+    let changed = synth::plugin_input(grown);
+    inputs.lock().unwrap().insert(x_id.clone(), changed.clone());
+    let prepared = storefront::prepare(std::slice::from_ref(&changed), &limits).unwrap();
+    site.build(vec![changed], Scope::Plugins(BTreeSet::from([x_id.clone()]))).unwrap();
+    let report = storefront::publish(prepared, &site_dir, &theme, &insights, &load).unwrap();
+    assert!(report.written.contains(&group_of(&x)), "{:?}", report.written);
+    let after = page_groups(&site_dir);
+    assert_eq!(after[&group_of(&x)][&y], groups[&group_of(&x)][&y], "the other plugin's data changed");
+    assert_eq!(after[&group_of(&x)][&x]["version"], "99.0.0");
+    assert_eq!(after.len(), groups.len());
+    assert!(asked.lock().unwrap().is_empty(), "packages read: {:?}", asked.lock().unwrap());
+    assert!(page(&site_dir, &format!("plugins/{x}/index.html")).contains("99.0.0"));
+    let pages_now = html_pages(&site_dir);
+
+    // A record bucket the state does not know, with no kept digests: every plugin of
+    // it is redone from the groups (no package opened), each page the bytes it was.
+    let y_id: PluginId = y.parse().unwrap();
+    let bucket_state =
+        site_dir.join(format!("_storefront/records-{:02x}.json", trellis_schema::catalog::record_bucket(&y_id)));
+    let in_bucket: BTreeSet<&String> = listed
+        .iter()
+        .filter(|id| {
+            trellis_schema::catalog::record_bucket(&id.parse().unwrap())
+                == trellis_schema::catalog::record_bucket(&y_id)
+        })
+        .collect();
+    let forget_bucket = || {
+        std::fs::remove_file(&bucket_state).unwrap();
+        let state_path = site_dir.join("_storefront/state.json");
+        let mut state: Value = serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
+        let target = format!("catalog/records-{:02x}.json", trellis_schema::catalog::record_bucket(&y_id));
+        assert!(state["buckets"].as_object_mut().unwrap().remove(&target).is_some(), "{target} not in the state");
+        std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+    };
+    forget_bucket();
+    let report = storefront::publish(Prepared::default(), &site_dir, &theme, &insights, &load).unwrap();
+    assert!(
+        report.rendered >= in_bucket.len(),
+        "{} pages rendered, {} in the bucket",
+        report.rendered,
+        in_bucket.len()
+    );
+    assert!(asked.lock().unwrap().is_empty(), "packages read: {:?}", asked.lock().unwrap());
+    assert!(!report.written.iter().any(|p| p.starts_with("plugins/")), "{:?}", report.written);
+    assert_same_pages(&html_pages(&site_dir), &pages_now);
+
+    // A group that does not parse: its plugins of that bucket are read from their
+    // packages instead (exactly those), the pages the same.
+    std::fs::write(site_dir.join(group_of(&y)), "{").unwrap();
+    forget_bucket();
+    storefront::publish(Prepared::default(), &site_dir, &theme, &insights, &load).unwrap();
+    let expected: BTreeSet<PluginId> =
+        in_bucket.iter().filter(|id| group_of(id) == group_of(&y)).map(|id| id.parse().unwrap()).collect();
+    assert_eq!(*asked.lock().unwrap(), expected);
+    assert_same_pages(&html_pages(&site_dir), &pages_now);
+    assert!(page_groups(&site_dir)[&group_of(&y)].contains_key(&y));
+
+    // A storefront of an older trellis-index (a data file a plugin, no groups; here
+    // only y's kept): the next build renders it whole into the groups, y from its old
+    // file, the others from their packages, and removes the old files.
+    let old = site_dir.join("_storefront/plugins");
+    std::fs::create_dir_all(&old).unwrap();
+    let y_data = serde_json::to_vec(&page_groups(&site_dir)[&group_of(&y)][&y]).unwrap();
+    std::fs::write(old.join(format!("{y}.json")), y_data).unwrap();
+    std::fs::remove_dir_all(site_dir.join("_storefront/pages")).unwrap();
+    asked.lock().unwrap().clear();
+    let report = storefront::publish(Prepared::default(), &site_dir, &theme, &insights, &load).unwrap();
+    assert!(!old.exists(), "the old page data stayed");
+    assert!(report.removed.contains(&"_storefront/plugins/".to_owned()), "{:?}", report.removed);
+    let others: BTreeSet<PluginId> = listed.iter().filter(|id| **id != y).map(|id| id.parse().unwrap()).collect();
+    assert_eq!(*asked.lock().unwrap(), others, "y is read from its old file, the others from their packages");
+    let regrouped = page_groups(&site_dir);
+    assert_eq!(regrouped.values().map(BTreeMap::len).sum::<usize>(), listed.len());
+    assert_same_pages(&html_pages(&site_dir), &pages_now);
+}
+
+/// `now` and `then` hold the same pages, byte for byte (names the first that differs).
+fn assert_same_pages(now: &BTreeMap<String, Vec<u8>>, then: &BTreeMap<String, Vec<u8>>) {
+    assert_eq!(now.keys().collect::<Vec<_>>(), then.keys().collect::<Vec<_>>());
+    for (path, bytes) in now {
+        if bytes != &then[path] {
+            let (a, b) = (String::from_utf8_lossy(bytes), String::from_utf8_lossy(&then[path]));
+            let at = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
+            let context = |s: &str| s.chars().skip(at.saturating_sub(80)).take(240).collect::<String>();
+            panic!("{path} differs:\nnow:  {}\nthen: {}", context(&a), context(&b));
+        }
+    }
 }

@@ -33,7 +33,9 @@
 //! bytes differ, images first, pages next, state last, each file atomically). A
 //! refused storefront therefore leaves the site as it was.
 //!
-//! Writing is most of a full build's cost (a page and a data file per plugin), so a
+//! Writing is most of a full build's cost (a page per plugin; what each page shows
+//! beyond its catalog record is kept in 4,096 groups, `_storefront/pages/<xxx>.json`,
+//! not a file a plugin), so a
 //! directory the site does not have yet (all of them on a fresh site, a new plugin's
 //! on an incremental one) is written whole into `.storefront-staging/` without a temp
 //! file, a rename or a comparison per file, and renamed into place once durable: a
@@ -45,7 +47,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use trellis_client::fs::{FsError, write_atomic};
+use trellis_client::fs::FsError;
 use trellis_schema::catalog::{self, CatalogHead, PluginSummary};
 use trellis_schema::{PluginId, Sha256};
 
@@ -207,8 +209,38 @@ fn state_path(site_dir: &Path) -> std::path::PathBuf {
     site_dir.join(STATE_DIR).join("state.json")
 }
 
-fn data_path(id: &PluginId) -> String {
-    format!("{STATE_DIR}/plugins/{id}.json")
+/// How many groups the plugins' kept page data is split into (`_storefront/pages/<xxx>.json`,
+/// by the first 12 bits of the SHA-256 of the id): ~25 plugins and ~16 KB a group at
+/// 100k plugins, so a full build writes 4,096 files instead of one per plugin and a
+/// one-release build rewrites one small group.
+const PAGE_GROUPS: u16 = 4096;
+
+/// The page data group of `id`.
+fn page_group(id: &PluginId) -> u16 {
+    let digest = Sha256::of(id.as_str().as_bytes());
+    let bytes = digest.as_bytes();
+    (u16::from(bytes[0]) << 4 | u16::from(bytes[1]) >> 4) % PAGE_GROUPS
+}
+
+fn group_path(group: u16) -> String {
+    format!("{STATE_DIR}/pages/{group:03x}.json")
+}
+
+/// Where an older trellis-index kept each plugin's page data, one file a plugin: a
+/// storefront that still has it is rendered whole once, then the directory goes.
+const OLD_DATA_DIR: &str = "plugins";
+
+/// The page data of the plugins of one group (`_storefront/pages/<xxx>.json`).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct PageGroup {
+    pages: BTreeMap<PluginId, PageData>,
+}
+
+/// The kept page data group `group`: `None` when the site has none or it does not
+/// parse (its plugins are then read from their packages).
+fn read_group(site_dir: &Path, group: u16) -> Option<PageGroup> {
+    let bytes = std::fs::read(site_dir.join(group_path(group))).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 fn bucket_state_path(bucket: u32) -> String {
@@ -249,8 +281,10 @@ fn read_catalog(site_dir: &Path) -> Result<SiteCatalog, StorefrontError> {
     let previous = PreviousSite::open(site_dir)
         .map_err(|e| fail(e.to_string()))?
         .ok_or_else(|| fail(format!("{} has no published site; build it first", site_dir.display())))?;
+    // Scanned as the build's planner reads it (its entries' paths and SHA-256), not
+    // parsed whole: at 100k plugins the role lists thousands of documents.
     let role = previous
-        .role(CATALOG_ROLE)
+        .published_role(CATALOG_ROLE)
         .map_err(|e| fail(e.to_string()))?
         .ok_or_else(|| fail("the site has no catalog role; rebuild it with this trellis-index".into()))?;
     let mut head = None;
@@ -258,8 +292,11 @@ fn read_catalog(site_dir: &Path) -> Result<SiteCatalog, StorefrontError> {
     let mut buckets = BTreeMap::new();
     let mut listings = BTreeMap::new();
     let mut reviews = BTreeMap::new();
-    for (target, file) in &role.signed.targets {
-        let Some(sha256) = file.hashes.get("sha256").and_then(|h| h.parse::<Sha256>().ok()) else { continue };
+    for (target, (sha256, _)) in &role.entries {
+        if role.invalid.contains(target) {
+            continue;
+        }
+        let sha256 = *sha256;
         let path = format!("{}/{}", site::TARGETS_DIR, site::hashed_target_path(target, &sha256));
         let Some(name) = target.strip_prefix("catalog/").and_then(|n| n.strip_suffix(".json")) else { continue };
         if target == catalog::HEAD_TARGET {
@@ -492,7 +529,9 @@ fn publish_staged(
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default();
     let loaded: BTreeSet<PluginId> = prepared.pages.keys().cloned().collect();
-    let mut everything = old.theme != theme.digest();
+    // A storefront keeping page data one file a plugin (an older trellis-index) is
+    // rendered whole once, into the groups.
+    let mut everything = old.theme != theme.digest() || site_dir.join(STATE_DIR).join(OLD_DATA_DIR).is_dir();
     let (level_changes, changes, Publishers { members, cards: kept_cards }, vendors, insight_members) = loop {
         let level_changes = levels::changes(site_dir, &site.levels, &old.levels, everything)?;
         let changes = changes(site_dir, &site, &old, &loaded, &level_changes.changed, everything)?;
@@ -510,13 +549,29 @@ fn publish_staged(
     };
     let Changes { records, changed, bucket_states } = changes;
 
-    // Page data of the changed plugins that are listed.
+    // Page data of the changed plugins that are listed: what the build prepared, else
+    // what their group kept. The groups of the changed plugins are read (a group is
+    // rewritten whole, keeping its other plugins' data), when rendering everything
+    // only those of plugins the build did not prepare.
     let Prepared { pages: mut data, mut images } = prepared;
-    let mut missing = BTreeSet::new();
     let wanted: Vec<&PluginId> =
         changed.iter().filter(|id| records.contains_key(*id) && !data.contains_key(*id)).collect();
+    let to_read: BTreeSet<u16> = if everything {
+        wanted.iter().map(|id| page_group(id)).collect()
+    } else {
+        changed.iter().map(page_group).collect()
+    };
+    let mut kept_groups: BTreeMap<u16, PageGroup> =
+        to_read.into_par_iter().filter_map(|group| Some((group, read_group(site_dir, group)?))).collect();
+    let mut missing = BTreeSet::new();
     for id in wanted {
-        match std::fs::read(site_dir.join(data_path(id))).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+        let kept = kept_groups.get_mut(&page_group(id)).and_then(|group| group.pages.remove(id));
+        // The file an older trellis-index kept (read while moving into the groups).
+        let kept = kept.or_else(|| {
+            let old = site_dir.join(STATE_DIR).join(OLD_DATA_DIR).join(format!("{id}.json"));
+            serde_json::from_slice(&std::fs::read(old).ok()?).ok()
+        });
+        match kept {
             Some(kept) => {
                 data.insert(id.clone(), Some(kept));
             }
@@ -620,6 +675,25 @@ fn publish_staged(
     jobs.extend(members.iter().map(|(vendor, list)| Job::Publisher(vendor, list)));
     jobs.extend(insight_members.iter().map(|(vendor, list)| Job::Insight(vendor, list)));
     jobs.extend(changed.iter().filter_map(|id| Some(Job::Plugin(records.get(id)?))));
+    // The page data groups of the changed plugins, rewritten whole: the kept data of
+    // their other plugins (none when rendering everything: every listed plugin
+    // changed) and the changed listed plugins' data.
+    let mut groups: BTreeMap<u16, BTreeMap<&PluginId, &PageData>> =
+        changed.iter().map(|id| (page_group(id), BTreeMap::new())).collect();
+    if !everything {
+        for (group, kept) in &kept_groups {
+            let members = groups.entry(*group).or_default();
+            members.extend(kept.pages.iter().filter(|(id, _)| !changed.contains(*id)));
+        }
+    }
+    for id in changed.iter().filter(|id| records.contains_key(*id)) {
+        if let Some(Some(page)) = data.get(id) {
+            groups.entry(page_group(id)).or_default().insert(id, page);
+        }
+    }
+    jobs.extend(
+        groups.iter().filter(|(_, members)| !members.is_empty()).map(|(group, members)| Job::Group(*group, members)),
+    );
     // Where each job writes, known before anything is rendered.
     let mut paths: Vec<String> = Vec::new();
     for job in &jobs {
@@ -636,7 +710,8 @@ fn publish_staged(
             }
             Job::Publisher(vendor, _) => paths.extend([render::publisher_path(vendor), vendor_path(vendor)]),
             Job::Insight(vendor, _) => paths.push(render::insight_path(vendor)),
-            Job::Plugin(s) => paths.extend([render::plugin_path(&s.id), data_path(&s.id)]),
+            Job::Plugin(s) => paths.push(render::plugin_path(&s.id)),
+            Job::Group(group, _) => paths.push(group_path(*group)),
         }
     }
     let mut assets: Vec<(String, Vec<u8>)> = theme.assets().into_iter().map(|(p, b)| (p, b.to_vec())).collect();
@@ -706,11 +781,11 @@ fn publish_staged(
                     let reviews = read_reviews(site_dir, &record.id, &site.reviews)?;
                     let (path, bytes) =
                         context.plugin_page(record, page, reviews.as_ref(), release_levels.get(&record.id))?;
-                    let mut out = vec![write(path, bytes)?];
-                    if let Some(page) = page {
-                        out.push(keep(data_path(&record.id), serde_json::to_vec(page).unwrap_or_default())?);
-                    }
-                    Ok(out)
+                    Ok(vec![write(path, bytes)?])
+                }
+                Job::Group(group, members) => {
+                    let bytes = serde_json::to_vec(&PageGroupOut { pages: members }).unwrap_or_default();
+                    Ok(vec![keep(group_path(*group), bytes)?])
                 }
             }
         })
@@ -724,8 +799,15 @@ fn publish_staged(
     // replacements and staged directories moved into place (images and assets before
     // the pages naming them), then the state that trusts it.
     let mut gone: Vec<String> = Vec::new();
-    for id in changed.iter().filter(|id| !records.contains_key(*id)) {
-        gone.extend([render::plugin_path(id), data_path(id)]);
+    gone.extend(changed.iter().filter(|id| !records.contains_key(*id)).map(render::plugin_path));
+    // A group left with no plugin; rendering everything, every group no plugin falls in.
+    gone.extend(groups.iter().filter(|(_, members)| members.is_empty()).map(|(group, _)| group_path(*group)));
+    if everything {
+        gone.extend(
+            (0..PAGE_GROUPS)
+                .filter(|group| !groups.contains_key(group) && site_dir.join(group_path(*group)).is_file())
+                .map(group_path),
+        );
     }
     for (vendor, list) in &members {
         if list.is_empty() {
@@ -763,6 +845,13 @@ fn publish_staged(
     }
     report.written = writer.finish(written, &report.removed, &["images", "assets"])?;
     phases.push(("durable", lap(&mut clock)));
+    // The state, once every page it describes is durable: the per-bucket states and
+    // the state naming the documents in one batch, one barrier. Any of them lost or
+    // old after a crash costs work, never a stale page: a document whose SHA-256 the
+    // state lacks is read again and its plugins compared with the kept digests (an
+    // old or lost per-bucket state redoes them, the pages are rewritten only if their
+    // bytes differ), and a per-bucket state newer than the state names what the pages
+    // already show.
     let states: Vec<(String, Vec<u8>)> = bucket_states
         .iter()
         .map(|(bucket, digests)| (bucket_state_path(*bucket), serde_json::to_vec(digests).unwrap_or_default()))
@@ -772,20 +861,19 @@ fn publish_staged(
                 .iter()
                 .map(|(number, kept)| (levels::kept_path(*number), serde_json::to_vec(kept).unwrap_or_default())),
         )
+        .chain([(format!("{STATE_DIR}/state.json"), serde_json::to_vec(&state).unwrap_or_default())])
         .collect();
-    // The per-bucket states together, one barrier, then the state naming the documents
-    // (a per-bucket state lost in a crash reads as empty: its plugins are redone).
     let writer = write::Writer::plan(site_dir, states.iter().map(|(path, _)| path.as_str()))?;
     let written: Vec<Option<write::Written>> =
         states.par_iter().map(|(path, bytes)| writer.write(path, bytes)).collect::<Result<_, FsError>>()?;
     report.written.extend(writer.finish(written.into_iter().flatten().collect(), &[], &[])?);
     write::clear_staging(site_dir)?;
-    let (path, bytes) = (format!("{STATE_DIR}/state.json"), serde_json::to_vec(&state).unwrap_or_default());
-    let file = site_dir.join(&path);
-    if !std::fs::read(&file).is_ok_and(|existing| existing == bytes) {
-        trellis_client::fs::create_dir_all(file.parent().unwrap_or(site_dir))?;
-        write_atomic(&file, &bytes)?;
-        report.written.push(path);
+    // Page data one file a plugin (an older trellis-index): the groups replaced it.
+    let old_data = site_dir.join(STATE_DIR).join(OLD_DATA_DIR);
+    if everything && old_data.is_dir() {
+        std::fs::remove_dir_all(&old_data)
+            .map_err(|e| FsError::new("removing the page data an older trellis-index kept", &old_data, e))?;
+        report.removed.push(format!("{STATE_DIR}/{OLD_DATA_DIR}/"));
     }
     phases.push(("state", lap(&mut clock)));
     report.phases = phases;
@@ -804,8 +892,16 @@ enum Job<'a> {
     Publisher(&'a String, &'a Vec<PluginSummary>),
     /// A publisher's insight page.
     Insight(&'a String, &'a Vec<PluginSummary>),
-    /// A plugin's page and its kept page data.
+    /// A plugin's page.
     Plugin(&'a PluginSummary),
+    /// A page data group (its plugins' data, by id).
+    Group(u16, &'a BTreeMap<&'a PluginId, &'a PageData>),
+}
+
+/// A [`PageGroup`] as written.
+#[derive(Serialize)]
+struct PageGroupOut<'a> {
+    pages: &'a BTreeMap<&'a PluginId, &'a PageData>,
 }
 
 /// What the storefront keeps of a publisher (`_storefront/publishers/<vendor>.json`):

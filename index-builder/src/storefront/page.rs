@@ -93,7 +93,7 @@ pub struct DependencyLine {
 }
 
 /// Everything of a plugin page beyond its catalog record, kept in the site
-/// (`_storefront/plugins/<id>.json`) so a page can be redone when only its record
+/// (in its group, `_storefront/pages/<xxx>.json`) so a page can be redone when only its record
 /// changes (rating, downloads) without opening the package again.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageData {
