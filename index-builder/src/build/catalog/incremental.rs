@@ -122,10 +122,10 @@ impl<'p> Incremental<'p> {
             .into_par_iter()
             .map(|bucket| {
                 let target = catalog::records_target(bucket);
-                if !self.published.entries().contains_key(&target) {
+                let Some((listed, _)) = self.published.entries().get(&target) else {
                     return Ok((bucket, Bucket::default()));
-                }
-                Ok((bucket, Bucket::read(&target, self.published.read(&target)?)?))
+                };
+                Ok((bucket, Bucket::read(&target, listed, self.published.read(&target)?)?))
             })
             .collect::<Result<_, BuildError>>()?;
         self.buckets.extend(read);
@@ -460,10 +460,19 @@ struct Bucket {
 }
 
 impl Bucket {
-    /// The bucket `target` published as `bytes`.
-    fn read(target: &str, bytes: Vec<u8>) -> Result<Self, BuildError> {
-        if let Some(records) = split_records(&bytes) {
+    /// The bucket `target` published as `bytes`, which the catalog role lists with
+    /// SHA-256 `listed`. Its records' bytes are kept as published (and spliced into
+    /// the next bucket) only when they are the bytes the role signed and laid out as
+    /// this builder writes buckets; otherwise the bucket is parsed whole, strictly
+    /// (refused, naming the file, when invalid), and every record is written again
+    /// from what was parsed: bytes nobody signed never reach a signed document.
+    fn read(target: &str, listed: &Sha256, bytes: Vec<u8>) -> Result<Self, BuildError> {
+        let signed = Sha256::of(&bytes) == *listed;
+        if signed && let Some(records) = split_records(&bytes) {
             return Ok(Self { records, parsed: BTreeMap::new() });
+        }
+        if !signed {
+            tracing::warn!(target, "published record bucket is not the one the catalog role lists; parsed whole");
         }
         // Not as this builder writes buckets: parsed whole (and refused when invalid).
         let parsed = catalog::parse_records(target, &bytes).map_err(published_error)?;
@@ -1192,8 +1201,20 @@ mod tests {
         unsorted.swap(0, 1);
         let swapped = Bucket::splice(&unsorted, &BTreeMap::new());
         assert!(split_records(&swapped).is_none(), "records out of order");
-        let bucket = Bucket::read("catalog/records-03.json", swapped).unwrap();
+        let bucket = Bucket::read("catalog/records-03.json", &Sha256::of(&swapped), swapped).unwrap();
         assert_eq!(bucket.parsed.len(), all.len(), "parsed whole");
+        // The builder's own layout but not the bytes the role lists: parsed whole too,
+        // each record written again (here with the spacing the published copy lost).
+        let spaced = String::from_utf8(bytes.clone()).unwrap().replacen("\"terms\":", "\"terms\": ", 3);
+        assert!(split_records(spaced.as_bytes()).is_some(), "a layout the scan takes");
+        let bucket = Bucket::read("catalog/records-03.json", &Sha256::of(&bytes), spaced.into_bytes()).unwrap();
+        assert_eq!(bucket.parsed.len(), all.len(), "parsed whole");
+        assert_eq!(Bucket::splice(&bucket.records, &BTreeMap::new()), bytes, "written again canonically");
+        // Refused, naming the bucket, when the strict parser refuses it.
+        let doubled =
+            String::from_utf8(bytes.clone()).unwrap().replacen("{\"summary\":", "{\"summary\":{},\"summary\":", 1);
+        let error = Bucket::read("catalog/records-03.json", &Sha256::of(&bytes), doubled.into_bytes()).err().unwrap();
+        assert!(error.to_string().contains("records-03"), "{error}");
     }
 
     #[test]
