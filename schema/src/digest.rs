@@ -33,7 +33,15 @@ impl Sha256 {
 
     /// The digest as 64 lowercase hex digits.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        // By hand: a signed role writes thousands (`hex::encode` goes char by char
+        // through an iterator, ~4 ms for the 18k digests of a 300k-plugin catalog role).
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(64);
+        for byte in self.0 {
+            out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+            out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+        }
+        out
     }
 }
 
@@ -177,6 +185,7 @@ mod tests {
         // refused (uppercase, the characters beside the ranges, non-ASCII).
         for start in (0..=255u8).step_by(32) {
             let digest = Sha256::from_bytes(std::array::from_fn(|i| start + i as u8));
+            assert_eq!(digest.to_hex(), hex::encode(digest.as_bytes()));
             assert_eq!(digest.to_hex().parse::<Sha256>(), Ok(digest));
         }
         let zeros = "0".repeat(64);
