@@ -29,7 +29,20 @@
 //! catalog role's scan (~12 ms) and signature (two SHA-512 passes over 2.4 MB, with
 //! the snapshot's ~10 ms), the catalog update's copies of its 18k entries (~10 ms),
 //! ~7 MB written and hashed. The full builds: 175 s at 100k × 10, 591 s at 300k × 5
-//! (402 s with `BENCH_NO_FSYNC`).
+//! (402 s with `BENCH_NO_FSYNC`). Then the record bucket is kept as the one buffer
+//! read and spliced into an output reserved once (it grew by doubling: ~9 ms of
+//! copies), only when it has the SHA-256 the catalog role lists; digests are written
+//! to and read from hex by hand: at 300k × 5, 16 runs alternating with the previous
+//! binary on one kept site (load 10–15, another helper's builds running), 120–229 ms
+//! CPU, median 169, lowest quarter under 154 (previous 153–221, median 177, 168); at
+//! 100k × 10 (8 runs each, load 11–12) 64–119 ms, median 90 (previous 67–112, median
+//! 89: the same within the noise; a bucket is 1.1 MB there). Still over 100 ms at 300k:
+//! the catalog role (2.4 MB, 18k entries, 9.8k of them search shards: read and
+//! scanned ~13 ms, signed ~10–16, copied and written), the search shards and listing
+//! pages parsed (~1.4 MB, 15–23 ms), the 3.4 MB record bucket (read, hashed, scanned,
+//! spliced, hashed, written: ~12 ms), jemalloc returning pages (`madvise`, up to
+//! ~20 ms in one profile). The full builds: 138 s at 100k × 10, 689 s at 300k × 5
+//! (`BENCH_NO_FSYNC`, load ~10).
 //!
 //! `TRELLIS_BENCH_STATS=1`: the registry has download statistics (`stats/`), and the
 //! fresh-process builds also run a day later (the windows move) and without the

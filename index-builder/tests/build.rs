@@ -1381,6 +1381,72 @@ fn an_incremental_build_refuses_to_carry_a_published_bin_entry_without_a_valid_d
     }
 }
 
+/// The file of the catalog document `target` the site `out` serves.
+fn catalog_file(out: &Path, target: &str) -> std::path::PathBuf {
+    let site = trellis_index::build::PreviousSite::open(out).unwrap().unwrap();
+    let role = site.role("catalog").unwrap().unwrap();
+    let sha = role.signed.targets[target].hashes["sha256"].parse().unwrap();
+    site::target_file(out, target, &sha)
+}
+
+#[test]
+fn an_incremental_build_splices_a_published_record_bucket_only_when_it_is_the_one_the_catalog_role_lists() {
+    use trellis_schema::catalog::{record_bucket, records_target};
+    // A plugin sharing acme.alarm's record bucket, whose record a narrow build of
+    // acme.alarm carries over.
+    let registry = registry();
+    let alarm: trellis_schema::PluginId = "acme.alarm".parse().unwrap();
+    let neighbour = (0..)
+        .map(|n| format!("acme.r{n}"))
+        .find(|id| record_bucket(&id.parse().unwrap()) == record_bucket(&alarm))
+        .unwrap();
+    fixture::add_release(registry.path(), &ReleaseSpec::new(&neighbour, "1.0.0"), &fixture::key(1)).unwrap();
+    let (full, partial) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    build(registry.path(), full.path()).unwrap();
+    build(registry.path(), partial.path()).unwrap();
+    let incremental = |site: &Path| {
+        let scope = Scope::Plugins(BTreeSet::from([alarm.clone()]));
+        build_registry(&Registry::open(registry.path()).unwrap(), site, scope, now())
+    };
+    let target = records_target(record_bucket(&alarm));
+
+    // The neighbour's record re-spaced in the published bucket: the same record, a
+    // layout the scan takes, not the bytes the catalog role lists. Parsed whole and
+    // written again, never copied: the bucket the full build writes.
+    let bucket = catalog_file(partial.path(), &target);
+    let published = std::fs::read_to_string(&bucket).unwrap();
+    let record = published.find(&format!("{{\"summary\":{{\"id\":\"{neighbour}\"")).unwrap();
+    let terms = record + published[record..].find("\"terms\":").unwrap();
+    let tampered = format!("{}\"terms\": {}", &published[..terms], &published[terms + "\"terms\":".len()..]);
+    std::fs::write(&bucket, &tampered).unwrap();
+    fixture::add_release(registry.path(), &ReleaseSpec::new("acme.alarm", "0.2.0"), &fixture::key(1)).unwrap();
+    build(registry.path(), full.path()).unwrap();
+    let report = incremental(partial.path()).unwrap();
+    assert_eq!(report.catalog, CatalogWork::Incremental);
+    let written = std::fs::read(catalog_file(partial.path(), &target)).unwrap();
+    assert_eq!(written, std::fs::read(catalog_file(full.path(), &target)).unwrap());
+    std::fs::write(&bucket, published.as_bytes()).unwrap();
+    assert_eq!(tree(full.path()), tree(partial.path()));
+
+    // A record the strict parser refuses (a member named twice) where the scan would
+    // take it: refused, naming the bucket's file, nothing written.
+    let bucket = catalog_file(partial.path(), &target);
+    let published = std::fs::read_to_string(&bucket).unwrap();
+    let record = published.find(&format!("{{\"summary\":{{\"id\":\"{neighbour}\"")).unwrap();
+    let terms = record + published[record..].find("\"terms\":").unwrap();
+    let doubled = format!("{}\"releases\":1,{}", &published[..terms], &published[terms..]);
+    std::fs::write(&bucket, &doubled).unwrap();
+    fixture::add_release(registry.path(), &ReleaseSpec::new("acme.alarm", "0.3.0"), &fixture::key(1)).unwrap();
+    let before = tree(partial.path());
+    let error = incremental(partial.path()).unwrap_err().to_string();
+    assert!(error.contains(&target) && error.contains("releases"), "{error}");
+    assert_eq!(tree(partial.path()), before, "nothing written");
+    std::fs::write(&bucket, published.as_bytes()).unwrap();
+    build(registry.path(), full.path()).unwrap();
+    incremental(partial.path()).unwrap();
+    assert_eq!(tree(full.path()), tree(partial.path()));
+}
+
 #[test]
 fn age_and_advisories_move_levels_in_any_build_without_touching_an_index_doc() {
     use trellis_schema::security_level::{Level, Reason};

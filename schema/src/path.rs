@@ -333,6 +333,11 @@ fn check_segment(path: &str, segment: &str) -> Result<(), NameError> {
 /// trailing spaces removed, compared without regard to case.
 pub(crate) fn device_name(segment: &str) -> Option<String> {
     let stem = segment.split('.').next().unwrap_or(segment).trim_end_matches(' ');
+    // Upper-casing never makes fewer characters, and the longest device name has 7
+    // (`CONOUT$`): a longer stem names none (most ids and paths: no allocation).
+    if stem.chars().nth(7).is_some() {
+        return None;
+    }
     let upper = stem.to_uppercase();
     let is_device = match upper.as_str() {
         "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$" => true,
@@ -508,11 +513,21 @@ mod tests {
             ("COM¹", "COM¹"),
             ("x/conout$.txt", "CONOUT$"),
             ("CON .txt", "CON"),
+            // Upper-cased as Unicode does (dotless ı is I): as long as CONOUT$ or shorter.
+            ("conın$", "CONIN$"),
+            ("CONOUT$       .txt", "CONOUT$"),
         ] {
             match refused(path) {
                 NameError::DeviceName { device: d, .. } => assert_eq!(d, device, "{path}"),
                 other => panic!("{path}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn names_longer_than_any_device_are_none() {
+        for segment in ["conout$x", "console.txt", "com10", "lpt1lpt1", "nul-plugin", "auxiliary"] {
+            assert_eq!(super::device_name(segment), None, "{segment}");
         }
     }
 

@@ -365,13 +365,13 @@ impl PublishedRole {
             return None;
         }
         at.literal(b",\"targets\":{")?;
-        let mut entries = Entries::new();
+        // In order (checked), so the map is built in one pass at the end.
+        let mut entries: Vec<(String, (Sha256, u64))> = Vec::new();
         let mut custom = Custom::new();
         if at.peek()? != b'}' {
-            let mut last: Option<String> = None;
             loop {
                 let path = at.string()?.into_owned();
-                if last.as_ref().is_some_and(|last| *last >= path) {
+                if entries.last().is_some_and(|(last, _)| *last >= path) {
                     return None;
                 }
                 at.literal(b":{")?;
@@ -384,8 +384,7 @@ impl PublishedRole {
                 at.literal(b"},\"length\":")?;
                 let length = at.integer()?;
                 at.literal(b"}")?;
-                entries.insert(path.clone(), (sha, length));
-                last = Some(path);
+                entries.push((path, (sha, length)));
                 if !at.comma() {
                     break;
                 }
@@ -401,7 +400,7 @@ impl PublishedRole {
             delegations: None,
             plain: true,
             custom,
-            entries,
+            entries: entries.into_iter().collect(),
             invalid: BTreeSet::new(),
         })
     }
