@@ -52,8 +52,9 @@ pub fn parse(log: &str) -> Vec<Barrier> {
         if !TRACED.split(',').any(|c| c == call) {
             continue;
         }
-        let argument = args.split([',', ')']).next().unwrap_or_default().to_owned();
-        if rest.ends_with("<unfinished ...>") {
+        let unfinished = args.strip_suffix(" <unfinished ...>");
+        let argument = unfinished.unwrap_or(args).split([',', ')']).next().unwrap_or_default().to_owned();
+        if unfinished.is_some() {
             pending.insert(pid, (time, call.to_owned(), argument));
         } else if let Some(duration) = duration() {
             barriers.push(Barrier { start: time, duration, call: call.to_owned(), argument });
