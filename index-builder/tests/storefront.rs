@@ -494,12 +494,26 @@ impl Browser {
             "goog:loggingPrefs": {"browser": "ALL", "performance": "ALL"},
         }}});
         let mut browser = Self { driver, base, session: String::new(), agent };
-        let answer = browser.call("POST", "/session", Some(capabilities));
+        // Chromium sometimes fails to start on a loaded machine ("DevToolsActivePort
+        // file doesn't exist"): a session is asked for up to three times.
+        let mut attempts = 1;
+        let answer = loop {
+            match browser.try_call("POST", "/session", Some(capabilities.clone())) {
+                Ok(answer) => break answer,
+                Err(e) if attempts < 3 && e.contains("session not created") => attempts += 1,
+                Err(e) => panic!("{e} (attempt {attempts})"),
+            }
+        };
         browser.session = answer["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {answer}")).to_owned();
         browser
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The WebDriver answer's value, or its error as "METHOD PATH: error: message".
+    fn try_call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
         let url = format!("{}{path}", self.base);
         let response = match method {
             "GET" => self.agent.get(&url).call(),
@@ -510,12 +524,12 @@ impl Browser {
                 .header("Content-Type", "application/json")
                 .send(serde_json::to_vec(&body.unwrap_or(json!({}))).unwrap()),
         };
-        let mut response = response.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let mut response = response.map_err(|e| format!("{method} {path}: {e}"))?;
         let value: Value = serde_json::from_slice(&response.body_mut().read_to_vec().unwrap()).unwrap();
         if let Some(error) = value["value"]["error"].as_str() {
-            panic!("{method} {path}: {error}: {}", value["value"]["message"]);
+            return Err(format!("{method} {path}: {error}: {}", value["value"]["message"]));
         }
-        value["value"].clone()
+        Ok(value["value"].clone())
     }
 
     fn session_call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
