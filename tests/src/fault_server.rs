@@ -25,6 +25,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// The latency the round-trip tests set ([`FaultServer::set_latency`]): large against
+/// the scheduling stalls of a loaded 2-core CI runner running tests in parallel (40 ms
+/// was not: a request sent together with others but scheduled late then arrived after
+/// the first answer and counted as a round trip of its own), small enough that a cold
+/// install of a few levels stays around a second.
+pub const ROUND_TRIP_LATENCY: Duration = Duration::from_millis(150);
+
 /// The `Last-Modified` of every file.
 pub const LAST_MODIFIED: &str = "Wed, 25 Nov 2026 12:00:00 GMT";
 

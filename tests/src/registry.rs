@@ -35,6 +35,7 @@ pub struct TestRegistry {
     timestamp_version: u64,
     snapshot_version: u64,
     targets_version: u64,
+    targets_dirty: bool,
     bin_versions: BTreeMap<String, u64>,
     bin_targets: BTreeMap<String, BTreeMap<String, TargetFile>>,
     dirty: BTreeSet<String>,
@@ -69,6 +70,7 @@ impl TestRegistry {
             timestamp_version: 0,
             snapshot_version: 0,
             targets_version: 0,
+            targets_dirty: false,
             bin_versions: BTreeMap::new(),
             bin_targets: BTreeMap::new(),
             dirty: BTreeSet::new(),
@@ -167,12 +169,12 @@ impl TestRegistry {
             let bytes = to_bytes(&sign(targets, &[&self.bins_key]).unwrap_or_else(|e| panic!("signing {bin}: {e}")));
             self.files.insert(format!("metadata/{version}.{bin}.json"), bytes);
         }
-        if self.targets_version == 0 {
-            self.targets_version = 1;
+        if self.targets_version == 0 || std::mem::take(&mut self.targets_dirty) {
+            self.targets_version += 1;
             let targets = Targets {
                 type_: "targets".into(),
                 spec_version: SPEC_VERSION.into(),
-                version: 1,
+                version: self.targets_version,
                 expires: FAR_FUTURE.into(),
                 targets: BTreeMap::new(),
                 delegations: Some(Delegations {
@@ -190,7 +192,7 @@ impl TestRegistry {
                 extra: Map::new(),
             };
             let bytes = to_bytes(&sign(targets, &[&self.targets_key]).unwrap_or_else(|e| panic!("signing: {e}")));
-            self.files.insert("metadata/1.targets.json".into(), bytes);
+            self.files.insert(format!("metadata/{}.targets.json", self.targets_version), bytes);
         }
         self.snapshot_version += 1;
         let mut meta: BTreeMap<String, MetaFile> =
@@ -223,6 +225,12 @@ impl TestRegistry {
         };
         let bytes = to_bytes(&sign(timestamp, &[&self.timestamp_key]).unwrap_or_else(|e| panic!("signing: {e}")));
         self.files.insert("metadata/timestamp.json".into(), bytes);
+    }
+
+    /// Signs the top-level targets again, one version up, at the next
+    /// [`publish`](Self::publish) (as a rotation of the bins' key would).
+    pub fn touch_targets(&mut self) {
+        self.targets_dirty = true;
     }
 
     /// Every file of the site, by path.

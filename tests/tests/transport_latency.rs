@@ -11,12 +11,10 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{Plugin, Site, alias_path, doc_path, host, served};
 use trellis_client::hooks::NoHooks;
 use trellis_client::store::{AlwaysAgree, Session, Store, StoreOptions, install::parse_requirement};
-use trellis_tests::fault_server::{Fault, FaultServer};
+use trellis_tests::fault_server::{Fault, FaultServer, ROUND_TRIP_LATENCY};
 
 fn store(data: &std::path::Path, server: &FaultServer, site: &Site) -> Store {
     let mut store = Store::open(data, StoreOptions::new(host())).unwrap();
@@ -104,7 +102,7 @@ fn a_cold_install_takes_one_round_trip_per_level_of_its_graph() {
             }
         }
         // Latency makes requests sent together overlap in the server's count.
-        server.set_latency(Duration::from_millis(40));
+        server.set_latency(ROUND_TRIP_LATENCY);
         let data = tempfile::tempdir().unwrap();
         let mut store = store(data.path(), &server, &site);
         server.reset_counters();
@@ -171,7 +169,7 @@ fn a_cold_install_follows_the_releases_its_requirements_allow() {
     site.publish(&plugins);
 
     let server = served(&site);
-    server.set_latency(Duration::from_millis(40));
+    server.set_latency(ROUND_TRIP_LATENCY);
     let data = tempfile::tempdir().unwrap();
     let mut store = store(data.path(), &server, &site);
     server.reset_counters();

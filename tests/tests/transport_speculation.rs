@@ -12,15 +12,13 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{Plugin, Site, host, served};
 use trellis_client::hooks::NoHooks;
 use trellis_client::store::{AlwaysAgree, Session, Store, StoreOptions, install::parse_requirement};
 use trellis_client::trust::MetadataOrder;
 use trellis_index::operator::{self, RotatedRole};
 use trellis_index::registry::Registry;
-use trellis_tests::fault_server::{Fault, FaultServer};
+use trellis_tests::fault_server::{Fault, FaultServer, ROUND_TRIP_LATENCY};
 
 fn store(data: &std::path::Path, server: &FaultServer, site: &Site) -> Store {
     let mut store = Store::open(data, StoreOptions::new(host())).unwrap();
@@ -141,7 +139,7 @@ fn a_first_refresh_asks_for_the_timestamp_snapshot_and_targets_with_the_root_pro
     let mut chains = Vec::new();
     for order in [MetadataOrder::Speculative, MetadataOrder::Strict] {
         let server = served(&site);
-        server.set_latency(Duration::from_millis(40));
+        server.set_latency(ROUND_TRIP_LATENCY);
         let data = tempfile::tempdir().unwrap();
         let mut store =
             Store::open(data.path(), StoreOptions { metadata_order: order, ..StoreOptions::new(host()) }).unwrap();

@@ -14,14 +14,12 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{Plugin, Site, host, served};
 use trellis_client::hooks::NoHooks;
 use trellis_client::store::{AlwaysAgree, Session, Store, StoreOptions, install::parse_requirement};
 use trellis_index::operator::{self, RotatedRole};
 use trellis_index::registry::Registry;
-use trellis_tests::fault_server::{Fault, FaultServer};
+use trellis_tests::fault_server::{Fault, FaultServer, ROUND_TRIP_LATENCY};
 
 const SNAPSHOT: &str = "/metadata/snapshot.json";
 const TARGETS: &str = "/metadata/targets.json";
@@ -86,7 +84,7 @@ fn the_copies_are_taken_in_the_first_round_trip_and_the_versioned_files_never_as
     assert_eq!(metadata(&site, "snapshot.json"), metadata(&site, &snapshot), "the build wrote the copy");
     assert_eq!(metadata(&site, "targets.json"), metadata(&site, &targets), "the build wrote the copy");
     let server = served(&site);
-    server.set_latency(Duration::from_millis(40));
+    server.set_latency(ROUND_TRIP_LATENCY);
     let (store, _data) = cold_install(&server, &site);
     for (copy, versioned) in [(SNAPSHOT, &snapshot), (TARGETS, &targets)] {
         assert_eq!(asked(&server, copy), 1, "{copy}");
@@ -136,7 +134,7 @@ fn a_site_without_the_copies_costs_one_wasted_request_each() {
     let server = served(&site);
     server.remove(SNAPSHOT);
     server.remove(TARGETS);
-    server.set_latency(Duration::from_millis(40));
+    server.set_latency(ROUND_TRIP_LATENCY);
     let data = tempfile::tempdir().unwrap();
     let mut store = Store::open(data.path(), StoreOptions::new(host())).unwrap();
     store.add_registry("main", &server.url(), &site.root()).unwrap();
@@ -168,7 +166,7 @@ fn a_changed_timestamp_asks_for_the_snapshot_it_names_with_the_root_probe() {
     }
     let (_, snapshot) = newest(&site, "snapshot");
     let root_probe = "/metadata/2.root.json";
-    server.set_latency(Duration::from_millis(40));
+    server.set_latency(ROUND_TRIP_LATENCY);
     server.reset_counters();
     assert_eq!(install(&mut store, "acme.timer"), ["acme.timer 1.0.0"]);
     let timeline = server.timeline();

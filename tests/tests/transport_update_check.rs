@@ -165,6 +165,96 @@ fn expired_cached_timestamp_forces_a_full_refresh() {
     assert_eq!(paths, ["/metadata/2.root.json", "/metadata/timestamp.json"], "strict refresh, no conditional shortcut");
 }
 
+/// A power cut may keep the rename of the timestamp's validators and lose the
+/// timestamp's own (or a backup may bring back an older metadata dir): validators
+/// answered with `304` would then keep the older timestamp until the next publish.
+/// They are bound to the timestamp bytes they were stored for, so the check is an
+/// unconditional GET that brings the newer timestamp back.
+#[test]
+fn validators_whose_timestamp_was_lost_are_not_sent() {
+    let (mut registry, server, dir, installed) = installed_world(3);
+    let timestamp_file = dir.path().join("timestamp.json");
+    let older = std::fs::read(&timestamp_file).unwrap();
+    registry.set_index_doc("acme.plugin-1", &doc(1, 1));
+    registry.publish();
+    registry.serve(&server, "");
+    assert_eq!(updater(dir.path(), &server).changed_targets(&installed).unwrap().len(), 1);
+    let newer = std::fs::read(&timestamp_file).unwrap();
+    assert_ne!(older, newer, "the refresh stored the new timestamp");
+
+    // The timestamp's rename lost: its older bytes are back, the validators are not.
+    std::fs::write(&timestamp_file, &older).unwrap();
+    std::fs::remove_file(dir.path().join("timestamp.receipt")).ok();
+    server.reset_counters();
+    let mut client = updater(dir.path(), &server);
+    assert_eq!(client.check_for_updates().unwrap(), UpdateCheck::Refreshed);
+    let timestamp_hits: Vec<Hit> = server.hits().into_iter().filter(|h| h.path == "/metadata/timestamp.json").collect();
+    assert_eq!(timestamp_hits, [Hit { path: "/metadata/timestamp.json".into(), status: 200 }], "an unconditional GET");
+    assert_eq!(std::fs::read(&timestamp_file).unwrap(), newer, "the newer timestamp is trusted again");
+
+    // The validators now bind the newer timestamp again: the next check is one 304.
+    server.reset_counters();
+    assert_eq!(updater(dir.path(), &server).check_for_updates().unwrap(), UpdateCheck::NothingNew);
+    assert_eq!(server.hits(), [Hit { path: "/metadata/timestamp.json".into(), status: 304 }]);
+}
+
+/// The timestamp, snapshot and top-level targets are flushed before their rename and
+/// their directory is synced once at the end of the refresh: a power cut before that
+/// sync may keep any subset of the three renames. Each mix of older and newer files
+/// must leave a client that refreshes to the newer chain, and that refuses the older
+/// chain whenever the newer timestamp or the newer snapshot survived: each is a
+/// rollback reference on its own (a newer snapshot also beside an older timestamp, as
+/// in python-tuf, which keeps a local snapshot the timestamp does not name as the
+/// reference). The top-level targets is no rollback reference in TUF (the snapshot's
+/// meta is): with both older ones back, the older chain is what the client trusted.
+#[test]
+fn any_mix_of_top_level_roles_a_power_cut_leaves_refreshes_and_keeps_its_rollback_reference() {
+    let (mut registry, server, dir, installed) = installed_world(3);
+    let roles = ["timestamp", "snapshot", "targets"];
+    let read_all = || roles.map(|role| std::fs::read(dir.path().join(format!("{role}.json"))).unwrap());
+    let older = read_all();
+    registry.set_index_doc("acme.plugin-1", &doc(1, 1));
+    registry.touch_targets();
+    registry.publish();
+    registry.serve(&server, "");
+    assert_eq!(updater(dir.path(), &server).changed_targets(&installed).unwrap().len(), 1);
+    let newer = read_all();
+    let moved: Vec<usize> = (0..roles.len()).filter(|&i| older[i] != newer[i]).collect();
+    assert_eq!(moved, [0, 1, 2], "the publish moved all three");
+    let newer_timestamp = newer[0].clone();
+
+    for mask in 1..(1u32 << moved.len()) {
+        let lost: Vec<usize> = moved.iter().copied().filter(|&i| mask & (1 << i) != 0).collect();
+        let names: Vec<&str> = lost.iter().map(|&i| roles[i]).collect();
+        let restore = || {
+            for (i, role) in roles.iter().enumerate() {
+                let bytes = if lost.contains(&i) { &older[i] } else { &newer[i] };
+                std::fs::write(dir.path().join(format!("{role}.json")), bytes).unwrap();
+            }
+        };
+
+        // The repository rolled back to the older chain (a freeze or rollback attack).
+        restore();
+        server.put("/metadata/timestamp.json", older[0].clone());
+        let rolled_back = updater(dir.path(), &server).refresh();
+        if lost.contains(&0) && lost.contains(&1) {
+            rolled_back.unwrap_or_else(|e| panic!("lost {names:?}: the durable chain is the older one: {e}"));
+        } else {
+            let err = rolled_back.expect_err(&format!("lost {names:?}: the older chain was accepted")).to_string();
+            assert!(err.contains("older than the trusted version"), "lost {names:?}: {err}");
+        }
+
+        // The repository as it is: the newer chain is trusted again, whatever was lost.
+        restore();
+        server.put("/metadata/timestamp.json", newer_timestamp.clone());
+        updater(dir.path(), &server).refresh().unwrap_or_else(|e| panic!("lost {names:?}: {e}"));
+        assert_eq!(read_all(), newer, "lost {names:?}: the newer chain is stored again");
+        let mut client = updater(dir.path(), &server);
+        let info = client.target_info(&installed[1].0).unwrap().expect("listed");
+        assert_eq!(info.sha256(), Some(Sha256::of(&doc(1, 1))), "lost {names:?}");
+    }
+}
+
 /// The metadata files of the hash bins in `dir`, removed: a lookup that still finds its
 /// target did not read its bin again.
 fn remove_stored_bins(dir: &Path) -> usize {

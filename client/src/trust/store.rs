@@ -56,10 +56,12 @@ impl MetadataStore {
     /// top-level targets are flushed before their rename (never torn) and made durable
     /// together by [`sync`](Self::sync) at the end of the refresh that stores them:
     /// after a power loss before it, each holds its old or its new bytes, and a stored
-    /// role that no longer matches the one above it is not used (loading checks each
-    /// against the timestamp or snapshot, as for a delegated role) and is downloaded
-    /// again; the rollback reference is then the older copy, as if that refresh had not
-    /// run. A delegated role is renamed into place without fsync, because every load
+    /// role that no longer matches the one above it is not used as current (loading
+    /// checks each against the timestamp or snapshot, as for a delegated role) and is
+    /// downloaded again. Whichever of the newer timestamp and snapshot survived stays a
+    /// rollback reference, as in python-tuf; with both older ones back, the older chain
+    /// is what was trusted, as if that refresh had not run (tested for every mix by
+    /// `transport_update_check`). A delegated role is renamed into place without fsync, because every load
     /// verifies it against its delegator and the trusted snapshot and downloads it
     /// again when that fails.
     pub fn store(&self, role: &str, bytes: &[u8]) -> Result<(), FsError> {
@@ -108,22 +110,39 @@ impl MetadataStore {
         self.dir.join("timestamp.validators")
     }
 
-    /// Validators of the trusted timestamp, if recorded.
+    /// Validators of the trusted timestamp, if recorded for the timestamp the store
+    /// holds now. They are bound to that file's SHA-256: validators whose timestamp was
+    /// lost (a power cut that kept the validators' rename but not the timestamp's, a
+    /// file restored from a backup, an older client's file without the binding) load as
+    /// none, so the next check is an unconditional GET instead of a `304` that would
+    /// keep the older timestamp for good.
     pub fn load_validators(&self) -> Option<TimestampValidators> {
         let bytes = std::fs::read(self.validators_path()).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        let stored: StoredValidators = serde_json::from_slice(&bytes).ok()?;
+        let timestamp = self.load("timestamp")?;
+        if stored.timestamp_sha256 != sha256_hex(&timestamp) {
+            tracing::debug!(
+                path = %self.validators_path().display(),
+                "timestamp validators were stored for other timestamp bytes than the store holds; not used"
+            );
+            return None;
+        }
+        Some(stored.validators)
     }
 
-    /// Records validators of the trusted timestamp (or forgets them with `None`).
-    /// Written without a barrier: an unreadable or lost copy loads as none (the next
-    /// check is an unconditional GET). Store them only after the timestamp they
-    /// validate is durable ([`sync`](Self::sync)): validators newer than the stored
-    /// timestamp would answer a check with `304` and keep the older one.
+    /// Records validators of the trusted timestamp (or forgets them with `None`),
+    /// bound to the SHA-256 of the timestamp file as stored now (see
+    /// [`load_validators`](Self::load_validators)); without a stored timestamp they
+    /// are forgotten. Written without a barrier: an unreadable or lost copy loads as
+    /// none (the next check is an unconditional GET). Stored after the timestamp they
+    /// validate is durable ([`sync`](Self::sync)), and the binding makes a lost
+    /// timestamp rename harmless in any order.
     pub fn store_validators(&self, validators: Option<&TimestampValidators>) -> Result<(), FsError> {
-        match validators {
-            Some(v) if !v.validators.is_empty() => {
-                create_dir_all(&self.dir)?;
-                let bytes = serde_json::to_vec(v).unwrap_or_default();
+        let timestamp = self.load("timestamp");
+        match (validators, timestamp) {
+            (Some(v), Some(timestamp)) if !v.validators.is_empty() => {
+                let stored = StoredValidators { timestamp_sha256: sha256_hex(&timestamp), validators: v.clone() };
+                let bytes = serde_json::to_vec(&stored).unwrap_or_default();
                 write_atomic_unflushed(&self.validators_path(), &bytes)
             }
             _ => match std::fs::remove_file(self.validators_path()) {
@@ -134,6 +153,20 @@ impl MetadataStore {
             },
         }
     }
+}
+
+/// The validators file: the validators and the SHA-256 of the timestamp bytes they
+/// were stored beside.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredValidators {
+    timestamp_sha256: String,
+    #[serde(flatten)]
+    validators: TimestampValidators,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// Percent-encodes everything but `A-Z a-z 0-9 _ . - ~` (Python's `quote(s, safe="")`,
@@ -164,5 +197,33 @@ mod tests {
         store.store("/etc/passwd", b"x").unwrap();
         assert_eq!(store.path_of("/etc/passwd").parent().unwrap(), dir.path().join("meta"));
         assert_eq!(store.load("/etc/passwd").unwrap(), b"x");
+    }
+
+    #[test]
+    fn validators_load_only_beside_the_timestamp_they_were_stored_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetadataStore::new(dir.path().join("meta"));
+        let validators = TimestampValidators {
+            url: "https://example.org/metadata/timestamp.json".into(),
+            validators: Validators { etag: Some("\"v2\"".into()), last_modified: None },
+        };
+        // No timestamp stored: nothing to bind to, nothing recorded.
+        store.store_validators(Some(&validators)).unwrap();
+        assert_eq!(store.load_validators(), None);
+
+        store.store("timestamp", b"{\"version\": 2}").unwrap();
+        store.store_validators(Some(&validators)).unwrap();
+        assert_eq!(store.load_validators().as_ref(), Some(&validators));
+
+        // The timestamp's rename lost, the validators' kept: they are not used.
+        store.store("timestamp", b"{\"version\": 1}").unwrap();
+        assert_eq!(store.load_validators(), None);
+
+        // A file without the binding (an older client's) is not used either.
+        std::fs::write(store.dir().join("timestamp.validators"), serde_json::to_vec(&validators).unwrap()).unwrap();
+        assert_eq!(store.load_validators(), None);
+
+        store.store_validators(None).unwrap();
+        assert!(!store.dir().join("timestamp.validators").exists());
     }
 }
