@@ -22,7 +22,7 @@ use trellis_client::store::{SearchResults, Store, StoreOptions};
 use trellis_index::registry::{Registry, RoleKeyFiles};
 use trellis_schema::catalog::{CatalogLimits, HEAD_TARGET, shard_key, shard_target, typo_key, typo_target};
 use trellis_schema::{SigningKey, canonical};
-use trellis_tests::fault_server::FaultServer;
+use trellis_tests::fault_server::{FaultServer, ROUND_TRIP_LATENCY};
 
 const TOPICS: [(&str, &str); 6] = [
     ("clock", "Shows the time in the status bar"),
@@ -96,7 +96,7 @@ fn cold(site: &Site, mirror: &FaultServer, text: &str) -> (SearchResults, Vec<St
     let data = tempfile::tempdir().unwrap();
     let mut store = store(data.path(), mirror, site);
     mirror.reset_counters();
-    mirror.set_latency(Duration::from_millis(20));
+    mirror.set_latency(ROUND_TRIP_LATENCY);
     let results = store.search(&Query::new(text)).unwrap();
     mirror.set_latency(Duration::ZERO);
     let hits = mirror.hits();
