@@ -25,6 +25,19 @@
 //! catalog role scanned, not parsed). At 20k under `strace -f -c` (whole process, its
 //! site build and clean-up included): 1,037,251 → 937,542 system calls (openat
 //! 167,800 → 151,893, statx 162,197 → 126,340, write 95,071 → 79,164).
+//! Insight pages only for publishers with a download in the window (`654e3ed`; the
+//! synthetic registry has no statistics, so none) and this bench under jemalloc, the
+//! binary's allocator (load 8–10 on the 2 shared cores, `nice -n 10`, one run each):
+//! storefront files 146,475 → 134,244 (−12,231 insight pages), 914.4 → 882.7 MB, pages
+//! rendered 127,105 → 114,874; full-build storefront +48.7 s wall, 25.7 s CPU (main's
+//! code under jemalloc) → +46.1 s wall, 21.4 s CPU; publish peak RSS +134 → +121 MiB
+//! above what the process held (743 → 711 MiB; under glibc 1,461 MiB: jemalloc holds
+//! half). One release: +149 → +117 ms wall, 40 → 50 ms CPU (10 ms ticks), 12 files
+//! written either way; its `prepare` 86–95 µs in every run (100k and 20k, glibc and
+//! jemalloc): the 153 ms of one earlier run did not come back. A `perf` profile of the
+//! full build (main's code, glibc): in the storefront's part 57% of the samples in the
+//! kernel (file creation: `ext4_create`, `recently_deleted`, `mkdir`), 18% in libc
+//! (malloc 10%, memcmp 4%), 25% in the bench's own code (minijinja's VM 3%).
 //! Each step is reported in wall time and in CPU time (user + system of the process:
 //! on a loaded machine the wall time says more about the neighbours than the code).
 //! Synthetic packages are not on disk, so plugin pages come from the signed manifests
@@ -40,6 +53,12 @@ use std::time::Instant;
 use trellis_index::build::Scope;
 use trellis_index::storefront::{self, PageLimits, Prepared, Theme};
 use trellis_index::synth::{self, SynthSite, SynthSpec};
+
+/// The `trellis-index` binary's allocator, so the figures are the binary's (under
+/// glibc's malloc, `_int_malloc`, `malloc_consolidate` and `unlink_chunk` were ~10%
+/// of the storefront's CPU in a `perf` profile of the full build at 100k).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

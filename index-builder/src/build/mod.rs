@@ -521,6 +521,14 @@ pub fn build_registry_with(
     let limits = storefront::PageLimits::default();
     let theme = storefront::Theme::load(&registry.config.name, &registry.dir.join(storefront::THEME_DIR))?;
     let prepared = storefront::prepare(&plugins, &limits)?;
+    // The publishers' insight pages: the download counts as of the build's day, of the
+    // plugins the registry has (read before anything is written).
+    let counts_path = registry.dir.join(crate::stats::COUNTS_FILE);
+    let invalid = |reason: String| RegistryError::Layout { path: counts_path.clone(), reason };
+    let counts = crate::stats::read_counts(&registry.dir).map_err(|e| invalid(e.to_string()))?;
+    let mut insights = storefront::Insights::new(counts.as_ref(), today);
+    drop(counts);
+    insights.retain_plugins(|id| known_plugins.contains(id));
     let mut input = BuildInput::for_registry(registry, plugins, known_plugins, scope, now)?;
     input.icons = prepared.icons();
     // Domain proofs: from the cache in the registry source while fresh, else fetched
@@ -549,12 +557,6 @@ pub fn build_registry_with(
         let plugins = registry.load_plugins_published(ids, &published).map_err(|e| failed(e.to_string()))?;
         storefront::prepare(&plugins, &limits)
     };
-    // The publishers' insight pages: the download counts as of the build's day.
-    let counts_path = registry.dir.join(crate::stats::COUNTS_FILE);
-    let invalid = |reason: String| RegistryError::Layout { path: counts_path.clone(), reason };
-    let counts = crate::stats::read_counts(&registry.dir).map_err(|e| invalid(e.to_string()))?;
-    let insights = storefront::Insights::new(counts.as_ref(), today);
-    drop(counts);
     report.storefront = storefront::publish(prepared, site, &theme, &insights, &load_more)?.written;
     Ok(report)
 }

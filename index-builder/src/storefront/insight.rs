@@ -115,9 +115,25 @@ impl Insights {
         Self { window: Some(window), publishers }
     }
 
+    /// Keeps the figures of the plugins `keep` names only (a build: those the registry
+    /// has; a log also counts plugins since removed): a publisher left with none has
+    /// no insight page.
+    pub fn retain_plugins(&mut self, keep: impl Fn(&PluginId) -> bool) {
+        for plugins in self.publishers.values_mut() {
+            plugins.retain(|id, _| keep(id));
+        }
+        self.publishers.retain(|_, plugins| !plugins.is_empty());
+    }
+
+    /// Whether `vendor` has an insight page: a plugin of it downloaded in the window.
+    /// A publisher with none gets no page (at 100k synthetic plugins, 12,231 pages
+    /// saying "no download") and its publisher page no link to one.
+    pub fn has_page(&self, vendor: &str) -> bool {
+        self.window.is_some() && self.publishers.contains_key(vendor)
+    }
+
     /// The digest of what `vendor`'s insight page shows from the statistics; `None`
-    /// when nothing (no download in the window), which needs no digest: such a page
-    /// changes only with the publisher's plugins.
+    /// when nothing (no download in the window): the publisher has no insight page.
     pub fn digest(&self, vendor: &str) -> Option<String> {
         let (window, figures) = (self.window?, self.publishers.get(vendor)?);
         let bytes = serde_json::to_vec(&(window.last.to_string(), figures)).unwrap_or_default();

@@ -11,6 +11,7 @@
 //! plugins/<id>/index.html             a plugin page
 //! publishers/<vendor>/index.html      a publisher's plugins
 //! publishers/<vendor>/insights/index.html   its downloads over time and version adoption
+//!                                     (only a publisher with a download in the window)
 //! search/index.html, search/catalog.json   the search page; where the catalog head and shards are
 //!                                     (search shards by key, typo shards as `typo-<key>`)
 //! assets/<sha256>.<name>              stylesheet, search script, generic icon (content-addressed)
@@ -491,8 +492,10 @@ fn changes(
 /// of plugins whose reviews changed or that the build loaded), the listing pages whose
 /// document differs, the publishers of the changed plugins; home, categories and
 /// search always (four small pages); the insight pages of the changed publishers and
-/// of those whose figures in `insights` moved. A site whose storefront state is
-/// missing, of another theme, or whose publisher data is incomplete is rendered whole.
+/// of those whose figures in `insights` moved (a publisher with no download in the
+/// window has none, nor a link to one: its page is redone when that changes). A site
+/// whose storefront state is missing, of another theme or layout, or whose publisher
+/// data is incomplete is rendered whole.
 ///
 /// Pages are written as they are rendered, where no reader of the site looks (the
 /// staging directory), and moved into place only once every page rendered: a page
@@ -535,9 +538,19 @@ fn publish_staged(
     let (level_changes, changes, Publishers { members, cards: kept_cards }, vendors, insight_members) = loop {
         let level_changes = levels::changes(site_dir, &site.levels, &old.levels, everything)?;
         let changes = changes(site_dir, &site, &old, &loaded, &level_changes.changed, everything)?;
+        // Listed publishers whose insight page appears or goes (a download in the
+        // window now, or none any more): their page links it or not.
+        let flipped: BTreeSet<&str> = old
+            .insights
+            .keys()
+            .filter(|v| !insights.has_page(v))
+            .chain(insights.publishers.keys().filter(|v| insights.has_page(v) && !old.insights.contains_key(*v)))
+            .filter(|v| !everything && old.vendors.contains_key(*v))
+            .map(String::as_str)
+            .collect();
         // A publisher's kept members are missing (a storefront from an older
         // trellis-index, or removed by hand): render everything once.
-        let Some(members) = publisher_members(site_dir, &changes, &old, everything) else {
+        let Some(members) = publisher_members(site_dir, &changes, &flipped, &old, everything) else {
             everything = true;
             continue;
         };
@@ -673,7 +686,9 @@ fn publish_staged(
         jobs.extend(listings.iter().map(Job::Listing));
     }
     jobs.extend(members.iter().map(|(vendor, list)| Job::Publisher(vendor, list)));
-    jobs.extend(insight_members.iter().map(|(vendor, list)| Job::Insight(vendor, list)));
+    jobs.extend(
+        insight_members.iter().filter(|(vendor, _)| insights.has_page(vendor)).map(|(v, list)| Job::Insight(v, list)),
+    );
     jobs.extend(changed.iter().filter_map(|id| Some(Job::Plugin(records.get(id)?))));
     // The page data groups of the changed plugins, rewritten whole: the kept data of
     // their other plugins (none when rendering everything: every listed plugin
@@ -765,7 +780,7 @@ fn publish_staged(
                 Job::Publisher(vendor, list) => {
                     let mut out = Vec::new();
                     if !list.is_empty() {
-                        let (path, bytes) = context.publisher_page(vendor, list)?;
+                        let (path, bytes) = context.publisher_page(vendor, list, insights.has_page(vendor))?;
                         out.push(write(path, bytes)?);
                     }
                     let kept = KeptPublisher { members: list.to_vec(), cards: levels::page_cards(list, &card_levels) };
@@ -809,6 +824,9 @@ fn publish_staged(
                 .map(group_path),
         );
     }
+    // The insight pages of publishers with no download in the window any more (when
+    // rendering everything, of every such publisher: an older storefront had one each).
+    gone.extend(insight_members.keys().filter(|vendor| !insights.has_page(vendor)).map(|v| render::insight_path(v)));
     for (vendor, list) in &members {
         if list.is_empty() {
             gone.extend([
@@ -839,7 +857,13 @@ fn publish_staged(
         );
     }
     for path in gone {
-        if std::fs::remove_file(site_dir.join(&path)).is_ok() {
+        let full = site_dir.join(&path);
+        if std::fs::remove_file(&full).is_ok() {
+            // A page's own directory goes with it when nothing else is in it (a full
+            // build would not have it): `remove_dir` removes only an empty directory.
+            if path.ends_with("/index.html") {
+                let _ = full.parent().map(std::fs::remove_dir);
+            }
             report.removed.push(path);
         }
     }
@@ -912,14 +936,25 @@ struct KeptPublisher {
     cards: levels::PageCards,
 }
 
-/// The members of each publisher of a changed plugin, in listing order (empty: it
-/// lists none any more): the kept members with the changed plugins' records put in
+/// The members of each publisher of a changed plugin and of each publisher in `more`
+/// (whose page changes without its plugins), in listing order (empty: it lists none
+/// any more): the kept members with the changed plugins' records put in
 /// (when `everything`, every plugin changed: all come from the records). `None` when
 /// the state counts members of a publisher whose kept members cannot be read.
-fn publisher_members(site_dir: &Path, changes: &Changes, old: &State, everything: bool) -> Option<Publishers> {
+fn publisher_members(
+    site_dir: &Path,
+    changes: &Changes,
+    more: &BTreeSet<&str>,
+    old: &State,
+    everything: bool,
+) -> Option<Publishers> {
     // The changed plugins' current summaries by publisher (one pass over the records).
-    let mut current: BTreeMap<&str, Vec<PluginSummary>> =
-        changes.changed.iter().map(|id| (id.vendor(), Vec::new())).collect();
+    let mut current: BTreeMap<&str, Vec<PluginSummary>> = changes
+        .changed
+        .iter()
+        .map(|id| (id.vendor(), Vec::new()))
+        .chain(more.iter().map(|v| (*v, Vec::new())))
+        .collect();
     for id in &changes.changed {
         if let Some(record) = changes.records.get(id) {
             current.entry(id.vendor()).or_default().push(record.clone());

@@ -35,6 +35,10 @@ const TEMPLATES: [(&str, &str); 9] = [
 /// [`trellis_schema::catalog::REVIEWS_PER_DOC`]).
 pub(super) const REVIEWS_SHOWN: usize = 20;
 
+/// The storefront's layout (which pages exist), part of [`Theme::digest`]: `2`, insight
+/// pages only for publishers with downloads in the window.
+const LAYOUT: &str = "layout 2";
+
 const STYLE: &str = include_str!("theme/style.css");
 const SCRIPT: &str = include_str!("theme/search.js");
 const ICON: &str = include_str!("theme/plugin.svg");
@@ -194,7 +198,9 @@ impl Theme {
                 plugins: vec![record.summary.clone()],
             })?;
         }
-        context.publisher_page("example", std::slice::from_ref(&record.summary))?;
+        for insights in [true, false] {
+            context.publisher_page("example", std::slice::from_ref(&record.summary), insights)?;
+        }
         let day = |d: &str| d.parse::<jiff::civil::Date>().map_err(|e| sample(format!("{e}")));
         let window = insight::Window { first: day("2026-08-03")?, last: day("2026-10-31")? };
         let mut daily = vec![0; insight::DAYS];
@@ -252,6 +258,9 @@ impl Theme {
     /// theme redoes every page.
     pub fn digest(&self) -> String {
         let mut hasher = trellis_schema::digest::Hasher::new();
+        // Which pages exist, so a storefront of an older layout is rendered whole once
+        // even under a theme whose every file the operator replaced.
+        hasher.update(LAYOUT.as_bytes());
         for (name, source) in &self.sources {
             hasher.update(name.as_bytes());
             hasher.update(source.as_bytes());
@@ -513,11 +522,13 @@ impl<'a> Context<'a> {
         Ok((path, bytes))
     }
 
-    /// The page of publisher `vendor` listing `members` (its plugins, in listing order).
+    /// The page of publisher `vendor` listing `members` (its plugins, in listing order),
+    /// linking its insight page when it has one (`insights`).
     pub(super) fn publisher_page(
         &self,
         vendor: &str,
         members: &[PluginSummary],
+        insights: bool,
     ) -> Result<(String, Vec<u8>), StorefrontError> {
         let downloads: u64 = members.iter().map(|s| s.downloads).sum();
         let publisher = context! {
@@ -526,7 +537,9 @@ impl<'a> Context<'a> {
         };
         let bytes = self.theme.render(
             "publisher.html",
-            context! { root => "../../", store => self.store.clone(), publisher, plugins => self.cards(members) },
+            context! {
+                root => "../../", store => self.store.clone(), publisher, plugins => self.cards(members), insights,
+            },
         )?;
         Ok((publisher_path(vendor), bytes))
     }

@@ -191,12 +191,20 @@ fn make_durable(site_dir: &Path, written: &[&Path], removed: &[String]) -> Resul
     if written.len() >= SYNCFS_FROM && trellis_client::fs::sync_filesystem(site_dir)? {
         return Ok(());
     }
-    let dirs: BTreeSet<PathBuf> = written
-        .iter()
-        .map(|p| p.to_path_buf())
-        .chain(removed.iter().map(|p| site_dir.join(p)))
-        .filter_map(|p| p.parent().map(Path::to_owned))
-        .collect();
+    // A removed page's directory may have gone with it (left empty): the nearest
+    // directory still there records both removals.
+    let removed_from = removed.iter().filter_map(|p| {
+        let mut dir = site_dir.join(p);
+        dir.pop();
+        while !dir.is_dir() {
+            if !dir.pop() || !dir.starts_with(site_dir) {
+                return None;
+            }
+        }
+        Some(dir)
+    });
+    let dirs: BTreeSet<PathBuf> =
+        written.iter().filter_map(|p| p.parent().map(Path::to_owned)).chain(removed_from).collect();
     written.par_iter().try_for_each(|path| {
         std::fs::File::open(path).and_then(|f| f.sync_all()).map_err(|e| FsError::new("syncing", path, e))
     })?;
