@@ -145,9 +145,12 @@ fn cold_install(
     server.set_latency(Duration::from_millis(latency_ms));
     server.reset_counters();
     let log = tempfile::NamedTempFile::new().unwrap();
+    // `TRELLIS_BENCH_PERF=<dir>`: the child of each cold install on disk runs under
+    // `perf record -g --call-graph dwarf`, its profile written to `<dir>/cold-<latency>ms.data`.
+    let perf = std::env::var_os("TRELLIS_BENCH_PERF").filter(|_| strace.is_none() && exe.is_none());
     let exe = exe.map_or_else(|| std::env::current_exe().unwrap(), Path::to_owned);
-    let mut command = match strace {
-        Some(strace) => {
+    let mut command = match (strace, perf) {
+        (Some(strace), _) => {
             let mut command = std::process::Command::new(strace);
             command
                 .args(["-f", "-qq", "-ttt", "-T", "-y", "--seccomp-bpf", "-e"])
@@ -158,7 +161,16 @@ fn cold_install(
                 .arg(exe);
             command
         }
-        None => std::process::Command::new(exe),
+        (None, Some(dir)) => {
+            let mut command = std::process::Command::new("perf");
+            command
+                .args(["record", "-q", "-g", "--call-graph", "dwarf,16384", "-F", "2000", "-o"])
+                .arg(Path::new(&dir).join(format!("cold-{latency_ms}ms{}.data", if strict { "-strict" } else { "" })))
+                .arg("--")
+                .arg(exe);
+            command
+        }
+        (None, None) => std::process::Command::new(exe),
     };
     let clock = trellis_tests::strace::Clock::now();
     let out = command
@@ -308,6 +320,23 @@ fn report_hits(server: &FaultServer, site: &Path) {
             "  {kind}: {count} request(s){}, {bytes} body bytes",
             if *not_ok > 0 { format!(" ({not_ok} not 200)") } else { String::new() }
         );
+    }
+}
+
+/// Every request of the last cold install (`TRELLIS_BENCH_TIMELINE`), grouped by the
+/// round trip it started in (a request starts a new one when it arrives after an answer
+/// of the round trip before): arrival and answer times from the first arrival.
+fn report_timeline(server: &FaultServer) {
+    let mut round = 0;
+    let mut round_end = Duration::ZERO;
+    let mut next_end = Duration::ZERO;
+    for (start, end, path) in server.timeline() {
+        if start >= next_end && start > round_end {
+            round += 1;
+            round_end = next_end.max(start);
+        }
+        next_end = next_end.max(end);
+        println!("    [{round:2}] {:7.1} {:7.1} ms  {path}", start.as_secs_f64() * 1e3, end.as_secs_f64() * 1e3);
     }
 }
 
@@ -517,6 +546,9 @@ fn main() {
             fields[3],
             fields[2] as f64 / 1024.0
         );
+        if std::env::var_os("TRELLIS_BENCH_TIMELINE").is_some() {
+            report_timeline(&server);
+        }
         if run % latencies.len() == latencies.len() - 1 {
             report_hits(&server, &site.site_dir);
             report_chain(&server);

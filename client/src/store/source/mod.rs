@@ -59,7 +59,9 @@ use super::Network;
 
 mod prefetch;
 
-pub use prefetch::{ALIAS_BUDGET, ALIAS_GRACE, ALIAS_MAX_BYTES, BACKGROUND_DOWNLOADS, SPECULATIVE_DOCS};
+pub use prefetch::{
+    ALIAS_BUDGET, ALIAS_GRACE, ALIAS_MAX_BYTES, BACKGROUND_DOWNLOADS, DELEGATION_DOWNLOADS, SPECULATIVE_DOCS,
+};
 
 /// The file under a registry's metadata dir recording when it was last checked online.
 const LAST_CHECK_FILE: &str = "last-check";
