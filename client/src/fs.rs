@@ -194,30 +194,6 @@ pub fn same_file_system(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Writes each `(path, bytes)` atomically (as [`write_atomic`]) and returns once all
-/// are on disk: on Linux renamed into place unflushed and then flushed together with
-/// one `syncfs(2)` of the file system of the first; elsewhere one by one. The files are
-/// renamed in order, so a crash before the flush leaves a prefix of them.
-pub fn write_all_durably(files: &[(&Path, &[u8])]) -> Result<(), FsError> {
-    #[cfg(target_os = "linux")]
-    {
-        for (path, bytes) in files {
-            replace_unsynced(path, bytes)?;
-        }
-        if let Some((first, _)) = files.first() {
-            sync_filesystem(parent_dir(first))?;
-        }
-        Ok(())
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        for (path, bytes) in files {
-            write_atomic(path, bytes)?;
-        }
-        Ok(())
-    }
-}
-
 /// Writes each `(path, bytes)` atomically and durably, as [`write_atomic`] does, with
 /// the barriers shared: every temp file is written, then all are flushed together
 /// (one `syncfs(2)` on Linux, an `fsync` each elsewhere), renamed into place in order,
@@ -444,9 +420,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (dir.path().join("record.json"), dir.path().join("release.dsse"));
         replace_unsynced(&a, b"old").unwrap();
-        write_all_durably(&[(&a, b"record"), (&b, b"envelope")]).unwrap();
-        assert_eq!((fs::read(&a).unwrap(), fs::read(&b).unwrap()), (b"record".to_vec(), b"envelope".to_vec()));
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+        replace_unsynced(&b, b"old").unwrap();
         // Every combination of barriers replaces the content the same way.
         for (flush, rename) in [
             (Flush::File, Rename::Durable),

@@ -29,7 +29,7 @@
 //! Round trips of the cold install's critical path (counted by the fault server from
 //! request timings: at 25 and 100 ms per request the machine's load hardly moves them;
 //! 2-core machine shared with four builds, load average 13–18): on 10k plugins 8 (strict order 15, without aliases 14), 185 requests; on
-//! 100k 11 (strict order 18), 187 requests, 1.6 s at 100 ms per request. The first
+//! 100k 11 (strict order 18; 10 and 17 since, below), 187 requests, 1.6 s at 100 ms per request. The first
 //! refresh (`add_registry`) is one of them: the timestamp, the root probe and the
 //! unversioned `snapshot.json` and `targets.json` together (three before the builder
 //! published those copies: 10 and 13 round trips).
@@ -38,6 +38,21 @@
 //! 100k, 11–13 round trips, 452–584 ms at 25 ms per request, 1.22–1.56 s at 100 ms
 //! (strict order: 18, 0.61–1.10 s and 1.97–2.16 s): beyond the latency, 0.12–0.46 s of
 //! the client's own time, mostly its barriers on this disk.
+//!
+//! Since a wave loads up to 32 of its bins and publisher bins at once
+//! (`DELEGATION_DOWNLOADS`; one level of this graph on 100k needs 17, and the 17th
+//! cost a round trip of its own at 16 at once): 100k, 10 round trips in every run
+//! (strict order 17), 187 requests. Side by side with the code before (2026-12-02,
+//! `TRELLIS_BENCH_BASELINE`, 3 runs each, load 7.3–7.5, data dir on the VM's disk):
+//! round trips 10, 10, 10 against 12, 11, 11 at 25 ms and 10, 10, 10 against 11, 11, 11
+//! at 100 ms; child CPU 170–340 ms against 160–320 ms at 25 ms, 200–290 against
+//! 290–470 at 100 ms; wall 1.17–2.61 s against 1.78–7.76 s at 25 ms, 1.35–2.24 s
+//! against 1.44–12.07 s at 100 ms: under that load (the build's writeback: `sync`
+//! after it took 12 s) the barriers decide the wall time, not the round trips. The
+//! single runs after them: 509 ms at 25 ms, 1,443 ms at 100 ms, 140–150 ms CPU.
+//! `TRELLIS_BENCH_TIMELINE` prints each cold install's requests (arrival and answer,
+//! by round trip); `TRELLIS_BENCH_PERF=<dir>` records each cold install's child with
+//! `perf record -g --call-graph dwarf` into `<dir>`.
 //!
 //! `TRELLIS_BENCH_STRACE` runs each cold install under strace and places its barriers
 //! against the requests in flight (`trellis_tests::strace`); `TRELLIS_BENCH_BASELINE`
@@ -145,9 +160,12 @@ fn cold_install(
     server.set_latency(Duration::from_millis(latency_ms));
     server.reset_counters();
     let log = tempfile::NamedTempFile::new().unwrap();
+    // `TRELLIS_BENCH_PERF=<dir>`: the child of each cold install on disk runs under
+    // `perf record -g --call-graph dwarf`, its profile written to `<dir>/cold-<latency>ms.data`.
+    let perf = std::env::var_os("TRELLIS_BENCH_PERF").filter(|_| strace.is_none() && exe.is_none());
     let exe = exe.map_or_else(|| std::env::current_exe().unwrap(), Path::to_owned);
-    let mut command = match strace {
-        Some(strace) => {
+    let mut command = match (strace, perf) {
+        (Some(strace), _) => {
             let mut command = std::process::Command::new(strace);
             command
                 .args(["-f", "-qq", "-ttt", "-T", "-y", "--seccomp-bpf", "-e"])
@@ -158,7 +176,16 @@ fn cold_install(
                 .arg(exe);
             command
         }
-        None => std::process::Command::new(exe),
+        (None, Some(dir)) => {
+            let mut command = std::process::Command::new("perf");
+            command
+                .args(["record", "-q", "-g", "--call-graph", "dwarf,16384", "-F", "2000", "-o"])
+                .arg(Path::new(&dir).join(format!("cold-{latency_ms}ms{}.data", if strict { "-strict" } else { "" })))
+                .arg("--")
+                .arg(exe);
+            command
+        }
+        (None, None) => std::process::Command::new(exe),
     };
     let clock = trellis_tests::strace::Clock::now();
     let out = command
@@ -308,6 +335,23 @@ fn report_hits(server: &FaultServer, site: &Path) {
             "  {kind}: {count} request(s){}, {bytes} body bytes",
             if *not_ok > 0 { format!(" ({not_ok} not 200)") } else { String::new() }
         );
+    }
+}
+
+/// Every request of the last cold install (`TRELLIS_BENCH_TIMELINE`), grouped by the
+/// round trip it started in (a request starts a new one when it arrives after an answer
+/// of the round trip before): arrival and answer times from the first arrival.
+fn report_timeline(server: &FaultServer) {
+    let mut round = 0;
+    let mut round_end = Duration::ZERO;
+    let mut next_end = Duration::ZERO;
+    for (start, end, path) in server.timeline() {
+        if start >= next_end && start > round_end {
+            round += 1;
+            round_end = next_end.max(start);
+        }
+        next_end = next_end.max(end);
+        println!("    [{round:2}] {:7.1} {:7.1} ms  {path}", start.as_secs_f64() * 1e3, end.as_secs_f64() * 1e3);
     }
 }
 
@@ -517,6 +561,9 @@ fn main() {
             fields[3],
             fields[2] as f64 / 1024.0
         );
+        if std::env::var_os("TRELLIS_BENCH_TIMELINE").is_some() {
+            report_timeline(&server);
+        }
         if run % latencies.len() == latencies.len() - 1 {
             report_hits(&server, &site.site_dir);
             report_chain(&server);

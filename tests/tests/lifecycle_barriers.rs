@@ -4,7 +4,8 @@
 //! journal and the commit are one state write each; the packages, envelopes, publisher
 //! records and pointers are flushed together before the commit; the publishers' pins
 //! share one flush), and the journal is durable before the first file, every file
-//! before the commit. What the barriers
+//! before the commit; an update flushes the envelope and publisher record it keeps
+//! before renaming them into place. What the barriers
 //! protect is checked by `lifecycle_crash.rs` (SIGKILL at every step) and the
 //! crash-point tests of `client/src/activate`.
 
@@ -225,4 +226,54 @@ fn an_install_journals_before_its_files_and_commits_them_in_one_durable_write() 
         .map(|c| c.line)
         .collect();
     assert!(between.is_empty(), "state writes or per-file flushes inside the transaction: {between:#?}");
+}
+
+#[test]
+fn an_update_flushes_the_kept_envelope_and_publisher_record_before_renaming_them() {
+    let Some(strace) = trellis_tests::tools::require("strace") else { return };
+    let site = Site::new();
+    site.publish(&chain(1));
+    let root = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(root.path(), site.root()).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let trellis = |args: &[&str]| {
+        let out =
+            Command::new(trellis_bin()).arg("--data-dir").arg(data.path()).arg("--yes").args(args).output().unwrap();
+        assert!(out.status.success(), "trellis {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    trellis(&["registry", "add", "main", &site.url(), "--root", root.path().to_str().unwrap()]);
+    trellis(&["install", "acme.p0"]);
+    site.publish(&[Plugin::new("acme.p0", "1.1.0").file("resources/data.txt", "new data\n")]);
+    let barriers = traced(&strace, data.path(), &["update"]);
+    let state: State = serde_json::from_slice(&std::fs::read(data.path().join("state.json")).unwrap()).unwrap();
+    assert_eq!(state.plugin(&"acme.p0".parse().unwrap()).map(|p| p.active.version.to_string()), Some("1.1.0".into()));
+
+    // Each of the two files the release keeps beside its package files is written to a
+    // temp file, flushed, and only then renamed into place (a rename before the flush
+    // could leave an empty file there after a power loss), the record before the
+    // envelope (a directory with an envelope has its record).
+    let calls = calls(&barriers.log);
+    let log = &barriers.log;
+    let mut renamed = Vec::new();
+    for name in
+        [trellis_client::store::fetch::PUBLISHER_RECORD_FILE, trellis_client::store::fetch::RELEASE_ENVELOPE_FILE]
+    {
+        let destination = format!("/1.1.0/{name}\"");
+        let rename = calls
+            .iter()
+            .position(|c| c.name.starts_with("rename") && c.line.contains(&destination))
+            .unwrap_or_else(|| panic!("no rename onto {name}:\n{log}"));
+        // The temp file is the rename's first quoted path.
+        let temp = calls[rename].line.split('"').nth(1).unwrap();
+        let created = calls[..rename]
+            .iter()
+            .rposition(|c| c.name == "openat" && c.line.contains(&format!("\"{temp}\"")) && c.line.contains("O_CREAT"))
+            .unwrap_or_else(|| panic!("{temp} not created before its rename:\n{log}"));
+        assert!(
+            calls[created..rename].iter().any(Call::is_barrier),
+            "{name} renamed into place without a flush after its temp file was written:\n{log}"
+        );
+        renamed.push(rename);
+    }
+    assert!(renamed[0] < renamed[1], "the envelope renamed before the publisher record:\n{log}");
 }

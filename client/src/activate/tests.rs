@@ -545,8 +545,9 @@ fn batch_plugins() -> Vec<PluginId> {
 
 /// Installs `plugins` at `major` as one batch, writing each release's files with a
 /// crash point before each file.
-fn install_batch(store: &mut StateStore, plugins: &[PluginId], major: u64) -> Result<(), ActivateError> {
-    let installs = plugins
+/// The requested new installs of `plugins` at release `major`, as a batch journals them.
+fn new_installs(plugins: &[PluginId], major: u64) -> Vec<NewInstall> {
+    plugins
         .iter()
         .map(|plugin| NewInstall {
             plugin: plugin.clone(),
@@ -554,8 +555,11 @@ fn install_batch(store: &mut StateStore, plugins: &[PluginId], major: u64) -> Re
             registry: public(),
             reason: InstallReason::Requested,
         })
-        .collect();
-    let mut batch = begin_installs(store, installs)?;
+        .collect()
+}
+
+fn install_batch(store: &mut StateStore, plugins: &[PluginId], major: u64) -> Result<(), ActivateError> {
+    let mut batch = begin_installs(store, new_installs(plugins, major))?;
     for (index, plugin) in plugins.iter().enumerate() {
         let dir = batch.target_dir(index).unwrap();
         for (name, content) in expected_files(plugin, &v(major)) {
@@ -679,15 +683,7 @@ fn a_committed_batch_leaves_no_journal_and_writes_its_pointers_and_bindings() {
     let dir = DataDir::new(tmp.path());
     let mut store = open(&dir);
     let plugins = batch_plugins();
-    let installs: Vec<NewInstall> = plugins
-        .iter()
-        .map(|plugin| NewInstall {
-            plugin: plugin.clone(),
-            release: release(1),
-            registry: public(),
-            reason: InstallReason::Requested,
-        })
-        .collect();
+    let installs = new_installs(&plugins, 1);
     let batch = begin_installs_with(&mut store, installs, |state| {
         state.pins.insert(clock(), v(7));
     })
@@ -725,15 +721,7 @@ fn an_aborted_batch_installs_nothing_and_a_refused_one_journals_nothing() {
     let dir = DataDir::new(tmp.path());
     let mut store = open(&dir);
     let plugins = batch_plugins();
-    let installs: Vec<NewInstall> = plugins
-        .iter()
-        .map(|plugin| NewInstall {
-            plugin: plugin.clone(),
-            release: release(1),
-            registry: public(),
-            reason: InstallReason::Requested,
-        })
-        .collect();
+    let installs = new_installs(&plugins, 1);
     let batch = begin_installs(&mut store, installs.clone()).unwrap();
     let dir0 = batch.target_dir(0).unwrap();
     fs::create_dir_all(&dir0).unwrap();

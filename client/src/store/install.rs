@@ -661,7 +661,7 @@ pub(crate) fn extract(
     let (record, envelope) = (target.join(PUBLISHER_RECORD_FILE), target.join(RELEASE_ENVELOPE_FILE));
     match durability {
         Durability::Flushed => {
-            crate::fs::write_all_durably(&[(&record, &release.publisher_record), (&envelope, &release.envelope)])?
+            crate::fs::write_atomic_all(&[(&record, &release.publisher_record), (&envelope, &release.envelope)])?
         }
         Durability::Unflushed => {
             crate::fs::write_atomic_before_flush(&record, &release.publisher_record)?;

@@ -59,7 +59,9 @@ use super::Network;
 
 mod prefetch;
 
-pub use prefetch::{ALIAS_BUDGET, ALIAS_GRACE, ALIAS_MAX_BYTES, BACKGROUND_DOWNLOADS, SPECULATIVE_DOCS};
+pub use prefetch::{
+    ALIAS_BUDGET, ALIAS_GRACE, ALIAS_MAX_BYTES, BACKGROUND_DOWNLOADS, DELEGATION_DOWNLOADS, SPECULATIVE_DOCS,
+};
 
 /// The file under a registry's metadata dir recording when it was last checked online.
 const LAST_CHECK_FILE: &str = "last-check";
@@ -107,7 +109,8 @@ fn unreachable(error: &TrustError) -> bool {
         })
 }
 
-/// Parallel downloads at most (index docs, bins, envelopes and packages): a batch of a
+/// Parallel downloads at most (index docs, envelopes and packages; a prefetch wave's
+/// bins and publisher bins take [`DELEGATION_DOWNLOADS`]): a batch of a
 /// 30-plugin graph takes two round trips, and the HTTP transport keeps as many
 /// connections alive.
 pub const PARALLEL_DOWNLOADS: usize = 16;

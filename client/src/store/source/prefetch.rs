@@ -79,6 +79,12 @@ pub const ALIAS_BUDGET: u64 = 32 << 20;
 /// [`PARALLEL_DOWNLOADS`] more.
 pub const BACKGROUND_DOWNLOADS: usize = 2 * PARALLEL_DOWNLOADS;
 
+/// Roles of one level of the delegation tree a wave loads at once: its docs' hash bins
+/// and its vendors' publisher bins, a pair per plugin of the level at most. A level of
+/// the 30-plugin graph on the 100k-plugin registry needs up to 17 (nine docs, eight
+/// vendors); with [`PARALLEL_DOWNLOADS`] the seventeenth cost a round trip of its own.
+pub const DELEGATION_DOWNLOADS: usize = 2 * PARALLEL_DOWNLOADS;
+
 /// The least time a wave waits for its aliases after its bins arrived.
 pub const ALIAS_GRACE: Duration = Duration::from_millis(250);
 
@@ -296,7 +302,7 @@ impl Closure<'_> {
         let background = Background::start(&fetcher, jobs, Arc::clone(&self.budget));
 
         let paths: Vec<String> = unknown.iter().map(index_target).chain(extra.iter().cloned()).collect();
-        updater.prefetch_delegations(&paths, PARALLEL_DOWNLOADS);
+        updater.prefetch_delegations(&paths, DELEGATION_DOWNLOADS);
         let alias_deadline = Instant::now() + started.elapsed().max(ALIAS_GRACE);
         for path in &extra {
             if let Some(Ok(Some(info))) = updater.local_target_info(path)
