@@ -18,6 +18,7 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ops::Range;
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 use trellis_schema::catalog::{self, CatalogLimits, CatalogRecord, HEAD_LIST, HEAD_TARGET, ListingKind, PluginSummary};
@@ -71,6 +72,34 @@ impl PublishedCatalog for SiteCatalog<'_> {
             .ok_or_else(|| BuildError::Catalog(format!("the published catalog role does not list {target}")))?;
         let path = crate::site::target_file(self.site.dir(), target, sha256);
         std::fs::read(&path).map_err(|e| BuildError::Site { path, reason: e.to_string() })
+    }
+}
+
+/// The published catalog, each document read checked against the SHA-256 its role
+/// lists: a document that differs is an error, and its target is kept in `altered`
+/// (so [`Incremental::update`] knows to give up rather than fail).
+struct Signed<'p> {
+    published: &'p dyn PublishedCatalog,
+    altered: Mutex<Vec<String>>,
+}
+
+impl PublishedCatalog for Signed<'_> {
+    fn entries(&self) -> &BTreeMap<String, (Sha256, u64)> {
+        self.published.entries()
+    }
+
+    fn read(&self, target: &str) -> Result<Vec<u8>, BuildError> {
+        let bytes = self.published.read(target)?;
+        let listed = self.published.entries().get(target).map(|(sha256, _)| sha256);
+        let actual = Sha256::of(&bytes);
+        if listed == Some(&actual) {
+            return Ok(bytes);
+        }
+        self.altered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(target.to_owned());
+        Err(BuildError::Catalog(format!(
+            "the published {target} is not the document the catalog role lists (its SHA-256 is {actual}, the role lists {})",
+            listed.map_or_else(|| "none".to_owned(), ToString::to_string)
+        )))
     }
 }
 
@@ -151,13 +180,43 @@ impl<'p> Incremental<'p> {
     /// when the published documents are not enough to know the result (redo it from
     /// every record). A featured plugin the catalog does not list is refused as
     /// `check_featured` does.
+    ///
+    /// Every published document the update reads (head, shards, typo shards, listing
+    /// pages) must have the SHA-256 the catalog role lists: one that does not (the site
+    /// changed after it was signed) gives the update up (`Ok(None)`, logged), so the
+    /// catalog is redone from the records and the altered document replaced by what
+    /// the records make of it, never re-signed with its edits. (Record buckets are
+    /// checked by [`Bucket::read`].)
     pub fn update(
-        mut self,
+        self,
         changes: &BTreeMap<PluginId, Option<CatalogRecord>>,
         featured: &[PluginId],
         trending: &[PluginId],
     ) -> Result<Option<CatalogUpdate>, BuildError> {
-        let published = self.published;
+        let signed = Signed { published: self.published, altered: Mutex::new(Vec::new()) };
+        let update = self.update_from(&signed, changes, featured, trending);
+        let altered = signed.altered.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match update {
+            Err(error) if !altered.is_empty() => {
+                tracing::warn!(
+                    documents = ?altered,
+                    %error,
+                    "published catalog documents differ from what the catalog role lists; redoing the catalog from every record"
+                );
+                Ok(None)
+            }
+            update => update,
+        }
+    }
+
+    /// [`Self::update`], reading the published documents through `published`.
+    fn update_from(
+        mut self,
+        published: &dyn PublishedCatalog,
+        changes: &BTreeMap<PluginId, Option<CatalogRecord>>,
+        featured: &[PluginId],
+        trending: &[PluginId],
+    ) -> Result<Option<CatalogUpdate>, BuildError> {
         if !published.entries().contains_key(HEAD_TARGET) {
             return Ok(None);
         }
