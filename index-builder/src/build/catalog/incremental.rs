@@ -1188,6 +1188,68 @@ mod tests {
     }
 
     #[test]
+    fn a_new_release_carries_the_shards_not_showing_it_unparsed_and_only_compact_ones() {
+        let mut dice = Dice(0x5eed);
+        let before = registry(&mut dice, 400);
+        let documents = super::super::documents(&before, &[]);
+        let shows =
+            |bytes: &[u8], id: &PluginId| String::from_utf8_lossy(bytes).contains(&format!("{{\"id\":\"{id}\""));
+        for pick in [0u64, 7, 300, 399] {
+            let id: PluginId = format!("vendor{}.plugin{pick}", pick % 40).parse().unwrap();
+            let changes = BTreeMap::from([(id.clone(), Some(bumped(&before[&id], "1.1.0", NOW)))]);
+            let published = Memory::of(documents.clone());
+            let full = Memory::of(super::super::documents(&applied(&before, &changes), &[]));
+            let counting = Counting(&published, Default::default());
+            let layout = layout_of(&before, &published);
+            let update = Incremental::new(&counting).with_layout(layout).update(&changes, &[], &[]).unwrap().unwrap();
+            assert_same_catalog(&update, &published, &full);
+            // With the layout (no split key in doubt), every shard read that does not show the plugin is carried (neither
+            // redone nor dropped); those showing it are redone.
+            let read: Vec<String> =
+                counting.1.lock().unwrap().iter().filter(|t| t.starts_with("catalog/search-")).cloned().collect();
+            let (showing, carried): (Vec<&String>, Vec<&String>) =
+                read.iter().partition(|t| shows(&published.bytes[*t], &id));
+            let written: BTreeSet<&String> = update.documents.iter().map(|(t, _)| t).collect();
+            assert!(!showing.is_empty() && !carried.is_empty(), "{pick}: {showing:?} {carried:?}");
+            assert!(showing.iter().all(|t| written.contains(t)), "{pick}: {showing:?} redone");
+            assert!(carried.iter().all(|t| !written.contains(t)), "{pick}: {carried:?} carried");
+
+            // The same shards re-spaced (and signed so): the plugin's summary is no
+            // longer a compact `"id":"…"` member, so every shard read is parsed, and
+            // the update is the full build's (compact shards, the new summary).
+            let spaced: Vec<(String, Vec<u8>)> = documents
+                .iter()
+                .map(|(target, bytes)| match read.contains(target) {
+                    true => {
+                        let value: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+                        (target.clone(), serde_json::to_vec_pretty(&value).unwrap())
+                    }
+                    false => (target.clone(), bytes.clone()),
+                })
+                .collect();
+            let spaced = Memory::of(spaced);
+            let layout = layout_of(&before, &spaced);
+            let update = Incremental::new(&spaced).with_layout(layout).update(&changes, &[], &[]).unwrap().unwrap();
+            assert_same_catalog(&update, &spaced, &full);
+            let written: BTreeSet<&String> = update.documents.iter().map(|(t, _)| t).collect();
+            assert!(read.iter().all(|t| written.contains(t)), "{pick}: every re-spaced shard redone");
+        }
+    }
+
+    #[test]
+    fn only_a_compact_id_member_outside_strings_shows_a_plugin() {
+        let needles = [b"\"id\":\"acme.alarm\"".to_vec()];
+        let none = |text: &str| super::super::shards::shows_none(text.as_bytes(), &needles);
+        assert!(!none(r#"{"docs":[{"id":"acme.alarm","name":"Alarm"}]}"#));
+        assert!(none(r#"{"docs":[{"id":"acme.alarms","name":"Alarm"}]}"#));
+        assert!(none(r#"{"docs":[{"id":"acme.clock","summary":"\"id\":\"acme.alarm\" in text"}]}"#));
+        assert!(none(r#"{"docs":[{"id":"acme.clock","summary":"quoted \\"},{"id":"x"}]}"#));
+        assert!(!none(r#"{"docs": [{"id":"acme.clock"}]}"#), "whitespace between tokens: not compact");
+        assert!(!none(r#"{"docs":[{"id": "acme.alarm"}]}"#));
+        assert!(!none(r#"{"docs":[{"id":"acme.clock","name":"unterminated}]}"#));
+    }
+
+    #[test]
     fn a_layout_carried_over_many_builds_keeps_giving_the_full_build() {
         let mut dice = Dice(0xcafe);
         let mut catalog = registry(&mut dice, 500);
