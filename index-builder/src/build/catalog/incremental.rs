@@ -681,13 +681,50 @@ fn split_records(bytes: &[u8]) -> Option<Vec<(PluginId, Range<usize>)>> {
     (depth == 0 && !in_string && (out.is_empty() || !expect_record)).then_some(out)
 }
 
-/// The published pages of one listing, each read once, on demand.
+/// The published pages of one listing, each read once, on demand: probed for its
+/// members' order (a binary search over the pages) or parsed whole (a page redone).
 struct ListingPages<'p> {
     published: &'p dyn PublishedCatalog,
     kind: ListingKind,
     name: &'p str,
     size: &'p catalog::ListingSize,
     read: BTreeMap<u32, catalog::ListingPage>,
+    probed: BTreeMap<u32, Probe>,
+}
+
+/// What ranking within a listing needs of a published page: its page count and its
+/// members' order keys ([`super::listing_order`]), deserialised without their
+/// summaries (the bytes are the ones the catalog role lists; a page redone is
+/// parsed whole, strictly).
+#[derive(serde::Deserialize)]
+struct Probe {
+    pages: u32,
+    plugins: Vec<ProbeMember>,
+}
+
+#[derive(serde::Deserialize)]
+struct ProbeMember {
+    id: PluginId,
+    downloads: u64,
+    rating: Option<ProbeRating>,
+}
+
+#[derive(serde::Deserialize)]
+struct ProbeRating {
+    tenths: u8,
+}
+
+impl ProbeMember {
+    /// Whether this member ranks before `key` in its listing: as
+    /// [`super::listing_order`] orders summaries (downloads, then rating, most first;
+    /// then id).
+    fn before(&self, key: &PluginSummary) -> bool {
+        key.downloads
+            .cmp(&self.downloads)
+            .then_with(|| key.rating.map(|r| r.tenths).cmp(&self.rating.as_ref().map(|r| r.tenths)))
+            .then_with(|| self.id.cmp(&key.id))
+            == Ordering::Less
+    }
 }
 
 impl<'p> ListingPages<'p> {
@@ -697,7 +734,23 @@ impl<'p> ListingPages<'p> {
         name: &'p str,
         size: &'p catalog::ListingSize,
     ) -> Self {
-        Self { published, kind, name, size, read: BTreeMap::new() }
+        Self { published, kind, name, size, read: BTreeMap::new(), probed: BTreeMap::new() }
+    }
+
+    /// Page `number` probed ([`Probe`]); `None` when it is not a full page though not
+    /// the last, or its page count is not the head's.
+    fn probe(&mut self, number: u32) -> Result<Option<&Probe>, BuildError> {
+        if !self.probed.contains_key(&number) {
+            let target = catalog::page_target(self.kind, self.name, number);
+            let bytes = self.published.read(&target)?;
+            let probe: Probe = serde_json::from_slice(&bytes).map_err(|e| {
+                published_error(catalog::CatalogError::Invalid { target: target.clone(), reason: e.to_string() })
+            })?;
+            self.probed.insert(number, probe);
+        }
+        let probe = &self.probed[&number];
+        let full = number == self.size.pages || probe.plugins.len() == catalog::PAGE_SIZE;
+        Ok((full && probe.pages == self.size.pages).then_some(probe))
     }
 
     /// Page `number` (from 1); `None` when it is not a full page though not the last.
@@ -716,22 +769,21 @@ impl<'p> ListingPages<'p> {
     /// How many published members rank before `key` (`None`: the pages are not as
     /// the head says).
     fn rank(&mut self, key: &PluginSummary) -> Result<Option<usize>, BuildError> {
-        let before = |s: &PluginSummary| super::listing_order(s, key) == Ordering::Less;
         // The first page whose last member does not rank before `key`.
         let (mut low, mut high) = (1, self.size.pages + 1);
         while low < high {
             let middle = low + (high - low) / 2;
-            let Some(page) = self.page(middle)? else { return Ok(None) };
+            let Some(page) = self.probe(middle)? else { return Ok(None) };
             match page.plugins.last() {
-                Some(last) if before(last) => low = middle + 1,
+                Some(last) if last.before(key) => low = middle + 1,
                 _ => high = middle,
             }
         }
         if low > self.size.pages {
             return Ok(Some(self.size.plugins as usize));
         }
-        let Some(page) = self.page(low)? else { return Ok(None) };
-        Ok(Some((low as usize - 1) * catalog::PAGE_SIZE + page.plugins.iter().filter(|s| before(s)).count()))
+        let Some(page) = self.probe(low)? else { return Ok(None) };
+        Ok(Some((low as usize - 1) * catalog::PAGE_SIZE + page.plugins.iter().filter(|s| s.before(key)).count()))
     }
 
     /// Redoes the pages between the old and the new rank of each of `moved` (old
