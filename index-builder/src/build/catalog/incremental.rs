@@ -143,7 +143,9 @@ impl<'p> Incremental<'p> {
     }
 
     /// Reads the record buckets of `ids` not read yet (in parallel), and parses the
-    /// records of `ids` in them (a bucket's other records are kept as published bytes).
+    /// records of `ids` in them (a bucket's other records are kept as published bytes,
+    /// only when the bucket has the SHA-256 the catalog role lists; else it is parsed
+    /// whole and written again).
     pub fn load<'i>(&mut self, ids: impl IntoIterator<Item = &'i PluginId>) -> Result<(), BuildError> {
         let ids: Vec<&PluginId> = ids.into_iter().collect();
         let wanted: BTreeSet<u32> =
@@ -186,7 +188,7 @@ impl<'p> Incremental<'p> {
     /// changed after it was signed) gives the update up (`Ok(None)`, logged), so the
     /// catalog is redone from the records and the altered document replaced by what
     /// the records make of it, never re-signed with its edits. (Record buckets are
-    /// checked by [`Bucket::read`].)
+    /// checked as they are read, see [`Self::load`].)
     pub fn update(
         self,
         changes: &BTreeMap<PluginId, Option<CatalogRecord>>,
