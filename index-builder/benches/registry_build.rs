@@ -42,7 +42,15 @@
 //! pages parsed (~1.4 MB, 15–23 ms), the 3.4 MB record bucket (read, hashed, scanned,
 //! spliced, hashed, written: ~12 ms), jemalloc returning pages (`madvise`, up to
 //! ~20 ms in one profile). The full builds: 138 s at 100k × 10, 689 s at 300k × 5
-//! (`BENCH_NO_FSYNC`, load ~10).
+//! (`BENCH_NO_FSYNC`, load ~10). Then every published catalog document an update
+//! reads is checked against the catalog role's SHA-256, a new release whose postings
+//! do not move carries the shards not showing it unparsed, and listing pages are
+//! probed for order keys only: alternating with the previous binary on one kept site
+//! (load 6.6–7.6), at 100k × 10, 8 runs each, 49–85 ms CPU, median 66 (previous
+//! 71–110, median 75); at 300k × 5, 20 runs each (load 5–7.6), 110–185 ms, median
+//! 146, lowest quarter under 126 (previous 120–226, median 157, 149); in one profile
+//! the shards' samples 11.8 → 4.2 ms (`/work/notes/cat300k.md`). Still over 100 ms at 300k: the catalog role (2.4 MB: 9,844 shard entries
+//! 1.30 MB, 8,091 listing pages 1.10 MB), the 3.4 MB record bucket, ~7 MB written.
 //!
 //! `TRELLIS_BENCH_STATS=1`: the registry has download statistics (`stats/`), and the
 //! fresh-process builds also run a day later (the windows move) and without the

@@ -1556,3 +1556,74 @@ fn reanalyse_scans_published_releases_again_and_flags_a_finding_without_stopping
     assert_ne!(code, Some(0), "{stdout}{stderr}");
     assert!(stderr.contains("acme.clock 1.1.0") && stderr.contains("Trellis.Test.Backdoor"), "{stderr}");
 }
+
+#[test]
+fn an_incremental_build_never_signs_again_a_published_shard_page_or_head_edited_after_signing() {
+    // Catalog documents an incremental build of acme.alarm reads and redoes, which also
+    // show acme.clock (carried over as published): one of them edited on the site is not
+    // the document the catalog role lists, so the catalog is redone from the records
+    // (the full path) and the edit is not signed again.
+    let registry = registry();
+    let alarm: trellis_schema::PluginId = "acme.alarm".parse().unwrap();
+    let (full, partial) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    build(registry.path(), full.path()).unwrap();
+    build(registry.path(), partial.path()).unwrap();
+    let incremental = |site: &Path| {
+        let scope = Scope::Plugins(BTreeSet::from([alarm.clone()]));
+        build_registry(&Registry::open(registry.path()).unwrap(), site, scope, now())
+    };
+    let clock = "{\"id\":\"acme.clock\",\"name\":\"";
+    let showing_both = |site: &Path, prefix: &str| {
+        let catalog =
+            trellis_index::build::PreviousSite::open(site).unwrap().unwrap().role("catalog").unwrap().unwrap();
+        catalog
+            .signed
+            .targets
+            .keys()
+            .filter(|t| t.starts_with(prefix))
+            .find(|target| {
+                let text = std::fs::read_to_string(catalog_file(site, target)).unwrap();
+                text.contains(clock) && text.contains("\"id\":\"acme.alarm\"")
+            })
+            .cloned()
+    };
+    let mut edited = Vec::new();
+    for (n, prefix) in
+        ["catalog/search-", "catalog/head.json", "catalog/category-", "catalog/tag-"].into_iter().enumerate()
+    {
+        let Some(target) = showing_both(partial.path(), prefix) else { continue };
+        // A build that carries the document over as published first: incremental.
+        fixture::add_release(
+            registry.path(),
+            &ReleaseSpec::new("acme.alarm", &format!("0.{}.0", 2 * n + 2)),
+            &fixture::key(1),
+        )
+        .unwrap();
+        build(registry.path(), full.path()).unwrap();
+        assert_eq!(incremental(partial.path()).unwrap().catalog, CatalogWork::Incremental, "{target}");
+        assert_eq!(tree(full.path()), tree(partial.path()), "{target}");
+
+        let file = catalog_file(partial.path(), &target);
+        let published = std::fs::read_to_string(&file).unwrap();
+        let at = published.find(clock).unwrap() + clock.len();
+        std::fs::write(&file, format!("{}EVIL {}", &published[..at], &published[at..])).unwrap();
+        fixture::add_release(
+            registry.path(),
+            &ReleaseSpec::new("acme.alarm", &format!("0.{}.0", 2 * n + 3)),
+            &fixture::key(1),
+        )
+        .unwrap();
+        build(registry.path(), full.path()).unwrap();
+        let report = incremental(partial.path()).unwrap();
+        let signed = std::fs::read_to_string(catalog_file(partial.path(), &target)).unwrap();
+        assert!(!signed.contains("EVIL"), "{target}: the edit is signed again");
+        assert_eq!(signed, std::fs::read_to_string(catalog_file(full.path(), &target)).unwrap(), "{target}");
+        assert_eq!(report.catalog, CatalogWork::Full, "{target}: redone from the records");
+        // The edited file is the old version's, which the full build's site holds unedited.
+        std::fs::write(&file, published.as_bytes()).unwrap();
+        assert_eq!(tree(full.path()), tree(partial.path()), "{target}");
+        edited.push(target);
+    }
+    assert!(edited.iter().any(|t| t.starts_with("catalog/search-")), "{edited:?}");
+    assert!(edited.iter().any(|t| t == "catalog/head.json"), "{edited:?}");
+}

@@ -18,6 +18,7 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ops::Range;
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 use trellis_schema::catalog::{self, CatalogLimits, CatalogRecord, HEAD_LIST, HEAD_TARGET, ListingKind, PluginSummary};
@@ -74,6 +75,34 @@ impl PublishedCatalog for SiteCatalog<'_> {
     }
 }
 
+/// The published catalog, each document read checked against the SHA-256 its role
+/// lists: a document that differs is an error, and its target is kept in `altered`
+/// (so [`Incremental::update`] knows to give up rather than fail).
+struct Signed<'p> {
+    published: &'p dyn PublishedCatalog,
+    altered: Mutex<Vec<String>>,
+}
+
+impl PublishedCatalog for Signed<'_> {
+    fn entries(&self) -> &BTreeMap<String, (Sha256, u64)> {
+        self.published.entries()
+    }
+
+    fn read(&self, target: &str) -> Result<Vec<u8>, BuildError> {
+        let bytes = self.published.read(target)?;
+        let listed = self.published.entries().get(target).map(|(sha256, _)| sha256);
+        let actual = Sha256::of(&bytes);
+        if listed == Some(&actual) {
+            return Ok(bytes);
+        }
+        self.altered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(target.to_owned());
+        Err(BuildError::Catalog(format!(
+            "the published {target} is not the document the catalog role lists (its SHA-256 is {actual}, the role lists {})",
+            listed.map_or_else(|| "none".to_owned(), ToString::to_string)
+        )))
+    }
+}
+
 /// What an incremental build changes in the catalog.
 #[derive(Debug)]
 pub struct CatalogUpdate {
@@ -114,7 +143,9 @@ impl<'p> Incremental<'p> {
     }
 
     /// Reads the record buckets of `ids` not read yet (in parallel), and parses the
-    /// records of `ids` in them (a bucket's other records are kept as published bytes).
+    /// records of `ids` in them (a bucket's other records are kept as published bytes,
+    /// only when the bucket has the SHA-256 the catalog role lists; else it is parsed
+    /// whole and written again).
     pub fn load<'i>(&mut self, ids: impl IntoIterator<Item = &'i PluginId>) -> Result<(), BuildError> {
         let ids: Vec<&PluginId> = ids.into_iter().collect();
         let wanted: BTreeSet<u32> =
@@ -151,13 +182,43 @@ impl<'p> Incremental<'p> {
     /// when the published documents are not enough to know the result (redo it from
     /// every record). A featured plugin the catalog does not list is refused as
     /// `check_featured` does.
+    ///
+    /// Every published document the update reads (head, shards, typo shards, listing
+    /// pages) must have the SHA-256 the catalog role lists: one that does not (the site
+    /// changed after it was signed) gives the update up (`Ok(None)`, logged), so the
+    /// catalog is redone from the records and the altered document replaced by what
+    /// the records make of it, never re-signed with its edits. (Record buckets are
+    /// checked as they are read, see [`Self::load`].)
     pub fn update(
-        mut self,
+        self,
         changes: &BTreeMap<PluginId, Option<CatalogRecord>>,
         featured: &[PluginId],
         trending: &[PluginId],
     ) -> Result<Option<CatalogUpdate>, BuildError> {
-        let published = self.published;
+        let signed = Signed { published: self.published, altered: Mutex::new(Vec::new()) };
+        let update = self.update_from(&signed, changes, featured, trending);
+        let altered = signed.altered.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match update {
+            Err(error) if !altered.is_empty() => {
+                tracing::warn!(
+                    documents = ?altered,
+                    %error,
+                    "published catalog documents differ from what the catalog role lists; redoing the catalog from every record"
+                );
+                Ok(None)
+            }
+            update => update,
+        }
+    }
+
+    /// [`Self::update`], reading the published documents through `published`.
+    fn update_from(
+        mut self,
+        published: &dyn PublishedCatalog,
+        changes: &BTreeMap<PluginId, Option<CatalogRecord>>,
+        featured: &[PluginId],
+        trending: &[PluginId],
+    ) -> Result<Option<CatalogUpdate>, BuildError> {
         if !published.entries().contains_key(HEAD_TARGET) {
             return Ok(None);
         }
@@ -622,13 +683,50 @@ fn split_records(bytes: &[u8]) -> Option<Vec<(PluginId, Range<usize>)>> {
     (depth == 0 && !in_string && (out.is_empty() || !expect_record)).then_some(out)
 }
 
-/// The published pages of one listing, each read once, on demand.
+/// The published pages of one listing, each read once, on demand: probed for its
+/// members' order (a binary search over the pages) or parsed whole (a page redone).
 struct ListingPages<'p> {
     published: &'p dyn PublishedCatalog,
     kind: ListingKind,
     name: &'p str,
     size: &'p catalog::ListingSize,
     read: BTreeMap<u32, catalog::ListingPage>,
+    probed: BTreeMap<u32, Probe>,
+}
+
+/// What ranking within a listing needs of a published page: its page count and its
+/// members' order keys ([`super::listing_order`]), deserialised without their
+/// summaries (the bytes are the ones the catalog role lists; a page redone is
+/// parsed whole, strictly).
+#[derive(serde::Deserialize)]
+struct Probe {
+    pages: u32,
+    plugins: Vec<ProbeMember>,
+}
+
+#[derive(serde::Deserialize)]
+struct ProbeMember {
+    id: PluginId,
+    downloads: u64,
+    rating: Option<ProbeRating>,
+}
+
+#[derive(serde::Deserialize)]
+struct ProbeRating {
+    tenths: u8,
+}
+
+impl ProbeMember {
+    /// Whether this member ranks before `key` in its listing: as
+    /// [`super::listing_order`] orders summaries (downloads, then rating, most first;
+    /// then id).
+    fn before(&self, key: &PluginSummary) -> bool {
+        key.downloads
+            .cmp(&self.downloads)
+            .then_with(|| key.rating.map(|r| r.tenths).cmp(&self.rating.as_ref().map(|r| r.tenths)))
+            .then_with(|| self.id.cmp(&key.id))
+            == Ordering::Less
+    }
 }
 
 impl<'p> ListingPages<'p> {
@@ -638,7 +736,23 @@ impl<'p> ListingPages<'p> {
         name: &'p str,
         size: &'p catalog::ListingSize,
     ) -> Self {
-        Self { published, kind, name, size, read: BTreeMap::new() }
+        Self { published, kind, name, size, read: BTreeMap::new(), probed: BTreeMap::new() }
+    }
+
+    /// Page `number` probed ([`Probe`]); `None` when it is not a full page though not
+    /// the last, or its page count is not the head's.
+    fn probe(&mut self, number: u32) -> Result<Option<&Probe>, BuildError> {
+        if !self.probed.contains_key(&number) {
+            let target = catalog::page_target(self.kind, self.name, number);
+            let bytes = self.published.read(&target)?;
+            let probe: Probe = serde_json::from_slice(&bytes).map_err(|e| {
+                published_error(catalog::CatalogError::Invalid { target: target.clone(), reason: e.to_string() })
+            })?;
+            self.probed.insert(number, probe);
+        }
+        let probe = &self.probed[&number];
+        let full = number == self.size.pages || probe.plugins.len() == catalog::PAGE_SIZE;
+        Ok((full && probe.pages == self.size.pages).then_some(probe))
     }
 
     /// Page `number` (from 1); `None` when it is not a full page though not the last.
@@ -657,22 +771,21 @@ impl<'p> ListingPages<'p> {
     /// How many published members rank before `key` (`None`: the pages are not as
     /// the head says).
     fn rank(&mut self, key: &PluginSummary) -> Result<Option<usize>, BuildError> {
-        let before = |s: &PluginSummary| super::listing_order(s, key) == Ordering::Less;
         // The first page whose last member does not rank before `key`.
         let (mut low, mut high) = (1, self.size.pages + 1);
         while low < high {
             let middle = low + (high - low) / 2;
-            let Some(page) = self.page(middle)? else { return Ok(None) };
+            let Some(page) = self.probe(middle)? else { return Ok(None) };
             match page.plugins.last() {
-                Some(last) if before(last) => low = middle + 1,
+                Some(last) if last.before(key) => low = middle + 1,
                 _ => high = middle,
             }
         }
         if low > self.size.pages {
             return Ok(Some(self.size.plugins as usize));
         }
-        let Some(page) = self.page(low)? else { return Ok(None) };
-        Ok(Some((low as usize - 1) * catalog::PAGE_SIZE + page.plugins.iter().filter(|s| before(s)).count()))
+        let Some(page) = self.probe(low)? else { return Ok(None) };
+        Ok(Some((low as usize - 1) * catalog::PAGE_SIZE + page.plugins.iter().filter(|s| s.before(key)).count()))
     }
 
     /// Redoes the pages between the old and the new rank of each of `moved` (old
@@ -1126,6 +1239,68 @@ mod tests {
             assert!(with < without, "{pick}: {with} shards read with the layout, {without} without");
             assert!(with <= before[&id].terms.len(), "{pick}: {with} shards read for {} terms", terms.len());
         }
+    }
+
+    #[test]
+    fn a_new_release_carries_the_shards_not_showing_it_unparsed_and_only_compact_ones() {
+        let mut dice = Dice(0x5eed);
+        let before = registry(&mut dice, 400);
+        let documents = super::super::documents(&before, &[]);
+        let shows =
+            |bytes: &[u8], id: &PluginId| String::from_utf8_lossy(bytes).contains(&format!("{{\"id\":\"{id}\""));
+        for pick in [0u64, 7, 300, 399] {
+            let id: PluginId = format!("vendor{}.plugin{pick}", pick % 40).parse().unwrap();
+            let changes = BTreeMap::from([(id.clone(), Some(bumped(&before[&id], "1.1.0", NOW)))]);
+            let published = Memory::of(documents.clone());
+            let full = Memory::of(super::super::documents(&applied(&before, &changes), &[]));
+            let counting = Counting(&published, Default::default());
+            let layout = layout_of(&before, &published);
+            let update = Incremental::new(&counting).with_layout(layout).update(&changes, &[], &[]).unwrap().unwrap();
+            assert_same_catalog(&update, &published, &full);
+            // With the layout (no split key in doubt), every shard read that does not show the plugin is carried (neither
+            // redone nor dropped); those showing it are redone.
+            let read: Vec<String> =
+                counting.1.lock().unwrap().iter().filter(|t| t.starts_with("catalog/search-")).cloned().collect();
+            let (showing, carried): (Vec<&String>, Vec<&String>) =
+                read.iter().partition(|t| shows(&published.bytes[*t], &id));
+            let written: BTreeSet<&String> = update.documents.iter().map(|(t, _)| t).collect();
+            assert!(!showing.is_empty() && !carried.is_empty(), "{pick}: {showing:?} {carried:?}");
+            assert!(showing.iter().all(|t| written.contains(t)), "{pick}: {showing:?} redone");
+            assert!(carried.iter().all(|t| !written.contains(t)), "{pick}: {carried:?} carried");
+
+            // The same shards re-spaced (and signed so): the plugin's summary is no
+            // longer a compact `"id":"…"` member, so every shard read is parsed, and
+            // the update is the full build's (compact shards, the new summary).
+            let spaced: Vec<(String, Vec<u8>)> = documents
+                .iter()
+                .map(|(target, bytes)| match read.contains(target) {
+                    true => {
+                        let value: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+                        (target.clone(), serde_json::to_vec_pretty(&value).unwrap())
+                    }
+                    false => (target.clone(), bytes.clone()),
+                })
+                .collect();
+            let spaced = Memory::of(spaced);
+            let layout = layout_of(&before, &spaced);
+            let update = Incremental::new(&spaced).with_layout(layout).update(&changes, &[], &[]).unwrap().unwrap();
+            assert_same_catalog(&update, &spaced, &full);
+            let written: BTreeSet<&String> = update.documents.iter().map(|(t, _)| t).collect();
+            assert!(read.iter().all(|t| written.contains(t)), "{pick}: every re-spaced shard redone");
+        }
+    }
+
+    #[test]
+    fn only_a_compact_id_member_outside_strings_shows_a_plugin() {
+        let needles = [b"\"id\":\"acme.alarm\"".to_vec()];
+        let none = |text: &str| super::super::shards::shows_none(text.as_bytes(), &needles);
+        assert!(!none(r#"{"docs":[{"id":"acme.alarm","name":"Alarm"}]}"#));
+        assert!(none(r#"{"docs":[{"id":"acme.alarms","name":"Alarm"}]}"#));
+        assert!(none(r#"{"docs":[{"id":"acme.clock","summary":"\"id\":\"acme.alarm\" in text"}]}"#));
+        assert!(none(r#"{"docs":[{"id":"acme.clock","summary":"quoted \\"},{"id":"x"}]}"#));
+        assert!(!none(r#"{"docs": [{"id":"acme.clock"}]}"#), "whitespace between tokens: not compact");
+        assert!(!none(r#"{"docs":[{"id": "acme.alarm"}]}"#));
+        assert!(!none(r#"{"docs":[{"id":"acme.clock","name":"unterminated}]}"#));
     }
 
     #[test]

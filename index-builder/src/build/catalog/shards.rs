@@ -407,16 +407,45 @@ pub(super) fn redo(
         old.values().chain(new.values()).flat_map(|r| r.terms.keys()).map(String::as_str).collect();
     let places: BTreeMap<&str, (Vec<String>, Unit)> = terms.iter().map(|t| (*t, place(entries, t))).collect();
     let units: BTreeSet<&Unit> = places.values().map(|(_, unit)| unit).collect();
-    let read: Vec<(Unit, SearchShard)> = units
+    // When no changed plugin's postings move (a new release of the same text and
+    // popularity), a shard that does not show one of them is the full build's as
+    // published: carried over, not parsed (see `shows_none`).
+    let needles: Option<Vec<Vec<u8>>> = same_postings(old, new, changes)
+        .then(|| changes.keys().map(|id| [&b"\"id\":"[..], &super::serialize(&id.as_str())].concat()).collect());
+    let read: Vec<(Unit, Option<SearchShard>)> = units
         .par_iter()
         .filter(|unit| listed(unit.key()))
-        .map(|unit| Ok(((*unit).clone(), read_shard(published, unit.key())?)))
+        .map(|unit| {
+            let bytes = published.read(&catalog::shard_target(unit.key()))?;
+            if let Some(needles) = &needles
+                && shows_none(&bytes, needles)
+            {
+                return Ok(((*unit).clone(), None));
+            }
+            let shard = catalog::parse_shard(unit.key(), &bytes, &generous()).map_err(published_error)?;
+            Ok(((*unit).clone(), Some(shard)))
+        })
         .collect::<Result<_, BuildError>>()?;
-    let shards: BTreeMap<Unit, SearchShard> = read.into_iter().collect();
+    let mut shards: BTreeMap<Unit, SearchShard> = BTreeMap::new();
+    let mut carried: BTreeSet<Unit> = BTreeSet::new();
+    for (unit, shard) in read {
+        match shard {
+            Some(shard) => {
+                shards.insert(unit, shard);
+            }
+            None => {
+                carried.insert(unit);
+            }
+        }
+    }
 
-    // Each changed term's entry before and after (its unit's terms resolved).
+    // Each changed term's entry before and after (its unit's terms resolved); a
+    // carried unit's terms are as published, neither listing a changed plugin.
     let mut resolved: BTreeMap<&Unit, ShardPostings<'_>> = BTreeMap::new();
     for unit in &units {
+        if carried.contains(*unit) {
+            continue;
+        }
         let mut pending = BTreeMap::new();
         if let Some(shard) = shards.get(*unit) {
             pending_of(shard, old, changes, &mut pending)?;
@@ -530,6 +559,7 @@ pub(super) fn redo(
                     places.get(term).is_some_and(|(path, _)| path.iter().any(|k| k == key))
                 });
             }
+            _ if carried.contains(unit) => continue,
             _ => {
                 if let Some(shard) = shards.get(unit) {
                     pending_of(shard, old, changes, &mut pending)?;
@@ -571,6 +601,58 @@ pub(super) fn redo(
         next.insert(key, (size, None));
     }
     Ok(Some(ShardsRedone { documents: out, removed, layout: ShardLayout { split: next } }))
+}
+
+/// Whether no changed plugin's postings move: each one was listed and stays listed
+/// with the same terms, weighted length and popularity, so its posting in every term
+/// keeps its impact and score (only its summary changes, shown where it is listed).
+fn same_postings(
+    old: &BTreeMap<&PluginId, &CatalogRecord>,
+    new: &BTreeMap<&PluginId, &CatalogRecord>,
+    changes: &BTreeMap<PluginId, Option<CatalogRecord>>,
+) -> bool {
+    changes.keys().all(|id| match (old.get(id), new.get(id)) {
+        (Some(was), Some(is)) => {
+            was.terms == is.terms
+                && was.length == is.length
+                && catalog::popularity(&was.summary).to_bits() == catalog::popularity(&is.summary).to_bits()
+        }
+        _ => false,
+    })
+}
+
+/// Whether the published shard `bytes` shows none of the plugins whose `"id":"…"`
+/// members are `needles`: `false` (parse it) unless the bytes are compact JSON, as
+/// the builder writes shards (no whitespace between tokens, every string closed), in
+/// which a summary's id is exactly such a member, and none is one. Only a string
+/// token outside a string is compared, so text quoting an id does not count. The
+/// bytes are those the catalog role lists (checked by the caller's reads): when
+/// they show no changed plugin and its postings do not move, the full build writes
+/// them again as they are.
+pub(super) fn shows_none(bytes: &[u8], needles: &[Vec<u8>]) -> bool {
+    let mut i = 0;
+    while let Some(&byte) = bytes.get(i) {
+        match byte {
+            b'"' => {
+                if needles.iter().any(|needle| bytes[i..].starts_with(needle)) {
+                    return false;
+                }
+                i += 1;
+                loop {
+                    match bytes.get(i) {
+                        Some(b'"') => break,
+                        Some(b'\\') => i += 2,
+                        Some(_) => i += 1,
+                        None => return false,
+                    }
+                }
+                i += 1;
+            }
+            b' ' | b'\t' | b'\n' | b'\r' => return false,
+            _ => i += 1,
+        }
+    }
+    true
 }
 
 /// The bytes of `summary` in a shard's docs.
