@@ -1410,40 +1410,29 @@ fn an_incremental_build_splices_a_published_record_bucket_only_when_it_is_the_on
     };
     let target = records_target(record_bucket(&alarm));
 
-    // The neighbour's record re-spaced in the published bucket: the same record, a
-    // layout the scan takes, not the bytes the catalog role lists. Parsed whole and
-    // written again, never copied: the bucket the full build writes.
+    // Not the bytes the catalog role lists: the neighbour's record re-spaced (the same
+    // record, a layout the scan takes), or with a member named twice (a record the
+    // strict parser refuses where the scan would take it). Refused, naming the
+    // bucket, nothing written: its records are not carried into a signed bucket.
     let bucket = catalog_file(partial.path(), &target);
     let published = std::fs::read_to_string(&bucket).unwrap();
     let record = published.find(&format!("{{\"summary\":{{\"id\":\"{neighbour}\"")).unwrap();
     let terms = record + published[record..].find("\"terms\":").unwrap();
-    let tampered = format!("{}\"terms\": {}", &published[..terms], &published[terms + "\"terms\":".len()..]);
-    std::fs::write(&bucket, &tampered).unwrap();
-    fixture::add_release(registry.path(), &ReleaseSpec::new("acme.alarm", "0.2.0"), &fixture::key(1)).unwrap();
-    build(registry.path(), full.path()).unwrap();
-    let report = incremental(partial.path()).unwrap();
-    assert_eq!(report.catalog, CatalogWork::Incremental);
-    let written = std::fs::read(catalog_file(partial.path(), &target)).unwrap();
-    assert_eq!(written, std::fs::read(catalog_file(full.path(), &target)).unwrap());
-    std::fs::write(&bucket, published.as_bytes()).unwrap();
-    assert_eq!(tree(full.path()), tree(partial.path()));
-
-    // A record the strict parser refuses (a member named twice) where the scan would
-    // take it: refused, naming the bucket's file, nothing written.
-    let bucket = catalog_file(partial.path(), &target);
-    let published = std::fs::read_to_string(&bucket).unwrap();
-    let record = published.find(&format!("{{\"summary\":{{\"id\":\"{neighbour}\"")).unwrap();
-    let terms = record + published[record..].find("\"terms\":").unwrap();
+    let spaced = format!("{}\"terms\": {}", &published[..terms], &published[terms + "\"terms\":".len()..]);
     let doubled = format!("{}\"releases\":1,{}", &published[..terms], &published[terms..]);
-    std::fs::write(&bucket, &doubled).unwrap();
-    fixture::add_release(registry.path(), &ReleaseSpec::new("acme.alarm", "0.3.0"), &fixture::key(1)).unwrap();
-    let before = tree(partial.path());
-    let error = incremental(partial.path()).unwrap_err().to_string();
-    assert!(error.contains(&target) && error.contains("releases"), "{error}");
-    assert_eq!(tree(partial.path()), before, "nothing written");
+    fixture::add_release(registry.path(), &ReleaseSpec::new("acme.alarm", "0.2.0"), &fixture::key(1)).unwrap();
+    for tampered in [spaced, doubled] {
+        std::fs::write(&bucket, &tampered).unwrap();
+        let before = tree(partial.path());
+        let error = incremental(partial.path()).unwrap_err().to_string();
+        assert!(error.contains(&target) && error.contains("not the document the catalog role lists"), "{error}");
+        assert_eq!(tree(partial.path()), before, "nothing written");
+    }
+
+    // The published bucket as signed: spliced, the bucket the full build writes.
     std::fs::write(&bucket, published.as_bytes()).unwrap();
     build(registry.path(), full.path()).unwrap();
-    incremental(partial.path()).unwrap();
+    assert_eq!(incremental(partial.path()).unwrap().catalog, CatalogWork::Incremental);
     assert_eq!(tree(full.path()), tree(partial.path()));
 }
 
@@ -1626,4 +1615,57 @@ fn an_incremental_build_never_signs_again_a_published_shard_page_or_head_edited_
     }
     assert!(edited.iter().any(|t| t.starts_with("catalog/search-")), "{edited:?}");
     assert!(edited.iter().any(|t| t == "catalog/head.json"), "{edited:?}");
+}
+
+#[test]
+fn a_record_bucket_edited_after_signing_is_refused_by_an_incremental_build_and_skipped_by_a_full_one() {
+    // A record bucket holds what search shows of each plugin (name, permissions, dates):
+    // an incremental build carries the records of the plugins it does not load from
+    // it. One changed on the published site is not the document the catalog role lists:
+    // an incremental build refuses it, naming it, with the site left as it was; a full
+    // build (every plugin loaded) skips it and signs records made from the packages.
+    let registry = registry();
+    let alarm: trellis_schema::PluginId = "acme.alarm".parse().unwrap();
+    let site = tempfile::tempdir().unwrap();
+    build(registry.path(), site.path()).unwrap();
+    let catalog =
+        trellis_index::build::PreviousSite::open(site.path()).unwrap().unwrap().role("catalog").unwrap().unwrap();
+    let marker = "{\"summary\":{\"id\":\"acme.alarm\",\"name\":\"";
+    let bucket = catalog
+        .signed
+        .targets
+        .keys()
+        .filter(|t| t.starts_with("catalog/records-"))
+        .find(|t| std::fs::read_to_string(catalog_file(site.path(), t)).unwrap().contains(marker))
+        .cloned()
+        .expect("a bucket lists acme.alarm");
+    let file = catalog_file(site.path(), &bucket);
+    let published = std::fs::read_to_string(&file).unwrap();
+    let at = published.find(marker).unwrap() + marker.len();
+    std::fs::write(&file, format!("{}EVIL {}", &published[..at], &published[at..])).unwrap();
+    let before = tree(site.path());
+
+    fixture::add_release(registry.path(), &ReleaseSpec::new("acme.alarm", "0.9.0"), &fixture::key(1)).unwrap();
+    let scope = Scope::Plugins(BTreeSet::from([alarm]));
+    let err = build_registry(&Registry::open(registry.path()).unwrap(), site.path(), scope, now()).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains(&bucket) && message.contains("not the document the catalog role lists"), "{message}");
+    assert!(message.contains("full build"), "says what to do: {message}");
+    assert_eq!(tree(site.path()), before, "nothing written by the refused build");
+
+    build(registry.path(), site.path()).unwrap();
+    let catalog =
+        trellis_index::build::PreviousSite::open(site.path()).unwrap().unwrap().role("catalog").unwrap().unwrap();
+    for target in catalog.signed.targets.keys() {
+        let signed = std::fs::read_to_string(catalog_file(site.path(), target)).unwrap();
+        assert!(!signed.contains("EVIL"), "{target}: the edit is signed again");
+    }
+    assert!(
+        catalog
+            .signed
+            .targets
+            .keys()
+            .any(|t| std::fs::read_to_string(catalog_file(site.path(), t)).unwrap().contains(marker)),
+        "acme.alarm is listed again, from its package"
+    );
 }

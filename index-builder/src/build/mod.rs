@@ -752,7 +752,7 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
                 update.layout,
             ),
             None => {
-                let mut records = catalog::previous_records(previous.as_ref())?;
+                let mut records = catalog::previous_records(previous.as_ref(), input.scope == Scope::Full)?;
                 if input.scope == Scope::Full {
                     let loaded: BTreeSet<&PluginId> = plugins.iter().map(|p| &p.id).collect();
                     records.retain(|id, _| loaded.contains(id));

@@ -529,18 +529,20 @@ struct Bucket {
 
 impl Bucket {
     /// The bucket `target` published as `bytes`, which the catalog role lists with
-    /// SHA-256 `listed`. Its records' bytes are kept as published (and spliced into
-    /// the next bucket) only when they are the bytes the role signed and laid out as
-    /// this builder writes buckets; otherwise the bucket is parsed whole, strictly
-    /// (refused, naming the file, when invalid), and every record is written again
-    /// from what was parsed: bytes nobody signed never reach a signed document.
+    /// SHA-256 `listed`. Bytes the role did not sign are refused (see
+    /// [`super::altered_bucket`]): the records of the plugins this build does not load
+    /// come only from here, and content nobody signed must not be signed again. Its
+    /// records' bytes are kept as published (and spliced into the next bucket) when
+    /// laid out as this builder writes buckets; otherwise (an older builder's layout)
+    /// the bucket is parsed whole, strictly (refused, naming the file, when invalid),
+    /// and every record is written again from what was parsed.
     fn read(target: &str, listed: &Sha256, bytes: Vec<u8>) -> Result<Self, BuildError> {
-        let signed = Sha256::of(&bytes) == *listed;
-        if signed && let Some(records) = split_records(&bytes) {
-            return Ok(Self { bytes, records, parsed: BTreeMap::new() });
+        let actual = Sha256::of(&bytes);
+        if actual != *listed {
+            return Err(super::altered_bucket(target, &actual, listed));
         }
-        if !signed {
-            tracing::warn!(target, "published record bucket is not the one the catalog role lists; parsed whole");
+        if let Some(records) = split_records(&bytes) {
+            return Ok(Self { bytes, records, parsed: BTreeMap::new() });
         }
         // Not as this builder writes buckets: parsed whole (and refused when invalid).
         let parsed = catalog::parse_records(target, &bytes).map_err(published_error)?;
@@ -1425,17 +1427,27 @@ mod tests {
         let bucket = Bucket::read("catalog/records-03.json", &Sha256::of(&swapped), swapped).unwrap();
         assert_eq!(bucket.parsed.len(), all.len(), "parsed whole");
         assert_eq!(bucket.splice(&BTreeMap::new()), bytes, "written again in order");
-        // The builder's own layout but not the bytes the role lists: parsed whole too,
-        // each record written again (here with the spacing the published copy lost).
+        // Not the bytes the role lists, even laid out as the builder writes buckets and
+        // holding the same records (re-spaced), or with a record's summary edited:
+        // refused, naming the bucket.
         let spaced = String::from_utf8(bytes.clone()).unwrap().replacen("\"terms\":", "\"terms\": ", 3);
         assert!(split_records(spaced.as_bytes()).is_some(), "a layout the scan takes");
-        let bucket = Bucket::read("catalog/records-03.json", &Sha256::of(&bytes), spaced.into_bytes()).unwrap();
-        assert_eq!(bucket.parsed.len(), all.len(), "parsed whole");
-        assert_eq!(bucket.splice(&BTreeMap::new()), bytes, "written again canonically");
+        let edited =
+            String::from_utf8(bytes.clone()).unwrap().replacen("\"permissions\":[", "\"permissions\":[\"\",", 1);
+        for altered in [spaced, edited] {
+            let error =
+                Bucket::read("catalog/records-03.json", &Sha256::of(&bytes), altered.into_bytes()).err().unwrap();
+            assert!(
+                error.to_string().contains("catalog/records-03.json is not the document the catalog role"),
+                "{error}"
+            );
+        }
         // Refused, naming the bucket, when the strict parser refuses it.
         let doubled =
             String::from_utf8(bytes.clone()).unwrap().replacen("{\"summary\":", "{\"summary\":{},\"summary\":", 1);
-        let error = Bucket::read("catalog/records-03.json", &Sha256::of(&bytes), doubled.into_bytes()).err().unwrap();
+        let error = Bucket::read("catalog/records-03.json", &Sha256::of(doubled.as_bytes()), doubled.into_bytes())
+            .err()
+            .unwrap();
         assert!(error.to_string().contains("records-03"), "{error}");
     }
 
