@@ -649,7 +649,7 @@ fn pr_check_lints_against_the_base_branch_records_and_enforces_review() {
         store.add_release("acme.clock-1.0.0", "attacker");
     });
     let (out, body) = check(&store, 2, "trellis-reviewed");
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(body.contains("releases/acme.clock/1.0.0.zip") && body.contains("| acme.clock 1.0.0 | refused"), "{body}");
 
     // A first-time publisher needs the review label; a high-risk permission is named.
@@ -689,7 +689,7 @@ fn pr_check_lints_against_the_base_branch_records_and_enforces_review() {
         store.add_tree(&tree, "acme");
     });
     let (out, body) = check(&store, 4, "");
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(body.contains("acme.time-core 1.1.0 asks for the high-risk permission `network:listen`"), "{body}");
     assert!(body.contains("acme.time-core 1.1.0 asks for permissions 1.0.0 did not: `network:listen`"), "{body}");
     let (out, _) = check(&store, 4, "trellis-reviewed");
@@ -704,7 +704,7 @@ fn pr_check_lints_against_the_base_branch_records_and_enforces_review() {
         store.add_tree(&tree, "acme");
     });
     let (out, body) = check(&store, 5, "trellis-reviewed");
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(body.contains("releases/acme.time-core/1.0.0.zip: a published package never changes"), "{body}");
 
     // A remote package cannot be linted here: it needs the review label.

@@ -61,7 +61,9 @@ git fetch --quiet --no-tags --depth=1 origin "+refs/pull/$pr/merge:refs/remotes/
 merge=$(git rev-parse "refs/remotes/pull/$pr/merge")
 parents=$(git cat-file -p "$merge" | sed -n 's/^parent //p')
 [ "$(printf '%s\n' "$parents" | wc -l)" -eq 2 ] || die "refs/pull/$pr/merge is not a merge commit"
-base=$(printf '%s\n' "$parents" | head -n 1)
+# The first parent, without a pipe into `head`: under pipefail a writer that outlives
+# its reader dies of SIGPIPE (bash writes line by line) and the script exits 141.
+base=${parents%%$'\n'*}
 is_sha "$base" || die "base '$base' is not a commit id"
 git fetch --quiet --no-tags --depth=1 origin "$base"
 git worktree add --quiet --detach "$work/pr" "$merge"

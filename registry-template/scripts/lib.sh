@@ -97,7 +97,9 @@ new_site() {
 # fetched (checkout_site or fetch_site_ref).
 site_source() {
     local source
-    source=$(git log -1 --format='%(trailers:key=Trellis-Source,valueonly)' "refs/remotes/origin/$SITE_BRANCH" 2>/dev/null | head -n 1)
+    # `sed -n 1p` reads to the end: `head` would leave git writing into a closed pipe
+    # (SIGPIPE, status 141 under pipefail).
+    source=$(git log -1 --format='%(trailers:key=Trellis-Source,valueonly)' "refs/remotes/origin/$SITE_BRANCH" 2>/dev/null | sed -n 1p)
     source=${source//[[:space:]]/}
     if is_sha "$source"; then printf '%s' "$source"; fi
 }
@@ -115,12 +117,14 @@ fetch_site_ref() {
 publish_site() {
     local dir=$1 message=$2 source=$3
     local leaked
-    leaked=$(find "$dir" -path "$dir/.git" -prune -o -type f -name '*.key' -print | head -n 1)
+    # `-print -quit`: the first match, no pipe into `head` (two matches would kill find
+    # with SIGPIPE and the script with status 141 instead of this refusal).
+    leaked=$(find "$dir" -path "$dir/.git" -prune -o -type f -name '*.key' -print -quit)
     if [ -n "$leaked" ]; then
         die "refusing to publish: $leaked looks like a private key"
     fi
     local large
-    large=$(find "$dir" -path "$dir/.git" -prune -o -type f -size +100M -print | head -n 1)
+    large=$(find "$dir" -path "$dir/.git" -prune -o -type f -size +100M -print -quit)
     if [ -n "$large" ]; then
         die "refusing to push: ${large#"$dir"/} is over GitHub's 100 MiB file limit; serve this site from object storage or a CDN (docs/HOSTING.md)"
     fi
