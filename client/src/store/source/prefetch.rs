@@ -85,6 +85,9 @@ pub const BACKGROUND_DOWNLOADS: usize = 2 * PARALLEL_DOWNLOADS;
 /// vendors); with [`PARALLEL_DOWNLOADS`] the seventeenth cost a round trip of its own.
 pub const DELEGATION_DOWNLOADS: usize = 2 * PARALLEL_DOWNLOADS;
 
+// Every connection a wave has open at once is kept for the next wave.
+const _: () = assert!(BACKGROUND_DOWNLOADS + DELEGATION_DOWNLOADS <= crate::transport::KEPT_CONNECTIONS_PER_HOST);
+
 /// The least time a wave waits for its aliases after its bins arrived.
 pub const ALIAS_GRACE: Duration = Duration::from_millis(250);
 
