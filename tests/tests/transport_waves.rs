@@ -17,6 +17,7 @@ use common::{Plugin, Site, host, served};
 use trellis_client::hooks::NoHooks;
 use trellis_client::store::source::{DELEGATION_DOWNLOADS, PARALLEL_DOWNLOADS};
 use trellis_client::store::{AlwaysAgree, Session, Store, StoreOptions, install::parse_requirement};
+use trellis_tests::fault_server::ROUND_TRIP_LATENCY;
 
 /// Dependencies of the app, each from a vendor of its own.
 const WIDTH: usize = 14;
@@ -38,9 +39,8 @@ fn a_level_needing_more_roles_than_parallel_downloads_takes_one_round_trip() {
     site.publish(&[app]);
 
     let server = served(&site);
-    // Latency makes requests sent together overlap in the server's count (long enough
-    // that a debug build on a loaded machine sends a wave's requests within it).
-    server.set_latency(Duration::from_millis(150));
+    // Latency makes requests sent together overlap in the server's count.
+    server.set_latency(ROUND_TRIP_LATENCY);
     let data = tempfile::tempdir().unwrap();
     let mut store = Store::open(data.path(), StoreOptions::new(host())).unwrap();
     store.add_registry("main", &server.url(), &site.root()).unwrap();
