@@ -1576,19 +1576,19 @@ fn an_incremental_build_never_signs_again_a_published_shard_page_or_head_edited_
             })
             .cloned()
     };
+    // A new release of acme.alarm, 0.MINOR.0, and the full build of it to compare with.
+    let release_alarm = |minor: usize| {
+        let spec = ReleaseSpec::new("acme.alarm", &format!("0.{minor}.0"));
+        fixture::add_release(registry.path(), &spec, &fixture::key(1)).unwrap();
+        build(registry.path(), full.path()).unwrap();
+    };
     let mut edited = Vec::new();
     for (n, prefix) in
         ["catalog/search-", "catalog/head.json", "catalog/category-", "catalog/tag-"].into_iter().enumerate()
     {
         let Some(target) = showing_both(partial.path(), prefix) else { continue };
         // A build that carries the document over as published first: incremental.
-        fixture::add_release(
-            registry.path(),
-            &ReleaseSpec::new("acme.alarm", &format!("0.{}.0", 2 * n + 2)),
-            &fixture::key(1),
-        )
-        .unwrap();
-        build(registry.path(), full.path()).unwrap();
+        release_alarm(2 * n + 2);
         assert_eq!(incremental(partial.path()).unwrap().catalog, CatalogWork::Incremental, "{target}");
         assert_eq!(tree(full.path()), tree(partial.path()), "{target}");
 
@@ -1596,13 +1596,7 @@ fn an_incremental_build_never_signs_again_a_published_shard_page_or_head_edited_
         let published = std::fs::read_to_string(&file).unwrap();
         let at = published.find(clock).unwrap() + clock.len();
         std::fs::write(&file, format!("{}EVIL {}", &published[..at], &published[at..])).unwrap();
-        fixture::add_release(
-            registry.path(),
-            &ReleaseSpec::new("acme.alarm", &format!("0.{}.0", 2 * n + 3)),
-            &fixture::key(1),
-        )
-        .unwrap();
-        build(registry.path(), full.path()).unwrap();
+        release_alarm(2 * n + 3);
         let report = incremental(partial.path()).unwrap();
         let signed = std::fs::read_to_string(catalog_file(partial.path(), &target)).unwrap();
         assert!(!signed.contains("EVIL"), "{target}: the edit is signed again");
