@@ -38,6 +38,21 @@
 //! full build (main's code, glibc): in the storefront's part 57% of the samples in the
 //! kernel (file creation: `ext4_create`, `recently_deleted`, `mkdir`), 18% in libc
 //! (malloc 10%, memcmp 4%), 25% in the bench's own code (minijinja's VM 3%).
+//! Storefront beside the build (`storefront::build_and_publish`: the catalog handed over in
+//! memory, pages rendered while the build writes the site) and publishers' kept data in
+//! 1,024 groups (`00e82e0`). This bench now gives one figure a run: the same full build
+//! without the storefront (its catalog timed inside it), on a site of its own, then
+//! prepare, build and storefront; `TRELLIS_BENCH_STOREFRONT_AFTER=1` runs the old order (build, then
+//! `publish` from the site's files). No quiet window (a `/proc/stat` sampler: the 2 cores
+//! 1.92-2.00 busy on average with the neighbours), so the wall figures are the
+//! neighbours': old order at load 6.4, +28.6 s wall (without 48.2 s, its catalog 9.0 s;
+//! catalog + storefront +37.6 s); beside at load 8.6-13, +37.1 s (without 181 s, catalog
+//! 79 s); with the groups at load 7-9 beside two of my compiles, +91 s. Firm: storefront
+//! files 134,244 -> 123,037 (`_storefront/publishers` 12,231 files -> 1,024 groups, 42.9
+//! MB either way), 882.8 MB; one release writes 12 files (its publisher group, ~42 KB,
+//! for its publisher file), +58-136 ms wall (load 5-9); peak RSS of the whole build with
+//! the storefront 1,369-1,488 MiB (the handoff keeps the record buckets, listings and
+//! reviews, not the shards).
 //! Each step is reported in wall time and in CPU time (user + system of the process:
 //! on a loaded machine the wall time says more about the neighbours than the code).
 //! Synthetic packages are not on disk, so plugin pages come from the signed manifests
