@@ -38,6 +38,21 @@
 //! full build (main's code, glibc): in the storefront's part 57% of the samples in the
 //! kernel (file creation: `ext4_create`, `recently_deleted`, `mkdir`), 18% in libc
 //! (malloc 10%, memcmp 4%), 25% in the bench's own code (minijinja's VM 3%).
+//! Storefront beside the build (`storefront::build_and_publish`: the catalog handed over in
+//! memory, pages rendered while the build writes the site) and publishers' kept data in
+//! 1,024 groups (`00e82e0`). This bench now gives one figure a run: the same full build
+//! without the storefront (its catalog timed inside it), on a site of its own, then
+//! prepare, build and storefront; `TRELLIS_BENCH_STOREFRONT_AFTER=1` runs the old order (build, then
+//! `publish` from the site's files). No quiet window (a `/proc/stat` sampler: the 2 cores
+//! 1.92-2.00 busy on average with the neighbours), so the wall figures are the
+//! neighbours': old order at load 6.4, +28.6 s wall (without 48.2 s, its catalog 9.0 s;
+//! catalog + storefront +37.6 s); beside at load 8.6-13, +37.1 s (without 181 s, catalog
+//! 79 s); with the groups at load 7-9 beside two of my compiles, +91 s. Firm: storefront
+//! files 134,244 -> 123,037 (`_storefront/publishers` 12,231 files -> 1,024 groups, 42.9
+//! MB either way), 882.8 MB; one release writes 12 files (its publisher group, ~42 KB,
+//! for its publisher file), +58-136 ms wall (load 5-9); peak RSS of the whole build with
+//! the storefront 1,369-1,488 MiB (the handoff keeps the record buckets, listings and
+//! reviews, not the shards).
 //! Each step is reported in wall time and in CPU time (user + system of the process:
 //! on a loaded machine the wall time says more about the neighbours than the code).
 //! Synthetic packages are not on disk, so plugin pages come from the signed manifests
@@ -50,7 +65,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Instant;
 
-use trellis_index::build::Scope;
+use trellis_index::build::{self, Scope, Signing};
 use trellis_index::storefront::{self, PageLimits, Prepared, Theme};
 use trellis_index::synth::{self, SynthSite, SynthSpec};
 
@@ -113,6 +128,12 @@ fn storefront_size(site: &Path) -> (usize, u64, Vec<(&'static str, usize, u64)>)
     (files, bytes, per_dir)
 }
 
+/// Writes back every dirty page (`sync`), so a timed step does not pay for the
+/// previous step's writeback (the synthetic builds do not flush: `OsBuffered`).
+fn flush() {
+    let _ = std::process::Command::new("sync").status();
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -121,38 +142,74 @@ fn main() {
     let versions = env_or("TRELLIS_BENCH_VERSIONS", 2);
     let work =
         tempfile::tempdir_in(std::env::var_os("BENCH_DIR").unwrap_or_else(|| std::env::temp_dir().into())).unwrap();
-    let mut site = SynthSite::init(work.path(), 12, jiff::Timestamp::now()).unwrap();
+    let now = jiff::Timestamp::now();
     let plan = synth::plan(SynthSpec { plugins, versions, seed: 42 });
     let target = plan[plan.len() / 2].clone();
-    site.known = plan.iter().map(|p| p.id.clone()).collect();
-    let inputs: Vec<_> = plan.into_iter().map(synth::plugin_input).collect();
+    let known = plan.iter().map(|p| p.id.clone()).collect();
     let theme = Theme::builtin("Bench Store").unwrap();
     let limits = PageLimits::default();
     let nothing_more = |_: &BTreeSet<trellis_schema::PluginId>| Ok(Prepared::default());
     let insights = storefront::Insights::default();
 
-    // Full build: the site, then the storefront's two steps.
+    // Without: the same full build of the site (catalog included, timed inside it)
+    // with no storefront, on a site of its own, first.
+    let without_dir = work.path().join("without");
+    std::fs::create_dir_all(&without_dir).unwrap();
+    let mut without = SynthSite::init(&without_dir, 12, now).unwrap();
+    without.known.clone_from(&known);
+    let inputs: Vec<_> = plan.iter().cloned().map(synth::plugin_input).collect();
+    flush();
     let (started, cpu_started) = (Instant::now(), cpu());
-    let prepared = storefront::prepare(&inputs, &limits).unwrap();
-    let (prepare_time, prepare_cpu) = (started.elapsed(), cpu() - cpu_started);
-    let (started, cpu_started) = (Instant::now(), cpu());
-    let full = site.build(inputs, Scope::Full).unwrap();
-    let (build_time, build_cpu) = (started.elapsed(), cpu() - cpu_started);
+    let bare = without.build(inputs, Scope::Full).unwrap();
+    let (bare_time, bare_cpu) = (started.elapsed(), cpu() - cpu_started);
+    let catalog_time = std::time::Duration::from_millis(bare.catalog_millis);
+
+    // With: prepare, then the site and the storefront at once, as `trellis-index build`
+    // does (`storefront::build_and_publish`); with `TRELLIS_BENCH_STOREFRONT_AFTER=1`,
+    // the storefront after the build, from the site's files (as before `build_and_publish`).
+    let after = std::env::var_os("TRELLIS_BENCH_STOREFRONT_AFTER").is_some();
+    let mut site = SynthSite::init(work.path(), 12, now).unwrap();
+    site.known = known;
+    let inputs: Vec<_> = plan.into_iter().map(synth::plugin_input).collect();
+    flush();
     let rss_before = rss_mib();
     reset_peak_rss();
     let (started, cpu_started) = (Instant::now(), cpu());
-    let report = storefront::publish(prepared, &site.site_dir, &theme, &insights, &nothing_more).unwrap();
-    let (publish_time, publish_cpu) = (started.elapsed(), cpu() - cpu_started);
+    let prepared = storefront::prepare(&inputs, &limits).unwrap();
+    let prepare_time = started.elapsed();
+    let input = site.input(inputs, Scope::Full).unwrap();
+    let (full, report) = if after {
+        let full = build::build(input, &site.site_dir).unwrap();
+        (full, storefront::publish(prepared, &site.site_dir, &theme, &insights, &nothing_more).unwrap())
+    } else {
+        let built = storefront::build_and_publish(
+            input,
+            &site.site_dir,
+            Signing::Signed,
+            prepared,
+            &theme,
+            &insights,
+            &nothing_more,
+            |_| Ok(()),
+        )
+        .unwrap();
+        (built.build, built.storefront.unwrap())
+    };
+    let (full_time, full_cpu) = (started.elapsed(), cpu() - cpu_started);
     let peak = peak_rss_mib();
     let (files, bytes, per_dir) = storefront_size(&site.site_dir);
     println!(
-        "full build of {} releases: site {build_time:.2?} (CPU {build_cpu:.2?}); storefront +{:.2?} (CPU {:.2?}; \
-         prepare {prepare_time:.2?}, render and write {publish_time:.2?}: {:?} ms): {} pages rendered, {} files written; \
-         storefront {files} files, {:.1} MB; publish peak RSS {peak} MiB ({rss_before} MiB before it)",
+        "full build of {} releases without the storefront: {bare_time:.2?} (CPU {bare_cpu:.2?}; its catalog \
+         {catalog_time:.2?}); with it, at once: {full_time:.2?} (CPU {full_cpu:.2?}; prepare {prepare_time:.2?}; \
+         catalog {:.2?}; storefront phases {:?} ms): storefront +{:.2?} (CPU +{:.2?}), catalog + storefront \
+         +{:.2?}; {} pages rendered, {} files written; storefront {files} files, {:.1} MB; peak RSS {peak} MiB \
+         ({rss_before} MiB before)",
         full.releases,
-        prepare_time + publish_time,
-        prepare_cpu + publish_cpu,
+        std::time::Duration::from_millis(full.catalog_millis),
         report.phases,
+        full_time.saturating_sub(bare_time),
+        full_cpu.saturating_sub(bare_cpu),
+        full_time.saturating_sub(bare_time) + catalog_time,
         report.rendered,
         report.written.len(),
         bytes as f64 / 1e6
@@ -160,7 +217,7 @@ fn main() {
     for (dir, files, bytes) in per_dir {
         println!("  {dir}: {files} files, {:.1} MB", bytes as f64 / 1e6);
     }
-    for dir in ["_storefront/pages", "_storefront/publishers", "_storefront/cards"] {
+    for dir in ["_storefront/pages", "_storefront/publisher-groups", "_storefront/cards"] {
         let entries = walkdir::WalkDir::new(site.site_dir.join(dir)).into_iter().flatten();
         let sizes: Vec<u64> =
             entries.filter(|e| e.file_type().is_file()).map(|e| e.metadata().map_or(0, |m| m.len())).collect();
@@ -175,23 +232,36 @@ fn main() {
     grown.releases.push(release);
     let changed = synth::plugin_input(grown);
     let scope = Scope::Plugins(BTreeSet::from([changed.id.clone()]));
+    // Without the storefront, on the site built without it, then with it (prepare, the
+    // site and the storefront at once), as `trellis-index build --only` does.
+    let (started, cpu_started) = (Instant::now(), cpu());
+    without.build(vec![changed.clone()], scope.clone()).unwrap();
+    let (bare_time, bare_cpu) = (started.elapsed(), cpu() - cpu_started);
     let (started, cpu_started) = (Instant::now(), cpu());
     let prepared = storefront::prepare(std::slice::from_ref(&changed), &limits).unwrap();
-    let (prepare_time, prepare_cpu) = (started.elapsed(), cpu() - cpu_started);
-    let (started, cpu_started) = (Instant::now(), cpu());
-    site.build(vec![changed], scope).unwrap();
-    let (build_time, build_cpu) = (started.elapsed(), cpu() - cpu_started);
-    let (started, cpu_started) = (Instant::now(), cpu());
-    let report = storefront::publish(prepared, &site.site_dir, &theme, &insights, &nothing_more).unwrap();
-    let (publish_time, publish_cpu) = (started.elapsed(), cpu() - cpu_started);
+    let prepare_time = started.elapsed();
+    let input = site.input(vec![changed], scope).unwrap();
+    let built = storefront::build_and_publish(
+        input,
+        &site.site_dir,
+        Signing::Signed,
+        prepared,
+        &theme,
+        &insights,
+        &nothing_more,
+        |_| Ok(()),
+    )
+    .unwrap();
+    let (one_time, one_cpu) = (started.elapsed(), cpu() - cpu_started);
+    let report = built.storefront.unwrap();
     println!(
-        "incremental build (+1 release of {}): site {build_time:.2?} (CPU {build_cpu:.2?}); storefront +{:.2?} \
-         (CPU {:.2?}; prepare {prepare_time:.2?}, render and write {publish_time:.2?}: {:?} ms): {} pages rendered, \
-         {} files written: {:?}",
+        "incremental build (+1 release of {}): without the storefront {bare_time:.2?} (CPU {bare_cpu:.2?}); with it \
+         {one_time:.2?} (CPU {one_cpu:.2?}; prepare {prepare_time:.2?}; storefront phases {:?} ms): storefront \
+         +{:.2?} (CPU +{:.2?}); {} pages rendered, {} files written: {:?}",
         target.id,
-        prepare_time + publish_time,
-        prepare_cpu + publish_cpu,
         report.phases,
+        one_time.saturating_sub(bare_time),
+        one_cpu.saturating_sub(bare_cpu),
         report.rendered,
         report.written.len(),
         report.written

@@ -237,6 +237,7 @@ fn one_release_rewrites_only_the_pages_that_show_it() {
     );
     // Its page data, in its group.
     let calendar_group = group_of("acme.calendar");
+    let acme_group = publisher_group_of("acme");
     // And the levels of the plugins of its levels bucket (the new release is one).
     let levels = format!(
         "_storefront/levels-{:02x}.json",
@@ -250,7 +251,7 @@ fn one_release_rewrites_only_the_pages_that_show_it() {
         levels.as_str(),
         cards[0],
         cards[1],
-        "_storefront/publishers/acme.json",
+        acme_group.as_str(),
         "index.html",
         "categories/index.html",
         "search/catalog.json",
@@ -270,7 +271,7 @@ fn one_release_rewrites_only_the_pages_that_show_it() {
         "publishers/acme/index.html",
         "plugins/acme.calendar/index.html",
         calendar_group.as_str(),
-        "_storefront/publishers/acme.json",
+        acme_group.as_str(),
         bucket.as_str(),
         levels.as_str(),
         cards[0],
@@ -388,6 +389,10 @@ fn the_storefront_after_several_incremental_builds_equals_a_full_builds() {
     let full = tempfile::tempdir().unwrap();
     build(registry.path(), full.path(), Scope::Full).unwrap();
     let full_groups = page_groups(full.path());
+    let publisher_groups = |dir: &Path| -> BTreeMap<String, Vec<u8>> {
+        tree(dir).into_iter().filter(|(p, _)| p.starts_with("_storefront/publisher-groups/")).collect()
+    };
+    let full_publisher_groups = publisher_groups(full.path());
     let storefront = |dir: &Path| -> BTreeMap<String, Vec<u8>> {
         tree(dir)
             .into_iter()
@@ -409,6 +414,9 @@ fn the_storefront_after_several_incremental_builds_equals_a_full_builds() {
             || group_of("contoso.images") == group_of("contoso.video")
     );
     assert_eq!(page_groups(site.path()), full_groups);
+    // And the kept publishers, byte for byte (each group rewritten whole).
+    assert_eq!(publisher_groups(site.path()), full_publisher_groups);
+    assert!(!site.path().join("_storefront/publishers").exists());
     // And a rebuild with nothing new writes nothing.
     let again = build(registry.path(), site.path(), Scope::Full).unwrap();
     assert_eq!(again.storefront, Vec::<String>::new());
@@ -416,7 +424,7 @@ fn the_storefront_after_several_incremental_builds_equals_a_full_builds() {
     // Kept state lost (by hand, or a storefront from an older trellis-index): the
     // next build renders everything again rather than a publisher page short of
     // plugins.
-    std::fs::remove_file(site.path().join("_storefront/publishers/acme.json")).unwrap();
+    std::fs::remove_file(site.path().join(publisher_group_of("acme"))).unwrap();
     let calendar = ReleaseSpec::new("acme.calendar", "2.2.0").with_display(
         "Team Calendar",
         display("Shared calendars for teams", "Meetings and events.", &["productivity"], &["calendar"]),
@@ -425,7 +433,7 @@ fn the_storefront_after_several_incremental_builds_equals_a_full_builds() {
     let report = build(registry.path(), site.path(), only("acme.calendar")).unwrap();
     let publisher = page(site.path(), "publishers/acme/index.html");
     assert!(publisher.contains("Desk Clock") && publisher.contains("2.2.0"), "{publisher}");
-    assert!(report.storefront.contains(&"_storefront/publishers/acme.json".to_owned()), "{:?}", report.storefront);
+    assert!(report.storefront.contains(&publisher_group_of("acme")), "{:?}", report.storefront);
 }
 
 #[test]
@@ -1163,9 +1171,10 @@ fn a_card_level_comes_from_the_pages_kept_cards_only_for_the_version_they_name()
     let cards: Value = serde_json::from_slice(&std::fs::read(&cards_file).unwrap()).unwrap();
     assert_eq!(cards["acme.calendar"], json!(["2.0.0", "signed"]), "{cards}");
     assert_eq!(cards["acme.clock"], json!(["1.0.0", "signed"]), "{cards}");
-    // A publisher page keeps its cards with its members (one file per publisher).
-    let publisher_file = site.path().join("_storefront/publishers/acme.json");
-    let publisher: Value = serde_json::from_slice(&std::fs::read(&publisher_file).unwrap()).unwrap();
+    // A publisher page keeps its cards with its members (in its publisher group).
+    let publisher_file = site.path().join(publisher_group_of("acme"));
+    let group: Value = serde_json::from_slice(&std::fs::read(&publisher_file).unwrap()).unwrap();
+    let publisher = &group["publishers"]["acme"];
     assert_eq!(publisher["cards"]["acme.calendar"], json!(["2.0.0", "signed"]), "{publisher}");
     assert_eq!(publisher["members"].as_array().map(Vec::len), Some(2), "{publisher}");
     assert!(!site.path().join("_storefront/cards/publisher-acme.json").exists());
@@ -1182,9 +1191,9 @@ fn a_card_level_comes_from_the_pages_kept_cards_only_for_the_version_they_name()
     let stale = json!({"acme.calendar": ["2.0.0", "flagged"], "acme.clock": ["1.0.0", "signed"]});
     std::fs::write(&cards_file, serde_json::to_vec(&stale).unwrap()).unwrap();
     // The same stale card in the publisher's kept cards.
-    let mut publisher: Value = serde_json::from_slice(&std::fs::read(&publisher_file).unwrap()).unwrap();
-    publisher["cards"] = stale.clone();
-    std::fs::write(&publisher_file, serde_json::to_vec(&publisher).unwrap()).unwrap();
+    let mut group: Value = serde_json::from_slice(&std::fs::read(&publisher_file).unwrap()).unwrap();
+    group["publishers"]["acme"]["cards"] = stale.clone();
+    std::fs::write(&publisher_file, serde_json::to_vec(&group).unwrap()).unwrap();
     fixture::add_release(registry.path(), &clock("1.1.0"), &key).unwrap();
     let report = build(registry.path(), site.path(), only("acme.clock")).unwrap();
     assert!(report.storefront.contains(&"categories/productivity/index.html".to_owned()), "{:?}", report.storefront);
@@ -1202,28 +1211,43 @@ fn a_card_level_comes_from_the_pages_kept_cards_only_for_the_version_they_name()
     std::fs::remove_dir_all(site.path().join("_storefront/cards")).unwrap();
     fixture::add_release(registry.path(), &clock("1.2.0"), &key).unwrap();
     let report = build(registry.path(), site.path(), only("acme.clock")).unwrap();
-    assert!(report.storefront.contains(&"_storefront/publishers/acme.json".to_owned()), "{:?}", report.storefront);
+    assert!(report.storefront.contains(&publisher_group_of("acme")), "{:?}", report.storefront);
     assert_eq!(page(site.path(), "categories/productivity/index.html").matches("Security level: signed").count(), 2);
     assert_pages_equal_a_full_builds(registry.path(), site.path());
 
-    // A storefront from before the publisher's cards moved in with its members: a
-    // members file that is a bare list, the cards in a file of their own. The next
-    // build renders everything once and removes the old file.
+    // A storefront of an older trellis-index: a file a publisher
+    // (`_storefront/publishers/<vendor>.json`, even older: a bare list of members with
+    // the cards in a file of their own), no groups. The next build renders everything
+    // once, into the groups, and removes the old files.
     let members = publisher_file_members(&publisher_file);
-    std::fs::write(&publisher_file, serde_json::to_vec(&members).unwrap()).unwrap();
+    std::fs::remove_dir_all(site.path().join("_storefront/publisher-groups")).unwrap();
+    let old_file = site.path().join("_storefront/publishers/acme.json");
+    std::fs::create_dir_all(old_file.parent().unwrap()).unwrap();
+    std::fs::write(&old_file, serde_json::to_vec(&members).unwrap()).unwrap();
     let old_cards = site.path().join("_storefront/cards/publisher-acme.json");
     std::fs::write(&old_cards, serde_json::to_vec(&json!({"acme.clock": ["1.2.0", "signed"]})).unwrap()).unwrap();
     fixture::add_release(registry.path(), &clock("1.3.0"), &key).unwrap();
-    build(registry.path(), site.path(), only("acme.clock")).unwrap();
+    let report = build(registry.path(), site.path(), only("acme.clock")).unwrap();
     assert!(!old_cards.exists(), "the old publisher cards file stayed");
+    assert!(!old_file.parent().unwrap().exists(), "the old publisher files stayed");
+    // Rendered whole: the group of a publisher with no change is back too.
+    assert!(report.storefront.contains(&publisher_group_of("contoso")), "{:?}", report.storefront);
     assert_eq!(publisher_file_members(&publisher_file).as_array().map(Vec::len), Some(2));
     assert_pages_equal_a_full_builds(registry.path(), site.path());
 }
 
-/// The kept members of a publisher's storefront file.
+/// The publisher group `vendor` falls in (`_storefront/publisher-groups/<first 10 bits
+/// of its SHA-256>.json`).
+fn publisher_group_of(vendor: &str) -> String {
+    let digest = trellis_schema::Sha256::of(vendor.as_bytes());
+    let bytes = digest.as_bytes();
+    format!("_storefront/publisher-groups/{:03x}.json", u16::from(bytes[0]) << 2 | u16::from(bytes[1]) >> 6)
+}
+
+/// The kept members of the publisher `acme` in its group file at `path`.
 fn publisher_file_members(path: &Path) -> Value {
     let kept: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    kept["members"].clone()
+    kept["publishers"]["acme"]["members"].clone()
 }
 
 #[test]
@@ -1479,4 +1503,115 @@ fn assert_same_pages(now: &BTreeMap<String, Vec<u8>>, then: &BTreeMap<String, Ve
             panic!("{path} differs:\nnow:  {}\nthen: {}", context(&a), context(&b));
         }
     }
+}
+
+/// The storefront's pages and state in place in the site at `dir` (not the staging
+/// directory).
+fn visible_storefront(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    storefront_files(dir).into_iter().filter(|(p, _)| !p.starts_with(".storefront-staging")).collect()
+}
+
+#[test]
+fn the_storefront_rendered_beside_the_build_shows_nothing_before_its_metadata_and_equals_one_rendered_after() {
+    use trellis_index::build::{BuildError, Signing};
+    use trellis_index::storefront::{self, Insights, PageLimits, Prepared, Theme};
+    use trellis_index::synth::{self, SynthSite, SynthSpec};
+    use trellis_schema::PluginId;
+
+    let work = tempfile::tempdir().unwrap();
+    let plan = synth::plan(SynthSpec { plugins: 300, versions: 2, seed: 11 });
+    let site = |name: &str| {
+        let dir = work.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut site = SynthSite::init(&dir, 4, now()).unwrap();
+        site.known = plan.iter().map(|p| p.id.clone()).collect();
+        site
+    };
+    // `after`: the site built, then its storefront rendered from the site's files (as
+    // before); `beside`: both at once, the storefront from the documents handed over.
+    let (after, beside) = (site("after"), site("beside"));
+    let (theme, limits, insights) = (Theme::builtin("Test Store").unwrap(), PageLimits::default(), Insights::default());
+    let nothing_more = |_: &BTreeSet<PluginId>| Ok(Prepared::default());
+    let inputs: Vec<_> = plan.iter().cloned().map(synth::plugin_input).collect();
+    let prepared = storefront::prepare(&inputs, &limits).unwrap();
+    after.build(inputs.clone(), Scope::Full).unwrap();
+    storefront::publish(prepared, &after.site_dir, &theme, &insights, &nothing_more).unwrap();
+
+    // When the build has published (its timestamp in place), no page is yet.
+    let published = |site: &SynthSite| {
+        let bytes = std::fs::read(trellis_index::site::timestamp_file(&site.site_dir)).unwrap();
+        let timestamp: Value = serde_json::from_slice(&bytes).unwrap();
+        timestamp["signed"]["version"].as_u64().unwrap()
+    };
+    let mut seen = None;
+    let built = storefront::build_and_publish(
+        beside.input(inputs, Scope::Full).unwrap(),
+        &beside.site_dir,
+        Signing::Signed,
+        storefront::prepare(&plan.iter().cloned().map(synth::plugin_input).collect::<Vec<_>>(), &limits).unwrap(),
+        &theme,
+        &insights,
+        &nothing_more,
+        |report| {
+            seen = Some((published(&beside), report.timestamp_version, visible_storefront(&beside.site_dir)));
+            Ok(())
+        },
+    )
+    .unwrap();
+    let (version, reported, visible) = seen.unwrap();
+    assert_eq!(version, reported, "the build had not published its timestamp");
+    assert!(visible.is_empty(), "storefront files in place before the metadata: {:?}", visible.keys());
+    let storefront = built.storefront.unwrap();
+    assert!(storefront.rendered > 300, "{} pages rendered", storefront.rendered);
+    assert!(!beside.site_dir.join(".storefront-staging").exists(), "the staging directory stayed");
+    assert_same_pages(&html_pages(&beside.site_dir), &html_pages(&after.site_dir));
+    assert_eq!(visible_storefront(&beside.site_dir), visible_storefront(&after.site_dir));
+
+    // One release more: a build that fails once the storefront has its documents (here
+    // the caller's state after the timestamp) leaves every storefront file as it was.
+    let mut grown = plan[150].clone();
+    let mut release = grown.releases.last().unwrap().clone();
+    release.version = semver::Version::new(99, 0, 0);
+    release.yanked = false;
+    grown.releases.push(release);
+    let id = grown.id.clone();
+    let changed = synth::plugin_input(grown);
+    let only = Scope::Plugins(BTreeSet::from([id.clone()]));
+    let before = storefront_files(&beside.site_dir);
+    let failed = storefront::build_and_publish(
+        beside.input(vec![changed.clone()], only.clone()).unwrap(),
+        &beside.site_dir,
+        Signing::Signed,
+        storefront::prepare(std::slice::from_ref(&changed), &limits).unwrap(),
+        &theme,
+        &insights,
+        &nothing_more,
+        |_| Err(BuildError::Trust("stopped after the timestamp".into())),
+    );
+    assert!(failed.unwrap_err().to_string().contains("stopped after the timestamp"));
+    let now = storefront_files(&beside.site_dir);
+    let moved: Vec<&String> =
+        now.keys().chain(before.keys()).filter(|path| now.get(*path) != before.get(*path)).collect();
+    assert!(moved.is_empty(), "a failed build changed the storefront: {moved:?}");
+
+    // The same release again: the storefront catches up, equal to the one rendered after.
+    let prepared = storefront::prepare(std::slice::from_ref(&changed), &limits).unwrap();
+    after.build(vec![changed.clone()], only.clone()).unwrap();
+    storefront::publish(prepared, &after.site_dir, &theme, &insights, &nothing_more).unwrap();
+    let built = storefront::build_and_publish(
+        beside.input(vec![changed.clone()], only).unwrap(),
+        &beside.site_dir,
+        Signing::Signed,
+        storefront::prepare(std::slice::from_ref(&changed), &limits).unwrap(),
+        &theme,
+        &insights,
+        &nothing_more,
+        |_| Ok(()),
+    )
+    .unwrap();
+    let written = built.storefront.unwrap().written;
+    assert!(written.contains(&format!("plugins/{id}/index.html")), "{written:?}");
+    assert!(page(&beside.site_dir, &format!("plugins/{id}/index.html")).contains("99.0.0"));
+    assert_same_pages(&html_pages(&beside.site_dir), &html_pages(&after.site_dir));
+    assert_eq!(visible_storefront(&beside.site_dir), visible_storefront(&after.site_dir));
 }

@@ -297,6 +297,9 @@ pub struct BuildReport {
     pub analysed: usize,
     /// How the catalog was computed.
     pub catalog: CatalogWork,
+    /// Wall time of the catalog's computation (records, documents, reviews documents),
+    /// milliseconds (for benchmarks and logs).
+    pub catalog_millis: u64,
     /// The security levels work.
     pub levels: LevelsWork,
 }
@@ -540,11 +543,9 @@ pub fn build_registry_with(
     let (standings, checked) = domain_proof::standings(&registry.publisher_records(), &cache, settings, now, &fetcher);
     input.publisher_standings = standings;
     let rating_days = rating_days.with_loaded(&input.plugins, &input.reviews, today);
-    let mut report = build_with(input, site, signing)?;
-    rating_days.write(site, report.snapshot_version)?;
-    domain_proof::write_cache(&registry.dir, &cache, &checked).map_err(cache_error)?;
     // Plugins whose pages change without being in scope (a listing they share): their
-    // releases are all published now, so their analysis is carried over, never redone.
+    // releases were published before this build (only the loaded plugins' change), so
+    // their analysis is carried over, never redone.
     let load_more = |ids: &BTreeSet<PluginId>| {
         let failed = |reason: String| storefront::StorefrontError::Package {
             release: ids.iter().map(PluginId::as_str).collect::<Vec<_>>().join(", "),
@@ -557,7 +558,17 @@ pub fn build_registry_with(
         let plugins = registry.load_plugins_published(ids, &published).map_err(|e| failed(e.to_string()))?;
         storefront::prepare(&plugins, &limits)
     };
-    report.storefront = storefront::publish(prepared, site, &theme, &insights, &load_more)?.written;
+    // The site and the storefront at once (the storefront's pages made visible only
+    // once the build published the metadata they show: `storefront::build_and_publish`).
+    let after_build = |report: &BuildReport| -> Result<(), BuildError> {
+        rating_days.write(site, report.snapshot_version)?;
+        domain_proof::write_cache(&registry.dir, &cache, &checked).map_err(cache_error)?;
+        Ok(())
+    };
+    let built =
+        storefront::build_and_publish(input, site, signing, prepared, &theme, &insights, &load_more, after_build)?;
+    let mut report = built.build;
+    report.storefront = built.storefront?.written;
     Ok(report)
 }
 
@@ -615,7 +626,35 @@ pub fn build(input: BuildInput, site_dir: &Path) -> Result<BuildReport, BuildErr
 }
 
 /// [`build`], signed or [`Signing::Unsigned`].
-pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> Result<BuildReport, BuildError> {
+pub fn build_with(input: BuildInput, site_dir: &Path, signing: Signing) -> Result<BuildReport, BuildError> {
+    build_handing_off(input, site_dir, signing, &mut |_| {})
+}
+
+/// The catalog and security documents a build is about to publish, handed in memory to
+/// whoever renders from them (the storefront) while the build goes on writing the site:
+/// the entries the `catalog` role will list, the security role's levels buckets, and the
+/// bytes of every one of those documents this build made (the others are the published
+/// files, which the build carries over unchanged). Nothing in it is published yet: a
+/// reader must not make anything it derives visible before the build returned `Ok`.
+#[derive(Debug, Default)]
+pub struct CatalogHandoff {
+    /// Every target the `catalog` role will list: path, SHA-256, length.
+    pub catalog: BTreeMap<String, (Sha256, u64)>,
+    /// Every `security/levels-<xx>.json` bucket the `security` role will list.
+    pub levels: BTreeMap<String, (Sha256, u64)>,
+    /// The bytes of the documents of `catalog` and `levels` this build made, by target.
+    pub bytes: BTreeMap<String, std::sync::Arc<[u8]>>,
+}
+
+/// [`build_with`], calling `handoff` once with the documents the storefront renders from
+/// ([`CatalogHandoff`]) as soon as they are computed, before the index docs, blobs and
+/// metadata are written (not at all when the build fails before its catalog).
+pub fn build_handing_off(
+    mut input: BuildInput,
+    site_dir: &Path,
+    signing: Signing,
+    handoff: &mut dyn FnMut(CatalogHandoff),
+) -> Result<BuildReport, BuildError> {
     let unsigned = signing == Signing::Unsigned;
     if unsigned {
         input.signers = Signers::default();
@@ -674,6 +713,7 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
     // the published documents cannot decide) redoes it from every record: the
     // published ones, with the changed plugins' redone (a full build keeps only the
     // plugins it loaded).
+    let catalog_started = std::time::Instant::now();
     let build_time = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let record = |p: &PluginInput, previous: Option<&trellis_schema::catalog::CatalogRecord>| {
         let mut record = catalog::record(p, previous, &build_time, input.ratings.get(&p.id).copied())?;
@@ -799,6 +839,28 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
     };
 
     let catalog_custom = catalog::head_custom(&catalog_documents, published_catalog_role.as_deref())?;
+    let catalog_millis = u64::try_from(catalog_started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    // The storefront renders from these while the rest of the site is written.
+    let is_levels_bucket = |target: &str| target.starts_with("security/levels-");
+    handoff(CatalogHandoff {
+        catalog: catalog_entries.clone(),
+        levels: level_documents
+            .iter()
+            .map(|t| (t.target.clone(), (t.sha256, t.length)))
+            .chain(levels_carried.iter().map(|(t, e)| (t.clone(), *e)))
+            .filter(|(target, _)| is_levels_bucket(target))
+            .collect(),
+        // Not the search and typo shards (most of the bytes): the storefront names them only.
+        bytes: catalog_documents
+            .iter()
+            .filter(|t| !t.target.starts_with("catalog/search-") && !t.target.starts_with("catalog/typo-"))
+            .chain(level_documents.iter().filter(|t| is_levels_bucket(&t.target)))
+            .filter_map(|t| match &t.content {
+                Some(Content::Bytes(bytes)) => Some((t.target.clone(), bytes.clone())),
+                _ => None,
+            })
+            .collect(),
+    });
 
     let policy = input.deltas;
     let per_plugin: Vec<PluginFiles> = plugins
@@ -1007,6 +1069,7 @@ pub fn build_with(mut input: BuildInput, site_dir: &Path, signing: Signing) -> R
         releases,
         analysed,
         catalog: catalog_work,
+        catalog_millis,
         levels: levels_work,
         ..BuildReport::default()
     };

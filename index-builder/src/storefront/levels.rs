@@ -22,7 +22,7 @@ use trellis_schema::catalog::PluginSummary;
 use trellis_schema::security_level::{Level, LevelsBucket, PluginLevels};
 use trellis_schema::{PluginId, Sha256};
 
-use super::{Document, STATE_DIR, StorefrontError, read_file};
+use super::{Document, STATE_DIR, StorefrontError};
 
 /// The levels buckets the site serves, by bucket number.
 pub(super) type SiteBuckets = BTreeMap<u8, (String, Document)>;
@@ -43,7 +43,7 @@ pub(super) fn kept_path(bucket: u8) -> String {
 }
 
 fn parse_bucket(site_dir: &Path, target: &str, document: &Document) -> Result<LevelsBucket, StorefrontError> {
-    trellis_schema::json::from_slice(&read_file(site_dir, &document.path)?)
+    trellis_schema::json::from_slice(&document.read(site_dir)?)
         .map_err(|e| StorefrontError::Catalog(format!("{target}: {e}")))
 }
 

@@ -30,9 +30,31 @@
 //!
 //! Two steps around the build: [`prepare`] (before anything is written: reads the
 //! changed plugins' packages, refuses an image that does not decode) and [`publish`]
-//! (after the build: renders the pages whose inputs changed and writes only those whose
-//! bytes differ, images first, pages next, state last, each file atomically). A
-//! refused storefront therefore leaves the site as it was.
+//! (renders the pages whose inputs changed and writes only those whose bytes differ,
+//! images first, pages next, state last, each file atomically). A refused storefront
+//! therefore leaves the site as it was.
+//!
+//! `trellis-index build` runs the second step beside the build ([`build_and_publish`]):
+//! the build hands over the catalog and levels documents it is about to publish, in
+//! memory, as soon as they are computed ([`crate::build::CatalogHandoff`]), and the
+//! storefront renders from them while the build writes the index docs, blobs and
+//! metadata (each side alone keeps about one of two cores busy: creating files
+//! serialises in the kernel on each directory's lock). The ordering that keeps a
+//! reader from seeing a page ahead of its metadata:
+//!
+//! 1. every page is written where no reader looks: a directory the site lacks into
+//!    `.storefront-staging/`, a replacement into `.storefront-staging/.replace/`; a
+//!    file whose bytes the site has is left alone (it shows nothing new);
+//! 2. the storefront then waits for the build: only once the build returned `Ok`
+//!    (its timestamp, naming the catalog the pages were rendered from, is in place)
+//!    and the caller's state after it is written does anything move: removals,
+//!    replacements renamed, one barrier, staged directories renamed in, then the
+//!    storefront's state;
+//! 3. a build that fails, before or after the handover, moves nothing: the staging is
+//!    cleared and the storefront stays what it was, consistent with the metadata the
+//!    site still serves (a failure after the timestamp leaves new metadata with the
+//!    older pages, as a crash between the two steps always could: the next build
+//!    renders what its state says changed).
 //!
 //! Writing is most of a full build's cost (a page per plugin; what each page shows
 //! beyond its catalog record is kept in 4,096 groups, `_storefront/pages/<xxx>.json`,
@@ -42,8 +64,10 @@
 //! file, a rename or a comparison per file, and renamed into place once durable: a
 //! reader sees it complete or not at all, as it sees each file replaced in place.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
@@ -52,7 +76,7 @@ use trellis_client::fs::FsError;
 use trellis_schema::catalog::{self, CatalogHead, PluginSummary};
 use trellis_schema::{PluginId, Sha256};
 
-use crate::build::PreviousSite;
+use crate::build::{self, BuildError, BuildInput, BuildReport, CatalogHandoff, PreviousSite, Signing};
 use crate::release::PluginInput;
 use crate::site;
 use crate::tuf::{CATALOG_ROLE, SECURITY_ROLE};
@@ -248,15 +272,97 @@ fn bucket_state_path(bucket: u32) -> String {
     format!("{STATE_DIR}/records-{bucket:02x}.json")
 }
 
-fn vendor_path(vendor: &str) -> String {
-    format!("{STATE_DIR}/publishers/{vendor}.json")
+/// How many groups the publishers' kept members and card levels are split into
+/// (`_storefront/publisher-groups/<xxx>.json`, by the first 10 bits of the SHA-256 of
+/// the vendor): ~12 publishers and ~40 KB a group at 100k plugins (12,231 publishers),
+/// so a full build writes 1,024 files instead of one a publisher and a one-release
+/// build rewrites one group.
+const PUBLISHER_GROUPS: u16 = 1024;
+
+/// The publisher group of `vendor`.
+fn publisher_group(vendor: &str) -> u16 {
+    let digest = Sha256::of(vendor.as_bytes());
+    let bytes = digest.as_bytes();
+    (u16::from(bytes[0]) << 2 | u16::from(bytes[1]) >> 6) % PUBLISHER_GROUPS
 }
 
-/// A catalog document the site serves: its path in the site and its SHA-256.
+fn publisher_group_path(group: u16) -> String {
+    format!("{STATE_DIR}/publisher-groups/{group:03x}.json")
+}
+
+/// Where an older trellis-index kept each publisher, one file a publisher
+/// (`_storefront/publishers/<vendor>.json`): a storefront that still has it is
+/// rendered whole once, into the groups, then the directory goes.
+const OLD_PUBLISHERS_DIR: &str = "publishers";
+
+/// The kept data of the publishers of one group (`_storefront/publisher-groups/<xxx>.json`).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct PublisherGroup {
+    publishers: BTreeMap<String, KeptPublisher>,
+}
+
+/// The publisher groups read so far, each read once: `None` for one that cannot be
+/// read or does not parse (a group the site lacks has no publisher).
+struct KeptPublishers<'s> {
+    site_dir: &'s Path,
+    groups: BTreeMap<u16, Option<PublisherGroup>>,
+}
+
+impl<'s> KeptPublishers<'s> {
+    fn new(site_dir: &'s Path) -> Self {
+        Self { site_dir, groups: BTreeMap::new() }
+    }
+
+    /// `vendor`'s kept data: `Err(())` when its group cannot be read, `Ok(None)` when
+    /// the group does not list it.
+    fn get(&mut self, vendor: &str) -> Result<Option<&KeptPublisher>, ()> {
+        let group = publisher_group(vendor);
+        let path = self.site_dir.join(publisher_group_path(group));
+        let kept = self.groups.entry(group).or_insert_with(|| match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).ok(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(PublisherGroup::default()),
+            Err(_) => None,
+        });
+        Ok(kept.as_ref().ok_or(())?.publishers.get(vendor))
+    }
+}
+
+/// A publisher's kept data as written: its members and its page's card levels.
+#[derive(Serialize)]
+struct KeptPublisherOut<'a> {
+    members: &'a [PluginSummary],
+    cards: Cow<'a, levels::PageCards>,
+}
+
+/// A [`PublisherGroup`] as written.
+#[derive(Serialize)]
+struct PublisherGroupOut<'a> {
+    publishers: BTreeMap<&'a str, KeptPublisherOut<'a>>,
+}
+
+/// One publisher of a group to write: kept as it was, or of a page redone now.
+enum PublisherEntry<'a> {
+    Kept(&'a KeptPublisher),
+    Redone(&'a [PluginSummary]),
+}
+
+/// A catalog document the site serves: its path in the site and its SHA-256, and its
+/// bytes when the build handed them over in memory ([`crate::build::CatalogHandoff`]).
 #[derive(Clone, Debug)]
 struct Document {
     path: String,
     sha256: Sha256,
+    bytes: Option<Arc<[u8]>>,
+}
+
+impl Document {
+    /// Its bytes: those the build handed over, else the site's file.
+    fn read(&self, site_dir: &Path) -> Result<Cow<'_, [u8]>, StorefrontError> {
+        match &self.bytes {
+            Some(bytes) => Ok(Cow::Borrowed(bytes)),
+            None => Ok(Cow::Owned(read_file(site_dir, &self.path)?)),
+        }
+    }
 }
 
 /// The catalog the site at `site_dir` serves, as its signed catalog role lists it:
@@ -288,56 +394,81 @@ fn read_catalog(site_dir: &Path) -> Result<SiteCatalog, StorefrontError> {
         .published_role(CATALOG_ROLE)
         .map_err(|e| fail(e.to_string()))?
         .ok_or_else(|| fail("the site has no catalog role; rebuild it with this trellis-index".into()))?;
+    let catalog =
+        role.entries.iter().filter(|(target, _)| !role.invalid.contains(*target)).map(|(t, (sha, _))| (t, *sha));
+    // The levels buckets: a site without them (an older trellis-index) shows no level.
+    let mut levels = Vec::new();
+    if let Some(security) = previous.role(SECURITY_ROLE).map_err(|e| fail(e.to_string()))? {
+        for (target, file) in &security.signed.targets {
+            let Some(sha256) = file.hashes.get("sha256").and_then(|h| h.parse::<Sha256>().ok()) else { continue };
+            levels.push((target.clone(), sha256));
+        }
+    }
+    site_catalog(site_dir, catalog, levels.iter().map(|(t, sha)| (t, *sha)), &BTreeMap::new())
+}
+
+/// The catalog a build is publishing, from what it handed over: the documents it made
+/// in memory, the others (carried over) read from the site, where they are published.
+fn handed_catalog(site_dir: &Path, handoff: &crate::build::CatalogHandoff) -> Result<SiteCatalog, StorefrontError> {
+    let catalog = handoff.catalog.iter().map(|(t, (sha, _))| (t, *sha));
+    site_catalog(site_dir, catalog, handoff.levels.iter().map(|(t, (sha, _))| (t, *sha)), &handoff.bytes)
+}
+
+/// The [`SiteCatalog`] of the catalog role's entries `catalog` and the security role's
+/// `levels` (other targets skipped), with the bytes of those in `bytes`.
+fn site_catalog<'t>(
+    site_dir: &Path,
+    catalog: impl Iterator<Item = (&'t String, Sha256)>,
+    levels: impl Iterator<Item = (&'t String, Sha256)>,
+    bytes: &BTreeMap<String, Arc<[u8]>>,
+) -> Result<SiteCatalog, StorefrontError> {
+    let fail = |e: String| StorefrontError::Catalog(e);
+    let document = |target: &String, sha256: Sha256| Document {
+        path: format!("{}/{}", site::TARGETS_DIR, site::hashed_target_path(target, &sha256)),
+        sha256,
+        bytes: bytes.get(target).cloned(),
+    };
     let mut head = None;
     let mut shards = BTreeMap::new();
     let mut buckets = BTreeMap::new();
     let mut listings = BTreeMap::new();
     let mut reviews = BTreeMap::new();
-    for (target, (sha256, _)) in &role.entries {
-        if role.invalid.contains(target) {
-            continue;
-        }
-        let sha256 = *sha256;
-        let path = format!("{}/{}", site::TARGETS_DIR, site::hashed_target_path(target, &sha256));
+    for (target, sha256) in catalog {
         let Some(name) = target.strip_prefix("catalog/").and_then(|n| n.strip_suffix(".json")) else { continue };
         if target == catalog::HEAD_TARGET {
-            head = Some(path);
+            head = Some(document(target, sha256));
         } else if let Some(key) = name.strip_prefix("search-") {
-            shards.insert(key.to_owned(), path);
+            shards.insert(key.to_owned(), document(target, sha256).path);
         } else if name.starts_with("typo-") {
             // Under its name: a typo key never collides with a search shard key,
             // which has no `-`.
-            shards.insert(name.to_owned(), path);
+            shards.insert(name.to_owned(), document(target, sha256).path);
         } else if let Some(bucket) = name.strip_prefix("records-") {
             let bucket = u32::from_str_radix(bucket, 16).map_err(|e| fail(format!("{target}: {e}")))?;
-            buckets.insert(bucket, (target.clone(), Document { path, sha256 }));
+            buckets.insert(bucket, (target.clone(), document(target, sha256)));
         } else if let Some(id) = name.strip_prefix("reviews-") {
             let id: PluginId = id.parse().map_err(|e| fail(format!("{target}: {e}")))?;
-            reviews.insert(id, Document { path, sha256 });
+            reviews.insert(id, document(target, sha256));
         } else if name.starts_with("category-") || name.starts_with("tag-") {
-            listings.insert(target.clone(), Document { path, sha256 });
+            listings.insert(target.clone(), document(target, sha256));
         }
     }
-    let head_path = head.ok_or_else(|| fail("the catalog role lists no head.json".into()))?;
-    let head = catalog::parse_head(&read_file(site_dir, &head_path)?, &catalog::CatalogLimits::default())
+    let head = head.ok_or_else(|| fail("the catalog role lists no head.json".into()))?;
+    let head_path = head.path.clone();
+    let head = catalog::parse_head(&head.read(site_dir)?, &catalog::CatalogLimits::default())
         .map_err(|e| fail(e.to_string()))?;
-    // The levels buckets: a site without them (an older trellis-index) shows no level.
-    let mut levels = levels::SiteBuckets::new();
-    if let Some(security) = previous.role(SECURITY_ROLE).map_err(|e| fail(e.to_string()))? {
-        for (target, file) in &security.signed.targets {
-            let Some(number) = target
-                .strip_prefix("security/levels-")
-                .and_then(|n| n.strip_suffix(".json"))
-                .and_then(|n| u8::from_str_radix(n, 16).ok())
-            else {
-                continue;
-            };
-            let Some(sha256) = file.hashes.get("sha256").and_then(|h| h.parse::<Sha256>().ok()) else { continue };
-            let path = format!("{}/{}", site::TARGETS_DIR, site::hashed_target_path(target, &sha256));
-            levels.insert(number, (target.clone(), Document { path, sha256 }));
-        }
+    let mut by_number = levels::SiteBuckets::new();
+    for (target, sha256) in levels {
+        let Some(number) = target
+            .strip_prefix("security/levels-")
+            .and_then(|n| n.strip_suffix(".json"))
+            .and_then(|n| u8::from_str_radix(n, 16).ok())
+        else {
+            continue;
+        };
+        by_number.insert(number, (target.clone(), document(target, sha256)));
     }
-    Ok(SiteCatalog { head, head_path, shards, buckets, listings, reviews, levels })
+    Ok(SiteCatalog { head, head_path, shards, buckets, listings, reviews, levels: by_number })
 }
 
 /// What a plugin page shows from the catalog: its summary and its reviews document.
@@ -356,7 +487,7 @@ fn read_reviews(
     reviews: &BTreeMap<PluginId, Document>,
 ) -> Result<Option<catalog::PluginReviews>, StorefrontError> {
     let Some(document) = reviews.get(id) else { return Ok(None) };
-    catalog::parse_reviews(id, &read_file(site_dir, &document.path)?, &catalog::CatalogLimits::default())
+    catalog::parse_reviews(id, &document.read(site_dir)?, &catalog::CatalogLimits::default())
         .map(Some)
         .map_err(|e| StorefrontError::Catalog(e.to_string()))
 }
@@ -447,7 +578,7 @@ fn changes(
         .par_iter()
         .map(|bucket| {
             let records = match site.buckets.get(bucket) {
-                Some((target, doc)) => summaries_of(target, &read_file(site_dir, &doc.path)?)?,
+                Some((target, doc)) => summaries_of(target, &doc.read(site_dir)?)?,
                 None => Vec::new(),
             };
             let kept: BTreeMap<PluginId, String> = if everything {
@@ -508,24 +639,121 @@ pub fn publish(
     insights: &Insights,
     load: &(dyn Fn(&BTreeSet<PluginId>) -> Result<Prepared, StorefrontError> + Sync),
 ) -> Result<StorefrontReport, StorefrontError> {
-    let published = publish_staged(prepared, site_dir, theme, insights, load);
-    if published.is_err() {
+    publish_cleared(prepared, site_dir, theme, insights, load, None, &mut || Ok(()))
+}
+
+/// What [`build_and_publish`] did: the build's report and the storefront's outcome.
+#[derive(Debug)]
+pub struct Built {
+    /// The site build's report.
+    pub build: BuildReport,
+    /// The storefront's report, or why it was refused (the site is published then, and
+    /// the storefront's pages are as they were).
+    pub storefront: Result<StorefrontReport, StorefrontError>,
+}
+
+/// Builds the site ([`build::build_handing_off`]) and its storefront at once: the
+/// storefront renders, on a pool of its own, from the catalog documents the build
+/// hands over in memory ([`CatalogHandoff`]: no document read back from the disk the
+/// build is writing) while the build writes the index docs, blobs and metadata.
+/// Each of the two keeps about one core busy (file creation serialises on the
+/// directories' locks in the kernel), so on two cores they overlap.
+///
+/// Ordering: every page is written where no reader looks (new directories staged
+/// under `.storefront-staging/`, replacements under its `.replace/`), and nothing is
+/// moved into place, removed or recorded as rendered until the build returned `Ok`
+/// **and** `after_build` (the caller's own state after the timestamp) succeeded: by
+/// then the timestamp naming the catalog the pages show is published, so a reader
+/// never sees a page ahead of its metadata. A build that fails after the handover
+/// leaves the storefront as it was (its staging cleared) and returns the build's
+/// error; a storefront that fails leaves the published site and returns in
+/// [`Built::storefront`].
+#[allow(clippy::too_many_arguments)] // the build's and the storefront's inputs, as they are
+pub fn build_and_publish(
+    input: BuildInput,
+    site_dir: &Path,
+    signing: Signing,
+    prepared: Prepared,
+    theme: &Theme,
+    insights: &Insights,
+    load: &(dyn Fn(&BTreeSet<PluginId>) -> Result<Prepared, StorefrontError> + Sync),
+    after_build: impl FnOnce(&BuildReport) -> Result<(), BuildError>,
+) -> Result<Built, BuildError> {
+    let gave_up = || StorefrontError::Catalog("the build failed: no storefront page was published".into());
+    std::thread::scope(|scope| {
+        let (catalog_tx, catalog_rx) = std::sync::mpsc::channel::<CatalogHandoff>();
+        let (published_tx, published_rx) = std::sync::mpsc::channel::<bool>();
+        let storefront = std::thread::Builder::new()
+            .name("storefront".into())
+            .spawn_scoped(scope, move || -> Result<StorefrontReport, StorefrontError> {
+                let handoff = catalog_rx.recv().map_err(|_| gave_up())?;
+                let mut published = move || match published_rx.recv() {
+                    Ok(true) => Ok(()),
+                    _ => Err(gave_up()),
+                };
+                // A pool of its own: the build's workers block in the kernel writing
+                // files as the storefront's do, and neither side waits for the other's.
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .thread_name(|i| format!("storefront-{i}"))
+                    .build()
+                    .map_err(|e| StorefrontError::Catalog(format!("starting the storefront's threads: {e}")))?;
+                pool.install(|| {
+                    publish_cleared(prepared, site_dir, theme, insights, load, Some(&handoff), &mut published)
+                })
+            })
+            .map_err(|e| FsError::new("starting the storefront's thread", site_dir, e))?;
+        let mut catalog_tx = Some(catalog_tx);
+        let built = build::build_handing_off(input, site_dir, signing, &mut |handoff| {
+            if let Some(tx) = catalog_tx.take() {
+                // A storefront that already gave up has dropped its end: nothing to do.
+                let _ = tx.send(handoff);
+            }
+        });
+        drop(catalog_tx);
+        let built = built.and_then(|report| after_build(&report).map(|()| report));
+        let _ = published_tx.send(built.is_ok());
+        let storefront = storefront.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        Ok(Built { build: built?, storefront })
+    })
+}
+
+/// [`publish_staged`], clearing the staging directory when it fails.
+fn publish_cleared(
+    prepared: Prepared,
+    site_dir: &Path,
+    theme: &Theme,
+    insights: &Insights,
+    load: &(dyn Fn(&BTreeSet<PluginId>) -> Result<Prepared, StorefrontError> + Sync),
+    handoff: Option<&CatalogHandoff>,
+    published: &mut dyn FnMut() -> Result<(), StorefrontError>,
+) -> Result<StorefrontReport, StorefrontError> {
+    let outcome = publish_staged(prepared, site_dir, theme, insights, load, handoff, published);
+    if outcome.is_err() {
         // What was staged: the next build would clear it first anyway.
         let _ = write::clear_staging(site_dir);
     }
-    published
+    outcome
 }
 
+/// Renders and writes every page into the staging directory, from the site's catalog
+/// or, with `handoff`, from the catalog the build is publishing; then waits for
+/// `published` (the build's metadata is published: `Ok`) before anything becomes
+/// visible, and moves it all into place.
 fn publish_staged(
     prepared: Prepared,
     site_dir: &Path,
     theme: &Theme,
     insights: &Insights,
     load: &(dyn Fn(&BTreeSet<PluginId>) -> Result<Prepared, StorefrontError> + Sync),
+    handoff: Option<&CatalogHandoff>,
+    published: &mut dyn FnMut() -> Result<(), StorefrontError>,
 ) -> Result<StorefrontReport, StorefrontError> {
     let mut clock = std::time::Instant::now();
     let mut phases = Vec::new();
-    let site = read_catalog(site_dir)?;
+    let site = match handoff {
+        Some(handoff) => handed_catalog(site_dir, handoff)?,
+        None => read_catalog(site_dir)?,
+    };
     phases.push(("catalog", lap(&mut clock)));
     let old: State = std::fs::read(state_path(site_dir))
         .ok()
@@ -534,7 +762,10 @@ fn publish_staged(
     let loaded: BTreeSet<PluginId> = prepared.pages.keys().cloned().collect();
     // A storefront keeping page data one file a plugin (an older trellis-index) is
     // rendered whole once, into the groups.
-    let mut everything = old.theme != theme.digest() || site_dir.join(STATE_DIR).join(OLD_DATA_DIR).is_dir();
+    let mut everything = old.theme != theme.digest()
+        || site_dir.join(STATE_DIR).join(OLD_DATA_DIR).is_dir()
+        || site_dir.join(STATE_DIR).join(OLD_PUBLISHERS_DIR).is_dir();
+    let mut kept_publishers = KeptPublishers::new(site_dir);
     let (level_changes, changes, Publishers { members, cards: kept_cards }, vendors, insight_members) = loop {
         let level_changes = levels::changes(site_dir, &site.levels, &old.levels, everything)?;
         let changes = changes(site_dir, &site, &old, &loaded, &level_changes.changed, everything)?;
@@ -550,12 +781,12 @@ fn publish_staged(
             .collect();
         // A publisher's kept members are missing (a storefront from an older
         // trellis-index, or removed by hand): render everything once.
-        let Some(members) = publisher_members(site_dir, &changes, &flipped, &old, everything) else {
+        let Some(members) = publisher_members(&mut kept_publishers, &changes, &flipped, &old, everything) else {
             everything = true;
             continue;
         };
         let vendors = listed_vendors(&old, &members.members, everything);
-        match insight_members(site_dir, &members.members, &vendors, &old, insights, everything) {
+        match insight_members(&mut kept_publishers, &members.members, &vendors, &old, insights, everything) {
             Some(insight) => break (level_changes, changes, members, vendors, insight),
             None => everything = true,
         }
@@ -616,7 +847,7 @@ fn publish_staged(
     // by the job that renders it (never all at once); otherwise they are few, read
     // here to find the levels their cards show.
     let parse_listing = |target: &String, doc: &Document| {
-        catalog::parse_page(target, &read_file(site_dir, &doc.path)?, &catalog::CatalogLimits::default())
+        catalog::parse_page(target, &doc.read(site_dir)?, &catalog::CatalogLimits::default())
             .map_err(|e| StorefrontError::Catalog(e.to_string()))
     };
     let mut listings: Vec<catalog::ListingPage> = Vec::new();
@@ -685,7 +916,7 @@ fn publish_staged(
     } else {
         jobs.extend(listings.iter().map(Job::Listing));
     }
-    jobs.extend(members.iter().map(|(vendor, list)| Job::Publisher(vendor, list)));
+    jobs.extend(members.iter().filter(|(_, list)| !list.is_empty()).map(|(vendor, list)| Job::Publisher(vendor, list)));
     jobs.extend(
         insight_members.iter().filter(|(vendor, _)| insights.has_page(vendor)).map(|(v, list)| Job::Insight(v, list)),
     );
@@ -709,6 +940,30 @@ fn publish_staged(
     jobs.extend(
         groups.iter().filter(|(_, members)| !members.is_empty()).map(|(group, members)| Job::Group(*group, members)),
     );
+    // The publisher groups of the publishers whose page is redone, rewritten whole:
+    // the kept data of their other publishers (none when rendering everything: every
+    // listed publisher is redone) and the redone publishers that still list a plugin.
+    let mut publisher_groups: BTreeMap<u16, BTreeMap<&str, PublisherEntry<'_>>> =
+        members.keys().map(|vendor| (publisher_group(vendor), BTreeMap::new())).collect();
+    if !everything {
+        for (group, entries) in &mut publisher_groups {
+            if let Some(Some(kept)) = kept_publishers.groups.get(group) {
+                let others = kept.publishers.iter().filter(|(vendor, _)| !members.contains_key(*vendor));
+                entries.extend(others.map(|(vendor, kept)| (vendor.as_str(), PublisherEntry::Kept(kept))));
+            }
+        }
+    }
+    for (vendor, list) in members.iter().filter(|(_, list)| !list.is_empty()) {
+        if let Some(entries) = publisher_groups.get_mut(&publisher_group(vendor)) {
+            entries.insert(vendor.as_str(), PublisherEntry::Redone(list.as_slice()));
+        }
+    }
+    jobs.extend(
+        publisher_groups
+            .iter()
+            .filter(|(_, entries)| !entries.is_empty())
+            .map(|(group, entries)| Job::PublisherGroup(*group, entries)),
+    );
     // Where each job writes, known before anything is rendered.
     let mut paths: Vec<String> = Vec::new();
     for job in &jobs {
@@ -723,7 +978,8 @@ fn publish_staged(
                 paths.push(render::listing_path(l.kind, &l.name, l.page));
                 paths.push(levels::cards_path(&listing_key(l.kind, &l.name, l.page)));
             }
-            Job::Publisher(vendor, _) => paths.extend([render::publisher_path(vendor), vendor_path(vendor)]),
+            Job::Publisher(vendor, _) => paths.push(render::publisher_path(vendor)),
+            Job::PublisherGroup(group, _) => paths.push(publisher_group_path(*group)),
             Job::Insight(vendor, _) => paths.push(render::insight_path(vendor)),
             Job::Plugin(s) => paths.push(render::plugin_path(&s.id)),
             Job::Group(group, _) => paths.push(group_path(*group)),
@@ -778,14 +1034,27 @@ fn publish_staged(
                     ])
                 }
                 Job::Publisher(vendor, list) => {
-                    let mut out = Vec::new();
-                    if !list.is_empty() {
-                        let (path, bytes) = context.publisher_page(vendor, list, insights.has_page(vendor))?;
-                        out.push(write(path, bytes)?);
-                    }
-                    let kept = KeptPublisher { members: list.to_vec(), cards: levels::page_cards(list, &card_levels) };
-                    out.push(keep(vendor_path(vendor), serde_json::to_vec(&kept).unwrap_or_default())?);
-                    Ok(out)
+                    let (path, bytes) = context.publisher_page(vendor, list, insights.has_page(vendor))?;
+                    Ok(vec![write(path, bytes)?])
+                }
+                Job::PublisherGroup(group, entries) => {
+                    let publishers = entries
+                        .iter()
+                        .map(|(vendor, entry)| {
+                            let kept = match entry {
+                                PublisherEntry::Kept(kept) => {
+                                    KeptPublisherOut { members: &kept.members, cards: Cow::Borrowed(&kept.cards) }
+                                }
+                                PublisherEntry::Redone(list) => KeptPublisherOut {
+                                    members: list,
+                                    cards: Cow::Owned(levels::page_cards(list, &card_levels)),
+                                },
+                            };
+                            (*vendor, kept)
+                        })
+                        .collect();
+                    let bytes = serde_json::to_vec(&PublisherGroupOut { publishers }).unwrap_or_default();
+                    Ok(vec![keep(publisher_group_path(*group), bytes)?])
                 }
                 Job::Insight(vendor, list) => {
                     let (path, bytes) = context.insight_page(vendor, list, insights)?;
@@ -808,6 +1077,10 @@ fn publish_staged(
     written.extend(done.into_iter().flatten().flatten());
     let mut report = StorefrontReport { rendered: rendered.into_inner(), ..StorefrontReport::default() };
     phases.push(("render", lap(&mut clock)));
+    // Nothing above is visible (pages staged, replacements under the staging
+    // directory); nothing below may be before the metadata the pages show is.
+    published()?;
+    phases.push(("wait", lap(&mut clock)));
 
     // Every page rendered and written where no reader looks: the files of what the
     // site no longer lists go, then one durability barrier for everything, the
@@ -824,6 +1097,23 @@ fn publish_staged(
                 .map(group_path),
         );
     }
+    // A publisher group left with no publisher; rendering everything, every group no
+    // listed publisher falls in.
+    gone.extend(
+        publisher_groups
+            .iter()
+            .filter(|(_, entries)| entries.is_empty())
+            .map(|(group, _)| publisher_group_path(*group)),
+    );
+    if everything {
+        gone.extend(
+            (0..PUBLISHER_GROUPS)
+                .filter(|group| {
+                    !publisher_groups.contains_key(group) && site_dir.join(publisher_group_path(*group)).is_file()
+                })
+                .map(publisher_group_path),
+        );
+    }
     // The insight pages of publishers with no download in the window any more (when
     // rendering everything, of every such publisher: an older storefront had one each).
     gone.extend(insight_members.keys().filter(|vendor| !insights.has_page(vendor)).map(|v| render::insight_path(v)));
@@ -832,7 +1122,6 @@ fn publish_staged(
             gone.extend([
                 render::publisher_path(vendor),
                 render::insight_path(vendor),
-                vendor_path(vendor),
                 // A publisher's kept cards before they moved into its members' file.
                 levels::cards_path(&publisher_key(vendor)),
             ]);
@@ -892,12 +1181,15 @@ fn publish_staged(
         states.par_iter().map(|(path, bytes)| writer.write(path, bytes)).collect::<Result<_, FsError>>()?;
     report.written.extend(writer.finish(written.into_iter().flatten().collect(), &[], &[])?);
     write::clear_staging(site_dir)?;
-    // Page data one file a plugin (an older trellis-index): the groups replaced it.
-    let old_data = site_dir.join(STATE_DIR).join(OLD_DATA_DIR);
-    if everything && old_data.is_dir() {
-        std::fs::remove_dir_all(&old_data)
-            .map_err(|e| FsError::new("removing the page data an older trellis-index kept", &old_data, e))?;
-        report.removed.push(format!("{STATE_DIR}/{OLD_DATA_DIR}/"));
+    // Page data one file a plugin, publishers one file each (an older trellis-index):
+    // the groups replaced them.
+    for old_dir in [OLD_DATA_DIR, OLD_PUBLISHERS_DIR] {
+        let old_data = site_dir.join(STATE_DIR).join(old_dir);
+        if everything && old_data.is_dir() {
+            std::fs::remove_dir_all(&old_data)
+                .map_err(|e| FsError::new("removing the state an older trellis-index kept", &old_data, e))?;
+            report.removed.push(format!("{STATE_DIR}/{old_dir}/"));
+        }
     }
     phases.push(("state", lap(&mut clock)));
     report.phases = phases;
@@ -920,6 +1212,8 @@ enum Job<'a> {
     Plugin(&'a PluginSummary),
     /// A page data group (its plugins' data, by id).
     Group(u16, &'a BTreeMap<&'a PluginId, &'a PageData>),
+    /// A publisher group (its publishers' kept data, by vendor).
+    PublisherGroup(u16, &'a BTreeMap<&'a str, PublisherEntry<'a>>),
 }
 
 /// A [`PageGroup`] as written.
@@ -942,7 +1236,7 @@ struct KeptPublisher {
 /// (when `everything`, every plugin changed: all come from the records). `None` when
 /// the state counts members of a publisher whose kept members cannot be read.
 fn publisher_members(
-    site_dir: &Path,
+    kept_publishers: &mut KeptPublishers<'_>,
     changes: &Changes,
     more: &BTreeSet<&str>,
     old: &State,
@@ -966,13 +1260,11 @@ fn publisher_members(
         let KeptPublisher { mut members, cards: kept } = if everything {
             KeptPublisher::default()
         } else {
-            match std::fs::read(site_dir.join(vendor_path(vendor))) {
-                Ok(bytes) => serde_json::from_slice(&bytes).ok()?,
+            match kept_publishers.get(vendor).ok()? {
+                Some(kept) => KeptPublisher { members: kept.members.clone(), cards: kept.cards.clone() },
                 // A publisher new to the storefront has none kept.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !old.vendors.contains_key(vendor) => {
-                    KeptPublisher::default()
-                }
-                Err(_) => return None,
+                None if !old.vendors.contains_key(vendor) => KeptPublisher::default(),
+                None => return None,
             }
         };
         members.retain(|s| !changes.changed.contains(&s.id));
@@ -1014,7 +1306,7 @@ fn listed_vendors(
 /// one the state kept (read from `_storefront/publishers/<vendor>.json`). `None` when
 /// such a file cannot be read.
 fn insight_members(
-    site_dir: &Path,
+    kept_publishers: &mut KeptPublishers<'_>,
     members: &BTreeMap<String, Vec<PluginSummary>>,
     vendors: &BTreeMap<String, u32>,
     old: &State,
@@ -1026,8 +1318,8 @@ fn insight_members(
         if let Some(list) = members.get(vendor) {
             out.insert(vendor.clone(), list.clone());
         } else if everything || old.insights.get(vendor) != insights.digest(vendor).as_ref() {
-            let bytes = std::fs::read(site_dir.join(vendor_path(vendor))).ok()?;
-            out.insert(vendor.clone(), serde_json::from_slice::<KeptPublisher>(&bytes).ok()?.members);
+            let kept = kept_publishers.get(vendor).ok()??;
+            out.insert(vendor.clone(), kept.members.clone());
         }
     }
     Some(out)

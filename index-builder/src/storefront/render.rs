@@ -35,9 +35,10 @@ const TEMPLATES: [(&str, &str); 9] = [
 /// [`trellis_schema::catalog::REVIEWS_PER_DOC`]).
 pub(super) const REVIEWS_SHOWN: usize = 20;
 
-/// The storefront's layout (which pages exist), part of [`Theme::digest`]: `2`, insight
-/// pages only for publishers with downloads in the window.
-const LAYOUT: &str = "layout 2";
+/// The storefront's layout (which pages and state files exist), part of
+/// [`Theme::digest`]: `2`, insight pages only for publishers with downloads in the
+/// window; `3`, the publishers' kept data in groups (`_storefront/publisher-groups/`).
+const LAYOUT: &str = "layout 3";
 
 const STYLE: &str = include_str!("theme/style.css");
 const SCRIPT: &str = include_str!("theme/search.js");

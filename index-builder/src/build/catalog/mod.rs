@@ -557,9 +557,19 @@ pub fn documents_and_layout(
             listings.entry((ListingKind::Tag, tag)).or_default().push(&record.summary);
         }
     }
+    // Each listing's pages on its own (thousands of listings, ~2,700 at 100k plugins).
+    type Listed = (ListingKind, ListingSize, Vec<(String, Vec<u8>)>);
+    let listed: Vec<Listed> = listings
+        .into_par_iter()
+        .map(|((kind, name), members)| {
+            let mut pages = Vec::new();
+            let size = listing_pages(kind, name, members, &mut pages);
+            (kind, size, pages)
+        })
+        .collect();
     let mut sizes: BTreeMap<ListingKind, Vec<ListingSize>> = BTreeMap::new();
-    for ((kind, name), members) in listings {
-        let size = listing_pages(kind, name, members, &mut out);
+    for (kind, size, pages) in listed {
+        out.extend(pages);
         sizes.entry(kind).or_default().push(size);
     }
     for sized in sizes.values_mut() {
@@ -612,11 +622,15 @@ pub fn documents_and_layout(
     }
 
     // Record buckets.
-    let mut buckets: BTreeMap<u32, Vec<CatalogRecord>> = (0..RECORD_BUCKETS).map(|b| (b, Vec::new())).collect();
+    let mut buckets: BTreeMap<u32, Vec<&CatalogRecord>> = (0..RECORD_BUCKETS).map(|b| (b, Vec::new())).collect();
     for record in list {
-        buckets.entry(catalog::record_bucket(&record.summary.id)).or_default().push(record.clone());
+        buckets.entry(catalog::record_bucket(&record.summary.id)).or_default().push(record);
     }
-    out.extend(buckets.into_iter().map(|(bucket, records)| bucket_bytes(bucket, records)));
+    let buckets: Vec<(String, Vec<u8>)> = buckets
+        .into_par_iter()
+        .map(|(bucket, records)| bucket_bytes(bucket, records.into_iter().cloned().collect()))
+        .collect();
+    out.extend(buckets);
     out.sort_by(|a, b| a.0.cmp(&b.0));
     (out, ShardLayout::exact(split))
 }
