@@ -51,6 +51,22 @@
 //! 146, lowest quarter under 126 (previous 120–226, median 157, 149); in one profile
 //! the shards' samples 11.8 → 4.2 ms (`/work/notes/cat300k.md`). Still over 100 ms at 300k: the catalog role (2.4 MB: 9,844 shard entries
 //! 1.30 MB, 8,091 listing pages 1.10 MB), the 3.4 MB record bucket, ~7 MB written.
+//! A child no longer makes the whole synthetic plan: it reads the grown plugin and
+//! the plugin ids from `child-input.json` (written by the full build; for an older
+//! kept site by a process of its own) and reports the build's own peak RSS (reset
+//! right before it). At 300k × 5 the 971 MB peak the child reported was the plan's:
+//! the build itself peaks at ~75 MB (42 MB before it); at 100k × 10 ~33 MB (was 623).
+//! With the published catalog read through one checking reader, `Sha256::from_str`
+//! from a table and record buckets scanned with `memchr2` (2026-12-02, load 7–8,
+//! alternating on one kept site with main's binary): 300k × 5, 10 runs each, median
+//! 159 ms CPU (118–268), main 167 (151–187); 100k × 10, 8 runs each, median 77
+//! (71–99), main 95 (89–109). With the same binary, a child making the plan itself
+//! (`TRELLIS_BENCH_CHILD_PLAN=inline`) measured the same CPU within the noise (100k:
+//! 79 vs 82). In one 300k profile the build's CPU goes to the catalog role (read and
+//! scanned ~12 ms, signed: two SHA-512 passes over 2.4 MB, most of ~23 ms sampled,
+//! written), the record bucket (~11), `build_with` glue and drops (~30, of it ~9
+//! dropping the 300k plugin ids of `BuildInput`), writes (~12), levels (~5), the
+//! snapshot (~4) (`/work/notes/bins300k.md`).
 //!
 //! `TRELLIS_BENCH_STATS=1`: the registry has download statistics (`stats/`), and the
 //! fresh-process builds also run a day later (the windows move) and without the
