@@ -59,7 +59,8 @@
 //! With the published catalog read through one checking reader, `Sha256::from_str`
 //! from a table and record buckets scanned with `memchr2` (2026-12-02, load 7–8,
 //! alternating on one kept site with main's binary): 300k × 5, 10 runs each, median
-//! 159 ms CPU (118–268), main 167 (151–187); 100k × 10, 8 runs each, median 77
+//! 159 ms CPU (118–268), main 167 (151–187), a second batch of 12 each (load 6.4–8.2)
+//! 153 (132–174), main 165 (121–367); 100k × 10, 8 runs each, median 77
 //! (71–99), main 95 (89–109). With the same binary, a child making the plan itself
 //! (`TRELLIS_BENCH_CHILD_PLAN=inline`) measured the same CPU within the noise (100k:
 //! 79 vs 82). In one 300k profile the build's CPU goes to the catalog role (read and
