@@ -51,6 +51,23 @@
 //! 146, lowest quarter under 126 (previous 120–226, median 157, 149); in one profile
 //! the shards' samples 11.8 → 4.2 ms (`/work/notes/cat300k.md`). Still over 100 ms at 300k: the catalog role (2.4 MB: 9,844 shard entries
 //! 1.30 MB, 8,091 listing pages 1.10 MB), the 3.4 MB record bucket, ~7 MB written.
+//! A child no longer makes the whole synthetic plan: it reads the grown plugin and
+//! the plugin ids from `child-input.json` (written by the full build; for an older
+//! kept site by a process of its own) and reports the build's own peak RSS (reset
+//! right before it). At 300k × 5 the 971 MB peak the child reported was the plan's:
+//! the build itself peaks at ~75 MB (42 MB before it); at 100k × 10 ~33 MB (was 623).
+//! With the published catalog read through one checking reader, `Sha256::from_str`
+//! from a table and record buckets scanned with `memchr2` (2026-12-02, load 7–8,
+//! alternating on one kept site with main's binary): 300k × 5, 10 runs each, median
+//! 159 ms CPU (118–268), main 167 (151–187), a second batch of 12 each (load 6.4–8.2)
+//! 153 (132–174), main 165 (121–367); 100k × 10, 8 runs each, median 77
+//! (71–99), main 95 (89–109). With the same binary, a child making the plan itself
+//! (`TRELLIS_BENCH_CHILD_PLAN=inline`) measured the same CPU within the noise (100k:
+//! 79 vs 82). In one 300k profile the build's CPU goes to the catalog role (read and
+//! scanned ~12 ms, signed: two SHA-512 passes over 2.4 MB, most of ~23 ms sampled,
+//! written), the record bucket (~11), `build_with` glue and drops (~30, of it ~9
+//! dropping the 300k plugin ids of `BuildInput`), writes (~12), levels (~5), the
+//! snapshot (~4) (`/work/notes/bins300k.md`).
 //!
 //! `TRELLIS_BENCH_STATS=1`: the registry has download statistics (`stats/`), and the
 //! fresh-process builds also run a day later (the windows move) and without the
@@ -138,10 +155,80 @@ fn write_stats(registry: &Path, plan: &[synth::SynthPlugin]) -> usize {
     count
 }
 
+/// What a child needs of the synthetic plan: the plugin it grows and every plugin id
+/// (what a real build lists from the registry's `releases/`), kept in the work
+/// directory as `child-input.json` so a child never generates the plan itself.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ChildInput {
+    target: ChildPlugin,
+    known: Vec<trellis_schema::PluginId>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ChildPlugin {
+    id: trellis_schema::PluginId,
+    releases: Vec<(semver::Version, trellis_schema::plugin::Channel, Vec<trellis_schema::plugin::Dependency>, bool)>,
+}
+
+impl ChildInput {
+    /// The input of a child over the site built from `plan` (it grows the middle plugin).
+    fn of(plan: &[synth::SynthPlugin]) -> Self {
+        let target = &plan[plan.len() / 2];
+        Self {
+            target: ChildPlugin {
+                id: target.id.clone(),
+                releases: (target.releases.iter())
+                    .map(|r| (r.version.clone(), r.channel, r.dependencies.clone(), r.yanked))
+                    .collect(),
+            },
+            known: plan.iter().map(|p| p.id.clone()).collect(),
+        }
+    }
+}
+
+const CHILD_INPUT: &str = "child-input.json";
+
+/// Writes `child-input.json` of `work` from the plan of `spec` (in its own process:
+/// the plan is ~1 GB at 300k plugins, and a child that made and freed it measured
+/// jemalloc sorting those freed pages, and reported them as its peak RSS).
+fn prepare_child_input(work: &Path, spec: SynthSpec) {
+    let input = ChildInput::of(&synth::plan(spec));
+    std::fs::write(work.join(CHILD_INPUT), serde_json::to_vec(&input).unwrap()).unwrap();
+}
+
+/// The child's input: `child-input.json` of `work`, written first (by a process of its
+/// own) when missing (a site kept by an older version of this bench).
+/// `TRELLIS_BENCH_CHILD_PLAN=inline`: the plan made (and freed) in the child, as this
+/// bench did before, to compare with.
+fn child_input(work: &Path, spec: SynthSpec) -> ChildInput {
+    if std::env::var("TRELLIS_BENCH_CHILD_PLAN").is_ok_and(|v| v == "inline") {
+        return ChildInput::of(&synth::plan(spec));
+    }
+    let path = work.join(CHILD_INPUT);
+    if !path.exists() {
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .env_remove("TRELLIS_BENCH_CHILD")
+            .env("TRELLIS_BENCH_CHILD_PREPARE", format!("{} {} {}", work.display(), spec.plugins, spec.versions))
+            .status()
+            .unwrap();
+        assert!(status.success(), "preparing {}", path.display());
+    }
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+/// `VmHWM` or `VmRSS` of this process, as `/proc/self/status` gives it (`N kB`).
+fn proc_status(field: &str) -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).map(|l| l[field.len()..].trim().to_owned()))
+        .unwrap_or_default()
+}
+
 /// The child: one +1 release build over the site in `work`, timed alone.
 /// `TRELLIS_BENCH_CHILD_MODE`: `next-day` builds a day later (download windows move),
 /// `no-state` first removes the catalog's figures state (the catalog from every record:
-/// what every build with `stats/` did before that state existed).
+/// what every build with `stats/` did before that state existed). The peak RSS is the
+/// build's own: reset (`/proc/self/clear_refs`) right before it.
 fn child(work: &Path, spec: SynthSpec, n: u64) {
     let mode = std::env::var("TRELLIS_BENCH_CHILD_MODE").unwrap_or_default();
     let mut now: jiff::Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
@@ -151,31 +238,40 @@ fn child(work: &Path, spec: SynthSpec, n: u64) {
     if mode == "no-state" {
         std::fs::remove_file(work.join("site/_catalog/figures.json")).unwrap();
     }
-    let plan = synth::plan(spec);
-    let target = plan[plan.len() / 2].clone();
+    let input = child_input(work, spec);
     let synth_site = SynthSite {
         registry: trellis_index::registry::Registry::open(&work.join("registry")).unwrap(),
         site_dir: work.join("site"),
-        known: plan.iter().map(|p| p.id.clone()).collect(),
+        known: input.known.into_iter().collect(),
         now,
         durability: Durability::OsBuffered,
     };
-    drop(plan);
+    let target = synth::SynthPlugin {
+        id: input.target.id,
+        releases: (input.target.releases.into_iter())
+            .map(|(version, channel, dependencies, yanked)| synth::SynthRelease {
+                version,
+                channel,
+                dependencies,
+                yanked,
+            })
+            .collect(),
+    };
     let changed = grown(&target, n);
     let scope = Scope::Plugins(BTreeSet::from([changed.id.clone()]));
+    let before = proc_status("VmRSS:");
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let (started, cpu_before) = (Instant::now(), cpu_nanos());
     let report = synth_site.build(vec![changed], scope).unwrap();
     let elapsed = started.elapsed();
     let cpu = cpu_nanos().saturating_sub(cpu_before);
-    let rss = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l[6..].trim().to_owned()))
-        .unwrap_or_default();
+    let rss = proc_status("VmHWM:");
     println!(
-        "{} {} {} {rss} (levels {} ms, catalog {:?})",
+        "{} {} {} {rss}{} ({before} before it; levels {} ms, catalog {:?})",
         elapsed.as_secs_f64() * 1000.0,
         cpu as f64 / 1e6,
         report.written.len(),
+        if reset { "" } else { " (process peak)" },
         report.levels.millis,
         report.catalog
     );
@@ -224,6 +320,12 @@ fn fresh_process_builds(work: &Path, plugins: usize, versions: usize) {
 }
 
 fn main() {
+    if let Ok(args) = std::env::var("TRELLIS_BENCH_CHILD_PREPARE") {
+        let fields: Vec<&str> = args.split(' ').collect();
+        let spec = SynthSpec { plugins: fields[1].parse().unwrap(), versions: fields[2].parse().unwrap(), seed: 42 };
+        prepare_child_input(Path::new(fields[0]), spec);
+        return;
+    }
     if let Ok(child_args) = std::env::var("TRELLIS_BENCH_CHILD") {
         let fields: Vec<&str> = child_args.split(' ').collect();
         let spec = SynthSpec { plugins: fields[1].parse().unwrap(), versions: fields[2].parse().unwrap(), seed: 42 };
@@ -256,6 +358,7 @@ fn main() {
     let stats = synth::shape(&plan);
     let target = plan[plan.len() / 2].clone();
     synth_site.known = plan.iter().map(|p| p.id.clone()).collect();
+    std::fs::write(work.path().join(CHILD_INPUT), serde_json::to_vec(&ChildInput::of(&plan)).unwrap()).unwrap();
     if with_stats {
         let counted = write_stats(&synth_site.registry.dir, &plan);
         println!("stats/downloads.json: {counted} plugins downloaded in the 60 days before the build");

@@ -107,22 +107,37 @@ impl FromStr for Sha256 {
     type Err = ParseDigestError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        // Lowercase hex only, decoded in one pass (a signed role lists thousands).
-        fn nibble(b: u8) -> Option<u8> {
-            match b {
-                b'0'..=b'9' => Some(b - b'0'),
-                b'a'..=b'f' => Some(b - b'a' + 10),
-                _ => None,
+        // Lowercase hex only, decoded in one pass without a branch per character (a
+        // signed role lists thousands: 18k in the catalog role at 300k plugins): each
+        // character's value from a table, where a character that is not lowercase hex
+        // has its high bit set, checked once at the end.
+        const INVALID: u8 = 0x80;
+        const NIBBLES: [u8; 256] = {
+            let mut table = [INVALID; 256];
+            let mut c = 0;
+            while c < 10 {
+                table[b'0' as usize + c] = c as u8;
+                c += 1;
             }
-        }
-        let invalid = || ParseDigestError(s.to_owned());
+            let mut c = 0;
+            while c < 6 {
+                table[b'a' as usize + c] = 10 + c as u8;
+                c += 1;
+            }
+            table
+        };
         let bytes = s.as_bytes();
         if bytes.len() != 64 {
-            return Err(invalid());
+            return Err(ParseDigestError(s.to_owned()));
         }
-        let mut out = [0u8; 32];
+        let (mut out, mut seen) = ([0u8; 32], 0u8);
         for (byte, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-            *byte = (nibble(pair[0]).ok_or_else(invalid)? << 4) | nibble(pair[1]).ok_or_else(invalid)?;
+            let (high, low) = (NIBBLES[usize::from(pair[0])], NIBBLES[usize::from(pair[1])]);
+            seen |= high | low;
+            *byte = (high << 4) | (low & 0x0f);
+        }
+        if seen & INVALID != 0 {
+            return Err(ParseDigestError(s.to_owned()));
         }
         Ok(Self(out))
     }
@@ -193,6 +208,18 @@ mod tests {
             for bad in ["A", "F", "g", "/", ":", "`", " "] {
                 let text = format!("{}{bad}{}", &zeros[..at], &zeros[at + 1..]);
                 assert!(text.parse::<Sha256>().is_err(), "{text}");
+            }
+            // Every ASCII character at every position: taken exactly when lowercase hex,
+            // as the value `hex` decodes (the table's nibbles, the high and low halves).
+            for c in 0..128u8 {
+                let text = format!("{}{}{}", &zeros[..at], char::from(c), &zeros[at + 1..]);
+                let parsed = text.parse::<Sha256>();
+                match c {
+                    b'0'..=b'9' | b'a'..=b'f' => {
+                        assert_eq!(parsed.unwrap().as_bytes()[..], hex::decode(&text).unwrap()[..])
+                    }
+                    _ => assert!(parsed.is_err(), "{text}"),
+                }
             }
         }
         assert!(format!("é{}", &zeros[2..]).parse::<Sha256>().is_err());

@@ -297,7 +297,7 @@ impl catalog::PublishedCatalog for SitePublished {
     fn entries(&self) -> &BTreeMap<String, (trellis_schema::Sha256, u64)> {
         &self.entries
     }
-    fn read(&self, target: &str) -> Result<Vec<u8>, trellis_index::build::BuildError> {
+    fn stored(&self, target: &str) -> Result<Vec<u8>, trellis_index::build::BuildError> {
         self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (sha256, _) = &self.entries[target];
         Ok(std::fs::read(trellis_index::site::target_file(&self.dir, target, sha256)).unwrap())

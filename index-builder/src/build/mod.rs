@@ -395,6 +395,22 @@ pub enum BuildError {
     /// The catalog cannot be built (a featured plugin the registry does not list).
     #[error("catalog: {0}")]
     Catalog(String),
+    /// A published catalog document is not the one the catalog role signed (its
+    /// SHA-256 differs): the site was changed after it was published. An incremental
+    /// build redoes the catalog from the records instead of reading it, or, for a
+    /// record bucket (the only copy of the records of the plugins it does not load),
+    /// refuses; a full build skips the bucket.
+    #[error(
+        "catalog: the published {target} is not the document the catalog role lists (its SHA-256 is {actual}, the role lists {listed}): the site was changed after it was signed; a full build (without --only) replaces it"
+    )]
+    CatalogAltered {
+        /// The catalog target.
+        target: String,
+        /// The SHA-256 of the bytes the site has.
+        actual: trellis_schema::Sha256,
+        /// The SHA-256 the catalog role lists.
+        listed: trellis_schema::Sha256,
+    },
     /// The storefront cannot be rendered (checked before the site is written).
     #[error(transparent)]
     Storefront(#[from] crate::storefront::StorefrontError),

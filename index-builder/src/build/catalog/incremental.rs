@@ -18,7 +18,6 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ops::Range;
-use std::sync::Mutex;
 
 use rayon::prelude::*;
 use trellis_schema::catalog::{self, CatalogLimits, CatalogRecord, HEAD_LIST, HEAD_TARGET, ListingKind, PluginSummary};
@@ -29,12 +28,36 @@ use super::super::plan::PublishedRole;
 use super::super::previous::PreviousSite;
 use super::ShardLayout;
 
+/// How every record bucket's target starts ([`catalog::records_target`]).
+const RECORDS_PREFIX: &str = "catalog/records-";
+
 /// The catalog documents a site publishes.
 pub trait PublishedCatalog: Sync {
     /// Every catalog target it lists, with its SHA-256 and length.
     fn entries(&self) -> &BTreeMap<String, (Sha256, u64)>;
-    /// The bytes of listed target `target`.
-    fn read(&self, target: &str) -> Result<Vec<u8>, BuildError>;
+    /// The bytes stored for listed target `target`, as they are: not checked against
+    /// the role (every reader goes through [`Self::read`], which checks them).
+    fn stored(&self, target: &str) -> Result<Vec<u8>, BuildError>;
+    /// The bytes of listed target `target`, which must be the document the catalog
+    /// role lists (its SHA-256): bytes that differ (the site was changed after it was
+    /// signed) are [`BuildError::CatalogAltered`], never handed on, so content nobody
+    /// signed is never parsed into a signed document. What the caller does with that
+    /// error is its own: an update redoes the catalog from the records
+    /// ([`Incremental::update`]), an incremental build refuses an altered record
+    /// bucket (the only source of the records of the plugins it does not load), a
+    /// full build skips it.
+    fn read(&self, target: &str) -> Result<Vec<u8>, BuildError> {
+        let (listed, _) = self
+            .entries()
+            .get(target)
+            .ok_or_else(|| BuildError::Catalog(format!("the published catalog role does not list {target}")))?;
+        let bytes = self.stored(target)?;
+        let actual = Sha256::of(&bytes);
+        if actual != *listed {
+            return Err(BuildError::CatalogAltered { target: target.to_owned(), actual, listed: *listed });
+        }
+        Ok(bytes)
+    }
 }
 
 /// The catalog of a previous site on disk (`None` when it has no catalog role).
@@ -56,7 +79,13 @@ impl<'a> SiteCatalog<'a> {
                 "the published catalog role lists {target} without a valid sha256"
             )));
         }
-        Ok(Some(Self { site, entries: &role.entries }))
+        Ok(Some(Self::listing(site, &role.entries)))
+    }
+
+    /// The catalog `site` publishes as a role listing `entries` (a target listed
+    /// without a valid SHA-256 reads as altered).
+    pub(in crate::build) fn listing(site: &'a PreviousSite, entries: &'a BTreeMap<String, (Sha256, u64)>) -> Self {
+        Self { site, entries }
     }
 }
 
@@ -65,41 +94,13 @@ impl PublishedCatalog for SiteCatalog<'_> {
         self.entries
     }
 
-    fn read(&self, target: &str) -> Result<Vec<u8>, BuildError> {
+    fn stored(&self, target: &str) -> Result<Vec<u8>, BuildError> {
         let (sha256, _) = self
             .entries
             .get(target)
             .ok_or_else(|| BuildError::Catalog(format!("the published catalog role does not list {target}")))?;
         let path = crate::site::target_file(self.site.dir(), target, sha256);
         std::fs::read(&path).map_err(|e| BuildError::Site { path, reason: e.to_string() })
-    }
-}
-
-/// The published catalog, each document read checked against the SHA-256 its role
-/// lists: a document that differs is an error, and its target is kept in `altered`
-/// (so [`Incremental::update`] knows to give up rather than fail).
-struct Signed<'p> {
-    published: &'p dyn PublishedCatalog,
-    altered: Mutex<Vec<String>>,
-}
-
-impl PublishedCatalog for Signed<'_> {
-    fn entries(&self) -> &BTreeMap<String, (Sha256, u64)> {
-        self.published.entries()
-    }
-
-    fn read(&self, target: &str) -> Result<Vec<u8>, BuildError> {
-        let bytes = self.published.read(target)?;
-        let listed = self.published.entries().get(target).map(|(sha256, _)| sha256);
-        let actual = Sha256::of(&bytes);
-        if listed == Some(&actual) {
-            return Ok(bytes);
-        }
-        self.altered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(target.to_owned());
-        Err(BuildError::Catalog(format!(
-            "the published {target} is not the document the catalog role lists (its SHA-256 is {actual}, the role lists {})",
-            listed.map_or_else(|| "none".to_owned(), ToString::to_string)
-        )))
     }
 }
 
@@ -143,9 +144,10 @@ impl<'p> Incremental<'p> {
     }
 
     /// Reads the record buckets of `ids` not read yet (in parallel), and parses the
-    /// records of `ids` in them (a bucket's other records are kept as published bytes,
-    /// only when the bucket has the SHA-256 the catalog role lists; else it is parsed
-    /// whole and written again).
+    /// records of `ids` in them (a bucket's other records are kept as published bytes).
+    /// A bucket that is not the one the catalog role lists is refused
+    /// ([`BuildError::CatalogAltered`]): the records of the plugins this build does not
+    /// load come only from it, and content nobody signed must not be signed again.
     pub fn load<'i>(&mut self, ids: impl IntoIterator<Item = &'i PluginId>) -> Result<(), BuildError> {
         let ids: Vec<&PluginId> = ids.into_iter().collect();
         let wanted: BTreeSet<u32> =
@@ -154,10 +156,10 @@ impl<'p> Incremental<'p> {
             .into_par_iter()
             .map(|bucket| {
                 let target = catalog::records_target(bucket);
-                let Some((listed, _)) = self.published.entries().get(&target) else {
+                if !self.published.entries().contains_key(&target) {
                     return Ok((bucket, Bucket::default()));
-                };
-                Ok((bucket, Bucket::read(&target, listed, self.published.read(&target)?)?))
+                }
+                Ok((bucket, Bucket::read(&target, self.published.read(&target)?)?))
             })
             .collect::<Result<_, BuildError>>()?;
         self.buckets.extend(read);
@@ -183,27 +185,25 @@ impl<'p> Incremental<'p> {
     /// every record). A featured plugin the catalog does not list is refused as
     /// `check_featured` does.
     ///
-    /// Every published document the update reads (head, shards, typo shards, listing
-    /// pages) must have the SHA-256 the catalog role lists: one that does not (the site
-    /// changed after it was signed) gives the update up (`Ok(None)`, logged), so the
-    /// catalog is redone from the records and the altered document replaced by what
-    /// the records make of it, never re-signed with its edits. (Record buckets are
-    /// checked as they are read, see [`Self::load`].)
+    /// Every published document the update reads is checked against the catalog role
+    /// ([`PublishedCatalog::read`]): an altered head, shard, typo shard or listing page
+    /// (the site changed after it was signed) gives the update up (`Ok(None)`, logged),
+    /// so the catalog is redone from the records and the altered document replaced by
+    /// what the records make of it, never re-signed with its edits. An altered record
+    /// bucket stays an error (see [`Self::load`]).
     pub fn update(
         self,
         changes: &BTreeMap<PluginId, Option<CatalogRecord>>,
         featured: &[PluginId],
         trending: &[PluginId],
     ) -> Result<Option<CatalogUpdate>, BuildError> {
-        let signed = Signed { published: self.published, altered: Mutex::new(Vec::new()) };
-        let update = self.update_from(&signed, changes, featured, trending);
-        let altered = signed.altered.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match update {
-            Err(error) if !altered.is_empty() => {
+        match self.update_from(changes, featured, trending) {
+            Err(BuildError::CatalogAltered { target, actual, listed }) if !target.starts_with(RECORDS_PREFIX) => {
                 tracing::warn!(
-                    documents = ?altered,
-                    %error,
-                    "published catalog documents differ from what the catalog role lists; redoing the catalog from every record"
+                    document = %target,
+                    %actual,
+                    %listed,
+                    "a published catalog document differs from what the catalog role lists; redoing the catalog from every record"
                 );
                 Ok(None)
             }
@@ -211,14 +211,14 @@ impl<'p> Incremental<'p> {
         }
     }
 
-    /// [`Self::update`], reading the published documents through `published`.
+    /// [`Self::update`], an altered document an error.
     fn update_from(
         mut self,
-        published: &dyn PublishedCatalog,
         changes: &BTreeMap<PluginId, Option<CatalogRecord>>,
         featured: &[PluginId],
         trending: &[PluginId],
     ) -> Result<Option<CatalogUpdate>, BuildError> {
+        let published = self.published;
         if !published.entries().contains_key(HEAD_TARGET) {
             return Ok(None);
         }
@@ -528,19 +528,13 @@ struct Bucket {
 }
 
 impl Bucket {
-    /// The bucket `target` published as `bytes`, which the catalog role lists with
-    /// SHA-256 `listed`. Bytes the role did not sign are refused (see
-    /// [`super::altered_bucket`]): the records of the plugins this build does not load
-    /// come only from here, and content nobody signed must not be signed again. Its
-    /// records' bytes are kept as published (and spliced into the next bucket) when
-    /// laid out as this builder writes buckets; otherwise (an older builder's layout)
-    /// the bucket is parsed whole, strictly (refused, naming the file, when invalid),
-    /// and every record is written again from what was parsed.
-    fn read(target: &str, listed: &Sha256, bytes: Vec<u8>) -> Result<Self, BuildError> {
-        let actual = Sha256::of(&bytes);
-        if actual != *listed {
-            return Err(super::altered_bucket(target, &actual, listed));
-        }
+    /// The bucket `target` published as `bytes` (the ones the catalog role lists, as
+    /// [`PublishedCatalog::read`] checks). Its records' bytes are kept as published (and
+    /// spliced into the next bucket) when laid out as this builder writes buckets;
+    /// otherwise (an older builder's layout) the bucket is parsed whole, strictly
+    /// (refused, naming the file, when invalid), and every record is written again from
+    /// what was parsed.
+    fn read(target: &str, bytes: Vec<u8>) -> Result<Self, BuildError> {
         if let Some(records) = split_records(&bytes) {
             return Ok(Self { bytes, records, parsed: BTreeMap::new() });
         }
@@ -634,20 +628,15 @@ fn split_records(bytes: &[u8]) -> Option<Vec<(PluginId, Range<usize>)>> {
         if in_string {
             if escaped {
                 escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            } else {
-                // Most of a bucket is text: skip 16 bytes at a time while none of
-                // them ends the string or escapes (a branch-free test the compiler
-                // vectorises), then byte by byte.
-                while let Some(chunk) = body.get(i + 1..i + 17) {
-                    if chunk.iter().fold(false, |stop, &c| stop | (c == b'"') | (c == b'\\')) {
-                        break;
-                    }
-                    i += 16;
-                }
+                i += 1;
+                continue;
+            }
+            // Most of a bucket is text: straight to the next quote or backslash (SIMD).
+            let Some(at) = memchr::memchr2(b'"', b'\\', &body[i..]) else { break };
+            i += at;
+            match body[i] {
+                b'"' => in_string = false,
+                _ => escaped = true,
             }
             i += 1;
             continue;
@@ -901,7 +890,7 @@ mod tests {
         fn entries(&self) -> &BTreeMap<String, (Sha256, u64)> {
             &self.entries
         }
-        fn read(&self, target: &str) -> Result<Vec<u8>, BuildError> {
+        fn stored(&self, target: &str) -> Result<Vec<u8>, BuildError> {
             self.bytes.get(target).cloned().ok_or_else(|| BuildError::Catalog(format!("no {target}")))
         }
     }
@@ -1065,9 +1054,9 @@ mod tests {
         fn entries(&self) -> &BTreeMap<String, (Sha256, u64)> {
             &self.0.entries
         }
-        fn read(&self, target: &str) -> Result<Vec<u8>, BuildError> {
+        fn stored(&self, target: &str) -> Result<Vec<u8>, BuildError> {
             self.1.lock().unwrap().insert(target.to_owned());
-            self.0.read(target)
+            self.0.stored(target)
         }
     }
 
@@ -1386,8 +1375,8 @@ mod tests {
         // A record whose text needs escapes (quotes, backslashes, braces in strings).
         let tricky = records.keys().nth(4).unwrap().clone();
         records.get_mut(&tricky).unwrap().summary.summary = r#"a "quoted" {brace} [x] back\slash"#.into();
-        // Long text with quotes and escapes at every offset from a 16-byte boundary
-        // (the scan skips plain text 16 bytes at a time).
+        // Long text with quotes and escapes at every offset from a 16- or 32-byte
+        // boundary (the scan jumps through text by SIMD search for `"` and `\`).
         let long = records.keys().nth(9).unwrap().clone();
         records.get_mut(&long).unwrap().summary.summary =
             (0..40).map(|n| format!("{}\"}}{}\\]", "t".repeat(n), "u".repeat(n % 17))).collect();
@@ -1398,7 +1387,7 @@ mod tests {
         for ((id, range), record) in split.iter().zip(&all) {
             assert_eq!((id, &bytes[range.clone()]), (&record.summary.id, super::super::serialize(record).as_slice()));
         }
-        let published = Bucket::read("catalog/records-03.json", &Sha256::of(&bytes), bytes.clone()).unwrap();
+        let published = Bucket::read("catalog/records-03.json", bytes.clone()).unwrap();
         assert!(published.parsed.is_empty(), "the builder's own bucket: scanned, not parsed");
         assert_eq!(published.splice(&BTreeMap::new()), bytes, "nothing changed: the same bytes");
         // One changed, one removed, one new (sorting between two published ones).
@@ -1424,30 +1413,34 @@ mod tests {
         let (first, second) = (&bytes[split[0].1.clone()], &bytes[split[1].1.clone()]);
         let swapped = [&bytes[..split[0].1.start], second, b",", first, &bytes[split[1].1.end..]].concat();
         assert!(split_records(&swapped).is_none(), "records out of order");
-        let bucket = Bucket::read("catalog/records-03.json", &Sha256::of(&swapped), swapped).unwrap();
+        let bucket = Bucket::read("catalog/records-03.json", swapped).unwrap();
         assert_eq!(bucket.parsed.len(), all.len(), "parsed whole");
         assert_eq!(bucket.splice(&BTreeMap::new()), bytes, "written again in order");
         // Not the bytes the role lists, even laid out as the builder writes buckets and
         // holding the same records (re-spaced), or with a record's summary edited:
-        // refused, naming the bucket.
+        // refused by the reader, naming the bucket, never handed to `Bucket::read`.
         let spaced = String::from_utf8(bytes.clone()).unwrap().replacen("\"terms\":", "\"terms\": ", 3);
         assert!(split_records(spaced.as_bytes()).is_some(), "a layout the scan takes");
         let edited =
             String::from_utf8(bytes.clone()).unwrap().replacen("\"permissions\":[", "\"permissions\":[\"\",", 1);
+        let target = "catalog/records-03.json";
         for altered in [spaced, edited] {
-            let error =
-                Bucket::read("catalog/records-03.json", &Sha256::of(&bytes), altered.into_bytes()).err().unwrap();
-            assert!(
-                error.to_string().contains("catalog/records-03.json is not the document the catalog role"),
-                "{error}"
+            let published = Memory {
+                entries: BTreeMap::from([(target.to_owned(), (Sha256::of(&bytes), bytes.len() as u64))]),
+                bytes: BTreeMap::from([(target.to_owned(), altered.clone().into_bytes())]),
+            };
+            let error = published.read(target).unwrap_err();
+            let BuildError::CatalogAltered { target: named, actual, listed } = &error else { panic!("{error}") };
+            assert_eq!(
+                (named.as_str(), actual, listed),
+                (target, &Sha256::of(altered.as_bytes()), &Sha256::of(&bytes))
             );
+            assert!(error.to_string().contains("catalog/records-03.json is not the document the catalog role"));
         }
         // Refused, naming the bucket, when the strict parser refuses it.
         let doubled =
             String::from_utf8(bytes.clone()).unwrap().replacen("{\"summary\":", "{\"summary\":{},\"summary\":", 1);
-        let error = Bucket::read("catalog/records-03.json", &Sha256::of(doubled.as_bytes()), doubled.into_bytes())
-            .err()
-            .unwrap();
+        let error = Bucket::read("catalog/records-03.json", doubled.into_bytes()).err().unwrap();
         assert!(error.to_string().contains("records-03"), "{error}");
     }
 
@@ -1547,5 +1540,40 @@ mod tests {
         assert_eq!(best(vec![1, 3, 5], Some(&5), 10, 3, order), Some(vec![1, 3, 5]), "5 itself was shown");
         assert_eq!(best(vec![1, 3, 9], Some(&5), 0, 3, order), Some(vec![1, 3, 9]));
         assert_eq!(best(vec![4], None, 2, 1, order), None);
+    }
+
+    #[test]
+    fn an_altered_document_redoes_the_catalog_from_the_records_but_an_altered_record_bucket_is_refused() {
+        // Each document an update reads, changed after signing (one byte more), is not
+        // what the role lists: a head, shard or page is redone from the records
+        // (`Ok(None)`); the changed plugin's record bucket, the only copy of its
+        // neighbours' records, is refused naming it, whether read before the update
+        // (`load`) or by it.
+        let mut dice = Dice(0xa17e);
+        let before = registry(&mut dice, 200);
+        let documents = super::super::documents(&before, &[]);
+        let id = before.keys().nth(17).unwrap().clone();
+        let changes = BTreeMap::from([(id.clone(), Some(bumped(&before[&id], "9.9.9", NOW)))]);
+        let clean = Memory::of(documents.clone());
+        let counting = Counting(&clean, std::sync::Mutex::new(BTreeSet::new()));
+        assert!(Incremental::new(&counting).update(&changes, &[], &[]).unwrap().is_some(), "decided incrementally");
+        let read = counting.1.into_inner().unwrap();
+        let bucket = catalog::records_target(catalog::record_bucket(&id));
+        assert!(read.contains(&bucket) && read.contains(HEAD_TARGET), "{read:?}");
+        let altered = |target: &str| {
+            let mut published = Memory::of(documents.clone());
+            published.bytes.get_mut(target).unwrap().push(b' ');
+            published
+        };
+        let first = |prefix: &str| read.iter().find(|t| t.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix}"));
+        for target in [HEAD_TARGET, first("catalog/search-"), first("catalog/category-")] {
+            let published = altered(target);
+            assert!(Incremental::new(&published).update(&changes, &[], &[]).unwrap().is_none(), "{target}");
+        }
+        let published = altered(&bucket);
+        let error = Incremental::new(&published).update(&changes, &[], &[]).unwrap_err();
+        assert!(matches!(&error, BuildError::CatalogAltered { target, .. } if *target == bucket), "{error}");
+        let error = Incremental::new(&published).load([&id]).unwrap_err();
+        assert!(matches!(&error, BuildError::CatalogAltered { target, .. } if *target == bucket), "{error}");
     }
 }

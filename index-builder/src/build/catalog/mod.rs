@@ -156,53 +156,43 @@ fn is_slug(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-/// The error for a published record bucket whose bytes are not the ones the catalog
-/// role signed: the site was changed after it was published. Its records cannot be
-/// carried (content nobody signed must not be signed again), and those of the plugins
-/// an incremental build does not load are known nowhere else.
-pub(super) fn altered_bucket(
-    target: &str,
-    actual: &trellis_schema::Sha256,
-    listed: &trellis_schema::Sha256,
-) -> BuildError {
-    BuildError::Catalog(format!(
-        "the published {target} is not the document the catalog role lists (its SHA-256 is {actual}, the role \
-         lists {listed}): the site was changed after it was signed; a full build (without --only) replaces it"
-    ))
-}
-
 /// The records the previous site published (none for a first build), from the record
-/// buckets whose bytes the catalog role signed. A bucket changed after signing is
-/// refused ([`altered_bucket`]) unless `full`: a full build loads every plugin and
-/// carries only dates and download counts over, so it skips that bucket (logged) and
-/// its plugins' dates start again.
+/// buckets whose bytes the catalog role signed ([`PublishedCatalog::read`]). A bucket
+/// changed after signing is refused ([`BuildError::CatalogAltered`]) unless `full`: a
+/// full build loads every plugin and carries only dates and download counts over, so
+/// it skips that bucket (logged) and its plugins' dates start again.
 pub(super) fn previous_records(
     previous: Option<&PreviousSite>,
     full: bool,
 ) -> Result<BTreeMap<PluginId, CatalogRecord>, BuildError> {
     let Some(previous) = previous else { return Ok(BTreeMap::new()) };
     let Some(role) = previous.published_role(CATALOG_ROLE)? else { return Ok(BTreeMap::new()) };
-    let buckets: Vec<(String, trellis_schema::Sha256)> = role
+    let published = SiteCatalog::listing(previous, &role.entries);
+    let buckets: Vec<&String> = role
         .entries
-        .iter()
-        .filter(|(path, _)| path.starts_with("catalog/records-") && !role.invalid.contains(*path))
-        .map(|(path, (sha256, _))| (path.clone(), *sha256))
+        .keys()
+        .filter(|path| path.starts_with("catalog/records-") && !role.invalid.contains(*path))
         .collect();
     let parsed: Vec<Option<RecordBucket>> = buckets
         .par_iter()
-        .map(|(target, sha256)| {
-            let path = crate::site::target_file(previous.dir(), target, sha256);
-            let bytes =
-                std::fs::read(&path).map_err(|e| BuildError::Site { path: path.clone(), reason: e.to_string() })?;
-            let actual = trellis_schema::Sha256::of(&bytes);
-            if actual != *sha256 {
-                if !full {
-                    return Err(altered_bucket(target, &actual, sha256));
+        .map(|target| {
+            let bytes = match published.read(target) {
+                Ok(bytes) => bytes,
+                Err(BuildError::CatalogAltered { target, actual, listed }) if full => {
+                    tracing::warn!(
+                        document = %target,
+                        %actual,
+                        %listed,
+                        "published record bucket changed after it was signed; its records are not carried"
+                    );
+                    return Ok(None);
                 }
-                tracing::warn!(path = %path.display(), "published record bucket changed after it was signed; its records are not carried");
-                return Ok(None);
-            }
-            catalog::parse_records(target, &bytes).map(Some).map_err(|e| BuildError::Site { path, reason: e.to_string() })
+                Err(error) => return Err(error),
+            };
+            catalog::parse_records(target, &bytes).map(Some).map_err(|e| BuildError::Site {
+                path: crate::site::target_file(previous.dir(), target, &role.entries[*target].0),
+                reason: e.to_string(),
+            })
         })
         .collect::<Result<_, _>>()?;
     Ok(parsed.into_iter().flatten().flat_map(|b| b.records).map(|r| (r.summary.id.clone(), r)).collect())
