@@ -66,6 +66,22 @@
 //! way: under that load the two `syncfs` calls (10–544 ms, in both builds) flush the
 //! other writers' data too and decide the wall time.
 
+//!
+//! Every cold-install line splits the child's time into `Store::open`, `add_registry`
+//! and `install` (process start not counted) and gives the client's own time after the
+//! last answer; `TRELLIS_BENCH_TIMELINE` places the child's phases (the install's
+//! reporter events) among the requests and gives each round trip's gap since the last
+//! answer before it, `TRELLIS_BENCH_STRACE_LOG=<prefix>` keeps each traced child's
+//! raw log with its renames and connects. Main's timeline at 25 ms (2026-12-02, load
+//! ~4, one run, 12 round trips, 567 ms = open 10 + add_registry 84 + install 471):
+//! add_registry's durable writes (root, config) run before its first request (17 ms);
+//! 53 ms between add_registry's last answer and the install's first request (its
+//! metadata verified and stored with their barriers, then the updater reopened); 2–6
+//! ms between the install's round trips (~40 ms in all); 46 ms after the last answer
+//! (verification of the envelopes and the pins' `syncfs` ~22, packages from the cache
+//! and extraction ~10, the commit's `syncfs` and directory sync ~13). Since the pins
+//! advance in the commit, the install makes one `syncfs`, 5 barriers instead of 6.
+
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // a bench binary reports on stdout
 
 use std::collections::{BTreeMap, BTreeSet};
