@@ -67,7 +67,12 @@
 //! (the fsync of the state and of its directory), two for the commit (`syncfs` and the
 //! directory). The install journals the batch, with the consents it was given, before
 //! the packages are downloaded, so only the commit's two run after the last package
-//! arrives. An update, rollback or removal keeps its per-plugin journal steps (each
+//! arrives. A cold install's commit also carries the publishers' pins its releases
+//! were verified under ([`Batch::commit_with`]): their temp files are flushed by the
+//! commit's `syncfs`, renamed and their directory synced before the state's rename, so
+//! a durable commit has its pins (one barrier more, instead of a `syncfs` and a
+//! directory sync of their own before the journal); a batch that does not commit
+//! leaves the older pins, from which the records are verified again next time. An update, rollback or removal keeps its per-plugin journal steps (each
 //! write durable) and flushes its package with one `syncfs` at extraction.
 //!
 //! It does not download, verify signatures or extract (that is `package`, writing into
@@ -646,7 +651,22 @@ impl Batch<'_> {
     /// settled when dropped (or by [`recover`]). `also` changes the state in the same
     /// write (the vendor bindings the resolution inferred); `step` is called after each
     /// pointer (the lifecycle's crash points).
-    pub fn commit(mut self, step: &mut dyn FnMut(), also: impl FnOnce(&mut State)) -> Result<(), ActivateError> {
+    pub fn commit(self, step: &mut dyn FnMut(), also: impl FnOnce(&mut State)) -> Result<(), ActivateError> {
+        self.commit_with(step, &[], also)
+    }
+
+    /// [`commit`](Self::commit) that also writes `files` in the commit's flush, renamed
+    /// into place (their directories synced) before the state's rename
+    /// ([`StateStore::update_committing`]): the publishers' pins the batch's releases
+    /// were verified under, which then advance with the commit at the cost of one
+    /// directory sync instead of a flush of their own. A batch that does not commit
+    /// leaves them as they were (verified again from the older pins next time).
+    pub fn commit_with(
+        mut self,
+        step: &mut dyn FnMut(),
+        files: &[(&Path, &[u8])],
+        also: impl FnOnce(&mut State),
+    ) -> Result<(), ActivateError> {
         for operation in &self.operations {
             if operation.phase != Phase::Prepared {
                 return Err(ActivateError::WrongPhase { step: "commit", operation: Box::new(operation.clone()) });
@@ -676,7 +696,7 @@ impl Batch<'_> {
         }
         let operations = self.operations.clone();
         let after = self.after.clone();
-        self.store.update_flushing(Flush::FileSystem, Rename::Durable, move |state| {
+        self.store.update_committing(files, move |state| {
             for (operation, record) in operations.iter().zip(after) {
                 let plugin = &operation.plugin;
                 if let Ok(vendor) = plugin.vendor().parse::<VendorId>() {

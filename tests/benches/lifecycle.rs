@@ -66,6 +66,22 @@
 //! way: under that load the two `syncfs` calls (10–544 ms, in both builds) flush the
 //! other writers' data too and decide the wall time.
 
+//!
+//! Every cold-install line splits the child's time into `Store::open`, `add_registry`
+//! and `install` (process start not counted) and gives the client's own time after the
+//! last answer; `TRELLIS_BENCH_TIMELINE` places the child's phases (the install's
+//! reporter events) among the requests and gives each round trip's gap since the last
+//! answer before it, `TRELLIS_BENCH_STRACE_LOG=<prefix>` keeps each traced child's
+//! raw log with its renames and connects. Main's timeline at 25 ms (2026-12-02, load
+//! ~4, one run, 12 round trips, 567 ms = open 10 + add_registry 84 + install 471):
+//! add_registry's durable writes (root, config) run before its first request (17 ms);
+//! 53 ms between add_registry's last answer and the install's first request (its
+//! metadata verified and stored with their barriers, then the updater reopened); 2–6
+//! ms between the install's round trips (~40 ms in all); 46 ms after the last answer
+//! (verification of the envelopes and the pins' `syncfs` ~22, packages from the cache
+//! and extraction ~10, the commit's `syncfs` and directory sync ~13). Since the pins
+//! advance in the commit, the install makes one `syncfs`, 5 barriers instead of 6.
+
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // a bench binary reports on stdout
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -117,20 +133,95 @@ fn cpu_ms() -> u64 {
     (ticks(14) + ticks(15)) * 10
 }
 
-/// The child: one cold install; prints `elapsed_ms installed peak_kib cpu_ms`. With `strict`,
-/// metadata in the spec's order ([`MetadataOrder::Strict`]) and no package before
-/// consent: the client as it was before speculation.
+/// Seconds since the Unix epoch (the clock the parent places the child's phases on).
+fn epoch_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The child's phases for the timeline (`TRELLIS_BENCH_TIMELINE`): the first and the
+/// last event of each kind the install reports, with the epoch time it came.
+#[derive(Default)]
+struct PhaseReporter {
+    seen: std::sync::Mutex<BTreeMap<&'static str, (f64, f64, usize)>>,
+}
+
+impl trellis_client::events::Reporter for PhaseReporter {
+    fn report(&self, event: trellis_client::events::Event) {
+        use trellis_client::events::Event;
+        let kind = match event {
+            Event::Resolving { .. } => "resolving",
+            Event::Resolved { .. } => "resolved",
+            Event::Downloading { .. } => "downloading",
+            Event::Verifying { .. } => "verifying",
+            Event::Extracting { files_done: 0, .. } => "extracting",
+            Event::Extracting { .. } => "extracted",
+            Event::Activating { .. } => "activating",
+            Event::Done { .. } => "done",
+            _ => "other",
+        };
+        let now = epoch_now();
+        let mut seen = self.seen.lock().unwrap();
+        let entry = seen.entry(kind).or_insert((now, now, 0));
+        entry.1 = now;
+        entry.2 += 1;
+    }
+}
+
+/// The child: one cold install; prints `elapsed_ms installed peak_kib cpu_ms open_ms
+/// add_registry_ms install_ms` (the three phases of `elapsed_ms`: `Store::open`,
+/// `add_registry`, `install`; process start is not counted). With `strict`, metadata in
+/// the spec's order ([`MetadataOrder::Strict`]) and no package before consent: the
+/// client as it was before speculation. On stderr, `phase <epoch> <first|last> <name>
+/// <count>` lines for the timeline.
 fn child(data: &str, url: &str, root: &str, id: &str, strict: bool) {
-    let start = Instant::now();
+    let (start, start_epoch) = (Instant::now(), epoch_now());
     let mut options = options();
     if strict {
         options.metadata_order = MetadataOrder::Strict;
     }
     let mut store = Store::open(data, options).unwrap();
+    let opened = start.elapsed();
+    let opened_epoch = epoch_now();
     store.add_registry("synth", url, &std::fs::read(root).unwrap()).unwrap();
+    let added = start.elapsed();
+    let added_epoch = epoch_now();
+    let phases = std::sync::Arc::new(PhaseReporter::default());
     let session = if strict { Session::new(&NoHooks, &AgreeWhenAsked) } else { Session::new(&NoHooks, &AlwaysAgree) };
+    let session = session.with_reporter(phases.clone());
     let report = store.install(&[parse_requirement(id).unwrap()], &session).unwrap();
-    println!("{} {} {} {}", start.elapsed().as_millis(), report.installed.len(), peak_rss_kib(), cpu_ms());
+    let elapsed = start.elapsed();
+    let end_epoch = epoch_now();
+    drop(store);
+    let dropped_epoch = epoch_now();
+    println!(
+        "{} {} {} {} {} {} {}",
+        elapsed.as_millis(),
+        report.installed.len(),
+        peak_rss_kib(),
+        cpu_ms(),
+        opened.as_millis(),
+        (added - opened).as_millis(),
+        (elapsed - added).as_millis()
+    );
+    let mut phases: Vec<(f64, String)> = phases
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|(kind, (first, last, n))| {
+            [(*first, format!("first {kind} ({n})")), (*last, format!("last {kind} ({n})"))]
+        })
+        .collect();
+    phases.extend([
+        (start_epoch, "child: Store::open".to_owned()),
+        (opened_epoch, "child: add_registry".to_owned()),
+        (added_epoch, "child: install".to_owned()),
+        (end_epoch, "child: install returned".to_owned()),
+        (dropped_epoch, "child: store dropped".to_owned()),
+    ]);
+    for (at, name) in phases {
+        eprintln!("phase {at:.6} {name}");
+    }
 }
 
 /// The install target: the plugin nearest the middle of the registry whose fresh
@@ -147,6 +238,33 @@ struct ColdInstall<'a> {
     target: &'a str,
     strace: Option<&'a Path>,
 }
+
+/// `open X + add_registry Y + install Z ms` from a child's fields (a baseline child
+/// from before the split prints only the total).
+fn phase_split(fields: &[u64]) -> String {
+    match fields.get(4..7) {
+        Some([open, add, install]) => format!("open {open} + add_registry {add} + install {install} ms"),
+        _ => "no split".to_owned(),
+    }
+}
+
+/// The child's time from the last answer the server wrote to the end of its install
+/// (`install` returned): the client's own time after the network was done.
+fn after_last_answer(server: &FaultServer) -> String {
+    let guard = LAST_PHASES.lock().unwrap();
+    let Some((clock, phases)) = guard.as_ref() else { return "no phases".to_owned() };
+    let last = server.spans().iter().map(|s| clock.epoch(s.1)).fold(f64::NEG_INFINITY, f64::max);
+    match phases.iter().find(|(_, name)| name == "child: install returned") {
+        Some((end, _)) => format!("{:.0} ms after the last answer", (end - last) * 1e3),
+        None => "no phases".to_owned(),
+    }
+}
+
+/// The clock and the phases (epoch, name) of the last cold install's child, for
+/// [`report_timeline`].
+#[allow(clippy::type_complexity)]
+static LAST_PHASES: std::sync::Mutex<Option<(trellis_tests::strace::Clock, Vec<(f64, String)>)>> =
+    std::sync::Mutex::new(None);
 
 fn cold_install(
     server: &FaultServer,
@@ -169,7 +287,13 @@ fn cold_install(
             let mut command = std::process::Command::new(strace);
             command
                 .args(["-f", "-qq", "-ttt", "-T", "-y", "--seccomp-bpf", "-e"])
-                .arg(format!("trace={}", trellis_tests::strace::TRACED))
+                .arg(match std::env::var_os("TRELLIS_BENCH_STRACE_LOG") {
+                    // The raw log kept for reading by hand, with the calls that place the
+                    // client's own steps among the barriers (renames: every state and
+                    // metadata write; connect: every request).
+                    Some(_) => format!("trace={},rename,renameat,renameat2,connect", trellis_tests::strace::TRACED),
+                    None => format!("trace={}", trellis_tests::strace::TRACED),
+                })
                 .arg("-o")
                 .arg(log.path())
                 .arg("--")
@@ -195,9 +319,24 @@ fn cold_install(
         .unwrap();
     let ended = Instant::now();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let phases = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| l.strip_prefix("phase "))
+        .filter_map(|l| l.split_once(' ').and_then(|(at, name)| Some((at.parse().ok()?, name.to_owned()))))
+        .collect();
     if strace.is_some() {
         report_barriers(server, &clock, ended, &std::fs::read_to_string(log.path()).unwrap());
+        // `TRELLIS_BENCH_STRACE_LOG=<prefix>`: each traced child's raw log, kept as
+        // `<prefix>-<n>` (n counting the traced installs of the run from 1).
+        if let Some(keep) = std::env::var_os("TRELLIS_BENCH_STRACE_LOG") {
+            static TRACED_RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = TRACED_RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let mut keep = keep;
+            keep.push(format!("-{n}"));
+            std::fs::copy(log.path(), keep).unwrap();
+        }
     }
+    *LAST_PHASES.lock().unwrap() = Some((clock, phases));
     String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|f| f.parse().ok()).collect()
 }
 
@@ -341,17 +480,43 @@ fn report_hits(server: &FaultServer, site: &Path) {
 /// Every request of the last cold install (`TRELLIS_BENCH_TIMELINE`), grouped by the
 /// round trip it started in (a request starts a new one when it arrives after an answer
 /// of the round trip before): arrival and answer times from the first arrival.
+/// The child's phases are placed among the requests (`--` lines, from the child's
+/// reporter and its `Store::open` / `add_registry` / `install` marks), and each round
+/// trip's first request is given with the gap since the round before's last answer
+/// (the client's own time on the critical path between them).
 fn report_timeline(server: &FaultServer) {
+    let Some((clock, phases)) = LAST_PHASES.lock().unwrap().take() else { return };
+    let spans = server.spans();
+    let Some(first) = spans.first().map(|s| clock.epoch(s.0)) else { return };
+    let ms = |epoch: f64| (epoch - first) * 1e3;
+    let mut phases = phases;
+    phases.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut phases = phases.into_iter().peekable();
     let mut round = 0;
-    let mut round_end = Duration::ZERO;
-    let mut next_end = Duration::ZERO;
-    for (start, end, path) in server.timeline() {
+    let (mut round_end, mut next_end) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+    let mut last_answer = f64::NEG_INFINITY;
+    for (start, end, path) in &spans {
+        let (start, end) = (clock.epoch(*start), clock.epoch(*end));
+        while let Some((at, name)) = phases.next_if(|(at, _)| *at <= start) {
+            println!("    --   {:7.1}          {name}", ms(at));
+        }
         if start >= next_end && start > round_end {
             round += 1;
+            if round > 1 {
+                println!(
+                    "    round trip {round}: first request {:.1} ms after the last answer of round trip {}",
+                    (start - next_end) * 1e3,
+                    round - 1
+                );
+            }
             round_end = next_end.max(start);
         }
         next_end = next_end.max(end);
-        println!("    [{round:2}] {:7.1} {:7.1} ms  {path}", start.as_secs_f64() * 1e3, end.as_secs_f64() * 1e3);
+        last_answer = last_answer.max(end);
+        println!("    [{round:2}] {:7.1} {:7.1} ms  {path}", ms(start), ms(end));
+    }
+    for (at, name) in phases {
+        println!("    --   {:7.1}          {name} ({:+.1} ms after the last answer)", ms(at), (at - last_answer) * 1e3);
     }
 }
 
@@ -520,16 +685,21 @@ fn main() {
                     let dir = tempfile::tempdir_in(&disk).unwrap();
                     let fields = cold_install(&server, &cold, *latency, dir.path(), false, exe);
                     println!(
-                        "side by side at {latency} ms, run {}, {name}: {} plugins, {} requests, {} round trips, {} ms, \
-                         {} ms CPU (load {})",
+                        "side by side at {latency} ms, run {}, {name}: {} plugins, {} requests, {} round trips, {} ms \
+                         ({}), {} ms CPU, {} (load {})",
                         round + 1,
                         fields[1],
                         server.request_count(),
                         server.critical_path(),
                         fields[0],
+                        phase_split(&fields),
                         fields[3],
+                        after_last_answer(&server),
                         std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').next().unwrap_or("?")
                     );
+                    if std::env::var_os("TRELLIS_BENCH_TIMELINE").is_some() {
+                        report_timeline(&server);
+                    }
                 }
             }
         }
@@ -549,7 +719,7 @@ fn main() {
         let fields = cold_install(&server, &cold, latency, dir.path(), strict, None);
         println!(
             "cold install at {latency} ms per request{}{}, data dir on {}: {} plugins installed, {} requests, {} \
-             round trips of critical path, {} bytes, {} ms, {} ms CPU, peak RSS {:.1} MiB",
+             round trips of critical path, {} bytes, {} ms ({}), {} ms CPU, {}, peak RSS {:.1} MiB",
             if strict { " in the strict order" } else { "" },
             if with_aliases { "" } else { " without aliases" },
             disk.display(),
@@ -558,7 +728,9 @@ fn main() {
             server.critical_path(),
             server.bytes_sent(),
             fields[0],
+            phase_split(&fields),
             fields[3],
+            after_last_answer(&server),
             fields[2] as f64 / 1024.0
         );
         if std::env::var_os("TRELLIS_BENCH_TIMELINE").is_some() {

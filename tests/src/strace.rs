@@ -34,8 +34,10 @@ pub fn parse(log: &str) -> Vec<Barrier> {
     let mut pending: HashMap<&str, (f64, String, String)> = HashMap::new();
     let mut barriers = Vec::new();
     for line in log.lines() {
-        let mut fields = line.splitn(3, ' ');
-        let (Some(pid), Some(time), Some(rest)) = (fields.next(), fields.next(), fields.next()) else { continue };
+        // strace pads the pid column to five characters ("5944  1796240525.312865 ..."),
+        // so the fields are split on runs of spaces.
+        let Some((pid, rest)) = line.trim_start().split_once(' ') else { continue };
+        let Some((time, rest)) = rest.trim_start().split_once(' ') else { continue };
         let Ok(time) = time.parse::<f64>() else { continue };
         let duration = || {
             let open = rest.rfind('<')?;
@@ -158,6 +160,10 @@ mod tests {
 ";
         let barriers = parse(log);
         assert_eq!(barriers.len(), 3);
+        // A pid shorter than five digits is padded with spaces.
+        let padded = parse("5944  100.000000 fsync(3</d/state.json>) = 0 <0.010000>\n");
+        assert_eq!(padded.len(), 1, "{padded:?}");
+        assert_eq!((padded[0].call.as_str(), padded[0].start), ("fsync", 100.0));
         assert_eq!((barriers[1].call.as_str(), barriers[1].argument.as_str()), ("syncfs", "4</d/plugins>"));
         assert!((barriers[1].duration - 0.03).abs() < 1e-9);
         // A request in flight from 100.015 to 100.035: the syncfs overlaps it for 15 of

@@ -165,14 +165,16 @@ fn a_ten_plugin_install_makes_a_bounded_number_of_barriers_whatever_its_size() {
     let ten = install_barriers(&strace, 10);
     let two = install_barriers(&strace, 2);
     eprintln!("barriers of a 10-plugin install: {:?}; of a 2-plugin install: {:?}", ten.calls, two.calls);
-    // The publishers' pins advance together (syncfs + directory); the activation is one
-    // transaction: the journal with the consents (file + directory), one flush of every
-    // release's files and pointers with the commit, which clears the journal and
-    // records the vendor bindings (syncfs + directory). Nothing after it: a batch of new
+    // The activation is one transaction: the journal with the consents (file +
+    // directory), one flush of every release's files and pointers and the publishers'
+    // pins with the commit, which clears the journal and records the vendor bindings
+    // (syncfs + the pins' directory + the data dir). Nothing after it: a batch of new
     // plugins has no cleanup. Before batching: 116 fsync + 20 syncfs (10 plugins), 28 +
     // 4 (2 plugins); before the one-write commit: 12 (a pin, the consents, the journal,
-    // the switch, the cleanup and the bindings, two each).
-    assert!(ten.total() <= 6, "a 10-plugin install made {} barriers:\n{}", ten.total(), ten.log);
+    // the switch, the cleanup and the bindings, two each); before the pins went with
+    // the commit: 6 (their own syncfs + directory).
+    assert!(ten.total() <= 5, "a 10-plugin install made {} barriers:\n{}", ten.total(), ten.log);
+    assert_eq!(ten.calls.get("syncfs"), Some(&1), "one syncfs (the commit's):\n{}", ten.log);
     assert_eq!(
         ten.total(),
         two.total(),
@@ -219,13 +221,35 @@ fn an_install_journals_before_its_files_and_commits_them_in_one_durable_write() 
         calls[commit + 1..].iter().filter(|c| c.is_barrier() && !c.syncs_dir(&root)).map(|c| c.line).collect();
     assert!(after.is_empty(), "barriers or state writes after the commit: {after:#?}");
     // Between the journal and the commit: no state write (the consents went with the
-    // journal) and no barrier but the commit's syncfs.
+    // journal) and no barrier but the commit's syncfs and the sync of the pins'
+    // directory.
+    let pins = root.join("metadata/main/publisher-pins");
     let between: Vec<&str> = calls[journal + 1..commit]
         .iter()
-        .filter(|c| c.renames_state() || (c.is_barrier() && c.name != "syncfs" && !c.syncs_dir(&root)))
+        .filter(|c| {
+            c.renames_state() || (c.is_barrier() && c.name != "syncfs" && !c.syncs_dir(&root) && !c.syncs_dir(&pins))
+        })
         .map(|c| c.line)
         .collect();
     assert!(between.is_empty(), "state writes or per-file flushes inside the transaction: {between:#?}");
+    // The publishers' pins go with the commit: renamed after the syncfs that follows
+    // the last plugin file (flushed by it, never torn), their directory synced before
+    // the commit's rename (so a durable commit has its pins); nothing flushes them
+    // before the journal.
+    let syncfs = last_file + calls[last_file..].iter().position(|c| c.name == "syncfs").unwrap();
+    let pin_renames: Vec<usize> = (0..calls.len())
+        .filter(|&i| calls[i].name.starts_with("rename") && calls[i].line.contains("/publisher-pins/acme.json\""))
+        .collect();
+    assert_eq!(pin_renames.len(), 1, "the pin of acme is written once:\n{log}");
+    assert!(syncfs < pin_renames[0] && pin_renames[0] < commit, "the pin is not renamed inside the commit:\n{log}");
+    assert!(
+        calls[pin_renames[0]..commit].iter().any(|c| c.syncs_dir(&pins)),
+        "the pins' directory is not synced before the commit's rename:\n{log}"
+    );
+    assert!(
+        !calls[..journal].iter().any(|c| c.name == "syncfs"),
+        "a syncfs before the journal (the pins' own flush):\n{log}"
+    );
 }
 
 #[test]

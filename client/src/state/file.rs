@@ -427,6 +427,30 @@ impl StateStore {
         Ok(result)
     }
 
+    /// [`update_flushing`](Self::update_flushing) with `(Flush::FileSystem,
+    /// Rename::Durable)` that also writes `files`, renamed into place (and their
+    /// directories synced) after the shared flush and before the state's rename
+    /// ([`crate::fs::write_atomic_committing`]): a transaction's commit that carries
+    /// other trusted files (the publishers' pins of an install) in its one flush.
+    pub fn update_committing<R>(
+        &mut self,
+        files: &[(&Path, &[u8])],
+        change: impl FnOnce(&mut State) -> R,
+    ) -> Result<R, StateError> {
+        if self._lock.is_none() {
+            return Err(StateError::ReadOnly { path: self.dir.root().to_owned() });
+        }
+        let mut next = self.state.clone();
+        let result = change(&mut next);
+        self.checkpoint()?;
+        let mut bytes = serde_json::to_vec_pretty(&next).map_err(StateError::Serialize)?;
+        bytes.push(b'\n');
+        crate::fs::create_dir_all(self.dir.root())?;
+        crate::fs::write_atomic_committing(files, (&self.dir.state_file(), &bytes))?;
+        self.state = next;
+        Ok(result)
+    }
+
     fn write(&mut self, state: &State) -> Result<(), StateError> {
         self.write_with(state, Flush::File, Rename::Durable)
     }

@@ -179,6 +179,20 @@ pub struct SignedRelease {
 /// ([`StoreError::IndexDisagrees`] otherwise). Nothing is asked or downloaded for a
 /// release before this passed.
 pub fn verify_signed(remotes: &Remotes, plugins: &[ResolvedPlugin]) -> Result<Vec<SignedRelease>, StoreError> {
+    let (signed, pins) = verify_signed_unpinned(remotes, plugins)?;
+    // The publishers' pins advance together, once every release verified: two
+    // barriers for the install, not two per publisher.
+    super::publishers::write_pins(pins)?;
+    Ok(signed)
+}
+
+/// [`verify_signed`] without writing the publishers' pins: the releases, and the pins
+/// to advance to the records they were verified under, for the caller to write (a cold
+/// install writes them with its commit, [`crate::activate::Batch::commit_with`]).
+pub(crate) fn verify_signed_unpinned(
+    remotes: &Remotes,
+    plugins: &[ResolvedPlugin],
+) -> Result<(Vec<SignedRelease>, Vec<super::publishers::PinAdvance>), StoreError> {
     let mut by_registry: BTreeMap<&RegistryName, Vec<usize>> = BTreeMap::new();
     for (i, plugin) in plugins.iter().enumerate() {
         by_registry.entry(&plugin.registry).or_default().push(i);
@@ -228,10 +242,7 @@ pub fn verify_signed(remotes: &Remotes, plugins: &[ResolvedPlugin]) -> Result<Ve
             publisher_record: record_bytes,
         });
     }
-    // The publishers' pins advance together, once every release verified: two
-    // barriers for the install, not two per publisher.
-    super::publishers::write_pins(pins)?;
-    Ok(signed)
+    Ok((signed, pins))
 }
 
 /// The publisher record of `plugin`'s namespace in `registry` (memoised in `records`):

@@ -122,23 +122,34 @@ impl Store {
         if session.consent.agrees_in_advance() {
             fetch::download_new_packages_behind(&remotes, &changes, &installed);
         }
-        let signed = fetch::verify_signed(&remotes, &changes)?;
+        // Only new plugins (a cold install): one batch, whose commit also advances the
+        // publishers' pins; otherwise the pins advance once every release verified.
+        let cold = !changes.is_empty() && changes.iter().all(|p| !installed.contains_key(&p.id));
+        let (signed, pins) = fetch::verify_signed_unpinned(&remotes, &changes)?;
+        let pins = if cold {
+            super::publishers::prepare_pin_dirs(&pins)?;
+            pins
+        } else {
+            super::publishers::write_pins(pins)?;
+            Vec::new()
+        };
         self.check_admin_releases(&signed)?;
         let (disclosures, grants) = self.ask_consent(&signed, session)?;
         report.disclosures = disclosures;
         let bases = self.delta_bases()?;
-        if !signed.is_empty() && signed.iter().all(|r| !installed.contains_key(&r.resolved.id)) {
-            // Only new plugins (a cold install): one batch, journalled (with the
-            // consents) while the packages download, committed with the vendor bindings.
+        if cold {
+            // One batch, journalled (with the consents) while the packages download,
+            // committed with the vendor bindings and the pins in one flush.
             let bindings = resolution.inferred_bindings.clone();
             let plan = signed.iter().map(|r| new_install(&r.resolved, &r.registry, &r.manifest)).collect();
             let download =
                 |relay: &fetch::ProgressRelay| fetch::download(&remotes, signed, relay, &*session.reporter, &bases);
+            let pin_files: Vec<(&std::path::Path, &[u8])> = pins.iter().map(|p| p.file()).collect();
             report.installed = self.activate_installs_with(
                 plan,
                 |state| grants.record(state),
                 download,
-                |state| bind_vendors(state, bindings),
+                (&pin_files, |state: &mut State| bind_vendors(state, bindings)),
                 session,
             )?;
             return self.finish_install(report, &resolution, &advisories, session);
@@ -400,7 +411,7 @@ impl Store {
             })
             .collect();
         let verified = releases.into_iter().map(|(release, _)| release).collect();
-        self.activate_installs_with(installs, |_| {}, |_| Ok(verified), |_| {}, session)
+        self.activate_installs_with(installs, |_| {}, |_| Ok(verified), (&[], |_: &mut State| {}), session)
     }
 
     /// [`activate_installs`](Self::activate_installs) of `installs`, whose verified
@@ -408,15 +419,18 @@ impl Store {
     /// the journal's barriers then run while the packages are in flight. `journal` and
     /// `commit` change the state in the journal's and the commit's writes (the
     /// consents given for these releases, the vendor bindings the resolution
-    /// inferred), which saves a durable write each.
+    /// inferred), which saves a durable write each; `commit`'s files (the publishers'
+    /// pins advanced by the verification) are written in the commit's flush
+    /// ([`activate::Batch::commit_with`]).
     pub(crate) fn activate_installs_with(
         &mut self,
         installs: Vec<activate::NewInstall>,
         journal: impl FnOnce(&mut State),
         download: impl FnOnce(&fetch::ProgressRelay) -> Result<Vec<VerifiedRelease>, StoreError>,
-        commit: impl FnOnce(&mut State),
+        commit: (&[(&std::path::Path, &[u8])], impl FnOnce(&mut State)),
         session: &Session<'_>,
     ) -> Result<Vec<(PluginId, Version)>, StoreError> {
+        let (commit_files, commit) = commit;
         let installed: Vec<(PluginId, Version)> =
             installs.iter().map(|i| (i.plugin.clone(), i.release.version.clone())).collect();
         let (crash, relay) = (&mut self.crash, &self.relay);
@@ -458,7 +472,7 @@ impl Store {
         for (id, version) in &installed {
             session.reporter.report(Event::Activating { plugin: id.clone(), version: version.clone() });
         }
-        batch.commit(&mut || crash.step(), commit)?;
+        batch.commit_with(&mut || crash.step(), commit_files, commit)?;
         crash.step();
         for (index, ((id, version), target)) in installed.iter().zip(&targets).enumerate() {
             let ctx = HookContext { plugin: id, version, path: target };

@@ -5,8 +5,9 @@
 //! the record, see [`trellis_schema::publisher::chain`]) into the record releases are
 //! checked against (`current_record`). The client pins, per registry and vendor, the
 //! highest version it verified (`<metadata dir>/publisher-pins/<vendor>.json`, written
-//! with [`crate::fs::write_atomic`], or with the other publishers of an install by
-//! [`crate::fs::write_atomic_all`]) and accepts a served chain only when every version
+//! with [`crate::fs::write_atomic`], or with the other publishers of an update by
+//! [`crate::fs::write_atomic_all`], or in a cold install's commit by
+//! [`crate::fs::write_atomic_committing`]) and accepts a served chain only when every version
 //! above the pin is a valid successor of the one before, starting from the pinned
 //! record: signed by a threshold of the previous version's keys, or by the registry's
 //! recovery signers (the `targets` role of the trusted root) and its own keys. A head
@@ -98,6 +99,22 @@ impl PinAdvance {
     fn write(self) -> Result<(), StoreError> {
         write_pins(vec![self])
     }
+
+    /// The pin's file and its new bytes, for a caller writing it in a transaction's
+    /// commit (the directory made to exist first, [`prepare_pin_dirs`]).
+    pub(crate) fn file(&self) -> (&Path, &[u8]) {
+        (&self.path, &self.bytes)
+    }
+}
+
+/// Creates the directories `pins` go to (before they are written in a commit).
+pub(crate) fn prepare_pin_dirs(pins: &[PinAdvance]) -> Result<(), StoreError> {
+    for pin in pins {
+        if let Some(parent) = pin.path.parent() {
+            crate::fs::create_dir_all(parent)?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes pins verified together (the publishers of one install) with shared barriers
@@ -107,11 +124,7 @@ impl PinAdvance {
 /// of them (not at all if one fails) loses nothing: an unwritten advance is verified
 /// again from the older pin next time.
 pub(crate) fn write_pins(pins: Vec<PinAdvance>) -> Result<(), StoreError> {
-    for pin in &pins {
-        if let Some(parent) = pin.path.parent() {
-            crate::fs::create_dir_all(parent)?;
-        }
-    }
+    prepare_pin_dirs(&pins)?;
     let files: Vec<(&Path, &[u8])> = pins.iter().map(|p| (p.path.as_path(), p.bytes.as_slice())).collect();
     crate::fs::write_atomic_all(&files)?;
     for pin in &pins {
