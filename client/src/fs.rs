@@ -201,15 +201,7 @@ pub fn same_file_system(a: &Path, b: &Path) -> bool {
 /// so none is ever torn; two barriers on Linux whatever the number of files (one
 /// directory). On an error before the renames nothing is replaced; after, a prefix.
 pub fn write_atomic_all(files: &[(&Path, &[u8])]) -> Result<(), FsError> {
-    let mut temps = Vec::with_capacity(files.len());
-    for (path, bytes) in files {
-        let dir = parent_dir(path);
-        let mut temp = temp_builder(".trellis-tmp-")
-            .tempfile_in(dir)
-            .map_err(|e| FsError::new("creating a temp file in", dir, e))?;
-        temp.write_all(bytes).map_err(|e| FsError::new("writing", temp.path(), e))?;
-        temps.push(temp);
-    }
+    let temps = write_temps(files.iter())?;
     let Some(first) = temps.first() else { return Ok(()) };
     let first_dir = parent_dir(first.path());
     let flushed_file_system =
@@ -219,6 +211,28 @@ pub fn write_atomic_all(files: &[(&Path, &[u8])]) -> Result<(), FsError> {
             temp.as_file().sync_all().map_err(|e| FsError::new("syncing", temp.path(), e))?;
         }
     }
+    persist_all(temps, files)
+}
+
+/// Each `(path, bytes)` written into a temp file of its directory, unflushed.
+fn write_temps<'a>(
+    files: impl Iterator<Item = &'a (&'a Path, &'a [u8])>,
+) -> Result<Vec<tempfile::NamedTempFile>, FsError> {
+    files
+        .map(|(path, bytes)| {
+            let dir = parent_dir(path);
+            let mut temp = temp_builder(".trellis-tmp-")
+                .tempfile_in(dir)
+                .map_err(|e| FsError::new("creating a temp file in", dir, e))?;
+            temp.write_all(bytes).map_err(|e| FsError::new("writing", temp.path(), e))?;
+            Ok(temp)
+        })
+        .collect()
+}
+
+/// Renames each flushed temp file of `temps` into place as its path in `files`, in
+/// order, then syncs each distinct directory once.
+fn persist_all(temps: Vec<tempfile::NamedTempFile>, files: &[(&Path, &[u8])]) -> Result<(), FsError> {
     let mut dirs: Vec<&Path> = Vec::new();
     for (temp, (path, _)) in temps.into_iter().zip(files) {
         persist(temp, path)?;
@@ -227,10 +241,7 @@ pub fn write_atomic_all(files: &[(&Path, &[u8])]) -> Result<(), FsError> {
             dirs.push(dir);
         }
     }
-    for dir in dirs {
-        sync_dir(dir)?;
-    }
-    Ok(())
+    dirs.into_iter().try_for_each(sync_dir)
 }
 
 /// Writes `files`, then `commit` (the file whose rename is the commit point, such as
@@ -244,15 +255,7 @@ pub fn write_atomic_all(files: &[(&Path, &[u8])]) -> Result<(), FsError> {
 /// Three barriers on Linux when `files` share one directory (two without `files`).
 /// On an error before the renames nothing is replaced.
 pub fn write_atomic_committing(files: &[(&Path, &[u8])], commit: (&Path, &[u8])) -> Result<(), FsError> {
-    let mut temps = Vec::with_capacity(files.len() + 1);
-    for (path, bytes) in files.iter().chain([&commit]) {
-        let dir = parent_dir(path);
-        let mut temp = temp_builder(".trellis-tmp-")
-            .tempfile_in(dir)
-            .map_err(|e| FsError::new("creating a temp file in", dir, e))?;
-        temp.write_all(bytes).map_err(|e| FsError::new("writing", temp.path(), e))?;
-        temps.push(temp);
-    }
+    let mut temps = write_temps(files.iter().chain([&commit]))?;
     let commit_dir = parent_dir(commit.0);
     let flushed_file_system = sync_filesystem(commit_dir)?;
     for (temp, (path, _)) in temps.iter().zip(files.iter().chain([&commit])) {
@@ -261,17 +264,7 @@ pub fn write_atomic_committing(files: &[(&Path, &[u8])], commit: (&Path, &[u8]))
         }
     }
     let commit_temp = temps.pop().expect("the commit file's temp file");
-    let mut dirs: Vec<&Path> = Vec::new();
-    for (temp, (path, _)) in temps.into_iter().zip(files) {
-        persist(temp, path)?;
-        let dir = parent_dir(path);
-        if !dirs.contains(&dir) {
-            dirs.push(dir);
-        }
-    }
-    for dir in dirs {
-        sync_dir(dir)?;
-    }
+    persist_all(temps, files)?;
     persist(commit_temp, commit.0)?;
     sync_dir(commit_dir)
 }

@@ -242,9 +242,16 @@ const PAGE_GROUPS: u16 = 4096;
 
 /// The page data group of `id`.
 fn page_group(id: &PluginId) -> u16 {
-    let digest = Sha256::of(id.as_str().as_bytes());
+    hash_group(id.as_str(), PAGE_GROUPS)
+}
+
+/// The group of `key` among `groups` (a power of two from 2 to 2^15): the first
+/// log2(`groups`) bits of the SHA-256 of `key`.
+fn hash_group(key: &str, groups: u16) -> u16 {
+    debug_assert!(groups.is_power_of_two() && groups >= 2);
+    let digest = Sha256::of(key.as_bytes());
     let bytes = digest.as_bytes();
-    (u16::from(bytes[0]) << 4 | u16::from(bytes[1]) >> 4) % PAGE_GROUPS
+    u16::from_be_bytes([bytes[0], bytes[1]]) >> (16 - groups.trailing_zeros())
 }
 
 fn group_path(group: u16) -> String {
@@ -281,9 +288,7 @@ const PUBLISHER_GROUPS: u16 = 1024;
 
 /// The publisher group of `vendor`.
 fn publisher_group(vendor: &str) -> u16 {
-    let digest = Sha256::of(vendor.as_bytes());
-    let bytes = digest.as_bytes();
-    (u16::from(bytes[0]) << 2 | u16::from(bytes[1]) >> 6) % PUBLISHER_GROUPS
+    hash_group(vendor, PUBLISHER_GROUPS)
 }
 
 fn publisher_group_path(group: u16) -> String {
@@ -1331,4 +1336,26 @@ fn listing_order(a: &PluginSummary, b: &PluginSummary) -> std::cmp::Ordering {
         .cmp(&a.downloads)
         .then_with(|| b.rating.map(|r| r.tenths).cmp(&a.rating.map(|r| r.tenths)))
         .then_with(|| a.id.cmp(&b.id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_falls_in_the_group_of_its_digests_leading_bits_as_kept_storefronts_were_written() {
+        // The groups of the kept page data and publishers are on disk: the bits that
+        // choose them must not move (a misplaced key is looked for in the wrong file).
+        for n in 0..2_000 {
+            let key = format!("vendor{n}.plugin-{}", n * 7);
+            let digest = Sha256::of(key.as_bytes());
+            let b = digest.as_bytes();
+            let page = u16::from(b[0]) << 4 | u16::from(b[1]) >> 4;
+            let publisher = u16::from(b[0]) << 2 | u16::from(b[1]) >> 6;
+            assert_eq!(page_group(&key.parse().unwrap()), page, "{key}");
+            assert_eq!(publisher_group(&key), publisher, "{key}");
+            assert!(page < PAGE_GROUPS && publisher < PUBLISHER_GROUPS);
+            assert_eq!(hash_group(&key, 2), u16::from(b[0] >> 7));
+        }
+    }
 }
