@@ -184,6 +184,125 @@ fn rebuilding_unchanged_registry_writes_nothing() {
     assert_eq!(tree(out.path()), before);
 }
 
+/// Replaces one byte of `file` with another, keeping its length (a same-length `sed`, a
+/// mirror's rewrite): the byte right after the first match of `after`, else the middle
+/// one. Returns the bytes it had.
+fn alter_in_place(file: &Path, after: Option<&str>) -> Vec<u8> {
+    let published = std::fs::read(file).unwrap();
+    let at = match after {
+        Some(after) => published.windows(after.len()).position(|w| w == after.as_bytes()).unwrap() + after.len(),
+        None => published.len() / 2,
+    };
+    let mut altered = published.clone();
+    altered[at] = if altered[at] == b'X' { b'Y' } else { b'X' };
+    std::fs::write(file, &altered).unwrap();
+    assert_eq!(std::fs::metadata(file).unwrap().len(), published.len() as u64);
+    published
+}
+
+/// A published file edited in place without changing its length is not the file its
+/// content address names: every build that writes that address serves the signed
+/// bytes there again (a full build: a search shard, a record bucket, the head, a
+/// package and an envelope; an incremental build: the catalog documents it redoes from
+/// the records), instead of keeping the edited file because its length is right.
+#[test]
+fn a_published_file_altered_without_changing_its_length_is_written_again() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let catalog = trellis_index::build::PreviousSite::open(out.path()).unwrap().unwrap().role("catalog").unwrap();
+    let targets: Vec<String> = catalog.unwrap().signed.targets.into_keys().collect();
+    // The file of the first catalog document under `prefix` whose text `shows`.
+    let find = |prefix: &str, shows: &dyn Fn(&str) -> bool| {
+        let mut files = targets.iter().filter(|t| t.starts_with(prefix)).map(|t| catalog_file(out.path(), t));
+        files.find(|file| shows(&std::fs::read_to_string(file).unwrap())).unwrap()
+    };
+    let (clock, alarm) = ("{\"id\":\"acme.clock\",\"name\":\"", "{\"id\":\"acme.alarm\",");
+    let first = |prefix: &str| find(prefix, &|text| text.contains(clock));
+    let doc = index_doc(out.path(), "acme.clock");
+    let release = &doc.releases[0];
+    let altered = [
+        (first("catalog/search-"), Some(clock)),
+        (first("catalog/records-"), Some(clock)),
+        (catalog_file(out.path(), "catalog/head.json"), None),
+        (site::target_file(out.path(), &release.package.path, &release.package.sha256), None),
+        (site::target_file(out.path(), &release.envelope.path, &release.envelope.sha256), None),
+    ];
+    let signed: Vec<Vec<u8>> = altered.iter().map(|(file, after)| alter_in_place(file, *after)).collect();
+    let report = build(registry.path(), out.path()).unwrap();
+    for ((file, _), signed) in altered.iter().zip(&signed) {
+        assert!(std::fs::read(file).unwrap() == *signed, "{}: the signed bytes again", file.display());
+        let relative = file.strip_prefix(out.path()).unwrap().to_string_lossy().into_owned();
+        assert!(report.written.contains(&relative), "{relative} written: {:?}", report.written);
+    }
+
+    // An incremental build of acme.alarm, with a shard it reads (showing both plugins)
+    // and one it does not read (showing acme.clock alone) altered in place: the catalog
+    // is redone from the records, and the second, whose address the redone catalog
+    // lists again, holds its signed bytes again.
+    let showing = |both: bool| find("catalog/search-", &|text| text.contains(clock) && text.contains(alarm) == both);
+    let (read, unread) = (showing(true), showing(false));
+    alter_in_place(&read, Some(clock));
+    let signed = alter_in_place(&unread, Some(clock));
+    fixture::add_release(registry.path(), &ReleaseSpec::new("acme.alarm", "0.2.0"), &fixture::key(1)).unwrap();
+    let scope = Scope::Plugins(BTreeSet::from(["acme.alarm".parse().unwrap()]));
+    let report = build_registry(&Registry::open(registry.path()).unwrap(), out.path(), scope, now()).unwrap();
+    assert_eq!(report.catalog, CatalogWork::Full, "redone from the records");
+    assert!(std::fs::read(&unread).unwrap() == signed, "{}: the signed bytes again", unread.display());
+}
+
+/// The one site file whose name ends with `suffix` under `dir` (`targets/…`).
+fn site_file(out: &Path, dir: &str, suffix: &str) -> std::path::PathBuf {
+    let files: Vec<_> = walkdir::WalkDir::new(out.join(dir))
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .filter(|p| p.is_file() && p.to_string_lossy().ends_with(suffix))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files.into_iter().next().unwrap()
+}
+
+/// What a build carries over from the published site, the releases an index doc pins
+/// and a publisher's published chain, is only what the signed metadata vouches for,
+/// so whoever can write the site but holds no key cannot launder an edit through the
+/// online keys: an index doc whose pinned package digest was edited (the doc still
+/// parses), and a publisher record replaced by an attacker's chain that the registry's
+/// forged record "extends", each refuse every build, naming the file and what to do,
+/// with the site left as it was.
+#[test]
+fn an_index_doc_or_publisher_record_edited_after_signing_refuses_the_build_naming_it() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let refused_altered = |file: &Path, scopes: &[Scope]| {
+        let before = tree(out.path());
+        for scope in scopes {
+            let open = Registry::open(registry.path()).unwrap();
+            let err = build_registry(&open, out.path(), scope.clone(), now()).unwrap_err();
+            assert!(matches!(&err, BuildError::SiteAltered { path, .. } if path == file), "{scope:?}: {err}");
+            let message = err.to_string();
+            assert!(message.contains("changed after it was signed") && message.contains("put the published file back"));
+            assert_eq!(tree(out.path()), before, "{scope:?}: nothing written");
+        }
+    };
+
+    let doc = site_file(out.path(), "targets/index", ".acme.clock.json");
+    let published = std::fs::read_to_string(&doc).unwrap();
+    let at = published.find("\"sha256\":\"").unwrap() + "\"sha256\":\"".len();
+    let digit = if published.as_bytes()[at] == b'0' { "1" } else { "0" };
+    std::fs::write(&doc, format!("{}{digit}{}", &published[..at], &published[at + 1..])).unwrap();
+    refused_altered(&doc, &[Scope::Full, Scope::Plugins(BTreeSet::from(["acme.clock".parse().unwrap()]))]);
+    std::fs::write(&doc, published).unwrap();
+
+    // Someone who can write the registry source and the site, but holds no key of acme:
+    // their own chain in publishers/acme.json and at the published record's address.
+    let forged = serde_json::to_vec_pretty(&fixture::publisher_chain("acme", &[&fixture::key(9)])).unwrap();
+    std::fs::write(registry.path().join("publishers/acme.json"), &forged).unwrap();
+    let record = site_file(out.path(), "targets/publishers", ".acme.json");
+    std::fs::write(&record, &forged).unwrap();
+    refused_altered(&record, &[Scope::Full]);
+}
+
 /// The head's facts in the published catalog role changed (a byte flipped inside the
 /// `custom` value, the role still laid out as the builder writes it): a rebuild of the
 /// unchanged registry, full or of one plugin, signs the role again with the head's own

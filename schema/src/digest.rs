@@ -74,6 +74,14 @@ impl Hasher {
         self.len == 0
     }
 
+    /// Hashes everything `reader` yields (a file, streamed through a small buffer);
+    /// [`Hasher::len`] is then its length.
+    pub fn read_all(mut reader: impl std::io::Read) -> std::io::Result<Self> {
+        let mut hasher = Self::new();
+        std::io::copy(&mut reader, &mut hasher)?;
+        Ok(hasher)
+    }
+
     /// The digest of everything fed.
     pub fn finish(self) -> Sha256 {
         Sha256(self.inner.finalize().into())

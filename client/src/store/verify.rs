@@ -21,7 +21,6 @@
 //! manifests, not an attacker who owns the user's account.
 
 use std::fmt;
-use std::io::Read;
 use std::path::Path;
 
 use semver::Version;
@@ -162,23 +161,13 @@ fn check(dir: &Path, expected: Option<(&PluginId, &Version)>) -> Result<Vec<File
 }
 
 fn hash_file(path: &Path) -> Result<Option<(u64, Sha256)>, FsError> {
-    let mut file = match std::fs::File::open(path) {
+    let file = match std::fs::File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(FsError::new("opening", path, e)),
     };
-    let mut hasher = Hasher::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buf).map_err(|e| FsError::new("reading", path, e))?;
-        if n == 0 {
-            break;
-        }
-        size += n as u64;
-        hasher.update(&buf[..n]);
-    }
-    Ok(Some((size, hasher.finish())))
+    let hasher = Hasher::read_all(file).map_err(|e| FsError::new("reading", path, e))?;
+    Ok(Some((hasher.len(), hasher.finish())))
 }
 
 fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), FsError> {

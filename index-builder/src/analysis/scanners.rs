@@ -164,9 +164,7 @@ fn known_bad(list: &Path, files: &[FileOnDisk], verdicts: &mut Vec<ScannerVerdic
 }
 
 fn hash_file(path: &Path) -> std::io::Result<Sha256> {
-    let mut hasher = trellis_schema::digest::Hasher::new();
-    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
-    Ok(hasher.finish())
+    trellis_schema::digest::Hasher::read_all(std::fs::File::open(path)?).map(trellis_schema::digest::Hasher::finish)
 }
 
 #[derive(Clone, Copy)]

@@ -348,6 +348,21 @@ pub enum BuildError {
         /// What is wrong.
         reason: String,
     },
+    /// A published file is not the one the site's metadata lists (its SHA-256 differs):
+    /// the site was changed after it was signed. A build refuses to take anything from
+    /// it (the published releases an index doc pins, a publisher's published chain).
+    #[error(
+        "previous site: {}: its SHA-256 is {actual}, the site's metadata lists {listed}: the file was changed after it was signed; put the published file back (from a copy of the site: a mirror, the published branch's history)",
+        path.display()
+    )]
+    SiteAltered {
+        /// The file.
+        path: PathBuf,
+        /// The SHA-256 of the bytes the site has.
+        actual: trellis_schema::Sha256,
+        /// The SHA-256 the site's metadata lists.
+        listed: trellis_schema::Sha256,
+    },
     /// A release depends on a plugin the registry does not have.
     #[error(
         "{release} depends on {dependency}, which is not in this registry; publish {dependency} first or drop the dependency"
@@ -610,7 +625,9 @@ fn previous_advisories(previous: &PreviousSite) -> Result<Advisories, BuildError
         reason: format!("{} has a malformed sha256 in the security role", site::ADVISORIES_TARGET),
     })?;
     let path = site::target_file(previous.dir(), site::ADVISORIES_TARGET, &sha256);
-    let bytes = std::fs::read(&path).map_err(|e| BuildError::Site { path: path.clone(), reason: e.to_string() })?;
+    let Some(bytes) = previous.read_target(site::ADVISORIES_TARGET, &sha256)? else {
+        return Err(BuildError::Site { path, reason: "missing from the site".into() });
+    };
     trellis_schema::json::from_slice(&bytes).map_err(|e| BuildError::Site { path, reason: e.to_string() })
 }
 

@@ -6,8 +6,9 @@
 //! them, must be what the registry has now ([`check_published_releases`]): the same
 //! package and signed manifest (an envelope may be re-signed). The index
 //! doc is the record of a release's blobs (the bins sign only index docs). It trusts
-//! the files as its own output (no signature checks: that is [`crate::verify`]'s and
-//! the client's job).
+//! the metadata as its own output (no signature checks: that is [`crate::verify`]'s and
+//! the client's job), and a content-addressed file only with the SHA-256 the metadata
+//! lists for it ([`PreviousSite::read_target`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -220,16 +221,32 @@ impl PreviousSite {
     /// warning) when its file is gone from the site, which `trellis-index verify`
     /// reports.
     pub(super) fn index_doc(&self, id: &PluginId, sha256: &Sha256) -> Result<Option<IndexDoc>, BuildError> {
-        let path = site::target_file(&self.dir, &site::index_target(id), sha256);
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                tracing::warn!(plugin = %id, path = %path.display(), "published index doc missing from the site");
-                return Ok(None);
-            }
-            Err(e) => return Err(FsError::new("reading", path, e).into()),
+        let target = site::index_target(id);
+        let path = site::target_file(&self.dir, &target, sha256);
+        let Some(bytes) = self.read_target(&target, sha256)? else {
+            tracing::warn!(plugin = %id, path = %path.display(), "published index doc missing from the site");
+            return Ok(None);
         };
         trellis_schema::json::from_slice(&bytes).map(Some).map_err(|e| BuildError::Site { path, reason: e.to_string() })
+    }
+
+    /// The bytes of the published `target` whose SHA-256 the site's metadata lists as
+    /// `sha256`; `None` when its file is gone. Other bytes at that address (the file
+    /// was edited after it was signed) are [`BuildError::SiteAltered`]: what a build
+    /// carries over from the site (the releases an index doc pins, a publisher's chain)
+    /// is only ever what the signed metadata vouches for.
+    pub fn read_target(&self, target: &str, sha256: &Sha256) -> Result<Option<Vec<u8>>, BuildError> {
+        let path = site::target_file(&self.dir, target, sha256);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(FsError::new("reading", path, e).into()),
+        };
+        let actual = Sha256::of(&bytes);
+        if actual != *sha256 {
+            return Err(BuildError::SiteAltered { path, actual, listed: *sha256 });
+        }
+        Ok(Some(bytes))
     }
 }
 

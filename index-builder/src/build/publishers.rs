@@ -43,7 +43,9 @@ pub(super) fn check_chains(
             continue;
         }
         let path = site::target_file(previous.dir(), &target, &sha256);
-        let bytes = std::fs::read(&path).map_err(|e| trellis_client::fs::FsError::new("reading", &path, e))?;
+        let Some(bytes) = previous.read_target(&target, &sha256)? else {
+            return Err(BuildError::Site { path, reason: "published publisher record missing from the site".into() });
+        };
         let published = PublisherChain::from_slice(&vendor_id, &bytes, &limits)
             .map_err(|e| BuildError::Site { path: path.clone(), reason: e.to_string() })?;
         if !chain.extends(&published) {

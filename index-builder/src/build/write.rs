@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 use trellis_client::fs::FsError;
+use trellis_schema::digest::Hasher;
 
 use super::Durability;
 use super::documents::{Content, TargetOut};
@@ -67,7 +68,12 @@ fn sync_each(site_dir: &Path, written: &[String]) -> Result<(), FsError> {
     dirs.par_iter().try_for_each(|d| trellis_client::fs::sync_dir(d))
 }
 
-/// Writes the content files that are not in the site yet; returns their site paths.
+/// Writes the content files the site does not hold yet; returns their site paths.
+///
+/// A file already at a target's content address is kept only when it holds that
+/// target's bytes ([`holds`]): one edited in place, torn or rewritten by a mirror is
+/// written again, so any build, full or incremental, serves the signed bytes again at
+/// every address it writes.
 pub(super) fn write_targets(site_dir: &Path, contents: &[TargetOut]) -> Result<Vec<String>, FsError> {
     let written: Vec<Option<String>> = contents
         .par_iter()
@@ -75,9 +81,8 @@ pub(super) fn write_targets(site_dir: &Path, contents: &[TargetOut]) -> Result<V
             let Some(content) = &t.content else { return Ok(None) };
             let relative = format!("{}/{}", site::TARGETS_DIR, site::hashed_target_path(&t.target, &t.sha256));
             let path = site_dir.join(&relative);
-            match std::fs::metadata(&path) {
-                Ok(meta) if meta.len() == t.length => return Ok(None),
-                Ok(_) | Err(_) => {}
+            if holds(&path, t, content) {
+                return Ok(None);
             }
             if let Some(parent) = path.parent() {
                 trellis_client::fs::create_dir_all(parent)?;
@@ -87,6 +92,33 @@ pub(super) fn write_targets(site_dir: &Path, contents: &[TargetOut]) -> Result<V
         })
         .collect::<Result<_, FsError>>()?;
     Ok(written.into_iter().flatten().collect())
+}
+
+/// Whether the file at `path` holds `target`'s bytes. The length decides most cases for
+/// free; a file of the right length is compared: a document's bytes (metadata-sized,
+/// in memory), a copied blob's SHA-256 (streamed; only a loaded release's blobs get
+/// here, and the build has just read and hashed their source anyway). A file that
+/// exists with other bytes is logged as it is replaced; one that cannot be read is
+/// written again.
+fn holds(path: &Path, target: &TargetOut, content: &Content) -> bool {
+    let same = match std::fs::metadata(path) {
+        Err(_) => return false,
+        Ok(meta) if meta.len() != target.length => false,
+        Ok(_) => match content {
+            Content::Bytes(bytes) => std::fs::read(path).is_ok_and(|existing| *existing == **bytes),
+            Content::Copy(_) => std::fs::File::open(path)
+                .and_then(Hasher::read_all)
+                .is_ok_and(|hasher| hasher.len() == target.length && hasher.finish() == target.sha256),
+        },
+    };
+    if !same {
+        tracing::warn!(
+            path = %path.display(),
+            target = %target.target,
+            "replacing a published file whose bytes are not the ones its content address names"
+        );
+    }
+    same
 }
 
 /// Writes the alias of each index doc in `documents` (`targets/index/alias/<shard>/<id>.json`,
