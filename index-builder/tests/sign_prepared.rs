@@ -765,3 +765,34 @@ fn refuses_an_advisory_whose_releases_keep_their_published_levels() {
         "{message}"
     );
 }
+
+/// The signer compares a changed index doc with the published one only as the live
+/// site's metadata lists it: whoever can write the live site but holds no key cannot
+/// make a forged release look published by editing the published doc to pin it. The
+/// signing is refused, naming the edited file, and nothing is written.
+#[test]
+fn refuses_a_published_index_doc_edited_to_pin_a_forged_release() {
+    let p = pipeline();
+    let key = fixture::key(1);
+    p.forge_index_doc("acme.clock", |doc, prepared| swap_release(doc, prepared, "1.0.0", &[&key]));
+    let target = site::index_target(&"acme.clock".parse().unwrap());
+    let bin = site::bin_for_target(&target, 2, "bin");
+    let forged: IndexDoc = serde_json::from_slice(&p.prepared_target(&bin, &target)).unwrap();
+    let forged_release = forged.releases.iter().find(|r| r.version.to_string() == "1.0.0").unwrap();
+
+    let published: Vec<PathBuf> = walkdir::WalkDir::new(p.live.join("targets/index"))
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .filter(|path| path.is_file() && path.to_string_lossy().ends_with(".acme.clock.json"))
+        .collect();
+    let [file] = published.as_slice() else { panic!("{published:?}") };
+    let mut doc: IndexDoc = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    let release = doc.releases.iter_mut().find(|r| r.version.to_string() == "1.0.0").unwrap();
+    *release = forged_release.clone();
+    std::fs::write(file, canonical::to_vec_of(&doc).unwrap()).unwrap();
+
+    let error = p.sign().unwrap_err();
+    assert!(matches!(&error, BuildError::SiteAltered { path, .. } if path == file), "{error}");
+    assert!(error.to_string().contains("changed after it was signed"), "{error}");
+    assert!(!p.out.exists(), "a refused signing wrote {}", p.out.display());
+}

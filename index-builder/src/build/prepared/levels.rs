@@ -360,9 +360,11 @@ fn index_docs<'a>(
     let read: Vec<(PluginId, IndexDoc)> = elsewhere
         .into_par_iter()
         .map(|(id, sha256)| {
-            let path = site::target_file(checker.live.dir(), &site::index_target(id), sha256);
-            let bytes =
-                std::fs::read(&path).map_err(|e| BuildError::Site { path: path.clone(), reason: e.to_string() })?;
+            let target = site::index_target(id);
+            let path = site::target_file(checker.live.dir(), &target, sha256);
+            let Some(bytes) = checker.live.read_target(&target, sha256)? else {
+                return Err(BuildError::Site { path, reason: "published index doc missing from the site".into() });
+            };
             let doc = trellis_schema::json::from_slice(&bytes)
                 .map_err(|e| BuildError::Site { path, reason: e.to_string() })?;
             Ok((id.clone(), doc))

@@ -22,7 +22,9 @@
 //! - an index doc whose new or changed release is not signed by its developer under the
 //!   registry's publisher record (which must validly extend the published chain), or
 //!   whose entry says something else than the signed manifest, or that changes or drops
-//!   a published release, or whose yank or rollout is not the registry's;
+//!   a published release (the published doc, and chain, read only with the SHA-256 the
+//!   live metadata lists: `BuildError::SiteAltered` otherwise), or whose yank or
+//!   rollout is not the registry's;
 //! - a delta an index doc lists that does not lead from an older release of the same
 //!   doc to the release it is listed under (by its path too), or a published release
 //!   whose deltas gain one (deltas are made once, when their release is first published);
@@ -688,7 +690,9 @@ impl Checker<'_> {
             return Err(BuildError::Site { path: self.live.dir().into(), reason: format!("{target} has no SHA-256") });
         };
         let path = site::target_file(self.live.dir(), target, &sha);
-        let bytes = std::fs::read(&path).map_err(|e| FsError::new("reading", &path, e))?;
+        let Some(bytes) = self.live.read_target(target, &sha)? else {
+            return Err(BuildError::Site { path, reason: "published index doc missing from the site".into() });
+        };
         trellis_schema::json::from_slice(&bytes).map(Some).map_err(|e| BuildError::Site { path, reason: e.to_string() })
     }
 
