@@ -1385,24 +1385,29 @@ fn an_incremental_build_splices_published_levels_and_catalog_role_only_when_they
     let incremental =
         |site: &Path| build_registry(&Registry::open(registry.path()).unwrap(), site, only_alarm(), now());
 
-    // The neighbour's level edited in the published bucket (valid JSON, the builder's
-    // layout, no longer the bytes the security role signs): not carried over, the
-    // bucket is redone from every plugin in it, as the full build writes it.
+    // The first publication day of the neighbour's release moved back in the published
+    // bucket (valid JSON, the builder's layout, no longer the bytes the security role
+    // signs): an older release reaches the age a level rewards. Carried over, the day
+    // would be signed again; every build refuses it instead, naming the bucket, with the
+    // site left as it was.
     let bucket = levels_file(partial.path(), "acme.alarm");
     let published = std::fs::read(&bucket).unwrap();
     let text = String::from_utf8(published.clone()).unwrap();
     let entry = text.find(&format!("\"{neighbour}\":")).unwrap();
-    let edit = entry + text[entry..].find("\"level\":\"signed\"").unwrap();
-    let tampered = format!("{}\"level\":\"verified\"{}", &text[..edit], &text[edit + "\"level\":\"signed\"".len()..]);
-    std::fs::write(&bucket, &tampered).unwrap();
+    let day = entry + text[entry..].find("\"published\":\"").unwrap() + "\"published\":\"".len();
+    std::fs::write(&bucket, format!("{}2001-01-01{}", &text[..day], &text[day + "2001-01-01".len()..])).unwrap();
     fixture::add_release(registry.path(), &ReleaseSpec::new("acme.alarm", "0.2.0"), &fixture::key(1)).unwrap();
+    let before = tree(partial.path());
+    for scope in [only_alarm(), Scope::Full] {
+        let err = build_registry(&Registry::open(registry.path()).unwrap(), partial.path(), scope.clone(), now())
+            .unwrap_err();
+        assert!(matches!(&err, BuildError::SiteAltered { path, .. } if *path == bucket), "{scope:?}: {err}");
+        assert_eq!(tree(partial.path()), before, "{scope:?}: nothing written");
+    }
+    std::fs::write(&bucket, &published).unwrap();
     build(registry.path(), full.path()).unwrap();
     let report = incremental(partial.path()).unwrap();
     assert!(report.written.iter().any(|p| p.contains(".levels-")), "{:?}", report.written);
-    let written = std::fs::read(levels_file(partial.path(), "acme.alarm")).unwrap();
-    assert_eq!(written, std::fs::read(levels_file(full.path(), "acme.alarm")).unwrap());
-    assert!(!String::from_utf8(written).unwrap().contains("\"level\":\"verified\""));
-    std::fs::write(&bucket, &published).unwrap();
     assert_eq!(tree(full.path()), tree(partial.path()));
 
     // The catalog role pretty-printed (the same document, not the builder's layout):

@@ -16,7 +16,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rayon::prelude::*;
-use trellis_client::fs::FsError;
 use trellis_schema::advisory::Advisories;
 use trellis_schema::security_level::{
     self, AdvisorySeverity, ESTABLISHED_AGE_DAYS, LEVELS_FORMAT, LEVELS_HEAD_TARGET, LevelsBucket, LevelsHead,
@@ -252,15 +251,18 @@ struct Published {
 
 /// The plugins of the published buckets `listed` (only those in `wanted`, when given).
 ///
+/// A bucket is read only with the SHA-256 the security role lists
+/// ([`PreviousSite::read_target`]; other bytes are [`BuildError::SiteAltered`]): the
+/// first publication day of each release is carried over from it, and a day edited
+/// on the site would move a release's age, so its level.
+///
 /// With `wanted` (a narrow build: the levels of every plugin the build did not load
-/// are as published, see [`documents`]), a bucket whose bytes have the SHA-256 the
-/// security role lists and are laid out as this builder writes them is split into its
-/// plugins' entries ([`SplitBucket`]) and only the `loaded` plugins' entries are
-/// parsed: at 300k plugins a bucket holds ~1,200 plugins (~1 MB), which a parse,
-/// re-assessment and canonical serialisation of every one cost tens of milliseconds.
-/// Any other bucket (tampered with, or not in this builder's layout) is parsed whole
-/// and all of its plugins re-assessed, as a wide build does, so the published bytes of
-/// a bucket are kept only when they are exactly the ones the signed role vouches for.
+/// are as published, see [`documents`]), a bucket laid out as this builder writes it
+/// is split into its plugins' entries ([`SplitBucket`]) and only the `loaded` plugins'
+/// entries are parsed: at 300k plugins a bucket holds ~1,200 plugins (~1 MB), which a
+/// parse, re-assessment and canonical serialisation of every one cost tens of
+/// milliseconds. A bucket in another layout is parsed whole and all of its plugins
+/// re-assessed, as a wide build does.
 fn published_levels(
     previous: &PreviousSite,
     listed: &Entries,
@@ -284,18 +286,10 @@ fn published_levels(
                 return Ok(Read::Whole(read_site_target(previous, target, sha256)?));
             }
             let path = crate::site::target_file(previous.dir(), target, sha256);
-            let bytes = std::fs::read(&path).map_err(|e| FsError::new("reading", &path, e))?;
-            let split = match Sha256::of(&bytes) == *sha256 {
-                true => SplitBucket::new(bytes),
-                false => {
-                    tracing::warn!(
-                        path = %path.display(),
-                        "levels bucket does not have the SHA-256 the security role lists; redoing every plugin in it"
-                    );
-                    Err(bytes)
-                }
+            let Some(bytes) = previous.read_target(target, sha256)? else {
+                return Err(BuildError::Site { path, reason: "missing from the site".into() });
             };
-            match split {
+            match SplitBucket::new(bytes) {
                 Ok(split) => {
                     let parsed = split.parse(loaded).map_err(|reason| BuildError::Site { path, reason })?;
                     Ok(Read::Split(target.clone(), split, parsed))

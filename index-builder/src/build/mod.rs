@@ -603,14 +603,17 @@ pub fn build_registry_with(
     Ok(report)
 }
 
-/// The target `target` of the published site, whose SHA-256 the site's metadata gives.
+/// The target `target` of the published site, whose SHA-256 the site's metadata gives
+/// (other bytes: [`BuildError::SiteAltered`]), parsed.
 fn read_site_target<T: serde::de::DeserializeOwned>(
     previous: &PreviousSite,
     target: &str,
     sha256: &Sha256,
 ) -> Result<T, BuildError> {
     let path = site::target_file(previous.dir(), target, sha256);
-    let bytes = std::fs::read(&path).map_err(|e| BuildError::Site { path: path.clone(), reason: e.to_string() })?;
+    let Some(bytes) = previous.read_target(target, sha256)? else {
+        return Err(BuildError::Site { path, reason: "missing from the site".into() });
+    };
     trellis_schema::json::from_slice(&bytes).map_err(|e| BuildError::Site { path, reason: e.to_string() })
 }
 
@@ -624,11 +627,7 @@ fn previous_advisories(previous: &PreviousSite) -> Result<Advisories, BuildError
         path: previous.dir().to_owned(),
         reason: format!("{} has a malformed sha256 in the security role", site::ADVISORIES_TARGET),
     })?;
-    let path = site::target_file(previous.dir(), site::ADVISORIES_TARGET, &sha256);
-    let Some(bytes) = previous.read_target(site::ADVISORIES_TARGET, &sha256)? else {
-        return Err(BuildError::Site { path, reason: "missing from the site".into() });
-    };
-    trellis_schema::json::from_slice(&bytes).map_err(|e| BuildError::Site { path, reason: e.to_string() })
+    read_site_target(previous, site::ADVISORIES_TARGET, &sha256)
 }
 
 /// The advisories to publish: the matches of the loaded plugins' releases, over the
