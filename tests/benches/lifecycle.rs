@@ -81,6 +81,17 @@
 //! (verification of the envelopes and the pins' `syncfs` ~22, packages from the cache
 //! and extraction ~10, the commit's `syncfs` and directory sync ~13). Since the pins
 //! advance in the commit, the install makes one `syncfs`, 5 barriers instead of 6.
+//! Since the updater checks from the chain it verified last (`Updater::current_chain`),
+//! the install after `add_registry` no longer reads and parses the stored snapshot and
+//! top-level targets twice (the hint, then the `304`). Side by side with the code
+//! before (2026-12-02, `TRELLIS_BENCH_BASELINE` = main's bench, 3 runs each, data dir
+//! on the VM's disk, load 12.7–13.9): 187 requests and 10 round trips in both builds
+//! but baseline run 1 at 25 ms (14); at 25 ms child CPU 140/160/190 ms (baseline
+//! 150/170/160), wall 614/697/902 ms (baseline 1723/538/639), 105/183/231 ms after
+//! the last answer (965/102/135); at 100 ms 220/260/300 ms CPU (200/260/240), wall
+//! 1548/1661/1698 ms (1523/1567/1593): at that load the disk and the scheduler
+//! decide, and the few ms of parsing saved were below the 10 ms CPU tick the child
+//! reported then (it reports its CPU to the millisecond since).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // a bench binary reports on stdout
 
@@ -123,14 +134,18 @@ impl trellis_client::store::Consent for AgreeWhenAsked {
     }
 }
 
-/// User + system CPU time of this process so far, in milliseconds (`/proc/self/stat`,
-/// clock ticks of 10 ms; 0 where there is no procfs).
+/// User + system CPU time of this process so far (every thread, ended ones too), in
+/// milliseconds: `CLOCK_PROCESS_CPUTIME_ID` (nanoseconds; the 10 ms clock ticks of
+/// `/proc/self/stat` it replaces hid changes of a few ms). 0 where there is no such clock.
+#[cfg(unix)]
 fn cpu_ms() -> u64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0 };
-    // Fields after the command name's closing parenthesis: state is field 3, utime 14, stime 15.
-    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    (ticks(14) + ticks(15)) * 10
+    let spent = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    u64::try_from(spent.tv_sec).unwrap_or(0) * 1000 + u64::try_from(spent.tv_nsec).unwrap_or(0) / 1_000_000
+}
+
+#[cfg(not(unix))]
+fn cpu_ms() -> u64 {
+    0
 }
 
 /// Seconds since the Unix epoch (the clock the parent places the child's phases on).

@@ -11,9 +11,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use trellis_client::transport::{AnyTransport, HttpOptions, Mirror, Mirrors};
-use trellis_client::trust::{UpdateCheck, Updater};
+use trellis_client::trust::{MetadataOrder, UpdateCheck, Updater};
 use trellis_schema::Sha256;
-use trellis_tests::fault_server::{FaultServer, Hit};
+use trellis_tests::fault_server::{Fault, FaultServer, Hit};
 use trellis_tests::registry::{TestRegistry, sha256_hex};
 
 fn doc(plugin: usize, release: usize) -> Vec<u8> {
@@ -329,4 +329,51 @@ fn an_updater_kept_open_drops_a_kept_role_once_it_expired() {
     assert_eq!(client.check_for_updates().unwrap(), UpdateCheck::NothingNew);
     let err = client.target_info(&path).unwrap_err();
     assert!(err.to_string().contains("expired"), "{err}");
+}
+
+/// Overwrites the stored snapshot and top-level targets with bytes that cannot parse.
+fn spoil_stored_chain(dir: &Path) {
+    for role in ["snapshot", "targets"] {
+        std::fs::write(dir.join(format!("{role}.json")), b"{ not json").unwrap();
+    }
+}
+
+#[test]
+fn an_updater_kept_open_checks_from_the_chain_it_verified_without_reading_it_again() {
+    let (_registry, server, dir, installed) = installed_world(20);
+    let mut client = updater(dir.path(), &server).with_metadata_order(MetadataOrder::Speculative);
+    client.refresh().unwrap();
+    let snapshot = client.trusted().snapshot().unwrap().version();
+    // Were the next checks to read the stored snapshot or targets again, they would fail.
+    spoil_stored_chain(dir.path());
+    server.reset_counters();
+    assert_eq!(client.check_for_updates().unwrap(), UpdateCheck::NothingNew);
+    assert_eq!(client.trusted().snapshot().unwrap().version(), snapshot);
+    // The same with a hint (an install's first wave): the roles on its paths come from
+    // the chain in memory and the store's bins, and nothing is asked for but the check.
+    let paths: Vec<String> = installed.iter().map(|(path, _)| path.clone()).collect();
+    assert_eq!(client.hint(paths), Some(Vec::new()), "every bin on the hinted paths is stored");
+    assert_eq!(client.check_for_updates().unwrap(), UpdateCheck::NothingNew);
+    for (path, sha256) in &installed {
+        assert_eq!(client.target_info(path).unwrap().expect("listed").sha256().as_ref(), Some(sha256));
+    }
+    assert_eq!(server.hits(), vec![Hit { path: "/metadata/timestamp.json".into(), status: 304 }; 2]);
+
+    // A new updater (a new process) has no verified chain in memory: it reads the store.
+    let err = updater(dir.path(), &server).check_for_updates();
+    assert!(err.is_err(), "the spoiled copies were read and refused: {err:?}");
+}
+
+#[test]
+fn an_updater_reads_the_store_again_after_a_check_failed() {
+    let (_registry, server, dir, _installed) = installed_world(3);
+    let mut client = updater(dir.path(), &server);
+    client.refresh().unwrap();
+    // A check that fails leaves no chain in memory to start the next one from.
+    server.fault("/metadata/timestamp.json", Fault::ServerError);
+    client.check_for_updates().unwrap_err();
+    server.clear_faults();
+    spoil_stored_chain(dir.path());
+    let err = client.check_for_updates();
+    assert!(err.is_err(), "the spoiled copies were read and refused: {err:?}");
 }

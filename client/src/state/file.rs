@@ -420,11 +420,7 @@ impl StateStore {
         rename: Rename,
         change: impl FnOnce(&mut State) -> R,
     ) -> Result<R, StateError> {
-        let mut next = self.state.clone();
-        let result = change(&mut next);
-        self.write_with(&next, flush, rename)?;
-        self.state = next;
-        Ok(result)
+        self.update_writing(change, |path, bytes| write_atomic_flushing(path, bytes, flush, rename))
     }
 
     /// [`update_flushing`](Self::update_flushing) with `(Flush::FileSystem,
@@ -437,25 +433,34 @@ impl StateStore {
         files: &[(&Path, &[u8])],
         change: impl FnOnce(&mut State) -> R,
     ) -> Result<R, StateError> {
-        if self._lock.is_none() {
-            return Err(StateError::ReadOnly { path: self.dir.root().to_owned() });
-        }
+        self.update_writing(change, |path, bytes| crate::fs::write_atomic_committing(files, (path, bytes)))
+    }
+
+    /// Applies `change` to a copy of the state, writes the copy with `write` (the
+    /// state file's path and bytes) and adopts it once written.
+    fn update_writing<R>(
+        &mut self,
+        change: impl FnOnce(&mut State) -> R,
+        write: impl FnOnce(&Path, &[u8]) -> Result<(), crate::fs::FsError>,
+    ) -> Result<R, StateError> {
         let mut next = self.state.clone();
         let result = change(&mut next);
-        self.checkpoint()?;
-        let mut bytes = serde_json::to_vec_pretty(&next).map_err(StateError::Serialize)?;
-        bytes.push(b'\n');
-        crate::fs::create_dir_all(self.dir.root())?;
-        crate::fs::write_atomic_committing(files, (&self.dir.state_file(), &bytes))?;
+        self.write_state(&next, write)?;
         self.state = next;
         Ok(result)
     }
 
     fn write(&mut self, state: &State) -> Result<(), StateError> {
-        self.write_with(state, Flush::File, Rename::Durable)
+        self.write_state(state, |path, bytes| write_atomic_flushing(path, bytes, Flush::File, Rename::Durable))
     }
 
-    fn write_with(&mut self, state: &State, flush: Flush, rename: Rename) -> Result<(), StateError> {
+    /// Serialises `state` and hands it to `write` with the state file's path, under
+    /// the lock (refused read-only) and after the test crash point.
+    fn write_state(
+        &mut self,
+        state: &State,
+        write: impl FnOnce(&Path, &[u8]) -> Result<(), crate::fs::FsError>,
+    ) -> Result<(), StateError> {
         if self._lock.is_none() {
             return Err(StateError::ReadOnly { path: self.dir.root().to_owned() });
         }
@@ -463,7 +468,7 @@ impl StateStore {
         let mut bytes = serde_json::to_vec_pretty(state).map_err(StateError::Serialize)?;
         bytes.push(b'\n');
         crate::fs::create_dir_all(self.dir.root())?;
-        write_atomic_flushing(&self.dir.state_file(), &bytes, flush, rename)?;
+        write(&self.dir.state_file(), &bytes)?;
         Ok(())
     }
 

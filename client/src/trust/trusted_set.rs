@@ -29,13 +29,14 @@ pub enum TimestampUpdate {
     Unchanged,
 }
 
-/// Trusted top-level metadata, checked against one reference time.
-#[derive(Debug)]
+/// Trusted top-level metadata, checked against one reference time. A clone shares
+/// the snapshot and the top-level targets (the large documents) with the original.
+#[derive(Clone, Debug)]
 pub struct TrustedSet {
     now: jiff::Timestamp,
     root: Verified<Root>,
     timestamp: Option<Verified<Timestamp>>,
-    snapshot: Option<Verified<Snapshot>>,
+    snapshot: Option<Arc<Verified<Snapshot>>>,
     targets: Option<Arc<Verified<Targets>>>,
     key_ids: KeyIds,
 }
@@ -103,7 +104,7 @@ impl TrustedSet {
 
     /// The trusted snapshot, if any.
     pub fn snapshot(&self) -> Option<&Verified<Snapshot>> {
-        self.snapshot.as_ref()
+        self.snapshot.as_deref()
     }
 
     /// The trusted top-level targets, if loaded.
@@ -203,6 +204,20 @@ impl TrustedSet {
         Ok(TimestampUpdate::Updated)
     }
 
+    /// Whether this set is a whole chain usable as it is at its reference time: root
+    /// and timestamp unexpired, the snapshot the timestamp names, unexpired, and the
+    /// top-level targets, unexpired (what a refresh ends with, and what a `304` on the
+    /// timestamp confirms).
+    pub(crate) fn holds_final_chain(&self) -> bool {
+        let Ok(timestamp) = self.final_timestamp() else { return false };
+        self.check_root_fresh().is_ok()
+            && self
+                .snapshot
+                .as_ref()
+                .is_some_and(|s| s.version() == snapshot_meta(timestamp).version && !s.is_expired(self.now))
+            && self.targets.as_ref().is_some_and(|t| !t.is_expired(self.now))
+    }
+
     /// §5.4.4 for the timestamp we keep: the final timestamp must not be expired.
     pub fn check_timestamp_fresh(&self) -> Result<(), TrustError> {
         self.final_timestamp().map(|_| ())
@@ -223,7 +238,7 @@ impl TrustedSet {
         let expected = snapshot_meta(timestamp).version;
         let snapshot: Verified<Snapshot> = self.verify_top(bytes, TopRole::Snapshot, "snapshot", receipt)?;
         let is_final = snapshot.version() == expected && !snapshot.is_expired(self.now);
-        self.snapshot = Some(snapshot);
+        self.snapshot = Some(Arc::new(snapshot));
         Ok(is_final)
     }
 
@@ -256,7 +271,7 @@ impl TrustedSet {
             return Err(TrustError::VersionMismatch { role: "snapshot".into(), expected, actual: new.version() });
         }
         fresh("snapshot", &new, self.now)?;
-        self.snapshot = Some(new);
+        self.snapshot = Some(Arc::new(new));
         Ok(())
     }
 
