@@ -1332,6 +1332,74 @@ fn a_page_that_fails_to_render_midway_refuses_the_storefront_with_no_page_replac
     assert_pages_equal_a_full_builds(registry.path(), site.path());
 }
 
+/// The one file of the site's `targets/catalog/` whose name ends with `.{target_name}`
+/// (a catalog document under its hashed path).
+fn published_catalog_file(site: &Path, target_name: &str) -> std::path::PathBuf {
+    let suffix = format!(".{target_name}");
+    let files: Vec<_> = std::fs::read_dir(site.join("targets/catalog"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().ends_with(&suffix))
+        .collect();
+    assert_eq!(files.len(), 1, "{target_name}: {files:?}");
+    files.into_iter().next().unwrap()
+}
+
+#[test]
+fn a_carried_catalog_document_edited_after_signing_is_never_rendered() {
+    let registry = registry();
+    let key = fixture::key(1);
+    let site = tempfile::tempdir().unwrap();
+    build(registry.path(), site.path(), Scope::Full).unwrap();
+    let summary = "Resize and crop pictures";
+    assert!(page(site.path(), "categories/media/index.html").contains(summary));
+    // contoso.images's record bucket and its category's listing page: an incremental
+    // build of acme.clock carries both over (reads neither) and the storefront reads
+    // them from the site.
+    let images = "contoso.images".parse().unwrap();
+    let bucket = trellis_schema::catalog::record_bucket(&images);
+    assert_ne!(bucket, trellis_schema::catalog::record_bucket(&"acme.clock".parse().unwrap()));
+    let only = Scope::Plugins(BTreeSet::from(["acme.clock".parse().unwrap()]));
+    for (version, target_name) in
+        [("1.1.0", "category-media-1.json".to_owned()), ("1.2.0", format!("records-{bucket:02x}.json"))]
+    {
+        let file = published_catalog_file(site.path(), &target_name);
+        let signed = std::fs::read(&file).unwrap();
+        let text = String::from_utf8(signed.clone()).unwrap();
+        assert!(text.contains(summary), "{target_name}: {text}");
+        // The same length, so only its SHA-256 tells.
+        let edited = text.replace(summary, "Resize and crop pXctures");
+        assert_eq!(edited.len(), signed.len());
+        std::fs::write(&file, &edited).unwrap();
+        // A lost storefront state (still lost after a refused storefront): every page is
+        // rendered, from every catalog document.
+        let state = site.path().join("_storefront/state.json");
+        if state.exists() {
+            std::fs::remove_file(&state).unwrap();
+        }
+        let before = storefront_files(site.path());
+        fixture::add_release(registry.path(), &clock(version), &key).unwrap();
+        let error = build(registry.path(), site.path(), only.clone()).unwrap_err().to_string();
+        assert!(
+            error.contains(&target_name) && error.contains("is not the document its signed role lists"),
+            "{target_name}: {error}"
+        );
+        assert_eq!(
+            storefront_files(site.path()),
+            before,
+            "{target_name}: a refused storefront changed the site's pages"
+        );
+        for (path, bytes) in html_pages(site.path()) {
+            assert!(!String::from_utf8_lossy(&bytes).contains("pXctures"), "{path} shows the edited {target_name}");
+        }
+        std::fs::write(&file, &signed).unwrap();
+    }
+    // The signed bytes back: the next incremental build renders what a full build does.
+    build(registry.path(), site.path(), only).unwrap();
+    assert!(page(site.path(), "plugins/acme.clock/index.html").contains("1.2.0"));
+    assert_pages_equal_a_full_builds(registry.path(), site.path());
+}
+
 /// The page data group `id` falls in (`_storefront/pages/<first 12 bits of its SHA-256>.json`).
 fn group_of(id: &str) -> String {
     let digest = trellis_schema::Sha256::of(id.as_bytes());

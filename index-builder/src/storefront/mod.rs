@@ -132,6 +132,21 @@ pub enum StorefrontError {
     /// The site's catalog cannot be read.
     #[error("storefront: the site's catalog: {0}")]
     Catalog(String),
+    /// A published catalog or levels document is not the one its signed role lists
+    /// (the site was changed after it was signed): its bytes are never rendered, as
+    /// the build's own reader refuses them ([`BuildError::CatalogAltered`]).
+    #[error(
+        "storefront: {} is not the document its signed role lists (its SHA-256 is {actual}, the role lists {listed}): the site was changed after it was signed; a full build replaces it",
+        path.display()
+    )]
+    Altered {
+        /// The file in the site.
+        path: std::path::PathBuf,
+        /// The SHA-256 of the bytes the site has.
+        actual: Sha256,
+        /// The SHA-256 the role lists.
+        listed: Sha256,
+    },
     /// Reading or writing a file failed.
     #[error(transparent)]
     Io(#[from] FsError),
@@ -361,12 +376,19 @@ struct Document {
 }
 
 impl Document {
-    /// Its bytes: those the build handed over, else the site's file.
+    /// Its bytes: those the build handed over, else the site's file, which must have
+    /// the SHA-256 its signed role lists ([`StorefrontError::Altered`] otherwise: no
+    /// page shows content nobody signed).
     fn read(&self, site_dir: &Path) -> Result<Cow<'_, [u8]>, StorefrontError> {
-        match &self.bytes {
-            Some(bytes) => Ok(Cow::Borrowed(bytes)),
-            None => Ok(Cow::Owned(read_file(site_dir, &self.path)?)),
+        if let Some(bytes) = &self.bytes {
+            return Ok(Cow::Borrowed(bytes));
         }
+        let bytes = read_file(site_dir, &self.path)?;
+        let actual = Sha256::of(&bytes);
+        if actual != self.sha256 {
+            return Err(StorefrontError::Altered { path: site_dir.join(&self.path), actual, listed: self.sha256 });
+        }
+        Ok(Cow::Owned(bytes))
     }
 }
 
