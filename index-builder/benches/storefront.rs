@@ -66,7 +66,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use trellis_index::build::{self, Scope, Signing};
-use trellis_index::storefront::{self, PageLimits, Prepared, Theme};
+use trellis_index::storefront::{self, PageLimits, Prepared, StorefrontJob, Theme};
 use trellis_index::synth::{self, SynthSite, SynthSpec};
 
 /// The `trellis-index` binary's allocator, so the figures are the binary's (under
@@ -150,6 +150,7 @@ fn main() {
     let limits = PageLimits::default();
     let nothing_more = |_: &BTreeSet<trellis_schema::PluginId>| Ok(Prepared::default());
     let insights = storefront::Insights::default();
+    let job = |prepared| StorefrontJob { prepared, theme: &theme, insights: &insights, load: &nothing_more };
 
     // Without: the same full build of the site (catalog included, timed inside it)
     // with no storefront, on a site of its own, first.
@@ -180,19 +181,10 @@ fn main() {
     let input = site.input(inputs, Scope::Full).unwrap();
     let (full, report) = if after {
         let full = build::build(input, &site.site_dir).unwrap();
-        (full, storefront::publish(prepared, &site.site_dir, &theme, &insights, &nothing_more).unwrap())
+        (full, storefront::publish(&site.site_dir, job(prepared)).unwrap())
     } else {
-        let built = storefront::build_and_publish(
-            input,
-            &site.site_dir,
-            Signing::Signed,
-            prepared,
-            &theme,
-            &insights,
-            &nothing_more,
-            |_| Ok(()),
-        )
-        .unwrap();
+        let built =
+            storefront::build_and_publish(input, &site.site_dir, Signing::Signed, job(prepared), |_| Ok(())).unwrap();
         (built.build, built.storefront.unwrap())
     };
     let (full_time, full_cpu) = (started.elapsed(), cpu() - cpu_started);
@@ -241,17 +233,8 @@ fn main() {
     let prepared = storefront::prepare(std::slice::from_ref(&changed), &limits).unwrap();
     let prepare_time = started.elapsed();
     let input = site.input(vec![changed], scope).unwrap();
-    let built = storefront::build_and_publish(
-        input,
-        &site.site_dir,
-        Signing::Signed,
-        prepared,
-        &theme,
-        &insights,
-        &nothing_more,
-        |_| Ok(()),
-    )
-    .unwrap();
+    let built =
+        storefront::build_and_publish(input, &site.site_dir, Signing::Signed, job(prepared), |_| Ok(())).unwrap();
     let (one_time, one_cpu) = (started.elapsed(), cpu() - cpu_started);
     let report = built.storefront.unwrap();
     println!(
