@@ -6,53 +6,23 @@
 //! `TRELLIS_BENCH_KEEP=1` keeps it to look at the pages). The publish step's peak RSS
 //! is its own: `VmHWM` reset before it.
 //!
-//! At 100k (2026-12-02, 2 shared cores at load 16–19): before pages were written as
-//! they render (`0dcc1b3`), publish's peak RSS 2,812 MiB from 1,338 MiB held before it
-//! (+1,474 MiB: every rendered page), 254,530 files, 963 MB, storefront CPU 27.0 s;
-//! after (`506b1b5`), 1,498 MiB from 1,491 MiB (+7 MiB), 242,299 files, 912 MB, CPU
-//! 32.1 s in a run overlapping other work (not a like-for-like CPU figure). On the quiet
-//! machine the same day (load 1–2): full build +40.9 s wall, 45.1 s CPU (render and
-//! write 40.6 s), peak RSS +10 MiB; one release +173 ms wall, 100 ms CPU.
-//! Page data in 4,096 groups instead of a file a plugin (`9e0e59e`, `d7c0f11`; load
-//! 11–13 on the 2 shared cores, side by side with the binary of `a1a34d0`, each
-//! beside other work, so wall times are not comparable): storefront files 242,299 →
-//! 146,475 (`_storefront/plugins` 99,920 files, 67.4 MB → `_storefront/pages` 4,096
-//! files, 69.6 MB), 912.2 → 914.4 MB, full-build storefront CPU 27.2 → 21.7 s (a 20k
-//! pair under the same load gave 6.9 → 12.9 s, the strace pair 9.7 → 9.0 s: CPU is noisy
-//! here, rayon's idle spinning included; files and system calls are the firm figures), publish
-//! peak RSS +8 → +7 MiB; one release 12 files written either way (a ~17 KB group
-//! for the plugin's data file), CPU 70 → 50 ms (10 ms ticks), catalog phase 84 → 25 ms (the
-//! catalog role scanned, not parsed). At 20k under `strace -f -c` (whole process, its
-//! site build and clean-up included): 1,037,251 → 937,542 system calls (openat
-//! 167,800 → 151,893, statx 162,197 → 126,340, write 95,071 → 79,164).
-//! Insight pages only for publishers with a download in the window (`654e3ed`; the
-//! synthetic registry has no statistics, so none) and this bench under jemalloc, the
-//! binary's allocator (load 8–10 on the 2 shared cores, `nice -n 10`, one run each):
-//! storefront files 146,475 → 134,244 (−12,231 insight pages), 914.4 → 882.7 MB, pages
-//! rendered 127,105 → 114,874; full-build storefront +48.7 s wall, 25.7 s CPU (main's
-//! code under jemalloc) → +46.1 s wall, 21.4 s CPU; publish peak RSS +134 → +121 MiB
-//! above what the process held (743 → 711 MiB; under glibc 1,461 MiB: jemalloc holds
-//! half). One release: +149 → +117 ms wall, 40 → 50 ms CPU (10 ms ticks), 12 files
-//! written either way; its `prepare` 86–95 µs in every run (100k and 20k, glibc and
-//! jemalloc): the 153 ms of one earlier run did not come back. A `perf` profile of the
-//! full build (main's code, glibc): in the storefront's part 57% of the samples in the
-//! kernel (file creation: `ext4_create`, `recently_deleted`, `mkdir`), 18% in libc
-//! (malloc 10%, memcmp 4%), 25% in the bench's own code (minijinja's VM 3%).
-//! Storefront beside the build (`storefront::build_and_publish`: the catalog handed over in
-//! memory, pages rendered while the build writes the site) and publishers' kept data in
-//! 1,024 groups (`00e82e0`). This bench now gives one figure a run: the same full build
-//! without the storefront (its catalog timed inside it), on a site of its own, then
-//! prepare, build and storefront; `TRELLIS_BENCH_STOREFRONT_AFTER=1` runs the old order (build, then
-//! `publish` from the site's files). No quiet window (a `/proc/stat` sampler: the 2 cores
-//! 1.92-2.00 busy on average with the neighbours), so the wall figures are the
-//! neighbours': old order at load 6.4, +28.6 s wall (without 48.2 s, its catalog 9.0 s;
-//! catalog + storefront +37.6 s); beside at load 8.6-13, +37.1 s (without 181 s, catalog
-//! 79 s); with the groups at load 7-9 beside two of my compiles, +91 s. Firm: storefront
-//! files 134,244 -> 123,037 (`_storefront/publishers` 12,231 files -> 1,024 groups, 42.9
-//! MB either way), 882.8 MB; one release writes 12 files (its publisher group, ~42 KB,
-//! for its publisher file), +58-136 ms wall (load 5-9); peak RSS of the whole build with
-//! the storefront 1,369-1,488 MiB (the handoff keeps the record buckets, listings and
-//! reviews, not the shards).
+//! One figure a run: the full build without the storefront (its catalog timed inside
+//! it), on a site of its own, then prepare, build and storefront at once
+//! (`storefront::build_and_publish`: the catalog handed over in memory, pages rendered
+//! while the build writes the site); `TRELLIS_BENCH_STOREFRONT_AFTER=1` runs the old
+//! order (build, then `publish` from the site's files). Then one release more,
+//! incrementally, without and with the storefront.
+//!
+//! Current figures at 100k × 2 (quiet pairs after the CI of `c25a622`, load 1.2–2.6,
+//! `BENCH_DIR=/work/bench/q26 /usr/bin/time -v <this binary> --bench`): 123,037
+//! storefront files, 882.8 MB; catalog + storefront +18.3 s and +37.8 s beside the
+//! build, +45.8 s and +35.2 s in the old order (the same binary moves by 2× between
+//! runs: system time 70–160 s a run, the clean-up included); one release +0–30 ms, 12
+//! files. A `perf` profile by thread (load ~12): the storefront's pool 20.2 s CPU, user
+//! 9.9 s, kernel 10.3 s (`mkdir` 4.4 s, file creation 3.2 s, faults 2.3 s), no dirty-page
+//! throttling, the barrier 0.2 s (`/work/notes/files26.md`). Every earlier figure:
+//! `docs/perf-history.md`.
+//!
 //! Each step is reported in wall time and in CPU time (user + system of the process:
 //! on a loaded machine the wall time says more about the neighbours than the code).
 //! Synthetic packages are not on disk, so plugin pages come from the signed manifests
@@ -66,7 +36,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use trellis_index::build::{self, Scope, Signing};
-use trellis_index::storefront::{self, PageLimits, Prepared, Theme};
+use trellis_index::storefront::{self, PageLimits, Prepared, StorefrontJob, Theme};
 use trellis_index::synth::{self, SynthSite, SynthSpec};
 
 /// The `trellis-index` binary's allocator, so the figures are the binary's (under
@@ -81,10 +51,16 @@ fn env_or(name: &str, default: usize) -> usize {
 
 /// User + system CPU time of this process so far (Linux `/proc/self/stat`, 100 Hz ticks).
 fn cpu() -> std::time::Duration {
+    let (user, system) = cpu_split();
+    user + system
+}
+
+/// User and system CPU time of this process so far, apart (`/proc/self/stat`).
+fn cpu_split() -> (std::time::Duration, std::time::Duration) {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
-    let ticks: u64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum();
-    std::time::Duration::from_millis(ticks * 10)
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    (std::time::Duration::from_millis(ticks(11) * 10), std::time::Duration::from_millis(ticks(12) * 10))
 }
 
 /// The peak resident set of this process since the last [`reset_peak_rss`], in MiB
@@ -150,6 +126,7 @@ fn main() {
     let limits = PageLimits::default();
     let nothing_more = |_: &BTreeSet<trellis_schema::PluginId>| Ok(Prepared::default());
     let insights = storefront::Insights::default();
+    let job = |prepared| StorefrontJob { prepared, theme: &theme, insights: &insights, load: &nothing_more };
 
     // Without: the same full build of the site (catalog included, timed inside it)
     // with no storefront, on a site of its own, first.
@@ -180,19 +157,10 @@ fn main() {
     let input = site.input(inputs, Scope::Full).unwrap();
     let (full, report) = if after {
         let full = build::build(input, &site.site_dir).unwrap();
-        (full, storefront::publish(prepared, &site.site_dir, &theme, &insights, &nothing_more).unwrap())
+        (full, storefront::publish(&site.site_dir, job(prepared)).unwrap())
     } else {
-        let built = storefront::build_and_publish(
-            input,
-            &site.site_dir,
-            Signing::Signed,
-            prepared,
-            &theme,
-            &insights,
-            &nothing_more,
-            |_| Ok(()),
-        )
-        .unwrap();
+        let built =
+            storefront::build_and_publish(input, &site.site_dir, Signing::Signed, job(prepared), |_| Ok(())).unwrap();
         (built.build, built.storefront.unwrap())
     };
     let (full_time, full_cpu) = (started.elapsed(), cpu() - cpu_started);
@@ -241,17 +209,8 @@ fn main() {
     let prepared = storefront::prepare(std::slice::from_ref(&changed), &limits).unwrap();
     let prepare_time = started.elapsed();
     let input = site.input(vec![changed], scope).unwrap();
-    let built = storefront::build_and_publish(
-        input,
-        &site.site_dir,
-        Signing::Signed,
-        prepared,
-        &theme,
-        &insights,
-        &nothing_more,
-        |_| Ok(()),
-    )
-    .unwrap();
+    let built =
+        storefront::build_and_publish(input, &site.site_dir, Signing::Signed, job(prepared), |_| Ok(())).unwrap();
     let (one_time, one_cpu) = (started.elapsed(), cpu() - cpu_started);
     let report = built.storefront.unwrap();
     println!(
@@ -266,7 +225,23 @@ fn main() {
         report.written.len(),
         report.written
     );
+    // The process's user and system time before the work dir goes: `/usr/bin/time`
+    // around this bench also counts the clean-up below, which is no build's.
+    let (user, system) = cpu_split();
+    println!(
+        "process CPU before clean-up: user {user:.2?}, system {system:.2?}; peak RSS since the full build with the \
+         storefront started {} MiB",
+        peak_rss_mib()
+    );
     if std::env::var_os("TRELLIS_BENCH_KEEP").is_some() {
         println!("site kept in {}", work.keep().join("site").display());
+    } else {
+        // Removing both sites (~1M files at 100k): minutes of wall time on a file
+        // system mounted with online `discard` (each freed extent discarded as the
+        // inode goes), and the next run's inode allocation then scans past the
+        // recently deleted inodes (ext4's `recently_deleted`).
+        let (started, cpu_started) = (Instant::now(), cpu());
+        work.close().unwrap();
+        println!("clean-up of the work dir (no build's): {:.2?} (CPU {:.2?})", started.elapsed(), cpu() - cpu_started);
     }
 }

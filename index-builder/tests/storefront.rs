@@ -1332,6 +1332,74 @@ fn a_page_that_fails_to_render_midway_refuses_the_storefront_with_no_page_replac
     assert_pages_equal_a_full_builds(registry.path(), site.path());
 }
 
+/// The one file of the site's `targets/catalog/` whose name ends with `.{target_name}`
+/// (a catalog document under its hashed path).
+fn published_catalog_file(site: &Path, target_name: &str) -> std::path::PathBuf {
+    let suffix = format!(".{target_name}");
+    let files: Vec<_> = std::fs::read_dir(site.join("targets/catalog"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().ends_with(&suffix))
+        .collect();
+    assert_eq!(files.len(), 1, "{target_name}: {files:?}");
+    files.into_iter().next().unwrap()
+}
+
+#[test]
+fn a_carried_catalog_document_edited_after_signing_is_never_rendered() {
+    let registry = registry();
+    let key = fixture::key(1);
+    let site = tempfile::tempdir().unwrap();
+    build(registry.path(), site.path(), Scope::Full).unwrap();
+    let summary = "Resize and crop pictures";
+    assert!(page(site.path(), "categories/media/index.html").contains(summary));
+    // contoso.images's record bucket and its category's listing page: an incremental
+    // build of acme.clock carries both over (reads neither) and the storefront reads
+    // them from the site.
+    let images = "contoso.images".parse().unwrap();
+    let bucket = trellis_schema::catalog::record_bucket(&images);
+    assert_ne!(bucket, trellis_schema::catalog::record_bucket(&"acme.clock".parse().unwrap()));
+    let only = Scope::Plugins(BTreeSet::from(["acme.clock".parse().unwrap()]));
+    for (version, target_name) in
+        [("1.1.0", "category-media-1.json".to_owned()), ("1.2.0", format!("records-{bucket:02x}.json"))]
+    {
+        let file = published_catalog_file(site.path(), &target_name);
+        let signed = std::fs::read(&file).unwrap();
+        let text = String::from_utf8(signed.clone()).unwrap();
+        assert!(text.contains(summary), "{target_name}: {text}");
+        // The same length, so only its SHA-256 tells.
+        let edited = text.replace(summary, "Resize and crop pXctures");
+        assert_eq!(edited.len(), signed.len());
+        std::fs::write(&file, &edited).unwrap();
+        // A lost storefront state (still lost after a refused storefront): every page is
+        // rendered, from every catalog document.
+        let state = site.path().join("_storefront/state.json");
+        if state.exists() {
+            std::fs::remove_file(&state).unwrap();
+        }
+        let before = storefront_files(site.path());
+        fixture::add_release(registry.path(), &clock(version), &key).unwrap();
+        let error = build(registry.path(), site.path(), only.clone()).unwrap_err().to_string();
+        assert!(
+            error.contains(&target_name) && error.contains("is not the document its signed role lists"),
+            "{target_name}: {error}"
+        );
+        assert_eq!(
+            storefront_files(site.path()),
+            before,
+            "{target_name}: a refused storefront changed the site's pages"
+        );
+        for (path, bytes) in html_pages(site.path()) {
+            assert!(!String::from_utf8_lossy(&bytes).contains("pXctures"), "{path} shows the edited {target_name}");
+        }
+        std::fs::write(&file, &signed).unwrap();
+    }
+    // The signed bytes back: the next incremental build renders what a full build does.
+    build(registry.path(), site.path(), only).unwrap();
+    assert!(page(site.path(), "plugins/acme.clock/index.html").contains("1.2.0"));
+    assert_pages_equal_a_full_builds(registry.path(), site.path());
+}
+
 /// The page data group `id` falls in (`_storefront/pages/<first 12 bits of its SHA-256>.json`).
 fn group_of(id: &str) -> String {
     let digest = trellis_schema::Sha256::of(id.as_bytes());
@@ -1363,7 +1431,7 @@ fn listed_plugins(site: &Path) -> BTreeSet<String> {
 #[test]
 fn page_data_lives_in_groups_each_rewritten_whole_and_pages_are_redone_from_them() {
     use std::sync::Mutex;
-    use trellis_index::storefront::{self, Insights, PageLimits, Prepared, Theme};
+    use trellis_index::storefront::{self, Insights, PageLimits, Prepared, StorefrontJob, Theme};
     use trellis_index::synth::{self, SynthSite, SynthSpec};
     use trellis_schema::PluginId;
 
@@ -1382,10 +1450,11 @@ fn page_data_lives_in_groups_each_rewritten_whole_and_pages_are_redone_from_them
         let wanted: Vec<_> = ids.iter().map(|id| inputs.lock().unwrap()[id].clone()).collect();
         storefront::prepare(&wanted, &limits)
     };
+    let job = |prepared| StorefrontJob { prepared, theme: &theme, insights: &insights, load: &load };
     let all: Vec<_> = inputs.lock().unwrap().values().cloned().collect();
     let prepared = storefront::prepare(&all, &limits).unwrap();
     site.build(all, Scope::Full).unwrap();
-    storefront::publish(prepared, &site.site_dir, &theme, &insights, &load).unwrap();
+    storefront::publish(&site.site_dir, job(prepared)).unwrap();
     let site_dir = site.site_dir.clone();
 
     // Each listed plugin's data is in its group and nowhere else; no file a plugin.
@@ -1420,7 +1489,7 @@ fn page_data_lives_in_groups_each_rewritten_whole_and_pages_are_redone_from_them
     inputs.lock().unwrap().insert(x_id.clone(), changed.clone());
     let prepared = storefront::prepare(std::slice::from_ref(&changed), &limits).unwrap();
     site.build(vec![changed], Scope::Plugins(BTreeSet::from([x_id.clone()]))).unwrap();
-    let report = storefront::publish(prepared, &site_dir, &theme, &insights, &load).unwrap();
+    let report = storefront::publish(&site_dir, job(prepared)).unwrap();
     assert!(report.written.contains(&group_of(&x)), "{:?}", report.written);
     let after = page_groups(&site_dir);
     assert_eq!(after[&group_of(&x)][&y], groups[&group_of(&x)][&y], "the other plugin's data changed");
@@ -1451,7 +1520,7 @@ fn page_data_lives_in_groups_each_rewritten_whole_and_pages_are_redone_from_them
         std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
     };
     forget_bucket();
-    let report = storefront::publish(Prepared::default(), &site_dir, &theme, &insights, &load).unwrap();
+    let report = storefront::publish(&site_dir, job(Prepared::default())).unwrap();
     assert!(
         report.rendered >= in_bucket.len(),
         "{} pages rendered, {} in the bucket",
@@ -1466,7 +1535,7 @@ fn page_data_lives_in_groups_each_rewritten_whole_and_pages_are_redone_from_them
     // packages instead (exactly those), the pages the same.
     std::fs::write(site_dir.join(group_of(&y)), "{").unwrap();
     forget_bucket();
-    storefront::publish(Prepared::default(), &site_dir, &theme, &insights, &load).unwrap();
+    storefront::publish(&site_dir, job(Prepared::default())).unwrap();
     let expected: BTreeSet<PluginId> =
         in_bucket.iter().filter(|id| group_of(id) == group_of(&y)).map(|id| id.parse().unwrap()).collect();
     assert_eq!(*asked.lock().unwrap(), expected);
@@ -1482,7 +1551,7 @@ fn page_data_lives_in_groups_each_rewritten_whole_and_pages_are_redone_from_them
     std::fs::write(old.join(format!("{y}.json")), y_data).unwrap();
     std::fs::remove_dir_all(site_dir.join("_storefront/pages")).unwrap();
     asked.lock().unwrap().clear();
-    let report = storefront::publish(Prepared::default(), &site_dir, &theme, &insights, &load).unwrap();
+    let report = storefront::publish(&site_dir, job(Prepared::default())).unwrap();
     assert!(!old.exists(), "the old page data stayed");
     assert!(report.removed.contains(&"_storefront/plugins/".to_owned()), "{:?}", report.removed);
     let others: BTreeSet<PluginId> = listed.iter().filter(|id| **id != y).map(|id| id.parse().unwrap()).collect();
@@ -1514,7 +1583,7 @@ fn visible_storefront(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 #[test]
 fn the_storefront_rendered_beside_the_build_shows_nothing_before_its_metadata_and_equals_one_rendered_after() {
     use trellis_index::build::{BuildError, Signing};
-    use trellis_index::storefront::{self, Insights, PageLimits, Prepared, Theme};
+    use trellis_index::storefront::{self, Insights, PageLimits, Prepared, StorefrontJob, Theme};
     use trellis_index::synth::{self, SynthSite, SynthSpec};
     use trellis_schema::PluginId;
 
@@ -1532,10 +1601,11 @@ fn the_storefront_rendered_beside_the_build_shows_nothing_before_its_metadata_an
     let (after, beside) = (site("after"), site("beside"));
     let (theme, limits, insights) = (Theme::builtin("Test Store").unwrap(), PageLimits::default(), Insights::default());
     let nothing_more = |_: &BTreeSet<PluginId>| Ok(Prepared::default());
+    let job = |prepared| StorefrontJob { prepared, theme: &theme, insights: &insights, load: &nothing_more };
     let inputs: Vec<_> = plan.iter().cloned().map(synth::plugin_input).collect();
     let prepared = storefront::prepare(&inputs, &limits).unwrap();
     after.build(inputs.clone(), Scope::Full).unwrap();
-    storefront::publish(prepared, &after.site_dir, &theme, &insights, &nothing_more).unwrap();
+    storefront::publish(&after.site_dir, job(prepared)).unwrap();
 
     // When the build has published (its timestamp in place), no page is yet.
     let published = |site: &SynthSite| {
@@ -1548,10 +1618,7 @@ fn the_storefront_rendered_beside_the_build_shows_nothing_before_its_metadata_an
         beside.input(inputs, Scope::Full).unwrap(),
         &beside.site_dir,
         Signing::Signed,
-        storefront::prepare(&plan.iter().cloned().map(synth::plugin_input).collect::<Vec<_>>(), &limits).unwrap(),
-        &theme,
-        &insights,
-        &nothing_more,
+        job(storefront::prepare(&plan.iter().cloned().map(synth::plugin_input).collect::<Vec<_>>(), &limits).unwrap()),
         |report| {
             seen = Some((published(&beside), report.timestamp_version, visible_storefront(&beside.site_dir)));
             Ok(())
@@ -1582,10 +1649,7 @@ fn the_storefront_rendered_beside_the_build_shows_nothing_before_its_metadata_an
         beside.input(vec![changed.clone()], only.clone()).unwrap(),
         &beside.site_dir,
         Signing::Signed,
-        storefront::prepare(std::slice::from_ref(&changed), &limits).unwrap(),
-        &theme,
-        &insights,
-        &nothing_more,
+        job(storefront::prepare(std::slice::from_ref(&changed), &limits).unwrap()),
         |_| Err(BuildError::Trust("stopped after the timestamp".into())),
     );
     assert!(failed.unwrap_err().to_string().contains("stopped after the timestamp"));
@@ -1597,15 +1661,12 @@ fn the_storefront_rendered_beside_the_build_shows_nothing_before_its_metadata_an
     // The same release again: the storefront catches up, equal to the one rendered after.
     let prepared = storefront::prepare(std::slice::from_ref(&changed), &limits).unwrap();
     after.build(vec![changed.clone()], only.clone()).unwrap();
-    storefront::publish(prepared, &after.site_dir, &theme, &insights, &nothing_more).unwrap();
+    storefront::publish(&after.site_dir, job(prepared)).unwrap();
     let built = storefront::build_and_publish(
         beside.input(vec![changed.clone()], only).unwrap(),
         &beside.site_dir,
         Signing::Signed,
-        storefront::prepare(std::slice::from_ref(&changed), &limits).unwrap(),
-        &theme,
-        &insights,
-        &nothing_more,
+        job(storefront::prepare(std::slice::from_ref(&changed), &limits).unwrap()),
         |_| Ok(()),
     )
     .unwrap();

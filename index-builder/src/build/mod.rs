@@ -596,8 +596,8 @@ pub fn build_registry_with(
         domain_proof::write_cache(&registry.dir, &cache, &checked).map_err(cache_error)?;
         Ok(())
     };
-    let built =
-        storefront::build_and_publish(input, site, signing, prepared, &theme, &insights, &load_more, after_build)?;
+    let job = storefront::StorefrontJob { prepared, theme: &theme, insights: &insights, load: &load_more };
+    let built = storefront::build_and_publish(input, site, signing, job, after_build)?;
     let mut report = built.build;
     report.storefront = built.storefront?.written;
     Ok(report)

@@ -132,6 +132,21 @@ pub enum StorefrontError {
     /// The site's catalog cannot be read.
     #[error("storefront: the site's catalog: {0}")]
     Catalog(String),
+    /// A published catalog or levels document is not the one its signed role lists
+    /// (the site was changed after it was signed): its bytes are never rendered, as
+    /// the build's own reader refuses them ([`BuildError::CatalogAltered`]).
+    #[error(
+        "storefront: {} is not the document its signed role lists (its SHA-256 is {actual}, the role lists {listed}): the site was changed after it was signed; a full build replaces it",
+        path.display()
+    )]
+    Altered {
+        /// The file in the site.
+        path: std::path::PathBuf,
+        /// The SHA-256 of the bytes the site has.
+        actual: Sha256,
+        /// The SHA-256 the role lists.
+        listed: Sha256,
+    },
     /// Reading or writing a file failed.
     #[error(transparent)]
     Io(#[from] FsError),
@@ -361,12 +376,19 @@ struct Document {
 }
 
 impl Document {
-    /// Its bytes: those the build handed over, else the site's file.
+    /// Its bytes: those the build handed over, else the site's file, which must have
+    /// the SHA-256 its signed role lists ([`StorefrontError::Altered`] otherwise: no
+    /// page shows content nobody signed).
     fn read(&self, site_dir: &Path) -> Result<Cow<'_, [u8]>, StorefrontError> {
-        match &self.bytes {
-            Some(bytes) => Ok(Cow::Borrowed(bytes)),
-            None => Ok(Cow::Owned(read_file(site_dir, &self.path)?)),
+        if let Some(bytes) = &self.bytes {
+            return Ok(Cow::Borrowed(bytes));
         }
+        let bytes = read_file(site_dir, &self.path)?;
+        let actual = Sha256::of(&bytes);
+        if actual != self.sha256 {
+            return Err(StorefrontError::Altered { path: site_dir.join(&self.path), actual, listed: self.sha256 });
+        }
+        Ok(Cow::Owned(bytes))
     }
 }
 
@@ -618,10 +640,7 @@ fn changes(
 }
 
 /// Renders the storefront of the site at `site_dir` from the catalog it serves and
-/// writes what changed (see the module doc). `prepared` holds the plugins the build
-/// changed; a plugin whose catalog record changed without a new release gets its page
-/// from the data kept in `_storefront/`, or from `load` (opening its package) when
-/// there is none.
+/// writes what changed (see the module doc), as `job` says ([`StorefrontJob`]).
 ///
 /// Only what a changed catalog document shows is read and rendered: the record
 /// buckets whose SHA-256 differs from the one the storefront last rendered (and those
@@ -637,14 +656,27 @@ fn changes(
 /// staging directory), and moved into place only once every page rendered: a page
 /// that fails to render refuses the storefront with the site's pages as they were
 /// (the staging directory cleared).
-pub fn publish(
-    prepared: Prepared,
-    site_dir: &Path,
-    theme: &Theme,
-    insights: &Insights,
-    load: &(dyn Fn(&BTreeSet<PluginId>) -> Result<Prepared, StorefrontError> + Sync),
-) -> Result<StorefrontReport, StorefrontError> {
-    publish_cleared(prepared, site_dir, theme, insights, load, None, &mut || Ok(()))
+pub fn publish(site_dir: &Path, job: StorefrontJob<'_>) -> Result<StorefrontReport, StorefrontError> {
+    publish_cleared(site_dir, job, None, &mut || Ok(()))
+}
+
+/// Reads the page data of the plugins named (opening their packages): for a plugin
+/// whose catalog record changed without a new release and whose kept data is lost.
+pub type LoadPages<'a> = dyn Fn(&BTreeSet<PluginId>) -> Result<Prepared, StorefrontError> + Sync + 'a;
+
+/// What a storefront renders with, besides the site: [`publish`] and
+/// [`build_and_publish`] take it. Taken by value: `prepared`'s page data moves into
+/// the pages (at 100k plugins a full build's whole catalog of it).
+pub struct StorefrontJob<'a> {
+    /// The plugins the build changed, as [`prepare`] read them.
+    pub prepared: Prepared,
+    /// The theme the pages are rendered with.
+    pub theme: &'a Theme,
+    /// The publishers' download figures (their insight pages).
+    pub insights: &'a Insights,
+    /// Page data of a plugin whose catalog record changed without a new release, when
+    /// the data kept in `_storefront/` is lost.
+    pub load: &'a LoadPages<'a>,
 }
 
 /// What [`build_and_publish`] did: the build's report and the storefront's outcome.
@@ -673,15 +705,11 @@ pub struct Built {
 /// leaves the storefront as it was (its staging cleared) and returns the build's
 /// error; a storefront that fails leaves the published site and returns in
 /// [`Built::storefront`].
-#[allow(clippy::too_many_arguments)] // the build's and the storefront's inputs, as they are
 pub fn build_and_publish(
     input: BuildInput,
     site_dir: &Path,
     signing: Signing,
-    prepared: Prepared,
-    theme: &Theme,
-    insights: &Insights,
-    load: &(dyn Fn(&BTreeSet<PluginId>) -> Result<Prepared, StorefrontError> + Sync),
+    job: StorefrontJob<'_>,
     after_build: impl FnOnce(&BuildReport) -> Result<(), BuildError>,
 ) -> Result<Built, BuildError> {
     let gave_up = || StorefrontError::Catalog("the build failed: no storefront page was published".into());
@@ -702,9 +730,7 @@ pub fn build_and_publish(
                     .thread_name(|i| format!("storefront-{i}"))
                     .build()
                     .map_err(|e| StorefrontError::Catalog(format!("starting the storefront's threads: {e}")))?;
-                pool.install(|| {
-                    publish_cleared(prepared, site_dir, theme, insights, load, Some(&handoff), &mut published)
-                })
+                pool.install(|| publish_cleared(site_dir, job, Some(&handoff), &mut published))
             })
             .map_err(|e| FsError::new("starting the storefront's thread", site_dir, e))?;
         let mut catalog_tx = Some(catalog_tx);
@@ -724,15 +750,12 @@ pub fn build_and_publish(
 
 /// [`publish_staged`], clearing the staging directory when it fails.
 fn publish_cleared(
-    prepared: Prepared,
     site_dir: &Path,
-    theme: &Theme,
-    insights: &Insights,
-    load: &(dyn Fn(&BTreeSet<PluginId>) -> Result<Prepared, StorefrontError> + Sync),
+    job: StorefrontJob<'_>,
     handoff: Option<&CatalogHandoff>,
     published: &mut dyn FnMut() -> Result<(), StorefrontError>,
 ) -> Result<StorefrontReport, StorefrontError> {
-    let outcome = publish_staged(prepared, site_dir, theme, insights, load, handoff, published);
+    let outcome = publish_staged(site_dir, job, handoff, published);
     if outcome.is_err() {
         // What was staged: the next build would clear it first anyway.
         let _ = write::clear_staging(site_dir);
@@ -745,14 +768,12 @@ fn publish_cleared(
 /// `published` (the build's metadata is published: `Ok`) before anything becomes
 /// visible, and moves it all into place.
 fn publish_staged(
-    prepared: Prepared,
     site_dir: &Path,
-    theme: &Theme,
-    insights: &Insights,
-    load: &(dyn Fn(&BTreeSet<PluginId>) -> Result<Prepared, StorefrontError> + Sync),
+    job: StorefrontJob<'_>,
     handoff: Option<&CatalogHandoff>,
     published: &mut dyn FnMut() -> Result<(), StorefrontError>,
 ) -> Result<StorefrontReport, StorefrontError> {
+    let StorefrontJob { prepared, theme, insights, load } = job;
     let mut clock = std::time::Instant::now();
     let mut phases = Vec::new();
     let site = match handoff {
