@@ -5,7 +5,6 @@
 //! Linux) so metadata never names a file that is not on disk. The order of batches is
 //! [`super::build`]'s.
 
-#[cfg(not(target_os = "linux"))]
 use std::collections::BTreeSet;
 use std::io;
 use std::path::Path;
@@ -75,23 +74,21 @@ fn sync_each(site_dir: &Path, written: &[String]) -> Result<(), FsError> {
 /// written again, so any build, full or incremental, serves the signed bytes again at
 /// every address it writes.
 pub(super) fn write_targets(site_dir: &Path, contents: &[TargetOut]) -> Result<Vec<String>, FsError> {
-    let written: Vec<Option<String>> = contents
+    let missing: Vec<(String, &Content)> = contents
         .par_iter()
-        .map(|t| {
-            let Some(content) = &t.content else { return Ok(None) };
+        .filter_map(|t| {
+            let content = t.content.as_ref()?;
             let relative = format!("{}/{}", site::TARGETS_DIR, site::hashed_target_path(&t.target, &t.sha256));
-            let path = site_dir.join(&relative);
-            if holds(&path, t, content) {
-                return Ok(None);
-            }
-            if let Some(parent) = path.parent() {
-                trellis_client::fs::create_dir_all(parent)?;
-            }
-            write_content(&path, content)?;
-            Ok(Some(relative))
+            (!holds(&site_dir.join(&relative), t, content)).then_some((relative, content))
         })
-        .collect::<Result<_, FsError>>()?;
-    Ok(written.into_iter().flatten().collect())
+        .collect();
+    // Each directory once (a plugin's blobs share one), not a `mkdir` per file.
+    let dirs: BTreeSet<&Path> = missing.iter().filter_map(|(relative, _)| Path::new(relative).parent()).collect();
+    for dir in dirs {
+        trellis_client::fs::create_dir_all(&site_dir.join(dir))?;
+    }
+    missing.par_iter().try_for_each(|(relative, content)| write_content(&site_dir.join(relative), content))?;
+    Ok(missing.into_iter().map(|(relative, _)| relative).collect())
 }
 
 /// Whether the file at `path` holds `target`'s bytes. The length decides most cases for
