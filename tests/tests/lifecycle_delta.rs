@@ -246,28 +246,36 @@ fn corrupt_delta_blob_is_refused_by_its_signed_hash_and_the_package_is_used() {
 }
 
 /// Replaces the delta 1.0.0 → 1.1.0 with `bytes`, signed by the registry's online
-/// bins key, as an attacker holding that key could: the published index doc is
-/// rewritten in place and the next build carries its delta over and signs it.
+/// bins key, as an attacker holding that key could: the published index doc edited to
+/// name the new delta, written at its own content address, and its bin's entry edited
+/// to list it; the next build made past the bin's half-life re-signs the bin with that
+/// entry (a build reads a published doc only with the digest its bin lists, so the
+/// bin has to say so).
 fn inject_delta(site: &Served, bytes: &[u8]) {
+    let dir = site.site.site.path();
     let sha = Sha256::of(bytes);
-    let target = "deltas/acme.clock/1.0.0_1.1.0.delta";
-    let path = trellis_index::site::target_file(site.site.site.path(), target, &sha);
+    let path = trellis_index::site::target_file(dir, "deltas/acme.clock/1.0.0_1.1.0.delta", &sha);
     std::fs::write(&path, bytes).unwrap();
     let current = site.doc();
     let mut doc = current.clone();
     let release = doc.releases.iter_mut().find(|r| r.version == v("1.1.0")).unwrap();
     release.deltas[0].blob.sha256 = sha;
     release.deltas[0].blob.length = bytes.len() as u64;
-    let bytes_now = serde_json::to_vec(&current).unwrap();
-    let file = trellis_index::site::target_file(
-        site.site.site.path(),
-        &trellis_index::site::index_target(&id("acme.clock")),
-        &Sha256::of(&bytes_now),
-    );
-    assert_eq!(std::fs::read(&file).unwrap(), bytes_now);
-    std::fs::write(file, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let (was, now) = (serde_json::to_vec(&current).unwrap(), serde_json::to_vec(&doc).unwrap());
+    let target = trellis_index::site::index_target(&id("acme.clock"));
+    assert_eq!(std::fs::read(trellis_index::site::target_file(dir, &target, &Sha256::of(&was))).unwrap(), was);
+    std::fs::write(trellis_index::site::target_file(dir, &target, &Sha256::of(&now)), &now).unwrap();
+    let entry = |bytes: &[u8]| format!("\"sha256\":\"{}\"}},\"length\":{}", Sha256::of(bytes), bytes.len());
+    let bin = common::walk(&dir.join("metadata"))
+        .into_iter()
+        .filter(|p| std::fs::read_to_string(p).unwrap().contains(&entry(&was)))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .expect("the bin listing acme.clock's doc");
+    let listed = std::fs::read_to_string(&bin).unwrap().replace(&entry(&was), &entry(&now));
+    std::fs::write(&bin, listed).unwrap();
     let registry = Registry::open(site.site.registry.path()).unwrap();
-    build_registry(&registry, site.site.site.path(), Scope::Full, jiff::Timestamp::now()).unwrap();
+    let past_half_life = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(46 * 24);
+    build_registry(&registry, dir, Scope::Full, past_half_life).unwrap();
     site.sync();
     assert_eq!(site.doc().release(&v("1.1.0")).unwrap().deltas[0].blob.sha256, sha);
 }
