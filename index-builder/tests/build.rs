@@ -303,6 +303,58 @@ fn an_index_doc_or_publisher_record_edited_after_signing_refuses_the_build_namin
     refused_altered(&record, &[Scope::Full]);
 }
 
+/// A published file the site's metadata lists and the site no longer has: an index doc
+/// deleted to shed the releases it pins (then a published version's bytes swapped in
+/// the source) or a publisher record deleted to shed its chain. Every build refuses,
+/// naming the file, and writes nothing; put back, the same build goes through and the
+/// swapped release is refused as immutable.
+#[test]
+fn a_published_index_doc_or_publisher_record_gone_from_the_site_refuses_the_build_naming_it() {
+    let registry = registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    let refused_missing = |file: &Path, scopes: &[Scope]| {
+        let before = tree(out.path());
+        for scope in scopes {
+            let open = Registry::open(registry.path()).unwrap();
+            let err = build_registry(&open, out.path(), scope.clone(), now()).unwrap_err();
+            assert!(matches!(&err, BuildError::SiteMissing { path } if path == file), "{scope:?}: {err}");
+            let message = err.to_string();
+            assert!(message.contains("it is gone") && message.contains("put the published file back"), "{message}");
+            assert_eq!(tree(out.path()), before, "{scope:?}: nothing written");
+        }
+    };
+
+    let release: Vec<_> = ["zip", "zip.dsse"]
+        .map(|ext| registry.path().join(format!("releases/acme.clock/1.0.0.{ext}")))
+        .map(|path| {
+            let bytes = std::fs::read(&path).unwrap();
+            (path, bytes)
+        })
+        .into();
+    let mut spec = ReleaseSpec::new("acme.clock", "1.0.0");
+    spec.payload = b"different code".to_vec();
+    std::fs::remove_file(&release[0].0).unwrap();
+    fixture::add_release(registry.path(), &spec, &fixture::key(1)).unwrap();
+    let doc = site_file(out.path(), "targets/index", ".acme.clock.json");
+    let published = std::fs::read(&doc).unwrap();
+    std::fs::remove_file(&doc).unwrap();
+    refused_missing(&doc, &[Scope::Full, Scope::Plugins(BTreeSet::from(["acme.clock".parse().unwrap()]))]);
+    std::fs::write(&doc, published).unwrap();
+    let message = refused(registry.path(), out.path());
+    assert!(message.contains("acme.clock-1.0.0.zip") && message.contains("immutable"), "{message}");
+    for (path, bytes) in &release {
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    // A chain of someone else's in publishers/acme.json, the published record deleted.
+    let forged = serde_json::to_vec_pretty(&fixture::publisher_chain("acme", &[&fixture::key(9)])).unwrap();
+    std::fs::write(registry.path().join("publishers/acme.json"), &forged).unwrap();
+    let record = site_file(out.path(), "targets/publishers", ".acme.json");
+    std::fs::remove_file(&record).unwrap();
+    refused_missing(&record, &[Scope::Full]);
+}
+
 /// The head's facts in the published catalog role changed (a byte flipped inside the
 /// `custom` value, the role still laid out as the builder writes it): a rebuild of the
 /// unchanged registry, full or of one plugin, signs the role again with the head's own

@@ -286,9 +286,7 @@ fn published_levels(
                 return Ok(Read::Whole(read_site_target(previous, target, sha256)?));
             }
             let path = crate::site::target_file(previous.dir(), target, sha256);
-            let Some(bytes) = previous.read_target(target, sha256)? else {
-                return Err(BuildError::Site { path, reason: "missing from the site".into() });
-            };
+            let bytes = previous.read_target(target, sha256)?;
             match SplitBucket::new(bytes) {
                 Ok(split) => {
                     let parsed = split.parse(loaded).map_err(|reason| BuildError::Site { path, reason })?;

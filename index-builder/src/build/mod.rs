@@ -363,6 +363,18 @@ pub enum BuildError {
         /// The SHA-256 the site's metadata lists.
         listed: trellis_schema::Sha256,
     },
+    /// A published file the site's metadata lists is gone from the site. A build
+    /// refuses rather than go on without it: what it carries over from the site (the
+    /// releases an index doc pins, a publisher's published chain, first publication
+    /// days) would silently be lost, and a release it pins could then be changed.
+    #[error(
+        "previous site: {}: the site's metadata lists this file and it is gone; put the published file back (from a copy of the site: a mirror, the published branch's history)",
+        path.display()
+    )]
+    SiteMissing {
+        /// The file.
+        path: PathBuf,
+    },
     /// A release depends on a plugin the registry does not have.
     #[error(
         "{release} depends on {dependency}, which is not in this registry; publish {dependency} first or drop the dependency"
@@ -610,11 +622,11 @@ fn read_site_target<T: serde::de::DeserializeOwned>(
     target: &str,
     sha256: &Sha256,
 ) -> Result<T, BuildError> {
-    let path = site::target_file(previous.dir(), target, sha256);
-    let Some(bytes) = previous.read_target(target, sha256)? else {
-        return Err(BuildError::Site { path, reason: "missing from the site".into() });
-    };
-    trellis_schema::json::from_slice(&bytes).map_err(|e| BuildError::Site { path, reason: e.to_string() })
+    let bytes = previous.read_target(target, sha256)?;
+    trellis_schema::json::from_slice(&bytes).map_err(|e| BuildError::Site {
+        path: site::target_file(previous.dir(), target, sha256),
+        reason: e.to_string(),
+    })
 }
 
 /// The advisories document of the published site (empty when it has none).
@@ -899,7 +911,7 @@ pub fn build_handing_off(
         .into_par_iter()
         .map(|p| {
             let published = match (&previous, published_docs.get(&p.id)) {
-                (Some(prev), Some(sha)) => prev.index_doc(&p.id, sha)?,
+                (Some(prev), Some(sha)) => Some(prev.index_doc(&p.id, sha)?),
                 _ => None,
             };
             if let Some(published) = &published {

@@ -203,7 +203,7 @@ impl PreviousSite {
         let per_plugin: Vec<Vec<((PluginId, semver::Version), PublishedRelease)>> = docs
             .par_iter()
             .map(|(id, sha)| {
-                let Some(doc) = self.index_doc(id, sha)? else { return Ok(Vec::new()) };
+                let doc = self.index_doc(id, sha)?;
                 Ok(doc
                     .releases
                     .into_iter()
@@ -217,36 +217,36 @@ impl PreviousSite {
         Ok(per_plugin.into_iter().flatten().collect())
     }
 
-    /// The published index doc of `id` whose SHA-256 is `sha256`; `None` (with a
-    /// warning) when its file is gone from the site, which `trellis-index verify`
-    /// reports.
-    pub(super) fn index_doc(&self, id: &PluginId, sha256: &Sha256) -> Result<Option<IndexDoc>, BuildError> {
+    /// The published index doc of `id` whose SHA-256 is `sha256` (a doc gone from the
+    /// site is [`BuildError::SiteMissing`], other bytes [`BuildError::SiteAltered`]).
+    pub(super) fn index_doc(&self, id: &PluginId, sha256: &Sha256) -> Result<IndexDoc, BuildError> {
         let target = site::index_target(id);
-        let path = site::target_file(&self.dir, &target, sha256);
-        let Some(bytes) = self.read_target(&target, sha256)? else {
-            tracing::warn!(plugin = %id, path = %path.display(), "published index doc missing from the site");
-            return Ok(None);
-        };
-        trellis_schema::json::from_slice(&bytes).map(Some).map_err(|e| BuildError::Site { path, reason: e.to_string() })
+        let bytes = self.read_target(&target, sha256)?;
+        trellis_schema::json::from_slice(&bytes).map_err(|e| BuildError::Site {
+            path: site::target_file(&self.dir, &target, sha256),
+            reason: e.to_string(),
+        })
     }
 
     /// The bytes of the published `target` whose SHA-256 the site's metadata lists as
-    /// `sha256`; `None` when its file is gone. Other bytes at that address (the file
-    /// was edited after it was signed) are [`BuildError::SiteAltered`]: what a build
-    /// carries over from the site (the releases an index doc pins, a publisher's chain)
-    /// is only ever what the signed metadata vouches for.
-    pub fn read_target(&self, target: &str, sha256: &Sha256) -> Result<Option<Vec<u8>>, BuildError> {
+    /// `sha256`. Every file a build carries something over from is read here, and only
+    /// with those bytes: other bytes at that address (the file was edited after it was
+    /// signed) are [`BuildError::SiteAltered`], a file gone is
+    /// [`BuildError::SiteMissing`]. What a build carries over from the site (the
+    /// releases an index doc pins, a publisher's chain, first publication days) is
+    /// only ever what the signed metadata vouches for, and never silently dropped.
+    pub fn read_target(&self, target: &str, sha256: &Sha256) -> Result<Vec<u8>, BuildError> {
         let path = site::target_file(&self.dir, target, sha256);
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BuildError::SiteMissing { path }),
             Err(e) => return Err(FsError::new("reading", path, e).into()),
         };
         let actual = Sha256::of(&bytes);
         if actual != *sha256 {
             return Err(BuildError::SiteAltered { path, actual, listed: *sha256 });
         }
-        Ok(Some(bytes))
+        Ok(bytes)
     }
 }
 

@@ -43,9 +43,7 @@ pub(super) fn check_chains(
             continue;
         }
         let path = site::target_file(previous.dir(), &target, &sha256);
-        let Some(bytes) = previous.read_target(&target, &sha256)? else {
-            return Err(BuildError::Site { path, reason: "published publisher record missing from the site".into() });
-        };
+        let bytes = previous.read_target(&target, &sha256)?;
         let published = PublisherChain::from_slice(&vendor_id, &bytes, &limits)
             .map_err(|e| BuildError::Site { path: path.clone(), reason: e.to_string() })?;
         if !chain.extends(&published) {

@@ -362,9 +362,7 @@ fn index_docs<'a>(
         .map(|(id, sha256)| {
             let target = site::index_target(id);
             let path = site::target_file(checker.live.dir(), &target, sha256);
-            let Some(bytes) = checker.live.read_target(&target, sha256)? else {
-                return Err(BuildError::Site { path, reason: "published index doc missing from the site".into() });
-            };
+            let bytes = checker.live.read_target(&target, sha256)?;
             let doc = trellis_schema::json::from_slice(&bytes)
                 .map_err(|e| BuildError::Site { path, reason: e.to_string() })?;
             Ok((id.clone(), doc))
