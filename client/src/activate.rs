@@ -59,15 +59,17 @@
 //!    reported done is not reported again after a power loss.
 //!
 //! A batch of new plugins needs no cleanup after its switch: the state before it
-//! refers to nothing of theirs (rule 3 has nothing to order), `begin_installs` deleted
+//! refers to nothing of theirs (rule 3 has nothing to order), `journal_installs` deleted
 //! their leftovers, and their pointers are written before the switch, so the switch
 //! flushes them with the files (rule 2; a pointer of a batch that did not switch is
 //! deleted with its directory by recovery) and clears the journal in its own write
 //! (rule 4). A batch of any size thus makes four barriers on Linux: two for the journal
 //! (the fsync of the state and of its directory), two for the commit (`syncfs` and the
-//! directory). The install journals the batch, with the consents it was given, before
-//! the packages are downloaded, so only the commit's two run after the last package
-//! arrives. A cold install's commit also carries the publishers' pins its releases
+//! directory). A cold install journals the batch from the releases' verified index
+//! entries while their developer signatures are verified on another thread and before
+//! the packages are downloaded (the consents go with the commit), so the journal's
+//! barriers run while the last envelopes are in flight and only the commit's two run
+//! after the last package arrives. A cold install's commit also carries the publishers' pins its releases
 //! were verified under ([`Batch::commit_with`]): their temp files are flushed by the
 //! commit's `syncfs`, renamed and their directory synced before the state's rename, so
 //! a durable commit has its pins (one barrier more, instead of a `syncfs` and a
@@ -544,14 +546,56 @@ pub fn begin_installs(store: &mut StateStore, installs: Vec<NewInstall>) -> Resu
     begin_installs_with(store, installs, |_| {})
 }
 
-/// [`begin_installs`], with `also` changing the state in the journal's write (the
-/// consents given for these releases): one durable write instead of two. Nothing is
-/// written when the batch is refused.
+/// [`begin_installs`], with `also` changing the state in the journal's write: one
+/// durable write instead of two. Nothing is written when the batch is refused.
 pub fn begin_installs_with(
     store: &mut StateStore,
     installs: Vec<NewInstall>,
     also: impl FnOnce(&mut State),
 ) -> Result<Batch<'_>, ActivateError> {
+    let journalled = journal_installs(store, installs, also)?;
+    Ok(journalled.resume(store))
+}
+
+/// A batch of new installs whose journal is durable and whose plugins' directories are
+/// ready, not holding the state store: what a cold install journals *before* it
+/// verifies the releases' signatures and asks for consent, so that the journal's
+/// barriers run while the last envelopes and records are still in flight.
+/// [`resume`](Self::resume) makes it the [`Batch`]; [`abort`](Self::abort) undoes it.
+/// Dropped without either (a panic), the journal stays for [`recover`] to settle at the
+/// next open, as after a crash.
+#[derive(Debug)]
+#[must_use = "a journalled batch is resumed or aborted"]
+pub struct Journalled {
+    operations: Vec<Operation>,
+    after: Vec<InstalledPlugin>,
+}
+
+impl Journalled {
+    /// The batch, in `store` (the one the journal was written to).
+    pub fn resume(self, store: &mut StateStore) -> Batch<'_> {
+        Batch { store, operations: self.operations, after: self.after, settled: false }
+    }
+
+    /// Undoes the batch before any of its files was written: deletes its plugins'
+    /// directories and clears the journal. Nothing is installed.
+    pub fn abort(self, store: &mut StateStore) -> Result<(), ActivateError> {
+        self.resume(store).abort()
+    }
+
+    /// The releases journalled, in order.
+    pub fn installs(&self) -> impl Iterator<Item = (&PluginId, &InstalledRelease)> {
+        self.operations.iter().zip(&self.after).map(|(operation, after)| (&operation.plugin, &after.active))
+    }
+}
+
+/// The first half of [`begin_installs_with`]: the journal, durable, and each plugin's
+/// leftovers deleted and directory created; see [`Journalled`].
+pub fn journal_installs(
+    store: &mut StateStore,
+    installs: Vec<NewInstall>,
+    also: impl FnOnce(&mut State),
+) -> Result<Journalled, ActivateError> {
     no_pending(store)?;
     let mut vendors: BTreeMap<VendorId, RegistryName> = BTreeMap::new();
     for install in &installs {
@@ -608,16 +652,23 @@ pub fn begin_installs_with(
         also(s);
         s.set_pending(journal);
     })?;
+    // A failure past the journal settles the batch (the `Batch`'s drop) before it returns.
     let batch = Batch { store, operations, after, settled: false };
     for operation in &batch.operations {
         collect_garbage(batch.store, &operation.plugin)?;
         batch.store.checkpoint()?;
         crate::fs::create_dir_all(&batch.store.data_dir().plugin_dir(&operation.plugin))?;
     }
-    Ok(batch)
+    Ok(batch.journalled())
 }
 
 impl Batch<'_> {
+    /// The batch without its hold on the state store (nothing written).
+    fn journalled(mut self) -> Journalled {
+        self.settled = true;
+        Journalled { operations: std::mem::take(&mut self.operations), after: std::mem::take(&mut self.after) }
+    }
+
     /// The operations, in the order given to [`begin_installs`].
     pub fn operations(&self) -> &[Operation] {
         &self.operations

@@ -234,6 +234,40 @@ fn update_whose_index_doc_hides_a_signed_permission_is_refused_before_consent_an
     assert!(store.verify(&[]).unwrap().iter().all(|r| r.problems.is_empty()));
 }
 
+/// A cold install with consent given in advance journals its batch from the index
+/// entries while the envelopes are verified: an entry naming another package than the
+/// developer signed (1.0.0's, whose bytes do match the entry) is refused by that
+/// verification and the journalled batch is undone: no plugin, no journal, no
+/// directory. Asked interactively, it is refused before anyone is asked, and before
+/// anything is journalled or downloaded.
+#[test]
+fn a_cold_install_whose_index_entry_names_another_package_is_refused_and_leaves_nothing() {
+    let served = Served::new(&[Plugin::new("acme.clock", "1.0.0")]);
+    served.publish(&[Plugin::new("acme.clock", "1.1.0")]);
+    served.compromise_index_doc("acme.clock", |doc| {
+        let old = doc.releases.iter().find(|r| r.version == v("1.0.0")).unwrap().package.clone();
+        doc.releases.iter_mut().find(|r| r.version == v("1.1.0")).unwrap().package = old;
+    });
+    let refuses = Refuses::default();
+    let consents: [(&str, &dyn Consent); 2] = [("in advance", &AlwaysAgree), ("asked", &refuses)];
+    for (how, consent) in consents {
+        let data = tempfile::tempdir().unwrap();
+        let mut store = served.store(data.path());
+        let hooks = RecordingHooks::new();
+        served.server.reset_counters();
+        let requirement = parse_requirement("acme.clock@1.1.0").unwrap();
+        let error = store.install(&[requirement], &Session::new(&hooks, consent)).unwrap_err();
+        let StoreError::Mismatch { what, .. } = &error else { panic!("{how}: {error:?}") };
+        assert_eq!(what, "the package digest in the signed manifest and the package blob", "{how}");
+        assert!(hooks.calls().is_empty(), "{how}: {:?}", hooks.calls());
+        assert!(store.state().plugins().is_empty(), "{how}");
+        assert!(store.state().pending().is_empty(), "{how}: the batch is undone: {:?}", store.state().pending());
+        assert!(!store.data_dir().plugin_dir(&id("acme.clock")).exists(), "{how}: no directory left");
+    }
+    assert_eq!(refuses.asked(), Vec::<String>::new(), "nobody asked about a release the developer did not sign");
+    assert_eq!(served.hits(".zip"), 0, "asked interactively: no package downloaded");
+}
+
 #[test]
 fn without_the_attack_the_signed_permission_is_asked_for() {
     // The control: the same update, with an honest index doc, asks for consent (and a

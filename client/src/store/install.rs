@@ -124,36 +124,15 @@ impl Store {
         }
         // Only new plugins (a cold install): one batch, whose commit also advances the
         // publishers' pins; otherwise the pins advance once every release verified.
-        let cold = !changes.is_empty() && changes.iter().all(|p| !installed.contains_key(&p.id));
-        let (signed, pins) = fetch::verify_signed_unpinned(&remotes, &changes)?;
-        let pins = if cold {
-            super::publishers::prepare_pin_dirs(&pins)?;
-            pins
-        } else {
-            super::publishers::write_pins(pins)?;
-            Vec::new()
-        };
+        if !changes.is_empty() && changes.iter().all(|p| !installed.contains_key(&p.id)) {
+            report.installed = self.install_new(&remotes, &changes, &resolution, &mut report.disclosures, session)?;
+            return self.finish_install(report, &resolution, &advisories, session);
+        }
+        let signed = fetch::verify_signed(&remotes, &changes)?;
         self.check_admin_releases(&signed)?;
         let (disclosures, grants) = self.ask_consent(&signed, session)?;
         report.disclosures = disclosures;
         let bases = self.delta_bases()?;
-        if cold {
-            // One batch, journalled (with the consents) while the packages download,
-            // committed with the vendor bindings and the pins in one flush.
-            let bindings = resolution.inferred_bindings.clone();
-            let plan = signed.iter().map(|r| new_install(&r.resolved, &r.registry, &r.manifest)).collect();
-            let download =
-                |relay: &fetch::ProgressRelay| fetch::download(&remotes, signed, relay, &*session.reporter, &bases);
-            let pin_files: Vec<(&std::path::Path, &[u8])> = pins.iter().map(|p| p.file()).collect();
-            report.installed = self.activate_installs_with(
-                plan,
-                |state| grants.record(state),
-                download,
-                (&pin_files, |state: &mut State| bind_vendors(state, bindings)),
-                session,
-            )?;
-            return self.finish_install(report, &resolution, &advisories, session);
-        }
         if !grants.is_empty() {
             self.update_state(|state| grants.record(state))?;
         }
@@ -183,6 +162,79 @@ impl Store {
             }
         }
         self.finish_install(report, &resolution, &advisories, session)
+    }
+
+    /// Installs `changes`, all new plugins, as one batch. With consent given in advance,
+    /// the batch is journalled from the resolution's verified index entries on this
+    /// thread while another verifies the releases' developer signatures (the envelopes
+    /// and publisher records of the graph's last level are then usually still in
+    /// flight, so the journal's barriers cost no time), and a refusal after it (a
+    /// signature, the admin policy, a journalled digest that is not the signed one)
+    /// undoes the batch; asked interactively, nothing is journalled before the user
+    /// answered (an interrupted prompt leaves nothing to recover). Then the packages
+    /// (downloading since the resolution when consent was given in advance) are
+    /// extracted, and one commit records the plugins with the consents, the vendor
+    /// bindings and the publishers' pins.
+    fn install_new(
+        &mut self,
+        remotes: &Arc<Remotes>,
+        changes: &[ResolvedPlugin],
+        resolution: &Resolution,
+        disclosures: &mut Vec<Disclosure>,
+        session: &Session<'_>,
+    ) -> Result<Vec<(PluginId, Version)>, StoreError> {
+        let plan: Vec<activate::NewInstall> = changes.iter().map(indexed_install).collect();
+        let journalled_first = session.consent.agrees_in_advance();
+        let (checked, journalled) = if journalled_first {
+            let (verified, journalled) = std::thread::scope(|scope| {
+                let verifying = scope.spawn(|| fetch::verify_signed_unpinned(remotes, changes));
+                let journalled = activate::journal_installs(&mut self.state, plan.clone(), |_| {});
+                (verifying.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), journalled)
+            });
+            let journalled = journalled?;
+            self.crash.step();
+            match verified.and_then(|verified| self.check_new(verified, &plan, session)) {
+                Ok(checked) => (checked, journalled),
+                Err(error) => {
+                    if let Err(abort) = journalled.abort(&mut self.state) {
+                        tracing::warn!(%abort, "could not undo the journalled install; recovery will");
+                    }
+                    return Err(error);
+                }
+            }
+        } else {
+            let checked = self.check_new(fetch::verify_signed_unpinned(remotes, changes)?, &plan, session)?;
+            let journalled = activate::journal_installs(&mut self.state, plan, |_| {})?;
+            self.crash.step();
+            (checked, journalled)
+        };
+        let CheckedNew { signed, pins, disclosures: shown, grants, bases } = checked;
+        *disclosures = shown;
+        let bindings = resolution.inferred_bindings.clone();
+        let download =
+            |relay: &fetch::ProgressRelay| fetch::download(remotes, signed, relay, &*session.reporter, &bases);
+        let pin_files: Vec<(&std::path::Path, &[u8])> = pins.iter().map(|p| p.file()).collect();
+        let commit = |state: &mut State| {
+            grants.record(state);
+            bind_vendors(state, bindings);
+        };
+        self.activate_installs_with(journalled, download, (&pin_files, commit), session)
+    }
+
+    /// What a cold install checks between verifying its releases and journalling (or,
+    /// journalled first, committing) them: each `plan` entry is what the signed
+    /// manifest says, the admin policy allows the releases, the user agrees.
+    fn check_new(
+        &self,
+        (signed, pins): (Vec<SignedRelease>, Vec<super::publishers::PinAdvance>),
+        plan: &[activate::NewInstall],
+        session: &Session<'_>,
+    ) -> Result<CheckedNew, StoreError> {
+        plan_agrees(plan, &signed)?;
+        super::publishers::prepare_pin_dirs(&pins)?;
+        self.check_admin_releases(&signed)?;
+        let (disclosures, grants) = self.ask_consent(&signed, session)?;
+        Ok(CheckedNew { signed, pins, disclosures, grants, bases: self.delta_bases()? })
     }
 
     /// Records the vendor bindings the resolution inferred (nothing when they are all
@@ -411,31 +463,30 @@ impl Store {
             })
             .collect();
         let verified = releases.into_iter().map(|(release, _)| release).collect();
-        self.activate_installs_with(installs, |_| {}, |_| Ok(verified), (&[], |_: &mut State| {}), session)
+        let journalled = activate::journal_installs(&mut self.state, installs, |_| {})?;
+        self.crash.step();
+        self.activate_installs_with(journalled, |_| Ok(verified), (&[], |_: &mut State| {}), session)
     }
 
-    /// [`activate_installs`](Self::activate_installs) of `installs`, whose verified
-    /// releases `download` produces (in the same order) once the batch is journalled:
-    /// the journal's barriers then run while the packages are in flight. `journal` and
-    /// `commit` change the state in the journal's and the commit's writes (the
-    /// consents given for these releases, the vendor bindings the resolution
-    /// inferred), which saves a durable write each; `commit`'s files (the publishers'
-    /// pins advanced by the verification) are written in the commit's flush
+    /// [`activate_installs`](Self::activate_installs) of the `journalled` batch, whose
+    /// verified releases `download` produces (in the same order): the journal was
+    /// written before they arrived. `commit` changes the state in the commit's write
+    /// (the consents given for these releases, the vendor bindings the resolution
+    /// inferred), which saves a durable write; its files (the publishers' pins
+    /// advanced by the verification) are written in the commit's flush
     /// ([`activate::Batch::commit_with`]).
     pub(crate) fn activate_installs_with(
         &mut self,
-        installs: Vec<activate::NewInstall>,
-        journal: impl FnOnce(&mut State),
+        journalled: activate::Journalled,
         download: impl FnOnce(&fetch::ProgressRelay) -> Result<Vec<VerifiedRelease>, StoreError>,
         commit: (&[(&std::path::Path, &[u8])], impl FnOnce(&mut State)),
         session: &Session<'_>,
     ) -> Result<Vec<(PluginId, Version)>, StoreError> {
         let (commit_files, commit) = commit;
         let installed: Vec<(PluginId, Version)> =
-            installs.iter().map(|i| (i.plugin.clone(), i.release.version.clone())).collect();
+            journalled.installs().map(|(plugin, release)| (plugin.clone(), release.version.clone())).collect();
         let (crash, relay) = (&mut self.crash, &self.relay);
-        let batch = activate::begin_installs_with(&mut self.state, installs, journal)?;
-        crash.step();
+        let batch = journalled.resume(&mut self.state);
         let releases = download(relay)?;
         crash.step();
         // Where `syncfs` exists the files are written unflushed and the commit flushes
@@ -448,14 +499,15 @@ impl Store {
             .map(|release| ((release.resolved.id.clone(), release.resolved.version.clone()), release))
             .collect();
         let mut targets = Vec::with_capacity(installed.len());
+        let mut jobs = Vec::with_capacity(installed.len());
         for (index, key) in installed.iter().enumerate() {
             let Some(target) = batch.target_dir(index) else { continue };
             if let Some(release) = releases.remove(key) {
-                extract(release, &target, durability, session)?;
-                crash.step();
+                jobs.push((release, target.clone()));
             }
             targets.push(target);
         }
+        extract_all(jobs, durability, &*session.reporter, &mut || crash.step())?;
         for ((id, version), target) in installed.iter().zip(&targets) {
             let ctx = HookContext { plugin: id, version, path: target };
             if let Err(source) = session.hook(Hook::BeforeInstall, ctx, None) {
@@ -592,6 +644,53 @@ fn manifest_dependency_ids(manifest: &ReleaseManifest) -> Vec<PluginId> {
     ids
 }
 
+/// The new install of a resolved release as a cold install journals it before its
+/// signature is verified: dependencies and package digest from its verified index
+/// entry ([`plan_agrees`] then checks them against the signed manifest).
+fn indexed_install(resolved: &ResolvedPlugin) -> activate::NewInstall {
+    let mut ids: Vec<PluginId> = resolved.release.dependencies.iter().map(|d| d.id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    activate::NewInstall {
+        plugin: resolved.id.clone(),
+        release: InstalledRelease {
+            version: resolved.version.clone(),
+            dependencies: ids,
+            package_sha256: Some(resolved.release.package.sha256),
+        },
+        registry: resolved.registry.clone(),
+        reason: if resolved.requested { InstallReason::Requested } else { InstallReason::Dependency },
+    }
+}
+
+/// Whether every release of `plan` (journalled from the index entries) is what the
+/// commit would record from its signed manifest. The envelope check has compared both
+/// already (dependencies by [`ReleaseManifest::index_disagreement`], the package
+/// digest against the entry's blob), so a difference here is a bug between the two,
+/// refused rather than committed: what an install records is the developer's.
+fn plan_agrees(plan: &[activate::NewInstall], signed: &[SignedRelease]) -> Result<(), StoreError> {
+    for (planned, release) in plan.iter().zip(signed) {
+        let manifest = new_install(&release.resolved, &release.registry, &release.manifest);
+        if planned.plugin != manifest.plugin || planned.release != manifest.release {
+            return Err(StoreError::Mismatch {
+                plugin: release.resolved.id.clone(),
+                version: release.resolved.version.clone(),
+                what: "the release journalled from the index doc and the signed manifest".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A cold install's releases once checked ([`Store::check_new`]).
+struct CheckedNew {
+    signed: Vec<SignedRelease>,
+    pins: Vec<super::publishers::PinAdvance>,
+    disclosures: Vec<Disclosure>,
+    grants: Grants,
+    bases: super::delta::DeltaBases,
+}
+
 /// The new install of a resolved release (reason from whether it was requested), as
 /// the batch journals it: its dependencies and package digest from the signed manifest.
 fn new_install(resolved: &ResolvedPlugin, registry: &RegistryName, manifest: &ReleaseManifest) -> activate::NewInstall {
@@ -634,6 +733,59 @@ fn bind_vendors(state: &mut State, bindings: BTreeMap<VendorId, RegistryName>) {
     }
 }
 
+/// Most releases of a batch extracted at once.
+const EXTRACT_THREADS: usize = 4;
+
+/// [`extract`]s each release of a batch to its target, several at once (a cold install
+/// of many small plugins spends more time in file creation and inflating than any one
+/// of them needs a core for). `step` runs on the calling thread after each release is
+/// in place, in the order they finish (the crash test's steps: a kill there leaves the
+/// others part-written, as a real crash would). The first failure stops the workers
+/// from taking another release and is returned once the ones in hand are done: the
+/// batch's journal covers every target, finished or not.
+pub(crate) fn extract_all(
+    jobs: Vec<(VerifiedRelease, std::path::PathBuf)>,
+    durability: Durability,
+    reporter: &dyn crate::events::Reporter,
+    step: &mut dyn FnMut(),
+) -> Result<(), StoreError> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from).clamp(1, EXTRACT_THREADS).min(jobs.len());
+    if threads <= 1 {
+        for (release, target) in jobs {
+            extract(release, &target, durability, reporter)?;
+            step();
+        }
+        return Ok(());
+    }
+    let queue = std::sync::Mutex::new(jobs.into_iter());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (sender, results) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let (queue, stop, sender) = (&queue, &stop, sender.clone());
+            scope.spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let next = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).next();
+                    let Some((release, target)) = next else { break };
+                    let result = extract(release, &target, durability, reporter);
+                    if sender.send(result).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(sender);
+        for result in results {
+            if let Err(error) = result {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                return Err(error);
+            }
+            step();
+        }
+        Ok(())
+    })
+}
+
 /// Puts the release's files at `target` (extracting the package through a staging
 /// directory, or moving the files a delta staged) and keeps the signed envelope and
 /// the publisher record it was verified under beside them (the envelope last: a
@@ -642,12 +794,12 @@ pub(crate) fn extract(
     release: VerifiedRelease,
     target: &std::path::Path,
     durability: Durability,
-    session: &Session<'_>,
+    reporter: &dyn crate::events::Reporter,
 ) -> Result<(), StoreError> {
     let files = release.manifest.files.len() as u64;
     let plugin = release.resolved.id.clone();
     let version = release.resolved.version.clone();
-    session.reporter.report(Event::Extracting {
+    reporter.report(Event::Extracting {
         plugin: plugin.clone(),
         version: version.clone(),
         files_done: 0,
@@ -682,7 +834,7 @@ pub(crate) fn extract(
             crate::fs::write_atomic_before_flush(&envelope, &release.envelope)?;
         }
     }
-    session.reporter.report(Event::Extracting { plugin, version, files_done: files, files_total: files });
+    reporter.report(Event::Extracting { plugin, version, files_done: files, files_total: files });
     Ok(())
 }
 

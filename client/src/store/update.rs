@@ -354,7 +354,7 @@ impl Store {
         crash.step();
         let Some(to_path) = tx.target_dir() else { return Ok(()) };
         if !tx.target_is_ready() {
-            extract(release, &to_path, Durability::Flushed, session)?;
+            extract(release, &to_path, Durability::Flushed, &*session.reporter)?;
             crash.step();
             tx.staged()?;
             crash.step();
