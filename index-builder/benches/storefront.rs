@@ -13,15 +13,18 @@
 //! order (build, then `publish` from the site's files). Then one release more,
 //! incrementally, without and with the storefront.
 //!
-//! Current figures at 100k × 2 (quiet pairs after the CI of `c25a622`, load 1.2–2.6,
-//! `BENCH_DIR=/work/bench/q26 /usr/bin/time -v <this binary> --bench`): 123,037
-//! storefront files, 882.8 MB; catalog + storefront +18.3 s and +37.8 s beside the
-//! build, +45.8 s and +35.2 s in the old order (the same binary moves by 2× between
-//! runs: system time 70–160 s a run, the clean-up included); one release +0–30 ms, 12
-//! files. A `perf` profile by thread (load ~12): the storefront's pool 20.2 s CPU, user
-//! 9.9 s, kernel 10.3 s (`mkdir` 4.4 s, file creation 3.2 s, faults 2.3 s), no dirty-page
-//! throttling, the barrier 0.2 s (`/work/notes/files26.md`). Every earlier figure:
-//! `docs/perf-history.md`.
+//! Current figures at 100k × 2 (2026-12-03, a fresh VM, two runs, each started once
+//! file creation was cheap again, `BENCH_DIR=<disk> <this binary> --bench`): 123,037
+//! storefront files, 882.8 MB; catalog + storefront **+23.9 s and +22.2 s** beside the
+//! build (storefront +19.9 / +18.4 s wall, +29.2 / +27.4 s CPU; the full build with it
+//! 31.0 / 30.1 s), the process's system time 40–42 s; one release +3.0 / +7.4 ms (CPU
+//! +20 / +30 ms), 12 files, the one-release build 57–79 ms (≥ 380× faster than the full
+//! one). **Start a run only minutes after any large deletion** (this bench's own
+//! clean-up of ~1M files above all): this VM's ext4 skips recently deleted inodes when
+//! it allocates one (`recently_deleted`, `find_inode_bit` in a `perf` profile of a
+//! creation probe), and right after a clean-up the same binary gave +30.5 to +59.0 s
+//! (system time 72–150 s); that, not the code, was the 2× swing of earlier sessions'
+//! pairs. Every earlier figure: `docs/perf-history.md`.
 //!
 //! Each step is reported in wall time and in CPU time (user + system of the process:
 //! on a loaded machine the wall time says more about the neighbours than the code).

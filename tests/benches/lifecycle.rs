@@ -92,6 +92,26 @@
 //! 1548/1661/1698 ms (1523/1567/1593): at that load the disk and the scheduler
 //! decide, and the few ms of parsing saved were below the 10 ms CPU tick the child
 //! reported then (it reports its CPU to the millisecond since).
+//!
+//! 2026-12-03, a fresh VM (`/work/notes/lead-s27.md`): the first cold install on disk
+//! of a bench process, 10 round trips: 377 ms at 25 ms per request (open 1 +
+//! add_registry 38 + install 337; 127 ms of the client's own: 12.7 ms storing the
+//! first refresh, 41 ms between the install's round trips, 31 ms after the last
+//! answer: extraction 11, the commit 12), 1,115 ms at 100 ms. Then a cold install with
+//! consent in advance journals its batch while another thread verifies the envelopes
+//! (the journal's barriers ran after the last round trip, which carries the envelopes
+//! of the graph's deepest level) and extracts on up to 4 threads: side by side with
+//! the code before (`TRELLIS_BENCH_BASELINE`, 4 rounds each, load ~0.8), the time
+//! after the last answer 34/48/65/65 ms against 39/44/67/134 at 25 ms and
+//! 106/137/137/169 against 128/198/243/256 at 100 ms; wall 394/436/459/471 against
+//! 482/415/444/556 ms at 25 ms, 1352/1363/1376/1419 against 1291/1403/1494/1515 ms at
+//! 100 ms. **Every child of one bench process is dearer than the one before** (child
+//! CPU 180 → 348 ms over four rounds, in both builds): on this VM's ext4, file creation
+//! skips inodes deleted in the last minutes (`recently_deleted`, `find_inode_bit`: 30%
+//! and 25% of a creation probe's samples), and each round deletes the data dirs of the
+//! last; 3,000 creations took 0.1 s on a settled file system and 1.5–3.1 s after a
+//! clean-up. Compare builds within a round, and start a bench only once creation is
+//! cheap again (minutes after any large deletion, the storefront bench's above all).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // a bench binary reports on stdout
 
