@@ -69,13 +69,14 @@
 //! entries while their developer signatures are verified on another thread and before
 //! the packages are downloaded (the consents go with the commit), so the journal's
 //! barriers run while the last envelopes are in flight and only the commit's two run
-//! after the last package arrives. A cold install's commit also carries the publishers' pins its releases
-//! were verified under ([`Batch::commit_with`]): their temp files are flushed by the
-//! commit's `syncfs`, renamed and their directory synced before the state's rename, so
-//! a durable commit has its pins (one barrier more, instead of a `syncfs` and a
-//! directory sync of their own before the journal); a batch that does not commit
-//! leaves the older pins, from which the records are verified again next time. An update, rollback or removal keeps its per-plugin journal steps (each
-//! write durable) and flushes its package with one `syncfs` at extraction.
+//! after the last package arrives. A cold install's commit also carries the
+//! publishers' pins its releases were verified under ([`Batch::commit_with`]): their
+//! temp files are flushed by the commit's `syncfs`, renamed and their directory synced
+//! before the state's rename, so a durable commit has its pins (one barrier more,
+//! instead of a `syncfs` and a directory sync of their own before the journal); a batch
+//! that does not commit leaves the older pins, from which the records are verified
+//! again next time. An update, rollback or removal keeps its per-plugin journal steps
+//! (each write durable) and flushes its package with one `syncfs` at extraction.
 //!
 //! It does not download, verify signatures or extract (that is `package`, writing into
 //! [`Transaction::target_dir`]), and it does not call host hooks; it tells the caller

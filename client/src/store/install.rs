@@ -191,7 +191,14 @@ impl Store {
                 let journalled = activate::journal_installs(&mut self.state, plan.clone(), |_| {});
                 (verifying.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), journalled)
             });
-            let journalled = journalled?;
+            // A refused signature is the error to report, also when the journal failed.
+            let journalled = match journalled {
+                Ok(journalled) => journalled,
+                Err(error) => {
+                    verified?;
+                    return Err(error.into());
+                }
+            };
             self.crash.step();
             match verified.and_then(|verified| self.check_new(verified, &plan, session)) {
                 Ok(checked) => (checked, journalled),
