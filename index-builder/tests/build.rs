@@ -262,6 +262,19 @@ fn site_file(out: &Path, dir: &str, suffix: &str) -> std::path::PathBuf {
     files.into_iter().next().unwrap()
 }
 
+/// Every build of `scopes` refuses with the error `expected` accepts, whose message
+/// says `cause` and what to do, and writes nothing to the site `out`.
+fn refused_naming(registry: &Path, out: &Path, scopes: &[Scope], cause: &str, expected: impl Fn(&BuildError) -> bool) {
+    let before = tree(out);
+    for scope in scopes {
+        let err = build_registry(&Registry::open(registry).unwrap(), out, scope.clone(), now()).unwrap_err();
+        assert!(expected(&err), "{scope:?}: {err}");
+        let message = err.to_string();
+        assert!(message.contains(cause) && message.contains("put the published file back"), "{message}");
+        assert_eq!(tree(out), before, "{scope:?}: nothing written");
+    }
+}
+
 /// What a build carries over from the published site, the releases an index doc pins
 /// and a publisher's published chain, is only what the signed metadata vouches for,
 /// so whoever can write the site but holds no key cannot launder an edit through the
@@ -275,15 +288,13 @@ fn an_index_doc_or_publisher_record_edited_after_signing_refuses_the_build_namin
     let out = tempfile::tempdir().unwrap();
     build(registry.path(), out.path()).unwrap();
     let refused_altered = |file: &Path, scopes: &[Scope]| {
-        let before = tree(out.path());
-        for scope in scopes {
-            let open = Registry::open(registry.path()).unwrap();
-            let err = build_registry(&open, out.path(), scope.clone(), now()).unwrap_err();
-            assert!(matches!(&err, BuildError::SiteAltered { path, .. } if path == file), "{scope:?}: {err}");
-            let message = err.to_string();
-            assert!(message.contains("changed after it was signed") && message.contains("put the published file back"));
-            assert_eq!(tree(out.path()), before, "{scope:?}: nothing written");
-        }
+        refused_naming(
+            registry.path(),
+            out.path(),
+            scopes,
+            "changed after it was signed",
+            |err| matches!(err, BuildError::SiteAltered { path, .. } if path == file),
+        );
     };
 
     let doc = site_file(out.path(), "targets/index", ".acme.clock.json");
@@ -314,15 +325,13 @@ fn a_published_index_doc_or_publisher_record_gone_from_the_site_refuses_the_buil
     let out = tempfile::tempdir().unwrap();
     build(registry.path(), out.path()).unwrap();
     let refused_missing = |file: &Path, scopes: &[Scope]| {
-        let before = tree(out.path());
-        for scope in scopes {
-            let open = Registry::open(registry.path()).unwrap();
-            let err = build_registry(&open, out.path(), scope.clone(), now()).unwrap_err();
-            assert!(matches!(&err, BuildError::SiteMissing { path } if path == file), "{scope:?}: {err}");
-            let message = err.to_string();
-            assert!(message.contains("it is gone") && message.contains("put the published file back"), "{message}");
-            assert_eq!(tree(out.path()), before, "{scope:?}: nothing written");
-        }
+        refused_naming(
+            registry.path(),
+            out.path(),
+            scopes,
+            "it is gone",
+            |err| matches!(err, BuildError::SiteMissing { path } if path == file),
+        );
     };
 
     let release: Vec<_> = ["zip", "zip.dsse"]

@@ -645,7 +645,12 @@ pub(crate) fn dependency_ids(release: &VerifiedRelease) -> Vec<PluginId> {
 }
 
 fn manifest_dependency_ids(manifest: &ReleaseManifest) -> Vec<PluginId> {
-    let mut ids: Vec<PluginId> = manifest.dependencies.iter().map(|d| d.id.clone()).collect();
+    ids_of(&manifest.dependencies)
+}
+
+/// The ids `dependencies` name, sorted, each once (what an installed release records).
+fn ids_of(dependencies: &[trellis_schema::plugin::Dependency]) -> Vec<PluginId> {
+    let mut ids: Vec<PluginId> = dependencies.iter().map(|d| d.id.clone()).collect();
     ids.sort();
     ids.dedup();
     ids
@@ -655,19 +660,8 @@ fn manifest_dependency_ids(manifest: &ReleaseManifest) -> Vec<PluginId> {
 /// signature is verified: dependencies and package digest from its verified index
 /// entry ([`plan_agrees`] then checks them against the signed manifest).
 fn indexed_install(resolved: &ResolvedPlugin) -> activate::NewInstall {
-    let mut ids: Vec<PluginId> = resolved.release.dependencies.iter().map(|d| d.id.clone()).collect();
-    ids.sort();
-    ids.dedup();
-    activate::NewInstall {
-        plugin: resolved.id.clone(),
-        release: InstalledRelease {
-            version: resolved.version.clone(),
-            dependencies: ids,
-            package_sha256: Some(resolved.release.package.sha256),
-        },
-        registry: resolved.registry.clone(),
-        reason: if resolved.requested { InstallReason::Requested } else { InstallReason::Dependency },
-    }
+    let release = &resolved.release;
+    install_of(resolved, &resolved.registry, &release.dependencies, release.package.sha256)
 }
 
 /// Whether every release of `plan` (journalled from the index entries) is what the
@@ -701,12 +695,23 @@ struct CheckedNew {
 /// The new install of a resolved release (reason from whether it was requested), as
 /// the batch journals it: its dependencies and package digest from the signed manifest.
 fn new_install(resolved: &ResolvedPlugin, registry: &RegistryName, manifest: &ReleaseManifest) -> activate::NewInstall {
+    install_of(resolved, registry, &manifest.dependencies, manifest.package.sha256)
+}
+
+/// The new install of `resolved` from `registry` with these dependencies and package
+/// digest (reason from whether it was requested).
+fn install_of(
+    resolved: &ResolvedPlugin,
+    registry: &RegistryName,
+    dependencies: &[trellis_schema::plugin::Dependency],
+    package_sha256: trellis_schema::Sha256,
+) -> activate::NewInstall {
     activate::NewInstall {
         plugin: resolved.id.clone(),
         release: InstalledRelease {
             version: resolved.version.clone(),
-            dependencies: manifest_dependency_ids(manifest),
-            package_sha256: Some(manifest.package.sha256),
+            dependencies: ids_of(dependencies),
+            package_sha256: Some(package_sha256),
         },
         registry: registry.clone(),
         reason: if resolved.requested { InstallReason::Requested } else { InstallReason::Dependency },
