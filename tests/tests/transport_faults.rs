@@ -405,3 +405,44 @@ fn update_check_fails_over_when_the_first_mirror_serves_a_bad_timestamp() {
     let info = client.target_info("index/acme.clock.json").unwrap().expect("listed");
     assert_eq!(client.fetch_target(&info).unwrap(), CLOCK_V2);
 }
+
+/// Serves `heads` one connection each, in order, on loopback: each a response whose
+/// head carries `pad` bytes of extra headers (a CDN's cookies and policies), then
+/// `body`. Returns the URL.
+fn padded_heads_server(pads: Vec<usize>, body: &'static [u8]) -> String {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/file", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for pad in pads {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap() > 2 {
+                line.clear();
+            }
+            let mut head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+            // Long lines: ureq takes at most 128 headers.
+            for i in 0..pad.div_ceil(1_000) {
+                head.push_str(&format!("X-Pad-{i:05}: {}\r\n", "p".repeat(984)));
+            }
+            head.push_str("\r\n");
+            let mut stream = stream;
+            // The client may hang up mid-head when it refuses one.
+            let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body));
+        }
+    });
+    url
+}
+
+#[test]
+fn a_response_head_up_to_the_limit_is_read_and_a_longer_one_is_refused_naming_it() {
+    use trellis_client::transport::{HttpTransport, MAX_RESPONSE_HEAD, Request, Transport, TransportError};
+    let url = padded_heads_server(vec![MAX_RESPONSE_HEAD - 1_000, 3 * MAX_RESPONSE_HEAD], b"the body");
+    let transport = HttpTransport::new(fast_http());
+    let body = transport.fetch(&Request::new(&url, 1_000)).unwrap().into_bytes().unwrap();
+    assert_eq!(body, b"the body");
+    let err = transport.fetch(&Request::new(&url, 1_000)).unwrap_err();
+    assert!(matches!(&err, TransportError::Connection { url: u, .. } if *u == url), "{err:?}");
+    assert!(err.to_string().contains("response header is too big"), "{err}");
+}

@@ -25,7 +25,7 @@ use std::fmt;
 pub use cache::{CacheError, DownloadCache};
 pub use file::FileTransport;
 pub use health::{HealthOptions, MirrorHealth};
-pub use http::{HttpOptions, HttpTransport, KEPT_CONNECTIONS_PER_HOST, MinRate};
+pub use http::{HttpOptions, HttpTransport, KEPT_CONNECTIONS_PER_HOST, MAX_RESPONSE_HEAD, MinRate};
 pub use mirrors::{Attempt, AttemptError, FetchSpec, Mirror, MirrorKind, Mirrors, MirrorsError};
 
 /// Receives progress of long downloads. The library reports; a binary draws.
