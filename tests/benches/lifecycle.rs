@@ -57,7 +57,9 @@
 //! `TRELLIS_BENCH_STRACE` runs each cold install under strace and places its barriers
 //! against the requests in flight (`trellis_tests::strace`); `TRELLIS_BENCH_BASELINE`
 //! (another build of this bench) installs in turn with this one, `TRELLIS_BENCH_COLD_RUNS`
-//! times at each latency. 100k, data dir on the VM's disk, side by side with the code
+//! times at each latency, who goes first alternating by round; every cold install's data
+//! dir is kept until the cold installs are done (deleting each made every later run's
+//! file creation dearer on ext4, a drift that favoured whichever build ran first). 100k, data dir on the VM's disk, side by side with the code
 //! before the one-write commit and the shared pin flush (2026-12-02, load 11–12, the
 //! disk shared with three builds): the add_registry + install child makes 16 barriers
 //! (14 fsync, 2 syncfs; 6 of them the install's) instead of 82 (80 fsync, 2 syncfs);
@@ -690,6 +692,12 @@ fn main() {
         .or_else(|| Path::new("/dev/shm").is_dir().then(|| PathBuf::from("/dev/shm")))
         .filter(|p| !p.as_os_str().is_empty());
     let disk = work.path().to_owned();
+    // Every cold install's data dir is kept until the cold installs are done: on ext4,
+    // an inode deleted in the last minutes is skipped when a file is created, one by
+    // one, so deleting each run's data dir made every later run's file creation dearer
+    // (on 2026-12-03 the child's CPU grew 179 → 736 ms over 16 runs of the same two
+    // builds).
+    let mut kept: Vec<tempfile::TempDir> = Vec::new();
     // `TRELLIS_BENCH_STRACE` (any value): the cold installs on disk run under strace,
     // their barriers placed against the requests in flight.
     let strace = std::env::var_os("TRELLIS_BENCH_STRACE").and_then(|_| trellis_tests::tools::require("strace"));
@@ -716,7 +724,13 @@ fn main() {
         let rounds = env_or("TRELLIS_BENCH_COLD_RUNS", 3);
         for latency in &latencies {
             for round in 0..rounds {
-                for (name, exe) in [("baseline", Some(baseline.as_path())), ("this build", None)] {
+                // Each round swaps who goes first: a drift over the rounds (the disk's,
+                // the machine's) then weighs on both builds alike.
+                let mut pair = [("baseline", Some(baseline.as_path())), ("this build", None)];
+                if round % 2 == 1 {
+                    pair.reverse();
+                }
+                for (name, exe) in pair {
                     let dir = tempfile::tempdir_in(&disk).unwrap();
                     let fields = cold_install(&server, &cold, *latency, dir.path(), false, exe);
                     println!(
@@ -735,6 +749,7 @@ fn main() {
                     if std::env::var_os("TRELLIS_BENCH_TIMELINE").is_some() {
                         report_timeline(&server);
                     }
+                    kept.push(dir);
                 }
             }
         }
@@ -775,7 +790,10 @@ fn main() {
             report_hits(&server, &site.site_dir);
             report_chain(&server);
         }
-        data.get_or_insert(dir);
+        match data {
+            None => data = Some(dir),
+            Some(_) => kept.push(dir),
+        }
     }
     put_files(&server, &site.site_dir, aliases.iter().map(|p| site.site_dir.join(p.trim_start_matches('/'))));
     server.set_latency(Duration::ZERO);
