@@ -23,6 +23,7 @@
 //! changed. The outcome goes into the levels documents ([`crate::build`]) as a
 //! [`PublisherStanding`]; computing levels is [`trellis_schema::security_level`]'s rule.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -236,8 +237,8 @@ pub fn read_cache(dir: &Path) -> Result<ProofCache, ProofCacheError> {
 
 /// The standing of every publisher of `records` as of `now`, from `cache` where it is
 /// fresh and from `fetcher` (in parallel) where not; returns the updated cache too.
-pub fn standings(
-    records: &BTreeMap<VendorId, PublisherRecord>,
+pub fn standings<R: Borrow<PublisherRecord> + Sync>(
+    records: &BTreeMap<VendorId, R>,
     cache: &ProofCache,
     settings: &DomainProofSettings,
     now: jiff::Timestamp,
@@ -248,6 +249,7 @@ pub fn standings(
     let results: Vec<(VendorId, Option<CachedProof>, PublisherStanding)> = records
         .par_iter()
         .map(|(vendor, record)| {
+            let record: &PublisherRecord = record.borrow();
             let domain = match domain_of(record) {
                 Ok(domain) => domain,
                 Err(reason) => {

@@ -35,6 +35,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -412,7 +413,7 @@ pub struct Registry {
     /// `trellis-registry.json`.
     pub config: RegistryConfig,
     /// Publisher record chains by id, each verified from version 1.
-    pub publishers: BTreeMap<VendorId, PublisherChain>,
+    pub publishers: Arc<BTreeMap<VendorId, PublisherChain>>,
     /// `yanks.json`.
     pub yanks: Yanks,
     /// `rollouts.json`.
@@ -474,7 +475,7 @@ impl Registry {
             return Err(RegistryError::Config { path: config_path, reason: format!("mirrors: {e}") });
         }
         let roots = load_roots(&dir.join("root"))?;
-        let publishers = load_publishers(&dir.join("publishers"), roots.last().map(|r| &r.envelope.signed))?;
+        let publishers = Arc::new(load_publishers(&dir.join("publishers"), roots.last().map(|r| &r.envelope.signed))?);
         let yanks = read_json_or_default(&dir.join(YANKS_FILE))?;
         let rollouts = read_json_or_default(&dir.join(ROLLOUTS_FILE))?;
         let blocklist = read_json_or_default(&dir.join(BLOCKLIST_FILE))?;
@@ -511,8 +512,20 @@ impl Registry {
     }
 
     /// The newest record of every publisher: what releases are checked against.
-    pub fn publisher_records(&self) -> BTreeMap<VendorId, PublisherRecord> {
-        self.publishers.iter().filter_map(|(id, chain)| Some((id.clone(), chain.head()?.signed.clone()))).collect()
+    pub fn publisher_records(&self) -> BTreeMap<VendorId, &PublisherRecord> {
+        self.publishers.iter().filter_map(|(id, chain)| Some((id.clone(), &chain.head()?.signed))).collect()
+    }
+
+    /// The newest record of the publishers of `ids`: what their releases are checked
+    /// against (not every publisher's: ~37k records at 300k plugins).
+    fn records_of<'a>(&self, ids: impl IntoIterator<Item = &'a PluginId>) -> BTreeMap<VendorId, PublisherRecord> {
+        let vendors: BTreeSet<VendorId> = ids.into_iter().map(PluginId::vendor_id).collect();
+        (vendors.into_iter())
+            .filter_map(|vendor| {
+                let record = self.publishers.get(&vendor)?.head()?.signed.clone();
+                Some((vendor, record))
+            })
+            .collect()
     }
 
     /// The newest root.
@@ -523,26 +536,31 @@ impl Registry {
     /// Ids of every plugin with a directory under `releases/`.
     pub fn plugin_ids(&self) -> Result<BTreeSet<PluginId>, RegistryError> {
         let releases = self.dir.join("releases");
-        let mut ids = BTreeSet::new();
         if !releases.exists() {
-            return Ok(ids);
+            return Ok(BTreeSet::new());
         }
-        for entry in
-            std::fs::read_dir(&releases).map_err(|source| RegistryError::Io { path: releases.clone(), source })?
-        {
-            let entry = entry.map_err(|source| RegistryError::Io { path: releases.clone(), source })?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with('.') {
-                continue;
+        let io = |source| RegistryError::Io { path: releases.clone(), source };
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&releases).map_err(io)? {
+            let name = entry.map_err(io)?.file_name();
+            if !name.as_encoded_bytes().starts_with(b".") {
+                names.push(name);
             }
-            let id: PluginId = name.parse().map_err(|e| RegistryError::Layout {
-                path: entry.path(),
-                reason: format!("directory name is not a plugin id: {e}"),
-            })?;
-            ids.insert(id);
         }
-        Ok(ids)
+        // Parsed in parallel and sorted before the set is made (built in one pass from
+        // sorted ids): inserting 300k ids one by one in the directory's hash order cost
+        // ~0.4 s; of several bad names the first in name order is reported.
+        names.par_sort_unstable();
+        let ids: Vec<Result<PluginId, RegistryError>> = names
+            .par_iter()
+            .map(|name| {
+                name.to_string_lossy().parse().map_err(|e| RegistryError::Layout {
+                    path: releases.join(name),
+                    reason: format!("directory name is not a plugin id: {e}"),
+                })
+            })
+            .collect();
+        ids.into_iter().collect()
     }
 
     /// Loads and checks every release of `ids`, in parallel. Fails on the first
@@ -559,8 +577,8 @@ impl Registry {
         ids: &BTreeSet<PluginId>,
         published: &PublishedReleases,
     ) -> Result<Vec<PluginInput>, RegistryError> {
+        let records = self.records_of(ids);
         let ids: Vec<&PluginId> = ids.iter().collect();
-        let records = self.publisher_records();
         let loaded: Vec<Result<PluginInput, RegistryError>> =
             ids.par_iter().map(|id| self.load_plugin_with(id, &records, published)).collect();
         let mut plugins = Vec::with_capacity(loaded.len());
@@ -580,7 +598,7 @@ impl Registry {
 
     /// Loads and checks every release of one plugin.
     pub fn load_plugin(&self, id: &PluginId) -> Result<PluginInput, RegistryError> {
-        self.load_plugin_with(id, &self.publisher_records(), &PublishedReleases::new())
+        self.load_plugin_with(id, &self.records_of([id]), &PublishedReleases::new())
     }
 
     fn load_plugin_with(
@@ -831,31 +849,38 @@ pub fn recovery_keys(root: &Root) -> (BTreeMap<trellis_schema::KeyId, trellis_sc
 }
 
 fn load_publishers(dir: &Path, root: Option<&Root>) -> Result<BTreeMap<VendorId, PublisherChain>, RegistryError> {
-    let mut out = BTreeMap::new();
     if !dir.exists() {
-        return Ok(out);
+        return Ok(BTreeMap::new());
     }
     let (recovery_keys, recovery_threshold) = root.map(recovery_keys).unwrap_or_default();
     let recovery = root.map(|_| RecoverySigners { keys: &recovery_keys, threshold: recovery_threshold });
     let limits = ChainLimits::default();
     let io = |source| RegistryError::Io { path: dir.to_owned(), source };
+    let mut paths = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
-        if path.extension().is_none_or(|e| e != "json") {
-            continue;
+        if path.extension().is_some_and(|e| e == "json") {
+            paths.push(path);
         }
+    }
+    // In name order, so that of several bad records the first one named is always the
+    // same; read and verified in parallel (one signature check per record and more
+    // per key change: at 300k plugins, ~37k records took 3.4 s on one core).
+    paths.sort_unstable();
+    let load = |path: &PathBuf| -> Result<(VendorId, PublisherChain), RegistryError> {
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let vendor: VendorId = stem.parse().map_err(|e| RegistryError::Layout {
             path: path.clone(),
             reason: format!("a publisher record is named <publisher id>.json: {e}"),
         })?;
-        let bytes = std::fs::read(&path).map_err(|source| RegistryError::Io { path: path.clone(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| RegistryError::Io { path: path.clone(), source })?;
         let chain = PublisherChain::from_slice(&vendor, &bytes, &limits)
             .and_then(|chain| chain.verify(&vendor, None, recovery, &limits).map(|_| ()).map(|()| chain))
             .map_err(|chain| RegistryError::Publisher { path: path.clone(), chain })?;
-        out.insert(vendor, chain);
-    }
-    Ok(out)
+        Ok((vendor, chain))
+    };
+    let loaded: Vec<Result<(VendorId, PublisherChain), RegistryError>> = paths.par_iter().map(load).collect();
+    loaded.into_iter().collect()
 }
 
 /// The revocation message of a release refused only because its signing keys were

@@ -22,6 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use trellis_schema::manifest::{FileEntry, ManifestFormat, PackageDigest, ReleaseManifest};
@@ -477,8 +478,7 @@ impl SynthSite {
         for plugin in plan {
             self.known.insert(plugin.id.clone());
             let vendor = plugin.id.vendor_id();
-            self.registry
-                .publishers
+            Arc::make_mut(&mut self.registry.publishers)
                 .entry(vendor)
                 .or_insert_with_key(|vendor| fixture::publisher_chain(vendor.as_str(), &[&key]));
         }
@@ -524,7 +524,7 @@ impl SynthSite {
         // Reopen for the record files just written; keep the in-memory records.
         let mut records = std::mem::take(&mut self.registry.publishers);
         self.registry = Registry::open(&dir)?;
-        records.append(&mut self.registry.publishers);
+        Arc::make_mut(&mut records).append(Arc::make_mut(&mut self.registry.publishers));
         self.registry.publishers = records;
         let ids: BTreeSet<PluginId> = plugins.iter().map(|p| p.id.clone()).collect();
         let mut inputs = self.registry.load_plugins(&ids)?;

@@ -163,6 +163,43 @@ fn refuses_publisher_bin_bits_out_of_range_naming_the_config() {
 }
 
 #[test]
+fn of_several_bad_publisher_records_or_plugin_directories_the_first_by_name_is_named() {
+    let registry = registry();
+    let dir = registry.path();
+    let publishers = dir.join("publishers");
+    for vendor in ["bravo", "zulu"] {
+        fixture::add_publisher(dir, vendor, &fixture::key(2)).unwrap();
+    }
+    let opened = Registry::open(dir).unwrap();
+    let vendors: Vec<&str> = opened.publishers.keys().map(|v| v.as_str()).collect();
+    assert_eq!(vendors, ["acme", "bravo", "zulu"]);
+    let ids: Vec<String> = opened.plugin_ids().unwrap().iter().map(|id| id.to_string()).collect();
+    assert_eq!(ids, ["acme.alarm", "acme.clock"]);
+
+    // Records copied under other names: each names a publisher other than its file's.
+    // Loaded in parallel, the error is still the first file by name.
+    for vendor in ["mike", "delta", "yankee"] {
+        std::fs::copy(publishers.join("acme.json"), publishers.join(format!("{vendor}.json"))).unwrap();
+    }
+    for _ in 0..4 {
+        let error = Registry::open(dir).unwrap_err();
+        assert!(matches!(&error, RegistryError::Publisher { path, .. } if path.ends_with("delta.json")), "{error}");
+    }
+    for vendor in ["mike", "delta", "yankee"] {
+        std::fs::remove_file(publishers.join(format!("{vendor}.json"))).unwrap();
+    }
+
+    for name in ["zz no id", "Acme.Upper", "bad name"] {
+        std::fs::create_dir_all(dir.join("releases").join(name)).unwrap();
+    }
+    let opened = Registry::open(dir).unwrap();
+    for _ in 0..4 {
+        let error = opened.plugin_ids().unwrap_err().to_string();
+        assert!(error.contains("Acme.Upper") && error.contains("is not a plugin id"), "{error}");
+    }
+}
+
+#[test]
 fn same_inputs_and_keys_give_byte_identical_sites() {
     let registry = registry();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

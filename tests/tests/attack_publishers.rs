@@ -111,7 +111,7 @@ fn forge(site: &Site, chain: PublisherChain) {
         }
     }
     let mut registry = Registry::open(site.registry.path()).unwrap();
-    registry.publishers.insert("acme".parse().unwrap(), chain);
+    std::sync::Arc::make_mut(&mut registry.publishers).insert("acme".parse().unwrap(), chain);
     build_registry(&registry, scratch.path(), Scope::Full, jiff::Timestamp::now()).unwrap();
     for file in common::walk(scratch.path()) {
         let to = site.site.path().join(file.strip_prefix(scratch.path()).unwrap());

@@ -124,7 +124,7 @@ pub fn sign_prepared(
     // Publisher chains: the registry's must validly extend the published ones.
     let mut record_sha256 = BTreeMap::new();
     let mut record_bytes = BTreeMap::new();
-    for (vendor, chain) in &registry.publishers {
+    for (vendor, chain) in registry.publishers.iter() {
         let bytes = chain.to_canonical()?;
         record_sha256.insert(vendor.clone(), Sha256::of(&bytes));
         record_bytes.insert(site::publisher_target(vendor), bytes);
