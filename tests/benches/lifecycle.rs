@@ -59,9 +59,10 @@
 //! (another build of this bench) installs in turn with this one, `TRELLIS_BENCH_COLD_RUNS`
 //! times at each latency, who goes first alternating by round; every cold install's data
 //! dir is kept until the cold installs are done (deleting each made every later run's
-//! file creation dearer on ext4, a drift that favoured whichever build ran first). 100k, data dir on the VM's disk, side by side with the code
-//! before the one-write commit and the shared pin flush (2026-12-02, load 11–12, the
-//! disk shared with three builds): the add_registry + install child makes 16 barriers
+//! file creation dearer on ext4, a drift that favoured whichever build ran first).
+//! 100k, data dir on the VM's disk, side by side with the code before the one-write
+//! commit and the shared pin flush (2026-12-02, load 11–12, the disk shared with three
+//! builds): the add_registry + install child makes 16 barriers
 //! (14 fsync, 2 syncfs; 6 of them the install's) instead of 82 (80 fsync, 2 syncfs);
 //! its fsyncs take 19–160 ms instead of 83–480 ms; wall 566–1142 ms at 25 ms (baseline
 //! 762–908), 1.73–2.26 s at 100 ms (baseline 1.55–2.34 s), 11–15 round trips either
