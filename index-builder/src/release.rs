@@ -162,7 +162,7 @@ pub enum ReleaseError {
         source: ReleaseSignatureError,
     },
     /// The release sits under a directory or file name that disagrees with its manifest.
-    #[error("{}: file name says {expected}, the signed manifest says {actual}", path.display())]
+    #[error("{}: file name says {expected}, the manifest its envelope carries says {actual}", path.display())]
     Misplaced {
         /// The envelope file.
         path: PathBuf,
@@ -243,6 +243,16 @@ fn check(
         path: envelope_path.clone(),
         reason: format!("payload is not a release manifest: {e}"),
     })?;
+    // A manifest naming another publisher's plugin is in the wrong place whoever signed
+    // it; said before any record is looked up (a caller may hold the records of the
+    // expected plugin's publisher only: `Registry::load_plugins`).
+    if claimed.plugin_id.vendor() != expected.0.vendor() {
+        return Err(ReleaseError::Misplaced {
+            path: envelope_path,
+            expected: format!("{} {}", expected.0, expected.1),
+            actual: claimed.release_name(),
+        });
+    }
     let vendor: VendorId = claimed.plugin_id.vendor().parse().map_err(|e| ReleaseError::Envelope {
         path: envelope_path.clone(),
         reason: format!("plugin id {}: {e}", claimed.plugin_id),

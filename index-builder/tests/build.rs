@@ -200,6 +200,28 @@ fn of_several_bad_publisher_records_or_plugin_directories_the_first_by_name_is_n
 }
 
 #[test]
+fn another_publishers_signed_release_copied_under_a_plugin_is_refused_as_misplaced() {
+    let registry = registry();
+    let dir = registry.path();
+    let out = tempfile::tempdir().unwrap();
+    build(dir, out.path()).unwrap();
+    // bravo's genuine release, its record in publishers/, copied in as acme.clock 9.0.0.
+    fixture::add_publisher(dir, "bravo", &fixture::key(2)).unwrap();
+    let package = fixture::add_release(dir, &ReleaseSpec::new("bravo.tool", "1.0.0"), &fixture::key(2)).unwrap();
+    let target = dir.join("releases/acme.clock");
+    std::fs::copy(&package, target.join("9.0.0.zip")).unwrap();
+    let envelope = package.with_extension("zip.dsse");
+    std::fs::copy(&envelope, target.join("9.0.0.zip.dsse")).unwrap();
+    let before = tree(out.path());
+    for scope in [Scope::Full, Scope::Plugins(BTreeSet::from(["acme.clock".parse().unwrap()]))] {
+        let err = build_registry(&Registry::open(dir).unwrap(), out.path(), scope, now()).unwrap_err().to_string();
+        assert!(err.contains("9.0.0.zip.dsse") && err.contains("acme.clock 9.0.0"), "{err}");
+        assert!(err.contains("bravo.tool 1.0.0") && !err.contains("no record"), "{err}");
+    }
+    assert_eq!(tree(out.path()), before);
+}
+
+#[test]
 fn same_inputs_and_keys_give_byte_identical_sites() {
     let registry = registry();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
