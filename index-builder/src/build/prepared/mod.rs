@@ -55,12 +55,14 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+
 use trellis_client::fs::{FsError, write_atomic};
 use trellis_schema::catalog::{self, CatalogLimits};
 use trellis_schema::dsse::Envelope as Dsse;
 use trellis_schema::index::{IndexDoc, IndexRelease};
 use trellis_schema::tuf::{Envelope, MetaFile, Root, Snapshot, Targets};
-use trellis_schema::{PluginId, Sha256, canonical};
+use trellis_schema::{PluginId, Sha256, VendorId, canonical};
 
 mod levels;
 
@@ -122,10 +124,14 @@ pub fn sign_prepared(
     }
 
     // Publisher chains: the registry's must validly extend the published ones.
+    // Every record written canonically and hashed on every core (~8 µs each, ~37k
+    // records at 300k plugins).
+    let canonical: Vec<(&VendorId, Vec<u8>)> = (registry.publishers.par_iter())
+        .map(|(vendor, chain)| Ok((vendor, chain.to_canonical()?)))
+        .collect::<Result<_, canonical::CanonicalError>>()?;
     let mut record_sha256 = BTreeMap::new();
     let mut record_bytes = BTreeMap::new();
-    for (vendor, chain) in registry.publishers.iter() {
-        let bytes = chain.to_canonical()?;
+    for (vendor, bytes) in canonical {
         record_sha256.insert(vendor.clone(), Sha256::of(&bytes));
         record_bytes.insert(site::publisher_target(vendor), bytes);
     }
