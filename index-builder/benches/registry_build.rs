@@ -87,7 +87,11 @@
 //! and builds each as the CLI does (`Registry::open` + `build_registry`), in a fresh
 //! process, timed whole. At 100k after the changes below (3 runs, quiet): a new release
 //! of a published plugin 797–813 ms wall (1.3 s CPU; 18 site files, 10 storefront
-//! files; a first run with cold caches 2.7 s), a new plugin 0.99–1.12 s. Figures (2026-12-03, quiet 2-core VM, jemalloc,
+//! files; a first run with cold caches 2.7 s), a new plugin 0.99–1.12 s. An incremental
+//! build then stopped reading back the publisher records it did not change (a stat
+//! each instead; a full build still rewrites one altered in place): alternating 4 runs
+//! each, a new release 856–1,003 → 800–837 ms wall (CPU 1.46–1.65 → 1.31–1.39 s), a new
+//! plugin 1,026–1,202 → 944–1,000 ms. Figures (2026-12-03, quiet 2-core VM, jemalloc,
 //! alternating with the code before on one kept site): at 100k × 10 (12,224 publishers)
 //! **1.82–1.98 s wall before, 0.98–1.07 s after** parallel record loading, the plugin
 //! listing sorted before the set is made, the publisher records shared instead of

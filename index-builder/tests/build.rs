@@ -321,6 +321,37 @@ fn site_file(out: &Path, dir: &str, suffix: &str) -> std::path::PathBuf {
     files.into_iter().next().unwrap()
 }
 
+#[test]
+fn an_incremental_build_writes_a_publisher_record_again_only_when_changed_gone_or_cut_and_a_full_build_every_one() {
+    let registry = registry();
+    let dir = registry.path();
+    fixture::add_publisher(dir, "bravo", &fixture::key(2)).unwrap();
+    fixture::add_publisher(dir, "delta", &fixture::key(3)).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    build(dir, out.path()).unwrap();
+    let record = |vendor: &str| site_file(out.path(), "targets/publishers", &format!(".{vendor}.json"));
+    let relative = |file: &Path| file.strip_prefix(out.path()).unwrap().to_string_lossy().into_owned();
+    let (acme, bravo, delta) = (record("acme"), record("bravo"), record("delta"));
+    let signed = alter_in_place(&acme, None);
+    std::fs::remove_file(&bravo).unwrap();
+    let delta_bytes = std::fs::read(&delta).unwrap();
+    std::fs::write(&delta, &delta_bytes[..delta_bytes.len() / 2]).unwrap();
+
+    fixture::add_release(dir, &ReleaseSpec::new("acme.alarm", "0.2.0"), &fixture::key(1)).unwrap();
+    let scope = Scope::Plugins(BTreeSet::from(["acme.alarm".parse().unwrap()]));
+    let report = build_registry(&Registry::open(dir).unwrap(), out.path(), scope, now()).unwrap();
+    // Gone and cut: written again. Altered in place with its length: not read back.
+    assert!(report.written.contains(&relative(&bravo)), "{:?}", report.written);
+    assert!(report.written.contains(&relative(&delta)), "{:?}", report.written);
+    assert_eq!(std::fs::read(&delta).unwrap(), delta_bytes);
+    assert!(!report.written.contains(&relative(&acme)), "{:?}", report.written);
+    assert_ne!(std::fs::read(&acme).unwrap(), signed);
+
+    let report = build(dir, out.path()).unwrap();
+    assert!(report.written.contains(&relative(&acme)), "{:?}", report.written);
+    assert_eq!(std::fs::read(&acme).unwrap(), signed);
+}
+
 /// Every build of `scopes` refuses with the error `expected` accepts, whose message
 /// says `cause` and what to do, and writes nothing to the site `out`.
 fn refused_naming(registry: &Path, out: &Path, scopes: &[Scope], cause: &str, expected: impl Fn(&BuildError) -> bool) {

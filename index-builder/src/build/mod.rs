@@ -951,11 +951,28 @@ pub fn build_handing_off(
     let publisher_targets: Vec<(&VendorId, TargetOut)> = (input.publishers.par_iter())
         .map(|(vendor, chain)| Ok((vendor, bytes_target(site::publisher_target(vendor), chain.to_canonical()?))))
         .collect::<Result<_, canonical::CanonicalError>>()?;
-    for (vendor, t) in publisher_targets {
+    // An incremental build writes the records that changed, and of the others only one
+    // whose file is gone or has another length; like the other plugins' index docs, it
+    // does not read them back (~37k files at 300k plugins). A full build writes every
+    // record, so one altered in place is the signed bytes again after it.
+    let published: BTreeMap<String, Sha256> = match (&input.scope, &previous) {
+        (Scope::Plugins(_), Some(prev)) => prev.published_publisher_targets()?.into_iter().collect(),
+        _ => BTreeMap::new(),
+    };
+    let kept: Vec<bool> = (publisher_targets.par_iter())
+        .map(|(_, t)| {
+            published.get(&t.target) == Some(&t.sha256)
+                && std::fs::metadata(site::target_file(site_dir, &t.target, &t.sha256))
+                    .is_ok_and(|meta| meta.len() == t.length)
+        })
+        .collect();
+    for ((vendor, t), kept) in publisher_targets.into_iter().zip(kept) {
         let bin = site::bin_for_target(&t.target, publisher_bits, tuf::PUBLISHER_BIN_PREFIX);
         publisher_bins.entry(bin).or_default().insert(t.target.clone(), (t.sha256, t.length));
         publisher_sha256.insert(vendor.clone(), t.sha256);
-        documents.push(t);
+        if !kept {
+            documents.push(t);
+        }
     }
     if let Some(prev) = &previous {
         let root = publishers::newest_root(&input.roots);
