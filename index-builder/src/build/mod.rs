@@ -524,7 +524,9 @@ pub fn build_registry_with(
         let sha256 = (registry.publishers.par_iter())
             .map(|(vendor, chain)| Ok((vendor.clone(), Sha256::of(&chain.to_canonical()?))))
             .collect::<Result<BTreeMap<_, _>, canonical::CanonicalError>>()?;
-        publishers::check_chains(previous, &registry.publishers, &sha256, publishers::newest_root(&roots).as_ref())?;
+        let published = previous.published_publisher_targets()?;
+        let root = publishers::newest_root(&roots);
+        publishers::check_chains(previous, &published, &registry.publishers, &sha256, root.as_ref())?;
     }
     // Advisories match every release: when they changed since the published site, the
     // build looks at every plugin.
@@ -946,27 +948,31 @@ pub fn build_handing_off(
         .map(|number| (site::bin_name(number, publisher_bits, tuf::PUBLISHER_BIN_PREFIX), BTreeMap::new()))
         .collect();
     let mut publisher_sha256 = BTreeMap::new();
-    // Made in parallel: every record is published again in every scope (~37k at 300k
-    // plugins, ~8 µs each to write canonically and hash).
-    let publisher_targets: Vec<(&VendorId, TargetOut)> = (input.publishers.par_iter())
-        .map(|(vendor, chain)| Ok((vendor, bytes_target(site::publisher_target(vendor), chain.to_canonical()?))))
-        .collect::<Result<_, canonical::CanonicalError>>()?;
+    // The records the site publishes, read once: the chain check and the writes below.
+    let published_records = match &previous {
+        Some(prev) => prev.published_publisher_targets()?,
+        None => Vec::new(),
+    };
     // An incremental build writes the records that changed, and of the others only one
     // whose file is gone or has another length; like the other plugins' index docs, it
     // does not read them back (~37k files at 300k plugins). A full build writes every
     // record, so one altered in place is the signed bytes again after it.
-    let published: BTreeMap<String, Sha256> = match (&input.scope, &previous) {
-        (Scope::Plugins(_), Some(prev)) => prev.published_publisher_targets()?.into_iter().collect(),
-        _ => BTreeMap::new(),
+    let unchanged: BTreeMap<&str, Sha256> = match input.scope {
+        Scope::Plugins(_) => published_records.iter().map(|(target, sha256)| (target.as_str(), *sha256)).collect(),
+        Scope::Full => BTreeMap::new(),
     };
-    let kept: Vec<bool> = (publisher_targets.par_iter())
-        .map(|(_, t)| {
-            published.get(&t.target) == Some(&t.sha256)
+    // Made in parallel: every record is written canonically and hashed in every scope
+    // (~37k at 300k plugins, ~8 µs each).
+    let publisher_targets: Vec<(&VendorId, TargetOut, bool)> = (input.publishers.par_iter())
+        .map(|(vendor, chain)| {
+            let t = bytes_target(site::publisher_target(vendor), chain.to_canonical()?);
+            let kept = unchanged.get(t.target.as_str()) == Some(&t.sha256)
                 && std::fs::metadata(site::target_file(site_dir, &t.target, &t.sha256))
-                    .is_ok_and(|meta| meta.len() == t.length)
+                    .is_ok_and(|meta| meta.len() == t.length);
+            Ok((vendor, t, kept))
         })
-        .collect();
-    for ((vendor, t), kept) in publisher_targets.into_iter().zip(kept) {
+        .collect::<Result<_, canonical::CanonicalError>>()?;
+    for (vendor, t, kept) in publisher_targets {
         let bin = site::bin_for_target(&t.target, publisher_bits, tuf::PUBLISHER_BIN_PREFIX);
         publisher_bins.entry(bin).or_default().insert(t.target.clone(), (t.sha256, t.length));
         publisher_sha256.insert(vendor.clone(), t.sha256);
@@ -976,7 +982,7 @@ pub fn build_handing_off(
     }
     if let Some(prev) = &previous {
         let root = publishers::newest_root(&input.roots);
-        publishers::check_chains(prev, &input.publishers, &publisher_sha256, root.as_ref())?;
+        publishers::check_chains(prev, &published_records, &input.publishers, &publisher_sha256, root.as_ref())?;
     }
     let blocklist = bytes_target(site::BLOCKLIST_TARGET.to_owned(), canonical::to_vec_of(&input.blocklist)?);
     let advisories = bytes_target(site::ADVISORIES_TARGET.to_owned(), canonical::to_vec_of(&advisories_doc)?);

@@ -18,9 +18,11 @@ use super::{BuildError, PreviousSite};
 use crate::site;
 
 /// Refuses `chains` (with their new target SHA-256s in `new_sha256`) unless each
-/// published chain of `previous` is extended by its new chain, validly.
+/// published chain of `previous` (its record targets: `published`, from
+/// [`PreviousSite::published_publisher_targets`]) is extended by its new chain, validly.
 pub(super) fn check_chains(
     previous: &PreviousSite,
+    published: &[(String, Sha256)],
     chains: &BTreeMap<VendorId, PublisherChain>,
     new_sha256: &BTreeMap<VendorId, Sha256>,
     root: Option<&Root>,
@@ -28,7 +30,8 @@ pub(super) fn check_chains(
     let (keys, threshold) = root.map(crate::registry::recovery_keys).unwrap_or_default();
     let recovery = root.map(|_| RecoverySigners { keys: &keys, threshold });
     let limits = ChainLimits::default();
-    for (target, sha256) in previous.published_publisher_targets()? {
+    for (target, sha256) in published {
+        let sha256 = *sha256;
         let refuse =
             |vendor: &str, problem: String| BuildError::PublisherChain { publisher: vendor.to_owned(), problem };
         let Some(vendor) = target.strip_prefix("publishers/").and_then(|t| t.strip_suffix(".json")) else { continue };
@@ -42,8 +45,8 @@ pub(super) fn check_chains(
         if new_sha256.get(&vendor_id) == Some(&sha256) {
             continue;
         }
-        let path = site::target_file(previous.dir(), &target, &sha256);
-        let bytes = previous.read_target(&target, &sha256)?;
+        let path = site::target_file(previous.dir(), target, &sha256);
+        let bytes = previous.read_target(target, &sha256)?;
         let published = PublisherChain::from_slice(&vendor_id, &bytes, &limits)
             .map_err(|e| BuildError::Site { path: path.clone(), reason: e.to_string() })?;
         if !chain.extends(&published) {

@@ -136,7 +136,9 @@ pub fn sign_prepared(
         record_bytes.insert(site::publisher_target(vendor), bytes);
     }
     let roots: Vec<Vec<u8>> = registry.roots.iter().map(|r| r.bytes.clone()).collect();
-    publishers::check_chains(&live, &registry.publishers, &record_sha256, publishers::newest_root(&roots).as_ref())?;
+    let published = live.published_publisher_targets()?;
+    let root = publishers::newest_root(&roots);
+    publishers::check_chains(&live, &published, &registry.publishers, &record_sha256, root.as_ref())?;
     let blocklist_bytes = canonical::to_vec_of(&registry.blocklist)?;
 
     let payloads = read_payloads(prepared)?;
