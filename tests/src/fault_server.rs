@@ -81,7 +81,11 @@ struct State {
     files: HashMap<String, Vec<u8>>,
     faults: HashMap<String, (Fault, Option<u32>)>,
     hits: Vec<Hit>,
-    /// When each answered request arrived, when its answer was written, and its path.
+    /// When each answered request arrived, when its answer began to be written, and its
+    /// path. The answer's instant is taken before its first byte is sent: taken after
+    /// the last, a server thread preempted between the write and the clock (a loaded
+    /// 2-core CI machine) let the client's next request arrive "before" the answer it
+    /// waited for, and a chain of round trips counted one short.
     spans: Vec<(Instant, Instant, String)>,
     latency: Duration,
 }
@@ -211,7 +215,7 @@ impl FaultServer {
         chain
     }
 
-    /// Every answered request: when it arrived and when its answer was written, from
+    /// Every answered request: when it arrived and when its answer began to be written, from
     /// the first arrival, and its path; in arrival order.
     pub fn timeline(&self) -> Vec<(Duration, Duration, String)> {
         let mut spans = lock(&self.state).spans.clone();
@@ -220,7 +224,7 @@ impl FaultServer {
         spans.into_iter().map(|(start, end, path)| (start - first, end - first, path)).collect()
     }
 
-    /// Every answered request: when it arrived, when its answer was written, and its
+    /// Every answered request: when it arrived, when its answer began to be written, and its
     /// path; in arrival order (for placing a client's own events against them).
     pub fn spans(&self) -> Vec<(Instant, Instant, String)> {
         let mut spans = lock(&self.state).spans.clone();
@@ -301,7 +305,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>, bytes_sent: &AtomicU64) -> std
         std::thread::sleep(latency);
     }
     let record = |status: u16| lock(state).hits.push(Hit { path: path.clone(), status });
-    let span = || lock(state).spans.push((arrived, Instant::now(), path.clone()));
+    let span = |answered: Instant| lock(state).spans.push((arrived, answered, path.clone()));
     if let Some(Fault::Stall(duration)) = fault {
         record(0);
         std::thread::sleep(duration);
@@ -325,9 +329,9 @@ fn serve(stream: TcpStream, state: &Mutex<State>, bytes_sent: &AtomicU64) -> std
     if status == 200 && not_modified {
         record(304);
         let head = format!("HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nConnection: close\r\n\r\n");
+        span(Instant::now());
         stream.write_all(head.as_bytes())?;
         bytes_sent.fetch_add(head.len() as u64, Ordering::SeqCst);
-        span();
         return Ok(());
     }
     record(status);
@@ -360,6 +364,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>, bytes_sent: &AtomicU64) -> std
     let head = format!(
         "HTTP/1.1 {status} {reason}\r\n{length}{coding}ETag: {etag}\r\nLast-Modified: {LAST_MODIFIED}\r\nConnection: close\r\n\r\n"
     );
+    let answered = Instant::now();
     stream.write_all(head.as_bytes())?;
     if fault == Some(Fault::Endless) {
         bytes_sent.fetch_add(head.len() as u64, Ordering::SeqCst);
@@ -386,7 +391,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>, bytes_sent: &AtomicU64) -> std
     }
     stream.write_all(&body)?;
     stream.flush()?;
-    span();
+    span(answered);
     bytes_sent.fetch_add((head.len() + body.len()) as u64, Ordering::SeqCst);
     // Let the client read everything before the socket closes.
     let _ = stream.shutdown(Shutdown::Write);
