@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use trellis_index::build::{BuildError, BuildReport, CatalogWork, Scope, build_registry};
+use trellis_index::build::{self, BuildError, BuildReport, CatalogWork, Scope, build_registry};
 use trellis_index::fixture::{self, ReleaseSpec};
 use trellis_index::operator::{self, InitOptions};
 use trellis_index::publisher::RecordChange;
@@ -350,6 +350,63 @@ fn an_incremental_build_writes_a_publisher_record_again_only_when_changed_gone_o
     let report = build(dir, out.path()).unwrap();
     assert!(report.written.contains(&relative(&acme)), "{:?}", report.written);
     assert_eq!(std::fs::read(&acme).unwrap(), signed);
+}
+
+/// `publishers/<vendor>.json` of `registry` with the first signature of its first
+/// version changed (another valid hex signature: a forgery, not a parse error).
+fn forge_record(registry: &Path, vendor: &str) -> PublisherChain {
+    let path = registry.join("publishers").join(format!("{vendor}.json"));
+    let mut chain: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let sig = chain["records"][0]["signatures"][0]["sig"].as_str().unwrap().to_owned();
+    let flipped = if sig.starts_with('0') { "1" } else { "0" };
+    chain["records"][0]["signatures"][0]["sig"] = format!("{flipped}{}", &sig[1..]).into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&chain).unwrap()).unwrap();
+    serde_json::from_value(chain).unwrap()
+}
+
+#[test]
+fn an_incremental_open_trusts_only_the_chains_its_site_published_under_the_same_root() {
+    let registry = registry();
+    let dir = registry.path();
+    fixture::add_publisher(dir, "bravo", &fixture::key(2)).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    assert!(build::published_chains(out.path()).unwrap().sha256.is_empty(), "no site yet");
+    build(dir, out.path()).unwrap();
+    let published = build::published_chains(out.path()).unwrap();
+    let vendors: BTreeSet<&str> = published.sha256.keys().map(|v| v.as_str()).collect();
+    assert_eq!(vendors, BTreeSet::from(["acme", "bravo"]));
+    assert_eq!(published.root.as_deref(), Some(&std::fs::read(dir.join("root/1.root.json")).unwrap()[..]));
+    let only = Scope::Plugins(BTreeSet::from(["acme.clock".parse().unwrap()]));
+    let opened = build::open_registry(dir, out.path(), &only).unwrap();
+    assert_eq!(opened.publishers.len(), 2);
+
+    // The attack: a published record replaced in the source by a forged one. Its bytes
+    // are not the published ones, so an incremental open verifies it, and refuses it.
+    let forged = forge_record(dir, "bravo");
+    let refused = |result: Result<Registry, RegistryError>| {
+        let error = result.unwrap_err();
+        assert!(
+            matches!(&error, RegistryError::Publisher { path, .. } if path.ends_with("publishers/bravo.json")),
+            "{error}"
+        );
+    };
+    refused(Registry::open_incremental(dir, &published));
+    let error = build::open_registry(dir, out.path(), &only).unwrap_err().to_string();
+    assert!(error.contains("bravo.json"), "{error}");
+    refused(Registry::open(dir));
+
+    // What skipping looks like: the same forged bytes, had the site published them, are
+    // taken as verified; but not under another root (its recovery signers may differ),
+    // nor by a full open.
+    let mut trusted = published.clone();
+    let canonical = forged.to_canonical().unwrap();
+    trusted.sha256.insert("bravo".parse().unwrap(), trellis_schema::Sha256::of(&canonical));
+    let opened = Registry::open_incremental(dir, &trusted).unwrap();
+    let bravo = &opened.publishers[&"bravo".parse::<trellis_schema::VendorId>().unwrap()];
+    assert_eq!(bravo.to_canonical().unwrap(), canonical, "the forged chain, as published");
+    let rotated = trellis_index::registry::PublishedChains { root: Some(b"another root".to_vec()), ..trusted.clone() };
+    refused(Registry::open_incremental(dir, &rotated));
+    refused(Registry::open_incremental(dir, &trellis_index::registry::PublishedChains { root: None, ..trusted }));
 }
 
 /// Every build of `scopes` refuses with the error `expected` accepts, whose message

@@ -44,7 +44,7 @@ use trellis_schema::{PluginId, Sha256, SigningKey, VendorId};
 use crate::advisories::{self, Advisories, AdvisorySource};
 use crate::delta::{DeltaBuildError, DeltaPolicy};
 use crate::domain_proof;
-use crate::registry::{Expiry, Registry, RegistryError};
+use crate::registry::{Expiry, PublishedChains, Registry, RegistryError};
 use crate::release::PluginInput;
 use crate::site;
 use crate::storefront;
@@ -484,6 +484,38 @@ impl From<canonical::CanonicalError> for BuildError {
     fn from(source: canonical::CanonicalError) -> Self {
         Self::Sign(SignError::Canonical { role: "document".into(), source })
     }
+}
+
+/// What the site at `site` publishes of the publisher chains: its newest root and each
+/// record target's SHA-256 ([`PublishedChains`]; empty when there is no site yet).
+pub fn published_chains(site: &Path) -> Result<PublishedChains, BuildError> {
+    let Some(previous) = PreviousSite::open(site)? else { return Ok(PublishedChains::default()) };
+    let mut root = None;
+    for version in 1u64.. {
+        let path = site::metadata_file(site, "root", version);
+        match std::fs::read(&path) {
+            Ok(bytes) => root = Some(bytes),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+            Err(e) => return Err(FsError::new("reading", &path, e).into()),
+        }
+    }
+    let sha256 = (previous.published_publisher_targets()?.into_iter())
+        .filter_map(|(target, sha256)| {
+            let vendor = target.strip_prefix("publishers/")?.strip_suffix(".json")?.parse().ok()?;
+            Some((vendor, sha256))
+        })
+        .collect();
+    Ok(PublishedChains { root, sha256 })
+}
+
+/// Opens the registry at `registry` for a build of `scope` into `site`: an incremental
+/// build does not verify again the publisher chains the site published under the same
+/// root ([`Registry::open_incremental`]); a full build verifies every one.
+pub fn open_registry(registry: &Path, site: &Path, scope: &Scope) -> Result<Registry, BuildError> {
+    Ok(match scope {
+        Scope::Full => Registry::open(registry)?,
+        Scope::Plugins(_) => Registry::open_incremental(registry, &published_chains(site)?)?,
+    })
 }
 
 /// Builds the site of the registry at `registry` into `site` (see [`build`]), then its

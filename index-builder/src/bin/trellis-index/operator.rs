@@ -270,15 +270,15 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("private keys are in {}: move the root and targets keys offline", dir.join("keys").display());
         }
         Command::Build { registry, out, only, now, allow_loopback_http, unsigned, reanalyse } => {
-            let mut registry = Registry::open(&registry)?;
+            let scope =
+                if only.is_empty() { Scope::Full } else { Scope::Plugins(only.into_iter().collect::<BTreeSet<_>>()) };
+            let mut registry = build::open_registry(&registry, &out, &scope)?;
             if allow_loopback_http {
                 registry = registry.with_remote_http(trellis_index::registry::RemoteHttp::AllowLoopback);
             }
             if reanalyse {
                 registry = registry.with_reanalysis();
             }
-            let scope =
-                if only.is_empty() { Scope::Full } else { Scope::Plugins(only.into_iter().collect::<BTreeSet<_>>()) };
             let now = now_or_clock(now);
             let signing = if unsigned { build::Signing::Unsigned } else { build::Signing::Signed };
             let report = build::build_registry_with(&registry, &out, scope, now, signing)?;
