@@ -428,6 +428,11 @@ pub struct Registry {
     /// Publisher record chains by id, each verified from version 1 (by this open, or,
     /// for [`Registry::open_incremental`], by the build that published it).
     pub publishers: Arc<BTreeMap<VendorId, PublisherChain>>,
+    /// The chains of `publishers` that [`Registry::open_incremental`] found as the site
+    /// published them: the SHA-256 of their canonical bytes (a build takes their
+    /// published record targets as they are instead of writing them again). Empty for
+    /// [`Registry::open`]. Whoever changes a chain in `publishers` removes it here.
+    pub as_published: Arc<HashMap<VendorId, Sha256>>,
     /// `yanks.json`.
     pub yanks: Yanks,
     /// `rollouts.json`.
@@ -510,11 +515,11 @@ impl Registry {
         // Published chains count as verified only under the root they were verified under.
         let published =
             published.filter(|p| p.root.is_some() && p.root.as_deref() == roots.last().map(|r| &r.bytes[..]));
-        let publishers = Arc::new(load_publishers(
+        let LoadedPublishers { chains: publishers, as_published } = load_publishers(
             &dir.join("publishers"),
             roots.last().map(|r| &r.envelope.signed),
             published.map(|p| &p.sha256),
-        )?);
+        )?;
         let yanks = read_json_or_default(&dir.join(YANKS_FILE))?;
         let rollouts = read_json_or_default(&dir.join(ROLLOUTS_FILE))?;
         let blocklist = read_json_or_default(&dir.join(BLOCKLIST_FILE))?;
@@ -523,7 +528,8 @@ impl Registry {
         Ok(Self {
             dir: dir.to_owned(),
             config,
-            publishers,
+            publishers: Arc::new(publishers),
+            as_published: Arc::new(as_published),
             yanks,
             rollouts,
             blocklist,
@@ -888,14 +894,15 @@ pub fn recovery_keys(root: &Root) -> (BTreeMap<trellis_schema::KeyId, trellis_sc
 }
 
 /// The publisher chains under `dir`, each verified from version 1 under `root`'s
-/// recovery signers unless its canonical bytes have the SHA-256 `verified` lists for it.
+/// recovery signers unless its canonical bytes have the SHA-256 `verified` lists for it;
+/// and the SHA-256 of those that have it.
 fn load_publishers(
     dir: &Path,
     root: Option<&Root>,
     verified: Option<&HashMap<VendorId, Sha256>>,
-) -> Result<BTreeMap<VendorId, PublisherChain>, RegistryError> {
+) -> Result<LoadedPublishers, RegistryError> {
     if !dir.exists() {
-        return Ok(BTreeMap::new());
+        return Ok(Default::default());
     }
     let (recovery_keys, recovery_threshold) = root.map(recovery_keys).unwrap_or_default();
     let recovery = root.map(|_| RecoverySigners { keys: &recovery_keys, threshold: recovery_threshold });
@@ -912,7 +919,7 @@ fn load_publishers(
     // same; read and verified in parallel (one signature check per record and more
     // per key change: at 300k plugins, ~37k records took 3.4 s on one core).
     paths.sort_unstable();
-    let load = |path: &PathBuf| -> Result<(VendorId, PublisherChain), RegistryError> {
+    let load = |path: &PathBuf| -> Result<(VendorId, PublisherChain, Option<Sha256>), RegistryError> {
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let vendor: VendorId = stem.parse().map_err(|e| RegistryError::Layout {
             path: path.clone(),
@@ -923,15 +930,31 @@ fn load_publishers(
         let chain = PublisherChain::from_slice(&vendor, &bytes, &limits).map_err(refused)?;
         let published = verified.and_then(|verified| verified.get(&vendor));
         // A chain without canonical bytes is verified, and refused for that.
-        let verified_before =
-            published.is_some_and(|sha256| chain.to_canonical().is_ok_and(|bytes| Sha256::of(&bytes) == *sha256));
-        if !verified_before {
+        let as_published =
+            published.copied().filter(|sha256| chain.to_canonical().is_ok_and(|bytes| Sha256::of(&bytes) == *sha256));
+        if as_published.is_none() {
             chain.verify(&vendor, None, recovery, &limits).map_err(refused)?;
         }
-        Ok((vendor, chain))
+        Ok((vendor, chain, as_published))
     };
-    let loaded: Vec<Result<(VendorId, PublisherChain), RegistryError>> = paths.par_iter().map(load).collect();
-    loaded.into_iter().collect()
+    let loaded: Vec<Result<_, RegistryError>> = paths.par_iter().map(load).collect();
+    let mut out = LoadedPublishers::default();
+    for loaded in loaded {
+        let (vendor, chain, sha256) = loaded?;
+        if let Some(sha256) = sha256 {
+            out.as_published.insert(vendor.clone(), sha256);
+        }
+        out.chains.insert(vendor, chain);
+    }
+    Ok(out)
+}
+
+/// What [`load_publishers`] found.
+#[derive(Default)]
+struct LoadedPublishers {
+    chains: BTreeMap<VendorId, PublisherChain>,
+    /// The chains found as published, by the SHA-256 of their canonical bytes.
+    as_published: HashMap<VendorId, Sha256>,
 }
 
 /// The revocation message of a release refused only because its signing keys were

@@ -339,7 +339,11 @@ fn an_incremental_build_writes_a_publisher_record_again_only_when_changed_gone_o
 
     fixture::add_release(dir, &ReleaseSpec::new("acme.alarm", "0.2.0"), &fixture::key(1)).unwrap();
     let scope = Scope::Plugins(BTreeSet::from(["acme.alarm".parse().unwrap()]));
-    let report = build_registry(&Registry::open(dir).unwrap(), out.path(), scope, now()).unwrap();
+    // As the CLI opens it: every chain found as published (none is made again unless
+    // its file is gone or cut).
+    let opened = build::open_registry(dir, out.path(), &scope).unwrap();
+    assert_eq!(opened.as_published.len(), 3);
+    let report = build_registry(&opened, out.path(), scope, now()).unwrap();
     // Gone and cut: written again. Altered in place with its length: not read back.
     assert!(report.written.contains(&relative(&bravo)), "{:?}", report.written);
     assert!(report.written.contains(&relative(&delta)), "{:?}", report.written);
@@ -379,6 +383,8 @@ fn an_incremental_open_trusts_only_the_chains_its_site_published_under_the_same_
     let only = Scope::Plugins(BTreeSet::from(["acme.clock".parse().unwrap()]));
     let opened = build::open_registry(dir, out.path(), &only).unwrap();
     assert_eq!(opened.publishers.len(), 2);
+    assert_eq!(opened.as_published.len(), 2, "both chains as published");
+    assert!(Registry::open(dir).unwrap().as_published.is_empty(), "a full open verifies every chain");
 
     // The attack: a published record replaced in the source by a forged one. Its bytes
     // are not the published ones, so an incremental open verifies it, and refuses it.
@@ -407,6 +413,28 @@ fn an_incremental_open_trusts_only_the_chains_its_site_published_under_the_same_
     let rotated = trellis_index::registry::PublishedChains { root: Some(b"another root".to_vec()), ..trusted.clone() };
     refused(Registry::open_incremental(dir, &rotated));
     refused(Registry::open_incremental(dir, &trellis_index::registry::PublishedChains { root: None, ..trusted }));
+
+    // A chain extended since (a key added): verified, published anew by the `--only` build.
+    let path = dir.join("publishers/bravo.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&published_chain(out.path(), "bravo")).unwrap()).unwrap();
+    let change = RecordChange { add: vec![fixture::key(4)], ..RecordChange::default() };
+    let chain = trellis_index::publisher::update(&published_chain(out.path(), "bravo"), &[fixture::key(2)], change);
+    let chain = chain.unwrap();
+    std::fs::write(&path, serde_json::to_vec_pretty(&chain).unwrap()).unwrap();
+    let opened = build::open_registry(dir, out.path(), &only).unwrap();
+    let vendors: BTreeSet<&str> = opened.as_published.keys().map(|v| v.as_str()).collect();
+    assert_eq!(vendors, BTreeSet::from(["acme"]));
+    build_registry(&opened, out.path(), only, now()).unwrap();
+    let sha256 = build::published_chains(out.path()).unwrap().sha256[&"bravo".parse().unwrap()];
+    assert_eq!(sha256, trellis_schema::Sha256::of(&chain.to_canonical().unwrap()));
+    assert_eq!(published_chain(out.path(), "bravo").records.len(), 2);
+}
+
+/// The record chain of `vendor` the site at `out` publishes.
+fn published_chain(out: &Path, vendor: &str) -> PublisherChain {
+    let sha256 = build::published_chains(out).unwrap().sha256[&vendor.parse().unwrap()];
+    let file = site::target_file(out, &format!("publishers/{vendor}.json"), &sha256);
+    serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap()
 }
 
 /// Every build of `scopes` refuses with the error `expected` accepts, whose message

@@ -73,8 +73,8 @@ impl PreviousSite {
     }
 
     /// Every publisher record target the previous site published (from the publisher
-    /// bins its snapshot names), with its SHA-256.
-    pub fn published_publisher_targets(&self) -> Result<Vec<(String, Sha256)>, BuildError> {
+    /// bins its snapshot names), with its SHA-256 and length.
+    pub fn published_publisher_targets(&self) -> Result<Vec<(String, Sha256, u64)>, BuildError> {
         let prefix = format!("{}-", crate::tuf::PUBLISHER_BIN_PREFIX);
         let bins: Vec<String> = self
             .snapshot
@@ -88,9 +88,9 @@ impl PreviousSite {
         let mut out = Vec::new();
         for bin in bins {
             let Some(role) = self.published_role(&bin)? else { continue };
-            for (target, (sha, _)) in &role.entries {
+            for (target, (sha, length)) in &role.entries {
                 if !role.invalid.contains(target) {
-                    out.push((target.clone(), *sha));
+                    out.push((target.clone(), *sha, *length));
                 }
             }
         }

@@ -22,7 +22,7 @@ use crate::site;
 /// [`PreviousSite::published_publisher_targets`]) is extended by its new chain, validly.
 pub(super) fn check_chains(
     previous: &PreviousSite,
-    published: &[(String, Sha256)],
+    published: &[(String, Sha256, u64)],
     chains: &BTreeMap<VendorId, PublisherChain>,
     new_sha256: &BTreeMap<VendorId, Sha256>,
     root: Option<&Root>,
@@ -30,7 +30,7 @@ pub(super) fn check_chains(
     let (keys, threshold) = root.map(crate::registry::recovery_keys).unwrap_or_default();
     let recovery = root.map(|_| RecoverySigners { keys: &keys, threshold });
     let limits = ChainLimits::default();
-    for (target, sha256) in published {
+    for (target, sha256, _) in published {
         let sha256 = *sha256;
         let refuse =
             |vendor: &str, problem: String| BuildError::PublisherChain { publisher: vendor.to_owned(), problem };
