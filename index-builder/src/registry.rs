@@ -578,6 +578,11 @@ impl Registry {
         self.roots.last().map(|root| &root.envelope)
     }
 
+    /// Whether plugin `id` has a directory under `releases/`.
+    pub fn has_plugin(&self, id: &PluginId) -> bool {
+        self.dir.join("releases").join(id.as_str()).is_dir()
+    }
+
     /// Ids of every plugin with a directory under `releases/`.
     pub fn plugin_ids(&self) -> Result<BTreeSet<PluginId>, RegistryError> {
         let releases = self.dir.join("releases");

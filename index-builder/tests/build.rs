@@ -135,8 +135,7 @@ fn adding_one_publisher_rewrites_its_record_one_publisher_bin_snapshot_and_times
     fixture::add_publisher(registry.path(), "globex", &fixture::key(2)).unwrap();
     let report = build(registry.path(), out.path()).unwrap();
     let after = tree(out.path());
-    let changed: BTreeSet<String> =
-        after.iter().filter(|(path, bytes)| before.get(*path) != Some(*bytes)).map(|(p, _)| p.clone()).collect();
+    let changed = changed_besides_storefront(&before, &after, &report);
     let target = site::publisher_target(&"globex".parse().unwrap());
     let bin = site::bin_for_target(&target, 8, "pub");
     let sha = role(out.path(), &bin, 2).signed.targets[&target].hashes["sha256"].parse().unwrap();
@@ -354,6 +353,57 @@ fn an_incremental_build_writes_a_publisher_record_again_only_when_changed_gone_o
     let report = build(dir, out.path()).unwrap();
     assert!(report.written.contains(&relative(&acme)), "{:?}", report.written);
     assert_eq!(std::fs::read(&acme).unwrap(), signed);
+}
+
+#[test]
+fn an_incremental_build_takes_the_published_plugins_from_the_builders_state_instead_of_listing_releases() {
+    let registry = registry();
+    let dir = registry.path();
+    let out = tempfile::tempdir().unwrap();
+    build(dir, out.path()).unwrap();
+    let state_file = out.path().join("_catalog/plugins.json");
+    let state = || serde_json::from_slice::<serde_json::Value>(&std::fs::read(&state_file).unwrap()).unwrap();
+    assert_eq!(state()["plugins"], serde_json::json!(["acme.alarm", "acme.clock"]));
+    // A directory that is no plugin id: listing releases/ refuses it, naming it.
+    std::fs::create_dir(dir.join("releases/Not-An-Id")).unwrap();
+    let error = build(dir, out.path()).unwrap_err().to_string();
+    assert!(error.contains("Not-An-Id"), "{error}");
+
+    // An incremental build lists nothing: the published plugins and the one it names.
+    let key = fixture::key(1);
+    fixture::add_release(dir, &ReleaseSpec::new("acme.timer", "1.0.0").depends_on("acme.clock", "^1"), &key).unwrap();
+    let only = |id: &str| Scope::Plugins(BTreeSet::from([id.parse().unwrap()]));
+    let incremental = |id: &str| {
+        let scope = only(id);
+        build_registry(&build::open_registry(dir, out.path(), &scope)?, out.path(), scope, now())
+    };
+    let report = incremental("acme.timer").unwrap();
+    assert_eq!(state()["plugins"], serde_json::json!(["acme.alarm", "acme.clock", "acme.timer"]));
+    assert_eq!(state()["snapshot"], report.snapshot_version);
+    // Named without a directory: refused, naming it.
+    let error = incremental("acme.ghost").unwrap_err().to_string();
+    assert!(error.contains("acme.ghost has no directory under releases/"), "{error}");
+    // A dependency on a directory no build has named: unknown, as any unpublished plugin.
+    fixture::add_release(dir, &ReleaseSpec::new("acme.extra", "1.0.0"), &key).unwrap();
+    fixture::add_release(dir, &ReleaseSpec::new("acme.user", "1.0.0").depends_on("acme.extra", "^1"), &key).unwrap();
+    let error = incremental("acme.user").unwrap_err();
+    assert!(
+        matches!(&error, BuildError::UnknownDependency { dependency, .. } if dependency.as_str() == "acme.extra"),
+        "{error}"
+    );
+
+    // The state of another site (an older snapshot), or none: releases/ is listed.
+    let mut stale = state();
+    stale["snapshot"] = (report.snapshot_version - 1).into();
+    std::fs::write(&state_file, serde_json::to_vec(&stale).unwrap()).unwrap();
+    let error = incremental("acme.timer").unwrap_err().to_string();
+    assert!(error.contains("Not-An-Id"), "{error}");
+    std::fs::remove_file(&state_file).unwrap();
+    let error = incremental("acme.timer").unwrap_err().to_string();
+    assert!(error.contains("Not-An-Id"), "{error}");
+    std::fs::remove_dir(dir.join("releases/Not-An-Id")).unwrap();
+    incremental("acme.user").unwrap();
+    assert_eq!(state()["plugins"].as_array().unwrap().len(), 5, "listed: every directory");
 }
 
 /// `publishers/<vendor>.json` of `registry` with the first signature of its first
@@ -651,7 +701,7 @@ fn expected_catalog_changes(
 }
 
 /// The files `after` adds or changes against `before`, leaving out the storefront's
-/// (reported apart; tests/storefront.rs checks their set).
+/// (reported apart; tests/storefront.rs checks their set) and the builder's state.
 fn changed_besides_storefront(
     before: &BTreeMap<String, Vec<u8>>,
     after: &BTreeMap<String, Vec<u8>>,
@@ -660,6 +710,8 @@ fn changed_besides_storefront(
     after
         .iter()
         .filter(|(path, bytes)| before.get(*path) != Some(*bytes) && !report.storefront.contains(*path))
+        // The builder's state (`_catalog/`): no client reads it, the build does not list it.
+        .filter(|(path, _)| !path.starts_with("_catalog/"))
         .map(|(p, _)| p.clone())
         .collect()
 }

@@ -53,6 +53,7 @@ use crate::tuf::{self, BINS_ROLE, CATALOG_ROLE, PUBLISHERS_ROLE, RoleKeys, SECUR
 pub mod catalog;
 mod deltas;
 mod documents;
+mod known;
 mod levels;
 mod plan;
 pub mod prepared;
@@ -544,19 +545,33 @@ pub fn build_registry_with(
     now: jiff::Timestamp,
     signing: Signing,
 ) -> Result<BuildReport, BuildError> {
-    let known_plugins = registry.plugin_ids()?;
+    let previous = PreviousSite::open(site)?;
+    // The registry's plugins: an incremental build takes the ones its site publishes
+    // from the builder's state, with those it builds; else every directory of releases/.
+    let published_plugins = match (&scope, &previous) {
+        (Scope::Plugins(_), Some(previous)) => known::read(previous),
+        _ => None,
+    };
+    let mut known_plugins = match published_plugins {
+        Some(known) => known,
+        None => registry.plugin_ids()?,
+    };
     let load = match &scope {
         Scope::Full => known_plugins.clone(),
         Scope::Plugins(ids) => {
-            if let Some(missing) = ids.iter().find(|id| !known_plugins.contains(*id)) {
-                return Err(BuildError::Trust(format!("{missing} has no directory under releases/")));
+            for id in ids {
+                if !known_plugins.contains(id) {
+                    if !registry.has_plugin(id) {
+                        return Err(BuildError::Trust(format!("{id} has no directory under releases/")));
+                    }
+                    known_plugins.insert(id.clone());
+                }
             }
             ids.clone()
         }
     };
     // Publisher chains first: a record that does not extend the published one is the
     // cause of any release refusal it would lead to.
-    let previous = PreviousSite::open(site)?;
     if let Some(previous) = &previous {
         let roots: Vec<Vec<u8>> = registry.roots.iter().map(|root| root.bytes.clone()).collect();
         let sha256 = (registry.publishers.par_iter())
@@ -582,6 +597,7 @@ pub fn build_registry_with(
     {
         tracing::info!("advisories/ changed since the published site: indexing every plugin");
         scope = Scope::Full;
+        known_plugins = registry.plugin_ids()?;
         load = known_plugins.clone();
     }
     // Ratings move as reviews enter and leave their recent window: the plugins whose
@@ -621,6 +637,7 @@ pub fn build_registry_with(
     let mut insights = storefront::Insights::new(counts.as_ref(), today);
     drop(counts);
     insights.retain_plugins(|id| known_plugins.contains(id));
+    let known_for_state = known_plugins.clone();
     let mut input = BuildInput::for_registry(registry, plugins, known_plugins, scope, now)?;
     input.icons = prepared.icons();
     // Domain proofs: from the cache in the registry source while fresh, else fetched
@@ -651,6 +668,7 @@ pub fn build_registry_with(
     // once the build published the metadata they show: `storefront::build_and_publish`).
     let after_build = |report: &BuildReport| -> Result<(), BuildError> {
         rating_days.write(site, report.snapshot_version)?;
+        known::write(site, report.snapshot_version, &known_for_state)?;
         domain_proof::write_cache(&registry.dir, &cache, &checked).map_err(cache_error)?;
         Ok(())
     };
