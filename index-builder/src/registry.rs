@@ -488,7 +488,13 @@ impl Registry {
     /// ([`crate::build::PreviousSite`]). Any other chain (new, changed, or a root
     /// rotated since) is verified. At 100k plugins this skips ~12k chains' signature
     /// checks (ed25519: ~45% of an `--only` build's CPU); a full build verifies every
-    /// chain.
+    /// chain, and so does the signer of a split build (`sign-prepared` opens with
+    /// [`Registry::open`]: it takes nothing from a builder on trust). What it gives up:
+    /// whoever can write the site and get a record into `publishers/` could have a local
+    /// signed `--only` build publish a chain no build verified (the publisher bin listing
+    /// it edited, which the builder does not check). Clients verify every chain from
+    /// their pin or from version 1, so such a record is refused by them; it denies the
+    /// vendor's releases, as deleting the site's files would.
     pub fn open_incremental(dir: &Path, published: &PublishedChains) -> Result<Self, RegistryError> {
         Self::open_with(dir, Some(published))
     }
@@ -923,7 +929,8 @@ fn load_publishers(
     // In name order, so that of several bad records the first one named is always the
     // same; read and verified in parallel (one signature check per record and more
     // per key change: at 300k plugins, ~37k records took 3.4 s on one core).
-    paths.sort_unstable();
+    // By file name: one directory, the same order as by path without its component walk.
+    paths.sort_unstable_by(|a, b| a.file_name().cmp(&b.file_name()));
     let load = |path: &PathBuf| -> Result<(VendorId, PublisherChain, Option<Sha256>), RegistryError> {
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let vendor: VendorId = stem.parse().map_err(|e| RegistryError::Layout {

@@ -981,6 +981,19 @@ fn refuses_a_publisher_record_that_does_not_extend_the_published_chain() {
         message.contains("publisher acme") && message.contains("does not keep the 1 published version"),
         "{message}"
     );
+    // A caller making its own input (no `build_registry` checked it first): the site
+    // build refuses it the same.
+    let opened = Registry::open(registry.path()).unwrap();
+    let known = opened.plugin_ids().unwrap();
+    let input = trellis_index::build::BuildInput::for_registry(
+        &opened,
+        Vec::new(),
+        known,
+        Scope::Plugins(BTreeSet::new()),
+        now(),
+    );
+    let error = build::build(input.unwrap(), out.path()).unwrap_err().to_string();
+    assert!(error.contains("does not keep the 1 published version"), "{error}");
     // Appending a version signed by their key instead: refused when the registry is read.
     let mut chain = fixture::publisher_chain("acme", &[&fixture::key(1)]);
     let mut next = chain.records[0].signed.clone();

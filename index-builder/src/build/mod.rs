@@ -156,6 +156,10 @@ pub struct BuildInput {
     /// their published record targets without making their bytes again. Whoever
     /// changes a chain in `publishers` removes it here.
     pub as_published: Arc<std::collections::HashMap<VendorId, Sha256>>,
+    /// Whether [`build_registry_with`] checked `publishers` against the site's
+    /// published chains already (before loading any plugin): the site build then does
+    /// not check them again. Only this crate sets it.
+    pub(crate) chains_checked: bool,
     /// The blocklist.
     pub blocklist: Blocklist,
     /// The registry's OSV advisories, matched against the releases into the
@@ -254,6 +258,7 @@ impl BuildInput {
             roots: registry.roots.iter().map(|root| root.bytes.clone()).collect(),
             publishers: Arc::clone(&registry.publishers),
             as_published: Arc::clone(&registry.as_published),
+            chains_checked: false,
             blocklist: registry.blocklist.clone(),
             advisories: registry.advisories.clone(),
             plugins,
@@ -639,6 +644,7 @@ pub fn build_registry_with(
     insights.retain_plugins(|id| known_plugins.contains(id));
     let known_for_state = known_plugins.clone();
     let mut input = BuildInput::for_registry(registry, plugins, known_plugins, scope, now)?;
+    input.chains_checked = true;
     input.icons = prepared.icons();
     // Domain proofs: from the cache in the registry source while fresh, else fetched
     // (never a build failure: an unproved publisher is unverified, with the reason).
@@ -1052,7 +1058,7 @@ pub fn build_handing_off(
         publisher_sha256.insert(vendor.clone(), sha256);
         documents.extend(write);
     }
-    if let Some(prev) = &previous {
+    if let Some(prev) = previous.as_ref().filter(|_| !input.chains_checked) {
         let root = publishers::newest_root(&input.roots);
         publishers::check_chains(prev, &published_records, &input.publishers, &publisher_sha256, root.as_ref())?;
     }
