@@ -406,6 +406,14 @@ fn first_publish_is_bootstrapped_offline_then_ci_publishes_every_commit_of_a_pus
     // plugin's page is on the site branch.
     let files = git(&store.origin, &["ls-tree", "-r", "--name-only", "gh-pages"]);
     assert!(files.lines().any(|f| f == "plugins/acme.clock/index.html"), "{files}");
+    // So does the builder's list of published plugins, bound to the snapshot the signer
+    // published: the next `--only` build takes it instead of listing releases/.
+    let show = |path: &str| -> serde_json::Value {
+        serde_json::from_str(&git(&store.origin, &["show", &format!("gh-pages:{path}")])).unwrap()
+    };
+    let state = show("_catalog/plugins.json");
+    assert_eq!(state["plugins"], serde_json::json!(["acme.clock", "acme.time-core"]));
+    assert_eq!(state["snapshot"], show("metadata/timestamp.json")["signed"]["meta"]["snapshot.json"]["version"]);
 
     // A push of two commits, each adding a release: both are published (a diff from
     // HEAD~1 would publish only the last one).
