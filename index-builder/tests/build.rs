@@ -392,8 +392,17 @@ fn an_incremental_build_takes_the_published_plugins_from_the_builders_state_inst
         "{error}"
     );
 
+    // A state of this site that is not this builder's (unsorted, or a bad id): listed.
+    let valid = state();
+    for plugins in [serde_json::json!(["acme.timer", "acme.clock", "acme.alarm"]), serde_json::json!(["Bad Id"])] {
+        let mut altered = valid.clone();
+        altered["plugins"] = plugins;
+        std::fs::write(&state_file, serde_json::to_vec(&altered).unwrap()).unwrap();
+        let error = incremental("acme.timer").unwrap_err().to_string();
+        assert!(error.contains("Not-An-Id"), "{error}");
+    }
     // The state of another site (an older snapshot), or none: releases/ is listed.
-    let mut stale = state();
+    let mut stale = valid;
     stale["snapshot"] = (report.snapshot_version - 1).into();
     std::fs::write(&state_file, serde_json::to_vec(&stale).unwrap()).unwrap();
     let error = incremental("acme.timer").unwrap_err().to_string();
