@@ -30,7 +30,9 @@
 //! newest root's `targets` role), but, for an incremental build
 //! ([`Registry::open_incremental`]), one whose canonical bytes are the ones its site
 //! published under the same newest root; that it extends the published chain is
-//! [`crate::build`]'s check. Releases signed only by keys the publisher has since
+//! [`crate::build`]'s check. An incremental open loads only the chains of the
+//! publishers it is given ([`PublisherScope`]); another's is read when a release of
+//! theirs is checked ([`Registry::chain`]). Releases signed only by keys the publisher has since
 //! revoked are all listed at once ([`RegistryError::RevokedReleases`]) unless yanked or
 //! blocked (then they are kept, checked under the chain version that signed them). Per-release checks
 //! are [`crate::release`]'s; turning the values into a site is [`crate::build`]'s.
@@ -417,6 +419,29 @@ pub struct PublishedChains {
     pub sha256: HashMap<VendorId, Sha256>,
 }
 
+/// The publisher chains a [`Registry`] loaded when it was opened.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum PublisherScope {
+    /// Every chain under `publishers/` ([`Registry::open`]).
+    #[default]
+    All,
+    /// Only these publishers' chains (those present), for an incremental build
+    /// ([`Registry::open_incremental`]). Another publisher's chain is read and verified
+    /// when a release of theirs is checked ([`Registry::load_plugins`]); a build
+    /// carries the records the site publishes for every publisher not listed.
+    Vendors(BTreeSet<VendorId>),
+}
+
+impl PublisherScope {
+    /// Whether `vendor`'s chain was loaded (or looked for, and is absent).
+    pub fn covers(&self, vendor: &VendorId) -> bool {
+        match self {
+            Self::All => true,
+            Self::Vendors(vendors) => vendors.contains(vendor),
+        }
+    }
+}
+
 /// An opened registry source tree: configuration, publishers, yanks, blocklist and the
 /// root history, all parsed. Releases are loaded on demand ([`Registry::load_plugins`]).
 #[derive(Debug)]
@@ -428,6 +453,9 @@ pub struct Registry {
     /// Publisher record chains by id, each verified from version 1 (by this open, or,
     /// for [`Registry::open_incremental`], by the build that published it).
     pub publishers: Arc<BTreeMap<VendorId, PublisherChain>>,
+    /// Which chains `publishers` holds: every one, or only some publishers' (an
+    /// incremental build's).
+    pub publisher_scope: PublisherScope,
     /// The chains of `publishers` that [`Registry::open_incremental`] found as the site
     /// published them: the SHA-256 of their canonical bytes (a build takes their
     /// published record targets as they are instead of writing them again). Empty for
@@ -476,7 +504,7 @@ impl Registry {
     /// Opens the registry at `dir`: parses the configuration, publishers, yanks,
     /// rollouts, blocklist and root history, and verifies every publisher chain.
     pub fn open(dir: &Path) -> Result<Self, RegistryError> {
-        Self::open_with(dir, None)
+        Self::open_with(dir, None, PublisherScope::All)
     }
 
     /// [`Registry::open`] for an incremental build of a site that published `published`:
@@ -495,11 +523,24 @@ impl Registry {
     /// it edited, which the builder does not check). Clients verify every chain from
     /// their pin or from version 1, so such a record is refused by them; it denies the
     /// vendor's releases, as deleting the site's files would.
-    pub fn open_incremental(dir: &Path, published: &PublishedChains) -> Result<Self, RegistryError> {
-        Self::open_with(dir, Some(published))
+    ///
+    /// Only the chains of `vendors` are read ([`PublisherScope::Vendors`]): at 100k
+    /// plugins an incremental build reads a handful of the ~12k records, not all of
+    /// them. Another publisher's chain is read (and verified from version 1) only if a
+    /// release of theirs is checked.
+    pub fn open_incremental(
+        dir: &Path,
+        published: &PublishedChains,
+        vendors: &BTreeSet<VendorId>,
+    ) -> Result<Self, RegistryError> {
+        Self::open_with(dir, Some(published), PublisherScope::Vendors(vendors.clone()))
     }
 
-    fn open_with(dir: &Path, published: Option<&PublishedChains>) -> Result<Self, RegistryError> {
+    fn open_with(
+        dir: &Path,
+        published: Option<&PublishedChains>,
+        publisher_scope: PublisherScope,
+    ) -> Result<Self, RegistryError> {
         let config_path = dir.join(CONFIG_FILE);
         let config: RegistryConfig = read_json(&config_path)?;
         if !(1..=16).contains(&config.bin_bits) {
@@ -523,6 +564,7 @@ impl Registry {
             published.filter(|p| p.root.is_some() && p.root.as_deref() == roots.last().map(|r| &r.bytes[..]));
         let LoadedPublishers { chains: publishers, as_published } = load_publishers(
             &dir.join("publishers"),
+            &publisher_scope,
             roots.last().map(|r| &r.envelope.signed),
             published.map(|p| &p.sha256),
         )?;
@@ -535,6 +577,7 @@ impl Registry {
             dir: dir.to_owned(),
             config,
             publishers: Arc::new(publishers),
+            publisher_scope,
             as_published: Arc::new(as_published),
             yanks,
             rollouts,
@@ -562,21 +605,41 @@ impl Registry {
         self
     }
 
-    /// The newest record of every publisher: what releases are checked against.
+    /// The newest record of every publisher the registry loaded (every one, unless it
+    /// was opened for an incremental build): what releases are checked against.
     pub fn publisher_records(&self) -> BTreeMap<VendorId, &PublisherRecord> {
         self.publishers.iter().filter_map(|(id, chain)| Some((id.clone(), &chain.head()?.signed))).collect()
     }
 
     /// The newest record of the publishers of `ids`: what their releases are checked
-    /// against (not every publisher's: ~37k records at 300k plugins).
-    fn records_of<'a>(&self, ids: impl IntoIterator<Item = &'a PluginId>) -> BTreeMap<VendorId, PublisherRecord> {
+    /// against (not every publisher's: ~37k records at 300k plugins). A publisher
+    /// without a record is left out.
+    pub fn records_of<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a PluginId>,
+    ) -> Result<BTreeMap<VendorId, PublisherRecord>, RegistryError> {
         let vendors: BTreeSet<VendorId> = ids.into_iter().map(PluginId::vendor_id).collect();
-        (vendors.into_iter())
-            .filter_map(|vendor| {
-                let record = self.publishers.get(&vendor)?.head()?.signed.clone();
-                Some((vendor, record))
-            })
-            .collect()
+        let mut records = BTreeMap::new();
+        for vendor in vendors {
+            if let Some(record) = self.chain(&vendor)?.and_then(|chain| Some(chain.head()?.signed.clone())) {
+                records.insert(vendor, record);
+            }
+        }
+        Ok(records)
+    }
+
+    /// The chain of `vendor`: as loaded, or, for a publisher an incremental open did not
+    /// load, read and verified from version 1 now. `None` when it has no record.
+    pub fn chain(&self, vendor: &VendorId) -> Result<Option<std::borrow::Cow<'_, PublisherChain>>, RegistryError> {
+        if let Some(chain) = self.publishers.get(vendor) {
+            return Ok(Some(std::borrow::Cow::Borrowed(chain)));
+        }
+        if self.publisher_scope.covers(vendor) {
+            return Ok(None);
+        }
+        let path = self.dir.join("publishers").join(format!("{vendor}.json"));
+        let root = self.root().map(|root| &root.signed);
+        Ok(load_chain(&path, vendor, root, None)?.map(|(chain, _)| std::borrow::Cow::Owned(chain)))
     }
 
     /// The newest root.
@@ -633,7 +696,7 @@ impl Registry {
         ids: &BTreeSet<PluginId>,
         published: &PublishedReleases,
     ) -> Result<Vec<PluginInput>, RegistryError> {
-        let records = self.records_of(ids);
+        let records = self.records_of(ids)?;
         let ids: Vec<&PluginId> = ids.iter().collect();
         let loaded: Vec<Result<PluginInput, RegistryError>> =
             ids.par_iter().map(|id| self.load_plugin_with(id, &records, published)).collect();
@@ -654,7 +717,7 @@ impl Registry {
 
     /// Loads and checks every release of one plugin.
     pub fn load_plugin(&self, id: &PluginId) -> Result<PluginInput, RegistryError> {
-        self.load_plugin_with(id, &self.records_of([id]), &PublishedReleases::new())
+        self.load_plugin_with(id, &self.records_of([id])?, &PublishedReleases::new())
     }
 
     fn load_plugin_with(
@@ -785,9 +848,8 @@ impl Registry {
     /// publisher's chain: it was validly signed once, by keys revoked or removed since.
     fn signed_under_older_record(&self, id: &PluginId, envelope: &[u8]) -> bool {
         let Ok(envelope) = serde_json::from_slice::<trellis_schema::dsse::Envelope>(envelope) else { return false };
-        self.publishers
-            .get(&id.vendor_id())
-            .is_some_and(|chain| chain.records.iter().rev().skip(1).any(|r| r.signed.verify_release(&envelope).is_ok()))
+        let Ok(Some(chain)) = self.chain(&id.vendor_id()) else { return false };
+        chain.records.iter().rev().skip(1).any(|r| r.signed.verify_release(&envelope).is_ok())
     }
 
     /// A yanked or blocked release whose signature counts only under an older version
@@ -808,7 +870,7 @@ impl Registry {
             return None;
         }
         let vendor = id.vendor_id();
-        let chain = self.publishers.get(&vendor)?;
+        let chain = self.chain(&vendor).ok()??;
         chain.records.iter().rev().skip(1).find_map(|older| {
             let records = BTreeMap::from([(vendor.clone(), older.signed.clone())]);
             release::check_release(
@@ -904,11 +966,12 @@ pub fn recovery_keys(root: &Root) -> (BTreeMap<trellis_schema::KeyId, trellis_sc
     (keys, role.threshold)
 }
 
-/// The publisher chains under `dir`, each verified from version 1 under `root`'s
-/// recovery signers unless its canonical bytes have the SHA-256 `verified` lists for it;
-/// and the SHA-256 of those that have it.
+/// The publisher chains under `dir` (of `scope`'s publishers), each verified from
+/// version 1 under `root`'s recovery signers unless its canonical bytes have the SHA-256
+/// `verified` lists for it; and the SHA-256 of those that have it.
 fn load_publishers(
     dir: &Path,
+    scope: &PublisherScope,
     root: Option<&Root>,
     verified: Option<&HashMap<VendorId, Sha256>>,
 ) -> Result<LoadedPublishers, RegistryError> {
@@ -917,48 +980,82 @@ fn load_publishers(
     }
     let (recovery_keys, recovery_threshold) = root.map(recovery_keys).unwrap_or_default();
     let recovery = root.map(|_| RecoverySigners { keys: &recovery_keys, threshold: recovery_threshold });
-    let limits = ChainLimits::default();
     let io = |source| RegistryError::Io { path: dir.to_owned(), source };
     let mut paths = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
-        if path.extension().is_some_and(|e| e == "json") {
-            paths.push(path);
+    match scope {
+        PublisherScope::All => {
+            for entry in std::fs::read_dir(dir).map_err(io)? {
+                let path = entry.map_err(io)?.path();
+                if path.extension().is_some_and(|e| e == "json") {
+                    paths.push(path);
+                }
+            }
         }
+        PublisherScope::Vendors(vendors) => paths.extend(vendors.iter().map(|v| dir.join(format!("{v}.json")))),
     }
     // In name order, so that of several bad records the first one named is always the
     // same; read and verified in parallel (one signature check per record and more
     // per key change: at 300k plugins, ~37k records took 3.4 s on one core).
     // By file name: one directory, the same order as by path without its component walk.
     paths.sort_unstable_by(|a, b| a.file_name().cmp(&b.file_name()));
-    let load = |path: &PathBuf| -> Result<(VendorId, PublisherChain, Option<Sha256>), RegistryError> {
+    let load = |path: &PathBuf| -> Result<Option<(VendorId, PublisherChain, Option<Sha256>)>, RegistryError> {
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let vendor: VendorId = stem.parse().map_err(|e| RegistryError::Layout {
             path: path.clone(),
             reason: format!("a publisher record is named <publisher id>.json: {e}"),
         })?;
-        let bytes = std::fs::read(path).map_err(|source| RegistryError::Io { path: path.clone(), source })?;
-        let refused = |chain| RegistryError::Publisher { path: path.clone(), chain };
-        let chain = PublisherChain::from_slice(&vendor, &bytes, &limits).map_err(refused)?;
         let published = verified.and_then(|verified| verified.get(&vendor));
-        // A chain without canonical bytes is verified, and refused for that.
-        let as_published =
-            published.copied().filter(|sha256| chain.to_canonical().is_ok_and(|bytes| Sha256::of(&bytes) == *sha256));
-        if as_published.is_none() {
-            chain.verify(&vendor, None, recovery, &limits).map_err(refused)?;
-        }
-        Ok((vendor, chain, as_published))
+        let loaded = load_chain_with(path, &vendor, recovery, published)?;
+        Ok(loaded.map(|(chain, sha256)| (vendor, chain, sha256)))
     };
     let loaded: Vec<Result<_, RegistryError>> = paths.par_iter().map(load).collect();
     let mut out = LoadedPublishers::default();
     for loaded in loaded {
-        let (vendor, chain, sha256) = loaded?;
+        let Some((vendor, chain, sha256)) = loaded? else { continue };
         if let Some(sha256) = sha256 {
             out.as_published.insert(vendor.clone(), sha256);
         }
         out.chains.insert(vendor, chain);
     }
     Ok(out)
+}
+
+/// The chain of `vendor` in the file `path` (`None` when there is no such file),
+/// verified from version 1 under `root`'s recovery signers unless its canonical bytes
+/// have the SHA-256 `published`; and that SHA-256 when they have it.
+fn load_chain(
+    path: &Path,
+    vendor: &VendorId,
+    root: Option<&Root>,
+    published: Option<&Sha256>,
+) -> Result<Option<(PublisherChain, Option<Sha256>)>, RegistryError> {
+    let (keys, threshold) = root.map(recovery_keys).unwrap_or_default();
+    let recovery = root.map(|_| RecoverySigners { keys: &keys, threshold });
+    load_chain_with(path, vendor, recovery, published)
+}
+
+/// [`load_chain`] under recovery signers already gathered.
+fn load_chain_with(
+    path: &Path,
+    vendor: &VendorId,
+    recovery: Option<RecoverySigners<'_>>,
+    published: Option<&Sha256>,
+) -> Result<Option<(PublisherChain, Option<Sha256>)>, RegistryError> {
+    let limits = ChainLimits::default();
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(RegistryError::Io { path: path.to_owned(), source }),
+    };
+    let refused = |chain| RegistryError::Publisher { path: path.to_owned(), chain };
+    let chain = PublisherChain::from_slice(vendor, &bytes, &limits).map_err(refused)?;
+    // A chain without canonical bytes is verified, and refused for that.
+    let as_published =
+        published.copied().filter(|sha256| chain.to_canonical().is_ok_and(|bytes| Sha256::of(&bytes) == *sha256));
+    if as_published.is_none() {
+        chain.verify(vendor, None, recovery, &limits).map_err(refused)?;
+    }
+    Ok(Some((chain, as_published)))
 }
 
 /// What [`load_publishers`] found.

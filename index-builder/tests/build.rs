@@ -10,7 +10,7 @@ use trellis_index::build::{self, BuildError, BuildReport, CatalogWork, Scope, bu
 use trellis_index::fixture::{self, ReleaseSpec};
 use trellis_index::operator::{self, InitOptions};
 use trellis_index::publisher::RecordChange;
-use trellis_index::registry::{Expiry, Registry, RegistryError};
+use trellis_index::registry::{Expiry, PublisherScope, Registry, RegistryError};
 use trellis_index::release::ReleaseError;
 use trellis_index::site;
 use trellis_schema::index::IndexDoc;
@@ -321,7 +321,7 @@ fn site_file(out: &Path, dir: &str, suffix: &str) -> std::path::PathBuf {
 }
 
 #[test]
-fn an_incremental_build_writes_a_publisher_record_again_only_when_changed_gone_or_cut_and_a_full_build_every_one() {
+fn an_incremental_build_writes_again_only_its_publishers_records_changed_gone_or_cut_and_a_full_build_every_one() {
     let registry = registry();
     let dir = registry.path();
     fixture::add_publisher(dir, "bravo", &fixture::key(2)).unwrap();
@@ -331,28 +331,42 @@ fn an_incremental_build_writes_a_publisher_record_again_only_when_changed_gone_o
     let record = |vendor: &str| site_file(out.path(), "targets/publishers", &format!(".{vendor}.json"));
     let relative = |file: &Path| file.strip_prefix(out.path()).unwrap().to_string_lossy().into_owned();
     let (acme, bravo, delta) = (record("acme"), record("bravo"), record("delta"));
-    let signed = alter_in_place(&acme, None);
-    std::fs::remove_file(&bravo).unwrap();
-    let delta_bytes = std::fs::read(&delta).unwrap();
-    std::fs::write(&delta, &delta_bytes[..delta_bytes.len() / 2]).unwrap();
-
-    fixture::add_release(dir, &ReleaseSpec::new("acme.alarm", "0.2.0"), &fixture::key(1)).unwrap();
+    let signed = |file: &Path| std::fs::read(file).unwrap();
+    let (acme_bytes, bravo_bytes, delta_bytes) = (signed(&acme), signed(&bravo), signed(&delta));
+    let key = fixture::key(1);
     let scope = Scope::Plugins(BTreeSet::from(["acme.alarm".parse().unwrap()]));
-    // As the CLI opens it: every chain found as published (none is made again unless
-    // its file is gone or cut).
-    let opened = build::open_registry(dir, out.path(), &scope).unwrap();
-    assert_eq!(opened.as_published.len(), 3);
-    let report = build_registry(&opened, out.path(), scope, now()).unwrap();
-    // Gone and cut: written again. Altered in place with its length: not read back.
-    assert!(report.written.contains(&relative(&bravo)), "{:?}", report.written);
-    assert!(report.written.contains(&relative(&delta)), "{:?}", report.written);
-    assert_eq!(std::fs::read(&delta).unwrap(), delta_bytes);
-    assert!(!report.written.contains(&relative(&acme)), "{:?}", report.written);
-    assert_ne!(std::fs::read(&acme).unwrap(), signed);
+    // As the CLI opens it: only acme's chain, found as published.
+    let incremental = |version: &str| {
+        fixture::add_release(dir, &ReleaseSpec::new("acme.alarm", version), &key).unwrap();
+        let opened = build::open_registry(dir, out.path(), &scope).unwrap();
+        assert_eq!(opened.publishers.keys().map(|v| v.as_str()).collect::<Vec<_>>(), ["acme"]);
+        assert_eq!(opened.as_published.len(), 1);
+        build_registry(&opened, out.path(), scope.clone(), now()).unwrap()
+    };
 
-    let report = build(dir, out.path()).unwrap();
+    // Its publisher's record cut, another's gone, a third's cut: only its own is
+    // written again; the others are carried as published, not looked at.
+    std::fs::write(&acme, &acme_bytes[..acme_bytes.len() / 2]).unwrap();
+    std::fs::remove_file(&bravo).unwrap();
+    std::fs::write(&delta, &delta_bytes[..delta_bytes.len() / 2]).unwrap();
+    let report = incremental("0.2.0");
     assert!(report.written.contains(&relative(&acme)), "{:?}", report.written);
-    assert_eq!(std::fs::read(&acme).unwrap(), signed);
+    assert_eq!(signed(&acme), acme_bytes);
+    assert!(!report.written.contains(&relative(&bravo)) && !bravo.exists(), "{:?}", report.written);
+    assert!(!report.written.contains(&relative(&delta)), "{:?}", report.written);
+    // Gone: written again. Altered in place with its length: not read back.
+    std::fs::remove_file(&acme).unwrap();
+    assert!(incremental("0.3.0").written.contains(&relative(&acme)));
+    let before = alter_in_place(&acme, None);
+    assert!(!incremental("0.4.0").written.contains(&relative(&acme)));
+    assert_ne!(signed(&acme), before, "still altered");
+
+    // A full build writes every record: the signed bytes again.
+    let report = build(dir, out.path()).unwrap();
+    for (file, bytes) in [(&acme, &acme_bytes), (&bravo, &bravo_bytes), (&delta, &delta_bytes)] {
+        assert!(report.written.contains(&relative(file)), "{:?}", report.written);
+        assert_eq!(&signed(file), bytes);
+    }
 }
 
 #[test]
@@ -428,10 +442,11 @@ fn forge_record(registry: &Path, vendor: &str) -> PublisherChain {
 }
 
 #[test]
-fn an_incremental_open_trusts_only_the_chains_its_site_published_under_the_same_root() {
+fn an_incremental_open_loads_only_its_publishers_and_trusts_only_the_chains_its_site_published_under_the_same_root() {
     let registry = registry();
     let dir = registry.path();
     fixture::add_publisher(dir, "bravo", &fixture::key(2)).unwrap();
+    fixture::add_release(dir, &ReleaseSpec::new("bravo.tool", "1.0.0"), &fixture::key(2)).unwrap();
     let out = tempfile::tempdir().unwrap();
     assert!(build::published_chains(out.path()).unwrap().sha256.is_empty(), "no site yet");
     build(dir, out.path()).unwrap();
@@ -439,14 +454,19 @@ fn an_incremental_open_trusts_only_the_chains_its_site_published_under_the_same_
     let vendors: BTreeSet<&str> = published.sha256.keys().map(|v| v.as_str()).collect();
     assert_eq!(vendors, BTreeSet::from(["acme", "bravo"]));
     assert_eq!(published.root.as_deref(), Some(&std::fs::read(dir.join("root/1.root.json")).unwrap()[..]));
-    let only = Scope::Plugins(BTreeSet::from(["acme.clock".parse().unwrap()]));
-    let opened = build::open_registry(dir, out.path(), &only).unwrap();
-    assert_eq!(opened.publishers.len(), 2);
-    assert_eq!(opened.as_published.len(), 2, "both chains as published");
-    assert!(Registry::open(dir).unwrap().as_published.is_empty(), "a full open verifies every chain");
+    let only = |id: &str| Scope::Plugins(BTreeSet::from([id.parse().unwrap()]));
+    let opened = build::open_registry(dir, out.path(), &only("acme.clock")).unwrap();
+    let acme: trellis_schema::VendorId = "acme".parse().unwrap();
+    assert_eq!(opened.publishers.keys().collect::<Vec<_>>(), [&acme], "only the named plugins' publishers");
+    assert_eq!(opened.publisher_scope, PublisherScope::Vendors(BTreeSet::from([acme.clone()])));
+    assert_eq!(opened.as_published.len(), 1, "as published");
+    let full = Registry::open(dir).unwrap();
+    assert!(full.as_published.is_empty() && full.publishers.len() == 2, "a full open verifies every chain");
+    let both: BTreeSet<trellis_schema::VendorId> = vendors.iter().map(|v| v.parse().unwrap()).collect();
 
     // The attack: a published record replaced in the source by a forged one. Its bytes
-    // are not the published ones, so an incremental open verifies it, and refuses it.
+    // are not the published ones, so an incremental open that loads it verifies it,
+    // and refuses it.
     let forged = forge_record(dir, "bravo");
     let refused = |result: Result<Registry, RegistryError>| {
         let error = result.unwrap_err();
@@ -455,10 +475,21 @@ fn an_incremental_open_trusts_only_the_chains_its_site_published_under_the_same_
             "{error}"
         );
     };
-    refused(Registry::open_incremental(dir, &published));
-    let error = build::open_registry(dir, out.path(), &only).unwrap_err().to_string();
+    refused(Registry::open_incremental(dir, &published, &both));
+    let error = build::open_registry(dir, out.path(), &only("bravo.tool")).unwrap_err().to_string();
     assert!(error.contains("bravo.json"), "{error}");
     refused(Registry::open(dir));
+    // A build of another publisher's plugin neither reads it nor publishes it: the
+    // site keeps bravo's published chain; a release of bravo's checked on the way (a
+    // plugin sharing a listing) reads the chain and refuses it.
+    let opened = build::open_registry(dir, out.path(), &only("acme.clock")).unwrap();
+    build_registry(&opened, out.path(), only("acme.clock"), now()).unwrap();
+    assert_eq!(build::published_chains(out.path()).unwrap().sha256, published.sha256);
+    let error = opened.load_plugin(&"bravo.tool".parse().unwrap()).unwrap_err();
+    assert!(
+        matches!(&error, RegistryError::Publisher { path, .. } if path.ends_with("publishers/bravo.json")),
+        "{error}"
+    );
 
     // What skipping looks like: the same forged bytes, had the site published them, are
     // taken as verified; but not under another root (its recovery signers may differ),
@@ -466,24 +497,35 @@ fn an_incremental_open_trusts_only_the_chains_its_site_published_under_the_same_
     let mut trusted = published.clone();
     let canonical = forged.to_canonical().unwrap();
     trusted.sha256.insert("bravo".parse().unwrap(), trellis_schema::Sha256::of(&canonical));
-    let opened = Registry::open_incremental(dir, &trusted).unwrap();
+    let opened = Registry::open_incremental(dir, &trusted, &both).unwrap();
     let bravo = &opened.publishers[&"bravo".parse::<trellis_schema::VendorId>().unwrap()];
     assert_eq!(bravo.to_canonical().unwrap(), canonical, "the forged chain, as published");
     let rotated = trellis_index::registry::PublishedChains { root: Some(b"another root".to_vec()), ..trusted.clone() };
-    refused(Registry::open_incremental(dir, &rotated));
-    refused(Registry::open_incremental(dir, &trellis_index::registry::PublishedChains { root: None, ..trusted }));
+    refused(Registry::open_incremental(dir, &rotated, &both));
+    let rootless = trellis_index::registry::PublishedChains { root: None, ..trusted };
+    refused(Registry::open_incremental(dir, &rootless, &both));
 
-    // A chain extended since (a key added): verified, published anew by the `--only` build.
+    // A chain extended since (a key added): verified, and published anew by an `--only`
+    // build of one of its publisher's plugins; one of another publisher's carries it.
     let path = dir.join("publishers/bravo.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&published_chain(out.path(), "bravo")).unwrap()).unwrap();
     let change = RecordChange { add: vec![fixture::key(4)], ..RecordChange::default() };
     let chain = trellis_index::publisher::update(&published_chain(out.path(), "bravo"), &[fixture::key(2)], change);
     let chain = chain.unwrap();
     std::fs::write(&path, serde_json::to_vec_pretty(&chain).unwrap()).unwrap();
-    let opened = build::open_registry(dir, out.path(), &only).unwrap();
-    let vendors: BTreeSet<&str> = opened.as_published.keys().map(|v| v.as_str()).collect();
-    assert_eq!(vendors, BTreeSet::from(["acme"]));
-    build_registry(&opened, out.path(), only, now()).unwrap();
+    fixture::add_release(dir, &ReleaseSpec::new("acme.clock", "1.2.0"), &fixture::key(1)).unwrap();
+    build_registry(
+        &build::open_registry(dir, out.path(), &only("acme.clock")).unwrap(),
+        out.path(),
+        only("acme.clock"),
+        now(),
+    )
+    .unwrap();
+    assert_eq!(published_chain(out.path(), "bravo").records.len(), 1, "carried as published");
+    fixture::add_release(dir, &ReleaseSpec::new("bravo.tool", "1.1.0"), &fixture::key(4)).unwrap();
+    let opened = build::open_registry(dir, out.path(), &only("bravo.tool")).unwrap();
+    assert!(opened.as_published.is_empty(), "bravo's chain changed: verified");
+    build_registry(&opened, out.path(), only("bravo.tool"), now()).unwrap();
     let sha256 = build::published_chains(out.path()).unwrap().sha256[&"bravo".parse().unwrap()];
     assert_eq!(sha256, trellis_schema::Sha256::of(&chain.to_canonical().unwrap()));
     assert_eq!(published_chain(out.path(), "bravo").records.len(), 2);
@@ -2096,4 +2138,134 @@ fn a_record_bucket_edited_after_signing_is_refused_by_an_incremental_build_and_s
             .any(|t| std::fs::read_to_string(catalog_file(site.path(), t)).unwrap().contains(marker)),
         "acme.alarm is listed again, from its package"
     );
+}
+
+/// The publisher standing the site at `out` publishes with the levels of `id`.
+fn published_standing(out: &Path, id: &str) -> trellis_schema::security_level::PublisherStanding {
+    let bucket: trellis_schema::security_level::LevelsBucket =
+        serde_json::from_slice(&std::fs::read(levels_file(out, id)).unwrap()).unwrap();
+    bucket.plugins[&id.parse::<trellis_schema::PluginId>().unwrap()].publisher.clone()
+}
+
+/// The levels head the site at `out` publishes.
+fn levels_head(out: &Path) -> trellis_schema::security_level::LevelsHead {
+    let site = trellis_index::build::PreviousSite::open(out).unwrap().unwrap();
+    let security = site.role("security").unwrap().unwrap();
+    let target = trellis_schema::security_level::LEVELS_HEAD_TARGET;
+    let sha = security.signed.targets[target].hashes["sha256"].parse().unwrap();
+    serde_json::from_slice(&std::fs::read(site::target_file(out, target, &sha)).unwrap()).unwrap()
+}
+
+/// An `--only` build loads its plugins' publishers only, so it judges only their
+/// domain proofs: every other publisher's plugins keep the standing the site published
+/// (and the levels head its digest) until a build loads them; one that judges a
+/// standing other than the published one redoes every bucket, and its head's digest is
+/// the one a build judging every publisher computes.
+#[test]
+fn an_incremental_build_judges_only_its_plugins_publishers_and_keeps_the_others_published_standings() {
+    let registry = registry();
+    let dir = registry.path();
+    let bravo = fixture::key(2);
+    let website = Some("https://bravo.example/".to_owned());
+    let chain = trellis_index::publisher::init(
+        "bravo".parse().unwrap(),
+        "Bravo".into(),
+        website,
+        None,
+        std::slice::from_ref(&bravo),
+        1,
+    );
+    std::fs::write(dir.join("publishers/bravo.json"), serde_json::to_vec_pretty(&chain.unwrap()).unwrap()).unwrap();
+    fixture::add_release(dir, &ReleaseSpec::new("bravo.tool", "1.0.0"), &bravo).unwrap();
+    // The domain proof's result, cached and fresh: no request is made.
+    let proof = |verified: bool| {
+        let entry = serde_json::json!({"domain": "bravo.example", "keys": [bravo.key_id()],
+            "checked": "2026-10-31T00:00:00Z", "verified": verified});
+        let cache = serde_json::json!({ "bravo": entry });
+        std::fs::write(dir.join(trellis_index::domain_proof::CACHE_FILE), serde_json::to_vec(&cache).unwrap()).unwrap();
+    };
+    proof(true);
+    let out = tempfile::tempdir().unwrap();
+    build(dir, out.path()).unwrap();
+    assert!(published_standing(out.path(), "bravo.tool").verified);
+    let acme = published_standing(out.path(), "acme.clock");
+    assert!(acme.reason.as_deref().is_some_and(|r| r.contains("names no website")), "{acme:?}");
+    let digest = levels_head(out.path()).publishers_sha256;
+    let only = |id: &str| Scope::Plugins(BTreeSet::from([id.parse().unwrap()]));
+    let incremental = |id: &str, version: &str, key: &trellis_schema::SigningKey| {
+        fixture::add_release(dir, &ReleaseSpec::new(id, version), key).unwrap();
+        let opened = build::open_registry(dir, out.path(), &only(id)).unwrap();
+        build_registry(&opened, out.path(), only(id), now()).unwrap()
+    };
+
+    // The proof fails now, as a check would find. A build of acme's plugin does not
+    // judge bravo: bravo.tool keeps its published standing and bucket, the head its
+    // digest, the cache bravo's entry.
+    proof(false);
+    let bucket = levels_file(out.path(), "bravo.tool");
+    incremental("acme.clock", "1.2.0", &fixture::key(1));
+    let reasons = published_level(out.path(), "acme.clock", "1.2.0").1;
+    assert!(reasons.contains(&trellis_schema::security_level::Reason::DeveloperSigned), "{reasons:?}");
+    assert!(published_standing(out.path(), "bravo.tool").verified);
+    assert_eq!(levels_file(out.path(), "bravo.tool"), bucket);
+    assert_eq!(levels_head(out.path()).publishers_sha256, digest);
+    let cache = trellis_index::domain_proof::read_cache(dir).unwrap();
+    assert!(!cache[&"bravo".parse().unwrap()].verified, "kept");
+
+    // Proved again: a new plugin of bravo's judges bravo as published (read from
+    // bravo.tool's bucket): narrow, the digest unchanged.
+    proof(true);
+    incremental("bravo.extra", "1.0.0", &bravo);
+    assert!(published_standing(out.path(), "bravo.extra").verified);
+    assert_eq!(levels_head(out.path()).publishers_sha256, digest);
+
+    // Failed again: a release of bravo's judges the failure, and every bucket of
+    // bravo's plugins moves with it.
+    proof(false);
+    incremental("bravo.tool", "1.1.0", &bravo);
+    for id in ["bravo.tool", "bravo.extra"] {
+        assert!(!published_standing(out.path(), id).verified, "{id}");
+    }
+    assert_eq!(published_standing(out.path(), "acme.clock"), acme, "not judged: as published");
+    let moved = levels_head(out.path()).publishers_sha256;
+    assert_ne!(moved, digest);
+    // A build judging every publisher computes the same levels: none is written again.
+    let report = build(dir, out.path()).unwrap();
+    assert!(!report.written.iter().any(|p| p.contains("levels")), "{:?}", report.written);
+    assert_eq!(levels_head(out.path()).publishers_sha256, moved);
+}
+
+/// Advisories match every release: an `--only` build whose advisories changed since its
+/// site indexes every plugin, and with every publisher's chain (the incremental open,
+/// which loaded its plugins' publishers only, is widened), so a full build after it
+/// has nothing left to write.
+#[test]
+fn an_incremental_build_whose_advisories_changed_indexes_every_plugin_with_every_publishers_chain() {
+    use trellis_schema::security_level::Level;
+    let registry = registry();
+    let dir = registry.path();
+    fixture::add_publisher(dir, "bravo", &fixture::key(2)).unwrap();
+    fixture::add_release(dir, &ReleaseSpec::new("bravo.tool", "1.0.0"), &fixture::key(2)).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    build(dir, out.path()).unwrap();
+    let advisories = dir.join("advisories");
+    std::fs::create_dir_all(&advisories).unwrap();
+    let osv = serde_json::json!({
+        "id": "TRELLIS-2026-0300", "modified": "2026-11-30T00:00:00Z", "summary": "leaks files",
+        "affected": [{"package": {"ecosystem": "Trellis", "name": "bravo.tool"},
+                      "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}]}]}],
+        "database_specific": {"severity": "CRITICAL"}
+    });
+    std::fs::write(advisories.join("TRELLIS-2026-0300.json"), serde_json::to_vec(&osv).unwrap()).unwrap();
+    fixture::add_release(dir, &ReleaseSpec::new("acme.alarm", "0.2.0"), &fixture::key(1)).unwrap();
+    let scope = Scope::Plugins(BTreeSet::from(["acme.alarm".parse().unwrap()]));
+    let opened = build::open_registry(dir, out.path(), &scope).unwrap();
+    assert_eq!(opened.publishers.len(), 1, "acme's chain only");
+    let report = build_registry(&opened, out.path(), scope, now()).unwrap();
+    assert_eq!(report.plugins, 3, "every plugin indexed");
+    assert_eq!(published_level(out.path(), "bravo.tool", "1.0.0").0, Level::Flagged);
+    let before = tree(out.path());
+    let report = build(dir, out.path()).unwrap();
+    assert_eq!(report.written, Vec::<String>::new());
+    assert_eq!(tree(out.path()), before);
 }

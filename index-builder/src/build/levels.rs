@@ -36,6 +36,10 @@ const LEVELS_PREFIX: &str = "security/levels-";
 /// What the build knows beyond the plugins: standings, advisories, the day.
 pub(super) struct LevelContext<'a> {
     pub(super) standings: &'a BTreeMap<VendorId, PublisherStanding>,
+    /// Whether `standings` judged every publisher; when not (an incremental build judges
+    /// the publishers of its loaded plugins), a plugin whose publisher is missing there
+    /// keeps the standing the site published for it.
+    pub(super) every_standing: bool,
     pub(super) advisories: &'a Advisories,
     pub(super) today: jiff::civil::Date,
     /// Every plugin of the registry (whose publishers' standings count).
@@ -72,16 +76,7 @@ pub(super) fn documents(
     // Only the standings of publishers with plugins count: a new publisher without
     // any changes no level. (Looked up by range, one per standing: a set of every
     // plugin's vendor cost ~9 ms at 300k plugins.)
-    let has_plugins = |vendor: &VendorId| {
-        // `<vendor>.a` is the first id of the vendor's in text order (a segment starts
-        // with a letter); none parses when the vendor's ids would all be too long.
-        let Ok(first) = format!("{vendor}.a").parse::<PluginId>() else { return false };
-        let prefix = format!("{vendor}.");
-        context.known_plugins.range(first..).next().is_some_and(|id| id.as_str().starts_with(&prefix))
-    };
-    let counted: BTreeMap<&VendorId, &PublisherStanding> =
-        context.standings.iter().filter(|(v, _)| has_plugins(v)).collect();
-    let publishers_sha256 = Sha256::of(&canonical::to_vec_of(&counted)?);
+    let has_plugins = |vendor: &VendorId| vendor_plugins(context.known_plugins, vendor).next().is_some();
     let published_role = match previous {
         Some(previous) => previous.role(SECURITY_ROLE)?,
         None => None,
@@ -107,17 +102,57 @@ pub(super) fn documents(
         (Some(previous), Some((sha256, _))) => Some(read_site_target(previous, LEVELS_HEAD_TARGET, sha256)?),
         _ => None,
     };
-    let narrow = matches!(scope, Scope::Plugins(_))
+    // No published release reached the age threshold since the head was published.
+    let unaged = matches!(scope, Scope::Plugins(_))
         && head.as_ref().is_some_and(|head| {
-            head.publishers_sha256 == publishers_sha256
-                && head.next_review.as_ref().is_none_or(|day| day.as_str() > context.today.to_string().as_str())
+            head.next_review.as_ref().is_none_or(|day| day.as_str() > context.today.to_string().as_str())
         });
-    let wanted: Option<BTreeSet<String>> =
-        narrow.then(|| plugins.iter().map(|p| security_level::levels_target(&p.id)).collect());
     let loaded: BTreeSet<&PluginId> = plugins.iter().map(|p| &p.id).collect();
-    let Published { plugins: published, spliced } = match previous {
-        Some(previous) => published_levels(previous, &listed, wanted.as_ref(), &loaded)?,
-        None => Published::default(),
+    let loaded_buckets = || plugins.iter().map(|p| security_level::levels_target(&p.id)).collect::<BTreeSet<_>>();
+    let read = |wanted: Option<&BTreeSet<String>>, parsed: &BTreeSet<&PluginId>| match previous {
+        Some(previous) => published_levels(previous, &listed, wanted, parsed),
+        None => Ok(Published::default()),
+    };
+    // Narrow: only the loaded plugins' buckets are read and redone. With every
+    // publisher judged, while their standings' digest is the head's; with some judged
+    // (`every_standing` false), while each judged publisher's standing is the one the
+    // site published for its plugins (read from one more plugin of each): the others'
+    // stand as published.
+    let (narrow, Published { plugins: published, spliced }, publishers_sha256) = if context.every_standing {
+        let counted: BTreeMap<&VendorId, &PublisherStanding> =
+            context.standings.iter().filter(|(v, _)| has_plugins(v)).collect();
+        let publishers_sha256 = Sha256::of(&canonical::to_vec_of(&counted)?);
+        let narrow = unaged && head.as_ref().is_some_and(|head| head.publishers_sha256 == publishers_sha256);
+        let wanted = narrow.then(loaded_buckets);
+        (narrow, read(wanted.as_ref(), &loaded)?, Some(publishers_sha256))
+    } else {
+        let judged: Vec<(&VendorId, &PublisherStanding)> =
+            context.standings.iter().filter(|(v, _)| has_plugins(v)).collect();
+        let probes: BTreeSet<&PluginId> = (judged.iter())
+            .filter_map(|(vendor, _)| vendor_plugins(context.known_plugins, vendor).find(|id| !loaded.contains(id)))
+            .collect();
+        let narrowed = match (unaged, &head) {
+            (true, Some(head)) => {
+                let mut wanted = loaded_buckets();
+                wanted.extend(probes.iter().map(|id| security_level::levels_target(id)));
+                let mut read = read(Some(&wanted), &loaded.union(&probes).copied().collect())?;
+                let same = judged.iter().all(|(vendor, standing)| {
+                    let mut published =
+                        vendor_plugins(context.known_plugins, vendor).filter_map(|id| read.plugins.get(id));
+                    published.next().is_some_and(|levels| &levels.publisher == *standing)
+                });
+                // A probe in a spliced bucket is not redone: its bytes stay as published.
+                read.plugins.retain(|id, _| {
+                    !probes.contains(id) || !read.spliced.contains_key(&security_level::levels_target(id))
+                });
+                same.then_some((read, head.publishers_sha256))
+            }
+            _ => None,
+        };
+        match narrowed {
+            Some((read, publishers_sha256)) => (true, read, Some(publishers_sha256)),
+            None => (false, read(None, &loaded)?, None),
+        }
     };
     let severities = security_level::open_advisories(context.advisories);
     let today = context.today.to_string();
@@ -125,7 +160,7 @@ pub(super) fn documents(
         .par_iter()
         .map(|plugin| {
             let before = published.get(&plugin.id);
-            let standing = standing(context, &plugin.id);
+            let standing = standing(context, &plugin.id, None);
             let releases = plugin
                 .releases
                 .iter()
@@ -154,7 +189,7 @@ pub(super) fn documents(
             .into_par_iter()
             .filter(|(id, _)| !all.contains_key(id))
             .map(|(id, levels)| {
-                let standing = standing(context, &id);
+                let standing = standing(context, &id, Some(&levels.publisher));
                 let releases = levels
                     .releases
                     .into_iter()
@@ -178,6 +213,20 @@ pub(super) fn documents(
     let next_review = match (&young, head.as_ref().and_then(|h| h.next_review.clone()).filter(|_| narrow)) {
         (Some(a), Some(b)) => Some(a.clone().min(b)),
         (a, b) => a.clone().or(b),
+    };
+    // Wide with some publishers judged: the digest of every publisher's standing as the
+    // buckets now hold it (a publisher without a record counts as absent, as a build
+    // judging every publisher would count it).
+    let publishers_sha256 = match publishers_sha256 {
+        Some(digest) => digest,
+        None => {
+            let none = unchecked();
+            let counted: BTreeMap<VendorId, &PublisherStanding> = (all.iter())
+                .filter(|(_, levels)| levels.publisher != none)
+                .map(|(id, levels)| (id.vendor_id(), &levels.publisher))
+                .collect();
+            Sha256::of(&canonical::to_vec_of(&counted)?)
+        }
     };
     let head = LevelsHead { format: LEVELS_FORMAT, next_review, publishers_sha256 };
     let head = bytes_target(LEVELS_HEAD_TARGET.to_owned(), canonical::to_vec_of(&head)?);
@@ -212,15 +261,37 @@ pub(super) fn documents(
     Ok(LevelsOut { buckets, carried, head })
 }
 
-/// The standing of `id`'s publisher (unverified when the registry has no record).
-fn standing(context: &LevelContext<'_>, id: &PluginId) -> PublisherStanding {
+/// The standing of `id`'s publisher: as judged by this build, else (not every publisher
+/// judged) `published`, the one its levels were published with, else unverified (the
+/// registry has no record).
+fn standing(context: &LevelContext<'_>, id: &PluginId, published: Option<&PublisherStanding>) -> PublisherStanding {
     let vendor: Option<VendorId> = id.vendor().parse().ok();
-    vendor.and_then(|v| context.standings.get(&v).cloned()).unwrap_or(PublisherStanding {
+    match vendor.and_then(|v| context.standings.get(&v)) {
+        Some(standing) => standing.clone(),
+        None => match published.filter(|_| !context.every_standing) {
+            Some(published) => published.clone(),
+            None => unchecked(),
+        },
+    }
+}
+
+/// The standing of a publisher without a record: no domain proof checked.
+fn unchecked() -> PublisherStanding {
+    PublisherStanding {
         verified: false,
         domain: None,
         reason: Some("no domain proof was checked for this publisher".to_owned()),
         checked: None,
-    })
+    }
+}
+
+/// The ids of `known` whose publisher is `vendor`, in order.
+fn vendor_plugins<'a>(known: &'a BTreeSet<PluginId>, vendor: &VendorId) -> impl Iterator<Item = &'a PluginId> + Clone {
+    // `<vendor>.a` is the first id of the vendor's in text order (a segment starts
+    // with a letter); none parses when the vendor's ids would all be too long.
+    let first = format!("{vendor}.a").parse::<PluginId>().ok();
+    let prefix = format!("{vendor}.");
+    first.into_iter().flat_map(move |first| known.range(first..)).take_while(move |id| id.as_str().starts_with(&prefix))
 }
 
 /// `stored`'s level under today's standing, advisories and age.

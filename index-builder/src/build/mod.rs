@@ -44,7 +44,7 @@ use trellis_schema::{PluginId, Sha256, SigningKey, VendorId};
 use crate::advisories::{self, Advisories, AdvisorySource};
 use crate::delta::{DeltaBuildError, DeltaPolicy};
 use crate::domain_proof;
-use crate::registry::{Expiry, PublishedChains, Registry, RegistryError};
+use crate::registry::{Expiry, PublishedChains, PublisherScope, Registry, RegistryError};
 use crate::release::PluginInput;
 use crate::site;
 use crate::storefront;
@@ -66,7 +66,7 @@ mod write;
 pub use documents::index_doc;
 use documents::{Content, PluginFiles, TargetOut, bytes_target, plugin_files};
 use plan::{Decision, Entries, RolePlan, merge_bin};
-pub use previous::PreviousSite;
+pub use previous::{PreviousSite, PublishedRecord};
 use write::{make_durable, write_aliases, write_content, write_targets};
 
 /// With download statistics, an incremental build redoes the catalog from every
@@ -151,6 +151,10 @@ pub struct BuildInput {
     /// Publisher record chains (shared with the [`Registry`] they were loaded from:
     /// tens of thousands at 300k plugins).
     pub publishers: Arc<BTreeMap<VendorId, PublisherChain>>,
+    /// Which publishers' chains `publishers` holds ([`Registry::publisher_scope`]): with
+    /// only some, the build republishes only their records and carries every other
+    /// record as the previous site published it.
+    pub publisher_scope: PublisherScope,
     /// The chains of `publishers` as the previous site published them, by the SHA-256
     /// of their canonical bytes ([`Registry::as_published`]): an incremental build takes
     /// their published record targets without making their bytes again. Whoever
@@ -200,8 +204,13 @@ pub struct BuildInput {
     /// none: no such target.
     pub mirrors: MirrorList,
     /// Each publisher's domain proof outcome ([`crate::domain_proof`]), for the
-    /// security levels; a publisher missing here is unverified.
+    /// security levels; a publisher missing here is unverified, unless `every_standing`
+    /// is false.
     pub publisher_standings: BTreeMap<VendorId, PublisherStanding>,
+    /// Whether `publisher_standings` judged every publisher. When not (an incremental
+    /// build judges the publishers of the plugins it loads), a plugin whose publisher is
+    /// missing there keeps the standing its levels were published with.
+    pub every_standing: bool,
 }
 
 /// Whether a build flushes the content files it wrote before publishing metadata.
@@ -257,6 +266,7 @@ impl BuildInput {
             },
             roots: registry.roots.iter().map(|root| root.bytes.clone()).collect(),
             publishers: Arc::clone(&registry.publishers),
+            publisher_scope: registry.publisher_scope.clone(),
             as_published: Arc::clone(&registry.as_published),
             chains_checked: false,
             blocklist: registry.blocklist.clone(),
@@ -280,6 +290,7 @@ impl BuildInput {
                 }
             })?,
             publisher_standings: BTreeMap::new(),
+            every_standing: true,
         })
     }
 
@@ -502,6 +513,11 @@ impl From<canonical::CanonicalError> for BuildError {
 /// record target's SHA-256 ([`PublishedChains`]; empty when there is no site yet).
 pub fn published_chains(site: &Path) -> Result<PublishedChains, BuildError> {
     let Some(previous) = PreviousSite::open(site)? else { return Ok(PublishedChains::default()) };
+    chains_of(site, previous.published_publisher_targets()?)
+}
+
+/// The [`PublishedChains`] of the record targets `published` of the site at `site`.
+fn chains_of(site: &Path, published: Vec<PublishedRecord>) -> Result<PublishedChains, BuildError> {
     let mut root = None;
     for version in 1u64.. {
         let path = site::metadata_file(site, "root", version);
@@ -511,22 +527,29 @@ pub fn published_chains(site: &Path) -> Result<PublishedChains, BuildError> {
             Err(e) => return Err(FsError::new("reading", &path, e).into()),
         }
     }
-    let sha256 = (previous.published_publisher_targets()?.into_iter())
-        .filter_map(|(target, sha256, _)| {
-            let vendor = target.strip_prefix("publishers/")?.strip_suffix(".json")?.parse().ok()?;
-            Some((vendor, sha256))
-        })
+    let sha256 = published
+        .into_iter()
+        .filter_map(|(target, sha256, _)| Some((publishers::vendor_of(&target)?, sha256)))
         .collect();
     Ok(PublishedChains { root, sha256 })
 }
 
-/// Opens the registry at `registry` for a build of `scope` into `site`: an incremental
-/// build does not verify again the publisher chains the site published under the same
-/// root ([`Registry::open_incremental`]); a full build verifies every one.
+/// Opens the registry at `registry` for a build of `scope` into `site`. An incremental
+/// build loads only the publisher chains of the plugins it names, and does not verify
+/// again one the site published under the same root ([`Registry::open_incremental`]);
+/// its build republishes only those publishers' records, carrying every other as
+/// published. A full build, or one whose site has other publisher bins than the
+/// registry configures, loads and verifies every chain.
 pub fn open_registry(registry: &Path, site: &Path, scope: &Scope) -> Result<Registry, BuildError> {
-    Ok(match scope {
-        Scope::Full => Registry::open(registry)?,
-        Scope::Plugins(_) => Registry::open_incremental(registry, &published_chains(site)?)?,
+    let (Scope::Plugins(ids), Some(previous)) = (scope, PreviousSite::open(site)?) else {
+        return Ok(Registry::open(registry)?);
+    };
+    let config: crate::registry::RegistryConfig =
+        crate::registry::read_json(&registry.join(crate::registry::CONFIG_FILE))?;
+    let vendors: BTreeSet<VendorId> = ids.iter().map(PluginId::vendor_id).collect();
+    Ok(match previous.published_publisher_targets_of(&vendors, config.publisher_bin_bits)? {
+        Some(published) => Registry::open_incremental(registry, &chains_of(site, published)?, &vendors)?,
+        None => Registry::open(registry)?,
     })
 }
 
@@ -551,6 +574,29 @@ pub fn build_registry_with(
     signing: Signing,
 ) -> Result<BuildReport, BuildError> {
     let previous = PreviousSite::open(site)?;
+    // Advisories match every release: when they changed since the published site, the
+    // build looks at every plugin, with every publisher's chain.
+    let widened = match (&scope, &previous) {
+        (Scope::Plugins(_), Some(previous)) => {
+            previous_advisories(previous)?.source_sha256 != Some(registry.advisories.digest)
+        }
+        _ => false,
+    };
+    let reopened;
+    let registry = match widened && registry.publisher_scope != PublisherScope::All {
+        true => {
+            let mut every = Registry::open(&registry.dir)?.with_remote_http(registry.remote_http);
+            every.reanalyse = registry.reanalyse;
+            reopened = every;
+            &reopened
+        }
+        false => registry,
+    };
+    let mut scope = scope;
+    if widened {
+        tracing::info!("advisories/ changed since the published site: indexing every plugin");
+        scope = Scope::Full;
+    }
     // The registry's plugins: an incremental build takes the ones its site publishes
     // from the builder's state, with those it builds; else every directory of releases/.
     let published_plugins = match (&scope, &previous) {
@@ -561,7 +607,7 @@ pub fn build_registry_with(
         Some(known) => known,
         None => registry.plugin_ids()?,
     };
-    let load = match &scope {
+    let mut load = match &scope {
         Scope::Full => known_plugins.clone(),
         Scope::Plugins(ids) => {
             for id in ids {
@@ -578,6 +624,7 @@ pub fn build_registry_with(
     // Publisher chains first: a record that does not extend the published one is the
     // cause of any release refusal it would lead to.
     if let Some(previous) = &previous {
+        let scope = &registry.publisher_scope;
         let roots: Vec<Vec<u8>> = registry.roots.iter().map(|root| root.bytes.clone()).collect();
         let sha256 = (registry.publishers.par_iter())
             .map(|(vendor, chain)| {
@@ -588,22 +635,9 @@ pub fn build_registry_with(
                 Ok((vendor.clone(), sha256))
             })
             .collect::<Result<BTreeMap<_, _>, canonical::CanonicalError>>()?;
-        let published = previous.published_publisher_targets()?;
+        let published = publishers::published_records(previous, scope, registry.config.publisher_bin_bits)?.records;
         let root = publishers::newest_root(&roots);
-        publishers::check_chains(previous, &published, &registry.publishers, &sha256, root.as_ref())?;
-    }
-    // Advisories match every release: when they changed since the published site, the
-    // build looks at every plugin.
-    let mut scope = scope;
-    let mut load = load;
-    if scope != Scope::Full
-        && let Some(previous) = &previous
-        && previous_advisories(previous)?.source_sha256 != Some(registry.advisories.digest)
-    {
-        tracing::info!("advisories/ changed since the published site: indexing every plugin");
-        scope = Scope::Full;
-        known_plugins = registry.plugin_ids()?;
-        load = known_plugins.clone();
+        publishers::check_chains(previous, &published, &registry.publishers, scope, &sha256, root.as_ref())?;
     }
     // Ratings move as reviews enter and leave their recent window: the plugins whose
     // rating moved since the published site are loaded like changed ones.
@@ -652,8 +686,21 @@ pub fn build_registry_with(
     let cache = domain_proof::read_cache(&registry.dir).map_err(cache_error)?;
     let settings = &registry.config.domain_proofs;
     let fetcher = |url: &str| domain_proof::fetch(settings, url);
-    let (standings, checked) = domain_proof::standings(&registry.publisher_records(), &cache, settings, now, &fetcher);
+    // With some publishers' chains (an incremental open), the publishers of the loaded
+    // plugins are judged; every other keeps the standing its levels were published with
+    // (`levels::documents`) and its cache entry.
+    let (standings, checked) = match &registry.publisher_scope {
+        PublisherScope::All => domain_proof::standings(&registry.publisher_records(), &cache, settings, now, &fetcher),
+        PublisherScope::Vendors(_) => {
+            let records = registry.records_of(input.plugins.iter().map(|p| &p.id))?;
+            let (standings, checked) = domain_proof::standings(&records, &cache, settings, now, &fetcher);
+            let mut kept = cache.clone();
+            kept.extend(checked);
+            (standings, kept)
+        }
+    };
     input.publisher_standings = standings;
+    input.every_standing = registry.publisher_scope == PublisherScope::All;
     let rating_days = rating_days.with_loaded(&input.plugins, &input.reviews, today);
     // Plugins whose pages change without being in scope (a listing they share): their
     // releases were published before this build (only the loaded plugins' change), so
@@ -783,6 +830,12 @@ pub fn build_handing_off(
             site_dir.display()
         )));
     }
+    if input.publisher_scope != PublisherScope::All && input.scope == Scope::Full {
+        return Err(BuildError::Trust(
+            "a full build republishes every publisher record: open the registry with every chain (Registry::open)"
+                .into(),
+        ));
+    }
     let now = input.now;
     check_root(&input)?;
     check_dependencies(&input)?;
@@ -802,6 +855,7 @@ pub fn build_handing_off(
         &plugins,
         &levels::LevelContext {
             standings: &input.publisher_standings,
+            every_standing: input.every_standing,
             advisories: &advisories_doc,
             today: jiff::tz::Offset::UTC.to_datetime(now).date(),
             known_plugins: &input.known_plugins,
@@ -1009,18 +1063,33 @@ pub fn build_handing_off(
         documents.push(doc);
     }
 
-    // Publishers (every record, in every scope, grouped by publisher bin) and the
-    // blocklist.
+    // Publishers (grouped by publisher bin) and the blocklist. With every chain loaded,
+    // every bin is made from the registry's records; with some publishers' (an
+    // incremental open), only the bins of theirs, whose other records are carried as
+    // the site published them.
     let publisher_bits = input.publisher_bin_bits;
-    let mut publisher_bins: BTreeMap<String, Entries> = (0..(1u32 << publisher_bits))
-        .map(|number| (site::bin_name(number, publisher_bits, tuf::PUBLISHER_BIN_PREFIX), BTreeMap::new()))
-        .collect();
-    let mut publisher_sha256 = BTreeMap::new();
-    // The records the site publishes, read once: the chain check and the writes below.
-    let published_records = match &previous {
-        Some(prev) => prev.published_publisher_targets()?,
-        None => Vec::new(),
+    // The records the site publishes there, read once: the chain check and the writes below.
+    let publishers::PublishedRecords { records: published_records, bins: partial_bins } = match &previous {
+        Some(prev) => publishers::published_records(prev, &input.publisher_scope, publisher_bits)?,
+        None => publishers::PublishedRecords { records: Vec::new(), bins: None },
     };
+    let mut publisher_bins: BTreeMap<String, Entries> = match &partial_bins {
+        None => (0..(1u32 << publisher_bits))
+            .map(|number| (site::bin_name(number, publisher_bits, tuf::PUBLISHER_BIN_PREFIX), BTreeMap::new()))
+            .collect(),
+        Some(bins) => {
+            let mut planned: BTreeMap<String, Entries> = bins.iter().map(|bin| (bin.clone(), Entries::new())).collect();
+            let others = (published_records.iter()).filter(|(target, _, _)| {
+                publishers::vendor_of(target).is_none_or(|v| !input.publisher_scope.covers(&v))
+            });
+            for (target, sha256, length) in others {
+                let bin = site::bin_for_target(target, publisher_bits, tuf::PUBLISHER_BIN_PREFIX);
+                planned.entry(bin).or_default().insert(target.clone(), (*sha256, *length));
+            }
+            planned
+        }
+    };
+    let mut publisher_sha256 = BTreeMap::new();
     // An incremental build writes the records that changed, and of the others only one
     // whose file is gone or has another length; like the other plugins' index docs, it
     // does not read them back (~37k files at 300k plugins). A full build writes every
@@ -1060,7 +1129,8 @@ pub fn build_handing_off(
     }
     if let Some(prev) = previous.as_ref().filter(|_| !input.chains_checked) {
         let root = publishers::newest_root(&input.roots);
-        publishers::check_chains(prev, &published_records, &input.publishers, &publisher_sha256, root.as_ref())?;
+        let scope = &input.publisher_scope;
+        publishers::check_chains(prev, &published_records, &input.publishers, scope, &publisher_sha256, root.as_ref())?;
     }
     let blocklist = bytes_target(site::BLOCKLIST_TARGET.to_owned(), canonical::to_vec_of(&input.blocklist)?);
     let advisories = bytes_target(site::ADVISORIES_TARGET.to_owned(), canonical::to_vec_of(&advisories_doc)?);
@@ -1196,10 +1266,12 @@ pub fn build_handing_off(
         (Some(prev), Scope::Plugins(_)) => prev.snapshot.signed.meta.clone(),
         _ => BTreeMap::new(),
     };
-    // Every publisher bin is planned in every scope: drop the published ones, so a
-    // changed `publisher_bin_bits` leaves no stale bin in the snapshot.
-    let publisher_bin = format!("{}-", tuf::PUBLISHER_BIN_PREFIX);
-    meta.retain(|name, _| !name.starts_with(&publisher_bin));
+    // With every chain loaded every publisher bin is planned: drop the published ones,
+    // so a changed `publisher_bin_bits` leaves no stale bin in the snapshot.
+    if partial_bins.is_none() {
+        let publisher_bin = format!("{}-", tuf::PUBLISHER_BIN_PREFIX);
+        meta.retain(|name, _| !name.starts_with(&publisher_bin));
+    }
     for plan in &plans {
         let version = match &plan.decision {
             Decision::Keep(version) | Decision::New { version, .. } => *version,

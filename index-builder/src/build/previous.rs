@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use trellis_client::fs::FsError;
 use trellis_schema::index::IndexDoc;
 use trellis_schema::tuf::{Envelope, Snapshot, Targets, Timestamp};
-use trellis_schema::{PluginId, Sha256};
+use trellis_schema::{PluginId, Sha256, VendorId};
 
 use super::BuildError;
 use super::plan::PublishedRole;
@@ -27,6 +27,9 @@ use crate::registry::PublishedReleases;
 use crate::release::{PluginInput, PublishedRelease};
 use crate::site;
 use crate::tuf::BIN_PREFIX;
+
+/// A publisher record target a site publishes: path, SHA-256, length.
+pub type PublishedRecord = (String, Sha256, u64);
 
 /// The published state of a site: its timestamp, snapshot and role documents.
 pub struct PreviousSite {
@@ -74,20 +77,44 @@ impl PreviousSite {
 
     /// Every publisher record target the previous site published (from the publisher
     /// bins its snapshot names), with its SHA-256 and length.
-    pub fn published_publisher_targets(&self) -> Result<Vec<(String, Sha256, u64)>, BuildError> {
+    pub fn published_publisher_targets(&self) -> Result<Vec<PublishedRecord>, BuildError> {
+        let bins: Vec<String> = self.publisher_bins().map(str::to_owned).collect();
+        self.publisher_targets_in(&bins)
+    }
+
+    /// The publisher record targets the previous site published in the bins of
+    /// `vendors`' records (every record of those bins, not only theirs), when the site
+    /// has the `2^bits` publisher bins a build of these bits makes; `None` when it has
+    /// other bins (a build that changed `publisher_bin_bits` makes every bin again).
+    pub fn published_publisher_targets_of(
+        &self,
+        vendors: &BTreeSet<VendorId>,
+        bits: u32,
+    ) -> Result<Option<Vec<PublishedRecord>>, BuildError> {
+        let prefix = crate::tuf::PUBLISHER_BIN_PREFIX;
+        let published: BTreeSet<&str> = self.publisher_bins().collect();
+        let every = (0..1u32 << bits.min(16)).map(|number| site::bin_name(number, bits, prefix));
+        if published.len() != 1 << bits.min(16) || !every.into_iter().all(|bin| published.contains(bin.as_str())) {
+            return Ok(None);
+        }
+        let bins: BTreeSet<String> =
+            vendors.iter().map(|v| site::bin_for_target(&site::publisher_target(v), bits, prefix)).collect();
+        self.publisher_targets_in(&bins.into_iter().collect::<Vec<_>>()).map(Some)
+    }
+
+    /// The publisher bins the snapshot names.
+    fn publisher_bins(&self) -> impl Iterator<Item = &str> {
         let prefix = format!("{}-", crate::tuf::PUBLISHER_BIN_PREFIX);
-        let bins: Vec<String> = self
-            .snapshot
-            .signed
-            .meta
-            .keys()
+        (self.snapshot.signed.meta.keys())
             .filter_map(|name| name.strip_suffix(".json"))
-            .filter(|name| name.starts_with(&prefix))
-            .map(str::to_owned)
-            .collect();
+            .filter(move |name| name.starts_with(&prefix))
+    }
+
+    /// The record targets the publisher bins `bins` list.
+    fn publisher_targets_in(&self, bins: &[String]) -> Result<Vec<PublishedRecord>, BuildError> {
         let mut out = Vec::new();
         for bin in bins {
-            let Some(role) = self.published_role(&bin)? else { continue };
+            let Some(role) = self.published_role(bin)? else { continue };
             for (target, (sha, length)) in &role.entries {
                 if !role.invalid.contains(target) {
                     out.push((target.clone(), *sha, *length));

@@ -8,22 +8,57 @@
 //! published bytes did not change is not re-read. New vendors are checked from
 //! version 1 when the registry is opened ([`crate::registry`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use trellis_schema::publisher::{ChainLimits, PublisherChain, RecoverySigners};
 use trellis_schema::tuf::{Envelope, Root};
 use trellis_schema::{Sha256, VendorId};
 
+use super::previous::PublishedRecord;
 use super::{BuildError, PreviousSite};
+use crate::registry::PublisherScope;
 use crate::site;
+use crate::tuf::PUBLISHER_BIN_PREFIX;
+
+/// What a site publishes in the publisher bins a build plans.
+pub(super) struct PublishedRecords {
+    /// Every record target of those bins.
+    pub(super) records: Vec<PublishedRecord>,
+    /// Those bins, when not every one (a registry with some publishers' chains).
+    pub(super) bins: Option<BTreeSet<String>>,
+}
+
+/// The publisher record targets of `previous` a build of the chains of `scope` plans
+/// bins from: every published one, or (some publishers') every record of the bins of
+/// theirs, with those bins.
+pub(super) fn published_records(
+    previous: &PreviousSite,
+    scope: &PublisherScope,
+    bits: u32,
+) -> Result<PublishedRecords, BuildError> {
+    let PublisherScope::Vendors(vendors) = scope else {
+        return Ok(PublishedRecords { records: previous.published_publisher_targets()?, bins: None });
+    };
+    let Some(records) = previous.published_publisher_targets_of(vendors, bits)? else {
+        return Err(BuildError::Trust(format!(
+            "{}: the site's publisher bins are not the 2^{bits} this registry configures; \
+             a build that changes publisher_bin_bits is a full build (without --only)",
+            previous.dir().display()
+        )));
+    };
+    let bins = vendors.iter().map(|v| site::bin_for_target(&site::publisher_target(v), bits, PUBLISHER_BIN_PREFIX));
+    Ok(PublishedRecords { records, bins: Some(bins.collect()) })
+}
 
 /// Refuses `chains` (with their new target SHA-256s in `new_sha256`) unless each
 /// published chain of `previous` (its record targets: `published`, from
-/// [`PreviousSite::published_publisher_targets`]) is extended by its new chain, validly.
+/// [`PreviousSite::published_publisher_targets`]) of a publisher `scope` covers is
+/// extended by its new chain, validly.
 pub(super) fn check_chains(
     previous: &PreviousSite,
-    published: &[(String, Sha256, u64)],
+    published: &[PublishedRecord],
     chains: &BTreeMap<VendorId, PublisherChain>,
+    scope: &PublisherScope,
     new_sha256: &BTreeMap<VendorId, Sha256>,
     root: Option<&Root>,
 ) -> Result<(), BuildError> {
@@ -34,8 +69,11 @@ pub(super) fn check_chains(
         let sha256 = *sha256;
         let refuse =
             |vendor: &str, problem: String| BuildError::PublisherChain { publisher: vendor.to_owned(), problem };
-        let Some(vendor) = target.strip_prefix("publishers/").and_then(|t| t.strip_suffix(".json")) else { continue };
-        let Ok(vendor_id) = vendor.parse::<VendorId>() else { continue };
+        let Some(vendor_id) = vendor_of(target) else { continue };
+        let vendor = vendor_id.as_str();
+        if !scope.covers(&vendor_id) {
+            continue;
+        }
         let Some(chain) = chains.get(&vendor_id) else {
             return Err(refuse(
                 vendor,
@@ -64,6 +102,11 @@ pub(super) fn check_chains(
             .map_err(|e| refuse(vendor, format!("publishers/{vendor}.json: {}", e.problem)))?;
     }
     Ok(())
+}
+
+/// The publisher of a publisher record target (`publishers/<vendor>.json`).
+pub(super) fn vendor_of(target: &str) -> Option<VendorId> {
+    target.strip_prefix("publishers/")?.strip_suffix(".json")?.parse().ok()
 }
 
 /// The newest root of `roots` (bytes as published), parsed.

@@ -138,7 +138,10 @@ pub fn sign_prepared(
     let roots: Vec<Vec<u8>> = registry.roots.iter().map(|r| r.bytes.clone()).collect();
     let published = live.published_publisher_targets()?;
     let root = publishers::newest_root(&roots);
-    publishers::check_chains(&live, &published, &registry.publishers, &record_sha256, root.as_ref())?;
+    // Every published chain checked, whatever the registry loaded: the signer takes
+    // nothing from the builder on trust.
+    let every = crate::registry::PublisherScope::All;
+    publishers::check_chains(&live, &published, &registry.publishers, &every, &record_sha256, root.as_ref())?;
     let blocklist_bytes = canonical::to_vec_of(&registry.blocklist)?;
 
     let payloads = read_payloads(prepared)?;
