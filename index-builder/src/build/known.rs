@@ -11,6 +11,7 @@
 //! `releases/` and not named by the build stays unknown to it (a dependency on it is
 //! refused, as on any unpublished plugin) until a build names it or a full build.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -36,10 +37,12 @@ struct StateOut<'a> {
 }
 
 #[derive(Deserialize)]
-struct StateIn {
+struct StateIn<'a> {
     format: u32,
     snapshot: u64,
-    plugins: Vec<String>,
+    /// Borrowed from the file's bytes (an id has no escapes): one allocation an id.
+    #[serde(borrow)]
+    plugins: Vec<Cow<'a, str>>,
 }
 
 /// The plugins `previous` publishes, from its state file; `None` when there is no
@@ -47,7 +50,9 @@ struct StateIn {
 pub(super) fn read(previous: &PreviousSite) -> Option<BTreeSet<PluginId>> {
     const REDO: &str = "listing releases/";
     let path = previous.dir().join(KNOWN_STATE);
-    let state: StateIn = state::read(previous.dir(), KNOWN_STATE, "list of published plugins", REDO)?;
+    let what = "list of published plugins";
+    let bytes = state::read_bytes(previous.dir(), KNOWN_STATE, what, REDO)?;
+    let state: StateIn<'_> = state::parse(&bytes, previous.dir(), KNOWN_STATE, what, REDO)?;
     if state.format != FORMAT || state.snapshot != previous.snapshot.signed.version {
         tracing::info!(path = %path.display(), "list of published plugins of another site; {REDO}");
         return None;

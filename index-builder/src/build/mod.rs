@@ -4,8 +4,8 @@
 //! checks (dependencies exist, published releases are immutable and never removed,
 //! published publisher chains only grow by valid successors) and
 //! writing in the safe order: blobs first, then the documents listing them (all new,
-//! content-addressed names), then delegated roles, targets, snapshot, and
-//! `timestamp.json` last. Every check runs
+//! content-addressed names), then delegated roles, targets, snapshot, all made durable
+//! by one barrier, and `timestamp.json` last. Every check runs
 //! before the first write, so a refused build leaves the previous site as it was; a
 //! build interrupted while writing leaves only unreferenced new files behind.
 //!
@@ -171,8 +171,9 @@ pub struct BuildInput {
     pub advisories: AdvisorySource,
     /// Plugins to index: all of them ([`Scope::Full`]) or the changed ones.
     pub plugins: Vec<PluginInput>,
-    /// Ids of every plugin of the registry, for the dependency check.
-    pub known_plugins: BTreeSet<PluginId>,
+    /// Ids of every plugin of the registry, for the dependency check (shared with
+    /// [`build_registry`], which keeps them for the next build: 300k ids at 300k plugins).
+    pub known_plugins: Arc<BTreeSet<PluginId>>,
     /// What changed.
     pub scope: Scope,
     /// Keys.
@@ -231,7 +232,7 @@ impl BuildInput {
     pub fn for_registry(
         registry: &Registry,
         plugins: Vec<PluginInput>,
-        known_plugins: BTreeSet<PluginId>,
+        known_plugins: impl Into<Arc<BTreeSet<PluginId>>>,
         scope: Scope,
         now: jiff::Timestamp,
     ) -> Result<Self, RegistryError> {
@@ -272,7 +273,7 @@ impl BuildInput {
             blocklist: registry.blocklist.clone(),
             advisories: registry.advisories.clone(),
             plugins,
-            known_plugins,
+            known_plugins: known_plugins.into(),
             scope,
             signers,
             now,
@@ -676,7 +677,8 @@ pub fn build_registry_with(
     let mut insights = storefront::Insights::new(counts.as_ref(), today);
     drop(counts);
     insights.retain_plugins(|id| known_plugins.contains(id));
-    let known_for_state = known_plugins.clone();
+    let known_plugins = Arc::new(known_plugins);
+    let known_for_state = Arc::clone(&known_plugins);
     let mut input = BuildInput::for_registry(registry, plugins, known_plugins, scope, now)?;
     input.chains_checked = true;
     input.icons = prepared.icons();
@@ -858,7 +860,7 @@ pub fn build_handing_off(
             every_standing: input.every_standing,
             advisories: &advisories_doc,
             today: jiff::tz::Offset::UTC.to_datetime(now).date(),
-            known_plugins: &input.known_plugins,
+            known_plugins: input.known_plugins.as_ref(),
         },
     )?;
     let levels_work = LevelsWork {
@@ -1345,15 +1347,15 @@ pub fn build_handing_off(
     }
 
     // Write: blobs, then the documents listing them (index docs, publisher records,
-    // the blocklist), then every targets role, then snapshot and roots, each batch
-    // durable before the next names it; timestamp.json last, atomically.
+    // the blocklist), then every targets role, then snapshot and roots. None of them
+    // is reachable before timestamp.json names the new snapshot, so one barrier makes
+    // them all durable before it (one `syncfs` on Linux, not one per batch); a crash
+    // before it leaves unreferenced files, which the next build writes again where
+    // they do not hold its bytes (`write::holds`). timestamp.json last, atomically.
     let durability = input.durability;
     let mut written = write_targets(site_dir, &blobs)?;
-    make_durable(site_dir, &written, durability)?;
     drop(blobs);
-    let document_files = write_targets(site_dir, &documents)?;
-    make_durable(site_dir, &document_files, durability)?;
-    written.extend(document_files);
+    written.extend(write_targets(site_dir, &documents)?);
     trellis_client::fs::create_dir_all(&site_dir.join(site::METADATA_DIR))?;
     let write_metadata = |name: String, bytes: &[u8]| -> Result<String, FsError> {
         write_content(&site_dir.join(site::METADATA_DIR).join(&name), &Content::Bytes(bytes.into()))?;
@@ -1369,7 +1371,6 @@ pub fn build_handing_off(
             ),
         })
         .collect::<Result<_, BuildError>>()?;
-    make_durable(site_dir, &role_files, durability)?;
     written.extend(role_files);
     let mut last = Vec::new();
     if let Some((version, bytes)) = &snapshot_out {
@@ -1378,8 +1379,8 @@ pub fn build_handing_off(
     for (name, bytes) in root_writes {
         last.push(write_metadata(name, &bytes)?);
     }
-    make_durable(site_dir, &last, durability)?;
     written.extend(last);
+    make_durable(site_dir, &written, durability)?;
     if let Some(bytes) = timestamp_out {
         write_atomic(&site::timestamp_file(site_dir), &bytes)?;
         written.push(format!("{}/timestamp.json", site::METADATA_DIR));

@@ -7,30 +7,46 @@
 
 use std::path::Path;
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use trellis_client::fs::{FsError, create_dir_all, write_atomic};
 
 /// State file `relative` of `site` as `T`, or `None` when it is missing or unreadable
 /// (logged at info as "`what`…; `redo`": what the build does instead). The owner then
 /// checks its format and binding.
 pub(in crate::build) fn read<T: DeserializeOwned>(site: &Path, relative: &str, what: &str, redo: &str) -> Option<T> {
+    parse(&read_bytes(site, relative, what, redo)?, site, relative, what, redo)
+}
+
+/// The bytes of state file `relative` of `site` (see [`read`]), for a state parsed
+/// borrowing from them ([`parse`]).
+pub(in crate::build) fn read_bytes(site: &Path, relative: &str, what: &str, redo: &str) -> Option<Vec<u8>> {
     let path = site.join(relative);
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
+    match std::fs::read(&path) {
+        Ok(bytes) => Some(bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             tracing::info!(path = %path.display(), "no {what}; {redo}");
-            return None;
+            None
         }
         Err(e) => {
             tracing::info!(path = %path.display(), "cannot read the {what} ({e}); {redo}");
-            return None;
+            None
         }
-    };
-    match serde_json::from_slice(&bytes) {
+    }
+}
+
+/// `bytes` of state file `relative` of `site` as `T` (see [`read`]).
+pub(in crate::build) fn parse<'a, T: Deserialize<'a>>(
+    bytes: &'a [u8],
+    site: &Path,
+    relative: &str,
+    what: &str,
+    redo: &str,
+) -> Option<T> {
+    match serde_json::from_slice(bytes) {
         Ok(state) => Some(state),
         Err(e) => {
-            tracing::info!(path = %path.display(), "unreadable {what} ({e}); {redo}");
+            tracing::info!(path = %site.join(relative).display(), "unreadable {what} ({e}); {redo}");
             None
         }
     }
