@@ -541,7 +541,7 @@ impl SynthSite {
     /// The build input of `plugins` with everything else from the registry (keys,
     /// roots, publishers, blocklist).
     pub fn input(&self, plugins: Vec<PluginInput>, scope: Scope) -> Result<BuildInput, SynthError> {
-        Ok(BuildInput::for_registry(&self.registry, plugins, self.known.clone(), scope, self.now)?
+        Ok(BuildInput::for_registry(&self.registry, plugins, Arc::new(self.known.clone().into()), scope, self.now)?
             .with_durability(self.durability))
     }
 

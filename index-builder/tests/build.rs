@@ -375,9 +375,20 @@ fn an_incremental_build_takes_the_published_plugins_from_the_builders_state_inst
     let dir = registry.path();
     let out = tempfile::tempdir().unwrap();
     build(dir, out.path()).unwrap();
-    let state_file = out.path().join("_catalog/plugins.json");
-    let state = || serde_json::from_slice::<serde_json::Value>(&std::fs::read(&state_file).unwrap()).unwrap();
-    assert_eq!(state()["plugins"], serde_json::json!(["acme.alarm", "acme.clock"]));
+    let state_file = out.path().join("_catalog/plugins.txt");
+    // The header line (format, snapshot, count) and the ids.
+    let state = || {
+        let text = std::fs::read_to_string(&state_file).unwrap();
+        let (header, ids) = text.split_once('\n').unwrap();
+        let header = serde_json::from_str::<serde_json::Value>(header).unwrap();
+        (header, ids.lines().map(str::to_owned).collect::<Vec<_>>())
+    };
+    let write_state = |header: &serde_json::Value, ids: &[&str]| {
+        let ids: String = ids.iter().map(|id| format!("{id}\n")).collect();
+        std::fs::write(&state_file, format!("{header}\n{ids}")).unwrap();
+    };
+    assert_eq!(state().1, ["acme.alarm", "acme.clock"]);
+    assert_eq!(state().0["plugins"], 2);
     // A directory that is no plugin id: listing releases/ refuses it, naming it.
     std::fs::create_dir(dir.join("releases/Not-An-Id")).unwrap();
     let error = build(dir, out.path()).unwrap_err().to_string();
@@ -392,8 +403,8 @@ fn an_incremental_build_takes_the_published_plugins_from_the_builders_state_inst
         build_registry(&build::open_registry(dir, out.path(), &scope)?, out.path(), scope, now())
     };
     let report = incremental("acme.timer").unwrap();
-    assert_eq!(state()["plugins"], serde_json::json!(["acme.alarm", "acme.clock", "acme.timer"]));
-    assert_eq!(state()["snapshot"], report.snapshot_version);
+    assert_eq!(state().1, ["acme.alarm", "acme.clock", "acme.timer"]);
+    assert_eq!(state().0["snapshot"], report.snapshot_version);
     // Named without a directory: refused, naming it.
     let error = incremental("acme.ghost").unwrap_err().to_string();
     assert!(error.contains("acme.ghost has no directory under releases/"), "{error}");
@@ -406,27 +417,39 @@ fn an_incremental_build_takes_the_published_plugins_from_the_builders_state_inst
         "{error}"
     );
 
-    // A state of this site that is not this builder's (unsorted, or a bad id): listed.
-    let valid = state();
-    for plugins in [serde_json::json!(["acme.timer", "acme.clock", "acme.alarm"]), serde_json::json!(["Bad Id"])] {
-        let mut altered = valid.clone();
-        altered["plugins"] = plugins;
-        std::fs::write(&state_file, serde_json::to_vec(&altered).unwrap()).unwrap();
+    // A state of this site that is not this builder's (unsorted, repeated, a bad id, an
+    // id missing from its count, cut short): listed.
+    let (header, _) = state();
+    let sorted = ["acme.alarm", "acme.clock", "acme.timer"];
+    for ids in [
+        &["acme.timer", "acme.clock", "acme.alarm"][..],
+        &["acme.alarm", "acme.alarm", "acme.timer"],
+        &["acme.alarm", "Bad Id", "acme.timer"],
+    ] {
+        write_state(&header, ids);
         let error = incremental("acme.timer").unwrap_err().to_string();
-        assert!(error.contains("Not-An-Id"), "{error}");
+        assert!(error.contains("Not-An-Id"), "{ids:?}: {error}");
     }
+    write_state(&header, &sorted[..2]);
+    assert!(incremental("acme.timer").unwrap_err().to_string().contains("Not-An-Id"), "one id short of its count");
+    std::fs::write(&state_file, format!("{header}\nacme.alarm\nacme.clock\nacme.tim")).unwrap();
+    assert!(incremental("acme.timer").unwrap_err().to_string().contains("Not-An-Id"), "cut short");
     // The state of another site (an older snapshot), or none: releases/ is listed.
-    let mut stale = valid;
+    let mut stale = header.clone();
     stale["snapshot"] = (report.snapshot_version - 1).into();
-    std::fs::write(&state_file, serde_json::to_vec(&stale).unwrap()).unwrap();
+    write_state(&stale, &sorted);
     let error = incremental("acme.timer").unwrap_err().to_string();
     assert!(error.contains("Not-An-Id"), "{error}");
+    // The state as written: taken (no listing, so the bad directory is not seen).
+    write_state(&header, &sorted);
+    incremental("acme.timer").unwrap();
     std::fs::remove_file(&state_file).unwrap();
     let error = incremental("acme.timer").unwrap_err().to_string();
     assert!(error.contains("Not-An-Id"), "{error}");
     std::fs::remove_dir(dir.join("releases/Not-An-Id")).unwrap();
     incremental("acme.user").unwrap();
-    assert_eq!(state()["plugins"].as_array().unwrap().len(), 5, "listed: every directory");
+    assert_eq!(state().1.len(), 5, "listed: every directory");
+    assert_eq!(state().0["plugins"], 5);
 }
 
 /// `publishers/<vendor>.json` of `registry` with the first signature of its first
@@ -1039,7 +1062,7 @@ fn refuses_a_publisher_record_that_does_not_extend_the_published_chain() {
     let input = trellis_index::build::BuildInput::for_registry(
         &opened,
         Vec::new(),
-        known,
+        std::sync::Arc::new(known.into()),
         Scope::Plugins(BTreeSet::new()),
         now(),
     );

@@ -161,10 +161,10 @@ impl FromStr for VendorId {
     }
 }
 
-impl FromStr for PluginId {
-    type Err = IdError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
+impl PluginId {
+    /// Checks that `s` is a plugin id without making one (what [`str::parse`] checks,
+    /// allocating nothing unless it is not).
+    pub fn check(s: &str) -> Result<(), IdError> {
         if s.len() > MAX_ID_LEN {
             return Err(IdError::TooLong { id: s.to_owned(), max: MAX_ID_LEN });
         }
@@ -174,6 +174,15 @@ impl FromStr for PluginId {
         if !s.contains('.') {
             return Err(IdError::MissingNamespace { id: s.to_owned() });
         }
+        Ok(())
+    }
+}
+
+impl FromStr for PluginId {
+    type Err = IdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::check(s)?;
         Ok(Self(s.to_owned()))
     }
 }

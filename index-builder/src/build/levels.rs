@@ -43,7 +43,7 @@ pub(super) struct LevelContext<'a> {
     pub(super) advisories: &'a Advisories,
     pub(super) today: jiff::civil::Date,
     /// Every plugin of the registry (whose publishers' standings count).
-    pub(super) known_plugins: &'a BTreeSet<PluginId>,
+    pub(super) known_plugins: &'a super::KnownPlugins,
 }
 
 /// One bucket to publish and the releases it assesses.
@@ -76,7 +76,7 @@ pub(super) fn documents(
     // Only the standings of publishers with plugins count: a new publisher without
     // any changes no level. (Looked up by range, one per standing: a set of every
     // plugin's vendor cost ~9 ms at 300k plugins.)
-    let has_plugins = |vendor: &VendorId| vendor_plugins(context.known_plugins, vendor).next().is_some();
+    let has_plugins = |vendor: &VendorId| !vendor_plugins(context.known_plugins, vendor).is_empty();
     let published_role = match previous {
         Some(previous) => previous.role(SECURITY_ROLE)?,
         None => None,
@@ -128,17 +128,20 @@ pub(super) fn documents(
     } else {
         let judged: Vec<(&VendorId, &PublisherStanding)> =
             context.standings.iter().filter(|(v, _)| has_plugins(v)).collect();
-        let probes: BTreeSet<&PluginId> = (judged.iter())
-            .filter_map(|(vendor, _)| vendor_plugins(context.known_plugins, vendor).find(|id| !loaded.contains(id)))
+        let probes: BTreeSet<PluginId> = (judged.iter())
+            .filter_map(|(vendor, _)| {
+                vendor_plugins(context.known_plugins, vendor).into_iter().find(|id| !loaded.contains(id))
+            })
             .collect();
         let narrowed = match (unaged, &head) {
             (true, Some(head)) => {
                 let mut wanted = loaded_buckets();
-                wanted.extend(probes.iter().map(|id| security_level::levels_target(id)));
-                let mut read = read(Some(&wanted), &loaded.union(&probes).copied().collect())?;
+                wanted.extend(probes.iter().map(security_level::levels_target));
+                let mut read = read(Some(&wanted), &loaded.iter().copied().chain(&probes).collect())?;
                 let same = judged.iter().all(|(vendor, standing)| {
-                    let mut published =
-                        vendor_plugins(context.known_plugins, vendor).filter_map(|id| read.plugins.get(id));
+                    let mut published = vendor_plugins(context.known_plugins, vendor)
+                        .into_iter()
+                        .filter_map(|id| read.plugins.get(&id));
                     published.next().is_some_and(|levels| &levels.publisher == *standing)
                 });
                 // A probe in a spliced bucket is not redone: its bytes stay as published.
@@ -286,12 +289,8 @@ fn unchecked() -> PublisherStanding {
 }
 
 /// The ids of `known` whose publisher is `vendor`, in order.
-fn vendor_plugins<'a>(known: &'a BTreeSet<PluginId>, vendor: &VendorId) -> impl Iterator<Item = &'a PluginId> + Clone {
-    // `<vendor>.a` is the first id of the vendor's in text order (a segment starts
-    // with a letter); none parses when the vendor's ids would all be too long.
-    let first = format!("{vendor}.a").parse::<PluginId>().ok();
-    let prefix = format!("{vendor}.");
-    first.into_iter().flat_map(move |first| known.range(first..)).take_while(move |id| id.as_str().starts_with(&prefix))
+fn vendor_plugins(known: &super::KnownPlugins, vendor: &VendorId) -> Vec<PluginId> {
+    known.starting_with(&format!("{vendor}."))
 }
 
 /// `stored`'s level under today's standing, advisories and age.

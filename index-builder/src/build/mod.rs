@@ -65,6 +65,7 @@ mod write;
 
 pub use documents::index_doc;
 use documents::{Content, PluginFiles, TargetOut, bytes_target, plugin_files};
+pub use known::KnownPlugins;
 use plan::{Decision, Entries, RolePlan, merge_bin};
 pub use previous::{PreviousSite, PublishedRecord};
 use write::{make_durable, write_aliases, write_content, write_targets};
@@ -173,7 +174,7 @@ pub struct BuildInput {
     pub plugins: Vec<PluginInput>,
     /// Ids of every plugin of the registry, for the dependency check (shared with
     /// [`build_registry`], which keeps them for the next build: 300k ids at 300k plugins).
-    pub known_plugins: Arc<BTreeSet<PluginId>>,
+    pub known_plugins: Arc<KnownPlugins>,
     /// What changed.
     pub scope: Scope,
     /// Keys.
@@ -232,7 +233,7 @@ impl BuildInput {
     pub fn for_registry(
         registry: &Registry,
         plugins: Vec<PluginInput>,
-        known_plugins: impl Into<Arc<BTreeSet<PluginId>>>,
+        known_plugins: Arc<KnownPlugins>,
         scope: Scope,
         now: jiff::Timestamp,
     ) -> Result<Self, RegistryError> {
@@ -273,7 +274,7 @@ impl BuildInput {
             blocklist: registry.blocklist.clone(),
             advisories: registry.advisories.clone(),
             plugins,
-            known_plugins: known_plugins.into(),
+            known_plugins,
             scope,
             signers,
             now,
@@ -604,12 +605,16 @@ pub fn build_registry_with(
         (Scope::Plugins(_), Some(previous)) => known::read(previous),
         _ => None,
     };
-    let mut known_plugins = match published_plugins {
-        Some(known) => known,
-        None => registry.plugin_ids()?,
+    let (mut known_plugins, mut load) = match published_plugins {
+        Some(known) => (known, BTreeSet::new()),
+        None => {
+            let listed = registry.plugin_ids()?;
+            let load = if scope == Scope::Full { listed.clone() } else { BTreeSet::new() };
+            (KnownPlugins::from(listed), load)
+        }
     };
-    let mut load = match &scope {
-        Scope::Full => known_plugins.clone(),
+    match &scope {
+        Scope::Full => {}
         Scope::Plugins(ids) => {
             for id in ids {
                 if !known_plugins.contains(id) {
@@ -619,9 +624,9 @@ pub fn build_registry_with(
                     known_plugins.insert(id.clone());
                 }
             }
-            ids.clone()
+            load.clone_from(ids);
         }
-    };
+    }
     // Publisher chains first: a record that does not extend the published one is the
     // cause of any release refusal it would lead to.
     if let Some(previous) = &previous {
