@@ -338,15 +338,25 @@ pub(crate) fn device_name(segment: &str) -> Option<String> {
     if stem.chars().nth(7).is_some() {
         return None;
     }
-    let upper = stem.to_uppercase();
-    let is_device = match upper.as_str() {
+    // An ASCII stem (every id segment, most path segments) is upper-cased on the stack;
+    // any other by the Unicode rules (`ı` upper-cases to `I`, `ſ` to `S`).
+    let mut ascii = [0u8; 7];
+    let upper: std::borrow::Cow<'_, str> = match ascii.get_mut(..stem.len()) {
+        Some(buffer) if stem.is_ascii() => {
+            buffer.copy_from_slice(stem.as_bytes());
+            buffer.make_ascii_uppercase();
+            std::str::from_utf8(buffer).map_or_else(|_| stem.to_uppercase().into(), Into::into)
+        }
+        _ => stem.to_uppercase().into(),
+    };
+    let is_device = match upper.as_ref() {
         "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$" => true,
         other => {
             let numbered = other.strip_prefix("COM").or_else(|| other.strip_prefix("LPT"));
             matches!(numbered, Some("0" | "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9" | "¹" | "²" | "³"))
         }
     };
-    is_device.then_some(upper)
+    is_device.then(|| upper.into_owned())
 }
 
 /// A set of package paths that refuses names that would collide once extracted on
