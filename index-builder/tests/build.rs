@@ -376,7 +376,7 @@ fn an_incremental_build_takes_the_published_plugins_from_the_builders_state_inst
     let out = tempfile::tempdir().unwrap();
     build(dir, out.path()).unwrap();
     let state_file = out.path().join("_catalog/plugins.txt");
-    // The header line (format, snapshot, count) and the ids.
+    // The header line (format, snapshot, count, digest) and the ids.
     let state = || {
         let text = std::fs::read_to_string(&state_file).unwrap();
         let (header, ids) = text.split_once('\n').unwrap();
@@ -389,6 +389,8 @@ fn an_incremental_build_takes_the_published_plugins_from_the_builders_state_inst
     };
     assert_eq!(state().1, ["acme.alarm", "acme.clock"]);
     assert_eq!(state().0["plugins"], 2);
+    let digest = trellis_schema::digest::Sha256::of(b"acme.alarm\nacme.clock\n").to_hex();
+    assert_eq!(state().0["sha256"], digest.as_str(), "the SHA-256 of the ids' text");
     // A directory that is no plugin id: listing releases/ refuses it, naming it.
     std::fs::create_dir(dir.join("releases/Not-An-Id")).unwrap();
     let error = build(dir, out.path()).unwrap_err().to_string();
@@ -417,8 +419,9 @@ fn an_incremental_build_takes_the_published_plugins_from_the_builders_state_inst
         "{error}"
     );
 
-    // A state of this site that is not this builder's (unsorted, repeated, a bad id, an
-    // id missing from its count, cut short): listed.
+    // A state of this site whose ids are not the ones its header's SHA-256 was made of
+    // (unsorted, repeated, a bad id, an id missing, cut short), or without that digest:
+    // listed.
     let (header, _) = state();
     let sorted = ["acme.alarm", "acme.clock", "acme.timer"];
     for ids in [
@@ -434,6 +437,10 @@ fn an_incremental_build_takes_the_published_plugins_from_the_builders_state_inst
     assert!(incremental("acme.timer").unwrap_err().to_string().contains("Not-An-Id"), "one id short of its count");
     std::fs::write(&state_file, format!("{header}\nacme.alarm\nacme.clock\nacme.tim")).unwrap();
     assert!(incremental("acme.timer").unwrap_err().to_string().contains("Not-An-Id"), "cut short");
+    let mut undigested = header.clone();
+    undigested.as_object_mut().unwrap().remove("sha256");
+    write_state(&undigested, &sorted);
+    assert!(incremental("acme.timer").unwrap_err().to_string().contains("Not-An-Id"), "no digest");
     // The state of another site (an older snapshot), or none: releases/ is listed.
     let mut stale = header.clone();
     stale["snapshot"] = (report.snapshot_version - 1).into();
