@@ -56,7 +56,7 @@ struct Header {
 
 /// The ids of every plugin of a registry: a sorted text of ids, one a line, as the
 /// builder's state holds them, and the ids added to it since.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct KnownPlugins {
     /// The state file's bytes; the ids' text is `bytes[ids_at..]`: sorted, distinct
     /// plugin ids, each followed by `\n` (the builder wrote them; the digest says so).
@@ -67,6 +67,13 @@ pub struct KnownPlugins {
     sha256: Option<Sha256>,
     /// Ids that the text does not hold.
     added: BTreeSet<PluginId>,
+}
+
+/// Counts, not the megabytes of ids (a [`super::BuildInput`] holds one).
+impl std::fmt::Debug for KnownPlugins {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KnownPlugins").field("listed", &self.listed).field("added", &self.added.len()).finish()
+    }
 }
 
 impl From<BTreeSet<PluginId>> for KnownPlugins {
