@@ -375,17 +375,18 @@ fn an_incremental_build_takes_the_published_plugins_from_the_builders_state_inst
     let dir = registry.path();
     let out = tempfile::tempdir().unwrap();
     build(dir, out.path()).unwrap();
-    let state_file = out.path().join("_catalog/plugins.txt");
-    // The header line (format, snapshot, count, digest) and the ids.
+    let (ids_file, header_file) =
+        (out.path().join("_catalog/plugins.txt"), out.path().join("_catalog/plugins-state.json"));
+    // The header (format, snapshot, count, digest) and the ids.
     let state = || {
-        let text = std::fs::read_to_string(&state_file).unwrap();
-        let (header, ids) = text.split_once('\n').unwrap();
-        let header = serde_json::from_str::<serde_json::Value>(header).unwrap();
+        let header = serde_json::from_slice::<serde_json::Value>(&std::fs::read(&header_file).unwrap()).unwrap();
+        let ids = std::fs::read_to_string(&ids_file).unwrap();
         (header, ids.lines().map(str::to_owned).collect::<Vec<_>>())
     };
     let write_state = |header: &serde_json::Value, ids: &[&str]| {
         let ids: String = ids.iter().map(|id| format!("{id}\n")).collect();
-        std::fs::write(&state_file, format!("{header}\n{ids}")).unwrap();
+        std::fs::write(&header_file, header.to_string()).unwrap();
+        std::fs::write(&ids_file, ids).unwrap();
     };
     assert_eq!(state().1, ["acme.alarm", "acme.clock"]);
     assert_eq!(state().0["plugins"], 2);
@@ -435,7 +436,7 @@ fn an_incremental_build_takes_the_published_plugins_from_the_builders_state_inst
     }
     write_state(&header, &sorted[..2]);
     assert!(incremental("acme.timer").unwrap_err().to_string().contains("Not-An-Id"), "one id short of its count");
-    std::fs::write(&state_file, format!("{header}\nacme.alarm\nacme.clock\nacme.tim")).unwrap();
+    std::fs::write(&ids_file, "acme.alarm\nacme.clock\nacme.tim").unwrap();
     assert!(incremental("acme.timer").unwrap_err().to_string().contains("Not-An-Id"), "cut short");
     let mut undigested = header.clone();
     undigested.as_object_mut().unwrap().remove("sha256");
@@ -447,10 +448,34 @@ fn an_incremental_build_takes_the_published_plugins_from_the_builders_state_inst
     write_state(&stale, &sorted);
     let error = incremental("acme.timer").unwrap_err().to_string();
     assert!(error.contains("Not-An-Id"), "{error}");
-    // The state as written: taken (no listing, so the bad directory is not seen).
+    // The state as written: taken (no listing, so the bad directory is not seen), and
+    // with no plugin added only its header is written again.
     write_state(&header, &sorted);
-    incremental("acme.timer").unwrap();
-    std::fs::remove_file(&state_file).unwrap();
+    let ids_before = std::fs::read(&ids_file).unwrap();
+    #[cfg(unix)]
+    let inode = |path: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap());
+    #[cfg(unix)]
+    let (ids_inode, header_inode) = (inode(&ids_file), inode(&header_file));
+    let report = incremental("acme.timer").unwrap();
+    assert_eq!(state().0["snapshot"], report.snapshot_version);
+    assert_eq!(std::fs::read(&ids_file).unwrap(), ids_before);
+    #[cfg(unix)]
+    {
+        assert_eq!(inode(&ids_file), ids_inode, "the list is not written again");
+        assert_ne!(inode(&header_file), header_inode, "its header is");
+    }
+    // Either file gone: listed.
+    for file in [&ids_file, &header_file] {
+        let kept = std::fs::read(file).unwrap();
+        std::fs::remove_file(file).unwrap();
+        let error = incremental("acme.timer").unwrap_err().to_string();
+        assert!(error.contains("Not-An-Id"), "{}: {error}", file.display());
+        std::fs::write(file, kept).unwrap();
+    }
+    // The list of the build before under this build's header (the list written, the
+    // header not): the digest tells.
+    let (header, _) = state();
+    write_state(&header, &sorted[..2]);
     let error = incremental("acme.timer").unwrap_err().to_string();
     assert!(error.contains("Not-An-Id"), "{error}");
     std::fs::remove_dir(dir.join("releases/Not-An-Id")).unwrap();

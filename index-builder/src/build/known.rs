@@ -1,19 +1,20 @@
-//! The plugins a site publishes, as the builder keeps them (`_catalog/plugins.txt`): an
-//! incremental build takes the registry's plugins from it instead of listing
-//! `releases/` (at 100k plugins ~90 ms, most of it the kernel's `readdir`; ~0.3 s at
-//! 300k), adding the plugins it builds. A full build lists `releases/`, and so does an
-//! incremental one whose state is missing, unreadable or of another site.
+//! The plugins a site publishes, as the builder keeps them (`_catalog/plugins.txt`, with
+//! its header `_catalog/plugins-state.json`): an incremental build takes the registry's
+//! plugins from it instead of listing `releases/` (at 100k plugins ~90 ms, most of it
+//! the kernel's `readdir`; ~0.3 s at 300k), adding the plugins it builds. A full build
+//! lists `releases/`, and so does an incremental one whose state is missing, unreadable
+//! or of another site.
 //!
-//! The file is a JSON header line (`{"format":2,"snapshot":N,"plugins":COUNT,"sha256":
-//! HEX}`) and then the ids, sorted, one a line; the SHA-256 is that of the ids' text.
-//! [`KnownPlugins`] keeps the bytes as read and answers by binary search over their
-//! lines: reading 300k ids is a read and one hash (~3 ms), no id is made into a
-//! [`PluginId`] unless a build asks for it, and the next state is the same text with
-//! the ids a build added merged in (the same digest when it added none). A file whose
-//! ids do not have the digest of its header (cut, edited, half-written) is not taken.
-//! At 300k plugins the JSON list of format 1, parsed into a set of ids, took 60–70 ms
-//! to read and ~15 ms to write; checking every id and its order instead of the digest,
-//! ~25 ms.
+//! The ids are sorted, one a line; the header (`{"format":2,"snapshot":N,"plugins":
+//! COUNT,"sha256":HEX}`) binds them, by their SHA-256, to the snapshot of the build that
+//! wrote it. [`KnownPlugins`] keeps the bytes as read and answers by binary search over
+//! their lines: reading 300k ids is a read and one hash (~3 ms), no id is made into a
+//! [`PluginId`] unless a build asks for it, and a build that adds no plugin writes the
+//! header only (the 5.8 MB of 300k ids were ~15–20 ms of such a build). A list whose
+//! ids do not have the digest of its header (cut, edited, half-written, or the previous
+//! list under a new header) is not taken. At 300k plugins the JSON list of format 1,
+//! parsed into a set of ids, took 60–70 ms to read and ~15 ms to write; checking every
+//! id and its order instead of the digest, ~25 ms.
 //!
 //! Bound to the snapshot version of the build that wrote it, like the other state files
 //! ([`super::state`]). Written without a durability barrier: after a power loss it may
@@ -33,8 +34,11 @@ use trellis_schema::digest::Sha256;
 use super::PreviousSite;
 use super::state;
 
-/// The state file, relative to the site directory.
-pub(crate) const KNOWN_STATE: &str = "_catalog/plugins.txt";
+/// The list of ids, relative to the site directory.
+pub(crate) const KNOWN_IDS: &str = "_catalog/plugins.txt";
+
+/// Its header, relative to the site directory: written after the ids.
+pub(crate) const KNOWN_STATE: &str = "_catalog/plugins-state.json";
 
 /// Its format.
 const FORMAT: u32 = 2;
@@ -42,7 +46,7 @@ const FORMAT: u32 = 2;
 /// The state file of format 1 (a JSON list), removed by the first build writing format 2.
 const LEGACY_STATE: &str = "_catalog/plugins.json";
 
-/// The header line of the state file.
+/// The header of the list.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Header {
@@ -50,7 +54,7 @@ struct Header {
     snapshot: u64,
     /// How many ids follow.
     plugins: usize,
-    /// The SHA-256 of the ids' text (every byte after the header line).
+    /// The SHA-256 of the list.
     sha256: Sha256,
 }
 
@@ -58,11 +62,11 @@ struct Header {
 /// builder's state holds them, and the ids added to it since.
 #[derive(Clone, Default)]
 pub struct KnownPlugins {
-    /// The state file's bytes; the ids' text is `bytes[ids_at..]`: sorted, distinct
-    /// plugin ids, each followed by `\n` (the builder wrote them; the digest says so).
-    bytes: Vec<u8>,
-    ids_at: usize,
-    /// How many ids the text holds, and its SHA-256.
+    /// The list's bytes: sorted, distinct plugin ids, each followed by `\n` (the
+    /// builder wrote them; the digest says so).
+    text: Vec<u8>,
+    /// How many ids the text holds, and its SHA-256 when it is the list as read from
+    /// the site (which then need not be written again).
     listed: usize,
     sha256: Option<Sha256>,
     /// Ids that the text does not hold.
@@ -85,7 +89,7 @@ impl From<BTreeSet<PluginId>> for KnownPlugins {
 impl KnownPlugins {
     /// The ids' text.
     fn text(&self) -> &[u8] {
-        self.bytes.get(self.ids_at..).unwrap_or_default()
+        &self.text
     }
 
     /// Where the first line of the text not less than `key` starts (the text's length
@@ -170,46 +174,39 @@ impl KnownPlugins {
     }
 }
 
-/// The plugins `previous` publishes, from its state file; `None` when there is no
-/// usable one (logged: the caller lists `releases/`).
+/// The plugins `previous` publishes, from its state files; `None` when there are no
+/// usable ones (logged: the caller lists `releases/`).
 pub(super) fn read(previous: &PreviousSite) -> Option<KnownPlugins> {
     const REDO: &str = "listing releases/";
     let what = "list of published plugins";
-    let path = previous.dir().join(KNOWN_STATE);
-    let bytes = state::read_bytes(previous.dir(), KNOWN_STATE, what, REDO)?;
-    let Some(newline) = memchr::memchr(b'\n', &bytes) else {
-        tracing::info!(path = %path.display(), "{what} without a header line; {REDO}");
-        return None;
-    };
-    let header: Header = state::parse(&bytes[..newline], previous.dir(), KNOWN_STATE, what, REDO)?;
+    let header = state::read_bytes(previous.dir(), KNOWN_STATE, what, REDO)?;
+    let header: Header = state::parse(&header, previous.dir(), KNOWN_STATE, what, REDO)?;
+    let path = previous.dir().join(KNOWN_IDS);
     if header.format != FORMAT || header.snapshot != previous.snapshot.signed.version {
         tracing::info!(path = %path.display(), "{what} of another site; {REDO}");
         return None;
     }
+    let text = state::read_bytes(previous.dir(), KNOWN_IDS, what, REDO)?;
     // Written whole by the builder: any other text is cut, edited or half-written.
-    let ids_at = newline + 1;
-    if Sha256::of(&bytes[ids_at..]) != header.sha256 {
-        tracing::info!(path = %path.display(), "{what} whose ids do not have the SHA-256 of its header; {REDO}");
+    if Sha256::of(&text) != header.sha256 {
+        tracing::info!(path = %path.display(), "{what} without the SHA-256 its header gives; {REDO}");
         return None;
     }
-    Some(KnownPlugins { bytes, ids_at, listed: header.plugins, sha256: Some(header.sha256), added: BTreeSet::new() })
+    Some(KnownPlugins { text, listed: header.plugins, sha256: Some(header.sha256), added: BTreeSet::new() })
 }
 
 /// Writes `plugins` as the plugins of the site at `site`, whose snapshot is now at
-/// `snapshot`.
+/// `snapshot`: the list when it is not the one read from the site, then its header.
 pub(super) fn write(site: &Path, snapshot: u64, plugins: &KnownPlugins) -> Result<(), FsError> {
-    let path = site.join(KNOWN_STATE);
-    if let Some(parent) = path.parent() {
-        create_dir_all(parent)?;
-    }
+    create_dir_all(site.join(KNOWN_STATE).parent().unwrap_or(site))?;
     let (ids, sha256) = plugins.lines();
+    if plugins.sha256.is_none() || !plugins.added.is_empty() {
+        // Before the header: a header never names ids that are not written yet.
+        write_atomic_unflushed(&site.join(KNOWN_IDS), &ids)?;
+    }
     let header = Header { format: FORMAT, snapshot, plugins: plugins.len(), sha256 };
     // Integers and a digest: serialising cannot fail.
-    let mut bytes = serde_json::to_vec(&header).unwrap_or_default();
-    bytes.reserve(ids.len() + 1);
-    bytes.push(b'\n');
-    bytes.extend_from_slice(&ids);
-    write_atomic_unflushed(&path, &bytes)?;
+    write_atomic_unflushed(&site.join(KNOWN_STATE), &serde_json::to_vec(&header).unwrap_or_default())?;
     match std::fs::remove_file(site.join(LEGACY_STATE)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             tracing::info!(path = %site.join(LEGACY_STATE).display(), "cannot remove an older list of published plugins ({e})");
@@ -227,12 +224,10 @@ mod tests {
         ids.iter().map(|id| id.parse().unwrap()).collect()
     }
 
-    /// As [`read`] takes a state file whose ids are `text`.
+    /// As [`read`] takes a list whose ids are `text`.
     fn of_text(text: &str) -> KnownPlugins {
-        let header = b"{}\n".to_vec();
         KnownPlugins {
-            ids_at: header.len(),
-            bytes: [header, text.as_bytes().to_vec()].concat(),
+            text: text.as_bytes().to_vec(),
             listed: text.lines().count(),
             sha256: Some(Sha256::of(text.as_bytes())),
             added: BTreeSet::new(),
