@@ -479,9 +479,14 @@ fn an_incremental_build_takes_the_published_plugins_from_the_builders_state_inst
     let error = incremental("acme.timer").unwrap_err().to_string();
     assert!(error.contains("Not-An-Id"), "{error}");
     std::fs::remove_dir(dir.join("releases/Not-An-Id")).unwrap();
+    // The list an older trellis-index kept (format 1, one JSON file): not read, and
+    // removed by the build that writes this format.
+    let legacy = out.path().join("_catalog/plugins.json");
+    std::fs::write(&legacy, r#"{"format":1,"snapshot":1,"plugins":["acme.alarm"]}"#).unwrap();
     incremental("acme.user").unwrap();
     assert_eq!(state().1.len(), 5, "listed: every directory");
     assert_eq!(state().0["plugins"], 5);
+    assert!(!legacy.exists(), "the format-1 list is removed");
 }
 
 /// `publishers/<vendor>.json` of `registry` with the first signature of its first
