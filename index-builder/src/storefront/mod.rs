@@ -1112,6 +1112,19 @@ fn publish_staged(
     written.extend(done.into_iter().flatten().flatten());
     let mut report = StorefrontReport { rendered: rendered.into_inner(), ..StorefrontReport::default() };
     phases.push(("render", lap(&mut clock)));
+    // The state's bytes, written once the pages are in place (below): made while the
+    // build may still be publishing (1.2 MB of `state.json` at 300k plugins).
+    let states: Vec<(String, Vec<u8>)> = bucket_states
+        .iter()
+        .map(|(bucket, digests)| (bucket_state_path(*bucket), serde_json::to_vec(digests).unwrap_or_default()))
+        .chain(
+            level_changes
+                .kept
+                .iter()
+                .map(|(number, kept)| (levels::kept_path(*number), serde_json::to_vec(kept).unwrap_or_default())),
+        )
+        .chain([(format!("{STATE_DIR}/state.json"), serde_json::to_vec(&state).unwrap_or_default())])
+        .collect();
     // Nothing above is visible (pages staged, replacements under the staging
     // directory); nothing below may be before the metadata the pages show is.
     published()?;
@@ -1200,17 +1213,6 @@ fn publish_staged(
     // old or lost per-bucket state redoes them, the pages are rewritten only if their
     // bytes differ), and a per-bucket state newer than the state names what the pages
     // already show.
-    let states: Vec<(String, Vec<u8>)> = bucket_states
-        .iter()
-        .map(|(bucket, digests)| (bucket_state_path(*bucket), serde_json::to_vec(digests).unwrap_or_default()))
-        .chain(
-            level_changes
-                .kept
-                .iter()
-                .map(|(number, kept)| (levels::kept_path(*number), serde_json::to_vec(kept).unwrap_or_default())),
-        )
-        .chain([(format!("{STATE_DIR}/state.json"), serde_json::to_vec(&state).unwrap_or_default())])
-        .collect();
     let writer = write::Writer::plan(site_dir, states.iter().map(|(path, _)| path.as_str()))?;
     let written: Vec<Option<write::Written>> =
         states.par_iter().map(|(path, bytes)| writer.write(path, bytes)).collect::<Result<_, FsError>>()?;
