@@ -1693,6 +1693,84 @@ fn ratings_whose_recent_window_moves_are_redone_by_incremental_builds_of_other_p
     assert_eq!(recent("acme.clock"), Some((30, Some(10))));
 }
 
+/// A plugin an `--only` build loads without being named (its rating's window moved) is
+/// published under its publisher's chain: that chain must extend the published one, as
+/// in a full build. An attacker who can commit to the registry source replaces another
+/// publisher's keys with their own (a fresh chain, valid from version 1) and adds a
+/// release signed by them; a build of some other plugin must not publish it.
+#[test]
+fn an_only_build_checks_the_chain_of_a_plugin_it_loads_for_its_rating_against_the_published_one() {
+    let registry = registry();
+    let dir = registry.path();
+    let bravo = fixture::key(2);
+    fixture::add_publisher(dir, "bravo", &bravo).unwrap();
+    fixture::add_release(dir, &ReleaseSpec::new("bravo.tool", "1.0.0"), &bravo).unwrap();
+    // Dated ahead: it enters the last 90 days on 11-04, so bravo.tool is loaded then.
+    write_review(dir, "bravo.tool", "1.0.0", "octocat", 4, "2026-11-04");
+    let site = tempfile::tempdir().unwrap();
+    build_registry(&Registry::open(dir).unwrap(), site.path(), Scope::Full, day(0)).unwrap();
+
+    // A version 1 of their own, trusting the publisher's key (its published releases
+    // still verify) and theirs.
+    let attacker = fixture::key(3);
+    let forged = fixture::publisher_chain("bravo", &[&bravo, &attacker]);
+    std::fs::write(dir.join("publishers/bravo.json"), serde_json::to_vec_pretty(&forged).unwrap()).unwrap();
+    fixture::add_release(dir, &ReleaseSpec::new("bravo.tool", "6.6.6"), &attacker).unwrap();
+    fixture::add_release(dir, &ReleaseSpec::new("acme.clock", "1.2.0"), &fixture::key(1)).unwrap();
+    let scope = Scope::Plugins(BTreeSet::from(["acme.clock".parse().unwrap()]));
+    let opened = build::open_registry(dir, site.path(), &scope).unwrap();
+    let error = build_registry(&opened, site.path(), scope, day(3)).unwrap_err();
+    assert!(matches!(&error, BuildError::PublisherChain { publisher, .. } if publisher == "bravo"), "{error}");
+    let doc = std::fs::read_to_string(
+        site.path()
+            .join("targets/index/alias")
+            .join(
+                std::fs::read_dir(site.path().join("targets/index/alias"))
+                    .unwrap()
+                    .flatten()
+                    .find(|e| e.path().join("bravo.tool.json").exists())
+                    .unwrap()
+                    .file_name(),
+            )
+            .join("bravo.tool.json"),
+    )
+    .unwrap();
+    assert!(!doc.contains("6.6.6"), "the attacker's release is not published");
+}
+
+/// The check above at the build's own depth: a build input whose registry holds some
+/// publishers' chains is refused when it would republish every record (a full build)
+/// or publish a plugin of a publisher whose chain it does not hold.
+#[test]
+fn a_build_from_a_registry_with_some_publishers_chains_refuses_a_full_scope_and_other_publishers_plugins() {
+    let registry = registry();
+    let dir = registry.path();
+    let bravo = fixture::key(2);
+    fixture::add_publisher(dir, "bravo", &bravo).unwrap();
+    fixture::add_release(dir, &ReleaseSpec::new("bravo.tool", "1.0.0"), &bravo).unwrap();
+    let site = tempfile::tempdir().unwrap();
+    build(dir, site.path()).unwrap();
+    let acme = BTreeSet::from(["acme".parse().unwrap()]);
+    let opened = Registry::open_incremental(dir, &build::published_chains(site.path()).unwrap(), &acme).unwrap();
+    let known: BTreeSet<trellis_schema::PluginId> =
+        ["acme.clock", "acme.alarm", "bravo.tool"].iter().map(|id| id.parse().unwrap()).collect();
+    let input = |ids: &[&str], scope: Scope| {
+        let plugins = ids.iter().map(|id| opened.load_plugin(&id.parse().unwrap()).unwrap()).collect();
+        let known = std::sync::Arc::new(build::KnownPlugins::from(known.clone()));
+        build::BuildInput::for_registry(&opened, plugins, known, scope, now()).unwrap()
+    };
+    let only = |ids: &[&str]| Scope::Plugins(ids.iter().map(|id| id.parse().unwrap()).collect());
+    let before = tree(site.path());
+    for (ids, scope) in
+        [(&["acme.clock"][..], Scope::Full), (&["acme.clock", "bravo.tool"], only(&["acme.clock", "bravo.tool"]))]
+    {
+        let error = build::build(input(ids, scope.clone()), site.path()).unwrap_err();
+        assert!(matches!(error, BuildError::Trust(_)), "{ids:?} {scope:?}: {error}");
+    }
+    assert_eq!(tree(site.path()), before, "nothing written");
+    build::build(input(&["acme.clock"], only(&["acme.clock"])), site.path()).unwrap();
+}
+
 #[test]
 fn visible_reviews_are_published_as_a_signed_catalog_document_and_hidden_ones_never() {
     use trellis_schema::catalog;

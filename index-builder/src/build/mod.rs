@@ -546,13 +546,52 @@ pub fn open_registry(registry: &Path, site: &Path, scope: &Scope) -> Result<Regi
     let (Scope::Plugins(ids), Some(previous)) = (scope, PreviousSite::open(site)?) else {
         return Ok(Registry::open(registry)?);
     };
+    open_for_vendors(registry, &previous, &ids.iter().map(PluginId::vendor_id).collect())
+}
+
+/// The registry at `registry` with the chains of `vendors` ([`Registry::open_incremental`]
+/// against what `previous` publishes), or every chain when `previous` has other
+/// publisher bins than the registry configures.
+fn open_for_vendors(
+    registry: &Path,
+    previous: &PreviousSite,
+    vendors: &BTreeSet<VendorId>,
+) -> Result<Registry, BuildError> {
     let config: crate::registry::RegistryConfig =
         crate::registry::read_json(&registry.join(crate::registry::CONFIG_FILE))?;
-    let vendors: BTreeSet<VendorId> = ids.iter().map(PluginId::vendor_id).collect();
-    Ok(match previous.published_publisher_targets_of(&vendors, config.publisher_bin_bits)? {
-        Some(published) => Registry::open_incremental(registry, &chains_of(site, published)?, &vendors)?,
+    Ok(match previous.published_publisher_targets_of(vendors, config.publisher_bin_bits)? {
+        Some(published) => Registry::open_incremental(registry, &chains_of(previous.dir(), published)?, vendors)?,
         None => Registry::open(registry)?,
     })
+}
+
+/// `registry` opened again, with its caller's settings, when it lacks a chain the build
+/// needs; `None` when it has them. A build widened to `every` plugin needs every chain;
+/// else the chains of the publishers of every plugin it loads (`load`): a plugin loaded
+/// without being named (its rating moved) is published under its publisher's chain,
+/// which must be checked against the published one as the named plugins' are.
+fn reopened_for(
+    registry: &Registry,
+    previous: Option<&PreviousSite>,
+    every: bool,
+    load: &BTreeSet<PluginId>,
+) -> Result<Option<Registry>, BuildError> {
+    let PublisherScope::Vendors(loaded) = &registry.publisher_scope else { return Ok(None) };
+    let needed: BTreeSet<VendorId> = load.iter().map(PluginId::vendor_id).chain(loaded.iter().cloned()).collect();
+    if !every && needed.len() == loaded.len() {
+        return Ok(None);
+    }
+    let opened = match previous {
+        Some(previous) if !every => {
+            let more = needed.len() - loaded.len();
+            tracing::info!(publishers = more, "plugins loaded for their ratings: loading their publishers' chains");
+            open_for_vendors(&registry.dir, previous, &needed)?
+        }
+        _ => Registry::open(&registry.dir)?,
+    };
+    let mut opened = opened.with_remote_http(registry.remote_http);
+    opened.reanalyse = registry.reanalyse;
+    Ok(Some(opened))
 }
 
 /// Builds the site of the registry at `registry` into `site` (see [`build`]), then its
@@ -583,16 +622,6 @@ pub fn build_registry_with(
             previous_advisories(previous)?.source_sha256 != Some(registry.advisories.digest)
         }
         _ => false,
-    };
-    let reopened;
-    let registry = match widened && registry.publisher_scope != PublisherScope::All {
-        true => {
-            let mut every = Registry::open(&registry.dir)?.with_remote_http(registry.remote_http);
-            every.reanalyse = registry.reanalyse;
-            reopened = every;
-            &reopened
-        }
-        false => registry,
     };
     let mut scope = scope;
     if widened {
@@ -627,6 +656,24 @@ pub fn build_registry_with(
             load.clone_from(ids);
         }
     }
+    // Ratings move as reviews enter and leave their recent window: the plugins whose
+    // rating moved since the published site are loaded like changed ones.
+    let today = ratings::day(now);
+    let rating_days = match (&mut scope, &previous) {
+        (Scope::Plugins(ids), Some(previous)) => {
+            let (due, days) = ratings::due(registry, previous, today);
+            let due: BTreeSet<PluginId> = due.into_iter().filter(|id| known_plugins.contains(id)).collect();
+            if !due.is_empty() {
+                tracing::info!(plugins = due.len(), "ratings whose recent window moved: loading those plugins");
+            }
+            ids.extend(due.iter().cloned());
+            load.extend(due);
+            days
+        }
+        _ => ratings::RatingDays::default(),
+    };
+    let reopened = reopened_for(registry, previous.as_ref(), widened, &load)?;
+    let registry = reopened.as_ref().unwrap_or(registry);
     // Publisher chains first: a record that does not extend the published one is the
     // cause of any release refusal it would lead to.
     if let Some(previous) = &previous {
@@ -645,22 +692,6 @@ pub fn build_registry_with(
         let root = publishers::newest_root(&roots);
         publishers::check_chains(previous, &published, &registry.publishers, scope, &sha256, root.as_ref())?;
     }
-    // Ratings move as reviews enter and leave their recent window: the plugins whose
-    // rating moved since the published site are loaded like changed ones.
-    let today = ratings::day(now);
-    let rating_days = match (&mut scope, &previous) {
-        (Scope::Plugins(ids), Some(previous)) => {
-            let (due, days) = ratings::due(registry, previous, today);
-            let due: BTreeSet<PluginId> = due.into_iter().filter(|id| known_plugins.contains(id)).collect();
-            if !due.is_empty() {
-                tracing::info!(plugins = due.len(), "ratings whose recent window moved: loading those plugins");
-            }
-            ids.extend(due.iter().cloned());
-            load.extend(due);
-            days
-        }
-        _ => ratings::RatingDays::default(),
-    };
     // A release is analysed once, when first published: the ones the site lists keep
     // their published analysis (their packages are pinned), only new ones are
     // extracted, analysed, scanned and sandboxed.
@@ -842,6 +873,16 @@ pub fn build_handing_off(
             "a full build republishes every publisher record: open the registry with every chain (Registry::open)"
                 .into(),
         ));
+    }
+    // A plugin is published under its publisher's chain, which the build checks against
+    // the published one only for the publishers whose chains it holds.
+    if let Some(plugin) = input.plugins.iter().find(|p| !input.publisher_scope.covers(&p.id.vendor_id())) {
+        return Err(BuildError::Trust(format!(
+            "{}: the registry was opened without its publisher's chain, which the build must check \
+             (Registry::open_incremental with {})",
+            plugin.id,
+            plugin.id.vendor_id()
+        )));
     }
     let now = input.now;
     check_root(&input)?;
