@@ -28,8 +28,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use trellis_client::fs::{FsError, create_dir_all, write_atomic_unflushed};
-use trellis_schema::PluginId;
 use trellis_schema::digest::Sha256;
+use trellis_schema::{PluginId, VendorId};
 
 use super::PreviousSite;
 use super::state;
@@ -138,14 +138,38 @@ impl KnownPlugins {
         self.len() == 0
     }
 
-    /// The ids that start with `prefix`, in order.
-    pub fn starting_with(&self, prefix: &str) -> Vec<PluginId> {
-        let listed =
-            self.lines_from(self.lower_bound(prefix.as_bytes())).take_while(|id| id.starts_with(prefix.as_bytes()));
+    /// The listed ids (as text) and the added ones of `vendor`, each found by a search
+    /// (a full build's ids are all added: 300k of them).
+    fn with_vendor<'a>(
+        &'a self,
+        vendor: &VendorId,
+    ) -> (impl Iterator<Item = &'a [u8]>, impl Iterator<Item = &'a PluginId>) {
+        let prefix = format!("{vendor}.");
+        let listed = self.lines_from(self.lower_bound(prefix.as_bytes()));
+        let listed = listed.take_while({
+            let prefix = prefix.clone();
+            move |id| id.starts_with(prefix.as_bytes())
+        });
+        // `<vendor>.a` is the first id of the vendor's in text order (a segment starts
+        // with a letter); none parses when the vendor's ids would all be too long.
+        let first = format!("{prefix}a").parse::<PluginId>().ok();
+        let added = first.into_iter().flat_map(|first| self.added.range(first..));
+        (listed, added.take_while(move |id| id.as_str().starts_with(&prefix)))
+    }
+
+    /// The ids of `vendor`'s plugins, in order.
+    pub fn of_vendor(&self, vendor: &VendorId) -> Vec<PluginId> {
+        let (listed, added) = self.with_vendor(vendor);
         let mut ids: Vec<PluginId> = listed.filter_map(|id| std::str::from_utf8(id).ok()?.parse().ok()).collect();
-        ids.extend(self.added.iter().filter(|id| id.as_str().starts_with(prefix)).cloned());
+        ids.extend(added.cloned());
         ids.sort_unstable();
         ids
+    }
+
+    /// Whether `vendor` has a plugin.
+    pub fn has_vendor(&self, vendor: &VendorId) -> bool {
+        let (mut listed, mut added) = self.with_vendor(vendor);
+        listed.next().is_some() || added.next().is_some()
     }
 
     /// Every id, sorted, one a line (the text with the added ids merged in), and its
@@ -250,17 +274,27 @@ mod tests {
         assert!(known.insert("zeta.last".parse().unwrap()));
         assert!(known.contains(&"acme.bell".parse().unwrap()));
         assert_eq!(known.len(), 5);
+        let vendor = |v: &str| v.parse::<VendorId>().unwrap();
         assert_eq!(
-            known.starting_with("acme."),
+            known.of_vendor(&vendor("acme")),
             ids(&["acme.alarm", "acme.bell", "acme.clock"]).into_iter().collect::<Vec<_>>()
         );
-        assert!(known.starting_with("carol.").is_empty());
+        assert!(known.of_vendor(&vendor("carol")).is_empty());
+        assert!(
+            known.has_vendor(&vendor("acme"))
+                && known.has_vendor(&vendor("zeta"))
+                && known.has_vendor(&vendor("bravo"))
+        );
+        assert!(!known.has_vendor(&vendor("carol")) && !known.has_vendor(&vendor("acm")));
+        assert_eq!(known.of_vendor(&vendor("zeta")), ["zeta.last".parse::<PluginId>().unwrap()]);
         let merged = "acme.alarm\nacme.bell\nacme.clock\nbravo.tool\nzeta.last\n";
         assert_eq!(known.lines(), (merged.as_bytes().into(), Sha256::of(merged.as_bytes())));
         assert_eq!(of_text(merged).len(), 5);
 
-        let from_set = KnownPlugins::from(ids(&["b.x", "a.y"]));
-        assert_eq!(from_set.lines().0.as_ref(), b"a.y\nb.x\n");
+        let from_set = KnownPlugins::from(ids(&["b.x", "a.y", "a.z", "ab.c"]));
+        assert_eq!(from_set.of_vendor(&vendor("a")), ids(&["a.y", "a.z"]).into_iter().collect::<Vec<_>>());
+        assert!(from_set.has_vendor(&vendor("ab")) && !from_set.has_vendor(&vendor("c")));
+        assert_eq!(from_set.lines().0.as_ref(), b"a.y\na.z\nab.c\nb.x\n");
         assert!(from_set.contains(&"b.x".parse().unwrap()));
         assert!(of_text("").is_empty());
         assert!(!of_text("").contains(&"a.y".parse().unwrap()));
@@ -279,8 +313,7 @@ mod tests {
             let absent: PluginId = format!("{id}-not").parse().unwrap();
             assert!(!known.contains(&absent), "{absent}");
         }
-        let prefix = "v7.";
-        let expected: Vec<PluginId> = listed.iter().filter(|id| id.as_str().starts_with(prefix)).cloned().collect();
-        assert_eq!(known.starting_with(prefix), expected);
+        let expected: Vec<PluginId> = listed.iter().filter(|id| id.as_str().starts_with("v7.")).cloned().collect();
+        assert_eq!(known.of_vendor(&"v7".parse().unwrap()), expected);
     }
 }

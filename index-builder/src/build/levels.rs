@@ -76,7 +76,7 @@ pub(super) fn documents(
     // Only the standings of publishers with plugins count: a new publisher without
     // any changes no level. (Looked up by range, one per standing: a set of every
     // plugin's vendor cost ~9 ms at 300k plugins.)
-    let has_plugins = |vendor: &VendorId| !vendor_plugins(context.known_plugins, vendor).is_empty();
+    let has_plugins = |vendor: &VendorId| context.known_plugins.has_vendor(vendor);
     let published_role = match previous {
         Some(previous) => previous.role(SECURITY_ROLE)?,
         None => None,
@@ -130,7 +130,7 @@ pub(super) fn documents(
             context.standings.iter().filter(|(v, _)| has_plugins(v)).collect();
         let probes: BTreeSet<PluginId> = (judged.iter())
             .filter_map(|(vendor, _)| {
-                vendor_plugins(context.known_plugins, vendor).into_iter().find(|id| !loaded.contains(id))
+                context.known_plugins.of_vendor(vendor).into_iter().find(|id| !loaded.contains(id))
             })
             .collect();
         let narrowed = match (unaged, &head) {
@@ -139,9 +139,8 @@ pub(super) fn documents(
                 wanted.extend(probes.iter().map(security_level::levels_target));
                 let mut read = read(Some(&wanted), &loaded.iter().copied().chain(&probes).collect())?;
                 let same = judged.iter().all(|(vendor, standing)| {
-                    let mut published = vendor_plugins(context.known_plugins, vendor)
-                        .into_iter()
-                        .filter_map(|id| read.plugins.get(&id));
+                    let mut published =
+                        context.known_plugins.of_vendor(vendor).into_iter().filter_map(|id| read.plugins.get(&id));
                     published.next().is_some_and(|levels| &levels.publisher == *standing)
                 });
                 // A probe in a spliced bucket is not redone: its bytes stay as published.
@@ -286,11 +285,6 @@ fn unchecked() -> PublisherStanding {
         reason: Some("no domain proof was checked for this publisher".to_owned()),
         checked: None,
     }
-}
-
-/// The ids of `known` whose publisher is `vendor`, in order.
-fn vendor_plugins(known: &super::KnownPlugins, vendor: &VendorId) -> Vec<PluginId> {
-    known.starting_with(&format!("{vendor}."))
 }
 
 /// `stored`'s level under today's standing, advisories and age.
