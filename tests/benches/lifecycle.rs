@@ -115,6 +115,23 @@
 //! last; 3,000 creations took 0.1 s on a settled file system and 1.5–3.1 s after a
 //! clean-up. Compare builds within a round, and start a bench only once creation is
 //! cheap again (minutes after any large deletion, the storefront bench's above all).
+//!
+//! **Connections.** Since 2026-12-03 the fault server keeps connections open between
+//! requests (`FaultServer::set_keep_alive`), as GitHub Pages and CDNs do, and the
+//! client reuses them from wave to wave: 187 requests over 39 connections (188 over 36
+//! without aliases), where one request per connection (`TRELLIS_BENCH_CLOSE`, the
+//! server before) opened 187, in bursts of up to 38. Side by side
+//! (`TRELLIS_BENCH_CONNECTIONS_SIDE_BY_SIDE`, 3 runs each, quiet VM, data dir on disk):
+//! kept alive 372/330/325 ms at 25 ms per request against 354/342/333 ms, 1076/1079/1074
+//! ms at 100 ms against 1082/1081/1078, 10–11 round trips either way, child CPU 91–102
+//! ms against 90–100: on loopback a connection costs no round trip, and the latency
+//! model delays answers only, so neither mode charges the handshake a real new
+//! connection costs. The same day the server stopped copying each body while holding
+//! its lock (bodies are shared, `Arc<[u8]>`): probed, a few answers of a burst of ~40
+//! had spent 19–42 ms of the server's own time between their latency sleep and their
+//! first byte, one request a round in rounds 5–7 of the 25 ms install starting or
+//! ending ~20 ms late. Cold installs at 25 ms were 389–457 ms in the runs of that
+//! morning and 325–372 ms after (not side by side: the server is the bench's own).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // a bench binary reports on stdout
 
@@ -328,8 +345,10 @@ fn cold_install(
                 .arg(match std::env::var_os("TRELLIS_BENCH_STRACE_LOG") {
                     // The raw log kept for reading by hand, with the calls that place the
                     // client's own steps among the barriers (renames: every state and
-                    // metadata write; connect: every request).
-                    Some(_) => format!("trace={},rename,renameat,renameat2,connect", trellis_tests::strace::TRACED),
+                    // metadata write; connect: every new connection; sendto: every request).
+                    Some(_) => {
+                        format!("trace={},rename,renameat,renameat2,connect,sendto", trellis_tests::strace::TRACED)
+                    }
                     None => format!("trace={}", trellis_tests::strace::TRACED),
                 })
                 .arg("-o")
@@ -659,6 +678,11 @@ fn main() {
 
     let started = Instant::now();
     let server = FaultServer::start().unwrap();
+    // Connections kept open between requests, as GitHub Pages and CDNs keep them:
+    // one request per connection (`TRELLIS_BENCH_CLOSE`) opens ~190 connections on
+    // loopback in bursts of up to 38 (see the module doc).
+    let keep_alive = std::env::var_os("TRELLIS_BENCH_CLOSE").is_none();
+    server.set_keep_alive(keep_alive);
     let mut files = Vec::new();
     walk(&site.site_dir, &mut files);
     let served = files.len();
@@ -755,6 +779,43 @@ fn main() {
             }
         }
     }
+    // `TRELLIS_BENCH_CONNECTIONS_SIDE_BY_SIDE`: at each latency, a cold install over
+    // kept-alive connections and one with a connection per request, in turn,
+    // `TRELLIS_BENCH_COLD_RUNS` times each (3).
+    if std::env::var_os("TRELLIS_BENCH_CONNECTIONS_SIDE_BY_SIDE").is_some() {
+        let rounds = env_or("TRELLIS_BENCH_COLD_RUNS", 3);
+        for latency in &latencies {
+            for round in 0..rounds {
+                let mut pair = [("kept alive", true), ("a connection per request", false)];
+                if round % 2 == 1 {
+                    pair.reverse();
+                }
+                for (name, keep_alive) in pair {
+                    server.set_keep_alive(keep_alive);
+                    let dir = tempfile::tempdir_in(&disk).unwrap();
+                    let fields = cold_install(&server, &cold, *latency, dir.path(), false, None);
+                    println!(
+                        "connections side by side at {latency} ms, run {}, {name}: {} plugins, {} requests over {} \
+                         connections, {} round trips, {} ms ({}), {} ms CPU, {}",
+                        round + 1,
+                        fields[1],
+                        server.request_count(),
+                        server.connections(),
+                        server.critical_path(),
+                        fields[0],
+                        phase_split(&fields),
+                        fields[3],
+                        after_last_answer(&server),
+                    );
+                    if std::env::var_os("TRELLIS_BENCH_TIMELINE").is_some() {
+                        report_timeline(&server);
+                    }
+                    kept.push(dir);
+                }
+            }
+        }
+        server.set_keep_alive(keep_alive);
+    }
     let runs = latencies
         .iter()
         .map(|l| (*l, true, false))
@@ -769,13 +830,14 @@ fn main() {
         let dir = tempfile::tempdir_in(&disk).unwrap();
         let fields = cold_install(&server, &cold, latency, dir.path(), strict, None);
         println!(
-            "cold install at {latency} ms per request{}{}, data dir on {}: {} plugins installed, {} requests, {} \
-             round trips of critical path, {} bytes, {} ms ({}), {} ms CPU, {}, peak RSS {:.1} MiB",
+            "cold install at {latency} ms per request{}{}, data dir on {}: {} plugins installed, {} requests over {} \
+             connections, {} round trips of critical path, {} bytes, {} ms ({}), {} ms CPU, {}, peak RSS {:.1} MiB",
             if strict { " in the strict order" } else { "" },
             if with_aliases { "" } else { " without aliases" },
             disk.display(),
             fields[1],
             server.request_count(),
+            server.connections(),
             server.critical_path(),
             server.bytes_sent(),
             fields[0],

@@ -10,13 +10,17 @@
 //!
 //! HTTP is written by hand on `std::net::TcpListener` because faults need byte-level
 //! control (a body shorter than its `Content-Length`, a reset mid-request). One
-//! request per connection (`Connection: close`).
+//! request per connection (`Connection: close`) unless [`FaultServer::set_keep_alive`]
+//! asks for persistent connections, as a CDN keeps them: then a connection serves
+//! request after request until the client closes it, asks to close it, or a fault's
+//! answer ends it.
 //!
 //! Latency: [`FaultServer::set_latency`] delays every answer by a fixed time (a CDN
 //! round trip), and [`FaultServer::critical_path`] counts the longest chain of requests
 //! each sent only after the previous one was answered: the round trips a client's
 //! critical path takes, whatever the machine's speed.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -78,7 +82,11 @@ pub struct Hit {
 
 #[derive(Default)]
 struct State {
-    files: HashMap<String, Vec<u8>>,
+    /// Shared, not copied, by each answer: the server's lock is held for lookups and
+    /// pushes only, never for an allocation (a cold install's ~40 concurrent answers
+    /// queued behind one that copied a body under it: up to 40 ms of the server's own
+    /// added to a request).
+    files: HashMap<String, Arc<[u8]>>,
     faults: HashMap<String, (Fault, Option<u32>)>,
     hits: Vec<Hit>,
     /// When each answered request arrived, when its answer began to be written, and its
@@ -89,6 +97,9 @@ struct State {
     /// search as two).
     spans: Vec<(Instant, Instant, String)>,
     latency: Duration,
+    keep_alive: bool,
+    /// Connections accepted.
+    connections: usize,
 }
 
 /// A running fault server; stops when dropped.
@@ -120,6 +131,7 @@ impl FaultServer {
                         break;
                     }
                     let Ok(stream) = stream else { continue };
+                    lock(&state).connections += 1;
                     let (state, bytes_sent) = (Arc::clone(&state), Arc::clone(&bytes_sent));
                     std::thread::spawn(move || {
                         let _ = serve(stream, &state, &bytes_sent);
@@ -137,7 +149,8 @@ impl FaultServer {
 
     /// Serves `bytes` at `path` (e.g. `/metadata/timestamp.json`).
     pub fn put(&self, path: &str, bytes: impl Into<Vec<u8>>) {
-        lock(&self.state).files.insert(path.to_owned(), bytes.into());
+        let (path, bytes) = (path.to_owned(), Arc::from(bytes.into()));
+        lock(&self.state).files.insert(path, bytes);
     }
 
     /// Removes the file at `path`.
@@ -177,6 +190,12 @@ impl FaultServer {
         lock(&self.state).hits.len()
     }
 
+    /// Connections accepted so far: with [`FaultServer::set_keep_alive`], fewer than
+    /// the requests when the client reuses its connections.
+    pub fn connections(&self) -> usize {
+        lock(&self.state).connections
+    }
+
     /// Bytes written to clients so far (status lines, headers and bodies).
     pub fn bytes_sent(&self) -> u64 {
         self.bytes_sent.load(Ordering::SeqCst)
@@ -186,6 +205,15 @@ impl FaultServer {
     /// of a distant server.
     pub fn set_latency(&self, latency: Duration) {
         lock(&self.state).latency = latency;
+    }
+
+    /// Keeps each connection open after a complete answer for the client's next request
+    /// (`Connection: keep-alive`), as a CDN does, instead of one request per connection;
+    /// the connection's socket then sends without Nagle's delay (`TCP_NODELAY`, as
+    /// `trellis-index serve` does). An answer a fault cuts, stalls or delimits by
+    /// closing still closes its connection.
+    pub fn set_keep_alive(&self, keep_alive: bool) {
+        lock(&self.state).keep_alive = keep_alive;
     }
 
     /// The longest chain of answered requests in which each arrived after the previous
@@ -233,10 +261,13 @@ impl FaultServer {
         spans
     }
 
-    /// Forgets the recorded requests and bytes.
+    /// Forgets the recorded requests, connections and bytes.
     pub fn reset_counters(&self) {
-        lock(&self.state).spans.clear();
-        lock(&self.state).hits.clear();
+        let mut state = lock(&self.state);
+        state.spans.clear();
+        state.hits.clear();
+        state.connections = 0;
+        drop(state);
         self.bytes_sent.store(0, Ordering::SeqCst);
     }
 }
@@ -252,11 +283,38 @@ impl Drop for FaultServer {
     }
 }
 
+/// What a connection does after an answer.
+#[derive(PartialEq, Eq)]
+enum After {
+    /// Waits for the client's next request.
+    KeepOpen,
+    /// Closes.
+    Close,
+}
+
 fn serve(stream: TcpStream, state: &Mutex<State>, bytes_sent: &AtomicU64) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    if lock(state).keep_alive {
+        stream.set_nodelay(true)?;
+    }
     let mut reader = BufReader::new(stream.try_clone()?);
+    let mut stream = stream;
+    while answer(&mut reader, &mut stream, state, bytes_sent)? == After::KeepOpen {}
+    Ok(())
+}
+
+/// Reads one request from `reader` and answers it on `stream`.
+fn answer(
+    reader: &mut BufReader<TcpStream>,
+    stream: &mut TcpStream,
+    state: &Mutex<State>,
+    bytes_sent: &AtomicU64,
+) -> std::io::Result<After> {
     let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
+    if reader.read_line(&mut request_line)? == 0 {
+        // The client closed the connection between requests.
+        return Ok(After::Close);
+    }
     let arrived = Instant::now();
     let path = request_line.split_whitespace().nth(1).unwrap_or("/").split('?').next().unwrap_or("/").to_owned();
     let fault = {
@@ -280,46 +338,63 @@ fn serve(stream: TcpStream, state: &Mutex<State>, bytes_sent: &AtomicU64) -> std
     };
     if fault == Some(Fault::Reset) {
         // Unread request bytes in the receive buffer make the kernel send RST on close.
-        drop(reader);
-        return stream.shutdown(Shutdown::Both);
+        stream.shutdown(Shutdown::Both)?;
+        return Ok(After::Close);
     }
     let mut if_none_match = None;
     let mut if_modified_since = None;
+    let mut client_closes = false;
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
             break;
         }
-        if let Some((name, value)) = line.split_once(':')
-            && name.trim().eq_ignore_ascii_case("if-none-match")
-        {
-            if_none_match = Some(value.trim().to_owned());
-        } else if let Some((name, value)) = line.split_once(':')
-            && name.trim().eq_ignore_ascii_case("if-modified-since")
-        {
-            if_modified_since = Some(value.trim().to_owned());
+        let Some((name, value)) = line.split_once(':') else { continue };
+        let (name, value) = (name.trim(), value.trim());
+        if name.eq_ignore_ascii_case("if-none-match") {
+            if_none_match = Some(value.to_owned());
+        } else if name.eq_ignore_ascii_case("if-modified-since") {
+            if_modified_since = Some(value.to_owned());
+        } else if name.eq_ignore_ascii_case("connection") {
+            client_closes = value.eq_ignore_ascii_case("close");
         }
     }
-    let mut stream = stream;
+    // Only an answer whose end the client can tell from its length leaves the
+    // connection usable.
+    let keep_open = lock(state).keep_alive
+        && !client_closes
+        && matches!(
+            fault,
+            None | Some(Fault::NotFound | Fault::ServerError | Fault::FlipByte | Fault::Stale(_) | Fault::Gzip)
+        );
+    let connection = if keep_open { "keep-alive" } else { "close" };
+    let after = if keep_open { After::KeepOpen } else { After::Close };
     let latency = lock(state).latency;
     if !latency.is_zero() {
         std::thread::sleep(latency);
     }
-    let record = |status: u16| lock(state).hits.push(Hit { path: path.clone(), status });
-    let span = |answered: Instant| lock(state).spans.push((arrived, answered, path.clone()));
+    let record = |status: u16| {
+        let hit = Hit { path: path.clone(), status };
+        lock(state).hits.push(hit);
+    };
+    let span = |answered: Instant| {
+        let span = (arrived, answered, path.clone());
+        lock(state).spans.push(span);
+    };
     if let Some(Fault::Stall(duration)) = fault {
         record(0);
         std::thread::sleep(duration);
-        return Ok(());
+        return Ok(After::Close);
     }
-    let body = match (&fault, lock(state).files.get(&path).cloned()) {
+    let stored = lock(state).files.get(&path).cloned();
+    let body: Option<Cow<'_, [u8]>> = match (&fault, &stored) {
         (Some(Fault::NotFound), _) | (_, None) => None,
-        (Some(Fault::Stale(old)), Some(_)) => Some(old.clone()),
-        (_, Some(body)) => Some(body),
+        (Some(Fault::Stale(old)), Some(_)) => Some(Cow::Borrowed(old)),
+        (_, Some(body)) => Some(Cow::Borrowed(body)),
     };
     let (status, reason, body) = match (&fault, body) {
-        (Some(Fault::ServerError), _) => (500, "Internal Server Error", b"server error".to_vec()),
-        (_, None) => (404, "Not Found", b"not found".to_vec()),
+        (Some(Fault::ServerError), _) => (500, "Internal Server Error", Cow::Borrowed(&b"server error"[..])),
+        (_, None) => (404, "Not Found", Cow::Borrowed(&b"not found"[..])),
         (_, Some(body)) => (200, "OK", body),
     };
     let etag = format!("\"{}\"", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)));
@@ -329,11 +404,11 @@ fn serve(stream: TcpStream, state: &Mutex<State>, bytes_sent: &AtomicU64) -> std
     };
     if status == 200 && not_modified {
         record(304);
-        let head = format!("HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nConnection: close\r\n\r\n");
+        let head = format!("HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nConnection: {connection}\r\n\r\n");
         span(Instant::now());
         stream.write_all(head.as_bytes())?;
         bytes_sent.fetch_add(head.len() as u64, Ordering::SeqCst);
-        return Ok(());
+        return Ok(after);
     }
     record(status);
     let mut body = body;
@@ -341,17 +416,20 @@ fn serve(stream: TcpStream, state: &Mutex<State>, bytes_sent: &AtomicU64) -> std
     match fault {
         Some(Fault::FlipByte) if !body.is_empty() => {
             let middle = body.len() / 2;
-            body[middle] ^= 0x01;
+            body.to_mut()[middle] ^= 0x01;
         }
-        Some(Fault::Truncate) => body.truncate(body.len() / 2),
+        Some(Fault::Truncate) => {
+            let half = body.len() / 2;
+            body.to_mut().truncate(half);
+        }
         Some(Fault::WrongContentLength) => {
             declared = body.len() / 2;
-            body.truncate(declared);
+            body.to_mut().truncate(declared);
         }
         Some(Fault::Gzip) => {
             let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             encoder.write_all(&body)?;
-            body = encoder.finish()?;
+            body = Cow::Owned(encoder.finish()?);
             declared = body.len();
         }
         _ => {}
@@ -363,7 +441,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>, bytes_sent: &AtomicU64) -> std
         format!("Content-Length: {declared}\r\n")
     };
     let head = format!(
-        "HTTP/1.1 {status} {reason}\r\n{length}{coding}ETag: {etag}\r\nLast-Modified: {LAST_MODIFIED}\r\nConnection: close\r\n\r\n"
+        "HTTP/1.1 {status} {reason}\r\n{length}{coding}ETag: {etag}\r\nLast-Modified: {LAST_MODIFIED}\r\nConnection: {connection}\r\n\r\n"
     );
     if !matches!(fault, Some(Fault::Endless | Fault::Drip(_))) {
         span(Instant::now());
@@ -383,21 +461,23 @@ fn serve(stream: TcpStream, state: &Mutex<State>, bytes_sent: &AtomicU64) -> std
     if let Some(Fault::Drip(pause)) = fault {
         stream.flush()?;
         bytes_sent.fetch_add(head.len() as u64, Ordering::SeqCst);
-        for byte in &body {
+        for byte in body.iter() {
             std::thread::sleep(pause);
             // The client hanging up ends the drip.
             stream.write_all(std::slice::from_ref(byte))?;
             stream.flush()?;
             bytes_sent.fetch_add(1, Ordering::SeqCst);
         }
-        return Ok(());
+        return Ok(After::Close);
     }
     stream.write_all(&body)?;
     stream.flush()?;
     bytes_sent.fetch_add((head.len() + body.len()) as u64, Ordering::SeqCst);
-    // Let the client read everything before the socket closes.
-    let _ = stream.shutdown(Shutdown::Write);
-    let mut sink = [0u8; 64];
-    let _ = stream.read(&mut sink);
-    Ok(())
+    if after == After::Close {
+        // Let the client read everything before the socket closes.
+        let _ = stream.shutdown(Shutdown::Write);
+        let mut sink = [0u8; 64];
+        let _ = stream.read(&mut sink);
+    }
+    Ok(after)
 }
