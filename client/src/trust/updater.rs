@@ -897,26 +897,35 @@ impl Updater {
                 continue;
             }
             let remaining = self.budget.limit.saturating_sub(self.budget.received);
-            let mirrors = &self.mirrors;
-            let fetched = crate::transport::parallel::map_bounded(&files, workers, |(file, max)| {
-                let spec = FetchSpec {
-                    kind: MirrorKind::Metadata,
-                    path: file,
-                    max_length: (*max).min(remaining),
-                    validators: None,
-                };
-                mirrors.fetch_with(spec, None, |_, fetched| {
-                    fetched.into_bytes().ok_or("a not-modified answer to an unconditional request")
-                })
-            });
-            let received: u64 = fetched.iter().flatten().map(|b| b.len() as u64).sum();
+            let (mirrors, trusted) = (&self.mirrors, &self.trusted);
+            let jobs: Vec<_> = needed.iter().zip(&files).collect();
+            // Each role is verified by the thread that downloaded it, as soon as it
+            // arrives: the others' answers are still coming in, and the wave's next
+            // round trip does not wait for the checks one after another. Nothing is
+            // kept before the batch is within the metadata budget.
+            let fetched =
+                crate::transport::parallel::map_bounded(&jobs, workers, |((role, _, parent), (file, max))| {
+                    let spec = FetchSpec {
+                        kind: MirrorKind::Metadata,
+                        path: file,
+                        max_length: (*max).min(remaining),
+                        validators: None,
+                    };
+                    let bytes = mirrors
+                        .fetch_with(spec, None, |_, fetched| {
+                            fetched.into_bytes().ok_or("a not-modified answer to an unconditional request")
+                        })
+                        .ok()?;
+                    let verified = verify_delegated_role(trusted, role, parent, &bytes);
+                    Some((bytes, verified))
+                });
+            let received: u64 = fetched.iter().flatten().map(|(b, _)| b.len() as u64).sum();
             self.budget.received = self.budget.received.saturating_add(received);
             if self.budget.received > self.budget.limit {
                 return;
             }
-            for ((role, parent_name, parent), bytes) in needed.into_iter().zip(fetched) {
-                let Ok(bytes) = bytes else { continue };
-                let Ok(targets) = verify_delegated_role(&self.trusted, &role, &parent, &bytes) else { continue };
+            for ((role, parent_name, _), fetched) in needed.into_iter().zip(fetched) {
+                let Some((bytes, Ok(targets))) = fetched else { continue };
                 let targets = Arc::new(targets);
                 if self.store.store_verified(&role, &bytes, &targets).is_ok() {
                     self.delegated.insert((role, parent_name), targets);
