@@ -130,8 +130,11 @@
 //! its lock (bodies are shared, `Arc<[u8]>`): probed, a few answers of a burst of ~40
 //! had spent 19–42 ms of the server's own time between their latency sleep and their
 //! first byte, one request a round in rounds 5–7 of the 25 ms install starting or
-//! ending ~20 ms late. Cold installs at 25 ms were 389–457 ms in the runs of that
-//! morning and 325–372 ms after (not side by side: the server is the bench's own).
+//! ending ~20 ms late; after the change one answer still spent 19 ms so (and one 7.5 ms
+//! hashing a 3 KB body: preempted), so the lock was not the only cause: the client and
+//! the server share this VM's two cores. Cold installs at 25 ms were 389–457 ms in the
+//! runs of that morning and 325–372 ms after (not side by side: the server is the
+//! bench's own).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // a bench binary reports on stdout
 

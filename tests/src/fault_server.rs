@@ -83,9 +83,8 @@ pub struct Hit {
 #[derive(Default)]
 struct State {
     /// Shared, not copied, by each answer: the server's lock is held for lookups and
-    /// pushes only, never for an allocation (a cold install's ~40 concurrent answers
-    /// queued behind one that copied a body under it: up to 40 ms of the server's own
-    /// added to a request).
+    /// pushes only, never for an allocation or a copy (a cold install sends ~40
+    /// requests at once, and every answer takes the lock).
     files: HashMap<String, Arc<[u8]>>,
     faults: HashMap<String, (Fault, Option<u32>)>,
     hits: Vec<Hit>,
