@@ -1693,6 +1693,16 @@ fn ratings_whose_recent_window_moves_are_redone_by_incremental_builds_of_other_p
     assert_eq!(recent("acme.clock"), Some((30, Some(10))));
 }
 
+/// The test registry with a second publisher, `bravo` (key 2), and its `bravo.tool 1.0.0`;
+/// with bravo's key.
+fn registry_with_bravo() -> (tempfile::TempDir, trellis_schema::SigningKey) {
+    let registry = registry();
+    let bravo = fixture::key(2);
+    fixture::add_publisher(registry.path(), "bravo", &bravo).unwrap();
+    fixture::add_release(registry.path(), &ReleaseSpec::new("bravo.tool", "1.0.0"), &bravo).unwrap();
+    (registry, bravo)
+}
+
 /// A plugin an `--only` build loads without being named (its rating's window moved) is
 /// published under its publisher's chain: that chain must extend the published one, as
 /// in a full build. An attacker who can commit to the registry source replaces another
@@ -1700,11 +1710,8 @@ fn ratings_whose_recent_window_moves_are_redone_by_incremental_builds_of_other_p
 /// release signed by them; a build of some other plugin must not publish it.
 #[test]
 fn an_only_build_checks_the_chain_of_a_plugin_it_loads_for_its_rating_against_the_published_one() {
-    let registry = registry();
+    let (registry, bravo) = registry_with_bravo();
     let dir = registry.path();
-    let bravo = fixture::key(2);
-    fixture::add_publisher(dir, "bravo", &bravo).unwrap();
-    fixture::add_release(dir, &ReleaseSpec::new("bravo.tool", "1.0.0"), &bravo).unwrap();
     // Dated ahead: it enters the last 90 days on 11-04, so bravo.tool is loaded then.
     write_review(dir, "bravo.tool", "1.0.0", "octocat", 4, "2026-11-04");
     let site = tempfile::tempdir().unwrap();
@@ -1721,20 +1728,8 @@ fn an_only_build_checks_the_chain_of_a_plugin_it_loads_for_its_rating_against_th
     let opened = build::open_registry(dir, site.path(), &scope).unwrap();
     let error = build_registry(&opened, site.path(), scope, day(3)).unwrap_err();
     assert!(matches!(&error, BuildError::PublisherChain { publisher, .. } if publisher == "bravo"), "{error}");
-    let doc = std::fs::read_to_string(
-        site.path()
-            .join("targets/index/alias")
-            .join(
-                std::fs::read_dir(site.path().join("targets/index/alias"))
-                    .unwrap()
-                    .flatten()
-                    .find(|e| e.path().join("bravo.tool.json").exists())
-                    .unwrap()
-                    .file_name(),
-            )
-            .join("bravo.tool.json"),
-    )
-    .unwrap();
+    let alias = format!("targets/{}", site::index_alias_path(&"bravo.tool".parse().unwrap()));
+    let doc = std::fs::read_to_string(site.path().join(alias)).unwrap();
     assert!(!doc.contains("6.6.6"), "the attacker's release is not published");
 }
 
@@ -1743,11 +1738,8 @@ fn an_only_build_checks_the_chain_of_a_plugin_it_loads_for_its_rating_against_th
 /// or publish a plugin of a publisher whose chain it does not hold.
 #[test]
 fn a_build_from_a_registry_with_some_publishers_chains_refuses_a_full_scope_and_other_publishers_plugins() {
-    let registry = registry();
+    let (registry, _) = registry_with_bravo();
     let dir = registry.path();
-    let bravo = fixture::key(2);
-    fixture::add_publisher(dir, "bravo", &bravo).unwrap();
-    fixture::add_release(dir, &ReleaseSpec::new("bravo.tool", "1.0.0"), &bravo).unwrap();
     let site = tempfile::tempdir().unwrap();
     build(dir, site.path()).unwrap();
     let acme = BTreeSet::from(["acme".parse().unwrap()]);
