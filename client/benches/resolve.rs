@@ -80,7 +80,7 @@ fn registry() -> MemorySource {
                 });
             }
         }
-        source.insert(public(), IndexDoc { id: plugin(i), name: format!("Node {i}"), releases });
+        source.insert(public(), IndexDoc { id: plugin(i), name: format!("Node {i}"), releases, prefetch: Vec::new() });
     }
     source
 }

@@ -2399,3 +2399,65 @@ fn an_incremental_build_whose_advisories_changed_indexes_every_plugin_with_every
     assert_eq!(report.written, Vec::<String>::new());
     assert_eq!(tree(out.path()), before);
 }
+
+/// A registry whose `acme.app` depends, level under level, on ui, gfx and tls.
+fn chain_registry() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    let key = fixture::key(1);
+    fixture::add_publisher(dir.path(), "acme", &key).unwrap();
+    for (plugin, dependency) in [("acme.tls", None), ("acme.gfx", Some("acme.tls")), ("acme.ui", Some("acme.gfx"))] {
+        let spec = ReleaseSpec::new(plugin, "1.0.0");
+        let spec = match dependency {
+            Some(dependency) => spec.depends_on(dependency, "^1"),
+            None => spec,
+        };
+        fixture::add_release(dir.path(), &spec, &key).unwrap();
+    }
+    fixture::add_release(dir.path(), &ReleaseSpec::new("acme.app", "1.0.0").depends_on("acme.ui", "^1"), &key).unwrap();
+    dir
+}
+
+fn add_app_release(registry: &Path, out: &Path, version: &str) -> BuildReport {
+    let spec = ReleaseSpec::new("acme.app", version).depends_on("acme.ui", "^1");
+    fixture::add_release(registry, &spec, &fixture::key(1)).unwrap();
+    let scope = Scope::Plugins(BTreeSet::from(["acme.app".parse().unwrap()]));
+    build_registry(&Registry::open(registry).unwrap(), out, scope, now()).unwrap()
+}
+
+fn names(ids: &[trellis_schema::PluginId]) -> Vec<&str> {
+    ids.iter().map(|id| id.as_str()).collect()
+}
+
+#[test]
+fn each_index_doc_names_its_dependency_closure_and_an_incremental_build_reads_it_from_the_published_docs() {
+    let registry = chain_registry();
+    let out = tempfile::tempdir().unwrap();
+    let full = build(registry.path(), out.path()).unwrap();
+    assert_eq!(full.hints.docs_read, 0, "a full build walks its own plugins");
+    assert_eq!(names(&index_doc(out.path(), "acme.app").prefetch), ["acme.ui", "acme.gfx", "acme.tls"]);
+    assert_eq!(names(&index_doc(out.path(), "acme.gfx").prefetch), ["acme.tls"]);
+    assert!(index_doc(out.path(), "acme.tls").prefetch.is_empty());
+
+    let report = add_app_release(registry.path(), out.path(), "1.1.0");
+    assert_eq!(report.plugins, 1);
+    assert_eq!(report.hints.docs_read, 3, "ui, gfx and tls, from the site");
+    assert_eq!(names(&index_doc(out.path(), "acme.app").prefetch), ["acme.ui", "acme.gfx", "acme.tls"]);
+}
+
+#[test]
+fn a_published_doc_a_hint_cannot_read_ends_the_hint_there_and_fails_nothing() {
+    let registry = chain_registry();
+    let out = tempfile::tempdir().unwrap();
+    build(registry.path(), out.path()).unwrap();
+    // gfx's doc altered after signing: the hint names gfx, not what lies beyond it.
+    let gfx = site_file(out.path(), "targets/index", ".acme.gfx.json");
+    alter_in_place(&gfx, None);
+    let report = add_app_release(registry.path(), out.path(), "1.1.0");
+    assert_eq!(report.hints.docs_read, 1, "ui only");
+    assert_eq!(names(&index_doc(out.path(), "acme.app").prefetch), ["acme.ui", "acme.gfx"]);
+    // Gone altogether: the same.
+    std::fs::remove_file(&gfx).unwrap();
+    add_app_release(registry.path(), out.path(), "1.2.0");
+    assert_eq!(names(&index_doc(out.path(), "acme.app").prefetch), ["acme.ui", "acme.gfx"]);
+}

@@ -796,3 +796,33 @@ fn refuses_a_published_index_doc_edited_to_pin_a_forged_release() {
     assert!(error.to_string().contains("changed after it was signed"), "{error}");
     assert!(!p.out.exists(), "a refused signing wrote {}", p.out.display());
 }
+
+#[test]
+fn refuses_a_prefetch_hint_a_build_would_not_make() {
+    // The new release depends on acme.alarm: its doc's hint names it, walked through
+    // the published doc, and the signer arrives at the same.
+    let with_dependency = |registry: &Path| {
+        let spec = ReleaseSpec::new("acme.clock", "1.2.0").depends_on("acme.alarm", "^0.1");
+        fixture::add_release(registry, &spec, &fixture::key(1)).unwrap();
+    };
+    let prepared_with = || pipeline_where(LIVE, ("acme.clock", "1.1.0"), None, &with_dependency);
+    let p = prepared_with();
+    let target = site::index_target(&"acme.clock".parse().unwrap());
+    let bin = site::bin_for_target(&target, 2, "bin");
+    let doc: IndexDoc = serde_json::from_slice(&p.prepared_target(&bin, &target)).unwrap();
+    assert_eq!(doc.prefetch, ["acme.alarm".parse::<PluginId>().unwrap()]);
+    p.sign().unwrap();
+
+    // A compromised build job dropping it, naming the plugin itself, or naming more.
+    let many: Vec<String> = (0..70).map(|n| format!("acme.p{n}")).collect();
+    for forged in [vec![], vec!["acme.alarm", "acme.clock"], many.iter().map(String::as_str).collect()] {
+        let p = prepared_with();
+        let named = forged.join(", ");
+        p.forge_index_doc("acme.clock", |doc, _| doc.prefetch = forged.iter().map(|id| id.parse().unwrap()).collect());
+        let message = p.refused();
+        assert!(
+            message.contains(&format!("its prefetch hint names [{named}]; a build makes [acme.alarm]")),
+            "{message}"
+        );
+    }
+}

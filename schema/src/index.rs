@@ -181,13 +181,66 @@ pub struct IndexDoc {
     pub name: String,
     /// Releases, oldest first.
     pub releases: Vec<IndexRelease>,
+    /// A prefetch hint: the plugins the dependency closure of this plugin's
+    /// [`likely_release`] (with no requirement on it) reached when the builder wrote
+    /// this doc, nearest first, at most [`PREFETCH_MAX`], never the plugin itself.
+    /// A client asks for their docs in the round trip after this one instead of a
+    /// round trip per level of the graph. Advice about *what to fetch*, never about
+    /// what to install: the resolver reads every doc it needs under its own bin, and a
+    /// stale or hostile hint costs requests, not a dependency (a doc written before
+    /// a dependency's new release lists the old closure until it is rewritten).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prefetch: Vec<PluginId>,
 }
+
+/// The most plugins a doc's prefetch hint names: a client ignores the rest, the
+/// builder stops there (a graph deeper than that pays a round trip per level past it).
+pub const PREFETCH_MAX: usize = 64;
 
 impl IndexDoc {
     /// The release with exactly `version`.
     pub fn release(&self, version: &semver::Version) -> Option<&IndexRelease> {
         self.releases.iter().find(|r| &r.version == version)
     }
+}
+
+/// The release of `doc` a resolver most likely picks, whose dependencies a prefetch
+/// follows: among the releases every requirement in `wanted` allows, the newest
+/// stable one, not yanked, not a pre-release (else the newest not yanked); when none
+/// is allowed (a conflict the resolver will report), the same rule over every
+/// release. So `app@^1` follows 1.x's dependencies, not those of a 2.0.0 the resolver
+/// cannot pick. The builder's prefetch hint and the client's prefetch follow the
+/// same rule, so a client uses a doc's hint exactly when it follows the release the
+/// hint was made from.
+pub fn likely_release<'d>(doc: &'d IndexDoc, wanted: &[semver::VersionReq]) -> Option<&'d IndexRelease> {
+    likely_among(&doc.releases, |r| (&r.version, r.channel, r.yanked), wanted)
+}
+
+/// [`likely_release`] over any list of releases, `facts` giving each one's version,
+/// channel and yanked flag (the builder applies it to its inputs before their index
+/// docs exist).
+pub fn likely_among<'r, R>(
+    releases: &'r [R],
+    facts: impl Fn(&R) -> (&semver::Version, Channel, bool),
+    wanted: &[semver::VersionReq],
+) -> Option<&'r R> {
+    let newest = |allowed: &dyn Fn(&semver::Version) -> bool| {
+        let live = || {
+            releases.iter().filter(|r| {
+                let (version, _, yanked) = facts(r);
+                !yanked && allowed(version)
+            })
+        };
+        let by_version = |a: &&R, b: &&R| facts(a).0.cmp(facts(b).0);
+        live()
+            .filter(|r| {
+                let (version, channel, _) = facts(r);
+                channel == Channel::Stable && version.pre.is_empty()
+            })
+            .max_by(by_version)
+            .or_else(|| live().max_by(by_version))
+    };
+    newest(&|v| wanted.iter().all(|req| req.matches(v))).or_else(|| newest(&|_| true))
 }
 
 #[cfg(test)]

@@ -509,3 +509,48 @@ fn a_package_of_the_format_before_signed_modes_is_refused_with_a_message_to_repa
         assert!(message.contains("re-pack and re-sign the plugin"), "{format:?}: {message}");
     }
 }
+
+/// The prefetch hint is in the index doc, which the online bins key signs: an attacker
+/// holding it can name any plugins there (a plugin the app does not need, the app
+/// itself, a hundred that do not exist). That changes which docs a client asks for
+/// ahead, at most [`PREFETCH_MAX`] of them, never what it installs: the resolver
+/// reads the dependencies of the signed releases, and of a plugin only hinted at
+/// nothing is downloaded besides its doc and the small developer envelope its doc
+/// vouches for (what verifying it would read first, as for any dependency fetched
+/// ahead): no package.
+#[test]
+fn a_prefetch_hint_signed_by_the_online_keys_changes_what_is_fetched_not_what_is_installed() {
+    use trellis_schema::index::PREFETCH_MAX;
+    let served = Served::new(&[
+        Plugin::new("acme.lib", "1.0.0"),
+        Plugin::new("acme.evil", "1.0.0"),
+        Plugin::new("acme.app", "1.0.0").depends_on("acme.lib", "^1"),
+    ]);
+    served.compromise_index_doc("acme.app", |doc| {
+        assert_eq!(doc.prefetch, [id("acme.lib")], "the hint the build made");
+        let ghosts = (0..100).map(|n| id(&format!("acme.ghost{n}")));
+        doc.prefetch = [id("acme.evil"), id("acme.app")].into_iter().chain(ghosts).collect();
+    });
+    let data = tempfile::tempdir().unwrap();
+    let mut store = served.store(data.path());
+    served.server.reset_counters();
+    let hooks = RecordingHooks::new();
+    let report = store.install(&[parse_requirement("acme.app").unwrap()], &Session::new(&hooks, &AlwaysAgree)).unwrap();
+    let installed: Vec<String> = report.installed.iter().map(|(id, v)| format!("{id} {v}")).collect();
+    assert_eq!(installed, ["acme.lib 1.0.0", "acme.app 1.0.0"]);
+
+    let hits = served.server.hits();
+    let asked = |what: &str| hits.iter().filter(|h| h.path.contains(what)).map(|h| h.path.clone()).collect::<Vec<_>>();
+    // The hint was followed: evil's doc came with the wave after the app's...
+    assert!(asked("acme.evil").iter().any(|p| p.starts_with("/targets/index/")), "{:#?}", asked("acme.evil"));
+    // ...and nothing else of it but its envelope.
+    let other = |p: &&String| !p.starts_with("/targets/index/") && !p.ends_with(".dsse");
+    assert_eq!(asked("acme.evil").iter().filter(other).count(), 0, "{:#?}", asked("acme.evil"));
+    // At most PREFETCH_MAX names of the hint were asked for, the app and evil among them.
+    let ghosts: BTreeMap<String, usize> = asked("acme.ghost").into_iter().fold(BTreeMap::new(), |mut m, p| {
+        *m.entry(p.rsplit('/').next().unwrap().to_owned()).or_default() += 1;
+        m
+    });
+    assert!(!ghosts.is_empty() && ghosts.len() <= PREFETCH_MAX - 2, "{} ghosts asked for", ghosts.len());
+    assert_eq!(trusted_state(&store).matches("acme.evil").count(), 0);
+}

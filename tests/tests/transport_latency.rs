@@ -1,8 +1,9 @@
 //! The client at a distance: a cold install through the fault server with latency
-//! added to every answer. Speculative prefetch keeps the critical path to the depth of
-//! the dependency graph, one round trip per level (bins loaded a level of the
-//! delegation tree at a time, each doc's alias asked for beside its bin), and it
-//! changes nothing about what is verified: a doc tampered with on the mirror (its
+//! added to every answer. Speculative prefetch keeps the critical path short whatever
+//! the depth of the dependency graph: one round trip for the requested plugin's doc
+//! and one for the closure its doc names (its prefetch hint; a level per round trip
+//! past what a stale hint names), with bins loaded a level of the delegation tree at a
+//! time and each doc's alias asked for beside its bin. It changes nothing about what is verified: a doc tampered with on the mirror (its
 //! alias and its hashed path) that the resolution needs still fails the install naming
 //! it, and one it only prefetched speculatively does not fail the install at all. The
 //! attacks on the aliases alone are in `transport_alias.rs`.
@@ -77,11 +78,12 @@ fn a_tampered_doc_the_resolution_needs_fails_the_install_naming_it() {
 
 /// A wide graph over many bins: `acme.app` needs eight plugins, each needs
 /// `acme.base`. One doc after another that is 2 round trips per plugin (its bin, its
-/// doc); by levels with each doc's alias fetched beside its bin, it is 1 per level of
-/// the graph. The same install from a mirror without aliases (the same site, the
-/// alias files not served) falls back to bin then doc: 2 per level.
+/// doc); by waves with each doc's alias fetched beside its bin, it is 1 per wave of
+/// docs: the app's, then the rest of the graph, which the app's doc names (its
+/// prefetch hint). The same install from a mirror without aliases (the same site, the
+/// alias files not served) falls back to bin then doc: 2 per wave.
 #[test]
-fn a_cold_install_takes_one_round_trip_per_level_of_its_graph() {
+fn aliases_save_the_bins_round_trip_before_each_wave_of_docs() {
     let site = Site::with_bin_bits(8);
     let mut plugins = vec![Plugin::new("acme.base", "1.0.0")];
     let mut app = Plugin::new("acme.app", "1.0.0");
@@ -121,16 +123,16 @@ fn a_cold_install_takes_one_round_trip_per_level_of_its_graph() {
     // The update check (one conditional request: `add_registry` refreshed) with, asked
     // for together with it, the roles on the app's delegation paths (bins, its bin,
     // security, publishers, its publisher bin, as the stored snapshot names them) and
-    // its alias; the two levels below it (1 each: bins and aliases, with the
-    // blocklist, advisories, publisher record and envelopes the level above located);
-    // the packages, with the last level's envelopes. (The check, then bins, then bin
-    // and alias: 7; before aliases: 15; bin then doc: 20.)
-    assert!(critical <= 4, "{critical} round trips on the critical path ({requests} requests): {chain:#?}");
+    // its alias; the two levels below it, which its hint names (bins and aliases, with
+    // the blocklist, advisories, publisher record and envelopes the app's doc
+    // located); the packages, with the last envelopes. (A wave per level: 4; the
+    // check, then bins, then bin and alias: 7; before aliases: 15; bin then doc: 20.)
+    assert!(critical <= 3, "{critical} round trips on the critical path ({requests} requests): {chain:#?}");
     assert_eq!(alias_hits, 10, "one alias per doc");
-    // Without aliases: one more round trip per level (the doc after its bin); a wave
-    // of aliases not found stops the client asking for the rest of the closure.
+    // Without aliases: one more round trip per wave (the docs after their bins); a
+    // wave of aliases not found stops the client asking for the rest of the closure.
     assert!(
-        critical_without >= critical + 3,
+        critical_without >= critical + 2,
         "{critical_without} round trips without aliases, {critical} with: {chain_without:#?}"
     );
     assert_eq!(missing_aliases, 1, "aliases asked for after a wave found none");
@@ -187,4 +189,84 @@ fn a_cold_install_follows_the_releases_its_requirements_allow() {
         server.hits().into_iter().filter(|h| h.path.ends_with(".dsse")).map(|h| h.path).collect();
     assert_eq!(envelopes.len(), 7, "{envelopes:#?}");
     assert!(envelopes.iter().all(|p| p.contains("-1.0.0.")), "{envelopes:#?}");
+}
+
+/// A cold install of `requirement` from `site` served with latency: what it
+/// installed and the round trips of its critical path.
+fn cold_install_at_latency(site: &Site, requirement: &str) -> (Vec<String>, usize) {
+    let server = served(site);
+    server.set_latency(ROUND_TRIP_LATENCY);
+    let data = tempfile::tempdir().unwrap();
+    let mut store = store(data.path(), &server, site);
+    server.reset_counters();
+    let installed = install(&mut store, requirement).unwrap();
+    (installed, server.critical_chain().len())
+}
+
+/// `acme.app` on a chain six plugins deep (`acme.d1` needs `acme.d2`, … `acme.d6`),
+/// and `acme.wide` on six plugins side by side. Each index doc names the closure
+/// below it (its prefetch hint), so the chain comes with the wave after the app's
+/// doc: a level per round trip would be seven.
+#[test]
+fn a_deep_graph_costs_the_round_trips_of_a_shallow_one() {
+    let site = Site::with_bin_bits(8);
+    let mut plugins = Vec::new();
+    let mut wide = Plugin::new("acme.wide", "1.0.0");
+    for n in 1..=6 {
+        let below = format!("acme.d{}", n + 1);
+        let chained = Plugin::new(&format!("acme.d{n}"), "1.0.0");
+        plugins.push(if n < 6 { chained.depends_on(&below, "^1") } else { chained });
+        plugins.push(Plugin::new(&format!("acme.s{n}"), "1.0.0"));
+        wide = wide.depends_on(&format!("acme.s{n}"), "^1");
+    }
+    plugins.push(Plugin::new("acme.app", "1.0.0").depends_on("acme.d1", "^1"));
+    plugins.push(wide);
+    site.publish(&plugins);
+
+    let (deep, deep_trips) = cold_install_at_latency(&site, "acme.app");
+    let (shallow, shallow_trips) = cold_install_at_latency(&site, "acme.wide");
+    eprintln!("7 plugins, 7 levels deep: {deep_trips} round trips; 2 levels: {shallow_trips}");
+    assert_eq!((deep.len(), shallow.len()), (7, 7), "{deep:?} {shallow:?}");
+    // The check with the app's doc, the whole chain, the packages with the last
+    // envelopes.
+    assert!(deep_trips <= shallow_trips && deep_trips <= 4, "{deep_trips} round trips deep, {shallow_trips} shallow");
+}
+
+/// `acme.app`'s doc was written when `acme.lib` needed only `acme.base`; lib's new
+/// release, published alone (`build --only`), also needs `acme.extra`. The app's hint
+/// no longer names all of the closure: the install still resolves it whole (hints
+/// decide what is fetched early, never what is needed) and pays one round trip for
+/// what the hint missed, which a rebuild of the app's doc takes back.
+#[test]
+fn a_stale_hint_costs_a_round_trip_not_a_dependency() {
+    let site = Site::with_bin_bits(8);
+    site.publish(&[
+        Plugin::new("acme.base", "1.0.0"),
+        Plugin::new("acme.lib", "1.0.0").depends_on("acme.base", "^1"),
+        Plugin::new("acme.app", "1.0.0").depends_on("acme.lib", "^1"),
+    ]);
+    site.publish_only(&[
+        Plugin::new("acme.extra", "1.0.0"),
+        Plugin::new("acme.lib", "1.1.0").depends_on("acme.base", "^1").depends_on("acme.extra", "^1"),
+    ]);
+    let hint = |id: &str| -> Vec<String> {
+        let path = site.site.path().join(alias_path(id).trim_start_matches('/'));
+        let doc: trellis_schema::index::IndexDoc = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        doc.prefetch.iter().map(ToString::to_string).collect()
+    };
+    assert_eq!(hint("acme.app"), ["acme.lib", "acme.base"], "the app's doc is as it was published");
+    let expected = ["acme.base 1.0.0", "acme.extra 1.0.0", "acme.lib 1.1.0", "acme.app 1.0.0"];
+    let (mut stale, stale_trips) = cold_install_at_latency(&site, "acme.app");
+    stale.sort();
+    let mut sorted = expected.map(str::to_owned).to_vec();
+    sorted.sort();
+    assert_eq!(stale, sorted);
+
+    site.build();
+    assert_eq!(hint("acme.app"), ["acme.lib", "acme.base", "acme.extra"]);
+    let (mut fresh, fresh_trips) = cold_install_at_latency(&site, "acme.app");
+    fresh.sort();
+    assert_eq!(fresh, sorted);
+    eprintln!("stale hint: {stale_trips} round trips; rebuilt: {fresh_trips}");
+    assert_eq!(stale_trips, fresh_trips + 1);
 }

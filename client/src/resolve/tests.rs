@@ -82,7 +82,12 @@ impl Rel {
 }
 
 fn doc(plugin: &str, releases: Vec<Rel>) -> IndexDoc {
-    IndexDoc { id: id(plugin), name: plugin.into(), releases: releases.into_iter().map(|r| r.0).collect() }
+    IndexDoc {
+        id: id(plugin),
+        name: plugin.into(),
+        releases: releases.into_iter().map(|r| r.0).collect(),
+        prefetch: Vec::new(),
+    }
 }
 
 fn registry(name: &str) -> RegistryName {

@@ -103,7 +103,7 @@ pub(super) fn index_doc_with(plugin: &PluginInput, deltas: &PluginDeltas) -> Ind
         })
         .collect();
     let name = plugin.releases.last().map(|r| r.name.clone()).unwrap_or_default();
-    IndexDoc { id: plugin.id.clone(), name, releases }
+    IndexDoc { id: plugin.id.clone(), name, releases, prefetch: Vec::new() }
 }
 
 /// Refuses an index doc whose entries say something else than the signed manifests
@@ -131,8 +131,14 @@ pub(super) struct PluginFiles {
     pub(super) blobs: Vec<TargetOut>,
 }
 
-pub(super) fn plugin_files(plugin: &PluginInput, deltas: &PluginDeltas) -> Result<PluginFiles, BuildError> {
-    let doc = index_doc_with(plugin, deltas);
+/// The files of `plugin`: its index doc (listing `deltas` and the prefetch hint
+/// `prefetch`) and the blobs it lists.
+pub(super) fn plugin_files(
+    plugin: &PluginInput,
+    deltas: &PluginDeltas,
+    prefetch: Vec<trellis_schema::PluginId>,
+) -> Result<PluginFiles, BuildError> {
+    let doc = IndexDoc { prefetch, ..index_doc_with(plugin, deltas) };
     check_agrees(plugin, &doc)?;
     let doc = serde_json::to_vec(&doc).map_err(|e| BuildError::Trust(format!("index doc of {}: {e}", plugin.id)))?;
     let doc = bytes_target(site::index_target(&plugin.id), doc);
@@ -184,7 +190,7 @@ mod tests {
         let doc = index_doc(&plugin);
         assert_eq!(doc.releases[0].dependencies, plugin.releases[0].manifest.dependencies);
         assert!(check_agrees(&plugin, &doc).is_ok());
-        assert!(plugin_files(&plugin, &PluginDeltas::new()).is_ok());
+        assert!(plugin_files(&plugin, &PluginDeltas::new(), Vec::new()).is_ok());
     }
 
     #[test]

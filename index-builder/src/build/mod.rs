@@ -53,6 +53,7 @@ use crate::tuf::{self, BINS_ROLE, CATALOG_ROLE, PUBLISHERS_ROLE, RoleKeys, SECUR
 pub mod catalog;
 mod deltas;
 mod documents;
+mod hints;
 mod known;
 mod levels;
 mod plan;
@@ -65,6 +66,7 @@ mod write;
 
 pub use documents::index_doc;
 use documents::{Content, PluginFiles, TargetOut, bytes_target, plugin_files};
+pub use hints::HintsWork;
 pub use known::KnownPlugins;
 use plan::{Decision, Entries, RolePlan, merge_bin};
 pub use previous::{PreviousSite, PublishedRecord};
@@ -329,6 +331,8 @@ pub struct BuildReport {
     pub catalog_millis: u64,
     /// The security levels work.
     pub levels: LevelsWork,
+    /// The prefetch hints' work.
+    pub hints: HintsWork,
 }
 
 /// What computing the security levels took (for benchmarks and logs).
@@ -1078,6 +1082,10 @@ pub fn build_handing_off(
             .collect(),
     });
 
+    // Each doc's prefetch hint: through this build's plugins and, for an incremental
+    // build, the docs the site publishes for the others.
+    let incremental = previous.as_ref().filter(|_| input.scope != Scope::Full);
+    let hints = hints::compute(&plugins, incremental, input.bin_bits);
     let policy = input.deltas;
     let per_plugin: Vec<PluginFiles> = plugins
         .into_par_iter()
@@ -1090,10 +1098,11 @@ pub fn build_handing_off(
                 previous::check_published_releases(published, &p)?;
             }
             let deltas = deltas::plugin_deltas(&p, published.as_ref(), &policy)?;
-            plugin_files(&p, &deltas)
+            plugin_files(&p, &deltas, hints.of(&p.id))
         })
         .collect::<Result<_, _>>()?;
     drop(published_docs);
+    let hints_work = hints.work;
     let bits = input.bin_bits;
     let mut bin_entries: BTreeMap<String, Entries> = BTreeMap::new();
     if input.scope == Scope::Full {
@@ -1340,6 +1349,7 @@ pub fn build_handing_off(
         catalog: catalog_work,
         catalog_millis,
         levels: levels_work,
+        hints: hints_work,
         ..BuildReport::default()
     };
     let (snapshot_out, timestamp_out) = if snapshot_unchanged

@@ -194,6 +194,18 @@ impl Site {
         self.build();
     }
 
+    /// Adds releases and rebuilds only their plugins (`trellis-index build --only`, what
+    /// the registry's CI does for a merged submission): the other plugins' docs stay as
+    /// published.
+    pub fn publish_only(&self, plugins: &[Plugin]) {
+        for plugin in plugins {
+            self.add(plugin);
+        }
+        let ids = plugins.iter().map(|p| p.id.parse().unwrap()).collect();
+        let registry = Registry::open(self.registry.path()).unwrap();
+        build_registry(&registry, self.site.path(), Scope::Plugins(ids), jiff::Timestamp::now()).unwrap();
+    }
+
     /// The trusted root to pin.
     pub fn root(&self) -> Vec<u8> {
         std::fs::read(self.site.path().join("metadata/1.root.json")).unwrap()

@@ -40,7 +40,7 @@ fn arb_release(version: &'static str) -> impl Strategy<Value = IndexRelease> {
 fn arb_doc(plugin: &'static str) -> impl Strategy<Value = IndexDoc> {
     prop::sample::subsequence(VERSIONS.to_vec(), 0..=3)
         .prop_flat_map(|versions| versions.into_iter().map(arb_release).collect::<Vec<_>>())
-        .prop_map(move |releases| IndexDoc { id: id(plugin), name: plugin.into(), releases })
+        .prop_map(move |releases| IndexDoc { id: id(plugin), name: plugin.into(), releases, prefetch: Vec::new() })
 }
 
 fn arb_case() -> impl Strategy<Value = (Vec<IndexDoc>, Request)> {

@@ -22,6 +22,22 @@
 //! never trust. Every TUF check is kept: the bins are loaded by
 //! [`crate::trust::Updater::prefetch_delegations`] as before, in the same order.
 //!
+//! # Two waves whatever the depth: prefetch hints
+//!
+//! Each index doc names the dependency closure of its likely release as the builder
+//! saw it ([`IndexDoc::prefetch`], at most [`PREFETCH_MAX`], nearest first). When this
+//! prefetch follows the release the hint was made from (the doc's
+//! [`likely_release`] without requirements), the docs the hint names join the next
+//! wave with the doc's direct dependencies: a graph of any depth arrives in two waves,
+//! the requested docs, then the rest. The hint is signed by the bins role like the rest
+//! of the doc, but it is trusted for nothing: it only moves requests earlier. Each
+//! hinted doc is read under its own bin and followed by its own likely release, a
+//! stale hint (a dependency's later release needs more) leaves the rest to the next
+//! wave, and a hostile one costs at most [`PREFETCH_MAX`] doc requests per doc (and
+//! each hinted doc's envelope), never a plugin the resolver did not choose. A wave's
+//! docs are read in wave order (direct dependencies before the hinted ones below
+//! them), so the requirements met on a hinted plugin are known when its doc is read.
+//!
 //! The other documents of a wave (blocklist, advisories, publisher records), whose
 //! roles the wave loads too, and the developer envelope of each doc's likely release
 //! (vouched for by the verified doc; what verifying that release reads first) are
@@ -48,7 +64,7 @@ use std::time::{Duration, Instant};
 use semver::VersionReq;
 use trellis_schema::PluginId;
 use trellis_schema::id::VendorId;
-use trellis_schema::index::{IndexDoc, IndexRelease};
+use trellis_schema::index::{IndexDoc, PREFETCH_MAX, likely_release};
 use trellis_schema::target::index_alias_path;
 
 use super::{
@@ -90,26 +106,6 @@ const _: () = assert!(BACKGROUND_DOWNLOADS + DELEGATION_DOWNLOADS <= crate::tran
 
 /// The least time a wave waits for its aliases after its bins arrived.
 pub const ALIAS_GRACE: Duration = Duration::from_millis(250);
-
-/// The release of `doc` the resolver most likely picks, whose dependencies are fetched
-/// speculatively: among the releases every requirement met so far on the plugin
-/// (`wanted`: the request's, and those of the likely releases that depend on it)
-/// allows, the newest stable, not yanked, not a pre-release (else the newest not
-/// yanked); when none is allowed (a conflict the resolver will report), the same rule
-/// over every release. So `app@^1` follows 1.x's dependencies, not those of a 2.0.0
-/// the resolver cannot pick. Following older releases too would fetch many docs no
-/// resolution needs; when the resolver does pick another release, it hints that
-/// release's dependencies itself.
-fn likely_release<'d>(doc: &'d IndexDoc, wanted: &[VersionReq]) -> Option<&'d IndexRelease> {
-    let newest = |allowed: &dyn Fn(&IndexRelease) -> bool| {
-        let live = || doc.releases.iter().filter(|r| !r.yanked && allowed(r));
-        live()
-            .filter(|r| r.channel == trellis_schema::plugin::Channel::Stable && r.version.pre.is_empty())
-            .max_by(|a, b| a.version.cmp(&b.version))
-            .or_else(|| live().max_by(|a, b| a.version.cmp(&b.version)))
-    };
-    newest(&|r| wanted.iter().all(|req| req.matches(&r.version))).or_else(|| newest(&|_| true))
-}
 
 impl Remotes {
     /// Starts an install or update of `requirements`: in every registry, the
@@ -177,9 +173,14 @@ impl Remotes {
                     extra.push(publisher_target(&id.vendor_id()));
                 }
             }
-            let fetched = closure.wave(wave, std::mem::take(&mut extra));
+            let position: HashMap<PluginId, usize> = wave.iter().enumerate().map(|(n, id)| (id.clone(), n)).collect();
+            let mut fetched = closure.wave(wave, std::mem::take(&mut extra));
+            // In wave order: a doc a hint brought comes after the docs whose likely
+            // releases depend on it, whose requirements on it are then known.
+            fetched.sort_by_key(|doc| position.get(&doc.id).copied().unwrap_or(usize::MAX));
             let docs = lock(&self.docs);
             let mut next = Vec::new();
+            let mut hinted = Vec::new();
             for doc in &fetched {
                 let Some(release) = likely_release(doc, wanted.get(&doc.id).map_or(&[], Vec::as_slice)) else {
                     continue;
@@ -187,15 +188,31 @@ impl Remotes {
                 // Its developer signature, which verifying the release needs first if
                 // the resolver picks it: downloaded with the next wave.
                 closure.pending.push(super::blob_info(&doc.id, &release.envelope));
+                let unseen = |id: &PluginId, seen: &mut HashSet<PluginId>| {
+                    !docs.contains_key(&(registry.clone(), id.clone())) && seen.insert(id.clone())
+                };
                 for dependency in &release.dependencies {
                     wanted.entry(dependency.id.clone()).or_default().push(dependency.version_requirement.clone());
-                    if !docs.contains_key(&(registry.clone(), dependency.id.clone()))
-                        && seen.insert(dependency.id.clone())
-                    {
+                    if unseen(&dependency.id, &mut seen) {
                         next.push(dependency.id.clone());
                     }
                 }
+                // The builder's hint names the closure below this doc, made from the
+                // release it follows without requirements: when this prefetch follows
+                // that release too, the whole closure comes with the next wave instead
+                // of a wave per level. Whatever the hint says, each doc is read under
+                // its own bin, and only the resolver decides what is installed.
+                if likely_release(doc, &[]).is_some_and(|r| r.version == release.version) {
+                    for id in doc.prefetch.iter().take(PREFETCH_MAX) {
+                        if unseen(id, &mut seen) {
+                            hinted.push(id.clone());
+                        }
+                    }
+                }
             }
+            // The direct dependencies first: the hinted docs deeper down are read
+            // after the docs that name them.
+            next.extend(hinted);
             wave = next;
         }
         closure.finish();

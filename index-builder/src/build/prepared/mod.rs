@@ -25,6 +25,8 @@
 //!   a published release (the published doc, and chain, read only with the SHA-256 the
 //!   live metadata lists: `BuildError::SiteAltered` otherwise), or whose yank or
 //!   rollout is not the registry's;
+//! - an index doc whose prefetch hint is not the one a build makes: the closure of its
+//!   likely release through the prepared docs and the published ones;
 //! - a delta an index doc lists that does not lead from an older release of the same
 //!   doc to the release it is listed under (by its path too), or a published release
 //!   whose deltas gain one (deltas are made once, when their release is first published);
@@ -251,6 +253,7 @@ pub fn sign_prepared(
     if let Some(security) = &security {
         levels::check(&checker, security, now)?;
     }
+    check_hints(&checker.docs.borrow(), &live, config.bin_bits)?;
     // The developer envelopes checked above that the published site does not have.
     for (path, bytes) in checker.envelopes.into_inner() {
         if copied.insert(path.clone()) {
@@ -463,6 +466,25 @@ fn check_catalog_document(target: &str, bytes: &[u8]) -> Result<(), BuildError> 
 /// (published or published with it) to `release`, at the path the layout gives it; a
 /// published release (`published`) keeps exactly its published deltas or fewer (the
 /// builder drops one whose base left the index, never adds one).
+/// Refuses an index doc whose prefetch hint is not the one a build makes: the closure
+/// of its likely release through the prepared docs and the published ones
+/// ([`super::hints`]). A hint decides what clients fetch (never what they install), so
+/// a build job that could choose it could make every client ask for 64 docs it names.
+fn check_hints(docs: &BTreeMap<PluginId, IndexDoc>, live: &PreviousSite, bin_bits: u32) -> Result<(), BuildError> {
+    let hints = super::hints::of_prepared(docs.values(), live, bin_bits);
+    for (id, doc) in docs {
+        let made = hints.of(id);
+        if doc.prefetch != made {
+            let list = |ids: &[PluginId]| ids.iter().map(PluginId::as_str).collect::<Vec<_>>().join(", ");
+            return Err(refuse(
+                site::index_target(id),
+                format!("its prefetch hint names [{}]; a build makes [{}]", list(&doc.prefetch), list(&made)),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_deltas(doc: &IndexDoc, release: &IndexRelease, published: Option<&IndexRelease>) -> Result<(), String> {
     let mut bases = BTreeSet::new();
     for delta in &release.deltas {
