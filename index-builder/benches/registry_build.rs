@@ -148,7 +148,16 @@ fn cpu_nanos() -> u64 {
     0
 }
 
-/// `plan[len / 2]` with the releases the +1 builds add: 99.0.0 by the in-process one,
+/// The plugin the +1 builds grow: the first from the middle of `plan` whose newest
+/// release has at least four dependencies, so that its doc's prefetch hint walks
+/// through published docs as a real release's does (the middle one when none has).
+fn grown_target(plan: &[synth::SynthPlugin]) -> &synth::SynthPlugin {
+    let middle = &plan[plan.len() / 2..];
+    let deep = |p: &&synth::SynthPlugin| p.releases.last().is_some_and(|r| r.dependencies.len() >= 4);
+    middle.iter().find(deep).unwrap_or(&middle[0])
+}
+
+/// [`grown_target`] with the releases the +1 builds add: 99.0.0 by the in-process one,
 /// 100.0.0, 101.0.0, … by the fresh-process ones (each keeps those before it, as the
 /// registry's source tree would).
 fn grown(target: &synth::SynthPlugin, n: u64) -> trellis_index::release::PluginInput {
@@ -204,9 +213,9 @@ struct ChildPlugin {
 }
 
 impl ChildInput {
-    /// The input of a child over the site built from `plan` (it grows the middle plugin).
+    /// The input of a child over the site built from `plan` (it grows [`grown_target`]).
     fn of(plan: &[synth::SynthPlugin]) -> Self {
-        let target = &plan[plan.len() / 2];
+        let target = grown_target(plan);
         Self {
             target: ChildPlugin {
                 id: target.id.clone(),
@@ -300,13 +309,15 @@ fn child(work: &Path, spec: SynthSpec, n: u64) {
     let cpu = cpu_nanos().saturating_sub(cpu_before);
     let rss = proc_status("VmHWM:");
     println!(
-        "{} {} {} {rss}{} ({before} before it; levels {} ms, catalog {:?})",
+        "{} {} {} {rss}{} ({before} before it; levels {} ms, catalog {:?}, hints {} ms over {} published docs)",
         elapsed.as_secs_f64() * 1000.0,
         cpu as f64 / 1e6,
         report.written.len(),
         if reset { "" } else { " (process peak)" },
         report.levels.millis,
-        report.catalog
+        report.catalog,
+        report.hints.millis,
+        report.hints.docs_read
     );
 }
 
@@ -532,7 +543,7 @@ fn main() {
     let spec = SynthSpec { plugins, versions, seed: 42 };
     let plan = synth::plan(spec);
     let stats = synth::shape(&plan);
-    let target = plan[plan.len() / 2].clone();
+    let target = grown_target(&plan).clone();
     synth_site.known = plan.iter().map(|p| p.id.clone()).collect();
     std::fs::write(work.path().join(CHILD_INPUT), serde_json::to_vec(&ChildInput::of(&plan)).unwrap()).unwrap();
     if with_stats {
@@ -556,8 +567,9 @@ fn main() {
         "  of which security levels: {} releases assessed in {} ms, {} buckets bytes",
         full.levels.releases, full.levels.millis, full.levels.bytes
     );
+    println!("  of which prefetch hints: {} ms", full.hints.millis);
 
-    // One new release of a mid-popularity plugin.
+    // One new release of a mid-popularity plugin with dependencies.
     let changed = grown(&target, 0);
     let scope = Scope::Plugins(BTreeSet::from([changed.id.clone()]));
     let started = Instant::now();
@@ -573,6 +585,10 @@ fn main() {
     println!(
         "  of which security levels: {} releases assessed in {} ms",
         incremental.levels.releases, incremental.levels.millis
+    );
+    println!(
+        "  of which prefetch hints: {} ms, {} published docs read",
+        incremental.hints.millis, incremental.hints.docs_read
     );
     println!("speed-up: {:.0}x", full_time.as_secs_f64() / incremental_time.as_secs_f64());
     fresh_process_builds(work.path(), plugins, versions);
