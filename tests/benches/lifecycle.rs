@@ -135,6 +135,16 @@
 //! the server share this VM's two cores. Cold installs at 25 ms were 389–457 ms in the
 //! runs of that morning and 325–372 ms after (not side by side: the server is the
 //! bench's own).
+//!
+//! With the index docs' prefetch hints (2026-12-04; each doc names its likely
+//! release's dependency closure, which the client fetches with the next wave), side by
+//! side with the code before (`TRELLIS_BENCH_BASELINE`, 3 rounds alternating, data
+//! dir on the VM's disk, load ~2): **6 round trips against 10**; at 25 ms per request
+//! 225/224/258 ms against 444/356/496; at 100 ms 685/679/675 ms against
+//! 1,133/1,087/1,086; 187 requests in both; child CPU 107–152 ms against 114–175. The
+//! single runs after them: 233 ms at 25 ms, 686 ms at 100 ms (tmpfs data dir 219 and
+//! 668); strict order 13 round trips; without aliases 9 (a round trip for the first
+//! docs' bins, then the same two waves).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // a bench binary reports on stdout
 
