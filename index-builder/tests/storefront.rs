@@ -1531,6 +1531,44 @@ fn page_data_lives_in_groups_each_rewritten_whole_and_pages_are_redone_from_them
     assert!(!report.written.iter().any(|p| p.starts_with("plugins/")), "{:?}", report.written);
     assert_same_pages(&html_pages(&site_dir), &pages_now);
 
+    // A bucket state an older trellis-index kept (each digest of the decoded summary
+    // serialized again) redoes no page: a publish that reads the bucket renders what
+    // one that reads nothing does.
+    let rendered_alone = storefront::publish(&site_dir, job(Prepared::default())).unwrap().rendered;
+    let bucket_name = format!("records-{:02x}.json", trellis_schema::catalog::record_bucket(&y_id));
+    let state =
+        serde_json::from_slice::<Value>(&std::fs::read(site_dir.join("_storefront/state.json")).unwrap()).unwrap();
+    let sha256 = state["buckets"][format!("catalog/{bucket_name}")].as_str().unwrap().to_owned();
+    let records: Value = serde_json::from_slice(
+        &std::fs::read(site_dir.join(format!("targets/catalog/{sha256}.{bucket_name}"))).unwrap(),
+    )
+    .unwrap();
+    let reviews = &state["reviews"];
+    let legacy: BTreeMap<String, String> = records["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|record| {
+            let summary: trellis_schema::catalog::PluginSummary =
+                serde_json::from_value(record["summary"].clone()).unwrap();
+            let mut bytes = serde_json::to_vec(&summary).unwrap();
+            bytes.extend_from_slice(reviews[summary.id.as_str()].as_str().unwrap_or_default().as_bytes());
+            (summary.id.to_string(), trellis_schema::Sha256::of(&bytes).to_hex())
+        })
+        .collect();
+    assert_eq!(legacy.len(), in_bucket.len());
+    let digests_now: BTreeMap<String, String> = serde_json::from_slice(&std::fs::read(&bucket_state).unwrap()).unwrap();
+    // The builder writes each summary as serde serializes it: the digests of the
+    // summaries as published are those an older trellis-index kept.
+    assert_eq!(digests_now, legacy);
+    forget_bucket();
+    std::fs::write(&bucket_state, serde_json::to_vec(&legacy).unwrap()).unwrap();
+    let report = storefront::publish(&site_dir, job(Prepared::default())).unwrap();
+    assert_eq!(report.rendered, rendered_alone, "pages redone for a legacy bucket state");
+    let moved: BTreeMap<String, String> = serde_json::from_slice(&std::fs::read(&bucket_state).unwrap()).unwrap();
+    assert_eq!(moved, digests_now);
+    assert_same_pages(&html_pages(&site_dir), &pages_now);
+
     // A group that does not parse: its plugins of that bucket are read from their
     // packages instead (exactly those), the pages the same.
     std::fs::write(site_dir.join(group_of(&y)), "{").unwrap();

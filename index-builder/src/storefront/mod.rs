@@ -72,6 +72,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use trellis_client::fs::FsError;
 use trellis_schema::catalog::{self, CatalogHead, PluginSummary};
 use trellis_schema::{PluginId, Sha256};
@@ -504,9 +505,21 @@ fn site_catalog<'t>(
     Ok(SiteCatalog { head, head_path, shards, buckets, listings, reviews, levels: by_number })
 }
 
-/// What a plugin page shows from the catalog: its summary and its reviews document.
-fn record_digest(summary: &PluginSummary, reviews: Option<&Sha256>) -> String {
-    let mut bytes = serde_json::to_vec(summary).unwrap_or_default();
+/// What a plugin page shows from the catalog: its summary as published and its
+/// reviews document. (A bucket splices unchanged records' bytes as they were, so an
+/// unchanged summary keeps its digest.)
+fn record_digest(summary: &RawValue, reviews: Option<&Sha256>) -> String {
+    digest_with_reviews(summary.get().as_bytes().to_vec(), reviews)
+}
+
+/// [`record_digest`] as an older trellis-index made it: of the decoded summary
+/// serialized again. Kept digests of that kind are compared with it until the next
+/// state of their bucket replaces them.
+fn legacy_record_digest(summary: &PluginSummary, reviews: Option<&Sha256>) -> String {
+    digest_with_reviews(serde_json::to_vec(summary).unwrap_or_default(), reviews)
+}
+
+fn digest_with_reviews(mut bytes: Vec<u8>, reviews: Option<&Sha256>) -> String {
     if let Some(reviews) = reviews {
         bytes.extend_from_slice(reviews.to_hex().as_bytes());
     }
@@ -549,19 +562,21 @@ fn listing_page_path(target: &str) -> Option<String> {
 }
 
 /// The summaries of a record bucket the build just wrote (the signed catalog role
-/// lists it): only what pages show is decoded, the records' terms (most of their
-/// bytes) are skipped.
-fn summaries_of(target: &str, bytes: &[u8]) -> Result<Vec<PluginSummary>, StorefrontError> {
+/// lists it), each as its published bytes: the records' terms (most of their bytes)
+/// are skipped, and no summary is decoded here.
+fn bucket_summaries<'b>(target: &str, bytes: &'b [u8]) -> Result<Vec<&'b RawValue>, StorefrontError> {
     #[derive(Deserialize)]
-    struct Record {
-        summary: PluginSummary,
+    struct Record<'b> {
+        #[serde(borrow)]
+        summary: &'b RawValue,
     }
     #[derive(Deserialize)]
-    struct Bucket {
+    struct Bucket<'b> {
         format: u32,
-        records: Vec<Record>,
+        #[serde(borrow)]
+        records: Vec<Record<'b>>,
     }
-    let bucket: Bucket =
+    let bucket: Bucket<'b> =
         serde_json::from_slice(bytes).map_err(|e| StorefrontError::Catalog(format!("{target}: {e}")))?;
     if bucket.format != catalog::CATALOG_FORMAT {
         return Err(StorefrontError::Catalog(format!(
@@ -573,10 +588,38 @@ fn summaries_of(target: &str, bytes: &[u8]) -> Result<Vec<PluginSummary>, Storef
     Ok(bucket.records.into_iter().map(|r| r.summary).collect())
 }
 
+/// The plugin a summary (as published) is of, without decoding the rest of it.
+fn summary_id(target: &str, summary: &RawValue) -> Result<PluginId, StorefrontError> {
+    #[derive(Deserialize)]
+    struct Id {
+        id: PluginId,
+    }
+    serde_json::from_str::<Id>(summary.get())
+        .map(|s| s.id)
+        .map_err(|e| StorefrontError::Catalog(format!("{target}: a record's summary: {e}")))
+}
+
+fn decode_summary(target: &str, summary: &RawValue) -> Result<PluginSummary, StorefrontError> {
+    serde_json::from_str(summary.get())
+        .map_err(|e| StorefrontError::Catalog(format!("{target}: a record's summary: {e}")))
+}
+
+/// What [`changes`] found in one record bucket.
+struct BucketChanges {
+    bucket: u32,
+    /// The decoded summaries: the plugins whose page may be redone.
+    summaries: Vec<PluginSummary>,
+    /// Plugins whose record differs from the kept one, or that the bucket lost.
+    changed: Vec<PluginId>,
+    /// The new digest of each of its records.
+    digests: BTreeMap<PluginId, String>,
+}
+
 /// Which plugins changed since the storefront last rendered, read from the record
 /// buckets whose document changed (all of them when `everything`).
 struct Changes {
-    /// Current summaries of the plugins of the buckets read.
+    /// Current summaries of the plugins of the buckets read whose page may be redone:
+    /// those changed, loaded or whose levels moved (every one when `everything`).
     records: BTreeMap<PluginId, PluginSummary>,
     /// Plugins whose page must be redone (or removed when not in `records`).
     changed: BTreeSet<PluginId>,
@@ -607,13 +650,11 @@ fn changes(
         .map(|(id, _)| *id)
         .chain(old.reviews.keys().filter(|id| !reviews_now.contains_key(id)));
     wanted.extend(reviews_changed.chain(loaded).chain(levels_moved).map(catalog::record_bucket));
-    let read: Vec<(u32, Vec<PluginSummary>, BTreeMap<PluginId, String>)> = wanted
+    // Each bucket's summaries as published, digested as they are: only those of the
+    // plugins whose page is redone are decoded (every one when `everything`).
+    let read: Vec<BucketChanges> = wanted
         .par_iter()
         .map(|bucket| {
-            let records = match site.buckets.get(bucket) {
-                Some((target, doc)) => summaries_of(target, &doc.read(site_dir)?)?,
-                None => Vec::new(),
-            };
             let kept: BTreeMap<PluginId, String> = if everything {
                 BTreeMap::new()
             } else {
@@ -622,22 +663,55 @@ fn changes(
                     .and_then(|bytes| serde_json::from_slice(&bytes).ok())
                     .unwrap_or_default()
             };
-            Ok((*bucket, records, kept))
+            let Some((target, doc)) = site.buckets.get(bucket) else {
+                return Ok(BucketChanges {
+                    bucket: *bucket,
+                    summaries: Vec::new(),
+                    changed: kept.into_keys().collect(),
+                    digests: BTreeMap::new(),
+                });
+            };
+            let bytes = doc.read(site_dir)?;
+            let mut out =
+                BucketChanges { bucket: *bucket, summaries: Vec::new(), changed: Vec::new(), digests: BTreeMap::new() };
+            for raw in bucket_summaries(target, &bytes)? {
+                let id = summary_id(target, raw)?;
+                let reviews = site.reviews.get(&id).map(|d| &d.sha256);
+                let digest = record_digest(raw, reviews);
+                let mut summary = None;
+                let same = match kept.get(&id) {
+                    None => false,
+                    Some(before) if *before == digest => true,
+                    // A changed record (decoded anyway: its page is redone), or one
+                    // kept by an older trellis-index, whose digest was of the decoded
+                    // summary serialized again.
+                    Some(before) => {
+                        let decoded = decode_summary(target, raw)?;
+                        let same = *before == legacy_record_digest(&decoded, reviews);
+                        summary = Some(decoded);
+                        same
+                    }
+                };
+                if !same {
+                    out.changed.push(id.clone());
+                }
+                if everything || !same || loaded.contains(&id) || levels_moved.contains(&id) {
+                    let summary = match summary {
+                        Some(summary) => summary,
+                        None => decode_summary(target, raw)?,
+                    };
+                    out.summaries.push(summary);
+                }
+                out.digests.insert(id, digest);
+            }
+            out.changed.extend(kept.into_keys().filter(|id| !out.digests.contains_key(id)));
+            Ok(out)
         })
         .collect::<Result<_, StorefrontError>>()?;
     let mut out = Changes { records: BTreeMap::new(), changed: loaded.clone(), bucket_states: BTreeMap::new() };
-    for (bucket, records, kept) in read {
-        let mut digests = BTreeMap::new();
-        for summary in records {
-            let id = summary.id.clone();
-            let digest = record_digest(&summary, site.reviews.get(&id).map(|d| &d.sha256));
-            if kept.get(&id) != Some(&digest) {
-                out.changed.insert(id.clone());
-            }
-            digests.insert(id.clone(), digest);
-            out.records.insert(id, summary);
-        }
-        out.changed.extend(kept.into_keys().filter(|id| !digests.contains_key(id)));
+    for BucketChanges { bucket, summaries, changed, digests } in read {
+        out.changed.extend(changed);
+        out.records.extend(summaries.into_iter().map(|s| (s.id.clone(), s)));
         out.bucket_states.insert(bucket, digests);
     }
     // A plugin whose levels moved: its page, publisher page and cards show them.
