@@ -224,6 +224,16 @@ pub fn likely_among<'r, R>(
     facts: impl Fn(&R) -> (&semver::Version, Channel, bool),
     wanted: &[semver::VersionReq],
 ) -> Option<&'r R> {
+    likely_allowed(releases, facts, |version| wanted.iter().all(|req| req.matches(version)))
+}
+
+/// [`likely_among`] with the requirements as a test of a version (`allowed`: every
+/// requirement met on the plugin matches it).
+pub fn likely_allowed<R>(
+    releases: &[R],
+    facts: impl Fn(&R) -> (&semver::Version, Channel, bool),
+    allowed: impl Fn(&semver::Version) -> bool,
+) -> Option<&R> {
     let newest = |allowed: &dyn Fn(&semver::Version) -> bool| {
         let live = || {
             releases.iter().filter(|r| {
@@ -240,7 +250,7 @@ pub fn likely_among<'r, R>(
             .max_by(by_version)
             .or_else(|| live().max_by(by_version))
     };
-    newest(&|v| wanted.iter().all(|req| req.matches(v))).or_else(|| newest(&|_| true))
+    newest(&allowed).or_else(|| newest(&|_| true))
 }
 
 #[cfg(test)]

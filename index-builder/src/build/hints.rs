@@ -8,8 +8,11 @@
 //! follows), breadth first (nearest first), at most [`PREFETCH_MAX`], never the plugin
 //! itself ([`IndexDoc::prefetch`]). The closure runs through the plugins of this build
 //! as they are now and, in an incremental build, through the docs the site publishes
-//! for the others (read under the SHA-256 their bins list, each once, a level of all
-//! the walks at a time).
+//! for the others (read under the SHA-256 their bins list, each once, a level of
+//! [`WALKS_AT_ONCE`] walks at a time). Plugins are numbered as the walks meet them and
+//! each release's dependencies resolved to numbers once, so a walk is a few hundred
+//! integers and a full build's 300k walks cost seconds, not the half-minute walks over
+//! ids and cloned requirements took.
 //!
 //! A hint is advice about what to fetch, not what to install; it is made when its doc
 //! is written and goes stale when a dependency's closure changes later (the client
@@ -17,13 +20,14 @@
 //! published doc that cannot be read (gone, altered, unparsable: `verify` reports
 //! those) ends the walk there, named by the hint, what lies beyond it not.
 
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::HashMap;
 
 use rayon::prelude::*;
-use semver::VersionReq;
+use semver::{Version, VersionReq};
 use trellis_schema::PluginId;
-use trellis_schema::index::{IndexDoc, PREFETCH_MAX, likely_among, likely_release};
-use trellis_schema::plugin::Dependency;
+use trellis_schema::index::{IndexDoc, PREFETCH_MAX, likely_allowed};
+use trellis_schema::plugin::{Channel, Dependency};
 
 use super::previous::PreviousSite;
 use crate::release::PluginInput;
@@ -40,89 +44,188 @@ pub struct HintsWork {
 /// The hint of every plugin of a build.
 #[derive(Debug, Default)]
 pub(super) struct Hints {
-    by_plugin: HashMap<PluginId, Vec<PluginId>>,
+    /// Every plugin the walks met, by number: the build's plugins first.
+    ids: Vec<PluginId>,
+    numbers: HashMap<PluginId, u32>,
+    /// The hint of each of the build's plugins, by number.
+    hints: Vec<Vec<u32>>,
     pub(super) work: HintsWork,
 }
 
 impl Hints {
     /// The hint of `id` (empty when its likely release depends on nothing).
     pub(super) fn of(&self, id: &PluginId) -> Vec<PluginId> {
-        self.by_plugin.get(id).cloned().unwrap_or_default()
+        let Some(hint) = self.numbers.get(id).and_then(|n| self.hints.get(*n as usize)) else { return Vec::new() };
+        hint.iter().map(|n| self.ids[*n as usize].clone()).collect()
     }
 }
 
-/// A plugin the walks go through.
-enum Node<'a> {
-    /// Built now: its releases as this build publishes them.
-    Built(&'a PluginInput),
-    /// Its doc as a prepared build made it (what `sign-prepared` checks).
-    Prepared(&'a IndexDoc),
-    /// Published by the site and not part of this build.
-    Published(IndexDoc),
-    /// Not in this build, and its published doc could not be read (or the site does
-    /// not list it): the walk ends there.
-    Unknown,
+/// A plugin as the walks read it: its releases, each dependency by number.
+enum Plugin<'a> {
+    /// Outside the build, its published doc not read yet.
+    Unread,
+    /// Its releases (none when its published doc could not be read, or the site does
+    /// not list it: the walks end there), and the one a client's prefetch follows
+    /// with no requirement on the plugin.
+    Read { releases: Vec<Release<'a>>, likely: Option<usize> },
 }
 
-impl Node<'_> {
-    /// The dependencies of the release a client's prefetch follows under `wanted`.
-    fn dependencies(&self, wanted: &[VersionReq]) -> &[Dependency] {
-        match self {
-            Node::Built(plugin) => {
-                likely_among(&plugin.releases, |r| (&r.manifest.version, r.manifest.channel, r.yanked), wanted)
-                    .map_or(&[], |r| &r.manifest.dependencies)
-            }
-            Node::Prepared(doc) => likely_release(doc, wanted).map_or(&[], |r| &r.dependencies),
-            Node::Published(doc) => likely_release(doc, wanted).map_or(&[], |r| &r.dependencies),
-            Node::Unknown => &[],
+struct Release<'a> {
+    version: Cow<'a, Version>,
+    channel: Channel,
+    yanked: bool,
+    dependencies: Vec<(u32, Cow<'a, VersionReq>)>,
+}
+
+impl Release<'_> {
+    fn facts(&self) -> (&Version, Channel, bool) {
+        (&self.version, self.channel, self.yanked)
+    }
+}
+
+/// Where a requirement met on a plugin is written: the plugin, release and
+/// dependency that name it.
+type Requirement = (u32, u32, u32);
+
+/// The plugins the walks go through, numbered as they are met.
+#[derive(Default)]
+struct Graph<'a> {
+    ids: Vec<PluginId>,
+    numbers: HashMap<PluginId, u32>,
+    plugins: Vec<Plugin<'a>>,
+}
+
+impl<'a> Graph<'a> {
+    fn number(&mut self, id: &PluginId) -> u32 {
+        if let Some(number) = self.numbers.get(id) {
+            return *number;
         }
+        let number = u32::try_from(self.ids.len()).expect("fewer than 2^32 plugins");
+        self.ids.push(id.clone());
+        self.numbers.insert(id.clone(), number);
+        self.plugins.push(Plugin::Unread);
+        number
+    }
+
+    /// Sets what `number` is read as: `releases` as (version, channel, yanked,
+    /// dependencies).
+    fn read<I>(&mut self, number: u32, releases: impl Iterator<Item = I>, facts: impl Fn(I) -> ReleaseParts<'a>) {
+        let releases: Vec<Release<'a>> = releases
+            .map(|release| {
+                let (version, channel, yanked, dependencies) = facts(release);
+                let dependencies = dependencies.map(|(id, req)| (self.number(&id), req)).collect();
+                Release { version, channel, yanked, dependencies }
+            })
+            .collect();
+        let likely = likely_allowed(&releases, Release::facts, |_| true)
+            .and_then(|found| releases.iter().position(|r| std::ptr::eq(r, found)));
+        self.plugins[number as usize] = Plugin::Read { releases, likely };
+    }
+
+    fn requirement(&self, (plugin, release, dependency): Requirement) -> &VersionReq {
+        let Plugin::Read { releases, .. } = &self.plugins[plugin as usize] else {
+            unreachable!("a requirement is met only on the way from a plugin read")
+        };
+        &releases[release as usize].dependencies[dependency as usize].1
+    }
+
+    /// The release of `plugin` a client's prefetch follows under `wanted`, by index.
+    fn likely(&self, plugin: u32, wanted: &[Requirement]) -> Option<(u32, &Release<'a>)> {
+        let Plugin::Read { releases, likely } = &self.plugins[plugin as usize] else { return None };
+        let allowed = |version: &Version| wanted.iter().all(|w| self.requirement(*w).matches(version));
+        // The newest of all is the one when every requirement allows it.
+        let index = match likely {
+            Some(index) if allowed(&releases[*index].version) => *index,
+            _ => {
+                let found = likely_allowed(releases, Release::facts, allowed)?;
+                releases.iter().position(|r| std::ptr::eq(r, found))?
+            }
+        };
+        Some((u32::try_from(index).ok()?, &releases[index]))
     }
 }
 
-/// One plugin's walk: the plugins met (its hint), the requirements met on each, and
-/// the level it is at.
+/// A release as [`Graph::read`] takes it: version, channel, yanked, dependencies.
+type ReleaseParts<'a> =
+    (Cow<'a, Version>, Channel, bool, Box<dyn Iterator<Item = (PluginId, Cow<'a, VersionReq>)> + 'a>);
+
+fn borrowed(dependencies: &[Dependency]) -> Box<dyn Iterator<Item = (PluginId, Cow<'_, VersionReq>)> + '_> {
+    Box::new(dependencies.iter().map(|d| (d.id.clone(), Cow::Borrowed(&d.version_requirement))))
+}
+
+/// One plugin's walk: the plugins met (the root, then its hint, level by level) and
+/// the requirements met on each.
 struct Walk {
-    root: PluginId,
-    hint: Vec<PluginId>,
-    seen: HashSet<PluginId>,
-    wanted: HashMap<PluginId, Vec<VersionReq>>,
-    level: Vec<PluginId>,
+    met: Vec<u32>,
+    wanted: Vec<Vec<Requirement>>,
+    /// Where the level to walk next is in `met`.
+    level: std::ops::Range<usize>,
 }
 
 impl Walk {
-    fn new(root: &PluginId) -> Self {
-        Self {
-            root: root.clone(),
-            hint: Vec::new(),
-            seen: HashSet::from([root.clone()]),
-            wanted: HashMap::new(),
-            level: vec![root.clone()],
-        }
+    fn new(root: u32) -> Self {
+        Self { met: vec![root], wanted: vec![Vec::new()], level: 0..1 }
+    }
+
+    /// The plugins of the next level.
+    fn level(&self) -> &[u32] {
+        &self.met[self.level.clone()]
     }
 
     /// Goes one level down: the dependencies of the level's likely releases not met
     /// before, in order, until the hint is full.
-    fn step(&mut self, nodes: &HashMap<PluginId, Node<'_>>) {
-        let mut next = Vec::new();
-        for id in std::mem::take(&mut self.level) {
-            let wanted = self.wanted.get(&id).map_or(&[][..], Vec::as_slice);
-            let dependencies = nodes.get(&id).map_or(&[][..], |node| node.dependencies(wanted));
-            for dependency in dependencies {
-                self.wanted.entry(dependency.id.clone()).or_default().push(dependency.version_requirement.clone());
-                if self.hint.len() < PREFETCH_MAX && self.seen.insert(dependency.id.clone()) {
-                    self.hint.push(dependency.id.clone());
-                    next.push(dependency.id.clone());
-                }
+    fn step(&mut self, graph: &Graph<'_>) {
+        let level = self.level.clone();
+        for position in level.clone() {
+            let plugin = self.met[position];
+            let Some((release, found)) = graph.likely(plugin, &self.wanted[position]) else { continue };
+            for (k, (dependency, _)) in found.dependencies.iter().enumerate() {
+                let at = match self.met.iter().position(|m| m == dependency) {
+                    Some(at) => at,
+                    // The hint is full: a requirement on a plugin it leaves out
+                    // changes nothing.
+                    None if self.met.len() > PREFETCH_MAX => continue,
+                    None => {
+                        self.met.push(*dependency);
+                        self.wanted.push(Vec::new());
+                        self.met.len() - 1
+                    }
+                };
+                self.wanted[at].push((plugin, release, u32::try_from(k).unwrap_or(u32::MAX)));
             }
         }
-        self.level = next;
+        self.level = level.end..self.met.len();
+    }
+
+    fn hint(mut self) -> Vec<u32> {
+        self.met.remove(0);
+        self.met
     }
 }
+
+/// How many walks run together: each level's published docs are read at once for
+/// all of them, and their state is bounded (a full build has hundreds of thousands).
+const WALKS_AT_ONCE: usize = 8192;
 
 /// The hint of every plugin in `plugins`, walking through the docs `previous`
 /// publishes (hash bins of `bin_bits`) for the plugins outside the build.
 pub(super) fn compute(plugins: &[PluginInput], previous: Option<&PreviousSite>, bin_bits: u32) -> Hints {
-    walk(plugins.iter().map(|p| (p.id.clone(), Node::Built(p))).collect(), previous, bin_bits)
+    compute_at_once(plugins, previous, bin_bits, WALKS_AT_ONCE)
+}
+
+fn compute_at_once(plugins: &[PluginInput], previous: Option<&PreviousSite>, bin_bits: u32, at_once: usize) -> Hints {
+    let mut graph = Graph::default();
+    for plugin in plugins {
+        graph.number(&plugin.id);
+    }
+    for plugin in plugins {
+        let number = graph.numbers[&plugin.id];
+        graph.read(number, plugin.releases.iter(), |r| {
+            let m = &r.manifest;
+            (Cow::Borrowed(&m.version), m.channel, r.yanked, borrowed(&m.dependencies))
+        });
+    }
+    walk(graph, plugins.len(), previous, bin_bits, at_once)
 }
 
 /// The hint a build makes for each of `docs`, the docs of a prepared build, walking
@@ -133,57 +236,90 @@ pub(super) fn of_prepared<'a>(
     previous: &PreviousSite,
     bin_bits: u32,
 ) -> Hints {
-    walk(docs.map(|doc| (doc.id.clone(), Node::Prepared(doc))).collect(), Some(previous), bin_bits)
-}
-
-/// The hint of every plugin of `nodes`, which it starts from.
-fn walk(mut nodes: HashMap<PluginId, Node<'_>>, previous: Option<&PreviousSite>, bin_bits: u32) -> Hints {
-    let started = std::time::Instant::now();
-    let mut walks: Vec<Walk> = nodes.keys().map(Walk::new).collect();
-    let mut docs_read = 0;
-    while walks.iter().any(|w| !w.level.is_empty()) {
-        // The published docs this level needs, read together.
-        let missing: HashSet<&PluginId> =
-            walks.iter().flat_map(|w| &w.level).filter(|id| !nodes.contains_key(*id)).collect();
-        let missing: Vec<PluginId> = missing.into_iter().cloned().collect();
-        let read = read_published(previous, &missing, bin_bits);
-        docs_read += read.iter().filter(|(_, node)| matches!(node, Node::Published(_))).count();
-        nodes.extend(read);
-        walks.par_iter_mut().for_each(|walk| walk.step(&nodes));
+    let docs: Vec<&IndexDoc> = docs.collect();
+    let mut graph = Graph::default();
+    for doc in &docs {
+        graph.number(&doc.id);
     }
-    let by_plugin = walks.into_iter().filter(|w| !w.hint.is_empty()).map(|w| (w.root, w.hint)).collect();
-    let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    Hints { by_plugin, work: HintsWork { docs_read, millis } }
+    for doc in &docs {
+        let number = graph.numbers[&doc.id];
+        graph.read(number, doc.releases.iter(), |r| {
+            (Cow::Borrowed(&r.version), r.channel, r.yanked, borrowed(&r.dependencies))
+        });
+    }
+    walk(graph, docs.len(), Some(previous), bin_bits, WALKS_AT_ONCE)
 }
 
-/// The published docs of `ids`, each [`Node::Unknown`] where it cannot be read.
-fn read_published<'a>(previous: Option<&PreviousSite>, ids: &[PluginId], bin_bits: u32) -> Vec<(PluginId, Node<'a>)> {
-    let unknown = || ids.iter().map(|id| (id.clone(), Node::Unknown)).collect();
-    let Some(previous) = previous.filter(|_| !ids.is_empty()) else { return unknown() };
+/// The hints of the first `roots` plugins of `graph`, `at_once` walks at a time.
+fn walk(mut graph: Graph<'_>, roots: usize, previous: Option<&PreviousSite>, bin_bits: u32, at_once: usize) -> Hints {
+    let started = std::time::Instant::now();
+    let mut docs_read = 0;
+    let mut hints = Vec::with_capacity(roots);
+    let roots: Vec<u32> = (0..u32::try_from(roots).expect("fewer than 2^32 plugins")).collect();
+    for chunk in roots.chunks(at_once) {
+        let mut walks: Vec<Walk> = chunk.iter().map(|root| Walk::new(*root)).collect();
+        while walks.iter().any(|w| !w.level.is_empty()) {
+            // The published docs this level needs, read together.
+            let mut unread: Vec<u32> = (walks.iter().flat_map(Walk::level))
+                .filter(|n| matches!(graph.plugins[**n as usize], Plugin::Unread))
+                .copied()
+                .collect();
+            unread.sort_unstable();
+            unread.dedup();
+            if !unread.is_empty() {
+                let ids: Vec<PluginId> = unread.iter().map(|n| graph.ids[*n as usize].clone()).collect();
+                for (number, doc) in unread.into_iter().zip(read_published(previous, &ids, bin_bits)) {
+                    let releases = doc.map(|doc| {
+                        docs_read += 1;
+                        doc.releases
+                    });
+                    graph.read(number, releases.into_iter().flatten(), |r| {
+                        let dependencies =
+                            r.dependencies.into_iter().map(|d| (d.id, Cow::Owned(d.version_requirement)));
+                        (
+                            Cow::Owned(r.version),
+                            r.channel,
+                            r.yanked,
+                            Box::new(dependencies) as Box<dyn Iterator<Item = _>>,
+                        )
+                    });
+                }
+            }
+            walks.par_iter_mut().for_each(|walk| walk.step(&graph));
+        }
+        hints.extend(walks.into_iter().map(Walk::hint));
+    }
+    let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let Graph { ids, numbers, .. } = graph;
+    Hints { ids, numbers, hints, work: HintsWork { docs_read, millis } }
+}
+
+/// The published docs of `ids`, in order, each `None` where it cannot be read.
+fn read_published(previous: Option<&PreviousSite>, ids: &[PluginId], bin_bits: u32) -> Vec<Option<IndexDoc>> {
+    let Some(previous) = previous else { return ids.iter().map(|_| None).collect() };
     let listed = match previous.published_docs_of(ids.iter(), bin_bits) {
         Ok(listed) => listed,
         Err(error) => {
             tracing::warn!(%error, "prefetch hints: the published bins could not be read; the hints end there");
-            return unknown();
+            return ids.iter().map(|_| None).collect();
         }
     };
     ids.par_iter()
         .map(|id| {
-            let Some(sha256) = listed.get(id) else { return (id.clone(), Node::Unknown) };
-            match previous.index_doc(id, sha256) {
-                Ok(doc) => (id.clone(), Node::Published(doc)),
-                Err(error) => {
+            let sha256 = listed.get(id)?;
+            previous
+                .index_doc(id, sha256)
+                .inspect_err(|error| {
                     tracing::warn!(plugin = %id, %error, "prefetch hints: a published index doc could not be read; the hints end there");
-                    (id.clone(), Node::Unknown)
-                }
-            }
+                })
+                .ok()
         })
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::VecDeque;
+    use std::collections::{HashSet, VecDeque};
 
     use proptest::prelude::*;
     use trellis_schema::plugin::Channel;
@@ -325,8 +461,11 @@ mod tests {
         #[test]
         fn every_hint_is_the_breadth_first_walk_of_its_plugin_alone(plugins in graph()) {
             let hints = compute(&plugins, None, 2);
+            // Walked a few at a time, as a full build's hundreds of thousands are.
+            let in_chunks = compute_at_once(&plugins, None, 2, 5);
             for plugin in &plugins {
                 prop_assert_eq!(hints.of(&plugin.id), reference(&plugins, &plugin.id), "{}", plugin.id);
+                prop_assert_eq!(in_chunks.of(&plugin.id), hints.of(&plugin.id), "{}", plugin.id);
             }
         }
     }
