@@ -107,12 +107,25 @@ impl<'a> Graph<'a> {
         number
     }
 
-    /// Sets what `number` is read as: `releases` as (version, channel, yanked,
-    /// dependencies).
-    fn read<I>(&mut self, number: u32, releases: impl Iterator<Item = I>, facts: impl Fn(I) -> ReleaseParts<'a>) {
+    /// A graph whose first plugins are `roots`, numbered in order.
+    fn with_roots<'r>(roots: impl Iterator<Item = &'r PluginId>) -> Self {
+        let mut graph = Self::default();
+        for (n, id) in roots.enumerate() {
+            let number = graph.number(id);
+            debug_assert_eq!(number as usize, n, "{id} is a root twice");
+        }
+        graph
+    }
+
+    /// Sets what `number` is read as: `releases`, each as its version, channel,
+    /// yanked flag and dependencies.
+    fn read<'d, R, D>(&mut self, number: u32, releases: R)
+    where
+        R: Iterator<Item = (Cow<'a, Version>, Channel, bool, D)>,
+        D: Iterator<Item = (Cow<'d, PluginId>, Cow<'a, VersionReq>)>,
+    {
         let releases: Vec<Release<'a>> = releases
-            .map(|release| {
-                let (version, channel, yanked, dependencies) = facts(release);
+            .map(|(version, channel, yanked, dependencies)| {
                 let dependencies = dependencies.map(|(id, req)| (self.number(&id), req)).collect();
                 Release { version, channel, yanked, dependencies }
             })
@@ -145,12 +158,9 @@ impl<'a> Graph<'a> {
     }
 }
 
-/// A release as [`Graph::read`] takes it: version, channel, yanked, dependencies.
-type ReleaseParts<'a> =
-    (Cow<'a, Version>, Channel, bool, Box<dyn Iterator<Item = (PluginId, Cow<'a, VersionReq>)> + 'a>);
-
-fn borrowed(dependencies: &[Dependency]) -> Box<dyn Iterator<Item = (PluginId, Cow<'_, VersionReq>)> + '_> {
-    Box::new(dependencies.iter().map(|d| (d.id.clone(), Cow::Borrowed(&d.version_requirement))))
+/// `dependencies` as [`Graph::read`] takes them.
+fn borrowed(dependencies: &[Dependency]) -> impl Iterator<Item = (Cow<'_, PluginId>, Cow<'_, VersionReq>)> {
+    dependencies.iter().map(|d| (Cow::Borrowed(&d.id), Cow::Borrowed(&d.version_requirement)))
 }
 
 /// One plugin's walk: the plugins met (the root, then its hint, level by level) and
@@ -214,16 +224,13 @@ pub(super) fn compute(plugins: &[PluginInput], previous: Option<&PreviousSite>, 
 }
 
 fn compute_at_once(plugins: &[PluginInput], previous: Option<&PreviousSite>, bin_bits: u32, at_once: usize) -> Hints {
-    let mut graph = Graph::default();
-    for plugin in plugins {
-        graph.number(&plugin.id);
-    }
-    for plugin in plugins {
-        let number = graph.numbers[&plugin.id];
-        graph.read(number, plugin.releases.iter(), |r| {
+    let mut graph = Graph::with_roots(plugins.iter().map(|p| &p.id));
+    for (number, plugin) in (0..).zip(plugins) {
+        let releases = plugin.releases.iter().map(|r| {
             let m = &r.manifest;
             (Cow::Borrowed(&m.version), m.channel, r.yanked, borrowed(&m.dependencies))
         });
+        graph.read(number, releases);
     }
     walk(graph, plugins.len(), previous, bin_bits, at_once)
 }
@@ -231,21 +238,12 @@ fn compute_at_once(plugins: &[PluginInput], previous: Option<&PreviousSite>, bin
 /// The hint a build makes for each of `docs`, the docs of a prepared build, walking
 /// through them and the docs `previous` publishes for the other plugins: what
 /// `sign-prepared` compares each doc's hint with.
-pub(super) fn of_prepared<'a>(
-    docs: impl Iterator<Item = &'a IndexDoc>,
-    previous: &PreviousSite,
-    bin_bits: u32,
-) -> Hints {
-    let docs: Vec<&IndexDoc> = docs.collect();
-    let mut graph = Graph::default();
-    for doc in &docs {
-        graph.number(&doc.id);
-    }
-    for doc in &docs {
-        let number = graph.numbers[&doc.id];
-        graph.read(number, doc.releases.iter(), |r| {
-            (Cow::Borrowed(&r.version), r.channel, r.yanked, borrowed(&r.dependencies))
-        });
+pub(super) fn of_prepared(docs: &[&IndexDoc], previous: &PreviousSite, bin_bits: u32) -> Hints {
+    let mut graph = Graph::with_roots(docs.iter().map(|doc| &doc.id));
+    for (number, doc) in (0..).zip(docs) {
+        let releases =
+            doc.releases.iter().map(|r| (Cow::Borrowed(&r.version), r.channel, r.yanked, borrowed(&r.dependencies)));
+        graph.read(number, releases);
     }
     walk(graph, docs.len(), Some(previous), bin_bits, WALKS_AT_ONCE)
 }
@@ -273,16 +271,12 @@ fn walk(mut graph: Graph<'_>, roots: usize, previous: Option<&PreviousSite>, bin
                         docs_read += 1;
                         doc.releases
                     });
-                    graph.read(number, releases.into_iter().flatten(), |r| {
+                    let releases = releases.into_iter().flatten().map(|r| {
                         let dependencies =
-                            r.dependencies.into_iter().map(|d| (d.id, Cow::Owned(d.version_requirement)));
-                        (
-                            Cow::Owned(r.version),
-                            r.channel,
-                            r.yanked,
-                            Box::new(dependencies) as Box<dyn Iterator<Item = _>>,
-                        )
+                            (r.dependencies.into_iter()).map(|d| (Cow::Owned(d.id), Cow::Owned(d.version_requirement)));
+                        (Cow::Owned(r.version), r.channel, r.yanked, dependencies)
                     });
+                    graph.read(number, releases);
                 }
             }
             walks.par_iter_mut().for_each(|walk| walk.step(&graph));

@@ -462,16 +462,12 @@ fn check_catalog_document(target: &str, bytes: &[u8]) -> Result<(), BuildError> 
     checked.map_err(|e| refuse(target, e.to_string()))
 }
 
-/// The deltas of `release` in `doc`: each leads from an older release of the same doc
-/// (published or published with it) to `release`, at the path the layout gives it; a
-/// published release (`published`) keeps exactly its published deltas or fewer (the
-/// builder drops one whose base left the index, never adds one).
 /// Refuses an index doc whose prefetch hint is not the one a build makes: the closure
 /// of its likely release through the prepared docs and the published ones
 /// ([`super::hints`]). A hint decides what clients fetch (never what they install), so
 /// a build job that could choose it could make every client ask for 64 docs it names.
 fn check_hints(docs: &BTreeMap<PluginId, IndexDoc>, live: &PreviousSite, bin_bits: u32) -> Result<(), BuildError> {
-    let hints = super::hints::of_prepared(docs.values(), live, bin_bits);
+    let hints = super::hints::of_prepared(&docs.values().collect::<Vec<_>>(), live, bin_bits);
     for (id, doc) in docs {
         let made = hints.of(id);
         if doc.prefetch != made {
@@ -485,6 +481,10 @@ fn check_hints(docs: &BTreeMap<PluginId, IndexDoc>, live: &PreviousSite, bin_bit
     Ok(())
 }
 
+/// The deltas of `release` in `doc`: each leads from an older release of the same doc
+/// (published or published with it) to `release`, at the path the layout gives it; a
+/// published release (`published`) keeps exactly its published deltas or fewer (the
+/// builder drops one whose base left the index, never adds one).
 fn check_deltas(doc: &IndexDoc, release: &IndexRelease, published: Option<&IndexRelease>) -> Result<(), String> {
     let mut bases = BTreeSet::new();
     for delta in &release.deltas {
