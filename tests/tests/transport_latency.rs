@@ -3,10 +3,11 @@
 //! the depth of the dependency graph: one round trip for the requested plugin's doc
 //! and one for the closure its doc names (its prefetch hint; a level per round trip
 //! past what a stale hint names), with bins loaded a level of the delegation tree at a
-//! time and each doc's alias asked for beside its bin. It changes nothing about what is verified: a doc tampered with on the mirror (its
-//! alias and its hashed path) that the resolution needs still fails the install naming
-//! it, and one it only prefetched speculatively does not fail the install at all. The
-//! attacks on the aliases alone are in `transport_alias.rs`.
+//! time and each doc's alias asked for beside its bin. It changes nothing about what
+//! is verified: a doc tampered with on the mirror (its alias and its hashed path) that
+//! the resolution needs still fails the install naming it, and one it only prefetched
+//! speculatively does not fail the install at all. The attacks on the aliases alone
+//! are in `transport_alias.rs`.
 
 #![allow(clippy::unwrap_used)] // setup helpers panic on failure by design
 

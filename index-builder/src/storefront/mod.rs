@@ -506,20 +506,12 @@ fn site_catalog<'t>(
 }
 
 /// What a plugin page shows from the catalog: its summary as published and its
-/// reviews document. (A bucket splices unchanged records' bytes as they were, so an
-/// unchanged summary keeps its digest.)
+/// reviews document. A bucket splices unchanged records' bytes as they were, so an
+/// unchanged summary keeps its digest; and the builder writes a summary as serde
+/// serializes it, so this is the digest an older trellis-index kept, of the decoded
+/// summary serialized again.
 fn record_digest(summary: &RawValue, reviews: Option<&Sha256>) -> String {
-    digest_with_reviews(summary.get().as_bytes().to_vec(), reviews)
-}
-
-/// [`record_digest`] as an older trellis-index made it: of the decoded summary
-/// serialized again. Kept digests of that kind are compared with it until the next
-/// state of their bucket replaces them.
-fn legacy_record_digest(summary: &PluginSummary, reviews: Option<&Sha256>) -> String {
-    digest_with_reviews(serde_json::to_vec(summary).unwrap_or_default(), reviews)
-}
-
-fn digest_with_reviews(mut bytes: Vec<u8>, reviews: Option<&Sha256>) -> String {
+    let mut bytes = summary.get().as_bytes().to_vec();
     if let Some(reviews) = reviews {
         bytes.extend_from_slice(reviews.to_hex().as_bytes());
     }
@@ -678,29 +670,12 @@ fn changes(
                 let id = summary_id(target, raw)?;
                 let reviews = site.reviews.get(&id).map(|d| &d.sha256);
                 let digest = record_digest(raw, reviews);
-                let mut summary = None;
-                let same = match kept.get(&id) {
-                    None => false,
-                    Some(before) if *before == digest => true,
-                    // A changed record (decoded anyway: its page is redone), or one
-                    // kept by an older trellis-index, whose digest was of the decoded
-                    // summary serialized again.
-                    Some(before) => {
-                        let decoded = decode_summary(target, raw)?;
-                        let same = *before == legacy_record_digest(&decoded, reviews);
-                        summary = Some(decoded);
-                        same
-                    }
-                };
+                let same = kept.get(&id) == Some(&digest);
                 if !same {
                     out.changed.push(id.clone());
                 }
                 if everything || !same || loaded.contains(&id) || levels_moved.contains(&id) {
-                    let summary = match summary {
-                        Some(summary) => summary,
-                        None => decode_summary(target, raw)?,
-                    };
-                    out.summaries.push(summary);
+                    out.summaries.push(decode_summary(target, raw)?);
                 }
                 out.digests.insert(id, digest);
             }
