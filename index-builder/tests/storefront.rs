@@ -1569,6 +1569,52 @@ fn page_data_lives_in_groups_each_rewritten_whole_and_pages_are_redone_from_them
     assert_eq!(moved, digests_now);
     assert_same_pages(&html_pages(&site_dir), &pages_now);
 
+    // The same for a levels bucket: each plugin's kept digest is now of its entry as
+    // published; an older trellis-index kept the digest of the entry parsed and
+    // serialized again. A publish that reads the bucket with those redoes no page,
+    // and replaces them; one whose kept digest differs redoes that plugin's pages.
+    let number = trellis_schema::security_level::levels_bucket(&y_id);
+    let kept_levels = site_dir.join(format!("_storefront/levels-{number:02x}.json"));
+    let levels_target = format!("security/levels-{number:02x}.json");
+    let kept_now: BTreeMap<String, Value> = serde_json::from_slice(&std::fs::read(&kept_levels).unwrap()).unwrap();
+    let state =
+        serde_json::from_slice::<Value>(&std::fs::read(site_dir.join("_storefront/state.json")).unwrap()).unwrap();
+    let sha256 = state["levels"][&levels_target].as_str().unwrap().to_owned();
+    let bucket: trellis_schema::security_level::LevelsBucket = serde_json::from_slice(
+        &std::fs::read(site_dir.join(format!("targets/security/{sha256}.levels-{number:02x}.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(kept_now.len(), bucket.plugins.len());
+    assert!(kept_now.contains_key(&y), "{y} not kept: {kept_now:?}");
+    let legacy = |altered: Option<&str>| -> BTreeMap<String, Value> {
+        (bucket.plugins.iter())
+            .map(|(id, levels)| {
+                let mut bytes = serde_json::to_vec(levels).unwrap();
+                if altered == Some(id.as_str()) {
+                    bytes.push(b' ');
+                }
+                let digest = trellis_schema::Sha256::of(&bytes).to_hex();
+                (id.to_string(), json!({"digest": digest, "levels": kept_now[id.as_str()]["levels"]}))
+            })
+            .collect()
+    };
+    let forget_levels = |kept: &BTreeMap<String, Value>| {
+        std::fs::write(&kept_levels, serde_json::to_vec(kept).unwrap()).unwrap();
+        let state_path = site_dir.join("_storefront/state.json");
+        let mut state: Value = serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
+        assert!(state["levels"].as_object_mut().unwrap().remove(&levels_target).is_some());
+        std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+    };
+    forget_levels(&legacy(None));
+    let report = storefront::publish(&site_dir, job(Prepared::default())).unwrap();
+    assert_eq!(report.rendered, rendered_alone, "pages redone for a legacy levels state");
+    let replaced: BTreeMap<String, Value> = serde_json::from_slice(&std::fs::read(&kept_levels).unwrap()).unwrap();
+    assert_eq!(replaced, kept_now);
+    forget_levels(&legacy(Some(&y)));
+    let report = storefront::publish(&site_dir, job(Prepared::default())).unwrap();
+    assert!(report.rendered > rendered_alone, "{} pages rendered for a changed level", report.rendered);
+    assert_same_pages(&html_pages(&site_dir), &pages_now);
+
     // A group that does not parse: its plugins of that bucket are read from their
     // packages instead (exactly those), the pages the same.
     std::fs::write(site_dir.join(group_of(&y)), "{").unwrap();

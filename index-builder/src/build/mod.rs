@@ -833,30 +833,38 @@ pub fn build_with(input: BuildInput, site_dir: &Path, signing: Signing) -> Resul
     build_handing_off(input, site_dir, signing, &mut |_| {})
 }
 
-/// The catalog and security documents a build is about to publish, handed in memory to
-/// whoever renders from them (the storefront) while the build goes on writing the site:
-/// the entries the `catalog` role will list, the security role's levels buckets, and the
+/// Documents a build is about to publish, handed in memory to whoever renders from them
+/// (the storefront) while the build goes on: the entries their role will list and the
 /// bytes of every one of those documents this build made (the others are the published
 /// files, which the build carries over unchanged). Nothing in it is published yet: a
 /// reader must not make anything it derives visible before the build returned `Ok`.
 #[derive(Debug, Default)]
-pub struct CatalogHandoff {
-    /// Every target the `catalog` role will list: path, SHA-256, length.
-    pub catalog: BTreeMap<String, (Sha256, u64)>,
-    /// Every `security/levels-<xx>.json` bucket the `security` role will list.
-    pub levels: BTreeMap<String, (Sha256, u64)>,
-    /// The bytes of the documents of `catalog` and `levels` this build made, by target.
+pub struct HandedDocuments {
+    /// Every target of the kind handed over that its role will list: path, SHA-256, length.
+    pub entries: BTreeMap<String, (Sha256, u64)>,
+    /// The bytes of those this build made, by target.
     pub bytes: BTreeMap<String, std::sync::Arc<[u8]>>,
 }
 
-/// [`build_with`], calling `handoff` once with the documents the storefront renders from
-/// ([`CatalogHandoff`]) as soon as they are computed, before the index docs, blobs and
-/// metadata are written (not at all when the build fails before its catalog).
+/// What [`build_handing_off`] hands over, in this order.
+#[derive(Debug)]
+pub enum Handoff {
+    /// The `security/levels-<xx>.json` buckets the `security` role will list, as soon as
+    /// they are made (before the catalog, which takes longer).
+    Levels(HandedDocuments),
+    /// The documents the `catalog` role will list, as soon as they are made (before the
+    /// index docs, blobs and metadata are written).
+    Catalog(HandedDocuments),
+}
+
+/// [`build_with`], calling `handoff` with the documents the storefront renders from
+/// ([`Handoff`]: the levels buckets, then the catalog) as soon as each is computed (not
+/// at all when the build fails before them).
 pub fn build_handing_off(
     mut input: BuildInput,
     site_dir: &Path,
     signing: Signing,
-    handoff: &mut dyn FnMut(CatalogHandoff),
+    handoff: &mut dyn FnMut(Handoff),
 ) -> Result<BuildReport, BuildError> {
     let unsigned = signing == Signing::Unsigned;
     if unsigned {
@@ -921,6 +929,17 @@ pub fn build_handing_off(
     let levels_carried = level_documents.carried;
     let level_documents: Vec<TargetOut> =
         level_documents.buckets.into_iter().map(|d| d.target).chain(std::iter::once(level_documents.head)).collect();
+    // The storefront compares the levels while the catalog is made.
+    let is_levels_bucket = |target: &str| target.starts_with("security/levels-");
+    handoff(Handoff::Levels(HandedDocuments {
+        entries: level_documents
+            .iter()
+            .map(|t| (t.target.clone(), (t.sha256, t.length)))
+            .chain(levels_carried.iter().map(|(t, e)| (t.clone(), *e)))
+            .filter(|(target, _)| is_levels_bucket(target))
+            .collect(),
+        bytes: handed_bytes(level_documents.iter().filter(|t| is_levels_bucket(&t.target))),
+    }));
     // The index doc each changed plugin published last: its releases must be
     // unchanged, and its deltas are carried over. Read one plugin at a time, in
     // parallel, and dropped once its files are planned.
@@ -1061,26 +1080,15 @@ pub fn build_handing_off(
     let catalog_custom = catalog::head_custom(&catalog_documents, published_catalog_role.as_deref())?;
     let catalog_millis = u64::try_from(catalog_started.elapsed().as_millis()).unwrap_or(u64::MAX);
     // The storefront renders from these while the rest of the site is written.
-    let is_levels_bucket = |target: &str| target.starts_with("security/levels-");
-    handoff(CatalogHandoff {
-        catalog: catalog_entries.clone(),
-        levels: level_documents
-            .iter()
-            .map(|t| (t.target.clone(), (t.sha256, t.length)))
-            .chain(levels_carried.iter().map(|(t, e)| (t.clone(), *e)))
-            .filter(|(target, _)| is_levels_bucket(target))
-            .collect(),
+    handoff(Handoff::Catalog(HandedDocuments {
+        entries: catalog_entries.clone(),
         // Not the search and typo shards (most of the bytes): the storefront names them only.
-        bytes: catalog_documents
-            .iter()
-            .filter(|t| !t.target.starts_with("catalog/search-") && !t.target.starts_with("catalog/typo-"))
-            .chain(level_documents.iter().filter(|t| is_levels_bucket(&t.target)))
-            .filter_map(|t| match &t.content {
-                Some(Content::Bytes(bytes)) => Some((t.target.clone(), bytes.clone())),
-                _ => None,
-            })
-            .collect(),
-    });
+        bytes: handed_bytes(
+            catalog_documents
+                .iter()
+                .filter(|t| !t.target.starts_with("catalog/search-") && !t.target.starts_with("catalog/typo-")),
+        ),
+    }));
 
     // Each doc's prefetch hint: through this build's plugins and, for an incremental
     // build, the docs the site publishes for the others.
@@ -1460,6 +1468,16 @@ pub fn build_handing_off(
     written.sort();
     report.written = written;
     Ok(report)
+}
+
+/// The bytes of `documents` made in memory, by target, to hand over.
+fn handed_bytes<'t>(documents: impl Iterator<Item = &'t TargetOut>) -> BTreeMap<String, std::sync::Arc<[u8]>> {
+    documents
+        .filter_map(|t| match &t.content {
+            Some(Content::Bytes(bytes)) => Some((t.target.clone(), bytes.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A timestamp document naming `snapshot_bytes` as version `snapshot_version`.

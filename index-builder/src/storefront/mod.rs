@@ -35,12 +35,13 @@
 //! therefore leaves the site as it was.
 //!
 //! `trellis-index build` runs the second step beside the build ([`build_and_publish`]):
-//! the build hands over the catalog and levels documents it is about to publish, in
-//! memory, as soon as they are computed ([`crate::build::CatalogHandoff`]), and the
-//! storefront renders from them while the build writes the index docs, blobs and
-//! metadata (each side alone keeps about one of two cores busy: creating files
-//! serialises in the kernel on each directory's lock). The ordering that keeps a
-//! reader from seeing a page ahead of its metadata:
+//! the build hands over the levels and catalog documents it is about to publish, in
+//! memory, as soon as each is computed ([`crate::build::Handoff`]); the storefront
+//! compares the levels while the build makes its catalog, then renders from both
+//! while the build writes the index docs, blobs and metadata (each side alone keeps
+//! about one of two cores busy: creating files serialises in the kernel on each
+//! directory's lock). The ordering that keeps a reader from seeing a page ahead of
+//! its metadata:
 //!
 //! 1. every page is written where no reader looks: a directory the site lacks into
 //!    `.storefront-staging/`, a replacement into `.storefront-staging/.replace/`; a
@@ -65,7 +66,7 @@
 //! reader sees it complete or not at all, as it sees each file replaced in place.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -77,7 +78,7 @@ use trellis_client::fs::FsError;
 use trellis_schema::catalog::{self, CatalogHead, PluginSummary};
 use trellis_schema::{PluginId, Sha256};
 
-use crate::build::{self, BuildError, BuildInput, BuildReport, CatalogHandoff, PreviousSite, Signing};
+use crate::build::{self, BuildError, BuildInput, BuildReport, HandedDocuments, Handoff, PreviousSite, Signing};
 use crate::release::PluginInput;
 use crate::site;
 use crate::tuf::{CATALOG_ROLE, SECURITY_ROLE};
@@ -373,13 +374,43 @@ enum PublisherEntry<'a> {
     Redone(&'a [PluginSummary]),
 }
 
-/// A catalog document the site serves: its path in the site and its SHA-256, and its
-/// bytes when the build handed them over in memory ([`crate::build::CatalogHandoff`]).
+/// A catalog document the site serves: its file in the site (with its SHA-256), and its
+/// bytes when the build handed them over in memory ([`crate::build::Handoff`]).
 #[derive(Clone, Debug)]
 struct Document {
-    path: String,
-    sha256: Sha256,
+    file: TargetFile,
     bytes: Option<Arc<[u8]>>,
+}
+
+/// Where a target's file is in the site (`targets/<dir>/<sha256>.<name>`), spelled out
+/// only when used: the catalog role lists ~18k documents at 300k plugins, and a
+/// one-release build reads a few of them and names the search shards once.
+#[derive(Clone, Debug)]
+struct TargetFile {
+    target: String,
+    sha256: Sha256,
+}
+
+impl std::fmt::Display for TargetFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (dir, name) = match self.target.rsplit_once('/') {
+            Some((dir, name)) => (dir, name),
+            None => ("", self.target.as_str()),
+        };
+        f.write_str(site::TARGETS_DIR)?;
+        f.write_str("/")?;
+        if !dir.is_empty() {
+            f.write_str(dir)?;
+            f.write_str("/")?;
+        }
+        write!(f, "{}.{name}", self.sha256)
+    }
+}
+
+impl Serialize for TargetFile {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 impl Document {
@@ -390,12 +421,21 @@ impl Document {
         if let Some(bytes) = &self.bytes {
             return Ok(Cow::Borrowed(bytes));
         }
-        let bytes = read_file(site_dir, &self.path)?;
+        let path = self.file.to_string();
+        let bytes = read_file(site_dir, &path)?;
         let actual = Sha256::of(&bytes);
-        if actual != self.sha256 {
-            return Err(StorefrontError::Altered { path: site_dir.join(&self.path), actual, listed: self.sha256 });
+        if actual != self.file.sha256 {
+            return Err(StorefrontError::Altered { path: site_dir.join(path), actual, listed: self.file.sha256 });
         }
         Ok(Cow::Owned(bytes))
+    }
+
+    /// [`Self::read`], as bytes to keep.
+    fn read_shared(&self, site_dir: &Path) -> Result<Arc<[u8]>, StorefrontError> {
+        match &self.bytes {
+            Some(bytes) => Ok(Arc::clone(bytes)),
+            None => self.read(site_dir).map(|bytes| Arc::from(bytes.into_owned())),
+        }
     }
 }
 
@@ -404,7 +444,7 @@ impl Document {
 struct SiteCatalog {
     head: CatalogHead,
     head_path: String,
-    shards: BTreeMap<String, String>,
+    shards: BTreeMap<String, TargetFile>,
     buckets: BTreeMap<u32, (String, Document)>,
     listings: BTreeMap<String, Document>,
     reviews: BTreeMap<PluginId, Document>,
@@ -438,30 +478,60 @@ fn read_catalog(site_dir: &Path) -> Result<SiteCatalog, StorefrontError> {
             levels.push((target.clone(), sha256));
         }
     }
-    site_catalog(site_dir, catalog, levels.iter().map(|(t, sha)| (t, *sha)), &BTreeMap::new())
+    let levels = site_levels(levels.iter().map(|(t, sha)| (t, *sha)), &BTreeMap::new());
+    site_catalog(site_dir, catalog, &BTreeMap::new(), levels)
 }
 
-/// The catalog a build is publishing, from what it handed over: the documents it made
-/// in memory, the others (carried over) read from the site, where they are published.
-fn handed_catalog(site_dir: &Path, handoff: &crate::build::CatalogHandoff) -> Result<SiteCatalog, StorefrontError> {
-    let catalog = handoff.catalog.iter().map(|(t, (sha, _))| (t, *sha));
-    site_catalog(site_dir, catalog, handoff.levels.iter().map(|(t, (sha, _))| (t, *sha)), &handoff.bytes)
+/// The levels buckets a build is publishing, from what it handed over: the buckets it
+/// made in memory, the others (carried over) read from the site, where they are published.
+fn handed_levels(levels: &HandedDocuments) -> levels::SiteBuckets {
+    site_levels(levels.entries.iter().map(|(t, (sha, _))| (t, *sha)), &levels.bytes)
 }
 
-/// The [`SiteCatalog`] of the catalog role's entries `catalog` and the security role's
-/// `levels` (other targets skipped), with the bytes of those in `bytes`.
+/// The catalog a build is publishing, from what it handed over (as [`handed_levels`]).
+fn handed_catalog(
+    site_dir: &Path,
+    catalog: &HandedDocuments,
+    levels: levels::SiteBuckets,
+) -> Result<SiteCatalog, StorefrontError> {
+    site_catalog(site_dir, catalog.entries.iter().map(|(t, (sha, _))| (t, *sha)), &catalog.bytes, levels)
+}
+
+/// The document of `target`, with its bytes when they are in `bytes`.
+fn document(target: &str, sha256: Sha256, bytes: &BTreeMap<String, Arc<[u8]>>) -> Document {
+    Document { file: TargetFile { target: target.to_owned(), sha256 }, bytes: bytes.get(target).cloned() }
+}
+
+/// The security role's levels buckets among `levels` (other targets skipped), with the
+/// bytes of those in `bytes`.
+fn site_levels<'t>(
+    levels: impl Iterator<Item = (&'t String, Sha256)>,
+    bytes: &BTreeMap<String, Arc<[u8]>>,
+) -> levels::SiteBuckets {
+    let mut by_number = levels::SiteBuckets::new();
+    for (target, sha256) in levels {
+        let Some(number) = target
+            .strip_prefix("security/levels-")
+            .and_then(|n| n.strip_suffix(".json"))
+            .and_then(|n| u8::from_str_radix(n, 16).ok())
+        else {
+            continue;
+        };
+        by_number.insert(number, (target.clone(), document(target, sha256, bytes)));
+    }
+    by_number
+}
+
+/// The [`SiteCatalog`] of the catalog role's entries `catalog` (other targets skipped),
+/// with the bytes of those in `bytes`, and the security role's `levels` buckets.
 fn site_catalog<'t>(
     site_dir: &Path,
     catalog: impl Iterator<Item = (&'t String, Sha256)>,
-    levels: impl Iterator<Item = (&'t String, Sha256)>,
     bytes: &BTreeMap<String, Arc<[u8]>>,
+    levels: levels::SiteBuckets,
 ) -> Result<SiteCatalog, StorefrontError> {
     let fail = |e: String| StorefrontError::Catalog(e);
-    let document = |target: &String, sha256: Sha256| Document {
-        path: format!("{}/{}", site::TARGETS_DIR, site::hashed_target_path(target, &sha256)),
-        sha256,
-        bytes: bytes.get(target).cloned(),
-    };
+    let document = |target: &String, sha256: Sha256| document(target, sha256, bytes);
     let mut head = None;
     let mut shards = BTreeMap::new();
     let mut buckets = BTreeMap::new();
@@ -472,11 +542,11 @@ fn site_catalog<'t>(
         if target == catalog::HEAD_TARGET {
             head = Some(document(target, sha256));
         } else if let Some(key) = name.strip_prefix("search-") {
-            shards.insert(key.to_owned(), document(target, sha256).path);
+            shards.insert(key.to_owned(), TargetFile { target: target.clone(), sha256 });
         } else if name.starts_with("typo-") {
             // Under its name: a typo key never collides with a search shard key,
             // which has no `-`.
-            shards.insert(name.to_owned(), document(target, sha256).path);
+            shards.insert(name.to_owned(), TargetFile { target: target.clone(), sha256 });
         } else if let Some(bucket) = name.strip_prefix("records-") {
             let bucket = u32::from_str_radix(bucket, 16).map_err(|e| fail(format!("{target}: {e}")))?;
             buckets.insert(bucket, (target.clone(), document(target, sha256)));
@@ -488,21 +558,10 @@ fn site_catalog<'t>(
         }
     }
     let head = head.ok_or_else(|| fail("the catalog role lists no head.json".into()))?;
-    let head_path = head.path.clone();
+    let head_path = head.file.to_string();
     let head = catalog::parse_head(&head.read(site_dir)?, &catalog::CatalogLimits::default())
         .map_err(|e| fail(e.to_string()))?;
-    let mut by_number = levels::SiteBuckets::new();
-    for (target, sha256) in levels {
-        let Some(number) = target
-            .strip_prefix("security/levels-")
-            .and_then(|n| n.strip_suffix(".json"))
-            .and_then(|n| u8::from_str_radix(n, 16).ok())
-        else {
-            continue;
-        };
-        by_number.insert(number, (target.clone(), document(target, sha256)));
-    }
-    Ok(SiteCatalog { head, head_path, shards, buckets, listings, reviews, levels: by_number })
+    Ok(SiteCatalog { head, head_path, shards, buckets, listings, reviews, levels })
 }
 
 /// What a plugin page shows from the catalog: its summary as published and its
@@ -510,12 +569,13 @@ fn site_catalog<'t>(
 /// unchanged summary keeps its digest; and the builder writes a summary as serde
 /// serializes it, so this is the digest an older trellis-index kept, of the decoded
 /// summary serialized again.
-fn record_digest(summary: &RawValue, reviews: Option<&Sha256>) -> String {
-    let mut bytes = summary.get().as_bytes().to_vec();
+fn record_digest(summary: &RawValue, reviews: Option<&Sha256>) -> Sha256 {
+    let mut hasher = trellis_schema::digest::Hasher::new();
+    hasher.update(summary.get().as_bytes());
     if let Some(reviews) = reviews {
-        bytes.extend_from_slice(reviews.to_hex().as_bytes());
+        hasher.update(reviews.to_hex().as_bytes());
     }
-    Sha256::of(&bytes).to_hex()
+    hasher.finish()
 }
 
 /// The reviews document of `id` the site serves, when it has one.
@@ -580,20 +640,40 @@ fn bucket_summaries<'b>(target: &str, bytes: &'b [u8]) -> Result<Vec<&'b RawValu
     Ok(bucket.records.into_iter().map(|r| r.summary).collect())
 }
 
-/// The plugin a summary (as published) is of, without decoding the rest of it.
-fn summary_id(target: &str, summary: &RawValue) -> Result<PluginId, StorefrontError> {
+/// The plugin a summary (as published) is of, without decoding the rest of it: the
+/// builder writes the id first, so it is read there, else (another layout) from the
+/// whole summary. Checked as a plugin id where it is made one.
+fn summary_id<'s>(target: &str, summary: &'s RawValue) -> Result<Cow<'s, str>, StorefrontError> {
+    let first = (summary.get().strip_prefix("{\"id\":\""))
+        .and_then(|rest| rest.split_once('"'))
+        .map(|(id, _)| id)
+        .filter(|id| !id.contains('\\'));
+    if let Some(id) = first {
+        return Ok(Cow::Borrowed(id));
+    }
     #[derive(Deserialize)]
     struct Id {
-        id: PluginId,
+        id: String,
     }
     serde_json::from_str::<Id>(summary.get())
-        .map(|s| s.id)
+        .map(|s| Cow::Owned(s.id))
         .map_err(|e| StorefrontError::Catalog(format!("{target}: a record's summary: {e}")))
 }
 
 fn decode_summary(target: &str, summary: &RawValue) -> Result<PluginSummary, StorefrontError> {
     serde_json::from_str(summary.get())
         .map_err(|e| StorefrontError::Catalog(format!("{target}: a record's summary: {e}")))
+}
+
+/// A record bucket's kept state: each plugin's record digest, by id.
+fn bucket_state_bytes(digests: &[(String, Sha256)]) -> Vec<u8> {
+    struct State<'d>(&'d [(String, Sha256)]);
+    impl Serialize for State<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_map(self.0.iter().map(|(id, digest)| (id, digest)))
+        }
+    }
+    serde_json::to_vec(&State(digests)).unwrap_or_default()
 }
 
 /// What [`changes`] found in one record bucket.
@@ -603,8 +683,8 @@ struct BucketChanges {
     summaries: Vec<PluginSummary>,
     /// Plugins whose record differs from the kept one, or that the bucket lost.
     changed: Vec<PluginId>,
-    /// The new digest of each of its records.
-    digests: BTreeMap<PluginId, String>,
+    /// The new digest of each of its records, in the bucket's order (its kept state).
+    digests: Vec<(String, Sha256)>,
 }
 
 /// Which plugins changed since the storefront last rendered, read from the record
@@ -616,7 +696,7 @@ struct Changes {
     /// Plugins whose page must be redone (or removed when not in `records`).
     changed: BTreeSet<PluginId>,
     /// The new digests of the buckets read.
-    bucket_states: BTreeMap<u32, BTreeMap<PluginId, String>>,
+    bucket_states: BTreeMap<u32, Vec<(String, Sha256)>>,
 }
 
 fn changes(
@@ -632,10 +712,11 @@ fn changes(
     let mut wanted: BTreeSet<u32> = site
         .buckets
         .iter()
-        .filter(|(_, (target, doc))| everything || old.buckets.get(target) != Some(&doc.sha256.to_hex()))
+        .filter(|(_, (target, doc))| everything || old.buckets.get(target) != Some(&doc.file.sha256.to_hex()))
         .map(|(bucket, _)| *bucket)
         .collect();
-    let reviews_now: BTreeMap<&PluginId, String> = site.reviews.iter().map(|(id, d)| (id, d.sha256.to_hex())).collect();
+    let reviews_now: BTreeMap<&PluginId, String> =
+        site.reviews.iter().map(|(id, d)| (id, d.file.sha256.to_hex())).collect();
     let reviews_changed = reviews_now
         .iter()
         .filter(|(id, sha)| old.reviews.get(**id) != Some(*sha))
@@ -644,42 +725,62 @@ fn changes(
     wanted.extend(reviews_changed.chain(loaded).chain(levels_moved).map(catalog::record_bucket));
     // Each bucket's summaries as published, digested as they are: only those of the
     // plugins whose page is redone are decoded (every one when `everything`).
+    let also_redone: HashSet<&str> = loaded.iter().chain(levels_moved).map(PluginId::as_str).collect();
+    let reviews_of: HashMap<&str, &Sha256> = site.reviews.iter().map(|(id, d)| (id.as_str(), &d.file.sha256)).collect();
     let read: Vec<BucketChanges> = wanted
         .par_iter()
         .map(|bucket| {
-            let kept: BTreeMap<PluginId, String> = if everything {
-                BTreeMap::new()
-            } else {
-                std::fs::read(site_dir.join(bucket_state_path(*bucket)))
-                    .ok()
-                    .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-                    .unwrap_or_default()
+            // The digests kept for it, as written (ids and hex digits), borrowed.
+            let kept_bytes = match everything {
+                true => None,
+                false => std::fs::read(site_dir.join(bucket_state_path(*bucket))).ok(),
+            };
+            let mut kept: HashMap<&str, &str> =
+                kept_bytes.as_deref().and_then(|bytes| serde_json::from_slice(bytes).ok()).unwrap_or_default();
+            let gone = |kept: HashMap<&str, &str>| -> Vec<PluginId> {
+                kept.into_keys().filter_map(|id| id.parse().ok()).collect()
             };
             let Some((target, doc)) = site.buckets.get(bucket) else {
                 return Ok(BucketChanges {
                     bucket: *bucket,
                     summaries: Vec::new(),
-                    changed: kept.into_keys().collect(),
-                    digests: BTreeMap::new(),
+                    changed: gone(kept),
+                    digests: Vec::new(),
                 });
             };
             let bytes = doc.read(site_dir)?;
-            let mut out =
-                BucketChanges { bucket: *bucket, summaries: Vec::new(), changed: Vec::new(), digests: BTreeMap::new() };
-            for raw in bucket_summaries(target, &bytes)? {
+            let summaries = bucket_summaries(target, &bytes)?;
+            let mut out = BucketChanges {
+                bucket: *bucket,
+                summaries: Vec::new(),
+                changed: Vec::new(),
+                digests: Vec::with_capacity(summaries.len()),
+            };
+            for raw in summaries {
                 let id = summary_id(target, raw)?;
-                let reviews = site.reviews.get(&id).map(|d| &d.sha256);
+                let reviews = reviews_of.get(id.as_ref()).copied();
                 let digest = record_digest(raw, reviews);
-                let same = kept.get(&id) == Some(&digest);
-                if !same {
-                    out.changed.push(id.clone());
+                let same = kept.remove(id.as_ref()).and_then(|hex| hex.parse::<Sha256>().ok()) == Some(digest);
+                let redone = everything || !same || also_redone.contains(id.as_ref());
+                if redone {
+                    let id: PluginId = id
+                        .parse()
+                        .map_err(|e| StorefrontError::Catalog(format!("{target}: a record's summary: {id:?}: {e}")))?;
+                    let summary = decode_summary(target, raw)?;
+                    if summary.id != id {
+                        return Err(StorefrontError::Catalog(format!(
+                            "{target}: the summary of {id} names {}",
+                            summary.id
+                        )));
+                    }
+                    if !same {
+                        out.changed.push(id);
+                    }
+                    out.summaries.push(summary);
                 }
-                if everything || !same || loaded.contains(&id) || levels_moved.contains(&id) {
-                    out.summaries.push(decode_summary(target, raw)?);
-                }
-                out.digests.insert(id, digest);
+                out.digests.push((id.into_owned(), digest));
             }
-            out.changed.extend(kept.into_keys().filter(|id| !out.digests.contains_key(id)));
+            out.changed.extend(gone(kept));
             Ok(out)
         })
         .collect::<Result<_, StorefrontError>>()?;
@@ -745,9 +846,10 @@ pub struct Built {
 }
 
 /// Builds the site ([`build::build_handing_off`]) and its storefront at once: the
-/// storefront renders, on a pool of its own, from the catalog documents the build
-/// hands over in memory ([`CatalogHandoff`]: no document read back from the disk the
-/// build is writing) while the build writes the index docs, blobs and metadata.
+/// storefront renders, on a pool of its own, from the levels and catalog documents the
+/// build hands over in memory ([`Handoff`]: no document read back from the disk the
+/// build is writing), comparing the levels while the build makes the catalog, and
+/// rendering while the build writes the index docs, blobs and metadata.
 /// Each of the two keeps about one core busy (file creation serialises on the
 /// directories' locks in the kernel), so on two cores they overlap.
 ///
@@ -769,7 +871,7 @@ pub fn build_and_publish(
 ) -> Result<Built, BuildError> {
     let gave_up = || StorefrontError::Catalog("the build failed: no storefront page was published".into());
     std::thread::scope(|scope| {
-        let (catalog_tx, catalog_rx) = std::sync::mpsc::channel::<CatalogHandoff>();
+        let (handoff_tx, handoff_rx) = std::sync::mpsc::channel::<Handoff>();
         let (published_tx, published_rx) = std::sync::mpsc::channel::<bool>();
         let storefront = std::thread::Builder::new()
             .name("storefront".into())
@@ -784,22 +886,25 @@ pub fn build_and_publish(
                     .thread_name(|i| format!("storefront-{i}"))
                     .build()
                     .map_err(|e| StorefrontError::Catalog(format!("starting the storefront's threads: {e}")))?;
-                let handoff = catalog_rx.recv().map_err(|_| gave_up())?;
+                // The levels first: compared while the build makes the catalog.
+                let Ok(Handoff::Levels(levels)) = handoff_rx.recv() else { return Err(gave_up()) };
+                let levels = handed_levels(&levels);
+                let whole = renders_whole(site_dir, &old, job.theme);
+                let level_changes = (whole, pool.install(|| levels::changes(site_dir, &levels, &old.levels, whole)));
+                let Ok(Handoff::Catalog(catalog)) = handoff_rx.recv() else { return Err(gave_up()) };
+                let handed = Handed { catalog, levels, level_changes };
                 let mut published = move || match published_rx.recv() {
                     Ok(true) => Ok(()),
                     _ => Err(gave_up()),
                 };
-                pool.install(|| publish_cleared(site_dir, job, old, Some(&handoff), &mut published))
+                pool.install(|| publish_cleared(site_dir, job, old, Some(handed), &mut published))
             })
             .map_err(|e| FsError::new("starting the storefront's thread", site_dir, e))?;
-        let mut catalog_tx = Some(catalog_tx);
         let built = build::build_handing_off(input, site_dir, signing, &mut |handoff| {
-            if let Some(tx) = catalog_tx.take() {
-                // A storefront that already gave up has dropped its end: nothing to do.
-                let _ = tx.send(handoff);
-            }
+            // A storefront that already gave up has dropped its end: nothing to do.
+            let _ = handoff_tx.send(handoff);
         });
-        drop(catalog_tx);
+        drop(handoff_tx);
         let built = built.and_then(|report| after_build(&report).map(|()| report));
         let _ = published_tx.send(built.is_ok());
         let storefront = storefront.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -807,15 +912,35 @@ pub fn build_and_publish(
     })
 }
 
-/// [`publish_staged`], clearing the staging directory when it fails.
+/// What the build handed over, and the levels' changes the storefront made from it
+/// while the build made the catalog.
+struct Handed {
+    catalog: HandedDocuments,
+    levels: levels::SiteBuckets,
+    /// [`levels::changes`] of `levels`, rendering everything or not (the `bool`).
+    level_changes: (bool, Result<levels::LevelChanges, StorefrontError>),
+}
+
+/// Whether the storefront is rendered whole from the start: its state is of another
+/// theme, or it keeps page data one file a plugin (an older trellis-index: rendered
+/// whole once, into the groups).
+fn renders_whole(site_dir: &Path, old: &State, theme: &Theme) -> bool {
+    old.theme != theme.digest()
+        || site_dir.join(STATE_DIR).join(OLD_DATA_DIR).is_dir()
+        || site_dir.join(STATE_DIR).join(OLD_PUBLISHERS_DIR).is_dir()
+}
+
+/// [`publish_staged`] then [`publish_staged_files`], clearing the staging directory
+/// when either fails.
 fn publish_cleared(
     site_dir: &Path,
     job: StorefrontJob<'_>,
     old: State,
-    handoff: Option<&CatalogHandoff>,
+    handoff: Option<Handed>,
     published: &mut dyn FnMut() -> Result<(), StorefrontError>,
 ) -> Result<StorefrontReport, StorefrontError> {
-    let outcome = publish_staged(site_dir, job, old, handoff, published);
+    let outcome = publish_staged(site_dir, job, old, handoff)
+        .and_then(|staged| publish_staged_files(site_dir, staged, published));
     if outcome.is_err() {
         // What was staged: the next build would clear it first anyway.
         let _ = write::clear_staging(site_dir);
@@ -825,33 +950,34 @@ fn publish_cleared(
 
 /// Renders and writes every page into the staging directory, from the site's catalog
 /// or, with `handoff`, from the catalog the build is publishing, and `old`, the state
-/// the site's storefront was rendered with ([`read_state`]); then waits for
-/// `published` (the build's metadata is published: `Ok`) before anything becomes
-/// visible, and moves it all into place.
+/// the site's storefront was rendered with ([`read_state`]); nothing becomes visible
+/// before [`publish_staged_files`].
 fn publish_staged(
     site_dir: &Path,
     job: StorefrontJob<'_>,
     old: State,
-    handoff: Option<&CatalogHandoff>,
-    published: &mut dyn FnMut() -> Result<(), StorefrontError>,
-) -> Result<StorefrontReport, StorefrontError> {
+    handoff: Option<Handed>,
+) -> Result<Staged, StorefrontError> {
     let StorefrontJob { prepared, theme, insights, load } = job;
     let mut clock = std::time::Instant::now();
     let mut phases = Vec::new();
-    let site = match handoff {
-        Some(handoff) => handed_catalog(site_dir, handoff)?,
-        None => read_catalog(site_dir)?,
+    let (site, mut early_levels) = match handoff {
+        Some(Handed { catalog, levels, level_changes }) => {
+            (handed_catalog(site_dir, &catalog, levels)?, Some(level_changes))
+        }
+        None => (read_catalog(site_dir)?, None),
     };
     phases.push(("catalog", lap(&mut clock)));
     let loaded: BTreeSet<PluginId> = prepared.pages.keys().cloned().collect();
     // A storefront keeping page data one file a plugin (an older trellis-index) is
     // rendered whole once, into the groups.
-    let mut everything = old.theme != theme.digest()
-        || site_dir.join(STATE_DIR).join(OLD_DATA_DIR).is_dir()
-        || site_dir.join(STATE_DIR).join(OLD_PUBLISHERS_DIR).is_dir();
+    let mut everything = renders_whole(site_dir, &old, theme);
     let mut kept_publishers = KeptPublishers::new(site_dir);
     let (level_changes, changes, Publishers { members, cards: kept_cards }, vendors, insight_members) = loop {
-        let level_changes = levels::changes(site_dir, &site.levels, &old.levels, everything)?;
+        let level_changes = match early_levels.take() {
+            Some((whole, changes)) if whole == everything => changes?,
+            _ => levels::changes(site_dir, &site.levels, &old.levels, everything)?,
+        };
         let changes = changes(site_dir, &site, &old, &loaded, &level_changes.changed, everything)?;
         // Listed publishers whose insight page appears or goes (a download in the
         // window now, or none any more): their page links it or not.
@@ -918,11 +1044,11 @@ fn publish_staged(
     let state = State {
         insights: vendors.keys().filter_map(|v| Some((v.clone(), insights.digest(v)?))).collect(),
         theme: theme.digest(),
-        buckets: site.buckets.values().map(|(target, doc)| (target.clone(), doc.sha256.to_hex())).collect(),
-        listings: site.listings.iter().map(|(target, doc)| (target.clone(), doc.sha256.to_hex())).collect(),
-        reviews: site.reviews.iter().map(|(id, doc)| (id.clone(), doc.sha256.to_hex())).collect(),
+        buckets: site.buckets.values().map(|(target, doc)| (target.clone(), doc.file.sha256.to_hex())).collect(),
+        listings: site.listings.iter().map(|(target, doc)| (target.clone(), doc.file.sha256.to_hex())).collect(),
+        reviews: site.reviews.iter().map(|(id, doc)| (id.clone(), doc.file.sha256.to_hex())).collect(),
         vendors,
-        levels: site.levels.values().map(|(target, doc)| (target.clone(), doc.sha256.to_hex())).collect(),
+        levels: site.levels.values().map(|(target, doc)| (target.clone(), doc.file.sha256.to_hex())).collect(),
     };
 
     phases.push(("read", lap(&mut clock)));
@@ -939,7 +1065,7 @@ fn publish_staged(
         listings = site
             .listings
             .par_iter()
-            .filter(|(target, doc)| old.listings.get(*target) != Some(&doc.sha256.to_hex()))
+            .filter(|(target, doc)| old.listings.get(*target) != Some(&doc.file.sha256.to_hex()))
             .map(|(target, doc)| parse_listing(target, doc))
             .collect::<Result<_, StorefrontError>>()?;
         let shown: BTreeSet<&PluginId> = listings.iter().flat_map(|l| l.plugins.iter().map(|s| &s.id)).collect();
@@ -1159,13 +1285,13 @@ fn publish_staged(
         })
         .collect::<Result<_, StorefrontError>>()?;
     written.extend(done.into_iter().flatten().flatten());
-    let mut report = StorefrontReport { rendered: rendered.into_inner(), ..StorefrontReport::default() };
+    let report = StorefrontReport { rendered: rendered.into_inner(), ..StorefrontReport::default() };
     phases.push(("render", lap(&mut clock)));
     // The state's bytes, written once the pages are in place (below): made while the
     // build may still be publishing (1.2 MB of `state.json` at 300k plugins).
     let states: Vec<(String, Vec<u8>)> = bucket_states
         .iter()
-        .map(|(bucket, digests)| (bucket_state_path(*bucket), serde_json::to_vec(digests).unwrap_or_default()))
+        .map(|(bucket, digests)| (bucket_state_path(*bucket), bucket_state_bytes(digests)))
         .chain(
             level_changes
                 .kept
@@ -1174,15 +1300,8 @@ fn publish_staged(
         )
         .chain([(format!("{STATE_DIR}/state.json"), serde_json::to_vec(&state).unwrap_or_default())])
         .collect();
-    // Nothing above is visible (pages staged, replacements under the staging
-    // directory); nothing below may be before the metadata the pages show is.
-    published()?;
-    phases.push(("wait", lap(&mut clock)));
-
-    // Every page rendered and written where no reader looks: the files of what the
-    // site no longer lists go, then one durability barrier for everything, the
-    // replacements and staged directories moved into place (images and assets before
-    // the pages naming them), then the state that trusts it.
+    // What the site no longer lists: its pages and the storefront's files of it go,
+    // once the metadata is published.
     let mut gone: Vec<String> = Vec::new();
     gone.extend(changed.iter().filter(|id| !records.contains_key(*id)).map(render::plugin_path));
     // A group left with no plugin; rendering everything, every group no plugin falls in.
@@ -1242,6 +1361,42 @@ fn publish_staged(
                 .map(|name| format!("{STATE_DIR}/cards/{name}")),
         );
     }
+    Ok(Staged { writer, written, gone, states, report, phases, clock, everything })
+}
+
+/// What [`publish_staged`] rendered and staged, and what it leaves to
+/// [`publish_staged_files`]. Everything else it read is dropped before the wait: at
+/// 300k plugins freeing the catalog, the state and the pages read takes milliseconds,
+/// which the storefront spends while the build is still publishing.
+struct Staged {
+    writer: write::Writer,
+    written: Vec<write::Written>,
+    /// The files to remove (paths in the site).
+    gone: Vec<String>,
+    /// The state files and their bytes.
+    states: Vec<(String, Vec<u8>)>,
+    report: StorefrontReport,
+    phases: Vec<(&'static str, u64)>,
+    clock: std::time::Instant,
+    everything: bool,
+}
+
+/// Waits for `published` (the build's metadata is published: `Ok`), then makes what
+/// [`publish_staged`] staged visible: the files of what the site no longer lists go,
+/// then one durability barrier for everything, the replacements and staged
+/// directories moved into place (images and assets before the pages naming them),
+/// then the state that trusts it.
+fn publish_staged_files(
+    site_dir: &Path,
+    staged: Staged,
+    published: &mut dyn FnMut() -> Result<(), StorefrontError>,
+) -> Result<StorefrontReport, StorefrontError> {
+    let Staged { writer, written, gone, states, mut report, mut phases, mut clock, everything } = staged;
+    // Nothing before is visible (pages staged, replacements under the staging
+    // directory); nothing after may be before the metadata the pages show is.
+    published()?;
+    phases.push(("wait", lap(&mut clock)));
+
     for path in gone {
         let full = site_dir.join(&path);
         if std::fs::remove_file(&full).is_ok() {
@@ -1422,6 +1577,20 @@ fn listing_order(a: &PluginSummary, b: &PluginSummary) -> std::cmp::Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summarys_id_is_read_where_the_builder_writes_it_and_from_the_whole_summary_otherwise() {
+        let id = |json: &str| {
+            let raw: Box<RawValue> = serde_json::from_str(json).unwrap();
+            summary_id("catalog/records-00.json", &raw).map(|id| (id.to_string(), matches!(id, Cow::Borrowed(_))))
+        };
+        assert_eq!(id(r#"{"id":"acme.clock","name":"Clock"}"#).unwrap(), ("acme.clock".into(), true));
+        assert_eq!(id(r#"{"name":"Clock","id":"acme.clock"}"#).unwrap(), ("acme.clock".into(), false));
+        assert_eq!(id(r#"{ "id": "acme.clock" }"#).unwrap(), ("acme.clock".into(), false));
+        assert_eq!(id(r#"{"id":"acme\u002eclock"}"#).unwrap(), ("acme.clock".into(), false));
+        let error = id(r#"{"name":"Clock"}"#).unwrap_err().to_string();
+        assert!(error.contains("catalog/records-00.json") && error.contains("id"), "{error}");
+    }
 
     #[test]
     fn a_key_falls_in_the_group_of_its_digests_leading_bits_as_kept_storefronts_were_written() {

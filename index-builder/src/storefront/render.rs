@@ -413,7 +413,7 @@ fn pricing_name(summary: &PluginSummary) -> &'static str {
 pub(super) struct Context<'a> {
     theme: &'a Theme,
     head: &'a CatalogHead,
-    shards: &'a BTreeMap<String, String>,
+    shards: &'a BTreeMap<String, super::TargetFile>,
     head_path: &'a str,
     default_icon: String,
     store: Value,
@@ -426,7 +426,7 @@ impl<'a> Context<'a> {
         theme: &'a Theme,
         head: &'a CatalogHead,
         publishers: usize,
-        shards: &'a BTreeMap<String, String>,
+        shards: &'a BTreeMap<String, super::TargetFile>,
         head_path: &'a str,
     ) -> Self {
         let assets = theme.assets();
@@ -491,10 +491,14 @@ impl<'a> Context<'a> {
             context! { root => "../", store => self.store.clone(), categories => head.categories },
         )?;
         // `plugins`: the head's count, which ranking needs, so a search reads its shards only.
-        let map = serde_json::to_vec(
-            &serde_json::json!({ "head": self.head_path, "plugins": head.plugins, "shards": self.shards }),
-        )
-        .unwrap_or_default();
+        #[derive(Serialize)]
+        struct SearchMap<'m> {
+            head: &'m str,
+            plugins: u32,
+            shards: &'m BTreeMap<String, super::TargetFile>,
+        }
+        let map = serde_json::to_vec(&SearchMap { head: self.head_path, plugins: head.plugins, shards: self.shards })
+            .unwrap_or_default();
         Ok(vec![
             ("index.html".into(), home),
             ("categories/index.html".into(), categories),
