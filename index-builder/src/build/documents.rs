@@ -47,6 +47,11 @@ pub(super) fn target_file(sha256: &Sha256, length: u64) -> TargetFile {
 
 pub(super) fn bytes_target(target: String, bytes: Vec<u8>) -> TargetOut {
     let sha256 = Sha256::of(&bytes);
+    hashed_target(target, bytes, sha256)
+}
+
+/// [`bytes_target`] of bytes whose SHA-256 is known (`sha256`).
+pub(super) fn hashed_target(target: String, bytes: Vec<u8>, sha256: Sha256) -> TargetOut {
     TargetOut { length: bytes.len() as u64, target, sha256, content: Some(Content::Bytes(bytes.into())) }
 }
 

@@ -116,8 +116,8 @@ pub(super) fn documents(
     // Narrow: only the loaded plugins' buckets are read and redone. With every
     // publisher judged, while their standings' digest is the head's; with some judged
     // (`every_standing` false), while each judged publisher's standing is the one the
-    // site published for its plugins (read from one more plugin of each): the others'
-    // stand as published.
+    // site published for its plugins (read from a loaded plugin the site published,
+    // else from one more plugin of the publisher): the others' stand as published.
     let (narrow, Published { plugins: published, spliced }, publishers_sha256) = if context.every_standing {
         let counted: BTreeMap<&VendorId, &PublisherStanding> =
             context.standings.iter().filter(|(v, _)| has_plugins(v)).collect();
@@ -128,26 +128,36 @@ pub(super) fn documents(
     } else {
         let judged: Vec<(&VendorId, &PublisherStanding)> =
             context.standings.iter().filter(|(v, _)| has_plugins(v)).collect();
-        let probes: BTreeSet<PluginId> = (judged.iter())
-            .filter_map(|(vendor, _)| {
-                context.known_plugins.of_vendor(vendor).into_iter().find(|id| !loaded.contains(id))
-            })
-            .collect();
         let narrowed = match (unaged, &head) {
             (true, Some(head)) => {
-                let mut wanted = loaded_buckets();
-                wanted.extend(probes.iter().map(security_level::levels_target));
-                let mut read = read(Some(&wanted), &loaded.iter().copied().chain(&probes).collect())?;
+                // The loaded plugins' buckets first: a judged publisher one of whose
+                // loaded plugins the site published shows its published standing there.
+                let mut found = read(Some(&loaded_buckets()), &loaded)?;
+                let shown = |vendor: &VendorId| {
+                    loaded.iter().any(|id| id.vendor_id() == *vendor && found.plugins.contains_key(*id))
+                };
+                let probes: BTreeSet<PluginId> = (judged.iter())
+                    .filter(|(vendor, _)| !shown(vendor))
+                    .filter_map(|(vendor, _)| {
+                        context.known_plugins.of_vendor(vendor).into_iter().find(|id| !loaded.contains(id))
+                    })
+                    .collect();
+                if !probes.is_empty() {
+                    let wanted = probes.iter().map(security_level::levels_target).collect();
+                    let more = read(Some(&wanted), &probes.iter().collect())?;
+                    found.plugins.extend(more.plugins);
+                    found.spliced.extend(more.spliced);
+                }
                 let same = judged.iter().all(|(vendor, standing)| {
                     let mut published =
-                        context.known_plugins.of_vendor(vendor).into_iter().filter_map(|id| read.plugins.get(&id));
+                        context.known_plugins.of_vendor(vendor).into_iter().filter_map(|id| found.plugins.get(&id));
                     published.next().is_some_and(|levels| &levels.publisher == *standing)
                 });
                 // A probe in a spliced bucket is not redone: its bytes stay as published.
-                read.plugins.retain(|id, _| {
-                    !probes.contains(id) || !read.spliced.contains_key(&security_level::levels_target(id))
+                found.plugins.retain(|id, _| {
+                    !probes.contains(id) || !found.spliced.contains_key(&security_level::levels_target(id))
                 });
-                same.then_some((read, head.publishers_sha256))
+                same.then_some((found, head.publishers_sha256))
             }
             _ => None,
         };

@@ -65,7 +65,7 @@ mod state;
 mod write;
 
 pub use documents::index_doc;
-use documents::{Content, PluginFiles, TargetOut, bytes_target, plugin_files};
+use documents::{Content, PluginFiles, TargetOut, bytes_target, hashed_target, plugin_files};
 pub use hints::HintsWork;
 pub use known::KnownPlugins;
 use plan::{Decision, Entries, RolePlan, merge_bin};
@@ -1024,11 +1024,18 @@ pub fn build_handing_off(
     }
     let (catalog_documents, catalog_entries, catalog_figures, shard_layout): (Vec<TargetOut>, Entries, _, _) =
         match update {
-            Some((update, figures)) => (
-                update.documents.into_iter().map(|(target, bytes)| bytes_target(target, bytes)).collect(),
-                update.entries,
+            Some((catalog::CatalogUpdate { documents, entries, layout }, figures)) => (
+                // Hashed once, where the update listed them.
+                documents
+                    .into_iter()
+                    .map(|(target, bytes)| match entries.get(&target) {
+                        Some((sha256, _)) => hashed_target(target, bytes, *sha256),
+                        None => bytes_target(target, bytes),
+                    })
+                    .collect(),
+                entries,
                 figures,
-                update.layout,
+                layout,
             ),
             None => {
                 let mut records = catalog::previous_records(previous.as_ref(), input.scope == Scope::Full)?;

@@ -505,9 +505,9 @@ impl<'p> Incremental<'p> {
         out.sort_by(|a, b| a.0.cmp(&b.0));
         let mut entries = published.entries().clone();
         entries.retain(|target, _| !removed.contains(target));
-        for (target, bytes) in &out {
-            entries.insert(target.clone(), (Sha256::of(bytes), bytes.len() as u64));
-        }
+        let hashed: Vec<(Sha256, u64)> =
+            out.par_iter().map(|(_, bytes)| (Sha256::of(bytes), bytes.len() as u64)).collect();
+        entries.extend(out.iter().map(|(target, _)| target.clone()).zip(hashed));
         Ok(Some(CatalogUpdate { documents: out, entries, layout: redone.layout }))
     }
 }
