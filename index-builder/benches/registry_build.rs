@@ -102,6 +102,14 @@
 //! listing, whose pages after it all move. Still 10× over the ≤ 100 ms target: the
 //! rest is O(publishers) and O(plugins) work an `--only` build does not need (see
 //! the note of stop 28).
+//!
+//! Each CLI build's child starts on a settled disk: the bench flushes the file
+//! system (`sync`) after adding the release, so the build's one durability barrier
+//! (`syncfs`) waits for its own writes and the new package, not for what the run
+//! before left unflushed (the plugin list, the storefront's pages), nor for the bench
+//! binary just copied: between two real builds, minutes apart, the kernel has written
+//! those back (`vm.dirty_expire_centisecs`, 30 s). `TRELLIS_BENCH_UNSETTLED=1` skips
+//! the flush (builds back to back, each paying for the one before).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -407,6 +415,10 @@ const CLI_VENDOR: &str = "vbench";
 fn cli_child(work: &Path, id: &str, version: &str) -> String {
     let spec = fixture::ReleaseSpec::new(id, version);
     fixture::add_release(&work.join("registry"), &spec, &synth::publisher_key()).unwrap();
+    if std::env::var_os("TRELLIS_BENCH_UNSETTLED").is_none() {
+        let settled = std::process::Command::new("sync").status();
+        assert!(settled.as_ref().is_ok_and(|s| s.success()), "sync: {settled:?}");
+    }
     let output = std::process::Command::new(std::env::current_exe().unwrap())
         .env("TRELLIS_BENCH_CLI_CHILD", format!("{} {id}", work.display()))
         .output()

@@ -390,8 +390,7 @@ fn an_incremental_build_takes_the_published_plugins_from_the_builders_state_inst
     };
     assert_eq!(state().1, ["acme.alarm", "acme.clock"]);
     assert_eq!(state().0["plugins"], 2);
-    let digest = trellis_schema::digest::Sha256::of(b"acme.alarm\nacme.clock\n").to_hex();
-    assert_eq!(state().0["sha256"], digest.as_str(), "the SHA-256 of the ids' text");
+    assert_eq!(state().0["crc32"], crc32fast::hash(b"acme.alarm\nacme.clock\n"), "the CRC-32 of the ids' text");
     // A directory that is no plugin id: listing releases/ refuses it, naming it.
     std::fs::create_dir(dir.join("releases/Not-An-Id")).unwrap();
     let error = build(dir, out.path()).unwrap_err().to_string();
@@ -420,9 +419,9 @@ fn an_incremental_build_takes_the_published_plugins_from_the_builders_state_inst
         "{error}"
     );
 
-    // A state of this site whose ids are not the ones its header's SHA-256 was made of
-    // (unsorted, repeated, a bad id, an id missing, cut short), or without that digest:
-    // listed.
+    // A state of this site whose ids are not the ones its header's CRC-32 was made of
+    // (unsorted, repeated, a bad id, an id missing, cut short), or without that
+    // checksum, or of the format before (a SHA-256 instead): listed.
     let (header, _) = state();
     let sorted = ["acme.alarm", "acme.clock", "acme.timer"];
     for ids in [
@@ -438,10 +437,16 @@ fn an_incremental_build_takes_the_published_plugins_from_the_builders_state_inst
     assert!(incremental("acme.timer").unwrap_err().to_string().contains("Not-An-Id"), "one id short of its count");
     std::fs::write(&ids_file, "acme.alarm\nacme.clock\nacme.tim").unwrap();
     assert!(incremental("acme.timer").unwrap_err().to_string().contains("Not-An-Id"), "cut short");
-    let mut undigested = header.clone();
-    undigested.as_object_mut().unwrap().remove("sha256");
-    write_state(&undigested, &sorted);
-    assert!(incremental("acme.timer").unwrap_err().to_string().contains("Not-An-Id"), "no digest");
+    let mut unchecked = header.clone();
+    unchecked.as_object_mut().unwrap().remove("crc32");
+    write_state(&unchecked, &sorted);
+    assert!(incremental("acme.timer").unwrap_err().to_string().contains("Not-An-Id"), "no checksum");
+    let mut format_2 = unchecked.clone();
+    format_2["format"] = 2.into();
+    let ids: String = sorted.iter().map(|id| format!("{id}\n")).collect();
+    format_2["sha256"] = trellis_schema::digest::Sha256::of(ids.as_bytes()).to_hex().into();
+    write_state(&format_2, &sorted);
+    assert!(incremental("acme.timer").unwrap_err().to_string().contains("Not-An-Id"), "format 2");
     // The state of another site (an older snapshot), or none: releases/ is listed.
     let mut stale = header.clone();
     stale["snapshot"] = (report.snapshot_version - 1).into();
@@ -473,7 +478,7 @@ fn an_incremental_build_takes_the_published_plugins_from_the_builders_state_inst
         std::fs::write(file, kept).unwrap();
     }
     // The list of the build before under this build's header (the list written, the
-    // header not): the digest tells.
+    // header not): the checksum tells.
     let (header, _) = state();
     write_state(&header, &sorted[..2]);
     let error = incremental("acme.timer").unwrap_err().to_string();

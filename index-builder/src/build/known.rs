@@ -5,16 +5,19 @@
 //! lists `releases/`, and so does an incremental one whose state is missing, unreadable
 //! or of another site.
 //!
-//! The ids are sorted, one a line; the header (`{"format":2,"snapshot":N,"plugins":
-//! COUNT,"sha256":HEX}`) binds them, by their SHA-256, to the snapshot of the build that
+//! The ids are sorted, one a line; the header (`{"format":3,"snapshot":N,"plugins":
+//! COUNT,"crc32":N}`) binds them, by their CRC-32, to the snapshot of the build that
 //! wrote it. [`KnownPlugins`] keeps the bytes as read and answers by binary search over
-//! their lines: reading 300k ids is a read and one hash (~3 ms), no id is made into a
+//! their lines: reading 300k ids is a read and one checksum, no id is made into a
 //! [`PluginId`] unless a build asks for it, and a build that adds no plugin writes the
 //! header only (the 5.8 MB of 300k ids were ~15–20 ms of such a build). A list whose
-//! ids do not have the digest of its header (cut, edited, half-written, or the previous
-//! list under a new header) is not taken. At 300k plugins the JSON list of format 1,
-//! parsed into a set of ids, took 60–70 ms to read and ~15 ms to write; checking every
-//! id and its order instead of the digest, ~25 ms.
+//! ids do not have the checksum of its header (cut, edited, half-written, or the
+//! previous list under a new header) is not taken. A checksum, not a digest: the list
+//! is the builder's own cache, whose writer any attacker of it could be, and what it
+//! must catch is an accident; at 300k plugins the SHA-256 of format 2 was ~5 ms of a
+//! one-release build, the CRC-32 (SIMD, `crc32fast`) a tenth of it. The JSON list of
+//! format 1, parsed into a set of ids, took 60–70 ms to read and ~15 ms to write;
+//! checking every id and its order instead of a digest, ~25 ms.
 //!
 //! Bound to the snapshot version of the build that wrote it, like the other state files
 //! ([`super::state`]). Written without a durability barrier: after a power loss it may
@@ -28,7 +31,6 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use trellis_client::fs::{FsError, create_dir_all, write_atomic_unflushed};
-use trellis_schema::digest::Sha256;
 use trellis_schema::{PluginId, VendorId};
 
 use super::PreviousSite;
@@ -40,8 +42,8 @@ pub(crate) const KNOWN_IDS: &str = "_catalog/plugins.txt";
 /// Its header, relative to the site directory: written after the ids.
 pub(crate) const KNOWN_STATE: &str = "_catalog/plugins-state.json";
 
-/// Its format.
-const FORMAT: u32 = 2;
+/// Its format (2: the list's SHA-256 instead of its CRC-32).
+const FORMAT: u32 = 3;
 
 /// The state file of format 1 (a JSON list), removed by the first build writing format 2.
 const LEGACY_STATE: &str = "_catalog/plugins.json";
@@ -54,8 +56,8 @@ struct Header {
     snapshot: u64,
     /// How many ids follow.
     plugins: usize,
-    /// The SHA-256 of the list.
-    sha256: Sha256,
+    /// The CRC-32 of the list.
+    crc32: u32,
 }
 
 /// The ids of every plugin of a registry: a sorted text of ids, one a line, as the
@@ -65,10 +67,10 @@ pub struct KnownPlugins {
     /// The list's bytes: sorted, distinct plugin ids, each followed by `\n` (the
     /// builder wrote them; the digest says so).
     text: Vec<u8>,
-    /// How many ids the text holds, and its SHA-256 when it is the list as read from
+    /// How many ids the text holds, and its CRC-32 when it is the list as read from
     /// the site (which then need not be written again).
     listed: usize,
-    sha256: Option<Sha256>,
+    crc32: Option<u32>,
     /// Ids that the text does not hold.
     added: BTreeSet<PluginId>,
 }
@@ -173,10 +175,10 @@ impl KnownPlugins {
     }
 
     /// Every id, sorted, one a line (the text with the added ids merged in), and its
-    /// SHA-256.
-    fn lines(&self) -> (std::borrow::Cow<'_, [u8]>, Sha256) {
-        if let (true, Some(sha256)) = (self.added.is_empty(), self.sha256) {
-            return (self.text().into(), sha256);
+    /// CRC-32.
+    fn lines(&self) -> (std::borrow::Cow<'_, [u8]>, u32) {
+        if let (true, Some(crc32)) = (self.added.is_empty(), self.crc32) {
+            return (self.text().into(), crc32);
         }
         let size = self.text().len() + self.added.iter().map(|id| id.as_str().len() + 1).sum::<usize>();
         let mut out = Vec::with_capacity(size);
@@ -193,8 +195,8 @@ impl KnownPlugins {
             out.extend_from_slice(id);
             out.push(b'\n');
         }
-        let sha256 = Sha256::of(&out);
-        (out.into(), sha256)
+        let crc32 = crc32fast::hash(&out);
+        (out.into(), crc32)
     }
 }
 
@@ -212,23 +214,23 @@ pub(super) fn read(previous: &PreviousSite) -> Option<KnownPlugins> {
     }
     let text = state::read_bytes(previous.dir(), KNOWN_IDS, what, REDO)?;
     // Written whole by the builder: any other text is cut, edited or half-written.
-    if Sha256::of(&text) != header.sha256 {
-        tracing::info!(path = %path.display(), "{what} without the SHA-256 its header gives; {REDO}");
+    if crc32fast::hash(&text) != header.crc32 {
+        tracing::info!(path = %path.display(), "{what} without the CRC-32 its header gives; {REDO}");
         return None;
     }
-    Some(KnownPlugins { text, listed: header.plugins, sha256: Some(header.sha256), added: BTreeSet::new() })
+    Some(KnownPlugins { text, listed: header.plugins, crc32: Some(header.crc32), added: BTreeSet::new() })
 }
 
 /// Writes `plugins` as the plugins of the site at `site`, whose snapshot is now at
 /// `snapshot`: the list when it is not the one read from the site, then its header.
 pub(super) fn write(site: &Path, snapshot: u64, plugins: &KnownPlugins) -> Result<(), FsError> {
     create_dir_all(site.join(KNOWN_STATE).parent().unwrap_or(site))?;
-    let (ids, sha256) = plugins.lines();
-    if plugins.sha256.is_none() || !plugins.added.is_empty() {
+    let (ids, crc32) = plugins.lines();
+    if plugins.crc32.is_none() || !plugins.added.is_empty() {
         // Before the header: a header never names ids that are not written yet.
         write_atomic_unflushed(&site.join(KNOWN_IDS), &ids)?;
     }
-    let header = Header { format: FORMAT, snapshot, plugins: plugins.len(), sha256 };
+    let header = Header { format: FORMAT, snapshot, plugins: plugins.len(), crc32 };
     // Integers and a digest: serialising cannot fail.
     write_atomic_unflushed(&site.join(KNOWN_STATE), &serde_json::to_vec(&header).unwrap_or_default())?;
     match std::fs::remove_file(site.join(LEGACY_STATE)) {
@@ -253,7 +255,7 @@ mod tests {
         KnownPlugins {
             text: text.as_bytes().to_vec(),
             listed: text.lines().count(),
-            sha256: Some(Sha256::of(text.as_bytes())),
+            crc32: Some(crc32fast::hash(text.as_bytes())),
             added: BTreeSet::new(),
         }
     }
@@ -269,7 +271,7 @@ mod tests {
             assert!(!known.contains(&id.parse().unwrap()), "{id}");
         }
         assert!(!known.insert("acme.clock".parse().unwrap()), "listed already");
-        assert_eq!(known.lines().1, Sha256::of(b"acme.alarm\nacme.clock\nbravo.tool\n"), "nothing added");
+        assert_eq!(known.lines().1, crc32fast::hash(b"acme.alarm\nacme.clock\nbravo.tool\n"), "nothing added");
         assert!(known.insert("acme.bell".parse().unwrap()));
         assert!(known.insert("zeta.last".parse().unwrap()));
         assert!(known.contains(&"acme.bell".parse().unwrap()));
@@ -288,7 +290,7 @@ mod tests {
         assert!(!known.has_vendor(&vendor("carol")) && !known.has_vendor(&vendor("acm")));
         assert_eq!(known.of_vendor(&vendor("zeta")), ["zeta.last".parse::<PluginId>().unwrap()]);
         let merged = "acme.alarm\nacme.bell\nacme.clock\nbravo.tool\nzeta.last\n";
-        assert_eq!(known.lines(), (merged.as_bytes().into(), Sha256::of(merged.as_bytes())));
+        assert_eq!(known.lines(), (merged.as_bytes().into(), crc32fast::hash(merged.as_bytes())));
         assert_eq!(of_text(merged).len(), 5);
 
         let from_set = KnownPlugins::from(ids(&["b.x", "a.y", "a.z", "ab.c"]));
