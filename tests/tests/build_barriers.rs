@@ -93,4 +93,23 @@ fn a_build_makes_every_new_file_durable_with_one_barrier_before_the_timestamp_na
         .collect();
     assert!(per_file.is_empty(), "per-file flushes: {per_file:#?}");
     assert!(Path::new(&format!("{root}/metadata/timestamp.json")).exists());
+
+    // The storefront's pages are flushed where they are staged, while the build
+    // publishes: once the first page moves into place, no page is flushed (only the
+    // directories its rename changed, and the storefront's state).
+    let placed = calls
+        .iter()
+        .position(|c| {
+            c.name.starts_with("rename")
+                && c.line
+                    .split('"')
+                    .nth(3)
+                    .is_some_and(|to| to.ends_with(".html") && !to.contains("/.storefront-staging/"))
+        })
+        .expect("the build's storefront moves a page into place");
+    let staged = calls[..placed].iter().filter(|c| c.is_barrier() && c.line.contains("/.storefront-staging/")).count();
+    assert!(staged > 0, "no staged page flushed before the pages moved:\n{log}");
+    let late: Vec<&str> =
+        calls[placed..].iter().filter(|c| c.is_barrier() && c.line.contains(".html>")).map(|c| c.line).collect();
+    assert!(late.is_empty(), "pages flushed after they moved into place: {late:#?}");
 }

@@ -1203,7 +1203,7 @@ fn publish_staged(
     let fixed = plain.fixed_pages()?;
     paths.extend(assets.iter().chain(&fixed).map(|(path, _)| path.clone()));
     write::clear_staging(site_dir)?;
-    let writer = write::Writer::plan(site_dir, paths.iter().map(String::as_str))?;
+    let mut writer = write::Writer::plan(site_dir, paths.iter().map(String::as_str))?;
     let written: Vec<Option<write::Written>> = assets
         .par_iter()
         .chain(fixed.par_iter())
@@ -1361,6 +1361,9 @@ fn publish_staged(
                 .map(|name| format!("{STATE_DIR}/cards/{name}")),
         );
     }
+    // Durable where they are staged while the build is still publishing: after it,
+    // only renames and the directories they change are flushed.
+    writer.flush(&written)?;
     Ok(Staged { writer, written, gone, states, report, phases, clock, everything })
 }
 

@@ -64,6 +64,8 @@ pub(super) struct Writer {
     roots: BTreeSet<String>,
     /// Names the next replacement file.
     next: AtomicUsize,
+    /// Whether the files written were made durable where they are ([`Writer::flush`]).
+    flushed: bool,
 }
 
 impl Writer {
@@ -99,6 +101,7 @@ impl Writer {
             staged_dirs: missing.into_iter().map(Path::to_owned).collect(),
             roots,
             next: AtomicUsize::new(0),
+            flushed: false,
         })
     }
 
@@ -122,12 +125,26 @@ impl Writer {
         Ok(Some(Written { path: path.to_owned(), at, replaces: true }))
     }
 
+    /// Makes `written` (every file of the batch) durable where it was written, before
+    /// anything moves: the files' bytes and the staging directories' entries. Nothing
+    /// becomes visible; [`Writer::finish`] then renames and flushes only the
+    /// directories the renames and removals change. For a batch that must wait before
+    /// it is shown (the storefront waits for the build), the flushes are done while
+    /// waiting.
+    pub(super) fn flush(&mut self, written: &[Written]) -> Result<(), FsError> {
+        let at: Vec<&Path> = written.iter().map(|w| w.at.as_path()).collect();
+        make_durable(&self.site_dir, &at, &[])?;
+        self.flushed = true;
+        Ok(())
+    }
+
     /// Once every file of the batch is written (`written`): renames the replacements
     /// into place (unflushed), makes them, the staged directories and the `removed`
-    /// files durable with one barrier, then moves the staged roots into place (those
-    /// under a directory of `first` before the others: images before the pages naming
-    /// them) and flushes the directories that gained them. Returns the paths written,
-    /// sorted.
+    /// files durable with one barrier (after [`Writer::flush`], the directories the
+    /// renames and removals changed only), then moves the staged roots into place
+    /// (those under a directory of `first` before the others: images before the pages
+    /// naming them) and flushes the directories that gained them. Returns the paths
+    /// written, sorted.
     pub(super) fn finish(
         self,
         written: Vec<Written>,
@@ -143,9 +160,16 @@ impl Writer {
                 Ok((w.path, to))
             })
             .collect::<Result<_, FsError>>()?;
-        let flush: Vec<&Path> =
-            replaced.iter().map(|(_, at)| at.as_path()).chain(staged.iter().map(|w| w.at.as_path())).collect();
-        make_durable(&self.site_dir, &flush, removed)?;
+        if self.flushed {
+            let renamed: Vec<&Path> = replaced.iter().map(|(_, at)| at.as_path()).collect();
+            if renamed.len() < SYNCFS_FROM || !trellis_client::fs::sync_filesystem(&self.site_dir)? {
+                sync_dirs(&self.site_dir, &renamed, removed)?;
+            }
+        } else {
+            let flush: Vec<&Path> =
+                replaced.iter().map(|(_, at)| at.as_path()).chain(staged.iter().map(|w| w.at.as_path())).collect();
+            make_durable(&self.site_dir, &flush, removed)?;
+        }
         let (early, late): (Vec<&String>, Vec<&String>) =
             self.roots.iter().partition(|root| first.iter().any(|f| Path::new(root.as_str()).starts_with(f)));
         promote(&self.site_dir, &self.staging, early.into_iter().chain(late))?;
@@ -191,6 +215,14 @@ fn make_durable(site_dir: &Path, written: &[&Path], removed: &[String]) -> Resul
     if written.len() >= SYNCFS_FROM && trellis_client::fs::sync_filesystem(site_dir)? {
         return Ok(());
     }
+    written.par_iter().try_for_each(|path| {
+        std::fs::File::open(path).and_then(|f| f.sync_all()).map_err(|e| FsError::new("syncing", path, e))
+    })?;
+    sync_dirs(site_dir, written, removed)
+}
+
+/// Flushes the directories holding `written` and those `removed` were removed from.
+fn sync_dirs(site_dir: &Path, written: &[&Path], removed: &[String]) -> Result<(), FsError> {
     // A removed page's directory may have gone with it (left empty): the nearest
     // directory still there records both removals.
     let removed_from = removed.iter().filter_map(|p| {
@@ -205,8 +237,5 @@ fn make_durable(site_dir: &Path, written: &[&Path], removed: &[String]) -> Resul
     });
     let dirs: BTreeSet<PathBuf> =
         written.iter().filter_map(|p| p.parent().map(Path::to_owned)).chain(removed_from).collect();
-    written.par_iter().try_for_each(|path| {
-        std::fs::File::open(path).and_then(|f| f.sync_all()).map_err(|e| FsError::new("syncing", path, e))
-    })?;
     dirs.par_iter().try_for_each(|d| trellis_client::fs::sync_dir(d))
 }
