@@ -13,11 +13,11 @@
 //! header only (the 5.8 MB of 300k ids were ~15–20 ms of such a build). A list whose
 //! ids do not have the checksum of its header (cut, edited, half-written, or the
 //! previous list under a new header) is not taken. A checksum, not a digest: the list
-//! is the builder's own cache, whose writer any attacker of it could be, and what it
-//! must catch is an accident; at 300k plugins the SHA-256 of format 2 was ~5 ms of a
-//! one-release build, the CRC-32 (SIMD, `crc32fast`) a tenth of it. The JSON list of
-//! format 1, parsed into a set of ids, took 60–70 ms to read and ~15 ms to write;
-//! checking every id and its order instead of a digest, ~25 ms.
+//! is the builder's own cache, and whoever could forge it could write the site it sits
+//! in as well; what it must catch is an accident. At 300k plugins the SHA-256 of
+//! format 2 was ~5 ms of a one-release build, the CRC-32 (SIMD, `crc32fast`) a tenth
+//! of it. The JSON list of format 1, parsed into a set of ids, took 60–70 ms to read
+//! and ~15 ms to write; checking every id and its order instead of a digest, ~25 ms.
 //!
 //! Bound to the snapshot version of the build that wrote it, like the other state files
 //! ([`super::state`]). Written without a durability barrier: after a power loss it may
@@ -45,7 +45,7 @@ pub(crate) const KNOWN_STATE: &str = "_catalog/plugins-state.json";
 /// Its format (2: the list's SHA-256 instead of its CRC-32).
 const FORMAT: u32 = 3;
 
-/// The state file of format 1 (a JSON list), removed by the first build writing format 2.
+/// The state file of format 1 (a JSON list), removed by the first build writing a later one.
 const LEGACY_STATE: &str = "_catalog/plugins.json";
 
 /// The header of the list.
@@ -65,7 +65,7 @@ struct Header {
 #[derive(Clone, Default)]
 pub struct KnownPlugins {
     /// The list's bytes: sorted, distinct plugin ids, each followed by `\n` (the
-    /// builder wrote them; the digest says so).
+    /// builder wrote them; the checksum says so).
     text: Vec<u8>,
     /// How many ids the text holds, and its CRC-32 when it is the list as read from
     /// the site (which then need not be written again).
@@ -231,7 +231,7 @@ pub(super) fn write(site: &Path, snapshot: u64, plugins: &KnownPlugins) -> Resul
         write_atomic_unflushed(&site.join(KNOWN_IDS), &ids)?;
     }
     let header = Header { format: FORMAT, snapshot, plugins: plugins.len(), crc32 };
-    // Integers and a digest: serialising cannot fail.
+    // Integers: serialising cannot fail.
     write_atomic_unflushed(&site.join(KNOWN_STATE), &serde_json::to_vec(&header).unwrap_or_default())?;
     match std::fs::remove_file(site.join(LEGACY_STATE)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
