@@ -748,9 +748,13 @@ impl Registry {
             })?;
             versions.insert(parsed, version.to_owned());
         }
-        let mut releases = Vec::with_capacity(versions.len());
-        let mut revoked = Vec::new();
-        for (version, stem) in versions {
+        // Each release checked on its own (in parallel: a plugin with a long history
+        // is dozens of packages opened and signatures verified), then taken in order.
+        enum Checked {
+            Release(Box<ReleaseInput>),
+            Revoked(RevokedRelease),
+        }
+        let check = |(version, stem): (semver::Version, String)| -> Result<Checked, RegistryError> {
             let local = dir.join(format!("{stem}.zip"));
             let envelope_path = crate::sign::envelope_path(&local);
             let remote = dir.join(format!("{stem}{REMOTE_SUFFIX}"));
@@ -808,12 +812,11 @@ impl Registry {
                         ) {
                             Some(input) => input,
                             None => {
-                                revoked.push(RevokedRelease {
+                                return Ok(Checked::Revoked(RevokedRelease {
                                     release: format!("{id} {version}"),
                                     envelope: envelope_path,
                                     reason,
-                                });
-                                continue;
+                                }));
                             }
                         }
                     }
@@ -822,7 +825,16 @@ impl Registry {
             };
             input.yanked = self.yanks.contains(id, &version);
             input.rollout = self.rollouts.percent(id, &version);
-            releases.push(input);
+            Ok(Checked::Release(Box::new(input)))
+        };
+        let checked: Vec<Result<Checked, RegistryError>> = versions.into_par_iter().map(check).collect();
+        let mut releases = Vec::with_capacity(checked.len());
+        let mut revoked = Vec::new();
+        for checked in checked {
+            match checked? {
+                Checked::Release(input) => releases.push(*input),
+                Checked::Revoked(release) => revoked.push(release),
+            }
         }
         if !revoked.is_empty() {
             return Err(RegistryError::RevokedReleases { releases: revoked });
