@@ -73,7 +73,8 @@ pub(super) struct RawBucket {
 
 impl RawBucket {
     /// Reads `document` ([`Document::read_shared`]: the bytes its signed role lists)
-    /// and splits it: a [`trellis_schema::security_level::LevelsBucket`] object whose plugins are distinct plugin ids.
+    /// and splits it: a [`trellis_schema::security_level::LevelsBucket`] object whose
+    /// plugins are distinct plugin ids.
     fn read(site_dir: &Path, target: &str, document: &Document) -> Result<Self, StorefrontError> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
